@@ -1,0 +1,48 @@
+# The two commands of the README: `make run` (the whole system on one machine) and `make test`.
+# Both install what a fresh machine lacks: system packages via apt-get, Python packages from uv.lock.
+SHELL := /bin/bash
+UV_VERSION := 0.13.8
+UV := $(shell command -v uv 2>/dev/null)
+ifeq ($(UV),)
+UV := $(HOME)/.local/bin/uv
+endif
+SYSTEM_PACKAGES := postgresql openjdk-17-jre-headless
+
+.PHONY: test run clean deps system-deps python-deps lint typecheck bench schemas
+
+test: deps  ## the README's test command
+	$(UV) run --frozen pytest
+
+run: deps  ## the whole system on its embedded defaults
+	$(UV) run --frozen canbao run
+
+clean:  ## forget the local stack's state
+	rm -rf .state
+
+deps: system-deps python-deps
+
+system-deps:
+	@missing=""; \
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	command -v java >/dev/null 2>&1 || missing="$$missing openjdk-17-jre-headless"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing system packages:$$missing"; \
+	  apt-get update -qq && apt-get install -y -qq $$missing; \
+	fi
+
+python-deps:
+	@command -v $(UV) >/dev/null 2>&1 || python3 -m pip install --quiet --user uv==$(UV_VERSION)
+	$(UV) sync --frozen --quiet
+
+lint: python-deps
+	$(UV) run --frozen ruff check .
+	$(UV) run --frozen ruff format --check .
+
+typecheck: python-deps
+	$(UV) run --frozen mypy contracts/canbao_contracts
+
+schemas: python-deps  ## regenerate the committed JSON Schema and AsyncAPI documents
+	$(UV) run --frozen python -m canbao_contracts.schemas contracts/schemas
+
+bench: deps
+	$(UV) run --frozen python -m bench
