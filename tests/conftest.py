@@ -1,0 +1,55 @@
+"""Session-wide real infrastructure: a throwaway PostgreSQL cluster and the Kafka-protocol test
+broker (librdkafka's mock cluster, 3 brokers on loopback). Each test gets its own database and,
+where it needs one, its own topics, so tests never see each other's data."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from canbao_platform.local.broker import MockKafkaCluster
+from canbao_platform.local.postgres import PostgresCluster, free_port
+
+_names = itertools.count(1)
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresCluster]:
+    with tempfile.TemporaryDirectory(prefix="canbao-pg-") as tmp:
+        os.chmod(tmp, 0o755)  # the server may run as the `postgres` user
+        cluster = PostgresCluster(Path(tmp) / "data", port=free_port(), durable=False)
+        with cluster:
+            yield cluster
+
+
+@pytest.fixture(scope="session")
+def kafka() -> Iterator[MockKafkaCluster]:
+    with MockKafkaCluster(brokers=3) as cluster:
+        yield cluster
+
+
+@pytest.fixture
+def make_database(postgres: PostgresCluster) -> Callable[[], str]:
+    """Create a fresh, empty database; return its SQLAlchemy (asyncpg) URL."""
+
+    def make() -> str:
+        return postgres.create_database(f"test_{os.getpid()}_{next(_names)}")
+
+    return make
+
+
+@pytest.fixture
+def make_topic(kafka: MockKafkaCluster) -> Callable[..., str]:
+    """Create a fresh topic with a unique name; return the name."""
+
+    def make(prefix: str = "test", partitions: int = 3) -> str:
+        name = f"{prefix}.{os.getpid()}.{next(_names)}"
+        kafka.create_topic(name, partitions)
+        return name
+
+    return make

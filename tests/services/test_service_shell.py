@@ -1,0 +1,96 @@
+"""Every service is a FastAPI application with health, readiness, OpenAPI and problem+json."""
+
+from __future__ import annotations
+
+import ast
+import importlib
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from canbao_platform.db import migrate_async
+from canbao_platform.service import ServiceDefinition, create_app
+
+SERVICES = ["identity", "matching", "survey", "reporting", "gateway"]
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def definition(service: str) -> ServiceDefinition:
+    return importlib.import_module(f"canbao_{service}.app").SERVICE  # type: ignore[no-any-return]
+
+
+async def serve(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            yield client
+
+
+@pytest.fixture(params=SERVICES)
+async def service_client(
+    request: pytest.FixtureRequest, make_database: Callable[[], str]
+) -> AsyncIterator[httpx.AsyncClient]:
+    service = definition(request.param)
+    url = make_database()
+    await migrate_async(url, service.migrations)
+    app = create_app(service, service.settings(database_url=url))
+    async for client in serve(app):
+        yield client
+
+
+async def test_healthz_answers_ok(service_client: httpx.AsyncClient) -> None:
+    response = await service_client.get("/healthz")
+    assert response.status_code == 200
+    assert response.json()["status"] == "ok"
+
+
+async def test_readyz_reports_database_reachable(service_client: httpx.AsyncClient) -> None:
+    response = await service_client.get("/readyz")
+    assert response.status_code == 200, response.text
+    assert response.json()["checks"]["database"] == {"ready": True}
+
+
+async def test_openapi_document_lists_health_endpoints(service_client: httpx.AsyncClient) -> None:
+    document = (await service_client.get("/openapi.json")).json()
+    assert {"/healthz", "/readyz"} <= set(document["paths"])
+
+
+async def test_unknown_path_is_problem_json(service_client: httpx.AsyncClient) -> None:
+    response = await service_client.get("/no-such-thing")
+    assert response.status_code == 404
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["type"] == "/problems/not-found"
+
+
+async def test_readyz_is_503_when_database_unreachable() -> None:
+    service = definition("identity")
+    unreachable = "postgresql+asyncpg://canbao@127.0.0.1:1/identity"
+    app = create_app(service, service.settings(database_url=unreachable))
+    async for client in serve(app):
+        response = await client.get("/readyz")
+        assert response.status_code == 503
+        assert response.json()["checks"]["database"]["ready"] is False
+
+
+def test_settings_come_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MATCHING_DATABASE_URL", "postgresql+asyncpg://x@db:5432/matching")
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "kafka-1:9092,kafka-2:9092")
+    settings = definition("matching").settings()
+    assert settings.database_url == "postgresql+asyncpg://x@db:5432/matching"
+    assert settings.kafka_bootstrap_servers == "kafka-1:9092,kafka-2:9092"
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_service_imports_no_other_service(service: str) -> None:
+    others = {f"canbao_{other}" for other in SERVICES if other != service}
+    for path in (ROOT / "services" / service).rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = (
+                [alias.name for alias in node.names] if isinstance(node, ast.Import)
+                else [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            )  # fmt: skip
+            for name in names:
+                assert name.split(".")[0] not in others, f"{path} imports {name}"
