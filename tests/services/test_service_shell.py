@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ast
-import importlib
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
@@ -12,14 +11,14 @@ import pytest
 from fastapi import FastAPI
 
 from canbao_platform.db import migrate_async
-from canbao_platform.service import ServiceDefinition, create_app
+from canbao_platform.migrate import service_definition
+from canbao_platform.service import create_app
 
 SERVICES = ["identity", "matching", "survey", "reporting", "gateway"]
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def definition(service: str) -> ServiceDefinition:
-    return importlib.import_module(f"canbao_{service}.app").SERVICE  # type: ignore[no-any-return]
+definition = service_definition
 
 
 async def serve(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:

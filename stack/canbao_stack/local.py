@@ -1,0 +1,212 @@
+"""`canbao run`: the whole system on one machine, on its embedded defaults.
+
+Order of start (stop is the reverse): PostgreSQL (kept under the state directory) → databases
+created and migrated → the Kafka-protocol test broker with the contract topics (unless
+KAFKA_BOOTSTRAP_SERVERS names a real cluster) → the Debezium bridge → the five services → the
+demo population (unless the state directory already has it). Then it supervises until Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import asyncpg
+
+from canbao_contracts.topics import ALL_TOPICS
+from canbao_platform.db import migrate_async
+from canbao_platform.local.broker import MockKafkaCluster
+from canbao_platform.local.postgres import PostgresCluster
+from canbao_platform.migrate import service_definition
+from canbao_stack.simulators import SCHEMA_SQL
+from canbao_stack.supervisor import Child, python_module, say
+
+SERVICES = ("gateway", "identity", "matching", "survey", "reporting")
+DEMO_MARKER = "demo-loaded"
+BOOTSTRAP_FILE = "kafka-bootstrap"
+
+
+@dataclass(frozen=True)
+class StackConfig:
+    state_dir: Path = Path(".state")
+    postgres_port: int = 54320
+    gateway_port: int = 8000
+    demo_people: int = 20_000
+    demo_seed: int = 1
+    # An operator's own infrastructure instead of the embedded one:
+    kafka_bootstrap_servers: str | None = field(
+        default_factory=lambda: os.environ.get("KAFKA_BOOTSTRAP_SERVERS") or None
+    )
+    postgres_server: str | None = field(  # e.g. postgresql://canbao:secret@db:5432
+        default_factory=lambda: os.environ.get("CANBAO_POSTGRES") or None
+    )
+
+    def service_port(self, service: str) -> int:
+        return self.gateway_port + SERVICES.index(service)
+
+
+class LocalStack:
+    def __init__(self, config: StackConfig) -> None:
+        self.config = config
+        self.postgres: PostgresCluster | None = None
+        self.broker: MockKafkaCluster | None = None
+        self.children: list[Child] = []
+        self._watchers: list[asyncio.Task[None]] = []
+
+    @property
+    def server_dsn(self) -> str:
+        if self.config.postgres_server:
+            return self.config.postgres_server.rstrip("/")
+        return f"postgresql://canbao@127.0.0.1:{self.config.postgres_port}"
+
+    def dsn(self, database: str) -> str:
+        return f"{self.server_dsn}/{database}"
+
+    async def run(self) -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        started = time.monotonic()
+        try:
+            await self.start()
+            say("stack", f"ready in {time.monotonic() - started:.1f} s")
+            self.print_where_to_look()
+            await stop.wait()
+        finally:
+            say("stack", "stopping")
+            await self.stop()
+            say("stack", "stopped")
+
+    async def start(self) -> None:
+        self.config.state_dir.mkdir(parents=True, exist_ok=True)
+        await self.start_postgres()
+        await self.prepare_databases()
+        bootstrap = self.start_broker()
+        await self.start_children(bootstrap)
+        await self.load_demo_data()
+
+    async def start_postgres(self) -> None:
+        if self.config.postgres_server:
+            say("postgres", "using the configured server (CANBAO_POSTGRES)")
+            return
+        data_dir = self.config.state_dir.resolve() / "postgres"
+        self.postgres = PostgresCluster(data_dir, port=self.config.postgres_port)
+        fresh = not self.postgres.initialised
+        say("postgres", f"starting on 127.0.0.1:{self.config.postgres_port} "
+            f"({'new cluster' if fresh else 'resuming'} in {data_dir})")  # fmt: skip
+        if fresh:
+            self.config.state_dir.resolve().chmod(0o755)  # the server may run as `postgres`
+        await asyncio.to_thread(self.postgres.start)
+        say("postgres", "ready")
+
+    async def prepare_databases(self) -> None:
+        for name in ("sources", *SERVICES):
+            await ensure_database(self.server_dsn, name)
+        connection = await asyncpg.connect(self.dsn("sources"))
+        try:
+            await connection.execute(SCHEMA_SQL.read_text())
+        finally:
+            await connection.close()
+        for service in SERVICES:
+            definition = service_definition(service)
+            await migrate_async(self.sqlalchemy_url(service), definition.migrations)
+        say("databases", "ready: sources (simulators) + " + ", ".join(SERVICES) + " (migrated)")
+
+    def sqlalchemy_url(self, database: str) -> str:
+        return self.dsn(database).replace("postgresql://", "postgresql+asyncpg://", 1)
+
+    def start_broker(self) -> str:
+        if self.config.kafka_bootstrap_servers:
+            say("kafka", f"using {self.config.kafka_bootstrap_servers} (KAFKA_BOOTSTRAP_SERVERS)")
+            return self.config.kafka_bootstrap_servers
+        self.broker = MockKafkaCluster(brokers=3)
+        self.broker.create_topics(ALL_TOPICS)
+        # The mock listens on new ports at each start: `canbao watch` finds them here.
+        (self.config.state_dir / BOOTSTRAP_FILE).write_text(self.broker.bootstrap_servers + "\n")
+        say("kafka", f"test broker ready: {self.broker.bootstrap_servers} "
+            f"(3 brokers, {len(ALL_TOPICS)} topics; in memory, new at each start)")  # fmt: skip
+        return self.broker.bootstrap_servers
+
+    async def start_children(self, bootstrap: str) -> None:
+        logs = self.config.state_dir.resolve() / "logs"
+        common = {"KAFKA_BOOTSTRAP_SERVERS": bootstrap, "CANBAO_ENV": "development"}
+        for service in SERVICES:
+            port = self.config.service_port(service)
+            env = common | {f"{service.upper()}_DATABASE_URL": self.sqlalchemy_url(service)}
+            argv = python_module("uvicorn", "--factory", f"canbao_{service}.app:create",
+                                 "--host", "127.0.0.1", "--port", str(port))  # fmt: skip
+            url = f"http://127.0.0.1:{port}/readyz"
+            self.children.append(Child(service, argv, env, logs, ready_url=url))
+        for child in self.children:
+            say(child.name, "starting")
+            await child.start()
+        for child in self.children:
+            if await child.wait_ready(timeout=120):
+                say(child.name, f"ready: {child.ready_url}")
+            else:
+                say(child.name, f"NOT READY after 120 s; see {child.log_path}")
+            self._watchers.append(asyncio.create_task(child.watch()))
+
+    async def load_demo_data(self) -> None:
+        marker = self.config.state_dir / DEMO_MARKER
+        if marker.exists():
+            say("demo", f"kept from an earlier run ({marker.read_text().strip()})")
+            return
+        from canbao_stack.simulators.population import seed
+
+        people, seed_value = self.config.demo_people, self.config.demo_seed
+
+        def progress(done: int, total: int) -> None:
+            say("demo", f"{done:>9,} / {total:,} people")
+
+        say("demo", f"generating {people:,} people (seed {seed_value}) into sources")
+        report = await seed(self.dsn("sources"), people, seed_value, progress=progress)
+        marker.write_text(f"{people} people, seed {seed_value}\n")
+        say("demo", f"loaded {people:,} people at {report.people_per_second:,.0f} people/s")
+
+    async def stop(self) -> None:
+        for child in reversed(self.children):
+            await child.stop()
+        for watcher in self._watchers:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
+        if self.broker is not None:
+            self.broker.close()
+            (self.config.state_dir / BOOTSTRAP_FILE).unlink(missing_ok=True)
+        if self.postgres is not None:
+            await asyncio.to_thread(self.postgres.stop)
+
+    def print_where_to_look(self) -> None:
+        gateway = f"http://127.0.0.1:{self.config.gateway_port}"
+        print(
+            f"""
+Where to look
+  gateway (public API)    {gateway}/docs    (OpenAPI: {gateway}/openapi.json)
+  services                """
+            + "  ".join(f"{s} :{self.config.service_port(s)}" for s in SERVICES[1:])
+            + f"""   (each: /healthz /readyz /docs)
+  source systems (SQL)    psql {self.dsn("sources")}
+  service databases       psql {self.server_dsn}/<service>
+  logs                    {self.config.state_dir / "logs"}/<component>.log
+  watch events            uv run canbao watch registry.persons   (or any topic, e.g. cdc.hukou.person)
+Press Ctrl-C to stop; `make run` again resumes with the data kept, `make clean` forgets it.
+""",
+            flush=True,
+        )
+
+
+async def ensure_database(server_dsn: str, name: str) -> None:
+    connection = await asyncpg.connect(f"{server_dsn}/postgres")
+    try:
+        exists = await connection.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name)
+        if not exists:
+            await connection.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await connection.close()
