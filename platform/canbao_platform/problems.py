@@ -78,7 +78,8 @@ def install_problem_handlers(app: FastAPI) -> None:
     async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
         # Logged with its class only: the message could carry personal data.
         log.error("unhandled %s on %s %s", type(exc).__name__, request.method, request.url.path)
-        return problem_response(Problem(500, "internal-error", "内部错误 (internal error)"), request)
+        problem = Problem(500, "internal-error", "内部错误 (internal error)")
+        return problem_response(problem, request)
 
     app.add_exception_handler(Problem, on_problem)
     app.add_exception_handler(StarletteHTTPException, on_http)

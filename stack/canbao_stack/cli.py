@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 from pathlib import Path
 
@@ -83,10 +84,8 @@ def _watch(args: argparse.Namespace) -> None:
         finally:
             await consumer.stop()
 
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(watch())
-    except KeyboardInterrupt:
-        pass
 
 
 if __name__ == "__main__":

@@ -147,7 +147,7 @@ class LocalStack:
             say(child.name, "starting")
             await child.start()
         for child in self.children:
-            if await child.wait_ready(timeout=120):
+            if await child.wait_ready(within_s=120):
                 say(child.name, f"ready: {child.ready_url}")
             else:
                 say(child.name, f"NOT READY after 120 s; see {child.log_path}")
@@ -195,7 +195,7 @@ Where to look
   source systems (SQL)    psql {self.dsn("sources")}
   service databases       psql {self.server_dsn}/<service>
   logs                    {self.config.state_dir / "logs"}/<component>.log
-  watch events            uv run canbao watch registry.persons   (or any topic, e.g. cdc.hukou.person)
+  watch events            uv run canbao watch registry.persons  (or e.g. cdc.hukou.person)
 Press Ctrl-C to stop; `make run` again resumes with the data kept, `make clean` forgets it.
 """,
             flush=True,

@@ -44,7 +44,7 @@ class Child:
 
     async def start(self) -> None:
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        with open(self.log_path, "ab") as log:
+        with open(self.log_path, "ab") as log:  # noqa: ASYNC230 - a local append, instant
             log.write(f"\n--- start {time.strftime('%Y-%m-%d %H:%M:%S')} ---\n".encode())
             self._process = await asyncio.create_subprocess_exec(
                 *self.argv,
@@ -55,8 +55,8 @@ class Child:
             )
         self.ready = False
 
-    async def wait_ready(self, timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
+    async def wait_ready(self, within_s: float) -> bool:
+        deadline = time.monotonic() + within_s
         async with httpx.AsyncClient(timeout=2.0) as client:
             while time.monotonic() < deadline:
                 if self.exited:
@@ -98,16 +98,16 @@ class Child:
             if await self.wait_ready(120):
                 say(self.name, f"ready again (restart {self.restarts})")
 
-    async def stop(self, timeout: float = 20.0) -> None:
+    async def stop(self, within_s: float = 20.0) -> None:
         self._stopping = True
         process = self._process
         if process is None or process.returncode is not None:
             return
         process.send_signal(signal.SIGTERM)
         try:
-            await asyncio.wait_for(process.wait(), timeout)
+            await asyncio.wait_for(process.wait(), within_s)
         except TimeoutError:
-            say(self.name, f"did not stop in {timeout:.0f} s; killing")
+            say(self.name, f"did not stop in {within_s:.0f} s; killing")
             process.kill()
             await process.wait()
 
