@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import signal
 import time
@@ -24,7 +25,7 @@ from canbao_platform.local.broker import MockKafkaCluster
 from canbao_platform.local.postgres import PostgresCluster
 from canbao_platform.migrate import service_definition
 from canbao_stack.simulators import SCHEMA_SQL
-from canbao_stack.supervisor import Child, python_module, say
+from canbao_stack.supervisor import Child, http_ok, python_module, say
 
 SERVICES = ("gateway", "identity", "matching", "survey", "reporting")
 DEMO_MARKER = "demo-loaded"
@@ -136,22 +137,44 @@ class LocalStack:
     async def start_children(self, bootstrap: str) -> None:
         logs = self.config.state_dir.resolve() / "logs"
         common = {"KAFKA_BOOTSTRAP_SERVERS": bootstrap, "CANBAO_ENV": "development"}
+        self.children.append(self.cdc_bridge(bootstrap, logs))
         for service in SERVICES:
             port = self.config.service_port(service)
             env = common | {f"{service.upper()}_DATABASE_URL": self.sqlalchemy_url(service)}
             argv = python_module("uvicorn", "--factory", f"canbao_{service}.app:create",
                                  "--host", "127.0.0.1", "--port", str(port))  # fmt: skip
-            url = f"http://127.0.0.1:{port}/readyz"
-            self.children.append(Child(service, argv, env, logs, ready_url=url))
+            url = f"http://127.0.0.1:{port}"
+            self.children.append(
+                Child(service, argv, env, logs, is_ready=http_ok(f"{url}/readyz"), where=url)
+            )
         for child in self.children:
             say(child.name, "starting")
             await child.start()
         for child in self.children:
             if await child.wait_ready(within_s=120):
-                say(child.name, f"ready: {child.ready_url}")
+                say(child.name, f"ready: {child.where}")
             else:
                 say(child.name, f"NOT READY after 120 s; see {child.log_path}")
             self._watchers.append(asyncio.create_task(child.watch()))
+
+    def cdc_bridge(self, bootstrap: str, log_dir: Path) -> Child:
+        """Debezium on `sources` → cdc.* topics, waiting for the identity service's consumers
+        whenever it runs far enough ahead that the test broker would evict unread events."""
+        status = self.config.state_dir.resolve() / "cdc-status.json"
+        status.unlink(missing_ok=True)
+        argv = python_module("canbao_stack.cdc", "--bootstrap-servers", bootstrap,
+                             "--source-dsn", self.dsn("sources"), "--status-file", str(status),
+                             "--watch-groups", "identity", "--progress-interval", "5")  # fmt: skip
+        if self.config.kafka_bootstrap_servers:
+            argv.append("--no-backpressure")  # a real Kafka keeps what its retention says
+
+        async def running() -> bool:
+            try:
+                return bool(json.loads(status.read_text()).get("state") == "running")
+            except (FileNotFoundError, json.JSONDecodeError):
+                return False
+
+        return Child("cdc", argv, {}, log_dir, is_ready=running, where=f"status in {status}")
 
     async def load_demo_data(self) -> None:
         marker = self.config.state_dir / DEMO_MARKER

@@ -11,13 +11,14 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 
 RESTART_BACKOFF_S = (1.0, 2.0, 5.0, 10.0, 30.0)
+ReadyCheck = Callable[[], Awaitable[bool]]
 
 
 def say(component: str, message: str) -> None:
@@ -26,13 +27,14 @@ def say(component: str, message: str) -> None:
 
 @dataclass
 class Child:
-    """One supervised process. `ready_url` (optional) answers 200 when the child is ready."""
+    """One supervised process; `is_ready` (optional) tells when it is ready to serve."""
 
     name: str
     argv: Sequence[str]
     env: dict[str, str]
     log_dir: Path
-    ready_url: str | None = None
+    is_ready: ReadyCheck | None = None
+    where: str = ""  # what the operator is told once it is ready (a URL, a status file)
     restarts: int = 0
     ready: bool = False
     _process: asyncio.subprocess.Process | None = field(default=None, repr=False)
@@ -57,20 +59,13 @@ class Child:
 
     async def wait_ready(self, within_s: float) -> bool:
         deadline = time.monotonic() + within_s
-        async with httpx.AsyncClient(timeout=2.0) as client:
-            while time.monotonic() < deadline:
-                if self.exited:
-                    return False
-                if self.ready_url is None:
-                    self.ready = True
-                    return True
-                try:
-                    if (await client.get(self.ready_url)).status_code == 200:
-                        self.ready = True
-                        return True
-                except httpx.HTTPError:
-                    pass
-                await asyncio.sleep(0.5)
+        while time.monotonic() < deadline:
+            if self.exited:
+                return False
+            if self.is_ready is None or await self.is_ready():
+                self.ready = True
+                return True
+            await asyncio.sleep(0.5)
         return False
 
     @property
@@ -121,3 +116,16 @@ class Child:
 
 def python_module(module: str, *args: str) -> list[str]:
     return [sys.executable, "-m", module, *args]
+
+
+def http_ok(url: str) -> ReadyCheck:
+    """Ready when `url` answers 200 (a service's /readyz)."""
+
+    async def check() -> bool:
+        try:
+            async with httpx.AsyncClient(timeout=2.0) as client:
+                return (await client.get(url)).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    return check
