@@ -3,11 +3,18 @@
 import asyncio
 
 from alembic import context
+from sqlalchemy import text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
+# Several replicas of a service start at once (Kubernetes init containers): the first to take
+# this lock migrates, the others wait and then find nothing left to do.
+MIGRATION_LOCK = 0x63616E62  # "canb"
+
 
 def _run(connection: Connection) -> None:
+    connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": MIGRATION_LOCK})
+    connection.commit()
     context.configure(connection=connection, transaction_per_migration=True)
     with context.begin_transaction():
         context.run_migrations()
