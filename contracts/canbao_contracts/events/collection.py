@@ -1,0 +1,142 @@
+"""`registry.collections`: registration data collected at a counter, a kiosk, on the mobile app,
+by a survey team or from a partner department, approved (domain.md §2.2-2.4), for identity to
+apply to the golden record and matching to clear the reasons it resolves.
+
+PERSONAL DATA: `items` holds what the person or the surveyor gave, in clear (a name, an ID
+number, a phone, an address). It is the one place personal data travels on the registry's
+topics, and it must: identity is the registry of names and numbers (architecture.md), so the
+values have to reach it, and a collection is only final once reviewed, which happens in survey,
+not in identity. Hence the short retention of the topic (canbao_contracts.topics.COLLECTIONS);
+consumers other than identity read the other fields and must not store or log `items`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Self
+from uuid import UUID
+
+from pydantic import AfterValidator, AwareDatetime, StringConstraints, model_validator
+
+from canbao_contracts.codes import (
+    CertificateType,
+    Gender,
+    HouseholdType,
+    Insurance,
+    PersonalIdentity,
+    RegistrationItem,
+    StatusCode,
+    SurveyReason,
+)
+from canbao_contracts.events.base import (
+    ContractModel,
+    Event,
+    RegionCode,
+    canonical_order,
+    table_position,
+)
+from canbao_contracts.events.vocabulary import Channel
+from canbao_contracts.topics import COLLECTIONS
+
+_Value = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=150)]
+_StaffId = Annotated[str, StringConstraints(min_length=1, max_length=64)]  # AAE011 / AAE014
+# Items whose values come from a code table: checked here, as everywhere (issue 7 §3).
+_CODED_ITEMS = {
+    RegistrationItem.GENDER: Gender,
+    RegistrationItem.HOUSEHOLD_TYPE: HouseholdType,
+    RegistrationItem.PERSONAL_IDENTITY: PersonalIdentity,
+}
+
+
+def _items(items: dict[RegistrationItem, str]) -> dict[RegistrationItem, str]:
+    for item, table in _CODED_ITEMS.items():
+        if item in items and items[item] not in {code.value for code in table}:
+            raise ValueError(f"{item.value} ({item.code}) is not a code of {table.__name__}")
+    if RegistrationItem.BIRTH_DATE in items:
+        try:  # AAC006 is YYYYMMDD (domain.md §4)
+            datetime.strptime(items[RegistrationItem.BIRTH_DATE], "%Y%m%d")
+        except ValueError:
+            raise ValueError("birth_date (AAC006) is not a date YYYYMMDD") from None
+    return dict(sorted(items.items(), key=lambda pair: table_position(pair[0])))
+
+
+def _resolved(reasons: tuple[SurveyReason, ...]) -> tuple[SurveyReason, ...]:
+    return canonical_order(reasons, key=table_position, what="resolved_reasons")
+
+
+class VerifiedStatus(ContractModel):
+    """A status the person's documents or a survey established where the systems could not: a
+    reason for not being insured (91, 92, 93, 95) or insurance elsewhere (81, 82, with the region),
+    as the registration form records them (经办规程 attachment 1). Scheme codes only ever come
+    from the business systems, and 94 from their payment records."""
+
+    insurance: Insurance
+    status: StatusCode
+    region_code: RegionCode | None = None
+    """Where insured, for 81 and 82."""
+
+    @model_validator(mode="after")
+    def _a_shared_code(self) -> Self:
+        if self.status.insurance is not None or self.status is StatusCode.INTERRUPTED:
+            raise ValueError(f"{self.status.value} cannot be verified by a collection")
+        return self
+
+
+class CollectionApproved(Event):
+    """A reviewed collection (maker-checker, domain.md §4): apply it."""
+
+    type = "cn.canbao.registry.collection.approved.v1"
+    topic = COLLECTIONS
+
+    collection_id: UUID
+    person_id: UUID | None
+    """None when the collection registers someone not yet in the registry (a counter's new
+    registration, a person a survey team discovered): identity resolves them by the collected
+    ID number like any source record. Then the Kafka key is the collection_id."""
+    channel: Channel
+    document_type: CertificateType = CertificateType.CITIZEN_ID
+    items: Annotated[dict[RegistrationItem, _Value], AfterValidator(_items)]
+    """PERSONAL DATA, in clear: item → collected value (codes for gender, household type and
+    personal identity; YYYYMMDD for the birth date). For identity only (see the module)."""
+    resolved_reasons: Annotated[tuple[SurveyReason, ...], AfterValidator(_resolved)] = ()
+    """What the collector saw resolved; matching removes them from the person's survey_reasons
+    (domain.md §5). Data gaps also close when identity's next PersonUpdated shows them filled."""
+    verified_statuses: tuple[VerifiedStatus, ...] = ()
+    handler: _StaffId
+    """AAE011: who collected (a clerk, a surveyor, the kiosk or app session)."""
+    handled_at: AwareDatetime
+    """AAE036."""
+    first_reviewer: _StaffId | None = None
+    """The survey channel's first review (初审) by the grass-roots platform (domain.md §2.3)."""
+    first_reviewed_at: AwareDatetime | None = None
+    reviewer: _StaffId
+    """AAE014: who approved (审定); the agency confirming a self-service entry."""
+    reviewed_at: AwareDatetime
+    """AAE015."""
+
+    @property
+    def subject(self) -> str:
+        return str(self.person_id or self.collection_id)
+
+    @model_validator(mode="after")
+    def _maker_checker(self) -> Self:
+        if self.reviewed_at < self.handled_at:
+            raise ValueError("reviewed_at (AAE015) is before handled_at (AAE036)")
+        # Our convention (issue 7): the clerk checks the documents of the person in front of
+        # them, so a counter collection is approved on submission by the same clerk.
+        if self.channel is not Channel.COUNTER and self.reviewer == self.handler:
+            raise ValueError("the reviewer (AAE014) must not be the handler (AAE011)")
+        if self.channel is Channel.SURVEY and (
+            self.first_reviewer is None or self.first_reviewed_at is None
+        ):
+            raise ValueError("a survey collection is first reviewed (初审) before approval")
+        if self.first_reviewed_at is not None and not (
+            self.handled_at <= self.first_reviewed_at <= self.reviewed_at
+        ):
+            raise ValueError("first_reviewed_at is not between handled_at and reviewed_at")
+        return self
+
+    def __repr__(self) -> str:  # keep collected values out of logs and tracebacks
+        return f"CollectionApproved(collection_id={self.collection_id}, items=<{len(self.items)}>)"
+
+    __str__ = __repr__

@@ -1,0 +1,70 @@
+"""`registry.facts`: what the source systems say about a person, in one vocabulary whatever the
+system (issue 5 "canonical, source-agnostic facts"), for matching to apply domain.md §5 to.
+
+One event type, `FactAsserted`, carries every kind of fact as a discriminated union on `kind`.
+That keeps consumers simple: one handler, one idempotency rule (the highest `revision` per
+`fact_id` wins; a retraction is the same fact with `retracted=True`), and a `match` on the kind
+where the rules differ. A new kind is a new union member, not a new event type or operation.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, ClassVar, Self
+from uuid import UUID
+
+from pydantic import Field, model_validator
+
+from canbao_contracts.events.base import Event
+from canbao_contracts.events.fact_kinds import (
+    BenefitFact,
+    CrossRegionEnrolmentFact,
+    CustodyFact,
+    DeathFact,
+    EmploymentFact,
+    EnrolmentFact,
+    HouseholdStatusFact,
+    StudyFact,
+    fact_id_for,
+)
+from canbao_contracts.topics import FACTS
+
+Fact = Annotated[
+    EnrolmentFact
+    | BenefitFact
+    | EmploymentFact
+    | StudyFact
+    | CustodyFact
+    | HouseholdStatusFact
+    | CrossRegionEnrolmentFact
+    | DeathFact,
+    Field(discriminator="kind"),
+]
+
+
+class FactAsserted(Event):
+    """A fact about a person holds, has changed, or (`fact.retracted`) no longer holds.
+
+    Consumers keep, per `fact.fact_id`, the fact with the highest `revision` and ignore one with
+    an equal or lower revision (a duplicate, or a late copy); they keep a retracted fact as a
+    tombstone, so a late copy of an older revision cannot bring it back. When people merge,
+    identity retracts the merged person's facts and asserts them under the survivor."""
+
+    type: ClassVar[str] = "cn.canbao.registry.fact.asserted.v1"
+    topic = FACTS
+
+    person_id: UUID
+    fact: Fact
+
+    @property
+    def subject(self) -> str:
+        return str(self.person_id)
+
+    @model_validator(mode="after")
+    def _fact_id_is_derived(self) -> Self:
+        expected = fact_id_for(self.person_id, self.fact.kind, self.fact.source)
+        if self.fact.fact_id != expected:
+            raise ValueError(
+                f"fact_id {self.fact.fact_id} is not fact_id_for(person_id, {self.fact.kind!r}, "
+                f"source) = {expected}: a fact's id is derived from its source record"
+            )
+        return self

@@ -1,0 +1,194 @@
+"""Every Kafka topic of the registry, as data (architecture.md "Events are contracts").
+
+Deployment (`deploy/generate.py`), the local stack and the test broker create exactly these;
+services subscribe to and publish on them through `RECEIVES` and `SENDS`, which the AsyncAPI
+document (`canbao_contracts.schemas`) also renders.
+
+Partitions bound how far a consumer group scales out (one partition, at most one busy consumer;
+architecture.md "Scale"), and cannot shrink once a topic exists, so they are sized for a
+50-million-person province rather than for the demo. Retention says how long the bus itself
+remembers; every choice is explained where it is made.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from enum import StrEnum
+from types import MappingProxyType
+from typing import Final
+
+
+class CleanupPolicy(StrEnum):
+    """Kafka's `cleanup.policy`."""
+
+    DELETE = "delete"  # drop whole segments older than the retention
+    COMPACT = "compact"  # keep the newest message per key, forever
+
+
+@dataclass(frozen=True, slots=True)
+class Topic:
+    name: str
+    key: str  # what the Kafka message key holds
+    partitions: int
+    retention: timedelta | None  # None: kept until compacted away, or forever
+    cleanup_policy: CleanupPolicy
+    description: str
+
+
+SERVICES: Final = ("identity", "matching", "survey", "reporting", "gateway")
+
+# -- Change feeds of the source systems (sources.md; Debezium topic prefix `cdc`) ------------------
+
+# 6 partitions: identity resolves every table in one consumer group, and the biggest tables (ac02,
+# medical.insured, hukou.person: ~1-2 rows per person) carry the month-end bursts.
+CDC_PARTITIONS: Final = 6
+# 14 days of `delete`, not compaction. The messages hold names and ID numbers in clear, and the
+# bus should not become a second, permanent copy of ten departments' data (domain.md §2.5). Two
+# weeks outlast the longest public holiday (Spring Festival, 8 days) plus the time to fix and
+# replay; rebuilding identity from scratch takes a new (incremental) Debezium snapshot instead.
+CDC_RETENTION: Final = timedelta(days=14)
+
+# schema.table → primary key columns, as sources.md declares them.
+_SOURCE_TABLES: Final = {
+    "si_core.ab01": ("aab001", "units of the core insurance system"),
+    "si_core.ac01": ("aac001", "persons of the core insurance system"),
+    "si_core.ac02": (
+        "aac001, aae140, aab301", "enrolments (pension, unemployment, injury, maternity)"
+    ),
+    "si_core.ac60": ("id", "benefits being paid"),
+    "medical.insured": ("psn_no, insutype", "medical insurance enrolments"),
+    "hukou.person": ("sfzh", "public security household register"),
+    "civil.cremation": ("id", "civil affairs cremation records (deaths)"),
+    "civil.dibao": ("id", "minimum living allowance recipients"),
+    "education.student": ("xh", "students"),
+    "justice.inmate": ("id", "people in custody"),
+    "employment.job_registration": ("id", "employment registrations"),
+    "card.card_holder": ("aaz500", "social security card holders"),
+    "national.cross_region": ("id", "provincial and national registry comparison results"),
+}  # fmt: skip
+
+CDC_TOPICS: Final = tuple(
+    Topic(
+        name=f"cdc.{table}",
+        key=f"the row's primary key ({columns}) as Debezium's JSON key",
+        partitions=CDC_PARTITIONS,
+        retention=CDC_RETENTION,
+        cleanup_policy=CleanupPolicy.DELETE,
+        description=f"Debezium change events of {table}: {what} (sources.md).",
+    )
+    for table, (columns, what) in _SOURCE_TABLES.items()
+)
+
+# -- The registry's own topics (architecture.md), keyed by person_id -------------------------------
+
+# 12 partitions: a person's events stay in order on one partition and a consumer group scales to
+# 12 instances; 12 divides evenly among 1, 2, 3, 4 and 6 instances.
+REGISTRY_PARTITIONS: Final = 12
+_PERSON_KEY: Final = "person_id (UUID, canonical text form)"
+
+# Compacted, kept forever: every event on these two topics carries the person's whole current
+# state (masked, no clear personal data), so the newest message per person is that state and a
+# new or rebuilt consumer (reporting, a second matching) reads the topic from the beginning.
+PERSONS: Final = Topic(
+    name="registry.persons",
+    key=_PERSON_KEY + "; a merge is keyed by the merged (retired) id",
+    partitions=REGISTRY_PARTITIONS,
+    retention=None,
+    cleanup_policy=CleanupPolicy.COMPACT,
+    description="Identity's people: registered, updated, merged, deceased; masked.",
+)
+STATUSES: Final = Topic(
+    name="registry.statuses",
+    key=_PERSON_KEY,
+    partitions=REGISTRY_PARTITIONS,
+    retention=None,
+    cleanup_policy=CleanupPolicy.COMPACT,
+    description="Matching's verdict per person: status per insurance, flags, survey reasons.",
+)
+# A person has many facts under one key, so compaction would keep only the last one: `delete`
+# instead. 30 days cover a consumer outage across a month-end burst; rebuilding matching from
+# nothing is identity re-asserting its current facts (same fact_id: replaces, never adds).
+FACTS: Final = Topic(
+    name="registry.facts",
+    key=_PERSON_KEY,
+    partitions=REGISTRY_PARTITIONS,
+    retention=timedelta(days=30),
+    cleanup_policy=CleanupPolicy.DELETE,
+    description="Canonical, source-agnostic facts about people, asserted and retracted.",
+)
+# The one registry topic with personal data in clear (collected values, see events.collection):
+# kept only as long as the change feeds; survey keeps every collection and can publish it again.
+COLLECTIONS: Final = Topic(
+    name="registry.collections",
+    key=_PERSON_KEY + "; the collection_id for a person not yet registered",
+    partitions=REGISTRY_PARTITIONS,
+    retention=CDC_RETENTION,
+    cleanup_policy=CleanupPolicy.DELETE,
+    description="Approved collections (counter, kiosk, mobile, survey, partner) to apply.",
+)
+REGISTRY_TOPICS: Final = (PERSONS, FACTS, STATUSES, COLLECTIONS)
+
+# -- Dead letters (architecture.md "nothing is silently dropped") ----------------------------------
+
+# Kept forever: a dead letter is the only copy of a message its consumer never applied (the
+# runtime's dead_letters table keeps the reason, not the message), so expiring it would be the
+# silent drop architecture.md forbids. They are rare; operators delete records once replayed.
+# Partitions: identity and matching take the two big streams (cdc.*, registry.facts); 1 elsewhere.
+_DEAD_LETTER_PARTITIONS: Final = {"identity": 3, "matching": 3}
+
+DEAD_LETTER_TOPICS: Final = tuple(
+    Topic(
+        name=f"deadletter.{service}",
+        key="the original message's key, unchanged",
+        partitions=_DEAD_LETTER_PARTITIONS.get(service, 1),
+        retention=None,
+        cleanup_policy=CleanupPolicy.DELETE,
+        description=(
+            f"Messages {service} could not apply: original key, value and headers, plus the "
+            "messaging runtime's dlq_* headers (reason, original topic, partition, offset)."
+        ),
+    )
+    for service in SERVICES
+)
+
+ALL_TOPICS: Final = (*CDC_TOPICS, *REGISTRY_TOPICS, *DEAD_LETTER_TOPICS)
+_BY_NAME: Final = MappingProxyType({topic.name: topic for topic in ALL_TOPICS})
+
+
+def topic_by_name(name: str) -> Topic:
+    """The topic called `name`; KeyError if the contracts define none."""
+    try:
+        return _BY_NAME[name]
+    except KeyError:
+        raise KeyError(f"no contract topic named {name!r}") from None
+
+
+def dead_letter_topic(service: str) -> Topic:
+    """Where `service` sends what it cannot apply."""
+    if service not in SERVICES:
+        raise KeyError(f"unknown service {service!r}; expected one of {', '.join(SERVICES)}")
+    return _BY_NAME[f"deadletter.{service}"]
+
+
+# -- Who publishes and who consumes what (architecture.md's diagram) -------------------------------
+
+SENDS: Final[Mapping[str, tuple[Topic, ...]]] = MappingProxyType(
+    {
+        "identity": (PERSONS, FACTS),
+        "matching": (STATUSES,),
+        "survey": (COLLECTIONS,),
+        "reporting": (),
+        "gateway": (),  # submits collections to survey over HTTP (architecture.md)
+    }
+)
+RECEIVES: Final[Mapping[str, tuple[Topic, ...]]] = MappingProxyType(
+    {
+        "identity": (*CDC_TOPICS, COLLECTIONS),
+        "matching": (PERSONS, FACTS, COLLECTIONS),
+        "survey": (STATUSES,),
+        "reporting": (PERSONS, STATUSES),
+        "gateway": (),
+    }
+)

@@ -1,0 +1,127 @@
+"""The topics: one change feed per source table of sources.md, the four registry topics keyed by
+person, one dead-letter topic per service, and who sends and receives what."""
+
+from __future__ import annotations
+
+import pytest
+
+from canbao_contracts.events import EVENT_CLASSES, Event
+from canbao_contracts.topics import (
+    ALL_TOPICS,
+    CDC_TOPICS,
+    DEAD_LETTER_TOPICS,
+    RECEIVES,
+    REGISTRY_TOPICS,
+    SENDS,
+    SERVICES,
+    CleanupPolicy,
+    dead_letter_topic,
+    topic_by_name,
+)
+
+# Every table of sources.md, as `schema.table`.
+SOURCE_TABLES = {
+    "si_core.ab01",
+    "si_core.ac01",
+    "si_core.ac02",
+    "si_core.ac60",
+    "medical.insured",
+    "hukou.person",
+    "civil.cremation",
+    "civil.dibao",
+    "education.student",
+    "justice.inmate",
+    "employment.job_registration",
+    "card.card_holder",
+    "national.cross_region",
+}
+
+
+def test_topic_names_are_unique() -> None:
+    names = [topic.name for topic in ALL_TOPICS]
+    assert len(names) == len(set(names))
+
+
+def test_every_source_table_has_its_change_feed() -> None:
+    assert {topic.name for topic in CDC_TOPICS} == {f"cdc.{table}" for table in SOURCE_TABLES}
+
+
+def test_the_registry_topics_are_keyed_by_person() -> None:
+    names = {topic.name for topic in REGISTRY_TOPICS}
+    assert names == {
+        "registry.persons",
+        "registry.facts",
+        "registry.statuses",
+        "registry.collections",
+    }
+    assert all(topic.key.startswith("person_id") for topic in REGISTRY_TOPICS)
+
+
+@pytest.mark.parametrize("cls", EVENT_CLASSES)
+def test_every_event_travels_on_a_registry_topic(cls: type[Event]) -> None:
+    assert cls.topic in REGISTRY_TOPICS
+    assert topic_by_name(cls.topic.name) is cls.topic
+
+
+@pytest.mark.parametrize("topic", REGISTRY_TOPICS, ids=lambda t: t.name)
+def test_every_registry_topic_carries_events(topic: object) -> None:
+    assert any(cls.topic is topic for cls in EVENT_CLASSES)
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_every_service_has_its_dead_letter_topic(service: str) -> None:
+    topic = dead_letter_topic(service)
+    assert topic.name == f"deadletter.{service}" and topic in DEAD_LETTER_TOPICS
+    assert 1 <= topic.partitions <= 3
+
+
+def test_an_unknown_service_or_topic_is_an_error() -> None:
+    with pytest.raises(KeyError, match="unknown service 'billing'"):
+        dead_letter_topic("billing")
+    with pytest.raises(KeyError, match=r"registry\.people"):
+        topic_by_name("registry.people")
+
+
+def test_partitions_let_consumers_scale_out_and_keep_a_persons_order() -> None:
+    assert all(topic.partitions == 12 for topic in REGISTRY_TOPICS)
+    assert all(topic.partitions >= 3 for topic in CDC_TOPICS)
+
+
+def test_compacted_topics_are_kept_until_compacted_and_carry_whole_states() -> None:
+    for topic in ALL_TOPICS:
+        if topic.cleanup_policy is CleanupPolicy.COMPACT:
+            assert topic.retention is None
+            assert topic.name in {"registry.persons", "registry.statuses"}
+
+
+def test_topics_with_personal_data_in_clear_are_not_kept_forever() -> None:
+    for name in ("registry.collections", *(f"cdc.{table}" for table in SOURCE_TABLES)):
+        retention = topic_by_name(name).retention
+        assert retention is not None and retention.days <= 30
+
+
+def test_dead_letters_are_never_expired() -> None:
+    assert all(topic.retention is None for topic in DEAD_LETTER_TOPICS)
+
+
+def test_who_sends_and_receives_what_follows_the_architecture() -> None:
+    names = {s: {t.name for t in topics} for s, topics in SENDS.items()}
+    assert names == {
+        "identity": {"registry.persons", "registry.facts"},
+        "matching": {"registry.statuses"},
+        "survey": {"registry.collections"},
+        "reporting": set(),
+        "gateway": set(),
+    }
+    received = {s: {t.name for t in topics} for s, topics in RECEIVES.items()}
+    assert received["identity"] == {t.name for t in CDC_TOPICS} | {"registry.collections"}
+    assert received["matching"] == {"registry.persons", "registry.facts", "registry.collections"}
+    assert received["survey"] == {"registry.statuses"}
+    assert received["reporting"] == {"registry.persons", "registry.statuses"}
+    assert received["gateway"] == set()
+
+
+def test_every_registry_topic_has_a_sender_and_a_receiver() -> None:
+    sent = {topic for topics in SENDS.values() for topic in topics}
+    received = {topic for topics in RECEIVES.values() for topic in topics}
+    assert set(REGISTRY_TOPICS) <= sent & received
