@@ -1,0 +1,210 @@
+"""The consumer runner: a supervised consumer-group loop around a `(message, uow)` handler.
+
+    poll a batch → apply it (one DB transaction, see batch.py) → commit the offsets → poll …
+
+Offsets are committed only after the database commit, so a crash in between redelivers the
+batch and the idempotency records make that harmless. A transient failure retries the same batch
+forever with backoff; an error escaping the loop (a fatal group error such as the test broker's
+INVALID_REQUEST on SyncGroup, a bug) closes the consumer and starts a new one with backoff,
+counted in `restarts` and logged: the runner never dies silently.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from canbao_contracts import topics as contract_topics
+from canbao_platform.db import Database
+from canbao_platform.messaging.batch import BatchApplier, BatchOutcome
+from canbao_platform.messaging.failures import (
+    MESSAGE_RETRY,
+    RESTART,
+    TRANSIENT_RETRY,
+    Backoff,
+    Failure,
+    classify,
+    describe,
+)
+from canbao_platform.messaging.group import Batches, GroupConsumer
+from canbao_platform.messaging.messages import Handler, event_source
+from canbao_platform.messaging.metrics import ConsumerCounts, runtime_metrics
+from canbao_platform.messaging.producer import Producer
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RunnerConfig:
+    max_batch: int = 500  # records per poll, so per database transaction
+    poll_timeout_ms: int = 500
+    session_timeout_ms: int = 10_000
+    heartbeat_interval_ms: int = 3_000
+    max_attempts: int = 3  # of a handler raising an unknown error, before dead-lettering
+    message_retry_backoff: Backoff = MESSAGE_RETRY
+    retry_backoff: Backoff = TRANSIENT_RETRY  # transient failures: the batch, forever
+    restart_backoff: Backoff = RESTART  # fatal consumer errors
+    shutdown_timeout_s: float = 30.0
+    permanent_errors: tuple[type[BaseException], ...] = ()  # the service's own, besides ours
+    consumer_options: Mapping[str, Any] = field(default_factory=dict)  # more AIOKafkaConsumer
+
+
+class ConsumerRunner:
+    """Consumes `topics` as consumer group `name` (also the idempotency records' consumer),
+    applying each message with `handler`; a Component of the service shell.
+
+    `service` names who runs it: what the handler publishes has `ce_source` /canbao/<service>,
+    and what it cannot apply goes to `dead_letter_topic`, by default deadletter.<service>."""
+
+    def __init__(
+        self, *, name: str, topics: Sequence[str], handler: Handler, database: Database,
+        producer: Producer, bootstrap_servers: str, service: str,
+        dead_letter_topic: str | None = None, config: RunnerConfig = RunnerConfig(),
+    ) -> None:  # fmt: skip
+        self.name, self.topics, self.config = name, list(topics), config
+        self._bootstrap_servers = bootstrap_servers
+        self._applier = BatchApplier(
+            consumer=name, handler=handler, database=database, producer=producer,
+            dead_letter_topic=dead_letter_topic or contract_topics.dead_letter_topic(service).name,
+            source=event_source(service), max_attempts=config.max_attempts,
+            retry_backoff=config.message_retry_backoff, permanent=config.permanent_errors,
+        )  # fmt: skip
+        self.counts = ConsumerCounts(name)
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
+        self._batch_in_hand = asyncio.Lock()  # held from a poll's result to its offsets commit
+        self._state = "stopped"  # starting | consuming | retrying | restarting | stopped
+        self._lag: dict[tuple[str, int], int] = {}
+        self.last_error: str | None = None
+
+    async def start(self) -> None:
+        if self._task is None:
+            self._stopping.clear()
+            self._state = "starting"
+            self._task = asyncio.create_task(self._supervise(), name=f"consumer {self.name}")
+            runtime_metrics().watch_lag(self)
+
+    async def stop(self) -> None:
+        """Finish the batch in hand (database commit, then offsets), leave the group."""
+        task, self._task = self._task, None
+        if task is None:
+            return
+        self._stopping.set()
+        if self._state in ("starting", "restarting"):
+            task.cancel()  # no batch in hand: nothing to finish, no group join to wait for
+        done, _ = await asyncio.wait({task}, timeout=self.config.shutdown_timeout_s)
+        if not done:
+            log.warning("%s: still busy after %.0f s, cancelled; its batch will come again",
+                        self.name, self.config.shutdown_timeout_s)  # fmt: skip
+            task.cancel()
+            await asyncio.wait({task})
+        if not task.cancelled() and task.exception() is not None:
+            log.error("%s: ended by %r", self.name, task.exception())
+        self._state = "stopped"
+
+    def lag(self) -> dict[tuple[str, int], int]:
+        return dict(self._lag)
+
+    def health(self) -> dict[str, Any]:
+        lag, counts = self.lag(), self.counts
+        return {
+            "ready": self._state == "consuming",
+            "state": self._state,
+            "running": self._task is not None and not self._task.done(),
+            **{name: getattr(counts, name) for name in
+               ("restarts", "processed", "duplicates", "dead_lettered", "retries")},
+            "lag": {f"{topic}:{partition}": n for (topic, partition), n in sorted(lag.items())},
+            "lag_total": sum(lag.values()),
+            "last_error": self.last_error,
+        }  # fmt: skip
+
+    async def _supervise(self) -> None:
+        failures = 0
+        while not self._stopping.is_set():
+            handled = self.counts.handled
+            try:
+                await self._consume()
+            except Exception as error:  # whatever it was: count it, say it, start again
+                if self.counts.handled > handled:
+                    failures = 0  # it had been working: start the backoff over
+                self.counts.restart()
+                self._state, self.last_error = "restarting", describe(error)
+                delay = self.config.restart_backoff.delay(failures)
+                failures += 1
+                log.warning("%s: consumer failed (%s); restart %d in %.1f s", self.name,
+                            self.last_error, self.counts.restarts, delay)  # fmt: skip
+                await self._sleep(delay)
+        self._state = "stopped"
+
+    async def _consume(self) -> None:
+        config = self.config
+        group = GroupConsumer(
+            group=self.name, topics=self.topics, bootstrap_servers=self._bootstrap_servers,
+            max_batch=config.max_batch, poll_timeout_ms=config.poll_timeout_ms,
+            batch_in_hand=self._batch_in_hand,
+            options={"session_timeout_ms": config.session_timeout_ms,
+                     "heartbeat_interval_ms": config.heartbeat_interval_ms,
+                     **config.consumer_options},
+        )  # fmt: skip
+        self._state = "starting"
+        try:
+            await group.start()
+            self._state = "consuming"
+            while not self._stopping.is_set():
+                batches = await group.poll()
+                self._lag = await group.lag(batches)
+                if batches:
+                    async with self._batch_in_hand:
+                        await self._process(group, batches)
+                    self._lag = await group.lag({})
+        finally:
+            self._lag = {}
+            await group.stop()
+
+    async def _process(self, group: GroupConsumer, batches: Batches) -> None:
+        started = time.monotonic()
+        records = [record for batch in batches.values() for record in batch]
+        outcome = await self._apply_until_done(records)
+        if outcome is None:
+            return  # asked to stop during an outage: nothing committed, the batch comes again
+        self.counts.batch(outcome)
+        await self._commit_offsets(group, batches)
+        duration = time.monotonic() - started
+        runtime_metrics().batch_duration.record(duration, {"consumer": self.name})
+
+    async def _apply_until_done(self, records: list[Any]) -> BatchOutcome | None:
+        """The batch applied and committed to the database; None if asked to stop first."""
+        for attempt in itertools.count():  # forever: until it works or we are asked to stop
+            try:
+                outcome = await self._applier.apply(records)
+            except Exception as error:
+                if classify(error, self.config.permanent_errors) is not Failure.TRANSIENT:
+                    raise  # neither the message's fault nor the world's: a restart may clear it
+                self._state, self.last_error = "retrying", describe(error)
+                self.counts.retry()
+                delay = self.config.retry_backoff.delay(attempt)
+                log.warning("%s: %s; batch of %d retried in %.1f s", self.name,
+                            type(error).__name__, len(records), delay)  # fmt: skip
+                if await self._sleep(delay):
+                    return None
+            else:
+                self._state = "consuming"
+                return outcome
+        raise AssertionError("unreachable")
+
+    async def _commit_offsets(self, group: GroupConsumer, batches: Batches) -> None:
+        """After the database commit. (A seam for tests: a crash here is the worst moment.)"""
+        await group.commit(batches)
+
+    async def _sleep(self, seconds: float) -> bool:
+        """Sleep unless asked to stop; True if asked to stop."""
+        try:
+            await asyncio.wait_for(self._stopping.wait(), seconds)
+        except TimeoutError:
+            return False
+        return True

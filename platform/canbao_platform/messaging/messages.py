@@ -1,0 +1,121 @@
+"""What a handler sees: the message it is given and the unit of work it writes through.
+
+A handler is `async def handle(message: InboundMessage, uow: UnitOfWork) -> None`: it loads
+what it needs through `uow.session`, changes it, and publishes events with `uow.publish_event`.
+It never commits: the runner commits the effect together with the idempotency record, and the
+outbox rows with both, so "changed the database" and "will announce it" cannot come apart.
+A handler may run more than once for one message (its batch retried or replayed after another
+message failed); what it writes through `uow` counts exactly once, so it does nothing else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from aiokafka.structs import ConsumerRecord
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from canbao_contracts.envelope import Envelope, KafkaRecord, MalformedEnvelope, decode, encode
+from canbao_contracts.events import Event
+from canbao_platform.db import Database
+from canbao_platform.messaging.tables import OutboxMessage
+from canbao_platform.telemetry import has_trace_context, inject_trace_context
+
+Header = tuple[str, bytes]
+
+
+@dataclass(frozen=True, slots=True)
+class InboundMessage:
+    """One consumed Kafka message. `envelope` is its CloudEvents envelope, or None for a message
+    without `ce_` headers (a Debezium change event)."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: tuple[Header, ...]
+    timestamp: int  # milliseconds since the epoch, as the producer or broker stamped it
+    envelope: Envelope | None
+
+    @property
+    def position(self) -> str:
+        return f"{self.topic}:{self.partition}:{self.offset}"
+
+    @property
+    def idempotency_key(self) -> str:
+        """The event's id when it has one (a duplicate published twice has the same id), else
+        its position (the same change event redelivered has the same position)."""
+        return self.envelope.id if self.envelope is not None else self.position
+
+    def header(self, name: str) -> bytes | None:
+        return next((value for key, value in self.headers if key == name), None)
+
+    def decode(self) -> tuple[Envelope, Event]:
+        """The envelope and the contract's event (raises a ContractError, a ValueError, when the
+        message does not match the contracts: the runner then dead-letters it)."""
+        return decode(self.headers, self.value)
+
+
+def parse_record(record: ConsumerRecord) -> tuple[InboundMessage, str | None]:
+    """The message, and why it cannot be applied if its envelope is malformed."""
+    headers = tuple(record.headers)
+    try:
+        envelope, problem = Envelope.from_headers(headers), None
+    except MalformedEnvelope as error:
+        envelope, problem = None, f"MalformedEnvelope: {error.reason}"
+    message = InboundMessage(
+        topic=record.topic, partition=record.partition, offset=record.offset, key=record.key,
+        value=record.value, headers=headers, timestamp=record.timestamp, envelope=envelope,
+    )  # fmt: skip
+    return message, problem
+
+
+def event_source(service: str) -> str:
+    """The CloudEvents `ce_source` of what `service` publishes."""
+    return f"/canbao/{service}"
+
+
+class UnitOfWork:
+    """The handler's transaction: `session` for its own tables, `publish*` for the outbox."""
+
+    def __init__(self, session: AsyncSession, *, source: str) -> None:
+        self.session = session
+        self.source = source
+
+    def publish(self, record: KafkaRecord) -> None:
+        """Add `record` to the outbox, in this transaction; the relay sends it after commit.
+
+        Plain (not async) on purpose: a forgotten `await` would silently drop the event."""
+        headers = list(record.headers)
+        if not has_trace_context(headers):
+            inject_trace_context(headers)  # the consumer of this event continues our trace
+        self.session.add(
+            OutboxMessage(
+                topic=record.topic,
+                key=record.key,
+                value=record.value,
+                header_names=[name for name, _ in headers],
+                header_values=[value for _, value in headers],
+            )
+        )
+
+    def publish_event(self, event: Event, *, id: str | None = None) -> KafkaRecord:
+        """Encode a contract event (CloudEvents envelope, our service as `ce_source`) and publish
+        it. `id` defaults to a new UUID; pass a deterministic one to make a re-run harmless."""
+        record = encode(event, source=self.source, id=id)
+        self.publish(record)
+        return record
+
+
+Handler = Callable[[InboundMessage, UnitOfWork], Awaitable[None]]
+
+
+@asynccontextmanager
+async def unit_of_work(database: Database, *, service: str) -> AsyncIterator[UnitOfWork]:
+    """A unit of work outside a consumer (an HTTP request that changes data and publishes):
+    commits on leaving the block, rolls back if it raises."""
+    async with database.sessions() as session, session.begin():
+        yield UnitOfWork(session, source=event_source(service))

@@ -1,0 +1,142 @@
+"""The outbox relay: publishes what units of work wrote to the `outbox` table, in `id` order, and
+deletes each row once the broker has acknowledged it (at-least-once: a crash between the ack and
+the delete publishes a row again; consumers skip it by its `ce_id`).
+
+One relay is active per database — it holds a PostgreSQL advisory lock on its own connection —
+so two service instances never interleave their sends and one key's events keep their order;
+the others wait as standbys and take over when that connection goes. The active relay wakes on
+the outbox trigger's NOTIFY (at commit) and at least every `poll_interval_s`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from sqlalchemy import delete, select, text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from canbao_contracts.envelope import KafkaRecord
+from canbao_platform.db import Database
+from canbao_platform.messaging.failures import TRANSIENT_RETRY, Backoff, describe
+from canbao_platform.messaging.metrics import runtime_metrics
+from canbao_platform.messaging.producer import Producer
+from canbao_platform.messaging.tables import OUTBOX_CHANNEL, outbox
+
+log = logging.getLogger(__name__)
+
+# Advisory locks are per database, so one fixed key serves every service ("canbao" in ASCII).
+OUTBOX_LOCK_KEY = 0x63616E62616F
+
+
+class OutboxRelay:
+    def __init__(
+        self, database: Database, producer: Producer, *, name: str = "outbox-relay",
+        batch_size: int = 500, poll_interval_s: float = 1.0,
+        retry_backoff: Backoff = TRANSIENT_RETRY, shutdown_timeout_s: float = 10.0,
+    ) -> None:  # fmt: skip
+        self.name = name
+        self._database, self._producer = database, producer
+        self._batch_size, self._poll_interval_s = batch_size, poll_interval_s
+        self._retry_backoff, self._shutdown_timeout_s = retry_backoff, shutdown_timeout_s
+        # Ids are handed out at INSERT but become visible at COMMIT, so a later id can be seen
+        # first. Rows are taken only once every older transaction has ended (their xid below
+        # the oldest still running): none of those can add a lower id any more, and each key's
+        # events leave in the order they were written.
+        self._next_rows = (
+            select(outbox)
+            .where(text("xid < pg_snapshot_xmin(pg_current_snapshot())"))
+            .order_by(outbox.c.id)
+            .limit(batch_size)
+        )
+        self._stopping = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self.role = "stopped"  # active (holds the lock) | standby | stopped
+        self.relayed = 0
+        self.last_error: str | None = None
+
+    async def start(self) -> None:
+        if self._task is None:
+            self._stopping.clear()
+            self._task = asyncio.create_task(self._run(), name=self.name)
+
+    async def stop(self) -> None:
+        """Finish the batch being sent (its rows are deleted once acknowledged) and return."""
+        task, self._task = self._task, None
+        if task is not None:
+            self._stopping.set()
+            done, _ = await asyncio.wait({task}, timeout=self._shutdown_timeout_s)
+            if not done:  # stuck sending to an unreachable broker: its rows stay in the outbox
+                task.cancel()
+                await asyncio.wait({task})
+        self.role = "stopped"
+
+    def health(self) -> dict[str, Any]:
+        running = self._task is not None and not self._task.done()
+        return {"ready": running, "role": self.role, "relayed": self.relayed,
+                "last_error": self.last_error}  # fmt: skip
+
+    async def _run(self) -> None:
+        failures = 0
+        while not self._stopping.is_set():
+            try:
+                await self._lead_or_wait()
+                failures = 0
+            except Exception as error:  # broker or database away: nothing deleted, try again
+                self.role, self.last_error = "standby", describe(error)
+                delay = self._retry_backoff.delay(failures)
+                failures += 1
+                log.warning("%s: %s; retrying in %.1f s", self.name, self.last_error, delay)
+                await self._wait(asyncio.Event(), delay)
+
+    async def _lead_or_wait(self) -> None:
+        async with self._database.engine.connect() as connection:
+            connection = await connection.execution_options(isolation_level="AUTOCOMMIT")
+            try:
+                locked = await connection.scalar(
+                    text("SELECT pg_try_advisory_lock(:key)"), {"key": OUTBOX_LOCK_KEY}
+                )
+                if not locked:  # another instance relays this database
+                    self.role = "standby"
+                    await self._wait(asyncio.Event(), self._poll_interval_s)
+                    return
+                self.role = "active"
+                await self._relay_while_leading(connection)
+            finally:
+                # Close rather than return to the pool: the session's advisory lock and its
+                # LISTEN must not outlive this relay's turn.
+                await connection.invalidate()
+
+    async def _relay_while_leading(self, connection: AsyncConnection) -> None:
+        wake = asyncio.Event()
+        raw = (await connection.get_raw_connection()).driver_connection
+        assert raw is not None  # an asyncpg connection, for LISTEN
+        await raw.add_listener(OUTBOX_CHANNEL, lambda *_: wake.set())
+        while not self._stopping.is_set():
+            wake.clear()
+            if await self._relay_batch(connection) < self._batch_size:
+                await self._wait(wake, self._poll_interval_s)
+
+    async def _relay_batch(self, connection: AsyncConnection) -> int:
+        rows = (await connection.execute(self._next_rows)).all()
+        if not rows:
+            return 0
+        await self._producer.send_many(
+            KafkaRecord(topic=row.topic, key=row.key, value=row.value,
+                        headers=list(zip(row.header_names, row.header_values, strict=True)))
+            for row in rows
+        )  # fmt: skip
+        await connection.execute(delete(outbox).where(outbox.c.id.in_([row.id for row in rows])))
+        self.relayed += len(rows)
+        runtime_metrics().relayed.add(len(rows))
+        return len(rows)
+
+    async def _wait(self, wake: asyncio.Event, seconds: float) -> None:
+        """Until `wake` is set, we are asked to stop, or `seconds` have passed."""
+        waiters = {asyncio.ensure_future(wake.wait()), asyncio.ensure_future(self._stopping.wait())}
+        try:
+            await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waiters:
+                waiter.cancel()

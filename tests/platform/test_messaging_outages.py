@@ -1,0 +1,122 @@
+"""Outages of the broker and of the database delay the consumer but lose nothing and apply
+nothing twice. The faults are real: a broker of the test cluster refusing connections,
+PostgreSQL refusing and terminating the database's connections."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import uuid
+from collections.abc import Callable
+
+from sqlalchemy import text
+
+from canbao_platform.db import Database
+from canbao_platform.local.broker import MockKafkaCluster
+from canbao_platform.local.postgres import PostgresCluster
+from canbao_platform.messaging import ConsumerRunner, InboundMessage, Producer, UnitOfWork
+from tests.platform.conftest import (
+    FAST,
+    BrokerFaults,
+    Recorder,
+    committed_offsets,
+    effects,
+    event,
+    wait_until,
+)
+
+
+async def test_a_broker_outage_delays_but_loses_nothing(
+    kafka: MockKafkaCluster, make_topic: Callable[..., str], producer: Producer,
+    database: Database, broker_faults: BrokerFaults, make_runner: Callable[..., ConsumerRunner],
+) -> None:  # fmt: skip
+    topic, group = make_topic(), f"tests.outage.{uuid.uuid4()}"
+    down = 2  # every partition's leader and the group's coordinator: the worst broker to lose
+    for partition in range(3):
+        broker_faults.set_leader(topic, partition, down)
+    broker_faults.set_group_coordinator(group, down)
+    await producer.send_many([event(topic, f"a{i}", event_id=f"a{i}") for i in range(100)])
+    config = dataclasses.replace(FAST, max_batch=10)
+    # 10 ms per message, so the outage falls in the middle of the stream.
+    runner = make_runner([topic], Recorder(delay=0.01), name=group, config=config)
+    await runner.start()
+    await wait_until(lambda: runner.counts.processed >= 20)
+
+    kafka.set_broker_down(down)
+    try:
+        # Produced during the outage: the producer waits for the leader to come back.
+        sending = asyncio.create_task(
+            producer.send_many([event(topic, f"b{i}", event_id=f"b{i}") for i in range(100)])
+        )
+        await asyncio.sleep(2.0)
+        assert not sending.done()
+        assert runner.counts.processed < 200
+    finally:
+        kafka.set_broker_up(down)
+    await sending
+    await wait_until(lambda: runner.counts.processed == 200, within=60)
+
+    applied = await effects(database)
+    assert len(applied) == 200 and set(applied.values()) == {1}
+    await runner.stop()
+    committed = await committed_offsets(kafka.bootstrap_servers, group, topic)
+    assert sum(committed.values()) == 200
+
+
+async def test_a_database_that_refuses_connections_is_waited_for(
+    postgres: PostgresCluster, make_topic: Callable[..., str], producer: Producer,
+    database: Database, make_runner: Callable[..., ConsumerRunner],
+) -> None:  # fmt: skip
+    topic, name = make_topic(), database.engine.url.database
+    runner = make_runner([topic], Recorder())
+    await runner.start()
+    await wait_until(lambda: runner.health()["ready"])
+
+    # Only this test's database is affected; the shared cluster serves the others meanwhile.
+    postgres.psql("postgres", f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
+    try:
+        postgres.psql("postgres", "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                                  f"WHERE datname = '{name}'")  # fmt: skip
+        await producer.send_many([event(topic, f"e{i}", event_id=f"e{i}") for i in range(50)])
+        await wait_until(lambda: runner.counts.retries >= 3)
+        health = runner.health()
+        assert health["state"] == "retrying" and not health["ready"]
+        assert "not currently accepting connections" in health["last_error"]
+        assert runner.counts.processed == 0
+    finally:
+        postgres.psql("postgres", f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+
+    await wait_until(lambda: runner.counts.processed == 50)
+    applied = await effects(database)
+    assert len(applied) == 50 and set(applied.values()) == {1}
+    assert runner.health()["ready"]
+
+
+async def test_a_connection_lost_in_the_middle_of_a_batch_rolls_the_batch_back_and_retries_it(
+    make_topic: Callable[..., str], producer: Producer, database: Database,
+    make_runner: Callable[..., ConsumerRunner],
+) -> None:  # fmt: skip
+    """The handler's 5th message terminates its own database backend (the server going away
+    mid-transaction): the effects of messages 1-4 are rolled back with it, and all are applied
+    once when the batch is retried on a new connection."""
+    topic = make_topic(partitions=1)
+    killed = False
+
+    class KillsItsConnectionOnce(Recorder):
+        async def __call__(self, message: InboundMessage, uow: UnitOfWork) -> None:
+            nonlocal killed
+            await super().__call__(message, uow)
+            if message.value == b"e4" and not killed:
+                killed = True
+                await uow.session.flush()
+                connection = await uow.session.connection()
+                await connection.execute(text("SELECT pg_terminate_backend(pg_backend_pid())"))
+
+    await producer.send_many([event(topic, f"e{i}", event_id=f"e{i}") for i in range(10)])
+    runner = make_runner([topic], KillsItsConnectionOnce())
+    await runner.start()
+    await wait_until(lambda: runner.counts.processed == 10)
+
+    assert killed and runner.counts.retries >= 1
+    applied = await effects(database)
+    assert len(applied) == 10 and set(applied.values()) == {1}

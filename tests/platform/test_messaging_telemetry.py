@@ -1,0 +1,99 @@
+"""Tracing and metrics: the consumer's span continues the producer's trace through the
+`traceparent` header, what the handler publishes continues it further, and the runtime's
+counters and lag are exported as OpenTelemetry metrics."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from opentelemetry import trace
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from sqlmodel import select
+
+from canbao_contracts.envelope import decode
+from canbao_contracts.events import PersonsMerged
+from canbao_platform.db import Database
+from canbao_platform.messaging import ConsumerRunner, InboundMessage, Producer, UnitOfWork
+from canbao_platform.messaging.tables import OutboxMessage
+from canbao_platform.telemetry import extract_trace_context
+from tests.platform.conftest import Observed, Recorder, event, wait_until
+
+MERGED = PersonsMerged(merged_person_id=uuid.uuid4(), surviving_person_id=uuid.uuid4())
+
+
+def merge(message: InboundMessage, uow: UnitOfWork) -> None:
+    uow.publish_event(MERGED)
+
+
+async def test_the_consumer_span_is_a_child_of_the_producer_span(
+    observed: Observed, make_topic: Callable[..., str], producer: Producer, database: Database,
+    make_runner: Callable[..., ConsumerRunner],
+) -> None:  # fmt: skip
+    topic = make_topic()
+    runner = make_runner([topic], Recorder(publish=merge))
+    with trace.get_tracer("tests").start_as_current_span("clerk submits a collection"):
+        await producer.send(event(topic, "traced", event_id="t1"))
+    await runner.start()
+    await wait_until(lambda: runner.counts.processed == 1)
+
+    finished = observed.spans.finished()
+    send = next(s for s in finished if s.name == f"send {topic}")
+    process = next(s for s in finished if s.name == f"process {topic}")
+    assert send.context is not None and process.context is not None
+    assert process.parent is not None and process.parent.span_id == send.context.span_id
+    assert process.context.trace_id == send.context.trace_id
+    assert process.kind == trace.SpanKind.CONSUMER
+    assert process.attributes is not None
+    assert process.attributes["messaging.consumer.group.name"] == runner.name
+
+    # The event the handler published (through the outbox) carries the handler's span.
+    async with database.sessions() as session:
+        row = (await session.exec(select(OutboxMessage))).one()
+    headers = list(zip(row.header_names, row.header_values, strict=True))
+    envelope, published = decode(headers, row.value)
+    assert published == MERGED and envelope.source == "/canbao/tests"
+    downstream = trace.get_current_span(extract_trace_context(headers)).get_span_context()
+    assert downstream.trace_id == send.context.trace_id
+    assert downstream.span_id == process.context.span_id
+
+
+def _points(reader: InMemoryMetricReader, name: str) -> list[Any]:
+    data = reader.get_metrics_data()
+    assert data is not None
+    return [
+        point
+        for resource in data.resource_metrics
+        for scope in resource.scope_metrics
+        for metric in scope.metrics
+        if metric.name == name
+        for point in metric.data.data_points
+    ]
+
+
+async def test_counts_and_lag_are_exported_as_metrics(
+    observed: Observed, make_topic: Callable[..., str], producer: Producer,
+    make_runner: Callable[..., ConsumerRunner],
+) -> None:  # fmt: skip
+    if observed.metrics is None:
+        pytest.skip("another part of the suite installed the meter provider")
+    reader = observed.metrics
+    topic = make_topic(partitions=1)
+    first = event(topic, "once", event_id="m1")
+    await producer.send_many([first, first])
+    runner = make_runner([topic], Recorder())
+    await runner.start()
+    await wait_until(lambda: runner.counts.handled == 2)
+
+    def value(name: str) -> int:
+        mine = [p for p in _points(reader, name) if p.attributes.get("consumer") == runner.name]
+        return sum(p.value for p in mine)
+
+    assert value("canbao.messaging.processed") == 1
+    assert value("canbao.messaging.duplicates") == 1
+    await wait_until(lambda: value("canbao.messaging.consumer.lag") == 0 and any(
+        p.attributes == {"consumer": runner.name, "topic": topic, "partition": 0}
+        for p in _points(reader, "canbao.messaging.consumer.lag")
+    ))  # fmt: skip
