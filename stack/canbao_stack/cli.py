@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 
 from canbao_stack.local import BOOTSTRAP_FILE, StackConfig
+from canbao_stack.simulators.cli import add_seed_command
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -22,6 +23,8 @@ def main(argv: list[str] | None = None) -> None:
     run.add_argument("--people", type=int, default=20_000, help="demo population size")
     run.add_argument("--seed", type=int, default=1, help="demo population seed")
     run.set_defaults(handler=_run)
+
+    add_seed_command(commands)
 
     watch = commands.add_parser("watch", help="print the events of a topic as they arrive")
     watch.add_argument("topic")
