@@ -16,6 +16,7 @@ import signal
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 
@@ -78,6 +79,7 @@ class LocalStack:
             await self.start()
             say("stack", f"ready in {time.monotonic() - started:.1f} s")
             self.print_where_to_look()
+            self._watchers.append(asyncio.create_task(self.report_cdc_progress()))
             await stop.wait()
         finally:
             say("stack", "stopping")
@@ -193,6 +195,22 @@ class LocalStack:
         marker.write_text(f"{people} people, seed {seed_value}\n")
         say("demo", f"loaded {people:,} people at {report.people_per_second:,.0f} people/s")
 
+    async def report_cdc_progress(self, every_s: float = 10.0) -> None:
+        """A line whenever the change feed moved or got stuck, so the console shows the demo
+        data flowing (and says so when it waits for the identity service to catch up)."""
+        status_file = self.config.state_dir.resolve() / "cdc-status.json"
+        said = None
+        while True:
+            await asyncio.sleep(every_s)
+            try:
+                status = json.loads(status_file.read_text())
+            except (FileNotFoundError, json.JSONDecodeError):
+                continue
+            line = cdc_progress_line(status)
+            if line != said:
+                say("cdc", line)
+                said = line
+
     async def stop(self) -> None:
         for child in reversed(self.children):
             await child.stop()
@@ -223,6 +241,21 @@ Press Ctrl-C to stop; `make run` again resumes with the data kept, `make clean` 
 """,
             flush=True,
         )
+
+
+def cdc_progress_line(status: dict[str, Any]) -> str:
+    """One console line of the bridge's status file (`canbao_stack.cdc` writes it)."""
+    line = f"{status.get('phase', '?')}: {status.get('events', 0):,} change events published"
+    pressure = status.get("backpressure") or {}
+    if pressure.get("blocked"):
+        backlog = pressure.get("worst_backlog") or {}
+        line += (
+            f"; waiting for group '{backlog.get('group', '?')}' to read "
+            f"{backlog.get('messages', 0):,} events on {pressure.get('worst_partition', '?')}"
+        )
+    if pressure.get("evicted_unread"):
+        line += f"; {pressure['evicted_unread']:,} EVICTED UNREAD"
+    return line
 
 
 async def ensure_database(server_dsn: str, name: str) -> None:
