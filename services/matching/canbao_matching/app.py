@@ -1,20 +1,85 @@
-"""The matching service: Each person's status in the five insurances (domain.md §5), the flags, and who needs a survey."""
+"""The matching service: each person's status in the five insurances (domain.md §5), the flags,
+and who needs a survey. Consumes registry.persons, registry.facts and registry.collections;
+publishes registry.statuses through the outbox; re-checks age-dependent verdicts daily; serves
+the verdicts to the gateway (routes.py)."""
+
+from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI
 
-from canbao_platform.service import ServiceDefinition, create_app
-from canbao_platform.settings import service_settings
+from canbao_contracts.topics import COLLECTIONS, FACTS, PERSONS, STATUSES
+from canbao_matching.handlers import Clock, event_handler, system_clock
+from canbao_matching.recheck import DailyRecheck
+from canbao_matching.routes import router
+from canbao_platform.messaging import ConsumerRunner, OutboxRelay, Producer, RunnerConfig
+from canbao_platform.service import Component, Resources, ServiceDefinition, create_app
+from canbao_platform.settings import ServiceSettings, service_settings
+
+SERVICE_NAME = "matching"
+MatchingSettings = service_settings(SERVICE_NAME)
+DEFAULT_CONFIG = RunnerConfig()
+
+
+class ProducerComponent:
+    """The service's one producer as a component (started first, stopped last)."""
+
+    name = "producer"
+
+    def __init__(self, producer: Producer) -> None:
+        self.producer = producer
+
+    async def start(self) -> None:
+        await self.producer.start()
+
+    async def stop(self) -> None:
+        await self.producer.stop()
+
+    def health(self) -> dict[str, Any]:
+        return {"ready": True}
+
+
+def components(
+    resources: Resources, *, config: RunnerConfig = DEFAULT_CONFIG, clock: Clock = system_clock,
+    topics: tuple[str, ...] = (PERSONS.name, FACTS.name, COLLECTIONS.name),
+    statuses_topic: str = STATUSES.name, recheck_interval_s: float = 3600.0,
+) -> list[Component]:  # fmt: skip
+    settings = resources.settings
+    producer = Producer(settings.kafka_bootstrap_servers, client_id=SERVICE_NAME)
+    return [
+        ProducerComponent(producer),
+        ConsumerRunner(
+            name=SERVICE_NAME,
+            topics=list(topics),
+            handler=event_handler(clock, statuses_topic=statuses_topic),
+            database=resources.database,
+            producer=producer,
+            bootstrap_servers=settings.kafka_bootstrap_servers,
+            service=SERVICE_NAME,
+            config=config,
+        ),
+        DailyRecheck(
+            resources.database,
+            clock=clock,
+            interval_s=recheck_interval_s,
+            statuses_topic=statuses_topic,
+        ),
+        OutboxRelay(resources.database, producer, name="matching.outbox"),
+    ]
+
 
 SERVICE = ServiceDefinition(
-    name="matching",
-    settings=service_settings("matching"),
+    name=SERVICE_NAME,
+    settings=MatchingSettings,
     migrations=Path(__file__).parent / "migrations",
-    description="Each person's status in the five insurances (domain.md §5), the flags, and who needs a survey.",
+    routers=(router,),
+    components=components,
+    description=__doc__ or "",
 )
 
 
-def create() -> FastAPI:
+def create(settings: ServiceSettings | None = None) -> FastAPI:
     """The ASGI application (`uvicorn --factory canbao_matching.app:create`)."""
-    return create_app(SERVICE)
+    return create_app(SERVICE, settings)

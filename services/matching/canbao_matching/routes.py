@@ -1,0 +1,131 @@
+"""The internal API for the gateway (architecture.md: a synchronous call only where a user
+waits): a person's verdict, the popup's matching half (api.md; identity gives the masked name,
+number and the missing/inaccurate items), and lists by region and reason for survey and
+reporting. Errors are problem+json with stable types (canbao_platform.problems)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import Annotated, Any, Final
+from uuid import UUID
+
+import sqlalchemy as sa
+from fastapi import APIRouter, Depends, Query, Request
+from pydantic import BaseModel
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from canbao_contracts.codes import RegistrationState, SurveyReason
+from canbao_contracts.events import Verdict
+from canbao_matching.tables import persons
+from canbao_platform.problems import Problem
+from canbao_platform.service import Resources
+
+router = APIRouter(prefix="/internal/v1", tags=["verdicts"])
+MAX_PAGE: Final = 1000
+
+
+async def _session(request: Request) -> AsyncIterator[AsyncSession]:
+    resources: Resources = request.app.state.resources
+    async with resources.database.sessions() as session:
+        yield session
+
+
+SessionDep = Annotated[AsyncSession, Depends(_session)]
+
+
+class PersonVerdict(BaseModel):
+    """A person's verdict as the popup shows it; `verdict` is null for a living person outside
+    the registry's scope (moved out, not insured here)."""
+
+    person_id: UUID
+    in_scope: bool
+    verdict: Verdict | None
+    as_of: datetime | None
+
+
+class VerdictPage(BaseModel):
+    items: list[PersonVerdict]
+    next_after: UUID | None
+    """Pass as `after` for the next page; null on the last one."""
+
+
+class PersonUnknown(Problem):
+    def __init__(self) -> None:
+        super().__init__(404, "person-unknown", "匹配服务中没有此人 (person not known to matching)")
+
+
+class PersonMerged(Problem):
+    def __init__(self, survivor: UUID) -> None:
+        super().__init__(404, "person-merged", "此人已与另一人员合并 (person merged)",
+                         surviving_person_id=str(survivor))  # fmt: skip
+
+
+class NotYetEvaluated(Problem):
+    def __init__(self) -> None:
+        super().__init__(409, "not-yet-evaluated",
+                         "此人员信息尚未完整，暂无参保状态 (not yet evaluated)")  # fmt: skip
+
+
+def _person_verdict(row: Any) -> PersonVerdict:
+    verdict = None if row.verdict is None else Verdict.model_validate(row.verdict)
+    return PersonVerdict(person_id=row.person_id, in_scope=bool(row.in_scope), verdict=verdict,
+                         as_of=row.evaluated_at)  # fmt: skip
+
+
+_COLUMNS: Final = (persons.c.person_id, persons.c.verdict, persons.c.in_scope,
+                   persons.c.evaluated_at, persons.c.merged_into)  # fmt: skip
+
+
+@router.get("/verdicts/{person_id}", summary="A person's verdict (the popup's statuses, flags, "
+            "survey reasons and registration)")  # fmt: skip
+async def get_verdict(person_id: UUID, session: SessionDep) -> PersonVerdict:
+    row = (
+        await session.execute(sa.select(*_COLUMNS).where(persons.c.person_id == person_id))
+    ).first()
+    if row is None:
+        raise PersonUnknown()
+    if row.merged_into is not None:
+        raise PersonMerged(row.merged_into)
+    if row.evaluated_at is None:
+        raise NotYetEvaluated()
+    return _person_verdict(row)
+
+
+Region = Annotated[str, Query(pattern=r"^[0-9]{6}$", description="GB/T 2260 division: a "
+                              "province (520000), city (520100) or county (520102)")]  # fmt: skip
+
+
+def division_prefix(region: str) -> str:
+    """The codes under a division share its code without the trailing zero pairs."""
+    prefix = region
+    while len(prefix) > 2 and prefix.endswith("00"):
+        prefix = prefix[:-2]
+    return prefix
+
+
+@router.get("/verdicts", summary="People of a division by registration state and survey "
+            "reason (survey target lists, reporting detail)")  # fmt: skip
+async def list_verdicts(
+    session: SessionDep,
+    region: Region,
+    registration: RegistrationState | None = None,
+    reason: SurveyReason | None = None,
+    after: UUID | None = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
+) -> VerdictPage:
+    query = sa.select(*_COLUMNS).where(
+        persons.c.region_code.startswith(division_prefix(region), autoescape=True),
+        persons.c.in_scope.is_(True),
+    )
+    if registration is not None:
+        query = query.where(persons.c.registration == str(registration))
+    if reason is not None:
+        query = query.where(persons.c.survey_reasons.contains([str(reason)]))
+    if after is not None:
+        query = query.where(persons.c.person_id > after)
+    connection = await session.connection()
+    rows = (await connection.execute(query.order_by(persons.c.person_id).limit(limit))).all()
+    items = [_person_verdict(row) for row in rows]
+    return VerdictPage(items=items,
+                       next_after=items[-1].person_id if len(items) == limit else None)  # fmt: skip
