@@ -1,20 +1,88 @@
-"""The identity service: One person per social security number, from every source: resolution, golden record, gaps; the only holder of names and numbers in clear."""
+"""The identity service: one person per social security number, from every source: resolution,
+golden record, gaps; the only holder of names and numbers in clear."""
 
+from __future__ import annotations
+
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI
 
-from canbao_platform.service import ServiceDefinition, create_app
-from canbao_platform.settings import service_settings
+from canbao_contracts.topics import CDC_TOPICS, COLLECTIONS
+from canbao_identity.handlers import change_handler, collection_handler
+from canbao_identity.protection import Protector
+from canbao_identity.routes import router
+from canbao_identity.settings import IdentitySettings
+from canbao_platform.messaging import ConsumerRunner, OutboxRelay, Producer, RunnerConfig
+from canbao_platform.service import Component, Resources, ServiceDefinition, create_app
+
+SERVICE_NAME = "identity"
+
+
+def protector_from(settings: IdentitySettings) -> Protector:
+    return Protector.create(settings.data_key_bytes(), settings.data_key_id,
+                            settings.blind_index_key_bytes())  # fmt: skip
+
+
+class ProducerComponent:
+    """The service's one producer as a component (started first, stopped last)."""
+
+    name = "producer"
+
+    def __init__(self, producer: Producer) -> None:
+        self.producer = producer
+
+    async def start(self) -> None:
+        await self.producer.start()
+
+    async def stop(self) -> None:
+        await self.producer.stop()
+
+    def health(self) -> dict[str, Any]:
+        return {"ready": True}
+
+
+def components(resources: Resources, *, config: RunnerConfig = RunnerConfig(),
+               cdc_topics: Sequence[str] | None = None,
+               collections_topic: str = COLLECTIONS.name) -> list[Component]:  # fmt: skip
+    settings = resources.settings
+    assert isinstance(settings, IdentitySettings)
+    protector = protector_from(settings)
+    producer = Producer(settings.kafka_bootstrap_servers, client_id=SERVICE_NAME)
+    common = {"database": resources.database, "producer": producer, "service": SERVICE_NAME,
+              "bootstrap_servers": settings.kafka_bootstrap_servers, "config": config}  # fmt: skip
+    return [
+        ProducerComponent(producer),
+        ConsumerRunner(
+            name="identity.cdc",
+            handler=change_handler(protector),
+            topics=list(cdc_topics or [t.name for t in CDC_TOPICS]),
+            **common,
+        ),  # fmt: skip
+        ConsumerRunner(
+            name="identity.collections",
+            handler=collection_handler(protector),
+            topics=[collections_topic],
+            **common,
+        ),  # fmt: skip
+        OutboxRelay(resources.database, producer, name="identity.outbox"),
+    ]
+
 
 SERVICE = ServiceDefinition(
-    name="identity",
-    settings=service_settings("identity"),
+    name=SERVICE_NAME,
+    settings=IdentitySettings,
     migrations=Path(__file__).parent / "migrations",
-    description="One person per social security number, from every source: resolution, golden record, gaps; the only holder of names and numbers in clear.",
+    routers=(router,),
+    components=components,
+    description=__doc__ or "",
 )
 
 
-def create() -> FastAPI:
+def create(settings: IdentitySettings | None = None) -> FastAPI:
     """The ASGI application (`uvicorn --factory canbao_identity.app:create`)."""
-    return create_app(SERVICE)
+    settings = settings or IdentitySettings()
+    app = create_app(SERVICE, settings)
+    app.state.protector = protector_from(settings)
+    return app

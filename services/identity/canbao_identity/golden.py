@@ -1,0 +1,263 @@
+"""The golden record of a person and its gaps (issue 5 §3-4), from all the person's current
+source records. Pure and deterministic: the same records in any order give the same result, which
+is what makes out-of-order and duplicated change events converge.
+
+Precedence (issue 5 §3; our convention where it is silent): an approved collection first (a clerk
+or surveyor checked the documents, domain.md §2.2); then the household register for name, gender,
+birth date, household place and status; the insurance and card systems for phone and residence
+address. Within one source the newest change wins (highest position).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any, Final
+
+from canbao_contracts.codes import RegistrationItem
+from canbao_contracts.id_numbers import normalise, validate
+from canbao_identity import records as r
+from canbao_identity.records import FactDraft
+from canbao_identity.resolution import LinkKind
+
+COLLECTION: Final = "collection"
+# A mobile number 1[3-9] + 9 digits, or a landline 0 + 2-3 digit area code + 7-8 digits
+# (our convention, shared with the simulators' ground truth).
+VALID_PHONE: Final = re.compile(r"1[3-9]\d{9}|0\d{2,3}-?\d{7,8}")
+# What a clerk types when the address is unknown: no value (our convention).
+ADDRESS_PLACEHOLDERS: Final = frozenset({"不详", "无", "暂无", "-", "/"})
+SOURCE_LABELS: Final = {
+    "si_core": "社保系统", "medical": "医保系统", "hukou": "户籍", "civil": "民政系统",
+    "education": "教育系统", "justice": "司法系统", "employment": "就业系统",
+    "card": "社保卡系统", "national": "全国比对", COLLECTION: "信息采集",
+}  # fmt: skip
+_IDENTITY: Final = (COLLECTION, "hukou.person", "si_core.ac01", "medical.insured")
+_PRECEDENCE: Final[dict[str, tuple[str, ...]]] = {
+    r.NAME: _IDENTITY, r.GENDER: _IDENTITY, r.BIRTH_DATE: _IDENTITY,
+    r.HOUSEHOLD_PLACE: (COLLECTION, "hukou.person", "si_core.ac01"),
+    r.HOUSEHOLD_REGION: (COLLECTION, "hukou.person"),
+    r.HOUSEHOLD_STATUS: ("hukou.person",),
+    r.PHONE: (COLLECTION, "si_core.ac01", "card.card_holder"),
+    r.RESIDENCE_ADDRESS: (COLLECTION, "si_core.ac01", "hukou.person"),
+    r.HOUSEHOLD_TYPE: (COLLECTION, "si_core.ac01"),
+    r.PERSONAL_IDENTITY: (COLLECTION, "si_core.ac01"),
+    r.REGION: ("si_core.ac01", "medical.insured"),
+    r.DEATH_DATE: ("civil.cremation", "hukou.person"),
+}  # fmt: skip
+_REQUIRED: Final = {
+    RegistrationItem.NAME: r.NAME, RegistrationItem.GENDER: r.GENDER,
+    RegistrationItem.ID_NUMBER: r.ID_NUMBER, RegistrationItem.BIRTH_DATE: r.BIRTH_DATE,
+    RegistrationItem.HOUSEHOLD_PLACE: r.HOUSEHOLD_PLACE,
+    RegistrationItem.RESIDENCE_ADDRESS: r.RESIDENCE_ADDRESS, RegistrationItem.PHONE: r.PHONE,
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class LinkedRecord:
+    """A current (not deleted) source record linked to the person, claims decrypted."""
+
+    source_table: str  # "si_core.ac01"; "collection.<channel>" for an approved collection
+    record_key: str
+    link_kind: LinkKind
+    position: int
+    observed_at: str | None  # ISO time the source committed it
+    claims: dict[str, Any]
+    facts: tuple[FactDraft, ...] = ()
+    provenance: dict[str, Any] = field(default_factory=dict)  # a collection's handler, reviewer
+
+    @property
+    def system(self) -> str:
+        return self.source_table.split(".")[0]
+
+
+@dataclass(frozen=True)
+class Gap:
+    """An inaccurate item: `reason` is value-free (it travels in events); `detail` is for the
+    clerk through identity's API, values included."""
+
+    item: RegistrationItem
+    source: str | None
+    reason: str
+    detail: str
+
+
+@dataclass(frozen=True)
+class Golden:
+    values: dict[str, dict[str, Any]]  # field → {"value", "source", "record_key", "observed_at"}
+    missing: tuple[RegistrationItem, ...]
+    inaccurate: tuple[Gap, ...]
+    identity_conflict: bool
+    conflicting: frozenset[tuple[str, str]]  # (source_table, record_key): another person's
+    deceased: bool
+    household_registered: bool
+    contributing: tuple[LinkedRecord, ...]  # whose facts are the person's
+
+    def value(self, name: str) -> Any:
+        entry = self.values.get(name)
+        return None if entry is None else entry["value"]
+
+
+def golden_record(records: Sequence[LinkedRecord]) -> Golden:
+    ordered = sorted(records, key=lambda x: (x.source_table, x.record_key))
+    reference = _reference(ordered)
+    conflicting = frozenset(
+        (x.source_table, x.record_key) for x in ordered if _conflicts(x, reference)
+    )
+    mine = tuple(x for x in ordered if (x.source_table, x.record_key) not in conflicting)
+    values = {name: v for name in _PRECEDENCE if (v := _pick(mine, name)) is not None}
+    if (number := _pick_number(mine)) is not None:
+        values[r.ID_NUMBER], values[r.DOCUMENT_TYPE] = number
+    hukou = [x for x in mine if x.source_table == "hukou.person"]
+    deceased = any(x.source_table == "civil.cremation" for x in mine) or any(
+        x.claims.get(r.HOUSEHOLD_STATUS) == "1" for x in hukou
+    )
+    if not deceased:
+        values.pop(r.DEATH_DATE, None)
+    collected = {k for x in mine if x.system == COLLECTION for k, v in x.claims.items() if v}
+    inaccurate = [
+        g for g in _inaccurate(mine, values, reference) if _CLAIM[g.item] not in collected
+    ]
+    return Golden(
+        values=values,
+        missing=tuple(item for item, name in _REQUIRED.items() if name not in values),
+        # One item per source and defect: two job registrations with the same mistyped copy are
+        # one thing for the clerk to correct.
+        inaccurate=tuple(
+            sorted(set(inaccurate), key=lambda g: (g.item.value, g.source or "", g.detail))
+        ),
+        identity_conflict=bool(conflicting),
+        conflicting=conflicting,
+        deceased=deceased,
+        household_registered=bool(hukou),
+        contributing=mine,
+    )
+
+
+_CLAIM: Final = {**{item: name for item, name in _REQUIRED.items()},
+                 RegistrationItem.GENDER: r.GENDER}  # fmt: skip
+
+
+def _rank(record: LinkedRecord, order: tuple[str, ...]) -> int | None:
+    for rank, source in enumerate(order):
+        if record.source_table == source or record.system == source:
+            return rank
+    return None
+
+
+def _pick(records: Sequence[LinkedRecord], name: str) -> dict[str, Any] | None:
+    best: tuple[int, int, LinkedRecord] | None = None
+    for x in records:
+        value = x.claims.get(name)
+        rank = _rank(x, _PRECEDENCE[name])
+        if rank is None or not _usable(name, value) or x.link_kind is LinkKind.CANDIDATE:
+            continue
+        if best is None or (rank, -x.position) < (best[0], -best[1]):
+            best = (rank, x.position, x)
+    if best is None:
+        return None
+    return _provenance(best[2], best[2].claims[name])
+
+
+def _pick_number(records: Sequence[LinkedRecord]) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    """The person's document: a valid citizen number first (normalised), else another document."""
+    order = (COLLECTION, "hukou.person", "si_core.ac01", "medical.insured")
+    valid = []
+    for x in records:
+        number, doc = x.claims.get(r.ID_NUMBER), x.claims.get(r.DOCUMENT_TYPE) or "01"
+        if not number or (doc == "01" and validate(number)):
+            continue
+        rank = _rank(x, order)
+        valid.append((doc != "01", 99 if rank is None else rank, -x.position, x.record_key, x, doc))
+    if not valid:
+        return None
+    *_, x, doc = min(valid, key=lambda v: v[:4])
+    number = x.claims[r.ID_NUMBER]
+    number = normalise(number) if doc == "01" else "".join(number.split()).upper()
+    return _provenance(x, number), _provenance(x, doc)
+
+
+def _provenance(x: LinkedRecord, value: Any) -> dict[str, Any]:
+    entry = {"value": value, "source": x.source_table, "record_key": x.record_key,
+             "observed_at": x.observed_at}  # fmt: skip
+    if x.provenance:
+        entry["collection"] = x.provenance
+    return entry
+
+
+def _usable(name: str, value: Any) -> bool:
+    if value is None or value == "":
+        return False
+    if name == r.RESIDENCE_ADDRESS:
+        return str(value).strip() not in ADDRESS_PLACEHOLDERS
+    return True
+
+
+def _reference(records: Sequence[LinkedRecord]) -> LinkedRecord | None:
+    """Whose name and birth date the number belongs to: the household register, else the
+    highest-precedence identity source (deterministic: by source, then key)."""
+    ranked = [(rank, x.record_key, x) for x in records
+              if (rank := _rank(x, _IDENTITY[1:])) is not None and x.claims.get(r.NAME)]  # fmt: skip
+    return min(ranked, key=lambda v: v[:2])[2] if ranked else None
+
+
+def _conflicts(x: LinkedRecord, reference: LinkedRecord | None) -> bool:
+    """One number, two people (domain.md §3): name AND birth date disagree with the reference.
+    A name alone disagreeing is a variant (an inaccurate name), not another person."""
+    if reference is None or x is reference or x.link_kind is not LinkKind.EXACT:
+        return False
+    name, birth = x.claims.get(r.NAME), x.claims.get(r.BIRTH_DATE)
+    if not name or not birth:
+        return False
+    return _same_name(
+        name, reference.claims.get(r.NAME)
+    ) is False and birth != reference.claims.get(r.BIRTH_DATE)
+
+
+def _same_name(a: str | None, b: str | None) -> bool | None:
+    if not a or not b:
+        return None
+    return "".join(a.split()) == "".join(b.split())
+
+
+def _inaccurate(records: Sequence[LinkedRecord], values: dict[str, dict[str, Any]],
+                reference: LinkedRecord | None) -> list[Gap]:  # fmt: skip
+    gaps: list[Gap] = []
+    register = (
+        reference if reference is not None and reference.source_table == "hukou.person" else None
+    )
+    for x in records:
+        label = SOURCE_LABELS.get(x.system, x.system)
+        number = x.claims.get(r.ID_NUMBER)
+        if x.link_kind is LinkKind.CANDIDATE and number:
+            for defect in validate(number):
+                gaps.append(Gap(RegistrationItem.ID_NUMBER, x.system,
+                                f"公民身份号码有误（{label}）：{defect.code.value}",
+                                f"公民身份号码有误：{label}记录为{number}，{defect.message_zh}"))  # fmt: skip
+        name = x.claims.get(r.NAME)
+        if (
+            register is not None
+            and x is not register
+            and _same_name(name, register.claims.get(r.NAME)) is False
+        ):
+            gaps.append(Gap(RegistrationItem.NAME, x.system, f"姓名与户籍登记不一致（{label}）",
+                            f"姓名与户籍登记不一致：{label}为{name}，户籍为{register.claims[r.NAME]}"))  # fmt: skip
+    phone = values.get(r.PHONE)
+    if phone is not None and not VALID_PHONE.fullmatch(str(phone["value"])):
+        system = phone["source"].split(".")[0]
+        gaps.append(Gap(RegistrationItem.PHONE, system, "手机号码格式错误",
+                        f"手机号码格式错误：{SOURCE_LABELS.get(system, system)}记录为{phone['value']}"))  # fmt: skip
+    number, birth = values.get(r.ID_NUMBER), values.get(r.BIRTH_DATE)
+    if number and birth and values.get(r.DOCUMENT_TYPE, {}).get("value") == "01":
+        n = number["value"]
+        if f"{n[6:10]}-{n[10:12]}-{n[12:14]}" != birth["value"]:
+            system = birth["source"].split(".")[0]
+            gaps.append(Gap(RegistrationItem.BIRTH_DATE, system, "出生日期与公民身份号码不一致",
+                            f"出生日期与公民身份号码不一致：记录为{birth['value']}"))  # fmt: skip
+    return gaps
+
+
+def birth_date_of(golden: Golden) -> date | None:
+    value = golden.value(r.BIRTH_DATE)
+    return None if value is None else date.fromisoformat(value)

@@ -1,0 +1,125 @@
+"""The consumers' handlers: a change event of a source table (cdc.*) or an approved collection
+(registry.collections) → the registry (registry.py), in the runner's unit of work.
+
+Logs name topic, partition, offset and counts only: never a key (hukou's key is a number), a
+value or a person's data (issue 5 §7)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any, Final
+
+from canbao_contracts.codes import RegistrationItem
+from canbao_contracts.debezium import ChangeEvent, MalformedChangeEvent, parse_change_event
+from canbao_contracts.events import CollectionApproved
+from canbao_identity import records as r
+from canbao_identity.adapters import Adapter, adapter_for
+from canbao_identity.golden import COLLECTION
+from canbao_identity.protection import Protector
+from canbao_identity.records import SourceRecord
+from canbao_identity.registry import Registry
+from canbao_identity.store import Store
+from canbao_platform.messaging import InboundMessage, PermanentError, UnitOfWork
+
+Handler = Callable[[InboundMessage, UnitOfWork], Awaitable[None]]
+_COLLECTED: Final = {
+    RegistrationItem.NAME: r.NAME, RegistrationItem.GENDER: r.GENDER,
+    RegistrationItem.ID_NUMBER: r.ID_NUMBER, RegistrationItem.BIRTH_DATE: r.BIRTH_DATE,
+    RegistrationItem.HOUSEHOLD_PLACE: r.HOUSEHOLD_PLACE,
+    RegistrationItem.RESIDENCE_ADDRESS: r.RESIDENCE_ADDRESS, RegistrationItem.PHONE: r.PHONE,
+    RegistrationItem.HOUSEHOLD_TYPE: r.HOUSEHOLD_TYPE,
+    RegistrationItem.PERSONAL_IDENTITY: r.PERSONAL_IDENTITY,
+}  # fmt: skip
+
+
+def registry_for(uow: UnitOfWork, protector: Protector) -> Registry:
+    return Registry(Store(uow.session, protector), protector, uow.publish_event)
+
+
+def change_handler(protector: Protector) -> Handler:
+    async def handle(message: InboundMessage, uow: UnitOfWork) -> None:
+        adapter = adapter_for(message.topic)
+        if adapter is None:
+            raise PermanentError(f"no adapter for topic {message.topic}")
+        try:
+            event = parse_change_event(message.key, message.value, topic=message.topic)
+        except MalformedChangeEvent as error:
+            raise PermanentError(f"malformed change event: {error.reason}") from None
+        await apply_change(registry_for(uow, protector), adapter, event)
+
+    return handle
+
+
+async def apply_change(registry: Registry, adapter: Adapter, event: ChangeEvent) -> bool:
+    """Apply one change event; False when there was nothing to apply (a tombstone, a change
+    older than the one applied)."""
+    position = event.position
+    if position is None:
+        if event.op == "tombstone":
+            return False  # the delete before it did the work
+        raise PermanentError("change event without an LSN: cannot be ordered")
+    revision = position.lsn * 2 + int(position.streamed)
+    key = record_key(adapter, event.key, registry.protector)
+    observed = event.source_ts_ms if event.source_ts_ms is not None else event.ts_ms
+    observed_at = (
+        None if observed is None else datetime.fromtimestamp(observed / 1000, UTC).isoformat()
+    )
+    record = None
+    if not event.is_delete:
+        assert event.row is not None
+        try:
+            record = adapter.to_record(event.row)
+        except MalformedChangeEvent as error:
+            raise PermanentError(f"malformed change event: {error.reason}") from None
+    return await registry.apply(
+        f"{adapter.system}.{adapter.table}", key, revision, observed_at, record
+    )
+
+
+def record_key(adapter: Adapter, key: dict[str, Any], protector: Protector) -> str:
+    """`column=value` pairs in key order (FactSource.record_key); a citizen number as its blind
+    index."""
+    if adapter.key_is_id_number:
+        return ",".join(f"{k}=#{protector.number_index('01', str(v))}" for k, v in key.items())
+    return ",".join(f"{k}={v}" for k, v in key.items())
+
+
+def collection_handler(protector: Protector) -> Handler:
+    async def handle(message: InboundMessage, uow: UnitOfWork) -> None:
+        try:
+            _, event = message.decode()
+        except ValueError as error:
+            raise PermanentError(f"not a contract event: {type(error).__name__}") from None
+        if not isinstance(event, CollectionApproved):
+            return  # another event type on the topic: not ours to apply
+        await apply_collection(registry_for(uow, protector), event)
+
+    return handle
+
+
+async def apply_collection(registry: Registry, event: CollectionApproved) -> bool:
+    """An approved collection is a source record of its own (provenance "collection": channel,
+    handler, reviewer), first in precedence; its values close the gaps they fill."""
+    claims: dict[str, Any] = {r.DOCUMENT_TYPE: event.document_type.value}
+    for item, value in event.items.items():
+        if item in _COLLECTED:
+            claims[_COLLECTED[item]] = value
+    if birth := claims.get(r.BIRTH_DATE):
+        claims[r.BIRTH_DATE] = f"{birth[:4]}-{birth[4:6]}-{birth[6:8]}"
+    provenance = {
+        "channel": event.channel.value, "handler": event.handler,
+        "handled_at": event.handled_at.isoformat(), "reviewer": event.reviewer,
+        "reviewed_at": event.reviewed_at.isoformat(), "first_reviewer": event.first_reviewer,
+        "collection_id": str(event.collection_id),
+    }  # fmt: skip
+    if event.person_id is not None:
+        person = await registry.store.person(event.person_id)
+        if person is None:
+            raise PermanentError("collection names a person_id identity does not know")
+    record = SourceRecord(COLLECTION, event.channel.value, claims=claims)
+    return await registry.apply(
+        f"{COLLECTION}.{event.channel.value}", str(event.collection_id),
+        int(event.reviewed_at.timestamp() * 1000), event.reviewed_at.isoformat(), record,
+        person_id=event.person_id, provenance=provenance,
+    )  # fmt: skip

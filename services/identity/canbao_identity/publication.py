@@ -1,0 +1,132 @@
+"""What identity tells the registry (contracts: registry.persons, registry.facts), built from a
+golden record. Pure. Only masked name and number, birth date, gender and regions leave identity;
+a gap's reason is value-free (canbao_contracts.events.person_state)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import UTC, date, datetime
+from typing import Any, Final
+from uuid import UUID
+
+from pydantic import TypeAdapter
+
+from canbao_contracts.codes import HouseholdType, PersonalIdentity
+from canbao_contracts.events import (
+    FactAsserted,
+    FactSource,
+    PersonDeceased,
+    PersonRegistered,
+    PersonUpdated,
+    fact_id_for,
+)
+from canbao_contracts.events.base import Event
+from canbao_contracts.events.facts import Fact
+from canbao_contracts.id_numbers import PROVINCE_CODES, mask, mask_name
+from canbao_identity import records as r
+from canbao_identity.golden import Golden
+
+_HOUSEHOLD_TYPES: Final = {c.value for c in HouseholdType}
+_IDENTITIES: Final = {c.value for c in PersonalIdentity}
+_FACT: Final = TypeAdapter(Fact)
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def public_state(golden: Golden) -> dict[str, Any]:
+    """The PersonState fields but person_id, JSON-ready (what we compare to publish changes)."""
+    name, number = golden.value(r.NAME), golden.value(r.ID_NUMBER)
+    household_region = _region(golden.value(r.HOUSEHOLD_REGION))
+    inaccurate = {(g.item.value, g.reason): g.source for g in golden.inaccurate}
+    return {
+        "masked_name": mask_name(name) if name and name.strip() else None,
+        "masked_id_number": mask(number) if number else None,
+        "document_type": golden.value(r.DOCUMENT_TYPE) or "01",
+        "birth_date": golden.value(r.BIRTH_DATE),
+        "gender": golden.value(r.GENDER) if golden.value(r.GENDER) in ("1", "2") else None,
+        "household_type": _code(golden.value(r.HOUSEHOLD_TYPE), _HOUSEHOLD_TYPES),
+        "household_region_code": household_region,
+        "region_code": household_region or _region(golden.value(r.REGION)),
+        "household_registered_locally": golden.household_registered,
+        "household_data_obtained": golden.household_registered,
+        "personal_identity": _code(golden.value(r.PERSONAL_IDENTITY), _IDENTITIES),
+        "deceased": golden.deceased,
+        "death_date": golden.value(r.DEATH_DATE) if golden.deceased else None,
+        "missing": [item.value for item in golden.missing],
+        "inaccurate": [
+            {"item": item, "reason": reason, "source": source}
+            for (item, reason), source in sorted(inaccurate.items())
+        ],  # fmt: skip
+        "identity_conflict": golden.identity_conflict,
+    }
+
+
+def person_event(person_id: UUID, state: dict[str, Any], previous: dict[str, Any] | None
+                 ) -> Event | None:  # fmt: skip
+    """Registered the first time, Deceased when death is learnt, else Updated naming what
+    changed; None when nothing downstream can see changed."""
+    if previous == state:
+        return None
+    if previous is None:
+        return PersonRegistered(person_id=person_id, **state)
+    if state["deceased"] and not previous.get("deceased"):
+        return PersonDeceased(person_id=person_id, **state)
+    changed = tuple(sorted(k for k in state if state[k] != previous.get(k)))
+    return PersonUpdated(person_id=person_id, changed=changed, **state)
+
+
+def current_facts(person_id: UUID, golden: Golden) -> dict[str, tuple[int, str, dict[str, Any]]]:
+    """fact_id → (revision, digest of the content, the fact as JSON) of every fact the person's
+    contributing records state."""
+    facts = {}
+    for record in golden.contributing:
+        system, table = record.source_table.split(".", 1)
+        source = FactSource(system=system, table=table, record_key=record.record_key)
+        for draft in record.facts:
+            fact_id = fact_id_for(person_id, draft.kind, source)
+            content = {"kind": draft.kind, "source": source.model_dump(), **draft.fields}
+            digest = hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:32]
+            content["observed_at"] = record.observed_at or _EPOCH.isoformat()
+            facts[str(fact_id)] = (record.position, digest, content)
+    return facts
+
+
+def fact_events(person_id: UUID, current: dict[str, tuple[int, str, dict[str, Any]]],
+                emitted: dict[str, list[Any]]) -> tuple[list[FactAsserted], dict[str, list[Any]]]:  # fmt: skip
+    """The facts to assert (new or changed) and retract (gone), and the new emitted map. A
+    revision only grows per fact_id (consumers ignore an equal or lower one)."""
+    events, now = [], dict(emitted)
+    for fact_id, (position, digest, content) in sorted(current.items()):
+        previous = emitted.get(fact_id)
+        if previous is not None and previous[1] == digest and not previous[2]:
+            continue
+        revision = max(position, previous[0] + 1) if previous else position
+        events.append(_asserted(person_id, fact_id, content, revision, retracted=False))
+        now[fact_id] = [revision, digest, False, content]
+    for fact_id in sorted(set(emitted) - set(current)):
+        revision, digest, retracted, content = emitted[fact_id]
+        if not retracted:
+            events.append(_asserted(person_id, fact_id, content, revision + 1, retracted=True))
+            now[fact_id] = [revision + 1, digest, True, content]
+    return events, now
+
+
+def _asserted(person_id: UUID, fact_id: str, content: dict[str, Any], revision: int,
+              *, retracted: bool) -> FactAsserted:  # fmt: skip
+    fact = _FACT.validate_python({**content, "fact_id": fact_id, "revision": revision,
+                                  "retracted": retracted})  # fmt: skip
+    return FactAsserted(person_id=person_id, fact=fact)
+
+
+def _region(value: str | None) -> str | None:
+    if value and len(value) == 6 and value.isdigit() and value[:2] in PROVINCE_CODES:
+        return value
+    return None
+
+
+def _code(value: str | None, codes: set[str] | frozenset[str]) -> str | None:
+    return value if value in codes else None
+
+
+def iso_day(value: date | None) -> str | None:
+    return None if value is None else value.isoformat()

@@ -1,0 +1,42 @@
+"""The canonical vocabulary every adapter maps its source table into (issue 5 §1): a source
+record's identity claims (personal: stored encrypted) and the facts it states (not personal:
+codes, dates, regions, unit ids)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+# Claim names, in the words of RegistrationItem where one exists.
+DOCUMENT_TYPE, ID_NUMBER, NAME, GENDER, BIRTH_DATE = (
+    "document_type", "id_number", "name", "gender", "birth_date")  # fmt: skip
+PHONE, RESIDENCE_ADDRESS, HOUSEHOLD_PLACE = "phone", "residence_address", "household_place"
+HOUSEHOLD_REGION, HOUSEHOLD_TYPE, PERSONAL_IDENTITY = (
+    "household_region_code", "household_type", "personal_identity")  # fmt: skip
+HOUSEHOLD_STATUS, DEATH_DATE, REGION = "household_status", "death_date", "region_code"
+UNIT_ID, UNIT_NAME = "unit_id", "unit_name"
+
+
+@dataclass(frozen=True)
+class FactDraft:
+    """A fact as the source states it, before it has a person (kind + the kind's fields)."""
+
+    kind: str
+    fields: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class SourceRecord:
+    """One source row in canonical form."""
+
+    system: str  # sources.md schema: si_core, hukou…
+    table: str
+    claims: dict[str, Any] = field(default_factory=dict)  # personal: encrypted at rest
+    facts: tuple[FactDraft, ...] = ()
+    # A row that names its person only through another row (si_core.ac02 → ac01 by AAC001):
+    # "<system>.<table>|<record_key>" of that row.
+    link_ref: str | None = None
+
+    @property
+    def source_table(self) -> str:
+        return f"{self.system}.{self.table}"

@@ -1,0 +1,170 @@
+"""The internal API, for the gateway only (not public; the gateway authenticates, masks per role
+and audits): a person by ID number or person_id with the golden record in clear, its gaps with the
+clerk's reasons and provenance; the review queue."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+from uuid import UUID, uuid4
+
+import sqlalchemy as sa
+from fastapi import APIRouter, Depends, Request
+from pydantic import BaseModel, Field
+
+from canbao_contracts.id_numbers import validate
+from canbao_identity.protection import Protector
+from canbao_identity.registry import Registry
+from canbao_identity.store import Store, person_context
+from canbao_identity.tables import identities, persons, review_queue, source_records
+from canbao_platform.messaging import unit_of_work
+from canbao_platform.problems import Problem
+from canbao_platform.service import Resources
+
+router = APIRouter(prefix="/internal", tags=["internal"])
+
+
+def protector_of(request: Request) -> Protector:
+    protector: Protector = request.app.state.protector
+    return protector
+
+
+def resources_of(request: Request) -> Resources:
+    resources: Resources = request.app.state.resources
+    return resources
+
+
+ProtectorDep = Annotated[Protector, Depends(protector_of)]
+ResourcesDep = Annotated[Resources, Depends(resources_of)]
+
+
+class NotRegistered(Problem):
+    def __init__(self) -> None:
+        super().__init__(404, "not-registered", "此人尚未登记 (not registered)")
+
+
+class InvalidIdNumber(Problem):
+    def __init__(self, defects: list[Any]) -> None:
+        super().__init__(422, "invalid-id-number", "公民身份号码无效 (invalid ID number)",
+                         "；".join(d.message_zh for d in defects),
+                         defects=[{"code": d.code.value, "message": d.message,
+                                   "message_zh": d.message_zh} for d in defects])  # fmt: skip
+
+
+class PersonRecord(BaseModel):
+    person_id: UUID
+    golden: dict[str, Any] = Field(description="field → {value, source, record_key, observed_at}")
+    missing: list[str]
+    inaccurate: list[dict[str, Any]] = Field(description="item, source, reason, detail (clear)")
+    identity_conflict: bool
+    deceased: bool
+    household_registered: bool
+    public_state: dict[str, Any] | None = Field(description="what registry.persons last said")
+
+
+@router.get("/persons/by-id-number/{id_number}", response_model=PersonRecord,
+            summary="A person by citizen ID number (any valid form) or another document")  # fmt: skip
+async def person_by_id_number(id_number: str, resources: ResourcesDep, protector: ProtectorDep,
+                              document_type: str = "01") -> PersonRecord:  # fmt: skip
+    if document_type == "01" and (defects := validate(id_number)):
+        raise InvalidIdNumber(defects)
+    index = protector.number_index(document_type, id_number)
+    async with resources.database.sessions() as session:
+        person_id = await (await session.connection()).scalar(
+            sa.select(identities.c.person_id).where(
+                identities.c.document_type == document_type, identities.c.number_index == index
+            )
+        )
+        if person_id is None:
+            raise NotRegistered()
+        return await _person(session, protector, person_id)
+
+
+@router.get("/persons/{person_id}", response_model=PersonRecord, summary="A person by person_id")
+async def person_by_id(person_id: UUID, resources: ResourcesDep, protector: ProtectorDep
+                       ) -> PersonRecord:  # fmt: skip
+    async with resources.database.sessions() as session:
+        return await _person(session, protector, person_id)
+
+
+async def _person(session: Any, protector: Protector, person_id: UUID) -> PersonRecord:
+    row = (
+        await (await session.connection()).execute(
+            sa.select(persons).where(persons.c.person_id == person_id)
+        )
+    ).first()
+    if row is None or row.golden_ciphertext is None:
+        raise NotRegistered()
+    document = protector.decrypt(row.golden_ciphertext, key_id=row.key_id,
+                                 context=person_context(person_id))  # fmt: skip
+    return PersonRecord(
+        person_id=person_id, golden=document["values"], missing=document["missing"],
+        inaccurate=[{**g, "item": g["item"]} for g in document["inaccurate"]],
+        identity_conflict=document["identity_conflict"], deceased=document["deceased"],
+        household_registered=document["household_registered"], public_state=row.public_state,
+    )  # fmt: skip
+
+
+class ReviewEntry(BaseModel):
+    entry_id: int
+    source_table: str
+    record_key: str
+    reason: str
+    state: str
+    resolution: str | None
+    person_id: UUID | None
+    resolved_by: str | None
+    created_at: datetime
+    resolved_at: datetime | None
+
+
+@router.get("/review-queue", response_model=list[ReviewEntry], summary="Records awaiting review")
+async def list_review_queue(resources: ResourcesDep, state: Literal["open", "resolved"] = "open",
+                            limit: int = 100, after: int = 0) -> list[ReviewEntry]:  # fmt: skip
+    async with resources.database.sessions() as session:
+        rows = (await (await session.connection()).execute(
+            sa.select(review_queue).where(review_queue.c.state == state,
+                                          review_queue.c.entry_id > after)
+            .order_by(review_queue.c.entry_id).limit(min(limit, 1000)))).all()  # fmt: skip
+    return [ReviewEntry.model_validate(row._mapping) for row in rows]
+
+
+class Resolve(BaseModel):
+    """Link the record to a registered person, or register it as a new person."""
+
+    person_id: UUID | None = None
+    new_person: bool = False
+    reviewer: str = Field(min_length=1, max_length=64)
+
+
+@router.post("/review-queue/{entry_id}/resolve", response_model=ReviewEntry,
+             summary="Resolve a queued record")  # fmt: skip
+async def resolve_review(entry_id: int, body: Resolve, resources: ResourcesDep,
+                         protector: ProtectorDep) -> ReviewEntry:  # fmt: skip
+    if (body.person_id is None) == (not body.new_person):
+        raise Problem(422, "invalid-resolution", "请指定关联的人员或登记为新人员",
+                      "give exactly one of person_id and new_person")  # fmt: skip
+    async with unit_of_work(resources.database, service="identity") as uow:
+        store = Store(uow.session, protector)
+        entry = (await (await uow.session.connection()).execute(sa.select(review_queue).where(
+            review_queue.c.entry_id == entry_id).with_for_update())).first()  # fmt: skip
+        if entry is None:
+            raise Problem(404, "review-entry-not-found", "没有这条待审核记录")
+        if entry.state != "open":
+            raise Problem(409, "review-entry-resolved", "这条记录已处理")
+        person_id = body.person_id or uuid4()
+        if body.new_person:
+            await store.ensure_person(person_id)
+        elif await store.person(person_id) is None:
+            raise NotRegistered()
+        await (await uow.session.connection()).execute(sa.update(source_records).where(
+            source_records.c.source_table == entry.source_table,
+            source_records.c.record_key == entry.record_key,
+        ).values(person_id=person_id, link_kind="candidate"))  # fmt: skip
+        await store.close_review(entry.source_table, entry.record_key,
+                                 "new_person" if body.new_person else "linked", person_id,
+                                 body.reviewer)  # fmt: skip
+        await Registry(store, protector, uow.publish_event).rebuild([person_id])
+        row = (await (await uow.session.connection()).execute(sa.select(review_queue).where(
+            review_queue.c.entry_id == entry_id))).first()  # fmt: skip
+    return ReviewEntry.model_validate(row._mapping)

@@ -1,0 +1,56 @@
+"""IdentitySettings: the database and Kafka of every service, plus the keys that protect people's
+data at rest (issue 5 §7). Keys come from the environment as base64; development and test may use
+the fixed dev keys below, production refuses them (and refuses to start without keys)."""
+
+from __future__ import annotations
+
+import base64
+from typing import Self
+
+from pydantic import AliasChoices, Field, model_validator
+from pydantic_settings import SettingsConfigDict
+
+from canbao_platform.settings import LOCAL_POSTGRES, ServiceSettings
+
+# Public, in the repository: only good for data that is not real.
+DEV_DATA_KEY = base64.b64encode(b"canbao-dev-data-key-not-secret!!").decode()
+DEV_DATA_KEY_ID = "dev-1"
+DEV_BLIND_INDEX_KEY = base64.b64encode(b"canbao-dev-blind-index-key-0000!").decode()
+
+
+class IdentitySettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="IDENTITY_", extra="ignore")
+
+    database_url: str = f"{LOCAL_POSTGRES}/identity"
+    data_key: str = Field(DEV_DATA_KEY, validation_alias=AliasChoices("IDENTITY_DATA_KEY"))
+    data_key_id: str = Field(DEV_DATA_KEY_ID, validation_alias=AliasChoices("IDENTITY_DATA_KEY_ID"))
+    blind_index_key: str = Field(
+        DEV_BLIND_INDEX_KEY, validation_alias=AliasChoices("IDENTITY_BLIND_INDEX_KEY")
+    )
+
+    @model_validator(mode="after")
+    def _real_keys_in_production(self) -> Self:
+        for name, value, dev in (
+            ("IDENTITY_DATA_KEY", self.data_key, DEV_DATA_KEY),
+            ("IDENTITY_BLIND_INDEX_KEY", self.blind_index_key, DEV_BLIND_INDEX_KEY),
+        ):
+            if len(_decode(name, value)) != 32:
+                raise ValueError(f"{name} must be 32 bytes, base64-encoded")
+            if self.environment == "production" and value == dev:
+                raise ValueError(f"{name} is the public development key: refused in production")
+        if self.environment == "production" and self.data_key_id == DEV_DATA_KEY_ID:
+            raise ValueError("IDENTITY_DATA_KEY_ID is the development key id")
+        return self
+
+    def data_key_bytes(self) -> bytes:
+        return base64.b64decode(self.data_key)
+
+    def blind_index_key_bytes(self) -> bytes:
+        return base64.b64decode(self.blind_index_key)
+
+
+def _decode(name: str, value: str) -> bytes:
+    try:
+        return base64.b64decode(value, validate=True)
+    except ValueError:
+        raise ValueError(f"{name} is not base64") from None

@@ -1,0 +1,73 @@
+"""Identity's own tables (SQLAlchemy Core on its own MetaData; the migration creates them).
+
+Personal values live only in the `*_ciphertext` columns (AES-GCM, protection.py) with the id of
+the key that encrypted them; look-ups go through blind indexes (HMAC-SHA256)."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB, UUID
+
+metadata = sa.MetaData()
+
+persons = sa.Table(
+    "persons", metadata,
+    sa.Column("person_id", UUID(as_uuid=True), primary_key=True),
+    sa.Column("demographic_index", sa.String(64), index=True),  # name + birth date + gender
+    sa.Column("golden_ciphertext", sa.LargeBinary),  # golden record + gaps + provenance
+    sa.Column("key_id", sa.String(64)),
+    sa.Column("public_state", JSONB),  # what we last published (masked): to publish changes only
+    sa.Column("emitted_facts", JSONB, nullable=False, server_default="{}"),  # fact_id → [rev, digest]
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+)  # fmt: skip
+
+identities = sa.Table(
+    "identities", metadata,
+    sa.Column("document_type", sa.String(2), primary_key=True),
+    sa.Column("number_index", sa.String(64), primary_key=True),
+    sa.Column("person_id", UUID(as_uuid=True), nullable=False, index=True),
+)  # fmt: skip
+
+source_records = sa.Table(
+    "source_records", metadata,
+    sa.Column("source_table", sa.String(64), primary_key=True),  # si_core.ac01, collection.counter
+    sa.Column("record_key", sa.String(200), primary_key=True),  # a number only as blind index
+    sa.Column("person_id", UUID(as_uuid=True), index=True),
+    sa.Column("link_kind", sa.String(16), nullable=False),
+    sa.Column("position", sa.BigInteger, nullable=False),  # highest applied (LSN×2 + streamed)
+    sa.Column("deleted", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("claims_ciphertext", sa.LargeBinary),
+    sa.Column("key_id", sa.String(64)),
+    sa.Column("facts", JSONB, nullable=False, server_default="[]"),  # not personal
+    sa.Column("provenance", JSONB, nullable=False, server_default="{}"),  # a collection's staff
+    sa.Column("link_ref", sa.String(300), index=True),
+    sa.Column("number_index", sa.String(64)),
+    sa.Column("demographic_index", sa.String(64), index=True),
+    sa.Column("observed_at", sa.String(40)),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+)  # fmt: skip
+
+# Persons whose records changed since their golden record was last built: the consumers mark them
+# in the change's transaction, the golden-record builder drains them (registry.py), so a burst of
+# changes to one person (a snapshot: ~6 rows each) costs one rebuild, not one per row.
+pending_persons = sa.Table(
+    "pending_persons", metadata,
+    sa.Column("person_id", UUID(as_uuid=True), primary_key=True),
+    sa.Column("marked_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+)  # fmt: skip
+
+review_queue = sa.Table(
+    "review_queue", metadata,
+    sa.Column("entry_id", sa.BigInteger, sa.Identity(), primary_key=True),
+    sa.Column("source_table", sa.String(64), nullable=False),
+    sa.Column("record_key", sa.String(200), nullable=False),
+    sa.Column("reason", sa.String(300), nullable=False),  # value-free
+    sa.Column("demographic_index", sa.String(64), index=True),
+    sa.Column("state", sa.String(16), nullable=False, server_default="open"),  # open | resolved
+    sa.Column("resolution", sa.String(32)),  # linked | new_person | auto_linked | withdrawn
+    sa.Column("person_id", UUID(as_uuid=True)),
+    sa.Column("resolved_by", sa.String(64)),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    sa.Column("resolved_at", sa.DateTime(timezone=True)),
+    sa.UniqueConstraint("source_table", "record_key"),
+)  # fmt: skip
