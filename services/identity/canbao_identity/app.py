@@ -10,6 +10,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from canbao_contracts.topics import CDC_TOPICS, COLLECTIONS
+from canbao_identity.builder import GoldenRecordBuilder
 from canbao_identity.handlers import change_handler, collection_handler
 from canbao_identity.protection import Protector
 from canbao_identity.routes import router
@@ -43,30 +44,40 @@ class ProducerComponent:
         return {"ready": True}
 
 
-def components(resources: Resources, *, config: RunnerConfig = RunnerConfig(),
-               cdc_topics: Sequence[str] | None = None,
-               collections_topic: str = COLLECTIONS.name) -> list[Component]:  # fmt: skip
+DEFAULT_CONFIG = RunnerConfig()
+# The consumer group of the cdc.* topics: the local CDC bridge's backpressure watches its lag
+# (canbao_stack.local), so it is the service's name and nothing else.
+CDC_GROUP = SERVICE_NAME
+
+
+def components(
+    resources: Resources, *, config: RunnerConfig = DEFAULT_CONFIG,
+    cdc_topics: Sequence[str] | None = None, collections_topic: str = COLLECTIONS.name,
+    builder_idle_s: float = 0.2,
+) -> list[Component]:  # fmt: skip
+    """Producer first (stopped last); the two consumers; the builder that turns their pending
+    persons into golden records and events; the relay that sends the outbox."""
     settings = resources.settings
     assert isinstance(settings, IdentitySettings)
     protector = protector_from(settings)
     producer = Producer(settings.kafka_bootstrap_servers, client_id=SERVICE_NAME)
-    common = {"database": resources.database, "producer": producer, "service": SERVICE_NAME,
-              "bootstrap_servers": settings.kafka_bootstrap_servers, "config": config}  # fmt: skip
+    common: dict[str, Any] = {
+        "database": resources.database, "producer": producer, "service": SERVICE_NAME,
+        "bootstrap_servers": settings.kafka_bootstrap_servers, "config": config,
+    }  # fmt: skip
     return [
         ProducerComponent(producer),
         ConsumerRunner(
-            name="identity.cdc",
-            handler=change_handler(protector),
-            topics=list(cdc_topics or [t.name for t in CDC_TOPICS]),
-            **common,
+            name=CDC_GROUP, handler=change_handler(protector),
+            topics=list(cdc_topics or [t.name for t in CDC_TOPICS]), **common,
         ),  # fmt: skip
         ConsumerRunner(
-            name="identity.collections",
-            handler=collection_handler(protector),
-            topics=[collections_topic],
-            **common,
+            name=f"{SERVICE_NAME}.collections", handler=collection_handler(protector),
+            topics=[collections_topic], **common,
         ),  # fmt: skip
-        OutboxRelay(resources.database, producer, name="identity.outbox"),
+        GoldenRecordBuilder(resources.database, protector, service=SERVICE_NAME,
+                            idle_interval_s=builder_idle_s),  # fmt: skip
+        OutboxRelay(resources.database, producer, name=f"{SERVICE_NAME}.outbox"),
     ]
 
 

@@ -1,0 +1,83 @@
+"""The golden-record builder: a component that drains the pending persons (registry.py step 2)
+in units of work of its own, publishing through the outbox.
+
+Several replicas may run it: each takes pending rows with SKIP LOCKED, so they share the work
+and never rebuild one person at once. A failure rolls the drain back (the persons stay pending)
+and is retried with backoff; it is logged by class only, never with a person's data.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from canbao_platform.db import Database
+from canbao_platform.messaging import Backoff, unit_of_work
+from canbao_identity.protection import Protector
+from canbao_identity.registry import Registry
+from canbao_identity.store import Store
+
+log = logging.getLogger(__name__)
+
+
+class GoldenRecordBuilder:
+    def __init__(self, database: Database, protector: Protector, *, service: str,
+                 name: str = "identity.builder", batch_size: int = 500,
+                 idle_interval_s: float = 0.2, retry_backoff: Backoff | None = None) -> None:  # fmt: skip
+        self.name = name
+        self._database, self._protector, self._service = database, protector, service
+        self._batch_size, self._idle_interval_s = batch_size, idle_interval_s
+        self._retry_backoff = retry_backoff or Backoff(0.2, 5.0)
+        self._stopping = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self.rebuilt = 0
+        self.failures = 0
+        self.last_error: str | None = None
+
+    async def start(self) -> None:
+        if self._task is None:
+            self._stopping.clear()
+            self._task = asyncio.create_task(self._run(), name=self.name)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._stopping.set()
+            await self._task
+            self._task = None
+
+    def health(self) -> dict[str, Any]:
+        running = self._task is not None and not self._task.done()
+        return {"ready": running, "rebuilt": self.rebuilt, "failures": self.failures,
+                "last_error": self.last_error}  # fmt: skip
+
+    async def drain_once(self) -> int:
+        """One unit of work: up to `batch_size` pending persons rebuilt and published."""
+        async with unit_of_work(self._database, service=self._service) as uow:
+            registry = Registry(Store(uow.session, self._protector), self._protector,
+                                uow.publish_event)  # fmt: skip
+            count = await registry.rebuild_pending(limit=self._batch_size)
+        self.rebuilt += count
+        return count
+
+    async def _run(self) -> None:
+        attempt = 0
+        while not self._stopping.is_set():
+            try:
+                busy = await self.drain_once() > 0
+                attempt = 0
+            except Exception as error:  # retried: the persons stay pending
+                self.failures += 1
+                self.last_error = type(error).__name__
+                log.warning("%s: %s while rebuilding, retrying", self.name, type(error).__name__)
+                await self._sleep(self._retry_backoff.delay(attempt))
+                attempt += 1
+                continue
+            if not busy:
+                await self._sleep(self._idle_interval_s)
+
+    async def _sleep(self, seconds: float) -> None:
+        try:
+            await asyncio.wait_for(self._stopping.wait(), seconds)
+        except TimeoutError:
+            pass

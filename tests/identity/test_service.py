@@ -1,0 +1,151 @@
+"""The identity service end to end on the real broker: Debezium-shaped change events produced on
+the contract's cdc.* topics go through ConsumerRunner (group "identity"), the builder and the
+outbox relay, and come out as contract events on registry.persons and registry.facts; an
+approved collection on registry.collections closes the gap it fills."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import Any
+from uuid import UUID, uuid4
+
+import pytest
+from aiokafka import AIOKafkaConsumer
+
+from canbao_contracts.codes import RegistrationItem
+from canbao_contracts.envelope import KafkaRecord, decode, encode
+from canbao_contracts.events import CollectionApproved, FactAsserted, PersonRegistered
+from canbao_contracts.events.base import Event
+from canbao_contracts.events.vocabulary import Channel
+from canbao_contracts.topics import CDC_TOPICS, COLLECTIONS, FACTS, PERSONS, dead_letter_topic
+from canbao_platform.db import Database
+from canbao_platform.local.broker import MockKafkaCluster
+from canbao_platform.messaging import Backoff, Producer, RunnerConfig
+from canbao_platform.service import Component, Resources
+from canbao_identity.app import CDC_GROUP, components
+from canbao_identity.settings import IdentitySettings
+from tests.identity.conftest import Message, change
+
+FAST = RunnerConfig(
+    max_batch=200, poll_timeout_ms=100, session_timeout_ms=3_000, heartbeat_interval_ms=500,
+    message_retry_backoff=Backoff(0.01, 0.05), retry_backoff=Backoff(0.1, 0.5),
+    restart_backoff=Backoff(0.1, 0.5), shutdown_timeout_s=10.0,
+)  # fmt: skip
+_created: set[int] = set()
+
+
+def contract_topics(kafka: MockKafkaCluster) -> None:
+    """The contract's topics on the session's broker, once (these tests own their names)."""
+    if id(kafka) not in _created:
+        kafka.create_topics([*CDC_TOPICS, PERSONS, FACTS, COLLECTIONS, dead_letter_topic("identity")])
+        _created.add(id(kafka))
+
+
+@dataclass
+class Running:
+    producer: Producer
+    kafka: MockKafkaCluster
+    components: list[Component]
+    seen: list[Event] = field(default_factory=list)
+    _reader: AIOKafkaConsumer | None = None
+
+    async def produce(self, messages: list[Message]) -> None:
+        await self.producer.send_many(KafkaRecord(m.topic, m.key, m.value, []) for m in messages)
+
+    async def events_until(self, done: Any, timeout_s: float = 60.0) -> list[Event]:
+        """Read registry.persons and registry.facts until `done(seen)` holds."""
+        if self._reader is None:
+            self._reader = AIOKafkaConsumer(
+                PERSONS.name, FACTS.name, bootstrap_servers=self.kafka.bootstrap_servers,
+                auto_offset_reset="earliest", enable_auto_commit=False, group_id=None,
+            )  # fmt: skip
+            await self._reader.start()
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        while not done(self.seen):
+            assert asyncio.get_running_loop().time() < deadline, "events did not arrive in time"
+            batches = await self._reader.getmany(timeout_ms=200)
+            for records in batches.values():
+                for record in records:
+                    self.seen.append(decode(list(record.headers), record.value)[1])
+        return self.seen
+
+
+@pytest.fixture
+async def running(kafka: MockKafkaCluster, identity_db: Database) -> AsyncIterator[Running]:
+    contract_topics(kafka)
+    settings = IdentitySettings(environment="test", database_url=identity_db.url,
+                                kafka_bootstrap_servers=kafka.bootstrap_servers)  # fmt: skip
+    parts = components(Resources(settings=settings, database=identity_db), config=FAST,
+                       builder_idle_s=0.05)  # fmt: skip
+    async with Producer(kafka.bootstrap_servers) as producer:
+        service = Running(producer, kafka, list(parts))
+        started: list[Component] = []
+        try:
+            for part in parts:
+                await part.start()
+                started.append(part)
+            yield service
+        finally:
+            if service._reader is not None:
+                await service._reader.stop()
+            for part in reversed(started):
+                await part.stop()
+
+
+NUMBER = "110101198001010018"  # valid: check character 8
+LEGACY = "110101800101001"  # the same person's 15-digit number
+
+
+def person_events(seen: list[Event], kind: type[Event]) -> list[Any]:
+    return [e for e in seen if isinstance(e, kind)]
+
+
+async def test_change_events_through_the_broker_become_one_person_and_facts(
+    running: Running,
+) -> None:
+    assert any(getattr(c, "name", None) == CDC_GROUP == "identity" for c in running.components)
+    await running.produce([
+        change("hukou.person", {"sfzh": NUMBER, "xm": "王伟", "xb": "1", "csrq": date(1980, 1, 1),
+                                "hjdz_xzqh": "110101", "hjdz": "北京市东城区东华门街道1号",
+                                "ryzt": "0"}),
+        change("si_core.ac01", {"aac001": "P1", "aac002": LEGACY, "aac003": "王伟",
+                                "aac004": "1", "aac006": "19800101", "aab301": "110101",
+                                "aae006": "北京市东城区1号"},
+               embed_schema=True),
+        change("si_core.ac02", {"aac001": "P1", "aae140": "110", "aab301": "110101",
+                                "aab001": "U1", "aac008": "1", "aac030": date(2005, 1, 1)}),
+    ])  # fmt: skip
+
+    def arrived(seen: list[Event]) -> bool:
+        facts = {e.fact.kind for e in person_events(seen, FactAsserted)}
+        return bool(person_events(seen, PersonRegistered)) and {"enrolment", "household_status"} <= facts
+
+    seen = await running.events_until(arrived)
+    people = {e.person_id for e in seen}
+    assert len(people) == 1, "the 15- and the 18-digit number are one person"
+    registered = person_events(seen, PersonRegistered)[0]
+    assert registered.masked_name != "王伟" and registered.masked_name.startswith("王")
+    assert "王伟" not in str([e.model_dump() for e in seen]), "the clear name left identity"
+    enrolment = next(e.fact for e in person_events(seen, FactAsserted) if e.fact.kind == "enrolment")
+    assert (enrolment.insurance.value, enrolment.scheme.value, enrolment.state) == ("pension", "11", "paying")
+
+    # No source has his phone: a gap, which an approved collection at the counter fills.
+    assert "phone" in registered.missing
+    person_id: UUID = registered.person_id
+    now = datetime.now(UTC)
+    collection = CollectionApproved(
+        collection_id=uuid4(), person_id=person_id, channel=Channel.COUNTER,
+        items={RegistrationItem.PHONE: "13900139000"}, handler="clerk-1", handled_at=now,
+        reviewer="clerk-1", reviewed_at=now,
+    )  # fmt: skip
+    await running.producer.send(encode(collection, source="/canbao/test"))
+
+    def phone_collected(seen: list[Event]) -> bool:
+        return any(type(e).__name__ == "PersonUpdated" and "missing" in e.changed for e in seen)
+
+    seen = await running.events_until(phone_collected)
+    updated = [e for e in seen if type(e).__name__ == "PersonUpdated" and "missing" in e.changed][-1]
+    assert updated.person_id == person_id and "phone" not in updated.missing
