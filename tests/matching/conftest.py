@@ -26,6 +26,7 @@ from canbao_platform.local.broker import MockKafkaCluster
 from canbao_platform.messaging import ConsumerRunner, Producer
 from canbao_platform.messaging.tables import outbox
 from canbao_platform.service import Component, Resources
+from tests.identity.conftest import harness, identity_db  # noqa: F401 (identity's fixtures)
 from tests.platform.conftest import FAST
 
 MIGRATIONS = Path(canbao_matching.__file__).parent / "migrations"

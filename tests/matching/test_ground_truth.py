@@ -1,0 +1,139 @@
+"""Matching against the population generator's ground truth (issue 6 "What it must show"): a
+seeded population's source rows go through identity's registry (tests/identity's Harness: the
+snapshot as change events), what identity publishes goes through matching's handler on a real
+database, and every person's verdict is compared with the generator's expected outcome
+(stack/canbao_stack/simulators/expected.py). When they disagree, the confusion per insurance
+and the first differences are printed."""
+
+from __future__ import annotations
+
+import collections
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+import pytest
+import sqlalchemy as sa
+
+from canbao_contracts.envelope import Envelope, encode
+from canbao_contracts.events import Event
+from canbao_matching.handlers import event_handler, today_in_china
+from canbao_matching.tables import persons
+from canbao_platform.db import Database
+from canbao_platform.messaging import InboundMessage, unit_of_work
+from canbao_stack.simulators.population import seed
+from canbao_stack.simulators.store import load_expected
+from tests.identity.conftest import Harness
+from tests.identity.feed import snapshot_messages
+
+PEOPLE = 2_000
+NOW = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
+INSURANCES = ("pension", "medical", "injury", "unemployment", "maternity")
+
+
+def inbound(event: Event, offset: int) -> InboundMessage:
+    record = encode(event, source="/canbao/identity")
+    return InboundMessage(topic=record.topic, partition=0, offset=offset, key=record.key,
+                          value=record.value, headers=tuple(record.headers), timestamp=0,
+                          envelope=Envelope.from_headers(record.headers))  # fmt: skip
+
+
+async def feed(database: Database, events: list[Event]) -> None:
+    """identity's events through matching's handler, 500 per transaction as a batch would be."""
+    handle = event_handler(lambda: NOW)
+    for start in range(0, len(events), 500):
+        async with unit_of_work(database, service="matching") as uow:
+            for offset, event in enumerate(events[start : start + 500], start):
+                await handle(inbound(event, offset), uow)
+
+
+def outcome_of(row: Any) -> dict[str, Any]:
+    """Our verdict in the shape of simulator.expected_outcome."""
+    verdict = row.verdict if row is not None else None
+    if verdict is None:
+        return {"deceased": False, "in_scope": False, "statuses": dict.fromkeys(INSURANCES),
+                "flags": [], "survey_reasons": [], "registration": None}  # fmt: skip
+    deceased = verdict["deceased"]
+    return {
+        "deceased": deceased,
+        "in_scope": not deceased,
+        "statuses": verdict["statuses"],
+        "flags": verdict["flags"],
+        "survey_reasons": verdict["survey_reasons"],
+        # The contract says a dead person's registration is confirmed; the generator says none.
+        "registration": None if deceased else verdict["registration"],
+    }
+
+
+def differences(want: dict[str, Any], got: dict[str, Any]) -> list[str]:
+    fields = ("deceased", "in_scope", "statuses", "registration")
+    diffs = [f"{f}: want {want[f]} got {got[f]}" for f in fields if want[f] != got[f]]
+    flags = ({(f["type"], f["insurance"]) for f in want["flags"]},
+             {(f["type"], f["insurance"]) for f in got["flags"]})  # fmt: skip
+    if flags[0] != flags[1]:
+        diffs.append(f"flags: want {sorted(flags[0])} got {sorted(flags[1])}")
+    if want["survey_reasons"] != list(got["survey_reasons"]):
+        diffs.append(f"reasons: want {want['survey_reasons']} got {got['survey_reasons']}")
+    return diffs
+
+
+@pytest.fixture
+async def population(make_database: Callable[[], str]) -> tuple[str, dict[str, dict[str, Any]]]:
+    sources = make_database()
+    await seed(sources, PEOPLE, 11, loaders=1)
+    libpq = sources.replace("postgresql+asyncpg://", "postgresql://")
+    return sources, await load_expected(libpq, as_of=today_in_china(NOW))
+
+
+async def test_verdicts_agree_with_the_ground_truth_for_every_person(
+    population: tuple[str, dict[str, dict[str, Any]]], harness: Harness, matching_db: Database
+) -> None:
+    sources, expected = population
+    messages = await snapshot_messages(sources)
+    for start in range(0, len(messages), 500):
+        await harness.apply(messages[start : start + 500])
+    started = time.perf_counter()
+    await feed(matching_db, harness.published)
+    elapsed = time.perf_counter() - started
+    print(
+        f"\nmatching applied {len(harness.published)} events of identity in {elapsed:.1f} s "
+        f"({len(harness.published) / elapsed:.0f} events/s)"
+    )
+
+    async with matching_db.engine.connect() as connection:
+        rows = {r.person_id: r for r in await connection.execute(
+            sa.select(persons.c.person_id, persons.c.verdict))}  # fmt: skip
+    confusion: dict[str, collections.Counter[tuple[Any, Any]]] = collections.defaultdict(
+        collections.Counter
+    )
+    disagreements: list[str] = []
+    agreed = 0
+    for key, person in expected.items():
+        document = person["document"]
+        number, doc_type = ((person["id_number"], "01") if document is None
+                            else (document["number"], document["type"]))  # fmt: skip
+        person_id: UUID | None = await harness.person_of(number, doc_type)
+        assert person_id is not None, f"{key} did not resolve in identity"
+        got = outcome_of(rows.get(person_id))
+        diffs = differences(person, got)
+        for insurance in INSURANCES:
+            want_code, got_code = person["statuses"][insurance], got["statuses"][insurance]
+            confusion[insurance][(want_code, got_code)] += 1
+        if diffs:
+            disagreements.append(f"{key} ({person['situation']}): " + "; ".join(diffs))
+        else:
+            agreed += 1
+    print(f"{agreed} of {len(expected)} people agree with the ground truth")
+    # Not a vacuous agreement: the population shows every kind of verdict.
+    seen = {code for counts in confusion.values() for code, _ in counts}
+    assert {"11", "12", "21", "27", "30", "81", "82", "91", "92", "93", "94", "95", None} <= seen
+    assert any(p["flags"] for p in expected.values() if p["deceased"])
+    assert any(p["flags"] for p in expected.values() if not p["deceased"])
+    if disagreements:
+        for insurance, counts in confusion.items():
+            wrong = {pair: n for pair, n in counts.items() if pair[0] != pair[1]}
+            print(f"{insurance}: (expected, ours) → people where they differ: {wrong}")
+        print("\n".join(disagreements[:40]))
+    assert not disagreements, f"{len(disagreements)} of {len(expected)} people disagree"
