@@ -8,13 +8,23 @@ import asyncio
 import dataclasses
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 
+import httpx
 from sqlalchemy import text
 
 from canbao_platform.db import Database
 from canbao_platform.local.broker import MockKafkaCluster
-from canbao_platform.local.postgres import PostgresCluster
-from canbao_platform.messaging import ConsumerRunner, InboundMessage, Producer, UnitOfWork
+from canbao_platform.local.postgres import PostgresCluster, free_port
+from canbao_platform.messaging import (
+    Backoff,
+    ConsumerRunner,
+    InboundMessage,
+    Producer,
+    UnitOfWork,
+)
+from canbao_platform.service import ServiceDefinition, create_app
+from canbao_platform.settings import ServiceSettings
 from tests.platform.conftest import (
     FAST,
     BrokerFaults,
@@ -120,3 +130,34 @@ async def test_a_connection_lost_in_the_middle_of_a_batch_rolls_the_batch_back_a
     assert killed and runner.counts.retries >= 1
     applied = await effects(database)
     assert len(applied) == 10 and set(applied.values()) == {1}
+
+
+async def test_a_producer_started_without_a_broker_waits_for_it_instead_of_failing() -> None:
+    """A service comes up (not ready) while Kafka is away, rather than crashing its start-up."""
+    unreachable = f"127.0.0.1:{free_port()}"
+    producer = Producer(unreachable, request_timeout_ms=1_000)
+    await producer.start(backoff=Backoff(0.05, 0.2))
+    await wait_until(lambda: producer.health()["last_error"] is not None, within=30)
+    assert producer.health()["ready"] is False
+    assert "bootstrap" in producer.health()["last_error"]
+    await producer.stop()  # stops promptly, though it never connected
+
+
+async def test_a_service_reports_not_ready_while_its_broker_is_away(
+    make_database: Callable[[], str],
+) -> None:
+    definition = ServiceDefinition(
+        name="outage", settings=ServiceSettings, migrations=Path("no-migrations"),
+        components=lambda resources: [Producer(resources.settings.kafka_bootstrap_servers)],
+    )  # fmt: skip
+    settings = ServiceSettings(
+        database_url=make_database(), KAFKA_BOOTSTRAP_SERVERS=f"127.0.0.1:{free_port()}"
+    )
+    app = create_app(definition, settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            response = await client.get("/readyz")
+    assert response.status_code == 503
+    assert response.json()["checks"]["database"]["ready"] is True
+    assert response.json()["checks"]["producer"]["ready"] is False

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import ast
-from collections.abc import AsyncIterator, Callable
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 from fastapi import FastAPI
 
+from canbao_contracts.topics import ALL_TOPICS
 from canbao_platform.db import migrate_async
+from canbao_platform.local.broker import MockKafkaCluster
 from canbao_platform.migrate import service_definition
 from canbao_platform.service import create_app
 
@@ -28,14 +32,27 @@ async def serve(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
             yield client
 
 
+@pytest.fixture(scope="module")
+def contract_kafka() -> Iterator[MockKafkaCluster]:
+    """A broker of its own with every contract topic, as a deployment has them (the session's
+    broker holds only the topics tests make)."""
+    with MockKafkaCluster(brokers=3) as cluster:
+        cluster.create_topics(ALL_TOPICS)
+        yield cluster
+
+
 @pytest.fixture(params=SERVICES)
 async def service_client(
-    request: pytest.FixtureRequest, make_database: Callable[[], str]
-) -> AsyncIterator[httpx.AsyncClient]:
+    request: pytest.FixtureRequest, make_database: Callable[[], str],
+    contract_kafka: MockKafkaCluster,
+) -> AsyncIterator[httpx.AsyncClient]:  # fmt: skip
     service = definition(request.param)
     url = make_database()
     await migrate_async(url, service.migrations)
-    app = create_app(service, service.settings(database_url=url))
+    settings = service.settings(
+        database_url=url, KAFKA_BOOTSTRAP_SERVERS=contract_kafka.bootstrap_servers
+    )
+    app = create_app(service, settings)
     async for client in serve(app):
         yield client
 
@@ -47,7 +64,12 @@ async def test_healthz_answers_ok(service_client: httpx.AsyncClient) -> None:
 
 
 async def test_readyz_reports_database_reachable(service_client: httpx.AsyncClient) -> None:
+    """Ready once its consumers have joined their groups (a few seconds on the test broker)."""
+    deadline = time.monotonic() + 60
     response = await service_client.get("/readyz")
+    while response.status_code != 200 and time.monotonic() < deadline:
+        await asyncio.sleep(0.5)
+        response = await service_client.get("/readyz")
     assert response.status_code == 200, response.text
     assert response.json()["checks"]["database"] == {"ready": True}
 
@@ -64,10 +86,17 @@ async def test_unknown_path_is_problem_json(service_client: httpx.AsyncClient) -
     assert response.json()["type"] == "/problems/not-found"
 
 
-async def test_readyz_is_503_when_database_unreachable() -> None:
-    service = definition("identity")
-    unreachable = "postgresql+asyncpg://canbao@127.0.0.1:1/identity"
-    app = create_app(service, service.settings(database_url=unreachable))
+@pytest.mark.parametrize("service_name", SERVICES)
+async def test_readyz_is_503_when_database_unreachable(
+    service_name: str, kafka: MockKafkaCluster
+) -> None:
+    """The service starts anyway (its components wait for the database) and says why not."""
+    service = definition(service_name)
+    unreachable = f"postgresql+asyncpg://canbao@127.0.0.1:1/{service_name}"
+    settings = service.settings(
+        database_url=unreachable, KAFKA_BOOTSTRAP_SERVERS=kafka.bootstrap_servers
+    )
+    app = create_app(service, settings)
     async for client in serve(app):
         response = await client.get("/readyz")
         assert response.status_code == 503

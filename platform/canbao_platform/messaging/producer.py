@@ -7,26 +7,34 @@ a broker outage a send waits for the broker rather than failing. A short linger 
 sent together share a request. Every send is a `send <topic>` PRODUCER span whose context
 travels in `traceparent`, unless the record already carries one (an event from the outbox keeps
 its handler's trace).
+
+A service must start while its broker is down (and say it is not ready) rather than crash at
+start-up: `start()` connects in the background, retrying with backoff, and sends wait for it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
+import logging
 from collections.abc import Iterable
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
 from aiokafka.structs import RecordMetadata
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind
 
 from canbao_contracts.envelope import KafkaRecord
+from canbao_platform.messaging.failures import RESTART, Backoff, describe
 from canbao_platform.telemetry import (
     extract_trace_context,
     has_trace_context,
     inject_trace_context,
 )
 
+log = logging.getLogger(__name__)
 tracer = trace.get_tracer("canbao.messaging")
 
 
@@ -45,33 +53,59 @@ class Producer:
         **options: Any,
     ) -> None:
         """`options` go to AIOKafkaProducer as they are (e.g. `max_batch_size`)."""
-        self._producer = AIOKafkaProducer(
-            bootstrap_servers=bootstrap_servers,
-            client_id=client_id,
-            acks="all",
-            enable_idempotence=True,
-            linger_ms=linger_ms,
-            request_timeout_ms=request_timeout_ms,
-            **options,
-        )
-        self._started = False
+        self._options: dict[str, Any] = {
+            "bootstrap_servers": bootstrap_servers, "client_id": client_id, "acks": "all",
+            "enable_idempotence": True, "linger_ms": linger_ms,
+            "request_timeout_ms": request_timeout_ms, **options,
+        }  # fmt: skip
+        self._producer: AIOKafkaProducer | None = None
+        self._connected = asyncio.Event()
+        self._connecting: asyncio.Task[None] | None = None
+        self.last_error: str | None = None
 
-    async def start(self) -> None:
-        if not self._started:
-            await self._producer.start()
-            self._started = True
+    async def start(self, *, backoff: Backoff = RESTART) -> None:
+        """Begin connecting, in the background until the broker answers."""
+        if self._connecting is None:
+            self._connecting = asyncio.create_task(self._connect(backoff), name="producer")
+
+    async def connected(self) -> None:
+        """Wait until the producer is connected (`start()` first)."""
+        await self._connected.wait()
+
+    async def _connect(self, backoff: Backoff) -> None:
+        for attempt in itertools.count():
+            producer = AIOKafkaProducer(**self._options)
+            try:
+                await producer.start()
+            except KafkaError as error:
+                await producer.stop()  # a failed start leaves a client behind: close it
+                self.last_error = describe(error)
+                delay = backoff.delay(attempt)
+                log.warning("producer: broker unreachable (%s); retry in %.1f s",
+                            self.last_error, delay)  # fmt: skip
+                await asyncio.sleep(delay)
+            else:
+                self._producer, self.last_error = producer, None
+                self._connected.set()
+                return
 
     async def stop(self) -> None:
         """Flush what is queued and close."""
-        if self._started:
-            self._started = False
-            await self._producer.stop()
+        connecting, self._connecting = self._connecting, None
+        if connecting is not None and not connecting.done():
+            connecting.cancel()
+            await asyncio.gather(connecting, return_exceptions=True)
+        producer, self._producer = self._producer, None
+        self._connected.clear()
+        if producer is not None:
+            await producer.stop()
 
     def health(self) -> dict[str, Any]:
-        return {"ready": self._started}
+        return {"ready": self._connected.is_set(), "last_error": self.last_error}
 
     async def __aenter__(self) -> Producer:
         await self.start()
+        await self.connected()
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -79,7 +113,7 @@ class Producer:
 
     async def partitions_for(self, topic: str) -> set[int]:
         """The partition numbers of `topic` (waits for its metadata)."""
-        partitions: set[int] = await self._producer.partitions_for(topic)
+        partitions: set[int] = await (await self._client()).partitions_for(topic)
         return partitions
 
     async def send(self, record: KafkaRecord) -> RecordMetadata:
@@ -93,6 +127,14 @@ class Producer:
         whole lot, and consumers are idempotent)."""
         pending = [await self._enqueue(record) for record in records]
         return list(await asyncio.gather(*pending))
+
+    async def _client(self) -> AIOKafkaProducer:
+        """The connected producer, once there is one."""
+        if self._connecting is None:
+            raise RuntimeError("the producer is not started")
+        await self._connected.wait()
+        assert self._producer is not None
+        return self._producer
 
     async def _enqueue(self, record: KafkaRecord) -> asyncio.Future[RecordMetadata]:
         headers = list(record.headers)
@@ -110,7 +152,8 @@ class Producer:
         ):
             if not traced:
                 inject_trace_context(headers)
-            future: asyncio.Future[RecordMetadata] = await self._producer.send(
+            client = await self._client()
+            future: asyncio.Future[RecordMetadata] = await client.send(
                 record.topic, value=record.value, key=record.key, headers=headers
             )
             return future
