@@ -5,6 +5,7 @@ events built the way Debezium writes them (JSON converter, pgoutput: dates as da
 from __future__ import annotations
 
 import itertools
+from contextlib import asynccontextmanager
 import json
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
@@ -124,6 +125,18 @@ class Harness:
 
         async with self.db.sessions() as session:
             return (await _person(session, PROTECTOR, person_id)).model_dump(mode="json")
+
+
+@asynccontextmanager
+async def fresh_harness(make_database: Callable[[], str]) -> AsyncIterator[Harness]:
+    """A harness on a new migrated database (for property tests: one per example)."""
+    url = make_database()
+    await migrate_async(url, MIGRATIONS)
+    db = Database(url, pool_size=2)
+    try:
+        yield Harness(db)
+    finally:
+        await db.dispose()
 
 
 @pytest.fixture

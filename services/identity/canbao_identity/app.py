@@ -68,15 +68,20 @@ def components(
     return [
         ProducerComponent(producer),
         ConsumerRunner(
-            name=CDC_GROUP, handler=change_handler(protector),
-            topics=list(cdc_topics or [t.name for t in CDC_TOPICS]), **common,
+            name=CDC_GROUP,
+            handler=change_handler(protector),
+            topics=list(cdc_topics or [t.name for t in CDC_TOPICS]),
+            **common,
         ),  # fmt: skip
         ConsumerRunner(
-            name=f"{SERVICE_NAME}.collections", handler=collection_handler(protector),
-            topics=[collections_topic], **common,
+            name=f"{SERVICE_NAME}.collections",
+            handler=collection_handler(protector),
+            topics=[collections_topic],
+            **common,
         ),  # fmt: skip
-        GoldenRecordBuilder(resources.database, protector, service=SERVICE_NAME,
-                            idle_interval_s=builder_idle_s),  # fmt: skip
+        GoldenRecordBuilder(
+            resources.database, protector, service=SERVICE_NAME, idle_interval_s=builder_idle_s
+        ),  # fmt: skip
         OutboxRelay(resources.database, producer, name=f"{SERVICE_NAME}.outbox"),
     ]
 

@@ -1,0 +1,253 @@
+"""Identity's rules one scenario at a time, on a real database (change events applied through the
+handlers' code path, without the broker: test_service.py covers that)."""
+
+from __future__ import annotations
+
+import random
+from datetime import date
+from typing import Any
+
+import sqlalchemy as sa
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from canbao_identity.tables import persons, review_queue, source_records
+from tests.identity.conftest import Harness, Message, change, fresh_harness, tombstone
+
+NUMBER = "110101198001010010"
+LEGACY = "110101800101001"  # the same number, 15 digits
+OTHER = "11010119900202008X"  # valid, ends in X
+
+
+def hukou(number: str = NUMBER, name: str = "王伟", **more: Any) -> dict[str, Any]:
+    return {"sfzh": number, "xm": name, "xb": "1", "csrq": date(1980, 1, 1), "hjdz_xzqh": "110101",
+            "hjdz": "北京市东城区东华门街道1号", "ryzt": "0", **more}  # fmt: skip
+
+
+def ac01(number: str, name: str = "王伟", key: str = "P1", **more: Any) -> dict[str, Any]:
+    return {"aac001": key, "aac002": number, "aac003": name, "aac004": "1", "aac006": "19800101",
+            "aab301": "110101", "aae005": "13800138000", "aae006": "北京市东城区1号", **more}  # fmt: skip
+
+
+def card(
+    number: str, name: str = "王伟", key: str = "C1", phone: str = "13800138000"
+) -> dict[str, Any]:
+    return {"aaz500": key, "aac002": number, "aac003": name, "aae005": phone, "card_status": "1"}
+
+
+async def test_every_valid_form_of_the_number_is_one_person(harness: Harness) -> None:
+    await harness.apply([
+        change("hukou.person", hukou()),
+        change("si_core.ac01", ac01(LEGACY)),
+        change("card.card_holder", card(f" {NUMBER[:6]} {NUMBER[6:]}")),
+        change("medical.insured", {"psn_no": "M1", "certno": NUMBER.lower(), "psn_cert_type": "01",
+                                   "psn_name": "王伟", "gend": "1", "brdy": date(1980, 1, 1),
+                                   "insutype": "390", "psn_insu_stas": "1"}),
+    ])  # fmt: skip
+    person_id = await harness.person_of(NUMBER)
+    assert person_id is not None
+    for form in (LEGACY, NUMBER.lower(), f"  {NUMBER} ", f"{NUMBER[:6]} {NUMBER[6:]}"):
+        assert await harness.person_of(form) == person_id
+    golden = await harness.golden(person_id)
+    assert golden["golden"]["id_number"]["value"] == NUMBER
+    assert golden["golden"]["name"]["source"] == "hukou.person", "household register first"
+    assert golden["golden"]["phone"]["source"] == "si_core.ac01"
+    async with harness.db.engine.connect() as connection:
+        assert await connection.scalar(sa.select(sa.func.count()).select_from(persons)) == 1
+
+
+async def test_encrypted_columns_hold_no_clear_text(harness: Harness) -> None:
+    await harness.apply(
+        [
+            change("hukou.person", hukou(OTHER, "欧阳娜娜")),
+            change("card.card_holder", card(OTHER, "欧阳娜娜", phone="13912345678")),
+        ]
+    )
+    clear = ["欧阳娜娜", OTHER, OTHER[:17], "13912345678", "东华门"]
+    clear_bytes = [c.encode() for c in clear] + [c.encode("utf-16-le") for c in clear]
+    async with harness.db.engine.connect() as connection:
+        for table in ("persons", "source_records", "identities", "review_queue"):
+            rows = (await connection.execute(sa.text(f"SELECT * FROM {table}"))).all()
+            assert rows or table == "review_queue"
+            for row in rows:
+                for value in row:
+                    text = value if isinstance(value, bytes) else str(value).encode()
+                    assert not any(c in text for c in clear_bytes), f"clear text in {table}"
+
+
+async def test_a_mistyped_number_links_as_a_candidate_and_is_reported(harness: Harness) -> None:
+    typo = NUMBER[:17] + "5"
+    await harness.apply([change("hukou.person", hukou()), change("card.card_holder", card(typo))])
+    person_id = await harness.person_of(NUMBER)
+    assert person_id is not None
+    assert await harness.person_of(typo) is None, "an invalid number is never an identity"
+    golden = await harness.golden(person_id)
+    [gap] = golden["inaccurate"]
+    assert gap["item"] == "id_number" and gap["source"] == "card"
+    assert gap["detail"].startswith("公民身份号码有误：社保卡系统记录为")
+
+
+async def test_an_invalid_number_nobody_matches_waits_for_review(harness: Harness) -> None:
+    typo = NUMBER[:17] + "5"
+    await harness.apply([change("civil.dibao", {"id": 1, "sfzh": typo, "xm": "李四"})])
+    async with harness.db.engine.connect() as connection:
+        assert await connection.scalar(sa.select(sa.func.count()).select_from(persons)) == 0
+        [entry] = (await connection.execute(sa.select(review_queue))).all()
+    assert entry.state == "open" and "李四" not in entry.reason and typo not in entry.reason
+    assert entry.reason.startswith("公民身份号码有误")
+
+
+async def test_one_number_two_people_is_a_conflict_not_a_merge(harness: Harness) -> None:
+    await harness.apply([
+        change("hukou.person", hukou()),
+        change("si_core.ac01", ac01(NUMBER, "赵敏", aac006="19950505", aae005="13700137000")),
+    ])  # fmt: skip
+    person_id = await harness.person_of(NUMBER)
+    assert person_id is not None
+    golden = await harness.golden(person_id)
+    assert golden["identity_conflict"] is True
+    assert golden["golden"]["name"]["value"] == "王伟"
+    assert golden["golden"]["birth_date"]["value"] == "1980-01-01"
+    assert "phone" not in golden["golden"], "the other person's phone is not his"
+
+
+async def test_a_name_variant_is_inaccurate_with_both_names(harness: Harness) -> None:
+    await harness.apply(
+        [change("hukou.person", hukou()), change("si_core.ac01", ac01(NUMBER, "王玮"))]
+    )
+    person_id = await harness.person_of(NUMBER)
+    assert person_id is not None
+    [gap] = (await harness.golden(person_id))["inaccurate"]
+    assert gap["detail"] == "姓名与户籍登记不一致：社保系统为王玮，户籍为王伟"
+
+
+async def test_a_deleted_row_leaves_the_golden_record_and_a_late_copy_stays_out(
+    harness: Harness,
+) -> None:
+    created = change("si_core.ac01", ac01(NUMBER), lsn=100)
+    deleted = change("si_core.ac01", ac01(NUMBER), op="d", lsn=200)
+    await harness.apply([change("hukou.person", hukou(), lsn=50), created])
+    person_id = await harness.person_of(NUMBER)
+    assert person_id is not None
+    assert "phone" in (await harness.golden(person_id))["golden"]
+    await harness.apply([deleted, tombstone(deleted)])
+    await harness.apply([created])  # redelivered after the delete: older, ignored
+    golden = await harness.golden(person_id)
+    assert "phone" not in golden["golden"] and "phone" in golden["missing"]
+    async with harness.db.engine.connect() as connection:
+        row = (await connection.execute(sa.select(source_records).where(
+            source_records.c.source_table == "si_core.ac01"))).one()  # fmt: skip
+    assert row.deleted and row.claims_ciphertext is None, "a deleted row keeps no personal data"
+
+
+async def test_a_cremation_record_makes_the_person_deceased(harness: Harness) -> None:
+    await harness.apply([change("hukou.person", hukou()),
+                         change("civil.cremation", {"id": 9, "sfzh": NUMBER, "xm": "王伟",
+                                                    "swrq": date(2026, 3, 1)})])  # fmt: skip
+    person_id = await harness.person_of(NUMBER)
+    assert person_id is not None
+    assert (await harness.golden(person_id))["deceased"] is True
+    kinds = [type(e).__name__ for e in harness.published]
+    assert "PersonRegistered" in kinds
+
+
+def _feed() -> list[Message]:
+    """One person's rows in four systems, plus an update and a delete of one of them."""
+    return [
+        change("hukou.person", hukou(), lsn=10),
+        change("si_core.ac01", ac01(LEGACY), lsn=20),
+        change(
+            "si_core.ac02",
+            {
+                "aac001": "P1",
+                "aae140": "110",
+                "aab301": "110101",
+                "aab001": "U1",
+                "aac008": "1",
+                "aac030": date(2005, 1, 1),
+            },
+            lsn=30,
+        ),  # fmt: skip
+        change("card.card_holder", card(NUMBER.lower(), phone="13611112222"), lsn=40),
+        change("si_core.ac01", ac01(LEGACY, aae005="13599998888"), op="u", lsn=50),
+        change(
+            "si_core.ac02",
+            {
+                "aac001": "P1",
+                "aae140": "110",
+                "aab301": "110101",
+                "aab001": "U1",
+                "aac008": "2",
+                "aac030": date(2005, 1, 1),
+            },
+            op="u",
+            lsn=60,
+        ),  # fmt: skip
+        change(
+            "employment.job_registration",
+            {
+                "id": 3,
+                "aac002": NUMBER,
+                "aac003": "王伟",
+                "aab001": "U1",
+                "aab004": "某公司",
+                "start_date": date(2010, 1, 1),
+            },
+            lsn=70,
+        ),  # fmt: skip
+        change(
+            "employment.job_registration",
+            {"id": 3, "aac002": NUMBER, "aac003": "王伟", "aab001": "U1", "aab004": "某公司"},
+            op="d",
+            lsn=80,
+        ),  # fmt: skip
+    ]
+
+
+async def _converged(harness: Harness, order: list[Message], batch: int) -> dict[str, Any]:
+    for start in range(0, len(order), batch):
+        await harness.apply(order[start : start + batch])
+    person_id = await harness.person_of(NUMBER)
+    assert person_id is not None
+    golden = await harness.golden(person_id)
+    golden.pop("person_id")
+    for entry in golden["golden"].values():
+        entry.pop("observed_at", None)
+    latest: dict[str, Any] = {}
+    for event in harness.published:
+        if type(event).__name__ == "FactAsserted":
+            key = (event.fact.kind, event.fact.source.record_key)
+            if key not in latest or event.fact.revision >= latest[key].revision:
+                latest[key] = event.fact
+    # What a consumer of registry.facts ends up believing: the live facts (a fact created and
+    # deleted before it was ever published need not be retracted).
+    golden["facts"] = sorted(
+        (key, fact.model_dump_json(exclude={"fact_id", "revision", "observed_at"}))
+        for key, fact in latest.items()
+        if not fact.retracted
+    )
+    return golden
+
+
+_IN_ORDER: list[dict[str, Any]] = []
+
+
+@settings(
+    max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(seed=st.integers(0, 2**32 - 1), duplicates=st.integers(0, 6), batch=st.integers(1, 5))
+async def test_shuffled_and_duplicated_feeds_converge(
+    make_database: Any, seed: int, duplicates: int, batch: int
+) -> None:
+    """Events arrive more than once and, across tables, in any order (sources.md): whatever the
+    order and the copies, the golden record, its gaps and the last word on each fact are the same."""
+    feed = _feed()
+    if not _IN_ORDER:
+        async with fresh_harness(make_database) as in_order:
+            _IN_ORDER.append(await _converged(in_order, feed, len(feed)))
+    want = _IN_ORDER[0]
+    rng = random.Random(seed)
+    shuffled = feed + [rng.choice(feed) for _ in range(duplicates)]
+    rng.shuffle(shuffled)
+    async with fresh_harness(make_database) as harness:
+        assert await _converged(harness, shuffled, batch) == want
