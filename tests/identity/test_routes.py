@@ -1,0 +1,92 @@
+"""The internal API the gateway calls (routes.py), over ASGI on a real database: a person by any
+valid form of the ID number (the blind index), by person_id, and the review queue."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import date
+from uuid import uuid4
+
+import httpx
+import pytest
+
+from canbao_platform.db import Database
+from canbao_platform.service import Resources
+from canbao_identity.app import create
+from canbao_identity.settings import IdentitySettings
+from tests.identity.conftest import Harness, change
+from tests.identity.test_registry import LEGACY, NUMBER, ac01, hukou
+
+
+@pytest.fixture
+async def client(identity_db: Database) -> AsyncIterator[httpx.AsyncClient]:
+    settings = IdentitySettings(environment="test", database_url=identity_db.url)
+    app = create(settings)
+    # The routes only need the database; the consumers (the lifespan's components) are not run.
+    app.state.resources = Resources(settings=settings, database=identity_db)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://identity") as http:
+        yield http
+
+
+async def test_a_person_is_found_by_any_valid_form_of_the_number(
+    harness: Harness, client: httpx.AsyncClient
+) -> None:
+    await harness.apply([change("hukou.person", hukou()), change("si_core.ac01", ac01(LEGACY))])
+    found = set()
+    for form in (NUMBER, LEGACY, NUMBER.lower(), f" {NUMBER[:6]} {NUMBER[6:]} "):
+        response = await client.post("/internal/persons/lookup", json={"id_number": form})
+        assert response.status_code == 200, response.text
+        body = response.json()
+        assert body["golden"]["name"]["value"] == "王伟"
+        found.add(body["person_id"])
+    by_path = await client.get(f"/internal/persons/by-id-number/{LEGACY}")
+    assert by_path.status_code == 200 and {by_path.json()["person_id"]} == found
+    by_id = await client.get(f"/internal/persons/{found.pop()}")
+    assert by_id.status_code == 200
+    assert by_id.json()["golden"]["id_number"]["value"] == NUMBER
+
+
+async def test_an_invalid_number_is_refused_naming_the_defect(client: httpx.AsyncClient) -> None:
+    response = await client.post("/internal/persons/lookup", json={"id_number": NUMBER[:17] + "5"})
+    assert response.status_code == 422
+    assert response.headers["content-type"] == "application/problem+json"
+    body = response.json()
+    assert body["type"] == "/problems/invalid-id-number"
+    assert [d["code"] for d in body["defects"]] == ["bad_check_digit"]
+    assert body["detail"].startswith("校验码应为")
+
+
+async def test_an_unknown_number_or_person_is_not_registered(client: httpx.AsyncClient) -> None:
+    response = await client.post("/internal/persons/lookup", json={"id_number": NUMBER})
+    assert response.status_code == 404 and response.json()["type"] == "/problems/not-registered"
+    response = await client.get(f"/internal/persons/{uuid4()}")
+    assert response.status_code == 404 and response.json()["type"] == "/problems/not-registered"
+
+
+async def test_a_clerk_links_a_queued_record_to_its_person(
+    harness: Harness, client: httpx.AsyncClient
+) -> None:
+    typo = NUMBER[:17] + "5"
+    await harness.apply([
+        change("hukou.person", hukou()),
+        # Another name and no birth date: no candidate can be found, so it waits for a clerk.
+        change("civil.dibao", {"id": 1, "sfzh": typo, "xm": "王 伟伟", "ksrq": date(2020, 1, 1)}),
+    ])  # fmt: skip
+    [entry] = (await client.get("/internal/review-queue")).json()
+    assert entry["state"] == "open" and entry["source_table"] == "civil.dibao"
+    person_id = await harness.person_of(NUMBER)
+
+    resolve = f"/internal/review-queue/{entry['entry_id']}/resolve"
+    bad = await client.post(resolve, json={"reviewer": "clerk-7"})
+    assert bad.status_code == 422 and bad.json()["type"] == "/problems/invalid-resolution"
+    done = await client.post(resolve, json={"person_id": str(person_id), "reviewer": "clerk-7"})
+    assert done.status_code == 200, done.text
+    assert done.json()["resolution"] == "linked" and done.json()["resolved_by"] == "clerk-7"
+    again = await client.post(resolve, json={"person_id": str(person_id), "reviewer": "clerk-7"})
+    assert again.status_code == 409 and again.json()["type"] == "/problems/review-entry-resolved"
+
+    assert (await client.get("/internal/review-queue")).json() == []
+    person = (await client.get(f"/internal/persons/{person_id}")).json()
+    assert [(g["item"], g["source"]) for g in person["inaccurate"]] == [
+        ("id_number", "civil"), ("name", "civil")]  # fmt: skip
