@@ -1,20 +1,82 @@
-"""The gateway service: The public HTTP interface: staff login, roles, audit, counter popups, self-service, partners."""
+"""The gateway service: the public HTTP interface of api.md (staff login, roles and region
+scopes, the audit log; counter popups, self-service and partners to come)."""
 
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI
+from sqlalchemy.exc import DBAPIError
 
-from canbao_platform.service import ServiceDefinition, create_app
-from canbao_platform.settings import service_settings
+from canbao_gateway.accounts import create_demo_accounts
+from canbao_gateway.problems import install_header_handler
+from canbao_gateway.routes import router
+from canbao_gateway.settings import GatewaySettings
+from canbao_platform.service import Component, Resources, ServiceDefinition, create_app
+
+log = logging.getLogger(__name__)
+
+
+class DemoAccounts:
+    """Creates the demo staff accounts of api.md, in the local stack only (CANBAO_ENV=
+    development): never in test or production. In the background, retrying, so that the
+    service starts while its database is away (and reports not ready until they exist)."""
+
+    name = "demo-accounts"
+    retry_s = 1.0
+
+    def __init__(self, resources: Resources) -> None:
+        self.resources = resources
+        self.created = False
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._create(), name=self.name)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    def health(self) -> dict[str, Any]:
+        return {"ready": self.created}
+
+    async def _create(self) -> None:
+        while not self.created:
+            try:
+                async with self.resources.database.engine.begin() as connection:
+                    await create_demo_accounts(connection)
+                self.created = True
+            except (OSError, DBAPIError) as exc:
+                log.warning("demo accounts not created yet (%s); retrying", type(exc).__name__)
+                await asyncio.sleep(self.retry_s)
+
+
+def components(resources: Resources) -> Sequence[Component]:
+    if resources.settings.environment == "development":
+        return [DemoAccounts(resources)]
+    return []
+
 
 SERVICE = ServiceDefinition(
     name="gateway",
-    settings=service_settings("gateway"),
+    settings=GatewaySettings,
     migrations=Path(__file__).parent / "migrations",
-    description="The public HTTP interface: staff login, roles, audit, counter popups, self-service, partners.",
+    routers=[router],
+    components=components,
+    description="The public HTTP interface: staff login, roles, audit, counter popups, "
+    "self-service, partners.",
 )
 
 
-def create() -> FastAPI:
+def create(settings: GatewaySettings | None = None) -> FastAPI:
     """The ASGI application (`uvicorn --factory canbao_gateway.app:create`)."""
-    return create_app(SERVICE)
+    app = create_app(SERVICE, settings)
+    install_header_handler(app)
+    return app

@@ -1,0 +1,87 @@
+"""Staff accounts: Argon2id password hashes, checking a login, and the demo accounts of the
+local stack.
+
+Hashing costs tens of milliseconds of CPU on purpose, so it runs in a worker thread and never
+blocks the event loop that serves the popups."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from typing import Final
+
+import sqlalchemy as sa
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from canbao_gateway.staff import Role, Staff, normalise_scope
+from canbao_gateway.tables import staff_accounts
+
+# argon2-cffi's defaults: Argon2id with RFC 9106's second recommended parameter set.
+_hasher: Final = PasswordHasher()
+
+# api.md: the local stack (and only it) has these, password `demo`, for the whole demo province
+# (Guizhou, 52). `demo-auditor` is ours, for the audit log.
+DEMO_PASSWORD: Final = "demo"
+DEMO_SCOPE: Final = "52"
+DEMO_ACCOUNTS: Final = {f"demo-{role.value}": role for role in Role}
+
+
+async def hash_password(password: str) -> str:
+    return await asyncio.to_thread(_hasher.hash, password)
+
+
+async def create_account(
+    connection: AsyncConnection, *, username: str, password: str, role: Role, scope: str
+) -> Staff:
+    """Add an account (in the caller's transaction); an existing username is left unchanged."""
+    staff = Staff(username=username, role=role, scope=normalise_scope(scope))
+    row = {"username": username, "password_hash": await hash_password(password),
+           "role": role.value, "scope": staff.scope}  # fmt: skip
+    await connection.execute(
+        insert(staff_accounts).values(row).on_conflict_do_nothing(index_elements=["username"])
+    )
+    return staff
+
+
+async def authenticate(
+    connection: AsyncConnection, *, username: str, password: str
+) -> Staff | None:
+    """The staff member whose active account this is, or None for any kind of wrong login.
+    Upgrades the stored hash when the hasher's parameters have grown (caller's transaction)."""
+    query = sa.select(staff_accounts).where(staff_accounts.c.username == username)
+    row = (await connection.execute(query)).first()
+    stored = row.password_hash if row is not None else _dummy_hash()
+    if not await asyncio.to_thread(_verify, stored, password) or row is None or not row.active:
+        return None
+    if _hasher.check_needs_rehash(stored):
+        await connection.execute(
+            sa.update(staff_accounts)
+            .where(staff_accounts.c.username == username)
+            .values(password_hash=await hash_password(password))
+        )
+    return Staff(username=row.username, role=Role(row.role), scope=row.scope)
+
+
+async def create_demo_accounts(connection: AsyncConnection) -> None:
+    """The demo accounts of api.md (caller's transaction). Only for CANBAO_ENV=development."""
+    for username, role in DEMO_ACCOUNTS.items():
+        await create_account(
+            connection, username=username, password=DEMO_PASSWORD, role=role, scope=DEMO_SCOPE
+        )
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """Checked when the username is unknown, so that a wrong username costs as long as a wrong
+    password and response times do not tell which accounts exist."""
+    return _hasher.hash("no such account")
+
+
+def _verify(stored: str, password: str) -> bool:
+    try:
+        return _hasher.verify(stored, password)
+    except (VerificationError, InvalidHashError):
+        return False

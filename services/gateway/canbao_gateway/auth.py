@@ -1,0 +1,127 @@
+"""Authorisation: the dependencies every endpoint declares (the Netflix/dispatch and
+full-stack-fastapi-template way: `Annotated[..., Depends(...)]` aliases).
+
+* `require(*roles)`: a valid bearer token of one of `roles`, else 401 / 403 problem+json.
+* `require(*roles, person=...)`: and the person the request is about lives inside the staff
+  member's region scope (staff.py: `covers`), else 403 `out-of-scope`, which is audited.
+  `person` is a dependency giving that person's region, best the household region; the
+  fallback `person_by_id_number` takes the first six digits of the number in the path.
+* `AuditDep`: the request's audit trail (audit.py), for every read or change of personal data.
+"""
+
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from typing import Annotated, Any
+from uuid import UUID
+
+from fastapi import Depends, Request
+from fastapi.security import OAuth2PasswordBearer
+
+from canbao_contracts.id_numbers import normalise, validate
+from canbao_gateway import problems, tokens
+from canbao_gateway.audit import AuditTrail, Outcome, endpoint_of
+from canbao_gateway.clock import ClockDep
+from canbao_gateway.settings import GatewaySettings
+from canbao_gateway.staff import Role, Staff
+from canbao_platform.service import Resources
+
+TOKEN_URL = "/api/v1/auth/token"
+# auto_error=False: a missing token is our own problem+json, not FastAPI's bare 401.
+_bearer = OAuth2PasswordBearer(tokenUrl=TOKEN_URL, auto_error=False)
+
+
+def resources(request: Request) -> Resources:
+    resources: Resources = request.app.state.resources
+    return resources
+
+
+def settings(request: Request) -> GatewaySettings:
+    settings = resources(request).settings
+    assert isinstance(settings, GatewaySettings)
+    return settings
+
+
+ResourcesDep = Annotated[Resources, Depends(resources)]
+SettingsDep = Annotated[GatewaySettings, Depends(settings)]
+
+
+async def current_staff(
+    token: Annotated[str | None, Depends(_bearer)], settings: SettingsDep, now: ClockDep
+) -> Staff:
+    """Whoever the bearer token says, if it is valid now."""
+    if not token:
+        raise problems.missing_token()
+    return tokens.read(token, key=settings.jwt_key(), now=now())
+
+
+CurrentStaff = Annotated[Staff, Depends(current_staff)]
+
+
+def client_of(request: Request) -> str | None:
+    return request.client.host if request.client else None
+
+
+def audit_trail(
+    request: Request, staff: CurrentStaff, resources: ResourcesDep, settings: SettingsDep,
+    now: ClockDep,
+) -> AuditTrail:  # fmt: skip
+    return AuditTrail(database=resources.database, staff=staff, endpoint=endpoint_of(request),
+                      client=client_of(request), key=settings.audit_key(), now=now)  # fmt: skip
+
+
+AuditDep = Annotated[AuditTrail, Depends(audit_trail)]
+
+
+@dataclass(frozen=True, slots=True)
+class PersonInQuestion:
+    """The person a request is about, as far as the scope check and the audit need them."""
+
+    region: str  # 6-digit GB/T 2260 code: household region, else the ID number's first six
+    id_number: str | None = None  # normalised; only ever stored as its blind hash
+    person_id: UUID | None = None
+
+
+def person_by_id_number(id_number: str) -> PersonInQuestion:
+    """The person of the `{id_number}` path parameter (any valid form, api.md); 422
+    `invalid-id-number` saying what is wrong otherwise."""
+    if defects := validate(id_number):
+        raise problems.InvalidIdNumber(
+            [{"code": d.code.value, "message": d.message, "message_zh": d.message_zh}
+             for d in defects]
+        )  # fmt: skip
+    number = normalise(id_number)
+    return PersonInQuestion(region=number[:6], id_number=number)
+
+
+PersonDependency = Callable[..., PersonInQuestion | Coroutine[Any, Any, PersonInQuestion]]
+
+
+def require(*roles: Role, person: PersonDependency | None = None) -> Any:
+    """The dependency of an endpoint open to `roles` (and, with `person`, to staff whose scope
+    covers that person). Gives the `Staff`; use as `Annotated[Staff, require(...)]`."""
+    allowed = frozenset(roles)
+
+    async def staff_in_role(staff: CurrentStaff) -> Staff:
+        if staff.role not in allowed:
+            raise problems.RoleNotAllowed(staff.role.value)
+        return staff
+
+    if person is None:
+        return Depends(staff_in_role)
+
+    # (No `from __future__ import annotations` in this module: FastAPI would then resolve these
+    # annotations in the module's globals, where the local dependencies are not.)
+    async def staff_in_scope(
+        staff: Annotated[Staff, Depends(staff_in_role)],
+        subject: Annotated[PersonInQuestion, Depends(person)],
+        audit: AuditDep,
+    ) -> Staff:
+        if not staff.covers(subject.region):
+            # A refused attempt is audited too: probing other regions is what auditors look for.
+            await audit.record(purpose="scope_check", outcome=Outcome.OUT_OF_SCOPE,
+                               person_id=subject.person_id, id_number=subject.id_number,
+                               person_region=subject.region)  # fmt: skip
+            raise problems.OutOfScope()
+        return staff
+
+    return Depends(staff_in_scope)

@@ -1,0 +1,106 @@
+"""The gateway's HTTP endpoints so far: staff login (`/api/v1/auth/...`) and the audit log.
+
+Routes only parse, call the module that does the work, and shape the answer."""
+
+from __future__ import annotations
+
+from typing import Annotated, Final
+from uuid import UUID
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.security import OAuth2PasswordRequestForm
+from pydantic import AwareDatetime, BaseModel
+
+from canbao_gateway import accounts, problems, throttling, tokens
+from canbao_gateway.audit import AuditEntry, AuditFilter, Outcome, search
+from canbao_gateway.auth import (
+    AuditDep,
+    CurrentStaff,
+    ResourcesDep,
+    SettingsDep,
+    client_of,
+    person_by_id_number,
+    require,
+)
+from canbao_gateway.clock import ClockDep
+from canbao_gateway.staff import Role, Staff
+
+router = APIRouter(prefix="/api/v1")
+MAX_PAGE: Final = 500
+
+
+class AccessToken(BaseModel):
+    """RFC 6749 §5.1."""
+
+    access_token: str
+    token_type: str = "bearer"
+    expires_in: int  # seconds
+
+
+class Me(BaseModel):
+    username: str
+    role: Role
+    scope: str  # GB/T 2260 prefix: 52 province, 5201 city, 520102 county
+
+
+class AuditPage(BaseModel):
+    items: list[AuditEntry]
+    next_before: int | None
+    """Pass as `before` for the next (older) page; null on the last one."""
+
+
+LOGIN_ERRORS: Final[dict[int | str, dict[str, str]]] = {
+    401: {"description": "wrong username or password"},
+    429: {"description": "too many failed logins; see Retry-After"},
+}
+
+
+@router.post("/auth/token", tags=["auth"], summary="Staff login (OAuth2 password grant)",
+             responses=LOGIN_ERRORS)  # fmt: skip
+async def login(
+    form: Annotated[OAuth2PasswordRequestForm, Depends()], request: Request,
+    resources: ResourcesDep, settings: SettingsDep, clock: ClockDep,
+) -> AccessToken:  # fmt: skip
+    now, client = clock(), client_of(request) or "unknown"
+    username = form.username[:64]  # the column's width; a longer name matches no account
+    # One transaction: the throttle's lock on the username is held until the failure is counted.
+    async with resources.database.engine.begin() as connection:
+        await throttling.check(connection, username=username, client=client, now=now)
+        staff = await accounts.authenticate(
+            connection, username=form.username, password=form.password
+        )
+        if staff is None:
+            await throttling.record_failure(connection, username=username, client=client, now=now)
+        else:
+            await throttling.record_success(connection, username=username)
+    if staff is None:
+        raise problems.InvalidCredentials()
+    lifetime = settings.access_token_lifetime
+    token = tokens.issue(staff, key=settings.jwt_key(), now=now, lifetime=lifetime)
+    return AccessToken(access_token=token, expires_in=int(lifetime.total_seconds()))
+
+
+@router.get("/auth/me", tags=["auth"], summary="Who the bearer token stands for")
+async def me(staff: CurrentStaff) -> Me:
+    return Me(username=staff.username, role=staff.role, scope=staff.scope)
+
+
+@router.get("/audit", tags=["audit"], summary="The audit log (auditor role), newest first")
+async def audit_entries(
+    staff: Annotated[Staff, require(Role.AUDITOR)], resources: ResourcesDep, audit: AuditDep,
+    person_id: UUID | None = None,
+    id_number: Annotated[str | None, Query(description="any valid form; matched by hash")] = None,
+    staff_username: Annotated[str | None, Query(alias="staff")] = None,
+    since: AwareDatetime | None = None, until: AwareDatetime | None = None,
+    before: Annotated[int | None, Query(description="`next_before` of the previous page")] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
+) -> AuditPage:  # fmt: skip
+    number = person_by_id_number(id_number).id_number if id_number is not None else None
+    query = AuditFilter(scope=staff.scope, person_id=person_id, id_number=number,
+                        staff=staff_username, since=since, until=until)  # fmt: skip
+    entries = await search(resources.database, query, key=audit.key, before=before, limit=limit)
+    # Reading the log is itself recorded: auditors are audited too.
+    await audit.record(purpose="audit_review", outcome=Outcome.OK, person_id=person_id,
+                       id_number=number)  # fmt: skip
+    next_before = entries[-1].id if len(entries) == limit else None
+    return AuditPage(items=entries, next_before=next_before)

@@ -1,0 +1,66 @@
+"""The gateway's settings: the platform's, plus the keys of staff tokens and of the audit index.
+
+Outside production a fixed development key is used when none is configured, so the local stack
+and the tests need no secrets; production refuses to start without real keys (or with the
+development ones), like fastapi/full-stack-fastapi-template's settings.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Final
+
+from pydantic import SecretStr, model_validator
+from pydantic_settings import SettingsConfigDict
+
+from canbao_platform.settings import LOCAL_POSTGRES, ServiceSettings
+
+DEVELOPMENT_JWT_KEY: Final = "canbao-development-jwt-signing-key-not-for-production"
+DEVELOPMENT_AUDIT_KEY: Final = "canbao-development-audit-index-key-not-for-production"
+# HS256 with a key shorter than its 256-bit output is weak (RFC 7518 §3.2); deploy/ generates
+# 48 random bytes in base64 (64 characters).
+MINIMUM_KEY_LENGTH: Final = 32
+
+
+class GatewaySettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="GATEWAY_", extra="ignore")
+
+    database_url: str = f"{LOCAL_POSTGRES}/gateway"
+    # GATEWAY_JWT_SIGNING_KEY: signs the staff access tokens (secret `gateway-jwt` in deploy/).
+    jwt_signing_key: SecretStr | None = None
+    # GATEWAY_AUDIT_INDEX_KEY: keys the blind hash that stands for an ID number in the audit log
+    # (never the clear number). Separate from the token key so that rotating that one does not
+    # make the audit log unsearchable by number.
+    audit_index_key: SecretStr | None = None
+    # Short-lived (our convention): a token is not checked against the accounts table on each
+    # request, so a disabled account keeps access until its token expires.
+    access_token_minutes: int = 15
+
+    @model_validator(mode="after")
+    def _keys_for_the_environment(self) -> GatewaySettings:
+        if self.environment == "production":
+            for name, key, placeholder in (
+                ("GATEWAY_JWT_SIGNING_KEY", self.jwt_signing_key, DEVELOPMENT_JWT_KEY),
+                ("GATEWAY_AUDIT_INDEX_KEY", self.audit_index_key, DEVELOPMENT_AUDIT_KEY),
+            ):
+                if key is None or key.get_secret_value() == placeholder:
+                    raise ValueError(f"{name} must be set in production")
+                if len(key.get_secret_value()) < MINIMUM_KEY_LENGTH:
+                    raise ValueError(f"{name} must be at least {MINIMUM_KEY_LENGTH} characters")
+        if self.jwt_signing_key is None:
+            self.jwt_signing_key = SecretStr(DEVELOPMENT_JWT_KEY)
+        if self.audit_index_key is None:
+            self.audit_index_key = SecretStr(DEVELOPMENT_AUDIT_KEY)
+        return self
+
+    @property
+    def access_token_lifetime(self) -> timedelta:
+        return timedelta(minutes=self.access_token_minutes)
+
+    def jwt_key(self) -> str:
+        assert self.jwt_signing_key is not None  # set by the validator
+        return self.jwt_signing_key.get_secret_value()
+
+    def audit_key(self) -> bytes:
+        assert self.audit_index_key is not None  # set by the validator
+        return self.audit_index_key.get_secret_value().encode()

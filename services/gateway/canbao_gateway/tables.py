@@ -1,0 +1,58 @@
+"""The gateway's own tables (SQLAlchemy Core on its own MetaData; the migration creates them).
+
+No clear personal data of insured people: the audit log names a person by identity's opaque
+`person_id` and by a keyed blind hash of the ID number (audit.py), never the number itself."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import UUID
+
+metadata = sa.MetaData()
+
+# Staff who log in with a password (api.md: OAuth2 password grant). `password_hash` is an
+# Argon2id PHC string (accounts.py); `scope` a normalised GB/T 2260 prefix (staff.py).
+staff_accounts = sa.Table(
+    "staff_accounts", metadata,
+    sa.Column("username", sa.String(64), primary_key=True),
+    sa.Column("password_hash", sa.Text, nullable=False),
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("scope", sa.String(12), nullable=False),
+    sa.Column("active", sa.Boolean, nullable=False, server_default=sa.true()),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False,
+              server_default=sa.func.now()),
+)  # fmt: skip
+
+# One row per failed login, read by the throttle (throttling.py). In the database rather than
+# in memory so that the limit holds across the gateway's replicas.
+login_failures = sa.Table(
+    "login_failures", metadata,
+    sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
+    sa.Column("username", sa.String(64), nullable=False),
+    sa.Column("client", sa.String(64), nullable=False),
+    sa.Column("failed_at", sa.DateTime(timezone=True), nullable=False),
+)  # fmt: skip
+sa.Index("ix_login_failures_username", login_failures.c.username, login_failures.c.failed_at)
+sa.Index("ix_login_failures_client", login_failures.c.client, login_failures.c.failed_at)
+
+# Every read or change of personal data (domain.md §2.5). Append-only: triggers in the migration
+# make the database refuse UPDATE, DELETE and TRUNCATE, whatever the application does.
+audit_log = sa.Table(
+    "audit_log", metadata,
+    sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("staff", sa.String(64), nullable=False),
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("staff_scope", sa.String(12), nullable=False),
+    sa.Column("person_id", UUID(as_uuid=True)),
+    sa.Column("id_number_hash", sa.String(64)),
+    sa.Column("person_region", sa.String(12)),  # the region the scope rule was checked against
+    sa.Column("endpoint", sa.String(160), nullable=False),  # method + route template, no values
+    sa.Column("purpose", sa.String(64), nullable=False),
+    sa.Column("outcome", sa.String(16), nullable=False),
+    sa.Column("client", sa.String(64)),
+)  # fmt: skip
+sa.Index("ix_audit_log_at", audit_log.c.at, postgresql_using="brin")
+sa.Index("ix_audit_log_person_id", audit_log.c.person_id, audit_log.c.id)
+sa.Index("ix_audit_log_id_number_hash", audit_log.c.id_number_hash, audit_log.c.id)
+sa.Index("ix_audit_log_staff", audit_log.c.staff, audit_log.c.id)

@@ -1,0 +1,143 @@
+"""The gateway's fixtures: a migrated gateway database per test, the real application on it
+(through ASGI, lifespan included) with a clock the test moves, accounts and tokens of each role,
+and one stand-in personal-data endpoint that uses `require(..., person=...)` and the audit trail
+exactly as the popup will."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
+
+import httpx
+import pytest
+from fastapi import APIRouter, Depends, FastAPI
+
+from canbao_gateway import tokens
+from canbao_gateway.accounts import create_account
+from canbao_gateway.app import SERVICE, create
+from canbao_gateway.audit import Outcome
+from canbao_gateway.auth import AuditDep, PersonInQuestion, person_by_id_number, require
+from canbao_gateway.clock import clock
+from canbao_gateway.settings import GatewaySettings
+from canbao_gateway.staff import Role, Staff
+from canbao_platform.db import Database, migrate_async
+
+PROBLEM_JSON = "application/problem+json"
+# Roles that read personal data in api.md (the auditor reads only the log).
+PERSONAL_DATA_ROLES = (Role.COUNTER, Role.SURVEYOR, Role.PLATFORM, Role.COUNTY, Role.ANALYST)
+
+
+@dataclass
+class Clock:
+    """The only stand-in the tests use: time, moved by the test."""
+
+    now: datetime = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)  # 10:00 in China
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += timedelta(**delta)
+
+
+# A stand-in for the popup: a personal-data read behind the same dependencies.
+stand_in = APIRouter(prefix="/test")
+
+
+@stand_in.get("/persons/{id_number}")
+async def read_person(
+    staff: Annotated[Staff, require(*PERSONAL_DATA_ROLES, person=person_by_id_number)],
+    person: Annotated[PersonInQuestion, Depends(person_by_id_number)],
+    audit: AuditDep,
+) -> dict[str, Any]:
+    await audit.record(purpose="counter_service", outcome=Outcome.OK, id_number=person.id_number,
+                       person_region=person.region)  # fmt: skip
+    return {"region": person.region, "read_by": staff.username}
+
+
+@pytest.fixture
+async def gateway_url(make_database: Callable[[], str]) -> str:
+    url = make_database()
+    await migrate_async(url, SERVICE.migrations)
+    return url
+
+
+@pytest.fixture
+async def gateway_db(gateway_url: str) -> AsyncIterator[Database]:
+    """The test's gateway database, for arranging accounts and reading rows directly."""
+    database = Database(gateway_url, pool_size=2)
+    yield database
+    await database.dispose()
+
+
+@pytest.fixture
+def test_clock() -> Clock:
+    return Clock()
+
+
+def settings_for(url: str, environment: str = "test", **values: Any) -> GatewaySettings:
+    return GatewaySettings(database_url=url, CANBAO_ENV=environment, **values)
+
+
+@asynccontextmanager
+async def serve(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app, client=("192.0.2.10", 50000))
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            yield client
+
+
+def build_app(settings: GatewaySettings, now: Clock) -> FastAPI:
+    app = create(settings)
+    app.include_router(stand_in)
+    app.dependency_overrides[clock] = lambda: now
+    return app
+
+
+@pytest.fixture
+async def client(gateway_url: str, test_clock: Clock) -> AsyncIterator[httpx.AsyncClient]:
+    """The gateway (CANBAO_ENV=test) on the test's database, with the test's clock."""
+    async with serve(build_app(settings_for(gateway_url), test_clock)) as client:
+        yield client
+
+
+@pytest.fixture
+def token_for(test_clock: Clock) -> Callable[..., str]:
+    """A token as the gateway issues at login, without the cost of a login (Argon2)."""
+
+    def make(role: Role, scope: str = "52", username: str | None = None) -> str:
+        staff = Staff(username=username or f"test-{role.value}", role=role, scope=scope)
+        key = settings_for("unused").jwt_key()
+        return tokens.issue(staff, key=key, now=test_clock(), lifetime=timedelta(minutes=15))
+
+    return make
+
+
+@pytest.fixture
+def add_account(gateway_db: Database) -> Callable[..., Awaitable[Staff]]:
+    async def add(username: str, password: str, role: Role = Role.COUNTER, scope: str = "52"):
+        async with gateway_db.engine.begin() as connection:
+            staff = await create_account(connection, username=username, password=password,
+                                         role=role, scope=scope)  # fmt: skip
+        return staff
+
+    return add
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def assert_problem(response: httpx.Response, status: int, slug: str) -> dict[str, Any]:
+    """An RFC 9457 problem of the stable type `/problems/<slug>`, with no stack trace."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == PROBLEM_JSON
+    body: dict[str, Any] = response.json()
+    assert body["type"] == f"/problems/{slug}"
+    assert body["status"] == status
+    assert body["title"]
+    assert "Traceback" not in response.text
+    return body

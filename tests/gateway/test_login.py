@@ -1,0 +1,135 @@
+"""Staff login (api.md: OAuth2 password grant at POST /api/v1/auth/token) and its throttling."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+import httpx
+import sqlalchemy as sa
+
+from canbao_gateway.staff import Role, Staff
+from canbao_gateway.tables import login_failures, staff_accounts
+from canbao_gateway.throttling import MAX_FAILURES_PER_CLIENT, MAX_FAILURES_PER_USERNAME
+from canbao_platform.db import Database
+from tests.gateway.conftest import Clock, assert_problem, bearer, build_app, serve, settings_for
+
+AddAccount = Callable[..., Awaitable[Staff]]
+TOKEN = "/api/v1/auth/token"
+
+
+async def login(client: httpx.AsyncClient, username: str, password: str) -> httpx.Response:
+    return await client.post(TOKEN, data={"username": username, "password": password})
+
+
+async def test_clerk_logs_in_and_the_token_says_who_she_is(
+    client: httpx.AsyncClient, add_account: AddAccount
+) -> None:
+    await add_account("wang-li", "s3cret-密码", Role.COUNTER, "520102")
+    response = await login(client, "wang-li", "s3cret-密码")
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["token_type"] == "bearer"
+    assert body["expires_in"] == 15 * 60
+    me = await client.get("/api/v1/auth/me", headers=bearer(body["access_token"]))
+    assert me.json() == {"username": "wang-li", "role": "counter", "scope": "520102"}
+
+
+async def test_scope_written_as_a_six_digit_city_code_is_stored_as_its_prefix(
+    client: httpx.AsyncClient, add_account: AddAccount
+) -> None:
+    await add_account("city-analyst", "pw", Role.ANALYST, "520100")
+    token = (await login(client, "city-analyst", "pw")).json()["access_token"]
+    me = await client.get("/api/v1/auth/me", headers=bearer(token))
+    assert me.json()["scope"] == "5201"
+
+
+async def test_password_is_stored_as_an_argon2id_hash(
+    add_account: AddAccount, gateway_db: Database
+) -> None:
+    await add_account("wang-li", "s3cret", Role.COUNTER)
+    async with gateway_db.engine.connect() as connection:
+        stored = await connection.scalar(sa.select(staff_accounts.c.password_hash))
+    assert stored is not None and stored.startswith("$argon2id$") and "s3cret" not in stored
+
+
+async def test_wrong_password_is_refused(
+    client: httpx.AsyncClient, add_account: AddAccount
+) -> None:
+    await add_account("wang-li", "s3cret")
+    response = await login(client, "wang-li", "guess")
+    assert_problem(response, 401, "invalid-credentials")
+    assert response.headers["www-authenticate"] == "Bearer"
+    assert "access_token" not in response.text
+
+
+async def test_unknown_username_gets_the_same_answer_as_a_wrong_password(
+    client: httpx.AsyncClient,
+) -> None:
+    assert_problem(await login(client, "nobody", "guess"), 401, "invalid-credentials")
+
+
+async def test_disabled_account_cannot_log_in(
+    client: httpx.AsyncClient, add_account: AddAccount, gateway_db: Database
+) -> None:
+    await add_account("left-the-job", "s3cret")
+    async with gateway_db.engine.begin() as connection:
+        await connection.execute(sa.update(staff_accounts).values(active=False))
+    assert_problem(await login(client, "left-the-job", "s3cret"), 401, "invalid-credentials")
+
+
+async def test_login_form_without_password_is_an_invalid_request(
+    client: httpx.AsyncClient,
+) -> None:
+    response = await client.post(TOKEN, data={"username": "wang-li"})
+    body = assert_problem(response, 422, "invalid-request")
+    assert any(error["location"][-1] == "password" for error in body["errors"])
+
+
+async def test_after_too_many_wrong_passwords_even_the_right_one_waits(
+    client: httpx.AsyncClient, add_account: AddAccount, test_clock: Clock
+) -> None:
+    await add_account("wang-li", "s3cret")
+    for _ in range(MAX_FAILURES_PER_USERNAME):
+        assert (await login(client, "wang-li", "guess")).status_code == 401
+    test_clock.advance(minutes=5)
+    response = await login(client, "wang-li", "s3cret")
+    body = assert_problem(response, 429, "login-throttled")
+    assert response.headers["retry-after"] == str(10 * 60)
+    assert body["retry_after"] == 10 * 60
+    test_clock.advance(minutes=10)
+    assert (await login(client, "wang-li", "s3cret")).status_code == 200
+
+
+async def test_a_successful_login_clears_the_failures_of_the_username(
+    client: httpx.AsyncClient, add_account: AddAccount
+) -> None:
+    await add_account("wang-li", "s3cret")
+    for _ in range(2):
+        for _ in range(MAX_FAILURES_PER_USERNAME - 1):
+            assert (await login(client, "wang-li", "guess")).status_code == 401
+        assert (await login(client, "wang-li", "s3cret")).status_code == 200
+
+
+async def test_one_address_guessing_many_usernames_is_throttled(
+    client: httpx.AsyncClient, gateway_db: Database, test_clock: Clock
+) -> None:
+    # Arranged as rows: twenty Argon2 checks of unknown names would only cost the test time.
+    async with gateway_db.engine.begin() as connection:
+        rows = [{"username": f"guess-{i}", "client": "192.0.2.10", "failed_at": test_clock()}
+                for i in range(MAX_FAILURES_PER_CLIENT)]  # fmt: skip
+        await connection.execute(sa.insert(login_failures), rows)
+    assert_problem(await login(client, "someone-else", "guess"), 429, "login-throttled")
+
+
+async def test_throttling_holds_across_replicas(
+    gateway_url: str, add_account: AddAccount, test_clock: Clock
+) -> None:
+    await add_account("wang-li", "s3cret")
+    settings = settings_for(gateway_url)
+    async with (
+        serve(build_app(settings, test_clock)) as replica_a,
+        serve(build_app(settings, test_clock)) as replica_b,
+    ):
+        for _ in range(MAX_FAILURES_PER_USERNAME):
+            assert (await login(replica_a, "wang-li", "guess")).status_code == 401
+        assert_problem(await login(replica_b, "wang-li", "s3cret"), 429, "login-throttled")
