@@ -20,7 +20,8 @@ import canbao_matching
 from canbao_contracts.envelope import decode, encode
 from canbao_contracts.events import Event, StatusesChanged
 from canbao_matching.app import MatchingSettings, components
-from canbao_matching.recheck import DailyRecheck
+from canbao_matching.evaluation import Evaluator
+from canbao_matching.tables import persons
 from canbao_platform.db import Database, migrate_async
 from canbao_platform.local.broker import MockKafkaCluster
 from canbao_platform.messaging import ConsumerRunner, Producer
@@ -67,8 +68,8 @@ class Service:
     sent: int = 0
 
     @property
-    def recheck(self) -> DailyRecheck:
-        return next(c for c in self.components if isinstance(c, DailyRecheck))
+    def evaluator(self) -> Evaluator:
+        return next(c for c in self.components if isinstance(c, Evaluator))
 
     async def publish(self, events: Iterable[Event], *, ids: Iterable[str] | None = None) -> None:
         """Events as identity and survey publish them, onto this test's topics; `ids` to send
@@ -99,17 +100,13 @@ class Service:
         return list(self.received)
 
     async def quiet(self, seconds: float = 1.5, within: float = 60.0) -> list[StatusesChanged]:
-        """Everything published once the consumer has handled every message sent, the outbox is
-        empty and nothing more comes for `seconds`."""
+        """Everything published once the consumer has handled every message sent, nobody is
+        pending, the outbox is empty and nothing more comes for `seconds`."""
         runner = next(c for c in self.components if isinstance(c, ConsumerRunner))
         async with asyncio.timeout(within):
             while True:
-                if runner.counts.handled >= self.sent:
-                    async with self.database.engine.connect() as connection:
-                        if not await connection.scalar(
-                            sa.select(sa.func.count()).select_from(outbox)
-                        ):
-                            break
+                if runner.counts.handled >= self.sent and not await self._backlog():
+                    break
                 await asyncio.sleep(0.1)
         while True:
             before = len(self.received)
@@ -117,6 +114,15 @@ class Service:
                 await self.statuses(before + 1, within=seconds)
             except TimeoutError:
                 return list(self.received)
+
+    async def _backlog(self) -> int:
+        """People not yet evaluated and statuses not yet relayed."""
+        async with self.database.engine.connect() as connection:
+            pending = sa.select(sa.func.count()).select_from(persons).where(persons.c.pending)
+            relaying = sa.select(sa.func.count()).select_from(outbox)
+            return (await connection.scalar(pending) or 0) + (
+                await connection.scalar(relaying) or 0
+            )
 
     def latest(self, person_id: UUID) -> StatusesChanged:
         return [e for e in self.received if e.person_id == person_id][-1]
@@ -144,7 +150,7 @@ async def service(
             Resources(settings=settings, database=matching_db), config=FAST, clock=clock,
             topics=(topics["registry.persons"], topics["registry.facts"],
                     topics["registry.collections"]),
-            statuses_topic=topics["registry.statuses"], recheck_interval_s=3600.0,
+            statuses_topic=topics["registry.statuses"], poll_interval_s=0.1,
         )  # fmt: skip
         try:
             for component in running.components:

@@ -132,14 +132,14 @@ async def test_the_daily_recheck_makes_a_child_turning_16_need_a_pension(
     await service.publish([child, fact_event(pid, enrolled(pid, S.RESIDENT_MEDICAL))])
     await service.quiet()
     assert service.latest(pid).verdict.statuses.pension is S.NOT_REQUIRED
-    assert await service.recheck.run_once() == 0  # not yet
-    service.clock.now += timedelta(days=1)
-    assert await service.recheck.run_once() == 1
-    event = (await service.quiet())[-1]
+    assert await service.evaluator.run_once() == 0  # nothing due today
+    published = len(service.received)
+    service.clock.now += timedelta(days=1)  # the evaluator's next wake-up is on the birthday
+    event = (await service.statuses(published + 1))[-1]
     assert event.person_id == pid and event.source_observed_at is None
     assert event.verdict.statuses.pension is S.UNINSURED_INDIVIDUAL
     assert event.verdict.survey_reasons == (SurveyReason.UNINSURED,)
-    assert await service.recheck.run_once() == 0  # done for today
+    assert len(await service.quiet()) == published + 1  # once, not at every wake-up
 
 
 async def test_an_approved_collection_resolving_the_interruption_verifies_the_registration(

@@ -19,7 +19,8 @@ import sqlalchemy as sa
 
 from canbao_contracts.envelope import Envelope, encode
 from canbao_contracts.events import Event
-from canbao_matching.handlers import event_handler, today_in_china
+from canbao_matching.evaluation import Evaluator, today_in_china
+from canbao_matching.handlers import HANDLER
 from canbao_matching.tables import persons
 from canbao_platform.db import Database
 from canbao_platform.messaging import InboundMessage, unit_of_work
@@ -41,12 +42,13 @@ def inbound(event: Event, offset: int) -> InboundMessage:
 
 
 async def feed(database: Database, events: list[Event]) -> None:
-    """identity's events through matching's handler, 500 per transaction as a batch would be."""
-    handle = event_handler(lambda: NOW)
+    """identity's events through matching's handler, 500 per transaction as a consumed batch
+    would be, then the evaluator."""
     for start in range(0, len(events), 500):
         async with unit_of_work(database, service="matching") as uow:
             for offset, event in enumerate(events[start : start + 500], start):
-                await handle(inbound(event, offset), uow)
+                await HANDLER(inbound(event, offset), uow)
+    await Evaluator(database, clock=lambda: NOW).run_once()
 
 
 def outcome_of(row: Any) -> dict[str, Any]:

@@ -1,7 +1,7 @@
 """The matching service: each person's status in the five insurances (domain.md §5), the flags,
 and who needs a survey. Consumes registry.persons, registry.facts and registry.collections;
-publishes registry.statuses through the outbox; re-checks age-dependent verdicts daily; serves
-the verdicts to the gateway (routes.py)."""
+evaluates the people they concern (and, daily, those whose verdict changes with age), publishing
+registry.statuses through the outbox; serves the verdicts to the gateway (routes.py)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from typing import Any
 from fastapi import FastAPI
 
 from canbao_contracts.topics import COLLECTIONS, FACTS, PERSONS, STATUSES
-from canbao_matching.handlers import Clock, event_handler, system_clock
-from canbao_matching.recheck import DailyRecheck
+from canbao_matching.evaluation import Clock, Evaluator, system_clock
+from canbao_matching.handlers import HANDLER
 from canbao_matching.routes import router
 from canbao_platform.messaging import ConsumerRunner, OutboxRelay, Producer, RunnerConfig
 from canbao_platform.service import Component, Resources, ServiceDefinition, create_app
@@ -44,7 +44,7 @@ class ProducerComponent:
 def components(
     resources: Resources, *, config: RunnerConfig = DEFAULT_CONFIG, clock: Clock = system_clock,
     topics: tuple[str, ...] = (PERSONS.name, FACTS.name, COLLECTIONS.name),
-    statuses_topic: str = STATUSES.name, recheck_interval_s: float = 3600.0,
+    statuses_topic: str = STATUSES.name, poll_interval_s: float = 0.2,
 ) -> list[Component]:  # fmt: skip
     settings = resources.settings
     producer = Producer(settings.kafka_bootstrap_servers, client_id=SERVICE_NAME)
@@ -53,17 +53,17 @@ def components(
         ConsumerRunner(
             name=SERVICE_NAME,
             topics=list(topics),
-            handler=event_handler(clock, statuses_topic=statuses_topic),
+            handler=HANDLER,
             database=resources.database,
             producer=producer,
             bootstrap_servers=settings.kafka_bootstrap_servers,
             service=SERVICE_NAME,
             config=config,
         ),
-        DailyRecheck(
+        Evaluator(
             resources.database,
             clock=clock,
-            interval_s=recheck_interval_s,
+            poll_interval_s=poll_interval_s,
             statuses_topic=statuses_topic,
         ),
         OutboxRelay(resources.database, producer, name="matching.outbox"),

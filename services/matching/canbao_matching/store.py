@@ -1,8 +1,10 @@
-"""Reading and writing matching's state through the unit of work's session. Nothing here
-commits: the consumed batch (or the re-check's unit of work) commits once."""
+"""Reading and writing matching's state through a unit of work's session. Nothing here
+commits: the consumed batch (or the evaluator's unit of work) commits once."""
 
 from __future__ import annotations
 
+from collections import defaultdict
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Final
 from uuid import UUID
@@ -29,40 +31,42 @@ _VERIFIED: Final = TypeAdapter(tuple[VerifiedStatus, ...])
 COLLECTION_SYSTEM: Final = "collection"  # FactSource.system of a fact a collection gave
 
 
-async def _execute(session: AsyncSession, statement: sa.Executable) -> sa.CursorResult[Any]:
+async def _execute(session: AsyncSession, statement: sa.Executable, params: Any = None) -> Any:
     """Core statements run on the session's connection, in its transaction."""
-    return await (await session.connection()).execute(statement)
+    return await (await session.connection()).execute(statement, params)
+
+
+# -- Written by the consumer: what arrived, and that the person is to be evaluated ---------------
+
+
+async def mark_pending(
+    session: AsyncSession, person_id: UUID, observed_at: datetime | None = None, **values: Any
+) -> None:
+    """The person is to be evaluated again (creating their row if a fact or a collection came
+    first); `observed_at` is the source change that led here, kept for the delay it measures."""
+    statement = insert(persons).values(person_id=person_id, pending=True,
+                                       pending_observed_at=observed_at, **values)  # fmt: skip
+    newest = sa.func.greatest(persons.c.pending_observed_at, statement.excluded.pending_observed_at)
+    await _execute(session, statement.on_conflict_do_update(
+        index_elements=[persons.c.person_id],
+        set_={"pending": True, "pending_observed_at": newest,
+              **{name: statement.excluded[name] for name in values}},
+    ))  # fmt: skip
 
 
 async def save_person(session: AsyncSession, person: PersonState) -> None:
     """Keep identity's newest state of the person (every event but a merge carries all of it)."""
-    state = person.model_dump(mode="json", exclude={"changed"})
-    statement = insert(persons).values(person_id=person.person_id, state=state)
-    await _execute(
-        session,
-        statement.on_conflict_do_update(
-            index_elements=[persons.c.person_id], set_={"state": statement.excluded.state}
-        ),
-    )
+    await mark_pending(session, person.person_id,
+                       state=person.model_dump(mode="json", exclude={"changed"}))  # fmt: skip
 
 
 async def retire_person(session: AsyncSession, retired: UUID, survivor: UUID) -> None:
     """A merged person is forgotten: no verdict of theirs is published again."""
     statement = insert(persons).values(person_id=retired, merged_into=survivor)
-    await _execute(
-        session,
-        statement.on_conflict_do_update(
-            index_elements=[persons.c.person_id],
-            set_={
-                "merged_into": survivor,
-                "verdict": None,
-                "in_scope": None,
-                "registration": None,
-                "survey_reasons": [],
-                "recheck_on": None,
-            },
-        ),
-    )
+    cleared = {"merged_into": survivor, "verdict": None, "in_scope": None, "registration": None,
+               "survey_reasons": [], "recheck_on": None, "pending": False}  # fmt: skip
+    await _execute(session, statement.on_conflict_do_update(
+        index_elements=[persons.c.person_id], set_=cleared))  # fmt: skip
 
 
 async def save_fact(session: AsyncSession, person_id: UUID, fact: Fact) -> bool:
@@ -74,126 +78,111 @@ async def save_fact(session: AsyncSession, person_id: UUID, fact: Fact) -> bool:
         observed_at=fact.observed_at, body=fact.model_dump(mode="json"),
     )  # fmt: skip
     excluded = statement.excluded
-    result = await _execute(
-        session,
-        statement.on_conflict_do_update(
-            index_elements=[facts.c.fact_id],
-            set_={
-                "revision": excluded.revision,
-                "retracted": excluded.retracted,
-                "observed_at": excluded.observed_at,
-                "body": excluded.body,
-            },
-            where=facts.c.revision < excluded.revision,
-        ).returning(facts.c.fact_id),
-    )
+    result = await _execute(session, statement.on_conflict_do_update(
+        index_elements=[facts.c.fact_id],
+        set_={"revision": excluded.revision, "retracted": excluded.retracted,
+              "observed_at": excluded.observed_at, "body": excluded.body},
+        where=facts.c.revision < excluded.revision,
+    ).returning(facts.c.fact_id))  # fmt: skip
     return result.first() is not None
 
 
 async def save_collection(session: AsyncSession, event: CollectionApproved) -> None:
     """Keep what matching needs of an approved collection; never its collected items."""
     assert event.person_id is not None
-    await _execute(
-        session,
-        insert(collections)
-        .values(
-            collection_id=event.collection_id,
-            person_id=event.person_id,
-            reviewed_at=event.reviewed_at,
-            resolved_reasons=[str(r) for r in event.resolved_reasons],
-            verified_statuses=_VERIFIED.dump_python(event.verified_statuses, mode="json"),
-        )
-        .on_conflict_do_nothing(index_elements=[collections.c.collection_id]),
-    )
+    await _execute(session, insert(collections).values(
+        collection_id=event.collection_id, person_id=event.person_id,
+        reviewed_at=event.reviewed_at, resolved_reasons=[str(r) for r in event.resolved_reasons],
+        verified_statuses=_VERIFIED.dump_python(event.verified_statuses, mode="json"),
+    ).on_conflict_do_nothing(index_elements=[collections.c.collection_id]))  # fmt: skip
 
 
-async def ensure_person(session: AsyncSession, person_id: UUID) -> None:
-    """A row to lock, for a fact or collection that arrives before the person does."""
-    await _execute(
-        session,
-        insert(persons)
-        .values(person_id=person_id)
-        .on_conflict_do_nothing(index_elements=[persons.c.person_id]),
-    )
+# -- Read and written by the evaluator -----------------------------------------------------------
 
 
+@dataclass(frozen=True)
 class Loaded:
-    """A person's situation as stored, locked for this transaction, with the last verdict."""
+    """A person's situation as stored, with the verdict last published."""
 
-    def __init__(self, situation: Situation, previous: Verdict | None) -> None:
-        self.situation, self.previous = situation, previous
+    person_id: UUID
+    situation: Situation | None  # None while identity has not published the person
+    previous: Verdict | None
+    source_observed_at: datetime | None
 
 
-async def load(session: AsyncSession, person_id: UUID) -> Loaded | None:
-    """The person's situation (row locked: the consumer and the re-check never evaluate one
-    person at once); None while identity has not published them or after they were merged."""
-    row = (
-        await _execute(
-            session,
-            sa.select(persons.c.state, persons.c.merged_into, persons.c.verdict)
-            .where(persons.c.person_id == person_id)
-            .with_for_update(),
-        )
-    ).first()
-    if row is None or row.state is None or row.merged_into is not None:
-        return None
-    fact_rows = (
-        await _execute(
-            session,
-            sa.select(
-                facts.c.body, facts.c.retracted, facts.c.from_collection, facts.c.observed_at
-            ).where(facts.c.person_id == person_id),
-        )
-    ).all()
-    collection_rows = (
-        await _execute(session,
-            sa.select(collections.c.reviewed_at, collections.c.resolved_reasons,
-                      collections.c.verified_statuses)
-            .where(collections.c.person_id == person_id)
-        )
-    ).all()  # fmt: skip
-    source_changes = [r.observed_at for r in fact_rows if not r.from_collection]
+async def take_due(session: AsyncSession, today: date, limit: int) -> list[Loaded]:
+    """Up to `limit` people to evaluate (pending, or due for the daily re-check), locked for this
+    transaction and skipped by any other evaluator, with everything the rules need."""
+    columns = (persons.c.person_id, persons.c.state, persons.c.verdict,
+               persons.c.pending_observed_at)  # fmt: skip
+    # Two selections, each on its own index (a partial one on pending, one on recheck_on), so an
+    # idle poll costs nothing however many people there are.
+    pending = sa.select(*columns).where(persons.c.pending, persons.c.merged_into.is_(None))
+    due = sa.select(*columns).where(persons.c.recheck_on <= today, persons.c.merged_into.is_(None))
+    rows: list[Any] = []
+    for selection in (pending, due):
+        if len(rows) < limit:
+            taken = {r.person_id for r in rows}
+            query = selection.limit(limit - len(rows)).with_for_update(skip_locked=True)
+            if taken:
+                query = query.where(persons.c.person_id.not_in(taken))
+            rows += (await _execute(session, query)).all()
+    ids = [r.person_id for r in rows]
+    held: dict[UUID, list[Any]] = defaultdict(list)
+    for fact in await _execute(session, sa.select(
+            facts.c.person_id, facts.c.body, facts.c.retracted, facts.c.from_collection,
+            facts.c.observed_at).where(facts.c.person_id.in_(ids))):  # fmt: skip
+        held[fact.person_id].append(fact)
+    approved: dict[UUID, list[Collection]] = defaultdict(list)
+    for c in await _execute(session, sa.select(collections).where(
+            collections.c.person_id.in_(ids))):  # fmt: skip
+        approved[c.person_id].append(Collection(
+            reviewed_at=c.reviewed_at,
+            resolved_reasons=tuple(SurveyReason(r) for r in c.resolved_reasons),
+            verified_statuses=_VERIFIED.validate_python(c.verified_statuses)))  # fmt: skip
+    return [_loaded(row, held[row.person_id], approved[row.person_id]) for row in rows]
+
+
+def _loaded(row: Any, fact_rows: list[Any], approved: list[Collection]) -> Loaded:
+    previous = None if row.verdict is None else Verdict.model_validate(row.verdict)
+    if row.state is None:
+        return Loaded(row.person_id, None, previous, row.pending_observed_at)
+    source_changes = [f.observed_at for f in fact_rows if not f.from_collection]
     situation = Situation(
         person=PersonRegistered.model_validate(row.state),
-        facts=tuple(_FACT.validate_python(r.body) for r in fact_rows if not r.retracted),
-        collections=tuple(
-            Collection(
-                reviewed_at=c.reviewed_at,
-                resolved_reasons=tuple(SurveyReason(r) for r in c.resolved_reasons),
-                verified_statuses=_VERIFIED.validate_python(c.verified_statuses),
-            )
-            for c in collection_rows
-        ),
+        facts=tuple(_FACT.validate_python(f.body) for f in fact_rows if not f.retracted),
+        collections=tuple(approved),
         latest_source_change=max(source_changes, default=None),
     )
-    previous = None if row.verdict is None else Verdict.model_validate(row.verdict)
-    return Loaded(situation, previous)
+    return Loaded(row.person_id, situation, previous, row.pending_observed_at)
 
 
-async def save_verdict(
-    session: AsyncSession, person_id: UUID, verdict: Verdict | None, *,
-    recheck_on: date | None, evaluated_at: datetime,
-) -> None:  # fmt: skip
-    values: dict[str, Any] = {
+_SAVE: Final = (
+    sa.update(persons)
+    .where(persons.c.person_id == sa.bindparam("id"))
+    .values({name: sa.bindparam(name) for name in (
+        "verdict", "in_scope", "region_code", "registration", "survey_reasons", "recheck_on",
+        "evaluated_at")} | {"pending": False, "pending_observed_at": None})
+)  # fmt: skip
+
+
+def verdict_row(
+    person_id: UUID, verdict: Verdict | None, *, evaluated: bool, recheck_on: date | None,
+    evaluated_at: datetime,
+) -> dict[str, Any]:  # fmt: skip
+    """The values saved for one evaluation (`evaluated` False: the person is not yet known)."""
+    return {
+        "id": person_id,
         "verdict": None if verdict is None else verdict.model_dump(mode="json"),
-        "in_scope": verdict is not None,
+        "in_scope": (verdict is not None) if evaluated else None,
         "region_code": None if verdict is None else verdict.region_code,
         "registration": None if verdict is None else str(verdict.registration),
         "survey_reasons": [] if verdict is None else [str(r) for r in verdict.survey_reasons],
         "recheck_on": recheck_on,
-        "evaluated_at": evaluated_at,
+        "evaluated_at": evaluated_at if evaluated else None,
     }
-    await _execute(
-        session, sa.update(persons).where(persons.c.person_id == person_id).values(values)
-    )
 
 
-async def due_for_recheck(session: AsyncSession, today: date, limit: int) -> list[UUID]:
-    rows = await _execute(
-        session,
-        sa.select(persons.c.person_id)
-        .where(persons.c.recheck_on <= today, persons.c.merged_into.is_(None))
-        .order_by(persons.c.recheck_on)
-        .limit(limit),
-    )
-    return [r.person_id for r in rows]
+async def save_verdicts(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+    if rows:
+        await _execute(session, _SAVE, rows)

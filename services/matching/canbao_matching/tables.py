@@ -24,10 +24,13 @@ persons = sa.Table(
     sa.Column("region_code", sa.String(6)),
     sa.Column("registration", sa.String(12)),
     sa.Column("survey_reasons", ARRAY(sa.String(24)), nullable=False, server_default="{}"),
+    sa.Column("pending", sa.Boolean, nullable=False, server_default="false"),  # to evaluate
+    sa.Column("pending_observed_at", sa.DateTime(timezone=True)),  # newest source change since
     sa.Column("recheck_on", sa.Date),  # the next day the verdict may change with no new fact
     sa.Column("evaluated_at", sa.DateTime(timezone=True)),
 )  # fmt: skip
 sa.Index("ix_persons_recheck_on", persons.c.recheck_on)
+sa.Index("ix_persons_pending", persons.c.person_id, postgresql_where=persons.c.pending)
 sa.Index("ix_persons_region_registration", persons.c.region_code, persons.c.registration)
 sa.Index("ix_persons_survey_reasons", persons.c.survey_reasons, postgresql_using="gin")
 

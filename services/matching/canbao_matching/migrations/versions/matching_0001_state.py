@@ -27,10 +27,14 @@ def upgrade() -> None:
         sa.Column("region_code", sa.String(6)),
         sa.Column("registration", sa.String(12)),
         sa.Column("survey_reasons", ARRAY(sa.String(24)), nullable=False, server_default="{}"),
+        sa.Column("pending", sa.Boolean, nullable=False, server_default="false"),
+        sa.Column("pending_observed_at", sa.DateTime(timezone=True)),
         sa.Column("recheck_on", sa.Date),
         sa.Column("evaluated_at", sa.DateTime(timezone=True)),
     )
     op.create_index("ix_persons_recheck_on", "persons", ["recheck_on"])
+    op.create_index("ix_persons_pending", "persons", ["person_id"],
+                    postgresql_where=sa.text("pending"))  # fmt: skip
     op.create_index("ix_persons_region_registration", "persons", ["region_code", "registration"])
     op.create_index("ix_persons_survey_reasons", "persons", ["survey_reasons"],
                     postgresql_using="gin")  # fmt: skip

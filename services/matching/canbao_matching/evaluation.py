@@ -1,0 +1,131 @@
+"""The evaluator: applies the rules (rules.py) to every person who is pending (an event about
+them arrived) or due (the day stored at their last evaluation has come: a 16th birthday, a
+release date), saves the verdict and publishes registry.statuses through the outbox when it
+changed.
+
+It is the daily re-check too (issue 6 §2): verdicts that change with time alone are evaluated
+again on the day, not only when a fact arrives. It works in batches, one transaction each,
+taking rows with SKIP LOCKED, so several instances share the work; it wakes every
+`poll_interval_s` and at once while there is more to do. Evaluating once per person per batch,
+not once per event, is what keeps a person's burst of facts (a snapshot, a month-end) from
+publishing a verdict per fact."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+from collections.abc import Callable
+from datetime import UTC, date, datetime, timedelta, timezone
+from typing import Any, Final
+
+from canbao_contracts.envelope import encode
+from canbao_contracts.events import StatusesChanged
+from canbao_contracts.topics import STATUSES
+from canbao_matching import store
+from canbao_matching.rules import evaluate, next_recheck
+from canbao_platform.db import Database
+from canbao_platform.messaging import UnitOfWork, unit_of_work
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+# China Standard Time, no daylight saving: the day a person turns 16 is a Chinese day.
+CHINA: Final = timezone(timedelta(hours=8), "CST")
+
+
+def system_clock() -> datetime:
+    return datetime.now(UTC)
+
+
+def today_in_china(now: datetime) -> date:
+    return now.astimezone(CHINA).date()
+
+
+async def evaluate_due(
+    uow: UnitOfWork, now: datetime, *, limit: int = 500, statuses_topic: str = STATUSES.name
+) -> tuple[int, list[StatusesChanged]]:
+    """Evaluate up to `limit` people due on `now`: (how many, the changes published)."""
+    today = today_in_china(now)
+    loaded = await store.take_due(uow.session, today, limit)
+    rows, published = [], []
+    for person in loaded:
+        situation = person.situation
+        verdict = None if situation is None else evaluate(situation, today)
+        rows.append(store.verdict_row(
+            person.person_id, verdict, evaluated=situation is not None, evaluated_at=now,
+            recheck_on=None if situation is None else next_recheck(situation, today),
+        ))  # fmt: skip
+        if verdict is None or verdict == person.previous:
+            continue
+        event = StatusesChanged(person_id=person.person_id, verdict=verdict,
+                                previous=person.previous, evaluated_at=now,
+                                source_observed_at=person.source_observed_at)  # fmt: skip
+        record = encode(event, source=uow.source)
+        uow.publish(dataclasses.replace(record, topic=statuses_topic))
+        published.append(event)
+    await store.save_verdicts(uow.session, rows)
+    return len(loaded), published
+
+
+class Evaluator:
+    """A Component of the service shell: the evaluation loop."""
+
+    name = "matching.evaluator"
+
+    def __init__(
+        self, database: Database, *, clock: Clock = system_clock, batch_size: int = 500,
+        poll_interval_s: float = 0.2, statuses_topic: str = STATUSES.name,
+    ) -> None:  # fmt: skip
+        self._database, self._clock = database, clock
+        self._batch_size, self._poll_interval_s = batch_size, poll_interval_s
+        self._statuses_topic = statuses_topic
+        self._stopping = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self.evaluated = 0
+        self.published = 0
+        self.last_error: str | None = None
+
+    async def run_once(self) -> int:
+        """Evaluate everyone pending or due now; return how many verdicts changed."""
+        now, changed = self._clock(), 0
+        while True:
+            async with unit_of_work(self._database, service="matching") as uow:
+                count, events = await evaluate_due(uow, now, limit=self._batch_size,
+                                                   statuses_topic=self._statuses_topic)  # fmt: skip
+            self.evaluated += count
+            changed += len(events)
+            if count < self._batch_size:
+                break
+        self.published += changed
+        return changed
+
+    async def start(self) -> None:
+        if self._task is None:
+            self._stopping.clear()
+            self._task = asyncio.create_task(self._loop(), name=self.name)
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            self._stopping.set()
+            await asyncio.wait({task}, timeout=30.0)
+            if not task.done():
+                task.cancel()
+
+    def health(self) -> dict[str, Any]:
+        running = self._task is not None and not self._task.done()
+        return {"ready": running, "evaluated": self.evaluated, "published": self.published,
+                "last_error": self.last_error}  # fmt: skip
+
+    async def _loop(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                await self.run_once()
+                self.last_error = None
+            except Exception as error:  # retried at the next wake-up; the class says what failed
+                self.last_error = type(error).__name__
+                log.error("%s: evaluation failed with %s", self.name, type(error).__name__)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), self._poll_interval_s)
