@@ -80,9 +80,8 @@ _COLUMNS: Final = (persons.c.person_id, persons.c.verdict, persons.c.in_scope,
 @router.get("/verdicts/{person_id}", summary="A person's verdict (the popup's statuses, flags, "
             "survey reasons and registration)")  # fmt: skip
 async def get_verdict(person_id: UUID, session: SessionDep) -> PersonVerdict:
-    row = (
-        await session.execute(sa.select(*_COLUMNS).where(persons.c.person_id == person_id))
-    ).first()
+    query = sa.select(*_COLUMNS).where(persons.c.person_id == person_id)
+    row = (await (await session.connection()).execute(query)).first()
     if row is None:
         raise PersonUnknown()
     if row.merged_into is not None:
