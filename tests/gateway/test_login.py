@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 
 import httpx
@@ -133,3 +134,22 @@ async def test_throttling_holds_across_replicas(
         for _ in range(MAX_FAILURES_PER_USERNAME):
             assert (await login(replica_a, "wang-li", "guess")).status_code == 401
         assert_problem(await login(replica_b, "wang-li", "s3cret"), 429, "login-throttled")
+
+
+async def test_parallel_guesses_cannot_slip_past_the_limit(
+    client: httpx.AsyncClient, add_account: AddAccount
+) -> None:
+    await add_account("wang-li", "s3cret")
+    attempts = MAX_FAILURES_PER_USERNAME + 3
+    responses = await asyncio.gather(*(login(client, "wang-li", "guess") for _ in range(attempts)))
+    statuses = sorted(response.status_code for response in responses)
+    assert statuses == [401] * MAX_FAILURES_PER_USERNAME + [429] * 3
+
+
+async def test_login_is_in_the_openapi_document_as_an_oauth2_password_flow(
+    client: httpx.AsyncClient,
+) -> None:
+    document = (await client.get("/openapi.json")).json()
+    assert {"/api/v1/auth/token", "/api/v1/auth/me", "/api/v1/audit"} <= set(document["paths"])
+    [scheme] = document["components"]["securitySchemes"].values()
+    assert scheme["flows"]["password"]["tokenUrl"] == TOKEN

@@ -1,0 +1,66 @@
+"""Administrators add and disable staff accounts from the command line (canbao_gateway.manage)."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+
+import httpx
+import pytest
+
+from canbao_gateway import manage
+from tests.gateway.conftest import assert_problem, bearer
+
+TOKEN = "/api/v1/auth/token"
+PASSWORD = "correct horse battery staple"
+
+
+async def run(monkeypatch: pytest.MonkeyPatch, url: str, *argv: str, stdin: str = "") -> int:
+    monkeypatch.setenv("GATEWAY_DATABASE_URL", url)
+    monkeypatch.setattr("sys.stdin", io.StringIO(stdin))
+    # asyncio.run inside: off the test's event loop.
+    return await asyncio.to_thread(manage.main, list(argv))
+
+
+async def test_added_clerk_logs_in_with_her_role_and_scope(
+    monkeypatch: pytest.MonkeyPatch, gateway_url: str, client: httpx.AsyncClient,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    argv = ("add-staff", "wang-li", "--role", "counter", "--scope", "520100", "--password-stdin")
+    assert await run(monkeypatch, gateway_url, *argv, stdin=PASSWORD + "\n") == 0
+    assert PASSWORD not in capsys.readouterr().out
+    token = (await client.post(TOKEN, data={"username": "wang-li", "password": PASSWORD})).json()
+    me = await client.get("/api/v1/auth/me", headers=bearer(token["access_token"]))
+    assert me.json() == {"username": "wang-li", "role": "counter", "scope": "5201"}
+
+
+async def test_disabled_clerk_can_no_longer_log_in(
+    monkeypatch: pytest.MonkeyPatch, gateway_url: str, client: httpx.AsyncClient
+) -> None:
+    add = ("add-staff", "wang-li", "--role", "county", "--scope", "520102", "--password-stdin")
+    assert await run(monkeypatch, gateway_url, *add, stdin=PASSWORD) == 0
+    assert await run(monkeypatch, gateway_url, "disable-staff", "wang-li") == 0
+    response = await client.post(TOKEN, data={"username": "wang-li", "password": PASSWORD})
+    assert_problem(response, 401, "invalid-credentials")
+
+
+@pytest.mark.parametrize(
+    ("argv", "stdin"),
+    [
+        (("add-staff", "x", "--role", "counter", "--scope", "5", "--password-stdin"), PASSWORD),
+        (("add-staff", "x", "--role", "counter", "--scope", "52", "--password-stdin"), "short"),
+        (("disable-staff", "nobody"), ""),
+    ],
+)
+async def test_mistakes_are_refused(
+    monkeypatch: pytest.MonkeyPatch, gateway_url: str, argv: tuple[str, ...], stdin: str
+) -> None:
+    assert await run(monkeypatch, gateway_url, *argv, stdin=stdin) != 0
+
+
+async def test_an_account_is_not_added_twice(
+    monkeypatch: pytest.MonkeyPatch, gateway_url: str
+) -> None:
+    add = ("add-staff", "wang-li", "--role", "counter", "--scope", "52", "--password-stdin")
+    assert await run(monkeypatch, gateway_url, *add, stdin=PASSWORD) == 0
+    assert await run(monkeypatch, gateway_url, *add, stdin=PASSWORD) == 1
