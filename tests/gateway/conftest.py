@@ -18,7 +18,7 @@ from fastapi import APIRouter, Depends, FastAPI
 from canbao_gateway import tokens
 from canbao_gateway.accounts import create_account
 from canbao_gateway.app import SERVICE, create
-from canbao_gateway.audit import Outcome
+from canbao_gateway.audit import Outcome, Purpose
 from canbao_gateway.auth import AuditDep, PersonInQuestion, person_by_id_number, require
 from canbao_gateway.clock import clock
 from canbao_gateway.settings import GatewaySettings
@@ -49,12 +49,15 @@ stand_in = APIRouter(prefix="/test")
 
 @stand_in.get("/persons/{id_number}")
 async def read_person(
-    staff: Annotated[Staff, require(*PERSONAL_DATA_ROLES, person=person_by_id_number)],
+    staff: Annotated[
+        Staff,
+        require(*PERSONAL_DATA_ROLES, person=person_by_id_number, purpose=Purpose.COUNTER_SERVICE),
+    ],
     person: Annotated[PersonInQuestion, Depends(person_by_id_number)],
     audit: AuditDep,
 ) -> dict[str, Any]:
-    await audit.record(purpose="counter_service", outcome=Outcome.OK, id_number=person.id_number,
-                       person_region=person.region)  # fmt: skip
+    await audit.record(purpose=Purpose.COUNTER_SERVICE, outcome=Outcome.OK,
+                       id_number=person.id_number, person_region=person.region)  # fmt: skip
     return {"region": person.region, "read_by": staff.username}
 
 

@@ -67,8 +67,8 @@ async def test_an_out_of_scope_attempt_is_audited_as_refused(
     token = token_for(Role.COUNTER, scope=YUNYAN, username="curious")
     assert_problem(await read_person(client, token, citizen(NANMING)), 403, "out-of-scope")
     [row] = await rows(gateway_db)
-    assert (row["staff"], row["outcome"], row["person_region"]) == (
-        "curious", "out_of_scope", NANMING,
+    assert (row["staff"], row["outcome"], row["person_region"], row["purpose"]) == (
+        "curious", "out_of_scope", NANMING, "counter_service",
     )  # fmt: skip
 
 

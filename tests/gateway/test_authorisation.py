@@ -9,6 +9,7 @@ from collections.abc import Callable
 import httpx
 import pytest
 
+from canbao_gateway.auth import person_by_id_number, require
 from canbao_gateway.staff import Role
 from tests.gateway.conftest import PERSONAL_DATA_ROLES, assert_problem, bearer
 from tests.gateway.people import (
@@ -103,3 +104,8 @@ async def test_the_clerk_of_one_county_reads_her_own_identity(
     token = token_for(Role.COUNTER, scope=NANMING, username="wang-li")
     me = await client.get("/api/v1/auth/me", headers=bearer(token))
     assert me.json() == {"username": "wang-li", "role": "counter", "scope": NANMING}
+
+
+def test_a_scoped_endpoint_must_say_why_it_reads() -> None:
+    with pytest.raises(TypeError, match="purpose"):
+        require(Role.COUNTER, person=person_by_id_number)

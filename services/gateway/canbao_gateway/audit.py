@@ -28,6 +28,18 @@ from canbao_gateway.tables import audit_log
 from canbao_platform.db import Database
 
 
+class Purpose(StrEnum):
+    """Why personal data was read or changed (the "why" of api.md's audit log): one per kind of
+    business, named by the endpoint that serves it, not typed by the user."""
+
+    COUNTER_SERVICE = "counter_service"  # serving a person at a counter (popup, collections)
+    REGISTRATION_RECORD = "registration_record"  # the full record (GET /persons/{id_number})
+    SURVEY = "survey"  # household survey tasks and forms
+    REVIEW = "review"  # first review (初审) and approval (审定)
+    ANALYSIS = "analysis"  # the people behind a report's number
+    AUDIT_REVIEW = "audit_review"  # an auditor reading this log
+
+
 class Outcome(StrEnum):
     OK = "ok"  # the data was shown or the change accepted
     NOT_FOUND = "not_found"  # asked for a person the registry does not know
@@ -56,7 +68,7 @@ class AuditTrail:
     async def record(
         self,
         *,
-        purpose: str,
+        purpose: Purpose,
         outcome: Outcome,
         person_id: UUID | None = None,
         id_number: str | None = None,
@@ -67,7 +79,7 @@ class AuditTrail:
             "at": self.now(), "staff": self.staff.username, "role": self.staff.role.value,
             "staff_scope": self.staff.scope, "person_id": person_id,
             "id_number_hash": id_number_hash(id_number, key=self.key) if id_number else None,
-            "person_region": person_region, "endpoint": self.endpoint, "purpose": purpose,
+            "person_region": person_region, "endpoint": self.endpoint, "purpose": purpose.value,
             "outcome": outcome.value, "client": self.client,
         }  # fmt: skip
         async with self.database.engine.begin() as connection:

@@ -2,8 +2,8 @@
 full-stack-fastapi-template way: `Annotated[..., Depends(...)]` aliases).
 
 * `require(*roles)`: a valid bearer token of one of `roles`, else 401 / 403 problem+json.
-* `require(*roles, person=...)`: and the person the request is about lives inside the staff
-  member's region scope (staff.py: `covers`), else 403 `out-of-scope`, which is audited.
+* `require(*roles, person=..., purpose=...)`: and the person the request is about lives inside
+  the staff member's region scope (staff.py: `covers`), else 403 `out-of-scope`, audited.
   `person` is a dependency giving that person's region, best the household region; the
   fallback `person_by_id_number` takes the first six digits of the number in the path.
 * `AuditDep`: the request's audit trail (audit.py), for every read or change of personal data.
@@ -19,7 +19,7 @@ from fastapi.security import OAuth2PasswordBearer
 
 from canbao_contracts.id_numbers import normalise, validate
 from canbao_gateway import problems, tokens
-from canbao_gateway.audit import AuditTrail, Outcome, endpoint_of
+from canbao_gateway.audit import AuditTrail, Outcome, Purpose, endpoint_of
 from canbao_gateway.clock import ClockDep
 from canbao_gateway.settings import GatewaySettings
 from canbao_gateway.staff import Role, Staff
@@ -96,10 +96,15 @@ def person_by_id_number(id_number: str) -> PersonInQuestion:
 PersonDependency = Callable[..., PersonInQuestion | Coroutine[Any, Any, PersonInQuestion]]
 
 
-def require(*roles: Role, person: PersonDependency | None = None) -> Any:
+def require(
+    *roles: Role, person: PersonDependency | None = None, purpose: Purpose | None = None
+) -> Any:
     """The dependency of an endpoint open to `roles` (and, with `person`, to staff whose scope
-    covers that person). Gives the `Staff`; use as `Annotated[Staff, require(...)]`."""
+    covers that person; `purpose` is then the endpoint's, for the audit row of a refusal).
+    Gives the `Staff`; use as `Annotated[Staff, require(...)]`."""
     allowed = frozenset(roles)
+    if person is not None and purpose is None:
+        raise TypeError("require(..., person=...) needs the endpoint's purpose for the audit")
 
     async def staff_in_role(staff: CurrentStaff) -> Staff:
         if staff.role not in allowed:
@@ -118,7 +123,7 @@ def require(*roles: Role, person: PersonDependency | None = None) -> Any:
     ) -> Staff:
         if not staff.covers(subject.region):
             # A refused attempt is audited too: probing other regions is what auditors look for.
-            await audit.record(purpose="scope_check", outcome=Outcome.OUT_OF_SCOPE,
+            await audit.record(purpose=purpose, outcome=Outcome.OUT_OF_SCOPE,
                                person_id=subject.person_id, id_number=subject.id_number,
                                person_region=subject.region)  # fmt: skip
             raise problems.OutOfScope()

@@ -12,7 +12,7 @@ from fastapi.security import OAuth2PasswordRequestForm
 from pydantic import AwareDatetime, BaseModel
 
 from canbao_gateway import accounts, problems, throttling, tokens
-from canbao_gateway.audit import AuditEntry, AuditFilter, Outcome, search
+from canbao_gateway.audit import AuditEntry, AuditFilter, Outcome, Purpose, search
 from canbao_gateway.auth import (
     AuditDep,
     CurrentStaff,
@@ -100,7 +100,7 @@ async def audit_entries(
                         staff=staff_username, since=since, until=until)  # fmt: skip
     entries = await search(resources.database, query, key=audit.key, before=before, limit=limit)
     # Reading the log is itself recorded: auditors are audited too.
-    await audit.record(purpose="audit_review", outcome=Outcome.OK, person_id=person_id,
+    await audit.record(purpose=Purpose.AUDIT_REVIEW, outcome=Outcome.OK, person_id=person_id,
                        id_number=number)  # fmt: skip
     next_before = entries[-1].id if len(entries) == limit else None
     return AuditPage(items=entries, next_before=next_before)

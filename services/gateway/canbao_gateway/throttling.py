@@ -3,9 +3,9 @@ within a window, further attempts are refused with 429 until the oldest failure 
 
 Failures are rows in the gateway's database, so the limits hold across replicas; a transaction-
 scoped advisory lock per username serialises concurrent attempts on one account, so parallel
-guesses cannot slip past the count. A lock-out per username also lets anyone lock a clerk out for
-a window by guessing wrong on purpose: the window is short and a success elsewhere is not needed
-to recover, which we prefer to unlimited guessing (our convention)."""
+guesses cannot slip past the count. A limit per username also lets anyone lock a clerk out by
+guessing wrong on purpose, but for one window at most, which we prefer to unlimited guessing
+(our convention)."""
 
 from __future__ import annotations
 
