@@ -21,7 +21,7 @@ import canbao_identity
 from canbao_contracts.debezium import parse_change_event
 from canbao_contracts.events.base import Event
 from canbao_identity.adapters import adapter_for
-from canbao_identity.handlers import apply_change
+from canbao_identity.handlers import staged_change
 from canbao_identity.protection import Protector
 from canbao_identity.registry import Registry
 from canbao_identity.settings import IdentitySettings
@@ -91,28 +91,31 @@ class Harness:
     published: list[Event] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=dict)
 
-    async def apply(self, messages: Iterable[Message], *, rebuild: bool = True) -> None:
-        """The messages in one transaction, then (unless told not to) the pending persons
-        rebuilt, as the builder component would."""
+    async def apply(self, messages: Iterable[Message], *, drain: bool = True) -> None:
+        """The messages staged in one transaction (as one consumed batch), then (unless told
+        not to) resolved and rebuilt until nothing is left, as the builder component does."""
         async with self.db.sessions() as session, session.begin():
-            registry = self.registry(session)
             for m in messages:
                 event = parse_change_event(m.key, m.value, topic=m.topic)
                 adapter = adapter_for(m.topic)
                 assert adapter is not None
-                await apply_change(registry, adapter, event)
-        if rebuild:
-            await self.rebuild()
+                if (staged := staged_change(PROTECTOR, adapter, event)) is not None:
+                    session.add(staged)
+        if drain:
+            await self.drain()
 
     def registry(self, session: Any) -> Registry:
         return Registry(Store(session, PROTECTOR), PROTECTOR, self.published.append, self.counts)
 
-    async def rebuild(self) -> None:
-        """Drain the pending persons (the builder's loop, until nothing is left)."""
+    async def drain(self) -> None:
+        """Resolve the staged changes and rebuild the pending persons until none is left."""
         while True:
             async with self.db.sessions() as session, session.begin():
-                if not await self.registry(session).rebuild_pending():
-                    return
+                resolved = await self.registry(session).resolve_pending()
+            async with self.db.sessions() as session, session.begin():
+                rebuilt = await self.registry(session).rebuild_pending()
+            if not resolved and not rebuilt:
+                return
 
     async def person_of(self, number: str, document_type: str = "01") -> UUID | None:
         async with self.db.sessions() as session:

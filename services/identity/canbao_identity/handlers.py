@@ -18,7 +18,7 @@ from canbao_identity.adapters import Adapter, adapter_for
 from canbao_identity.golden import COLLECTION
 from canbao_identity.protection import Protector
 from canbao_identity.records import SourceRecord
-from canbao_identity.registry import Registry
+from canbao_identity.staging import StagedChange, stage
 from canbao_identity.store import Store
 from canbao_platform.messaging import InboundMessage, PermanentError, UnitOfWork
 
@@ -33,10 +33,6 @@ _COLLECTED: Final = {
 }  # fmt: skip
 
 
-def registry_for(uow: UnitOfWork, protector: Protector) -> Registry:
-    return Registry(Store(uow.session, protector), protector, uow.publish_event)
-
-
 def change_handler(protector: Protector) -> Handler:
     async def handle(message: InboundMessage, uow: UnitOfWork) -> None:
         adapter = adapter_for(message.topic)
@@ -46,21 +42,25 @@ def change_handler(protector: Protector) -> Handler:
             event = parse_change_event(message.key, message.value, topic=message.topic)
         except MalformedChangeEvent as error:
             raise PermanentError(f"malformed change event: {error.reason}") from None
-        await apply_change(registry_for(uow, protector), adapter, event)
+        if (change := staged_change(protector, adapter, event)) is not None:
+            uow.session.add(change)
 
     return handle
 
 
-async def apply_change(registry: Registry, adapter: Adapter, event: ChangeEvent) -> bool:
-    """Apply one change event; False when there was nothing to apply (a tombstone, a change
-    older than the one applied)."""
+def staged_change(
+    protector: Protector, adapter: Adapter, event: ChangeEvent
+) -> StagedChange | None:
+    """The change event as a staged change; None for a tombstone (the delete before it did the
+    work)."""
     position = event.position
     if position is None:
         if event.op == "tombstone":
-            return False  # the delete before it did the work
+            return None
         raise PermanentError("change event without an LSN: cannot be ordered")
+    # A snapshot read and a streamed change at one LSN: the streamed one is newer.
     revision = position.lsn * 2 + int(position.streamed)
-    key = record_key(adapter, event.key, registry.protector)
+    key = record_key(adapter, event.key, protector)
     observed = event.source_ts_ms if event.source_ts_ms is not None else event.ts_ms
     observed_at = (
         None if observed is None else datetime.fromtimestamp(observed / 1000, UTC).isoformat()
@@ -72,9 +72,7 @@ async def apply_change(registry: Registry, adapter: Adapter, event: ChangeEvent)
             record = adapter.to_record(event.row)
         except MalformedChangeEvent as error:
             raise PermanentError(f"malformed change event: {error.reason}") from None
-    return await registry.apply(
-        f"{adapter.system}.{adapter.table}", key, revision, observed_at, record
-    )
+    return stage(protector, f"{adapter.system}.{adapter.table}", key, revision, observed_at, record)
 
 
 def record_key(adapter: Adapter, key: dict[str, Any], protector: Protector) -> str:
@@ -93,12 +91,17 @@ def collection_handler(protector: Protector) -> Handler:
             raise PermanentError(f"not a contract event: {type(error).__name__}") from None
         if not isinstance(event, CollectionApproved):
             return  # another event type on the topic: not ours to apply
-        await apply_collection(registry_for(uow, protector), event)
+        if (
+            event.person_id is not None
+            and await Store(uow.session, protector).person(event.person_id) is None
+        ):
+            raise PermanentError("collection names a person_id identity does not know")
+        uow.session.add(collection_change(protector, event))
 
     return handle
 
 
-async def apply_collection(registry: Registry, event: CollectionApproved) -> bool:
+def collection_change(protector: Protector, event: CollectionApproved) -> StagedChange:
     """An approved collection is a source record of its own (provenance "collection": channel,
     handler, reviewer), first in precedence; its values close the gaps they fill."""
     claims: dict[str, Any] = {r.DOCUMENT_TYPE: event.document_type.value}
@@ -113,13 +116,7 @@ async def apply_collection(registry: Registry, event: CollectionApproved) -> boo
         "reviewed_at": event.reviewed_at.isoformat(), "first_reviewer": event.first_reviewer,
         "collection_id": str(event.collection_id),
     }  # fmt: skip
-    if event.person_id is not None:
-        person = await registry.store.person(event.person_id)
-        if person is None:
-            raise PermanentError("collection names a person_id identity does not know")
     record = SourceRecord(COLLECTION, event.channel.value, claims=claims)
-    return await registry.apply(
-        f"{COLLECTION}.{event.channel.value}", str(event.collection_id),
-        int(event.reviewed_at.timestamp() * 1000), event.reviewed_at.isoformat(), record,
-        person_id=event.person_id, provenance=provenance,
-    )  # fmt: skip
+    return stage(protector, f"{COLLECTION}.{event.channel.value}", str(event.collection_id),
+                 int(event.reviewed_at.timestamp() * 1000), event.reviewed_at.isoformat(), record,
+                 forced_person_id=event.person_id, provenance=provenance)  # fmt: skip

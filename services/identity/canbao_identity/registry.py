@@ -15,7 +15,7 @@ person being rebuilt eventually (the builder component drains continuously, see 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import date
 from typing import Any
 from uuid import UUID, uuid4
@@ -25,9 +25,9 @@ from canbao_identity import records as r
 from canbao_identity.golden import LinkedRecord, golden_record
 from canbao_identity.protection import Protector
 from canbao_identity.publication import current_facts, fact_events, person_event, public_state
-from canbao_identity.records import SourceRecord
-from canbao_identity.resolution import Identification, LinkKind, Resolution, decide, identify
-from canbao_identity.store import Store, person_context, record_context
+from canbao_identity.resolution import Identification, LinkKind, Resolution, decide
+from canbao_identity.staging import StagedChange
+from canbao_identity.store import Store, person_context
 
 Publish = Callable[[Event], Any]
 # A record that was never in review (or resolved by a clerk) has no queue entry to look at.
@@ -41,108 +41,112 @@ class Registry:
     publish: Publish
     counts: dict[str, int] = dataclasses.field(default_factory=dict)
 
-    async def apply(self, source_table: str, record_key: str, position: int,
-                    observed_at: str | None, record: SourceRecord | None, *,
-                    person_id: UUID | None = None, provenance: dict[str, Any] | None = None,
-                    ) -> bool:  # fmt: skip
-        """Apply a record (None: the row was deleted) unless a newer change of it was applied.
-        `person_id` forces the link (a collection naming its person). True if applied."""
-        existing = await self.store.record(source_table, record_key)
-        if existing is not None and existing.position >= position:
-            self._count("stale")
-            return False
-        touched: set[UUID] = set()
-        if existing is not None and existing.person_id is not None:
-            touched.add(existing.person_id)
-        if record is None:
-            await self._delete(source_table, record_key, position, existing)
-        else:
-            linked = await self._link(source_table, record_key, position, observed_at, record,
-                                      existing, person_id, provenance or {})  # fmt: skip
-            if linked is not None:
-                touched.add(linked)
-        touched |= await self._follow(source_table, record_key)
+    async def resolve_pending(self, *, limit: int = 2000) -> int:
+        """Resolve up to `limit` staged changes, oldest first; how many were taken."""
+        changes = await self.store.take_staged(limit)
+        await self.resolve(changes)
+        return len(changes)
+
+    async def resolve(self, changes: Sequence[StagedChange]) -> None:
+        """Resolve staged changes (in staging order) to persons, save them as the records'
+        current state, and mark every person they touch as pending. A change older than the
+        one already applied to its record is dropped: that is what makes redelivered and
+        reordered events harmless."""
+        latest: dict[tuple[str, str], StagedChange] = {}
+        for change in changes:
+            if change.key not in latest or change.position > latest[change.key].position:
+                latest[change.key] = change
+        existing = await self.store.records(list(latest))
+        fresh = [
+            c for k, c in latest.items() if k not in existing or existing[k].position < c.position
+        ]
+        self._count("stale", len(changes) - len(fresh))
+        if not fresh:
+            return
+        # By number first, then by reference: an ac02 follows its ac01 of the same batch.
+        fresh.sort(key=lambda c: c.link_ref is not None)
+        fresh_keys = {c.key for c in fresh}
+        touched = {row.person_id for k, row in existing.items()
+                   if row.person_id is not None and k in fresh_keys}  # fmt: skip
+        owners = await self._owners(fresh)
+        demographic = await self.store.demographic_matches_many(
+            {c.demographic_index for c in fresh if c.demographic_index and not c.deleted}
+        )
+        references = await self.store.reference_owners(
+            {c.link_ref for c in fresh if c.link_ref} - {_ref(c) for c in fresh}
+        )
+        rows, opened, linked_refs = [], [], {}
+        for change in fresh:
+            before = existing.get(change.key)
+            resolution = await self._resolution(change, before, owners, demographic,
+                                                references, linked_refs)  # fmt: skip
+            if change.source_table == "si_core.ac01":
+                linked = not change.deleted and resolution.kind in (
+                    LinkKind.EXACT,
+                    LinkKind.CANDIDATE,
+                )
+                linked_refs[_ref(change)] = resolution.person_id if linked else None
+            if resolution.person_id is not None:
+                touched.add(resolution.person_id)
+            rows.append(_row(change, resolution, before))
+            if resolution.kind is LinkKind.REVIEW:
+                opened.append((change, resolution.review_reason or ""))
+            elif before is not None and before.link_kind in _MAY_HAVE_REVIEW:
+                state = "withdrawn" if change.deleted else "superseded"
+                await self.store.close_review(*change.key, state, resolution.person_id, "source")
+            self._count(resolution.kind.value)
+        await self.store.save_records(rows)
+        for change, reason in opened:
+            await self.store.open_review(*change.key, reason, change.demographic_index)
+        touched |= await self.store.relink_dependents_many(linked_refs)
         await self.store.mark_pending(touched)
-        return True
 
-    async def _delete(
-        self, source_table: str, record_key: str, position: int, existing: Any
-    ) -> None:
-        values = {"source_table": source_table, "record_key": record_key, "position": position,
-                  "deleted": True, "link_kind": LinkKind.NONE.value, "claims_ciphertext": None}  # fmt: skip
-        if existing is not None:  # keep the marker: a late copy of an older change stays out
-            values["person_id"] = existing.person_id
-            values["link_kind"] = existing.link_kind
-            if existing.link_kind in _MAY_HAVE_REVIEW:
-                await self.store.close_review(source_table, record_key, "withdrawn", None, "source")
-        await self.store.save_record(values)
+    async def _owners(self, changes: list[StagedChange]) -> dict[tuple[str, str], UUID]:
+        """The person holding each valid document number of the batch; a new person for a
+        number nobody holds yet (one per number, however many records carry it)."""
+        wanted = {(c.document_type or "01", c.number_index) for c in changes
+                  if c.number_index and not c.deleted}  # fmt: skip
+        owners = await self.store.number_owners(wanted)
+        claims = {}
+        for change in changes:
+            number = (change.document_type or "01", change.number_index)
+            if change.number_index and not change.deleted and number not in owners:
+                claims.setdefault(number, change.forced_person_id or uuid4())
+        if claims:
+            owners |= await self.store.claim_identities(claims)
+            self._count("persons_new", len(claims))
+        forced = {c.forced_person_id for c in changes if c.forced_person_id}
+        await self.store.ensure_persons(set(owners.values()) | forced)
+        return owners
 
-    async def _link(self, source_table: str, record_key: str, position: int,
-                    observed_at: str | None, record: SourceRecord, existing: Any,
-                    forced: UUID | None, provenance: dict[str, Any]) -> UUID | None:  # fmt: skip
-        ident = identify(record, self.protector)
-        review = None
-        if existing is not None and existing.link_kind in _MAY_HAVE_REVIEW:
-            review = await self.store.review_entry(source_table, record_key)
-        if forced is not None:
-            resolution = Resolution(LinkKind.EXACT, forced)
-            await self.store.ensure_person(forced)
-        else:
-            resolution = await self._resolve(ident, review)
-        person_id = resolution.person_id
-        if resolution.new_person:
-            assert ident.number_index is not None and ident.document_type is not None
-            person_id = await self.store.claim_identity(
-                ident.document_type, ident.number_index, uuid4()
-            )
-            await self.store.ensure_person(person_id)
-            self._count("persons_new")
-        elif forced is not None and ident.number_index is not None and ident.document_type:
-            await self.store.claim_identity(ident.document_type, ident.number_index, forced)
-        context = record_context(source_table, record_key)
-        await self.store.save_record({
-            "source_table": source_table, "record_key": record_key, "person_id": person_id,
-            "link_kind": resolution.kind.value, "position": position, "deleted": False,
-            "claims_ciphertext": self.protector.encrypt(record.claims, context=context)
-            if record.claims else None,
-            "key_id": self.protector.key_id if record.claims else None,
-            "facts": [{"kind": f.kind, "fields": f.fields} for f in record.facts],
-            "provenance": provenance, "link_ref": record.link_ref,
-            "number_index": ident.number_index, "demographic_index": ident.demographic_index,
-            "observed_at": observed_at,
-        })  # fmt: skip
-        if resolution.kind is LinkKind.REVIEW:
-            await self.store.open_review(source_table, record_key, resolution.review_reason or "",
-                                         ident.demographic_index)  # fmt: skip
-        elif review is not None:
-            await self.store.close_review(
-                source_table, record_key, "superseded", person_id, "source"
-            )
-        self._count(resolution.kind.value)
-        return person_id
-
-    async def _resolve(self, ident: Identification, review: Any) -> Resolution:
-        if (review is not None and review.state == "resolved" and review.person_id is not None
-                and review.resolved_by not in ("source", "auto") and ident.defects):  # fmt: skip
-            # A clerk linked this record: the decision stands while the number stays invalid.
-            return Resolution(LinkKind.CANDIDATE, review.person_id)
-        owner = (await self.store.number_owner(ident.document_type or "01", ident.number_index)
-                 if ident.number_index else None)  # fmt: skip
+    async def _resolution(self, change: StagedChange, before: Any,
+                          owners: dict[tuple[str, str], UUID], demographic: dict[str, tuple[UUID, ...]],
+                          references: dict[str, UUID | None], linked_refs: dict[str, UUID | None],
+                          ) -> Resolution:  # fmt: skip
+        if change.deleted:  # keeps its last link (or none: a queued record leaves the queue)
+            if before is None or before.link_kind == LinkKind.REVIEW.value:
+                return Resolution(LinkKind.NONE)
+            return Resolution(LinkKind(before.link_kind), before.person_id)
+        if change.forced_person_id is not None:
+            return Resolution(LinkKind.EXACT, change.forced_person_id)
+        defects = tuple(change.defects)
+        if defects and before is not None and before.link_kind in _MAY_HAVE_REVIEW:
+            review = await self.store.review_entry(*change.key)
+            if (review is not None and review.state == "resolved" and review.person_id
+                    and review.resolved_by not in ("source", "auto")):  # fmt: skip
+                # A clerk linked this record: the decision stands while the number stays invalid.
+                return Resolution(LinkKind.CANDIDATE, review.person_id)
+        ident = Identification(document_type=change.document_type, number_index=change.number_index,
+                               demographic_index=change.demographic_index, defects=defects,
+                               link_ref=change.link_ref)  # fmt: skip
+        ref = change.link_ref
         return decide(
-            ident, number_owner=owner,
-            demographic_matches=await self.store.demographic_matches(ident.demographic_index),
-            reference_owner=await self.store.reference_owner(ident.link_ref)
-            if ident.link_ref else None,
+            ident,
+            number_owner=owners.get((change.document_type or "01", change.number_index or "")),
+            demographic_matches=demographic.get(change.demographic_index or "", ()),
+            reference_owner=(linked_refs[ref] if ref in linked_refs else references.get(ref))
+            if ref else None,
         )  # fmt: skip
-
-    async def _follow(self, source_table: str, record_key: str) -> set[UUID]:
-        """Rows that name this one (ac02/ac60 → ac01) follow its link."""
-        if source_table != "si_core.ac01":
-            return set()
-        ref = f"{source_table}|{record_key}"
-        owner = await self.store.reference_owner(ref)
-        left = await self.store.relink_dependents(ref, owner)
-        return left | ({owner} if owner else set())
 
     async def rebuild_pending(self, *, limit: int = 500) -> int:
         """Rebuild up to `limit` pending persons (skipping those another builder holds); how
@@ -217,3 +221,22 @@ class Registry:
 
     def _count(self, what: str, n: int = 1) -> None:
         self.counts[what] = self.counts.get(what, 0) + n
+
+
+def _ref(change: StagedChange) -> str:
+    """How a dependent row names this one (records.SourceRecord.link_ref)."""
+    return f"{change.source_table}|{change.record_key}"
+
+
+def _row(change: StagedChange, resolution: Resolution, before: Any) -> dict[str, Any]:
+    """The record's current state. A deletion keeps its position (a late copy of an older
+    change stays out) and its last link, but no personal data."""
+    return {
+        "source_table": change.source_table, "record_key": change.record_key,
+        "person_id": resolution.person_id, "link_kind": resolution.kind.value,
+        "position": change.position, "deleted": change.deleted,
+        "claims_ciphertext": change.claims_ciphertext, "key_id": change.key_id,
+        "facts": change.facts, "provenance": change.provenance, "link_ref": change.link_ref,
+        "number_index": change.number_index, "demographic_index": change.demographic_index,
+        "observed_at": change.observed_at,
+    }  # fmt: skip

@@ -22,7 +22,7 @@ from enum import StrEnum
 from uuid import UUID
 
 from canbao_contracts.codes import CertificateType
-from canbao_contracts.id_numbers import IdNumberDefect, validate
+from canbao_contracts.id_numbers import validate
 from canbao_identity import records as r
 from canbao_identity.protection import Protector
 from canbao_identity.records import SourceRecord
@@ -46,7 +46,7 @@ class Identification:
     document_type: str | None = None
     number_index: str | None = None  # a valid document's blind index
     demographic_index: str | None = None  # for an invalid citizen number
-    defects: tuple[IdNumberDefect, ...] = ()
+    defects: tuple[str, ...] = ()  # DefectCode values of an invalid citizen number
     link_ref: str | None = None
 
 
@@ -70,7 +70,7 @@ def identify(record: SourceRecord, protector: Protector, *, today: date | None =
         return Identification(document_type=doc)
     if doc != CertificateType.CITIZEN_ID.value:
         return Identification(document_type=doc, number_index=protector.number_index(doc, number))
-    defects = tuple(validate(number, today=today))
+    defects = tuple(d.code.value for d in validate(number, today=today))
     if not defects:
         return Identification(document_type=doc, number_index=protector.number_index(doc, number))
     demographic = demographic_key(claims, number)
@@ -113,7 +113,7 @@ def decide(ident: Identification, *, number_owner: UUID | None = None,
         if len(demographic_matches) == 1:
             return Resolution(LinkKind.CANDIDATE, demographic_matches[0])
         found = "无人" if not demographic_matches else "多人"
-        codes = "、".join(sorted({d.code.value for d in ident.defects}))
+        codes = "、".join(sorted(set(ident.defects)))
         return Resolution(LinkKind.REVIEW, review_reason=(
             f"公民身份号码有误（{codes}），按姓名、出生日期、性别匹配到{found}"))  # fmt: skip
     if ident.document_type is None:

@@ -16,19 +16,25 @@ from canbao_identity.golden import LinkedRecord
 from canbao_identity.protection import Protector
 from canbao_identity.records import FactDraft
 from canbao_identity.resolution import LinkKind
+from canbao_identity.staging import StagedChange, record_context
 from canbao_identity.tables import (
     identities,
     pending_persons,
     persons,
     review_queue,
     source_records,
-)  # fmt: skip
+    staged_changes,
+)
 
 LINKED = (LinkKind.EXACT.value, LinkKind.CANDIDATE.value, LinkKind.REFERENCE.value)
-
-
-def record_context(source_table: str, record_key: str) -> str:
-    return f"source_records|{source_table}|{record_key}"
+_RESOLVER_LOCK = 0x6964656E74  # "ident" in ASCII
+# Dependents (ac02/ac60) follow the row they name: reference when it has a person, else waiting.
+_RELINK = sa.text(
+    "UPDATE source_records s SET person_id = v.pid, link_kind = CASE WHEN v.pid IS NULL "
+    "THEN 'waiting' ELSE 'reference' END, updated_at = now() "
+    "FROM (SELECT unnest(CAST(:refs AS text[])) AS ref, unnest(CAST(:pids AS uuid[])) AS pid) v "
+    "WHERE s.link_ref = v.ref AND NOT s.deleted AND s.person_id IS DISTINCT FROM v.pid"
+)
 
 
 def person_context(person_id: UUID) -> str:
@@ -44,40 +50,6 @@ class Store:
         # Core statements on the unit of work's own connection (same transaction).
         return await self.session.connection()
 
-    async def record(self, source_table: str, record_key: str) -> Any:
-        query = (
-            sa.select(source_records)
-            .where(
-                source_records.c.source_table == source_table,
-                source_records.c.record_key == record_key,
-            )
-            .with_for_update()
-        )
-        return (await (await self._connection()).execute(query)).first()
-
-    async def save_record(self, values: dict[str, Any]) -> None:
-        statement = insert(source_records).values(**values, updated_at=sa.func.now())
-        keys = ("source_table", "record_key")
-        await (await self._connection()).execute(statement.on_conflict_do_update(
-            index_elements=list(keys),
-            set_={k: statement.excluded[k] for k in (*values, "updated_at") if k not in keys},
-        ))  # fmt: skip
-
-    async def claim_identity(self, document_type: str, number_index: str, person_id: UUID) -> UUID:
-        """The owner of the number: `person_id` if it had none (safe against a concurrent
-        consumer: the loser of the insert reads the winner)."""
-        inserted = await (await self._connection()).scalar(
-            insert(identities).values(document_type=document_type, number_index=number_index,
-                                      person_id=person_id)
-            .on_conflict_do_nothing().returning(identities.c.person_id)
-        )  # fmt: skip
-        return inserted or await self.number_owner(document_type, number_index)  # type: ignore[return-value]
-
-    async def number_owner(self, document_type: str, number_index: str) -> UUID | None:
-        return await (await self._connection()).scalar(sa.select(identities.c.person_id).where(
-            identities.c.document_type == document_type,
-            identities.c.number_index == number_index))  # fmt: skip
-
     async def demographic_matches(self, demographic_index: str | None) -> tuple[UUID, ...]:
         if demographic_index is None:
             return ()
@@ -85,24 +57,112 @@ class Store:
             persons.c.demographic_index == demographic_index).limit(2))  # fmt: skip
         return tuple(rows)
 
-    async def reference_owner(self, link_ref: str) -> UUID | None:
-        source_table, record_key = link_ref.split("|", 1)
-        return await (await self._connection()).scalar(sa.select(source_records.c.person_id).where(
-            source_records.c.source_table == source_table,
-            source_records.c.record_key == record_key,
-            source_records.c.link_kind.in_(LINKED), source_records.c.deleted.is_(False)))  # fmt: skip
+    async def records(self, keys: list[tuple[str, str]]) -> dict[tuple[str, str], Any]:
+        """The current rows of these records, locked until the unit of work ends."""
+        if not keys:
+            return {}
+        query = (sa.select(source_records)
+                 .where(sa.tuple_(source_records.c.source_table, source_records.c.record_key)
+                        .in_(keys)).with_for_update())  # fmt: skip
+        rows = (await (await self._connection()).execute(query)).all()
+        return {(row.source_table, row.record_key): row for row in rows}
 
-    async def relink_dependents(self, link_ref: str, person_id: UUID | None) -> set[UUID]:
-        """Rows naming `link_ref` follow it to `person_id`; the persons they leave, returned."""
+    async def save_records(self, rows: list[dict[str, Any]]) -> None:
+        if not rows:
+            return
+        statement = insert(source_records)
+        keys = ("source_table", "record_key")
+        statement = statement.on_conflict_do_update(
+            index_elements=list(keys),
+            set_={k: statement.excluded[k] for k in rows[0] if k not in keys}
+            | {"updated_at": sa.func.now()},
+        )  # fmt: skip
+        await (await self._connection()).execute(statement, rows)
+
+    async def number_owners(self, numbers: set[tuple[str, str]]) -> dict[tuple[str, str], UUID]:
+        if not numbers:
+            return {}
         rows = (await (await self._connection()).execute(
-            sa.update(source_records)
-            .where(source_records.c.link_ref == link_ref, source_records.c.deleted.is_(False),
-                   source_records.c.person_id.is_distinct_from(person_id))
-            .values(person_id=person_id,
-                    link_kind=(LinkKind.REFERENCE if person_id else LinkKind.WAITING).value)
-            .returning(source_records.c.person_id)
+            sa.select(identities).where(sa.tuple_(identities.c.document_type,
+                                                  identities.c.number_index).in_(sorted(numbers)))
         )).all()  # fmt: skip
-        return {row.person_id for row in rows if row.person_id is not None}
+        return {(row.document_type, row.number_index): row.person_id for row in rows}
+
+    async def claim_identities(
+        self, claims: dict[tuple[str, str], UUID]
+    ) -> dict[tuple[str, str], UUID]:
+        """Give each unheld number its new person; where a concurrent unit of work won the
+        race, its person (read back)."""
+        values = [{"document_type": d, "number_index": i, "person_id": p}
+                  for (d, i), p in sorted(claims.items())]  # fmt: skip
+        await (await self._connection()).execute(
+            insert(identities).on_conflict_do_nothing(), values
+        )
+        return await self.number_owners(set(claims))
+
+    async def ensure_persons(self, person_ids: set[UUID]) -> None:
+        if person_ids:
+            await (await self._connection()).execute(
+                insert(persons).on_conflict_do_nothing(),
+                [{"person_id": p} for p in sorted(person_ids, key=str)])  # fmt: skip
+
+    async def demographic_matches_many(self, indexes: set[str]) -> dict[str, tuple[UUID, ...]]:
+        """Persons per demographic key (two at most: one is a candidate, two are too many)."""
+        if not indexes:
+            return {}
+        rows = (await (await self._connection()).execute(
+            sa.select(persons.c.demographic_index, persons.c.person_id)
+            .where(persons.c.demographic_index.in_(sorted(indexes)))
+            .order_by(persons.c.person_id))).all()  # fmt: skip
+        found: dict[str, tuple[UUID, ...]] = {}
+        for row in rows:
+            found[row.demographic_index] = (
+                *found.get(row.demographic_index, ())[:1],
+                row.person_id,
+            )
+        return found
+
+    async def reference_owners(self, refs: set[str]) -> dict[str, UUID | None]:
+        """The person each referenced row (si_core.ac01) is linked to."""
+        if not refs:
+            return {}
+        keys = [tuple(ref.split("|", 1)) for ref in sorted(refs)]
+        rows = (await (await self._connection()).execute(
+            sa.select(source_records.c.source_table, source_records.c.record_key,
+                      source_records.c.person_id)
+            .where(sa.tuple_(source_records.c.source_table, source_records.c.record_key).in_(keys),
+                   source_records.c.link_kind.in_(LINKED[:2]),
+                   source_records.c.deleted.is_(False)))).all()  # fmt: skip
+        return {f"{row.source_table}|{row.record_key}": row.person_id for row in rows}
+
+    async def relink_dependents_many(self, owners: dict[str, UUID | None]) -> set[UUID]:
+        """Rows naming one of these rows follow it to its person (or wait when it has none);
+        the persons they leave and join, returned."""
+        if not owners:
+            return set()
+        connection = await self._connection()
+        refs = sorted(owners)
+        left = set((await connection.scalars(
+            sa.select(source_records.c.person_id).distinct()
+            .where(source_records.c.link_ref.in_(refs), source_records.c.deleted.is_(False),
+                   source_records.c.person_id.is_not(None)))).all())  # fmt: skip
+        await connection.execute(_RELINK, {"refs": refs, "pids": [owners[r] for r in refs]})
+        return left | {p for p in owners.values() if p is not None}
+
+    async def take_staged(self, limit: int) -> list[StagedChange]:
+        """The oldest staged changes, removed (a rollback puts them back). One resolver at a
+        time per database (a transaction-scoped advisory lock; the others find nothing): two
+        resolving records of one new number at once would each found a person."""
+        connection = await self._connection()
+        if not await connection.scalar(sa.text("SELECT pg_try_advisory_xact_lock(:key)"),
+                                       {"key": _RESOLVER_LOCK}):  # fmt: skip
+            return []
+        held = (sa.select(staged_changes.c.id).order_by(staged_changes.c.id).limit(limit)
+                .with_for_update(skip_locked=True).scalar_subquery())  # fmt: skip
+        rows = (await (await self._connection()).execute(
+            sa.delete(staged_changes).where(staged_changes.c.id.in_(held))
+            .returning(*staged_changes.c))).all()  # fmt: skip
+        return [StagedChange(**row._mapping) for row in sorted(rows, key=lambda r: r.id)]
 
     async def ensure_person(self, person_id: UUID) -> None:
         await (await self._connection()).execute(

@@ -47,6 +47,30 @@ source_records = sa.Table(
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
 )  # fmt: skip
 
+# Source changes consumed but not yet resolved (registry.py step 1): the consumers write them in
+# the batch's own transaction (with the idempotency records), already reduced to what resolution
+# needs — claims encrypted, the number only as its blind index — and the builder resolves them
+# in bulk, in staging order.
+staged_changes = sa.Table(
+    "staged_changes", metadata,
+    sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
+    sa.Column("source_table", sa.String(64), nullable=False),
+    sa.Column("record_key", sa.String(200), nullable=False),
+    sa.Column("position", sa.BigInteger, nullable=False),
+    sa.Column("observed_at", sa.String(40)),
+    sa.Column("deleted", sa.Boolean, nullable=False),
+    sa.Column("claims_ciphertext", sa.LargeBinary),
+    sa.Column("key_id", sa.String(64)),
+    sa.Column("facts", JSONB, nullable=False),
+    sa.Column("provenance", JSONB, nullable=False),
+    sa.Column("link_ref", sa.String(300)),
+    sa.Column("forced_person_id", UUID(as_uuid=True)),  # a collection naming its person
+    sa.Column("document_type", sa.String(2)),
+    sa.Column("number_index", sa.String(64)),
+    sa.Column("demographic_index", sa.String(64)),
+    sa.Column("defects", JSONB, nullable=False),  # DefectCode values: value-free
+)  # fmt: skip
+
 # Persons whose records changed since their golden record was last built: the consumers mark them
 # in the change's transaction, the golden-record builder drains them (registry.py), so a burst of
 # changes to one person (a snapshot: ~6 rows each) costs one rebuild, not one per row.

@@ -61,6 +61,25 @@ def upgrade() -> None:
     for column in ("person_id", "link_ref", "demographic_index"):
         op.create_index(f"ix_source_records_{column}", "source_records", [column])
     op.create_table(
+        "staged_changes",
+        sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
+        sa.Column("source_table", sa.String(64), nullable=False),
+        sa.Column("record_key", sa.String(200), nullable=False),
+        sa.Column("position", sa.BigInteger, nullable=False),
+        sa.Column("observed_at", sa.String(40)),
+        sa.Column("deleted", sa.Boolean, nullable=False),
+        sa.Column("claims_ciphertext", sa.LargeBinary),
+        sa.Column("key_id", sa.String(64)),
+        sa.Column("facts", JSONB, nullable=False),
+        sa.Column("provenance", JSONB, nullable=False),
+        sa.Column("link_ref", sa.String(300)),
+        sa.Column("forced_person_id", UUID(as_uuid=True)),
+        sa.Column("document_type", sa.String(2)),
+        sa.Column("number_index", sa.String(64)),
+        sa.Column("demographic_index", sa.String(64)),
+        sa.Column("defects", JSONB, nullable=False),
+    )
+    op.create_table(
         "pending_persons",
         sa.Column("person_id", UUID(as_uuid=True), primary_key=True),
         _now("marked_at"),
@@ -84,5 +103,12 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    for table in ("review_queue", "pending_persons", "source_records", "identities", "persons"):
+    for table in (
+        "review_queue",
+        "pending_persons",
+        "staged_changes",
+        "source_records",
+        "identities",
+        "persons",
+    ):
         op.drop_table(table)
