@@ -14,6 +14,7 @@ from fastapi import FastAPI
 from sqlalchemy.exc import DBAPIError
 
 from canbao_gateway.accounts import create_demo_accounts
+from canbao_gateway.logs import install_log_masking
 from canbao_gateway.problems import install_header_handler
 from canbao_gateway.routes import router
 from canbao_gateway.settings import GatewaySettings
@@ -79,4 +80,5 @@ def create(settings: GatewaySettings | None = None) -> FastAPI:
     """The ASGI application (`uvicorn --factory canbao_gateway.app:create`)."""
     app = create_app(SERVICE, settings)
     install_header_handler(app)
+    install_log_masking()
     return app
