@@ -16,7 +16,7 @@ from canbao_gateway.audit import id_number_hash
 from canbao_gateway.staff import Role
 from canbao_gateway.tables import audit_log
 from canbao_platform.db import Database
-from tests.gateway.conftest import Clock, assert_problem, bearer, settings_for
+from tests.gateway.conftest import Clock, assert_problem, bearer, build_app, settings_for
 from tests.gateway.people import NANMING, YUNYAN, ZUNYI_HONGHUAGANG, citizen, legacy_15
 
 AUDIT = "/api/v1/audit"
@@ -185,3 +185,25 @@ async def test_bad_audit_queries_are_problems(
 ) -> None:
     response = await client.get(AUDIT, params=params, headers=bearer(token_for(Role.AUDITOR)))
     assert_problem(response, 422, slug)
+
+
+async def test_no_data_is_shown_when_its_audit_row_cannot_be_written(
+    gateway_url: str, gateway_db: Database, token_for: Callable[..., str], test_clock: Clock,
+    caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    async with gateway_db.engine.begin() as connection:  # the log breaks, say a full disk
+        await connection.execute(sa.text(
+            "CREATE FUNCTION refuse_insert() RETURNS trigger LANGUAGE plpgsql AS "
+            "$$ BEGIN RAISE EXCEPTION 'disk full'; END $$"))  # fmt: skip
+        await connection.execute(sa.text(
+            "CREATE TRIGGER broken BEFORE INSERT ON audit_log "
+            "FOR EACH ROW EXECUTE FUNCTION refuse_insert()"))  # fmt: skip
+    app = build_app(settings_for(gateway_url), test_clock)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            number = citizen(NANMING)
+            response = await read_person(client, token_for(Role.COUNTER), number)
+    body = assert_problem(response, 500, "internal-error")
+    assert "region" not in body and "read_by" not in body
+    assert "unhandled DBAPIError" in caplog.text and number not in caplog.text

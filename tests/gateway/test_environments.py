@@ -38,12 +38,14 @@ async def test_local_stack_has_the_demo_accounts_of_api_md(
     app = build_app(settings_for(gateway_url, "development"), test_clock)
     async with serve(app) as client:
         await wait_until_ready(client)
-        response = await client.post(
-            "/api/v1/auth/token", data={"username": "demo-counter", "password": "demo"}
-        )
-        assert response.status_code == 200, response.text
-        me = await client.get("/api/v1/auth/me", headers=bearer(response.json()["access_token"]))
-    assert me.json() == {"username": "demo-counter", "role": "counter", "scope": "52"}
+        for username, role in DEMO_ACCOUNTS.items():
+            response = await client.post(
+                "/api/v1/auth/token", data={"username": username, "password": "demo"}
+            )
+            assert response.status_code == 200, response.text
+            token = response.json()["access_token"]
+            me = await client.get("/api/v1/auth/me", headers=bearer(token))
+            assert me.json() == {"username": username, "role": role.value, "scope": "52"}
     assert await accounts(gateway_db) == {
         "demo-counter", "demo-surveyor", "demo-platform", "demo-county", "demo-analyst",
         "demo-auditor",

@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from canbao_gateway.logs import ACCESS_LOGGER, install_log_masking, mask_id_numbers
+from canbao_gateway.logs import ACCESS_LOGGER, MaskIdNumbers, install_log_masking, mask_id_numbers
 from tests.gateway.people import NANMING, citizen, legacy_15
 
 
@@ -35,4 +35,4 @@ def test_uvicorn_access_log_lines_carry_no_id_number(caplog: pytest.LogCaptureFi
         )  # fmt: skip
     assert number not in caplog.text and number[-4:] in caplog.text
     filters = logging.getLogger(ACCESS_LOGGER).filters
-    assert len([f for f in filters if type(f).__name__ == "MaskIdNumbers"]) == 1
+    assert len([f for f in filters if isinstance(f, MaskIdNumbers)]) == 1

@@ -1,8 +1,9 @@
 """Keeping ID numbers out of the gateway's logs (domain.md §2.5).
 
-api.md puts ID numbers in URLs (`/api/v1/counter/popup/{id_number}`), and uvicorn's access log
-writes every URL. A filter on that logger masks anything shaped like a citizen ID number (15 or
-18 characters) the way responses do (`5201**********123X`), before any handler formats it."""
+api.md puts ID numbers in URLs (`/api/v1/counter/popup/{id_number}`), and the loggers that write
+URLs (uvicorn's access and error logs, the platform's "unhandled error on <path>") would put them
+in the logs. A filter on those loggers masks anything shaped like a citizen ID number (15 or 18
+characters) the way responses do (`5201**********123X`), before any handler formats it."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from typing import Final
 from canbao_contracts.id_numbers import mask
 
 ACCESS_LOGGER: Final = "uvicorn.access"
+URL_LOGGERS: Final = (ACCESS_LOGGER, "uvicorn.error", "canbao_platform.problems")
 # 18 characters (the last may be X) or 15 digits, not inside a longer run of digits.
 _ID_NUMBER_SHAPED: Final = re.compile(r"(?<![0-9])(?:[0-9]{17}[0-9Xx]|[0-9]{15})(?![0-9Xx])")
 
@@ -33,7 +35,9 @@ class MaskIdNumbers(logging.Filter):
 
 
 def install_log_masking() -> None:
-    """Add the filter to uvicorn's access logger, once however many apps a process builds."""
-    logger = logging.getLogger(ACCESS_LOGGER)
-    if not any(isinstance(existing, MaskIdNumbers) for existing in logger.filters):
-        logger.addFilter(MaskIdNumbers())
+    """Add the filter to the loggers that write URLs, once however many apps a process builds.
+    (A logger's filters see only its own records, not those of its children.)"""
+    for name in URL_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(existing, MaskIdNumbers) for existing in logger.filters):
+            logger.addFilter(MaskIdNumbers())

@@ -46,11 +46,6 @@ def normalise_scope(code: str) -> str:
     return code
 
 
-def region_of(code: str) -> str:
-    """The 6-digit county region of a household region code or an ID number (its first six)."""
-    return code.strip()[:6]
-
-
 def covers(scope: str, region: str) -> bool:
     """Whether a member of staff scoped to `scope` may see a person of `region`.
 
