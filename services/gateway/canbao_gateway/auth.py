@@ -7,6 +7,19 @@ full-stack-fastapi-template way: `Annotated[..., Depends(...)]` aliases).
   `person` is a dependency giving that person's region, best the household region; the
   fallback `person_by_id_number` takes the first six digits of the number in the path.
 * `AuditDep`: the request's audit trail (audit.py), for every read or change of personal data.
+
+A personal-data endpoint reads:
+
+    @router.get("/counter/popup/{id_number}")
+    async def popup(
+        staff: Annotated[Staff, require(Role.COUNTER, person=person_by_id_number,
+                                        purpose=Purpose.COUNTER_SERVICE)],
+        person: Annotated[PersonInQuestion, Depends(person_by_id_number)],  # same call, cached
+        audit: AuditDep,
+    ) -> Popup:
+        ...load the person...
+        await audit.record(purpose=Purpose.COUNTER_SERVICE, outcome=Outcome.OK, ...)
+        return ...
 """
 
 from collections.abc import Callable, Coroutine
