@@ -379,9 +379,11 @@ def test_every_secret_a_pod_reads_is_generated_by_the_overlay() -> None:
         if "valueFrom" in env:
             referenced.add(env["valueFrom"]["secretKeyRef"]["name"])
     assert referenced == generated
-    assert generated >= {"identity-keys", "gateway-jwt", "sources-db"}
+    assert generated >= {"identity-keys", "gateway-keys", "sources-db"}
     keys = env_file_values(PRODUCTION / "secrets" / "identity-keys.env.example")
     assert set(keys) == {"IDENTITY_DATA_KEY", "IDENTITY_DATA_KEY_ID", "IDENTITY_BLIND_INDEX_KEY"}
+    keys = env_file_values(PRODUCTION / "secrets" / "gateway-keys.env.example")
+    assert set(keys) == {"GATEWAY_JWT_SIGNING_KEY", "GATEWAY_AUDIT_INDEX_KEY"}
 
 
 def test_compose_takes_every_secret_from_the_env_file() -> None:
