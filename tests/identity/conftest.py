@@ -5,9 +5,9 @@ events built the way Debezium writes them (JSON converter, pgoutput: dates as da
 from __future__ import annotations
 
 import itertools
-from contextlib import asynccontextmanager
 import json
 from collections.abc import AsyncIterator, Callable, Iterable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -30,18 +30,26 @@ from canbao_identity.tables import identities
 from canbao_platform.db import Database, migrate_async
 
 MIGRATIONS = Path(canbao_identity.__file__).parent / "migrations"
-SETTINGS = IdentitySettings(environment="test")
-PROTECTOR = Protector.create(SETTINGS.data_key_bytes(), SETTINGS.data_key_id,
-                             SETTINGS.blind_index_key_bytes())  # fmt: skip
+SETTINGS = IdentitySettings(CANBAO_ENV="test")
+PROTECTOR = Protector.create(
+    SETTINGS.data_key_bytes(), SETTINGS.data_key_id, SETTINGS.blind_index_key_bytes()
+)
 # Primary key columns per table (sources.md); bigserial tables get an id from the test.
 KEYS: dict[str, tuple[str, ...]] = {
-    "si_core.ab01": ("aab001",), "si_core.ac01": ("aac001",),
-    "si_core.ac02": ("aac001", "aae140", "aab301"), "si_core.ac60": ("id",),
-    "medical.insured": ("psn_no", "insutype"), "hukou.person": ("sfzh",),
-    "civil.cremation": ("id",), "civil.dibao": ("id",), "education.student": ("xh",),
-    "justice.inmate": ("id",), "employment.job_registration": ("id",),
-    "card.card_holder": ("aaz500",), "national.cross_region": ("id",),
-}  # fmt: skip
+    "si_core.ab01": ("aab001",),
+    "si_core.ac01": ("aac001",),
+    "si_core.ac02": ("aac001", "aae140", "aab301"),
+    "si_core.ac60": ("id",),
+    "medical.insured": ("psn_no", "insutype"),
+    "hukou.person": ("sfzh",),
+    "civil.cremation": ("id",),
+    "civil.dibao": ("id",),
+    "education.student": ("xh",),
+    "justice.inmate": ("id",),
+    "employment.job_registration": ("id",),
+    "card.card_holder": ("aaz500",),
+    "national.cross_region": ("id",),
+}
 _EPOCH = date(1970, 1, 1)
 _lsns = itertools.count(1000, 8)
 
@@ -61,18 +69,31 @@ def encode(value: Any) -> Any:
     return value
 
 
-def change(table: str, row: dict[str, Any], *, op: str = "c", lsn: int | None = None,
-           embed_schema: bool = False) -> Message:  # fmt: skip
+def change(
+    table: str,
+    row: dict[str, Any],
+    *,
+    op: str = "c",
+    lsn: int | None = None,
+    embed_schema: bool = False,
+) -> Message:
     """A Debezium change event of `table` ("hukou.person") for `row`."""
     schema, name = table.split(".")
     row = {k: encode(v) for k, v in row.items()}
     key = {column: row[column] for column in KEYS[table]}
     envelope = {
-        "before": row if op == "d" else None, "after": None if op == "d" else row,
-        "source": {"lsn": lsn if lsn is not None else next(_lsns), "txId": 1, "ts_ms": 1_763_800_000_000,
-                   "schema": schema, "table": name},
-        "op": op, "ts_ms": 1_763_800_000_500,
-    }  # fmt: skip
+        "before": row if op == "d" else None,
+        "after": None if op == "d" else row,
+        "source": {
+            "lsn": lsn if lsn is not None else next(_lsns),
+            "txId": 1,
+            "ts_ms": 1_763_800_000_000,
+            "schema": schema,
+            "table": name,
+        },
+        "op": op,
+        "ts_ms": 1_763_800_000_500,
+    }
     if embed_schema:
         envelope, key = {"schema": {}, "payload": envelope}, {"schema": {}, "payload": key}  # type: ignore[assignment]
     return Message(f"cdc.{table}", json.dumps(key).encode(), json.dumps(envelope).encode())
@@ -119,9 +140,12 @@ class Harness:
 
     async def person_of(self, number: str, document_type: str = "01") -> UUID | None:
         async with self.db.sessions() as session:
-            return await session.scalar(sa.select(identities.c.person_id).where(
-                identities.c.document_type == document_type,
-                identities.c.number_index == PROTECTOR.number_index(document_type, number)))  # fmt: skip
+            return await session.scalar(
+                sa.select(identities.c.person_id).where(
+                    identities.c.document_type == document_type,
+                    identities.c.number_index == PROTECTOR.number_index(document_type, number),
+                )
+            )
 
     async def golden(self, person_id: UUID) -> dict[str, Any]:
         from canbao_identity.routes import _person

@@ -23,13 +23,21 @@ from tests.identity.feed import snapshot_messages
 
 PEOPLE = 2_000
 # Dirtier than life, so 2,000 people show every defect many times.
-RATES = Rates(legacy_15=0.2, lowercase_x=0.5, spaces=0.1, wrong_check_digit=0.2,
-              name_variant=0.1, identity_conflict=0.02, foreign_document=0.02)  # fmt: skip
+RATES = Rates(
+    legacy_15=0.2,
+    lowercase_x=0.5,
+    spaces=0.1,
+    wrong_check_digit=0.2,
+    name_variant=0.1,
+    identity_conflict=0.02,
+    foreign_document=0.02,
+)
 
 
 @pytest.fixture
-async def resolved(make_database: Callable[[], str], harness: Harness
-                   ) -> tuple[Harness, dict[str, dict[str, Any]], float]:  # fmt: skip
+async def resolved(
+    make_database: Callable[[], str], harness: Harness
+) -> tuple[Harness, dict[str, dict[str, Any]], float]:
     sources = make_database()
     await seed(sources, PEOPLE, 7, rates=RATES, loaders=1)
     expected = await load_expected(sources.replace("postgresql+asyncpg://", "postgresql://"))
@@ -49,8 +57,11 @@ async def test_a_seeded_population_resolves_like_the_ground_truth(
     mismatches: list[str] = []
     for key, person in expected.items():
         document = person["document"]
-        number, doc_type = ((person["id_number"], "01") if document is None
-                            else (document["number"], document["type"]))  # fmt: skip
+        number, doc_type = (
+            (person["id_number"], "01")
+            if document is None
+            else (document["number"], document["type"])
+        )
         person_id = await harness.person_of(number, doc_type)
         assert person_id is not None, f"{key} did not resolve"
         assert person_id not in person_ids, f"{key} and {person_ids[person_id]} share a person"
@@ -80,13 +91,24 @@ async def test_a_seeded_population_resolves_like_the_ground_truth(
             expected
         )
         # Invalid numbers never merge: linked only as candidates, or waiting for review.
-        kinds = dict((await connection.execute(sa.select(
-            source_records.c.link_kind, sa.func.count(source_records.c.person_id.distinct())).where(
-            source_records.c.demographic_index.is_not(None)).group_by(source_records.c.link_kind)
-        )).all())  # fmt: skip
+        kinds = dict(
+            (
+                await connection.execute(
+                    sa.select(
+                        source_records.c.link_kind,
+                        sa.func.count(source_records.c.person_id.distinct()),
+                    )
+                    .where(source_records.c.demographic_index.is_not(None))
+                    .group_by(source_records.c.link_kind)
+                )
+            ).all()
+        )
         assert set(kinds) <= {"candidate", "review"}, kinds
-        queued = await connection.scalar(sa.select(sa.func.count()).select_from(review_queue)
-                                         .where(review_queue.c.state == "open"))  # fmt: skip
+        queued = await connection.scalar(
+            sa.select(sa.func.count())
+            .select_from(review_queue)
+            .where(review_queue.c.state == "open")
+        )
     wrong_checks = sum("wrong_check_digit" in p["traits"] for p in expected.values())
     assert kinds.get("candidate", 0) == wrong_checks and queued == 0
     for trait in ("legacy_15", "lowercase_x", "spaces", "identity_conflict", "name_variant"):

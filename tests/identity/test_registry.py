@@ -3,14 +3,17 @@ handlers' code path, without the broker: test_service.py covers that)."""
 
 from __future__ import annotations
 
+import base64
 import random
 from datetime import date
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from canbao_identity.settings import IdentitySettings
 from canbao_identity.tables import persons, review_queue, source_records
 from tests.identity.conftest import Harness, Message, change, fresh_harness, tombstone
 
@@ -20,13 +23,30 @@ OTHER = "11010119900202008X"  # valid, ends in X
 
 
 def hukou(number: str = NUMBER, name: str = "王伟", **more: Any) -> dict[str, Any]:
-    return {"sfzh": number, "xm": name, "xb": "1", "csrq": date(1980, 1, 1), "hjdz_xzqh": "110101",
-            "hjdz": "北京市东城区东华门街道1号", "ryzt": "0", **more}  # fmt: skip
+    return {
+        "sfzh": number,
+        "xm": name,
+        "xb": "1",
+        "csrq": date(1980, 1, 1),
+        "hjdz_xzqh": "110101",
+        "hjdz": "北京市东城区东华门街道1号",
+        "ryzt": "0",
+        **more,
+    }
 
 
 def ac01(number: str, name: str = "王伟", key: str = "P1", **more: Any) -> dict[str, Any]:
-    return {"aac001": key, "aac002": number, "aac003": name, "aac004": "1", "aac006": "19800101",
-            "aab301": "110101", "aae005": "13800138000", "aae006": "北京市东城区1号", **more}  # fmt: skip
+    return {
+        "aac001": key,
+        "aac002": number,
+        "aac003": name,
+        "aac004": "1",
+        "aac006": "19800101",
+        "aab301": "110101",
+        "aae005": "13800138000",
+        "aae006": "北京市东城区1号",
+        **more,
+    }
 
 
 def card(
@@ -36,14 +56,26 @@ def card(
 
 
 async def test_every_valid_form_of_the_number_is_one_person(harness: Harness) -> None:
-    await harness.apply([
-        change("hukou.person", hukou()),
-        change("si_core.ac01", ac01(LEGACY)),
-        change("card.card_holder", card(f" {NUMBER[:6]} {NUMBER[6:]}")),
-        change("medical.insured", {"psn_no": "M1", "certno": NUMBER.lower(), "psn_cert_type": "01",
-                                   "psn_name": "王伟", "gend": "1", "brdy": date(1980, 1, 1),
-                                   "insutype": "390", "psn_insu_stas": "1"}),
-    ])  # fmt: skip
+    await harness.apply(
+        [
+            change("hukou.person", hukou()),
+            change("si_core.ac01", ac01(LEGACY)),
+            change("card.card_holder", card(f" {NUMBER[:6]} {NUMBER[6:]}")),
+            change(
+                "medical.insured",
+                {
+                    "psn_no": "M1",
+                    "certno": NUMBER.lower(),
+                    "psn_cert_type": "01",
+                    "psn_name": "王伟",
+                    "gend": "1",
+                    "brdy": date(1980, 1, 1),
+                    "insutype": "390",
+                    "psn_insu_stas": "1",
+                },
+            ),
+        ]
+    )
     person_id = await harness.person_of(NUMBER)
     assert person_id is not None
     for form in (LEGACY, NUMBER.lower(), f"  {NUMBER} ", f"{NUMBER[:6]} {NUMBER[6:]}"):
@@ -98,10 +130,12 @@ async def test_an_invalid_number_nobody_matches_waits_for_review(harness: Harnes
 
 
 async def test_one_number_two_people_is_a_conflict_not_a_merge(harness: Harness) -> None:
-    await harness.apply([
-        change("hukou.person", hukou()),
-        change("si_core.ac01", ac01(NUMBER, "赵敏", aac006="19950505", aae005="13700137000")),
-    ])  # fmt: skip
+    await harness.apply(
+        [
+            change("hukou.person", hukou()),
+            change("si_core.ac01", ac01(NUMBER, "赵敏", aac006="19950505", aae005="13700137000")),
+        ]
+    )
     person_id = await harness.person_of(NUMBER)
     assert person_id is not None
     golden = await harness.golden(person_id)
@@ -135,15 +169,23 @@ async def test_a_deleted_row_leaves_the_golden_record_and_a_late_copy_stays_out(
     golden = await harness.golden(person_id)
     assert "phone" not in golden["golden"] and "phone" in golden["missing"]
     async with harness.db.engine.connect() as connection:
-        row = (await connection.execute(sa.select(source_records).where(
-            source_records.c.source_table == "si_core.ac01"))).one()  # fmt: skip
+        row = (
+            await connection.execute(
+                sa.select(source_records).where(source_records.c.source_table == "si_core.ac01")
+            )
+        ).one()
     assert row.deleted and row.claims_ciphertext is None, "a deleted row keeps no personal data"
 
 
 async def test_a_cremation_record_makes_the_person_deceased(harness: Harness) -> None:
-    await harness.apply([change("hukou.person", hukou()),
-                         change("civil.cremation", {"id": 9, "sfzh": NUMBER, "xm": "王伟",
-                                                    "swrq": date(2026, 3, 1)})])  # fmt: skip
+    await harness.apply(
+        [
+            change("hukou.person", hukou()),
+            change(
+                "civil.cremation", {"id": 9, "sfzh": NUMBER, "xm": "王伟", "swrq": date(2026, 3, 1)}
+            ),
+        ]
+    )
     person_id = await harness.person_of(NUMBER)
     assert person_id is not None
     assert (await harness.golden(person_id))["deceased"] is True
@@ -167,7 +209,7 @@ def _feed() -> list[Message]:
                 "aac030": date(2005, 1, 1),
             },
             lsn=30,
-        ),  # fmt: skip
+        ),
         change("card.card_holder", card(NUMBER.lower(), phone="13611112222"), lsn=40),
         change("si_core.ac01", ac01(LEGACY, aae005="13599998888"), op="u", lsn=50),
         change(
@@ -182,7 +224,7 @@ def _feed() -> list[Message]:
             },
             op="u",
             lsn=60,
-        ),  # fmt: skip
+        ),
         change(
             "employment.job_registration",
             {
@@ -194,13 +236,13 @@ def _feed() -> list[Message]:
                 "start_date": date(2010, 1, 1),
             },
             lsn=70,
-        ),  # fmt: skip
+        ),
         change(
             "employment.job_registration",
             {"id": 3, "aac002": NUMBER, "aac003": "王伟", "aab001": "U1", "aab004": "某公司"},
             op="d",
             lsn=80,
-        ),  # fmt: skip
+        ),
     ]
 
 
@@ -240,7 +282,8 @@ async def test_shuffled_and_duplicated_feeds_converge(
     make_database: Any, seed: int, duplicates: int, batch: int
 ) -> None:
     """Events arrive more than once and, across tables, in any order (sources.md): whatever the
-    order and the copies, the golden record, its gaps and the last word on each fact are the same."""
+    order and the copies, the golden record, its gaps and the last word on each fact are the
+    same."""
     feed = _feed()
     if not _IN_ORDER:
         async with fresh_harness(make_database) as in_order:
@@ -251,3 +294,35 @@ async def test_shuffled_and_duplicated_feeds_converge(
     rng.shuffle(shuffled)
     async with fresh_harness(make_database) as harness:
         assert await _converged(harness, shuffled, batch) == want
+
+
+async def test_employment_status_is_the_open_job_registration(harness: Harness) -> None:
+    await harness.apply(
+        [
+            change("hukou.person", hukou()),
+            change(
+                "employment.job_registration",
+                {"id": 5, "aac002": NUMBER, "aac003": "王伟", "aab001": "U9", "aab004": "某某公司",
+                 "aab301": "110101", "start_date": date(2020, 3, 1)},
+            ),
+        ]
+    )  # fmt: skip
+    person_id = await harness.person_of(NUMBER)
+    assert person_id is not None
+    status = (await harness.golden(person_id))["golden"]["employment_status"]
+    assert status["value"] == {"status": "employed", "unit_id": "U9", "unit_name": "某某公司"}
+    assert status["source"] == "employment.job_registration" and status["record_key"] == "id=5"
+
+
+def test_production_refuses_the_development_keys() -> None:
+    url = "postgresql+asyncpg://x/identity"
+    with pytest.raises(ValueError, match="public development key"):
+        IdentitySettings(CANBAO_ENV="production", database_url=url)
+    real = base64.b64encode(bytes(range(32))).decode()
+    other = base64.b64encode(bytes(range(1, 33))).decode()
+    settings = IdentitySettings(
+        CANBAO_ENV="production", database_url=url, IDENTITY_DATA_KEY=real,
+        IDENTITY_DATA_KEY_ID="kms-2026-11", IDENTITY_BLIND_INDEX_KEY=other,
+    )  # fmt: skip
+    assert settings.environment == "production"
+    assert settings.data_key_bytes() == bytes(range(32))

@@ -10,17 +10,17 @@ from uuid import uuid4
 import httpx
 import pytest
 
-from canbao_platform.db import Database
-from canbao_platform.service import Resources
 from canbao_identity.app import create
 from canbao_identity.settings import IdentitySettings
+from canbao_platform.db import Database
+from canbao_platform.service import Resources
 from tests.identity.conftest import Harness, change
 from tests.identity.test_registry import LEGACY, NUMBER, ac01, hukou
 
 
 @pytest.fixture
 async def client(identity_db: Database) -> AsyncIterator[httpx.AsyncClient]:
-    settings = IdentitySettings(environment="test", database_url=identity_db.url)
+    settings = IdentitySettings(CANBAO_ENV="test", database_url=identity_db.url)
     app = create(settings)
     # The routes only need the database; the consumers (the lifespan's components) are not run.
     app.state.resources = Resources(settings=settings, database=identity_db)
@@ -68,11 +68,15 @@ async def test_a_clerk_links_a_queued_record_to_its_person(
     harness: Harness, client: httpx.AsyncClient
 ) -> None:
     typo = NUMBER[:17] + "5"
-    await harness.apply([
-        change("hukou.person", hukou()),
-        # Another name and no birth date: no candidate can be found, so it waits for a clerk.
-        change("civil.dibao", {"id": 1, "sfzh": typo, "xm": "王 伟伟", "ksrq": date(2020, 1, 1)}),
-    ])  # fmt: skip
+    await harness.apply(
+        [
+            change("hukou.person", hukou()),
+            # Another name and no birth date: no candidate can be found, so it waits for a clerk.
+            change(
+                "civil.dibao", {"id": 1, "sfzh": typo, "xm": "王 伟伟", "ksrq": date(2020, 1, 1)}
+            ),
+        ]
+    )
     [entry] = (await client.get("/internal/review-queue")).json()
     assert entry["state"] == "open" and entry["source_table"] == "civil.dibao"
     person_id = await harness.person_of(NUMBER)
@@ -89,4 +93,6 @@ async def test_a_clerk_links_a_queued_record_to_its_person(
     assert (await client.get("/internal/review-queue")).json() == []
     person = (await client.get(f"/internal/persons/{person_id}")).json()
     assert [(g["item"], g["source"]) for g in person["inaccurate"]] == [
-        ("id_number", "civil"), ("name", "civil")]  # fmt: skip
+        ("id_number", "civil"),
+        ("name", "civil"),
+    ]

@@ -21,19 +21,24 @@ from canbao_contracts.events import CollectionApproved, FactAsserted, PersonRegi
 from canbao_contracts.events.base import Event
 from canbao_contracts.events.vocabulary import Channel
 from canbao_contracts.topics import CDC_TOPICS, COLLECTIONS, FACTS, PERSONS, dead_letter_topic
+from canbao_identity.app import CDC_GROUP, components
+from canbao_identity.settings import IdentitySettings
 from canbao_platform.db import Database
 from canbao_platform.local.broker import MockKafkaCluster
 from canbao_platform.messaging import Backoff, Producer, RunnerConfig
 from canbao_platform.service import Component, Resources
-from canbao_identity.app import CDC_GROUP, components
-from canbao_identity.settings import IdentitySettings
 from tests.identity.conftest import Message, change
 
 FAST = RunnerConfig(
-    max_batch=200, poll_timeout_ms=100, session_timeout_ms=3_000, heartbeat_interval_ms=500,
-    message_retry_backoff=Backoff(0.01, 0.05), retry_backoff=Backoff(0.1, 0.5),
-    restart_backoff=Backoff(0.1, 0.5), shutdown_timeout_s=10.0,
-)  # fmt: skip
+    max_batch=200,
+    poll_timeout_ms=100,
+    session_timeout_ms=3_000,
+    heartbeat_interval_ms=500,
+    message_retry_backoff=Backoff(0.01, 0.05),
+    retry_backoff=Backoff(0.1, 0.5),
+    restart_backoff=Backoff(0.1, 0.5),
+    shutdown_timeout_s=10.0,
+)
 _created: set[int] = set()
 
 
@@ -61,9 +66,13 @@ class Running:
         """Read registry.persons and registry.facts until `done(seen)` holds."""
         if self._reader is None:
             self._reader = AIOKafkaConsumer(
-                PERSONS.name, FACTS.name, bootstrap_servers=self.kafka.bootstrap_servers,
-                auto_offset_reset="earliest", enable_auto_commit=False, group_id=None,
-            )  # fmt: skip
+                PERSONS.name,
+                FACTS.name,
+                bootstrap_servers=self.kafka.bootstrap_servers,
+                auto_offset_reset="earliest",
+                enable_auto_commit=False,
+                group_id=None,
+            )
             await self._reader.start()
         deadline = asyncio.get_running_loop().time() + timeout_s
         while not done(self.seen):
@@ -78,10 +87,14 @@ class Running:
 @pytest.fixture
 async def running(kafka: MockKafkaCluster, identity_db: Database) -> AsyncIterator[Running]:
     contract_topics(kafka)
-    settings = IdentitySettings(environment="test", database_url=identity_db.url,
-                                kafka_bootstrap_servers=kafka.bootstrap_servers)  # fmt: skip
-    parts = components(Resources(settings=settings, database=identity_db), config=FAST,
-                       builder_idle_s=0.05)  # fmt: skip
+    settings = IdentitySettings(
+        CANBAO_ENV="test",
+        database_url=identity_db.url,
+        kafka_bootstrap_servers=kafka.bootstrap_servers,
+    )
+    parts = components(
+        Resources(settings=settings, database=identity_db), config=FAST, builder_idle_s=0.05
+    )
     async with Producer(kafka.bootstrap_servers) as producer:
         service = Running(producer, kafka, list(parts))
         started: list[Component] = []
@@ -109,17 +122,46 @@ async def test_change_events_through_the_broker_become_one_person_and_facts(
     running: Running,
 ) -> None:
     assert any(getattr(c, "name", None) == CDC_GROUP == "identity" for c in running.components)
-    await running.produce([
-        change("hukou.person", {"sfzh": NUMBER, "xm": "王伟", "xb": "1", "csrq": date(1980, 1, 1),
-                                "hjdz_xzqh": "110101", "hjdz": "北京市东城区东华门街道1号",
-                                "ryzt": "0"}),
-        change("si_core.ac01", {"aac001": "P1", "aac002": LEGACY, "aac003": "王伟",
-                                "aac004": "1", "aac006": "19800101", "aab301": "110101",
-                                "aae006": "北京市东城区1号"},
-               embed_schema=True),
-        change("si_core.ac02", {"aac001": "P1", "aae140": "110", "aab301": "110101",
-                                "aab001": "U1", "aac008": "1", "aac030": date(2005, 1, 1)}),
-    ])  # fmt: skip
+    await running.produce(
+        [
+            change(
+                "hukou.person",
+                {
+                    "sfzh": NUMBER,
+                    "xm": "王伟",
+                    "xb": "1",
+                    "csrq": date(1980, 1, 1),
+                    "hjdz_xzqh": "110101",
+                    "hjdz": "北京市东城区东华门街道1号",
+                    "ryzt": "0",
+                },
+            ),
+            change(
+                "si_core.ac01",
+                {
+                    "aac001": "P1",
+                    "aac002": LEGACY,
+                    "aac003": "王伟",
+                    "aac004": "1",
+                    "aac006": "19800101",
+                    "aab301": "110101",
+                    "aae006": "北京市东城区1号",
+                },
+                embed_schema=True,
+            ),
+            change(
+                "si_core.ac02",
+                {
+                    "aac001": "P1",
+                    "aae140": "110",
+                    "aab301": "110101",
+                    "aab001": "U1",
+                    "aac008": "1",
+                    "aac030": date(2005, 1, 1),
+                },
+            ),
+        ]
+    )
 
     def arrived(seen: list[Event]) -> bool:
         facts = {e.fact.kind for e in person_events(seen, FactAsserted)}
@@ -148,10 +190,15 @@ async def test_change_events_through_the_broker_become_one_person_and_facts(
     person_id: UUID = registered.person_id
     now = datetime.now(UTC)
     collection = CollectionApproved(
-        collection_id=uuid4(), person_id=person_id, channel=Channel.COUNTER,
-        items={RegistrationItem.PHONE: "13900139000"}, handler="clerk-1", handled_at=now,
-        reviewer="clerk-1", reviewed_at=now,
-    )  # fmt: skip
+        collection_id=uuid4(),
+        person_id=person_id,
+        channel=Channel.COUNTER,
+        items={RegistrationItem.PHONE: "13900139000"},
+        handler="clerk-1",
+        handled_at=now,
+        reviewer="clerk-1",
+        reviewed_at=now,
+    )
     await running.producer.send(encode(collection, source="/canbao/test"))
 
     def phone_collected(seen: list[Event]) -> bool:

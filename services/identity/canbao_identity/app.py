@@ -22,8 +22,9 @@ SERVICE_NAME = "identity"
 
 
 def protector_from(settings: IdentitySettings) -> Protector:
-    return Protector.create(settings.data_key_bytes(), settings.data_key_id,
-                            settings.blind_index_key_bytes())  # fmt: skip
+    return Protector.create(
+        settings.data_key_bytes(), settings.data_key_id, settings.blind_index_key_bytes()
+    )
 
 
 class ProducerComponent:
@@ -51,10 +52,13 @@ CDC_GROUP = SERVICE_NAME
 
 
 def components(
-    resources: Resources, *, config: RunnerConfig = DEFAULT_CONFIG,
-    cdc_topics: Sequence[str] | None = None, collections_topic: str = COLLECTIONS.name,
+    resources: Resources,
+    *,
+    config: RunnerConfig = DEFAULT_CONFIG,
+    cdc_topics: Sequence[str] | None = None,
+    collections_topic: str = COLLECTIONS.name,
     builder_idle_s: float = 0.2,
-) -> list[Component]:  # fmt: skip
+) -> list[Component]:
     """Producer first (stopped last); the two consumers; the builder that turns their pending
     persons into golden records and events; the relay that sends the outbox."""
     settings = resources.settings
@@ -62,9 +66,12 @@ def components(
     protector = protector_from(settings)
     producer = Producer(settings.kafka_bootstrap_servers, client_id=SERVICE_NAME)
     common: dict[str, Any] = {
-        "database": resources.database, "producer": producer, "service": SERVICE_NAME,
-        "bootstrap_servers": settings.kafka_bootstrap_servers, "config": config,
-    }  # fmt: skip
+        "database": resources.database,
+        "producer": producer,
+        "service": SERVICE_NAME,
+        "bootstrap_servers": settings.kafka_bootstrap_servers,
+        "config": config,
+    }
     return [
         ProducerComponent(producer),
         ConsumerRunner(
@@ -72,16 +79,16 @@ def components(
             handler=change_handler(protector),
             topics=list(cdc_topics or [t.name for t in CDC_TOPICS]),
             **common,
-        ),  # fmt: skip
+        ),
         ConsumerRunner(
             name=f"{SERVICE_NAME}.collections",
             handler=collection_handler(protector),
             topics=[collections_topic],
             **common,
-        ),  # fmt: skip
+        ),
         GoldenRecordBuilder(
             resources.database, protector, service=SERVICE_NAME, idle_interval_s=builder_idle_s
-        ),  # fmt: skip
+        ),
         OutboxRelay(resources.database, producer, name=f"{SERVICE_NAME}.outbox"),
     ]
 

@@ -9,22 +9,32 @@ and is retried with backoff; it is logged by class only, never with a person's d
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from typing import Any
 
-from canbao_platform.db import Database
-from canbao_platform.messaging import Backoff, UnitOfWork, unit_of_work
 from canbao_identity.protection import Protector
 from canbao_identity.registry import Registry
 from canbao_identity.store import Store
+from canbao_platform.db import Database
+from canbao_platform.messaging import Backoff, UnitOfWork, unit_of_work
 
 log = logging.getLogger(__name__)
 
 
 class GoldenRecordBuilder:
-    def __init__(self, database: Database, protector: Protector, *, service: str,
-                 name: str = "identity.builder", batch_size: int = 500, resolve_batch: int = 2000,
-                 idle_interval_s: float = 0.2, retry_backoff: Backoff | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        database: Database,
+        protector: Protector,
+        *,
+        service: str,
+        name: str = "identity.builder",
+        batch_size: int = 500,
+        resolve_batch: int = 2000,
+        idle_interval_s: float = 0.2,
+        retry_backoff: Backoff | None = None,
+    ) -> None:
         self.name = name
         self._database, self._protector, self._service = database, protector, service
         self._batch_size, self._idle_interval_s = batch_size, idle_interval_s
@@ -50,8 +60,13 @@ class GoldenRecordBuilder:
 
     def health(self) -> dict[str, Any]:
         running = self._task is not None and not self._task.done()
-        return {"ready": running, "resolved": self.resolved, "rebuilt": self.rebuilt, "failures": self.failures,
-                "last_error": self.last_error}  # fmt: skip
+        return {
+            "ready": running,
+            "resolved": self.resolved,
+            "rebuilt": self.rebuilt,
+            "failures": self.failures,
+            "last_error": self.last_error,
+        }
 
     async def drain_once(self) -> int:
         """Two units of work: staged changes resolved, then up to `batch_size` pending persons
@@ -84,7 +99,5 @@ class GoldenRecordBuilder:
                 await self._sleep(self._idle_interval_s)
 
     async def _sleep(self, seconds: float) -> None:
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stopping.wait(), seconds)
-        except TimeoutError:
-            pass

@@ -29,13 +29,22 @@ VALID_PHONE: Final = re.compile(r"1[3-9]\d{9}|0\d{2,3}-?\d{7,8}")
 # What a clerk types when the address is unknown: no value (our convention).
 ADDRESS_PLACEHOLDERS: Final = frozenset({"不详", "无", "暂无", "-", "/"})
 SOURCE_LABELS: Final = {
-    "si_core": "社保系统", "medical": "医保系统", "hukou": "户籍", "civil": "民政系统",
-    "education": "教育系统", "justice": "司法系统", "employment": "就业系统",
-    "card": "社保卡系统", "national": "全国比对", COLLECTION: "信息采集",
-}  # fmt: skip
+    "si_core": "社保系统",
+    "medical": "医保系统",
+    "hukou": "户籍",
+    "civil": "民政系统",
+    "education": "教育系统",
+    "justice": "司法系统",
+    "employment": "就业系统",
+    "card": "社保卡系统",
+    "national": "全国比对",
+    COLLECTION: "信息采集",
+}
 _IDENTITY: Final = (COLLECTION, "hukou.person", "si_core.ac01", "medical.insured")
 _PRECEDENCE: Final[dict[str, tuple[str, ...]]] = {
-    r.NAME: _IDENTITY, r.GENDER: _IDENTITY, r.BIRTH_DATE: _IDENTITY,
+    r.NAME: _IDENTITY,
+    r.GENDER: _IDENTITY,
+    r.BIRTH_DATE: _IDENTITY,
     r.HOUSEHOLD_PLACE: (COLLECTION, "hukou.person", "si_core.ac01"),
     r.HOUSEHOLD_REGION: (COLLECTION, "hukou.person"),
     r.HOUSEHOLD_STATUS: ("hukou.person",),
@@ -45,13 +54,16 @@ _PRECEDENCE: Final[dict[str, tuple[str, ...]]] = {
     r.PERSONAL_IDENTITY: (COLLECTION, "si_core.ac01"),
     r.REGION: ("si_core.ac01", "medical.insured"),
     r.DEATH_DATE: ("civil.cremation", "hukou.person"),
-}  # fmt: skip
+}
 _REQUIRED: Final = {
-    RegistrationItem.NAME: r.NAME, RegistrationItem.GENDER: r.GENDER,
-    RegistrationItem.ID_NUMBER: r.ID_NUMBER, RegistrationItem.BIRTH_DATE: r.BIRTH_DATE,
+    RegistrationItem.NAME: r.NAME,
+    RegistrationItem.GENDER: r.GENDER,
+    RegistrationItem.ID_NUMBER: r.ID_NUMBER,
+    RegistrationItem.BIRTH_DATE: r.BIRTH_DATE,
     RegistrationItem.HOUSEHOLD_PLACE: r.HOUSEHOLD_PLACE,
-    RegistrationItem.RESIDENCE_ADDRESS: r.RESIDENCE_ADDRESS, RegistrationItem.PHONE: r.PHONE,
-}  # fmt: skip
+    RegistrationItem.RESIDENCE_ADDRESS: r.RESIDENCE_ADDRESS,
+    RegistrationItem.PHONE: r.PHONE,
+}
 
 
 @dataclass(frozen=True)
@@ -107,6 +119,8 @@ def golden_record(records: Sequence[LinkedRecord]) -> Golden:
     )
     mine = tuple(x for x in ordered if (x.source_table, x.record_key) not in conflicting)
     values = {name: v for name in _PRECEDENCE if (v := _pick(mine, name)) is not None}
+    if (employment := _employment(mine)) is not None:
+        values[r.EMPLOYMENT_STATUS] = employment
     if (number := _pick_number(mine)) is not None:
         values[r.ID_NUMBER], values[r.DOCUMENT_TYPE] = number
     hukou = [x for x in mine if x.source_table == "hukou.person"]
@@ -135,8 +149,10 @@ def golden_record(records: Sequence[LinkedRecord]) -> Golden:
     )
 
 
-_CLAIM: Final = {**{item: name for item, name in _REQUIRED.items()},
-                 RegistrationItem.GENDER: r.GENDER}  # fmt: skip
+_CLAIM: Final = {
+    **{item: name for item, name in _REQUIRED.items()},
+    RegistrationItem.GENDER: r.GENDER,
+}
 
 
 def _rank(record: LinkedRecord, order: tuple[str, ...]) -> int | None:
@@ -178,9 +194,43 @@ def _pick_number(records: Sequence[LinkedRecord]) -> tuple[dict[str, Any], dict[
     return _provenance(x, number), _provenance(x, doc)
 
 
+def _employment(records: Sequence[LinkedRecord]) -> dict[str, Any] | None:
+    """The registration form's employment status (经办规程 attachment 1), from the facts the
+    sources state (our convention for the order): employed by a unit when an employment
+    registration is open, else when a unit pays an enrolment for him; else a student while
+    enrolled; else retired while a pension is paid. None when no source says (the form's
+    "other" is for a clerk or a survey to record)."""
+    found: list[tuple[int, int, str, str, LinkedRecord, dict[str, Any]]] = []
+    for x in records:
+        for fact in x.facts:
+            f, rank, value = fact.fields, None, None
+            if fact.kind == "employment" and not f.get("ended_on"):
+                rank = 0
+                value = {"status": "employed", "unit_id": f.get("unit_id"),
+                         "unit_name": f.get("unit_name")}  # fmt: skip
+            elif fact.kind == "enrolment" and f.get("unit_id") and f.get("state") == "paying":
+                rank, value = 1, {"status": "employed", "unit_id": f["unit_id"], "unit_name": None}
+            elif fact.kind == "study" and f.get("state") == "1":
+                rank, value = 2, {"status": "student", "unit_id": None, "unit_name": None}
+            elif (
+                fact.kind == "benefit" and f.get("insurance") == "pension" and f.get("state") == "1"
+            ):
+                rank, value = 3, {"status": "retired", "unit_id": None, "unit_name": None}
+            if rank is not None and value is not None:
+                found.append((rank, -x.position, x.source_table, x.record_key, x, value))
+    if not found:
+        return None
+    *_, x, value = min(found, key=lambda v: v[:4])
+    return _provenance(x, value)
+
+
 def _provenance(x: LinkedRecord, value: Any) -> dict[str, Any]:
-    entry = {"value": value, "source": x.source_table, "record_key": x.record_key,
-             "observed_at": x.observed_at}  # fmt: skip
+    entry = {
+        "value": value,
+        "source": x.source_table,
+        "record_key": x.record_key,
+        "observed_at": x.observed_at,
+    }
     if x.provenance:
         entry["collection"] = x.provenance
     return entry
@@ -197,8 +247,11 @@ def _usable(name: str, value: Any) -> bool:
 def _reference(records: Sequence[LinkedRecord]) -> LinkedRecord | None:
     """Whose name and birth date the number belongs to: the household register, else the
     highest-precedence identity source (deterministic: by source, then key)."""
-    ranked = [(rank, x.record_key, x) for x in records
-              if (rank := _rank(x, _IDENTITY[1:])) is not None and x.claims.get(r.NAME)]  # fmt: skip
+    ranked = [
+        (rank, x.record_key, x)
+        for x in records
+        if (rank := _rank(x, _IDENTITY[1:])) is not None and x.claims.get(r.NAME)
+    ]
     return min(ranked, key=lambda v: v[:2])[2] if ranked else None
 
 
@@ -221,8 +274,11 @@ def _same_name(a: str | None, b: str | None) -> bool | None:
     return "".join(a.split()) == "".join(b.split())
 
 
-def _inaccurate(records: Sequence[LinkedRecord], values: dict[str, dict[str, Any]],
-                reference: LinkedRecord | None) -> list[Gap]:  # fmt: skip
+def _inaccurate(
+    records: Sequence[LinkedRecord],
+    values: dict[str, dict[str, Any]],
+    reference: LinkedRecord | None,
+) -> list[Gap]:
     gaps: list[Gap] = []
     register = (
         reference if reference is not None and reference.source_table == "hukou.person" else None
@@ -232,29 +288,52 @@ def _inaccurate(records: Sequence[LinkedRecord], values: dict[str, dict[str, Any
         number = x.claims.get(r.ID_NUMBER)
         if x.link_kind is LinkKind.CANDIDATE and number:
             for defect in validate(number):
-                gaps.append(Gap(RegistrationItem.ID_NUMBER, x.system,
-                                f"公民身份号码有误（{label}）：{defect.code.value}",
-                                f"公民身份号码有误：{label}记录为{number}，{defect.message_zh}"))  # fmt: skip
+                gaps.append(
+                    Gap(
+                        RegistrationItem.ID_NUMBER,
+                        x.system,
+                        f"公民身份号码有误（{label}）：{defect.code.value}",
+                        f"公民身份号码有误：{label}记录为{number}，{defect.message_zh}",
+                    )
+                )
         name = x.claims.get(r.NAME)
         if (
             register is not None
             and x is not register
             and _same_name(name, register.claims.get(r.NAME)) is False
         ):
-            gaps.append(Gap(RegistrationItem.NAME, x.system, f"姓名与户籍登记不一致（{label}）",
-                            f"姓名与户籍登记不一致：{label}为{name}，户籍为{register.claims[r.NAME]}"))  # fmt: skip
+            gaps.append(
+                Gap(
+                    RegistrationItem.NAME,
+                    x.system,
+                    f"姓名与户籍登记不一致（{label}）",
+                    f"姓名与户籍登记不一致：{label}为{name}，户籍为{register.claims[r.NAME]}",
+                )
+            )
     phone = values.get(r.PHONE)
     if phone is not None and not VALID_PHONE.fullmatch(str(phone["value"])):
         system = phone["source"].split(".")[0]
-        gaps.append(Gap(RegistrationItem.PHONE, system, "手机号码格式错误",
-                        f"手机号码格式错误：{SOURCE_LABELS.get(system, system)}记录为{phone['value']}"))  # fmt: skip
+        gaps.append(
+            Gap(
+                RegistrationItem.PHONE,
+                system,
+                "手机号码格式错误",
+                f"手机号码格式错误：{SOURCE_LABELS.get(system, system)}记录为{phone['value']}",
+            )
+        )
     number, birth = values.get(r.ID_NUMBER), values.get(r.BIRTH_DATE)
     if number and birth and values.get(r.DOCUMENT_TYPE, {}).get("value") == "01":
         n = number["value"]
         if f"{n[6:10]}-{n[10:12]}-{n[12:14]}" != birth["value"]:
             system = birth["source"].split(".")[0]
-            gaps.append(Gap(RegistrationItem.BIRTH_DATE, system, "出生日期与公民身份号码不一致",
-                            f"出生日期与公民身份号码不一致：记录为{birth['value']}"))  # fmt: skip
+            gaps.append(
+                Gap(
+                    RegistrationItem.BIRTH_DATE,
+                    system,
+                    "出生日期与公民身份号码不一致",
+                    f"出生日期与公民身份号码不一致：记录为{birth['value']}",
+                )
+            )
     return gaps
 
 

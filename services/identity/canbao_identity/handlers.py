@@ -24,13 +24,16 @@ from canbao_platform.messaging import InboundMessage, PermanentError, UnitOfWork
 
 Handler = Callable[[InboundMessage, UnitOfWork], Awaitable[None]]
 _COLLECTED: Final = {
-    RegistrationItem.NAME: r.NAME, RegistrationItem.GENDER: r.GENDER,
-    RegistrationItem.ID_NUMBER: r.ID_NUMBER, RegistrationItem.BIRTH_DATE: r.BIRTH_DATE,
+    RegistrationItem.NAME: r.NAME,
+    RegistrationItem.GENDER: r.GENDER,
+    RegistrationItem.ID_NUMBER: r.ID_NUMBER,
+    RegistrationItem.BIRTH_DATE: r.BIRTH_DATE,
     RegistrationItem.HOUSEHOLD_PLACE: r.HOUSEHOLD_PLACE,
-    RegistrationItem.RESIDENCE_ADDRESS: r.RESIDENCE_ADDRESS, RegistrationItem.PHONE: r.PHONE,
+    RegistrationItem.RESIDENCE_ADDRESS: r.RESIDENCE_ADDRESS,
+    RegistrationItem.PHONE: r.PHONE,
     RegistrationItem.HOUSEHOLD_TYPE: r.HOUSEHOLD_TYPE,
     RegistrationItem.PERSONAL_IDENTITY: r.PERSONAL_IDENTITY,
-}  # fmt: skip
+}
 
 
 def change_handler(protector: Protector) -> Handler:
@@ -111,12 +114,22 @@ def collection_change(protector: Protector, event: CollectionApproved) -> Staged
     if birth := claims.get(r.BIRTH_DATE):
         claims[r.BIRTH_DATE] = f"{birth[:4]}-{birth[4:6]}-{birth[6:8]}"
     provenance = {
-        "channel": event.channel.value, "handler": event.handler,
-        "handled_at": event.handled_at.isoformat(), "reviewer": event.reviewer,
-        "reviewed_at": event.reviewed_at.isoformat(), "first_reviewer": event.first_reviewer,
+        "channel": event.channel.value,
+        "handler": event.handler,
+        "handled_at": event.handled_at.isoformat(),
+        "reviewer": event.reviewer,
+        "reviewed_at": event.reviewed_at.isoformat(),
+        "first_reviewer": event.first_reviewer,
         "collection_id": str(event.collection_id),
-    }  # fmt: skip
+    }
     record = SourceRecord(COLLECTION, event.channel.value, claims=claims)
-    return stage(protector, f"{COLLECTION}.{event.channel.value}", str(event.collection_id),
-                 int(event.reviewed_at.timestamp() * 1000), event.reviewed_at.isoformat(), record,
-                 forced_person_id=event.person_id, provenance=provenance)  # fmt: skip
+    return stage(
+        protector,
+        f"{COLLECTION}.{event.channel.value}",
+        str(event.collection_id),
+        int(event.reviewed_at.timestamp() * 1000),
+        event.reviewed_at.isoformat(),
+        record,
+        forced_person_id=event.person_id,
+        provenance=provenance,
+    )

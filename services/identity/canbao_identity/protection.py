@@ -32,8 +32,13 @@ class Protector:
     _ciphers: dict[str, AESGCM] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
-    def create(cls, data_key: bytes, key_id: str, index_key: bytes,
-               retired: Mapping[str, bytes] | None = None) -> Protector:  # fmt: skip
+    def create(
+        cls,
+        data_key: bytes,
+        key_id: str,
+        index_key: bytes,
+        retired: Mapping[str, bytes] | None = None,
+    ) -> Protector:
         return cls(key_id, {**(retired or {}), key_id: data_key}, index_key)
 
     def encrypt(self, value: Mapping[str, Any], *, context: str) -> bytes:

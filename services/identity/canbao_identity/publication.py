@@ -56,13 +56,14 @@ def public_state(golden: Golden) -> dict[str, Any]:
         "inaccurate": [
             {"item": item, "reason": reason, "source": source}
             for (item, reason), source in sorted(inaccurate.items())
-        ],  # fmt: skip
+        ],
         "identity_conflict": golden.identity_conflict,
     }
 
 
-def person_event(person_id: UUID, state: dict[str, Any], previous: dict[str, Any] | None
-                 ) -> Event | None:  # fmt: skip
+def person_event(
+    person_id: UUID, state: dict[str, Any], previous: dict[str, Any] | None
+) -> Event | None:
     """Registered the first time, Deceased when death is learnt, else Updated naming what
     changed; None when nothing downstream can see changed."""
     if previous == state:
@@ -91,8 +92,11 @@ def current_facts(person_id: UUID, golden: Golden) -> dict[str, tuple[int, str, 
     return facts
 
 
-def fact_events(person_id: UUID, current: dict[str, tuple[int, str, dict[str, Any]]],
-                emitted: dict[str, list[Any]]) -> tuple[list[FactAsserted], dict[str, list[Any]]]:  # fmt: skip
+def fact_events(
+    person_id: UUID,
+    current: dict[str, tuple[int, str, dict[str, Any]]],
+    emitted: dict[str, list[Any]],
+) -> tuple[list[FactAsserted], dict[str, list[Any]]]:
     """The facts to assert (new or changed) and retract (gone), and the new emitted map. A
     revision only grows per fact_id (consumers ignore an equal or lower one)."""
     events, now = [], dict(emitted)
@@ -111,10 +115,12 @@ def fact_events(person_id: UUID, current: dict[str, tuple[int, str, dict[str, An
     return events, now
 
 
-def _asserted(person_id: UUID, fact_id: str, content: dict[str, Any], revision: int,
-              *, retracted: bool) -> FactAsserted:  # fmt: skip
-    fact = _FACT.validate_python({**content, "fact_id": fact_id, "revision": revision,
-                                  "retracted": retracted})  # fmt: skip
+def _asserted(
+    person_id: UUID, fact_id: str, content: dict[str, Any], revision: int, *, retracted: bool
+) -> FactAsserted:
+    fact = _FACT.validate_python(
+        {**content, "fact_id": fact_id, "revision": revision, "retracted": retracted}
+    )
     return FactAsserted(person_id=person_id, fact=fact)
 
 

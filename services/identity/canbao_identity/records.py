@@ -9,12 +9,21 @@ from typing import Any
 
 # Claim names, in the words of RegistrationItem where one exists.
 DOCUMENT_TYPE, ID_NUMBER, NAME, GENDER, BIRTH_DATE = (
-    "document_type", "id_number", "name", "gender", "birth_date")  # fmt: skip
+    "document_type",
+    "id_number",
+    "name",
+    "gender",
+    "birth_date",
+)
 PHONE, RESIDENCE_ADDRESS, HOUSEHOLD_PLACE = "phone", "residence_address", "household_place"
 HOUSEHOLD_REGION, HOUSEHOLD_TYPE, PERSONAL_IDENTITY = (
-    "household_region_code", "household_type", "personal_identity")  # fmt: skip
+    "household_region_code",
+    "household_type",
+    "personal_identity",
+)
 HOUSEHOLD_STATUS, DEATH_DATE, REGION = "household_status", "death_date", "region_code"
 UNIT_ID, UNIT_NAME = "unit_id", "unit_name"
+EMPLOYMENT_STATUS = "employment_status"  # derived from facts (golden.py), never a claim
 
 
 @dataclass(frozen=True)

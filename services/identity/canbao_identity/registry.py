@@ -66,8 +66,11 @@ class Registry:
         # By number first, then by reference: an ac02 follows its ac01 of the same batch.
         fresh.sort(key=lambda c: c.link_ref is not None)
         fresh_keys = {c.key for c in fresh}
-        touched = {row.person_id for k, row in existing.items()
-                   if row.person_id is not None and k in fresh_keys}  # fmt: skip
+        touched = {
+            row.person_id
+            for k, row in existing.items()
+            if row.person_id is not None and k in fresh_keys
+        }
         owners = await self._owners(fresh)
         demographic = await self.store.demographic_matches_many(
             {c.demographic_index for c in fresh if c.demographic_index and not c.deleted}
@@ -75,11 +78,14 @@ class Registry:
         references = await self.store.reference_owners(
             {c.link_ref for c in fresh if c.link_ref} - {_ref(c) for c in fresh}
         )
-        rows, opened, linked_refs = [], [], {}
+        rows: list[dict[str, Any]] = []
+        opened: list[tuple[StagedChange, str]] = []
+        linked_refs: dict[str, UUID | None] = {}  # ac01 rows of the batch → their person
         for change in fresh:
             before = existing.get(change.key)
-            resolution = await self._resolution(change, before, owners, demographic,
-                                                references, linked_refs)  # fmt: skip
+            resolution = await self._resolution(
+                change, before, owners, demographic, references, linked_refs
+            )
             if change.source_table == "si_core.ac01":
                 linked = not change.deleted and resolution.kind in (
                     LinkKind.EXACT,
@@ -104,12 +110,15 @@ class Registry:
     async def _owners(self, changes: list[StagedChange]) -> dict[tuple[str, str], UUID]:
         """The person holding each valid document number of the batch; a new person for a
         number nobody holds yet (one per number, however many records carry it)."""
-        wanted = {(c.document_type or "01", c.number_index) for c in changes
-                  if c.number_index and not c.deleted}  # fmt: skip
+        wanted = {
+            (c.document_type or "01", c.number_index)
+            for c in changes
+            if c.number_index and not c.deleted
+        }
         owners = await self.store.number_owners(wanted)
-        claims = {}
+        claims: dict[tuple[str, str], UUID] = {}
         for change in changes:
-            number = (change.document_type or "01", change.number_index)
+            number = (change.document_type or "01", change.number_index or "")
             if change.number_index and not change.deleted and number not in owners:
                 claims.setdefault(number, change.forced_person_id or uuid4())
         if claims:
@@ -119,10 +128,15 @@ class Registry:
         await self.store.ensure_persons(set(owners.values()) | forced)
         return owners
 
-    async def _resolution(self, change: StagedChange, before: Any,
-                          owners: dict[tuple[str, str], UUID], demographic: dict[str, tuple[UUID, ...]],
-                          references: dict[str, UUID | None], linked_refs: dict[str, UUID | None],
-                          ) -> Resolution:  # fmt: skip
+    async def _resolution(
+        self,
+        change: StagedChange,
+        before: Any,
+        owners: dict[tuple[str, str], UUID],
+        demographic: dict[str, tuple[UUID, ...]],
+        references: dict[str, UUID | None],
+        linked_refs: dict[str, UUID | None],
+    ) -> Resolution:
         if change.deleted:  # keeps its last link (or none: a queued record leaves the queue)
             if before is None or before.link_kind == LinkKind.REVIEW.value:
                 return Resolution(LinkKind.NONE)
@@ -132,21 +146,30 @@ class Registry:
         defects = tuple(change.defects)
         if defects and before is not None and before.link_kind in _MAY_HAVE_REVIEW:
             review = await self.store.review_entry(*change.key)
-            if (review is not None and review.state == "resolved" and review.person_id
-                    and review.resolved_by not in ("source", "auto")):  # fmt: skip
+            if (
+                review is not None
+                and review.state == "resolved"
+                and review.person_id
+                and review.resolved_by not in ("source", "auto")
+            ):
                 # A clerk linked this record: the decision stands while the number stays invalid.
                 return Resolution(LinkKind.CANDIDATE, review.person_id)
-        ident = Identification(document_type=change.document_type, number_index=change.number_index,
-                               demographic_index=change.demographic_index, defects=defects,
-                               link_ref=change.link_ref)  # fmt: skip
+        ident = Identification(
+            document_type=change.document_type,
+            number_index=change.number_index,
+            demographic_index=change.demographic_index,
+            defects=defects,
+            link_ref=change.link_ref,
+        )
         ref = change.link_ref
         return decide(
             ident,
             number_owner=owners.get((change.document_type or "01", change.number_index or "")),
             demographic_matches=demographic.get(change.demographic_index or "", ()),
             reference_owner=(linked_refs[ref] if ref in linked_refs else references.get(ref))
-            if ref else None,
-        )  # fmt: skip
+            if ref
+            else None,
+        )
 
     async def rebuild_pending(self, *, limit: int = 500) -> int:
         """Rebuild up to `limit` pending persons (skipping those another builder holds); how
@@ -177,15 +200,17 @@ class Registry:
         if new_demographics:
             await self._retry_reviews(new_demographics)
 
-    def _rebuild_one(self, person_id: UUID, person: Any, records: list[LinkedRecord]
-                     ) -> tuple[dict[str, Any], str | None]:  # fmt: skip
+    def _rebuild_one(
+        self, person_id: UUID, person: Any, records: list[LinkedRecord]
+    ) -> tuple[dict[str, Any], str | None]:
         golden = golden_record(records)
         state = public_state(golden)
         if (event := person_event(person_id, state, person.public_state)) is not None:
             self.publish(event)
             self._count(type(event).__name__)
-        facts, emitted = fact_events(person_id, current_facts(person_id, golden),
-                                     person.emitted_facts or {})  # fmt: skip
+        facts, emitted = fact_events(
+            person_id, current_facts(person_id, golden), person.emitted_facts or {}
+        )
         for fact in facts:
             self.publish(fact)
         self._count("facts", len(facts))
@@ -193,18 +218,25 @@ class Registry:
         demographic = None
         if name and birth and gender:
             demographic = self.protector.demographic_index(name, date.fromisoformat(birth), gender)
-        document = {"values": golden.values,
-                    "missing": [m.value for m in golden.missing],
-                    "inaccurate": [dataclasses.asdict(g) for g in golden.inaccurate],
-                    "identity_conflict": golden.identity_conflict,
-                    "conflicting_records": sorted(f"{t}|{k}" for t, k in golden.conflicting),
-                    "deceased": golden.deceased,
-                    "household_registered": golden.household_registered}  # fmt: skip
+        document = {
+            "values": golden.values,
+            "missing": [m.value for m in golden.missing],
+            "inaccurate": [dataclasses.asdict(g) for g in golden.inaccurate],
+            "identity_conflict": golden.identity_conflict,
+            "conflicting_records": sorted(f"{t}|{k}" for t, k in golden.conflicting),
+            "deceased": golden.deceased,
+            "household_registered": golden.household_registered,
+        }
         return {
-            "person_id": person_id, "demographic_index": demographic, "public_state": state,
-            "emitted_facts": emitted, "key_id": self.protector.key_id,
-            "golden_ciphertext": self.protector.encrypt(document, context=person_context(person_id)),
-        }, demographic  # fmt: skip
+            "person_id": person_id,
+            "demographic_index": demographic,
+            "public_state": state,
+            "emitted_facts": emitted,
+            "key_id": self.protector.key_id,
+            "golden_ciphertext": self.protector.encrypt(
+                document, context=person_context(person_id)
+            ),
+        }, demographic
 
     async def _retry_reviews(self, demographics: set[str]) -> None:
         """Records that waited in the queue for a person with this name, birth date and gender:
@@ -214,8 +246,9 @@ class Registry:
             if len(matches) != 1:
                 continue
             await self.store.link_candidate(entry.source_table, entry.record_key, matches[0])
-            await self.store.close_review(entry.source_table, entry.record_key, "auto_linked",
-                                          matches[0], "auto")  # fmt: skip
+            await self.store.close_review(
+                entry.source_table, entry.record_key, "auto_linked", matches[0], "auto"
+            )
             await self.store.mark_pending({matches[0]})
             self._count("candidate_retried")
 
@@ -232,11 +265,18 @@ def _row(change: StagedChange, resolution: Resolution, before: Any) -> dict[str,
     """The record's current state. A deletion keeps its position (a late copy of an older
     change stays out) and its last link, but no personal data."""
     return {
-        "source_table": change.source_table, "record_key": change.record_key,
-        "person_id": resolution.person_id, "link_kind": resolution.kind.value,
-        "position": change.position, "deleted": change.deleted,
-        "claims_ciphertext": change.claims_ciphertext, "key_id": change.key_id,
-        "facts": change.facts, "provenance": change.provenance, "link_ref": change.link_ref,
-        "number_index": change.number_index, "demographic_index": change.demographic_index,
+        "source_table": change.source_table,
+        "record_key": change.record_key,
+        "person_id": resolution.person_id,
+        "link_kind": resolution.kind.value,
+        "position": change.position,
+        "deleted": change.deleted,
+        "claims_ciphertext": change.claims_ciphertext,
+        "key_id": change.key_id,
+        "facts": change.facts,
+        "provenance": change.provenance,
+        "link_ref": change.link_ref,
+        "number_index": change.number_index,
+        "demographic_index": change.demographic_index,
         "observed_at": change.observed_at,
-    }  # fmt: skip
+    }

@@ -58,8 +58,9 @@ class Resolution:
     review_reason: str | None = None  # value-free, for the queue
 
 
-def identify(record: SourceRecord, protector: Protector, *, today: date | None = None
-             ) -> Identification:  # fmt: skip
+def identify(
+    record: SourceRecord, protector: Protector, *, today: date | None = None
+) -> Identification:
     if record.link_ref is not None:
         return Identification(link_ref=record.link_ref)
     claims = record.claims
@@ -96,9 +97,13 @@ def demographic_key(
     return name, birth, gender
 
 
-def decide(ident: Identification, *, number_owner: UUID | None = None,
-           demographic_matches: tuple[UUID, ...] = (), reference_owner: UUID | None = None,
-           ) -> Resolution:  # fmt: skip
+def decide(
+    ident: Identification,
+    *,
+    number_owner: UUID | None = None,
+    demographic_matches: tuple[UUID, ...] = (),
+    reference_owner: UUID | None = None,
+) -> Resolution:
     """The link, given who holds the number, who matches the demographic key (at most two
     needed), and whom the referenced row is linked to."""
     if ident.link_ref is not None:
@@ -114,8 +119,10 @@ def decide(ident: Identification, *, number_owner: UUID | None = None,
             return Resolution(LinkKind.CANDIDATE, demographic_matches[0])
         found = "无人" if not demographic_matches else "多人"
         codes = "、".join(sorted(set(ident.defects)))
-        return Resolution(LinkKind.REVIEW, review_reason=(
-            f"公民身份号码有误（{codes}），按姓名、出生日期、性别匹配到{found}"))  # fmt: skip
+        return Resolution(
+            LinkKind.REVIEW,
+            review_reason=(f"公民身份号码有误（{codes}），按姓名、出生日期、性别匹配到{found}"),
+        )
     if ident.document_type is None:
         return Resolution(LinkKind.NONE)
     return Resolution(LinkKind.REVIEW, review_reason="记录没有可识别的证件号码")

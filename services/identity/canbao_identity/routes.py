@@ -45,10 +45,16 @@ class NotRegistered(Problem):
 
 class InvalidIdNumber(Problem):
     def __init__(self, defects: list[Any]) -> None:
-        super().__init__(422, "invalid-id-number", "公民身份号码无效 (invalid ID number)",
-                         "；".join(d.message_zh for d in defects),
-                         defects=[{"code": d.code.value, "message": d.message,
-                                   "message_zh": d.message_zh} for d in defects])  # fmt: skip
+        super().__init__(
+            422,
+            "invalid-id-number",
+            "公民身份号码无效 (invalid ID number)",
+            "；".join(d.message_zh for d in defects),
+            defects=[
+                {"code": d.code.value, "message": d.message, "message_zh": d.message_zh}
+                for d in defects
+            ],
+        )
 
 
 class PersonRecord(BaseModel):
@@ -69,23 +75,34 @@ class Lookup(BaseModel):
     document_type: Literal["01", "02", "03", "04"] = "01"
 
 
-@router.post("/persons/lookup", response_model=PersonRecord,
-             summary="A person by citizen ID number (any valid form) or another document")  # fmt: skip
-async def lookup_person(body: Lookup, resources: ResourcesDep, protector: ProtectorDep
-                        ) -> PersonRecord:  # fmt: skip
+@router.post(
+    "/persons/lookup",
+    response_model=PersonRecord,
+    summary="A person by citizen ID number (any valid form) or another document",
+)
+async def lookup_person(
+    body: Lookup, resources: ResourcesDep, protector: ProtectorDep
+) -> PersonRecord:
     return await _by_number(body.id_number, body.document_type, resources, protector)
 
 
-@router.get("/persons/by-id-number/{id_number}", response_model=PersonRecord,
-            summary="The same, with the number in the path (as the gateway's public paths)")  # fmt: skip
-async def person_by_id_number(id_number: str, resources: ResourcesDep, protector: ProtectorDep,
-                              document_type: Literal["01", "02", "03", "04"] = "01",
-                              ) -> PersonRecord:  # fmt: skip
+@router.get(
+    "/persons/by-id-number/{id_number}",
+    response_model=PersonRecord,
+    summary="The same, with the number in the path (as the gateway's public paths)",
+)
+async def person_by_id_number(
+    id_number: str,
+    resources: ResourcesDep,
+    protector: ProtectorDep,
+    document_type: Literal["01", "02", "03", "04"] = "01",
+) -> PersonRecord:
     return await _by_number(id_number, document_type, resources, protector)
 
 
-async def _by_number(id_number: str, document_type: str, resources: Resources,
-                     protector: Protector) -> PersonRecord:  # fmt: skip
+async def _by_number(
+    id_number: str, document_type: str, resources: Resources, protector: Protector
+) -> PersonRecord:
     """Through the blind index: the number is normalised (15→18, case, spaces) and HMAC'd, never
     compared in clear. An invalid citizen number is refused naming its defects."""
     if document_type == "01" and (defects := validate(id_number)):
@@ -94,15 +111,18 @@ async def _by_number(id_number: str, document_type: str, resources: Resources,
     async with resources.database.sessions() as session:
         person_id = await (await session.connection()).scalar(
             sa.select(identities.c.person_id).where(
-                identities.c.document_type == document_type, identities.c.number_index == index))  # fmt: skip
+                identities.c.document_type == document_type, identities.c.number_index == index
+            )
+        )
         if person_id is None:
             raise NotRegistered()
         return await _person(session, protector, person_id)
 
 
 @router.get("/persons/{person_id}", response_model=PersonRecord, summary="A person by person_id")
-async def person_by_id(person_id: UUID, resources: ResourcesDep, protector: ProtectorDep
-                       ) -> PersonRecord:  # fmt: skip
+async def person_by_id(
+    person_id: UUID, resources: ResourcesDep, protector: ProtectorDep
+) -> PersonRecord:
     async with resources.database.sessions() as session:
         return await _person(session, protector, person_id)
 
@@ -115,14 +135,19 @@ async def _person(session: Any, protector: Protector, person_id: UUID) -> Person
     ).first()
     if row is None or row.golden_ciphertext is None:
         raise NotRegistered()
-    document = protector.decrypt(row.golden_ciphertext, key_id=row.key_id,
-                                 context=person_context(person_id))  # fmt: skip
+    document = protector.decrypt(
+        row.golden_ciphertext, key_id=row.key_id, context=person_context(person_id)
+    )
     return PersonRecord(
-        person_id=person_id, golden=document["values"], missing=document["missing"],
+        person_id=person_id,
+        golden=document["values"],
+        missing=document["missing"],
         inaccurate=[{**g, "item": g["item"]} for g in document["inaccurate"]],
-        identity_conflict=document["identity_conflict"], deceased=document["deceased"],
-        household_registered=document["household_registered"], public_state=row.public_state,
-    )  # fmt: skip
+        identity_conflict=document["identity_conflict"],
+        deceased=document["deceased"],
+        household_registered=document["household_registered"],
+        public_state=row.public_state,
+    )
 
 
 class ReviewEntry(BaseModel):
@@ -139,13 +164,21 @@ class ReviewEntry(BaseModel):
 
 
 @router.get("/review-queue", response_model=list[ReviewEntry], summary="Records awaiting review")
-async def list_review_queue(resources: ResourcesDep, state: Literal["open", "resolved"] = "open",
-                            limit: int = 100, after: int = 0) -> list[ReviewEntry]:  # fmt: skip
+async def list_review_queue(
+    resources: ResourcesDep,
+    state: Literal["open", "resolved"] = "open",
+    limit: int = 100,
+    after: int = 0,
+) -> list[ReviewEntry]:
     async with resources.database.sessions() as session:
-        rows = (await (await session.connection()).execute(
-            sa.select(review_queue).where(review_queue.c.state == state,
-                                          review_queue.c.entry_id > after)
-            .order_by(review_queue.c.entry_id).limit(min(limit, 1000)))).all()  # fmt: skip
+        rows = (
+            await (await session.connection()).execute(
+                sa.select(review_queue)
+                .where(review_queue.c.state == state, review_queue.c.entry_id > after)
+                .order_by(review_queue.c.entry_id)
+                .limit(min(limit, 1000))
+            )
+        ).all()
     return [ReviewEntry.model_validate(row._mapping) for row in rows]
 
 
@@ -157,17 +190,28 @@ class Resolve(BaseModel):
     reviewer: str = Field(min_length=1, max_length=64)
 
 
-@router.post("/review-queue/{entry_id}/resolve", response_model=ReviewEntry,
-             summary="Resolve a queued record")  # fmt: skip
-async def resolve_review(entry_id: int, body: Resolve, resources: ResourcesDep,
-                         protector: ProtectorDep) -> ReviewEntry:  # fmt: skip
+@router.post(
+    "/review-queue/{entry_id}/resolve",
+    response_model=ReviewEntry,
+    summary="Resolve a queued record",
+)
+async def resolve_review(
+    entry_id: int, body: Resolve, resources: ResourcesDep, protector: ProtectorDep
+) -> ReviewEntry:
     if (body.person_id is None) == (not body.new_person):
-        raise Problem(422, "invalid-resolution", "请指定关联的人员或登记为新人员",
-                      "give exactly one of person_id and new_person")  # fmt: skip
+        raise Problem(
+            422,
+            "invalid-resolution",
+            "请指定关联的人员或登记为新人员",
+            "give exactly one of person_id and new_person",
+        )
     async with unit_of_work(resources.database, service="identity") as uow:
         store = Store(uow.session, protector)
-        entry = (await (await uow.session.connection()).execute(sa.select(review_queue).where(
-            review_queue.c.entry_id == entry_id).with_for_update())).first()  # fmt: skip
+        entry = (
+            await (await uow.session.connection()).execute(
+                sa.select(review_queue).where(review_queue.c.entry_id == entry_id).with_for_update()
+            )
+        ).first()
         if entry is None:
             raise Problem(404, "review-entry-not-found", "没有这条待审核记录")
         if entry.state != "open":
@@ -177,14 +221,25 @@ async def resolve_review(entry_id: int, body: Resolve, resources: ResourcesDep,
             await store.ensure_person(person_id)
         elif await store.person(person_id) is None:
             raise NotRegistered()
-        await (await uow.session.connection()).execute(sa.update(source_records).where(
-            source_records.c.source_table == entry.source_table,
-            source_records.c.record_key == entry.record_key,
-        ).values(person_id=person_id, link_kind="candidate"))  # fmt: skip
-        await store.close_review(entry.source_table, entry.record_key,
-                                 "new_person" if body.new_person else "linked", person_id,
-                                 body.reviewer)  # fmt: skip
+        await (await uow.session.connection()).execute(
+            sa.update(source_records)
+            .where(
+                source_records.c.source_table == entry.source_table,
+                source_records.c.record_key == entry.record_key,
+            )
+            .values(person_id=person_id, link_kind="candidate")
+        )
+        await store.close_review(
+            entry.source_table,
+            entry.record_key,
+            "new_person" if body.new_person else "linked",
+            person_id,
+            body.reviewer,
+        )
         await Registry(store, protector, uow.publish_event).rebuild([person_id])
-        row = (await (await uow.session.connection()).execute(sa.select(review_queue).where(
-            review_queue.c.entry_id == entry_id))).first()  # fmt: skip
+        row = (
+            await (await uow.session.connection()).execute(
+                sa.select(review_queue).where(review_queue.c.entry_id == entry_id)
+            )
+        ).first()
     return ReviewEntry.model_validate(row._mapping)

@@ -54,13 +54,27 @@ def record_context(source_table: str, record_key: str) -> str:
     return f"source_records|{source_table}|{record_key}"
 
 
-def stage(protector: Protector, source_table: str, record_key: str, position: int,
-          observed_at: str | None, record: SourceRecord | None, *,
-          forced_person_id: UUID | None = None, provenance: dict[str, Any] | None = None,
-          ) -> StagedChange:  # fmt: skip
+def stage(
+    protector: Protector,
+    source_table: str,
+    record_key: str,
+    position: int,
+    observed_at: str | None,
+    record: SourceRecord | None,
+    *,
+    forced_person_id: UUID | None = None,
+    provenance: dict[str, Any] | None = None,
+) -> StagedChange:
     """The change (None: the row was deleted), identified and encrypted."""
-    change = StagedChange(source_table, record_key, position, observed_at, deleted=record is None,
-                          provenance=provenance or {}, forced_person_id=forced_person_id)  # fmt: skip
+    change = StagedChange(
+        source_table,
+        record_key,
+        position,
+        observed_at,
+        deleted=record is None,
+        provenance=provenance or {},
+        forced_person_id=forced_person_id,
+    )
     if record is None:
         return change
     ident = identify(record, protector)

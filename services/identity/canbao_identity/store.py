@@ -53,17 +53,22 @@ class Store:
     async def demographic_matches(self, demographic_index: str | None) -> tuple[UUID, ...]:
         if demographic_index is None:
             return ()
-        rows = await (await self._connection()).scalars(sa.select(persons.c.person_id).where(
-            persons.c.demographic_index == demographic_index).limit(2))  # fmt: skip
+        rows = await (await self._connection()).scalars(
+            sa.select(persons.c.person_id)
+            .where(persons.c.demographic_index == demographic_index)
+            .limit(2)
+        )
         return tuple(rows)
 
     async def records(self, keys: list[tuple[str, str]]) -> dict[tuple[str, str], Any]:
         """The current rows of these records, locked until the unit of work ends."""
         if not keys:
             return {}
-        query = (sa.select(source_records)
-                 .where(sa.tuple_(source_records.c.source_table, source_records.c.record_key)
-                        .in_(keys)).with_for_update())  # fmt: skip
+        query = (
+            sa.select(source_records)
+            .where(sa.tuple_(source_records.c.source_table, source_records.c.record_key).in_(keys))
+            .with_for_update()
+        )
         rows = (await (await self._connection()).execute(query)).all()
         return {(row.source_table, row.record_key): row for row in rows}
 
@@ -76,16 +81,21 @@ class Store:
             index_elements=list(keys),
             set_={k: statement.excluded[k] for k in rows[0] if k not in keys}
             | {"updated_at": sa.func.now()},
-        )  # fmt: skip
+        )
         await (await self._connection()).execute(statement, rows)
 
     async def number_owners(self, numbers: set[tuple[str, str]]) -> dict[tuple[str, str], UUID]:
         if not numbers:
             return {}
-        rows = (await (await self._connection()).execute(
-            sa.select(identities).where(sa.tuple_(identities.c.document_type,
-                                                  identities.c.number_index).in_(sorted(numbers)))
-        )).all()  # fmt: skip
+        rows = (
+            await (await self._connection()).execute(
+                sa.select(identities).where(
+                    sa.tuple_(identities.c.document_type, identities.c.number_index).in_(
+                        sorted(numbers)
+                    )
+                )
+            )
+        ).all()
         return {(row.document_type, row.number_index): row.person_id for row in rows}
 
     async def claim_identities(
@@ -93,8 +103,10 @@ class Store:
     ) -> dict[tuple[str, str], UUID]:
         """Give each unheld number its new person; where a concurrent unit of work won the
         race, its person (read back)."""
-        values = [{"document_type": d, "number_index": i, "person_id": p}
-                  for (d, i), p in sorted(claims.items())]  # fmt: skip
+        values = [
+            {"document_type": d, "number_index": i, "person_id": p}
+            for (d, i), p in sorted(claims.items())
+        ]
         await (await self._connection()).execute(
             insert(identities).on_conflict_do_nothing(), values
         )
@@ -104,16 +116,20 @@ class Store:
         if person_ids:
             await (await self._connection()).execute(
                 insert(persons).on_conflict_do_nothing(),
-                [{"person_id": p} for p in sorted(person_ids, key=str)])  # fmt: skip
+                [{"person_id": p} for p in sorted(person_ids, key=str)],
+            )
 
     async def demographic_matches_many(self, indexes: set[str]) -> dict[str, tuple[UUID, ...]]:
         """Persons per demographic key (two at most: one is a candidate, two are too many)."""
         if not indexes:
             return {}
-        rows = (await (await self._connection()).execute(
-            sa.select(persons.c.demographic_index, persons.c.person_id)
-            .where(persons.c.demographic_index.in_(sorted(indexes)))
-            .order_by(persons.c.person_id))).all()  # fmt: skip
+        rows = (
+            await (await self._connection()).execute(
+                sa.select(persons.c.demographic_index, persons.c.person_id)
+                .where(persons.c.demographic_index.in_(sorted(indexes)))
+                .order_by(persons.c.person_id)
+            )
+        ).all()
         found: dict[str, tuple[UUID, ...]] = {}
         for row in rows:
             found[row.demographic_index] = (
@@ -127,12 +143,19 @@ class Store:
         if not refs:
             return {}
         keys = [tuple(ref.split("|", 1)) for ref in sorted(refs)]
-        rows = (await (await self._connection()).execute(
-            sa.select(source_records.c.source_table, source_records.c.record_key,
-                      source_records.c.person_id)
-            .where(sa.tuple_(source_records.c.source_table, source_records.c.record_key).in_(keys),
-                   source_records.c.link_kind.in_(LINKED[:2]),
-                   source_records.c.deleted.is_(False)))).all()  # fmt: skip
+        rows = (
+            await (await self._connection()).execute(
+                sa.select(
+                    source_records.c.source_table,
+                    source_records.c.record_key,
+                    source_records.c.person_id,
+                ).where(
+                    sa.tuple_(source_records.c.source_table, source_records.c.record_key).in_(keys),
+                    source_records.c.link_kind.in_(LINKED[:2]),
+                    source_records.c.deleted.is_(False),
+                )
+            )
+        ).all()
         return {f"{row.source_table}|{row.record_key}": row.person_id for row in rows}
 
     async def relink_dependents_many(self, owners: dict[str, UUID | None]) -> set[UUID]:
@@ -142,10 +165,19 @@ class Store:
             return set()
         connection = await self._connection()
         refs = sorted(owners)
-        left = set((await connection.scalars(
-            sa.select(source_records.c.person_id).distinct()
-            .where(source_records.c.link_ref.in_(refs), source_records.c.deleted.is_(False),
-                   source_records.c.person_id.is_not(None)))).all())  # fmt: skip
+        left = set(
+            (
+                await connection.scalars(
+                    sa.select(source_records.c.person_id)
+                    .distinct()
+                    .where(
+                        source_records.c.link_ref.in_(refs),
+                        source_records.c.deleted.is_(False),
+                        source_records.c.person_id.is_not(None),
+                    )
+                )
+            ).all()
+        )
         await connection.execute(_RELINK, {"refs": refs, "pids": [owners[r] for r in refs]})
         return left | {p for p in owners.values() if p is not None}
 
@@ -154,14 +186,24 @@ class Store:
         time per database (a transaction-scoped advisory lock; the others find nothing): two
         resolving records of one new number at once would each found a person."""
         connection = await self._connection()
-        if not await connection.scalar(sa.text("SELECT pg_try_advisory_xact_lock(:key)"),
-                                       {"key": _RESOLVER_LOCK}):  # fmt: skip
+        if not await connection.scalar(
+            sa.text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": _RESOLVER_LOCK}
+        ):
             return []
-        held = (sa.select(staged_changes.c.id).order_by(staged_changes.c.id).limit(limit)
-                .with_for_update(skip_locked=True).scalar_subquery())  # fmt: skip
-        rows = (await (await self._connection()).execute(
-            sa.delete(staged_changes).where(staged_changes.c.id.in_(held))
-            .returning(*staged_changes.c))).all()  # fmt: skip
+        held = (
+            sa.select(staged_changes.c.id)
+            .order_by(staged_changes.c.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+            .scalar_subquery()
+        )
+        rows = (
+            await (await self._connection()).execute(
+                sa.delete(staged_changes)
+                .where(staged_changes.c.id.in_(held))
+                .returning(*staged_changes.c)
+            )
+        ).all()
         return [StagedChange(**row._mapping) for row in sorted(rows, key=lambda r: r.id)]
 
     async def ensure_person(self, person_id: UUID) -> None:
@@ -179,16 +221,27 @@ class Store:
     async def persons(self, person_ids: list[UUID]) -> dict[UUID, Any]:
         """The persons' rows, locked until the unit of work ends (two builders never rebuild
         one person at once)."""
-        rows = (await (await self._connection()).execute(
-            sa.select(persons).where(persons.c.person_id.in_(person_ids))
-            .order_by(persons.c.person_id).with_for_update())).all()  # fmt: skip
+        rows = (
+            await (await self._connection()).execute(
+                sa.select(persons)
+                .where(persons.c.person_id.in_(person_ids))
+                .order_by(persons.c.person_id)
+                .with_for_update()
+            )
+        ).all()
         return {row.person_id: row for row in rows}
 
     async def linked_records(self, person_ids: list[UUID]) -> dict[UUID, list[LinkedRecord]]:
         """Each person's current linked records, claims decrypted."""
-        rows = (await (await self._connection()).execute(sa.select(source_records).where(
-            source_records.c.person_id.in_(person_ids), source_records.c.deleted.is_(False),
-            source_records.c.link_kind.in_(LINKED)))).all()  # fmt: skip
+        rows = (
+            await (await self._connection()).execute(
+                sa.select(source_records).where(
+                    source_records.c.person_id.in_(person_ids),
+                    source_records.c.deleted.is_(False),
+                    source_records.c.link_kind.in_(LINKED),
+                )
+            )
+        ).all()
         found: dict[UUID, list[LinkedRecord]] = {}
         for row in rows:
             found.setdefault(row.person_id, []).append(self._linked(row))
@@ -204,11 +257,18 @@ class Store:
     async def take_pending(self, limit: int) -> list[UUID]:
         """Up to `limit` pending persons, removed from the list (in this transaction: a rollback
         puts them back); rows another builder holds are skipped."""
-        held = (sa.select(pending_persons.c.person_id).order_by(pending_persons.c.marked_at)
-                .limit(limit).with_for_update(skip_locked=True).scalar_subquery())  # fmt: skip
+        held = (
+            sa.select(pending_persons.c.person_id)
+            .order_by(pending_persons.c.marked_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+            .scalar_subquery()
+        )
         rows = await (await self._connection()).scalars(
-            sa.delete(pending_persons).where(pending_persons.c.person_id.in_(held))
-            .returning(pending_persons.c.person_id))  # fmt: skip
+            sa.delete(pending_persons)
+            .where(pending_persons.c.person_id.in_(held))
+            .returning(pending_persons.c.person_id)
+        )
         return list(rows)
 
     async def pending_count(self) -> int:
@@ -222,23 +282,31 @@ class Store:
     def _linked(self, row: Any) -> LinkedRecord:
         claims = {}
         if row.claims_ciphertext is not None:
-            claims = self.protector.decrypt(row.claims_ciphertext, key_id=row.key_id,
-                                            context=record_context(row.source_table, row.record_key))  # fmt: skip
+            claims = self.protector.decrypt(
+                row.claims_ciphertext,
+                key_id=row.key_id,
+                context=record_context(row.source_table, row.record_key),
+            )
         return LinkedRecord(
-            source_table=row.source_table, record_key=row.record_key,
-            link_kind=LinkKind(row.link_kind), position=row.position,
-            observed_at=row.observed_at, claims=claims,
+            source_table=row.source_table,
+            record_key=row.record_key,
+            link_kind=LinkKind(row.link_kind),
+            position=row.position,
+            observed_at=row.observed_at,
+            claims=claims,
             facts=tuple(FactDraft(f["kind"], f["fields"]) for f in row.facts),
             provenance=row.provenance or {},
-        )  # fmt: skip
+        )
 
     async def save_persons(self, values: list[dict[str, Any]]) -> None:
         if not values:
             return
         columns = [k for k in values[0] if k != "person_id"]
-        statement = (sa.update(persons)
-                     .where(persons.c.person_id == sa.bindparam("b_person_id"))
-                     .values({**{c: sa.bindparam(f"b_{c}") for c in columns}, "updated_at": sa.func.now()}))  # fmt: skip
+        statement = (
+            sa.update(persons)
+            .where(persons.c.person_id == sa.bindparam("b_person_id"))
+            .values({**{c: sa.bindparam(f"b_{c}") for c in columns}, "updated_at": sa.func.now()})
+        )
         await (await self._connection()).execute(
             statement, [{f"b_{k}": v for k, v in row.items()} for row in values]
         )
@@ -246,38 +314,82 @@ class Store:
     async def link_candidate(self, source_table: str, record_key: str, person_id: UUID) -> None:
         await (await self._connection()).execute(
             sa.update(source_records)
-            .where(source_records.c.source_table == source_table,
-                   source_records.c.record_key == record_key,
-                   source_records.c.deleted.is_(False))
-            .values(person_id=person_id, link_kind=LinkKind.CANDIDATE.value))  # fmt: skip
+            .where(
+                source_records.c.source_table == source_table,
+                source_records.c.record_key == record_key,
+                source_records.c.deleted.is_(False),
+            )
+            .values(person_id=person_id, link_kind=LinkKind.CANDIDATE.value)
+        )
 
-    async def open_review(self, source_table: str, record_key: str, reason: str,
-                          demographic_index: str | None) -> None:  # fmt: skip
+    async def open_review(
+        self, source_table: str, record_key: str, reason: str, demographic_index: str | None
+    ) -> None:
         statement = insert(review_queue).values(
-            source_table=source_table, record_key=record_key, reason=reason,
-            demographic_index=demographic_index, state="open")  # fmt: skip
-        await (await self._connection()).execute(statement.on_conflict_do_update(
-            index_elements=["source_table", "record_key"],
-            set_={"reason": reason, "demographic_index": demographic_index, "state": "open",
-                  "resolution": None, "person_id": None, "resolved_by": None,
-                  "resolved_at": None},
-            where=review_queue.c.state == "open",  # a clerk's decision stands
-        ))  # fmt: skip
+            source_table=source_table,
+            record_key=record_key,
+            reason=reason,
+            demographic_index=demographic_index,
+            state="open",
+        )
+        await (await self._connection()).execute(
+            statement.on_conflict_do_update(
+                index_elements=["source_table", "record_key"],
+                set_={
+                    "reason": reason,
+                    "demographic_index": demographic_index,
+                    "state": "open",
+                    "resolution": None,
+                    "person_id": None,
+                    "resolved_by": None,
+                    "resolved_at": None,
+                },
+                where=review_queue.c.state == "open",  # a clerk's decision stands
+            )
+        )
 
     async def review_entry(self, source_table: str, record_key: str) -> Any:
-        return (await (await self._connection()).execute(sa.select(review_queue).where(
-            review_queue.c.source_table == source_table,
-            review_queue.c.record_key == record_key))).first()  # fmt: skip
+        return (
+            await (await self._connection()).execute(
+                sa.select(review_queue).where(
+                    review_queue.c.source_table == source_table,
+                    review_queue.c.record_key == record_key,
+                )
+            )
+        ).first()
 
-    async def close_review(self, source_table: str, record_key: str, resolution: str,
-                           person_id: UUID | None, resolved_by: str) -> None:  # fmt: skip
-        await (await self._connection()).execute(sa.update(review_queue).where(
-            review_queue.c.source_table == source_table, review_queue.c.record_key == record_key,
-            review_queue.c.state == "open",
-        ).values(state="resolved", resolution=resolution, person_id=person_id,
-                 resolved_by=resolved_by, resolved_at=sa.func.now()))  # fmt: skip
+    async def close_review(
+        self,
+        source_table: str,
+        record_key: str,
+        resolution: str,
+        person_id: UUID | None,
+        resolved_by: str,
+    ) -> None:
+        await (await self._connection()).execute(
+            sa.update(review_queue)
+            .where(
+                review_queue.c.source_table == source_table,
+                review_queue.c.record_key == record_key,
+                review_queue.c.state == "open",
+            )
+            .values(
+                state="resolved",
+                resolution=resolution,
+                person_id=person_id,
+                resolved_by=resolved_by,
+                resolved_at=sa.func.now(),
+            )
+        )
 
     async def open_reviews_for(self, demographic_indexes: Iterable[str]) -> list[Any]:
-        return list((await (await self._connection()).execute(sa.select(review_queue).where(
-            review_queue.c.demographic_index.in_(sorted(demographic_indexes)),
-            review_queue.c.state == "open"))).all())  # fmt: skip
+        return list(
+            (
+                await (await self._connection()).execute(
+                    sa.select(review_queue).where(
+                        review_queue.c.demographic_index.in_(sorted(demographic_indexes)),
+                        review_queue.c.state == "open",
+                    )
+                )
+            ).all()
+        )

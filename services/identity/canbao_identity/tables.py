@@ -11,25 +11,32 @@ from sqlalchemy.dialects.postgresql import JSONB, UUID
 metadata = sa.MetaData()
 
 persons = sa.Table(
-    "persons", metadata,
+    "persons",
+    metadata,
     sa.Column("person_id", UUID(as_uuid=True), primary_key=True),
     sa.Column("demographic_index", sa.String(64), index=True),  # name + birth date + gender
     sa.Column("golden_ciphertext", sa.LargeBinary),  # golden record + gaps + provenance
     sa.Column("key_id", sa.String(64)),
     sa.Column("public_state", JSONB),  # what we last published (masked): to publish changes only
-    sa.Column("emitted_facts", JSONB, nullable=False, server_default="{}"),  # fact_id → [rev, digest]
-    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
-)  # fmt: skip
+    sa.Column(
+        "emitted_facts", JSONB, nullable=False, server_default="{}"
+    ),  # fact_id → [rev, digest]
+    sa.Column(
+        "updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+    ),
+)
 
 identities = sa.Table(
-    "identities", metadata,
+    "identities",
+    metadata,
     sa.Column("document_type", sa.String(2), primary_key=True),
     sa.Column("number_index", sa.String(64), primary_key=True),
     sa.Column("person_id", UUID(as_uuid=True), nullable=False, index=True),
-)  # fmt: skip
+)
 
 source_records = sa.Table(
-    "source_records", metadata,
+    "source_records",
+    metadata,
     sa.Column("source_table", sa.String(64), primary_key=True),  # si_core.ac01, collection.counter
     sa.Column("record_key", sa.String(200), primary_key=True),  # a number only as blind index
     sa.Column("person_id", UUID(as_uuid=True), index=True),
@@ -44,15 +51,18 @@ source_records = sa.Table(
     sa.Column("number_index", sa.String(64)),
     sa.Column("demographic_index", sa.String(64), index=True),
     sa.Column("observed_at", sa.String(40)),
-    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
-)  # fmt: skip
+    sa.Column(
+        "updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+    ),
+)
 
 # Source changes consumed but not yet resolved (registry.py step 1): the consumers write them in
 # the batch's own transaction (with the idempotency records), already reduced to what resolution
 # needs — claims encrypted, the number only as its blind index — and the builder resolves them
 # in bulk, in staging order.
 staged_changes = sa.Table(
-    "staged_changes", metadata,
+    "staged_changes",
+    metadata,
     sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
     sa.Column("source_table", sa.String(64), nullable=False),
     sa.Column("record_key", sa.String(200), nullable=False),
@@ -69,19 +79,23 @@ staged_changes = sa.Table(
     sa.Column("number_index", sa.String(64)),
     sa.Column("demographic_index", sa.String(64)),
     sa.Column("defects", JSONB, nullable=False),  # DefectCode values: value-free
-)  # fmt: skip
+)
 
 # Persons whose records changed since their golden record was last built: the consumers mark them
 # in the change's transaction, the golden-record builder drains them (registry.py), so a burst of
 # changes to one person (a snapshot: ~6 rows each) costs one rebuild, not one per row.
 pending_persons = sa.Table(
-    "pending_persons", metadata,
+    "pending_persons",
+    metadata,
     sa.Column("person_id", UUID(as_uuid=True), primary_key=True),
-    sa.Column("marked_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
-)  # fmt: skip
+    sa.Column(
+        "marked_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+    ),
+)
 
 review_queue = sa.Table(
-    "review_queue", metadata,
+    "review_queue",
+    metadata,
     sa.Column("entry_id", sa.BigInteger, sa.Identity(), primary_key=True),
     sa.Column("source_table", sa.String(64), nullable=False),
     sa.Column("record_key", sa.String(200), nullable=False),
@@ -91,7 +105,9 @@ review_queue = sa.Table(
     sa.Column("resolution", sa.String(32)),  # linked | new_person | auto_linked | withdrawn
     sa.Column("person_id", UUID(as_uuid=True)),
     sa.Column("resolved_by", sa.String(64)),
-    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    sa.Column(
+        "created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+    ),
     sa.Column("resolved_at", sa.DateTime(timezone=True)),
     sa.UniqueConstraint("source_table", "record_key"),
-)  # fmt: skip
+)

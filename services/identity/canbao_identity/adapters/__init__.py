@@ -17,7 +17,7 @@ from canbao_identity.adapters import (
     medical,
     national,
     si_core,
-)  # fmt: skip
+)
 from canbao_identity.records import SourceRecord
 
 Row = dict[str, Any]

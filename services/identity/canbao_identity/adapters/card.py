@@ -10,6 +10,13 @@ from canbao_identity.records import SourceRecord
 
 
 def card_holder(row: dict[str, Any]) -> SourceRecord:
-    return SourceRecord("card", "card_holder", claims={
-        r.DOCUMENT_TYPE: "01", r.ID_NUMBER: text(row, "aac002"), r.NAME: text(row, "aac003"),
-        r.PHONE: text(row, "aae005")})  # fmt: skip
+    return SourceRecord(
+        "card",
+        "card_holder",
+        claims={
+            r.DOCUMENT_TYPE: "01",
+            r.ID_NUMBER: text(row, "aac002"),
+            r.NAME: text(row, "aac003"),
+            r.PHONE: text(row, "aae005"),
+        },
+    )

@@ -11,9 +11,17 @@ from canbao_identity.records import FactDraft, SourceRecord
 
 def cremation(row: dict[str, Any]) -> SourceRecord:
     died = day(row, "swrq")
-    return SourceRecord("civil", "cremation", facts=(FactDraft("death", {"died_on": died}),),
-                        claims={r.DOCUMENT_TYPE: "01", r.ID_NUMBER: text(row, "sfzh"),
-                                r.NAME: text(row, "xm"), r.DEATH_DATE: died})  # fmt: skip
+    return SourceRecord(
+        "civil",
+        "cremation",
+        facts=(FactDraft("death", {"died_on": died}),),
+        claims={
+            r.DOCUMENT_TYPE: "01",
+            r.ID_NUMBER: text(row, "sfzh"),
+            r.NAME: text(row, "xm"),
+            r.DEATH_DATE: died,
+        },
+    )
 
 
 def dibao(row: dict[str, Any]) -> SourceRecord:

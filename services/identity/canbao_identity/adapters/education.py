@@ -10,14 +10,21 @@ from canbao_identity.records import FactDraft, SourceRecord
 
 
 def student(row: dict[str, Any]) -> SourceRecord:
-    facts = ()
+    facts: tuple[FactDraft, ...] = ()
     if (state := text(row, "xjzt")) in ("1", "2", "3"):
         level = text(row, "xd")
-        facts = (FactDraft("study", {
-            "level": level if level in ("1", "2", "3", "4", "5") else None, "state": state,
-            "region_code": region(row, "xzqh"), "enrolled_on": day(row, "rxrq"),
-            "graduated_on": day(row, "byrq"),
-        }),)  # fmt: skip
+        facts = (
+            FactDraft(
+                "study",
+                {
+                    "level": level if level in ("1", "2", "3", "4", "5") else None,
+                    "state": state,
+                    "region_code": region(row, "xzqh"),
+                    "enrolled_on": day(row, "rxrq"),
+                    "graduated_on": day(row, "byrq"),
+                },
+            ),
+        )
     return SourceRecord(
         "education",
         "student",

@@ -15,15 +15,32 @@ _STATUSES = {s.value for s in HouseholdStatus}
 def person(row: dict[str, Any]) -> SourceRecord:
     status = text(row, "ryzt") or "0"
     cancelled = day(row, "zxrq")
-    facts = ()
+    facts: tuple[FactDraft, ...] = ()
     if status in _STATUSES:
-        facts = (FactDraft("household_status", {
-            "status": status, "region_code": region(row, "hjdz_xzqh"), "cancelled_on": cancelled,
-        }),)  # fmt: skip
-    return SourceRecord("hukou", "person", facts=facts, claims={
-        r.DOCUMENT_TYPE: "01", r.ID_NUMBER: text(row, "sfzh"), r.NAME: text(row, "xm"),
-        r.GENDER: text(row, "xb"), r.BIRTH_DATE: day(row, "csrq"),
-        r.HOUSEHOLD_REGION: region(row, "hjdz_xzqh"), r.HOUSEHOLD_PLACE: text(row, "hjdz"),
-        r.RESIDENCE_ADDRESS: text(row, "hjdz"), r.HOUSEHOLD_STATUS: status,
-        r.DEATH_DATE: cancelled if status == "1" else None,
-    })  # fmt: skip
+        facts = (
+            FactDraft(
+                "household_status",
+                {
+                    "status": status,
+                    "region_code": region(row, "hjdz_xzqh"),
+                    "cancelled_on": cancelled,
+                },
+            ),
+        )
+    return SourceRecord(
+        "hukou",
+        "person",
+        facts=facts,
+        claims={
+            r.DOCUMENT_TYPE: "01",
+            r.ID_NUMBER: text(row, "sfzh"),
+            r.NAME: text(row, "xm"),
+            r.GENDER: text(row, "xb"),
+            r.BIRTH_DATE: day(row, "csrq"),
+            r.HOUSEHOLD_REGION: region(row, "hjdz_xzqh"),
+            r.HOUSEHOLD_PLACE: text(row, "hjdz"),
+            r.RESIDENCE_ADDRESS: text(row, "hjdz"),
+            r.HOUSEHOLD_STATUS: status,
+            r.DEATH_DATE: cancelled if status == "1" else None,
+        },
+    )

@@ -10,8 +10,14 @@ from canbao_identity.records import FactDraft, SourceRecord
 
 
 def inmate(row: dict[str, Any]) -> SourceRecord:
-    fact = FactDraft("custody", {"admitted_on": day(row, "rjrq"), "released_on": day(row, "cjrq"),
-                                 "region_code": region(row, "jyxzqh")})  # fmt: skip
+    fact = FactDraft(
+        "custody",
+        {
+            "admitted_on": day(row, "rjrq"),
+            "released_on": day(row, "cjrq"),
+            "region_code": region(row, "jyxzqh"),
+        },
+    )
     return SourceRecord(
         "justice",
         "inmate",

@@ -20,13 +20,30 @@ def insured(row: dict[str, Any]) -> SourceRecord:
     )
     facts: tuple[FactDraft, ...] = ()
     if kind is not None and state is not None:
-        facts = (FactDraft("enrolment", {
-            "insurance": kind.insurance.value, "scheme": kind.status_code.value, "state": state,
-            "region_code": region(row, "insu_admdvs"), "unit_id": text(row, "emp_no"),
-            "period_start": day(row, "begndate"), "period_end": day(row, "enddate"),
-        }),)  # fmt: skip
-    return SourceRecord("medical", "insured", facts=facts, claims={
-        r.DOCUMENT_TYPE: text(row, "psn_cert_type") or "01", r.ID_NUMBER: text(row, "certno"),
-        r.NAME: text(row, "psn_name"), r.GENDER: text(row, "gend"),
-        r.BIRTH_DATE: day(row, "brdy"), r.REGION: region(row, "insu_admdvs"),
-    })  # fmt: skip
+        facts = (
+            FactDraft(
+                "enrolment",
+                {
+                    "insurance": kind.insurance.value,
+                    "scheme": kind.status_code.value,
+                    "state": state,
+                    "region_code": region(row, "insu_admdvs"),
+                    "unit_id": text(row, "emp_no"),
+                    "period_start": day(row, "begndate"),
+                    "period_end": day(row, "enddate"),
+                },
+            ),
+        )
+    return SourceRecord(
+        "medical",
+        "insured",
+        facts=facts,
+        claims={
+            r.DOCUMENT_TYPE: text(row, "psn_cert_type") or "01",
+            r.ID_NUMBER: text(row, "certno"),
+            r.NAME: text(row, "psn_name"),
+            r.GENDER: text(row, "gend"),
+            r.BIRTH_DATE: day(row, "brdy"),
+            r.REGION: region(row, "insu_admdvs"),
+        },
+    )

@@ -13,16 +13,23 @@ _INSURANCES = ("pension", "medical", "injury", "unemployment", "maternity")
 
 
 def cross_region(row: dict[str, Any]) -> SourceRecord:
-    facts = ()
+    facts: tuple[FactDraft, ...] = ()
     insurance, scope = text(row, "insurance"), text(row, "scope")
     if insurance in _INSURANCES and scope in ("province", "national"):
         reported = decode_timestamp(row.get("reported_at"), column="reported_at")
-        facts = (FactDraft("cross_region_enrolment", {
-            "insurance": insurance, "scope": scope, "region_code": region(row, "region"),
-            "state": "paying" if text(row, "status") == "1" else "suspended",
-            "receiving_benefit": text(row, "benefit") == "1",
-            "reported_at": None if reported is None else reported.isoformat(),
-        }),)  # fmt: skip
+        facts = (
+            FactDraft(
+                "cross_region_enrolment",
+                {
+                    "insurance": insurance,
+                    "scope": scope,
+                    "region_code": region(row, "region"),
+                    "state": "paying" if text(row, "status") == "1" else "suspended",
+                    "receiving_benefit": text(row, "benefit") == "1",
+                    "reported_at": None if reported is None else reported.isoformat(),
+                },
+            ),
+        )
     return SourceRecord(
         "national",
         "cross_region",

@@ -23,25 +23,44 @@ def unit(row: dict[str, Any]) -> SourceRecord:
 
 
 def person(row: dict[str, Any]) -> SourceRecord:
-    return SourceRecord("si_core", "ac01", claims={
-        r.DOCUMENT_TYPE: "01", r.ID_NUMBER: text(row, "aac002"), r.NAME: text(row, "aac003"),
-        r.GENDER: text(row, "aac004"), r.BIRTH_DATE: compact_day(row, "aac006"),
-        r.HOUSEHOLD_TYPE: text(row, "aac009"), r.HOUSEHOLD_PLACE: text(row, "aac010"),
-        r.RESIDENCE_ADDRESS: text(row, "aae006"), r.PHONE: text(row, "aae005"),
-        r.PERSONAL_IDENTITY: text(row, "aac012"), r.REGION: region(row, "aab301"),
-    })  # fmt: skip
+    return SourceRecord(
+        "si_core",
+        "ac01",
+        claims={
+            r.DOCUMENT_TYPE: "01",
+            r.ID_NUMBER: text(row, "aac002"),
+            r.NAME: text(row, "aac003"),
+            r.GENDER: text(row, "aac004"),
+            r.BIRTH_DATE: compact_day(row, "aac006"),
+            r.HOUSEHOLD_TYPE: text(row, "aac009"),
+            r.HOUSEHOLD_PLACE: text(row, "aac010"),
+            r.RESIDENCE_ADDRESS: text(row, "aae006"),
+            r.PHONE: text(row, "aae005"),
+            r.PERSONAL_IDENTITY: text(row, "aac012"),
+            r.REGION: region(row, "aab301"),
+        },
+    )
 
 
 def enrolment(row: dict[str, Any]) -> SourceRecord:
     kind = _TYPES.get(text(row, "aae140") or "")
     facts: tuple[FactDraft, ...] = ()
     if kind is not None and (state := _STATE.get(text(row, "aac008") or "")):
-        facts = (FactDraft("enrolment", {
-            "insurance": kind.insurance.value, "scheme": kind.status_code.value, "state": state,
-            "region_code": region(row, "aab301"), "unit_id": text(row, "aab001"),
-            "first_enrolled_on": day(row, "aac030"), "period_start": day(row, "aae030"),
-            "period_end": day(row, "aae031"),
-        }),)  # fmt: skip
+        facts = (
+            FactDraft(
+                "enrolment",
+                {
+                    "insurance": kind.insurance.value,
+                    "scheme": kind.status_code.value,
+                    "state": state,
+                    "region_code": region(row, "aab301"),
+                    "unit_id": text(row, "aab001"),
+                    "first_enrolled_on": day(row, "aac030"),
+                    "period_start": day(row, "aae030"),
+                    "period_end": day(row, "aae031"),
+                },
+            ),
+        )
     return SourceRecord("si_core", "ac02", facts=facts, link_ref=person_ref(text(row, "aac001")))
 
 
@@ -49,9 +68,17 @@ def benefit(row: dict[str, Any]) -> SourceRecord:
     kind = _TYPES.get(text(row, "aae140") or "")
     facts: tuple[FactDraft, ...] = ()
     if kind is not None and (state := text(row, "aae116")) in ("1", "2", "3"):
-        facts = (FactDraft("benefit", {
-            "insurance": kind.insurance.value, "scheme": kind.status_code.value, "state": state,
-            "region_code": region(row, "aab301"), "period_start": day(row, "aae030"),
-            "period_end": day(row, "aae031"),
-        }),)  # fmt: skip
+        facts = (
+            FactDraft(
+                "benefit",
+                {
+                    "insurance": kind.insurance.value,
+                    "scheme": kind.status_code.value,
+                    "state": state,
+                    "region_code": region(row, "aab301"),
+                    "period_start": day(row, "aae030"),
+                    "period_end": day(row, "aae031"),
+                },
+            ),
+        )
     return SourceRecord("si_core", "ac60", facts=facts, link_ref=person_ref(text(row, "aac001")))

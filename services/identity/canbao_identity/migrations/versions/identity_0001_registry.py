@@ -17,8 +17,12 @@ depends_on: Sequence[str] | None = None
 
 
 def _now(name: str, nullable: bool = False) -> sa.Column[sa.DateTime]:
-    return sa.Column(name, sa.DateTime(timezone=True), nullable=nullable,
-                     server_default=None if nullable else sa.func.now())  # fmt: skip
+    return sa.Column(
+        name,
+        sa.DateTime(timezone=True),
+        nullable=nullable,
+        server_default=None if nullable else sa.func.now(),
+    )
 
 
 def upgrade() -> None:
