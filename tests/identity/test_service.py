@@ -12,6 +12,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 from uuid import UUID, uuid4
 
+import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer
 
@@ -21,7 +22,7 @@ from canbao_contracts.events import CollectionApproved, FactAsserted, PersonRegi
 from canbao_contracts.events.base import Event
 from canbao_contracts.events.vocabulary import Channel
 from canbao_contracts.topics import CDC_TOPICS, COLLECTIONS, FACTS, PERSONS, dead_letter_topic
-from canbao_identity.app import CDC_GROUP, components
+from canbao_identity.app import CDC_GROUP, components, create
 from canbao_identity.settings import IdentitySettings
 from canbao_platform.db import Database
 from canbao_platform.local.broker import MockKafkaCluster
@@ -209,3 +210,27 @@ async def test_change_events_through_the_broker_become_one_person_and_facts(
         -1
     ]
     assert updated.person_id == person_id and "phone" not in updated.missing
+
+
+async def test_the_app_runs_its_components_and_becomes_ready(
+    kafka: MockKafkaCluster, identity_db: Database
+) -> None:
+    """What `uvicorn --factory canbao_identity.app:create` runs: the lifespan starts the
+    producer, the two consumers, the builder and the relay, and /readyz says so."""
+    contract_topics(kafka)
+    settings = IdentitySettings(
+        CANBAO_ENV="test", database_url=identity_db.url,
+        kafka_bootstrap_servers=kafka.bootstrap_servers,
+    )  # fmt: skip
+    app = create(settings)
+    async with app.router.lifespan_context(app):
+        names = [component.name for component in app.state.components]
+        assert names == ["producer", "identity", "identity.collections", "identity.builder",
+                         "identity.outbox"]  # fmt: skip
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://identity") as http:
+            deadline = asyncio.get_running_loop().time() + 60
+            while (ready := await http.get("/readyz")).status_code != 200:
+                assert asyncio.get_running_loop().time() < deadline, ready.json()
+                await asyncio.sleep(0.5)
+            assert ready.json()["checks"]["identity"]["ready"] is True
