@@ -49,24 +49,41 @@ async def evaluate_due(
     """Evaluate up to `limit` people due on `now`: (how many, the changes published)."""
     today = today_in_china(now)
     loaded = await store.take_due(uow.session, today, limit)
-    rows, published = [], []
+    rows, published, failed = [], [], []
     for person in loaded:
-        situation = person.situation
-        verdict = None if situation is None else evaluate(situation, today)
-        rows.append(store.verdict_row(
-            person.person_id, verdict, evaluated=situation is not None, evaluated_at=now,
-            recheck_on=None if situation is None else next_recheck(situation, today),
-        ))  # fmt: skip
-        if verdict is None or verdict == person.previous:
+        try:
+            row, event = _evaluate_one(person, today, now)
+        except ValueError as error:  # a pydantic ValidationError: data the contracts refuse
+            log.error("evaluation of person %s failed with %s; set aside until tomorrow",
+                      person.person_id, type(error).__name__)  # fmt: skip
+            failed.append(person.person_id)
             continue
-        event = StatusesChanged(person_id=person.person_id, verdict=verdict,
-                                previous=person.previous, evaluated_at=now,
-                                source_observed_at=person.source_observed_at)  # fmt: skip
-        record = encode(event, source=uow.source)
-        uow.publish(dataclasses.replace(record, topic=statuses_topic))
-        published.append(event)
+        rows.append(row)
+        if event is not None:
+            record = encode(event, source=uow.source)
+            uow.publish(dataclasses.replace(record, topic=statuses_topic))
+            published.append(event)
     await store.save_verdicts(uow.session, rows)
+    await store.set_aside(uow.session, failed, today + timedelta(days=1))
     return len(loaded), published
+
+
+def _evaluate_one(
+    person: store.Loaded, today: date, now: datetime
+) -> tuple[dict[str, Any], StatusesChanged | None]:
+    """The row to save for the person, and the change to publish if the verdict changed."""
+    situation = person.situation
+    verdict = None if situation is None else evaluate(situation, today)
+    row = store.verdict_row(
+        person.person_id, verdict, evaluated=situation is not None, evaluated_at=now,
+        recheck_on=None if situation is None else next_recheck(situation, today),
+    )  # fmt: skip
+    if verdict is None or person.unchanged(verdict):
+        return row, None
+    event = StatusesChanged(person_id=person.person_id, verdict=verdict,
+                            previous=person.previous(), evaluated_at=now,
+                            source_observed_at=person.source_observed_at)  # fmt: skip
+    return row, event
 
 
 class Evaluator:

@@ -3,6 +3,7 @@ commits: the consumed batch (or the evaluator's unit of work) commits once."""
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -106,14 +107,27 @@ class Loaded:
 
     person_id: UUID
     situation: Situation | None  # None while identity has not published the person
-    previous: Verdict | None
+    previous_json: str | None  # the verdict last published, as stored
     source_observed_at: datetime | None
+
+    def previous(self) -> Verdict | None:
+        """Parsed only when a change is published: most evaluations change nothing."""
+        return (
+            None if self.previous_json is None else Verdict.model_validate_json(self.previous_json)
+        )
+
+    def unchanged(self, verdict: Verdict) -> bool:
+        if self.previous_json is None:
+            return False
+        return verdict.model_dump(mode="json") == json.loads(self.previous_json)
 
 
 async def take_due(session: AsyncSession, today: date, limit: int) -> list[Loaded]:
     """Up to `limit` people to evaluate (pending, or due for the daily re-check), locked for this
     transaction and skipped by any other evaluator, with everything the rules need."""
-    columns = (persons.c.person_id, persons.c.state, persons.c.verdict,
+    # JSON columns as text: pydantic parses JSON faster than json.loads + validation.
+    columns = (persons.c.person_id, sa.cast(persons.c.state, sa.Text).label("state"),
+               sa.cast(persons.c.verdict, sa.Text).label("verdict"),
                persons.c.pending_observed_at)  # fmt: skip
     # Two selections, each on its own index (a partial one on pending, one on recheck_on), so an
     # idle poll costs nothing however many people there are.
@@ -129,8 +143,9 @@ async def take_due(session: AsyncSession, today: date, limit: int) -> list[Loade
             rows += (await _execute(session, query)).all()
     ids = [r.person_id for r in rows]
     held: dict[UUID, list[Any]] = defaultdict(list)
+    body = sa.cast(facts.c.body, sa.Text).label("body")
     for fact in await _execute(session, sa.select(
-            facts.c.person_id, facts.c.body, facts.c.retracted, facts.c.from_collection,
+            facts.c.person_id, body, facts.c.retracted, facts.c.from_collection,
             facts.c.observed_at).where(facts.c.person_id.in_(ids))):  # fmt: skip
         held[fact.person_id].append(fact)
     approved: dict[UUID, list[Collection]] = defaultdict(list)
@@ -144,17 +159,16 @@ async def take_due(session: AsyncSession, today: date, limit: int) -> list[Loade
 
 
 def _loaded(row: Any, fact_rows: list[Any], approved: list[Collection]) -> Loaded:
-    previous = None if row.verdict is None else Verdict.model_validate(row.verdict)
     if row.state is None:
-        return Loaded(row.person_id, None, previous, row.pending_observed_at)
+        return Loaded(row.person_id, None, row.verdict, row.pending_observed_at)
     source_changes = [f.observed_at for f in fact_rows if not f.from_collection]
     situation = Situation(
-        person=PersonRegistered.model_validate(row.state),
-        facts=tuple(_FACT.validate_python(f.body) for f in fact_rows if not f.retracted),
+        person=PersonRegistered.model_validate_json(row.state),
+        facts=tuple(_FACT.validate_json(f.body) for f in fact_rows if not f.retracted),
         collections=tuple(approved),
         latest_source_change=max(source_changes, default=None),
     )
-    return Loaded(row.person_id, situation, previous, row.pending_observed_at)
+    return Loaded(row.person_id, situation, row.verdict, row.pending_observed_at)
 
 
 _SAVE: Final = (
@@ -186,3 +200,11 @@ def verdict_row(
 async def save_verdicts(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
     if rows:
         await _execute(session, _SAVE, rows)
+
+
+async def set_aside(session: AsyncSession, person_ids: list[UUID], retry_on: date) -> None:
+    """People whose evaluation failed: no longer pending, tried again on `retry_on` (or sooner
+    when their next event arrives), so one bad record never holds up everyone else."""
+    if person_ids:
+        await _execute(session, sa.update(persons).where(persons.c.person_id.in_(person_ids))
+                       .values(pending=False, recheck_on=retry_on))  # fmt: skip

@@ -17,9 +17,11 @@ metadata = sa.MetaData()
 persons = sa.Table(
     "persons", metadata,
     sa.Column("person_id", UUID(as_uuid=True), primary_key=True),
-    sa.Column("state", JSONB),  # PersonState (masked); null while only facts have arrived
+    # PersonState (masked); SQL NULL while only facts have arrived
+    sa.Column("state", JSONB(none_as_null=True)),
     sa.Column("merged_into", UUID(as_uuid=True)),  # retired by a PersonsMerged: never evaluated
-    sa.Column("verdict", JSONB),  # the Verdict last published; null: none, or out of scope
+    # The Verdict last published; SQL NULL: none yet, or out of scope
+    sa.Column("verdict", JSONB(none_as_null=True)),
     sa.Column("in_scope", sa.Boolean),
     sa.Column("region_code", sa.String(6)),
     sa.Column("registration", sa.String(12)),
