@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from canbao_contracts.events import FactAsserted
 from canbao_identity.tables import persons, review_queue, source_records
 from canbao_stack.simulators.population import seed
 from canbao_stack.simulators.rates import Rates
@@ -32,6 +33,22 @@ RATES = Rates(
     identity_conflict=0.02,
     foreign_document=0.02,
 )
+
+
+def live_facts(published: list[Any]) -> dict[Any, list[Any]]:
+    """What a consumer of registry.facts believes at the end: the highest revision of each
+    fact, unless retracted, per person."""
+    latest: dict[Any, Any] = {}
+    for event in published:
+        if isinstance(event, FactAsserted):
+            previous = latest.get(event.fact.fact_id)
+            if previous is None or event.fact.revision > previous[1].revision:
+                latest[event.fact.fact_id] = (event.person_id, event.fact)
+    facts: dict[Any, list[Any]] = collections.defaultdict(list)
+    for person_id, fact in latest.values():
+        if not fact.retracted:
+            facts[person_id].append(fact)
+    return facts
 
 
 @pytest.fixture
@@ -55,6 +72,7 @@ async def test_a_seeded_population_resolves_like_the_ground_truth(
     print(f"resolved {rate:.0f} events/s")
     person_ids: dict[Any, str] = {}
     mismatches: list[str] = []
+    live = live_facts(harness.published)
     for key, person in expected.items():
         document = person["document"]
         number, doc_type = (
@@ -83,7 +101,20 @@ async def test_a_seeded_population_resolves_like_the_ground_truth(
         got = collections.Counter((i["item"], i["source"]) for i in golden["inaccurate"])
         if got != want:
             mismatches.append(f"{key} inaccurate {sorted(got)} != {sorted(want)}")
-    assert not mismatches, f"{len(mismatches)} gaps differ, e.g. {mismatches[:5]}"
+        # The facts published for the person are the generator's, on the right person.
+        enrolments = collections.Counter(
+            (f.insurance.value, f.scheme.value, f.region_code, f.state, f.unit_id is not None)
+            for f in live.get(person_id, []) if f.kind == "enrolment"
+        )  # fmt: skip
+        want_enrolments = collections.Counter(tuple(e) for e in person["facts"][7])
+        if enrolments != want_enrolments:
+            mismatches.append(f"{key} enrolments {enrolments} != {want_enrolments}")
+        died = any(f.kind == "death" for f in live.get(person_id, []))
+        if died != person["facts"][3]:
+            mismatches.append(f"{key} death fact {died}")
+    assert not mismatches, f"{len(mismatches)} differ, e.g. {mismatches[:5]}"
+    kinds = collections.Counter(f.kind for facts in live.values() for f in facts)
+    assert kinds["enrolment"] > PEOPLE and kinds["death"] > 0, kinds
 
     async with harness.db.engine.connect() as connection:
         # Exactly one person per generated person: no extra person from a dirty copy.
