@@ -6,11 +6,12 @@ from __future__ import annotations
 import dataclasses
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from uuid import UUID
 
 import httpx
 import pytest
+import sqlalchemy as sa
 
 from canbao_contracts.codes import HouseholdStatus, StatusCode
 from canbao_contracts.envelope import Envelope, encode
@@ -18,6 +19,7 @@ from canbao_contracts.events import Event, FactAsserted, PersonsMerged
 from canbao_matching.app import SERVICE, MatchingSettings
 from canbao_matching.evaluation import Evaluator
 from canbao_matching.handlers import HANDLER
+from canbao_matching.tables import facts, persons
 from canbao_platform.db import Database
 from canbao_platform.messaging import InboundMessage, unit_of_work
 from canbao_platform.service import create_app
@@ -160,3 +162,27 @@ async def test_a_list_needs_a_division_code(client: httpx.AsyncClient) -> None:
 async def test_health(client: httpx.AsyncClient) -> None:
     assert (await client.get("/healthz")).json() == {"status": "ok", "service": "matching"}
     assert (await client.get("/readyz")).status_code == 200
+
+
+async def test_a_person_whose_record_cannot_be_read_is_set_aside_not_blocking_the_others(
+    client: httpx.AsyncClient, matching_db: Database
+) -> None:
+    broken, fine = uuid.uuid4(), uuid.uuid4()
+    async with unit_of_work(matching_db, service="matching") as uow:
+        for offset, event in enumerate([*insured(broken), *uninsured(fine)]):
+            record = encode(event, source="/tests")
+            message = InboundMessage(topic=record.topic, partition=0, offset=offset,
+                                     key=record.key, value=record.value,
+                                     headers=tuple(record.headers), timestamp=0,
+                                     envelope=Envelope.from_headers(record.headers))  # fmt: skip
+            await HANDLER(message, uow)
+    async with matching_db.engine.begin() as connection:  # a row the contracts now refuse
+        await connection.execute(sa.update(facts).where(facts.c.person_id == broken)
+                                 .values(body={"kind": "enrolment"}))  # fmt: skip
+    await Evaluator(matching_db, clock=lambda: NOW).run_once()
+    assert (await client.get(f"/internal/v1/verdicts/{fine}")).status_code == 200
+    assert (await client.get(f"/internal/v1/verdicts/{broken}")).status_code == 409
+    async with matching_db.engine.connect() as connection:
+        row = (await connection.execute(sa.select(persons.c.pending, persons.c.recheck_on)
+                                        .where(persons.c.person_id == broken))).one()  # fmt: skip
+    assert row.pending is False and row.recheck_on == date(2026, 11, 24)

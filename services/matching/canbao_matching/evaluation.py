@@ -72,7 +72,7 @@ def _evaluate_one(
     person: store.Loaded, today: date, now: datetime
 ) -> tuple[dict[str, Any], StatusesChanged | None]:
     """The row to save for the person, and the change to publish if the verdict changed."""
-    situation = person.situation
+    situation = person.situation()
     verdict = None if situation is None else evaluate(situation, today)
     row = store.verdict_row(
         person.person_id, verdict, evaluated=situation is not None, evaluated_at=now,

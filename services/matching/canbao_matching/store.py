@@ -103,18 +103,39 @@ async def save_collection(session: AsyncSession, event: CollectionApproved) -> N
 
 @dataclass(frozen=True)
 class Loaded:
-    """A person's situation as stored, with the verdict last published."""
+    """A person's stored state, as read; parsed by `situation()` inside the evaluator's
+    per-person error handling, so one unreadable record fails alone."""
 
     person_id: UUID
-    situation: Situation | None  # None while identity has not published the person
+    state_json: str | None  # None while identity has not published the person
+    fact_rows: list[Any]
+    collection_rows: list[Any]
     previous_json: str | None  # the verdict last published, as stored
     source_observed_at: datetime | None
 
+    def situation(self) -> Situation | None:
+        if self.state_json is None:
+            return None
+        source_changes = [f.observed_at for f in self.fact_rows if not f.from_collection]
+        return Situation(
+            person=PersonRegistered.model_validate_json(self.state_json),
+            facts=tuple(_FACT.validate_json(f.body) for f in self.fact_rows if not f.retracted),
+            collections=tuple(
+                Collection(
+                    reviewed_at=c.reviewed_at,
+                    resolved_reasons=tuple(SurveyReason(r) for r in c.resolved_reasons),
+                    verified_statuses=_VERIFIED.validate_python(c.verified_statuses),
+                )
+                for c in self.collection_rows
+            ),
+            latest_source_change=max(source_changes, default=None),
+        )
+
     def previous(self) -> Verdict | None:
         """Parsed only when a change is published: most evaluations change nothing."""
-        return (
-            None if self.previous_json is None else Verdict.model_validate_json(self.previous_json)
-        )
+        if self.previous_json is None:
+            return None
+        return Verdict.model_validate_json(self.previous_json)
 
     def unchanged(self, verdict: Verdict) -> bool:
         if self.previous_json is None:
@@ -148,27 +169,12 @@ async def take_due(session: AsyncSession, today: date, limit: int) -> list[Loade
             facts.c.person_id, body, facts.c.retracted, facts.c.from_collection,
             facts.c.observed_at).where(facts.c.person_id.in_(ids))):  # fmt: skip
         held[fact.person_id].append(fact)
-    approved: dict[UUID, list[Collection]] = defaultdict(list)
+    approved: dict[UUID, list[Any]] = defaultdict(list)
     for c in await _execute(session, sa.select(collections).where(
             collections.c.person_id.in_(ids))):  # fmt: skip
-        approved[c.person_id].append(Collection(
-            reviewed_at=c.reviewed_at,
-            resolved_reasons=tuple(SurveyReason(r) for r in c.resolved_reasons),
-            verified_statuses=_VERIFIED.validate_python(c.verified_statuses)))  # fmt: skip
-    return [_loaded(row, held[row.person_id], approved[row.person_id]) for row in rows]
-
-
-def _loaded(row: Any, fact_rows: list[Any], approved: list[Collection]) -> Loaded:
-    if row.state is None:
-        return Loaded(row.person_id, None, row.verdict, row.pending_observed_at)
-    source_changes = [f.observed_at for f in fact_rows if not f.from_collection]
-    situation = Situation(
-        person=PersonRegistered.model_validate_json(row.state),
-        facts=tuple(_FACT.validate_json(f.body) for f in fact_rows if not f.retracted),
-        collections=tuple(approved),
-        latest_source_change=max(source_changes, default=None),
-    )
-    return Loaded(row.person_id, situation, row.verdict, row.pending_observed_at)
+        approved[c.person_id].append(c)
+    return [Loaded(row.person_id, row.state, held[row.person_id], approved[row.person_id],
+                   row.verdict, row.pending_observed_at) for row in rows]  # fmt: skip
 
 
 _SAVE: Final = (
