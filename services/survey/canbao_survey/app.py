@@ -1,20 +1,59 @@
-"""The survey service: Every collection (counter, kiosk, mobile, household survey) and its review; survey lists, forms and community ledgers."""
+"""The survey service: every collection (counter, kiosk, mobile, household survey) and its review;
+survey lists, forms and community ledgers. So far: counter collections, approved on submission and
+published on registry.collections through the outbox (routes.py, store.py)."""
+
+from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI
 
-from canbao_platform.service import ServiceDefinition, create_app
-from canbao_platform.settings import service_settings
+from canbao_platform.messaging import OutboxRelay, Producer
+from canbao_platform.service import Component, Resources, ServiceDefinition, create_app
+from canbao_platform.settings import ServiceSettings
+from canbao_survey.routes import router
+from canbao_survey.settings import SurveySettings
+
+SERVICE_NAME = "survey"
+
+
+class ProducerComponent:
+    """The service's one producer as a component (started first, stopped last)."""
+
+    name = "producer"
+
+    def __init__(self, producer: Producer) -> None:
+        self.producer = producer
+
+    async def start(self) -> None:
+        await self.producer.start()
+
+    async def stop(self) -> None:
+        await self.producer.stop()
+
+    def health(self) -> dict[str, Any]:
+        return {"ready": True}
+
+
+def components(resources: Resources) -> list[Component]:
+    producer = Producer(resources.settings.kafka_bootstrap_servers, client_id=SERVICE_NAME)
+    return [
+        ProducerComponent(producer),
+        OutboxRelay(resources.database, producer, name="survey.outbox", poll_interval_s=0.5),
+    ]
+
 
 SERVICE = ServiceDefinition(
-    name="survey",
-    settings=service_settings("survey"),
+    name=SERVICE_NAME,
+    settings=SurveySettings,
     migrations=Path(__file__).parent / "migrations",
-    description="Every collection (counter, kiosk, mobile, household survey) and its review; survey lists, forms and community ledgers.",
+    routers=(router,),
+    components=components,
+    description=__doc__ or "",
 )
 
 
-def create() -> FastAPI:
+def create(settings: ServiceSettings | None = None) -> FastAPI:
     """The ASGI application (`uvicorn --factory canbao_survey.app:create`)."""
-    return create_app(SERVICE)
+    return create_app(SERVICE, settings)

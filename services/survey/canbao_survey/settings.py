@@ -1,0 +1,59 @@
+"""SurveySettings: the platform's, plus the key that protects collected values at rest
+(architecture.md: survey keeps personal data "encrypted the same way as identity").
+
+`SURVEY_DATA_KEY` is 32 bytes in base64 (AES-256-GCM), `SURVEY_DATA_KEY_ID` names it (stored
+beside every ciphertext, so a new key can take over while old rows stay readable under
+`SURVEY_RETIRED_DATA_KEYS`, a JSON object key id → base64 key). Without them the public
+development key serves development and test only; production refuses to start.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Final, Self
+
+from pydantic import model_validator
+from pydantic_settings import SettingsConfigDict
+
+from canbao_platform.settings import LOCAL_POSTGRES, ServiceSettings
+
+# Public, in the repository: only good for data that is not real.
+DEV_DATA_KEY: Final = base64.b64encode(b"canbao-dev-survey-key-not-secret").decode()
+DEV_DATA_KEY_ID: Final = "dev-1"
+KEY_BYTES: Final = 32
+
+
+class SurveySettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="SURVEY_", extra="ignore")
+
+    database_url: str = f"{LOCAL_POSTGRES}/survey"
+    data_key: str | None = None
+    data_key_id: str | None = None
+    retired_data_keys: str = "{}"
+
+    @model_validator(mode="after")
+    def _keys_for_the_environment(self) -> Self:
+        if self.data_key is None or self.data_key_id is None:
+            if self.environment == "production":
+                raise ValueError("SURVEY_DATA_KEY and SURVEY_DATA_KEY_ID must be set in production")
+            self.data_key, self.data_key_id = DEV_DATA_KEY, DEV_DATA_KEY_ID
+        if self.environment == "production" and self.data_key == DEV_DATA_KEY:
+            raise ValueError("SURVEY_DATA_KEY is the public development key: refused in production")
+        for key_id, key in self.data_keys().items():
+            if len(key) != KEY_BYTES:
+                raise ValueError(f"the survey data key {key_id!r} must be 32 bytes, base64-encoded")
+        return self
+
+    def data_keys(self) -> dict[str, bytes]:
+        """Key id → AES key: the retired ones (for reading old rows) and the current one."""
+        try:
+            keys = {
+                key_id: base64.b64decode(key, validate=True)
+                for key_id, key in json.loads(self.retired_data_keys).items()
+            }
+            assert self.data_key is not None and self.data_key_id is not None
+            keys[self.data_key_id] = base64.b64decode(self.data_key, validate=True)
+        except ValueError:
+            raise ValueError("a survey data key is not valid base64 (or JSON)") from None
+        return keys
