@@ -26,7 +26,7 @@ from canbao_identity.app import CDC_GROUP, components, create
 from canbao_identity.settings import IdentitySettings
 from canbao_platform.db import Database
 from canbao_platform.local.broker import MockKafkaCluster
-from canbao_platform.messaging import Backoff, Producer, RunnerConfig
+from canbao_platform.messaging import DLQ_REASON, Backoff, Producer, RunnerConfig
 from canbao_platform.service import Component, Resources
 from tests.identity.conftest import Message, change
 
@@ -112,6 +112,21 @@ async def running(kafka: MockKafkaCluster, identity_db: Database) -> AsyncIterat
 
 
 NUMBER = "110101198001010010"
+OTHER_NUMBER = "11010119900202008X"
+
+
+def hukou_row(number: str, name: str, gender: str) -> dict[str, Any]:
+    return {
+        "sfzh": number,
+        "xm": name,
+        "xb": gender,
+        "csrq": date(1990, 2, 2),
+        "hjdz_xzqh": "110101",
+        "hjdz": "北京市东城区2号",
+        "ryzt": "0",
+    }
+
+
 LEGACY = "110101800101001"  # the same person's 15-digit number
 
 
@@ -210,6 +225,33 @@ async def test_change_events_through_the_broker_become_one_person_and_facts(
         -1
     ]
     assert updated.person_id == person_id and "phone" not in updated.missing
+
+
+async def test_a_malformed_change_event_goes_to_the_dead_letter_topic(
+    running: Running, kafka: MockKafkaCluster
+) -> None:
+    """Nothing is silently dropped: an event that is not a change event is dead-lettered with
+    the reason, and the events around it are applied."""
+    good = change("hukou.person", hukou_row(OTHER_NUMBER, "李娜", "2"))
+    await running.produce([Message("cdc.hukou.person", good.key, b"{not json"), good])
+    reader = AIOKafkaConsumer(
+        dead_letter_topic("identity").name, bootstrap_servers=kafka.bootstrap_servers,
+        auto_offset_reset="earliest", enable_auto_commit=False, group_id=None,
+    )  # fmt: skip
+    await reader.start()
+    try:
+        deadline = asyncio.get_running_loop().time() + 60
+        reasons: list[str] = []
+        while not reasons:
+            assert asyncio.get_running_loop().time() < deadline, "no dead letter"
+            for records in (await reader.getmany(timeout_ms=200)).values():
+                reasons += [dict(r.headers)[DLQ_REASON].decode() for r in records]
+    finally:
+        await reader.stop()
+    assert "malformed change event" in reasons[0] and "李娜" not in reasons[0]
+    await running.events_until(
+        lambda seen: any(isinstance(e, PersonRegistered) and e.masked_name == "李*" for e in seen)
+    )
 
 
 async def test_the_app_runs_its_components_and_becomes_ready(
