@@ -111,6 +111,7 @@ class Harness:
     db: Database
     published: list[Event] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=dict)
+    protector: Protector = PROTECTOR
 
     async def apply(self, messages: Iterable[Message], *, drain: bool = True) -> None:
         """The messages staged in one transaction (as one consumed batch), then (unless told
@@ -120,13 +121,15 @@ class Harness:
                 event = parse_change_event(m.key, m.value, topic=m.topic)
                 adapter = adapter_for(m.topic)
                 assert adapter is not None
-                if (staged := staged_change(PROTECTOR, adapter, event)) is not None:
+                if (staged := staged_change(self.protector, adapter, event)) is not None:
                     session.add(staged)
         if drain:
             await self.drain()
 
     def registry(self, session: Any) -> Registry:
-        return Registry(Store(session, PROTECTOR), PROTECTOR, self.published.append, self.counts)
+        return Registry(
+            Store(session, self.protector), self.protector, self.published.append, self.counts
+        )
 
     async def drain(self) -> None:
         """Resolve the staged changes and rebuild the pending persons until none is left."""
@@ -143,7 +146,7 @@ class Harness:
             return await session.scalar(
                 sa.select(identities.c.person_id).where(
                     identities.c.document_type == document_type,
-                    identities.c.number_index == PROTECTOR.number_index(document_type, number),
+                    identities.c.number_index == self.protector.number_index(document_type, number),
                 )
             )
 
@@ -151,7 +154,7 @@ class Harness:
         from canbao_identity.routes import _person
 
         async with self.db.sessions() as session:
-            return (await _person(session, PROTECTOR, person_id)).model_dump(mode="json")
+            return (await _person(session, self.protector, person_id)).model_dump(mode="json")
 
 
 @asynccontextmanager

@@ -13,9 +13,11 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from canbao_identity.app import protector_from
+from canbao_identity.routes import _person
 from canbao_identity.settings import IdentitySettings
 from canbao_identity.tables import persons, review_queue, source_records
-from tests.identity.conftest import Harness, Message, change, fresh_harness, tombstone
+from tests.identity.conftest import SETTINGS, Harness, Message, change, fresh_harness, tombstone
 
 NUMBER = "110101198001010010"
 LEGACY = "110101800101001"  # the same number, 15 digits
@@ -326,3 +328,28 @@ def test_production_refuses_the_development_keys() -> None:
     )  # fmt: skip
     assert settings.environment == "production"
     assert settings.data_key_bytes() == bytes(range(32))
+
+
+async def test_rows_under_a_retired_key_stay_readable_after_rotation(harness: Harness) -> None:
+    await harness.apply([change("hukou.person", hukou())])
+    person_id = await harness.person_of(NUMBER)
+    assert person_id is not None
+    new_key = base64.b64encode(bytes(range(7, 39))).decode()
+    rotated = protector_from(
+        IdentitySettings(
+            CANBAO_ENV="test", IDENTITY_DATA_KEY=new_key, IDENTITY_DATA_KEY_ID="k2",
+            IDENTITY_RETIRED_DATA_KEYS=f"{SETTINGS.data_key_id}:{SETTINGS.data_key}",
+        )
+    )  # fmt: skip
+    async with harness.db.sessions() as session:
+        old = await _person(session, rotated, person_id)
+    assert old.golden["name"]["value"] == "王伟"
+    rotated_harness = Harness(harness.db, protector=rotated)
+    await rotated_harness.apply([change("si_core.ac01", ac01(NUMBER))])
+    async with harness.db.engine.connect() as connection:
+        key_ids = set((await connection.execute(sa.select(source_records.c.key_id))).scalars())
+    assert key_ids == {SETTINGS.data_key_id, "k2"}
+    async with harness.db.sessions() as session:
+        assert (await _person(session, rotated, person_id)).golden["phone"][
+            "value"
+        ] == "13800138000"

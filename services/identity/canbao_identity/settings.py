@@ -27,6 +27,9 @@ class IdentitySettings(ServiceSettings):
     blind_index_key: str = Field(
         DEV_BLIND_INDEX_KEY, validation_alias=AliasChoices("IDENTITY_BLIND_INDEX_KEY")
     )
+    # Rotation: the keys that encrypted older rows, still needed to read them ("id:base64,…").
+    # New rows are encrypted under data_key; each row names its key id.
+    retired_data_keys: str = Field("", validation_alias=AliasChoices("IDENTITY_RETIRED_DATA_KEYS"))
 
     @model_validator(mode="after")
     def _real_keys_in_production(self) -> Self:
@@ -41,6 +44,13 @@ class IdentitySettings(ServiceSettings):
         if self.environment == "production" and self.data_key_id == DEV_DATA_KEY_ID:
             raise ValueError("IDENTITY_DATA_KEY_ID is the development key id")
         return self
+
+    def retired_data_keys_bytes(self) -> dict[str, bytes]:
+        keys = {}
+        for entry in filter(None, (e.strip() for e in self.retired_data_keys.split(","))):
+            key_id, _, value = entry.partition(":")
+            keys[key_id] = _decode("IDENTITY_RETIRED_DATA_KEYS", value)
+        return keys
 
     def data_key_bytes(self) -> bytes:
         return base64.b64decode(self.data_key)
