@@ -65,6 +65,7 @@ class Service:
     components: list[Component] = field(default_factory=list)
     _reader: AIOKafkaConsumer | None = None
     received: list[StatusesChanged] = field(default_factory=list)
+    arrived: list[datetime] = field(default_factory=list)  # when each was read, wall clock
     sent: int = 0
 
     @property
@@ -97,6 +98,7 @@ class Service:
                         _, event = decode(record.headers, record.value)
                         assert isinstance(event, StatusesChanged)
                         self.received.append(event)
+                        self.arrived.append(datetime.now(UTC))
         return list(self.received)
 
     async def quiet(self, seconds: float = 1.5, within: float = 60.0) -> list[StatusesChanged]:

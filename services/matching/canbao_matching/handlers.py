@@ -34,9 +34,8 @@ async def handle(message: InboundMessage, uow: UnitOfWork) -> None:
             await store.retire_person(uow.session, event.merged_person_id,
                                       event.surviving_person_id)  # fmt: skip
         case FactAsserted():
-            if await store.save_fact(uow.session, event.person_id, event.fact):
-                await store.mark_pending(uow.session, event.person_id, event.fact.observed_at)
-            # else a duplicate or a late copy of an older revision: nothing changes
+            # A duplicate or a late copy of an older revision changes nothing.
+            await store.save_fact(uow.session, event.person_id, event.fact)
         case CollectionApproved(person_id=UUID() as person_id):
             await store.save_collection(uow.session, event)
             await store.mark_pending(uow.session, person_id)

@@ -71,20 +71,29 @@ async def retire_person(session: AsyncSession, retired: UUID, survivor: UUID) ->
 
 
 async def save_fact(session: AsyncSession, person_id: UUID, fact: Fact) -> bool:
-    """Keep the fact if its revision is newer than the one held; False when it is not (a
-    duplicate or a late copy: nothing changes)."""
+    """Keep the fact if its revision is newer than the one held, and mark the person pending,
+    in one statement; False when it is not newer (a duplicate or a late copy: nothing changes)."""
     statement = insert(facts).values(
         fact_id=fact.fact_id, person_id=person_id, revision=fact.revision,
         retracted=fact.retracted, from_collection=fact.source.system == COLLECTION_SYSTEM,
         observed_at=fact.observed_at, body=fact.model_dump(mode="json"),
     )  # fmt: skip
     excluded = statement.excluded
-    result = await _execute(session, statement.on_conflict_do_update(
+    saved = statement.on_conflict_do_update(
         index_elements=[facts.c.fact_id],
         set_={"revision": excluded.revision, "retracted": excluded.retracted,
               "observed_at": excluded.observed_at, "body": excluded.body},
         where=facts.c.revision < excluded.revision,
-    ).returning(facts.c.fact_id))  # fmt: skip
+    ).returning(facts.c.person_id, facts.c.observed_at).cte("saved")  # fmt: skip
+    mark = insert(persons).from_select(
+        ["person_id", "pending", "pending_observed_at"],
+        sa.select(saved.c.person_id, sa.true(), saved.c.observed_at),
+    )
+    newest = sa.func.greatest(persons.c.pending_observed_at, mark.excluded.pending_observed_at)
+    result = await _execute(session, mark.on_conflict_do_update(
+        index_elements=[persons.c.person_id],
+        set_={"pending": True, "pending_observed_at": newest},
+    ).returning(persons.c.person_id))  # fmt: skip
     return result.first() is not None
 
 
