@@ -201,7 +201,8 @@ def status(insurance: Insurance, situation: Situation, circumstances: Circumstan
         return StatusCode.INSURED_IN_ANOTHER_PROVINCE
     # 3. "Else a suspended enrolment (payment interrupted) → 94." Our convention: local or
     # reported by the comparison; a terminated enrolment is no enrolment.
-    if any(e.state is EnrolmentState.SUSPENDED for e in [*local, *elsewhere]):
+    suspended = [e.state for e in local] + [c.state for c in elsewhere]
+    if EnrolmentState.SUSPENDED in suspended:
         return StatusCode.INTERRUPTED
     # 4. "Else not insured; the reason decides the code". A reason a survey or counter verified
     # (registry.collections) stands where the systems know of no enrolment (domain.md §5 last

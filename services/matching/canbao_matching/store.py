@@ -64,8 +64,10 @@ async def save_person(session: AsyncSession, person: PersonState) -> None:
 async def retire_person(session: AsyncSession, retired: UUID, survivor: UUID) -> None:
     """A merged person is forgotten: no verdict of theirs is published again."""
     statement = insert(persons).values(person_id=retired, merged_into=survivor)
-    cleared = {"merged_into": survivor, "verdict": None, "in_scope": None, "registration": None,
-               "survey_reasons": [], "recheck_on": None, "pending": False}  # fmt: skip
+    cleared: dict[str, Any] = {
+        "merged_into": survivor, "verdict": None, "in_scope": None, "registration": None,
+        "survey_reasons": [], "recheck_on": None, "pending": False,
+    }  # fmt: skip
     await _execute(session, statement.on_conflict_do_update(
         index_elements=[persons.c.person_id], set_=cleared))  # fmt: skip
 
@@ -94,7 +96,8 @@ async def save_fact(session: AsyncSession, person_id: UUID, fact: Fact) -> bool:
         index_elements=[persons.c.person_id],
         set_={"pending": True, "pending_observed_at": newest},
     ).returning(persons.c.person_id))  # fmt: skip
-    return result.first() is not None
+    newer: bool = result.first() is not None
+    return newer
 
 
 async def save_collection(session: AsyncSession, event: CollectionApproved) -> None:
@@ -149,7 +152,8 @@ class Loaded:
     def unchanged(self, verdict: Verdict) -> bool:
         if self.previous_json is None:
             return False
-        return verdict.model_dump(mode="json") == json.loads(self.previous_json)
+        previous: dict[str, Any] = json.loads(self.previous_json)
+        return verdict.model_dump(mode="json") == previous
 
 
 async def take_due(session: AsyncSession, today: date, limit: int) -> list[Loaded]:
