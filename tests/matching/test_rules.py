@@ -496,3 +496,14 @@ def test_household_status_follows_the_newest_observation() -> None:
     earlier = household(p, HouseholdStatus.MILITARY_SERVICE, observed_at=OBSERVED)
     later = household(p, HouseholdStatus.NORMAL, observed_at=datetime(2026, 11, 21, tzinfo=UTC))
     assert codes(verdict(later, earlier))[P] is S.UNINSURED_INDIVIDUAL
+
+
+def test_a_verified_reason_does_not_hide_an_interruption_the_systems_report() -> None:
+    p = pid()
+    verified = Collection(APPROVED, verified_statuses=(
+        VerifiedStatus(insurance=P, status=S.UNINSURED_INDIVIDUAL),))  # fmt: skip
+    v = verdict(enrolled(p, S.RESIDENT_PENSION, SUSPENDED), enrolled(p, S.RESIDENT_MEDICAL),
+                collections=(verified,))  # fmt: skip
+    assert codes(v)[P] is S.INTERRUPTED
+    assert v.survey_reasons == (SurveyReason.INTERRUPTED,)
+    assert v.registration is RegistrationState.NEEDS_SURVEY

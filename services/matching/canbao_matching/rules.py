@@ -138,13 +138,14 @@ def evaluate(situation: Situation, today: date) -> Verdict | None:
         for i in INSURANCES
         if benefits_paid(situation, i) >= 2
     )
-    computed = survey_reasons(situation.person, statuses, circumstances.verified)
+    # A verified status counts where it stands (rules 1-3 found nothing in the systems).
+    verified = {i for i, code in circumstances.verified.items() if statuses[i] is code}
+    computed = survey_reasons(situation.person, statuses, verified)
     resolved = resolved_reasons(situation)
     reasons = tuple(r for r in computed if r not in resolved)
     registration, confirmed_by = registration_of(
-        statuses, reasons, verified_by_collection=bool(circumstances.verified)
-        or bool(set(computed) & resolved),
-    )  # fmt: skip
+        statuses, reasons, verified_by_collection=bool(verified) or bool(set(computed) & resolved)
+    )
     return Verdict(**base, deceased=False, statuses=Statuses(**statuses), flags=flags,
                    needs_survey=bool(reasons), survey_reasons=reasons,
                    registration=registration, confirmed_by=confirmed_by)  # fmt: skip
@@ -330,7 +331,7 @@ def benefits_paid(situation: Situation, insurance: Insurance) -> int:
 def survey_reasons(
     person: PersonState,
     statuses: dict[Insurance, StatusCode],
-    verified: dict[Insurance, StatusCode],
+    verified: set[Insurance],
 ) -> tuple[SurveyReason, ...]:
     """ "Needs survey (需调查登记) when any of" its conditions; one reason each, in the order of
     api.md. Our convention: pension 92 is both uninsured and partially insured; a status a
