@@ -1,5 +1,6 @@
 """The gateway service: the public HTTP interface of api.md (staff login, roles and region
-scopes, the audit log; counter popups, self-service and partners to come)."""
+scopes, the audit log, counter collections forwarded to survey; counter popups, self-service and
+partners to come)."""
 
 from __future__ import annotations
 
@@ -7,17 +8,22 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Sequence
+from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
+import httpx
 from fastapi import FastAPI
 from sqlalchemy.exc import DBAPIError
 
 from canbao_gateway.accounts import create_demo_accounts
+from canbao_gateway.collections import router as collections_router
 from canbao_gateway.logs import install_log_masking
 from canbao_gateway.problems import install_header_handler
 from canbao_gateway.routes import router
 from canbao_gateway.settings import GatewaySettings
+from canbao_gateway.survey import SurveyClient
 from canbao_platform.service import Component, Resources, ServiceDefinition, create_app
 
 log = logging.getLogger(__name__)
@@ -59,26 +65,41 @@ class DemoAccounts:
                 await asyncio.sleep(self.retry_s)
 
 
-def components(resources: Resources) -> Sequence[Component]:
-    if resources.settings.environment == "development":
-        return [DemoAccounts(resources)]
-    return []
+def components(
+    resources: Resources, *, survey_transport: httpx.AsyncBaseTransport | None = None
+) -> Sequence[Component]:
+    settings = resources.settings
+    assert isinstance(settings, GatewaySettings)
+    parts: list[Component] = [SurveyClient(settings.survey_url, transport=survey_transport)]
+    if settings.environment == "development":
+        parts.append(DemoAccounts(resources))
+    return parts
 
 
 SERVICE = ServiceDefinition(
     name="gateway",
     settings=GatewaySettings,
     migrations=Path(__file__).parent / "migrations",
-    routers=[router],
+    routers=[router, collections_router],
     components=components,
     description="The public HTTP interface: staff login, roles, audit, counter popups, "
     "self-service, partners.",
 )
 
 
-def create(settings: GatewaySettings | None = None) -> FastAPI:
-    """The ASGI application (`uvicorn --factory canbao_gateway.app:create`)."""
-    app = create_app(SERVICE, settings)
+def create(
+    settings: GatewaySettings | None = None,
+    *,
+    survey_transport: httpx.AsyncBaseTransport | None = None,
+) -> FastAPI:
+    """The ASGI application (`uvicorn --factory canbao_gateway.app:create`). `survey_transport`
+    (tests): reach survey through it, e.g. httpx.ASGITransport of the survey app."""
+    definition = SERVICE
+    if survey_transport is not None:
+        definition = replace(
+            SERVICE, components=partial(components, survey_transport=survey_transport)
+        )
+    app = create_app(definition, settings)
     install_header_handler(app)
     install_log_masking()
     return app

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Final
 
-from pydantic import SecretStr, model_validator
+from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from canbao_platform.settings import LOCAL_POSTGRES, ServiceSettings
@@ -35,6 +35,12 @@ class GatewaySettings(ServiceSettings):
     # Short-lived (our convention): a token is not checked against the accounts table on each
     # request, so a disabled account keeps access until its token expires.
     access_token_minutes: int = 15
+    # GATEWAY_SURVEY_URL (or SURVEY_URL): where the survey service's internal API answers; the
+    # local stack serves survey on port 8003.
+    survey_url: str = Field(
+        "http://127.0.0.1:8003",
+        validation_alias=AliasChoices("survey_url", "GATEWAY_SURVEY_URL", "SURVEY_URL"),
+    )
 
     @model_validator(mode="after")
     def _keys_for_the_environment(self) -> GatewaySettings:

@@ -1,0 +1,108 @@
+"""The survey service as the gateway reaches it: over HTTP (architecture.md: a synchronous call
+only where a user waits for the answer), at `GATEWAY_SURVEY_URL`.
+
+Every submission carries an Idempotency-Key (the client's, else one made here), so the one retry
+after a transport failure, and a clerk's own retry after a 503, never store a collection twice:
+survey answers a repeated key with the first collection. Survey's problems (422 invalid-items,
+409 idempotency-key-reused) reach the client unchanged; survey away or failing is 503
+`survey-unavailable`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any, Final
+
+import httpx
+from fastapi import Request
+
+from canbao_platform.problems import Problem
+
+log = logging.getLogger(__name__)
+TIMEOUT_S: Final = 5.0
+RETRY_AFTER_S: Final = 0.2
+
+
+class SurveyUnavailable(Problem):
+    def __init__(self) -> None:
+        super().__init__(
+            503,
+            "survey-unavailable",
+            "调查登记服务暂不可用，请稍后重试 (the survey service is unavailable)",
+            "采集信息未保存；请用同一幂等键（Idempotency-Key）重新提交 (nothing was saved; retry)",
+        )
+
+
+class SurveyClient:
+    """A component: the HTTP client is opened in the lifespan. `transport` lets tests reach the
+    survey application in-process (httpx.ASGITransport) instead of over a port."""
+
+    name = "survey-client"
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        timeout_s: float = TIMEOUT_S,
+    ) -> None:
+        self.base_url, self._transport, self._timeout_s = base_url, transport, timeout_s
+        self._http: httpx.AsyncClient | None = None
+
+    async def start(self) -> None:
+        self._http = httpx.AsyncClient(
+            base_url=self.base_url, transport=self._transport, timeout=self._timeout_s
+        )
+
+    async def stop(self) -> None:
+        if self._http is not None:
+            await self._http.aclose()
+            self._http = None
+
+    def health(self) -> dict[str, Any]:
+        # The gateway serves logins and popups without survey: not a readiness condition.
+        return {"ready": self._http is not None}
+
+    async def submit_collection(self, body: dict[str, Any], *, idempotency_key: str) -> Any:
+        """POST /internal/collections; survey's JSON answer (201), or its problem raised."""
+        assert self._http is not None, "the survey client is not started"
+        headers = {"Idempotency-Key": idempotency_key}
+        for attempt in range(2):
+            try:
+                response = await self._http.post(
+                    "/internal/collections", json=body, headers=headers
+                )
+                break
+            except httpx.TransportError as error:  # the request may or may not have arrived
+                log.warning("survey unreachable (%s), attempt %d", type(error).__name__, attempt)
+                if attempt == 1:
+                    raise SurveyUnavailable() from None
+                await asyncio.sleep(RETRY_AFTER_S)
+        if response.status_code >= 500:
+            log.warning("survey answered %d", response.status_code)
+            raise SurveyUnavailable()
+        if response.status_code >= 400:
+            raise _passed_on(response)
+        return response.json()
+
+
+def _passed_on(response: httpx.Response) -> Problem:
+    """Survey's problem as the gateway's own: same status, type, title, detail, extensions."""
+    try:
+        body = dict(response.json())
+        slug = str(body.pop("type")).removeprefix("/problems/")
+    except (ValueError, KeyError, TypeError):
+        log.warning("survey answered %d without a problem document", response.status_code)
+        return SurveyUnavailable()
+    title, detail = body.pop("title", slug), body.pop("detail", None)
+    body.pop("status", None), body.pop("instance", None)
+    return Problem(response.status_code, slug, title, detail, **body)
+
+
+def survey_client(request: Request) -> SurveyClient:
+    """The dependency: the running service's survey client."""
+    for component in request.app.state.components:
+        if isinstance(component, SurveyClient):
+            return component
+    raise RuntimeError("the gateway runs without its survey client")

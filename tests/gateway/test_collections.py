@@ -1,0 +1,236 @@
+"""`POST /api/v1/counter/collections` end to end: the gateway (real PostgreSQL) forwards to the
+survey application (its own database, outbox and broker) over HTTP — in-process through
+httpx.ASGITransport instead of a port — and the approved collection arrives on
+registry.collections with the clerk as handler and reviewer."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import httpx
+import pytest
+import sqlalchemy as sa
+from fastapi import FastAPI
+
+from canbao_contracts.codes import RegistrationItem
+from canbao_contracts.topics import COLLECTIONS
+from canbao_gateway.app import create
+from canbao_gateway.clock import clock
+from canbao_gateway.staff import Role
+from canbao_gateway.tables import audit_log
+from canbao_platform.db import Database
+from canbao_platform.local.broker import MockKafkaCluster
+from canbao_platform.local.postgres import free_port
+from canbao_survey.tables import collections
+from tests.gateway.conftest import Clock, assert_problem, bearer, serve, settings_for
+from tests.survey import conftest as survey_fixtures
+from tests.survey.conftest import COLLECTED, NEW_PERSON, NUMBER, PERSON, Published
+
+PATH = "/api/v1/counter/collections"
+OUT_OF_SCOPE = "5203"  # Zunyi; the person's number is of Guiyang (520102)
+# Survey's own fixtures: its database, application and a reader of registry.collections.
+survey_url = survey_fixtures.survey_url
+survey_db = survey_fixtures.survey_db
+survey_app = survey_fixtures.survey_app
+published = survey_fixtures.published
+
+
+@pytest.fixture(scope="module")
+def collections_kafka() -> Iterator[MockKafkaCluster]:
+    with MockKafkaCluster(brokers=3) as cluster:
+        cluster.create_topics([COLLECTIONS])
+        yield cluster
+
+
+@pytest.fixture
+async def gateway(
+    gateway_url: str, survey_app: FastAPI, test_clock: Clock
+) -> AsyncIterator[httpx.AsyncClient]:
+    """The gateway, reaching the running survey application through ASGI."""
+    app = create(settings_for(gateway_url), survey_transport=httpx.ASGITransport(app=survey_app))
+    app.dependency_overrides[clock] = lambda: test_clock
+    async with serve(survey_app), serve(app) as client:
+        yield client
+
+
+def collection(items: dict[str, str] | None = None, **fields: Any) -> dict[str, Any]:
+    return {
+        "id_number": NUMBER,
+        "person_id": str(PERSON),
+        "items": COLLECTED if items is None else items,
+        **fields,
+    }
+
+
+async def rows(database: Database, table: sa.Table) -> list[dict[str, Any]]:
+    async with database.engine.connect() as connection:
+        return [dict(r) for r in (await connection.execute(sa.select(table))).mappings().all()]
+
+
+async def test_a_clerk_collection_is_approved_published_and_audited_as_a_change(
+    gateway: httpx.AsyncClient,
+    token_for: Any,
+    gateway_db: Database,
+    survey_db: Database,
+    published: Published,
+) -> None:
+    token = token_for(Role.COUNTER, scope="520102", username="clerk-07")
+    response = await gateway.post(
+        PATH, json=collection(resolved_reasons=["missing_info"]), headers=bearer(token)
+    )
+
+    assert response.status_code == 201, response.text
+    accepted = response.json()
+    assert accepted["state"] == "approved"
+    [row] = await rows(survey_db, collections)
+    assert (row["handler"], row["reviewer"], row["state"]) == ("clerk-07", "clerk-07", "approved")
+    [entry] = await rows(gateway_db, audit_log)
+    assert (entry["staff"], entry["role"], entry["outcome"], entry["purpose"]) == (
+        "clerk-07",
+        "counter",
+        "ok",
+        "counter_service",
+    )
+    assert entry["endpoint"] == f"POST {PATH}" and entry["person_id"] == PERSON
+    assert entry["person_region"] == "520102" and entry["id_number_hash"]
+    assert NUMBER not in repr(entry)
+    await published.until(lambda seen: bool(published.of(accepted["collection_id"])))
+    [event] = published.of(accepted["collection_id"])
+    assert event.handler == event.reviewer == "clerk-07"
+    assert event.items[RegistrationItem.PHONE] == COLLECTED["phone"]
+
+
+@pytest.mark.parametrize("role", [r for r in Role if r is not Role.COUNTER])
+async def test_only_counter_clerks_may_submit(
+    gateway: httpx.AsyncClient, token_for: Any, survey_db: Database, role: Role
+) -> None:
+    response = await gateway.post(PATH, json=collection(), headers=bearer(token_for(role)))
+    assert_problem(response, 403, "role-not-allowed")
+    assert await rows(survey_db, collections) == []
+
+
+async def test_a_person_outside_the_clerks_region_is_refused_and_the_attempt_audited(
+    gateway: httpx.AsyncClient,
+    token_for: Any,
+    gateway_db: Database,
+    survey_db: Database,
+) -> None:
+    token = token_for(Role.COUNTER, scope=OUT_OF_SCOPE)
+    response = await gateway.post(PATH, json=collection(), headers=bearer(token))
+
+    assert_problem(response, 403, "out-of-scope")
+    assert await rows(survey_db, collections) == []
+    [entry] = await rows(gateway_db, audit_log)
+    assert (entry["outcome"], entry["person_region"]) == ("out_of_scope", "520102")
+
+
+async def test_a_new_registration_is_placed_by_the_collected_number(
+    gateway: httpx.AsyncClient,
+    token_for: Any,
+    survey_db: Database,
+) -> None:
+    body = {"person_id": None, "items": NEW_PERSON}
+    inside = await gateway.post(PATH, json=body, headers=bearer(token_for(Role.COUNTER, "5201")))
+    outside = await gateway.post(
+        PATH, json=body, headers=bearer(token_for(Role.COUNTER, OUT_OF_SCOPE))
+    )
+    assert inside.status_code == 201, inside.text
+    assert_problem(outside, 403, "out-of-scope")
+    assert len(await rows(survey_db, collections)) == 1
+
+
+async def test_bad_fields_are_named_audited_as_rejected_and_not_forwarded(
+    gateway: httpx.AsyncClient,
+    token_for: Any,
+    gateway_db: Database,
+    survey_db: Database,
+) -> None:
+    items = {"phone": "8555", "gender": "3"}
+    response = await gateway.post(
+        PATH, json=collection(items), headers=bearer(token_for(Role.COUNTER))
+    )
+
+    problem = assert_problem(response, 422, "invalid-items")
+    assert [(e["item"], e["code"], e["kind"]) for e in problem["errors"]] == [
+        ("gender", "AAC004", "not_in_code_table"),
+        ("phone", "AAE005", "invalid_phone"),
+    ]
+    assert "联系电话（AAE005）" in problem["detail"] and "8555" not in response.text
+    assert await rows(survey_db, collections) == []
+    [entry] = await rows(gateway_db, audit_log)
+    assert entry["outcome"] == "rejected"
+
+
+async def test_an_invalid_presented_number_says_what_is_wrong(
+    gateway: httpx.AsyncClient,
+    token_for: Any,
+) -> None:
+    body = collection(id_number=NUMBER[:17] + "6")
+    response = await gateway.post(PATH, json=body, headers=bearer(token_for(Role.COUNTER)))
+    problem = assert_problem(response, 422, "invalid-id-number")
+    assert problem["detail"] == "校验码应为3，实为6"
+
+
+async def test_a_person_without_a_citizen_number_needs_a_region(
+    gateway: httpx.AsyncClient,
+    token_for: Any,
+) -> None:
+    body = {"document_type": "02", "person_id": str(PERSON), "items": COLLECTED}
+    response = await gateway.post(PATH, json=body, headers=bearer(token_for(Role.COUNTER)))
+    assert_problem(response, 422, "person-region-unknown")
+    body["region_code"] = "520102"
+    response = await gateway.post(PATH, json=body, headers=bearer(token_for(Role.COUNTER)))
+    assert response.status_code == 201, response.text
+
+
+async def test_a_resubmission_with_the_same_key_is_the_same_collection(
+    gateway: httpx.AsyncClient,
+    token_for: Any,
+    survey_db: Database,
+) -> None:
+    headers = bearer(token_for(Role.COUNTER)) | {"Idempotency-Key": "window-3-0001"}
+    first = await gateway.post(PATH, json=collection(), headers=headers)
+    again = await gateway.post(PATH, json=collection(), headers=headers)
+    assert first.status_code == again.status_code == 201
+    assert first.json() == again.json()
+    assert len(await rows(survey_db, collections)) == 1
+    other = await gateway.post(PATH, json=collection({"phone": "13900000000"}), headers=headers)
+    assert_problem(other, 409, "idempotency-key-reused")
+
+
+async def test_a_submission_without_a_token_is_refused(gateway: httpx.AsyncClient) -> None:
+    assert_problem(await gateway.post(PATH, json=collection()), 401, "unauthenticated")
+
+
+async def test_survey_away_is_503_and_nothing_is_saved_or_audited(
+    gateway_url: str,
+    test_clock: Clock,
+    token_for: Any,
+    gateway_db: Database,
+) -> None:
+    nobody = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    app = create(settings_for(gateway_url, survey_url=nobody))
+    app.dependency_overrides[clock] = lambda: test_clock
+    async with serve(app) as client:
+        response = await client.post(
+            PATH, json=collection(), headers=bearer(token_for(Role.COUNTER))
+        )
+    assert_problem(response, 503, "survey-unavailable")
+    assert COLLECTED["phone"] not in response.text
+    assert await rows(gateway_db, audit_log) == []
+
+
+async def test_survey_failing_is_503_too(
+    gateway_url: str,
+    test_clock: Clock,
+    token_for: Any,
+) -> None:
+    failing = httpx.MockTransport(lambda request: httpx.Response(500, json={"type": "x"}))
+    app = create(settings_for(gateway_url), survey_transport=failing)
+    app.dependency_overrides[clock] = lambda: test_clock
+    async with serve(app) as client:
+        response = await client.post(
+            PATH, json=collection(), headers=bearer(token_for(Role.COUNTER))
+        )
+    assert_problem(response, 503, "survey-unavailable")
