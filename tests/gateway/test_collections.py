@@ -5,6 +5,7 @@ registry.collections with the clerk as handler and reviewer."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -234,3 +235,18 @@ async def test_survey_failing_is_503_too(
             PATH, json=collection(), headers=bearer(token_for(Role.COUNTER))
         )
     assert_problem(response, 503, "survey-unavailable")
+
+
+async def test_no_collected_value_or_number_reaches_the_logs(
+    gateway: httpx.AsyncClient, token_for: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    for name in ("canbao_gateway", "canbao_survey", "canbao_platform", "httpx", "uvicorn"):
+        caplog.set_level(logging.DEBUG, logger=name)
+    headers = bearer(token_for(Role.COUNTER))
+    await gateway.post(PATH, json={"person_id": None, "items": NEW_PERSON}, headers=headers)
+    await gateway.post(PATH, json=collection({"phone": "0851-855"}), headers=headers)
+    logged = caplog.text + repr([record.args for record in caplog.records])
+    for value in (*NEW_PERSON.values(), "0851-855"):
+        if len(value) > 2:
+            assert value not in logged, value
