@@ -54,7 +54,8 @@ async def test_a_counter_collection_is_stored_encrypted_approved_and_published(
     stored = repr(row).encode() + row["items_sealed"]
     for value in COLLECTED.values():
         assert value.encode() not in stored and value.encode("unicode_escape") not in stored
-    [event] = await published.until(lambda seen: bool(published.of(created["collection_id"])))
+    await published.until(lambda seen: bool(published.of(created["collection_id"])))
+    [event] = published.of(created["collection_id"])
     assert event.collection_id == UUID(created["collection_id"]) and event.person_id == PERSON
     assert event.channel is Channel.COUNTER
     assert event.handler == event.reviewer == CLERK and event.handled_at == event.reviewed_at
@@ -221,3 +222,24 @@ def test_production_refuses_to_run_without_a_real_data_key(
         SurveySettings()
     monkeypatch.setenv("SURVEY_DATA_KEY", base64.b64encode(b"k" * 32).decode())
     assert SurveySettings().data_key_id == "prod-1"
+
+
+async def test_a_verified_reason_for_not_being_insured_travels_with_the_collection(
+    survey: httpx.AsyncClient, published: Published
+) -> None:
+    verified = [{"insurance": "unemployment", "status": "95"}]
+    body = counter_collection(verified_statuses=verified, resolved_reasons=["partially_insured"])
+    response = await survey.post("/internal/collections", json=body)
+    assert response.status_code == 201, response.text
+    collection_id = response.json()["collection_id"]
+    await published.until(lambda seen: bool(published.of(collection_id)))
+    [event] = published.of(collection_id)
+    assert [(v.insurance.value, v.status.value) for v in event.verified_statuses] == [
+        ("unemployment", "95")
+    ]
+
+
+async def test_a_scheme_code_cannot_be_verified_by_a_collection(survey: httpx.AsyncClient) -> None:
+    body = counter_collection(verified_statuses=[{"insurance": "pension", "status": "11"}])
+    response = await survey.post("/internal/collections", json=body)
+    assert_problem(response, 422, "invalid-request")
