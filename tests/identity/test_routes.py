@@ -9,10 +9,12 @@ from uuid import uuid4
 
 import httpx
 import pytest
+import sqlalchemy as sa
 
 from canbao_identity.app import create
 from canbao_identity.settings import IdentitySettings
 from canbao_platform.db import Database
+from canbao_platform.messaging.tables import outbox
 from canbao_platform.service import Resources
 from tests.identity.conftest import Harness, change
 from tests.identity.test_registry import LEGACY, NUMBER, ac01, hukou
@@ -96,3 +98,32 @@ async def test_a_clerk_links_a_queued_record_to_its_person(
         ("id_number", "civil"),
         ("name", "civil"),
     ]
+
+
+async def test_rows_that_name_a_queued_record_follow_it_when_a_clerk_links_it(
+    harness: Harness, client: httpx.AsyncClient
+) -> None:
+    """An ac01 with a mistyped number and another spelling waits for a clerk; its enrolment
+    (ac02, which names the person only through the ac01) waits with it, then follows it."""
+    typo = NUMBER[:17] + "5"
+    await harness.apply(
+        [
+            change("hukou.person", hukou()),
+            change("si_core.ac01", ac01(typo, "王 小伟", aac006="")),
+            change("si_core.ac02", {"aac001": "P1", "aae140": "110", "aab301": "110101",
+                                    "aab001": "U1", "aac008": "1"}),
+        ]
+    )  # fmt: skip
+    person_id = await harness.person_of(NUMBER)
+    [entry] = (await client.get("/internal/review-queue")).json()
+    assert entry["source_table"] == "si_core.ac01"
+    resolve = f"/internal/review-queue/{entry['entry_id']}/resolve"
+    done = await client.post(resolve, json={"person_id": str(person_id), "reviewer": "clerk-7"})
+    assert done.status_code == 200, done.text
+    async with harness.db.engine.connect() as connection:
+        facts = (
+            await connection.execute(
+                sa.select(outbox.c.value).where(outbox.c.topic == "registry.facts")
+            )
+        ).scalars().all()  # fmt: skip
+    assert any(b'"enrolment"' in value for value in facts), "the enrolment followed its ac01"

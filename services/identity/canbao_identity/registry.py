@@ -248,12 +248,20 @@ class Registry:
             matches = await self.store.demographic_matches(entry.demographic_index)
             if len(matches) != 1:
                 continue
-            await self.store.link_candidate(entry.source_table, entry.record_key, matches[0])
-            await self.store.close_review(
-                entry.source_table, entry.record_key, "auto_linked", matches[0], "auto"
-            )
-            await self.store.mark_pending({matches[0]})
+            await self.link_reviewed(entry, matches[0], resolution="auto_linked", by="auto")
             self._count("candidate_retried")
+
+    async def link_reviewed(self, entry: Any, person_id: UUID, *, resolution: str, by: str) -> None:
+        """Link a queued record to `person_id` as a candidate (a clerk's decision, or the one
+        person its demographic key matches), with the rows that name it (an ac01's ac02/ac60);
+        close its queue entry; the persons concerned become pending."""
+        await self.store.link_candidate(entry.source_table, entry.record_key, person_id)
+        await self.store.close_review(
+            entry.source_table, entry.record_key, resolution, person_id, by
+        )
+        ref = f"{entry.source_table}|{entry.record_key}"
+        touched = await self.store.relink_dependents_many({ref: person_id})
+        await self.store.mark_pending(touched | {person_id})
 
     def _count(self, what: str, n: int = 1) -> None:
         self.counts[what] = self.counts.get(what, 0) + n

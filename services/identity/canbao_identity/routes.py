@@ -16,7 +16,7 @@ from canbao_contracts.id_numbers import validate
 from canbao_identity.protection import Protector
 from canbao_identity.registry import Registry
 from canbao_identity.store import Store, person_context
-from canbao_identity.tables import identities, persons, review_queue, source_records
+from canbao_identity.tables import identities, persons, review_queue
 from canbao_platform.messaging import unit_of_work
 from canbao_platform.problems import Problem
 from canbao_platform.service import Resources
@@ -221,22 +221,13 @@ async def resolve_review(
             await store.ensure_person(person_id)
         elif await store.person(person_id) is None:
             raise NotRegistered()
-        await (await uow.session.connection()).execute(
-            sa.update(source_records)
-            .where(
-                source_records.c.source_table == entry.source_table,
-                source_records.c.record_key == entry.record_key,
-            )
-            .values(person_id=person_id, link_kind="candidate")
-        )
-        await store.close_review(
-            entry.source_table,
-            entry.record_key,
-            "new_person" if body.new_person else "linked",
-            person_id,
-            body.reviewer,
-        )
-        await Registry(store, protector, uow.publish_event).rebuild([person_id])
+        registry = Registry(store, protector, uow.publish_event)
+        await registry.link_reviewed(
+            entry, person_id, resolution="new_person" if body.new_person else "linked",
+            by=body.reviewer,
+        )  # fmt: skip
+        # The clerk waits for the answer: this person now; the others by the builder.
+        await registry.rebuild([person_id])
         row = (
             await (await uow.session.connection()).execute(
                 sa.select(review_queue).where(review_queue.c.entry_id == entry_id)
