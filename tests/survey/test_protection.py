@@ -15,8 +15,9 @@ from cryptography.exceptions import InvalidTag
 from canbao_platform.db import Database
 from canbao_survey.collections import CounterCollection
 from canbao_survey.protection import Sealer, UnknownKey
-from canbao_survey.store import read_collection, submit_counter_collection
+from canbao_survey.store import submit_counter_collection
 from canbao_survey.tables import collections
+from canbao_survey.views import read_collection
 from tests.survey.conftest import NEW_PERSON, Published, counter_collection
 
 OLD, NEW = b"o" * 32, b"n" * 32

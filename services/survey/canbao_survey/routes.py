@@ -16,7 +16,8 @@ from canbao_survey.collections import CounterCollection, ReviewState
 from canbao_survey.problems import CollectionNotFound
 from canbao_survey.protection import Sealer
 from canbao_survey.settings import SurveySettings
-from canbao_survey.store import CollectionView, read_collection, submit_counter_collection
+from canbao_survey.store import submit_counter_collection
+from canbao_survey.views import CollectionView, read_collection
 
 router = APIRouter(prefix="/internal", tags=["collections"])
 MAX_IDEMPOTENCY_KEY = 128
