@@ -127,3 +127,38 @@ async def test_rows_that_name_a_queued_record_follow_it_when_a_clerk_links_it(
             )
         ).scalars().all()  # fmt: skip
     assert any(b'"enrolment"' in value for value in facts), "the enrolment followed its ac01"
+
+
+async def test_one_person_under_two_documents_is_merged(
+    harness: Harness, client: httpx.AsyncClient
+) -> None:
+    await harness.apply(
+        [
+            change("hukou.person", hukou()),
+            change("medical.insured", {"psn_no": "M7", "certno": "E12345678", "psn_cert_type": "02",
+                                       "psn_name": "王伟", "gend": "1", "brdy": date(1980, 1, 1),
+                                       "insutype": "390", "psn_insu_stas": "1"}),
+        ]
+    )  # fmt: skip
+    survivor, merged = await harness.person_of(NUMBER), await harness.person_of("E12345678", "02")
+    assert survivor is not None and merged is not None and survivor != merged
+
+    response = await client.post(
+        f"/internal/persons/{merged}/merge",
+        json={"surviving_person_id": str(survivor), "reviewer": "clerk-7"},
+    )
+    assert response.status_code == 200, response.text
+    assert await harness.person_of("E12345678", "02") == survivor
+    assert (await client.get(f"/internal/persons/{merged}")).status_code == 404
+    async with harness.db.engine.connect() as connection:
+        rows = (await connection.execute(sa.select(outbox.c.topic, outbox.c.value))).all()
+    merged_events = [v for t, v in rows if t == "registry.persons" and b"merged_person_id" in v]
+    assert len(merged_events) == 1
+    facts = [v for t, v in rows if t == "registry.facts"]
+    assert any(b'"retracted":true' in v and str(merged).encode() in v for v in facts)
+    assert any(b'"retracted":false' in v and str(survivor).encode() in v for v in facts)
+    again = await client.post(
+        f"/internal/persons/{merged}/merge",
+        json={"surviving_person_id": str(survivor), "reviewer": "clerk-7"},
+    )
+    assert again.status_code == 404

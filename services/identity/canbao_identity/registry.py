@@ -23,6 +23,7 @@ from datetime import date
 from typing import Any
 from uuid import UUID, uuid4
 
+from canbao_contracts.events import PersonsMerged
 from canbao_contracts.events.base import Event
 from canbao_identity import records as r
 from canbao_identity.golden import LinkedRecord, golden_record
@@ -240,6 +241,22 @@ class Registry:
                 document, context=person_context(person_id)
             ),
         }, demographic
+
+    async def merge(self, merged: UUID, survivor: UUID) -> None:
+        """One person under two person_ids (a clerk found "one person under two numbers",
+        domain.md §3): the merged id's records and numbers move to the survivor, its facts are
+        retracted, PersonsMerged retires it, and the survivor is rebuilt with everything."""
+        person = (await self.store.persons([merged])).get(merged)
+        if person is None:
+            raise LookupError("no such person")
+        await self.store.move_person(merged, survivor)
+        retractions, _ = fact_events(merged, {}, person.emitted_facts or {})
+        for fact in retractions:
+            self.publish(fact)
+        self.publish(PersonsMerged(merged_person_id=merged, surviving_person_id=survivor))
+        await self.store.retire_person(merged)
+        await self.rebuild([survivor])
+        self._count("PersonsMerged")
 
     async def _retry_reviews(self, demographics: set[str]) -> None:
         """Records that waited in the queue for a person with this name, birth date and gender:

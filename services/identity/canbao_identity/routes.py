@@ -234,3 +234,32 @@ async def resolve_review(
             )
         ).first()
     return ReviewEntry.model_validate(row._mapping)
+
+
+class Merge(BaseModel):
+    """Retire this person_id in favour of `surviving_person_id` (one person, two numbers)."""
+
+    surviving_person_id: UUID
+    reviewer: str = Field(min_length=1, max_length=64)
+
+
+@router.post("/persons/{person_id}/merge", response_model=PersonRecord,
+             summary="Merge a person into another (one person registered twice)")  # fmt: skip
+async def merge_person(person_id: UUID, body: Merge, resources: ResourcesDep,
+                       protector: ProtectorDep) -> PersonRecord:  # fmt: skip
+    if person_id == body.surviving_person_id:
+        raise Problem(
+            422, "invalid-merge", "不能将人员与其本人合并", "a person cannot be merged into itself"
+        )
+    async with unit_of_work(resources.database, service="identity") as uow:
+        store = Store(uow.session, protector)
+        if await store.person(body.surviving_person_id) is None:
+            raise NotRegistered()
+        try:
+            await Registry(store, protector, uow.publish_event).merge(
+                person_id, body.surviving_person_id
+            )
+        except LookupError:
+            raise NotRegistered() from None
+    async with resources.database.sessions() as session:
+        return await _person(session, protector, body.surviving_person_id)

@@ -311,6 +311,21 @@ class Store:
             statement, [{f"b_{k}": v for k, v in row.items()} for row in values]
         )
 
+    async def move_person(self, merged: UUID, survivor: UUID) -> None:
+        """Every record, number and queue decision of `merged` now belongs to `survivor`."""
+        connection = await self._connection()
+        for table in (source_records, identities, review_queue):
+            await connection.execute(
+                sa.update(table).where(table.c.person_id == merged).values(person_id=survivor)
+            )
+
+    async def retire_person(self, person_id: UUID) -> None:
+        connection = await self._connection()
+        await connection.execute(
+            sa.delete(pending_persons).where(pending_persons.c.person_id == person_id)
+        )
+        await connection.execute(sa.delete(persons).where(persons.c.person_id == person_id))
+
     async def link_candidate(self, source_table: str, record_key: str, person_id: UUID) -> None:
         await (await self._connection()).execute(
             sa.update(source_records)
