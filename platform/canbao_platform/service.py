@@ -48,6 +48,14 @@ class Resources:
     database: Database
 
 
+def keep_message_contents_out_of_logs() -> None:
+    """aiokafka logs whole records at DEBUG (a collection's items are personal data): however
+    verbose the service's logging is made, its loggers stay at INFO or above."""
+    kafka = logging.getLogger("aiokafka")
+    if kafka.getEffectiveLevel() < logging.INFO:
+        kafka.setLevel(logging.INFO)
+
+
 @dataclass(frozen=True)
 class ServiceDefinition:
     name: str
@@ -60,6 +68,7 @@ class ServiceDefinition:
 
 def create_app(definition: ServiceDefinition, settings: ServiceSettings | None = None) -> FastAPI:
     settings = settings or definition.settings()
+    keep_message_contents_out_of_logs()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -122,3 +123,14 @@ def test_service_imports_no_other_service(service: str) -> None:
             )  # fmt: skip
             for name in names:
                 assert name.split(".")[0] not in others, f"{path} imports {name}"
+
+
+def test_kafka_client_logs_never_carry_message_contents() -> None:
+    """aiokafka logs whole records at DEBUG; a service keeps its loggers at INFO at least."""
+    logging.getLogger("aiokafka").setLevel(logging.DEBUG)
+    try:
+        service = definition("survey")
+        create_app(service, service.settings(database_url="postgresql+asyncpg://x@127.0.0.1:1/x"))
+        assert logging.getLogger("aiokafka.consumer.fetcher").getEffectiveLevel() == logging.INFO
+    finally:
+        logging.getLogger("aiokafka").setLevel(logging.NOTSET)
