@@ -40,25 +40,32 @@ async def _execute(session: AsyncSession, statement: sa.Executable, params: Any 
 # -- Written by the consumer: what arrived, and that the person is to be evaluated ---------------
 
 
+_MARK_PENDING: Final = sa.text("""
+    INSERT INTO persons (person_id, pending, pending_observed_at, state)
+    VALUES (:person_id, true, :observed_at, CAST(:state AS jsonb))
+    ON CONFLICT (person_id) DO UPDATE
+        SET pending = true,
+            pending_observed_at = greatest(persons.pending_observed_at,
+                                           excluded.pending_observed_at),
+            state = coalesce(excluded.state, persons.state)
+""")
+
+
 async def mark_pending(
-    session: AsyncSession, person_id: UUID, observed_at: datetime | None = None, **values: Any
-) -> None:
-    """The person is to be evaluated again (creating their row if a fact or a collection came
-    first); `observed_at` is the source change that led here, kept for the delay it measures."""
-    statement = insert(persons).values(person_id=person_id, pending=True,
-                                       pending_observed_at=observed_at, **values)  # fmt: skip
-    newest = sa.func.greatest(persons.c.pending_observed_at, statement.excluded.pending_observed_at)
-    await _execute(session, statement.on_conflict_do_update(
-        index_elements=[persons.c.person_id],
-        set_={"pending": True, "pending_observed_at": newest,
-              **{name: statement.excluded[name] for name in values}},
-    ))  # fmt: skip
+    session: AsyncSession, person_id: UUID, observed_at: datetime | None = None,
+    state: str | None = None,
+) -> None:  # fmt: skip
+    """The person is to be evaluated again (creating their row if a collection came first);
+    `observed_at` is the source change that led here, kept for the delay it measures; `state`
+    (JSON) replaces the person's state when given."""
+    values = {"person_id": person_id, "observed_at": observed_at, "state": state}
+    await _execute(session, _MARK_PENDING, values)
 
 
 async def save_person(session: AsyncSession, person: PersonState) -> None:
     """Keep identity's newest state of the person (every event but a merge carries all of it)."""
     await mark_pending(session, person.person_id,
-                       state=person.model_dump(mode="json", exclude={"changed"}))  # fmt: skip
+                       state=person.model_dump_json(exclude={"changed"}))  # fmt: skip
 
 
 async def retire_person(session: AsyncSession, retired: UUID, survivor: UUID) -> None:
@@ -72,30 +79,37 @@ async def retire_person(session: AsyncSession, retired: UUID, survivor: UUID) ->
         index_elements=[persons.c.person_id], set_=cleared))  # fmt: skip
 
 
+# The consumer's hot path, one round trip per fact, written once (no statement built per call):
+# keep the fact if its revision is newer than the one held, and then mark its person pending.
+_SAVE_FACT: Final = sa.text("""
+    WITH saved AS (
+        INSERT INTO facts (fact_id, person_id, revision, retracted, from_collection,
+                           observed_at, body)
+        VALUES (:fact_id, :person_id, :revision, :retracted, :from_collection, :observed_at,
+                CAST(:body AS jsonb))
+        ON CONFLICT (fact_id) DO UPDATE
+            SET revision = excluded.revision, retracted = excluded.retracted,
+                observed_at = excluded.observed_at, body = excluded.body
+            WHERE facts.revision < excluded.revision
+        RETURNING person_id, observed_at)
+    INSERT INTO persons (person_id, pending, pending_observed_at)
+    SELECT person_id, true, observed_at FROM saved
+    ON CONFLICT (person_id) DO UPDATE
+        SET pending = true,
+            pending_observed_at = greatest(persons.pending_observed_at,
+                                           excluded.pending_observed_at)
+    RETURNING person_id
+""")
+
+
 async def save_fact(session: AsyncSession, person_id: UUID, fact: Fact) -> bool:
-    """Keep the fact if its revision is newer than the one held, and mark the person pending,
-    in one statement; False when it is not newer (a duplicate or a late copy: nothing changes)."""
-    statement = insert(facts).values(
-        fact_id=fact.fact_id, person_id=person_id, revision=fact.revision,
-        retracted=fact.retracted, from_collection=fact.source.system == COLLECTION_SYSTEM,
-        observed_at=fact.observed_at, body=fact.model_dump(mode="json"),
-    )  # fmt: skip
-    excluded = statement.excluded
-    saved = statement.on_conflict_do_update(
-        index_elements=[facts.c.fact_id],
-        set_={"revision": excluded.revision, "retracted": excluded.retracted,
-              "observed_at": excluded.observed_at, "body": excluded.body},
-        where=facts.c.revision < excluded.revision,
-    ).returning(facts.c.person_id, facts.c.observed_at).cte("saved")  # fmt: skip
-    mark = insert(persons).from_select(
-        ["person_id", "pending", "pending_observed_at"],
-        sa.select(saved.c.person_id, sa.true(), saved.c.observed_at),
-    )
-    newest = sa.func.greatest(persons.c.pending_observed_at, mark.excluded.pending_observed_at)
-    result = await _execute(session, mark.on_conflict_do_update(
-        index_elements=[persons.c.person_id],
-        set_={"pending": True, "pending_observed_at": newest},
-    ).returning(persons.c.person_id))  # fmt: skip
+    """Keep the fact and mark the person pending; False when the fact is not newer than the
+    one held (a duplicate or a late copy: nothing changes)."""
+    result = await _execute(session, _SAVE_FACT, {
+        "fact_id": fact.fact_id, "person_id": person_id, "revision": fact.revision,
+        "retracted": fact.retracted, "from_collection": fact.source.system == COLLECTION_SYSTEM,
+        "observed_at": fact.observed_at, "body": fact.model_dump_json(),
+    })  # fmt: skip
     newer: bool = result.first() is not None
     return newer
 
