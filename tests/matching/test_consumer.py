@@ -12,6 +12,8 @@ import uuid
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+import sqlalchemy as sa
+
 from canbao_contracts.codes import RegistrationState, StatusCode, SurveyReason
 from canbao_contracts.events import (
     CollectionApproved,
@@ -24,6 +26,7 @@ from canbao_contracts.events import (
 )
 from canbao_contracts.events.vocabulary import Channel
 from canbao_matching.rules import Situation, evaluate
+from canbao_matching.tables import persons
 from tests.matching.conftest import Service
 from tests.matching.people import TODAY, enrolled, job, person, study
 
@@ -173,6 +176,10 @@ async def test_a_merged_person_is_no_longer_evaluated(service: Service) -> None:
     merge = PersonsMerged(merged_person_id=retired, surviving_person_id=survivor)
     await service.publish([merge, fact_event(retired, enrolled(retired, S.RESIDENT_MEDICAL))])
     assert len(await service.quiet()) == published
+    async with service.database.engine.connect() as connection:
+        row = (await connection.execute(sa.select(persons.c.pending, persons.c.merged_into)
+                                        .where(persons.c.person_id == retired))).one()  # fmt: skip
+    assert row.merged_into == survivor and row.pending is False
 
 
 async def test_delay_from_the_source_commit_to_the_verdict(service: Service) -> None:

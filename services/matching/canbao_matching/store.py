@@ -44,7 +44,7 @@ _MARK_PENDING: Final = sa.text("""
     INSERT INTO persons (person_id, pending, pending_observed_at, state)
     VALUES (:person_id, true, :observed_at, CAST(:state AS jsonb))
     ON CONFLICT (person_id) DO UPDATE
-        SET pending = true,
+        SET pending = persons.merged_into IS NULL,  -- a merged person is never evaluated
             pending_observed_at = greatest(persons.pending_observed_at,
                                            excluded.pending_observed_at),
             state = coalesce(excluded.state, persons.state)
@@ -95,7 +95,7 @@ _SAVE_FACT: Final = sa.text("""
     INSERT INTO persons (person_id, pending, pending_observed_at)
     SELECT person_id, true, observed_at FROM saved
     ON CONFLICT (person_id) DO UPDATE
-        SET pending = true,
+        SET pending = persons.merged_into IS NULL,  -- a merged person is never evaluated
             pending_observed_at = greatest(persons.pending_observed_at,
                                            excluded.pending_observed_at)
     RETURNING person_id
