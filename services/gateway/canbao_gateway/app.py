@@ -1,6 +1,6 @@
 """The gateway service: the public HTTP interface of api.md (staff login, roles and region
-scopes, the audit log, counter collections forwarded to survey; counter popups, self-service and
-partners to come)."""
+scopes, the audit log, counter collections forwarded to survey, counter popups and the persons'
+records read from identity and matching; self-service and partners to come)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,9 @@ from sqlalchemy.exc import DBAPIError
 from canbao_gateway.accounts import create_demo_accounts
 from canbao_gateway.collections import router as collections_router
 from canbao_gateway.logs import install_log_masking
+from canbao_gateway.persons import router as persons_router
 from canbao_gateway.problems import install_header_handler
+from canbao_gateway.registry import IdentityClient, MatchingClient
 from canbao_gateway.routes import router
 from canbao_gateway.settings import GatewaySettings
 from canbao_gateway.survey import SurveyClient
@@ -66,11 +68,19 @@ class DemoAccounts:
 
 
 def components(
-    resources: Resources, *, survey_transport: httpx.AsyncBaseTransport | None = None
+    resources: Resources,
+    *,
+    survey_transport: httpx.AsyncBaseTransport | None = None,
+    identity_transport: httpx.AsyncBaseTransport | None = None,
+    matching_transport: httpx.AsyncBaseTransport | None = None,
 ) -> Sequence[Component]:
     settings = resources.settings
     assert isinstance(settings, GatewaySettings)
-    parts: list[Component] = [SurveyClient(settings.survey_url, transport=survey_transport)]
+    parts: list[Component] = [
+        SurveyClient(settings.survey_url, transport=survey_transport),
+        IdentityClient(settings.identity_url, transport=identity_transport),
+        MatchingClient(settings.matching_url, transport=matching_transport),
+    ]
     if settings.environment == "development":
         parts.append(DemoAccounts(resources))
     return parts
@@ -80,7 +90,7 @@ SERVICE = ServiceDefinition(
     name="gateway",
     settings=GatewaySettings,
     migrations=Path(__file__).parent / "migrations",
-    routers=[router, collections_router],
+    routers=[router, collections_router, persons_router],
     components=components,
     description="The public HTTP interface: staff login, roles, audit, counter popups, "
     "self-service, partners.",
@@ -91,14 +101,17 @@ def create(
     settings: GatewaySettings | None = None,
     *,
     survey_transport: httpx.AsyncBaseTransport | None = None,
+    identity_transport: httpx.AsyncBaseTransport | None = None,
+    matching_transport: httpx.AsyncBaseTransport | None = None,
 ) -> FastAPI:
-    """The ASGI application (`uvicorn --factory canbao_gateway.app:create`). `survey_transport`
-    (tests): reach survey through it, e.g. httpx.ASGITransport of the survey app."""
+    """The ASGI application (`uvicorn --factory canbao_gateway.app:create`). The transports
+    (tests): reach survey, identity and matching through them, e.g. httpx.ASGITransport of
+    their applications."""
+    transports = {"survey_transport": survey_transport, "identity_transport": identity_transport,
+                  "matching_transport": matching_transport}  # fmt: skip
     definition = SERVICE
-    if survey_transport is not None:
-        definition = replace(
-            SERVICE, components=partial(components, survey_transport=survey_transport)
-        )
+    if any(transports.values()):
+        definition = replace(SERVICE, components=partial(components, **transports))
     app = create_app(definition, settings)
     install_header_handler(app)
     install_log_masking()

@@ -92,3 +92,11 @@ def install_header_handler(app: FastAPI) -> None:
         return response
 
     app.add_exception_handler(ProblemWithHeaders, on_problem_with_headers)
+
+
+class NotRegistered(Problem):
+    """api.md: an ID number the registry does not know; the clerk may start a registration."""
+
+    def __init__(self) -> None:
+        super().__init__(404, "not-registered", "此人尚未登记 (not registered)",
+                         "可为其办理参保登记 (the clerk may start a registration)")  # fmt: skip

@@ -42,6 +42,17 @@ class GatewaySettings(ServiceSettings):
         validation_alias=AliasChoices("survey_url", "GATEWAY_SURVEY_URL", "SURVEY_URL"),
     )
 
+    # GATEWAY_IDENTITY_URL and GATEWAY_MATCHING_URL: the internal APIs the popup and the
+    # persons endpoint read (the local stack serves identity on 8001, matching on 8002).
+    identity_url: str = Field(
+        "http://127.0.0.1:8001",
+        validation_alias=AliasChoices("identity_url", "GATEWAY_IDENTITY_URL", "IDENTITY_URL"),
+    )
+    matching_url: str = Field(
+        "http://127.0.0.1:8002",
+        validation_alias=AliasChoices("matching_url", "GATEWAY_MATCHING_URL", "MATCHING_URL"),
+    )
+
     @model_validator(mode="after")
     def _keys_for_the_environment(self) -> GatewaySettings:
         if self.environment == "production":

@@ -1,0 +1,165 @@
+"""`GET /api/v1/counter/popup/{id_number}` and `GET /api/v1/persons/{id_number}` (api.md): a
+person as identity knows them and as matching judged them, for staff of their region, audited.
+
+Who may read (api.md "Who calls"): the popup is the counter clerk's; the full record is for the
+staff who work on one person's registration: counter, grass-roots platform (初审) and county
+(审定). Not the analyst (reports and masked detail lists of a region, not one person's record)
+nor the surveyor (its assigned tasks only, through survey), nor the auditor.
+
+The region scope is checked against the person's region as identity records it (household
+region, else the region of their insurance records), not the number's first six digits: a
+person born in Zunyi who lives in Guiyang is Guiyang's. Only a person identity knows no region
+of falls back to the number.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Annotated, Any, Final, Literal
+from uuid import UUID
+
+from fastapi import APIRouter, Depends
+
+from canbao_gateway.audit import AuditTrail, Outcome, Purpose
+from canbao_gateway.auth import AuditDep, PersonInQuestion, person_by_id_number, require
+from canbao_gateway.clock import ClockDep
+from canbao_gateway.popup import Popup, RegistrationRecord, popup_of, registration_record_of
+from canbao_gateway.problems import NotRegistered
+from canbao_gateway.registry import IdentityClient, MatchingClient, identity_client, matching_client
+from canbao_gateway.staff import Role, Staff
+
+router = APIRouter(prefix="/api/v1")
+RECORD_ROLES: Final = (Role.COUNTER, Role.PLATFORM, Role.COUNTY)
+# The documents a person may register with (the registration form; identity's lookup): 01 the
+# citizen ID, else passport, HK/Macao/Taiwan residence permit, foreigner's permanent residence ID.
+DocumentType = Literal["01", "02", "03", "04"]
+
+IdentityDep = Annotated[IdentityClient, Depends(identity_client)]
+MatchingDep = Annotated[MatchingClient, Depends(matching_client)]
+
+
+@dataclass(frozen=True, slots=True)
+class RegisteredPerson(PersonInQuestion):
+    """The person of `{id_number}` as identity knows them (`record`: its PersonRecord, in clear:
+    it never leaves the gateway unmasked)."""
+
+    record: dict[str, Any] = field(default_factory=dict)
+
+    def __repr__(self) -> str:  # keep the clear record out of logs and tracebacks
+        return f"RegisteredPerson(person_id={self.person_id}, region={self.region})"
+
+
+def registered_person(purpose: Purpose) -> Callable[..., Awaitable[RegisteredPerson]]:
+    """The dependency giving the person of the `{id_number}` path parameter: 422
+    `invalid-id-number` naming the defects, 404 `not-registered` (audited) for a number identity
+    does not know, 503 `identity-unavailable`."""
+
+    async def person(
+        id_number: str, identity: IdentityDep, audit: AuditDep, document_type: DocumentType = "01"
+    ) -> RegisteredPerson:
+        citizen = document_type == "01"
+        number = person_by_id_number(id_number).id_number if citizen else id_number.strip()
+        assert number is not None
+        fallback = number[:6] if citizen else ""  # "": covers no scope
+        try:
+            record = await identity.person(number, document_type)
+        except NotRegistered:
+            await audit.record(
+                purpose=purpose,
+                outcome=Outcome.NOT_FOUND,
+                id_number=number,
+                person_region=fallback or None,
+            )
+            raise
+        return RegisteredPerson(
+            region=region_of(record) or fallback,
+            id_number=number,
+            person_id=UUID(record["person_id"]),
+            record=record,
+        )
+
+    return person
+
+
+def region_of(record: dict[str, Any]) -> str | None:
+    """The person's 6-digit region as identity has it: what it published (household region,
+    else insurance region), else the golden record's own fields."""
+    state = record.get("public_state") or {}
+    golden = record["golden"]
+    for candidate in (
+        state.get("region_code"),
+        (golden.get("household_region_code") or {}).get("value"),
+        (golden.get("region_code") or {}).get("value"),
+    ):
+        if isinstance(candidate, str) and len(candidate) == 6 and candidate.isdigit():
+            return candidate
+    return None
+
+
+popup_person = registered_person(Purpose.COUNTER_SERVICE)
+record_person = registered_person(Purpose.REGISTRATION_RECORD)
+
+ERRORS: Final[dict[int | str, dict[str, str]]] = {
+    403: {"description": "role-not-allowed; out-of-scope (the person lives outside your region)"},
+    404: {"description": "not-registered: the clerk may start a registration"},
+    422: {"description": "invalid-id-number: `defects` says what is wrong with the number"},
+    503: {"description": "identity-unavailable, matching-unavailable"},
+}
+
+
+@router.get(
+    "/counter/popup/{id_number}",
+    tags=["counter"],
+    responses=ERRORS,
+    summary="The counter popup: what is missing, inaccurate and uninsured",
+)
+async def popup(
+    staff: Annotated[
+        Staff, require(Role.COUNTER, person=popup_person, purpose=Purpose.COUNTER_SERVICE)
+    ],
+    person: Annotated[RegisteredPerson, Depends(popup_person)],
+    matching: MatchingDep,
+    audit: AuditDep,
+    now: ClockDep,
+) -> Popup:
+    record, number = _known(person)
+    verdict = await matching.verdict(record["person_id"])
+    await _record_read(audit, person, Purpose.COUNTER_SERVICE)
+    return popup_of(record, verdict, id_number=number, now=now())
+
+
+@router.get(
+    "/persons/{id_number}",
+    tags=["persons"],
+    responses=ERRORS,
+    summary="The full registration record (masked)",
+)
+async def registration_record(
+    staff: Annotated[
+        Staff, require(*RECORD_ROLES, person=record_person, purpose=Purpose.REGISTRATION_RECORD)
+    ],
+    person: Annotated[RegisteredPerson, Depends(record_person)],
+    matching: MatchingDep,
+    audit: AuditDep,
+    now: ClockDep,
+) -> RegistrationRecord:
+    record, number = _known(person)
+    verdict = await matching.verdict(record["person_id"])
+    await _record_read(audit, person, Purpose.REGISTRATION_RECORD)
+    return registration_record_of(record, verdict, id_number=number, now=now())
+
+
+def _known(person: RegisteredPerson) -> tuple[dict[str, Any], str]:
+    assert person.id_number is not None  # set by registered_person
+    return person.record, person.id_number
+
+
+async def _record_read(audit: AuditTrail, person: RegisteredPerson, purpose: Purpose) -> None:
+    await audit.record(
+        purpose=purpose,
+        outcome=Outcome.OK,
+        person_id=person.person_id,
+        id_number=person.id_number,
+        person_region=person.region,
+    )

@@ -1,0 +1,391 @@
+"""`GET /api/v1/counter/popup/{id_number}` and `GET /api/v1/persons/{id_number}`: the gateway on
+its own database reads identity and matching over HTTP — their applications in-process through
+httpx.ASGITransport, each on its real database, fed the way their own tests feed them (identity's
+Harness with change events, matching's handler and evaluator with what identity published)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+from uuid import UUID
+
+import httpx
+import pytest
+import sqlalchemy as sa
+from fastapi import FastAPI
+
+from canbao_gateway.app import create
+from canbao_gateway.clock import clock
+from canbao_gateway.staff import Role
+from canbao_gateway.tables import audit_log
+from canbao_identity.app import create as create_identity
+from canbao_identity.settings import IdentitySettings
+from canbao_matching.app import MatchingSettings
+from canbao_matching.app import create as create_matching
+from canbao_platform.db import Database
+from canbao_platform.local.postgres import free_port
+from canbao_platform.service import Resources
+from tests.gateway.conftest import Clock, assert_problem, bearer, serve, settings_for
+from tests.gateway.people import NANMING, YUNYAN, ZUNYI_HONGHUAGANG, citizen, legacy_15
+from tests.identity.conftest import Harness, change
+from tests.identity.conftest import harness as harness  # identity's and matching's fixtures
+from tests.identity.conftest import identity_db as identity_db
+from tests.matching.conftest import matching_db as matching_db
+from tests.matching.test_ground_truth import feed
+
+POPUP, PERSONS = "/api/v1/counter/popup/", "/api/v1/persons/"
+# Born in Zunyi, living (household register) in Guiyang's Nanming district: Nanming's person.
+WANG = citizen(ZUNYI_HONGHUAGANG, "19800101", "011")
+LI = citizen(NANMING, "19500303", "022")  # deceased
+ZHAO = citizen(NANMING, "19900505", "031")  # known to identity, not yet to matching
+UNKNOWN = citizen(NANMING, "19700707", "041")
+
+
+def hukou(number: str, name: str, gender: str, born: date, **more: Any) -> dict[str, Any]:
+    return {
+        "sfzh": number,
+        "xm": name,
+        "xb": gender,
+        "csrq": born,
+        "hjdz_xzqh": NANMING,
+        "hjdz": "贵州省贵阳市南明区花果园街道12号",
+        "ryzt": "0",
+        **more,
+    }
+
+
+def wang_rows() -> list[Any]:
+    """Enrolled in the employee pension by his unit, in nothing else; no phone anywhere; the
+    insurance system spells his name differently from the household register."""
+    return [
+        change("hukou.person", hukou(WANG, "王伟", "1", date(1980, 1, 1))),
+        change(
+            "si_core.ac01",
+            {
+                "aac001": "P1",
+                "aac002": WANG,
+                "aac003": "王玮",
+                "aac004": "1",
+                "aac006": "19800101",
+                "aab301": NANMING,
+                "aae006": "贵州省贵阳市南明区花果园街道12号",
+            },
+        ),
+        change(
+            "si_core.ac02",
+            {
+                "aac001": "P1",
+                "aae140": "110",
+                "aab301": NANMING,
+                "aab001": "U1",
+                "aac008": "1",
+                "aac030": date(2005, 1, 1),
+            },
+        ),
+    ]
+
+
+def li_rows() -> list[Any]:
+    return [
+        change("hukou.person", hukou(LI, "李秀英", "2", date(1950, 3, 3))),
+        change("civil.cremation", {"id": 7, "sfzh": LI, "xm": "李秀英", "swrq": date(2026, 3, 1)}),
+    ]
+
+
+@dataclass
+class Registry:
+    identity: FastAPI
+    matching: FastAPI
+    person_ids: dict[str, UUID]
+
+
+@pytest.fixture
+async def registry(harness: Harness, matching_db: Database) -> Registry:
+    """Wang and Li through identity and matching; Zhao through identity only (matching has not
+    heard of him yet)."""
+    await harness.apply(wang_rows() + li_rows())
+    await feed(matching_db, harness.published)
+    await harness.apply([change("hukou.person", hukou(ZHAO, "赵敏", "2", date(1990, 5, 5)))])
+    identity_settings = IdentitySettings(CANBAO_ENV="test", database_url=harness.db.url)
+    identity = create_identity(identity_settings)
+    # Only the routes run (no lifespan): their database is the harness's; no consumers.
+    identity.state.resources = Resources(settings=identity_settings, database=harness.db)
+    matching_settings = MatchingSettings(CANBAO_ENV="test", database_url=matching_db.url)
+    matching = create_matching(matching_settings)
+    matching.state.resources = Resources(settings=matching_settings, database=matching_db)
+    ids = {n: await harness.person_of(n) for n in (WANG, LI, ZHAO)}
+    return Registry(identity, matching, {n: i for n, i in ids.items() if i is not None})
+
+
+@pytest.fixture
+async def gateway(
+    gateway_url: str, registry: Registry, test_clock: Clock
+) -> AsyncIterator[httpx.AsyncClient]:
+    app = create(
+        settings_for(gateway_url),
+        identity_transport=httpx.ASGITransport(app=registry.identity),
+        matching_transport=httpx.ASGITransport(app=registry.matching),
+    )
+    app.dependency_overrides[clock] = lambda: test_clock
+    async with serve(app) as client:
+        yield client
+
+
+async def audit_rows(database: Database) -> list[dict[str, Any]]:
+    async with database.engine.connect() as connection:
+        query = sa.select(audit_log).order_by(audit_log.c.id)
+        return [dict(r) for r in (await connection.execute(query)).mappings().all()]
+
+
+def clerk(token_for: Any, scope: str = NANMING) -> dict[str, str]:
+    return bearer(token_for(Role.COUNTER, scope=scope, username="clerk-07"))
+
+
+async def test_the_popup_shows_what_is_missing_inaccurate_and_uninsured(
+    gateway: httpx.AsyncClient, registry: Registry, token_for: Any, gateway_db: Database
+) -> None:
+    response = await gateway.get(POPUP + WANG, headers=clerk(token_for))
+
+    assert response.status_code == 200, response.text
+    popup = response.json()
+    assert popup == {
+        "person_id": str(registry.person_ids[WANG]),
+        "id_number": WANG[:4] + "**********" + WANG[-4:],
+        "name": "王*",
+        "deceased": False,
+        "statuses": {
+            "pension": "11",
+            "medical": "92",
+            "injury": "92",
+            "unemployment": "92",
+            "maternity": "92",
+        },
+        "needs_survey": True,
+        "survey_reasons": ["uninsured", "partially_insured", "missing_info", "inaccurate_info"],
+        "missing": [{"item": "phone", "code": "AAE005", "label": "联系电话"}],
+        "inaccurate": [
+            {
+                "item": "name",
+                "code": "AAC003",
+                "label": "姓名",
+                "reason": "姓名与户籍登记不一致（社保系统）",
+                "source": "si_core",
+            }
+        ],
+        "flags": [],
+        "registration": "needs_survey",
+        "as_of": "2026-11-23T02:00:00Z",
+        "verdict_pending": False,
+        "in_scope": True,
+    }
+    assert "王伟" not in response.text and "王玮" not in response.text and WANG not in response.text
+    [entry] = await audit_rows(gateway_db)
+    assert (entry["staff"], entry["purpose"], entry["outcome"]) == (
+        "clerk-07",
+        "counter_service",
+        "ok",
+    )
+    assert entry["endpoint"] == "GET /api/v1/counter/popup/{id_number}"
+    assert (entry["person_id"], entry["person_region"]) == (registry.person_ids[WANG], NANMING)
+
+
+@pytest.mark.parametrize(
+    "form",
+    [legacy_15(ZUNYI_HONGHUAGANG, "800101", "011"), f" {WANG[:6]} {WANG[6:14]} {WANG[14:]} "],
+    ids=["15-digit", "spaces"],
+)
+async def test_any_valid_form_of_the_number_is_the_same_person(
+    gateway: httpx.AsyncClient, registry: Registry, token_for: Any, form: str
+) -> None:
+    response = await gateway.get(POPUP + form, headers=clerk(token_for))
+    assert response.status_code == 200, response.text
+    assert response.json()["person_id"] == str(registry.person_ids[WANG])
+
+
+async def test_a_lower_case_x_is_the_same_number(
+    gateway: httpx.AsyncClient, harness: Harness, token_for: Any
+) -> None:
+    number = next(
+        n for s in range(100, 200) if (n := citizen(NANMING, "19881212", str(s)))[-1] == "X"
+    )
+    await harness.apply([change("hukou.person", hukou(number, "钱多多", "1", date(1988, 12, 12)))])
+    response = await gateway.get(POPUP + number.lower(), headers=clerk(token_for))
+    assert response.status_code == 200, response.text
+    assert response.json()["id_number"].endswith("X") and response.json()["verdict_pending"]
+
+
+async def test_an_invalid_number_says_what_is_wrong(
+    gateway: httpx.AsyncClient, token_for: Any, gateway_db: Database
+) -> None:
+    wrong_check = WANG[:17] + ("0" if WANG[-1] != "0" else "1")
+    for path in (POPUP, PERSONS):
+        problem = assert_problem(
+            await gateway.get(path + wrong_check, headers=clerk(token_for)),
+            422,
+            "invalid-id-number",
+        )
+        assert [d["code"] for d in problem["defects"]] == ["bad_check_digit"]
+        assert problem["detail"].startswith("校验码应为")
+    too_short = assert_problem(
+        await gateway.get(POPUP + "52010219", headers=clerk(token_for)), 422, "invalid-id-number"
+    )
+    assert [d["code"] for d in too_short["defects"]] == ["bad_length"]
+    assert await audit_rows(gateway_db) == []  # no one was looked up
+
+
+async def test_an_unknown_number_is_not_registered_and_the_attempt_audited(
+    gateway: httpx.AsyncClient, token_for: Any, gateway_db: Database
+) -> None:
+    assert_problem(
+        await gateway.get(POPUP + UNKNOWN, headers=clerk(token_for)), 404, "not-registered"
+    )
+    [entry] = await audit_rows(gateway_db)
+    assert (entry["outcome"], entry["person_id"], entry["person_region"]) == (
+        "not_found",
+        None,
+        NANMING,
+    )
+    assert entry["id_number_hash"] and UNKNOWN not in repr(entry)
+
+
+async def test_the_scope_is_the_household_region_not_the_birthplace_in_the_number(
+    gateway: httpx.AsyncClient, registry: Registry, token_for: Any, gateway_db: Database
+) -> None:
+    """Wang's number starts with Zunyi's code; he lives in Guiyang: Zunyi's clerk may not see
+    him, Guiyang's may."""
+    zunyi = await gateway.get(POPUP + WANG, headers=clerk(token_for, scope="5203"))
+    assert_problem(zunyi, 403, "out-of-scope")
+    assert (
+        await gateway.get(POPUP + WANG, headers=clerk(token_for, scope="5201"))
+    ).status_code == 200
+    refused, shown = await audit_rows(gateway_db)
+    assert (refused["outcome"], refused["person_region"]) == ("out_of_scope", NANMING)
+    assert refused["person_id"] == registry.person_ids[WANG]
+    assert shown["outcome"] == "ok"
+
+
+async def test_a_deceased_person_has_no_statuses(
+    gateway: httpx.AsyncClient, token_for: Any
+) -> None:
+    popup = (await gateway.get(POPUP + LI, headers=clerk(token_for))).json()
+    assert (popup["deceased"], popup["statuses"], popup["needs_survey"]) == (True, None, False)
+    assert popup["verdict_pending"] is False and popup["name"] == "李**"
+
+
+async def test_a_person_matching_has_not_judged_yet_shows_what_identity_knows(
+    gateway: httpx.AsyncClient, registry: Registry, token_for: Any
+) -> None:
+    response = await gateway.get(POPUP + ZHAO, headers=clerk(token_for))
+    assert response.status_code == 200, response.text
+    popup = response.json()
+    assert popup["person_id"] == str(registry.person_ids[ZHAO])
+    assert (popup["verdict_pending"], popup["statuses"], popup["registration"]) == (
+        True,
+        None,
+        None,
+    )
+    # No phone in the household register: identity alone proves the survey reason.
+    assert popup["missing"] == [{"item": "phone", "code": "AAE005", "label": "联系电话"}]
+    assert (popup["needs_survey"], popup["survey_reasons"]) == (True, ["missing_info"])
+    assert popup["as_of"] == "2026-11-23T02:00:00Z"  # now: identity is read live
+
+
+async def test_the_registration_record_shows_each_field_masked_with_its_source(
+    gateway: httpx.AsyncClient, registry: Registry, token_for: Any, gateway_db: Database
+) -> None:
+    token = token_for(Role.COUNTY, scope="520102", username="approver-1")
+    response = await gateway.get(PERSONS + WANG, headers=bearer(token))
+
+    assert response.status_code == 200, response.text
+    person = response.json()
+    assert person["person_id"] == str(registry.person_ids[WANG])
+    assert person["statuses"]["pension"] == "11" and person["name"] == "王*"
+    record = person["record"]
+    assert record["name"]["value"] == "王*" and record["name"]["source"] == "hukou.person"
+    assert record["id_number"]["value"] == WANG[:4] + "**********" + WANG[-4:]
+    assert record["birth_date"]["value"] == "1980-**-**"
+    assert record["residence_address"]["value"] == "贵州省贵阳市南明区****"
+    assert record["household_place"]["value"] == "贵州省贵阳市南明区****"
+    assert record["gender"]["value"] == "1" and record["household_region_code"]["value"] == NANMING
+    assert all(set(v) == {"value", "source", "observed_at"} for v in record.values())
+    for clear in (WANG, "王伟", "王玮", "花果园", "1980-01-01"):
+        assert clear not in response.text
+    assert (person["household_registered"], person["identity_conflict"]) == (True, False)
+    [entry] = await audit_rows(gateway_db)
+    assert (entry["staff"], entry["role"], entry["purpose"], entry["outcome"]) == (
+        "approver-1",
+        "county",
+        "registration_record",
+        "ok",
+    )
+    assert entry["endpoint"] == "GET /api/v1/persons/{id_number}"
+
+
+# Authorisation matrix: every role × both endpoints × a person inside / outside the scope.
+ALLOWED = {POPUP: {Role.COUNTER}, PERSONS: {Role.COUNTER, Role.PLATFORM, Role.COUNTY}}
+PURPOSE = {POPUP: "counter_service", PERSONS: "registration_record"}
+
+
+@pytest.mark.parametrize("path", [POPUP, PERSONS], ids=["popup", "persons"])
+@pytest.mark.parametrize("role", list(Role), ids=[r.value for r in Role])
+@pytest.mark.parametrize("scope", [NANMING, YUNYAN], ids=["in-scope", "out-of-scope"])
+async def test_authorisation_matrix(
+    gateway: httpx.AsyncClient,
+    registry: Registry,
+    token_for: Any,
+    gateway_db: Database,
+    path: str,
+    role: Role,
+    scope: str,
+) -> None:
+    response = await gateway.get(path + WANG, headers=bearer(token_for(role, scope=scope)))
+    rows = await audit_rows(gateway_db)
+    if role not in ALLOWED[path]:
+        assert_problem(response, 403, "role-not-allowed")
+        assert rows == []  # refused before anyone's data was looked up
+        return
+    if scope == YUNYAN:
+        assert_problem(response, 403, "out-of-scope")
+        assert [(r["outcome"], r["role"]) for r in rows] == [("out_of_scope", role.value)]
+    else:
+        assert response.status_code == 200, response.text
+        assert response.json()["person_id"] == str(registry.person_ids[WANG])
+        assert [(r["outcome"], r["role"]) for r in rows] == [("ok", role.value)]
+    assert rows[0]["purpose"] == PURPOSE[path]
+    assert rows[0]["person_id"] == registry.person_ids[WANG]
+
+
+async def test_without_a_token_nothing_is_read(gateway: httpx.AsyncClient) -> None:
+    for path in (POPUP, PERSONS):
+        assert_problem(await gateway.get(path + WANG), 401, "unauthenticated")
+
+
+@pytest.mark.parametrize("away", ["identity", "matching"])
+async def test_identity_or_matching_away_is_503_with_its_type(
+    gateway_url: str,
+    registry: Registry,
+    test_clock: Clock,
+    token_for: Any,
+    away: str,
+    gateway_db: Database,
+) -> None:
+    nowhere = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    transports = {
+        "identity": httpx.ASGITransport(app=registry.identity),
+        "matching": httpx.ASGITransport(app=registry.matching),
+    }
+    del transports[away]
+    app = create(
+        settings_for(gateway_url, **{f"{away}_url": nowhere}),
+        **{f"{k}_transport": v for k, v in transports.items()},
+    )
+    app.dependency_overrides[clock] = lambda: test_clock
+    async with serve(app) as client:
+        for path in (POPUP, PERSONS):
+            problem = assert_problem(
+                await client.get(path + WANG, headers=clerk(token_for)), 503, f"{away}-unavailable"
+            )
+            assert problem["service"] == away
+    assert await audit_rows(gateway_db) == []  # nothing was shown
