@@ -108,15 +108,21 @@ async def registry(harness: Harness, matching_db: Database) -> Registry:
     await harness.apply(wang_rows() + li_rows())
     await feed(matching_db, harness.published)
     await harness.apply([change("hukou.person", hukou(ZHAO, "赵敏", "2", date(1990, 5, 5)))])
+    identity, matching = in_process(harness, matching_db)
+    ids = {n: await harness.person_of(n) for n in (WANG, LI, ZHAO)}
+    return Registry(identity, matching, {n: i for n, i in ids.items() if i is not None})
+
+
+def in_process(harness: Harness, matching_db: Database) -> tuple[FastAPI, FastAPI]:
+    """Identity's and matching's applications on the tests' databases. Only their routes run (no
+    lifespan): no consumers, no broker."""
     identity_settings = IdentitySettings(CANBAO_ENV="test", database_url=harness.db.url)
     identity = create_identity(identity_settings)
-    # Only the routes run (no lifespan): their database is the harness's; no consumers.
     identity.state.resources = Resources(settings=identity_settings, database=harness.db)
     matching_settings = MatchingSettings(CANBAO_ENV="test", database_url=matching_db.url)
     matching = create_matching(matching_settings)
     matching.state.resources = Resources(settings=matching_settings, database=matching_db)
-    ids = {n: await harness.person_of(n) for n in (WANG, LI, ZHAO)}
-    return Registry(identity, matching, {n: i for n, i in ids.items() if i is not None})
+    return identity, matching
 
 
 @pytest.fixture
