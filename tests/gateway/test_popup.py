@@ -376,6 +376,7 @@ async def test_identity_or_matching_away_is_503_with_its_type(
     token_for: Any,
     away: str,
     gateway_db: Database,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     nowhere = f"http://127.0.0.1:{free_port()}"  # nothing listens there
     transports = {
@@ -395,3 +396,5 @@ async def test_identity_or_matching_away_is_503_with_its_type(
             )
             assert problem["service"] == away
     assert await audit_rows(gateway_db) == []  # nothing was shown
+    assert f"{away}-client" in caplog.text  # the failure is logged, without the person
+    assert WANG not in caplog.text and WANG[:6] + WANG[6:14] not in caplog.text

@@ -4,17 +4,22 @@ full-stack-fastapi-template way: `Annotated[..., Depends(...)]` aliases).
 * `require(*roles)`: a valid bearer token of one of `roles`, else 401 / 403 problem+json.
 * `require(*roles, person=..., purpose=...)`: and the person the request is about lives inside
   the staff member's region scope (staff.py: `covers`), else 403 `out-of-scope`, audited.
-  `person` is a dependency giving that person's region, best the household region; the
-  fallback `person_by_id_number` takes the first six digits of the number in the path.
+  `person` is a dependency giving that person's region, best the household region: for a
+  registered person `persons.registered_person(purpose)` asks identity (household region, else
+  the region of their insurance records; 404 `not-registered` audited); `person_by_id_number`
+  only validates the number and takes its first six digits (a person not registered yet, as a
+  new registration's collection).
 * `AuditDep`: the request's audit trail (audit.py), for every read or change of personal data.
 
 A personal-data endpoint reads:
 
+    popup_person = registered_person(Purpose.COUNTER_SERVICE)  # persons.py
+
     @router.get("/counter/popup/{id_number}")
     async def popup(
-        staff: Annotated[Staff, require(Role.COUNTER, person=person_by_id_number,
+        staff: Annotated[Staff, require(Role.COUNTER, person=popup_person,
                                         purpose=Purpose.COUNTER_SERVICE)],
-        person: Annotated[PersonInQuestion, Depends(person_by_id_number)],  # same call, cached
+        person: Annotated[RegisteredPerson, Depends(popup_person)],  # same call, cached
         audit: AuditDep,
     ) -> Popup:
         ...load the person...

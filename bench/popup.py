@@ -1,0 +1,243 @@
+"""The counter popup's latency and throughput (issue 7: ≤ 20 ms p99 at counter load), next to a
+bare FastAPI endpoint doing one indexed PostgreSQL lookup, in the same run.
+
+    uv run --frozen python -m bench.popup [--people 2000] [--seconds 10] [--clients 1 16 64]
+
+Everything real and on this machine: a throwaway PostgreSQL (fsync off), the test broker (the
+services' consumers run, idle), and four uvicorn processes on free ports — identity, matching,
+gateway (each `canbao_<service>.app:create`, one worker) and the bare endpoint. A population is
+seeded with the generator and fed through identity and matching the way their ground-truth tests
+do (not timed). Then, for each number of concurrent clients, every client asks the gateway for
+the popup of random people of the population for `--seconds` (a counter token of the whole
+province; every popup is two internal HTTP calls and one committed audit row), and the same for
+the bare endpoint (`SELECT person_id FROM people WHERE id_number_hash = $1`, through the same
+SQLAlchemy/asyncpg layer the services use). The load generator shares the two cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import os
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import sqlalchemy as sa
+from fastapi import FastAPI, HTTPException
+
+import canbao_identity
+import canbao_matching
+from canbao_contracts.topics import ALL_TOPICS
+from canbao_gateway import tokens
+from canbao_gateway.app import SERVICE as GATEWAY
+from canbao_gateway.settings import GatewaySettings
+from canbao_gateway.staff import Role, Staff
+from canbao_platform.db import Database, migrate_async
+from canbao_platform.local.broker import MockKafkaCluster
+from canbao_platform.local.postgres import PostgresCluster, free_port
+from canbao_stack.simulators.population import seed
+
+BARE_URL_VARIABLE = "BENCH_BARE_DATABASE_URL"
+BARE_QUERY = sa.text("SELECT person_id FROM people WHERE id_number_hash = :hash")
+
+
+def bare() -> FastAPI:
+    """The yardstick (`uvicorn --factory bench.popup:bare`): one indexed lookup, as JSON."""
+    database: dict[str, Database] = {}
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        database["db"] = Database(os.environ[BARE_URL_VARIABLE])
+        yield
+        await database["db"].dispose()
+
+    app = FastAPI(lifespan=lifespan)
+
+    @app.get("/bare/{id_number}")
+    async def lookup(id_number: str) -> dict[str, str]:
+        digest = hashlib.sha256(id_number.encode()).hexdigest()
+        async with database["db"].engine.connect() as connection:
+            person_id = await connection.scalar(BARE_QUERY, {"hash": digest})
+        if person_id is None:
+            raise HTTPException(404)
+        return {"person_id": str(person_id)}
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return app
+
+
+@dataclass
+class Result:
+    clients: int
+    requests: int
+    errors: int
+    seconds: float
+    latencies_ms: list[float]
+
+    @property
+    def per_second(self) -> float:
+        return self.requests / self.seconds
+
+    def percentile(self, q: int) -> float:
+        return statistics.quantiles(self.latencies_ms, n=100, method="inclusive")[q - 1]
+
+
+async def load(url: str, numbers: list[str], clients: int, seconds: float,
+               headers: dict[str, str]) -> Result:  # fmt: skip
+    latencies: list[float] = []
+    errors = 0
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(base_url=url, headers=headers, limits=limits, timeout=30) as http:
+        deadline = time.perf_counter() + seconds
+
+        async def client(rng: random.Random) -> None:
+            nonlocal errors
+            while time.perf_counter() < deadline:
+                started = time.perf_counter()
+                response = await http.get(rng.choice(numbers))
+                latencies.append((time.perf_counter() - started) * 1000)
+                errors += response.status_code != 200
+
+        for n in range(min(clients, 4)):  # warm the connections and caches
+            await http.get(numbers[n])
+        started = time.perf_counter()
+        await asyncio.gather(*(client(random.Random(n)) for n in range(clients)))
+        elapsed = time.perf_counter() - started
+    return Result(clients, len(latencies), errors, elapsed, latencies)
+
+
+def start(
+    name: str, factory: str, env: dict[str, str], log_dir: Path
+) -> tuple[subprocess.Popen[bytes], str]:
+    """`factory` under uvicorn on a free port (never the local stack's 8000-8004)."""
+    port = free_port()
+    log = (log_dir / f"{name}.log").open("wb")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "--factory", factory, "--host", "127.0.0.1",
+         "--port", str(port), "--log-level", "warning", "--no-access-log"],
+        env=os.environ | env, stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    return process, f"http://127.0.0.1:{port}"
+
+
+async def wait_up(url: str, within_s: float = 60) -> None:
+    deadline = time.monotonic() + within_s
+    async with httpx.AsyncClient(timeout=2) as http:
+        while time.monotonic() < deadline:
+            try:
+                if (await http.get(f"{url}/healthz")).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            await asyncio.sleep(0.3)
+    raise RuntimeError(f"{url} did not come up")
+
+
+async def prepare(postgres: PostgresCluster, people: int) -> tuple[dict[str, str], list[str]]:
+    """The services' databases, the population through identity and matching, the bare table;
+    the databases' URLs and the population's citizen numbers."""
+    from tests.identity.conftest import Harness  # the ground-truth tests' feeding
+    from tests.identity.feed import snapshot_messages
+    from tests.matching.test_ground_truth import feed
+
+    urls = {n: postgres.create_database(f"bench_{n}")
+            for n in ("sources", "identity", "matching", "gateway", "bare")}  # fmt: skip
+    for name, package in (("identity", canbao_identity), ("matching", canbao_matching)):
+        await migrate_async(urls[name], Path(package.__file__).parent / "migrations")
+    await migrate_async(urls["gateway"], GATEWAY.migrations)
+    await seed(urls["sources"], people, 7, loaders=1)
+    identity_db, matching_db = Database(urls["identity"]), Database(urls["matching"])
+    harness = Harness(identity_db)
+    messages = await snapshot_messages(urls["sources"])
+    for at in range(0, len(messages), 500):
+        await harness.apply(messages[at : at + 500])
+    await feed(matching_db, harness.published)
+    sources = Database(urls["sources"])
+    async with sources.engine.connect() as connection:
+        numbers = list(await connection.scalars(sa.text("SELECT id_number FROM "
+                       "simulator.expected_outcome WHERE document IS NULL")))  # fmt: skip
+    bare_db = Database(urls["bare"])
+    async with bare_db.engine.begin() as connection:
+        await connection.execute(sa.text("CREATE TABLE people (id_number_hash text PRIMARY KEY, "
+                                         "person_id uuid NOT NULL)"))  # fmt: skip
+        for n in numbers:  # the ID number's hash, as a blind index would hold it
+            row = {"h": hashlib.sha256(n.encode()).hexdigest(), "p": await harness.person_of(n)}
+            await connection.execute(sa.text("INSERT INTO people VALUES (:h, :p)"), row)
+    for database in (identity_db, matching_db, sources, bare_db):
+        await database.dispose()
+    return urls, numbers
+
+
+async def main(people: int, seconds: float, client_counts: list[int]) -> None:
+    with tempfile.TemporaryDirectory(prefix="canbao-bench-popup-") as tmp:
+        os.chmod(tmp, 0o755)
+        log_dir = Path(tmp)
+        with (PostgresCluster(Path(tmp) / "pg", port=free_port(), durable=False) as postgres,
+              MockKafkaCluster(brokers=3) as kafka):  # fmt: skip
+            kafka.create_topics(ALL_TOPICS)
+            print(f"seeding {people:,} people through identity and matching…", flush=True)
+            urls, numbers = await prepare(postgres, people)
+            common = {"KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers, "CANBAO_ENV": "test"}
+            identity, identity_url = start("identity", "canbao_identity.app:create",
+                                           common | {"IDENTITY_DATABASE_URL": urls["identity"]},
+                                           log_dir)  # fmt: skip
+            matching, matching_url = start("matching", "canbao_matching.app:create",
+                                           common | {"MATCHING_DATABASE_URL": urls["matching"]},
+                                           log_dir)  # fmt: skip
+            gateway, gateway_url = start("gateway", "canbao_gateway.app:create", common | {
+                "GATEWAY_DATABASE_URL": urls["gateway"], "GATEWAY_IDENTITY_URL": identity_url,
+                "GATEWAY_MATCHING_URL": matching_url}, log_dir)  # fmt: skip
+            yardstick, bare_url = start("bare", "bench.popup:bare",
+                                        {BARE_URL_VARIABLE: urls["bare"]}, log_dir)  # fmt: skip
+            processes = [identity, matching, gateway, yardstick]
+            try:
+                for url in (identity_url, matching_url, gateway_url, bare_url):
+                    await wait_up(url)
+                staff = Staff(username="bench-counter", role=Role.COUNTER, scope="52")
+                key = GatewaySettings(CANBAO_ENV="test").jwt_key()
+                token = tokens.issue(
+                    staff, key=key, now=datetime.now(UTC), lifetime=timedelta(hours=1)
+                )
+                popup_paths = [f"/api/v1/counter/popup/{n}" for n in numbers]
+                bare_paths = [f"/bare/{n}" for n in numbers]
+                print(f"{len(numbers):,} people; {seconds:.0f} s per run; 2 shared cores\n")
+                print(f"{'clients':>7} | {'popup req/s':>11} {'p50 ms':>7} {'p99 ms':>7} "
+                      f"{'err':>4} | {'bare req/s':>10} {'p50 ms':>7} {'p99 ms':>7} | "
+                      f"{'req/s ratio':>11} {'p99 ratio':>9}")  # fmt: skip
+                for clients in client_counts:
+                    p = await load(gateway_url, popup_paths, clients, seconds,
+                                   {"Authorization": f"Bearer {token}"})  # fmt: skip
+                    b = await load(bare_url, bare_paths, clients, seconds, {})
+                    print(f"{clients:>7} | {p.per_second:>11.0f} {p.percentile(50):>7.1f} "
+                          f"{p.percentile(99):>7.1f} {p.errors:>4} | {b.per_second:>10.0f} "
+                          f"{b.percentile(50):>7.1f} {b.percentile(99):>7.1f} | "
+                          f"{b.per_second / p.per_second:>10.1f}x "
+                          f"{p.percentile(99) / b.percentile(99):>8.1f}x", flush=True)  # fmt: skip
+            finally:
+                for process in processes:
+                    process.terminate()
+                for process in processes:
+                    process.wait(timeout=30)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--people", type=int, default=2_000)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--clients", type=int, nargs="+", default=[1, 16, 64])
+    arguments = parser.parse_args()
+    asyncio.run(main(arguments.people, arguments.seconds, arguments.clients))
