@@ -10,7 +10,7 @@ from __future__ import annotations
 import collections
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -89,6 +89,38 @@ async def population(make_database: Callable[[], str]) -> tuple[str, dict[str, d
     return sources, await load_expected(libpq, as_of=today_in_china(NOW))
 
 
+async def compare(
+    expected: dict[str, dict[str, Any]], person_ids: dict[str, UUID], database: Database
+) -> list[str]:
+    """Every person's verdict against the expected outcome; prints the agreement, and the
+    confusion per insurance when some disagree. Returns the disagreements."""
+    async with database.engine.connect() as connection:
+        rows = {r.person_id: r for r in await connection.execute(
+            sa.select(persons.c.person_id, persons.c.verdict))}  # fmt: skip
+    confusion: dict[str, collections.Counter[tuple[Any, Any]]] = collections.defaultdict(
+        collections.Counter
+    )
+    disagreements: list[str] = []
+    for key, person in expected.items():
+        got = outcome_of(rows.get(person_ids[key]))
+        for insurance in INSURANCES:
+            confusion[insurance][(person["statuses"][insurance], got["statuses"][insurance])] += 1
+        diffs = differences(person, got)
+        if diffs:
+            disagreements.append(f"{key} ({person['situation']}): " + "; ".join(diffs))
+    print(f"{len(expected) - len(disagreements)} of {len(expected)} people agree with the "
+          f"ground truth as of {next(iter(expected.values()))['as_of']}")  # fmt: skip
+    # Not a vacuous agreement: the population shows every kind of verdict.
+    seen = {code for counts in confusion.values() for code, _ in counts}
+    assert {"11", "12", "21", "27", "30", "81", "82", "91", "92", "93", "94", "95", None} <= seen
+    if disagreements:
+        for insurance, counts in confusion.items():
+            wrong = {pair: n for pair, n in counts.items() if pair[0] != pair[1]}
+            print(f"{insurance}: (expected, ours) → people where they differ: {wrong}")
+        print("\n".join(disagreements[:40]))
+    return disagreements
+
+
 async def test_verdicts_agree_with_the_ground_truth_for_every_person(
     population: tuple[str, dict[str, dict[str, Any]]], harness: Harness, matching_db: Database
 ) -> None:
@@ -103,39 +135,26 @@ async def test_verdicts_agree_with_the_ground_truth_for_every_person(
         f"\nmatching applied {len(harness.published)} events of identity in {elapsed:.1f} s "
         f"({len(harness.published) / elapsed:.0f} events/s)"
     )
-
-    async with matching_db.engine.connect() as connection:
-        rows = {r.person_id: r for r in await connection.execute(
-            sa.select(persons.c.person_id, persons.c.verdict))}  # fmt: skip
-    confusion: dict[str, collections.Counter[tuple[Any, Any]]] = collections.defaultdict(
-        collections.Counter
-    )
-    disagreements: list[str] = []
-    agreed = 0
+    person_ids: dict[str, UUID] = {}
     for key, person in expected.items():
         document = person["document"]
         number, doc_type = ((person["id_number"], "01") if document is None
                             else (document["number"], document["type"]))  # fmt: skip
-        person_id: UUID | None = await harness.person_of(number, doc_type)
+        person_id = await harness.person_of(number, doc_type)
         assert person_id is not None, f"{key} did not resolve in identity"
-        got = outcome_of(rows.get(person_id))
-        diffs = differences(person, got)
-        for insurance in INSURANCES:
-            want_code, got_code = person["statuses"][insurance], got["statuses"][insurance]
-            confusion[insurance][(want_code, got_code)] += 1
-        if diffs:
-            disagreements.append(f"{key} ({person['situation']}): " + "; ".join(diffs))
-        else:
-            agreed += 1
-    print(f"{agreed} of {len(expected)} people agree with the ground truth")
-    # Not a vacuous agreement: the population shows every kind of verdict.
-    seen = {code for counts in confusion.values() for code, _ in counts}
-    assert {"11", "12", "21", "27", "30", "81", "82", "91", "92", "93", "94", "95", None} <= seen
+        person_ids[key] = person_id
     assert any(p["flags"] for p in expected.values() if p["deceased"])
     assert any(p["flags"] for p in expected.values() if not p["deceased"])
-    if disagreements:
-        for insurance, counts in confusion.items():
-            wrong = {pair: n for pair, n in counts.items() if pair[0] != pair[1]}
-            print(f"{insurance}: (expected, ours) → people where they differ: {wrong}")
-        print("\n".join(disagreements[:40]))
+    disagreements = await compare(expected, person_ids, matching_db)
     assert not disagreements, f"{len(disagreements)} of {len(expected)} people disagree"
+
+    # Two years on, with no new fact: the daily re-check alone brings every verdict that time
+    # changes (children turning 16) to what the ground truth says for that day.
+    later = NOW + timedelta(days=730)
+    libpq = sources.replace("postgresql+asyncpg://", "postgresql://")
+    expected_later = await load_expected(libpq, as_of=today_in_china(later))
+    changed = await Evaluator(matching_db, clock=lambda: later).run_once()
+    print(f"the re-check two years later changed {changed} verdicts")
+    assert changed > 0
+    disagreements = await compare(expected_later, person_ids, matching_db)
+    assert not disagreements, f"{len(disagreements)} people disagree two years later"
