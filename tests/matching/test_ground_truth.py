@@ -25,11 +25,15 @@ from canbao_matching.tables import persons
 from canbao_platform.db import Database
 from canbao_platform.messaging import InboundMessage, unit_of_work
 from canbao_stack.simulators.population import seed
+from canbao_stack.simulators.rates import Rates
 from canbao_stack.simulators.store import load_expected
 from tests.identity.conftest import Harness
 from tests.identity.feed import snapshot_messages
 
 PEOPLE = 2_000
+# Dirtier than life (as identity's ground truth), so every survey reason shows many times.
+RATES = Rates(legacy_15=0.2, lowercase_x=0.5, spaces=0.1, wrong_check_digit=0.2,
+              name_variant=0.1, identity_conflict=0.02, foreign_document=0.02)  # fmt: skip
 NOW = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
 INSURANCES = ("pension", "medical", "injury", "unemployment", "maternity")
 
@@ -84,7 +88,7 @@ def differences(want: dict[str, Any], got: dict[str, Any]) -> list[str]:
 @pytest.fixture
 async def population(make_database: Callable[[], str]) -> tuple[str, dict[str, dict[str, Any]]]:
     sources = make_database()
-    await seed(sources, PEOPLE, 11, loaders=1)
+    await seed(sources, PEOPLE, 11, rates=RATES, loaders=1)
     libpq = sources.replace("postgresql+asyncpg://", "postgresql://")
     return sources, await load_expected(libpq, as_of=today_in_china(NOW))
 
@@ -145,6 +149,9 @@ async def test_verdicts_agree_with_the_ground_truth_for_every_person(
         person_ids[key] = person_id
     assert any(p["flags"] for p in expected.values() if p["deceased"])
     assert any(p["flags"] for p in expected.values() if not p["deceased"])
+    reasons = {r for p in expected.values() for r in p["survey_reasons"]}
+    assert reasons == {"uninsured", "partially_insured", "interrupted", "missing_info",
+                       "inaccurate_info", "identity_conflict"}  # fmt: skip
     disagreements = await compare(expected, person_ids, matching_db)
     assert not disagreements, f"{len(disagreements)} of {len(expected)} people disagree"
 
