@@ -96,8 +96,12 @@ class Result:
         return statistics.quantiles(self.latencies_ms, n=100, method="inclusive")[q - 1]
 
 
-async def load(url: str, numbers: list[str], clients: int, seconds: float,
+Call = tuple[str, str, dict[str, str] | None]  # method, path, JSON body
+
+
+async def load(url: str, calls: list[Call], clients: int, seconds: float,
                headers: dict[str, str]) -> Result:  # fmt: skip
+    """`clients` concurrent clients, each sending random `calls` one after another."""
     latencies: list[float] = []
     errors = 0
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
@@ -108,16 +112,33 @@ async def load(url: str, numbers: list[str], clients: int, seconds: float,
             nonlocal errors
             while time.perf_counter() < deadline:
                 started = time.perf_counter()
-                response = await http.get(rng.choice(numbers))
+                method, path, body = rng.choice(calls)
+                response = await http.request(method, path, json=body)
                 latencies.append((time.perf_counter() - started) * 1000)
                 errors += response.status_code != 200
 
         for n in range(min(clients, 4)):  # warm the connections and caches
-            await http.get(numbers[n])
+            await http.request(calls[n][0], calls[n][1], json=calls[n][2])
         started = time.perf_counter()
         await asyncio.gather(*(client(random.Random(n)) for n in range(clients)))
         elapsed = time.perf_counter() - started
     return Result(clients, len(latencies), errors, elapsed, latencies)
+
+
+async def breakdown(identity_url: str, matching_url: str, numbers: list[str],
+                    seconds: float) -> None:  # fmt: skip
+    """Where a popup's time goes, one client: the two internal calls the gateway makes."""
+    lookups: list[Call] = [("POST", "/internal/persons/lookup", {"id_number": n}) for n in numbers]
+    identity = await load(identity_url, lookups, 1, seconds, {})
+    async with httpx.AsyncClient(base_url=identity_url) as http:
+        ids = [(await http.post("/internal/persons/lookup", json={"id_number": n})).json()
+               ["person_id"] for n in numbers[:200]]  # fmt: skip
+    verdicts: list[Call] = [("GET", f"/internal/v1/verdicts/{i}", None) for i in ids]
+    matching = await load(matching_url, verdicts, 1, seconds, {})
+    print("\none client, the gateway's internal calls alone:")
+    for name, result in (("identity lookup", identity), ("matching verdict", matching)):
+        print(f"  {name:<17} {result.per_second:>5.0f} req/s  p50 {result.percentile(50):.1f} ms"
+              f"  p99 {result.percentile(99):.1f} ms  errors {result.errors}")  # fmt: skip
 
 
 def start(
@@ -212,8 +233,9 @@ async def main(people: int, seconds: float, client_counts: list[int]) -> None:
                 token = tokens.issue(
                     staff, key=key, now=datetime.now(UTC), lifetime=timedelta(hours=1)
                 )
-                popup_paths = [f"/api/v1/counter/popup/{n}" for n in numbers]
-                bare_paths = [f"/bare/{n}" for n in numbers]
+                popup_paths: list[Call] = [("GET", f"/api/v1/counter/popup/{n}", None)
+                                           for n in numbers]  # fmt: skip
+                bare_paths: list[Call] = [("GET", f"/bare/{n}", None) for n in numbers]
                 print(f"{len(numbers):,} people; {seconds:.0f} s per run; 2 shared cores\n")
                 print(f"{'clients':>7} | {'popup req/s':>11} {'p50 ms':>7} {'p99 ms':>7} "
                       f"{'err':>4} | {'bare req/s':>10} {'p50 ms':>7} {'p99 ms':>7} | "
@@ -227,6 +249,7 @@ async def main(people: int, seconds: float, client_counts: list[int]) -> None:
                           f"{b.percentile(50):>7.1f} {b.percentile(99):>7.1f} | "
                           f"{b.per_second / p.per_second:>10.1f}x "
                           f"{p.percentile(99) / b.percentile(99):>8.1f}x", flush=True)  # fmt: skip
+                await breakdown(identity_url, matching_url, numbers, seconds)
             finally:
                 for process in processes:
                     process.terminate()

@@ -16,8 +16,10 @@ import pytest
 import sqlalchemy as sa
 from fastapi import FastAPI
 
+from canbao_contracts.id_numbers import mask
 from canbao_gateway.app import create
 from canbao_gateway.clock import clock
+from canbao_gateway.popup import masked, popup_of
 from canbao_gateway.staff import Role
 from canbao_gateway.tables import audit_log
 from canbao_identity.app import create as create_identity
@@ -398,3 +400,35 @@ async def test_identity_or_matching_away_is_503_with_its_type(
     assert await audit_rows(gateway_db) == []  # nothing was shown
     assert f"{away}-client" in caplog.text  # the failure is logged, without the person
     assert WANG not in caplog.text and WANG[:6] + WANG[6:14] not in caplog.text
+
+
+def identity_record(**changes: Any) -> dict[str, Any]:
+    """Identity's PersonRecord as its API answers, for the pure tests of popup.py."""
+    return {"person_id": "6f1c0d52-4f3e-4a51-9a55-8a7f3b0b2c11",
+            "golden": {"name": {"value": "王伟", "source": "hukou.person"}}, "missing": [],
+            "inaccurate": [], "identity_conflict": False, "deceased": False,
+            "household_registered": True, "public_state": None, **changes}  # fmt: skip
+
+
+def test_a_dead_person_awaiting_a_verdict_needs_no_survey() -> None:
+    popup = popup_of(identity_record(deceased=True, missing=["phone"]), None, id_number=LI,
+                     now=Clock().now)  # fmt: skip
+    assert (popup.deceased, popup.needs_survey, popup.survey_reasons) == (True, False, [])
+    alive = popup_of(identity_record(), None, id_number=WANG, now=Clock().now)
+    assert (alive.needs_survey, alive.verdict_pending, alive.id_number) == (None, True, mask(WANG))
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "shown"),
+    [
+        ("phone", "13812345678", "138****5678"),
+        ("phone", "0851-86801234", "085******1234"),
+        ("birth_date", "1980-01-01", "1980-**-**"),
+        ("residence_address", "贵州省遵义市红花岗区老城街道5号", "贵州省遵义市红花岗区****"),
+        ("residence_address", "花果园12号", "花果园****"),
+        ("gender", "2", "2"),
+        ("some_new_field", "secret", "****"),
+    ],
+)
+def test_record_values_are_masked_field_by_field(field: str, value: str, shown: str) -> None:
+    assert masked(field, value) == shown

@@ -41,7 +41,7 @@ CLEAR_FIELDS: Final = frozenset(
     }
 )
 # Kept of an address: its division (省市区/县), never the street and house number; when no
-# district or county ends within the first characters, the first six (省市).
+# district or county ends within the first characters, the first six (省市), at most half.
 DIVISION_PREFIX: Final = re.compile(r"^.{2,12}?[区县旗]")
 ADDRESS_KEPT: Final = 6
 
@@ -124,7 +124,8 @@ def popup_of(
             **common,
             deceased=person["deceased"],
             statuses=None,
-            needs_survey=True if reasons else None,
+            # The dead need no survey; for the living, gaps prove a survey, none proves nothing.
+            needs_survey=True if reasons else (False if person["deceased"] else None),
             survey_reasons=reasons,
             flags=[],
             registration=None,
@@ -196,7 +197,8 @@ def masked(field: str, value: Any) -> Any:
         return text[:4] + "-**-**"
     if field in ("residence_address", "household_place"):  # the sources give full addresses
         division = DIVISION_PREFIX.match(text)
-        return (division.group(0) if division else text[:ADDRESS_KEPT]) + "****"
+        kept = division.group(0) if division else text[: min(ADDRESS_KEPT, len(text) // 2)]
+        return kept + "****"
     return "****"
 
 
