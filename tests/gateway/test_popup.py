@@ -432,3 +432,25 @@ def test_a_dead_person_awaiting_a_verdict_needs_no_survey() -> None:
 )
 def test_record_values_are_masked_field_by_field(field: str, value: str, shown: str) -> None:
     assert masked(field, value) == shown
+
+
+async def test_a_person_registered_with_a_passport_is_asked_by_document_type(
+    gateway: httpx.AsyncClient, harness: Harness, token_for: Any
+) -> None:
+    """Special groups register with another document (domain.md §3): `?document_type=02`; the
+    scope is the region of their insurance records."""
+    passport = "E12345678"
+    row = {"psn_no": "M7", "certno": passport, "psn_cert_type": "02", "psn_name": "JOHN SMITH",
+           "gend": "1", "brdy": date(1980, 1, 1), "insutype": "390", "psn_insu_stas": "1",
+           "insu_admdvs": NANMING}  # fmt: skip
+    await harness.apply([change("medical.insured", row)])
+    path = f"{POPUP}{passport}?document_type=02"
+
+    response = await gateway.get(path, headers=clerk(token_for))
+    assert response.status_code == 200, response.text
+    assert response.json()["person_id"] == str(await harness.person_of(passport, "02"))
+    assert response.json()["id_number"] == "E123*5678" and passport not in response.text
+    assert_problem(await gateway.get(path, headers=clerk(token_for, scope=YUNYAN)), 403,
+                   "out-of-scope")  # fmt: skip
+    assert_problem(await gateway.get(f"{POPUP}{passport}", headers=clerk(token_for)), 422,
+                   "invalid-id-number")  # fmt: skip
