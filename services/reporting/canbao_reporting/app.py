@@ -1,4 +1,5 @@
-"""The reporting service: The quarterly basic-data table, coverage, and the people behind every number."""
+"""The reporting service: the quarterly basic-data table, coverage, and the people behind every
+number (not built yet: health and readiness only)."""
 
 from pathlib import Path
 
