@@ -1,9 +1,11 @@
 """`make run` end to end: the whole stack comes up on a fresh state directory, reports where to
-look, serves every service, carries the demo data through Debezium, stops cleanly on Ctrl-C and
-resumes with its data on the next run."""
+look, serves every service, carries the demo data through Debezium, identity and matching (a
+change in a source table becomes a new verdict), stops cleanly on Ctrl-C and resumes with its
+data on the next run."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -12,10 +14,14 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import datetime
 from pathlib import Path
 
+import asyncpg
 import httpx
+from aiokafka import AIOKafkaConsumer
 
+from canbao_contracts.topics import STATUSES
 from canbao_platform.local.postgres import free_port
 
 SERVICES = ("gateway", "identity", "matching", "survey", "reporting")
@@ -78,6 +84,50 @@ class Stack:
         return self.process.wait(timeout=60)
 
 
+async def a_source_change_reaches_a_new_verdict(sources: str, bootstrap: str) -> float:
+    """Suspend one paying employee-pension enrolment in si_core.ac02 (as the social insurance
+    system would) once the demo's verdicts flow, and wait for that person's new verdict on
+    registry.statuses: Debezium → identity → matching, every part real. Returns the delay from
+    the source commit to the verdict's publication."""
+    consumer = AIOKafkaConsumer(
+        STATUSES.name, bootstrap_servers=bootstrap, auto_offset_reset="earliest"
+    )
+    await consumer.start()
+    try:
+        first = await asyncio.wait_for(consumer.getone(), timeout=180)  # the demo's verdicts
+        assert json.loads(first.value)["verdict"]["statuses"]
+        connection = await asyncpg.connect(sources)
+        try:
+            changed_at = await connection.fetchval(
+                # Someone whose pension status is 11 by the ground truth, so it must change.
+                "UPDATE si_core.ac02 SET aac008 = '2', updated_at = now() "
+                "WHERE (aac001, aae140, aab301) = (SELECT c.aac001, c.aae140, c.aab301 "
+                "  FROM si_core.ac02 c JOIN si_core.ac01 p USING (aac001) "
+                "  JOIN simulator.expected_outcome e ON e.id_number = upper(p.aac002) "
+                "  WHERE c.aae140 = '110' AND c.aac008 = '1' AND NOT e.deceased "
+                "  AND e.statuses->>'pension' = '11' ORDER BY c.aac001 LIMIT 1) "
+                "RETURNING now()"
+            )
+        finally:
+            await connection.close()
+        assert changed_at is not None, "the demo population has no paying employee pension"
+
+        async def new_verdict() -> float:
+            async for record in consumer:
+                event = json.loads(record.value)
+                observed = event["source_observed_at"]
+                if observed and datetime.fromisoformat(observed) >= changed_at.replace(
+                    microsecond=0
+                ):
+                    assert "statuses" in event["changed"], event["changed"]
+                    return record.timestamp - datetime.fromisoformat(observed).timestamp() * 1000
+            raise AssertionError("the consumer stopped")
+
+        return await asyncio.wait_for(new_verdict(), timeout=120)
+    finally:
+        await consumer.stop()
+
+
 def test_run_starts_everything_stops_cleanly_and_resumes() -> None:
     with tempfile.TemporaryDirectory(prefix="canbao-stack-") as tmp:
         os.chmod(tmp, 0o755)  # PostgreSQL runs as the `postgres` user when we are root
@@ -105,6 +155,10 @@ def run_twice(stack_dir: Path) -> None:
             time.sleep(1)
         assert status["state"] == "running" and status["events"] >= 300, status
         stack.wait_for("change events published", within_s=60)  # the console shows the flow
+        sources = f"postgresql://canbao@127.0.0.1:{postgres_port}/sources"
+        bootstrap = (stack_dir / "kafka-bootstrap").read_text().strip()
+        delay_ms = asyncio.run(a_source_change_reaches_a_new_verdict(sources, bootstrap))
+        assert 0 < delay_ms < 60_000
         assert stack.interrupt() == 0
     finally:
         if stack.process.poll() is None:
