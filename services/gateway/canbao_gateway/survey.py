@@ -10,18 +10,17 @@ survey answers a repeated key with the first collection. Survey's problems (422 
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import Any, Final
 
 import httpx
 from fastapi import Request
 
+from canbao_gateway.internal import InternalClient
 from canbao_platform.problems import Problem
 
 log = logging.getLogger(__name__)
-TIMEOUT_S: Final = 5.0
-RETRY_AFTER_S: Final = 0.2
+TIMEOUT_S: Final = 5.0  # a submission writes and encrypts: more than a read
 
 
 class SurveyUnavailable(Problem):
@@ -34,10 +33,7 @@ class SurveyUnavailable(Problem):
         )
 
 
-class SurveyClient:
-    """A component: the HTTP client is opened in the lifespan. `transport` lets tests reach the
-    survey application in-process (httpx.ASGITransport) instead of over a port."""
-
+class SurveyClient(InternalClient):
     name = "survey-client"
 
     def __init__(
@@ -47,41 +43,15 @@ class SurveyClient:
         transport: httpx.AsyncBaseTransport | None = None,
         timeout_s: float = TIMEOUT_S,
     ) -> None:
-        self.base_url, self._transport, self._timeout_s = base_url, transport, timeout_s
-        self._http: httpx.AsyncClient | None = None
+        super().__init__(base_url, transport=transport, timeout_s=timeout_s)
 
-    async def start(self) -> None:
-        self._http = httpx.AsyncClient(
-            base_url=self.base_url, transport=self._transport, timeout=self._timeout_s
-        )
-
-    async def stop(self) -> None:
-        if self._http is not None:
-            await self._http.aclose()
-            self._http = None
-
-    def health(self) -> dict[str, Any]:
-        # The gateway serves logins and popups without survey: not a readiness condition.
-        return {"ready": self._http is not None}
+    def unavailable(self) -> Problem:
+        return SurveyUnavailable()
 
     async def submit_collection(self, body: dict[str, Any], *, idempotency_key: str) -> Any:
         """POST /internal/collections; survey's JSON answer (201), or its problem raised."""
-        assert self._http is not None, "the survey client is not started"
         headers = {"Idempotency-Key": idempotency_key}
-        for attempt in range(2):
-            try:
-                response = await self._http.post(
-                    "/internal/collections", json=body, headers=headers
-                )
-                break
-            except httpx.TransportError as error:  # the request may or may not have arrived
-                log.warning("survey unreachable (%s), attempt %d", type(error).__name__, attempt)
-                if attempt == 1:
-                    raise SurveyUnavailable() from None
-                await asyncio.sleep(RETRY_AFTER_S)
-        if response.status_code >= 500:
-            log.warning("survey answered %d", response.status_code)
-            raise SurveyUnavailable()
+        response = await self._send("POST", "/internal/collections", json=body, headers=headers)
         if response.status_code >= 400:
             raise _passed_on(response)
         return response.json()
