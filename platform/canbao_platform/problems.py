@@ -8,12 +8,15 @@ A route raises `Problem(...)` (or one of its named subclasses); the handlers ins
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from canbao_contracts.collected_items import ItemDefect
 
 PROBLEM_JSON = "application/problem+json"
 log = logging.getLogger(__name__)
@@ -51,6 +54,23 @@ _HTTP_SLUGS = {
     405: "method-not-allowed", 409: "conflict", 429: "too-many-requests",
     503: "unavailable",
 }  # fmt: skip
+
+
+class InvalidItems(Problem):
+    """Collected values that break `canbao_contracts.collected_items`' rules, answered alike by
+    every service that checks them (the gateway before forwarding, survey before storing):
+    `errors` names each field (`item`, `code`, `label`, `kind`, messages in Chinese and
+    English), never its value."""
+
+    def __init__(self, defects: Sequence[ItemDefect]) -> None:
+        detail = "；".join(defect.message_zh for defect in defects)
+        super().__init__(
+            422,
+            "invalid-items",
+            "采集信息有误 (invalid collected items)",
+            detail,
+            errors=[defect.as_dict() for defect in defects],
+        )
 
 
 def install_problem_handlers(app: FastAPI) -> None:

@@ -17,14 +17,14 @@ from fastapi import APIRouter, Depends, Header
 from pydantic import BaseModel, ConfigDict, Field
 
 from canbao_contracts.codes import CertificateType, RegistrationItem, SurveyReason
-from canbao_contracts.collected_items import ItemDefect, item_defects, missing_required
+from canbao_contracts.collected_items import item_defects, missing_required
 from canbao_contracts.events.base import RegionCode
 from canbao_contracts.events.collection import VerifiedStatus
 from canbao_gateway.audit import AuditTrail, Outcome, Purpose
 from canbao_gateway.auth import AuditDep, PersonInQuestion, person_by_id_number, require
 from canbao_gateway.staff import Role, Staff
 from canbao_gateway.survey import SurveyClient, survey_client
-from canbao_platform.problems import Problem
+from canbao_platform.problems import InvalidItems, Problem
 
 router = APIRouter(prefix="/api/v1/counter", tags=["counter"])
 MAX_IDEMPOTENCY_KEY: Final = 128
@@ -60,20 +60,6 @@ class CollectionAccepted(BaseModel):
     collection_id: UUID
     state: str
     """`approved`: a counter collection is approved on submission."""
-
-
-class InvalidItems(Problem):
-    """The same problem survey gives (`invalid-items`): each bad field named, never its value."""
-
-    def __init__(self, defects: list[ItemDefect]) -> None:
-        detail = "；".join(defect.message_zh for defect in defects)
-        super().__init__(
-            422,
-            "invalid-items",
-            "采集信息有误 (invalid collected items)",
-            detail,
-            errors=[defect.as_dict() for defect in defects],
-        )
 
 
 class RegionUnknown(Problem):

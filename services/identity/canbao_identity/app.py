@@ -28,24 +28,6 @@ def protector_from(settings: IdentitySettings) -> Protector:
     )  # fmt: skip
 
 
-class ProducerComponent:
-    """The service's one producer as a component (started first, stopped last)."""
-
-    name = "producer"
-
-    def __init__(self, producer: Producer) -> None:
-        self.producer = producer
-
-    async def start(self) -> None:
-        await self.producer.start()
-
-    async def stop(self) -> None:
-        await self.producer.stop()
-
-    def health(self) -> dict[str, Any]:
-        return {"ready": True}
-
-
 DEFAULT_CONFIG = RunnerConfig()
 # The consumer group of the cdc.* topics: the local CDC bridge's backpressure watches its lag
 # (canbao_stack.local), so it is the service's name and nothing else.
@@ -74,7 +56,7 @@ def components(
         "config": config,
     }
     return [
-        ProducerComponent(producer),
+        producer,  # a component itself: started first, stopped last
         ConsumerRunner(
             name=CDC_GROUP,
             handler=change_handler(protector),

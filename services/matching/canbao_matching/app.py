@@ -6,7 +6,6 @@ registry.statuses through the outbox; serves the verdicts to the gateway (routes
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from fastapi import FastAPI
 
@@ -23,24 +22,6 @@ MatchingSettings = service_settings(SERVICE_NAME)
 DEFAULT_CONFIG = RunnerConfig()
 
 
-class ProducerComponent:
-    """The service's one producer as a component (started first, stopped last)."""
-
-    name = "producer"
-
-    def __init__(self, producer: Producer) -> None:
-        self.producer = producer
-
-    async def start(self) -> None:
-        await self.producer.start()
-
-    async def stop(self) -> None:
-        await self.producer.stop()
-
-    def health(self) -> dict[str, Any]:
-        return {"ready": True}
-
-
 def components(
     resources: Resources, *, config: RunnerConfig = DEFAULT_CONFIG, clock: Clock = system_clock,
     topics: tuple[str, ...] = (PERSONS.name, FACTS.name, COLLECTIONS.name),
@@ -49,7 +30,7 @@ def components(
     settings = resources.settings
     producer = Producer(settings.kafka_bootstrap_servers, client_id=SERVICE_NAME)
     return [
-        ProducerComponent(producer),
+        producer,  # a component itself: started first, stopped last
         ConsumerRunner(
             name=SERVICE_NAME,
             topics=list(topics),

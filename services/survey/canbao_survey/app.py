@@ -5,7 +5,6 @@ published on registry.collections through the outbox (routes.py, store.py)."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from fastapi import FastAPI
 
@@ -18,28 +17,10 @@ from canbao_survey.settings import SurveySettings
 SERVICE_NAME = "survey"
 
 
-class ProducerComponent:
-    """The service's one producer as a component (started first, stopped last)."""
-
-    name = "producer"
-
-    def __init__(self, producer: Producer) -> None:
-        self.producer = producer
-
-    async def start(self) -> None:
-        await self.producer.start()
-
-    async def stop(self) -> None:
-        await self.producer.stop()
-
-    def health(self) -> dict[str, Any]:
-        return {"ready": True}
-
-
 def components(resources: Resources) -> list[Component]:
     producer = Producer(resources.settings.kafka_bootstrap_servers, client_id=SERVICE_NAME)
     return [
-        ProducerComponent(producer),
+        producer,  # a component itself: started first, stopped last
         OutboxRelay(resources.database, producer, name="survey.outbox", poll_interval_s=0.5),
     ]
 

@@ -15,13 +15,14 @@ from canbao_contracts.collected_items import normalised
 from canbao_contracts.events.vocabulary import Channel
 from canbao_platform.db import Database
 from canbao_platform.messaging import unit_of_work
+from canbao_platform.problems import InvalidItems
 from canbao_survey.collections import (
     CounterCollection,
     ReviewState,
     approved_at_counter,
     defects,
 )
-from canbao_survey.problems import IdempotencyKeyReused, InvalidItems
+from canbao_survey.problems import IdempotencyKeyReused
 from canbao_survey.protection import Sealer
 from canbao_survey.tables import collections
 
