@@ -6,6 +6,7 @@ approved collection on registry.collections closes the gap it fills."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -26,20 +27,12 @@ from canbao_identity.app import CDC_GROUP, components, create
 from canbao_identity.settings import IdentitySettings
 from canbao_platform.db import Database
 from canbao_platform.local.broker import MockKafkaCluster
-from canbao_platform.messaging import DLQ_REASON, Backoff, Producer, RunnerConfig
+from canbao_platform.messaging import DLQ_REASON, Producer
 from canbao_platform.service import Component, Resources
 from tests.identity.conftest import Message, change
+from tests.platform.conftest import FAST as PLATFORM_FAST
 
-FAST = RunnerConfig(
-    max_batch=200,
-    poll_timeout_ms=100,
-    session_timeout_ms=3_000,
-    heartbeat_interval_ms=500,
-    message_retry_backoff=Backoff(0.01, 0.05),
-    retry_backoff=Backoff(0.1, 0.5),
-    restart_backoff=Backoff(0.1, 0.5),
-    shutdown_timeout_s=10.0,
-)
+FAST = dataclasses.replace(PLATFORM_FAST, max_batch=200)
 _created: set[int] = set()
 
 
