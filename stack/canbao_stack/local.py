@@ -139,6 +139,9 @@ class LocalStack:
     async def start_children(self, bootstrap: str) -> None:
         logs = self.config.state_dir.resolve() / "logs"
         common = {"KAFKA_BOOTSTRAP_SERVERS": bootstrap, "CANBAO_ENV": "development"}
+        # The gateway reaches the internal APIs on this run's ports (--gateway-port moves them all).
+        common |= {f"GATEWAY_{s.upper()}_URL": f"http://127.0.0.1:{self.config.service_port(s)}"
+                   for s in ("identity", "matching", "survey")}  # fmt: skip
         self.children.append(self.cdc_bridge(bootstrap, logs))
         for service in SERVICES:
             port = self.config.service_port(service)
@@ -229,6 +232,7 @@ class LocalStack:
         print(
             f"""
 Where to look
+  counter page            {gateway}/counter    (demo-counter / demo)
   gateway (public API)    {gateway}/docs    (OpenAPI: {gateway}/openapi.json)
   services                """
             + "  ".join(f"{s} :{self.config.service_port(s)}" for s in SERVICES[1:])
