@@ -1,6 +1,7 @@
 """The gateway service: the public HTTP interface of api.md (staff login, roles and region
 scopes, the audit log, counter collections forwarded to survey, counter popups and the persons'
-records read from identity and matching; self-service and partners to come)."""
+records read from identity and matching; self-service and partners to come), and the counter
+page that clerks open in a browser (`/counter`)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from sqlalchemy.exc import DBAPIError
 
 from canbao_gateway.accounts import create_demo_accounts
 from canbao_gateway.collections import router as collections_router
+from canbao_gateway.counter_page import router as counter_page_router
 from canbao_gateway.logs import install_log_masking
 from canbao_gateway.persons import router as persons_router
 from canbao_gateway.problems import install_header_handler
@@ -90,7 +92,7 @@ SERVICE = ServiceDefinition(
     name="gateway",
     settings=GatewaySettings,
     migrations=Path(__file__).parent / "migrations",
-    routers=[router, collections_router, persons_router],
+    routers=[router, collections_router, persons_router, counter_page_router],
     components=components,
     description="The public HTTP interface: staff login, roles, audit, counter popups, "
     "self-service, partners.",
