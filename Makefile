@@ -6,11 +6,10 @@ UV := $(shell command -v uv 2>/dev/null)
 ifeq ($(UV),)
 UV := $(HOME)/.local/bin/uv
 endif
-SYSTEM_PACKAGES := postgresql openjdk-17-jre-headless
 
-.PHONY: test run clean deps system-deps python-deps lint typecheck bench schemas
+.PHONY: test run clean deps system-deps browser-deps python-deps lint typecheck bench schemas
 
-test: deps  ## the README's test command
+test: deps browser-deps  ## the README's test command
 	$(UV) run --frozen pytest
 
 run: deps  ## the whole system on its embedded defaults
@@ -25,6 +24,17 @@ system-deps:
 	@missing=""; \
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	command -v java >/dev/null 2>&1 || missing="$$missing openjdk-17-jre-headless"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing system packages:$$missing"; \
+	  apt-get update -qq && apt-get install -y -qq $$missing; \
+	fi
+
+# The counter page's browser test: Debian's chromium (Playwright drives it; it downloads no
+# browser of its own) and a CJK font, so that the screenshots it keeps show the Chinese text.
+browser-deps:
+	@missing=""; \
+	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	ls /usr/share/fonts/truetype/wqy/wqy-zenhei.ttc >/dev/null 2>&1 || missing="$$missing fonts-wqy-zenhei"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing system packages:$$missing"; \
 	  apt-get update -qq && apt-get install -y -qq $$missing; \

@@ -1,7 +1,8 @@
 """`make run` end to end: the whole stack comes up on a fresh state directory, reports where to
 look, serves every service, carries the demo data through Debezium, identity and matching (a
-change in a source table becomes a new verdict), stops cleanly on Ctrl-C and resumes with its
-data on the next run."""
+change in a source table becomes a new verdict), serves the counter page on which a clerk, in a
+real browser, fills in a missing phone and sees it applied (tests/stack/counter_browser.py),
+stops cleanly on Ctrl-C and resumes with its data on the next run."""
 
 from __future__ import annotations
 
@@ -23,6 +24,11 @@ from aiokafka import AIOKafkaConsumer
 
 from canbao_contracts.topics import STATUSES
 from canbao_platform.local.postgres import free_port
+from tests.stack.counter_browser import (
+    a_number_nobody_holds,
+    counter_page_round_trip,
+    person_missing_a_phone,
+)
 
 SERVICES = ("gateway", "identity", "matching", "survey", "reporting")
 READY_WITHIN_S = 300
@@ -159,6 +165,10 @@ def run_twice(stack_dir: Path) -> None:
         bootstrap = (stack_dir / "kafka-bootstrap").read_text().strip()
         delay_ms = asyncio.run(a_source_change_reaches_a_new_verdict(sources, bootstrap))
         assert 0 < delay_ms < 60_000
+        assert f"http://127.0.0.1:{gateway_port}/counter" in "\n".join(stack.output)
+        id_number, statuses = asyncio.run(person_missing_a_phone(sources))
+        newcomer = asyncio.run(a_number_nobody_holds(sources))
+        counter_page_round_trip(f"http://127.0.0.1:{gateway_port}", id_number, statuses, newcomer)
         assert stack.interrupt() == 0
     finally:
         if stack.process.poll() is None:
