@@ -13,8 +13,8 @@ import sqlalchemy as sa
 from cryptography.exceptions import InvalidTag
 
 from canbao_platform.db import Database
+from canbao_platform.sealing import Sealer, UnknownKey
 from canbao_survey.collections import CounterCollection
-from canbao_survey.protection import Sealer, UnknownKey
 from canbao_survey.store import submit_counter_collection
 from canbao_survey.tables import collections
 from canbao_survey.views import read_collection

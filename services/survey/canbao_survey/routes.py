@@ -11,10 +11,10 @@ from uuid import UUID
 from fastapi import APIRouter, Header, Request, Response
 from pydantic import BaseModel
 
+from canbao_platform.sealing import Sealer
 from canbao_platform.service import Resources
 from canbao_survey.collections import CounterCollection, ReviewState
 from canbao_survey.problems import CollectionNotFound
-from canbao_survey.protection import Sealer
 from canbao_survey.settings import SurveySettings
 from canbao_survey.store import submit_counter_collection
 from canbao_survey.views import CollectionView, read_collection

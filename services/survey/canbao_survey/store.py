@@ -16,6 +16,7 @@ from canbao_contracts.events.vocabulary import Channel
 from canbao_platform.db import Database
 from canbao_platform.messaging import unit_of_work
 from canbao_platform.problems import InvalidItems
+from canbao_platform.sealing import Sealer
 from canbao_survey.collections import (
     CounterCollection,
     ReviewState,
@@ -23,7 +24,6 @@ from canbao_survey.collections import (
     defects,
 )
 from canbao_survey.problems import IdempotencyKeyReused
-from canbao_survey.protection import Sealer
 from canbao_survey.tables import collections
 
 SERVICE = "survey"

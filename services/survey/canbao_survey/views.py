@@ -11,8 +11,8 @@ from pydantic import BaseModel
 
 from canbao_contracts.codes import CertificateType, RegistrationItem
 from canbao_platform.db import Database
+from canbao_platform.sealing import Sealer
 from canbao_survey.collections import masked
-from canbao_survey.protection import Sealer
 from canbao_survey.store import context_of
 from canbao_survey.tables import collections
 
