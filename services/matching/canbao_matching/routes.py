@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from canbao_contracts.codes import RegistrationState, SurveyReason
 from canbao_contracts.events import Verdict
 from canbao_matching.tables import persons
+from canbao_platform.db import Database
 from canbao_platform.problems import Problem
 from canbao_platform.service import Resources
 
@@ -77,11 +78,24 @@ _COLUMNS: Final = (persons.c.person_id, persons.c.verdict, persons.c.in_scope,
                    persons.c.evaluated_at, persons.c.merged_into)  # fmt: skip
 
 
+_VERDICT_OF: Final = sa.select(*_COLUMNS).where(persons.c.person_id == sa.bindparam("person_id"))
+
+
+async def _database(request: Request) -> Database:
+    resources: Resources = request.app.state.resources
+    return resources.database
+
+
 @router.get("/verdicts/{person_id}", summary="A person's verdict (the popup's statuses, flags, "
             "survey reasons and registration)")  # fmt: skip
-async def get_verdict(person_id: UUID, session: SessionDep) -> PersonVerdict:
-    query = sa.select(*_COLUMNS).where(persons.c.person_id == person_id)
-    row = (await (await session.connection()).execute(query)).first()
+async def get_verdict(
+    person_id: UUID, database: Annotated[Database, Depends(_database)]
+) -> PersonVerdict:
+    # One statement outside a transaction (PostgreSQL runs it in its own): no BEGIN and
+    # ROLLBACK round trips, and no ORM session, for the read the counter popup waits for.
+    async with database.engine.connect() as connection:
+        await connection.execution_options(isolation_level="AUTOCOMMIT")
+        row = (await connection.execute(_VERDICT_OF, {"person_id": person_id})).first()
     if row is None:
         raise PersonUnknown()
     if row.merged_into is not None:
