@@ -74,7 +74,9 @@ class AuditTrail:
         id_number: str | None = None,
         person_region: str | None = None,
     ) -> None:
-        """Write and commit one row (its own short transaction, before the response)."""
+        """Write and commit one row, before the response: one INSERT in its own implicit
+        transaction (autocommit), committed when PostgreSQL answers, as durably as within
+        BEGIN … COMMIT and two round trips sooner."""
         row: dict[str, Any] = {
             "at": self.now(), "staff": self.staff.username, "role": self.staff.role.value,
             "staff_scope": self.staff.scope, "person_id": person_id,
@@ -82,8 +84,9 @@ class AuditTrail:
             "person_region": person_region, "endpoint": self.endpoint, "purpose": purpose.value,
             "outcome": outcome.value, "client": self.client,
         }  # fmt: skip
-        async with self.database.engine.begin() as connection:
-            await connection.execute(sa.insert(audit_log).values(row))
+        async with self.database.engine.connect() as connection:
+            await connection.execution_options(isolation_level="AUTOCOMMIT")
+            await connection.execute(sa.insert(audit_log), row)
 
 
 def endpoint_of(request: Request) -> str:

@@ -20,6 +20,11 @@ log = logging.getLogger(__name__)
 # as good as away.
 TIMEOUT_S: Final = 2.0
 RETRY_AFTER_S: Final = 0.1
+# Keep-alive: every connection opened at a busy moment is kept for the next calls (httpx keeps 20
+# of its 100 by default, so at 64 counters most calls would open a new connection), but for less
+# time than uvicorn keeps an idle one open (5 s), so that we never send on one it is closing.
+LIMITS: Final = httpx.Limits(max_connections=100, max_keepalive_connections=100,
+                             keepalive_expiry=4.0)  # fmt: skip
 
 
 class InternalClient:
@@ -40,8 +45,9 @@ class InternalClient:
 
     async def start(self) -> None:
         self._http = httpx.AsyncClient(
-            base_url=self.base_url, transport=self._transport, timeout=self._timeout_s
-        )
+            base_url=self.base_url, transport=self._transport, timeout=self._timeout_s,
+            limits=LIMITS,
+        )  # fmt: skip
 
     async def stop(self) -> None:
         if self._http is not None:

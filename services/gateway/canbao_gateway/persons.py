@@ -14,6 +14,7 @@ of falls back to the number.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Final, Literal
@@ -124,8 +125,7 @@ async def popup(
     now: ClockDep,
 ) -> Popup:
     record, number = _known(person)
-    verdict = await matching.verdict(record["person_id"])
-    await _record_read(audit, person, Purpose.COUNTER_SERVICE)
+    verdict = await _audited_verdict(matching, audit, person, Purpose.COUNTER_SERVICE)
     return popup_of(record, verdict, id_number=number, now=now())
 
 
@@ -145,14 +145,36 @@ async def registration_record(
     now: ClockDep,
 ) -> RegistrationRecord:
     record, number = _known(person)
-    verdict = await matching.verdict(record["person_id"])
-    await _record_read(audit, person, Purpose.REGISTRATION_RECORD)
+    verdict = await _audited_verdict(matching, audit, person, Purpose.REGISTRATION_RECORD)
     return registration_record_of(record, verdict, id_number=number, now=now())
 
 
 def _known(person: RegisteredPerson) -> tuple[dict[str, Any], str]:
     assert person.id_number is not None  # set by registered_person
     return person.record, person.id_number
+
+
+async def _audited_verdict(
+    matching: MatchingClient, audit: AuditTrail, person: RegisteredPerson, purpose: Purpose
+) -> dict[str, Any] | None:
+    """Matching's verdict, asked while the read's audit row is written: the answer waits for
+    both (a read whose row is not committed is not answered), in the time of the slower.
+
+    The row is written as the verdict is asked, so when matching then fails the log holds a
+    read the clerk did not see (the gateway had read identity's record): the log may say more
+    than was shown, never less."""
+    assert person.person_id is not None  # set by registered_person
+    # Both settled before answering, whichever fails: no row still being written after a 503.
+    verdict, recorded = await asyncio.gather(
+        matching.verdict(person.person_id),
+        _record_read(audit, person, purpose),
+        return_exceptions=True,
+    )
+    if isinstance(recorded, BaseException):
+        raise recorded
+    if isinstance(verdict, BaseException):
+        raise verdict
+    return verdict
 
 
 async def _record_read(audit: AuditTrail, person: RegisteredPerson, purpose: Purpose) -> None:

@@ -91,9 +91,10 @@ def _component(request: Request, kind: type[T]) -> T:
     raise RuntimeError(f"the gateway runs without its {kind.__name__}")
 
 
-def identity_client(request: Request) -> IdentityClient:
+# `async def`: a plain `def` dependency runs in FastAPI's thread pool (auth.py).
+async def identity_client(request: Request) -> IdentityClient:
     return _component(request, IdentityClient)
 
 
-def matching_client(request: Request) -> MatchingClient:
+async def matching_client(request: Request) -> MatchingClient:
     return _component(request, MatchingClient)
