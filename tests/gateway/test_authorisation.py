@@ -58,6 +58,11 @@ async def test_every_endpoint_wants_a_token(client: httpx.AsyncClient, path: str
         ("5201", ZUNYI_HONGHUAGANG, False),  # ... not Zunyi
         ("520102", NANMING, True),  # Nanming district: its own people
         ("520102", YUNYAN, False),  # ... not the next district's
+        # A township service centre of Nanming (9 digits; our convention, auth.py): the
+        # residents of its county, whose region identity knows only to the county.
+        ("520102003", NANMING, True),
+        ("520102003", YUNYAN, False),  # ... not the next district's
+        ("520102003001", NANMING, True),  # a community (12 digits) likewise
     ],
 )
 async def test_staff_see_people_of_their_region_only(

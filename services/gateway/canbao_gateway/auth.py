@@ -3,7 +3,8 @@ full-stack-fastapi-template way: `Annotated[..., Depends(...)]` aliases).
 
 * `require(*roles)`: a valid bearer token of one of `roles`, else 401 / 403 problem+json.
 * `require(*roles, person=..., purpose=...)`: and the person the request is about lives inside
-  the staff member's region scope (staff.py: `covers`), else 403 `out-of-scope`, audited.
+  the staff member's region scope (`person_in_scope`: staff.py's `covers`, a township scope
+  standing for its county), else 403 `out-of-scope`, audited.
   `person` is a dependency giving that person's region, best the household region: for a
   registered person `persons.registered_person(purpose)` asks identity (household region, else
   the region of their insurance records; 404 `not-registered` audited); `person_by_id_number`
@@ -33,7 +34,7 @@ A personal-data endpoint reads:
 
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, Final
 from uuid import UUID
 
 from fastapi import Depends, Request
@@ -44,7 +45,7 @@ from canbao_gateway import problems, tokens
 from canbao_gateway.audit import AuditTrail, Outcome, Purpose, endpoint_of
 from canbao_gateway.clock import ClockDep
 from canbao_gateway.settings import GatewaySettings
-from canbao_gateway.staff import Role, Staff
+from canbao_gateway.staff import Role, Staff, covers
 from canbao_platform.service import Resources
 
 TOKEN_URL = "/api/v1/auth/token"
@@ -115,6 +116,23 @@ def person_by_id_number(id_number: str) -> PersonInQuestion:
     return PersonInQuestion(region=number[:6], id_number=number)
 
 
+# GB/T 2260: a county-level division (区/县/县级市) has six digits; townships (乡/镇/街道) nine.
+COUNTY_DIGITS: Final = 6
+
+
+def person_in_scope(staff: Staff, region: str) -> bool:
+    """Whether `staff` may serve one person of `region` (a 6-digit county code): read their
+    record, take their collection.
+
+    Our convention for township scopes: a person's region is at most their county (identity
+    knows the household region as AAC010's county-level division, never the township), so no
+    person would match a 9- or 12-digit scope and a township clerk would see nobody. A township
+    (or community) service centre serves, at its counter, residents of its county: for serving
+    one person, a scope longer than six digits stands for its county. Lists and reports of a
+    region are not one person's business: they keep the scope as it is (staff.py's `covers`)."""
+    return covers(staff.scope[:COUNTY_DIGITS], region)
+
+
 PersonDependency = Callable[..., PersonInQuestion | Coroutine[Any, Any, PersonInQuestion]]
 
 
@@ -143,7 +161,7 @@ def require(
         subject: Annotated[PersonInQuestion, Depends(person)],
         audit: AuditDep,
     ) -> Staff:
-        if not staff.covers(subject.region):
+        if not person_in_scope(staff, subject.region):
             # A refused attempt is audited too: probing other regions is what auditors look for.
             await audit.record(purpose=purpose, outcome=Outcome.OUT_OF_SCOPE,
                                person_id=subject.person_id, id_number=subject.id_number,
