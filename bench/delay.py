@@ -58,6 +58,8 @@ async def main(changes: int, rate: float, state_dir: Path, wait_s: float) -> Non
         async def collect() -> None:
             async for record in consumer:
                 event = json.loads(record.value)
+                if "verdict" not in event:  # a StatusesWithdrawn, not a verdict
+                    continue
                 observed = event.get("source_observed_at")
                 if observed is None:
                     continue

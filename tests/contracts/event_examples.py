@@ -45,6 +45,7 @@ from canbao_contracts.events import (
     PersonUpdated,
     Statuses,
     StatusesChanged,
+    StatusesWithdrawn,
     StudyFact,
     StudyLevel,
     Verdict,
@@ -207,6 +208,12 @@ EVENTS: dict[str, Event] = {
         previous=VERDICT,
         evaluated_at=AT + timedelta(seconds=2),
         source_observed_at=AT,
+    ),
+    "statuses withdrawn: moved out of the province": StatusesWithdrawn(
+        person_id=PERSON_ID,
+        previous=CONFIRMED,
+        evaluated_at=AT + timedelta(days=30),
+        source_observed_at=AT + timedelta(days=29),
     ),
     "collection approved: counter": CollectionApproved(
         collection_id=COLLECTION_ID,

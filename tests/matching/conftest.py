@@ -18,7 +18,7 @@ from aiokafka import AIOKafkaConsumer
 
 import canbao_matching
 from canbao_contracts.envelope import decode, encode
-from canbao_contracts.events import Event, StatusesChanged
+from canbao_contracts.events import Event, StatusesChanged, StatusesWithdrawn
 from canbao_matching.app import MatchingSettings, components
 from canbao_matching.evaluation import Evaluator
 from canbao_matching.tables import persons
@@ -64,7 +64,7 @@ class Service:
     topics: dict[str, str]  # contract topic name → this test's topic
     components: list[Component] = field(default_factory=list)
     _reader: AIOKafkaConsumer | None = None
-    received: list[StatusesChanged] = field(default_factory=list)
+    received: list[StatusesChanged | StatusesWithdrawn] = field(default_factory=list)
     arrived: list[datetime] = field(default_factory=list)  # when each was read, wall clock
     sent: int = 0
 
@@ -83,8 +83,11 @@ class Service:
         await self.producer.send_many(records)
         self.sent += len(records)
 
-    async def statuses(self, count: int, within: float = 30.0) -> list[StatusesChanged]:
-        """Wait until `count` StatusesChanged have been published in all; return them all."""
+    async def statuses(
+        self, count: int, within: float = 30.0
+    ) -> list[StatusesChanged | StatusesWithdrawn]:
+        """Wait until `count` events have been published on registry.statuses in all; return
+        them all."""
         if self._reader is None:
             self._reader = AIOKafkaConsumer(
                 self.topics["registry.statuses"], bootstrap_servers=self.kafka.bootstrap_servers,
@@ -96,12 +99,14 @@ class Service:
                 for batch in (await self._reader.getmany(timeout_ms=200)).values():
                     for record in batch:
                         _, event = decode(record.headers, record.value)
-                        assert isinstance(event, StatusesChanged)
+                        assert isinstance(event, StatusesChanged | StatusesWithdrawn)
                         self.received.append(event)
                         self.arrived.append(datetime.now(UTC))
         return list(self.received)
 
-    async def quiet(self, seconds: float = 1.5, within: float = 60.0) -> list[StatusesChanged]:
+    async def quiet(
+        self, seconds: float = 1.5, within: float = 60.0
+    ) -> list[StatusesChanged | StatusesWithdrawn]:
         """Everything published once the consumer has handled every message sent, nobody is
         pending, the outbox is empty and nothing more comes for `seconds`."""
         runner = next(c for c in self.components if isinstance(c, ConsumerRunner))
@@ -127,7 +132,9 @@ class Service:
             )
 
     def latest(self, person_id: UUID) -> StatusesChanged:
-        return [e for e in self.received if e.person_id == person_id][-1]
+        """The person's newest verdict published (a withdrawal, if newer, is not one)."""
+        mine = [e for e in self.received if e.person_id == person_id]
+        return [e for e in mine if isinstance(e, StatusesChanged)][-1]
 
     async def close(self) -> None:
         for component in reversed(self.components):

@@ -14,7 +14,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from canbao_contracts.codes import RegistrationState, StatusCode, SurveyReason
+from canbao_contracts.codes import HouseholdStatus, RegistrationState, StatusCode, SurveyReason
 from canbao_contracts.events import (
     CollectionApproved,
     EnrolmentState,
@@ -23,12 +23,14 @@ from canbao_contracts.events import (
     FactAsserted,
     PersonsMerged,
     PersonUpdated,
+    StatusesChanged,
+    StatusesWithdrawn,
 )
 from canbao_contracts.events.vocabulary import Channel
 from canbao_matching.rules import Situation, evaluate
 from canbao_matching.tables import persons
 from tests.matching.conftest import Service
-from tests.matching.people import TODAY, enrolled, job, person, study
+from tests.matching.people import TODAY, enrolled, household, job, person, study
 
 S = StatusCode
 
@@ -112,6 +114,41 @@ async def test_duplicates_replays_and_any_order_give_the_same_verdict_and_nothin
     await service.publish(everything, ids=ids)
     await service.publish(reversed(everything))
     assert len(await service.quiet(3.0)) == published
+
+
+async def test_a_person_who_leaves_the_scope_has_their_verdict_withdrawn(
+    service: Service,
+) -> None:
+    """Household moved out of the province, no local enrolment: out of scope, and the verdict
+    published before is withdrawn (reporting must stop counting it). Back in: a first verdict
+    again."""
+    pid = uuid.uuid4()
+    normal = household(pid, HouseholdStatus.NORMAL)
+    await service.publish([person(pid), fact_event(pid, normal)])
+    await service.quiet()
+    counted = service.latest(pid).verdict
+    published = len(service.received)
+
+    moved = fact_event(pid, normal, status=HouseholdStatus.MOVED_OUT, revision=2,
+                       observed_at=normal.observed_at + timedelta(days=1))  # fmt: skip
+    await service.publish([moved])
+    events = await service.quiet()
+    assert len(events) == published + 1
+    withdrawn = events[-1]
+    assert isinstance(withdrawn, StatusesWithdrawn) and withdrawn.person_id == pid
+    assert withdrawn.previous == counted
+    assert withdrawn.source_observed_at == moved.fact.observed_at
+    async with service.database.engine.connect() as connection:
+        row = (await connection.execute(sa.select(persons).where(persons.c.person_id == pid))).one()
+    assert row.in_scope is False and row.verdict is None
+
+    back = fact_event(pid, normal, revision=3, observed_at=normal.observed_at + timedelta(days=9))
+    await service.publish([back])
+    events = await service.quiet()
+    assert len(events) == published + 2
+    again = events[-1]
+    assert isinstance(again, StatusesChanged) and again.previous is None
+    assert again.verdict == counted
 
 
 async def test_a_change_that_does_not_touch_the_verdict_publishes_nothing(

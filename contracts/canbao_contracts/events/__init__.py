@@ -4,7 +4,7 @@
 |----------------------|----------------------------------------------------------------|----------|
 | registry.persons     | PersonRegistered, PersonUpdated, PersonsMerged, PersonDeceased | identity |
 | registry.facts       | FactAsserted (a `Fact`: one of eight kinds)                    | identity |
-| registry.statuses    | StatusesChanged                                                | matching |
+| registry.statuses    | StatusesChanged, StatusesWithdrawn                             | matching |
 | registry.collections | CollectionApproved                                             | survey   |
 
 Each class has its CloudEvents `type` (the `ce_type` header: reverse-DNS name + version), the
@@ -42,7 +42,13 @@ from canbao_contracts.events.persons import (
     PersonsMerged,
     PersonUpdated,
 )
-from canbao_contracts.events.statuses import Flag, Statuses, StatusesChanged, Verdict
+from canbao_contracts.events.statuses import (
+    Flag,
+    Statuses,
+    StatusesChanged,
+    StatusesWithdrawn,
+    Verdict,
+)
 from canbao_contracts.events.vocabulary import Channel, ComparisonScope, EnrolmentState, StudyLevel
 
 EVENT_CLASSES: Final[tuple[type[Event], ...]] = (
@@ -52,6 +58,7 @@ EVENT_CLASSES: Final[tuple[type[Event], ...]] = (
     PersonDeceased,
     FactAsserted,
     StatusesChanged,
+    StatusesWithdrawn,
     CollectionApproved,
 )
 EVENT_TYPES: Final[dict[str, type[Event]]] = {cls.type: cls for cls in EVENT_CLASSES}
@@ -83,6 +90,7 @@ __all__ = [
     "PersonsMerged",
     "Statuses",
     "StatusesChanged",
+    "StatusesWithdrawn",
     "StudyFact",
     "StudyLevel",
     "Verdict",

@@ -165,3 +165,25 @@ class StatusesChanged(Event):
         if not expected:
             raise ValueError("nothing changed: a StatusesChanged is published only on a change")
         return self
+
+
+class StatusesWithdrawn(Event):
+    """A living person left the registry's scope (moved their household out of the province,
+    settled abroad, no local enrolment any more: matching's `in_scope`): the verdict last
+    published for them no longer counts. Reporting takes them out of the quarterly table and the
+    coverage figures; survey drops their open tasks. Should they come back into scope, their next
+    verdict is a StatusesChanged with `previous` None, as for a first verdict."""
+
+    type = "cn.canbao.registry.statuses.withdrawn.v1"
+    topic = STATUSES
+
+    person_id: UUID
+    previous: Verdict
+    """The verdict last published, now withdrawn."""
+    evaluated_at: AwareDatetime
+    source_observed_at: AwareDatetime | None = None
+    """When the source change that took them out of scope was committed, as in StatusesChanged."""
+
+    @property
+    def subject(self) -> str:
+        return str(self.person_id)

@@ -1,7 +1,8 @@
 """The evaluator: applies the rules (rules.py) to every person who is pending (an event about
 them arrived) or due (the day stored at their last evaluation has come: a 16th birthday, a
 release date), saves the verdict and publishes registry.statuses through the outbox when it
-changed.
+changed: a StatusesChanged, or a StatusesWithdrawn when a living person with a published verdict
+has left the registry's scope.
 
 It is the daily re-check too (issue 6 §2): verdicts that change with time alone are evaluated
 again on the day, not only when a fact arrives. It works in batches, one transaction each,
@@ -19,9 +20,10 @@ import logging
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any, Final
+from uuid import UUID
 
 from canbao_contracts.envelope import encode
-from canbao_contracts.events import StatusesChanged
+from canbao_contracts.events import StatusesChanged, StatusesWithdrawn
 from canbao_contracts.topics import STATUSES
 from canbao_matching import store
 from canbao_matching.rules import evaluate, next_recheck
@@ -45,11 +47,13 @@ def today_in_china(now: datetime) -> date:
 
 async def evaluate_due(
     uow: UnitOfWork, now: datetime, *, limit: int = 500, statuses_topic: str = STATUSES.name
-) -> tuple[int, list[StatusesChanged]]:
+) -> tuple[int, list[StatusesChanged | StatusesWithdrawn]]:
     """Evaluate up to `limit` people due on `now`: (how many, the changes published)."""
     today = today_in_china(now)
     loaded = await store.take_due(uow.session, today, limit)
-    rows, published, failed = [], [], []
+    rows: list[dict[str, Any]] = []
+    published: list[StatusesChanged | StatusesWithdrawn] = []
+    failed: list[UUID] = []
     for person in loaded:
         try:
             row, event = _evaluate_one(person, today, now)
@@ -70,7 +74,7 @@ async def evaluate_due(
 
 def _evaluate_one(
     person: store.Loaded, today: date, now: datetime
-) -> tuple[dict[str, Any], StatusesChanged | None]:
+) -> tuple[dict[str, Any], StatusesChanged | StatusesWithdrawn | None]:
     """The row to save for the person, and the change to publish if the verdict changed."""
     situation = person.situation()
     verdict = None if situation is None else evaluate(situation, today)
@@ -78,7 +82,16 @@ def _evaluate_one(
         person.person_id, verdict, evaluated=situation is not None, evaluated_at=now,
         recheck_on=None if situation is None else next_recheck(situation, today),
     )  # fmt: skip
-    if verdict is None or person.unchanged(verdict):
+    if verdict is None:
+        # Out of scope (alive), or identity has not published the person yet. A verdict
+        # published before is withdrawn: downstream must not go on counting it.
+        previous = person.previous() if situation is not None else None
+        if previous is None:
+            return row, None
+        return row, StatusesWithdrawn(person_id=person.person_id, previous=previous,
+                                      evaluated_at=now,
+                                      source_observed_at=person.source_observed_at)  # fmt: skip
+    if person.unchanged(verdict):
         return row, None
     event = StatusesChanged(person_id=person.person_id, verdict=verdict,
                             previous=person.previous(), evaluated_at=now,
