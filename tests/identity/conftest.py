@@ -25,6 +25,7 @@ from canbao_identity.handlers import staged_change
 from canbao_identity.protection import Protector
 from canbao_identity.registry import Registry
 from canbao_identity.settings import IdentitySettings
+from canbao_identity.staging import add_staged
 from canbao_identity.store import Store
 from canbao_identity.tables import identities
 from canbao_platform.db import Database, migrate_async
@@ -122,7 +123,7 @@ class Harness:
                 adapter = adapter_for(m.topic)
                 assert adapter is not None
                 if (staged := staged_change(self.protector, adapter, event)) is not None:
-                    session.add(staged)
+                    add_staged(session, staged)
         if drain:
             await self.drain()
 

@@ -18,7 +18,7 @@ from canbao_identity.adapters import Adapter, adapter_for
 from canbao_identity.golden import COLLECTION
 from canbao_identity.protection import Protector
 from canbao_identity.records import SourceRecord
-from canbao_identity.staging import StagedChange, stage
+from canbao_identity.staging import StagedChange, add_staged, stage
 from canbao_identity.store import Store
 from canbao_platform.messaging import InboundMessage, PermanentError, UnitOfWork
 
@@ -46,7 +46,7 @@ def change_handler(protector: Protector) -> Handler:
         except MalformedChangeEvent as error:
             raise PermanentError(f"malformed change event: {error.reason}") from None
         if (change := staged_change(protector, adapter, event)) is not None:
-            uow.session.add(change)
+            add_staged(uow.session, change)
 
     return handle
 
@@ -99,7 +99,7 @@ def collection_handler(protector: Protector) -> Handler:
             and await Store(uow.session, protector).person(event.person_id) is None
         ):
             raise PermanentError("collection names a person_id identity does not know")
-        uow.session.add(collection_change(protector, event))
+        add_staged(uow.session, collection_change(protector, event))
 
     return handle
 
