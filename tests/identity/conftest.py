@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import itertools
 import json
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -133,14 +133,20 @@ class Harness:
         )
 
     async def drain(self) -> None:
-        """Resolve the staged changes and rebuild the pending persons until none is left."""
+        """As the builder's pass: every staged change resolved, then every pending person
+        rebuilt (a unit of work per batch), until none of either is left."""
         while True:
-            async with self.db.sessions() as session, session.begin():
-                resolved = await self.registry(session).resolve_pending()
-            async with self.db.sessions() as session, session.begin():
-                rebuilt = await self.registry(session).rebuild_pending()
+            resolved = rebuilt = 0
+            while n := await self._step(lambda registry: registry.resolve_pending()):
+                resolved += n
+            while n := await self._step(lambda registry: registry.rebuild_pending()):
+                rebuilt += n
             if not resolved and not rebuilt:
                 return
+
+    async def _step(self, work: Callable[[Registry], Awaitable[int]]) -> int:
+        async with self.db.sessions() as session, session.begin():
+            return await work(self.registry(session))
 
     async def person_of(self, number: str, document_type: str = "01") -> UUID | None:
         async with self.db.sessions() as session:

@@ -1,6 +1,12 @@
 """The golden-record builder: a component that resolves the staged changes and rebuilds the
 pending persons (registry.py) in units of work of its own, publishing through the outbox.
 
+A pass resolves every staged change first (a unit of work per `resolve_batch`), then rebuilds
+every pending person (a unit of work per `batch_size`): a person's rows arrive on several topics,
+often far apart in a burst (a snapshot goes table by table), and rebuilding after each batch of
+changes rebuilt and republished everyone several times. Each half of a pass stops early after
+`pass_budget_s`, so a backlog that keeps growing cannot starve the rebuilds (nor the reverse).
+
 Several replicas may run it: each takes pending rows with SKIP LOCKED, so they share the work
 and never rebuild one person at once. A failure rolls the drain back (the persons stay pending)
 and is retried with backoff; it is logged by class only, never with a person's data.
@@ -11,6 +17,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from canbao_identity.protection import Protector
@@ -32,13 +40,14 @@ class GoldenRecordBuilder:
         name: str = "identity.builder",
         batch_size: int = 500,
         resolve_batch: int = 2000,
+        pass_budget_s: float = 5.0,
         idle_interval_s: float = 0.2,
         retry_backoff: Backoff | None = None,
     ) -> None:
         self.name = name
         self._database, self._protector, self._service = database, protector, service
         self._batch_size, self._idle_interval_s = batch_size, idle_interval_s
-        self._resolve_batch = resolve_batch
+        self._resolve_batch, self._pass_budget_s = resolve_batch, pass_budget_s
         self._retry_backoff = retry_backoff or Backoff(0.2, 5.0)
         self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -69,15 +78,34 @@ class GoldenRecordBuilder:
         }
 
     async def drain_once(self) -> int:
-        """Two units of work: staged changes resolved, then up to `batch_size` pending persons
-        rebuilt and published. How much was done."""
+        """One pass: the staged changes resolved, then the pending persons rebuilt and
+        published, each until none is left or the pass budget is spent. How much was done."""
+        resolved = await self._until_done(self._resolve_some)
+        rebuilt = await self._until_done(self._rebuild_some)
+        return resolved + rebuilt
+
+    async def _until_done(self, step: Callable[[], Awaitable[tuple[int, int]]]) -> int:
+        """`step` (one unit of work: how much it did, out of how much it could) repeated until
+        a step finds less than it could take, or the budget is spent."""
+        deadline = time.monotonic() + self._pass_budget_s
+        total = 0
+        while True:
+            done, limit = await step()
+            total += done
+            if done < limit or time.monotonic() >= deadline:
+                return total
+
+    async def _resolve_some(self) -> tuple[int, int]:
         async with unit_of_work(self._database, service=self._service) as uow:
             resolved = await self._registry(uow).resolve_pending(limit=self._resolve_batch)
+        self.resolved += resolved
+        return resolved, self._resolve_batch
+
+    async def _rebuild_some(self) -> tuple[int, int]:
         async with unit_of_work(self._database, service=self._service) as uow:
             rebuilt = await self._registry(uow).rebuild_pending(limit=self._batch_size)
-        self.resolved += resolved
         self.rebuilt += rebuilt
-        return resolved + rebuilt
+        return rebuilt, self._batch_size
 
     def _registry(self, uow: UnitOfWork) -> Registry:
         return Registry(Store(uow.session, self._protector), self._protector, uow.publish_event)
