@@ -14,6 +14,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
+from functools import cache, cached_property
 from typing import Any, Final
 
 from canbao_contracts.codes import RegistrationItem
@@ -79,7 +80,7 @@ class LinkedRecord:
     facts: tuple[FactDraft, ...] = ()
     provenance: dict[str, Any] = field(default_factory=dict)  # a collection's handler, reviewer
 
-    @property
+    @cached_property
     def system(self) -> str:
         return self.source_table.split(".")[0]
 
@@ -156,18 +157,29 @@ _CLAIM: Final = {
 
 
 def _rank(record: LinkedRecord, order: tuple[str, ...]) -> int | None:
-    for rank, source in enumerate(order):
-        if record.source_table == source or record.system == source:
-            return rank
-    return None
+    """The record's place in `order`, which names tables ("hukou.person") and systems
+    ("collection"); None when it is not there."""
+    ranks = _ranks(order)
+    by_table, by_system = ranks.get(record.source_table), ranks.get(record.system)
+    if by_table is None or (by_system is not None and by_system < by_table):
+        return by_system
+    return by_table
+
+
+@cache
+def _ranks(order: tuple[str, ...]) -> dict[str, int]:
+    # Looked up for every record and item of every rebuild: a dict, not a scan of `order`.
+    return {source: rank for rank, source in reversed(list(enumerate(order)))}
 
 
 def _pick(records: Sequence[LinkedRecord], name: str) -> dict[str, Any] | None:
     best: tuple[int, int, LinkedRecord] | None = None
+    order = _PRECEDENCE[name]
     for x in records:
         value = x.claims.get(name)
-        rank = _rank(x, _PRECEDENCE[name])
-        if rank is None or not _usable(name, value) or x.link_kind is LinkKind.CANDIDATE:
+        if not _usable(name, value) or x.link_kind is LinkKind.CANDIDATE:
+            continue
+        if (rank := _rank(x, order)) is None:
             continue
         if best is None or (rank, -x.position) < (best[0], -best[1]):
             best = (rank, x.position, x)
@@ -180,10 +192,16 @@ def _pick_number(records: Sequence[LinkedRecord]) -> tuple[dict[str, Any], dict[
     """The person's document: a valid citizen number first (normalised), else another document."""
     order = (COLLECTION, "hukou.person", "si_core.ac01", "medical.insured")
     valid = []
+    defective: dict[str, bool] = {}  # a person's records mostly carry one number: check it once
     for x in records:
         number, doc = x.claims.get(r.ID_NUMBER), x.claims.get(r.DOCUMENT_TYPE) or "01"
-        if not number or (doc == "01" and validate(number)):
+        if not number:
             continue
+        if doc == "01":
+            if number not in defective:
+                defective[number] = bool(validate(number))
+            if defective[number]:
+                continue
         rank = _rank(x, order)
         valid.append((doc != "01", 99 if rank is None else rank, -x.position, x.record_key, x, doc))
     if not valid:
