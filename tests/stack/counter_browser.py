@@ -203,3 +203,4 @@ def registers_a_newcomer(page: Page, id_number: str) -> None:
     expect(page.locator("#popup")).to_be_visible()
     expect(page.locator("#person")).to_contain_text("测**")
     expect(page.locator("#person")).to_contain_text(id_number[:4] + "**********" + id_number[-4:])
+

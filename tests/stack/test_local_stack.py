@@ -7,6 +7,7 @@ stops cleanly on Ctrl-C and resumes with its data on the next run."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -66,6 +67,7 @@ class Stack:
              "--postgres-port", str(postgres_port), "--gateway-port", str(gateway_port),
              "--people", "300", "--seed", "5"],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+            start_new_session=True,  # its own process group: `abandon` reaches every child
         )  # fmt: skip
 
     def wait_for(self, text: str, within_s: float = READY_WITHIN_S) -> None:
@@ -88,6 +90,17 @@ class Stack:
         self.process.send_signal(signal.SIGINT)
         self.wait_for("stopped", within_s=120)
         return self.process.wait(timeout=60)
+
+    def abandon(self) -> None:
+        """After a failure: stop the stack as Ctrl-C would, else kill its whole process group,
+        so no service, bridge or database outlives the test."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.process.wait(timeout=60)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(timeout=10)
 
 
 async def a_source_change_reaches_a_new_verdict(sources: str, bootstrap: str) -> float:
@@ -173,8 +186,7 @@ def run_twice(stack_dir: Path) -> None:
         counter_page_round_trip(f"http://127.0.0.1:{gateway_port}", id_number, statuses, newcomer)
         assert stack.interrupt() == 0
     finally:
-        if stack.process.poll() is None:
-            stack.process.kill()
+        stack.abandon()
 
     again = Stack(stack_dir, postgres_port, gateway_port)
     try:
@@ -184,5 +196,4 @@ def run_twice(stack_dir: Path) -> None:
         assert "kept from an earlier run (300 people, seed 5)" in text
         assert again.interrupt() == 0
     finally:
-        if again.process.poll() is None:
-            again.process.kill()
+        again.abandon()

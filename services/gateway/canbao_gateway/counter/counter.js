@@ -341,7 +341,7 @@ async function register(event) {
   const body = { id_number: idNumber, person_id: null, items };
   if (!(await submit(body, $("register-save"), message, "new-"))) return;
   say(message, "已提交参保登记，正在建立登记信息…", true);
-  await refreshUntil(idNumber, () => true, message,
+  await refreshUntil(idNumber, (popup) => !popup.verdict_pending, message,
     "参保登记已完成", "已提交参保登记，登记信息将在稍后生成");
 }
 
