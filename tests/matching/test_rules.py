@@ -393,6 +393,21 @@ def test_non_local_person_without_enrolment_is_out_of_scope() -> None:
     assert evaluate(situation, TODAY) is None
 
 
+def test_a_resident_registered_by_a_collection_is_in_scope_and_should_be_insured() -> None:
+    """A newcomer the household register does not know, registered at a counter: a long-term
+    resident (§1), uninsured until they enrol."""
+    v = verdict(household_registered_locally=False, collections=(Collection(APPROVED),))
+    assert codes(v)[P] is S.UNINSURED_INDIVIDUAL and codes(v)[M] is S.UNINSURED_INDIVIDUAL
+    assert SurveyReason.UNINSURED in v.survey_reasons
+
+
+def test_a_collection_does_not_bring_back_someone_who_moved_out() -> None:
+    p = pid()
+    situation = Situation(person=person(p), facts=(household(p, HouseholdStatus.MOVED_OUT),),
+                          collections=(Collection(APPROVED),))  # fmt: skip
+    assert evaluate(situation, TODAY) is None
+
+
 # -- Needs survey ----------------------------------------------------------------------------------
 
 

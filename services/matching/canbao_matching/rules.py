@@ -162,15 +162,18 @@ def is_deceased(situation: Situation) -> bool:
 
 
 def in_scope(situation: Situation) -> bool:
-    """§1: "local household-registered people first, then insured non-local residents".
-    Our convention: anyone not household-registered is in scope while a local enrolment is
-    paying or suspended (passport and permit holders included)."""
-    registered = situation.person.household_registered_locally and (
-        household_status(situation) in REGISTERED
-    )
-    return registered or any(
-        e.state is not EnrolmentState.TERMINATED for e in situation.of(EnrolmentFact)
-    )
+    """§1: "local household-registered people first, then insured non-local residents, then
+    other long-term residents". Our convention: anyone not household-registered is in scope
+    while a local enrolment is paying or suspended (passport and permit holders included), and
+    so is a resident the household register does not know whom an approved collection
+    registered (a newcomer at a counter, a person a survey team found living here): the
+    long-term residents the registry learns of only from them. A collection does not bring back
+    someone the register knows as moved out or settled abroad."""
+    local = situation.person.household_registered_locally
+    registered = local and household_status(situation) in REGISTERED
+    enrolled = any(e.state is not EnrolmentState.TERMINATED for e in situation.of(EnrolmentFact))
+    resident = not local and bool(situation.collections)
+    return registered or enrolled or resident
 
 
 def household_status(situation: Situation) -> HouseholdStatus | None:
