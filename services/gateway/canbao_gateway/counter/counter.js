@@ -208,9 +208,12 @@ function showPopup(popup) {
     ...popup.missing.map((gap) => ({ item: gap.item, note: "缺失" })),
     ...popup.inaccurate.map((gap) => ({ item: gap.item, note: "不准确：" + gap.reason })),
   ];
-  const count = showFields($("fields"), "item-", gaps);
+  // Nothing is collected for the dead: their record closes with the death.
+  const count = popup.deceased ? 0 : showFields($("fields"), "item-", gaps);
   $("collect-form").hidden = count === 0;
   $("complete").hidden = count !== 0 || popup.deceased;
+  const asOf = new Date(popup.as_of).toLocaleString("zh-CN", { hour12: false });
+  $("as-of").textContent = "数据截至 " + asOf;
 }
 
 // A new registration (the number is unknown to the registry): every required item, the gender
