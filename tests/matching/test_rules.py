@@ -401,6 +401,13 @@ def test_a_resident_registered_by_a_collection_is_in_scope_and_should_be_insured
     assert SurveyReason.UNINSURED in v.survey_reasons
 
 
+def test_a_newcomer_registered_by_a_counter_is_in_scope() -> None:
+    """The collection that registered them had no person_id yet: identity says where the record
+    came from (registered_by_collection)."""
+    v = verdict(household_registered_locally=False, registered_by_collection=True)
+    assert codes(v)[M] is S.UNINSURED_INDIVIDUAL
+
+
 def test_a_collection_does_not_bring_back_someone_who_moved_out() -> None:
     p = pid()
     situation = Situation(person=person(p), facts=(household(p, HouseholdStatus.MOVED_OUT),),

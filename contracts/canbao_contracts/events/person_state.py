@@ -98,6 +98,11 @@ class PersonState(Event):
     identity_conflict: bool = False
     """One number carried by two different people (issue 5): the survey reason
     identity_conflict."""
+    registered_by_collection: bool = False
+    """Some of the person's record came from an approved collection (a counter, a survey team,
+    self-service): they came forward, or were found where they live. Without a household record
+    here, that makes them one of domain.md §1's "other long-term residents" (matching's scope).
+    Added after v1; consumers read it as false when absent."""
 
     @property
     def subject(self) -> str:

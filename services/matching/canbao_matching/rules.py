@@ -172,7 +172,9 @@ def in_scope(situation: Situation) -> bool:
     local = situation.person.household_registered_locally
     registered = local and household_status(situation) in REGISTERED
     enrolled = any(e.state is not EnrolmentState.TERMINATED for e in situation.of(EnrolmentFact))
-    resident = not local and bool(situation.collections)
+    resident = not local and (
+        situation.person.registered_by_collection or bool(situation.collections)
+    )
     return registered or enrolled or resident
 
 
