@@ -160,8 +160,7 @@ class Harness:
     async def golden(self, person_id: UUID) -> dict[str, Any]:
         from canbao_identity.routes import _person
 
-        async with self.db.sessions() as session:
-            return (await _person(session, self.protector, person_id)).model_dump(mode="json")
+        return (await _person(self.db, self.protector, person_id)).model_dump(mode="json")
 
 
 @asynccontextmanager

@@ -341,15 +341,11 @@ async def test_rows_under_a_retired_key_stay_readable_after_rotation(harness: Ha
             IDENTITY_RETIRED_DATA_KEYS=f"{SETTINGS.data_key_id}:{SETTINGS.data_key}",
         )
     )  # fmt: skip
-    async with harness.db.sessions() as session:
-        old = await _person(session, rotated, person_id)
+    old = await _person(harness.db, rotated, person_id)
     assert old.golden["name"]["value"] == "王伟"
     rotated_harness = Harness(harness.db, protector=rotated)
     await rotated_harness.apply([change("si_core.ac01", ac01(NUMBER))])
     async with harness.db.engine.connect() as connection:
         key_ids = set((await connection.execute(sa.select(source_records.c.key_id))).scalars())
     assert key_ids == {SETTINGS.data_key_id, "k2"}
-    async with harness.db.sessions() as session:
-        assert (await _person(session, rotated, person_id)).golden["phone"][
-            "value"
-        ] == "13800138000"
+    assert (await _person(harness.db, rotated, person_id)).golden["phone"]["value"] == "13800138000"
