@@ -3,14 +3,19 @@ changes are staged as the consumers stage them, test_service.py covers the whole
 
 from __future__ import annotations
 
+import asyncio
 from datetime import date
 
 import sqlalchemy as sa
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
 from canbao_contracts.topics import PERSONS
 from canbao_identity.builder import GoldenRecordBuilder
+from canbao_identity.metrics import identity_metrics
 from canbao_platform.messaging.tables import outbox
 from tests.identity.conftest import PROTECTOR, Harness, change
+from tests.platform.conftest import Observed
+from tests.platform.conftest import observed as observed  # the process's telemetry
 
 NUMBER = "110101198001010010"
 
@@ -41,3 +46,48 @@ async def test_a_person_arriving_in_three_batches_is_rebuilt_once_per_pass(
         )
     assert announced == 1
     assert await running.drain_once() == 0
+
+
+async def test_the_backlog_is_reported_in_health_and_as_metrics(
+    harness: Harness, observed: Observed
+) -> None:
+    """What is staged but not yet resolved (and how old the oldest is), and who waits for a
+    rebuild: in /readyz's detail and as OpenTelemetry gauges, like the consumers' lag."""
+    running = builder(harness)
+    assert running.health()["staged"] is None  # not measured yet: unknown, not zero
+    card = {"aaz500": "C1", "aac002": NUMBER, "aac003": "王伟", "aae005": "13800138000"}
+    ac01 = {"aac001": "P1", "aac002": NUMBER, "aac003": "王伟", "aac006": "19800101"}
+    await harness.apply(
+        [change("card.card_holder", card), change("si_core.ac01", ac01)], drain=False
+    )
+    await asyncio.sleep(0.05)
+    await running.measure_backlog()
+    health = running.health()
+    assert (health["staged"], health["pending_persons"]) == (2, 0)
+    assert health["oldest_staged_age_s"] >= 0.05
+    identity_metrics().watch(running)
+    if observed.metrics is not None:  # None: another part of the suite set telemetry up
+        assert _gauge(observed.metrics, "canbao.identity.staged", running.name) == 2
+        assert _gauge(observed.metrics, "canbao.identity.staged.oldest_age", running.name) > 0
+
+    await running.drain_once()
+    await running.measure_backlog()
+    health = running.health()
+    assert (health["staged"], health["oldest_staged_age_s"], health["pending_persons"]) == (0, 0, 0)
+    if observed.metrics is not None:
+        assert _gauge(observed.metrics, "canbao.identity.staged", running.name) == 0
+
+
+def _gauge(reader: InMemoryMetricReader, name: str, builder_name: str) -> float:
+    data = reader.get_metrics_data()
+    assert data is not None
+    [value] = [
+        point.value
+        for resource in data.resource_metrics
+        for scope in resource.scope_metrics
+        for metric in scope.metrics
+        if metric.name == name
+        for point in metric.data.data_points
+        if point.attributes.get("builder") == builder_name
+    ]
+    return float(value)

@@ -269,3 +269,10 @@ async def test_the_app_runs_its_components_and_becomes_ready(
                 assert asyncio.get_running_loop().time() < deadline, ready.json()
                 await asyncio.sleep(0.5)
             assert ready.json()["checks"]["identity"]["ready"] is True
+            deadline = asyncio.get_running_loop().time() + 10
+            while (builder := (await http.get("/readyz")).json()["checks"]["identity.builder"])[
+                "staged"
+            ] is None:  # measured once the builder's loop has run
+                assert asyncio.get_running_loop().time() < deadline, builder
+                await asyncio.sleep(0.2)
+            assert (builder["staged"], builder["pending_persons"]) == (0, 0)

@@ -16,11 +16,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from canbao_identity.metrics import Backlog, identity_metrics
 from canbao_identity.protection import Protector
 from canbao_identity.registry import Registry
 from canbao_identity.store import Store
@@ -28,6 +31,7 @@ from canbao_platform.db import Database
 from canbao_platform.messaging import Backoff, UnitOfWork, unit_of_work
 
 log = logging.getLogger(__name__)
+BACKLOG_EVERY_S = 1.0  # how often the loop counts the backlog (health, metrics)
 
 
 class GoldenRecordBuilder:
@@ -55,11 +59,14 @@ class GoldenRecordBuilder:
         self.rebuilt = 0
         self.failures = 0
         self.last_error: str | None = None
+        self._backlog: Backlog | None = None  # as last measured
+        self._backlog_measured = -math.inf  # time.monotonic() of that
 
     async def start(self) -> None:
         if self._task is None:
             self._stopping.clear()
             self._task = asyncio.create_task(self._run(), name=self.name)
+            identity_metrics().watch(self)
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -69,13 +76,38 @@ class GoldenRecordBuilder:
 
     def health(self) -> dict[str, Any]:
         running = self._task is not None and not self._task.done()
+        backlog = self.backlog()
         return {
             "ready": running,
             "resolved": self.resolved,
             "rebuilt": self.rebuilt,
             "failures": self.failures,
             "last_error": self.last_error,
+            "staged": None if backlog is None else backlog.staged,
+            "oldest_staged_age_s": None if backlog is None else backlog.oldest_staged_age_s,
+            "pending_persons": None if backlog is None else backlog.pending_persons,
         }
+
+    def backlog(self) -> Backlog | None:
+        """The backlog as last measured (None before the first measure), the oldest change's
+        age carried forward to now."""
+        if (measured := self._backlog) is None or not measured.staged:
+            return measured
+        since = time.monotonic() - self._backlog_measured
+        return dataclasses.replace(
+            measured, oldest_staged_age_s=measured.oldest_staged_age_s + since
+        )
+
+    async def measure_backlog(self) -> Backlog:
+        """Count what is staged and pending (a query: the loop does it every BACKLOG_EVERY_S)."""
+        async with self._database.sessions() as session:
+            backlog = await Store(session, self._protector).backlog()
+        self._backlog, self._backlog_measured = backlog, time.monotonic()
+        return backlog
+
+    async def _measure_if_due(self) -> None:
+        if time.monotonic() - self._backlog_measured >= BACKLOG_EVERY_S:
+            await self.measure_backlog()
 
     async def drain_once(self) -> int:
         """One pass: the staged changes resolved, then the pending persons rebuilt and
@@ -92,6 +124,7 @@ class GoldenRecordBuilder:
         while True:
             done, limit = await step()
             total += done
+            await self._measure_if_due()
             if done < limit or time.monotonic() >= deadline:
                 return total
 

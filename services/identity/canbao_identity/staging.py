@@ -11,6 +11,7 @@ keep up.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
@@ -53,7 +54,8 @@ class StagedChange:
 
 
 _BUFFER = "canbao_identity.staged"  # session.info key: rows added, not yet written
-_COLUMNS = tuple(c.name for c in staged_changes.c if c.name != "id")
+# The row as the consumer writes it (`id` and `staged_at` are the database's).
+STAGED_COLUMNS = tuple(f.name for f in dataclasses.fields(StagedChange) if f.name != "id")
 
 
 def add_staged(session: AsyncSession, change: StagedChange) -> None:
@@ -65,7 +67,7 @@ def add_staged(session: AsyncSession, change: StagedChange) -> None:
         buffer = sync.info[_BUFFER] = []
         event.listen(sync, "before_commit", _write_staged)
         event.listen(sync, "after_soft_rollback", _discard_staged)
-    buffer.append({name: getattr(change, name) for name in _COLUMNS})
+    buffer.append({name: getattr(change, name) for name in STAGED_COLUMNS})
 
 
 def _write_staged(session: Session) -> None:

@@ -15,10 +15,11 @@ from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from canbao_identity.golden import LinkedRecord
+from canbao_identity.metrics import Backlog
 from canbao_identity.protection import Protector
 from canbao_identity.records import FactDraft
 from canbao_identity.resolution import LinkKind
-from canbao_identity.staging import StagedChange, record_context
+from canbao_identity.staging import STAGED_COLUMNS, StagedChange, record_context
 from canbao_identity.tables import (
     identities,
     pending_persons,
@@ -93,6 +94,13 @@ _LINKED_COLUMNS = (
     "claims_ciphertext", "key_id", "facts", "provenance",
 )  # fmt: skip
 _LINK_KINDS = {kind.value: kind for kind in LinkKind}
+# The oldest staged change by id (the primary key's index), not by a scan for min(staged_at).
+_BACKLOG = sa.text(
+    "SELECT (SELECT count(*) FROM staged_changes) AS staged, "
+    "(SELECT extract(epoch FROM clock_timestamp() - staged_at) FROM staged_changes "
+    " ORDER BY id LIMIT 1) AS oldest_age_s, "
+    "(SELECT count(*) FROM pending_persons) AS pending"
+)
 
 
 def _json(value: Any) -> str | None:
@@ -280,7 +288,7 @@ class Store:
             await (await self._connection()).execute(
                 sa.delete(staged_changes)
                 .where(staged_changes.c.id.in_(held))
-                .returning(*staged_changes.c)
+                .returning(staged_changes.c.id, *(staged_changes.c[c] for c in STAGED_COLUMNS))
             )
         ).all()
         return [StagedChange(**row._mapping) for row in sorted(rows, key=lambda r: r.id)]
@@ -352,6 +360,12 @@ class Store:
             .returning(pending_persons.c.person_id)
         )
         return list(rows)
+
+    async def backlog(self) -> Backlog:
+        """What the builder has yet to do: staged changes (and the oldest one's age), pending
+        persons."""
+        row = (await (await self._connection()).execute(_BACKLOG)).one()
+        return Backlog(row.staged, float(row.oldest_age_s or 0.0), row.pending)
 
     async def pending_count(self) -> int:
         return (

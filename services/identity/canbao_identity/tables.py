@@ -79,6 +79,9 @@ staged_changes = sa.Table(
     sa.Column("number_index", sa.String(64)),
     sa.Column("demographic_index", sa.String(64)),
     sa.Column("defects", JSONB, nullable=False),  # DefectCode values: value-free
+    sa.Column(  # the builder's backlog: the age of the oldest change not yet resolved
+        "staged_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+    ),
 )
 
 # Persons whose records changed since their golden record was last built: the consumers mark them
