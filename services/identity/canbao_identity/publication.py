@@ -25,7 +25,7 @@ from canbao_contracts.events.base import Event
 from canbao_contracts.events.facts import Fact
 from canbao_contracts.id_numbers import PROVINCE_CODES, mask, mask_name
 from canbao_identity import records as r
-from canbao_identity.golden import Golden
+from canbao_identity.golden import COLLECTION, Golden
 
 _HOUSEHOLD_TYPES: Final = {c.value for c in HouseholdType}
 _IDENTITIES: Final = {c.value for c in PersonalIdentity}
@@ -58,6 +58,8 @@ def public_state(golden: Golden) -> dict[str, Any]:
             for (item, reason), source in sorted(inaccurate.items())
         ],
         "identity_conflict": golden.identity_conflict,
+        # A newcomer a counter registered, someone a survey found: matching's long-term residents.
+        "registered_by_collection": any(x.system == COLLECTION for x in golden.contributing),
     }
 
 

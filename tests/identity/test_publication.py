@@ -1,0 +1,40 @@
+"""What identity publishes of a golden record (publication.public_state): the fields of the
+contract's PersonState, nothing personal beyond the masked name and number."""
+
+from __future__ import annotations
+
+from uuid import uuid4
+
+from canbao_contracts.events import PersonRegistered
+from canbao_identity import records as r
+from canbao_identity.golden import LinkedRecord, golden_record
+from canbao_identity.publication import public_state
+from canbao_identity.resolution import LinkKind
+
+NUMBER = "520102199003074015"
+CLAIMS = {r.NAME: "王伟", r.ID_NUMBER: NUMBER, r.GENDER: "1", r.BIRTH_DATE: "1990-03-07"}
+
+
+def record(source_table: str, **claims: str) -> LinkedRecord:
+    return LinkedRecord(
+        source_table=source_table,
+        record_key=f"{source_table}:1",
+        link_kind=LinkKind.EXACT,
+        position=0,
+        observed_at="2026-11-23T02:00:00+00:00",
+        claims=CLAIMS | claims,
+    )
+
+
+def test_a_newcomer_registered_at_a_counter_is_registered_by_collection() -> None:
+    state = public_state(golden_record([record("collection.counter", **{r.PHONE: "13812345678"})]))
+    assert state["registered_by_collection"] is True
+    assert state["household_registered_locally"] is False
+    event = PersonRegistered(person_id=uuid4(), **state)  # the contract takes it as it is
+    assert event.masked_name == "王*" and event.registered_by_collection
+
+
+def test_a_person_only_the_business_systems_know_is_not() -> None:
+    state = public_state(golden_record([record("hukou.person"), record("si_core.ac01")]))
+    assert state["registered_by_collection"] is False
+    assert state["household_registered_locally"] is True
