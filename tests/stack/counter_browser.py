@@ -5,7 +5,7 @@ Log in (a wrong password first), look up an invalid number, then a person the ge
 without a phone: the popup lists the phone as missing with the five statuses; a malformed phone
 is refused field by field; a good one is saved and, once the collection has gone survey →
 identity → matching, the popup opened again no longer asks for it. Last, a number nobody holds:
-the clerk registers the newcomer, and the popup shows them. Screenshots of each
+the clerk registers the newcomer, and the popup shows them, uninsured. Screenshots of each
 step are kept in `artifacts/counter-page/` (CANBAO_ARTIFACTS moves them)."""
 
 from __future__ import annotations
@@ -203,4 +203,8 @@ def registers_a_newcomer(page: Page, id_number: str) -> None:
     expect(page.locator("#popup")).to_be_visible()
     expect(page.locator("#person")).to_contain_text("测**")
     expect(page.locator("#person")).to_contain_text(id_number[:4] + "**********" + id_number[-4:])
+    # A long-term resident the registry now knows, uninsured until they enrol (rules.in_scope).
+    medical = page.locator("#statuses tr", has_text=Insurance.MEDICAL.label)
+    expect(medical).to_contain_text(StatusCode.UNINSURED_INDIVIDUAL.label)
+    expect(page.locator("#badges")).to_contain_text("需调查登记")
 
