@@ -21,10 +21,10 @@ from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
+from canbao_identity import bulk
 from canbao_identity.protection import Protector
 from canbao_identity.records import SourceRecord
 from canbao_identity.resolution import identify
-from canbao_identity.tables import staged_changes
 
 
 @dataclass
@@ -38,8 +38,9 @@ class StagedChange:
     deleted: bool
     claims_ciphertext: bytes | None = None
     key_id: str | None = None
-    facts: list[dict[str, Any]] = field(default_factory=list)
-    provenance: dict[str, Any] = field(default_factory=dict)
+    # JSON text: not read on the way to source_records, so never decoded on it.
+    facts: str = "[]"
+    provenance: str = "{}"
     link_ref: str | None = None
     forced_person_id: UUID | None = None
     document_type: str | None = None
@@ -56,6 +57,15 @@ class StagedChange:
 _BUFFER = "canbao_identity.staged"  # session.info key: rows added, not yet written
 # The row as the consumer writes it (`id` and `staged_at` are the database's).
 STAGED_COLUMNS = tuple(f.name for f in dataclasses.fields(StagedChange) if f.name != "id")
+_TYPES = {
+    "source_table": "text", "record_key": "text", "position": "bigint", "observed_at": "text",
+    "deleted": "boolean", "claims_ciphertext": "bytea", "key_id": "text", "facts": "jsonb",
+    "provenance": "jsonb", "link_ref": "text", "forced_person_id": "uuid",
+    "document_type": "text", "number_index": "text", "demographic_index": "text",
+    "defects": "jsonb",
+}  # fmt: skip
+_COLUMNS = {name: _TYPES[name] for name in STAGED_COLUMNS}
+_INSERT = sa.text(bulk.insert("staged_changes", _COLUMNS))
 
 
 def add_staged(session: AsyncSession, change: StagedChange) -> None:
@@ -67,14 +77,16 @@ def add_staged(session: AsyncSession, change: StagedChange) -> None:
         buffer = sync.info[_BUFFER] = []
         event.listen(sync, "before_commit", _write_staged)
         event.listen(sync, "after_soft_rollback", _discard_staged)
-    buffer.append({name: getattr(change, name) for name in STAGED_COLUMNS})
+    row = {name: getattr(change, name) for name in STAGED_COLUMNS}
+    row["defects"] = bulk.to_json(change.defects)
+    buffer.append(row)
 
 
 def _write_staged(session: Session) -> None:
     rows = session.info.get(_BUFFER)
     if rows:
         # Sync API inside the async session's greenlet: SQLAlchemy awaits it for us.
-        session.execute(sa.insert(staged_changes), rows)
+        session.execute(_INSERT, bulk.arrays(rows, _COLUMNS))
         rows.clear()
 
 
@@ -105,7 +117,7 @@ def stage(
         position,
         observed_at,
         deleted=record is None,
-        provenance=provenance or {},
+        provenance=bulk.to_json(provenance or {}),
         forced_person_id=forced_person_id,
     )
     if record is None:
@@ -115,7 +127,9 @@ def stage(
         context = record_context(source_table, record_key)
         change.claims_ciphertext = protector.encrypt(record.claims, context=context)
         change.key_id = protector.key_id
-    change.facts = [{"kind": f.kind, "fields": f.fields} for f in record.facts]
+    change.facts = (
+        bulk.to_json([{"kind": f.kind, "fields": f.fields} for f in record.facts]) or "[]"
+    )
     change.link_ref = record.link_ref
     change.document_type = ident.document_type
     change.number_index = ident.number_index

@@ -3,7 +3,6 @@ numbers and demographic keys, persons. Never commits (the unit of work does)."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -14,6 +13,7 @@ from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from canbao_identity import bulk
 from canbao_identity.golden import LinkedRecord
 from canbao_identity.metrics import Backlog
 from canbao_identity.protection import Protector
@@ -40,8 +40,8 @@ _RELINK = sa.text(
 )
 
 
-# Bulk statements over one array per column (unnest): one parameter per column however many
-# rows, planned once, and an order of magnitude cheaper than an executemany of as many rows.
+# Bulk writes (bulk.py). JSON columns take text: facts and provenance as staged, the persons'
+# documents encoded in save_persons.
 _RECORD_COLUMNS = {
     "source_table": "text", "record_key": "text", "person_id": "uuid", "link_kind": "text",
     "position": "bigint", "deleted": "boolean", "claims_ciphertext": "bytea", "key_id": "text",
@@ -52,33 +52,16 @@ _PERSON_COLUMNS = {
     "person_id": "uuid", "demographic_index": "text", "public_state": "jsonb",
     "emitted_facts": "jsonb", "key_id": "text", "golden_ciphertext": "bytea",
 }  # fmt: skip
-_JSON_COLUMNS = frozenset({"facts", "provenance", "public_state", "emitted_facts"})
-
-
-def _unnest(columns: dict[str, str]) -> str:
-    """`unnest(…) AS v(…)` of one array parameter per column (JSON travels as text)."""
-    arrays = ", ".join(
-        f"CAST(:{c} AS {'text' if t == 'jsonb' else t}[])" for c, t in columns.items()
-    )
-    return f"unnest({arrays}) AS v({', '.join(columns)})"
-
-
-def _value(column: str, type_: str) -> str:
-    return f"v.{column}::jsonb" if type_ == "jsonb" else f"v.{column}"
-
-
 _SAVE_RECORDS = sa.text(
-    f"INSERT INTO source_records ({', '.join(_RECORD_COLUMNS)}) "
-    f"SELECT {', '.join(_value(c, t) for c, t in _RECORD_COLUMNS.items())} "
-    f"FROM {_unnest(_RECORD_COLUMNS)} "
-    "ON CONFLICT (source_table, record_key) DO UPDATE SET "
+    bulk.insert("source_records", _RECORD_COLUMNS)
+    + " ON CONFLICT (source_table, record_key) DO UPDATE SET "
     + ", ".join(f"{c} = excluded.{c}" for c in list(_RECORD_COLUMNS)[2:])
     + ", updated_at = now()"
 )
 _SAVE_PERSONS = sa.text(
     "UPDATE persons p SET "
-    + ", ".join(f"{c} = {_value(c, t)}" for c, t in list(_PERSON_COLUMNS.items())[1:])
-    + f", updated_at = now() FROM {_unnest(_PERSON_COLUMNS)} WHERE p.person_id = v.person_id"
+    + ", ".join(f"{c} = {bulk.value(c, t)}" for c, t in list(_PERSON_COLUMNS.items())[1:])
+    + f", updated_at = now() FROM {bulk.rows(_PERSON_COLUMNS)} WHERE p.person_id = v.person_id"
 )
 _MARK_PENDING = sa.text(
     "INSERT INTO pending_persons (person_id) SELECT unnest(CAST(:ids AS uuid[])) "
@@ -94,6 +77,13 @@ _LINKED_COLUMNS = (
     "claims_ciphertext", "key_id", "facts", "provenance",
 )  # fmt: skip
 _LINK_KINDS = {kind.value: kind for kind in LinkKind}
+# A staged change's facts and provenance go on to source_records as they are: read as text.
+_STAGED_AS_READ = tuple(
+    sa.cast(staged_changes.c[c], sa.Text).label(c)
+    if c in ("facts", "provenance")
+    else staged_changes.c[c]
+    for c in STAGED_COLUMNS
+)
 # The oldest staged change by id (the primary key's index), not by a scan for min(staged_at).
 _BACKLOG = sa.text(
     "SELECT (SELECT count(*) FROM staged_changes) AS staged, "
@@ -101,10 +91,6 @@ _BACKLOG = sa.text(
     " ORDER BY id LIMIT 1) AS oldest_age_s, "
     "(SELECT count(*) FROM pending_persons) AS pending"
 )
-
-
-def _json(value: Any) -> str | None:
-    return None if value is None else json.dumps(value, ensure_ascii=False)
 
 
 def person_context(person_id: UUID) -> str:
@@ -171,11 +157,7 @@ class Store:
         per column."""
         if not rows:
             return
-        arrays = {
-            name: [_json(row[name]) if name in _JSON_COLUMNS else row[name] for row in rows]
-            for name in _RECORD_COLUMNS
-        }
-        await (await self._connection()).execute(_SAVE_RECORDS, arrays)
+        await (await self._connection()).execute(_SAVE_RECORDS, bulk.arrays(rows, _RECORD_COLUMNS))
 
     async def number_owners(self, numbers: set[tuple[str, str]]) -> dict[tuple[str, str], UUID]:
         if not numbers:
@@ -288,7 +270,7 @@ class Store:
             await (await self._connection()).execute(
                 sa.delete(staged_changes)
                 .where(staged_changes.c.id.in_(held))
-                .returning(staged_changes.c.id, *(staged_changes.c[c] for c in STAGED_COLUMNS))
+                .returning(staged_changes.c.id, *_STAGED_AS_READ)
             )
         ).all()
         return [StagedChange(**row._mapping) for row in sorted(rows, key=lambda r: r.id)]
@@ -398,11 +380,13 @@ class Store:
         """Each rebuilt person's new state (Registry._rebuild_one's dicts): one statement."""
         if not values:
             return
-        arrays = {
-            name: [_json(row[name]) if name in _JSON_COLUMNS else row[name] for row in values]
-            for name in _PERSON_COLUMNS
-        }
-        await (await self._connection()).execute(_SAVE_PERSONS, arrays)
+        encoded = (
+            row | {c: bulk.to_json(row[c]) for c in ("public_state", "emitted_facts")}
+            for row in values
+        )
+        await (await self._connection()).execute(
+            _SAVE_PERSONS, bulk.arrays(encoded, _PERSON_COLUMNS)
+        )
 
     async def move_person(self, merged: UUID, survivor: UUID) -> None:
         """Every record, number and queue decision of `merged` now belongs to `survivor`."""
