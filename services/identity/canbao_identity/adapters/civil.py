@@ -25,7 +25,13 @@ def cremation(row: dict[str, Any]) -> SourceRecord:
 
 
 def dibao(row: dict[str, Any]) -> SourceRecord:
-    """No fact kind of the contracts covers the allowance yet: an identity claim only."""
+    """A minimum-living-allowance recipient (最低生活保障): an identity claim only, for now.
+
+    No fact kind of the contracts fits: BenefitFact is a social insurance benefit (an insurance
+    and a scheme, domain.md §4), and no status rule of domain.md §5 uses the allowance. Stating
+    it needs a new kind in canbao_contracts (fact_kinds.py, the Fact union) — programme,
+    region_code (xzqh), started_on (ksrq), ended_on (jsrq) — with matching accepting it; then
+    it is a FactDraft here."""
     return SourceRecord(
         "civil",
         "dibao",
