@@ -11,7 +11,12 @@ do (not timed). Then, for each number of concurrent clients, every client asks t
 the popup of random people of the population for `--seconds` (a counter token of the whole
 province; every popup is two internal HTTP calls and one committed audit row), and the same for
 the bare endpoint (`SELECT person_id FROM people WHERE id_number_hash = $1`, through the same
-SQLAlchemy/asyncpg layer the services use). The load generator shares the two cores.
+SQLAlchemy/asyncpg layer the services use). The load generator shares the machine's cores.
+
+Printed: the machine's facts first (cores, load before the run: other users of the machine skew
+every figure), then per number of clients req/s, p50, p90 and p99 of both and their ratios, then
+where the popup's CPU goes (milliseconds of CPU per popup in each process, from /proc), then the
+two internal calls alone.
 """
 
 from __future__ import annotations
@@ -20,17 +25,19 @@ import argparse
 import asyncio
 import hashlib
 import os
+import platform
 import random
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Final
 
 import httpx
 import sqlalchemy as sa
@@ -41,6 +48,7 @@ import canbao_matching
 from canbao_contracts.topics import ALL_TOPICS
 from canbao_gateway import tokens
 from canbao_gateway.app import SERVICE as GATEWAY
+from canbao_gateway.internal import fail_sniffio_imports_fast
 from canbao_gateway.settings import GatewaySettings
 from canbao_gateway.staff import Role, Staff
 from canbao_platform.db import Database, migrate_async
@@ -95,6 +103,54 @@ class Result:
     def percentile(self, q: int) -> float:
         return statistics.quantiles(self.latencies_ms, n=100, method="inclusive")[q - 1]
 
+    def columns(self) -> str:
+        return (f"{self.per_second:>6.0f} {self.percentile(50):>6.1f} {self.percentile(90):>6.1f} "
+                f"{self.percentile(99):>7.1f} {self.errors:>4}")  # fmt: skip
+
+
+HEADER: Final = f"{'req/s':>6} {'p50':>6} {'p90':>6} {'p99':>7} {'err':>4}"
+
+
+def cpu_seconds(pids: list[int]) -> dict[int, float]:
+    """User + system CPU each process has used so far (Linux /proc; nothing elsewhere)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    used = {}
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        used[pid] = (int(fields[11]) + int(fields[12])) / ticks  # utime, stime (fields 14, 15)
+    return used
+
+
+def cpu_since(before: dict[int, float], pids: list[int]) -> float:
+    """CPU seconds used since `before` (a process started since: all of its own)."""
+    return sum(now - before.get(pid, 0.0) for pid, now in cpu_seconds(pids).items())
+
+
+def children_of(pid: int) -> list[int]:
+    """PostgreSQL's backends: the postmaster's children, the pooled connections among them."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(stat.parent.name))
+        except (OSError, ValueError, IndexError):
+            continue
+    return found
+
+
+def postmaster(postgres: PostgresCluster) -> int:
+    return int((postgres.data_dir / "postmaster.pid").read_text().split()[0])
+
+
+def machine_facts() -> str:
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    return (f"machine: {os.cpu_count()} cores, shared by the load generator, four servers, "
+            f"PostgreSQL and anyone else's work (load average {load:.1f} before the run); "
+            f"Python {platform.python_version()} on {platform.machine()}")  # fmt: skip
+
 
 Call = tuple[str, str, dict[str, str] | None]  # method, path, JSON body
 
@@ -104,6 +160,7 @@ async def load(url: str, calls: list[Call], clients: int, seconds: float,
     """`clients` concurrent clients, each sending random `calls` one after another."""
     latencies: list[float] = []
     errors = 0
+    fail_sniffio_imports_fast()  # as the gateway does: the load generator's CPU is shared too
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
     async with httpx.AsyncClient(base_url=url, headers=headers, limits=limits, timeout=30) as http:
         deadline = time.perf_counter() + seconds
@@ -135,10 +192,9 @@ async def breakdown(identity_url: str, matching_url: str, numbers: list[str],
                ["person_id"] for n in numbers[:200]]  # fmt: skip
     verdicts: list[Call] = [("GET", f"/internal/v1/verdicts/{i}", None) for i in ids]
     matching = await load(matching_url, verdicts, 1, seconds, {})
-    print("\none client, the gateway's internal calls alone:")
+    print(f"\none client, the gateway's internal calls alone:\n  {'':<17} {HEADER}")
     for name, result in (("identity lookup", identity), ("matching verdict", matching)):
-        print(f"  {name:<17} {result.per_second:>5.0f} req/s  p50 {result.percentile(50):.1f} ms"
-              f"  p99 {result.percentile(99):.1f} ms  errors {result.errors}")  # fmt: skip
+        print(f"  {name:<17} {result.columns()}")
 
 
 def start(
@@ -203,6 +259,40 @@ async def prepare(postgres: PostgresCluster, people: int) -> tuple[dict[str, str
     return urls, numbers
 
 
+@dataclass(frozen=True)
+class Target:
+    url: str
+    headers: dict[str, str]
+    calls: list[Call]
+
+
+async def compare(popup: Target, yardstick: Target, client_counts: list[int], seconds: float,
+                  processes_of: dict[str, list[int]],
+                  backends: Callable[[], list[int]]) -> None:  # fmt: skip
+    """The popup and the yardstick at each number of clients; then the CPU each process spent
+    per popup (PostgreSQL: its backends, the services' pooled connections among them)."""
+    print(f"{'':>7} | {'popup':<{len(HEADER)}} | {'bare':<{len(HEADER)}} | ratio bare/popup")
+    print(f"{'clients':>7} | {HEADER} | {HEADER} | {'req/s':>6} {'p99':>6}")
+    cpu: dict[int, dict[str, float]] = {}
+    for clients in client_counts:
+        processes_of["postgres"] = backends()
+        before = {name: cpu_seconds(pids) for name, pids in processes_of.items()}
+        p = await load(popup.url, popup.calls, clients, seconds, popup.headers)
+        processes_of["postgres"] = backends()  # and the connections opened during the run
+        cpu[clients] = {name: cpu_since(before[name], pids) * 1000 / p.requests
+                        for name, pids in processes_of.items()}  # fmt: skip
+        b = await load(yardstick.url, yardstick.calls, clients, seconds, yardstick.headers)
+        print(f"{clients:>7} | {p.columns()} | {b.columns()} | "
+              f"{b.per_second / p.per_second:>5.1f}x "
+              f"{p.percentile(99) / b.percentile(99):>5.1f}x", flush=True)  # fmt: skip
+    print("\nCPU ms per popup, by process (during the popup runs):")
+    print(f"{'clients':>7} | " + " ".join(f"{name:>14}" for name in processes_of)
+          + f" | {'total':>6}")  # fmt: skip
+    for clients, used in cpu.items():
+        print(f"{clients:>7} | " + " ".join(f"{ms:>14.1f}" for ms in used.values())
+              + f" | {sum(used.values()):>6.1f}")  # fmt: skip
+
+
 async def main(people: int, seconds: float, client_counts: list[int]) -> None:
     with tempfile.TemporaryDirectory(prefix="canbao-bench-popup-") as tmp:
         os.chmod(tmp, 0o755)
@@ -210,6 +300,7 @@ async def main(people: int, seconds: float, client_counts: list[int]) -> None:
         with (PostgresCluster(Path(tmp) / "pg", port=free_port(), durable=False) as postgres,
               MockKafkaCluster(brokers=3) as kafka):  # fmt: skip
             kafka.create_topics(ALL_TOPICS)
+            print(machine_facts(), flush=True)
             print(f"seeding {people:,} people through identity and matching…", flush=True)
             urls, numbers = await prepare(postgres, people)
             common = {"KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers, "CANBAO_ENV": "test"}
@@ -233,22 +324,20 @@ async def main(people: int, seconds: float, client_counts: list[int]) -> None:
                 token = tokens.issue(
                     staff, key=key, now=datetime.now(UTC), lifetime=timedelta(hours=1)
                 )
-                popup_paths: list[Call] = [("GET", f"/api/v1/counter/popup/{n}", None)
-                                           for n in numbers]  # fmt: skip
-                bare_paths: list[Call] = [("GET", f"/bare/{n}", None) for n in numbers]
-                print(f"{len(numbers):,} people; {seconds:.0f} s per run; 2 shared cores\n")
-                print(f"{'clients':>7} | {'popup req/s':>11} {'p50 ms':>7} {'p99 ms':>7} "
-                      f"{'err':>4} | {'bare req/s':>10} {'p50 ms':>7} {'p99 ms':>7} | "
-                      f"{'req/s ratio':>11} {'p99 ratio':>9}")  # fmt: skip
-                for clients in client_counts:
-                    p = await load(gateway_url, popup_paths, clients, seconds,
-                                   {"Authorization": f"Bearer {token}"})  # fmt: skip
-                    b = await load(bare_url, bare_paths, clients, seconds, {})
-                    print(f"{clients:>7} | {p.per_second:>11.0f} {p.percentile(50):>7.1f} "
-                          f"{p.percentile(99):>7.1f} {p.errors:>4} | {b.per_second:>10.0f} "
-                          f"{b.percentile(50):>7.1f} {b.percentile(99):>7.1f} | "
-                          f"{b.per_second / p.per_second:>10.1f}x "
-                          f"{p.percentile(99) / b.percentile(99):>8.1f}x", flush=True)  # fmt: skip
+                popup = Target(
+                    gateway_url,
+                    {"Authorization": f"Bearer {token}"},
+                    [("GET", f"/api/v1/counter/popup/{n}", None) for n in numbers],
+                )
+                yardstick_target = Target(
+                    bare_url, {}, [("GET", f"/bare/{n}", None) for n in numbers]
+                )
+                print(f"{len(numbers):,} people; {seconds:.0f} s per run; latencies in ms\n")
+                processes_of = {"gateway": [gateway.pid], "identity": [identity.pid],
+                                "matching": [matching.pid], "postgres": [],
+                                "load generator": [os.getpid()]}  # fmt: skip
+                await compare(popup, yardstick_target, client_counts, seconds, processes_of,
+                              lambda: children_of(postmaster(postgres)))  # fmt: skip
                 await breakdown(identity_url, matching_url, numbers, seconds)
             finally:
                 for process in processes:
