@@ -141,6 +141,35 @@ async def test_a_new_registration_is_placed_by_the_collected_number(
     assert len(await rows(survey_db, collections)) == 1
 
 
+async def test_a_newcomer_registers_where_they_live_and_survey_publishes_that_region(
+    gateway: httpx.AsyncClient,
+    token_for: Any,
+    survey_db: Database,
+    gateway_db: Database,
+    published: Published,
+) -> None:
+    """A newcomer whose number names Guiyang registers with a Zunyi clerk, where they live now:
+    placed by `region_code`, which reaches identity on CollectionApproved; the audit still names
+    the number's region. Without it, the Zunyi clerk may not register them."""
+    zunyi = bearer(token_for(Role.COUNTER, OUT_OF_SCOPE))
+    without = await gateway.post(PATH, json={"person_id": None, "items": NEW_PERSON}, headers=zunyi)
+    assert_problem(without, 403, "out-of-scope")
+    body = {"person_id": None, "items": NEW_PERSON, "region_code": "520302"}
+    response = await gateway.post(PATH, json=body, headers=zunyi)
+    assert response.status_code == 201, response.text
+    [row] = await rows(survey_db, collections)
+    assert row["region_code"] == "520302"
+    collection_id = response.json()["collection_id"]
+    await published.until(lambda seen: bool(published.of(collection_id)))
+    [event] = published.of(collection_id)
+    assert event.region_code == "520302" and event.person_id is None
+    entries = await rows(gateway_db, audit_log)
+    assert [(e["outcome"], e["person_region"]) for e in entries] == [
+        ("out_of_scope", "520102"),
+        ("ok", "520302"),
+    ]
+
+
 async def test_bad_fields_are_named_audited_as_rejected_and_not_forwarded(
     gateway: httpx.AsyncClient,
     token_for: Any,

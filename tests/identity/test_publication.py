@@ -38,3 +38,10 @@ def test_a_person_only_the_business_systems_know_is_not() -> None:
     state = public_state(golden_record([record("hukou.person"), record("si_core.ac01")]))
     assert state["registered_by_collection"] is False
     assert state["household_registered_locally"] is True
+
+
+def test_a_migrant_registered_here_is_of_the_region_where_they_registered() -> None:
+    """Born in Nanbu, Sichuan (the number says so), registered at a Guiyang counter: Guiyang's."""
+    migrant = {r.ID_NUMBER: "511321199003074014", r.REGION: "520102"}
+    state = public_state(golden_record([record("collection.counter", **migrant)]))
+    assert state["region_code"] == "520102" and state["household_region_code"] is None

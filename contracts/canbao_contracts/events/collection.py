@@ -95,6 +95,10 @@ class CollectionApproved(Event):
     ID number like any source record. Then the Kafka key is the collection_id."""
     channel: Channel
     document_type: CertificateType = CertificateType.CITIZEN_ID
+    region_code: RegionCode | None = None
+    """Where the person lives and was registered (GB/T 2260 county), when the collection says:
+    a newcomer from another province registered at a counter here, whose number names their
+    birthplace. Identity takes it as the region of residence. Added after v1; may be absent."""
     items: Annotated[dict[RegistrationItem, _Value], AfterValidator(_items)]
     """PERSONAL DATA, in clear: item → collected value (codes for gender, household type and
     personal identity; YYYYMMDD for the birth date). For identity only (see the module)."""

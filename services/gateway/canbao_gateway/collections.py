@@ -28,6 +28,9 @@ from canbao_platform.problems import InvalidItems, Problem
 
 router = APIRouter(prefix="/api/v1/counter", tags=["counter"])
 MAX_IDEMPOTENCY_KEY: Final = 128
+# What survey is given of the request (the handler comes from the token).
+FORWARDED: Final = {"person_id", "document_type", "region_code", "items", "resolved_reasons",
+                    "verified_statuses"}  # fmt: skip
 
 
 class CounterCollectionRequest(BaseModel):
@@ -43,7 +46,9 @@ class CounterCollectionRequest(BaseModel):
     of domain.md §4, and the phone, is needed)."""
     document_type: CertificateType = CertificateType.CITIZEN_ID
     region_code: RegionCode | None = None
-    """The person's GB/T 2260 division, for a person without a citizen number (passport…)."""
+    """Where the person lives (GB/T 2260 county): needed for a person without a citizen number
+    (passport…); for a new registration, where they register, which places them in the clerk's
+    region even when their number names another province (a newcomer)."""
     items: dict[str, str] = Field(max_length=len(RegistrationItem))
     """Item (api.md's names: `phone`) → collected value (codes for gender, household type and
     personal identity; YYYYMMDD for the birth date)."""
@@ -73,13 +78,17 @@ class RegionUnknown(Problem):
 
 def collection_subject(collection: CounterCollectionRequest) -> PersonInQuestion:
     """The person the collection is about: placed by the presented number, else by the
-    collected one, else by `region_code` (422 when none, or when the number is invalid)."""
+    collected one, else by `region_code` (422 when none, or when the number is invalid). A new
+    registration with a `region_code` is placed where the person lives and registers."""
     citizen = collection.document_type is CertificateType.CITIZEN_ID
     number = collection.id_number or (collection.items.get("id_number") if citizen else None)
     if number is not None:
         person = person_by_id_number(number)
+        registers_here = collection.region_code if collection.person_id is None else None
         return PersonInQuestion(
-            region=person.region, id_number=person.id_number, person_id=collection.person_id
+            region=registers_here or person.region,
+            id_number=person.id_number,
+            person_id=collection.person_id,
         )
     if collection.region_code is None:
         raise RegionUnknown()
@@ -113,7 +122,7 @@ async def post_collection(
         raise InvalidItems(defects)
     body: dict[str, Any] = collection.model_dump(
         mode="json",
-        include={"person_id", "document_type", "items", "resolved_reasons", "verified_statuses"},
+        include=FORWARDED,
     ) | {"handler": staff.username}
     try:
         answer = await survey.submit_collection(

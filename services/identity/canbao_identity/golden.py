@@ -53,7 +53,7 @@ _PRECEDENCE: Final[dict[str, tuple[str, ...]]] = {
     r.RESIDENCE_ADDRESS: (COLLECTION, "si_core.ac01", "hukou.person"),
     r.HOUSEHOLD_TYPE: (COLLECTION, "si_core.ac01"),
     r.PERSONAL_IDENTITY: (COLLECTION, "si_core.ac01"),
-    r.REGION: ("si_core.ac01", "medical.insured"),
+    r.REGION: ("si_core.ac01", "medical.insured", COLLECTION),  # a newcomer: where registered
     r.DEATH_DATE: ("civil.cremation", "hukou.person"),
 }
 _REQUIRED: Final = {

@@ -113,6 +113,8 @@ def collection_change(protector: Protector, event: CollectionApproved) -> Staged
             claims[_COLLECTED[item]] = value
     if birth := claims.get(r.BIRTH_DATE):
         claims[r.BIRTH_DATE] = f"{birth[:4]}-{birth[4:6]}-{birth[6:8]}"
+    if event.region_code is not None:  # where a newcomer lives and registered
+        claims[r.REGION] = event.region_code
     provenance = {
         "channel": event.channel.value,
         "handler": event.handler,

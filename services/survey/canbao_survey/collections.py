@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from canbao_contracts.codes import CertificateType, LabelledCode, RegistrationItem, SurveyReason
 from canbao_contracts.collected_items import ItemDefect, item_defects, missing_required, normalised
 from canbao_contracts.events import CollectionApproved
+from canbao_contracts.events.base import RegionCode
 from canbao_contracts.events.collection import VerifiedStatus
 from canbao_contracts.events.vocabulary import Channel
 from canbao_contracts.id_numbers import mask, mask_name
@@ -36,6 +37,8 @@ class CounterCollection(BaseModel):
     person_id: UUID | None = None
     """Identity's person; null registers someone new (the required items are then needed)."""
     document_type: CertificateType = CertificateType.CITIZEN_ID
+    region_code: RegionCode | None = None
+    """Where the person lives and registers (CollectionApproved.region_code)."""
     items: dict[str, str] = Field(max_length=len(RegistrationItem))
     """Item name (api.md: `phone`) → collected value. PERSONAL DATA."""
     resolved_reasons: list[SurveyReason] = []
@@ -66,6 +69,7 @@ def approved_at_counter(
         person_id=collection.person_id,
         channel=Channel.COUNTER,
         document_type=collection.document_type,
+        region_code=collection.region_code,
         items={
             RegistrationItem(name): value
             for name, value in normalised(

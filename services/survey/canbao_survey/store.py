@@ -64,6 +64,7 @@ async def submit_counter_collection(
         "channel": Channel.COUNTER.value,
         "person_id": collection.person_id,
         "document_type": collection.document_type.value,
+        "region_code": collection.region_code,
         "items_sealed": sealer.seal(
             {item.value: v for item, v in event.items.items()}, context=context_of(collection_id)
         ),
@@ -116,6 +117,7 @@ def _as_submitted(row: Any, sealer: Sealer) -> tuple[Any, ...]:
     return (
         row["person_id"],
         row["document_type"],
+        row["region_code"],
         items,
         sorted(row["resolved_reasons"]),
         sorted(row["verified_statuses"], key=repr),
@@ -127,6 +129,7 @@ def _as_submitted_now(collection: CounterCollection) -> tuple[Any, ...]:
     return (
         collection.person_id,
         collection.document_type.value,
+        collection.region_code,
         items,
         sorted(reason.value for reason in collection.resolved_reasons),
         sorted((s.model_dump(mode="json") for s in collection.verified_statuses), key=repr),

@@ -14,6 +14,7 @@ collections = sa.Table(
     sa.Column("channel", sa.String(12), nullable=False),
     sa.Column("person_id", UUID(as_uuid=True)),  # null: a new registration
     sa.Column("document_type", sa.String(2), nullable=False),
+    sa.Column("region_code", sa.String(6)),  # where a new registrant lives (GB/T 2260 county)
     # AES-GCM of the item → value JSON, under `key_id` (protection.py); never in clear.
     sa.Column("items_sealed", sa.LargeBinary, nullable=False),
     sa.Column("key_id", sa.String(32), nullable=False),
