@@ -4,9 +4,10 @@ the running local stack: what a clerk does at the window, with the keyboard only
 Log in (a wrong password first), look up an invalid number, then a person the generator left
 without a phone: the popup lists the phone as missing with the five statuses; a malformed phone
 is refused field by field; a good one is saved and, once the collection has gone survey →
-identity → matching, the popup opened again no longer asks for it. Last, a number nobody holds:
-the clerk registers the newcomer, and the popup shows them, uninsured. Screenshots of each
-step are kept in `artifacts/counter-page/` (CANBAO_ARTIFACTS moves them)."""
+identity → matching, the popup opened again no longer asks for it. Last, a number nobody holds,
+a migrant's from Sichuan: the clerk registers them where they live, and the popup shows them,
+uninsured. Screenshots of each step are kept in `artifacts/counter-page/` (CANBAO_ARTIFACTS
+moves them)."""
 
 from __future__ import annotations
 
@@ -56,13 +57,13 @@ async def person_missing_a_phone(sources: str) -> tuple[str, dict[str, str]]:
     return row["id_number"], json.loads(row["statuses"])
 
 
-async def a_number_nobody_holds(sources: str) -> str:
-    """A valid citizen number of the demo province (Nanming district, Guiyang) that no source
-    system and no expected outcome knows."""
+async def a_number_nobody_holds(sources: str, region: str = "511321") -> str:
+    """A valid citizen number that no source system and no expected outcome knows; by default
+    of a migrant born in Nanbu county, Sichuan, outside the demo province."""
     connection = await asyncpg.connect(sources)
     try:
         for sequence in range(401, 999, 2):
-            body = f"52010219900307{sequence:03d}"
+            body = f"{region}19900307{sequence:03d}"
             number = body + check_character(body)
             held = await connection.fetchval(
                 "SELECT EXISTS (SELECT 1 FROM simulator.expected_outcome WHERE id_number = $1) "
@@ -80,7 +81,7 @@ def counter_page_round_trip(
     gateway: str, id_number: str, statuses: dict[str, str], newcomer: str
 ) -> None:
     """`id_number`: a registered person whose only gap is the phone, `statuses` theirs by the
-    ground truth; `newcomer`: a valid number of the demo province that nobody holds."""
+    ground truth; `newcomer`: a valid number, of another province, that nobody holds."""
     shots = artifacts_dir()
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
@@ -181,18 +182,24 @@ def open_popup(page: Page, id_number: str) -> None:
 
 def registers_a_newcomer(page: Page, id_number: str) -> None:
     """A number the registry does not know opens the new registration, gender and birth date
-    read off the number; a missing required item is named; once saved, the popup shows them."""
+    read off the number; a missing required item is named; the migrant registers where they
+    live (Nanming, Guiyang), and once saved the popup shows them."""
     page.locator("#id-number").fill(id_number)
     page.keyboard.press("Enter")
     expect(page.locator("#register")).to_be_visible()
     expect(page.locator("#new-name")).to_be_focused()
     expect(page.locator("#new-birth_date")).to_have_value(id_number[6:14])
     expect(page.locator("#new-gender")).to_have_value("1" if int(id_number[16]) % 2 else "2")
+    expect(page.locator("#new-region_code")).to_have_value("")  # not the clerk's: to be given
     page.keyboard.type("测试新")
-    page.keyboard.press("Enter")  # the rest is missing
+    page.keyboard.press("Enter")  # where they register is asked first (the page knows)
+    expect(page.locator("#new-region_code-error")).to_contain_text("6位行政区划代码")
+    expect(page.locator("#new-region_code")).to_be_focused()
+    page.keyboard.type("520102")
+    page.keyboard.press("Enter")  # the rest is missing (the registry says)
     expect(page.locator("#new-phone-error")).to_contain_text("为新参保登记的必填项目")
     expect(page.locator("#register-message")).to_have_text("未保存：请更正标红的项目")
-    for item, value in (("household_place", "贵州省贵阳市南明区花果园街道1号"),
+    for item, value in (("household_place", "四川省南充市南部县南隆镇1号"),
                         ("residence_address", "贵州省贵阳市南明区花果园街道1号3栋"),
                         ("phone", "13987654321")):  # fmt: skip
         page.locator(f"#new-{item}").fill(value)
@@ -207,4 +214,3 @@ def registers_a_newcomer(page: Page, id_number: str) -> None:
     medical = page.locator("#statuses tr", has_text=Insurance.MEDICAL.label)
     expect(medical).to_contain_text(StatusCode.UNINSURED_INDIVIDUAL.label)
     expect(page.locator("#badges")).to_contain_text("需调查登记")
-

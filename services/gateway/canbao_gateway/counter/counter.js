@@ -15,8 +15,12 @@ const ITEM_HINTS = {
   id_number: "18位公民身份号码",
 };
 
+// A new registration asks, beside the registration items, where the person registers.
+const REGISTRATION_EXTRAS = { region_code: { label: "登记地行政区划", code: "AAB301" } };
+
 const $ = (id) => document.getElementById(id);
 let current = null; // {idNumber, popup}
+let staffScope = ""; // the clerk's GB/T 2260 prefix
 
 // -- Talking to the API -------------------------------------------------------------------------
 
@@ -91,6 +95,7 @@ async function logIn(event) {
 
 async function signedIn() {
   const me = await api("GET", "/api/v1/auth/me");
+  staffScope = me.scope;
   $("who-name").textContent = `${me.username}（${LABELS.roles[me.role] || me.role}，辖区 ${me.scope}）`;
   $("who").hidden = false;
   $("login-view").hidden = true;
@@ -226,10 +231,17 @@ function showRegistration(idNumber) {
   const needed = Object.entries(LABELS.items)
     .filter(([item, about]) => about.required && item !== "id_number")
     .map(([item]) => ({ item, note: "必填" }));
+  needed.push({ item: "region_code", note: "登记地所属区县，6位代码" });
   showFields($("register-fields"), "new-", needed);
   if (/^\d{17}[\dX]$/.test(idNumber)) {
     $("new-birth_date").value = idNumber.slice(6, 14);
     $("new-gender").value = Number(idNumber[16]) % 2 === 1 ? "1" : "2";
+  }
+  // Where they register: the number's county when it is the clerk's, else the clerk's county.
+  if (idNumber.startsWith(staffScope) && /^\d{6}/.test(idNumber)) {
+    $("new-region_code").value = idNumber.slice(0, 6);
+  } else if (staffScope.length >= 6) {
+    $("new-region_code").value = staffScope.slice(0, 6);
   }
   $("new-name").focus();
 }
@@ -242,7 +254,8 @@ function showFields(container, prefix, entries) {
   for (const entry of entries) {
     if (seen.has(entry.item)) continue;
     seen.add(entry.item);
-    const about = LABELS.items[entry.item] || { label: entry.item, code: "" };
+    const about = LABELS.items[entry.item] ||
+      REGISTRATION_EXTRAS[entry.item] || { label: entry.item, code: "" };
     const id = prefix + entry.item;
     const label = element("label", null, "field-label");
     label.htmlFor = id;
@@ -340,8 +353,18 @@ async function register(event) {
   if (!current || current.popup) return;
   const message = $("register-message");
   const { idNumber } = current;
-  const items = { ...filledItems($("register-fields")), id_number: idNumber };
-  const body = { id_number: idNumber, person_id: null, items };
+  const { region_code: region, ...filled } = filledItems($("register-fields"));
+  if (!/^\d{6}$/.test(region || "")) {
+    $("new-region_code").setAttribute("aria-invalid", "true");
+    $("new-region_code-error").textContent = region
+      ? "应为6位行政区划代码，如 520102"
+      : "请填写登记地所属区县的6位行政区划代码";
+    say(message, "未保存：请更正标红的项目");
+    $("new-region_code").focus();
+    return;
+  }
+  const items = { ...filled, id_number: idNumber };
+  const body = { id_number: idNumber, person_id: null, region_code: region, items };
   if (!(await submit(body, $("register-save"), message, "new-"))) return;
   say(message, "已提交参保登记，正在建立登记信息…", true);
   await refreshUntil(idNumber, (popup) => !popup.verdict_pending, message,
