@@ -10,7 +10,11 @@ events the Debezium snapshot would write (JSON converter, no embedded schema); t
 started and the events produced onto the cdc.* topics with backpressure (as the CDC bridge does:
 the test broker keeps only ~5 MiB per partition), and the clock runs until every change event
 is applied, every pending person rebuilt and every resulting event relayed to registry.persons /
-registry.facts. The persons column checks that nobody was lost (one per generated person).
+registry.facts. The persons column checks that nobody was lost (one per generated person);
+rebuilds counts golden records built (at best one per person). CPU µs/event is this process's
+CPU time over the same interval (the service's components and the feed, not PostgreSQL or the
+broker): on a machine shared with other work it moves less than the wall-clock rate. Peak RSS is
+this process's high-water mark so far (it holds every size's change events to produce them).
 What is *not* measured: Debezium itself (bench/cdc.py: ~13-16k events/s here).
 """
 
@@ -20,6 +24,7 @@ import argparse
 import asyncio
 import json
 import os
+import resource
 import tempfile
 import time
 from datetime import date, datetime
@@ -122,7 +127,7 @@ async def run_size(
         Resources(settings=settings, database=database),
         config=RunnerConfig(max_batch=500, poll_timeout_ms=100),
     )
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), _cpu_s()
     for part in parts:
         await part.start()
     feeding = asyncio.create_task(feed(kafka, database, records))
@@ -132,9 +137,10 @@ async def run_size(
             applied, unresolved, outbox = await _progress(database)
             if applied >= len(records) and unresolved == 0 and outbox == 0:
                 break
-        elapsed = time.perf_counter() - started
+        elapsed, cpu = time.perf_counter() - started, _cpu_s() - cpu_started
         await feeding
-        relayed = next(p for p in parts if getattr(p, "name", "") == "identity.outbox").relayed  # type: ignore[attr-defined]
+        relayed = _part(parts, "identity.outbox").relayed
+        rebuilt = _part(parts, "identity.builder").rebuilt
         async with database.engine.connect() as connection:
             registered = await connection.scalar(sa.select(sa.func.count()).select_from(persons))
     finally:
@@ -148,8 +154,21 @@ async def run_size(
         "seed_s": seeded_s,
         "persons": registered,
         "published": relayed,
+        "rebuilt": rebuilt,
         "rate": len(records) / elapsed,
+        "cpu_s": cpu,
+        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
+
+
+def _cpu_s() -> float:
+    """This process's CPU seconds (user + system): the service's components and the feed."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _part(parts: list[Any], name: str) -> Any:
+    return next(p for p in parts if getattr(p, "name", "") == name)
 
 
 async def feed(kafka: MockKafkaCluster, database: Database, records: list[KafkaRecord]) -> None:
@@ -189,7 +208,8 @@ async def main(sizes: list[int]) -> None:
             previous = None
             print(
                 f"{'people':>9} {'cdc events':>11} {'seconds':>8} {'events/s':>9} "
-                f"{'persons':>8} {'published':>10} {'µs/event':>9}  growth"
+                f"{'persons':>8} {'rebuilds':>9} {'published':>10} {'µs/event':>9} "
+                f"{'CPU µs/event':>13} {'peak RSS':>9}  growth"
             )
             for people in sizes:
                 r = await run_size(postgres, kafka, people)
@@ -198,7 +218,9 @@ async def main(sizes: list[int]) -> None:
                 previous = per_event
                 print(
                     f"{people:>9} {r['events']:>11} {r['seconds']:>8.1f} {r['rate']:>9.0f} "
-                    f"{r['persons']:>8} {r['published']:>10} {per_event:>9.0f}  {growth}",
+                    f"{r['persons']:>8} {r['rebuilt']:>9} {r['published']:>10} "
+                    f"{per_event:>9.0f} {1e6 * r['cpu_s'] / r['events']:>13.0f} "
+                    f"{r['peak_rss_mib']:>5.0f} MiB  {growth}",
                     flush=True,
                 )
 
