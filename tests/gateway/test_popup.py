@@ -408,6 +408,32 @@ async def test_identity_or_matching_away_is_503_with_its_type(
     assert WANG not in caplog.text and WANG[:6] + WANG[6:14] not in caplog.text
 
 
+async def test_no_popup_is_shown_when_its_audit_row_cannot_be_written(
+    gateway_url: str, registry: Registry, gateway_db: Database, test_clock: Clock, token_for: Any
+) -> None:
+    """The row is written while matching is asked (persons.py), and still awaited first."""
+    async with gateway_db.engine.begin() as connection:  # the log breaks, say a full disk
+        await connection.execute(sa.text(
+            "CREATE FUNCTION refuse_insert() RETURNS trigger LANGUAGE plpgsql AS "
+            "$$ BEGIN RAISE EXCEPTION 'disk full'; END $$"))  # fmt: skip
+        await connection.execute(sa.text(
+            "CREATE TRIGGER broken BEFORE INSERT ON audit_log "
+            "FOR EACH ROW EXECUTE FUNCTION refuse_insert()"))  # fmt: skip
+    app = create(
+        settings_for(gateway_url),
+        identity_transport=httpx.ASGITransport(app=registry.identity),
+        matching_transport=httpx.ASGITransport(app=registry.matching),
+    )
+    app.dependency_overrides[clock] = lambda: test_clock
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            for path in (POPUP, PERSONS):
+                response = await client.get(path + WANG, headers=clerk(token_for))
+                body = assert_problem(response, 500, "internal-error")
+                assert "statuses" not in body and "name" not in body
+
+
 def identity_record(**changes: Any) -> dict[str, Any]:
     """Identity's PersonRecord as its API answers, for the pure tests of popup.py."""
     return {"person_id": "6f1c0d52-4f3e-4a51-9a55-8a7f3b0b2c11",
