@@ -157,7 +157,8 @@ Call = tuple[str, str, dict[str, str] | None]  # method, path, JSON body
 
 async def load(url: str, calls: list[Call], clients: int, seconds: float,
                headers: dict[str, str]) -> Result:  # fmt: skip
-    """`clients` concurrent clients, each sending random `calls` one after another."""
+    """`clients` concurrent clients, each sending random `calls` one after another (`errors`:
+    answers other than 200, and calls that got no answer)."""
     latencies: list[float] = []
     errors = 0
     fail_sniffio_imports_fast()  # as the gateway does: the load generator's CPU is shared too
@@ -170,7 +171,11 @@ async def load(url: str, calls: list[Call], clients: int, seconds: float,
             while time.perf_counter() < deadline:
                 started = time.perf_counter()
                 method, path, body = rng.choice(calls)
-                response = await http.request(method, path, json=body)
+                try:
+                    response = await http.request(method, path, json=body)
+                except httpx.TransportError:  # a connection reset under overload: an error,
+                    errors += 1  # not the end of the run
+                    continue
                 latencies.append((time.perf_counter() - started) * 1000)
                 errors += response.status_code != 200
 
