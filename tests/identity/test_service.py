@@ -247,6 +247,19 @@ async def test_a_malformed_change_event_goes_to_the_dead_letter_topic(
     )
 
 
+async def test_changes_applied_beside_a_poison_message_are_all_kept(running: Running) -> None:
+    """A poison message in the middle of a batch: the batch is replayed message by message in
+    savepoints; what the messages before and after it staged survives the poison's rollback."""
+    before = change("hukou.person", hukou_row(NUMBER, "王伟", "1"))
+    after = change("hukou.person", hukou_row(OTHER_NUMBER, "李娜", "2"))
+    await running.produce([before, Message("cdc.hukou.person", before.key, b"{not json"), after])
+    await running.events_until(
+        lambda seen: (
+            {e.masked_name for e in seen if isinstance(e, PersonRegistered)} >= {"王*", "李*"}
+        )
+    )
+
+
 async def test_the_app_runs_its_components_and_becomes_ready(
     kafka: MockKafkaCluster, identity_db: Database
 ) -> None:
