@@ -13,14 +13,17 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Any, Final
 
 from aiokafka.structs import ConsumerRecord
+from sqlalchemy import event, insert
+from sqlalchemy.orm import Session
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from canbao_contracts.envelope import Envelope, KafkaRecord, MalformedEnvelope, decode, encode
 from canbao_contracts.events import Event
 from canbao_platform.db import Database
-from canbao_platform.messaging.tables import OutboxMessage
+from canbao_platform.messaging.tables import outbox
 from canbao_platform.telemetry import has_trace_context, inject_trace_context
 
 Header = tuple[str, bytes]
@@ -92,14 +95,14 @@ class UnitOfWork:
         headers = list(record.headers)
         if not has_trace_context(headers):
             inject_trace_context(headers)  # the consumer of this event continues our trace
-        self.session.add(
-            OutboxMessage(
-                topic=record.topic,
-                key=record.key,
-                value=record.value,
-                header_names=[name for name, _ in headers],
-                header_values=[value for _, value in headers],
-            )
+        _outbox_buffer(self.session.sync_session).append(
+            {
+                "topic": record.topic,
+                "key": record.key,
+                "value": record.value,
+                "header_names": [name for name, _ in headers],
+                "header_values": [value for _, value in headers],
+            }
         )
 
     def publish_event(self, event: Event, *, id: str | None = None) -> KafkaRecord:
@@ -111,6 +114,33 @@ class UnitOfWork:
 
 
 Handler = Callable[[InboundMessage, UnitOfWork], Awaitable[None]]
+
+# Published records wait in the session (`info`) and are written by one multi-row INSERT when
+# the transaction, or the savepoint they were published in, commits (SQLAlchemy fires
+# `before_commit` for both); a rollback of either discards what it published. One statement per
+# batch instead of an ORM object and an INSERT per event.
+_OUTBOX_BUFFER: Final = "canbao_platform.outbox"
+
+
+def _outbox_buffer(session: Session) -> list[dict[str, Any]]:
+    buffer: list[dict[str, Any]] | None = session.info.get(_OUTBOX_BUFFER)
+    if buffer is None:
+        buffer = session.info[_OUTBOX_BUFFER] = []
+        event.listen(session, "before_commit", _write_outbox)
+        event.listen(session, "after_soft_rollback", _discard_outbox)
+    return buffer
+
+
+def _write_outbox(session: Session) -> None:
+    rows = session.info.get(_OUTBOX_BUFFER)
+    if rows:
+        # The sync API inside the async session's greenlet: SQLAlchemy awaits it for us.
+        session.execute(insert(outbox), rows)
+        rows.clear()
+
+
+def _discard_outbox(session: Session, previous_transaction: Any) -> None:
+    session.info.get(_OUTBOX_BUFFER, []).clear()
 
 
 @asynccontextmanager
