@@ -18,8 +18,9 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-def clock() -> Now:
-    """The dependency: a function giving the current time (timezone-aware, UTC)."""
+async def clock() -> Now:
+    """The dependency: a function giving the current time (timezone-aware, UTC). `async` so
+    that FastAPI calls it in the event loop, not through its thread pool."""
     return utc_now
 
 

@@ -8,9 +8,7 @@ client's own 503 problem, never a stack trace.
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import logging
-import sys
 from typing import Any, Final
 
 import httpx
@@ -27,16 +25,6 @@ RETRY_AFTER_S: Final = 0.1
 # time than uvicorn keeps an idle one open (5 s), so that we never send on one it is closing.
 LIMITS: Final = httpx.Limits(max_connections=100, max_keepalive_connections=100,
                              keepalive_expiry=4.0)  # fmt: skip
-
-
-def fail_sniffio_imports_fast() -> None:
-    """httpcore 1.0 runs `import sniffio` at every pool lock it takes, several per request, and
-    sniffio is not installed (anyio 4 no longer needs it): each failing import searched all of
-    sys.path, half of httpx's CPU per call (issue 7: the popup makes two). None in sys.modules is
-    the import system's own "not there" marker: the import fails at once. Only while sniffio is
-    not installed, so nothing that has it changes."""
-    if "sniffio" not in sys.modules and importlib.util.find_spec("sniffio") is None:
-        sys.modules["sniffio"] = None  # type: ignore[assignment]
 
 
 class InternalClient:
@@ -56,7 +44,6 @@ class InternalClient:
         self._http: httpx.AsyncClient | None = None
 
     async def start(self) -> None:
-        fail_sniffio_imports_fast()
         self._http = httpx.AsyncClient(
             base_url=self.base_url, transport=self._transport, timeout=self._timeout_s,
             limits=LIMITS,
