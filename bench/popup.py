@@ -48,7 +48,6 @@ import canbao_matching
 from canbao_contracts.topics import ALL_TOPICS
 from canbao_gateway import tokens
 from canbao_gateway.app import SERVICE as GATEWAY
-from canbao_gateway.internal import fail_sniffio_imports_fast
 from canbao_gateway.settings import GatewaySettings
 from canbao_gateway.staff import Role, Staff
 from canbao_platform.db import Database, migrate_async
@@ -161,7 +160,6 @@ async def load(url: str, calls: list[Call], clients: int, seconds: float,
     answers other than 200, and calls that got no answer)."""
     latencies: list[float] = []
     errors = 0
-    fail_sniffio_imports_fast()  # as the gateway does: the load generator's CPU is shared too
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
     async with httpx.AsyncClient(base_url=url, headers=headers, limits=limits, timeout=30) as http:
         deadline = time.perf_counter() + seconds
