@@ -52,7 +52,8 @@ def covers(scope: str, region: str) -> bool:
     `region` is the person's household region (AAC010's division) or, when that is unknown, the
     first six digits of the ID number. A county-level region inside a township scope is not
     enough to place the person in that township, so a scope longer than the region covers
-    nothing: township and village staff see a person only through a region that long."""
+    nothing: township and village staff see a person only through a region that long. (Serving
+    one person is another matter: auth.person_in_scope lets such a scope stand for its county.)"""
     return len(region) >= len(scope) and region.startswith(scope)
 
 
