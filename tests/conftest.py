@@ -1,6 +1,7 @@
 """Session-wide real infrastructure: a throwaway PostgreSQL cluster and the Kafka-protocol test
 broker (librdkafka's mock cluster, 3 brokers on loopback). Each test gets its own database and,
-where it needs one, its own topics, so tests never see each other's data."""
+where it needs one, its own topics, so tests never see each other's data. And the process's
+telemetry, installed before any test runs, so every test can read the spans and metrics."""
 
 from __future__ import annotations
 
@@ -8,14 +9,35 @@ import itertools
 import os
 import tempfile
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
 from canbao_platform.local.broker import MockKafkaCluster
 from canbao_platform.local.postgres import PostgresCluster, free_port
+from canbao_platform.telemetry import RecentSpans, setup_telemetry
 
 _names = itertools.count(1)
+
+
+@dataclass(frozen=True)
+class Observed:
+    """What the tests read the process's telemetry from."""
+
+    spans: RecentSpans
+    metrics: InMemoryMetricReader
+
+
+@pytest.fixture(scope="session", autouse=True)
+def observed() -> Observed:
+    """OpenTelemetry has one global provider per process, and the first installed stays: the
+    suite installs its own before any test, so an app's lifespan that sets telemetry up later
+    (and builds providers of its own) still reports here."""
+    telemetry = setup_telemetry("tests")
+    assert telemetry.spans is not None
+    return Observed(telemetry.spans, telemetry.metrics)
 
 
 @pytest.fixture(scope="session")

@@ -22,10 +22,6 @@ from typing import Any
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.structs import ConsumerRecord
-from opentelemetry import trace
-from opentelemetry.sdk.metrics.export import InMemoryMetricReader
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from sqlalchemy import MetaData, func, select
 from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel
@@ -41,7 +37,6 @@ from canbao_platform.messaging import (
     RunnerConfig,
     UnitOfWork,
 )
-from canbao_platform.telemetry import RecentSpans, setup_telemetry
 
 _groups = itertools.count(1)
 
@@ -259,25 +254,3 @@ class BrokerFaults:
 @pytest.fixture
 def broker_faults(kafka: MockKafkaCluster) -> BrokerFaults:
     return BrokerFaults(kafka)
-
-
-@dataclass
-class Observed:
-    """What the tests read the runtime's telemetry from."""
-
-    spans: RecentSpans
-    metrics: InMemoryMetricReader | None  # None if someone else installed the meter provider
-
-
-@pytest.fixture(scope="session")
-def observed() -> Observed:
-    """The process's telemetry, set up here unless another part of the suite did it first
-    (OpenTelemetry has one global provider per process)."""
-    provider = trace.get_tracer_provider()
-    if not isinstance(provider, TracerProvider):
-        telemetry = setup_telemetry("tests")
-        assert telemetry.spans is not None
-        return Observed(telemetry.spans, telemetry.metrics)
-    exporter = RecentSpans()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    return Observed(exporter, None)

@@ -124,7 +124,7 @@ async def test_an_event_written_first_is_published_first_even_if_committed_last(
         # work writes its rows just before it commits, which narrows this window, not closes it.
         first = {"topic": topic, "key": b"p1", "value": b"first", "header_names": [],
                  "header_values": []}  # fmt: skip
-        await session.execute(insert(outbox).values(first))
+        await (await session.connection()).execute(insert(outbox).values(first))
         async with unit_of_work(database, service="tests") as later:
             later.publish(event(topic, "second", key="p1"))
         await asyncio.sleep(1.0)  # the relay polls ten times meanwhile
