@@ -13,6 +13,7 @@ from typing import Annotated, Any
 
 import httpx
 import pytest
+import sqlalchemy as sa
 from fastapi import APIRouter, Depends, FastAPI
 
 from canbao_gateway import tokens
@@ -144,3 +145,14 @@ def assert_problem(response: httpx.Response, status: int, slug: str) -> dict[str
     assert body["title"]
     assert "Traceback" not in response.text
     return body
+
+
+async def break_the_audit_log(database: Database) -> None:
+    """Every INSERT into the audit log fails from now on (a full disk, a lost tablespace)."""
+    async with database.engine.begin() as connection:
+        await connection.execute(sa.text(
+            "CREATE FUNCTION refuse_insert() RETURNS trigger LANGUAGE plpgsql AS "
+            "$$ BEGIN RAISE EXCEPTION 'disk full'; END $$"))  # fmt: skip
+        await connection.execute(sa.text(
+            "CREATE TRIGGER broken BEFORE INSERT ON audit_log "
+            "FOR EACH ROW EXECUTE FUNCTION refuse_insert()"))  # fmt: skip

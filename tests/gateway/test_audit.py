@@ -16,7 +16,14 @@ from canbao_gateway.audit import id_number_hash
 from canbao_gateway.staff import Role
 from canbao_gateway.tables import audit_log
 from canbao_platform.db import Database
-from tests.gateway.conftest import Clock, assert_problem, bearer, build_app, settings_for
+from tests.gateway.conftest import (
+    Clock,
+    assert_problem,
+    bearer,
+    break_the_audit_log,
+    build_app,
+    settings_for,
+)
 from tests.gateway.people import NANMING, YUNYAN, ZUNYI_HONGHUAGANG, citizen, legacy_15
 
 AUDIT = "/api/v1/audit"
@@ -191,13 +198,7 @@ async def test_no_data_is_shown_when_its_audit_row_cannot_be_written(
     gateway_url: str, gateway_db: Database, token_for: Callable[..., str], test_clock: Clock,
     caplog: pytest.LogCaptureFixture,
 ) -> None:  # fmt: skip
-    async with gateway_db.engine.begin() as connection:  # the log breaks, say a full disk
-        await connection.execute(sa.text(
-            "CREATE FUNCTION refuse_insert() RETURNS trigger LANGUAGE plpgsql AS "
-            "$$ BEGIN RAISE EXCEPTION 'disk full'; END $$"))  # fmt: skip
-        await connection.execute(sa.text(
-            "CREATE TRIGGER broken BEFORE INSERT ON audit_log "
-            "FOR EACH ROW EXECUTE FUNCTION refuse_insert()"))  # fmt: skip
+    await break_the_audit_log(gateway_db)  # say a full disk
     app = build_app(settings_for(gateway_url), test_clock)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)

@@ -29,7 +29,14 @@ from canbao_matching.app import create as create_matching
 from canbao_platform.db import Database
 from canbao_platform.local.postgres import free_port
 from canbao_platform.service import Resources
-from tests.gateway.conftest import Clock, assert_problem, bearer, serve, settings_for
+from tests.gateway.conftest import (
+    Clock,
+    assert_problem,
+    bearer,
+    break_the_audit_log,
+    serve,
+    settings_for,
+)
 from tests.gateway.people import NANMING, YUNYAN, ZUNYI_HONGHUAGANG, citizen, legacy_15
 from tests.identity.conftest import Harness, change
 from tests.identity.conftest import harness as harness  # identity's and matching's fixtures
@@ -412,13 +419,7 @@ async def test_no_popup_is_shown_when_its_audit_row_cannot_be_written(
     gateway_url: str, registry: Registry, gateway_db: Database, test_clock: Clock, token_for: Any
 ) -> None:
     """The row is written while matching is asked (persons.py), and still awaited first."""
-    async with gateway_db.engine.begin() as connection:  # the log breaks, say a full disk
-        await connection.execute(sa.text(
-            "CREATE FUNCTION refuse_insert() RETURNS trigger LANGUAGE plpgsql AS "
-            "$$ BEGIN RAISE EXCEPTION 'disk full'; END $$"))  # fmt: skip
-        await connection.execute(sa.text(
-            "CREATE TRIGGER broken BEFORE INSERT ON audit_log "
-            "FOR EACH ROW EXECUTE FUNCTION refuse_insert()"))  # fmt: skip
+    await break_the_audit_log(gateway_db)  # say a full disk
     app = create(
         settings_for(gateway_url),
         identity_transport=httpx.ASGITransport(app=registry.identity),
