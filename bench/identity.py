@@ -14,7 +14,8 @@ registry.facts. The persons column checks that nobody was lost (one per generate
 rebuilds counts golden records built (at best one per person). CPU µs/event is this process's
 CPU time over the same interval (the service's components and the feed, not PostgreSQL or the
 broker): on a machine shared with other work it moves less than the wall-clock rate. Peak RSS is
-this process's high-water mark so far (it holds every size's change events to produce them).
+this process's high-water mark so far (the change events are streamed from the source tables,
+never all held).
 What is *not* measured: Debezium itself (bench/cdc.py: ~13-16k events/s here).
 """
 
@@ -27,6 +28,7 @@ import os
 import resource
 import tempfile
 import time
+from collections.abc import AsyncIterator
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -43,7 +45,7 @@ from canbao_identity.tables import persons
 from canbao_platform.db import Database, migrate_async
 from canbao_platform.local.broker import MockKafkaCluster
 from canbao_platform.local.postgres import PostgresCluster, free_port
-from canbao_platform.messaging import Producer, RunnerConfig
+from canbao_platform.messaging import ConsumerRunner, Producer, RunnerConfig
 from canbao_platform.service import Resources
 from canbao_stack.simulators import TABLES
 from canbao_stack.simulators.population import seed
@@ -59,9 +61,10 @@ KEYS = {  # primary key columns per source table (sources.md)
 }
 EPOCH = date(1970, 1, 1)
 CHUNK, IN_FLIGHT = 2_000, 10_000
-PROGRESS = sa.text(
-    "SELECT (SELECT count(*) FROM processed_messages WHERE consumer = 'identity'),"
-    " (SELECT count(*) FROM staged_changes) + (SELECT count(*) FROM pending_persons),"
+# The consumer's own count says how far it has read (counting processed_messages, millions of
+# rows at 10^6, would load PostgreSQL more than the service does).
+BACKLOG = sa.text(
+    "SELECT (SELECT count(*) FROM staged_changes) + (SELECT count(*) FROM pending_persons),"
     " (SELECT count(*) FROM outbox)"
 )
 
@@ -74,38 +77,47 @@ def _debezium(value: Any) -> Any:
     return value
 
 
-async def snapshot_records(dsn: str) -> list[KafkaRecord]:
-    """Every source row as a snapshot change event (op "r") on its cdc.* topic."""
+async def count_rows(dsn: str) -> int:
+    """How many change events the snapshot of every source table will be."""
     connection = await asyncpg.connect(dsn.replace("postgresql+asyncpg://", "postgresql://"))
-    records, lsn = [], 10_000
     try:
-        for schema, table in TABLES:
-            name = f"{schema}.{table}"
-            for row in await connection.fetch(f"SELECT * FROM {name}"):
-                after = {k: _debezium(v) for k, v in dict(row).items() if k != "updated_at"}
-                key = {c: after[c] for c in KEYS.get(name, ("id",))}
-                envelope = {
-                    "before": None,
-                    "after": after,
-                    "op": "r",
-                    "ts_ms": 1_763_800_000_000,
-                    "source": {
-                        "lsn": lsn,
-                        "txId": 1,
-                        "ts_ms": 1_763_800_000_000,
-                        "schema": schema,
-                        "table": table,
-                        "snapshot": "true",
-                    },
-                }
-                records.append(
-                    KafkaRecord(
-                        f"cdc.{name}", json.dumps(key).encode(), json.dumps(envelope).encode(), []
-                    )
-                )
+        counts = [await connection.fetchval(f"SELECT count(*) FROM {s}.{t}") for s, t in TABLES]
     finally:
         await connection.close()
-    return records
+    return sum(counts)
+
+
+async def snapshot_records(dsn: str) -> AsyncIterator[KafkaRecord]:
+    """Every source row as a snapshot change event (op "r") on its cdc.* topic, read through a
+    cursor: streamed, never all in memory (10^6 people are ~5.4 million events)."""
+    connection = await asyncpg.connect(dsn.replace("postgresql+asyncpg://", "postgresql://"))
+    lsn = 10_000
+    try:
+        async with connection.transaction():
+            for schema, table in TABLES:
+                name = f"{schema}.{table}"
+                async for row in connection.cursor(f"SELECT * FROM {name}", prefetch=CHUNK):
+                    after = {k: _debezium(v) for k, v in dict(row).items() if k != "updated_at"}
+                    key = {c: after[c] for c in KEYS.get(name, ("id",))}
+                    envelope = {
+                        "before": None,
+                        "after": after,
+                        "op": "r",
+                        "ts_ms": 1_763_800_000_000,
+                        "source": {
+                            "lsn": lsn,
+                            "txId": 1,
+                            "ts_ms": 1_763_800_000_000,
+                            "schema": schema,
+                            "table": table,
+                            "snapshot": "true",
+                        },
+                    }
+                    yield KafkaRecord(
+                        f"cdc.{name}", json.dumps(key).encode(), json.dumps(envelope).encode(), []
+                    )
+    finally:
+        await connection.close()
 
 
 async def run_size(
@@ -115,7 +127,7 @@ async def run_size(
     started = time.perf_counter()
     await seed(sources, people, 1, loaders=2 if people >= 100_000 else 1)
     seeded_s = time.perf_counter() - started
-    records = await snapshot_records(sources)
+    events = await count_rows(sources)
 
     url = postgres.create_database(f"identity_{people}")
     await migrate_async(url, Path(canbao_identity.__file__).parent / "migrations")
@@ -130,12 +142,13 @@ async def run_size(
     started, cpu_started = time.perf_counter(), _cpu_s()
     for part in parts:
         await part.start()
-    feeding = asyncio.create_task(feed(kafka, database, records))
+    runner = _part(parts, "identity")
+    feeding = asyncio.create_task(feed(kafka, runner, snapshot_records(sources)))
     try:
         while True:
             await asyncio.sleep(1.0)
-            applied, unresolved, outbox = await _progress(database)
-            if applied >= len(records) and unresolved == 0 and outbox == 0:
+            unresolved, outbox = await _backlog(database)
+            if runner.counts.handled >= events and unresolved == 0 and outbox == 0:
                 break
         elapsed, cpu = time.perf_counter() - started, _cpu_s() - cpu_started
         await feeding
@@ -149,13 +162,13 @@ async def run_size(
         await database.dispose()
     return {
         "people": people,
-        "events": len(records),
+        "events": events,
         "seconds": elapsed,
         "seed_s": seeded_s,
         "persons": registered,
         "published": relayed,
         "rebuilt": rebuilt,
-        "rate": len(records) / elapsed,
+        "rate": events / elapsed,
         "cpu_s": cpu,
         "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
@@ -171,28 +184,36 @@ def _part(parts: list[Any], name: str) -> Any:
     return next(p for p in parts if getattr(p, "name", "") == name)
 
 
-async def feed(kafka: MockKafkaCluster, database: Database, records: list[KafkaRecord]) -> None:
+async def feed(
+    kafka: MockKafkaCluster, runner: ConsumerRunner, records: AsyncIterator[KafkaRecord]
+) -> None:
     """Produce the change events with backpressure, as the CDC bridge does: never more than
     IN_FLIGHT events ahead of the service, or the test broker's bounded partition logs (~5 MiB)
     would evict events before they are read."""
+    sent = 0
     async with Producer(kafka.bootstrap_servers, linger_ms=20, max_batch_size=256 * 1024) as p:
-        for start in range(0, len(records), CHUNK):
-            await _applied_at_least(database, start - (IN_FLIGHT - CHUNK))
-            await p.send_many(records[start : start + CHUNK])
+        chunk: list[KafkaRecord] = []
+        async for record in records:
+            chunk.append(record)
+            if len(chunk) == CHUNK:
+                sent = await _send(p, runner, chunk, sent)
+                chunk = []
+        await _send(p, runner, chunk, sent)
 
 
-async def _applied_at_least(database: Database, count: int) -> None:
-    applied = (await _progress(database))[0]
-    while applied < count:  # polled: the count lives in the service's database
-        await asyncio.sleep(0.1)
-        applied = (await _progress(database))[0]
+async def _send(p: Producer, runner: ConsumerRunner, chunk: list[KafkaRecord], sent: int) -> int:
+    # Polled: the runner's count has no event to wait on.
+    while runner.counts.handled < sent - (IN_FLIGHT - CHUNK):  # noqa: ASYNC110
+        await asyncio.sleep(0.05)
+    await p.send_many(chunk)
+    return sent + len(chunk)
 
 
-async def _progress(database: Database) -> tuple[int, int, int]:
-    """Change events consumed; staged or pending work not yet published; outbox rows unsent."""
+async def _backlog(database: Database) -> tuple[int, int]:
+    """Staged or pending work not yet published; outbox rows not yet relayed."""
     async with database.engine.connect() as connection:
-        row = (await connection.execute(PROGRESS)).one()
-    return int(row[0]), int(row[1]), int(row[2])
+        row = (await connection.execute(BACKLOG)).one()
+    return int(row[0]), int(row[1])
 
 
 async def main(sizes: list[int]) -> None:
