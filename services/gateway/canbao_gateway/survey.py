@@ -36,15 +36,6 @@ class SurveyUnavailable(Problem):
 class SurveyClient(InternalClient):
     name = "survey-client"
 
-    def __init__(
-        self,
-        base_url: str,
-        *,
-        transport: httpx.AsyncBaseTransport | None = None,
-        timeout_s: float = TIMEOUT_S,
-    ) -> None:
-        super().__init__(base_url, transport=transport, timeout_s=timeout_s)
-
     def unavailable(self) -> Problem:
         return SurveyUnavailable()
 
