@@ -1,21 +1,25 @@
 """Identity throughput: CDC events/s resolved and published, at several population sizes.
 
-    uv run --frozen python -m bench.identity [--sizes 10000 100000]
+    uv run --frozen python -m bench.identity [--sizes 10000 100000] [--builder separate]
 
 Everything real and on this machine: a throwaway PostgreSQL (fsync off), the test broker (3
-brokers), the identity service's own components exactly as app.py wires them (ConsumerRunner as
-group "identity" on the 13 cdc.* topics, the golden-record builder, the outbox relay). For each
-size a population is seeded with the generator (not timed) and its rows turned into the change
-events the Debezium snapshot would write (JSON converter, no embedded schema); the service is
-started and the events produced onto the cdc.* topics with backpressure (as the CDC bridge does:
-the test broker keeps only ~5 MiB per partition), and the clock runs until every change event
-is applied, every pending person rebuilt and every resulting event relayed to registry.persons /
-registry.facts. The persons column checks that nobody was lost (one per generated person);
-rebuilds counts golden records built (at best one per person). CPU µs/event is this process's
-CPU time over the same interval (the service's components and the feed, not PostgreSQL or the
-broker): on a machine shared with other work it moves less than the wall-clock rate. Peak RSS is
-this process's high-water mark so far (the change events are streamed from the source tables,
-never all held).
+brokers), the identity service's own components exactly as app.py wires them: by default as a
+province deploys them, this process with IDENTITY_ROLES=consume (ConsumerRunner as group
+"identity" on the 13 cdc.* topics, the outbox relay) and the golden-record builder as a service
+process of its own (`uvicorn canbao_identity.app:create`, IDENTITY_ROLES=build); with
+`--builder embedded` all in this process, as `make run` runs them. For each size a population is
+seeded with the generator (not timed) and its rows turned into the change events the Debezium
+snapshot would write (JSON converter, no embedded schema); the service is started and the events
+produced onto the cdc.* topics with backpressure (as the CDC bridge does: the test broker keeps
+only ~5 MiB per partition), and the clock runs until every change event is applied, every
+pending person rebuilt and every resulting event relayed to registry.persons / registry.facts.
+The persons column checks that nobody was lost (one per generated person); rebuilds counts
+golden records built (at best one per person: a person rebuilt after each of its source tables
+went through is published more than once). CPU µs/event is CPU time over the same interval, per
+event, of this process (consumers, relay, the feed), of the builder's process and of
+PostgreSQL's backends (not the broker): on a machine shared with other work it moves less than
+the wall-clock rate. Peak RSS is this process's high-water mark so far (the change events are
+streamed from the source tables, never all held). A long run prints its progress every minute.
 What is *not* measured: Debezium itself (bench/cdc.py: ~13-16k events/s here).
 """
 
@@ -34,13 +38,23 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+import httpx
 import sqlalchemy as sa
 
 import canbao_identity
+from bench.processes import (
+    children_of,
+    cpu_seconds,
+    cpu_since,
+    machine_facts,
+    postmaster,
+    start,
+    wait_up,
+)
 from canbao_contracts.envelope import KafkaRecord
 from canbao_contracts.topics import CDC_TOPICS, COLLECTIONS, FACTS, PERSONS, dead_letter_topic
 from canbao_identity.app import components
-from canbao_identity.settings import IdentitySettings
+from canbao_identity.settings import IdentitySettings, Role
 from canbao_identity.tables import persons
 from canbao_platform.db import Database, migrate_async
 from canbao_platform.local.broker import MockKafkaCluster
@@ -61,11 +75,10 @@ KEYS = {  # primary key columns per source table (sources.md)
 }
 EPOCH = date(1970, 1, 1)
 CHUNK, IN_FLIGHT = 2_000, 10_000
-# The consumer's own count says how far it has read (counting processed_messages, millions of
-# rows at 10^6, would load PostgreSQL more than the service does).
-BACKLOG = sa.text(
-    "SELECT (SELECT count(*) FROM staged_changes) + (SELECT count(*) FROM pending_persons),"
-    " (SELECT count(*) FROM outbox)"
+PROGRESS_EVERY_S = 60.0  # a line on a long run's progress
+WORK_LEFT = sa.text(
+    "SELECT EXISTS (SELECT FROM staged_changes) OR EXISTS (SELECT FROM pending_persons)"
+    " OR EXISTS (SELECT FROM outbox)"
 )
 
 
@@ -121,7 +134,7 @@ async def snapshot_records(dsn: str) -> AsyncIterator[KafkaRecord]:
 
 
 async def run_size(
-    postgres: PostgresCluster, kafka: MockKafkaCluster, people: int
+    postgres: PostgresCluster, kafka: MockKafkaCluster, people: int, builder: str, log_dir: Path
 ) -> dict[str, Any]:
     sources = postgres.create_database(f"sources_{people}")
     started = time.perf_counter()
@@ -132,14 +145,29 @@ async def run_size(
     url = postgres.create_database(f"identity_{people}")
     await migrate_async(url, Path(canbao_identity.__file__).parent / "migrations")
     database = Database(url, pool_size=4)
+    separate = builder == "separate"
+    env = {"CANBAO_ENV": "test", "IDENTITY_DATABASE_URL": url,
+           "KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers}  # fmt: skip
     settings = IdentitySettings(
-        CANBAO_ENV="test", database_url=url, kafka_bootstrap_servers=kafka.bootstrap_servers
+        **env,
+        roles=Role.CONSUME.value if separate else "consume,build",  # type: ignore[arg-type]
     )
     parts = components(
         Resources(settings=settings, database=database),
         config=RunnerConfig(max_batch=500, poll_timeout_ms=100),
     )
-    started, cpu_started = time.perf_counter(), _cpu_s()
+    builder_process, builder_url = None, ""
+    if separate:  # as a province deploys it: the same service, IDENTITY_ROLES=build
+        builder_process, builder_url = start(
+            f"identity-builder-{people}", "canbao_identity.app:create",
+            env | {"IDENTITY_ROLES": Role.BUILD.value}, log_dir,
+        )  # fmt: skip
+        await wait_up(builder_url)
+    backends = children_of(postmaster(postgres))
+    builder_pids = [builder_process.pid] if builder_process else []
+    cpu_before = {"service": _cpu_s(), "builder": cpu_seconds(builder_pids),
+                  "postgres": cpu_seconds(backends)}  # fmt: skip
+    started, progressed = time.perf_counter(), 0.0
     for part in parts:
         await part.start()
     runner = _part(parts, "identity")
@@ -147,18 +175,33 @@ async def run_size(
     try:
         while True:
             await asyncio.sleep(1.0)
-            unresolved, outbox = await _backlog(database)
-            if runner.counts.handled >= events and unresolved == 0 and outbox == 0:
+            if runner.counts.handled >= events and not await _work_left(database):
                 break
-        elapsed, cpu = time.perf_counter() - started, _cpu_s() - cpu_started
+            if (waited := time.perf_counter() - started) // PROGRESS_EVERY_S > progressed:
+                progressed = waited // PROGRESS_EVERY_S
+                checks = await _checks(parts, builder_url)
+                print(_progress(waited, runner.counts.handled, events, checks), flush=True)
+        elapsed = time.perf_counter() - started
+        cpu = {
+            "service": _cpu_s() - cpu_before["service"],
+            "builder": cpu_since(cpu_before["builder"], builder_pids),
+            "postgres": cpu_since(cpu_before["postgres"], children_of(postmaster(postgres))),
+        }
         await feeding
-        relayed = _part(parts, "identity.outbox").relayed
-        rebuilt = _part(parts, "identity.builder").rebuilt
+        # The builder's counts; the events relayed by whichever process's relay was active.
+        checks = await _checks(parts, builder_url)
+        rebuilt = checks["identity.builder"]["rebuilt"]
+        published = _part(parts, "identity.outbox").relayed
+        if separate:
+            published += checks["identity.outbox"]["relayed"]
         async with database.engine.connect() as connection:
             registered = await connection.scalar(sa.select(sa.func.count()).select_from(persons))
     finally:
         for part in reversed(parts):
             await part.stop()
+        if builder_process is not None:
+            builder_process.terminate()
+            builder_process.wait(timeout=30)
         await database.dispose()
     return {
         "people": people,
@@ -166,7 +209,7 @@ async def run_size(
         "seconds": elapsed,
         "seed_s": seeded_s,
         "persons": registered,
-        "published": relayed,
+        "published": published,
         "rebuilt": rebuilt,
         "rate": events / elapsed,
         "cpu_s": cpu,
@@ -209,14 +252,32 @@ async def _send(p: Producer, runner: ConsumerRunner, chunk: list[KafkaRecord], s
     return sent + len(chunk)
 
 
-async def _backlog(database: Database) -> tuple[int, int]:
-    """Staged or pending work not yet published; outbox rows not yet relayed."""
+async def _work_left(database: Database) -> bool:
+    """Staged or pending work not yet published, or outbox rows not yet relayed (EXISTS, not a
+    count: at 10^6 people these tables hold millions of rows while the snapshot goes through)."""
     async with database.engine.connect() as connection:
-        row = (await connection.execute(BACKLOG)).one()
-    return int(row[0]), int(row[1])
+        return bool(await connection.scalar(WORK_LEFT))
 
 
-async def main(sizes: list[int]) -> None:
+async def _checks(parts: list[Any], builder_url: str) -> dict[str, Any]:
+    """The builder's health (and its process's relay's): from its /readyz when it runs apart."""
+    if not builder_url:
+        return {p.name: p.health() for p in parts if hasattr(p, "health")}
+    async with httpx.AsyncClient(timeout=30) as http:
+        checks: dict[str, Any] = (await http.get(f"{builder_url}/readyz")).json()["checks"]
+    return checks
+
+
+def _progress(waited: float, consumed: int, events: int, checks: dict[str, Any]) -> str:
+    builder = checks["identity.builder"]
+    return (
+        f"  after {waited / 60:4.0f} min: {consumed:,} of {events:,} change events consumed; "
+        f"builder: {builder['resolved']:,} resolved, {builder['rebuilt']:,} rebuilt, backlog "
+        f"{builder['staged']} staged, {builder['pending_persons']} persons pending"
+    )
+
+
+async def main(sizes: list[int], builder: str) -> None:
     with tempfile.TemporaryDirectory(prefix="canbao-bench-") as tmp:
         os.chmod(tmp, 0o755)  # the server may run as the `postgres` user
         with (
@@ -226,22 +287,29 @@ async def main(sizes: list[int]) -> None:
             kafka.create_topics(
                 [*CDC_TOPICS, PERSONS, FACTS, COLLECTIONS, dead_letter_topic("identity")]
             )
+            sharing = "this process (consumers, relay, feed), the builder process, the broker"
+            if builder == "embedded":
+                sharing = "this process (consumers, builder, relay, feed), the broker"
+            print(machine_facts(sharing), flush=True)
             previous = None
             print(
                 f"{'people':>9} {'cdc events':>11} {'seconds':>8} {'events/s':>9} "
                 f"{'persons':>8} {'rebuilds':>9} {'published':>10} {'µs/event':>9} "
-                f"{'CPU µs/event':>13} {'peak RSS':>9}  growth"
+                f"{'CPU µs/event: service builder postgres':>39} {'peak RSS':>9}  growth"
             )
             for people in sizes:
-                r = await run_size(postgres, kafka, people)
+                r = await run_size(postgres, kafka, people, builder, Path(tmp))
                 per_event = 1e6 / r["rate"]
                 growth = "" if previous is None else f"×{per_event / previous:.2f} cost per event"
                 previous = per_event
+                cpu = "".join(
+                    f"{1e6 * r['cpu_s'][part] / r['events']:>{width}.0f}"
+                    for part, width in (("service", 22), ("builder", 8), ("postgres", 9))
+                )
                 print(
                     f"{people:>9} {r['events']:>11} {r['seconds']:>8.1f} {r['rate']:>9.0f} "
                     f"{r['persons']:>8} {r['rebuilt']:>9} {r['published']:>10} "
-                    f"{per_event:>9.0f} {1e6 * r['cpu_s'] / r['events']:>13.0f} "
-                    f"{r['peak_rss_mib']:>5.0f} MiB  {growth}",
+                    f"{per_event:>9.0f} {cpu} {r['peak_rss_mib']:>5.0f} MiB  {growth}",
                     flush=True,
                 )
 
@@ -249,4 +317,10 @@ async def main(sizes: list[int]) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
-    asyncio.run(main(parser.parse_args().sizes))
+    parser.add_argument(
+        "--builder", choices=("separate", "embedded"), default="separate",
+        help="the golden-record builder in a process of its own (IDENTITY_ROLES=build, as a "
+        "province deploys it) or inside the consumers' process (development's default)",
+    )  # fmt: skip
+    arguments = parser.parse_args()
+    asyncio.run(main(arguments.sizes, arguments.builder))

@@ -25,11 +25,8 @@ import argparse
 import asyncio
 import hashlib
 import os
-import platform
 import random
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator, Callable
@@ -45,6 +42,15 @@ from fastapi import FastAPI, HTTPException
 
 import canbao_identity
 import canbao_matching
+from bench.processes import (
+    children_of,
+    cpu_seconds,
+    cpu_since,
+    machine_facts,
+    postmaster,
+    start,
+    wait_up,
+)
 from canbao_contracts.topics import ALL_TOPICS
 from canbao_gateway import tokens
 from canbao_gateway.app import SERVICE as GATEWAY
@@ -110,47 +116,6 @@ class Result:
 HEADER: Final = f"{'req/s':>6} {'p50':>6} {'p90':>6} {'p99':>7} {'err':>4}"
 
 
-def cpu_seconds(pids: list[int]) -> dict[int, float]:
-    """User + system CPU each process has used so far (Linux /proc; nothing elsewhere)."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    used = {}
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        used[pid] = (int(fields[11]) + int(fields[12])) / ticks  # utime, stime (fields 14, 15)
-    return used
-
-
-def cpu_since(before: dict[int, float], pids: list[int]) -> float:
-    """CPU seconds used since `before` (a process started since: all of its own)."""
-    return sum(now - before.get(pid, 0.0) for pid, now in cpu_seconds(pids).items())
-
-
-def children_of(pid: int) -> list[int]:
-    """PostgreSQL's backends: the postmaster's children, the pooled connections among them."""
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
-                found.append(int(stat.parent.name))
-        except (OSError, ValueError, IndexError):
-            continue
-    return found
-
-
-def postmaster(postgres: PostgresCluster) -> int:
-    return int((postgres.data_dir / "postmaster.pid").read_text().split()[0])
-
-
-def machine_facts() -> str:
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    return (f"machine: {os.cpu_count()} cores, shared by the load generator, four servers, "
-            f"PostgreSQL and anyone else's work (load average {load:.1f} before the run); "
-            f"Python {platform.python_version()} on {platform.machine()}")  # fmt: skip
-
-
 Call = tuple[str, str, dict[str, str] | None]  # method, path, JSON body
 
 
@@ -198,33 +163,6 @@ async def breakdown(identity_url: str, matching_url: str, numbers: list[str],
     print(f"\none client, the gateway's internal calls alone:\n  {'':<17} {HEADER}")
     for name, result in (("identity lookup", identity), ("matching verdict", matching)):
         print(f"  {name:<17} {result.columns()}")
-
-
-def start(
-    name: str, factory: str, env: dict[str, str], log_dir: Path
-) -> tuple[subprocess.Popen[bytes], str]:
-    """`factory` under uvicorn on a free port (never the local stack's 8000-8004)."""
-    port = free_port()
-    log = (log_dir / f"{name}.log").open("wb")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "--factory", factory, "--host", "127.0.0.1",
-         "--port", str(port), "--log-level", "warning", "--no-access-log"],
-        env=os.environ | env, stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    return process, f"http://127.0.0.1:{port}"
-
-
-async def wait_up(url: str, within_s: float = 60) -> None:
-    deadline = time.monotonic() + within_s
-    async with httpx.AsyncClient(timeout=2) as http:
-        while time.monotonic() < deadline:
-            try:
-                if (await http.get(f"{url}/healthz")).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            await asyncio.sleep(0.3)
-    raise RuntimeError(f"{url} did not come up")
 
 
 async def prepare(postgres: PostgresCluster, people: int) -> tuple[dict[str, str], list[str]]:
@@ -303,7 +241,7 @@ async def main(people: int, seconds: float, client_counts: list[int]) -> None:
         with (PostgresCluster(Path(tmp) / "pg", port=free_port(), durable=False) as postgres,
               MockKafkaCluster(brokers=3) as kafka):  # fmt: skip
             kafka.create_topics(ALL_TOPICS)
-            print(machine_facts(), flush=True)
+            print(machine_facts("the load generator, four servers"), flush=True)
             print(f"seeding {people:,} people through identity and matching…", flush=True)
             urls, numbers = await prepare(postgres, people)
             common = {"KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers, "CANBAO_ENV": "test"}

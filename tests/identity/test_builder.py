@@ -6,12 +6,15 @@ from __future__ import annotations
 import asyncio
 from datetime import date
 
+import pytest
 import sqlalchemy as sa
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
 from canbao_contracts.topics import PERSONS
+from canbao_identity import builder as builder_module
 from canbao_identity.builder import GoldenRecordBuilder
-from canbao_identity.metrics import identity_metrics
+from canbao_identity.metrics import Backlog, identity_metrics
+from canbao_identity.store import Store
 from canbao_platform.messaging.tables import outbox
 from tests.conftest import Observed
 from tests.identity.conftest import PROTECTOR, Harness, change
@@ -88,3 +91,49 @@ def _gauge(reader: InMemoryMetricReader, name: str, builder_name: str) -> float:
         if point.attributes.get("builder") == builder_name
     ]
     return float(value)
+
+
+async def test_counting_the_backlog_takes_at_most_a_hundredth_of_the_loop(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The backlog is counted every second, unless counting is slow (millions of staged rows
+    during a province's snapshot): then no more often than a hundred times what a count took.
+    The clock is the builder's `time.monotonic`, advanced by hand."""
+    now = [1000.0]
+    monkeypatch.setattr(builder_module.time, "monotonic", lambda: now[0])
+    running = builder(harness)
+    counts = 0
+    measure = running.measure_backlog
+
+    async def counted() -> Backlog:
+        nonlocal counts
+        counts += 1
+        return await measure()
+
+    monkeypatch.setattr(running, "measure_backlog", counted)
+
+    async def a_count_taking(seconds: float) -> None:  # the clock moves while it runs
+        real_backlog = Store.backlog
+
+        async def slow(store: Store) -> Backlog:
+            now[0] += seconds
+            return await real_backlog(store)
+
+        with monkeypatch.context() as patch:
+            patch.setattr(Store, "backlog", slow)
+            await running.drain_once()  # nothing to do: one step, then the count if due
+
+    await a_count_taking(0.002)  # quick: due again after a second
+    assert counts == 1
+    now[0] += 0.5
+    await running.drain_once()
+    assert counts == 1
+    now[0] += 0.5
+    await a_count_taking(0.5)  # slow: due again after 50 s
+    assert counts == 2
+    now[0] += 49.0
+    await running.drain_once()
+    assert counts == 2, "counted again before 100 times its cost had passed"
+    now[0] += 1.0
+    await running.drain_once()
+    assert counts == 3

@@ -78,17 +78,29 @@ class Running:
         return self.seen
 
 
+TOGETHER, APART = "consume,build", "apart"  # one process; or as a province deploys it
+
+
 @pytest.fixture
-async def running(kafka: MockKafkaCluster, identity_db: Database) -> AsyncIterator[Running]:
+async def running(
+    request: pytest.FixtureRequest, kafka: MockKafkaCluster, identity_db: Database
+) -> AsyncIterator[Running]:
+    """The service's components on the broker; `APART` (indirect parameter): two sets, as two
+    processes with IDENTITY_ROLES=consume and IDENTITY_ROLES=build run them."""
     contract_topics(kafka)
-    settings = IdentitySettings(
-        CANBAO_ENV="test",
-        database_url=identity_db.url,
-        kafka_bootstrap_servers=kafka.bootstrap_servers,
-    )
-    parts = components(
-        Resources(settings=settings, database=identity_db), config=FAST, builder_idle_s=0.05
-    )
+    apart = getattr(request, "param", TOGETHER) == APART
+    deployments = ["consume", "build"] if apart else [TOGETHER]
+    parts: list[Component] = []
+    for roles in deployments:
+        settings = IdentitySettings(
+            CANBAO_ENV="test",
+            database_url=identity_db.url,
+            kafka_bootstrap_servers=kafka.bootstrap_servers,
+            roles=roles,
+        )
+        parts += components(
+            Resources(settings=settings, database=identity_db), config=FAST, builder_idle_s=0.05
+        )
     async with Producer(kafka.bootstrap_servers) as producer:
         service = Running(producer, kafka, list(parts))
         started: list[Component] = []
@@ -127,10 +139,14 @@ def person_events(seen: list[Event], kind: type[Event]) -> list[Any]:
     return [e for e in seen if isinstance(e, kind)]
 
 
+@pytest.mark.parametrize("running", [TOGETHER, APART], indirect=True)
 async def test_change_events_through_the_broker_become_one_person_and_facts(
     running: Running,
 ) -> None:
-    assert any(getattr(c, "name", None) == CDC_GROUP == "identity" for c in running.components)
+    """The same, whether the consumers and the builder share a process or not."""
+    names = [getattr(c, "name", None) for c in running.components]
+    assert names.count(CDC_GROUP) == names.count("identity.builder") == 1
+    assert CDC_GROUP == "identity"
     await running.produce(
         [
             change(
@@ -289,3 +305,26 @@ async def test_the_app_runs_its_components_and_becomes_ready(
                 assert asyncio.get_running_loop().time() < deadline, builder
                 await asyncio.sleep(0.2)
             assert (builder["staged"], builder["pending_persons"]) == (0, 0)
+
+
+async def test_a_builder_deployment_runs_only_the_builder(
+    kafka: MockKafkaCluster, identity_db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """IDENTITY_ROLES=build: the process a province scales for the golden-record builder — no
+    consumer (it would join group "identity" and take partitions), its own relay standby."""
+    contract_topics(kafka)
+    monkeypatch.setenv("IDENTITY_ROLES", "build")
+    settings = IdentitySettings(
+        CANBAO_ENV="test", database_url=identity_db.url,
+        kafka_bootstrap_servers=kafka.bootstrap_servers,
+    )  # fmt: skip
+    app = create(settings)
+    async with app.router.lifespan_context(app):
+        names = [component.name for component in app.state.components]
+        assert names == ["producer", "identity.builder", "identity.outbox"]
+
+
+def test_an_unknown_role_is_refused_at_start(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("IDENTITY_ROLES", "consume,bild")
+    with pytest.raises(ValueError, match="IDENTITY_ROLES must name some of: consume, build"):
+        IdentitySettings(CANBAO_ENV="test")

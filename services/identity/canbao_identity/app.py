@@ -14,7 +14,7 @@ from canbao_identity.builder import GoldenRecordBuilder
 from canbao_identity.handlers import change_handler, collection_handler
 from canbao_identity.protection import Protector
 from canbao_identity.routes import router
-from canbao_identity.settings import IdentitySettings
+from canbao_identity.settings import IdentitySettings, Role
 from canbao_platform.messaging import ConsumerRunner, OutboxRelay, Producer, RunnerConfig
 from canbao_platform.service import Component, Resources, ServiceDefinition, create_app
 
@@ -42,8 +42,9 @@ def components(
     collections_topic: str = COLLECTIONS.name,
     builder_idle_s: float = 0.2,
 ) -> list[Component]:
-    """Producer first (stopped last); the two consumers; the builder that turns their pending
-    persons into golden records and events; the relay that sends the outbox."""
+    """Producer first (stopped last); for the role "consume" the two consumers that stage
+    changes, for "build" the builder that turns them into golden records and events; the relay
+    that sends the outbox (one relays at a time, whichever process holds its lock)."""
     settings = resources.settings
     assert isinstance(settings, IdentitySettings)
     protector = protector_from(settings)
@@ -55,25 +56,30 @@ def components(
         "bootstrap_servers": settings.kafka_bootstrap_servers,
         "config": config,
     }
-    return [
-        producer,  # a component itself: started first, stopped last
-        ConsumerRunner(
-            name=CDC_GROUP,
-            handler=change_handler(protector),
-            topics=list(cdc_topics or [t.name for t in CDC_TOPICS]),
-            **common,
-        ),
-        ConsumerRunner(
-            name=f"{SERVICE_NAME}.collections",
-            handler=collection_handler(protector),
-            topics=[collections_topic],
-            **common,
-        ),
-        GoldenRecordBuilder(
-            resources.database, protector, service=SERVICE_NAME, idle_interval_s=builder_idle_s
-        ),
-        OutboxRelay(resources.database, producer, name=f"{SERVICE_NAME}.outbox"),
-    ]
+    parts: list[Component] = [producer]  # a component itself: started first, stopped last
+    if Role.CONSUME in settings.role_set:
+        parts += [
+            ConsumerRunner(
+                name=CDC_GROUP,
+                handler=change_handler(protector),
+                topics=list(cdc_topics or [t.name for t in CDC_TOPICS]),
+                **common,
+            ),
+            ConsumerRunner(
+                name=f"{SERVICE_NAME}.collections",
+                handler=collection_handler(protector),
+                topics=[collections_topic],
+                **common,
+            ),
+        ]
+    if Role.BUILD in settings.role_set:
+        parts.append(
+            GoldenRecordBuilder(
+                resources.database, protector, service=SERVICE_NAME, idle_interval_s=builder_idle_s
+            )
+        )
+    parts.append(OutboxRelay(resources.database, producer, name=f"{SERVICE_NAME}.outbox"))
+    return parts
 
 
 SERVICE = ServiceDefinition(

@@ -5,6 +5,7 @@ the fixed dev keys below, production refuses them (and refuses to start without 
 from __future__ import annotations
 
 import base64
+from enum import StrEnum
 from typing import Self
 
 from pydantic import AliasChoices, Field, model_validator
@@ -16,6 +17,13 @@ from canbao_platform.settings import LOCAL_POSTGRES, ServiceSettings
 DEV_DATA_KEY = base64.b64encode(b"canbao-dev-data-key-not-secret!!").decode()
 DEV_DATA_KEY_ID = "dev-1"
 DEV_BLIND_INDEX_KEY = base64.b64encode(b"canbao-dev-blind-index-key-0000!").decode()
+
+
+class Role(StrEnum):
+    """What one identity process does besides its HTTP API (app.py `components`)."""
+
+    CONSUME = "consume"  # the cdc.* and registry.collections consumers: stage each change
+    BUILD = "build"  # the golden-record builder: resolve what is staged, rebuild, publish
 
 
 class IdentitySettings(ServiceSettings):
@@ -30,6 +38,23 @@ class IdentitySettings(ServiceSettings):
     # Rotation: the keys that encrypted older rows, still needed to read them ("id:base64,…").
     # New rows are encrypted under data_key; each row names its key id.
     retired_data_keys: str = Field("", validation_alias=AliasChoices("IDENTITY_RETIRED_DATA_KEYS"))
+    # One process does both (development, a county); a province runs consumers and builders as
+    # separate deployments of the same image ("consume" / "build"), each on its own cores.
+    roles: str = "consume,build"
+
+    @property
+    def role_set(self) -> frozenset[Role]:
+        return frozenset(Role(r.strip()) for r in self.roles.split(",") if r.strip())
+
+    @model_validator(mode="after")
+    def _known_roles(self) -> Self:
+        try:
+            if not self.role_set:
+                raise ValueError
+        except ValueError:
+            known = ", ".join(r.value for r in Role)
+            raise ValueError(f"IDENTITY_ROLES must name some of: {known}") from None
+        return self
 
     @model_validator(mode="after")
     def _real_keys_in_production(self) -> Self:

@@ -349,14 +349,6 @@ class Store:
         row = (await (await self._connection()).execute(_BACKLOG)).one()
         return Backlog(row.staged, float(row.oldest_age_s or 0.0), row.pending)
 
-    async def pending_count(self) -> int:
-        return (
-            await (await self._connection()).scalar(
-                sa.select(sa.func.count()).select_from(pending_persons)
-            )
-            or 0
-        )
-
     def _linked(self, row: Any) -> LinkedRecord:
         claims = {}
         if row.claims_ciphertext is not None:

@@ -91,8 +91,12 @@ pending_persons = sa.Table(
     "pending_persons",
     metadata,
     sa.Column("person_id", UUID(as_uuid=True), primary_key=True),
-    sa.Column(
-        "marked_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+    sa.Column(  # taken oldest first (builder.py)
+        "marked_at",
+        sa.DateTime(timezone=True),
+        nullable=False,
+        server_default=sa.func.now(),
+        index=True,
     ),
 )
 
