@@ -24,6 +24,14 @@ SERVICES = ("identity", "matching", "survey", "reporting", "gateway")
 # Services with a consumer group of their own (group id = service name) scale on its lag as well
 # as on CPU; the others (the gateway) on CPU alone.
 CONSUMERS = tuple(service for service in SERVICES if RECEIVES[service])
+# Every Deployment (and compose service) and the service whose image it runs: one per service, and
+# identity's golden-record builder, a second Deployment of identity's image (IDENTITY_ROLES=build).
+DEPLOYMENTS: dict[str, str] = {
+    **{service: service for service in SERVICES},
+    "identity-builder": "identity",
+}
+# Deployments nobody calls: no Service, no ingress.
+UNCALLED = ("identity-builder",)
 
 Manifest = dict[str, Any]
 
@@ -132,3 +140,14 @@ def pod_containers(deployment: Manifest) -> Iterator[Manifest]:
     spec = deployment["spec"]["template"]["spec"]
     yield from spec.get("initContainers", [])
     yield from spec["containers"]
+
+
+def container_env(container: Manifest) -> dict[str, str]:
+    """The literal `env` values of a container (not those from ConfigMaps or Secrets)."""
+    return {e["name"]: e["value"] for e in container.get("env", []) if "value" in e}
+
+
+def selects(selector: Manifest, labels: dict[str, str]) -> bool:
+    """Whether a label selector (`matchLabels` only, as these manifests write them) matches."""
+    assert set(selector) <= {"matchLabels"}, selector
+    return all(labels.get(key) == value for key, value in selector["matchLabels"].items())

@@ -16,16 +16,21 @@ import yaml
 
 from canbao_contracts.topics import ALL_TOPICS, RECEIVES
 from canbao_contracts.topics import SERVICES as CONTRACT_SERVICES
+from canbao_identity.settings import IdentitySettings, Role
+from canbao_platform.migrate import service_definition
 from canbao_stack.simulators import TABLES
 from tests.deploy.manifests import (
     BASE,
     CONSUMERS,
     DEPLOY,
+    DEPLOYMENTS,
     PRODUCTION,
     ROOT,
     SERVICES,
+    UNCALLED,
     committed_files,
     compose_services,
+    container_env,
     env_file_values,
     find,
     generator,
@@ -35,6 +40,7 @@ from tests.deploy.manifests import (
     manifests,
     of_kind,
     pod_containers,
+    selects,
     unescape_table_list,
 )
 
@@ -85,11 +91,11 @@ def test_kustomization_lists_every_file_of_its_folder_and_nothing_missing(direct
 # --- the services on Kubernetes ---------------------------------------------------------------
 
 
-@pytest.mark.parametrize("service", SERVICES)
+@pytest.mark.parametrize(("name", "service"), DEPLOYMENTS.items(), ids=list(DEPLOYMENTS))
 def test_every_service_has_a_deployment_with_probes_resources_and_a_migration(
-    service: str,
+    name: str, service: str
 ) -> None:
-    deployment = find(manifests(BASE), "Deployment", service)
+    deployment = find(manifests(BASE), "Deployment", name)
     pod = deployment["spec"]["template"]["spec"]
     (container,) = pod["containers"]
     assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
@@ -110,24 +116,128 @@ def test_every_service_has_a_deployment_with_probes_resources_and_a_migration(
         assert {"canbao-config", f"{service}-database"} <= env_from
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert "replicas" not in deployment["spec"], "the HPA owns the replica count"
+    labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert labels["app.kubernetes.io/name"] == name
+    assert deployment["spec"]["selector"] == {"matchLabels": {"app.kubernetes.io/name": name}}
 
 
-@pytest.mark.parametrize("service", SERVICES)
-def test_every_service_has_a_service_an_autoscaler_and_a_disruption_budget(service: str) -> None:
+@pytest.mark.parametrize("name", DEPLOYMENTS)
+def test_every_deployment_has_an_autoscaler_and_a_disruption_budget(name: str) -> None:
     objects = manifests(BASE)
-    assert find(objects, "Service", service)["spec"]["ports"][0]["targetPort"] == "http"
-    hpa = find(objects, "HorizontalPodAutoscaler", service)
+    hpa = find(objects, "HorizontalPodAutoscaler", name)
     assert hpa["spec"]["scaleTargetRef"] == {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "name": service,
+        "name": name,
     }
     assert 2 <= hpa["spec"]["minReplicas"] <= hpa["spec"]["maxReplicas"]
     assert any(
         m["type"] == "Resource" and m["resource"]["name"] == "cpu" for m in hpa["spec"]["metrics"]
     )
-    pdb = find(objects, "PodDisruptionBudget", service)
-    assert pdb["spec"]["selector"] == find(objects, "Deployment", service)["spec"]["selector"]
+    pdb = find(objects, "PodDisruptionBudget", name)
+    assert pdb["spec"]["selector"] == find(objects, "Deployment", name)["spec"]["selector"]
+
+
+@pytest.mark.parametrize("name", [n for n in DEPLOYMENTS if n not in UNCALLED])
+def test_every_called_deployment_has_a_service(name: str) -> None:
+    service = find(manifests(BASE), "Service", name)
+    assert service["spec"]["ports"][0]["targetPort"] == "http"
+
+
+@pytest.mark.parametrize("name", UNCALLED)
+def test_a_deployment_nobody_calls_has_no_service_and_denies_all_ingress(name: str) -> None:
+    objects = manifests(BASE)
+    labels = find(objects, "Deployment", name)["spec"]["template"]["metadata"]["labels"]
+    assert not [
+        s
+        for s in of_kind(objects, "Service")
+        if selects({"matchLabels": s["spec"]["selector"]}, labels)
+    ]
+    policies = [
+        p for p in of_kind(objects, "NetworkPolicy") if selects(p["spec"]["podSelector"], labels)
+    ]
+    (policy,) = policies
+    assert "Ingress" in policy["spec"]["policyTypes"]
+    assert not policy["spec"].get("ingress"), "an ingress rule lets someone in"
+
+
+def test_no_selector_reaches_the_pods_of_another_deployment() -> None:
+    """identity and identity-builder share an image but not their Services, budgets, policies
+    and spreads: each selector matches the pods of exactly the Deployment it is written for."""
+    objects = manifests(BASE)
+    pods = {
+        d["metadata"]["name"]: d["spec"]["template"]["metadata"]["labels"]
+        for d in of_kind(objects, "Deployment")
+    }
+    selectors = [
+        (f"Service {s['metadata']['name']}", {"matchLabels": s["spec"]["selector"]})
+        for s in of_kind(objects, "Service")
+    ]
+    selectors += [
+        (f"PDB {p['metadata']['name']}", p["spec"]["selector"])
+        for p in of_kind(objects, "PodDisruptionBudget")
+    ]
+    selectors += [
+        (f"NetworkPolicy {p['metadata']['name']}", p["spec"]["podSelector"])
+        for p in of_kind(objects, "NetworkPolicy")
+    ]
+    for name, deployment in ((d["metadata"]["name"], d) for d in of_kind(objects, "Deployment")):
+        selectors.append((f"Deployment {name}", deployment["spec"]["selector"]))
+        for spread in deployment["spec"]["template"]["spec"]["topologySpreadConstraints"]:
+            selectors.append((f"Deployment {name} spread", spread["labelSelector"]))
+    for where, selector in selectors:
+        matched = [name for name, labels in pods.items() if selects(selector, labels)]
+        assert len(matched) == 1, f"{where} selects the pods of {matched}"
+
+
+# --- identity's two roles ---------------------------------------------------------------------
+
+IDENTITY_DEPLOYMENTS = [name for name, service in DEPLOYMENTS.items() if service == "identity"]
+
+
+def identity_roles() -> dict[str, dict[str, str]]:
+    """IDENTITY_ROLES of each identity Deployment and compose service, by where it is set."""
+    kubernetes = {}
+    for name in IDENTITY_DEPLOYMENTS:
+        (container,) = find(manifests(BASE), "Deployment", name)["spec"]["template"]["spec"][
+            "containers"
+        ]
+        kubernetes[name] = container_env(container).get("IDENTITY_ROLES", "")
+    services = compose_services()
+    compose = {
+        name: str(services[name]["environment"].get("IDENTITY_ROLES", ""))
+        for name in IDENTITY_DEPLOYMENTS
+    }
+    return {"kubernetes": kubernetes, "compose": compose}
+
+
+@pytest.mark.parametrize("where", ["kubernetes", "compose"])
+def test_identity_runs_each_role_in_exactly_one_deployment(where: str) -> None:
+    assert set(IDENTITY_DEPLOYMENTS) == {"identity", "identity-builder"}
+    roles = {}
+    for name, value in identity_roles()[where].items():
+        assert value, f"{name}: IDENTITY_ROLES unset would run both roles in one process"
+        roles[name] = IdentitySettings(roles=value).role_set  # what the service would accept
+    every = [role for role_set in roles.values() for role in role_set]
+    assert sorted(every) == sorted(Role), f"each role once: {roles}"
+    assert roles == {"identity": {Role.CONSUME}, "identity-builder": {Role.BUILD}}
+
+
+def test_the_identity_builder_has_the_keys_and_scales_without_consumer_lag() -> None:
+    objects = manifests(BASE)
+    for name in IDENTITY_DEPLOYMENTS:
+        (container,) = find(objects, "Deployment", name)["spec"]["template"]["spec"]["containers"]
+        secrets = {r["secretRef"]["name"] for r in container["envFrom"] if "secretRef" in r}
+        assert secrets == {"identity-database", "identity-keys"}, name
+        (migrate,) = find(objects, "Deployment", name)["spec"]["template"]["spec"]["initContainers"]
+        assert "identity-keys" not in str(migrate["envFrom"]), "migrations need no keys"
+    environment = compose_services()["identity-builder"]["environment"]
+    assert set(env_file_values(PRODUCTION / "secrets" / "identity-keys.env.example")) <= set(
+        environment
+    )
+    builder = find(objects, "HorizontalPodAutoscaler", "identity-builder")
+    # It reads no topic: the `identity` group's lag belongs to the consumers' HPA.
+    assert "kafka_consumergroup_lag" not in str(builder["spec"]["metrics"])
 
 
 @pytest.mark.parametrize("service", CONSUMERS)
@@ -154,14 +264,68 @@ def test_only_consumers_scale_on_lag() -> None:
     assert [m["type"] for m in gateway["spec"]["metrics"]] == ["Resource"]
 
 
-def test_the_production_overlay_sets_capacity_for_every_service() -> None:
+# The services whose settings refuse to load in production without their keys: their migration,
+# which is given the database URL only, cannot start (canbao_platform.migrate builds the whole
+# settings). To be fixed in canbao_platform.migrate (read only <SERVICE>_DATABASE_URL); then drop
+# the mark.
+KEYS_AT_MIGRATION = ("identity", "survey", "gateway")
+
+
+@pytest.mark.parametrize(
+    ("name", "service"),
+    [
+        pytest.param(
+            name,
+            service,
+            marks=pytest.mark.xfail(
+                service in KEYS_AT_MIGRATION,
+                reason="canbao_platform.migrate validates keys it is not given",
+            ),
+        )
+        for name, service in DEPLOYMENTS.items()
+    ],
+    ids=list(DEPLOYMENTS),
+)
+def test_the_migration_reads_its_settings_from_what_its_container_is_given(
+    name: str, service: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The initContainer's environment (the ConfigMap, its Secrets with stand-in values) is
+    enough for the migration command to read its database URL in production."""
+    templates = sorted((PRODUCTION / "secrets").glob("*.env.example"))
+    for template in templates:  # nothing from outside the test
+        for key in env_file_values(template):
+            monkeypatch.delenv(key, raising=False)
+    (config,) = kustomization(BASE)["configMapGenerator"]
+    given = dict(literal.split("=", 1) for literal in config["literals"])
+    (migrate,) = find(manifests(BASE), "Deployment", name)["spec"]["template"]["spec"][
+        "initContainers"
+    ]
+    for reference in migrate["envFrom"]:
+        if "secretRef" in reference:
+            template = PRODUCTION / "secrets" / f"{reference['secretRef']['name']}.env.example"
+            for key in env_file_values(template):
+                given[key] = f"postgresql+asyncpg://{service}:x@db:5432/{service}"
+    assert given["CANBAO_ENV"] == "production"
+    for key, value in given.items():
+        monkeypatch.setenv(key, value)
+    settings = service_definition(service).settings()
+    assert settings.database_url == given[f"{service.upper()}_DATABASE_URL"]
+
+
+def test_the_production_overlay_sets_capacity_for_every_deployment() -> None:
     patches = load_yaml_documents(PRODUCTION / "capacity.yaml")
-    for service in SERVICES:
-        assert find(patches, "HorizontalPodAutoscaler", service)["spec"]["minReplicas"] >= 2
-        (container,) = find(patches, "Deployment", service)["spec"]["template"]["spec"][
+    for name in DEPLOYMENTS:
+        hpa = find(patches, "HorizontalPodAutoscaler", name)["spec"]
+        assert 2 <= hpa["minReplicas"] <= hpa["maxReplicas"], name
+        (container,) = find(patches, "Deployment", name)["spec"]["template"]["spec"]["containers"]
+        assert set(container["resources"]) == {"requests", "limits"}
+        # A strategic-merge patch of a container that does not exist would add a second one.
+        (base,) = find(manifests(BASE), "Deployment", name)["spec"]["template"]["spec"][
             "containers"
         ]
-        assert set(container["resources"]) == {"requests", "limits"}
+        assert container["name"] == base["name"], name
+        for bound in ("requests", "limits"):
+            assert set(container["resources"][bound]) >= {"cpu", "memory"}, name
 
 
 def test_services_connect_and_topics_use_the_same_kafka_cluster() -> None:
@@ -180,12 +344,12 @@ def test_services_connect_and_topics_use_the_same_kafka_cluster() -> None:
 # --- compose ----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("service", SERVICES)
+@pytest.mark.parametrize(("name", "service"), DEPLOYMENTS.items(), ids=list(DEPLOYMENTS))
 def test_compose_runs_every_service_healthchecked_on_readyz_after_its_migration(
-    service: str,
+    name: str, service: str
 ) -> None:
     services = compose_services()
-    definition = services[service]
+    definition = services[name]
     assert "/readyz" in " ".join(definition["healthcheck"]["test"])
     assert definition["build"]["args"] == {"SERVICE": service}
     assert definition["depends_on"][f"{service}-migrate"] == {
@@ -482,4 +646,4 @@ def test_the_base_and_the_production_overlay_build(tmp_path: Path) -> None:
             [*command, str(tmp_path / "k8s" / target)], capture_output=True, text=True, check=True
         ).stdout
         kinds = [d["kind"] for d in yaml.safe_load_all(built) if d]
-        assert kinds.count("Deployment") == len(SERVICES), target
+        assert kinds.count("Deployment") == len(DEPLOYMENTS), target
