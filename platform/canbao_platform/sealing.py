@@ -2,8 +2,9 @@
 encrypted"): a JSON document sealed with AES-256-GCM, the services' one way to do it.
 
 The key id is stored beside each ciphertext, so keys rotate: new rows are sealed under the
-current key, old rows stay readable under their retired key until rewritten. The row's identity
-is bound as associated data (`context`), so a ciphertext copied to another row does not open.
+current key, old rows stay readable under their retired key until rewritten (by
+`canbao_platform.resealing`, after which the retired key can be dropped). The row's identity is
+bound as associated data (`context`), so a ciphertext copied to another row does not open.
 A sealed blob is the 12-byte nonce followed by the ciphertext and its tag.
 """
 
