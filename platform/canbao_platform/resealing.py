@@ -3,7 +3,7 @@ retired key can be dropped (a key that leaked stops being useful once no row nee
 
 Rotation, for a service's data key (identity: `IDENTITY_DATA_KEY`, `IDENTITY_DATA_KEY_ID` and
 `IDENTITY_RETIRED_DATA_KEYS="id:base64,…"`; survey: `SURVEY_DATA_KEY`, `SURVEY_DATA_KEY_ID` and
-`SURVEY_RETIRED_DATA_KEYS='{"id": "base64"}'`):
+`SURVEY_RETIRED_DATA_KEYS="id:base64,…"`):
 
 1. Make the new key current (with a new key id) and add the old one to the retired keys; roll
    out every process of the service. New rows are sealed under the new key; old rows still open.

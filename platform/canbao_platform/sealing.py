@@ -10,6 +10,7 @@ A sealed blob is the 12-byte nonce followed by the ciphertext and its tag.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 from collections.abc import Mapping
@@ -65,6 +66,21 @@ class Sealer:
                 raise UnknownKey(f"no data key with id {key_id!r}")
             cipher = self._ciphers[key_id] = AESGCM(self.keys[key_id])
         return cipher
+
+
+def retired_keys(setting: str, value: str) -> dict[str, bytes]:
+    """The retired keys of a `<SERVICE>_RETIRED_DATA_KEYS` setting: `id:base64,id:base64`
+    (empty: none). `setting` names it in the error, which never shows a key."""
+    keys = {}
+    for entry in filter(None, (e.strip() for e in value.split(","))):
+        key_id, separator, encoded = entry.partition(":")
+        try:
+            if not (separator and key_id.strip()):
+                raise ValueError
+            keys[key_id.strip()] = base64.b64decode(encoded.strip(), validate=True)
+        except ValueError:  # binascii.Error is one
+            raise ValueError(f"{setting}: each entry is <key id>:<base64 key>") from None
+    return keys
 
 
 def _iso_date(value: object) -> str:

@@ -525,7 +525,8 @@ def test_every_secret_a_pod_reads_is_generated_by_the_overlay() -> None:
     assert referenced == generated
     assert generated >= {"identity-keys", "gateway-keys", "sources-db"}
     keys = env_file_values(PRODUCTION / "secrets" / "identity-keys.env.example")
-    assert set(keys) == {"IDENTITY_DATA_KEY", "IDENTITY_DATA_KEY_ID", "IDENTITY_BLIND_INDEX_KEY"}
+    assert set(keys) == {"IDENTITY_DATA_KEY", "IDENTITY_DATA_KEY_ID", "IDENTITY_BLIND_INDEX_KEY",
+                         "IDENTITY_RETIRED_DATA_KEYS"}  # fmt: skip
     keys = env_file_values(PRODUCTION / "secrets" / "gateway-keys.env.example")
     assert set(keys) == {"GATEWAY_JWT_SIGNING_KEY", "GATEWAY_AUDIT_INDEX_KEY"}
 
@@ -534,11 +535,12 @@ def test_compose_takes_every_secret_from_the_env_file() -> None:
     for name, service in compose_services().items():
         for key, value in service.get("environment", {}).items():
             if SECRET_NAME.search(key):
-                assert re.search(r"\$\{\w+:\?", str(value)), (
+                # Required (`:?`), or optional and empty by default (`:-}`: retired keys).
+                assert re.search(r"\$\{\w+:(\?|-\})", str(value)), (
                     f"{name}: {key} is not from deploy/.env"
                 )
     declared = set(env_file_values(DEPLOY / ".env.example"))
-    used = set(re.findall(r"\$\{(\w+):\?", (DEPLOY / "compose.yaml").read_text()))
+    used = set(re.findall(r"\$\{(\w+):(?:\?|-\})", (DEPLOY / "compose.yaml").read_text()))
     assert used == declared, "deploy/.env.example and compose.yaml name different variables"
 
 

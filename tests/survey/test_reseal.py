@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import json
 import os
 import sys
 from datetime import UTC, datetime
@@ -93,7 +92,7 @@ async def test_the_command_fails_on_rows_under_a_key_it_was_not_given(
     assert "2 unreadable (key-2025 (key not held): 2)" in output
     assert not [value for value in IN_CLEAR if value in output], output
 
-    retired = {"SURVEY_RETIRED_DATA_KEYS": json.dumps({"key-2025": base64.b64encode(OLD).decode()})}
+    retired = {"SURVEY_RETIRED_DATA_KEYS": f"key-2025:{base64.b64encode(OLD).decode()}"}
     status, output = await reseal_command(survey_url, **new, **retired)
     assert status == 0, output
     assert "collections.items_sealed: 2 rewritten" in output

@@ -11,6 +11,7 @@ from typing import Self
 from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
+from canbao_platform.sealing import retired_keys
 from canbao_platform.settings import LOCAL_POSTGRES, ServiceSettings
 
 # Public, in the repository: only good for data that is not real.
@@ -71,11 +72,7 @@ class IdentitySettings(ServiceSettings):
         return self
 
     def retired_data_keys_bytes(self) -> dict[str, bytes]:
-        keys = {}
-        for entry in filter(None, (e.strip() for e in self.retired_data_keys.split(","))):
-            key_id, _, value = entry.partition(":")
-            keys[key_id] = _decode("IDENTITY_RETIRED_DATA_KEYS", value)
-        return keys
+        return retired_keys("IDENTITY_RETIRED_DATA_KEYS", self.retired_data_keys)
 
     def data_key_bytes(self) -> bytes:
         return base64.b64decode(self.data_key)

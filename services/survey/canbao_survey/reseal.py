@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from canbao_platform import resealing
 from canbao_platform.resealing import SealedColumn
-from canbao_platform.sealing import Sealer
 from canbao_survey.app import SERVICE_NAME
 from canbao_survey.settings import SurveySettings
 from canbao_survey.store import context_of
@@ -23,9 +22,9 @@ SEALED_COLUMNS = (
 
 def main(argv: list[str] | None = None) -> int:
     settings = SurveySettings()
-    assert settings.data_key_id is not None  # set by the settings' validator
-    sealer = Sealer(settings.data_key_id, settings.data_keys())  # as routes.sealer_of
-    return resealing.main(SERVICE_NAME, settings.database_url, sealer, SEALED_COLUMNS, argv)
+    return resealing.main(
+        SERVICE_NAME, settings.database_url, settings.sealer(), SEALED_COLUMNS, argv
+    )
 
 
 if __name__ == "__main__":

@@ -32,8 +32,7 @@ def sealer_of(request: Request) -> tuple[Resources, Sealer]:
     resources: Resources = request.app.state.resources
     settings = resources.settings
     assert isinstance(settings, SurveySettings)
-    assert settings.data_key_id is not None  # set by the settings' validator
-    return resources, Sealer(settings.data_key_id, settings.data_keys())
+    return resources, settings.sealer()
 
 
 @router.post(

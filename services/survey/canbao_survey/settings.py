@@ -3,19 +3,19 @@
 
 `SURVEY_DATA_KEY` is 32 bytes in base64 (AES-256-GCM), `SURVEY_DATA_KEY_ID` names it (stored
 beside every ciphertext, so a new key can take over while old rows stay readable under
-`SURVEY_RETIRED_DATA_KEYS`, a JSON object key id → base64 key). Without them the public
+`SURVEY_RETIRED_DATA_KEYS`, `id:base64,id:base64` as identity's). Without them the public
 development key serves development and test only; production refuses to start.
 """
 
 from __future__ import annotations
 
 import base64
-import json
 from typing import Final, Self
 
 from pydantic import model_validator
 from pydantic_settings import SettingsConfigDict
 
+from canbao_platform.sealing import Sealer, retired_keys
 from canbao_platform.settings import LOCAL_POSTGRES, ServiceSettings
 
 # Public, in the repository: only good for data that is not real.
@@ -30,7 +30,7 @@ class SurveySettings(ServiceSettings):
     database_url: str = f"{LOCAL_POSTGRES}/survey"
     data_key: str | None = None
     data_key_id: str | None = None
-    retired_data_keys: str = "{}"
+    retired_data_keys: str = ""
 
     @model_validator(mode="after")
     def _keys_for_the_environment(self) -> Self:
@@ -45,15 +45,17 @@ class SurveySettings(ServiceSettings):
                 raise ValueError(f"the survey data key {key_id!r} must be 32 bytes, base64-encoded")
         return self
 
+    def sealer(self) -> Sealer:
+        """What seals new collections (the current key) and opens old ones (any of the keys)."""
+        assert self.data_key_id is not None  # set by the validator
+        return Sealer(self.data_key_id, self.data_keys())
+
     def data_keys(self) -> dict[str, bytes]:
         """Key id → AES key: the retired ones (for reading old rows) and the current one."""
+        keys = retired_keys("SURVEY_RETIRED_DATA_KEYS", self.retired_data_keys)
+        assert self.data_key is not None and self.data_key_id is not None
         try:
-            keys = {
-                key_id: base64.b64decode(key, validate=True)
-                for key_id, key in json.loads(self.retired_data_keys).items()
-            }
-            assert self.data_key is not None and self.data_key_id is not None
             keys[self.data_key_id] = base64.b64decode(self.data_key, validate=True)
         except ValueError:
-            raise ValueError("a survey data key is not valid base64 (or JSON)") from None
+            raise ValueError("SURVEY_DATA_KEY is not valid base64") from None
         return keys
