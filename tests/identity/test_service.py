@@ -276,28 +276,44 @@ async def test_changes_applied_beside_a_poison_message_are_all_kept(running: Run
     )
 
 
-async def test_the_app_runs_its_components_and_becomes_ready(
-    kafka: MockKafkaCluster, identity_db: Database
+@pytest.mark.parametrize(
+    ("roles", "expected"),
+    [
+        (None, ["producer", "identity", "identity.collections", "identity.builder",
+                "identity.outbox"]),
+        # The process a province scales for the builder: no consumer (it would join group
+        # "identity" and take partitions), its own relay (a standby while another relays).
+        ("build", ["producer", "identity.builder", "identity.outbox"]),
+    ],
+    ids=["default", "IDENTITY_ROLES=build"],
+)  # fmt: skip
+async def test_the_app_runs_the_components_of_its_roles_and_becomes_ready(
+    kafka: MockKafkaCluster,
+    identity_db: Database,
+    monkeypatch: pytest.MonkeyPatch,
+    roles: str | None,
+    expected: list[str],
 ) -> None:
     """What `uvicorn --factory canbao_identity.app:create` runs: the lifespan starts the
-    producer, the two consumers, the builder and the relay, and /readyz says so."""
+    components of the process's roles (by default the producer, the two consumers, the builder
+    and the relay), and /readyz says so."""
     contract_topics(kafka)
+    if roles is not None:
+        monkeypatch.setenv("IDENTITY_ROLES", roles)
     settings = IdentitySettings(
         CANBAO_ENV="test", database_url=identity_db.url,
         kafka_bootstrap_servers=kafka.bootstrap_servers,
     )  # fmt: skip
     app = create(settings)
     async with app.router.lifespan_context(app):
-        names = [component.name for component in app.state.components]
-        assert names == ["producer", "identity", "identity.collections", "identity.builder",
-                         "identity.outbox"]  # fmt: skip
+        assert [component.name for component in app.state.components] == expected
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://identity") as http:
             deadline = asyncio.get_running_loop().time() + 60
             while (ready := await http.get("/readyz")).status_code != 200:
                 assert asyncio.get_running_loop().time() < deadline, ready.json()
                 await asyncio.sleep(0.5)
-            assert ready.json()["checks"]["identity"]["ready"] is True
+            assert set(ready.json()["checks"]) == {"database", *expected}
             deadline = asyncio.get_running_loop().time() + 10
             while (builder := (await http.get("/readyz")).json()["checks"]["identity.builder"])[
                 "staged"
@@ -305,23 +321,6 @@ async def test_the_app_runs_its_components_and_becomes_ready(
                 assert asyncio.get_running_loop().time() < deadline, builder
                 await asyncio.sleep(0.2)
             assert (builder["staged"], builder["pending_persons"]) == (0, 0)
-
-
-async def test_a_builder_deployment_runs_only_the_builder(
-    kafka: MockKafkaCluster, identity_db: Database, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """IDENTITY_ROLES=build: the process a province scales for the golden-record builder — no
-    consumer (it would join group "identity" and take partitions), its own relay standby."""
-    contract_topics(kafka)
-    monkeypatch.setenv("IDENTITY_ROLES", "build")
-    settings = IdentitySettings(
-        CANBAO_ENV="test", database_url=identity_db.url,
-        kafka_bootstrap_servers=kafka.bootstrap_servers,
-    )  # fmt: skip
-    app = create(settings)
-    async with app.router.lifespan_context(app):
-        names = [component.name for component in app.state.components]
-        assert names == ["producer", "identity.builder", "identity.outbox"]
 
 
 def test_an_unknown_role_is_refused_at_start(monkeypatch: pytest.MonkeyPatch) -> None:
