@@ -15,14 +15,21 @@ from uuid import UUID, uuid4
 
 import httpx
 import pytest
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from canbao_contracts.codes import RegistrationItem
 from canbao_contracts.envelope import KafkaRecord, decode, encode
 from canbao_contracts.events import CollectionApproved, FactAsserted, PersonRegistered
 from canbao_contracts.events.base import Event
 from canbao_contracts.events.vocabulary import Channel
-from canbao_contracts.topics import CDC_TOPICS, COLLECTIONS, FACTS, PERSONS, dead_letter_topic
+from canbao_contracts.topics import (
+    CDC_TOPICS,
+    COLLECTIONS,
+    FACTS,
+    PERSONS,
+    Topic,
+    dead_letter_topic,
+)
 from canbao_identity.app import CDC_GROUP, components, create
 from canbao_identity.settings import IdentitySettings
 from canbao_platform.db import Database
@@ -45,33 +52,37 @@ def contract_topics(kafka: MockKafkaCluster) -> None:
         _created.add(id(kafka))
 
 
+async def reader_from_now(kafka: MockKafkaCluster, *topics: Topic) -> AIOKafkaConsumer:
+    """A reader of `topics` that sees only what is published from now on: the broker is the
+    session's, and earlier tests (or an earlier parameter of this one) published there too."""
+    reader = AIOKafkaConsumer(
+        bootstrap_servers=kafka.bootstrap_servers, enable_auto_commit=False, group_id=None
+    )
+    await reader.start()
+    partitions = [TopicPartition(t.name, p) for t in topics for p in range(t.partitions)]
+    reader.assign(partitions)
+    for partition, offset in (await reader.end_offsets(partitions)).items():
+        reader.seek(partition, offset)
+    return reader
+
+
 @dataclass
 class Running:
     producer: Producer
     kafka: MockKafkaCluster
     components: list[Component]
+    reader: AIOKafkaConsumer  # registry.persons and registry.facts, from the test's start
     seen: list[Event] = field(default_factory=list)
-    _reader: AIOKafkaConsumer | None = None
 
     async def produce(self, messages: list[Message]) -> None:
         await self.producer.send_many(KafkaRecord(m.topic, m.key, m.value, []) for m in messages)
 
     async def events_until(self, done: Any, timeout_s: float = 60.0) -> list[Event]:
         """Read registry.persons and registry.facts until `done(seen)` holds."""
-        if self._reader is None:
-            self._reader = AIOKafkaConsumer(
-                PERSONS.name,
-                FACTS.name,
-                bootstrap_servers=self.kafka.bootstrap_servers,
-                auto_offset_reset="earliest",
-                enable_auto_commit=False,
-                group_id=None,
-            )
-            await self._reader.start()
         deadline = asyncio.get_running_loop().time() + timeout_s
         while not done(self.seen):
             assert asyncio.get_running_loop().time() < deadline, "events did not arrive in time"
-            batches = await self._reader.getmany(timeout_ms=200)
+            batches = await self.reader.getmany(timeout_ms=200)
             for records in batches.values():
                 for record in records:
                     self.seen.append(decode(list(record.headers), record.value)[1])
@@ -101,8 +112,9 @@ async def running(
         parts += components(
             Resources(settings=settings, database=identity_db), config=FAST, builder_idle_s=0.05
         )
+    reader = await reader_from_now(kafka, PERSONS, FACTS)
     async with Producer(kafka.bootstrap_servers) as producer:
-        service = Running(producer, kafka, list(parts))
+        service = Running(producer, kafka, list(parts), reader)
         started: list[Component] = []
         try:
             for part in parts:
@@ -110,8 +122,7 @@ async def running(
                 started.append(part)
             yield service
         finally:
-            if service._reader is not None:
-                await service._reader.stop()
+            await reader.stop()
             for part in reversed(started):
                 await part.stop()
 
@@ -242,12 +253,8 @@ async def test_a_malformed_change_event_goes_to_the_dead_letter_topic(
     """Nothing is silently dropped: an event that is not a change event is dead-lettered with
     the reason, and the events around it are applied."""
     good = change("hukou.person", hukou_row(OTHER_NUMBER, "李娜", "2"))
+    reader = await reader_from_now(kafka, dead_letter_topic("identity"))
     await running.produce([Message("cdc.hukou.person", good.key, b"{not json"), good])
-    reader = AIOKafkaConsumer(
-        dead_letter_topic("identity").name, bootstrap_servers=kafka.bootstrap_servers,
-        auto_offset_reset="earliest", enable_auto_commit=False, group_id=None,
-    )  # fmt: skip
-    await reader.start()
     try:
         deadline = asyncio.get_running_loop().time() + 60
         reasons: list[str] = []
