@@ -145,8 +145,14 @@ class Harness:
                 return
 
     async def _step(self, work: Callable[[Registry], Awaitable[int]]) -> int:
+        """One unit of work, then (committed) the reviews it named, as the builder does."""
         async with self.db.sessions() as session, session.begin():
-            return await work(self.registry(session))
+            registry = self.registry(session)
+            done = await work(registry)
+        if registry.reviews_to_retry:
+            async with self.db.sessions() as session, session.begin():
+                await self.registry(session).retry_reviews(registry.reviews_to_retry)
+        return done
 
     async def person_of(self, number: str, document_type: str = "01") -> UUID | None:
         async with self.db.sessions() as session:

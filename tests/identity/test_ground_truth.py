@@ -6,6 +6,7 @@ are the generator's; no one's data leaks into another's record."""
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import time
 from collections.abc import Callable
@@ -14,12 +15,15 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from canbao_contracts.envelope import decode
 from canbao_contracts.events import FactAsserted
+from canbao_identity.builder import GoldenRecordBuilder
 from canbao_identity.tables import persons, review_queue, source_records
+from canbao_platform.messaging.tables import outbox
 from canbao_stack.simulators.population import seed
 from canbao_stack.simulators.rates import Rates
 from canbao_stack.simulators.store import load_expected
-from tests.identity.conftest import Harness
+from tests.identity.conftest import Harness, Message
 from tests.identity.feed import snapshot_messages
 
 PEOPLE = 2_000
@@ -51,18 +55,56 @@ def live_facts(published: list[Any]) -> dict[Any, list[Any]]:
     return facts
 
 
-@pytest.fixture
+ONE_BUILDER, THREE_BUILDERS = "one builder", "three builders at once"
+
+
+@pytest.fixture(params=[ONE_BUILDER, THREE_BUILDERS])
 async def resolved(
-    make_database: Callable[[], str], harness: Harness
+    request: pytest.FixtureRequest, make_database: Callable[[], str], harness: Harness
 ) -> tuple[Harness, dict[str, dict[str, Any]], float]:
+    """The population fed in batches of 500 change events: each batch resolved and rebuilt in
+    turn (the harness, events collected as published); or staged while three builder replicas
+    run (as identity-builder is deployed), events read back from the outbox they wrote."""
     sources = make_database()
     await seed(sources, PEOPLE, 7, rates=RATES, loaders=1)
     expected = await load_expected(sources.replace("postgresql+asyncpg://", "postgresql://"))
     messages = await snapshot_messages(sources)
     started = time.perf_counter()
-    for start in range(0, len(messages), 500):
-        await harness.apply(messages[start : start + 500])
+    if request.param == ONE_BUILDER:
+        for start in range(0, len(messages), 500):
+            await harness.apply(messages[start : start + 500])
+    else:
+        await _with_three_builders(harness, messages)
     return harness, expected, len(messages) / (time.perf_counter() - started)
+
+
+async def _with_three_builders(harness: Harness, messages: list[Message]) -> None:
+    replicas = [
+        GoldenRecordBuilder(harness.db, harness.protector, service="identity", name=f"builder-{n}",
+                            idle_interval_s=0.01)
+        for n in range(3)
+    ]  # fmt: skip
+    for replica in replicas:
+        await replica.start()
+    try:
+        for start in range(0, len(messages), 500):
+            await harness.apply(messages[start : start + 500], drain=False)
+        while True:
+            backlog = await replicas[0].measure_backlog()
+            if backlog.staged == backlog.pending_persons == 0:
+                break
+            await asyncio.sleep(0.1)
+    finally:
+        for replica in replicas:
+            await replica.stop()
+    assert all(r.rebuilt for r in replicas), "the replicas shared the rebuilds"
+    assert sum(r.failures for r in replicas) == 0, [r.last_error for r in replicas]
+    async with harness.db.engine.connect() as connection:
+        rows = (await connection.execute(sa.select(outbox).order_by(outbox.c.id))).all()
+    harness.published = [
+        decode(list(zip(row.header_names, row.header_values, strict=True)), row.value)[1]
+        for row in rows
+    ]
 
 
 async def test_a_seeded_population_resolves_like_the_ground_truth(

@@ -25,7 +25,7 @@ from typing import Any
 
 from canbao_identity.metrics import Backlog, identity_metrics
 from canbao_identity.protection import Protector
-from canbao_identity.registry import Registry
+from canbao_identity.registry import Registry, retry_reviews_after_commit
 from canbao_identity.store import Store
 from canbao_platform.db import Database
 from canbao_platform.messaging import Backoff, UnitOfWork, unit_of_work
@@ -138,13 +138,17 @@ class GoldenRecordBuilder:
 
     async def _resolve_some(self) -> tuple[int, int]:
         async with unit_of_work(self._database, service=self._service) as uow:
-            resolved = await self._registry(uow).resolve_pending(limit=self._resolve_batch)
+            registry = self._registry(uow)
+            resolved = await registry.resolve_pending(limit=self._resolve_batch)
+        await retry_reviews_after_commit(registry, self._database, service=self._service)
         self.resolved += resolved
         return resolved, self._resolve_batch
 
     async def _rebuild_some(self) -> tuple[int, int]:
         async with unit_of_work(self._database, service=self._service) as uow:
-            rebuilt = await self._registry(uow).rebuild_pending(limit=self._batch_size)
+            registry = self._registry(uow)
+            rebuilt = await registry.rebuild_pending(limit=self._batch_size)
+        await retry_reviews_after_commit(registry, self._database, service=self._service)
         self.rebuilt += rebuilt
         return rebuilt, self._batch_size
 

@@ -32,6 +32,8 @@ from canbao_identity.publication import current_facts, fact_events, person_event
 from canbao_identity.resolution import Identification, LinkKind, Resolution, decide
 from canbao_identity.staging import StagedChange
 from canbao_identity.store import Store, person_context
+from canbao_platform.db import Database
+from canbao_platform.messaging import unit_of_work
 
 Publish = Callable[[Event], Any]
 # A record that was never in review (or resolved by a clerk) has no queue entry to look at.
@@ -44,6 +46,12 @@ class Registry:
     protector: Protector
     publish: Publish
     counts: dict[str, int] = dataclasses.field(default_factory=dict)
+    # Demographic keys whose queued records must be looked at again (`retry_reviews`) in a unit
+    # of work of its own, once this one has committed: a record queued by one builder replica's
+    # resolution while another replica's rebuild gave a person that very key cannot see each
+    # other's uncommitted rows, so neither would link them. Checked after each commit, the later
+    # of the two sees both (found by the ground-truth test with three builders at once).
+    reviews_to_retry: set[str] = dataclasses.field(default_factory=set)
 
     async def resolve_pending(self, *, limit: int = 2000) -> int:
         """Resolve up to `limit` staged changes, oldest first; how many were taken."""
@@ -108,6 +116,8 @@ class Registry:
         await self.store.save_records(rows)
         for change, reason in opened:
             await self.store.open_review(*change.key, reason, change.demographic_index)
+            if change.demographic_index:
+                self.reviews_to_retry.add(change.demographic_index)
         touched |= await self.store.relink_dependents_many(linked_refs)
         await self.store.mark_pending(touched)
 
@@ -201,8 +211,7 @@ class Registry:
             if demographic is not None and demographic != person.demographic_index:
                 new_demographics.add(demographic)
         await self.store.save_persons(saved)
-        if new_demographics:
-            await self._retry_reviews(new_demographics)
+        self.reviews_to_retry |= new_demographics
 
     def _rebuild_one(
         self, person_id: UUID, person: Any, records: list[LinkedRecord]
@@ -258,9 +267,10 @@ class Registry:
         await self.rebuild([survivor])
         self._count("PersonsMerged")
 
-    async def _retry_reviews(self, demographics: set[str]) -> None:
+    async def retry_reviews(self, demographics: set[str]) -> None:
         """Records that waited in the queue for a person with this name, birth date and gender:
-        linked as candidates once exactly one such person exists (that person is then pending)."""
+        linked as candidates once exactly one such person exists (that person is then pending).
+        Run after the unit of work that named these keys committed (`reviews_to_retry`)."""
         for entry in await self.store.open_reviews_for(demographics):
             matches = await self.store.demographic_matches(entry.demographic_index)
             if len(matches) != 1:
@@ -282,6 +292,20 @@ class Registry:
 
     def _count(self, what: str, n: int = 1) -> None:
         self.counts[what] = self.counts.get(what, 0) + n
+
+
+async def retry_reviews_after_commit(
+    registry: Registry, database: Database, *, service: str
+) -> None:
+    """The reviews `registry`'s committed unit of work named (`Registry.reviews_to_retry`),
+    retried in a unit of work of their own."""
+    if not registry.reviews_to_retry:
+        return
+    demographics, registry.reviews_to_retry = registry.reviews_to_retry, set()
+    async with unit_of_work(database, service=service) as uow:
+        store = Store(uow.session, registry.protector)
+        retry = Registry(store, registry.protector, uow.publish_event, registry.counts)
+        await retry.retry_reviews(demographics)
 
 
 def _ref(change: StagedChange) -> str:

@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field
 
 from canbao_contracts.id_numbers import validate
 from canbao_identity.protection import Protector
-from canbao_identity.registry import Registry
+from canbao_identity.registry import Registry, retry_reviews_after_commit
 from canbao_identity.store import Store, person_context
 from canbao_identity.tables import identities, persons, review_queue
 from canbao_platform.db import Database
@@ -237,6 +237,7 @@ async def resolve_review(
                 sa.select(review_queue).where(review_queue.c.entry_id == entry_id)
             )
         ).first()
+    await retry_reviews_after_commit(registry, resources.database, service="identity")
     return ReviewEntry.model_validate(row._mapping)
 
 
@@ -259,10 +260,10 @@ async def merge_person(person_id: UUID, body: Merge, resources: ResourcesDep,
         store = Store(uow.session, protector)
         if await store.person(body.surviving_person_id) is None:
             raise NotRegistered()
+        registry = Registry(store, protector, uow.publish_event)
         try:
-            await Registry(store, protector, uow.publish_event).merge(
-                person_id, body.surviving_person_id
-            )
+            await registry.merge(person_id, body.surviving_person_id)
         except LookupError:
             raise NotRegistered() from None
+    await retry_reviews_after_commit(registry, resources.database, service="identity")
     return await _person(resources.database, protector, body.surviving_person_id)
