@@ -151,7 +151,9 @@ class Harness:
             done = await work(registry)
         if registry.reviews_to_retry:
             async with self.db.sessions() as session, session.begin():
-                await self.registry(session).retry_reviews(registry.reviews_to_retry)
+                retry = self.registry(session)
+                await retry.store.hold_resolution()
+                await retry.retry_reviews(registry.reviews_to_retry)
         return done
 
     async def person_of(self, number: str, document_type: str = "01") -> UUID | None:

@@ -304,6 +304,7 @@ async def retry_reviews_after_commit(
     demographics, registry.reviews_to_retry = registry.reviews_to_retry, set()
     async with unit_of_work(database, service=service) as uow:
         store = Store(uow.session, registry.protector)
+        await store.hold_resolution()
         retry = Registry(store, registry.protector, uow.publish_event, registry.counts)
         await retry.retry_reviews(demographics)
 

@@ -211,6 +211,7 @@ async def resolve_review(
         )
     async with unit_of_work(resources.database, service="identity") as uow:
         store = Store(uow.session, protector)
+        await store.hold_resolution()
         entry = (
             await (await uow.session.connection()).execute(
                 sa.select(review_queue).where(review_queue.c.entry_id == entry_id).with_for_update()
@@ -258,6 +259,7 @@ async def merge_person(person_id: UUID, body: Merge, resources: ResourcesDep,
         )
     async with unit_of_work(resources.database, service="identity") as uow:
         store = Store(uow.session, protector)
+        await store.hold_resolution()
         if await store.person(body.surviving_person_id) is None:
             raise NotRegistered()
         registry = Registry(store, protector, uow.publish_event)

@@ -250,6 +250,16 @@ class Store:
         await connection.execute(_RELINK, {"refs": refs, "pids": [owners[r] for r in refs]})
         return left | {p for p in owners.values() if p is not None}
 
+    async def hold_resolution(self) -> None:
+        """Wait for the resolver's lock and hold it until the unit of work ends: whatever links
+        records to persons outside `take_staged`'s units of work (a queued record retried or
+        linked by a clerk, a merge) waits for the resolution under way instead of writing the
+        same records and pending persons in another order (a deadlock, seen with three
+        builder replicas)."""
+        await (await self._connection()).execute(
+            sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _RESOLVER_LOCK}
+        )
+
     async def take_staged(self, limit: int) -> list[StagedChange]:
         """The oldest staged changes, removed (a rollback puts them back). One resolver at a
         time per database (a transaction-scoped advisory lock; the others find nothing): two
