@@ -298,12 +298,16 @@ async def retry_reviews_after_commit(
     registry: Registry, database: Database, *, service: str
 ) -> None:
     """The reviews `registry`'s committed unit of work named (`Registry.reviews_to_retry`),
-    retried in a unit of work of their own."""
+    retried in a unit of work of their own. Usually none waits for these keys (every first
+    build names its person's): only when one does is the resolver's lock awaited, so rebuilds
+    do not queue behind resolution during a snapshot."""
     if not registry.reviews_to_retry:
         return
     demographics, registry.reviews_to_retry = registry.reviews_to_retry, set()
     async with unit_of_work(database, service=service) as uow:
         store = Store(uow.session, registry.protector)
+        if not await store.open_reviews_for(demographics):
+            return  # one queued meanwhile is retried after its own commit
         await store.hold_resolution()
         retry = Registry(store, registry.protector, uow.publish_event, registry.counts)
         await retry.retry_reviews(demographics)
