@@ -148,10 +148,8 @@ async def run_size(
     separate = builder == "separate"
     env = {"CANBAO_ENV": "test", "IDENTITY_DATABASE_URL": url,
            "KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers}  # fmt: skip
-    settings = IdentitySettings(
-        **env,
-        roles=Role.CONSUME.value if separate else "consume,build",  # type: ignore[arg-type]
-    )
+    roles = Role.CONSUME.value if separate else ",".join(Role)
+    settings = IdentitySettings(**env, roles=roles)  # type: ignore[arg-type]
     parts = components(
         Resources(settings=settings, database=database),
         config=RunnerConfig(max_batch=500, poll_timeout_ms=100),

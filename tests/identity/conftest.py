@@ -23,7 +23,7 @@ from canbao_contracts.events.base import Event
 from canbao_identity.adapters import adapter_for
 from canbao_identity.handlers import staged_change
 from canbao_identity.protection import Protector
-from canbao_identity.registry import Registry
+from canbao_identity.registry import Registry, retry_reviews_after_commit
 from canbao_identity.settings import IdentitySettings
 from canbao_identity.staging import add_staged
 from canbao_identity.store import Store
@@ -149,11 +149,7 @@ class Harness:
         async with self.db.sessions() as session, session.begin():
             registry = self.registry(session)
             done = await work(registry)
-        if registry.reviews_to_retry:
-            async with self.db.sessions() as session, session.begin():
-                retry = self.registry(session)
-                await retry.store.hold_resolution()
-                await retry.retry_reviews(registry.reviews_to_retry)
+        await retry_reviews_after_commit(registry, self.db, service="identity")
         return done
 
     async def person_of(self, number: str, document_type: str = "01") -> UUID | None:
