@@ -38,6 +38,7 @@ from tests.platform.conftest import (
     INVALID_REQUEST,
     SYNC_GROUP,
     BrokerFaults,
+    Effect,
     Recorder,
     change_event,
     committed_offsets,
@@ -172,7 +173,7 @@ async def test_a_crash_between_database_commit_and_offset_commit_has_no_second_e
     database: Database, make_runner: Callable[..., ConsumerRunner],
 ) -> None:  # fmt: skip
     topic = make_topic()
-    # CloudEvents (idempotency key = ce_id) and Debezium-like (key = topic:partition:offset).
+    # CloudEvents (idempotency key = ce_id) and Debezium-like (key = a digest of the content).
     await producer.send_many([event(topic, f"e{i}", event_id=f"e{i}") for i in range(10)])
     await producer.send_many([change_event(topic, f"c{i}", key=f"c{i}") for i in range(10)])
     crashing = make_runner([topic], Recorder(), cls=CrashAfterDatabaseCommit)
@@ -189,6 +190,45 @@ async def test_a_crash_between_database_commit_and_offset_commit_has_no_second_e
     applied = await effects(database)
     assert len(applied) == 20 and set(applied.values()) == {1}
     assert restarted.counts.duplicates == len(applied_before_crash)
+
+
+async def test_change_events_at_offsets_reused_by_a_new_broker_are_applied(
+    kafka: MockKafkaCluster, make_topic: Callable[..., str], producer: Producer,
+    database: Database, make_runner: Callable[..., ConsumerRunner],
+) -> None:  # fmt: skip
+    """A change feed's topic recreated (a new cluster, a failover, the local stack's test broker
+    started empty again) numbers its messages from offset 0 again, while the service keeps its
+    database: the new changes are applied, and a change delivered again is still skipped."""
+    topic = make_topic(partitions=1)
+    before = [change_event(topic, f"before-{i}", key=f"row-{i}") for i in range(5)]
+    await producer.send_many(before)
+    first = make_runner([topic], Recorder())
+    await first.start()
+    await wait_until(lambda: first.counts.processed == 5)
+    await first.stop()
+
+    with MockKafkaCluster(brokers=1) as recreated:
+        recreated.create_topic(topic, 1)
+        async with Producer(recreated.bootstrap_servers) as new_producer:
+            after = [change_event(topic, f"after-{i}", key=f"row-{i}") for i in range(5)]
+            await new_producer.send_many([*after, before[0]])  # offsets 0-4 again, then a copy
+        again = ConsumerRunner(
+            name=first.name, topics=[topic], handler=Recorder(), database=database,
+            producer=producer, bootstrap_servers=recreated.bootstrap_servers, service="tests",
+            dead_letter_topic="deadletter.tests", config=FAST,
+        )  # fmt: skip
+        await again.start()
+        try:
+            await wait_until(lambda: again.counts.handled == 6)
+        finally:
+            await again.stop()
+
+    assert (again.counts.processed, again.counts.duplicates) == (5, 1)
+    async with database.sessions() as session:
+        values = (await session.exec(select(Effect.value))).all()
+    assert sorted(values) == sorted(
+        [f"before-{i}" for i in range(5)] + [f"after-{i}" for i in range(5)]
+    )
 
 
 async def test_shutdown_commits_what_was_applied(

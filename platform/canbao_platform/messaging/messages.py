@@ -10,6 +10,7 @@ message failed); what it writes through `uow` counts exactly once, so it does no
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -49,9 +50,22 @@ class InboundMessage:
 
     @property
     def idempotency_key(self) -> str:
-        """The event's id when it has one (a duplicate published twice has the same id), else
-        its position (the same change event redelivered has the same position)."""
-        return self.envelope.id if self.envelope is not None else self.position
+        """The event's id when it has one (a duplicate published twice has the same id), else a
+        digest of its content.
+
+        A message without an id is a Debezium change event: its value carries the source
+        position (`source.lsn`, `txId`, table) and the row, so a redelivered copy has the same
+        bytes while any new change differs. Never its offset: offsets start again at 0 when a
+        topic is recreated, a cluster is replaced or the local test broker restarts empty, and
+        new changes at reused offsets would be skipped as duplicates. Content that repeats
+        byte for byte (a tombstone after a second delete of one key) changes nothing when
+        skipped; consumers order changes by source position themselves (ChangePosition)."""
+        if self.envelope is not None:
+            return self.envelope.id
+        digest = hashlib.sha256()
+        for part in (self.topic.encode(), self.key, self.value):
+            digest.update(b"\x00" if part is None else b"\x01%d:" % len(part) + part)
+        return f"sha256:{digest.hexdigest()}"
 
     def header(self, name: str) -> bytes | None:
         return next((value for key, value in self.headers if key == name), None)

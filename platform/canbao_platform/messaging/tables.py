@@ -42,7 +42,8 @@ class ProcessedMessage(RuntimeBase, table=True):
     """The idempotency record: this consumer has applied this message (pyeventsourcing's
     tracking row). Written in the same transaction as the effect; the primary key makes a
     redelivered or duplicated message a no-op. `message_key` is the CloudEvents `ce_id` when the
-    message has one, else `topic:partition:offset` (Debezium change events)."""
+    message has one, else a digest of its content (Debezium change events; never the offset,
+    which a recreated topic reuses: InboundMessage.idempotency_key)."""
 
     __tablename__ = "processed_messages"
     # BRIN: rows arrive in time order, so pruning by age needs only a tiny index.
