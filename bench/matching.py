@@ -94,7 +94,7 @@ def person_and_facts(rng: random.Random) -> tuple[PersonRegistered, list[Fact]]:
     age = 3 if roll < 0.12 else 19 if roll < 0.2 else 70 if roll < 0.35 else rng.randint(20, 59)
     birth = date(TODAY.year - age, rng.randint(1, 12), rng.randint(1, 28))
     person = PersonRegistered(
-        person_id=pid, masked_name="张*", masked_id_number="5201**********1234",
+        person_id=pid, masked_name="张*",
         birth_date=birth, gender=rng.choice(list(Gender)), household_type=None,
         household_region_code=region, region_code=region, household_registered_locally=True,
         household_data_obtained=True,

@@ -3,7 +3,7 @@ contract's PersonState, nothing personal beyond the masked name and number."""
 
 from __future__ import annotations
 
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 from canbao_contracts.events import PersonRegistered
 from canbao_identity import records as r
@@ -45,3 +45,14 @@ def test_a_migrant_registered_here_is_of_the_region_where_they_registered() -> N
     migrant = {r.ID_NUMBER: "511321199003074014", r.REGION: "520102"}
     state = public_state(golden_record([record("collection.counter", **migrant)]))
     assert state["region_code"] == "520102" and state["household_region_code"] is None
+
+
+def test_nothing_published_rebuilds_the_id_number() -> None:
+    """GB 11643: region (6) + birth date (8) + sequence (3) + check (1). The household region
+    and the birth date are published; the masked number's last four would complete them."""
+    state = public_state(golden_record([record("hukou.person", **{r.HOUSEHOLD_REGION: "520102"})]))
+    event = PersonRegistered(person_id=UUID(int=1), **state)
+    assert event.household_region_code == NUMBER[:6]
+    assert event.birth_date is not None and event.birth_date.strftime("%Y%m%d") == NUMBER[6:14]
+    assert event.masked_id_number is None
+    assert NUMBER[-4:] not in event.model_dump_json()

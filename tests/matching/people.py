@@ -46,7 +46,6 @@ def person(person_id: UUID | None = None, **fields: Any) -> PersonRegistered:
     base: dict[str, Any] = {
         "person_id": person_id or uuid4(),
         "masked_name": "张*",
-        "masked_id_number": "5201**********1234",
         "birth_date": ADULT,
         "gender": Gender.MALE,
         "household_type": None,

@@ -226,6 +226,14 @@ def test_child_under_16_is_not_required_to_join_pension_but_must_have_medical() 
     assert v.survey_reasons == (SurveyReason.UNINSURED,)
 
 
+def test_a_verdict_tells_the_birth_year_never_the_day() -> None:
+    """registry.statuses is compacted and kept: the day of birth with the region and gender
+    would narrow a person's ID number to a handful (contracts/README.md)."""
+    v = verdict(birth_date=date(1990, 3, 7))
+    assert (v.birth_year, v.birth_date) == (1990, None)
+    assert "1990-03-07" not in v.model_dump_json()
+
+
 def test_pension_becomes_required_on_the_16th_birthday() -> None:
     p = pid()
     medical = enrolled(p, S.RESIDENT_MEDICAL)

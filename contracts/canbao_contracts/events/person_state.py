@@ -1,13 +1,15 @@
 """What every event of `registry.persons` but a merge carries: the person as identity now knows
 them, masked.
 
-Identity alone holds names and numbers in clear (architecture.md, issue 5 §7). Here a person is
-an opaque `person_id` with what matching, survey and reporting need: birth date and gender
-(age-dependent rules, domain.md §5), regions (the quarterly table's rows and columns 1-4, §6),
-the registration data's gaps (the "missing / inaccurate / identity conflict" survey reasons, §5)
-and masked name and number for lists. A gap's reason says what is wrong and where, never the
-values: "姓名与户籍登记不一致（社保系统）", not the two names; the gateway asks identity for the
-values when a clerk opens the popup, and that read is audited.
+Identity alone holds names and numbers in clear (architecture.md). Here a person is an opaque
+`person_id` with what matching, survey and reporting need: birth date and gender (the 16th
+birthday ends pension's "not required", domain.md §5, to the day), regions (the quarterly
+table's rows and columns 1-4, §6), the registration data's gaps (the "missing / inaccurate /
+identity conflict" survey reasons, §5) and the masked name for lists. Never the ID number, not
+even masked: see `masked_id_number`. Who holds what is listed in contracts/README.md. A gap's
+reason says what is wrong and where, never the values: "姓名与户籍登记不一致（社保系统）", not the
+two names; the gateway asks identity for the values when a clerk opens the popup, and that read
+is audited.
 """
 
 from __future__ import annotations
@@ -69,8 +71,12 @@ class PersonState(Event):
     person_id: UUID
     masked_name: MaskedName | None
     """"张*" (api.md); None while no source gives a name."""
-    masked_id_number: MaskedIdNumber | None
-    """"5201**********123X" (api.md), of the document below."""
+    masked_id_number: MaskedIdNumber | None = None
+    """Not published: always null. The masked number's last four characters with the household
+    region and the birth date below are the whole number (GB 11643: region, birth date,
+    sequence, check), and these events are compacted and kept for ever. A consumer that shows a
+    masked number asks identity for it when a user asks (audited), or keeps its own sealed copy
+    (architecture.md "Identity is the registry of names and numbers")."""
     document_type: CertificateType = CertificateType.CITIZEN_ID
     """Special groups may register with another document (domain.md §3)."""
     birth_date: date | None

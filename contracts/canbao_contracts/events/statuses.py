@@ -94,7 +94,12 @@ class Verdict(ContractModel):
 
     region_code: RegionCode | None
     """The person's region_code (registry.persons): the quarterly table's city row."""
-    birth_date: date | None
+    birth_date: date | None = None
+    """Not published: always null (read `birth_year`). Kept so that verdicts published before
+    it was withdrawn still parse; the day of birth is matching's alone (the 16th birthday)."""
+    birth_year: int | None = None
+    """The year of birth: the age band reporting counts by, without the day that would, with
+    a person's region and gender, narrow their ID number to a handful."""
     gender: Gender | None
     household_registered_locally: bool
     household_data_obtained: bool

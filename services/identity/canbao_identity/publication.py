@@ -1,6 +1,7 @@
 """What identity tells the registry (contracts: registry.persons, registry.facts), built from a
-golden record. Pure. Only masked name and number, birth date, gender and regions leave identity;
-a gap's reason is value-free (canbao_contracts.events.person_state)."""
+golden record. Pure. Only the masked name, birth date, gender and regions leave identity, never
+the number, not even masked; a gap's reason is value-free (canbao_contracts.events.person_state).
+"""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ from canbao_contracts.events import (
 )
 from canbao_contracts.events.base import Event
 from canbao_contracts.events.facts import Fact
-from canbao_contracts.id_numbers import PROVINCE_CODES, mask, mask_name
+from canbao_contracts.id_numbers import PROVINCE_CODES, mask_name
 from canbao_identity import records as r
 from canbao_identity.golden import COLLECTION, Golden
 
@@ -35,12 +36,11 @@ _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 
 def public_state(golden: Golden) -> dict[str, Any]:
     """The PersonState fields but person_id, JSON-ready (what we compare to publish changes)."""
-    name, number = golden.value(r.NAME), golden.value(r.ID_NUMBER)
+    name = golden.value(r.NAME)
     household_region = _region(golden.value(r.HOUSEHOLD_REGION))
     inaccurate = {(g.item.value, g.reason): g.source for g in golden.inaccurate}
     return {
         "masked_name": mask_name(name) if name and name.strip() else None,
-        "masked_id_number": mask(number) if number else None,
         "document_type": golden.value(r.DOCUMENT_TYPE) or "01",
         "birth_date": golden.value(r.BIRTH_DATE),
         "gender": golden.value(r.GENDER) if golden.value(r.GENDER) in ("1", "2") else None,

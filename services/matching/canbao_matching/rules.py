@@ -107,7 +107,7 @@ def evaluate(situation: Situation, today: date) -> Verdict | None:
     person = situation.person
     base = {
         "region_code": person.region_code,
-        "birth_date": person.birth_date,
+        "birth_year": None if person.birth_date is None else person.birth_date.year,
         "gender": person.gender,
         "household_registered_locally": person.household_registered_locally,
         "household_data_obtained": person.household_data_obtained,
