@@ -7,7 +7,7 @@ ifeq ($(UV),)
 UV := $(HOME)/.local/bin/uv
 endif
 
-.PHONY: test run clean deps system-deps browser-deps python-deps lint typecheck bench schemas
+.PHONY: test run clean deps system-deps browser-deps python-deps lint typecheck bench schemas fuzz
 
 test: deps browser-deps  ## the README's test command
 	$(UV) run --frozen pytest
@@ -53,6 +53,11 @@ typecheck: python-deps
 
 schemas: python-deps  ## regenerate the committed JSON Schema and AsyncAPI documents
 	$(UV) run --frozen python -m canbao_contracts.schemas contracts/schemas
+
+fuzz: deps  ## every parser of outside input against 20,000 generated inputs per property
+	HYPOTHESIS_PROFILE=fuzz $(UV) run --frozen pytest -p no:cacheprovider --hypothesis-show-statistics \
+	  tests/contracts/test_input_properties.py tests/identity/test_adapter_properties.py \
+	  tests/contracts/test_id_number_properties.py
 
 bench: deps
 	$(UV) run --frozen python -m bench

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
 from canbao_platform.local.broker import MockKafkaCluster
@@ -20,6 +21,11 @@ from canbao_platform.local.postgres import PostgresCluster, free_port
 from canbao_platform.telemetry import RecentSpans, setup_telemetry
 
 _names = itertools.count(1)
+
+# Property tests: a hundred examples each in `make test`; `make fuzz` runs the same properties
+# with many more (HYPOTHESIS_PROFILE=fuzz) and prints how many it tried.
+settings.register_profile("fuzz", max_examples=20_000, deadline=None, print_blob=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 
 @dataclass(frozen=True)
