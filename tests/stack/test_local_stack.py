@@ -18,6 +18,7 @@ import tempfile
 import time
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import httpx
@@ -25,6 +26,9 @@ from aiokafka import AIOKafkaConsumer
 
 from canbao_contracts.topics import STATUSES
 from canbao_platform.local.postgres import free_port
+from canbao_stack.simulators.population import seed as seed_population
+from canbao_stack.simulators.store import load_expected
+from tests.gateway.test_popup_ground_truth import disagreements
 from tests.stack.counter_browser import (
     a_number_nobody_holds,
     counter_page_round_trip,
@@ -149,6 +153,55 @@ async def a_source_change_reaches_a_new_verdict(sources: str, bootstrap: str) ->
         await consumer.stop()
 
 
+async def touch_every_row(sources: str) -> None:
+    """A busy day in the business systems: every row of the biggest tables updated once."""
+    connection = await asyncpg.connect(sources)
+    try:
+        for table in ("si_core.ac01", "si_core.ac02", "hukou.person", "medical.insured"):
+            await connection.execute(f"UPDATE {table} SET updated_at = now()")
+    finally:
+        await connection.close()
+
+
+async def newcomers_reach_the_popup(
+    sources: str, gateway: str, *, people: int, seed: int, within_s: float = 300
+) -> list[str]:
+    """Seed `people` more people into the source tables and ask the counter popup for each
+    until every one agrees with the generator's ground truth; what still disagrees at the end."""
+    libpq = sources
+    known = set(await load_expected(libpq))
+    await seed_population(libpq, people, seed, loaders=1)
+    added = {k: v for k, v in (await load_expected(libpq)).items() if k not in known}
+    assert len(added) == people
+    async with httpx.AsyncClient(base_url=gateway, timeout=30) as client:
+        login = await client.post(
+            "/api/v1/auth/token", data={"username": "demo-counter", "password": "demo"}
+        )
+        client.headers["Authorization"] = f"Bearer {login.json()['access_token']}"
+        deadline, wrong = time.monotonic() + within_s, ["not asked yet"]
+        while wrong and time.monotonic() < deadline:
+            wrong = [w for person in added.values() for w in await popup_wrong(client, person)]
+            if wrong:
+                await asyncio.sleep(5)
+    return wrong
+
+
+async def popup_wrong(client: httpx.AsyncClient, person: dict[str, Any]) -> list[str]:
+    document = person["document"]
+    if document is None:
+        number, params = person["id_number"], {}
+    else:
+        number, params = document["number"], {"document_type": document["type"]}
+    response = await client.get(f"/api/v1/counter/popup/{number}", params=params)
+    label = f"{person['person_key']} ({person['situation']})"
+    if response.status_code != 200:
+        return [f"{label}: {response.status_code} {response.json().get('type')}"]
+    popup = response.json()
+    if popup["verdict_pending"]:
+        return [f"{label}: verdict pending"]
+    return [f"{label}: {d}" for d in disagreements(person, popup)]
+
+
 def test_run_starts_everything_stops_cleanly_and_resumes() -> None:
     with tempfile.TemporaryDirectory(prefix="canbao-stack-") as tmp:
         os.chmod(tmp, 0o755)  # PostgreSQL runs as the `postgres` user when we are root
@@ -184,6 +237,8 @@ def run_twice(stack_dir: Path) -> None:
         id_number, statuses = asyncio.run(person_missing_a_phone(sources))
         newcomer = asyncio.run(a_number_nobody_holds(sources))
         counter_page_round_trip(f"http://127.0.0.1:{gateway_port}", id_number, statuses, newcomer)
+        asyncio.run(touch_every_row(sources))  # the change feed moves well past the snapshot
+        stack.wait_for("change events published", within_s=60)
         assert stack.interrupt() == 0
     finally:
         stack.abandon()
@@ -194,6 +249,14 @@ def run_twice(stack_dir: Path) -> None:
         text = "\n".join(again.output)
         assert "resuming" in text
         assert "kept from an earlier run (300 people, seed 5)" in text
+        # The test broker started empty: its offsets start again at 0, and the people added now
+        # must reach the popup all the same, each with the verdict the generator expects.
+        sources = f"postgresql://canbao@127.0.0.1:{postgres_port}/sources"
+        gateway = f"http://127.0.0.1:{gateway_port}"
+        wrong = asyncio.run(newcomers_reach_the_popup(sources, gateway, people=60, seed=6))
+        assert not wrong, f"{len(wrong)} of 60 people added after the resume:\n" + "\n".join(
+            wrong[:20]
+        )
         assert again.interrupt() == 0
     finally:
         again.abandon()
