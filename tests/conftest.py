@@ -8,16 +8,19 @@ from __future__ import annotations
 import itertools
 import os
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from hypothesis import settings
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from sqlalchemy.engine import make_url
 
+from canbao_platform.db import migrate_async
 from canbao_platform.local.broker import MockKafkaCluster
-from canbao_platform.local.postgres import PostgresCluster, free_port
+from canbao_platform.local.postgres import PostgresCluster, application_role, free_port
+from canbao_platform.service import ServiceDefinition
 from canbao_platform.telemetry import RecentSpans, setup_telemetry
 
 _names = itertools.count(1)
@@ -26,6 +29,10 @@ _names = itertools.count(1)
 # with many more (HYPOTHESIS_PROFILE=fuzz) and prints how many it tried.
 settings.register_profile("fuzz", max_examples=20_000, deadline=None, print_blob=True)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
+
+# Settings fail closed (unset CANBAO_ENV means production, which refuses the development keys):
+# the tests run as "test", and so does every process they start, unless a test says otherwise.
+os.environ.setdefault("CANBAO_ENV", "test")
 
 
 @dataclass(frozen=True)
@@ -67,6 +74,34 @@ def make_database(postgres: PostgresCluster) -> Callable[[], str]:
 
     def make() -> str:
         return postgres.create_database(f"test_{os.getpid()}_{next(_names)}")
+
+    return make
+
+
+@dataclass(frozen=True)
+class ServiceDatabase:
+    """A service's migrated database, reached as production reaches it."""
+
+    owner_url: str  # the migrations' role (the superuser here): for arranging and inspecting
+    url: str  # the service's application role: what the service itself is given
+
+
+@pytest.fixture
+def make_service_database(
+    postgres: PostgresCluster, make_database: Callable[[], str]
+) -> Callable[[ServiceDefinition], Awaitable[ServiceDatabase]]:
+    """A fresh database migrated for `definition` by its owner, with the service's application
+    role granted what it needs (canbao_platform.db.grant_application_role), as in production."""
+
+    async def make(definition: ServiceDefinition) -> ServiceDatabase:
+        role = application_role(definition.name)
+        postgres.create_role(role)
+        owner_url = make_database()
+        await migrate_async(owner_url, definition.migrations, application_role=role,
+                            append_only=definition.append_only)  # fmt: skip
+        database = make_url(owner_url).database
+        assert database is not None
+        return ServiceDatabase(owner_url, postgres.url(database, user=role))
 
     return make
 

@@ -3,11 +3,19 @@
 Migrations are Alembic with two version locations: the runtime's tables (idempotency records,
 outbox, dead letters; branch `runtime`, in this package) and the service's own (branch = service
 name, in `canbao_<service>/migrations`). `alembic upgrade heads` applies both.
+
+Two roles per database: the owner runs the migrations and owns every table, trigger and function;
+the service connects as an application role that may only read and write rows. The owner's
+privileges (DROP, ALTER, DISABLE TRIGGER, TRUNCATE, CREATE) are what would undo an append-only
+table such as the gateway's audit log (domain.md §2.5), so the process that writes the log must
+not hold them. `grant_application_role` gives the application role what it needs, after every
+migration and for the tables later migrations create (default privileges).
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from pathlib import Path
 
 from alembic import command
@@ -17,6 +25,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 RUNTIME_MIGRATIONS = Path(__file__).parent / "migrations"
+# Several replicas of a service start at once (Kubernetes init containers): the first to take
+# this lock migrates and grants, the others wait and then find nothing left to do.
+MIGRATION_LOCK = 0x63616E62  # "canb"
+# Rows only: no TRUNCATE, REFERENCES or TRIGGER, and no ownership, so no DDL.
+APPLICATION_TABLE_PRIVILEGES = "SELECT, INSERT, UPDATE, DELETE"
 
 
 class Database:
@@ -51,11 +64,63 @@ def alembic_config(url: str, service_migrations: Path | None) -> Config:
     return config
 
 
-def migrate(url: str, service_migrations: Path | None) -> None:
-    """Bring the database to the newest schema (blocking; run before the service starts)."""
+def migrate(
+    url: str,
+    service_migrations: Path | None,
+    *,
+    application_role: str | None = None,
+    append_only: Sequence[str] = (),
+) -> None:
+    """Bring the database to the newest schema (blocking; run before the service starts), as its
+    owner (`url`); then, if named, grant `application_role` what the service needs."""
     command.upgrade(alembic_config(url, service_migrations), "heads")
+    if application_role is not None:
+        asyncio.run(grant_application_role(url, application_role, append_only=append_only))
 
 
-async def migrate_async(url: str, service_migrations: Path | None) -> None:
+async def migrate_async(
+    url: str,
+    service_migrations: Path | None,
+    *,
+    application_role: str | None = None,
+    append_only: Sequence[str] = (),
+) -> None:
     # Alembic's env.py runs its own event loop, so it must not run on ours.
-    await asyncio.to_thread(migrate, url, service_migrations)
+    await asyncio.to_thread(
+        migrate, url, service_migrations,
+        application_role=application_role, append_only=append_only,
+    )  # fmt: skip
+
+
+async def grant_application_role(
+    owner_url: str, role: str, *, append_only: Sequence[str] = ()
+) -> None:
+    """Least privilege for the service's own login, granted by the owner of the schema: rows of
+    every table (append-only tables: read and add only), the sequences behind serial columns,
+    and the same for every table the owner creates later. Whatever was granted before is taken
+    back first, so the grants are exactly these after every migration."""
+    engine = create_async_engine(owner_url)
+    try:
+        async with engine.begin() as connection:
+            quote = connection.dialect.identifier_preparer.quote
+            grantee = quote(role)
+            await connection.execute(
+                text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK}
+            )
+            statements = [
+                f"REVOKE ALL ON ALL TABLES IN SCHEMA public FROM {grantee}",
+                f"REVOKE ALL ON ALL SEQUENCES IN SCHEMA public FROM {grantee}",
+                f"REVOKE CREATE ON SCHEMA public FROM {grantee}",
+                f"GRANT USAGE ON SCHEMA public TO {grantee}",
+                f"GRANT {APPLICATION_TABLE_PRIVILEGES} ON ALL TABLES IN SCHEMA public TO {grantee}",
+                f"GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO {grantee}",
+                *(f"REVOKE UPDATE, DELETE ON {quote(t)} FROM {grantee}" for t in append_only),
+                # For the tables and sequences this owner creates in later migrations.
+                f"ALTER DEFAULT PRIVILEGES IN SCHEMA public "
+                f"GRANT {APPLICATION_TABLE_PRIVILEGES} ON TABLES TO {grantee}",
+                f"ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT USAGE ON SEQUENCES TO {grantee}",
+            ]
+            for statement in statements:
+                await connection.execute(text(statement))
+    finally:
+        await engine.dispose()

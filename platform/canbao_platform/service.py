@@ -64,6 +64,9 @@ class ServiceDefinition:
     routers: Sequence[APIRouter] = ()
     components: Callable[[Resources], Sequence[Component]] = lambda _: ()
     description: str = ""
+    # Tables the service's own login may read and add to but never change (db.py,
+    # grant_application_role): UPDATE and DELETE stay with the owner, TRUNCATE with nobody.
+    append_only: tuple[str, ...] = ()
 
 
 def create_app(definition: ServiceDefinition, settings: ServiceSettings | None = None) -> FastAPI:

@@ -3,13 +3,17 @@
 Each service subclasses `ServiceSettings` with its own prefix, so its database is e.g.
 `IDENTITY_DATABASE_URL`; what every service shares (`KAFKA_BOOTSTRAP_SERVERS`, `CANBAO_ENV`) is
 unprefixed. Defaults point at the local stack (`make run`).
+
+Fail closed: `CANBAO_ENV` unset means production, where the services refuse to start on the local
+stack's database or on the public development keys. Only the local stack (`CANBAO_ENV=
+development`: demo accounts) and the tests (`CANBAO_ENV=test`) say otherwise, explicitly.
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, Self
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 LOCAL_POSTGRES = "postgresql+asyncpg://canbao@127.0.0.1:54320"
@@ -19,7 +23,7 @@ class ServiceSettings(BaseSettings):
     model_config = SettingsConfigDict(extra="ignore")
 
     environment: Literal["development", "test", "production"] = Field(
-        "development", validation_alias=AliasChoices("CANBAO_ENV")
+        "production", validation_alias=AliasChoices("CANBAO_ENV")
     )
     kafka_bootstrap_servers: str = Field(
         "127.0.0.1:9092", validation_alias=AliasChoices("KAFKA_BOOTSTRAP_SERVERS")
@@ -28,6 +32,14 @@ class ServiceSettings(BaseSettings):
         None, validation_alias=AliasChoices("OTEL_EXPORTER_OTLP_ENDPOINT")
     )
     database_url: str
+
+    @model_validator(mode="after")
+    def _database_named_in_production(self) -> Self:
+        """The default database is the local stack's: production must name its own."""
+        if self.environment == "production" and "database_url" not in self.model_fields_set:
+            prefix = self.model_config.get("env_prefix", "")
+            raise ValueError(f"{prefix}DATABASE_URL must be set in production")
+        return self
 
 
 def service_settings(service: str) -> type[ServiceSettings]:

@@ -34,7 +34,8 @@ def main(argv: list[str] | None = None) -> None:
 
     migrate = commands.add_parser("migrate", help="migrate a service's database")
     migrate.add_argument("service")
-    migrate.set_defaults(handler=lambda args: _migrate(args.service))
+    migrate.add_argument("--state-dir", type=Path, default=Path(".state"))
+    migrate.set_defaults(handler=_migrate)
 
     args = parser.parse_args(argv)
     args.handler(args)
@@ -53,10 +54,12 @@ def _run(args: argparse.Namespace) -> None:
     asyncio.run(LocalStack(config).run())
 
 
-def _migrate(service: str) -> None:
-    from canbao_platform.migrate import main as migrate_main
+def _migrate(args: argparse.Namespace) -> None:
+    """The local stack's database of a service, as `canbao run` migrates it (its own login
+    granted rows only); production runs `python -m canbao_platform.migrate` instead."""
+    from canbao_stack.local import LocalStack
 
-    migrate_main([service])
+    asyncio.run(LocalStack(StackConfig(state_dir=args.state_dir)).migrate(args.service))
 
 
 def _watch(args: argparse.Namespace) -> None:

@@ -1,7 +1,9 @@
 """`canbao run`: the whole system on one machine, on its embedded defaults.
 
 Order of start (stop is the reverse): PostgreSQL (kept under the state directory) → databases
-created and migrated → the Kafka-protocol test broker with the contract topics (unless
+created and migrated by their owner (the server's user), each service's own login role created and
+granted rows only (canbao_platform.db.grant_application_role; the services connect as it, as in
+production) → the Kafka-protocol test broker with the contract topics (unless
 KAFKA_BOOTSTRAP_SERVERS names a real cluster) → the Debezium bridge → the five services → the
 demo population (unless the state directory already has it). Then it supervises until Ctrl-C.
 """
@@ -19,11 +21,12 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+from sqlalchemy.engine import make_url
 
 from canbao_contracts.topics import ALL_TOPICS
 from canbao_platform.db import migrate_async
 from canbao_platform.local.broker import MockKafkaCluster
-from canbao_platform.local.postgres import PostgresCluster
+from canbao_platform.local.postgres import PostgresCluster, application_role
 from canbao_platform.migrate import service_definition
 from canbao_stack.simulators import SCHEMA_SQL
 from canbao_stack.supervisor import Child, http_ok, python_module, say
@@ -117,12 +120,24 @@ class LocalStack:
         finally:
             await connection.close()
         for service in SERVICES:
-            definition = service_definition(service)
-            await migrate_async(self.sqlalchemy_url(service), definition.migrations)
+            await self.migrate(service)
         say("databases", "ready: sources (simulators) + " + ", ".join(SERVICES) + " (migrated)")
+
+    async def migrate(self, service: str) -> None:
+        """Migrate as the owner; then the service's own login may read and write rows only."""
+        definition = service_definition(service)
+        role = application_role(service)
+        await ensure_role(self.server_dsn, role, password=make_url(self.server_dsn).password)
+        await migrate_async(self.sqlalchemy_url(service), definition.migrations,
+                            application_role=role, append_only=definition.append_only)  # fmt: skip
 
     def sqlalchemy_url(self, database: str) -> str:
         return self.dsn(database).replace("postgresql://", "postgresql+asyncpg://", 1)
+
+    def application_url(self, service: str) -> str:
+        """What the service connects with: its own login role, not the owner of its tables."""
+        url = make_url(self.sqlalchemy_url(service)).set(username=application_role(service))
+        return url.render_as_string(hide_password=False)
 
     def start_broker(self) -> str:
         if self.config.kafka_bootstrap_servers:
@@ -145,7 +160,7 @@ class LocalStack:
         self.children.append(self.cdc_bridge(bootstrap, logs))
         for service in SERVICES:
             port = self.config.service_port(service)
-            env = common | {f"{service.upper()}_DATABASE_URL": self.sqlalchemy_url(service)}
+            env = common | {f"{service.upper()}_DATABASE_URL": self.application_url(service)}
             argv = python_module("uvicorn", "--factory", f"canbao_{service}.app:create",
                                  "--host", "127.0.0.1", "--port", str(port))  # fmt: skip
             url = f"http://127.0.0.1:{port}"
@@ -260,6 +275,23 @@ def cdc_progress_line(status: dict[str, Any]) -> str:
     if pressure.get("evicted_unread"):
         line += f"; {pressure['evicted_unread']:,} EVICTED UNREAD"
     return line
+
+
+async def ensure_role(server_dsn: str, name: str, *, password: str | None) -> None:
+    """A login role (no superuser, owning nothing) unless it exists. On an operator's server
+    (CANBAO_POSTGRES) it gets the password of the configured user: the local stack is one
+    operator's, and this spares a second secret."""
+    connection = await asyncpg.connect(f"{server_dsn}/postgres")
+    try:
+        exists = await connection.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", name)
+        if not exists:
+            create = await connection.fetchval(
+                "SELECT format('CREATE ROLE %I LOGIN PASSWORD %L', $1::text, $2::text)",
+                name, password,
+            )  # fmt: skip
+            await connection.execute(create)
+    finally:
+        await connection.close()
 
 
 async def ensure_database(server_dsn: str, name: str) -> None:

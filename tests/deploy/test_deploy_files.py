@@ -13,11 +13,12 @@ from pathlib import Path
 
 import pytest
 import yaml
+from sqlalchemy.engine import make_url
 
 from canbao_contracts.topics import ALL_TOPICS, RECEIVES
 from canbao_contracts.topics import SERVICES as CONTRACT_SERVICES
 from canbao_identity.settings import IdentitySettings, Role
-from canbao_platform.migrate import database_url, service_definition
+from canbao_platform.migrate import database_url, migration_settings, service_definition
 from canbao_stack.simulators import TABLES
 from tests.deploy.manifests import (
     BASE,
@@ -281,15 +282,58 @@ def test_the_migration_reads_its_settings_from_what_its_container_is_given(
     ]
     for reference in migrate["envFrom"]:
         if "secretRef" in reference:
-            template = PRODUCTION / "secrets" / f"{reference['secretRef']['name']}.env.example"
+            secret = reference["secretRef"]["name"]
+            template = PRODUCTION / "secrets" / f"{secret}.env.example"
+            user = service if secret.endswith("-owner") else f"{service}_app"
             for key in env_file_values(template):
-                given[key] = f"postgresql+asyncpg://{service}:x@db:5432/{service}"
+                given[key] = f"postgresql+asyncpg://{user}:x@db:5432/{service}"
     assert given["CANBAO_ENV"] == "production"
     for key, value in given.items():
         monkeypatch.setenv(key, value)
     # What `python -m canbao_platform.migrate <service>` reads (identity, survey and gateway
-    # refuse their full settings in production without keys, which this container is not given).
-    assert database_url(service_definition(service)) == given[f"{service.upper()}_DATABASE_URL"]
+    # refuse their full settings in production without keys, which this container is not given):
+    # it migrates as the owner and grants to the role the service logs in as.
+    settings = migration_settings(service_definition(service))
+    prefix = service.upper()
+    assert settings.owner_url == given[f"{prefix}_MIGRATION_DATABASE_URL"]
+    assert database_url(service_definition(service)) == settings.owner_url
+    assert settings.application_role == f"{service}_app"
+
+
+def secret_keys(container: dict[str, object]) -> set[str]:
+    """The variables a container reads from its Secrets (their templates' keys)."""
+    keys: set[str] = set()
+    for reference in container["envFrom"]:  # type: ignore[attr-defined]
+        if "secretRef" in reference:
+            template = PRODUCTION / "secrets" / f"{reference['secretRef']['name']}.env.example"
+            keys |= set(env_file_values(template))
+    return keys
+
+
+@pytest.mark.parametrize(("name", "service"), DEPLOYMENTS.items(), ids=list(DEPLOYMENTS))
+def test_only_the_migration_logs_in_as_the_owner_of_the_tables(name: str, service: str) -> None:
+    """The service's own login must not own its tables (it could drop the triggers that keep
+    the audit log append-only): the owner's URL reaches the migration and nothing else, in
+    Kubernetes and in compose, and the two URLs name different roles."""
+    prefix = service.upper()
+    pod = find(manifests(BASE), "Deployment", name)["spec"]["template"]["spec"]
+    (migrate,) = pod["initContainers"]
+    (container,) = pod["containers"]
+    assert {f"{prefix}_MIGRATION_DATABASE_URL", f"{prefix}_DATABASE_URL"} <= secret_keys(migrate)
+    assert f"{prefix}_DATABASE_URL" in secret_keys(container)
+    assert not any("MIGRATION" in key for key in secret_keys(container))
+    services = compose_services()
+    assert not any("MIGRATION" in key for key in services[name]["environment"])
+    environment = services[f"{service}-migrate"]["environment"]
+    owner = make_url(environment[f"{prefix}_MIGRATION_DATABASE_URL"]).username
+    application = make_url(environment[f"{prefix}_DATABASE_URL"]).username
+    assert (
+        services[name]["environment"][f"{prefix}_DATABASE_URL"]
+        == environment[f"{prefix}_DATABASE_URL"]
+    )
+    assert (owner, application) == (service, f"{service}_app")
+    init = (DEPLOY / "postgres" / "services-init.sh").read_text()
+    assert 'CREATE ROLE :"app_role" LOGIN' in init and 'OWNER :"role"' in init
 
 
 def test_the_production_overlay_sets_capacity_for_every_deployment() -> None:

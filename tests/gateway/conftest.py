@@ -24,7 +24,9 @@ from canbao_gateway.auth import AuditDep, PersonInQuestion, person_by_id_number,
 from canbao_gateway.clock import clock
 from canbao_gateway.settings import GatewaySettings
 from canbao_gateway.staff import Role, Staff
-from canbao_platform.db import Database, migrate_async
+from canbao_platform.db import Database
+from canbao_platform.service import ServiceDefinition
+from tests.conftest import ServiceDatabase
 
 PROBLEM_JSON = "application/problem+json"
 # Roles that read personal data in api.md (the auditor reads only the log).
@@ -63,16 +65,24 @@ async def read_person(
 
 
 @pytest.fixture
-async def gateway_url(make_database: Callable[[], str]) -> str:
-    url = make_database()
-    await migrate_async(url, SERVICE.migrations)
-    return url
+async def gateway_database(
+    make_service_database: Callable[[ServiceDefinition], Awaitable[ServiceDatabase]],
+) -> ServiceDatabase:
+    return await make_service_database(SERVICE)
 
 
 @pytest.fixture
-async def gateway_db(gateway_url: str) -> AsyncIterator[Database]:
-    """The test's gateway database, for arranging accounts and reading rows directly."""
-    database = Database(gateway_url, pool_size=2)
+def gateway_url(gateway_database: ServiceDatabase) -> str:
+    """What the gateway connects with: its application role (SELECT and INSERT only on the audit
+    log, owner of nothing), as in production."""
+    return gateway_database.url
+
+
+@pytest.fixture
+async def gateway_db(gateway_database: ServiceDatabase) -> AsyncIterator[Database]:
+    """The test's gateway database as its owner, for arranging accounts and reading rows
+    directly (and for breaking it on purpose)."""
+    database = Database(gateway_database.owner_url, pool_size=2)
     yield database
     await database.dispose()
 

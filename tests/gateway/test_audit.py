@@ -3,6 +3,7 @@ ID number, append-only in the database itself, and searchable by auditors of the
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
@@ -107,6 +108,68 @@ async def test_the_database_refuses_to_change_or_remove_audit_rows(
     assert "audit_log is append-only" in str(refused.value)
     assert refused.value.orig.sqlstate == "42501"  # type: ignore[union-attr]  # insufficient_privilege
     assert await rows(gateway_db) == before
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "DROP TRIGGER audit_log_append_only ON audit_log",
+        "DROP TRIGGER audit_log_no_truncate ON audit_log",
+        "ALTER TABLE audit_log DISABLE TRIGGER audit_log_append_only",
+        "ALTER TABLE audit_log DISABLE TRIGGER ALL",
+        "DROP FUNCTION audit_log_refuse_change() CASCADE",
+        "DROP TABLE audit_log",
+        "UPDATE audit_log SET outcome = 'ok', staff = 'someone-else'",
+        "DELETE FROM audit_log",
+        "TRUNCATE audit_log",
+        "CREATE TABLE audit_log_copy (id bigint)",  # no CREATE on the schema either
+    ],
+)
+async def test_the_gateways_own_login_cannot_undo_the_append_only_log(
+    client: httpx.AsyncClient, token_for: Callable[..., str], gateway_url: str,
+    gateway_db: Database, statement: str,
+) -> None:  # fmt: skip
+    """The triggers hold against every role but the owner, who may drop them: the gateway logs in
+    as a role that owns nothing and has no privilege beyond reading and adding audit rows."""
+    await read_person(client, token_for(Role.COUNTER), citizen(NANMING))
+    before = await rows(gateway_db)
+    as_the_gateway = Database(gateway_url, pool_size=1)
+    try:
+        with pytest.raises(DBAPIError) as refused:
+            async with as_the_gateway.engine.begin() as connection:
+                await connection.execute(sa.text(statement))
+    finally:
+        await as_the_gateway.dispose()
+    assert refused.value.orig.sqlstate == "42501"  # type: ignore[union-attr]  # insufficient_privilege
+    # Refused for want of a privilege, before any trigger had to: not "audit_log is append-only".
+    assert re.search(r"permission denied|must be owner", str(refused.value)), refused.value
+    assert await rows(gateway_db) == before
+    assert len(before) == 1
+
+
+async def test_the_gateways_own_login_adds_and_reads_audit_rows_and_idempotency_records(
+    gateway_url: str, gateway_db: Database, test_clock: Clock
+) -> None:
+    """What the gateway does need: add and read audit rows; add, read and prune the messaging
+    runtime's idempotency records (processed_messages)."""
+    as_the_gateway = Database(gateway_url, pool_size=1)
+    row = {"at": test_clock(), "staff": "wang-li", "role": "counter", "staff_scope": NANMING,
+           "endpoint": "GET /test", "purpose": "counter_service", "outcome": "ok"}  # fmt: skip
+    try:
+        async with as_the_gateway.engine.begin() as connection:
+            await connection.execute(sa.insert(audit_log), row)
+            assert (await connection.execute(sa.select(audit_log.c.staff))).scalars().all() == [
+                "wang-li"
+            ]
+            for statement in (
+                "INSERT INTO processed_messages (consumer, message_key) VALUES ('c', 'k')",
+                "SELECT * FROM processed_messages",
+                "DELETE FROM processed_messages WHERE consumer = 'c'",
+            ):
+                await connection.execute(sa.text(statement))
+    finally:
+        await as_the_gateway.dispose()
+    assert [r["staff"] for r in await rows(gateway_db)] == ["wang-li"]
 
 
 async def test_auditor_finds_who_read_a_person_by_any_form_of_the_number(

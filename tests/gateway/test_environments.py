@@ -1,9 +1,14 @@
 """What differs between the local stack (development), tests and production: the demo accounts
-of api.md exist in development only, and production refuses to start without real keys."""
+of api.md exist in development only, and production refuses to start without real keys. Production
+is also what an unset CANBAO_ENV means: a service started without being told where it runs fails
+closed (no public development key, no demo accounts, no local-stack database)."""
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import os
+from typing import Any
 
 import httpx
 import pydantic
@@ -13,7 +18,13 @@ import sqlalchemy as sa
 from canbao_gateway.accounts import DEMO_ACCOUNTS
 from canbao_gateway.settings import DEVELOPMENT_JWT_KEY, GatewaySettings
 from canbao_gateway.tables import staff_accounts
+from canbao_identity.settings import IdentitySettings
+from canbao_matching.app import MatchingSettings
 from canbao_platform.db import Database
+from canbao_platform.migrate import migration_settings, service_definition
+from canbao_platform.settings import ServiceSettings
+from canbao_reporting.app import SERVICE as REPORTING
+from canbao_survey.settings import SurveySettings
 from tests.gateway.conftest import Clock, assert_problem, bearer, build_app, serve, settings_for
 
 PRODUCTION_KEYS = {"jwt_signing_key": "k" * 64, "audit_index_key": "a" * 64}
@@ -92,6 +103,7 @@ def test_production_refuses_to_start_without_real_keys(
 
 def test_production_keys_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CANBAO_ENV", "production")
+    monkeypatch.setenv("GATEWAY_DATABASE_URL", "postgresql+asyncpg://gateway_app@db/gateway")
     monkeypatch.setenv("GATEWAY_JWT_SIGNING_KEY", "k" * 64)
     monkeypatch.setenv("GATEWAY_AUDIT_INDEX_KEY", "a" * 64)
     settings = GatewaySettings()
@@ -103,3 +115,104 @@ def test_production_keys_come_from_the_environment(monkeypatch: pytest.MonkeyPat
 def test_development_and_tests_need_no_secrets(environment: str) -> None:
     settings = GatewaySettings(database_url="postgresql+asyncpg://x@db/g", CANBAO_ENV=environment)
     assert settings.jwt_key() == DEVELOPMENT_JWT_KEY
+
+
+# --- CANBAO_ENV unset: production -------------------------------------------------------------
+
+KEY = base64.b64encode(b"k" * 32).decode()  # a well-formed key that is not a development one
+REAL: dict[str, dict[str, str]] = {
+    "gateway": {"GATEWAY_DATABASE_URL": "postgresql+asyncpg://gateway_app@db/gateway",
+                "GATEWAY_JWT_SIGNING_KEY": "k" * 64, "GATEWAY_AUDIT_INDEX_KEY": "a" * 64},
+    "identity": {"IDENTITY_DATABASE_URL": "postgresql+asyncpg://identity_app@db/identity",
+                 "IDENTITY_DATA_KEY": KEY, "IDENTITY_DATA_KEY_ID": "2026-11",
+                 "IDENTITY_BLIND_INDEX_KEY": KEY},
+    "survey": {"SURVEY_DATABASE_URL": "postgresql+asyncpg://survey_app@db/survey",
+               "SURVEY_DATA_KEY": KEY, "SURVEY_DATA_KEY_ID": "2026-11"},
+    "matching": {"MATCHING_DATABASE_URL": "postgresql+asyncpg://matching_app@db/matching"},
+    "reporting": {"REPORTING_DATABASE_URL": "postgresql+asyncpg://reporting_app@db/reporting"},
+}  # fmt: skip
+SETTINGS: dict[str, type[ServiceSettings]] = {
+    "gateway": GatewaySettings, "identity": IdentitySettings, "survey": SurveySettings,
+    "matching": MatchingSettings, "reporting": REPORTING.settings,
+}  # fmt: skip
+
+
+@pytest.fixture
+def nothing_configured(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    """An environment that says nothing: no CANBAO_ENV, no service variable (the test suite
+    itself runs with CANBAO_ENV=test, tests/conftest.py)."""
+    for name in list(os.environ):
+        if name == "CANBAO_ENV" or name.split("_", 1)[0].lower() in SETTINGS:
+            monkeypatch.delenv(name)
+    return monkeypatch
+
+
+def without(service: str, *names: str) -> dict[str, str]:
+    return {k: v for k, v in REAL[service].items() if k not in names}
+
+
+@pytest.mark.parametrize(
+    ("service", "given", "missing"),
+    [
+        ("gateway", without("gateway", "GATEWAY_JWT_SIGNING_KEY"), "GATEWAY_JWT_SIGNING_KEY"),
+        ("gateway", without("gateway", "GATEWAY_AUDIT_INDEX_KEY"), "GATEWAY_AUDIT_INDEX_KEY"),
+        ("gateway", without("gateway", "GATEWAY_DATABASE_URL"), "GATEWAY_DATABASE_URL"),
+        ("identity", without("identity", "IDENTITY_DATA_KEY"), "IDENTITY_DATA_KEY"),
+        ("identity", without("identity", "IDENTITY_DATA_KEY_ID"), "IDENTITY_DATA_KEY_ID"),
+        ("identity", without("identity", "IDENTITY_BLIND_INDEX_KEY"), "IDENTITY_BLIND_INDEX_KEY"),
+        ("identity", without("identity", "IDENTITY_DATABASE_URL"), "IDENTITY_DATABASE_URL"),
+        ("survey", without("survey", "SURVEY_DATA_KEY"), "SURVEY_DATA_KEY"),
+        ("survey", without("survey", "SURVEY_DATA_KEY_ID"), "SURVEY_DATA_KEY_ID"),
+        ("survey", without("survey", "SURVEY_DATABASE_URL"), "SURVEY_DATABASE_URL"),
+        ("matching", {}, "MATCHING_DATABASE_URL"),
+        ("reporting", {}, "REPORTING_DATABASE_URL"),
+    ],
+)
+def test_without_canbao_env_a_service_refuses_to_start_without_its_secrets(
+    nothing_configured: pytest.MonkeyPatch, service: str, given: dict[str, str], missing: str
+) -> None:
+    for name, value in given.items():
+        nothing_configured.setenv(name, value)
+    with pytest.raises(pydantic.ValidationError, match=f"{missing} must be set in production"):
+        SETTINGS[service]()
+
+
+@pytest.mark.parametrize("service", list(SETTINGS))
+def test_without_canbao_env_a_service_given_its_secrets_runs_as_production(
+    nothing_configured: pytest.MonkeyPatch, service: str
+) -> None:
+    for name, value in REAL[service].items():
+        nothing_configured.setenv(name, value)
+    settings: Any = SETTINGS[service]()
+    assert settings.environment == "production"
+
+
+def test_without_canbao_env_the_gateway_has_no_demo_accounts_and_no_development_key(
+    nothing_configured: pytest.MonkeyPatch,
+) -> None:
+    for name, value in REAL["gateway"].items():
+        nothing_configured.setenv(name, value)
+    settings = GatewaySettings()
+    assert settings.jwt_key() != DEVELOPMENT_JWT_KEY
+    assert settings.environment != "development"  # demo accounts: development only (app.py)
+
+
+@pytest.mark.parametrize("service", list(SETTINGS))
+def test_without_canbao_env_the_migration_refuses_to_run_as_the_services_own_login(
+    nothing_configured: pytest.MonkeyPatch, service: str
+) -> None:
+    """The service's login must not own its tables (canbao_platform.migrate): production names
+    the owner in <SERVICE>_MIGRATION_DATABASE_URL, a role other than the service's."""
+    prefix = service.upper()
+    app_url = REAL[service][f"{prefix}_DATABASE_URL"]
+    nothing_configured.setenv(f"{prefix}_DATABASE_URL", app_url)
+    definition = service_definition(service)
+    with pytest.raises(pydantic.ValidationError, match=f"{prefix}_MIGRATION_DATABASE_URL must"):
+        migration_settings(definition)
+    nothing_configured.setenv(f"{prefix}_MIGRATION_DATABASE_URL", app_url)  # the same role
+    with pytest.raises(pydantic.ValidationError, match=f"{prefix}_MIGRATION_DATABASE_URL must"):
+        migration_settings(definition)
+    owner_url = f"postgresql+asyncpg://{service}:secret@db/{service}"
+    nothing_configured.setenv(f"{prefix}_MIGRATION_DATABASE_URL", owner_url)
+    settings = migration_settings(definition)
+    assert (settings.owner_url, settings.application_role) == (owner_url, f"{service}_app")

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from canbao_identity.app import protector_from
 from canbao_identity.routes import _person
-from canbao_identity.settings import IdentitySettings
+from canbao_identity.settings import DEV_DATA_KEY, IdentitySettings
 from canbao_identity.tables import persons, review_queue, source_records
 from tests.identity.conftest import SETTINGS, Harness, Message, change, fresh_harness, tombstone
 
@@ -318,10 +318,15 @@ async def test_employment_status_is_the_open_job_registration(harness: Harness) 
 
 def test_production_refuses_the_development_keys() -> None:
     url = "postgresql+asyncpg://x/identity"
-    with pytest.raises(ValueError, match="public development key"):
+    with pytest.raises(ValueError, match="IDENTITY_DATA_KEY must be set in production"):
         IdentitySettings(CANBAO_ENV="production", database_url=url)
     real = base64.b64encode(bytes(range(32))).decode()
     other = base64.b64encode(bytes(range(1, 33))).decode()
+    with pytest.raises(ValueError, match="public development key"):
+        IdentitySettings(
+            CANBAO_ENV="production", database_url=url, IDENTITY_DATA_KEY=DEV_DATA_KEY,
+            IDENTITY_DATA_KEY_ID="kms-2026-11", IDENTITY_BLIND_INDEX_KEY=other,
+        )  # fmt: skip
     settings = IdentitySettings(
         CANBAO_ENV="production", database_url=url, IDENTITY_DATA_KEY=real,
         IDENTITY_DATA_KEY_ID="kms-2026-11", IDENTITY_BLIND_INDEX_KEY=other,

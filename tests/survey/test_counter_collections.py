@@ -211,7 +211,8 @@ def test_production_refuses_to_run_without_a_real_data_key(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("CANBAO_ENV", "production")
-    with pytest.raises(ValueError, match="must be set in production"):
+    monkeypatch.setenv("SURVEY_DATABASE_URL", "postgresql+asyncpg://survey_app@db/survey")
+    with pytest.raises(ValueError, match="SURVEY_DATA_KEY and SURVEY_DATA_KEY_ID must be set"):
         SurveySettings()
     monkeypatch.setenv("SURVEY_DATA_KEY", DEV_DATA_KEY)
     monkeypatch.setenv("SURVEY_DATA_KEY_ID", "prod-1")

@@ -34,6 +34,12 @@ _BASE_SETTINGS = {
 _FAST_SETTINGS = {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"}
 
 
+def application_role(service: str) -> str:
+    """The login a service connects as in the local stack and the tests: not the owner of its
+    tables (the cluster's superuser runs the migrations), as in production (deploy/)."""
+    return f"{service}_app"
+
+
 def find_bindir() -> Path:
     """Where Debian installs the server binaries (not on PATH): /usr/lib/postgresql/<v>/bin."""
     found = sorted(glob.glob("/usr/lib/postgresql/*/bin/postgres"), reverse=True)
@@ -69,8 +75,11 @@ class PostgresCluster:
     def initialised(self) -> bool:
         return (self.data_dir / "PG_VERSION").exists()
 
-    def url(self, database: str, *, driver: str = "postgresql+asyncpg") -> str:
-        return f"{driver}://{self.user}@127.0.0.1:{self.port}/{database}"
+    def url(
+        self, database: str, *, driver: str = "postgresql+asyncpg", user: str | None = None
+    ) -> str:
+        """As the superuser, or as `user` (a role of `create_role`: trust auth, no password)."""
+        return f"{driver}://{user or self.user}@127.0.0.1:{self.port}/{database}"
 
     def dsn(self, database: str) -> str:
         """A libpq/asyncpg DSN (no SQLAlchemy driver suffix)."""
@@ -127,6 +136,13 @@ class PostgresCluster:
         if exists.strip() != "1":
             self.psql("postgres", f'CREATE DATABASE "{name}"')
         return self.url(name)
+
+    def create_role(self, name: str) -> None:
+        """Create the login role `name` unless it exists: no superuser, no CREATEDB or
+        CREATEROLE; it may connect to every database (PUBLIC's CONNECT) and owns nothing."""
+        exists = self.psql("postgres", f"SELECT 1 FROM pg_roles WHERE rolname = '{name}'")
+        if exists.strip() != "1":
+            self.psql("postgres", f'CREATE ROLE "{name}" LOGIN')
 
     def psql(self, database: str, sql: str) -> str:
         psql = shutil.which("psql") or str(self._bindir / "psql")

@@ -7,9 +7,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
-# Several replicas of a service start at once (Kubernetes init containers): the first to take
-# this lock migrates, the others wait and then find nothing left to do.
-MIGRATION_LOCK = 0x63616E62  # "canb"
+from canbao_platform.db import MIGRATION_LOCK
 
 
 def _run(connection: Connection) -> None:

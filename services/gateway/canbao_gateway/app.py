@@ -96,6 +96,7 @@ SERVICE = ServiceDefinition(
     components=components,
     description="The public HTTP interface: staff login, roles, audit, counter popups, "
     "self-service, partners.",
+    append_only=("audit_log",),  # domain.md §2.5: the audit log is never changed
 )
 
 

@@ -1,8 +1,9 @@
 """The gateway's settings: the platform's, plus the keys of staff tokens and of the audit index.
 
-Outside production a fixed development key is used when none is configured, so the local stack
-and the tests need no secrets; production refuses to start without real keys (or with the
-development ones), like fastapi/full-stack-fastapi-template's settings.
+In development and test (the local stack and the tests set `CANBAO_ENV` so) a fixed development key
+is used when none is configured, so they need no secrets; production, also the default when
+`CANBAO_ENV` is unset, refuses to start without real keys (or with the development ones), like
+fastapi/full-stack-fastapi-template's settings.
 """
 
 from __future__ import annotations

@@ -36,7 +36,9 @@ sa.Index("ix_login_failures_username", login_failures.c.username, login_failures
 sa.Index("ix_login_failures_client", login_failures.c.client, login_failures.c.failed_at)
 
 # Every read or change of personal data (domain.md §2.5). Append-only: triggers in the migration
-# make the database refuse UPDATE, DELETE and TRUNCATE, whatever the application does.
+# make the database refuse UPDATE, DELETE and TRUNCATE, whatever the application does, and the
+# gateway's login may only SELECT and INSERT here and owns nothing, so it cannot drop them
+# (SERVICE.append_only, canbao_platform.db.grant_application_role).
 audit_log = sa.Table(
     "audit_log", metadata,
     sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),

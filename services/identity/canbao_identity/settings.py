@@ -31,11 +31,10 @@ class IdentitySettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="IDENTITY_", extra="ignore")
 
     database_url: str = f"{LOCAL_POSTGRES}/identity"
-    data_key: str = Field(DEV_DATA_KEY, validation_alias=AliasChoices("IDENTITY_DATA_KEY"))
-    data_key_id: str = Field(DEV_DATA_KEY_ID, validation_alias=AliasChoices("IDENTITY_DATA_KEY_ID"))
-    blind_index_key: str = Field(
-        DEV_BLIND_INDEX_KEY, validation_alias=AliasChoices("IDENTITY_BLIND_INDEX_KEY")
-    )
+    # Unset or empty: the development keys above, outside production only.
+    data_key: str = Field("", validation_alias=AliasChoices("IDENTITY_DATA_KEY"))
+    data_key_id: str = Field("", validation_alias=AliasChoices("IDENTITY_DATA_KEY_ID"))
+    blind_index_key: str = Field("", validation_alias=AliasChoices("IDENTITY_BLIND_INDEX_KEY"))
     # Rotation: the keys that encrypted older rows, still needed to read them ("id:base64,…").
     # New rows are encrypted under data_key; each row names its key id.
     retired_data_keys: str = Field("", validation_alias=AliasChoices("IDENTITY_RETIRED_DATA_KEYS"))
@@ -59,6 +58,13 @@ class IdentitySettings(ServiceSettings):
 
     @model_validator(mode="after")
     def _real_keys_in_production(self) -> Self:
+        defaults = {"data_key": DEV_DATA_KEY, "data_key_id": DEV_DATA_KEY_ID,
+                    "blind_index_key": DEV_BLIND_INDEX_KEY}  # fmt: skip
+        for field, development in defaults.items():
+            if not getattr(self, field):
+                if self.environment == "production":
+                    raise ValueError(f"IDENTITY_{field.upper()} must be set in production")
+                setattr(self, field, development)
         for name, value, dev in (
             ("IDENTITY_DATA_KEY", self.data_key, DEV_DATA_KEY),
             ("IDENTITY_BLIND_INDEX_KEY", self.blind_index_key, DEV_BLIND_INDEX_KEY),

@@ -36,7 +36,9 @@ class SurveySettings(ServiceSettings):
     def _keys_for_the_environment(self) -> Self:
         if self.data_key is None or self.data_key_id is None:
             if self.environment == "production":
-                raise ValueError("SURVEY_DATA_KEY and SURVEY_DATA_KEY_ID must be set in production")
+                missing = [name for name, value in (("SURVEY_DATA_KEY", self.data_key),
+                           ("SURVEY_DATA_KEY_ID", self.data_key_id)) if value is None]  # fmt: skip
+                raise ValueError(f"{' and '.join(missing)} must be set in production")
             self.data_key, self.data_key_id = DEV_DATA_KEY, DEV_DATA_KEY_ID
         if self.environment == "production" and self.data_key == DEV_DATA_KEY:
             raise ValueError("SURVEY_DATA_KEY is the public development key: refused in production")

@@ -55,11 +55,11 @@ def upgrade() -> None:
     op.create_index("ix_audit_log_person_id", "audit_log", ["person_id", "id"])
     op.create_index("ix_audit_log_id_number_hash", "audit_log", ["id_number_hash", "id"])
     op.create_index("ix_audit_log_staff", "audit_log", ["staff", "id"])
-    # Append-only, enforced by the database (issue 7: "application code cannot update or
-    # delete"): row triggers refuse UPDATE and DELETE, a statement trigger TRUNCATE, for every
-    # role including the table's owner. Only DDL (dropping the trigger) gets around them, which
-    # needs the owner: in production the gateway should run as a role that does not own the
-    # table (the REVOKE below then also holds), and migrations as the owner.
+    # Append-only, enforced by the database (domain.md §2.5): row triggers refuse UPDATE and
+    # DELETE, a statement trigger TRUNCATE, for every role including the table's owner. Only
+    # DDL (dropping or disabling a trigger) gets around them, which needs the owner: the gateway
+    # connects as an application role that owns nothing and may only SELECT and INSERT here
+    # (SERVICE.append_only, granted by canbao_platform.db.grant_application_role).
     op.execute(
         """
         CREATE FUNCTION audit_log_refuse_change() RETURNS trigger LANGUAGE plpgsql AS $$
