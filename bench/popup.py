@@ -26,6 +26,7 @@ import asyncio
 import hashlib
 import os
 import random
+import secrets
 import statistics
 import tempfile
 import time
@@ -53,6 +54,7 @@ from bench.processes import (
 )
 from canbao_contracts.topics import ALL_TOPICS
 from canbao_gateway import tokens
+from canbao_gateway.accounts import create_account
 from canbao_gateway.app import SERVICE as GATEWAY
 from canbao_gateway.settings import GatewaySettings
 from canbao_gateway.staff import Role, Staff
@@ -62,6 +64,7 @@ from canbao_platform.local.postgres import PostgresCluster, free_port
 from canbao_stack.simulators.population import seed
 
 BARE_URL_VARIABLE = "BENCH_BARE_DATABASE_URL"
+BENCH_CLERK: Final = "bench-counter"
 BARE_QUERY = sa.text("SELECT person_id FROM people WHERE id_number_hash = :hash")
 
 
@@ -177,6 +180,12 @@ async def prepare(postgres: PostgresCluster, people: int) -> tuple[dict[str, str
     for name, package in (("identity", canbao_identity), ("matching", canbao_matching)):
         await migrate_async(urls[name], Path(package.__file__).parent / "migrations")
     await migrate_async(urls["gateway"], GATEWAY.migrations)
+    # The clerk whose token the load uses: the gateway checks her account on each request.
+    gateway_db = Database(urls["gateway"])
+    async with gateway_db.engine.begin() as connection:
+        await create_account(connection, username=BENCH_CLERK, password=secrets.token_hex(16),
+                             role=Role.COUNTER, scope="52")  # fmt: skip
+    await gateway_db.dispose()
     await seed(urls["sources"], people, 7, loaders=1)
     identity_db, matching_db = Database(urls["identity"]), Database(urls["matching"])
     harness = Harness(identity_db)
@@ -260,10 +269,10 @@ async def main(people: int, seconds: float, client_counts: list[int]) -> None:
             try:
                 for url in (identity_url, matching_url, gateway_url, bare_url):
                     await wait_up(url)
-                staff = Staff(username="bench-counter", role=Role.COUNTER, scope="52")
+                staff = Staff(username=BENCH_CLERK, role=Role.COUNTER, scope="52")
                 key = GatewaySettings(CANBAO_ENV="test").jwt_key()
                 token = tokens.issue(
-                    staff, key=key, now=datetime.now(UTC), lifetime=timedelta(hours=1)
+                    staff, version=0, key=key, now=datetime.now(UTC), lifetime=timedelta(hours=1)
                 )
                 popup = Target(
                     gateway_url,

@@ -67,7 +67,8 @@ def start(
     log = (log_dir / f"{name}.log").open("wb")
     process = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "--factory", factory, "--host", "127.0.0.1",
-         "--port", str(port), "--log-level", "warning", "--no-access-log"],
+         "--port", str(port), "--log-level", "warning", "--no-access-log",
+         "--no-proxy-headers"],
         env=os.environ | env, stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip
     return process, f"http://127.0.0.1:{port}"

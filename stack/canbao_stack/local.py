@@ -162,7 +162,8 @@ class LocalStack:
             port = self.config.service_port(service)
             env = common | {f"{service.upper()}_DATABASE_URL": self.application_url(service)}
             argv = python_module("uvicorn", "--factory", f"canbao_{service}.app:create",
-                                 "--host", "127.0.0.1", "--port", str(port))  # fmt: skip
+                                 "--host", "127.0.0.1", "--port", str(port),
+                                 "--no-proxy-headers")  # fmt: skip
             url = f"http://127.0.0.1:{port}"
             self.children.append(
                 Child(service, argv, env, logs, is_ready=http_ok(f"{url}/readyz"), where=url)

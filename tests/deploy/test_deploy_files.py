@@ -9,6 +9,7 @@ import re
 import shutil
 import subprocess
 import tomllib
+from ipaddress import ip_network
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,7 @@ from sqlalchemy.engine import make_url
 
 from canbao_contracts.topics import ALL_TOPICS, RECEIVES
 from canbao_contracts.topics import SERVICES as CONTRACT_SERVICES
+from canbao_gateway.settings import GatewaySettings
 from canbao_identity.settings import IdentitySettings, Role
 from canbao_platform.migrate import database_url, migration_settings, service_definition
 from canbao_stack.simulators import TABLES
@@ -673,3 +675,33 @@ def test_the_base_and_the_production_overlay_build(tmp_path: Path) -> None:
         ).stdout
         kinds = [d["kind"] for d in yaml.safe_load_all(built) if d]
         assert kinds.count("Deployment") == len(DEPLOYMENTS), target
+
+
+# --- who may name the client ------------------------------------------------------------------
+
+
+def test_only_configured_proxies_may_name_the_client_of_the_gateway() -> None:
+    """X-Forwarded-For is believed by the gateway alone (GATEWAY_TRUSTED_PROXIES), never by
+    uvicorn for anyone (`FORWARDED_ALLOW_IPS: "*"` let any client choose its address and so
+    escape the login throttle per address)."""
+    for path in [*DEPLOY.rglob("*.yaml"), DEPLOY / "Dockerfile"]:
+        assert "FORWARDED_ALLOW_IPS" not in path.read_text(encoding="utf-8"), path
+    dockerfile = (DEPLOY / "Dockerfile").read_text(encoding="utf-8")
+    assert "--no-proxy-headers" in dockerfile.split("\nCMD ", 1)[1]
+    (container,) = find(manifests(BASE), "Deployment", "gateway")["spec"]["template"]["spec"][
+        "containers"
+    ]
+    assert "--no-proxy-headers" in container["command"]
+    environments = {
+        "base": container_env(container)["GATEWAY_TRUSTED_PROXIES"],
+        "compose": compose_services()["gateway"]["environment"]["GATEWAY_TRUSTED_PROXIES"],
+    }
+    (patch,) = load_yaml_documents(PRODUCTION / "ingress.yaml")
+    (patched,) = patch["spec"]["template"]["spec"]["containers"]
+    environments["production"] = container_env(patched)["GATEWAY_TRUSTED_PROXIES"]
+    for where, value in environments.items():
+        proxies = GatewaySettings(CANBAO_ENV="test", trusted_proxies=value).trusted_proxies
+        assert all(ip_network(p, strict=False).prefixlen > 0 for p in proxies), where
+        if where == "production":
+            assert proxies, "the production overlay names its ingress"
+    assert environments["base"] == environments["compose"] == ""  # none trusted by default

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable
 
 import httpx
+import pytest
 import sqlalchemy as sa
 
 from canbao_gateway.staff import Role, Staff
@@ -137,13 +139,20 @@ async def test_throttling_holds_across_replicas(
 
 
 async def test_parallel_guesses_cannot_slip_past_the_limit(
-    client: httpx.AsyncClient, add_account: AddAccount
+    gateway_url: str, add_account: AddAccount, test_clock: Clock
 ) -> None:
+    # One guess per replica (a replica itself admits one login per username at a time,
+    # login_gate.py): the database's lock is what holds them to the limit.
     await add_account("wang-li", "s3cret")
     attempts = MAX_FAILURES_PER_USERNAME + 3
-    responses = await asyncio.gather(*(login(client, "wang-li", "guess") for _ in range(attempts)))
-    statuses = sorted(response.status_code for response in responses)
-    assert statuses == [401] * MAX_FAILURES_PER_USERNAME + [429] * 3
+    settings = settings_for(gateway_url)
+    async with contextlib.AsyncExitStack() as stack:
+        replicas = [await stack.enter_async_context(serve(build_app(settings, test_clock)))
+                    for _ in range(attempts)]  # fmt: skip
+        responses = await asyncio.gather(*(login(r, "wang-li", "guess") for r in replicas))
+    outcomes = sorted((r.status_code, r.json()["type"]) for r in responses)
+    assert outcomes == ([(401, "/problems/invalid-credentials")] * MAX_FAILURES_PER_USERNAME
+                        + [(429, "/problems/login-throttled")] * 3)  # fmt: skip
 
 
 async def test_login_is_in_the_openapi_document_as_an_oauth2_password_flow(
@@ -153,3 +162,75 @@ async def test_login_is_in_the_openapi_document_as_an_oauth2_password_flow(
     assert {"/api/v1/auth/token", "/api/v1/auth/me", "/api/v1/audit"} <= set(document["paths"])
     [scheme] = document["components"]["securitySchemes"].values()
     assert scheme["flows"]["password"]["tokenUrl"] == TOKEN
+
+
+async def failure_clients(database: Database) -> list[str]:
+    async with database.engine.connect() as connection:
+        return list(await connection.scalars(sa.select(login_failures.c.client)))
+
+
+async def test_an_address_forwarded_by_a_trusted_proxy_is_the_client(
+    gateway_url: str, gateway_db: Database, test_clock: Clock
+) -> None:
+    # The test's connections come from 192.0.2.10 (conftest.serve): here, the ingress.
+    settings = settings_for(gateway_url, trusted_proxies=["192.0.2.0/24"])
+    async with serve(build_app(settings, test_clock)) as client:
+        response = await client.post(TOKEN, data={"username": "x", "password": "guess"},
+                                     headers={"X-Forwarded-For": "203.0.113.7"})  # fmt: skip
+    assert_problem(response, 401, "invalid-credentials")
+    assert await failure_clients(gateway_db) == ["203.0.113.7"]
+
+
+@pytest.mark.parametrize("proxies", [[], ["10.0.0.0/8"]], ids=["none trusted", "another proxy"])
+async def test_a_forwarded_address_from_an_untrusted_peer_is_ignored(
+    gateway_url: str, gateway_db: Database, test_clock: Clock, proxies: list[str]
+) -> None:
+    settings = settings_for(gateway_url, trusted_proxies=proxies)
+    async with serve(build_app(settings, test_clock)) as client:
+        response = await client.post(TOKEN, data={"username": "x", "password": "guess"},
+                                     headers={"X-Forwarded-For": "203.0.113.7"})  # fmt: skip
+    assert_problem(response, 401, "invalid-credentials")
+    assert await failure_clients(gateway_db) == ["192.0.2.10"]
+
+
+def test_no_proxy_is_trusted_unless_configured_and_never_everyone() -> None:
+    assert settings_for("unused").trusted_proxies == []
+    with pytest.raises(ValueError, match="does not appear to be an IPv4 or IPv6 network"):
+        settings_for("unused", trusted_proxies=["*"])
+
+
+async def test_an_overlong_forwarded_address_still_counts_and_locks_the_user_out(
+    gateway_url: str, gateway_db: Database, add_account: AddAccount, test_clock: Clock
+) -> None:
+    # Whatever the client part of X-Forwarded-For holds (here longer than any address, and
+    # different each time), a failure is counted against the username and the lock-out holds.
+    await add_account("wang-li", "s3cret")
+    settings = settings_for(gateway_url, trusted_proxies=["192.0.2.10"])
+    async with serve(build_app(settings, test_clock)) as client:
+        for attempt in range(MAX_FAILURES_PER_USERNAME):
+            forwarded = {"X-Forwarded-For": f"{attempt}-" + "x" * 200}
+            response = await client.post(TOKEN, data={"username": "wang-li", "password": "guess"},
+                                         headers=forwarded)  # fmt: skip
+            assert_problem(response, 401, "invalid-credentials")
+        response = await client.post(TOKEN, data={"username": "wang-li", "password": "s3cret"},
+                                     headers={"X-Forwarded-For": "y" * 200})  # fmt: skip
+        assert_problem(response, 429, "login-throttled")
+    clients = await failure_clients(gateway_db)
+    assert len(set(clients)) == MAX_FAILURES_PER_USERNAME  # each counted as its own client
+    assert all(len(client) <= 64 and client != "192.0.2.10" for client in clients)
+
+
+async def test_a_client_address_longer_than_its_column_is_still_counted(
+    gateway_url: str, gateway_db: Database, test_clock: Clock
+) -> None:
+    # Whatever the server reports as the client (a proxy's odd value, a unix socket's path):
+    # the failure is counted, never a 500 that takes the count with it.
+    app = build_app(settings_for(gateway_url), test_clock)
+    transport = httpx.ASGITransport(app=app, client=("x" * 100, 50000))
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=transport, base_url="http://test") as client,
+    ):
+        assert_problem(await login(client, "wang-li", "guess"), 401, "invalid-credentials")
+    [counted] = await failure_clients(gateway_db)
+    assert len(counted) <= 64

@@ -12,6 +12,7 @@ from canbao_gateway import manage
 from tests.gateway.conftest import assert_problem, bearer
 
 TOKEN = "/api/v1/auth/token"
+ME = "/api/v1/auth/me"
 PASSWORD = "correct horse battery staple"
 
 
@@ -42,6 +43,19 @@ async def test_disabled_clerk_can_no_longer_log_in(
     assert await run(monkeypatch, gateway_url, "disable-staff", "wang-li") == 0
     response = await client.post(TOKEN, data={"username": "wang-li", "password": PASSWORD})
     assert_problem(response, 401, "invalid-credentials")
+
+
+async def test_disabling_a_clerk_revokes_the_token_she_holds_at_once(
+    monkeypatch: pytest.MonkeyPatch, gateway_url: str, client: httpx.AsyncClient
+) -> None:
+    add = ("add-staff", "wang-li", "--role", "counter", "--scope", "520102", "--password-stdin")
+    assert await run(monkeypatch, gateway_url, *add, stdin=PASSWORD) == 0
+    login = await client.post(TOKEN, data={"username": "wang-li", "password": PASSWORD})
+    token = login.json()["access_token"]
+    assert (await client.get(ME, headers=bearer(token))).status_code == 200
+    assert await run(monkeypatch, gateway_url, "disable-staff", "wang-li") == 0
+    # No waiting for the token's fifteen minutes: the very next request is refused.
+    assert_problem(await client.get(ME, headers=bearer(token)), 401, "token-revoked")
 
 
 @pytest.mark.parametrize(

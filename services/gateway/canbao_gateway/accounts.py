@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+from dataclasses import dataclass
 from typing import Final
 
 import sqlalchemy as sa
@@ -18,15 +19,28 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from canbao_gateway.staff import Role, Staff, normalise_scope
 from canbao_gateway.tables import staff_accounts
+from canbao_platform.db import Database
 
 # argon2-cffi's defaults: Argon2id with RFC 9106's second recommended parameter set.
 _hasher: Final = PasswordHasher()
+# What one hash or check allocates (KiB): login_gate.py sizes its slots by it.
+HASH_MEMORY_KIB: Final = _hasher.memory_cost
 
 # api.md: the local stack (and only it) has these, password `demo`, for the whole demo province
 # (Guizhou, 52). `demo-auditor` is ours, for the audit log.
 DEMO_PASSWORD: Final = "demo"
 DEMO_SCOPE: Final = "52"
 DEMO_ACCOUNTS: Final = {f"demo-{role.value}": role for role in Role}
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    """A member of staff who logged in, and their account's token version: a token carries it,
+    and a change to the account (disabled, new password, role or scope) raises it in the
+    database (migration gateway_0002), which makes every token issued before unusable."""
+
+    staff: Staff
+    token_version: int
 
 
 async def hash_password(password: str) -> str:
@@ -48,21 +62,37 @@ async def create_account(
 
 async def authenticate(
     connection: AsyncConnection, *, username: str, password: str
-) -> Staff | None:
-    """The staff member whose active account this is, or None for any kind of wrong login.
-    Upgrades the stored hash when the hasher's parameters have grown (caller's transaction)."""
+) -> Account | None:
+    """The active account this is, or None for any kind of wrong login. Upgrades the stored
+    hash when the hasher's parameters have grown (caller's transaction; that counts as a new
+    password: the account's older tokens stop working)."""
     query = sa.select(staff_accounts).where(staff_accounts.c.username == username)
     row = (await connection.execute(query)).first()
     stored = row.password_hash if row is not None else _dummy_hash()
     if not await asyncio.to_thread(_verify, stored, password) or row is None or not row.active:
         return None
+    version: int = row.token_version
     if _hasher.check_needs_rehash(stored):
-        await connection.execute(
+        version = await connection.scalar(
             sa.update(staff_accounts)
             .where(staff_accounts.c.username == username)
             .values(password_hash=await hash_password(password))
+            .returning(staff_accounts.c.token_version)
         )
-    return Staff(username=row.username, role=Role(row.role), scope=row.scope)
+    staff = Staff(username=row.username, role=Role(row.role), scope=row.scope)
+    return Account(staff=staff, token_version=version)
+
+
+async def token_version(database: Database, username: str) -> int | None:
+    """The current token version of `username`'s account, None unless it is active: one lookup
+    by primary key, in its own implicit transaction (one round trip), on every request."""
+    query = sa.select(staff_accounts.c.token_version).where(
+        staff_accounts.c.username == username, staff_accounts.c.active
+    )
+    async with database.engine.connect() as connection:
+        await connection.execution_options(isolation_level="AUTOCOMMIT")
+        version: int | None = await connection.scalar(query)
+    return version
 
 
 async def create_demo_accounts(connection: AsyncConnection) -> None:

@@ -17,10 +17,13 @@ from typing import Any
 import httpx
 from fastapi import FastAPI
 from sqlalchemy.exc import DBAPIError
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
-from canbao_gateway.accounts import create_demo_accounts
+from canbao_gateway import body_limit
+from canbao_gateway.accounts import HASH_MEMORY_KIB, create_demo_accounts
 from canbao_gateway.collections import router as collections_router
 from canbao_gateway.counter_page import router as counter_page_router
+from canbao_gateway.login_gate import LoginGate
 from canbao_gateway.logs import install_log_masking
 from canbao_gateway.persons import router as persons_router
 from canbao_gateway.problems import install_header_handler
@@ -115,7 +118,17 @@ def create(
     definition = SERVICE
     if any(transports.values()):
         definition = replace(SERVICE, components=partial(components, **transports))
+    settings = settings or GatewaySettings()
     app = create_app(definition, settings)
     install_header_handler(app)
     install_log_masking()
+    app.state.login_gate = LoginGate.for_memory(settings.login_hashing_memory_mib, HASH_MEMORY_KIB)
+    # Added last, so outermost: the client's address is settled first, then the body's size,
+    # both before any route (or authentication) runs.
+    app.add_middleware(body_limit.BodyLimit, default=settings.max_body_bytes,
+                       routes=body_limit.ROUTE_LIMITS)  # fmt: skip
+    if settings.trusted_proxies:
+        # Run uvicorn with --no-proxy-headers (deploy/): this is the one place that believes
+        # X-Forwarded-For, and only from the proxies configured (settings.py).
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxies)
     return app

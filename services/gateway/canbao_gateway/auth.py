@@ -69,12 +69,15 @@ SettingsDep = Annotated[GatewaySettings, Depends(settings)]
 
 
 async def current_staff(
-    token: Annotated[str | None, Depends(_bearer)], settings: SettingsDep, now: ClockDep
-) -> Staff:
-    """Whoever the bearer token says, if it is valid now."""
+    token: Annotated[str | None, Depends(_bearer)], settings: SettingsDep, now: ClockDep,
+    resources: ResourcesDep,
+) -> Staff:  # fmt: skip
+    """Whoever the bearer token says, if it is valid now and not revoked (tokens.py)."""
     if not token:
         raise problems.missing_token()
-    return tokens.read(token, key=settings.jwt_key(), now=now())
+    holder = tokens.read(token, key=settings.jwt_key(), now=now())
+    await tokens.check_current(resources.database, holder)
+    return holder.staff
 
 
 CurrentStaff = Annotated[Staff, Depends(current_staff)]

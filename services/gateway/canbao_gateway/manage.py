@@ -69,8 +69,8 @@ async def _disable(username: str) -> int:
     if changed.rowcount == 0:
         print(f"error: no account {username}", file=sys.stderr)
         return 1
-    # Tokens are not looked up per request (tokens.py): one already issued runs out by itself.
-    print(f"disabled {username}; a token already issued stays valid until it expires")
+    # The database raised the account's token version with it: its tokens stop working now.
+    print(f"disabled {username}; its tokens no longer work")
     return 0
 
 

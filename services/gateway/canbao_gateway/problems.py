@@ -18,7 +18,7 @@ class ProblemWithHeaders(Problem):
 
 
 class Unauthenticated(ProblemWithHeaders):
-    """No bearer token, or one that is malformed, forged, expired or not yet valid."""
+    """No bearer token, or one that is malformed, forged, expired, not yet valid or revoked."""
 
     def __init__(self, slug: str, title: str) -> None:
         super().__init__(401, slug, title)
@@ -39,6 +39,12 @@ def expired_token() -> Unauthenticated:
     return Unauthenticated("token-expired", "登录已过期，请重新登录 (token expired)")
 
 
+def revoked_token() -> Unauthenticated:
+    """The account was disabled, or its password, role or scope changed, since the token was
+    issued (tokens.py)."""
+    return Unauthenticated("token-revoked", "登录凭证已失效，请重新登录 (token revoked)")
+
+
 class InvalidCredentials(ProblemWithHeaders):
     def __init__(self) -> None:
         title = "用户名或密码错误 (wrong username or password)"
@@ -56,6 +62,29 @@ class LoginThrottled(ProblemWithHeaders):
             retry_after=retry_after_s,
         )
         self.headers = {"Retry-After": str(retry_after_s)}
+
+
+class TooManyLogins(ProblemWithHeaders):
+    """More logins at once than the gateway checks for one address or one username, or than it
+    has memory to hash (login_gate.py); refused before any password is hashed."""
+
+    def __init__(self, retry_after_s: int) -> None:
+        super().__init__(
+            429,
+            "too-many-logins",
+            "登录请求过多，请稍后再试 (too many logins at once)",
+            f"请在{retry_after_s}秒后重试 (retry in {retry_after_s} s)",
+            retry_after=retry_after_s,
+        )
+        self.headers = {"Retry-After": str(retry_after_s)}
+
+
+class BodyTooLarge(Problem):
+    """A request body over the route's limit (body_limit.py), refused before authentication."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, "body-too-large", "请求内容过大 (request body too large)",
+                         f"at most {limit} bytes", limit=limit)  # fmt: skip
 
 
 class RoleNotAllowed(Problem):

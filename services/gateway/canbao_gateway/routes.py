@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.security import OAuth2PasswordRequestForm
 from pydantic import AwareDatetime, BaseModel
 
-from canbao_gateway import accounts, problems, throttling, tokens
+from canbao_gateway import tokens
 from canbao_gateway.audit import AuditEntry, AuditFilter, Outcome, Purpose, search
 from canbao_gateway.auth import (
     AuditDep,
@@ -23,6 +23,8 @@ from canbao_gateway.auth import (
     require,
 )
 from canbao_gateway.clock import ClockDep
+from canbao_gateway.login import log_in
+from canbao_gateway.login_gate import LoginGate, login_gate
 from canbao_gateway.staff import Role, Staff
 
 router = APIRouter(prefix="/api/v1")
@@ -51,7 +53,7 @@ class AuditPage(BaseModel):
 
 LOGIN_ERRORS: Final[dict[int | str, dict[str, str]]] = {
     401: {"description": "wrong username or password"},
-    429: {"description": "too many failed logins; see Retry-After"},
+    429: {"description": "too many failed logins, or too many at once; see Retry-After"},
 }
 
 
@@ -60,23 +62,14 @@ LOGIN_ERRORS: Final[dict[int | str, dict[str, str]]] = {
 async def login(
     form: Annotated[OAuth2PasswordRequestForm, Depends()], request: Request,
     resources: ResourcesDep, settings: SettingsDep, clock: ClockDep,
+    gate: Annotated[LoginGate, Depends(login_gate)],
 ) -> AccessToken:  # fmt: skip
-    now, client = clock(), client_of(request) or "unknown"
-    username = form.username[:64]  # the column's width; a longer name matches no account
-    # One transaction: the throttle's lock on the username is held until the failure is counted.
-    async with resources.database.engine.begin() as connection:
-        await throttling.check(connection, username=username, client=client, now=now)
-        staff = await accounts.authenticate(
-            connection, username=form.username, password=form.password
-        )
-        if staff is None:
-            await throttling.record_failure(connection, username=username, client=client, now=now)
-        else:
-            await throttling.record_success(connection, username=username)
-    if staff is None:
-        raise problems.InvalidCredentials()
+    now = clock()
+    account = await log_in(resources.database, gate, username=form.username,
+                           password=form.password, client=client_of(request), now=now)  # fmt: skip
     lifetime = settings.access_token_lifetime
-    token = tokens.issue(staff, key=settings.jwt_key(), now=now, lifetime=lifetime)
+    token = tokens.issue(account.staff, version=account.token_version, key=settings.jwt_key(),
+                         now=now, lifetime=lifetime)  # fmt: skip
     return AccessToken(access_token=token, expires_in=int(lifetime.total_seconds()))
 
 

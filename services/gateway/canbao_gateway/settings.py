@@ -8,11 +8,12 @@ fastapi/full-stack-fastapi-template's settings.
 
 from __future__ import annotations
 
+import ipaddress
 from datetime import timedelta
-from typing import Final
+from typing import Annotated, Any, Final
 
-from pydantic import AliasChoices, Field, SecretStr, model_validator
-from pydantic_settings import SettingsConfigDict
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import NoDecode, SettingsConfigDict
 
 from canbao_platform.settings import LOCAL_POSTGRES, ServiceSettings
 
@@ -33,9 +34,21 @@ class GatewaySettings(ServiceSettings):
     # (never the clear number). Separate from the token key so that rotating that one does not
     # make the audit log unsearchable by number.
     audit_index_key: SecretStr | None = None
-    # Short-lived (our convention): a token is not checked against the accounts table on each
-    # request, so a disabled account keeps access until its token expires.
+    # Short-lived (our convention); a disabled account's tokens stop working at once all the
+    # same (tokens.py: the account's token version is checked on each request).
     access_token_minutes: int = 15
+    # GATEWAY_TRUSTED_PROXIES: the addresses or networks (comma-separated, e.g. `10.0.0.0/8`) of
+    # the reverse proxies in front of the gateway. Only a connection from one of them may name
+    # the client in X-Forwarded-For; anyone else could name any address and so escape the
+    # login throttle per address. None by default: the peer of the connection is the client.
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # GATEWAY_LOGIN_HASHING_MEMORY_MIB: the memory logins may use for password hashing at once.
+    # Each Argon2id check takes the hasher's memory cost (64 MiB), so this divided by that is
+    # how many checks run at a time (accounts.py); the pod's limit is 512 MiB.
+    login_hashing_memory_mib: int = Field(192, ge=64)
+    # GATEWAY_MAX_BODY_BYTES: the largest request body any route accepts, unless body_limit.py
+    # allows that route more; larger ones are refused (413) before authentication.
+    max_body_bytes: int = Field(1024 * 1024, ge=1024)
     # GATEWAY_SURVEY_URL (or SURVEY_URL): where the survey service's internal API answers; the
     # local stack serves survey on port 8003.
     survey_url: str = Field(
@@ -53,6 +66,16 @@ class GatewaySettings(ServiceSettings):
         "http://127.0.0.1:8002",
         validation_alias=AliasChoices("matching_url", "GATEWAY_MATCHING_URL", "MATCHING_URL"),
     )
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _proxy_networks(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = [item.strip() for item in value.split(",") if item.strip()]
+        for item in value:
+            # An address or a network, never a wildcard: `*` would trust every client.
+            ipaddress.ip_network(item, strict=False)
+        return value
 
     @model_validator(mode="after")
     def _keys_for_the_environment(self) -> GatewaySettings:

@@ -12,6 +12,9 @@ metadata = sa.MetaData()
 
 # Staff who log in with a password (api.md: OAuth2 password grant). `password_hash` is an
 # Argon2id PHC string (accounts.py); `scope` a normalised GB/T 2260 prefix (staff.py).
+# `token_version` is in every token issued for the account; a trigger raises it whenever the
+# account is disabled or enabled or its password, role or scope changes (migration
+# gateway_0002), and a token of an older version is refused (tokens.py).
 staff_accounts = sa.Table(
     "staff_accounts", metadata,
     sa.Column("username", sa.String(64), primary_key=True),
@@ -21,6 +24,7 @@ staff_accounts = sa.Table(
     sa.Column("active", sa.Boolean, nullable=False, server_default=sa.true()),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False,
               server_default=sa.func.now()),
+    sa.Column("token_version", sa.Integer, nullable=False, server_default="0"),
 )  # fmt: skip
 
 # One row per failed login, read by the throttle (throttling.py). In the database rather than

@@ -9,6 +9,8 @@ guessing wrong on purpose, but for one window at most, which we prefer to unlimi
 
 from __future__ import annotations
 
+import hashlib
+import ipaddress
 import math
 from datetime import datetime, timedelta
 from typing import Final
@@ -23,6 +25,24 @@ WINDOW: Final = timedelta(minutes=15)
 MAX_FAILURES_PER_USERNAME: Final = 5
 MAX_FAILURES_PER_CLIENT: Final = 20  # a counter hall shares one address behind its NAT
 _LOCK_NAMESPACE: Final = 0x6C6F67  # "log": advisory locks of this module
+CLIENT_WIDTH: Final = 64  # login_failures.client
+USERNAME_WIDTH: Final = 64  # login_failures.username, staff_accounts.username
+
+
+def client_key(host: str | None) -> str:
+    """What a failure is counted against for the client `host` (the connection's peer, or what
+    a trusted proxy forwarded): an IP address in its canonical form, anything else (a name, a
+    malformed value) as a digest that always fits the column, so that recording a failure can
+    never fail on what the client sent."""
+    if not host:
+        return "unknown"
+    try:
+        address = str(ipaddress.ip_address(host))
+    except ValueError:
+        address = ""
+    if address and len(address) <= CLIENT_WIDTH:
+        return address
+    return "h:" + hashlib.sha256(host.encode(errors="replace")).hexdigest()[: CLIENT_WIDTH - 2]
 
 
 async def check(connection: AsyncConnection, *, username: str, client: str, now: datetime) -> None:
