@@ -14,7 +14,7 @@ rebuild is one person's data the database or the code refuses: the batch is rebu
 by person in savepoints, and whoever still fails is set aside with the reason (as matching sets
 aside a person it cannot evaluate), so the others are built and published; the count is in
 /readyz and a gauge, and `python -m canbao_identity.set_aside` lists and retries them. Failures
-are logged by class (and the opaque person_id) only, never with a person's data.
+are logged by class and count only, never with a person's data.
 """
 
 from __future__ import annotations
