@@ -6,6 +6,11 @@ learns what is wrong with a value, in words a clerk can act on.
 it never quotes the value, which is personal data. What passes is what `CollectionApproved`
 (events.collection) may carry.
 
+Every value is checked and kept in its canonical spelling (canbao_contracts.text: NFKC, trimmed,
+so full-width digits typed with a Chinese input method are accepted and kept as ASCII digits);
+a value holding a control, invisible or surrogate character (a NUL, a tab, a newline, a
+zero-width space) is refused with where that character is, for the clerk to type it again.
+
 The phone rule is our convention (the documents only say "mobile phone; else a
 family member's or a landline"): an 11-digit mainland mobile number, or a landline with its area
 code, hyphen optional.
@@ -29,6 +34,7 @@ from canbao_contracts.codes import (
     RegistrationItem,
 )
 from canbao_contracts.id_numbers import EARLIEST_BIRTH_YEAR, normalise, parse, validate
+from canbao_contracts.text import canonical, forbidden_character
 
 MAX_LENGTH: Final = 150  # the longest value CollectionApproved carries (an address)
 # Mainland mobile numbers: 11 digits starting 13-19 (MIIT numbering plan).
@@ -47,6 +53,7 @@ class DefectKind(StrEnum):
 
     UNKNOWN_ITEM = "unknown_item"
     EMPTY = "empty"
+    INVALID_CHARACTER = "invalid_character"
     TOO_LONG = "too_long"
     INVALID_ID_NUMBER = "invalid_id_number"
     NOT_IN_CODE_TABLE = "not_in_code_table"
@@ -92,7 +99,7 @@ def item_defects(
     ]
     for item in RegistrationItem:
         if item.value in items:
-            defects += _value_defects(item, items[item.value].strip(), document_type, today)
+            defects += _value_defects(item, canonical(items[item.value]), document_type, today)
     if not defects:
         defects += _agreement_defects(items, document_type, today)
     return defects
@@ -108,14 +115,14 @@ def missing_required(items: Mapping[str, str]) -> list[ItemDefect]:
             "为新参保登记的必填项目",
         )
         for item in RegistrationItem
-        if item.required and not items.get(item.value, "").strip()
+        if item.required and not canonical(items.get(item.value, ""))
     ]
 
 
 def normalised(items: Mapping[str, str], *, document_type: CertificateType) -> dict[str, str]:
-    """Valid `items` as the registry keeps them: trimmed, a citizen number in its 18 characters,
-    a phone without spaces."""
-    result = {name: value.strip() for name, value in items.items()}
+    """Valid `items` as the registry keeps them: canonical (NFKC, trimmed), a citizen number in
+    its 18 characters, a phone without spaces."""
+    result = {name: canonical(value) for name, value in items.items()}
     if document_type is CertificateType.CITIZEN_ID and RegistrationItem.ID_NUMBER in result:
         result[RegistrationItem.ID_NUMBER] = normalise(result[RegistrationItem.ID_NUMBER])
     if RegistrationItem.PHONE in result:
@@ -128,6 +135,16 @@ def _value_defects(
 ) -> list[ItemDefect]:
     if not value:
         return [_defect(item, DefectKind.EMPTY, "is empty", "不能为空")]
+    if (bad := forbidden_character(value)) is not None:
+        return [
+            _defect(
+                item,
+                DefectKind.INVALID_CHARACTER,
+                f"holds a forbidden {bad.kind} character"
+                f" ({bad.code_point}, character {bad.position})",
+                f"含有控制字符或不可见字符（第{bad.position}个字符，{bad.code_point}），请重新输入",
+            )
+        ]
     if len(value) > MAX_LENGTH:
         return [
             _defect(
@@ -216,7 +233,7 @@ def _agreement_defects(
         return []
     citizen, defects = parse(number, today=today), []
     born = items.get(RegistrationItem.BIRTH_DATE)
-    if born is not None and born.strip() != citizen.birth_date.strftime("%Y%m%d"):
+    if born is not None and canonical(born) != citizen.birth_date.strftime("%Y%m%d"):
         defects.append(
             _defect(
                 RegistrationItem.BIRTH_DATE,
@@ -226,7 +243,7 @@ def _agreement_defects(
             )
         )
     gender = items.get(RegistrationItem.GENDER)
-    if gender is not None and gender.strip() != citizen.gender.value:
+    if gender is not None and canonical(gender) != citizen.gender.value:
         defects.append(
             _defect(
                 RegistrationItem.GENDER,

@@ -279,3 +279,28 @@ async def test_no_collected_value_or_number_reaches_the_logs(
     for value in (*NEW_PERSON.values(), "0851-855"):
         if len(value) > 2:
             assert value not in logged, value
+
+
+async def test_a_name_holding_a_control_character_is_refused_and_not_forwarded(
+    gateway: httpx.AsyncClient,
+    token_for: Any,
+    gateway_db: Database,
+    survey_db: Database,
+) -> None:
+    """A NUL (which PostgreSQL cannot store) or any control character is refused at the door
+    with where it is (canbao_contracts.text), never forwarded to become a stored name."""
+    response = await gateway.post(
+        PATH, json=collection({"name": "\x00王伟"}), headers=bearer(token_for(Role.COUNTER))
+    )
+
+    problem = assert_problem(response, 422, "invalid-items")
+    [error] = problem["errors"]
+    assert (error["item"], error["code"], error["kind"]) == ("name", "AAC003", "invalid_character")
+    assert (
+        error["message_zh"]
+        == "姓名（AAC003）含有控制字符或不可见字符（第1个字符，U+0000），请重新输入"
+    )
+    assert "王伟" not in response.text
+    assert await rows(survey_db, collections) == []
+    [entry] = await rows(gateway_db, audit_log)
+    assert entry["outcome"] == "rejected"

@@ -14,7 +14,10 @@ from canbao_contracts.topics import PERSONS
 from canbao_identity import builder as builder_module
 from canbao_identity.builder import GoldenRecordBuilder
 from canbao_identity.metrics import Backlog, identity_metrics
+from canbao_identity.set_aside import report
+from canbao_identity.staging import record_context
 from canbao_identity.store import Store
+from canbao_identity.tables import pending_persons, set_aside_persons, source_records
 from canbao_platform.messaging.tables import outbox
 from tests.conftest import Observed
 from tests.identity.conftest import PROTECTOR, Harness, change
@@ -137,3 +140,74 @@ async def test_counting_the_backlog_takes_at_most_a_hundredth_of_the_loop(
     now[0] += 1.0
     await running.drain_once()
     assert counts == 3
+
+
+OTHER = "110101198502020022"
+
+
+async def test_a_person_whose_rebuild_fails_is_set_aside_and_the_others_are_built(
+    harness: Harness, observed: Observed
+) -> None:
+    """A record stored before the text rules holds a name PostgreSQL refuses in the published
+    state (U+0000 in jsonb): that person is set aside with a value-free reason, visible in
+    /readyz's detail and as a gauge; the person rebuilt in the same batch is built and published
+    all the same. Once the record is corrected, a retry builds the person and clears the entry."""
+    await harness.apply(
+        [
+            change("hukou.person", {"sfzh": NUMBER, "xm": "王伟", "xb": "1",
+                                     "csrq": date(1980, 1, 1), "ryzt": "0"}),
+            change("hukou.person", {"sfzh": OTHER, "xm": "李娜", "xb": "2",
+                                     "csrq": date(1985, 2, 2), "ryzt": "0"}),
+        ]
+    )  # fmt: skip
+    broken, fine = await harness.person_of(NUMBER), await harness.person_of(OTHER)
+    assert broken is not None and fine is not None
+    await _store_name(harness, broken, "\x00王伟")
+    card = {"aaz500": "C1", "aac002": OTHER, "aac003": "李娜", "aae005": "13800138000"}
+    await harness.apply([change("card.card_holder", card)], drain=False)
+    async with harness.db.sessions() as session, session.begin():
+        await Store(session, PROTECTOR).mark_pending([broken])
+
+    running = builder(harness)
+    identity_metrics().watch(running)
+    await running.drain_once()  # before: raised, and every later pass the same
+
+    async with harness.db.engine.connect() as connection:
+        [aside] = (await connection.execute(sa.select(set_aside_persons))).all()
+        pending = (await connection.execute(sa.select(pending_persons))).all()
+        published = (await connection.execute(sa.select(outbox.c.key))).scalars().all()
+    assert aside.person_id == broken and pending == []
+    assert aside.reason == "UntranslatableCharacterError (SQLSTATE 22P05)"
+    assert str(fine).encode() in published, "the other person's update was published"
+    assert (running.rebuilt, running.set_aside) == (1, 1)
+    await running.measure_backlog()
+    health = running.health()
+    assert health["set_aside_persons"] == 1
+    assert _gauge(observed.metrics, "canbao.identity.set_aside_persons", running.name) == 1
+
+    await _store_name(harness, broken, "王伟")  # the source corrected, the rules in place
+    lines = await report(harness.db, PROTECTOR, retry=True)
+    assert lines[0].startswith(f"{broken}  ") and lines[0].endswith(aside.reason)
+    assert lines[1:] == ["1 person(s) set aside", "1 made pending again"]
+    await running.drain_once()
+    await running.measure_backlog()
+    assert running.health()["set_aside_persons"] == 0
+    assert (await harness.golden(broken))["golden"]["name"]["value"] == "王伟"
+
+
+async def _store_name(harness: Harness, person_id: object, name: str) -> None:
+    """Rewrite the person's household record's claims as stored (encrypted) with `name`."""
+    async with harness.db.engine.begin() as connection:
+        row = (
+            await connection.execute(
+                sa.select(source_records).where(source_records.c.person_id == person_id)
+            )
+        ).one()
+        context = record_context(row.source_table, row.record_key)
+        claims = PROTECTOR.decrypt(row.claims_ciphertext, key_id=row.key_id, context=context)
+        sealed = PROTECTOR.encrypt({**claims, "name": name}, context=context)
+        await connection.execute(
+            sa.update(source_records)
+            .where(source_records.c.record_key == row.record_key)
+            .values(claims_ciphertext=sealed, key_id=PROTECTOR.key_id)
+        )

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -334,3 +335,33 @@ def test_an_unknown_role_is_refused_at_start(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setenv("IDENTITY_ROLES", "consume,bild")
     with pytest.raises(ValueError, match="IDENTITY_ROLES must name some of: consume, build"):
         IdentitySettings(CANBAO_ENV="test")
+
+
+async def test_a_collection_whose_text_cannot_be_stored_goes_to_the_dead_letter_topic(
+    running: Running, kafka: MockKafkaCluster
+) -> None:
+    """A collected name holding a NUL (refused by the contract's text rules, as PostgreSQL would
+    refuse it in the golden record): dead-lettered with the field and the rule, never the
+    value, and nothing of it staged."""
+    now = datetime.now(UTC)
+    collection = CollectionApproved(
+        collection_id=uuid4(), person_id=None, channel=Channel.COUNTER,
+        items={RegistrationItem.NAME: "王伟"}, handler="clerk-1", handled_at=now,
+        reviewer="clerk-1", reviewed_at=now,
+    )  # fmt: skip
+    record = encode(collection, source="/canbao/test")
+    body = json.loads(record.value)
+    body["items"]["name"] = "\x00王伟"  # as a producer without the rules would send it
+    reader = await reader_from_now(kafka, dead_letter_topic("identity"))
+    await running.producer.send(dataclasses.replace(record, value=json.dumps(body).encode()))
+    try:
+        deadline = asyncio.get_running_loop().time() + 60
+        reasons: list[str] = []
+        while not reasons:
+            assert asyncio.get_running_loop().time() < deadline, "no dead letter"
+            for records in (await reader.getmany(timeout_ms=200)).values():
+                reasons += [dict(r.headers)[DLQ_REASON].decode() for r in records]
+    finally:
+        await reader.stop()
+    assert "items.name" in reasons[0] and "control character (U+0000" in reasons[0]
+    assert "王伟" not in reasons[0]

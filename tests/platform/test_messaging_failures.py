@@ -94,6 +94,15 @@ async def test_a_database_reason_leaves_out_the_parameters_and_the_detail(
     assert classify(raised.value) is Failure.UNKNOWN  # a race may resolve: retried first
 
 
+async def test_a_value_postgresql_refuses_is_permanent(database: Database) -> None:
+    """U+0000 in jsonb: asyncpg's dialect raises a plain DBAPIError (SQLSTATE 22P05), which
+    must be dead-lettered at once, not retried as an unknown error."""
+    with pytest.raises(exc.DBAPIError) as raised:
+        async with database.engine.begin() as connection:
+            await connection.execute(text("SELECT CAST(:v AS jsonb)"), {"v": '{"name": "\\u0000"}'})
+    assert classify(raised.value) is Failure.PERMANENT
+
+
 def test_backoff_grows_to_its_cap_with_jitter() -> None:
     backoff = Backoff(initial_s=0.2, cap_s=5.0)
     delays = [backoff.delay(attempt) for attempt in range(12)]

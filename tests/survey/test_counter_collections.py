@@ -83,6 +83,26 @@ async def test_a_new_registration_is_published_with_its_normalised_number(
     assert event.items[RegistrationItem.ID_NUMBER] == NUMBER
 
 
+async def test_full_width_digits_are_kept_in_their_one_spelling(
+    survey: httpx.AsyncClient,
+    published: Published,
+) -> None:
+    """Typed with a Chinese input method: accepted, and kept and published as ASCII digits, so
+    the registry never holds two spellings of one phone (canbao_contracts.text)."""
+    body = counter_collection(
+        {"phone": "１３８００１３８０００", "residence_address": "云岩区１号"}
+    )
+    response = await survey.post("/internal/collections", json=body)
+    assert response.status_code == 201, response.text
+    collection_id = response.json()["collection_id"]
+    await published.until(lambda seen: bool(published.of(collection_id)))
+    [event] = published.of(collection_id)
+    assert event.items == {
+        RegistrationItem.RESIDENCE_ADDRESS: "云岩区1号",
+        RegistrationItem.PHONE: "13800138000",
+    }
+
+
 @pytest.mark.parametrize(
     ("items", "item", "kind", "label"),
     [
@@ -97,6 +117,13 @@ async def test_a_new_registration_is_published_with_its_normalised_number(
         ({"household_type": "60"}, "household_type", "not_in_code_table", "户口性质（AAC009）"),
         ({"birth_date": "19801301"}, "birth_date", "invalid_date", "出生日期（AAC006）"),
         ({"name": " "}, "name", "empty", "姓名（AAC003）"),
+        ({"name": "\x00王伟"}, "name", "invalid_character", "姓名（AAC003）"),
+        (
+            {"residence_address": "云岩区\n中华北路"},
+            "residence_address",
+            "invalid_character",
+            "居住地址（AAE006）",
+        ),
         ({"nickname": "小王"}, "nickname", "unknown_item", "未知的登记项目"),
     ],
 )

@@ -36,9 +36,29 @@ from canbao_contracts.events.base import (
     table_position,
 )
 from canbao_contracts.events.vocabulary import Channel
+from canbao_contracts.text import canonical, forbidden_character
 from canbao_contracts.topics import COLLECTIONS
 
-_Value = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=150)]
+
+def _clean_text(value: str) -> str:
+    """The text rules (canbao_contracts.text): the value in its one spelling (an event of a
+    producer that did not normalise yet is normalised, not refused); a value holding what the
+    database cannot store or the eye cannot see is refused, so it never reaches a consumer's
+    transaction."""
+    value = canonical(value)
+    if (bad := forbidden_character(value)) is not None:
+        where = f"{bad.code_point}, at {bad.position}"
+        raise ValueError(f"holds a forbidden {bad.kind} character ({where})")
+    if not 1 <= len(value) <= 150:
+        raise ValueError("is empty or longer than 150 characters once normalised")
+    return value
+
+
+_Value = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=150),
+    AfterValidator(_clean_text),
+]
 _StaffId = Annotated[str, StringConstraints(min_length=1, max_length=64)]  # AAE011 / AAE014
 # Items whose values come from a code table: checked here, as everywhere (issue 7 §3).
 _CODED_ITEMS = {

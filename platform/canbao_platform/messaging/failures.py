@@ -56,9 +56,17 @@ def classify(error: BaseException, permanent: tuple[type[BaseException], ...] = 
     """Which kind of failure `error` is; `permanent` adds a service's own permanent errors."""
     if any(_is_transient(cause) for cause in _causes(error)):
         return Failure.TRANSIENT
-    if isinstance(error, _PERMANENT + permanent):
+    if isinstance(error, _PERMANENT + permanent) or any(map(_is_data_exception, _causes(error))):
         return Failure.PERMANENT
     return Failure.UNKNOWN
+
+
+def _is_data_exception(error: BaseException) -> bool:
+    """PostgreSQL refusing a value (SQLSTATE class 22: U+0000 in text or jsonb, a number out of
+    range), which asyncpg's SQLAlchemy dialect may raise as a plain DBAPIError, not DataError:
+    the same value is refused however often it is tried."""
+    sqlstate = getattr(error, "sqlstate", None)
+    return isinstance(sqlstate, str) and sqlstate.startswith("22")
 
 
 def _is_transient(error: BaseException) -> bool:

@@ -8,8 +8,13 @@ changes rebuilt and republished everyone several times. Each half of a pass stop
 `pass_budget_s`, so a backlog that keeps growing cannot starve the rebuilds (nor the reverse).
 
 Several replicas may run it: each takes pending rows with SKIP LOCKED, so they share the work
-and never rebuild one person at once. A failure rolls the drain back (the persons stay pending)
-and is retried with backoff; it is logged by class only, never with a person's data.
+and never rebuild one person at once. A transient failure (database away, deadlock) rolls the
+drain back (the persons stay pending) and is retried with backoff. Any other failure of a batch's
+rebuild is one person's data the database or the code refuses: the batch is rebuilt again person
+by person in savepoints, and whoever still fails is set aside with the reason (as matching sets
+aside a person it cannot evaluate), so the others are built and published; the count is in
+/readyz and a gauge, and `python -m canbao_identity.set_aside` lists and retries them. Failures
+are logged by class and count only, never with a person's data.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from canbao_identity.registry import Registry, retry_reviews_after_commit
 from canbao_identity.store import Store
 from canbao_platform.db import Database
 from canbao_platform.messaging import Backoff, UnitOfWork, unit_of_work
+from canbao_platform.messaging.failures import Failure, classify
 
 log = logging.getLogger(__name__)
 # How often the loop counts its backlog (health, metrics): every second, but never more than 1% of
@@ -61,6 +67,7 @@ class GoldenRecordBuilder:
         self._task: asyncio.Task[None] | None = None
         self.resolved = 0
         self.rebuilt = 0
+        self.set_aside = 0  # by this builder since it started (the table holds everyone's)
         self.failures = 0
         self.last_error: str | None = None
         self._backlog: Backlog | None = None  # as last measured
@@ -91,6 +98,8 @@ class GoldenRecordBuilder:
             "staged": None if backlog is None else backlog.staged,
             "oldest_staged_age_s": None if backlog is None else backlog.oldest_staged_age_s,
             "pending_persons": None if backlog is None else backlog.pending_persons,
+            # Details, not a failure of readiness: the others are being built meanwhile.
+            "set_aside_persons": None if backlog is None else backlog.set_aside_persons,
         }
 
     def backlog(self) -> Backlog | None:
@@ -145,12 +154,33 @@ class GoldenRecordBuilder:
         return resolved, self._resolve_batch
 
     async def _rebuild_some(self) -> tuple[int, int]:
-        async with unit_of_work(self._database, service=self._service) as uow:
-            registry = self._registry(uow)
-            rebuilt = await registry.rebuild_pending(limit=self._batch_size)
+        try:
+            async with unit_of_work(self._database, service=self._service) as uow:
+                registry = self._registry(uow)
+                rebuilt = await registry.rebuild_pending(limit=self._batch_size)
+        except Exception as error:
+            if _transient(error):
+                raise
+            log.warning("%s: %s in a rebuild, rebuilding person by person",
+                        self.name, type(error).__name__)  # fmt: skip
+            return await self._rebuild_apart()
         await retry_reviews_after_commit(registry, self._database, service=self._service)
         self.rebuilt += rebuilt
         return rebuilt, self._batch_size
+
+    async def _rebuild_apart(self) -> tuple[int, int]:
+        """The pending persons rebuilt one savepoint each; whoever fails is set aside."""
+        async with unit_of_work(self._database, service=self._service) as uow:
+            registry = self._registry(uow)
+            taken, set_aside = await registry.rebuild_pending_apart(
+                limit=self._batch_size, transient=_transient
+            )
+        await retry_reviews_after_commit(registry, self._database, service=self._service)
+        if set_aside:
+            log.error("%s: %d person(s) set aside after a failed rebuild", self.name, set_aside)
+        self.rebuilt += taken - set_aside
+        self.set_aside += set_aside
+        return taken, self._batch_size
 
     def _registry(self, uow: UnitOfWork) -> Registry:
         return Registry(Store(uow.session, self._protector), self._protector, uow.publish_event)
@@ -174,3 +204,8 @@ class GoldenRecordBuilder:
     async def _sleep(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stopping.wait(), seconds)
+
+
+def _transient(error: BaseException) -> bool:
+    """The messaging runtime's judgement (canbao_platform.messaging.failures): retry the batch."""
+    return classify(error) is Failure.TRANSIENT

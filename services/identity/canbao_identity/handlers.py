@@ -21,6 +21,7 @@ from canbao_identity.records import SourceRecord
 from canbao_identity.staging import StagedChange, add_staged, stage
 from canbao_identity.store import Store
 from canbao_platform.messaging import InboundMessage, PermanentError, UnitOfWork
+from canbao_platform.messaging.failures import describe
 
 Handler = Callable[[InboundMessage, UnitOfWork], Awaitable[None]]
 _COLLECTED: Final = {
@@ -90,8 +91,8 @@ def collection_handler(protector: Protector) -> Handler:
     async def handle(message: InboundMessage, uow: UnitOfWork) -> None:
         try:
             _, event = message.decode()
-        except ValueError as error:
-            raise PermanentError(f"not a contract event: {type(error).__name__}") from None
+        except ValueError as error:  # the reason names the field and rule, never the value
+            raise PermanentError(f"not a contract event: {describe(error)}") from None
         if not isinstance(event, CollectionApproved):
             return  # another event type on the topic: not ours to apply
         if (

@@ -1,8 +1,8 @@
 """Identity's OpenTelemetry instruments: the golden-record builder's backlog (changes staged
-but not yet resolved, the age of the oldest, persons waiting for a rebuild), observable gauges
-read from the live builders at each collection — as the messaging runtime reports consumer lag
-(canbao_platform.messaging.metrics). Consumer lag says the consumers keep up; this says the
-builder behind them does.
+but not yet resolved, the age of the oldest, persons waiting for a rebuild, persons set aside),
+observable gauges read from the live builders at each collection — as the messaging runtime
+reports consumer lag (canbao_platform.messaging.metrics). Consumer lag says the consumers keep
+up; this says the builder behind them does.
 
 Instruments come from the global meter provider through the API's proxy, so they work whether
 telemetry was set up before or after this module was imported (and cost nothing if never).
@@ -25,6 +25,7 @@ class Backlog:
     staged: int  # changes consumed, not yet resolved
     oldest_staged_age_s: float  # 0 when nothing is staged
     pending_persons: int  # persons whose records changed, not yet rebuilt
+    set_aside_persons: int  # persons whose rebuild failed for a reason that is not transient
 
 
 class BacklogSource(Protocol):
@@ -45,6 +46,9 @@ class IdentityMetrics:
             ("canbao.identity.pending_persons", "{person}",
              "Persons whose records changed, golden record not yet rebuilt",
              lambda b: b.pending_persons),
+            ("canbao.identity.set_aside_persons", "{person}",
+             "Persons set aside: their rebuild failed for a reason that is not transient",
+             lambda b: b.set_aside_persons),
         ):  # fmt: skip
             meter.create_observable_gauge(
                 name, callbacks=[self._observer(value)], unit=unit, description=description

@@ -211,7 +211,31 @@ class Registry:
             if demographic is not None and demographic != person.demographic_index:
                 new_demographics.add(demographic)
         await self.store.save_persons(saved)
+        await self.store.clear_set_aside([v["person_id"] for v in saved])
         self.reviews_to_retry |= new_demographics
+
+    async def rebuild_pending_apart(
+        self, *, limit: int, transient: Callable[[BaseException], bool]
+    ) -> tuple[int, int]:
+        """As `rebuild_pending`, each person in a savepoint of their own: one whose rebuild fails
+        for a reason that is not `transient` is set aside with it (value-free: the error's class
+        and SQLSTATE) instead of failing everyone taken with them. (taken, set aside)."""
+        person_ids = await self.store.take_pending(limit)
+        set_aside = 0
+        for person_id in sorted(person_ids, key=str):
+            savepoint = await self.store.session.begin_nested()
+            try:
+                await self.rebuild([person_id])
+            except Exception as error:
+                await savepoint.rollback()  # and what the person's rebuild published
+                if transient(error):
+                    raise
+                await self.store.set_aside(person_id, failure_reason(error))
+                set_aside += 1
+            else:
+                await savepoint.commit()
+        self._count("set_aside", set_aside)
+        return len(person_ids), set_aside
 
     def _rebuild_one(
         self, person_id: UUID, person: Any, records: list[LinkedRecord]
@@ -311,6 +335,22 @@ async def retry_reviews_after_commit(
         await store.hold_resolution()
         retry = Registry(store, registry.protector, uow.publish_event, registry.counts)
         await retry.retry_reviews(demographics)
+
+
+def failure_reason(error: BaseException) -> str:
+    """What failed, without a value: the innermost error's class and its SQLSTATE if it has one
+    (PostgreSQL's messages may quote the value refused, a person's data)."""
+    innermost, sqlstate = error, None
+    current: BaseException | None = error
+    for _ in range(10):  # SQLAlchemy's error → the driver's adapter → asyncpg's
+        if current is None:
+            break
+        innermost = current
+        sqlstate = sqlstate or getattr(current, "sqlstate", None)
+        orig = getattr(current, "orig", None)
+        current = orig if isinstance(orig, BaseException) else current.__cause__
+    name = type(innermost).__name__
+    return f"{name} (SQLSTATE {sqlstate})" if isinstance(sqlstate, str) else name
 
 
 def _ref(change: StagedChange) -> str:

@@ -25,6 +25,7 @@ from canbao_identity.tables import (
     pending_persons,
     persons,
     review_queue,
+    set_aside_persons,
     source_records,
     staged_changes,
 )
@@ -89,7 +90,16 @@ _BACKLOG = sa.text(
     "SELECT (SELECT count(*) FROM staged_changes) AS staged, "
     "(SELECT extract(epoch FROM clock_timestamp() - staged_at) FROM staged_changes "
     " ORDER BY id LIMIT 1) AS oldest_age_s, "
-    "(SELECT count(*) FROM pending_persons) AS pending"
+    "(SELECT count(*) FROM pending_persons) AS pending, "
+    "(SELECT count(*) FROM set_aside_persons) AS set_aside"
+)
+_SET_ASIDE = sa.text(
+    "INSERT INTO set_aside_persons (person_id, reason) VALUES (:person_id, :reason) "
+    "ON CONFLICT (person_id) DO UPDATE SET reason = excluded.reason, set_aside_at = now()"
+)
+_RETRY_SET_ASIDE = sa.text(
+    "INSERT INTO pending_persons (person_id) SELECT person_id FROM set_aside_persons "
+    "ON CONFLICT DO NOTHING"
 )
 
 
@@ -357,7 +367,31 @@ class Store:
         """What the builder has yet to do: staged changes (and the oldest one's age), pending
         persons."""
         row = (await (await self._connection()).execute(_BACKLOG)).one()
-        return Backlog(row.staged, float(row.oldest_age_s or 0.0), row.pending)
+        return Backlog(row.staged, float(row.oldest_age_s or 0.0), row.pending, row.set_aside)
+
+    async def set_aside(self, person_id: UUID, reason: str) -> None:
+        """The person's rebuild failed for `reason` (value-free): set aside, no longer pending."""
+        await (await self._connection()).execute(
+            _SET_ASIDE, {"person_id": person_id, "reason": reason[:300]}
+        )
+
+    async def clear_set_aside(self, person_ids: list[UUID]) -> None:
+        """These persons were rebuilt: whatever set them aside is over."""
+        await (await self._connection()).execute(
+            sa.delete(set_aside_persons).where(
+                _any(set_aside_persons.c.person_id, person_ids, PG_UUID(as_uuid=True))
+            )
+        )
+
+    async def set_aside_persons(self) -> list[Any]:
+        """Who is set aside, why and since when, oldest first."""
+        query = sa.select(set_aside_persons).order_by(set_aside_persons.c.set_aside_at)
+        return list((await (await self._connection()).execute(query)).all())
+
+    async def retry_set_aside(self) -> int:
+        """Every set-aside person pending again (each stays listed until rebuilt): how many."""
+        result = await (await self._connection()).execute(_RETRY_SET_ASIDE)
+        return int(result.rowcount or 0)
 
     def _linked(self, row: Any) -> LinkedRecord:
         claims = {}

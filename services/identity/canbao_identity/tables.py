@@ -118,3 +118,16 @@ review_queue = sa.Table(
     sa.Column("resolved_at", sa.DateTime(timezone=True)),
     sa.UniqueConstraint("source_table", "record_key"),
 )
+
+# Persons whose rebuild failed for a reason that is not transient (builder.py): no longer pending,
+# so they hold up nobody; rebuilt again when their next change arrives or an operator retries
+# them (set_aside.py), and removed from here by the rebuild that succeeds.
+set_aside_persons = sa.Table(
+    "set_aside_persons",
+    metadata,
+    sa.Column("person_id", UUID(as_uuid=True), primary_key=True),
+    sa.Column("reason", sa.String(300), nullable=False),  # value-free: error class and SQLSTATE
+    sa.Column(
+        "set_aside_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+    ),
+)

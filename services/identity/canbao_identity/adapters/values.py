@@ -1,4 +1,7 @@
-"""Reading source columns: blanks are no value; dates as Debezium writes them."""
+"""Reading source columns: blanks are no value; dates as Debezium writes them; text by the
+registry's text rules (canbao_contracts.text.source_text: NFKC, a line break a space, and a value
+holding a NUL or another control character is no value: the item is taken from another source or
+reported missing, the rest of the row is kept)."""
 
 from __future__ import annotations
 
@@ -7,14 +10,11 @@ from typing import Any
 
 from canbao_contracts.debezium import decode_date
 from canbao_contracts.id_numbers import PROVINCE_CODES
+from canbao_contracts.text import source_text
 
 
 def text(row: dict[str, Any], column: str) -> str | None:
-    value = row.get(column)
-    if value is None:
-        return None
-    value = str(value).strip()
-    return value or None
+    return source_text(row.get(column))
 
 
 def day(row: dict[str, Any], column: str) -> str | None:
