@@ -395,6 +395,14 @@ class HouseholdStatus(LabelledCode):
     CANCELLED_OTHER = "9", "其他原因注销"
 
 
+class ResidencePermitStatus(LabelledCode):
+    """hukou.resident_permit.zt: the state of a residence permit (居住证)."""
+
+    VALID = "1", "有效"
+    EXPIRED = "2", "过期"
+    CANCELLED = "3", "注销"
+
+
 class StudentStatus(LabelledCode):
     """education.student.xjzt: a student's enrolment state."""
 

@@ -60,6 +60,7 @@ _SOURCE_TABLES: Final = {
     "si_core.ac60": ("id", "benefits being paid"),
     "medical.insured": ("psn_no, insutype", "medical insurance enrolments"),
     "hukou.person": ("sfzh", "public security household register"),
+    "hukou.resident_permit": ("jzzh", "residence permits of non-local long-term residents"),
     "civil.cremation": ("id", "civil affairs cremation records (deaths)"),
     "civil.dibao": ("id", "minimum living allowance recipients"),
     "education.student": ("xh", "students"),

@@ -49,6 +49,9 @@ create cdc.medical.insured 6 1209600000 delete
 # Debezium change events of hukou.person: public security household register (sources.md). Key:
 # the row's primary key (sfzh) as Debezium's JSON key.
 create cdc.hukou.person 6 1209600000 delete
+# Debezium change events of hukou.resident_permit: residence permits of non-local long-term
+# residents (sources.md). Key: the row's primary key (jzzh) as Debezium's JSON key.
+create cdc.hukou.resident_permit 6 1209600000 delete
 # Debezium change events of civil.cremation: civil affairs cremation records (deaths)
 # (sources.md). Key: the row's primary key (id) as Debezium's JSON key.
 create cdc.civil.cremation 6 1209600000 delete

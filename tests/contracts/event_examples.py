@@ -17,6 +17,7 @@ from canbao_contracts.codes import (
     PersonalIdentity,
     RegistrationItem,
     RegistrationState,
+    ResidencePermitStatus,
     StatusCode,
     StudentStatus,
     SurveyReason,
@@ -43,6 +44,7 @@ from canbao_contracts.events import (
     PersonRegistered,
     PersonsMerged,
     PersonUpdated,
+    ResidencePermitFact,
     Statuses,
     StatusesChanged,
     StatusesWithdrawn,
@@ -151,6 +153,13 @@ FACTS: dict[str, Fact] = {
     "death": DeathFact(
         **fact_fields("death", source("civil", "cremation", "id=5"), OTHER_PERSON_ID),
         died_on=date(2026, 10, 1),
+    ),
+    "residence_permit": ResidencePermitFact(
+        **fact_fields("residence_permit", source("hukou", "resident_permit", "jzzh=GZ52010200017")),
+        status=ResidencePermitStatus.VALID,
+        region_code="520102",
+        issued_on=date(2024, 3, 1),
+        valid_until=date(2029, 3, 1),
     ),
 }
 

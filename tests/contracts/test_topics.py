@@ -27,6 +27,7 @@ SOURCE_TABLES = {
     "si_core.ac60",
     "medical.insured",
     "hukou.person",
+    "hukou.resident_permit",
     "civil.cremation",
     "civil.dibao",
     "education.student",

@@ -19,6 +19,7 @@ from fastapi import FastAPI
 from canbao_contracts.id_numbers import mask
 from canbao_gateway.app import create
 from canbao_gateway.clock import clock
+from canbao_gateway.persons import region_of
 from canbao_gateway.popup import masked, popup_of
 from canbao_gateway.staff import Role
 from canbao_gateway.tables import audit_log
@@ -37,7 +38,14 @@ from tests.gateway.conftest import (
     serve,
     settings_for,
 )
-from tests.gateway.people import NANMING, YUNYAN, ZUNYI_HONGHUAGANG, citizen, legacy_15
+from tests.gateway.people import (
+    KUNMING_WUHUA,
+    NANMING,
+    YUNYAN,
+    ZUNYI_HONGHUAGANG,
+    citizen,
+    legacy_15,
+)
 from tests.identity.conftest import Harness, change
 from tests.identity.conftest import harness as harness  # identity's and matching's fixtures
 from tests.identity.conftest import identity_db as identity_db
@@ -487,3 +495,110 @@ async def test_a_person_registered_with_a_passport_is_asked_by_document_type(
                    "out-of-scope")  # fmt: skip
     assert_problem(await gateway.get(f"{POPUP}{passport}", headers=clerk(token_for)), 422,
                    "invalid-id-number")  # fmt: skip
+
+
+# -- Non-local residents (domain.md §1): no household record here, a number from Yunnan ----------
+
+SUN = citizen(KUNMING_WUHUA, "19880808", "051")  # insured in Nanming
+ZHOU = citizen(KUNMING_WUHUA, "19920202", "062")  # a residence permit for Nanming, uninsured
+
+
+def sun_rows() -> list[Any]:
+    """Employed in Nanming and enrolled there in all five insurances."""
+    person = {"aac001": "P9", "aac002": SUN, "aac003": "孙丽", "aac004": "2",
+              "aac006": "19880808", "aac009": "12", "aac010": "云南省昆明市五华区",
+              "aae006": "贵州省贵阳市南明区花果园街道9号", "aae005": "13812345678",
+              "aac012": "24", "aab301": NANMING}  # fmt: skip
+    enrolled = {"aac001": "P9", "aab301": NANMING, "aab001": "U9", "aac008": "1",
+                "aac030": date(2015, 3, 1)}  # fmt: skip
+    medical = {"psn_no": "M9", "certno": SUN, "psn_cert_type": "01", "psn_name": "孙丽",
+               "gend": "2", "brdy": date(1988, 8, 8), "insutype": "310", "psn_insu_stas": "1",
+               "insu_admdvs": NANMING, "emp_no": "U9", "begndate": date(2015, 3, 1)}  # fmt: skip
+    return [
+        change("si_core.ac01", person),
+        *(change("si_core.ac02", {"aae140": kind, **enrolled}) for kind in
+          ("110", "210", "410", "510")),
+        change("medical.insured", medical),
+    ]  # fmt: skip
+
+
+def zhou_permit(**changes: Any) -> Any:
+    row = {"jzzh": "JZ5201020001", "sfzh": ZHOU, "xm": "周强", "xb": "1",
+           "csrq": date(1992, 2, 2), "hjdz_xzqh": KUNMING_WUHUA, "jzdz_xzqh": NANMING,
+           "jzdz": "贵州省贵阳市南明区花果园街道15号", "qfrq": date(2024, 3, 1),
+           "yxqz": date(2029, 3, 1), "zt": "1"}  # fmt: skip
+    return change("hukou.resident_permit", row | changes)
+
+
+async def test_an_insured_non_local_resident_gets_their_popup_where_they_are_insured(
+    gateway: httpx.AsyncClient, harness: Harness, matching_db: Database, token_for: Any
+) -> None:
+    await harness.apply(sun_rows())
+    await feed(matching_db, harness.published)
+
+    response = await gateway.get(POPUP + SUN, headers=clerk(token_for))
+
+    assert response.status_code == 200, response.text
+    popup = response.json()
+    assert popup["statuses"] == {"pension": "11", "medical": "21", "injury": "30",
+                                 "unemployment": "40", "maternity": "50"}  # fmt: skip
+    assert (popup["in_scope"], popup["needs_survey"], popup["registration"]) == (
+        True, False, "confirmed")  # fmt: skip
+    # Nanming's, not Kunming's (the number) nor Yunyan's.
+    assert_problem(await gateway.get(POPUP + SUN, headers=clerk(token_for, scope=YUNYAN)), 403,
+                   "out-of-scope")  # fmt: skip
+
+
+async def test_an_uninsured_resident_permit_holder_is_in_scope_where_they_live(
+    gateway: httpx.AsyncClient, harness: Harness, matching_db: Database, token_for: Any
+) -> None:
+    """Public security's 外来常住人员: household registered in Kunming, living in Nanming on a
+    residence permit, insured nowhere: should be insured (91 pension and medical), needs a
+    survey; their region is where they live, their household is non-local (AAC009 52)."""
+    await harness.apply([zhou_permit()])
+    await feed(matching_db, harness.published)
+
+    response = await gateway.get(POPUP + ZHOU, headers=clerk(token_for))
+
+    assert response.status_code == 200, response.text
+    popup = response.json()
+    assert popup["statuses"] == {"pension": "91", "medical": "91", "injury": "95",
+                                 "unemployment": "95", "maternity": "95"}  # fmt: skip
+    assert (popup["in_scope"], popup["needs_survey"]) == (True, True)
+    assert {"uninsured", "missing_info"} <= set(popup["survey_reasons"])
+    assert {m["item"] for m in popup["missing"]} == {"phone", "household_place"}
+    token = token_for(Role.COUNTY, scope=NANMING)
+    record = (await gateway.get(PERSONS + ZHOU, headers=bearer(token))).json()["record"]
+    region = record["region_code"]
+    assert (region["value"], region["source"]) == (NANMING, "hukou.resident_permit")
+    assert record["household_region_code"]["value"] == KUNMING_WUHUA
+    assert record["household_type"]["value"] == "52"
+    assert record["residence_address"]["value"] == "贵州省贵阳市南明区****"
+    assert_problem(await gateway.get(POPUP + ZHOU, headers=clerk(token_for, scope=YUNYAN)), 403,
+                   "out-of-scope")  # fmt: skip
+
+
+async def test_a_permit_no_longer_valid_leaves_an_uninsured_holder_out_of_scope(
+    gateway: httpx.AsyncClient, harness: Harness, matching_db: Database, token_for: Any
+) -> None:
+    """Expired or cancelled (zt 2/3): a record that they lived here, not that they still do.
+    The clerk of where they lived still finds them, with no statuses."""
+    await harness.apply([zhou_permit(zt="3")])
+    await feed(matching_db, harness.published)
+
+    popup = (await gateway.get(POPUP + ZHOU, headers=clerk(token_for))).json()
+
+    assert (popup["in_scope"], popup["statuses"], popup["needs_survey"]) == (False, None, False)
+
+
+def test_a_permit_holders_region_is_where_they_live_before_identity_has_published() -> None:
+    """The golden record's household region is in another province: not their region here."""
+    record = identity_record(
+        household_registered=False,
+        golden={"household_region_code": {"value": KUNMING_WUHUA},
+                "region_code": {"value": NANMING}},
+    )  # fmt: skip
+    assert region_of(record) == NANMING
+    local = identity_record(golden={"household_region_code": {"value": YUNYAN},
+                                    "region_code": {"value": NANMING}})  # fmt: skip
+    assert region_of(local) == YUNYAN

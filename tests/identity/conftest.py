@@ -43,6 +43,7 @@ KEYS: dict[str, tuple[str, ...]] = {
     "si_core.ac60": ("id",),
     "medical.insured": ("psn_no", "insutype"),
     "hukou.person": ("sfzh",),
+    "hukou.resident_permit": ("jzzh",),
     "civil.cremation": ("id",),
     "civil.dibao": ("id",),
     "education.student": ("xh",),

@@ -15,6 +15,7 @@ from canbao_contracts.codes import (
     HouseholdStatus,
     Insurance,
     RegistrationItem,
+    ResidencePermitStatus,
     StatusCode,
     StudentStatus,
 )
@@ -29,6 +30,7 @@ from canbao_contracts.events import (
     FactSource,
     HouseholdStatusFact,
     PersonRegistered,
+    ResidencePermitFact,
     StudyFact,
     fact_id_for,
 )
@@ -133,6 +135,14 @@ def custody(pid: UUID, *, admitted: date = date(2024, 3, 1),
 def household(pid: UUID, status: HouseholdStatus, **fields: Any) -> HouseholdStatusFact:
     return HouseholdStatusFact(**_base(pid, "household_status", "hukou", "person", **fields),
                                status=status, region_code=REGION)  # fmt: skip
+
+
+def permit(pid: UUID, status: ResidencePermitStatus = ResidencePermitStatus.VALID, *,
+           until: date | None = date(2029, 3, 1)) -> ResidencePermitFact:  # fmt: skip
+    """A residence permit (居住证) for living in REGION."""
+    return ResidencePermitFact(**_base(pid, "residence_permit", "hukou", "resident_permit"),
+                               status=status, region_code=REGION, issued_on=date(2024, 3, 1),
+                               valid_until=until)  # fmt: skip
 
 
 def death(pid: UUID, died: date = date(2026, 10, 1)) -> DeathFact:

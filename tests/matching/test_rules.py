@@ -8,6 +8,8 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid4
 
+import pytest
+
 from canbao_contracts.codes import (
     BenefitPaymentStatus,
     FlagType,
@@ -15,6 +17,7 @@ from canbao_contracts.codes import (
     Insurance,
     RegistrationItem,
     RegistrationState,
+    ResidencePermitStatus,
     StatusCode,
     StudentStatus,
     SurveyReason,
@@ -34,6 +37,7 @@ from tests.matching.people import (
     enrolled,
     household,
     job,
+    permit,
     person,
     study,
 )
@@ -414,6 +418,54 @@ def test_a_newcomer_registered_by_a_counter_is_in_scope() -> None:
     came from (registered_by_collection)."""
     v = verdict(household_registered_locally=False, registered_by_collection=True)
     assert codes(v)[M] is S.UNINSURED_INDIVIDUAL
+
+
+# A migrant from another province living here on a residence permit (居住证), uninsured.
+NON_LOCAL = {"household_registered_locally": False, "household_data_obtained": False,
+             "household_region_code": "530102"}  # fmt: skip
+
+
+def test_an_uninsured_resident_permit_holder_is_in_scope_and_should_be_insured() -> None:
+    """Public security's 外来常住人员 (§1 "other long-term residents"): uninsured, they should join
+    pension and medical (91); not employed by a unit, the rest are not required (95)."""
+    p = pid()
+    v = verdict(permit(p), pid=p, **NON_LOCAL)
+    assert codes(v) == {P: S.UNINSURED_INDIVIDUAL, M: S.UNINSURED_INDIVIDUAL,
+                        INJ: S.NOT_REQUIRED, U: S.NOT_REQUIRED, MAT: S.NOT_REQUIRED}  # fmt: skip
+    assert v.needs_survey and SurveyReason.UNINSURED in v.survey_reasons
+    assert v.region_code == "520102"
+
+
+def test_a_resident_permit_holder_employed_by_a_unit_is_92_where_not_enrolled() -> None:
+    p = pid()
+    v = verdict(permit(p), job(p), pid=p, **NON_LOCAL)
+    assert set(codes(v).values()) == {S.UNINSURED_BY_EMPLOYER}
+
+
+@pytest.mark.parametrize(
+    ("status", "until"),
+    [(ResidencePermitStatus.EXPIRED, date(2025, 3, 1)),
+     (ResidencePermitStatus.CANCELLED, date(2029, 3, 1)),
+     (ResidencePermitStatus.VALID, TODAY - timedelta(days=1))],
+    ids=["expired", "cancelled", "valid-but-past-its-end-date"],
+)  # fmt: skip
+def test_a_permit_no_longer_current_keeps_no_uninsured_person_in_scope(
+    status: ResidencePermitStatus, until: date
+) -> None:
+    p = pid()
+    gone = Situation(person=person(p, **NON_LOCAL), facts=(permit(p, status, until=until),))
+    assert evaluate(gone, TODAY) is None
+    # Insured here, they stay in scope by their enrolment.
+    insured = (permit(p, status, until=until), enrolled(p, S.URBAN_EMPLOYEE_PENSION, unit="U1"))
+    assert evaluate(Situation(person=person(p, **NON_LOCAL), facts=insured), TODAY) is not None
+
+
+def test_the_day_after_a_permit_ends_the_person_is_judged_again() -> None:
+    p = pid()
+    situation = Situation(person=person(p, **NON_LOCAL), facts=(permit(p, until=TODAY),))
+    assert evaluate(situation, TODAY) is not None
+    assert next_recheck(situation, TODAY) == TODAY + timedelta(days=1)
+    assert evaluate(situation, TODAY + timedelta(days=1)) is None
 
 
 def test_a_collection_does_not_bring_back_someone_who_moved_out() -> None:

@@ -164,6 +164,8 @@ def test_the_connector_captures_exactly_the_tables_of_sources_md(tmp_path: objec
     properties = debezium_properties(BridgeConfig(bootstrap_servers="kafka:9092"), tmp_path)  # type: ignore[arg-type]
     captured = [name.replace("\\", "") for name in properties["table.include.list"].split(",")]
     assert captured == [f"{schema}.{table}" for schema, table in TABLES]
+    # sources.md's residence permits (外来常住人员) are a change feed like the household register.
+    assert {"hukou.person", "hukou.resident_permit"} <= set(captured)
     assert properties["connector.class"] == "io.debezium.connector.postgresql.PostgresConnector"
     assert properties["plugin.name"] == "pgoutput"
     assert properties["snapshot.mode"] == "initial"

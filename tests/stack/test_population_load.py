@@ -97,3 +97,26 @@ def test_seed_command_refuses_an_unknown_rate() -> None:
     args = parser.parse_args(["seed", "--rate", "typos=0.1"])
     with pytest.raises(SystemExit, match="unknown rate 'typos'"):
         args.handler(args)
+
+
+async def test_uninsured_migrants_are_known_from_residence_permits(
+    postgres: PostgresCluster,
+) -> None:
+    """Some non-local people live here uninsured (public security's 外来常住人员): a permit for
+    where they live, their household elsewhere; in scope while it is valid, needing a survey
+    (domain.md §1, §5); a permit expired or cancelled leaves them out of scope."""
+    population = await populate(postgres, 6_000, 43)
+    permits = await fetch(population.dsn, "SELECT sfzh, hjdz_xzqh, jzdz_xzqh, zt, yxqz "
+                                          "FROM hukou.resident_permit")  # fmt: skip
+    assert permits and all(not p["hjdz_xzqh"].startswith("52") for p in permits)
+    by_number = {p["sfzh"]: p for p in permits}
+    residents = [p for p in population.expected.values() if p["situation"] == "non_local_resident"]
+    assert residents
+    for person in residents:
+        permit = by_number[person["id_number"]]
+        assert permit["jzdz_xzqh"] == person["region"]
+        current = permit["zt"] == "1"
+        assert person["in_scope"] is current, person
+        if current:
+            assert person["statuses"]["pension"] in ("91", "92") and person["needs_survey"]
+    assert {p["zt"] for p in permits} >= {"1", "2"}

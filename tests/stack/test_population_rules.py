@@ -307,3 +307,24 @@ def test_gaps_and_identity_conflict_need_a_survey_even_when_fully_insured() -> N
     assert result.survey_reasons == (SurveyReason.MISSING_INFO, SurveyReason.INACCURATE_INFO,
                                      SurveyReason.IDENTITY_CONFLICT)  # fmt: skip
     assert result.registration is RegistrationState.NEEDS_SURVEY
+
+
+# -- Non-local residents on a residence permit (domain.md §1 "other long-term residents") ---------
+
+
+def test_uninsured_resident_permit_holder_is_in_scope_and_should_be_insured() -> None:
+    result = outcome(person(household_registered=False, household_status=None,
+                            permit_valid_until=date(2029, 3, 1)), TODAY)  # fmt: skip
+    assert result.in_scope
+    assert result.statuses[Insurance.PENSION] is StatusCode.UNINSURED_INDIVIDUAL
+    assert result.statuses[Insurance.MEDICAL] is StatusCode.UNINSURED_INDIVIDUAL
+    assert result.statuses[Insurance.INJURY] is StatusCode.NOT_REQUIRED
+    assert result.needs_survey
+
+
+def test_a_permit_past_its_end_date_keeps_no_uninsured_person_in_scope() -> None:
+    facts = person(household_registered=False, household_status=None,
+                   permit_valid_until=TODAY)  # fmt: skip
+    assert outcome(facts, TODAY).in_scope
+    assert not outcome(facts, date(TODAY.year + 1, 1, 1)).in_scope
+    assert not outcome(person(household_registered=False, household_status=None), TODAY).in_scope

@@ -3,7 +3,7 @@
 | topic                | events                                                         | producer |
 |----------------------|----------------------------------------------------------------|----------|
 | registry.persons     | PersonRegistered, PersonUpdated, PersonsMerged, PersonDeceased | identity |
-| registry.facts       | FactAsserted (a `Fact`: one of eight kinds)                    | identity |
+| registry.facts       | FactAsserted (a `Fact`: one of nine kinds)                     | identity |
 | registry.statuses    | StatusesChanged, StatusesWithdrawn                             | matching |
 | registry.collections | CollectionApproved                                             | survey   |
 
@@ -31,6 +31,7 @@ from canbao_contracts.events.fact_kinds import (
     EnrolmentFact,
     FactSource,
     HouseholdStatusFact,
+    ResidencePermitFact,
     StudyFact,
     fact_id_for,
 )
@@ -88,6 +89,7 @@ __all__ = [
     "PersonRegistered",
     "PersonUpdated",
     "PersonsMerged",
+    "ResidencePermitFact",
     "Statuses",
     "StatusesChanged",
     "StatusesWithdrawn",

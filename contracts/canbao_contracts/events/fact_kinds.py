@@ -13,6 +13,7 @@ from canbao_contracts.codes import (
     BenefitPaymentStatus,
     HouseholdStatus,
     Insurance,
+    ResidencePermitStatus,
     StatusCode,
     StudentStatus,
 )
@@ -154,6 +155,20 @@ class HouseholdStatusFact(FactBase):
     """hjdz_xzqh."""
     cancelled_on: date | None = None
     """zxrq: when the registration was cancelled."""
+
+
+class ResidencePermitFact(FactBase):
+    """A residence permit (hukou.resident_permit, 居住证) of someone whose household is registered
+    elsewhere: a non-local long-term resident (domain.md §1), in scope where they live while the
+    permit is current (valid, and not past its end date)."""
+
+    kind: Literal["residence_permit"] = "residence_permit"
+    status: ResidencePermitStatus
+    region_code: RegionCode | None
+    """jzdz_xzqh: where they live."""
+    issued_on: date | None = None
+    valid_until: date | None = None
+    """yxqz."""
 
 
 class CrossRegionEnrolmentFact(FactBase):

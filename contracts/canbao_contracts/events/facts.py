@@ -23,6 +23,7 @@ from canbao_contracts.events.fact_kinds import (
     EmploymentFact,
     EnrolmentFact,
     HouseholdStatusFact,
+    ResidencePermitFact,
     StudyFact,
     fact_id_for,
 )
@@ -36,7 +37,8 @@ Fact = Annotated[
     | CustodyFact
     | HouseholdStatusFact
     | CrossRegionEnrolmentFact
-    | DeathFact,
+    | DeathFact
+    | ResidencePermitFact,
     Field(discriminator="kind"),
 ]
 

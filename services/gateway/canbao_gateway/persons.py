@@ -7,9 +7,10 @@ staff who work on one person's registration: counter, grass-roots platform (åˆå
 nor the surveyor (its assigned tasks only, through survey), nor the auditor.
 
 The region scope is checked against the person's region as identity records it (household
-region, else the region of their insurance records), not the number's first six digits: a
-person born in Zunyi who lives in Guiyang is Guiyang's. Only a person identity knows no region
-of falls back to the number.
+region, else the region of their insurance records, else of their residence permit), not the
+number's first six digits: a person born in Zunyi who lives in Guiyang is Guiyang's, and so is
+one whose number was issued in Yunnan and who is insured or holds a permit here. Only a person
+identity knows no region of falls back to the number.
 """
 
 from __future__ import annotations
@@ -84,13 +85,16 @@ def registered_person(purpose: Purpose) -> Callable[..., Awaitable[RegisteredPer
 
 
 def region_of(record: dict[str, Any]) -> str | None:
-    """The person's 6-digit region as identity has it: what it published (household region,
-    else insurance region), else the golden record's own fields."""
+    """The person's 6-digit region as identity has it: what it published, else the golden
+    record's own fields by the same rule (PersonState.region_code): the household region for the
+    locally household-registered, else where they are insured or live. A residence permit
+    holder's household region is in another province: never their region here."""
     state = record.get("public_state") or {}
     golden = record["golden"]
+    household = golden.get("household_region_code") if record.get("household_registered") else None
     for candidate in (
         state.get("region_code"),
-        (golden.get("household_region_code") or {}).get("value"),
+        (household or {}).get("value"),
         (golden.get("region_code") or {}).get("value"),
     ):
         if isinstance(candidate, str) and len(candidate) == 6 and candidate.isdigit():

@@ -41,19 +41,25 @@ SOURCE_LABELS: Final = {
     "national": "全国比对",
     COLLECTION: "信息采集",
 }
-_IDENTITY: Final = (COLLECTION, "hukou.person", "si_core.ac01", "medical.insured")
+# Public security's residence permits (hukou.resident_permit) right after its household register:
+# the same department checks the same documents.
+PERMIT: Final = "hukou.resident_permit"
+_IDENTITY: Final = (COLLECTION, "hukou.person", PERMIT, "si_core.ac01", "medical.insured")
 _PRECEDENCE: Final[dict[str, tuple[str, ...]]] = {
     r.NAME: _IDENTITY,
     r.GENDER: _IDENTITY,
     r.BIRTH_DATE: _IDENTITY,
     r.HOUSEHOLD_PLACE: (COLLECTION, "hukou.person", "si_core.ac01"),
-    r.HOUSEHOLD_REGION: (COLLECTION, "hukou.person"),
+    r.HOUSEHOLD_REGION: (COLLECTION, "hukou.person", PERMIT),  # a permit: registered elsewhere
     r.HOUSEHOLD_STATUS: ("hukou.person",),
     r.PHONE: (COLLECTION, "si_core.ac01", "card.card_holder"),
-    r.RESIDENCE_ADDRESS: (COLLECTION, "si_core.ac01", "hukou.person"),
-    r.HOUSEHOLD_TYPE: (COLLECTION, "si_core.ac01"),
+    r.RESIDENCE_ADDRESS: (COLLECTION, "si_core.ac01", PERMIT, "hukou.person"),
+    r.HOUSEHOLD_TYPE: (COLLECTION, "si_core.ac01", PERMIT),
     r.PERSONAL_IDENTITY: (COLLECTION, "si_core.ac01"),
-    r.REGION: ("si_core.ac01", "medical.insured", COLLECTION),  # a newcomer: where registered
+    # Where insured, else where a residence permit says they live, else (a newcomer) where they
+    # registered at a counter. The household region counts instead for the locally registered
+    # (publication.py).
+    r.REGION: ("si_core.ac01", "medical.insured", PERMIT, COLLECTION),
     r.DEATH_DATE: ("civil.cremation", "hukou.person"),
 }
 _REQUIRED: Final = {
@@ -190,7 +196,7 @@ def _pick(records: Sequence[LinkedRecord], name: str) -> dict[str, Any] | None:
 
 def _pick_number(records: Sequence[LinkedRecord]) -> tuple[dict[str, Any], dict[str, Any]] | None:
     """The person's document: a valid citizen number first (normalised), else another document."""
-    order = (COLLECTION, "hukou.person", "si_core.ac01", "medical.insured")
+    order = _IDENTITY
     valid = []
     defective: dict[str, bool] = {}  # a person's records mostly carry one number: check it once
     for x in records:

@@ -46,7 +46,10 @@ def public_state(golden: Golden) -> dict[str, Any]:
         "gender": golden.value(r.GENDER) if golden.value(r.GENDER) in ("1", "2") else None,
         "household_type": _code(golden.value(r.HOUSEHOLD_TYPE), _HOUSEHOLD_TYPES),
         "household_region_code": household_region,
-        "region_code": household_region or _region(golden.value(r.REGION)),
+        # PersonState.region_code: the household region when household-registered locally, else
+        # where they live or are insured (a residence permit's household region is elsewhere).
+        "region_code": (household_region if golden.household_registered else None)
+        or _region(golden.value(r.REGION)),
         "household_registered_locally": golden.household_registered,
         "household_data_obtained": golden.household_registered,
         "personal_identity": _code(golden.value(r.PERSONAL_IDENTITY), _IDENTITIES),

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Final, TypeVar
 
 from canbao_contracts.codes import (
@@ -23,6 +23,7 @@ from canbao_contracts.codes import (
     HouseholdStatus,
     Insurance,
     RegistrationState,
+    ResidencePermitStatus,
     StatusCode,
     StudentStatus,
     SurveyReason,
@@ -39,6 +40,7 @@ from canbao_contracts.events import (
     Fact,
     Flag,
     HouseholdStatusFact,
+    ResidencePermitFact,
     Statuses,
     StudyFact,
     Verdict,
@@ -125,7 +127,7 @@ def evaluate(situation: Situation, today: date) -> Verdict | None:
         return Verdict(**base, deceased=True, statuses=Statuses(**dict.fromkeys(INSURANCES)),
                        flags=flags, needs_survey=False,
                        registration=RegistrationState.CONFIRMED)  # fmt: skip
-    if not in_scope(situation):
+    if not in_scope(situation, today):
         return None
     circumstances = circumstances_of(situation, today)
     statuses = {i: status(i, situation, circumstances) for i in INSURANCES}
@@ -161,21 +163,35 @@ def is_deceased(situation: Situation) -> bool:
     )
 
 
-def in_scope(situation: Situation) -> bool:
+def in_scope(situation: Situation, today: date) -> bool:
     """§1: "local household-registered people first, then insured non-local residents, then
     other long-term residents". Our convention: anyone not household-registered is in scope
     while a local enrolment is paying or suspended (passport and permit holders included), and
-    so is a resident the household register does not know whom an approved collection
-    registered (a newcomer at a counter, a person a survey team found living here): the
-    long-term residents the registry learns of only from them. A collection does not bring back
-    someone the register knows as moved out or settled abroad."""
+    so is a resident the household register does not know who holds a current residence permit
+    here (public security's 外来常住人员) or whom an approved collection registered (a newcomer at
+    a counter, a person a survey team found living here): the long-term residents the registry
+    learns of only from them. A collection does not bring back someone the register knows as
+    moved out or settled abroad."""
     local = situation.person.household_registered_locally
     registered = local and household_status(situation) in REGISTERED
     enrolled = any(e.state is not EnrolmentState.TERMINATED for e in situation.of(EnrolmentFact))
     resident = not local and (
-        situation.person.registered_by_collection or bool(situation.collections)
+        situation.person.registered_by_collection
+        or bool(situation.collections)
+        or holds_current_permit(situation, today)
     )
     return registered or enrolled or resident
+
+
+def holds_current_permit(situation: Situation, today: date) -> bool:
+    """A residence permit (居住证) that is valid today. Our convention: an expired (2) or
+    cancelled (3) permit, or a valid one past its end date (yxqz), is a record that the person
+    lived here, not that they still do: on its own it keeps no one in scope."""
+    return any(
+        p.status is ResidencePermitStatus.VALID
+        and (p.valid_until is None or p.valid_until >= today)
+        for p in situation.of(ResidencePermitFact)
+    )
 
 
 def household_status(situation: Situation) -> HouseholdStatus | None:
@@ -433,6 +449,12 @@ def next_recheck(situation: Situation, today: date) -> date | None:
     for e in situation.of(EmploymentFact):
         candidates += [e.started_on, e.ended_on]
     candidates += [s.graduated_on for s in situation.of(StudyFact)]
+    # The day after a permit's end date it no longer places the person in scope.
+    candidates += [
+        p.valid_until + timedelta(days=1)
+        for p in situation.of(ResidencePermitFact)
+        if p.valid_until is not None
+    ]
     future = [d for d in candidates if d is not None and d > today]
     return min(future, default=None)
 

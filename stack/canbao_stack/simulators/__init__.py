@@ -12,6 +12,7 @@ TABLES: tuple[tuple[str, str], ...] = (
     ("si_core", "ac60"),
     ("medical", "insured"),
     ("hukou", "person"),
+    ("hukou", "resident_permit"),
     ("civil", "cremation"),
     ("civil", "dibao"),
     ("education", "student"),

@@ -135,6 +135,7 @@ def _outcome(known: Facts, as_of: date) -> Outcome:
         known.missing,
         known.inaccurate,
         known.identity_conflict,
+        known.permit_valid_until is not None and known.permit_valid_until >= as_of,
     )  # fmt: skip
     result = _OUTCOMES.get(key)
     if result is None:

@@ -68,6 +68,9 @@ class Facts(NamedTuple):
     missing: tuple[str, ...] = ()  # required items no source carries (RegistrationItem values)
     inaccurate: tuple[str, ...] = ()  # items a source has wrong
     identity_conflict: bool = False  # one number, two people
+    # hukou.resident_permit: the end date (yxqz) of a valid (zt 1) residence permit; None for no
+    # permit, or one expired or cancelled (zt 2/3).
+    permit_valid_until: date | None = None
 
 
 class Outcome(NamedTuple):
@@ -116,7 +119,7 @@ def outcome(facts: Facts, as_of: date) -> Outcome:
             if benefits_paid(facts, insurance) > 0
         )
         return Outcome(False, True, dict(_NOBODY), flags, (), None)
-    if not in_scope(facts):
+    if not in_scope(facts, as_of):
         return Outcome(False, False, dict(_NOBODY), (), (), None)
     circumstances = circumstances_of(facts, as_of)
     by_insurance = enrolments_by_insurance(facts)
@@ -140,13 +143,21 @@ def outcome(facts: Facts, as_of: date) -> Outcome:
     return Outcome(True, False, statuses, duplicates + double_benefits, reasons, registration)
 
 
-def in_scope(facts: Facts) -> bool:
-    """§1: "local household-registered people first, then insured non-local residents".
-    Our convention: household-registered means registered with status normal, military service
-    or settled abroad (§5 gives the last two a status, 93); anyone else is in scope while a
-    local enrolment is paying or suspended (passport and permit holders included)."""
+def in_scope(facts: Facts, as_of: date) -> bool:
+    """§1: "local household-registered people first, then insured non-local residents, then
+    other long-term residents". Our convention: household-registered means registered with
+    status normal, military service or settled abroad (§5 gives the last two a status, 93);
+    anyone else is in scope while a local enrolment is paying or suspended (passport and permit
+    holders included), or while they hold a residence permit here that is valid on `as_of`
+    (public security's 外来常住人员). An expired or cancelled permit is a record that they lived
+    here, not that they still do: it keeps no one in scope."""
     registered = facts.household_registered and facts.household_status in _REGISTERED
-    return registered or any(e.state != "terminated" for e in facts.enrolments)
+    resident = (
+        not facts.household_registered
+        and facts.permit_valid_until is not None
+        and facts.permit_valid_until >= as_of
+    )
+    return registered or resident or any(e.state != "terminated" for e in facts.enrolments)
 
 
 class Enrolments(NamedTuple):

@@ -5,7 +5,8 @@ and Zhejiang, near-universal resident medical insurance, resident pensions for r
 
 Situations: preschool, pupil, student, unit_employee, flexible, farmer, unemployed, migrant_out
 (insured in another province), in_province (insured in another city of the province), retired,
-elderly (no pension), soldier, abroad, prisoner, released, non_local_worker, foreigner.
+elderly (no pension), soldier, abroad, prisoner, released, non_local_worker,
+non_local_resident (uninsured, known from a residence permit), foreigner.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 from canbao_stack.simulators import enrol as e
-from canbao_stack.simulators.divisions import CAPITAL, COUNTIES
+from canbao_stack.simulators.divisions import CAPITAL, COUNTIES, COUNTY_BY_CODE
 from canbao_stack.simulators.expected import age
 from canbao_stack.simulators.households import Draw
 from canbao_stack.simulators.model import WORLD_DATE, Benefit, Job, Person, Study
@@ -23,6 +24,8 @@ from canbao_stack.simulators.rates import Rates
 _COMPLIANCE = (("full", 0.78), ("basic", 0.08), ("injury", 0.05), ("none", 0.06), ("arrears", 0.03))
 _UNIVERSITIES = ("贵州大学", "贵州师范大学", "贵州医科大学", "贵州财经大学", "贵州民族大学",
                  "遵义医科大学", "贵州理工学院", "凯里学院", "铜仁学院", "安顺学院")  # fmt: skip
+# Of the non-local people generated, those living here uninsured on a residence permit.
+_UNINSURED_RESIDENTS = 0.3
 _CARDS_FROM = date(2010, 1, 1)  # the second-generation social security card
 _CROSS_INSURANCES = {"pension": 1.0, "medical": 0.9, "injury": 0.8, "unemployment": 0.55,
                      "maternity": 0.5}  # fmt: skip
@@ -37,7 +40,11 @@ def live(d: Draw, person: Person, rates: Rates) -> None:
     if person.document is not None:
         _foreigner(d, person)
     elif person.hometown is not None:
-        _work(d, person, years, rates, non_local=True)
+        if rng.random() < _UNINSURED_RESIDENTS:
+            _non_local_resident(d, person)
+        else:
+            _work(d, person, years, rates, non_local=True)
+        _permit(d, person)
     elif years < 6:
         person.situation = "preschool"
         _maybe_resident_medical(d, person, 0.9)
@@ -59,6 +66,37 @@ def live(d: Draw, person: Person, rates: Rates) -> None:
     if person.document is None:
         _card_and_phone(d, person, years)
     person.settle()
+
+
+def _non_local_resident(d: Draw, person: Person) -> None:
+    """A migrant from another province living here uninsured (public security's 外来常住人员):
+    the registry knows them only from their residence permit. Some work for a unit that has
+    not enrolled them (an employment registration: 92), the others on their own (91 pension
+    and medical)."""
+    rng = d.rng
+    person.situation = "non_local_resident"
+    if rng.random() < 0.3:
+        unit = d.units.pick(rng, COUNTY_BY_CODE[person.region])
+        person.identity_code = "24"
+        person.jobs.append(Job(unit, e.since(rng, person, 18)))
+    else:
+        person.identity_code = "51" if rng.random() < 0.5 else "54"
+
+
+def _permit(d: Draw, person: Person) -> None:
+    """Every uninsured non-local resident holds a residence permit (else the registry would not
+    know them), half the insured ones do; some permits have expired (2) or been cancelled (3)."""
+    rng = d.rng
+    if person.situation != "non_local_resident" and rng.random() < 0.5:
+        return
+    issued = WORLD_DATE - timedelta(days=30 + int(rng.random() * 2500))
+    roll = rng.random()
+    if roll < 0.8:
+        status, until = "1", WORLD_DATE + timedelta(days=365 + int(rng.random() * 1500))
+    else:
+        status = "2" if roll < 0.92 else "3"
+        until = min(issued + timedelta(days=365 * 3), WORLD_DATE - timedelta(days=1))
+    person.permit = (status, issued, max(issued, until))
 
 
 def _school(d: Draw, person: Person, years: int) -> None:

@@ -129,6 +129,8 @@ class Person:
     custody: tuple[date, date | None, str] | None = None  # admitted, released, prison region
     dibao: date | None = None  # receiving the minimum living allowance since
     card: tuple[str, date] | None = None  # (card_status, issued)
+    # hukou.resident_permit (居住证) of a non-local resident, for `region`: (zt, qfrq, yxqz).
+    permit: tuple[str, date, date] | None = None
     phone: str | None = None
     region: str = ""  # where the registry files the person: household or insured county
     # Dirty data: how each source system's copy differs from the truth.

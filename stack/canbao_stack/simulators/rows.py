@@ -30,6 +30,8 @@ COLUMNS: Final[dict[tuple[str, str], tuple[str, ...]]] = {
                              "enddate"),
     ("hukou", "person"): ("sfzh", "xm", "xb", "csrq", "mz", "hjdz_xzqh", "hjdz", "hh", "yhzgx",
                           "ryzt", "zxrq"),
+    ("hukou", "resident_permit"): ("jzzh", "sfzh", "xm", "xb", "csrq", "hjdz_xzqh", "jzdz_xzqh",
+                                   "jzdz", "qfrq", "yxqz", "zt"),
     ("civil", "cremation"): ("sfzh", "xm", "swrq"),
     ("civil", "dibao"): ("sfzh", "xm", "xzqh", "ksrq", "jsrq"),
     ("education", "student"): ("xh", "sfzjh", "xm", "xxmc", "xd", "xjzt", "xzqh", "rxrq", "byrq"),
@@ -59,6 +61,8 @@ def person_rows(out: dict[tuple[str, str], list[Row]], person: Person, seed: int
     gender = "1" if person.male else "2"
     if person.local:
         _household(out, person)
+    if person.permit is not None:
+        _permit(out, person, f"JZ{key}")
     for record in (0, 1):
         core = [e for e in person.enrolments if not e.medical and e.record == record]
         if core or (record == 0 and person.benefits):
@@ -130,6 +134,23 @@ def _household(out: dict[tuple[str, str], list[Row]], person: Person) -> None:
     ))  # fmt: skip
 
 
+def _permit(out: dict[tuple[str, str], list[Row]], person: Person, number: str) -> None:
+    """A residence permit (居住证) for where the person lives, their household elsewhere."""
+    assert person.hometown is not None and person.number is not None
+    status, issued, until = person.permit  # type: ignore[misc]
+    out["hukou", "resident_permit"].append((
+        number, person.number, person.name, "1" if person.male else "2", person.birth,
+        person.hometown.code, person.region, _residence(person), issued, until, status,
+    ))  # fmt: skip
+
+
+def _residence(person: Person) -> str:
+    """The address a non-local person lives at, in the county the registry files them under."""
+    county = COUNTY_BY_CODE[person.region]
+    street = STREETS[person.index % len(STREETS)]
+    return f"{PROVINCE_NAME}{county.prefecture_name}{county.name}{street}{1 + person.index % 300}号"
+
+
 def _ac01(
     out: dict[tuple[str, str], list[Row]],
     person: Person,
@@ -145,10 +166,7 @@ def _ac01(
     else:  # 12/22 non-local: they live where they work
         assert person.hometown is not None
         kind, place = ("12" if person.urban else "22"), person.hometown.full_name
-        county = COUNTY_BY_CODE[person.region]
-        street = STREETS[person.index % len(STREETS)]
-        address = f"{PROVINCE_NAME}{county.prefecture_name}{county.name}{street}"
-        address += f"{1 + person.index % 300}号"
+        address = _residence(person)
     if person.address_copy != "":
         address = person.address_copy  # blank or a placeholder
     out["si_core", "ac01"].append((

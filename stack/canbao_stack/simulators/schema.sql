@@ -93,6 +93,23 @@ CREATE TABLE IF NOT EXISTS hukou.person (
     updated_at timestamptz DEFAULT now()
 );
 
+-- Residence permits (居住证) of people whose household is registered elsewhere: the non-local
+-- long-term residents (外来常住人员) public security also provides (Qinghai plan 五(二)).
+CREATE TABLE IF NOT EXISTS hukou.resident_permit (
+    jzzh varchar(30) PRIMARY KEY,
+    sfzh varchar(20),
+    xm varchar(50),
+    xb varchar(1),
+    csrq date,
+    hjdz_xzqh varchar(6),
+    jzdz_xzqh varchar(6),
+    jzdz varchar(150),
+    qfrq date,
+    yxqz date,
+    zt varchar(1),
+    updated_at timestamptz DEFAULT now()
+);
+
 -- civil affairs
 CREATE TABLE IF NOT EXISTS civil.cremation (
     id bigserial PRIMARY KEY,

@@ -81,7 +81,14 @@ def facts(person: Person, missing: tuple[str, ...], inaccurate: tuple[str, ...])
         missing=missing,
         inaccurate=inaccurate,
         identity_conflict=person.phantom is not None,
+        permit_valid_until=_valid_until(person),
     )
+
+
+def _valid_until(person: Person) -> date | None:
+    if person.permit is None or person.permit[0] != "1":
+        return None
+    return person.permit[2]
 
 
 @functools.cache
@@ -98,7 +105,8 @@ def gaps(person: Person) -> tuple[list[dict[str, str]], list[dict[str, str]]]:
     missing = []
     if not (person.local or in_core):
         missing.append(_MISSING[RegistrationItem.HOUSEHOLD_PLACE])
-    if not (person.local or (in_core and person.address_copy == "")):
+    # A residence permit gives the address where its holder lives (jzdz).
+    if not (person.local or (in_core and person.address_copy == "") or person.permit):
         missing.append(_MISSING[RegistrationItem.RESIDENCE_ADDRESS])
     if not has_phone:
         missing.append(_MISSING[RegistrationItem.PHONE])
@@ -132,12 +140,14 @@ def facts_to_json(f: Facts) -> list[Any]:
     """The facts as stored with the expected outcome, to recompute it for another day: a JSON
     array of the fields of expected.Facts in their order (the birth date in ISO form; each
     enrolment, report and benefit an array of its fields)."""
-    return [f.birth_date.isoformat(), *f[1:]]
+    until = f.permit_valid_until
+    return [f.birth_date.isoformat(), *f[1:-1], None if until is None else until.isoformat()]
 
 
 def facts_from_json(data: list[Any]) -> Facts:
     (birth, registered, status, death, custody, employment, studying, enrolments, elsewhere,
-     benefits, missing, inaccurate, conflict) = data  # fmt: skip
+     benefits, missing, inaccurate, conflict, *permit) = data  # fmt: skip
+    until = permit[0] if permit else None  # stored before residence permits: none
     return Facts(
         birth_date=date.fromisoformat(birth),
         household_registered=registered,
@@ -156,4 +166,5 @@ def facts_from_json(data: list[Any]) -> Facts:
         missing=tuple(missing),
         inaccurate=tuple(inaccurate),
         identity_conflict=conflict,
+        permit_valid_until=None if until is None else date.fromisoformat(until),
     )

@@ -42,6 +42,7 @@ ADAPTERS: Final[dict[str, Adapter]] = {
         Adapter("si_core", "ac60", si_core.benefit),
         Adapter("medical", "insured", medical.insured),
         Adapter("hukou", "person", hukou.person, key_is_id_number=True),
+        Adapter("hukou", "resident_permit", hukou.resident_permit),
         Adapter("civil", "cremation", civil.cremation),
         Adapter("civil", "dibao", civil.dibao),
         Adapter("education", "student", education.student),

@@ -1,15 +1,16 @@
-"""hukou — public security household register (pinyin-initial names)."""
+"""hukou — public security household register and residence permits (pinyin-initial names)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from canbao_contracts.codes import HouseholdStatus
+from canbao_contracts.codes import HouseholdStatus, HouseholdType, ResidencePermitStatus
 from canbao_identity import records as r
 from canbao_identity.adapters.values import day, region, text
 from canbao_identity.records import FactDraft, SourceRecord
 
 _STATUSES = {s.value for s in HouseholdStatus}
+_PERMIT_STATUSES = {s.value for s in ResidencePermitStatus}
 
 
 def person(row: dict[str, Any]) -> SourceRecord:
@@ -42,5 +43,42 @@ def person(row: dict[str, Any]) -> SourceRecord:
             r.RESIDENCE_ADDRESS: text(row, "hjdz"),
             r.HOUSEHOLD_STATUS: status,
             r.DEATH_DATE: cancelled if status == "1" else None,
+        },
+    )
+
+
+def resident_permit(row: dict[str, Any]) -> SourceRecord:
+    """A residence permit (居住证): someone whose household is registered elsewhere (hjdz_xzqh)
+    living here (jzdz_xzqh), one of domain.md §1's non-local long-term residents. The person's
+    region is where they live; their household type is non-local (AAC009 52: the permit does not
+    say urban or rural). Not the household register: they are not household_registered."""
+    status = text(row, "zt")
+    facts: tuple[FactDraft, ...] = ()
+    if status in _PERMIT_STATUSES:
+        facts = (
+            FactDraft(
+                "residence_permit",
+                {
+                    "status": status,
+                    "region_code": region(row, "jzdz_xzqh"),
+                    "issued_on": day(row, "qfrq"),
+                    "valid_until": day(row, "yxqz"),
+                },
+            ),
+        )
+    return SourceRecord(
+        "hukou",
+        "resident_permit",
+        facts=facts,
+        claims={
+            r.DOCUMENT_TYPE: "01",
+            r.ID_NUMBER: text(row, "sfzh"),
+            r.NAME: text(row, "xm"),
+            r.GENDER: text(row, "xb"),
+            r.BIRTH_DATE: day(row, "csrq"),
+            r.HOUSEHOLD_REGION: region(row, "hjdz_xzqh"),
+            r.HOUSEHOLD_TYPE: HouseholdType.NON_LOCAL_RESIDENT.value,
+            r.RESIDENCE_ADDRESS: text(row, "jzdz"),
+            r.REGION: region(row, "jzdz_xzqh"),
         },
     )
