@@ -12,11 +12,15 @@ from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import settings
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from sqlalchemy.engine import make_url
 
+from canbao_platform import service_tokens
 from canbao_platform.db import migrate_async
 from canbao_platform.local.broker import MockKafkaCluster
 from canbao_platform.local.postgres import PostgresCluster, application_role, free_port
@@ -33,6 +37,48 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 # Settings fail closed (unset CANBAO_ENV means production, which refuses the development keys):
 # the tests run as "test", and so does every process they start, unless a test says otherwise.
 os.environ.setdefault("CANBAO_ENV", "test")
+
+
+def _service_token_key_pair() -> tuple[str, str]:
+    key = Ed25519PrivateKey.generate()
+    private = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    public = key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return private.decode(), public.decode()
+
+
+# A service-token key pair of production's kind, for tests of production settings (the
+# development pair is in the code, so production refuses it).
+SERVICE_PRIVATE_KEY, SERVICE_PUBLIC_KEY = _service_token_key_pair()
+
+
+class ServiceAuth(httpx.Auth):
+    """Calls to a service's internal API as the gateway makes them: each request signed for
+    `service` on behalf of a staff member (canbao_platform.service_tokens, the development key
+    pair). A request that already names its Authorization keeps it."""
+
+    def __init__(self, service: str, username: str = "test-clerk", role: str = "counter",
+                 scope: str = "52") -> None:  # fmt: skip
+        self.service, self.caller = service, service_tokens.Caller(username, role, scope)
+
+    def auth_flow(self, request: httpx.Request) -> Iterator[httpx.Request]:
+        if "Authorization" not in request.headers:
+            request.headers.update(caller_headers(self.service, self.caller))
+        yield request
+
+
+def caller_headers(
+    service: str, caller: service_tokens.Caller | None = None, **fields: str
+) -> dict[str, str]:
+    """The Authorization header of one internal call to `service` (fields: username, role,
+    scope of the staff member the gateway acts for)."""
+    caller = caller or service_tokens.Caller(**({"username": "test-clerk", "role": "counter",
+                                                 "scope": "52"} | fields))  # fmt: skip
+    key = service_tokens.private_key(service_tokens.DEVELOPMENT_PRIVATE_KEY)
+    return {"Authorization": f"Bearer {service_tokens.issue(caller, audience=service, key=key)}"}
 
 
 @dataclass(frozen=True)

@@ -37,6 +37,7 @@ def service_definition(service: str) -> ServiceDefinition:
 class MigrationSettings(ServiceSettings):
     """What the migration step reads (subclassed per service for the prefix)."""
 
+    serves_internal_api = False
     migration_database_url: str | None = None
 
     @property

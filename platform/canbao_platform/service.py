@@ -97,6 +97,7 @@ def create_app(definition: ServiceDefinition, settings: ServiceSettings | None =
         version="0.1.0",
         lifespan=lifespan,
     )
+    app.state.service_name = definition.name  # the audience of its service tokens
     install_problem_handlers(app)
     app.include_router(_health_router(definition.name))
     for router in definition.routers:

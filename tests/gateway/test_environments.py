@@ -22,12 +22,16 @@ from canbao_identity.settings import IdentitySettings
 from canbao_matching.app import MatchingSettings
 from canbao_platform.db import Database
 from canbao_platform.migrate import migration_settings, service_definition
+from canbao_platform.service_tokens import DEVELOPMENT_PRIVATE_KEY
 from canbao_platform.settings import ServiceSettings
 from canbao_reporting.app import SERVICE as REPORTING
 from canbao_survey.settings import SurveySettings
+from tests.conftest import SERVICE_PRIVATE_KEY, SERVICE_PUBLIC_KEY
 from tests.gateway.conftest import Clock, assert_problem, bearer, build_app, serve, settings_for
 
-PRODUCTION_KEYS = {"jwt_signing_key": "k" * 64, "audit_index_key": "a" * 64}
+PUBLIC_KEY = {"CANBAO_SERVICE_TOKEN_PUBLIC_KEY": SERVICE_PUBLIC_KEY}
+PRODUCTION_KEYS = {"jwt_signing_key": "k" * 64, "audit_index_key": "a" * 64,
+                   "service_token_private_key": SERVICE_PRIVATE_KEY}  # fmt: skip
 
 
 async def accounts(database: Database) -> set[str]:
@@ -67,7 +71,7 @@ async def test_local_stack_has_the_demo_accounts_of_api_md(
 async def test_no_demo_accounts_outside_the_local_stack(
     gateway_url: str, gateway_db: Database, test_clock: Clock, environment: str
 ) -> None:
-    settings = settings_for(gateway_url, environment, **PRODUCTION_KEYS)
+    settings = settings_for(gateway_url, environment, **PRODUCTION_KEYS, **PUBLIC_KEY)
     async with serve(build_app(settings, test_clock)) as client:
         await wait_until_ready(client)
         response = await client.post(
@@ -91,6 +95,10 @@ def test_demo_accounts_are_one_per_role() -> None:
         ({"jwt_signing_key": "k" * 64}, "GATEWAY_AUDIT_INDEX_KEY must be set"),
         (PRODUCTION_KEYS | {"jwt_signing_key": DEVELOPMENT_JWT_KEY}, "must be set"),
         (PRODUCTION_KEYS | {"jwt_signing_key": "short"}, "at least 32 characters"),
+        (
+            PRODUCTION_KEYS | {"service_token_private_key": DEVELOPMENT_PRIVATE_KEY},
+            "GATEWAY_SERVICE_TOKEN_PRIVATE_KEY must be set",
+        ),
     ],
 )
 def test_production_refuses_to_start_without_real_keys(
@@ -98,7 +106,7 @@ def test_production_refuses_to_start_without_real_keys(
 ) -> None:
     with pytest.raises(pydantic.ValidationError, match=complaint):
         GatewaySettings(database_url="postgresql+asyncpg://x@db/gateway", CANBAO_ENV="production",
-                        **keys)  # fmt: skip
+                        **PUBLIC_KEY, **keys)  # fmt: skip
 
 
 def test_production_keys_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -106,6 +114,8 @@ def test_production_keys_come_from_the_environment(monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv("GATEWAY_DATABASE_URL", "postgresql+asyncpg://gateway_app@db/gateway")
     monkeypatch.setenv("GATEWAY_JWT_SIGNING_KEY", "k" * 64)
     monkeypatch.setenv("GATEWAY_AUDIT_INDEX_KEY", "a" * 64)
+    monkeypatch.setenv("GATEWAY_SERVICE_TOKEN_PRIVATE_KEY", SERVICE_PRIVATE_KEY)
+    monkeypatch.setenv("CANBAO_SERVICE_TOKEN_PUBLIC_KEY", SERVICE_PUBLIC_KEY)
     settings = GatewaySettings()
     assert settings.jwt_key() == "k" * 64 and settings.audit_key() == b"a" * 64
     assert "k" * 64 not in repr(settings)  # secrets stay out of logs
@@ -122,14 +132,17 @@ def test_development_and_tests_need_no_secrets(environment: str) -> None:
 KEY = base64.b64encode(b"k" * 32).decode()  # a well-formed key that is not a development one
 REAL: dict[str, dict[str, str]] = {
     "gateway": {"GATEWAY_DATABASE_URL": "postgresql+asyncpg://gateway_app@db/gateway",
-                "GATEWAY_JWT_SIGNING_KEY": "k" * 64, "GATEWAY_AUDIT_INDEX_KEY": "a" * 64},
+                "GATEWAY_JWT_SIGNING_KEY": "k" * 64, "GATEWAY_AUDIT_INDEX_KEY": "a" * 64,
+                "GATEWAY_SERVICE_TOKEN_PRIVATE_KEY": SERVICE_PRIVATE_KEY, **PUBLIC_KEY},
     "identity": {"IDENTITY_DATABASE_URL": "postgresql+asyncpg://identity_app@db/identity",
                  "IDENTITY_DATA_KEY": KEY, "IDENTITY_DATA_KEY_ID": "2026-11",
-                 "IDENTITY_BLIND_INDEX_KEY": KEY},
+                 "IDENTITY_BLIND_INDEX_KEY": KEY, **PUBLIC_KEY},
     "survey": {"SURVEY_DATABASE_URL": "postgresql+asyncpg://survey_app@db/survey",
-               "SURVEY_DATA_KEY": KEY, "SURVEY_DATA_KEY_ID": "2026-11"},
-    "matching": {"MATCHING_DATABASE_URL": "postgresql+asyncpg://matching_app@db/matching"},
-    "reporting": {"REPORTING_DATABASE_URL": "postgresql+asyncpg://reporting_app@db/reporting"},
+               "SURVEY_DATA_KEY": KEY, "SURVEY_DATA_KEY_ID": "2026-11", **PUBLIC_KEY},
+    "matching": {"MATCHING_DATABASE_URL": "postgresql+asyncpg://matching_app@db/matching",
+                 **PUBLIC_KEY},
+    "reporting": {"REPORTING_DATABASE_URL": "postgresql+asyncpg://reporting_app@db/reporting",
+                  **PUBLIC_KEY},
 }  # fmt: skip
 SETTINGS: dict[str, type[ServiceSettings]] = {
     "gateway": GatewaySettings, "identity": IdentitySettings, "survey": SurveySettings,
@@ -164,6 +177,21 @@ def without(service: str, *names: str) -> dict[str, str]:
         ("survey", without("survey", "SURVEY_DATA_KEY"), "SURVEY_DATA_KEY"),
         ("survey", without("survey", "SURVEY_DATA_KEY_ID"), "SURVEY_DATA_KEY_ID"),
         ("survey", without("survey", "SURVEY_DATABASE_URL"), "SURVEY_DATABASE_URL"),
+        (
+            "gateway",
+            without("gateway", "GATEWAY_SERVICE_TOKEN_PRIVATE_KEY"),
+            "GATEWAY_SERVICE_TOKEN_PRIVATE_KEY",
+        ),
+        (
+            "matching",
+            without("matching", "CANBAO_SERVICE_TOKEN_PUBLIC_KEY"),
+            "CANBAO_SERVICE_TOKEN_PUBLIC_KEY",
+        ),
+        (
+            "survey",
+            without("survey", "CANBAO_SERVICE_TOKEN_PUBLIC_KEY"),
+            "CANBAO_SERVICE_TOKEN_PUBLIC_KEY",
+        ),
         ("matching", {}, "MATCHING_DATABASE_URL"),
         ("reporting", {}, "REPORTING_DATABASE_URL"),
     ],

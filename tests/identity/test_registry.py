@@ -17,6 +17,7 @@ from canbao_identity.app import protector_from
 from canbao_identity.routes import _person
 from canbao_identity.settings import DEV_DATA_KEY, IdentitySettings
 from canbao_identity.tables import persons, review_queue, source_records
+from tests.conftest import SERVICE_PUBLIC_KEY
 from tests.identity.conftest import SETTINGS, Harness, Message, change, fresh_harness, tombstone
 
 NUMBER = "110101198001010010"
@@ -318,18 +319,19 @@ async def test_employment_status_is_the_open_job_registration(harness: Harness) 
 
 def test_production_refuses_the_development_keys() -> None:
     url = "postgresql+asyncpg://x/identity"
+    service_key = {"CANBAO_SERVICE_TOKEN_PUBLIC_KEY": SERVICE_PUBLIC_KEY}
     with pytest.raises(ValueError, match="IDENTITY_DATA_KEY must be set in production"):
-        IdentitySettings(CANBAO_ENV="production", database_url=url)
+        IdentitySettings(CANBAO_ENV="production", database_url=url, **service_key)
     real = base64.b64encode(bytes(range(32))).decode()
     other = base64.b64encode(bytes(range(1, 33))).decode()
     with pytest.raises(ValueError, match="public development key"):
         IdentitySettings(
             CANBAO_ENV="production", database_url=url, IDENTITY_DATA_KEY=DEV_DATA_KEY,
-            IDENTITY_DATA_KEY_ID="kms-2026-11", IDENTITY_BLIND_INDEX_KEY=other,
+            IDENTITY_DATA_KEY_ID="kms-2026-11", IDENTITY_BLIND_INDEX_KEY=other, **service_key,
         )  # fmt: skip
     settings = IdentitySettings(
         CANBAO_ENV="production", database_url=url, IDENTITY_DATA_KEY=real,
-        IDENTITY_DATA_KEY_ID="kms-2026-11", IDENTITY_BLIND_INDEX_KEY=other,
+        IDENTITY_DATA_KEY_ID="kms-2026-11", IDENTITY_BLIND_INDEX_KEY=other, **service_key,
     )  # fmt: skip
     assert settings.environment == "production"
     assert settings.data_key_bytes() == bytes(range(32))

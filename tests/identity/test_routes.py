@@ -16,6 +16,7 @@ from canbao_identity.settings import IdentitySettings
 from canbao_platform.db import Database
 from canbao_platform.messaging.tables import outbox
 from canbao_platform.service import Resources
+from tests.conftest import ServiceAuth
 from tests.identity.conftest import Harness, change
 from tests.identity.test_registry import LEGACY, NUMBER, ac01, hukou
 
@@ -27,7 +28,11 @@ async def client(identity_db: Database) -> AsyncIterator[httpx.AsyncClient]:
     # The routes only need the database; the consumers (the lifespan's components) are not run.
     app.state.resources = Resources(settings=settings, database=identity_db)
     transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://identity") as http:
+    async with httpx.AsyncClient(
+        transport=transport,
+        base_url="http://identity",
+        auth=ServiceAuth("identity", username="clerk-7"),
+    ) as http:
         yield http
 
 
@@ -91,12 +96,13 @@ async def test_a_clerk_links_a_queued_record_to_its_person(
     person_id = await harness.person_of(NUMBER)
 
     resolve = f"/internal/review-queue/{entry['entry_id']}/resolve"
-    bad = await client.post(resolve, json={"reviewer": "clerk-7"})
+    bad = await client.post(resolve, json={})
     assert bad.status_code == 422 and bad.json()["type"] == "/problems/invalid-resolution"
-    done = await client.post(resolve, json={"person_id": str(person_id), "reviewer": "clerk-7"})
+    # The reviewer is the service token's subject; a name in the body is not read.
+    done = await client.post(resolve, json={"person_id": str(person_id), "reviewer": "mallory"})
     assert done.status_code == 200, done.text
     assert done.json()["resolution"] == "linked" and done.json()["resolved_by"] == "clerk-7"
-    again = await client.post(resolve, json={"person_id": str(person_id), "reviewer": "clerk-7"})
+    again = await client.post(resolve, json={"person_id": str(person_id)})
     assert again.status_code == 409 and again.json()["type"] == "/problems/review-entry-resolved"
 
     assert (await client.get("/internal/review-queue")).json() == []
@@ -125,7 +131,8 @@ async def test_rows_that_name_a_queued_record_follow_it_when_a_clerk_links_it(
     [entry] = (await client.get("/internal/review-queue")).json()
     assert entry["source_table"] == "si_core.ac01"
     resolve = f"/internal/review-queue/{entry['entry_id']}/resolve"
-    done = await client.post(resolve, json={"person_id": str(person_id), "reviewer": "clerk-7"})
+    # The reviewer is the service token's subject; a name in the body is not read.
+    done = await client.post(resolve, json={"person_id": str(person_id), "reviewer": "mallory"})
     assert done.status_code == 200, done.text
     async with harness.db.engine.connect() as connection:
         facts = (
@@ -152,7 +159,7 @@ async def test_one_person_under_two_documents_is_merged(
 
     response = await client.post(
         f"/internal/persons/{merged}/merge",
-        json={"surviving_person_id": str(survivor), "reviewer": "clerk-7"},
+        json={"surviving_person_id": str(survivor)},
     )
     assert response.status_code == 200, response.text
     assert await harness.person_of("E12345678", "02") == survivor
@@ -166,6 +173,6 @@ async def test_one_person_under_two_documents_is_merged(
     assert any(b'"retracted":false' in v and str(survivor).encode() in v for v in facts)
     again = await client.post(
         f"/internal/persons/{merged}/merge",
-        json={"surviving_person_id": str(survivor), "reviewer": "clerk-7"},
+        json={"surviving_person_id": str(survivor)},
     )
     assert again.status_code == 404

@@ -37,6 +37,7 @@ from canbao_platform.db import Database
 from canbao_platform.local.broker import MockKafkaCluster
 from canbao_platform.messaging import DLQ_REASON, Producer
 from canbao_platform.service import Component, Resources
+from tests.conftest import ServiceAuth
 from tests.identity.conftest import Message, change
 from tests.platform.conftest import FAST as PLATFORM_FAST
 
@@ -316,7 +317,9 @@ async def test_the_app_runs_the_components_of_its_roles_and_becomes_ready(
     async with app.router.lifespan_context(app):
         assert [component.name for component in app.state.components] == expected
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://identity") as http:
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://identity", auth=ServiceAuth("identity")
+        ) as http:
             deadline = asyncio.get_running_loop().time() + 60
             while (ready := await http.get("/readyz")).status_code != 200:
                 assert asyncio.get_running_loop().time() < deadline, ready.json()

@@ -23,6 +23,7 @@ from canbao_matching.tables import facts, persons
 from canbao_platform.db import Database
 from canbao_platform.messaging import InboundMessage, unit_of_work
 from canbao_platform.service import create_app
+from tests.conftest import ServiceAuth
 from tests.matching.people import enrolled, household, person
 
 NOW = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
@@ -48,7 +49,9 @@ async def client(matching_db: Database) -> AsyncIterator[httpx.AsyncClient]:
     app = create_app(definition, MatchingSettings(database_url=matching_db.url))
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://matching") as c:
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://matching", auth=ServiceAuth("matching")
+        ) as c:
             yield c
 
 

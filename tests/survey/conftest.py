@@ -23,8 +23,10 @@ from canbao_platform.db import Database, migrate_async
 from canbao_platform.local.broker import MockKafkaCluster
 from canbao_survey.app import SERVICE, create
 from canbao_survey.settings import SurveySettings
+from tests.conftest import ServiceAuth
 
 PROBLEM_JSON = "application/problem+json"
+CLERK = "clerk-520102-07"  # the counter clerk the tests' service tokens name
 PERSON = UUID("0b9a4c3e-6a55-4f0e-9a43-1f4c5d1e2a01")
 NUMBER = "520102198001010013"  # Guiyang, Nanming; born 1980-01-01; male
 # What a clerk collects for a known person: the missing phone and a corrected address.
@@ -77,7 +79,10 @@ def survey_settings(url: str, kafka: MockKafkaCluster, **values: Any) -> SurveyS
 async def serve(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://survey") as client:
+        auth = ServiceAuth("survey", username=CLERK)
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://survey", auth=auth
+        ) as client:
             yield client
 
 
@@ -135,16 +140,13 @@ async def published(collections_kafka: MockKafkaCluster) -> AsyncIterator[Publis
 
 
 def counter_collection(
-    items: dict[str, str] | None = None,
-    *,
-    person_id: UUID | None = PERSON,
-    handler: str = "clerk-520102-07",
-    **fields: Any,
+    items: dict[str, str] | None = None, *, person_id: UUID | None = PERSON, **fields: Any
 ) -> dict[str, Any]:
+    """The body of a submission; the handler is the service token's subject (CLERK by default,
+    `caller_headers("survey", username=…)` for another)."""
     return {
         "person_id": str(person_id) if person_id else None,
         "items": COLLECTED if items is None else items,
-        "handler": handler,
         **fields,
     }
 

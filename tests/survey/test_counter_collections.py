@@ -19,7 +19,9 @@ from canbao_platform.db import Database
 from canbao_platform.messaging.tables import outbox
 from canbao_survey.settings import DEV_DATA_KEY, SurveySettings
 from canbao_survey.tables import collections
+from tests.conftest import SERVICE_PUBLIC_KEY, caller_headers
 from tests.survey.conftest import (
+    CLERK,
     COLLECTED,
     NEW_PERSON,
     NUMBER,
@@ -28,8 +30,6 @@ from tests.survey.conftest import (
     assert_problem,
     counter_collection,
 )
-
-CLERK = "clerk-520102-07"
 
 
 async def rows(database: Database, table: sa.Table = collections) -> list[dict[str, Any]]:
@@ -193,8 +193,9 @@ async def test_an_idempotency_key_reused_for_other_data_is_a_conflict(
     assert_problem(response, 409, "idempotency-key-reused")
     # Another clerk's key is another collection.
     response = await survey.post(
-        "/internal/collections", json=counter_collection(handler="b"), headers=headers
-    )
+        "/internal/collections", json=counter_collection(),
+        headers=headers | caller_headers("survey", username="b"),
+    )  # fmt: skip
     assert response.status_code == 201
     assert len(await rows(survey_db)) == 2
 
@@ -239,6 +240,7 @@ def test_production_refuses_to_run_without_a_real_data_key(
 ) -> None:
     monkeypatch.setenv("CANBAO_ENV", "production")
     monkeypatch.setenv("SURVEY_DATABASE_URL", "postgresql+asyncpg://survey_app@db/survey")
+    monkeypatch.setenv("CANBAO_SERVICE_TOKEN_PUBLIC_KEY", SERVICE_PUBLIC_KEY)
     with pytest.raises(ValueError, match="SURVEY_DATA_KEY and SURVEY_DATA_KEY_ID must be set"):
         SurveySettings()
     monkeypatch.setenv("SURVEY_DATA_KEY", DEV_DATA_KEY)
@@ -271,3 +273,16 @@ async def test_a_scheme_code_cannot_be_verified_by_a_collection(survey: httpx.As
     body = counter_collection(verified_statuses=[{"insurance": "pension", "status": "11"}])
     response = await survey.post("/internal/collections", json=body)
     assert_problem(response, 422, "invalid-request")
+
+
+async def test_the_handler_is_the_signed_caller_never_a_name_in_the_body(
+    survey: httpx.AsyncClient, survey_db: Database
+) -> None:
+    named = await survey.post("/internal/collections", json=counter_collection(handler="mallory"))
+    assert_problem(named, 422, "invalid-request")
+    surveyor = await survey.post(
+        "/internal/collections", json=counter_collection(),
+        headers=caller_headers("survey", username="s-1", role="surveyor"),
+    )  # fmt: skip
+    assert_problem(surveyor, 403, "caller-not-allowed")
+    assert await rows(survey_db) == []

@@ -81,10 +81,11 @@ def components(
 ) -> Sequence[Component]:
     settings = resources.settings
     assert isinstance(settings, GatewaySettings)
+    key = settings.service_token_signing_key()
     parts: list[Component] = [
-        SurveyClient(settings.survey_url, transport=survey_transport),
-        IdentityClient(settings.identity_url, transport=identity_transport),
-        MatchingClient(settings.matching_url, transport=matching_transport),
+        SurveyClient(settings.survey_url, signing_key=key, transport=survey_transport),
+        IdentityClient(settings.identity_url, signing_key=key, transport=identity_transport),
+        MatchingClient(settings.matching_url, signing_key=key, transport=matching_transport),
     ]
     if settings.environment == "development":
         parts.append(DemoAccounts(resources))

@@ -120,13 +120,10 @@ async def post_collection(
     if defects:
         await _record(audit, person, Outcome.REJECTED)
         raise InvalidItems(defects)
-    body: dict[str, Any] = collection.model_dump(
-        mode="json",
-        include=FORWARDED,
-    ) | {"handler": staff.username}
+    body: dict[str, Any] = collection.model_dump(mode="json", include=FORWARDED)
     try:
-        answer = await survey.submit_collection(
-            body, idempotency_key=idempotency_key or f"gateway-{uuid.uuid4()}"
+        answer = await survey.submit_collection(  # the handler: the service token's subject
+            body, idempotency_key=idempotency_key or f"gateway-{uuid.uuid4()}", caller=staff
         )
     except Problem as problem:
         if problem.status < 500:

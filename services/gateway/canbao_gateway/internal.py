@@ -3,6 +3,10 @@ call only where a user waits for the answer): one `InternalClient` component per
 in the lifespan. A transport failure is retried once (every call made through it is idempotent:
 reads, and submissions that carry an Idempotency-Key); the service away or answering 5xx is the
 client's own 503 problem, never a stack trace.
+
+Every call carries a service token signed for the called service on behalf of the staff member
+the gateway is serving (canbao_platform.service_tokens): the service trusts the signature, never
+a name in the body.
 """
 
 from __future__ import annotations
@@ -12,7 +16,10 @@ import logging
 from typing import Any, Final
 
 import httpx
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from canbao_gateway.staff import Staff
+from canbao_platform import service_tokens
 from canbao_platform.problems import Problem
 
 log = logging.getLogger(__name__)
@@ -32,15 +39,18 @@ class InternalClient:
     reach the application in-process (httpx.ASGITransport) instead of over a port."""
 
     name = "internal-client"
+    audience = ""  # the called service's name: the audience of its service tokens
 
     def __init__(
         self,
         base_url: str,
         *,
+        signing_key: Ed25519PrivateKey,
         transport: httpx.AsyncBaseTransport | None = None,
         timeout_s: float = TIMEOUT_S,
     ) -> None:
         self.base_url, self._transport, self._timeout_s = base_url, transport, timeout_s
+        self._signing_key = signing_key
         self._http: httpx.AsyncClient | None = None
 
     async def start(self) -> None:
@@ -61,11 +71,17 @@ class InternalClient:
     def unavailable(self) -> Problem:  # each service's own stable type
         return Problem(503, "unavailable", "服务暂不可用 (service unavailable)")
 
-    async def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+    async def _send(
+        self, method: str, path: str, *, caller: Staff, headers: dict[str, str] | None = None,
+        **kwargs: Any,
+    ) -> httpx.Response:  # fmt: skip
         assert self._http is not None, f"the {self.name} is not started"
+        acting = service_tokens.Caller(caller.username, caller.role.value, caller.scope)
+        token = service_tokens.issue(acting, audience=self.audience, key=self._signing_key)
+        headers = {**(headers or {}), "Authorization": f"Bearer {token}"}
         for attempt in range(2):
             try:
-                response = await self._http.request(method, path, **kwargs)
+                response = await self._http.request(method, path, headers=headers, **kwargs)
             except httpx.TransportError as error:
                 log.warning(
                     "%s: unreachable (%s), attempt %d", self.name, type(error).__name__, attempt

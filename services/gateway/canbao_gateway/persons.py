@@ -65,7 +65,7 @@ def registered_person(purpose: Purpose) -> Callable[..., Awaitable[RegisteredPer
         assert number is not None
         fallback = number[:6] if citizen else ""  # "": covers no scope
         try:
-            record = await identity.person(number, document_type)
+            record = await identity.person(number, document_type, caller=audit.staff)
         except NotRegistered:
             await audit.record(
                 purpose=purpose,
@@ -170,7 +170,7 @@ async def _audited_verdict(
     assert person.person_id is not None  # set by registered_person
     # Both settled before answering, whichever fails: no row still being written after a 503.
     verdict, recorded = await asyncio.gather(
-        matching.verdict(person.person_id),
+        matching.verdict(person.person_id, caller=audit.staff),
         _record_read(audit, person, purpose),
         return_exceptions=True,
     )

@@ -18,6 +18,7 @@ from fastapi import Request
 
 from canbao_gateway.internal import InternalClient
 from canbao_gateway.problems import NotRegistered
+from canbao_gateway.staff import Staff
 from canbao_platform.problems import Problem
 
 log = logging.getLogger(__name__)
@@ -43,15 +44,18 @@ def matching_unavailable() -> ServiceUnavailable:
 
 class IdentityClient(InternalClient):
     name = "identity-client"
+    audience = "identity"
 
     def unavailable(self) -> Problem:
         return identity_unavailable()
 
-    async def person(self, id_number: str, document_type: str = "01") -> dict[str, Any]:
+    async def person(
+        self, id_number: str, document_type: str = "01", *, caller: Staff
+    ) -> dict[str, Any]:
         """Identity's PersonRecord (golden record in clear, gaps, deceased…); 404 not-registered
         for a number identity does not know."""
         body = {"id_number": id_number, "document_type": document_type}
-        response = await self._send("POST", "/internal/persons/lookup", json=body)
+        response = await self._send("POST", "/internal/persons/lookup", json=body, caller=caller)
         if response.status_code == 404:
             raise NotRegistered()
         if response.status_code != 200:
@@ -63,15 +67,16 @@ class IdentityClient(InternalClient):
 
 class MatchingClient(InternalClient):
     name = "matching-client"
+    audience = "matching"
 
     def unavailable(self) -> Problem:
         return matching_unavailable()
 
-    async def verdict(self, person_id: UUID) -> dict[str, Any] | None:
+    async def verdict(self, person_id: UUID, *, caller: Staff) -> dict[str, Any] | None:
         """Matching's PersonVerdict (`in_scope`, `verdict`, `as_of`); None while matching has no
         verdict yet (it has not heard of the person, has not evaluated them, or the person was
         just merged and identity already answers with the survivor)."""
-        response = await self._send("GET", f"/internal/v1/verdicts/{person_id}")
+        response = await self._send("GET", f"/internal/v1/verdicts/{person_id}", caller=caller)
         if response.status_code in (404, 409):
             return None
         if response.status_code != 200:

@@ -12,9 +12,11 @@ import ipaddress
 from datetime import timedelta
 from typing import Annotated, Any, Final
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
 
+from canbao_platform.service_tokens import DEVELOPMENT_PRIVATE_KEY, private_key
 from canbao_platform.settings import LOCAL_POSTGRES, ServiceSettings
 
 DEVELOPMENT_JWT_KEY: Final = "canbao-development-jwt-signing-key-not-for-production"
@@ -34,6 +36,10 @@ class GatewaySettings(ServiceSettings):
     # (never the clear number). Separate from the token key so that rotating that one does not
     # make the audit log unsearchable by number.
     audit_index_key: SecretStr | None = None
+    # GATEWAY_SERVICE_TOKEN_PRIVATE_KEY: the Ed25519 private key (PEM) that signs each call to an
+    # internal API on behalf of the staff member served; the services hold its public key
+    # (CANBAO_SERVICE_TOKEN_PUBLIC_KEY, canbao_platform.service_tokens).
+    service_token_private_key: SecretStr | None = None
     # Short-lived (our convention); a disabled account's tokens stop working at once all the
     # same (tokens.py: the account's token version is checked on each request).
     access_token_minutes: int = 15
@@ -88,6 +94,12 @@ class GatewaySettings(ServiceSettings):
                     raise ValueError(f"{name} must be set in production")
                 if len(key.get_secret_value()) < MINIMUM_KEY_LENGTH:
                     raise ValueError(f"{name} must be at least {MINIMUM_KEY_LENGTH} characters")
+            signing = self.service_token_private_key
+            if signing is None or signing.get_secret_value() == DEVELOPMENT_PRIVATE_KEY:
+                raise ValueError("GATEWAY_SERVICE_TOKEN_PRIVATE_KEY must be set in production")
+        if self.service_token_private_key is None:
+            self.service_token_private_key = SecretStr(DEVELOPMENT_PRIVATE_KEY)
+        private_key(self.service_token_private_key.get_secret_value())  # readable, or refuse
         if self.jwt_signing_key is None:
             self.jwt_signing_key = SecretStr(DEVELOPMENT_JWT_KEY)
         if self.audit_index_key is None:
@@ -101,6 +113,10 @@ class GatewaySettings(ServiceSettings):
     def jwt_key(self) -> str:
         assert self.jwt_signing_key is not None  # set by the validator
         return self.jwt_signing_key.get_secret_value()
+
+    def service_token_signing_key(self) -> Ed25519PrivateKey:
+        assert self.service_token_private_key is not None  # set by the validator
+        return private_key(self.service_token_private_key.get_secret_value())
 
     def audit_key(self) -> bytes:
         assert self.audit_index_key is not None  # set by the validator

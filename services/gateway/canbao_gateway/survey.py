@@ -17,6 +17,7 @@ import httpx
 from fastapi import Request
 
 from canbao_gateway.internal import InternalClient
+from canbao_gateway.staff import Staff
 from canbao_platform.problems import Problem
 
 log = logging.getLogger(__name__)
@@ -35,14 +36,20 @@ class SurveyUnavailable(Problem):
 
 class SurveyClient(InternalClient):
     name = "survey-client"
+    audience = "survey"
 
     def unavailable(self) -> Problem:
         return SurveyUnavailable()
 
-    async def submit_collection(self, body: dict[str, Any], *, idempotency_key: str) -> Any:
-        """POST /internal/collections; survey's JSON answer (201), or its problem raised."""
+    async def submit_collection(
+        self, body: dict[str, Any], *, idempotency_key: str, caller: Staff
+    ) -> Any:
+        """POST /internal/collections on behalf of `caller` (the handler AAE011); survey's JSON
+        answer (201), or its problem raised."""
         headers = {"Idempotency-Key": idempotency_key}
-        response = await self._send("POST", "/internal/collections", json=body, headers=headers)
+        response = await self._send(
+            "POST", "/internal/collections", json=body, headers=headers, caller=caller
+        )
         if response.status_code >= 400:
             raise _passed_on(response)
         return response.json()

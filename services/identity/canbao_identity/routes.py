@@ -24,8 +24,10 @@ from canbao_platform.db import Database
 from canbao_platform.messaging import unit_of_work
 from canbao_platform.problems import Problem
 from canbao_platform.service import Resources
+from canbao_platform.service_tokens import CallerDep, current_caller
 
-router = APIRouter(prefix="/internal", tags=["internal"])
+# Every route answers only the gateway's signed calls (service_tokens.py).
+router = APIRouter(prefix="/internal", tags=["internal"], dependencies=[Depends(current_caller)])
 
 
 # `async def` though they await nothing: FastAPI runs a plain `def` dependency in its thread
@@ -191,7 +193,6 @@ class Resolve(BaseModel):
 
     person_id: UUID | None = None
     new_person: bool = False
-    reviewer: str = Field(min_length=1, max_length=64)
 
 
 @router.post(
@@ -200,8 +201,10 @@ class Resolve(BaseModel):
     summary="Resolve a queued record",
 )
 async def resolve_review(
-    entry_id: int, body: Resolve, resources: ResourcesDep, protector: ProtectorDep
-) -> ReviewEntry:
+    entry_id: int, body: Resolve, caller: CallerDep, resources: ResourcesDep,
+    protector: ProtectorDep,
+) -> ReviewEntry:  # fmt: skip
+    """The reviewer is the staff member the gateway's service token names."""
     if (body.person_id is None) == (not body.new_person):
         raise Problem(
             422,
@@ -229,7 +232,7 @@ async def resolve_review(
         registry = Registry(store, protector, uow.publish_event)
         await registry.link_reviewed(
             entry, person_id, resolution="new_person" if body.new_person else "linked",
-            by=body.reviewer,
+            by=caller.username,
         )  # fmt: skip
         # The clerk waits for the answer: this person now; the others by the builder.
         await registry.rebuild([person_id])
@@ -246,7 +249,6 @@ class Merge(BaseModel):
     """Retire this person_id in favour of `surviving_person_id` (one person, two numbers)."""
 
     surviving_person_id: UUID
-    reviewer: str = Field(min_length=1, max_length=64)
 
 
 @router.post("/persons/{person_id}/merge", response_model=PersonRecord,

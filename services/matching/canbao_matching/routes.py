@@ -21,8 +21,10 @@ from canbao_matching.tables import persons
 from canbao_platform.db import Database
 from canbao_platform.problems import Problem
 from canbao_platform.service import Resources
+from canbao_platform.service_tokens import current_caller
 
-router = APIRouter(prefix="/internal/v1", tags=["verdicts"])
+# Every route answers only the gateway's signed calls (service_tokens.py).
+router = APIRouter(prefix="/internal/v1", tags=["verdicts"], dependencies=[Depends(current_caller)])
 MAX_PAGE: Final = 1000
 
 

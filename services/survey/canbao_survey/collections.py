@@ -29,8 +29,9 @@ class ReviewState(LabelledCode):
     REJECTED = "rejected", "已退回"
 
 
-class CounterCollection(BaseModel):
-    """What a counter clerk collected while serving a person (POST /internal/collections)."""
+class CollectionSubmission(BaseModel):
+    """What a counter clerk collected while serving a person (POST /internal/collections); who
+    the clerk is comes from the gateway's signed service token, never from the body."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -43,13 +44,18 @@ class CounterCollection(BaseModel):
     """Item name (api.md: `phone`) → collected value. PERSONAL DATA."""
     resolved_reasons: list[SurveyReason] = []
     verified_statuses: list[VerifiedStatus] = []
-    handler: str = Field(min_length=1, max_length=64)
-    """AAE011: the clerk's staff id."""
 
     def __repr__(self) -> str:  # the items are personal data: keep them out of logs
-        return f"CounterCollection(person_id={self.person_id}, items=<{len(self.items)}>)"
+        return f"{type(self).__name__}(person_id={self.person_id}, items=<{len(self.items)}>)"
 
     __str__ = __repr__
+
+
+class CounterCollection(CollectionSubmission):
+    """A submission and the clerk who made it."""
+
+    handler: str = Field(min_length=1, max_length=64)
+    """AAE011: the clerk's staff id (the service token's subject)."""
 
 
 def defects(collection: CounterCollection) -> list[ItemDefect]:
