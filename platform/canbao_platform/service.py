@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -64,6 +64,9 @@ class ServiceDefinition:
     routers: Sequence[APIRouter] = ()
     components: Callable[[Resources], Sequence[Component]] = lambda _: ()
     description: str = ""
+    # Its consumer groups and their topics, for tools that act on them without running the
+    # service (canbao_platform.recovery rewinds them after a database restore).
+    consumer_groups: Mapping[str, Sequence[str]] = field(default_factory=dict)
 
 
 def create_app(definition: ServiceDefinition, settings: ServiceSettings | None = None) -> FastAPI:
