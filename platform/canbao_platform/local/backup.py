@@ -52,7 +52,7 @@ class Backup:
     label: str
     kind: str  # full | diff | incr
     size: int  # bytes of the cluster it copied
-    stored: int  # bytes in the repository (compressed)
+    stored: int  # bytes this backup added to the repository (compressed)
     seconds: float
 
 
@@ -109,7 +109,7 @@ class PgBackRest:
         last = self.info()["backup"][-1]
         return Backup(
             label=last["label"], kind=last["type"], size=last["info"]["size"],
-            stored=last["info"]["repository"]["size"], seconds=seconds,
+            stored=last["info"]["repository"]["delta"], seconds=seconds,
         )  # fmt: skip
 
     def has_full_backup(self) -> bool:
