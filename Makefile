@@ -7,9 +7,10 @@ ifeq ($(UV),)
 UV := $(HOME)/.local/bin/uv
 endif
 
-.PHONY: test run clean deps system-deps browser-deps python-deps lint typecheck bench schemas fuzz
+.PHONY: test run clean deps system-deps browser-deps backup-deps python-deps lint typecheck bench schemas fuzz \
+	backup restore-drill
 
-test: deps browser-deps  ## the README's test command
+test: deps browser-deps backup-deps  ## the README's test command
 	$(UV) run --frozen pytest
 
 run: deps  ## the whole system on its embedded defaults
@@ -39,6 +40,18 @@ browser-deps:
 	  echo "installing system packages:$$missing"; \
 	  apt-get update -qq && apt-get install -y -qq $$missing; \
 	fi
+
+# Backups (deploy/README.md "Backup and recovery"): Debian's pgBackRest, for `make backup` and
+# the restore drill of tests/recovery (part of `make test`).
+backup-deps:
+	@command -v pgbackrest >/dev/null 2>&1 || { echo "installing system packages: pgbackrest"; \
+	  apt-get update -qq && apt-get install -y -qq pgbackrest; }
+
+backup: deps backup-deps  ## a full (then differential: TYPE=diff) backup of the running `make run` cluster
+	$(UV) run --frozen python -m canbao_platform.local.backup --type $(or $(TYPE),full)
+
+restore-drill: deps backup-deps  ## back up, restore to a point in time, rewind, replay; prints its figures
+	$(UV) run --frozen pytest -p no:cacheprovider -q -s tests/recovery/test_restore_drill.py
 
 python-deps:
 	@command -v $(UV) >/dev/null 2>&1 || python3 -m pip install --quiet --user uv==$(UV_VERSION)

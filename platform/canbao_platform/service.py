@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -67,6 +67,9 @@ class ServiceDefinition:
     # Tables the service's own login may read and add to but never change (db.py,
     # grant_application_role): UPDATE and DELETE stay with the owner, TRUNCATE with nobody.
     append_only: tuple[str, ...] = ()
+    # Its consumer groups and their topics, for tools that act on them without running the
+    # service (canbao_platform.recovery rewinds them after a database restore).
+    consumer_groups: Mapping[str, Sequence[str]] = field(default_factory=dict)
 
 
 def create_app(definition: ServiceDefinition, settings: ServiceSettings | None = None) -> FastAPI:

@@ -25,6 +25,7 @@ from sqlalchemy.engine import make_url
 
 from canbao_contracts.topics import ALL_TOPICS
 from canbao_platform.db import migrate_async
+from canbao_platform.local.backup import archive_settings, discard_wal_until_configured
 from canbao_platform.local.broker import MockKafkaCluster
 from canbao_platform.local.postgres import PostgresCluster, application_role
 from canbao_platform.migrate import service_definition
@@ -102,13 +103,17 @@ class LocalStack:
             say("postgres", "using the configured server (CANBAO_POSTGRES)")
             return
         data_dir = self.config.state_dir.resolve() / "postgres"
-        self.postgres = PostgresCluster(data_dir, port=self.config.postgres_port)
+        # WAL archiving ready for `make backup` (canbao_platform.local.backup), a no-op till then.
+        self.postgres = PostgresCluster(
+            data_dir, port=self.config.postgres_port, settings=archive_settings(data_dir)
+        )
         fresh = not self.postgres.initialised
         say("postgres", f"starting on 127.0.0.1:{self.config.postgres_port} "
             f"({'new cluster' if fresh else 'resuming'} in {data_dir})")  # fmt: skip
         if fresh:
             self.config.state_dir.resolve().chmod(0o755)  # the server may run as `postgres`
         await asyncio.to_thread(self.postgres.start)
+        await asyncio.to_thread(discard_wal_until_configured, self.postgres)
         say("postgres", "ready")
 
     async def prepare_databases(self) -> None:

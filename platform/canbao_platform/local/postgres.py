@@ -16,6 +16,7 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 _PR_SET_PDEATHSIG = 1
@@ -61,12 +62,15 @@ class PostgresCluster:
     """One PostgreSQL server process on 127.0.0.1:`port` with superuser `user`, trust auth."""
 
     def __init__(
-        self, data_dir: Path, *, port: int, user: str = "canbao", durable: bool = True
-    ) -> None:
+        self, data_dir: Path, *, port: int, user: str = "canbao", durable: bool = True,
+        settings: Mapping[str, str] | None = None,
+    ) -> None:  # fmt: skip
+        """`settings` are added to (and win over) the defaults, e.g. WAL archiving's."""
         self.data_dir = Path(data_dir)
         self.port = port
         self.user = user
         self.durable = durable
+        self.settings = dict(settings or {})
         self._bindir = find_bindir()
         self._process: subprocess.Popen[bytes] | None = None
         self._run_as = pwd.getpwnam("postgres") if os.geteuid() == 0 else None
@@ -105,6 +109,7 @@ class PostgresCluster:
         settings = dict(_BASE_SETTINGS, port=str(self.port), unix_socket_directories="")
         if not self.durable:
             settings.update(_FAST_SETTINGS)
+        settings.update(self.settings)
         args = [str(self._bindir / "postgres"), "-D", str(self.data_dir)]
         for key, value in settings.items():
             args += ["-c", f"{key}={value}"]
@@ -175,10 +180,20 @@ class PostgresCluster:
             time.sleep(0.1)
         raise TimeoutError(f"PostgreSQL not ready on port {self.port} after {timeout} s")
 
-    def _run(self, args: list[str]) -> None:
+    def _run(self, args: list[str]) -> str:
         done = subprocess.run(args, capture_output=True, text=True, preexec_fn=self._demote)
         if done.returncode != 0:
             raise RuntimeError(f"{Path(args[0]).name} failed:\n{done.stdout}{done.stderr}")
+        return done.stdout
+
+    def run_as_owner(self, args: list[str]) -> str:
+        """Run a tool as the user the server runs as (pgBackRest must own what it writes to the
+        data directory and read what the server wrote); its stdout, or RuntimeError."""
+        return self._run(args)
+
+    def own(self, path: Path) -> None:
+        """Make `path` (a directory) the server user's, like the data directory."""
+        self._chown(path)
 
     def _chown(self, path: Path) -> None:
         if self._run_as is not None:

@@ -32,6 +32,7 @@ DEFAULT_CONFIG = RunnerConfig()
 # The consumer group of the cdc.* topics: the local CDC bridge's backpressure watches its lag
 # (canbao_stack.local), so it is the service's name and nothing else.
 CDC_GROUP = SERVICE_NAME
+COLLECTIONS_GROUP = f"{SERVICE_NAME}.collections"
 
 
 def components(
@@ -66,7 +67,7 @@ def components(
                 **common,
             ),
             ConsumerRunner(
-                name=f"{SERVICE_NAME}.collections",
+                name=COLLECTIONS_GROUP,
                 handler=collection_handler(protector),
                 topics=[collections_topic],
                 **common,
@@ -88,6 +89,10 @@ SERVICE = ServiceDefinition(
     migrations=Path(__file__).parent / "migrations",
     routers=(router,),
     components=components,
+    consumer_groups={
+        CDC_GROUP: tuple(topic.name for topic in CDC_TOPICS),
+        COLLECTIONS_GROUP: (COLLECTIONS.name,),
+    },
     description=__doc__ or "",
 )
 

@@ -57,6 +57,7 @@ SERVICE = ServiceDefinition(
     migrations=Path(__file__).parent / "migrations",
     routers=(router,),
     components=components,
+    consumer_groups={SERVICE_NAME: (PERSONS.name, FACTS.name, COLLECTIONS.name)},
     description=__doc__ or "",
 )
 
