@@ -7,7 +7,7 @@ ifeq ($(UV),)
 UV := $(HOME)/.local/bin/uv
 endif
 
-.PHONY: test run clean deps system-deps browser-deps backup-deps python-deps lint typecheck bench schemas fuzz \
+.PHONY: test run clean deps system-deps browser-deps backup-deps python-deps lint typecheck bench schemas fuzz faults \
 	backup restore-drill
 
 test: deps browser-deps backup-deps  ## the README's test command
@@ -71,6 +71,9 @@ fuzz: deps  ## every parser of outside input against 20,000 generated inputs per
 	HYPOTHESIS_PROFILE=fuzz $(UV) run --frozen pytest -p no:cacheprovider --hypothesis-show-statistics \
 	  tests/contracts/test_input_properties.py tests/identity/test_adapter_properties.py \
 	  tests/contracts/test_id_number_properties.py
+
+faults: deps  ## the fault campaign: kill -9 each component and stop PostgreSQL mid-load (~10 min)
+	CANBAO_FAULTS=1 $(UV) run --frozen pytest -p no:cacheprovider -s tests/faults
 
 bench: deps
 	$(UV) run --frozen python -m bench

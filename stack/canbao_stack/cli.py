@@ -22,6 +22,11 @@ def main(argv: list[str] | None = None) -> None:
     run.add_argument("--gateway-port", type=int, default=8000)
     run.add_argument("--people", type=int, default=20_000, help="demo population size")
     run.add_argument("--seed", type=int, default=1, help="demo population seed")
+    run.add_argument(
+        "--split-identity", action="store_true",
+        help="identity's consumers and its golden-record builder as two processes, as a province "
+        "runs them (the builder on the port after reporting's)",
+    )  # fmt: skip
     run.set_defaults(handler=_run)
 
     add_seed_command(commands)
@@ -50,6 +55,7 @@ def _run(args: argparse.Namespace) -> None:
         gateway_port=args.gateway_port,
         demo_people=args.people,
         demo_seed=args.seed,
+        split_identity=args.split_identity,
     )
     asyncio.run(LocalStack(config).run())
 

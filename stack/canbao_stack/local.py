@@ -44,6 +44,9 @@ class StackConfig:
     gateway_port: int = 8000
     demo_people: int = 20_000
     demo_seed: int = 1
+    # identity as two processes (IDENTITY_ROLES=consume and build, deploy/'s two Deployments),
+    # the builder on the port after the last service's.
+    split_identity: bool = False
     # An operator's own infrastructure instead of the embedded one:
     kafka_bootstrap_servers: str | None = field(
         default_factory=lambda: os.environ.get("KAFKA_BOOTSTRAP_SERVERS") or None
@@ -163,15 +166,22 @@ class LocalStack:
         common |= {f"GATEWAY_{s.upper()}_URL": f"http://127.0.0.1:{self.config.service_port(s)}"
                    for s in ("identity", "matching", "survey")}  # fmt: skip
         self.children.append(self.cdc_bridge(bootstrap, logs))
-        for service in SERVICES:
-            port = self.config.service_port(service)
-            env = common | {f"{service.upper()}_DATABASE_URL": self.application_url(service)}
+        processes = [(service, service, {}) for service in SERVICES]
+        if self.config.split_identity:
+            processes[SERVICES.index("identity")] = ("identity", "identity",
+                                                     {"IDENTITY_ROLES": "consume"})  # fmt: skip
+            processes.append(("identity-builder", "identity", {"IDENTITY_ROLES": "build"}))
+        for offset, (name, service, roles) in enumerate(processes):
+            port = self.config.gateway_port + offset
+            env = (
+                common | roles | {f"{service.upper()}_DATABASE_URL": self.application_url(service)}
+            )
             argv = python_module("uvicorn", "--factory", f"canbao_{service}.app:create",
                                  "--host", "127.0.0.1", "--port", str(port),
                                  "--no-proxy-headers")  # fmt: skip
             url = f"http://127.0.0.1:{port}"
             self.children.append(
-                Child(service, argv, env, logs, is_ready=http_ok(f"{url}/readyz"), where=url)
+                Child(name, argv, env, logs, is_ready=http_ok(f"{url}/readyz"), where=url)
             )
         for child in self.children:
             say(child.name, "starting")

@@ -56,7 +56,10 @@ def free_port_run(count: int) -> int:
 
 
 class Stack:
-    def __init__(self, state_dir: Path, postgres_port: int, gateway_port: int) -> None:
+    def __init__(
+        self, state_dir: Path, postgres_port: int, gateway_port: int, *, people: int = 300,
+        seed: int = 5, options: tuple[str, ...] = (),
+    ) -> None:  # fmt: skip
         self.state_dir = state_dir
         self.postgres_port = postgres_port
         self.gateway_port = gateway_port
@@ -69,7 +72,7 @@ class Stack:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "canbao_stack.cli", "run", "--state-dir", str(state_dir),
              "--postgres-port", str(postgres_port), "--gateway-port", str(gateway_port),
-             "--people", "300", "--seed", "5"],
+             "--people", str(people), "--seed", str(seed), *options],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
             start_new_session=True,  # its own process group: `abandon` reaches every child
         )  # fmt: skip
@@ -89,6 +92,13 @@ class Stack:
             else:
                 time.sleep(0.2)
         raise AssertionError(f"never saw {text!r}; output:\n" + "\n".join(self.output[-60:]))
+
+    def read_available(self) -> None:
+        """Whatever the console printed since the last read, into `output`."""
+        assert self.process.stdout is not None
+        os.set_blocking(self.process.stdout.fileno(), False)
+        while line := self.process.stdout.readline():
+            self.output.append(line.rstrip())
 
     def interrupt(self) -> int:
         self.process.send_signal(signal.SIGINT)
