@@ -67,10 +67,10 @@ typecheck: python-deps
 schemas: python-deps  ## regenerate the committed JSON Schema and AsyncAPI documents
 	$(UV) run --frozen python -m canbao_contracts.schemas contracts/schemas
 
-fuzz: deps  ## every parser of outside input against 20,000 generated inputs per property
+fuzz: deps  ## every parser of outside input against 2,000 generated inputs per property (~15 min)
 	HYPOTHESIS_PROFILE=fuzz $(UV) run --frozen pytest -p no:cacheprovider --hypothesis-show-statistics \
 	  tests/contracts/test_input_properties.py tests/identity/test_adapter_properties.py \
-	  tests/contracts/test_id_number_properties.py
+	  tests/contracts/test_id_number_properties.py tests/contracts/test_text.py
 
 faults: deps  ## the fault campaign: kill -9 each component and stop PostgreSQL mid-load (~10 min)
 	CANBAO_FAULTS=1 $(UV) run --frozen pytest -p no:cacheprovider -s tests/faults
