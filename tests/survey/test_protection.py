@@ -18,13 +18,13 @@ from canbao_survey.collections import CounterCollection
 from canbao_survey.store import submit_counter_collection
 from canbao_survey.tables import collections
 from canbao_survey.views import read_collection
-from tests.survey.conftest import NEW_PERSON, Published, counter_collection
+from tests.survey.conftest import CLERK, NEW_PERSON, Published, counter_collection
 
 OLD, NEW = b"o" * 32, b"n" * 32
 
 
 async def test_rows_written_under_a_retired_key_stay_readable(survey_db: Database) -> None:
-    collection = CounterCollection.model_validate(counter_collection())
+    collection = CounterCollection.model_validate(counter_collection() | {"handler": CLERK})
     before = Sealer("key-2025", {"key-2025": OLD})
     submitted = await submit_counter_collection(
         survey_db, before, collection, idempotency_key=None, now=datetime.now(UTC)

@@ -21,7 +21,7 @@ from canbao_survey.reseal import SEALED_COLUMNS
 from canbao_survey.store import submit_counter_collection
 from canbao_survey.tables import collections
 from canbao_survey.views import read_collection
-from tests.survey.conftest import COLLECTED, NEW_PERSON, counter_collection
+from tests.survey.conftest import CLERK, COLLECTED, NEW_PERSON, counter_collection
 
 OLD, NEW = b"o" * 32, b"n" * 32
 BEFORE = Sealer("key-2025", {"key-2025": OLD})
@@ -37,8 +37,8 @@ async def collected_under_the_old_key(database: Database) -> list[UUID]:
     ids = []
     for body in (counter_collection(), counter_collection(NEW_PERSON, person_id=None)):
         submitted = await submit_counter_collection(
-            database, BEFORE, CounterCollection.model_validate(body), idempotency_key=None,
-            now=datetime.now(UTC),
+            database, BEFORE, CounterCollection.model_validate(body | {"handler": CLERK}),
+            idempotency_key=None, now=datetime.now(UTC),
         )  # fmt: skip
         ids.append(submitted.collection_id)
     return ids
