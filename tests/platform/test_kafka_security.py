@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from canbao_platform import recovery
 from canbao_platform.db import Database
 from canbao_platform.local.broker import MockKafkaCluster
 from canbao_platform.messaging import ConsumerRunner, Producer
@@ -126,3 +127,13 @@ async def test_the_default_options_work_against_the_test_broker(
         finally:
             await runner.stop()
     assert sum((await effects(database)).values()) == 2
+
+
+def test_the_rewind_tool_reads_the_same_kafka_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Run in a service's pod, `canbao_platform.recovery` logs in as that service; in production
+    it refuses, as the service does, a Kafka connection nobody chose."""
+    monkeypatch.setenv("CANBAO_ENV", "production")
+    monkeypatch.delenv("KAFKA_SECURITY_PROTOCOL", raising=False)
+    argv = ["rewind", "--service", "gateway", "--to", "2026-12-02T09:30:00+08:00"]
+    with pytest.raises(pydantic.ValidationError, match="KAFKA_SECURITY_PROTOCOL must be set"):
+        recovery.main(argv)
