@@ -6,6 +6,8 @@
 Sources of truth and what is generated from them:
 * `canbao_contracts.topics.ALL_TOPICS` (name, partitions, retention, cleanup policy) →
   `kafka/create-topics.sh` (compose one-shot) and `k8s/base/kafka-topics.yaml` (Strimzi KafkaTopic);
+* `canbao_contracts.topics.KAFKA_ACCESS` (who writes and reads which topic) →
+  `k8s/base/kafka-users.yaml` (a Strimzi KafkaUser with its ACLs per service and for Connect);
 * `canbao_stack.simulators.TABLES` (the source tables of shared/sources.md) →
   `debezium/sources-connector.json` (compose), `k8s/base/debezium-connector.yaml` (Strimzi
   KafkaConnector) and `postgres/sources-publication.sql` (the publication and the grants).
@@ -26,7 +28,7 @@ from pathlib import Path
 
 import yaml
 
-from canbao_contracts.topics import ALL_TOPICS, Topic
+from canbao_contracts.topics import ALL_TOPICS, CONNECT, KAFKA_ACCESS, KafkaAccess, Topic
 from canbao_stack.simulators import TABLES
 
 DEPLOY = Path(__file__).resolve().parent
@@ -37,6 +39,11 @@ KAFKA_CLUSTER = "canbao"
 CONNECT_CLUSTER = "canbao-connect"
 REPLICATION_FACTOR = 3  # every partition on three brokers ...
 MIN_INSYNC_REPLICAS = 2  # ... and an acknowledged write on at least two of them
+
+# Kafka Connect's own topics (debezium-connect.yaml: config, offset and status storage) all begin
+# with its group id; Debezium's heartbeat topic is __debezium-heartbeat.<topic.prefix>.
+CONNECT_GROUP = CONNECT_CLUSTER
+CONNECT_HEARTBEAT_TOPIC = "__debezium-heartbeat.cdc"
 
 # Debezium: names shared with the local stack's embedded engine (stack/canbao_stack/cdc/config.py).
 CONNECTOR_NAME = "canbao-sources"
@@ -278,12 +285,67 @@ def render_publication() -> str:
     )
 
 
+def _acl(resource: dict[str, str], *operations: str) -> dict[str, object]:
+    return {"resource": resource, "operations": list(operations), "host": "*"}
+
+
+def _topic(name: str, pattern: str = "literal") -> dict[str, str]:
+    return {"type": "topic", "name": name, "patternType": pattern}
+
+
+def kafka_acls(who: str, access: KafkaAccess) -> list[dict[str, object]]:
+    """The ACLs of one Kafka user: Write on the topics it owns, Read on those it consumes, its
+    consumer groups by prefix, and IdempotentWrite on the cluster (the producers are idempotent,
+    canbao_platform.messaging.producer)."""
+    acls = [_acl(_topic(topic.name), "Write", "Describe") for topic in access.writes]
+    acls += [_acl(_topic(topic.name), "Read", "Describe") for topic in access.reads]
+    if access.group_prefix is not None:
+        acls.append(
+            _acl({"type": "group", "name": access.group_prefix, "patternType": "prefix"}, "Read")
+        )
+    if who == CONNECT:
+        # Connect's own storage topics and group; the heartbeat topic it creates itself.
+        acls += [
+            _acl(_topic(CONNECT_CLUSTER, "prefix"), "Read", "Write", "Describe", "Create",
+                 "DescribeConfigs"),
+            _acl({"type": "group", "name": CONNECT_GROUP, "patternType": "literal"}, "Read"),
+            _acl(_topic(CONNECT_HEARTBEAT_TOPIC), "Write", "Describe", "Create"),
+        ]  # fmt: skip
+    acls.append(_acl({"type": "cluster"}, "Describe", "IdempotentWrite"))
+    return acls
+
+
+def render_kafka_users() -> str:
+    header = [
+        f"# {HEADER}",
+        "# Source: canbao_contracts.topics.KAFKA_ACCESS. One Strimzi KafkaUser per Kafka client:",
+        "# SCRAM-SHA-512 login on the cluster's tls listener (k8s/kafka/kafka.yaml), simple",
+        "# authorization. The User Operator creates a Secret of the user's name whose key",
+        "# `password` the Deployments read (KAFKA_SASL_PASSWORD). Anything not allowed here is",
+        "# refused: only a topic's owner writes it (architecture.md); each reads what it consumes.",
+    ]
+    documents = []
+    for who, access in KAFKA_ACCESS.items():
+        resource = {
+            "apiVersion": "kafka.strimzi.io/v1beta2",
+            "kind": "KafkaUser",
+            "metadata": {"name": who, "labels": {"strimzi.io/cluster": KAFKA_CLUSTER}},
+            "spec": {
+                "authentication": {"type": "scram-sha-512"},
+                "authorization": {"type": "simple", "acls": kafka_acls(who, access)},
+            },
+        }
+        documents.append(_yaml(resource))
+    return "\n".join(header) + "\n---\n" + "---\n".join(documents)
+
+
 def render_all() -> dict[Path, str]:
     """Every generated file: path → content."""
     topics = topic_specs()
     return {
         DEPLOY / "kafka" / "create-topics.sh": render_create_topics(topics),
         DEPLOY / "k8s" / "base" / "kafka-topics.yaml": render_kafka_topics(topics),
+        DEPLOY / "k8s" / "base" / "kafka-users.yaml": render_kafka_users(),
         DEPLOY / "debezium" / "sources-connector.json": render_connector_json(),
         DEPLOY / "k8s" / "base" / "debezium-connector.yaml": render_kafka_connector(),
         DEPLOY / "postgres" / "sources-publication.sql": render_publication(),

@@ -193,3 +193,45 @@ RECEIVES: Final[Mapping[str, tuple[Topic, ...]]] = MappingProxyType(
         "gateway": (),
     }
 )
+
+# -- Who may write and read on the bus (Kafka ACLs; deploy/README.md "Kafka authentication and
+# ACLs"). Each of these logs in as its own Kafka user; deploy/generate.py renders them as Strimzi
+# KafkaUsers. A topic's writers are its owners (architecture.md): anyone else's write is refused.
+
+CONNECT: Final = "connect"
+"""Debezium on Kafka Connect: the only writer of the change feeds."""
+
+
+@dataclass(frozen=True, slots=True)
+class KafkaAccess:
+    writes: tuple[Topic, ...]
+    reads: tuple[Topic, ...]
+    group_prefix: str | None  # the consumer groups it may use: ids beginning with this
+
+
+def _service_access(service: str) -> KafkaAccess:
+    # A service's consumer groups are named after it (`identity`, `identity.collections`), and
+    # what it cannot apply goes to its own dead-letter topic.
+    return KafkaAccess(
+        writes=(*SENDS[service], dead_letter_topic(service)),
+        reads=RECEIVES[service],
+        group_prefix=service,
+    )
+
+
+KAFKA_ACCESS: Final[Mapping[str, KafkaAccess]] = MappingProxyType(
+    {
+        CONNECT: KafkaAccess(writes=CDC_TOPICS, reads=(), group_prefix=None),
+        # A service with no topic (the gateway) talks no Kafka and has no login.
+        **{
+            service: _service_access(service)
+            for service in SERVICES
+            if SENDS[service] or RECEIVES[service]
+        },
+    }
+)
+
+
+def writers(topic: Topic) -> tuple[str, ...]:
+    """Who may write `topic`."""
+    return tuple(who for who, access in KAFKA_ACCESS.items() if topic in access.writes)

@@ -38,6 +38,7 @@ class MigrationSettings(ServiceSettings):
     """What the migration step reads (subclassed per service for the prefix)."""
 
     serves_internal_api = False
+    uses_kafka = False  # the migration step touches only the database
     migration_database_url: str | None = None
 
     @property

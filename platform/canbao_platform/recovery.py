@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -30,6 +29,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from canbao_platform.messaging.producer import Producer
+from canbao_platform.settings import KafkaSettings
 
 DEFAULT_MARGIN = timedelta(hours=1)
 _SCAN_BATCH = 2_000
@@ -56,26 +56,30 @@ async def rewind(
     *, bootstrap_servers: str, groups: Mapping[str, Sequence[str]], to: datetime,
     margin: timedelta = DEFAULT_MARGIN, dry_run: bool = False,
     consumer_options: Mapping[str, Any] | None = None,
+    client_options: Mapping[str, Any] | None = None,
 ) -> list[Rewound]:  # fmt: skip
     """Move each group of `groups` (group → its topics) back to the first message of each
     partition stamped at or after `to - margin`; never forward. `consumer_options` go to the
-    AIOKafkaConsumer that joins each group (e.g. the service's session timeout)."""
+    AIOKafkaConsumer that joins each group (e.g. the service's session timeout);
+    `client_options` (`KafkaSettings.kafka_client_options()`) to every Kafka client, so the tool
+    logs in as the service whose groups it moves."""
     if to.tzinfo is None:
         raise ValueError("the restore target needs a time zone (e.g. +08:00)")
     since_ms = int((to - margin).timestamp() * 1000)
     done: list[Rewound] = []
     for group, topics in groups.items():
         done += await _rewind_group(
-            bootstrap_servers, group, topics, since_ms, dry_run, consumer_options or {}
-        )
+            bootstrap_servers, group, topics, since_ms, dry_run, client_options or {},
+            consumer_options or {},
+        )  # fmt: skip
     return done
 
 
 async def _rewind_group(
     bootstrap_servers: str, group: str, topics: Sequence[str], since_ms: int, dry_run: bool,
-    options: Mapping[str, Any],
+    client: Mapping[str, Any], options: Mapping[str, Any],
 ) -> list[Rewound]:  # fmt: skip
-    async with Producer(bootstrap_servers) as producer:  # the one that waits for metadata
+    async with Producer(bootstrap_servers, **client) as producer:  # it waits for metadata
         partitions = {
             TopicPartition(topic, number)
             for topic in topics
@@ -85,7 +89,7 @@ async def _rewind_group(
     # members only, and joining proves the service stopped: it is then given every partition.
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap_servers, group_id=group, enable_auto_commit=False,
-        auto_offset_reset="earliest", **options,
+        auto_offset_reset="earliest", **client, **options,
     )  # fmt: skip
     consumer.subscribe(list(topics))
     await consumer.start()
@@ -185,18 +189,19 @@ def main(argv: list[str] | None = None) -> None:
         "--margin-minutes", type=float, default=DEFAULT_MARGIN.total_seconds() / 60
     )
     rewind_cmd.add_argument("--dry-run", action="store_true", help="say what, move nothing")
-    rewind_cmd.add_argument(
-        "--bootstrap-servers", default=os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
-    )
+    rewind_cmd.add_argument("--bootstrap-servers", help="default: KAFKA_BOOTSTRAP_SERVERS")
     args = parser.parse_args(argv)
+    # The service's own Kafka login (KAFKA_SECURITY_PROTOCOL, KAFKA_SASL_*), as its pods have it.
+    kafka = KafkaSettings()
     groups = service_groups(args.service)
     if not groups:
         print(f"{args.service} has no consumer groups: nothing to rewind")
         return
     done = asyncio.run(
         rewind(
-            bootstrap_servers=args.bootstrap_servers, groups=groups, to=args.to,
-            margin=timedelta(minutes=args.margin_minutes), dry_run=args.dry_run,
+            bootstrap_servers=args.bootstrap_servers or kafka.kafka_bootstrap_servers,
+            groups=groups, to=args.to, margin=timedelta(minutes=args.margin_minutes),
+            dry_run=args.dry_run, client_options=kafka.kafka_client_options(),
         )
     )  # fmt: skip
     for r in done:

@@ -5,16 +5,19 @@ Each service subclasses `ServiceSettings` with its own prefix, so its database i
 unprefixed. Defaults point at the local stack (`make run`).
 
 Fail closed: `CANBAO_ENV` unset means production, where the services refuse to start on the local
-stack's database or on the public development keys. Only the local stack (`CANBAO_ENV=
-development`: demo accounts) and the tests (`CANBAO_ENV=test`) say otherwise, explicitly.
+stack's database, on the public development keys, or on a Kafka connection nobody chose (an
+unauthenticated one must be asked for: `KAFKA_SECURITY_PROTOCOL=PLAINTEXT`). Only the local
+stack (`CANBAO_ENV=development`: demo accounts) and the tests (`CANBAO_ENV=test`) say otherwise,
+explicitly.
 """
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal, Self
+from typing import Any, ClassVar, Literal, Self
 
+from aiokafka.helpers import create_ssl_context
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from pydantic import AliasChoices, Field, model_validator
+from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from canbao_platform.service_tokens import DEVELOPMENT_PUBLIC_KEY, public_key
@@ -22,11 +25,18 @@ from canbao_platform.service_tokens import DEVELOPMENT_PUBLIC_KEY, public_key
 LOCAL_POSTGRES = "postgresql+asyncpg://canbao@127.0.0.1:54320"
 
 
-class ServiceSettings(BaseSettings):
+class KafkaSettings(BaseSettings):
+    """Where Kafka is and how a client proves who it is: what every service shares, and all an
+    operator's Kafka tool (canbao_platform.recovery) reads.
+
+    SASL_SSL with SCRAM is what a Strimzi listener with `authentication: scram-sha-512` speaks
+    (deploy/README.md "Kafka authentication and ACLs"): each service logs in as its own
+    KafkaUser, whose ACLs say which topics it may write and read."""
+
     model_config = SettingsConfigDict(extra="ignore")
-    # Whether this process answers internal API calls (and so needs the gateway's public key);
-    # not the migration step, which serves nothing.
-    serves_internal_api: ClassVar[bool] = True
+    # Whether this process talks to Kafka at all (not the gateway, not the migration step): only
+    # then must production say how.
+    uses_kafka: ClassVar[bool] = True
 
     environment: Literal["development", "test", "production"] = Field(
         "production", validation_alias=AliasChoices("CANBAO_ENV")
@@ -34,6 +44,66 @@ class ServiceSettings(BaseSettings):
     kafka_bootstrap_servers: str = Field(
         "127.0.0.1:9092", validation_alias=AliasChoices("KAFKA_BOOTSTRAP_SERVERS")
     )
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_SSL"] = Field(
+        "PLAINTEXT", validation_alias=AliasChoices("KAFKA_SECURITY_PROTOCOL")
+    )
+    kafka_sasl_mechanism: Literal["SCRAM-SHA-512", "SCRAM-SHA-256"] = Field(
+        "SCRAM-SHA-512", validation_alias=AliasChoices("KAFKA_SASL_MECHANISM")
+    )
+    kafka_sasl_username: str | None = Field(
+        None, validation_alias=AliasChoices("KAFKA_SASL_USERNAME")
+    )
+    kafka_sasl_password: SecretStr | None = Field(
+        None, validation_alias=AliasChoices("KAFKA_SASL_PASSWORD")
+    )
+    kafka_ssl_cafile: str | None = Field(None, validation_alias=AliasChoices("KAFKA_SSL_CAFILE"))
+    """The CA that signed the brokers' certificates (Strimzi's cluster CA, `ca.crt`); unset:
+    the system's CAs."""
+
+    @model_validator(mode="after")
+    def _kafka_security(self) -> Self:
+        """SASL needs a login; production says how it connects, so that an unauthenticated
+        connection (any pod could then write any topic) is a choice, never a default."""
+        if not self.uses_kafka:
+            return self
+        if self.kafka_security_protocol == "SASL_SSL" and not (
+            self.kafka_sasl_username and self.kafka_sasl_password
+        ):
+            raise ValueError(
+                "KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD must be set with "
+                "KAFKA_SECURITY_PROTOCOL=SASL_SSL"
+            )
+        if self.environment == "production" and (
+            "kafka_security_protocol" not in self.model_fields_set
+        ):
+            raise ValueError(
+                "KAFKA_SECURITY_PROTOCOL must be set in production: SASL_SSL (each service its "
+                "own login), or PLAINTEXT knowingly, on a private network only"
+            )
+        return self
+
+    def kafka_client_options(self) -> dict[str, Any]:
+        """Keyword arguments for every aiokafka client (producer, consumer, admin). They hold
+        the password in clear: pass them on, never log them."""
+        options: dict[str, Any] = {"security_protocol": self.kafka_security_protocol}
+        if self.kafka_security_protocol in ("SSL", "SASL_SSL"):
+            options["ssl_context"] = create_ssl_context(cafile=self.kafka_ssl_cafile)
+        if self.kafka_security_protocol == "SASL_SSL":
+            assert self.kafka_sasl_password is not None  # the validator saw to it
+            options |= {
+                "sasl_mechanism": self.kafka_sasl_mechanism,
+                "sasl_plain_username": self.kafka_sasl_username,
+                "sasl_plain_password": self.kafka_sasl_password.get_secret_value(),
+            }
+        return options
+
+
+class ServiceSettings(KafkaSettings):
+    model_config = SettingsConfigDict(extra="ignore")
+    # Whether this process answers internal API calls (and so needs the gateway's public key);
+    # not the migration step, which serves nothing.
+    serves_internal_api: ClassVar[bool] = True
+
     otel_exporter_otlp_endpoint: str | None = Field(
         None, validation_alias=AliasChoices("OTEL_EXPORTER_OTLP_ENDPOINT")
     )

@@ -356,7 +356,7 @@ def test_the_production_overlay_sets_capacity_for_every_deployment() -> None:
 
 def test_services_connect_and_topics_use_the_same_kafka_cluster() -> None:
     (kafka,) = of_kind(manifests(DEPLOY / "k8s" / "kafka"), "Kafka")
-    bootstrap = f"{kafka['metadata']['name']}-kafka-bootstrap:9092"  # Strimzi's Service name
+    bootstrap = f"{kafka['metadata']['name']}-kafka-bootstrap:9093"  # Strimzi's Service name
     (config,) = kustomization(BASE)["configMapGenerator"]
     assert f"KAFKA_BOOTSTRAP_SERVERS={bootstrap}" in config["literals"]
     (connect,) = of_kind(manifests(BASE), "KafkaConnect")

@@ -130,19 +130,24 @@ def test_development_and_tests_need_no_secrets(environment: str) -> None:
 # --- CANBAO_ENV unset: production -------------------------------------------------------------
 
 KEY = base64.b64encode(b"k" * 32).decode()  # a well-formed key that is not a development one
+# Each service that talks to Kafka logs in as its own KafkaUser (deploy/README.md "Kafka
+# authentication and ACLs"); the gateway does not talk to Kafka.
+KAFKA_LOGIN = {"KAFKA_SECURITY_PROTOCOL": "SASL_SSL", "KAFKA_SASL_USERNAME": "canbao-service",
+               "KAFKA_SASL_PASSWORD": "scram-secret"}  # fmt: skip
 REAL: dict[str, dict[str, str]] = {
     "gateway": {"GATEWAY_DATABASE_URL": "postgresql+asyncpg://gateway_app@db/gateway",
                 "GATEWAY_JWT_SIGNING_KEY": "k" * 64, "GATEWAY_AUDIT_INDEX_KEY": "a" * 64,
                 "GATEWAY_SERVICE_TOKEN_PRIVATE_KEY": SERVICE_PRIVATE_KEY, **PUBLIC_KEY},
     "identity": {"IDENTITY_DATABASE_URL": "postgresql+asyncpg://identity_app@db/identity",
                  "IDENTITY_DATA_KEY": KEY, "IDENTITY_DATA_KEY_ID": "2026-11",
-                 "IDENTITY_BLIND_INDEX_KEY": KEY, **PUBLIC_KEY},
+                 "IDENTITY_BLIND_INDEX_KEY": KEY, **PUBLIC_KEY, **KAFKA_LOGIN},
     "survey": {"SURVEY_DATABASE_URL": "postgresql+asyncpg://survey_app@db/survey",
-               "SURVEY_DATA_KEY": KEY, "SURVEY_DATA_KEY_ID": "2026-11", **PUBLIC_KEY},
+               "SURVEY_DATA_KEY": KEY, "SURVEY_DATA_KEY_ID": "2026-11", **PUBLIC_KEY,
+               **KAFKA_LOGIN},
     "matching": {"MATCHING_DATABASE_URL": "postgresql+asyncpg://matching_app@db/matching",
-                 **PUBLIC_KEY},
+                 **PUBLIC_KEY, **KAFKA_LOGIN},
     "reporting": {"REPORTING_DATABASE_URL": "postgresql+asyncpg://reporting_app@db/reporting",
-                  **PUBLIC_KEY},
+                  **PUBLIC_KEY, **KAFKA_LOGIN},
 }  # fmt: skip
 SETTINGS: dict[str, type[ServiceSettings]] = {
     "gateway": GatewaySettings, "identity": IdentitySettings, "survey": SurveySettings,
@@ -155,7 +160,7 @@ def nothing_configured(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
     """An environment that says nothing: no CANBAO_ENV, no service variable (the test suite
     itself runs with CANBAO_ENV=test, tests/conftest.py)."""
     for name in list(os.environ):
-        if name == "CANBAO_ENV" or name.split("_", 1)[0].lower() in SETTINGS:
+        if name == "CANBAO_ENV" or name.split("_", 1)[0].lower() in (*SETTINGS, "kafka"):
             monkeypatch.delenv(name)
     return monkeypatch
 
@@ -192,8 +197,12 @@ def without(service: str, *names: str) -> dict[str, str]:
             without("survey", "CANBAO_SERVICE_TOKEN_PUBLIC_KEY"),
             "CANBAO_SERVICE_TOKEN_PUBLIC_KEY",
         ),
-        ("matching", {}, "MATCHING_DATABASE_URL"),
-        ("reporting", {}, "REPORTING_DATABASE_URL"),
+        *(
+            (service, without(service, "KAFKA_SECURITY_PROTOCOL"), "KAFKA_SECURITY_PROTOCOL")
+            for service in ("identity", "matching", "survey", "reporting")
+        ),
+        ("matching", KAFKA_LOGIN, "MATCHING_DATABASE_URL"),
+        ("reporting", KAFKA_LOGIN, "REPORTING_DATABASE_URL"),
     ],
 )
 def test_without_canbao_env_a_service_refuses_to_start_without_its_secrets(
@@ -244,3 +253,34 @@ def test_without_canbao_env_the_migration_refuses_to_run_as_the_services_own_log
     nothing_configured.setenv(f"{prefix}_MIGRATION_DATABASE_URL", owner_url)
     settings = migration_settings(definition)
     assert (settings.owner_url, settings.application_role) == (owner_url, f"{service}_app")
+
+
+@pytest.mark.parametrize("service", ["identity", "matching", "survey", "reporting"])
+def test_without_canbao_env_kafka_without_a_login_is_asked_for_explicitly(
+    nothing_configured: pytest.MonkeyPatch, service: str
+) -> None:
+    """An unauthenticated Kafka connection lets its pod write any topic: production takes one
+    only when told so, never as the default."""
+    for name, value in without(service, *KAFKA_LOGIN).items():
+        nothing_configured.setenv(name, value)
+    with pytest.raises(pydantic.ValidationError, match="KAFKA_SECURITY_PROTOCOL must be set"):
+        SETTINGS[service]()
+    nothing_configured.setenv("KAFKA_SECURITY_PROTOCOL", "SASL_SSL")
+    with pytest.raises(pydantic.ValidationError, match="KAFKA_SASL_USERNAME and KAFKA_SASL_PA"):
+        SETTINGS[service]()
+    nothing_configured.setenv("KAFKA_SECURITY_PROTOCOL", "PLAINTEXT")
+    assert SETTINGS[service]().kafka_client_options() == {"security_protocol": "PLAINTEXT"}
+
+
+@pytest.mark.parametrize("service", ["identity", "matching", "survey", "reporting"])
+def test_without_canbao_env_a_service_logs_in_to_kafka(
+    nothing_configured: pytest.MonkeyPatch, service: str
+) -> None:
+    for name, value in REAL[service].items():
+        nothing_configured.setenv(name, value)
+    options = SETTINGS[service]().kafka_client_options()
+    assert (options["security_protocol"], options["sasl_mechanism"]) == (
+        "SASL_SSL",
+        "SCRAM-SHA-512",
+    )
+    assert options["sasl_plain_username"] == "canbao-service"

@@ -319,7 +319,9 @@ async def test_employment_status_is_the_open_job_registration(harness: Harness) 
 
 def test_production_refuses_the_development_keys() -> None:
     url = "postgresql+asyncpg://x/identity"
-    service_key = {"CANBAO_SERVICE_TOKEN_PUBLIC_KEY": SERVICE_PUBLIC_KEY}
+    # Production also asks which Kafka connection (canbao_platform.settings).
+    service_key = {"CANBAO_SERVICE_TOKEN_PUBLIC_KEY": SERVICE_PUBLIC_KEY,
+                   "KAFKA_SECURITY_PROTOCOL": "PLAINTEXT"}  # fmt: skip
     with pytest.raises(ValueError, match="IDENTITY_DATA_KEY must be set in production"):
         IdentitySettings(CANBAO_ENV="production", database_url=url, **service_key)
     real = base64.b64encode(bytes(range(32))).decode()

@@ -113,5 +113,6 @@ def test_a_token_names_its_caller_for_one_service_only() -> None:
 
 def test_production_refuses_the_development_key_pair(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CANBAO_ENV", "production")
+    monkeypatch.setenv("KAFKA_SECURITY_PROTOCOL", "PLAINTEXT")  # production asks for a choice
     with pytest.raises(ValueError, match="CANBAO_SERVICE_TOKEN_PUBLIC_KEY must be set"):
         service_settings("matching")(database_url=UNREACHABLE)

@@ -241,6 +241,7 @@ def test_production_refuses_to_run_without_a_real_data_key(
     monkeypatch.setenv("CANBAO_ENV", "production")
     monkeypatch.setenv("SURVEY_DATABASE_URL", "postgresql+asyncpg://survey_app@db/survey")
     monkeypatch.setenv("CANBAO_SERVICE_TOKEN_PUBLIC_KEY", SERVICE_PUBLIC_KEY)
+    monkeypatch.setenv("KAFKA_SECURITY_PROTOCOL", "PLAINTEXT")  # production asks for a choice
     with pytest.raises(ValueError, match="SURVEY_DATA_KEY and SURVEY_DATA_KEY_ID must be set"):
         SurveySettings()
     monkeypatch.setenv("SURVEY_DATA_KEY", DEV_DATA_KEY)

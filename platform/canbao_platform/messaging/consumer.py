@@ -17,6 +17,7 @@ import logging
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 from canbao_contracts import topics as contract_topics
@@ -59,15 +60,18 @@ class ConsumerRunner:
     applying each message with `handler`; a Component of the service shell.
 
     `service` names who runs it: what the handler publishes has `ce_source` /canbao/<service>,
-    and what it cannot apply goes to `dead_letter_topic`, by default deadletter.<service>."""
+    and what it cannot apply goes to `dead_letter_topic`, by default deadletter.<service>.
+    `client_options` say how to reach and log in to Kafka (`KafkaSettings.kafka_client_options`)."""
 
     def __init__(
         self, *, name: str, topics: Sequence[str], handler: Handler, database: Database,
         producer: Producer, bootstrap_servers: str, service: str,
         dead_letter_topic: str | None = None, config: RunnerConfig = RunnerConfig(),
+        client_options: Mapping[str, Any] = MappingProxyType({}),
     ) -> None:  # fmt: skip
         self.name, self.topics, self.config = name, list(topics), config
         self._bootstrap_servers = bootstrap_servers
+        self._client_options = dict(client_options)
         self._applier = BatchApplier(
             consumer=name, handler=handler, database=database, producer=producer,
             dead_letter_topic=dead_letter_topic or contract_topics.dead_letter_topic(service).name,
@@ -147,7 +151,8 @@ class ConsumerRunner:
             group=self.name, topics=self.topics, bootstrap_servers=self._bootstrap_servers,
             max_batch=config.max_batch, poll_timeout_ms=config.poll_timeout_ms,
             batch_in_hand=self._batch_in_hand,
-            options={"session_timeout_ms": config.session_timeout_ms,
+            options={**self._client_options,
+                     "session_timeout_ms": config.session_timeout_ms,
                      "heartbeat_interval_ms": config.heartbeat_interval_ms,
                      **config.consumer_options},
         )  # fmt: skip

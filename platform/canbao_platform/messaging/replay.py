@@ -6,7 +6,9 @@ was never kept). An operator's command line calls `replay_dead_letters`.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.structs import ConsumerRecord
@@ -62,10 +64,12 @@ async def replay_dead_letters(
     producer: Producer,
     only: ReplayFilter = ReplayFilter(),
     group_id: str | None = None,
+    client_options: Mapping[str, Any] | None = None,
 ) -> ReplayReport:
     """Republish the dead letters of `dead_letter_topic` that match `only` to their original
     topics (original key, value and headers, `dlq_*` removed, `dlq_replayed_from` added), up to
-    the end of the topic as it was when the replay started; then return.
+    the end of the topic as it was when the replay started; then return. `client_options`
+    (`KafkaSettings.kafka_client_options()`, as `producer` was given) log the reader in.
 
     Progress is the consumer group `group_id`'s committed position (default
     `<dead_letter_topic>.replay`), committed after each batch is acknowledged, so running the
@@ -87,6 +91,7 @@ async def replay_dead_letters(
         group_id=group_id or f"{dead_letter_topic}.replay",
         enable_auto_commit=False,
         auto_offset_reset="earliest",
+        **(client_options or {}),
     )
     report = ReplayReport()
     await consumer.start()

@@ -28,6 +28,9 @@ MINIMUM_KEY_LENGTH: Final = 32
 
 class GatewaySettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="GATEWAY_", extra="ignore")
+    # The gateway talks HTTP to the services and nothing to Kafka (canbao_contracts.topics:
+    # it sends and receives no topic), so it has no Kafka login either.
+    uses_kafka = False
 
     database_url: str = f"{LOCAL_POSTGRES}/gateway"
     # GATEWAY_JWT_SIGNING_KEY: signs the staff access tokens (secret `gateway-jwt` in deploy/).

@@ -49,12 +49,14 @@ def components(
     settings = resources.settings
     assert isinstance(settings, IdentitySettings)
     protector = protector_from(settings)
-    producer = Producer(settings.kafka_bootstrap_servers, client_id=SERVICE_NAME)
+    kafka = settings.kafka_client_options()
+    producer = Producer(settings.kafka_bootstrap_servers, client_id=SERVICE_NAME, **kafka)
     common: dict[str, Any] = {
         "database": resources.database,
         "producer": producer,
         "service": SERVICE_NAME,
         "bootstrap_servers": settings.kafka_bootstrap_servers,
+        "client_options": kafka,
         "config": config,
     }
     parts: list[Component] = [producer]  # a component itself: started first, stopped last

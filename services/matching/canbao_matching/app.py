@@ -28,7 +28,8 @@ def components(
     statuses_topic: str = STATUSES.name, poll_interval_s: float = 0.2,
 ) -> list[Component]:  # fmt: skip
     settings = resources.settings
-    producer = Producer(settings.kafka_bootstrap_servers, client_id=SERVICE_NAME)
+    kafka = settings.kafka_client_options()
+    producer = Producer(settings.kafka_bootstrap_servers, client_id=SERVICE_NAME, **kafka)
     return [
         producer,  # a component itself: started first, stopped last
         ConsumerRunner(
@@ -40,6 +41,7 @@ def components(
             bootstrap_servers=settings.kafka_bootstrap_servers,
             service=SERVICE_NAME,
             config=config,
+            client_options=kafka,
         ),
         Evaluator(
             resources.database,

@@ -18,7 +18,10 @@ SERVICE_NAME = "survey"
 
 
 def components(resources: Resources) -> list[Component]:
-    producer = Producer(resources.settings.kafka_bootstrap_servers, client_id=SERVICE_NAME)
+    settings = resources.settings
+    producer = Producer(
+        settings.kafka_bootstrap_servers, client_id=SERVICE_NAME, **settings.kafka_client_options()
+    )
     return [
         producer,  # a component itself: started first, stopped last
         OutboxRelay(resources.database, producer, name="survey.outbox", poll_interval_s=0.5),
