@@ -19,6 +19,8 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from canbao_platform.db import Database
+from canbao_platform.messaging.consumer import ConsumerRunner
+from canbao_platform.messaging.pruning import ProcessedMessagesPruner
 from canbao_platform.problems import install_problem_handlers
 from canbao_platform.settings import ServiceSettings
 
@@ -81,6 +83,10 @@ def create_app(definition: ServiceDefinition, settings: ServiceSettings | None =
         database = Database(settings.database_url)
         resources = Resources(settings=settings, database=database)
         components = list(definition.components(resources))
+        if any(isinstance(component, ConsumerRunner) for component in components):
+            # Whoever consumes keeps idempotency records, and forgets the old ones.
+            kept = settings.processed_messages_kept
+            components.append(ProcessedMessagesPruner(database, kept=kept))
         app.state.resources = resources
         app.state.components = components
         started: list[Component] = []

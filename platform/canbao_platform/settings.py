@@ -13,6 +13,7 @@ explicitly.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any, ClassVar, Literal, Self
 
 from aiokafka.helpers import create_ssl_context
@@ -20,6 +21,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from canbao_contracts.topics import ALL_TOPICS, CleanupPolicy
 from canbao_platform.service_tokens import DEVELOPMENT_PUBLIC_KEY, public_key
 
 LOCAL_POSTGRES = "postgresql+asyncpg://canbao@127.0.0.1:54320"
@@ -113,6 +115,27 @@ class ServiceSettings(KafkaSettings):
     """The gateway's Ed25519 public key (PEM): internal APIs accept only calls it signed
     (service_tokens.py)."""
     database_url: str
+    # CANBAO_PROCESSED_MESSAGES_KEPT_DAYS: how long a consumer remembers what it applied
+    # (messaging/pruning.py). Longer than any non-compacted topic keeps a message, or a
+    # redelivery could find its record gone and apply twice: Kafka deletes a whole segment only
+    # once its newest message is past the retention, so a message may outlive it by a segment's
+    # age (segment.ms, 7 days by default); 90 days are three times the longest (registry.facts).
+    processed_messages_kept_days: int = Field(
+        90, validation_alias=AliasChoices("CANBAO_PROCESSED_MESSAGES_KEPT_DAYS")
+    )
+
+    @property
+    def processed_messages_kept(self) -> timedelta:
+        return timedelta(days=self.processed_messages_kept_days)
+
+    @model_validator(mode="after")
+    def _kept_longer_than_any_retention(self) -> Self:
+        if self.processed_messages_kept <= longest_retention():
+            raise ValueError(
+                "CANBAO_PROCESSED_MESSAGES_KEPT_DAYS must exceed the longest topic retention "
+                f"({longest_retention().days} days)"
+            )
+        return self
 
     @model_validator(mode="after")
     def _database_named_in_production(self) -> Self:
@@ -136,6 +159,16 @@ class ServiceSettings(KafkaSettings):
 
     def service_token_key(self) -> Ed25519PublicKey:
         return public_key(self.service_token_public_key)
+
+
+def longest_retention() -> timedelta:
+    """The longest time a non-compacted contract topic keeps a message (those kept for ever
+    are dead letters, replayed as new messages)."""
+    return max(
+        topic.retention
+        for topic in ALL_TOPICS
+        if topic.retention is not None and topic.cleanup_policy is CleanupPolicy.DELETE
+    )
 
 
 def service_settings(service: str) -> type[ServiceSettings]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
+from uuid import UUID, uuid4
 
 import httpx
 import pytest
@@ -24,9 +25,21 @@ from canbao_platform.db import Database
 from canbao_platform.local.broker import MockKafkaCluster
 from canbao_platform.local.postgres import free_port
 from canbao_survey.tables import collections
-from tests.gateway.conftest import Clock, assert_problem, bearer, serve, settings_for
+from tests.gateway.conftest import (
+    Clock,
+    assert_problem,
+    bearer,
+    break_the_audit_log,
+    serve,
+    settings_for,
+)
+from tests.gateway.people import NANMING, ZUNYI_HONGHUAGANG, citizen
+from tests.gateway.services import gateway_over, hukou, identity_app
+from tests.identity.conftest import Harness
+from tests.identity.conftest import harness as harness  # identity's fixtures
+from tests.identity.conftest import identity_db as identity_db
 from tests.survey import conftest as survey_fixtures
-from tests.survey.conftest import COLLECTED, NEW_PERSON, NUMBER, PERSON, Published
+from tests.survey.conftest import COLLECTED, NEW_PERSON, NUMBER, Published
 
 PATH = "/api/v1/counter/collections"
 OUT_OF_SCOPE = "5203"  # Zunyi; the person's number is of Guiyang (520102)
@@ -45,20 +58,28 @@ def collections_kafka() -> Iterator[MockKafkaCluster]:
 
 
 @pytest.fixture
+async def registered(harness: Harness) -> UUID:
+    """The person of NUMBER, whose household register places them in Nanming (Guiyang)."""
+    await harness.apply([hukou(NUMBER, NANMING)])
+    person = await harness.person_of(NUMBER)
+    assert person is not None
+    return person
+
+
+@pytest.fixture
 async def gateway(
-    gateway_url: str, survey_app: FastAPI, test_clock: Clock
+    gateway_url: str, survey_app: FastAPI, harness: Harness, registered: UUID, test_clock: Clock
 ) -> AsyncIterator[httpx.AsyncClient]:
-    """The gateway, reaching the running survey application through ASGI."""
-    app = create(settings_for(gateway_url), survey_transport=httpx.ASGITransport(app=survey_app))
-    app.dependency_overrides[clock] = lambda: test_clock
-    async with serve(survey_app), serve(app) as client:
+    """The gateway, reaching identity and the running survey application through ASGI."""
+    apps = {"identity": identity_app(harness), "survey": survey_app}
+    async for client in gateway_over(gateway_url, test_clock, **apps):
         yield client
 
 
-def collection(items: dict[str, str] | None = None, **fields: Any) -> dict[str, Any]:
+def collection(person: UUID, items: dict[str, str] | None = None, **fields: Any) -> dict[str, Any]:
     return {
         "id_number": NUMBER,
-        "person_id": str(PERSON),
+        "person_id": str(person),
         "items": COLLECTED if items is None else items,
         **fields,
     }
@@ -75,10 +96,11 @@ async def test_a_clerk_collection_is_approved_published_and_audited_as_a_change(
     gateway_db: Database,
     survey_db: Database,
     published: Published,
+    registered: UUID,
 ) -> None:
     token = token_for(Role.COUNTER, scope="520102", username="clerk-07")
     response = await gateway.post(
-        PATH, json=collection(resolved_reasons=["missing_info"]), headers=bearer(token)
+        PATH, json=collection(registered, resolved_reasons=["missing_info"]), headers=bearer(token)
     )
 
     assert response.status_code == 201, response.text
@@ -93,7 +115,7 @@ async def test_a_clerk_collection_is_approved_published_and_audited_as_a_change(
         "ok",
         "counter_service",
     )
-    assert entry["endpoint"] == f"POST {PATH}" and entry["person_id"] == PERSON
+    assert entry["endpoint"] == f"POST {PATH}" and entry["person_id"] == registered
     assert entry["person_region"] == "520102" and entry["id_number_hash"]
     assert NUMBER not in repr(entry)
     await published.until(lambda seen: bool(published.of(accepted["collection_id"])))
@@ -104,9 +126,11 @@ async def test_a_clerk_collection_is_approved_published_and_audited_as_a_change(
 
 @pytest.mark.parametrize("role", [r for r in Role if r is not Role.COUNTER])
 async def test_only_counter_clerks_may_submit(
-    gateway: httpx.AsyncClient, token_for: Any, survey_db: Database, role: Role
+    gateway: httpx.AsyncClient, token_for: Any, survey_db: Database, role: Role, registered: UUID
 ) -> None:
-    response = await gateway.post(PATH, json=collection(), headers=bearer(token_for(role)))
+    response = await gateway.post(
+        PATH, json=collection(registered), headers=bearer(token_for(role))
+    )
     assert_problem(response, 403, "role-not-allowed")
     assert await rows(survey_db, collections) == []
 
@@ -116,9 +140,10 @@ async def test_a_person_outside_the_clerks_region_is_refused_and_the_attempt_aud
     token_for: Any,
     gateway_db: Database,
     survey_db: Database,
+    registered: UUID,
 ) -> None:
     token = token_for(Role.COUNTER, scope=OUT_OF_SCOPE)
-    response = await gateway.post(PATH, json=collection(), headers=bearer(token))
+    response = await gateway.post(PATH, json=collection(registered), headers=bearer(token))
 
     assert_problem(response, 403, "out-of-scope")
     assert await rows(survey_db, collections) == []
@@ -175,10 +200,11 @@ async def test_bad_fields_are_named_audited_as_rejected_and_not_forwarded(
     token_for: Any,
     gateway_db: Database,
     survey_db: Database,
+    registered: UUID,
 ) -> None:
     items = {"phone": "8555", "gender": "3"}
     response = await gateway.post(
-        PATH, json=collection(items), headers=bearer(token_for(Role.COUNTER))
+        PATH, json=collection(registered, items), headers=bearer(token_for(Role.COUNTER))
     )
 
     problem = assert_problem(response, 422, "invalid-items")
@@ -195,86 +221,106 @@ async def test_bad_fields_are_named_audited_as_rejected_and_not_forwarded(
 async def test_an_invalid_presented_number_says_what_is_wrong(
     gateway: httpx.AsyncClient,
     token_for: Any,
+    registered: UUID,
 ) -> None:
-    body = collection(id_number=NUMBER[:17] + "6")
+    body = collection(registered, id_number=NUMBER[:17] + "6")
     response = await gateway.post(PATH, json=body, headers=bearer(token_for(Role.COUNTER)))
     problem = assert_problem(response, 422, "invalid-id-number")
     assert problem["detail"] == "校验码应为3，实为6"
 
 
-async def test_a_person_without_a_citizen_number_needs_a_region(
-    gateway: httpx.AsyncClient,
-    token_for: Any,
+async def test_a_registered_person_without_a_citizen_number_is_placed_by_identity(
+    gateway: httpx.AsyncClient, token_for: Any, registered: UUID
 ) -> None:
-    body = {"document_type": "02", "person_id": str(PERSON), "items": COLLECTED}
+    body = {"document_type": "02", "person_id": str(registered), "items": COLLECTED}
+    nanming = await gateway.post(PATH, json=body, headers=bearer(token_for(Role.COUNTER, NANMING)))
+    assert nanming.status_code == 201, nanming.text
+    zunyi = bearer(token_for(Role.COUNTER, OUT_OF_SCOPE))
+    assert_problem(await gateway.post(PATH, json=body, headers=zunyi), 403, "out-of-scope")
+
+
+async def test_a_new_registration_without_a_citizen_number_needs_a_region(
+    gateway: httpx.AsyncClient, token_for: Any
+) -> None:
+    body: dict[str, Any] = {"document_type": "02", "person_id": None, "items": COLLECTED}
     response = await gateway.post(PATH, json=body, headers=bearer(token_for(Role.COUNTER)))
     assert_problem(response, 422, "person-region-unknown")
-    body["region_code"] = "520102"
-    response = await gateway.post(PATH, json=body, headers=bearer(token_for(Role.COUNTER)))
-    assert response.status_code == 201, response.text
 
 
 async def test_a_resubmission_with_the_same_key_is_the_same_collection(
     gateway: httpx.AsyncClient,
     token_for: Any,
     survey_db: Database,
+    registered: UUID,
 ) -> None:
     headers = bearer(token_for(Role.COUNTER)) | {"Idempotency-Key": "window-3-0001"}
-    first = await gateway.post(PATH, json=collection(), headers=headers)
-    again = await gateway.post(PATH, json=collection(), headers=headers)
+    first = await gateway.post(PATH, json=collection(registered), headers=headers)
+    again = await gateway.post(PATH, json=collection(registered), headers=headers)
     assert first.status_code == again.status_code == 201
     assert first.json() == again.json()
     assert len(await rows(survey_db, collections)) == 1
-    other = await gateway.post(PATH, json=collection({"phone": "13900000000"}), headers=headers)
+    other = await gateway.post(
+        PATH, json=collection(registered, {"phone": "13900000000"}), headers=headers
+    )
     assert_problem(other, 409, "idempotency-key-reused")
 
 
-async def test_a_submission_without_a_token_is_refused(gateway: httpx.AsyncClient) -> None:
-    assert_problem(await gateway.post(PATH, json=collection()), 401, "unauthenticated")
+async def test_a_submission_without_a_token_is_refused(
+    gateway: httpx.AsyncClient, registered: UUID
+) -> None:
+    assert_problem(await gateway.post(PATH, json=collection(registered)), 401, "unauthenticated")
 
 
-async def test_survey_away_is_503_and_nothing_is_saved_or_audited(
+async def test_survey_away_is_503_and_nothing_is_saved(
     gateway_url: str,
     test_clock: Clock,
     token_for: Any,
     gateway_db: Database,
+    harness: Harness,
+    registered: UUID,
 ) -> None:
     nobody = f"http://127.0.0.1:{free_port()}"  # nothing listens there
-    app = create(settings_for(gateway_url, survey_url=nobody))
+    identity = httpx.ASGITransport(app=identity_app(harness))
+    app = create(settings_for(gateway_url, survey_url=nobody), identity_transport=identity)
     app.dependency_overrides[clock] = lambda: test_clock
     async with serve(app) as client:
         response = await client.post(
-            PATH, json=collection(), headers=bearer(token_for(Role.COUNTER))
+            PATH, json=collection(registered), headers=bearer(token_for(Role.COUNTER))
         )
     assert_problem(response, 503, "survey-unavailable")
     assert COLLECTED["phone"] not in response.text
-    assert await rows(gateway_db, audit_log) == []
+    # The row was written before survey was asked: the log may say more than was done.
+    [entry] = await rows(gateway_db, audit_log)
+    assert (entry["outcome"], entry["person_id"]) == ("ok", registered)
 
 
 async def test_survey_failing_is_503_too(
     gateway_url: str,
     test_clock: Clock,
     token_for: Any,
+    harness: Harness,
+    registered: UUID,
 ) -> None:
     failing = httpx.MockTransport(lambda request: httpx.Response(500, json={"type": "x"}))
-    app = create(settings_for(gateway_url), survey_transport=failing)
+    identity = httpx.ASGITransport(app=identity_app(harness))
+    app = create(settings_for(gateway_url), survey_transport=failing, identity_transport=identity)
     app.dependency_overrides[clock] = lambda: test_clock
     async with serve(app) as client:
         response = await client.post(
-            PATH, json=collection(), headers=bearer(token_for(Role.COUNTER))
+            PATH, json=collection(registered), headers=bearer(token_for(Role.COUNTER))
         )
     assert_problem(response, 503, "survey-unavailable")
 
 
 async def test_no_collected_value_or_number_reaches_the_logs(
-    gateway: httpx.AsyncClient, token_for: Any, caplog: pytest.LogCaptureFixture
+    gateway: httpx.AsyncClient, token_for: Any, caplog: pytest.LogCaptureFixture, registered: UUID
 ) -> None:
     caplog.set_level(logging.INFO)
     for name in ("canbao_gateway", "canbao_survey", "canbao_platform", "httpx", "uvicorn"):
         caplog.set_level(logging.DEBUG, logger=name)
     headers = bearer(token_for(Role.COUNTER))
     await gateway.post(PATH, json={"person_id": None, "items": NEW_PERSON}, headers=headers)
-    await gateway.post(PATH, json=collection({"phone": "0851-855"}), headers=headers)
+    await gateway.post(PATH, json=collection(registered, {"phone": "0851-855"}), headers=headers)
     logged = caplog.text + repr([record.args for record in caplog.records])
     for value in (*NEW_PERSON.values(), "0851-855"):
         if len(value) > 2:
@@ -286,11 +332,14 @@ async def test_a_name_holding_a_control_character_is_refused_and_not_forwarded(
     token_for: Any,
     gateway_db: Database,
     survey_db: Database,
+    registered: UUID,
 ) -> None:
     """A NUL (which PostgreSQL cannot store) or any control character is refused at the door
     with where it is (canbao_contracts.text), never forwarded to become a stored name."""
     response = await gateway.post(
-        PATH, json=collection({"name": "\x00王伟"}), headers=bearer(token_for(Role.COUNTER))
+        PATH,
+        json=collection(registered, {"name": "\x00王伟"}),
+        headers=bearer(token_for(Role.COUNTER)),
     )
 
     problem = assert_problem(response, 422, "invalid-items")
@@ -304,3 +353,81 @@ async def test_a_name_holding_a_control_character_is_refused_and_not_forwarded(
     assert await rows(survey_db, collections) == []
     [entry] = await rows(gateway_db, audit_log)
     assert entry["outcome"] == "rejected"
+
+
+# A registered person is placed by identity's region for them, never by what the clerk sends.
+
+
+async def test_a_clerk_cannot_reach_a_person_of_another_region_by_naming_her_own(
+    gateway: httpx.AsyncClient, token_for: Any, gateway_db: Database, survey_db: Database,
+    registered: UUID,
+) -> None:  # fmt: skip
+    """The person lives in Nanming; a Zunyi clerk leaves the number out and names Zunyi."""
+    body = {"person_id": str(registered), "region_code": "520302", "items": COLLECTED}
+    response = await gateway.post(PATH, json=body, headers=bearer(token_for(Role.COUNTER, "5203")))
+    assert_problem(response, 403, "out-of-scope")
+    assert await rows(survey_db, collections) == []
+    [entry] = await rows(gateway_db, audit_log)
+    assert (entry["outcome"], entry["person_id"], entry["person_region"]) == (
+        "out_of_scope", registered, NANMING,
+    )  # fmt: skip
+
+
+async def test_a_number_that_is_not_the_persons_is_refused(
+    gateway: httpx.AsyncClient, token_for: Any, gateway_db: Database, survey_db: Database,
+    registered: UUID,
+) -> None:  # fmt: skip
+    """A Zunyi clerk presents a Zunyi number (her region) with the Nanming person's id."""
+    zunyi_number = citizen(ZUNYI_HONGHUAGANG)
+    body = collection(registered, id_number=zunyi_number)
+    response = await gateway.post(PATH, json=body, headers=bearer(token_for(Role.COUNTER, "5203")))
+    assert_problem(response, 422, "id-number-mismatch")
+    assert await rows(survey_db, collections) == []
+    [entry] = await rows(gateway_db, audit_log)
+    assert (entry["outcome"], entry["person_id"]) == ("rejected", registered)
+
+
+async def test_a_person_id_identity_does_not_know_is_not_registered(
+    gateway: httpx.AsyncClient, token_for: Any, gateway_db: Database, survey_db: Database
+) -> None:
+    body = {"person_id": str(uuid4()), "region_code": NANMING, "items": COLLECTED}
+    response = await gateway.post(PATH, json=body, headers=bearer(token_for(Role.COUNTER)))
+    assert_problem(response, 404, "not-registered")
+    assert await rows(survey_db, collections) == []
+    [entry] = await rows(gateway_db, audit_log)
+    assert entry["outcome"] == "not_found"
+
+
+async def test_a_registered_person_is_not_moved_outside_the_clerks_region(
+    gateway: httpx.AsyncClient, token_for: Any, survey_db: Database, registered: UUID
+) -> None:
+    """region_code on a registered person is a move identity applies: inside the scope only."""
+    nanming = bearer(token_for(Role.COUNTER, NANMING))
+    away = await gateway.post(PATH, json=collection(registered, region_code="530102"),
+                              headers=nanming)  # fmt: skip
+    assert_problem(away, 403, "out-of-scope")
+    assert await rows(survey_db, collections) == []
+    within = await gateway.post(PATH, json=collection(registered, region_code=NANMING),
+                                headers=nanming)  # fmt: skip
+    assert within.status_code == 201, within.text
+
+
+async def test_no_change_reaches_survey_when_its_audit_row_cannot_be_written(
+    gateway_url: str, survey_app: FastAPI, harness: Harness, registered: UUID,
+    gateway_db: Database, survey_db: Database, test_clock: Clock, token_for: Any,
+) -> None:  # fmt: skip
+    await break_the_audit_log(gateway_db)  # say a full disk
+    app = create(
+        settings_for(gateway_url),
+        identity_transport=httpx.ASGITransport(app=identity_app(harness)),
+        survey_transport=httpx.ASGITransport(app=survey_app),
+    )
+    app.dependency_overrides[clock] = lambda: test_clock
+    async with serve(survey_app), app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            response = await client.post(
+                PATH, json=collection(registered), headers=bearer(token_for(Role.COUNTER))
+            )
+    assert_problem(response, 500, "internal-error")
+    assert await rows(survey_db, collections) == []

@@ -8,8 +8,11 @@ import dataclasses
 import uuid
 from collections.abc import Callable
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
+from pydantic import ValidationError
 from sqlmodel import select
 
 from canbao_contracts.envelope import encode
@@ -32,7 +35,10 @@ from canbao_platform.messaging import (
     prune_processed_messages,
 )
 from canbao_platform.messaging.group import Batches, GroupConsumer
-from canbao_platform.messaging.tables import DeadLetter
+from canbao_platform.messaging.pruning import ProcessedMessagesPruner
+from canbao_platform.messaging.tables import DeadLetter, processed_messages
+from canbao_platform.service import ServiceDefinition, create_app
+from canbao_platform.settings import ServiceSettings
 from tests.platform.conftest import (
     FAST,
     INVALID_REQUEST,
@@ -328,15 +334,63 @@ async def test_a_handler_decodes_contract_events_and_one_breaking_the_contract_i
     assert "not a uuid" not in reason
 
 
-async def test_old_idempotency_records_are_pruned(
+async def backdate(database: Database, keys: list[str], age: timedelta) -> None:
+    async with database.engine.begin() as connection:
+        await connection.execute(
+            sa.update(processed_messages)
+            .where(processed_messages.c.message_key.in_(keys))
+            .values(processed_at=sa.func.now() - age)
+        )
+
+
+async def test_old_idempotency_records_are_pruned_in_batches_and_recent_ones_still_count(
     make_topic: Callable[..., str], producer: Producer, database: Database,
     make_runner: Callable[..., ConsumerRunner],
 ) -> None:  # fmt: skip
     topic = make_topic()
-    await producer.send_many([event(topic, f"e{i}", event_id=f"e{i}") for i in range(5)])
+    await producer.send_many([event(topic, f"e{i}", event_id=f"e{i}") for i in range(12)])
     runner = make_runner([topic], Recorder())
     await runner.start()
-    await wait_until(lambda: runner.counts.processed == 5)
+    await wait_until(lambda: runner.counts.processed == 12)
+    kept = ServiceSettings(database_url="unused").processed_messages_kept
+    old = [f"e{i}" for i in range(11)]
+    await backdate(database, old, kept + timedelta(days=1))
+    await backdate(database, ["e11"], kept - timedelta(days=1))  # inside the kept age
 
-    assert await prune_processed_messages(database, older_than=timedelta(days=30)) == 0
-    assert await prune_processed_messages(database, older_than=timedelta(0)) == 5
+    assert await prune_processed_messages(database, older_than=kept, batch=4) == 11
+    async with database.engine.connect() as connection:
+        left = (await connection.execute(sa.select(processed_messages.c.message_key))).scalars()
+        assert list(left) == ["e11"]
+    await producer.send(event(topic, "e11", event_id="e11"))  # redelivered within the kept age
+    await wait_until(lambda: runner.counts.duplicates == 1)
+    assert (await effects(database))["e11"] == 1
+
+
+def test_records_are_kept_longer_than_any_topic_keeps_a_message() -> None:
+    assert ServiceSettings(database_url="unused").processed_messages_kept > timedelta(days=30)
+    with pytest.raises(ValidationError, match="longest topic retention"):
+        ServiceSettings(database_url="unused", CANBAO_PROCESSED_MESSAGES_KEPT_DAYS=30)
+
+
+async def test_every_service_that_consumes_prunes_on_a_schedule(
+    make_topic: Callable[..., str], database: Database,
+    make_runner: Callable[..., ConsumerRunner],
+) -> None:  # fmt: skip
+    """The service shell adds the pruner beside any consumer runner; it prunes as it starts."""
+    async with database.engine.begin() as connection:
+        rows = [{"consumer": "c", "message_key": key} for key in ("old", "new")]
+        await connection.execute(sa.insert(processed_messages), rows)
+    await backdate(database, ["old"], timedelta(days=91))
+    runner = make_runner([make_topic()], Recorder())
+    definition = ServiceDefinition(
+        name="tests", settings=ServiceSettings, migrations=Path("unused"),
+        components=lambda _: [runner],
+    )  # fmt: skip
+    app = create_app(definition, ServiceSettings(database_url=database.url))
+    async with app.router.lifespan_context(app):
+        [pruner] = [c for c in app.state.components if isinstance(c, ProcessedMessagesPruner)]
+        await wait_until(lambda: pruner.runs == 1)
+        assert pruner.pruned == 1
+    async with database.engine.connect() as connection:
+        left = (await connection.execute(sa.select(processed_messages.c.message_key))).scalars()
+        assert list(left) == ["new"]

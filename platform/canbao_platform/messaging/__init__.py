@@ -27,6 +27,7 @@ from canbao_platform.messaging.failures import Backoff, PermanentError, Transien
 from canbao_platform.messaging.messages import Handler, InboundMessage, UnitOfWork, unit_of_work
 from canbao_platform.messaging.outbox import OutboxRelay
 from canbao_platform.messaging.producer import Producer
+from canbao_platform.messaging.pruning import ProcessedMessagesPruner
 from canbao_platform.messaging.replay import ReplayFilter, ReplayReport, replay_dead_letters
 from canbao_platform.messaging.tables import prune_processed_messages
 
@@ -44,6 +45,7 @@ __all__ = [
     "InboundMessage",
     "OutboxRelay",
     "PermanentError",
+    "ProcessedMessagesPruner",
     "Producer",
     "ReplayFilter",
     "ReplayReport",

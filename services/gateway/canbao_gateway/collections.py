@@ -5,7 +5,9 @@ checked the documents, issue 7) and publishes it for identity and matching to ap
 
 The handler AAE011 is the clerk's staff id, taken from the token, never from the body. Every
 outcome that touches personal data is audited as a change (purpose counter_service): accepted
-`ok`, refused as invalid `rejected`, outside the clerk's region `out_of_scope`."""
+`ok` (written before survey is asked), refused as invalid `rejected`, outside the clerk's region
+`out_of_scope`. A registered person is placed by identity's region for them, not by what the
+clerk types (collection_subject)."""
 
 from __future__ import annotations
 
@@ -21,7 +23,16 @@ from canbao_contracts.collected_items import item_defects, missing_required
 from canbao_contracts.events.base import RegionCode
 from canbao_contracts.events.collection import VerifiedStatus
 from canbao_gateway.audit import AuditTrail, Outcome, Purpose
-from canbao_gateway.auth import AuditDep, PersonInQuestion, person_by_id_number, require
+from canbao_gateway.auth import (
+    AuditDep,
+    PersonInQuestion,
+    person_by_id_number,
+    person_in_scope,
+    require,
+)
+from canbao_gateway.persons import IdentityDep, region_of
+from canbao_gateway.problems import NotRegistered, OutOfScope
+from canbao_gateway.registry import IdentityClient
 from canbao_gateway.staff import Role, Staff
 from canbao_gateway.survey import SurveyClient, survey_client
 from canbao_platform.problems import InvalidItems, Problem
@@ -39,16 +50,18 @@ class CounterCollectionRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     id_number: str | None = None
-    """The citizen number on the document the person presented (any valid form): places them in
-    the clerk's region and names them in the audit log. Needed unless `region_code` is given."""
+    """The number on the document the person presented (a citizen number in any valid form):
+    names them in the audit log; for a registered person it must be theirs, for a new one it
+    places them unless `region_code` is given."""
     person_id: UUID | None = None
     """Identity's person (from the popup); null registers someone new (then every required item
     of domain.md §4, and the phone, is needed)."""
     document_type: CertificateType = CertificateType.CITIZEN_ID
     region_code: RegionCode | None = None
-    """Where the person lives (GB/T 2260 county): needed for a person without a citizen number
-    (passport…); for a new registration, where they register, which places them in the clerk's
-    region even when their number names another province (a newcomer)."""
+    """Where the person lives (GB/T 2260 county), inside the clerk's region: for a new
+    registration, where they register (needed without a citizen number, a passport…), even when
+    their number names another province (a newcomer); for a registered person, a move identity
+    applies. A registered person is placed by identity's region for them, never by this."""
     items: dict[str, str] = Field(max_length=len(RegistrationItem))
     """Item (api.md's names: `phone`) → collected value (codes for gender, household type and
     personal identity; YYYYMMDD for the birth date)."""
@@ -76,23 +89,87 @@ class RegionUnknown(Problem):
         )
 
 
-def collection_subject(collection: CounterCollectionRequest) -> PersonInQuestion:
-    """The person the collection is about: placed by the presented number, else by the
-    collected one, else by `region_code` (422 when none, or when the number is invalid). A new
-    registration with a `region_code` is placed where the person lives and registers."""
-    citizen = collection.document_type is CertificateType.CITIZEN_ID
-    number = collection.id_number or (collection.items.get("id_number") if citizen else None)
-    if number is not None:
-        person = person_by_id_number(number)
-        registers_here = collection.region_code if collection.person_id is None else None
-        return PersonInQuestion(
-            region=registers_here or person.region,
-            id_number=person.id_number,
-            person_id=collection.person_id,
+class IdNumberMismatch(Problem):
+    """The presented document's number is not that of the person the collection names."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            422,
+            "id-number-mismatch",
+            "证件号码与所办理人员不符 (the presented number is not this person's)",
+            "请重新读取证件并打开此人的弹窗后再提交 (read the document again, open this person's "
+            "popup, then submit)",
         )
-    if collection.region_code is None:
+
+
+async def collection_subject(
+    collection: CounterCollectionRequest, identity: IdentityDep, audit: AuditDep
+) -> PersonInQuestion:
+    """The person the collection is about, placed where the clerk's scope is checked (auth.py).
+
+    A registered person (`person_id`) is placed by the region identity holds for them (as the
+    popup: persons.region_of), never by anything the clerk types: collected values win over
+    every source (identity: an approved collection is first in precedence), so a clerk may
+    change only people of their own region. The presented number, when given, must be that
+    person's (422 `id-number-mismatch`, audited as rejected); an unknown person_id is 404
+    `not-registered`, audited.
+
+    A new registration is placed by its `region_code` (where the person lives and registers,
+    which may differ from the province of the number, a newcomer), else by the presented or
+    collected citizen number; 422 `person-region-unknown` when neither is given."""
+    citizen = collection.document_type is CertificateType.CITIZEN_ID
+    presented = _number(collection.id_number, citizen=citizen)
+    if collection.person_id is not None:
+        return await _registered(collection, presented, identity, audit)
+    number = presented or (_number(collection.items.get("id_number"), citizen=True)
+                           if citizen else None)  # fmt: skip
+    region = collection.region_code or (number[:6] if number and citizen else None)
+    if region is None:
         raise RegionUnknown()
-    return PersonInQuestion(region=collection.region_code, person_id=collection.person_id)
+    return PersonInQuestion(region=region, id_number=number)
+
+
+def _number(value: str | None, *, citizen: bool) -> str | None:
+    """A citizen number validated and normalised (422 `invalid-id-number`), another document's
+    number stripped."""
+    if value is None:
+        return None
+    return person_by_id_number(value).id_number if citizen else value.strip()
+
+
+async def _registered(
+    collection: CounterCollectionRequest, presented: str | None, identity: IdentityClient,
+    audit: AuditTrail,
+) -> PersonInQuestion:  # fmt: skip
+    person_id = collection.person_id
+    assert person_id is not None
+    try:
+        if presented is None:
+            record = await identity.person_by_id(person_id, caller=audit.staff)
+        else:  # one look-up both checks the number and gives the person's record
+            record = await identity.person(
+                presented, collection.document_type.value, caller=audit.staff
+            )
+    except NotRegistered:
+        if presented is None:
+            await audit.record(purpose=Purpose.COUNTER_SERVICE, outcome=Outcome.NOT_FOUND,
+                               person_id=person_id)  # fmt: skip
+            raise
+        record = None
+    if record is None or UUID(record["person_id"]) != person_id:
+        await audit.record(purpose=Purpose.COUNTER_SERVICE, outcome=Outcome.REJECTED,
+                           person_id=person_id, id_number=presented)  # fmt: skip
+        raise IdNumberMismatch()
+    number = presented or _golden_number(record)
+    citizen = collection.document_type is CertificateType.CITIZEN_ID
+    fallback = number[:6] if citizen and number else ""  # "": covers no scope
+    return PersonInQuestion(region=region_of(record) or fallback, id_number=number,
+                            person_id=person_id)  # fmt: skip
+
+
+def _golden_number(record: dict[str, Any]) -> str | None:
+    value = (record["golden"].get("id_number") or {}).get("value")
+    return str(value) if value else None
 
 
 @router.post(
@@ -100,8 +177,19 @@ def collection_subject(collection: CounterCollectionRequest) -> PersonInQuestion
     status_code=201,
     summary="Items collected at the counter (approved at once)",
     responses={
-        422: {"description": "invalid-items, invalid-id-number, person-region-unknown"},
-        503: {"description": "survey-unavailable: nothing saved; retry with the same key"},
+        403: {
+            "description": "role-not-allowed; out-of-scope (the person, or the region_code, "
+            "is outside your region)"
+        },
+        404: {"description": "not-registered: the person_id is not identity's"},
+        422: {
+            "description": "invalid-items, invalid-id-number, person-region-unknown, "
+            "id-number-mismatch"
+        },
+        503: {
+            "description": "identity-unavailable; survey-unavailable: nothing saved; retry "
+            "with the same key"
+        },
     },
 )
 async def post_collection(
@@ -114,6 +202,12 @@ async def post_collection(
     audit: AuditDep,
     idempotency_key: Annotated[str | None, Header(max_length=MAX_IDEMPOTENCY_KEY)] = None,
 ) -> CollectionAccepted:
+    moved_to = collection.region_code if collection.person_id is not None else None
+    if moved_to is not None and not person_in_scope(staff, moved_to):
+        # A registered person's region_code is a collected value identity applies (it moves
+        # them): the clerk may not place someone in a region outside their own scope.
+        await _record(audit, person, Outcome.OUT_OF_SCOPE)
+        raise OutOfScope()
     defects = item_defects(collection.items, document_type=collection.document_type)
     if collection.person_id is None:
         defects += missing_required(collection.items)
@@ -121,6 +215,11 @@ async def post_collection(
         await _record(audit, person, Outcome.REJECTED)
         raise InvalidItems(defects)
     body: dict[str, Any] = collection.model_dump(mode="json", include=FORWARDED)
+    # The change's row is committed before survey hears of it (audit.py): a log that cannot be
+    # written stops the change, and no change reaches survey without its row. Like a read's row
+    # (persons.py), the log may so say more than was done, never less: survey away leaves the
+    # `ok` row of a change not made, and survey's refusal adds a `rejected` row after it.
+    await _record(audit, person, Outcome.OK)
     try:
         answer = await survey.submit_collection(  # the handler: the service token's subject
             body, idempotency_key=idempotency_key or f"gateway-{uuid.uuid4()}", caller=staff
@@ -129,7 +228,6 @@ async def post_collection(
         if problem.status < 500:
             await _record(audit, person, Outcome.REJECTED)
         raise
-    await _record(audit, person, Outcome.OK)
     return CollectionAccepted.model_validate(answer)
 
 

@@ -3,7 +3,8 @@
 `GATEWAY_MATCHING_URL`.
 
 Identity is asked by ID number in the request body (`POST /internal/persons/lookup`): numbers
-never travel in URLs between services, so they stay out of access logs. Matching is asked by
+never travel in URLs between services, so they stay out of access logs; or by its own opaque
+person_id (`GET /internal/persons/{person_id}`). Matching is asked by
 person_id. Both reads are idempotent, so a transport failure is retried once; a service away or
 failing is 503 `identity-unavailable` / `matching-unavailable`, never a stack trace.
 """
@@ -60,6 +61,18 @@ class IdentityClient(InternalClient):
             raise NotRegistered()
         if response.status_code != 200:
             log.warning("identity answered %d to a lookup", response.status_code)
+            raise self.unavailable()
+        record: dict[str, Any] = response.json()
+        return record
+
+    async def person_by_id(self, person_id: UUID, *, caller: Staff) -> dict[str, Any]:
+        """Identity's PersonRecord of `person_id` (an opaque id: fine in a URL); 404
+        not-registered for an id identity does not know, or one merged into another."""
+        response = await self._send("GET", f"/internal/persons/{person_id}", caller=caller)
+        if response.status_code == 404:
+            raise NotRegistered()
+        if response.status_code != 200:
+            log.warning("identity answered %d to a lookup by person_id", response.status_code)
             raise self.unavailable()
         record: dict[str, Any] = response.json()
         return record
