@@ -102,7 +102,8 @@ PRUNE_BATCH: Final = 5_000
 # no primary-key comparison of two text columns), deleted in the same statement.
 _PRUNE_BATCH: Final = text("""
     DELETE FROM processed_messages WHERE ctid = ANY (ARRAY(
-        SELECT ctid FROM processed_messages WHERE processed_at < now() - CAST(:older_than AS interval)
+        SELECT ctid FROM processed_messages
+        WHERE processed_at < now() - CAST(:older_than AS interval)
         LIMIT :batch))
 """)
 
