@@ -5,13 +5,27 @@ personal-data read behind `require(..., person=person_by_id_number)` and the aud
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID, uuid4
 
 import httpx
 import pytest
+import sqlalchemy as sa
+from fastapi import FastAPI
+from fastapi.routing import APIRoute
 
+from canbao_gateway.app import SERVICE
 from canbao_gateway.auth import person_by_id_number, require
 from canbao_gateway.staff import Role
-from tests.gateway.conftest import PERSONAL_DATA_ROLES, assert_problem, bearer
+from canbao_gateway.tables import audit_log
+from canbao_platform.db import Database
+from tests.gateway.conftest import (
+    PERSONAL_DATA_ROLES,
+    Clock,
+    assert_problem,
+    bearer,
+)
 from tests.gateway.people import (
     KUNMING_WUHUA,
     NANMING,
@@ -20,6 +34,14 @@ from tests.gateway.people import (
     citizen,
     legacy_15,
 )
+from tests.gateway.services import collections_kafka as collections_kafka
+from tests.gateway.services import gateway_over, hukou, identity_app, matching_app
+from tests.identity.conftest import Harness
+from tests.identity.conftest import harness as harness  # identity's, matching's, survey's fixtures
+from tests.identity.conftest import identity_db as identity_db
+from tests.matching.conftest import matching_db as matching_db
+from tests.survey.conftest import survey_app as survey_app
+from tests.survey.conftest import survey_url as survey_url
 
 PERSON = f"/test/persons/{citizen(NANMING)}"
 # endpoint → the roles that may use it
@@ -114,3 +136,130 @@ async def test_the_clerk_of_one_county_reads_her_own_identity(
 def test_a_scoped_endpoint_must_say_why_it_reads() -> None:
     with pytest.raises(TypeError, match="purpose"):
         require(Role.COUNTER, person=person_by_id_number)
+
+
+# -- The authorisation matrix: every role × a person of the staff's own region, of another
+# region, or unknown to identity × every gateway route, with identity, matching and survey
+# running for real behind the gateway (tests/gateway/services.py). Every member of staff is
+# scoped to Nanming. Who may use what: api.md "Who calls" and persons.py's RECORD_ROLES.
+
+STAFF_SCOPE = NANMING
+# Born in Zunyi, living in Nanming: Nanming's person (the number's region says otherwise).
+OWN = citizen(ZUNYI_HONGHUAGANG, "19800101", "011")
+# Born in Nanming, living in Yunyan: not Nanming's (the number's region says otherwise).
+OTHER = citizen(NANMING, "19800202", "021")
+UNREGISTERED = citizen(NANMING, "19700707", "041")
+SUBJECTS = {"own-region": OWN, "other-region": OTHER, "unregistered": UNREGISTERED}
+PHONE = {"phone": "13812345678"}
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    path: str  # the route's template, as the app declares it
+    allowed: frozenset[Role]  # every role, for a route open to anyone
+    about_a_person: bool  # scope-checked against the subject, audited as a personal-data read
+    ok: int = 200
+    needs: tuple[str, ...] = ()  # the services it reaches: identity, matching, survey
+
+
+EVERY_ROLE = frozenset(Role)
+RECORD = frozenset({Role.COUNTER, Role.PLATFORM, Role.COUNTY})
+ROUTES = {
+    "popup": Route("GET", "/api/v1/counter/popup/{id_number}", frozenset({Role.COUNTER}), True,
+                   needs=("identity", "matching")),
+    "persons": Route("GET", "/api/v1/persons/{id_number}", RECORD, True,
+                     needs=("identity", "matching")),
+    "collections": Route("POST", "/api/v1/counter/collections", frozenset({Role.COUNTER}),
+                         True, ok=201, needs=("identity", "survey")),
+    "audit": Route("GET", "/api/v1/audit", frozenset({Role.AUDITOR}), False),
+    "me": Route("GET", "/api/v1/auth/me", EVERY_ROLE, False),
+    "counter-page": Route("GET", "/counter", EVERY_ROLE, False),
+    "counter-script": Route("GET", "/counter/counter.js", EVERY_ROLE, False),
+    "counter-style": Route("GET", "/counter/counter.css", EVERY_ROLE, False),
+}  # fmt: skip
+# Outside the matrix: login (before any role); the service shell's health and OpenAPI routes.
+NO_ROLE_ROUTES = {("POST", "/api/v1/auth/token")}
+
+
+def expected(route: Route, role: Role, subject: str) -> tuple[int, str | None]:
+    """The status, and the problem type of a refusal."""
+    if role not in route.allowed:
+        return 403, "role-not-allowed"
+    if not route.about_a_person:
+        return route.ok, None
+    if subject == "unregistered":
+        return 404, "not-registered"
+    if subject == "other-region":
+        return 403, "out-of-scope"
+    return route.ok, None
+
+
+def request_of(route: Route, number: str, person_id: UUID | None) -> dict[str, Any]:
+    """What a client sends to `route` about the person of `number` (`person_id`: identity's)."""
+    if route.path == "/api/v1/counter/collections":
+        if person_id is None:  # a person_id from nowhere
+            return {"json": {"person_id": str(uuid4()), "items": PHONE}}
+        return {"json": {"person_id": str(person_id), "id_number": number, "items": PHONE}}
+    if route.path == "/api/v1/audit":
+        return {"params": {"id_number": number}}
+    return {"url": route.path.replace("{id_number}", number)}
+
+
+def test_the_matrix_names_every_route() -> None:
+    """A new route fails here until its row says who may use it."""
+    declared = {(method, route.path) for router in SERVICE.routers for route in router.routes
+                if isinstance(route, APIRoute) for method in route.methods - {"HEAD"}}  # fmt: skip
+    assert declared - NO_ROLE_ROUTES == {(r.method, r.path) for r in ROUTES.values()}
+
+
+@pytest.fixture
+async def registered(harness: Harness) -> dict[str, UUID]:
+    await harness.apply([hukou(OWN, NANMING), hukou(OTHER, YUNYAN, name="李娜")])
+    ids = {number: await harness.person_of(number) for number in (OWN, OTHER)}
+    return {number: person for number, person in ids.items() if person is not None}
+
+
+# A route about no one is asked once per role (its subject changes nothing).
+CASES = [(name, subject) for name, route in ROUTES.items()
+         for subject in (SUBJECTS if route.about_a_person else ["own-region"])]  # fmt: skip
+
+
+@pytest.mark.parametrize(("route_name", "subject"), CASES, ids=[f"{r}-{s}" for r, s in CASES])
+@pytest.mark.parametrize("role", list(Role), ids=[r.value for r in Role])
+async def test_authorisation_matrix(
+    gateway_url: str, gateway_db: Database, test_clock: Clock, token_for: Callable[..., str],
+    harness: Harness, registered: dict[str, UUID], matching_db: Database, survey_app: FastAPI,
+    route_name: str, role: Role, subject: str,
+) -> None:  # fmt: skip
+    route, number = ROUTES[route_name], SUBJECTS[subject]
+    services = {"identity": identity_app(harness), "matching": matching_app(matching_db),
+                "survey": survey_app}  # fmt: skip
+    apps = {name: services[name] for name in route.needs}
+    people = registered
+    sent = {"url": route.path} | request_of(route, number, people.get(number))
+    headers = bearer(token_for(role, scope=STAFF_SCOPE))
+    async for client in gateway_over(gateway_url, test_clock, **apps):
+        response = await client.request(route.method, headers=headers, **sent)
+
+    status, problem = expected(route, role, subject)
+    if problem is None:
+        assert response.status_code == status, response.text
+    else:
+        assert_problem(response, status, problem)
+    rows = await audit_rows(gateway_db)
+    if route.about_a_person and role in route.allowed:  # the person was looked up: audited
+        outcome = {"own-region": "ok", "other-region": "out_of_scope"}.get(subject, "not_found")
+        assert [(row["outcome"], row["role"]) for row in rows] == [(outcome, role.value)]
+        if subject != "unregistered":
+            assert rows[0]["person_id"] == people[number]
+    elif route_name == "audit" and role is Role.AUDITOR:
+        assert [row["purpose"] for row in rows] == ["audit_review"]
+    else:  # refused before anyone's data was looked up, or no one's data
+        assert rows == []
+
+
+async def audit_rows(database: Database) -> list[dict[str, Any]]:
+    async with database.engine.connect() as connection:
+        query = sa.select(audit_log).order_by(audit_log.c.id)
+        return [dict(r) for r in (await connection.execute(query)).mappings().all()]

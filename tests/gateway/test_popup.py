@@ -346,38 +346,7 @@ async def test_the_registration_record_shows_each_field_masked_with_its_source(
     assert entry["endpoint"] == "GET /api/v1/persons/{id_number}"
 
 
-# Authorisation matrix: every role × both endpoints × a person inside / outside the scope.
-ALLOWED = {POPUP: {Role.COUNTER}, PERSONS: {Role.COUNTER, Role.PLATFORM, Role.COUNTY}}
-PURPOSE = {POPUP: "counter_service", PERSONS: "registration_record"}
-
-
-@pytest.mark.parametrize("path", [POPUP, PERSONS], ids=["popup", "persons"])
-@pytest.mark.parametrize("role", list(Role), ids=[r.value for r in Role])
-@pytest.mark.parametrize("scope", [NANMING, YUNYAN], ids=["in-scope", "out-of-scope"])
-async def test_authorisation_matrix(
-    gateway: httpx.AsyncClient,
-    registry: Registry,
-    token_for: Any,
-    gateway_db: Database,
-    path: str,
-    role: Role,
-    scope: str,
-) -> None:
-    response = await gateway.get(path + WANG, headers=bearer(token_for(role, scope=scope)))
-    rows = await audit_rows(gateway_db)
-    if role not in ALLOWED[path]:
-        assert_problem(response, 403, "role-not-allowed")
-        assert rows == []  # refused before anyone's data was looked up
-        return
-    if scope == YUNYAN:
-        assert_problem(response, 403, "out-of-scope")
-        assert [(r["outcome"], r["role"]) for r in rows] == [("out_of_scope", role.value)]
-    else:
-        assert response.status_code == 200, response.text
-        assert response.json()["person_id"] == str(registry.person_ids[WANG])
-        assert [(r["outcome"], r["role"]) for r in rows] == [("ok", role.value)]
-    assert rows[0]["purpose"] == PURPOSE[path]
-    assert rows[0]["person_id"] == registry.person_ids[WANG]
+# The authorisation matrix of these endpoints is test_authorisation.py's.
 
 
 async def test_without_a_token_nothing_is_read(gateway: httpx.AsyncClient) -> None:
