@@ -571,3 +571,15 @@ def test_a_permit_holders_region_is_where_they_live_before_identity_has_publishe
     local = identity_record(golden={"household_region_code": {"value": YUNYAN},
                                     "region_code": {"value": NANMING}})  # fmt: skip
     assert region_of(local) == YUNYAN
+
+
+@pytest.mark.parametrize("number", ["%20", "P" * 41], ids=["blank", "longer than any document"])
+async def test_a_document_number_no_document_has_is_invalid_not_an_outage(
+    gateway: httpx.AsyncClient, token_for: Any, gateway_db: Database, number: str
+) -> None:
+    """A number identity's lookup cannot hold (blank, over 40 characters) is the clerk's typing
+    error, 422, not `identity-unavailable`: identity is there and answered."""
+    for path in (POPUP, PERSONS):
+        response = await gateway.get(f"{path}{number}?document_type=02", headers=clerk(token_for))
+        assert assert_problem(response, 422, "invalid-document-number")["max_length"] == 40
+    assert await audit_rows(gateway_db) == []  # nobody was looked up

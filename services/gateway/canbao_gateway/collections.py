@@ -31,7 +31,7 @@ from canbao_gateway.auth import (
     require,
 )
 from canbao_gateway.persons import IdentityDep, region_of
-from canbao_gateway.problems import NotRegistered, OutOfScope
+from canbao_gateway.problems import UNAUTHENTICATED, NotRegistered, OutOfScope, problem_responses
 from canbao_gateway.registry import IdentityClient
 from canbao_gateway.staff import Role, Staff
 from canbao_gateway.survey import SurveyClient, survey_client
@@ -176,21 +176,20 @@ def _golden_number(record: dict[str, Any]) -> str | None:
     "/collections",
     status_code=201,
     summary="Items collected at the counter (approved at once)",
-    responses={
-        403: {
-            "description": "role-not-allowed; out-of-scope (the person, or the region_code, "
-            "is outside your region)"
-        },
-        404: {"description": "not-registered: the person_id is not identity's"},
-        422: {
-            "description": "invalid-items, invalid-id-number, person-region-unknown, "
-            "id-number-mismatch"
-        },
-        503: {
-            "description": "identity-unavailable; survey-unavailable: nothing saved; retry "
-            "with the same key"
-        },
-    },
+    responses=problem_responses(
+        {
+            400: "bad-request: a body that cannot be parsed",
+            401: UNAUTHENTICATED,
+            403: "role-not-allowed; out-of-scope (the person, or the region_code, is outside "
+            "your region)",
+            404: "not-registered: the person_id is not identity's",
+            409: "idempotency-key-reused: the Idempotency-Key was used for other data",
+            413: "body-too-large",
+            422: "invalid-items, invalid-id-number, person-region-unknown, id-number-mismatch, "
+            "invalid-request",
+            503: "identity-unavailable; survey-unavailable: nothing saved; retry with the same key",
+        }
+    ),
 )
 async def post_collection(
     staff: Annotated[

@@ -23,6 +23,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends
 
+from canbao_gateway import problems
 from canbao_gateway.audit import AuditTrail, Outcome, Purpose
 from canbao_gateway.auth import AuditDep, PersonInQuestion, person_by_id_number, require
 from canbao_gateway.clock import ClockDep
@@ -36,6 +37,8 @@ RECORD_ROLES: Final = (Role.COUNTER, Role.PLATFORM, Role.COUNTY)
 # The documents a person may register with (the registration form; identity's lookup): 01 the
 # citizen ID, else passport, HK/Macao/Taiwan residence permit, foreigner's permanent residence ID.
 DocumentType = Literal["01", "02", "03", "04"]
+# The longest document number identity's lookup takes (and any of those documents has).
+DOCUMENT_NUMBER_MAX: Final = 40
 
 IdentityDep = Annotated[IdentityClient, Depends(identity_client)]
 MatchingDep = Annotated[MatchingClient, Depends(matching_client)]
@@ -54,8 +57,8 @@ class RegisteredPerson(PersonInQuestion):
 
 def registered_person(purpose: Purpose) -> Callable[..., Awaitable[RegisteredPerson]]:
     """The dependency giving the person of the `{id_number}` path parameter: 422
-    `invalid-id-number` naming the defects, 404 `not-registered` (audited) for a number identity
-    does not know, 503 `identity-unavailable`."""
+    `invalid-id-number` naming the defects (`invalid-document-number`: another document's), 404
+    `not-registered` (audited) for a number identity does not know, 503 `identity-unavailable`."""
 
     async def person(
         id_number: str, identity: IdentityDep, audit: AuditDep, document_type: DocumentType = "01"
@@ -63,6 +66,8 @@ def registered_person(purpose: Purpose) -> Callable[..., Awaitable[RegisteredPer
         citizen = document_type == "01"
         number = person_by_id_number(id_number).id_number if citizen else id_number.strip()
         assert number is not None
+        if not 0 < len(number) <= DOCUMENT_NUMBER_MAX:  # else identity refuses it: not an outage
+            raise problems.InvalidDocumentNumber(DOCUMENT_NUMBER_MAX)
         fallback = number[:6] if citizen else ""  # "": covers no scope
         try:
             record = await identity.person(number, document_type, caller=audit.staff)
@@ -105,12 +110,14 @@ def region_of(record: dict[str, Any]) -> str | None:
 popup_person = registered_person(Purpose.COUNTER_SERVICE)
 record_person = registered_person(Purpose.REGISTRATION_RECORD)
 
-ERRORS: Final[dict[int | str, dict[str, str]]] = {
-    403: {"description": "role-not-allowed; out-of-scope (the person lives outside your region)"},
-    404: {"description": "not-registered: the clerk may start a registration"},
-    422: {"description": "invalid-id-number: `defects` says what is wrong with the number"},
-    503: {"description": "identity-unavailable, matching-unavailable"},
-}
+ERRORS: Final = problems.problem_responses({
+    401: problems.UNAUTHENTICATED,
+    403: "role-not-allowed; out-of-scope (the person lives outside your region)",
+    404: "not-registered: the clerk may start a registration",
+    422: "invalid-id-number (`defects` says what is wrong with the number), "
+    "invalid-document-number, invalid-request",
+    503: "identity-unavailable, matching-unavailable",
+})  # fmt: skip
 
 
 @router.get(

@@ -7,10 +7,13 @@ RFC 6585 §4); `install_header_handler` adds them to the problem+json response.
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict
 
-from canbao_platform.problems import Problem, problem_response
+from canbao_platform.problems import PROBLEM_JSON, Problem, problem_response
 
 
 class ProblemWithHeaders(Problem):
@@ -110,6 +113,16 @@ class InvalidIdNumber(Problem):
                          defects=defects)  # fmt: skip
 
 
+class InvalidDocumentNumber(Problem):
+    """The number of a document other than the citizen ID (passport, permits) that no such
+    document has: blank, or longer than identity keeps (persons.py)."""
+
+    def __init__(self, max_length: int) -> None:
+        super().__init__(422, "invalid-document-number", "证件号码无效 (invalid document number)",
+                         f"证件号码应为1至{max_length}个字符 (1 to {max_length} characters)",
+                         max_length=max_length)  # fmt: skip
+
+
 def install_header_handler(app: FastAPI) -> None:
     """Serve `ProblemWithHeaders` as problem+json with its headers (the platform's handler, which
     would also serve it as a `Problem`, has no headers)."""
@@ -129,3 +142,42 @@ class NotRegistered(Problem):
     def __init__(self) -> None:
         super().__init__(404, "not-registered", "此人尚未登记 (not registered)",
                          "可为其办理参保登记 (the clerk may start a registration)")  # fmt: skip
+
+
+class ProblemDocument(BaseModel):
+    """An error as the gateway answers it (RFC 9457), for the OpenAPI document: the members every
+    problem has, and its extensions (`defects`, `errors`, `role`…) alongside."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str  # stable: /problems/<slug>
+    title: str
+    status: int
+    detail: str | None = None
+    instance: str | None = None
+
+
+# Headers the standards ask for with some statuses (see the classes above).
+_HEADERS: dict[int, dict[str, Any]] = {
+    401: {"WWW-Authenticate": {"required": True, "schema": {"type": "string"}}},
+    429: {"Retry-After": {"required": True, "schema": {"type": "string", "pattern": "^[0-9]+$"}}},
+}
+# Every endpoint behind a bearer token answers these (auth.py).
+UNAUTHENTICATED = "unauthenticated, invalid-token, token-expired"
+ROLE_NOT_ALLOWED = "role-not-allowed"
+
+
+def problem_responses(descriptions: dict[int, str]) -> dict[int | str, dict[str, Any]]:
+    """A route's `responses=`: each status as problem+json (ProblemDocument), `descriptions`
+    naming the problem types it may carry, so that the OpenAPI document declares every error a
+    client can meet, in the media type it comes in. (Without this FastAPI declares its own
+    validation error as application/json, which the gateway never answers.)"""
+    schema = ProblemDocument.model_json_schema()
+    declared: dict[int | str, dict[str, Any]] = {}
+    for status, description in sorted(descriptions.items()):
+        response: dict[str, Any] = {"description": description,
+                                    "content": {PROBLEM_JSON: {"schema": schema}}}  # fmt: skip
+        if status in _HEADERS:
+            response["headers"] = _HEADERS[status]
+        declared[status] = response
+    return declared

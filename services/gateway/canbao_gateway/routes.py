@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.security import OAuth2PasswordRequestForm
 from pydantic import AwareDatetime, BaseModel
 
-from canbao_gateway import tokens
+from canbao_gateway import problems, tokens
 from canbao_gateway.audit import AuditEntry, AuditFilter, Outcome, Purpose, search
 from canbao_gateway.auth import (
     AuditDep,
@@ -51,10 +51,20 @@ class AuditPage(BaseModel):
     """Pass as `before` for the next (older) page; null on the last one."""
 
 
-LOGIN_ERRORS: Final[dict[int | str, dict[str, str]]] = {
-    401: {"description": "wrong username or password"},
-    429: {"description": "too many failed logins, or too many at once; see Retry-After"},
-}
+LOGIN_ERRORS: Final = problems.problem_responses({
+    400: "bad-request: a form body that cannot be parsed",
+    401: "invalid-credentials: wrong username or password",
+    413: "body-too-large",
+    422: "invalid-request: a form field missing or malformed",
+    429: "login-throttled: too many failed logins; too-many-logins: too many at once; see "
+         "Retry-After",
+})  # fmt: skip
+ME_ERRORS: Final = problems.problem_responses({401: problems.UNAUTHENTICATED})
+AUDIT_ERRORS: Final = problems.problem_responses({
+    401: problems.UNAUTHENTICATED,
+    403: problems.ROLE_NOT_ALLOWED,
+    422: "invalid-request (a malformed parameter), invalid-id-number",
+})  # fmt: skip
 
 
 @router.post("/auth/token", tags=["auth"], summary="Staff login (OAuth2 password grant)",
@@ -73,12 +83,14 @@ async def login(
     return AccessToken(access_token=token, expires_in=int(lifetime.total_seconds()))
 
 
-@router.get("/auth/me", tags=["auth"], summary="Who the bearer token stands for")
+@router.get("/auth/me", tags=["auth"], summary="Who the bearer token stands for",
+            responses=ME_ERRORS)  # fmt: skip
 async def me(staff: CurrentStaff) -> Me:
     return Me(username=staff.username, role=staff.role, scope=staff.scope)
 
 
-@router.get("/audit", tags=["audit"], summary="The audit log (auditor role), newest first")
+@router.get("/audit", tags=["audit"], summary="The audit log (auditor role), newest first",
+            responses=AUDIT_ERRORS)  # fmt: skip
 async def audit_entries(
     staff: Annotated[Staff, require(Role.AUDITOR)], resources: ResourcesDep, audit: AuditDep,
     person_id: UUID | None = None,
