@@ -31,6 +31,9 @@ class SurveySettings(ServiceSettings):
     data_key: str | None = None
     data_key_id: str | None = None
     retired_data_keys: str = ""
+    cjk_font: str = "/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc"
+    """SURVEY_CJK_FONT: the TrueType font (or collection, subfont 0) the printed documents embed
+    (documents.py); Debian's fonts-wqy-zenhei by default."""
 
     @model_validator(mode="after")
     def _keys_for_the_environment(self) -> Self:
