@@ -113,6 +113,16 @@ def dark_share(image: Image.Image, box: tuple[float, float, float, float]) -> fl
     return sum(histogram[:200]) / (region.width * region.height)
 
 
+def has_ruled_line(image: Image.Image, box: tuple[float, float, float, float]) -> bool:
+    """Whether a horizontal line crosses all of `box`: a table's border, not just text."""
+    w, h = image.size
+    left, top, right, bottom = box
+    region = image.crop((int(left * w), int(top * h), int(right * w), int(bottom * h)))
+    pixels, width = region.tobytes(), region.width  # one byte per pixel in mode "L"
+    rows = (pixels[y * width : (y + 1) * width] for y in range(region.height))
+    return any(all(value < 200 for value in row) for row in rows)
+
+
 def person(i: int, **changes: object) -> LedgerRow:
     surveyed = i % 4 != 0
     row = LedgerRow(
@@ -203,6 +213,7 @@ def test_the_rendered_form_shows_its_tables(font_path: str) -> None:
 
     # The basic items table (一、个人基本信息) sits in the upper third of the page.
     assert dark_share(image, (0.08, 0.13, 0.92, 0.28)) > 0.01
+    assert has_ruled_line(image, (0.08, 0.13, 0.92, 0.28))
     # The right margin stays blank: the measure does tell ink from paper.
     assert dark_share(image, (0.97, 0.0, 1.0, 1.0)) == 0
 
