@@ -185,6 +185,18 @@ def test_the_ticks_follow_the_status_codes_and_the_employment(font_path: str) ->
     assert "□无单位就业" in page
 
 
+def test_what_the_form_has_no_box_for_is_printed_not_lost(font_path: str) -> None:
+    odd = replace(
+        FORM,
+        items={**FORM.items, "employment_status": "个体经营"},
+        statuses={**FORM.statuses, "medical": "11"},  # a pension scheme under medical
+    )
+    page = compact(pages_text(registration_form_pdf(odd, font_path=font_path))[0])
+
+    assert "■无单位就业" in page and "■其他（个体经营）" in page
+    assert "■11" in page
+
+
 def test_the_footer_names_the_task_and_the_print_time_in_beijing(font_path: str) -> None:
     page = pages_text(registration_form_pdf(FORM, font_path=font_path))[0]
 

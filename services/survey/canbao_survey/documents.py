@@ -8,6 +8,9 @@ what it is given, in clear, since it is the person's own. Every label comes from
 subset of a CJK TrueType font (`SURVEY_CJK_FONT`, Debian's fonts-wqy-zenhei) with its Unicode
 map, so their text can be searched and copied; they are byte-for-byte reproducible (no creation
 time or random id inside) for the same input.
+
+The work is CPU-bound (a 5,000-person ledger takes about 5 s as PDF): call it from a worker
+thread (`anyio.to_thread.run_sync`), not on the event loop.
 """
 
 from __future__ import annotations
@@ -220,9 +223,10 @@ def _when(moment: datetime) -> str:
     return local.strftime("%Y-%m-%d %H:%M")
 
 
-def _coded(table: type[LabelledCode], value: str | None) -> str | None:
+def _label(table: type[LabelledCode] | type[RegistrationItem], value: str) -> str:
+    """A code's or an item's Chinese label; an unknown value is printed as it is, not lost."""
     try:
-        return table(value).label if value is not None else None
+        return table(value).label
     except ValueError:
         return value
 
@@ -283,7 +287,6 @@ _ELSEWHERE: Final = (
     StatusCode.INSURED_ELSEWHERE_IN_PROVINCE,
     StatusCode.INSURED_IN_ANOTHER_PROVINCE,
 )
-_FORM_WIDTH: Final = 186 * mm  # A4 less the margins
 
 
 def registration_form_pdf(form: FormData, *, font_path: str) -> bytes:
@@ -324,7 +327,7 @@ def _item_value(item: RegistrationItem, value: str | None) -> str:
     if not value:  # a blank box to fill in; the gender's two choices are printed to tick
         return _choices((g.label, False) for g in Gender) if item is R.GENDER else ""
     if item in _CODED_ITEMS:
-        return _coded(_CODED_ITEMS[item], value) or ""
+        return _label(_CODED_ITEMS[item], value)
     if item is R.BIRTH_DATE and re.fullmatch(r"\d{8}", value):
         return f"{value[:4]}年{value[4:6]}月{value[6:]}日"
     return value
@@ -421,7 +424,7 @@ def _insurance(statuses: dict[str, str | None], s: _Styles) -> Table:
         raw = statuses.get(insurance)
         code = _status_code(raw)
         schemes = [c for c in codes_for(insurance) if c.insurance is insurance]
-        options = [(f"{c.label}", code is c) for c in schemes]
+        options = [(c.label, code is c) for c in schemes]
         options += [
             (StatusCode.INTERRUPTED.label, code is StatusCode.INTERRUPTED),
             ("未参保", code in _UNINSURED),
@@ -446,13 +449,6 @@ def _insurance(statuses: dict[str, str | None], s: _Styles) -> Table:
     ]
     widths = [20 * mm, 76 * mm, *[15 * mm] * 6]
     return Table(header + rows, colWidths=widths, style=TableStyle(style), repeatRows=2)
-
-
-def _label(table: type[LabelledCode] | type[RegistrationItem], value: str) -> str:
-    try:
-        return table(value).label
-    except ValueError:
-        return value
 
 
 def _to_verify(form: FormData, s: _Styles) -> Table:
@@ -502,7 +498,7 @@ def _ledger_cells(row: LedgerRow) -> list[str]:
         row.household_number or "",
         row.name,
         row.id_number,
-        _coded(Gender, row.gender) or "",
+        _label(Gender, row.gender) if row.gender else "",
         *(row.statuses.get(insurance) or "" for insurance in Insurance),
         row.survey_state,
         row.outcome or "",
