@@ -188,7 +188,7 @@ RECEIVES: Final[Mapping[str, tuple[Topic, ...]]] = MappingProxyType(
     {
         "identity": (*CDC_TOPICS, COLLECTIONS),
         "matching": (PERSONS, FACTS, COLLECTIONS),
-        "survey": (STATUSES,),
+        "survey": (PERSONS, STATUSES),
         "reporting": (PERSONS, STATUSES),
         "gateway": (),
     }
