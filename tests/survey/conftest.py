@@ -5,6 +5,8 @@ contract topic registry.collections, and a reader of what arrives there."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import functools
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -18,12 +20,14 @@ from fastapi import FastAPI
 
 from canbao_contracts.envelope import decode
 from canbao_contracts.events import CollectionApproved
-from canbao_contracts.topics import COLLECTIONS
+from canbao_contracts.topics import COLLECTIONS, PERSONS, STATUSES
 from canbao_platform.db import Database, migrate_async
 from canbao_platform.local.broker import MockKafkaCluster
-from canbao_survey.app import SERVICE, create
+from canbao_platform.service import create_app
+from canbao_survey.app import SERVICE, components
 from canbao_survey.settings import SurveySettings
 from tests.conftest import ServiceAuth
+from tests.platform.conftest import FAST
 
 PROBLEM_JSON = "application/problem+json"
 CLERK = "clerk-520102-07"  # the counter clerk the tests' service tokens name
@@ -44,10 +48,11 @@ NEW_PERSON = {
 
 @pytest.fixture(scope="package")
 def collections_kafka() -> Iterator[MockKafkaCluster]:
-    """A broker of its own with the contract's registry.collections (the session's broker holds
-    only the topics tests make, and other packages may create this one there)."""
+    """A broker of its own with the contract's topics survey reads and writes: registry.persons
+    and registry.statuses in, registry.collections out (the session's broker holds only the
+    topics tests make, and other packages may create these there)."""
     with MockKafkaCluster(brokers=3) as cluster:
-        cluster.create_topics([COLLECTIONS])
+        cluster.create_topics([COLLECTIONS, PERSONS, STATUSES])
         yield cluster
 
 
@@ -86,9 +91,14 @@ async def serve(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
             yield client
 
 
+# Survey's consumer as the platform's tests run one: the test broker lets the next test's member
+# into the group only session_timeout - 1 s after the last one left (tests/platform FAST).
+TEST_SERVICE = dataclasses.replace(SERVICE, components=functools.partial(components, config=FAST))
+
+
 @pytest.fixture
 async def survey_app(survey_url: str, collections_kafka: MockKafkaCluster) -> FastAPI:
-    return create(survey_settings(survey_url, collections_kafka))
+    return create_app(TEST_SERVICE, survey_settings(survey_url, collections_kafka))
 
 
 @pytest.fixture
@@ -123,6 +133,9 @@ class Published:
 
     def of(self, collection_id: str | UUID) -> list[CollectionApproved]:
         return [e for e in self.seen if str(e.collection_id) == str(collection_id)]
+
+    def of_person(self, person_id: UUID) -> list[CollectionApproved]:
+        return [e for e in self.seen if e.person_id == person_id]
 
 
 @pytest.fixture

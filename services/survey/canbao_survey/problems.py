@@ -19,3 +19,116 @@ class IdempotencyKeyReused(Problem):
 class CollectionNotFound(Problem):
     def __init__(self) -> None:
         super().__init__(404, "collection-not-found", "采集记录不存在 (no such collection)")
+
+
+# -- The household survey (api.md "Survey") -------------------------------------------------------
+
+
+class TaskNotFound(Problem):
+    def __init__(self) -> None:
+        super().__init__(404, "task-not-found", "调查任务不存在 (no such survey task)")
+
+
+class OutOfScope(Problem):
+    def __init__(self, region_code: str) -> None:
+        super().__init__(
+            403,
+            "out-of-scope",
+            "不在本人管辖区域内 (outside the caller's region)",
+            f"区划 {region_code} 不在授权范围内",
+            region_code=region_code,
+        )
+
+
+class TaskChanged(Problem):
+    """A submission or decision for a task that is no longer where the caller saw it (reassigned,
+    closed, already decided): the task's current state, so the app can show it; nothing sent is
+    lost (a late submission is kept, unattached, with `submission_id`)."""
+
+    def __init__(self, task: dict[str, object], **extensions: object) -> None:
+        super().__init__(
+            409,
+            "task-changed",
+            "调查任务状态已变化 (the survey task has changed)",
+            f"任务当前状态：{task['state_label']}",
+            task=task,
+            **extensions,
+        )
+
+
+class MakerChecker(Problem):
+    def __init__(self) -> None:
+        super().__init__(
+            409,
+            "maker-checker",
+            "不得审核本人提交或已审核过的调查结果 (maker-checker)",
+            "初审与审定须由不同于调查员和初审人的人员办理（经办规程第十七、十八条）",
+        )
+
+
+class ClientIdReused(Problem):
+    def __init__(self) -> None:
+        super().__init__(
+            409,
+            "client-id-reused",
+            "同一 client_id 已用于另一调查任务 (client_id used for another task)",
+        )
+
+
+class SurveyorNotInRoster(Problem):
+    def __init__(self, usernames: list[str]) -> None:
+        super().__init__(
+            422,
+            "surveyor-not-in-roster",
+            "调查员不在本县调查员名册中 (not on the county's surveyor roster)",
+            "、".join(usernames),
+            usernames=usernames,
+        )
+
+
+class CertificateNumberTaken(Problem):
+    def __init__(self) -> None:
+        super().__init__(
+            409,
+            "certificate-number-taken",
+            "调查证号已登记给其他调查员 (certificate number already on the roster)",
+        )
+
+
+class VisitInFuture(Problem):
+    def __init__(self) -> None:
+        super().__init__(
+            422,
+            "visited-in-future",
+            "调查时间晚于当前时间 (visited_at is in the future)",
+            "请检查设备时间后重新同步",
+        )
+
+
+class IdentityUnavailable(Problem):
+    def __init__(self, detail: str) -> None:
+        super().__init__(
+            503,
+            "identity-unavailable",
+            "参保登记库暂不可用，名单未生成 (identity unavailable; no list made)",
+            detail,
+        )
+
+
+class InvalidCursor(Problem):
+    def __init__(self) -> None:
+        super().__init__(
+            422,
+            "invalid-cursor",
+            "分页游标无效 (invalid cursor)",
+            "请从第一页重新查询 (start again from the first page)",
+        )
+
+
+class UsernameMismatch(Problem):
+    def __init__(self) -> None:
+        super().__init__(
+            422,
+            "username-mismatch",
+            "路径与请求体中的用户名不一致 (username in path and body differ)",
+        )

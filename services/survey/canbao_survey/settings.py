@@ -34,6 +34,13 @@ class SurveySettings(ServiceSettings):
     cjk_font: str = "/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc"
     """SURVEY_CJK_FONT: the TrueType font (or collection, subfont 0) the printed documents embed
     (documents.py); Debian's fonts-wqy-zenhei by default."""
+    # SURVEY_IDENTITY_URL: identity's internal API, from which a survey list streams the
+    # division's household members (lists.py); the local stack serves identity on 8001.
+    identity_url: str = "http://127.0.0.1:8001"
+    # How long a signed registration form is kept, from the visit (社会保险业务档案规定: business
+    # archives are kept for fixed terms or permanently by the provincial catalogue; 30 years is
+    # our default for registration evidence, to be set by the province).
+    signed_form_retention_years: int = 30
 
     @model_validator(mode="after")
     def _keys_for_the_environment(self) -> Self:

@@ -30,3 +30,139 @@ collections = sa.Table(
     sa.Column("reviewed_at", sa.DateTime(timezone=True)),  # AAE015
     sa.Column("idempotency_key", sa.String(128)),  # the client's Idempotency-Key, per handler
 )
+
+# -- The household survey (migration survey_0003; tasks.py) ---------------------------------------
+
+# What identity and matching last said about a person (registry.persons, registry.statuses):
+# survey's own copy, masked, no values (architecture.md "Each service owns its data").
+subjects = sa.Table(
+    "subjects",
+    metadata,
+    sa.Column("person_id", UUID(as_uuid=True), primary_key=True),
+    sa.Column("region_code", sa.String(6)),
+    sa.Column("household_registered", sa.Boolean, nullable=False),
+    sa.Column("deceased", sa.Boolean, nullable=False),
+    sa.Column("masked_name", sa.String(64)),
+    sa.Column("missing", ARRAY(sa.String(32)), nullable=False),
+    sa.Column("inaccurate", JSONB, nullable=False),  # [{"item", "reason"}]
+    sa.Column("person_at", sa.DateTime(timezone=True)),  # the newest registry.persons event
+    sa.Column("in_scope", sa.Boolean, nullable=False),  # withdrawn: false
+    sa.Column("needs_survey", sa.Boolean, nullable=False),
+    sa.Column("survey_reasons", ARRAY(sa.String(24)), nullable=False),
+    sa.Column("statuses", JSONB, nullable=False),  # insurance → code
+    sa.Column("registration", sa.String(12)),
+    sa.Column("statuses_at", sa.DateTime(timezone=True)),  # the newest verdict's evaluated_at
+    sa.Column("merged_into", UUID(as_uuid=True)),
+)
+
+# The surveyor roster per county (44号 Art.5, §16: trained by the county, carrying a 调查证).
+surveyors = sa.Table(
+    "surveyors",
+    metadata,
+    sa.Column("username", sa.String(64), primary_key=True),
+    sa.Column("county_code", sa.String(6), nullable=False),
+    sa.Column("name", sa.String(64), nullable=False),
+    sa.Column("certificate_number", sa.String(32), nullable=False, unique=True),  # 调查证号
+    sa.Column("contracted", sa.Boolean, nullable=False),  # 劳务派遣/购买服务 staff
+    sa.Column("active", sa.Boolean, nullable=False),
+    sa.Column("added_by", sa.String(64), nullable=False),
+    sa.Column("added_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+survey_lists = sa.Table(
+    "survey_lists",
+    metadata,
+    sa.Column("list_id", UUID(as_uuid=True), primary_key=True),
+    sa.Column("region_code", sa.String(6), nullable=False),
+    sa.Column("created_by", sa.String(64), nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("tasks", sa.Integer, nullable=False),
+    sa.Column("households", sa.Integer, nullable=False),
+)
+
+# Every member of a household of a listed division, whether they need a survey or not, so that
+# a household shows who of it is already complete (户不漏人). Values sealed (prefill_sealed):
+# name, number, addresses, phone, household number as identity gave them for the form.
+residents = sa.Table(
+    "residents",
+    metadata,
+    sa.Column("person_id", UUID(as_uuid=True), primary_key=True),
+    sa.Column("region_code", sa.String(6), nullable=False),
+    sa.Column("household_key", sa.String(32), nullable=False),  # keyed digest of the 户号
+    sa.Column("relation", sa.String(2)),  # yhzgx: 01 head, 02 spouse, 10 child, 20 parent
+    sa.Column("masked_name", sa.String(64)),
+    sa.Column("masked_id_number", sa.String(20)),
+    sa.Column("prefill_sealed", sa.LargeBinary, nullable=False),
+    sa.Column("key_id", sa.String(32), nullable=False),
+    sa.Column("refreshed_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+tasks = sa.Table(
+    "tasks",
+    metadata,
+    sa.Column("task_id", UUID(as_uuid=True), primary_key=True),
+    sa.Column("list_id", UUID(as_uuid=True)),  # null: a discovery or a self-service correction
+    sa.Column("channel", sa.String(8), nullable=False),  # survey | self
+    sa.Column("origin", sa.String(12), nullable=False),  # Channel: survey, kiosk, mobile
+    sa.Column("person_id", UUID(as_uuid=True)),  # null: a discovered person, not yet registered
+    sa.Column("region_code", sa.String(6), nullable=False),
+    sa.Column("household_key", sa.String(32)),
+    sa.Column("survey_reasons", ARRAY(sa.String(24)), nullable=False),
+    sa.Column("missing", ARRAY(sa.String(32)), nullable=False),
+    sa.Column("inaccurate", JSONB, nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("closed_reason", sa.String(16)),
+    sa.Column("team", ARRAY(sa.String(64)), nullable=False),
+    sa.Column("assigned_by", sa.String(64)),
+    sa.Column("last_comment", sa.String(500)),  # a rejection's comment, for the team
+    sa.Column("submission_id", UUID(as_uuid=True)),  # the current submission
+    sa.Column("version", sa.Integer, nullable=False),  # bumped on every change of state or team
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+submissions = sa.Table(
+    "submissions",
+    metadata,
+    sa.Column("submission_id", UUID(as_uuid=True), primary_key=True),
+    sa.Column("task_id", UUID(as_uuid=True), nullable=False),
+    sa.Column("client_id", UUID(as_uuid=True), nullable=False, unique=True),
+    sa.Column("submitted_by", sa.String(64), nullable=False),  # AAE011
+    sa.Column("submitted_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("visited_at", sa.DateTime(timezone=True), nullable=False),  # AAE036
+    sa.Column("contact", sa.String(8), nullable=False),
+    sa.Column("outcome", sa.String(12), nullable=False),
+    # AES-GCM of the whole submission as sent (items, declaration, note); never in clear.
+    sa.Column("body_sealed", sa.LargeBinary, nullable=False),
+    sa.Column("key_id", sa.String(32), nullable=False),
+    sa.Column("item_names", ARRAY(sa.String(32)), nullable=False),
+    sa.Column("verified_reason", sa.String(2)),
+    sa.Column("state", sa.String(16), nullable=False),  # submitted → first_reviewed → approved |
+    sa.Column("collection_id", UUID(as_uuid=True)),  # rejected; the published collection
+)
+
+# Insert-only (the application role has no UPDATE or DELETE, survey_0003's trigger refuses a
+# decider who made or already decided on the submission): the 初审/审定 record of 44号 §17-18.
+decisions = sa.Table(
+    "decisions",
+    metadata,
+    sa.Column("decision_id", sa.BigInteger, sa.Identity(), primary_key=True),
+    sa.Column("submission_id", UUID(as_uuid=True), nullable=False),
+    sa.Column("stage", sa.String(8), nullable=False),  # review (初审) | approve (审定)
+    sa.Column("decision", sa.String(8), nullable=False),  # pass | approve | reject
+    sa.Column("decided_by", sa.String(64), nullable=False),  # AAE014 for 审定
+    sa.Column("decided_at", sa.DateTime(timezone=True), nullable=False),  # AAE015 for 审定
+    sa.Column("comment", sa.String(500), nullable=False),
+)
+
+# The photo or scan of the signed registration form: the survey's evidence, kept as a business
+# archive (社会保险业务档案规定), not "no longer than needed" (architecture.md).
+signed_forms = sa.Table(
+    "signed_forms",
+    metadata,
+    sa.Column("submission_id", UUID(as_uuid=True), primary_key=True),
+    sa.Column("content_type", sa.String(32), nullable=False),
+    sa.Column("data_sealed", sa.LargeBinary, nullable=False),
+    sa.Column("key_id", sa.String(32), nullable=False),
+    sa.Column("keep_until", sa.Date, nullable=False),
+)
