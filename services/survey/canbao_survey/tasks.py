@@ -185,6 +185,8 @@ class SurveySubmission(BaseModel):
             raise ValueError("a person not found at the address has nothing collected")
         if self.outcome is not Outcome.NOT_FOUND and self.declaration is None:
             raise ValueError("the registration form is signed: declaration (本人声明) is required")
+        if len({s.insurance for s in self.insured_elsewhere}) != len(self.insured_elsewhere):
+            raise ValueError("insured_elsewhere holds one status per insurance")
         for status in self.insured_elsewhere:
             if status.status not in (StatusCode("81"), StatusCode("82")):
                 raise ValueError("insured_elsewhere holds 81 or 82 per insurance")
