@@ -27,9 +27,10 @@ from canbao_platform.db import Database
 from canbao_platform.local.broker import MockKafkaCluster
 from canbao_platform.messaging import Producer
 from canbao_survey import lists
+from canbao_survey.metrics import ProgressMetrics
 from canbao_survey.settings import SurveySettings
 from canbao_survey.tables import decisions, submissions, tasks
-from tests.conftest import caller_headers
+from tests.conftest import Observed, caller_headers
 from tests.survey.conftest import Published, assert_problem
 from tests.survey.household import (
     OTHER_REGION,
@@ -561,3 +562,43 @@ async def test_the_form_and_the_ledger_open_and_read_back(
     }
     outsider = await client.get(f"{path}/form.pdf", headers=staff(OUTSIDER, "surveyor"))
     assert_problem(outsider, 404, "task-not-found")
+
+
+async def test_progress_is_served_as_metrics_per_county_and_team(
+    client: httpx.AsyncClient,
+    survey_db: Database,
+    settings: SurveySettings,
+    producer: Producer,
+    observed: Observed,
+) -> None:
+    father, mother, son = family()
+    await listed(client, survey_db, settings, producer, [father, mother, son])
+    await roster(client, SURVEYOR)
+    path = f"/internal/survey/tasks/{(await task_of(client, father))['task_id']}"
+    await client.post(
+        f"{path}/assign", headers=staff(PLATFORM, "platform"), json={"team": [SURVEYOR]}
+    )
+    await client.post(f"{path}/submit", headers=staff(SURVEYOR, "surveyor"), json=submission())
+    progress = ProgressMetrics(survey_db)
+
+    await progress.refresh()
+
+    # Other tests' survey apps may still report (one meter per process): ours is among them.
+    assert 0.5 in gauges(observed, "canbao.survey.survey_rate", region_code=REGION)
+    assert 2 in gauges(observed, "canbao.survey.needing_survey", region_code=REGION)
+    assert 1 in gauges(observed, "canbao.survey.open_tasks", team=SURVEYOR)
+
+
+def gauges(observed: Observed, name: str, **attributes: str) -> list[float]:
+    data = observed.metrics.get_metrics_data()
+    assert data is not None
+    values = [
+        point.value
+        for resource in data.resource_metrics
+        for scope in resource.scope_metrics
+        for metric in scope.metrics
+        if metric.name == name
+        for point in metric.data.data_points
+        if all(point.attributes.get(k) == v for k, v in attributes.items())
+    ]
+    return [float(value) for value in values]
