@@ -110,11 +110,12 @@ async def feed_division(harness: Harness) -> dict[str, UUID]:
     return people
 
 
-def app_client(database: Database, role: str | None) -> httpx.AsyncClient:
+def app_client(database: Database, role: str | None, scope: str = "52") -> httpx.AsyncClient:
     settings = IdentitySettings(CANBAO_ENV="test", database_url=database.url)
     app = create(settings)
     app.state.resources = Resources(settings=settings, database=database)
-    auth = None if role is None else ServiceAuth("identity", username="staff-1", role=role)
+    auth = None if role is None else ServiceAuth("identity", username="staff-1", role=role,
+                                                 scope=scope)  # fmt: skip
     return httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url="http://identity", auth=auth
     )
@@ -186,7 +187,7 @@ async def test_the_household_of_the_register_reaches_the_golden_record_only(
 
 
 async def test_a_division_streams_its_living_locally_registered_people_by_household(
-    harness: Harness, client: httpx.AsyncClient
+    harness: Harness, client: httpx.AsyncClient, identity_db: Database
 ) -> None:
     people = await feed_division(harness)
     named = {person_id: name for name, person_id in people.items()}
@@ -226,9 +227,10 @@ async def test_a_division_streams_its_living_locally_registered_people_by_househ
     assert [named[UUID(x["person_id"])] for x in city[len(lines) :]] == ["next_district"]
     assert_survey_order(city)
     assert await subjects(client, {"region_code": "52"}) == city
-    assert [x["person_id"] for x in await subjects(client, {"region_code": "53"})] == [
-        str(people["other_province"])
-    ]
+    async with app_client(identity_db, "platform", scope="53") as yunnan:
+        assert [x["person_id"] for x in await subjects(yunnan, {"region_code": "53"})] == [
+            str(people["other_province"])
+        ]
     assert await subjects(client, {"region_code": "520104"}) == []
 
 
@@ -291,6 +293,17 @@ async def test_other_roles_are_refused(identity_db: Database, role: str) -> None
     assert response.status_code == 403
     assert response.headers["content-type"] == "application/problem+json"
     assert response.json()["type"] == "/problems/caller-not-allowed"
+
+
+async def test_a_reviewer_streams_only_their_own_region(
+    harness: Harness, identity_db: Database
+) -> None:
+    people = await feed_division(harness)
+    async with app_client(identity_db, "platform", scope="520103") as http:
+        refused = await http.post("/internal/survey-subjects", json={"region_code": "5201"})
+        named = await subjects(http, {"person_ids": [str(p) for p in people.values()]})
+    assert refused.status_code == 403 and refused.json()["type"] == "/problems/out-of-scope"
+    assert [line["region_code"] for line in named] == ["520103"]
 
 
 async def test_no_service_token_no_answer(identity_db: Database) -> None:
@@ -362,7 +375,7 @@ async def test_a_division_is_read_in_the_index_s_order_without_a_sort(
         await connection.execute(sa.text("SET enable_seqscan = off"))
         await connection.execute(sa.text("SET enable_sort = off"))
         for prefix in ("52", "5201", "520102"):
-            query = subjects_query(RegionSubjects(region_code=prefix))
+            query = subjects_query(RegionSubjects(region_code=prefix), scope="52")
             compiled = query.compile(
                 connection.sync_connection, compile_kwargs={"literal_binds": True}
             )  # type: ignore[arg-type]

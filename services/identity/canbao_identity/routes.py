@@ -367,12 +367,23 @@ async def survey_subjects(
     read; a slow reader holds the cursor back, not memory. A failure midway ends the response
     without its last chunk, which the caller's HTTP client reports (not a shorter list)."""
     require_role(caller, *SURVEY_ROLES)
+    # The staff member's region (a GB/T 2260 prefix), as the gateway scopes them: a division
+    # outside it is refused, ids outside it are skipped.
+    if isinstance(body, RegionSubjects) and not body.region_code.startswith(caller.scope):
+        raise OutOfScope(body.region_code)
     return StreamingResponse(
-        _stream(resources.database, protector, subjects_query(body)), media_type=NDJSON
+        _stream(resources.database, protector, subjects_query(body, scope=caller.scope)),
+        media_type=NDJSON,
     )
 
 
-def subjects_query(body: RegionSubjects | PersonSubjects) -> sa.Select[Any]:
+class OutOfScope(Problem):
+    def __init__(self, region_code: str) -> None:
+        super().__init__(403, "out-of-scope", "不在本人管辖区域内 (outside the caller's region)",
+                         f"区划 {region_code} 不在授权范围内", region_code=region_code)  # fmt: skip
+
+
+def subjects_query(body: RegionSubjects | PersonSubjects, *, scope: str) -> sa.Select[Any]:
     if isinstance(body, RegionSubjects):
         return _SUBJECTS.where(
             *_prefix(persons.c.region_code, body.region_code),
@@ -381,7 +392,8 @@ def subjects_query(body: RegionSubjects | PersonSubjects) -> sa.Select[Any]:
             sa.not_(persons.c.deceased),
         )
     wanted = sa.bindparam("ids", body.person_ids, type_=ARRAY(PG_UUID(as_uuid=True)))
-    return _SUBJECTS.where(persons.c.person_id == sa.any_(wanted), sa.not_(persons.c.deceased))
+    return _SUBJECTS.where(persons.c.person_id == sa.any_(wanted), sa.not_(persons.c.deceased),
+                           *_prefix(persons.c.region_code, scope))  # fmt: skip
 
 
 def _prefix(column: Any, prefix: str) -> tuple[Any, Any]:
