@@ -602,3 +602,51 @@ def gauges(observed: Observed, name: str, **attributes: str) -> list[float]:
         if all(point.attributes.get(k) == v for k, v in attributes.items())
     ]
     return [float(value) for value in values]
+
+
+async def test_a_self_service_correction_waits_for_the_same_review(
+    client: httpx.AsyncClient, published: Published
+) -> None:
+    person = uuid4()
+    correction = {
+        "client_id": str(uuid4()),
+        "person_id": str(person),
+        "region_code": REGION,
+        "origin": "kiosk",
+        "items": {"phone": "13700001111"},
+    }
+    citizen = caller_headers("survey", username="kiosk:demo-kiosk", role="self", scope="52")
+
+    sent = await client.post("/internal/survey/corrections", headers=citizen, json=correction)
+    again = await client.post("/internal/survey/corrections", headers=citizen, json=correction)
+    bad = await client.post(
+        "/internal/survey/corrections",
+        headers=citizen,
+        json=correction | {"client_id": str(uuid4()), "items": {"phone": "123"}},
+    )
+
+    assert sent.status_code == 201 and sent.json()["state"] == "submitted"
+    assert again.status_code == 200 and again.json()["task_id"] == sent.json()["task_id"]
+    assert_problem(bad, 422, "invalid-items")
+    queue = await client.get(
+        "/internal/survey/tasks", params={"channel": "self"}, headers=staff(PLATFORM, "platform")
+    )
+    assert [t["task_id"] for t in queue.json()["items"]] == [sent.json()["task_id"]]
+    path = f"/internal/survey/tasks/{sent.json()['task_id']}"
+    await client.post(
+        f"{path}/review", headers=staff(PLATFORM, "platform"), json={"decision": "pass"}
+    )
+    mine = await client.get(
+        "/internal/survey/corrections", params={"person_id": str(person)}, headers=citizen
+    )
+    assert [(c["state"], c["items"][0]["item"]) for c in mine.json()] == [
+        ("first_reviewed", "phone")
+    ]
+    assert not published.of_person(person)  # nothing applies before 审定
+    await client.post(
+        f"{path}/approve", headers=staff(COUNTY, "county"), json={"decision": "approve"}
+    )
+    await published.until(lambda seen: bool(published.of_person(person)))
+    [event] = published.of_person(person)
+    assert event.channel is Channel.KIOSK and event.items == {"phone": "13700001111"}
+    assert (event.handler, event.reviewer) == ("kiosk:demo-kiosk", COUNTY)

@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from canbao_contracts.codes import CertificateType, RegistrationItem, SurveyReason
 from canbao_contracts.collected_items import item_defects, missing_required, normalised
+from canbao_contracts.events.vocabulary import Channel
 from canbao_platform.db import Database
 from canbao_platform.messaging import unit_of_work
 from canbao_platform.problems import InvalidItems
@@ -41,6 +42,7 @@ from canbao_survey.tasks import (
     DecisionRequest,
     Discovery,
     Outcome,
+    SelfCorrection,
     Stage,
     SurveySubmission,
     TaskChannel,
@@ -355,6 +357,39 @@ async def discover(
     return Submitted(task_id, row["submission_id"], TaskState.SUBMITTED, False)
 
 
+async def self_correction(
+    database: Database, sealer: Sealer, correction: SelfCorrection, caller: Caller, *,
+    now: datetime,
+) -> Submitted:  # fmt: skip
+    """A citizen's own correction (api.md "Self-service"), checked like a collection, as a task
+    of channel self already submitted; idempotent by client_id."""
+    _check_items(correction.items, CertificateType.CITIZEN_ID, new=False)
+    submission = correction.as_submission(now)
+    async with database.engine.begin() as connection:
+        earlier = (await connection.execute(sa.select(submissions).where(
+            submissions.c.client_id == correction.client_id))).mappings().first()  # fmt: skip
+        if earlier is not None:
+            task = (await connection.execute(sa.select(tasks.c.state, tasks.c.person_id).where(
+                tasks.c.task_id == earlier["task_id"]))).one()  # fmt: skip
+            if task.person_id != correction.person_id:
+                raise ClientIdReused()
+            return Submitted(earlier["task_id"], earlier["submission_id"], TaskState(task.state),
+                             True)  # fmt: skip
+        task_id = uuid4()
+        await connection.execute(sa.insert(tasks).values(
+            task_id=task_id, channel=TaskChannel.SELF.value, origin=correction.origin,
+            person_id=correction.person_id, region_code=correction.region_code,
+            household_key=None, survey_reasons=[], missing=[], inaccurate=[],
+            state=TaskState.SUBMITTED.value, team=[], assigned_by=None, version=0,
+            created_at=now, updated_at=now))  # fmt: skip
+        row = _submission_row(submission, sealer, task_id=task_id, caller=caller,
+                              state="submitted", now=now)  # fmt: skip
+        await connection.execute(sa.insert(submissions).values(row))
+        await connection.execute(sa.update(tasks).where(tasks.c.task_id == task_id).values(
+            submission_id=row["submission_id"]))  # fmt: skip
+    return Submitted(task_id, row["submission_id"], TaskState.SUBMITTED, False)
+
+
 # -- Review: 初审 (platform) and 审定 (county) ------------------------------------------------
 
 
@@ -517,4 +552,5 @@ async def _approved_event(
         first_reviewed_at=first["decided_at"],
         reviewer=caller.username,
         reviewed_at=now,
+        channel=Channel(task["origin"]),
     )

@@ -22,7 +22,14 @@ from canbao_platform.service_tokens import CallerDep, current_caller, require_ro
 from canbao_survey import documents, lists, review, roster, survey_views
 from canbao_survey.problems import InvalidCursor, OutOfScope, UsernameMismatch
 from canbao_survey.settings import SurveySettings
-from canbao_survey.tasks import DecisionRequest, Discovery, Stage, SurveySubmission, TaskState
+from canbao_survey.tasks import (
+    DecisionRequest,
+    Discovery,
+    SelfCorrection,
+    Stage,
+    SurveySubmission,
+    TaskState,
+)
 
 router = APIRouter(
     prefix="/internal/survey", tags=["survey"], dependencies=[Depends(current_caller)]
@@ -374,3 +381,27 @@ async def get_surveyors(
     if not review.covers(caller, region):
         raise OutOfScope(region)
     return await roster.of_county(context.database, region)
+
+
+SELF = "self"  # the gateway's self-service session: a citizen on a kiosk or the app
+
+
+@router.post("/corrections", status_code=201,
+             summary="A citizen's own correction, pending the agency's review")  # fmt: skip
+async def post_correction(body: SelfCorrection, caller: CallerDep, context: ContextDep,
+                          response: Response) -> dict[str, Any]:  # fmt: skip
+    require_role(caller, SELF)
+    submitted = await review.self_correction(context.database, context.sealer, body, caller,
+                                             now=now())  # fmt: skip
+    if submitted.replayed:
+        response.status_code = 200
+        response.headers["Idempotent-Replayed"] = "true"
+    return {"task_id": str(submitted.task_id), "submission_id": str(submitted.submission_id),
+            "state": submitted.state.value, "state_label": submitted.state.label}  # fmt: skip
+
+
+@router.get("/corrections", summary="A person's own corrections and where they stand")
+async def get_corrections(person_id: UUID, caller: CallerDep,
+                          context: ContextDep) -> list[dict[str, Any]]:  # fmt: skip
+    require_role(caller, SELF)
+    return await survey_views.corrections_of(context.database, person_id)
