@@ -22,6 +22,7 @@ from tests.identity.test_survey_subjects import CHILD, HEAD, SPOUSE, feed_divisi
 from tests.survey.household import UNINSURED, Member, known, publish
 from tests.survey.test_household_survey import client, producer, staff  # noqa: F401
 
+
 def reviewer() -> dict[str, str]:
     """A service token is good for a minute: made when the call is."""
     return caller_headers("survey", username="platform-wu", role="platform", scope="5201")
