@@ -264,6 +264,7 @@ class LocalStack:
             f"""
 Where to look
   counter page            {gateway}/counter    (demo-counter / demo)
+  reviewer's page         {gateway}/survey    (demo-platform 初审, demo-county 审定 / demo)
   gateway (public API)    {gateway}/docs    (OpenAPI: {gateway}/openapi.json)
   services                """
             + "  ".join(f"{s} :{self.config.service_port(s)}" for s in SERVICES[1:])
