@@ -52,7 +52,7 @@ function problemMessage(error) {
   if (type === "task-changed" && p.task) {
     const team = (p.task.team || []).join("、");
     text += `：任务当前状态为“${p.task.state_label || stateLabel(p.task.state)}”`;
-    if (team) text += `，调查组 ${team}`;
+    if (team) text += `（调查组：${team}）`;
     return text + "。页面已刷新为最新状态";
   }
   if (type === "invalid-items" && Array.isArray(p.errors)) {
@@ -102,9 +102,9 @@ async function api(method, path, options = {}) {
 
 // A document behind the token (登记表, 汇总表): fetched, then saved from a blob, since a plain
 // link could not carry the Authorization header.
-async function download(path, fallbackName, button) {
+async function download(path, fallbackName, button, message) {
   button.disabled = true;
-  say($("message"), "正在生成文件…", "busy");
+  say(message, "正在生成文件…", "busy");
   try {
     const response = await send("GET", path, { headers: { Accept: "*/*" } });
     if (!response.ok) throw await failure(response);
@@ -118,11 +118,11 @@ async function download(path, fallbackName, button) {
     link.click();
     link.remove();
     setTimeout(() => URL.revokeObjectURL(link.href), 60000);
-    say($("message"), `已下载 ${link.download}`, "ok");
+    say(message, `已下载 ${link.download}`, "ok");
   } catch (error) {
-    say($("message"), "下载失败：" + problemMessage(error));
+    say(message, "下载失败：" + problemMessage(error));
   } finally {
-    button.disabled = false;
+    enable(button);
   }
 }
 
@@ -140,6 +140,13 @@ function button(text, className, label) {
   node.type = "button";
   if (label) node.setAttribute("aria-label", label);
   return node;
+}
+
+// A button back in use after its request; it takes the focus back if disabling it lost it
+// (a disabled control cannot hold the focus), so the keyboard goes on from where it was.
+function enable(control) {
+  control.disabled = false;
+  if (!control.hidden && document.activeElement === document.body) control.focus();
 }
 
 function say(node, text, kind = "") {
@@ -225,6 +232,9 @@ function signedOut(message) {
   closePanels();
   $("login-view").hidden = false;
   $("login-message").textContent = message || "";
+  // A reviewer's workstation may be shared: the next one starts from an empty form.
+  $("username").value = "";
+  $("password").value = "";
   $("username").focus();
 }
 
@@ -394,8 +404,7 @@ async function makeList() {
   } catch (error) {
     say($("message"), "未生成调查名单：" + problemMessage(error));
   } finally {
-    control.disabled = false;
-    control.focus();
+    enable(control);
   }
 }
 
@@ -407,7 +416,8 @@ function ledger(format, control) {
     $("division").focus();
     return;
   }
-  download(`/api/v1/survey/ledger/${code}?format=${format}`, `ledger-${code}.${format}`, control);
+  download(`/api/v1/survey/ledger/${code}?format=${format}`, `ledger-${code}.${format}`, control,
+    $("message"));
 }
 
 // -- Assigning a household to a team (platform) -------------------------------------------------
@@ -486,9 +496,8 @@ async function assign(event) {
     restoreFocus();
   } catch (error) {
     say($("assign-message"), "未分配：" + problemMessage(error));
-    save.focus();
   } finally {
-    save.disabled = false;
+    enable(save);
   }
 }
 
@@ -501,6 +510,8 @@ async function openTask(taskId, { keepMessage = false } = {}) {
     returnFocus = { task: taskId };
     current = task;
     showTask(task);
+    say($("message"), ""); // what it said was about the list
+    say($("task-message"), "");
     if (!keepMessage) say($("decision-message"), "");
     $("task-view").hidden = false;
     $("task-title").focus();
@@ -667,6 +678,7 @@ async function decide(decision) {
   const taskId = current.task_id;
   const buttons = [$("pass"), $("reject")];
   buttons.forEach((b) => { b.disabled = true; });
+  let focus = null; // after the buttons are enabled again: a disabled one takes no focus
   say(message, "正在提交…", "busy");
   try {
     await api("POST", `/api/v1/survey/tasks/${taskId}/${stage.path}`,
@@ -683,10 +695,11 @@ async function decide(decision) {
       await openTask(taskId, { keepMessage: true });
       refreshListQuietly();
     } else {
-      (type === "invalid-request" ? $("comment") : $("pass")).focus();
+      focus = type === "invalid-request" ? $("comment") : $(decision === "reject" ? "reject" : "pass");
     }
   } finally {
     buttons.forEach((b) => { b.disabled = false; });
+    if (focus) focus.focus();
   }
 }
 
@@ -754,7 +767,7 @@ document.addEventListener("DOMContentLoaded", () => {
   $("task-close").addEventListener("click", closeAndReturn);
   $("form-pdf").addEventListener("click", (e) => {
     if (current) download(`/api/v1/survey/tasks/${current.task_id}/form.pdf`,
-      `form-${current.task_id}.pdf`, e.currentTarget);
+      `form-${current.task_id}.pdf`, e.currentTarget, $("task-message"));
   });
   $("pass").addEventListener("click", () => decide("pass"));
   $("reject").addEventListener("click", () => decide("reject"));
