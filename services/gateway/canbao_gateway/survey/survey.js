@@ -491,7 +491,7 @@ async function assign(event) {
       { body: { team } });
     const title = panel.dataset.title;
     closePanels();
-    await loadTasks(list.division, list.state);
+    await Promise.all([loadTasks(list.division, list.state), loadProgress(list.division)]);
     say($("message"), `已将${title}的 ${done.assigned.length} 个调查任务分配给 ${done.team.join("、")}`, "ok");
     restoreFocus();
   } catch (error) {
