@@ -165,6 +165,8 @@ class LocalStack:
         # The gateway reaches the internal APIs on this run's ports (--gateway-port moves them all).
         common |= {f"GATEWAY_{s.upper()}_URL": f"http://127.0.0.1:{self.config.service_port(s)}"
                    for s in ("identity", "matching", "survey")}  # fmt: skip
+        # Survey streams a survey list's households from identity (lists.py), on this run's port.
+        common["SURVEY_IDENTITY_URL"] = f"http://127.0.0.1:{self.config.service_port('identity')}"
         self.children.append(self.cdc_bridge(bootstrap, logs))
         processes = [(service, service, {}) for service in SERVICES]
         if self.config.split_identity:
