@@ -61,6 +61,8 @@ async def test_the_labels_are_the_contracts_and_the_survey_services(
     assert labels["statuses"] == {code.value: code.label for code in StatusCode}
     assert labels["insurances"] == [{"key": i.value, "label": i.label} for i in Insurance]
     assert set(labels["items"]) == {item.value for item in RegistrationItem}
+    assert labels["coded_items"]["gender"] == {"1": "男", "2": "女"}
+    assert set(labels["coded_items"]) == {"gender", "household_type", "personal_identity"}
     assert labels["roles"] == {
         "counter": "窗口经办", "surveyor": "调查员", "platform": "基层平台",
         "county": "县级经办", "analyst": "统计分析", "auditor": "审计",

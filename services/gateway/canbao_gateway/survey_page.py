@@ -31,7 +31,7 @@ from canbao_contracts.codes import (
     StatusCode,
     SurveyReason,
 )
-from canbao_gateway.counter_page import ROLE_LABELS, SECURITY_HEADERS
+from canbao_gateway.counter_page import CODED_ITEMS, ROLE_LABELS, SECURITY_HEADERS
 
 router = APIRouter(include_in_schema=False)
 PAGE_DIR: Final = Path(__file__).parent / "survey"
@@ -65,6 +65,10 @@ def labels() -> dict[str, Any]:
         "survey_reasons": {reason.value: reason.label for reason in SurveyReason},
         "registration": {state.value: state.label for state in RegistrationState},
         "items": {i.value: {"code": i.code, "label": i.label} for i in RegistrationItem},
+        # Coded items (gender, household type, personal identity) are answered as codes.
+        "coded_items": {
+            item.value: {c.value: c.label for c in table} for item, table in CODED_ITEMS.items()
+        },
         "roles": {role.value: label for role, label in ROLE_LABELS.items()},
         "task_states": TASK_STATES,
         "outcomes": OUTCOMES,

@@ -162,6 +162,13 @@ function reasonsText(reasons) {
   return reasons.map((r) => LABELS.survey_reasons[r] || r).join("、") || "—";
 }
 
+// An item's value as the reviewer reads it: a code with its label (1 男), else as answered.
+function itemValue(item, value) {
+  if (value === null || value === undefined || value === "") return "—";
+  const table = LABELS.coded_items[item];
+  return table && table[value] ? `${value} ${table[value]}` : value;
+}
+
 function when(iso) {
   return iso ? new Date(iso).toLocaleString("zh-CN", { hour12: false }) : "—";
 }
@@ -329,7 +336,7 @@ function showTasks() {
     cell.colSpan = 7;
     cell.scope = "rowgroup";
     const title = `第 ${number} 户`;
-    cell.append(element("span", `${title}　区划 ${tasks[0].region_code}　${tasks.length} 人需调查`));
+    cell.append(element("span", `${title}　区划 ${tasks[0].region_code}　${tasks.length} 个调查任务`));
     if (me && me.role === PLATFORM && tasks.some((t) => ASSIGNABLE.has(t.state))) {
       const assign = button("分配调查组", "secondary small", `为${title}分配调查组`);
       assign.dataset.assign = key;
@@ -592,7 +599,7 @@ function showSubmission(submission) {
     const head = element("th", item.label);
     head.scope = "row";
     head.append(element("small", item.code));
-    row.append(head, element("td", item.value || "—"));
+    row.append(head, element("td", itemValue(item.item, item.value)));
     return row;
   }));
   $("submission-items").hidden = submission.items.length === 0;
@@ -617,7 +624,7 @@ function showRecord(task) {
     head.append(element("small", item.code));
     const gap = task.missing.some((m) => m.item === item.item) ||
       task.inaccurate.some((m) => m.item === item.item);
-    row.append(head, element("td", item.value || "—", gap ? "gap" : ""));
+    row.append(head, element("td", itemValue(item.item, item.value), gap ? "gap" : ""));
     return row;
   }));
 
