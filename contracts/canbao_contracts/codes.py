@@ -65,6 +65,18 @@ class UnitType(LabelledCode):
     OTHER = "99", "其他"
 
 
+class EmploymentStatus(LabelledCode):
+    """就业状态 as the registration form asks it (经办规程 attachment 1): employed by a unit (then
+    工作单位全称, the `unit_name` item), or without a unit: a preschool child, a student, retired or
+    receiving a pension, other. The words are identity's (golden employment status)."""
+
+    EMPLOYED = "employed", "单位就业"
+    PRESCHOOL = "preschool", "学龄前儿童"
+    STUDENT = "student", "在校学生"
+    RETIRED = "retired", "退休或领取养老金"
+    OTHER = "other", "其他"
+
+
 class PersonalIdentity(LabelledCode):
     """AAC012 personal identity."""
 
@@ -139,6 +151,9 @@ class RegistrationItem(StrEnum):
     PHONE = "phone", "AAE005", "联系电话", True
     # AAC016 is the LD/T 92 indicator the core systems use for 就业状态; domain.md names none.
     EMPLOYMENT_STATUS = "employment_status", "AAC016", "就业状态", False
+    # The registration form's 工作单位全称, for someone employed by a unit (AAB004, the unit
+    # information's name, domain.md §4).
+    UNIT_NAME = "unit_name", "AAB004", "工作单位全称", False
 
 
 # -- Insurance and status (domain.md §4 "Insurance status") ---------------------------------------

@@ -27,6 +27,7 @@ from typing import Any, Final
 
 from canbao_contracts.codes import (
     CertificateType,
+    EmploymentStatus,
     Gender,
     HouseholdType,
     LabelledCode,
@@ -45,6 +46,7 @@ _CODED: Final[Mapping[RegistrationItem, type[LabelledCode]]] = {
     RegistrationItem.GENDER: Gender,
     RegistrationItem.HOUSEHOLD_TYPE: HouseholdType,
     RegistrationItem.PERSONAL_IDENTITY: PersonalIdentity,
+    RegistrationItem.EMPLOYMENT_STATUS: EmploymentStatus,
 }
 
 

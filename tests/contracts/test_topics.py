@@ -117,7 +117,8 @@ def test_who_sends_and_receives_what_follows_the_architecture() -> None:
     received = {s: {t.name for t in topics} for s, topics in RECEIVES.items()}
     assert received["identity"] == {t.name for t in CDC_TOPICS} | {"registry.collections"}
     assert received["matching"] == {"registry.persons", "registry.facts", "registry.collections"}
-    assert received["survey"] == {"registry.statuses"}
+    # Survey lists people by the gaps and masked names identity publishes (as reporting does).
+    assert received["survey"] == {"registry.persons", "registry.statuses"}
     assert received["reporting"] == {"registry.persons", "registry.statuses"}
     assert received["gateway"] == set()
 

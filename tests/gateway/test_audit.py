@@ -248,6 +248,7 @@ async def test_reading_the_audit_log_is_itself_audited(
         ({"since": "2026-11-23T10:00:00"}, "invalid-request"),  # no time zone
         ({"limit": 0}, "invalid-request"),
         ({"person_id": "not-a-uuid"}, "invalid-request"),
+        ({"before": 2**80}, "invalid-request"),  # beyond the bigint id: not a database error
     ],
 )
 async def test_bad_audit_queries_are_problems(

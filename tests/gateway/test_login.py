@@ -71,6 +71,12 @@ async def test_unknown_username_gets_the_same_answer_as_a_wrong_password(
     assert_problem(await login(client, "nobody", "guess"), 401, "invalid-credentials")
 
 
+async def test_a_username_holding_a_nul_is_an_unknown_username_not_a_database_error(
+    client: httpx.AsyncClient,
+) -> None:
+    assert_problem(await login(client, "demo\x00-counter", "demo"), 401, "invalid-credentials")
+
+
 async def test_disabled_account_cannot_log_in(
     client: httpx.AsyncClient, add_account: AddAccount, gateway_db: Database
 ) -> None:

@@ -49,3 +49,21 @@ def test_a_permit_of_an_unknown_status_states_no_fact() -> None:
     adapter = adapter_for("cdc.hukou.resident_permit")
     assert adapter is not None
     assert adapter.to_record(PERMIT_ROW | {"zt": "9"}).facts == ()
+
+
+def test_the_household_register_names_the_household_and_the_relation_to_its_head() -> None:
+    """hukou.person hh (户号) and yhzgx (与户主关系), and hjdz as the household's address:
+    claims (personal), for the household survey (domain.md §2.3)."""
+    adapter = adapter_for("cdc.hukou.person")
+    assert adapter is not None
+    row = {"sfzh": "520102198001010011", "xm": "王伟", "xb": "1", "csrq": 3652,
+           "hjdz_xzqh": "520102", "hjdz": "贵州省贵阳市南明区幸福路1号", "hh": " 520102000001",
+           "yhzgx": "01", "ryzt": "0"}  # fmt: skip
+
+    claims = adapter.to_record(row).claims
+
+    assert claims[r.HOUSEHOLD_NUMBER] == "520102000001"
+    assert claims[r.HOUSEHOLD_RELATION] == "01"
+    assert claims[r.HOUSEHOLD_ADDRESS] == "贵州省贵阳市南明区幸福路1号"
+    blank = adapter.to_record(row | {"hh": "  ", "yhzgx": None}).claims
+    assert blank[r.HOUSEHOLD_NUMBER] is None and blank[r.HOUSEHOLD_RELATION] is None

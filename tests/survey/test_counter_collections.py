@@ -276,6 +276,28 @@ async def test_a_scheme_code_cannot_be_verified_by_a_collection(survey: httpx.As
     assert_problem(response, 422, "invalid-request")
 
 
+async def test_a_reason_named_twice_counts_once_and_two_statuses_of_one_insurance_are_refused(
+    survey: httpx.AsyncClient, published: Published
+) -> None:
+    twice = counter_collection(resolved_reasons=["uninsured", "interrupted", "uninsured"])
+    contradicting = counter_collection(
+        verified_statuses=[
+            {"insurance": "pension", "status": "93"},
+            {"insurance": "pension", "status": "95"},
+        ]
+    )
+
+    accepted = await survey.post("/internal/collections", json=twice)
+    refused = await survey.post("/internal/collections", json=contradicting)
+
+    assert accepted.status_code == 201, accepted.text
+    assert_problem(refused, 422, "invalid-request")
+    collection_id = accepted.json()["collection_id"]
+    await published.until(lambda seen: bool(published.of(collection_id)))
+    [event] = published.of(collection_id)
+    assert event.resolved_reasons == (SurveyReason.UNINSURED, SurveyReason.INTERRUPTED)
+
+
 async def test_the_handler_is_the_signed_caller_never_a_name_in_the_body(
     survey: httpx.AsyncClient, survey_db: Database
 ) -> None:

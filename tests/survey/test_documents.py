@@ -30,7 +30,6 @@ from canbao_survey.documents import (
     FormData,
     Ledger,
     LedgerRow,
-    employment_value,
     ledger_pdf,
     ledger_summary,
     ledger_xlsx,
@@ -58,7 +57,8 @@ FORM = FormData(
         "person_number": None,
         "household_book_number": "H5201020012",
         "family_number": None,
-        "employment_status": employment_value("employed", "贵阳市某某建筑有限公司"),
+        "employment_status": "employed",
+        "unit_name": "贵阳市某某建筑有限公司",
     },
     statuses={
         "pension": "91",  # ticks 未参保 and the reason 91

@@ -20,6 +20,7 @@ from pydantic import AfterValidator, AwareDatetime, StringConstraints, model_val
 
 from canbao_contracts.codes import (
     CertificateType,
+    EmploymentStatus,
     Gender,
     HouseholdType,
     Insurance,
@@ -65,6 +66,7 @@ _CODED_ITEMS = {
     RegistrationItem.GENDER: Gender,
     RegistrationItem.HOUSEHOLD_TYPE: HouseholdType,
     RegistrationItem.PERSONAL_IDENTITY: PersonalIdentity,
+    RegistrationItem.EMPLOYMENT_STATUS: EmploymentStatus,
 }
 
 

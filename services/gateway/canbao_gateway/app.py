@@ -1,7 +1,7 @@
 """The gateway service: the public HTTP interface of api.md (staff login, roles and region
 scopes, the audit log, counter collections forwarded to survey, counter popups and the persons'
-records read from identity and matching; self-service and partners to come), and the counter
-page that clerks open in a browser (`/counter`)."""
+records read from identity and matching, the household survey forwarded to survey; self-service
+and partners to come), and the counter page that clerks open in a browser (`/counter`)."""
 
 from __future__ import annotations
 
@@ -32,6 +32,7 @@ from canbao_gateway.routes import router
 from canbao_gateway.settings import GatewaySettings
 from canbao_gateway.survey import SurveyClient
 from canbao_gateway.survey_page import router as survey_page_router
+from canbao_gateway.survey_routes import router as survey_router
 from canbao_platform.service import Component, Resources, ServiceDefinition, create_app
 
 log = logging.getLogger(__name__)
@@ -101,6 +102,7 @@ SERVICE = ServiceDefinition(
         router,
         collections_router,
         persons_router,
+        survey_router,
         counter_page_router,
         survey_page_router,
     ],

@@ -22,6 +22,8 @@ async def log_in(
 ) -> Account:  # fmt: skip
     """The account that `username` and `password` open; raises the problem that says why not
     (401 invalid-credentials, 429 login-throttled or too-many-logins)."""
+    if "\x00" in username:  # no account has it, and PostgreSQL text cannot hold it
+        raise problems.InvalidCredentials()
     key = username[: throttling.USERNAME_WIDTH]  # a longer name matches no account
     address = throttling.client_key(client)
     async with gate.admit(client=address, username=key), database.engine.begin() as connection:

@@ -97,7 +97,8 @@ async def audit_entries(
     id_number: Annotated[str | None, Query(description="any valid form; matched by hash")] = None,
     staff_username: Annotated[str | None, Query(alias="staff")] = None,
     since: AwareDatetime | None = None, until: AwareDatetime | None = None,
-    before: Annotated[int | None, Query(description="`next_before` of the previous page")] = None,
+    before: Annotated[int | None, Query(ge=1, le=2**63 - 1,  # the audit id is a bigint
+                                        description="`next_before` of the previous page")] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
 ) -> AuditPage:  # fmt: skip
     number = person_by_id_number(id_number).id_number if id_number is not None else None

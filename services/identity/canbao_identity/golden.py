@@ -52,6 +52,11 @@ _PRECEDENCE: Final[dict[str, tuple[str, ...]]] = {
     r.HOUSEHOLD_PLACE: (COLLECTION, "hukou.person", "si_core.ac01"),
     r.HOUSEHOLD_REGION: (COLLECTION, "hukou.person", PERMIT),  # a permit: registered elsewhere
     r.HOUSEHOLD_STATUS: ("hukou.person",),
+    # The household as public security registers it, and nobody else: the survey visits it
+    # (domain.md §2.3). A counter or a surveyor does not change a household register.
+    r.HOUSEHOLD_NUMBER: ("hukou.person",),
+    r.HOUSEHOLD_RELATION: ("hukou.person",),
+    r.HOUSEHOLD_ADDRESS: ("hukou.person",),
     r.PHONE: (COLLECTION, "si_core.ac01", "card.card_holder"),
     r.RESIDENCE_ADDRESS: (COLLECTION, "si_core.ac01", PERMIT, "hukou.person"),
     r.HOUSEHOLD_TYPE: (COLLECTION, "si_core.ac01", PERMIT),

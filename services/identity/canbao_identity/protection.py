@@ -58,5 +58,10 @@ class Protector:
         number is invalid (issue 5 §2) without storing the three in clear."""
         return self._mac(f"demo|{''.join(name.split())}|{birth_date.isoformat()}|{gender}")
 
+    def household_index(self, region_code: str, household_number: str) -> str:
+        """Blind index of a household (户号 within its division): the survey's stream keeps a
+        household's members together by it (routes.py) without the number stored in clear."""
+        return self._mac(f"household|{region_code}|{''.join(household_number.split())}")
+
     def _mac(self, text: str) -> str:
         return hmac.new(self.index_key, text.encode(), hashlib.sha256).hexdigest()

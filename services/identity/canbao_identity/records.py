@@ -22,6 +22,13 @@ HOUSEHOLD_REGION, HOUSEHOLD_TYPE, PERSONAL_IDENTITY = (
     "personal_identity",
 )
 HOUSEHOLD_STATUS, DEATH_DATE, REGION = "household_status", "death_date", "region_code"
+# The household of the household register (hukou.person hh, yhzgx, hjdz): who lives with whom,
+# for the household survey (domain.md §2.3). Personal, like every claim.
+HOUSEHOLD_NUMBER, HOUSEHOLD_RELATION, HOUSEHOLD_ADDRESS = (
+    "household_number",
+    "household_relation",
+    "household_address",
+)
 UNIT_ID, UNIT_NAME = "unit_id", "unit_name"
 EMPLOYMENT_STATUS = "employment_status"  # derived from facts (golden.py), never a claim
 

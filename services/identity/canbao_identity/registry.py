@@ -264,6 +264,8 @@ class Registry:
             "deceased": golden.deceased,
             "household_registered": golden.household_registered,
         }
+        region = state["region_code"]
+        household = "".join(str(golden.value(r.HOUSEHOLD_NUMBER) or "").split())
         return {
             "person_id": person_id,
             "demographic_index": demographic,
@@ -273,6 +275,13 @@ class Registry:
             "golden_ciphertext": self.protector.encrypt(
                 document, context=person_context(person_id)
             ),
+            # What a survey of a division selects and orders by (routes.py survey-subjects).
+            "region_code": region,
+            "household_registered": state["household_registered_locally"],
+            "deceased": state["deceased"],
+            "household_index": self.protector.household_index(region, household)
+            if region and household
+            else None,
         }, demographic
 
     async def merge(self, merged: UUID, survivor: UUID) -> None:

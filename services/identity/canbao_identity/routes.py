@@ -1,21 +1,27 @@
 """The internal API, for the gateway only (not public; the gateway authenticates, masks per role
 and audits): a person by ID number or person_id with the golden record in clear, its gaps with the
-clerk's reasons and provenance; the review queue.
+clerk's reasons and provenance; the review queue; the people a household survey visits, streamed.
 
 A document number travels in a request body only (`POST /persons/lookup`), never in a URL:
 URLs end up in access logs and traces."""
 
 from __future__ import annotations
 
+import json
+from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Annotated, Any, Final, Literal
 from uuid import UUID, uuid4
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Request
-from pydantic import BaseModel, Field
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 
 from canbao_contracts.id_numbers import validate
+from canbao_identity import records as r
 from canbao_identity.protection import Protector
 from canbao_identity.registry import Registry, retry_reviews_after_commit
 from canbao_identity.store import Store, person_context
@@ -24,7 +30,7 @@ from canbao_platform.db import Database
 from canbao_platform.messaging import unit_of_work
 from canbao_platform.problems import Problem
 from canbao_platform.service import Resources
-from canbao_platform.service_tokens import CallerDep, current_caller
+from canbao_platform.service_tokens import CallerDep, current_caller, require_role
 
 # Every route answers only the gateway's signed calls (service_tokens.py).
 router = APIRouter(prefix="/internal", tags=["internal"], dependencies=[Depends(current_caller)])
@@ -271,3 +277,147 @@ async def merge_person(person_id: UUID, body: Merge, resources: ResourcesDep,
             raise NotRegistered() from None
     await retry_reviews_after_commit(registry, resources.database, service="identity")
     return await _person(resources.database, protector, body.surviving_person_id)
+
+
+# The household survey (入户调查, domain.md §2.3, api.md "Survey"): the grass-roots platform
+# lists a division's people, the county approves, surveyors visit.
+SURVEY_ROLES: Final = ("platform", "county", "surveyor")
+NDJSON: Final = "application/x-ndjson"
+# Rows fetched (and golden records opened) per round trip of the server-side cursor.
+SURVEY_BATCH: Final = 1000
+# A line's values, from the golden record, in this order (region_code is the published one).
+SUBJECT_FIELDS: Final = (
+    r.DOCUMENT_TYPE, r.ID_NUMBER, r.NAME, r.GENDER, r.BIRTH_DATE, r.HOUSEHOLD_PLACE,
+    r.HOUSEHOLD_REGION, r.REGION, r.HOUSEHOLD_NUMBER, r.HOUSEHOLD_RELATION, r.HOUSEHOLD_ADDRESS,
+    r.RESIDENCE_ADDRESS, r.PHONE, r.HOUSEHOLD_TYPE, r.PERSONAL_IDENTITY,
+)  # fmt: skip
+
+
+class RegionSubjects(BaseModel):
+    """Everyone living whose published region_code starts with this GB/T 2260 code or prefix
+    and whose household is registered here (44号 Art.17: 本地户籍)."""
+
+    model_config = ConfigDict(extra="forbid")
+    region_code: str = Field(pattern=r"^[0-9]{2,6}$", examples=["520102"])
+
+
+class PersonSubjects(BaseModel):
+    """These people, wherever registered, if they exist and are living (a merged person_id is
+    no longer one: skipped)."""
+
+    model_config = ConfigDict(extra="forbid")
+    person_ids: list[UUID] = Field(min_length=1, max_length=1000)
+
+
+class SurveySubject(BaseModel):
+    """One line of the stream: the person's golden record in clear (the survey service seals its
+    copy), null where identity has no value."""
+
+    person_id: UUID
+    document_type: str | None
+    id_number: str | None
+    name: str | None
+    gender: str | None
+    birth_date: str | None = Field(description="YYYY-MM-DD")
+    household_place: str | None
+    household_region_code: str | None
+    region_code: str | None = Field(description="as published on registry.persons")
+    household_number: str | None = Field(description="户号 (hukou.person.hh)")
+    household_relation: str | None = Field(
+        description="与户主关系 (hukou.person.yhzgx): 01 head, 02 spouse, 10 child, 20 parent, "
+        "99 other"
+    )
+    household_address: str | None = Field(description="hukou.person.hjdz")
+    residence_address: str | None
+    phone: str | None
+    household_type: str | None
+    personal_identity: str | None
+
+
+_SUBJECTS: Final = (
+    sa.select(persons.c.person_id, persons.c.region_code, persons.c.golden_ciphertext,
+              persons.c.key_id)
+    .where(persons.c.golden_ciphertext.is_not(None))
+    # A household's members one after another. The household is its blind index (the 户号 is
+    # sealed): households in an order of their own, those without a number last. The order of
+    # ix_persons_survey_subjects, so a division streams without a sort.
+    .order_by(persons.c.region_code, persons.c.household_index.asc().nulls_last(),
+              persons.c.person_id)
+)  # fmt: skip
+
+
+@router.post(
+    "/survey-subjects",
+    summary="The people a household survey visits, streamed as NDJSON, a household together",
+    response_class=StreamingResponse,
+    responses={
+        200: {
+            "description": "One SurveySubject per line, ordered by region_code, household, "
+            "person_id",
+            "content": {NDJSON: {"schema": SurveySubject.model_json_schema()}},
+        }
+    },
+)
+async def survey_subjects(
+    body: RegionSubjects | PersonSubjects, caller: CallerDep, resources: ResourcesDep,
+    protector: ProtectorDep,
+) -> StreamingResponse:  # fmt: skip
+    """Never the whole division in memory (a county: 500,000 people): a server-side cursor
+    read a batch at a time, each batch's golden records opened and sent before the next is
+    read; a slow reader holds the cursor back, not memory. A failure midway ends the response
+    without its last chunk, which the caller's HTTP client reports (not a shorter list)."""
+    require_role(caller, *SURVEY_ROLES)
+    # The staff member's region (a GB/T 2260 prefix), as the gateway scopes them: a division
+    # outside it is refused, ids outside it are skipped.
+    if isinstance(body, RegionSubjects) and not body.region_code.startswith(caller.scope):
+        raise OutOfScope(body.region_code)
+    return StreamingResponse(
+        _stream(resources.database, protector, subjects_query(body, scope=caller.scope)),
+        media_type=NDJSON,
+    )
+
+
+class OutOfScope(Problem):
+    def __init__(self, region_code: str) -> None:
+        super().__init__(403, "out-of-scope", "不在本人管辖区域内 (outside the caller's region)",
+                         f"区划 {region_code} 不在授权范围内", region_code=region_code)  # fmt: skip
+
+
+def subjects_query(body: RegionSubjects | PersonSubjects, *, scope: str) -> sa.Select[Any]:
+    if isinstance(body, RegionSubjects):
+        return _SUBJECTS.where(
+            *_prefix(persons.c.region_code, body.region_code),
+            # The partial index's predicate, as it is written there.
+            persons.c.household_registered,
+            sa.not_(persons.c.deceased),
+        )
+    wanted = sa.bindparam("ids", body.person_ids, type_=ARRAY(PG_UUID(as_uuid=True)))
+    return _SUBJECTS.where(persons.c.person_id == sa.any_(wanted), sa.not_(persons.c.deceased),
+                           *_prefix(persons.c.region_code, scope))  # fmt: skip
+
+
+def _prefix(column: Any, prefix: str) -> tuple[Any, Any]:
+    """`column` starts with `prefix` (digits) as a range of its byte order (COLLATE "C"):
+    '5201' ≤ code < '520:' (':' follows '9')."""
+    return column >= prefix, column < prefix[:-1] + chr(ord(prefix[-1]) + 1)
+
+
+async def _stream(
+    database: Database, protector: Protector, query: sa.Select[Any]
+) -> AsyncIterator[bytes]:
+    async with database.engine.connect() as connection:
+        result = await connection.stream(query.execution_options(yield_per=SURVEY_BATCH))
+        async for rows in result.partitions():
+            yield b"".join(_subject_line(protector, row) for row in rows)
+
+
+def _subject_line(protector: Protector, row: Any) -> bytes:
+    values = protector.decrypt(
+        row.golden_ciphertext, key_id=row.key_id, context=person_context(row.person_id)
+    )["values"]
+    line: dict[str, Any] = {"person_id": str(row.person_id)}
+    for name in SUBJECT_FIELDS:
+        entry = values.get(name)
+        line[name] = None if entry is None else entry["value"]
+    line[r.REGION] = row.region_code  # the published one, not the golden record's own
+    return (json.dumps(line, ensure_ascii=False) + "\n").encode()

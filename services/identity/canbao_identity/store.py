@@ -52,6 +52,8 @@ _RECORD_COLUMNS = {
 _PERSON_COLUMNS = {
     "person_id": "uuid", "demographic_index": "text", "public_state": "jsonb",
     "emitted_facts": "jsonb", "key_id": "text", "golden_ciphertext": "bytea",
+    "region_code": "text", "household_registered": "boolean", "deceased": "boolean",
+    "household_index": "text",
 }  # fmt: skip
 _SAVE_RECORDS = sa.text(
     bulk.insert("source_records", _RECORD_COLUMNS)

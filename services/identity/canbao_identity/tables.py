@@ -21,8 +21,23 @@ persons = sa.Table(
     sa.Column(
         "emitted_facts", JSONB, nullable=False, server_default="{}"
     ),  # fact_id → [rev, digest]
+    # Who a household survey of a division visits (routes.py survey-subjects), written with
+    # public_state: its region_code (in byte order, so a prefix is a range of the index), whether
+    # household-registered locally and deceased; and the household as a blind index of region and
+    # 户号 (protection.py), which groups its members without the number in clear.
+    sa.Column("region_code", sa.String(6, collation="C")),
+    sa.Column("household_registered", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("deceased", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("household_index", sa.String(64)),
     sa.Column(
         "updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+    ),
+    sa.Index(
+        "ix_persons_survey_subjects",
+        "region_code",
+        "household_index",
+        "person_id",
+        postgresql_where=sa.text("household_registered AND NOT deceased"),
     ),
 )
 

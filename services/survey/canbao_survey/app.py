@@ -16,6 +16,7 @@ from canbao_contracts.topics import PERSONS, STATUSES
 from canbao_platform.messaging import ConsumerRunner, OutboxRelay, Producer, RunnerConfig
 from canbao_platform.service import Component, Resources, ServiceDefinition, create_app
 from canbao_platform.settings import ServiceSettings
+from canbao_survey.metrics import ProgressMetrics
 from canbao_survey.routes import router
 from canbao_survey.settings import SurveySettings
 from canbao_survey.subjects import HANDLER
@@ -31,6 +32,7 @@ DEFAULT_CONFIG = RunnerConfig()
 def components(
     resources: Resources, *, topics: tuple[str, ...] = TOPICS,
     config: RunnerConfig = DEFAULT_CONFIG,
+    progress_interval_s: float = 60.0,
 ) -> list[Component]:  # fmt: skip
     settings = resources.settings
     kafka = settings.kafka_client_options()
@@ -49,6 +51,7 @@ def components(
             client_options=kafka,
         ),
         OutboxRelay(resources.database, producer, name="survey.outbox", poll_interval_s=0.5),
+        ProgressMetrics(resources.database, interval_s=progress_interval_s),
     ]
 
 

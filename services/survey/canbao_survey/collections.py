@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from canbao_contracts.codes import CertificateType, LabelledCode, RegistrationItem, SurveyReason
 from canbao_contracts.collected_items import ItemDefect, item_defects, missing_required, normalised
@@ -43,7 +43,22 @@ class CollectionSubmission(BaseModel):
     items: dict[str, str] = Field(max_length=len(RegistrationItem))
     """Item name (api.md: `phone`) → collected value. PERSONAL DATA."""
     resolved_reasons: list[SurveyReason] = []
+    """A set: a reason named twice is named once (the event lists each once)."""
     verified_statuses: list[VerifiedStatus] = []
+    """At most one per insurance: two statuses of one insurance contradict each other."""
+
+    @field_validator("resolved_reasons")
+    @classmethod
+    def _once_each(cls, reasons: list[SurveyReason]) -> list[SurveyReason]:
+        return list(dict.fromkeys(reasons))
+
+    @field_validator("verified_statuses")
+    @classmethod
+    def _one_per_insurance(cls, statuses: list[VerifiedStatus]) -> list[VerifiedStatus]:
+        insurances = [status.insurance for status in statuses]
+        if len(set(insurances)) != len(insurances):
+            raise ValueError("one verified status per insurance")
+        return statuses
 
     def __repr__(self) -> str:  # the items are personal data: keep them out of logs
         return f"{type(self).__name__}(person_id={self.person_id}, items=<{len(self.items)}>)"

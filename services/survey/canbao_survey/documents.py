@@ -41,6 +41,7 @@ from reportlab.pdfgen.canvas import Canvas
 from reportlab.platypus import Flowable, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
 from canbao_contracts.codes import (
+    EmploymentStatus,
     Gender,
     HouseholdType,
     Insurance,
@@ -111,15 +112,9 @@ NO_SURVEY_NEEDED: Final = "无需调查"
 FORM_TITLE: Final = "全民参保登记表"
 LEDGER_TITLE: Final = "全民参保登记个人信息汇总表"
 DECLARATION: Final = "本人承诺以上信息真实准确，如有虚假，愿承担相应责任。"
-# The form's employment status (经办规程 attachment 1): the words the `employment_status` item
-# carries (identity derives employed / student / retired from the sources) and what is printed.
-EMPLOYMENT_CHOICES: Final = {
-    "employed": "单位就业",
-    "preschool": "学龄前儿童",
-    "student": "在校学生",
-    "retired": "退休或领取养老金",
-    "other": "其他",
-}
+# The form's employment status (经办规程 attachment 1): the `employment_status` item's code table
+# and what is printed; the unit's full name is the `unit_name` item.
+EMPLOYMENT_CHOICES: Final = {status.value: status.label for status in EmploymentStatus}
 LEDGER_COLUMNS: Final = (
     "户号",
     "姓名",
@@ -131,14 +126,6 @@ LEDGER_COLUMNS: Final = (
     "调查员",
     "审定日期",
 )
-
-
-def employment_value(choice: str, unit_name: str | None = None) -> str:
-    """The `employment_status` item as the form reads it: a word of EMPLOYMENT_CHOICES, and for
-    "employed" the unit's full name after a colon (`employed:贵阳市某某有限公司`)."""
-    if choice not in EMPLOYMENT_CHOICES:
-        raise ValueError(f"unknown employment status {choice!r}")
-    return f"{choice}:{unit_name}" if choice == "employed" and unit_name else choice
 
 
 def ledger_summary(ledger: Ledger) -> LedgerSummary:
@@ -301,7 +288,12 @@ def registration_form_pdf(form: FormData, *, font_path: str) -> bytes:
         _basic_items(form, flagged, s),
         _p(f"{FLAG} 及底色标注的项目需核实，见第四部分。", s.body),
         _p("二、就业状态", s.heading),
-        _employment(form.items.get(R.EMPLOYMENT_STATUS), R.EMPLOYMENT_STATUS in flagged, s),
+        _employment(
+            form.items.get(R.EMPLOYMENT_STATUS),
+            form.items.get(R.UNIT_NAME),
+            R.EMPLOYMENT_STATUS in flagged,
+            s,
+        ),
         _p("三、参保情况", s.heading),
         _insurance(form.statuses, s),
         _p("四、需核实事项", s.heading),
@@ -355,18 +347,18 @@ def _basic_items(form: FormData, flagged: set[str], s: _Styles) -> Table:
 
 
 def _employment_choice(value: str | None) -> tuple[str | None, str]:
-    """(a word of EMPLOYMENT_CHOICES, the unit name or other text); an unknown value is kept
-    under 其他 so that nothing the registry holds is lost from the print."""
+    """(a code of EmploymentStatus, other text); a value outside the table (the registry's from
+    before it had one) is kept under 其他 so that nothing it holds is lost from the print."""
     if not value or not value.strip():
         return None, ""
-    word, _, rest = value.strip().partition(":")
     by_label = {label: word for word, label in EMPLOYMENT_CHOICES.items()}
+    word = value.strip()
     if word in EMPLOYMENT_CHOICES or word in by_label:
-        return by_label.get(word, word), rest.strip()
-    return "other", value.strip()
+        return by_label.get(word, word), ""
+    return "other", word
 
 
-def _employment(value: str | None, flagged: bool, s: _Styles) -> Table:
+def _employment(value: str | None, unit_name: str | None, flagged: bool, s: _Styles) -> Table:
     choice, text = _employment_choice(value)
     no_unit = [w for w in EMPLOYMENT_CHOICES if w != "employed"]
     options = _choices(
@@ -380,7 +372,7 @@ def _employment(value: str | None, flagged: bool, s: _Styles) -> Table:
         [
             _p(_choices([(EMPLOYMENT_CHOICES["employed"], choice == "employed")]), s.cell),
             _p("工作单位全称", s.centred),
-            _p(text if choice == "employed" else "", s.cell),
+            _p((unit_name or "") if choice in ("employed", None) else "", s.cell),
         ],
         [_p(_choices([("无单位就业", choice in no_unit)]), s.cell), _p(options, s.cell), ""],
     ]
@@ -654,7 +646,6 @@ __all__ = [
     "Ledger",
     "LedgerRow",
     "LedgerSummary",
-    "employment_value",
     "ledger_pdf",
     "ledger_summary",
     "ledger_xlsx",

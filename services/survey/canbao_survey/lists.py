@@ -27,6 +27,7 @@ from sqlalchemy.dialects.postgresql import insert
 
 from canbao_contracts.id_numbers import mask, mask_name
 from canbao_platform.db import Database
+from canbao_platform.problems import Problem
 from canbao_platform.sealing import Sealer
 from canbao_survey.problems import IdentityUnavailable
 from canbao_survey.tables import residents, subjects, survey_lists
@@ -78,7 +79,7 @@ async def identity_subjects(
         ):
             if response.status_code != 200:
                 await response.aread()
-                raise IdentityUnavailable(f"identity answered {response.status_code}")
+                raise _refusal(response)
             batch: list[dict[str, Any]] = []
             async for line in response.aiter_lines():
                 if line.strip():
@@ -90,6 +91,21 @@ async def identity_subjects(
                 yield batch
     except httpx.HTTPError as error:
         raise IdentityUnavailable(type(error).__name__) from None
+
+
+def _refusal(response: httpx.Response) -> Problem:
+    """Identity refusing the caller (403 out-of-scope, caller-not-allowed) is the caller's own
+    problem, passed on; anything else means identity cannot serve the list now."""
+    if response.status_code == 403:
+        try:
+            body = dict(response.json())
+            slug = str(body.pop("type")).removeprefix("/problems/")
+        except (ValueError, KeyError, TypeError):
+            return IdentityUnavailable("identity answered 403")
+        title, detail = body.pop("title", slug), body.pop("detail", None)
+        body.pop("status", None), body.pop("instance", None)
+        return Problem(403, slug, title, detail, **body)
+    return IdentityUnavailable(f"identity answered {response.status_code}")
 
 
 async def keep_residents(

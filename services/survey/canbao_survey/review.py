@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from canbao_contracts.codes import CertificateType, RegistrationItem, SurveyReason
 from canbao_contracts.collected_items import item_defects, missing_required, normalised
+from canbao_contracts.events.vocabulary import Channel
 from canbao_platform.db import Database
 from canbao_platform.messaging import unit_of_work
 from canbao_platform.problems import InvalidItems
@@ -41,6 +42,7 @@ from canbao_survey.tasks import (
     DecisionRequest,
     Discovery,
     Outcome,
+    SelfCorrection,
     Stage,
     SurveySubmission,
     TaskChannel,
@@ -158,6 +160,19 @@ class Submitted:
     submission_id: UUID
     state: TaskState
     replayed: bool
+    # Whom the task is about, for the gateway's audit log (no value: only identity's id and
+    # the division): None for a person the registry does not know yet.
+    person_id: UUID | None = None
+    region_code: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Decided:
+    """A decision recorded: the task's new state, and whom it is about (as `Submitted`)."""
+
+    state: TaskState
+    person_id: UUID | None
+    region_code: str
 
 
 def _check_items(items: dict[str, str], document_type: CertificateType, *, new: bool) -> None:
@@ -256,7 +271,8 @@ async def submit(
         if (earlier := await _replayed(connection, submission.client_id, task_id)) is not None:
             if earlier["state"] == "unattached":
                 raise TaskChanged(task_summary(task), submission_id=str(earlier["submission_id"]))
-            return Submitted(task_id, earlier["submission_id"], TaskState(task["state"]), True)
+            return Submitted(task_id, earlier["submission_id"], TaskState(task["state"]), True,
+                             task["person_id"], task["region_code"])  # fmt: skip
         new = task["person_id"] is None
         _check_items(submission.items, CertificateType.CITIZEN_ID, new=new)
         ours = task["state"] == TaskState.ASSIGNED and caller.username in task["team"]
@@ -285,7 +301,8 @@ async def submit(
                     updated_at=now,
                 )
             )
-            return Submitted(task_id, row["submission_id"], TaskState.SUBMITTED, False)
+            return Submitted(task_id, row["submission_id"], TaskState.SUBMITTED, False,
+                             task["person_id"], task["region_code"])  # fmt: skip
     raise refused  # after the commit: the unattached submission is kept
 
 
@@ -318,10 +335,13 @@ async def discover(
         if earlier is not None:
             task = (
                 await connection.execute(
-                    sa.select(tasks.c.state).where(tasks.c.task_id == earlier["task_id"])
+                    sa.select(tasks.c.state, tasks.c.region_code).where(
+                        tasks.c.task_id == earlier["task_id"]
+                    )
                 )
-            ).scalar_one()
-            return Submitted(earlier["task_id"], earlier["submission_id"], TaskState(task), True)
+            ).one()
+            return Submitted(earlier["task_id"], earlier["submission_id"], TaskState(task.state),
+                             True, None, task.region_code)  # fmt: skip
         task_id = uuid4()
         await connection.execute(
             sa.insert(tasks).values(
@@ -352,6 +372,40 @@ async def discover(
             .where(tasks.c.task_id == task_id)
             .values(submission_id=row["submission_id"])
         )
+    return Submitted(task_id, row["submission_id"], TaskState.SUBMITTED, False, None,
+                     discovery.region_code)  # fmt: skip
+
+
+async def self_correction(
+    database: Database, sealer: Sealer, correction: SelfCorrection, caller: Caller, *,
+    now: datetime,
+) -> Submitted:  # fmt: skip
+    """A citizen's own correction (api.md "Self-service"), checked like a collection, as a task
+    of channel self already submitted; idempotent by client_id."""
+    _check_items(correction.items, CertificateType.CITIZEN_ID, new=False)
+    submission = correction.as_submission(now)
+    async with database.engine.begin() as connection:
+        earlier = (await connection.execute(sa.select(submissions).where(
+            submissions.c.client_id == correction.client_id))).mappings().first()  # fmt: skip
+        if earlier is not None:
+            task = (await connection.execute(sa.select(tasks.c.state, tasks.c.person_id).where(
+                tasks.c.task_id == earlier["task_id"]))).one()  # fmt: skip
+            if task.person_id != correction.person_id:
+                raise ClientIdReused()
+            return Submitted(earlier["task_id"], earlier["submission_id"], TaskState(task.state),
+                             True)  # fmt: skip
+        task_id = uuid4()
+        await connection.execute(sa.insert(tasks).values(
+            task_id=task_id, channel=TaskChannel.SELF.value, origin=correction.origin,
+            person_id=correction.person_id, region_code=correction.region_code,
+            household_key=None, survey_reasons=[], missing=[], inaccurate=[],
+            state=TaskState.SUBMITTED.value, team=[], assigned_by=None, version=0,
+            created_at=now, updated_at=now))  # fmt: skip
+        row = _submission_row(submission, sealer, task_id=task_id, caller=caller,
+                              state="submitted", now=now)  # fmt: skip
+        await connection.execute(sa.insert(submissions).values(row))
+        await connection.execute(sa.update(tasks).where(tasks.c.task_id == task_id).values(
+            submission_id=row["submission_id"]))  # fmt: skip
     return Submitted(task_id, row["submission_id"], TaskState.SUBMITTED, False)
 
 
@@ -376,7 +430,7 @@ async def decide(
     caller: Caller,
     *,
     now: datetime,
-) -> TaskState:
+) -> Decided:
     """Record the decision in the ledger and move the task; on approval publish the collection."""
     decision = Decision(request.decision)
     try:
@@ -465,7 +519,7 @@ async def decide(
                 )
             raise TaskChanged(task_summary(row)) from None
         raise
-    return state
+    return Decided(state, task["person_id"], task["region_code"])
 
 
 async def _approved_event(
@@ -517,4 +571,5 @@ async def _approved_event(
         first_reviewed_at=first["decided_at"],
         reviewer=caller.username,
         reviewed_at=now,
+        channel=Channel(task["origin"]),
     )

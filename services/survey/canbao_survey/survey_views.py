@@ -35,10 +35,13 @@ ADDRESS_SHOWN: Final = 12  # province, city, county and the start of the street 
 
 
 def mask_address(address: str | None) -> str | None:
-    """The address down to about its township or street, the rest hidden (api.md: masked)."""
+    """The address down to about its township or street, the rest hidden (api.md: masked): at
+    most ADDRESS_SHOWN characters, at most half of it, and never from its first digit on (the
+    house number), so that a short address (`贵阳市南明区某路1号`) is masked too."""
     if not address:
         return None
-    return address[:ADDRESS_SHOWN] + ("****" if len(address) > ADDRESS_SHOWN else "")
+    digit = next((i for i, c in enumerate(address) if c.isdigit()), len(address))
+    return address[: min(ADDRESS_SHOWN, len(address) // 2, digit)] + "****"
 
 
 def _items_of(codes: list[str]) -> list[dict[str, str]]:
@@ -411,6 +414,7 @@ async def form_data(
     prefill = _prefill(sealer, row) if row["prefill_sealed"] is not None else {}
     return {
         "task_id": str(task_id),
+        "person_id": str(row["person_id"]) if row["person_id"] else None,
         "region_code": row["region_code"],
         "household_number": prefill.get("household_number"),
         "items": prefill_items(prefill),
@@ -536,3 +540,22 @@ async def progress(database: Database, division: str) -> dict[str, Any]:
             {"team": t.split(",") if t else [], "open_tasks": n} for t, n in teams
         ],
     }
+
+
+async def corrections_of(database: Database, person_id: UUID) -> list[dict[str, Any]]:
+    """A person's self-service corrections, newest first: which items (not the values), the
+    state of the agency's review and a rejection's comment."""
+    query = (
+        sa.select(tasks.c.task_id, tasks.c.state, tasks.c.last_comment, tasks.c.created_at,
+                  tasks.c.updated_at, submissions.c.item_names, submissions.c.client_id)
+        .join(submissions, submissions.c.task_id == tasks.c.task_id)
+        .where(tasks.c.person_id == person_id, tasks.c.channel == "self")
+        .order_by(tasks.c.created_at.desc())
+    )  # fmt: skip
+    async with database.engine.connect() as connection:
+        rows = (await connection.execute(query)).mappings().all()
+    return [{"task_id": str(r["task_id"]), "client_id": str(r["client_id"]),
+             "items": _items_of(list(r["item_names"])), "state": r["state"],
+             "state_label": TaskState(r["state"]).label, "comment": r["last_comment"],
+             "submitted_at": r["created_at"].isoformat(),
+             "updated_at": r["updated_at"].isoformat()} for r in rows]  # fmt: skip

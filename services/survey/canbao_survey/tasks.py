@@ -83,6 +83,7 @@ class Contact(LabelledCode):
 
     VISIT = "visit", "入户"
     PHONE = "phone", "电话"
+    SELF_SERVICE = "self", "自助"  # the person on a kiosk or the app: a self-service correction
 
 
 class Signatory(LabelledCode):
@@ -185,6 +186,8 @@ class SurveySubmission(BaseModel):
             raise ValueError("a person not found at the address has nothing collected")
         if self.outcome is not Outcome.NOT_FOUND and self.declaration is None:
             raise ValueError("the registration form is signed: declaration (本人声明) is required")
+        if len({s.insurance for s in self.insured_elsewhere}) != len(self.insured_elsewhere):
+            raise ValueError("insured_elsewhere holds one status per insurance")
         for status in self.insured_elsewhere:
             if status.status not in (StatusCode("81"), StatusCode("82")):
                 raise ValueError("insured_elsewhere holds 81 or 82 per insurance")
@@ -202,6 +205,34 @@ class Discovery(SurveySubmission):
 
     document_type: CertificateType = CertificateType.CITIZEN_ID
     region_code: RegionCode
+
+
+class SelfCorrection(BaseModel):
+    """A correction a citizen made of their own record on a kiosk or the app (api.md
+    "Self-service"): pending agency confirmation, as a task of channel self in state submitted,
+    reviewed like a survey's (domain.md §2.2: confirmed by the agency before it updates)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    client_id: UUID
+    person_id: UUID
+    region_code: RegionCode
+    origin: Literal["kiosk", "mobile"]
+    items: dict[str, str] = Field(min_length=1, max_length=len(RegistrationItem))
+    """PERSONAL DATA."""
+
+    def __repr__(self) -> str:
+        return f"SelfCorrection(client_id={self.client_id}, items=<{len(self.items)}>)"
+
+    __str__ = __repr__
+
+    def as_submission(self, at: datetime) -> SurveySubmission:
+        """The person's own entry, declared by themself (本人)."""
+        return SurveySubmission(
+            client_id=self.client_id, visited_at=at, contact=Contact.SELF_SERVICE,
+            items=self.items,
+            declaration=Declaration(signed_by=Signatory.SELF, signed_on=at.date()),
+        )  # fmt: skip
 
 
 class DecisionRequest(BaseModel):
@@ -291,13 +322,15 @@ def approved_collection(
     first_reviewed_at: datetime,
     reviewer: str,
     reviewed_at: datetime,
+    channel: Channel = Channel.SURVEY,
 ) -> CollectionApproved:
-    """The event of an approved survey submission (CollectionApproved, channel survey): AAE011
-    the surveyor, 初审 the platform, AAE014 the county."""
+    """The event of an approved submission (CollectionApproved; channel survey, or kiosk or
+    mobile for a self-service correction): AAE011 the surveyor or the person's session, 初审 the
+    platform, AAE014 the county."""
     return CollectionApproved(
         collection_id=collection_id,
         person_id=person_id,
-        channel=Channel.SURVEY,
+        channel=channel,
         document_type=document_type,
         region_code=region_code,
         items=items,

@@ -41,6 +41,9 @@ def person(row: dict[str, Any]) -> SourceRecord:
             r.HOUSEHOLD_REGION: region(row, "hjdz_xzqh"),
             r.HOUSEHOLD_PLACE: text(row, "hjdz"),
             r.RESIDENCE_ADDRESS: text(row, "hjdz"),
+            r.HOUSEHOLD_ADDRESS: text(row, "hjdz"),
+            r.HOUSEHOLD_NUMBER: text(row, "hh"),  # 户号
+            r.HOUSEHOLD_RELATION: text(row, "yhzgx"),  # 01 head, 02 spouse, 10 child…
             r.HOUSEHOLD_STATUS: status,
             r.DEATH_DATE: cancelled if status == "1" else None,
         },
