@@ -275,17 +275,23 @@ async function loadDivision() {
   if (loaded) say($("message"), `已查询辖区 ${code}：${summaryText()}`, "ok");
 }
 
+// A page of tasks into the list (a new list unless `more`). Answers can arrive out of order (the
+// list loaded at login still on its way when the reviewer asks for another): one for a list
+// that has since been replaced is dropped, never mixed into the new one.
 async function loadTasks(code, state, more = false) {
   if (!more) list = { division: code, state, items: [], next: null };
+  const target = list;
   try {
     const page = await api("GET", "/api/v1/survey/tasks" + query({
-      region: code, state, cursor: more ? list.next : "", limit: String(PAGE_SIZE),
+      region: code, state, cursor: more ? target.next : "", limit: String(PAGE_SIZE),
     }));
-    list.items.push(...page.items);
-    list.next = page.next;
+    if (list !== target) return false;
+    target.items.push(...page.items);
+    target.next = page.next;
     showTasks();
     return true;
   } catch (error) {
+    if (list !== target) return false;
     showTasks();
     say($("message"), "查询失败：" + problemMessage(error));
     return false;
@@ -372,12 +378,15 @@ function taskRow(task) {
   return row;
 }
 
+let progressAsked = 0; // the latest progress asked for: an older answer is dropped
+
 async function loadProgress(code) {
   const region = code.slice(0, 6);
-  $("progress").textContent = "";
-  $("teams").textContent = "";
+  const asked = ++progressAsked;
   try {
     const p = await api("GET", "/api/v1/survey/progress" + query({ region }));
+    if (asked !== progressAsked) return;
+    $("teams").textContent = "";
     const rate = p.survey_rate === null ? "—" : (p.survey_rate * 100).toFixed(1) + "%";
     $("progress").textContent = `辖区 ${p.division} 调查率 ${rate}（已调查 ${p.surveyed} 人 / ` +
       `需调查 ${p.needing_survey} 人，已审定 ${p.approved} 人）`;
@@ -387,7 +396,9 @@ async function loadProgress(code) {
         teams.map((t) => `${t.team.join("、")} ${t.open_tasks} 个`).join("；");
     }
   } catch (error) {
+    if (asked !== progressAsked) return;
     $("progress").textContent = "调查率暂无法查询：" + problemMessage(error);
+    $("teams").textContent = "";
   }
 }
 
