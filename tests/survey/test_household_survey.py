@@ -670,3 +670,31 @@ async def test_a_self_service_correction_waits_for_the_same_review(
 )
 def test_an_address_is_masked_past_its_street_however_short(address: str, shown: str) -> None:
     assert survey_views.mask_address(address) == shown
+
+
+async def test_a_countys_roster_includes_the_teams_certified_above_it(
+    client: httpx.AsyncClient,
+) -> None:
+    """A shorter county_code puts a surveyor on every county's roster under it (roster.py):
+    listed there as assignment there takes them."""
+    province = staff(COUNTY, "county", scope="52")
+    for n, (username, county) in enumerate([("surveyor-nanming", REGION), ("surveyor-guiyang",
+                                            "5201"), ("surveyor-zunyi", OTHER_REGION),
+                                            ("surveyor-prov", "52")]):  # fmt: skip
+        entry = {"username": username, "name": f"调查员{n}", "county_code": county,
+                 "certificate_number": f"DC-{county}-000{n}"}  # fmt: skip
+        put = await client.put(f"/internal/survey/surveyors/{username}", headers=province,
+                               json=entry)  # fmt: skip
+        assert put.status_code == 200, put.text
+
+    async def names_on(region: str) -> list[str]:
+        response = await client.get("/internal/survey/surveyors", params={"region": region},
+                                    headers=province)  # fmt: skip
+        assert response.status_code == 200, response.text
+        return sorted(s["username"] for s in response.json())
+
+    assert await names_on(REGION) == ["surveyor-guiyang", "surveyor-nanming", "surveyor-prov"]
+    assert await names_on("5201") == ["surveyor-guiyang", "surveyor-nanming", "surveyor-prov"]
+    assert await names_on("52") == [
+        "surveyor-guiyang", "surveyor-nanming", "surveyor-prov", "surveyor-zunyi"
+    ]  # fmt: skip

@@ -45,8 +45,8 @@ async def put(database: Database, surveyor: Surveyor, *, by: str, now: datetime)
 
 
 async def of_county(database: Database, county_prefix: str) -> list[dict[str, Any]]:
-    """The roster of a division: its counties' surveyors and, as `assign` counts them on every
-    county's roster below them, those of the city or province that contains it."""
+    """The roster of a division: the surveyors certified inside it, and those certified by a
+    city or the province above it, whom assignment there takes too (review.assign)."""
     query = (
         sa.select(surveyors)
         .where(
