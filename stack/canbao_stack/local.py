@@ -5,7 +5,8 @@ created and migrated by their owner (the server's user), each service's own logi
 granted rows only (canbao_platform.db.grant_application_role; the services connect as it, as in
 production) → the Kafka-protocol test broker with the contract topics (unless
 KAFKA_BOOTSTRAP_SERVERS names a real cluster) → the Debezium bridge → the five services → the
-demo population (unless the state directory already has it). Then it supervises until Ctrl-C.
+survey roster of the demo surveyors → the demo population (unless the state directory already
+has it). Then it supervises until Ctrl-C.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+import httpx
 from sqlalchemy.engine import make_url
 
 from canbao_contracts.topics import ALL_TOPICS
@@ -35,6 +37,14 @@ from canbao_stack.supervisor import Child, http_ok, python_module, say
 SERVICES = ("gateway", "identity", "matching", "survey", "reporting")
 DEMO_MARKER = "demo-loaded"
 BOOTSTRAP_FILE = "kafka-bootstrap"
+# The demo's survey team (api.md "Survey"): both demo surveyors on the roster of the demo
+# province, certified (调查证) as a county agency would certify them (44号 Art.5, §16).
+DEMO_ROSTER: tuple[dict[str, Any], ...] = (
+    {"username": "demo-surveyor", "name": "张明", "county_code": "52",
+     "certificate_number": "DC-52-0001", "contracted": False},
+    {"username": "demo-surveyor2", "name": "李芳", "county_code": "52",
+     "certificate_number": "DC-52-0002", "contracted": True},
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -99,6 +109,7 @@ class LocalStack:
         await self.prepare_databases()
         bootstrap = self.start_broker()
         await self.start_children(bootstrap)
+        await self.put_demo_surveyors_on_the_roster()
         await self.load_demo_data()
 
     async def start_postgres(self) -> None:
@@ -165,6 +176,8 @@ class LocalStack:
         # The gateway reaches the internal APIs on this run's ports (--gateway-port moves them all).
         common |= {f"GATEWAY_{s.upper()}_URL": f"http://127.0.0.1:{self.config.service_port(s)}"
                    for s in ("identity", "matching", "survey")}  # fmt: skip
+        # Survey streams a list's households from identity (canbao_survey.lists).
+        common["SURVEY_IDENTITY_URL"] = f"http://127.0.0.1:{self.config.service_port('identity')}"
         self.children.append(self.cdc_bridge(bootstrap, logs))
         processes = [(service, service, {}) for service in SERVICES]
         if self.config.split_identity:
@@ -211,6 +224,27 @@ class LocalStack:
                 return False
 
         return Child("cdc", argv, {}, log_dir, is_ready=running, where=f"status in {status}")
+
+    async def put_demo_surveyors_on_the_roster(self) -> None:
+        """As the demo county agency, through the gateway's public API (PUT is idempotent: every
+        start puts them again). A stack whose gateway or survey did not come up says so and runs
+        on: the survey's lists and pages work, only assigning the demo team does not."""
+        gateway = f"http://127.0.0.1:{self.config.gateway_port}"
+        try:
+            async with httpx.AsyncClient(base_url=gateway, timeout=30) as client:
+                county = {"username": "demo-county", "password": "demo"}
+                login = await client.post("/api/v1/auth/token", data=county)
+                login.raise_for_status()
+                headers = {"Authorization": f"Bearer {login.json()['access_token']}"}
+                for surveyor in DEMO_ROSTER:
+                    put = await client.put(f"/api/v1/survey/surveyors/{surveyor['username']}",
+                                           json=surveyor, headers=headers)  # fmt: skip
+                    put.raise_for_status()
+        except httpx.HTTPError as error:
+            say("survey", f"demo surveyors NOT on the roster ({type(error).__name__}: {error})")
+            return
+        names = ", ".join(s["username"] for s in DEMO_ROSTER)
+        say("survey", f"roster of the demo province (52): {names}")
 
     async def load_demo_data(self) -> None:
         marker = self.config.state_dir / DEMO_MARKER
@@ -264,6 +298,9 @@ class LocalStack:
             f"""
 Where to look
   counter page            {gateway}/counter    (demo-counter / demo)
+  reviewer's page         {gateway}/survey    (demo-platform 初审, demo-county 审定 / demo)
+  household survey        {gateway}/api/v1/survey/...  (demo-platform, demo-county,
+                          demo-surveyor, demo-surveyor2 / demo; README "The household survey")
   gateway (public API)    {gateway}/docs    (OpenAPI: {gateway}/openapi.json)
   services                """
             + "  ".join(f"{s} :{self.config.service_port(s)}" for s in SERVICES[1:])

@@ -119,6 +119,8 @@ class RunningSystem:
 
         identity, matching = in_process(harness, matching_db)
         survey = create_survey(survey_settings(urls["survey"], self.kafka))
+        # A survey list streams the division from identity (canbao_survey.lists).
+        survey.state.identity_transport = httpx.ASGITransport(app=identity)
         await stack.enter_async_context(serve_lifespan(survey))  # producer and outbox relay
         gateway = create(
             settings_for(urls["gateway"]),

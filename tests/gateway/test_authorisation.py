@@ -5,7 +5,7 @@ personal-data read behind `require(..., person=person_by_id_number)` and the aud
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -161,6 +161,11 @@ class Route:
     about_a_person: bool  # scope-checked against the subject, audited as a personal-data read
     ok: int = 200
     needs: tuple[str, ...] = ()  # the services it reaches: identity, matching, survey
+    # Not about one ID number (the survey's routes): what an allowed role sends, the problem
+    # type its answer carries (a task id nobody has: task-not-found), its audit rows' outcomes.
+    sent: dict[str, Any] = field(default_factory=dict)
+    answer: str | None = None
+    audited: tuple[str, ...] = ()
 
 
 EVERY_ROLE = frozenset(Role)
@@ -178,6 +183,67 @@ ROUTES = {
     "counter-script": Route("GET", "/counter/counter.js", EVERY_ROLE, False),
     "counter-style": Route("GET", "/counter/counter.css", EVERY_ROLE, False),
 }  # fmt: skip
+# The household survey (api.md "Survey"), in the staff's own county; task ids nobody has.
+SURVEY = "/api/v1/survey"
+TASK_ROLES = frozenset({Role.SURVEYOR, Role.PLATFORM, Role.COUNTY})
+REVIEWERS = frozenset({Role.PLATFORM, Role.COUNTY})
+VISIT = {
+    "client_id": "0b1c4a8e-5d2f-4b7e-9c3a-6e1f2d3c4b5a",
+    "visited_at": "2025-06-20T03:00:00Z",
+    "items": PHONE,
+    "declaration": {"signed_by": "self", "signed_on": "2025-06-20"},
+}
+NEWCOMER = {
+    "name": "王伟",
+    "gender": "1",
+    "id_number": citizen(NANMING, "19800101", "013"),
+    "birth_date": "19800101",
+    "household_place": "贵州省贵阳市南明区",
+    "residence_address": "贵州省贵阳市南明区花果园街道1号",
+    "phone": "13812345678",
+}
+ROSTER = {
+    "username": "matrix-surveyor",
+    "name": "调查员",
+    "county_code": NANMING,
+    "certificate_number": "DC-520102-0001",
+}
+NOT_FOUND = {"answer": "task-not-found", "ok": 404, "audited": ("not_found",)}
+ROUTES |= {
+    "survey-lists": Route("POST", f"{SURVEY}/lists", frozenset({Role.PLATFORM}), False, ok=201,
+                          needs=("identity", "survey"), sent={"json": {"region_code": NANMING}},
+                          audited=("ok",)),
+    "survey-tasks": Route("GET", f"{SURVEY}/tasks", TASK_ROLES, False, needs=("survey",),
+                          audited=("ok",)),
+    "survey-task": Route("GET", f"{SURVEY}/tasks/{{task_id}}", TASK_ROLES, False,
+                         needs=("survey",), **NOT_FOUND),
+    "survey-assign": Route("POST", f"{SURVEY}/tasks/{{task_id}}/assign",
+                           frozenset({Role.PLATFORM}), False, needs=("survey",),
+                           sent={"json": {"team": ["matrix-surveyor"]}},
+                           **NOT_FOUND | {"audited": ()}),
+    "survey-submit": Route("POST", f"{SURVEY}/tasks/{{task_id}}/submit",
+                           frozenset({Role.SURVEYOR}), False, needs=("survey",),
+                           sent={"json": VISIT}, **NOT_FOUND),
+    "survey-discoveries": Route("POST", f"{SURVEY}/discoveries", frozenset({Role.SURVEYOR}),
+                                False, ok=201, needs=("survey",), audited=("ok",),
+                                sent={"json": VISIT | {"items": NEWCOMER,
+                                                       "region_code": NANMING}}),
+    "survey-review": Route("POST", f"{SURVEY}/tasks/{{task_id}}/review",
+                           frozenset({Role.PLATFORM}), False, needs=("survey",),
+                           sent={"json": {"decision": "pass"}}, **NOT_FOUND),
+    "survey-approve": Route("POST", f"{SURVEY}/tasks/{{task_id}}/approve",
+                            frozenset({Role.COUNTY}), False, needs=("survey",),
+                            sent={"json": {"decision": "approve"}}, **NOT_FOUND),
+    "survey-form": Route("GET", f"{SURVEY}/tasks/{{task_id}}/form.pdf", TASK_ROLES, False,
+                         needs=("survey",), **NOT_FOUND),
+    "survey-ledger": Route("GET", f"{SURVEY}/ledger/{{community_code}}", REVIEWERS, False,
+                           needs=("survey",), audited=("ok",)),
+    "survey-progress": Route("GET", f"{SURVEY}/progress", REVIEWERS, False, needs=("survey",)),
+    "survey-roster": Route("PUT", f"{SURVEY}/surveyors/{{username}}", frozenset({Role.COUNTY}),
+                           False, needs=("survey",), sent={"json": ROSTER}),
+    "survey-surveyors": Route("GET", f"{SURVEY}/surveyors", REVIEWERS, False,
+                              needs=("survey",)),
+}  # fmt: skip
 # Outside the matrix: login (before any role); the service shell's health and OpenAPI routes.
 NO_ROLE_ROUTES = {("POST", "/api/v1/auth/token")}
 
@@ -187,7 +253,7 @@ def expected(route: Route, role: Role, subject: str) -> tuple[int, str | None]:
     if role not in route.allowed:
         return 403, "role-not-allowed"
     if not route.about_a_person:
-        return route.ok, None
+        return route.ok, route.answer
     if subject == "unregistered":
         return 404, "not-registered"
     if subject == "other-region":
@@ -203,6 +269,9 @@ def request_of(route: Route, number: str, person_id: UUID | None) -> dict[str, A
         return {"json": {"person_id": str(person_id), "id_number": number, "items": PHONE}}
     if route.path == "/api/v1/audit":
         return {"params": {"id_number": number}}
+    if route.path.startswith(SURVEY):
+        url = route.path.replace("{task_id}", str(uuid4())).replace("{community_code}", NANMING)
+        return {"url": url.replace("{username}", ROSTER["username"])} | route.sent
     return {"url": route.path.replace("{id_number}", number)}
 
 
@@ -220,8 +289,9 @@ async def registered(harness: Harness) -> dict[str, UUID]:
     return {number: person for number, person in ids.items() if person is not None}
 
 
-# A route about no one is asked once per role (its subject changes nothing).
-CASES = [(name, subject) for name, route in ROUTES.items()
+# A route about no one is asked once per role (its subject changes nothing). The survey's routes
+# are about a task or a division, not an ID number: they have their own tests below.
+CASES = [(name, subject) for name, route in ROUTES.items() if not route.path.startswith(SURVEY)
          for subject in (SUBJECTS if route.about_a_person else ["own-region"])]  # fmt: skip
 
 
@@ -257,6 +327,54 @@ async def test_authorisation_matrix(
         assert [row["purpose"] for row in rows] == ["audit_review"]
     else:  # refused before anyone's data was looked up, or no one's data
         assert rows == []
+
+
+SURVEY_CASES = [(name, role) for name, route in ROUTES.items() if route.path.startswith(SURVEY)
+                for role in Role]  # fmt: skip
+SERVED = [(name, role) for name, role in SURVEY_CASES if role in ROUTES[name].allowed]
+REFUSED = [(name, role) for name, role in SURVEY_CASES if role not in ROUTES[name].allowed]
+
+
+@pytest.mark.parametrize(("route_name", "role"), SERVED, ids=[f"{r.value}-{n}" for n, r in SERVED])
+async def test_the_survey_serves_its_roles(
+    gateway_url: str, gateway_db: Database, test_clock: Clock, token_for: Callable[..., str],
+    harness: Harness, survey_app: FastAPI, route_name: str, role: Role,
+) -> None:  # fmt: skip
+    """Survey (and, for a list, identity) running for real behind the gateway: the allowed
+    role's request reaches them; what it reads or changes is audited."""
+    route = ROUTES[route_name]
+    identity = identity_app(harness)
+    survey_app.state.identity_transport = httpx.ASGITransport(app=identity)  # a list streams it
+    apps = {name: {"identity": identity, "survey": survey_app}[name] for name in route.needs}
+    headers = bearer(token_for(role, scope=STAFF_SCOPE))
+    async for client in gateway_over(gateway_url, test_clock, **apps):
+        response = await client.request(route.method, headers=headers,
+                                        **request_of(route, OWN, None))  # fmt: skip
+
+    status, problem = expected(route, role, "own-region")
+    if problem is None:
+        assert response.status_code == status, response.text
+    else:
+        assert_problem(response, status, problem)
+    rows = await audit_rows(gateway_db)
+    assert [(row["outcome"], row["role"]) for row in rows] == [
+        (outcome, role.value) for outcome in route.audited
+    ]
+
+
+@pytest.mark.parametrize(
+    ("route_name", "role"), REFUSED, ids=[f"{r.value}-{n}" for n, r in REFUSED]
+)
+async def test_the_survey_refuses_every_other_role(
+    client: httpx.AsyncClient, gateway_db: Database, token_for: Callable[..., str],
+    route_name: str, role: Role,
+) -> None:  # fmt: skip
+    """Answered by the gateway alone (no survey behind it): refused before survey is asked."""
+    route = ROUTES[route_name]
+    headers = bearer(token_for(role, scope=STAFF_SCOPE))
+    response = await client.request(route.method, headers=headers, **request_of(route, OWN, None))
+    assert assert_problem(response, 403, "role-not-allowed")["role"] == role.value
+    assert await audit_rows(gateway_db) == []
 
 
 async def audit_rows(database: Database) -> list[dict[str, Any]]:

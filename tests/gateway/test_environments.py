@@ -17,6 +17,7 @@ import sqlalchemy as sa
 
 from canbao_gateway.accounts import DEMO_ACCOUNTS
 from canbao_gateway.settings import DEVELOPMENT_JWT_KEY, GatewaySettings
+from canbao_gateway.staff import Role
 from canbao_gateway.tables import staff_accounts
 from canbao_identity.settings import IdentitySettings
 from canbao_matching.app import MatchingSettings
@@ -62,8 +63,8 @@ async def test_local_stack_has_the_demo_accounts_of_api_md(
             me = await client.get("/api/v1/auth/me", headers=bearer(token))
             assert me.json() == {"username": username, "role": role.value, "scope": "52"}
     assert await accounts(gateway_db) == {
-        "demo-counter", "demo-surveyor", "demo-platform", "demo-county", "demo-analyst",
-        "demo-auditor",
+        "demo-counter", "demo-surveyor", "demo-surveyor2", "demo-platform", "demo-county",
+        "demo-analyst", "demo-auditor",
     }  # fmt: skip
 
 
@@ -81,10 +82,12 @@ async def test_no_demo_accounts_outside_the_local_stack(
     assert await accounts(gateway_db) == set()
 
 
-def test_demo_accounts_are_one_per_role() -> None:
+def test_demo_accounts_are_one_per_role_and_a_survey_team_of_two() -> None:
     assert sorted(role.value for role in DEMO_ACCOUNTS.values()) == sorted(
-        ["counter", "surveyor", "platform", "county", "analyst", "auditor"]
+        ["counter", "surveyor", "surveyor", "platform", "county", "analyst", "auditor"]
     )
+    team = [name for name, role in DEMO_ACCOUNTS.items() if role is Role.SURVEYOR]
+    assert team == ["demo-surveyor", "demo-surveyor2"]  # api.md "Survey"
 
 
 @pytest.mark.parametrize(

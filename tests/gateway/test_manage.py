@@ -58,12 +58,32 @@ async def test_disabling_a_clerk_revokes_the_token_she_holds_at_once(
     assert_problem(await client.get(ME, headers=bearer(token)), 401, "token-revoked")
 
 
+async def test_a_reviewer_who_moves_to_the_county_logs_in_again_as_an_approver(
+    monkeypatch: pytest.MonkeyPatch, gateway_url: str, client: httpx.AsyncClient,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    add = ("add-staff", "wu-fang", "--role", "platform", "--scope", "520102", "--password-stdin")
+    assert await run(monkeypatch, gateway_url, *add, stdin=PASSWORD) == 0
+    login = {"username": "wu-fang", "password": PASSWORD}
+    token = (await client.post(TOKEN, data=login)).json()["access_token"]
+    move = ("move-staff", "wu-fang", "--role", "county", "--scope", "520100")
+    assert await run(monkeypatch, gateway_url, *move) == 0
+    assert "tokens no longer work" in capsys.readouterr().out
+    # The platform token is of the old post: refused at once.
+    assert_problem(await client.get(ME, headers=bearer(token)), 401, "token-revoked")
+    token = (await client.post(TOKEN, data=login)).json()["access_token"]
+    me = await client.get(ME, headers=bearer(token))
+    assert me.json() == {"username": "wu-fang", "role": "county", "scope": "5201"}
+
+
 @pytest.mark.parametrize(
     ("argv", "stdin"),
     [
         (("add-staff", "x", "--role", "counter", "--scope", "5", "--password-stdin"), PASSWORD),
         (("add-staff", "x", "--role", "counter", "--scope", "52", "--password-stdin"), "short"),
         (("disable-staff", "nobody"), ""),
+        (("move-staff", "nobody", "--role", "county", "--scope", "52"), ""),
+        (("move-staff", "nobody", "--role", "county", "--scope", "5"), ""),
     ],
 )
 async def test_mistakes_are_refused(

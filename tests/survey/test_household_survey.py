@@ -26,7 +26,7 @@ from canbao_contracts.events.vocabulary import Channel
 from canbao_platform.db import Database
 from canbao_platform.local.broker import MockKafkaCluster
 from canbao_platform.messaging import Producer
-from canbao_survey import lists
+from canbao_survey import lists, survey_views
 from canbao_survey.metrics import ProgressMetrics
 from canbao_survey.settings import SurveySettings
 from canbao_survey.tables import decisions, submissions, tasks
@@ -250,7 +250,10 @@ async def test_the_survey_from_assignment_to_approval_publishes_one_collection(
     )
     assert first.status_code == 201, first.text
     assert synced_again.status_code == 200 and synced_again.headers["Idempotent-Replayed"]
-    assert synced_again.json()["submission_id"] == first.json()["submission_id"]
+    assert synced_again.json() == first.json()
+    # Whom it is about, for the gateway's audit log: identity's id and the division, no value.
+    subject = {"person_id": str(father.person_id), "region_code": REGION}
+    assert {k: first.json()[k] for k in subject} == subject
 
     path = f"/internal/survey/tasks/{task['task_id']}"
     too_early = await client.post(
@@ -273,7 +276,7 @@ async def test_the_survey_from_assignment_to_approval_publishes_one_collection(
         headers=staff(COUNTY, "county"),
         json={"decision": "approve", "comment": "核实无误"},
     )
-    assert approved.status_code == 200 and approved.json()["state"] == "approved"
+    assert approved.json() == {"task_id": task["task_id"], "state": "approved", **subject}
 
     await published.until(lambda seen: bool(published.of_person(father.person_id)))
     [event] = published.of_person(father.person_id)
@@ -558,6 +561,10 @@ async def test_the_form_and_the_ledger_open_and_read_back(
     )
 
     form = await client.get(f"{path}/form.pdf", headers=staff(SURVEYOR, "surveyor"))
+    assert (form.headers["Canbao-Person-Id"], form.headers["Canbao-Region-Code"]) == (
+        str(father.person_id),
+        REGION,
+    )  # for the gateway's audit log
     pdf = await client.get(
         f"/internal/survey/ledger/{REGION}",
         params={"format": "pdf"},
@@ -682,3 +689,44 @@ async def test_a_self_service_correction_waits_for_the_same_review(
     [event] = published.of_person(person)
     assert event.channel is Channel.KIOSK and event.items == {"phone": "13700001111"}
     assert (event.handler, event.reviewer) == ("kiosk:demo-kiosk", COUNTY)
+
+
+@pytest.mark.parametrize(
+    ("address", "shown"),
+    [
+        ("贵州省贵阳市南明区中华南路12号3栋501室", "贵州省贵阳市南明区中华****"),
+        ("贵阳市南明区某路1号", "贵阳市南明****"),  # short: at most half of it
+        ("南明区1号", "南明****"),  # never the house number
+        ("1号", "****"),
+    ],
+)
+def test_an_address_is_masked_past_its_street_however_short(address: str, shown: str) -> None:
+    assert survey_views.mask_address(address) == shown
+
+
+async def test_a_countys_roster_includes_the_teams_certified_above_it(
+    client: httpx.AsyncClient,
+) -> None:
+    """A shorter county_code puts a surveyor on every county's roster under it (roster.py):
+    listed there as assignment there takes them."""
+    province = staff(COUNTY, "county", scope="52")
+    for n, (username, county) in enumerate([("surveyor-nanming", REGION), ("surveyor-guiyang",
+                                            "5201"), ("surveyor-zunyi", OTHER_REGION),
+                                            ("surveyor-prov", "52")]):  # fmt: skip
+        entry = {"username": username, "name": f"调查员{n}", "county_code": county,
+                 "certificate_number": f"DC-{county}-000{n}"}  # fmt: skip
+        put = await client.put(f"/internal/survey/surveyors/{username}", headers=province,
+                               json=entry)  # fmt: skip
+        assert put.status_code == 200, put.text
+
+    async def names_on(region: str) -> list[str]:
+        response = await client.get("/internal/survey/surveyors", params={"region": region},
+                                    headers=province)  # fmt: skip
+        assert response.status_code == 200, response.text
+        return sorted(s["username"] for s in response.json())
+
+    assert await names_on(REGION) == ["surveyor-guiyang", "surveyor-nanming", "surveyor-prov"]
+    assert await names_on("5201") == ["surveyor-guiyang", "surveyor-nanming", "surveyor-prov"]
+    assert await names_on("52") == [
+        "surveyor-guiyang", "surveyor-nanming", "surveyor-prov", "surveyor-zunyi"
+    ]  # fmt: skip

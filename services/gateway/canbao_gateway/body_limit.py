@@ -21,7 +21,11 @@ from canbao_platform.problems import problem_response
 
 # Path prefix → largest body in bytes, for routes that need more than the default (say, a batch
 # upload); the longest matching prefix wins.
-ROUTE_LIMITS: Final[Mapping[str, int]] = MappingProxyType({})
+# A survey submission may carry the signed form's scan: 2 MiB, 2.7 MiB in base64 (survey_models).
+SURVEY_UPLOAD: Final = 3 * 1024 * 1024
+ROUTE_LIMITS: Final[Mapping[str, int]] = MappingProxyType(
+    {"/api/v1/survey/tasks/": SURVEY_UPLOAD, "/api/v1/survey/discoveries": SURVEY_UPLOAD}
+)
 
 
 class BodyLimit:

@@ -1,8 +1,9 @@
 """The gateway's HTTP client of another service's internal API (architecture.md: a synchronous
 call only where a user waits for the answer): one `InternalClient` component per service, opened
 in the lifespan. A transport failure is retried once (every call made through it is idempotent:
-reads, and submissions that carry an Idempotency-Key); the service away or answering 5xx is the
-client's own 503 problem, never a stack trace.
+reads, and submissions that carry an Idempotency-Key or a client_id); a call that is not
+(`replayable=False`: a decision, a survey list) is retried only when it never reached the
+service. The service away or answering 5xx is the client's own 503 problem, never a stack trace.
 
 Every call carries a service token signed for the called service on behalf of the staff member
 the gateway is serving (canbao_platform.service_tokens): the service trusts the signature, never
@@ -32,6 +33,8 @@ RETRY_AFTER_S: Final = 0.1
 # time than uvicorn keeps an idle one open (5 s), so that we never send on one it is closing.
 LIMITS: Final = httpx.Limits(max_connections=100, max_keepalive_connections=100,
                              keepalive_expiry=4.0)  # fmt: skip
+# Failures before a byte of the request left: safe to retry whatever the call does.
+NOT_SENT: Final = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 
 
 class InternalClient:
@@ -71,13 +74,24 @@ class InternalClient:
     def unavailable(self) -> Problem:  # each service's own stable type
         return Problem(503, "unavailable", "服务暂不可用 (service unavailable)")
 
+    def server_error(self, response: httpx.Response) -> Problem:
+        """What the client hears of the service's 5xx: by default only that it is unavailable
+        (its own words may say more than a client should read)."""
+        return self.unavailable()
+
+    def service_token(self, caller: Staff, audience: str | None = None) -> str:
+        """A token for one call to `audience` (this client's service by default) on behalf of
+        `caller` (canbao_platform.service_tokens)."""
+        acting = service_tokens.Caller(caller.username, caller.role.value, caller.scope)
+        return service_tokens.issue(acting, audience=audience or self.audience,
+                                    key=self._signing_key)  # fmt: skip
+
     async def _send(
         self, method: str, path: str, *, caller: Staff, headers: dict[str, str] | None = None,
-        **kwargs: Any,
+        replayable: bool = True, **kwargs: Any,
     ) -> httpx.Response:  # fmt: skip
         assert self._http is not None, f"the {self.name} is not started"
-        acting = service_tokens.Caller(caller.username, caller.role.value, caller.scope)
-        token = service_tokens.issue(acting, audience=self.audience, key=self._signing_key)
+        token = self.service_token(caller)
         headers = {**(headers or {}), "Authorization": f"Bearer {token}"}
         for attempt in range(2):
             try:
@@ -86,12 +100,14 @@ class InternalClient:
                 log.warning(
                     "%s: unreachable (%s), attempt %d", self.name, type(error).__name__, attempt
                 )
-                if attempt == 1:
+                # A call that may have reached the service is sent again only if doing it twice
+                # is doing it once.
+                if attempt == 1 or not (replayable or isinstance(error, NOT_SENT)):
                     raise self.unavailable() from None
                 await asyncio.sleep(RETRY_AFTER_S)
                 continue
             if response.status_code >= 500:
                 log.warning("%s: answered %d", self.name, response.status_code)
-                raise self.unavailable()
+                raise self.server_error(response)
             return response
         raise AssertionError("unreachable")

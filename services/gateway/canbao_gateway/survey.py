@@ -3,8 +3,10 @@ only where a user waits for the answer), at `GATEWAY_SURVEY_URL`.
 
 Every submission carries an Idempotency-Key (the client's, else one made here), so the one retry
 after a transport failure, and a clerk's own retry after a 503, never store a collection twice:
-survey answers a repeated key with the first collection. Survey's problems (422 invalid-items,
-409 idempotency-key-reused) reach the client unchanged; survey away or failing is 503
+survey answers a repeated key with the first collection. The household survey's calls (api.md
+"Survey", survey_routes.py) go through `call`. Survey's problems (422 invalid-items, 409
+idempotency-key-reused, task-changed, maker-checker…) reach the client unchanged, and so does its
+503 `identity-unavailable` (a list it could not make); survey away or failing otherwise is 503
 `survey-unavailable`.
 """
 
@@ -22,6 +24,13 @@ from canbao_platform.problems import Problem
 
 log = logging.getLogger(__name__)
 TIMEOUT_S: Final = 5.0  # a submission writes and encrypts: more than a read
+# A survey list streams a whole division from identity and seals it (a county: 500,000 people).
+LIST_TIMEOUT_S: Final = 300.0
+# A community ledger of thousands of rows is drawn as a PDF: seconds.
+DOCUMENT_TIMEOUT_S: Final = 120.0
+SURVEY_PREFIX: Final = "/internal/survey"
+# Survey's own 5xx problems a client can act on (retry later): passed on, not hidden.
+PASSED_ON_5XX: Final = frozenset({"/problems/identity-unavailable"})
 
 
 class SurveyUnavailable(Problem):
@@ -41,6 +50,35 @@ class SurveyClient(InternalClient):
     def unavailable(self) -> Problem:
         return SurveyUnavailable()
 
+    def server_error(self, response: httpx.Response) -> Problem:
+        if response.status_code == 503 and _problem_type(response) in PASSED_ON_5XX:
+            return _passed_on(response)
+        return self.unavailable()
+
+    async def call(
+        self, method: str, path: str, *, caller: Staff, time_limit_s: float = TIMEOUT_S,
+        replayable: bool = True, **kwargs: Any,
+    ) -> httpx.Response:  # fmt: skip
+        """A call to survey's household-survey API (`path` under /internal/survey) on behalf of
+        `caller`: survey's answer, or its problem raised as the gateway's own."""
+        response = await self._send(method, SURVEY_PREFIX + path, caller=caller,
+                                    timeout=time_limit_s, replayable=replayable,
+                                    **kwargs)  # fmt: skip
+        if response.status_code >= 400:
+            raise _passed_on(response)
+        return response
+
+    async def make_list(self, region_code: str, *, caller: Staff) -> Any:
+        """POST /internal/survey/lists: survey streams the division from identity on behalf of
+        the same member of staff, with a token for identity minted here (survey holds no
+        signing key). Not replayed after a timeout: the list may be half made, and the
+        reviewer's own retry adds only whom the first one missed."""
+        headers = {"Canbao-Identity-Token": self.service_token(caller, audience="identity")}
+        response = await self.call("POST", "/lists", caller=caller,
+                                   json={"region_code": region_code}, headers=headers,
+                                   time_limit_s=LIST_TIMEOUT_S, replayable=False)  # fmt: skip
+        return response.json()
+
     async def submit_collection(
         self, body: dict[str, Any], *, idempotency_key: str, caller: Staff
     ) -> Any:
@@ -48,11 +86,19 @@ class SurveyClient(InternalClient):
         answer (201), or its problem raised."""
         headers = {"Idempotency-Key": idempotency_key}
         response = await self._send(
-            "POST", "/internal/collections", json=body, headers=headers, caller=caller
-        )
+            "POST", "/internal/collections", json=body, headers=headers, caller=caller,
+            timeout=TIMEOUT_S,
+        )  # fmt: skip
         if response.status_code >= 400:
             raise _passed_on(response)
         return response.json()
+
+
+def _problem_type(response: httpx.Response) -> str | None:
+    try:
+        return str(response.json()["type"])
+    except (ValueError, KeyError, TypeError):
+        return None
 
 
 def _passed_on(response: httpx.Response) -> Problem:
@@ -68,8 +114,8 @@ def _passed_on(response: httpx.Response) -> Problem:
     return Problem(response.status_code, slug, title, detail, **body)
 
 
-def survey_client(request: Request) -> SurveyClient:
-    """The dependency: the running service's survey client."""
+async def survey_client(request: Request) -> SurveyClient:
+    """The dependency: the running service's survey client (`async def`: auth.py says why)."""
     for component in request.app.state.components:
         if isinstance(component, SurveyClient):
             return component

@@ -160,6 +160,19 @@ class Submitted:
     submission_id: UUID
     state: TaskState
     replayed: bool
+    # Whom the task is about, for the gateway's audit log (no value: only identity's id and
+    # the division): None for a person the registry does not know yet.
+    person_id: UUID | None = None
+    region_code: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Decided:
+    """A decision recorded: the task's new state, and whom it is about (as `Submitted`)."""
+
+    state: TaskState
+    person_id: UUID | None
+    region_code: str
 
 
 def _check_items(items: dict[str, str], document_type: CertificateType, *, new: bool) -> None:
@@ -258,7 +271,8 @@ async def submit(
         if (earlier := await _replayed(connection, submission.client_id, task_id)) is not None:
             if earlier["state"] == "unattached":
                 raise TaskChanged(task_summary(task), submission_id=str(earlier["submission_id"]))
-            return Submitted(task_id, earlier["submission_id"], TaskState(task["state"]), True)
+            return Submitted(task_id, earlier["submission_id"], TaskState(task["state"]), True,
+                             task["person_id"], task["region_code"])  # fmt: skip
         new = task["person_id"] is None
         _check_items(submission.items, CertificateType.CITIZEN_ID, new=new)
         ours = task["state"] == TaskState.ASSIGNED and caller.username in task["team"]
@@ -287,7 +301,8 @@ async def submit(
                     updated_at=now,
                 )
             )
-            return Submitted(task_id, row["submission_id"], TaskState.SUBMITTED, False)
+            return Submitted(task_id, row["submission_id"], TaskState.SUBMITTED, False,
+                             task["person_id"], task["region_code"])  # fmt: skip
     raise refused  # after the commit: the unattached submission is kept
 
 
@@ -320,10 +335,13 @@ async def discover(
         if earlier is not None:
             task = (
                 await connection.execute(
-                    sa.select(tasks.c.state).where(tasks.c.task_id == earlier["task_id"])
+                    sa.select(tasks.c.state, tasks.c.region_code).where(
+                        tasks.c.task_id == earlier["task_id"]
+                    )
                 )
-            ).scalar_one()
-            return Submitted(earlier["task_id"], earlier["submission_id"], TaskState(task), True)
+            ).one()
+            return Submitted(earlier["task_id"], earlier["submission_id"], TaskState(task.state),
+                             True, None, task.region_code)  # fmt: skip
         task_id = uuid4()
         await connection.execute(
             sa.insert(tasks).values(
@@ -354,7 +372,8 @@ async def discover(
             .where(tasks.c.task_id == task_id)
             .values(submission_id=row["submission_id"])
         )
-    return Submitted(task_id, row["submission_id"], TaskState.SUBMITTED, False)
+    return Submitted(task_id, row["submission_id"], TaskState.SUBMITTED, False, None,
+                     discovery.region_code)  # fmt: skip
 
 
 async def self_correction(
@@ -411,7 +430,7 @@ async def decide(
     caller: Caller,
     *,
     now: datetime,
-) -> TaskState:
+) -> Decided:
     """Record the decision in the ledger and move the task; on approval publish the collection."""
     decision = Decision(request.decision)
     try:
@@ -500,7 +519,7 @@ async def decide(
                 )
             raise TaskChanged(task_summary(row)) from None
         raise
-    return state
+    return Decided(state, task["person_id"], task["region_code"])
 
 
 async def _approved_event(

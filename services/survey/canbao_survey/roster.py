@@ -45,9 +45,16 @@ async def put(database: Database, surveyor: Surveyor, *, by: str, now: datetime)
 
 
 async def of_county(database: Database, county_prefix: str) -> list[dict[str, Any]]:
+    """The roster of a division: the surveyors certified inside it, and those certified by a
+    city or the province above it, whom assignment there takes too (review.assign)."""
     query = (
         sa.select(surveyors)
-        .where(surveyors.c.county_code.like(county_prefix + "%"))
+        .where(
+            sa.or_(
+                surveyors.c.county_code.like(county_prefix + "%"),
+                sa.literal(county_prefix).like(surveyors.c.county_code + "%"),
+            )
+        )
         .order_by(surveyors.c.county_code, surveyors.c.username)
     )
     async with database.engine.connect() as connection:

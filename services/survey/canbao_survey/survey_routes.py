@@ -37,6 +37,7 @@ router = APIRouter(
 SURVEYOR, PLATFORM, COUNTY = "surveyor", "platform", "county"
 REVIEWERS: Final = (PLATFORM, COUNTY)
 PDF, XLSX = "application/pdf", "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+SUBJECT_PERSON, SUBJECT_REGION = "Canbao-Person-Id", "Canbao-Region-Code"
 
 
 class Context:
@@ -179,11 +180,7 @@ async def post_submit(
     if submitted.replayed:
         response.status_code = 200
         response.headers["Idempotent-Replayed"] = "true"
-    return {
-        "task_id": str(submitted.task_id),
-        "submission_id": str(submitted.submission_id),
-        "state": submitted.state.value,
-    }
+    return _submitted(submitted)
 
 
 @router.post(
@@ -206,10 +203,27 @@ async def post_discovery(
     if submitted.replayed:
         response.status_code = 200
         response.headers["Idempotent-Replayed"] = "true"
+    return _submitted(submitted)
+
+
+def _submitted(submitted: review.Submitted) -> dict[str, Any]:
+    """The answer to a submission: the task's state, and whom it is about (person_id, the
+    division; for the gateway's audit log)."""
     return {
         "task_id": str(submitted.task_id),
         "submission_id": str(submitted.submission_id),
         "state": submitted.state.value,
+        "person_id": str(submitted.person_id) if submitted.person_id else None,
+        "region_code": submitted.region_code,
+    }
+
+
+def _decided(task_id: UUID, decided: review.Decided) -> dict[str, Any]:
+    return {
+        "task_id": str(task_id),
+        "state": decided.state.value,
+        "person_id": str(decided.person_id) if decided.person_id else None,
+        "region_code": decided.region_code,
     }
 
 
@@ -220,10 +234,10 @@ async def post_review(
     require_role(caller, PLATFORM)
     if body.decision == "approve":
         body = DecisionRequest(decision="pass", comment=body.comment)
-    state = await review.decide(
+    decided = await review.decide(
         context.database, context.sealer, task_id, Stage.FIRST_REVIEW, body, caller, now=now()
     )
-    return {"task_id": str(task_id), "state": state.value}
+    return _decided(task_id, decided)
 
 
 @router.post("/tasks/{task_id}/approve", summary="审定 by the county agency")
@@ -233,10 +247,10 @@ async def post_approve(
     require_role(caller, COUNTY)
     if body.decision == "pass":
         body = DecisionRequest(decision="approve", comment=body.comment)
-    state = await review.decide(
+    decided = await review.decide(
         context.database, context.sealer, task_id, Stage.APPROVAL, body, caller, now=now()
     )
-    return {"task_id": str(task_id), "state": state.value}
+    return _decided(task_id, decided)
 
 
 @router.get(
@@ -264,10 +278,14 @@ async def get_form(task_id: UUID, caller: CallerDep, context: ContextDep) -> Res
             documents.registration_form_pdf, form, font_path=context.settings.cjk_font
         )
     )
+    # Whom the form is about, for the gateway's audit log (it does not pass these headers on).
+    subject = {SUBJECT_REGION: data["region_code"]}
+    if data["person_id"] is not None:
+        subject[SUBJECT_PERSON] = data["person_id"]
     return Response(
         pdf,
         media_type=PDF,
-        headers={"Content-Disposition": f'attachment; filename="form-{task_id}.pdf"'},
+        headers={"Content-Disposition": f'attachment; filename="form-{task_id}.pdf"', **subject},
     )
 
 

@@ -36,10 +36,13 @@ ADDRESS_SHOWN: Final = 12  # province, city, county and the start of the street 
 
 
 def mask_address(address: str | None) -> str | None:
-    """The address down to about its township or street, the rest hidden (api.md: masked)."""
+    """The address down to about its township or street, the rest hidden (api.md: masked): at
+    most ADDRESS_SHOWN characters, at most half of it, and never from its first digit on (the
+    house number), so that a short address (`贵阳市南明区某路1号`) is masked too."""
     if not address:
         return None
-    return address[:ADDRESS_SHOWN] + ("****" if len(address) > ADDRESS_SHOWN else "")
+    digit = next((i for i, c in enumerate(address) if c.isdigit()), len(address))
+    return address[: min(ADDRESS_SHOWN, len(address) // 2, digit)] + "****"
 
 
 def _items_of(codes: list[str]) -> list[dict[str, str]]:
@@ -412,6 +415,7 @@ async def form_data(
     prefill = _prefill(sealer, row) if row["prefill_sealed"] is not None else {}
     return {
         "task_id": str(task_id),
+        "person_id": str(row["person_id"]) if row["person_id"] else None,
         "region_code": row["region_code"],
         "household_number": prefill.get("household_number"),
         "items": prefill_items(prefill),
