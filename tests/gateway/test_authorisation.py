@@ -182,6 +182,10 @@ ROUTES = {
     "counter-page": Route("GET", "/counter", EVERY_ROLE, False),
     "counter-script": Route("GET", "/counter/counter.js", EVERY_ROLE, False),
     "counter-style": Route("GET", "/counter/counter.css", EVERY_ROLE, False),
+    # The reviewer's page is static, like the counter's: its data comes from the API.
+    "survey-page": Route("GET", "/survey", EVERY_ROLE, False),
+    "survey-script": Route("GET", "/survey/survey.js", EVERY_ROLE, False),
+    "survey-style": Route("GET", "/survey/survey.css", EVERY_ROLE, False),
 }  # fmt: skip
 # The household survey (api.md "Survey"), in the staff's own county; task ids nobody has.
 SURVEY = "/api/v1/survey"
