@@ -298,6 +298,7 @@ class LocalStack:
             f"""
 Where to look
   counter page            {gateway}/counter    (demo-counter / demo)
+  reviewer's page         {gateway}/survey    (demo-platform 初审, demo-county 审定 / demo)
   household survey        {gateway}/api/v1/survey/...  (demo-platform, demo-county,
                           demo-surveyor, demo-surveyor2 / demo; README "The household survey")
   gateway (public API)    {gateway}/docs    (OpenAPI: {gateway}/openapi.json)

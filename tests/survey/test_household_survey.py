@@ -176,6 +176,38 @@ async def test_a_list_takes_who_needs_a_survey_by_household_and_only_once(
     assert third.tasks == 1
 
 
+async def test_people_identity_did_not_stream_are_each_a_household_of_their_own(
+    client: httpx.AsyncClient, survey_db: Database, settings: SurveySettings, producer: Producer
+) -> None:
+    # Matching says they need a survey, but identity no longer streams them for the division
+    # (moved, or no longer household-registered there): survey has no household for them, and
+    # the list counts each as one, as it does a member without a 户号.
+    strangers = [
+        Member(
+            "钱八", "520102198503030030", needs=(SurveyReason.UNINSURED,), household_number="H7"
+        ),
+        Member(
+            "孙九", "520102198604040043", needs=(SurveyReason.UNINSURED,), household_number="H7"
+        ),
+    ]
+    await publish(producer, [m.person() for m in strangers] + [m.verdict() for m in strangers])
+    await known(survey_db, strangers)
+
+    made = await lists.make_list(
+        survey_db,
+        settings.sealer(),
+        region_code=REGION,
+        created_by=PLATFORM,
+        now=datetime.now(UTC),
+        subjects_stream=stream_of([]),
+    )
+
+    assert (made.tasks, made.households, made.residents) == (2, 2, 0)
+    async with survey_db.engine.connect() as connection:
+        keys = (await connection.execute(sa.select(tasks.c.household_key))).scalars().all()
+    assert keys == [None, None]
+
+
 async def test_the_survey_from_assignment_to_approval_publishes_one_collection(
     client: httpx.AsyncClient,
     survey_db: Database,

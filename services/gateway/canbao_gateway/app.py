@@ -31,6 +31,7 @@ from canbao_gateway.registry import IdentityClient, MatchingClient
 from canbao_gateway.routes import router
 from canbao_gateway.settings import GatewaySettings
 from canbao_gateway.survey import SurveyClient
+from canbao_gateway.survey_page import router as survey_page_router
 from canbao_gateway.survey_routes import router as survey_router
 from canbao_platform.service import Component, Resources, ServiceDefinition, create_app
 
@@ -97,7 +98,14 @@ SERVICE = ServiceDefinition(
     name="gateway",
     settings=GatewaySettings,
     migrations=Path(__file__).parent / "migrations",
-    routers=[router, collections_router, persons_router, survey_router, counter_page_router],
+    routers=[
+        router,
+        collections_router,
+        persons_router,
+        survey_router,
+        counter_page_router,
+        survey_page_router,
+    ],
     components=components,
     description="The public HTTP interface: staff login, roles, audit, counter popups, "
     "self-service, partners.",

@@ -23,14 +23,13 @@ from uuid import UUID, uuid4
 
 import httpx
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert
 
 from canbao_contracts.id_numbers import mask, mask_name
 from canbao_platform.db import Database
 from canbao_platform.problems import Problem
 from canbao_platform.sealing import Sealer
 from canbao_survey.problems import IdentityUnavailable
-from canbao_survey.tables import residents, subjects, survey_lists
+from canbao_survey.tables import subjects, survey_lists
 from canbao_survey.tasks import TaskChannel, TaskState
 
 BATCH: Final = 1000
@@ -108,52 +107,54 @@ def _refusal(response: httpx.Response) -> Problem:
     return IdentityUnavailable(f"identity answered {response.status_code}")
 
 
+# One batch of residents as one statement over arrays, the same text every batch (prepared once
+# per connection): a multi-row VALUES would be compiled anew for each batch, 9 parameters a row.
+_KEEP_RESIDENTS: Final = """
+INSERT INTO residents (person_id, region_code, household_key, relation, masked_name,
+                       masked_id_number, prefill_sealed, key_id, refreshed_at)
+SELECT person_id, region_code, household_key, relation, masked_name, masked_id_number,
+       prefill_sealed, :key_id, :now
+FROM unnest(CAST(:person_ids AS uuid[]), CAST(:region_codes AS varchar[]),
+            CAST(:household_keys AS varchar[]), CAST(:relations AS varchar[]),
+            CAST(:masked_names AS varchar[]), CAST(:masked_id_numbers AS varchar[]),
+            CAST(:prefills AS bytea[]))
+     AS batch (person_id, region_code, household_key, relation, masked_name, masked_id_number,
+               prefill_sealed)
+ON CONFLICT (person_id) DO UPDATE SET
+    region_code = excluded.region_code, household_key = excluded.household_key,
+    relation = excluded.relation, masked_name = excluded.masked_name,
+    masked_id_number = excluded.masked_id_number, prefill_sealed = excluded.prefill_sealed,
+    key_id = excluded.key_id, refreshed_at = excluded.refreshed_at
+"""
+_RESIDENT_ARRAYS: Final = ("person_ids", "region_codes", "household_keys", "relations",
+                           "masked_names", "masked_id_numbers", "prefills")  # fmt: skip
+
+
 async def keep_residents(
     database: Database, sealer: Sealer, batch: list[dict[str, Any]], *, now: datetime
-) -> set[str]:
-    """Seal and keep one batch of identity's household members; their household keys."""
-    rows = []
+) -> None:
+    """Seal and keep one batch of identity's household members."""
+    if not batch:
+        return
+    columns: dict[str, list[Any]] = {name: [] for name in _RESIDENT_ARRAYS}
     for subject in batch:
         person_id = subject["person_id"]
-        key = household_key(
-            sealer, subject["region_code"] or "", subject.get("household_number"), person_id
-        )
         number = subject.get("id_number") or ""
-        rows.append(
-            {
-                "person_id": UUID(person_id),
-                "region_code": subject["region_code"],
-                "household_key": key,
-                "relation": subject.get("household_relation"),
-                "masked_name": mask_name(subject["name"]) if subject.get("name") else None,
-                "masked_id_number": mask(number) if len(number) >= 11 else None,
-                "prefill_sealed": sealer.seal(subject, context=resident_context(person_id)),
-                "key_id": sealer.key_id,
-                "refreshed_at": now,
-            }
-        )
-    if not rows:
-        return set()
-    statement = insert(residents).values(rows)
-    statement = statement.on_conflict_do_update(
-        index_elements=[residents.c.person_id],
-        set_={
-            c: statement.excluded[c]
-            for c in (
-                "region_code",
-                "household_key",
-                "relation",
-                "masked_name",
-                "masked_id_number",
-                "prefill_sealed",
-                "key_id",
-                "refreshed_at",
+        columns["person_ids"].append(UUID(person_id))
+        columns["region_codes"].append(subject["region_code"])
+        columns["household_keys"].append(
+            household_key(
+                sealer, subject["region_code"] or "", subject.get("household_number"), person_id
             )
-        },
-    )
+        )
+        columns["relations"].append(subject.get("household_relation"))
+        columns["masked_names"].append(mask_name(subject["name"]) if subject.get("name") else None)
+        columns["masked_id_numbers"].append(mask(number) if len(number) >= 11 else None)
+        columns["prefills"].append(sealer.seal(subject, context=resident_context(person_id)))
     async with database.engine.begin() as connection:
-        await connection.execute(statement)
-    return {row["household_key"] for row in rows}
+        await connection.execute(
+            sa.text(_KEEP_RESIDENTS), {**columns, "key_id": sealer.key_id, "now": now}
+        )
 
 
 # The division's people to survey without a waiting task; the partial unique index
@@ -171,6 +172,7 @@ WHERE s.region_code LIKE :prefix AND s.needs_survey AND s.in_scope AND s.househo
                   AND t.state NOT IN ('approved', 'closed'))
 ON CONFLICT (person_id) WHERE state NOT IN ('approved', 'closed') AND person_id IS NOT NULL
 DO NOTHING
+RETURNING household_key
 """
 
 
@@ -185,10 +187,9 @@ async def make_list(
 ) -> ListMade:
     """Refresh the division's households from identity, then add a task for each person to
     survey who has none waiting. Repeatable: a second list adds only the new people."""
-    households: set[str] = set()
     count = 0
     async for batch in subjects_stream:
-        households |= await keep_residents(database, sealer, batch, now=now)
+        await keep_residents(database, sealer, batch, now=now)
         count += len(batch)
     list_id = uuid4()
     prefix = region_code.replace("%", "").replace("_", "") + "%"
@@ -203,28 +204,34 @@ async def make_list(
             ),
             {"prefix": prefix},
         )
-        created = await connection.execute(
-            sa.text(_NEW_TASKS + " RETURNING household_key"),
-            {
-                "list_id": list_id,
-                "channel": TaskChannel.SURVEY.value,
-                "prefix": prefix,
-                "state": TaskState.OPEN.value,
-                "now": now,
-            },
-        )
-        keys = [row[0] for row in created]
+        # Counted where they are made: a county's tasks never come back to this process. A
+        # task whose person identity did not stream has no household: one of its own.
+        tasks, households = (
+            await connection.execute(
+                sa.text(
+                    f"WITH created AS ({_NEW_TASKS}) SELECT count(*), count(DISTINCT "
+                    "household_key) + count(*) FILTER (WHERE household_key IS NULL) FROM created"
+                ),
+                {
+                    "list_id": list_id,
+                    "channel": TaskChannel.SURVEY.value,
+                    "prefix": prefix,
+                    "state": TaskState.OPEN.value,
+                    "now": now,
+                },
+            )
+        ).one()
         await connection.execute(
             sa.insert(survey_lists).values(
                 list_id=list_id,
                 region_code=region_code,
                 created_by=created_by,
                 created_at=now,
-                tasks=len(keys),
-                households=len(set(keys)),
+                tasks=tasks,
+                households=households,
             )
         )
-    return ListMade(list_id, region_code, len(keys), len(set(keys)), count)
+    return ListMade(list_id, region_code, tasks, households, count)
 
 
 def needing_survey(prefix: str) -> sa.Select[Any]:

@@ -190,13 +190,12 @@ async def close_tasks(
 async def _refresh_task_gaps(session: AsyncConnection, person_id: UUID) -> None:
     """A waiting task shows the person's current gaps (what is missing changes as sources and
     counters fill it)."""
-    current = (
-        sa.select(subjects.c.missing, subjects.c.inaccurate)
-        .where(subjects.c.person_id == person_id)
-        .subquery()
-    )
     await session.execute(
         sa.update(tasks)
-        .where(tasks.c.person_id == person_id, tasks.c.state.in_(CLOSABLE))
-        .values(missing=current.c.missing, inaccurate=current.c.inaccurate)
+        .where(
+            tasks.c.person_id == person_id,
+            tasks.c.state.in_(CLOSABLE),
+            subjects.c.person_id == tasks.c.person_id,  # UPDATE … FROM subjects
+        )
+        .values(missing=subjects.c.missing, inaccurate=subjects.c.inaccurate)
     )

@@ -17,6 +17,7 @@ from typing import Any, Final
 from uuid import UUID
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import distinct_on
 
 from canbao_contracts.codes import Insurance, RegistrationItem, StatusCode
 from canbao_platform.db import Database
@@ -431,7 +432,7 @@ async def ledger_rows(database: Database, sealer: Sealer, division: str) -> Asyn
     latest = (
         sa.select(tasks)
         .where(tasks.c.region_code.like(division + "%"))
-        .distinct(tasks.c.person_id)
+        .ext(distinct_on(tasks.c.person_id))
         .order_by(tasks.c.person_id, tasks.c.created_at.desc())
     ).subquery()
     approved_at = (
