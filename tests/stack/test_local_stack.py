@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -40,8 +41,11 @@ READY_WITHIN_S = 300
 
 
 def free_port_run(count: int) -> int:
-    """The first of `count` consecutive free loopback ports."""
-    for base in range(21000, 60000, 97):
+    """The first of `count` consecutive free loopback ports, from a random start: stacks of
+    tests run at the same moment (by other checkouts on the machine) pick different ones."""
+    bases = list(range(21000, 60000, 97))
+    random.shuffle(bases)
+    for base in bases:
         ports_free = True
         for port in range(base, base + count):
             with socket.socket() as s:

@@ -11,7 +11,7 @@ PERSONAL DATA: a submission's `items`, and a task's `prefill` (in clear for its 
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Annotated, Any, Literal, Self
+from typing import Annotated, Any, Final, Literal
 from uuid import UUID
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
@@ -28,27 +28,29 @@ DivisionPrefix = Annotated[str, StringConstraints(pattern=r"^\d{2,6}$")]
 Username = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 Comment = Annotated[str, StringConstraints(strip_whitespace=True, max_length=500)]
 # The signed form's photo or scan (survey: at most 2 MiB), in base64.
-SIGNED_FORM_BASE64: int = (2 * 1024 * 1024 * 4) // 3 + 4
+SIGNED_FORM_BASE64: Final = (2 * 1024 * 1024 * 4) // 3 + 4
 
 
-class Request(BaseModel):
+class ClientBody(BaseModel):
+    """What a client sends: nothing but the declared fields."""
+
     model_config = ConfigDict(extra="forbid")
 
 
 # -- Requests -------------------------------------------------------------------------------
 
 
-class SurveyListRequest(Request):
+class SurveyListRequest(ClientBody):
     region_code: DivisionPrefix
     """The division to list: a county (`520102`), or a city or the province."""
 
 
-class Assignment(Request):
+class Assignment(ClientBody):
     team: Annotated[list[Username], Field(min_length=1, max_length=3)]
     """1-3 surveyors on the county's roster (44号 §16: teams of 2-3)."""
 
 
-class Declaration(Request):
+class Declaration(ClientBody):
     """The 本人声明 of the registration form: who signed and when (an agent only with the person's
     written authorisation, 书面授权)."""
 
@@ -57,13 +59,13 @@ class Declaration(Request):
     agent_authorised: bool = False
 
 
-class SignedForm(Request):
+class SignedForm(ClientBody):
     content_type: Literal["image/jpeg", "image/png", "application/pdf"]
     data: Annotated[str, Field(max_length=SIGNED_FORM_BASE64)]
     """base64."""
 
 
-class SurveySubmission(Request):
+class SurveySubmission(ClientBody):
     """What a surveyor sends for one task, made offline and synced late: idempotent by
     `client_id` (the same submission synced twice is one)."""
 
@@ -98,19 +100,19 @@ class Discovery(SurveySubmission):
     """Where they live (a county), inside the surveyor's region."""
 
 
-class Review(Request):
+class Review(ClientBody):
     decision: Literal["pass", "reject"]
     comment: Comment = ""
     """Required with a rejection: what the team is to fix."""
 
 
-class Approval(Request):
+class Approval(ClientBody):
     decision: Literal["approve", "reject"]
     comment: Comment = ""
     """Required with a rejection."""
 
 
-class Surveyor(Request):
+class Surveyor(ClientBody):
     """A surveyor on a county's roster (44号 Art.5, §16): trained and certified (调查证) by it."""
 
     username: Username
@@ -304,7 +306,3 @@ class Ledger(BaseModel):
     generated_at: datetime
     rows: list[LedgerRow]
     summary: LedgerSummary
-
-    @classmethod
-    def of(cls, answer: Any) -> Self:
-        return cls.model_validate(answer)

@@ -74,6 +74,7 @@ REPLAYED: Final = "Idempotent-Replayed"
 # GB/T 2260 codes as far as survey divides: a county, a township (9), a community (12).
 Division = Annotated[str, Path(pattern=r"^\d{6,12}$")]
 TaskId = Annotated[UUID, Path()]
+Responses = dict[int | str, dict[str, Any]]  # a route's `responses=`
 
 
 class RegionOutOfScope(Problem):
@@ -96,7 +97,7 @@ def errors(
     *,
     body: bool = False,
     unprocessable: str = "",
-) -> dict[int | str, dict[str, Any]]:
+) -> Responses:
     """A route's problems: each answers 401, 403 (`forbidden`: which), 422 (`invalid-request`,
     and `unprocessable`) and 503; a route with a body 400 and 413 too; `more` the others."""
     declared = {
@@ -281,7 +282,7 @@ async def post_assign(
     return Assigned.model_validate(response.json())
 
 
-SUBMITTED_AGAIN: Final = {
+SUBMITTED_AGAIN: Final[Responses] = {
     200: {
         "description": "the same client_id again: the first submission "
         "(header Idempotent-Replayed: true)",
@@ -449,13 +450,13 @@ async def _decide(
 # -- Printed documents ----------------------------------------------------------------------
 
 
-BINARY: Final = {"schema": {"type": "string", "format": "binary"}}
-FORM_ANSWERS: Final = {
+BINARY: Final[dict[str, Any]] = {"schema": {"type": "string", "format": "binary"}}
+FORM_ANSWERS: Final[Responses] = errors(OUT_OF_SCOPE_TASK, NOT_FOUND_TASK) | {
     200: {
         "content": {PDF: BINARY},
         "description": "the form, values in clear (printed for the visit)",
     }
-} | errors(OUT_OF_SCOPE_TASK, NOT_FOUND_TASK)
+}
 
 
 @router.get(
@@ -489,13 +490,15 @@ async def get_form(
 LEDGER_FORMATS: Final = {"json": "application/json", "pdf": PDF, "xlsx": XLSX}
 
 
-LEDGER_ANSWERS: Final = {
+LEDGER_ANSWERS: Final[Responses] = errors(
+    "role-not-allowed; out-of-scope (the division is outside your region)"
+) | {
     200: {
         "model": Ledger,
         "description": "json, pdf or xlsx (`format`)",
         "content": {PDF: BINARY, XLSX: BINARY},
     }
-} | errors("role-not-allowed; out-of-scope (the division is outside your region)")
+}
 
 
 @router.get(
