@@ -458,6 +458,12 @@ async def test_a_surveyor_sees_only_the_tasks_of_their_team(
     assert others.json()["items"] == []
     assert_problem(peek, 404, "task-not-found")
     assert_problem(submit, 409, "task-changed")
+    as_self = await client.post(
+        f"/internal/survey/tasks/{task['task_id']}/submit",
+        headers=staff(SURVEYOR, "surveyor"),
+        json=submission(contact="self"),
+    )
+    assert_problem(as_self, 422, "invalid-contact")  # 自助 is the citizen's own channel
     unknown = await client.post(
         f"/internal/survey/tasks/{task['task_id']}/assign",
         headers=staff(PLATFORM, "platform"),

@@ -31,6 +31,7 @@ from canbao_survey.problems import (
     ClientIdReused,
     MakerChecker,
     OutOfScope,
+    SelfServiceContactFromStaff,
     SurveyorNotInRoster,
     TaskChanged,
     TaskNotFound,
@@ -38,6 +39,7 @@ from canbao_survey.problems import (
 )
 from canbao_survey.tables import decisions, signed_forms, subjects, submissions, surveyors, tasks
 from canbao_survey.tasks import (
+    Contact,
     Decision,
     DecisionRequest,
     Discovery,
@@ -264,6 +266,8 @@ async def submit(
 ) -> Submitted:
     """A surveyor's submission: idempotent by client_id; for a task that changed meanwhile the
     submission is kept unattached and the answer is 409 task-changed with the task's state."""
+    if submission.contact is Contact.SELF_SERVICE:
+        raise SelfServiceContactFromStaff()
     if submission.visited_at > now + CLOCK_SKEW:
         raise VisitInFuture()
     async with database.engine.begin() as connection:
@@ -319,6 +323,8 @@ async def discover(
     registration, checked like the counter's, as a task already submitted."""
     if not covers(caller, discovery.region_code):
         raise OutOfScope(discovery.region_code)
+    if discovery.contact is Contact.SELF_SERVICE:
+        raise SelfServiceContactFromStaff()
     if discovery.visited_at > now + CLOCK_SKEW:
         raise VisitInFuture()
     _check_items(discovery.items, discovery.document_type, new=True)
