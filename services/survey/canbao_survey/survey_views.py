@@ -173,36 +173,46 @@ def task_item(row: Any, *, address: str | None) -> dict[str, Any]:
     }
 
 
+# A task with what survey holds of its person: the sealed prefill, the masked name, the verdict.
+_TASK_WITH_PERSON: Final = sa.select(
+    tasks,
+    residents.c.masked_name.label("r_name"),
+    residents.c.masked_id_number,
+    residents.c.prefill_sealed,
+    residents.c.key_id.label("r_key_id"),
+    subjects.c.masked_name.label("s_name"),
+    subjects.c.statuses,
+).select_from(
+    tasks.outerjoin(residents, residents.c.person_id == tasks.c.person_id).outerjoin(
+        subjects, subjects.c.person_id == tasks.c.person_id
+    )
+)
+
+
+async def _visible_task(connection: Any, task_id: UUID, caller: Caller) -> Any:
+    """The task as `caller` may see it: in their region; for a surveyor, their team's only
+    (another team's task answers as if it did not exist)."""
+    row = (
+        (await connection.execute(_TASK_WITH_PERSON.where(tasks.c.task_id == task_id)))
+        .mappings()
+        .first()
+    )
+    if row is None:
+        raise TaskNotFound()
+    if not covers(caller, row["region_code"]):
+        raise OutOfScope(row["region_code"])
+    if caller.role == SURVEYOR and caller.username not in row["team"]:
+        raise TaskNotFound()
+    return row
+
+
 async def task_detail(
     database: Database, sealer: Sealer, task_id: UUID, caller: Caller
 ) -> dict[str, Any]:
     """A task with its household and current submission. Its team's surveyors get the prefilled
     values in clear (they visit with them); reviewers get them masked."""
-    query = (
-        sa.select(
-            tasks,
-            residents.c.masked_name.label("r_name"),
-            residents.c.masked_id_number,
-            residents.c.prefill_sealed,
-            residents.c.key_id.label("r_key_id"),
-            subjects.c.masked_name.label("s_name"),
-            subjects.c.statuses,
-        )
-        .select_from(
-            tasks.outerjoin(residents, residents.c.person_id == tasks.c.person_id).outerjoin(
-                subjects, subjects.c.person_id == tasks.c.person_id
-            )
-        )
-        .where(tasks.c.task_id == task_id)
-    )
     async with database.engine.connect() as connection:
-        row = (await connection.execute(query)).mappings().first()
-        if row is None:
-            raise TaskNotFound()
-        if not covers(caller, row["region_code"]):
-            raise OutOfScope(row["region_code"])
-        if caller.role == SURVEYOR and caller.username not in row["team"]:
-            raise TaskNotFound()  # not theirs: as if it did not exist
+        row = await _visible_task(connection, task_id, caller)
         clear = caller.role == SURVEYOR
         household = await _household(connection, sealer, row, clear=clear)
         submission = await _submission(connection, sealer, row["submission_id"])
@@ -390,28 +400,8 @@ async def form_data(
 ) -> dict[str, Any]:
     """What the prefilled registration form of a task shows, values in clear (it is printed for
     the visit: the gateway lets only the team and the reviewers of the division ask)."""
-    query = (
-        sa.select(
-            tasks,
-            residents.c.prefill_sealed,
-            residents.c.key_id.label("r_key_id"),
-            subjects.c.statuses,
-        )
-        .select_from(
-            tasks.outerjoin(residents, residents.c.person_id == tasks.c.person_id).outerjoin(
-                subjects, subjects.c.person_id == tasks.c.person_id
-            )
-        )
-        .where(tasks.c.task_id == task_id)
-    )
     async with database.engine.connect() as connection:
-        row = (await connection.execute(query)).mappings().first()
-    if row is None:
-        raise TaskNotFound()
-    if not covers(caller, row["region_code"]):
-        raise OutOfScope(row["region_code"])
-    if caller.role == SURVEYOR and caller.username not in row["team"]:
-        raise TaskNotFound()
+        row = await _visible_task(connection, task_id, caller)
     prefill = _prefill(sealer, row) if row["prefill_sealed"] is not None else {}
     return {
         "task_id": str(task_id),
