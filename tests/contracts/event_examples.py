@@ -232,8 +232,8 @@ EVENTS: dict[str, Event] = {
         resolved_reasons=(SurveyReason.MISSING_INFO, SurveyReason.INACCURATE_INFO),
         handler="clerk-0042",
         handled_at=AT,
-        reviewer="clerk-0042",
-        reviewed_at=AT,
+        reviewer="reviewer-0007",
+        reviewed_at=AT + timedelta(hours=2),
     ),
     "collection approved: survey of a new person": CollectionApproved(
         collection_id=COLLECTION_ID,

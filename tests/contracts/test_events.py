@@ -467,17 +467,23 @@ def test_statuses_read_by_insurance() -> None:
 COLLECTION: dict[str, Any] = EVENTS["collection approved: survey of a new person"].model_dump()
 
 
-@pytest.mark.parametrize(
-    "channel", [Channel.KIOSK, Channel.MOBILE, Channel.SURVEY, Channel.PARTNER]
-)
+@pytest.mark.parametrize("channel", [c for c in Channel if c is not Channel.COUNTER])
 def test_maker_checker_the_reviewer_is_not_the_handler(channel: Channel) -> None:
     with pytest.raises(ValidationError, match="must not be the handler"):
         CollectionApproved(**{**COLLECTION, "channel": channel, "reviewer": COLLECTION["handler"]})
 
 
 def test_a_counter_clerk_approves_what_they_checked_in_person() -> None:
-    counter = EVENTS["collection approved: counter"]
-    assert isinstance(counter, CollectionApproved) and counter.reviewer == counter.handler
+    counter = EVENTS["collection approved: counter"].model_dump()
+    assert CollectionApproved(**{**counter, "reviewer": counter["handler"]})
+
+
+@pytest.mark.parametrize("channel", [Channel.PLATFORM, Channel.KIOSK, Channel.MOBILE])
+def test_a_platform_change_and_a_self_service_entry_are_first_reviewed(channel: Channel) -> None:
+    with pytest.raises(ValidationError, match="初审"):
+        CollectionApproved(
+            **{**COLLECTION, "channel": channel, "first_reviewer": None, "first_reviewed_at": None}
+        )
 
 
 def test_a_survey_collection_is_first_reviewed_by_the_platform() -> None:

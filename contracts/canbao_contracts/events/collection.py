@@ -13,7 +13,7 @@ consumers other than identity read the other fields and must not store or log `i
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Self
+from typing import Annotated, Final, Self
 from uuid import UUID
 
 from pydantic import AfterValidator, AwareDatetime, StringConstraints, model_validator
@@ -39,6 +39,13 @@ from canbao_contracts.events.base import (
 from canbao_contracts.events.vocabulary import Channel
 from canbao_contracts.text import canonical, forbidden_character
 from canbao_contracts.topics import COLLECTIONS
+
+# Channels whose collections go 初审 (platform) → 审定 (county): the household survey (44号
+# Art.17-18), a change registered at the platform (Art.21) and a self-service entry the agency
+# confirms (Art.14, api.md "Self-service").
+FIRST_REVIEWED_CHANNELS: Final = frozenset(
+    {Channel.SURVEY, Channel.PLATFORM, Channel.KIOSK, Channel.MOBILE}
+)
 
 
 def _clean_text(value: str) -> str:
@@ -133,10 +140,11 @@ class CollectionApproved(Event):
     handled_at: AwareDatetime
     """AAE036."""
     first_reviewer: _StaffId | None = None
-    """The survey channel's first review (初审) by the grass-roots platform (domain.md §2.3)."""
+    """The first review (初审) by the grass-roots platform (domain.md §2.3), required for the
+    channels of FIRST_REVIEWED_CHANNELS."""
     first_reviewed_at: AwareDatetime | None = None
     reviewer: _StaffId
-    """AAE014: who approved (审定); the agency confirming a self-service entry."""
+    """AAE014: who approved (审定, or 复核 of a counter collection); never the handler."""
     reviewed_at: AwareDatetime
     """AAE015."""
 
@@ -152,10 +160,10 @@ class CollectionApproved(Event):
         # them, so a counter collection is approved on submission by the same clerk.
         if self.channel is not Channel.COUNTER and self.reviewer == self.handler:
             raise ValueError("the reviewer (AAE014) must not be the handler (AAE011)")
-        if self.channel is Channel.SURVEY and (
+        if self.channel in FIRST_REVIEWED_CHANNELS and (
             self.first_reviewer is None or self.first_reviewed_at is None
         ):
-            raise ValueError("a survey collection is first reviewed (初审) before approval")
+            raise ValueError(f"a {self.channel.value} collection is first reviewed (初审) first")
         if self.first_reviewed_at is not None and not (
             self.handled_at <= self.first_reviewed_at <= self.reviewed_at
         ):

@@ -41,4 +41,5 @@ class Channel(LabelledCode):
     KIOSK = "kiosk", "自助一体机"
     MOBILE = "mobile", "移动应用"
     SURVEY = "survey", "入户调查"
+    PLATFORM = "platform", "基层平台变更登记"  # 44号 Art.21: change registration at the platform
     PARTNER = "partner", "部门数据交换"

@@ -27,12 +27,15 @@ _hasher: Final = PasswordHasher()
 HASH_MEMORY_KIB: Final = _hasher.memory_cost
 
 # api.md: the local stack (and only it) has these, password `demo`, for the whole demo province
-# (Guizhou, 52): one per role, and a second surveyor, for a survey team of two (api.md
-# "Survey"; 44号 §16: teams of 2-3). `demo-auditor` is ours, for the audit log.
+# (Guizhou, 52): one per role, a second surveyor, for a survey team of two (api.md "Survey";
+# 44号 §16: teams of 2-3), and a second platform reviewer, for the 初审 of a change another
+# platform member recorded (maker-checker). `demo-reviewer`, `demo-city` and `demo-auditor` are
+# ours (staff.Role).
 DEMO_PASSWORD: Final = "demo"
 DEMO_SCOPE: Final = "52"
 DEMO_ACCOUNTS: Final = {f"demo-{role.value}": role for role in Role} | {
-    "demo-surveyor2": Role.SURVEYOR
+    "demo-surveyor2": Role.SURVEYOR,
+    "demo-platform2": Role.PLATFORM,
 }
 
 

@@ -17,14 +17,18 @@ SCOPE_LENGTHS: Final = frozenset({2, 4, 6, 9, 12})
 
 
 class Role(StrEnum):
-    """The staff roles of api.md, plus `auditor` (our convention): the only role that may read
-    the audit log, and one that reads no personal data itself, so that those who use the data
-    and those who check its use are different people."""
+    """The staff roles of api.md, plus three of ours: `reviewer`, who rechecks (复核) what a
+    counter clerk collected (41号 表4: AAE014 on every record a clerk handles); `city`, who
+    samples and re-checks the counties' approved records (Chongqing plan 四(二)); and `auditor`,
+    the only role that may read the audit log, and one that reads no personal data itself, so
+    that those who use the data and those who check its use are different people."""
 
     COUNTER = "counter"  # counter clerk (窗口经办): popups, collections
     SURVEYOR = "surveyor"  # household surveyor (调查员): its assigned survey tasks
     PLATFORM = "platform"  # grass-roots platform reviewer (基层平台): first review (初审)
     COUNTY = "county"  # county agency approver (县级经办): approval (审定)
+    REVIEWER = "reviewer"  # second pair of eyes (复核人, AAE014) on counter collections
+    CITY = "city"  # city agency (市级经办): sampling checks of its counties' reported data
     ANALYST = "analyst"  # reports and the people behind them
     AUDITOR = "auditor"  # reads the audit log
 
