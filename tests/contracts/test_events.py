@@ -467,15 +467,19 @@ def test_statuses_read_by_insurance() -> None:
 COLLECTION: dict[str, Any] = EVENTS["collection approved: survey of a new person"].model_dump()
 
 
-@pytest.mark.parametrize("channel", [c for c in Channel if c is not Channel.COUNTER])
+@pytest.mark.parametrize("channel", list(Channel))
 def test_maker_checker_the_reviewer_is_not_the_handler(channel: Channel) -> None:
     with pytest.raises(ValidationError, match="must not be the handler"):
         CollectionApproved(**{**COLLECTION, "channel": channel, "reviewer": COLLECTION["handler"]})
 
 
-def test_a_counter_clerk_approves_what_they_checked_in_person() -> None:
+def test_a_counter_collection_is_rechecked_by_someone_other_than_the_clerk() -> None:
+    """复核 (41号 表4): the clerk who collected (AAE011) never passes it (AAE014) themself."""
     counter = EVENTS["collection approved: counter"].model_dump()
-    assert CollectionApproved(**{**counter, "reviewer": counter["handler"]})
+    assert counter["reviewer"] != counter["handler"]
+    assert CollectionApproved(**counter).reviewer == "reviewer-0007"
+    with pytest.raises(ValidationError, match="must not be the handler"):
+        CollectionApproved(**{**counter, "reviewer": counter["handler"]})
 
 
 @pytest.mark.parametrize("channel", [Channel.PLATFORM, Channel.KIOSK, Channel.MOBILE])

@@ -234,7 +234,7 @@ async def test_change_events_through_the_broker_become_one_person_and_facts(
         items={RegistrationItem.PHONE: "13900139000"},
         handler="clerk-1",
         handled_at=now,
-        reviewer="clerk-1",
+        reviewer="reviewer-1",
         reviewed_at=now,
     )
     await running.producer.send(encode(collection, source="/canbao/test"))
@@ -351,7 +351,7 @@ async def test_a_collection_whose_text_cannot_be_stored_goes_to_the_dead_letter_
     collection = CollectionApproved(
         collection_id=uuid4(), person_id=None, channel=Channel.COUNTER,
         items={RegistrationItem.NAME: "王伟"}, handler="clerk-1", handled_at=now,
-        reviewer="clerk-1", reviewed_at=now,
+        reviewer="reviewer-1", reviewed_at=now,
     )  # fmt: skip
     record = encode(collection, source="/canbao/test")
     body = json.loads(record.value)

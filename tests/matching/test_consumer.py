@@ -196,7 +196,7 @@ async def test_an_approved_collection_resolving_the_interruption_verifies_the_re
     collection = CollectionApproved(
         collection_id=uuid.uuid4(), person_id=pid, channel=Channel.COUNTER,
         items={}, resolved_reasons=(SurveyReason.INTERRUPTED,), handler="clerk-1",
-        handled_at=reviewed, reviewer="clerk-1", reviewed_at=reviewed,
+        handled_at=reviewed, reviewer="reviewer-1", reviewed_at=reviewed,
     )  # fmt: skip
     await service.publish([collection])
     await service.quiet()

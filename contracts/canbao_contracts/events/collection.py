@@ -156,9 +156,9 @@ class CollectionApproved(Event):
     def _maker_checker(self) -> Self:
         if self.reviewed_at < self.handled_at:
             raise ValueError("reviewed_at (AAE015) is before handled_at (AAE036)")
-        # Our convention (issue 7): the clerk checks the documents of the person in front of
-        # them, so a counter collection is approved on submission by the same clerk.
-        if self.channel is not Channel.COUNTER and self.reviewer == self.handler:
+        # Every channel, the counter's too: 41号 表4 makes the reviewer (复核人) a required item
+        # of every record a clerk handles, and 44号 Art.13 updates the registry "录入校核后".
+        if self.reviewer == self.handler:
             raise ValueError("the reviewer (AAE014) must not be the handler (AAE011)")
         if self.channel in FIRST_REVIEWED_CHANNELS and (
             self.first_reviewer is None or self.first_reviewed_at is None
