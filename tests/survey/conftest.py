@@ -26,13 +26,15 @@ from canbao_platform.local.broker import MockKafkaCluster
 from canbao_platform.service import create_app
 from canbao_survey.app import SERVICE, components
 from canbao_survey.settings import SurveySettings
-from tests.conftest import ServiceAuth
+from tests.conftest import ServiceAuth, caller_headers
 from tests.platform.conftest import FAST
 
 PROBLEM_JSON = "application/problem+json"
 CLERK = "clerk-520102-07"  # the counter clerk the tests' service tokens name
+REVIEWER = "reviewer-520102-01"  # a second member of the agency's staff: 复核人 (AAE014)
 PERSON = UUID("0b9a4c3e-6a55-4f0e-9a43-1f4c5d1e2a01")
 NUMBER = "520102198001010013"  # Guiyang, Nanming; born 1980-01-01; male
+NANMING = "520102"
 # What a clerk collects for a known person: the missing phone and a corrected address.
 COLLECTED = {"phone": "13812345678", "residence_address": "贵州省贵阳市南明区花果园街道1号"}
 NEW_PERSON = {
@@ -156,12 +158,34 @@ def counter_collection(
     items: dict[str, str] | None = None, *, person_id: UUID | None = PERSON, **fields: Any
 ) -> dict[str, Any]:
     """The body of a submission; the handler is the service token's subject (CLERK by default,
-    `caller_headers("survey", username=…)` for another)."""
+    `caller_headers("survey", username=…)` for another). A registered person is placed, as the
+    gateway places them, in Nanming (`person_region`)."""
+    placed = {"person_region": NANMING} if person_id else {}
     return {
         "person_id": str(person_id) if person_id else None,
         "items": COLLECTED if items is None else items,
+        **placed,
         **fields,
     }
+
+
+def reviewer(username: str = REVIEWER, scope: str = "52") -> dict[str, str]:
+    """The Authorization header of a reviewer's (复核人) internal call."""
+    return caller_headers("survey", username=username, role="reviewer", scope=scope)
+
+
+async def passed(
+    survey: httpx.AsyncClient, collection_id: str, *, by: str = REVIEWER
+) -> dict[str, Any]:
+    """The collection passed by a reviewer (复核): it is then published."""
+    response = await survey.post(
+        f"/internal/collections/{collection_id}/review",
+        json={"decision": "pass"},
+        headers=reviewer(by),
+    )
+    assert response.status_code == 200, response.text
+    answer: dict[str, Any] = response.json()
+    return answer
 
 
 def assert_problem(response: httpx.Response, status: int, slug: str) -> dict[str, Any]:

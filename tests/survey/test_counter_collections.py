@@ -1,7 +1,7 @@
 """Counter collections through survey's internal API, on real PostgreSQL and the real broker: a
-valid one is stored encrypted, approved by the clerk who made it and announced on
-registry.collections exactly once; an invalid one is refused field by field and announces
-nothing."""
+valid one is stored encrypted and waits, submitted, for its 复核; once a reviewer (never the clerk
+who made it) passes it, it is announced on registry.collections exactly once; an invalid one is
+refused field by field and announces nothing. (The 复核 itself: test_counter_review.py.)"""
 
 from __future__ import annotations
 
@@ -26,9 +26,11 @@ from tests.survey.conftest import (
     NEW_PERSON,
     NUMBER,
     PERSON,
+    REVIEWER,
     Published,
     assert_problem,
     counter_collection,
+    passed,
 )
 
 
@@ -37,7 +39,7 @@ async def rows(database: Database, table: sa.Table = collections) -> list[dict[s
         return [dict(r) for r in (await connection.execute(sa.select(table))).mappings().all()]
 
 
-async def test_a_counter_collection_is_stored_encrypted_approved_and_published(
+async def test_a_counter_collection_is_stored_encrypted_and_waits_for_its_review(
     survey: httpx.AsyncClient,
     survey_db: Database,
     published: Published,
@@ -47,18 +49,28 @@ async def test_a_counter_collection_is_stored_encrypted_approved_and_published(
 
     assert response.status_code == 201, response.text
     created = response.json()
-    assert created["state"] == "approved"
+    assert created["state"] == "submitted"
     [row] = await rows(survey_db)
-    assert row["state"] == "approved" and row["reviewer"] == row["handler"] == CLERK
+    assert (row["state"], row["handler"], row["reviewer"], row["reviewed_at"]) == (
+        "submitted", CLERK, None, None
+    )
     assert row["item_names"] == ["residence_address", "phone"]
     stored = repr(row).encode() + row["items_sealed"]
     for value in COLLECTED.values():
         assert value.encode() not in stored and value.encode("unicode_escape") not in stored
+    assert await rows(survey_db, outbox) == []  # nothing announced before the 复核
+    await published.read(timeout_ms=1000)
+    assert published.of(created["collection_id"]) == []
+
+    await passed(survey, created["collection_id"])
     await published.until(lambda seen: bool(published.of(created["collection_id"])))
     [event] = published.of(created["collection_id"])
     assert event.collection_id == UUID(created["collection_id"]) and event.person_id == PERSON
     assert event.channel is Channel.COUNTER
-    assert event.handler == event.reviewer == CLERK and event.handled_at == event.reviewed_at
+    [row] = await rows(survey_db)
+    assert (event.handler, event.handled_at) == (CLERK, row["handled_at"])  # AAE011, AAE036
+    assert (event.reviewer, event.reviewed_at) == (REVIEWER, row["reviewed_at"])  # AAE014/15
+    assert event.reviewed_at >= event.handled_at
     assert event.items == {
         RegistrationItem.RESIDENCE_ADDRESS: COLLECTED["residence_address"],
         RegistrationItem.PHONE: COLLECTED["phone"],
@@ -77,6 +89,7 @@ async def test_a_new_registration_is_published_with_its_normalised_number(
     )
     assert response.status_code == 201, response.text
     collection_id = response.json()["collection_id"]
+    await passed(survey, collection_id)
     await published.until(lambda seen: bool(published.of(collection_id)))
     [event] = published.of(collection_id)
     assert event.person_id is None and event.subject == collection_id
@@ -95,6 +108,7 @@ async def test_full_width_digits_are_kept_in_their_one_spelling(
     response = await survey.post("/internal/collections", json=body)
     assert response.status_code == 201, response.text
     collection_id = response.json()["collection_id"]
+    await passed(survey, collection_id)
     await published.until(lambda seen: bool(published.of(collection_id)))
     [event] = published.of(collection_id)
     assert event.items == {
@@ -177,6 +191,9 @@ async def test_the_same_idempotency_key_gives_the_same_collection_and_one_event(
     assert again.json() == first.json() and again.headers["Idempotent-Replayed"] == "true"
     assert len(await rows(survey_db)) == 1
     collection_id = first.json()["collection_id"]
+    await passed(survey, collection_id)
+    later = await survey.post("/internal/collections", json=counter_collection(), headers=headers)
+    assert later.json() == {"collection_id": collection_id, "state": "approved"}  # as it is now
     await published.until(lambda seen: bool(published.of(collection_id)))
     await published.read(timeout_ms=1500)  # a second event would have been relayed by now
     assert len(published.of(collection_id)) == 1
@@ -214,11 +231,12 @@ async def test_a_collection_reads_back_with_its_state_and_masked_values(
     assert response.status_code == 200
     view = response.json()
     assert (view["state"], view["channel"], view["handler"], view["reviewer"]) == (
-        "approved",
+        "submitted",
         "counter",
         CLERK,
-        CLERK,
+        None,
     )
+    assert (view["risk"], view["region_code"], view["masked_name"]) == ("identity", "520102", "王*")
     values = {i["item"]: i["value"] for i in view["items"]}
     assert values["name"] == "王*" and values["id_number"] == "5201**********0013"
     assert values["gender"] == "1" and values["birth_date"] == "1980****"
@@ -263,6 +281,7 @@ async def test_a_verified_reason_for_not_being_insured_travels_with_the_collecti
     response = await survey.post("/internal/collections", json=body)
     assert response.status_code == 201, response.text
     collection_id = response.json()["collection_id"]
+    await passed(survey, collection_id)
     await published.until(lambda seen: bool(published.of(collection_id)))
     [event] = published.of(collection_id)
     assert [(v.insurance.value, v.status.value) for v in event.verified_statuses] == [
@@ -293,6 +312,7 @@ async def test_a_reason_named_twice_counts_once_and_two_statuses_of_one_insuranc
     assert accepted.status_code == 201, accepted.text
     assert_problem(refused, 422, "invalid-request")
     collection_id = accepted.json()["collection_id"]
+    await passed(survey, collection_id)
     await published.until(lambda seen: bool(published.of(collection_id)))
     [event] = published.of(collection_id)
     assert event.resolved_reasons == (SurveyReason.UNINSURED, SurveyReason.INTERRUPTED)

@@ -57,12 +57,45 @@ class TaskChanged(Problem):
 
 
 class MakerChecker(Problem):
-    def __init__(self) -> None:
+    def __init__(
+        self,
+        detail: str = "初审与审定须由不同于调查员和初审人的人员办理（经办规程第十七、十八条）",
+    ) -> None:
+        super().__init__(
+            409, "maker-checker", "不得审核本人提交或已审核过的调查结果 (maker-checker)", detail
+        )
+
+
+# -- 复核 of counter collections (recheck.py) ------------------------------------------------------
+
+RECHECK_MAKER_CHECKER = "柜台采集须由采集人以外的复核人复核（41号文表4：复核人 AAE014）"
+
+
+class CollectionChanged(Problem):
+    """A 复核 of a collection that is no longer waiting for one (another reviewer decided it
+    meanwhile): where it stands now, so the list can show it; nothing is applied twice."""
+
+    def __init__(self, collection: dict[str, object]) -> None:
         super().__init__(
             409,
-            "maker-checker",
-            "不得审核本人提交或已审核过的调查结果 (maker-checker)",
-            "初审与审定须由不同于调查员和初审人的人员办理（经办规程第十七、十八条）",
+            "collection-changed",
+            "采集记录状态已变化，无需复核 (the collection is no longer waiting for review)",
+            f"采集记录当前状态：{collection['state_label']}",
+            collection=collection,
+        )
+
+
+class NeedsIndividualReview(Problem):
+    """A collection sent in a day's batch that holds more than contact details."""
+
+    def __init__(self, items: list[str], labels: list[str]) -> None:
+        super().__init__(
+            422,
+            "needs-individual-review",
+            "含身份信息等项目的采集须逐条复核，不能批量通过 (needs an individual review)",
+            "批量复核只适用于联系电话、居住地址、就业状态、工作单位；请逐条复核："
+            + "、".join(labels),
+            items=items,
         )
 
 

@@ -1,5 +1,5 @@
-"""Collections in the database: a counter collection stored, approved and announced in one
-transaction (the event goes through the outbox, so it is published exactly when committed)."""
+"""Collections in the database: a counter collection stored, encrypted, `submitted`, to wait for
+its 复核 (recheck.py decides it and announces the passed ones through the outbox)."""
 
 from __future__ import annotations
 
@@ -11,18 +11,14 @@ from uuid import UUID, uuid4
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
+from canbao_contracts.codes import RegistrationItem
 from canbao_contracts.collected_items import normalised
+from canbao_contracts.events.base import table_position
 from canbao_contracts.events.vocabulary import Channel
 from canbao_platform.db import Database
-from canbao_platform.messaging import unit_of_work
 from canbao_platform.problems import InvalidItems
 from canbao_platform.sealing import Sealer
-from canbao_survey.collections import (
-    CounterCollection,
-    ReviewState,
-    approved_at_counter,
-    defects,
-)
+from canbao_survey.collections import CounterCollection, ReviewState, defects, placed_in
 from canbao_survey.problems import IdempotencyKeyReused
 from canbao_survey.tables import collections
 
@@ -49,8 +45,8 @@ async def submit_counter_collection(
     idempotency_key: str | None,
     now: datetime,
 ) -> Submitted:
-    """Validate, store approved and publish CollectionApproved; a repeated idempotency key gives
-    the first submission back (and publishes nothing)."""
+    """Validate and store as submitted, for a reviewer's 复核 (nothing is published yet); a
+    repeated idempotency key gives the first submission back, in its state now."""
     if found := defects(collection):
         raise InvalidItems(found)
     if idempotency_key is not None and (
@@ -58,7 +54,12 @@ async def submit_counter_collection(
     ):
         return earlier
     collection_id = uuid4()
-    event = approved_at_counter(collection, collection_id=collection_id, at=now)
+    items = {
+        RegistrationItem(name): value
+        for name, value in normalised(
+            collection.items, document_type=collection.document_type
+        ).items()
+    }
     row = {
         "collection_id": collection_id,
         "channel": Channel.COUNTER.value,
@@ -66,32 +67,30 @@ async def submit_counter_collection(
         "document_type": collection.document_type.value,
         "region_code": collection.region_code,
         "items_sealed": sealer.seal(
-            {item.value: v for item, v in event.items.items()}, context=context_of(collection_id)
+            {item.value: v for item, v in items.items()}, context=context_of(collection_id)
         ),
         "key_id": sealer.key_id,
-        "item_names": [item.value for item in event.items],
-        "resolved_reasons": [reason.value for reason in event.resolved_reasons],
-        "verified_statuses": [s.model_dump(mode="json") for s in event.verified_statuses],
-        "handler": event.handler,
-        "handled_at": event.handled_at,
-        "state": ReviewState.APPROVED.value,
-        "reviewer": event.reviewer,
-        "reviewed_at": event.reviewed_at,
+        "item_names": [item.value for item in sorted(items, key=table_position)],
+        "resolved_reasons": [
+            reason.value for reason in sorted(collection.resolved_reasons, key=table_position)
+        ],
+        "verified_statuses": [s.model_dump(mode="json") for s in collection.verified_statuses],
+        "handler": collection.handler,
+        "handled_at": now,
+        "state": ReviewState.SUBMITTED.value,
         "idempotency_key": idempotency_key,
+        "person_region": placed_in(collection),
     }
     try:
-        async with unit_of_work(database, service=SERVICE) as uow:
-            connection = await uow.session.connection()
+        async with database.engine.begin() as connection:
             await connection.execute(sa.insert(collections).values(row))
-            # The collection id as the event id: a re-run can never announce it twice.
-            uow.publish_event(event, id=str(collection_id))
     except IntegrityError:  # the same key submitted concurrently: the other one won
         if idempotency_key is None:
             raise
         if earlier := await _earlier(database, sealer, collection, idempotency_key):
             return earlier
         raise
-    return Submitted(collection_id, ReviewState.APPROVED, replayed=False)
+    return Submitted(collection_id, ReviewState.SUBMITTED, replayed=False)
 
 
 async def _earlier(

@@ -29,6 +29,9 @@ collections = sa.Table(
     sa.Column("reviewer", sa.String(64)),  # AAE014
     sa.Column("reviewed_at", sa.DateTime(timezone=True)),  # AAE015
     sa.Column("idempotency_key", sa.String(128)),  # the client's Idempotency-Key, per handler
+    # Where the gateway placed the person (survey_0004): whose reviewers it is for, until survey
+    # hears identity's region for them (subjects).
+    sa.Column("person_region", sa.String(6)),
 )
 
 # -- The household survey (migration survey_0003; tasks.py) ---------------------------------------
@@ -142,13 +145,15 @@ submissions = sa.Table(
 )
 
 # Insert-only (the application role has no UPDATE or DELETE, survey_0003's trigger refuses a
-# decider who made or already decided on the submission): the 初审/审定 record of 44号 §17-18.
+# decider who made or already decided on the submission): the 初审/审定 record of 44号 §17-18,
+# and the 复核 of counter collections (stage `recheck`, `submission_id` the collection_id;
+# survey_0004's trigger finds the maker in submissions or collections).
 decisions = sa.Table(
     "decisions",
     metadata,
     sa.Column("decision_id", sa.BigInteger, sa.Identity(), primary_key=True),
     sa.Column("submission_id", UUID(as_uuid=True), nullable=False),
-    sa.Column("stage", sa.String(8), nullable=False),  # review (初审) | approve (审定)
+    sa.Column("stage", sa.String(8), nullable=False),  # review (初审) | approve (审定) | recheck
     sa.Column("decision", sa.String(8), nullable=False),  # pass | approve | reject
     sa.Column("decided_by", sa.String(64), nullable=False),  # AAE014 for 审定
     sa.Column("decided_at", sa.DateTime(timezone=True), nullable=False),  # AAE015 for 审定
