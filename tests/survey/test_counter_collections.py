@@ -52,7 +52,10 @@ async def test_a_counter_collection_is_stored_encrypted_and_waits_for_its_review
     assert created["state"] == "submitted"
     [row] = await rows(survey_db)
     assert (row["state"], row["handler"], row["reviewer"], row["reviewed_at"]) == (
-        "submitted", CLERK, None, None
+        "submitted",
+        CLERK,
+        None,
+        None,
     )
     assert row["item_names"] == ["residence_address", "phone"]
     stored = repr(row).encode() + row["items_sealed"]
