@@ -1,7 +1,8 @@
 """`POST /api/v1/counter/collections` end to end: the gateway (real PostgreSQL) forwards to the
 survey application (its own database, outbox and broker) over HTTP — in-process through
-httpx.ASGITransport instead of a port — and the approved collection arrives on
-registry.collections with the clerk as handler and reviewer."""
+httpx.ASGITransport instead of a port — and the collection waits, submitted, for its 复核;
+passed by a reviewer, it arrives on registry.collections with the clerk as handler (AAE011) and
+the reviewer as reviewer (AAE014). (The 复核 routes: test_counter_review.py.)"""
 
 from __future__ import annotations
 
@@ -85,12 +86,24 @@ def collection(person: UUID, items: dict[str, str] | None = None, **fields: Any)
     }
 
 
+async def recheck(
+    gateway: httpx.AsyncClient, token_for: Any, collection_id: str, scope: str = "520102"
+) -> None:
+    """A reviewer of the person's region passes the collection (复核): it is then published."""
+    token = token_for(Role.REVIEWER, scope=scope, username="reviewer-01")
+    response = await gateway.post(
+        f"{PATH}/{collection_id}/review", json={"decision": "pass"}, headers=bearer(token)
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["state"] == "approved"
+
+
 async def rows(database: Database, table: sa.Table) -> list[dict[str, Any]]:
     async with database.engine.connect() as connection:
         return [dict(r) for r in (await connection.execute(sa.select(table))).mappings().all()]
 
 
-async def test_a_clerk_collection_is_approved_published_and_audited_as_a_change(
+async def test_a_clerk_collection_is_submitted_audited_and_published_once_rechecked(
     gateway: httpx.AsyncClient,
     token_for: Any,
     gateway_db: Database,
@@ -105,9 +118,10 @@ async def test_a_clerk_collection_is_approved_published_and_audited_as_a_change(
 
     assert response.status_code == 201, response.text
     accepted = response.json()
-    assert accepted["state"] == "approved"
+    assert accepted["state"] == "submitted"
     [row] = await rows(survey_db, collections)
-    assert (row["handler"], row["reviewer"], row["state"]) == ("clerk-07", "clerk-07", "approved")
+    assert (row["handler"], row["reviewer"], row["state"]) == ("clerk-07", None, "submitted")
+    assert row["person_region"] == "520102"  # where the gateway placed the person
     [entry] = await rows(gateway_db, audit_log)
     assert (entry["staff"], entry["role"], entry["outcome"], entry["purpose"]) == (
         "clerk-07",
@@ -118,9 +132,10 @@ async def test_a_clerk_collection_is_approved_published_and_audited_as_a_change(
     assert entry["endpoint"] == f"POST {PATH}" and entry["person_id"] == registered
     assert entry["person_region"] == "520102" and entry["id_number_hash"]
     assert NUMBER not in repr(entry)
+    await recheck(gateway, token_for, accepted["collection_id"])
     await published.until(lambda seen: bool(published.of(accepted["collection_id"])))
     [event] = published.of(accepted["collection_id"])
-    assert event.handler == event.reviewer == "clerk-07"
+    assert (event.handler, event.reviewer) == ("clerk-07", "reviewer-01")
     assert event.items[RegistrationItem.PHONE] == COLLECTED["phone"]
 
 
@@ -185,10 +200,11 @@ async def test_a_newcomer_registers_where_they_live_and_survey_publishes_that_re
     [row] = await rows(survey_db, collections)
     assert row["region_code"] == "520302"
     collection_id = response.json()["collection_id"]
+    await recheck(gateway, token_for, collection_id, scope="5203")  # Zunyi's reviewer
     await published.until(lambda seen: bool(published.of(collection_id)))
     [event] = published.of(collection_id)
     assert event.region_code == "520302" and event.person_id is None
-    entries = await rows(gateway_db, audit_log)
+    entries = [e for e in await rows(gateway_db, audit_log) if e["role"] == "counter"]
     assert [(e["outcome"], e["person_region"]) for e in entries] == [
         ("out_of_scope", "520102"),
         ("ok", "520302"),

@@ -28,6 +28,7 @@ from canbao_gateway.logs import install_log_masking
 from canbao_gateway.persons import router as persons_router
 from canbao_gateway.problems import install_header_handler
 from canbao_gateway.registry import IdentityClient, MatchingClient
+from canbao_gateway.review_routes import router as review_router
 from canbao_gateway.routes import router
 from canbao_gateway.settings import GatewaySettings
 from canbao_gateway.survey import SurveyClient
@@ -105,6 +106,7 @@ SERVICE = ServiceDefinition(
         survey_router,
         counter_page_router,
         survey_page_router,
+        review_router,
     ],
     components=components,
     description="The public HTTP interface: staff login, roles, audit, counter popups, "

@@ -35,7 +35,7 @@ class Purpose(StrEnum):
     COUNTER_SERVICE = "counter_service"  # serving a person at a counter (popup, collections)
     REGISTRATION_RECORD = "registration_record"  # the full record (GET /persons/{id_number})
     SURVEY = "survey"  # household survey tasks and forms
-    REVIEW = "review"  # first review (初审) and approval (审定)
+    REVIEW = "review"  # first review (初审), approval (审定), 复核 of counter collections
     ANALYSIS = "analysis"  # the people behind a report's number
     AUDIT_REVIEW = "audit_review"  # an auditor reading this log
 

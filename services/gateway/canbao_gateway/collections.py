@@ -1,7 +1,9 @@
 """`POST /api/v1/counter/collections` (api.md): what a counter clerk collected while serving a
 person. Checked here with the rules every channel shares (canbao_contracts.collected_items), so a
-clerk hears at once what to fix; then forwarded to survey, which keeps it, approves it (the clerk
-checked the documents, issue 7) and publishes it for identity and matching to apply.
+clerk hears at once what to fix; then forwarded to survey, which keeps it `submitted` until a
+reviewer (复核人, review_routes.py) passes it; only then is it published for identity and
+matching to apply (41号 表4, 44号 Art.13). Survey is told where the person was placed here
+(`person_region`), so that the reviewers of that region see it.
 
 The handler AAE011 is the clerk's staff id, taken from the token, never from the body. Every
 outcome that touches personal data is audited as a change (purpose counter_service): accepted
@@ -77,7 +79,8 @@ class CounterCollectionRequest(BaseModel):
 class CollectionAccepted(BaseModel):
     collection_id: UUID
     state: str
-    """`approved`: a counter collection is approved on submission."""
+    """`submitted`: a counter collection waits for its 复核 (已提交，待复核); a repeated
+    Idempotency-Key answers the collection's state now."""
 
 
 class RegionUnknown(Problem):
@@ -175,7 +178,7 @@ def _golden_number(record: dict[str, Any]) -> str | None:
 @router.post(
     "/collections",
     status_code=201,
-    summary="Items collected at the counter (approved at once)",
+    summary="Items collected at the counter (submitted for 复核)",
     responses=problem_responses(
         {
             400: "bad-request: a body that cannot be parsed",
@@ -214,6 +217,8 @@ async def post_collection(
         await _record(audit, person, Outcome.REJECTED)
         raise InvalidItems(defects)
     body: dict[str, Any] = collection.model_dump(mode="json", include=FORWARDED)
+    if len(person.region) == 6 and person.region.isdigit():  # whose reviewers see it
+        body["person_region"] = person.region
     # The change's row is committed before survey hears of it (audit.py): a log that cannot be
     # written stops the change, and no change reaches survey without its row. Like a read's row
     # (persons.py), the log may so say more than was done, never less: survey away leaves the

@@ -42,6 +42,8 @@ ROLE_LABELS: Final = {
     Role.SURVEYOR: "调查员",
     Role.PLATFORM: "基层平台",
     Role.COUNTY: "县级经办",
+    Role.REVIEWER: "复核",
+    Role.CITY: "市级经办",
     Role.ANALYST: "统计分析",
     Role.AUDITOR: "审计",
 }

@@ -16,6 +16,7 @@ identity knows no region of falls back to the number.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Final, Literal
@@ -31,8 +32,13 @@ from canbao_gateway.popup import Popup, RegistrationRecord, popup_of, registrati
 from canbao_gateway.problems import NotRegistered
 from canbao_gateway.registry import IdentityClient, MatchingClient, identity_client, matching_client
 from canbao_gateway.staff import Role, Staff
+from canbao_gateway.survey import SurveyClient, survey_client
+from canbao_platform.problems import Problem
 
+log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/v1")
+# A person's values waiting for 复核 (survey): the popup waits this long for them at most.
+PENDING_TIMEOUT_S: Final = 1.0
 RECORD_ROLES: Final = (Role.COUNTER, Role.PLATFORM, Role.COUNTY)
 # The documents a person may register with (the registration form; identity's lookup): 01 the
 # citizen ID, else passport, HK/Macao/Taiwan residence permit, foreigner's permanent residence ID.
@@ -42,6 +48,7 @@ DOCUMENT_NUMBER_MAX: Final = 40
 
 IdentityDep = Annotated[IdentityClient, Depends(identity_client)]
 MatchingDep = Annotated[MatchingClient, Depends(matching_client)]
+SurveyDep = Annotated[SurveyClient, Depends(survey_client)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,12 +139,15 @@ async def popup(
     ],
     person: Annotated[RegisteredPerson, Depends(popup_person)],
     matching: MatchingDep,
+    survey: SurveyDep,
     audit: AuditDep,
     now: ClockDep,
 ) -> Popup:
     record, number = _known(person)
-    verdict = await _audited_verdict(matching, audit, person, Purpose.COUNTER_SERVICE)
-    return popup_of(record, verdict, id_number=number, now=now())
+    verdict, pending = await _audited_verdict(
+        matching, survey, audit, person, Purpose.COUNTER_SERVICE
+    )
+    return popup_of(record, verdict, id_number=number, now=now(), pending=pending)
 
 
 @router.get(
@@ -152,12 +162,15 @@ async def registration_record(
     ],
     person: Annotated[RegisteredPerson, Depends(record_person)],
     matching: MatchingDep,
+    survey: SurveyDep,
     audit: AuditDep,
     now: ClockDep,
 ) -> RegistrationRecord:
     record, number = _known(person)
-    verdict = await _audited_verdict(matching, audit, person, Purpose.REGISTRATION_RECORD)
-    return registration_record_of(record, verdict, id_number=number, now=now())
+    verdict, pending = await _audited_verdict(
+        matching, survey, audit, person, Purpose.REGISTRATION_RECORD
+    )
+    return registration_record_of(record, verdict, id_number=number, now=now(), pending=pending)
 
 
 def _known(person: RegisteredPerson) -> tuple[dict[str, Any], str]:
@@ -166,26 +179,48 @@ def _known(person: RegisteredPerson) -> tuple[dict[str, Any], str]:
 
 
 async def _audited_verdict(
-    matching: MatchingClient, audit: AuditTrail, person: RegisteredPerson, purpose: Purpose
-) -> dict[str, Any] | None:
-    """Matching's verdict, asked while the read's audit row is written: the answer waits for
-    both (a read whose row is not committed is not answered), in the time of the slower.
+    matching: MatchingClient, survey: SurveyClient, audit: AuditTrail, person: RegisteredPerson,
+    purpose: Purpose,
+) -> tuple[dict[str, Any] | None, list[dict[str, Any]] | None]:  # fmt: skip
+    """Matching's verdict and survey's values waiting for 复核, asked while the read's audit row
+    is written: the answer waits for all three (a read whose row is not committed is not
+    answered), in the time of the slowest.
 
     The row is written as the verdict is asked, so when matching then fails the log holds a
     read the clerk did not see (the gateway had read identity's record): the log may say more
     than was shown, never less."""
     assert person.person_id is not None  # set by registered_person
     # Both settled before answering, whichever fails: no row still being written after a 503.
-    verdict, recorded = await asyncio.gather(
+    verdict, recorded, pending = await asyncio.gather(
         matching.verdict(person.person_id, caller=audit.staff),
         _record_read(audit, person, purpose),
+        _pending(survey, person.person_id, audit.staff),
         return_exceptions=True,
     )
     if isinstance(recorded, BaseException):
         raise recorded
     if isinstance(verdict, BaseException):
         raise verdict
-    return verdict
+    if isinstance(pending, BaseException):
+        raise pending
+    return verdict, pending
+
+
+async def _pending(
+    survey: SurveyClient, person_id: UUID, staff: Staff
+) -> list[dict[str, Any]] | None:
+    """The person's values waiting for 复核, masked; None when survey does not answer (the
+    popup is identity's and matching's: it is shown without them, saying so)."""
+    try:
+        response = await survey.call(
+            "GET", f"/persons/{person_id}/collections", caller=staff, prefix="/internal",
+            time_limit_s=PENDING_TIMEOUT_S,
+        )  # fmt: skip
+    except Problem as problem:
+        log.warning("no pending values for the popup: survey answered %s", problem.slug)
+        return None
+    pending: list[dict[str, Any]] = response.json()["pending"]
+    return pending
 
 
 async def _record_read(audit: AuditTrail, person: RegisteredPerson, purpose: Purpose) -> None:

@@ -10,7 +10,10 @@ person in front of them; clear values belong to the prefilled survey form (surve
 Additive to api.md: `verdict_pending` (identity knows the person, matching has no verdict yet:
 statuses and registration are null, `needs_survey` and `survey_reasons` say only what identity's
 gaps prove), `in_scope` (false for a living person outside the registry's scope, e.g. moved out:
-no statuses), and `source` on an inaccurate item (the system whose record is at fault).
+no statuses), `source` on an inaccurate item (the system whose record is at fault), and
+`pending`: values collected at a counter that wait for their 复核 (survey's; masked), which the
+registry does not hold yet (null when survey did not answer: the popup is identity's and
+matching's, and answers without it).
 """
 
 from __future__ import annotations
@@ -59,8 +62,17 @@ class InaccurateItem(MissingItem):
     """Additive: the system whose record is at fault (sources.md schema), when one is."""
 
 
+class PendingValue(MissingItem):
+    """A value collected at a counter, waiting for its 复核 (已提交，待复核)."""
+
+    value: str  # masked
+    collection_id: UUID
+    state: str  # submitted
+    submitted_at: datetime  # AAE036
+
+
 class Popup(BaseModel):
-    """api.md's popup, plus `verdict_pending` and `in_scope`."""
+    """api.md's popup, plus `verdict_pending`, `in_scope` and `pending`."""
 
     person_id: UUID
     id_number: str | None  # masked: 5201**********123X
@@ -76,6 +88,7 @@ class Popup(BaseModel):
     as_of: datetime
     verdict_pending: bool
     in_scope: bool | None  # null while the verdict is pending
+    pending: list[PendingValue] | None = None  # null: survey did not answer
 
 
 class RecordValue(BaseModel):
@@ -96,10 +109,12 @@ class RegistrationRecord(Popup):
 
 
 def popup_of(
-    person: dict[str, Any], verdict: dict[str, Any] | None, *, id_number: str, now: datetime
-) -> Popup:
+    person: dict[str, Any], verdict: dict[str, Any] | None, *, id_number: str, now: datetime,
+    pending: list[dict[str, Any]] | None = None,
+) -> Popup:  # fmt: skip
     """`person` is identity's PersonRecord, `verdict` matching's PersonVerdict (None: pending);
-    `id_number` the normalised number asked for, shown (masked) when identity holds none."""
+    `id_number` the normalised number asked for, shown (masked) when identity holds none;
+    `pending` survey's values waiting for 复核 (None: survey did not answer)."""
     golden = person["golden"]
     missing = [_item(RegistrationItem(name)) for name in person["missing"]]
     inaccurate = [
@@ -117,6 +132,7 @@ def popup_of(
         "name": mask_name(name) if name else None,
         "missing": missing,
         "inaccurate": inaccurate,
+        "pending": None if pending is None else [PendingValue(**p) for p in pending],
     }
     if verdict is None:
         reasons = _reasons_identity_proves(person)
@@ -163,9 +179,10 @@ def popup_of(
 
 
 def registration_record_of(
-    person: dict[str, Any], verdict: dict[str, Any] | None, *, id_number: str, now: datetime
-) -> RegistrationRecord:
-    popup = popup_of(person, verdict, id_number=id_number, now=now)
+    person: dict[str, Any], verdict: dict[str, Any] | None, *, id_number: str, now: datetime,
+    pending: list[dict[str, Any]] | None = None,
+) -> RegistrationRecord:  # fmt: skip
+    popup = popup_of(person, verdict, id_number=id_number, now=now, pending=pending)
     record = {
         field: RecordValue(
             value=masked(field, entry.get("value")),

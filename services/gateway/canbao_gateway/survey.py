@@ -57,11 +57,12 @@ class SurveyClient(InternalClient):
 
     async def call(
         self, method: str, path: str, *, caller: Staff, time_limit_s: float = TIMEOUT_S,
-        replayable: bool = True, **kwargs: Any,
+        replayable: bool = True, prefix: str = SURVEY_PREFIX, **kwargs: Any,
     ) -> httpx.Response:  # fmt: skip
-        """A call to survey's household-survey API (`path` under /internal/survey) on behalf of
-        `caller`: survey's answer, or its problem raised as the gateway's own."""
-        response = await self._send(method, SURVEY_PREFIX + path, caller=caller,
+        """A call to survey's household-survey API (`path` under /internal/survey; `prefix`
+        "/internal" for the collections') on behalf of `caller`: survey's answer, or its
+        problem raised as the gateway's own."""
+        response = await self._send(method, prefix + path, caller=caller,
                                     timeout=time_limit_s, replayable=replayable,
                                     **kwargs)  # fmt: skip
         if response.status_code >= 400:

@@ -5,10 +5,11 @@
 
 const LABELS = JSON.parse(document.getElementById("labels").textContent);
 const TOKEN_KEY = "canbao.counter.token";
-// After a save, the registry applies the collection asynchronously (survey → identity →
-// matching): the popup is asked again until the saved items have left it.
-const REFRESH_EVERY_MS = 1000;
-const REFRESH_FOR_MS = 30000;
+// A save is submitted for 复核 (a reviewer, never the clerk, passes it; 41号 表4); once passed,
+// the registry applies it asynchronously (survey → identity → matching): the popup is asked
+// again until the saved items have left it, while the clerk stays on this person.
+const REFRESH_EVERY_MS = 3000;
+const REFRESH_FOR_MS = 180000;
 const ITEM_HINTS = {
   phone: "手机号码，或区号-固定电话",
   birth_date: "YYYYMMDD，如 19800101",
@@ -165,6 +166,7 @@ function element(tag, text, className) {
 
 function showPopup(popup) {
   $("register").hidden = true;
+  const pending = popup.pending || [];
   $("popup").hidden = false;
   $("person").textContent = `${popup.name || "（姓名未登记）"}　${popup.id_number || ""}`;
 
@@ -208,15 +210,27 @@ function showPopup(popup) {
   );
   $("reasons-block").hidden = popup.survey_reasons.length === 0;
 
-  // One field per missing or inaccurate item.
+  // Values collected at a counter that wait for their 复核: shown, not asked again.
+  $("pending").replaceChildren(
+    ...pending.map((p) => {
+      const at = new Date(p.submitted_at).toLocaleString("zh-CN", { hour12: false });
+      const line = element("li", `${p.label}（${p.code}）：${p.value}　`);
+      line.append(element("span", "待复核", "needs"), element("small", `　${at} 提交`));
+      return line;
+    }),
+  );
+  $("pending-block").hidden = pending.length === 0;
+  const waiting = new Set(pending.map((p) => p.item));
+
+  // One field per missing or inaccurate item not already waiting for 复核.
   const gaps = [
     ...popup.missing.map((gap) => ({ item: gap.item, note: "缺失" })),
     ...popup.inaccurate.map((gap) => ({ item: gap.item, note: "不准确：" + gap.reason })),
-  ];
+  ].filter((gap) => !waiting.has(gap.item));
   // Nothing is collected for the dead: their record closes with the death.
   const count = popup.deceased ? 0 : showFields($("fields"), "item-", gaps);
   $("collect-form").hidden = count === 0;
-  $("complete").hidden = count !== 0 || popup.deceased;
+  $("complete").hidden = count !== 0 || popup.deceased || pending.length !== 0;
   const asOf = new Date(popup.as_of).toLocaleString("zh-CN", { hour12: false });
   $("as-of").textContent = "数据截至 " + asOf;
 }
@@ -343,9 +357,21 @@ async function save(event) {
   const { idNumber, popup } = current;
   const body = { id_number: idNumber, person_id: popup.person_id, items };
   if (!(await submit(body, $("save"), message, "item-"))) return;
-  say(message, "已保存，正在更新登记信息…", true);
+  // The popup again at once: the saved values now wait for 复核, shown as such.
+  try {
+    const next = await fetchPopup(idNumber);
+    if (current && current.idNumber === idNumber) {
+      current.popup = next;
+      showPopup(next);
+    }
+  } catch (error) {
+    // shown at the next refresh
+  }
+  say(message, "已提交，待复核", true);
+  $("id-number").select();
+  $("id-number").focus();
   await refreshUntil(idNumber, (next) => applied(next, Object.keys(items)), message,
-    "已保存，登记信息已更新", "已保存，登记信息将在稍后更新");
+    "已复核，登记信息已更新", "已提交，待复核；复核通过后登记信息将更新");
 }
 
 async function register(event) {
@@ -366,9 +392,9 @@ async function register(event) {
   const items = { ...filled, id_number: idNumber };
   const body = { id_number: idNumber, person_id: null, region_code: region, items };
   if (!(await submit(body, $("register-save"), message, "new-"))) return;
-  say(message, "已提交参保登记，正在建立登记信息…", true);
+  say(message, "已提交参保登记，待复核", true);
   await refreshUntil(idNumber, (popup) => !popup.verdict_pending, message,
-    "参保登记已完成", "已提交参保登记，登记信息将在稍后生成");
+    "参保登记已完成", "已提交参保登记，待复核；复核通过后生成登记信息");
 }
 
 // POST the collection; on failure, says why (field by field when it can). Returns success.
@@ -415,10 +441,11 @@ async function refreshUntil(idNumber, done, message, doneText, laterText) {
   say(message, laterText, true);
 }
 
-// The saved items have left the popup, and matching's verdict has caught up with identity's
-// gaps (a reason "missing" or "inaccurate" stands only while such an item does).
+// The saved items have passed 复核 and left the popup, and matching's verdict has caught up with
+// identity's gaps (a reason "missing" or "inaccurate" stands only while such an item does).
 function applied(popup, saved) {
-  const open = [...popup.missing, ...popup.inaccurate].map((gap) => gap.item);
+  const open = [...popup.missing, ...popup.inaccurate, ...(popup.pending || [])]
+    .map((gap) => gap.item);
   if (saved.some((item) => open.includes(item))) return false;
   const reasons = popup.survey_reasons;
   if (popup.missing.length === 0 && reasons.includes("missing_info")) return false;
