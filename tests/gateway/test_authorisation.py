@@ -172,9 +172,9 @@ EVERY_ROLE = frozenset(Role)
 RECORD = frozenset({Role.COUNTER, Role.PLATFORM, Role.COUNTY})
 ROUTES = {
     "popup": Route("GET", "/api/v1/counter/popup/{id_number}", frozenset({Role.COUNTER}), True,
-                   needs=("identity", "matching")),
+                   needs=("identity", "matching", "survey")),
     "persons": Route("GET", "/api/v1/persons/{id_number}", RECORD, True,
-                     needs=("identity", "matching")),
+                     needs=("identity", "matching", "survey")),
     "collections": Route("POST", "/api/v1/counter/collections", frozenset({Role.COUNTER}),
                          True, ok=201, needs=("identity", "survey")),
     "audit": Route("GET", "/api/v1/audit", frozenset({Role.AUDITOR}), False),
@@ -248,6 +248,24 @@ ROUTES |= {
     "survey-surveyors": Route("GET", f"{SURVEY}/surveyors", REVIEWERS, False,
                               needs=("survey",)),
 }  # fmt: skip
+# 复核 of counter collections (review_routes.py): about a collection or a region, not an ID
+# number; collection ids nobody has.
+COUNTER_REVIEW = "/api/v1/counter/collections"
+REVIEWER = frozenset({Role.REVIEWER})
+NO_COLLECTION = {"answer": "collection-not-found", "ok": 404, "audited": ("not_found",)}
+ROUTES |= {
+    "review-queue": Route("GET", COUNTER_REVIEW, REVIEWER, False, needs=("survey",),
+                          audited=("ok",)),
+    "review-one": Route("GET", f"{COUNTER_REVIEW}/{{collection_id}}",
+                        frozenset({Role.REVIEWER, Role.COUNTER}), False, needs=("survey",),
+                        **NO_COLLECTION),
+    "review-decide": Route("POST", f"{COUNTER_REVIEW}/{{collection_id}}/review", REVIEWER,
+                           False, needs=("survey",), sent={"json": {"decision": "pass"}},
+                           **NO_COLLECTION),
+    "review-batch": Route("POST", f"{COUNTER_REVIEW}/review-batch", REVIEWER, False,
+                          needs=("survey",), audited=("not_found",),
+                          sent={"json": {"collection_ids": [str(uuid4())]}}),
+}  # fmt: skip
 # Outside the matrix: login (before any role); the service shell's health and OpenAPI routes.
 NO_ROLE_ROUTES = {("POST", "/api/v1/auth/token")}
 
@@ -265,16 +283,24 @@ def expected(route: Route, role: Role, subject: str) -> tuple[int, str | None]:
     return route.ok, None
 
 
+def forwarded(route: Route) -> bool:
+    """A route about a task, a collection or a division, not an ID number: its own tests."""
+    return route.path.startswith(SURVEY) or (
+        route.path.startswith(COUNTER_REVIEW) and not route.about_a_person
+    )
+
+
 def request_of(route: Route, number: str, person_id: UUID | None) -> dict[str, Any]:
     """What a client sends to `route` about the person of `number` (`person_id`: identity's)."""
-    if route.path == "/api/v1/counter/collections":
+    if route.path == "/api/v1/counter/collections" and route.about_a_person:
         if person_id is None:  # a person_id from nowhere
             return {"json": {"person_id": str(uuid4()), "items": PHONE}}
         return {"json": {"person_id": str(person_id), "id_number": number, "items": PHONE}}
     if route.path == "/api/v1/audit":
         return {"params": {"id_number": number}}
-    if route.path.startswith(SURVEY):
+    if forwarded(route):
         url = route.path.replace("{task_id}", str(uuid4())).replace("{community_code}", NANMING)
+        url = url.replace("{collection_id}", str(uuid4()))
         return {"url": url.replace("{username}", ROSTER["username"])} | route.sent
     return {"url": route.path.replace("{id_number}", number)}
 
@@ -295,7 +321,7 @@ async def registered(harness: Harness) -> dict[str, UUID]:
 
 # A route about no one is asked once per role (its subject changes nothing). The survey's routes
 # are about a task or a division, not an ID number: they have their own tests below.
-CASES = [(name, subject) for name, route in ROUTES.items() if not route.path.startswith(SURVEY)
+CASES = [(name, subject) for name, route in ROUTES.items() if not forwarded(route)
          for subject in (SUBJECTS if route.about_a_person else ["own-region"])]  # fmt: skip
 
 
@@ -333,7 +359,7 @@ async def test_authorisation_matrix(
         assert rows == []
 
 
-SURVEY_CASES = [(name, role) for name, route in ROUTES.items() if route.path.startswith(SURVEY)
+SURVEY_CASES = [(name, role) for name, route in ROUTES.items() if forwarded(route)
                 for role in Role]  # fmt: skip
 SERVED = [(name, role) for name, role in SURVEY_CASES if role in ROUTES[name].allowed]
 REFUSED = [(name, role) for name, role in SURVEY_CASES if role not in ROUTES[name].allowed]

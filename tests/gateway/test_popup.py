@@ -30,6 +30,8 @@ from canbao_matching.app import create as create_matching
 from canbao_platform.db import Database
 from canbao_platform.local.postgres import free_port
 from canbao_platform.service import Resources
+from canbao_survey.app import create as create_survey
+from canbao_survey.settings import SurveySettings
 from tests.gateway.conftest import (
     Clock,
     assert_problem,
@@ -51,6 +53,8 @@ from tests.identity.conftest import harness as harness  # identity's and matchin
 from tests.identity.conftest import identity_db as identity_db
 from tests.matching.conftest import matching_db as matching_db
 from tests.matching.test_ground_truth import feed
+from tests.survey.conftest import survey_db as survey_db  # survey's fixtures
+from tests.survey.conftest import survey_url as survey_url
 
 POPUP, PERSONS = "/api/v1/counter/popup/", "/api/v1/persons/"
 # Born in Zunyi, living (household register) in Guiyang's Nanming district: Nanming's person.
@@ -116,18 +120,29 @@ class Registry:
     identity: FastAPI
     matching: FastAPI
     person_ids: dict[str, UUID]
+    survey: FastAPI
 
 
 @pytest.fixture
-async def registry(harness: Harness, matching_db: Database) -> Registry:
+async def registry(harness: Harness, matching_db: Database, survey_db: Database) -> Registry:
     """Wang and Li through identity and matching; Zhao through identity only (matching has not
-    heard of him yet)."""
+    heard of him yet). Survey holds no counter collection waiting for 复核."""
     await harness.apply(wang_rows() + li_rows())
     await feed(matching_db, harness.published)
     await harness.apply([change("hukou.person", hukou(ZHAO, "赵敏", "2", date(1990, 5, 5)))])
     identity, matching = in_process(harness, matching_db)
     ids = {n: await harness.person_of(n) for n in (WANG, LI, ZHAO)}
-    return Registry(identity, matching, {n: i for n, i in ids.items() if i is not None})
+    return Registry(identity, matching, {n: i for n, i in ids.items() if i is not None},
+                    survey_in_process(survey_db))  # fmt: skip
+
+
+def survey_in_process(survey_db: Database) -> FastAPI:
+    """Survey's application on the test's database, its routes only (no consumer, no relay)."""
+    settings = SurveySettings(CANBAO_ENV="test", database_url=survey_db.url,
+                              KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:9")  # fmt: skip
+    survey = create_survey(settings)
+    survey.state.resources = Resources(settings=settings, database=survey_db)
+    return survey
 
 
 def in_process(harness: Harness, matching_db: Database) -> tuple[FastAPI, FastAPI]:
@@ -150,6 +165,7 @@ async def gateway(
         settings_for(gateway_url),
         identity_transport=httpx.ASGITransport(app=registry.identity),
         matching_transport=httpx.ASGITransport(app=registry.matching),
+        survey_transport=httpx.ASGITransport(app=registry.survey),
     )
     app.dependency_overrides[clock] = lambda: test_clock
     async with serve(app) as client:
@@ -202,6 +218,7 @@ async def test_the_popup_shows_what_is_missing_inaccurate_and_uninsured(
         "as_of": "2026-11-23T02:00:00Z",
         "verdict_pending": False,
         "in_scope": True,
+        "pending": [],
     }
     assert "王伟" not in response.text and "王玮" not in response.text and WANG not in response.text
     [entry] = await audit_rows(gateway_db)
@@ -368,6 +385,7 @@ async def test_identity_or_matching_away_is_503_with_its_type(
     transports = {
         "identity": httpx.ASGITransport(app=registry.identity),
         "matching": httpx.ASGITransport(app=registry.matching),
+        "survey": httpx.ASGITransport(app=registry.survey),
     }
     del transports[away]
     app = create(
@@ -392,6 +410,26 @@ async def test_identity_or_matching_away_is_503_with_its_type(
     assert WANG not in caplog.text and WANG[:6] + WANG[6:14] not in caplog.text
 
 
+async def test_survey_away_leaves_the_popup_without_its_pending_values(
+    gateway_url: str, registry: Registry, test_clock: Clock, token_for: Any,
+    caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    """The popup is identity's and matching's: survey away (its values waiting for 复核
+    unknown) leaves `pending` null, and the clerk still serves the person."""
+    nowhere = f"http://127.0.0.1:{free_port()}"
+    app = create(
+        settings_for(gateway_url, survey_url=nowhere),
+        identity_transport=httpx.ASGITransport(app=registry.identity),
+        matching_transport=httpx.ASGITransport(app=registry.matching),
+    )
+    app.dependency_overrides[clock] = lambda: test_clock
+    async with serve(app) as client:
+        response = await client.get(POPUP + WANG, headers=clerk(token_for))
+    assert response.status_code == 200, response.text
+    assert response.json()["pending"] is None and response.json()["statuses"]
+    assert "survey-unavailable" in caplog.text and WANG not in caplog.text
+
+
 async def test_no_popup_is_shown_when_its_audit_row_cannot_be_written(
     gateway_url: str, registry: Registry, gateway_db: Database, test_clock: Clock, token_for: Any
 ) -> None:
@@ -401,6 +439,7 @@ async def test_no_popup_is_shown_when_its_audit_row_cannot_be_written(
         settings_for(gateway_url),
         identity_transport=httpx.ASGITransport(app=registry.identity),
         matching_transport=httpx.ASGITransport(app=registry.matching),
+        survey_transport=httpx.ASGITransport(app=registry.survey),
     )
     app.dependency_overrides[clock] = lambda: test_clock
     async with app.router.lifespan_context(app):
