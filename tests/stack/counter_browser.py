@@ -3,11 +3,12 @@ the running local stack: what a clerk does at the window, with the keyboard only
 
 Log in (a wrong password first), look up an invalid number, then a person the generator left
 without a phone: the popup lists the phone as missing with the five statuses; a malformed phone
-is refused field by field; a good one is saved and, once the collection has gone survey →
-identity → matching, the popup opened again no longer asks for it. Last, a number nobody holds,
-a migrant's from Sichuan: the clerk registers them where they live, and the popup shows them,
-uninsured. Screenshots of each step are kept in `artifacts/counter-page/` (CANBAO_ARTIFACTS
-moves them)."""
+is refused field by field; a good one is saved, "已提交，待复核", and the popup shows it pending;
+a second account (demo-reviewer, through the API) passes it (复核), and once the collection has
+gone survey → identity → matching the page says so and the popup no longer asks for it. Last, a
+number nobody holds, a migrant's from Sichuan: the clerk registers them where they live, the
+reviewer passes it, and the popup shows them, uninsured. Screenshots of each step are kept in
+`artifacts/counter-page/` (CANBAO_ARTIFACTS moves them)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import re
 from pathlib import Path
 
 import asyncpg
+import httpx
 from playwright.sync_api import Page, expect, sync_playwright
 
 from canbao_contracts.codes import Insurance, StatusCode
@@ -118,11 +120,23 @@ def counter_page_round_trip(
             page.keyboard.press("Control+A")
             page.keyboard.type("13812345678")
             page.keyboard.press("Enter")
-            expect(page.locator("#collect-message")).to_have_text(
-                "已保存，登记信息已更新", timeout=APPLIED_WITHIN_MS
-            )
+            expect(page.locator("#collect-message")).to_have_text("已提交，待复核")
+            pending = page.locator("#pending-block")
+            expect(pending).to_be_visible()
+            expect(pending).to_contain_text("联系电话")
+            expect(pending).to_contain_text("待复核")
+            expect(pending).not_to_contain_text("13812345678")  # masked
+            expect(page.locator("#item-phone")).to_have_count(0)  # not asked again meanwhile
             expect(page.locator("#id-number")).to_be_focused()  # ready for the next person
-            page.screenshot(path=shots / "5-saved.png", full_page=True)
+            page.screenshot(path=shots / "5-submitted.png", full_page=True)
+
+            # A second member of staff (复核人) passes it through the API.
+            assert recheck_waiting(gateway) == 1
+            expect(page.locator("#collect-message")).to_have_text(
+                "已复核，登记信息已更新", timeout=APPLIED_WITHIN_MS
+            )
+            expect(pending).to_be_hidden()
+            page.screenshot(path=shots / "5b-rechecked.png", full_page=True)
 
             # Reopen, as the clerk would on the person's next visit: the phone is no longer asked.
             page.keyboard.press("Escape")
@@ -133,11 +147,33 @@ def counter_page_round_trip(
             expect(page.locator("#reasons-block")).not_to_contain_text("登记信息缺失")
             page.screenshot(path=shots / "6-reopened.png", full_page=True)
 
-            registers_a_newcomer(page, newcomer)
+            registers_a_newcomer(page, newcomer, gateway)
             page.screenshot(path=shots / "7-registered.png", full_page=True)
             assert errors == [], errors
         finally:
             browser.close()
+
+
+def recheck_waiting(gateway: str, clerk: str = "demo-counter") -> int:
+    """As demo-reviewer (a second account: never the clerk who collected), pass every counter
+    collection of `clerk` waiting for 复核, one by one (each may hold identity items); how
+    many."""
+    with httpx.Client(base_url=gateway, timeout=30) as client:
+        login = client.post("/api/v1/auth/token",
+                            data={"username": "demo-reviewer", "password": "demo"})  # fmt: skip
+        assert login.status_code == 200, login.text
+        headers = {"Authorization": f"Bearer {login.json()['access_token']}"}
+        queue = client.get("/api/v1/counter/collections", headers=headers,
+                           params={"handler": clerk, "state": "submitted"})  # fmt: skip
+        assert queue.status_code == 200, queue.text
+        waiting = [item["collection_id"] for item in queue.json()["items"]]
+        for collection_id in waiting:
+            done = client.post(f"/api/v1/counter/collections/{collection_id}/review",
+                               json={"decision": "pass", "comment": "证件已核"},
+                               headers=headers)  # fmt: skip
+            assert done.status_code == 200, done.text
+            assert done.json()["state"] == "approved"
+    return len(waiting)
 
 
 def log_in(page: Page) -> None:
@@ -180,10 +216,10 @@ def open_popup(page: Page, id_number: str) -> None:
         waited_ms += step_ms
 
 
-def registers_a_newcomer(page: Page, id_number: str) -> None:
+def registers_a_newcomer(page: Page, id_number: str, gateway: str) -> None:
     """A number the registry does not know opens the new registration, gender and birth date
     read off the number; a missing required item is named; the migrant registers where they
-    live (Nanming, Guiyang), and once saved the popup shows them."""
+    live (Nanming, Guiyang), and once saved and passed by the reviewer the popup shows them."""
     page.locator("#id-number").fill(id_number)
     page.keyboard.press("Enter")
     expect(page.locator("#register")).to_be_visible()
@@ -204,6 +240,8 @@ def registers_a_newcomer(page: Page, id_number: str) -> None:
                         ("phone", "13987654321")):  # fmt: skip
         page.locator(f"#new-{item}").fill(value)
     page.locator("#new-phone").press("Enter")
+    expect(page.locator("#register-message")).to_have_text("已提交参保登记，待复核")
+    assert recheck_waiting(gateway) == 1
     expect(page.locator("#collect-message")).to_have_text(
         "参保登记已完成", timeout=APPLIED_WITHIN_MS
     )

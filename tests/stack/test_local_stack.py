@@ -1,8 +1,9 @@
 """`make run` end to end: the whole stack comes up on a fresh state directory, reports where to
 look, serves every service, carries the demo data through Debezium, identity and matching (a
 change in a source table becomes a new verdict), serves the counter page on which a clerk, in a
-real browser, fills in a missing phone and sees it applied (tests/stack/counter_browser.py),
-stops cleanly on Ctrl-C and resumes with its data on the next run."""
+real browser, fills in a missing phone, which a second account passes (复核) and the popup then
+shows applied (tests/stack/counter_browser.py), stops cleanly on Ctrl-C and resumes with its
+data on the next run."""
 
 from __future__ import annotations
 
