@@ -1,8 +1,8 @@
 """The survey service: every collection (counter, kiosk, mobile, household survey) and its review;
 survey lists, forms and community ledgers (domain.md §2.2-2.4, api.md "Survey").
 
-Counter collections are approved on submission and published on registry.collections through the
-outbox (routes.py, store.py). The household survey (survey_routes.py) keeps its own copy of who
+Counter collections are kept submitted until a reviewer (复核人, never the clerk) passes them, and
+only then published on registry.collections through the outbox (routes.py, store.py, recheck.py). The household survey (survey_routes.py) keeps its own copy of who
 needs a survey from registry.persons and registry.statuses (subjects.py), makes lists from it
 (lists.py), and reviews what teams submit, 初审 then 审定 (review.py), publishing the approved."""
 
@@ -62,7 +62,7 @@ SERVICE = ServiceDefinition(
     routers=(router, survey_router),
     components=components,
     consumer_groups={SERVICE_NAME: TOPICS},
-    append_only=("decisions",),  # the 初审/审定 ledger (survey_0003)
+    append_only=("decisions",),  # the 初审/审定/复核 ledger (survey_0003, survey_0004)
     description=__doc__ or "",
 )
 
