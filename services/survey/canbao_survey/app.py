@@ -2,9 +2,10 @@
 survey lists, forms and community ledgers (domain.md §2.2-2.4, api.md "Survey").
 
 Counter collections are kept submitted until a reviewer (复核人, never the clerk) passes them, and
-only then published on registry.collections through the outbox (routes.py, store.py, recheck.py). The household survey (survey_routes.py) keeps its own copy of who
-needs a survey from registry.persons and registry.statuses (subjects.py), makes lists from it
-(lists.py), and reviews what teams submit, 初审 then 审定 (review.py), publishing the approved."""
+only then published on registry.collections through the outbox (routes.py, store.py, recheck.py).
+The household survey (survey_routes.py) keeps its own copy of who needs a survey from
+registry.persons and registry.statuses (subjects.py), makes lists from it (lists.py), and reviews
+what teams submit, 初审 then 审定 (review.py), publishing the approved."""
 
 from __future__ import annotations
 
