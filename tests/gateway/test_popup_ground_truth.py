@@ -22,13 +22,15 @@ from canbao_platform.db import Database
 from canbao_stack.simulators.population import seed
 from canbao_stack.simulators.store import load_expected
 from tests.gateway.conftest import Clock, bearer, serve, settings_for
-from tests.gateway.test_popup import in_process
+from tests.gateway.test_popup import in_process, survey_in_process
 from tests.identity.conftest import Harness
 from tests.identity.conftest import harness as harness  # identity's and matching's fixtures
 from tests.identity.conftest import identity_db as identity_db
 from tests.identity.feed import snapshot_messages
 from tests.matching.conftest import matching_db as matching_db
 from tests.matching.test_ground_truth import INSURANCES, NOW, feed
+from tests.survey.conftest import survey_db as survey_db  # survey's fixtures
+from tests.survey.conftest import survey_url as survey_url
 
 PEOPLE = 1_000
 CONCURRENT = 8
@@ -54,6 +56,7 @@ async def test_the_popup_agrees_with_the_ground_truth_for_every_person(
     make_database: Callable[[], str],
     harness: Harness,
     matching_db: Database,
+    survey_db: Database,
     gateway_url: str,
     test_clock: Clock,
     token_for: Any,
@@ -68,8 +71,10 @@ async def test_the_popup_agrees_with_the_ground_truth_for_every_person(
     await feed(matching_db, harness.published)
 
     identity, matching = in_process(harness, matching_db)
+    survey = survey_in_process(survey_db)
     app = create(settings_for(gateway_url), identity_transport=httpx.ASGITransport(app=identity),
-                 matching_transport=httpx.ASGITransport(app=matching))  # fmt: skip
+                 matching_transport=httpx.ASGITransport(app=matching),
+                 survey_transport=httpx.ASGITransport(app=survey))  # fmt: skip
     app.dependency_overrides[clock] = lambda: test_clock
     headers = bearer(token_for(Role.COUNTER, scope="52"))
     gate = asyncio.Semaphore(CONCURRENT)
