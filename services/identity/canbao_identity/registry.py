@@ -385,4 +385,5 @@ def _row(change: StagedChange, resolution: Resolution, before: Any) -> dict[str,
         "number_index": change.number_index,
         "demographic_index": change.demographic_index,
         "observed_at": change.observed_at,
+        "changed_at": change.changed_at,
     }
