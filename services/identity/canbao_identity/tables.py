@@ -165,7 +165,6 @@ writebacks = sa.Table(
     sa.Column("source_table", sa.String(64), nullable=False),
     sa.Column("record_key", sa.String(200), nullable=False),
     sa.Column("column_name", sa.String(64), nullable=False),
-    sa.Column("region_code", sa.String(6, collation="C")),  # the person's, for the agency's list
     # pending → applied | superseded | refused
     sa.Column("state", sa.String(16), nullable=False, server_default="pending"),
     sa.Column("reason", sa.String(300)),  # the system's, for a refusal

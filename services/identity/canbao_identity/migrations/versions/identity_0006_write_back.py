@@ -39,7 +39,6 @@ def upgrade() -> None:
         sa.Column("source_table", sa.String(64), nullable=False),
         sa.Column("record_key", sa.String(200), nullable=False),
         sa.Column("column_name", sa.String(64), nullable=False),
-        sa.Column("region_code", sa.String(6, collation="C")),
         sa.Column("state", sa.String(16), nullable=False, server_default="pending"),
         sa.Column("reason", sa.String(300)),
         sa.Column("requested_at", sa.DateTime(timezone=True), nullable=False),
