@@ -39,7 +39,6 @@ class WriteBack(BaseModel):
     collection_id: UUID
     person_id: UUID
     masked_name: str | None
-    masked_id_number: str | None
     region_code: str | None
     system: str
     source_table: str
@@ -116,8 +115,8 @@ def _item(row: Any, due: datetime) -> WriteBack:
     return WriteBack(
         feedback_id=row.feedback_id, item=row.item, collection_id=row.collection_id,
         person_id=row.person_id, masked_name=public.get("masked_name"),
-        masked_id_number=public.get("masked_id_number"), region_code=row.region_code,
-        system=row.system, source_table=row.source_table, column=row.column_name,
+        region_code=row.region_code, system=row.system, source_table=row.source_table,
+        column=row.column_name,
         state=row.state, overdue=row.state == "pending" and row.requested_at < due,
         reason=row.reason, requested_at=row.requested_at, settled_at=row.settled_at,
     )  # fmt: skip
