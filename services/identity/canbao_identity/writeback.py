@@ -110,7 +110,7 @@ def wanted(records: Sequence[LinkedRecord]) -> list[Wanted]:
     """The requests a person's current records call for (pure): per newest collection and record
     of a feedback system, the items it claims older and different (golden rule c)."""
     newest = newest_collections(records)
-    found: dict[tuple[str, str, str], list[str]] = {}
+    found: dict[tuple[str, str, str, str], list[str]] = {}
     by_key = {(x.source_table, x.record_key): x for x in records}
     for x in records:
         columns = COLUMNS.get(x.source_table)
