@@ -174,7 +174,7 @@ def encode(
         tracestate=tracestate,
     )
     return KafkaRecord(
-        topic=event.topic.name,
+        topic=event.destination.name,
         key=event.subject.encode(),
         value=event.model_dump_json().encode(),
         headers=envelope.to_headers(),

@@ -115,7 +115,7 @@ def _channel_id(topic: Topic) -> str:
 
 
 def _events_on(topic: Topic) -> list[type[Event]]:
-    return [cls for cls in EVENT_CLASSES if cls.topic == topic]
+    return [cls for cls in EVENT_CLASSES if topic in cls.topics()]
 
 
 def _message_ids(topic: Topic) -> list[str]:
@@ -231,11 +231,18 @@ def _event_message(cls: type[Event]) -> Document:
         "payload": {"schemaFormat": _PAYLOAD_FORMAT, "schema": {"$ref": schema_path(cls.type)}},
         "bindings": {
             "kafka": {
-                "key": {"type": "string", "format": "uuid", "description": cls.topic.key},
+                "key": _key_schema(cls.topics()[0].key),
                 "bindingVersion": KAFKA_BINDING_VERSION,
             }
         },
     }
+
+
+def _key_schema(key: str) -> Document:
+    """A UUID key (a person_id, a feedback_id) or another text (a source record's key)."""
+    if "UUID" in key:
+        return {"type": "string", "format": "uuid", "description": key}
+    return {"type": "string", "description": key}
 
 
 def _shared_schemas() -> Document:

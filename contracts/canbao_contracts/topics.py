@@ -131,6 +131,51 @@ COLLECTIONS: Final = Topic(
 )
 REGISTRY_TOPICS: Final = (PERSONS, FACTS, STATUSES, COLLECTIONS)
 
+# -- Write-back to the business systems (44号 Art.22, 41号 §4) ------------------------------------
+
+# The business systems that own items of an insured person the registry collects (their name,
+# gender, birth date, phone, addresses: sources.md): an approved change to such an item is asked of
+# the system on its own topic, and the system answers on its replies topic.
+FEEDBACK_SYSTEMS: Final = ("si_core", "medical", "card", "employment")
+# 3 partitions: a few requests a day per clerk, far below one consumer's pace; more than one lets
+# a business system run a second reader. 14 days of `delete`, like the change feeds: the requests
+# carry the collected values in clear (a phone, an address) and the replies answer them.
+FEEDBACK_PARTITIONS: Final = 3
+
+
+def _feedback_topic(system: str) -> Topic:
+    return Topic(
+        name=f"feedback.{system}",
+        key="the source record's key in the system (FactSource.record_key: `column=value` pairs)",
+        partitions=FEEDBACK_PARTITIONS,
+        retention=CDC_RETENTION,
+        cleanup_policy=CleanupPolicy.DELETE,
+        description=(
+            f"Approved changes for {system} to apply to its own record of an insured person "
+            "(44号 Art.22), with the evidence and who approved; PERSONAL DATA in clear."
+        ),
+    )
+
+
+def _replies_topic(system: str) -> Topic:
+    return Topic(
+        name=f"feedback.{system}.replies",
+        key="feedback_id (UUID, canonical text form) of the request answered",
+        partitions=FEEDBACK_PARTITIONS,
+        retention=CDC_RETENTION,
+        cleanup_policy=CleanupPolicy.DELETE,
+        description=f"{system}'s answers to its feedback requests: applied, or refused and why.",
+    )
+
+
+FEEDBACK: Final[Mapping[str, Topic]] = MappingProxyType(
+    {system: _feedback_topic(system) for system in FEEDBACK_SYSTEMS}
+)
+FEEDBACK_REPLIES: Final[Mapping[str, Topic]] = MappingProxyType(
+    {system: _replies_topic(system) for system in FEEDBACK_SYSTEMS}
+)
+FEEDBACK_TOPICS: Final = (*FEEDBACK.values(), *FEEDBACK_REPLIES.values())
+
 # -- Dead letters (architecture.md "nothing is silently dropped") ----------------------------------
 
 # Kept forever: a dead letter is the only copy of a message its consumer never applied (the
@@ -154,7 +199,7 @@ DEAD_LETTER_TOPICS: Final = tuple(
     for service in SERVICES
 )
 
-ALL_TOPICS: Final = (*CDC_TOPICS, *REGISTRY_TOPICS, *DEAD_LETTER_TOPICS)
+ALL_TOPICS: Final = (*CDC_TOPICS, *REGISTRY_TOPICS, *FEEDBACK_TOPICS, *DEAD_LETTER_TOPICS)
 _BY_NAME: Final = MappingProxyType({topic.name: topic for topic in ALL_TOPICS})
 
 
@@ -177,7 +222,7 @@ def dead_letter_topic(service: str) -> Topic:
 
 SENDS: Final[Mapping[str, tuple[Topic, ...]]] = MappingProxyType(
     {
-        "identity": (PERSONS, FACTS),
+        "identity": (PERSONS, FACTS, *FEEDBACK.values()),
         "matching": (STATUSES,),
         "survey": (COLLECTIONS,),
         "reporting": (),
@@ -186,7 +231,7 @@ SENDS: Final[Mapping[str, tuple[Topic, ...]]] = MappingProxyType(
 )
 RECEIVES: Final[Mapping[str, tuple[Topic, ...]]] = MappingProxyType(
     {
-        "identity": (*CDC_TOPICS, COLLECTIONS),
+        "identity": (*CDC_TOPICS, COLLECTIONS, *FEEDBACK_REPLIES.values()),
         "matching": (PERSONS, FACTS, COLLECTIONS),
         "survey": (PERSONS, STATUSES),
         "reporting": (PERSONS, STATUSES),
@@ -219,9 +264,25 @@ def _service_access(service: str) -> KafkaAccess:
     )
 
 
+def feedback_principal(system: str) -> str:
+    """The Kafka user of a business system's feedback client (a Kubernetes name: no `_`)."""
+    return f"feedback-{system.replace('_', '-')}"
+
+
 KAFKA_ACCESS: Final[Mapping[str, KafkaAccess]] = MappingProxyType(
     {
         CONNECT: KafkaAccess(writes=CDC_TOPICS, reads=(), group_prefix=None),
+        # Each business system reads the requests for it and answers on its own replies topic,
+        # in consumer groups named after its user; never another system's (41号 §4: each keeps
+        # its own data, the registry shares only what concerns it).
+        **{
+            feedback_principal(system): KafkaAccess(
+                writes=(FEEDBACK_REPLIES[system],),
+                reads=(FEEDBACK[system],),
+                group_prefix=feedback_principal(system),
+            )
+            for system in FEEDBACK_SYSTEMS
+        },
         # A service with no topic (the gateway) talks no Kafka and has no login.
         **{
             service: _service_access(service)

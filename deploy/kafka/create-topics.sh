@@ -85,6 +85,34 @@ create registry.statuses 12 -1 compact
 # Approved collections (counter, kiosk, mobile, survey, partner) to apply. Key: person_id (UUID,
 # canonical text form); the collection_id for a person not yet registered.
 create registry.collections 12 1209600000 delete
+# Approved changes for si_core to apply to its own record of an insured person (44号 Art.22), with
+# the evidence and who approved; PERSONAL DATA in clear. Key: the source record's key in the
+# system (FactSource.record_key: `column=value` pairs).
+create feedback.si_core 3 1209600000 delete
+# Approved changes for medical to apply to its own record of an insured person (44号 Art.22), with
+# the evidence and who approved; PERSONAL DATA in clear. Key: the source record's key in the
+# system (FactSource.record_key: `column=value` pairs).
+create feedback.medical 3 1209600000 delete
+# Approved changes for card to apply to its own record of an insured person (44号 Art.22), with the
+# evidence and who approved; PERSONAL DATA in clear. Key: the source record's key in the system
+# (FactSource.record_key: `column=value` pairs).
+create feedback.card 3 1209600000 delete
+# Approved changes for employment to apply to its own record of an insured person (44号 Art.22),
+# with the evidence and who approved; PERSONAL DATA in clear. Key: the source record's key in the
+# system (FactSource.record_key: `column=value` pairs).
+create feedback.employment 3 1209600000 delete
+# si_core's answers to its feedback requests: applied, or refused and why. Key: feedback_id (UUID,
+# canonical text form) of the request answered.
+create feedback.si_core.replies 3 1209600000 delete
+# medical's answers to its feedback requests: applied, or refused and why. Key: feedback_id (UUID,
+# canonical text form) of the request answered.
+create feedback.medical.replies 3 1209600000 delete
+# card's answers to its feedback requests: applied, or refused and why. Key: feedback_id (UUID,
+# canonical text form) of the request answered.
+create feedback.card.replies 3 1209600000 delete
+# employment's answers to its feedback requests: applied, or refused and why. Key: feedback_id
+# (UUID, canonical text form) of the request answered.
+create feedback.employment.replies 3 1209600000 delete
 # Messages identity could not apply: original key, value and headers, plus the messaging runtime's
 # dlq_* headers (reason, original topic, partition, offset). Key: the original message's key,
 # unchanged.

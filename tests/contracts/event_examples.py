@@ -37,6 +37,10 @@ from canbao_contracts.events import (
     Fact,
     FactAsserted,
     FactSource,
+    FeedbackChange,
+    FeedbackOutcome,
+    FeedbackReplied,
+    FeedbackRequested,
     Flag,
     HouseholdStatusFact,
     InaccurateItem,
@@ -58,6 +62,7 @@ from canbao_contracts.events import (
 PERSON_ID = UUID("0b6f5c7e-3c55-4f0e-9d63-7a1f1e2f9a01")
 OTHER_PERSON_ID = UUID("5d2a8f3b-1e4c-4b7a-8f60-2c9d0e1a7b02")
 COLLECTION_ID = UUID("9e1c7d24-6a3b-4f85-b0d2-3e4f5a6b7c03")
+FEEDBACK_ID = UUID("5b0f2c18-7d4e-4a9b-8c61-2f3e4d5a6b04")
 AT = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
 
 PERSON: dict[str, Any] = {
@@ -258,5 +263,29 @@ EVENTS: dict[str, Event] = {
         first_reviewed_at=AT + timedelta(days=1),
         reviewer="county-1",
         reviewed_at=AT + timedelta(days=2),
+    ),
+    "feedback requested: si_core's phone": FeedbackRequested(
+        feedback_id=FEEDBACK_ID,
+        collection_id=COLLECTION_ID,
+        person_id=PERSON_ID,
+        system="si_core",
+        table="ac01",
+        record_key="aac001=5201000042",
+        changes=(
+            FeedbackChange(item=RegistrationItem.PHONE, column="aae005", value="13812345678"),
+        ),
+        channel=Channel.COUNTER,
+        handler="clerk-0042",
+        handled_at=AT,
+        reviewer="reviewer-0007",
+        reviewed_at=AT + timedelta(hours=2),
+        requested_at=AT + timedelta(hours=2, seconds=3),
+    ),
+    "feedback replied: refused by the card system": FeedbackReplied(
+        feedback_id=FEEDBACK_ID,
+        system="card",
+        outcome=FeedbackOutcome.REFUSED,
+        reason="持卡人已注销",
+        replied_at=AT + timedelta(days=1),
     ),
 }

@@ -54,7 +54,7 @@ def test_every_event_round_trips_through_kafka(event: Event) -> None:
     record = encode(event, source=SOURCE, traceparent=TRACEPARENT)
     envelope, decoded = decode(record.headers, record.value)
     assert decoded == event and type(decoded) is type(event)
-    assert record.topic == event.topic.name and record.topic in {t.name for t in ALL_TOPICS}
+    assert record.topic == event.destination.name and record.topic in {t.name for t in ALL_TOPICS}
     assert record.key == event.subject.encode()
     assert (envelope.type, envelope.source, envelope.subject) == (event.type, SOURCE, event.subject)
     assert envelope.traceparent == TRACEPARENT

@@ -34,6 +34,8 @@ from canbao_contracts.events import (
     Event,
     Fact,
     FactAsserted,
+    FeedbackReplied,
+    FeedbackRequested,
     Flag,
     PersonDeceased,
     PersonRegistered,
@@ -52,6 +54,7 @@ from tests.contracts.event_examples import (
     ENROLMENT_SOURCE,
     EVENTS,
     FACTS,
+    FEEDBACK_ID,
     OTHER_PERSON_ID,
     PERSON,
     PERSON_ID,
@@ -81,7 +84,10 @@ def test_event_types_are_versioned_reverse_dns_names_registered_once() -> None:
     assert len(EVENT_TYPES) == len(EVENT_CLASSES)
 
 
-@pytest.mark.parametrize("event", EVENTS.values(), ids=EVENTS.keys())
+_PERSONS_EVENTS = {k: e for k, e in EVENTS.items() if not k.startswith("feedback")}
+
+
+@pytest.mark.parametrize("event", _PERSONS_EVENTS.values(), ids=_PERSONS_EVENTS.keys())
 def test_the_subject_is_the_person(event: Event) -> None:
     person = getattr(event, "person_id", None) or getattr(event, "merged_person_id", None)
     expected = person or getattr(event, "collection_id", None)
@@ -124,7 +130,9 @@ def _property_names(schema: Any) -> set[str]:
     return set()
 
 
-@pytest.mark.parametrize("cls", [c for c in EVENT_CLASSES if c is not CollectionApproved])
+@pytest.mark.parametrize(
+    "cls", [c for c in EVENT_CLASSES if c not in (CollectionApproved, FeedbackRequested)]
+)
 def test_registry_events_carry_no_name_number_phone_or_address(cls: type[Event]) -> None:
     assert not _property_names(cls.model_json_schema()) & _CLEAR_PERSONAL_DATA
 
@@ -146,6 +154,41 @@ def test_a_person_event_refuses_an_unmasked_name_or_number(field: str, value: st
 def test_a_collected_value_stays_out_of_repr() -> None:
     collection = EVENTS["collection approved: counter"]
     assert "13812345678" not in repr(collection) and "张伟" not in str(collection)
+
+
+# -- feedback.<system> ----------------------------------------------------------------------
+
+
+def test_a_feedback_request_travels_to_its_system_keyed_by_the_record() -> None:
+    request = EVENTS["feedback requested: si_core's phone"]
+    assert isinstance(request, FeedbackRequested)
+    assert request.destination.name == "feedback.si_core"
+    assert request.subject == "aac001=5201000042"
+    assert "13812345678" not in repr(request) and "13812345678" not in str(request)
+    card = request.model_copy(update={"system": "card"})
+    assert card.destination.name == "feedback.card"
+
+
+def test_a_reply_travels_on_its_systems_replies_topic_keyed_by_the_request() -> None:
+    reply = EVENTS["feedback replied: refused by the card system"]
+    assert reply.destination.name == "feedback.card.replies"
+    assert reply.subject == str(FEEDBACK_ID)
+    assert "注销" not in repr(reply)
+
+
+def test_feedback_is_only_for_the_business_systems_that_own_items() -> None:
+    request = EVENTS["feedback requested: si_core's phone"].model_dump()
+    with pytest.raises(ValidationError, match="not a business system"):
+        FeedbackRequested(**{**request, "system": "hukou"})
+    with pytest.raises(ValidationError, match="at least one item"):
+        FeedbackRequested(**{**request, "changes": ()})
+
+
+def test_a_refusal_gives_its_reason() -> None:
+    reply = EVENTS["feedback replied: refused by the card system"].model_dump()
+    with pytest.raises(ValidationError, match="gives its reason"):
+        FeedbackReplied(**{**reply, "reason": None})
+    assert FeedbackReplied(**{**reply, "outcome": "applied", "reason": None}).reason is None
 
 
 # -- registry.persons ------------------------------------------------------------------------------

@@ -8,8 +8,13 @@ import pytest
 from canbao_contracts.events import EVENT_CLASSES, Event
 from canbao_contracts.topics import (
     ALL_TOPICS,
+    CDC_RETENTION,
     CDC_TOPICS,
     DEAD_LETTER_TOPICS,
+    FEEDBACK,
+    FEEDBACK_REPLIES,
+    FEEDBACK_TOPICS,
+    KAFKA_ACCESS,
     RECEIVES,
     REGISTRY_TOPICS,
     SENDS,
@@ -17,6 +22,7 @@ from canbao_contracts.topics import (
     CleanupPolicy,
     dead_letter_topic,
     topic_by_name,
+    writers,
 )
 
 # Every table of sources.md, as `schema.table`.
@@ -59,14 +65,36 @@ def test_the_registry_topics_are_keyed_by_person() -> None:
 
 
 @pytest.mark.parametrize("cls", EVENT_CLASSES)
-def test_every_event_travels_on_a_registry_topic(cls: type[Event]) -> None:
-    assert cls.topic in REGISTRY_TOPICS
-    assert topic_by_name(cls.topic.name) is cls.topic
+def test_every_event_travels_on_a_registry_or_feedback_topic(cls: type[Event]) -> None:
+    for topic in cls.topics():
+        assert topic in (*REGISTRY_TOPICS, *FEEDBACK_TOPICS)
+        assert topic_by_name(topic.name) is topic
 
 
-@pytest.mark.parametrize("topic", REGISTRY_TOPICS, ids=lambda t: t.name)
+@pytest.mark.parametrize("topic", (*REGISTRY_TOPICS, *FEEDBACK_TOPICS), ids=lambda t: t.name)
 def test_every_registry_topic_carries_events(topic: object) -> None:
-    assert any(cls.topic is topic for cls in EVENT_CLASSES)
+    assert any(topic in cls.topics() for cls in EVENT_CLASSES)
+
+
+def test_each_business_system_has_a_feedback_topic_and_a_replies_topic() -> None:
+    assert {t.name for t in FEEDBACK_TOPICS} == {
+        name
+        for system in ("si_core", "medical", "card", "employment")
+        for name in (f"feedback.{system}", f"feedback.{system}.replies")
+    }
+    # Personal data in clear, like the change feeds: kept as briefly.
+    assert all(t.retention == CDC_RETENTION and t.cleanup_policy is CleanupPolicy.DELETE
+               for t in FEEDBACK_TOPICS)  # fmt: skip
+    assert set(FEEDBACK.values()) <= set(SENDS["identity"])
+    assert set(FEEDBACK_REPLIES.values()) <= set(RECEIVES["identity"])
+
+
+def test_a_business_system_reads_only_its_requests_and_writes_only_its_replies() -> None:
+    access = KAFKA_ACCESS["feedback-si-core"]
+    assert access.reads == (FEEDBACK["si_core"],)
+    assert access.writes == (FEEDBACK_REPLIES["si_core"],)
+    assert writers(FEEDBACK["si_core"]) == ("identity",)
+    assert writers(FEEDBACK_REPLIES["card"]) == ("feedback-card",)
 
 
 @pytest.mark.parametrize("service", SERVICES)
@@ -96,7 +124,8 @@ def test_compacted_topics_are_kept_until_compacted_and_carry_whole_states() -> N
 
 
 def test_topics_with_personal_data_in_clear_are_not_kept_forever() -> None:
-    for name in ("registry.collections", *(f"cdc.{table}" for table in SOURCE_TABLES)):
+    clear = ("registry.collections", *(f"cdc.{table}" for table in SOURCE_TABLES))
+    for name in (*clear, *(t.name for t in FEEDBACK_TOPICS)):
         retention = topic_by_name(name).retention
         assert retention is not None and retention.days <= 30
 
@@ -108,14 +137,16 @@ def test_dead_letters_are_never_expired() -> None:
 def test_who_sends_and_receives_what_follows_the_architecture() -> None:
     names = {s: {t.name for t in topics} for s, topics in SENDS.items()}
     assert names == {
-        "identity": {"registry.persons", "registry.facts"},
+        "identity": {"registry.persons", "registry.facts"} | {t.name for t in FEEDBACK.values()},
         "matching": {"registry.statuses"},
         "survey": {"registry.collections"},
         "reporting": set(),
         "gateway": set(),
     }
     received = {s: {t.name for t in topics} for s, topics in RECEIVES.items()}
-    assert received["identity"] == {t.name for t in CDC_TOPICS} | {"registry.collections"}
+    assert received["identity"] == {t.name for t in CDC_TOPICS} | {"registry.collections"} | {
+        t.name for t in FEEDBACK_REPLIES.values()
+    }
     assert received["matching"] == {"registry.persons", "registry.facts", "registry.collections"}
     # Survey lists people by the gaps and masked names identity publishes (as reporting does).
     assert received["survey"] == {"registry.persons", "registry.statuses"}

@@ -14,6 +14,9 @@ from canbao_contracts.topics import (
     COLLECTIONS,
     DEAD_LETTER_TOPICS,
     FACTS,
+    FEEDBACK,
+    FEEDBACK_REPLIES,
+    FEEDBACK_SYSTEMS,
     PERSONS,
     STATUSES,
 )
@@ -74,6 +77,22 @@ def test_each_registry_and_change_feed_topic_has_exactly_its_owner_as_writer(
     assert writers(topic) == {owner}
 
 
+@pytest.mark.parametrize("system", FEEDBACK_SYSTEMS)
+def test_identity_writes_a_systems_feedback_and_only_that_system_answers_and_reads_it(
+    system: str,
+) -> None:
+    """44号 Art.22: the request goes to the system that owns the item; its answer comes from it."""
+    user = kafka_users()[f"feedback-{system.replace('_', '-')}"]
+    assert writers(FEEDBACK[system].name) == {"identity"}
+    assert writers(FEEDBACK_REPLIES[system].name) == {f"feedback-{system.replace('_', '-')}"}
+    assert allowed(user, "Read", "topic", FEEDBACK[system].name)
+    assert allowed(kafka_users()["identity"], "Read", "topic", FEEDBACK_REPLIES[system].name)
+    others = [s for s in FEEDBACK_SYSTEMS if s != system]
+    assert not any(allowed(user, "Read", "topic", FEEDBACK[s].name) for s in others)
+    assert allowed(user, "Read", "group", f"feedback-{system.replace('_', '-')}.replies")
+    assert not allowed(user, "Read", "group", "identity")
+
+
 @pytest.mark.parametrize("topic", [t.name for t in DEAD_LETTER_TOPICS])
 def test_a_dead_letter_topic_is_written_only_by_its_service(topic: str) -> None:
     service = topic.removeprefix("deadletter.")
@@ -90,7 +109,9 @@ def test_every_user_logs_in_with_scram_under_simple_authorization() -> None:
     (listener,) = spec["kafka"]["listeners"]
     assert listener["tls"] is True
     assert listener["authentication"] == {"type": "scram-sha-512"}
-    assert set(kafka_users()) == {"connect", "identity", "matching", "survey", "reporting"}
+    assert set(kafka_users()) == {"connect", "identity", "matching", "survey", "reporting"} | {
+        f"feedback-{system}" for system in ("si-core", "medical", "card", "employment")
+    }
     for user in kafka_users().values():
         assert user["metadata"]["labels"]["strimzi.io/cluster"] == kafka["metadata"]["name"]
         assert user["spec"]["authentication"] == {"type": "scram-sha-512"}

@@ -266,6 +266,10 @@ ROUTES |= {
                           needs=("survey",), audited=("not_found",),
                           sent={"json": {"collection_ids": [str(uuid4())]}}),
 }  # fmt: skip
+# Write-back to the business systems (writeback_routes.py): the county and the reviewers; a page
+# of masked names is audited with its division.
+ROUTES["writebacks"] = Route("GET", "/api/v1/writebacks", frozenset({Role.COUNTY, Role.REVIEWER}),
+                             False, needs=("identity",), audited=("ok",))  # fmt: skip
 # Outside the matrix: login (before any role); the service shell's health and OpenAPI routes.
 NO_ROLE_ROUTES = {("POST", "/api/v1/auth/token")}
 
@@ -355,6 +359,10 @@ async def test_authorisation_matrix(
             assert rows[0]["person_id"] == people[number]
     elif route_name == "audit" and role is Role.AUDITOR:
         assert [row["purpose"] for row in rows] == ["audit_review"]
+    elif route.audited and role in route.allowed:  # a list of a division: audited per page
+        assert [(row["outcome"], row["role"]) for row in rows] == [
+            (outcome, role.value) for outcome in route.audited
+        ]
     else:  # refused before anyone's data was looked up, or no one's data
         assert rows == []
 

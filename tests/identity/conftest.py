@@ -78,6 +78,7 @@ def change(
     op: str = "c",
     lsn: int | None = None,
     embed_schema: bool = False,
+    ts_ms: int = 1_763_800_000_000,
 ) -> Message:
     """A Debezium change event of `table` ("hukou.person") for `row`."""
     schema, name = table.split(".")
@@ -89,7 +90,7 @@ def change(
         "source": {
             "lsn": lsn if lsn is not None else next(_lsns),
             "txId": 1,
-            "ts_ms": 1_763_800_000_000,
+            "ts_ms": ts_ms,
             "schema": schema,
             "table": name,
         },

@@ -289,8 +289,8 @@ async def test_changes_applied_beside_a_poison_message_are_all_kept(running: Run
     ("roles", "expected"),
     [
         # Whoever consumes also forgets idempotency records older than any retention.
-        (None, ["producer", "identity", "identity.collections", "identity.builder",
-                "identity.outbox", "processed-messages-pruner"]),
+        (None, ["producer", "identity", "identity.collections", "identity.feedback",
+                "identity.builder", "identity.outbox", "processed-messages-pruner"]),
         # The process a province scales for the builder: no consumer (it would join group
         # "identity" and take partitions), its own relay (a standby while another relays).
         ("build", ["producer", "identity.builder", "identity.outbox"]),

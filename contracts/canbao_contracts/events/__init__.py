@@ -6,6 +6,8 @@
 | registry.facts       | FactAsserted (a `Fact`: one of nine kinds)                     | identity |
 | registry.statuses    | StatusesChanged, StatusesWithdrawn                             | matching |
 | registry.collections | CollectionApproved                                             | survey   |
+| feedback.<system>    | FeedbackRequested (one topic per business system)              | identity |
+| feedback.<system>.replies | FeedbackReplied                                           | <system> |
 
 Each class has its CloudEvents `type` (the `ce_type` header: reverse-DNS name + version), the
 `topic` it travels on, and a `subject` (the Kafka key and `ce_subject`: the person_id).
@@ -36,6 +38,12 @@ from canbao_contracts.events.fact_kinds import (
     fact_id_for,
 )
 from canbao_contracts.events.facts import Fact, FactAsserted
+from canbao_contracts.events.feedback import (
+    FeedbackChange,
+    FeedbackOutcome,
+    FeedbackReplied,
+    FeedbackRequested,
+)
 from canbao_contracts.events.persons import (
     InaccurateItem,
     PersonDeceased,
@@ -61,6 +69,8 @@ EVENT_CLASSES: Final[tuple[type[Event], ...]] = (
     StatusesChanged,
     StatusesWithdrawn,
     CollectionApproved,
+    FeedbackRequested,
+    FeedbackReplied,
 )
 EVENT_TYPES: Final[dict[str, type[Event]]] = {cls.type: cls for cls in EVENT_CLASSES}
 assert len(EVENT_TYPES) == len(EVENT_CLASSES), "two event classes share a CloudEvents type"
@@ -82,6 +92,10 @@ __all__ = [
     "Fact",
     "FactAsserted",
     "FactSource",
+    "FeedbackChange",
+    "FeedbackOutcome",
+    "FeedbackReplied",
+    "FeedbackRequested",
     "Flag",
     "HouseholdStatusFact",
     "InaccurateItem",

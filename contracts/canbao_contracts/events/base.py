@@ -29,6 +29,17 @@ class Event(ContractModel):
     type: ClassVar[str]  # reverse-DNS + version: cn.canbao.registry.person.registered.v1
     topic: ClassVar[Topic]
 
+    @classmethod
+    def topics(cls) -> tuple[Topic, ...]:
+        """Every topic the event may travel on: its `topic`, or one per business system for the
+        feedback events (`destination` says which)."""
+        return (cls.topic,)
+
+    @property
+    def destination(self) -> Topic:
+        """The topic this event travels on."""
+        return type(self).topic
+
     @property
     def subject(self) -> str:
         """The Kafka key: the person_id, so one person's events keep their order

@@ -67,7 +67,10 @@ _Value = Annotated[
     StringConstraints(strip_whitespace=True, min_length=1, max_length=150),
     AfterValidator(_clean_text),
 ]
+# A collected value as it travels (write-back requests carry the same values: events.feedback).
+CollectedValue = _Value
 _StaffId = Annotated[str, StringConstraints(min_length=1, max_length=64)]  # AAE011 / AAE014
+StaffId = _StaffId
 # Items whose values come from a code table: checked here, as everywhere (issue 7 §3).
 _CODED_ITEMS = {
     RegistrationItem.GENDER: Gender,

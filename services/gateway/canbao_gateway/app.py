@@ -34,6 +34,7 @@ from canbao_gateway.settings import GatewaySettings
 from canbao_gateway.survey import SurveyClient
 from canbao_gateway.survey_page import router as survey_page_router
 from canbao_gateway.survey_routes import router as survey_router
+from canbao_gateway.writeback_routes import router as writeback_router
 from canbao_platform.service import Component, Resources, ServiceDefinition, create_app
 
 log = logging.getLogger(__name__)
@@ -107,6 +108,7 @@ SERVICE = ServiceDefinition(
         counter_page_router,
         survey_page_router,
         review_router,
+        writeback_router,
     ],
     components=components,
     description="The public HTTP interface: staff login, roles, audit, counter popups, "

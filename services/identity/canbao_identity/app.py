@@ -9,12 +9,14 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from canbao_contracts.topics import CDC_TOPICS, COLLECTIONS
+from canbao_contracts.topics import CDC_TOPICS, COLLECTIONS, FEEDBACK_REPLIES
 from canbao_identity.builder import GoldenRecordBuilder
 from canbao_identity.handlers import change_handler, collection_handler
 from canbao_identity.protection import Protector
 from canbao_identity.routes import router
 from canbao_identity.settings import IdentitySettings, Role
+from canbao_identity.writeback import reply_handler
+from canbao_identity.writeback_routes import router as writeback_router
 from canbao_platform.messaging import ConsumerRunner, OutboxRelay, Producer, RunnerConfig
 from canbao_platform.service import Component, Resources, ServiceDefinition, create_app
 
@@ -33,6 +35,8 @@ DEFAULT_CONFIG = RunnerConfig()
 # (canbao_stack.local), so it is the service's name and nothing else.
 CDC_GROUP = SERVICE_NAME
 COLLECTIONS_GROUP = f"{SERVICE_NAME}.collections"
+FEEDBACK_GROUP = f"{SERVICE_NAME}.feedback"  # the business systems' replies (writeback.py)
+REPLIES_TOPICS = tuple(topic.name for topic in FEEDBACK_REPLIES.values())
 
 
 def components(
@@ -41,6 +45,7 @@ def components(
     config: RunnerConfig = DEFAULT_CONFIG,
     cdc_topics: Sequence[str] | None = None,
     collections_topic: str = COLLECTIONS.name,
+    replies_topics: Sequence[str] = REPLIES_TOPICS,
     builder_idle_s: float = 0.2,
 ) -> list[Component]:
     """Producer first (stopped last); for the role "consume" the two consumers that stage
@@ -74,6 +79,9 @@ def components(
                 topics=[collections_topic],
                 **common,
             ),
+            ConsumerRunner(
+                name=FEEDBACK_GROUP, handler=reply_handler(), topics=list(replies_topics), **common
+            ),
         ]
     if Role.BUILD in settings.role_set:
         parts.append(
@@ -89,11 +97,12 @@ SERVICE = ServiceDefinition(
     name=SERVICE_NAME,
     settings=IdentitySettings,
     migrations=Path(__file__).parent / "migrations",
-    routers=(router,),
+    routers=(router, writeback_router),
     components=components,
     consumer_groups={
         CDC_GROUP: tuple(topic.name for topic in CDC_TOPICS),
         COLLECTIONS_GROUP: (COLLECTIONS.name,),
+        FEEDBACK_GROUP: REPLIES_TOPICS,
     },
     description=__doc__ or "",
 )

@@ -2,10 +2,27 @@
 source records. Pure and deterministic: the same records in any order give the same result, which
 is what makes out-of-order and duplicated change events converge.
 
-Precedence (issue 5 §3; our convention where it is silent): an approved collection first (a clerk
-or surveyor checked the documents, domain.md §2.2); then the household register for name, gender,
-birth date, household place and status; the insurance and card systems for phone and residence
-address. Within one source the newest change wins (highest position).
+Precedence among the sources (issue 5 §3; our convention where it is silent): the household
+register for name, gender, birth date, household place and status; the insurance and card systems
+for phone and residence address. Within one source the newest change wins (highest position).
+
+An approved collection (a clerk or surveyor checked the documents, domain.md §2.2; a second
+person approved it, 44号 Art.13) against the source records claiming the same item
+(`standing`, item by item, the newest collection of the person that claims it):
+
+a. a source record that says what was collected (after normalisation: spaces, case, a phone's
+   hyphens) takes over: the value shows that source again — the business system has caught up;
+b. a source record changed after the collection was approved (its `changed_at` later than the
+   collection's AAE015) and saying something else wins: the person changed it in the business
+   system since, through that system's own procedure (44号 Art.22);
+c. an older source record saying something else loses: the collected value shows, as collected
+   (source "collection", with its handler and reviewer), and the business systems among those
+   records (topics.FEEDBACK_SYSTEMS) are listed as awaiting write-back (registry.py asks them).
+
+Identity items (name, gender, birth date, household place) follow the same rule: the collection
+saw the documents, but a later change in the household register is later evidence. A record's
+time is when its source committed the change (Debezium's source.ts_ms), or for a snapshot read
+the row's updated_at — never the time of the read (handlers.changed_at).
 """
 
 from __future__ import annotations
@@ -13,12 +30,14 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
+from enum import StrEnum
 from functools import cache, cached_property
 from typing import Any, Final
 
 from canbao_contracts.codes import RegistrationItem
 from canbao_contracts.id_numbers import normalise, validate
+from canbao_contracts.topics import FEEDBACK_SYSTEMS
 from canbao_identity import records as r
 from canbao_identity.records import FactDraft
 from canbao_identity.resolution import LinkKind
@@ -90,6 +109,9 @@ class LinkedRecord:
     claims: dict[str, Any]
     facts: tuple[FactDraft, ...] = ()
     provenance: dict[str, Any] = field(default_factory=dict)  # a collection's handler, reviewer
+    # When the source last changed it (a collection: when approved, AAE015); None: unknown, older
+    # than any collection (handlers.changed_at).
+    changed_at: datetime | None = None
 
     @cached_property
     def system(self) -> str:
@@ -131,6 +153,8 @@ def golden_record(records: Sequence[LinkedRecord]) -> Golden:
     )
     mine = tuple(x for x in ordered if (x.source_table, x.record_key) not in conflicting)
     values = {name: v for name in _PRECEDENCE if (v := _pick(mine, name)) is not None}
+    # Items a source changed since the collection: the collection no longer answers for them.
+    changed_since = {name for name, v in values.items() if v.get("changed_since_collection")}
     if (employment := _employment(mine)) is not None:
         values[r.EMPLOYMENT_STATUS] = employment
     if (number := _pick_number(mine)) is not None:
@@ -141,7 +165,13 @@ def golden_record(records: Sequence[LinkedRecord]) -> Golden:
     )
     if not deceased:
         values.pop(r.DEATH_DATE, None)
-    collected = {k for x in mine if x.system == COLLECTION for k, v in x.claims.items() if v}
+    collected = {
+        k
+        for x in mine
+        if x.system == COLLECTION
+        for k, v in x.claims.items()
+        if v and k not in changed_since
+    }
     inaccurate = [
         g for g in _inaccurate(mine, values, reference) if _CLAIM[g.item] not in collected
     ]
@@ -183,20 +213,80 @@ def _ranks(order: tuple[str, ...]) -> dict[str, int]:
     return {source: rank for rank, source in reversed(list(enumerate(order)))}
 
 
-def _pick(records: Sequence[LinkedRecord], name: str) -> dict[str, Any] | None:
-    best: tuple[int, int, LinkedRecord] | None = None
-    order = _PRECEDENCE[name]
-    for x in records:
-        value = x.claims.get(name)
-        if not _usable(name, value) or x.link_kind is LinkKind.CANDIDATE:
-            continue
-        if (rank := _rank(x, order)) is None:
-            continue
-        if best is None or (rank, -x.position) < (best[0], -best[1]):
-            best = (rank, x.position, x)
-    if best is None:
+class Standing(StrEnum):
+    """A source record's value of an item against the person's newest collection of it."""
+
+    AGREES = "agrees"  # (a) says what was collected: the source takes over
+    CHANGED_SINCE = "changed_since"  # (b) changed after the approval, to something else: it wins
+    AWAITS_WRITE_BACK = "awaits_write_back"  # (c) older, something else: the collection wins
+
+
+def standing(collection: LinkedRecord, source: LinkedRecord, name: str) -> Standing | None:
+    """Where `source` stands against `collection` on item `name` (the module's rule a-c); None
+    when one of them does not claim it."""
+    collected, value = collection.claims.get(name), source.claims.get(name)
+    if not _usable(name, collected) or not _usable(name, value):
         return None
-    return _provenance(best[2], best[2].claims[name])
+    if same_value(name, collected, value):
+        return Standing.AGREES
+    approved, changed = collection.changed_at, source.changed_at
+    if approved is not None and changed is not None and changed > approved:
+        return Standing.CHANGED_SINCE
+    return Standing.AWAITS_WRITE_BACK
+
+
+def same_value(name: str, a: Any, b: Any) -> bool:
+    """Whether two values of item `name` are the same once normalised: spaces and case do not
+    count (a name typed with a space, a lower-case x), nor a phone's hyphens."""
+    return _normal(name, a) == _normal(name, b)
+
+
+def _normal(name: str, value: Any) -> str:
+    text = "".join(str(value).split()).upper()
+    return text.replace("-", "") if name == r.PHONE else text
+
+
+def _pick(records: Sequence[LinkedRecord], name: str) -> dict[str, Any] | None:
+    order = _PRECEDENCE[name]
+    ranked = [
+        (rank, -x.position, x.source_table, x.record_key, x)
+        for x in records
+        if _usable(name, x.claims.get(name))
+        and x.link_kind is not LinkKind.CANDIDATE
+        and (rank := _rank(x, order)) is not None
+    ]
+    if not ranked:
+        return None
+    ranked.sort(key=lambda v: v[:4])
+    collections = [v[-1] for v in ranked if v[-1].system == COLLECTION]
+    if not collections or order[0] != COLLECTION:  # the region: a collection only as a fallback
+        best = ranked[0][-1]
+        return _provenance(best, best.claims[name])
+    collection = max(collections, key=lambda x: (x.position, x.record_key))  # the newest
+    sources = [v[-1] for v in ranked if v[-1].system != COLLECTION]
+    stands = {(x.source_table, x.record_key): standing(collection, x, name) for x in sources}
+    for wanted in (Standing.CHANGED_SINCE, Standing.AGREES):
+        # The best ranked record of the kind (ranked is in precedence order).
+        winner = next(
+            (x for x in sources if stands[(x.source_table, x.record_key)] is wanted), None
+        )
+        if winner is not None:
+            entry = _provenance(winner, winner.claims[name])
+            if wanted is Standing.CHANGED_SINCE:
+                entry["changed_since_collection"] = collection.record_key
+            return entry
+    entry = _provenance(collection, collection.claims[name])
+    awaiting = sorted(
+        {
+            x.source_table
+            for x in sources
+            if x.system in FEEDBACK_SYSTEMS
+            and stands[(x.source_table, x.record_key)] is Standing.AWAITS_WRITE_BACK
+        }
+    )
+    if awaiting:
+        entry["awaiting_write_back"] = awaiting
+    return entry
 
 
 def _pick_number(records: Sequence[LinkedRecord]) -> tuple[dict[str, Any], dict[str, Any]] | None:

@@ -11,7 +11,12 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 from canbao_contracts.codes import RegistrationItem
-from canbao_contracts.debezium import ChangeEvent, MalformedChangeEvent, parse_change_event
+from canbao_contracts.debezium import (
+    ChangeEvent,
+    MalformedChangeEvent,
+    decode_timestamp,
+    parse_change_event,
+)
 from canbao_contracts.events import CollectionApproved
 from canbao_identity import records as r
 from canbao_identity.adapters import Adapter, adapter_for
@@ -76,7 +81,32 @@ def staged_change(
             record = adapter.to_record(event.row)
         except MalformedChangeEvent as error:
             raise PermanentError(f"malformed change event: {error.reason}") from None
-    return stage(protector, f"{adapter.system}.{adapter.table}", key, revision, observed_at, record)
+    return stage(
+        protector, f"{adapter.system}.{adapter.table}", key, revision, observed_at, record,
+        changed_at=changed_at(event, streamed=position.streamed),
+    )  # fmt: skip
+
+
+def changed_at(event: ChangeEvent, *, streamed: bool) -> datetime | None:
+    """When the source changed the row, as far as the event tells, for precedence against a
+    collection (golden.py). A streamed change: its commit time in the source (source.ts_ms). A
+    snapshot read is no change: its time is when Debezium read it, which would make a value
+    years old look newer than yesterday's approved collection; so the row's own `updated_at`
+    (sources.md: every table has one) dates it, else nothing (older than any collection).
+    The store keeps the later of this and what it knew (store._SAVE_RECORDS), so a re-snapshot
+    never moves a streamed change's time back either."""
+    if event.is_delete:
+        return None
+    if streamed:
+        ms = event.source_ts_ms if event.source_ts_ms is not None else event.ts_ms
+        return None if ms is None else datetime.fromtimestamp(ms / 1000, UTC)
+    try:
+        updated = decode_timestamp((event.row or {}).get("updated_at"), column="updated_at")
+    except MalformedChangeEvent:
+        return None  # an unreadable date dates nothing: the row's values are still read
+    if updated is None or updated.tzinfo is None or updated.year < 1971:
+        return None  # 1970-01-01: the type's default where the column was not captured
+    return updated
 
 
 def record_key(adapter: Adapter, key: dict[str, Any], protector: Protector) -> str:
@@ -135,4 +165,5 @@ def collection_change(protector: Protector, event: CollectionApproved) -> Staged
         record,
         forced_person_id=event.person_id,
         provenance=provenance,
+        changed_at=event.reviewed_at,
     )

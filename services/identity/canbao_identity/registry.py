@@ -19,19 +19,20 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Iterable, Sequence
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any
 from uuid import UUID, uuid4
 
 from canbao_contracts.events import PersonsMerged
 from canbao_contracts.events.base import Event
 from canbao_identity import records as r
-from canbao_identity.golden import LinkedRecord, golden_record
+from canbao_identity.golden import COLLECTION, LinkedRecord, golden_record
 from canbao_identity.protection import Protector
 from canbao_identity.publication import current_facts, fact_events, person_event, public_state
 from canbao_identity.resolution import Identification, LinkKind, Resolution, decide
 from canbao_identity.staging import StagedChange
 from canbao_identity.store import Store, person_context
+from canbao_identity.writeback import WriteBacks
 from canbao_platform.db import Database
 from canbao_platform.messaging import unit_of_work
 
@@ -212,6 +213,18 @@ class Registry:
                 new_demographics.add(demographic)
         await self.store.save_persons(saved)
         await self.store.clear_set_aside([v["person_id"] for v in saved])
+        # Write-back (writeback.py): only persons with a collection can have any.
+        collected = {
+            p: records[p]
+            for p in ids
+            if p in persons and any(x.system == COLLECTION for x in records.get(p, ()))
+        }
+        if collected:
+            counts = await WriteBacks(self.store.session).settle(
+                collected, self.publish, datetime.now(UTC)
+            )
+            for what, n in counts.items():
+                self._count(f"writeback_{what}", n)
         self.reviews_to_retry |= new_demographics
 
     async def rebuild_pending_apart(
@@ -385,4 +398,5 @@ def _row(change: StagedChange, resolution: Resolution, before: Any) -> dict[str,
         "number_index": change.number_index,
         "demographic_index": change.demographic_index,
         "observed_at": change.observed_at,
+        "changed_at": change.changed_at,
     }

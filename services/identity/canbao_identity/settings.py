@@ -41,6 +41,9 @@ class IdentitySettings(ServiceSettings):
     # One process does both (development, a county); a province runs consumers and builders as
     # separate deployments of the same image ("consume" / "build"), each on its own cores.
     roles: str = "consume,build"
+    # A write-back pending longer than this is the disagreement that lasts: listed as overdue
+    # for the agency (writeback_routes.py).
+    writeback_overdue_days: int = Field(30, ge=1)
 
     @property
     def role_set(self) -> frozenset[Role]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -47,6 +48,9 @@ class StagedChange:
     number_index: str | None = None
     demographic_index: str | None = None
     defects: list[str] = field(default_factory=list)
+    # When the source last changed the record, as far as we know (handlers.staged_change): what
+    # precedence compares with a collection's approval (golden.py).
+    changed_at: datetime | None = None
     id: int | None = None
 
     @property
@@ -62,7 +66,7 @@ _TYPES = {
     "deleted": "boolean", "claims_ciphertext": "bytea", "key_id": "text", "facts": "jsonb",
     "provenance": "jsonb", "link_ref": "text", "forced_person_id": "uuid",
     "document_type": "text", "number_index": "text", "demographic_index": "text",
-    "defects": "jsonb",
+    "defects": "jsonb", "changed_at": "timestamptz",
 }  # fmt: skip
 _COLUMNS = {name: _TYPES[name] for name in STAGED_COLUMNS}
 _INSERT = sa.text(bulk.insert("staged_changes", _COLUMNS))
@@ -109,6 +113,7 @@ def stage(
     *,
     forced_person_id: UUID | None = None,
     provenance: dict[str, Any] | None = None,
+    changed_at: datetime | None = None,
 ) -> StagedChange:
     """The change (None: the row was deleted), identified and encrypted."""
     change = StagedChange(
@@ -119,6 +124,7 @@ def stage(
         deleted=record is None,
         provenance=bulk.to_json(provenance or {}),
         forced_person_id=forced_person_id,
+        changed_at=changed_at,
     )
     if record is None:
         return change

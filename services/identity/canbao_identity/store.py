@@ -47,7 +47,7 @@ _RECORD_COLUMNS = {
     "source_table": "text", "record_key": "text", "person_id": "uuid", "link_kind": "text",
     "position": "bigint", "deleted": "boolean", "claims_ciphertext": "bytea", "key_id": "text",
     "facts": "jsonb", "provenance": "jsonb", "link_ref": "text", "number_index": "text",
-    "demographic_index": "text", "observed_at": "text",
+    "demographic_index": "text", "observed_at": "text", "changed_at": "timestamptz",
 }  # fmt: skip
 _PERSON_COLUMNS = {
     "person_id": "uuid", "demographic_index": "text", "public_state": "jsonb",
@@ -58,7 +58,10 @@ _PERSON_COLUMNS = {
 _SAVE_RECORDS = sa.text(
     bulk.insert("source_records", _RECORD_COLUMNS)
     + " ON CONFLICT (source_table, record_key) DO UPDATE SET "
-    + ", ".join(f"{c} = excluded.{c}" for c in list(_RECORD_COLUMNS)[2:])
+    + ", ".join(f"{c} = excluded.{c}" for c in list(_RECORD_COLUMNS)[2:] if c != "changed_at")
+    # The later of what we knew and what the change says: a snapshot read dates a row by its
+    # updated_at, which may be older than the streamed change we already applied.
+    + ", changed_at = greatest(source_records.changed_at, excluded.changed_at)"
     + ", updated_at = now()"
 )
 _SAVE_PERSONS = sa.text(
@@ -77,7 +80,7 @@ _ENSURE_PERSONS = sa.text(
 _RESOLUTION_COLUMNS = ("source_table", "record_key", "person_id", "link_kind", "position")
 _LINKED_COLUMNS = (
     "source_table", "record_key", "person_id", "link_kind", "position", "observed_at",
-    "claims_ciphertext", "key_id", "facts", "provenance",
+    "claims_ciphertext", "key_id", "facts", "provenance", "changed_at",
 )  # fmt: skip
 _LINK_KINDS = {kind.value: kind for kind in LinkKind}
 # A staged change's facts and provenance go on to source_records as they are: read as text.
@@ -412,6 +415,7 @@ class Store:
             claims=claims,
             facts=tuple(FactDraft(f["kind"], f["fields"]) for f in row.facts),
             provenance=row.provenance or {},
+            changed_at=row.changed_at,
         )
 
     async def save_persons(self, values: list[dict[str, Any]]) -> None:

@@ -66,6 +66,9 @@ source_records = sa.Table(
     sa.Column("number_index", sa.String(64)),
     sa.Column("demographic_index", sa.String(64), index=True),
     sa.Column("observed_at", sa.String(40)),
+    # When the source last changed the record as far as we know (handlers.staged_change): never
+    # later than the truth, so a re-snapshot cannot make an old value look fresh (golden.py).
+    sa.Column("changed_at", sa.DateTime(timezone=True)),
     sa.Column(
         "updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
     ),
@@ -94,6 +97,7 @@ staged_changes = sa.Table(
     sa.Column("number_index", sa.String(64)),
     sa.Column("demographic_index", sa.String(64)),
     sa.Column("defects", JSONB, nullable=False),  # DefectCode values: value-free
+    sa.Column("changed_at", sa.DateTime(timezone=True)),
     sa.Column(  # the builder's backlog: the age of the oldest change not yet resolved
         "staged_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
     ),
@@ -145,4 +149,30 @@ set_aside_persons = sa.Table(
     sa.Column(
         "set_aside_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
     ),
+)
+
+# Write-back of approved changes to the business systems (44号 Art.22; writeback.py): one row per
+# feedback request (one per collection and disagreeing source record) and item. No value: the
+# request's value is the collection's, held encrypted in its source record.
+writebacks = sa.Table(
+    "writebacks",
+    metadata,
+    sa.Column("feedback_id", UUID(as_uuid=True), primary_key=True),
+    sa.Column("item", sa.String(32), primary_key=True),  # RegistrationItem
+    sa.Column("collection_id", UUID(as_uuid=True), nullable=False),
+    sa.Column("person_id", UUID(as_uuid=True), nullable=False),
+    sa.Column("system", sa.String(16), nullable=False),
+    sa.Column("source_table", sa.String(64), nullable=False),
+    sa.Column("record_key", sa.String(200), nullable=False),
+    sa.Column("column_name", sa.String(64), nullable=False),
+    # pending → applied | superseded | refused
+    sa.Column("state", sa.String(16), nullable=False, server_default="pending"),
+    sa.Column("reason", sa.String(300)),  # the system's, for a refusal
+    sa.Column("requested_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("settled_at", sa.DateTime(timezone=True)),
+    sa.CheckConstraint(
+        "state IN ('pending', 'applied', 'superseded', 'refused')", name="ck_writebacks_state"
+    ),
+    sa.Index("ix_writebacks_person", "person_id", "state"),
+    sa.Index("ix_writebacks_list", "state", "requested_at", "feedback_id"),
 )
