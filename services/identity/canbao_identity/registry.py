@@ -248,10 +248,10 @@ class Registry:
         person_id: UUID,
         person: Any,
         records: list[LinkedRecord],
-        changes: list[dict[str, Any]],
+        changes: list[dict[str, Any]] | None = None,
     ) -> tuple[dict[str, Any], str | None]:
         """The person's new row (and its demographic key); what changed since the last build
-        added to `changes` (history.py)."""  # fmt: skip
+        added to `changes` (history.py), when given."""
         golden = golden_record(records)
         state = public_state(golden)
         if (event := person_event(person_id, state, person.public_state)) is not None:
@@ -276,12 +276,15 @@ class Registry:
             "deceased": golden.deceased,
             "household_registered": golden.household_registered,
         }
-        previous = None
-        if person.golden_ciphertext is not None:
-            previous = self.protector.decrypt(
-                person.golden_ciphertext, key_id=person.key_id, context=person_context(person_id)
-            )
-        changes += value_changes(self.protector, person_id, previous, document)
+        if changes is not None:
+            previous = None
+            if person.golden_ciphertext is not None:
+                previous = self.protector.decrypt(
+                    person.golden_ciphertext,
+                    key_id=person.key_id,
+                    context=person_context(person_id),
+                )
+            changes += value_changes(self.protector, person_id, previous, document)
         region = state["region_code"]
         household = "".join(str(golden.value(r.HOUSEHOLD_NUMBER) or "").split())
         return {
