@@ -177,5 +177,7 @@ async def test_the_changes_come_page_by_page(
     assert [c["item"] for c in first["changes"]] == ["residence_address"] * 3 + ["phone"]
     assert [c["kind"] for c in second["changes"]] == ["value", "registered"]
     assert second["steps"] == [] and second["next_cursor"] is None
+    empty = await gateway.get(HISTORY.format(WANG), headers=headers, params={"cursor": ""})
+    assert empty.json() == first, "an empty cursor is the first page"
     bad = await gateway.get(HISTORY.format(WANG), headers=headers, params={"cursor": "x"})
     assert_problem(bad, 422, "invalid-cursor")

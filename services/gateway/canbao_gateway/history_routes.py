@@ -166,6 +166,7 @@ async def person_history(
     cursor: Annotated[str | None, Query(max_length=100)] = None,
 ) -> PersonHistory:
     assert person.person_id is not None  # set by registered_person
+    cursor = cursor or None  # `?cursor=`: the first page
     # Both settled before answering (persons.py says why): the row is written as identity is
     # asked, so when it fails the log may say more than was shown, never less.
     changes, recorded = await asyncio.gather(
@@ -208,7 +209,8 @@ async def person_history(
 async def _changes(
     identity: IdentityClient, person_id: UUID, cursor: str | None, staff: Staff
 ) -> dict[str, Any]:
-    """Identity's page of the person's history (values in clear: never sent on unmasked)."""
+    """Identity's page of the person's history (values in clear: never sent on unmasked),
+    through the identity client's signed transport (registry.py's reads are the record's)."""
     params: dict[str, Any] = {"limit": PAGE} | ({"cursor": cursor} if cursor else {})
     response = await identity._send(
         "GET", f"/internal/persons/{person_id}/history", caller=staff, params=params
