@@ -181,3 +181,36 @@ async def test_the_changes_come_page_by_page(
     assert empty.json() == first, "an empty cursor is the first page"
     bad = await gateway.get(HISTORY.format(WANG), headers=headers, params={"cursor": "x"})
     assert_problem(bad, 422, "invalid-cursor")
+
+
+async def test_a_person_merged_into_another_brings_their_history(
+    wang: UUID, harness: Harness, survey_app: FastAPI, gateway: httpx.AsyncClient,
+    token_for: Callable[..., str],
+) -> None:  # fmt: skip
+    """Wang also registered by passport (one person, two numbers), with a kiosk correction
+    under that person_id; a clerk merges the two."""
+    await harness.apply([change("medical.insured", {
+        "psn_no": "M7", "certno": "E12345678", "psn_cert_type": "02", "psn_name": "王伟",
+        "gend": "1", "brdy": datetime(1980, 1, 1).date(), "insutype": "390",
+        "psn_insu_stas": "1"})])  # fmt: skip
+    twin = await harness.person_of("E12345678", "02")
+    assert twin is not None and twin != wang
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=survey_app),
+                                 base_url="http://survey") as survey:  # fmt: skip
+        correction = await survey.post(
+            "/internal/survey/corrections",
+            headers=caller_headers("survey", username="mobile:m1", role="self"),
+            json={"client_id": str(uuid4()), "person_id": str(twin), "region_code": NANMING,
+                  "origin": "mobile", "items": {"phone": "13700004444"}},
+        )  # fmt: skip
+        assert correction.status_code == 201, correction.text
+    async with harness.db.sessions() as session, session.begin():
+        await harness.registry(session).merge(twin, wang)
+
+    headers = bearer(token_for(Role.COUNTER, scope=NANMING))
+    body = (await gateway.get(HISTORY.format(WANG), headers=headers)).json()
+    assert ("absorbed", "合并另一人员记录") in [(c["kind"], c["label"]) for c in body["changes"]]
+    assert ("merged", "并入另一人员记录") in [(c["kind"], c["label"]) for c in body["changes"]]
+    assert [s["task_id"] for s in body["steps"] if s["channel"] == "mobile"] == [
+        correction.json()["task_id"]
+    ]

@@ -142,3 +142,16 @@ async def test_a_person_registered_by_a_collection_is_found_by_it(
     assert [c["collection_id"] for c in named.json()["collections"]] == [
         new.json()["collection_id"]
     ]
+
+
+async def test_a_merged_persons_steps_are_the_survivors(survey: httpx.AsyncClient) -> None:
+    """One person registered twice: what was done under the retired person_id is named."""
+    retired = PERSON
+    task_id = await correct(survey, "13700003333")
+    survivor = uuid4()
+    path = f"/internal/survey/persons/{survivor}/steps"
+    alone = (await survey.get(path, headers=staff(REVIEWER, "reviewer"))).json()
+    assert alone["tasks"] == []
+    merged = await survey.get(path, params={"merged": str(retired)},
+                              headers=staff(REVIEWER, "reviewer"))  # fmt: skip
+    assert [t["task_id"] for t in merged.json()["tasks"]] == [task_id]

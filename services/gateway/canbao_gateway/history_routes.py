@@ -186,11 +186,15 @@ async def person_history(
         raise changes
     steps: list[Step] = []
     if cursor is None:
-        # A person a collection registered is not named by it: its collection_id is.
+        # A person a collection registered is not named by it: its collection_id is. Those
+        # merged into this person have steps under their old person_id.
         named = sorted({str(c["collection_id"]) for c in changes["changes"]
                         if c.get("collection_id")})  # fmt: skip
+        merged = sorted({str(c["other_person_id"]) for c in changes["changes"]
+                         if c["kind"] == "absorbed" and c.get("other_person_id")})  # fmt: skip
         response = await survey.call("GET", f"/persons/{person.person_id}/steps", caller=staff,
-                                     params={"collection_id": named})  # fmt: skip
+                                     params={"collection_id": named,
+                                             "merged": merged})  # fmt: skip
         steps = steps_of(response.json())
     golden = person.record["golden"]
     number = (golden.get("id_number") or {}).get("value") or person.id_number

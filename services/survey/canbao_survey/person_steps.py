@@ -6,7 +6,9 @@ about them with theirs (the ledger names a collection by its collection_id, doma
 
 A person registered by a collection is not named by it (person_id null: a new registration);
 identity knows which collection registered them, so the caller may name collections too
-(`collection_id`): those, and the submissions that became them, are included as well.
+(`collection_id`): those, and the submissions that became them, are included as well. And a
+person merged into this one (one person registered twice) has steps under their old person_id:
+the caller may name those too (`merged`).
 
 Read only; who may read is the gateway's and this route's role check. The person's region is the
 gateway's check (it resolved the person and their region from identity); survey does not narrow
@@ -34,6 +36,7 @@ router = APIRouter(
 # The staff who work on one person's registration (the gateway's history roles).
 STEP_ROLES: Final = ("counter", "reviewer", "platform", "county")
 MAX_COLLECTIONS: Final = 100
+MAX_MERGED: Final = 20
 
 
 class DecisionStep(BaseModel):
@@ -97,18 +100,22 @@ async def get_person_steps(
     caller: CallerDep,
     request: Request,
     collection_id: Annotated[list[UUID], Query(max_length=MAX_COLLECTIONS)] = [],  # noqa: B006
+    merged: Annotated[list[UUID], Query(max_length=MAX_MERGED)] = [],  # noqa: B006
 ) -> PersonSteps:
     require_role(caller, *STEP_ROLES)
     resources: Resources = request.app.state.resources
-    return await person_steps(resources.database, person_id, collection_id)
+    return await person_steps(resources.database, person_id, collection_id, merged)
 
 
 async def person_steps(
-    database: Database, person_id: UUID, collection_ids: Sequence[UUID] = ()
+    database: Database,
+    person_id: UUID,
+    collection_ids: Sequence[UUID] = (),
+    merged: Sequence[UUID] = (),
 ) -> PersonSteps:
     """Four reads, whatever the number of tasks: tasks, their submissions, collections, and the
     ledger rows of all of those."""
-    named = list(collection_ids)
+    named, persons = list(collection_ids), [person_id, *merged]
     async with database.engine.connect() as connection:
         submission_rows = (
             (
@@ -117,7 +124,7 @@ async def person_steps(
                     .join(tasks, tasks.c.task_id == submissions.c.task_id)
                     .where(
                         sa.or_(
-                            tasks.c.person_id == person_id,
+                            tasks.c.person_id.in_(persons),
                             submissions.c.collection_id.in_(named),
                         )
                     )
@@ -132,7 +139,7 @@ async def person_steps(
             (
                 await connection.execute(
                     sa.select(tasks)
-                    .where(sa.or_(tasks.c.person_id == person_id, tasks.c.task_id.in_(task_ids)))
+                    .where(sa.or_(tasks.c.person_id.in_(persons), tasks.c.task_id.in_(task_ids)))
                     .order_by(tasks.c.created_at)
                 )
             )
@@ -145,7 +152,7 @@ async def person_steps(
                     sa.select(collections)
                     .where(
                         sa.or_(
-                            collections.c.person_id == person_id,
+                            collections.c.person_id.in_(persons),
                             collections.c.collection_id.in_(named),
                         )
                     )
