@@ -175,6 +175,8 @@ ROUTES = {
                    needs=("identity", "matching", "survey")),
     "persons": Route("GET", "/api/v1/persons/{id_number}", RECORD, True,
                      needs=("identity", "matching", "survey")),
+    "history": Route("GET", "/api/v1/persons/{id_number}/history",
+                     RECORD | {Role.REVIEWER}, True, needs=("identity", "survey")),
     "collections": Route("POST", "/api/v1/counter/collections", frozenset({Role.COUNTER}),
                          True, ok=201, needs=("identity", "survey")),
     "audit": Route("GET", "/api/v1/audit", frozenset({Role.AUDITOR}), False),

@@ -1,5 +1,6 @@
 """Completing a rotation of IDENTITY_DATA_KEY (canbao_identity.reseal): golden records, resolved
-and staged source records all rewritten under the new key, while the builder keeps working."""
+and staged source records, the change history all rewritten under the new key, while the builder
+keeps working."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from canbao_identity.reseal import SEALED_COLUMNS
 from canbao_identity.routes import _person
 from canbao_identity.settings import IdentitySettings
 from canbao_identity.staging import record_context
-from canbao_identity.tables import persons, source_records, staged_changes
+from canbao_identity.tables import person_changes, persons, source_records, staged_changes
 from canbao_platform.resealing import read_batch, reseal, reseal_column, write_back
 from tests.identity.conftest import SETTINGS, Harness, change
 from tests.identity.test_registry import NUMBER, ac01, card, hukou
@@ -31,14 +32,16 @@ ROTATED = protector_from(  # step 1: the new key current, the old one retired
 ONLY_NEW = protector_from(  # step 3: the old key dropped
     IdentitySettings(CANBAO_ENV="test", IDENTITY_DATA_KEY=NEW_KEY, IDENTITY_DATA_KEY_ID="k2")
 )
-PERSONS, RECORDS, STAGED = SEALED_COLUMNS
+PERSONS, RECORDS, STAGED, CHANGES = SEALED_COLUMNS
 IN_CLEAR = ("王伟", NUMBER, "13800138000", "13700137000", "北京市东城区")
 ROOT = Path(__file__).parents[2]
 
 
 async def registered_under_the_old_key(harness: Harness) -> None:
-    """A person from two sources, resolved; a card change staged and not yet resolved."""
+    """A person from two sources, resolved, whose phone then changed (one row of history); a
+    card change staged and not yet resolved."""
     await harness.apply([change("hukou.person", hukou()), change("si_core.ac01", ac01(NUMBER))])
+    await harness.apply([change("si_core.ac01", ac01(NUMBER, aae005="13600136000"))])
     await harness.apply([change("card.card_holder", card(NUMBER, phone="13700137000"))],
                         drain=False)  # fmt: skip
 
@@ -46,8 +49,14 @@ async def registered_under_the_old_key(harness: Harness) -> None:
 async def key_ids(harness: Harness) -> dict[str, set[str]]:
     async with harness.db.engine.connect() as connection:
         return {
-            table.name: set((await connection.execute(sa.select(table.c.key_id))).scalars())
-            for table in (persons, source_records, staged_changes)
+            table.name: set(
+                (
+                    await connection.execute(
+                        sa.select(table.c.key_id).where(table.c.key_id.is_not(None))
+                    )
+                ).scalars()
+            )
+            for table in (persons, source_records, staged_changes, person_changes)
         }
 
 
@@ -60,9 +69,11 @@ async def test_every_sealed_row_opens_under_the_new_key_alone(harness: Harness) 
         ("persons.golden_ciphertext", 1, 0, 0),
         ("source_records.claims_ciphertext", 2, 0, 0),
         ("staged_changes.claims_ciphertext", 1, 0, 0),
+        ("person_changes.values_sealed", 1, 0, 0),
     ]
     assert await key_ids(harness) == {"persons": {"k2"}, "source_records": {"k2"},
-                                      "staged_changes": {"k2"}}  # fmt: skip
+                                      "staged_changes": {"k2"},
+                                      "person_changes": {"k2"}}  # fmt: skip
     assert (await _person(harness.db, ONLY_NEW, person_id)).golden["name"]["value"] == "王伟"
     # The builder, without the old key, resolves the staged card and rebuilds from the records.
     await Harness(harness.db, protector=ONLY_NEW).drain()
@@ -82,7 +93,7 @@ async def test_a_second_run_rewrites_nothing(harness: Harness) -> None:
     for column in SEALED_COLUMNS:
         await reseal_column(harness.db, ROTATED.sealer, column)
     again = [await reseal_column(harness.db, ROTATED.sealer, c) for c in SEALED_COLUMNS]
-    assert [(r.rewritten, r.skipped, sum(r.unreadable.values())) for r in again] == [(0, 0, 0)] * 3
+    assert [(r.rewritten, r.skipped, sum(r.unreadable.values())) for r in again] == [(0, 0, 0)] * 4
 
 
 async def test_a_golden_record_the_builder_rewrote_meanwhile_is_kept(harness: Harness) -> None:
@@ -139,4 +150,4 @@ async def test_the_command_fails_on_rows_under_a_key_it_was_not_given(harness: H
     assert not [value for value in IN_CLEAR if value in output], output
 
     status, output = await reseal_command(harness.db.url, **new, **retired)
-    assert status == 0 and output.count(" 0 rewritten") == 3, output
+    assert status == 0 and output.count(" 0 rewritten") == 4, output

@@ -23,6 +23,7 @@ from canbao_gateway import body_limit
 from canbao_gateway.accounts import HASH_MEMORY_KIB, create_demo_accounts
 from canbao_gateway.collections import router as collections_router
 from canbao_gateway.counter_page import router as counter_page_router
+from canbao_gateway.history_routes import router as history_router
 from canbao_gateway.login_gate import LoginGate
 from canbao_gateway.logs import install_log_masking
 from canbao_gateway.persons import router as persons_router
@@ -109,6 +110,7 @@ SERVICE = ServiceDefinition(
         survey_page_router,
         review_router,
         writeback_router,
+        history_router,
     ],
     components=components,
     description="The public HTTP interface: staff login, roles, audit, counter popups, "

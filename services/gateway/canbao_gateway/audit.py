@@ -34,6 +34,7 @@ class Purpose(StrEnum):
 
     COUNTER_SERVICE = "counter_service"  # serving a person at a counter (popup, collections)
     REGISTRATION_RECORD = "registration_record"  # the full record (GET /persons/{id_number})
+    CHANGE_HISTORY = "change_history"  # a person's change history (…/{id_number}/history)
     SURVEY = "survey"  # household survey tasks and forms
     REVIEW = "review"  # first review (初审), approval (审定), 复核 of counter collections
     ANALYSIS = "analysis"  # the people behind a report's number

@@ -5,8 +5,9 @@
 1. `Registry.resolve` (the builder): staged changes, hundreds per query, resolved to persons and
    saved as their records' current state; the persons they touch are marked *pending*;
 2. `Registry.rebuild` (the builder): each pending person's golden record, gaps and facts
-   recomputed from all its current records, and what changed since the last publication
-   published through the outbox.
+   recomputed from all its current records, what changed since the last publication
+   published through the outbox, and each changed value added to the person's change history
+   (history.py).
 
 Why not resolve and rebuild per message: a person arrives as ~6 rows across the source systems,
 often in one burst (a snapshot, a month-end batch). Per message that was ~10 round trips and six
@@ -27,6 +28,7 @@ from canbao_contracts.events import PersonsMerged
 from canbao_contracts.events.base import Event
 from canbao_identity import records as r
 from canbao_identity.golden import COLLECTION, LinkedRecord, golden_record
+from canbao_identity.history import merge_changes, value_changes
 from canbao_identity.protection import Protector
 from canbao_identity.publication import current_facts, fact_events, person_event, public_state
 from canbao_identity.resolution import Identification, LinkKind, Resolution, decide
@@ -202,16 +204,20 @@ class Registry:
         persons = await self.store.persons(ids)
         records = await self.store.linked_records(ids)
         saved: list[dict[str, Any]] = []
+        changes: list[dict[str, Any]] = []
         new_demographics: set[str] = set()
         for person_id in ids:
             person = persons.get(person_id)
             if person is None:
                 continue
-            values, demographic = self._rebuild_one(person_id, person, records.get(person_id, []))
+            values, demographic = self._rebuild_one(
+                person_id, person, records.get(person_id, []), changes
+            )
             saved.append(values)
             if demographic is not None and demographic != person.demographic_index:
                 new_demographics.add(demographic)
         await self.store.save_persons(saved)
+        await self.store.save_changes(changes)
         await self.store.clear_set_aside([v["person_id"] for v in saved])
         # Write-back (writeback.py): only persons with a collection can have any.
         collected = {
@@ -251,8 +257,14 @@ class Registry:
         return len(person_ids), set_aside
 
     def _rebuild_one(
-        self, person_id: UUID, person: Any, records: list[LinkedRecord]
+        self,
+        person_id: UUID,
+        person: Any,
+        records: list[LinkedRecord],
+        changes: list[dict[str, Any]] | None = None,
     ) -> tuple[dict[str, Any], str | None]:
+        """The person's new row (and its demographic key); what changed since the last build
+        added to `changes` (history.py), when given."""
         golden = golden_record(records)
         state = public_state(golden)
         if (event := person_event(person_id, state, person.public_state)) is not None:
@@ -277,6 +289,15 @@ class Registry:
             "deceased": golden.deceased,
             "household_registered": golden.household_registered,
         }
+        if changes is not None:
+            previous = None
+            if person.golden_ciphertext is not None:
+                previous = self.protector.decrypt(
+                    person.golden_ciphertext,
+                    key_id=person.key_id,
+                    context=person_context(person_id),
+                )
+            changes += value_changes(self.protector, person_id, previous, document)
         region = state["region_code"]
         household = "".join(str(golden.value(r.HOUSEHOLD_NUMBER) or "").split())
         return {
@@ -309,6 +330,7 @@ class Registry:
         for fact in retractions:
             self.publish(fact)
         self.publish(PersonsMerged(merged_person_id=merged, surviving_person_id=survivor))
+        await self.store.save_changes(merge_changes(self.protector, merged, survivor))
         await self.store.retire_person(merged)
         await self.rebuild([survivor])
         self._count("PersonsMerged")

@@ -1,7 +1,8 @@
 """`python -m canbao_identity.reseal`: the second step of a data-key rotation — every golden
-record and every source record (staged or resolved) still sealed under a retired key rewritten
-under `IDENTITY_DATA_KEY`, while the service runs. The procedure and what the output means:
-`canbao_platform.resealing`; in production, deploy/README.md ("Rotating a data key")."""
+record, every source record (staged or resolved) and every row of the change history still
+sealed under a retired key rewritten under `IDENTITY_DATA_KEY`, while the service runs. The
+procedure and what the output means: `canbao_platform.resealing`; in production,
+deploy/README.md ("Rotating a data key")."""
 
 from __future__ import annotations
 
@@ -9,10 +10,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from canbao_identity.app import SERVICE_NAME, protector_from
+from canbao_identity.history import change_context
 from canbao_identity.settings import IdentitySettings
 from canbao_identity.staging import record_context
 from canbao_identity.store import person_context
-from canbao_identity.tables import persons, source_records, staged_changes
+from canbao_identity.tables import person_changes, persons, source_records, staged_changes
 from canbao_platform import resealing
 from canbao_platform.resealing import SealedColumn
 
@@ -30,6 +32,11 @@ SEALED_COLUMNS = (
     SealedColumn(source_records, "claims_ciphertext", "key_id", _record, RECORD),
     # Transient: the builder deletes what it resolved, so rows may vanish under the job (skipped).
     SealedColumn(staged_changes, "claims_ciphertext", "key_id", _record, RECORD),
+    # Insert-only but for this: its trigger lets a reseal rewrite values_sealed and key_id.
+    SealedColumn(
+        person_changes, "values_sealed", "key_id",
+        lambda row: change_context(row["person_id"], row["change_id"]), ("person_id",),
+    ),
 )  # fmt: skip
 
 

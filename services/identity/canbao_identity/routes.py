@@ -1,6 +1,7 @@
 """The internal API, for the gateway only (not public; the gateway authenticates, masks per role
 and audits): a person by ID number or person_id with the golden record in clear, its gaps with the
-clerk's reasons and provenance; the review queue; the people a household survey visits, streamed.
+clerk's reasons and provenance; a person's change history; the review queue; the people a
+household survey visits, streamed.
 
 A document number travels in a request body only (`POST /persons/lookup`), never in a URL:
 URLs end up in access logs and traces."""
@@ -14,18 +15,19 @@ from typing import Annotated, Any, Final, Literal
 from uuid import UUID, uuid4
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 
 from canbao_contracts.id_numbers import validate
+from canbao_identity import history
 from canbao_identity import records as r
 from canbao_identity.protection import Protector
 from canbao_identity.registry import Registry, retry_reviews_after_commit
 from canbao_identity.store import Store, person_context
-from canbao_identity.tables import identities, persons, review_queue
+from canbao_identity.tables import identities, person_changes, persons, review_queue
 from canbao_platform.db import Database
 from canbao_platform.messaging import unit_of_work
 from canbao_platform.problems import Problem
@@ -277,6 +279,103 @@ async def merge_person(person_id: UUID, body: Merge, resources: ResourcesDep,
             raise NotRegistered() from None
     await retry_reviews_after_commit(registry, resources.database, service="identity")
     return await _person(resources.database, protector, body.surviving_person_id)
+
+
+# Each person's change history (44号 Art.20; history.py): for the staff who work on one
+# person's registration (the gateway's RECORD roles and the reviewer, 复核人).
+HISTORY_ROLES: Final = ("counter", "reviewer", "platform", "county")
+HISTORY_PAGE: Final = 100
+# How many merges deep a history follows the persons merged into this one.
+MERGES_FOLLOWED: Final = 5
+
+
+class Change(BaseModel):
+    """One row of the history, values in clear (the gateway masks them per role)."""
+
+    change_id: UUID
+    person_id: UUID = Field(description="this person, or one merged into them")
+    changed_at: datetime
+    kind: Literal["value", "registered", "deceased", "merged", "absorbed"]
+    item: str | None = Field(description="the golden-record field, for kind `value`")
+    old: Any = None
+    new: Any = None
+    source: str | None = Field(description='"si_core.ac01", "collection.counter"…')
+    record_key: str | None
+    observed_at: str | None = Field(description="when the source committed the new value")
+    channel: str | None
+    collection_id: UUID | None
+    handler: str | None = Field(description="AAE011, for a collection")
+    reviewer: str | None = Field(description="AAE014, for a collection")
+    reviewed_at: str | None = Field(description="AAE015, for a collection")
+    other_person_id: UUID | None = Field(description="the other person of a merge")
+
+
+class History(BaseModel):
+    person_id: UUID
+    changes: list[Change] = Field(description="newest first")
+    next_cursor: str | None = Field(description="the next (older) page; null: no more")
+
+
+class InvalidCursor(Problem):
+    def __init__(self) -> None:
+        super().__init__(422, "invalid-cursor", "分页游标无效 (invalid cursor)")
+
+
+@router.get(
+    "/persons/{person_id}/history",
+    response_model=History,
+    summary="A person's change history, newest first (keyset pages)",
+)
+async def person_history(
+    person_id: UUID, caller: CallerDep, resources: ResourcesDep, protector: ProtectorDep,
+    cursor: Annotated[str | None, Query(max_length=100)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = HISTORY_PAGE,
+) -> History:  # fmt: skip
+    """The person's rows and those of the persons merged into them (their history is theirs)."""
+    require_role(caller, *HISTORY_ROLES)
+    after = None
+    if cursor is not None:
+        try:
+            after = history.parse_cursor(cursor)
+        except ValueError:
+            raise InvalidCursor() from None
+    c = person_changes.c
+    async with resources.database.engine.connect() as connection:
+        await connection.execution_options(isolation_level="AUTOCOMMIT")
+        known = await connection.scalar(
+            sa.select(persons.c.golden_ciphertext.is_not(None)).where(
+                persons.c.person_id == person_id
+            )
+        )
+        if not known:
+            raise NotRegistered()
+        ids, new = {person_id}, {person_id}
+        for _ in range(MERGES_FOLLOWED):
+            new = (
+                set(
+                    await connection.scalars(
+                        sa.select(c.other_person_id).where(
+                            c.person_id.in_(new), c.kind == history.ChangeKind.ABSORBED.value
+                        )
+                    )
+                )
+                - ids
+            )
+            if not new:
+                break
+            ids |= new
+        query = sa.select(person_changes).where(c.person_id.in_(ids))
+        if after is not None:
+            query = query.where(sa.tuple_(c.changed_at, c.change_id) < sa.tuple_(*after))
+        query = query.order_by(c.changed_at.desc(), c.change_id.desc()).limit(limit + 1)
+        rows = (await connection.execute(query)).all()
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return History(
+        person_id=person_id,
+        changes=[Change.model_validate(history.opened(protector, row)) for row in rows],
+        next_cursor=history.cursor_of(rows[-1].changed_at, rows[-1].change_id) if more else None,
+    )
 
 
 # The household survey (入户调查, domain.md §2.3, api.md "Survey"): the grass-roots platform

@@ -13,7 +13,7 @@ from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from canbao_identity import bulk
+from canbao_identity import bulk, history
 from canbao_identity.golden import LinkedRecord
 from canbao_identity.metrics import Backlog
 from canbao_identity.protection import Protector
@@ -69,6 +69,7 @@ _SAVE_PERSONS = sa.text(
     + ", ".join(f"{c} = {bulk.value(c, t)}" for c, t in list(_PERSON_COLUMNS.items())[1:])
     + f", updated_at = now() FROM {bulk.rows(_PERSON_COLUMNS)} WHERE p.person_id = v.person_id"
 )
+_SAVE_CHANGES = sa.text(history.INSERT)
 _MARK_PENDING = sa.text(
     "INSERT INTO pending_persons (person_id) SELECT unnest(CAST(:ids AS uuid[])) "
     "ON CONFLICT DO NOTHING"
@@ -313,7 +314,7 @@ class Store:
         ).first()
 
     async def persons(self, person_ids: list[UUID]) -> dict[UUID, Any]:
-        """What a rebuild compares with (demographic key, what was last published), locked
+        """What a rebuild compares with (demographic key, what was last published and built), locked
         until the unit of work ends (two builders never rebuild one person at once)."""
         rows = (
             await (await self._connection()).execute(
@@ -322,6 +323,9 @@ class Store:
                     persons.c.demographic_index,
                     persons.c.public_state,
                     persons.c.emitted_facts,
+                    # The last golden record: what the history compares with (history.py).
+                    persons.c.golden_ciphertext,
+                    persons.c.key_id,
                 )
                 .where(_any(persons.c.person_id, person_ids, PG_UUID(as_uuid=True)))
                 .order_by(persons.c.person_id)
@@ -429,6 +433,13 @@ class Store:
         await (await self._connection()).execute(
             _SAVE_PERSONS, bulk.arrays(encoded, _PERSON_COLUMNS)
         )
+
+    async def save_changes(self, rows: list[dict[str, Any]]) -> None:
+        """Rows of the change history (history.py): one statement, none without rows."""
+        if rows:
+            await (await self._connection()).execute(
+                _SAVE_CHANGES, bulk.arrays(rows, history.COLUMNS)
+            )
 
     async def move_person(self, merged: UUID, survivor: UUID) -> None:
         """Every record, number and queue decision of `merged` now belongs to `survivor`."""

@@ -176,3 +176,33 @@ writebacks = sa.Table(
     sa.Index("ix_writebacks_person", "person_id", "state"),
     sa.Index("ix_writebacks_list", "state", "requested_at", "feedback_id"),
 )
+
+# Each person's change history (history.py; 44号 Art.20): insert-only (migration identity_0007's
+# trigger), old and new values sealed together per row under `key_id`, bound to the row.
+person_changes = sa.Table(
+    "person_changes",
+    metadata,
+    sa.Column("person_id", UUID(as_uuid=True), primary_key=True),
+    sa.Column(  # the statement's time: every row of one rebuild shares it
+        "changed_at",
+        sa.DateTime(timezone=True),
+        primary_key=True,
+        server_default=sa.text("statement_timestamp()"),
+    ),
+    sa.Column("change_id", UUID(as_uuid=True), primary_key=True),
+    sa.Column("kind", sa.String(16), nullable=False),  # history.ChangeKind
+    sa.Column("item", sa.String(32)),  # the golden field, for kind "value"
+    # Where the new value comes from: the source record (its key: a number only as blind index)…
+    sa.Column("source_table", sa.String(64)),
+    sa.Column("record_key", sa.String(200)),
+    sa.Column("observed_at", sa.String(40)),
+    # …and for a collection, who made and who checked it (AAE011, AAE014/AAE015).
+    sa.Column("channel", sa.String(12)),
+    sa.Column("collection_id", UUID(as_uuid=True)),
+    sa.Column("handler", sa.String(64)),
+    sa.Column("reviewer", sa.String(64)),
+    sa.Column("reviewed_at", sa.String(40)),
+    sa.Column("other_person_id", UUID(as_uuid=True)),  # the other person of a merge
+    sa.Column("values_sealed", sa.LargeBinary),  # {"old", "new"}; null for a person's event
+    sa.Column("key_id", sa.String(64)),
+)

@@ -18,6 +18,7 @@ from canbao_platform.messaging import ConsumerRunner, OutboxRelay, Producer, Run
 from canbao_platform.service import Component, Resources, ServiceDefinition, create_app
 from canbao_platform.settings import ServiceSettings
 from canbao_survey.metrics import ProgressMetrics
+from canbao_survey.person_steps import router as steps_router
 from canbao_survey.routes import router
 from canbao_survey.settings import SurveySettings
 from canbao_survey.subjects import HANDLER
@@ -60,7 +61,7 @@ SERVICE = ServiceDefinition(
     name=SERVICE_NAME,
     settings=SurveySettings,
     migrations=Path(__file__).parent / "migrations",
-    routers=(router, survey_router),
+    routers=(router, survey_router, steps_router),
     components=components,
     consumer_groups={SERVICE_NAME: TOPICS},
     append_only=("decisions",),  # the 初审/审定/复核 ledger (survey_0003, survey_0004)
