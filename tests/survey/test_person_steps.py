@@ -4,14 +4,11 @@ work on one person's registration only."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from uuid import UUID, uuid4
 
 import httpx
-import sqlalchemy as sa
 
 from canbao_platform.db import Database
-from canbao_survey.tables import decisions
 from tests.conftest import caller_headers
 from tests.survey.conftest import CLERK, COLLECTED, NEW_PERSON, PERSON, counter_collection
 
@@ -45,22 +42,14 @@ async def decide(
     assert response.status_code == 200, response.text
 
 
-async def rechecked(database: Database, collection_id: UUID, by: str) -> None:
-    """A 复核 on the ledger as the counter review writes it (decisions.submission_id is the
-    collection_id, stage recheck): written here as the schema's owner, with the ledger's
-    maker lookup and stage check out of the way, as survey_0004 (the counter review's
-    migration) generalises them to collections."""
-    async with database.engine.begin() as connection:
-        await connection.execute(
-            sa.text("ALTER TABLE decisions DROP CONSTRAINT IF EXISTS ck_decisions_stage")
-        )
-        await connection.execute(sa.text("SET LOCAL session_replication_role = replica"))
-        await connection.execute(
-            sa.insert(decisions).values(
-                submission_id=collection_id, stage="recheck", decision="pass", decided_by=by,
-                decided_at=datetime.now(UTC), comment="证件已核",
-            )
-        )  # fmt: skip
+async def rechecked(survey: httpx.AsyncClient, collection_id: UUID, by: str) -> None:
+    """A reviewer's 复核 of a counter collection (survey's own route)."""
+    response = await survey.post(
+        f"/internal/collections/{collection_id}/review",
+        headers=staff(by, "reviewer"),
+        json={"decision": "pass", "comment": "证件已核"},
+    )
+    assert response.status_code == 200, response.text
 
 
 async def test_every_step_about_a_person_in_order(
@@ -69,7 +58,7 @@ async def test_every_step_about_a_person_in_order(
     collected = await survey.post("/internal/collections", json=counter_collection())
     assert collected.status_code == 201, collected.text
     collection_id = UUID(collected.json()["collection_id"])
-    await rechecked(survey_db, collection_id, REVIEWER)
+    await rechecked(survey, collection_id, REVIEWER)
     approved = await correct(survey, "13700001111")
     await decide(survey, approved, "review", (PLATFORM, "platform"), decision="pass")
     await decide(survey, approved, "approve", (COUNTY, "county"), decision="approve")
