@@ -225,8 +225,10 @@ def standing(collection: LinkedRecord, source: LinkedRecord, name: str) -> Stand
     """Where `source` stands against `collection` on item `name` (the module's rule a-c); None
     when one of them does not claim it."""
     collected, value = collection.claims.get(name), source.claims.get(name)
-    if not _usable(name, collected) or not _usable(name, value):
+    if not _usable(name, collected) or value is None or value == "":
         return None
+    if not _usable(name, value):  # a malformed phone, a placeholder address: the collection
+        return Standing.AWAITS_WRITE_BACK  # corrects it, and the system is asked to
     if same_value(name, collected, value):
         return Standing.AGREES
     approved, changed = collection.changed_at, source.changed_at
