@@ -68,9 +68,17 @@ async def wang(harness: Harness, survey_app: FastAPI, gateway: httpx.AsyncClient
         collected = await survey.post(
             "/internal/collections",
             headers=caller_headers("survey", username="clerk-07", role="counter"),
-            json={"person_id": str(person_id), "items": {"phone": "13900139000"}},
-        )
+            json={"person_id": str(person_id), "person_region": NANMING,
+                  "items": {"phone": "13900139000"}},
+        )  # fmt: skip
         assert collected.status_code == 201, collected.text
+        rechecked = await survey.post(
+            f"/internal/collections/{collected.json()['collection_id']}/review",
+            headers=caller_headers("survey", username="reviewer-01", role="reviewer",
+                                   scope=NANMING),
+            json={"decision": "pass"},
+        )  # fmt: skip
+        assert rechecked.status_code == 200, rechecked.text
         correction = await survey.post(
             "/internal/survey/corrections",
             headers=caller_headers("survey", username="kiosk:k1", role="self"),
@@ -91,7 +99,7 @@ async def wang(harness: Harness, survey_app: FastAPI, gateway: httpx.AsyncClient
     event = CollectionApproved(
         collection_id=UUID(collected.json()["collection_id"]), person_id=person_id,
         channel=Channel.COUNTER, items={RegistrationItem.PHONE: "13900139000"},
-        handler="clerk-07", handled_at=now, reviewer="clerk-07", reviewed_at=now,
+        handler="clerk-07", handled_at=now, reviewer="reviewer-01", reviewed_at=now,
     )  # fmt: skip
     async with harness.db.sessions() as session, session.begin():
         add_staged(session, collection_change(harness.protector, event))
@@ -122,7 +130,7 @@ async def test_the_history_shows_every_change_and_step_masked(
                 c["handler"], c["reviewer"]) for c in body["changes"]]  # fmt: skip
     assert changes == [
         ("value", "联系电话", "136****6000", "139****9000", "信息采集", "counter", "clerk-07",
-         "clerk-07"),
+         "reviewer-01"),
         ("value", "联系电话", "138****8000", "136****6000", "社保系统", None, None, None),
         ("registered", "首次登记", None, None, "户籍", None, None, None),
     ]  # fmt: skip
@@ -131,7 +139,7 @@ async def test_the_history_shows_every_change_and_step_masked(
     assert steps == [
         ("review", "初审退回", "platform-wu", "号码无法接通"),
         ("submit", "提交（自助一体机）", "kiosk:k1", None),
-        ("recheck", "复核通过", "clerk-07", None),
+        ("recheck", "复核通过", "reviewer-01", None),
         ("submit", "提交（业务经办窗口）", "clerk-07", None),
     ]
     assert body["steps"][-1]["collection_id"] == body["changes"][0]["collection_id"]

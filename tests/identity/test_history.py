@@ -30,7 +30,8 @@ from tests.conftest import ServiceAuth, caller_headers
 from tests.identity.conftest import PROTECTOR, Harness, change
 from tests.identity.test_registry import NUMBER, ac01, hukou
 
-REVIEWED_AT = datetime(2025, 11, 20, 9, 30, tzinfo=UTC)
+# After the source rows of `change` (ts_ms 2025-11-22): the collection is the newer evidence.
+REVIEWED_AT = datetime(2025, 11, 23, 9, 30, tzinfo=UTC)
 
 
 @pytest.fixture
