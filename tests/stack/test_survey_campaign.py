@@ -46,12 +46,13 @@ WITHIN_S = 150  # the demo's verdicts reach survey; an approval reaches the popu
 
 
 class Timings:
-    def __init__(self) -> None:
+    def __init__(self, label: str = "survey campaign") -> None:
         self.started, self.marks = time.monotonic(), list[tuple[str, float]]()
+        self.label = label
 
     def mark(self, what: str) -> None:
         self.marks.append((what, time.monotonic() - self.started))
-        print(f"[survey campaign] {self.marks[-1][1]:7.1f} s  {what}", flush=True)
+        print(f"[{self.label}] {self.marks[-1][1]:7.1f} s  {what}", flush=True)
 
 
 async def county_to_survey(sources: str) -> tuple[str, dict[str, list[str]]]:

@@ -1,0 +1,253 @@
+"""Changes and their review on the real local stack (`make run` on a fresh state directory, 300
+people), through the public API as the demo accounts, with the business systems' side played by
+plain SQL on the simulators and plain Kafka on the feedback topics (sources.md, architecture.md
+"The registry talks back"):
+
+* 复核 (41号 表4, 44号 Art.13): demo-counter corrects a person's phone, which waits in the popup
+  as pending; the clerk cannot pass it; demo-reviewer does, and the popup stops asking.
+* Write-back (44号 Art.22): the core insurance system, whose record still holds the old phone,
+  is asked on `feedback.si_core` with what changed and who approved; once its table holds the
+  same value the write-back is applied (the source has taken over again). A second change it
+  refuses on `feedback.si_core.replies` is listed for the agency with the system's reason.
+* The person's history (44号 Art.20) shows the change with its clerk and reviewer, and the
+  steps (提交, 复核通过).
+
+The person is chosen from the generator's ground truth (someone whose core-system phone is
+malformed, so the popup asks for it); everything else is the API's."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from uuid import uuid4
+
+import asyncpg
+import httpx
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from canbao_contracts.envelope import decode, encode
+from canbao_contracts.events.feedback import FeedbackOutcome, FeedbackReplied, FeedbackRequested
+from canbao_platform.local.postgres import free_port
+from tests.stack.test_local_stack import SERVICES, Stack, free_port_run
+from tests.stack.test_survey_campaign import Timings, log_in, problem
+
+COLLECTIONS = "/api/v1/counter/collections"
+POPUP = "/api/v1/counter/popup/"
+WITHIN_S = 150
+NEW_PHONE = "13955550123"
+LATER_PHONE = "13955550456"  # the person changes their phone again a year later
+
+
+async def person_with_a_bad_phone(sources: str) -> tuple[str, str]:
+    """A living, in-scope person whose core-system (si_core.ac01) phone the ground truth calls
+    inaccurate: their ID number and their ac01 person number (AAC001)."""
+    connection = await asyncpg.connect(sources)
+    try:
+        row = await connection.fetchrow(
+            "SELECT e.id_number, p.aac001 FROM simulator.expected_outcome e "
+            "JOIN si_core.ac01 p ON upper(trim(p.aac002)) = e.id_number "
+            "WHERE e.in_scope AND NOT e.deceased AND e.inaccurate @> $1::jsonb "
+            "AND NOT e.inaccurate @> $2::jsonb AND e.missing = '[]'::jsonb "
+            "AND (SELECT count(*) FROM si_core.ac01 q WHERE q.aac002 = p.aac002) = 1 "
+            "ORDER BY e.id_number LIMIT 1",
+            json.dumps([{"item": "phone", "source": "si_core.ac01"}]),
+            json.dumps([{"item": "name"}]),
+        )  # fmt: skip
+    finally:
+        await connection.close()
+    assert row is not None, "the demo population has nobody with a malformed core-system phone"
+    return row["id_number"], row["aac001"]
+
+
+async def popup_until(
+    counter: httpx.AsyncClient, number: str, done: Any, what: str
+) -> dict[str, Any]:
+    deadline, popup = time.monotonic() + WITHIN_S, {}
+    while time.monotonic() < deadline:
+        response = await counter.get(POPUP + number)
+        popup = response.json()
+        if response.status_code == 200 and done(popup):
+            return dict(popup)
+        await asyncio.sleep(1)
+    raise AssertionError(f"the popup never showed {what}: {popup}")
+
+
+async def writeback_until(
+    county: httpx.AsyncClient, collection_id: str, state: str
+) -> dict[str, Any]:
+    deadline, seen = time.monotonic() + WITHIN_S, []
+    while time.monotonic() < deadline:
+        page = await county.get("/api/v1/writebacks", params={"system": "si_core", "limit": 200})
+        assert page.status_code == 200, page.text
+        seen = [w for w in page.json()["items"] if w["collection_id"] == collection_id]
+        if any(w["state"] == state for w in seen):
+            return next(w for w in seen if w["state"] == state)
+        await asyncio.sleep(1)
+    raise AssertionError(f"no {state} write-back of {collection_id}: {seen}")
+
+
+async def feedback_for(bootstrap: str, collection_id: str) -> FeedbackRequested:
+    """The request on feedback.si_core for the collection, as the core system reads it."""
+    consumer = AIOKafkaConsumer(
+        "feedback.si_core", bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+        enable_auto_commit=False, group_id=f"si-core-test-{uuid4()}",
+    )  # fmt: skip
+    await consumer.start()
+    try:
+        deadline = time.monotonic() + WITHIN_S
+        while time.monotonic() < deadline:
+            batches = await consumer.getmany(timeout_ms=1000)
+            for message in (m for messages in batches.values() for m in messages):
+                _, event = decode(message.headers, message.value)
+                if isinstance(event, FeedbackRequested) and str(event.collection_id) == (
+                    collection_id
+                ):
+                    return event
+    finally:
+        await consumer.stop()
+    raise AssertionError(f"no FeedbackRequested for {collection_id} on feedback.si_core")
+
+
+async def collect_and_pass(
+    counter: httpx.AsyncClient, reviewer: httpx.AsyncClient, number: str, person_id: str,
+    items: dict[str, str],
+) -> str:  # fmt: skip
+    saved = await counter.post(
+        COLLECTIONS, json={"id_number": number, "person_id": person_id, "items": items}
+    )
+    assert saved.status_code == 201 and saved.json()["state"] == "submitted", saved.text
+    collection_id: str = saved.json()["collection_id"]
+    passed = await reviewer.post(
+        f"{COLLECTIONS}/{collection_id}/review", json={"decision": "pass", "comment": "证件已核"}
+    )
+    assert passed.json()["state"] == "approved", passed.text
+    return collection_id
+
+
+async def changes(gateway: str, sources: str, bootstrap: str, timings: Timings) -> None:
+    number, aac001 = await person_with_a_bad_phone(sources)
+    counter, reviewer, county = [
+        await log_in(gateway, f"demo-{who}") for who in ("counter", "reviewer", "county")
+    ]
+    before = await popup_until(
+        counter, number, lambda p: "phone" in {i["item"] for i in p["inaccurate"]},
+        "the malformed phone as inaccurate",
+    )  # fmt: skip
+    person_id = before["person_id"]
+    timings.mark("the popup asks to correct the phone")
+
+    # 复核: saved as submitted, pending in the popup, not passed by the clerk who made it.
+    saved = await counter.post(COLLECTIONS, json={"id_number": number, "person_id": person_id,
+                                                  "items": {"phone": NEW_PHONE}})  # fmt: skip
+    assert saved.status_code == 201 and saved.json()["state"] == "submitted", saved.text
+    phone_change = saved.json()["collection_id"]
+    popup = (await counter.get(POPUP + number)).json()
+    [pending] = popup["pending"]
+    assert (pending["item"], pending["state"], pending["collection_id"]) == (
+        "phone", "submitted", phone_change)  # fmt: skip
+    assert NEW_PHONE not in json.dumps(popup) and pending["value"].endswith(NEW_PHONE[-4:])
+    path = f"{COLLECTIONS}/{phone_change}/review"
+    problem(await counter.post(path, json={"decision": "pass"}), 403, "role-not-allowed")
+    queue = (await reviewer.get(COLLECTIONS, params={"state": "submitted"})).json()
+    assert phone_change in {c["collection_id"] for c in queue["items"]}, queue
+    passed = await reviewer.post(path, json={"decision": "pass", "comment": "证件已核"})
+    assert passed.json()["state"] == "approved", passed.text
+    problem(await reviewer.post(path, json={"decision": "reject", "comment": "号码有误"}), 409,
+            "collection-changed")  # fmt: skip
+    await popup_until(
+        counter, number,
+        lambda p: not p["pending"] and "phone" not in {i["item"] for i in p["inaccurate"]},
+        "the reviewed phone applied",
+    )  # fmt: skip
+    timings.mark("复核 by demo-reviewer; the popup no longer asks for the phone")
+
+    # Write-back: the core system is asked, with the evidence; its record then agrees.
+    request = await feedback_for(bootstrap, phone_change)
+    assert (request.handler, request.reviewer, request.channel.value) == (
+        "demo-counter", "demo-reviewer", "counter")  # fmt: skip
+    assert [(c.item.value, c.column, c.value) for c in request.changes] == [
+        ("phone", "aae005", NEW_PHONE)
+    ]
+    assert aac001 in request.record_key, request.record_key
+    pending_writeback = await writeback_until(county, phone_change, "pending")
+    assert pending_writeback["person_id"] == person_id
+    timings.mark("feedback.si_core asked to write the phone back; listed as pending")
+    connection = await asyncpg.connect(sources)
+    try:
+        await connection.execute(
+            "UPDATE si_core.ac01 SET aae005 = $1, updated_at = now() WHERE aac001 = $2",
+            NEW_PHONE, aac001,
+        )  # fmt: skip
+    finally:
+        await connection.close()
+    await writeback_until(county, phone_change, "applied")
+    timings.mark("si_core.ac01 now holds the phone: the write-back is applied")
+
+    # A change the core system cannot apply: it answers with a reason; the agency sees it.
+    later_change = await collect_and_pass(
+        counter, reviewer, number, person_id, {"phone": LATER_PHONE}
+    )
+    refused = await feedback_for(bootstrap, later_change)
+    reply = encode(
+        FeedbackReplied(feedback_id=refused.feedback_id, system=refused.system,
+                        outcome=FeedbackOutcome.REFUSED, reason="该人员已办理转移，档案已封存",
+                        replied_at=datetime.now(UTC)),
+        source="si_core",
+    )  # fmt: skip
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    await producer.start()
+    try:
+        await producer.send_and_wait(reply.topic, reply.value, key=reply.key,
+                                     headers=reply.headers)  # fmt: skip
+    finally:
+        await producer.stop()
+    listed = await writeback_until(county, later_change, "refused")
+    assert listed["reason"] == "该人员已办理转移，档案已封存", listed
+    timings.mark("a refusal on feedback.si_core.replies is listed with the system's reason")
+
+    # The person's history: the change, who collected and who checked it, and the steps.
+    history = await reviewer.get(f"/api/v1/persons/{number}/history")
+    assert history.status_code == 200, history.text
+    body = history.json()
+    assert NEW_PHONE not in history.text, "values are masked in the history"
+    phone_rows = [c for c in body["changes"] if c["item"] == "phone"]
+    assert any(
+        (c["handler"], c["reviewer"]) == ("demo-counter", "demo-reviewer") for c in phone_rows
+    ), phone_rows
+    steps = [(s["label"], s["by"]) for s in body["steps"]]
+    assert any("复核" in label and by == "demo-reviewer" for label, by in steps), steps
+    timings.mark(f"history: {len(body['changes'])} changes, {len(body['steps'])} steps")
+    for client in (counter, reviewer, county):
+        await client.aclose()
+
+
+def test_changes_are_reviewed_written_back_and_kept_in_the_history() -> None:
+    timings = Timings("changes")
+    with tempfile.TemporaryDirectory(prefix="canbao-changes-") as tmp:
+        os.chmod(tmp, 0o755)  # PostgreSQL runs as the `postgres` user when we are root
+        postgres_port, gateway_port = free_port(), free_port_run(len(SERVICES))
+        state = Path(tmp) / "state"
+        stack = Stack(state, postgres_port, gateway_port)
+        try:
+            stack.wait_for("Where to look")
+            timings.mark("stack ready")
+            sources = f"postgresql://canbao@127.0.0.1:{postgres_port}/sources"
+            gateway = f"http://127.0.0.1:{gateway_port}"
+            bootstrap = (state / "kafka-bootstrap").read_text().strip()
+            try:
+                asyncio.run(changes(gateway, sources, bootstrap, timings))
+            except AssertionError:
+                for name in ("identity", "survey"):  # what the operator would read first
+                    log = (state / "logs" / f"{name}.log").read_text(errors="replace")
+                    print(f"--- {name}.log (tail)\n" + "\n".join(log.splitlines()[-40:]))
+                raise
+            assert stack.interrupt() == 0
+            timings.mark("stack stopped")
+        finally:
+            stack.abandon()
