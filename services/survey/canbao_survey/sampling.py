@@ -60,6 +60,7 @@ from canbao_survey.tables import (
 LOCAL_TIME: Final = "Asia/Shanghai"  # the approval's date as the agency's calendar has it
 MAX_PERIOD: Final = timedelta(days=366)
 MAX_PER_STRATUM: Final = 100
+LABELS: Final = {channel.value: channel.label for channel in Channel}
 
 
 class SampleRequest(BaseModel):
@@ -443,7 +444,7 @@ def _record_view(row: Any, sealer: Sealer) -> dict[str, Any]:
         "record_id": str(row["record_id"]),
         "kind": row["kind"],
         "channel": channel,
-        "channel_label": Channel(channel).label if channel in Channel else channel,
+        "channel_label": LABELS.get(channel, channel),
         "county_code": row["county_code"],
         "maker": row["maker"],
         "deciders": list(row["deciders"]),
