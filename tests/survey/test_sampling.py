@@ -228,7 +228,8 @@ async def test_each_record_is_rechecked_once_by_someone_who_neither_made_nor_dec
     checked = await client.post(path, headers=city(), json=wrong)
     assert checked.status_code == 201, checked.text
     assert checked.json() | {"checked_at": None} == {
-        "record_id": record["record_id"], "result": "error", "wrong_items": ["phone"],
+        "record_id": record["record_id"], "county_code": NANMING,
+        "person_id": record["person"]["person_id"], "result": "error", "wrong_items": ["phone"],
         "comment": "电话号码错一位", "checked_by": CHECKER, "checked_at": None}  # fmt: skip
     twice = await client.post(path, headers=city(CHECKER2), json={"result": "correct"})
     assert assert_problem(twice, 409, "already-checked")["check"]["checked_by"] == CHECKER

@@ -36,6 +36,8 @@ class Purpose(StrEnum):
     REGISTRATION_RECORD = "registration_record"  # the full record (GET /persons/{id_number})
     SURVEY = "survey"  # household survey tasks and forms
     REVIEW = "review"  # first review (初审) and approval (审定)
+    CHANGE_REGISTRATION = "change_registration"  # 变更登记 at the grass-roots platform
+    SAMPLING_CHECK = "sampling_check"  # the city's sampling checks (抽查复核)
     ANALYSIS = "analysis"  # the people behind a report's number
     AUDIT_REVIEW = "audit_review"  # an auditor reading this log
 

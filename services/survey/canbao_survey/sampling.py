@@ -296,7 +296,13 @@ async def check(
         if _sqlstate(error) == MAKER_CHECKER_SQLSTATE:
             raise CheckerIsMaker() from None
         raise
-    return {"record_id": str(record_id), **_check_view(row)}
+    # Whom the record is about, for the gateway's audit log (identity's id and the county).
+    return {
+        "record_id": str(record_id),
+        "county_code": record["county_code"],
+        "person_id": str(record["person_id"]) if record["person_id"] else None,
+        **_check_view(row),
+    }
 
 
 async def _check_of(connection: Any, sample_id: UUID, record_id: UUID) -> dict[str, Any] | None:
