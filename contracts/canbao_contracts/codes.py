@@ -424,3 +424,19 @@ class StudentStatus(LabelledCode):
     ENROLLED = "1", "在籍"
     GRADUATED = "2", "毕业"
     LEFT = "3", "离校"
+
+
+class ChangeDocument(LabelledCode):
+    """The documents a grass-roots platform sees for a change registration (变更登记, 44号 Art.21:
+    the change is recorded on the evidence presented). Our convention: 44号 names no code table,
+    so the codes are words and the labels the documents' official names."""
+
+    ID_CARD = "id_card", "居民身份证"
+    HOUSEHOLD_REGISTER = "household_register", "户口簿"
+    SOCIAL_SECURITY_CARD = "social_security_card", "社会保障卡"
+    RESIDENCE_PERMIT = "residence_permit", "居住证"
+    LABOUR_CONTRACT = "labour_contract", "劳动合同"
+    EMPLOYER_CERTIFICATE = "employer_certificate", "单位证明"
+    MARRIAGE_CERTIFICATE = "marriage_certificate", "结婚证"
+    DEATH_CERTIFICATE = "death_certificate", "死亡证明"
+    OTHER = "other", "其他"

@@ -272,6 +272,29 @@ ROUTES |= {
 # of masked names is audited with its division.
 ROUTES["writebacks"] = Route("GET", "/api/v1/writebacks", frozenset({Role.COUNTY, Role.REVIEWER}),
                              False, needs=("identity",), audited=("ok",))  # fmt: skip
+# 变更登记 at the platform: about the person of an ID number (the path's, the body's).
+CHANGE = {"documents": ["id_card"], "reason": "更换手机号码", "items": PHONE}
+ROUTES |= {
+    "change-lookup": Route("GET", f"{SURVEY}/changes/lookup/{{id_number}}",
+                           frozenset({Role.PLATFORM}), True, needs=("identity", "matching")),
+    "change-record": Route("POST", f"{SURVEY}/changes", frozenset({Role.PLATFORM}), True, ok=201,
+                           needs=("identity", "survey")),
+}  # fmt: skip
+# The city's sampling checks: about a region (a sample) or a record of one; ids nobody has.
+CITY = frozenset({Role.CITY})
+SAMPLE_NOT_FOUND = {"answer": "sample-not-found", "ok": 404, "audited": ("not_found",)}
+ROUTES |= {
+    "sampling-draw": Route("POST", f"{SURVEY}/samples", CITY, False, ok=201, needs=("survey",),
+                           sent={"json": {"region_code": NANMING, "approved_from": "2025-06-01",
+                                          "approved_to": "2025-06-30"}},
+                           audited=("ok",)),
+    "sampling-sample": Route("GET", f"{SURVEY}/samples/{{sample_id}}", CITY, False,
+                             needs=("survey",), **SAMPLE_NOT_FOUND),
+    "sampling-check": Route("POST", f"{SURVEY}/samples/{{sample_id}}/checks/{{record_id}}", CITY,
+                            False, needs=("survey",), sent={"json": {"result": "correct"}},
+                            **SAMPLE_NOT_FOUND),
+    "sampling-quality": Route("GET", f"{SURVEY}/quality", CITY, False, needs=("survey",)),
+}  # fmt: skip
 # Outside the matrix: login (before any role); the service shell's health and OpenAPI routes.
 NO_ROLE_ROUTES = {("POST", "/api/v1/auth/token")}
 
@@ -290,9 +313,10 @@ def expected(route: Route, role: Role, subject: str) -> tuple[int, str | None]:
 
 
 def forwarded(route: Route) -> bool:
-    """A route about a task, a collection or a division, not an ID number: its own tests."""
-    return route.path.startswith(SURVEY) or (
-        route.path.startswith(COUNTER_REVIEW) and not route.about_a_person
+    """A route about a task, a collection, a sample or a division, not an ID number: its own
+    tests."""
+    return (route.path.startswith(SURVEY) or route.path.startswith(COUNTER_REVIEW)) and (
+        not route.about_a_person
     )
 
 
@@ -304,9 +328,13 @@ def request_of(route: Route, number: str, person_id: UUID | None) -> dict[str, A
         return {"json": {"person_id": str(person_id), "id_number": number, "items": PHONE}}
     if route.path == "/api/v1/audit":
         return {"params": {"id_number": number}}
+    if route.path == f"{SURVEY}/changes":
+        return {"json": CHANGE | {"client_id": str(uuid4()), "id_number": number}}
     if forwarded(route):
         url = route.path.replace("{task_id}", str(uuid4())).replace("{community_code}", NANMING)
-        url = url.replace("{collection_id}", str(uuid4()))
+        for name in ("collection_id", "sample_id", "record_id"):
+            url = url.replace(f"{{{name}}}", str(uuid4()))
+        url = url.replace("{id_number}", number)
         return {"url": url.replace("{username}", ROSTER["username"])} | route.sent
     return {"url": route.path.replace("{id_number}", number)}
 

@@ -21,6 +21,7 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from canbao_gateway import body_limit
 from canbao_gateway.accounts import HASH_MEMORY_KIB, create_demo_accounts
+from canbao_gateway.change_routes import router as change_router
 from canbao_gateway.collections import router as collections_router
 from canbao_gateway.counter_page import router as counter_page_router
 from canbao_gateway.history_routes import router as history_router
@@ -31,6 +32,7 @@ from canbao_gateway.problems import install_header_handler
 from canbao_gateway.registry import IdentityClient, MatchingClient
 from canbao_gateway.review_routes import router as review_router
 from canbao_gateway.routes import router
+from canbao_gateway.sampling_routes import router as sampling_router
 from canbao_gateway.settings import GatewaySettings
 from canbao_gateway.survey import SurveyClient
 from canbao_gateway.survey_page import router as survey_page_router
@@ -111,6 +113,8 @@ SERVICE = ServiceDefinition(
         review_router,
         writeback_router,
         history_router,
+        change_router,
+        sampling_router,
     ],
     components=components,
     description="The public HTTP interface: staff login, roles, audit, counter popups, "

@@ -37,6 +37,8 @@ class Purpose(StrEnum):
     CHANGE_HISTORY = "change_history"  # a person's change history (…/{id_number}/history)
     SURVEY = "survey"  # household survey tasks and forms
     REVIEW = "review"  # first review (初审), approval (审定), 复核 of counter collections
+    CHANGE_REGISTRATION = "change_registration"  # 变更登记 at the grass-roots platform
+    SAMPLING_CHECK = "sampling_check"  # the city's sampling checks (抽查复核)
     ANALYSIS = "analysis"  # the people behind a report's number
     AUDIT_REVIEW = "audit_review"  # an auditor reading this log
 

@@ -16,7 +16,7 @@ from uuid import UUID
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
-from canbao_contracts.codes import CertificateType, RegistrationItem, SurveyReason
+from canbao_contracts.codes import CertificateType, ChangeDocument, RegistrationItem, SurveyReason
 from canbao_contracts.events.base import RegionCode
 from canbao_contracts.events.collection import VerifiedStatus
 from canbao_gateway.popup import InaccurateItem, MissingItem
@@ -148,7 +148,9 @@ class TaskPerson(BaseModel):
 
 class TaskItem(BaseModel):
     task_id: UUID
-    channel: Literal["survey", "self"]
+    channel: Literal["survey", "self", "change"]
+    """survey: a household survey; self: a citizen's own correction; change: a change
+    registration (变更登记) at the grass-roots platform."""
     person: TaskPerson
     region_code: str
     household: str | None
@@ -199,6 +201,11 @@ class DecisionView(BaseModel):
     comment: str
 
 
+class DocumentSeen(BaseModel):
+    code: ChangeDocument
+    label: str
+
+
 class SubmissionView(BaseModel):
     """The current submission, values masked (the reviewer's view), with its decisions."""
 
@@ -214,6 +221,10 @@ class SubmissionView(BaseModel):
     insured_elsewhere: list[dict[str, Any]]
     declaration: dict[str, Any] | None
     note: str
+    documents: list[DocumentSeen] = []
+    """A change registration's evidence: the documents the platform saw."""
+    reason: str | None = None
+    """A change registration's reason."""
     items: list[ItemValue]
     decisions: list[DecisionView]
     state: str

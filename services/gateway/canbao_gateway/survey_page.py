@@ -49,7 +49,7 @@ TASK_STATES: Final = {
 # What a visit found (survey's Outcome), how the person was reached (Contact), who signed the
 # form's 本人声明 (Signatory), and the two review stages with their decisions.
 OUTCOMES: Final = {"collected": "已采集", "verified": "核实未参保原因", "not_found": "查无此人"}
-CONTACTS: Final = {"visit": "入户", "phone": "电话", "self": "自助"}
+CONTACTS: Final = {"visit": "入户", "phone": "电话", "self": "自助", "walk_in": "来访"}
 SIGNATORIES: Final = {"self": "本人", "guardian": "监护人", "agent": "指定代理人"}
 STAGES: Final = {"review": "初审", "approve": "审定"}
 DECISIONS: Final = {"pass": "通过", "approve": "通过", "reject": "退回"}

@@ -205,7 +205,7 @@ async def get_tasks(
     ] = None,
     state: TaskStateName | None = None,
     surveyor: Annotated[str | None, Query(max_length=64)] = None,
-    channel: Literal["survey", "self"] | None = None,
+    channel: Literal["survey", "self", "change"] | None = None,
     cursor: Annotated[str | None, Query(max_length=400)] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> TaskPage:

@@ -20,6 +20,7 @@ from canbao_platform.settings import ServiceSettings
 from canbao_survey.metrics import ProgressMetrics
 from canbao_survey.person_steps import router as steps_router
 from canbao_survey.routes import router
+from canbao_survey.sampling_routes import router as sampling_router
 from canbao_survey.settings import SurveySettings
 from canbao_survey.subjects import HANDLER
 from canbao_survey.survey_routes import router as survey_router
@@ -61,10 +62,11 @@ SERVICE = ServiceDefinition(
     name=SERVICE_NAME,
     settings=SurveySettings,
     migrations=Path(__file__).parent / "migrations",
-    routers=(router, survey_router, steps_router),
+    routers=(router, survey_router, steps_router, sampling_router),
     components=components,
     consumer_groups={SERVICE_NAME: TOPICS},
-    append_only=("decisions",),  # the 初审/审定/复核 ledger (survey_0003, survey_0004)
+    # The 初审/审定/复核 ledger (survey_0003, survey_0004); the sampling checks (survey_0005).
+    append_only=("decisions", "samples", "sample_records", "sample_checks"),
     description=__doc__ or "",
 )
 

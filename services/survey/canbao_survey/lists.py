@@ -170,7 +170,8 @@ WHERE s.region_code LIKE :prefix AND s.needs_survey AND s.in_scope AND s.househo
   AND NOT s.deceased
   AND NOT EXISTS (SELECT 1 FROM tasks t WHERE t.person_id = s.person_id
                   AND t.state NOT IN ('approved', 'closed'))
-ON CONFLICT (person_id) WHERE state NOT IN ('approved', 'closed') AND person_id IS NOT NULL
+ON CONFLICT (person_id)
+WHERE state NOT IN ('approved', 'closed') AND person_id IS NOT NULL AND channel = 'survey'
 DO NOTHING
 RETURNING household_key
 """

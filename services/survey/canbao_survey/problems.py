@@ -172,3 +172,62 @@ class SelfServiceContactFromStaff(Problem):
         super().__init__(422, "invalid-contact",
                          "调查方式应为入户或电话 (a surveyor reaches the person by visit or phone)",
                          "“自助”只用于本人在自助一体机或手机上提交的更正")  # fmt: skip
+
+
+class ChangePending(Problem):
+    """A change registration for a person whose earlier change still waits for its review."""
+
+    def __init__(self, task: dict[str, object]) -> None:
+        super().__init__(
+            409,
+            "change-pending",
+            "该人员已有待审核的变更登记 (a change for this person is waiting for review)",
+            f"待审核的变更登记当前状态：{task['state_label']}，审核完成后再登记",
+            task=task,
+        )
+
+
+# -- Sampling checks (Chongqing plan 四(二)) ---------------------------------------------------
+
+
+class SampleNotFound(Problem):
+    def __init__(self) -> None:
+        super().__init__(404, "sample-not-found", "抽查样本不存在 (no such sample)")
+
+
+class RecordNotInSample(Problem):
+    def __init__(self) -> None:
+        super().__init__(
+            404, "record-not-in-sample", "该记录不在本次抽查样本中 (record not in the sample)"
+        )
+
+
+class AlreadyChecked(Problem):
+    def __init__(self, check: dict[str, object]) -> None:
+        super().__init__(
+            409,
+            "already-checked",
+            "该记录已复查 (the record has been re-checked already)",
+            "每条抽查记录只复查一次",
+            check=check,
+        )
+
+
+class CheckerIsMaker(Problem):
+    def __init__(self) -> None:
+        super().__init__(
+            409,
+            "maker-checker",
+            "不得复查本人采集或审核过的记录 (maker-checker)",
+            "抽查复查须由未经办、未审核该记录的人员办理",
+        )
+
+
+class InvalidPeriod(Problem):
+    def __init__(self) -> None:
+        super().__init__(
+            422,
+            "invalid-period",
+            "起止日期无效 (the period is invalid)",
+            "起始日期不得晚于截止日期，且期间不超过一年",
+        )

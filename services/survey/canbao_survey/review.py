@@ -28,6 +28,7 @@ from canbao_platform.problems import InvalidItems
 from canbao_platform.sealing import Sealer
 from canbao_platform.service_tokens import Caller
 from canbao_survey.problems import (
+    ChangePending,
     ClientIdReused,
     MakerChecker,
     OutOfScope,
@@ -39,6 +40,9 @@ from canbao_survey.problems import (
 )
 from canbao_survey.tables import decisions, signed_forms, subjects, submissions, surveyors, tasks
 from canbao_survey.tasks import (
+    OPEN_STATES,
+    ChangeRecord,
+    ChangeRegistration,
     Contact,
     Decision,
     DecisionRequest,
@@ -266,7 +270,7 @@ async def submit(
 ) -> Submitted:
     """A surveyor's submission: idempotent by client_id; for a task that changed meanwhile the
     submission is kept unattached and the answer is 409 task-changed with the task's state."""
-    if submission.contact is Contact.SELF_SERVICE:
+    if submission.contact in (Contact.SELF_SERVICE, Contact.WALK_IN):
         raise SelfServiceContactFromStaff()
     if submission.visited_at > now + CLOCK_SKEW:
         raise VisitInFuture()
@@ -323,7 +327,7 @@ async def discover(
     registration, checked like the counter's, as a task already submitted."""
     if not covers(caller, discovery.region_code):
         raise OutOfScope(discovery.region_code)
-    if discovery.contact is Contact.SELF_SERVICE:
+    if discovery.contact in (Contact.SELF_SERVICE, Contact.WALK_IN):
         raise SelfServiceContactFromStaff()
     if discovery.visited_at > now + CLOCK_SKEW:
         raise VisitInFuture()
@@ -413,6 +417,68 @@ async def self_correction(
         await connection.execute(sa.update(tasks).where(tasks.c.task_id == task_id).values(
             submission_id=row["submission_id"]))  # fmt: skip
     return Submitted(task_id, row["submission_id"], TaskState.SUBMITTED, False)
+
+
+# -- Change registration at the grass-roots platform (变更登记, 44号 Art.5, Art.21) -------------
+
+
+def serves(caller: Caller, region_code: str) -> bool:
+    """Whether the caller may serve one person of the (county) region: the gateway's rule for
+    one person (auth.person_in_scope), a township or community scope standing for its county."""
+    scope = caller.scope[:6]
+    return len(region_code) >= len(scope) and region_code.startswith(scope)
+
+
+async def record_change(
+    database: Database, sealer: Sealer, change: ChangeRegistration, caller: Caller, *,
+    now: datetime,
+) -> Submitted:  # fmt: skip
+    """A change the platform recorded for a registered person, checked like a counter collection,
+    as a task of channel change, origin platform, already submitted by the member who recorded it
+    (AAE011), for 初审 by another member and 审定 by the county; idempotent by client_id.
+
+    One change waits per person: another while one waits for review is 409 change-pending; a
+    change returned by a reviewer (the task back in state assigned, to its recorder) is recorded
+    again on the same task, as a surveyor resubmits."""
+    if not serves(caller, change.region_code):
+        raise OutOfScope(change.region_code)
+    _check_items(change.items, CertificateType.CITIZEN_ID, new=False)
+    record = change.as_record(now)
+    async with database.engine.begin() as connection:
+        earlier = (await connection.execute(sa.select(submissions).where(
+            submissions.c.client_id == change.client_id))).mappings().first()  # fmt: skip
+        if earlier is not None:
+            task = (await connection.execute(sa.select(tasks).where(
+                tasks.c.task_id == earlier["task_id"]))).mappings().one()  # fmt: skip
+            if task["person_id"] != change.person_id or task["channel"] != TaskChannel.CHANGE:
+                raise ClientIdReused()
+            return Submitted(task["task_id"], earlier["submission_id"], TaskState(task["state"]),
+                             True, task["person_id"], task["region_code"])  # fmt: skip
+        waiting = (await connection.execute(sa.select(tasks).where(
+            tasks.c.person_id == change.person_id, tasks.c.channel == TaskChannel.CHANGE.value,
+            tasks.c.state.in_([s.value for s in OPEN_STATES])).with_for_update())
+        ).mappings().first()  # fmt: skip
+        if waiting is not None and waiting["state"] != TaskState.ASSIGNED:
+            raise ChangePending(task_summary(waiting))
+        task_id = waiting["task_id"] if waiting is not None else uuid4()
+        if waiting is None:
+            await connection.execute(sa.insert(tasks).values(
+                task_id=task_id, channel=TaskChannel.CHANGE.value,
+                origin=Channel.PLATFORM.value, person_id=change.person_id,
+                region_code=change.region_code, household_key=None, survey_reasons=[],
+                missing=[], inaccurate=[], state=TaskState.SUBMITTED.value,
+                team=[caller.username], assigned_by=None, version=0, created_at=now,
+                updated_at=now))  # fmt: skip
+        row = _submission_row(record, sealer, task_id=task_id, caller=caller,
+                              state="submitted", now=now)  # fmt: skip
+        await connection.execute(sa.insert(submissions).values(row))
+        await connection.execute(sa.update(tasks).where(tasks.c.task_id == task_id).values(
+            submission_id=row["submission_id"], state=TaskState.SUBMITTED.value,
+            team=[caller.username], last_comment=None,
+            version=tasks.c.version + (1 if waiting is not None else 0),
+            updated_at=now))  # fmt: skip
+    return Submitted(task_id, row["submission_id"], TaskState.SUBMITTED, False,
+                     change.person_id, change.region_code)  # fmt: skip
 
 
 # -- Review: 初审 (platform) and 审定 (county) ------------------------------------------------
@@ -547,7 +613,8 @@ async def _approved_event(
         context=submission_context(submission["submission_id"]),
     )
     discovered = task["person_id"] is None
-    parsed = (Discovery if discovered else SurveySubmission).model_validate(body)
+    model = ChangeRecord if task["channel"] == TaskChannel.CHANGE else SurveySubmission
+    parsed = (Discovery if discovered else model).model_validate(body)
     document_type = getattr(parsed, "document_type", CertificateType.CITIZEN_ID)
     statuses: dict[str, str | None] = {}
     if not discovered:

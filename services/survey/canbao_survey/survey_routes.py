@@ -23,6 +23,7 @@ from canbao_survey import documents, lists, review, roster, survey_views
 from canbao_survey.problems import InvalidCursor, OutOfScope, UsernameMismatch
 from canbao_survey.settings import SurveySettings
 from canbao_survey.tasks import (
+    ChangeRegistration,
     DecisionRequest,
     Discovery,
     SelfCorrection,
@@ -110,7 +111,7 @@ async def get_tasks(
     region: Annotated[str | None, Query(pattern=r"^\d{2,12}$")] = None,
     state: TaskState | None = None,
     surveyor: Annotated[str | None, Query(max_length=64)] = None,
-    channel: Literal["survey", "self"] | None = None,
+    channel: Literal["survey", "self", "change"] | None = None,
     cursor: Annotated[str | None, Query(max_length=400)] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = survey_views.PAGE,
 ) -> dict[str, Any]:
@@ -199,6 +200,24 @@ async def post_discovery(
         caller,
         now=now(),
         keep_years=context.settings.signed_form_retention_years,
+    )
+    if submitted.replayed:
+        response.status_code = 200
+        response.headers["Idempotent-Replayed"] = "true"
+    return _submitted(submitted)
+
+
+@router.post(
+    "/changes",
+    status_code=201,
+    summary="A change registration (变更登记) recorded at the grass-roots platform",
+)
+async def post_change(
+    body: ChangeRegistration, caller: CallerDep, context: ContextDep, response: Response
+) -> dict[str, Any]:
+    require_role(caller, PLATFORM)
+    submitted = await review.record_change(
+        context.database, context.sealer, body, caller, now=now()
     )
     if submitted.replayed:
         response.status_code = 200

@@ -19,7 +19,7 @@ from uuid import UUID
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import distinct_on
 
-from canbao_contracts.codes import Insurance, RegistrationItem, StatusCode
+from canbao_contracts.codes import ChangeDocument, Insurance, RegistrationItem, StatusCode
 from canbao_platform.db import Database
 from canbao_platform.sealing import Sealer
 from canbao_platform.service_tokens import Caller
@@ -371,6 +371,12 @@ async def _submission(connection: Any, sealer: Sealer, submission_id: UUID | Non
         "insured_elsewhere": body.get("insured_elsewhere", []),
         "declaration": body.get("declaration"),
         "note": body.get("note", ""),
+        # A change registration's evidence (变更登记): the documents seen and the reason.
+        "documents": [
+            {"code": code, "label": ChangeDocument(code).label}
+            for code in body.get("documents", [])
+        ],
+        "reason": body.get("reason"),
         "items": [
             {
                 "item": name,

@@ -105,8 +105,8 @@ tasks = sa.Table(
     metadata,
     sa.Column("task_id", UUID(as_uuid=True), primary_key=True),
     sa.Column("list_id", UUID(as_uuid=True)),  # null: a discovery or a self-service correction
-    sa.Column("channel", sa.String(8), nullable=False),  # survey | self
-    sa.Column("origin", sa.String(12), nullable=False),  # Channel: survey, kiosk, mobile
+    sa.Column("channel", sa.String(8), nullable=False),  # survey | self | change
+    sa.Column("origin", sa.String(12), nullable=False),  # Channel: survey, kiosk, mobile, platform
     sa.Column("person_id", UUID(as_uuid=True)),  # null: a discovered person, not yet registered
     sa.Column("region_code", sa.String(6), nullable=False),
     sa.Column("household_key", sa.String(32)),
@@ -170,4 +170,51 @@ signed_forms = sa.Table(
     sa.Column("data_sealed", sa.LargeBinary, nullable=False),
     sa.Column("key_id", sa.String(32), nullable=False),
     sa.Column("keep_until", sa.Date, nullable=False),
+)
+
+# -- Sampling checks (migration survey_0005; sampling.py): insert-only, maker-checker in the
+# database (a checker neither made nor decided the record).
+
+samples = sa.Table(
+    "samples",
+    metadata,
+    sa.Column("sample_id", UUID(as_uuid=True), primary_key=True),
+    sa.Column("region_code", sa.String(6), nullable=False),
+    sa.Column("per_county", sa.Integer, nullable=False),
+    sa.Column("per_surveyor", sa.Integer, nullable=False),
+    sa.Column("approved_from", sa.Date, nullable=False),
+    sa.Column("approved_to", sa.Date, nullable=False),
+    sa.Column("seed", sa.BigInteger, nullable=False),  # the draw's order: md5(seed:record_id)
+    sa.Column("drawn_by", sa.String(64), nullable=False),
+    sa.Column("drawn_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("population", sa.Integer, nullable=False),  # approved records it was drawn from
+    sa.Column("records", sa.Integer, nullable=False),
+)
+
+# A record drawn: a survey submission (submission_id) or a counter collection (collection_id).
+sample_records = sa.Table(
+    "sample_records",
+    metadata,
+    sa.Column("sample_id", UUID(as_uuid=True), primary_key=True),
+    sa.Column("record_id", UUID(as_uuid=True), primary_key=True),
+    sa.Column("kind", sa.String(10), nullable=False),  # submission | collection
+    sa.Column("channel", sa.String(12), nullable=False),  # Channel
+    sa.Column("county_code", sa.String(6), nullable=False),
+    sa.Column("maker", sa.String(64), nullable=False),  # AAE011
+    sa.Column("deciders", ARRAY(sa.String(64)), nullable=False),  # 初审, 审定, 复核
+    sa.Column("person_id", UUID(as_uuid=True)),
+    sa.Column("approved_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("item_names", ARRAY(sa.String(32)), nullable=False),
+)
+
+sample_checks = sa.Table(
+    "sample_checks",
+    metadata,
+    sa.Column("sample_id", UUID(as_uuid=True), primary_key=True),
+    sa.Column("record_id", UUID(as_uuid=True), primary_key=True),  # once per record
+    sa.Column("result", sa.String(8), nullable=False),  # correct | error
+    sa.Column("wrong_items", ARRAY(sa.String(32)), nullable=False),
+    sa.Column("comment", sa.String(500), nullable=False),
+    sa.Column("checked_by", sa.String(64), nullable=False),
+    sa.Column("checked_at", sa.DateTime(timezone=True), nullable=False),
 )

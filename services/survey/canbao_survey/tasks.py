@@ -27,6 +27,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstrai
 
 from canbao_contracts.codes import (
     CertificateType,
+    ChangeDocument,
     Insurance,
     LabelledCode,
     RegistrationItem,
@@ -57,6 +58,7 @@ OPEN_STATES: Final = frozenset(
 class TaskChannel(StrEnum):
     SURVEY = "survey"  # a household survey list, or a person a team discovered
     SELF = "self"  # a correction a citizen made on a kiosk or the app (api.md "Self-service")
+    CHANGE = "change"  # a change registration (变更登记) at the grass-roots platform (44号 Art.21)
 
 
 class ClosedReason(LabelledCode):
@@ -84,6 +86,7 @@ class Contact(LabelledCode):
     VISIT = "visit", "入户"
     PHONE = "phone", "电话"
     SELF_SERVICE = "self", "自助"  # the person on a kiosk or the app: a self-service correction
+    WALK_IN = "walk_in", "来访"  # the person at the grass-roots platform: a change registration
 
 
 class Signatory(LabelledCode):
@@ -232,6 +235,55 @@ class SelfCorrection(BaseModel):
             client_id=self.client_id, visited_at=at, contact=Contact.SELF_SERVICE,
             items=self.items,
             declaration=Declaration(signed_by=Signatory.SELF, signed_on=at.date()),
+        )  # fmt: skip
+
+
+class ChangeRecord(SurveySubmission):
+    """A change registration as survey keeps it, sealed (44号 Art.21): what was collected, with
+    the documents the platform saw and the reason the person gave. Reviewed like a survey's."""
+
+    documents: list[ChangeDocument] = Field(min_length=1, max_length=len(ChangeDocument))
+    reason: _Comment = Field(min_length=1)
+
+    def __repr__(self) -> str:
+        return f"ChangeRecord(client_id={self.client_id}, items=<{len(self.items)}>)"
+
+    __str__ = __repr__
+
+
+class ChangeRegistration(BaseModel):
+    """A change a member of the grass-roots platform records for a registered person who came to
+    the platform (变更登记, 44号 Art.5, Art.21): the gateway found the person in identity and
+    checked the platform's division; survey records it as a task of channel change, submitted,
+    for 初审 by another member of the platform and 审定 by the county."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    client_id: UUID
+    """Made by the client when the member saves: the same change sent twice is one."""
+    person_id: UUID
+    region_code: RegionCode
+    """The person's county as identity knows it (the gateway's lookup)."""
+    items: dict[str, str] = Field(min_length=1, max_length=len(RegistrationItem))
+    """Item name → the changed value, as counter collections. PERSONAL DATA."""
+    documents: list[ChangeDocument] = Field(min_length=1, max_length=len(ChangeDocument))
+    """The documents seen (at least one): the change's evidence."""
+    reason: _Comment = Field(min_length=1)
+    """Why the registration changes, in the person's words (e.g. 更换手机号码)."""
+    declaration: Declaration | None = None
+    """Who signed the change form; absent: the person themself, on the day it is recorded."""
+
+    def __repr__(self) -> str:
+        return f"ChangeRegistration(client_id={self.client_id}, items=<{len(self.items)}>)"
+
+    __str__ = __repr__
+
+    def as_record(self, at: datetime) -> ChangeRecord:
+        return ChangeRecord(
+            client_id=self.client_id, visited_at=at, contact=Contact.WALK_IN, items=self.items,
+            declaration=self.declaration
+            or Declaration(signed_by=Signatory.SELF, signed_on=at.date()),
+            documents=list(dict.fromkeys(self.documents)), reason=self.reason,
         )  # fmt: skip
 
 

@@ -548,6 +548,7 @@ function showTask(task) {
   badges.replaceChildren(element("span", task.state_label || stateLabel(task.state),
     "state " + task.state));
   if (task.channel === "self") badges.append(element("span", "自助申报，经办机构确认"));
+  if (task.channel === "change") badges.append(element("span", "变更登记（基层平台）"));
   if (task.team.length) badges.append(element("span", "调查组：" + task.team.join("、")));
   if (task.closed_reason_label) badges.append(element("span", task.closed_reason_label));
   badges.append(element("span", "区划 " + task.region_code));
@@ -577,7 +578,8 @@ function showSubmission(submission) {
     if (value === undefined || value === null || value === "") return;
     facts.append(element("dt", term), element("dd", value));
   };
-  fact("调查员", submission.submitted_by);
+  const change = submission.contact === "walk_in"; // 变更登记 at the platform
+  fact(change ? "登记人" : "调查员", submission.submitted_by);
   fact("调查时间", when(submission.visited_at));
   fact("联系方式", LABELS.contacts[submission.contact] || submission.contact);
   fact("提交时间", when(submission.submitted_at));
@@ -603,6 +605,8 @@ function showSubmission(submission) {
     fact("本人声明", "无");
   }
   fact("备注", submission.note);
+  fact("变更原因", submission.reason);
+  fact("查验证件", (submission.documents || []).map((d) => d.label).join("、"));
 
   const rows = $("submission-items").tBodies[0];
   rows.replaceChildren(...submission.items.map((item) => {
