@@ -30,21 +30,19 @@ from canbao_gateway.persons import (
     IdentityDep,
     MatchingDep,
     RegisteredPerson,
-    _audited_verdict,
-    _known,
+    SurveyDep,
+    audited_record,
     registered_person,
 )
-from canbao_gateway.popup import RegistrationRecord, registration_record_of
+from canbao_gateway.popup import RegistrationRecord
 from canbao_gateway.problems import UNAUTHENTICATED, problem_responses
 from canbao_gateway.staff import Role, Staff
-from canbao_gateway.survey import SurveyClient, survey_client
 from canbao_gateway.survey_models import Comment, Declaration, SubmissionAccepted
 from canbao_platform.problems import InvalidItems, Problem
 
 router = APIRouter(prefix="/api/v1/survey/changes", tags=["survey"])
 REPLAYED: Final = "Idempotent-Replayed"
 PURPOSE: Final = Purpose.CHANGE_REGISTRATION
-SurveyDep = Annotated[SurveyClient, Depends(survey_client)]
 
 # The look-up of persons.py (identity by number; 404 not-registered audited), for this purpose.
 change_person = registered_person(PURPOSE)
@@ -100,12 +98,11 @@ async def lookup(
     staff: Annotated[Staff, require(Role.PLATFORM, person=change_person, purpose=PURPOSE)],
     person: Annotated[RegisteredPerson, Depends(change_person)],
     matching: MatchingDep,
+    survey: SurveyDep,
     audit: AuditDep,
     now: ClockDep,
 ) -> RegistrationRecord:
-    record, number = _known(person)
-    verdict = await _audited_verdict(matching, audit, person, PURPOSE)
-    return registration_record_of(record, verdict, id_number=number, now=now())
+    return await audited_record(person, matching, survey, audit, purpose=PURPOSE, now=now())
 
 
 CHANGE_ERRORS: Final = problem_responses({

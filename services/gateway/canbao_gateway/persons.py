@@ -19,6 +19,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Annotated, Any, Final, Literal
 from uuid import UUID
 
@@ -166,11 +167,20 @@ async def registration_record(
     audit: AuditDep,
     now: ClockDep,
 ) -> RegistrationRecord:
-    record, number = _known(person)
-    verdict, pending = await _audited_verdict(
-        matching, survey, audit, person, Purpose.REGISTRATION_RECORD
+    return await audited_record(
+        person, matching, survey, audit, purpose=Purpose.REGISTRATION_RECORD, now=now()
     )
-    return registration_record_of(record, verdict, id_number=number, now=now(), pending=pending)
+
+
+async def audited_record(
+    person: RegisteredPerson, matching: MatchingClient, survey: SurveyClient, audit: AuditTrail,
+    *, purpose: Purpose, now: datetime,
+) -> RegistrationRecord:  # fmt: skip
+    """The person's full registration record (masked), the read audited for `purpose`: the
+    persons route's answer, and the platform's look-up before a change (变更登记)."""
+    record, number = _known(person)
+    verdict, pending = await _audited_verdict(matching, survey, audit, person, purpose)
+    return registration_record_of(record, verdict, id_number=number, now=now, pending=pending)
 
 
 def _known(person: RegisteredPerson) -> tuple[dict[str, Any], str]:
