@@ -9,8 +9,15 @@ plain SQL on the simulators and plain Kafka on the feedback topics (sources.md, 
   is asked on `feedback.si_core` with what changed and who approved; once its table holds the
   same value the write-back is applied (the source has taken over again). A second change it
   refuses on `feedback.si_core.replies` is listed for the agency with the system's reason.
-* The person's history (44号 Art.20) shows the change with its clerk and reviewer, and the
-  steps (提交, 复核通过).
+* 变更登记 (44号 Art.21): demo-platform looks the person up and records an address change with
+  the documents seen; it cannot 初审 its own record, demo-platform2 does, demo-county 审定s.
+* A self-service correction (a kiosk's, api.md "Self-service") enters the same queue: 初审,
+  审定. The kiosk's session is issue 16's; here the correction reaches survey's internal route
+  with a service token as the gateway would sign it for the kiosk.
+* 抽查 (Chongqing plan 四(二)): demo-city draws a sample of the city's approved records of the
+  day, re-checks each once (one is wrong) and reads the error rate per county and per maker.
+* The person's history (44号 Art.20) shows the change with its clerk and reviewer, and every
+  step (提交, 复核, 初审, 审定).
 
 The person is chosen from the generator's ground truth (someone whose core-system phone is
 malformed, so the popup asks for it); everything else is the API's."""
@@ -26,6 +33,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from uuid import uuid4
+from zoneinfo import ZoneInfo
 
 import asyncpg
 import httpx
@@ -34,14 +42,19 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from canbao_contracts.envelope import decode, encode
 from canbao_contracts.events.feedback import FeedbackOutcome, FeedbackReplied, FeedbackRequested
 from canbao_platform.local.postgres import free_port
+from tests.conftest import caller_headers
 from tests.stack.test_local_stack import SERVICES, Stack, free_port_run
 from tests.stack.test_survey_campaign import Timings, log_in, problem
 
+CHINA = ZoneInfo("Asia/Shanghai")  # the sample's days are China's
 COLLECTIONS = "/api/v1/counter/collections"
 POPUP = "/api/v1/counter/popup/"
 WITHIN_S = 150
 NEW_PHONE = "13955550123"
 LATER_PHONE = "13955550456"  # the person changes their phone again a year later
+NEW_ADDRESS = "贵州省贵阳市南明区花果园街道12号"
+KIOSK_PHONE = "13955550789"
+SURVEY = "/api/v1/survey"
 
 
 async def person_with_a_bad_phone(sources: str) -> tuple[str, str]:
@@ -130,6 +143,15 @@ async def collect_and_pass(
     return collection_id
 
 
+async def first_reviewed_and_approved(
+    first: httpx.AsyncClient, county: httpx.AsyncClient, task: str
+) -> None:
+    reviewed = await first.post(f"{task}/review", json={"decision": "pass", "comment": "材料齐全"})
+    assert reviewed.json()["state"] == "first_reviewed", reviewed.text
+    approved = await county.post(f"{task}/approve", json={"decision": "approve"})
+    assert approved.json()["state"] == "approved", approved.text
+
+
 async def changes(gateway: str, sources: str, bootstrap: str, timings: Timings) -> None:
     number, aac001 = await person_with_a_bad_phone(sources)
     counter, reviewer, county = [
@@ -177,6 +199,7 @@ async def changes(gateway: str, sources: str, bootstrap: str, timings: Timings) 
     assert aac001 in request.record_key, request.record_key
     pending_writeback = await writeback_until(county, phone_change, "pending")
     assert pending_writeback["person_id"] == person_id
+    region = pending_writeback["region_code"]  # the person's county
     timings.mark("feedback.si_core asked to write the phone back; listed as pending")
     connection = await asyncpg.connect(sources)
     try:
@@ -211,6 +234,68 @@ async def changes(gateway: str, sources: str, bootstrap: str, timings: Timings) 
     assert listed["reason"] == "该人员已办理转移，档案已封存", listed
     timings.mark("a refusal on feedback.si_core.replies is listed with the system's reason")
 
+    # 变更登记 at the platform: looked up, recorded with the documents, 初审 by another member
+    # of the platform than the one who recorded it, 审定 by the county.
+    platform, platform2, city = [
+        await log_in(gateway, f"demo-{who}") for who in ("platform", "platform2", "city")
+    ]
+    looked_up = await platform.get(f"{SURVEY}/changes/lookup/{number}")
+    assert looked_up.status_code == 200 and number not in looked_up.text, looked_up.text
+    recorded = await platform.post(f"{SURVEY}/changes", json={
+        "client_id": str(uuid4()), "id_number": number, "items": {"residence_address": NEW_ADDRESS},
+        "documents": ["residence_permit"], "reason": "搬家，变更居住地址"})  # fmt: skip
+    assert recorded.status_code == 201, recorded.text
+    change_task = f"{SURVEY}/tasks/{recorded.json()['task_id']}"
+    problem(await platform.post(f"{change_task}/review", json={"decision": "pass"}), 409,
+            "maker-checker")  # fmt: skip
+    await first_reviewed_and_approved(platform2, county, change_task)
+    timings.mark("变更登记: recorded by demo-platform, 初审 demo-platform2, 审定 demo-county")
+
+    # A kiosk's correction of the phone: the same queue, 初审 and 审定.
+    survey = f"http://127.0.0.1:{httpx.URL(gateway).port + 3}"  # SERVICES' order of ports
+    async with httpx.AsyncClient(base_url=survey, timeout=60) as internal:
+        corrected = await internal.post(
+            "/internal/survey/corrections",
+            headers=caller_headers("survey", username="kiosk:demo-kiosk", role="self",
+                                   scope=region),
+            json={"client_id": str(uuid4()), "person_id": person_id, "region_code": region,
+                  "origin": "kiosk", "items": {"phone": KIOSK_PHONE}},
+        )  # fmt: skip
+    assert corrected.status_code == 201, corrected.text
+    waiting = {"channel": "self", "state": "submitted"}
+    queue = (await platform.get(f"{SURVEY}/tasks", params=waiting)).json()
+    assert corrected.json()["task_id"] in {t["task_id"] for t in queue["items"]}, queue
+    await first_reviewed_and_approved(
+        platform, county, f"{SURVEY}/tasks/{corrected.json()['task_id']}"
+    )
+    await popup_until(counter, number, lambda p: not p["pending"], "no value pending")
+    timings.mark("a kiosk correction: in the same queue, 初审 and 审定")
+
+    # 抽查: the city samples the day's approved records, re-checks each once, one is wrong.
+    today = datetime.now(UTC).astimezone(CHINA).date().isoformat()
+    drawn = await city.post(f"{SURVEY}/samples", json={
+        "region_code": region[:4], "per_county": 20, "per_surveyor": 20,
+        "approved_from": today, "approved_to": today})  # fmt: skip
+    assert drawn.status_code == 201, drawn.text
+    sample = drawn.json()
+    records = sample["records"]
+    ours = [r for r in records if r["person"]["person_id"] == person_id]
+    assert {r["channel"] for r in ours} >= {"counter", "platform", "kiosk"}, records
+    for index, record in enumerate(records):
+        wrong = {"result": "error", "wrong_items": ["phone"], "comment": "电话空号"}
+        check = wrong if index == 0 else {"result": "correct"}
+        path = f"{SURVEY}/samples/{sample['sample_id']}/checks/{record['record_id']}"
+        answered = await city.post(path, json=check)
+        assert answered.status_code in (200, 201), answered.text
+    problem(await city.post(path, json={"result": "correct"}), 409, "already-checked")
+    rates = (await city.get(f"{SURVEY}/samples/{sample['sample_id']}")).json()["rates"]
+    assert (rates["overall"]["checked"], rates["overall"]["errors"]) == (len(records), 1), rates
+    assert rates["overall"]["error_rate"] == 1 / len(records)
+    assert sum(m["errors"] for m in rates["by_maker"]) == 1 and rates["by_county"], rates
+    quality = (await city.get(f"{SURVEY}/quality", params={"region": region[:4]})).json()
+    assert quality["overall"]["errors"] >= 1, quality
+    timings.mark(f"抽查 of {len(records)} records: error rate {rates['overall']['error_rate']:.3f}")
+
     # The person's history: the change, who collected and who checked it, and the steps.
     history = await reviewer.get(f"/api/v1/persons/{number}/history")
     assert history.status_code == 200, history.text
@@ -221,9 +306,12 @@ async def changes(gateway: str, sources: str, bootstrap: str, timings: Timings) 
         (c["handler"], c["reviewer"]) == ("demo-counter", "demo-reviewer") for c in phone_rows
     ), phone_rows
     steps = [(s["label"], s["by"]) for s in body["steps"]]
-    assert any("复核" in label and by == "demo-reviewer" for label, by in steps), steps
+    for stage, who in (("复核", "demo-reviewer"), ("初审", "demo-platform2"),
+                       ("初审", "demo-platform"), ("审定", "demo-county")):  # fmt: skip
+        assert any(stage in label and by == who for label, by in steps), (stage, who, steps)
+    assert any(label.startswith("提交") and by == "demo-platform" for label, by in steps), steps
     timings.mark(f"history: {len(body['changes'])} changes, {len(body['steps'])} steps")
-    for client in (counter, reviewer, county):
+    for client in (counter, reviewer, county, platform, platform2, city):
         await client.aclose()
 
 
@@ -243,7 +331,7 @@ def test_changes_are_reviewed_written_back_and_kept_in_the_history() -> None:
             try:
                 asyncio.run(changes(gateway, sources, bootstrap, timings))
             except AssertionError:
-                for name in ("identity", "survey"):  # what the operator would read first
+                for name in ("gateway", "identity", "survey"):  # what an operator reads first
                     log = (state / "logs" / f"{name}.log").read_text(errors="replace")
                     print(f"--- {name}.log (tail)\n" + "\n".join(log.splitlines()[-40:]))
                 raise
