@@ -297,10 +297,14 @@ class LocalStack:
         print(
             f"""
 Where to look
-  counter page            {gateway}/counter    (demo-counter / demo)
+  counter page            {gateway}/counter    (demo-counter / demo; 复核: demo-reviewer)
   reviewer's page         {gateway}/survey    (demo-platform 初审, demo-county 审定 / demo)
   household survey        {gateway}/api/v1/survey/...  (demo-platform, demo-county,
                           demo-surveyor, demo-surveyor2 / demo; README "The household survey")
+  changes and 抽查         {gateway}/api/v1/survey/changes, /samples  (demo-platform,
+                          demo-platform2, demo-county, demo-city / demo)
+  write-back, history     {gateway}/api/v1/writebacks, /persons/<number>/history
+                          (demo-county, demo-reviewer / demo; feedback.<system> topics)
   gateway (public API)    {gateway}/docs    (OpenAPI: {gateway}/openapi.json)
   services                """
             + "  ".join(f"{s} :{self.config.service_port(s)}" for s in SERVICES[1:])
