@@ -440,3 +440,24 @@ class ChangeDocument(LabelledCode):
     MARRIAGE_CERTIFICATE = "marriage_certificate", "结婚证"
     DEATH_CERTIFICATE = "death_certificate", "死亡证明"
     OTHER = "other", "其他"
+
+
+class SourceSystem(LabelledCode):
+    """Where a value of a person's record comes from: a business system of sources.md (the schema
+    of its change feed, `cdc.<system>.<table>`) or a collection the agency approved (信息采集).
+    The labels are what staff read beside a value (an inaccurate item's reason, the history)."""
+
+    SI_CORE = "si_core", "社保系统"
+    MEDICAL = "medical", "医保系统"
+    HUKOU = "hukou", "户籍"
+    CIVIL = "civil", "民政系统"
+    EDUCATION = "education", "教育系统"
+    JUSTICE = "justice", "司法系统"
+    EMPLOYMENT = "employment", "就业系统"
+    CARD = "card", "社保卡系统"
+    NATIONAL = "national", "全国比对"
+    COLLECTION = "collection", "信息采集"
+
+
+SOURCE_LABELS: Final[Mapping[str, str]] = MappingProxyType({s.value: s.label for s in SourceSystem})
+"""System (`si_core`, `collection`) → its label; a plain mapping for `.get` on stored text."""

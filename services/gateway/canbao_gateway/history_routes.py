@@ -29,7 +29,7 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
 
-from canbao_contracts.codes import RegistrationItem
+from canbao_contracts.codes import SOURCE_LABELS, RegistrationItem
 from canbao_contracts.events.vocabulary import Channel
 from canbao_contracts.id_numbers import mask, mask_name
 from canbao_gateway import problems
@@ -65,19 +65,6 @@ EVENT_LABELS: Final = {
     "deceased": "死亡",
     "merged": "并入另一人员记录",
     "absorbed": "合并另一人员记录",
-}
-# The systems a value comes from (sources.md), and the collections (信息采集).
-SOURCE_LABELS: Final = {
-    "si_core": "社保系统",
-    "medical": "医保系统",
-    "hukou": "户籍",
-    "civil": "民政系统",
-    "education": "教育系统",
-    "justice": "司法系统",
-    "employment": "就业系统",
-    "card": "社保卡系统",
-    "national": "全国比对",
-    "collection": "信息采集",
 }
 STEP_LABELS: Final = {
     ("submit", None): "提交",

@@ -35,31 +35,19 @@ from enum import StrEnum
 from functools import cache, cached_property
 from typing import Any, Final
 
-from canbao_contracts.codes import RegistrationItem
+from canbao_contracts.codes import SOURCE_LABELS, RegistrationItem, SourceSystem
 from canbao_contracts.id_numbers import normalise, validate
 from canbao_contracts.topics import FEEDBACK_SYSTEMS
 from canbao_identity import records as r
 from canbao_identity.records import FactDraft
 from canbao_identity.resolution import LinkKind
 
-COLLECTION: Final = "collection"
+COLLECTION: Final = SourceSystem.COLLECTION.value
 # A mobile number 1[3-9] + 9 digits, or a landline 0 + 2-3 digit area code + 7-8 digits
 # (our convention, shared with the simulators' ground truth).
 VALID_PHONE: Final = re.compile(r"1[3-9]\d{9}|0\d{2,3}-?\d{7,8}")
 # What a clerk types when the address is unknown: no value (our convention).
 ADDRESS_PLACEHOLDERS: Final = frozenset({"不详", "无", "暂无", "-", "/"})
-SOURCE_LABELS: Final = {
-    "si_core": "社保系统",
-    "medical": "医保系统",
-    "hukou": "户籍",
-    "civil": "民政系统",
-    "education": "教育系统",
-    "justice": "司法系统",
-    "employment": "就业系统",
-    "card": "社保卡系统",
-    "national": "全国比对",
-    COLLECTION: "信息采集",
-}
 # Public security's residence permits (hukou.resident_permit) right after its household register:
 # the same department checks the same documents.
 PERMIT: Final = "hukou.resident_permit"

@@ -15,7 +15,7 @@ from pydantic import TypeAdapter
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from canbao_contracts.codes import SurveyReason
+from canbao_contracts.codes import SourceSystem, SurveyReason
 from canbao_contracts.events import (
     CollectionApproved,
     Fact,
@@ -29,7 +29,6 @@ from canbao_matching.tables import collections, facts, persons
 
 _FACT: Final[TypeAdapter[Fact]] = TypeAdapter(Fact)
 _VERIFIED: Final = TypeAdapter(tuple[VerifiedStatus, ...])
-COLLECTION_SYSTEM: Final = "collection"  # FactSource.system of a fact a collection gave
 
 
 async def _execute(session: AsyncSession, statement: sa.Executable, params: Any = None) -> Any:
@@ -105,9 +104,10 @@ _SAVE_FACT: Final = sa.text("""
 async def save_fact(session: AsyncSession, person_id: UUID, fact: Fact) -> bool:
     """Keep the fact and mark the person pending; False when the fact is not newer than the
     one held (a duplicate or a late copy: nothing changes)."""
+    collected = fact.source.system == SourceSystem.COLLECTION
     result = await _execute(session, _SAVE_FACT, {
         "fact_id": fact.fact_id, "person_id": person_id, "revision": fact.revision,
-        "retracted": fact.retracted, "from_collection": fact.source.system == COLLECTION_SYSTEM,
+        "retracted": fact.retracted, "from_collection": collected,
         "observed_at": fact.observed_at, "body": fact.model_dump_json(),
     })  # fmt: skip
     newer: bool = result.first() is not None
