@@ -64,7 +64,7 @@ async def test_local_stack_has_the_demo_accounts_of_api_md(
             assert me.json() == {"username": username, "role": role.value, "scope": "52"}
     assert await accounts(gateway_db) == {
         "demo-counter", "demo-surveyor", "demo-surveyor2", "demo-platform", "demo-county",
-        "demo-analyst", "demo-auditor",
+        "demo-analyst", "demo-auditor", "demo-reviewer", "demo-platform2", "demo-city",
     }  # fmt: skip
 
 
@@ -82,12 +82,16 @@ async def test_no_demo_accounts_outside_the_local_stack(
     assert await accounts(gateway_db) == set()
 
 
-def test_demo_accounts_are_one_per_role_and_a_survey_team_of_two() -> None:
+def test_demo_accounts_are_one_per_role_a_survey_team_and_two_platform_members() -> None:
     assert sorted(role.value for role in DEMO_ACCOUNTS.values()) == sorted(
-        ["counter", "surveyor", "surveyor", "platform", "county", "analyst", "auditor"]
-    )
+        ["counter", "surveyor", "surveyor", "platform", "platform", "county", "reviewer", "city",
+         "analyst", "auditor"]
+    )  # fmt: skip
     team = [name for name, role in DEMO_ACCOUNTS.items() if role is Role.SURVEYOR]
     assert team == ["demo-surveyor", "demo-surveyor2"]  # api.md "Survey"
+    # One records a change at the platform, the other does its 初审 (maker-checker).
+    platform = [name for name, role in DEMO_ACCOUNTS.items() if role is Role.PLATFORM]
+    assert platform == ["demo-platform", "demo-platform2"]
 
 
 @pytest.mark.parametrize(
