@@ -62,3 +62,52 @@ sa.Index("ix_audit_log_at", audit_log.c.at, postgresql_using="brin")
 sa.Index("ix_audit_log_person_id", audit_log.c.person_id, audit_log.c.id)
 sa.Index("ix_audit_log_id_number_hash", audit_log.c.id_number_hash, audit_log.c.id)
 sa.Index("ix_audit_log_staff", audit_log.c.staff, audit_log.c.id)
+
+# Registered devices and programs that log in with OAuth2 client credentials (RFC 6749 §4.4;
+# api.md "Self-service", "Partner departments"): `kind` kiosk for a self-service kiosk. The
+# secret is an Argon2id PHC string, like a staff password; `token_version` rises (trigger,
+# migration gateway_0003) whenever the client is disabled or its secret or kind changes, and a
+# device token of an older version is refused. `region` is where a kiosk stands (GB/T 2260
+# prefix): what its audit rows are filed under; it limits nothing a citizen may read of their own.
+clients = sa.Table(
+    "clients", metadata,
+    sa.Column("client_id", sa.String(64), primary_key=True),
+    sa.Column("secret_hash", sa.Text, nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("name", sa.String(100), nullable=False),
+    sa.Column("region", sa.String(12), nullable=False),
+    sa.Column("active", sa.Boolean, nullable=False, server_default=sa.true()),
+    sa.Column("token_version", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False,
+              server_default=sa.func.now()),
+)  # fmt: skip
+
+# A citizen's self-service session (self_service.py): opened by a kiosk that read the ID card or
+# by the mobile app's ID token, reaching that one person's record until `expires_at`, unless
+# ended (the citizen left, the kiosk went idle) or the kiosk was disabled. No clear personal
+# data: the person by identity's person_id and the number's blind hash (audit.py).
+self_sessions = sa.Table(
+    "self_sessions", metadata,
+    sa.Column("session_id", UUID(as_uuid=True), primary_key=True),
+    sa.Column("person_id", UUID(as_uuid=True), nullable=False),
+    sa.Column("id_number_hash", sa.String(64), nullable=False),
+    sa.Column("region", sa.String(6), nullable=False),  # the person's (county-level division)
+    sa.Column("channel", sa.String(8), nullable=False),  # kiosk | mobile
+    sa.Column("device", sa.String(64), nullable=False),  # the kiosk's client_id; the app's issuer
+    sa.Column("opened_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("last_seen_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("ended_at", sa.DateTime(timezone=True)),
+)  # fmt: skip
+sa.Index("ix_self_sessions_expires_at", self_sessions.c.expires_at)
+
+# ID tokens of the mobile app's identity provider already traded for a session: each is good
+# for one session (RFC 7519 `jti`), so a token copied from a phone's traffic opens nothing.
+# Kept until the token expires; older rows are pruned when new ones are written.
+id_token_uses = sa.Table(
+    "id_token_uses", metadata,
+    sa.Column("issuer", sa.String(200), primary_key=True),
+    sa.Column("jti", sa.String(200), primary_key=True),
+    sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+)  # fmt: skip
+sa.Index("ix_id_token_uses_expires_at", id_token_uses.c.expires_at)
