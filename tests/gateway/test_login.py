@@ -166,8 +166,10 @@ async def test_login_is_in_the_openapi_document_as_an_oauth2_password_flow(
 ) -> None:
     document = (await client.get("/openapi.json")).json()
     assert {"/api/v1/auth/token", "/api/v1/auth/me", "/api/v1/audit"} <= set(document["paths"])
-    [scheme] = document["components"]["securitySchemes"].values()
-    assert scheme["flows"]["password"]["tokenUrl"] == TOKEN
+    schemes = document["components"]["securitySchemes"]
+    flows = schemes["OAuth2PasswordBearer"]["flows"]
+    assert flows["password"]["tokenUrl"] == flows["clientCredentials"]["tokenUrl"] == TOKEN
+    assert schemes["CitizenSession"]["scheme"] == "bearer"  # api.md "Self-service"
 
 
 async def failure_clients(database: Database) -> list[str]:

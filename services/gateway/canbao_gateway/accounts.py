@@ -74,8 +74,8 @@ async def authenticate(
     password: the account's older tokens stop working)."""
     query = sa.select(staff_accounts).where(staff_accounts.c.username == username)
     row = (await connection.execute(query)).first()
-    stored = row.password_hash if row is not None else _dummy_hash()
-    if not await asyncio.to_thread(_verify, stored, password) or row is None or not row.active:
+    stored = row.password_hash if row is not None else dummy_hash()
+    if not await asyncio.to_thread(verify, stored, password) or row is None or not row.active:
         return None
     version: int = row.token_version
     if _hasher.check_needs_rehash(stored):
@@ -110,13 +110,13 @@ async def create_demo_accounts(connection: AsyncConnection) -> None:
 
 
 @functools.cache
-def _dummy_hash() -> str:
+def dummy_hash() -> str:
     """Checked when the username is unknown, so that a wrong username costs as long as a wrong
     password and response times do not tell which accounts exist."""
     return _hasher.hash("no such account")
 
 
-def _verify(stored: str, password: str) -> bool:
+def verify(stored: str, password: str) -> bool:
     try:
         return _hasher.verify(stored, password)
     except (VerificationError, InvalidHashError):

@@ -38,6 +38,7 @@ from typing import Annotated, Any, Final
 from uuid import UUID
 
 from fastapi import Depends, Request
+from fastapi.openapi.models import OAuthFlowClientCredentials
 from fastapi.security import OAuth2PasswordBearer
 
 from canbao_contracts.id_numbers import normalise, validate
@@ -50,7 +51,9 @@ from canbao_platform.service import Resources
 
 TOKEN_URL = "/api/v1/auth/token"
 # auto_error=False: a missing token is our own problem+json, not FastAPI's bare 401.
-_bearer = OAuth2PasswordBearer(tokenUrl=TOKEN_URL, auto_error=False)
+oauth2_scheme = OAuth2PasswordBearer(tokenUrl=TOKEN_URL, auto_error=False)
+# The same endpoint also gives registered clients (kiosks) their tokens (routes.py).
+oauth2_scheme.model.flows.clientCredentials = OAuthFlowClientCredentials(tokenUrl=TOKEN_URL)
 
 
 async def resources(request: Request) -> Resources:
@@ -69,7 +72,7 @@ SettingsDep = Annotated[GatewaySettings, Depends(settings)]
 
 
 async def current_staff(
-    token: Annotated[str | None, Depends(_bearer)], settings: SettingsDep, now: ClockDep,
+    token: Annotated[str | None, Depends(oauth2_scheme)], settings: SettingsDep, now: ClockDep,
     resources: ResourcesDep,
 ) -> Staff:  # fmt: skip
     """Whoever the bearer token says, if it is valid now and not revoked (tokens.py)."""

@@ -55,6 +55,14 @@ class InvalidCredentials(ProblemWithHeaders):
         self.headers = {"WWW-Authenticate": "Bearer"}
 
 
+class InvalidClient(ProblemWithHeaders):
+    """Client credentials that open no active client (RFC 6749 §5.2 invalid_client)."""
+
+    def __init__(self) -> None:
+        super().__init__(401, "invalid-client", "设备或应用凭证错误 (wrong client credentials)")
+        self.headers = {"WWW-Authenticate": 'Basic realm="canbao"'}
+
+
 class LoginThrottled(ProblemWithHeaders):
     def __init__(self, retry_after_s: int) -> None:
         super().__init__(

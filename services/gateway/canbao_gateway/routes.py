@@ -1,14 +1,17 @@
-"""The gateway's HTTP endpoints so far: staff login (`/api/v1/auth/...`) and the audit log.
+"""The gateway's HTTP endpoints of logins (`/api/v1/auth/...`: staff, and registered clients
+such as kiosks) and of the audit log.
 
 Routes only parse, call the module that does the work, and shape the answer."""
 
 from __future__ import annotations
 
+import base64
 from typing import Annotated, Final
+from urllib.parse import unquote_plus
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Query, Request
-from fastapi.security import OAuth2PasswordRequestForm
+from fastapi import APIRouter, Depends, Form, Query, Request
+from fastapi.exceptions import RequestValidationError
 from pydantic import AwareDatetime, BaseModel
 
 from canbao_gateway import problems, tokens
@@ -23,12 +26,37 @@ from canbao_gateway.auth import (
     require,
 )
 from canbao_gateway.clock import ClockDep
-from canbao_gateway.login import log_in
+from canbao_gateway.login import log_in, log_in_client
 from canbao_gateway.login_gate import LoginGate, login_gate
 from canbao_gateway.staff import Role, Staff
 
 router = APIRouter(prefix="/api/v1")
 MAX_PAGE: Final = 500
+
+
+class TokenRequest:
+    """The token request's form (RFC 6749 §4.3.2 password grant, §4.4.2 client credentials);
+    `grant_type` absent means a staff login, as the counter software has always sent it."""
+
+    def __init__(
+        self,
+        grant_type: Annotated[str | None, Form(pattern="^(password|client_credentials)$")] = None,
+        username: Annotated[str, Form()] = "",
+        password: Annotated[str, Form(json_schema_extra={"format": "password"})] = "",
+        client_id: Annotated[str, Form()] = "",
+        client_secret: Annotated[str, Form(json_schema_extra={"format": "password"})] = "",
+        scope: Annotated[str, Form()] = "",
+    ) -> None:
+        self.grant_type = grant_type or "password"
+        if self.grant_type == "password":  # RFC 6749 §4.3.2: both REQUIRED
+            missing = [name for name, value in (("username", username), ("password", password))
+                       if not value]  # fmt: skip
+            if missing:
+                raise RequestValidationError([{"type": "missing", "loc": ("body", name),
+                                               "msg": "Field required", "input": None}
+                                              for name in missing])  # fmt: skip
+        self.username, self.password = username, password
+        self.client_id, self.client_secret = client_id, client_secret
 
 
 class AccessToken(BaseModel):
@@ -53,7 +81,8 @@ class AuditPage(BaseModel):
 
 LOGIN_ERRORS: Final = problems.problem_responses({
     400: "bad-request: a form body that cannot be parsed",
-    401: "invalid-credentials: wrong username or password",
+    401: "invalid-credentials: wrong username or password; invalid-client: wrong client "
+         "credentials",
     413: "body-too-large",
     422: "invalid-request: a form field missing or malformed",
     429: "login-throttled: too many failed logins; too-many-logins: too many at once; see "
@@ -67,20 +96,48 @@ AUDIT_ERRORS: Final = problems.problem_responses({
 })  # fmt: skip
 
 
-@router.post("/auth/token", tags=["auth"], summary="Staff login (OAuth2 password grant)",
-             responses=LOGIN_ERRORS)  # fmt: skip
+@router.post(
+    "/auth/token",
+    tags=["auth"],
+    responses=LOGIN_ERRORS,
+    summary="Staff login (password grant); a kiosk's login (client credentials)",
+)
 async def login(
-    form: Annotated[OAuth2PasswordRequestForm, Depends()], request: Request,
+    form: Annotated[TokenRequest, Depends()], request: Request,
     resources: ResourcesDep, settings: SettingsDep, clock: ClockDep,
     gate: Annotated[LoginGate, Depends(login_gate)],
 ) -> AccessToken:  # fmt: skip
     now = clock()
+    if form.grant_type == "client_credentials":
+        client_id, secret = _basic_credentials(request) or (form.client_id, form.client_secret)
+        if not client_id:
+            raise problems.InvalidClient()
+        found = await log_in_client(resources.database, gate, client_id=client_id, secret=secret,
+                                    client=client_of(request), now=now)  # fmt: skip
+        lifetime = settings.client_token_lifetime
+        token = tokens.issue_client(found.client, version=found.token_version,
+                                    key=settings.jwt_key(), now=now, lifetime=lifetime)  # fmt: skip
+        return AccessToken(access_token=token, expires_in=int(lifetime.total_seconds()))
     account = await log_in(resources.database, gate, username=form.username,
                            password=form.password, client=client_of(request), now=now)  # fmt: skip
     lifetime = settings.access_token_lifetime
     token = tokens.issue(account.staff, version=account.token_version, key=settings.jwt_key(),
                          now=now, lifetime=lifetime)  # fmt: skip
     return AccessToken(access_token=token, expires_in=int(lifetime.total_seconds()))
+
+
+def _basic_credentials(request: Request) -> tuple[str, str] | None:
+    """RFC 6749 §2.3.1: a client may authenticate with HTTP Basic (id and secret form-encoded)
+    instead of the form's fields. Read here rather than declared as a security scheme: the token
+    endpoint is where credentials are presented, not a route behind them."""
+    scheme, _, value = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        client_id, _, secret = base64.b64decode(value, validate=True).decode().partition(":")
+    except (ValueError, UnicodeDecodeError):
+        raise problems.InvalidClient() from None
+    return unquote_plus(client_id), unquote_plus(secret)
 
 
 @router.get("/auth/me", tags=["auth"], summary="Who the bearer token stands for",
