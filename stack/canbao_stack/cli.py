@@ -42,6 +42,14 @@ def main(argv: list[str] | None = None) -> None:
     migrate.add_argument("--state-dir", type=Path, default=Path(".state"))
     migrate.set_defaults(handler=_migrate)
 
+    mobile = commands.add_parser(
+        "mobile-token", help="an ID token of the local stack's mobile identity provider, for "
+        "POST /api/v1/self/session {\"id_token\": …}",
+    )  # fmt: skip
+    mobile.add_argument("id_number")
+    mobile.add_argument("--state-dir", type=Path, default=Path(".state"))
+    mobile.set_defaults(handler=_mobile_token)
+
     args = parser.parse_args(argv)
     args.handler(args)
 
@@ -58,6 +66,12 @@ def _run(args: argparse.Namespace) -> None:
         split_identity=args.split_identity,
     )
     asyncio.run(LocalStack(config).run())
+
+
+def _mobile_token(args: argparse.Namespace) -> None:
+    from canbao_stack import mobile_idp
+
+    print(mobile_idp.id_token(args.state_dir, args.id_number))
 
 
 def _migrate(args: argparse.Namespace) -> None:

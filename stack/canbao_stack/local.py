@@ -31,6 +31,7 @@ from canbao_platform.local.backup import archive_settings, discard_wal_until_con
 from canbao_platform.local.broker import MockKafkaCluster
 from canbao_platform.local.postgres import PostgresCluster, application_role
 from canbao_platform.migrate import service_definition
+from canbao_stack import mobile_idp
 from canbao_stack.simulators import SCHEMA_SQL
 from canbao_stack.supervisor import Child, http_ok, python_module, say
 
@@ -176,6 +177,8 @@ class LocalStack:
         # The gateway reaches the internal APIs on this run's ports (--gateway-port moves them all).
         common |= {f"GATEWAY_{s.upper()}_URL": f"http://127.0.0.1:{self.config.service_port(s)}"
                    for s in ("identity", "matching", "survey")}  # fmt: skip
+        # The mobile channel's identity provider (api.md "Self-service"; canbao mobile-token).
+        common |= mobile_idp.gateway_environment(self.config.state_dir)
         # Survey streams a list's households from identity (canbao_survey.lists).
         common["SURVEY_IDENTITY_URL"] = f"http://127.0.0.1:{self.config.service_port('identity')}"
         self.children.append(self.cdc_bridge(bootstrap, logs))

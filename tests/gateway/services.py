@@ -58,12 +58,13 @@ def collections_kafka() -> Iterator[MockKafkaCluster]:
 
 
 async def gateway_over(
-    gateway_url: str, test_clock: Clock, **apps: FastAPI
+    gateway_url: str, test_clock: Clock, settings: dict[str, Any] | None = None, **apps: FastAPI
 ) -> AsyncIterator[httpx.AsyncClient]:
-    """The gateway reaching each of `apps` (identity=, matching=, survey=) through ASGI; survey
-    runs its lifespan (its outbox relay publishes what it commits)."""
+    """The gateway (with `settings` beyond the test defaults) reaching each of `apps`
+    (identity=, matching=, survey=) through ASGI; survey runs its lifespan (its outbox relay
+    publishes what it commits)."""
     transports = {f"{name}_transport": httpx.ASGITransport(app=app) for name, app in apps.items()}
-    app = create(settings_for(gateway_url), **transports)
+    app = create(settings_for(gateway_url, **(settings or {})), **transports)
     app.dependency_overrides[clock] = lambda: test_clock
     if "survey" in apps:
         async with serve(apps["survey"]), serve(app) as client:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -15,8 +16,10 @@ import sqlalchemy as sa
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
+from canbao_gateway import tokens
 from canbao_gateway.app import SERVICE
 from canbao_gateway.auth import person_by_id_number, require
+from canbao_gateway.clients import Client, ClientKind
 from canbao_gateway.staff import Role
 from canbao_gateway.tables import audit_log
 from canbao_platform.db import Database
@@ -25,6 +28,7 @@ from tests.gateway.conftest import (
     Clock,
     assert_problem,
     bearer,
+    settings_for,
 )
 from tests.gateway.people import (
     KUNMING_WUHUA,
@@ -295,8 +299,15 @@ ROUTES |= {
                             **SAMPLE_NOT_FOUND),
     "sampling-quality": Route("GET", f"{SURVEY}/quality", CITY, False, needs=("survey",)),
 }  # fmt: skip
+# Self-service (self_routes.py): a citizen's session, opened by a kiosk's token or the app's ID
+# token; no staff role reaches them (test_no_staff_role_reaches_self_service).
+SELF_ROUTES = {
+    ("POST", "/api/v1/self/session"), ("DELETE", "/api/v1/self/session"),
+    ("GET", "/api/v1/self/me"), ("POST", "/api/v1/self/me/corrections"),
+    ("GET", "/api/v1/self/me/corrections"),
+}  # fmt: skip
 # Outside the matrix: login (before any role); the service shell's health and OpenAPI routes.
-NO_ROLE_ROUTES = {("POST", "/api/v1/auth/token")}
+NO_ROLE_ROUTES = {("POST", "/api/v1/auth/token")} | SELF_ROUTES
 
 
 def expected(route: Route, role: Role, subject: str) -> tuple[int, str | None]:
@@ -449,3 +460,50 @@ async def audit_rows(database: Database) -> list[dict[str, Any]]:
     async with database.engine.connect() as connection:
         query = sa.select(audit_log).order_by(audit_log.c.id)
         return [dict(r) for r in (await connection.execute(query)).mappings().all()]
+
+
+# A citizen's session and a kiosk's own token, as the gateway issues them (self_service.py,
+# routes.py): valid, and of another kind than a staff token.
+CITIZEN_AND_KIOSK = ("citizen", "kiosk")
+STAFF_ONLY = [name for name, route in ROUTES.items() if route.allowed != EVERY_ROLE]
+
+
+def not_staff_token(who: str, clock: Clock) -> str:
+    key = settings_for("unused").jwt_key()
+    if who == "citizen":
+        return tokens.issue_session(uuid4(), key=key, now=clock(),
+                                    expires=clock() + timedelta(minutes=10))  # fmt: skip
+    kiosk = Client(client_id="kiosk-1", kind=ClientKind.KIOSK, region=NANMING)
+    return tokens.issue_client(kiosk, version=0, key=key, now=clock(),
+                               lifetime=timedelta(minutes=10))  # fmt: skip
+
+
+@pytest.mark.parametrize("who", CITIZEN_AND_KIOSK)
+@pytest.mark.parametrize("route_name", STAFF_ONLY)
+async def test_a_citizen_session_or_a_kiosk_reaches_no_staff_route(
+    client: httpx.AsyncClient, gateway_db: Database, test_clock: Clock, route_name: str, who: str
+) -> None:
+    """api.md "Who calls": a citizen sees their own record only; a kiosk opens sessions."""
+    route = ROUTES[route_name]
+    headers = bearer(not_staff_token(who, test_clock))
+    sent = {"url": route.path} | request_of(route, OWN, None)
+    response = await client.request(route.method, headers=headers, **sent)
+    assert assert_problem(response, 403, "role-not-allowed")["role"] == (
+        "self" if who == "citizen" else "kiosk")  # fmt: skip
+    assert await audit_rows(gateway_db) == []
+
+
+@pytest.mark.parametrize("role", list(Role), ids=[r.value for r in Role])
+@pytest.mark.parametrize(("method", "path"), sorted(SELF_ROUTES))
+async def test_no_staff_role_reaches_self_service(
+    client: httpx.AsyncClient, gateway_db: Database, token_for: Callable[..., str], role: Role,
+    method: str, path: str,
+) -> None:  # fmt: skip
+    sent: dict[str, Any] = {}
+    if path == "/api/v1/self/session" and method == "POST":
+        sent = {"json": {"id_number": OWN, "name": "王伟"}}  # a staff token is no kiosk's
+    elif method == "POST":
+        sent = {"json": {"client_id": str(uuid4()), "items": PHONE}}
+    response = await client.request(method, path, headers=bearer(token_for(role)), **sent)
+    assert_problem(response, 403, "role-not-allowed")
+    assert await audit_rows(gateway_db) == []

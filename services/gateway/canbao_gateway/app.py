@@ -1,7 +1,8 @@
 """The gateway service: the public HTTP interface of api.md (staff login, roles and region
 scopes, the audit log, counter collections forwarded to survey, counter popups and the persons'
-records read from identity and matching, the household survey forwarded to survey; self-service
-and partners to come), and the counter page that clerks open in a browser (`/counter`)."""
+records read from identity and matching, the household survey forwarded to survey, citizens'
+self-service on kiosks and the app; partners to come), and the counter page that clerks open in a
+browser (`/counter`)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 from canbao_gateway import body_limit
 from canbao_gateway.accounts import HASH_MEMORY_KIB, create_demo_accounts
 from canbao_gateway.change_routes import router as change_router
+from canbao_gateway.clients import create_demo_clients
 from canbao_gateway.collections import router as collections_router
 from canbao_gateway.counter_page import router as counter_page_router
 from canbao_gateway.history_routes import router as history_router
@@ -33,6 +35,7 @@ from canbao_gateway.registry import IdentityClient, MatchingClient
 from canbao_gateway.review_routes import router as review_router
 from canbao_gateway.routes import router
 from canbao_gateway.sampling_routes import router as sampling_router
+from canbao_gateway.self_routes import router as self_router
 from canbao_gateway.settings import GatewaySettings
 from canbao_gateway.survey import SurveyClient
 from canbao_gateway.survey_page import router as survey_page_router
@@ -44,8 +47,8 @@ log = logging.getLogger(__name__)
 
 
 class DemoAccounts:
-    """Creates the demo staff accounts of api.md, in the local stack only (CANBAO_ENV=
-    development): never in test or production. In the background, retrying, so that the
+    """Creates the demo staff accounts and the demo kiosk of api.md, in the local stack only
+    (CANBAO_ENV=development): never in test or production. In the background, retrying, so that the
     service starts while its database is away (and reports not ready until they exist)."""
 
     name = "demo-accounts"
@@ -73,6 +76,7 @@ class DemoAccounts:
             try:
                 async with self.resources.database.engine.begin() as connection:
                     await create_demo_accounts(connection)
+                    await create_demo_clients(connection)
                 self.created = True
             except (OSError, DBAPIError) as exc:
                 log.warning("demo accounts not created yet (%s); retrying", type(exc).__name__)
@@ -115,6 +119,7 @@ SERVICE = ServiceDefinition(
         history_router,
         change_router,
         sampling_router,
+        self_router,
     ],
     components=components,
     description="The public HTTP interface: staff login, roles, audit, counter popups, "

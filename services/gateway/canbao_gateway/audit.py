@@ -23,7 +23,7 @@ from pydantic import BaseModel
 
 from canbao_contracts.id_numbers import normalise
 from canbao_gateway.clock import Now
-from canbao_gateway.staff import Staff
+from canbao_gateway.staff import Actor
 from canbao_gateway.tables import audit_log
 from canbao_platform.db import Database
 
@@ -40,6 +40,7 @@ class Purpose(StrEnum):
     CHANGE_REGISTRATION = "change_registration"  # 变更登记 at the grass-roots platform
     SAMPLING_CHECK = "sampling_check"  # the city's sampling checks (抽查复核)
     ANALYSIS = "analysis"  # the people behind a report's number
+    SELF_SERVICE = "self_service"  # a citizen's own record on a kiosk or the app
     AUDIT_REVIEW = "audit_review"  # an auditor reading this log
 
 
@@ -48,6 +49,7 @@ class Outcome(StrEnum):
     NOT_FOUND = "not_found"  # asked for a person the registry does not know
     OUT_OF_SCOPE = "out_of_scope"  # refused: the person lives outside the staff's region
     REJECTED = "rejected"  # a change refused as invalid
+    REFUSED = "refused"  # a self-service session refused: wrong name, bad token, kiosk disabled
 
 
 def id_number_hash(id_number: str, *, key: bytes) -> str:
@@ -58,11 +60,12 @@ def id_number_hash(id_number: str, *, key: bytes) -> str:
 
 @dataclass(frozen=True)
 class AuditTrail:
-    """The audit log as one request sees it: who (the staff member), where (the endpoint),
-    from which client, and the key of the ID-number hash."""
+    """The audit log as one request sees it: who (the staff member; a kiosk or a citizen's
+    session, staff.Actor), where (the endpoint), from which client, and the key of the ID-number
+    hash."""
 
     database: Database
-    staff: Staff
+    staff: Actor
     endpoint: str  # method and route template: never the concrete path, which may hold a number
     client: str | None
     key: bytes

@@ -19,7 +19,7 @@ from typing import Any, Final
 import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from canbao_gateway.staff import Staff
+from canbao_gateway.staff import Actor
 from canbao_platform import service_tokens
 from canbao_platform.problems import Problem
 
@@ -79,15 +79,16 @@ class InternalClient:
         (its own words may say more than a client should read)."""
         return self.unavailable()
 
-    def service_token(self, caller: Staff, audience: str | None = None) -> str:
+    def service_token(self, caller: Actor, audience: str | None = None) -> str:
         """A token for one call to `audience` (this client's service by default) on behalf of
-        `caller` (canbao_platform.service_tokens)."""
+        `caller` (canbao_platform.service_tokens): a member of staff, or a citizen's session
+        (role `self`, username `<channel>:<device>`)."""
         acting = service_tokens.Caller(caller.username, caller.role.value, caller.scope)
         return service_tokens.issue(acting, audience=audience or self.audience,
                                     key=self._signing_key)  # fmt: skip
 
     async def _send(
-        self, method: str, path: str, *, caller: Staff, headers: dict[str, str] | None = None,
+        self, method: str, path: str, *, caller: Actor, headers: dict[str, str] | None = None,
         replayable: bool = True, **kwargs: Any,
     ) -> httpx.Response:  # fmt: skip
         assert self._http is not None, f"the {self.name} is not started"

@@ -32,7 +32,7 @@ from canbao_gateway.clock import ClockDep
 from canbao_gateway.popup import Popup, RegistrationRecord, popup_of, registration_record_of
 from canbao_gateway.problems import NotRegistered
 from canbao_gateway.registry import IdentityClient, MatchingClient, identity_client, matching_client
-from canbao_gateway.staff import Role, Staff
+from canbao_gateway.staff import Actor, Role, Staff
 from canbao_gateway.survey import SurveyClient, survey_client
 from canbao_platform.problems import Problem
 
@@ -217,7 +217,7 @@ async def _audited_verdict(
 
 
 async def _pending(
-    survey: SurveyClient, person_id: UUID, staff: Staff
+    survey: SurveyClient, person_id: UUID, staff: Actor
 ) -> list[dict[str, Any]] | None:
     """The person's values waiting for 复核, masked; None when survey does not answer (the
     popup is identity's and matching's: it is shown without them, saying so)."""

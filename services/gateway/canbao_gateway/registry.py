@@ -19,7 +19,7 @@ from fastapi import Request
 
 from canbao_gateway.internal import InternalClient
 from canbao_gateway.problems import NotRegistered
-from canbao_gateway.staff import Staff
+from canbao_gateway.staff import Actor
 from canbao_platform.problems import Problem
 
 log = logging.getLogger(__name__)
@@ -51,7 +51,7 @@ class IdentityClient(InternalClient):
         return identity_unavailable()
 
     async def person(
-        self, id_number: str, document_type: str = "01", *, caller: Staff
+        self, id_number: str, document_type: str = "01", *, caller: Actor
     ) -> dict[str, Any]:
         """Identity's PersonRecord (golden record in clear, gaps, deceased…); 404 not-registered
         for a number identity does not know."""
@@ -65,7 +65,7 @@ class IdentityClient(InternalClient):
         record: dict[str, Any] = response.json()
         return record
 
-    async def person_by_id(self, person_id: UUID, *, caller: Staff) -> dict[str, Any]:
+    async def person_by_id(self, person_id: UUID, *, caller: Actor) -> dict[str, Any]:
         """Identity's PersonRecord of `person_id` (an opaque id: fine in a URL); 404
         not-registered for an id identity does not know, or one merged into another."""
         response = await self._send("GET", f"/internal/persons/{person_id}", caller=caller)
@@ -85,7 +85,7 @@ class MatchingClient(InternalClient):
     def unavailable(self) -> Problem:
         return matching_unavailable()
 
-    async def verdict(self, person_id: UUID, *, caller: Staff) -> dict[str, Any] | None:
+    async def verdict(self, person_id: UUID, *, caller: Actor) -> dict[str, Any] | None:
         """Matching's PersonVerdict (`in_scope`, `verdict`, `as_of`); None while matching has no
         verdict yet (it has not heard of the person, has not evaluated them, or the person was
         just merged and identity already answers with the survivor)."""

@@ -24,6 +24,7 @@ DEVELOPMENT_AUDIT_KEY: Final = "canbao-development-audit-index-key-not-for-produ
 # HS256 with a key shorter than its 256-bit output is weak (RFC 7518 §3.2); deploy/ generates
 # 48 random bytes in base64 (64 characters).
 MINIMUM_KEY_LENGTH: Final = 32
+ASYMMETRIC_ALGORITHMS: Final = frozenset({"ES256", "ES384", "RS256", "PS256", "EdDSA"})
 
 
 class GatewaySettings(ServiceSettings):
@@ -76,6 +77,38 @@ class GatewaySettings(ServiceSettings):
         validation_alias=AliasChoices("matching_url", "GATEWAY_MATCHING_URL", "MATCHING_URL"),
     )
 
+    # Self-service (api.md "Self-service"; self_service.py). A citizen's session lasts this long
+    # at most (api.md: `expires_in` 600), and a kiosk's ends sooner when nobody touches it: the
+    # next person at the kiosk must not find the last one's record open.
+    self_session_minutes: int = Field(10, ge=1, le=60)
+    kiosk_idle_seconds: int = Field(120, ge=15)
+    # A kiosk's own client-credentials token (clients.py).
+    client_token_minutes: int = Field(60, ge=1)
+    # The mobile app's identity provider: the issuer (`iss`) of its ID tokens, the audience
+    # (`aud`) they are issued for, and its public signing key (PEM: EC P-256 for ES256, RSA for
+    # RS256, Ed25519 for EdDSA). No issuer: the mobile channel is closed (503). The local stack
+    # creates a key pair and sets these (canbao_stack; `canbao mobile-token` mints a token).
+    mobile_id_token_issuer: str | None = None
+    mobile_id_token_audience: str = "canbao-mobile"
+    mobile_id_token_public_key: str | None = None
+    mobile_id_token_algorithms: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["ES256"]
+    )
+    # Where citizens, banks and employers reach the gateway: the certificate's QR code and
+    # verification address (GATEWAY_PUBLIC_URL).
+    public_url: str = "http://127.0.0.1:8000"
+
+    @field_validator("mobile_id_token_algorithms", mode="before")
+    @classmethod
+    def _algorithms(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = [item.strip() for item in value.split(",") if item.strip()]
+        # Asymmetric only: with HS256 the gateway would hold a key able to mint ID tokens.
+        for item in value:
+            if item not in ASYMMETRIC_ALGORITHMS:
+                raise ValueError(f"not an asymmetric JWS algorithm: {item!r}")
+        return value
+
     @field_validator("trusted_proxies", mode="before")
     @classmethod
     def _proxy_networks(cls, value: Any) -> Any:
@@ -112,6 +145,18 @@ class GatewaySettings(ServiceSettings):
     @property
     def access_token_lifetime(self) -> timedelta:
         return timedelta(minutes=self.access_token_minutes)
+
+    @property
+    def self_session_lifetime(self) -> timedelta:
+        return timedelta(minutes=self.self_session_minutes)
+
+    @property
+    def kiosk_idle(self) -> timedelta:
+        return timedelta(seconds=self.kiosk_idle_seconds)
+
+    @property
+    def client_token_lifetime(self) -> timedelta:
+        return timedelta(minutes=self.client_token_minutes)
 
     def jwt_key(self) -> str:
         assert self.jwt_signing_key is not None  # set by the validator

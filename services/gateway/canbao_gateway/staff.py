@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Final
+from typing import Final, Protocol
 
 # Lengths of a GB/T 2260 prefix (province, city, county) and of the statistical division codes
 # below a county (township 9, village/community 12) that grass-roots platforms are scoped to.
@@ -71,3 +71,18 @@ class Staff:
 
     def covers(self, region: str) -> bool:
         return covers(self.scope, region)
+
+
+class Actor(Protocol):
+    """Whoever a request acts for, as the audit log and the services' internal calls name them:
+    a member of staff, a registered client (clients.py) or a citizen's session
+    (self_service.py). `role` is the staff role, the client's kind, or `self`."""
+
+    @property
+    def username(self) -> str: ...
+
+    @property
+    def role(self) -> StrEnum: ...
+
+    @property
+    def scope(self) -> str: ...

@@ -19,7 +19,7 @@ import httpx
 from fastapi import Request
 
 from canbao_gateway.internal import InternalClient
-from canbao_gateway.staff import Staff
+from canbao_gateway.staff import Actor
 from canbao_platform.problems import Problem
 
 log = logging.getLogger(__name__)
@@ -56,7 +56,7 @@ class SurveyClient(InternalClient):
         return self.unavailable()
 
     async def call(
-        self, method: str, path: str, *, caller: Staff, time_limit_s: float = TIMEOUT_S,
+        self, method: str, path: str, *, caller: Actor, time_limit_s: float = TIMEOUT_S,
         replayable: bool = True, prefix: str = SURVEY_PREFIX, **kwargs: Any,
     ) -> httpx.Response:  # fmt: skip
         """A call to survey's household-survey API (`path` under /internal/survey; `prefix`
@@ -69,7 +69,7 @@ class SurveyClient(InternalClient):
             raise _passed_on(response)
         return response
 
-    async def make_list(self, region_code: str, *, caller: Staff) -> Any:
+    async def make_list(self, region_code: str, *, caller: Actor) -> Any:
         """POST /internal/survey/lists: survey streams the division from identity on behalf of
         the same member of staff, with a token for identity minted here (survey holds no
         signing key). Not replayed after a timeout: the list may be half made, and the
@@ -81,7 +81,7 @@ class SurveyClient(InternalClient):
         return response.json()
 
     async def submit_collection(
-        self, body: dict[str, Any], *, idempotency_key: str, caller: Staff
+        self, body: dict[str, Any], *, idempotency_key: str, caller: Actor
     ) -> Any:
         """POST /internal/collections on behalf of `caller` (the handler AAE011); survey's JSON
         answer (201), or its problem raised."""

@@ -1,0 +1,322 @@
+"""Self-service endpoints (api.md "Self-service"): a kiosk or the mobile app backend opens a
+citizen's session (self_service.py), and the citizen reads their own record with reminders in
+zh-CN (reminders.py), sends corrections the agency confirms (survey's review queue: a task of
+channel `self`, state submitted, 初审/审定 like a survey's), and follows them.
+
+Every read is audited with the session's channel and device; no route takes a person from the
+request: the session's person is the only one these routes reach.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Final, Literal
+from uuid import UUID
+
+from fastapi import APIRouter, Depends, Request, Response
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from canbao_contracts.codes import Insurance, RegistrationItem, RegistrationState
+from canbao_contracts.events.statuses import Statuses
+from canbao_gateway import problems, tokens
+from canbao_gateway.audit import AuditTrail, Outcome, Purpose, endpoint_of
+from canbao_gateway.auth import ResourcesDep, SettingsDep, client_of, oauth2_scheme
+from canbao_gateway.clock import ClockDep
+from canbao_gateway.persons import IdentityDep, MatchingDep, SurveyDep
+from canbao_gateway.popup import InaccurateItem, MissingItem, masked, popup_of
+from canbao_gateway.reminders import SELF_CORRECTABLE, Reminder, ReminderKind, reminders_of
+from canbao_gateway.self_service import (
+    SESSION_URL,
+    Channel,
+    CitizenAuditDep,
+    CitizenDep,
+    Unverified,
+    end_session,
+    open_kiosk_session,
+    open_mobile_session,
+)
+from canbao_platform.problems import Problem
+
+router = APIRouter(prefix="/api/v1", tags=["self-service"])
+
+# The words of api.md's collection items a citizen may send (reminders.SELF_CORRECTABLE).
+CorrectableItem = Literal["phone", "residence_address", "employment_status", "unit_name",
+                          "personal_identity"]  # fmt: skip
+MAX_ITEM_LENGTH: Final = 200
+
+
+class SessionRequest(BaseModel):
+    """Either what a kiosk read from the ID card chip, or the app's ID token (api.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id_number: str | None = Field(None, min_length=1, max_length=40)
+    name: str | None = Field(None, min_length=1, max_length=50)
+    id_token: str | None = Field(None, min_length=1, max_length=8192)
+
+    @model_validator(mode="after")
+    def _one_way(self) -> SessionRequest:
+        card = self.id_number is not None and self.name is not None
+        if card == (self.id_token is not None) or (self.id_number is None) != (self.name is None):
+            raise ValueError("send either id_number and name (a kiosk) or id_token (the app)")
+        return self
+
+
+class SessionToken(BaseModel):
+    access_token: str
+    token_type: str = "bearer"
+    expires_in: int
+
+
+class Correction(BaseModel):
+    """api.md: `{"client_id": "<uuid>", "items": {"phone": "…", …}}`; identity items (name,
+    number, gender, birth date) and the household register's only at a counter, with the
+    document."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    client_id: UUID
+    items: dict[str, Annotated[str, Field(min_length=1, max_length=MAX_ITEM_LENGTH)]] = Field(
+        min_length=1, max_length=len(SELF_CORRECTABLE)
+    )
+
+    def __repr__(self) -> str:  # the values are personal data
+        return f"Correction(client_id={self.client_id}, items=<{sorted(self.items)}>)"
+
+    __str__ = __repr__
+
+
+class CounterOnlyItems(Problem):
+    def __init__(self, items: list[str]) -> None:
+        labels = "、".join(RegistrationItem(i).label if i in RegistrationItem.__members__.values()
+                          else i for i in items)  # fmt: skip
+        super().__init__(422, "counter-only-items",
+                         "该信息须携带证件到社保经办窗口办理 (corrected at a counter only)",
+                         f"{labels}：请携带居民身份证件到窗口办理", items=items)  # fmt: skip
+
+
+class CorrectionAccepted(BaseModel):
+    task_id: UUID
+    state: str
+    state_label: str
+
+
+class CorrectionState(BaseModel):
+    task_id: UUID
+    client_id: UUID
+    items: list[dict[str, str]]  # [{item, code, label}]: which items, never the values
+    state: str
+    state_label: str  # 待初审, 待审定, 已审定, 已退回…
+    comment: str | None
+    submitted_at: datetime
+    updated_at: datetime
+
+
+class ReminderOut(BaseModel):
+    kind: ReminderKind
+    text: str
+    insurance: Insurance | None = None
+    item: RegistrationItem | None = None
+    self_service: bool
+
+
+class OwnRecord(BaseModel):
+    """api.md `GET /api/v1/self/me`, plus the masked name and number (the kiosk shows whose record
+    this is), the record's contact items (masked), `registration_label`, `verdict_pending` and
+    the person's own corrections."""
+
+    name: str | None
+    id_number: str | None
+    registration: RegistrationState | None
+    registration_label: str | None
+    statuses: Statuses | None
+    status_labels: dict[str, str | None] | None
+    missing: list[MissingItem]
+    inaccurate: list[InaccurateItem]
+    reminders: list[ReminderOut]
+    contact: dict[str, str | None]
+    corrections: list[CorrectionState] | None  # null: survey did not answer
+    deceased: bool
+    verdict_pending: bool
+    as_of: datetime
+
+
+SESSION_ERRORS: Final = problems.problem_responses({
+    400: "bad-request: a body that cannot be parsed",
+    401: "unauthenticated, invalid-token, token-expired, token-revoked (a kiosk's token); "
+         "id-token-invalid, id-token-replayed (the app's ID token)",
+    403: "role-not-allowed (not a kiosk's token), name-mismatch",
+    404: "not-registered",
+    413: "body-too-large",
+    422: "invalid-request, invalid-id-number",
+    429: "self-service-throttled",
+    503: "identity-unavailable, mobile-channel-unavailable",
+})  # fmt: skip
+SELF_ERRORS: Final = problems.problem_responses({
+    401: "unauthenticated, invalid-token, token-expired, session-ended",
+    403: problems.ROLE_NOT_ALLOWED,
+    404: "not-registered",
+    503: "identity-unavailable, matching-unavailable",
+})  # fmt: skip
+CORRECTION_ERRORS: Final = problems.problem_responses({
+    400: "bad-request: a body that cannot be parsed",
+    401: "unauthenticated, invalid-token, token-expired, session-ended",
+    403: problems.ROLE_NOT_ALLOWED,
+    409: "client-id-reused",
+    413: "body-too-large",
+    422: "invalid-request, counter-only-items, invalid-items",
+    503: "survey-unavailable",
+})  # fmt: skip
+
+
+@router.post(
+    SESSION_URL.removeprefix("/api/v1"),
+    status_code=201,
+    responses=SESSION_ERRORS,
+    summary="Open a citizen's session: an ID card a kiosk read, or the app's ID token",
+)
+async def open_session(
+    body: SessionRequest, request: Request, resources: ResourcesDep, settings: SettingsDep,
+    clock: ClockDep, identity: IdentityDep,
+    kiosk_token: Annotated[str | None, Depends(oauth2_scheme)],  # a kiosk's client token
+) -> SessionToken:  # fmt: skip
+    now = clock()
+    common: dict[str, Any] = {"identity": identity, "database": resources.database,
+                              "settings": settings, "now": now}  # fmt: skip
+    if body.id_token is not None:
+        actor = Unverified(Channel.MOBILE, "id-token")
+        opened = await open_mobile_session(id_token=body.id_token,
+                                           audit=_audit(request, actor, resources, settings, clock),
+                                           **common)  # fmt: skip
+    else:
+        if not kiosk_token:
+            raise problems.missing_token()
+        holder = tokens.read_client(kiosk_token, key=settings.jwt_key(), now=now)
+        await tokens.check_current(resources.database, holder)
+        assert body.id_number is not None and body.name is not None
+        opened = await open_kiosk_session(
+            kiosk=holder.client, id_number=body.id_number, name=body.name,
+            audit=_audit(request, holder.client, resources, settings, clock), **common,
+        )  # fmt: skip
+    return SessionToken(access_token=opened.token, expires_in=opened.expires_in)
+
+
+def _audit(request: Request, actor: Any, resources: Any, settings: Any, clock: Any) -> AuditTrail:
+    return AuditTrail(database=resources.database, staff=actor, endpoint=endpoint_of(request),
+                      client=client_of(request), key=settings.audit_key(), now=clock)  # fmt: skip
+
+
+@router.delete(SESSION_URL.removeprefix("/api/v1"), status_code=204, responses=SELF_ERRORS,
+               summary="End the citizen's session (the citizen leaves the kiosk)")  # fmt: skip
+async def close_session(citizen: CitizenDep, resources: ResourcesDep, clock: ClockDep) -> Response:
+    await end_session(resources.database, citizen, now=clock())
+    return Response(status_code=204)
+
+
+@router.get("/self/me", responses=SELF_ERRORS, summary="The citizen's own record and reminders")
+async def own_record(
+    citizen: CitizenDep, audit: CitizenAuditDep, identity: IdentityDep, matching: MatchingDep,
+    survey: SurveyDep, clock: ClockDep,
+) -> OwnRecord:  # fmt: skip
+    person = await identity.person_by_id(citizen.person_id, caller=citizen)
+    verdict = await matching.verdict(citizen.person_id, caller=citizen)
+    corrections = await _corrections(survey, citizen)
+    await audit.record(purpose=Purpose.SELF_SERVICE, outcome=Outcome.OK,
+                       person_id=citizen.person_id, person_region=citizen.region)  # fmt: skip
+    golden = person["golden"]
+    number = str((golden.get("id_number") or {}).get("value") or "")
+    popup = popup_of(person, verdict, id_number=number, now=clock())
+    waiting = frozenset(
+        RegistrationItem(i["item"]) for c in corrections or [] if c.state in WAITING
+        for i in c.items
+    )  # fmt: skip
+    return OwnRecord(
+        name=popup.name,
+        id_number=popup.id_number,
+        registration=popup.registration,
+        registration_label=popup.registration.label if popup.registration else None,
+        statuses=popup.statuses,
+        status_labels=_labels(popup.statuses),
+        missing=popup.missing,
+        inaccurate=popup.inaccurate,
+        reminders=[_reminder(r) for r in reminders_of(popup, pending_items=waiting)],
+        contact={field: masked(field, (golden.get(field) or {}).get("value"))
+                 for field in ("phone", "residence_address", "employment_status", "unit_name")},
+        corrections=corrections,
+        deceased=popup.deceased,
+        verdict_pending=popup.verdict_pending,
+        as_of=popup.as_of,
+    )  # fmt: skip
+
+
+# Survey's task states that wait for the agency (submitted, first_reviewed): not asked for again.
+WAITING: Final = frozenset({"submitted", "first_reviewed"})
+
+
+def _labels(statuses: Statuses | None) -> dict[str, str | None] | None:
+    if statuses is None:
+        return None
+    return {insurance.value: code.label if code else None for insurance, code in statuses.items()}
+
+
+def _reminder(reminder: Reminder) -> ReminderOut:
+    return ReminderOut(kind=reminder.kind, text=reminder.text, insurance=reminder.insurance,
+                       item=reminder.item, self_service=reminder.self_service)  # fmt: skip
+
+
+async def _corrections(survey: Any, citizen: Any) -> list[CorrectionState] | None:
+    """The person's own corrections (survey's), None when survey does not answer: the record is
+    identity's and matching's and is shown without them."""
+    try:
+        response = await survey.call("GET", "/corrections", caller=citizen,
+                                     params={"person_id": str(citizen.person_id)})  # fmt: skip
+    except Problem:
+        return None
+    return [CorrectionState.model_validate(c) for c in response.json()]
+
+
+@router.post(
+    "/self/me/corrections",
+    status_code=202,
+    responses=CORRECTION_ERRORS,
+    summary="Correct one's own record, to be confirmed by the agency (初审/审定)",
+)
+async def correct(
+    body: Correction, citizen: CitizenDep, audit: CitizenAuditDep, survey: SurveyDep,
+    response: Response,
+) -> CorrectionAccepted:  # fmt: skip
+    counter_only = sorted(item for item in body.items if item not in SELF_CORRECTABLE)
+    if counter_only:
+        await audit.record(purpose=Purpose.SELF_SERVICE, outcome=Outcome.REJECTED,
+                           person_id=citizen.person_id, person_region=citizen.region)  # fmt: skip
+        raise CounterOnlyItems(counter_only)
+    payload = {"client_id": str(body.client_id), "person_id": str(citizen.person_id),
+               "region_code": citizen.region, "origin": citizen.channel.value,
+               "items": body.items}  # fmt: skip
+    try:
+        answer = await survey.call("POST", "/corrections", caller=citizen, json=payload)
+    except Problem as refused:
+        if refused.status == 422:
+            await audit.record(purpose=Purpose.SELF_SERVICE, outcome=Outcome.REJECTED,
+                               person_id=citizen.person_id,
+                               person_region=citizen.region)  # fmt: skip
+        raise
+    await audit.record(purpose=Purpose.SELF_SERVICE, outcome=Outcome.OK,
+                       person_id=citizen.person_id, person_region=citizen.region)  # fmt: skip
+    if answer.headers.get("Idempotent-Replayed"):
+        response.headers["Idempotent-Replayed"] = "true"
+    found = answer.json()
+    return CorrectionAccepted(task_id=found["task_id"], state=found["state"],
+                              state_label=found["state_label"])  # fmt: skip
+
+
+@router.get("/self/me/corrections", responses=SELF_ERRORS,
+            summary="The citizen's own corrections and where they stand")  # fmt: skip
+async def own_corrections(
+    citizen: CitizenDep, audit: CitizenAuditDep, survey: SurveyDep
+) -> list[CorrectionState]:
+    response = await survey.call("GET", "/corrections", caller=citizen,
+                                 params={"person_id": str(citizen.person_id)})  # fmt: skip
+    await audit.record(purpose=Purpose.SELF_SERVICE, outcome=Outcome.OK,
+                       person_id=citizen.person_id, person_region=citizen.region)  # fmt: skip
+    return [CorrectionState.model_validate(c) for c in response.json()]
