@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import tempfile
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from uuid import UUID
 
 import httpx
@@ -28,6 +30,7 @@ from canbao_matching.evaluation import today_in_china
 from canbao_platform.db import Database, migrate_async
 from canbao_platform.local.broker import MockKafkaCluster
 from canbao_platform.local.postgres import free_port
+from canbao_stack import mobile_idp
 from canbao_stack.simulators.population import seed
 from canbao_stack.simulators.store import load_expected
 from canbao_survey.app import SERVICE as SURVEY
@@ -122,8 +125,15 @@ class RunningSystem:
         # A survey list streams the division from identity (canbao_survey.lists).
         survey.state.identity_transport = httpx.ASGITransport(app=identity)
         await stack.enter_async_context(serve_lifespan(survey))  # producer and outbox relay
+        # The mobile channel open, as in production: generated ID tokens meet the real checks.
+        with tempfile.TemporaryDirectory() as provider_state:
+            provider = mobile_idp.gateway_environment(Path(provider_state))
         gateway = create(
-            settings_for(urls["gateway"]),
+            settings_for(
+                urls["gateway"],
+                mobile_id_token_issuer=provider["GATEWAY_MOBILE_ID_TOKEN_ISSUER"],
+                mobile_id_token_public_key=provider["GATEWAY_MOBILE_ID_TOKEN_PUBLIC_KEY"],
+            ),
             survey_transport=httpx.ASGITransport(app=survey),
             identity_transport=httpx.ASGITransport(app=identity),
             matching_transport=httpx.ASGITransport(app=matching),
