@@ -24,7 +24,7 @@ from canbao_platform.db import Database
 from canbao_platform.messaging import InboundMessage, unit_of_work
 from canbao_platform.service import create_app
 from tests.conftest import ServiceAuth
-from tests.matching.people import enrolled, household, person
+from tests.matching.people import benefit, enrolled, household, job, person
 
 NOW = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
 S = StatusCode
@@ -160,6 +160,35 @@ async def test_a_list_needs_a_division_code(client: httpx.AsyncClient) -> None:
         response = await client.get("/internal/v1/verdicts", params=params)
         assert response.status_code == 422, params
         assert response.json()["type"] == "/problems/invalid-request"
+
+
+async def test_the_insurance_of_a_person_lists_enrolments_and_benefits_not_retracted_ones(
+    client: httpx.AsyncClient, matching_db: Database
+) -> None:
+    pid = uuid.uuid4()
+    pension = enrolled(pid, S.URBAN_EMPLOYEE_PENSION, unit="U1", first_enrolled_on=date(2010, 3, 1),
+                       period_start=date(2024, 1, 1))  # fmt: skip
+    medical = enrolled(pid, S.EMPLOYEE_MEDICAL, unit="U1")
+    gone = medical.model_copy(update={"revision": 2, "retracted": True})
+    paid = benefit(pid, S.URBAN_EMPLOYEE_PENSION)
+    await apply(matching_db, [person(pid), FactAsserted(person_id=pid, fact=pension),
+                              FactAsserted(person_id=pid, fact=medical),
+                              FactAsserted(person_id=pid, fact=gone),
+                              FactAsserted(person_id=pid, fact=paid),
+                              FactAsserted(person_id=pid, fact=job(pid))])  # fmt: skip
+    response = await client.get(f"/internal/v1/persons/{pid}/insurance")
+    assert response.status_code == 200, response.text
+    body = response.json()
+    [enrolment] = body["enrolments"]
+    assert (enrolment["scheme"], enrolment["state"]) == ("11", "paying")
+    assert (enrolment["first_enrolled_on"], enrolment["period_start"]) == (
+        "2010-03-01",
+        "2024-01-01",
+    )
+    assert [(b["scheme"], b["state"]) for b in body["benefits"]] == [("11", "1")]
+    assert body["as_of"] is not None
+    unknown = await client.get(f"/internal/v1/persons/{uuid.uuid4()}/insurance")
+    assert unknown.status_code == 404 and unknown.json()["type"].endswith("/person-unknown")
 
 
 async def test_health(client: httpx.AsyncClient) -> None:

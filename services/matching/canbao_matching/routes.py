@@ -1,6 +1,7 @@
 """The internal API for the gateway (architecture.md: a synchronous call only where a user
 waits): a person's verdict, the popup's matching half (api.md; identity gives the masked name,
-number and the missing/inaccurate items), and lists by region and reason for survey and
+number and the missing/inaccurate items), a person's enrolments and benefits (the proof of
+insurance, api.md "Self-service"), and lists by region and reason for survey and
 reporting. Errors are problem+json with stable types (canbao_platform.problems)."""
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from canbao_contracts.codes import RegistrationState, SurveyReason
-from canbao_contracts.events import Verdict
-from canbao_matching.tables import persons
+from canbao_contracts.events import BenefitFact, EnrolmentFact, Verdict
+from canbao_matching.tables import facts, persons
 from canbao_platform.db import Database
 from canbao_platform.problems import Problem
 from canbao_platform.service import Resources
@@ -144,3 +145,39 @@ async def list_verdicts(
     items = [_person_verdict(row) for row in rows]
     return VerdictPage(items=items,
                        next_after=items[-1].person_id if len(items) == limit else None)  # fmt: skip
+
+
+class InsuranceRecord(BaseModel):
+    """What the business systems hold of a person's insurance (registry.facts): their enrolments
+    and benefits as matching last heard of them, for the proof of insurance (参保证明)."""
+
+    person_id: UUID
+    enrolments: list[EnrolmentFact]
+    benefits: list[BenefitFact]
+    as_of: datetime | None
+    """When matching last evaluated the person."""
+
+
+@router.get("/persons/{person_id}/insurance",
+            summary="A person's enrolments and benefits (the proof of insurance)")  # fmt: skip
+async def get_insurance(
+    person_id: UUID, database: Annotated[Database, Depends(_database)]
+) -> InsuranceRecord:
+    async with database.engine.connect() as connection:
+        person = (await connection.execute(_VERDICT_OF, {"person_id": person_id})).first()
+        if person is None:
+            raise PersonUnknown()
+        if person.merged_into is not None:
+            raise PersonMerged(person.merged_into)
+        bodies = (await connection.execute(
+            sa.select(facts.c.body)
+            .where(facts.c.person_id == person_id, facts.c.retracted.is_(False),
+                   facts.c.body["kind"].astext.in_(("enrolment", "benefit")))
+            .order_by(facts.c.body["insurance"].astext, facts.c.fact_id)
+        )).scalars().all()  # fmt: skip
+    return InsuranceRecord(
+        person_id=person_id,
+        enrolments=[EnrolmentFact.model_validate(b) for b in bodies if b["kind"] == "enrolment"],
+        benefits=[BenefitFact.model_validate(b) for b in bodies if b["kind"] == "benefit"],
+        as_of=person.evaluated_at,
+    )
