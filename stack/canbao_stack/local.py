@@ -179,6 +179,8 @@ class LocalStack:
                    for s in ("identity", "matching", "survey")}  # fmt: skip
         # The mobile channel's identity provider (api.md "Self-service"; canbao mobile-token).
         common |= mobile_idp.gateway_environment(self.config.state_dir)
+        # The certificate's QR code and verification address: this run's gateway.
+        common["GATEWAY_PUBLIC_URL"] = f"http://127.0.0.1:{self.config.gateway_port}"
         # Survey streams a list's households from identity (canbao_survey.lists).
         common["SURVEY_IDENTITY_URL"] = f"http://127.0.0.1:{self.config.service_port('identity')}"
         self.children.append(self.cdc_bridge(bootstrap, logs))

@@ -40,8 +40,10 @@ def private_key(state_dir: Path) -> ec.EllipticCurvePrivateKey:
 
 def gateway_environment(state_dir: Path) -> dict[str, str]:
     """What the gateway is told of the provider."""
-    public = private_key(state_dir).public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    public = (
+        private_key(state_dir)
+        .public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
     )
     return {"GATEWAY_MOBILE_ID_TOKEN_ISSUER": ISSUER,
             "GATEWAY_MOBILE_ID_TOKEN_AUDIENCE": AUDIENCE,

@@ -304,10 +304,11 @@ ROUTES |= {
 SELF_ROUTES = {
     ("POST", "/api/v1/self/session"), ("DELETE", "/api/v1/self/session"),
     ("GET", "/api/v1/self/me"), ("POST", "/api/v1/self/me/corrections"),
-    ("GET", "/api/v1/self/me/corrections"),
+    ("GET", "/api/v1/self/me/corrections"), ("GET", "/api/v1/self/me/certificate.pdf"),
 }  # fmt: skip
-# Outside the matrix: login (before any role); the service shell's health and OpenAPI routes.
-NO_ROLE_ROUTES = {("POST", "/api/v1/auth/token")} | SELF_ROUTES
+# Outside the matrix: login (before any role), a certificate's verification (anyone, api.md
+# "Self-service"); the service shell's health and OpenAPI routes.
+NO_ROLE_ROUTES = {("POST", "/api/v1/auth/token"), ("GET", "/api/v1/verify/{code}")} | SELF_ROUTES
 
 
 def expected(route: Route, role: Role, subject: str) -> tuple[int, str | None]:

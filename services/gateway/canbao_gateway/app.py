@@ -124,7 +124,8 @@ SERVICE = ServiceDefinition(
     components=components,
     description="The public HTTP interface: staff login, roles, audit, counter popups, "
     "self-service, partners.",
-    append_only=("audit_log",),  # domain.md §2.5: the audit log is never changed
+    # domain.md §2.5: the audit log is never changed; nor is a certificate once issued.
+    append_only=("audit_log", "certificates"),
 )
 
 

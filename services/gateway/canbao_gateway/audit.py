@@ -41,6 +41,7 @@ class Purpose(StrEnum):
     SAMPLING_CHECK = "sampling_check"  # the city's sampling checks (抽查复核)
     ANALYSIS = "analysis"  # the people behind a report's number
     SELF_SERVICE = "self_service"  # a citizen's own record on a kiosk or the app
+    CERTIFICATE_CHECK = "certificate_check"  # anyone checking a proof of insurance (no login)
     AUDIT_REVIEW = "audit_review"  # an auditor reading this log
 
 

@@ -75,6 +75,27 @@ class LoginThrottled(ProblemWithHeaders):
         self.headers = {"Retry-After": str(retry_after_s)}
 
 
+class Throttled(ProblemWithHeaders):
+    """A request limit of throttling.py reached: 429 with Retry-After."""
+
+    def __init__(self, slug: str, title: str, retry_after_s: int) -> None:
+        super().__init__(429, slug, title,
+                         f"请在{retry_after_s}秒后重试 (retry in {retry_after_s} s)",
+                         retry_after=retry_after_s)  # fmt: skip
+        self.headers = {"Retry-After": str(retry_after_s)}
+
+
+def self_service_throttled(retry_after_s: int) -> Throttled:
+    return Throttled("self-service-throttled",
+                     "操作过于频繁，请稍后再试 (too many self-service sessions)",
+                     retry_after_s)  # fmt: skip
+
+
+def verify_throttled(retry_after_s: int) -> Throttled:
+    return Throttled("verify-throttled", "查验过于频繁，请稍后再试 (too many verifications)",
+                     retry_after_s)  # fmt: skip
+
+
 class TooManyLogins(ProblemWithHeaders):
     """More logins at once than the gateway checks for one address or one username, or than it
     has memory to hash (login_gate.py); refused before any password is hashed."""

@@ -98,6 +98,19 @@ class MatchingClient(InternalClient):
         verdict: dict[str, Any] = response.json()
         return verdict
 
+    async def insurance(self, person_id: UUID, *, caller: Actor) -> dict[str, Any]:
+        """Matching's InsuranceRecord: the person's enrolments and benefits (the proof of
+        insurance); empty lists while matching has not heard of the person."""
+        response = await self._send("GET", f"/internal/v1/persons/{person_id}/insurance",
+                                    caller=caller)  # fmt: skip
+        if response.status_code == 404:
+            return {"person_id": str(person_id), "enrolments": [], "benefits": [], "as_of": None}
+        if response.status_code != 200:
+            log.warning("matching answered %d to an insurance record", response.status_code)
+            raise self.unavailable()
+        record: dict[str, Any] = response.json()
+        return record
+
 
 T = TypeVar("T")
 

@@ -9,17 +9,24 @@ request: the session's person is the only one these routes reach.
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime
 from typing import Annotated, Any, Final, Literal
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Depends, Path, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from canbao_contracts.codes import Insurance, RegistrationItem, RegistrationState
+from canbao_contracts.codes import (
+    EmploymentStatus,
+    Insurance,
+    RegistrationItem,
+    RegistrationState,
+    StatusCode,
+)
 from canbao_contracts.events.statuses import Statuses
-from canbao_gateway import problems, tokens
-from canbao_gateway.audit import AuditTrail, Outcome, Purpose, endpoint_of
+from canbao_gateway import certificate, problems, throttling, tokens
+from canbao_gateway.audit import AuditTrail, Outcome, Purpose, endpoint_of, id_number_hash
 from canbao_gateway.auth import ResourcesDep, SettingsDep, client_of, oauth2_scheme
 from canbao_gateway.clock import ClockDep
 from canbao_gateway.persons import IdentityDep, MatchingDep, SurveyDep
@@ -240,8 +247,7 @@ async def own_record(
         missing=popup.missing,
         inaccurate=popup.inaccurate,
         reminders=[_reminder(r) for r in reminders_of(popup, pending_items=waiting)],
-        contact={field: masked(field, (golden.get(field) or {}).get("value"))
-                 for field in ("phone", "residence_address", "employment_status", "unit_name")},
+        contact=_contact(golden),
         corrections=corrections,
         deceased=popup.deceased,
         verdict_pending=popup.verdict_pending,
@@ -251,6 +257,28 @@ async def own_record(
 
 # Survey's task states that wait for the agency (submitted, first_reviewed): not asked for again.
 WAITING: Final = frozenset({"submitted", "first_reviewed"})
+
+
+def _contact(golden: dict[str, Any]) -> dict[str, str | None]:
+    """The items a citizen may correct themself, as the kiosk shows them: the phone and the
+    address masked (a kiosk stands in a hall), the employment status by its label and the unit
+    by name (identity keeps both in one golden `employment_status`)."""
+
+    def value(field: str) -> Any:
+        return (golden.get(field) or {}).get("value")
+
+    employment = value("employment_status")
+    status = employment.get("status") if isinstance(employment, dict) else employment
+    unit = employment.get("unit_name") if isinstance(employment, dict) else None
+    return {
+        "phone": masked("phone", value("phone")),
+        "residence_address": masked("residence_address", value("residence_address")),
+        "employment_status": EmploymentStatus(status).label if status in _EMPLOYMENT else None,
+        "unit_name": unit,
+    }
+
+
+_EMPLOYMENT: Final = frozenset(status.value for status in EmploymentStatus)
 
 
 def _labels(statuses: Statuses | None) -> dict[str, str | None] | None:
@@ -320,3 +348,124 @@ async def own_corrections(
     await audit.record(purpose=Purpose.SELF_SERVICE, outcome=Outcome.OK,
                        person_id=citizen.person_id, person_region=citizen.region)  # fmt: skip
     return [CorrectionState.model_validate(c) for c in response.json()]
+
+
+# -- The proof of insurance (参保证明) -------------------------------------------------------------
+
+
+class NoVerdictYet(Problem):
+    def __init__(self) -> None:
+        super().__init__(409, "no-verdict-yet",
+                         "参保状态尚在核定中，暂不能出具参保证明 (no verdict yet)",
+                         "请稍后再试，或到社保经办窗口办理")  # fmt: skip
+
+
+class CertificateNotFound(Problem):
+    def __init__(self) -> None:
+        super().__init__(404, "certificate-not-found",
+                         "未找到该验证码对应的参保证明 (no certificate with this code)",
+                         "请核对验证码：16位数字和字母，如 7K3M-Q9XA-2B4T-HN8P")  # fmt: skip
+
+
+CERTIFICATE_ERRORS: Final = problems.problem_responses({
+    401: "unauthenticated, invalid-token, token-expired, session-ended",
+    403: problems.ROLE_NOT_ALLOWED,
+    404: "not-registered",
+    409: "no-verdict-yet",
+    503: "identity-unavailable, matching-unavailable",
+})  # fmt: skip
+VERIFY_ERRORS: Final = problems.problem_responses({
+    404: "certificate-not-found",
+    422: "invalid-request: longer than any code",
+    429: "verify-throttled",
+})  # fmt: skip
+
+
+@router.get("/self/me/certificate.pdf", responses=CERTIFICATE_ERRORS,
+            response_class=Response, summary="The proof of insurance (参保证明), as a PDF",
+            openapi_extra={"responses": {"200": {"content": {"application/pdf": {
+                "schema": {"type": "string", "format": "binary"}}}}}})  # fmt: skip
+async def own_certificate(
+    citizen: CitizenDep, audit: CitizenAuditDep, identity: IdentityDep, matching: MatchingDep,
+    resources: ResourcesDep, settings: SettingsDep, clock: ClockDep,
+) -> Response:  # fmt: skip
+    person = await identity.person_by_id(citizen.person_id, caller=citizen)
+    verdict = await matching.verdict(citizen.person_id, caller=citizen)
+    if verdict is None or verdict.get("verdict") is None:
+        raise NoVerdictYet()
+    insurance = await matching.insurance(citizen.person_id, caller=citizen)
+    golden = person["golden"]
+    name = str((golden.get("name") or {}).get("value") or "")
+    number = str((golden.get("id_number") or {}).get("value") or "")
+    found = verdict["verdict"]
+    issued = certificate.Certificate(
+        code=certificate.new_code(), person_id=citizen.person_id, name=name, id_number=number,
+        masked_name=masked("name", name), masked_number=masked("id_number", number),
+        registration=RegistrationState(found["registration"]) if found.get("registration")
+        else None,
+        statuses=dict(found.get("statuses") or {}),
+        enrolments=certificate.enrolment_lines(insurance),
+        as_of=datetime.fromisoformat(verdict["as_of"]) if verdict.get("as_of") else clock(), issued_at=clock(),
+        channel=citizen.channel.value, device=citizen.device,
+    )  # fmt: skip
+    verify_url = settings.public_url.rstrip("/") + certificate.VERIFY_PATH + issued.code
+    pdf = await asyncio.to_thread(certificate.render_pdf, issued, verify_url=verify_url,
+                                  font_path=settings.cjk_font)  # fmt: skip
+    await certificate.issue(
+        resources.database, issued, id_number_hash=id_number_hash(number, key=settings.audit_key())
+    )
+    await audit.record(purpose=Purpose.SELF_SERVICE, outcome=Outcome.OK,
+                       person_id=citizen.person_id, person_region=citizen.region)  # fmt: skip
+    return Response(pdf, media_type="application/pdf", headers={
+        "Content-Disposition": f'inline; filename="canbao-certificate-{issued.code}.pdf"',
+        "Cache-Control": "no-store"})  # fmt: skip
+
+
+class Verification(BaseModel):
+    """`GET /api/v1/verify/{code}`: the certificate is genuine, and what it said at issue."""
+
+    genuine: bool
+    code: str  # XXXX-XXXX-XXXX-XXXX
+    name: str  # masked: 王*
+    id_number: str  # masked: 5201**********123X
+    registration: RegistrationState | None
+    registration_label: str | None
+    statuses: dict[str, str | None]
+    status_labels: dict[str, str | None]
+    as_of: datetime  # the registry's verdict the certificate printed
+    issued_at: datetime
+    channel: str
+    note: str
+
+
+@router.get(certificate.VERIFY_PATH.removeprefix("/api/v1") + "{code}", tags=["verification"],
+            responses=VERIFY_ERRORS,
+            summary="Whether a proof of insurance is genuine, and what it said")  # fmt: skip
+async def verify(
+    code: Annotated[str, Path(max_length=40, description="as printed: XXXX-XXXX-XXXX-XXXX")],
+    request: Request, resources: ResourcesDep, settings: SettingsDep, clock: ClockDep,
+) -> Verification:  # fmt: skip
+    now = clock()
+    client = throttling.client_key(client_of(request))
+    async with resources.database.engine.begin() as connection:
+        await throttling.take(connection, throttling.VERIFICATIONS_PER_CLIENT, client, now=now,
+                              refuse=problems.verify_throttled)  # fmt: skip
+    stored = certificate.normalise(code)
+    found = await certificate.find(resources.database, stored) if stored else None
+    audit = AuditTrail(database=resources.database, staff=certificate.VERIFIER,
+                       endpoint=endpoint_of(request), client=client_of(request),
+                       key=settings.audit_key(), now=clock)  # fmt: skip
+    if found is None:
+        await audit.record(purpose=Purpose.CERTIFICATE_CHECK, outcome=Outcome.NOT_FOUND)
+        raise CertificateNotFound()
+    await audit.record(purpose=Purpose.CERTIFICATE_CHECK, outcome=Outcome.OK,
+                       person_id=found.person_id)  # fmt: skip
+    return Verification(
+        genuine=True, code=certificate.formatted(found.code), name=found.masked_name,
+        id_number=found.masked_number, registration=found.registration,
+        registration_label=found.registration.label if found.registration else None,
+        statuses=found.statuses,
+        status_labels={k: StatusCode(v).label if v else None for k, v in found.statuses.items()},
+        as_of=found.as_of, issued_at=found.issued_at, channel=found.channel,
+        note="此为出具时的参保状态；当前状态以经办机构记录为准",
+    )  # fmt: skip

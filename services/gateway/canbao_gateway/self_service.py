@@ -33,7 +33,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.dialects.postgresql import insert
 
 from canbao_contracts.id_numbers import normalise, validate
-from canbao_gateway import problems, tokens
+from canbao_gateway import problems, throttling, tokens
 from canbao_gateway.audit import AuditTrail, Outcome, Purpose, endpoint_of, id_number_hash
 from canbao_gateway.auth import ResourcesDep, SettingsDep, client_of
 from canbao_gateway.clients import Client, ClientKind
@@ -47,8 +47,11 @@ from canbao_platform.problems import Problem
 
 SESSION_URL: Final = "/api/v1/self/session"
 # A citizen's session token comes from the session endpoint, not from an OAuth2 flow.
-_bearer = HTTPBearer(auto_error=False, scheme_name="CitizenSession",
-                     description="a citizen's session (POST /api/v1/self/session)")
+_bearer = HTTPBearer(
+    auto_error=False,
+    scheme_name="CitizenSession",
+    description="a citizen's session (POST /api/v1/self/session)",
+)
 # PyJWT's leeway for the identity provider's clock (exp, nbf, iat).
 ID_TOKEN_LEEWAY_S: Final = 30
 # An ID token is for trading at once, not for keeping: one issued longer ago is refused.
@@ -178,6 +181,8 @@ async def open_kiosk_session(
     if kiosk.kind is not ClientKind.KIOSK:
         raise NotAKiosk(kiosk.kind.value)
     number = _valid_number(id_number)
+    await _within_limits(database, audit, number, now=now,
+                         kiosk=throttling.SESSIONS_PER_KIOSK, key=kiosk.client_id)  # fmt: skip
     person = await _registered(identity, number, audit=audit, caller=kiosk)
     registered = (person["golden"].get("name") or {}).get("value") or ""
     if not names_match(name, str(registered)):
@@ -216,6 +221,7 @@ async def open_mobile_session(
         await audit.record(purpose=Purpose.SELF_SERVICE, outcome=Outcome.REFUSED)
         raise IdTokenInvalid(_reason(exc)) from exc
     number = normalise(subject)
+    await _within_limits(database, audit, number, now=now)
     async with database.engine.begin() as connection:
         await connection.execute(sa.delete(id_token_uses).where(
             id_token_uses.c.expires_at < now - timedelta(seconds=ID_TOKEN_LEEWAY_S)))  # fmt: skip
@@ -285,6 +291,25 @@ async def _registered(
     except NotRegistered:
         await audit.record(purpose=Purpose.SELF_SERVICE, outcome=Outcome.NOT_FOUND,
                            id_number=number, person_region=number[:6])  # fmt: skip
+        raise
+
+
+async def _within_limits(
+    database: Database, audit: AuditTrail, number: str, *, now: datetime,
+    kiosk: throttling.Limit | None = None, key: str = "",
+) -> None:  # fmt: skip
+    """Count the attempt against the limits of throttling.py (sessions per ID number, and per
+    kiosk for a kiosk); a refusal (429 self-service-throttled) is audited."""
+    try:
+        async with database.engine.begin() as connection:
+            if kiosk is not None:
+                await throttling.take(connection, kiosk, key, now=now,
+                                      refuse=problems.self_service_throttled)  # fmt: skip
+            await throttling.take(connection, throttling.SESSIONS_PER_NUMBER,
+                                  id_number_hash(number, key=audit.key), now=now,
+                                  refuse=problems.self_service_throttled)  # fmt: skip
+    except problems.Throttled:
+        await audit.record(purpose=Purpose.SELF_SERVICE, outcome=Outcome.REFUSED, id_number=number)
         raise
 
 

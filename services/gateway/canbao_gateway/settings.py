@@ -97,6 +97,9 @@ class GatewaySettings(ServiceSettings):
     # Where citizens, banks and employers reach the gateway: the certificate's QR code and
     # verification address (GATEWAY_PUBLIC_URL).
     public_url: str = "http://127.0.0.1:8000"
+    # The TrueType font (or collection, subfont 0) the certificate embeds (certificate.py):
+    # Debian's fonts-wqy-zenhei by default (GATEWAY_CJK_FONT).
+    cjk_font: str = "/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc"
 
     @field_validator("mobile_id_token_algorithms", mode="before")
     @classmethod

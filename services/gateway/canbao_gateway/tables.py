@@ -6,7 +6,7 @@ No clear personal data of insured people: the audit log names a person by identi
 from __future__ import annotations
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import UUID
+from sqlalchemy.dialects.postgresql import JSONB, UUID
 
 metadata = sa.MetaData()
 
@@ -111,3 +111,36 @@ id_token_uses = sa.Table(
     sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
 )  # fmt: skip
 sa.Index("ix_id_token_uses_expires_at", id_token_uses.c.expires_at)
+
+# Proofs of insurance issued (参保证明, api.md "Self-service"): what each printout said, so that
+# `GET /api/v1/verify/{code}` can confirm a paper a bank or an employer holds. Insert-only
+# (migration gateway_0004): a certificate is never changed once issued. Masked name and number
+# only; the number's blind hash (audit.py) finds a person's certificates.
+certificates = sa.Table(
+    "certificates", metadata,
+    sa.Column("code", sa.String(16), primary_key=True),  # certificate.py: 16 Crockford digits
+    sa.Column("person_id", UUID(as_uuid=True), nullable=False),
+    sa.Column("id_number_hash", sa.String(64), nullable=False),
+    sa.Column("masked_name", sa.String(60), nullable=False),
+    sa.Column("masked_number", sa.String(18), nullable=False),
+    sa.Column("registration", sa.String(12)),
+    sa.Column("statuses", JSONB, nullable=False),  # {"pension": "11", …} at issue
+    sa.Column("enrolments", JSONB, nullable=False),  # certificate.EnrolmentLine, at issue
+    sa.Column("as_of", sa.DateTime(timezone=True), nullable=False),  # the verdict's time
+    sa.Column("issued_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("channel", sa.String(8), nullable=False),  # kiosk | mobile
+    sa.Column("device", sa.String(64), nullable=False),
+)  # fmt: skip
+sa.Index("ix_certificates_id_number_hash", certificates.c.id_number_hash)
+
+# Requests counted against a limit (throttling.take): self-service sessions per kiosk and per
+# ID number, verifications per client address. `key` never holds personal data (a number's
+# blind hash, an address, a device's client_id).
+throttle_hits = sa.Table(
+    "throttle_hits", metadata,
+    sa.Column("scope", sa.String(24), nullable=False),
+    sa.Column("key", sa.String(64), nullable=False),
+    sa.Column("hit_at", sa.DateTime(timezone=True), nullable=False),
+)  # fmt: skip
+sa.Index("ix_throttle_hits_scope_key_hit_at", throttle_hits.c.scope, throttle_hits.c.key,
+         throttle_hits.c.hit_at)  # fmt: skip

@@ -1,5 +1,7 @@
 """Login throttling: after too many failed logins for one username, or from one client address,
 within a window, further attempts are refused with 429 until the oldest failure leaves the window.
+And request limits (`Limit`, `take`) for what anyone may try without a password: opening a
+citizen's session (per kiosk, per ID number) and verifying a certificate (per client address).
 
 Failures are rows in the gateway's database, so the limits hold across replicas; a transaction-
 scoped advisory lock per username serialises concurrent attempts on one account, so parallel
@@ -12,6 +14,8 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import math
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Final
 
@@ -19,12 +23,14 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from canbao_gateway.problems import LoginThrottled
-from canbao_gateway.tables import login_failures
+from canbao_gateway.tables import login_failures, throttle_hits
+from canbao_platform.problems import Problem
 
 WINDOW: Final = timedelta(minutes=15)
 MAX_FAILURES_PER_USERNAME: Final = 5
 MAX_FAILURES_PER_CLIENT: Final = 20  # a counter hall shares one address behind its NAT
-_LOCK_NAMESPACE: Final = 0x6C6F67  # "log": advisory locks of this module
+_LOCK_NAMESPACE: Final = 0x6C6F67  # "log": advisory locks of the login throttle
+_LIMIT_NAMESPACE: Final = 0x6C696D  # "lim": advisory locks of `take`
 CLIENT_WIDTH: Final = 64  # login_failures.client
 USERNAME_WIDTH: Final = 64  # login_failures.username, staff_accounts.username
 
@@ -87,3 +93,51 @@ async def record_failure(
 async def record_success(connection: AsyncConnection, *, username: str) -> None:
     """A successful login clears the username's failures (not the address's)."""
     await connection.execute(sa.delete(login_failures).where(login_failures.c.username == username))
+
+
+@dataclass(frozen=True)
+class Limit:
+    """At most `most` requests per key within `window`, counted in the database (so across
+    replicas); the key is never personal data (a blind hash, an address, a device)."""
+
+    scope: str  # throttle_hits.scope
+    most: int
+    window: timedelta
+
+
+# A kiosk serves one citizen every few minutes at most: more sessions than this is a script.
+SESSIONS_PER_KIOSK: Final = Limit("self-session-kiosk", 60, timedelta(hours=1))
+# Sessions of one ID number, whatever the channel: a guess at the name on a number, or an app
+# hammering the backend, is stopped after a few tries (our convention).
+SESSIONS_PER_NUMBER: Final = Limit("self-session-number", 10, timedelta(minutes=15))
+# Verifications from one address: a bank's desk checks a printout now and then; a crawler of
+# codes is refused.
+VERIFICATIONS_PER_CLIENT: Final = Limit("verify-client", 30, timedelta(minutes=1))
+
+
+async def take(
+    connection: AsyncConnection, limit: Limit, key: str, *, now: datetime,
+    refuse: Callable[[int], Problem],
+) -> None:  # fmt: skip
+    """Count one request against `limit` for `key` (the caller's transaction), or raise
+    `refuse(seconds to wait)` while the limit is reached; a refused request is not counted.
+    The key's lock serialises concurrent requests, so parallel ones cannot slip past the count;
+    hits that left the window are pruned as new ones come."""
+    key = key[:64]  # throttle_hits.key; the keys of this module fit it
+    await connection.execute(
+        sa.text("SELECT pg_advisory_xact_lock(:namespace, hashtext(:scope || '/' || :key))"),
+        {"namespace": _LIMIT_NAMESPACE, "scope": limit.scope, "key": key},
+    )
+    mine = (throttle_hits.c.scope == limit.scope) & (throttle_hits.c.key == key)
+    await connection.execute(sa.delete(throttle_hits).where(
+        mine, throttle_hits.c.hit_at <= now - limit.window))  # fmt: skip
+    oldest_counted = await connection.scalar(
+        sa.select(throttle_hits.c.hit_at).where(mine)
+        .order_by(throttle_hits.c.hit_at.desc()).offset(limit.most - 1).limit(1)
+    )  # fmt: skip
+    if oldest_counted is not None:
+        wait = (oldest_counted + limit.window - now).total_seconds()
+        raise refuse(max(1, math.ceil(wait)))
+    await connection.execute(
+        sa.insert(throttle_hits).values(scope=limit.scope, key=key, hit_at=now)
+    )
