@@ -157,6 +157,14 @@ async def test_the_kiosk_logs_in_with_http_basic_too_and_a_wrong_secret_is_refus
         data={"grant_type": "client_credentials", "client_id": KIOSK, "client_secret": "nope"},
     )
     assert_problem(wrong, 401, "invalid-client")
+    # The Basic challenge only to a client that used Basic (RFC 6749 §5.2): a browser would
+    # prompt the kiosk page's user for a password.
+    assert "www-authenticate" not in wrong.headers
+    wrong_basic = base64.b64encode(f"{KIOSK}:nope".encode()).decode()
+    challenged = await gateway.post("/api/v1/auth/token", data={"grant_type": "client_credentials"},
+                                    headers={"Authorization": f"Basic {wrong_basic}"})  # fmt: skip
+    assert_problem(challenged, 401, "invalid-client")
+    assert challenged.headers["www-authenticate"] == 'Basic realm="canbao"'
 
 
 async def test_a_card_with_another_name_or_an_unknown_number_opens_nothing_and_is_audited(

@@ -41,15 +41,17 @@ async def log_in(
 
 async def log_in_client(
     database: Database, gate: LoginGate, *, client_id: str, secret: str, client: str | None,
-    now: datetime,
+    now: datetime, basic: bool = False,
 ) -> clients.Authenticated:  # fmt: skip
-    """The registered client these credentials open (401 invalid-client, 429 as `log_in`)."""
+    """The registered client these credentials open (401 invalid-client, with the Basic challenge
+    if `basic`: they came in an HTTP Basic header; 429 as `log_in`)."""
 
     async def check(connection: AsyncConnection) -> clients.Authenticated | None:
         return await clients.authenticate(connection, client_id=client_id, secret=secret)
 
     return await _throttled(database, gate, name=CLIENT_PREFIX + client_id, client=client,
-                            now=now, check=check, refused=problems.InvalidClient)  # fmt: skip
+                            now=now, check=check,
+                            refused=lambda: problems.InvalidClient(basic=basic))  # fmt: skip
 
 
 async def _throttled(

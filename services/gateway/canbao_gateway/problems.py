@@ -56,11 +56,13 @@ class InvalidCredentials(ProblemWithHeaders):
 
 
 class InvalidClient(ProblemWithHeaders):
-    """Client credentials that open no active client (RFC 6749 §5.2 invalid_client)."""
+    """Client credentials that open no active client (RFC 6749 §5.2 invalid_client). The Basic
+    challenge only to a client that authenticated with HTTP Basic (§5.2): to a kiosk page's
+    fetch with the form's fields it would make the browser prompt for a password."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, basic: bool = False) -> None:
         super().__init__(401, "invalid-client", "设备或应用凭证错误 (wrong client credentials)")
-        self.headers = {"WWW-Authenticate": 'Basic realm="canbao"'}
+        self.headers = {"WWW-Authenticate": 'Basic realm="canbao"'} if basic else {}
 
 
 class LoginThrottled(ProblemWithHeaders):

@@ -88,6 +88,11 @@ LOGIN_ERRORS: Final = problems.problem_responses({
     429: "login-throttled: too many failed logins; too-many-logins: too many at once; see "
          "Retry-After",
 })  # fmt: skip
+# invalid-client carries a challenge only to a client that used HTTP Basic (problems.py).
+LOGIN_ERRORS[401]["headers"] = {"WWW-Authenticate": {
+    "required": False, "schema": {"type": "string"},
+    "description": "Bearer with invalid-credentials; Basic with invalid-client to a client "
+                   "that authenticated with HTTP Basic (RFC 6749 §5.2)"}}  # fmt: skip
 ME_ERRORS: Final = problems.problem_responses({401: problems.UNAUTHENTICATED})
 AUDIT_ERRORS: Final = problems.problem_responses({
     401: problems.UNAUTHENTICATED,
@@ -109,11 +114,13 @@ async def login(
 ) -> AccessToken:  # fmt: skip
     now = clock()
     if form.grant_type == "client_credentials":
-        client_id, secret = _basic_credentials(request) or (form.client_id, form.client_secret)
+        basic = _basic_credentials(request)
+        client_id, secret = basic or (form.client_id, form.client_secret)
         if not client_id:
-            raise problems.InvalidClient()
+            raise problems.InvalidClient(basic=basic is not None)
         found = await log_in_client(resources.database, gate, client_id=client_id, secret=secret,
-                                    client=client_of(request), now=now)  # fmt: skip
+                                    client=client_of(request), now=now,
+                                    basic=basic is not None)  # fmt: skip
         lifetime = settings.client_token_lifetime
         token = tokens.issue_client(found.client, version=found.token_version,
                                     key=settings.jwt_key(), now=now, lifetime=lifetime)  # fmt: skip
@@ -136,7 +143,7 @@ def _basic_credentials(request: Request) -> tuple[str, str] | None:
     try:
         client_id, _, secret = base64.b64decode(value, validate=True).decode().partition(":")
     except (ValueError, UnicodeDecodeError):
-        raise problems.InvalidClient() from None
+        raise problems.InvalidClient(basic=True) from None
     return unquote_plus(client_id), unquote_plus(secret)
 
 

@@ -405,7 +405,8 @@ async def own_certificate(
         else None,
         statuses=dict(found.get("statuses") or {}),
         enrolments=certificate.enrolment_lines(insurance),
-        as_of=datetime.fromisoformat(verdict["as_of"]) if verdict.get("as_of") else clock(), issued_at=clock(),
+        as_of=datetime.fromisoformat(verdict["as_of"]) if verdict.get("as_of") else clock(),
+        issued_at=clock(),
         channel=citizen.channel.value, device=citizen.device,
     )  # fmt: skip
     verify_url = settings.public_url.rstrip("/") + certificate.VERIFY_PATH + issued.code
