@@ -27,6 +27,7 @@ from canbao_gateway.clients import create_demo_clients
 from canbao_gateway.collections import router as collections_router
 from canbao_gateway.counter_page import router as counter_page_router
 from canbao_gateway.history_routes import router as history_router
+from canbao_gateway.kiosk_page import router as kiosk_page_router
 from canbao_gateway.login_gate import LoginGate
 from canbao_gateway.logs import install_log_masking
 from canbao_gateway.persons import router as persons_router
@@ -114,6 +115,7 @@ SERVICE = ServiceDefinition(
         survey_router,
         counter_page_router,
         survey_page_router,
+        kiosk_page_router,
         review_router,
         writeback_router,
         history_router,
