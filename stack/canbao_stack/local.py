@@ -310,6 +310,9 @@ Where to look
                           demo-platform2, demo-county, demo-city / demo)
   write-back, history     {gateway}/api/v1/writebacks, /persons/<number>/history
                           (demo-county, demo-reviewer / demo; feedback.<system> topics)
+  kiosk (自助一体机)        {gateway}/kiosk    (device demo-kiosk / demo; README "Self-service")
+  mobile app session      uv run canbao mobile-token <id number>  → POST /api/v1/self/session
+  verify a 参保证明         {gateway}/api/v1/verify/<code>    (no login)
   gateway (public API)    {gateway}/docs    (OpenAPI: {gateway}/openapi.json)
   services                """
             + "  ".join(f"{s} :{self.config.service_port(s)}" for s in SERVICES[1:])

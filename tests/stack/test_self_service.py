@@ -1,0 +1,221 @@
+"""Self-service on the real local stack (`make run` on a fresh state directory, 300 people),
+through the public API only, as a kiosk and as the mobile app (api.md "Self-service"):
+
+* the demo kiosk logs in with its client credentials and opens a session with the number and
+  name read from the ID card of a person the generator's ground truth says lacks a phone;
+* their own record shows the statuses of the ground truth, with zh-CN labels, and reminds them
+  to complete the phone;
+* the phone, sent twice by a kiosk that retried, is one task in survey's queue (channel self);
+  demo-platform passes it (初审), demo-county approves it (审定), and the counter popup stops
+  asking for the phone;
+* the proof of insurance (参保证明) downloaded on the kiosk verifies at /api/v1/verify/{code}
+  without a login, with the statuses at issue;
+* the mobile channel: `canbao mobile-token <number>` (the local identity provider) opens a
+  session of its own, and the same token cannot open a second one;
+* the kiosk page in a real browser (tests/stack/kiosk_browser.py), for a second person: card,
+  own record, the phone on the keypad, the certificate (which then verifies), logout, and a
+  session that ends when left alone."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+from uuid import uuid4
+
+import asyncpg
+import httpx
+from pypdf import PdfReader
+
+from canbao_platform.local.postgres import free_port
+from tests.stack.kiosk_browser import kiosk_round_trip
+from tests.stack.test_changes_review import popup_until
+from tests.stack.test_local_stack import SERVICES, Stack, free_port_run
+from tests.stack.test_survey_campaign import Timings, log_in, problem
+
+WITHIN_S = 150
+NEW_PHONE = "13955551234"
+SURVEY = "/api/v1/survey"
+
+
+async def person_missing_a_phone(sources: str, nth: int = 0) -> dict[str, Any]:
+    """The `nth` living, in-scope, household-registered person of the ground truth whose only gap
+    is the phone, with no name trouble (the kiosk's card must carry the registry's name)."""
+    connection = await asyncpg.connect(sources)
+    try:
+        row = await connection.fetchrow(
+            "SELECT id_number, name, statuses, registration FROM simulator.expected_outcome "
+            "WHERE in_scope AND NOT deceased AND household_registered AND id_number IS NOT NULL "
+            "AND missing = $1::jsonb AND inaccurate = '[]'::jsonb "
+            "AND NOT survey_reasons ? 'identity_conflict' AND NOT traits ? 'name_variant' "
+            "AND NOT traits ? 'legacy_15' ORDER BY id_number OFFSET $2 LIMIT 1",
+            json.dumps([{"item": "phone", "code": "AAE005"}]), nth,
+        )  # fmt: skip
+    finally:
+        await connection.close()
+    assert row is not None, "the demo population has nobody whose only gap is the phone"
+    found = dict(row)
+    return found | {"statuses": json.loads(row["statuses"])}
+
+
+async def kiosk_session(gateway: str, number: str, name: str) -> httpx.AsyncClient:
+    client = httpx.AsyncClient(base_url=gateway, timeout=60)
+    device = await client.post(
+        "/api/v1/auth/token",
+        data={
+            "grant_type": "client_credentials",
+            "client_id": "demo-kiosk",
+            "client_secret": "demo",
+        },
+    )
+    assert device.status_code == 200, device.text
+    kiosk = {"Authorization": f"Bearer {device.json()['access_token']}"}
+    wrong = await client.post("/api/v1/self/session", headers=kiosk,
+                              json={"id_number": number, "name": name + "某"})  # fmt: skip
+    problem(wrong, 403, "name-mismatch")
+    opened = await client.post("/api/v1/self/session", headers=kiosk,
+                               json={"id_number": number, "name": name})  # fmt: skip
+    assert opened.status_code == 201, opened.text
+    assert opened.json()["expires_in"] == 600
+    client.headers["Authorization"] = f"Bearer {opened.json()['access_token']}"
+    return client
+
+
+async def own_record_until(citizen: httpx.AsyncClient, done: Any, what: str) -> dict[str, Any]:
+    deadline, record = time.monotonic() + WITHIN_S, {}
+    while time.monotonic() < deadline:
+        response = await citizen.get("/api/v1/self/me")
+        assert response.status_code == 200, response.text
+        record = response.json()
+        if done(record):
+            return dict(record)
+        await asyncio.sleep(1)
+    raise AssertionError(f"the own record never showed {what}: {record}")
+
+
+def mobile_token(state: Path, number: str) -> str:
+    """`canbao mobile-token <number>`: the local identity provider's ID token."""
+    command = [sys.executable, "-m", "canbao_stack.cli", "mobile-token", number, "--state-dir",
+               str(state)]  # fmt: skip
+    return subprocess.run(command, capture_output=True, text=True, check=True).stdout.strip()
+
+
+async def self_service(gateway: str, sources: str, state: Path, timings: Timings) -> None:
+    person = await person_missing_a_phone(sources)
+    number = person["id_number"]
+    counter = await log_in(gateway, "demo-counter")
+    # The stack registers its population from the CDC snapshot, source by source: wait until the
+    # registry has heard them all (a session tried earlier is not-registered, and counts against
+    # the number's limit).
+    await popup_until(counter, number, lambda p: p["statuses"] == person["statuses"],
+                      "the ground truth's statuses")  # fmt: skip
+    timings.mark("the person registered, with the ground truth's statuses")
+    citizen = await kiosk_session(gateway, number, person["name"])
+    record = await own_record_until(citizen, lambda r: not r["verdict_pending"], "a verdict")
+    timings.mark("kiosk session, own record")
+    assert record["statuses"] == person["statuses"]
+    assert record["registration"] == person["registration"]
+    assert record["name"].startswith(person["name"][0]) and "*" in record["name"]
+    assert all(record["status_labels"][k] for k, code in person["statuses"].items() if code)
+    [phone] = [r for r in record["reminders"] if r["item"] == "phone"]
+    assert phone["self_service"] and "联系电话" in phone["text"]
+
+    entry = {"client_id": str(uuid4()), "items": {"phone": NEW_PHONE}}
+    sent = await citizen.post("/api/v1/self/me/corrections", json=entry)
+    again = await citizen.post("/api/v1/self/me/corrections", json=entry)  # the kiosk retried
+    assert sent.status_code == again.status_code == 202, (sent.text, again.text)
+    assert sent.json()["task_id"] == again.json()["task_id"]
+    task_id = sent.json()["task_id"]
+    platform, county = await log_in(gateway, "demo-platform"), await log_in(gateway, "demo-county")
+    queue = await platform.get(f"{SURVEY}/tasks", params={"channel": "self"})
+    assert [t["task_id"] for t in queue.json()["items"]] == [task_id], queue.text
+    passed = await platform.post(f"{SURVEY}/tasks/{task_id}/review", json={"decision": "pass"})
+    assert passed.json()["state"] == "first_reviewed", passed.text
+    approved = await county.post(f"{SURVEY}/tasks/{task_id}/approve",
+                                 json={"decision": "approve"})  # fmt: skip
+    assert approved.json()["state"] == "approved", approved.text
+    deadline = time.monotonic() + WITHIN_S
+    while time.monotonic() < deadline:
+        popup = (await counter.get(f"/api/v1/counter/popup/{number}")).json()
+        if "phone" not in [m["item"] for m in popup["missing"]]:
+            break
+        await asyncio.sleep(1)
+    else:
+        raise AssertionError(f"the counter still asks for the phone: {popup}")
+    timings.mark("correction 初审, 审定, the counter no longer asks")
+    mine = (await citizen.get("/api/v1/self/me/corrections")).json()
+    assert [(c["task_id"], c["state"]) for c in mine] == [(task_id, "approved")]
+
+    certificate = await citizen.get("/api/v1/self/me/certificate.pdf")
+    assert certificate.status_code == 200, certificate.text
+    assert certificate.headers["content-type"] == "application/pdf"
+    text = "".join(page.extract_text() for page in PdfReader(io.BytesIO(certificate.content)).pages)
+    code = re.search(r"验证码[：:]\s*([0-9A-Z-]{10,})", text)
+    assert code is not None, text
+    async with httpx.AsyncClient(base_url=gateway, timeout=60) as anyone:
+        verified = await anyone.get(f"/api/v1/verify/{code.group(1)}")
+    assert verified.status_code == 200, verified.text
+    assert verified.json()["genuine"] is True
+    assert verified.json()["statuses"] == person["statuses"]
+    assert person["name"] not in verified.text and number not in verified.text  # masked
+    timings.mark("certificate issued and verified")
+
+    minted = await asyncio.to_thread(mobile_token, state, number)
+    async with httpx.AsyncClient(base_url=gateway, timeout=60) as app:
+        opened = await app.post("/api/v1/self/session", json={"id_token": minted})
+        assert opened.status_code == 201, opened.text
+        session = {"Authorization": f"Bearer {opened.json()['access_token']}"}
+        me = await app.get("/api/v1/self/me", headers=session)
+        assert me.status_code == 200 and me.json()["statuses"] == person["statuses"], me.text
+        replayed = await app.post("/api/v1/self/session", json={"id_token": minted})
+        problem(replayed, 401, "id-token-replayed")
+    assert (await citizen.delete("/api/v1/self/session")).status_code == 204
+    problem(await citizen.get("/api/v1/self/me"), 401, "session-ended")
+    timings.mark("mobile session; kiosk session ended")
+
+    # The kiosk page in a browser, for another person (the queue above is the first one's).
+    second = await person_missing_a_phone(sources, nth=1)
+    await popup_until(counter, second["id_number"],
+                      lambda p: p["statuses"] == second["statuses"], "the statuses")  # fmt: skip
+    code = await asyncio.to_thread(kiosk_round_trip, gateway, second["id_number"],
+                                   second["name"], second["statuses"])  # fmt: skip
+    async with httpx.AsyncClient(base_url=gateway, timeout=60) as anyone:
+        printed = (await anyone.get(f"/api/v1/verify/{code}")).json()
+    assert printed["statuses"] == second["statuses"], printed
+    queue = await platform.get(f"{SURVEY}/tasks", params={"channel": "self", "state": "submitted"})
+    assert len(queue.json()["items"]) == 1, queue.text  # the page's correction, waiting
+    timings.mark("kiosk page in a browser")
+    for client in (citizen, platform, county, counter):
+        await client.aclose()
+
+
+def test_a_citizen_serves_themself_on_a_kiosk_and_in_the_app() -> None:
+    timings = Timings("self-service")
+    with tempfile.TemporaryDirectory(prefix="canbao-self-") as tmp:
+        os.chmod(tmp, 0o755)  # PostgreSQL runs as the `postgres` user when we are root
+        postgres_port, gateway_port = free_port(), free_port_run(len(SERVICES))
+        state = Path(tmp) / "state"
+        stack = Stack(state, postgres_port, gateway_port)
+        try:
+            stack.wait_for("Where to look")
+            timings.mark("stack ready")
+            sources = f"postgresql://canbao@127.0.0.1:{postgres_port}/sources"
+            gateway = f"http://127.0.0.1:{gateway_port}"
+            try:
+                asyncio.run(self_service(gateway, sources, state, timings))
+            except AssertionError:
+                for name in ("gateway", "identity", "survey"):
+                    log = (state / "logs" / f"{name}.log").read_text(errors="replace")
+                    print(f"--- {name}.log (tail)\n" + "\n".join(log.splitlines()[-40:]))
+                raise
+            assert stack.interrupt() == 0
+        finally:
+            stack.abandon()
