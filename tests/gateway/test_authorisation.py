@@ -192,6 +192,10 @@ ROUTES = {
     "survey-page": Route("GET", "/survey", EVERY_ROLE, False),
     "survey-script": Route("GET", "/survey/survey.js", EVERY_ROLE, False),
     "survey-style": Route("GET", "/survey/survey.css", EVERY_ROLE, False),
+    # And the kiosk's: open to anyone (a kiosk's browser holds no staff token).
+    "kiosk-page": Route("GET", "/kiosk", EVERY_ROLE, False),
+    "kiosk-script": Route("GET", "/kiosk/kiosk.js", EVERY_ROLE, False),
+    "kiosk-style": Route("GET", "/kiosk/kiosk.css", EVERY_ROLE, False),
 }  # fmt: skip
 # The household survey (api.md "Survey"), in the staff's own county; task ids nobody has.
 SURVEY = "/api/v1/survey"
