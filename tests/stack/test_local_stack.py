@@ -18,6 +18,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -120,6 +122,48 @@ class Stack:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.process.pid, signal.SIGKILL)
         self.process.wait(timeout=10)
+
+
+@dataclass(frozen=True)
+class RunningStack:
+    """A stack `fresh_stack` started: where its parts answer."""
+
+    stack: Stack
+    state: Path
+    postgres_port: int
+    gateway: str  # the gateway's base URL
+    sources: str  # the source systems' database (libpq URL)
+
+
+@contextlib.contextmanager
+def fresh_stack(prefix: str, logs: tuple[str, ...] = ("gateway", "identity", "survey"),
+                ) -> Iterator[RunningStack]:  # fmt: skip
+    """`make run` on a fresh state directory, ready ("Where to look"), for a scenario on the
+    public interface; stopped with Ctrl-C after it, which must exit 0. A scenario that fails
+    prints the tail of the `logs` of those components (what an operator reads first)."""
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+        os.chmod(tmp, 0o755)  # PostgreSQL runs as the `postgres` user when we are root
+        postgres_port, gateway_port = free_port(), free_port_run(len(SERVICES))
+        state = Path(tmp) / "state"
+        stack = Stack(state, postgres_port, gateway_port)
+        try:
+            stack.wait_for("Where to look")
+            try:
+                yield RunningStack(
+                    stack,
+                    state,
+                    postgres_port,
+                    f"http://127.0.0.1:{gateway_port}",
+                    f"postgresql://canbao@127.0.0.1:{postgres_port}/sources",
+                )
+            except AssertionError:
+                for name in logs:
+                    log = (state / "logs" / f"{name}.log").read_text(errors="replace")
+                    print(f"--- {name}.log (tail)\n" + "\n".join(log.splitlines()[-40:]))
+                raise
+            assert stack.interrupt() == 0
+        finally:
+            stack.abandon()
 
 
 async def a_source_change_reaches_a_new_verdict(sources: str, bootstrap: str) -> float:

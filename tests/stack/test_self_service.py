@@ -21,11 +21,9 @@ from __future__ import annotations
 import asyncio
 import io
 import json
-import os
 import re
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -35,10 +33,9 @@ import asyncpg
 import httpx
 from pypdf import PdfReader
 
-from canbao_platform.local.postgres import free_port
 from tests.stack.kiosk_browser import kiosk_round_trip
 from tests.stack.test_changes_review import popup_until
-from tests.stack.test_local_stack import SERVICES, Stack, free_port_run
+from tests.stack.test_local_stack import fresh_stack
 from tests.stack.test_survey_campaign import Timings, log_in, problem
 
 WITHIN_S = 150
@@ -199,23 +196,6 @@ async def self_service(gateway: str, sources: str, state: Path, timings: Timings
 
 def test_a_citizen_serves_themself_on_a_kiosk_and_in_the_app() -> None:
     timings = Timings("self-service")
-    with tempfile.TemporaryDirectory(prefix="canbao-self-") as tmp:
-        os.chmod(tmp, 0o755)  # PostgreSQL runs as the `postgres` user when we are root
-        postgres_port, gateway_port = free_port(), free_port_run(len(SERVICES))
-        state = Path(tmp) / "state"
-        stack = Stack(state, postgres_port, gateway_port)
-        try:
-            stack.wait_for("Where to look")
-            timings.mark("stack ready")
-            sources = f"postgresql://canbao@127.0.0.1:{postgres_port}/sources"
-            gateway = f"http://127.0.0.1:{gateway_port}"
-            try:
-                asyncio.run(self_service(gateway, sources, state, timings))
-            except AssertionError:
-                for name in ("gateway", "identity", "survey"):
-                    log = (state / "logs" / f"{name}.log").read_text(errors="replace")
-                    print(f"--- {name}.log (tail)\n" + "\n".join(log.splitlines()[-40:]))
-                raise
-            assert stack.interrupt() == 0
-        finally:
-            stack.abandon()
+    with fresh_stack("canbao-self-") as running:
+        timings.mark("stack ready")
+        asyncio.run(self_service(running.gateway, running.sources, running.state, timings))

@@ -20,11 +20,9 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 import time
 from collections import Counter
 from datetime import UTC, date, datetime
-from pathlib import Path
 from typing import Any
 from uuid import uuid4
 
@@ -33,8 +31,7 @@ import httpx
 from openpyxl import load_workbook
 from pypdf import PdfReader
 
-from canbao_platform.local.postgres import free_port
-from tests.stack.test_local_stack import SERVICES, Stack, free_port_run
+from tests.stack.test_local_stack import fresh_stack
 
 API = "/api/v1/survey"
 # What a visit settles (domain.md §5): the data it collects, a verified reason for not being
@@ -261,20 +258,10 @@ async def campaign(gateway: str, sources: str, postgres_port: int, timings: Timi
 
 def test_a_survey_campaign_through_the_public_api() -> None:
     timings = Timings()
-    with tempfile.TemporaryDirectory(prefix="canbao-survey-") as tmp:
-        os.chmod(tmp, 0o755)  # PostgreSQL runs as the `postgres` user when we are root
-        postgres_port, gateway_port = free_port(), free_port_run(len(SERVICES))
-        stack = Stack(Path(tmp) / "state", postgres_port, gateway_port)
-        try:
-            stack.wait_for("Where to look")
-            timings.mark("stack ready")
-            said = [line for line in stack.output if "roster" in line]
-            assert said == ["[survey    ] roster of the demo province (52): demo-surveyor, "
-                            "demo-surveyor2"], "\n".join(stack.output)  # fmt: skip
-            sources = f"postgresql://canbao@127.0.0.1:{postgres_port}/sources"
-            gateway = f"http://127.0.0.1:{gateway_port}"
-            asyncio.run(campaign(gateway, sources, postgres_port, timings))
-            assert stack.interrupt() == 0
-            timings.mark("stack stopped")
-        finally:
-            stack.abandon()
+    with fresh_stack("canbao-survey-") as running:
+        timings.mark("stack ready")
+        said = [line for line in running.stack.output if "roster" in line]
+        assert said == ["[survey    ] roster of the demo province (52): demo-surveyor, "
+                        "demo-surveyor2"], "\n".join(running.stack.output)  # fmt: skip
+        asyncio.run(campaign(running.gateway, running.sources, running.postgres_port, timings))
+    timings.mark("stack stopped")
