@@ -1,4 +1,4 @@
-"""The counter popup's latency and throughput (issue 7: ≤ 20 ms p99 at counter load), next to a
+"""The counter popup's latency and throughput (goal: ≤ 20 ms p99 at counter load), next to a
 bare FastAPI endpoint doing one indexed PostgreSQL lookup, in the same run.
 
     uv run --frozen python -m bench.popup [--people 2000] [--seconds 10] [--clients 1 16 64]

@@ -1,6 +1,6 @@
-"""Collected registration items checked field by field (issue 7 §3: "validated field by field with
-the same rules as everywhere"): the one place a counter, a kiosk, a survey form or a partner batch
-learns what is wrong with a value, in words a clerk can act on.
+"""Collected registration items checked field by field, with the same rules everywhere: the one
+place a counter, a kiosk, a survey form or a partner batch learns what is wrong with a value, in
+words a clerk can act on.
 
 `item_defects` names every bad field with its official name (联系电话 AAE005) and a stable `kind`;
 it never quotes the value, which is personal data. What passes is what `CollectionApproved`

@@ -1,4 +1,4 @@
-"""The popup against the population generator's ground truth (issue 7 "What it must show"): a
+"""The popup against the population generator's ground truth: a
 seeded population goes through identity (its Harness: the snapshot as change events) and
 matching (its handler and evaluator, as tests/matching/test_ground_truth.py does); then a
 province-wide clerk asks the gateway's popup — the gateway reading identity's and matching's

@@ -1,4 +1,4 @@
-"""Identity against the population generator's ground truth (issue 5 "What it must show"): a
+"""Identity against the population generator's ground truth: a
 seeded population's source rows, fed as snapshot change events (converted from the rows, see
 feed.py; the real Debezium path is tested in test_cdc_path.py), resolve to exactly one person
 each; dirty-but-valid numbers link; invalid numbers never merge; conflicts are flagged; the gaps

@@ -220,7 +220,7 @@ async def test_a_merged_person_is_no_longer_evaluated(service: Service) -> None:
 
 
 async def test_delay_from_the_source_commit_to_the_verdict(service: Service) -> None:
-    """matching's share of the source-to-verdict delay (issue 6): from a fact's observed_at (the
+    """matching's share of the source-to-verdict delay: from a fact's observed_at (the
     source commit, stamped now) to its StatusesChanged read back from the broker."""
     people = [uuid.uuid4() for _ in range(200)]
     await service.publish([person(pid) for pid in people])

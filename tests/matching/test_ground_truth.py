@@ -1,4 +1,4 @@
-"""Matching against the population generator's ground truth (issue 6 "What it must show"): a
+"""Matching against the population generator's ground truth: a
 seeded population's source rows go through identity's registry (tests/identity's Harness: the
 snapshot as change events), what identity publishes goes through matching's handler on a real
 database, and every person's verdict is compared with the generator's expected outcome

@@ -12,8 +12,8 @@ plain SQL on the simulators and plain Kafka on the feedback topics (sources.md, 
 * 变更登记 (44号 Art.21): demo-platform looks the person up and records an address change with
   the documents seen; it cannot 初审 its own record, demo-platform2 does, demo-county 审定s.
 * A self-service correction (a kiosk's, api.md "Self-service") enters the same queue: 初审,
-  审定. The kiosk's session is issue 16's; here the correction reaches survey's internal route
-  with a service token as the gateway would sign it for the kiosk.
+  审定. The kiosk's session is tests/stack/test_self_service.py's; here the correction reaches
+  survey's internal route with a service token as the gateway would sign it for the kiosk.
 * 抽查 (Chongqing plan 四(二)): demo-city draws a sample of the city's approved records of the
   day, re-checks each once (one is wrong) and reads the error rate per county and per maker.
 * The person's history (44号 Art.20) shows the change with its clerk and reviewer, and every
@@ -26,11 +26,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import tempfile
 import time
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 from uuid import uuid4
 from zoneinfo import ZoneInfo
@@ -41,9 +38,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from canbao_contracts.envelope import decode, encode
 from canbao_contracts.events.feedback import FeedbackOutcome, FeedbackReplied, FeedbackRequested
-from canbao_platform.local.postgres import free_port
 from tests.conftest import caller_headers
-from tests.stack.test_local_stack import SERVICES, Stack, free_port_run
+from tests.stack.test_local_stack import fresh_stack
 from tests.stack.test_survey_campaign import Timings, log_in, problem
 
 CHINA = ZoneInfo("Asia/Shanghai")  # the sample's days are China's
@@ -317,25 +313,8 @@ async def changes(gateway: str, sources: str, bootstrap: str, timings: Timings) 
 
 def test_changes_are_reviewed_written_back_and_kept_in_the_history() -> None:
     timings = Timings("changes")
-    with tempfile.TemporaryDirectory(prefix="canbao-changes-") as tmp:
-        os.chmod(tmp, 0o755)  # PostgreSQL runs as the `postgres` user when we are root
-        postgres_port, gateway_port = free_port(), free_port_run(len(SERVICES))
-        state = Path(tmp) / "state"
-        stack = Stack(state, postgres_port, gateway_port)
-        try:
-            stack.wait_for("Where to look")
-            timings.mark("stack ready")
-            sources = f"postgresql://canbao@127.0.0.1:{postgres_port}/sources"
-            gateway = f"http://127.0.0.1:{gateway_port}"
-            bootstrap = (state / "kafka-bootstrap").read_text().strip()
-            try:
-                asyncio.run(changes(gateway, sources, bootstrap, timings))
-            except AssertionError:
-                for name in ("gateway", "identity", "survey"):  # what an operator reads first
-                    log = (state / "logs" / f"{name}.log").read_text(errors="replace")
-                    print(f"--- {name}.log (tail)\n" + "\n".join(log.splitlines()[-40:]))
-                raise
-            assert stack.interrupt() == 0
-            timings.mark("stack stopped")
-        finally:
-            stack.abandon()
+    with fresh_stack("canbao-changes-") as running:
+        timings.mark("stack ready")
+        bootstrap = (running.state / "kafka-bootstrap").read_text().strip()
+        asyncio.run(changes(running.gateway, running.sources, bootstrap, timings))
+    timings.mark("stack stopped")

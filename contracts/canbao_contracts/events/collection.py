@@ -71,7 +71,7 @@ _Value = Annotated[
 CollectedValue = _Value
 _StaffId = Annotated[str, StringConstraints(min_length=1, max_length=64)]  # AAE011 / AAE014
 StaffId = _StaffId
-# Items whose values come from a code table: checked here, as everywhere (issue 7 §3).
+# Items whose values come from a code table: checked here, as everywhere.
 _CODED_ITEMS = {
     RegistrationItem.GENDER: Gender,
     RegistrationItem.HOUSEHOLD_TYPE: HouseholdType,

@@ -1,5 +1,5 @@
 """`registry.facts`: what the source systems say about a person, in one vocabulary whatever the
-system (issue 5 "canonical, source-agnostic facts"), for matching to apply domain.md §5 to.
+system (canonical, source-agnostic facts), for matching to apply domain.md §5 to.
 
 One event type, `FactAsserted`, carries every kind of fact as a discriminated union on `kind`.
 That keeps consumers simple: one handler, one idempotency rule (the highest `revision` per

@@ -102,7 +102,7 @@ class PersonState(Event):
     inaccurate: Annotated[tuple[InaccurateItem, ...], AfterValidator(_inaccurate)] = ()
     """Items whose value is wrong or disputed: the survey reason inaccurate_info."""
     identity_conflict: bool = False
-    """One number carried by two different people (issue 5): the survey reason
+    """One number carried by two different people: the survey reason
     identity_conflict."""
     registered_by_collection: bool = False
     """Some of the person's record came from an approved collection (a counter, a survey team,

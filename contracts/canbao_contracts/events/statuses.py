@@ -141,7 +141,7 @@ def _changed_fields(data: dict[str, Any]) -> tuple[str, ...]:
 
 class StatusesChanged(Event):
     """The person's verdict changed (or is new: `previous` is None). Published only on a change,
-    including a change of region or birth date that reporting counts by (issue 6 §3)."""
+    including a change of region or birth date that reporting counts by."""
 
     type = "cn.canbao.registry.statuses.changed.v1"
     topic = STATUSES
@@ -156,7 +156,7 @@ class StatusesChanged(Event):
     evaluated_at: AwareDatetime
     source_observed_at: AwareDatetime | None = None
     """When the source change that led here was committed (the fact's `observed_at`), for the
-    source-to-verdict delay issue 6 measures; None for a scheduled re-check (a birthday)."""
+    source-to-verdict delay the benches measure; None for a scheduled re-check (a birthday)."""
 
     @property
     def subject(self) -> str:

@@ -1,4 +1,4 @@
-"""The audit log (domain.md §2.5; issue 7): who read or changed whose personal data, where, why,
+"""The audit log (domain.md §2.5; api.md): who read or changed whose personal data, where, why,
 when, and with what outcome.
 
 Every endpoint that reads or changes personal data calls `AuditTrail.record` in the same request,

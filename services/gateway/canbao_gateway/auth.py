@@ -14,7 +14,7 @@ full-stack-fastapi-template way: `Annotated[..., Depends(...)]` aliases).
 
 The dependencies are `async def` though most await nothing: FastAPI runs a plain `def`
 dependency in its thread pool, one thread hop per dependency per request, and the popup's budget
-is 20 ms p99 (issue 7).
+is 20 ms p99 (bench/popup.py).
 
 A personal-data endpoint reads:
 

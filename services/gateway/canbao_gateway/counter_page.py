@@ -1,8 +1,9 @@
 """The counter page (api.md, the counter popup): what a clerk at a counter window opens in a
-browser. Log in, type or scan a citizen ID number (a card reader types it like a keyboard, then Enter), read the
-popup (statuses of the five insurances, flags, what is missing or inaccurate) and fill in what the
-person in front of them provides; saved as submitted ("已提交，待复核": the popup lists it as
-pending) until a reviewer passes it (复核), then the popup refreshes until the registry shows it.
+browser. Log in, type or scan a citizen ID number (a card reader types it like a keyboard, then
+Enter), read the popup (statuses of the five insurances, flags, what is missing or inaccurate)
+and fill in what the person in front of them provides; saved as submitted ("已提交，待复核": the
+popup lists it as pending) until a reviewer passes it (复核), then the popup refreshes until the
+registry shows it.
 
 No front-end framework: one HTML page, one script, one style sheet (in `counter/`), talking to
 the same public API any counter software uses (`/api/v1/auth/token`, `/api/v1/counter/popup/…`,

@@ -24,7 +24,7 @@ from canbao_platform import service_tokens
 from canbao_platform.problems import Problem
 
 log = logging.getLogger(__name__)
-# A clerk waits: the popup's budget is 20 ms p99 (issue 7), so a service slower than this is
+# A clerk waits: the popup's budget is 20 ms p99 (bench/popup.py), so a service slower than this is
 # as good as away.
 TIMEOUT_S: Final = 2.0
 RETRY_AFTER_S: Final = 0.1

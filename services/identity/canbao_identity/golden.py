@@ -1,8 +1,8 @@
-"""The golden record of a person and its gaps (issue 5 §3-4), from all the person's current
+"""The golden record of a person and its gaps (domain.md §3), from all the person's current
 source records. Pure and deterministic: the same records in any order give the same result, which
 is what makes out-of-order and duplicated change events converge.
 
-Precedence among the sources (issue 5 §3; our convention where it is silent): the household
+Precedence among the sources (our convention where the documents are silent): the household
 register for name, gender, birth date, household place and status; the insurance and card systems
 for phone and residence address. Within one source the newest change wins (highest position).
 

@@ -2,7 +2,7 @@
 (registry.collections) → the registry (registry.py), in the runner's unit of work.
 
 Logs name topic, partition, offset and counts only: never a key (hukou's key is a number), a
-value or a person's data (issue 5 §7)."""
+value or a person's data (domain.md §2.5)."""
 
 from __future__ import annotations
 

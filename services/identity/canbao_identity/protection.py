@@ -1,4 +1,4 @@
-"""Personal data at rest (domain.md §2.5, issue 5 §7): AES-256-GCM through the platform's Sealer
+"""Personal data at rest (domain.md §2.5): AES-256-GCM through the platform's Sealer
 (the key id stored beside each ciphertext, so keys can rotate: old rows stay readable under their
 old key), and keyed blind indexes (HMAC-SHA256) so a number or a demographic key can be looked up
 without being stored."""
@@ -55,7 +55,7 @@ class Protector:
 
     def demographic_index(self, name: str, birth_date: date, gender: str) -> str:
         """Blind index of name + birth date + gender: finds the candidate for a record whose
-        number is invalid (issue 5 §2) without storing the three in clear."""
+        number is invalid without storing the three in clear."""
         return self._mac(f"demo|{''.join(name.split())}|{birth_date.isoformat()}|{gender}")
 
     def household_index(self, region_code: str, household_number: str) -> str:

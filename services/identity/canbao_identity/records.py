@@ -1,4 +1,4 @@
-"""The canonical vocabulary every adapter maps its source table into (issue 5 §1): a source
+"""The canonical vocabulary every adapter maps its source table into: a source
 record's identity claims (personal: stored encrypted) and the facts it states (not personal:
 codes, dates, regions, unit ids)."""
 

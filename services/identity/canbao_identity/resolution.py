@@ -1,4 +1,4 @@
-"""Resolution: which person a source record is about (issue 5 §2). Pure: the handler does the
+"""Resolution: which person a source record is about. Pure: the handler does the
 look-ups this module asks for and hands back what it found.
 
 * A valid citizen number (any form: 15 digits, lower-case x, spaces) or another valid document

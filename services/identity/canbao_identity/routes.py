@@ -39,7 +39,7 @@ router = APIRouter(prefix="/internal", tags=["internal"], dependencies=[Depends(
 
 
 # `async def` though they await nothing: FastAPI runs a plain `def` dependency in its thread
-# pool, and the gateway's popup, which waits for the lookup, has 20 ms p99 (issue 7).
+# pool, and the gateway's popup, which waits for the lookup, has a 20 ms p99 budget.
 async def protector_of(request: Request) -> Protector:
     protector: Protector = request.app.state.protector
     return protector
@@ -139,7 +139,7 @@ async def _person(database: Database, protector: Protector, person_id: UUID) -> 
 
 async def _read_one(database: Database, query: sa.Select[Any], params: dict[str, Any]) -> Any:
     """The first row of one read, outside a transaction: PostgreSQL runs a lone statement in its
-    own, so no BEGIN and ROLLBACK round trips (the popup waits for this: issue 7)."""
+    own, so no BEGIN and ROLLBACK round trips (the popup waits for this)."""
     async with database.engine.connect() as connection:
         await connection.execution_options(isolation_level="AUTOCOMMIT")
         return (await connection.execute(query, params)).first()

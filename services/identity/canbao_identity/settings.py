@@ -1,6 +1,6 @@
 """IdentitySettings: the database and Kafka of every service, plus the keys that protect people's
-data at rest (issue 5 §7). Keys come from the environment as base64; development and test may use
-the fixed dev keys below, production refuses them (and refuses to start without keys)."""
+data at rest (domain.md §2.5). Keys come from the environment as base64; development and test may
+use the fixed dev keys below, production refuses them (and refuses to start without keys)."""
 
 from __future__ import annotations
 

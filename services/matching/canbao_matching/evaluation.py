@@ -4,7 +4,7 @@ release date), saves the verdict and publishes registry.statuses through the out
 changed: a StatusesChanged, or a StatusesWithdrawn when a living person with a published verdict
 has left the registry's scope.
 
-It is the daily re-check too (issue 6 §2): verdicts that change with time alone are evaluated
+It is the daily re-check too: verdicts that change with time alone are evaluated
 again on the day, not only when a fact arrives. It works in batches, one transaction each,
 taking rows with SKIP LOCKED, so several instances share the work; it wakes every
 `poll_interval_s` and at once while there is more to do. Evaluating once per person per batch,

@@ -1,4 +1,4 @@
-"""card — social security card holders: a phone source (issue 5 §3)."""
+"""card — social security card holders: a phone source."""
 
 from __future__ import annotations
 
