@@ -22,6 +22,7 @@ from canbao_contracts.codes import Insurance, StatusCode
 from tests.stack.counter_browser import CHROMIUM, CHROMIUM_ARGS
 
 IDLE_S = 4  # the inactivity the browser test waits out (the page's default is 120 s)
+TOUCH_PX = 64  # the smallest button a finger on a kiosk's screen hits reliably
 VERIFY_CODE = re.compile(r"验证码：([0-9A-Z]{4}(?:-[0-9A-Z]{4}){3})")
 
 
@@ -36,6 +37,14 @@ def read_card(page: Page, number: str, name: str) -> None:
     page.fill("#card-number", number)
     page.fill("#card-name", name)
     page.click("#card-form button[type=submit]")
+
+
+def assert_touch_targets(page: Page) -> None:
+    """Every button on screen is at least TOUCH_PX high and wide: there is no keyboard."""
+    for button in page.locator("button:visible").all():
+        box = button.bounding_box()
+        assert box is not None and min(box["width"], box["height"]) >= TOUCH_PX, (
+            button.inner_text(), box)  # fmt: skip
 
 
 def kiosk_round_trip(gateway: str, number: str, name: str, statuses: dict[str, str]) -> str:
@@ -69,6 +78,7 @@ def kiosk_round_trip(gateway: str, number: str, name: str, statuses: dict[str, s
             read_card(page, number, name + "某")
             expect(page.locator("#card-message")).to_have_text(
                 "身份证上的姓名与登记信息不一致，请到窗口核实")  # fmt: skip
+            page.screenshot(path=shots / "2-name-mismatch.png", full_page=True)
             read_card(page, number, name)
             expect(page.locator("#record-title")).to_be_visible()
             person = page.locator("#person").inner_text()
@@ -81,7 +91,8 @@ def kiosk_round_trip(gateway: str, number: str, name: str, statuses: dict[str, s
                 expect(rows.nth(row)).to_contain_text(StatusCode(code).label if code else "—")
             expect(page.locator("#reminders")).to_contain_text("联系电话")
             expect(page.locator("#phone-line")).to_have_text("联系电话：未登记")
-            page.screenshot(path=shots / "2-own-record.png", full_page=True)
+            assert_touch_targets(page)
+            page.screenshot(path=shots / "3-own-record.png", full_page=True)
 
             # The phone on the keypad: a short one is refused on the page first.
             page.click("#open-keypad")
@@ -94,16 +105,18 @@ def kiosk_round_trip(gateway: str, number: str, name: str, statuses: dict[str, s
             page.click("#keypad button[data-key='删除']")
             page.click("#keypad button[data-key='7']")
             expect(page.locator("#phone-display")).to_have_text("13900123457")
-            page.screenshot(path=shots / "3-keypad.png", full_page=True)
+            assert_touch_targets(page)
+            page.screenshot(path=shots / "4-keypad.png", full_page=True)
             page.click("#keypad-submit")
             expect(page.locator("#record-message")).to_have_text("已提交，待经办机构确认")
             corrections = page.locator("#corrections tbody tr")
             expect(corrections).to_have_count(1)
             expect(corrections.first).to_contain_text("联系电话")
             expect(corrections.first).to_contain_text("待初审")
-            page.screenshot(path=shots / "4-submitted.png", full_page=True)
+            page.screenshot(path=shots / "5-submitted.png", full_page=True)
 
-            # The proof of insurance: the gateway's PDF, its code on screen.
+            # The proof of insurance (GET /api/v1/self/me/certificate.pdf): the gateway's PDF,
+            # its code on screen. The print dialog itself is the kiosk's, not the page's.
             with page.expect_response(re.compile(r"/api/v1/self/me/certificate\.pdf$")) as sent:
                 page.click("#print")
             response = sent.value
@@ -112,21 +125,22 @@ def kiosk_round_trip(gateway: str, number: str, name: str, statuses: dict[str, s
             expect(page.locator("#certificate-code")).to_contain_text("验证码：")
             found = VERIFY_CODE.search(page.locator("#certificate-code").inner_text())
             assert found is not None
-            page.screenshot(path=shots / "5-certificate.png", full_page=True)
+            page.screenshot(path=shots / "6-certificate.png", full_page=True)
 
             page.click("#logout")
             expect(page.locator("#notice")).to_have_text("您已退出，欢迎再次使用")
             expect(page.locator("#card-title")).to_be_visible()
             assert page.locator("#person").inner_text() == ""  # nothing of them stays
+            page.screenshot(path=shots / "7-logged-out.png", full_page=True)
 
             # Left alone, a session ends by itself.
             page.goto(f"{gateway}/kiosk?idle={IDLE_S}")
             read_card(page, number, name)
             expect(page.locator("#record-title")).to_be_visible()
-            ended = "您已较长时间未操作，已自动退出，请重新读取身份证"
+            ended = "已因长时间无操作退出，请重新读取身份证"
             expect(page.locator("#notice")).to_have_text(ended, timeout=(IDLE_S + 10) * 1000)
             expect(page.locator("#card-title")).to_be_visible()
-            page.screenshot(path=shots / "6-ended-when-idle.png", full_page=True)
+            page.screenshot(path=shots / "8-ended-when-idle.png", full_page=True)
             assert errors == [], errors
             return found.group(1)
         finally:

@@ -97,7 +97,7 @@ function notice(text) {
 function touched() {
   if (idleTimer) clearTimeout(idleTimer);
   idleTimer = sessionStorage.getItem(SESSION_KEY)
-    ? setTimeout(() => endSession("您已较长时间未操作，已自动退出，请重新读取身份证"), IDLE_SECONDS * 1000)
+    ? setTimeout(() => endSession("已因长时间无操作退出，请重新读取身份证"), IDLE_SECONDS * 1000)
     : null;
 }
 
@@ -302,9 +302,12 @@ function buildKeypad() {
 
 function press(key) {
   touched();
+  const before = phoneDigits;
   if (key === "清除") phoneDigits = "";
   else if (key === "删除") phoneDigits = phoneDigits.slice(0, -1);
   else if (phoneDigits.length < PHONE_DIGITS) phoneDigits += key;
+  // Another number is another correction: only a retry of the same one keeps its client_id.
+  if (phoneDigits !== before) phoneClientId = null;
   $("phone-display").textContent = phoneDigits;
   $("keypad-message").textContent = "";
 }
