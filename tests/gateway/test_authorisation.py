@@ -310,9 +310,20 @@ SELF_ROUTES = {
     ("GET", "/api/v1/self/me"), ("POST", "/api/v1/self/me/corrections"),
     ("GET", "/api/v1/self/me/corrections"), ("GET", "/api/v1/self/me/certificate.pdf"),
 }  # fmt: skip
+# Partner departments' programs (partner_routes.py): client credentials, no staff role
+# (tests/gateway/test_partners.py).
+PARTNER_ROUTES = {
+    ("POST", "/api/v1/partners/{dept}/batches"),
+    ("GET", "/api/v1/partners/{dept}/batches/{batch_id}"),
+    ("GET", "/api/v1/partners/{dept}/batches/{batch_id}/rejects.csv"),
+    ("POST", "/api/v1/partners/{dept}/comparisons"),
+}  # fmt: skip
 # Outside the matrix: login (before any role), a certificate's verification (anyone, api.md
 # "Self-service"); the service shell's health and OpenAPI routes.
-NO_ROLE_ROUTES = {("POST", "/api/v1/auth/token"), ("GET", "/api/v1/verify/{code}")} | SELF_ROUTES
+NO_ROLE_ROUTES = (
+    {("POST", "/api/v1/auth/token"), ("GET", "/api/v1/verify/{code}")} | SELF_ROUTES
+    | PARTNER_ROUTES
+)  # fmt: skip
 
 
 def expected(route: Route, role: Role, subject: str) -> tuple[int, str | None]:

@@ -1,8 +1,8 @@
 """The gateway service: the public HTTP interface of api.md (staff login, roles and region
 scopes, the audit log, counter collections forwarded to survey, counter popups and the persons'
 records read from identity and matching, the household survey forwarded to survey, citizens'
-self-service on kiosks and the app; partners to come), and the counter page that clerks open in a
-browser (`/counter`)."""
+self-service on kiosks and the app, partner departments' batches and comparisons), and the pages
+that clerks, surveyors and kiosks open in a browser."""
 
 from __future__ import annotations
 
@@ -30,6 +30,7 @@ from canbao_gateway.history_routes import router as history_router
 from canbao_gateway.kiosk_page import router as kiosk_page_router
 from canbao_gateway.login_gate import LoginGate
 from canbao_gateway.logs import install_log_masking
+from canbao_gateway.partner_routes import router as partner_router
 from canbao_gateway.persons import router as persons_router
 from canbao_gateway.problems import install_header_handler
 from canbao_gateway.registry import IdentityClient, MatchingClient
@@ -122,6 +123,7 @@ SERVICE = ServiceDefinition(
         change_router,
         sampling_router,
         self_router,
+        partner_router,
     ],
     components=components,
     description="The public HTTP interface: staff login, roles, audit, counter popups, "

@@ -23,9 +23,13 @@ from canbao_platform.problems import problem_response
 # upload); the longest matching prefix wins.
 # A survey submission may carry the signed form's scan: 2 MiB, 2.7 MiB in base64 (survey_models).
 SURVEY_UPLOAD: Final = 3 * 1024 * 1024
+# A partner's batch streams through to identity and is never held (partner_routes.py): 10^6 rows
+# of a department's table are ~100 MB; 1 GiB leaves room and still bounds an upload.
+PARTNER_BATCH: Final = 1024 * 1024 * 1024
 ROUTE_LIMITS: Final[Mapping[str, int]] = MappingProxyType(
-    {"/api/v1/survey/tasks/": SURVEY_UPLOAD, "/api/v1/survey/discoveries": SURVEY_UPLOAD}
-)
+    {"/api/v1/survey/tasks/": SURVEY_UPLOAD, "/api/v1/survey/discoveries": SURVEY_UPLOAD,
+     "/api/v1/partners/": PARTNER_BATCH}
+)  # fmt: skip
 
 
 class BodyLimit:

@@ -87,6 +87,20 @@ class InternalClient:
         return service_tokens.issue(acting, audience=audience or self.audience,
                                     key=self._signing_key)  # fmt: skip
 
+    def passed_on(self, response: httpx.Response) -> Problem:
+        """The service's 4xx problem as the gateway's own: same status, type, title, detail and
+        extensions (the service's words are for the client: they say what to fix)."""
+        try:
+            body = dict(response.json())
+            slug = str(body.pop("type")).removeprefix("/problems/")
+        except (ValueError, KeyError, TypeError):
+            log.warning("%s answered %d without a problem document", self.name,
+                        response.status_code)  # fmt: skip
+            return self.unavailable()
+        title, detail = body.pop("title", slug), body.pop("detail", None)
+        body.pop("status", None), body.pop("instance", None)
+        return Problem(response.status_code, slug, title, detail, **body)
+
     async def _send(
         self, method: str, path: str, *, caller: Actor, headers: dict[str, str] | None = None,
         replayable: bool = True, **kwargs: Any,

@@ -12,9 +12,11 @@ failing is 503 `identity-unavailable` / `matching-unavailable`, never a stack tr
 from __future__ import annotations
 
 import logging
-from typing import Any, TypeVar
+from collections.abc import AsyncIterator
+from typing import Any, Final, TypeVar
 from uuid import UUID
 
+import httpx
 from fastapi import Request
 
 from canbao_gateway.internal import InternalClient
@@ -23,6 +25,9 @@ from canbao_gateway.staff import Actor
 from canbao_platform.problems import Problem
 
 log = logging.getLogger(__name__)
+# A partner's batch or comparison: identity reads a batch as it streams and answers after its
+# last row; a comparison asks up to 10,000 numbers at once.
+BATCH_TIMEOUT_S: Final = 120.0
 
 
 class ServiceUnavailable(Problem):
@@ -77,6 +82,74 @@ class IdentityClient(InternalClient):
         record: dict[str, Any] = response.json()
         return record
 
+    async def send_batch(
+        self, department: str, body: AsyncIterator[bytes], *, dataset: str | None,
+        idempotency_key: str, media_type: str, caller: Actor,
+    ) -> dict[str, Any]:  # fmt: skip
+        """Stream a partner's batch to identity, which reads, checks and stages it as it comes
+        (partner_batches.py): its Batch, or its problem raised. Never sent twice (the body is
+        read once): a failure before identity answers is 503, and the partner sends again with
+        the same Idempotency-Key. Identity answers once the last row is in: it may take long."""
+        params = {"dataset": dataset} if dataset else {}
+        headers = {"Idempotency-Key": idempotency_key, "Content-Type": media_type}
+        response = await self._send(
+            "POST", f"/internal/partners/{department}/batches", content=body, params=params,
+            headers=headers, caller=caller, timeout=BATCH_TIMEOUT_S, replayable=False,
+        )  # fmt: skip
+        if response.status_code >= 400:
+            raise self.passed_on(response)
+        batch: dict[str, Any] = response.json()
+        return batch
+
+    async def batch(
+        self, department: str, batch_id: UUID, *, after: int, caller: Actor
+    ) -> dict[str, Any]:
+        response = await self._send("GET", f"/internal/partners/{department}/batches/{batch_id}",
+                                    params={"after": after}, caller=caller)  # fmt: skip
+        if response.status_code >= 400:
+            raise self.passed_on(response)
+        batch: dict[str, Any] = response.json()
+        return batch
+
+    async def batch_rejects(
+        self, department: str, batch_id: UUID, *, caller: Actor
+    ) -> AsyncIterator[bytes]:
+        """The refused lines as identity's CSV, streamed through; its problem raised before the
+        first byte."""
+        assert self._http is not None, f"the {self.name} is not started"
+        path = f"/internal/partners/{department}/batches/{batch_id}/rejects.csv"
+        request = self._http.build_request(
+            "GET", path, headers={"Authorization": f"Bearer {self.service_token(caller)}"},
+            timeout=BATCH_TIMEOUT_S,
+        )  # fmt: skip
+        try:
+            response = await self._http.send(request, stream=True)
+        except httpx.TransportError:
+            raise self.unavailable() from None
+        if response.status_code >= 400:
+            await response.aread()
+            await response.aclose()
+            raise self.passed_on(response) if response.status_code < 500 else self.unavailable()
+
+        async def body() -> AsyncIterator[bytes]:
+            try:
+                async for chunk in response.aiter_bytes():
+                    yield chunk
+            finally:
+                await response.aclose()
+
+        return body()
+
+    async def person_ids(self, id_numbers: list[str], *, caller: Actor) -> list[UUID | None]:
+        """The person_id of each valid citizen number (in order; None: not registered)."""
+        response = await self._send("POST", "/internal/persons/lookup-many",
+                                    json={"id_numbers": id_numbers}, caller=caller,
+                                    timeout=BATCH_TIMEOUT_S)  # fmt: skip
+        if response.status_code != 200:
+            log.warning("identity answered %d to a lookup of many", response.status_code)
+            raise self.unavailable()
+        return [None if p is None else UUID(p) for p in response.json()["person_ids"]]
+
 
 class MatchingClient(InternalClient):
     name = "matching-client"
@@ -110,6 +183,16 @@ class MatchingClient(InternalClient):
             raise self.unavailable()
         record: dict[str, Any] = response.json()
         return record
+
+    async def verdicts(self, person_ids: list[UUID], *, caller: Actor) -> dict[UUID, Any]:
+        """Matching's PersonVerdict of each of `person_ids` it has evaluated."""
+        response = await self._send("POST", "/internal/v1/verdicts/lookup",
+                                    json={"person_ids": [str(p) for p in person_ids]},
+                                    caller=caller, timeout=BATCH_TIMEOUT_S)  # fmt: skip
+        if response.status_code != 200:
+            log.warning("matching answered %d to a lookup of verdicts", response.status_code)
+            raise self.unavailable()
+        return {UUID(item["person_id"]): item for item in response.json()}
 
 
 T = TypeVar("T")

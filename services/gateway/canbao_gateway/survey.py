@@ -52,7 +52,7 @@ class SurveyClient(InternalClient):
 
     def server_error(self, response: httpx.Response) -> Problem:
         if response.status_code == 503 and _problem_type(response) in PASSED_ON_5XX:
-            return _passed_on(response)
+            return self.passed_on(response)
         return self.unavailable()
 
     async def call(
@@ -66,7 +66,7 @@ class SurveyClient(InternalClient):
                                     timeout=time_limit_s, replayable=replayable,
                                     **kwargs)  # fmt: skip
         if response.status_code >= 400:
-            raise _passed_on(response)
+            raise self.passed_on(response)
         return response
 
     async def make_list(self, region_code: str, *, caller: Actor) -> Any:
@@ -91,7 +91,7 @@ class SurveyClient(InternalClient):
             timeout=TIMEOUT_S,
         )  # fmt: skip
         if response.status_code >= 400:
-            raise _passed_on(response)
+            raise self.passed_on(response)
         return response.json()
 
 
@@ -100,19 +100,6 @@ def _problem_type(response: httpx.Response) -> str | None:
         return str(response.json()["type"])
     except (ValueError, KeyError, TypeError):
         return None
-
-
-def _passed_on(response: httpx.Response) -> Problem:
-    """Survey's problem as the gateway's own: same status, type, title, detail, extensions."""
-    try:
-        body = dict(response.json())
-        slug = str(body.pop("type")).removeprefix("/problems/")
-    except (ValueError, KeyError, TypeError):
-        log.warning("survey answered %d without a problem document", response.status_code)
-        return SurveyUnavailable()
-    title, detail = body.pop("title", slug), body.pop("detail", None)
-    body.pop("status", None), body.pop("instance", None)
-    return Problem(response.status_code, slug, title, detail, **body)
 
 
 async def survey_client(request: Request) -> SurveyClient:

@@ -6,7 +6,7 @@ No clear personal data of insured people: the audit log names a person by identi
 from __future__ import annotations
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 
 metadata = sa.MetaData()
 
@@ -64,7 +64,7 @@ sa.Index("ix_audit_log_id_number_hash", audit_log.c.id_number_hash, audit_log.c.
 sa.Index("ix_audit_log_staff", audit_log.c.staff, audit_log.c.id)
 
 # Registered devices and programs that log in with OAuth2 client credentials (RFC 6749 §4.4;
-# api.md "Self-service", "Partner departments"): `kind` kiosk for a self-service kiosk. The
+# api.md "Self-service", "Partner departments"): `kind` kiosk or partner (clients.ClientKind). The
 # secret is an Argon2id PHC string, like a staff password; `token_version` rises (trigger,
 # migration gateway_0003) whenever the client is disabled or its secret or kind changes, and a
 # device token of an older version is refused. `region` is where a kiosk stands (GB/T 2260
@@ -80,6 +80,14 @@ clients = sa.Table(
     sa.Column("token_version", sa.Integer, nullable=False, server_default="0"),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False,
               server_default=sa.func.now()),
+    # A partner's (migration gateway_0005): its department, what it may do and see
+    # (clients.Permission, clients.Field); and the secret it had before a rotation, good until
+    # `previous_secret_expires_at` (clients.rotate_secret).
+    sa.Column("department", sa.String(16)),
+    sa.Column("permissions", ARRAY(sa.String(16)), nullable=False, server_default="{}"),
+    sa.Column("fields", ARRAY(sa.String(16)), nullable=False, server_default="{}"),
+    sa.Column("previous_secret_hash", sa.Text),
+    sa.Column("previous_secret_expires_at", sa.DateTime(timezone=True)),
 )  # fmt: skip
 
 # A citizen's self-service session (self_service.py): opened by a kiosk that read the ID card or

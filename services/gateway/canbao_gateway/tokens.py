@@ -3,7 +3,8 @@ kinds, told apart by their audience:
 
 * a member of staff's (`canbao-staff`): who, their role and region scope, and the version of
   their account's tokens when it was issued (`ver`);
-* a client's (`canbao-client`; clients.py): a registered kiosk, its kind and region, `ver`;
+* a client's (`canbao-client`; clients.py): a registered kiosk or partner program, its kind and
+  region, a partner's department, permissions and fields, `ver`;
 * a citizen's session (`canbao-self`; self_service.py): only the session's id, which the
   gateway looks up on every request (no personal data in a token a phone keeps).
 
@@ -26,7 +27,7 @@ from typing import Any, Final
 import jwt
 
 from canbao_gateway import accounts, clients, problems
-from canbao_gateway.clients import Client, ClientKind
+from canbao_gateway.clients import Client, ClientKind, Field, Permission
 from canbao_gateway.staff import Role, Staff
 from canbao_platform.db import Database
 
@@ -85,9 +86,14 @@ class ClientHolder:
 def issue_client(
     client: Client, *, version: int, key: str, now: datetime, lifetime: timedelta
 ) -> str:
-    claims = {"iss": ISSUER, "aud": CLIENT_AUDIENCE, "sub": client.client_id,
-              "role": client.kind.value, "scope": client.region, "ver": version, "iat": now,
-              "exp": now + lifetime, "jti": uuid.uuid4().hex}  # fmt: skip
+    claims: dict[str, Any] = {
+        "iss": ISSUER, "aud": CLIENT_AUDIENCE, "sub": client.client_id,
+        "role": client.kind.value, "scope": client.region, "ver": version, "iat": now,
+        "exp": now + lifetime, "jti": uuid.uuid4().hex,
+    }  # fmt: skip
+    if client.department is not None:  # a partner: what it may do and see (clients.py)
+        claims |= {"dept": client.department, "perm": sorted(client.permissions),
+                   "fields": sorted(client.fields)}  # fmt: skip
     return jwt.encode(claims, key, algorithm=ALGORITHM)
 
 
@@ -96,8 +102,12 @@ def read_client(token: str, *, key: str, now: datetime) -> ClientHolder:
     claims = _claims(token, key=key, now=now, audience=CLIENT_AUDIENCE,
                      required=["sub", "role", "scope", "ver"])  # fmt: skip
     try:
-        client = Client(client_id=claims["sub"], kind=ClientKind(claims["role"]),
-                        region=claims["scope"])  # fmt: skip
+        client = Client(
+            client_id=claims["sub"], kind=ClientKind(claims["role"]), region=claims["scope"],
+            department=claims.get("dept"),
+            permissions=frozenset(Permission(p) for p in claims.get("perm", ())),
+            fields=frozenset(Field(f) for f in claims.get("fields", ())),
+        )  # fmt: skip
     except (ValueError, TypeError) as exc:
         raise problems.invalid_token() from exc
     return ClientHolder(client=client, version=_version(claims))

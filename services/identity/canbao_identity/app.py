@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from canbao_contracts.topics import CDC_TOPICS, COLLECTIONS, FEEDBACK_REPLIES
 from canbao_identity.builder import GoldenRecordBuilder
 from canbao_identity.handlers import change_handler, collection_handler
+from canbao_identity.partner_routes import router as partner_router
 from canbao_identity.protection import Protector
 from canbao_identity.routes import router
 from canbao_identity.settings import IdentitySettings, Role
@@ -97,7 +98,7 @@ SERVICE = ServiceDefinition(
     name=SERVICE_NAME,
     settings=IdentitySettings,
     migrations=Path(__file__).parent / "migrations",
-    routers=(router, writeback_router),
+    routers=(router, writeback_router, partner_router),
     components=components,
     consumer_groups={
         CDC_GROUP: tuple(topic.name for topic in CDC_TOPICS),

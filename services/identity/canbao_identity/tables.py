@@ -206,3 +206,43 @@ person_changes = sa.Table(
     sa.Column("values_sealed", sa.LargeBinary),  # {"old", "new"}; null for a person's event
     sa.Column("key_id", sa.String(64)),
 )
+
+# Batches partner departments sent (api.md "Partner departments"; partner_batches.py): one row
+# per batch, unique per client and Idempotency-Key. `seq` orders batches: an accepted row's
+# staged position is seq × 10^8 + its line, so a later batch's row supersedes an earlier one's.
+# `received = accepted + rejected` always: the counts move in the transaction that stages the
+# accepted rows and writes the rejected ones. `attempt` names the upload that holds the batch
+# while it is `receiving`; `heartbeat_at` tells a live upload from one that was cut off.
+partner_batches = sa.Table(
+    "partner_batches",
+    metadata,
+    sa.Column("batch_id", UUID(as_uuid=True), primary_key=True),
+    sa.Column("seq", sa.BigInteger, sa.Identity(), nullable=False, unique=True),
+    sa.Column("client_id", sa.String(64), nullable=False),
+    sa.Column("idempotency_key", sa.String(200), nullable=False),
+    sa.Column("department", sa.String(16), nullable=False),
+    sa.Column("dataset", sa.String(32), nullable=False),
+    sa.Column("media_type", sa.String(40), nullable=False),
+    sa.Column("state", sa.String(12), nullable=False),  # receiving | received
+    sa.Column("attempt", UUID(as_uuid=True), nullable=False),
+    sa.Column("received", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("accepted", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("rejected", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("digest", sa.String(64)),  # SHA-256 of the body, once received
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("heartbeat_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("completed_at", sa.DateTime(timezone=True)),
+    sa.UniqueConstraint("client_id", "idempotency_key"),
+    sa.CheckConstraint("state IN ('receiving', 'received')", name="ck_partner_batches_state"),
+    sa.CheckConstraint("received = accepted + rejected", name="ck_partner_batches_counts"),
+)
+
+# The rows of a batch refused, by line number, with every reason (partners.Rejection). No value
+# of the row: the department has its file, and a refused row is no record of the registry.
+partner_batch_rejects = sa.Table(
+    "partner_batch_rejects",
+    metadata,
+    sa.Column("batch_id", UUID(as_uuid=True), primary_key=True),
+    sa.Column("line", sa.BigInteger, primary_key=True),
+    sa.Column("reasons", JSONB, nullable=False),  # [{"code", "column", "message_zh"}]
+)

@@ -13,7 +13,7 @@ from uuid import UUID
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Query, Request
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from canbao_contracts.codes import RegistrationState, SurveyReason
@@ -181,3 +181,30 @@ async def get_insurance(
         benefits=[BenefitFact.model_validate(b) for b in bodies if b["kind"] == "benefit"],
         as_of=person.evaluated_at,
     )
+
+
+MAX_VERDICTS: Final = 10_000
+
+
+class VerdictsLookup(BaseModel):
+    person_ids: list[UUID] = Field(max_length=MAX_VERDICTS)
+
+
+@router.post("/verdicts/lookup", summary="Many people's verdicts at once (a partner "
+             "department's comparison)")  # fmt: skip
+async def lookup_verdicts(
+    body: VerdictsLookup, database: Annotated[Database, Depends(_database)]
+) -> list[PersonVerdict]:
+    """The verdicts of those of `person_ids` that matching has evaluated and not merged away,
+    in no particular order: who is missing has no verdict yet."""
+    if not body.person_ids:
+        return []
+    query = sa.select(*_COLUMNS).where(
+        persons.c.person_id.in_(set(body.person_ids)),
+        persons.c.merged_into.is_(None),
+        persons.c.evaluated_at.is_not(None),
+    )
+    async with database.engine.connect() as connection:
+        await connection.execution_options(isolation_level="AUTOCOMMIT")
+        rows = (await connection.execute(query)).all()
+    return [_person_verdict(row) for row in rows]
