@@ -98,3 +98,31 @@ async def test_an_account_is_not_added_twice(
     add = ("add-staff", "wang-li", "--role", "counter", "--scope", "52", "--password-stdin")
     assert await run(monkeypatch, gateway_url, *add, stdin=PASSWORD) == 0
     assert await run(monkeypatch, gateway_url, *add, stdin=PASSWORD) == 1
+
+
+async def test_a_partner_client_gets_a_secret_once_and_a_new_one_on_rotation(
+    monkeypatch: pytest.MonkeyPatch, gateway_url: str, client: httpx.AsyncClient,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    add = ("add-partner", "civil-nanming", "--department", "civil", "--name", "南明区民政局",
+           "--permission", "comparisons", "--field", "pension")  # fmt: skip
+    assert await run(monkeypatch, gateway_url, *add) == 0
+    first = capsys.readouterr().out.split("client secret (shown once): ")[1].strip()
+
+    def login(secret: str) -> dict[str, str]:
+        return {"grant_type": "client_credentials", "client_id": "civil-nanming",
+                "client_secret": secret}  # fmt: skip
+
+    assert (await client.post(TOKEN, data=login(first))).status_code == 200
+    assert await run(monkeypatch, gateway_url, "rotate-secret", "civil-nanming") == 0
+    second = capsys.readouterr().out.split("(shown once): ")[1].split(";")[0]
+    assert second != first
+    for secret in (first, second):  # the old one within its grace of 24 hours
+        assert (await client.post(TOKEN, data=login(secret))).status_code == 200
+    rotate_now = ("rotate-secret", "civil-nanming", "--grace-hours", "0")
+    assert await run(monkeypatch, gateway_url, *rotate_now) == 0
+    third = capsys.readouterr().out.split("(shown once): ")[1].split(";")[0]
+    for secret in (first, second):
+        assert_problem(await client.post(TOKEN, data=login(secret)), 401, "invalid-client")
+    assert (await client.post(TOKEN, data=login(third))).status_code == 200
+    assert await run(monkeypatch, gateway_url, *add) == 1  # exists already

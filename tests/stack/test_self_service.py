@@ -14,7 +14,11 @@ through the public API only, as a kiosk and as the mobile app (api.md "Self-serv
   session of its own, and the same token cannot open a second one;
 * the kiosk page in a real browser (tests/stack/kiosk_browser.py), for a second person: card,
   own record, the phone on the keypad, the certificate (which then verifies), logout, and a
-  session that ends when left alone."""
+  session that ends when left alone;
+* a partner department on the same stack (api.md "Partner departments"): `demo-civil` sends a
+  batch of allowance recipients (one of them unknown to the registry, one row refused), the
+  accepted rows become people of the registry, and its comparison answers each number with the
+  ground truth's pension and medical statuses and nothing it may not see."""
 
 from __future__ import annotations
 
@@ -33,6 +37,7 @@ import asyncpg
 import httpx
 from pypdf import PdfReader
 
+from canbao_contracts.id_numbers import check_character
 from tests.stack.kiosk_browser import kiosk_round_trip
 from tests.stack.test_changes_review import popup_until
 from tests.stack.test_local_stack import fresh_stack
@@ -194,8 +199,60 @@ async def self_service(gateway: str, sources: str, state: Path, timings: Timings
         await client.aclose()
 
 
+async def partner_department(gateway: str, sources: str, timings: Timings) -> None:
+    person = await person_missing_a_phone(sources, nth=2)
+    newcomer = "52010219660606021" + check_character("52010219660606021")
+    async with httpx.AsyncClient(base_url=gateway, timeout=60) as client:
+        login = await client.post(
+            "/api/v1/auth/token",
+            data={
+                "grant_type": "client_credentials",
+                "client_id": "demo-civil",
+                "client_secret": "demo",
+            },
+        )
+        assert login.status_code == 200, login.text
+        civil = {"Authorization": f"Bearer {login.json()['access_token']}"}
+        body = (
+            f"sfzh,xm,xzqh,ksrq\n{person['id_number']},{person['name']},520102,2025-01-01\n"
+            f"{newcomer},民政新人,520102,2025-03-01\n{newcomer[:-1]}Z,坏号码,520102,2025-03-01\n"
+        )
+        sent = await client.post(
+            "/api/v1/partners/civil/batches",
+            content=body.encode(),
+            headers=civil | {"Idempotency-Key": "stack-dibao-1", "Content-Type": "text/csv"},
+        )
+        assert sent.status_code == 202, sent.text
+        assert (sent.json()["received"], sent.json()["accepted"], sent.json()["rejected"]) == (
+            3,
+            2,
+            1,
+        )
+        timings.mark("partner batch received")
+
+        deadline = time.monotonic() + WITHIN_S
+        while True:
+            compared = await client.post(
+                "/api/v1/partners/civil/comparisons",
+                headers=civil,
+                json={"id_numbers": [person["id_number"], newcomer]},
+            )
+            assert compared.status_code == 200, compared.text
+            known, new = compared.json()["items"]
+            if new["outcome"] != "not_registered":
+                break
+            assert time.monotonic() < deadline, "the batch's newcomer never reached the registry"
+            await asyncio.sleep(1)
+        assert known["outcome"] == "found"
+        expected = {k: person["statuses"][k] for k in ("pension", "medical")}
+        assert known["statuses"] == expected, known  # demo-civil sees these two, no others
+        assert person["name"] not in compared.text and person["id_number"] not in compared.text
+        timings.mark("partner comparison")
+
+
 def test_a_citizen_serves_themself_on_a_kiosk_and_in_the_app() -> None:
     timings = Timings("self-service")
     with fresh_stack("canbao-self-") as running:
         timings.mark("stack ready")
         asyncio.run(self_service(running.gateway, running.sources, running.state, timings))
+        asyncio.run(partner_department(running.gateway, running.sources, timings))

@@ -47,8 +47,7 @@ async def log_in_client(
     if `basic`: they came in an HTTP Basic header; 429 as `log_in`)."""
 
     async def check(connection: AsyncConnection) -> clients.Authenticated | None:
-        return await clients.authenticate(connection, client_id=client_id, secret=secret,
-                                          now=now)
+        return await clients.authenticate(connection, client_id=client_id, secret=secret, now=now)
 
     return await _throttled(database, gate, name=CLIENT_PREFIX + client_id, client=client,
                             now=now, check=check,

@@ -1,8 +1,13 @@
-"""Staff accounts from the command line, for the agency's administrators (there is no sign-up):
+"""Staff accounts and partner clients from the command line, for the agency's administrators
+(there is no sign-up):
 
     python -m canbao_gateway.manage add-staff wang-li --role counter --scope 520102
     python -m canbao_gateway.manage move-staff wang-li --role county --scope 520102
     python -m canbao_gateway.manage disable-staff wang-li
+    python -m canbao_gateway.manage add-partner civil-nanming --department civil \
+        --name "南明区民政局" --permission batches --permission comparisons \
+        --field registration --field pension --field medical
+    python -m canbao_gateway.manage rotate-secret civil-nanming --grace-hours 24
 
 A member of staff who moves post (from the grass-roots platform to the county agency, say) keeps
 their account, and with it their name in every decision they took: maker-checker still knows
@@ -11,6 +16,9 @@ working at once; they log in again in the new role.
 
 The password is asked for without echo, or read from standard input with `--password-stdin`
 (never from the command line, which other users of the machine and shell histories can see).
+A partner client's secret is generated (256 bits) and printed once, to hand to the department;
+only its hash is kept. `rotate-secret` prints a new one; the old one keeps working for
+`--grace-hours` (0: at once, and every token issued with it stops — a leaked secret).
 The database is the gateway's (GATEWAY_DATABASE_URL)."""
 
 from __future__ import annotations
@@ -18,13 +26,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import getpass
+import secrets
 import sys
+from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 
+from canbao_contracts.partners import Department
+from canbao_gateway import clients
 from canbao_gateway.accounts import create_account
 from canbao_gateway.settings import GatewaySettings
 from canbao_gateway.staff import InvalidScope, Role, normalise_scope
+from canbao_gateway.tables import clients as clients_table
 from canbao_gateway.tables import staff_accounts
 from canbao_platform.db import Database
 
@@ -38,6 +51,10 @@ def main(argv: list[str] | None = None) -> int:
             normalise_scope(args.scope)
             password = _password(from_stdin=args.password_stdin)
             return asyncio.run(_add(args.username, password, Role(args.role), args.scope))
+        if args.command == "add-partner":
+            return asyncio.run(_add_partner(args))
+        if args.command == "rotate-secret":
+            return asyncio.run(_rotate(args.client_id, timedelta(hours=args.grace_hours)))
         if args.command == "move-staff":
             scope = normalise_scope(args.scope)
             return asyncio.run(_move(args.username, Role(args.role), scope))
@@ -101,6 +118,51 @@ async def _disable(username: str) -> int:
     return 0
 
 
+async def _add_partner(args: argparse.Namespace) -> int:
+    secret = secrets.token_urlsafe(32)
+    database = Database(GatewaySettings().database_url, pool_size=1)
+    try:
+        async with database.engine.begin() as connection:
+            exists = await connection.scalar(
+                sa.select(sa.func.count()).where(clients_table.c.client_id == args.client_id)
+            )
+            if exists:
+                print(f"error: {args.client_id} exists already", file=sys.stderr)
+                return 1
+            client = await clients.register(
+                connection, client_id=args.client_id, secret=secret,
+                kind=clients.ClientKind.PARTNER, name=args.name, region=args.region,
+                department=args.department,
+                permissions=frozenset(clients.Permission(p) for p in args.permission),
+                fields=frozenset(clients.Field(f) for f in args.field or ()),
+            )  # fmt: skip
+    finally:
+        await database.dispose()
+    sees = ", ".join(sorted(client.fields)) or "no person fields"
+    may = ", ".join(sorted(client.permissions))
+    print(f"added {client.role_name} client {client.client_id}: may {may}; sees {sees}")
+    print(f"client secret (shown once): {secret}")
+    return 0
+
+
+async def _rotate(client_id: str, grace: timedelta) -> int:
+    secret = secrets.token_urlsafe(32)
+    database = Database(GatewaySettings().database_url, pool_size=1)
+    try:
+        async with database.engine.begin() as connection:
+            found = await clients.rotate_secret(connection, client_id, secret=secret,
+                                                grace=grace, now=datetime.now(UTC))  # fmt: skip
+    finally:
+        await database.dispose()
+    if not found:
+        print(f"error: no client {client_id}", file=sys.stderr)
+        return 1
+    old = (f"the old secret works for {grace.total_seconds() / 3600:g} more hours" if grace
+           else "the old secret and its tokens no longer work")  # fmt: skip
+    print(f"new client secret for {client_id} (shown once): {secret}; {old}")
+    return 0
+
+
 def _password(*, from_stdin: bool) -> str:
     password = sys.stdin.readline().rstrip("\n") if from_stdin else getpass.getpass("password: ")
     if len(password) < MINIMUM_PASSWORD_LENGTH:
@@ -126,6 +188,23 @@ def _parser() -> argparse.ArgumentParser:
     move.add_argument("--scope", required=True, help="GB/T 2260 code: 52, 520100, 520102, …")
     disable = commands.add_parser("disable-staff", help="stop an account from logging in")
     disable.add_argument("username")
+    partner = commands.add_parser("add-partner", help="add a partner department's client")
+    partner.add_argument("client_id")
+    partner.add_argument("--department", required=True, choices=[d.value for d in Department])
+    partner.add_argument("--name", required=True, help="the department, as people know it")
+    partner.add_argument("--region", default="52", help="the province (GB/T 2260)")
+    partner.add_argument("--permission", action="append", required=True,
+                         choices=[p.value for p in clients.Permission])  # fmt: skip
+    partner.add_argument(
+        "--field", action="append", choices=[f.value for f in clients.Field],
+        help="what it may see of a person (none by default)",
+    )  # fmt: skip
+    rotate = commands.add_parser("rotate-secret", help="give a client a new secret")
+    rotate.add_argument("client_id")
+    rotate.add_argument(
+        "--grace-hours", type=float, default=24.0,
+        help="how long the old secret still works (0: a leaked secret)",
+    )  # fmt: skip
     return parser
 
 
