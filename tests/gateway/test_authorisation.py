@@ -311,12 +311,14 @@ SELF_ROUTES = {
     ("GET", "/api/v1/self/me/corrections"), ("GET", "/api/v1/self/me/certificate.pdf"),
 }  # fmt: skip
 # Partner departments' programs (partner_routes.py): client credentials, no staff role
-# (tests/gateway/test_partners.py).
+# (tests/gateway/test_partners.py, test_dci.py).
 PARTNER_ROUTES = {
     ("POST", "/api/v1/partners/{dept}/batches"),
     ("GET", "/api/v1/partners/{dept}/batches/{batch_id}"),
     ("GET", "/api/v1/partners/{dept}/batches/{batch_id}/rejects.csv"),
     ("POST", "/api/v1/partners/{dept}/comparisons"),
+    ("POST", "/api/v1/partners/dci/registry/sync/search"),
+    ("POST", "/api/v1/partners/dci/registry/sync/txn/status"),
 }  # fmt: skip
 # Outside the matrix: login (before any role), a certificate's verification (anyone, api.md
 # "Self-service"); the service shell's health and OpenAPI routes.

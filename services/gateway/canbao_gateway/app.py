@@ -26,6 +26,7 @@ from canbao_gateway.change_routes import router as change_router
 from canbao_gateway.clients import create_demo_clients
 from canbao_gateway.collections import router as collections_router
 from canbao_gateway.counter_page import router as counter_page_router
+from canbao_gateway.dci_routes import router as dci_router
 from canbao_gateway.history_routes import router as history_router
 from canbao_gateway.kiosk_page import router as kiosk_page_router
 from canbao_gateway.login_gate import LoginGate
@@ -124,6 +125,7 @@ SERVICE = ServiceDefinition(
         sampling_router,
         self_router,
         partner_router,
+        dci_router,
     ],
     components=components,
     description="The public HTTP interface: staff login, roles, audit, counter popups, "

@@ -44,6 +44,7 @@ class Purpose(StrEnum):
     CERTIFICATE_CHECK = "certificate_check"  # anyone checking a proof of insurance (no login)
     PARTNER_BATCH = "partner_batch"  # a partner department's batch of its own data
     PARTNER_COMPARISON = "partner_comparison"  # a partner department asking people's statuses
+    PARTNER_SEARCH = "partner_search"  # a partner's DCI registry search
     AUDIT_REVIEW = "audit_review"  # an auditor reading this log
 
 

@@ -55,6 +55,10 @@ class Field(StrEnum):
     INJURY = "injury"
     UNEMPLOYMENT = "unemployment"
     MATERNITY = "maternity"
+    ID_NUMBER = "id_number"  # numbers in clear in a search's results (masked otherwise)
+    GENDER = "gender"
+    BIRTH_YEAR = "birth_year"
+    REGION = "region"  # the person's division (GB/T 2260)
 
 
 # api.md: the local stack (and only it) creates the kiosk `demo-kiosk`, secret `demo`.
@@ -64,9 +68,10 @@ DEMO_REGION: Final = "52"
 # api.md: `demo-civil`, secret `demo`, for `partner:civil`. Civil affairs checks allowance
 # recipients' pension and medical cover (its residents' schemes are subsidised for them).
 DEMO_CIVIL: Final = "demo-civil"
-DEMO_CIVIL_PERMISSIONS: Final = frozenset({Permission.BATCHES, Permission.COMPARISONS})
+DEMO_CIVIL_PERMISSIONS: Final = frozenset({Permission.BATCHES, Permission.COMPARISONS,
+                                           Permission.SEARCH})  # fmt: skip
 DEMO_CIVIL_FIELDS: Final = frozenset({Field.REGISTRATION, Field.DECEASED, Field.PENSION,
-                                      Field.MEDICAL})  # fmt: skip
+                                      Field.MEDICAL, Field.REGION})  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)

@@ -150,6 +150,16 @@ class IdentityClient(InternalClient):
             raise self.unavailable()
         return [None if p is None else UUID(p) for p in response.json()["person_ids"]]
 
+    async def numbers(self, person_ids: list[UUID], *, caller: Actor) -> dict[UUID, str]:
+        """The citizen ID numbers of `person_ids` (those identity knows with one)."""
+        response = await self._send("POST", "/internal/persons/numbers",
+                                    json={"person_ids": [str(p) for p in person_ids]},
+                                    caller=caller, timeout=BATCH_TIMEOUT_S)  # fmt: skip
+        if response.status_code != 200:
+            log.warning("identity answered %d to a lookup of numbers", response.status_code)
+            raise self.unavailable()
+        return {UUID(k): v for k, v in response.json()["numbers"].items()}
+
 
 class MatchingClient(InternalClient):
     name = "matching-client"
@@ -193,6 +203,21 @@ class MatchingClient(InternalClient):
             log.warning("matching answered %d to a lookup of verdicts", response.status_code)
             raise self.unavailable()
         return {UUID(item["person_id"]): item for item in response.json()}
+
+    async def search(
+        self, filter: dict[str, Any], *, page_size: int, page_number: int, caller: Actor
+    ) -> dict[str, Any]:
+        """Matching's VerdictSearchPage: the people its filter selects, one page."""
+        body = {"filter": filter, "page_size": page_size, "page_number": page_number}
+        response = await self._send("POST", "/internal/v1/verdicts/search", json=body,
+                                    caller=caller, timeout=BATCH_TIMEOUT_S)  # fmt: skip
+        if response.status_code == 422:  # search-invalid: what the filter lacks
+            raise self.passed_on(response)
+        if response.status_code != 200:
+            log.warning("matching answered %d to a search", response.status_code)
+            raise self.unavailable()
+        page: dict[str, Any] = response.json()
+        return page
 
 
 T = TypeVar("T")

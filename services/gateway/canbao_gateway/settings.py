@@ -100,6 +100,12 @@ class GatewaySettings(ServiceSettings):
     # The TrueType font (or collection, subfont 0) the certificate embeds (certificate.py):
     # Debian's fonts-wqy-zenhei by default (GATEWAY_CJK_FONT).
     cjk_font: str = "/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc"
+    # The DCI Social Registry API (dci.py): the registry's `sender_id` in its answers, and the
+    # Ed25519 key (PEM or base64 raw) that signs them (GATEWAY_DCI_SIGNING_KEY; `kidId` names
+    # GATEWAY_DCI_KEY_ID). No key in production: the DCI routes answer 503 dci-unavailable.
+    dci_sender_id: str = "canbao.registry"
+    dci_signing_key: SecretStr | None = None
+    dci_key_id: str = "1"
 
     @field_validator("mobile_id_token_algorithms", mode="before")
     @classmethod
@@ -136,8 +142,15 @@ class GatewaySettings(ServiceSettings):
             signing = self.service_token_private_key
             if signing is None or signing.get_secret_value() == DEVELOPMENT_PRIVATE_KEY:
                 raise ValueError("GATEWAY_SERVICE_TOKEN_PRIVATE_KEY must be set in production")
+            dci = self.dci_signing_key
+            if dci is not None and dci.get_secret_value() == DEVELOPMENT_PRIVATE_KEY:
+                raise ValueError("GATEWAY_DCI_SIGNING_KEY cannot be the development key")
         if self.service_token_private_key is None:
             self.service_token_private_key = SecretStr(DEVELOPMENT_PRIVATE_KEY)
+        if self.dci_signing_key is not None:
+            private_key(self.dci_signing_key.get_secret_value())  # readable, or refuse
+        elif self.environment != "production":
+            self.dci_signing_key = SecretStr(DEVELOPMENT_PRIVATE_KEY)
         private_key(self.service_token_private_key.get_secret_value())  # readable, or refuse
         if self.jwt_signing_key is None:
             self.jwt_signing_key = SecretStr(DEVELOPMENT_JWT_KEY)
@@ -160,6 +173,10 @@ class GatewaySettings(ServiceSettings):
     @property
     def client_token_lifetime(self) -> timedelta:
         return timedelta(minutes=self.client_token_minutes)
+
+    def dci_key(self) -> Ed25519PrivateKey | None:
+        return None if self.dci_signing_key is None else private_key(
+            self.dci_signing_key.get_secret_value())  # fmt: skip
 
     def jwt_key(self) -> str:
         assert self.jwt_signing_key is not None  # set by the validator

@@ -88,6 +88,9 @@ clients = sa.Table(
     sa.Column("fields", ARRAY(sa.String(16)), nullable=False, server_default="{}"),
     sa.Column("previous_secret_hash", sa.Text),
     sa.Column("previous_secret_expires_at", sa.DateTime(timezone=True)),
+    # The Ed25519 public key a partner signs its DCI messages with (dci.py; migration
+    # gateway_0006): when set, every DCI message of the client must carry a valid signature.
+    sa.Column("signing_public_key", sa.Text),
 )  # fmt: skip
 
 # A citizen's self-service session (self_service.py): opened by a kiosk that read the ID card or
@@ -152,3 +155,35 @@ throttle_hits = sa.Table(
 )  # fmt: skip
 sa.Index("ix_throttle_hits_scope_key_hit_at", throttle_hits.c.scope, throttle_hits.c.key,
          throttle_hits.c.hit_at)  # fmt: skip
+
+# DCI messages received (dci_routes.py): a message_id is the sender's, and one sender's repeated
+# message_id is answered as the first time (under its correlation_id) and never executed twice;
+# another message under a used id is refused (rjct.message_id.duplicate). No personal data: the
+# digest of the message stands for it.
+dci_messages = sa.Table(
+    "dci_messages", metadata,
+    sa.Column("client_id", sa.String(64), primary_key=True),
+    sa.Column("message_id", sa.String(200), primary_key=True),
+    sa.Column("action", sa.String(24), nullable=False),
+    sa.Column("digest", sa.String(64), nullable=False),
+    sa.Column("correlation_id", UUID(as_uuid=True), nullable=False),
+    sa.Column("transaction_id", sa.String(99)),
+    sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
+)  # fmt: skip
+
+# What each request of a DCI message came to, for `registry/txn/status`: its status and reason
+# and how many records matched, never the records themselves (no personal data here).
+dci_requests = sa.Table(
+    "dci_requests", metadata,
+    sa.Column("correlation_id", UUID(as_uuid=True), primary_key=True),
+    sa.Column("reference_id", sa.String(99), primary_key=True),
+    sa.Column("client_id", sa.String(64), nullable=False),
+    sa.Column("transaction_id", sa.String(99), nullable=False),
+    sa.Column("txn_type", sa.String(16), nullable=False),
+    sa.Column("status", sa.String(4), nullable=False),  # rcvd | pdng | succ | rjct
+    sa.Column("status_reason_code", sa.String(64)),
+    sa.Column("status_reason_message", sa.String(999)),
+    sa.Column("total_count", sa.Integer),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+)  # fmt: skip
+sa.Index("ix_dci_requests_transaction", dci_requests.c.client_id, dci_requests.c.transaction_id)

@@ -17,9 +17,11 @@ from pydantic import BaseModel, Field
 
 from canbao_contracts.partners import Department, dataset
 from canbao_identity import partner_batches
+from canbao_identity import records as r
 from canbao_identity.partner_batches import BatchUnknown, MediaType, Upload
 from canbao_identity.routes import ProtectorDep, ResourcesDep
-from canbao_identity.tables import identities
+from canbao_identity.store import person_context
+from canbao_identity.tables import identities, persons
 from canbao_platform.problems import Problem
 from canbao_platform.service_tokens import CallerDep, current_caller, require_role
 
@@ -205,6 +207,40 @@ async def lookup_many(
             else {}
         )
     return NumbersFound(person_ids=[found.get(index) for index in indexes])
+
+
+MAX_NUMBERS: Final = 1000
+
+
+class PersonIds(BaseModel):
+    person_ids: list[UUID] = Field(max_length=MAX_NUMBERS)
+
+
+class NumbersOf(BaseModel):
+    numbers: dict[UUID, str] = Field(description="person_id → citizen ID number, for those "
+                                     "known with one")  # fmt: skip
+
+
+@router.post("/persons/numbers", response_model=NumbersOf,
+             summary="The ID numbers of people found by a partner's search (its client may see "
+             "them: the gateway checks)")  # fmt: skip
+async def numbers_of(
+    body: PersonIds, caller: CallerDep, resources: ResourcesDep, protector: ProtectorDep
+) -> NumbersOf:
+    require_role(caller, PARTNER)
+    query = sa.select(persons.c.person_id, persons.c.golden_ciphertext, persons.c.key_id).where(
+        persons.c.person_id.in_(set(body.person_ids)), persons.c.golden_ciphertext.is_not(None)
+    )
+    numbers: dict[UUID, str] = {}
+    async with resources.database.engine.connect() as connection:
+        for row in await connection.execute(query) if body.person_ids else []:
+            document = protector.decrypt(row.golden_ciphertext, key_id=row.key_id,
+                                         context=person_context(row.person_id))  # fmt: skip
+            document_type = (document["values"].get(r.DOCUMENT_TYPE) or {}).get("value", "01")
+            found = document["values"].get(r.ID_NUMBER)
+            if document_type == "01" and found and found.get("value"):
+                numbers[row.person_id] = found["value"]
+    return NumbersOf(numbers=numbers)
 
 
 __all__ = ["BatchUnknown", "router"]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import datetime
-from typing import Annotated, Any, Final
+from typing import Annotated, Any, Final, Literal
 from uuid import UUID
 
 import sqlalchemy as sa
@@ -208,3 +208,117 @@ async def lookup_verdicts(
         await connection.execution_options(isolation_level="AUTOCOMMIT")
         rows = (await connection.execute(query)).all()
     return [_person_verdict(row) for row in rows]
+
+
+# -- A partner's search (the DCI Social Registry API, through the gateway) -------------------------
+
+Attribute = Literal[
+    "region", "gender", "birth_year", "registration", "deceased",
+    "pension", "medical", "injury", "unemployment", "maternity",
+]  # fmt: skip
+Comparison = Literal["eq", "in", "gt", "lt", "ge", "le"]
+INSURANCE_ATTRIBUTES: Final = ("pension", "medical", "injury", "unemployment", "maternity")
+MAX_SEARCH_PAGE: Final = 1000
+
+
+class Condition(BaseModel):
+    """`attribute` `cmp` `value`: `region` by division (a city's code covers its counties)."""
+
+    attribute: Attribute
+    cmp: Comparison
+    value: str | int | bool | list[str | int] | None
+
+
+class Filter(BaseModel):
+    """`all` of its parts, `any` of them, or `not` the first: nested as deep as a query is."""
+
+    op: Literal["all", "any", "not"]
+    parts: list[Condition | Filter] = Field(min_length=1, max_length=50)
+
+
+class VerdictSearch(BaseModel):
+    filter: Filter
+    page_size: int = Field(ge=1, le=MAX_SEARCH_PAGE)
+    page_number: int = Field(ge=1)
+
+
+class VerdictSearchPage(BaseModel):
+    items: list[PersonVerdict]
+    total_count: int
+
+
+_VALUE_OF: Final[dict[str, Any]] = {
+    "gender": persons.c.verdict["gender"].astext,
+    "birth_year": persons.c.verdict["birth_year"].astext.cast(sa.Integer),
+    "registration": persons.c.registration,
+    "deceased": persons.c.verdict["deceased"].astext.cast(sa.Boolean),
+    **{name: persons.c.verdict["statuses"][name].astext for name in INSURANCE_ATTRIBUTES},
+}
+
+
+def _condition(condition: Condition) -> Any:
+    values = condition.value if isinstance(condition.value, list) else [condition.value]
+    if condition.attribute == "region":
+        if condition.cmp not in ("eq", "in"):
+            raise SearchInvalid("region is compared with eq or in")
+        prefixes = [division_prefix(str(v)) for v in values]
+        return sa.or_(*(persons.c.region_code.startswith(p, autoescape=True) for p in prefixes))
+    column = _VALUE_OF[condition.attribute]
+    if condition.cmp == "in":
+        return column.in_(values)
+    if isinstance(condition.value, list):
+        raise SearchInvalid(f"{condition.cmp} compares with one value, not a list")
+    value = condition.value
+    compare = {"eq": column.__eq__, "gt": column.__gt__, "lt": column.__lt__,
+               "ge": column.__ge__, "le": column.__le__}[condition.cmp]  # fmt: skip
+    return compare(value)
+
+
+def _filter(node: Filter | Condition) -> Any:
+    if isinstance(node, Condition):
+        return _condition(node)
+    parts = [_filter(part) for part in node.parts]
+    if node.op == "all":
+        return sa.and_(*parts)
+    if node.op == "any":
+        return sa.or_(*parts)
+    return sa.not_(parts[0])
+
+
+def _names_a_region(node: Filter | Condition) -> bool:
+    """Whether every way of satisfying the filter lies within a named division: a search of
+    the whole province by gender alone would read every person (and say too much)."""
+    if isinstance(node, Condition):
+        return node.attribute == "region"
+    if node.op == "all":
+        return any(_names_a_region(part) for part in node.parts)
+    if node.op == "any":
+        return all(_names_a_region(part) for part in node.parts)
+    return False
+
+
+class SearchInvalid(Problem):
+    def __init__(self, detail: str) -> None:
+        super().__init__(422, "search-invalid", "检索条件无效 (invalid search)", detail)
+
+
+@router.post("/verdicts/search", summary="People by attributes of their verdict, a page at a "
+             "time (a partner's registry search)")  # fmt: skip
+async def search_verdicts(
+    body: VerdictSearch, database: Annotated[Database, Depends(_database)]
+) -> VerdictSearchPage:
+    """Living or dead, in scope, evaluated, not merged; ordered by person_id (stable pages)."""
+    if not _names_a_region(body.filter):
+        raise SearchInvalid("a search names the division (region) it covers")
+    where = sa.and_(
+        _filter(body.filter), persons.c.in_scope.is_(True), persons.c.merged_into.is_(None),
+        persons.c.verdict.is_not(None),
+    )  # fmt: skip
+    query = (sa.select(*_COLUMNS).where(where).order_by(persons.c.person_id)
+             .limit(body.page_size).offset((body.page_number - 1) * body.page_size))  # fmt: skip
+    async with database.engine.connect() as connection:
+        await connection.execution_options(isolation_level="REPEATABLE READ")
+        async with connection.begin():
+            total = await connection.scalar(sa.select(sa.func.count()).where(where))
+            rows = (await connection.execute(query)).all()
+    return VerdictSearchPage(items=[_person_verdict(row) for row in rows], total_count=total or 0)

@@ -1,0 +1,514 @@
+"""The DCI Social Registry API v1.0.0 under `/api/v1/partners/dci/` (api.md "Partner
+departments"; dci.py says how the standard's open points are decided): the synchronous search
+and transaction status, for partner clients granted `search`.
+
+Every answer is the standard's envelope, signed by the registry. Outside the envelope only what
+happens before it can be read: no or a bad token (401 / 403 problem+json, like every partner
+route), a body that is no envelope (422 invalid-request), and a message the registry will not
+read at all — a wrong sender, a missing or bad signature, an encrypted payload — which is 403
+problem+json `dci-rejected` carrying the standard's error object (`errors: [{code, message}]`,
+its HttpErrorResponse). A header the registry reads but refuses (version, action, timestamp,
+counts, a reused message_id) is an envelope with header status `rjct` and the standard's reason
+code; each search request succeeds or is refused on its own (SearchStatusReasonCode).
+
+One sender's message_id is executed once: the same message again is answered under the first
+answer's correlation_id (a search is a read: it is read again, nothing else happens twice);
+another message under a used message_id is `rjct.message_id.duplicate`. Audited: one row per
+person a search returns or was asked for by number."""
+
+import hashlib
+import uuid
+from datetime import date, datetime
+from typing import Annotated, Any, Final
+
+import sqlalchemy as sa
+from fastapi import APIRouter, Depends
+from pydantic import BaseModel, Field
+from sqlalchemy.dialects.postgresql import insert
+
+from canbao_gateway import dci
+from canbao_gateway.audit import AuditedPerson, Outcome, Purpose
+from canbao_gateway.auth import ResourcesDep, SettingsDep
+from canbao_gateway.clients import Client, Permission
+from canbao_gateway.clock import ClockDep
+from canbao_gateway.partner_routes import PartnerAuditDep, PermissionNotGranted, current_partner
+from canbao_gateway.persons import IdentityDep, MatchingDep
+from canbao_gateway.problems import UNAUTHENTICATED, problem_responses
+from canbao_gateway.registry import IdentityClient, MatchingClient
+from canbao_gateway.settings import GatewaySettings
+from canbao_gateway.tables import clients as clients_table
+from canbao_gateway.tables import dci_messages, dci_requests
+from canbao_platform.problems import Problem
+from canbao_platform.service_tokens import public_key
+
+router = APIRouter(prefix="/api/v1/partners/dci/registry", tags=["partners: DCI"])
+
+
+class DciRejected(Problem):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(
+            403,
+            "dci-rejected",
+            "DCI消息被拒绝 (DCI message rejected)",
+            message,
+            errors=[{"code": code, "message": message}],
+        )
+
+
+class DciUnavailable(Problem):
+    def __init__(self) -> None:
+        super().__init__(
+            503, "dci-unavailable", "DCI接口未配置签名密钥 (no DCI signing key is configured)"
+        )
+
+
+class Envelope(BaseModel):
+    """The standard's message: {signature, header (MsgHeader), message}."""
+
+    signature: str | None = Field(None, description="MsgSignature (dci.py)")
+    header: dict[str, Any] = Field(description="MsgHeader_V1.0.0")
+    message: dict[str, Any] = Field(description="SearchRequest / TxnStatusRequest")
+
+
+ERRORS: Final = problem_responses(
+    {
+        400: "bad-request: a body that cannot be parsed",
+        401: UNAUTHENTICATED,
+        403: "role-not-allowed; permission-not-granted; dci-rejected (errors: the standard's "
+        "err.sender_id.invalid, err.receiver_id.invalid, err.signature.missing, "
+        "err.signature.invalid, err.encryption.invalid)",
+        422: "invalid-request (not an envelope)",
+        503: "dci-unavailable; identity-unavailable; matching-unavailable",
+    }
+)
+
+
+async def searcher(client: Annotated[Client, Depends(current_partner)]) -> Client:
+    if Permission.SEARCH not in client.permissions:
+        raise PermissionNotGranted(Permission.SEARCH)
+    return client
+
+
+Searcher = Annotated[Client, Depends(searcher)]
+
+
+class Answer:
+    """The registry's signed answer envelope to one message."""
+
+    def __init__(
+        self, settings: GatewaySettings, client: Client, now: datetime, action: str
+    ) -> None:
+        key = settings.dci_key()
+        if key is None:
+            raise DciUnavailable()
+        self.settings, self.key, self.client, self.now, self.action = (
+            settings,
+            key,
+            client,
+            now,
+            action,
+        )
+
+    def envelope(
+        self,
+        message: dict[str, Any],
+        *,
+        status: str = "succ",
+        reason: str | None = None,
+        reason_message: str | None = None,
+        total: int = 0,
+        completed: int = 0,
+    ) -> dict[str, Any]:
+        header: dict[str, Any] = {
+            "version": dci.VERSION,
+            "message_id": str(uuid.uuid4()),
+            "message_ts": dci.now_iso(self.now),
+            "action": self.action,
+            "status": status,
+            "total_count": total,
+            "completed_count": completed,
+            "sender_id": self.settings.dci_sender_id,
+            "receiver_id": self.client.client_id,
+            "is_msg_encrypted": False,
+        }
+        if reason is not None:
+            header |= {"status_reason_code": reason, "status_reason_message": reason_message}
+        signature = dci.sign(
+            header,
+            message,
+            key=self.key,
+            sender_id=self.settings.dci_sender_id,
+            key_id=self.settings.dci_key_id,
+            now=self.now,
+        )
+        return {"signature": signature, "header": header, "message": message}
+
+
+async def _read_envelope(
+    envelope: Envelope,
+    client: Client,
+    settings: GatewaySettings,
+    resources: Any,
+    now: datetime,
+    action: str,
+) -> None:
+    """What makes a message unreadable (403 dci-rejected): the sender, the receiver, encryption,
+    the signature of a client that registered a key."""
+    header = envelope.header
+    if header.get("sender_id") != client.client_id:
+        raise DciRejected("err.sender_id.invalid", "sender_id is the client's own client_id")
+    receiver = header.get("receiver_id")
+    if receiver is not None and receiver != settings.dci_sender_id:
+        raise DciRejected("err.receiver_id.invalid", f"the registry is {settings.dci_sender_id}")
+    if header.get("is_msg_encrypted") or "ciphertext" in envelope.message:
+        raise DciRejected(
+            "err.encryption.invalid",
+            "the registry reads plain messages over TLS (mTLS in production)",
+        )
+    async with resources.database.engine.connect() as connection:
+        key = await connection.scalar(
+            sa.select(clients_table.c.signing_public_key).where(
+                clients_table.c.client_id == client.client_id
+            )
+        )
+    if key is not None:
+        try:
+            dci.verify(envelope.signature, header, envelope.message, key=public_key(key), now=now)
+        except dci.Rejected as rejected:
+            raise DciRejected(rejected.code, rejected.message) from None
+
+
+def _header_problem(
+    header: dict[str, Any], action: str, count: int | None
+) -> tuple[str, str] | None:
+    """A header refused with a MsgHeaderStatusReasonCode, or None."""
+    if header.get("version", dci.VERSION) != dci.VERSION:
+        return "rjct.version.invalid", f"version {dci.VERSION}"
+    if header.get("action") != action:
+        return "rjct.action.invalid", f"action {action}"
+    if not isinstance(header.get("message_id"), str) or not header["message_id"]:
+        return "rjct.message_id.duplicate", "message_id is required"  # no code for "missing"
+    try:
+        datetime.fromisoformat(str(header.get("message_ts")).replace("Z", "+00:00"))
+    except ValueError:
+        return "rjct.message_ts.invalid", "message_ts: ISO 8601 with a time zone"
+    if count is not None:
+        if header.get("total_count") != count:
+            return "rjct.total_count.invalid", "total_count: the number of requests"
+        if count > dci.MAX_REQUESTS:
+            return "rjct.total_count.limit_exceeded", f"at most {dci.MAX_REQUESTS} requests"
+    return None
+
+
+async def _first_time(
+    resources: Any, client: Client, envelope: Envelope, now: datetime, action: str
+) -> tuple[uuid.UUID, bool]:
+    """(correlation_id, whether this message_id is new); rjct.message_id.duplicate for another
+    message under a used id."""
+    digest = hashlib.sha256(
+        dci.canonical(envelope.header | {"message_ts": None}, envelope.message)
+    ).hexdigest()
+    correlation = uuid.uuid4()
+    message_id = str(envelope.header["message_id"])[:200]
+    async with resources.database.engine.begin() as connection:
+        await connection.execute(
+            insert(dci_messages)
+            .values(
+                client_id=client.client_id,
+                message_id=message_id,
+                action=action,
+                digest=digest,
+                correlation_id=correlation,
+                transaction_id=str(envelope.message.get("transaction_id"))[:99],
+                received_at=now,
+            )
+            .on_conflict_do_nothing()
+        )
+        row = (
+            await connection.execute(
+                sa.select(dci_messages).where(
+                    dci_messages.c.client_id == client.client_id,
+                    dci_messages.c.message_id == message_id,
+                )
+            )
+        ).one()
+    if row.digest != digest or row.action != action:
+        raise dci.Rejected("rjct.message_id.duplicate", "this message_id was another message")
+    return row.correlation_id, row.correlation_id == correlation
+
+
+@router.post(
+    "/sync/search",
+    responses=ERRORS,
+    summary="DCI registry search, answered at once (idtype-value, predicate, expression)",
+)
+async def sync_search(
+    envelope: Envelope,
+    client: Searcher,
+    settings: SettingsDep,
+    resources: ResourcesDep,
+    clock: ClockDep,
+    identity: IdentityDep,
+    matching: MatchingDep,
+    audit: PartnerAuditDep,
+) -> dict[str, Any]:
+    now = clock()
+    answer = Answer(settings, client, now, "on-search")
+    await _read_envelope(envelope, client, settings, resources, now, "search")
+    message = envelope.message
+    requests = message.get("search_request")
+    count = len(requests) if isinstance(requests, list) else None
+    transaction = message.get("transaction_id")
+    if (problem := _header_problem(envelope.header, "search", count)) is not None:
+        return _refused(answer, transaction, problem)
+    if not isinstance(transaction, str) or not transaction or len(transaction) > 99:
+        return _refused(
+            answer, transaction, ("rjct.search_criteria.invalid", "transaction_id: 1-99 characters")
+        )
+    if count is None or count == 0:
+        return _refused(
+            answer, transaction, ("rjct.total_count.invalid", "search_request: a non-empty list")
+        )
+    try:
+        correlation, _ = await _first_time(resources, client, envelope, now, "search")
+    except dci.Rejected as rejected:
+        return _refused(answer, transaction, (rejected.code, rejected.message))
+    assert isinstance(requests, list)
+    responses, seen, audited = [], set(), []
+    for request in requests:
+        response = await _search_one(request, seen, client, now.date(), identity, matching, audited)
+        responses.append(response | {"timestamp": dci.now_iso(now)})
+    await _remember(resources, client, transaction, correlation, responses, now, "search")
+    await audit.record_many(purpose=Purpose.PARTNER_SEARCH, people=audited)
+    body = {
+        "transaction_id": transaction,
+        "correlation_id": str(correlation),
+        "search_response": responses,
+    }
+    return answer.envelope(body, total=count, completed=count)
+
+
+def _refused(answer: Answer, transaction: Any, problem: tuple[str, str]) -> dict[str, Any]:
+    code, text = problem
+    body = {
+        "transaction_id": transaction if isinstance(transaction, str) else None,
+        "correlation_id": str(uuid.uuid4()),
+        "search_response": [],
+    }
+    return answer.envelope(body, status="rjct", reason=code, reason_message=text)
+
+
+async def _search_one(
+    request: Any,
+    seen: set[str],
+    client: Client,
+    today: date,
+    identity: IdentityClient,
+    matching: MatchingClient,
+    audited: list[AuditedPerson],
+) -> dict[str, Any]:
+    reference = request.get("reference_id") if isinstance(request, dict) else None
+    try:
+        if not isinstance(reference, str) or not reference or len(reference) > 99:
+            raise dci.Rejected("rjct.reference_id.invalid", "reference_id: 1-99 characters")
+        if reference in seen:
+            raise dci.Rejected("rjct.reference_id.duplicate", "reference_id twice in a message")
+        seen.add(reference)
+        try:
+            datetime.fromisoformat(str(request.get("timestamp")).replace("Z", "+00:00"))
+        except ValueError:
+            raise dci.Rejected("rjct.timestamp.invalid", "timestamp: ISO 8601") from None
+        criteria = request.get("search_criteria")
+        query = dci.query_of(criteria, client, today)
+        page_size, page_number = _pagination(criteria.get("pagination"))
+        records, total = await _run(
+            query, client, page_size, page_number, identity, matching, audited
+        )
+    except dci.Rejected as rejected:
+        return {
+            "reference_id": reference if isinstance(reference, str) else "",
+            "status": "rjct",
+            "status_reason_code": rejected.code,
+            "status_reason_message": rejected.message,
+        }
+    return {
+        "reference_id": reference,
+        "status": "succ",
+        "data": {"version": dci.VERSION, "reg_records": records},
+        "pagination": {"page_size": page_size, "page_number": page_number, "total_count": total},
+    }
+
+
+def _pagination(pagination: Any) -> tuple[int, int]:
+    if pagination is None:
+        return 100, 1
+    size = pagination.get("page_size") if isinstance(pagination, dict) else None
+    number = pagination.get("page_number", 1) if isinstance(pagination, dict) else None
+    for value in (size, number):
+        if isinstance(value, bool) or not isinstance(value, int | float) or value != int(value):
+            raise dci.Rejected("rjct.pagination.invalid", "page_size and page_number: numbers")
+    assert size is not None and number is not None
+    if not 1 <= size <= dci.MAX_PAGE_SIZE or number < 1:
+        raise dci.Rejected(
+            "rjct.pagination.invalid", f"page_size 1-{dci.MAX_PAGE_SIZE}, page_number from 1"
+        )
+    return int(size), int(number)
+
+
+async def _run(
+    query: dci.ByIdentifier | dci.ByFilter,
+    client: Client,
+    page_size: int,
+    page_number: int,
+    identity: IdentityClient,
+    matching: MatchingClient,
+    audited: list[AuditedPerson],
+) -> tuple[list[dict[str, Any]], int]:
+    if isinstance(query, dci.ByIdentifier):
+        [person_id] = await identity.person_ids([query.number], caller=client)
+        audited.append(
+            AuditedPerson(query.number, person_id, Outcome.OK if person_id else Outcome.NOT_FOUND)
+        )
+        found = await matching.verdicts([person_id], caller=client) if person_id else {}
+        verdict = found.get(person_id) if person_id else None
+        if verdict is None or verdict.get("verdict") is None or page_number > 1:
+            return [], 0 if verdict is None or verdict.get("verdict") is None else 1
+        return [dci.record(client, verdict["verdict"], verdict["as_of"], query.number)], 1
+    try:
+        page = await matching.search(
+            query.filter, page_size=page_size, page_number=page_number, caller=client
+        )
+    except Problem as problem:
+        if problem.slug != "search-invalid":
+            raise
+        raise dci.Rejected("rjct.search_criteria.invalid", problem.detail or "") from None
+    person_ids = [uuid.UUID(item["person_id"]) for item in page["items"]]
+    numbers = await identity.numbers(person_ids, caller=client) if person_ids else {}
+    records = []
+    for item, person_id in zip(page["items"], person_ids, strict=True):
+        number = numbers.get(person_id)
+        records.append(dci.record(client, item["verdict"], item["as_of"], number))
+        if number is not None:
+            audited.append(AuditedPerson(number, person_id, Outcome.OK))
+    return records, int(page["total_count"])
+
+
+async def _remember(
+    resources: Any,
+    client: Client,
+    transaction: str,
+    correlation: uuid.UUID,
+    responses: list[dict[str, Any]],
+    now: datetime,
+    txn_type: str,
+) -> None:
+    rows = [
+        {
+            "correlation_id": correlation,
+            "reference_id": r["reference_id"][:99] or "-",
+            "client_id": client.client_id,
+            "transaction_id": transaction,
+            "txn_type": txn_type,
+            "status": r["status"],
+            "status_reason_code": r.get("status_reason_code"),
+            "status_reason_message": (r.get("status_reason_message") or "")[:999] or None,
+            "total_count": (r.get("pagination") or {}).get("total_count"),
+            "at": now,
+        }
+        for r in responses
+    ]
+    async with resources.database.engine.begin() as connection:
+        await connection.execute(insert(dci_requests).values(rows).on_conflict_do_nothing())
+
+
+@router.post(
+    "/sync/txn/status", responses=ERRORS, summary="DCI status of earlier requests, answered at once"
+)
+async def sync_txn_status(
+    envelope: Envelope,
+    client: Searcher,
+    settings: SettingsDep,
+    resources: ResourcesDep,
+    clock: ClockDep,
+) -> dict[str, Any]:
+    now = clock()
+    answer = Answer(settings, client, now, "txn-on-status")
+    await _read_envelope(envelope, client, settings, resources, now, "txn-status")
+    message = envelope.message
+    transaction = message.get("transaction_id")
+    if (problem := _header_problem(envelope.header, "txn-status", None)) is not None:
+        return _status_refused(answer, transaction, problem)
+    asked = message.get("txnstatus_request")
+    if not isinstance(asked, dict) or asked.get("attribute_type") not in (
+        "transaction_id",
+        "reference_id_list",
+        "correlation_id",
+    ):
+        return _status_refused(
+            answer,
+            transaction,
+            (
+                "rjct.action.invalid",
+                "txnstatus_request: attribute_type "
+                "transaction_id, reference_id_list or "
+                "correlation_id",
+            ),
+        )
+    kind, value = asked["attribute_type"], asked.get("attribute_value")
+    query = sa.select(dci_requests).where(dci_requests.c.client_id == client.client_id)
+    if kind == "transaction_id":
+        query = query.where(dci_requests.c.transaction_id == str(value))
+    elif kind == "correlation_id":
+        try:
+            query = query.where(dci_requests.c.correlation_id == uuid.UUID(str(value)))
+        except ValueError:
+            query = query.where(sa.false())
+    else:
+        references = [str(v) for v in value] if isinstance(value, list) else []
+        query = query.where(
+            dci_requests.c.reference_id.in_(references),
+            dci_requests.c.transaction_id == str(transaction),
+        )
+    async with resources.database.engine.connect() as connection:
+        rows = (
+            await connection.execute(query.order_by(dci_requests.c.at, dci_requests.c.reference_id))
+        ).all()
+    found = [
+        {"reference_id": r.reference_id, "timestamp": dci.now_iso(r.at), "status": r.status}
+        | (
+            {
+                "status_reason_code": r.status_reason_code,
+                "status_reason_message": r.status_reason_message,
+            }
+            if r.status_reason_code
+            else {}
+        )
+        | (
+            {"pagination": {"page_size": 0, "page_number": 1, "total_count": r.total_count}}
+            if r.total_count is not None
+            else {}
+        )
+        for r in rows
+    ]
+    correlation = str(rows[0].correlation_id) if rows else str(uuid.uuid4())
+    status = {
+        "transaction_id": rows[0].transaction_id if rows else str(transaction),
+        "correlation_id": correlation,
+        "search_response": found,
+    }
+    body = {
+        "transaction_id": transaction,
+        "correlation_id": correlation,
+        "txnstatus_response": {"txn_type": asked.get("txn_type", "search"), "txn_status": status},
+    }
+    return answer.envelope(body, total=len(found), completed=len(found))
+
+
+def _status_refused(answer: Answer, transaction: Any, problem: tuple[str, str]) -> dict[str, Any]:
+    code, text = problem
+    body = {
+        "transaction_id": transaction if isinstance(transaction, str) else None,
+        "correlation_id": str(uuid.uuid4()),
+        "txnstatus_response": None,
+    }
+    return answer.envelope(body, status="rjct", reason=code, reason_message=text)
