@@ -13,8 +13,9 @@ explicitly.
 
 from __future__ import annotations
 
+import base64
 from datetime import timedelta
-from typing import Any, ClassVar, Literal, Self
+from typing import Any, ClassVar, Final, Literal, Self
 
 from aiokafka.helpers import create_ssl_context
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -22,9 +23,11 @@ from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from canbao_contracts.topics import ALL_TOPICS, CleanupPolicy
+from canbao_platform.sealing import Sealer, retired_keys
 from canbao_platform.service_tokens import DEVELOPMENT_PUBLIC_KEY, public_key
 
 LOCAL_POSTGRES = "postgresql+asyncpg://canbao@127.0.0.1:54320"
+DATA_KEY_BYTES: Final = 32  # AES-256-GCM
 
 
 class KafkaSettings(BaseSettings):
@@ -180,3 +183,59 @@ def service_settings(service: str) -> type[ServiceSettings]:
 
     Settings.__name__ = f"{service.capitalize()}Settings"
     return Settings
+
+
+class DataKeySettings(BaseSettings):
+    """The data key of a service that keeps personal data sealed (canbao_platform.sealing;
+    architecture.md: "encrypted the same way as identity"): `<SERVICE>_DATA_KEY`, 32 bytes in
+    base64 (AES-256-GCM), `<SERVICE>_DATA_KEY_ID` naming it (stored beside every ciphertext),
+    and `<SERVICE>_RETIRED_DATA_KEYS` (`id:base64,id:base64`) still to be read after a rotation.
+    Without them the subclass's public development key serves development and test only;
+    production refuses to start without a key, or with that one.
+
+    A mixin of the service's settings: `class SurveySettings(DataKeySettings, ServiceSettings)`,
+    with `development_data_key` set."""
+
+    development_data_key: ClassVar[str]
+    development_data_key_id: ClassVar[str] = "dev-1"
+
+    data_key: SecretStr | None = None
+    data_key_id: str | None = None
+    retired_data_keys: SecretStr = SecretStr("")
+
+    @model_validator(mode="after")
+    def _data_keys_for_the_environment(self) -> Self:
+        prefix = str(self.model_config.get("env_prefix", "")).upper()
+        production = getattr(self, "environment", "production") == "production"
+        if self.data_key is None or self.data_key_id is None:
+            if production:
+                missing = [f"{prefix}{name}" for name, value in (
+                    ("DATA_KEY", self.data_key), ("DATA_KEY_ID", self.data_key_id))
+                    if value is None]  # fmt: skip
+                raise ValueError(f"{' and '.join(missing)} must be set in production")
+            self.data_key = SecretStr(self.development_data_key)
+            self.data_key_id = self.development_data_key_id
+        if production and self.data_key.get_secret_value() == self.development_data_key:
+            raise ValueError(f"{prefix}DATA_KEY is the public development key: refused in "
+                             "production")  # fmt: skip
+        for key_id, key in self.data_keys().items():
+            if len(key) != DATA_KEY_BYTES:
+                raise ValueError(f"the data key {key_id!r} must be 32 bytes, base64-encoded")
+        return self
+
+    def sealer(self) -> Sealer:
+        """What seals new documents (the current key) and opens old ones (any of the keys)."""
+        assert self.data_key_id is not None  # set by the validator
+        return Sealer(self.data_key_id, self.data_keys())
+
+    def data_keys(self) -> dict[str, bytes]:
+        """Key id → AES key: the retired ones (for reading old rows) and the current one."""
+        prefix = str(self.model_config.get("env_prefix", "")).upper()
+        keys = retired_keys(f"{prefix}RETIRED_DATA_KEYS", self.retired_data_keys.get_secret_value())
+        assert self.data_key is not None and self.data_key_id is not None
+        try:
+            keys[self.data_key_id] = base64.b64decode(self.data_key.get_secret_value(),
+                                                      validate=True)  # fmt: skip
+        except ValueError:
+            raise ValueError(f"{prefix}DATA_KEY is not valid base64") from None
+        return keys

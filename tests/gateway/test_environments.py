@@ -16,7 +16,7 @@ import pytest
 import sqlalchemy as sa
 
 from canbao_gateway.accounts import DEMO_ACCOUNTS
-from canbao_gateway.settings import DEVELOPMENT_JWT_KEY, GatewaySettings
+from canbao_gateway.settings import DEV_DATA_KEY, DEVELOPMENT_JWT_KEY, GatewaySettings
 from canbao_gateway.staff import Role
 from canbao_gateway.tables import staff_accounts
 from canbao_identity.settings import IdentitySettings
@@ -31,8 +31,9 @@ from tests.conftest import SERVICE_PRIVATE_KEY, SERVICE_PUBLIC_KEY
 from tests.gateway.conftest import Clock, assert_problem, bearer, build_app, serve, settings_for
 
 PUBLIC_KEY = {"CANBAO_SERVICE_TOKEN_PUBLIC_KEY": SERVICE_PUBLIC_KEY}
+DATA_KEY = {"data_key": base64.b64encode(b"d" * 32).decode(), "data_key_id": "2026-12"}
 PRODUCTION_KEYS = {"jwt_signing_key": "k" * 64, "audit_index_key": "a" * 64,
-                   "service_token_private_key": SERVICE_PRIVATE_KEY}  # fmt: skip
+                   "service_token_private_key": SERVICE_PRIVATE_KEY, **DATA_KEY}  # fmt: skip
 
 
 async def accounts(database: Database) -> set[str]:
@@ -97,9 +98,10 @@ def test_demo_accounts_are_one_per_role_a_survey_team_and_two_platform_members()
 @pytest.mark.parametrize(
     ("keys", "complaint"),
     [
-        ({}, "GATEWAY_JWT_SIGNING_KEY must be set"),
-        ({"audit_index_key": "a" * 64}, "GATEWAY_JWT_SIGNING_KEY must be set"),
-        ({"jwt_signing_key": "k" * 64}, "GATEWAY_AUDIT_INDEX_KEY must be set"),
+        (DATA_KEY, "GATEWAY_JWT_SIGNING_KEY must be set"),
+        (DATA_KEY | {"audit_index_key": "a" * 64}, "GATEWAY_JWT_SIGNING_KEY must be set"),
+        (DATA_KEY | {"jwt_signing_key": "k" * 64}, "GATEWAY_AUDIT_INDEX_KEY must be set"),
+        (PRODUCTION_KEYS | {"data_key": DEV_DATA_KEY}, "public development key"),
         (PRODUCTION_KEYS | {"jwt_signing_key": DEVELOPMENT_JWT_KEY}, "must be set"),
         (PRODUCTION_KEYS | {"jwt_signing_key": "short"}, "at least 32 characters"),
         (
@@ -123,6 +125,8 @@ def test_production_keys_come_from_the_environment(monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv("GATEWAY_AUDIT_INDEX_KEY", "a" * 64)
     monkeypatch.setenv("GATEWAY_SERVICE_TOKEN_PRIVATE_KEY", SERVICE_PRIVATE_KEY)
     monkeypatch.setenv("CANBAO_SERVICE_TOKEN_PUBLIC_KEY", SERVICE_PUBLIC_KEY)
+    monkeypatch.setenv("GATEWAY_DATA_KEY", base64.b64encode(b"d" * 32).decode())
+    monkeypatch.setenv("GATEWAY_DATA_KEY_ID", "2026-12")
     settings = GatewaySettings()
     assert settings.jwt_key() == "k" * 64 and settings.audit_key() == b"a" * 64
     assert "k" * 64 not in repr(settings)  # secrets stay out of logs
@@ -144,7 +148,8 @@ KAFKA_LOGIN = {"KAFKA_SECURITY_PROTOCOL": "SASL_SSL", "KAFKA_SASL_USERNAME": "ca
 REAL: dict[str, dict[str, str]] = {
     "gateway": {"GATEWAY_DATABASE_URL": "postgresql+asyncpg://gateway_app@db/gateway",
                 "GATEWAY_JWT_SIGNING_KEY": "k" * 64, "GATEWAY_AUDIT_INDEX_KEY": "a" * 64,
-                "GATEWAY_SERVICE_TOKEN_PRIVATE_KEY": SERVICE_PRIVATE_KEY, **PUBLIC_KEY},
+                "GATEWAY_SERVICE_TOKEN_PRIVATE_KEY": SERVICE_PRIVATE_KEY,
+                "GATEWAY_DATA_KEY": KEY, "GATEWAY_DATA_KEY_ID": "2026-12", **PUBLIC_KEY},
     "identity": {"IDENTITY_DATABASE_URL": "postgresql+asyncpg://identity_app@db/identity",
                  "IDENTITY_DATA_KEY": KEY, "IDENTITY_DATA_KEY_ID": "2026-11",
                  "IDENTITY_BLIND_INDEX_KEY": KEY, **PUBLIC_KEY, **KAFKA_LOGIN},
@@ -182,6 +187,7 @@ def without(service: str, *names: str) -> dict[str, str]:
         ("gateway", without("gateway", "GATEWAY_JWT_SIGNING_KEY"), "GATEWAY_JWT_SIGNING_KEY"),
         ("gateway", without("gateway", "GATEWAY_AUDIT_INDEX_KEY"), "GATEWAY_AUDIT_INDEX_KEY"),
         ("gateway", without("gateway", "GATEWAY_DATABASE_URL"), "GATEWAY_DATABASE_URL"),
+        ("gateway", without("gateway", "GATEWAY_DATA_KEY"), "GATEWAY_DATA_KEY"),
         ("identity", without("identity", "IDENTITY_DATA_KEY"), "IDENTITY_DATA_KEY"),
         ("identity", without("identity", "IDENTITY_DATA_KEY_ID"), "IDENTITY_DATA_KEY_ID"),
         ("identity", without("identity", "IDENTITY_BLIND_INDEX_KEY"), "IDENTITY_BLIND_INDEX_KEY"),

@@ -8,27 +8,34 @@ fastapi/full-stack-fastapi-template's settings.
 
 from __future__ import annotations
 
+import base64
 import ipaddress
 from datetime import timedelta
-from typing import Annotated, Any, Final
+from typing import Annotated, Any, ClassVar, Final
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
 
 from canbao_platform.service_tokens import DEVELOPMENT_PRIVATE_KEY, private_key
-from canbao_platform.settings import LOCAL_POSTGRES, ServiceSettings
+from canbao_platform.settings import LOCAL_POSTGRES, DataKeySettings, ServiceSettings
 
 DEVELOPMENT_JWT_KEY: Final = "canbao-development-jwt-signing-key-not-for-production"
 DEVELOPMENT_AUDIT_KEY: Final = "canbao-development-audit-index-key-not-for-production"
 # HS256 with a key shorter than its 256-bit output is weak (RFC 7518 §3.2); deploy/ generates
 # 48 random bytes in base64 (64 characters).
 MINIMUM_KEY_LENGTH: Final = 32
+# Public, in the repository: only good for data that is not real.
+DEV_DATA_KEY: Final = base64.b64encode(b"canbao-dev-gateway-key-not-real!").decode()
 ASYMMETRIC_ALGORITHMS: Final = frozenset({"ES256", "ES384", "RS256", "PS256", "EdDSA"})
 
 
-class GatewaySettings(ServiceSettings):
+class GatewaySettings(DataKeySettings, ServiceSettings):
+    """`GATEWAY_DATA_KEY` (DataKeySettings) seals what the gateway must hold of a partner's
+    answers until they are delivered: the DCI callbacks (dci_delivery.py)."""
+
     model_config = SettingsConfigDict(env_prefix="GATEWAY_", extra="ignore")
+    development_data_key: ClassVar[str] = DEV_DATA_KEY
     # The gateway talks HTTP to the services and nothing to Kafka (canbao_contracts.topics:
     # it sends and receives no topic), so it has no Kafka login either.
     uses_kafka = False
