@@ -65,10 +65,11 @@ async def searchers(gateway_db: Database) -> None:
             signing_public_key=base64.b64encode(public).decode()))  # fmt: skip
 
 
-@pytest.fixture
-async def gateway(
-    gateway_url: str, test_clock: Clock, harness: Harness, matching_db: Database, searchers: None
+async def gateway_with(
+    gateway_url: str, test_clock: Clock, harness: Harness, matching_db: Database
 ) -> AsyncIterator[httpx.AsyncClient]:
+    """The gateway over identity and matching, knowing INSURED (a man of Nanming district,
+    pension since 2005), WOMAN (Nanming, born 1990) and ELSEWHERE (a man of Yunyan district)."""
     enrolment = {"aac001": "P1", "aae140": "110", "aab301": NANMING, "aab001": "U1",
                  "aac008": "1", "aac030": date(2005, 1, 1)}  # fmt: skip
     woman = change(
@@ -85,12 +86,19 @@ async def gateway(
     )
     await harness.apply([
         hukou(INSURED, NANMING), change("si_core.ac01", ac01(INSURED, aab301=NANMING)),
-        change("si_core.ac02", enrolment), woman,
-        hukou(ELSEWHERE, YUNYAN, name="张三"),
+        change("si_core.ac02", enrolment), woman, hukou(ELSEWHERE, YUNYAN, name="张三"),
     ])  # fmt: skip
     await feed(matching_db, harness.published)
     apps = {"identity": identity_app(harness), "matching": matching_app(matching_db)}
     async for client in gateway_over(gateway_url, test_clock, **apps):
+        yield client
+
+
+@pytest.fixture
+async def gateway(
+    gateway_url: str, test_clock: Clock, harness: Harness, matching_db: Database, searchers: None
+) -> AsyncIterator[httpx.AsyncClient]:
+    async for client in gateway_with(gateway_url, test_clock, harness, matching_db):
         yield client
 
 

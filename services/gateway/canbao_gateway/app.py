@@ -26,6 +26,7 @@ from canbao_gateway.change_routes import router as change_router
 from canbao_gateway.clients import create_demo_clients
 from canbao_gateway.collections import router as collections_router
 from canbao_gateway.counter_page import router as counter_page_router
+from canbao_gateway.dci_delivery import CallbackDelivery
 from canbao_gateway.dci_routes import router as dci_router
 from canbao_gateway.history_routes import router as history_router
 from canbao_gateway.kiosk_page import router as kiosk_page_router
@@ -100,6 +101,7 @@ def components(
         SurveyClient(settings.survey_url, signing_key=key, transport=survey_transport),
         IdentityClient(settings.identity_url, signing_key=key, transport=identity_transport),
         MatchingClient(settings.matching_url, signing_key=key, transport=matching_transport),
+        CallbackDelivery(resources.database, settings.sealer()),
     ]
     if settings.environment == "development":
         parts.append(DemoAccounts(resources))

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Final
+from urllib.parse import urlsplit
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
@@ -27,6 +28,7 @@ from canbao_gateway.accounts import dummy_hash, hash_password, verify
 from canbao_gateway.staff import normalise_scope
 from canbao_gateway.tables import clients
 from canbao_platform.db import Database
+from canbao_platform.service_tokens import public_key
 
 
 class ClientKind(StrEnum):
@@ -113,19 +115,29 @@ class Authenticated:
 async def register(
     connection: AsyncConnection, *, client_id: str, secret: str, kind: ClientKind, name: str,
     region: str, department: str | None = None, permissions: frozenset[Permission] = frozenset(),
-    fields: frozenset[Field] = frozenset(),
+    fields: frozenset[Field] = frozenset(), callback_urls: tuple[str, ...] = (),
+    signing_public_key: str | None = None,
 ) -> Client:  # fmt: skip
     """Add a client (caller's transaction); an existing client_id is left unchanged. A partner
     names its department; only a partner has permissions and fields."""
     if (kind is ClientKind.PARTNER) != (department is not None):
         raise ValueError("a partner client, and only one, belongs to a department")
-    if kind is not ClientKind.PARTNER and (permissions or fields):
-        raise ValueError("only a partner client has permissions and fields")
+    if kind is not ClientKind.PARTNER and (permissions or fields or callback_urls):
+        raise ValueError("only a partner client has permissions, fields and callbacks")
+    for url in callback_urls:
+        parts = urlsplit(url)
+        if parts.scheme not in ("https", "http") or not parts.hostname or parts.username:
+            raise ValueError(f"a callback address is http(s)://host[:port]/path: {url!r}")
+    if signing_public_key is not None:
+        public_key(signing_public_key)  # an Ed25519 public key, or ValueError
     client = Client(client_id=client_id, kind=kind, region=normalise_scope(region),
                     department=department, permissions=permissions, fields=fields)  # fmt: skip
-    row = {"client_id": client_id, "secret_hash": await hash_password(secret), "kind": kind.value,
-           "name": name, "region": client.region, "department": department,
-           "permissions": sorted(permissions), "fields": sorted(fields)}  # fmt: skip
+    row = {
+        "client_id": client_id, "secret_hash": await hash_password(secret), "kind": kind.value,
+        "name": name, "region": client.region, "department": department,
+        "permissions": sorted(permissions), "fields": sorted(fields),
+        "callback_urls": list(callback_urls), "signing_public_key": signing_public_key,
+    }  # fmt: skip
     await connection.execute(
         insert(clients).values(row).on_conflict_do_nothing(index_elements=["client_id"])
     )

@@ -18,19 +18,21 @@ person a search returns or was asked for by number."""
 
 import hashlib
 import uuid
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Annotated, Any, Final
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
 from sqlalchemy.dialects.postgresql import insert
 
-from canbao_gateway import dci
-from canbao_gateway.audit import AuditedPerson, Outcome, Purpose
+from canbao_gateway import dci, dci_delivery
+from canbao_gateway.audit import AuditedPerson, AuditTrail, Outcome, Purpose
 from canbao_gateway.auth import ResourcesDep, SettingsDep
 from canbao_gateway.clients import Client, Permission
 from canbao_gateway.clock import ClockDep
+from canbao_gateway.dci_delivery import CallbackDelivery
 from canbao_gateway.partner_routes import PartnerAuditDep, PermissionNotGranted, current_partner
 from canbao_gateway.persons import IdentityDep, MatchingDep
 from canbao_gateway.problems import UNAUTHENTICATED, problem_responses
@@ -145,15 +147,11 @@ class Answer:
 
 
 async def _read_envelope(
-    envelope: Envelope,
-    client: Client,
-    settings: GatewaySettings,
-    resources: Any,
-    now: datetime,
-    action: str,
-) -> None:
+    envelope: Envelope, client: Client, settings: GatewaySettings, resources: Any, now: datetime
+) -> list[str]:
     """What makes a message unreadable (403 dci-rejected): the sender, the receiver, encryption,
-    the signature of a client that registered a key."""
+    the signature of a client that registered a key. The client's registered callback
+    addresses."""
     header = envelope.header
     if header.get("sender_id") != client.client_id:
         raise DciRejected("err.sender_id.invalid", "sender_id is the client's own client_id")
@@ -166,16 +164,25 @@ async def _read_envelope(
             "the registry reads plain messages over TLS (mTLS in production)",
         )
     async with resources.database.engine.connect() as connection:
-        key = await connection.scalar(
-            sa.select(clients_table.c.signing_public_key).where(
-                clients_table.c.client_id == client.client_id
+        registered = (
+            await connection.execute(
+                sa.select(clients_table.c.signing_public_key, clients_table.c.callback_urls).where(
+                    clients_table.c.client_id == client.client_id
+                )
             )
-        )
-    if key is not None:
+        ).one()
+    if registered.signing_public_key is not None:
         try:
-            dci.verify(envelope.signature, header, envelope.message, key=public_key(key), now=now)
+            dci.verify(
+                envelope.signature,
+                header,
+                envelope.message,
+                key=public_key(registered.signing_public_key),
+                now=now,
+            )
         except dci.Rejected as rejected:
             raise DciRejected(rejected.code, rejected.message) from None
+    return list(registered.callback_urls)
 
 
 def _header_problem(
@@ -200,30 +207,23 @@ def _header_problem(
     return None
 
 
-async def _first_time(
-    resources: Any, client: Client, envelope: Envelope, now: datetime, action: str
-) -> tuple[uuid.UUID, bool]:
-    """(correlation_id, whether this message_id is new); rjct.message_id.duplicate for another
-    message under a used id."""
+@dataclass(frozen=True, slots=True)
+class Seen:
+    """A message_id as the registry knows it: its digest, and its first answer's correlation_id
+    if it was received before."""
+
+    message_id: str
+    digest: str
+    correlation_id: uuid.UUID | None
+
+
+async def _seen(database: Any, client: Client, envelope: Envelope, action: str) -> Seen:
+    """rjct.message_id.duplicate for another message under a used message_id."""
     digest = hashlib.sha256(
         dci.canonical(envelope.header | {"message_ts": None}, envelope.message)
     ).hexdigest()
-    correlation = uuid.uuid4()
     message_id = str(envelope.header["message_id"])[:200]
-    async with resources.database.engine.begin() as connection:
-        await connection.execute(
-            insert(dci_messages)
-            .values(
-                client_id=client.client_id,
-                message_id=message_id,
-                action=action,
-                digest=digest,
-                correlation_id=correlation,
-                transaction_id=str(envelope.message.get("transaction_id"))[:99],
-                received_at=now,
-            )
-            .on_conflict_do_nothing()
-        )
+    async with database.engine.connect() as connection:
         row = (
             await connection.execute(
                 sa.select(dci_messages).where(
@@ -231,10 +231,129 @@ async def _first_time(
                     dci_messages.c.message_id == message_id,
                 )
             )
-        ).one()
+        ).first()
+    if row is None:
+        return Seen(message_id, digest, None)
     if row.digest != digest or row.action != action:
         raise dci.Rejected("rjct.message_id.duplicate", "this message_id was another message")
-    return row.correlation_id, row.correlation_id == correlation
+    return Seen(message_id, digest, row.correlation_id)
+
+
+@dataclass(frozen=True, slots=True)
+class Callback:
+    url: str
+    envelope: dict[str, Any]
+    delivery: CallbackDelivery
+
+
+async def _record(
+    database: Any,
+    client: Client,
+    seen: Seen,
+    action: str,
+    transaction: str,
+    correlation: uuid.UUID,
+    responses: list[dict[str, Any]],
+    txn_type: str,
+    now: datetime,
+    callback: Callback | None = None,
+) -> uuid.UUID:
+    """The message, what each of its requests came to and its callback, in one transaction: all
+    or nothing, so that a message recorded as received has had its effect. Another replica that
+    recorded the same message first wins: its correlation_id is the answer's, nothing of this
+    one is kept."""
+    async with database.engine.begin() as connection:
+        inserted = await connection.scalar(
+            insert(dci_messages)
+            .values(
+                client_id=client.client_id,
+                message_id=seen.message_id,
+                action=action,
+                digest=seen.digest,
+                correlation_id=correlation,
+                transaction_id=transaction,
+                received_at=now,
+            )
+            .on_conflict_do_nothing()
+            .returning(dci_messages.c.correlation_id)
+        )
+        if inserted is None:
+            first = await connection.scalar(
+                sa.select(dci_messages.c.correlation_id).where(
+                    dci_messages.c.client_id == client.client_id,
+                    dci_messages.c.message_id == seen.message_id,
+                )
+            )
+            assert first is not None
+            return first
+        rows = [
+            {
+                "correlation_id": correlation,
+                "reference_id": r["reference_id"][:99] or "-",
+                "client_id": client.client_id,
+                "transaction_id": transaction,
+                "txn_type": txn_type,
+                "status": r["status"],
+                "status_reason_code": r.get("status_reason_code"),
+                "status_reason_message": (r.get("status_reason_message") or "")[:999] or None,
+                "total_count": (r.get("pagination") or {}).get("total_count"),
+                "at": now,
+            }
+            for r in responses
+        ]
+        if rows:
+            await connection.execute(insert(dci_requests).values(rows).on_conflict_do_nothing())
+        if callback is not None:
+            await dci_delivery.enqueue(
+                connection,
+                callback.delivery.sealer,
+                client_id=client.client_id,
+                correlation_id=correlation,
+                action=str(callback.envelope["header"]["action"]),
+                url=callback.url,
+                envelope=callback.envelope,
+                now=now,
+            )
+    if callback is not None:
+        callback.delivery.wake()
+    return correlation
+
+
+def _search_message(
+    envelope: Envelope,
+) -> tuple[Any, list[Any] | None, tuple[str, str] | None]:
+    """(transaction_id, the search requests, what is wrong with the message if anything)."""
+    message = envelope.message
+    requests = message.get("search_request")
+    count = len(requests) if isinstance(requests, list) else None
+    transaction = message.get("transaction_id")
+    if (problem := _header_problem(envelope.header, "search", count)) is not None:
+        return transaction, None, problem
+    if not isinstance(transaction, str) or not transaction or len(transaction) > 99:
+        return (
+            transaction,
+            None,
+            ("rjct.search_criteria.invalid", "transaction_id: 1-99 characters"),
+        )
+    if count is None or count == 0:
+        return transaction, None, ("rjct.total_count.invalid", "search_request: a non-empty list")
+    return transaction, requests, None
+
+
+async def _search_all(
+    requests: list[Any],
+    client: Client,
+    now: datetime,
+    identity: IdentityClient,
+    matching: MatchingClient,
+    audit: AuditTrail,
+) -> list[dict[str, Any]]:
+    responses, seen, audited = [], set[str](), list[AuditedPerson]()
+    for request in requests:
+        response = await _search_one(request, seen, client, now.date(), identity, matching, audited)
+        responses.append(response | {"timestamp": dci.now_iso(now)})
+    await audit.record_many(purpose=Purpose.PARTNER_SEARCH, people=audited)
+    return responses
 
 
 @router.post(
@@ -254,38 +373,34 @@ async def sync_search(
 ) -> dict[str, Any]:
     now = clock()
     answer = Answer(settings, client, now, "on-search")
-    await _read_envelope(envelope, client, settings, resources, now, "search")
-    message = envelope.message
-    requests = message.get("search_request")
-    count = len(requests) if isinstance(requests, list) else None
-    transaction = message.get("transaction_id")
-    if (problem := _header_problem(envelope.header, "search", count)) is not None:
-        return _refused(answer, transaction, problem)
-    if not isinstance(transaction, str) or not transaction or len(transaction) > 99:
-        return _refused(
-            answer, transaction, ("rjct.search_criteria.invalid", "transaction_id: 1-99 characters")
-        )
-    if count is None or count == 0:
-        return _refused(
-            answer, transaction, ("rjct.total_count.invalid", "search_request: a non-empty list")
-        )
+    await _read_envelope(envelope, client, settings, resources, now)
+    transaction, requests, problem = _search_message(envelope)
+    if problem is not None or requests is None:
+        return _refused(answer, transaction, problem or ("rjct.action.invalid", ""))
     try:
-        correlation, _ = await _first_time(resources, client, envelope, now, "search")
+        seen = await _seen(resources.database, client, envelope, "search")
     except dci.Rejected as rejected:
         return _refused(answer, transaction, (rejected.code, rejected.message))
-    assert isinstance(requests, list)
-    responses, seen, audited = [], set(), []
-    for request in requests:
-        response = await _search_one(request, seen, client, now.date(), identity, matching, audited)
-        responses.append(response | {"timestamp": dci.now_iso(now)})
-    await _remember(resources, client, transaction, correlation, responses, now, "search")
-    await audit.record_many(purpose=Purpose.PARTNER_SEARCH, people=audited)
+    # A search is a read: a repeated message is read again and answered under its first
+    # correlation_id; nothing else happens twice.
+    responses = await _search_all(requests, client, now, identity, matching, audit)
+    correlation = seen.correlation_id or await _record(
+        resources.database,
+        client,
+        seen,
+        "search",
+        transaction,
+        uuid.uuid4(),
+        responses,
+        "search",
+        now,
+    )
     body = {
         "transaction_id": transaction,
         "correlation_id": str(correlation),
         "search_response": responses,
     }
-    return answer.envelope(body, total=count, completed=count)
+    return answer.envelope(body, total=len(requests), completed=len(requests))
 
 
 def _refused(answer: Answer, transaction: Any, problem: tuple[str, str]) -> dict[str, Any]:
@@ -393,67 +508,28 @@ async def _run(
     return records, int(page["total_count"])
 
 
-async def _remember(
-    resources: Any,
-    client: Client,
-    transaction: str,
-    correlation: uuid.UUID,
-    responses: list[dict[str, Any]],
-    now: datetime,
-    txn_type: str,
-) -> None:
-    rows = [
-        {
-            "correlation_id": correlation,
-            "reference_id": r["reference_id"][:99] or "-",
-            "client_id": client.client_id,
-            "transaction_id": transaction,
-            "txn_type": txn_type,
-            "status": r["status"],
-            "status_reason_code": r.get("status_reason_code"),
-            "status_reason_message": (r.get("status_reason_message") or "")[:999] or None,
-            "total_count": (r.get("pagination") or {}).get("total_count"),
-            "at": now,
-        }
-        for r in responses
-    ]
-    async with resources.database.engine.begin() as connection:
-        await connection.execute(insert(dci_requests).values(rows).on_conflict_do_nothing())
-
-
-@router.post(
-    "/sync/txn/status", responses=ERRORS, summary="DCI status of earlier requests, answered at once"
-)
-async def sync_txn_status(
-    envelope: Envelope,
-    client: Searcher,
-    settings: SettingsDep,
-    resources: ResourcesDep,
-    clock: ClockDep,
-) -> dict[str, Any]:
-    now = clock()
-    answer = Answer(settings, client, now, "txn-on-status")
-    await _read_envelope(envelope, client, settings, resources, now, "txn-status")
-    message = envelope.message
-    transaction = message.get("transaction_id")
+def _status_message(envelope: Envelope) -> tuple[Any, tuple[str, str] | None]:
+    transaction = envelope.message.get("transaction_id")
     if (problem := _header_problem(envelope.header, "txn-status", None)) is not None:
-        return _status_refused(answer, transaction, problem)
-    asked = message.get("txnstatus_request")
+        return transaction, problem
+    asked = envelope.message.get("txnstatus_request")
     if not isinstance(asked, dict) or asked.get("attribute_type") not in (
         "transaction_id",
         "reference_id_list",
         "correlation_id",
     ):
-        return _status_refused(
-            answer,
-            transaction,
-            (
-                "rjct.action.invalid",
-                "txnstatus_request: attribute_type "
-                "transaction_id, reference_id_list or "
-                "correlation_id",
-            ),
+        return transaction, (
+            "rjct.action.invalid",
+            "txnstatus_request: attribute_type transaction_id, reference_id_list or correlation_id",
         )
+    return transaction, None
+
+
+async def _status_of(database: Any, client: Client, envelope: Envelope) -> dict[str, Any]:
+    """The TxnStatusResponse of the client's own earlier requests: what each came to (status,
+    reason, count; never the records) and, in `meta`, how their callbacks went."""
+    message = envelope.message
+    transaction, asked = message.get("transaction_id"), message["txnstatus_request"]
     kind, value = asked["attribute_type"], asked.get("attribute_value")
     query = sa.select(dci_requests).where(dci_requests.c.client_id == client.client_id)
     if kind == "transaction_id":
@@ -469,39 +545,60 @@ async def sync_txn_status(
             dci_requests.c.reference_id.in_(references),
             dci_requests.c.transaction_id == str(transaction),
         )
-    async with resources.database.engine.connect() as connection:
+    async with database.engine.connect() as connection:
         rows = (
             await connection.execute(query.order_by(dci_requests.c.at, dci_requests.c.reference_id))
         ).all()
-    found = [
-        {"reference_id": r.reference_id, "timestamp": dci.now_iso(r.at), "status": r.status}
-        | (
-            {
+    found = []
+    for r in rows:
+        item: dict[str, Any] = {
+            "reference_id": r.reference_id,
+            "timestamp": dci.now_iso(r.at),
+            "status": r.status,
+        }
+        if r.status_reason_code:
+            item |= {
                 "status_reason_code": r.status_reason_code,
                 "status_reason_message": r.status_reason_message,
             }
-            if r.status_reason_code
-            else {}
-        )
-        | (
-            {"pagination": {"page_size": 0, "page_number": 1, "total_count": r.total_count}}
-            if r.total_count is not None
-            else {}
-        )
-        for r in rows
-    ]
-    correlation = str(rows[0].correlation_id) if rows else str(uuid.uuid4())
+        if r.total_count is not None:
+            item["pagination"] = {"page_size": 0, "page_number": 1, "total_count": r.total_count}
+        found.append(item)
+    correlations = list(dict.fromkeys(r.correlation_id for r in rows))
+    correlation = str(correlations[0]) if correlations else str(uuid.uuid4())
     status = {
         "transaction_id": rows[0].transaction_id if rows else str(transaction),
         "correlation_id": correlation,
         "search_response": found,
     }
-    body = {
+    callbacks = await dci_delivery.callback_states(database, client.client_id, correlations)
+    return {
         "transaction_id": transaction,
         "correlation_id": correlation,
         "txnstatus_response": {"txn_type": asked.get("txn_type", "search"), "txn_status": status},
+        "meta": {"callbacks": callbacks},
     }
-    return answer.envelope(body, total=len(found), completed=len(found))
+
+
+@router.post(
+    "/sync/txn/status", responses=ERRORS, summary="DCI status of earlier requests, answered at once"
+)
+async def sync_txn_status(
+    envelope: Envelope,
+    client: Searcher,
+    settings: SettingsDep,
+    resources: ResourcesDep,
+    clock: ClockDep,
+) -> dict[str, Any]:
+    now = clock()
+    answer = Answer(settings, client, now, "txn-on-status")
+    await _read_envelope(envelope, client, settings, resources, now)
+    transaction, problem = _status_message(envelope)
+    if problem is not None:
+        return _status_refused(answer, transaction, problem)
+    body = await _status_of(resources.database, client, envelope)
+    count = len(body["txnstatus_response"]["txn_status"]["search_response"])
+    return answer.envelope(body, total=count, completed=count)
 
 
 def _status_refused(answer: Answer, transaction: Any, problem: tuple[str, str]) -> dict[str, Any]:
@@ -512,3 +609,150 @@ def _status_refused(answer: Answer, transaction: Any, problem: tuple[str, str]) 
         "txnstatus_response": None,
     }
     return answer.envelope(body, status="rjct", reason=code, reason_message=text)
+
+
+# -- the asynchronous half: an acknowledgement now, the answer to the caller's address ------------
+
+
+class Ack(BaseModel):
+    """The standard's Response: {message: {ack_status, timestamp, error?, correlation_id}}."""
+
+    message: dict[str, Any]
+
+
+def _ack(now: datetime, correlation: uuid.UUID | None, error: tuple[str, str] | None = None) -> Ack:
+    message: dict[str, Any] = {
+        "ack_status": "ACK" if error is None else "ERR",
+        "timestamp": dci.now_iso(now),
+        "correlation_id": str(correlation or uuid.uuid4()),
+    }
+    if error is not None:
+        message["error"] = {"code": error[0], "message": error[1]}
+    return Ack(message=message)
+
+
+def _callback_url(envelope: Envelope, registered: list[str], action: str) -> str:
+    """Where the answer goes: the header's sender_uri if it lies under a registered address,
+    else (none given) the first registered address with `/<action>`; Rejected otherwise."""
+    asked = envelope.header.get("sender_uri")
+    if asked is None and registered:
+        return registered[0].rstrip("/") + "/" + action
+    if isinstance(asked, str) and dci_delivery.under_registered(asked, registered):
+        return asked
+    raise dci.Rejected(
+        "err.sender_uri.invalid", "callbacks go only to the addresses registered for this client"
+    )
+
+
+async def delivery(request: Request) -> CallbackDelivery:
+    for component in request.app.state.components:
+        if isinstance(component, CallbackDelivery):
+            return component
+    raise RuntimeError("the gateway runs without its DCI callback delivery")
+
+
+DeliveryDep = Annotated[CallbackDelivery, Depends(delivery)]
+
+
+@router.post(
+    "/search",
+    responses=ERRORS,
+    summary="DCI registry search: acknowledged now, answered with on-search to the "
+    "caller's registered address",
+)
+async def search(
+    envelope: Envelope,
+    client: Searcher,
+    settings: SettingsDep,
+    resources: ResourcesDep,
+    clock: ClockDep,
+    identity: IdentityDep,
+    matching: MatchingDep,
+    audit: PartnerAuditDep,
+    callbacks: DeliveryDep,
+) -> Ack:
+    now = clock()
+    answer = Answer(settings, client, now, "on-search")
+    registered = await _read_envelope(envelope, client, settings, resources, now)
+    transaction, requests, problem = _search_message(envelope)
+    if problem is not None or requests is None:
+        code, text = problem or ("rjct.action.invalid", "")
+        return _ack(now, None, ("err.request.bad", f"{code}: {text}"))
+    try:
+        url = _callback_url(envelope, registered, "on-search")
+        seen = await _seen(resources.database, client, envelope, "search")
+    except dci.Rejected as rejected:
+        code = rejected.code if rejected.code.startswith("err.") else "err.request.bad"
+        return _ack(now, None, (code, f"{rejected.code}: {rejected.message}"))
+    if seen.correlation_id is not None:  # executed once: the same acknowledgement, no callback
+        return _ack(now, seen.correlation_id)
+    responses = await _search_all(requests, client, now, identity, matching, audit)
+    correlation = uuid.uuid4()
+    body = {
+        "transaction_id": transaction,
+        "correlation_id": str(correlation),
+        "search_response": responses,
+    }
+    signed = answer.envelope(body, total=len(requests), completed=len(requests))
+    recorded = await _record(
+        resources.database,
+        client,
+        seen,
+        "search",
+        transaction,
+        correlation,
+        responses,
+        "search",
+        now,
+        Callback(url, signed, callbacks),
+    )
+    return _ack(now, recorded)
+
+
+@router.post(
+    "/txn/status",
+    responses=ERRORS,
+    summary="DCI status of earlier requests: acknowledged now, answered with "
+    "txn-on-status to the caller's registered address",
+)
+async def txn_status(
+    envelope: Envelope,
+    client: Searcher,
+    settings: SettingsDep,
+    resources: ResourcesDep,
+    clock: ClockDep,
+    callbacks: DeliveryDep,
+) -> Ack:
+    now = clock()
+    answer = Answer(settings, client, now, "txn-on-status")
+    registered = await _read_envelope(envelope, client, settings, resources, now)
+    transaction, problem = _status_message(envelope)
+    if problem is not None or not isinstance(transaction, str) or not transaction:
+        code, text = problem or ("rjct.action.invalid", "transaction_id is required")
+        return _ack(now, None, ("err.request.bad", f"{code}: {text}"))
+    try:
+        url = _callback_url(envelope, registered, "txn/on-status")
+        seen = await _seen(resources.database, client, envelope, "txn-status")
+    except dci.Rejected as rejected:
+        code = rejected.code if rejected.code.startswith("err.") else "err.request.bad"
+        return _ack(now, None, (code, f"{rejected.code}: {rejected.message}"))
+    if seen.correlation_id is not None:
+        return _ack(now, seen.correlation_id)
+    body = await _status_of(resources.database, client, envelope)
+    correlation = uuid.uuid4()
+    body["correlation_id"] = str(correlation)
+    count = len(body["txnstatus_response"]["txn_status"]["search_response"])
+    signed = answer.envelope(body, total=count, completed=count)
+    recorded = await _record(
+        resources.database,
+        client,
+        seen,
+        "txn-status",
+        transaction,
+        correlation,
+        [],
+        "txn-status",
+        now,
+        Callback(url, signed, callbacks),
+    )
+    return _ack(now, recorded)

@@ -135,6 +135,8 @@ async def _add_partner(args: argparse.Namespace) -> int:
                 department=args.department,
                 permissions=frozenset(clients.Permission(p) for p in args.permission),
                 fields=frozenset(clients.Field(f) for f in args.field or ()),
+                callback_urls=tuple(args.callback_url or ()),
+                signing_public_key=args.signing_key,
             )  # fmt: skip
     finally:
         await database.dispose()
@@ -199,6 +201,13 @@ def _parser() -> argparse.ArgumentParser:
         "--field", action="append", choices=[f.value for f in clients.Field],
         help="what it may see of a person (none by default)",
     )  # fmt: skip
+    partner.add_argument(
+        "--callback-url", action="append",
+        help="where its DCI callbacks may go (https://host/path; repeatable)",
+    )  # fmt: skip
+    partner.add_argument(
+        "--signing-key", help="its Ed25519 public key (base64 or PEM): it signs its DCI messages"
+    )
     rotate = commands.add_parser("rotate-secret", help="give a client a new secret")
     rotate.add_argument("client_id")
     rotate.add_argument(

@@ -91,6 +91,9 @@ clients = sa.Table(
     # The Ed25519 public key a partner signs its DCI messages with (dci.py; migration
     # gateway_0006): when set, every DCI message of the client must carry a valid signature.
     sa.Column("signing_public_key", sa.Text),
+    # Where the registry may post a partner's DCI callbacks (dci_delivery.py): registered by the
+    # agency; a message's sender_uri must lie under one of them.
+    sa.Column("callback_urls", ARRAY(sa.String(300)), nullable=False, server_default="{}"),
 )  # fmt: skip
 
 # A citizen's self-service session (self_service.py): opened by a kiosk that read the ID card or
@@ -187,3 +190,27 @@ dci_requests = sa.Table(
     sa.Column("at", sa.DateTime(timezone=True), nullable=False),
 )  # fmt: skip
 sa.Index("ix_dci_requests_transaction", dci_requests.c.client_id, dci_requests.c.transaction_id)
+
+# DCI callbacks to partners (dci_delivery.py): the signed answer sealed under the gateway's data
+# key (`key_id`, bound to the row), erased once delivered or given up; the row stays for txn
+# status. `leased_until`: the replica posting it.
+dci_callbacks = sa.Table(
+    "dci_callbacks", metadata,
+    sa.Column("callback_id", sa.BigInteger, sa.Identity(), primary_key=True),
+    sa.Column("client_id", sa.String(64), nullable=False),
+    sa.Column("correlation_id", UUID(as_uuid=True), nullable=False),
+    sa.Column("action", sa.String(24), nullable=False),  # on-search | txn-on-status
+    sa.Column("url", sa.String(300), nullable=False),
+    sa.Column("body_sealed", sa.LargeBinary),
+    sa.Column("key_id", sa.String(64)),
+    sa.Column("state", sa.String(12), nullable=False),  # pending | delivered | failed
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("last_error", sa.String(300)),
+    sa.Column("next_attempt_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("leased_until", sa.DateTime(timezone=True)),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("delivered_at", sa.DateTime(timezone=True)),
+)  # fmt: skip
+sa.Index("ix_dci_callbacks_due", dci_callbacks.c.next_attempt_at,
+         postgresql_where=dci_callbacks.c.state == "pending")  # fmt: skip
+sa.Index("ix_dci_callbacks_correlation", dci_callbacks.c.client_id, dci_callbacks.c.correlation_id)

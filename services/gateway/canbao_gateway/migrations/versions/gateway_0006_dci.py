@@ -1,5 +1,6 @@
 """The DCI Social Registry API (dci.py, dci_routes.py): a partner's signing key, the messages
-received (for idempotency by message_id) and what each request came to (for txn status).
+received (for idempotency by message_id), what each request came to (for txn status), where
+a partner's callbacks may go and the callbacks themselves until delivered.
 tables.py says what each column is for.
 
 Revision ID: gateway_0006
@@ -10,7 +11,7 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
-from sqlalchemy.dialects.postgresql import UUID
+from sqlalchemy.dialects.postgresql import ARRAY, UUID
 
 revision: str = "gateway_0006"
 down_revision: str | None = "gateway_0005"
@@ -20,6 +21,8 @@ depends_on: Sequence[str] | None = None
 
 def upgrade() -> None:
     op.add_column("clients", sa.Column("signing_public_key", sa.Text))
+    op.add_column("clients", sa.Column("callback_urls", ARRAY(sa.String(300)), nullable=False,
+                                       server_default="{}"))  # fmt: skip
     op.create_table(
         "dci_messages",
         sa.Column("client_id", sa.String(64), primary_key=True),
@@ -44,9 +47,32 @@ def upgrade() -> None:
         sa.Column("at", sa.DateTime(timezone=True), nullable=False),
     )
     op.create_index("ix_dci_requests_transaction", "dci_requests", ["client_id", "transaction_id"])
+    op.create_table(
+        "dci_callbacks",
+        sa.Column("callback_id", sa.BigInteger, sa.Identity(), primary_key=True),
+        sa.Column("client_id", sa.String(64), nullable=False),
+        sa.Column("correlation_id", UUID(as_uuid=True), nullable=False),
+        sa.Column("action", sa.String(24), nullable=False),
+        sa.Column("url", sa.String(300), nullable=False),
+        sa.Column("body_sealed", sa.LargeBinary),
+        sa.Column("key_id", sa.String(64)),
+        sa.Column("state", sa.String(12), nullable=False),
+        sa.Column("attempts", sa.Integer, nullable=False),
+        sa.Column("last_error", sa.String(300)),
+        sa.Column("next_attempt_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("leased_until", sa.DateTime(timezone=True)),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("delivered_at", sa.DateTime(timezone=True)),
+    )
+    op.create_index("ix_dci_callbacks_due", "dci_callbacks", ["next_attempt_at"],
+                    postgresql_where=sa.text("state = 'pending'"))  # fmt: skip
+    op.create_index("ix_dci_callbacks_correlation", "dci_callbacks",
+                    ["client_id", "correlation_id"])  # fmt: skip
 
 
 def downgrade() -> None:
+    op.drop_table("dci_callbacks")
     op.drop_table("dci_requests")
     op.drop_table("dci_messages")
+    op.drop_column("clients", "callback_urls")
     op.drop_column("clients", "signing_public_key")
