@@ -235,7 +235,9 @@ RECEIVES: Final[Mapping[str, tuple[Topic, ...]]] = MappingProxyType(
         "matching": (PERSONS, FACTS, COLLECTIONS),
         "survey": (PERSONS, STATUSES),
         "reporting": (PERSONS, STATUSES),
-        "gateway": (),
+        # The DCI subscriptions' notifications to partner departments (api.md "Partner
+        # departments"): a person's verdict changed.
+        "gateway": (STATUSES,),
     }
 )
 
@@ -283,7 +285,7 @@ KAFKA_ACCESS: Final[Mapping[str, KafkaAccess]] = MappingProxyType(
             )
             for system in FEEDBACK_SYSTEMS
         },
-        # A service with no topic (the gateway) talks no Kafka and has no login.
+        # A service with no topic talks no Kafka and has no login.
         **{
             service: _service_access(service)
             for service in SERVICES

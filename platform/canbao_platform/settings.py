@@ -69,7 +69,7 @@ class KafkaSettings(BaseSettings):
     def _kafka_security(self) -> Self:
         """SASL needs a login; production says how it connects, so that an unauthenticated
         connection (any pod could then write any topic) is a choice, never a default."""
-        if not self.uses_kafka:
+        if not self.talks_to_kafka:
             return self
         if self.kafka_security_protocol == "SASL_SSL" and not (
             self.kafka_sasl_username and self.kafka_sasl_password
@@ -86,6 +86,12 @@ class KafkaSettings(BaseSettings):
                 "own login), or PLAINTEXT knowingly, on a private network only"
             )
         return self
+
+    @property
+    def talks_to_kafka(self) -> bool:
+        """Whether this process connects to Kafka (its login is then required in production):
+        the service's `uses_kafka`, unless its settings say more."""
+        return self.uses_kafka
 
     def kafka_client_options(self) -> dict[str, Any]:
         """Keyword arguments for every aiokafka client (producer, consumer, admin). They hold

@@ -151,7 +151,8 @@ def test_who_sends_and_receives_what_follows_the_architecture() -> None:
     # Survey lists people by the gaps and masked names identity publishes (as reporting does).
     assert received["survey"] == {"registry.persons", "registry.statuses"}
     assert received["reporting"] == {"registry.persons", "registry.statuses"}
-    assert received["gateway"] == set()
+    # The gateway notifies partners' DCI subscriptions of changed verdicts.
+    assert received["gateway"] == {"registry.statuses"}
 
 
 def test_every_registry_topic_has_a_sender_and_a_receiver() -> None:

@@ -21,17 +21,21 @@ DEPLOY = ROOT / "deploy"
 BASE = DEPLOY / "k8s" / "base"
 PRODUCTION = DEPLOY / "k8s" / "overlays" / "production"
 SERVICES = ("identity", "matching", "survey", "reporting", "gateway")
-# Services with a consumer group of their own (group id = service name) scale on its lag as well
-# as on CPU; the others (the gateway) on CPU alone.
+# Services with a consumer group scale on its lag as well as on CPU, in the Deployment that
+# consumes: the service's own, or (the gateway, whose HTTP Deployment scales on CPU alone) its
+# notifier's; CONSUMER_GROUPS names the group.
 CONSUMERS = tuple(service for service in SERVICES if RECEIVES[service])
+CONSUMING_DEPLOYMENT: dict[str, str] = {**{s: s for s in CONSUMERS}, "gateway": "gateway-notify"}
+CONSUMER_GROUPS: dict[str, str] = {**{s: s for s in CONSUMERS}, "gateway": "gateway.dci"}
 # Every Deployment (and compose service) and the service whose image it runs: one per service, and
 # identity's golden-record builder, a second Deployment of identity's image (IDENTITY_ROLES=build).
 DEPLOYMENTS: dict[str, str] = {
     **{service: service for service in SERVICES},
     "identity-builder": "identity",
+    "gateway-notify": "gateway",
 }
 # Deployments nobody calls: no Service, no ingress.
-UNCALLED = ("identity-builder",)
+UNCALLED = ("identity-builder", "gateway-notify")
 
 Manifest = dict[str, Any]
 

@@ -24,7 +24,9 @@ from canbao_platform.migrate import database_url, migration_settings, service_de
 from canbao_stack.simulators import TABLES
 from tests.deploy.manifests import (
     BASE,
+    CONSUMER_GROUPS,
     CONSUMERS,
+    CONSUMING_DEPLOYMENT,
     DEPLOY,
     DEPLOYMENTS,
     PRODUCTION,
@@ -245,24 +247,26 @@ def test_the_identity_builder_has_the_keys_and_scales_without_consumer_lag() -> 
 
 @pytest.mark.parametrize("service", CONSUMERS)
 def test_consumers_scale_on_the_lag_of_their_own_consumer_group(service: str) -> None:
-    hpa = find(manifests(BASE), "HorizontalPodAutoscaler", service)
+    hpa = find(manifests(BASE), "HorizontalPodAutoscaler", CONSUMING_DEPLOYMENT[service])
     (lag,) = [m["external"] for m in hpa["spec"]["metrics"] if m["type"] == "External"]
     assert lag["metric"]["name"] == "kafka_consumergroup_lag"
-    assert lag["metric"]["selector"]["matchLabels"] == {"consumergroup": service}
+    assert lag["metric"]["selector"]["matchLabels"] == {"consumergroup": CONSUMER_GROUPS[service]}
 
 
 def test_no_autoscaler_asks_for_more_consumers_than_its_topics_have_partitions() -> None:
     hpas = of_kind(manifests(BASE), "HorizontalPodAutoscaler")
     hpas += of_kind(load_yaml_documents(PRODUCTION / "capacity.yaml"), "HorizontalPodAutoscaler")
+    consumers = {deployment: service for service, deployment in CONSUMING_DEPLOYMENT.items()}
     for hpa in hpas:
-        service = hpa["metadata"]["name"]
-        if service in CONSUMERS:
-            partitions = sum(topic.partitions for topic in RECEIVES[service])
-            assert hpa["spec"]["maxReplicas"] <= partitions, f"{service}: idle consumers"
+        name = hpa["metadata"]["name"]
+        if name in consumers:
+            partitions = sum(topic.partitions for topic in RECEIVES[consumers[name]])
+            assert hpa["spec"]["maxReplicas"] <= partitions, f"{name}: idle consumers"
 
 
 def test_only_consumers_scale_on_lag() -> None:
-    assert set(CONSUMERS) == {"identity", "matching", "survey", "reporting"}
+    assert set(CONSUMERS) == {"identity", "matching", "survey", "reporting", "gateway"}
+    # The gateway's HTTP Deployment scales on requests; its notifier on the lag.
     gateway = find(manifests(BASE), "HorizontalPodAutoscaler", "gateway")
     assert [m["type"] for m in gateway["spec"]["metrics"]] == ["Resource"]
 

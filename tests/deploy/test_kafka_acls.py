@@ -109,7 +109,8 @@ def test_every_user_logs_in_with_scram_under_simple_authorization() -> None:
     (listener,) = spec["kafka"]["listeners"]
     assert listener["tls"] is True
     assert listener["authentication"] == {"type": "scram-sha-512"}
-    assert set(kafka_users()) == {"connect", "identity", "matching", "survey", "reporting"} | {
+    assert set(kafka_users()) == {"connect", "identity", "matching", "survey", "reporting",
+                                  "gateway"} | {
         f"feedback-{system}" for system in ("si-core", "medical", "card", "employment")
     }
     for user in kafka_users().values():
@@ -137,8 +138,9 @@ def test_every_deployment_that_talks_to_kafka_logs_in_as_its_services_user(
     name: str, service: str
 ) -> None:
     deployment = find(manifests(BASE), "Deployment", name)
-    if service not in kafka_users():  # the gateway talks no Kafka
-        (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    if container_env(container).get("GATEWAY_DCI_NOTIFICATIONS") == "false":
+        # The gateway's HTTP Deployment: no consumer, no Kafka login (gateway-notify has them).
         assert not any(e["name"].startswith("KAFKA_") for e in container.get("env", []))
         return
     env, password, volumes = kafka_login(deployment)

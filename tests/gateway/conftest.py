@@ -95,6 +95,9 @@ def test_clock() -> Clock:
 
 
 def settings_for(url: str, environment: str = "test", **values: Any) -> GatewaySettings:
+    """The gateway's settings for a test: without its Kafka consumer (DCI notifications) unless
+    `dci_notifications=True` and a broker are given."""
+    values = {"dci_notifications": False} | values
     return GatewaySettings(database_url=url, CANBAO_ENV=environment, **values)
 
 

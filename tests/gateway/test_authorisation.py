@@ -321,6 +321,8 @@ PARTNER_ROUTES = {
     ("POST", "/api/v1/partners/dci/registry/sync/txn/status"),
     ("POST", "/api/v1/partners/dci/registry/search"),
     ("POST", "/api/v1/partners/dci/registry/txn/status"),
+    ("POST", "/api/v1/partners/dci/registry/subscribe"),
+    ("POST", "/api/v1/partners/dci/registry/unsubscribe"),
 }  # fmt: skip
 # Outside the matrix: login (before any role), a certificate's verification (anyone, api.md
 # "Self-service"); the service shell's health and OpenAPI routes.

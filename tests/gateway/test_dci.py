@@ -65,11 +65,9 @@ async def searchers(gateway_db: Database) -> None:
             signing_public_key=base64.b64encode(public).decode()))  # fmt: skip
 
 
-async def gateway_with(
-    gateway_url: str, test_clock: Clock, harness: Harness, matching_db: Database
-) -> AsyncIterator[httpx.AsyncClient]:
-    """The gateway over identity and matching, knowing INSURED (a man of Nanming district,
-    pension since 2005), WOMAN (Nanming, born 1990) and ELSEWHERE (a man of Yunyan district)."""
+async def seed(harness: Harness, matching_db: Database) -> None:
+    """INSURED (a man of Nanming district, pension since 2005), WOMAN (Nanming, born 1990) and
+    ELSEWHERE (a man of Yunyan district), in identity and with matching's verdicts."""
     enrolment = {"aac001": "P1", "aae140": "110", "aab301": NANMING, "aab001": "U1",
                  "aac008": "1", "aac030": date(2005, 1, 1)}  # fmt: skip
     woman = change(
@@ -89,6 +87,13 @@ async def gateway_with(
         change("si_core.ac02", enrolment), woman, hukou(ELSEWHERE, YUNYAN, name="张三"),
     ])  # fmt: skip
     await feed(matching_db, harness.published)
+
+
+async def gateway_with(
+    gateway_url: str, test_clock: Clock, harness: Harness, matching_db: Database
+) -> AsyncIterator[httpx.AsyncClient]:
+    """The gateway over identity and matching, knowing the people of `seed`."""
+    await seed(harness, matching_db)
     apps = {"identity": identity_app(harness), "matching": matching_app(matching_db)}
     async for client in gateway_over(gateway_url, test_clock, **apps):
         yield client

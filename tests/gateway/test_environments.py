@@ -31,7 +31,10 @@ from tests.conftest import SERVICE_PRIVATE_KEY, SERVICE_PUBLIC_KEY
 from tests.gateway.conftest import Clock, assert_problem, bearer, build_app, serve, settings_for
 
 PUBLIC_KEY = {"CANBAO_SERVICE_TOKEN_PUBLIC_KEY": SERVICE_PUBLIC_KEY}
-DATA_KEY = {"data_key": base64.b64encode(b"d" * 32).decode(), "data_key_id": "2026-12"}
+# The gateway logs in to Kafka as its own user (its DCI notifications consume registry.statuses).
+KAFKA = {"KAFKA_SECURITY_PROTOCOL": "SASL_SSL", "KAFKA_SASL_USERNAME": "canbao-gateway",
+         "KAFKA_SASL_PASSWORD": "scram-secret"}  # fmt: skip
+DATA_KEY = {"data_key": base64.b64encode(b"d" * 32).decode(), "data_key_id": "2026-12", **KAFKA}
 PRODUCTION_KEYS = {"jwt_signing_key": "k" * 64, "audit_index_key": "a" * 64,
                    "service_token_private_key": SERVICE_PRIVATE_KEY, **DATA_KEY}  # fmt: skip
 
@@ -127,6 +130,8 @@ def test_production_keys_come_from_the_environment(monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv("CANBAO_SERVICE_TOKEN_PUBLIC_KEY", SERVICE_PUBLIC_KEY)
     monkeypatch.setenv("GATEWAY_DATA_KEY", base64.b64encode(b"d" * 32).decode())
     monkeypatch.setenv("GATEWAY_DATA_KEY_ID", "2026-12")
+    for name, value in KAFKA.items():
+        monkeypatch.setenv(name, value)
     settings = GatewaySettings()
     assert settings.jwt_key() == "k" * 64 and settings.audit_key() == b"a" * 64
     assert "k" * 64 not in repr(settings)  # secrets stay out of logs
@@ -142,14 +147,15 @@ def test_development_and_tests_need_no_secrets(environment: str) -> None:
 
 KEY = base64.b64encode(b"k" * 32).decode()  # a well-formed key that is not a development one
 # Each service that talks to Kafka logs in as its own KafkaUser (deploy/README.md "Kafka
-# authentication and ACLs"); the gateway does not talk to Kafka.
+# authentication and ACLs").
 KAFKA_LOGIN = {"KAFKA_SECURITY_PROTOCOL": "SASL_SSL", "KAFKA_SASL_USERNAME": "canbao-service",
                "KAFKA_SASL_PASSWORD": "scram-secret"}  # fmt: skip
 REAL: dict[str, dict[str, str]] = {
     "gateway": {"GATEWAY_DATABASE_URL": "postgresql+asyncpg://gateway_app@db/gateway",
                 "GATEWAY_JWT_SIGNING_KEY": "k" * 64, "GATEWAY_AUDIT_INDEX_KEY": "a" * 64,
                 "GATEWAY_SERVICE_TOKEN_PRIVATE_KEY": SERVICE_PRIVATE_KEY,
-                "GATEWAY_DATA_KEY": KEY, "GATEWAY_DATA_KEY_ID": "2026-12", **PUBLIC_KEY},
+                "GATEWAY_DATA_KEY": KEY, "GATEWAY_DATA_KEY_ID": "2026-12", **PUBLIC_KEY,
+                **KAFKA_LOGIN},
     "identity": {"IDENTITY_DATABASE_URL": "postgresql+asyncpg://identity_app@db/identity",
                  "IDENTITY_DATA_KEY": KEY, "IDENTITY_DATA_KEY_ID": "2026-11",
                  "IDENTITY_BLIND_INDEX_KEY": KEY, **PUBLIC_KEY, **KAFKA_LOGIN},

@@ -20,6 +20,7 @@ from fastapi import FastAPI
 from sqlalchemy.exc import DBAPIError
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
+from canbao_contracts.topics import STATUSES
 from canbao_gateway import body_limit
 from canbao_gateway.accounts import HASH_MEMORY_KIB, create_demo_accounts
 from canbao_gateway.change_routes import router as change_router
@@ -27,6 +28,7 @@ from canbao_gateway.clients import create_demo_clients
 from canbao_gateway.collections import router as collections_router
 from canbao_gateway.counter_page import router as counter_page_router
 from canbao_gateway.dci_delivery import CallbackDelivery
+from canbao_gateway.dci_notify import notify_handler
 from canbao_gateway.dci_routes import router as dci_router
 from canbao_gateway.history_routes import router as history_router
 from canbao_gateway.kiosk_page import router as kiosk_page_router
@@ -45,9 +47,12 @@ from canbao_gateway.survey import SurveyClient
 from canbao_gateway.survey_page import router as survey_page_router
 from canbao_gateway.survey_routes import router as survey_router
 from canbao_gateway.writeback_routes import router as writeback_router
+from canbao_platform.messaging import ConsumerRunner, Producer, RunnerConfig
 from canbao_platform.service import Component, Resources, ServiceDefinition, create_app
 
 log = logging.getLogger(__name__)
+SERVICE_NAME = "gateway"
+NOTIFY_GROUP = f"{SERVICE_NAME}.dci"
 
 
 class DemoAccounts:
@@ -97,19 +102,34 @@ def components(
     settings = resources.settings
     assert isinstance(settings, GatewaySettings)
     key = settings.service_token_signing_key()
+    identity = IdentityClient(settings.identity_url, signing_key=key, transport=identity_transport)
     parts: list[Component] = [
         SurveyClient(settings.survey_url, signing_key=key, transport=survey_transport),
-        IdentityClient(settings.identity_url, signing_key=key, transport=identity_transport),
+        identity,
         MatchingClient(settings.matching_url, signing_key=key, transport=matching_transport),
         CallbackDelivery(resources.database, settings.sealer()),
     ]
+    if settings.dci_notifications:
+        # The gateway's one consumer: registry.statuses → DCI notifications (dci_notify.py).
+        kafka = settings.kafka_client_options()
+        producer = Producer(settings.kafka_bootstrap_servers, client_id=SERVICE_NAME, **kafka)
+        parts += [
+            producer,
+            ConsumerRunner(
+                name=NOTIFY_GROUP, topics=[STATUSES.name],
+                handler=notify_handler(settings, settings.sealer(), identity),
+                database=resources.database, producer=producer,
+                bootstrap_servers=settings.kafka_bootstrap_servers, service=SERVICE_NAME,
+                config=RunnerConfig(), client_options=kafka,
+            ),
+        ]  # fmt: skip
     if settings.environment == "development":
         parts.append(DemoAccounts(resources))
     return parts
 
 
 SERVICE = ServiceDefinition(
-    name="gateway",
+    name=SERVICE_NAME,
     settings=GatewaySettings,
     migrations=Path(__file__).parent / "migrations",
     routers=[
@@ -130,6 +150,7 @@ SERVICE = ServiceDefinition(
         dci_router,
     ],
     components=components,
+    consumer_groups={NOTIFY_GROUP: (STATUSES.name,)},
     description="The public HTTP interface: staff login, roles, audit, counter popups, "
     "self-service, partners.",
     # domain.md §2.5: the audit log is never changed; nor is a certificate once issued.

@@ -45,6 +45,7 @@ class Purpose(StrEnum):
     PARTNER_BATCH = "partner_batch"  # a partner department's batch of its own data
     PARTNER_COMPARISON = "partner_comparison"  # a partner department asking people's statuses
     PARTNER_SEARCH = "partner_search"  # a partner's DCI registry search
+    PARTNER_SUBSCRIPTION = "partner_subscription"  # a DCI notification to a subscriber
     AUDIT_REVIEW = "audit_review"  # an auditor reading this log
 
 

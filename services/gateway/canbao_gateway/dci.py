@@ -29,6 +29,7 @@ import base64
 import hashlib
 import json
 import re
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Final
@@ -38,6 +39,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from canbao_contracts.id_numbers import mask, normalise, validate
 from canbao_gateway.clients import Client, Field
+from canbao_gateway.settings import GatewaySettings
+from canbao_platform.problems import Problem
 
 VERSION: Final = "1.0.0"
 IDENTIFIER_TYPES: Final = ("SSN", "NationalID")
@@ -335,3 +338,62 @@ def record(client: Client, verdict: dict[str, Any], as_of: Any, number: str | No
 
 def now_iso(now: datetime) -> str:
     return now.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+class DciUnavailable(Problem):
+    def __init__(self) -> None:
+        super().__init__(
+            503, "dci-unavailable", "DCI接口未配置签名密钥 (no DCI signing key is configured)"
+        )
+
+
+class Answer:
+    """The registry's signed answer envelope to one message."""
+
+    def __init__(
+        self, settings: GatewaySettings, client: Client, now: datetime, action: str
+    ) -> None:
+        key = settings.dci_key()
+        if key is None:
+            raise DciUnavailable()
+        self.settings, self.key, self.client, self.now, self.action = (
+            settings,
+            key,
+            client,
+            now,
+            action,
+        )
+
+    def envelope(
+        self,
+        message: dict[str, Any],
+        *,
+        status: str = "succ",
+        reason: str | None = None,
+        reason_message: str | None = None,
+        total: int = 0,
+        completed: int = 0,
+    ) -> dict[str, Any]:
+        header: dict[str, Any] = {
+            "version": VERSION,
+            "message_id": str(uuid.uuid4()),
+            "message_ts": now_iso(self.now),
+            "action": self.action,
+            "status": status,
+            "total_count": total,
+            "completed_count": completed,
+            "sender_id": self.settings.dci_sender_id,
+            "receiver_id": self.client.client_id,
+            "is_msg_encrypted": False,
+        }
+        if reason is not None:
+            header |= {"status_reason_code": reason, "status_reason_message": reason_message}
+        signature = sign(
+            header,
+            message,
+            key=self.key,
+            sender_id=self.settings.dci_sender_id,
+            key_id=self.settings.dci_key_id,
+            now=self.now,
+        )
+        return {"signature": signature, "header": header, "message": message}

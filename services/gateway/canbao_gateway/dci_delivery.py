@@ -75,8 +75,10 @@ async def enqueue(
     url: str,
     envelope: dict[str, Any],
     now: datetime,
+    ordering_key: str | None = None,
 ) -> int:
-    """Seal `envelope` for delivery to `url` (the caller's transaction)."""
+    """Seal `envelope` for delivery to `url` (the caller's transaction); callbacks of one
+    `ordering_key` are delivered in the order they were enqueued, each after the one before."""
     callback_id: int = await connection.scalar(
         sa.insert(dci_callbacks)
         .values(
@@ -88,6 +90,7 @@ async def enqueue(
             attempts=0,
             next_attempt_at=now,
             created_at=now,
+            ordering_key=ordering_key,
         )
         .returning(dci_callbacks.c.callback_id)
     )
@@ -100,6 +103,10 @@ async def enqueue(
         )
     )
     return callback_id
+
+
+# The same table again: a callback waits while an earlier one of its ordering key is pending.
+_EARLIER: Final = dci_callbacks.alias("earlier")
 
 
 def backoff(attempts: int) -> timedelta:
@@ -165,6 +172,11 @@ class CallbackDelivery:
                 dci_callbacks.c.state == "pending",
                 dci_callbacks.c.next_attempt_at <= now,
                 sa.or_(dci_callbacks.c.leased_until.is_(None), dci_callbacks.c.leased_until < now),
+                ~sa.exists().where(
+                    _EARLIER.c.ordering_key == dci_callbacks.c.ordering_key,
+                    _EARLIER.c.state == "pending",
+                    _EARLIER.c.callback_id < dci_callbacks.c.callback_id,
+                ),
             )
             .order_by(dci_callbacks.c.callback_id)
             .limit(limit)

@@ -17,7 +17,9 @@ another message under a used message_id is `rjct.message_id.duplicate`. Audited:
 person a search returns or was asked for by number."""
 
 import hashlib
+import json
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Annotated, Any, Final
@@ -26,7 +28,9 @@ import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
 from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncConnection
 
+from canbao_contracts.search import Filter, names_a_region
 from canbao_gateway import dci, dci_delivery
 from canbao_gateway.audit import AuditedPerson, AuditTrail, Outcome, Purpose
 from canbao_gateway.auth import ResourcesDep, SettingsDep
@@ -39,7 +43,7 @@ from canbao_gateway.problems import UNAUTHENTICATED, problem_responses
 from canbao_gateway.registry import IdentityClient, MatchingClient
 from canbao_gateway.settings import GatewaySettings
 from canbao_gateway.tables import clients as clients_table
-from canbao_gateway.tables import dci_messages, dci_requests
+from canbao_gateway.tables import dci_messages, dci_requests, dci_subscriptions
 from canbao_platform.problems import Problem
 from canbao_platform.service_tokens import public_key
 
@@ -54,13 +58,6 @@ class DciRejected(Problem):
             "DCI消息被拒绝 (DCI message rejected)",
             message,
             errors=[{"code": code, "message": message}],
-        )
-
-
-class DciUnavailable(Problem):
-    def __init__(self) -> None:
-        super().__init__(
-            503, "dci-unavailable", "DCI接口未配置签名密钥 (no DCI signing key is configured)"
         )
 
 
@@ -92,58 +89,6 @@ async def searcher(client: Annotated[Client, Depends(current_partner)]) -> Clien
 
 
 Searcher = Annotated[Client, Depends(searcher)]
-
-
-class Answer:
-    """The registry's signed answer envelope to one message."""
-
-    def __init__(
-        self, settings: GatewaySettings, client: Client, now: datetime, action: str
-    ) -> None:
-        key = settings.dci_key()
-        if key is None:
-            raise DciUnavailable()
-        self.settings, self.key, self.client, self.now, self.action = (
-            settings,
-            key,
-            client,
-            now,
-            action,
-        )
-
-    def envelope(
-        self,
-        message: dict[str, Any],
-        *,
-        status: str = "succ",
-        reason: str | None = None,
-        reason_message: str | None = None,
-        total: int = 0,
-        completed: int = 0,
-    ) -> dict[str, Any]:
-        header: dict[str, Any] = {
-            "version": dci.VERSION,
-            "message_id": str(uuid.uuid4()),
-            "message_ts": dci.now_iso(self.now),
-            "action": self.action,
-            "status": status,
-            "total_count": total,
-            "completed_count": completed,
-            "sender_id": self.settings.dci_sender_id,
-            "receiver_id": self.client.client_id,
-            "is_msg_encrypted": False,
-        }
-        if reason is not None:
-            header |= {"status_reason_code": reason, "status_reason_message": reason_message}
-        signature = dci.sign(
-            header,
-            message,
-            key=self.key,
-            sender_id=self.settings.dci_sender_id,
-            key_id=self.settings.dci_key_id,
-            now=self.now,
-        )
-        return {"signature": signature, "header": header, "message": message}
 
 
 async def _read_envelope(
@@ -257,9 +202,11 @@ async def _record(
     txn_type: str,
     now: datetime,
     callback: Callback | None = None,
+    effect: Callable[[AsyncConnection], Awaitable[None]] | None = None,
 ) -> uuid.UUID:
-    """The message, what each of its requests came to and its callback, in one transaction: all
-    or nothing, so that a message recorded as received has had its effect. Another replica that
+    """The message, what each of its requests came to, its `effect` (subscriptions made or
+    cancelled) and its callback, in one transaction: all or nothing, so that a message recorded
+    as received has had its effect. Another replica that
     recorded the same message first wins: its correlation_id is the answer's, nothing of this
     one is kept."""
     async with database.engine.begin() as connection:
@@ -303,6 +250,8 @@ async def _record(
         ]
         if rows:
             await connection.execute(insert(dci_requests).values(rows).on_conflict_do_nothing())
+        if effect is not None:
+            await effect(connection)
         if callback is not None:
             await dci_delivery.enqueue(
                 connection,
@@ -372,7 +321,7 @@ async def sync_search(
     audit: PartnerAuditDep,
 ) -> dict[str, Any]:
     now = clock()
-    answer = Answer(settings, client, now, "on-search")
+    answer = dci.Answer(settings, client, now, "on-search")
     await _read_envelope(envelope, client, settings, resources, now)
     transaction, requests, problem = _search_message(envelope)
     if problem is not None or requests is None:
@@ -403,7 +352,7 @@ async def sync_search(
     return answer.envelope(body, total=len(requests), completed=len(requests))
 
 
-def _refused(answer: Answer, transaction: Any, problem: tuple[str, str]) -> dict[str, Any]:
+def _refused(answer: dci.Answer, transaction: Any, problem: tuple[str, str]) -> dict[str, Any]:
     code, text = problem
     body = {
         "transaction_id": transaction if isinstance(transaction, str) else None,
@@ -591,7 +540,7 @@ async def sync_txn_status(
     clock: ClockDep,
 ) -> dict[str, Any]:
     now = clock()
-    answer = Answer(settings, client, now, "txn-on-status")
+    answer = dci.Answer(settings, client, now, "txn-on-status")
     await _read_envelope(envelope, client, settings, resources, now)
     transaction, problem = _status_message(envelope)
     if problem is not None:
@@ -601,7 +550,9 @@ async def sync_txn_status(
     return answer.envelope(body, total=count, completed=count)
 
 
-def _status_refused(answer: Answer, transaction: Any, problem: tuple[str, str]) -> dict[str, Any]:
+def _status_refused(
+    answer: dci.Answer, transaction: Any, problem: tuple[str, str]
+) -> dict[str, Any]:
     code, text = problem
     body = {
         "transaction_id": transaction if isinstance(transaction, str) else None,
@@ -644,6 +595,21 @@ def _callback_url(envelope: Envelope, registered: list[str], action: str) -> str
     )
 
 
+def _notify_url(envelope: Envelope, registered: list[str]) -> str:
+    """Where a subscription's notifications go: `notify` under the registered address the
+    subscribe message's sender_uri lies under (the first one by default)."""
+    asked = envelope.header.get("sender_uri")
+    base = next(
+        (
+            b
+            for b in registered
+            if isinstance(asked, str) and dci_delivery.under_registered(asked, [b])
+        ),
+        registered[0],
+    )
+    return base.rstrip("/") + "/notify"
+
+
 async def delivery(request: Request) -> CallbackDelivery:
     for component in request.app.state.components:
         if isinstance(component, CallbackDelivery):
@@ -672,7 +638,7 @@ async def search(
     callbacks: DeliveryDep,
 ) -> Ack:
     now = clock()
-    answer = Answer(settings, client, now, "on-search")
+    answer = dci.Answer(settings, client, now, "on-search")
     registered = await _read_envelope(envelope, client, settings, resources, now)
     transaction, requests, problem = _search_message(envelope)
     if problem is not None or requests is None:
@@ -724,7 +690,7 @@ async def txn_status(
     callbacks: DeliveryDep,
 ) -> Ack:
     now = clock()
-    answer = Answer(settings, client, now, "txn-on-status")
+    answer = dci.Answer(settings, client, now, "txn-on-status")
     registered = await _read_envelope(envelope, client, settings, resources, now)
     transaction, problem = _status_message(envelope)
     if problem is not None or not isinstance(transaction, str) or not transaction:
@@ -756,3 +722,322 @@ async def txn_status(
         Callback(url, signed, callbacks),
     )
     return _ack(now, recorded)
+
+
+# -- subscriptions (the registry core API's subscribe / unsubscribe; dci_notify.py notifies) -----
+
+
+async def subscriber(client: Annotated[Client, Depends(current_partner)]) -> Client:
+    if Permission.SUBSCRIBE not in client.permissions:
+        raise PermissionNotGranted(Permission.SUBSCRIBE)
+    return client
+
+
+Subscriber = Annotated[Client, Depends(subscriber)]
+
+
+@dataclass(frozen=True, slots=True)
+class NewSubscription:
+    code: uuid.UUID
+    reference_id: str
+    reg_event_type: str
+    person_id: uuid.UUID | None
+    filter: dict[str, Any] | None
+
+
+async def _subscription_of(
+    request: Any,
+    seen: set[str],
+    client: Client,
+    today: date,
+    identity: IdentityClient,
+    active: set[str],
+) -> tuple[dict[str, Any], NewSubscription | None]:
+    """One subscribe request's response item, and the subscription it makes (None: refused)."""
+    reference = request.get("reference_id") if isinstance(request, dict) else None
+    try:
+        if not isinstance(reference, str) or not reference or len(reference) > 99:
+            raise dci.Rejected("rjct.reference_id.invalid", "reference_id: 1-99 characters")
+        if reference in seen:
+            raise dci.Rejected("rjct.reference_id.duplicate", "reference_id twice in a message")
+        seen.add(reference)
+        try:
+            datetime.fromisoformat(str(request.get("timestamp")).replace("Z", "+00:00"))
+        except ValueError:
+            raise dci.Rejected("rjct.timestamp.invalid", "timestamp: ISO 8601") from None
+        criteria = request.get("subscribe_criteria")
+        if (
+            not isinstance(criteria, dict)
+            or not criteria.get("reg_event_type")
+            or not criteria.get("notify_record_type")
+        ):
+            raise dci.Rejected(
+                "rjct.notify_types.invalid",
+                "subscribe_criteria: reg_event_type and notify_record_type",
+            )
+        try:
+            query = dci.query_of(
+                {"query_type": criteria.get("filter_type"), "query": criteria.get("filter")},
+                client,
+                today,
+            )
+        except dci.Rejected as rejected:
+            raise dci.Rejected("rjct.notify_details.invalid", rejected.message) from None
+        person_id, condition = None, None
+        if isinstance(query, dci.ByIdentifier):
+            [person_id] = await identity.person_ids([query.number], caller=client)
+            if person_id is None:
+                raise dci.Rejected("rjct.person_id.invalid", "the registry has no such person")
+            what = f"person:{person_id}"
+        else:
+            parsed = Filter.model_validate(query.filter)
+            if not names_a_region(parsed):
+                raise dci.Rejected(
+                    "rjct.notify_details.invalid",
+                    "a subscription names the division (region) it covers",
+                )
+            condition = parsed.model_dump(mode="json")
+            what = "filter:" + json.dumps(condition, sort_keys=True)
+        if what in active:
+            raise dci.Rejected("rjct.event.already_subscribed", "this client subscribed to it")
+        active.add(what)
+    except dci.Rejected as rejected:
+        return {
+            "reference_id": reference if isinstance(reference, str) else "",
+            "status": "rjct",
+            "status_reason_code": rejected.code,
+            "status_reason_message": rejected.message,
+        }, None
+    code = uuid.uuid4()
+    subscription = NewSubscription(
+        code, reference, str(criteria["reg_event_type"]), person_id, condition
+    )
+    info = {
+        "version": dci.VERSION,
+        "code": str(code),
+        "status": "subscribe",
+        "reg_event_type": criteria["reg_event_type"],
+        "filter_type": criteria.get("filter_type"),
+        "notify_record_type": criteria["notify_record_type"],
+    }
+    return {"reference_id": reference, "status": "succ", "subscriptions": [info]}, subscription
+
+
+async def _active_subscriptions(database: Any, client: Client) -> set[str]:
+    query = sa.select(dci_subscriptions.c.person_id, dci_subscriptions.c.filter).where(
+        dci_subscriptions.c.client_id == client.client_id, dci_subscriptions.c.state == "active"
+    )
+    async with database.engine.connect() as connection:
+        rows = (await connection.execute(query)).all()
+    return {
+        f"person:{r.person_id}" if r.person_id else "filter:" + json.dumps(r.filter, sort_keys=True)
+        for r in rows
+    }
+
+
+@router.post(
+    "/subscribe",
+    responses=ERRORS,
+    summary="DCI subscribe: acknowledged now, on-subscribe to the caller's registered "
+    "address; then notify whenever a subscribed person's registration or statuses "
+    "change",
+)
+async def subscribe(
+    envelope: Envelope,
+    client: Subscriber,
+    settings: SettingsDep,
+    resources: ResourcesDep,
+    clock: ClockDep,
+    identity: IdentityDep,
+    callbacks: DeliveryDep,
+) -> Ack:
+    now = clock()
+    answer = dci.Answer(settings, client, now, "on-subscribe")
+    registered = await _read_envelope(envelope, client, settings, resources, now)
+    message = envelope.message
+    requests = message.get("subscribe_request")
+    count = len(requests) if isinstance(requests, list) else None
+    transaction = message.get("transaction_id")
+    problem = _header_problem(envelope.header, "subscribe", count)
+    if problem is None and (
+        not isinstance(transaction, str) or not transaction or len(transaction) > 99 or not count
+    ):
+        problem = ("rjct.total_count.invalid", "transaction_id and a non-empty subscribe_request")
+    if problem is not None or not isinstance(requests, list):
+        code, text = problem or ("rjct.action.invalid", "")
+        return _ack(now, None, ("err.request.bad", f"{code}: {text}"))
+    try:
+        url = _callback_url(envelope, registered, "on-subscribe")
+        seen = await _seen(resources.database, client, envelope, "subscribe")
+    except dci.Rejected as rejected:
+        code = rejected.code if rejected.code.startswith("err.") else "err.request.bad"
+        return _ack(now, None, (code, f"{rejected.code}: {rejected.message}"))
+    if seen.correlation_id is not None:
+        return _ack(now, seen.correlation_id)
+    notify_url = _notify_url(envelope, registered)
+    active = await _active_subscriptions(resources.database, client)
+    responses, made, references = [], [], set[str]()
+    for request in requests:
+        response, subscription = await _subscription_of(
+            request, references, client, now.date(), identity, active
+        )
+        responses.append(response | {"timestamp": dci.now_iso(now)})
+        if subscription is not None:
+            made.append(subscription)
+
+    async def save(connection: AsyncConnection) -> None:
+        if made:
+            await connection.execute(
+                sa.insert(dci_subscriptions),
+                [
+                    {
+                        "subscription_code": m.code,
+                        "client_id": client.client_id,
+                        "transaction_id": transaction,
+                        "reference_id": m.reference_id,
+                        "reg_event_type": m.reg_event_type,
+                        "person_id": m.person_id,
+                        "filter": m.filter,
+                        "notify_url": notify_url,
+                        "state": "active",
+                        "created_at": now,
+                    }
+                    for m in made
+                ],
+            )
+
+    correlation = uuid.uuid4()
+    body = {
+        "transaction_id": transaction,
+        "correlation_id": str(correlation),
+        "subscribe_response": responses,
+    }
+    signed = answer.envelope(body, total=len(requests), completed=len(requests))
+    recorded = await _record(
+        resources.database,
+        client,
+        seen,
+        "subscribe",
+        transaction,
+        correlation,
+        responses,
+        "subscribe",
+        now,
+        Callback(url, signed, callbacks),
+        save,
+    )
+    return _ack(now, recorded)
+
+
+@router.post(
+    "/unsubscribe",
+    responses=ERRORS,
+    summary="DCI unsubscribe: acknowledged now, on-unsubscribe to the caller's registered address",
+)
+async def unsubscribe(
+    envelope: Envelope,
+    client: Subscriber,
+    settings: SettingsDep,
+    resources: ResourcesDep,
+    clock: ClockDep,
+    callbacks: DeliveryDep,
+) -> Ack:
+    now = clock()
+    answer = dci.Answer(settings, client, now, "on-unsubscribe")
+    registered = await _read_envelope(envelope, client, settings, resources, now)
+    message = envelope.message
+    transaction, codes = message.get("transaction_id"), message.get("subscription_codes")
+    problem = _header_problem(envelope.header, "unsubscribe", None)
+    if problem is None and (
+        not isinstance(transaction, str)
+        or not transaction
+        or not isinstance(codes, list)
+        or not codes
+    ):
+        problem = ("rjct.total_count.invalid", "transaction_id and subscription_codes")
+    if problem is not None or not isinstance(codes, list):
+        code, text = problem or ("rjct.action.invalid", "")
+        return _ack(now, None, ("err.request.bad", f"{code}: {text}"))
+    try:
+        url = _callback_url(envelope, registered, "on-unsubscribe")
+        seen = await _seen(resources.database, client, envelope, "unsubscribe")
+    except dci.Rejected as rejected:
+        code = rejected.code if rejected.code.startswith("err.") else "err.request.bad"
+        return _ack(now, None, (code, f"{rejected.code}: {rejected.message}"))
+    if seen.correlation_id is not None:
+        return _ack(now, seen.correlation_id)
+    wanted = []
+    for code in codes:
+        try:
+            wanted.append(uuid.UUID(str(code)))
+        except ValueError:
+            continue
+    async with resources.database.engine.connect() as connection:
+        states = dict(
+            (
+                await connection.execute(
+                    sa.select(
+                        dci_subscriptions.c.subscription_code, dci_subscriptions.c.state
+                    ).where(
+                        dci_subscriptions.c.client_id == client.client_id,
+                        dci_subscriptions.c.subscription_code.in_(wanted),
+                    )
+                )
+            ).all()
+        )
+    cancelled = [c for c in wanted if states.get(c) == "active"]
+    unknown = [str(c) for c in codes if _uuid_or_none(c) not in states]
+    again = [str(c) for c in wanted if states.get(c) == "cancelled"]
+    body: dict[str, Any] = {
+        "transaction_id": transaction,
+        "correlation_id": "",
+        "timestamp": dci.now_iso(now),
+        "status": "succ" if not unknown and not again else "rjct",
+        "subscription_status": [{"code": str(c), "status": "unsubscribe"} for c in cancelled],
+    }
+    if unknown:
+        body |= {
+            "status_reason_code": "rjct.subscription_code.invalid",
+            "status_reason_message": f"not this client's subscriptions: {unknown}",
+        }
+    elif again:
+        body |= {
+            "status_reason_code": "rjct.event.already_unsubscribed",
+            "status_reason_message": f"unsubscribed before: {again}",
+        }
+
+    async def cancel(connection: AsyncConnection) -> None:
+        if cancelled:
+            await connection.execute(
+                sa.update(dci_subscriptions)
+                .where(
+                    dci_subscriptions.c.subscription_code.in_(cancelled),
+                    dci_subscriptions.c.state == "active",
+                )
+                .values(state="cancelled", cancelled_at=now)
+            )
+
+    correlation = uuid.uuid4()
+    body["correlation_id"] = str(correlation)
+    signed = answer.envelope(body, total=len(codes), completed=len(codes))
+    recorded = await _record(
+        resources.database,
+        client,
+        seen,
+        "unsubscribe",
+        transaction,
+        correlation,
+        [],
+        "unsubscribe",
+        now,
+        Callback(url, signed, callbacks),
+        cancel,
+    )
+    return _ack(now, recorded)
+
+
+def _uuid_or_none(value: Any) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(str(value))
+    except ValueError:
+        return None

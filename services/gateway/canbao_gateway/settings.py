@@ -36,10 +36,6 @@ class GatewaySettings(DataKeySettings, ServiceSettings):
 
     model_config = SettingsConfigDict(env_prefix="GATEWAY_", extra="ignore")
     development_data_key: ClassVar[str] = DEV_DATA_KEY
-    # The gateway talks HTTP to the services and nothing to Kafka (canbao_contracts.topics:
-    # it sends and receives no topic), so it has no Kafka login either.
-    uses_kafka = False
-
     database_url: str = f"{LOCAL_POSTGRES}/gateway"
     # GATEWAY_JWT_SIGNING_KEY: signs the staff access tokens (secret `gateway-jwt` in deploy/).
     jwt_signing_key: SecretStr | None = None
@@ -113,6 +109,15 @@ class GatewaySettings(DataKeySettings, ServiceSettings):
     dci_sender_id: str = "canbao.registry"
     dci_signing_key: SecretStr | None = None
     dci_key_id: str = "1"
+    # GATEWAY_DCI_NOTIFICATIONS: consume registry.statuses to notify DCI subscribers (the
+    # gateway's one Kafka consumer, group `gateway.dci`). The local stack's one gateway does;
+    # in deploy/ the Deployment `gateway-notify` does and `gateway` (HTTP) does not, so that each
+    # scales on its own load and only the first holds a Kafka login.
+    dci_notifications: bool = True
+
+    @property
+    def talks_to_kafka(self) -> bool:
+        return self.dci_notifications
 
     @field_validator("mobile_id_token_algorithms", mode="before")
     @classmethod

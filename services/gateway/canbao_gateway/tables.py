@@ -210,7 +210,35 @@ dci_callbacks = sa.Table(
     sa.Column("leased_until", sa.DateTime(timezone=True)),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("delivered_at", sa.DateTime(timezone=True)),
+    # Callbacks of one key are delivered in order, one at a time (a subscriber's notifications
+    # about one person: migration gateway_0007); null for the others.
+    sa.Column("ordering_key", sa.String(120)),
 )  # fmt: skip
+sa.Index("ix_dci_callbacks_ordering", dci_callbacks.c.ordering_key, dci_callbacks.c.callback_id,
+         postgresql_where=dci_callbacks.c.state == "pending")  # fmt: skip
 sa.Index("ix_dci_callbacks_due", dci_callbacks.c.next_attempt_at,
          postgresql_where=dci_callbacks.c.state == "pending")  # fmt: skip
 sa.Index("ix_dci_callbacks_correlation", dci_callbacks.c.client_id, dci_callbacks.c.correlation_id)
+
+# DCI subscriptions (dci_routes.py, dci_notify.py): a partner asked to be told when a person's
+# registration or statuses change — one person (`person_id`, found by the number it named: the
+# number itself is not kept) or everyone a filter selects (matching's filter, over attributes
+# only). Notifications go to `notify_url`, under the client's registered addresses.
+dci_subscriptions = sa.Table(
+    "dci_subscriptions", metadata,
+    sa.Column("subscription_code", UUID(as_uuid=True), primary_key=True),
+    sa.Column("client_id", sa.String(64), nullable=False),
+    sa.Column("transaction_id", sa.String(99), nullable=False),
+    sa.Column("reference_id", sa.String(99), nullable=False),
+    sa.Column("reg_event_type", sa.String(40)),
+    sa.Column("person_id", UUID(as_uuid=True)),
+    sa.Column("filter", JSONB(none_as_null=True)),
+    sa.Column("notify_url", sa.String(300), nullable=False),
+    sa.Column("state", sa.String(12), nullable=False),  # active | cancelled
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("cancelled_at", sa.DateTime(timezone=True)),
+    sa.CheckConstraint("(person_id IS NULL) <> (filter IS NULL)", name="ck_dci_subscriptions_what"),
+)  # fmt: skip
+sa.Index("ix_dci_subscriptions_person", dci_subscriptions.c.person_id,
+         postgresql_where=dci_subscriptions.c.state == "active")  # fmt: skip
+sa.Index("ix_dci_subscriptions_client", dci_subscriptions.c.client_id, dci_subscriptions.c.state)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import datetime
-from typing import Annotated, Any, Final, Literal
+from typing import Annotated, Any, Final
 from uuid import UUID
 
 import sqlalchemy as sa
@@ -18,6 +18,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from canbao_contracts.codes import RegistrationState, SurveyReason
 from canbao_contracts.events import BenefitFact, EnrolmentFact, Verdict
+from canbao_contracts.search import (
+    INSURANCE_ATTRIBUTES,
+    Condition,
+    Filter,
+    division_prefix,
+    names_a_region,
+)
 from canbao_matching.tables import facts, persons
 from canbao_platform.db import Database
 from canbao_platform.problems import Problem
@@ -112,14 +119,6 @@ Region = Annotated[str, Query(pattern=r"^[0-9]{6}$", description="GB/T 2260 divi
                               "province (520000), city (520100) or county (520102)")]  # fmt: skip
 
 
-def division_prefix(region: str) -> str:
-    """The codes under a division share its code without the trailing zero pairs."""
-    prefix = region
-    while len(prefix) > 2 and prefix.endswith("00"):
-        prefix = prefix[:-2]
-    return prefix
-
-
 @router.get("/verdicts", summary="People of a division by registration state and survey "
             "reason (survey target lists, reporting detail)")  # fmt: skip
 async def list_verdicts(
@@ -212,28 +211,7 @@ async def lookup_verdicts(
 
 # -- A partner's search (the DCI Social Registry API, through the gateway) -------------------------
 
-Attribute = Literal[
-    "region", "gender", "birth_year", "registration", "deceased",
-    "pension", "medical", "injury", "unemployment", "maternity",
-]  # fmt: skip
-Comparison = Literal["eq", "in", "gt", "lt", "ge", "le"]
-INSURANCE_ATTRIBUTES: Final = ("pension", "medical", "injury", "unemployment", "maternity")
 MAX_SEARCH_PAGE: Final = 1000
-
-
-class Condition(BaseModel):
-    """`attribute` `cmp` `value`: `region` by division (a city's code covers its counties)."""
-
-    attribute: Attribute
-    cmp: Comparison
-    value: str | int | bool | list[str | int] | None
-
-
-class Filter(BaseModel):
-    """`all` of its parts, `any` of them, or `not` the first: nested as deep as a query is."""
-
-    op: Literal["all", "any", "not"]
-    parts: list[Condition | Filter] = Field(min_length=1, max_length=50)
 
 
 class VerdictSearch(BaseModel):
@@ -285,18 +263,6 @@ def _filter(node: Filter | Condition) -> Any:
     return sa.not_(parts[0])
 
 
-def _names_a_region(node: Filter | Condition) -> bool:
-    """Whether every way of satisfying the filter lies within a named division: a search of
-    the whole province by gender alone would read every person (and say too much)."""
-    if isinstance(node, Condition):
-        return node.attribute == "region"
-    if node.op == "all":
-        return any(_names_a_region(part) for part in node.parts)
-    if node.op == "any":
-        return all(_names_a_region(part) for part in node.parts)
-    return False
-
-
 class SearchInvalid(Problem):
     def __init__(self, detail: str) -> None:
         super().__init__(422, "search-invalid", "检索条件无效 (invalid search)", detail)
@@ -308,7 +274,7 @@ async def search_verdicts(
     body: VerdictSearch, database: Annotated[Database, Depends(_database)]
 ) -> VerdictSearchPage:
     """Living or dead, in scope, evaluated, not merged; ordered by person_id (stable pages)."""
-    if not _names_a_region(body.filter):
+    if not names_a_region(body.filter):
         raise SearchInvalid("a search names the division (region) it covers")
     where = sa.and_(
         _filter(body.filter), persons.c.in_scope.is_(True), persons.c.merged_into.is_(None),
