@@ -109,10 +109,14 @@ def test_every_user_logs_in_with_scram_under_simple_authorization() -> None:
     (listener,) = spec["kafka"]["listeners"]
     assert listener["tls"] is True
     assert listener["authentication"] == {"type": "scram-sha-512"}
-    assert set(kafka_users()) == {"connect", "identity", "matching", "survey", "reporting",
-                                  "gateway"} | {
-        f"feedback-{system}" for system in ("si-core", "medical", "card", "employment")
-    }
+    assert set(kafka_users()) == {
+        "connect",
+        "identity",
+        "matching",
+        "survey",
+        "reporting",
+        "gateway",
+    } | {f"feedback-{system}" for system in ("si-core", "medical", "card", "employment")}
     for user in kafka_users().values():
         assert user["metadata"]["labels"]["strimzi.io/cluster"] == kafka["metadata"]["name"]
         assert user["spec"]["authentication"] == {"type": "scram-sha-512"}
