@@ -249,6 +249,25 @@ async def partner_department(gateway: str, sources: str, timings: Timings) -> No
         assert person["name"] not in compared.text and person["id_number"] not in compared.text
         timings.mark("partner comparison")
 
+        # The same question in the DCI standard's words (api.md "Partner departments").
+        envelope = {
+            "header": {"version": "1.0.0", "message_id": "stack-dci-1",
+                       "message_ts": "2026-12-04T09:00:00+08:00", "action": "search",
+                       "sender_id": "demo-civil", "total_count": 1},
+            "message": {"transaction_id": "stack-t-1", "search_request": [{
+                "reference_id": "r-1", "timestamp": "2026-12-04T09:00:00+08:00",
+                "search_criteria": {"query_type": "idtype-value",
+                                    "query": {"type": "SSN", "value": person["id_number"]}}}]},
+        }  # fmt: skip
+        searched = await client.post("/api/v1/partners/dci/registry/sync/search", headers=civil,
+                                     json=envelope)  # fmt: skip
+        assert searched.status_code == 200, searched.text
+        assert searched.json()["header"]["status"] == "succ" and searched.json()["signature"]
+        [record] = searched.json()["message"]["search_response"][0]["data"]["reg_records"]
+        found = {a["name"]: a["value"] for a in record["additional_attributes"]}
+        assert {k: found[k] for k in ("pension", "medical")} == expected
+        timings.mark("DCI search")
+
 
 def test_a_citizen_serves_themself_on_a_kiosk_and_in_the_app() -> None:
     timings = Timings("self-service")
