@@ -712,3 +712,17 @@ def test_only_configured_proxies_may_name_the_client_of_the_gateway() -> None:
         if where == "production":
             assert proxies, "the production overlay names its ingress"
     assert environments["base"] == environments["compose"] == ""  # none trusted by default
+
+
+def test_partners_reach_the_gateway_only_over_a_verified_client_certificate() -> None:
+    """api.md "Who calls": partners use client credentials, with mTLS in production."""
+    (patch,) = load_yaml_documents(PRODUCTION / "ingress.yaml")
+    (patched,) = patch["spec"]["template"]["spec"]["containers"]
+    assert container_env(patched)["GATEWAY_PARTNER_MTLS"] == "true"
+    (ingress,) = of_kind(load_yaml_documents(PRODUCTION / "partner-ingress.yaml"), "Ingress")
+    annotations = ingress["metadata"]["annotations"]
+    assert annotations["nginx.ingress.kubernetes.io/auth-tls-verify-client"] == "on"
+    assert annotations["nginx.ingress.kubernetes.io/auth-tls-secret"].endswith("/partner-client-ca")
+    paths = [p["path"] for rule in ingress["spec"]["rules"] for p in rule["http"]["paths"]]
+    assert paths == ["/api/v1/auth/token", "/api/v1/partners"]
+    assert "partner-ingress.yaml" in kustomization(PRODUCTION)["resources"]

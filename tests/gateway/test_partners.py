@@ -322,3 +322,55 @@ async def test_taking_a_permission_away_stops_the_tokens_that_had_it(
         COMPARE, json={"id_numbers": [INSURED]}, headers=bearer(await token(gateway))
     )
     assert_problem(fresh, 403, "permission-not-granted")
+
+
+@pytest.fixture
+async def behind_mtls(
+    gateway_url: str, test_clock: Clock, harness: Harness, matching_db: Database, partners: None
+) -> AsyncIterator[httpx.AsyncClient]:
+    """The gateway as production runs it (GATEWAY_PARTNER_MTLS): the test client's address,
+    192.0.2.10, is the ingress's."""
+    await feed(matching_db, harness.published)
+    apps = {"identity": identity_app(harness), "matching": matching_app(matching_db)}
+    settings = {"partner_mtls": True, "trusted_proxies": ["192.0.2.0/28"]}
+    async for client in gateway_over(gateway_url, test_clock, settings=settings, **apps):
+        yield client
+
+
+async def test_behind_the_mtls_ingress_a_token_needs_its_own_certificate(
+    behind_mtls: httpx.AsyncClient,
+) -> None:
+    access = bearer(await token(behind_mtls))
+    ask = {"id_numbers": [INSURED]}
+    verified = {"ssl-client-verify": "SUCCESS"}
+    for headers, why in (
+        ({}, "no verified client certificate"),
+        ({"ssl-client-verify": "FAILED:unable to verify", "ssl-client-subject-dn": f"CN={CIVIL}"},
+         "no verified client certificate"),
+        (verified | {"ssl-client-subject-dn": "CN=someone-else,O=Civil Affairs"},
+         "the certificate is not this client's"),
+    ):  # fmt: skip
+        refused = await behind_mtls.post(COMPARE, json=ask, headers=access | headers)
+        assert assert_problem(refused, 403, "client-certificate-required")["detail"] == why
+    for subject in (
+        f"CN={CIVIL},OU=Dibao,O=Nanming Civil Affairs",
+        f"/O=Nanming Civil Affairs/CN={CIVIL}",
+    ):
+        answered = await behind_mtls.post(
+            COMPARE, json=ask, headers=access | verified | {"ssl-client-subject-dn": subject}
+        )
+        assert answered.status_code == 200, answered.text
+
+
+async def test_certificate_headers_count_only_from_the_ingress(
+    gateway_url: str, test_clock: Clock, harness: Harness, matching_db: Database, partners: None
+) -> None:
+    apps = {"identity": identity_app(harness), "matching": matching_app(matching_db)}
+    settings = {"partner_mtls": True, "trusted_proxies": ["10.42.0.0/24"]}  # not the client's
+    async for client in gateway_over(gateway_url, test_clock, settings=settings, **apps):
+        headers = {"ssl-client-verify": "SUCCESS", "ssl-client-subject-dn": f"CN={CIVIL}"}
+        forged = await client.post(COMPARE, json={"id_numbers": [INSURED]},
+                                   headers=bearer(await token(client)) | headers)  # fmt: skip
+        assert assert_problem(forged, 403, "client-certificate-required")["detail"] == (
+            "partners connect through the mTLS ingress"
+        )

@@ -34,6 +34,7 @@ from canbao_gateway.history_routes import router as history_router
 from canbao_gateway.kiosk_page import router as kiosk_page_router
 from canbao_gateway.login_gate import LoginGate
 from canbao_gateway.logs import install_log_masking
+from canbao_gateway.partner_routes import RecordPeer
 from canbao_gateway.partner_routes import router as partner_router
 from canbao_gateway.persons import router as persons_router
 from canbao_gateway.problems import install_header_handler
@@ -186,4 +187,7 @@ def create(
         # Run uvicorn with --no-proxy-headers (deploy/): this is the one place that believes
         # X-Forwarded-For, and only from the proxies configured (settings.py).
         app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxies)
+    # Outermost: the connection's own peer, before X-Forwarded-For (partner mTLS believes the
+    # ingress's certificate headers from trusted proxies only).
+    app.add_middleware(RecordPeer)
     return app

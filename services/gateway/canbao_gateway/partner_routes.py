@@ -12,6 +12,8 @@ department only:
 
 Audited: a batch as one row (no person is read); a comparison as one row per number asked."""
 
+import ipaddress
+import re
 from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Annotated, Any, Final, Literal
@@ -30,6 +32,7 @@ from canbao_gateway.clients import Client, ClientKind, Permission
 from canbao_gateway.clock import ClockDep
 from canbao_gateway.persons import IdentityDep, MatchingDep
 from canbao_gateway.problems import UNAUTHENTICATED, problem_responses
+from canbao_gateway.settings import GatewaySettings
 from canbao_platform.problems import Problem
 
 router = APIRouter(prefix="/api/v1", tags=["partners"])
@@ -64,6 +67,62 @@ class PermissionNotGranted(Problem):
         )
 
 
+class ClientCertificateRequired(Problem):
+    def __init__(self, detail: str) -> None:
+        super().__init__(403, "client-certificate-required",
+                         "须使用本接入方的客户端证书 (the client's own certificate is required)",
+                         detail)  # fmt: skip
+
+
+# The ASGI scope key of the connection's own peer, before X-Forwarded-For replaces it.
+PEER: Final = "canbao.peer"
+
+
+class RecordPeer:
+    """ASGI middleware, outermost: keeps the address the connection came from (the ingress, in
+    production), which ProxyHeadersMiddleware then replaces with the client's."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            scope[PEER] = scope.get("client")
+        await self.app(scope, receive, send)
+
+
+def _from_trusted_proxy(request: Request, settings: GatewaySettings) -> bool:
+    peer = request.scope.get(PEER)
+    if not peer:
+        return False
+    try:
+        address = ipaddress.ip_address(peer[0])
+    except ValueError:
+        return False
+    return any(address in ipaddress.ip_network(n, strict=False) for n in settings.trusted_proxies)
+
+
+def _common_name(subject: str) -> str | None:
+    """The CN of a distinguished name as the ingress writes it (RFC 2253, `CN=…,O=…`; or
+    OpenSSL's `/O=…/CN=…`)."""
+    for part in re.split(r"(?<!\\)[,/]", subject):
+        name, _, value = part.strip().partition("=")
+        if name.upper() == "CN" and value:
+            return value.strip()
+    return None
+
+
+def check_client_certificate(request: Request, settings: GatewaySettings, client: Client) -> None:
+    """403 `client-certificate-required` unless the ingress verified the caller's certificate and
+    its CN is this client (GATEWAY_PARTNER_MTLS)."""
+    if not _from_trusted_proxy(request, settings):
+        raise ClientCertificateRequired("partners connect through the mTLS ingress")
+    if request.headers.get("ssl-client-verify") != "SUCCESS":
+        raise ClientCertificateRequired("no verified client certificate")
+    if _common_name(request.headers.get("ssl-client-subject-dn", "")) != client.client_id:
+        raise ClientCertificateRequired("the certificate is not this client's")
+
+
 class IdempotencyKeyRequired(Problem):
     def __init__(self) -> None:
         super().__init__(
@@ -85,18 +144,22 @@ class UnsupportedMediaType(Problem):
 
 
 async def current_partner(
+    request: Request,
     token: Annotated[str | None, Depends(oauth2_scheme)],
     settings: SettingsDep,
     now: ClockDep,
     resources: ResourcesDep,
 ) -> Client:
-    """The partner client the bearer token stands for (a staff, session or kiosk token: 403)."""
+    """The partner client the bearer token stands for (a staff, session or kiosk token: 403),
+    over its own certificate where GATEWAY_PARTNER_MTLS says so."""
     if not token:
         raise problems.missing_token()
     holder = tokens.read_client(token, key=settings.jwt_key(), now=now())
     await tokens.check_current(resources.database, holder)
     if holder.client.kind is not ClientKind.PARTNER:
         raise problems.RoleNotAllowed(holder.client.kind.value)
+    if settings.partner_mtls:
+        check_client_certificate(request, settings, holder.client)
     return holder.client
 
 

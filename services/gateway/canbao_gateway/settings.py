@@ -114,6 +114,13 @@ class GatewaySettings(DataKeySettings, ServiceSettings):
     # in deploy/ the Deployment `gateway-notify` does and `gateway` (HTTP) does not, so that each
     # scales on its own load and only the first holds a Kafka login.
     dci_notifications: bool = True
+    # GATEWAY_PARTNER_MTLS: partner routes answer only requests whose client certificate the
+    # ingress verified (api.md "Who calls": mTLS in production) and whose subject's CN is the
+    # client_id of the token: the ingress's `ssl-client-verify` and `ssl-client-subject-dn`
+    # headers, believed only from GATEWAY_TRUSTED_PROXIES (partner_routes.py). The production
+    # overlay turns it on; a token copied off a partner's machine is then useless without its
+    # certificate's key.
+    partner_mtls: bool = False
 
     @property
     def talks_to_kafka(self) -> bool:
