@@ -610,6 +610,35 @@ def _notify_url(envelope: Envelope, registered: list[str]) -> str:
     return base.rstrip("/") + "/notify"
 
 
+async def _accept(
+    envelope: Envelope,
+    registered: list[str],
+    resources: Any,
+    client: Client,
+    now: datetime,
+    *,
+    action: str,
+    answer_path: str,
+    problem: tuple[str, str] | None,
+) -> tuple[str, Seen] | Ack:
+    """The asynchronous routes' intake: an Ack to answer at once — ERR for a refused message
+    (its reason code in the error's message) or an unregistered callback address, or the first
+    acknowledgement again for a message_id already executed — else where the answer goes and
+    what the registry knows of the message."""
+    if problem is not None:
+        code, text = problem
+        return _ack(now, None, ("err.request.bad", f"{code}: {text}"))
+    try:
+        url = _callback_url(envelope, registered, answer_path)
+        seen = await _seen(resources.database, client, envelope, action)
+    except dci.Rejected as rejected:
+        code = rejected.code if rejected.code.startswith("err.") else "err.request.bad"
+        return _ack(now, None, (code, f"{rejected.code}: {rejected.message}"))
+    if seen.correlation_id is not None:  # executed once: the same acknowledgement, no callback
+        return _ack(now, seen.correlation_id)
+    return url, seen
+
+
 async def delivery(request: Request) -> CallbackDelivery:
     for component in request.app.state.components:
         if isinstance(component, CallbackDelivery):
@@ -641,17 +670,20 @@ async def search(
     answer = dci.Answer(settings, client, now, "on-search")
     registered = await _read_envelope(envelope, client, settings, resources, now)
     transaction, requests, problem = _search_message(envelope)
-    if problem is not None or requests is None:
-        code, text = problem or ("rjct.action.invalid", "")
-        return _ack(now, None, ("err.request.bad", f"{code}: {text}"))
-    try:
-        url = _callback_url(envelope, registered, "on-search")
-        seen = await _seen(resources.database, client, envelope, "search")
-    except dci.Rejected as rejected:
-        code = rejected.code if rejected.code.startswith("err.") else "err.request.bad"
-        return _ack(now, None, (code, f"{rejected.code}: {rejected.message}"))
-    if seen.correlation_id is not None:  # executed once: the same acknowledgement, no callback
-        return _ack(now, seen.correlation_id)
+    accepted = await _accept(
+        envelope,
+        registered,
+        resources,
+        client,
+        now,
+        action="search",
+        answer_path="on-search",
+        problem=problem,
+    )
+    if isinstance(accepted, Ack):
+        return accepted
+    url, seen = accepted
+    assert isinstance(requests, list)
     responses = await _search_all(requests, client, now, identity, matching, audit)
     correlation = uuid.uuid4()
     body = {
@@ -693,17 +725,22 @@ async def txn_status(
     answer = dci.Answer(settings, client, now, "txn-on-status")
     registered = await _read_envelope(envelope, client, settings, resources, now)
     transaction, problem = _status_message(envelope)
-    if problem is not None or not isinstance(transaction, str) or not transaction:
-        code, text = problem or ("rjct.action.invalid", "transaction_id is required")
-        return _ack(now, None, ("err.request.bad", f"{code}: {text}"))
-    try:
-        url = _callback_url(envelope, registered, "txn/on-status")
-        seen = await _seen(resources.database, client, envelope, "txn-status")
-    except dci.Rejected as rejected:
-        code = rejected.code if rejected.code.startswith("err.") else "err.request.bad"
-        return _ack(now, None, (code, f"{rejected.code}: {rejected.message}"))
-    if seen.correlation_id is not None:
-        return _ack(now, seen.correlation_id)
+    if problem is None and (not isinstance(transaction, str) or not transaction):
+        problem = ("rjct.action.invalid", "transaction_id is required")
+    accepted = await _accept(
+        envelope,
+        registered,
+        resources,
+        client,
+        now,
+        action="txn-status",
+        answer_path="txn/on-status",
+        problem=problem,
+    )
+    if isinstance(accepted, Ack):
+        return accepted
+    url, seen = accepted
+    assert isinstance(transaction, str)
     body = await _status_of(resources.database, client, envelope)
     correlation = uuid.uuid4()
     body["correlation_id"] = str(correlation)
@@ -863,17 +900,20 @@ async def subscribe(
         not isinstance(transaction, str) or not transaction or len(transaction) > 99 or not count
     ):
         problem = ("rjct.total_count.invalid", "transaction_id and a non-empty subscribe_request")
-    if problem is not None or not isinstance(requests, list):
-        code, text = problem or ("rjct.action.invalid", "")
-        return _ack(now, None, ("err.request.bad", f"{code}: {text}"))
-    try:
-        url = _callback_url(envelope, registered, "on-subscribe")
-        seen = await _seen(resources.database, client, envelope, "subscribe")
-    except dci.Rejected as rejected:
-        code = rejected.code if rejected.code.startswith("err.") else "err.request.bad"
-        return _ack(now, None, (code, f"{rejected.code}: {rejected.message}"))
-    if seen.correlation_id is not None:
-        return _ack(now, seen.correlation_id)
+    accepted = await _accept(
+        envelope,
+        registered,
+        resources,
+        client,
+        now,
+        action="subscribe",
+        answer_path="on-subscribe",
+        problem=problem,
+    )
+    if isinstance(accepted, Ack):
+        return accepted
+    url, seen = accepted
+    assert isinstance(requests, list) and isinstance(transaction, str)
     notify_url = _notify_url(envelope, registered)
     active = await _active_subscriptions(resources.database, client)
     responses, made, references = [], [], set[str]()
@@ -955,17 +995,20 @@ async def unsubscribe(
         or not codes
     ):
         problem = ("rjct.total_count.invalid", "transaction_id and subscription_codes")
-    if problem is not None or not isinstance(codes, list):
-        code, text = problem or ("rjct.action.invalid", "")
-        return _ack(now, None, ("err.request.bad", f"{code}: {text}"))
-    try:
-        url = _callback_url(envelope, registered, "on-unsubscribe")
-        seen = await _seen(resources.database, client, envelope, "unsubscribe")
-    except dci.Rejected as rejected:
-        code = rejected.code if rejected.code.startswith("err.") else "err.request.bad"
-        return _ack(now, None, (code, f"{rejected.code}: {rejected.message}"))
-    if seen.correlation_id is not None:
-        return _ack(now, seen.correlation_id)
+    accepted = await _accept(
+        envelope,
+        registered,
+        resources,
+        client,
+        now,
+        action="unsubscribe",
+        answer_path="on-unsubscribe",
+        problem=problem,
+    )
+    if isinstance(accepted, Ack):
+        return accepted
+    url, seen = accepted
+    assert isinstance(codes, list) and isinstance(transaction, str)
     wanted = []
     for code in codes:
         try:
