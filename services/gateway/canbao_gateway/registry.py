@@ -152,7 +152,7 @@ class IdentityClient(InternalClient):
 
     async def numbers(self, person_ids: list[UUID], *, caller: Actor) -> dict[UUID, str]:
         """The citizen ID numbers of `person_ids` (those identity knows with one)."""
-        response = await self._send("POST", "/internal/persons/numbers",
+        response = await self._send("POST", "/internal/persons/identifiers",
                                     json={"person_ids": [str(p) for p in person_ids]},
                                     caller=caller, timeout=BATCH_TIMEOUT_S)  # fmt: skip
         if response.status_code != 200:

@@ -221,7 +221,7 @@ class NumbersOf(BaseModel):
                                      "known with one")  # fmt: skip
 
 
-@router.post("/persons/numbers", response_model=NumbersOf,
+@router.post("/persons/identifiers", response_model=NumbersOf,
              summary="The ID numbers of people found by a partner's search (its client may see "
              "them: the gateway checks)")  # fmt: skip
 async def numbers_of(
