@@ -70,9 +70,14 @@ _SAVE_PERSONS = sa.text(
     + f", updated_at = now() FROM {bulk.rows(_PERSON_COLUMNS)} WHERE p.person_id = v.person_id"
 )
 _SAVE_CHANGES = sa.text(history.INSERT)
+# A person already pending is locked, not skipped (a no-op update, its place in the queue kept):
+# a builder that took the row to rebuild the person before this transaction's records were
+# committed makes this wait until it has, and the row is then inserted afresh; a builder that
+# comes later skips the locked row until then. With DO NOTHING, a rebuild that read the person's
+# records before this commit consumed the mark and the new record was never built in.
 _MARK_PENDING = sa.text(
     "INSERT INTO pending_persons (person_id) SELECT unnest(CAST(:ids AS uuid[])) "
-    "ON CONFLICT DO NOTHING"
+    "ON CONFLICT (person_id) DO UPDATE SET marked_at = pending_persons.marked_at"
 )
 _ENSURE_PERSONS = sa.text(
     "INSERT INTO persons (person_id) SELECT unnest(CAST(:ids AS uuid[])) ON CONFLICT DO NOTHING"
