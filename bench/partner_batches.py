@@ -85,7 +85,7 @@ async def sample_rss(peak: list[float], stop: asyncio.Event) -> None:
 def check_only(rows: int) -> float:
     """Rows/s of reading and checking alone (no database)."""
     reader = Reader(DIBAO, MediaType.CSV, NOW.date())
-    reader.read_header(1, b"sfzh,xm,xzqh,ksrq,jsrq")
+    reader.read_header(b"sfzh,xm,xzqh,ksrq,jsrq")
     started = time.perf_counter()
     for serial in range(rows):
         reader.row(serial + 2, row(serial).rstrip("\r\n").encode())

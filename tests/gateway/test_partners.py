@@ -240,7 +240,7 @@ async def test_a_comparison_answers_each_number_with_what_the_partner_may_see(
     gateway: httpx.AsyncClient, gateway_db: Database
 ) -> None:
     access = await token(gateway)
-    asked = [INSURED, "52010219800101011", UNREGISTERED, INSURED.lower().replace("x", "x")]
+    asked = [INSURED, "52010219800101011", UNREGISTERED, INSURED.lower()]
     answer = await gateway.post(COMPARE, json={"id_numbers": asked}, headers=bearer(access))
     assert answer.status_code == 200, answer.text
     items = answer.json()["items"]

@@ -284,9 +284,8 @@ async def send_batch(
             media_type=media_type,
             caller=client,
         )
-    except Problem as problem:
-        outcome = Outcome.REJECTED if problem.status < 500 else Outcome.NOT_FOUND
-        await audit.record(purpose=Purpose.PARTNER_BATCH, outcome=outcome)
+    except Problem:  # refused, or not received whole (identity away): send it again
+        await audit.record(purpose=Purpose.PARTNER_BATCH, outcome=Outcome.REJECTED)
         raise
     await audit.record(purpose=Purpose.PARTNER_BATCH, outcome=Outcome.OK)
     return Batch.model_validate(answer)

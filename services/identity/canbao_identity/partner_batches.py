@@ -178,7 +178,7 @@ class Reader:
         self.dataset, self.media_type, self.today = dataset, media_type, today
         self.header: list[str] | None = None
 
-    def read_header(self, line: int, raw: bytes | None) -> None:
+    def read_header(self, raw: bytes | None) -> None:
         """The CSV header, or 422 `batch-header-invalid` (nothing is stored)."""
         try:
             text = (raw or b"").decode("utf-8-sig")
@@ -316,9 +316,9 @@ async def receive(
     reader = Reader(upload.dataset, upload.media_type, now.date())
     rows = aiter(lines)
     if upload.media_type is MediaType.CSV:
-        async for line, raw in rows:
+        async for _, raw in rows:
             if raw is None or raw.strip():
-                reader.read_header(line, raw)
+                reader.read_header(raw)
                 break
         else:
             raise BatchHeaderInvalid("the body is empty: a CSV batch starts with its header")

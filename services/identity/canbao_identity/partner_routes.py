@@ -18,7 +18,7 @@ from pydantic import BaseModel, Field
 from canbao_contracts.partners import Department, dataset
 from canbao_identity import partner_batches
 from canbao_identity import records as r
-from canbao_identity.partner_batches import BatchUnknown, MediaType, Upload
+from canbao_identity.partner_batches import MediaType, Upload
 from canbao_identity.routes import ProtectorDep, ResourcesDep
 from canbao_identity.store import person_context
 from canbao_identity.tables import identities, persons
@@ -241,6 +241,3 @@ async def numbers_of(
             if document_type == "01" and found and found.get("value"):
                 numbers[row.person_id] = found["value"]
     return NumbersOf(numbers=numbers)
-
-
-__all__ = ["BatchUnknown", "router"]
