@@ -4,7 +4,11 @@ the gateway against one verdict (is this change a subscriber's?), so that a subs
 notifies exactly about the people the same search would find.
 
 `region` is compared by division: a city's code (520100) covers its counties (520102); every
-other attribute by value. The insurances' attributes are the status codes of domain.md §4."""
+other attribute by value. The insurances' attributes are the status codes of domain.md §4.
+`household_registered_locally` is the verdict's (domain.md §6 column 1); `insured_in_province`
+says that at least one insurance has a scheme code (an enrolment in the province's own systems)
+or 81 (insured in another region of the province): what the province tells the national registry
+(44号 Art.10) is its household-registered people without it and the others with it."""
 
 from __future__ import annotations
 
@@ -12,12 +16,29 @@ from typing import Any, Final, Literal
 
 from pydantic import BaseModel, Field
 
+from canbao_contracts.codes import StatusCode
+
 Attribute = Literal[
     "region", "gender", "birth_year", "registration", "deceased",
     "pension", "medical", "injury", "unemployment", "maternity",
+    "household_registered_locally", "insured_in_province",
 ]  # fmt: skip
 Comparison = Literal["eq", "in", "gt", "lt", "ge", "le"]
 INSURANCE_ATTRIBUTES: Final = ("pension", "medical", "injury", "unemployment", "maternity")
+INSURED_IN_PROVINCE_CODES: Final = tuple(
+    code.value
+    for code in StatusCode
+    if code.insurance is not None or code is StatusCode.INSURED_ELSEWHERE_IN_PROVINCE
+)
+
+
+def insured_in_province(verdict: dict[str, Any]) -> bool | None:
+    """Whether any insurance of `verdict` (a Verdict as JSON) has a code of
+    INSURED_IN_PROVINCE_CODES; None for the dead (no statuses)."""
+    if verdict.get("deceased"):
+        return None
+    codes = (verdict.get("statuses") or {}).values()
+    return any(code in INSURED_IN_PROVINCE_CODES for code in codes)
 
 
 class Condition(BaseModel):
@@ -71,6 +92,8 @@ def matches(node: Filter | Condition, verdict: dict[str, Any]) -> bool:
         return any(region.startswith(division_prefix(str(v))) for v in values)
     if node.attribute in INSURANCE_ATTRIBUTES:
         actual = (verdict.get("statuses") or {}).get(node.attribute)
+    elif node.attribute == "insured_in_province":
+        actual = insured_in_province(verdict)
     else:
         actual = verdict.get(node.attribute)
     if actual is None:

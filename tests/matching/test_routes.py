@@ -13,9 +13,11 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from canbao_contracts.codes import HouseholdStatus, StatusCode
+from canbao_contracts.codes import HouseholdStatus, Insurance, StatusCode
 from canbao_contracts.envelope import Envelope, encode
 from canbao_contracts.events import Event, FactAsserted, PersonsMerged
+from canbao_contracts.events.vocabulary import ComparisonScope
+from canbao_contracts.search import Filter, matches
 from canbao_matching.app import SERVICE, MatchingSettings
 from canbao_matching.evaluation import Evaluator
 from canbao_matching.handlers import HANDLER
@@ -24,7 +26,7 @@ from canbao_platform.db import Database
 from canbao_platform.messaging import InboundMessage, unit_of_work
 from canbao_platform.service import create_app
 from tests.conftest import ServiceAuth
-from tests.matching.people import benefit, enrolled, household, job, person
+from tests.matching.people import benefit, elsewhere, enrolled, household, job, person
 
 NOW = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
 S = StatusCode
@@ -218,3 +220,57 @@ async def test_a_person_whose_record_cannot_be_read_is_set_aside_not_blocking_th
         row = (await connection.execute(sa.select(persons.c.pending, persons.c.recheck_on)
                                         .where(persons.c.person_id == broken))).one()  # fmt: skip
     assert row.pending is False and row.recheck_on == date(2026, 11, 24)
+
+
+async def test_a_search_reads_the_exchange_attributes_as_the_gateway_matches_them(
+    client: httpx.AsyncClient, matching_db: Database
+) -> None:
+    """household_registered_locally and insured_in_province (canbao_contracts.search): SQL and
+    `matches` select the same people; keyset pages read the whole selection once."""
+    local_uninsured = sorted(uuid.uuid4() for _ in range(3))
+    local_insured, migrant, migrant_elsewhere = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    elsewhere_in_province = uuid.uuid4()
+    away = {"household_registered_locally": False, "household_region_code": "110101"}
+    await apply(matching_db, [
+        *(e for pid in local_uninsured for e in uninsured(pid)), *insured(local_insured),
+        person(migrant, **away), FactAsserted(person_id=migrant,
+                                              fact=enrolled(migrant, S.URBAN_EMPLOYEE_PENSION)),
+        person(migrant_elsewhere, **away),
+        person(elsewhere_in_province), FactAsserted(person_id=elsewhere_in_province, fact=elsewhere(
+            elsewhere_in_province, Insurance.PENSION, ComparisonScope.PROVINCE, region="520302")),
+    ])  # fmt: skip
+    owed = Filter.model_validate({"op": "all", "parts": [
+        {"attribute": "region", "cmp": "eq", "value": "520000"},
+        {"op": "any", "parts": [
+            {"op": "all", "parts": [
+                {"attribute": "household_registered_locally", "cmp": "eq", "value": False},
+                {"attribute": "insured_in_province", "cmp": "eq", "value": True}]},
+            {"op": "all", "parts": [
+                {"attribute": "household_registered_locally", "cmp": "eq", "value": True},
+                {"attribute": "insured_in_province", "cmp": "eq", "value": False}]},
+        ]},
+    ]})  # fmt: skip
+    pages, after = [], str(UUID(int=0))
+    while after is not None:
+        body = {"filter": owed.model_dump(mode="json"), "page_size": 2, "after": after}
+        response = await client.post("/internal/v1/verdicts/search", json=body)
+        assert response.status_code == 200, response.text
+        page = response.json()
+        assert page["total_count"] is None
+        pages.append([item["person_id"] for item in page["items"]])
+        after = page["next_after"]
+    found = [pid for page in pages for pid in page]
+    assert sorted(found) == sorted(str(p) for p in [*local_uninsured, migrant])
+    assert all(len(page) <= 2 for page in pages) and len(found) == len(set(found))
+
+    everyone = {"op": "all", "parts": [{"attribute": "region", "cmp": "eq", "value": "520000"}]}
+    response = await client.post("/internal/v1/verdicts/search",
+                                 json={"filter": everyone, "page_size": 100})  # fmt: skip
+    assert response.json()["total_count"] == 6  # the uninsured migrant is not the province's
+    in_python = [item["person_id"] for item in response.json()["items"]
+                 if matches(owed, item["verdict"])]  # fmt: skip
+    assert sorted(in_python) == sorted(found)
+
+    both = {"filter": everyone, "page_size": 2, "page_number": 2, "after": str(UUID(int=0))}
+    refused = await client.post("/internal/v1/verdicts/search", json=both)
+    assert refused.status_code == 422 and refused.json()["type"].endswith("search-invalid")

@@ -20,6 +20,7 @@ from canbao_contracts.codes import RegistrationState, SurveyReason
 from canbao_contracts.events import BenefitFact, EnrolmentFact, Verdict
 from canbao_contracts.search import (
     INSURANCE_ATTRIBUTES,
+    INSURED_IN_PROVINCE_CODES,
     Condition,
     Filter,
     division_prefix,
@@ -217,12 +218,19 @@ MAX_SEARCH_PAGE: Final = 1000
 class VerdictSearch(BaseModel):
     filter: Filter
     page_size: int = Field(ge=1, le=MAX_SEARCH_PAGE)
-    page_number: int = Field(ge=1)
+    page_number: int = Field(default=1, ge=1)
+    after: UUID | None = None
+    """Keyset paging for a reader of the whole selection (the gateway's exchanges): the page
+    after this person_id (the nil UUID for the first); page_number stays 1, no total is
+    counted."""
 
 
 class VerdictSearchPage(BaseModel):
     items: list[PersonVerdict]
-    total_count: int
+    total_count: int | None
+    """How many the filter selects; null for a keyset page."""
+    next_after: UUID | None = None
+    """The `after` of the next keyset page; null on the last one (and for numbered pages)."""
 
 
 _VALUE_OF: Final[dict[str, Any]] = {
@@ -231,7 +239,13 @@ _VALUE_OF: Final[dict[str, Any]] = {
     "registration": persons.c.registration,
     "deceased": persons.c.verdict["deceased"].astext.cast(sa.Boolean),
     **{name: persons.c.verdict["statuses"][name].astext for name in INSURANCE_ATTRIBUTES},
-}
+    "household_registered_locally": persons.c.verdict["household_registered_locally"]
+    .astext.cast(sa.Boolean),
+    "insured_in_province": sa.or_(*(
+        persons.c.verdict["statuses"][name].astext.in_(INSURED_IN_PROVINCE_CODES)
+        for name in INSURANCE_ATTRIBUTES
+    )),
+}  # fmt: skip
 
 
 def _condition(condition: Condition) -> Any:
@@ -276,15 +290,28 @@ async def search_verdicts(
     """Living or dead, in scope, evaluated, not merged; ordered by person_id (stable pages)."""
     if not names_a_region(body.filter):
         raise SearchInvalid("a search names the division (region) it covers")
+    if body.after is not None and body.page_number != 1:
+        raise SearchInvalid("after (keyset paging) or page_number, not both")
     where = sa.and_(
         _filter(body.filter), persons.c.in_scope.is_(True), persons.c.merged_into.is_(None),
         persons.c.verdict.is_not(None),
     )  # fmt: skip
-    query = (sa.select(*_COLUMNS).where(where).order_by(persons.c.person_id)
-             .limit(body.page_size).offset((body.page_number - 1) * body.page_size))  # fmt: skip
+    query = sa.select(*_COLUMNS).order_by(persons.c.person_id).limit(body.page_size)
+    if body.after is not None:
+        rows = await _read(database, query.where(where, persons.c.person_id > body.after))
+        last = rows[-1].person_id if len(rows) == body.page_size else None
+        return VerdictSearchPage(
+            items=[_person_verdict(row) for row in rows], total_count=None, next_after=last
+        )
+    query = query.where(where).offset((body.page_number - 1) * body.page_size)
     async with database.engine.connect() as connection:
         await connection.execution_options(isolation_level="REPEATABLE READ")
         async with connection.begin():
             total = await connection.scalar(sa.select(sa.func.count()).where(where))
             rows = (await connection.execute(query)).all()
     return VerdictSearchPage(items=[_person_verdict(row) for row in rows], total_count=total or 0)
+
+
+async def _read(database: Database, query: Any) -> list[Any]:
+    async with database.engine.connect() as connection:
+        return list((await connection.execute(query)).all())
