@@ -26,12 +26,16 @@ from canbao_contracts.text import canonical, forbidden_character
 
 
 class Department(StrEnum):
-    """Partner departments that send batches (44号 §24): the `{dept}` of the partner URLs and
-    the `partner:<dept>` role of api.md."""
+    """Partner departments (44号 §24): the `{dept}` of the partner URLs and the
+    `partner:<dept>` role of api.md."""
 
     CIVIL = "civil"  # 民政: cremations, minimum living allowance
     EDUCATION = "education"  # 教育: students
     JUSTICE = "justice"  # 司法: people in custody
+    # 全国参保登记库: the ministry's national registry, which the province keeps informed
+    # (44号 Art.10; 41号 §3, §5). It sends no batches: its comparison results arrive as the
+    # `national` source (sources.md).
+    NATIONAL = "national"
 
 
 class Kind(StrEnum):
@@ -133,12 +137,17 @@ DATASETS: Final[dict[tuple[Department, str], Dataset]] = {
 
 # The dataset a department's batch is when the request names none: its first above.
 DEFAULT_DATASET: Final = {
-    dept: next(d for (owner, _), d in DATASETS.items() if owner == dept) for dept in Department
+    dept: next(d for (owner, _), d in DATASETS.items() if owner == dept)
+    for dept in Department
+    if any(owner == dept for owner, _ in DATASETS)
 }
 
 
 def dataset(department: Department, name: str | None) -> Dataset | None:
-    return DEFAULT_DATASET[department] if name is None else DATASETS.get((department, name))
+    """The dataset a batch of `department` is; None: the department has no such dataset."""
+    if name is None:
+        return DEFAULT_DATASET.get(department)
+    return DATASETS.get((department, name))
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,7 +28,7 @@ from canbao_gateway.clients import create_demo_clients
 from canbao_gateway.collections import router as collections_router
 from canbao_gateway.counter_page import router as counter_page_router
 from canbao_gateway.dci_delivery import CallbackDelivery
-from canbao_gateway.dci_notify import notify_handler
+from canbao_gateway.dci_notify import ExchangeReconciler, notify_handler
 from canbao_gateway.dci_routes import router as dci_router
 from canbao_gateway.history_routes import router as history_router
 from canbao_gateway.kiosk_page import router as kiosk_page_router
@@ -104,10 +104,11 @@ def components(
     assert isinstance(settings, GatewaySettings)
     key = settings.service_token_signing_key()
     identity = IdentityClient(settings.identity_url, signing_key=key, transport=identity_transport)
+    matching = MatchingClient(settings.matching_url, signing_key=key, transport=matching_transport)
     parts: list[Component] = [
         SurveyClient(settings.survey_url, signing_key=key, transport=survey_transport),
         identity,
-        MatchingClient(settings.matching_url, signing_key=key, transport=matching_transport),
+        matching,
         CallbackDelivery(resources.database, settings.sealer()),
     ]
     if settings.dci_notifications:
@@ -123,6 +124,8 @@ def components(
                 bootstrap_servers=settings.kafka_bootstrap_servers, service=SERVICE_NAME,
                 config=RunnerConfig(), client_options=kafka,
             ),
+            ExchangeReconciler(resources.database, settings.sealer(), settings, identity,
+                               matching),
         ]  # fmt: skip
     if settings.environment == "development":
         parts.append(DemoAccounts(resources))

@@ -61,6 +61,7 @@ class Field(StrEnum):
     GENDER = "gender"
     BIRTH_YEAR = "birth_year"
     REGION = "region"  # the person's division (GB/T 2260)
+    HOUSEHOLD = "household"  # whether the household is registered in the province (§6 col. 1)
 
 
 # api.md: the local stack (and only it) creates the kiosk `demo-kiosk`, secret `demo`.

@@ -9,9 +9,10 @@ What the standard leaves to the implementer, decided here (README "Partner depar
 * Query attributes (predicate and expression): `region` (GB/T 2260; a city covers its counties),
   `gender` (`male` / `female`, or AAC004's 1 / 2), `age` and `birth_year` (by year of birth:
   the registry publishes no day of birth), `registration` (confirmed, needs_survey, verified),
-  `deceased`, and one per insurance (`pension`, `medical`, `injury`, `unemployment`,
-  `maternity`: the status codes of domain.md §4). A client may filter only on what it may see,
-  and a search names the division it covers.
+  `deceased`, one per insurance (`pension`, `medical`, `injury`, `unemployment`, `maternity`:
+  the status codes of domain.md §4), `household_registered_locally` and `insured_in_province`
+  (canbao_contracts.search). A client may filter only on what it may see, and a search names
+  the division it covers.
 * A predicate is a list of `{seq_num, expression1, condition, expression2}`: each item is
   `expression1` alone, or `and` / `or` / `not` (and not) `expression2`; the items all hold.
   An expression is `{"expression": {"collection": "Member", "query": {…}}}` in the MongoDB-like
@@ -56,16 +57,19 @@ INSURANCE_FIELDS: Final = (
     Field.UNEMPLOYMENT,
     Field.MATERNITY,
 )
-# Query attribute → the client field it reveals (a client filters only on what it may see).
-ATTRIBUTE_FIELD: Final[dict[str, Field]] = {
-    "region": Field.REGION,
-    "gender": Field.GENDER,
-    "age": Field.BIRTH_YEAR,
-    "birth_year": Field.BIRTH_YEAR,
-    "registration": Field.REGISTRATION,
-    "deceased": Field.DECEASED,
-    **{f.value: f for f in INSURANCE_FIELDS},
+# Query attribute → the client fields it reveals (a client filters only on what it may see).
+ATTRIBUTE_FIELDS: Final[dict[str, frozenset[Field]]] = {
+    "region": frozenset({Field.REGION}),
+    "gender": frozenset({Field.GENDER}),
+    "age": frozenset({Field.BIRTH_YEAR}),
+    "birth_year": frozenset({Field.BIRTH_YEAR}),
+    "registration": frozenset({Field.REGISTRATION}),
+    "deceased": frozenset({Field.DECEASED}),
+    **{f.value: frozenset({f}) for f in INSURANCE_FIELDS},
+    "household_registered_locally": frozenset({Field.HOUSEHOLD}),
+    "insured_in_province": frozenset(INSURANCE_FIELDS),  # a summary of all five statuses
 }
+_BOOLEAN_ATTRIBUTES: Final = ("deceased", "household_registered_locally", "insured_in_province")
 _OPERATORS: Final = {
     "eq": "eq",
     "in": "in",
@@ -252,13 +256,13 @@ def _expression(node: Any, client: Client, today: date, depth: int = 0) -> dict[
 def _condition(
     attribute: Any, operator: Any, value: Any, client: Client, today: date
 ) -> dict[str, Any]:
-    field = ATTRIBUTE_FIELD.get(attribute) if isinstance(attribute, str) else None
-    if field is None:
+    fields = ATTRIBUTE_FIELDS.get(attribute) if isinstance(attribute, str) else None
+    if fields is None:
         raise Rejected(
             "rjct.search_criteria.invalid",
-            f"attribute {attribute!r}: one of {', '.join(ATTRIBUTE_FIELD)}",
+            f"attribute {attribute!r}: one of {', '.join(ATTRIBUTE_FIELDS)}",
         )
-    if field not in client.fields:
+    if not fields <= client.fields:
         raise Rejected(
             "rjct.search_criteria.invalid",
             f"attribute {attribute!r}: not among what this client may see",
@@ -284,9 +288,9 @@ def _value(attribute: str, value: Any) -> Any:
         if isinstance(value, bool) or not isinstance(value, int | str) or not str(value).isdigit():
             raise Rejected("rjct.search_criteria.invalid", f"{attribute}: a whole number")
         return int(value)
-    if attribute == "deceased":
+    if attribute in _BOOLEAN_ATTRIBUTES:
         if not isinstance(value, bool):
-            raise Rejected("rjct.search_criteria.invalid", "deceased: true or false")
+            raise Rejected("rjct.search_criteria.invalid", f"{attribute}: true or false")
         return value
     if not isinstance(value, str | int) or isinstance(value, bool):
         raise Rejected("rjct.search_criteria.invalid", f"{attribute}: a text value")
@@ -303,10 +307,20 @@ def _value(attribute: str, value: Any) -> Any:
 # -- a person as a registry record -----------------------------------------------------------------
 
 
-def record(client: Client, verdict: dict[str, Any], as_of: Any, number: str | None) -> dict:
+def record(
+    client: Client,
+    verdict: dict[str, Any] | None,
+    as_of: Any,
+    number: str | None,
+    *,
+    in_subscription: bool | None = None,
+) -> dict:
     """A DCI Member record of what the client may see: the identifier (in clear if it asked by
     it or may see numbers, else masked), and the registry's attributes as
-    `additional_attributes` (name/value pairs, the standard's extension point)."""
+    `additional_attributes` (name/value pairs, the standard's extension point). A notification
+    of a filter subscription says `in_subscription`: whether the person is (still) among those
+    the filter selects. `verdict` None: a person the registry no longer evaluates (moved out
+    of its scope), of whom only the identifier is said."""
     may = client.fields
     member: dict[str, Any] = {"@type": "Member"}
     if number is not None:
@@ -314,6 +328,10 @@ def record(client: Client, verdict: dict[str, Any], as_of: Any, number: str | No
         member["member_identifier"] = [
             {"@type": "Identifier", "identifier_type": "SSN", "identifier_value": shown}
         ]
+    if verdict is None:
+        member["additional_attributes"] = [{"name": "in_subscription", "value": False}]
+        member["last_updated"] = as_of
+        return member
     person: dict[str, Any] = {"@type": "SRPerson"}
     if Field.GENDER in may and verdict.get("gender") in _SEX:
         person["sex"] = _SEX[verdict["gender"]]
@@ -327,10 +345,15 @@ def record(client: Client, verdict: dict[str, Any], as_of: Any, number: str | No
         attributes.append({"name": "registration", "value": verdict["registration"]})
     if Field.DECEASED in may:
         attributes.append({"name": "deceased", "value": verdict["deceased"]})
+    if Field.HOUSEHOLD in may:
+        household = verdict["household_registered_locally"]
+        attributes.append({"name": "household_registered_locally", "value": household})
     for insurance in INSURANCE_FIELDS:
         if insurance in may:
             code = verdict["statuses"].get(insurance.value)
             attributes.append({"name": insurance.value, "value": code})
+    if in_subscription is not None:
+        attributes.append({"name": "in_subscription", "value": in_subscription})
     member["additional_attributes"] = attributes
     member["last_updated"] = as_of
     return member

@@ -27,7 +27,7 @@ import httpx
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from canbao_gateway.tables import dci_callbacks
+from canbao_gateway.tables import dci_callbacks, dci_exchange_ledger
 from canbao_platform.db import Database
 from canbao_platform.sealing import Sealer
 
@@ -210,6 +210,8 @@ class CallbackDelivery:
             response = await http.post(row.url, json=body)
             if not 200 <= response.status_code < 300:
                 error = f"HTTP {response.status_code}"
+            elif _refused(response):
+                error = "ack_status ERR"
         except httpx.HTTPError as exc:
             error = type(exc).__name__
         attempts = row.attempts + 1
@@ -233,6 +235,34 @@ class CallbackDelivery:
                 .where(dci_callbacks.c.callback_id == row.callback_id)
                 .values(**values)
             )
+            if values.get("state") in ("delivered", "failed"):
+                await _settle(connection, row.callback_id, values["state"], now)
+
+
+def _refused(response: httpx.Response) -> bool:
+    """A 2xx whose body is the standard's Ack with `ack_status` ERR: the partner could not
+    take the message (the registry core API's Ack: ACK, NACK or ERR)."""
+    if "json" not in response.headers.get("content-type", ""):
+        return False
+    try:
+        body = response.json()
+    except ValueError:
+        return False
+    message = body.get("message") if isinstance(body, dict) else None
+    return isinstance(message, dict) and message.get("ack_status") == "ERR"
+
+
+async def _settle(connection: AsyncConnection, callback_id: int, state: str, now: datetime) -> None:
+    """What an exchange's subscriber holds (dci_notify.py's ledger) follows the callback that
+    carried it: acknowledged when delivered, failed when given up."""
+    ledger = dci_exchange_ledger.c
+    acknowledged = {"state": "acknowledged", "acked_digest": ledger.sent_digest,
+                    "acked_selected": ledger.sent_selected, "acknowledged_at": now}  # fmt: skip
+    await connection.execute(
+        sa.update(dci_exchange_ledger)
+        .where(ledger.sent_callback_id == callback_id, ledger.state == "pending")
+        .values(**(acknowledged if state == "delivered" else {"state": "failed"}))
+    )
 
 
 async def callback_states(

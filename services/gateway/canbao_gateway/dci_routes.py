@@ -30,6 +30,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from canbao_contracts.partners import Department
 from canbao_contracts.search import Filter, names_a_region
 from canbao_gateway import dci, dci_delivery
 from canbao_gateway.audit import AuditedPerson, AuditTrail, Outcome, Purpose
@@ -37,6 +38,7 @@ from canbao_gateway.auth import ResourcesDep, SettingsDep
 from canbao_gateway.clients import Client, Permission
 from canbao_gateway.clock import ClockDep
 from canbao_gateway.dci_delivery import CallbackDelivery
+from canbao_gateway.dci_notify import ExchangeReconciler
 from canbao_gateway.partner_routes import PartnerAuditDep, PermissionNotGranted, current_partner
 from canbao_gateway.persons import IdentityDep, MatchingDep
 from canbao_gateway.problems import UNAUTHENTICATED, problem_responses
@@ -773,6 +775,17 @@ async def subscriber(client: Annotated[Client, Depends(current_partner)]) -> Cli
 Subscriber = Annotated[Client, Depends(subscriber)]
 
 
+async def exchange_reconciler(request: Request) -> ExchangeReconciler | None:
+    """The exchanges' reconciler where this process runs one (the notifying gateway)."""
+    for component in request.app.state.components:
+        if isinstance(component, ExchangeReconciler):
+            return component
+    return None
+
+
+ExchangesDep = Annotated[ExchangeReconciler | None, Depends(exchange_reconciler)]
+
+
 @dataclass(frozen=True, slots=True)
 class NewSubscription:
     code: uuid.UUID
@@ -887,6 +900,7 @@ async def subscribe(
     clock: ClockDep,
     identity: IdentityDep,
     callbacks: DeliveryDep,
+    exchanges: ExchangesDep,
 ) -> Ack:
     now = clock()
     answer = dci.Answer(settings, client, now, "on-subscribe")
@@ -941,6 +955,10 @@ async def subscribe(
                         "notify_url": notify_url,
                         "state": "active",
                         "created_at": now,
+                        # The national registry's filter subscriptions are exchanges: owed
+                        # everyone the filter selects, reconciled (dci_notify.py).
+                        "exchange": m.filter is not None
+                        and client.department == Department.NATIONAL,
                     }
                     for m in made
                 ],
@@ -966,6 +984,8 @@ async def subscribe(
         Callback(url, signed, callbacks),
         save,
     )
+    if exchanges is not None and any(m.filter is not None for m in made):
+        exchanges.wake()
     return _ack(now, recorded)
 
 

@@ -8,6 +8,7 @@
         --name "南明区民政局" --permission batches --permission comparisons \
         --field registration --field pension --field medical
     python -m canbao_gateway.manage rotate-secret civil-nanming --grace-hours 24
+    python -m canbao_gateway.manage exchanges
 
 A member of staff who moves post (from the grass-roots platform to the county agency, say) keeps
 their account, and with it their name in every decision they took: maker-checker still knows
@@ -19,6 +20,8 @@ The password is asked for without echo, or read from standard input with `--pass
 A partner client's secret is generated (256 bits) and printed once, to hand to the department;
 only its hash is kept. `rotate-secret` prints a new one; the old one keeps working for
 `--grace-hours` (0: at once, and every token issued with it stops — a leaked secret).
+`exchanges` prints the reconciliation of each exchange with the national registry (dci_notify.py):
+the last pass's counts and what the national side holds by its acknowledgements, as JSON.
 The database is the gateway's (GATEWAY_DATABASE_URL)."""
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import getpass
+import json
 import secrets
 import sys
 from datetime import UTC, datetime, timedelta
@@ -35,6 +39,7 @@ import sqlalchemy as sa
 from canbao_contracts.partners import Department
 from canbao_gateway import clients
 from canbao_gateway.accounts import create_account
+from canbao_gateway.dci_notify import exchange_report
 from canbao_gateway.settings import GatewaySettings
 from canbao_gateway.staff import InvalidScope, Role, normalise_scope
 from canbao_gateway.tables import clients as clients_table
@@ -53,6 +58,8 @@ def main(argv: list[str] | None = None) -> int:
             return asyncio.run(_add(args.username, password, Role(args.role), args.scope))
         if args.command == "add-partner":
             return asyncio.run(_add_partner(args))
+        if args.command == "exchanges":
+            return asyncio.run(_exchanges())
         if args.command == "rotate-secret":
             return asyncio.run(_rotate(args.client_id, timedelta(hours=args.grace_hours)))
         if args.command == "move-staff":
@@ -165,6 +172,17 @@ async def _rotate(client_id: str, grace: timedelta) -> int:
     return 0
 
 
+async def _exchanges() -> int:
+    database = Database(GatewaySettings().database_url, pool_size=1)
+    try:
+        async with database.engine.connect() as connection:
+            report = await exchange_report(connection)
+    finally:
+        await database.dispose()
+    print(json.dumps(report, indent=2, ensure_ascii=False))
+    return 0
+
+
 def _password(*, from_stdin: bool) -> str:
     password = sys.stdin.readline().rstrip("\n") if from_stdin else getpass.getpass("password: ")
     if len(password) < MINIMUM_PASSWORD_LENGTH:
@@ -214,6 +232,9 @@ def _parser() -> argparse.ArgumentParser:
         "--grace-hours", type=float, default=24.0,
         help="how long the old secret still works (0: a leaked secret)",
     )  # fmt: skip
+    commands.add_parser(
+        "exchanges", help="the reconciliation of each exchange with the national registry"
+    )
     return parser
 
 

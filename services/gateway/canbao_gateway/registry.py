@@ -205,10 +205,20 @@ class MatchingClient(InternalClient):
         return {UUID(item["person_id"]): item for item in response.json()}
 
     async def search(
-        self, filter: dict[str, Any], *, page_size: int, page_number: int, caller: Actor
+        self,
+        filter: dict[str, Any],
+        *,
+        page_size: int,
+        page_number: int = 1,
+        after: UUID | None = None,
+        caller: Actor,
     ) -> dict[str, Any]:
-        """Matching's VerdictSearchPage: the people its filter selects, one page."""
-        body = {"filter": filter, "page_size": page_size, "page_number": page_number}
+        """Matching's VerdictSearchPage: the people its filter selects, one page (numbered, or
+        the keyset page `after` a person_id)."""
+        body: dict[str, Any] = {"filter": filter, "page_size": page_size,
+                                "page_number": page_number}  # fmt: skip
+        if after is not None:
+            body["after"] = str(after)
         response = await self._send("POST", "/internal/v1/verdicts/search", json=body,
                                     caller=caller, timeout=BATCH_TIMEOUT_S)  # fmt: skip
         if response.status_code == 422:  # search-invalid: what the filter lacks

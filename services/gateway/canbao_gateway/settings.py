@@ -114,6 +114,9 @@ class GatewaySettings(DataKeySettings, ServiceSettings):
     # in deploy/ the Deployment `gateway-notify` does and `gateway` (HTTP) does not, so that each
     # scales on its own load and only the first holds a Kafka login.
     dci_notifications: bool = True
+    # How often an exchange with the national registry is reconciled (dci_notify.py), in hours
+    # (GATEWAY_DCI_EXCHANGE_INTERVAL_HOURS); the first pass, the full delivery, starts at once.
+    dci_exchange_interval_hours: float = Field(default=24.0, gt=0)
     # GATEWAY_PARTNER_MTLS: partner routes answer only requests whose client certificate the
     # ingress verified (api.md "Who calls": mTLS in production) and whose subject's CN is the
     # client_id of the token: the ingress's `ssl-client-verify` and `ssl-client-subject-dn`

@@ -237,8 +237,55 @@ dci_subscriptions = sa.Table(
     sa.Column("state", sa.String(12), nullable=False),  # active | cancelled
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("cancelled_at", sa.DateTime(timezone=True)),
+    # An exchange (dci_exchange.py: the national registry's subscriptions) receives everyone its
+    # filter selects, not only changes, and is reconciled: `reconcile_pass` counts the passes,
+    # `reconcile_after` is the keyset cursor of the one in progress (null: none), and
+    # `reconciled_at` when the last one ended (null: never, the first full delivery is due).
+    sa.Column("exchange", sa.Boolean, nullable=False, server_default="false"),
+    sa.Column("reconcile_pass", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("reconcile_after", UUID(as_uuid=True)),
+    sa.Column("reconciled_at", sa.DateTime(timezone=True)),
     sa.CheckConstraint("(person_id IS NULL) <> (filter IS NULL)", name="ck_dci_subscriptions_what"),
 )  # fmt: skip
 sa.Index("ix_dci_subscriptions_person", dci_subscriptions.c.person_id,
          postgresql_where=dci_subscriptions.c.state == "active")  # fmt: skip
 sa.Index("ix_dci_subscriptions_client", dci_subscriptions.c.client_id, dci_subscriptions.c.state)
+
+# What an exchange's subscriber holds, as far as its acknowledgements say (dci_notify.py): per
+# person, the digest of the record last sent (and whether it said the person is in the
+# subscription), the callback carrying it, and the digest it acknowledged. `checked_pass` is the
+# last reconciliation pass that compared the person. No personal data: digests only.
+dci_exchange_ledger = sa.Table(
+    "dci_exchange_ledger", metadata,
+    sa.Column("subscription_code", UUID(as_uuid=True), primary_key=True),
+    sa.Column("person_id", UUID(as_uuid=True), primary_key=True),
+    sa.Column("sent_digest", sa.String(64), nullable=False),
+    sa.Column("sent_selected", sa.Boolean, nullable=False),
+    sa.Column("sent_callback_id", sa.BigInteger, nullable=False),
+    sa.Column("state", sa.String(12), nullable=False),  # pending | acknowledged | failed
+    sa.Column("acked_digest", sa.String(64)),
+    sa.Column("acked_selected", sa.Boolean),
+    sa.Column("acknowledged_at", sa.DateTime(timezone=True)),
+    sa.Column("checked_pass", sa.Integer, nullable=False, server_default="0"),
+)  # fmt: skip
+sa.Index("ix_dci_exchange_ledger_callback", dci_exchange_ledger.c.sent_callback_id,
+         postgresql_where=dci_exchange_ledger.c.state == "pending")  # fmt: skip
+
+# The reconciliation report (dci_notify.py): one row per pass over an exchange's selection, its
+# counts moved page by page; `finished_at` null while the pass runs. `unidentified`: selected
+# people without a citizen ID number, whom the national registry cannot key (not sent).
+dci_exchange_passes = sa.Table(
+    "dci_exchange_passes", metadata,
+    sa.Column("subscription_code", UUID(as_uuid=True), primary_key=True),
+    sa.Column("pass", sa.Integer, primary_key=True),
+    sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("finished_at", sa.DateTime(timezone=True)),
+    sa.Column("selected", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("held", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("in_flight", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("missing", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("stale", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("removed", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("redelivered", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("unidentified", sa.Integer, nullable=False, server_default="0"),
+)  # fmt: skip
