@@ -24,14 +24,18 @@ from typing import Any
 import asyncpg
 import httpx
 from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from canbao_contracts.topics import ALL_TOPICS
+from canbao_gateway.clients import ClientKind
+from canbao_gateway.clients import register as register_client
 from canbao_platform.db import migrate_async
 from canbao_platform.local.backup import archive_settings, discard_wal_until_configured
 from canbao_platform.local.broker import MockKafkaCluster
 from canbao_platform.local.postgres import PostgresCluster, application_role
 from canbao_platform.migrate import service_definition
-from canbao_stack import mobile_idp
+from canbao_stack import mobile_idp, national
+from canbao_stack.national import NationalRegistry
 from canbao_stack.simulators import SCHEMA_SQL
 from canbao_stack.supervisor import Child, http_ok, python_module, say
 
@@ -69,12 +73,18 @@ class StackConfig:
     def service_port(self, service: str) -> int:
         return self.gateway_port + SERVICES.index(service)
 
+    @property
+    def national_port(self) -> int:
+        """The stand-in national registry's (canbao_stack.national): after identity-builder's."""
+        return self.gateway_port + len(SERVICES) + 1
+
 
 class LocalStack:
     def __init__(self, config: StackConfig) -> None:
         self.config = config
         self.postgres: PostgresCluster | None = None
         self.broker: MockKafkaCluster | None = None
+        self.national: NationalRegistry | None = None
         self.children: list[Child] = []
         self._watchers: list[asyncio.Task[None]] = []
 
@@ -110,6 +120,7 @@ class LocalStack:
         await self.prepare_databases()
         bootstrap = self.start_broker()
         await self.start_children(bootstrap)
+        await self.start_national_registry()
         await self.put_demo_surveyors_on_the_roster()
         await self.load_demo_data()
 
@@ -230,6 +241,32 @@ class LocalStack:
 
         return Child("cdc", argv, {}, log_dir, is_ready=running, where=f"status in {status}")
 
+    async def start_national_registry(self) -> None:
+        """The stand-in national registry (canbao_stack.national): registered with the gateway
+        as the agency would (`manage add-partner --department national`), then subscribed. A
+        stack whose gateway did not come up says so and runs on without it."""
+        gateway = f"http://127.0.0.1:{self.config.gateway_port}"
+        self.national = NationalRegistry(self.config.state_dir.resolve(),
+                                         self.config.national_port, gateway)  # fmt: skip
+        engine = create_async_engine(self.sqlalchemy_url("gateway"))
+        try:
+            async with engine.begin() as connection:
+                await register_client(
+                    connection, client_id=national.CLIENT_ID, secret=national.SECRET,
+                    kind=ClientKind.PARTNER, name="全国参保登记库（演示）", region="52",
+                    department="national", permissions=national.PERMISSIONS,
+                    fields=national.FIELDS, callback_urls=(self.national.base,),
+                )  # fmt: skip
+        finally:
+            await engine.dispose()
+        await self.national.start()
+        try:
+            code = await self.national.subscribe()
+        except (httpx.HTTPError, RuntimeError) as error:
+            say("national", f"NOT subscribed ({type(error).__name__}: {error})")
+            return
+        say("national", f"stand-in national registry subscribed ({code}): {self.national.base}")
+
     async def put_demo_surveyors_on_the_roster(self) -> None:
         """As the demo county agency, through the gateway's public API (PUT is idempotent: every
         start puts them again). A stack whose gateway or survey did not come up says so and runs
@@ -285,6 +322,8 @@ class LocalStack:
                 said = line
 
     async def stop(self) -> None:
+        if self.national is not None:
+            await self.national.stop()
         for child in reversed(self.children):
             await child.stop()
         for watcher in self._watchers:
@@ -313,6 +352,8 @@ Where to look
   kiosk (自助一体机)        {gateway}/kiosk    (device demo-kiosk / demo; README "Self-service")
   mobile app session      uv run canbao mobile-token <id number>  → POST /api/v1/self/session
   verify a 参保证明         {gateway}/api/v1/verify/<code>    (no login)
+  national registry       http://127.0.0.1:{self.config.national_port}/national/holdings
+                          (stand-in: what the province's exchange delivered; demo-national)
   gateway (public API)    {gateway}/docs    (OpenAPI: {gateway}/openapi.json)
   services                """
             + "  ".join(f"{s} :{self.config.service_port(s)}" for s in SERVICES[1:])

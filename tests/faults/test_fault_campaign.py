@@ -140,7 +140,7 @@ def test_no_person_is_lost_doubled_or_wrong_after_every_fault() -> None:
     with tempfile.TemporaryDirectory(prefix="canbao-faults-") as tmp:
         os.chmod(tmp, 0o755)  # PostgreSQL runs as the `postgres` user when we are root
         state_dir = Path(tmp) / "state"
-        postgres_port, gateway_port = free_port(), free_port_run(len(SERVICES) + 1)
+        postgres_port, gateway_port = free_port(), free_port_run(len(SERVICES) + 2)
         stack = Stack(state_dir, postgres_port, gateway_port, people=PEOPLE, seed=SEED,
                       options=("--split-identity",))  # fmt: skip
         try:

@@ -133,6 +133,7 @@ class RunningStack:
     postgres_port: int
     gateway: str  # the gateway's base URL
     sources: str  # the source systems' database (libpq URL)
+    national: str  # the stand-in national registry's base URL (canbao_stack.national)
 
 
 @contextlib.contextmanager
@@ -143,7 +144,8 @@ def fresh_stack(prefix: str, logs: tuple[str, ...] = ("gateway", "identity", "su
     prints the tail of the `logs` of those components (what an operator reads first)."""
     with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
         os.chmod(tmp, 0o755)  # PostgreSQL runs as the `postgres` user when we are root
-        postgres_port, gateway_port = free_port(), free_port_run(len(SERVICES))
+        # The services, identity-builder's, the national registry's (StackConfig.national_port).
+        postgres_port, gateway_port = free_port(), free_port_run(len(SERVICES) + 2)
         state = Path(tmp) / "state"
         stack = Stack(state, postgres_port, gateway_port)
         try:
@@ -155,6 +157,7 @@ def fresh_stack(prefix: str, logs: tuple[str, ...] = ("gateway", "identity", "su
                     postgres_port,
                     f"http://127.0.0.1:{gateway_port}",
                     f"postgresql://canbao@127.0.0.1:{postgres_port}/sources",
+                    f"http://127.0.0.1:{gateway_port + len(SERVICES) + 1}",
                 )
             except AssertionError:
                 for name in logs:
@@ -268,7 +271,7 @@ def test_run_starts_everything_stops_cleanly_and_resumes() -> None:
 
 
 def run_twice(stack_dir: Path) -> None:
-    postgres_port, gateway_port = free_port(), free_port_run(len(SERVICES))
+    postgres_port, gateway_port = free_port(), free_port_run(len(SERVICES) + 2)
     stack = Stack(stack_dir, postgres_port, gateway_port)
     try:
         stack.wait_for("Where to look")

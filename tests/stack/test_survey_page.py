@@ -151,7 +151,7 @@ def makes_surveyor_a_county_approver(postgres_port: int) -> Callable[[], None]:
 def test_reviewers_pass_and_approve_a_household_survey_on_the_page() -> None:
     with tempfile.TemporaryDirectory(prefix="canbao-survey-page-") as tmp:
         os.chmod(tmp, 0o755)  # PostgreSQL runs as the `postgres` user when we are root
-        postgres_port, gateway_port = free_port(), free_port_run(len(SERVICES))
+        postgres_port, gateway_port = free_port(), free_port_run(len(SERVICES) + 2)
         gateway = f"http://127.0.0.1:{gateway_port}"
         stack = Stack(Path(tmp) / "state", postgres_port, gateway_port)
         try:
