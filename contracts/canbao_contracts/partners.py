@@ -150,6 +150,45 @@ def dataset(department: Department, name: str | None) -> Dataset | None:
     return DATASETS.get((department, name))
 
 
+class Encoding(StrEnum):
+    """How a batch's bytes are read (api.md "Partner departments": UTF-8 or GB18030, declared or
+    detected). GB18030 is a superset of GBK and GB2312, so a file declared as either is read as
+    GB18030."""
+
+    UTF8 = "utf-8"
+    GB18030 = "gb18030"
+
+
+# The `charset` values of a Content-Type a batch may declare (IANA names, any case).
+CHARSETS: Final[dict[str, Encoding]] = {
+    "utf-8": Encoding.UTF8,
+    "gb18030": Encoding.GB18030,
+    "gbk": Encoding.GB18030,
+    "gb2312": Encoding.GB18030,
+}
+
+
+class UnsupportedCharset(ValueError):
+    def __init__(self, charset: str) -> None:
+        super().__init__(f"charset {charset!r} is not one of {sorted(CHARSETS)}")
+        self.charset = charset
+
+
+def read_content_type(header: str) -> tuple[str, Encoding | None]:
+    """A batch's Content-Type → its media type (lower case) and the encoding its `charset`
+    declares (None: not declared, to be detected); UnsupportedCharset for any other charset."""
+    media_type, *parameters = header.split(";")
+    declared: Encoding | None = None
+    for parameter in parameters:
+        name, _, value = parameter.partition("=")
+        if name.strip().lower() == "charset":
+            charset = value.strip().strip('"').lower()
+            if charset not in CHARSETS:
+                raise UnsupportedCharset(charset)
+            declared = CHARSETS[charset]
+    return media_type.strip().lower(), declared
+
+
 @dataclass(frozen=True, slots=True)
 class Rejection:
     """Why a row is refused: a stable code for machines, the column, a message in Chinese."""

@@ -21,6 +21,7 @@ from canbao_gateway.clients import ClientKind, Field, Permission
 from canbao_gateway.staff import Role
 from canbao_gateway.tables import audit_log
 from canbao_gateway.tables import clients as clients_table
+from canbao_identity.tables import partner_batches
 from canbao_platform.db import Database
 from tests.gateway.conftest import Clock, assert_problem, bearer
 from tests.gateway.people import NANMING, citizen
@@ -28,6 +29,7 @@ from tests.gateway.services import gateway_over, hukou, identity_app, matching_a
 from tests.identity.conftest import Harness, change
 from tests.identity.conftest import harness as harness  # identity's and matching's fixtures
 from tests.identity.conftest import identity_db as identity_db
+from tests.identity.test_partner_batches import records
 from tests.identity.test_registry import ac01
 from tests.matching.conftest import matching_db as matching_db
 from tests.matching.test_ground_truth import feed
@@ -195,6 +197,48 @@ async def test_a_batch_is_refused_whole_only_for_what_no_row_can_fix(
         BATCH, content=DIBAO.replace("李四", "李五"), headers=batch_headers(access, "b5")
     )
     assert_problem(other, 409, "idempotency-key-reused")
+
+
+async def test_a_gbk_batch_is_read_declared_or_detected_and_says_which(
+    gateway: httpx.AsyncClient, harness: Harness
+) -> None:
+    access = await token(gateway)
+    gbk = DIBAO.encode("gb18030")
+
+    async def chunked(data: bytes, size: int = 5) -> AsyncIterator[bytes]:
+        for start in range(0, len(data), size):  # cut inside two-byte characters
+            yield data[start : start + size]
+
+    declared = await gateway.post(
+        BATCH, content=chunked(gbk), headers=batch_headers(access, "g1", "text/csv; charset=GBK")
+    )
+    assert declared.status_code == 202, declared.text
+    batch = declared.json()
+    assert (batch["encoding"], batch["encoding_source"]) == ("gb18030", "declared")
+    assert (batch["accepted"], batch["rejected"]) == (2, 2)
+
+    detected = await gateway.post(BATCH, content=chunked(gbk), headers=batch_headers(access, "g2"))
+    assert detected.status_code == 202, detected.text
+    read = await gateway.get(f"{BATCH}/{detected.json()['batch_id']}", headers=bearer(access))
+    assert read.status_code == 200
+    assert (read.json()["encoding"], read.json()["encoding_source"]) == ("gb18030", "detected")
+    assert read.json()["accepted"] == 2
+
+    await harness.drain()
+    assert {r["claims"]["name"] for r in await records(harness, "civil.dibao")} == {"王伟", "李四"}
+
+    big5 = await gateway.post(
+        BATCH, content=gbk, headers=batch_headers(access, "g3", "text/csv; charset=big5")
+    )
+    assert assert_problem(big5, 415, "unsupported-charset")["accepted"] == [
+        "utf-8",
+        "gb18030",
+        "gbk",
+        "gb2312",
+    ]
+    async with harness.db.engine.connect() as connection:  # nothing stored for it
+        keys = await connection.scalars(sa.select(partner_batches.c.idempotency_key))
+        assert sorted(keys) == ["g1", "g2"]
 
 
 async def test_a_partner_reaches_its_own_department_and_only_what_it_may_do(

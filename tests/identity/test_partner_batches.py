@@ -1,7 +1,8 @@
 """A partner department's batch (api.md "Partner departments"; partner_batches.py) on a real
 database: every row checked and counted, refused lines kept with their reasons, accepted rows
 resolved like the source table's change events, nothing done twice under one Idempotency-Key,
-and an upload cut off midway completed by sending it again."""
+an upload cut off midway completed by sending it again, and a file read as UTF-8 or GB18030,
+declared or detected, the batch saying which."""
 
 from __future__ import annotations
 
@@ -10,13 +11,22 @@ from collections.abc import AsyncIterator, Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import httpx
 import pytest
 import sqlalchemy as sa
 
 from canbao_contracts.id_numbers import check_character
-from canbao_contracts.partners import DATASETS, Department
+from canbao_contracts.partners import (
+    DATASETS,
+    Department,
+    Encoding,
+    UnsupportedCharset,
+    read_content_type,
+)
 from canbao_identity import partner_batches as pb
+from canbao_identity.app import create
 from canbao_identity.partner_batches import MediaType, Upload
+from canbao_identity.settings import IdentitySettings
 from canbao_identity.staging import record_context
 from canbao_identity.tables import (
     partner_batch_rejects,
@@ -24,6 +34,8 @@ from canbao_identity.tables import (
     source_records,
     staged_changes,
 )
+from canbao_platform.service import Resources
+from tests.conftest import ServiceAuth
 from tests.identity.conftest import Harness
 
 NOW = datetime(2026, 12, 4, 9, 0, tzinfo=UTC)
@@ -44,8 +56,19 @@ async def body(*parts: bytes | str, fail_after: int | None = None) -> AsyncItera
         yield part.encode() if isinstance(part, str) else part
 
 
-def upload(key: str = "k-1", dataset: Any = DIBAO, media: MediaType = MediaType.CSV) -> Upload:
-    return Upload(client_id="demo-civil", idempotency_key=key, dataset=dataset, media_type=media)
+def upload(
+    key: str = "k-1",
+    dataset: Any = DIBAO,
+    media: MediaType = MediaType.CSV,
+    declared: Encoding | None = None,
+) -> Upload:
+    return Upload(
+        client_id="demo-civil",
+        idempotency_key=key,
+        dataset=dataset,
+        media_type=media,
+        declared=declared,
+    )
 
 
 async def receive(harness: Harness, up: Upload, *parts: bytes | str, **kw: Any) -> Any:
@@ -116,8 +139,10 @@ async def test_every_row_is_counted_and_the_refused_ones_say_why(harness: Harnes
         6: ["malformed-row"],
         8: ["invalid-region", "date-order"],
         9: ["malformed-row"],
-        10: ["not-utf8"],
+        10: ["encoding"],
     }
+    # One line that is not UTF-8 does not make a UTF-8 file GB18030.
+    assert (row.encoding, row.encoding_source) == ("utf-8", "detected")
 
     await harness.drain()
     person = await harness.person_of(good)
@@ -210,11 +235,16 @@ async def test_an_upload_cut_off_is_completed_by_sending_it_again(harness: Harne
     text = csv_rows(["sfzh,xm,xzqh,ksrq", *rows])
     parts = [text[i : i + 4096] for i in range(0, len(text), 4096)]
 
+    # Undeclared, nothing is stored before the encoding is detected from the first 64 KiB.
     with pytest.raises(ConnectionResetError):
         await receive(harness, upload(), *parts, fail_after=len(parts) - 2)
+    # Declared, the first chunk of rows is committed before the cut.
+    with pytest.raises(ConnectionResetError):
+        await receive(harness, upload(declared=Encoding.UTF8), *parts, fail_after=len(parts) - 2)
     async with harness.db.engine.connect() as connection:
         cut = (await connection.execute(sa.select(partner_batches))).one()
     assert cut.state == "receiving" and cut.received == pb.CHUNK_ROWS == cut.accepted
+    assert cut.encoding_source == "declared"
 
     with pytest.raises(pb.BatchInProgress):  # the first upload may still be alive
         await receive(harness, upload(), *parts)
@@ -223,6 +253,7 @@ async def test_an_upload_cut_off_is_completed_by_sending_it_again(harness: Harne
     )
     assert not replayed and row.batch_id == cut.batch_id and row.state == "received"
     assert (row.received, row.accepted, row.rejected) == (1500, 1500, 0)
+    assert (row.encoding, row.encoding_source) == ("utf-8", "detected")  # as the taker read it
 
 
 async def test_an_overlong_line_is_refused_and_the_next_ones_are_read(harness: Harness) -> None:
@@ -243,3 +274,132 @@ async def test_an_overlong_line_is_refused_and_the_next_ones_are_read(harness: H
             await connection.scalar(sa.select(sa.func.count()).select_from(partner_batch_rejects))
             == 1
         )
+
+
+# Names GBK has no character for (䶮: two bytes in GB18030 only; 𬌗: four bytes) and common ones.
+NAMES = ("王䶮", "李𬌗", "张伟")
+
+
+def gb18030_dibao(*serials: int) -> bytes:
+    text = csv_rows(
+        ["sfzh,xm,xzqh,ksrq"]
+        + [f"{number(s)},{name},520102,2024-01-01" for s, name in zip(serials, NAMES, strict=False)]
+    )
+    return text.encode("gb18030")
+
+
+def byte_by_byte(data: bytes) -> list[bytes]:
+    """A stream cut inside every multi-byte character."""
+    return [data[i : i + 1] for i in range(len(data))]
+
+
+async def names(harness: Harness, *serials: int) -> dict[str, str]:
+    """The name the registry keeps from the batch for each number."""
+    await harness.drain()
+    by_person = {
+        record["person_id"]: record["claims"]["name"]
+        for record in await records(harness, "civil.dibao")
+    }
+    return {number(s): by_person[await harness.person_of(number(s))] for s in serials}
+
+
+async def test_a_gb18030_file_declared_is_read_as_gb18030(harness: Harness) -> None:
+    data = gb18030_dibao(71, 72, 73)
+    row, _ = await receive(harness, upload(declared=Encoding.GB18030), *byte_by_byte(data))
+    assert (row.received, row.accepted, row.rejected) == (3, 3, 0)
+    assert (row.encoding, row.encoding_source) == ("gb18030", "declared")
+    assert await names(harness, 71, 72, 73) == dict(
+        zip(map(number, (71, 72, 73)), NAMES, strict=True)
+    )
+
+
+async def test_a_gb18030_file_undeclared_is_detected(harness: Harness) -> None:
+    data = gb18030_dibao(74, 75, 76)
+    row, _ = await receive(harness, upload(), data[:5], data[5:41], data[41:])
+    assert (row.received, row.accepted, row.rejected) == (3, 3, 0)
+    assert (row.encoding, row.encoding_source) == ("gb18030", "detected")
+    assert await names(harness, 74, 75, 76) == dict(
+        zip(map(number, (74, 75, 76)), NAMES, strict=True)
+    )
+
+
+async def test_a_utf8_file_is_detected_with_or_without_its_bom(harness: Harness) -> None:
+    def text(serial: int) -> str:
+        return csv_rows(["sfzh,xm,xzqh,ksrq", f"{number(serial)},欧阳娜,520102,2024-01-01"])
+
+    bom = b"\xef\xbb\xbf" + text(77).encode()
+    with_bom, _ = await receive(harness, upload("bom"), *byte_by_byte(bom))
+    plain, _ = await receive(harness, upload("plain"), text(78))
+    declared, _ = await receive(
+        harness, upload("declared", declared=Encoding.UTF8), "\ufeff" + text(79)
+    )
+    assert [
+        (b.accepted, b.rejected, b.encoding, b.encoding_source) for b in (with_bom, plain, declared)
+    ] == [
+        (1, 0, "utf-8", "detected"),
+        (1, 0, "utf-8", "detected"),
+        (1, 0, "utf-8", "declared"),
+    ]
+    assert await names(harness, 77, 78, 79) == dict.fromkeys(map(number, (77, 78, 79)), "欧阳娜")
+
+
+async def test_a_line_not_of_the_encoding_is_refused_alone(harness: Harness) -> None:
+    data = gb18030_dibao(81, 82, 83)
+    lines = data.split(b"\r\n")
+    lines[2] = lines[2].replace("李".encode("gb18030"), b"\xff")  # no GB18030 byte
+    row, _ = await receive(harness, upload(), b"\r\n".join(lines))
+    assert (row.encoding, row.encoding_source) == ("gb18030", "detected")
+    assert (row.received, row.accepted, row.rejected) == (3, 2, 1)
+    assert await rejected(harness, row.batch_id) == {3: ["encoding"]}
+    [(_, [reason])] = [(r.line, r.reasons) async for r in pb.rejects(harness.db, row.batch_id)]
+    assert reason["column"] is None and "GB18030" in reason["message_zh"]
+    assert await names(harness, 81, 83) == {number(81): "王䶮", number(83): "张伟"}
+
+    # Declared, its word is taken: a GB18030 file declared UTF-8 has every Chinese line refused.
+    wrong, _ = await receive(harness, upload("wrong", declared=Encoding.UTF8), data)
+    assert (wrong.accepted, wrong.rejected, wrong.encoding) == (0, 3, "utf-8")
+
+
+def test_a_declared_charset_is_read_from_the_content_type() -> None:
+    assert read_content_type("text/csv") == ("text/csv", None)
+    assert read_content_type("Text/CSV; charset=UTF-8") == ("text/csv", Encoding.UTF8)
+    for charset in ("gb18030", "GBK", '"gb2312"'):
+        assert read_content_type(f"text/csv;charset={charset}")[1] is Encoding.GB18030
+    assert read_content_type("application/x-ndjson; charset=gbk") == (
+        "application/x-ndjson",
+        Encoding.GB18030,
+    )
+    with pytest.raises(UnsupportedCharset):
+        read_content_type("text/csv; charset=big5")
+
+
+async def test_identity_reads_the_charset_the_content_type_declares(harness: Harness) -> None:
+    settings = IdentitySettings(CANBAO_ENV="test", database_url=harness.db.url)
+    app = create(settings)
+    app.state.resources = Resources(settings=settings, database=harness.db)
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app),
+        base_url="http://identity",
+        auth=ServiceAuth("identity", username="demo-civil", role="partner"),
+    ) as client:
+
+        async def send(key: str, content_type: str) -> httpx.Response:
+            headers = {"Idempotency-Key": key, "Content-Type": content_type}
+            return await client.post(
+                "/internal/partners/civil/batches", content=gb18030_dibao(91), headers=headers
+            )
+
+        sent = await send("gbk", "text/csv; charset=gbk")
+        assert sent.status_code == 202, sent.text
+        assert (sent.json()["encoding"], sent.json()["encoding_source"]) == ("gb18030", "declared")
+        read = await client.get(f"/internal/partners/civil/batches/{sent.json()['batch_id']}")
+        assert (read.json()["encoding"], read.json()["accepted"]) == ("gb18030", 1)
+
+        refused = await send("big5", "text/csv; charset=big5")
+        assert refused.status_code == 415
+        assert refused.headers["content-type"] == "application/problem+json"
+        assert refused.json()["type"] == "/problems/unsupported-charset"
+    async with harness.db.engine.connect() as connection:  # nothing stored for it
+        keys = await connection.scalars(sa.select(partner_batches.c.idempotency_key))
+        assert list(keys) == ["gbk"]
+    assert await names(harness, 91) == {number(91): "王䶮"}

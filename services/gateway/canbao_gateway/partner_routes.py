@@ -5,8 +5,10 @@ department only:
 * `POST /partners/{dept}/batches`: a CSV or JSON Lines file of the department's own data
   (canbao_contracts.partners), streamed through to identity as it arrives (never held here),
   which checks every row and stages the accepted ones as a source of the registry;
-  `Idempotency-Key` makes sending it again harmless. `GET …/batches/{batch_id}` counts and
-  refused lines, `…/rejects.csv` all of them for a spreadsheet.
+  `Idempotency-Key` makes sending it again harmless; UTF-8 or GB18030, as its charset declares
+  or as identity detects (the batch says which: another charset is refused here).
+  `GET …/batches/{batch_id}` counts and refused lines, `…/rejects.csv` all of them for a
+  spreadsheet.
 * `POST /partners/{dept}/comparisons`: up to 10,000 numbers, each answered on its own (a
   malformed or unknown number never fails the request), with only the fields the client may see.
 
@@ -24,7 +26,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
 from canbao_contracts.id_numbers import mask, normalise, validate
-from canbao_contracts.partners import Department
+from canbao_contracts.partners import CHARSETS, Department, UnsupportedCharset, read_content_type
 from canbao_gateway import clients, problems, tokens
 from canbao_gateway.audit import AuditedPerson, AuditTrail, Outcome, Purpose, endpoint_of
 from canbao_gateway.auth import ResourcesDep, SettingsDep, client_of, oauth2_scheme
@@ -143,6 +145,18 @@ class UnsupportedMediaType(Problem):
         )
 
 
+class CharsetUnsupported(Problem):
+    def __init__(self, charset: str) -> None:
+        super().__init__(
+            415,
+            "unsupported-charset",
+            "批次须为UTF-8或GB18030编码 (a batch is UTF-8 or GB18030: GBK and GB2312 are read as "
+            "GB18030)",
+            f"charset {charset!r}; declare utf-8, gb18030, gbk or gb2312, or none to detect it",
+            accepted=list(CHARSETS),
+        )
+
+
 async def current_partner(
     request: Request,
     token: Annotated[str | None, Depends(oauth2_scheme)],
@@ -209,6 +223,10 @@ class Batch(BaseModel):
     department: str
     dataset: str
     state: Literal["receiving", "received"]
+    encoding: Literal["utf-8", "gb18030"] = Field(description="how its bytes were read")
+    encoding_source: Literal["declared", "detected"] = Field(
+        description="declared: the Content-Type's charset; detected: from its first lines"
+    )
     received: int = Field(description="rows read: always accepted + rejected")
     accepted: int
     rejected: int
@@ -231,7 +249,7 @@ BATCH_ERRORS: Final = problem_responses(
         404: "dataset-unknown; batch-unknown",
         409: "batch-in-progress (the same key is being received); idempotency-key-reused",
         413: "body-too-large",
-        415: "unsupported-media-type",
+        415: "unsupported-media-type; unsupported-charset (other than utf-8, gb18030, gbk, gb2312)",
         422: "invalid-request; batch-header-invalid (CSV header: unknown or missing columns)",
         503: "identity-unavailable",
     }
@@ -243,7 +261,9 @@ _BATCH_BODY: Final = {
             media: {"schema": {"type": "string", "format": "binary"}} for media in MEDIA_TYPES
         },
         "description": "one dataset of the department (canbao_contracts.partners): CSV with a "
-        "header of its columns, or one JSON object per line; UTF-8",
+        "header of its columns, or one JSON object per line; UTF-8 or GB18030 (GBK, GB2312), "
+        "as the Content-Type's charset declares, or detected from the first lines when it "
+        "declares none: the batch says which",
     }
 }
 
@@ -270,7 +290,10 @@ async def send_batch(
         ),
     ] = None,
 ) -> Batch:
-    media_type = content_type.split(";")[0].strip().lower()
+    try:
+        media_type, declared = read_content_type(content_type)
+    except UnsupportedCharset as refused:
+        raise CharsetUnsupported(refused.charset) from None
     if media_type not in MEDIA_TYPES:
         raise UnsupportedMediaType()
     if not idempotency_key:
@@ -281,7 +304,7 @@ async def send_batch(
             request.stream(),
             dataset=dataset,
             idempotency_key=idempotency_key,
-            media_type=media_type,
+            content_type=media_type if declared is None else f"{media_type}; charset={declared}",
             caller=client,
         )
     except Problem:  # refused, or not received whole (identity away): send it again

@@ -84,14 +84,14 @@ class IdentityClient(InternalClient):
 
     async def send_batch(
         self, department: str, body: AsyncIterator[bytes], *, dataset: str | None,
-        idempotency_key: str, media_type: str, caller: Actor,
+        idempotency_key: str, content_type: str, caller: Actor,
     ) -> dict[str, Any]:  # fmt: skip
         """Stream a partner's batch to identity, which reads, checks and stages it as it comes
         (partner_batches.py): its Batch, or its problem raised. Never sent twice (the body is
         read once): a failure before identity answers is 503, and the partner sends again with
         the same Idempotency-Key. Identity answers once the last row is in: it may take long."""
         params = {"dataset": dataset} if dataset else {}
-        headers = {"Idempotency-Key": idempotency_key, "Content-Type": media_type}
+        headers = {"Idempotency-Key": idempotency_key, "Content-Type": content_type}
         response = await self._send(
             "POST", f"/internal/partners/{department}/batches", content=body, params=params,
             headers=headers, caller=caller, timeout=BATCH_TIMEOUT_S, replayable=False,

@@ -20,12 +20,28 @@ An accepted row is a record of the registry keyed by the dataset's key columns (
 blind index), so the same row in a later batch updates that record rather than adding one; its
 position is the batch's sequence × 10^8 + its line, so the later batch wins.
 
-Our conventions: a file is UTF-8 (a BOM is allowed), one record per line (a quoted line break
-is not read as part of a field: that line is refused as malformed); blank lines are not rows;
-line numbers are the file's physical lines, counting the CSV header as line 1."""
+A file is UTF-8 or GB18030 (api.md "Partner departments": GBK files are common in Chinese
+departments), declared or detected, and the batch says which (`encoding`, `encoding_source`):
+* declared: the Content-Type's `charset` (canbao_contracts.partners.read_content_type: `gbk` and
+  `gb2312` are read as GB18030, their superset); any other charset is refused whole, 415
+  `unsupported-charset`, nothing stored;
+* detected otherwise, from the first lines only (`DETECT_BYTES`, never the whole body): a UTF-8
+  BOM is UTF-8, a GB18030 one GB18030; else UTF-8 unless more of those lines with a non-ASCII
+  byte fail to decode as UTF-8 than decode (Chinese text in GB18030 is practically never valid
+  UTF-8, while UTF-8 text mostly is valid GB18030: one broken line of a UTF-8 file does not
+  turn it into GB18030).
+The body is split into lines as bytes, on 0x0A, which is never part of a multi-byte character
+in either encoding, and each line is decoded whole: a character cut between two chunks of the
+stream is joined before it is decoded. A line that does not decode in the batch's encoding is
+refused alone (`encoding`); the others are read.
+
+Our conventions: a BOM is allowed, one record per line (a quoted line break is not read as part
+of a field: that line is refused as malformed); blank lines are not rows; line numbers are the
+file's physical lines, counting the CSV header as line 1."""
 
 from __future__ import annotations
 
+import codecs
 import csv
 import hashlib
 import json
@@ -41,7 +57,9 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 
 from canbao_contracts.partners import (
+    CHARSETS,
     Dataset,
+    Encoding,
     Kind,
     Rejection,
     check_row,
@@ -61,11 +79,31 @@ LINES_PER_BATCH: Final = 10**8  # positions: seq × 10^8 + line
 # An upload that has not committed a chunk for this long was cut off: its key may be taken over.
 STALE_AFTER: Final = timedelta(seconds=60)
 KEY_PREFIX: Final = "partner:"
+# The detection of an undeclared encoding reads the body's lines up to this many bytes.
+DETECT_BYTES: Final = 64 * 1024
+GB18030_BOM: Final = b"\x84\x31\x95\x33"  # U+FEFF in GB18030
 
 
 class MediaType(StrEnum):
     CSV = "text/csv"
     NDJSON = "application/x-ndjson"
+
+
+class EncodingSource(StrEnum):
+    DECLARED = "declared"  # the Content-Type's charset
+    DETECTED = "detected"  # read from the first lines (module docstring)
+
+
+class CharsetUnsupported(Problem):
+    def __init__(self, charset: str) -> None:
+        super().__init__(
+            415,
+            "unsupported-charset",
+            "批次须为UTF-8或GB18030编码 (a batch is UTF-8 or GB18030: GBK and GB2312 are read as "
+            "GB18030)",
+            f"charset {charset!r}; declare utf-8, gb18030, gbk or gb2312, or none to detect it",
+            accepted=list(CHARSETS),
+        )
 
 
 class BatchHeaderInvalid(Problem):
@@ -110,6 +148,7 @@ class Upload:
     idempotency_key: str
     dataset: Dataset
     media_type: MediaType
+    declared: Encoding | None = None  # the Content-Type's charset; None: detect it
 
 
 @dataclass(slots=True)
@@ -174,16 +213,33 @@ def _malformed(line: int, message_zh: str, code: str = "malformed-row") -> Row:
 class Reader:
     """One line of the body → a Row (values, or why it is refused)."""
 
-    def __init__(self, dataset: Dataset, media_type: MediaType, today: Any) -> None:
+    def __init__(
+        self,
+        dataset: Dataset,
+        media_type: MediaType,
+        today: Any,
+        encoding: Encoding = Encoding.UTF8,
+    ) -> None:
         self.dataset, self.media_type, self.today = dataset, media_type, today
+        self.encoding = encoding
         self.header: list[str] | None = None
 
-    def read_header(self, raw: bytes | None) -> None:
-        """The CSV header, or 422 `batch-header-invalid` (nothing is stored)."""
+    def decode(self, line: int, raw: bytes) -> str | None:
+        """The line's text in the batch's encoding (a BOM of the first line dropped); None if
+        its bytes are not of that encoding."""
         try:
-            text = (raw or b"").decode("utf-8-sig")
+            text = raw.decode(self.encoding.value)
         except UnicodeDecodeError:
-            raise BatchHeaderInvalid("the header is not UTF-8") from None
+            return None
+        return text.removeprefix("\ufeff") if line == 1 else text
+
+    def read_header(self, raw: bytes | None, line: int = 1) -> None:
+        """The CSV header, or 422 `batch-header-invalid` (nothing is stored)."""
+        text = self.decode(line, raw or b"")
+        if text is None:
+            raise BatchHeaderInvalid(
+                f"the header is not {self.encoding.value} text", encoding=self.encoding.value
+            )
         names = [name.strip() for name in next(csv.reader([text]), [])]
         if len(set(names)) != len(names):
             raise BatchHeaderInvalid("a column is named twice", columns=names)
@@ -202,10 +258,10 @@ class Reader:
     def row(self, line: int, raw: bytes | None) -> Row:
         if raw is None:
             return _malformed(line, f"行超过{MAX_LINE_BYTES}字节", "line-too-long")
-        try:
-            text = raw.decode("utf-8-sig" if line == 1 else "utf-8")
-        except UnicodeDecodeError:
-            return _malformed(line, "不是UTF-8编码", "not-utf8")
+        text = self.decode(line, raw)
+        if text is None:
+            label = self.encoding.value.upper()
+            return _malformed(line, f"不是{label}编码（含无效字节）", "encoding")
         if self.media_type is MediaType.CSV:
             assert self.header is not None
             try:
@@ -239,6 +295,47 @@ def record_key(dataset: Dataset, values: dict[str, str | None], protector: Prote
     return KEY_PREFIX + ",".join(parts)
 
 
+def detect(prefix: list[bytes]) -> Encoding:
+    """The encoding of a batch that declares none, from its first lines (module docstring)."""
+    if prefix and prefix[0].startswith(codecs.BOM_UTF8):
+        return Encoding.UTF8
+    if prefix and prefix[0].startswith(GB18030_BOM):
+        return Encoding.GB18030
+    decodes = fails = 0
+    for raw in prefix:
+        if raw.isascii():
+            continue
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError:
+            fails += 1
+        else:
+            decodes += 1
+    return Encoding.GB18030 if fails > decodes else Encoding.UTF8
+
+
+async def _detected(
+    rows: AsyncIterator[tuple[int, bytes | None]],
+) -> tuple[Encoding, AsyncIterator[tuple[int, bytes | None]]]:
+    """The encoding detected from the first `DETECT_BYTES` of lines, and all the lines again
+    (those read to detect it are held: a bounded prefix, at most DETECT_BYTES + a line)."""
+    prefix: list[tuple[int, bytes | None]] = []
+    size = 0
+    async for item in rows:
+        prefix.append(item)
+        size += MAX_LINE_BYTES if item[1] is None else len(item[1]) + 1
+        if size >= DETECT_BYTES:
+            break
+
+    async def again() -> AsyncIterator[tuple[int, bytes | None]]:
+        for item in prefix:
+            yield item
+        async for item in rows:
+            yield item
+
+    return detect([raw for _, raw in prefix if raw is not None]), again()
+
+
 @dataclass(frozen=True, slots=True)
 class Claim:
     batch_id: UUID
@@ -249,7 +346,9 @@ class Claim:
     dataset: str
 
 
-async def _claim(database: Database, upload: Upload, now: datetime) -> Claim:
+async def _claim(
+    database: Database, upload: Upload, encoding: Encoding, source: EncodingSource, now: datetime
+) -> Claim:
     """The batch this upload writes: a new one, or the key's cut-off one taken over; or the
     key's received batch to replay; 409 `batch-in-progress` while another upload holds it."""
     attempt = uuid.uuid4()
@@ -267,6 +366,8 @@ async def _claim(database: Database, upload: Upload, now: datetime) -> Claim:
                 department=upload.dataset.department.value,
                 dataset=upload.dataset.name,
                 media_type=upload.media_type.value,
+                encoding=encoding.value,
+                encoding_source=source.value,
                 state="receiving",
                 attempt=attempt,
                 created_at=now,
@@ -298,6 +399,8 @@ async def _claim(database: Database, upload: Upload, now: datetime) -> Claim:
                     heartbeat_at=now,
                     dataset=upload.dataset.name,
                     media_type=upload.media_type.value,
+                    encoding=encoding.value,
+                    encoding_source=source.value,
                 )
             )
     return Claim(row.batch_id, row.seq, attempt, False, None, upload.dataset.name)
@@ -313,16 +416,21 @@ async def receive(
 ) -> tuple[UUID, bool]:
     """Read, check and stage the batch; (its batch_id, whether this was a replay)."""
     lines = Lines(chunks)
-    reader = Reader(upload.dataset, upload.media_type, now.date())
     rows = aiter(lines)
+    if upload.declared is None:
+        encoding, rows = await _detected(rows)
+        source = EncodingSource.DETECTED
+    else:
+        encoding, source = upload.declared, EncodingSource.DECLARED
+    reader = Reader(upload.dataset, upload.media_type, now.date(), encoding)
     if upload.media_type is MediaType.CSV:
-        async for _, raw in rows:
+        async for line, raw in rows:
             if raw is None or raw.strip():
-                reader.read_header(raw)
+                reader.read_header(raw, line)
                 break
         else:
             raise BatchHeaderInvalid("the body is empty: a CSV batch starts with its header")
-    claim = await _claim(database, upload, now)
+    claim = await _claim(database, upload, encoding, source, now)
     if claim.replay:
         async for _ in rows:
             pass

@@ -15,10 +15,16 @@ from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
-from canbao_contracts.partners import Department, dataset
+from canbao_contracts.partners import (
+    Department,
+    Encoding,
+    UnsupportedCharset,
+    dataset,
+    read_content_type,
+)
 from canbao_identity import partner_batches
 from canbao_identity import records as r
-from canbao_identity.partner_batches import MediaType, Upload
+from canbao_identity.partner_batches import CharsetUnsupported, EncodingSource, MediaType, Upload
 from canbao_identity.routes import ProtectorDep, ResourcesDep
 from canbao_identity.store import person_context
 from canbao_identity.tables import identities, persons
@@ -52,6 +58,10 @@ class Batch(BaseModel):
     department: str
     dataset: str
     state: str = Field(description="receiving | received")
+    encoding: Encoding = Field(description="how its bytes were read: utf-8 | gb18030")
+    encoding_source: EncodingSource = Field(
+        description="declared (the Content-Type's charset) | detected (from the first lines)"
+    )
     received: int
     accepted: int
     rejected: int
@@ -81,6 +91,8 @@ async def _batch(resources: Any, batch_id: UUID, department: str, after: int) ->
         department=row.department,
         dataset=row.dataset,
         state=row.state,
+        encoding=row.encoding,
+        encoding_source=row.encoding_source,
         received=row.received,
         accepted=row.accepted,
         rejected=row.rejected,
@@ -111,12 +123,16 @@ async def receive_batch(
     chosen = dataset(department, dataset_name)
     if chosen is None:
         raise DatasetUnknown(department.value, dataset_name)
-    media_type = MediaType(content_type.split(";")[0].strip().lower())
+    try:
+        media_type, declared = read_content_type(content_type)
+    except UnsupportedCharset as refused:
+        raise CharsetUnsupported(refused.charset) from None
     upload = Upload(
         client_id=caller.username,
         idempotency_key=idempotency_key,
         dataset=chosen,
-        media_type=media_type,
+        media_type=MediaType(media_type),
+        declared=declared,
     )
     batch_id, replayed = await partner_batches.receive(
         resources.database, protector, upload, request.stream(), now=datetime.now(UTC)

@@ -223,6 +223,9 @@ partner_batches = sa.Table(
     sa.Column("department", sa.String(16), nullable=False),
     sa.Column("dataset", sa.String(32), nullable=False),
     sa.Column("media_type", sa.String(40), nullable=False),
+    # How its bytes are read: utf-8 | gb18030, declared (charset) | detected (partner_batches).
+    sa.Column("encoding", sa.String(8), nullable=False),
+    sa.Column("encoding_source", sa.String(8), nullable=False),
     sa.Column("state", sa.String(12), nullable=False),  # receiving | received
     sa.Column("attempt", UUID(as_uuid=True), nullable=False),
     sa.Column("received", sa.BigInteger, nullable=False, server_default="0"),
@@ -235,6 +238,10 @@ partner_batches = sa.Table(
     sa.UniqueConstraint("client_id", "idempotency_key"),
     sa.CheckConstraint("state IN ('receiving', 'received')", name="ck_partner_batches_state"),
     sa.CheckConstraint("received = accepted + rejected", name="ck_partner_batches_counts"),
+    sa.CheckConstraint("encoding IN ('utf-8', 'gb18030')", name="ck_partner_batches_encoding"),
+    sa.CheckConstraint(
+        "encoding_source IN ('declared', 'detected')", name="ck_partner_batches_encoding_source"
+    ),
 )
 
 # The rows of a batch refused, by line number, with every reason (partners.Rejection). No value
