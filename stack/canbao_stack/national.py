@@ -147,8 +147,7 @@ class NationalRegistry:
         elif action == "notify":
             self.state["notifications"] += 1
             for event in message.get("notify_event", []):
-                for record in event["data"]["reg_records"]:
-                    self._hold(record)
+                self._hold(event["data"]["reg_records"])  # one RegistryRecord an event
         elif action == "on-search":
             self.state["answers"][message.get("transaction_id", "")] = message
         self.path.write_text(json.dumps(self.state, ensure_ascii=False))

@@ -23,6 +23,7 @@ from canbao_gateway.tables import audit_log
 from canbao_gateway.tables import clients as clients_table
 from canbao_platform.db import Database
 from canbao_platform.service_tokens import DEVELOPMENT_PRIVATE_KEY, private_key
+from tests.gateway import dci_standard
 from tests.gateway.conftest import Clock, assert_problem, bearer
 from tests.gateway.people import NANMING, YUNYAN, citizen
 from tests.gateway.services import gateway_over, hukou, identity_app, matching_app
@@ -92,11 +93,12 @@ async def seed(harness: Harness, matching_db: Database) -> None:
 async def gateway_with(
     gateway_url: str, test_clock: Clock, harness: Harness, matching_db: Database
 ) -> AsyncIterator[httpx.AsyncClient]:
-    """The gateway over identity and matching, knowing the people of `seed`."""
+    """The gateway over identity and matching, knowing the people of `seed`; every DCI message
+    to and from it held against the standard's document (dci_standard)."""
     await seed(harness, matching_db)
     apps = {"identity": identity_app(harness), "matching": matching_app(matching_db)}
     async for client in gateway_over(gateway_url, test_clock, **apps):
-        yield client
+        yield dci_standard.watch(client)
 
 
 @pytest.fixture
@@ -111,8 +113,7 @@ def envelope(sender: str, criteria: list[dict[str, Any]], *, message_id: str = "
              action: str = "search", transaction: str = "t-1") -> dict[str, Any]:  # fmt: skip
     requests = [{"reference_id": f"r-{i}", "timestamp": "2026-12-04T09:00:00+08:00",
                  "search_criteria": c} for i, c in enumerate(criteria, 1)]  # fmt: skip
-    return {
-        "signature": None,
+    return {  # unsigned: no signature (MsgSignature is a string when present)
         "header": {"version": "1.0.0", "message_id": message_id,
                    "message_ts": "2026-12-04T09:00:00+08:00", "action": action,
                    "sender_id": sender, "receiver_id": "canbao.registry",
@@ -233,7 +234,8 @@ async def test_a_header_is_refused_with_its_reason_code_and_an_unreadable_messag
                             (("message_ts", "yesterday"), "rjct.message_ts.invalid")):  # fmt: skip
         body = envelope(SEARCHER, [by_number(INSURED)], message_id=f"m-{code}")
         body["header"][change_to[0]] = change_to[1]
-        answer = await post(gateway, SEARCH, body)
+        with dci_standard.deliberately_invalid():  # a wrong action, a timestamp that is none
+            answer = await post(gateway, SEARCH, body)
         assert (answer["header"]["status"], answer["header"]["status_reason_code"]) == (
             "rjct",
             code,
@@ -287,7 +289,6 @@ async def test_the_status_of_a_transaction_is_the_clients_own(gateway: httpx.Asy
     criteria = [by_number(INSURED), predicate(("gender", "eq", "male"))]
     searched = await post(gateway, SEARCH, envelope(SEARCHER, criteria, transaction="t-9"))
     status_request = {
-        "signature": None,
         "header": {"version": "1.0.0", "message_id": "s-1", "message_ts": "2026-12-04T09:00:00Z",
                    "action": "txn-status", "sender_id": SEARCHER, "total_count": 1},
         "message": {"transaction_id": "t-9", "txnstatus_request": {
@@ -309,3 +310,41 @@ async def test_the_status_of_a_transaction_is_the_clients_own(gateway: httpx.Asy
                                       now=dci_now(answer))  # fmt: skip
     theirs = await post(gateway, STATUS, mine_only, sender=SIGNER)
     assert theirs["message"]["txnstatus_response"]["txn_status"]["search_response"] == []
+
+
+async def test_a_refused_status_request_is_still_the_standards_answer(
+    gateway: httpx.AsyncClient,
+) -> None:
+    asked = {
+        "header": {"version": "1.0.0", "message_id": "s-bad", "action": "txn-status",
+                   "message_ts": "2026-12-04T09:00:00Z", "sender_id": SEARCHER, "total_count": 1},
+        "message": {"transaction_id": "t-9", "txnstatus_request": {
+            "reference_id": "q-1", "txn_type": "search", "attribute_type": "person",
+            "attribute_value": "t-9"}},
+    }  # fmt: skip
+    with dci_standard.deliberately_invalid():  # no such attribute_type
+        answer = await post(gateway, STATUS, asked)  # the answer is validated all the same
+    assert (answer["header"]["status"], answer["header"]["status_reason_code"]) == (
+        "rjct",
+        "rjct.action.invalid",
+    )
+
+
+def test_the_conformance_check_refuses_what_the_standard_does_not_allow() -> None:
+    body = envelope(SEARCHER, [by_number(INSURED)])
+    dci_standard.request(SEARCH, body)
+    body["message"]["search_request"][0]["search_criteria"]["query_type"] = "sql"
+    with pytest.raises(dci_standard.NotConforming, match="query_type"):
+        dci_standard.request(SEARCH, body)
+    with pytest.raises(dci_standard.NotConforming, match="status"):
+        dci_standard.response(
+            SEARCH,
+            200,
+            {
+                "header": {
+                    "message_id": "m",
+                    "action": "on-search",
+                    "message_ts": "2026-12-04T09:00:00Z",
+                }
+            },
+        )

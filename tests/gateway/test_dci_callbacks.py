@@ -26,6 +26,7 @@ from canbao_gateway.dci_delivery import CallbackDelivery
 from canbao_gateway.tables import dci_callbacks
 from canbao_platform.db import Database
 from canbao_platform.local.postgres import free_port
+from tests.gateway import dci_standard
 from tests.gateway.conftest import Clock, bearer, settings_for
 from tests.gateway.test_dci import (
     FIELDS,
@@ -49,12 +50,13 @@ SYNC_STATUS = "/api/v1/partners/dci/registry/sync/txn/status"
 
 
 class PartnerSystem:
-    """A partner's DCI endpoint on a real port: records what it is sent; answers 503 to the
-    first `failing` posts."""
+    """A partner's DCI endpoint on a real port: records what it is sent, each callback held
+    against the standard's document (dci_standard); answers 503 to the first `failing` posts."""
 
     def __init__(self) -> None:
         self.port = free_port()
         self.received: list[tuple[str, dict[str, Any]]] = []
+        self.failures: list[dci_standard.NotConforming] = []
         self.failing = 0
         self.arrived = asyncio.Event()
         app = Starlette(routes=[Route("/dci/{rest:path}", self._post, methods=["POST"])])
@@ -70,13 +72,20 @@ class PartnerSystem:
         if self.failing > 0:
             self.failing -= 1
             return JSONResponse({"error": "down for maintenance"}, status_code=503)
-        self.received.append((request.url.path, await request.json()))
+        body = await request.json()
+        try:
+            dci_standard.callback(request.url.path, body)
+        except dci_standard.NotConforming as error:
+            self.failures.append(error)
+        self.received.append((request.url.path, body))
         self.arrived.set()
         return JSONResponse({"message": {"ack_status": "ACK"}})
 
     async def next(self, timeout_s: float = 10.0) -> tuple[str, dict[str, Any]]:
         await asyncio.wait_for(self.arrived.wait(), timeout_s)
         self.arrived.clear()
+        if self.failures:
+            raise self.failures[0]
         return self.received[-1]
 
 
@@ -92,6 +101,8 @@ async def partner() -> AsyncIterator[PartnerSystem]:
     system.server.should_exit = True
     with contextlib.suppress(asyncio.CancelledError):
         await task
+    if system.failures:  # a callback the standard does not allow fails the test that caused it
+        raise system.failures[0]
 
 
 @pytest.fixture
@@ -111,7 +122,6 @@ async def gateway(
 
 def status_request(message_id: str, transaction: str) -> dict[str, Any]:
     return {
-        "signature": None,
         "header": {"version": "1.0.0", "message_id": message_id,
                    "message_ts": "2026-12-04T09:00:00Z", "action": "txn-status",
                    "sender_id": ASYNC, "total_count": 1},

@@ -144,9 +144,9 @@ async def notified(partner: PartnerSystem, count: int) -> dict[str, dict[str, An
         for path, body in partner.received:
             if path == "/dci/notify":
                 for event in verified(body)["message"]["notify_event"]:
-                    for record in event["data"]["reg_records"]:
-                        number = record["member_identifier"][0]["identifier_value"]
-                        records[number] = record
+                    record = event["data"]["reg_records"]  # one record an event
+                    number = record["member_identifier"][0]["identifier_value"]
+                    records[number] = record
         if len(records) >= count:
             return records
         await asyncio.sleep(0.1)
@@ -260,7 +260,8 @@ async def test_the_ministry_gets_everyone_owed_then_only_what_it_lacks(
     async with httpx.AsyncClient(transport=transport) as http:
         assert await delivery.deliver_due(http, now=later + timedelta(days=2)) == 1
     [(_, body)] = partner.received[received:]
-    [record] = verified(body)["message"]["notify_event"][0]["data"]["reg_records"]
+    [event] = verified(body)["message"]["notify_event"]
+    record = event["data"]["reg_records"]
     assert record["member_identifier"][0]["identifier_value"] == WOMAN
     assert attributes(record)["in_subscription"] is False
     assert attributes(record)["pension"] == "12"

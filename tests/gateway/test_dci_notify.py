@@ -26,6 +26,7 @@ from canbao_matching.tables import persons
 from canbao_platform.db import Database
 from canbao_platform.local.broker import MockKafkaCluster
 from canbao_platform.messaging import Producer
+from tests.gateway import dci_standard
 from tests.gateway.conftest import Clock
 from tests.gateway.services import gateway_over, identity_app, matching_app
 from tests.gateway.test_dci import FIELDS, INSURED, SECRET, WOMAN, seed
@@ -64,12 +65,11 @@ async def gateway(
     settings = {"dci_notifications": True, "KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers}
     apps = {"identity": identity_app(harness), "matching": matching_app(matching_db)}
     async for client in gateway_over(gateway_url, test_clock, settings=settings, **apps):
-        yield client
+        yield dci_standard.watch(client)
 
 
 def message(action: str, body: dict[str, Any], message_id: str) -> dict[str, Any]:
     return {
-        "signature": None,
         "header": {"version": "1.0.0", "message_id": message_id,
                    "message_ts": "2026-12-04T09:00:00+08:00", "action": action,
                    "sender_id": SUBSCRIBER, "total_count": len(body.get("subscribe_request", [1]))},
@@ -142,7 +142,7 @@ async def test_subscribers_are_notified_of_their_people_once_until_they_unsubscr
     assert {p for p, _ in notified} == {"/dci/notify"}
     events = [verified(a)["message"]["notify_event"][0] for _, a in notified]
     assert {e["data"]["subscription_code"] for e in events} == set(codes.values())
-    record = events[0]["data"]["reg_records"][0]
+    record = events[0]["data"]["reg_records"]  # one RegistryRecord per event
     assert record["member_identifier"][0]["identifier_value"] == INSURED
     await publish(kafka, changed, same_id="ce-1")  # the same event again: nobody twice
     await publish(kafka, await verdict_changed(matching_db, woman))

@@ -141,15 +141,17 @@ def notify_handler(settings: GatewaySettings, sealer: Sealer, identity: Identity
 def notification(
     settings: GatewaySettings, client: Client, subscription: Any, records: list[dict], now: Any
 ) -> dict[str, Any]:
-    """The signed NotifyEventRequest of `records` for one subscription."""
+    """The signed NotifyEventRequest of `records` for one subscription: one notify_event per
+    record, since an event's data.reg_records is one RegistryRecord, an object
+    (registry_core_api_v1.0.0.yaml, NotifyEventRequest)."""
     body = {
         "transaction_id": subscription.transaction_id,
         "notify_event": [{
             "reference_id": subscription.reference_id, "timestamp": dci.now_iso(now),
             "data": {"version": dci.VERSION, "reg_event_type": subscription.reg_event_type,
-                     "response_entity": "Member", "reg_records": records,
+                     "response_entity": "Member", "reg_records": record,
                      "subscription_code": str(subscription.subscription_code)},
-        }],
+        } for record in records],
     }  # fmt: skip
     answer = dci.Answer(settings, client, now, "notify")
     return answer.envelope(body, total=len(records), completed=len(records))

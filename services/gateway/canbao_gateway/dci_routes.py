@@ -356,8 +356,8 @@ async def sync_search(
 
 def _refused(answer: dci.Answer, transaction: Any, problem: tuple[str, str]) -> dict[str, Any]:
     code, text = problem
-    body = {
-        "transaction_id": transaction if isinstance(transaction, str) else None,
+    body = {  # SearchResponse: transaction_id is a string
+        "transaction_id": transaction if isinstance(transaction, str) else "",
         "correlation_id": str(uuid.uuid4()),
         "search_response": [],
     }
@@ -556,10 +556,19 @@ def _status_refused(
     answer: dci.Answer, transaction: Any, problem: tuple[str, str]
 ) -> dict[str, Any]:
     code, text = problem
-    body = {
-        "transaction_id": transaction if isinstance(transaction, str) else None,
-        "correlation_id": str(uuid.uuid4()),
-        "txnstatus_response": None,
+    transaction = transaction if isinstance(transaction, str) else ""
+    correlation = str(uuid.uuid4())
+    body = {  # TxnStatusResponse: txnstatus_response {txn_type, txn_status} is required
+        "transaction_id": transaction,
+        "correlation_id": correlation,
+        "txnstatus_response": {
+            "txn_type": "search",
+            "txn_status": {
+                "transaction_id": transaction,
+                "correlation_id": correlation,
+                "search_response": [],
+            },
+        },
     }
     return answer.envelope(body, status="rjct", reason=code, reason_message=text)
 
@@ -862,13 +871,19 @@ async def _subscription_of(
     subscription = NewSubscription(
         code, reference, str(criteria["reg_event_type"]), person_id, condition
     )
+    # SubscriptionInfo (registry_core_api_v1.0.0.yaml) declares code, timestamp and the criteria's
+    # fields, but requires subscription_code, timestamp and subscribe_criteria: both are given
+    # (the timestamp by the caller).
     info = {
         "version": dci.VERSION,
         "code": str(code),
+        "subscription_code": str(code),
         "status": "subscribe",
         "reg_event_type": criteria["reg_event_type"],
         "filter_type": criteria.get("filter_type"),
+        "filter": criteria.get("filter"),
         "notify_record_type": criteria["notify_record_type"],
+        "subscribe_criteria": criteria,
     }
     return {"reference_id": reference, "status": "succ", "subscriptions": [info]}, subscription
 
@@ -936,6 +951,8 @@ async def subscribe(
             request, references, client, now.date(), identity, active
         )
         responses.append(response | {"timestamp": dci.now_iso(now)})
+        for info in response.get("subscriptions", []):
+            info["timestamp"] = dci.now_iso(now)
         if subscription is not None:
             made.append(subscription)
 
