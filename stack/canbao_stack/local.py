@@ -35,6 +35,7 @@ from canbao_platform.local.broker import MockKafkaCluster
 from canbao_platform.local.postgres import PostgresCluster, application_role
 from canbao_platform.migrate import service_definition
 from canbao_stack import mobile_idp, national
+from canbao_stack.dci_client import SignatureRefused
 from canbao_stack.national import NationalRegistry
 from canbao_stack.simulators import SCHEMA_SQL
 from canbao_stack.supervisor import Child, http_ok, python_module, say
@@ -256,13 +257,14 @@ class LocalStack:
                     kind=ClientKind.PARTNER, name="全国参保登记库（演示）", region="52",
                     department="national", permissions=national.PERMISSIONS,
                     fields=national.FIELDS, callback_urls=(self.national.base,),
+                    signing_public_key=national.public_key_of(self.config.state_dir.resolve()),
                 )  # fmt: skip
         finally:
             await engine.dispose()
         await self.national.start()
         try:
             code = await self.national.subscribe()
-        except (httpx.HTTPError, RuntimeError) as error:
+        except (httpx.HTTPError, RuntimeError, SignatureRefused) as error:
             say("national", f"NOT subscribed ({type(error).__name__}: {error})")
             return
         say("national", f"stand-in national registry subscribed ({code}): {self.national.base}")

@@ -2,13 +2,15 @@
 province's exchange (44号 Art.10; the gateway's dci_notify.py "Exchanges"), so that a delivery
 can be followed end to end.
 
-It is what the ministry's system would be to the province: a DCI partner client (`demo-national`,
-department `national`) that subscribes, once, to the people it is owed — other provinces' people
-insured here and the province's household-registered people not insured in it — and then takes
-the registry's signed notifications (`registry/notify`: verified, acknowledged), keeping per
-person the newest record (by `last_updated`) and forgetting those the registry says left the
-subscription. It answers `on-search` callbacks too (the client may search). What it holds is at
-GET /national/holdings; it is kept in the state directory, so a restart holds what it held.
+It is what the ministry's system would be to the province: a DCI partner client
+(`demo-national`, department `national`, speaking through canbao_stack.dci_client and signing with
+a key of its own kept in the state directory) that subscribes, once, to the people it is owed —
+other provinces' people insured here and the province's household-registered people not
+insured in it — and then takes the registry's signed notifications (`registry/notify`: verified,
+acknowledged), keeping per person the newest record (by `last_updated`) and forgetting those
+the registry says left the subscription. It answers `on-search` callbacks too (the client may
+search). What it holds is at GET /national/holdings; it is kept in the state directory, so a
+restart holds what it held.
 
 Only the local stack has it: in production the national registry is the ministry's, registered
 with `python -m canbao_gateway.manage add-partner --department national …`."""
@@ -23,16 +25,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
-import httpx
 import uvicorn
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from canbao_gateway import dci
 from canbao_gateway.clients import Field, Permission
 from canbao_platform.service_tokens import DEVELOPMENT_PRIVATE_KEY, private_key
+from canbao_stack.dci_client import DciClient, SignatureRefused
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +46,7 @@ FIELDS: Final = frozenset({Field.ID_NUMBER, Field.REGION, Field.HOUSEHOLD, Field
                            Field.DECEASED, Field.PENSION, Field.MEDICAL, Field.INJURY,
                            Field.UNEMPLOYMENT, Field.MATERNITY})  # fmt: skip
 STATE_FILE: Final = "national-registry.json"
+KEY_FILE: Final = "national-registry-key.pem"
 # The filter of the exchange (canbao_contracts.search, in the standard's expression form).
 OWED: Final = {"$and": [
     {"region": {"$eq": "520000"}},
@@ -60,8 +64,11 @@ class NationalRegistry:
 
     def __init__(self, state_dir: Path, port: int, gateway: str) -> None:
         self.path = state_dir / STATE_FILE
-        self.port, self.gateway = port, gateway
-        self.registry_key = private_key(DEVELOPMENT_PRIVATE_KEY).public_key()
+        self.port = port
+        # The local gateway signs with the development key (GatewaySettings.dci_signing_key).
+        registry_key = private_key(DEVELOPMENT_PRIVATE_KEY).public_key()
+        self.client = DciClient(gateway, CLIENT_ID, SECRET, signing_key=signing_key(state_dir),
+                                registry_key=registry_key)  # fmt: skip
         self.state: dict[str, Any] = {"subscription": None, "people": {}, "notifications": 0,
                                       "answers": {}}  # fmt: skip
         if self.path.exists():
@@ -92,49 +99,28 @@ class NationalRegistry:
         if self._task is not None:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        await self.client.__aexit__(None, None, None)
 
     async def subscribe(self) -> str:
         """Subscribe to the people owed, unless done on an earlier run; the subscription code."""
         if self.state["subscription"]:
             return str(self.state["subscription"])
-        request = {"reference_id": "owed", "timestamp": _now(), "subscribe_criteria": {
-            "version": "1.0.0", "reg_event_type": "UPDATE", "notify_record_type": "Member",
-            "filter_type": "expression", "filter": {"type": "ns:org:QueryType:NoSql", "value": {
-                "expression": {"collection": "Member", "query": OWED}}}}}  # fmt: skip
-        await self.send("subscribe", {"transaction_id": "national-exchange",
-                                      "subscribe_request": [request]})  # fmt: skip
+        criteria = {"version": "1.0.0", "reg_event_type": "UPDATE", "notify_record_type": "Member",
+                    "filter_type": "expression", "filter": {"type": "ns:org:QueryType:NoSql",
+                    "value": {"expression": {"collection": "Member", "query": OWED}}}}  # fmt: skip
+        await self.client.subscribe([criteria], transaction_id="national-exchange",
+                                    sender_uri=f"{self.base}/on-subscribe")  # fmt: skip
         for _ in range(300):
             if self.state["subscription"]:
                 return str(self.state["subscription"])
             await asyncio.sleep(0.1)
         raise RuntimeError("the registry never confirmed the subscription (on-subscribe)")
 
-    async def send(self, action: str, message: dict[str, Any]) -> dict[str, Any]:
-        """A message to the registry's DCI API as this client; the acknowledgement."""
-        async with httpx.AsyncClient(base_url=self.gateway, timeout=30) as client:
-            token = await client.post("/api/v1/auth/token", data={
-                "grant_type": "client_credentials", "client_id": CLIENT_ID,
-                "client_secret": SECRET})  # fmt: skip
-            token.raise_for_status()
-            header = {"version": "1.0.0", "message_id": f"national-{datetime.now(UTC).timestamp()}",
-                      "message_ts": _now(), "action": action, "sender_id": CLIENT_ID,
-                      "sender_uri": f"{self.base}/on-{action}", "total_count": 1}  # fmt: skip
-            answer = await client.post(
-                f"/api/v1/partners/dci/registry/{action}",
-                json={"signature": None, "header": header, "message": message},
-                headers={"Authorization": f"Bearer {token.json()['access_token']}"},
-            )
-            answer.raise_for_status()
-            acknowledgement: dict[str, Any] = answer.json()["message"]
-            return acknowledgement
-
     async def _receive(self, request: Request) -> JSONResponse:
         body = await request.json()
         try:
-            sent_at = datetime.fromisoformat(body["header"]["message_ts"].replace("Z", "+00:00"))
-            dci.verify(body.get("signature"), body["header"], body["message"],
-                       key=self.registry_key, now=sent_at)  # fmt: skip
-        except (KeyError, ValueError, dci.Rejected) as refused:
+            self.client.verify(body)
+        except (KeyError, ValueError, SignatureRefused) as refused:
             log.warning("national registry: refused a message (%s)", refused)
             error = {"code": "err.signature.invalid", "message": str(refused)}
             return JSONResponse({"message": {"ack_status": "ERR", "timestamp": _now(),
@@ -187,3 +173,28 @@ def _now() -> str:
 
 def _instant(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def signing_key(state_dir: Path) -> Ed25519PrivateKey:
+    """The stand-in's own Ed25519 key, made and kept (mode 600) in `state_dir` on first use; the
+    stack registers its public half with the client (`manage add-partner --signing-key`)."""
+    path = state_dir / KEY_FILE
+    if not path.exists():
+        state_dir.mkdir(parents=True, exist_ok=True)
+        pem = Ed25519PrivateKey.generate().private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )  # fmt: skip
+        path.touch(mode=0o600)
+        path.write_bytes(pem)
+    loaded = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    assert isinstance(loaded, Ed25519PrivateKey)
+    return loaded
+
+
+def public_key_of(state_dir: Path) -> str:
+    """The stand-in's public key as the gateway registers it (PEM)."""
+    public = signing_key(state_dir).public_key()
+    pem = public.public_bytes(serialization.Encoding.PEM,
+                              serialization.PublicFormat.SubjectPublicKeyInfo)  # fmt: skip
+    return pem.decode()

@@ -26,6 +26,7 @@ from canbao_gateway.tables import audit_log, dci_exchange_ledger, dci_exchange_p
 from canbao_gateway.tables import clients as clients_table
 from canbao_matching.tables import persons
 from canbao_platform.db import Database
+from tests.gateway import dci_standard
 from tests.gateway.conftest import Clock, bearer, settings_for
 from tests.gateway.people import NANMING, citizen
 from tests.gateway.services import gateway_over, identity_app, matching_app
@@ -80,7 +81,7 @@ async def gateway(
     await seed(harness, matching_db)
     apps = {"identity": identity_app(harness), "matching": matching_app(matching_db)}
     async for client in gateway_over(gateway_url, test_clock, **apps):
-        yield client
+        yield dci_standard.watch(client)
 
 
 @pytest.fixture
@@ -115,7 +116,7 @@ async def subscribe(gateway: httpx.AsyncClient, partner: PartnerSystem) -> str:
             "version": "1.0.0", "reg_event_type": "UPDATE", "notify_record_type": "Member",
             "filter_type": "expression", "filter": {"type": "ns:org:QueryType:NoSql", "value": {
                 "expression": {"collection": "Member", "query": OWED}}}}}]}  # fmt: skip
-    envelope = {"signature": None, "message": body, "header": {
+    envelope = {"message": body, "header": {
         "version": "1.0.0", "message_id": "m-exchange", "message_ts": "2026-12-04T09:00:00Z",
         "action": "subscribe", "sender_id": NATIONAL, "total_count": 1}}  # fmt: skip
     answer = await gateway.post(SUBSCRIBE, json=envelope,

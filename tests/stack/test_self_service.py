@@ -38,6 +38,9 @@ import httpx
 from pypdf import PdfReader
 
 from canbao_contracts.id_numbers import check_character
+from canbao_platform.service_tokens import DEVELOPMENT_PRIVATE_KEY, private_key
+from canbao_stack import national
+from canbao_stack.dci_client import DciClient, by_ssn
 from canbao_stack.national import OWED
 from tests.stack.kiosk_browser import kiosk_round_trip
 from tests.stack.test_changes_review import popup_until
@@ -281,59 +284,52 @@ async def holdings_until(national: str, done: Any, what: str) -> dict[str, Any]:
     raise AssertionError(f"the national registry never held {what}: {holdings}")
 
 
-async def national_exchange(gateway: str, sources: str, national: str, timings: Timings) -> None:
+async def national_exchange(gateway: str, sources: str, state: Path, national_url: str,
+                            timings: Timings) -> None:  # fmt: skip
     """Up to the ministry (44号 Art.10): the stand-in national registry, subscribed by the stack
     at its start, comes to hold exactly the people the registry's own search of the exchange's
     filter selects; an enrolment entered in si_core takes a household person out of it (source
     table → Debezium → identity → matching → the gateway's notification); an asynchronous DCI
-    search is answered at its registered address."""
-    async with httpx.AsyncClient(base_url=gateway, timeout=60) as client:
-        login = await client.post("/api/v1/auth/token", data={
-            "grant_type": "client_credentials", "client_id": "demo-national",
-            "client_secret": "demo"})  # fmt: skip
-        assert login.status_code == 200, login.text
-        ministry = {"Authorization": f"Bearer {login.json()['access_token']}"}
+    search is answered at its registered address. The questions are asked as the national
+    registry, with its key, through the partner client (canbao_stack.dci_client)."""
+    ministry = DciClient(
+        gateway, national.CLIENT_ID, national.SECRET, signing_key=national.signing_key(state),
+        registry_key=private_key(DEVELOPMENT_PRIVATE_KEY).public_key(),
+    )  # fmt: skip
 
-        async def selected() -> dict[str, dict[str, Any]]:
-            """The registry's own answer to the exchange's filter (a DCI sync search)."""
-            found: dict[str, dict[str, Any]] = {}
-            seen = 0
-            for page in range(1, 100):
-                query = {
-                    "type": "ns:org:QueryType:NoSql",
-                    "value": {"expression": {"collection": "Member", "query": OWED}},
-                }
-                envelope = {"signature": None, "header": {
-                    "version": "1.0.0", "message_id": f"stack-owed-{uuid4()}",
-                    "message_ts": "2026-12-04T09:00:00+08:00", "action": "search",
-                    "sender_id": "demo-national", "total_count": 1},
-                    "message": {"transaction_id": f"stack-owed-{uuid4()}", "search_request": [{
-                        "reference_id": "r-1", "timestamp": "2026-12-04T09:00:00+08:00",
-                        "search_criteria": {"query_type": "expression", "query": query,
-                                            "pagination": {"page_size": 1000,
-                                                           "page_number": page}}}]}}  # fmt: skip
-                answer = await client.post("/api/v1/partners/dci/registry/sync/search",
-                                           headers=ministry, json=envelope)  # fmt: skip
-                assert answer.status_code == 200, answer.text
-                [response] = answer.json()["message"]["search_response"]
-                for record in response["data"]["reg_records"]:
-                    seen += 1
-                    if "member_identifier" not in record:  # no number: not for the ministry
-                        continue
-                    number = record["member_identifier"][0]["identifier_value"]
-                    found[number] = {a["name"]: a["value"] for a in record["additional_attributes"]}
-                if seen >= response["pagination"]["total_count"]:
-                    return found
-            raise AssertionError("more than 99 pages")
+    async def selected() -> dict[str, dict[str, Any]]:
+        """The registry's own answer to the exchange's filter (a DCI sync search), by number."""
+        found: dict[str, dict[str, Any]] = {}
+        seen, query = (
+            0,
+            {
+                "type": "ns:org:QueryType:NoSql",
+                "value": {"expression": {"collection": "Member", "query": OWED}},
+            },
+        )
+        for page in range(1, 100):
+            answer = await ministry.search([{
+                "query_type": "expression", "query": query,
+                "pagination": {"page_size": 1000, "page_number": page}}])  # fmt: skip
+            [response] = answer["message"]["search_response"]
+            for record in response["data"]["reg_records"]:
+                seen += 1
+                if "member_identifier" not in record:  # no number: not for the ministry
+                    continue
+                number = record["member_identifier"][0]["identifier_value"]
+                found[number] = {a["name"]: a["value"] for a in record["additional_attributes"]}
+            if seen >= response["pagination"]["total_count"]:
+                return found
+        raise AssertionError("more than 99 pages")
 
+    async with ministry, httpx.AsyncClient(base_url=national_url, timeout=30) as receiver:
         deadline = time.monotonic() + WITHIN_S
-        async with httpx.AsyncClient(base_url=national, timeout=30) as receiver:
-            while True:
-                holdings = (await receiver.get("/national/holdings")).json()
-                owed = await selected()
-                if set(holdings["held"]) == set(owed) or time.monotonic() > deadline:
-                    break
-                await asyncio.sleep(2)
+        while True:
+            holdings = (await receiver.get("/national/holdings")).json()
+            owed = await selected()
+            if set(holdings["held"]) == set(owed) or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(2)
         assert set(holdings["held"]) == set(owed), (len(holdings["held"]), len(owed))
         kinds = {a["household_registered_locally"] for a in holdings["held"].values()}
         assert kinds == {True, False}, kinds  # both of the exchange's kinds of people
@@ -355,24 +351,17 @@ async def national_exchange(gateway: str, sources: str, national: str, timings: 
             )
         finally:
             await connection.close()
-        left = await holdings_until(national, lambda h: number in h["left"], f"{number} left")
+        left = await holdings_until(national_url, lambda h: number in h["left"], f"{number} left")
         assert number not in left["held"]
         timings.mark("an enrolment in si_core reached the national registry")
 
         # An asynchronous search by number, answered at the registered address.
-        envelope = {"signature": None, "header": {
-            "version": "1.0.0", "message_id": f"stack-async-{uuid4()}",
-            "message_ts": "2026-12-04T09:00:00+08:00", "action": "search",
-            "sender_id": "demo-national", "sender_uri": f"{national}/dci/on-search",
-            "total_count": 1},
-            "message": {"transaction_id": "stack-async-1", "search_request": [{
-                "reference_id": "r-1", "timestamp": "2026-12-04T09:00:00+08:00",
-                "search_criteria": {"query_type": "idtype-value",
-                                    "query": {"type": "SSN", "value": number}}}]}}  # fmt: skip
-        acknowledged = await client.post("/api/v1/partners/dci/registry/search",
-                                          headers=ministry, json=envelope)  # fmt: skip
-        assert acknowledged.json()["message"]["ack_status"] == "ACK", acknowledged.text
-        answered = await holdings_until(national, lambda h: "stack-async-1" in h["answers"],
+        acknowledged = await ministry.search_later(
+            [by_ssn(number)], transaction_id="stack-async-1",
+            sender_uri=f"{national_url}/dci/on-search",
+        )  # fmt: skip
+        assert acknowledged["message"]["ack_status"] == "ACK", acknowledged
+        answered = await holdings_until(national_url, lambda h: "stack-async-1" in h["answers"],
                                         "the answer to its search")  # fmt: skip
         [response] = answered["answers"]["stack-async-1"]["search_response"]
         [record] = response["data"]["reg_records"]
@@ -387,4 +376,8 @@ def test_a_citizen_serves_themself_on_a_kiosk_and_in_the_app() -> None:
         timings.mark("stack ready")
         asyncio.run(self_service(running.gateway, running.sources, running.state, timings))
         asyncio.run(partner_department(running.gateway, running.sources, timings))
-        asyncio.run(national_exchange(running.gateway, running.sources, running.national, timings))
+        asyncio.run(
+            national_exchange(
+                running.gateway, running.sources, running.state, running.national, timings
+            )
+        )
