@@ -32,6 +32,7 @@ class Department(StrEnum):
     CIVIL = "civil"  # 民政: cremations, minimum living allowance
     EDUCATION = "education"  # 教育: students
     JUSTICE = "justice"  # 司法: people in custody
+    PUBLIC_SECURITY = "public_security"  # 公安: the household register, residence permits
     # 全国参保登记库: the ministry's national registry, which the province keeps informed
     # (44号 Art.10; 41号 §3, §5). It sends no batches: its comparison results arrive as the
     # `national` source (sources.md).
@@ -53,6 +54,7 @@ class Column:
     required: bool = False
     max_length: int = 50
     codes: frozenset[str] = frozenset()
+    future: bool = False  # a date that may lie ahead (a permit's expiry); others may not
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +68,9 @@ class Dataset:
     # (earlier, later): a row whose `later` date precedes its `earlier` is refused.
     date_order: tuple[tuple[str, str], ...] = ()
     description: str = ""
+    # The source system of sources.md whose table this is, when it is not named after the
+    # department (public security's tables are `hukou.*`).
+    system: str | None = None
     by_name: Mapping[str, Column] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -74,7 +79,7 @@ class Dataset:
     @property
     def source_table(self) -> str:
         """The source table of sources.md an accepted row is a record of."""
-        return f"{self.department.value}.{self.name}"
+        return f"{self.system or self.department.value}.{self.name}"
 
     @property
     def required(self) -> tuple[str, ...]:
@@ -85,8 +90,8 @@ def _text(name: str, *, required: bool = False, max_length: int = 50) -> Column:
     return Column(name, Kind.TEXT, required, max_length)
 
 
-def _date(name: str, *, required: bool = False) -> Column:
-    return Column(name, Kind.DATE, required)
+def _date(name: str, *, required: bool = False, future: bool = False) -> Column:
+    return Column(name, Kind.DATE, required, future=future)
 
 
 def _number(name: str) -> Column:
@@ -131,6 +136,26 @@ DATASETS: Final[dict[tuple[Department, str], Dataset]] = {
              _date("cjrq"), _region("jyxzqh")),
             key=("sfzh", "rjrq"), date_order=(("rjrq", "cjrq"),),
             description="在押人员 (people in custody)",
+        ),
+        Dataset(
+            Department.PUBLIC_SECURITY, "person",
+            (_number("sfzh"), _text("xm", required=True), _code("xb", "0129"), _date("csrq"),
+             _text("mz", max_length=2), _region("hjdz_xzqh", required=True),
+             _text("hjdz", max_length=150), _text("hh", max_length=20),
+             _text("yhzgx", max_length=2), _code("ryzt", "012349", required=True),
+             _date("zxrq")),
+            key=("sfzh",), date_order=(("csrq", "zxrq"),), system="hukou",
+            description="户籍人口 (the household register)",
+        ),
+        Dataset(
+            Department.PUBLIC_SECURITY, "resident_permit",
+            (_text("jzzh", required=True, max_length=30), _number("sfzh"),
+             _text("xm", required=True), _code("xb", "0129"), _date("csrq"),
+             _region("hjdz_xzqh"), _region("jzdz_xzqh", required=True),
+             _text("jzdz", max_length=150), _date("qfrq", required=True),
+             _date("yxqz", future=True), _code("zt", "123", required=True)),
+            key=("jzzh",), date_order=(("qfrq", "yxqz"),), system="hukou",
+            description="居住证 (residence permits of people registered elsewhere)",
         ),
     )
 }  # fmt: skip
@@ -261,7 +286,7 @@ def _check_value(column: Column, raw: object, today: date) -> tuple[str | None, 
                 return None, Rejection("invalid-date", column.name, "日期格式应为YYYY-MM-DD")
             if len(value) != 10:  # fromisoformat also reads 20240101
                 return None, Rejection("invalid-date", column.name, "日期格式应为YYYY-MM-DD")
-            if day > today:
+            if day > today and not column.future:
                 return None, Rejection("future-date", column.name, "日期晚于今天")
             return value, None
         case Kind.REGION:

@@ -76,7 +76,7 @@ async def receive(harness: Harness, up: Upload, *parts: bytes | str, **kw: Any) 
     batch_id, replayed = await pb.receive(
         harness.db, harness.protector, up, body(*parts, **kw), now=now
     )
-    return await pb.batch(harness.db, batch_id, "civil"), replayed
+    return await pb.batch(harness.db, batch_id, up.dataset.department.value), replayed
 
 
 async def rejected(harness: Harness, batch_id: Any) -> dict[int, list[str]]:
@@ -403,3 +403,37 @@ async def test_identity_reads_the_charset_the_content_type_declares(harness: Har
         keys = await connection.scalars(sa.select(partner_batches.c.idempotency_key))
         assert list(keys) == ["gbk"]
     assert await names(harness, 91) == {number(91): "王䶮"}
+
+
+async def test_public_security_sends_the_household_register_and_residence_permits(
+    harness: Harness,
+) -> None:
+    """Public security's tables are hukou.* (sources.md): a batch of them is that source."""
+    local, moved, visitor = number(61), number(62), number(63, region="110101")
+    people = csv_rows([
+        "sfzh,xm,xb,csrq,hjdz_xzqh,hjdz,ryzt,zxrq",
+        f"{local},钱一,1,1980-01-01,520102,贵州省贵阳市南明区某街1号,0,",
+        f"{moved},孙二,2,1981-02-02,520103,,2,2026-03-01",
+        f"{number(64)},李三,3,1982-03-03,520102,,0,",  # no such gender code
+        f"{number(65)},周四,1,1990-01-01,520102,,1,1989-01-01",  # cancelled before born
+    ])  # fmt: skip
+    person_dataset = DATASETS[(Department.PUBLIC_SECURITY, "person")]
+    row, _ = await receive(harness, upload("hukou-1", dataset=person_dataset), people)
+    assert (row.received, row.accepted, row.rejected) == (4, 2, 2)
+    assert await rejected(harness, row.batch_id) == {4: ["invalid-code"], 5: ["date-order"]}
+    permits = csv_rows([
+        "jzzh,sfzh,xm,xb,hjdz_xzqh,jzdz_xzqh,qfrq,yxqz,zt",
+        f"JZ520102001,{visitor},吴五,1,110101,520102,2025-01-01,2027-01-01,1",
+    ])  # fmt: skip
+    permit_dataset = DATASETS[(Department.PUBLIC_SECURITY, "resident_permit")]
+    row, _ = await receive(harness, upload("permit-1", dataset=permit_dataset), permits)
+    assert (row.received, row.accepted, row.rejected) == (1, 1, 0)
+    await harness.drain()
+    household = await records(harness, "hukou.person")
+    assert sorted(r["person_id"] for r in household) == sorted(
+        [await harness.person_of(local), await harness.person_of(moved)]
+    )
+    [permit] = await records(harness, "hukou.resident_permit")
+    assert permit["person_id"] == await harness.person_of(visitor)
+    golden = (await harness.golden(await harness.person_of(local)))["golden"]
+    assert golden["name"]["value"] == "钱一"
