@@ -16,12 +16,13 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
+from canbao_contracts.codes import StatusCode
 from canbao_contracts.envelope import encode
 from canbao_contracts.events import StatusesChanged, Verdict
 from canbao_contracts.topics import STATUSES, dead_letter_topic
 from canbao_gateway import clients
 from canbao_gateway.clients import ClientKind, Permission
-from canbao_gateway.tables import audit_log
+from canbao_gateway.tables import audit_log, dci_exchange_ledger
 from canbao_matching.tables import persons
 from canbao_platform.db import Database
 from canbao_platform.local.broker import MockKafkaCluster
@@ -29,9 +30,11 @@ from canbao_platform.messaging import Producer
 from tests.gateway import dci_standard
 from tests.gateway.conftest import Clock
 from tests.gateway.services import gateway_over, identity_app, matching_app
-from tests.gateway.test_dci import FIELDS, INSURED, SECRET, WOMAN, seed
+from tests.gateway.test_dci import ELSEWHERE, FIELDS, INSURED, SECRET, WOMAN, seed
 from tests.gateway.test_dci_callbacks import PartnerSystem, ack, verified
 from tests.gateway.test_dci_callbacks import partner as partner
+from tests.gateway.test_dci_exchange import FIELDS as NATIONAL_FIELDS
+from tests.gateway.test_dci_exchange import NATIONAL, subscribe
 from tests.identity.conftest import Harness
 from tests.identity.conftest import harness as harness  # identity's and matching's fixtures
 from tests.identity.conftest import identity_db as identity_db
@@ -173,3 +176,52 @@ async def test_subscribers_are_notified_of_their_people_once_until_they_unsubscr
             .where(audit_log.c.purpose == "partner_subscription"))).all()  # fmt: skip
     assert sorted((r.person_id == insured, r.person_id == woman) for r in audited) == [
         (False, True), (True, False), (True, False)]  # fmt: skip
+
+
+async def test_the_national_registry_hears_who_leaves_its_exchange_as_it_happens(
+    gateway: httpx.AsyncClient, partner: PartnerSystem, harness: Harness,
+    matching_db: Database, gateway_db: Database, kafka: MockKafkaCluster,
+) -> None:  # fmt: skip
+    """An exchange (dci_notify.py): the first pass delivers everyone owed at once after the
+    subscription; then each change is notified as it happens, saying whether the person is
+    still in the subscription, and entered in the ledger as acknowledged."""
+    async with gateway_db.engine.begin() as connection:
+        await clients.register(
+            connection, client_id=NATIONAL, secret=SECRET, kind=ClientKind.PARTNER,
+            name="全国参保登记库", region="52", department="national",
+            permissions=frozenset({Permission.SUBSCRIBE}), fields=NATIONAL_FIELDS,
+            callback_urls=(partner.base,),
+        )  # fmt: skip
+    code = await subscribe(gateway, partner)
+    _, delivered = await partner.next()  # the full delivery, woken by the subscription
+    numbers = {e["data"]["reg_records"]["member_identifier"][0]["identifier_value"]
+               for e in verified(delivered)["message"]["notify_event"]}  # fmt: skip
+    assert numbers == {WOMAN, ELSEWHERE}  # household, not insured; the insured man is not owed
+
+    woman = await harness.person_of(WOMAN)
+    assert woman is not None
+    changed = await verdict_changed(matching_db, woman)
+    insured = changed.verdict.model_copy(
+        update={
+            "statuses": changed.verdict.statuses.model_copy(
+                update={"pension": StatusCode.RESIDENT_PENSION}
+            )
+        }
+    )
+    await publish(kafka, StatusesChanged(person_id=woman, verdict=insured,
+                                         previous=changed.verdict,
+                                         evaluated_at=datetime.now(UTC)))  # fmt: skip
+    _, answer = await partner.next()
+    [event] = verified(answer)["message"]["notify_event"]
+    assert event["data"]["subscription_code"] == code
+    record = event["data"]["reg_records"]
+    attributes = {a["name"]: a["value"] for a in record["additional_attributes"]}
+    assert (attributes["pension"], attributes["in_subscription"]) == ("12", False)
+    for _ in range(50):
+        async with gateway_db.engine.connect() as connection:
+            row = (await connection.execute(sa.select(dci_exchange_ledger).where(
+                dci_exchange_ledger.c.person_id == woman))).one()  # fmt: skip
+        if row.state == "acknowledged":
+            break
+        await asyncio.sleep(0.1)
+    assert (row.state, row.acked_selected) == ("acknowledged", False)

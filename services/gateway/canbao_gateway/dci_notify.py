@@ -69,6 +69,13 @@ ENDPOINT = "NOTIFY registry.statuses"  # the audit log's endpoint of a notificat
 
 
 def notify_handler(settings: GatewaySettings, sealer: Sealer, identity: IdentityClient) -> Handler:
+    parsed: dict[uuid.UUID, Filter] = {}  # a subscription's filter never changes: parse it once
+
+    def filter_of(row: Any) -> Filter:
+        if row.subscription_code not in parsed:
+            parsed[row.subscription_code] = Filter.model_validate(row.filter)
+        return parsed[row.subscription_code]
+
     async def handle(message: InboundMessage, uow: UnitOfWork) -> None:
         envelope, event = message.decode()
         if isinstance(event, StatusesChanged):
@@ -94,9 +101,8 @@ def notify_handler(settings: GatewaySettings, sealer: Sealer, identity: Identity
             row
             for row in rows
             if row.person_id == event.person_id
-            or (row.filter is not None and _concerns(Filter.model_validate(row.filter),
-                                                     now_verdict, before))
-        ]  # fmt: skip
+            or (row.filter is not None and _concerns(filter_of(row), now_verdict, before))
+        ]
         if not wanted:
             return
         subscribers = await subscribing_clients(connection, {row.client_id for row in wanted})
@@ -116,8 +122,7 @@ def notify_handler(settings: GatewaySettings, sealer: Sealer, identity: Identity
             client = subscribers[row.client_id]
             selected = None
             if row.filter is not None:
-                condition = Filter.model_validate(row.filter)
-                selected = now_verdict is not None and matches(condition, now_verdict)
+                selected = now_verdict is not None and matches(filter_of(row), now_verdict)
             record = dci.record(client, now_verdict, event.evaluated_at.isoformat(), number,
                                 in_subscription=selected)  # fmt: skip
             callback_id = await dci_delivery.enqueue(
