@@ -227,14 +227,25 @@ class Rejection:
         return f"{where}{self.message_zh} ({self.code})"
 
 
+# Our convention: any dataset's row may say what it is, in the column `op` (as a change event's
+# `op`): empty, `c` or `u` — the record as it is now (the default); `d` — the department
+# withdraws the record of that key (entered by mistake, or no longer true): only the key columns
+# are read, and the registry forgets the record as it would a deleted row of the table.
+OP_COLUMN: Final = "op"
+WITHDRAW: Final = "d"
+_OPS: Final = frozenset({"", "c", "u", WITHDRAW})
+
+
 def unknown_columns(dataset: Dataset, names: list[str]) -> list[str]:
     """The header's names the dataset does not have (the batch is refused: module docstring)."""
-    return [name for name in names if name not in dataset.by_name]
+    return [name for name in names if name not in dataset.by_name and name != OP_COLUMN]
 
 
 def missing_columns(dataset: Dataset, names: list[str]) -> list[str]:
-    """The dataset's required columns a CSV header lacks."""
-    return [name for name in dataset.required if name not in names]
+    """The dataset's required columns a CSV header lacks (with an `op` column, the key's only:
+    a file of withdrawals need not carry the rest, and a row without them is refused alone)."""
+    required = dataset.key if OP_COLUMN in names else dataset.required
+    return [name for name in required if name not in names]
 
 
 def check_row(
@@ -245,8 +256,22 @@ def check_row(
     clean: dict[str, str | None] = {}
     reasons: list[Rejection] = []
     for name in row:
-        if name not in dataset.by_name:
+        if name not in dataset.by_name and name != OP_COLUMN:
             reasons.append(Rejection("unknown-column", name, "不是此数据集的字段"))
+    op = row.get(OP_COLUMN)
+    op = op.strip().lower() if isinstance(op, str) else op
+    if op not in _OPS and op is not None:
+        reasons.append(Rejection("invalid-op", OP_COLUMN, "操作应为空、c、u或d"))
+    elif op == WITHDRAW:  # only the key says which record goes
+        clean[OP_COLUMN] = WITHDRAW
+        for name in dataset.key:
+            value, problem = _check_value(dataset.by_name[name], row.get(name), today)
+            if problem is None and value is None:
+                problem = Rejection("required", name, "撤回须填写主键字段")
+            clean[name] = value
+            if problem is not None:
+                reasons.append(problem)
+        return clean, reasons
     for column in dataset.columns:
         value, problem = _check_value(column, row.get(column.name), today)
         clean[column.name] = value

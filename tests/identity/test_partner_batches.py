@@ -86,11 +86,14 @@ async def rejected(harness: Harness, batch_id: Any) -> dict[int, list[str]]:
 
 
 async def records(harness: Harness, source_table: str) -> list[Any]:
-    """The source records of `source_table`, with their claims decrypted (`claims`)."""
+    """The source records of `source_table` (not deleted: a deleted one keeps only its key and
+    position), with their claims decrypted (`claims`)."""
     async with harness.db.engine.connect() as connection:
         rows = (
             await connection.execute(
-                sa.select(source_records).where(source_records.c.source_table == source_table)
+                sa.select(source_records).where(
+                    source_records.c.source_table == source_table, ~source_records.c.deleted
+                )
             )
         ).all()
     return [
@@ -437,3 +440,32 @@ async def test_public_security_sends_the_household_register_and_residence_permit
     assert permit["person_id"] == await harness.person_of(visitor)
     golden = (await harness.golden(await harness.person_of(local)))["golden"]
     assert golden["name"]["value"] == "钱一"
+
+
+async def test_a_department_withdraws_a_row_by_its_key(harness: Harness) -> None:
+    kept, mistaken = number(71), number(72)
+    header = "sfzh,xm,xzqh,ksrq\r\n"
+    await receive(harness, upload("dibao-1"), header, f"{kept},冯一,520102,2024-01-01\r\n",
+                  f"{mistaken},陈二,520102,2024-02-01\r\n")  # fmt: skip
+    await harness.drain()
+    assert len(await records(harness, "civil.dibao")) == 2
+    lines = [
+        json.dumps({"op": "d", "sfzh": mistaken, "ksrq": "2024-02-01"}),  # only the key
+        json.dumps({"op": "d", "sfzh": kept}),  # the key is (sfzh, ksrq): which one?
+        json.dumps(
+            {"op": "x", "sfzh": kept, "xm": "冯一", "xzqh": "520102", "ksrq": "2024-01-01"},
+            ensure_ascii=False,
+        ),
+    ]
+    row, _ = await receive(harness, upload("dibao-2", media=MediaType.NDJSON), "\n".join(lines))
+    assert (row.received, row.accepted, row.rejected) == (3, 1, 2)
+    assert await rejected(harness, row.batch_id) == {2: ["required"], 3: ["invalid-op"]}
+    await harness.drain()
+    [left] = await records(harness, "civil.dibao")
+    assert left["person_id"] == await harness.person_of(kept)
+    # A CSV of withdrawals carries the key columns and `op` only.
+    row, _ = await receive(harness, upload("dibao-3"), "op,sfzh,ksrq\r\n",
+                           f"d,{kept},2024-01-01\r\n", f",{kept},2024-01-01\r\n")  # fmt: skip
+    assert (row.received, row.accepted, row.rejected) == (2, 1, 1)  # the second lacks a name
+    await harness.drain()
+    assert await records(harness, "civil.dibao") == []

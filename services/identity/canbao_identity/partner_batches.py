@@ -58,6 +58,8 @@ from sqlalchemy.dialects.postgresql import insert
 
 from canbao_contracts.partners import (
     CHARSETS,
+    OP_COLUMN,
+    WITHDRAW,
     Dataset,
     Encoding,
     Kind,
@@ -502,6 +504,7 @@ async def _commit(
         values |= {"state": "received", "digest": digest, "completed_at": now}
     async with database.sessions() as session, session.begin():
         for row in accepted:
+            withdrawn = row.values.get(OP_COLUMN) == WITHDRAW  # staged as a deleted row
             add_staged(
                 session,
                 stage(
@@ -510,7 +513,7 @@ async def _commit(
                     record_key(dataset, row.values, protector),
                     claim.seq * LINES_PER_BATCH + row.line,
                     now.isoformat(),
-                    adapter.to_record(row.values),
+                    None if withdrawn else adapter.to_record(row.values),
                     provenance=provenance | {"line": row.line},
                     changed_at=now,
                 ),
