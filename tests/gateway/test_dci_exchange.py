@@ -20,12 +20,13 @@ import sqlalchemy as sa
 from canbao_gateway import clients
 from canbao_gateway.clients import ClientKind, Field, Permission
 from canbao_gateway.dci_delivery import MAX_ATTEMPTS, CallbackDelivery
-from canbao_gateway.dci_notify import ExchangeReconciler, exchange_report
+from canbao_gateway.dci_notify import PASS_COUNTS, ExchangeReconciler, exchange_report
 from canbao_gateway.registry import IdentityClient, MatchingClient
 from canbao_gateway.tables import audit_log, dci_exchange_ledger, dci_exchange_passes
 from canbao_gateway.tables import clients as clients_table
 from canbao_matching.tables import persons
 from canbao_platform.db import Database
+from canbao_stack.national import OWED
 from tests.gateway import dci_standard
 from tests.gateway.conftest import Clock, bearer, settings_for
 from tests.gateway.people import NANMING, citizen
@@ -46,17 +47,17 @@ MIGRANT = citizen("110101", "19850505", "051")  # a Beijing household, insured i
 FIELDS = frozenset({Field.ID_NUMBER, Field.REGION, Field.HOUSEHOLD, Field.REGISTRATION,
                     Field.PENSION, Field.MEDICAL, Field.INJURY, Field.UNEMPLOYMENT,
                     Field.MATERNITY})  # fmt: skip
-# The province's people the ministry is owed: other provinces' insured here, and its own
-# household-registered people not insured in the province.
-OWED = {"$and": [
-    {"region": {"$eq": "520000"}},
-    {"$or": [
-        {"$and": [{"household_registered_locally": {"$eq": False}},
-                  {"insured_in_province": {"$eq": True}}]},
-        {"$and": [{"household_registered_locally": {"$eq": True}},
-                  {"insured_in_province": {"$eq": False}}]},
-    ]},
-]}  # fmt: skip
+
+
+async def register_national(gateway_db: Database, callback: str) -> None:
+    """The national registry as a partner client (department national), subscribing only."""
+    async with gateway_db.engine.begin() as connection:
+        await clients.register(
+            connection, client_id=NATIONAL, secret=SECRET, kind=ClientKind.PARTNER,
+            name="全国参保登记库", region="52", department="national",
+            permissions=frozenset({Permission.SUBSCRIBE}), fields=FIELDS,
+            callback_urls=(callback,),
+        )  # fmt: skip
 
 
 @pytest.fixture
@@ -64,13 +65,7 @@ async def gateway(
     gateway_url: str, test_clock: Clock, harness: Harness, matching_db: Database,
     gateway_db: Database, partner: PartnerSystem,
 ) -> AsyncIterator[httpx.AsyncClient]:  # fmt: skip
-    async with gateway_db.engine.begin() as connection:
-        await clients.register(
-            connection, client_id=NATIONAL, secret=SECRET, kind=ClientKind.PARTNER,
-            name="全国参保登记库", region="52", department="national",
-            permissions=frozenset({Permission.SUBSCRIBE}), fields=FIELDS,
-            callback_urls=(partner.base,),
-        )  # fmt: skip
+    await register_national(gateway_db, partner.base)
     enrolment = {"aac001": "P2", "aae140": "110", "aab301": NANMING, "aab001": "U1",
                  "aac008": "1", "aac030": datetime(2015, 3, 1).date()}  # fmt: skip
     await harness.apply(
@@ -163,17 +158,8 @@ async def report(gateway_db: Database, number: int) -> dict[str, Any]:
         row = (await connection.execute(
             sa.select(dci_exchange_passes).where(dci_exchange_passes.c["pass"] == number)
         )).one()  # fmt: skip
-    counts = (
-        "selected",
-        "held",
-        "in_flight",
-        "missing",
-        "stale",
-        "removed",
-        "redelivered",
-        "unidentified",
-    )
-    return {name: getattr(row, name) for name in counts} | {"finished": row.finished_at is not None}
+    counts = {name: getattr(row, name) for name in PASS_COUNTS}
+    return counts | {"finished": row.finished_at is not None}
 
 
 async def settled(gateway_db: Database) -> list[tuple[str, bool]]:

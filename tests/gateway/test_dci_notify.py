@@ -33,8 +33,7 @@ from tests.gateway.services import gateway_over, identity_app, matching_app
 from tests.gateway.test_dci import ELSEWHERE, FIELDS, INSURED, SECRET, WOMAN, seed
 from tests.gateway.test_dci_callbacks import PartnerSystem, ack, verified
 from tests.gateway.test_dci_callbacks import partner as partner
-from tests.gateway.test_dci_exchange import FIELDS as NATIONAL_FIELDS
-from tests.gateway.test_dci_exchange import NATIONAL, subscribe
+from tests.gateway.test_dci_exchange import register_national, subscribe
 from tests.identity.conftest import Harness
 from tests.identity.conftest import harness as harness  # identity's and matching's fixtures
 from tests.identity.conftest import identity_db as identity_db
@@ -185,13 +184,7 @@ async def test_the_national_registry_hears_who_leaves_its_exchange_as_it_happens
     """An exchange (dci_notify.py): the first pass delivers everyone owed at once after the
     subscription; then each change is notified as it happens, saying whether the person is
     still in the subscription, and entered in the ledger as acknowledged."""
-    async with gateway_db.engine.begin() as connection:
-        await clients.register(
-            connection, client_id=NATIONAL, secret=SECRET, kind=ClientKind.PARTNER,
-            name="全国参保登记库", region="52", department="national",
-            permissions=frozenset({Permission.SUBSCRIBE}), fields=NATIONAL_FIELDS,
-            callback_urls=(partner.base,),
-        )  # fmt: skip
+    await register_national(gateway_db, partner.base)
     code = await subscribe(gateway, partner)
     _, delivered = await partner.next()  # the full delivery, woken by the subscription
     numbers = {e["data"]["reg_records"]["member_identifier"][0]["identifier_value"]

@@ -217,6 +217,9 @@ async def subscribing_clients(connection: Any, client_ids: set[str]) -> dict[str
 PAGE_SIZE: Final = 500
 FIRST: Final = uuid.UUID(int=0)  # the keyset cursor of a pass's first page
 REMOVALS: Final = uuid.UUID(int=2**128 - 1)  # the cursor once the selection has been read
+# What a pass counts (dci_exchange_passes, the reconciliation report).
+PASS_COUNTS: Final = ("selected", "held", "in_flight", "missing", "stale", "removed",
+                      "redelivered", "unidentified")  # fmt: skip
 
 
 def digest(record: dict[str, Any]) -> str:
@@ -561,23 +564,13 @@ async def exchange_report(connection: Any) -> list[dict[str, Any]]:
                 ledger.subscription_code == code, ledger.acked_selected.is_(True)
             )
         )
-        counts = (
-            "selected",
-            "held",
-            "in_flight",
-            "missing",
-            "stale",
-            "removed",
-            "redelivered",
-            "unidentified",
-        )
         report.append({
             "client_id": subscription.client_id,
             "subscription_code": str(code),
             "last_pass": None if last is None else {
                 "pass": getattr(last, "pass"), "started_at": last.started_at.isoformat(),
                 "finished_at": last.finished_at.isoformat() if last.finished_at else None,
-                **{name: getattr(last, name) for name in counts},
+                **{name: getattr(last, name) for name in PASS_COUNTS},
             },
             "ledger": {"held": held or 0, "acknowledged": states.get("acknowledged", 0),
                        "pending": states.get("pending", 0), "failed": states.get("failed", 0)},
