@@ -1,21 +1,64 @@
-"""The reporting service: the quarterly basic-data table, coverage, and the people behind every
-number (not built yet: health and readiness only)."""
+"""The reporting service: the quarterly basic-data table (domain.md §6), frozen per quarter, from
+its own projection of registry.statuses (handlers.py, store.py); served to the gateway
+(routes.py). Coverage and the people behind every number come next."""
+
+from __future__ import annotations
 
 from pathlib import Path
 
 from fastapi import FastAPI
 
-from canbao_platform.service import ServiceDefinition, create_app
-from canbao_platform.settings import service_settings
+from canbao_contracts.topics import STATUSES
+from canbao_platform.messaging import ConsumerRunner, Producer, RunnerConfig
+from canbao_platform.service import Component, Resources, ServiceDefinition, create_app
+from canbao_platform.settings import ServiceSettings, service_settings
+from canbao_reporting.handlers import Clock, handler, system_clock
+from canbao_reporting.routes import router
+
+SERVICE_NAME = "reporting"
+ReportingSettings = service_settings(SERVICE_NAME)
+# registry.persons (declared in the contracts' RECEIVES) brings the masked names of the detail
+# lists; not consumed until those lists are built.
+TOPICS = (STATUSES.name,)
+DEFAULT_CONFIG = RunnerConfig()
+
+
+def components(
+    resources: Resources, *, topics: tuple[str, ...] = TOPICS,
+    config: RunnerConfig = DEFAULT_CONFIG, clock: Clock = system_clock,
+) -> list[Component]:  # fmt: skip
+    settings = resources.settings
+    kafka = settings.kafka_client_options()
+    producer = Producer(settings.kafka_bootstrap_servers, client_id=SERVICE_NAME, **kafka)
+    return [
+        producer,  # for the dead letters; started first, stopped last
+        ConsumerRunner(
+            name=SERVICE_NAME,
+            topics=list(topics),
+            handler=handler(clock),
+            database=resources.database,
+            producer=producer,
+            bootstrap_servers=settings.kafka_bootstrap_servers,
+            service=SERVICE_NAME,
+            config=config,
+            client_options=kafka,
+        ),
+    ]
+
 
 SERVICE = ServiceDefinition(
-    name="reporting",
-    settings=service_settings("reporting"),
+    name=SERVICE_NAME,
+    settings=ReportingSettings,
     migrations=Path(__file__).parent / "migrations",
-    description="The quarterly basic-data table, coverage, and the people behind every number.",
+    routers=(router,),
+    components=components,
+    consumer_groups={SERVICE_NAME: TOPICS},
+    # Every state a person has had: history is what freezes a past quarter (tables.py).
+    append_only=("person_states",),
+    description=__doc__ or "",
 )
 
 
-def create() -> FastAPI:
+def create(settings: ServiceSettings | None = None) -> FastAPI:
     """The ASGI application (`uvicorn --factory canbao_reporting.app:create`)."""
-    return create_app(SERVICE)
+    return create_app(SERVICE, settings)

@@ -1,0 +1,29 @@
+"""Reporting's own tables (SQLAlchemy Core; the migration creates them).
+
+No personal values: a person is identity's opaque `person_id` and the verdict matching publishes
+(region, birth year, gender, codes and flags; canbao_contracts.events.statuses)."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB, UUID
+
+metadata = sa.MetaData()
+
+# Append-only (the service's login may not UPDATE or DELETE it: app.py `append_only`): one row per
+# verdict applied, so that the table as of any moment is the newest row of each person applied
+# before it (domain.md §6 "A past quarter's table never changes"; api.md "Reports").
+person_states = sa.Table(
+    "person_states", metadata,
+    sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),  # the order applied
+    sa.Column("person_id", UUID(as_uuid=True), nullable=False),
+    # When reporting applied it: a state counts from then on, whenever matching evaluated it
+    # (late events count in the quarter they arrive in, as a statistics office expects).
+    sa.Column("valid_from", sa.DateTime(timezone=True), nullable=False),
+    # The verdict's own time: an older verdict arriving after a newer one is not applied.
+    sa.Column("evaluated_at", sa.DateTime(timezone=True), nullable=False),
+    # The Verdict as the contract serialises it; SQL NULL: withdrawn (out of the table).
+    sa.Column("verdict", JSONB(none_as_null=True)),
+)  # fmt: skip
+sa.Index("ix_person_states_person_id_id", person_states.c.person_id, person_states.c.id)
+sa.Index("ix_person_states_valid_from", person_states.c.valid_from)

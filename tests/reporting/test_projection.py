@@ -1,0 +1,147 @@
+"""Reporting's projection of registry.statuses on a real database, read through the internal API:
+the table follows the verdicts; duplicates and reordering change nothing; a quarter is frozen at
+its end by arrival time (a late verdict counts in the next quarter); a withdrawn person leaves."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+import httpx
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.exc import DBAPIError
+
+from canbao_contracts.events import StatusesChanged, StatusesWithdrawn, Verdict
+from canbao_reporting.tables import person_states
+from tests.reporting.conftest import Reporting
+from tests.reporting.people import ZUNYI, needing_survey, verdict, verified
+
+Q3_END = datetime(2026, 9, 30, 16, 0, tzinfo=UTC)  # 2026-10-01 00:00 in China
+EVALUATED = datetime(2026, 8, 1, 2, 0, tzinfo=UTC)
+
+
+def changed(pid: UUID, new: Verdict, previous: Verdict | None = None, *,
+            at: datetime = EVALUATED) -> StatusesChanged:  # fmt: skip
+    return StatusesChanged(person_id=pid, verdict=new, previous=previous, evaluated_at=at)
+
+
+async def table(client: httpx.AsyncClient, quarter: str = "2026Q3") -> dict[str, Any]:
+    response = await client.get(f"/internal/v1/reports/quarterly/{quarter}")
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def cells(body: dict[str, Any]) -> dict[str, dict[str, int]]:
+    """city → its non-zero columns."""
+    return {row["city"]: {c: n for c, n in row["columns"].items() if n} for row in body["rows"]}
+
+
+async def test_the_table_counts_the_verdicts_applied(
+    reporting: Reporting, client: httpx.AsyncClient
+) -> None:
+    await reporting.apply(changed(uuid.uuid4(), verdict()),
+                          changed(uuid.uuid4(), needing_survey(region_code=ZUNYI)))  # fmt: skip
+    reporting.clock.now = Q3_END + timedelta(days=3)
+    body = await table(client)
+    assert body["quarter"] == "2026Q3" and body["provisional"] is False
+    assert body["as_of"].startswith("2026-09-30T16:00:00")
+    assert cells(body) == {"5201": {"1": 1, "2": 1, "3": 1},
+                           "5203": {"1": 1, "2": 1, "7": 1, "9": 1, "12": 1},
+                           "total": {"1": 2, "2": 2, "3": 1, "7": 1, "9": 1, "12": 1}}  # fmt: skip
+    assert [row["name"] for row in body["rows"]] == ["5201", "5203", "合计"]
+    assert all(len(row["columns"]) == 17 for row in body["rows"])
+    assert body["checks"] and all(check["passed"] for check in body["checks"])
+
+
+async def test_the_newest_verdict_counts_whatever_order_and_however_often_it_arrives(
+    reporting: Reporting, client: httpx.AsyncClient
+) -> None:
+    pid, later = uuid.uuid4(), EVALUATED + timedelta(hours=1)
+    first = changed(pid, needing_survey())
+    second = changed(pid, verified(), needing_survey(), at=later)
+    await reporting.apply(second)
+    await reporting.apply(first)  # older, overtaken: not applied
+    await reporting.apply(second, second)  # duplicates (new ids: a republished copy)
+    reporting.clock.now = Q3_END + timedelta(days=1)
+    assert cells(await table(client))["5201"] == {"1": 1, "2": 1, "7": 1, "8": 1}
+    async with reporting.database.engine.connect() as connection:
+        count = sa.select(sa.func.count()).select_from(person_states)
+        assert await connection.scalar(count) == 1
+
+
+async def test_a_past_quarter_is_frozen_and_a_late_verdict_counts_in_the_next(
+    reporting: Reporting, client: httpx.AsyncClient
+) -> None:
+    pid = uuid.uuid4()
+    await reporting.apply(changed(pid, needing_survey()))
+    # Evaluated in September, arriving in October: the statistics office's Q3 is already closed.
+    reporting.clock.now = Q3_END + timedelta(hours=2)
+    late = changed(pid, verified(), needing_survey(), at=Q3_END - timedelta(minutes=5))
+    await reporting.apply(late, changed(uuid.uuid4(), verdict()))
+    q3 = await table(client, "2026Q3")
+    assert cells(q3)["total"] == {"1": 1, "2": 1, "7": 1, "9": 1, "12": 1}
+    q4 = await table(client, "2026Q4")
+    assert q4["provisional"] is True
+    assert q4["as_of"].startswith("2026-09-30T18:00:00")
+    assert cells(q4)["total"] == {"1": 2, "2": 2, "3": 1, "7": 1, "8": 1}
+    reporting.clock.now += timedelta(days=200)  # long after: Q3 has not moved
+    assert cells(await table(client, "2026Q3")) == cells(q3)
+
+
+async def test_a_withdrawn_person_leaves_the_table_and_an_older_verdict_does_not_bring_them_back(
+    reporting: Reporting, client: httpx.AsyncClient
+) -> None:
+    pid, stays = uuid.uuid4(), uuid.uuid4()
+    first = changed(pid, verdict())
+    gone = StatusesWithdrawn(person_id=pid, previous=verdict(),
+                             evaluated_at=EVALUATED + timedelta(days=1))  # fmt: skip
+    await reporting.apply(changed(stays, verdict()), gone)
+    await reporting.apply(first)  # the first verdict, delivered late
+    reporting.clock.now = Q3_END + timedelta(days=1)
+    assert cells(await table(client))["total"] == {"1": 1, "2": 1, "3": 1}
+
+
+async def test_the_service_login_may_not_rewrite_history(reporting: Reporting) -> None:
+    await reporting.apply(changed(uuid.uuid4(), verdict()))
+    async with reporting.database.engine.begin() as connection:
+        with pytest.raises(DBAPIError, match="permission denied"):
+            await connection.execute(sa.delete(person_states))
+
+
+@pytest.mark.parametrize("quarter", ["2026Q5", "2026q3", "26Q3", "2026-Q3", "2026Q0"])
+async def test_a_malformed_quarter_is_a_problem_of_its_own_type(
+    client: httpx.AsyncClient, quarter: str
+) -> None:
+    response = await client.get(f"/internal/v1/reports/quarterly/{quarter}")
+    assert response.status_code == 422
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["type"] == "/problems/invalid-quarter"
+
+
+async def test_a_quarter_not_yet_begun_is_refused(client: httpx.AsyncClient) -> None:
+    response = await client.get("/internal/v1/reports/quarterly/2026Q4")  # the clock is in Q3
+    assert response.status_code == 422
+    assert response.json()["type"] == "/problems/future-quarter"
+
+
+async def test_the_current_quarter_is_provisional_as_of_now(
+    reporting: Reporting, client: httpx.AsyncClient
+) -> None:
+    await reporting.apply(changed(uuid.uuid4(), verdict()))
+    reporting.clock.now += timedelta(seconds=1)
+    body = await table(client, "2026Q3")
+    assert body["provisional"] is True
+    assert body["as_of"].startswith("2026-08-15T02:00:01")
+    assert cells(body)["total"] == {"1": 1, "2": 1, "3": 1}
+
+
+async def test_the_table_answers_only_the_gateways_signed_calls(
+    client: httpx.AsyncClient,
+) -> None:
+    response = await client.get("/internal/v1/reports/quarterly/2026Q3",
+                                headers={"Authorization": "Bearer forged"})  # fmt: skip
+    assert response.status_code == 401
