@@ -112,7 +112,10 @@ async def test_the_service_login_may_not_rewrite_history(reporting: Reporting) -
             await connection.execute(sa.delete(person_states))
 
 
-@pytest.mark.parametrize("quarter", ["2026Q5", "2026q3", "26Q3", "2026-Q3", "2026Q0"])
+MALFORMED = ["2026Q5", "2026q3", "26Q3", "2026-Q3", "2026Q0", "0000Q1", "２０２６Q3"]
+
+
+@pytest.mark.parametrize("quarter", MALFORMED)
 async def test_a_malformed_quarter_is_a_problem_of_its_own_type(
     client: httpx.AsyncClient, quarter: str
 ) -> None:

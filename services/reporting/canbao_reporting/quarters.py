@@ -10,7 +10,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Final, Self
 
 CHINA: Final = timezone(timedelta(hours=8), "CST")
-_QUARTER: Final = re.compile(r"^([0-9]{4})Q([1-4])$")
+_QUARTER: Final = re.compile(r"^([1-9][0-9]{3})Q([1-4])$")  # year 0 has no calendar
 
 
 @dataclass(frozen=True, slots=True, order=True)

@@ -65,4 +65,6 @@ async def people_as_of(session: AsyncSession, before: datetime | None) -> list[C
     rows = await connection.scalars(
         sa.select(newest.c.verdict).where(newest.c.verdict.is_not(None))
     )
+    # The verdict does not publish the cities of a person's enrolments (yet): each counts in
+    # column 3 of their own city (quarterly_table's docstring, "Local").
     return [Counted(Verdict.model_validate(verdict)) for verdict in rows]
