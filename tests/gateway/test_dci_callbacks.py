@@ -51,15 +51,20 @@ SYNC_STATUS = "/api/v1/partners/dci/registry/sync/txn/status"
 
 class PartnerSystem:
     """A partner's DCI endpoint on a real port: records what it is sent, each callback held
-    against the standard's document (dci_standard); answers 503 to the first `failing` posts."""
+    against the standard's document (dci_standard); answers 503 to the first `failing` posts.
+    With `credentials` (client_id, secret) set, it secures its endpoints as the registry core API
+    says: a bearer token of its own token API (`/auth/token`, client credentials), else 401."""
 
     def __init__(self) -> None:
         self.port = free_port()
         self.received: list[tuple[str, dict[str, Any]]] = []
         self.failures: list[dci_standard.NotConforming] = []
         self.failing = 0
+        self.credentials: tuple[str, str] | None = None
+        self.tokens_issued: list[str] = []
         self.arrived = asyncio.Event()
-        app = Starlette(routes=[Route("/dci/{rest:path}", self._post, methods=["POST"])])
+        app = Starlette(routes=[Route("/dci/{rest:path}", self._post, methods=["POST"]),
+                                Route("/auth/token", self._token, methods=["POST"])])  # fmt: skip
         config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning",
                                 lifespan="off")  # fmt: skip
         self.server = uvicorn.Server(config)
@@ -68,7 +73,22 @@ class PartnerSystem:
     def base(self) -> str:
         return f"http://127.0.0.1:{self.port}/dci"
 
+    @property
+    def token_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/auth/token"
+
+    async def _token(self, request: Request) -> JSONResponse:
+        form = await request.form()
+        if (form.get("client_id"), form.get("client_secret")) != self.credentials:
+            return JSONResponse({"error": "invalid_client"}, status_code=401)
+        self.tokens_issued.append(f"token-{len(self.tokens_issued) + 1}")
+        return JSONResponse({"access_token": self.tokens_issued[-1], "token_type": "Bearer",
+                             "expires_in": 3600})  # fmt: skip
+
     async def _post(self, request: Request) -> JSONResponse:
+        issued = {f"Bearer {token}" for token in self.tokens_issued}
+        if self.credentials is not None and request.headers.get("authorization") not in issued:
+            return JSONResponse({"error": "unauthorised"}, status_code=401)
         if self.failing > 0:
             self.failing -= 1
             return JSONResponse({"error": "down for maintenance"}, status_code=503)
@@ -231,3 +251,41 @@ async def test_a_partner_that_is_away_gets_its_answer_later_and_txn_status_says_
     async with gateway_db.engine.connect() as connection:
         row = (await connection.execute(sa.select(dci_callbacks))).one()
     assert (row.state, row.attempts, row.body_sealed) == ("delivered", 3, None)
+
+
+async def test_callbacks_carry_a_token_of_the_partners_own_token_api(
+    gateway: httpx.AsyncClient, partner: PartnerSystem, gateway_db: Database, gateway_url: str
+) -> None:
+    """The registry core API secures a partner's callback endpoints with a bearer token of the
+    partner's token API: the registry gets one with the credentials the partner gave the agency,
+    once, and refused credentials show in the callback's state."""
+    partner.credentials = ("canbao-registry", "given-by-the-partner")
+    sealer = settings_for(gateway_url).sealer()
+    async with gateway_db.engine.begin() as connection:
+        assert await clients.set_callback_credentials(
+            connection, sealer, ASYNC, token_url=partner.token_url, as_client="canbao-registry",
+            secret="wrong",
+        )  # fmt: skip
+    body = envelope(ASYNC, [by_number(INSURED)], message_id="tok-0", transaction="t-tok-0")
+    assert (await ack(gateway, SEARCH, body))["ack_status"] == "ACK"
+    for _ in range(50):
+        async with gateway_db.engine.connect() as connection:
+            error = await connection.scalar(sa.select(dci_callbacks.c.last_error))
+        if error:
+            break
+        await asyncio.sleep(0.1)
+    assert error == "token: HTTP 401" and partner.received == []
+
+    async with gateway_db.engine.begin() as connection:
+        await clients.set_callback_credentials(
+            connection, sealer, ASYNC, token_url=partner.token_url, as_client="canbao-registry",
+            secret="given-by-the-partner",
+        )  # fmt: skip
+    for index in (1, 2):
+        body = envelope(ASYNC, [by_number(INSURED)], message_id=f"tok-{index}",
+                        transaction=f"t-tok-{index}")  # fmt: skip
+        assert (await ack(gateway, SEARCH, body))["ack_status"] == "ACK"
+        path, answer = await partner.next()
+        assert path == "/dci/on-search"
+        assert answer["message"]["transaction_id"] == f"t-tok-{index}"
+    assert partner.tokens_issued == ["token-1"]  # one token for both

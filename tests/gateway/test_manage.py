@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import io
 
 import httpx
 import pytest
+import sqlalchemy as sa
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from canbao_gateway import manage
-from tests.gateway.conftest import assert_problem, bearer
+from canbao_gateway.clients import callback_context
+from canbao_gateway.tables import clients as clients_table
+from canbao_platform.db import Database
+from tests.gateway.conftest import assert_problem, bearer, settings_for
 
 TOKEN = "/api/v1/auth/token"
 ME = "/api/v1/auth/me"
@@ -126,3 +133,32 @@ async def test_a_partner_client_gets_a_secret_once_and_a_new_one_on_rotation(
         assert_problem(await client.post(TOKEN, data=login(secret)), 401, "invalid-client")
     assert (await client.post(TOKEN, data=login(third))).status_code == 200
     assert await run(monkeypatch, gateway_url, *add) == 1  # exists already
+
+
+async def test_a_partners_signing_key_and_callback_credentials_are_set_from_the_command_line(
+    monkeypatch: pytest.MonkeyPatch, gateway_url: str, gateway_db: Database,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    add = ("add-partner", "civil-keys", "--department", "civil", "--name", "民政厅",
+           "--permission", "search", "--callback-url", "https://dci.civil.example/dci")  # fmt: skip
+    assert await run(monkeypatch, gateway_url, *add) == 0
+    key = base64.b64encode(Ed25519PrivateKey.generate().public_key().public_bytes(
+        serialization.Encoding.Raw, serialization.PublicFormat.Raw)).decode()  # fmt: skip
+    assert await run(monkeypatch, gateway_url, "signing-key", "civil-keys", "--key", key) == 0
+    assert await run(monkeypatch, gateway_url, "signing-key", "civil-keys", "--key", "x") == 2
+    assert await run(monkeypatch, gateway_url, "signing-key", "nobody", "--none") == 1
+    token_url = "https://dci.civil.example/auth/token"
+    credentials = ("callback-credentials", "civil-keys", "--token-url", token_url, "--as",
+                   "canbao", "--secret-stdin")  # fmt: skip
+    assert await run(monkeypatch, gateway_url, *credentials, stdin="from-the-department\n") == 0
+    async with gateway_db.engine.connect() as connection:
+        row = (await connection.execute(sa.select(clients_table).where(
+            clients_table.c.client_id == "civil-keys"))).one()  # fmt: skip
+    assert row.signing_public_key == key
+    assert (row.callback_token_url, row.callback_client_id) == (token_url, "canbao")
+    assert b"from-the-department" not in row.callback_secret_sealed  # sealed, not in clear
+    sealer = settings_for(gateway_url).sealer()
+    opened = sealer.open(row.callback_secret_sealed, key_id=row.callback_key_id,
+                         context=callback_context("civil-keys"))  # fmt: skip
+    assert opened == {"secret": "from-the-department"}
+    capsys.readouterr()

@@ -28,6 +28,7 @@ from canbao_gateway.accounts import dummy_hash, hash_password, verify
 from canbao_gateway.staff import normalise_scope
 from canbao_gateway.tables import clients
 from canbao_platform.db import Database
+from canbao_platform.sealing import Sealer
 from canbao_platform.service_tokens import public_key
 
 
@@ -143,6 +144,45 @@ async def register(
         insert(clients).values(row).on_conflict_do_nothing(index_elements=["client_id"])
     )
     return client
+
+
+async def set_signing_key(connection: AsyncConnection, client_id: str, key: str | None) -> bool:
+    """Replace the Ed25519 public key a partner signs its DCI messages with (None: it no longer
+    signs); False if there is no such partner client."""
+    if key is not None:
+        public_key(key)  # an Ed25519 public key, or ValueError
+    result = await connection.execute(
+        sa.update(clients)
+        .where(clients.c.client_id == client_id, clients.c.kind == ClientKind.PARTNER.value)
+        .values(signing_public_key=key)
+    )
+    return bool(result.rowcount)
+
+
+def callback_context(client_id: str) -> str:
+    """The sealing context of a partner's callback secret (tables.clients)."""
+    return f"clients|{client_id}|callback"
+
+
+async def set_callback_credentials(
+    connection: AsyncConnection, sealer: Sealer, client_id: str, *, token_url: str,
+    as_client: str, secret: str,
+) -> bool:  # fmt: skip
+    """How the registry gets a token from the partner's own token API for its callbacks
+    (OAuth2 client credentials: `as_client` and `secret`, which the partner gave the agency);
+    False if there is no such partner client."""
+    parts = urlsplit(token_url)
+    if parts.scheme not in ("https", "http") or not parts.hostname or parts.username:
+        raise ValueError(f"a token address is http(s)://host[:port]/path: {token_url!r}")
+    result = await connection.execute(
+        sa.update(clients)
+        .where(clients.c.client_id == client_id, clients.c.kind == ClientKind.PARTNER.value)
+        .values(callback_token_url=token_url, callback_client_id=as_client,
+                callback_secret_sealed=sealer.seal({"secret": secret},
+                                                  context=callback_context(client_id)),
+                callback_key_id=sealer.key_id)
+    )  # fmt: skip
+    return bool(result.rowcount)
 
 
 async def authenticate(

@@ -3,6 +3,11 @@ answer is sealed into `dci_callbacks` in the transaction that records the reques
 `CallbackDelivery` component posts it to the partner's callback address, retrying with
 exponential back-off, until the partner answers 2xx or the attempts run out.
 
+Authenticated as the standard asks of a caller of the partner's endpoints: a bearer token of
+the partner's own token API, when the agency registered the credentials it gave the registry
+(`manage callback-credentials`); a token is kept until shortly before it expires, dropped on a
+401.
+
 Only to addresses registered for that client (`clients.callback_urls`, by the agency, never by a
 message): the header's `sender_uri` must lie under one of them, else `err.sender_uri.invalid`,
 so that nobody can make the registry post people's data to an address of their choosing (SSRF).
@@ -27,7 +32,8 @@ import httpx
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from canbao_gateway.tables import dci_callbacks, dci_exchange_ledger
+from canbao_gateway.clients import callback_context
+from canbao_gateway.tables import clients, dci_callbacks, dci_exchange_ledger
 from canbao_platform.db import Database
 from canbao_platform.sealing import Sealer
 
@@ -129,6 +135,7 @@ class CallbackDelivery:
         self.database, self.sealer, self.poll_interval_s = database, sealer, poll_interval_s
         self._transport = transport
         self._task: asyncio.Task[None] | None = None
+        self._tokens: dict[str, tuple[str, datetime]] = {}  # client → bearer token, good until
         self._wake = asyncio.Event()
         self.delivered = self.failed_attempts = 0
 
@@ -190,6 +197,7 @@ class CallbackDelivery:
                     .values(leased_until=now + LEASE)
                     .returning(
                         dci_callbacks.c.callback_id,
+                        dci_callbacks.c.client_id,
                         dci_callbacks.c.url,
                         dci_callbacks.c.body_sealed,
                         dci_callbacks.c.key_id,
@@ -201,17 +209,59 @@ class CallbackDelivery:
             await self._post(http, row, now)
         return len(claimed)
 
+    async def _authorisation(
+        self, http: httpx.AsyncClient, client_id: str, now: datetime
+    ) -> dict[str, str]:
+        """The Authorization header of a callback to this partner: a bearer token of its own
+        token API (the registry core API secures the callback endpoints so), fetched with the
+        credentials it gave the agency (clients.set_callback_credentials) and kept until shortly
+        before it expires; none when the partner registered none."""
+        held = self._tokens.get(client_id)
+        if held is not None and held[1] > now:
+            return {"Authorization": f"Bearer {held[0]}"}
+        async with self.database.engine.connect() as connection:
+            row = (
+                await connection.execute(
+                    sa.select(clients.c.callback_token_url, clients.c.callback_client_id,
+                              clients.c.callback_secret_sealed, clients.c.callback_key_id)
+                    .where(clients.c.client_id == client_id)
+                )
+            ).first()  # fmt: skip
+        if row is None or row.callback_token_url is None:
+            return {}
+        secret = self.sealer.open(
+            row.callback_secret_sealed, key_id=row.callback_key_id,
+            context=callback_context(client_id),
+        )["secret"]  # fmt: skip
+        answer = await http.post(row.callback_token_url, data={
+            "grant_type": "client_credentials", "client_id": row.callback_client_id,
+            "client_secret": secret})  # fmt: skip
+        if answer.status_code != 200:
+            raise TokenRefused(f"token: HTTP {answer.status_code}")
+        try:
+            token = answer.json()
+            value, lifetime = str(token["access_token"]), int(token.get("expires_in", 300))
+        except (ValueError, KeyError, TypeError):
+            raise TokenRefused("token: unreadable answer") from None
+        self._tokens[client_id] = (value, now + timedelta(seconds=max(lifetime - 30, 0)))
+        return {"Authorization": f"Bearer {value}"}
+
     async def _post(self, http: httpx.AsyncClient, row: Any, now: datetime) -> None:
         body = self.sealer.open(
             row.body_sealed, key_id=row.key_id, context=context(row.callback_id)
         )
         error: str | None = None
         try:
-            response = await http.post(row.url, json=body)
+            headers = await self._authorisation(http, row.client_id, now)
+            response = await http.post(row.url, json=body, headers=headers)
+            if response.status_code == 401:  # the token expired early or was revoked
+                self._tokens.pop(row.client_id, None)
             if not 200 <= response.status_code < 300:
                 error = f"HTTP {response.status_code}"
             elif _refused(response):
                 error = "ack_status ERR"
+        except TokenRefused as refused:
+            error = str(refused)
         except httpx.HTTPError as exc:
             error = type(exc).__name__
         attempts = row.attempts + 1
@@ -237,6 +287,10 @@ class CallbackDelivery:
             )
             if values.get("state") in ("delivered", "failed"):
                 await _settle(connection, row.callback_id, values["state"], now)
+
+
+class TokenRefused(Exception):
+    """The partner's token API gave the registry no token."""
 
 
 def _refused(response: httpx.Response) -> bool:

@@ -8,6 +8,9 @@
         --name "南明区民政局" --permission batches --permission comparisons \
         --field registration --field pension --field medical
     python -m canbao_gateway.manage rotate-secret civil-nanming --grace-hours 24
+    python -m canbao_gateway.manage callback-credentials civil-nanming \
+        --token-url https://mz.example.cn/auth/token --as canbao-registry --secret-stdin
+    python -m canbao_gateway.manage signing-key civil-nanming --key <Ed25519 public key>
     python -m canbao_gateway.manage exchanges
 
 A member of staff who moves post (from the grass-roots platform to the county agency, say) keeps
@@ -20,6 +23,9 @@ The password is asked for without echo, or read from standard input with `--pass
 A partner client's secret is generated (256 bits) and printed once, to hand to the department;
 only its hash is kept. `rotate-secret` prints a new one; the old one keeps working for
 `--grace-hours` (0: at once, and every token issued with it stops — a leaked secret).
+`callback-credentials` registers how the registry authenticates to a partner's DCI callback
+endpoints (the partner's own token API, client credentials it gave the agency: the secret is
+asked for without echo or read from standard input, and kept sealed under the data key).
 `exchanges` prints the reconciliation of each exchange with the national registry (dci_notify.py):
 the last pass's counts and what the national side holds by its acknowledgements, as JSON.
 The database is the gateway's (GATEWAY_DATABASE_URL)."""
@@ -58,6 +64,12 @@ def main(argv: list[str] | None = None) -> int:
             return asyncio.run(_add(args.username, password, Role(args.role), args.scope))
         if args.command == "add-partner":
             return asyncio.run(_add_partner(args))
+        if args.command == "callback-credentials":
+            secret = _password(from_stdin=args.secret_stdin, minimum=1)
+            return asyncio.run(_callback_credentials(args.client_id, args.token_url,
+                                                     args.as_client, secret))  # fmt: skip
+        if args.command == "signing-key":
+            return asyncio.run(_signing_key(args.client_id, None if args.none else args.key))
         if args.command == "exchanges":
             return asyncio.run(_exchanges())
         if args.command == "rotate-secret":
@@ -172,6 +184,40 @@ async def _rotate(client_id: str, grace: timedelta) -> int:
     return 0
 
 
+async def _callback_credentials(client_id: str, token_url: str, as_client: str,
+                                secret: str) -> int:  # fmt: skip
+    settings = GatewaySettings()
+    database = Database(settings.database_url, pool_size=1)
+    try:
+        async with database.engine.begin() as connection:
+            found = await clients.set_callback_credentials(
+                connection, settings.sealer(), client_id, token_url=token_url,
+                as_client=as_client, secret=secret,
+            )  # fmt: skip
+    finally:
+        await database.dispose()
+    if not found:
+        print(f"error: no partner client {client_id}", file=sys.stderr)
+        return 1
+    print(f"{client_id}: callbacks authenticate at {token_url} as {as_client}")
+    return 0
+
+
+async def _signing_key(client_id: str, key: str | None) -> int:
+    database = Database(GatewaySettings().database_url, pool_size=1)
+    try:
+        async with database.engine.begin() as connection:
+            found = await clients.set_signing_key(connection, client_id, key)
+    finally:
+        await database.dispose()
+    if not found:
+        print(f"error: no partner client {client_id}", file=sys.stderr)
+        return 1
+    said = "signs with the new key from its next message" if key else "no longer signs"
+    print(f"{client_id} {said}")
+    return 0
+
+
 async def _exchanges() -> int:
     database = Database(GatewaySettings().database_url, pool_size=1)
     try:
@@ -183,10 +229,10 @@ async def _exchanges() -> int:
     return 0
 
 
-def _password(*, from_stdin: bool) -> str:
+def _password(*, from_stdin: bool, minimum: int = MINIMUM_PASSWORD_LENGTH) -> str:
     password = sys.stdin.readline().rstrip("\n") if from_stdin else getpass.getpass("password: ")
-    if len(password) < MINIMUM_PASSWORD_LENGTH:
-        raise ValueError(f"the password needs at least {MINIMUM_PASSWORD_LENGTH} characters")
+    if len(password) < minimum:
+        raise ValueError(f"the password needs at least {minimum} characters")
     return password
 
 
@@ -232,6 +278,19 @@ def _parser() -> argparse.ArgumentParser:
         "--grace-hours", type=float, default=24.0,
         help="how long the old secret still works (0: a leaked secret)",
     )  # fmt: skip
+    credentials = commands.add_parser(
+        "callback-credentials", help="how the registry authenticates to a partner's callbacks"
+    )
+    credentials.add_argument("client_id")
+    credentials.add_argument("--token-url", required=True, help="the partner's token API")
+    credentials.add_argument("--as", dest="as_client", required=True,
+                             help="the client_id the partner gave the registry")  # fmt: skip
+    credentials.add_argument("--secret-stdin", action="store_true")
+    signing = commands.add_parser("signing-key", help="replace a partner's DCI signing key")
+    signing.add_argument("client_id")
+    which = signing.add_mutually_exclusive_group(required=True)
+    which.add_argument("--key", help="its new Ed25519 public key (base64 or PEM)")
+    which.add_argument("--none", action="store_true", help="it no longer signs its messages")
     commands.add_parser(
         "exchanges", help="the reconciliation of each exchange with the national registry"
     )

@@ -94,6 +94,14 @@ clients = sa.Table(
     # Where the registry may post a partner's DCI callbacks (dci_delivery.py): registered by the
     # agency; a message's sender_uri must lie under one of them.
     sa.Column("callback_urls", ARRAY(sa.String(300)), nullable=False, server_default="{}"),
+    # How the registry authenticates to the partner's callback endpoints (the registry core API
+    # secures them with a bearer token of the partner's own token API; migration gateway_0009):
+    # its token URL, the client_id the partner gave the registry, and that secret, sealed under
+    # the gateway's data key (`callback_key_id`). Null: the partner's endpoints ask for none.
+    sa.Column("callback_token_url", sa.String(300)),
+    sa.Column("callback_client_id", sa.String(100)),
+    sa.Column("callback_secret_sealed", sa.LargeBinary),
+    sa.Column("callback_key_id", sa.String(64)),
 )  # fmt: skip
 
 # A citizen's self-service session (self_service.py): opened by a kiosk that read the ID card or
