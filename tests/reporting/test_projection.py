@@ -4,6 +4,8 @@ its end by arrival time (a late verdict counts in the next quarter); a withdrawn
 
 from __future__ import annotations
 
+import csv
+import io
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -148,3 +150,32 @@ async def test_the_table_answers_only_the_gateways_signed_calls(
     response = await client.get("/internal/v1/reports/quarterly/2026Q3",
                                 headers={"Authorization": "Bearer forged"})  # fmt: skip
     assert response.status_code == 401
+
+
+async def test_a_city_sees_its_own_row_and_the_csv_opens_in_excel(
+    reporting: Reporting, client: httpx.AsyncClient
+) -> None:
+    await reporting.apply(changed(uuid.uuid4(), verdict()),
+                          changed(uuid.uuid4(), needing_survey(region_code=ZUNYI)))  # fmt: skip
+    reporting.clock.now = Q3_END + timedelta(days=3)
+    for region in ("5203", "520300", "520302"):
+        body = (await client.get("/internal/v1/reports/quarterly/2026Q3",
+                                 params={"region": region})).json()  # fmt: skip
+        assert [row["city"] for row in body["rows"]] == ["5203"], region  # no total: not theirs
+        assert {check["city"] for check in body["checks"]} == {"5203"}
+    province = await table(client)
+    assert [row["city"] for row in province["rows"]] == ["5201", "5203", "total"]
+    refused = await client.get("/internal/v1/reports/quarterly/2026Q3", params={"region": "52x"})
+    assert refused.status_code == 422 and refused.json()["type"].endswith("invalid-region")
+
+    exported = await client.get("/internal/v1/reports/quarterly/2026Q3",
+                                params={"format": "csv", "region": "52"})  # fmt: skip
+    assert exported.status_code == 200
+    assert exported.headers["content-type"].startswith("text/csv")
+    assert exported.content.startswith(b"\xef\xbb\xbf")  # the BOM Excel needs for UTF-8
+    lines = list(csv.reader(io.StringIO(exported.content.decode("utf-8-sig"))))
+    assert lines[0][:3] == ["地市代码", "地市", "(1) 户籍人口数"] and len(lines[0]) == 19
+    assert lines[1][:5] == ["5201", "5201", "1", "1", "1"]
+    assert lines[3][:2] == ["total", "合计"] and lines[3][2] == "2"
+    assert lines[5][:2] == ["季度", "2026Q3"]
+    assert all(line[3] == "通过" for line in lines[6:])
