@@ -188,7 +188,7 @@ class LocalStack:
         common = {"KAFKA_BOOTSTRAP_SERVERS": bootstrap, "CANBAO_ENV": "development"}
         # The gateway reaches the internal APIs on this run's ports (--gateway-port moves them all).
         common |= {f"GATEWAY_{s.upper()}_URL": f"http://127.0.0.1:{self.config.service_port(s)}"
-                   for s in ("identity", "matching", "survey")}  # fmt: skip
+                   for s in ("identity", "matching", "survey", "reporting")}  # fmt: skip
         # The mobile channel's identity provider (api.md "Self-service"; canbao mobile-token).
         common |= mobile_idp.gateway_environment(self.config.state_dir)
         # The certificate's QR code and verification address: this run's gateway.
@@ -354,6 +354,8 @@ Where to look
   kiosk (自助一体机)        {gateway}/kiosk    (device demo-kiosk / demo; README "Self-service")
   mobile app session      uv run canbao mobile-token <id number>  → POST /api/v1/self/session
   verify a 参保证明         {gateway}/api/v1/verify/<code>    (no login)
+  quarterly table         {gateway}/api/v1/reports/quarterly/<2026Q4>[?format=csv]
+                          (demo-analyst / demo; README "Reports")
   national registry       http://127.0.0.1:{self.config.national_port}/national/holdings
                           (stand-in: what the province's exchange delivered; demo-national)
   gateway (public API)    {gateway}/docs    (OpenAPI: {gateway}/openapi.json)

@@ -324,11 +324,14 @@ PARTNER_ROUTES = {
     ("POST", "/api/v1/partners/dci/registry/subscribe"),
     ("POST", "/api/v1/partners/dci/registry/unsubscribe"),
 }  # fmt: skip
+# Reports (report_routes.py): every role against reporting running behind the gateway in
+# tests/gateway/test_reports.py (test_only_analysts_read_the_reports).
+REPORT_ROUTES = {("GET", "/api/v1/reports/quarterly/{quarter}")}
 # Outside the matrix: login (before any role), a certificate's verification (anyone, api.md
 # "Self-service"); the service shell's health and OpenAPI routes.
 NO_ROLE_ROUTES = (
     {("POST", "/api/v1/auth/token"), ("GET", "/api/v1/verify/{code}")} | SELF_ROUTES
-    | PARTNER_ROUTES
+    | PARTNER_ROUTES | REPORT_ROUTES
 )  # fmt: skip
 
 

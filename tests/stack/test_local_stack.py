@@ -20,7 +20,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -264,6 +264,28 @@ async def popup_wrong(client: httpx.AsyncClient, person: dict[str, Any]) -> list
     return [f"{label}: {d}" for d in disagreements(person, popup)]
 
 
+def the_analyst_reads_the_quarter(gateway: str) -> None:
+    """demo-analyst reads the current quarter's basic-data table (provisional, as of now),
+    counted by reporting from the verdicts the demo's people got, and its CSV."""
+    now = datetime.now(UTC) + timedelta(hours=8)  # quarters run in China time
+    table = f"{gateway}/api/v1/reports/quarterly/{now.year}Q{(now.month - 1) // 3 + 1}"
+    with httpx.Client(timeout=30) as client:
+        login = client.post(f"{gateway}/api/v1/auth/token",
+                            data={"username": "demo-analyst", "password": "demo"})  # fmt: skip
+        headers = {"Authorization": f"Bearer {login.json()['access_token']}"}
+        deadline, body = time.monotonic() + 120, {}
+        while time.monotonic() < deadline:
+            body = client.get(table, headers=headers).json()
+            total = body.get("rows", [{}])[-1]
+            if total.get("city") == "total" and total["columns"]["1"] > 0:
+                break
+            time.sleep(1)
+        assert body["provisional"] is True and body["rows"][-1]["columns"]["1"] > 0, body
+        assert all(c["passed"] for c in body["checks"] if c["rule"] == "(2) ≤ (1)")
+        exported = client.get(table, params={"format": "csv"}, headers=headers)
+        assert exported.content.startswith(b"\xef\xbb\xbf") and "户籍人口数" in exported.text
+
+
 def test_run_starts_everything_stops_cleanly_and_resumes() -> None:
     with tempfile.TemporaryDirectory(prefix="canbao-stack-") as tmp:
         os.chmod(tmp, 0o755)  # PostgreSQL runs as the `postgres` user when we are root
@@ -299,6 +321,7 @@ def run_twice(stack_dir: Path) -> None:
         id_number, statuses = asyncio.run(person_missing_a_phone(sources))
         newcomer = asyncio.run(a_number_nobody_holds(sources))
         counter_page_round_trip(f"http://127.0.0.1:{gateway_port}", id_number, statuses, newcomer)
+        the_analyst_reads_the_quarter(f"http://127.0.0.1:{gateway_port}")
         asyncio.run(touch_every_row(sources))  # the change feed moves well past the snapshot
         stack.wait_for("change events published", within_s=60)
         assert stack.interrupt() == 0

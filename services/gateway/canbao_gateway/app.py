@@ -38,7 +38,8 @@ from canbao_gateway.partner_routes import RecordPeer
 from canbao_gateway.partner_routes import router as partner_router
 from canbao_gateway.persons import router as persons_router
 from canbao_gateway.problems import install_header_handler
-from canbao_gateway.registry import IdentityClient, MatchingClient
+from canbao_gateway.registry import IdentityClient, MatchingClient, ReportingClient
+from canbao_gateway.report_routes import router as report_router
 from canbao_gateway.review_routes import router as review_router
 from canbao_gateway.routes import router
 from canbao_gateway.sampling_routes import router as sampling_router
@@ -99,6 +100,7 @@ def components(
     survey_transport: httpx.AsyncBaseTransport | None = None,
     identity_transport: httpx.AsyncBaseTransport | None = None,
     matching_transport: httpx.AsyncBaseTransport | None = None,
+    reporting_transport: httpx.AsyncBaseTransport | None = None,
 ) -> Sequence[Component]:
     settings = resources.settings
     assert isinstance(settings, GatewaySettings)
@@ -109,6 +111,7 @@ def components(
         SurveyClient(settings.survey_url, signing_key=key, transport=survey_transport),
         identity,
         matching,
+        ReportingClient(settings.reporting_url, signing_key=key, transport=reporting_transport),
         CallbackDelivery(resources.database, settings.sealer()),
     ]
     if settings.dci_notifications:
@@ -152,6 +155,7 @@ SERVICE = ServiceDefinition(
         self_router,
         partner_router,
         dci_router,
+        report_router,
     ],
     components=components,
     consumer_groups={NOTIFY_GROUP: (STATUSES.name,)},
@@ -168,12 +172,14 @@ def create(
     survey_transport: httpx.AsyncBaseTransport | None = None,
     identity_transport: httpx.AsyncBaseTransport | None = None,
     matching_transport: httpx.AsyncBaseTransport | None = None,
+    reporting_transport: httpx.AsyncBaseTransport | None = None,
 ) -> FastAPI:
     """The ASGI application (`uvicorn --factory canbao_gateway.app:create`). The transports
     (tests): reach survey, identity and matching through them, e.g. httpx.ASGITransport of
     their applications."""
     transports = {"survey_transport": survey_transport, "identity_transport": identity_transport,
-                  "matching_transport": matching_transport}  # fmt: skip
+                  "matching_transport": matching_transport,
+                  "reporting_transport": reporting_transport}  # fmt: skip
     definition = SERVICE
     if any(transports.values()):
         definition = replace(SERVICE, components=partial(components, **transports))

@@ -48,6 +48,10 @@ def matching_unavailable() -> ServiceUnavailable:
     return ServiceUnavailable("matching", "参保状态服务")
 
 
+def reporting_unavailable() -> ServiceUnavailable:
+    return ServiceUnavailable("reporting", "统计报表服务")
+
+
 class IdentityClient(InternalClient):
     name = "identity-client"
     audience = "identity"
@@ -230,6 +234,29 @@ class MatchingClient(InternalClient):
         return page
 
 
+class ReportingClient(InternalClient):
+    name = "reporting-client"
+    audience = "reporting"
+
+    def unavailable(self) -> Problem:
+        return reporting_unavailable()
+
+    async def quarterly(
+        self, quarter: str, *, region: str, format: str, caller: Actor
+    ) -> httpx.Response:
+        """Reporting's quarterly table of `region`'s rows (its answer as it is: JSON or CSV);
+        its problems (a malformed or future quarter) passed on."""
+        response = await self._send("GET", f"/internal/v1/reports/quarterly/{quarter}",
+                                    params={"region": region, "format": format},
+                                    caller=caller)  # fmt: skip
+        if response.status_code in (404, 422):
+            raise self.passed_on(response)
+        if response.status_code != 200:
+            log.warning("reporting answered %d to a quarterly table", response.status_code)
+            raise self.unavailable()
+        return response
+
+
 T = TypeVar("T")
 
 
@@ -247,3 +274,7 @@ async def identity_client(request: Request) -> IdentityClient:
 
 async def matching_client(request: Request) -> MatchingClient:
     return _component(request, MatchingClient)
+
+
+async def reporting_client(request: Request) -> ReportingClient:
+    return _component(request, ReportingClient)

@@ -79,6 +79,11 @@ class GatewaySettings(DataKeySettings, ServiceSettings):
         "http://127.0.0.1:8002",
         validation_alias=AliasChoices("matching_url", "GATEWAY_MATCHING_URL", "MATCHING_URL"),
     )
+    # GATEWAY_REPORTING_URL: the reports' internal API (the local stack serves reporting on 8004).
+    reporting_url: str = Field(
+        "http://127.0.0.1:8004",
+        validation_alias=AliasChoices("reporting_url", "GATEWAY_REPORTING_URL", "REPORTING_URL"),
+    )
 
     # Self-service (api.md "Self-service"; self_service.py). A citizen's session lasts this long
     # at most (api.md: `expires_in` 600), and a kiosk's ends sooner when nobody touches it: the

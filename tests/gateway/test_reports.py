@@ -1,0 +1,90 @@
+"""Reports through the gateway (api.md "Reports"; report_routes.py): an analyst reads the
+quarterly basic-data table of their region — a province's analyst every city and the total, a
+city's analyst its own row — as JSON or as a CSV Excel opens; reporting's problems reach them as
+the gateway's; the other roles may not. Reporting runs for real on its own database."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import uuid
+from collections.abc import AsyncIterator, Callable
+from datetime import timedelta
+from urllib.parse import unquote
+
+import httpx
+import pytest
+
+from canbao_gateway.staff import Role
+from canbao_platform.service import create_app
+from canbao_reporting.app import SERVICE, ReportingSettings
+from canbao_reporting.routes import clock as reporting_clock
+from tests.gateway.conftest import Clock, assert_problem, bearer
+from tests.gateway.services import gateway_over
+from tests.reporting.conftest import Reporting
+from tests.reporting.conftest import reporting as reporting  # reporting's fixtures
+from tests.reporting.conftest import reporting_database as reporting_database
+from tests.reporting.people import ZUNYI, needing_survey, verdict
+from tests.reporting.test_projection import Q3_END, changed
+
+TABLE = "/api/v1/reports/quarterly/2026Q3"
+
+
+@pytest.fixture
+async def gateway(
+    gateway_url: str, test_clock: Clock, reporting: Reporting
+) -> AsyncIterator[httpx.AsyncClient]:
+    await reporting.apply(changed(uuid.uuid4(), verdict()),
+                          changed(uuid.uuid4(), needing_survey(region_code=ZUNYI)))  # fmt: skip
+    reporting.clock.now = Q3_END + timedelta(days=3)
+    definition = dataclasses.replace(SERVICE, components=lambda _: ())
+    app = create_app(definition, ReportingSettings(database_url=reporting.database.url))
+    app.dependency_overrides[reporting_clock] = lambda: reporting.clock
+    async with app.router.lifespan_context(app):
+        async for client in gateway_over(gateway_url, test_clock, reporting=app):
+            yield client
+
+
+async def test_an_analyst_reads_the_table_of_their_region(
+    gateway: httpx.AsyncClient, token_for: Callable[..., str]
+) -> None:
+    province = bearer(token_for(Role.ANALYST, "52"))
+    body = (await gateway.get(TABLE, headers=province)).json()
+    assert [row["city"] for row in body["rows"]] == ["5201", "5203", "total"]
+    assert body["rows"][2]["columns"]["1"] == 2 and body["provisional"] is False
+    assert all(check["passed"] for check in body["checks"])
+    zunyi = bearer(token_for(Role.ANALYST, "5203", username="zunyi-analyst"))
+    body = (await gateway.get(TABLE, headers=zunyi)).json()
+    assert [(row["city"], row["columns"]["7"]) for row in body["rows"]] == [("5203", 1)]
+
+    exported = await gateway.get(TABLE, params={"format": "csv"}, headers=province)
+    assert exported.status_code == 200 and exported.content.startswith(b"\xef\xbb\xbf")
+    disposition = exported.headers["content-disposition"]
+    assert unquote(disposition.split("''")[1]) == "全民参保登记基础数据情况表-2026Q3-52.csv"
+    lines = list(csv.reader(io.StringIO(exported.content.decode("utf-8-sig"))))
+    assert lines[0][2] == "(1) 户籍人口数" and [line[0] for line in lines[1:4]] == [
+        "5201", "5203", "total"]  # fmt: skip
+
+
+async def test_a_quarter_that_is_not_one_is_reportings_problem_and_others_may_not_read(
+    gateway: httpx.AsyncClient, token_for: Callable[..., str]
+) -> None:
+    analyst = bearer(token_for(Role.ANALYST, "52"))
+    assert_problem(await gateway.get("/api/v1/reports/quarterly/2026Q5", headers=analyst),
+                   422, "invalid-quarter")  # fmt: skip
+    assert_problem(await gateway.get("/api/v1/reports/quarterly/2099Q1", headers=analyst),
+                   422, "future-quarter")  # fmt: skip
+
+
+@pytest.mark.parametrize("role", list(Role), ids=[r.value for r in Role])
+async def test_only_analysts_read_the_reports(
+    gateway: httpx.AsyncClient, token_for: Callable[..., str], role: Role
+) -> None:
+    """The report routes' row of the authorisation matrix (test_authorisation.REPORT_ROUTES)."""
+    answer = await gateway.get(TABLE, headers=bearer(token_for(role, "52")))
+    if role is Role.ANALYST:
+        assert answer.status_code == 200, answer.text
+    else:
+        assert_problem(answer, 403, "role-not-allowed")
+    assert_problem(await gateway.get(TABLE), 401, "unauthenticated")
