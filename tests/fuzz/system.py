@@ -1,8 +1,9 @@
 """The whole system behind the gateway, for fuzzing its public HTTP interface: a small seeded
 population through identity (its Harness: the snapshot as change events) and matching (its
-handler and evaluator), the survey application with its outbox on the Kafka test broker, and the
-gateway reaching all three in-process over ASGI transports, as tests/gateway/test_popup.py and
-test_collections.py build them, each on its own real PostgreSQL database.
+handler and evaluator), the survey application with its outbox on the Kafka test broker,
+reporting's routes, and the gateway reaching all four in-process over ASGI transports, as
+tests/gateway/test_popup.py and test_collections.py build them, each on its own real PostgreSQL
+database.
 
 The gateway is served by uvicorn on a loopback port from a thread of its own (its own event
 loop): schemathesis' generated requests are synchronous HTTP, and the databases' connections
@@ -30,6 +31,10 @@ from canbao_matching.evaluation import today_in_china
 from canbao_platform.db import Database, migrate_async
 from canbao_platform.local.broker import MockKafkaCluster
 from canbao_platform.local.postgres import free_port
+from canbao_platform.service import Resources
+from canbao_reporting.app import SERVICE as REPORTING
+from canbao_reporting.app import ReportingSettings
+from canbao_reporting.app import create as create_reporting
 from canbao_stack import mobile_idp
 from canbao_stack.simulators.population import seed
 from canbao_stack.simulators.store import load_expected
@@ -76,7 +81,8 @@ class RunningSystem:
     def __enter__(self) -> RunningSystem:
         # The databases are made here: make_database is the session's synchronous fixture.
         urls = {name: self.make_database() for name in ("sources", "identity", "matching",
-                                                         "survey", "gateway")}  # fmt: skip
+                                                         "survey", "reporting",
+                                                         "gateway")}  # fmt: skip
         self._thread = threading.Thread(target=asyncio.run, args=(self._main(urls),),
                                         name="fuzzed-system", daemon=True)  # fmt: skip
         self._thread.start()
@@ -109,18 +115,24 @@ class RunningSystem:
         self, urls: dict[str, str], stack: contextlib.AsyncExitStack
     ) -> uvicorn.Server:
         migrations = {"identity": IDENTITY_MIGRATIONS, "matching": MATCHING_MIGRATIONS,
-                      "survey": SURVEY.migrations, "gateway": GATEWAY.migrations}  # fmt: skip
+                      "survey": SURVEY.migrations, "reporting": REPORTING.migrations,
+                      "gateway": GATEWAY.migrations}  # fmt: skip
         for name, directory in migrations.items():
             await migrate_async(urls[name], directory)
         await add_fuzzing_accounts(urls["gateway"])
         identity_db = Database(urls["identity"], pool_size=4)
         matching_db = Database(urls["matching"], pool_size=4)
-        for database in (identity_db, matching_db):
+        reporting_db = Database(urls["reporting"], pool_size=2)
+        for database in (identity_db, matching_db, reporting_db):
             stack.push_async_callback(database.dispose)
         harness = Harness(identity_db)
         await self._register_population(urls["sources"], harness, matching_db)
 
         identity, matching = in_process(harness, matching_db)
+        # Reporting's routes only (its table of no one yet): the quarters a fuzzer names.
+        reporting_settings = ReportingSettings(CANBAO_ENV="test", database_url=urls["reporting"])
+        reporting = create_reporting(reporting_settings)
+        reporting.state.resources = Resources(settings=reporting_settings, database=reporting_db)
         survey = create_survey(survey_settings(urls["survey"], self.kafka))
         # A survey list streams the division from identity (canbao_survey.lists).
         survey.state.identity_transport = httpx.ASGITransport(app=identity)
@@ -137,6 +149,7 @@ class RunningSystem:
             survey_transport=httpx.ASGITransport(app=survey),
             identity_transport=httpx.ASGITransport(app=identity),
             matching_transport=httpx.ASGITransport(app=matching),
+            reporting_transport=httpx.ASGITransport(app=reporting),
         )
         port = free_port()
         # No access log: the paths hold ID numbers.

@@ -75,6 +75,9 @@ async def test_a_quarter_that_is_not_one_is_reportings_problem_and_others_may_no
                    422, "invalid-quarter")  # fmt: skip
     assert_problem(await gateway.get("/api/v1/reports/quarterly/2099Q1", headers=analyst),
                    422, "future-quarter")  # fmt: skip
+    for odd in ("%03%F1%9C%99%B9U", "0", "2026Q0"):  # what a fuzzer sends
+        assert_problem(await gateway.get(f"/api/v1/reports/quarterly/{odd}", headers=analyst),
+                       422, "invalid-quarter")  # fmt: skip
 
 
 @pytest.mark.parametrize("role", list(Role), ids=[r.value for r in Role])

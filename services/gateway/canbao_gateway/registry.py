@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from typing import Any, Final, TypeVar
+from urllib.parse import quote
 from uuid import UUID
 
 import httpx
@@ -246,7 +247,9 @@ class ReportingClient(InternalClient):
     ) -> httpx.Response:
         """Reporting's quarterly table of `region`'s rows (its answer as it is: JSON or CSV);
         its problems (a malformed or future quarter) passed on."""
-        response = await self._send("GET", f"/internal/v1/reports/quarterly/{quarter}",
+        # The path segment as the client sent it, quoted: reporting judges what a quarter is.
+        path = f"/internal/v1/reports/quarterly/{quote(quarter, safe='')}"
+        response = await self._send("GET", path,
                                     params={"region": region, "format": format},
                                     caller=caller)  # fmt: skip
         if response.status_code in (404, 422):
