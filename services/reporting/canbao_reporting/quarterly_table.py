@@ -56,6 +56,7 @@ FLAG_COLUMN: Final = {
 }
 
 Row = dict[int, int]  # column number → people
+Cell = tuple[str, int]  # (city, column)
 # The columns as the form names them (41号 attachment 3; domain.md §6), for the exports.
 COLUMN_NAMES_ZH: Final = {
     1: "户籍人口数",
@@ -82,7 +83,7 @@ def city_of(region_code: str | None) -> str:
     return region_code[:4] if region_code else UNKNOWN_CITY
 
 
-def cells_of(verdict: Verdict, enrolment_cities: Iterable[str] = ()) -> set[tuple[str, int]]:
+def cells_of(verdict: Verdict, enrolment_cities: Iterable[str] = ()) -> set[Cell]:
     """The (city, column) cells one person counts in; `enrolment_cities`: the cities of their
     active local enrolments, when known (module docstring, "Local")."""
     if verdict.deceased:
@@ -90,7 +91,7 @@ def cells_of(verdict: Verdict, enrolment_cities: Iterable[str] = ()) -> set[tupl
     city = city_of(verdict.region_code)
     home = verdict.household_registered_locally
     enrolled_in = set(enrolment_cities)
-    cells: set[tuple[str, int]] = set()
+    cells: set[Cell] = set()
     if verdict.confirmed_by is ComparisonScope.LOCAL:
         for enrolment_city in enrolled_in or {city}:
             cells.add((enrolment_city, 3))
@@ -131,12 +132,31 @@ class Counted:
     enrolment_cities: tuple[str, ...] = ()
 
 
+def cell_names(cells: Iterable[Cell]) -> list[str]:
+    """The cells as the projection stores them, "5201:7", sorted."""
+    return sorted(f"{city}:{column}" for city, column in cells)
+
+
+def cell_of(name: str) -> Cell:
+    city, column = name.rsplit(":", 1)
+    return city, int(column)
+
+
 def city_rows(people: Iterable[Counted]) -> dict[str, Row]:
     """The city rows, ordered by city code (the unknown city last)."""
-    rows: dict[str, Row] = defaultdict(lambda: dict.fromkeys(COLUMNS, 0))
+    counts: dict[Cell, int] = defaultdict(int)
     for person in people:
-        for city, column in cells_of(person.verdict, person.enrolment_cities):
-            rows[city][column] += 1
+        for cell in cells_of(person.verdict, person.enrolment_cities):
+            counts[cell] += 1
+    return rows_of(counts)
+
+
+def rows_of(counts: Mapping[Cell, int]) -> dict[str, Row]:
+    """The city rows from the people counted in each cell, ordered by city code (the unknown
+    city last)."""
+    rows: dict[str, Row] = defaultdict(lambda: dict.fromkeys(COLUMNS, 0))
+    for (city, column), people in counts.items():
+        rows[city][column] += people
     return {city: rows[city] for city in sorted(rows, key=lambda c: (c == UNKNOWN_CITY, c))}
 
 
@@ -179,6 +199,9 @@ class QuarterlyTable:
 
 
 def quarterly_table(people: Iterable[Counted]) -> QuarterlyTable:
-    rows = city_rows(people)
+    return table_of(city_rows(people))
+
+
+def table_of(rows: dict[str, Row]) -> QuarterlyTable:
     total = total_row(rows)
     return QuarterlyTable(rows, total, checks(rows, total))

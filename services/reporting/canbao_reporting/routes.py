@@ -7,10 +7,12 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Final, Literal
+from uuid import UUID
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -24,13 +26,16 @@ from canbao_reporting.quarterly_table import (
     TOTAL,
     UNKNOWN_CITY,
     Row,
-    quarterly_table,
+    rows_of,
+    table_of,
 )
 from canbao_reporting.quarters import Quarter
 
 router = APIRouter(prefix="/internal/v1", tags=["reports"], dependencies=[Depends(current_caller)])
 # No GB/T 2260 name table in the contracts yet: a city is shown by its code (api.md's "name").
 ROW_NAMES: Final = {TOTAL: "合计", UNKNOWN_CITY: "行政区划不详"}
+PAGE: Final = 100
+MAX_PAGE: Final = 500
 
 
 async def _session(request: Request) -> AsyncIterator[AsyncSession]:
@@ -111,6 +116,36 @@ def _shown(city: str, division: str | None) -> bool:
     return city.startswith(division[:4]) or (city == UNKNOWN_CITY and len(division) == 2)
 
 
+@dataclass(frozen=True, slots=True)
+class Moment:
+    """The quarter asked and the moment its table is counted at."""
+
+    quarter: Quarter
+    as_of: datetime
+    provisional: bool
+
+    @property
+    def before(self) -> datetime | None:
+        """The states counted: applied before the quarter's end; the current quarter, all."""
+        return None if self.provisional else self.as_of
+
+
+def _moment(quarter: str, now: datetime) -> Moment:
+    asked = Quarter.parse(quarter)
+    if asked is None:
+        raise InvalidQuarter(quarter)
+    if asked > Quarter.of(now):
+        raise FutureQuarter(asked)
+    provisional = asked == Quarter.of(now)
+    return Moment(asked, now if provisional else asked.end, provisional)
+
+
+def _county(division: str | None) -> str:
+    """The region prefix that narrows the people counted: a county's; '' for a city or the
+    province, whose rows are whole cities."""
+    return division if division is not None and len(division) == 6 else ""
+
+
 @router.get("/reports/quarterly/{quarter}", summary="全民参保登记基础数据情况表 (domain.md §6)",
             response_model=QuarterlyTableResponse)  # fmt: skip
 async def quarterly(
@@ -120,30 +155,135 @@ async def quarterly(
     region: str | None = None,
     format: Literal["json", "csv"] = "json",
 ) -> QuarterlyTableResponse | Response:
-    """The table (`region`: only the rows of that division — a city's, or the province's with
-    its total); `format=csv`: UTF-8 with a BOM, so that Excel reads the Chinese right."""
+    """The table (`region`: only the rows of that division — a county's people in its city's
+    row, a city's row, or the province's with its total); `format=csv`: UTF-8 with a BOM, so
+    that Excel reads the Chinese right."""
     division = _division(region)
-    asked = Quarter.parse(quarter)
-    if asked is None:
-        raise InvalidQuarter(quarter)
-    moment = now()
-    if asked > Quarter.of(moment):
-        raise FutureQuarter(asked)
-    provisional = asked == Quarter.of(moment)
-    as_of = moment if provisional else asked.end
-    # The current quarter counts everything applied so far; a past one what came before its end.
-    table = quarterly_table(await store.people_as_of(session, None if provisional else as_of))
+    moment = _moment(quarter, now())
+    counts = await store.cell_counts(session, moment.before, region=_county(division))
+    table = table_of(rows_of(counts))
     every = [*table.rows.items(), (TOTAL, table.total)]
     rows = [_row(city, row) for city, row in every if _shown(city, division)]
     shown = {row.city for row in rows}
     answer = QuarterlyTableResponse(
-        quarter=str(asked), as_of=as_of.astimezone(UTC), provisional=provisional, rows=rows,
+        quarter=str(moment.quarter), as_of=moment.as_of.astimezone(UTC),
+        provisional=moment.provisional, rows=rows,
         checks=[TableCheck(rule=c.rule, city=c.city, passed=c.passed)
                 for c in table.checks if c.city in shown],
     )  # fmt: skip
     if format == "csv":
         return Response(_csv(answer), media_type="text/csv; charset=utf-8")
     return answer
+
+
+class PersonCounted(BaseModel):
+    """One person behind a number, as the verdict counted them (no name or number: the gateway
+    asks identity for the masked ones)."""
+
+    person_id: UUID
+    city: str
+    """The row they count in (in the total row, a person counts once per city)."""
+    region_code: str | None
+    gender: str | None
+    birth_year: int | None
+    registration: str
+    statuses: dict[str, str | None]
+    survey_reasons: list[str]
+
+
+class CellPeople(BaseModel):
+    quarter: str
+    as_of: datetime
+    provisional: bool
+    city: str
+    column: int
+    column_name: str
+    count: int
+    """The cell's number: every page together lists this many."""
+    people: list[PersonCounted]
+    next_cursor: str | None
+    """Pass as `cursor` for the next page; null on the last."""
+
+
+class InvalidCell(Problem):
+    def __init__(self, detail: str) -> None:
+        super().__init__(422, "invalid-cell", "表格单元无效 (no such cell of the table)", detail)
+
+
+class CityOutOfScope(Problem):
+    def __init__(self, city: str) -> None:
+        super().__init__(403, "city-out-of-scope", "不在您的统计范围内 (outside your region)",
+                         f"row {city!r} is not in your region")  # fmt: skip
+
+
+class InvalidCursor(Problem):
+    def __init__(self) -> None:
+        super().__init__(422, "invalid-cursor", "分页游标无效 (invalid cursor)",
+                         "pass the next_cursor of the previous page as it was")  # fmt: skip
+
+
+def _cursor(text: str | None) -> tuple[UUID, str] | None:
+    """`<person_id>/<city>` of the last person of the previous page."""
+    if not text:
+        return None
+    person, _, city = text.partition("/")
+    try:
+        return UUID(person), _city(city)
+    except (ValueError, InvalidCell):
+        raise InvalidCursor() from None
+
+
+def _city(city: str) -> str:
+    if city == UNKNOWN_CITY or (len(city) == 4 and city.isascii() and city.isdigit()):
+        return city
+    raise InvalidCell(f"city {city!r}: a four-digit city code, {UNKNOWN_CITY!r} or {TOTAL!r}")
+
+
+@router.get("/reports/quarterly/{quarter}/people", response_model=CellPeople,
+            summary="The people behind a number of the table (报表及对应人员明细)")  # fmt: skip
+async def cell_people(
+    quarter: str,
+    session: SessionDep,
+    now: ClockDep,
+    city: Annotated[str, Query(max_length=16)],
+    column: Annotated[int, Query(ge=1, le=len(COLUMNS))],
+    region: str | None = None,
+    cursor: Annotated[str | None, Query(max_length=100)] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = PAGE,
+) -> CellPeople:
+    """Exactly the people the cell counts (`city`: a row's code, `total` for the total row),
+    by person_id; as many in all as the cell says (the same cells, quarterly_table.cells_of)."""
+    division = _division(region)
+    row = None if city == TOTAL else _city(city)
+    if not _shown(city, division):
+        raise CityOutOfScope(city)
+    moment = _moment(quarter, now())
+    county = _county(division)
+    after = _cursor(cursor)
+    # One more than the page: whether another page follows, without a cursor to an empty one.
+    found = await store.people_in_cell(session, moment.before, city=row, column=column,
+                                       region=county, after=after, limit=limit + 1)  # fmt: skip
+    count = await store.people_counted(session, moment.before, city=row, column=column,
+                                       region=county)  # fmt: skip
+    found, more = found[:limit], len(found) > limit
+    last = found[-1] if more else None
+    return CellPeople(
+        quarter=str(moment.quarter), as_of=moment.as_of.astimezone(UTC),
+        provisional=moment.provisional, city=city, column=column,
+        column_name=COLUMN_NAMES_ZH[column], count=count,
+        people=[_counted(p) for p in found],
+        next_cursor=None if last is None else f"{last.person_id}/{last.city}",
+    )  # fmt: skip
+
+
+def _counted(person: store.PersonInCell) -> PersonCounted:
+    verdict = person.verdict
+    return PersonCounted(
+        person_id=person.person_id, city=person.city, region_code=verdict.get("region_code"),
+        gender=verdict.get("gender"), birth_year=verdict.get("birth_year"),
+        registration=verdict["registration"], statuses=verdict["statuses"],
+        survey_reasons=verdict.get("survey_reasons", []),
+    )  # fmt: skip
 
 
 def _csv(table: QuarterlyTableResponse) -> bytes:

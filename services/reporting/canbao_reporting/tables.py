@@ -6,7 +6,7 @@ No personal values: a person is identity's opaque `person_id` and the verdict ma
 from __future__ import annotations
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 
 metadata = sa.MetaData()
 
@@ -24,6 +24,13 @@ person_states = sa.Table(
     sa.Column("evaluated_at", sa.DateTime(timezone=True), nullable=False),
     # The Verdict as the contract serialises it; SQL NULL: withdrawn (out of the table).
     sa.Column("verdict", JSONB(none_as_null=True)),
+    # The verdict's division (GB/T 2260, six digits): a county's scope and coverage by division.
+    sa.Column("region_code", sa.String(6)),
+    # The table's cells the person counts in while this state holds, "5201:7" (city:column),
+    # computed once as applied by quarterly_table.cells_of: the numbers (a GROUP BY over them)
+    # and the people behind each (a filter on them) are one predicate. Empty when withdrawn.
+    sa.Column("cells", ARRAY(sa.Text), nullable=False, server_default="{}"),
 )  # fmt: skip
-sa.Index("ix_person_states_person_id_id", person_states.c.person_id, person_states.c.id)
+# Each person's newest state first: DISTINCT ON (person_id) ... ORDER BY person_id, id DESC.
+sa.Index("ix_person_states_person_id_id", person_states.c.person_id, person_states.c.id.desc())
 sa.Index("ix_person_states_valid_from", person_states.c.valid_from)
