@@ -12,16 +12,24 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
 from urllib.parse import unquote
+from uuid import UUID
 
 import httpx
 import pytest
 
+from canbao_contracts.id_numbers import mask
 from canbao_gateway.staff import Role
+from canbao_platform.db import Database
 from canbao_platform.service import create_app
 from canbao_reporting.app import SERVICE, ReportingSettings
 from canbao_reporting.routes import clock as reporting_clock
 from tests.gateway.conftest import Clock, assert_problem, bearer
-from tests.gateway.services import gateway_over
+from tests.gateway.services import gateway_over, identity_app
+from tests.gateway.test_authorisation import audit_rows
+from tests.identity.conftest import Harness
+from tests.identity.conftest import harness as harness  # identity's fixtures
+from tests.identity.conftest import identity_db as identity_db
+from tests.identity.test_writeback import NUMBER, ac01
 from tests.reporting.conftest import Reporting
 from tests.reporting.conftest import reporting as reporting  # reporting's fixtures
 from tests.reporting.conftest import reporting_database as reporting_database
@@ -29,6 +37,7 @@ from tests.reporting.people import ZUNYI, needing_survey, verdict
 from tests.reporting.test_projection import Q3_END, changed
 
 TABLE = "/api/v1/reports/quarterly/2026Q3"
+BEIJING = "110101"  # where tests/identity/test_writeback.py's person lives
 
 
 @pytest.fixture
@@ -85,9 +94,53 @@ async def test_only_analysts_read_the_reports(
     gateway: httpx.AsyncClient, token_for: Callable[..., str], role: Role
 ) -> None:
     """The report routes' row of the authorisation matrix (test_authorisation.REPORT_ROUTES)."""
-    answer = await gateway.get(TABLE, headers=bearer(token_for(role, "52")))
-    if role is Role.ANALYST:
-        assert answer.status_code == 200, answer.text
-    else:
-        assert_problem(answer, 403, "role-not-allowed")
-    assert_problem(await gateway.get(TABLE), 401, "unauthenticated")
+    # Column 6 of Guiyang counts no one: the list is empty, identity is not asked.
+    for path in (TABLE, f"{TABLE}/people?city=5201&column=6"):
+        answer = await gateway.get(path, headers=bearer(token_for(role, "52")))
+        if role is Role.ANALYST:
+            assert answer.status_code == 200, answer.text
+        else:
+            assert_problem(answer, 403, "role-not-allowed")
+        assert_problem(await gateway.get(path), 401, "unauthenticated")
+
+
+async def test_an_analyst_reads_the_people_behind_a_number_masked_and_audited(
+    gateway_url: str, gateway_db: Database, test_clock: Clock, token_for: Callable[..., str],
+    reporting: Reporting, harness: Harness,
+) -> None:  # fmt: skip
+    await harness.apply([ac01()])  # 王伟, household in Dongcheng, Beijing
+    person_id = await harness.person_of(NUMBER)
+    assert person_id is not None
+    await reporting.apply(changed(person_id, needing_survey(region_code=BEIJING)),
+                          changed(uuid.uuid4(), needing_survey(region_code=BEIJING)))  # fmt: skip
+    reporting.clock.now = Q3_END + timedelta(days=3)
+    definition = dataclasses.replace(SERVICE, components=lambda _: ())
+    app = create_app(definition, ReportingSettings(database_url=reporting.database.url))
+    app.dependency_overrides[reporting_clock] = lambda: reporting.clock
+    beijing = bearer(token_for(Role.ANALYST, "11"))
+    async with app.router.lifespan_context(app):
+        async for gateway in gateway_over(gateway_url, test_clock, reporting=app,
+                                          identity=identity_app(harness)):  # fmt: skip
+            first = await gateway.get(f"{TABLE}/people", headers=beijing,
+                                      params={"city": "1101", "column": 7, "limit": 1})  # fmt: skip
+            assert first.status_code == 200, first.text
+            body = first.json()
+            assert (body["count"], body["column_name"]) == (2, "需调查核实人数")
+            cursor = body["next_cursor"]
+            second = await gateway.get(f"{TABLE}/people", headers=beijing, params={
+                "city": "1101", "column": 7, "limit": 1, "cursor": cursor})  # fmt: skip
+            both = body["people"] + second.json()["people"]
+            assert second.json()["next_cursor"] is None
+            (known,) = [p for p in both if p["person_id"] == str(person_id)]
+            assert (known["name"], known["id_number"]) == ("王*", mask(NUMBER))
+            assert NUMBER not in first.text + second.text and "王伟" not in first.text
+            (unknown,) = [p for p in both if p["person_id"] != str(person_id)]
+            assert (unknown["name"], unknown["id_number"]) == (None, None)  # identity lacks them
+
+            guizhou = await gateway.get(f"{TABLE}/people", headers=beijing,
+                                        params={"city": "5201", "column": 7})  # fmt: skip
+            assert_problem(guizhou, 403, "city-out-of-scope")
+    read = [row for row in await audit_rows(gateway_db) if row["purpose"] == "analysis"]
+    assert {row["person_id"] for row in read} == {UUID(p["person_id"]) for p in both}
+    assert all(row["staff"] == "test-analyst" and row["outcome"] == "ok" for row in read)
+    assert [row["id_number_hash"] is None for row in read].count(True) == 1

@@ -107,8 +107,10 @@ class AuditTrail:
         at = self.now()
         rows = [{"at": at, "staff": self.staff.username, "role": self.staff.role.value,
                  "staff_scope": self.staff.scope, "person_id": person.person_id,
-                 "id_number_hash": id_number_hash(person.id_number, key=self.key),
-                 "person_region": None, "endpoint": self.endpoint, "purpose": purpose.value,
+                 "id_number_hash": id_number_hash(person.id_number, key=self.key)
+                 if person.id_number else None,
+                 "person_region": person.region, "endpoint": self.endpoint,
+                 "purpose": purpose.value,
                  "outcome": person.outcome.value, "client": self.client}
                 for person in people]  # fmt: skip
         async with self.database.engine.begin() as connection:
@@ -117,9 +119,10 @@ class AuditTrail:
 
 @dataclass(frozen=True, slots=True)
 class AuditedPerson:
-    id_number: str
+    id_number: str | None  # None: a person known without a citizen number
     person_id: UUID | None
     outcome: Outcome
+    region: str | None = None
 
 
 def endpoint_of(request: Request) -> str:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any, Final, TypeVar
 from urllib.parse import quote
 from uuid import UUID
@@ -157,13 +158,27 @@ class IdentityClient(InternalClient):
 
     async def numbers(self, person_ids: list[UUID], *, caller: Actor) -> dict[UUID, str]:
         """The citizen ID numbers of `person_ids` (those identity knows with one)."""
+        return (await self.identifiers(person_ids, caller=caller)).numbers
+
+    async def identifiers(self, person_ids: list[UUID], *, caller: Actor) -> Identifiers:
+        """The citizen ID numbers and masked names of `person_ids`, those identity knows."""
         response = await self._send("POST", "/internal/persons/identifiers",
                                     json={"person_ids": [str(p) for p in person_ids]},
                                     caller=caller, timeout=BATCH_TIMEOUT_S)  # fmt: skip
         if response.status_code != 200:
             log.warning("identity answered %d to a lookup of numbers", response.status_code)
             raise self.unavailable()
-        return {UUID(k): v for k, v in response.json()["numbers"].items()}
+        body = response.json()
+        return Identifiers(
+            numbers={UUID(k): v for k, v in body["numbers"].items()},
+            masked_names={UUID(k): v for k, v in body["masked_names"].items()},
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Identifiers:
+    numbers: dict[UUID, str]
+    masked_names: dict[UUID, str]
 
 
 class MatchingClient(InternalClient):
@@ -258,6 +273,23 @@ class ReportingClient(InternalClient):
             log.warning("reporting answered %d to a quarterly table", response.status_code)
             raise self.unavailable()
         return response
+
+    async def people(
+        self, quarter: str, *, region: str, params: dict[str, Any], caller: Actor
+    ) -> dict[str, Any]:
+        """A page of the people behind a cell of `region`'s table (reporting's answer: person_id,
+        city and what the verdict counted); its problems (not the caller's row, a malformed
+        cell, quarter or cursor) passed on."""
+        path = f"/internal/v1/reports/quarterly/{quote(quarter, safe='')}/people"
+        response = await self._send("GET", path, params=params | {"region": region},
+                                    caller=caller)  # fmt: skip
+        if response.status_code in (403, 404, 422):
+            raise self.passed_on(response)
+        if response.status_code != 200:
+            log.warning("reporting answered %d to the people of a cell", response.status_code)
+            raise self.unavailable()
+        body: dict[str, Any] = response.json()
+        return body
 
 
 T = TypeVar("T")

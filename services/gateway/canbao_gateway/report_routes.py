@@ -1,27 +1,37 @@
 """Reports (api.md "Reports"): the quarterly basic-data table of domain.md §6, computed by the
 reporting service from the registry's events, shown to analysts for their region — a city's
 analyst its city's row, a province's every city and the total. `format=csv` is the table as a
-file (UTF-8 with a BOM: Excel opens the Chinese right). Numbers only, no person: not audited as a
-read of personal data."""
+file (UTF-8 with a BOM: Excel opens the Chinese right). The numbers are not personal data; the
+people behind a number are (报表及对应人员明细, domain.md §2.6): masked, and each one listed is
+audited as read for analysis."""
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Final, Literal
+from typing import Annotated, Any, Final, Literal
 from urllib.parse import quote
+from uuid import UUID
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Depends, Query, Response
 from pydantic import BaseModel
 
+from canbao_contracts.id_numbers import mask
 from canbao_gateway import problems
-from canbao_gateway.auth import require
-from canbao_gateway.registry import ReportingClient, reporting_client
+from canbao_gateway.audit import AuditedPerson, Outcome, Purpose
+from canbao_gateway.auth import AuditDep, require
+from canbao_gateway.registry import (
+    IdentityClient,
+    ReportingClient,
+    identity_client,
+    reporting_client,
+)
 from canbao_gateway.staff import Role, Staff
 
 router = APIRouter(prefix="/api/v1/reports", tags=["reports"])
 REPORT_ROLES: Final = (Role.ANALYST,)
 
 ReportingDep = Annotated[ReportingClient, Depends(reporting_client)]
+IdentityDep = Annotated[IdentityClient, Depends(identity_client)]
 
 
 class TableRow(BaseModel):
@@ -77,3 +87,82 @@ async def quarterly_table(
             headers={"Content-Disposition": f"attachment; filename*=UTF-8''{name}"},
         )  # fmt: skip
     return QuarterlyTable.model_validate(answer.json())
+
+
+class PersonBehind(BaseModel):
+    """One person counted in the cell, masked (api.md), with what the verdict counted."""
+
+    person_id: UUID
+    name: str | None
+    """张*; null while no source gives a name."""
+    id_number: str | None
+    """5201**********123X; null for a person known without a citizen number."""
+    city: str
+    """The row they count in (in the total row, once per city they count in)."""
+    region_code: str | None
+    gender: str | None
+    birth_year: int | None
+    registration: str
+    statuses: dict[str, str | None]
+    survey_reasons: list[str]
+
+
+class CellPeople(BaseModel):
+    quarter: str
+    as_of: datetime
+    provisional: bool
+    city: str
+    column: int
+    column_name: str
+    count: int
+    """The cell's number: all pages together list this many entries."""
+    people: list[PersonBehind]
+    next_cursor: str | None
+    """Pass as `cursor` for the next page; null on the last."""
+
+
+PEOPLE_ERRORS: Final = problems.problem_responses({
+    401: problems.UNAUTHENTICATED,
+    403: "role-not-allowed, city-out-of-scope (a row outside your region)",
+    422: "invalid-quarter, future-quarter, invalid-cell, invalid-cursor, invalid-request",
+    503: "reporting-unavailable, identity-unavailable",
+})  # fmt: skip
+
+
+@router.get(
+    "/quarterly/{quarter}/people",
+    responses=PEOPLE_ERRORS,
+    summary="报表及对应人员明细: the people behind a number of the quarterly table",
+)
+async def cell_people(
+    quarter: str,
+    staff: Annotated[Staff, require(*REPORT_ROLES)],
+    reporting: ReportingDep,
+    identity: IdentityDep,
+    audit: AuditDep,
+    city: Annotated[str, Query(max_length=16, description="a row's city code, or `total`")],
+    column: Annotated[int, Query(ge=1, le=17, description="a column of domain.md §6")],
+    cursor: Annotated[str | None, Query(max_length=100)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> CellPeople:
+    """Exactly the people a cell of your region's table counts, a page at a time (their count
+    equals the cell); masked, each one audited as read for analysis."""
+    params: dict[str, Any] = {"city": city, "column": column, "limit": limit}
+    if cursor:
+        params["cursor"] = cursor
+    page = await reporting.people(quarter, region=staff.scope, params=params, caller=staff)
+    person_ids = [UUID(p["person_id"]) for p in page["people"]]
+    known = await identity.identifiers(person_ids, caller=staff) if person_ids else None
+    people = []
+    for entry in page["people"]:
+        person_id = UUID(entry["person_id"])
+        number = known.numbers.get(person_id) if known else None
+        name = known.masked_names.get(person_id) if known else None
+        people.append(PersonBehind(**entry, name=name, id_number=mask(number) if number else None))
+    # Written before the answer, as every read of personal data (audit.py).
+    await audit.record_many(purpose=Purpose.ANALYSIS, people=[
+        AuditedPerson(known.numbers.get(p.person_id) if known else None, p.person_id,
+                      Outcome.OK, region=p.region_code)
+        for p in people
+    ])  # fmt: skip
+    return CellPeople.model_validate(page | {"people": people})
