@@ -16,10 +16,32 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from canbao_contracts.codes import Insurance
+from canbao_contracts.reports import (
+    Coverage,
+    CoverageResponse,
+    DivisionCoverage,
+    InsuranceCoverage,
+    Registration,
+    SetTargets,
+    SurveyProgress,
+    TargetEntry,
+    Targets,
+)
 from canbao_platform.problems import Problem
 from canbao_platform.service import Resources
-from canbao_platform.service_tokens import current_caller
+from canbao_platform.service_tokens import CallerDep, current_caller
 from canbao_reporting import store
+from canbao_reporting.coverage import (
+    GOALS,
+    NOBODY,
+    SURVEY_GOAL,
+    DivisionCounts,
+    Target,
+    rate,
+    slowest_first,
+    target_of,
+)
 from canbao_reporting.quarterly_table import (
     COLUMN_NAMES_ZH,
     COLUMNS,
@@ -300,3 +322,116 @@ def _csv(table: QuarterlyTableResponse) -> bytes:
     for check in table.checks:
         writer.writerow(["校验", check.city, check.rule, "通过" if check.passed else "未通过"])
     return ("\ufeff" + out.getvalue()).encode("utf-8")
+
+
+def _coverage(
+    division: str, counts: DivisionCounts, insurances: list[Insurance], targets: dict[str, Target]
+) -> Coverage:
+    def of(insurance: Insurance) -> InsuranceCoverage:
+        counted, target = counts.insurances[insurance], target_of(division, insurance, targets)
+        return InsuranceCoverage(
+            should=counted.should, insured=counted.insured, rate=counted.rate,
+            goal=GOALS[insurance], target=target,
+            gap=None if counted.rate is None else round(counted.rate - target, 4),
+        )  # fmt: skip
+
+    return Coverage(
+        people=counts.people,
+        insurances={i.value: of(i) for i in insurances},
+        registration=Registration(people=counts.people, registered=counts.registered,
+                                  rate=rate(counts.registered, counts.people)),
+        survey=SurveyProgress(needing=counts.needing, verified=counts.verified,
+                              rate=rate(counts.verified, counts.needing), goal=SURVEY_GOAL),
+    )  # fmt: skip
+
+
+class DivisionOutOfScope(Problem):
+    def __init__(self, division: str) -> None:
+        super().__init__(403, "region-out-of-scope", "不在您的统计范围内 (outside your region)",
+                         f"division {division!r} is not within your region")  # fmt: skip
+
+
+@router.get("/reports/coverage", response_model=CoverageResponse,
+            summary="Coverage, registration and survey rates by division")  # fmt: skip
+async def coverage(
+    session: SessionDep,
+    now: ClockDep,
+    region: str | None = None,
+    division: str | None = None,
+    insurance: Insurance | None = None,
+    quarter: Annotated[str | None, Query(max_length=16)] = None,
+) -> CoverageResponse:
+    """The rates of `division` (default: all of `region`, the caller's scope) and of each of its
+    next-level divisions, as of now or of a quarter's end (`quarter`)."""
+    scope = _division(region) or ""
+    asked = _division(division) if division is not None else scope
+    if asked is None or not asked.startswith(scope):
+        raise DivisionOutOfScope(division or "")
+    moment = _moment(quarter or str(Quarter.of(now())), now())
+    digits = 6 if len(asked) >= 4 else 4
+    found = await store.coverage_counts(session, moment.before, region=asked, digits=digits)
+    targets = await store.targets(session, year=moment.quarter.year, within=asked)
+    insurances = [insurance] if insurance is not None else list(Insurance)
+    ordered = sorted(found, key=lambda d: (d == UNKNOWN_CITY, d))
+    divisions = [DivisionCoverage(region=d, name=ROW_NAMES.get(d, d),
+                                  **_coverage(d, found[d], insurances, targets).model_dump())
+                 for d in ordered]  # fmt: skip
+    return CoverageResponse(
+        quarter=str(moment.quarter), as_of=moment.as_of.astimezone(UTC),
+        provisional=moment.provisional, region=asked,
+        divisions=divisions,
+        total=_coverage(asked, sum(found.values(), NOBODY), insurances, targets),
+        slowest={i.value: slowest_first({d.region: (d.insurances[i.value].rate,
+                                                    d.insurances[i.value].target)
+                                         for d in divisions if d.region != UNKNOWN_CITY})
+                 for i in insurances},
+    )  # fmt: skip
+
+
+class InvalidTarget(Problem):
+    def __init__(self, detail: str) -> None:
+        super().__init__(422, "invalid-target", "目标无效 (invalid target)", detail)
+
+
+def _year(year: int, now: datetime) -> int:
+    if not 2000 <= year <= Quarter.of(now).year + 5:
+        raise InvalidTarget(f"year {year}: from 2000 to five years ahead")
+    return year
+
+
+@router.put("/reports/targets/{year}", response_model=Targets,
+            summary="Enter a division's coverage targets for a year")  # fmt: skip
+async def set_targets(
+    year: int, body: SetTargets, session: SessionDep, now: ClockDep, caller: CallerDep,
+    region: str | None = None,
+) -> Targets:  # fmt: skip
+    """The annual expansion plan (40号 三(二)1): a province or city enters, for a division within
+    its region (`region`: the caller's scope), the target of each insurance it plans for."""
+    moment = now()
+    scope = _division(region) or ""
+    division = _division(body.region)
+    if division is None or not division.startswith(scope):
+        raise DivisionOutOfScope(body.region)
+    rates: dict[Insurance, float] = {}
+    for name, value in body.rates.items():
+        if name not in {i.value for i in Insurance} or not 0 < value <= 1:
+            raise InvalidTarget(f"{name}: {value}; an insurance's target is a rate in (0, 1]")
+        rates[Insurance(name)] = value
+    async with session.begin():
+        await store.set_targets(session, region=division, year=_year(year, moment), rates=rates,
+                                set_by=caller.username, at=moment)  # fmt: skip
+    return await targets_of(year, session, now, region=division)
+
+
+@router.get("/reports/targets/{year}", response_model=Targets,
+            summary="The coverage targets of a year in a region")  # fmt: skip
+async def targets_of(
+    year: int, session: SessionDep, now: ClockDep, region: str | None = None
+) -> Targets:
+    within = _division(region) or ""
+    found = await store.targets(session, year=_year(year, now()), within=within)
+    return Targets(year=year, targets=[
+        TargetEntry(region=division, insurance=insurance.value, rate=entry.rate,
+                    set_by=entry.set_by, set_at=entry.set_at)
+        for division, rates in sorted(found.items()) for insurance, entry in rates.items()
+    ])  # fmt: skip

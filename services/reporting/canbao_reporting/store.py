@@ -14,11 +14,21 @@ from typing import Any, Final
 from uuid import UUID
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from canbao_contracts.codes import Insurance
 from canbao_contracts.events import Verdict
-from canbao_reporting.quarterly_table import Cell, cell_names, cell_of, cells_of
-from canbao_reporting.tables import person_states
+from canbao_reporting.coverage import (
+    INSURED_CODES,
+    SHOULD_CODES,
+    DivisionCounts,
+    InsuranceCounts,
+    Target,
+    TargetRate,
+)
+from canbao_reporting.quarterly_table import UNKNOWN_CITY, Cell, cell_names, cell_of, cells_of
+from canbao_reporting.tables import coverage_targets, person_states
 
 
 async def apply_state(
@@ -135,3 +145,87 @@ async def people_counted(
     connection = await session.connection()
     counted = await connection.scalar(query, {"before": before, "region": region, "cell": cell})
     return int(counted or 0)
+
+
+def _coverage_query() -> str:
+    """One pass over the newest states: per division, the counts coverage.py computes from."""
+    counts = [
+        "count(*) AS people",
+        "count(*) FILTER (WHERE verdict->>'registration' IN ('confirmed', 'verified'))"
+        " AS registered",
+        "count(*) FILTER (WHERE verdict->>'registration' <> 'confirmed') AS needing",
+        "count(*) FILTER (WHERE verdict->>'registration' = 'verified') AS verified",
+    ]
+    for insurance in Insurance:
+        code = f"verdict->'statuses'->>'{insurance.value}'"
+        counts += [
+            f"count(*) FILTER (WHERE {code} = ANY(:should)) AS {insurance.value}_should",
+            f"count(*) FILTER (WHERE {code} = ANY(:insured)) AS {insurance.value}_insured",
+        ]
+    return f"""
+        SELECT COALESCE(left(newest.region_code, :digits), '{UNKNOWN_CITY}') AS division,
+               {", ".join(counts)}
+        FROM ({_NEWEST}) AS newest
+        WHERE newest.verdict IS NOT NULL AND NOT (newest.verdict->>'deceased')::boolean
+          AND (newest.verdict->>'household_registered_locally')::boolean AND {_IN_REGION}
+        GROUP BY 1
+    """  # fmt: skip
+
+
+_COVERAGE: Final = _coverage_query()
+
+
+async def coverage_counts(
+    session: AsyncSession, before: datetime | None, *, region: str, digits: int
+) -> dict[str, DivisionCounts]:
+    """The counts of each division of `digits` digits (4: cities, 6: counties) within `region`
+    ('': the province; people without a division under "unknown")."""
+    connection = await session.connection()
+    rows = await connection.execute(sa.text(_COVERAGE), {
+        "before": before, "region": region, "digits": digits,
+        "should": list(SHOULD_CODES), "insured": list(INSURED_CODES),
+    })  # fmt: skip
+    return {
+        row.division: DivisionCounts(
+            row.people, row.registered, row.needing, row.verified,
+            {i: InsuranceCounts(getattr(row, f"{i.value}_should"),
+                                getattr(row, f"{i.value}_insured")) for i in Insurance},
+        )
+        for row in rows
+    }  # fmt: skip
+
+
+async def set_targets(
+    session: AsyncSession, *, region: str, year: int, rates: Mapping[Insurance, float],
+    set_by: str, at: datetime,
+) -> None:  # fmt: skip
+    """Enter (or revise) the division's targets for the year."""
+    if not rates:
+        return
+    rows = [{"region": region, "year": year, "insurance": insurance.value, "rate": rate,
+             "set_by": set_by, "set_at": at} for insurance, rate in rates.items()]  # fmt: skip
+    insert = pg_insert(coverage_targets).values(rows)
+    connection = await session.connection()
+    await connection.execute(insert.on_conflict_do_update(
+        index_elements=[coverage_targets.c.region, coverage_targets.c.year,
+                        coverage_targets.c.insurance],
+        set_={"rate": insert.excluded.rate, "set_by": insert.excluded.set_by,
+              "set_at": insert.excluded.set_at},
+    ))  # fmt: skip
+
+
+async def targets(session: AsyncSession, *, year: int, within: str) -> dict[str, Target]:
+    """The year's targets of `within` and every division inside it (and of the divisions
+    containing it), by region then insurance."""
+    query = sa.select(coverage_targets).where(
+        coverage_targets.c.year == year,
+        sa.or_(coverage_targets.c.region.startswith(within),
+               sa.literal(within).startswith(coverage_targets.c.region)),
+    )  # fmt: skip
+    connection = await session.connection()
+    found: dict[str, Target] = {}
+    for row in await connection.execute(query):
+        found.setdefault(row.region, {})[Insurance(row.insurance)] = TargetRate(
+            float(row.rate), row.set_by, row.set_at
+        )
+    return found

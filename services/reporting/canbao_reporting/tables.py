@@ -34,3 +34,15 @@ person_states = sa.Table(
 # Each person's newest state first: DISTINCT ON (person_id) ... ORDER BY person_id, id DESC.
 sa.Index("ix_person_states_person_id_id", person_states.c.person_id, person_states.c.id.desc())
 sa.Index("ix_person_states_valid_from", person_states.c.valid_from)
+
+# The annual expansion plan (40号 三(二)1): each division's coverage target per insurance for a
+# year, entered by the province or a city for a division within it; the newest entry holds.
+coverage_targets = sa.Table(
+    "coverage_targets", metadata,
+    sa.Column("region", sa.String(6), primary_key=True),  # the division's code prefix: 52, 5201
+    sa.Column("year", sa.SmallInteger, primary_key=True),
+    sa.Column("insurance", sa.String(16), primary_key=True),
+    sa.Column("rate", sa.Numeric(5, 4), nullable=False),  # 0.9200
+    sa.Column("set_by", sa.Text, nullable=False),  # the analyst's username
+    sa.Column("set_at", sa.DateTime(timezone=True), nullable=False),
+)  # fmt: skip

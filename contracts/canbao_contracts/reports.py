@@ -1,0 +1,88 @@
+"""What the reporting service answers and the gateway passes on (api.md "Reports"): one shape
+for both, so that the public API says what reporting computes. The definitions behind the
+numbers are reporting's (services/reporting: coverage.py, quarterly_table.py)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict
+
+
+class _Report(BaseModel):
+    model_config = ConfigDict(use_attribute_docstrings=True)
+
+
+class InsuranceCoverage(_Report):
+    should: int
+    """Should be insured: insured, 91, 92 or 94 (coverage.py)."""
+    insured: int
+    rate: float | None
+    """insured / should; null when nobody should be."""
+    goal: float
+    """The documents' goal (pension 90 %, medical 100 %, the others 80 %)."""
+    target: float
+    """The division's target for the year (the annual expansion plan), else that of the division
+    containing it, else the goal."""
+    gap: float | None
+    """rate − target: how far ahead (positive) or behind (negative)."""
+
+
+class Registration(_Report):
+    people: int
+    registered: int
+    rate: float | None
+
+
+class SurveyProgress(_Report):
+    needing: int
+    verified: int
+    rate: float | None
+    goal: float
+
+
+class Coverage(_Report):
+    people: int
+    """Living household-registered people (the table's column 1)."""
+    insurances: dict[str, InsuranceCoverage]
+    registration: Registration
+    survey: SurveyProgress
+
+
+class DivisionCoverage(Coverage):
+    region: str
+    name: str
+
+
+class CoverageResponse(_Report):
+    quarter: str
+    as_of: datetime
+    provisional: bool
+    region: str
+    """The division reported on; `divisions` are its cities (a province), counties (a city) or
+    itself (a county)."""
+    divisions: list[DivisionCoverage]
+    total: Coverage
+    slowest: dict[str, list[str]]
+    """Per insurance, the divisions furthest behind their target first (the 通报 of the slowest);
+    those with nobody to count last."""
+
+
+class TargetEntry(_Report):
+    region: str
+    insurance: str
+    rate: float
+    set_by: str
+    set_at: datetime
+
+
+class Targets(_Report):
+    year: int
+    targets: list[TargetEntry]
+
+
+class SetTargets(_Report):
+    """A division's targets for the year, per insurance (0-1): the annual expansion plan."""
+
+    region: str
+    rates: dict[str, float]
