@@ -327,7 +327,9 @@ PARTNER_ROUTES = {
 # Reports (report_routes.py): every role against reporting running behind the gateway in
 # tests/gateway/test_reports.py (test_only_analysts_read_the_reports).
 REPORT_ROUTES = {("GET", "/api/v1/reports/quarterly/{quarter}"),
-                 ("GET", "/api/v1/reports/quarterly/{quarter}/people")}  # fmt: skip
+                 ("GET", "/api/v1/reports/quarterly/{quarter}/people"),
+                 ("GET", "/api/v1/reports/coverage"), ("GET", "/api/v1/reports/targets/{year}"),
+                 ("PUT", "/api/v1/reports/targets/{year}")}  # fmt: skip
 # Outside the matrix: login (before any role), a certificate's verification (anyone, api.md
 # "Self-service"); the service shell's health and OpenAPI routes.
 NO_ROLE_ROUTES = (

@@ -95,7 +95,9 @@ async def test_only_analysts_read_the_reports(
 ) -> None:
     """The report routes' row of the authorisation matrix (test_authorisation.REPORT_ROUTES)."""
     # Column 6 of Guiyang counts no one: the list is empty, identity is not asked.
-    for path in (TABLE, f"{TABLE}/people?city=5201&column=6"):
+    paths = (TABLE, f"{TABLE}/people?city=5201&column=6", "/api/v1/reports/coverage",
+             "/api/v1/reports/targets/2026")  # fmt: skip
+    for path in paths:
         answer = await gateway.get(path, headers=bearer(token_for(role, "52")))
         if role is Role.ANALYST:
             assert answer.status_code == 200, answer.text
@@ -144,3 +146,46 @@ async def test_an_analyst_reads_the_people_behind_a_number_masked_and_audited(
     assert {row["person_id"] for row in read} == {UUID(p["person_id"]) for p in both}
     assert all(row["staff"] == "test-analyst" and row["outcome"] == "ok" for row in read)
     assert [row["id_number_hash"] is None for row in read].count(True) == 1
+
+
+async def test_an_analyst_reads_the_coverage_of_their_region(
+    gateway: httpx.AsyncClient, token_for: Callable[..., str]
+) -> None:
+    province = bearer(token_for(Role.ANALYST, "52"))
+    body = (await gateway.get("/api/v1/reports/coverage", headers=province)).json()
+    assert [d["region"] for d in body["divisions"]] == ["5201", "5203"]
+    assert body["total"]["insurances"]["pension"] == {"should": 2, "insured": 1, "rate": 0.5,
+                                                      "goal": 0.9, "target": 0.9,
+                                                      "gap": -0.4}  # fmt: skip
+    assert body["total"]["survey"]["needing"] == 1
+    zunyi = bearer(token_for(Role.ANALYST, "5203", username="zunyi-analyst"))
+    mine = await gateway.get("/api/v1/reports/coverage", headers=zunyi,
+                             params={"insurance": "medical"})  # fmt: skip
+    assert [d["region"] for d in mine.json()["divisions"]] == [ZUNYI]
+    assert list(mine.json()["total"]["insurances"]) == ["medical"]
+    theirs = await gateway.get("/api/v1/reports/coverage", headers=zunyi,
+                               params={"region": "5201"})  # fmt: skip
+    assert_problem(theirs, 403, "region-out-of-scope")
+
+
+async def test_a_city_enters_its_targets_and_sees_its_progress(
+    gateway: httpx.AsyncClient, token_for: Callable[..., str]
+) -> None:
+    zunyi = bearer(token_for(Role.ANALYST, "5203", username="zunyi-analyst"))
+    entered = await gateway.put("/api/v1/reports/targets/2026", headers=zunyi,
+                                json={"region": ZUNYI, "rates": {"pension": 0.5}})  # fmt: skip
+    assert entered.status_code == 200, entered.text
+    assert [(t["region"], t["set_by"]) for t in entered.json()["targets"]] == [
+        (ZUNYI, "zunyi-analyst")]  # fmt: skip
+    body = (await gateway.get("/api/v1/reports/coverage", headers=zunyi,
+                              params={"quarter": "2026Q3"})).json()  # fmt: skip
+    assert body["divisions"][0]["insurances"]["pension"]["target"] == 0.5
+    assert body["slowest"]["pension"] == [ZUNYI]
+    refused = await gateway.put("/api/v1/reports/targets/2026", headers=zunyi,
+                                json={"region": "5201", "rates": {"pension": 0.5}})  # fmt: skip
+    assert_problem(refused, 403, "region-out-of-scope")
+    for role in (Role.COUNTER, Role.COUNTY):
+        other = bearer(token_for(role, "52"))
+        put = await gateway.put("/api/v1/reports/targets/2026", headers=other,
+                                json={"region": "52", "rates": {"pension": 0.5}})  # fmt: skip
+        assert_problem(put, 403, "role-not-allowed")

@@ -274,6 +274,37 @@ class ReportingClient(InternalClient):
             raise self.unavailable()
         return response
 
+    async def targets(
+        self, year: int, *, region: str, caller: Actor, entered: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """The year's coverage targets within `region` (the caller's scope); with `entered`, a
+        division's new targets first. Reporting's problems passed on."""
+        response = await self._send("GET" if entered is None else "PUT",
+                                    f"/internal/v1/reports/targets/{year}", json=entered,
+                                    params={"region": region}, caller=caller)  # fmt: skip
+        if response.status_code in (403, 422):
+            raise self.passed_on(response)
+        if response.status_code != 200:
+            log.warning("reporting answered %d to targets", response.status_code)
+            raise self.unavailable()
+        body: dict[str, Any] = response.json()
+        return body
+
+    async def coverage(
+        self, *, region: str, params: dict[str, Any], caller: Actor
+    ) -> dict[str, Any]:
+        """Reporting's coverage of `region` (the caller's scope) or a division within it; its
+        problems passed on."""
+        response = await self._send("GET", "/internal/v1/reports/coverage",
+                                    params=params | {"region": region}, caller=caller)  # fmt: skip
+        if response.status_code in (403, 422):
+            raise self.passed_on(response)
+        if response.status_code != 200:
+            log.warning("reporting answered %d to coverage", response.status_code)
+            raise self.unavailable()
+        body: dict[str, Any] = response.json()
+        return body
+
     async def people(
         self, quarter: str, *, region: str, params: dict[str, Any], caller: Actor
     ) -> dict[str, Any]:

@@ -15,7 +15,9 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, Query, Response
 from pydantic import BaseModel
 
+from canbao_contracts.codes import Insurance
 from canbao_contracts.id_numbers import mask
+from canbao_contracts.reports import CoverageResponse, SetTargets, Targets
 from canbao_gateway import problems
 from canbao_gateway.audit import AuditedPerson, Outcome, Purpose
 from canbao_gateway.auth import AuditDep, require
@@ -166,3 +168,70 @@ async def cell_people(
         for p in people
     ])  # fmt: skip
     return CellPeople.model_validate(page | {"people": people})
+
+
+COVERAGE_ERRORS: Final = problems.problem_responses({
+    401: problems.UNAUTHENTICATED,
+    403: "role-not-allowed, region-out-of-scope (a division outside your region)",
+    422: "invalid-region, invalid-quarter, future-quarter, invalid-request",
+    503: "reporting-unavailable",
+})  # fmt: skip
+
+
+@router.get("/coverage", responses=COVERAGE_ERRORS,
+            summary="参保率、登记率、调查率: coverage and progress by division")  # fmt: skip
+async def coverage(
+    staff: Annotated[Staff, require(*REPORT_ROLES)],
+    reporting: ReportingDep,
+    region: Annotated[
+        str | None,
+        Query(max_length=12, description="a division within yours (GB/T 2260); default: yours"),
+    ] = None,
+    insurance: Insurance | None = None,
+    quarter: Annotated[
+        str | None,
+        Query(max_length=16, description="as of its end; default: the current quarter, as of now"),
+    ] = None,
+) -> CoverageResponse:
+    """Per division of your region (a province's cities, a city's counties) and in total: each
+    insurance's coverage against its goal, the registration rate and the survey rate, over the
+    living household-registered people. Numbers only: not audited as a read of personal data."""
+    params: dict[str, Any] = {}
+    for name, value in (("division", region), ("insurance", insurance), ("quarter", quarter)):
+        if value is not None:
+            params[name] = value
+    answer = await reporting.coverage(region=staff.scope, params=params, caller=staff)
+    return CoverageResponse.model_validate(answer)
+
+
+TARGET_ERRORS: Final = problems.problem_responses({
+    401: problems.UNAUTHENTICATED,
+    403: "role-not-allowed, region-out-of-scope (a division outside your region)",
+    422: "invalid-target (a year from 2000, a rate in (0, 1] of an insurance), invalid-region, "
+    "invalid-request",
+    503: "reporting-unavailable",
+})  # fmt: skip
+
+
+@router.get("/targets/{year}", responses=TARGET_ERRORS,
+            summary="年度扩面计划: the coverage targets of a year in your region")  # fmt: skip
+async def targets(
+    year: int, staff: Annotated[Staff, require(*REPORT_ROLES)], reporting: ReportingDep
+) -> Targets:
+    """Each division's targets within your region and those of the divisions containing it (a
+    province's target holds in a city that has none of its own)."""
+    return Targets.model_validate(await reporting.targets(year, region=staff.scope, caller=staff))
+
+
+@router.put("/targets/{year}", responses=TARGET_ERRORS,
+            summary="年度扩面计划: enter a division's coverage targets for a year")  # fmt: skip
+async def set_targets(
+    year: int, body: SetTargets, staff: Annotated[Staff, require(*REPORT_ROLES)],
+    reporting: ReportingDep,
+) -> Targets:  # fmt: skip
+    """The annual expansion plan (40号 三(二)1): the province or a city enters the target of each
+    insurance for a division within its region; coverage shows progress against it and ranks
+    the slowest divisions."""
+    answer = await reporting.targets(year, region=staff.scope, caller=staff,
+                                     entered=body.model_dump())  # fmt: skip
+    return Targets.model_validate(answer)
