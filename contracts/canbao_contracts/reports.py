@@ -86,3 +86,22 @@ class SetTargets(_Report):
 
     region: str
     rates: dict[str, float]
+
+
+class PlanListCount(_Report):
+    name: str
+    """insured_locally, insured_elsewhere, uninsured, partly_insured, interrupted, selective,
+    resident_scheme_employees (reporting's plan_lists.py defines each)."""
+    label: str
+    divisions: dict[str, int]
+    """People on the list per division of the region (cities of a province, counties of a
+    city)."""
+    total: int
+
+
+class PlanLists(_Report):
+    quarter: str
+    as_of: datetime
+    provisional: bool
+    region: str
+    lists: list[PlanListCount]

@@ -22,6 +22,8 @@ from canbao_contracts.reports import (
     CoverageResponse,
     DivisionCoverage,
     InsuranceCoverage,
+    PlanListCount,
+    PlanLists,
     Registration,
     SetTargets,
     SurveyProgress,
@@ -42,6 +44,7 @@ from canbao_reporting.coverage import (
     slowest_first,
     target_of,
 )
+from canbao_reporting.plan_lists import PlanList
 from canbao_reporting.quarterly_table import (
     COLUMN_NAMES_ZH,
     COLUMNS,
@@ -363,10 +366,7 @@ async def coverage(
 ) -> CoverageResponse:
     """The rates of `division` (default: all of `region`, the caller's scope) and of each of its
     next-level divisions, as of now or of a quarter's end (`quarter`)."""
-    scope = _division(region) or ""
-    asked = _division(division) if division is not None else scope
-    if asked is None or not asked.startswith(scope):
-        raise DivisionOutOfScope(division or "")
+    asked = _scope(region, division)
     moment = _moment(quarter or str(Quarter.of(now())), now())
     digits = 6 if len(asked) >= 4 else 4
     found = await store.coverage_counts(session, moment.before, region=asked, digits=digits)
@@ -435,3 +435,82 @@ async def targets_of(
                     set_by=entry.set_by, set_at=entry.set_at)
         for division, rates in sorted(found.items()) for insurance, entry in rates.items()
     ])  # fmt: skip
+
+
+def _scope(region: str | None, division: str | None) -> str:
+    """The division asked (default: the caller's whole region), refused outside it."""
+    scope = _division(region) or ""
+    asked = _division(division) if division is not None else scope
+    if asked is None or not asked.startswith(scope):
+        raise DivisionOutOfScope(division or "")
+    return asked
+
+
+@router.get("/reports/lists", response_model=PlanLists,
+            summary="How many people each of the plans' lists holds, by division")  # fmt: skip
+async def plan_lists(
+    session: SessionDep,
+    now: ClockDep,
+    region: str | None = None,
+    division: str | None = None,
+    quarter: Annotated[str | None, Query(max_length=16)] = None,
+) -> PlanLists:
+    asked = _scope(region, division)
+    moment = _moment(quarter or str(Quarter.of(now())), now())
+    digits = 6 if len(asked) >= 4 else 4
+    counts = await store.list_counts(session, moment.before, region=asked, digits=digits)
+    divisions = sorted({d for d, _ in counts}, key=lambda d: (d == UNKNOWN_CITY, d))
+    return PlanLists(
+        quarter=str(moment.quarter), as_of=moment.as_of.astimezone(UTC),
+        provisional=moment.provisional, region=asked,
+        lists=[PlanListCount(name=name.value, label=name.label,
+                             divisions={d: counts.get((d, name), 0) for d in divisions},
+                             total=sum(counts.get((d, name), 0) for d in divisions))
+               for name in PlanList],
+    )  # fmt: skip
+
+
+class ListPeople(BaseModel):
+    quarter: str
+    as_of: datetime
+    provisional: bool
+    region: str
+    name: str
+    label: str
+    count: int
+    """How many the list holds in the region: all pages together list this many."""
+    people: list[PersonCounted]
+    next_cursor: str | None
+
+
+@router.get("/reports/lists/{name}", response_model=ListPeople,
+            summary="The people on one of the plans' lists")  # fmt: skip
+async def list_people(
+    name: PlanList,
+    session: SessionDep,
+    now: ClockDep,
+    region: str | None = None,
+    division: str | None = None,
+    quarter: Annotated[str | None, Query(max_length=16)] = None,
+    cursor: Annotated[str | None, Query(max_length=100)] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = PAGE,
+) -> ListPeople:
+    """The people on the list in the division (default: the caller's region), by person_id;
+    each with the codes and survey reasons that put them there."""
+    asked = _scope(region, division)
+    moment = _moment(quarter or str(Quarter.of(now())), now())
+    try:
+        after = UUID(cursor) if cursor else None
+    except ValueError:
+        raise InvalidCursor() from None
+    found = await store.people_on_list(session, moment.before, name=name, region=asked,
+                                       after=after, limit=limit + 1)  # fmt: skip
+    counts = await store.list_counts(session, moment.before, region=asked, digits=2)
+    found, more = found[:limit], len(found) > limit
+    return ListPeople(
+        quarter=str(moment.quarter), as_of=moment.as_of.astimezone(UTC),
+        provisional=moment.provisional, region=asked, name=name.value, label=name.label,
+        count=sum(n for (_, listed), n in counts.items() if listed is name),
+        people=[_counted(p) for p in found],
+        next_cursor=str(found[-1].person_id) if more else None,
+    )  # fmt: skip

@@ -27,7 +27,15 @@ from canbao_reporting.coverage import (
     Target,
     TargetRate,
 )
-from canbao_reporting.quarterly_table import UNKNOWN_CITY, Cell, cell_names, cell_of, cells_of
+from canbao_reporting.plan_lists import PlanList, lists_of
+from canbao_reporting.quarterly_table import (
+    UNKNOWN_CITY,
+    Cell,
+    cell_names,
+    cell_of,
+    cells_of,
+    city_of,
+)
 from canbao_reporting.tables import coverage_targets, person_states
 
 
@@ -60,6 +68,7 @@ async def apply_state(
             verdict=None if verdict is None else verdict.model_dump(mode="json"),
             region_code=None if verdict is None else verdict.region_code,
             cells=[] if verdict is None else cell_names(cells_of(verdict)),
+            lists=[] if verdict is None else sorted(lists_of(verdict)),
         )
     )  # fmt: skip
     return True
@@ -72,7 +81,8 @@ def _lock_key(person_id: UUID) -> int:
 # Each person's newest state applied before :before (NULL: all applied so far); a withdrawn one
 # has no cells. :region narrows to a division's people by their code's prefix ('' : everyone).
 _NEWEST: Final = """
-    SELECT DISTINCT ON (person_id) person_id, verdict, region_code, cells FROM person_states
+    SELECT DISTINCT ON (person_id) person_id, verdict, region_code, cells, lists
+    FROM person_states
     WHERE CAST(:before AS timestamptz) IS NULL OR valid_from < :before
     ORDER BY person_id, id DESC
 """
@@ -229,3 +239,38 @@ async def targets(session: AsyncSession, *, year: int, within: str) -> dict[str,
             float(row.rate), row.set_by, row.set_at
         )
     return found
+
+
+async def list_counts(
+    session: AsyncSession, before: datetime | None, *, region: str, digits: int
+) -> dict[tuple[str, PlanList], int]:
+    """How many people of each division (of `digits` digits, within `region`) each list holds."""
+    query = sa.text(f"""
+        SELECT COALESCE(left(newest.region_code, :digits), '{UNKNOWN_CITY}') AS division,
+               name, count(*) AS people
+        FROM ({_NEWEST}) AS newest, unnest(newest.lists) AS name
+        WHERE {_IN_REGION} GROUP BY 1, 2
+    """)  # fmt: skip
+    connection = await session.connection()
+    rows = await connection.execute(query, {"before": before, "region": region, "digits": digits})
+    return {(row.division, PlanList(row.name)): row.people for row in rows}
+
+
+async def people_on_list(
+    session: AsyncSession, before: datetime | None, *, name: PlanList, region: str,
+    after: UUID | None = None, limit: int = 100,
+) -> list[PersonInCell]:  # fmt: skip
+    """The people on a list within `region`, by person_id, after `after`."""
+    query = sa.text(f"""
+        SELECT newest.person_id, newest.verdict FROM ({_NEWEST}) AS newest
+        WHERE :name = ANY(newest.lists) AND {_IN_REGION}
+          AND (CAST(:after AS uuid) IS NULL OR newest.person_id > :after)
+        ORDER BY newest.person_id LIMIT :limit
+    """)  # fmt: skip
+    connection = await session.connection()
+    rows = await connection.execute(query, {"before": before, "region": region, "limit": limit,
+                                            "name": name.value, "after": after})  # fmt: skip
+    return [
+        PersonInCell(row.person_id, city_of(row.verdict.get("region_code")), row.verdict)
+        for row in rows
+    ]

@@ -30,6 +30,8 @@ person_states = sa.Table(
     # computed once as applied by quarterly_table.cells_of: the numbers (a GROUP BY over them)
     # and the people behind each (a filter on them) are one predicate. Empty when withdrawn.
     sa.Column("cells", ARRAY(sa.Text), nullable=False, server_default="{}"),
+    # The plans' lists the person is on while this state holds (plan_lists.lists_of).
+    sa.Column("lists", ARRAY(sa.Text), nullable=False, server_default="{}"),
 )  # fmt: skip
 # Each person's newest state first: DISTINCT ON (person_id) ... ORDER BY person_id, id DESC.
 sa.Index("ix_person_states_person_id_id", person_states.c.person_id, person_states.c.id.desc())
