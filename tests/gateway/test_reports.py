@@ -96,7 +96,8 @@ async def test_only_analysts_read_the_reports(
     """The report routes' row of the authorisation matrix (test_authorisation.REPORT_ROUTES)."""
     # Column 6 of Guiyang counts no one: the list is empty, identity is not asked.
     paths = (TABLE, f"{TABLE}/people?city=5201&column=6", "/api/v1/reports/coverage",
-             "/api/v1/reports/targets/2026")  # fmt: skip
+             "/api/v1/reports/targets/2026", "/api/v1/reports/lists",
+             "/api/v1/reports/lists/selective")  # fmt: skip
     for path in paths:
         answer = await gateway.get(path, headers=bearer(token_for(role, "52")))
         if role is Role.ANALYST:
@@ -189,3 +190,44 @@ async def test_a_city_enters_its_targets_and_sees_its_progress(
         put = await gateway.put("/api/v1/reports/targets/2026", headers=other,
                                 json={"region": "52", "rates": {"pension": 0.5}})  # fmt: skip
         assert_problem(put, 403, "role-not-allowed")
+
+
+async def test_an_analyst_exports_a_list_of_the_plans_masked_and_audited(
+    gateway_url: str, gateway_db: Database, test_clock: Clock, token_for: Callable[..., str],
+    reporting: Reporting, harness: Harness,
+) -> None:  # fmt: skip
+    await harness.apply([ac01()])  # 王伟, household in Dongcheng, Beijing
+    person_id = await harness.person_of(NUMBER)
+    assert person_id is not None
+    others = [uuid.uuid4() for _ in range(3)]
+    await reporting.apply(changed(person_id, needing_survey(region_code=BEIJING)),
+                          *(changed(p, needing_survey(region_code=BEIJING)) for p in others),
+                          changed(uuid.uuid4(), verdict(region_code=BEIJING)))  # fmt: skip
+    definition = dataclasses.replace(SERVICE, components=lambda _: ())
+    app = create_app(definition, ReportingSettings(database_url=reporting.database.url))
+    app.dependency_overrides[reporting_clock] = lambda: reporting.clock
+    beijing = bearer(token_for(Role.ANALYST, "11"))
+    async with app.router.lifespan_context(app):
+        async for gateway in gateway_over(gateway_url, test_clock, reporting=app,
+                                          identity=identity_app(harness)):  # fmt: skip
+            summary = (await gateway.get("/api/v1/reports/lists", headers=beijing)).json()
+            uninsured = next(x for x in summary["lists"] if x["name"] == "uninsured")
+            assert uninsured["divisions"] == {"1101": 4} and uninsured["total"] == 4
+            page = await gateway.get("/api/v1/reports/lists/uninsured", headers=beijing,
+                                     params={"limit": 3})  # fmt: skip
+            assert page.json()["count"] == 4 and len(page.json()["people"]) == 3
+            exported = await gateway.get("/api/v1/reports/lists/uninsured", headers=beijing,
+                                         params={"format": "csv"})  # fmt: skip
+            assert exported.status_code == 200, exported.text
+            name = unquote(exported.headers["content-disposition"].split("''")[1])
+            assert name == "未参保人员名单-11.csv"
+            lines = list(csv.reader(io.StringIO(exported.content.decode("utf-8-sig"))))
+            assert lines[0][:3] == ["姓名", "公民身份号码", "行政区划代码"] and len(lines) == 5
+            (known,) = [line for line in lines[1:] if line[0] == "王*"]
+            assert known[1] == mask(NUMBER) and known[6] == "91 个人原因未参保"
+            assert NUMBER not in exported.text
+            refused = await gateway.get("/api/v1/reports/lists/uninsured", headers=beijing,
+                                        params={"region": "5201", "format": "csv"})  # fmt: skip
+            assert_problem(refused, 403, "region-out-of-scope")
+    read = [row for row in await audit_rows(gateway_db) if row["purpose"] == "analysis"]
+    assert len(read) == 3 + 4  # the page, then the whole list as exported

@@ -290,6 +290,22 @@ class ReportingClient(InternalClient):
         body: dict[str, Any] = response.json()
         return body
 
+    async def lists(
+        self, name: str | None, *, region: str, params: dict[str, Any], caller: Actor
+    ) -> dict[str, Any]:
+        """Reporting's counts of the plans' lists (`name` None) or a page of one list's people,
+        within `region` (the caller's scope); its problems passed on."""
+        path = "/internal/v1/reports/lists" + ("" if name is None else f"/{quote(name, safe='')}")
+        response = await self._send("GET", path, params=params | {"region": region},
+                                    caller=caller)  # fmt: skip
+        if response.status_code in (403, 404, 422):
+            raise self.passed_on(response)
+        if response.status_code != 200:
+            log.warning("reporting answered %d to the plans' lists", response.status_code)
+            raise self.unavailable()
+        body: dict[str, Any] = response.json()
+        return body
+
     async def coverage(
         self, *, region: str, params: dict[str, Any], caller: Actor
     ) -> dict[str, Any]:

@@ -7,19 +7,23 @@ audited as read for analysis."""
 
 from __future__ import annotations
 
+import csv
+import io
+from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Annotated, Any, Final, Literal
 from urllib.parse import quote
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query, Response
+from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
-from canbao_contracts.codes import Insurance
+from canbao_contracts.codes import Insurance, RegistrationState, StatusCode, SurveyReason
 from canbao_contracts.id_numbers import mask
-from canbao_contracts.reports import CoverageResponse, SetTargets, Targets
+from canbao_contracts.reports import CoverageResponse, PlanLists, SetTargets, Targets
 from canbao_gateway import problems
-from canbao_gateway.audit import AuditedPerson, Outcome, Purpose
+from canbao_gateway.audit import AuditedPerson, AuditTrail, Outcome, Purpose
 from canbao_gateway.auth import AuditDep, require
 from canbao_gateway.registry import (
     IdentityClient,
@@ -33,6 +37,9 @@ router = APIRouter(prefix="/api/v1/reports", tags=["reports"])
 REPORT_ROLES: Final = (Role.ANALYST,)
 
 ReportingDep = Annotated[ReportingClient, Depends(reporting_client)]
+GENDERS: Final = {"1": "男", "2": "女"}
+REGISTRATION_LABELS: Final = {state.value: state.label for state in RegistrationState}
+REASON_LABELS: Final = {reason.value: reason.label for reason in SurveyReason}
 IdentityDep = Annotated[IdentityClient, Depends(identity_client)]
 
 
@@ -153,21 +160,29 @@ async def cell_people(
     if cursor:
         params["cursor"] = cursor
     page = await reporting.people(quarter, region=staff.scope, params=params, caller=staff)
-    person_ids = [UUID(p["person_id"]) for p in page["people"]]
+    people = await _masked(page["people"], identity, audit, staff)
+    return CellPeople.model_validate(page | {"people": people})
+
+
+async def _masked(
+    counted: list[dict[str, Any]], identity: IdentityClient, audit: AuditTrail, staff: Staff
+) -> list[PersonBehind]:
+    """Reporting's people with their masked names and numbers from identity, each one written
+    to the audit log (purpose analysis) before the caller sees them."""
+    person_ids = [UUID(p["person_id"]) for p in counted]
     known = await identity.identifiers(person_ids, caller=staff) if person_ids else None
     people = []
-    for entry in page["people"]:
+    for entry in counted:
         person_id = UUID(entry["person_id"])
         number = known.numbers.get(person_id) if known else None
         name = known.masked_names.get(person_id) if known else None
         people.append(PersonBehind(**entry, name=name, id_number=mask(number) if number else None))
-    # Written before the answer, as every read of personal data (audit.py).
     await audit.record_many(purpose=Purpose.ANALYSIS, people=[
         AuditedPerson(known.numbers.get(p.person_id) if known else None, p.person_id,
                       Outcome.OK, region=p.region_code)
         for p in people
     ])  # fmt: skip
-    return CellPeople.model_validate(page | {"people": people})
+    return people
 
 
 COVERAGE_ERRORS: Final = problems.problem_responses({
@@ -235,3 +250,108 @@ async def set_targets(
     answer = await reporting.targets(year, region=staff.scope, caller=staff,
                                      entered=body.model_dump())  # fmt: skip
     return Targets.model_validate(answer)
+
+
+class ListPeople(BaseModel):
+    quarter: str
+    as_of: datetime
+    provisional: bool
+    region: str
+    name: str
+    label: str
+    count: int
+    """How many the list holds in the division: all pages together list this many."""
+    people: list[PersonBehind]
+    next_cursor: str | None
+
+
+LIST_ERRORS: Final = problems.problem_responses({
+    401: problems.UNAUTHENTICATED,
+    403: "role-not-allowed, region-out-of-scope (a division outside your region)",
+    422: "invalid-region, invalid-quarter, future-quarter, invalid-cursor, invalid-request",
+    503: "reporting-unavailable, identity-unavailable",
+})  # fmt: skip
+EXPORT_PAGE: Final = 500
+LIST_CSV_HEADER: Final = ("姓名", "公民身份号码", "行政区划代码", "性别", "出生年份", "登记状态",
+                          *(i.label for i in Insurance), "需调查原因")  # fmt: skip
+
+
+@router.get("/lists", responses=LIST_ERRORS,
+            summary="参保名单: how many people each list of the plans holds")  # fmt: skip
+async def plan_lists(
+    staff: Annotated[Staff, require(*REPORT_ROLES)],
+    reporting: ReportingDep,
+    region: Annotated[str | None, Query(max_length=12)] = None,
+    quarter: Annotated[str | None, Query(max_length=16)] = None,
+) -> PlanLists:
+    """Insured locally or elsewhere, uninsured, partly insured, interrupted, selectively enrolled,
+    employees in residents' schemes (44号 Art.29-30): the people on each list per division of
+    your region (or of `region` within it). Numbers only."""
+    params = {k: v for k, v in (("division", region), ("quarter", quarter)) if v is not None}
+    answer = await reporting.lists(None, region=staff.scope, params=params, caller=staff)
+    return PlanLists.model_validate(answer)
+
+
+@router.get("/lists/{name}", responses=LIST_ERRORS | {200: {"content": {"text/csv": {}}}},
+            summary="参保名单: the people on one of the plans' lists, masked")  # fmt: skip
+async def list_people(
+    name: str,
+    staff: Annotated[Staff, require(*REPORT_ROLES)],
+    reporting: ReportingDep,
+    identity: IdentityDep,
+    audit: AuditDep,
+    region: Annotated[str | None, Query(max_length=12)] = None,
+    quarter: Annotated[str | None, Query(max_length=16)] = None,
+    cursor: Annotated[str | None, Query(max_length=100)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    format: Literal["json", "csv"] = "json",
+) -> ListPeople:
+    """A page of the list's people (masked, each audited), or with `format=csv` the whole list
+    of the division as a file Excel opens (UTF-8 with a BOM), fetched and audited page by page
+    as it is written."""
+    params: dict[str, Any] = {"limit": limit}
+    for key, value in (("division", region), ("quarter", quarter), ("cursor", cursor)):
+        if value:
+            params[key] = value
+    if format == "csv":
+        # The first page before answering: a refusal is a problem, not a broken download.
+        first = await reporting.lists(name, region=staff.scope, caller=staff,
+                                      params=params | {"limit": EXPORT_PAGE})  # fmt: skip
+        filename = quote(f"{first['label']}-{first['region']}.csv")
+        return StreamingResponse(  # type: ignore[return-value]  # the file, not the model
+            _list_csv(first, name, params, reporting, identity, audit, staff),
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": f"attachment; filename*=UTF-8''{filename}"},
+        )  # fmt: skip
+    page = await reporting.lists(name, region=staff.scope, params=params, caller=staff)
+    people = await _masked(page["people"], identity, audit, staff)
+    return ListPeople.model_validate(page | {"people": people})
+
+
+async def _list_csv(
+    page: dict[str, Any], name: str, params: dict[str, Any], reporting: ReportingClient,
+    identity: IdentityClient, audit: AuditTrail, staff: Staff,
+) -> AsyncIterator[bytes]:  # fmt: skip
+    yield "\ufeff".encode()
+    while True:
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\r\n")
+        if "cursor" not in params:
+            writer.writerow(LIST_CSV_HEADER)
+        for person in await _masked(page["people"], identity, audit, staff):
+            writer.writerow([
+                person.name or "", person.id_number or "", person.region_code or "",
+                GENDERS.get(person.gender or "", ""), person.birth_year or "",
+                REGISTRATION_LABELS.get(person.registration, person.registration),
+                *(_code_label(person.statuses.get(i.value)) for i in Insurance),
+                "；".join(REASON_LABELS.get(r, r) for r in person.survey_reasons),
+            ])  # fmt: skip
+        yield out.getvalue().encode()
+        if page["next_cursor"] is None:
+            return
+        params = params | {"cursor": page["next_cursor"], "limit": EXPORT_PAGE}
+        page = await reporting.lists(name, region=staff.scope, params=params, caller=staff)
+
+
+def _code_label(code: str | None) -> str:
+    return "" if code is None else f"{code} {StatusCode(code).label}"
