@@ -14,14 +14,12 @@ systems hold of their enrolments, as of now; a bank or an employer checks the pa
 
 from __future__ import annotations
 
-import hashlib
 import io
 import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from enum import StrEnum
-from functools import cache
 from typing import Any, Final
 from uuid import UUID
 from xml.sax.saxutils import escape
@@ -35,14 +33,13 @@ from reportlab.lib.enums import TA_CENTER
 from reportlab.lib.pagesizes import A4
 from reportlab.lib.styles import ParagraphStyle
 from reportlab.lib.units import mm
-from reportlab.pdfbase import pdfmetrics
-from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
 from canbao_contracts.codes import Insurance, RegistrationState, StatusCode
 from canbao_contracts.events.vocabulary import EnrolmentState
 from canbao_gateway.tables import certificates
 from canbao_platform.db import Database
+from canbao_platform.fonts import registered_cjk_font
 
 ALPHABET: Final = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford's base32: no I, L, O, U
 LENGTH: Final = 16  # 80 bits
@@ -173,15 +170,6 @@ async def find(database: Database, code: str) -> Certificate | None:
 # -- The PDF ---------------------------------------------------------------------------------------
 
 
-@cache
-def _font(font_path: str) -> str:
-    """Registers the CJK font once per process (reportlab's registry is global); subfont 0 of
-    wqy-zenhei.ttc is WenQuanYi Zen Hei. A missing file raises reportlab's TTFError."""
-    name = "CanbaoCJK-" + hashlib.sha256(font_path.encode()).hexdigest()[:8]
-    pdfmetrics.registerFont(TTFont(name, font_path, subfontIndex=0))
-    return name
-
-
 def _style(font: str, size: float, **more: Any) -> ParagraphStyle:
     return ParagraphStyle(f"s{size}", fontName=font, fontSize=size, leading=size * 1.4,
                           wordWrap="CJK", **more)  # fmt: skip
@@ -198,7 +186,7 @@ def _day(value: str | None) -> str:
 def render_pdf(certificate: Certificate, *, verify_url: str, font_path: str) -> bytes:
     """The printable certificate (A4): the person, the five insurances' statuses, the
     enrolments, the verification code and the QR code of `verify_url`."""
-    font = _font(font_path)
+    font = registered_cjk_font(font_path)
     title, body, small = _style(font, 20, alignment=TA_CENTER), _style(font, 11), _style(font, 9)
 
     def p(text: str, style: ParagraphStyle = body) -> Paragraph:

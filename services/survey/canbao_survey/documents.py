@@ -15,13 +15,11 @@ thread (`anyio.to_thread.run_sync`), not on the event loop.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
-from functools import cache
 from typing import Any, Final
 from xml.sax.saxutils import escape
 
@@ -35,8 +33,6 @@ from reportlab.lib.enums import TA_CENTER
 from reportlab.lib.pagesizes import A4, landscape
 from reportlab.lib.styles import ParagraphStyle
 from reportlab.lib.units import mm
-from reportlab.pdfbase import pdfmetrics
-from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.pdfgen.canvas import Canvas
 from reportlab.platypus import Flowable, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
@@ -52,6 +48,7 @@ from canbao_contracts.codes import (
     SurveyReason,
     codes_for,
 )
+from canbao_platform.fonts import registered_cjk_font
 
 # -- What the survey service fills in -------------------------------------------------------------
 
@@ -148,15 +145,6 @@ DATE_BLANK: Final = "______年____月____日"
 HIGHLIGHT: Final = colors.HexColor("#FFF2CC")
 FLAG: Final = "▲"  # marks items to verify on a black-and-white print, where the colour is lost
 GRID: Final = ("GRID", (0, 0), (-1, -1), 0.5, colors.black)
-
-
-@cache
-def _font(font_path: str) -> str:
-    """Registers the CJK font once per process (reportlab's registry is global); subfont 0 of
-    wqy-zenhei.ttc is WenQuanYi Zen Hei. A missing file raises reportlab's TTFError."""
-    name = "CanbaoCJK-" + hashlib.sha256(font_path.encode()).hexdigest()[:8]
-    pdfmetrics.registerFont(TTFont(name, font_path, subfontIndex=0))
-    return name
 
 
 @dataclass(frozen=True, slots=True)
@@ -279,7 +267,7 @@ _ELSEWHERE: Final = (
 def registration_form_pdf(form: FormData, *, font_path: str) -> bytes:
     """The prefilled 全民参保登记表 of one survey task: what the registry knows printed, the rest
     as empty boxes, the items to verify highlighted, and the declaration to sign."""
-    s = _styles(_font(font_path), 9)
+    s = _styles(registered_cjk_font(font_path), 9)
     flagged = set(form.missing) | {item for item, _ in form.inaccurate}
     story: list[Flowable] = [
         _p(FORM_TITLE, s.title),
@@ -520,7 +508,7 @@ _WRAPPED: Final = frozenset({1, 9, 10, 11})  # name, state, outcome, surveyors: 
 
 def ledger_pdf(ledger: Ledger, *, font_path: str) -> bytes:
     """The ledger of one village or community, A4 landscape, the header row on every page."""
-    s = _styles(_font(font_path), 8)
+    s = _styles(registered_cjk_font(font_path), 8)
     header = [_p(column, s.centred) for column in LEDGER_COLUMNS]
     body = [
         [_p(text, s.cell) if c in _WRAPPED else text for c, text in enumerate(_ledger_cells(row))]
