@@ -44,6 +44,7 @@ from canbao_reporting.coverage import (
     slowest_first,
     target_of,
 )
+from canbao_reporting.models import QuarterlyTableResponse, TableCheck, TableRow
 from canbao_reporting.plan_lists import PlanList
 from canbao_reporting.quarterly_table import (
     COLUMN_NAMES_ZH,
@@ -88,29 +89,6 @@ class FutureQuarter(Problem):
     def __init__(self, quarter: Quarter) -> None:
         super().__init__(422, "future-quarter", "该季度尚未开始 (the quarter has not begun)",
                          f"{quarter} begins {quarter.start.isoformat()}")  # fmt: skip
-
-
-class TableRow(BaseModel):
-    city: str
-    name: str
-    columns: dict[str, int]
-
-
-class TableCheck(BaseModel):
-    rule: str
-    city: str
-    passed: bool
-
-
-class QuarterlyTableResponse(BaseModel):
-    quarter: str
-    as_of: datetime
-    """The table counts every state applied before the quarter's end, or, for the current one,
-    every state applied so far (this moment)."""
-    provisional: bool
-    """True for the current quarter: it changes until the quarter ends."""
-    rows: list[TableRow]
-    checks: list[TableCheck]
 
 
 def _row(city: str, row: Row) -> TableRow:
