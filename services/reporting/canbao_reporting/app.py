@@ -11,12 +11,12 @@ from fastapi import FastAPI
 from canbao_contracts.topics import STATUSES
 from canbao_platform.messaging import ConsumerRunner, Producer, RunnerConfig
 from canbao_platform.service import Component, Resources, ServiceDefinition, create_app
-from canbao_platform.settings import ServiceSettings, service_settings
+from canbao_platform.settings import ServiceSettings
 from canbao_reporting.handlers import Clock, handler, system_clock
 from canbao_reporting.routes import router
+from canbao_reporting.settings import ReportingSettings
 
 SERVICE_NAME = "reporting"
-ReportingSettings = service_settings(SERVICE_NAME)
 # registry.persons (declared in the contracts' RECEIVES) brings the masked names of the detail
 # lists; not consumed until those lists are built.
 TOPICS = (STATUSES.name,)

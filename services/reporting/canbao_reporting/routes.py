@@ -4,8 +4,7 @@ current quarter is provisional, as of now. Errors are problem+json with stable t
 
 from __future__ import annotations
 
-import csv
-import io
+import asyncio
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -33,7 +32,7 @@ from canbao_contracts.reports import (
 from canbao_platform.problems import Problem
 from canbao_platform.service import Resources
 from canbao_platform.service_tokens import CallerDep, current_caller
-from canbao_reporting import store
+from canbao_reporting import exports, store
 from canbao_reporting.coverage import (
     GOALS,
     NOBODY,
@@ -56,6 +55,7 @@ from canbao_reporting.quarterly_table import (
     table_of,
 )
 from canbao_reporting.quarters import Quarter
+from canbao_reporting.settings import ReportingSettings
 
 router = APIRouter(prefix="/internal/v1", tags=["reports"], dependencies=[Depends(current_caller)])
 # No GB/T 2260 name table in the contracts yet: a city is shown by its code (api.md's "name").
@@ -75,8 +75,15 @@ def clock() -> Callable[[], datetime]:
     return lambda: datetime.now(UTC)
 
 
+async def _cjk_font(request: Request) -> str:
+    settings = request.app.state.resources.settings
+    assert isinstance(settings, ReportingSettings)
+    return settings.cjk_font
+
+
 SessionDep = Annotated[AsyncSession, Depends(_session)]
 ClockDep = Annotated[Callable[[], datetime], Depends(clock)]
+FontDep = Annotated[str, Depends(_cjk_font)]
 
 
 class InvalidQuarter(Problem):
@@ -155,12 +162,13 @@ async def quarterly(
     quarter: str,
     session: SessionDep,
     now: ClockDep,
+    font: FontDep,
     region: str | None = None,
-    format: Literal["json", "csv"] = "json",
+    format: Literal["json", "csv", "xlsx", "pdf"] = "json",
 ) -> QuarterlyTableResponse | Response:
     """The table (`region`: only the rows of that division — a county's people in its city's
-    row, a city's row, or the province's with its total); `format=csv`: UTF-8 with a BOM, so
-    that Excel reads the Chinese right."""
+    row, a city's row, or the province's with its total); `format=csv|xlsx|pdf`: the table as
+    a file (exports.py)."""
     division = _division(region)
     moment = _moment(quarter, now())
     counts = await store.cell_counts(session, moment.before, region=_county(division))
@@ -174,9 +182,11 @@ async def quarterly(
         checks=[TableCheck(rule=c.rule, city=c.city, passed=c.passed)
                 for c in table.checks if c.city in shown],
     )  # fmt: skip
-    if format == "csv":
-        return Response(_csv(answer), media_type="text/csv; charset=utf-8")
-    return answer
+    if format == "json":
+        return answer
+    # Drawing a PDF takes CPU: off the event loop.
+    file = await asyncio.to_thread(exports.render, answer, format, division=region, font_path=font)
+    return Response(file, media_type=exports.MEDIA_TYPES[format])
 
 
 class PersonCounted(BaseModel):
@@ -287,22 +297,6 @@ def _counted(person: store.PersonInCell) -> PersonCounted:
         registration=verdict["registration"], statuses=verdict["statuses"],
         survey_reasons=verdict.get("survey_reasons", []),
     )  # fmt: skip
-
-
-def _csv(table: QuarterlyTableResponse) -> bytes:
-    """The table as the form lays it out: a row per city and the total, the form's column names;
-    then the provisional mark and the checks, so that a printed copy says what it is."""
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(["地市代码", "地市", *(f"({n}) {COLUMN_NAMES_ZH[n]}" for n in COLUMNS)])
-    for row in table.rows:
-        writer.writerow([row.city, row.name, *(row.columns[str(n)] for n in COLUMNS)])
-    writer.writerow([])
-    state = "（临时，季度未结束）" if table.provisional else ""
-    writer.writerow(["季度", table.quarter + state, "数据截至", table.as_of.isoformat()])
-    for check in table.checks:
-        writer.writerow(["校验", check.city, check.rule, "通过" if check.passed else "未通过"])
-    return ("\ufeff" + out.getvalue()).encode("utf-8")
 
 
 def _coverage(
