@@ -15,6 +15,7 @@ from urllib.parse import unquote
 from uuid import UUID
 
 import httpx
+import openpyxl
 import pytest
 
 from canbao_contracts.id_numbers import mask
@@ -22,6 +23,7 @@ from canbao_gateway.staff import Role
 from canbao_platform.db import Database
 from canbao_platform.service import create_app
 from canbao_reporting.app import SERVICE, ReportingSettings
+from canbao_reporting.quarterly_table import COLUMNS
 from canbao_reporting.routes import clock as reporting_clock
 from tests.gateway.conftest import Clock, assert_problem, bearer
 from tests.gateway.services import gateway_over, identity_app
@@ -38,6 +40,7 @@ from tests.reporting.test_projection import Q3_END, changed
 
 TABLE = "/api/v1/reports/quarterly/2026Q3"
 BEIJING = "110101"  # where tests/identity/test_writeback.py's person lives
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
 @pytest.fixture
@@ -231,3 +234,26 @@ async def test_an_analyst_exports_a_list_of_the_plans_masked_and_audited(
             assert_problem(refused, 403, "region-out-of-scope")
     read = [row for row in await audit_rows(gateway_db) if row["purpose"] == "analysis"]
     assert len(read) == 3 + 4  # the page, then the whole list as exported
+
+
+async def test_an_analyst_downloads_the_form_as_a_workbook_and_as_a_pdf(
+    gateway: httpx.AsyncClient, token_for: Callable[..., str]
+) -> None:
+    province = bearer(token_for(Role.ANALYST, "52"))
+    body = (await gateway.get(TABLE, headers=province)).json()
+    workbook = await gateway.get(TABLE, params={"format": "xlsx"}, headers=province)
+    assert workbook.status_code == 200, workbook.text
+    assert workbook.headers["content-type"] == XLSX
+    disposition = workbook.headers["content-disposition"]
+    assert disposition.startswith("attachment; ")
+    assert unquote(disposition.split("''")[1]) == "全民参保登记基础数据情况表-2026Q3-52.xlsx"
+    sheet = openpyxl.load_workbook(io.BytesIO(workbook.content)).worksheets[0]
+    shown = [[sheet.cell(r, c).value for c in range(2, 20)] for r in range(6, 6 + 3)]
+    assert shown == [[row["name"], *(row["columns"][str(n)] for n in COLUMNS)]
+                     for row in body["rows"]]  # fmt: skip
+
+    pdf = await gateway.get(TABLE, params={"format": "pdf"}, headers=province)
+    assert pdf.status_code == 200 and pdf.headers["content-type"] == "application/pdf"
+    assert pdf.content.startswith(b"%PDF-")
+    name = unquote(pdf.headers["content-disposition"].split("''")[1])
+    assert name == "全民参保登记基础数据情况表-2026Q3-52.pdf"

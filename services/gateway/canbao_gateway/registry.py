@@ -260,7 +260,7 @@ class ReportingClient(InternalClient):
     async def quarterly(
         self, quarter: str, *, region: str, format: str, caller: Actor
     ) -> httpx.Response:
-        """Reporting's quarterly table of `region`'s rows (its answer as it is: JSON or CSV);
+        """Reporting's quarterly table of `region`'s rows (its answer as it is: JSON or a file);
         its problems (a malformed or future quarter) passed on."""
         # The path segment as the client sent it, quoted: reporting judges what a quarter is.
         path = f"/internal/v1/reports/quarterly/{quote(quarter, safe='')}"

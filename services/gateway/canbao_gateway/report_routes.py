@@ -1,7 +1,7 @@
 """Reports (api.md "Reports"): the quarterly basic-data table of domain.md §6, computed by the
 reporting service from the registry's events, shown to analysts for their region — a city's
-analyst its city's row, a province's every city and the total. `format=csv` is the table as a
-file (UTF-8 with a BOM: Excel opens the Chinese right). The numbers are not personal data; the
+analyst its city's row, a province's every city and the total. `format=csv|xlsx|pdf` is the
+table as a file (reporting's exports.py draws it). The numbers are not personal data; the
 people behind a number are (报表及对应人员明细, domain.md §2.6): masked, and each one listed is
 audited as read for analysis."""
 
@@ -40,6 +40,12 @@ ReportingDep = Annotated[ReportingClient, Depends(reporting_client)]
 GENDERS: Final = {"1": "男", "2": "女"}
 REGISTRATION_LABELS: Final = {state.value: state.label for state in RegistrationState}
 REASON_LABELS: Final = {reason.value: reason.label for reason in SurveyReason}
+FILES: Final = {
+    "csv": "text/csv; charset=utf-8",
+    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    "pdf": "application/pdf",
+}
+BINARY: Final = {"schema": {"type": "string", "format": "binary"}}
 IdentityDep = Annotated[IdentityClient, Depends(identity_client)]
 
 
@@ -77,22 +83,41 @@ ERRORS: Final = problems.problem_responses({
 })  # fmt: skip
 
 
+FILE_ANSWERS: Final = {
+    "description": "json, or the table as the file `format` names",
+    "content": {
+        "text/csv": {"schema": {"type": "string"}},
+        FILES["xlsx"]: BINARY,
+        FILES["pdf"]: BINARY,
+    },
+}
+
+
 @router.get(
     "/quarterly/{quarter}",
-    responses=ERRORS | {200: {"content": {"text/csv": {}}}},
+    responses=ERRORS | {200: FILE_ANSWERS},
     summary="全民参保登记基础数据情况表: the quarterly basic-data table of your region",
 )
 async def quarterly_table(
     quarter: str,
     staff: Annotated[Staff, require(*REPORT_ROLES)],
     reporting: ReportingDep,
-    format: Literal["json", "csv"] = "json",
+    format: Literal["json", "csv", "xlsx", "pdf"] = "json",
 ) -> QuarterlyTable:
+    """The table as JSON, or as a file to download, named
+    `全民参保登记基础数据情况表-<quarter>-<region>.<format>`:
+
+    * `csv`: UTF-8 with a BOM, so that Excel opens the Chinese right;
+    * `xlsx`: laid out like the form of 41号 attachment 3 (the column groups over the column
+      names and numbers, a row per city and the total, the provisional mark, the logical checks
+      on the sheet 校验, empty cells for the signatures 填表人, 处(科)负责人, 单位负责人, 报出日期);
+    * `pdf`: the same form on A4 landscape, to sign on paper (beyond api.md's json|csv|xlsx, an
+      addition as api.md allows)."""
     answer = await reporting.quarterly(quarter, region=staff.scope, format=format, caller=staff)
-    if format == "csv":
-        name = quote(f"全民参保登记基础数据情况表-{quarter}-{staff.scope}.csv")
+    if format != "json":
+        name = quote(f"全民参保登记基础数据情况表-{quarter}-{staff.scope}.{format}")
         return Response(  # type: ignore[return-value]  # the file, not the model
-            answer.content, media_type="text/csv; charset=utf-8",
+            answer.content, media_type=FILES[format],
             headers={"Content-Disposition": f"attachment; filename*=UTF-8''{name}"},
         )  # fmt: skip
     return QuarterlyTable.model_validate(answer.json())
