@@ -13,6 +13,35 @@ class _Report(BaseModel):
     model_config = ConfigDict(use_attribute_docstrings=True)
 
 
+class TableRow(_Report):
+    city: str
+    """The city's GB/T 2260 code (four digits), `total`, or `unknown` (no division known)."""
+    name: str
+    columns: dict[str, int]
+    """Columns "1" to "17" of domain.md §6: people."""
+
+
+class TableCheck(_Report):
+    rule: str
+    city: str
+    passed: bool
+
+
+class QuarterlyTable(_Report):
+    """全民参保登记基础数据情况表 (domain.md §6) of the rows a region sees."""
+
+    quarter: str
+    as_of: datetime
+    """The table counts every state applied before the quarter's end, or, for the current one,
+    every state applied so far (this moment)."""
+    provisional: bool
+    """True for the current quarter: as of now, it changes until the quarter ends; a past
+    quarter never changes (events arriving later count in the quarter they arrive in)."""
+    rows: list[TableRow]
+    checks: list[TableCheck]
+    """The logical checks of domain.md §6, for the rows shown."""
+
+
 class InsuranceCoverage(_Report):
     should: int
     """Should be insured: insured, 91, 92 or 94 (coverage.py)."""

@@ -21,7 +21,13 @@ from pydantic import BaseModel
 
 from canbao_contracts.codes import Insurance, RegistrationState, StatusCode, SurveyReason
 from canbao_contracts.id_numbers import mask
-from canbao_contracts.reports import CoverageResponse, PlanLists, SetTargets, Targets
+from canbao_contracts.reports import (
+    CoverageResponse,
+    PlanLists,
+    QuarterlyTable,
+    SetTargets,
+    Targets,
+)
 from canbao_gateway import problems
 from canbao_gateway.audit import AuditedPerson, AuditTrail, Outcome, Purpose
 from canbao_gateway.auth import AuditDep, require
@@ -47,31 +53,6 @@ FILES: Final = {
 }
 BINARY: Final = {"schema": {"type": "string", "format": "binary"}}
 IdentityDep = Annotated[IdentityClient, Depends(identity_client)]
-
-
-class TableRow(BaseModel):
-    city: str
-    """The city's GB/T 2260 code (four digits), `total`, or `unknown` (no division known)."""
-    name: str
-    columns: dict[str, int]
-    """Columns "1" to "17" of domain.md §6: people."""
-
-
-class TableCheck(BaseModel):
-    rule: str
-    city: str
-    passed: bool
-
-
-class QuarterlyTable(BaseModel):
-    quarter: str
-    as_of: datetime
-    provisional: bool
-    """True for the current quarter: as of now, it changes until the quarter ends; a past
-    quarter never changes (events arriving later count in the quarter they arrive in)."""
-    rows: list[TableRow]
-    checks: list[TableCheck]
-    """The logical checks of domain.md §6, for the rows shown."""
 
 
 ERRORS: Final = problems.problem_responses({

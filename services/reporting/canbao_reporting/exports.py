@@ -54,8 +54,8 @@ from reportlab.platypus import (
     TableStyle,
 )
 
+from canbao_contracts.reports import QuarterlyTable, TableRow
 from canbao_platform.fonts import registered_cjk_font
-from canbao_reporting.models import QuarterlyTableResponse, TableRow
 from canbao_reporting.quarterly_table import COLUMN_NAMES_ZH, COLUMNS, TOTAL
 from canbao_reporting.quarters import CHINA, Quarter
 
@@ -86,7 +86,7 @@ UNIT: Final = "单位：人"
 
 
 def render(
-    table: QuarterlyTableResponse, format: FileFormat, *, division: str | None, font_path: str
+    table: QuarterlyTable, format: FileFormat, *, division: str | None, font_path: str
 ) -> bytes:
     """The table as the file `format` names; `division`: the 填报单位 (the region asked for)."""
     if format == "csv":
@@ -115,7 +115,7 @@ def code_of(row: TableRow) -> str:
     return row.city if row.city.isdigit() else ""
 
 
-def heading(table: QuarterlyTableResponse, division: str | None) -> tuple[str, ...]:
+def heading(table: QuarterlyTable, division: str | None) -> tuple[str, ...]:
     """The line under the title: 填报单位, 季度, 数据截至 and the unit of the counts."""
     return (
         f"填报单位：{division or ''}",
@@ -125,7 +125,7 @@ def heading(table: QuarterlyTableResponse, division: str | None) -> tuple[str, .
     )
 
 
-def notes(table: QuarterlyTableResponse, *, checks_at: str) -> list[str]:
+def notes(table: QuarterlyTable, *, checks_at: str) -> list[str]:
     """Under the table: the provisional mark of a current quarter, and what the checks found
     (`checks_at`: where the file lists them)."""
     found: list[str] = []
@@ -140,7 +140,7 @@ def notes(table: QuarterlyTableResponse, *, checks_at: str) -> list[str]:
     return found
 
 
-def checks_of(table: QuarterlyTableResponse) -> list[tuple[str, str, str]]:
+def checks_of(table: QuarterlyTable) -> list[tuple[str, str, str]]:
     """(规则, 地市, 结果) of every check, the city by the name its row shows."""
     names = {row.city: row.name for row in table.rows}
     return [
@@ -152,7 +152,7 @@ def checks_of(table: QuarterlyTableResponse) -> list[tuple[str, str, str]]:
 # -- CSV ------------------------------------------------------------------------------------------
 
 
-def csv_of(table: QuarterlyTableResponse) -> bytes:
+def csv_of(table: QuarterlyTable) -> bytes:
     """The table as the form lays it out: a row per city and the total, the form's column names;
     then the provisional mark and the checks, so that a printed copy says what it is. UTF-8 with
     a BOM, so that Excel reads the Chinese right."""
@@ -191,7 +191,7 @@ HEADER: Final[dict[str, Any]] = {
 FAILED_FONT: Final = Font(name=FONT_NAME, bold=True, color="C00000")
 
 
-def xlsx_of(table: QuarterlyTableResponse, *, division: str | None = None) -> bytes:
+def xlsx_of(table: QuarterlyTable, *, division: str | None = None) -> bytes:
     """The workbook: sheet 基础数据情况表 laid out like the form (module docstring), the header
     frozen; sheet 校验 the logical checks."""
     book = Workbook()
@@ -236,7 +236,7 @@ def _merged(
         sheet.merge_cells(start_row=row, start_column=span[0], end_row=row, end_column=span[1])
 
 
-def _title(sheet: Worksheet, table: QuarterlyTableResponse, division: str | None) -> None:
+def _title(sheet: Worksheet, table: QuarterlyTable, division: str | None) -> None:
     title_font = Font(name=FONT_NAME, size=16, bold=True)
     _merged(sheet, TITLE_ROW, (1, WIDTH), TITLE, Alignment(horizontal="center"), title_font)
     sheet.row_dimensions[TITLE_ROW].height = 30
@@ -323,7 +323,7 @@ def _layout(sheet: Worksheet) -> None:
     sheet.print_title_rows = f"{GROUP_ROW}:{NUMBER_ROW}"
 
 
-def _checks_sheet(sheet: Worksheet, table: QuarterlyTableResponse) -> None:
+def _checks_sheet(sheet: Worksheet, table: QuarterlyTable) -> None:
     for column, name in enumerate(("规则", "地市", "结果"), start=1):
         _put(sheet, 1, column, name, **HEADER)
     for r, (rule, city, result) in enumerate(checks_of(table), start=2):
@@ -351,7 +351,7 @@ TOTAL_SHADE: Final = colors.HexColor("#EEEEEE")
 BLANK: Final = "\xa0"  # a Paragraph of nothing still takes its line's height
 
 
-def pdf_of(table: QuarterlyTableResponse, *, font_path: str, division: str | None = None) -> bytes:
+def pdf_of(table: QuarterlyTable, *, font_path: str, division: str | None = None) -> bytes:
     """A4 landscape: the title, the heading line, the table with the form's header, the notes
     and the signature lines on the first page; the logical checks after it. The font has no bold
     face: the total row is shaded and ruled above instead."""
@@ -404,9 +404,7 @@ def pdf_of(table: QuarterlyTableResponse, *, font_path: str, division: str | Non
     return out.getvalue()
 
 
-def _pdf_heading(
-    table: QuarterlyTableResponse, division: str | None, body: ParagraphStyle
-) -> Table:
+def _pdf_heading(table: QuarterlyTable, division: str | None, body: ParagraphStyle) -> Table:
     cells = [Paragraph(text, body) for text in heading(table, division)]
     widths = [82 * mm, 55 * mm, 98 * mm, 42 * mm]
     return Table(
@@ -471,7 +469,7 @@ def _pdf_signatures(body: ParagraphStyle) -> Table:
     )
 
 
-def _pdf_checks(table: QuarterlyTableResponse, font: str, head: ParagraphStyle) -> Table:
+def _pdf_checks(table: QuarterlyTable, font: str, head: ParagraphStyle) -> Table:
     rows: list[list[Any]] = [[Paragraph(name, head) for name in ("规则", "地市", "结果")]]
     rows += [list(check) for check in checks_of(table)]
     style: list[Any] = [

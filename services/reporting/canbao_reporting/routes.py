@@ -23,9 +23,12 @@ from canbao_contracts.reports import (
     InsuranceCoverage,
     PlanListCount,
     PlanLists,
+    QuarterlyTable,
     Registration,
     SetTargets,
     SurveyProgress,
+    TableCheck,
+    TableRow,
     TargetEntry,
     Targets,
 )
@@ -43,7 +46,6 @@ from canbao_reporting.coverage import (
     slowest_first,
     target_of,
 )
-from canbao_reporting.models import QuarterlyTableResponse, TableCheck, TableRow
 from canbao_reporting.plan_lists import PlanList
 from canbao_reporting.quarterly_table import (
     COLUMN_NAMES_ZH,
@@ -157,7 +159,7 @@ def _county(division: str | None) -> str:
 
 
 @router.get("/reports/quarterly/{quarter}", summary="全民参保登记基础数据情况表 (domain.md §6)",
-            response_model=QuarterlyTableResponse)  # fmt: skip
+            response_model=QuarterlyTable)  # fmt: skip
 async def quarterly(
     quarter: str,
     session: SessionDep,
@@ -165,7 +167,7 @@ async def quarterly(
     font: FontDep,
     region: str | None = None,
     format: Literal["json", "csv", "xlsx", "pdf"] = "json",
-) -> QuarterlyTableResponse | Response:
+) -> QuarterlyTable | Response:
     """The table (`region`: only the rows of that division — a county's people in its city's
     row, a city's row, or the province's with its total); `format=csv|xlsx|pdf`: the table as
     a file (exports.py)."""
@@ -176,7 +178,7 @@ async def quarterly(
     every = [*table.rows.items(), (TOTAL, table.total)]
     rows = [_row(city, row) for city, row in every if _shown(city, division)]
     shown = {row.city for row in rows}
-    answer = QuarterlyTableResponse(
+    answer = QuarterlyTable(
         quarter=str(moment.quarter), as_of=moment.as_of.astimezone(UTC),
         provisional=moment.provisional, rows=rows,
         checks=[TableCheck(rule=c.rule, city=c.city, passed=c.passed)
