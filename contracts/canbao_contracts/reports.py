@@ -4,9 +4,10 @@ numbers are reporting's (services/reporting: coverage.py, quarterly_table.py).""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class _Report(BaseModel):
@@ -134,3 +135,53 @@ class PlanLists(_Report):
     provisional: bool
     region: str
     lists: list[PlanListCount]
+
+
+class Signatures(_Report):
+    """Who signs the table off and what they say with it (domain.md §6: 填表人, 处(科)负责人,
+    单位负责人, 报出日期, and the explanatory note 相关情况说明)."""
+
+    filled_by: str = Field(min_length=1, max_length=40)
+    """填表人."""
+    section_head: str = Field(min_length=1, max_length=40)
+    """处(科)负责人."""
+    unit_head: str = Field(min_length=1, max_length=40)
+    """单位负责人."""
+    report_date: date
+    """报出日期."""
+    note: str = Field(default="", max_length=4000)
+    """相关情况说明: required when a logical check fails (it says why)."""
+
+
+class Filing(_Report):
+    """A filed table: immutable; its xlsx and PDF are the files that were signed."""
+
+    quarter: str
+    region: str
+    """The filing division: the province (52) or a city (5201)."""
+    due: date
+    """The 25th of the month after the quarter (domain.md §6)."""
+    filed_at: datetime
+    filed_by: str
+    """The analyst who filed it."""
+    late: bool
+    """Filed after its due date (China time)."""
+    signatures: Signatures
+    table: QuarterlyTable
+
+
+class DivisionFiling(_Report):
+    region: str
+    state: Literal["filed", "open", "overdue"]
+    """filed; open: not yet, the due date not passed; overdue: not filed by its due date."""
+    filed_at: datetime | None
+
+
+class FilingState(_Report):
+    quarter: str
+    region: str
+    due: date
+    state: Literal["filed", "open", "overdue"]
+    filing: Filing | None
+    cities: list[DivisionFiling]
+    """For the province: each city's filing of the quarter (the cities with people counted)."""

@@ -53,8 +53,8 @@ SERVICE = ServiceDefinition(
     routers=(router,),
     components=components,
     consumer_groups={SERVICE_NAME: TOPICS},
-    # Every state a person has had: history is what freezes a past quarter (tables.py).
-    append_only=("person_states",),
+    # Every state a person has had (history freezes a past quarter) and every filed table.
+    append_only=("person_states", "filings"),
     description=__doc__ or "",
 )
 

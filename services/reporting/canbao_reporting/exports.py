@@ -32,6 +32,7 @@ import io
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Final, Literal
+from xml.sax.saxutils import escape
 
 from openpyxl import Workbook
 from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
@@ -54,7 +55,7 @@ from reportlab.platypus import (
     TableStyle,
 )
 
-from canbao_contracts.reports import QuarterlyTable, TableRow
+from canbao_contracts.reports import QuarterlyTable, Signatures, TableRow
 from canbao_platform.fonts import registered_cjk_font
 from canbao_reporting.quarterly_table import COLUMN_NAMES_ZH, COLUMNS, TOTAL
 from canbao_reporting.quarters import CHINA, Quarter
@@ -86,14 +87,29 @@ UNIT: Final = "单位：人"
 
 
 def render(
-    table: QuarterlyTable, format: FileFormat, *, division: str | None, font_path: str
-) -> bytes:
-    """The table as the file `format` names; `division`: the 填报单位 (the region asked for)."""
+    table: QuarterlyTable, format: FileFormat, *, division: str | None, font_path: str,
+    signed: Signatures | None = None,
+) -> bytes:  # fmt: skip
+    """The table as the file `format` names; `division`: the 填报单位 (the region asked for);
+    `signed`: a filed table's signatures and note, written into the form's blanks."""
     if format == "csv":
         return csv_of(table)
     if format == "xlsx":
-        return xlsx_of(table, division=division)
-    return pdf_of(table, division=division, font_path=font_path)
+        return xlsx_of(table, division=division, signed=signed)
+    return pdf_of(table, division=division, font_path=font_path, signed=signed)
+
+
+def signed_values(signed: Signatures | None) -> tuple[str, ...]:
+    """What fills each signature's blank (SIGNATURES' order); blanks for an unsigned table."""
+    if signed is None:
+        return ("",) * len(SIGNATURES)
+    return (signed.filled_by, signed.section_head, signed.unit_head,
+            signed.report_date.strftime("%Y年%m月%d日"))  # fmt: skip
+
+
+def note_of(signed: Signatures | None) -> list[str]:
+    """The explanatory note of a filed table, when it has one."""
+    return [f"相关情况说明：{signed.note}"] if signed is not None and signed.note else []
 
 
 # -- What every file says about the table ---------------------------------------------------------
@@ -191,7 +207,9 @@ HEADER: Final[dict[str, Any]] = {
 FAILED_FONT: Final = Font(name=FONT_NAME, bold=True, color="C00000")
 
 
-def xlsx_of(table: QuarterlyTable, *, division: str | None = None) -> bytes:
+def xlsx_of(
+    table: QuarterlyTable, *, division: str | None = None, signed: Signatures | None = None
+) -> bytes:
     """The workbook: sheet 基础数据情况表 laid out like the form (module docstring), the header
     frozen; sheet 校验 the logical checks."""
     book = Workbook()
@@ -202,10 +220,10 @@ def xlsx_of(table: QuarterlyTable, *, division: str | None = None) -> bytes:
     _header(sheet)
     last = _body(sheet, table.rows)
     row = last + 1
-    for note in notes(table, checks_at=f"“{CHECKS_SHEET}”工作表"):
+    for note in [*notes(table, checks_at=f"“{CHECKS_SHEET}”工作表"), *note_of(signed)]:
         _merged(sheet, row, (1, WIDTH), note, Alignment(horizontal="left", wrap_text=True))
         row += 1
-    _signatures(sheet, row + 1)
+    _signatures(sheet, row + 1, signed_values(signed))
     _layout(sheet)
     _checks_sheet(book.create_sheet(CHECKS_SHEET), table)
     book.properties.creator = "canbao"
@@ -295,13 +313,15 @@ def _body(sheet: Worksheet, rows: Sequence[TableRow]) -> int:
     return r
 
 
-def _signatures(sheet: Worksheet, row: int) -> None:
-    """The signature line: each label, then an empty cell ruled underneath to fill in."""
-    for label, (label_span, blank_span) in zip(SIGNATURES, SIGNATURE_SPANS, strict=True):
+def _signatures(sheet: Worksheet, row: int, values: Sequence[str]) -> None:
+    """The signature line: each label, then its cell ruled underneath: the name or date signed,
+    or empty to fill in."""
+    spans = zip(SIGNATURES, SIGNATURE_SPANS, values, strict=True)
+    for label, (label_span, blank_span), value in spans:
         _merged(sheet, row, label_span, f"{label}：", Alignment(horizontal="right"))
         for column in range(blank_span[0], blank_span[1] + 1):
             sheet.cell(row, column).border = Border(bottom=THIN)
-        _merged(sheet, row, blank_span, None, Alignment(horizontal="left"))
+        _merged(sheet, row, blank_span, value or None, Alignment(horizontal="left"))
     sheet.row_dimensions[row].height = 24
 
 
@@ -351,7 +371,10 @@ TOTAL_SHADE: Final = colors.HexColor("#EEEEEE")
 BLANK: Final = "\xa0"  # a Paragraph of nothing still takes its line's height
 
 
-def pdf_of(table: QuarterlyTable, *, font_path: str, division: str | None = None) -> bytes:
+def pdf_of(
+    table: QuarterlyTable, *, font_path: str, division: str | None = None,
+    signed: Signatures | None = None,
+) -> bytes:  # fmt: skip
     """A4 landscape: the title, the heading line, the table with the form's header, the notes
     and the signature lines on the first page; the logical checks after it. The font has no bold
     face: the total row is shaded and ruled above instead."""
@@ -372,8 +395,10 @@ def pdf_of(table: QuarterlyTable, *, font_path: str, division: str | None = None
         _pdf_table(table.rows, font, head),
         Spacer(0, 2 * mm),
         *(Paragraph(note, body) for note in notes(table, checks_at="次页")),
+        # What people typed is text, not reportlab's markup.
+        *(Paragraph(escape(note), body) for note in note_of(signed)),
         Spacer(0, 8 * mm),
-        _pdf_signatures(body),
+        _pdf_signatures(body, signed_values(signed)),
         PageBreak(),
         Paragraph(f"{TITLE}　逻辑校验", style("checks", 12, alignment=TA_CENTER)),
         Spacer(0, 3 * mm),
@@ -454,12 +479,13 @@ def _pdf_table(rows: Sequence[TableRow], font: str, head: ParagraphStyle) -> Tab
     )
 
 
-def _pdf_signatures(body: ParagraphStyle) -> Table:
-    """Each signature's label and a ruled blank to sign or date by hand."""
+def _pdf_signatures(body: ParagraphStyle, values: Sequence[str]) -> Table:
+    """Each signature's label and a ruled line: the name or date signed, or blank to sign or
+    date by hand."""
     label_style = ParagraphStyle("label", parent=body, alignment=TA_RIGHT)
     cells: list[Any] = []
-    for label in SIGNATURES:
-        cells += [Paragraph(f"{label}：", label_style), Paragraph(BLANK, body)]
+    for label, value in zip(SIGNATURES, values, strict=True):
+        cells += [Paragraph(f"{label}：", label_style), Paragraph(escape(value) or BLANK, body)]
     widths = [28 * mm, 40 * mm] * len(SIGNATURES)
     rules = [("LINEBELOW", (c, 0), (c, 0), 0.5, colors.black) for c in range(1, len(cells), 2)]
     return Table(

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Annotated, Final, Literal
 from uuid import UUID
 
@@ -20,12 +20,16 @@ from canbao_contracts.reports import (
     Coverage,
     CoverageResponse,
     DivisionCoverage,
+    DivisionFiling,
+    Filing,
+    FilingState,
     InsuranceCoverage,
     PlanListCount,
     PlanLists,
     QuarterlyTable,
     Registration,
     SetTargets,
+    Signatures,
     SurveyProgress,
     TableCheck,
     TableRow,
@@ -56,7 +60,7 @@ from canbao_reporting.quarterly_table import (
     rows_of,
     table_of,
 )
-from canbao_reporting.quarters import Quarter
+from canbao_reporting.quarters import CHINA, Quarter
 from canbao_reporting.settings import ReportingSettings
 
 router = APIRouter(prefix="/internal/v1", tags=["reports"], dependencies=[Depends(current_caller)])
@@ -158,6 +162,21 @@ def _county(division: str | None) -> str:
     return division if division is not None and len(division) == 6 else ""
 
 
+async def _table(session: AsyncSession, moment: Moment, division: str | None) -> QuarterlyTable:
+    """The table of the rows `division` sees, as of the moment."""
+    counts = await store.cell_counts(session, moment.before, region=_county(division))
+    table = table_of(rows_of(counts))
+    every = [*table.rows.items(), (TOTAL, table.total)]
+    rows = [_row(city, row) for city, row in every if _shown(city, division)]
+    shown = {row.city for row in rows}
+    return QuarterlyTable(
+        quarter=str(moment.quarter), as_of=moment.as_of.astimezone(UTC),
+        provisional=moment.provisional, rows=rows,
+        checks=[TableCheck(rule=c.rule, city=c.city, passed=c.passed)
+                for c in table.checks if c.city in shown],
+    )  # fmt: skip
+
+
 @router.get("/reports/quarterly/{quarter}", summary="全民参保登记基础数据情况表 (domain.md §6)",
             response_model=QuarterlyTable)  # fmt: skip
 async def quarterly(
@@ -172,18 +191,7 @@ async def quarterly(
     row, a city's row, or the province's with its total); `format=csv|xlsx|pdf`: the table as
     a file (exports.py)."""
     division = _division(region)
-    moment = _moment(quarter, now())
-    counts = await store.cell_counts(session, moment.before, region=_county(division))
-    table = table_of(rows_of(counts))
-    every = [*table.rows.items(), (TOTAL, table.total)]
-    rows = [_row(city, row) for city, row in every if _shown(city, division)]
-    shown = {row.city for row in rows}
-    answer = QuarterlyTable(
-        quarter=str(moment.quarter), as_of=moment.as_of.astimezone(UTC),
-        provisional=moment.provisional, rows=rows,
-        checks=[TableCheck(rule=c.rule, city=c.city, passed=c.passed)
-                for c in table.checks if c.city in shown],
-    )  # fmt: skip
+    answer = await _table(session, _moment(quarter, now()), division)
     if format == "json":
         return answer
     # Drawing a PDF takes CPU: off the event loop.
@@ -487,4 +495,131 @@ async def list_people(
         count=sum(n for (_, listed), n in counts.items() if listed is name),
         people=[_counted(p) for p in found],
         next_cursor=str(found[-1].person_id) if more else None,
+    )  # fmt: skip
+
+
+# -- Filing (domain.md §6: signed off by the city and the province, due by the 25th) ---------------
+
+
+class NotAFilingDivision(Problem):
+    def __init__(self, region: str) -> None:
+        super().__init__(403, "not-a-filing-division",
+                         "只有省、市填报本表 (filed by a province or city)",
+                         f"{region!r} files no table: the province and its cities do")  # fmt: skip
+
+
+class QuarterNotEnded(Problem):
+    def __init__(self, quarter: Quarter) -> None:
+        super().__init__(422, "quarter-not-ended", "季度尚未结束 (the quarter has not ended)",
+                         f"{quarter} ends {quarter.end.isoformat()}")  # fmt: skip
+
+
+class ChecksUnexplained(Problem):
+    def __init__(self, failed: list[str]) -> None:
+        super().__init__(422, "checks-unexplained",
+                         "逻辑校验未通过，须填写相关情况说明 (explain the failed checks)",
+                         "failed: " + "; ".join(failed), failed=failed)  # fmt: skip
+
+
+class AlreadyFiled(Problem):
+    def __init__(self, quarter: str, region: str) -> None:
+        super().__init__(409, "already-filed", "本季度已报送 (already filed)",
+                         f"{region} filed {quarter}; a filed table does not change")  # fmt: skip
+
+
+class NotFiled(Problem):
+    def __init__(self, quarter: str, region: str) -> None:
+        super().__init__(404, "not-filed", "本季度尚未报送 (not filed)",
+                         f"{region} has not filed {quarter}")  # fmt: skip
+
+
+def _filer(region: str | None) -> str:
+    division = _division(region)
+    if division is None or len(division) not in (2, 4):
+        raise NotAFilingDivision(region or "")
+    return division
+
+
+def _due(quarter: Quarter) -> date:
+    """The 25th of the month after the quarter (domain.md §6)."""
+    return quarter.end.date().replace(day=25)
+
+
+def _state(filed: datetime | None, due: date, now: datetime) -> Literal["filed", "open", "overdue"]:
+    if filed is not None:
+        return "filed"
+    return "overdue" if now.astimezone(CHINA).date() > due else "open"
+
+
+def _filing(row: store.FiledRow, quarter: Quarter) -> Filing:
+    due = _due(quarter)
+    return Filing(
+        quarter=row.quarter, region=row.region, due=due, filed_at=row.filed_at,
+        filed_by=row.filed_by, late=row.filed_at.astimezone(CHINA).date() > due,
+        signatures=Signatures.model_validate(row.signatures),
+        table=QuarterlyTable.model_validate(row.table),
+    )  # fmt: skip
+
+
+@router.post("/reports/quarterly/{quarter}/filing", response_model=Filing, status_code=201,
+             summary="File the quarter's table, signed (报送)")  # fmt: skip
+async def file_table(
+    quarter: str, signed: Signatures, session: SessionDep, now: ClockDep, font: FontDep,
+    caller: CallerDep, region: str | None = None,
+) -> Filing:  # fmt: skip
+    """The filing division's (`region`: the caller's, a province or city) table of a quarter that
+    has ended, with its signatures and note, kept as filed with its xlsx and PDF: a filed table
+    never changes. Failed logical checks need the note that explains them."""
+    division = _filer(region)
+    moment = _moment(quarter, now())
+    if moment.provisional:
+        raise QuarterNotEnded(moment.quarter)
+    table = await _table(session, moment, division)
+    failed = [f"{c.city} {c.rule}" for c in table.checks if not c.passed]
+    if failed and not signed.note.strip():
+        raise ChecksUnexplained(failed)
+    xlsx, pdf = await asyncio.gather(*(
+        asyncio.to_thread(exports.render, table, kind, division=division, font_path=font,
+                          signed=signed)
+        for kind in ("xlsx", "pdf")
+    ))  # fmt: skip
+    row = store.FiledRow(
+        quarter=str(moment.quarter), region=division, filed_at=now(), filed_by=caller.username,
+        signatures=signed.model_dump(mode="json"), table=table.model_dump(mode="json"),
+    )  # fmt: skip
+    if not await store.file(session, row, xlsx=xlsx, pdf=pdf):
+        raise AlreadyFiled(row.quarter, division)
+    await session.commit()
+    return _filing(row, moment.quarter)
+
+
+@router.get("/reports/quarterly/{quarter}/filing", response_model=FilingState,
+            summary="Where the quarter's filing stands; the signed files")  # fmt: skip
+async def filing(
+    quarter: str, session: SessionDep, now: ClockDep, region: str | None = None,
+    format: Literal["json", "xlsx", "pdf"] = "json",
+) -> FilingState | Response:  # fmt: skip
+    """The filing division's filing of the quarter (or that it is open or overdue) and, for a
+    province, each city's; `format=xlsx|pdf`: the files as signed."""
+    division = _filer(region)
+    moment = _moment(quarter, now())
+    asked, due = str(moment.quarter), _due(moment.quarter)
+    if format != "json":
+        file = await store.filed_file(session, asked, division, format)
+        if file is None:
+            raise NotFiled(asked, division)
+        return Response(file, media_type=exports.MEDIA_TYPES[format])
+    filed = await store.filed(session, asked, within=division)
+    own = next((f for f in filed if f.region == division), None)
+    cities: list[DivisionFiling] = []
+    if len(division) == 2:
+        counted = {city for city, _ in await store.cell_counts(session, moment.before)}
+        by_city = {f.region: f for f in filed if len(f.region) == 4}
+        for city in sorted((counted - {UNKNOWN_CITY}) | set(by_city)):
+            at = by_city[city].filed_at if city in by_city else None
+            cities.append(DivisionFiling(region=city, state=_state(at, due, now()), filed_at=at))
+    return FilingState(
+        quarter=asked, region=division, due=due,
+        state=_state(own.filed_at if own else None, due, now()),
+        filing=_filing(own, moment.quarter) if own else None, cities=cities,
     )  # fmt: skip

@@ -36,7 +36,7 @@ from canbao_reporting.quarterly_table import (
     cells_of,
     city_of,
 )
-from canbao_reporting.tables import coverage_targets, person_states
+from canbao_reporting.tables import coverage_targets, filings, person_states
 
 
 async def apply_state(
@@ -274,3 +274,43 @@ async def people_on_list(
         PersonInCell(row.person_id, city_of(row.verdict.get("region_code")), row.verdict)
         for row in rows
     ]
+
+
+@dataclass(frozen=True, slots=True)
+class FiledRow:
+    quarter: str
+    region: str
+    filed_at: datetime
+    filed_by: str
+    signatures: Mapping[str, Any]
+    table: Mapping[str, Any]
+
+
+async def file(session: AsyncSession, row: FiledRow, *, xlsx: bytes, pdf: bytes) -> bool:
+    """Keep the filed table with its signed files; False when the division has filed the
+    quarter already (nothing changes)."""
+    insert = pg_insert(filings).values(
+        quarter=row.quarter, region=row.region, filed_at=row.filed_at, filed_by=row.filed_by,
+        signatures=row.signatures, table=row.table, xlsx=xlsx, pdf=pdf,
+    ).on_conflict_do_nothing()  # fmt: skip
+    connection = await session.connection()
+    return (await connection.execute(insert)).rowcount == 1
+
+
+async def filed(session: AsyncSession, quarter: str, *, within: str) -> list[FiledRow]:
+    """The quarter's filings of `within` and the divisions inside it."""
+    query = sa.select(
+        filings.c.quarter, filings.c.region, filings.c.filed_at, filings.c.filed_by,
+        filings.c.signatures, filings.c.table,
+    ).where(filings.c.quarter == quarter, filings.c.region.startswith(within))  # fmt: skip
+    connection = await session.connection()
+    return [FiledRow(**row._mapping) for row in await connection.execute(query)]
+
+
+async def filed_file(session: AsyncSession, quarter: str, region: str, kind: str) -> bytes | None:
+    """The signed xlsx or pdf of a filing."""
+    column = {"xlsx": filings.c.xlsx, "pdf": filings.c.pdf}[kind]
+    query = sa.select(column).where(filings.c.quarter == quarter, filings.c.region == region)
+    connection = await session.connection()
+    found: bytes | None = await connection.scalar(query)
+    return found

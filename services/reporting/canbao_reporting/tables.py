@@ -48,3 +48,17 @@ coverage_targets = sa.Table(
     sa.Column("set_by", sa.Text, nullable=False),  # the analyst's username
     sa.Column("set_at", sa.DateTime(timezone=True), nullable=False),
 )  # fmt: skip
+
+# Filed tables (domain.md §6 filing): append-only, so a filed table and its signed files never
+# change. One per quarter and filing division (the province or a city).
+filings = sa.Table(
+    "filings", metadata,
+    sa.Column("quarter", sa.String(6), primary_key=True),  # 2026Q3
+    sa.Column("region", sa.String(6), primary_key=True),  # 52, 5201
+    sa.Column("filed_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("filed_by", sa.Text, nullable=False),
+    sa.Column("signatures", JSONB, nullable=False),  # canbao_contracts.reports.Signatures
+    sa.Column("table", JSONB, nullable=False),  # the QuarterlyTable as filed
+    sa.Column("xlsx", sa.LargeBinary, nullable=False),  # the files as signed
+    sa.Column("pdf", sa.LargeBinary, nullable=False),
+)  # fmt: skip
