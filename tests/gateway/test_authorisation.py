@@ -330,7 +330,9 @@ REPORT_ROUTES = {("GET", "/api/v1/reports/quarterly/{quarter}"),
                  ("GET", "/api/v1/reports/quarterly/{quarter}/people"),
                  ("GET", "/api/v1/reports/coverage"), ("GET", "/api/v1/reports/targets/{year}"),
                  ("PUT", "/api/v1/reports/targets/{year}"), ("GET", "/api/v1/reports/lists"),
-                 ("GET", "/api/v1/reports/lists/{name}")}  # fmt: skip
+                 ("GET", "/api/v1/reports/lists/{name}"),
+                 ("GET", "/api/v1/reports/quarterly/{quarter}/filing"),
+                 ("POST", "/api/v1/reports/quarterly/{quarter}/filing")}  # fmt: skip
 # Outside the matrix: login (before any role), a certificate's verification (anyone, api.md
 # "Self-service"); the service shell's health and OpenAPI routes.
 NO_ROLE_ROUTES = (

@@ -100,7 +100,7 @@ async def test_only_analysts_read_the_reports(
     # Column 6 of Guiyang counts no one: the list is empty, identity is not asked.
     paths = (TABLE, f"{TABLE}/people?city=5201&column=6", "/api/v1/reports/coverage",
              "/api/v1/reports/targets/2026", "/api/v1/reports/lists",
-             "/api/v1/reports/lists/selective")  # fmt: skip
+             "/api/v1/reports/lists/selective", f"{TABLE}/filing")  # fmt: skip
     for path in paths:
         answer = await gateway.get(path, headers=bearer(token_for(role, "52")))
         if role is Role.ANALYST:
@@ -257,3 +257,28 @@ async def test_an_analyst_downloads_the_form_as_a_workbook_and_as_a_pdf(
     assert pdf.content.startswith(b"%PDF-")
     name = unquote(pdf.headers["content-disposition"].split("''")[1])
     assert name == "全民参保登记基础数据情况表-2026Q3-52.pdf"
+
+
+async def test_a_city_files_its_quarter_and_downloads_what_it_signed(
+    gateway: httpx.AsyncClient, token_for: Callable[..., str]
+) -> None:
+    zunyi = bearer(token_for(Role.ANALYST, "5203", username="zunyi-analyst"))
+    signed = {"filled_by": "李明", "section_head": "王芳", "unit_head": "赵强",
+              "report_date": "2026-10-02"}  # fmt: skip
+    filed = await gateway.post(f"{TABLE}/filing", headers=zunyi, json=signed)
+    assert filed.status_code == 201, filed.text
+    assert filed.json()["filed_by"] == "zunyi-analyst" and filed.json()["late"] is False
+    again = await gateway.post(f"{TABLE}/filing", headers=zunyi, json=signed)
+    assert_problem(again, 409, "already-filed")
+    pdf = await gateway.get(f"{TABLE}/filing", headers=zunyi, params={"format": "pdf"})
+    assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF-")
+    name = unquote(pdf.headers["content-disposition"].split("''")[1])
+    assert name == "全民参保登记基础数据情况表-2026Q3-5203-报送.pdf"
+    province = bearer(token_for(Role.ANALYST, "52"))
+    state = (await gateway.get(f"{TABLE}/filing", headers=province)).json()
+    assert state["state"] == "open" and state["due"] == "2026-10-25"
+    assert [(c["region"], c["state"]) for c in state["cities"]] == [("5201", "open"),
+                                                                   ("5203", "filed")]  # fmt: skip
+    county = bearer(token_for(Role.ANALYST, ZUNYI, username="county-analyst"))
+    refused = await gateway.post(f"{TABLE}/filing", headers=county, json=signed)
+    assert_problem(refused, 403, "not-a-filing-division")

@@ -290,6 +290,23 @@ class ReportingClient(InternalClient):
         body: dict[str, Any] = response.json()
         return body
 
+    async def filing(
+        self, quarter: str, *, region: str, caller: Actor, format: str = "json",
+        signed: dict[str, Any] | None = None,
+    ) -> httpx.Response:  # fmt: skip
+        """The quarter's filing of `region` (the caller's scope): its state, or the signed file
+        `format` names; with `signed`, filed first. Reporting's problems passed on."""
+        path = f"/internal/v1/reports/quarterly/{quote(quarter, safe='')}/filing"
+        params = {"region": region} | ({"format": format} if signed is None else {})
+        response = await self._send("GET" if signed is None else "POST", path, json=signed,
+                                    params=params, caller=caller)  # fmt: skip
+        if response.status_code in (403, 404, 409, 422):
+            raise self.passed_on(response)
+        if response.status_code not in (200, 201):
+            log.warning("reporting answered %d to a filing", response.status_code)
+            raise self.unavailable()
+        return response
+
     async def lists(
         self, name: str | None, *, region: str, params: dict[str, Any], caller: Actor
     ) -> dict[str, Any]:

@@ -23,9 +23,12 @@ from canbao_contracts.codes import Insurance, RegistrationState, StatusCode, Sur
 from canbao_contracts.id_numbers import mask
 from canbao_contracts.reports import (
     CoverageResponse,
+    Filing,
+    FilingState,
     PlanLists,
     QuarterlyTable,
     SetTargets,
+    Signatures,
     Targets,
 )
 from canbao_gateway import problems
@@ -361,3 +364,48 @@ async def _list_csv(
 
 def _code_label(code: str | None) -> str:
     return "" if code is None else f"{code} {StatusCode(code).label}"
+
+
+FILING_ERRORS: Final = problems.problem_responses({
+    401: problems.UNAUTHENTICATED,
+    403: "role-not-allowed, not-a-filing-division (a county: the province and cities file)",
+    404: "not-filed (the signed files of a filing not made)",
+    409: "already-filed (a filed table does not change)",
+    422: "invalid-quarter, future-quarter, quarter-not-ended, checks-unexplained (a failed "
+    "check needs the note 相关情况说明), invalid-request",
+    503: "reporting-unavailable",
+})  # fmt: skip
+
+
+@router.post("/quarterly/{quarter}/filing", responses=FILING_ERRORS, status_code=201,
+             summary="报送: file the quarter's table of your province or city, signed")  # fmt: skip
+async def file_table(
+    quarter: str, signed: Signatures, staff: Annotated[Staff, require(*REPORT_ROLES)],
+    reporting: ReportingDep,
+) -> Filing:  # fmt: skip
+    """Sign off a quarter that has ended (domain.md §6: 填表人, 处(科)负责人, 单位负责人, 报出日期,
+    相关情况说明): the table of your province or city is kept as filed, with its xlsx and PDF as
+    signed, and never changes. Due by the 25th of the month after the quarter."""
+    answer = await reporting.filing(quarter, region=staff.scope, caller=staff,
+                                    signed=signed.model_dump(mode="json"))  # fmt: skip
+    return Filing.model_validate(answer.json())
+
+
+@router.get("/quarterly/{quarter}/filing",
+            responses=FILING_ERRORS | {200: {"content": {FILES["xlsx"]: BINARY,
+                                                         FILES["pdf"]: BINARY}}},
+            summary="报送情况: the quarter's filing of your region; the signed files")  # fmt: skip
+async def filing(
+    quarter: str, staff: Annotated[Staff, require(*REPORT_ROLES)], reporting: ReportingDep,
+    format: Literal["json", "xlsx", "pdf"] = "json",
+) -> FilingState:  # fmt: skip
+    """Filed, open or overdue, with the filing as made; a province sees each city's too.
+    `format=xlsx|pdf`: the files as they were signed."""
+    answer = await reporting.filing(quarter, region=staff.scope, caller=staff, format=format)
+    if format != "json":
+        name = quote(f"全民参保登记基础数据情况表-{quarter}-{staff.scope}-报送.{format}")
+        return Response(  # type: ignore[return-value]  # the file, not the model
+            answer.content, media_type=FILES[format],
+            headers={"Content-Disposition": f"attachment; filename*=UTF-8''{name}"},
+        )  # fmt: skip
+    return FilingState.model_validate(answer.json())
