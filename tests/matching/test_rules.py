@@ -132,6 +132,17 @@ def test_a_paying_and_a_suspended_enrolment_are_not_a_duplicate() -> None:
     assert flags(v) == set()
 
 
+def test_the_verdict_names_the_cities_of_the_paying_enrolments() -> None:
+    """domain.md §6: "local" is relative to each city; reporting counts column 3 where these are."""
+    p = pid()
+    v = verdict(enrolled(p, S.RESIDENT_MEDICAL, region=OTHER_REGION),
+                enrolled(p, S.RESIDENT_PENSION),
+                enrolled(p, S.RESIDENT_PENSION, region=OTHER_REGION),
+                enrolled(p, S.URBAN_EMPLOYEE_PENSION, SUSPENDED, region="520402"))  # fmt: skip
+    assert v.enrolment_cities == ("5201", "5203")  # not Anshun: suspended
+    assert verdict(custody(p)).enrolment_cities == ()
+
+
 # -- Rule 2: an active enrolment reported by the comparison ---------------------------------------
 
 

@@ -5,8 +5,9 @@ A verdict carries what survey and reporting need without asking anyone. The quar
 city from `region_code`, column by column:
    1 household population       household_registered_locally
    2 data obtained              household_data_obtained
-   3 local, registered directly registration = confirmed, confirmed_by = local
-   4 of which non-local         (3) and not household_registered_locally
+   3 local, registered directly registration = confirmed, confirmed_by = local, in each city of
+                                enrolment_cities ("local" is relative to each city)
+   4 of which non-local         (3) in a city not the person's household city
    5 in-province, confirmed     (1) and registration = confirmed, confirmed_by = province
    6 out-of-province, confirmed (1) and registration = confirmed, confirmed_by = national
    7 to be surveyed             (1) and registration = needs_survey or verified
@@ -25,7 +26,7 @@ from datetime import date
 from typing import Annotated, Any, Self
 from uuid import UUID
 
-from pydantic import AfterValidator, AwareDatetime, Field, model_validator
+from pydantic import AfterValidator, AwareDatetime, Field, StringConstraints, model_validator
 
 from canbao_contracts.codes import (
     FlagType,
@@ -89,6 +90,14 @@ def _reasons(reasons: tuple[SurveyReason, ...]) -> tuple[SurveyReason, ...]:
     return canonical_order(reasons, key=table_position, what="survey_reasons")
 
 
+# A city (地市): the first four digits of a GB/T 2260 division.
+CityCode = Annotated[str, StringConstraints(pattern=r"^[0-9]{4}$")]
+
+
+def _cities(cities: tuple[str, ...]) -> tuple[str, ...]:
+    return canonical_order(cities, key=str, what="enrolment_cities")
+
+
 class Verdict(ContractModel):
     """Everything a StatusesChanged says about the person; `previous` is the same shape."""
 
@@ -112,6 +121,10 @@ class Verdict(ContractModel):
     registration: RegistrationState
     confirmed_by: ComparisonScope | None = None
     """Which comparison confirmed the registration (§6 columns 3, 5, 6); set when confirmed."""
+    enrolment_cities: Annotated[tuple[CityCode, ...], AfterValidator(_cities)] = ()
+    """The cities of the person's paying enrolments in the province's own systems, sorted:
+    "local" in §6 is relative to each city (column 3 where enrolled, column 5 of the household
+    city when enrolled only in other cities of the province)."""
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:

@@ -150,7 +150,8 @@ def evaluate(situation: Situation, today: date) -> Verdict | None:
     )
     return Verdict(**base, deceased=False, statuses=Statuses(**statuses), flags=flags,
                    needs_survey=bool(reasons), survey_reasons=reasons,
-                   registration=registration, confirmed_by=confirmed_by)  # fmt: skip
+                   registration=registration, confirmed_by=confirmed_by,
+                   enrolment_cities=enrolment_cities(situation))  # fmt: skip
 
 
 def is_deceased(situation: Situation) -> bool:
@@ -300,6 +301,15 @@ def employed_by_unit(situation: Situation, today: date) -> bool:
         e.unit_id is not None and e.state is not EnrolmentState.TERMINATED
         for e in situation.of(EnrolmentFact)
     )
+
+
+def enrolment_cities(situation: Situation) -> tuple[str, ...]:
+    """domain.md §6 "'Local' is relative to each city": the cities (地市, a region's first four
+    digits) of the person's paying local enrolments, whichever insurance."""
+    return tuple(sorted({
+        e.region_code[:4] for e in situation.of(EnrolmentFact)
+        if e.state is EnrolmentState.PAYING and e.region_code is not None
+    }))  # fmt: skip
 
 
 def _current(start: date | None, end: date | None, today: date) -> bool:

@@ -14,12 +14,12 @@ Read it next to §6 and the column map in canbao_contracts.events.statuses. Our 
   columns 1-2 and 5-17 count the city's living household-registered people; only columns 3-4
   count people registered elsewhere.
 * "Local" is relative to each city (§6): matching's `confirmed_by = local` means the province's
-  own systems. A person so confirmed counts in column 3 of every city where they hold an active
-  enrolment (`enrolment_cities`), and in column 4 there too when their household is not in that
-  city; a household person with enrolments only in other cities of the province counts in their
-  own city's column 5. When the enrolment cities are not known (none published, or nothing is
-  insured: a prisoner, a child not required to join — matching confirms them "by the local
-  systems"), column 3 is the person's own city. Each row then satisfies (1) = (3) − (4) + (5) +
+  own systems. A person so confirmed counts in column 3 of every city where they hold a paying
+  enrolment (the verdict's `enrolment_cities`), and in column 4 there too when their household
+  is not in that city; a household person with enrolments only in other cities of the province
+  counts in their own city's column 5. When they have no paying enrolment (nothing is insured:
+  a prisoner, a child not required to join — matching confirms them "by the local systems"),
+  column 3 is the person's own city. Each row then satisfies (1) = (3) − (4) + (5) +
   (6) + (7): a household person is in exactly one of 3-without-4, 5, 6 and 7 of their city, and
   every other count in 3 is also in 4.
 * Columns 9, 12, 15-17 ("should be insured, not insured", 应参保未参保) are status codes 91 and
@@ -83,14 +83,14 @@ def city_of(region_code: str | None) -> str:
     return region_code[:4] if region_code else UNKNOWN_CITY
 
 
-def cells_of(verdict: Verdict, enrolment_cities: Iterable[str] = ()) -> set[Cell]:
-    """The (city, column) cells one person counts in; `enrolment_cities`: the cities of their
-    active local enrolments, when known (module docstring, "Local")."""
+def cells_of(verdict: Verdict) -> set[Cell]:
+    """The (city, column) cells one person counts in (the cities of their paying local
+    enrolments decide column 3 against 5: module docstring, "Local")."""
     if verdict.deceased:
         return set()
     city = city_of(verdict.region_code)
     home = verdict.household_registered_locally
-    enrolled_in = set(enrolment_cities)
+    enrolled_in = set(verdict.enrolment_cities)
     cells: set[Cell] = set()
     if verdict.confirmed_by is ComparisonScope.LOCAL:
         for enrolment_city in enrolled_in or {city}:
@@ -123,15 +123,6 @@ def cells_of(verdict: Verdict, enrolment_cities: Iterable[str] = ()) -> set[Cell
     return cells
 
 
-@dataclass(frozen=True, slots=True)
-class Counted:
-    """One person as the table counts them: the verdict last published and, when known, the
-    cities of their active local enrolments."""
-
-    verdict: Verdict
-    enrolment_cities: tuple[str, ...] = ()
-
-
 def cell_names(cells: Iterable[Cell]) -> list[str]:
     """The cells as the projection stores them, "5201:7", sorted."""
     return sorted(f"{city}:{column}" for city, column in cells)
@@ -142,11 +133,11 @@ def cell_of(name: str) -> Cell:
     return city, int(column)
 
 
-def city_rows(people: Iterable[Counted]) -> dict[str, Row]:
+def city_rows(people: Iterable[Verdict]) -> dict[str, Row]:
     """The city rows, ordered by city code (the unknown city last)."""
     counts: dict[Cell, int] = defaultdict(int)
     for person in people:
-        for cell in cells_of(person.verdict, person.enrolment_cities):
+        for cell in cells_of(person):
             counts[cell] += 1
     return rows_of(counts)
 
@@ -198,7 +189,7 @@ class QuarterlyTable:
     checks: list[Check]
 
 
-def quarterly_table(people: Iterable[Counted]) -> QuarterlyTable:
+def quarterly_table(people: Iterable[Verdict]) -> QuarterlyTable:
     return table_of(city_rows(people))
 
 
