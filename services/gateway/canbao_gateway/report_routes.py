@@ -229,6 +229,7 @@ async def coverage(
 
 
 TARGET_ERRORS: Final = problems.problem_responses({
+    400: "bad-request: a body that cannot be parsed",
     401: problems.UNAUTHENTICATED,
     403: "role-not-allowed, region-out-of-scope (a division outside your region)",
     422: "invalid-target (a year from 2000, a rate in (0, 1] of an insurance), invalid-region, "
@@ -367,6 +368,7 @@ def _code_label(code: str | None) -> str:
 
 
 FILING_ERRORS: Final = problems.problem_responses({
+    400: "bad-request: a body that cannot be parsed",
     401: problems.UNAUTHENTICATED,
     403: "role-not-allowed, not-a-filing-division (a county: the province and cities file)",
     404: "not-filed (the signed files of a filing not made)",
