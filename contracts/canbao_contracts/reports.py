@@ -185,3 +185,25 @@ class FilingState(_Report):
     filing: Filing | None
     cities: list[DivisionFiling]
     """For the province: each city's filing of the quarter (the cities with people counted)."""
+
+
+class EmployerGap(_Report):
+    unit_id: str
+    """AAB001 (si_core) or emp_no (medical): the unit as the business systems know it."""
+    people: int
+    """Its employees in the region not enrolled in at least one insurance (code 92)."""
+    insurances: dict[str, int]
+    """Of them, those with 92 in each insurance."""
+
+
+class Employers(_Report):
+    """Employers leaving employees out (domain.md §5 code 92), the most first: for labour
+    inspection (劳动监察, 40号 三(一)2 and 三(二)2)."""
+
+    quarter: str
+    as_of: datetime
+    provisional: bool
+    region: str
+    employers: list[EmployerGap]
+    units: int
+    """How many employers leave someone out in all (the list shows the first `limit`)."""

@@ -143,6 +143,17 @@ def test_the_verdict_names_the_cities_of_the_paying_enrolments() -> None:
     assert verdict(custody(p)).enrolment_cities == ()
 
 
+def test_the_verdict_names_the_units_that_employ_the_person_now() -> None:
+    """The employer a 92 is owed to: a current job registration, an enrolment by a unit not
+    terminated; not a job that ended, nor a unit's terminated enrolment."""
+    p = pid()
+    v = verdict(job(p), enrolled(p, S.URBAN_EMPLOYEE_PENSION, SUSPENDED, unit="U0002"),
+                enrolled(p, S.EMPLOYEE_MEDICAL, TERMINATED, unit="U0003"))  # fmt: skip
+    assert v.employers == ("U0001", "U0002")
+    assert verdict(job(p, ended=TODAY - timedelta(days=1))).employers == ()
+    assert verdict(enrolled(p, S.RESIDENT_PENSION)).employers == ()
+
+
 # -- Rule 2: an active enrolment reported by the comparison ---------------------------------------
 
 

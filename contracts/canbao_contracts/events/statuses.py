@@ -40,6 +40,7 @@ from canbao_contracts.events.base import (
     ContractModel,
     Event,
     RegionCode,
+    SourceId,
     canonical_order,
     table_position,
 )
@@ -98,6 +99,10 @@ def _cities(cities: tuple[str, ...]) -> tuple[str, ...]:
     return canonical_order(cities, key=str, what="enrolment_cities")
 
 
+def _employers(units: tuple[str, ...]) -> tuple[str, ...]:
+    return canonical_order(units, key=str, what="employers")
+
+
 class Verdict(ContractModel):
     """Everything a StatusesChanged says about the person; `previous` is the same shape."""
 
@@ -125,6 +130,9 @@ class Verdict(ContractModel):
     """The cities of the person's paying enrolments in the province's own systems, sorted:
     "local" in §6 is relative to each city (column 3 where enrolled, column 5 of the household
     city when enrolled only in other cities of the province)."""
+    employers: Annotated[tuple[SourceId, ...], AfterValidator(_employers)] = ()
+    """The units (AAB001 / emp_no) that employ the person now, sorted: the employer a code 92
+    ("employed by a unit but not enrolled") is owed to, for labour inspection (40号 三(一)2)."""
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:

@@ -151,7 +151,8 @@ def evaluate(situation: Situation, today: date) -> Verdict | None:
     return Verdict(**base, deceased=False, statuses=Statuses(**statuses), flags=flags,
                    needs_survey=bool(reasons), survey_reasons=reasons,
                    registration=registration, confirmed_by=confirmed_by,
-                   enrolment_cities=enrolment_cities(situation))  # fmt: skip
+                   enrolment_cities=enrolment_cities(situation),
+                   employers=employers(situation, today))  # fmt: skip
 
 
 def is_deceased(situation: Situation) -> bool:
@@ -297,10 +298,24 @@ def employed_by_unit(situation: Situation, today: date) -> bool:
     registered = any(
         _current(e.started_on, e.ended_on, today) for e in situation.of(EmploymentFact)
     )
-    return registered or any(
-        e.unit_id is not None and e.state is not EnrolmentState.TERMINATED
-        for e in situation.of(EnrolmentFact)
-    )
+    return registered or any(_on_the_books(e) for e in situation.of(EnrolmentFact))
+
+
+def employers(situation: Situation, today: date) -> tuple[str, ...]:
+    """The units employing the person by employed_by_unit's convention, those the sources name:
+    whom a 92 is owed to."""
+    registered = {
+        e.unit_id
+        for e in situation.of(EmploymentFact)
+        if e.unit_id is not None and _current(e.started_on, e.ended_on, today)
+    }
+    enrolling = {e.unit_id for e in situation.of(EnrolmentFact)
+                 if e.unit_id is not None and _on_the_books(e)}  # fmt: skip
+    return tuple(sorted(registered | enrolling))
+
+
+def _on_the_books(enrolment: EnrolmentFact) -> bool:
+    return enrolment.unit_id is not None and enrolment.state is not EnrolmentState.TERMINATED
 
 
 def enrolment_cities(situation: Situation) -> tuple[str, ...]:
