@@ -332,7 +332,9 @@ REPORT_ROUTES = {("GET", "/api/v1/reports/quarterly/{quarter}"),
                  ("PUT", "/api/v1/reports/targets/{year}"), ("GET", "/api/v1/reports/lists"),
                  ("GET", "/api/v1/reports/lists/{name}"),
                  ("GET", "/api/v1/reports/quarterly/{quarter}/filing"),
-                 ("POST", "/api/v1/reports/quarterly/{quarter}/filing")}  # fmt: skip
+                 ("POST", "/api/v1/reports/quarterly/{quarter}/filing"),
+                 ("GET", "/api/v1/reports/employers"),
+                 ("GET", "/api/v1/reports/employers/{unit_id}")}  # fmt: skip
 # Outside the matrix: login (before any role), a certificate's verification (anyone, api.md
 # "Self-service"); the service shell's health and OpenAPI routes.
 NO_ROLE_ROUTES = (

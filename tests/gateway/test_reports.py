@@ -18,6 +18,7 @@ import httpx
 import openpyxl
 import pytest
 
+from canbao_contracts.codes import StatusCode
 from canbao_contracts.id_numbers import mask
 from canbao_gateway.staff import Role
 from canbao_platform.db import Database
@@ -35,7 +36,7 @@ from tests.identity.test_writeback import NUMBER, ac01
 from tests.reporting.conftest import Reporting
 from tests.reporting.conftest import reporting as reporting  # reporting's fixtures
 from tests.reporting.conftest import reporting_database as reporting_database
-from tests.reporting.people import ZUNYI, needing_survey, verdict
+from tests.reporting.people import UNINSURED, ZUNYI, needing_survey, verdict
 from tests.reporting.test_projection import Q3_END, changed
 
 TABLE = "/api/v1/reports/quarterly/2026Q3"
@@ -100,7 +101,8 @@ async def test_only_analysts_read_the_reports(
     # Column 6 of Guiyang counts no one: the list is empty, identity is not asked.
     paths = (TABLE, f"{TABLE}/people?city=5201&column=6", "/api/v1/reports/coverage",
              "/api/v1/reports/targets/2026", "/api/v1/reports/lists",
-             "/api/v1/reports/lists/selective", f"{TABLE}/filing")  # fmt: skip
+             "/api/v1/reports/lists/selective", f"{TABLE}/filing", "/api/v1/reports/employers",
+             "/api/v1/reports/employers/U-NONE")  # fmt: skip
     for path in paths:
         answer = await gateway.get(path, headers=bearer(token_for(role, "52")))
         if role is Role.ANALYST:
@@ -203,7 +205,12 @@ async def test_an_analyst_exports_a_list_of_the_plans_masked_and_audited(
     person_id = await harness.person_of(NUMBER)
     assert person_id is not None
     others = [uuid.uuid4() for _ in range(3)]
-    await reporting.apply(changed(person_id, needing_survey(region_code=BEIJING)),
+    owed = needing_survey(
+        region_code=BEIJING,
+        employers=("U0001",),
+        statuses=UNINSURED.model_copy(update={"injury": StatusCode.UNINSURED_BY_EMPLOYER}),
+    )
+    await reporting.apply(changed(person_id, owed),
                           *(changed(p, needing_survey(region_code=BEIJING)) for p in others),
                           changed(uuid.uuid4(), verdict(region_code=BEIJING)))  # fmt: skip
     definition = dataclasses.replace(SERVICE, components=lambda _: ())
@@ -232,8 +239,14 @@ async def test_an_analyst_exports_a_list_of_the_plans_masked_and_audited(
             refused = await gateway.get("/api/v1/reports/lists/uninsured", headers=beijing,
                                         params={"region": "5201", "format": "csv"})  # fmt: skip
             assert_problem(refused, 403, "region-out-of-scope")
+
+            units = (await gateway.get("/api/v1/reports/employers", headers=beijing)).json()
+            assert [(u["unit_id"], u["people"]) for u in units["employers"]] == [("U0001", 1)]
+            owed = await gateway.get("/api/v1/reports/employers/U0001", headers=beijing)
+            (employee,) = owed.json()["people"]
+            assert (employee["name"], employee["id_number"]) == ("王*", mask(NUMBER))
     read = [row for row in await audit_rows(gateway_db) if row["purpose"] == "analysis"]
-    assert len(read) == 3 + 4  # the page, then the whole list as exported
+    assert len(read) == 3 + 4 + 1  # the page, the whole list as exported, the unit's employee
 
 
 async def test_an_analyst_downloads_the_form_as_a_workbook_and_as_a_pdf(

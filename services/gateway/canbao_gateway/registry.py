@@ -307,6 +307,24 @@ class ReportingClient(InternalClient):
             raise self.unavailable()
         return response
 
+    async def employers(
+        self, unit_id: str | None, *, region: str, params: dict[str, Any], caller: Actor
+    ) -> dict[str, Any]:
+        """Reporting's employers leaving people out (`unit_id` None) or a page of one unit's
+        employees owed a 92, within `region` (the caller's scope); its problems passed on."""
+        path = "/internal/v1/reports/employers"
+        if unit_id is not None:
+            path += f"/{quote(unit_id, safe='')}"
+        response = await self._send("GET", path, params=params | {"region": region},
+                                    caller=caller)  # fmt: skip
+        if response.status_code in (403, 404, 422):
+            raise self.passed_on(response)
+        if response.status_code != 200:
+            log.warning("reporting answered %d to employers", response.status_code)
+            raise self.unavailable()
+        body: dict[str, Any] = response.json()
+        return body
+
     async def lists(
         self, name: str | None, *, region: str, params: dict[str, Any], caller: Actor
     ) -> dict[str, Any]:

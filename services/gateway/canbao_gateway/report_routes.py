@@ -15,7 +15,7 @@ from typing import Annotated, Any, Final, Literal
 from urllib.parse import quote
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Depends, Path, Query, Response
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
@@ -23,6 +23,7 @@ from canbao_contracts.codes import Insurance, RegistrationState, StatusCode, Sur
 from canbao_contracts.id_numbers import mask
 from canbao_contracts.reports import (
     CoverageResponse,
+    Employers,
     Filing,
     FilingState,
     PlanLists,
@@ -411,3 +412,45 @@ async def filing(
             headers={"Content-Disposition": f"attachment; filename*=UTF-8''{name}"},
         )  # fmt: skip
     return FilingState.model_validate(answer.json())
+
+
+@router.get("/employers", responses=LIST_ERRORS,
+            summary="单位应参保未参保: employers leaving employees out")  # fmt: skip
+async def employers(
+    staff: Annotated[Staff, require(*REPORT_ROLES)],
+    reporting: ReportingDep,
+    region: Annotated[str | None, Query(max_length=12)] = None,
+    quarter: Annotated[str | None, Query(max_length=16)] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> Employers:
+    """Per unit (AAB001), its employees in your region (or `region` within it) employed but not
+    enrolled in each insurance (code 92), the units leaving out the most first: the list labour
+    inspection (劳动监察) works through. Numbers only."""
+    params: dict[str, Any] = {"limit": limit}
+    params |= {k: v for k, v in (("division", region), ("quarter", quarter)) if v is not None}
+    answer = await reporting.employers(None, region=staff.scope, params=params, caller=staff)
+    return Employers.model_validate(answer)
+
+
+@router.get("/employers/{unit_id}", responses=LIST_ERRORS,
+            summary="单位应参保未参保职工名单: a unit's employees left out")  # fmt: skip
+async def employees_owed(
+    unit_id: Annotated[str, Path(min_length=1, max_length=64)],
+    staff: Annotated[Staff, require(*REPORT_ROLES)],
+    reporting: ReportingDep,
+    identity: IdentityDep,
+    audit: AuditDep,
+    region: Annotated[str | None, Query(max_length=12)] = None,
+    quarter: Annotated[str | None, Query(max_length=16)] = None,
+    cursor: Annotated[str | None, Query(max_length=100)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> ListPeople:
+    """A page of the unit's employees in your region not enrolled in some insurance, masked,
+    each one audited as read for analysis."""
+    params: dict[str, Any] = {"limit": limit}
+    for key, value in (("division", region), ("quarter", quarter), ("cursor", cursor)):
+        if value:
+            params[key] = value
+    page = await reporting.employers(unit_id, region=staff.scope, params=params, caller=staff)
+    people = await _masked(page["people"], identity, audit, staff)
+    return ListPeople.model_validate(page | {"people": people})

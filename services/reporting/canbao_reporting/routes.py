@@ -11,7 +11,7 @@ from datetime import UTC, date, datetime
 from typing import Annotated, Final, Literal
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -21,6 +21,8 @@ from canbao_contracts.reports import (
     CoverageResponse,
     DivisionCoverage,
     DivisionFiling,
+    EmployerGap,
+    Employers,
     Filing,
     FilingState,
     InsuranceCoverage,
@@ -622,4 +624,58 @@ async def filing(
         quarter=asked, region=division, due=due,
         state=_state(own.filed_at if own else None, due, now()),
         filing=_filing(own, moment.quarter) if own else None, cities=cities,
+    )  # fmt: skip
+
+
+@router.get("/reports/employers", response_model=Employers,
+            summary="Employers leaving employees out (92), the most first")  # fmt: skip
+async def employers(
+    session: SessionDep,
+    now: ClockDep,
+    region: str | None = None,
+    division: str | None = None,
+    quarter: Annotated[str | None, Query(max_length=16)] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> Employers:
+    asked = _scope(region, division)
+    moment = _moment(quarter or str(Quarter.of(now())), now())
+    gaps, units = await store.employer_gaps(session, moment.before, region=asked, limit=limit)
+    return Employers(
+        quarter=str(moment.quarter), as_of=moment.as_of.astimezone(UTC),
+        provisional=moment.provisional, region=asked, units=units,
+        employers=[EmployerGap(unit_id=g.unit_id, people=g.people,
+                               insurances={i.value: n for i, n in g.by_insurance.items()})
+                   for g in gaps],
+    )  # fmt: skip
+
+
+@router.get("/reports/employers/{unit_id}", response_model=ListPeople,
+            summary="A unit's employees not enrolled in some insurance (92)")  # fmt: skip
+async def employees_owed(
+    unit_id: Annotated[str, Path(min_length=1, max_length=64)],
+    session: SessionDep,
+    now: ClockDep,
+    region: str | None = None,
+    division: str | None = None,
+    quarter: Annotated[str | None, Query(max_length=16)] = None,
+    cursor: Annotated[str | None, Query(max_length=100)] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = PAGE,
+) -> ListPeople:
+    asked = _scope(region, division)
+    moment = _moment(quarter or str(Quarter.of(now())), now())
+    try:
+        after = UUID(cursor) if cursor else None
+    except ValueError:
+        raise InvalidCursor() from None
+    found, count = await store.employees_owed(
+        session, moment.before, unit_id=unit_id, region=asked, after=after, limit=limit + 1
+    )
+    found, more = found[:limit], len(found) > limit
+    return ListPeople(
+        quarter=str(moment.quarter), as_of=moment.as_of.astimezone(UTC),
+        provisional=moment.provisional, region=asked, name=unit_id,
+        label=f"单位应参保未参保职工名单（{unit_id}）",
+        count=count,
+        people=[_counted(p) for p in found],
+        next_cursor=str(found[-1].person_id) if more else None,
     )  # fmt: skip

@@ -314,3 +314,67 @@ async def filed_file(session: AsyncSession, quarter: str, region: str, kind: str
     connection = await session.connection()
     found: bytes | None = await connection.scalar(query)
     return found
+
+
+# A living person with 92 in some insurance: employed by a unit but not enrolled in it (§5).
+_OWED_92: Final = (
+    "EXISTS (SELECT 1 FROM jsonb_each_text(newest.verdict->'statuses') AS s WHERE s.value = '92')"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class EmployerGap:
+    unit_id: str
+    people: int  # employees not enrolled in at least one insurance
+    by_insurance: dict[Insurance, int]  # employees with 92 in each
+
+
+async def employer_gaps(
+    session: AsyncSession, before: datetime | None, *, region: str, limit: int
+) -> tuple[list[EmployerGap], int]:
+    """The employers of the region's people owed a 92, those leaving out the most first (at most
+    `limit`), and how many employers there are in all."""
+    per_insurance = ", ".join(
+        f"count(*) FILTER (WHERE newest.verdict->'statuses'->>'{i.value}' = '92') AS {i.value}"
+        for i in Insurance
+    )
+    query = sa.text(f"""
+        SELECT unit, count(*) AS people, {per_insurance}, count(*) OVER () AS units
+        FROM ({_NEWEST}) AS newest,
+             jsonb_array_elements_text(COALESCE(newest.verdict->'employers', '[]')) AS unit
+        WHERE newest.verdict IS NOT NULL AND {_IN_REGION} AND {_OWED_92}
+        GROUP BY unit ORDER BY people DESC, unit LIMIT :limit
+    """)  # fmt: skip
+    connection = await session.connection()
+    rows = (await connection.execute(query, {"before": before, "region": region,
+                                             "limit": limit})).all()  # fmt: skip
+    gaps = [EmployerGap(row.unit, row.people, {i: getattr(row, i.value) for i in Insurance})
+            for row in rows]  # fmt: skip
+    return gaps, rows[0].units if rows else 0
+
+
+_EMPLOYED_AND_OWED: Final = f"""
+    FROM ({_NEWEST}) AS newest
+    WHERE newest.verdict IS NOT NULL AND newest.verdict->'employers' ? :unit
+      AND {_IN_REGION} AND {_OWED_92}
+"""
+
+
+async def employees_owed(
+    session: AsyncSession, before: datetime | None, *, unit_id: str, region: str,
+    after: UUID | None = None, limit: int = 100,
+) -> tuple[list[PersonInCell], int]:  # fmt: skip
+    """A page of the region's people the unit employs and has not enrolled in some insurance
+    (92), by person_id after `after`, and how many they are in all."""
+    page = sa.text(f"""
+        SELECT newest.person_id, newest.verdict {_EMPLOYED_AND_OWED}
+          AND (CAST(:after AS uuid) IS NULL OR newest.person_id > :after)
+        ORDER BY newest.person_id LIMIT :limit
+    """)  # fmt: skip
+    params = {"before": before, "region": region, "unit": unit_id}
+    connection = await session.connection()
+    rows = await connection.execute(page, params | {"after": after, "limit": limit})
+    found = [PersonInCell(row.person_id, city_of(row.verdict.get("region_code")), row.verdict)
+             for row in rows]  # fmt: skip
+    counted = await connection.scalar(sa.text(f"SELECT count(*) {_EMPLOYED_AND_OWED}"), params)
+    return found, int(counted or 0)

@@ -1,0 +1,54 @@
+"""Employers leaving employees out (domain.md §5 code 92; 40号 三(一)2, 三(二)2): per unit the
+region's employees not enrolled in each insurance, the units leaving out the most first, and the
+people behind each unit's number, on a real database through the internal API."""
+
+from __future__ import annotations
+
+import uuid
+
+import httpx
+
+from canbao_contracts.codes import StatusCode
+from tests.reporting.conftest import Reporting
+from tests.reporting.people import INSURED, ZUNYI, deceased, verdict
+from tests.reporting.test_projection import changed
+
+S = StatusCode
+NO_INJURY = INSURED.model_copy(update={"injury": S.UNINSURED_BY_EMPLOYER})
+NOTHING_BUT_MEDICAL = INSURED.model_copy(update={
+    "pension": S.UNINSURED_BY_EMPLOYER, "injury": S.UNINSURED_BY_EMPLOYER,
+    "unemployment": S.UNINSURED_BY_EMPLOYER, "maternity": S.UNINSURED_BY_EMPLOYER})  # fmt: skip
+
+
+async def test_the_units_leaving_out_the_most_come_first_with_their_people(
+    reporting: Reporting, client: httpx.AsyncClient
+) -> None:
+    a = [uuid.uuid4() for _ in range(3)]
+    await reporting.apply(
+        *(changed(p, verdict(statuses=NO_INJURY, employers=("U-A",))) for p in a[:2]),
+        changed(a[2], verdict(statuses=NOTHING_BUT_MEDICAL, employers=("U-A", "U-B"))),
+        changed(uuid.uuid4(), verdict(statuses=NO_INJURY, employers=("U-C",), region_code=ZUNYI)),
+        changed(uuid.uuid4(), verdict(employers=("U-D",))),  # enrolled in everything it owes
+        changed(uuid.uuid4(), deceased(employers=("U-A",))),
+    )  # fmt: skip
+    body = (await client.get("/internal/v1/reports/employers", params={"region": "52"})).json()
+    assert [(e["unit_id"], e["people"]) for e in body["employers"]] == [
+        ("U-A", 3), ("U-B", 1), ("U-C", 1)]  # fmt: skip
+    assert body["employers"][0]["insurances"] == {"pension": 1, "medical": 0, "injury": 3,
+                                                  "unemployment": 1, "maternity": 1}  # fmt: skip
+    assert body["units"] == 3
+    guiyang = (await client.get("/internal/v1/reports/employers",
+                                params={"region": "5201", "limit": 1})).json()  # fmt: skip
+    assert [e["unit_id"] for e in guiyang["employers"]] == ["U-A"] and guiyang["units"] == 2
+
+    listed, params = [], {"region": "52", "limit": 2}
+    while True:
+        page = (await client.get("/internal/v1/reports/employers/U-A", params=params)).json()
+        assert page["count"] == 3 and page["label"] == "单位应参保未参保职工名单（U-A）"
+        listed += [p["person_id"] for p in page["people"]]
+        if page["next_cursor"] is None:
+            break
+        params["cursor"] = page["next_cursor"]
+    assert sorted(listed) == sorted(str(p) for p in a)
+    zunyi = await client.get("/internal/v1/reports/employers/U-A", params={"region": "5203"})
+    assert zunyi.json()["count"] == 0 and zunyi.json()["people"] == []
