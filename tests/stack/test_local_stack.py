@@ -28,6 +28,7 @@ from typing import Any
 
 import asyncpg
 import httpx
+import openpyxl
 from aiokafka import AIOKafkaConsumer
 
 from canbao_contracts.topics import STATUSES
@@ -310,6 +311,26 @@ def the_analyst_reads_the_quarter(gateway: str, sources: str) -> None:
         assert [line[2:19] for line in lines[1 : len(body["rows"]) + 1]] == [
             [str(row["columns"][str(n)]) for n in range(1, 18)] for row in body["rows"]
         ]
+        workbook = client.get(table, params={"format": "xlsx"}, headers=headers)
+        sheet = openpyxl.load_workbook(io.BytesIO(workbook.content)).worksheets[0]
+        first = 6  # under the form's title, heading line and three header rows
+        assert [[sheet.cell(first + r, 3 + c).value for c in range(17)]
+                for r in range(len(body["rows"]))] == [
+            [row["columns"][str(n)] for n in range(1, 18)] for row in body["rows"]]  # fmt: skip
+
+
+def past_quarter(gateway: str) -> dict[str, Any]:
+    """demo-analyst's table of the quarter before this one (frozen: it never changes)."""
+    now = datetime.now(UTC) + timedelta(hours=8)
+    year, number = (now.year, (now.month - 1) // 3) if now.month > 3 else (now.year - 1, 4)
+    with httpx.Client(base_url=gateway, timeout=30) as client:
+        login = client.post("/api/v1/auth/token",
+                            data={"username": "demo-analyst", "password": "demo"})  # fmt: skip
+        headers = {"Authorization": f"Bearer {login.json()['access_token']}"}
+        body: dict[str, Any] = client.get(f"/api/v1/reports/quarterly/{year}Q{number}",
+                                          headers=headers).json()  # fmt: skip
+    assert body["provisional"] is False, body
+    return body
 
 
 def test_run_starts_everything_stops_cleanly_and_resumes() -> None:
@@ -349,8 +370,10 @@ def run_twice(stack_dir: Path) -> None:
         # Before the counter collects anything: the generator's truth is still the registry's.
         the_analyst_reads_the_quarter(f"http://127.0.0.1:{gateway_port}", sources)
         counter_page_round_trip(f"http://127.0.0.1:{gateway_port}", id_number, statuses, newcomer)
+        before = past_quarter(f"http://127.0.0.1:{gateway_port}")
         asyncio.run(touch_every_row(sources))  # the change feed moves well past the snapshot
         stack.wait_for("change events published", within_s=60)
+        assert past_quarter(f"http://127.0.0.1:{gateway_port}") == before
         assert stack.interrupt() == 0
     finally:
         stack.abandon()
