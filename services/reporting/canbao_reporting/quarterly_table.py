@@ -39,8 +39,10 @@ from typing import Final
 from canbao_contracts.codes import FlagType, Insurance, RegistrationState, StatusCode
 from canbao_contracts.events import Verdict
 from canbao_contracts.events.vocabulary import ComparisonScope
+from canbao_contracts.report_columns import COLUMN_NAMES_ZH
 
-COLUMNS: Final = tuple(range(1, 18))
+# The form's columns, 1 to 17 (canbao_contracts.report_columns names them for every export).
+COLUMNS: Final = tuple(COLUMN_NAMES_ZH)
 TOTAL: Final = "total"
 UNKNOWN_CITY: Final = "unknown"
 UNINSURED: Final = frozenset({StatusCode.UNINSURED_INDIVIDUAL, StatusCode.UNINSURED_BY_EMPLOYER})
@@ -57,26 +59,6 @@ FLAG_COLUMN: Final = {
 
 Row = dict[int, int]  # column number → people
 Cell = tuple[str, int]  # (city, column)
-# The columns as the form names them (41号 attachment 3; domain.md §6), for the exports.
-COLUMN_NAMES_ZH: Final = {
-    1: "户籍人口数",
-    2: "已获取户籍人口数据人数",
-    3: "本地直接参保登记人数",
-    4: "其中：非本地户籍人数",
-    5: "省内跨地区参保登记人数",
-    6: "省外参保登记人数",
-    7: "需调查核实人数",
-    8: "其中：已核实登记人数",
-    9: "养老保险应参保未参保人数",
-    10: "养老保险重复参保人数",
-    11: "养老保险重复领取待遇人数",
-    12: "医疗保险应参保未参保人数",
-    13: "医疗保险重复参保人数",
-    14: "医疗保险重复享受待遇人数",
-    15: "工伤保险应参保未参保人数",
-    16: "失业保险应参保未参保人数",
-    17: "生育保险应参保未参保人数",
-}
 
 
 def city_of(region_code: str | None) -> str:

@@ -16,6 +16,7 @@ from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from canbao_contracts.codes import Insurance
+from canbao_contracts.report_columns import COLUMN_NAMES_ZH
 from canbao_contracts.reports import (
     Coverage,
     CoverageResponse,
@@ -54,7 +55,6 @@ from canbao_reporting.coverage import (
 )
 from canbao_reporting.plan_lists import PlanList
 from canbao_reporting.quarterly_table import (
-    COLUMN_NAMES_ZH,
     COLUMNS,
     TOTAL,
     UNKNOWN_CITY,
