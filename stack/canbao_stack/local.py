@@ -345,6 +345,7 @@ class LocalStack:
 Where to look
   counter page            {gateway}/counter    (demo-counter / demo; 复核: demo-reviewer)
   reviewer's page         {gateway}/survey    (demo-platform 初审, demo-county 审定 / demo)
+  analyst's page          {gateway}/reports    (demo-analyst / demo: the quarterly table, coverage)
   household survey        {gateway}/api/v1/survey/...  (demo-platform, demo-county,
                           demo-surveyor, demo-surveyor2 / demo; README "The household survey")
   changes and 抽查         {gateway}/api/v1/survey/changes, /samples  (demo-platform,

@@ -2,7 +2,7 @@
 scopes, the audit log, counter collections forwarded to survey, counter popups and the persons'
 records read from identity and matching, the household survey forwarded to survey, citizens'
 self-service on kiosks and the app, partner departments' batches and comparisons), and the pages
-that clerks, surveyors and kiosks open in a browser."""
+that clerks, reviewers, analysts and kiosks open in a browser."""
 
 from __future__ import annotations
 
@@ -39,6 +39,7 @@ from canbao_gateway.partner_routes import router as partner_router
 from canbao_gateway.persons import router as persons_router
 from canbao_gateway.problems import install_header_handler
 from canbao_gateway.registry import IdentityClient, MatchingClient, ReportingClient
+from canbao_gateway.report_page import router as report_page_router
 from canbao_gateway.report_routes import router as report_router
 from canbao_gateway.review_routes import router as review_router
 from canbao_gateway.routes import router
@@ -147,6 +148,7 @@ SERVICE = ServiceDefinition(
         counter_page_router,
         survey_page_router,
         kiosk_page_router,
+        report_page_router,
         review_router,
         writeback_router,
         history_router,

@@ -1,0 +1,386 @@
+"""The analyst's page (统计分析, report_page.py) as the gateway serves it — the page, its script
+and style sheet with the headers that keep it to its own script, the column names of the
+contracts, plotly.js from the installed package under its version — and at work in a real
+browser (Debian's chromium, headless, driven by Playwright) against the gateway and reporting
+running for real on their databases: an analyst logs in, reads the quarterly basic-data table
+of domain.md §6 with the numbers the JSON API answers and its logical checks, a failed one
+marked in the table, changes quarter, downloads the table; a city's analyst sees their city
+only; another role is not let in. Screenshots of each step are kept in `artifacts/report-page/`
+(CANBAO_ARTIFACTS moves them)."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import os
+import re
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+from fastapi import FastAPI
+from playwright.async_api import Page, async_playwright, expect
+
+from canbao_contracts.codes import FlagType, Insurance, RegistrationState, StatusCode
+from canbao_contracts.events.vocabulary import ComparisonScope
+from canbao_contracts.report_columns import COLUMN_GROUPS_ZH, COLUMN_NAMES_ZH
+from canbao_gateway.app import create
+from canbao_gateway.clock import clock
+from canbao_gateway.report_page import plotly_file, plotly_version
+from canbao_gateway.staff import Role
+from canbao_platform.local.postgres import free_port
+from canbao_platform.service import create_app
+from canbao_reporting.app import SERVICE, ReportingSettings
+from canbao_reporting.routes import clock as reporting_clock
+from tests.gateway.conftest import Clock, bearer, settings_for
+from tests.reporting.conftest import Reporting
+from tests.reporting.conftest import reporting as reporting  # reporting's fixtures
+from tests.reporting.conftest import reporting_database as reporting_database
+from tests.reporting.people import (
+    ZUNYI,
+    flagged,
+    insured_elsewhere,
+    needing_survey,
+    verdict,
+    verified,
+)
+from tests.reporting.test_projection import changed
+from tests.stack.counter_browser import CHROMIUM, CHROMIUM_ARGS
+
+LABELS = re.compile(r'<script type="application/json" id="labels">(.*?)</script>', re.S)
+FILES = (
+    ("/reports", "text/html"),
+    ("/reports/reports.js", "text/javascript"),
+    ("/reports/reports.css", "text/css"),
+)
+TABLE = "/api/v1/reports/quarterly/{}"
+
+
+async def labels_of_page(client: httpx.AsyncClient) -> dict[str, Any]:
+    found = LABELS.search((await client.get("/reports")).text)
+    assert found is not None
+    labels: dict[str, Any] = json.loads(found.group(1))
+    return labels
+
+
+# -- The page as served -------------------------------------------------------------------------
+
+
+async def test_the_page_is_the_analysts_in_chinese(client: httpx.AsyncClient) -> None:
+    response = await client.get("/reports")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/html")
+    page = response.text
+    assert '<html lang="zh-CN">' in page
+    assert "<title>全民参保登记 · 统计分析</title>" in page
+    for words in ("全民参保登记基础数据情况表", "逻辑校验", "人员明细", "加载更多", "参保覆盖情况",
+                  "下载报表（CSV）", "下载报表（Excel）"):  # fmt: skip
+        assert words in page, words
+    for control in re.findall(r'<(?:input|select|textarea) id="([a-z-]+)"', page):
+        assert f'<label for="{control}">' in page, control
+    assert page.count('aria-live="polite"') >= 2
+
+
+async def test_the_labels_are_the_contracts(client: httpx.AsyncClient) -> None:
+    labels = await labels_of_page(client)
+    assert labels["columns"] == {str(n): name for n, name in COLUMN_NAMES_ZH.items()}
+    assert labels["columns"]["4"] == "其中：非本地户籍人数"
+    assert [(g["label"], tuple(g["columns"])) for g in labels["groups"]] == list(COLUMN_GROUPS_ZH)
+    assert labels["insurances"] == [{"key": i.value, "label": i.label} for i in Insurance]
+    assert labels["statuses"] == {code.value: code.label for code in StatusCode}
+    assert labels["registration"] == {s.value: s.label for s in RegistrationState}
+    assert labels["genders"] == {"1": "男", "2": "女"}
+    assert labels["roles"]["analyst"] == "统计分析"
+    assert labels["survey_goal"] == 0.9  # domain.md §1
+    assert labels["plotly"] == f"/reports/plotly-{plotly_version()}.min.js"
+
+
+async def test_the_page_runs_only_its_own_script(client: httpx.AsyncClient) -> None:
+    for path, kind in FILES:
+        response = await client.get(path)
+        assert response.status_code == 200, path
+        assert response.headers["content-type"].startswith(kind), path
+        policy = response.headers["content-security-policy"]
+        assert "default-src 'none'" in policy and "script-src 'self'" in policy, path
+        assert "style-src 'self'" in policy and "connect-src 'self'" in policy, path
+        assert "unsafe-inline" not in policy and "unsafe-eval" not in policy, path
+        assert "frame-ancestors 'none'" in policy, path
+        assert response.headers["x-content-type-options"] == "nosniff", path
+        assert response.headers["referrer-policy"] == "no-referrer", path
+        assert response.headers["cache-control"] == "no-cache", path
+    page = (await client.get("/reports")).text
+    scripts = re.findall(r"<script([^>]*)>(.*?)</script>", page, re.S)
+    assert [attributes for attributes, body in scripts if body.strip()] == [
+        ' type="application/json" id="labels"'
+    ]
+    assert [attributes for attributes, body in scripts if not body.strip()] == [
+        ' src="/reports/reports.js" defer'
+    ]
+    assert not re.search(r"\son[a-z]+=", page)  # no inline event handlers either
+    assert "<style" not in page and " style=" not in page
+    script = (await client.get("/reports/reports.js")).text
+    for unsafe in ("innerHTML", "outerHTML", "insertAdjacentHTML", "eval(", "document.write"):
+        assert unsafe not in script, unsafe
+
+
+async def test_the_chart_library_is_plotlys_served_here_under_its_version(
+    client: httpx.AsyncClient,
+) -> None:
+    """plotly.js from the installed package: nothing from outside; cached a year under a name
+    that changes with the version; gzipped for a browser that takes it."""
+    path = f"/reports/plotly-{plotly_version()}.min.js"
+    shipped = plotly_file().read_bytes()
+    plain = await client.get(path, headers={"Accept-Encoding": "identity"})
+    assert plain.status_code == 200 and plain.content == shipped
+    assert plain.headers["content-type"].startswith("text/javascript")
+    assert plain.headers["cache-control"] == "public, max-age=31536000, immutable"
+    assert "script-src 'self'" in plain.headers["content-security-policy"]
+    assert plain.headers["x-content-type-options"] == "nosniff"
+    assert f"plotly.js v{plotly_version()}".encode() in shipped[:200]
+    packed = await client.get(path, headers={"Accept-Encoding": "gzip, deflate, br"})
+    assert packed.headers["content-encoding"] == "gzip"
+    assert packed.headers["vary"] == "Accept-Encoding"
+    assert int(packed.headers["content-length"]) < len(shipped) / 2
+    assert packed.content == shipped  # httpx undoes the gzip
+    assert (await client.get("/reports/plotly-0.0.1.min.js")).status_code == 404
+
+
+async def test_the_page_needs_no_login_but_holds_no_data(client: httpx.AsyncClient) -> None:
+    """Anyone may load the page (it is the login screen); the numbers come from the API, behind
+    the token. The page is not in the public OpenAPI document."""
+    page = (await client.get("/reports")).text
+    assert not re.search(r"\d{17}[\dX]", page)
+    paths = (await client.get("/openapi.json")).json()["paths"]
+    assert not any(path.startswith("/reports") for path in paths)
+    assert (await client.get("/reports/other.js")).status_code == 404
+
+
+# -- The page at work in a browser --------------------------------------------------------------
+
+
+def artifacts_dir() -> Path:
+    root = Path(os.environ.get("CANBAO_ARTIFACTS", Path(__file__).parents[2] / "artifacts"))
+    directory = root / "report-page"
+    directory.mkdir(parents=True, exist_ok=True)
+    return directory
+
+
+@asynccontextmanager
+async def listening(app: FastAPI) -> AsyncIterator[str]:
+    """`app` served over HTTP on a loopback port, in this event loop (the databases' pools and
+    reporting's ASGI transport belong to it), for the browser to reach."""
+    config = uvicorn.Config(app, host="127.0.0.1", port=free_port(), lifespan="off",
+                            log_level="warning", access_log=False)  # fmt: skip
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            task.result()  # it could not start: say why
+        await asyncio.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{config.port}"
+    finally:
+        server.should_exit = True
+        await task
+
+
+@pytest.fixture
+async def gateway(gateway_url: str, test_clock: Clock, reporting: Reporting) -> AsyncIterator[str]:
+    """The gateway on a loopback port, reaching reporting, which holds 1,007 people: 1,000
+    registered directly in Guiyang (5201), and beside them one whose household record public
+    security has not sent (so (1) = (2) fails for Guiyang and the total), one needing a survey,
+    one verified, one confirmed in another city of the province, one insured twice; in Zunyi
+    (5203) one needing a survey and one registered. They arrived in 2026Q3; it is now 2026Q4."""
+    people = [verdict() for _ in range(1000)]
+    people += [
+        verdict(household_data_obtained=False),
+        needing_survey(),
+        verified(),
+        insured_elsewhere(ComparisonScope.PROVINCE),
+        flagged((FlagType.DUPLICATE_INSURANCE, Insurance.PENSION)),
+        needing_survey(region_code=ZUNYI),
+        verdict(region_code=ZUNYI),
+    ]
+    await reporting.apply(*(changed(uuid.uuid4(), person) for person in people))
+    reporting.clock.now = test_clock.now
+    definition = dataclasses.replace(SERVICE, components=lambda _: ())
+    reporting_app = create_app(definition, ReportingSettings(database_url=reporting.database.url))
+    reporting_app.dependency_overrides[reporting_clock] = lambda: reporting.clock
+    app = create(settings_for(gateway_url),
+                 reporting_transport=httpx.ASGITransport(app=reporting_app))  # fmt: skip
+    app.dependency_overrides[clock] = lambda: test_clock
+    async with (
+        reporting_app.router.lifespan_context(reporting_app),
+        app.router.lifespan_context(app),
+        listening(app) as url,
+    ):
+        yield url
+
+
+@asynccontextmanager
+async def browser_page(now: Clock) -> AsyncIterator[tuple[Page, list[str]]]:
+    """A page of a fresh headless chromium whose clock reads the test's (the current quarter is
+    the page's own reckoning), and what it reports: script errors and refused content."""
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = await browser.new_page(viewport={"width": 1400, "height": 1000},
+                                          locale="zh-CN", accept_downloads=True)  # fmt: skip
+            await page.clock.set_fixed_time(now())
+            errors: list[str] = []
+            page.on("pageerror", lambda error: errors.append(str(error)))
+            page.on("console", lambda message: errors.append(message.text)
+                    if "Content Security Policy" in message.text else None)  # fmt: skip
+            yield page, errors
+        finally:
+            await browser.close()
+
+
+async def log_in(page: Page, username: str) -> None:
+    await expect(page.locator("#username")).to_be_focused()
+    await page.keyboard.type(username)
+    await page.keyboard.press("Tab")
+    await page.keyboard.type("demo")
+    await page.keyboard.press("Enter")
+
+
+async def table_of(gateway: str, quarter: str, token: str) -> dict[str, Any]:
+    async with httpx.AsyncClient(base_url=gateway) as api:
+        answer = await api.get(TABLE.format(quarter), headers=bearer(token))
+    assert answer.status_code == 200, answer.text
+    body: dict[str, Any] = answer.json()
+    return body
+
+
+async def shows_the_table(page: Page, body: dict[str, Any]) -> None:
+    """Every row of the API's answer, in its order, each number as the page shows it (thousands
+    separated), under the form's two-level header; the checks with what failed first."""
+    rows = page.locator("#quarterly tbody tr")
+    await expect(rows).to_have_count(len(body["rows"]))
+    shown = await rows.evaluate_all(
+        "rows => rows.map(r => [r.dataset.city, [...r.cells].slice(1).map(c => c.textContent)])"
+    )
+    assert shown == [
+        [row["city"], [f"{row['columns'][str(n)]:,}" for n in COLUMN_NAMES_ZH]]
+        for row in body["rows"]
+    ]
+    head = page.locator("#quarterly thead tr")
+    assert await head.nth(0).locator("th").all_text_contents() == [
+        "地市", *(label for label, _ in COLUMN_GROUPS_ZH)]  # fmt: skip
+    assert await head.nth(1).locator("th").all_text_contents() == [
+        f"{name}({n})" for n, name in COLUMN_NAMES_ZH.items()]  # fmt: skip
+    failed = [check for check in body["checks"] if not check["passed"]]
+    summary = f"共 {len(body['checks'])} 项校验，" + (
+        f"未通过 {len(failed)} 项" if failed else "全部通过")  # fmt: skip
+    await expect(page.locator("#checks-summary")).to_have_text(summary)
+    names = {row["city"]: row["name"] for row in body["rows"]}
+    for table, passed in (("#checks", False), ("#passed", True)):
+        shown = await page.locator(f"{table} tbody tr").evaluate_all(
+            "rows => rows.map(r => [...r.cells].map(c => c.textContent))"
+        )
+        assert shown == [
+            [check["rule"], names[check["city"]], "通过" if passed else "未通过"]
+            for check in body["checks"] if check["passed"] is passed
+        ], table  # fmt: skip
+    await expect(page.locator("#checks")).to_be_visible(visible=bool(failed))
+    passed = len(body["checks"]) - len(failed)
+    await expect(page.locator("#passed-summary")).to_have_text(f"已通过的校验（{passed} 项）")
+
+
+async def test_an_analyst_reads_the_quarterly_table_on_the_page(
+    gateway: str,
+    test_clock: Clock,
+    add_account: Callable[..., Awaitable[Any]],
+    token_for: Callable[..., str],
+) -> None:
+    shots = artifacts_dir()
+    await add_account("demo-analyst", "demo", role=Role.ANALYST, scope="52")
+    await add_account("zunyi-analyst", "demo", role=Role.ANALYST, scope="5203")
+    await add_account("demo-counter", "demo", role=Role.COUNTER, scope="52")
+    token = token_for(Role.ANALYST, "52", username="demo-analyst")
+    current = await table_of(gateway, "2026Q4", token)
+    past = await table_of(gateway, "2026Q3", token)
+    assert current["provisional"] and not past["provisional"]
+    assert [row["city"] for row in current["rows"]] == ["5201", "5203", "total"]
+    assert current["rows"][2]["columns"]["1"] == 1007  # a number with a thousands separator
+    failed = {(check["rule"], check["city"]) for check in current["checks"] if not check["passed"]}
+    assert failed == {("(1) = (2)", "5201"), ("(1) = (2)", "total")}
+
+    async with browser_page(test_clock) as (page, errors):
+        await page.goto(f"{gateway}/reports")
+        await expect(page).to_have_title("全民参保登记 · 统计分析")
+        await page.screenshot(path=shots / "0-login.png")
+
+        # Another role is told the page is not theirs, and stays out.
+        await log_in(page, "demo-counter")
+        await expect(page.locator("#login-message")).to_contain_text("无统计分析权限")
+        await expect(page.locator("#work-view")).to_be_hidden()
+
+        # The province's analyst: the current quarter first, marked provisional (临时).
+        await log_in(page, "demo-analyst")
+        await expect(page.locator("#who-name")).to_have_text("demo-analyst（统计分析，辖区 52）")
+        quarter = page.locator("#quarter")
+        await expect(quarter).to_be_focused()
+        await expect(quarter).to_have_value("2026Q4")
+        options = await quarter.locator("option").all_text_contents()
+        assert options == ["2026年第4季度（临时）", *(f"2026年第{n}季度" for n in (3, 2, 1)),
+                           *(f"2025年第{n}季度" for n in (4, 3, 2, 1))]  # fmt: skip
+        state = page.locator("#table-state")
+        await expect(state).to_contain_text("临时数据：季度未结束")
+        await expect(state).to_contain_text("辖区 52（全省）")
+        await expect(page.locator("#message")).to_have_text(
+            "已查询2026年第4季度（临时）报表，逻辑校验未通过 2 项"
+        )
+        await shows_the_table(page, current)
+        guiyang = page.locator('#quarterly tr[data-city="5201"]')
+        for column in ("1", "2"):  # the failed check's columns, marked in the table
+            cell = guiyang.locator(f'td[data-column="{column}"]')
+            await expect(cell).to_have_class(re.compile(r"\bcheck-failed\b"))
+            await expect(cell).to_have_attribute("title", "逻辑校验未通过：(1) = (2)")
+        await expect(page.locator("#quarterly td.check-failed")).to_have_count(4)
+        await expect(page.locator("#checks tbody tr.failed").first).to_contain_text("未通过")
+        # A number opens the people behind it: a button, named for a screen reader.
+        await expect(guiyang.locator('button[data-column="9"]')).to_have_attribute(
+            "aria-label", "5201 养老保险应参保未参保人数 1 人，查看人员明细"
+        )
+        await page.screenshot(path=shots / "1-current-quarter.png", full_page=True)
+
+        # A past quarter, chosen with the keyboard: final, and the same numbers as the API's.
+        await quarter.focus()
+        await page.keyboard.press("ArrowDown")
+        await expect(quarter).to_have_value("2026Q3")
+        await page.keyboard.press("Tab")
+        await expect(page.locator("#show")).to_be_focused()
+        await page.keyboard.press("Enter")
+        await expect(state).to_contain_text("季度已结束，数据截至 2026/10/1 00:00:00，不再变化")
+        await shows_the_table(page, past)
+        await page.screenshot(path=shots / "2-past-quarter.png", full_page=True)
+
+        # The table as a file, fetched with the token and saved under the API's name.
+        async with page.expect_download() as info:
+            await page.locator("#download-csv").click()
+        download = await info.value
+        assert download.suggested_filename == "全民参保登记基础数据情况表-2026Q3-52.csv"
+        content = await asyncio.to_thread(Path(await download.path()).read_bytes)
+        assert content.startswith(b"\xef\xbb\xbf") and "(1) 户籍人口数".encode() in content
+        await expect(page.locator("#message")).to_have_text(
+            "已下载 全民参保登记基础数据情况表-2026Q3-52.csv"
+        )
+
+        # A city's analyst: their own city only, no total, the scope said.
+        await page.locator("#logout").click()
+        await expect(page.locator("#login-message")).to_have_text("已退出登录")
+        await log_in(page, "zunyi-analyst")
+        await expect(page.locator("#who-name")).to_have_text("zunyi-analyst（统计分析，辖区 5203）")
+        await expect(state).to_contain_text("辖区 5203（地市）")
+        zunyi = token_for(Role.ANALYST, "5203", username="zunyi-analyst")
+        await shows_the_table(page, await table_of(gateway, "2026Q4", zunyi))
+        await expect(page.locator("#quarterly tbody tr")).to_have_count(1)
+        await page.screenshot(path=shots / "3-city-analyst.png", full_page=True)
+        assert errors == [], errors
