@@ -29,6 +29,7 @@ from playwright.async_api import Page, async_playwright, expect
 
 from canbao_contracts.codes import FlagType, Insurance, RegistrationState, StatusCode
 from canbao_contracts.events.vocabulary import ComparisonScope
+from canbao_contracts.id_numbers import mask
 from canbao_contracts.report_columns import COLUMN_GROUPS_ZH, COLUMN_NAMES_ZH
 from canbao_gateway.app import create
 from canbao_gateway.clock import clock
@@ -39,6 +40,11 @@ from canbao_platform.service import create_app
 from canbao_reporting.app import SERVICE, ReportingSettings
 from canbao_reporting.routes import clock as reporting_clock
 from tests.gateway.conftest import Clock, bearer, settings_for
+from tests.gateway.people import NANMING, citizen
+from tests.gateway.services import hukou, identity_app
+from tests.identity.conftest import Harness
+from tests.identity.conftest import harness as harness  # identity's fixtures
+from tests.identity.conftest import identity_db as identity_db
 from tests.reporting.conftest import Reporting
 from tests.reporting.conftest import reporting as reporting  # reporting's fixtures
 from tests.reporting.conftest import reporting_database as reporting_database
@@ -60,6 +66,8 @@ FILES = (
     ("/reports/reports.css", "text/css"),
 )
 TABLE = "/api/v1/reports/quarterly/{}"
+# Two people of Guiyang whom identity knows by name and number: one needing a survey, one verified.
+ZHANG, LI = citizen(NANMING, "19850312", "021"), citizen(NANMING, "19920704", "042")
 
 
 async def labels_of_page(client: httpx.AsyncClient) -> dict[str, Any]:
@@ -191,29 +199,36 @@ async def listening(app: FastAPI) -> AsyncIterator[str]:
 
 
 @pytest.fixture
-async def gateway(gateway_url: str, test_clock: Clock, reporting: Reporting) -> AsyncIterator[str]:
-    """The gateway on a loopback port, reaching reporting, which holds 1,007 people: 1,000
-    registered directly in Guiyang (5201), and beside them one whose household record public
-    security has not sent (so (1) = (2) fails for Guiyang and the total), one needing a survey,
-    one verified, one confirmed in another city of the province, one insured twice; in Zunyi
-    (5203) one needing a survey and one registered. They arrived in 2026Q3; it is now 2026Q4."""
-    people = [verdict() for _ in range(1000)]
+async def gateway(
+    gateway_url: str, test_clock: Clock, reporting: Reporting, harness: Harness
+) -> AsyncIterator[str]:
+    """The gateway on a loopback port, reaching reporting and identity. Reporting holds 1,007
+    people: 1,000 registered directly in Guiyang (5201), and beside them one whose household
+    record public security has not sent (so (1) = (2) fails for Guiyang and the total), one
+    needing a survey (张伟) and one verified (李娜), whom identity knows, one confirmed in
+    another city of the province, one insured twice; in Zunyi (5203) one needing a survey and
+    one registered. They arrived in 2026Q3; it is now 2026Q4."""
+    await harness.apply([hukou(ZHANG, NANMING, "张伟"), hukou(LI, NANMING, "李娜")])
+    zhang, li = await harness.person_of(ZHANG), await harness.person_of(LI)
+    assert zhang is not None and li is not None
+    people = [(uuid.uuid4(), verdict()) for _ in range(1000)]
     people += [
-        verdict(household_data_obtained=False),
-        needing_survey(),
-        verified(),
-        insured_elsewhere(ComparisonScope.PROVINCE),
-        flagged((FlagType.DUPLICATE_INSURANCE, Insurance.PENSION)),
-        needing_survey(region_code=ZUNYI),
-        verdict(region_code=ZUNYI),
+        (uuid.uuid4(), verdict(household_data_obtained=False)),
+        (zhang, needing_survey()),
+        (li, verified()),
+        (uuid.uuid4(), insured_elsewhere(ComparisonScope.PROVINCE)),
+        (uuid.uuid4(), flagged((FlagType.DUPLICATE_INSURANCE, Insurance.PENSION))),
+        (uuid.uuid4(), needing_survey(region_code=ZUNYI)),
+        (uuid.uuid4(), verdict(region_code=ZUNYI)),
     ]
-    await reporting.apply(*(changed(uuid.uuid4(), person) for person in people))
+    await reporting.apply(*(changed(person_id, person) for person_id, person in people))
     reporting.clock.now = test_clock.now
     definition = dataclasses.replace(SERVICE, components=lambda _: ())
     reporting_app = create_app(definition, ReportingSettings(database_url=reporting.database.url))
     reporting_app.dependency_overrides[reporting_clock] = lambda: reporting.clock
     app = create(settings_for(gateway_url),
-                 reporting_transport=httpx.ASGITransport(app=reporting_app))  # fmt: skip
+                 reporting_transport=httpx.ASGITransport(app=reporting_app),
+                 identity_transport=httpx.ASGITransport(app=identity_app(harness)))  # fmt: skip
     app.dependency_overrides[clock] = lambda: test_clock
     async with (
         reporting_app.router.lifespan_context(reporting_app),
@@ -250,9 +265,14 @@ async def log_in(page: Page, username: str) -> None:
     await page.keyboard.press("Enter")
 
 
-async def table_of(gateway: str, quarter: str, token: str) -> dict[str, Any]:
+async def table_of(
+    gateway: str, quarter: str, token: str, people: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The JSON API's answer: the table, or with `people` (city, column) the people behind a
+    number."""
+    path = TABLE.format(quarter) + ("/people" if people else "")
     async with httpx.AsyncClient(base_url=gateway) as api:
-        answer = await api.get(TABLE.format(quarter), headers=bearer(token))
+        answer = await api.get(path, params=people, headers=bearer(token))
     assert answer.status_code == 200, answer.text
     body: dict[str, Any] = answer.json()
     return body
@@ -383,4 +403,79 @@ async def test_an_analyst_reads_the_quarterly_table_on_the_page(
         await shows_the_table(page, await table_of(gateway, "2026Q4", zunyi))
         await expect(page.locator("#quarterly tbody tr")).to_have_count(1)
         await page.screenshot(path=shots / "3-city-analyst.png", full_page=True)
+        assert errors == [], errors
+
+
+async def test_a_number_opens_the_people_behind_it(
+    gateway: str,
+    test_clock: Clock,
+    add_account: Callable[..., Awaitable[Any]],
+    token_for: Callable[..., str],
+) -> None:
+    """报表及对应人员明细 (domain.md §6: every number backed by the list of the people counted):
+    the people of a cell as the API lists them, masked, their count the number; a long list a
+    page at a time; Escape returns to the number."""
+    shots = artifacts_dir()
+    await add_account("demo-analyst", "demo", role=Role.ANALYST, scope="52")
+    token = token_for(Role.ANALYST, "52", username="demo-analyst")
+    listed = await table_of(gateway, "2026Q4", token, people={"city": "5201", "column": 7})
+    assert listed["count"] == 2 and listed["next_cursor"] is None
+    assert sorted(p["name"] for p in listed["people"]) == ["张*", "李*"]
+    assert sorted(p["id_number"] for p in listed["people"]) == sorted([mask(ZHANG), mask(LI)])
+
+    async with browser_page(test_clock) as (page, errors):
+        await page.goto(f"{gateway}/reports")
+        await log_in(page, "demo-analyst")
+        guiyang = page.locator('#quarterly tr[data-city="5201"]')
+        seven = guiyang.locator('button[data-column="7"]')
+        await seven.focus()
+        await page.keyboard.press("Enter")
+        panel = page.locator("#people-view")
+        await expect(panel).to_be_visible()
+        await expect(page.locator("#people-title")).to_be_focused()
+        await expect(page.locator("#people-title")).to_have_text(
+            "人员明细：5201　(7) 需调查核实人数　2026年第4季度（临时）"
+        )
+        await expect(page.locator("#people-summary")).to_have_text(
+            "共 2 人，已显示 2 人（临时数据，截至 2026/11/23 10:00:00）"
+        )
+        rows = page.locator("#people tbody tr")
+        await expect(rows).to_have_count(2)
+        shown = await rows.evaluate_all(
+            "rows => rows.map(r => [...r.cells].map(c => c.textContent))"
+        )
+        reasons = {"uninsured": "养老或医疗保险应参保未参保"}
+        statuses = {code.value: f"{code.value} {code.label}" for code in StatusCode}
+        assert shown == [
+            [p["name"], p["id_number"], "男", str(p["birth_year"]), p["region_code"],
+             RegistrationState(p["registration"]).label,
+             "、".join(reasons[r] for r in p["survey_reasons"]) or "—",
+             *(statuses[p["statuses"][i.value]] for i in Insurance)]
+            for p in listed["people"]
+        ]  # fmt: skip
+        assert ZHANG not in await page.content()  # masked, never the number itself
+        zhang = rows.filter(has_text="张*")
+        await expect(zhang.locator("td.uninsured")).to_have_count(2)  # pension and medical
+        await expect(page.locator("#people-more")).to_be_hidden()
+        await page.screenshot(path=shots / "4-people.png", full_page=True)
+        await page.keyboard.press("Escape")
+        await expect(panel).to_be_hidden()
+        await expect(seven).to_be_focused()
+
+        # 1,002 registered directly: a hundred at a time, 加载更多 for the next hundred.
+        three = guiyang.locator('button[data-column="3"]')
+        await expect(three).to_have_text("1,002")
+        await three.click()
+        await expect(page.locator("#people-summary")).to_contain_text("共 1,002 人，已显示 100 人")
+        more = page.locator("#people-more")
+        await expect(more).to_be_visible()
+        await more.click()
+        await expect(page.locator("#people-summary")).to_contain_text("共 1,002 人，已显示 200 人")
+        await expect(rows).to_have_count(200)
+        await expect(rows.nth(100)).to_be_focused()  # the keyboard goes on from the new page
+        ids = await rows.evaluate_all("rows => rows.map(r => r.dataset.personId)")
+        assert len(set(ids)) == 200  # each person once
+        await page.screenshot(path=shots / "5-people-more.png")
+        await page.locator("#people-close").click()
+        await expect(three).to_be_focused()
         assert errors == [], errors

@@ -32,7 +32,13 @@ from fastapi import APIRouter, Header, HTTPException
 from fastapi.responses import FileResponse, HTMLResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from canbao_contracts.codes import Gender, Insurance, RegistrationState, StatusCode
+from canbao_contracts.codes import (
+    Gender,
+    Insurance,
+    RegistrationState,
+    StatusCode,
+    SurveyReason,
+)
 from canbao_contracts.report_columns import COLUMN_GROUPS_ZH, COLUMN_NAMES_ZH
 from canbao_gateway.counter_page import LABELS_MARK, ROLE_LABELS, SECURITY_HEADERS
 
@@ -79,6 +85,7 @@ def labels() -> dict[str, Any]:
         "insurances": [{"key": i.value, "label": i.label} for i in Insurance],
         "statuses": {code.value: code.label for code in StatusCode},
         "registration": {state.value: state.label for state in RegistrationState},
+        "survey_reasons": {reason.value: reason.label for reason in SurveyReason},
         "genders": {gender.value: gender.label for gender in Gender},
         "roles": {role.value: label for role, label in ROLE_LABELS.items()},
         "scope_kinds": {str(length): kind for length, kind in SCOPE_KINDS.items()},

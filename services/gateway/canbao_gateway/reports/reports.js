@@ -509,7 +509,9 @@ function showPeople(page) {
       element("td", LABELS.genders[person.gender] || "—"),
       element("td", person.birth_year ? String(person.birth_year) : "—", "number"),
       element("td", person.region_code || "—", "number"),
-      element("td", LABELS.registration[person.registration] || person.registration || "—"));
+      element("td", LABELS.registration[person.registration] || person.registration || "—"),
+      element("td", (person.survey_reasons || []).map((r) => LABELS.survey_reasons[r] || r)
+        .join("、") || "—"));
     for (const insurance of LABELS.insurances) {
       const code = person.statuses ? person.statuses[insurance.key] : null;
       const uninsured = code && code.startsWith("9") && code !== "95";
