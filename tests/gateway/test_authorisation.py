@@ -20,6 +20,7 @@ from canbao_gateway import tokens
 from canbao_gateway.app import SERVICE
 from canbao_gateway.auth import person_by_id_number, require
 from canbao_gateway.clients import Client, ClientKind
+from canbao_gateway.report_page import plotly_version
 from canbao_gateway.staff import Role
 from canbao_gateway.tables import audit_log
 from canbao_platform.db import Database
@@ -196,6 +197,11 @@ ROUTES = {
     "kiosk-page": Route("GET", "/kiosk", EVERY_ROLE, False),
     "kiosk-script": Route("GET", "/kiosk/kiosk.js", EVERY_ROLE, False),
     "kiosk-style": Route("GET", "/kiosk/kiosk.css", EVERY_ROLE, False),
+    # The analyst's page, and the chart library it loads: static, the login screen of anyone.
+    "report-page": Route("GET", "/reports", EVERY_ROLE, False),
+    "report-script": Route("GET", "/reports/reports.js", EVERY_ROLE, False),
+    "report-style": Route("GET", "/reports/reports.css", EVERY_ROLE, False),
+    "report-chart-library": Route("GET", "/reports/plotly-{version}.min.js", EVERY_ROLE, False),
 }  # fmt: skip
 # The household survey (api.md "Survey"), in the staff's own county; task ids nobody has.
 SURVEY = "/api/v1/survey"
@@ -380,7 +386,7 @@ def request_of(route: Route, number: str, person_id: UUID | None) -> dict[str, A
             url = url.replace(f"{{{name}}}", str(uuid4()))
         url = url.replace("{id_number}", number)
         return {"url": url.replace("{username}", ROSTER["username"])} | route.sent
-    return {"url": route.path.replace("{id_number}", number)}
+    return {"url": route.path.replace("{id_number}", number).replace("{version}", plotly_version())}
 
 
 def test_the_matrix_names_every_route() -> None:

@@ -650,8 +650,10 @@ async function drawCoverage(rows) {
     y: rows.map((row) => (seriesOf(row, series.key) || {}).rate ?? null),
     marker: { color: series.color },
     text: rows.map((row) => percent((seriesOf(row, series.key) || {}).rate)),
-    textposition: "outside",
-    cliponaxis: false,
+    // Inside the bar, in white, halfway up: clear of the goal lines drawn across its top.
+    textposition: "inside",
+    insidetextanchor: "middle",
+    textfont: { color: "#fff" },
     customdata: rows.map((row) => series.counts.map((c) => (seriesOf(row, series.key) || {})[c] ?? 0)),
     hovertemplate: `%{x}<br>${series.label} %{y:.1%}<br>${series.words[0]} %{customdata[0]:,} 人 / ` +
       `${series.words[1]} %{customdata[1]:,} 人<extra></extra>`,
@@ -666,7 +668,7 @@ async function drawCoverage(rows) {
       shapes.push({
         type: "line", xref: "x", yref: "y", x0: left, x1: left + width, y0: goal, y1: goal,
         line: { color: "#b3261e", width: 2, dash: "dash" },
-        name: "目标", legendgroup: "goal", showlegend: i === 0 && k === 0,
+        name: "目标（虚线）", legendgroup: "goal", showlegend: i === 0 && k === 0,
       });
     });
   });
