@@ -253,7 +253,7 @@ async function signedIn() {
   closePeople();
   fillQuarters();
   $("quarter").focus();
-  await Promise.all([loadTable(), loadCoverage()]);
+  await loadTable();
 }
 
 function signedOut(message) {
@@ -280,11 +280,13 @@ async function showQuarter(event) {
   await loadTable();
 }
 
+// The table of the quarter chosen, and coverage as of the same quarter beside it.
 async function loadTable() {
   const quarter = $("quarter").value;
   const asked = ++tableAsked;
   closePeople();
   say($("message"), "正在查询…", "busy");
+  const coverage = loadCoverage(quarter);
   try {
     const body = await api("GET", `/api/v1/reports/quarterly/${encodeURIComponent(quarter)}`);
     if (asked !== tableAsked) return;
@@ -302,6 +304,7 @@ async function loadTable() {
     $("checks-summary").textContent = "";
     say($("message"), "查询失败：" + problemMessage(error));
   }
+  await coverage;
 }
 
 function rowName(row) {
@@ -549,16 +552,18 @@ function peopleHeader() {
 
 // -- Coverage against the goals (domain.md §1) --------------------------------------------------
 
-async function loadCoverage() {
+async function loadCoverage(quarter) {
   const asked = ++coverageAsked;
   const state = $("coverage-state");
   state.textContent = "正在查询参保覆盖情况…";
   try {
-    const body = await api("GET", "/api/v1/reports/coverage" + query({ region: me.scope }));
+    const body = await api("GET", "/api/v1/reports/coverage" +
+      query({ region: me.scope, quarter }));
     if (asked !== coverageAsked) return;
     const divisions = coverageRows(body);
     showCoverageTable(divisions);
-    state.textContent = `数据截至 ${when(body.as_of)}，辖区 ${scopeText(me.scope)}` +
+    state.textContent = `${quarterText(body.quarter || quarter, body.provisional)}，` +
+      `数据截至 ${when(body.as_of)}，辖区 ${scopeText(me.scope)}` +
       (divisions.length ? "" : "：暂无数据");
     // Shown before it is drawn: plotly.js sizes the chart to its container.
     $("coverage-shown").hidden = divisions.length === 0;
@@ -581,17 +586,25 @@ function seriesOf(row, key) {
   return key === "survey" ? row.survey : row.insurances[key];
 }
 
+// The documents' goal (domain.md §1), as the answer gives it; the survey's from the page's
+// labels when an answer has none.
 function goalOf(row, key) {
   const series = seriesOf(row, key);
-  return key === "survey" ? LABELS.survey_goal : series && series.goal;
+  if (!series) return null;
+  return series.goal ?? (key === "survey" ? LABELS.survey_goal : null);
 }
 
+// A rate with its two counts; below the goal marked, the year's target (年度扩面计划) said.
 function rateCell(part, counts, goal) {
   if (!part) return element("td", "—");
   const text = `${percent(part.rate)}（${NUMBER.format(part[counts[0]])} / ${NUMBER.format(part[counts[1]])}）`;
   const below = goal !== undefined && goal !== null && part.rate !== null && part.rate < goal;
   const cell = element("td", text, "number " + (below ? "below-goal" : ""));
-  if (goal !== undefined && goal !== null) cell.title = (below ? "未达到目标 " : "已达到目标 ") + percent(goal);
+  if (goal !== undefined && goal !== null) {
+    const target = part.target !== undefined && part.target !== null
+      ? `，年度计划 ${percent(part.target)}` : "";
+    cell.title = (below ? "未达到目标 " : "已达到目标 ") + percent(goal) + target;
+  }
   return cell;
 }
 
@@ -607,7 +620,7 @@ function showCoverageTable(rows) {
       rateCell(row.insurances.pension, ["insured", "should"], goalOf(row, "pension")),
       rateCell(row.insurances.medical, ["insured", "should"], goalOf(row, "medical")),
       rateCell(row.registration, ["registered", "people"], null),
-      rateCell(row.survey, ["verified", "needing"], LABELS.survey_goal));
+      rateCell(row.survey, ["verified", "needing"], goalOf(row, "survey")));
     return line;
   }));
 }
@@ -650,10 +663,12 @@ async function drawCoverage(rows) {
     y: rows.map((row) => (seriesOf(row, series.key) || {}).rate ?? null),
     marker: { color: series.color },
     text: rows.map((row) => percent((seriesOf(row, series.key) || {}).rate)),
-    // Inside the bar, in white, halfway up: clear of the goal lines drawn across its top.
-    textposition: "inside",
+    // Inside the bar, in white, halfway up: clear of the goal lines drawn across its top; above
+    // a bar too short to hold it.
+    textposition: "auto",
     insidetextanchor: "middle",
-    textfont: { color: "#fff" },
+    insidetextfont: { color: "#fff" },
+    outsidetextfont: { color: "#1f2328" },
     customdata: rows.map((row) => series.counts.map((c) => (seriesOf(row, series.key) || {})[c] ?? 0)),
     hovertemplate: `%{x}<br>${series.label} %{y:.1%}<br>${series.words[0]} %{customdata[0]:,} 人 / ` +
       `${series.words[1]} %{customdata[1]:,} 人<extra></extra>`,
