@@ -19,7 +19,8 @@ import pytest
 from openpyxl.worksheet.worksheet import Worksheet
 
 from canbao_contracts.events.vocabulary import ComparisonScope
-from canbao_reporting.quarterly_table import COLUMN_NAMES_ZH, COLUMNS
+from canbao_contracts.report_columns import COLUMN_NAMES_ZH
+from canbao_reporting.quarterly_table import COLUMNS
 from tests.reporting.conftest import Reporting
 from tests.reporting.people import (
     ZUNYI,

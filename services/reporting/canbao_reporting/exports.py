@@ -3,8 +3,8 @@ the form of 41号 attachment 3 (全民参保登记基础数据情况表; domain.
 answer in, bytes out, no time of printing inside (the PDF is byte for byte the same for the same
 answer; the workbook's zip entries carry the time it was written).
 
-The form's two-level header, as we read domain.md §6's column meanings (our grouping; the columns'
-own names are COLUMN_NAMES_ZH):
+The form's two-level header, as we read domain.md §6's column meanings (our grouping; groups and
+the columns' own names are canbao_contracts.report_columns, which the analyst's page shows too):
 
     户籍人口情况 (1)(2)         the household population and the part of it public security sent
     参保登记情况 (3)-(6)        registered as insured, by where the comparison confirmed it
@@ -55,9 +55,10 @@ from reportlab.platypus import (
     TableStyle,
 )
 
+from canbao_contracts.report_columns import COLUMN_GROUPS_ZH, COLUMN_NAMES_ZH
 from canbao_contracts.reports import QuarterlyTable, Signatures, TableRow
 from canbao_platform.fonts import registered_cjk_font
-from canbao_reporting.quarterly_table import COLUMN_NAMES_ZH, COLUMNS, TOTAL
+from canbao_reporting.quarterly_table import COLUMNS, TOTAL
 from canbao_reporting.quarters import CHINA, Quarter
 
 FileFormat = Literal["csv", "xlsx", "pdf"]
@@ -68,16 +69,6 @@ MEDIA_TYPES: Final[dict[FileFormat, str]] = {
 }
 
 TITLE: Final = "全民参保登记基础数据情况表"
-COLUMN_GROUPS: Final = (
-    ("户籍人口情况", (1, 2)),
-    ("参保登记情况", (3, 4, 5, 6)),
-    ("调查核实情况", (7, 8)),
-    ("养老保险", (9, 10, 11)),
-    ("医疗保险", (12, 13, 14)),
-    ("工伤保险", (15,)),
-    ("失业保险", (16,)),
-    ("生育保险", (17,)),
-)
 LEADING: Final = (("地市代码", "甲"), ("地市", "乙"))  # the columns ahead of the counts
 SIGNATURES: Final = ("填表人", "处(科)负责人", "单位负责人", "报出日期")
 PROVISIONAL: Final = "临时，季度未结束"
@@ -275,7 +266,7 @@ def _header(sheet: Worksheet) -> None:
             start_row=GROUP_ROW, start_column=column, end_row=NAME_ROW, end_column=column
         )
         _put(sheet, NUMBER_ROW, column, label, **HEADER)
-    for group, numbers in COLUMN_GROUPS:
+    for group, numbers in COLUMN_GROUPS_ZH:
         first, last = _column(numbers[0]), _column(numbers[-1])
         for column in range(first, last + 1):
             _put(sheet, GROUP_ROW, column, group if column == first else None, **HEADER)
@@ -442,7 +433,7 @@ def _pdf_table(rows: Sequence[TableRow], font: str, head: ParagraphStyle) -> Tab
     groups: list[Any] = [Paragraph(name, head) for name, _ in LEADING]
     names: list[Any] = ["", ""]
     spans: list[Any] = [("SPAN", (c, 0), (c, 1)) for c in range(len(LEADING))]
-    for group, numbers in COLUMN_GROUPS:
+    for group, numbers in COLUMN_GROUPS_ZH:
         groups += [Paragraph(group, head)] + [""] * (len(numbers) - 1)
         first, last = _column(numbers[0]) - 1, _column(numbers[-1]) - 1
         if last > first:
