@@ -90,7 +90,7 @@ async def test_the_page_is_the_analysts_in_chinese(client: httpx.AsyncClient) ->
     assert '<html lang="zh-CN">' in page
     assert "<title>全民参保登记 · 统计分析</title>" in page
     for words in ("全民参保登记基础数据情况表", "逻辑校验", "人员明细", "加载更多", "参保覆盖情况",
-                  "下载报表（CSV）", "下载报表（Excel）"):  # fmt: skip
+                  "下载报表（CSV）", "下载报表（Excel）", "下载报表（PDF）"):  # fmt: skip
         assert words in page, words
     for control in re.findall(r'<(?:input|select|textarea) id="([a-z-]+)"', page):
         assert f'<label for="{control}">' in page, control
@@ -406,6 +406,16 @@ async def test_an_analyst_reads_the_quarterly_table_on_the_page(
         await expect(page.locator("#message")).to_have_text(
             "已下载 全民参保登记基础数据情况表-2026Q3-52.csv"
         )
+        # As the form lays it out: a workbook for Excel, a PDF to sign on paper.
+        for kind, starts in (("xlsx", b"PK"), ("pdf", b"%PDF")):
+            async with page.expect_download() as info:
+                await page.locator(f"#download-{kind}").click()
+            download = await info.value
+            name = f"全民参保登记基础数据情况表-2026Q3-52.{kind}"
+            assert download.suggested_filename == name
+            content = await asyncio.to_thread(Path(await download.path()).read_bytes)
+            assert content.startswith(starts), kind
+            await expect(page.locator("#message")).to_have_text(f"已下载 {name}")
 
         # A city's analyst: their own city only, no total, the scope said.
         await page.locator("#logout").click()

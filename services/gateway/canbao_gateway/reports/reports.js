@@ -719,6 +719,7 @@ document.addEventListener("DOMContentLoaded", () => {
   $("quarter-form").addEventListener("submit", showQuarter);
   $("download-csv").addEventListener("click", (e) => downloadTable("csv", e.currentTarget));
   $("download-xlsx").addEventListener("click", (e) => downloadTable("xlsx", e.currentTarget));
+  $("download-pdf").addEventListener("click", (e) => downloadTable("pdf", e.currentTarget));
   $("people-more").addEventListener("click", loadMorePeople);
   $("people-close").addEventListener("click", closeAndReturn);
   $("logout").addEventListener("click", () => signedOut("已退出登录"));
