@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from typing import Literal
+from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -207,3 +208,49 @@ class Employers(_Report):
     employers: list[EmployerGap]
     units: int
     """How many employers leave someone out in all (the list shows the first `limit`)."""
+
+
+class PersonBehind(_Report):
+    """One person behind a number or on a list, as the verdict counted them. Reporting holds no
+    names or numbers: the gateway adds them from identity, masked (api.md)."""
+
+    person_id: UUID
+    name: str | None = None
+    """张*; null while no source gives a name."""
+    id_number: str | None = None
+    """5201**********123X; null for a person known without a citizen number."""
+    city: str
+    """The row they count in (in the total row, once per city they count in)."""
+    region_code: str | None
+    gender: str | None
+    birth_year: int | None
+    registration: str
+    statuses: dict[str, str | None]
+    survey_reasons: list[str]
+
+
+class _Page(_Report):
+    quarter: str
+    as_of: datetime
+    provisional: bool
+    count: int
+    """How many in all: every page together lists this many."""
+    people: list[PersonBehind]
+    next_cursor: str | None
+    """Pass as `cursor` for the next page; null on the last."""
+
+
+class CellPeople(_Page):
+    """The people behind a cell of the quarterly table (报表及对应人员明细)."""
+
+    city: str
+    column: int
+    column_name: str
+
+
+class ListPeople(_Page):
+    """The people on one of the plans' lists, or a unit's employees left out (92)."""
+
+    region: str
+    name: str
+    label: str

@@ -141,8 +141,8 @@ async def test_each_person_says_how_the_verdict_counted_them(
                              params={"city": "5203", "column": 9})).json()  # fmt: skip
     assert page["provisional"] is True and page["column_name"] == "养老保险应参保未参保人数"
     assert page["people"] == [{
-        "person_id": str(pid), "city": "5203", "region_code": ZUNYI, "gender": "1",
-        "birth_year": 1990, "registration": "needs_survey",
+        "person_id": str(pid), "name": None, "id_number": None, "city": "5203",
+        "region_code": ZUNYI, "gender": "1", "birth_year": 1990, "registration": "needs_survey",
         "statuses": {"pension": "91", "medical": "91", "injury": "95", "unemployment": "95",
                      "maternity": "95"},
         "survey_reasons": ["uninsured"],

@@ -10,22 +10,23 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import AsyncIterator
-from datetime import datetime
 from typing import Annotated, Any, Final, Literal
 from urllib.parse import quote
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Path, Query, Response
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel
 
 from canbao_contracts.codes import Insurance, RegistrationState, StatusCode, SurveyReason
 from canbao_contracts.id_numbers import mask
 from canbao_contracts.reports import (
+    CellPeople,
     CoverageResponse,
     Employers,
     Filing,
     FilingState,
+    ListPeople,
+    PersonBehind,
     PlanLists,
     QuarterlyTable,
     SetTargets,
@@ -57,6 +58,11 @@ FILES: Final = {
 }
 BINARY: Final = {"schema": {"type": "string", "format": "binary"}}
 IdentityDep = Annotated[IdentityClient, Depends(identity_client)]
+
+
+def _given(**values: Any) -> dict[str, Any]:
+    """The query parameters for reporting: those the caller gave (`?cursor=` is none)."""
+    return {name: value for name, value in values.items() if value not in (None, "")}
 
 
 ERRORS: Final = problems.problem_responses({
@@ -108,38 +114,6 @@ async def quarterly_table(
     return QuarterlyTable.model_validate(answer.json())
 
 
-class PersonBehind(BaseModel):
-    """One person counted in the cell, masked (api.md), with what the verdict counted."""
-
-    person_id: UUID
-    name: str | None
-    """张*; null while no source gives a name."""
-    id_number: str | None
-    """5201**********123X; null for a person known without a citizen number."""
-    city: str
-    """The row they count in (in the total row, once per city they count in)."""
-    region_code: str | None
-    gender: str | None
-    birth_year: int | None
-    registration: str
-    statuses: dict[str, str | None]
-    survey_reasons: list[str]
-
-
-class CellPeople(BaseModel):
-    quarter: str
-    as_of: datetime
-    provisional: bool
-    city: str
-    column: int
-    column_name: str
-    count: int
-    """The cell's number: all pages together list this many entries."""
-    people: list[PersonBehind]
-    next_cursor: str | None
-    """Pass as `cursor` for the next page; null on the last."""
-
-
 PEOPLE_ERRORS: Final = problems.problem_responses({
     401: problems.UNAUTHENTICATED,
     403: "role-not-allowed, city-out-of-scope (a row outside your region)",
@@ -166,9 +140,7 @@ async def cell_people(
 ) -> CellPeople:
     """Exactly the people a cell of your region's table counts, a page at a time (their count
     equals the cell); masked, each one audited as read for analysis."""
-    params: dict[str, Any] = {"city": city, "column": column, "limit": limit}
-    if cursor:
-        params["cursor"] = cursor
+    params = _given(city=city, column=column, limit=limit, cursor=cursor)
     page = await reporting.people(quarter, region=staff.scope, params=params, caller=staff)
     people = await _masked(page["people"], identity, audit, staff)
     return CellPeople.model_validate(page | {"people": people})
@@ -186,7 +158,8 @@ async def _masked(
         person_id = UUID(entry["person_id"])
         number = known.numbers.get(person_id) if known else None
         name = known.masked_names.get(person_id) if known else None
-        people.append(PersonBehind(**entry, name=name, id_number=mask(number) if number else None))
+        masked = {"name": name, "id_number": mask(number) if number else None}
+        people.append(PersonBehind.model_validate(entry | masked))
     await audit.record_many(purpose=Purpose.ANALYSIS, people=[
         AuditedPerson(known.numbers.get(p.person_id) if known else None, p.person_id,
                       Outcome.OK, region=p.region_code)
@@ -221,10 +194,7 @@ async def coverage(
     """Per division of your region (a province's cities, a city's counties) and in total: each
     insurance's coverage against its goal, the registration rate and the survey rate, over the
     living household-registered people. Numbers only: not audited as a read of personal data."""
-    params: dict[str, Any] = {}
-    for name, value in (("division", region), ("insurance", insurance), ("quarter", quarter)):
-        if value is not None:
-            params[name] = value
+    params = _given(division=region, insurance=insurance, quarter=quarter)
     answer = await reporting.coverage(region=staff.scope, params=params, caller=staff)
     return CoverageResponse.model_validate(answer)
 
@@ -263,19 +233,6 @@ async def set_targets(
     return Targets.model_validate(answer)
 
 
-class ListPeople(BaseModel):
-    quarter: str
-    as_of: datetime
-    provisional: bool
-    region: str
-    name: str
-    label: str
-    count: int
-    """How many the list holds in the division: all pages together list this many."""
-    people: list[PersonBehind]
-    next_cursor: str | None
-
-
 LIST_ERRORS: Final = problems.problem_responses({
     401: problems.UNAUTHENTICATED,
     403: "role-not-allowed, region-out-of-scope (a division outside your region)",
@@ -298,7 +255,7 @@ async def plan_lists(
     """Insured locally or elsewhere, uninsured, partly insured, interrupted, selectively enrolled,
     employees in residents' schemes (44号 Art.29-30): the people on each list per division of
     your region (or of `region` within it). Numbers only."""
-    params = {k: v for k, v in (("division", region), ("quarter", quarter)) if v is not None}
+    params = _given(division=region, quarter=quarter)
     answer = await reporting.lists(None, region=staff.scope, params=params, caller=staff)
     return PlanLists.model_validate(answer)
 
@@ -320,10 +277,7 @@ async def list_people(
     """A page of the list's people (masked, each audited), or with `format=csv` the whole list
     of the division as a file Excel opens (UTF-8 with a BOM), fetched and audited page by page
     as it is written."""
-    params: dict[str, Any] = {"limit": limit}
-    for key, value in (("division", region), ("quarter", quarter), ("cursor", cursor)):
-        if value:
-            params[key] = value
+    params = _given(division=region, quarter=quarter, cursor=cursor, limit=limit)
     if format == "csv":
         # The first page before answering: a refusal is a problem, not a broken download.
         first = await reporting.lists(name, region=staff.scope, caller=staff,
@@ -426,8 +380,7 @@ async def employers(
     """Per unit (AAB001), its employees in your region (or `region` within it) employed but not
     enrolled in each insurance (code 92), the units leaving out the most first: the list labour
     inspection (劳动监察) works through. Numbers only."""
-    params: dict[str, Any] = {"limit": limit}
-    params |= {k: v for k, v in (("division", region), ("quarter", quarter)) if v is not None}
+    params = _given(division=region, quarter=quarter, limit=limit)
     answer = await reporting.employers(None, region=staff.scope, params=params, caller=staff)
     return Employers.model_validate(answer)
 
@@ -447,10 +400,7 @@ async def employees_owed(
 ) -> ListPeople:
     """A page of the unit's employees in your region not enrolled in some insurance, masked,
     each one audited as read for analysis."""
-    params: dict[str, Any] = {"limit": limit}
-    for key, value in (("division", region), ("quarter", quarter), ("cursor", cursor)):
-        if value:
-            params[key] = value
+    params = _given(division=region, quarter=quarter, cursor=cursor, limit=limit)
     page = await reporting.employers(unit_id, region=staff.scope, params=params, caller=staff)
     people = await _masked(page["people"], identity, audit, staff)
     return ListPeople.model_validate(page | {"people": people})

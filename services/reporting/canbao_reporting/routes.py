@@ -12,12 +12,12 @@ from typing import Annotated, Final, Literal
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
-from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from canbao_contracts.codes import Insurance
 from canbao_contracts.report_columns import COLUMN_NAMES_ZH
 from canbao_contracts.reports import (
+    CellPeople,
     Coverage,
     CoverageResponse,
     DivisionCoverage,
@@ -27,6 +27,8 @@ from canbao_contracts.reports import (
     Filing,
     FilingState,
     InsuranceCoverage,
+    ListPeople,
+    PersonBehind,
     PlanListCount,
     PlanLists,
     QuarterlyTable,
@@ -201,35 +203,6 @@ async def quarterly(
     return Response(file, media_type=exports.MEDIA_TYPES[format])
 
 
-class PersonCounted(BaseModel):
-    """One person behind a number, as the verdict counted them (no name or number: the gateway
-    asks identity for the masked ones)."""
-
-    person_id: UUID
-    city: str
-    """The row they count in (in the total row, a person counts once per city)."""
-    region_code: str | None
-    gender: str | None
-    birth_year: int | None
-    registration: str
-    statuses: dict[str, str | None]
-    survey_reasons: list[str]
-
-
-class CellPeople(BaseModel):
-    quarter: str
-    as_of: datetime
-    provisional: bool
-    city: str
-    column: int
-    column_name: str
-    count: int
-    """The cell's number: every page together lists this many."""
-    people: list[PersonCounted]
-    next_cursor: str | None
-    """Pass as `cursor` for the next page; null on the last."""
-
-
 class InvalidCell(Problem):
     def __init__(self, detail: str) -> None:
         super().__init__(422, "invalid-cell", "表格单元无效 (no such cell of the table)", detail)
@@ -255,6 +228,14 @@ def _cursor(text: str | None) -> tuple[UUID, str] | None:
     try:
         return UUID(person), _city(city)
     except (ValueError, InvalidCell):
+        raise InvalidCursor() from None
+
+
+def _person_cursor(text: str | None) -> UUID | None:
+    """The person_id the previous page of a list ended with."""
+    try:
+        return UUID(text) if text else None
+    except ValueError:
         raise InvalidCursor() from None
 
 
@@ -301,9 +282,9 @@ async def cell_people(
     )  # fmt: skip
 
 
-def _counted(person: store.PersonInCell) -> PersonCounted:
+def _counted(person: store.PersonInCell) -> PersonBehind:
     verdict = person.verdict
-    return PersonCounted(
+    return PersonBehind(
         person_id=person.person_id, city=person.city, region_code=verdict.get("region_code"),
         gender=verdict.get("gender"), birth_year=verdict.get("birth_year"),
         registration=verdict["registration"], statuses=verdict["statuses"],
@@ -454,19 +435,6 @@ async def plan_lists(
     )  # fmt: skip
 
 
-class ListPeople(BaseModel):
-    quarter: str
-    as_of: datetime
-    provisional: bool
-    region: str
-    name: str
-    label: str
-    count: int
-    """How many the list holds in the region: all pages together list this many."""
-    people: list[PersonCounted]
-    next_cursor: str | None
-
-
 @router.get("/reports/lists/{name}", response_model=ListPeople,
             summary="The people on one of the plans' lists")  # fmt: skip
 async def list_people(
@@ -483,10 +451,7 @@ async def list_people(
     each with the codes and survey reasons that put them there."""
     asked = _scope(region, division)
     moment = _moment(quarter or str(Quarter.of(now())), now())
-    try:
-        after = UUID(cursor) if cursor else None
-    except ValueError:
-        raise InvalidCursor() from None
+    after = _person_cursor(cursor)
     found = await store.people_on_list(session, moment.before, name=name, region=asked,
                                        after=after, limit=limit + 1)  # fmt: skip
     counts = await store.list_counts(session, moment.before, region=asked, digits=2)
@@ -663,10 +628,7 @@ async def employees_owed(
 ) -> ListPeople:
     asked = _scope(region, division)
     moment = _moment(quarter or str(Quarter.of(now())), now())
-    try:
-        after = UUID(cursor) if cursor else None
-    except ValueError:
-        raise InvalidCursor() from None
+    after = _person_cursor(cursor)
     found, count = await store.employees_owed(
         session, moment.before, unit_id=unit_id, region=asked, after=after, limit=limit + 1
     )
