@@ -154,6 +154,16 @@ def test_the_verdict_names_the_units_that_employ_the_person_now() -> None:
     assert verdict(enrolled(p, S.RESIDENT_PENSION)).employers == ()
 
 
+def test_an_interruption_is_dated_by_the_earliest_end_of_a_suspended_period() -> None:
+    p = pid()
+    ended = date(2020, 1, 31)
+    v = verdict(enrolled(p, S.RESIDENT_PENSION, SUSPENDED, period_end=date(2025, 3, 31)),
+                enrolled(p, S.RESIDENT_MEDICAL, SUSPENDED, period_end=date(2025, 9, 30)),
+                enrolled(p, S.URBAN_EMPLOYEE_PENSION, TERMINATED, period_end=ended))  # fmt: skip
+    assert v.interrupted_since == date(2025, 3, 31)
+    assert verdict(enrolled(p, S.RESIDENT_PENSION)).interrupted_since is None
+
+
 # -- Rule 2: an active enrolment reported by the comparison ---------------------------------------
 
 

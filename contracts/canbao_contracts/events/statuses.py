@@ -133,6 +133,10 @@ class Verdict(ContractModel):
     employers: Annotated[tuple[SourceId, ...], AfterValidator(_employers)] = ()
     """The units (AAB001 / emp_no) that employ the person now, sorted: the employer a code 92
     ("employed by a unit but not enrolled") is owed to, for labour inspection (40号 三(一)2)."""
+    interrupted_since: date | None = None
+    """When payments stopped (断保): the earliest end of the paid period among the suspended
+    local enrolments; None when nothing is interrupted or the sources give no period end. The
+    plans' long-interrupted list counts from it."""
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:

@@ -152,7 +152,8 @@ def evaluate(situation: Situation, today: date) -> Verdict | None:
                    needs_survey=bool(reasons), survey_reasons=reasons,
                    registration=registration, confirmed_by=confirmed_by,
                    enrolment_cities=enrolment_cities(situation),
-                   employers=employers(situation, today))  # fmt: skip
+                   employers=employers(situation, today),
+                   interrupted_since=interrupted_since(situation))  # fmt: skip
 
 
 def is_deceased(situation: Situation) -> bool:
@@ -312,6 +313,13 @@ def employers(situation: Situation, today: date) -> tuple[str, ...]:
     enrolling = {e.unit_id for e in situation.of(EnrolmentFact)
                  if e.unit_id is not None and _on_the_books(e)}  # fmt: skip
     return tuple(sorted(registered | enrolling))
+
+
+def interrupted_since(situation: Situation) -> date | None:
+    """Rule 3's interruption (94), dated: the earliest period end of a suspended enrolment."""
+    ends = [e.period_end for e in situation.of(EnrolmentFact)
+            if e.state is EnrolmentState.SUSPENDED and e.period_end is not None]  # fmt: skip
+    return min(ends, default=None)
 
 
 def _on_the_books(enrolment: EnrolmentFact) -> bool:
