@@ -4,6 +4,7 @@ person on; then on a real database through the internal API, per division and pa
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, date, datetime
 from typing import Any
 
 import httpx
@@ -118,3 +119,29 @@ async def test_the_lists_per_division_and_their_people(
     assert refused.json()["type"] == "/problems/region-out-of-scope"
     unknown = await client.get("/internal/v1/reports/lists/everyone", params={"region": "52"})
     assert unknown.status_code == 422
+
+
+async def test_the_long_interrupted_are_those_stopped_a_year_before_the_day_counted(
+    reporting: Reporting, client: httpx.AsyncClient
+) -> None:
+    """The clock is 15 August 2026: stopped on 31 July 2025 is more than a year; 31 March 2026
+    is not, until April 2027."""
+    long_ago, lately = uuid.uuid4(), uuid.uuid4()
+    stopped = statuses(pension=S.INTERRUPTED)
+    await reporting.apply(
+        changed(long_ago, verdict(statuses=stopped, interrupted_since=date(2025, 7, 31))),
+        changed(lately, verdict(statuses=stopped, interrupted_since=date(2026, 3, 31))),
+        changed(uuid.uuid4(), verdict(statuses=stopped)),  # no period end: not dated
+    )  # fmt: skip
+
+    async def long_interrupted() -> list[str]:
+        page = (await client.get("/internal/v1/reports/lists/long_interrupted",
+                                 params={"region": "52"})).json()  # fmt: skip
+        summary = (await client.get("/internal/v1/reports/lists", params={"region": "52"})).json()
+        total = next(x["total"] for x in summary["lists"] if x["name"] == "long_interrupted")
+        assert total == page["count"] == len(page["people"])
+        return [p["person_id"] for p in page["people"]]
+
+    assert await long_interrupted() == [str(long_ago)]
+    reporting.clock.now = datetime(2027, 4, 2, tzinfo=UTC)
+    assert sorted(await long_interrupted()) == sorted([str(long_ago), str(lately)])

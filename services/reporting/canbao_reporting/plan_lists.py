@@ -14,8 +14,10 @@ domain.md §5:
   military/abroad/prison, 94 interrupted, 95 not required).
 * partly_insured (未参全): insured in at least one insurance, and 91 in another (the person has
   not joined an insurance they should).
-* interrupted (断保): 94 in at least one insurance. How long is not in the verdict: the
-  long-interrupted cannot be told apart yet.
+* interrupted (断保): 94 in at least one insurance.
+* long_interrupted (长期断保): interrupted, payments stopped (the verdict's interrupted_since)
+  more than a year before the day counted — a list time alone fills, so the database applies
+  it as of the day asked (store._LISTS_AS_OF), not this module as a state is applied.
 * selective (选择性参保): insured in at least one insurance, and 92 in another (the unit enrols
   the employee in some insurances only).
 * resident_scheme_employees: 92 in at least one insurance (employed by a unit) while the
@@ -25,6 +27,7 @@ domain.md §5:
 
 from __future__ import annotations
 
+from datetime import date, timedelta
 from enum import StrEnum
 from typing import Final, Self
 
@@ -38,6 +41,14 @@ RESIDENT_SCHEMES: Final = {
     Insurance.MEDICAL: frozenset({S.URBAN_RESIDENT_MEDICAL, S.NEW_RURAL_COOPERATIVE_MEDICAL,
                                   S.RESIDENT_MEDICAL}),
 }  # fmt: skip
+
+
+LONG_INTERRUPTION: Final = timedelta(days=365)
+
+
+def long_interruption_cutoff(day: date) -> date:
+    """The long-interrupted, counted on `day`, stopped paying before this."""
+    return day - LONG_INTERRUPTION
 
 
 class PlanList(StrEnum):
@@ -54,6 +65,7 @@ class PlanList(StrEnum):
     UNINSURED = "uninsured", "未参保人员名单"
     PARTLY_INSURED = "partly_insured", "未参全险种人员名单"
     INTERRUPTED = "interrupted", "断保人员名单"
+    LONG_INTERRUPTED = "long_interrupted", "长期断保人员名单"
     SELECTIVE = "selective", "单位选择性参保人员名单"
     RESIDENT_SCHEME_EMPLOYEES = "resident_scheme_employees", "单位职工参加居民保险人员名单"
 

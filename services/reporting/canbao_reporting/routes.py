@@ -55,7 +55,7 @@ from canbao_reporting.coverage import (
     slowest_first,
     target_of,
 )
-from canbao_reporting.plan_lists import PlanList
+from canbao_reporting.plan_lists import PlanList, long_interruption_cutoff
 from canbao_reporting.quarterly_table import (
     COLUMNS,
     TOTAL,
@@ -402,6 +402,11 @@ async def targets_of(
     ])  # fmt: skip
 
 
+def _cutoff(moment: Moment) -> date:
+    """The long-interrupted of a list counted at the moment (plan_lists.py)."""
+    return long_interruption_cutoff(moment.as_of.astimezone(CHINA).date())
+
+
 def _scope(region: str | None, division: str | None) -> str:
     """The division asked (default: the caller's whole region), refused outside it."""
     scope = _division(region) or ""
@@ -423,7 +428,9 @@ async def plan_lists(
     asked = _scope(region, division)
     moment = _moment(quarter or str(Quarter.of(now())), now())
     digits = 6 if len(asked) >= 4 else 4
-    counts = await store.list_counts(session, moment.before, region=asked, digits=digits)
+    counts = await store.list_counts(
+        session, moment.before, region=asked, digits=digits, cutoff=_cutoff(moment)
+    )
     divisions = sorted({d for d, _ in counts}, key=lambda d: (d == UNKNOWN_CITY, d))
     return PlanLists(
         quarter=str(moment.quarter), as_of=moment.as_of.astimezone(UTC),
@@ -453,8 +460,11 @@ async def list_people(
     moment = _moment(quarter or str(Quarter.of(now())), now())
     after = _person_cursor(cursor)
     found = await store.people_on_list(session, moment.before, name=name, region=asked,
-                                       after=after, limit=limit + 1)  # fmt: skip
-    counts = await store.list_counts(session, moment.before, region=asked, digits=2)
+                                       cutoff=_cutoff(moment), after=after,
+                                       limit=limit + 1)  # fmt: skip
+    counts = await store.list_counts(
+        session, moment.before, region=asked, digits=2, cutoff=_cutoff(moment)
+    )
     found, more = found[:limit], len(found) > limit
     return ListPeople(
         quarter=str(moment.quarter), as_of=moment.as_of.astimezone(UTC),

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, Final
 from uuid import UUID
 
@@ -241,35 +241,46 @@ async def targets(session: AsyncSession, *, year: int, within: str) -> dict[str,
     return found
 
 
+# The lists a state is on as of a day: those stored with it, and the long-interrupted when its
+# interruption began before :cutoff (a list that time alone fills: plan_lists.py).
+_LISTS_AS_OF: Final = f"""(newest.lists || CASE
+    WHEN '{PlanList.INTERRUPTED.value}' = ANY(newest.lists)
+         AND (newest.verdict->>'interrupted_since')::date < :cutoff
+    THEN ARRAY['{PlanList.LONG_INTERRUPTED.value}'] ELSE ARRAY[]::text[] END)"""
+
+
 async def list_counts(
-    session: AsyncSession, before: datetime | None, *, region: str, digits: int
+    session: AsyncSession, before: datetime | None, *, region: str, digits: int, cutoff: date
 ) -> dict[tuple[str, PlanList], int]:
-    """How many people of each division (of `digits` digits, within `region`) each list holds."""
+    """How many people of each division (of `digits` digits, within `region`) each list holds
+    (`cutoff`: the long-interrupted are those interrupted before it)."""
     query = sa.text(f"""
         SELECT COALESCE(left(newest.region_code, :digits), '{UNKNOWN_CITY}') AS division,
                name, count(*) AS people
-        FROM ({_NEWEST}) AS newest, unnest(newest.lists) AS name
+        FROM ({_NEWEST}) AS newest, unnest({_LISTS_AS_OF}) AS name
         WHERE {_IN_REGION} GROUP BY 1, 2
     """)  # fmt: skip
     connection = await session.connection()
-    rows = await connection.execute(query, {"before": before, "region": region, "digits": digits})
+    rows = await connection.execute(query, {"before": before, "region": region, "digits": digits,
+                                            "cutoff": cutoff})  # fmt: skip
     return {(row.division, PlanList(row.name)): row.people for row in rows}
 
 
 async def people_on_list(
     session: AsyncSession, before: datetime | None, *, name: PlanList, region: str,
-    after: UUID | None = None, limit: int = 100,
+    cutoff: date, after: UUID | None = None, limit: int = 100,
 ) -> list[PersonInCell]:  # fmt: skip
     """The people on a list within `region`, by person_id, after `after`."""
     query = sa.text(f"""
         SELECT newest.person_id, newest.verdict FROM ({_NEWEST}) AS newest
-        WHERE :name = ANY(newest.lists) AND {_IN_REGION}
+        WHERE :name = ANY({_LISTS_AS_OF}) AND {_IN_REGION}
           AND (CAST(:after AS uuid) IS NULL OR newest.person_id > :after)
         ORDER BY newest.person_id LIMIT :limit
     """)  # fmt: skip
     connection = await session.connection()
     rows = await connection.execute(query, {"before": before, "region": region, "limit": limit,
-                                            "name": name.value, "after": after})  # fmt: skip
+                                            "name": name.value, "after": after,
+                                            "cutoff": cutoff})  # fmt: skip
     return [
         PersonInCell(row.person_id, city_of(row.verdict.get("region_code")), row.verdict)
         for row in rows
