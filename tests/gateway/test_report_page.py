@@ -4,9 +4,9 @@ contracts, plotly.js from the installed package under its version — and at wor
 browser (Debian's chromium, headless, driven by Playwright) against the gateway and reporting
 running for real on their databases: an analyst logs in, reads the quarterly basic-data table
 of domain.md §6 with the numbers the JSON API answers and its logical checks, a failed one
-marked in the table, changes quarter, downloads the table; a city's analyst sees their city
-only; another role is not let in. Screenshots of each step are kept in `artifacts/report-page/`
-(CANBAO_ARTIFACTS moves them)."""
+marked in the table, changes quarter, downloads the table, files a past quarter (报送) and
+downloads the signed PDF; a city's analyst sees their city only; another role is not let in.
+Screenshots of each step are kept in `artifacts/report-page/` (CANBAO_ARTIFACTS moves them)."""
 
 from __future__ import annotations
 
@@ -585,3 +585,89 @@ async def test_coverage_per_city_against_the_goals(
             "2026年第3季度，数据截至 2026/10/1 00:00:00"
         )
         assert errors == [], errors
+
+
+async def test_the_province_files_a_past_quarter_on_the_page(
+    gateway: str,
+    test_clock: Clock,
+    add_account: Callable[..., Awaitable[Any]],
+    token_for: Callable[..., str],
+) -> None:
+    """报送 (domain.md §6): a past quarter's filing state, its due date (the 25th of the month
+    after) passed, the cities' states; the form refuses a failed check left unexplained, as
+    reporting says; filed, the page says who filed when, late, and gives the signed PDF."""
+    shots = artifacts_dir()
+    await add_account("demo-analyst", "demo", role=Role.ANALYST, scope="52")
+    token = token_for(Role.ANALYST, "52", username="demo-analyst")
+    past = await table_of(gateway, "2026Q3", token)
+    assert any(not check["passed"] for check in past["checks"])  # the note is required
+    async with httpx.AsyncClient(base_url=gateway) as api:
+        answer = await api.get(TABLE.format("2026Q3") + "/filing", headers=bearer(token))
+    assert answer.status_code == 200, answer.text
+    before = answer.json()
+    assert before["state"] == "overdue" and before["due"] == "2026-10-25"
+    assert [(c["region"], c["state"]) for c in before["cities"]] == [
+        ("5201", "overdue"), ("5203", "overdue")]  # fmt: skip
+    names = {row["city"]: row["name"] for row in past["rows"]}
+
+    async with browser_page(test_clock) as (page, errors):
+        await page.goto(f"{gateway}/reports")
+        await log_in(page, "demo-analyst")
+        # The current quarter is provisional: nothing to file yet.
+        await expect(page.locator("#table-state")).to_contain_text("临时数据")
+        await expect(page.locator("#filing-view")).to_be_hidden()
+        await page.locator("#quarter").select_option("2026Q3")
+        await page.locator("#show").click()
+        state = page.locator("#filing-state")
+        await expect(state).to_have_text("2026年第3季度　辖区 52（全省）：逾期未报送")
+        await expect(page.locator("#filing-due")).to_have_text(
+            "报送截止日期：2026年10月25日（季度结束后次月25日）"
+        )
+        cities = await page.locator("#filing-cities tbody tr").evaluate_all(
+            "rows => rows.map(r => [r.dataset.region, [...r.cells].map(c => c.textContent)])"
+        )
+        assert cities == [
+            [c["region"], [names[c["region"]] + ("" if names[c["region"]] == c["region"]
+                                                 else c["region"]), "逾期未报送", "—"]]
+            for c in before["cities"]
+        ]  # fmt: skip
+        await expect(page.locator("#report-date")).to_have_value("2026-11-23")  # today, China
+        await expect(page.locator("#filing-note-hint")).to_contain_text("必须填写相关情况说明")
+
+        # Signed, but the failed check left unexplained: reporting refuses, the page says why.
+        await page.locator("#filled-by").fill("李明")
+        await page.locator("#section-head").fill("王芳")
+        await page.locator("#unit-head").fill("赵强")
+        await page.locator("#filing-submit").click()
+        message = page.locator("#filing-message")
+        await expect(message).to_contain_text("报送失败：逻辑校验未通过，须填写相关情况说明")
+        await expect(message).to_contain_text("(1) = (2)")
+        await expect(page.locator("#filing-note")).to_be_focused()
+        await expect(state).to_contain_text("逾期未报送")
+        await page.screenshot(path=shots / "7-filing-refused.png", full_page=True)
+
+        await page.locator("#filing-note").fill("公安户籍数据尚未全部推送，已函请补送。")
+        await page.locator("#filing-submit").click()
+        await expect(message).to_have_text("已报送2026年第3季度报表")
+        await expect(state).to_have_text("2026年第3季度　辖区 52（全省）：已报送")
+        await expect(page.locator("#filing-who")).to_have_text(
+            "2026/11/23 10:00:00 由 demo-analyst 报送（逾期报送）"
+        )
+        await expect(page.locator("#filing-signatures")).to_contain_text("填表人李明")
+        await expect(page.locator("#filing-form")).to_be_hidden()
+        await expect(page.locator("#filing-pdf")).to_be_focused()
+        await page.screenshot(path=shots / "8-filed.png", full_page=True)
+
+        # The PDF as it was signed, fetched with the token.
+        async with page.expect_download() as info:
+            await page.locator("#filing-pdf").click()
+        download = await info.value
+        assert download.suggested_filename == "全民参保登记基础数据情况表-2026Q3-52-报送.pdf"
+        content = await asyncio.to_thread(Path(await download.path()).read_bytes)
+        assert content.startswith(b"%PDF")
+        assert errors == [], errors
+
+    async with httpx.AsyncClient(base_url=gateway) as api:
+        after = (await api.get(TABLE.format("2026Q3") + "/filing", headers=bearer(token))).json()
+    assert after["state"] == "filed" and after["filing"]["filed_by"] == "demo-analyst"
+    assert after["filing"]["late"] is True

@@ -2,8 +2,9 @@
 Log in; read the quarterly basic-data table (全民参保登记基础数据情况表, domain.md §6) of a
 quarter — the current one provisional (临时) — for the region of their account, with its logical
 checks; open the people behind a number (报表及对应人员明细); download the table as CSV or
-Excel; and follow coverage against the goals of domain.md §1 (pension ≥ 90 %, medical everyone,
-survey rate ≥ 90 %) as a chart per city.
+Excel; file (报送) a past quarter's table signed, or see who filed it when and download what was
+signed (the province also sees its cities' filing states); and follow coverage against the goals
+of domain.md §1 (pension ≥ 90 %, medical everyone, survey rate ≥ 90 %) as a chart per city.
 
 Built like the counter page (counter_page.py): one HTML page, one script, one style sheet (in
 `reports/`), served with the same headers, talking only to the public API (`/api/v1/auth/token`,

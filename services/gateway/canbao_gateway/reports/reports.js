@@ -31,6 +31,9 @@ let people = null; // the people panel: {quarter, city, column, items, next, cou
 let returnFocus = null; // the cell that opened the people panel: {city, column}
 let tableAsked = 0; // the latest table asked for: an older answer is dropped
 let coverageAsked = 0;
+let filingAsked = 0;
+// A filing's states (api.md "Reports"): filed, open (not yet, not due), overdue.
+const FILING_STATES = { filed: "已报送", open: "未报送", overdue: "逾期未报送" };
 
 // -- Talking to the API -------------------------------------------------------------------------
 
@@ -67,9 +70,13 @@ function authorised(headers = {}) {
   return init;
 }
 
-async function send(method, path, { form, headers } = {}) {
+async function send(method, path, { form, json, headers } = {}) {
   const init = { method, headers: authorised(headers) };
   if (form) init.body = new URLSearchParams(form);
+  if (json) {
+    init.headers["Content-Type"] = "application/json";
+    init.body = JSON.stringify(json);
+  }
   try {
     return await fetch(path, init);
   } catch (e) {
@@ -262,6 +269,8 @@ function signedOut(message) {
   table = null;
   tableAsked += 1;
   coverageAsked += 1;
+  filingAsked += 1;
+  $("filing-view").hidden = true;
   $("who").hidden = true;
   $("work-view").hidden = true;
   closePeople();
@@ -291,12 +300,15 @@ async function loadTable() {
     const body = await api("GET", `/api/v1/reports/quarterly/${encodeURIComponent(quarter)}`);
     if (asked !== tableAsked) return;
     showTable(body);
+    loadFiling(body);
     const failed = body.checks.filter((c) => !c.passed).length;
     say($("message"), `已查询${quarterText(body.quarter, body.provisional)}报表，` +
       (failed ? `逻辑校验未通过 ${failed} 项` : "逻辑校验全部通过"), failed ? "warn" : "ok");
   } catch (error) {
     if (asked !== tableAsked) return;
     table = null;
+    filingAsked += 1;
+    $("filing-view").hidden = true;
     $("quarterly").hidden = true;
     $("checks").hidden = true;
     $("passed-checks").hidden = true;
@@ -434,6 +446,159 @@ function downloadTable(format, control) {
   const quarter = table.quarter;
   download(`/api/v1/reports/quarterly/${encodeURIComponent(quarter)}?format=${format}`,
     `全民参保登记基础数据情况表-${quarter}-${me.scope}.${format}`, control, $("message"));
+}
+
+// -- Filing (报送, domain.md §6) -------------------------------------------------------------------
+
+// China's calendar date today, as a date input wants it (YYYY-MM-DD).
+function chinaToday() {
+  return new Date(Date.now() + CHINA_OFFSET_MS).toISOString().slice(0, 10);
+}
+
+function dateText(iso) {
+  const [year, month, day] = iso.split("-").map(Number);
+  return `${year}年${month}月${day}日`;
+}
+
+// Where the filing of a past quarter stands; the province and the cities file, a county does
+// not, and a provisional quarter cannot be filed yet: then nothing is shown.
+async function loadFiling(body) {
+  const asked = ++filingAsked;
+  const view = $("filing-view");
+  if (body.provisional || !me || ![2, 4].includes(me.scope.length)) {
+    view.hidden = true;
+    return;
+  }
+  say($("filing-message"), "正在查询报送情况…", "busy");
+  $("filing-form").hidden = true;
+  $("filing-done").hidden = true;
+  $("filing-cities").hidden = true;
+  $("filing-state").textContent = "";
+  $("filing-due").textContent = "";
+  view.hidden = false;
+  try {
+    const state = await api("GET",
+      `/api/v1/reports/quarterly/${encodeURIComponent(body.quarter)}/filing`);
+    if (asked !== filingAsked) return;
+    showFiling(state, body);
+    say($("filing-message"), "");
+  } catch (error) {
+    if (asked !== filingAsked) return;
+    say($("filing-message"), "报送情况暂无法查询：" + problemMessage(error));
+  }
+}
+
+function showFiling(state, body) {
+  const title = $("filing-state");
+  title.textContent = `${quarterText(state.quarter, false)}　辖区 ${scopeText(state.region)}：` +
+    FILING_STATES[state.state];
+  title.className = "progress " + state.state;
+  $("filing-due").textContent = `报送截止日期：${dateText(state.due)}（季度结束后次月25日）`;
+
+  const filing = state.filing;
+  $("filing-done").hidden = !filing;
+  if (filing) {
+    $("filing-who").textContent = `${when(filing.filed_at)} 由 ${filing.filed_by} 报送` +
+      (filing.late ? "（逾期报送）" : "");
+    const signed = filing.signatures;
+    const terms = [["填表人", signed.filled_by], ["处(科)负责人", signed.section_head],
+      ["单位负责人", signed.unit_head], ["报出日期", dateText(signed.report_date)],
+      ["相关情况说明", signed.note || "—"]];
+    $("filing-signatures").replaceChildren(...terms.flatMap(([term, value]) =>
+      [element("dt", term), element("dd", value)]));
+  }
+
+  const form = $("filing-form");
+  form.hidden = Boolean(filing);
+  if (!filing) {
+    form.reset();
+    $("report-date").value = chinaToday();
+  }
+  const failed = body.checks.filter((c) => !c.passed).length;
+  const note = $("filing-note");
+  note.required = failed > 0;
+  $("filing-note-hint").textContent = failed
+    ? `逻辑校验未通过 ${failed} 项：必须填写相关情况说明，说明原因`
+    : "逻辑校验全部通过；如有需要说明的情况请填写（选填）";
+  $("filing-note-hint").className = "hint" + (failed ? " required" : "");
+
+  const cities = $("filing-cities");
+  cities.tBodies[0].replaceChildren(...state.cities.map((city) => {
+    const row = element("tr");
+    row.dataset.region = city.region;
+    const name = cityName(city.region);
+    const head = element("th", name);
+    head.scope = "row";
+    if (name !== city.region) head.append(element("small", city.region));
+    row.append(head, element("td", FILING_STATES[city.state], city.state),
+      element("td", city.filed_at ? when(city.filed_at) : "—"));
+    return row;
+  }));
+  cities.hidden = state.cities.length === 0;
+}
+
+// A refused filing, said in Chinese: the failed checks named when the note is missing.
+function filingProblem(error) {
+  if (!(error instanceof ApiError)) return problemMessage(error);
+  const p = error.problem;
+  const type = (p.type || "").split("/").pop();
+  if (type === "checks-unexplained") {
+    const failed = Array.isArray(p.failed) ? p.failed : [];
+    return chinese(p.title) + (failed.length ? "（未通过：" + failed.map((f) => {
+      const [city, ...rule] = f.split(" ");
+      return `${cityName(city)} ${rule.join(" ")}`;
+    }).join("；") + "）" : "");
+  }
+  if (type === "already-filed") return chinese(p.title) + "：已报送的报表不能更改";
+  if (error.status === 422 && Array.isArray(p.errors)) return "填写内容有误：" + chinese(p.title);
+  return problemMessage(error);
+}
+
+async function fileTable(event) {
+  event.preventDefault();
+  if (!table || table.provisional) return;
+  const message = $("filing-message");
+  const fields = [["filled-by", "填表人"], ["section-head", "处(科)负责人"],
+    ["unit-head", "单位负责人"], ["report-date", "报出日期"]];
+  const missing = fields.filter(([id]) => !$(id).value.trim());
+  if (missing.length) {
+    say(message, "请填写" + missing.map(([, label]) => label).join("、"));
+    $(missing[0][0]).focus();
+    return;
+  }
+  const quarter = table.quarter;
+  const submit = $("filing-submit");
+  submit.disabled = true;
+  say(message, "正在报送…", "busy");
+  try {
+    await api("POST", `/api/v1/reports/quarterly/${encodeURIComponent(quarter)}/filing`, {
+      json: {
+        filled_by: $("filled-by").value.trim(),
+        section_head: $("section-head").value.trim(),
+        unit_head: $("unit-head").value.trim(),
+        report_date: $("report-date").value,
+        note: $("filing-note").value.trim(),
+      },
+    });
+    if (!table || table.quarter !== quarter) return;
+    await loadFiling(table);
+    say(message, `已报送${quarterText(quarter, false)}报表`, "ok");
+    $("filing-pdf").focus();
+  } catch (error) {
+    say(message, "报送失败：" + filingProblem(error));
+    if (error instanceof ApiError && (error.problem.type || "").endsWith("/checks-unexplained")) {
+      $("filing-note").focus();
+    }
+  } finally {
+    enable(submit);
+  }
+}
+
+function downloadFiled(format, control) {
+  if (!table || !me) return;
+  const quarter = table.quarter;
+  download(`/api/v1/reports/quarterly/${encodeURIComponent(quarter)}/filing?format=${format}`,
+    `全民参保登记基础数据情况表-${quarter}-${me.scope}-报送.${format}`, control, $("filing-message"));
 }
 
 // -- The people behind a number (报表及对应人员明细) ----------------------------------------------
@@ -720,6 +885,9 @@ document.addEventListener("DOMContentLoaded", () => {
   $("download-csv").addEventListener("click", (e) => downloadTable("csv", e.currentTarget));
   $("download-xlsx").addEventListener("click", (e) => downloadTable("xlsx", e.currentTarget));
   $("download-pdf").addEventListener("click", (e) => downloadTable("pdf", e.currentTarget));
+  $("filing-form").addEventListener("submit", fileTable);
+  $("filing-xlsx").addEventListener("click", (e) => downloadFiled("xlsx", e.currentTarget));
+  $("filing-pdf").addEventListener("click", (e) => downloadFiled("pdf", e.currentTarget));
   $("people-more").addEventListener("click", loadMorePeople);
   $("people-close").addEventListener("click", closeAndReturn);
   $("logout").addEventListener("click", () => signedOut("已退出登录"));
