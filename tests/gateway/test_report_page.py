@@ -5,7 +5,8 @@ browser (Debian's chromium, headless, driven by Playwright) against the gateway 
 running for real on their databases: an analyst logs in, reads the quarterly basic-data table
 of domain.md §6 with the numbers the JSON API answers and its logical checks, a failed one
 marked in the table, changes quarter, downloads the table, files a past quarter (报送) and
-downloads the signed PDF; a city's analyst sees their city only; another role is not let in.
+downloads the signed PDF, opens the people on a plan's list and downloads it; a city's analyst
+sees their city only; another role is not let in.
 Screenshots of each step are kept in `artifacts/report-page/` (CANBAO_ARTIFACTS moves them)."""
 
 from __future__ import annotations
@@ -671,3 +672,81 @@ async def test_the_province_files_a_past_quarter_on_the_page(
         after = (await api.get(TABLE.format("2026Q3") + "/filing", headers=bearer(token))).json()
     assert after["state"] == "filed" and after["filing"]["filed_by"] == "demo-analyst"
     assert after["filing"]["late"] is True
+
+
+async def test_the_plans_lists_open_their_people(
+    gateway: str,
+    test_clock: Clock,
+    add_account: Callable[..., Awaitable[Any]],
+    token_for: Callable[..., str],
+) -> None:
+    """参保名单 (44号 Art.29-30): how many people each list holds per city and in total, as the
+    API counts them; a count opens its people in the people panel, masked, and the list of that
+    city downloads as CSV."""
+    shots = artifacts_dir()
+    await add_account("demo-analyst", "demo", role=Role.ANALYST, scope="52")
+    token = token_for(Role.ANALYST, "52", username="demo-analyst")
+    async with httpx.AsyncClient(base_url=gateway) as api:
+        answer = await api.get("/api/v1/reports/lists", params={"quarter": "2026Q4"},
+                               headers=bearer(token))  # fmt: skip
+        assert answer.status_code == 200, answer.text
+        lists = answer.json()
+        listed = await api.get("/api/v1/reports/lists/uninsured", headers=bearer(token),
+                               params={"region": "5201", "quarter": "2026Q4"})  # fmt: skip
+        assert listed.status_code == 200, listed.text
+    uninsured = listed.json()
+    assert uninsured["count"] >= 1 and uninsured["next_cursor"] is None
+    divisions = sorted({d for entry in lists["lists"] for d in entry["divisions"]})
+    assert "5201" in divisions
+
+    async with browser_page(test_clock) as (page, errors):
+        await page.goto(f"{gateway}/reports")
+        await log_in(page, "demo-analyst")
+        await expect(page.locator("#lists-state")).to_have_text(
+            "2026年第4季度（临时），数据截至 2026/11/23 10:00:00，辖区 52（全省）"
+        )
+        rows = page.locator("#lists tbody tr")
+        await expect(rows).to_have_count(len(lists["lists"]))
+        shown = await rows.evaluate_all(
+            "rows => rows.map(r => [...r.cells].map(c => c.textContent))"
+        )
+        assert shown == [
+            [entry["label"], *(f"{entry['divisions'].get(d, 0):,}" for d in divisions),
+             f"{entry['total']:,}"]
+            for entry in lists["lists"]
+        ]  # fmt: skip
+        count = page.locator('#lists button[data-list="uninsured"][data-region="5201"]')
+        await expect(count).to_have_text(f"{uninsured['count']:,}")
+        await page.locator("#lists-view").scroll_into_view_if_needed()
+        await page.screenshot(path=shots / "9-lists.png")
+        await count.click()
+        await expect(page.locator("#people-title")).to_be_focused()
+        await expect(page.locator("#people-title")).to_have_text(
+            f"参保名单：{uninsured['label']}　5201　2026年第4季度（临时）"
+        )
+        await expect(page.locator("#people-summary")).to_contain_text(
+            f"共 {uninsured['count']:,} 人，已显示 {uninsured['count']:,} 人"
+        )
+        people = page.locator("#people tbody tr")
+        await expect(people).to_have_count(uninsured["count"])
+        ids = await people.evaluate_all("rows => rows.map(r => r.dataset.personId)")
+        assert ids == [p["person_id"] for p in uninsured["people"]]
+        assert ZHANG not in await page.content()  # masked
+        await page.screenshot(path=shots / "10-list-people.png")
+
+        # The city's whole list as a file Excel opens.
+        async with page.expect_download() as info:
+            await page.locator("#people-csv").click()
+        download = await info.value
+        assert download.suggested_filename == f"{uninsured['label']}-5201.csv"
+        content = await asyncio.to_thread(Path(await download.path()).read_bytes)
+        assert content.startswith("\ufeff姓名,公民身份号码".encode())
+        assert len(content.decode("utf-8-sig").splitlines()) == 1 + uninsured["count"]
+        await page.keyboard.press("Escape")
+        await expect(page.locator("#people-view")).to_be_hidden()
+        await expect(count).to_be_focused()
+        # A cell of the table still opens its people, without the list's download.
+        await page.locator('#quarterly tr[data-city="5201"] button[data-column="7"]').click()
+        await expect(page.locator("#people-summary")).to_contain_text("共 2 人")
+        await expect(page.locator("#people-csv")).to_be_hidden()
+        assert errors == [], errors

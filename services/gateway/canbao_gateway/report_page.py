@@ -3,7 +3,8 @@ Log in; read the quarterly basic-data table (全民参保登记基础数据情�
 quarter — the current one provisional (临时) — for the region of their account, with its logical
 checks; open the people behind a number (报表及对应人员明细); download the table as CSV or
 Excel; file (报送) a past quarter's table signed, or see who filed it when and download what was
-signed (the province also sees its cities' filing states); and follow coverage against the goals
+signed (the province also sees its cities' filing states); count the plans' lists (参保名单) per
+city, open a list's people and download it as CSV; and follow coverage against the goals
 of domain.md §1 (pension ≥ 90 %, medical everyone, survey rate ≥ 90 %) as a chart per city.
 
 Built like the counter page (counter_page.py): one HTML page, one script, one style sheet (in

@@ -27,8 +27,11 @@ const BAR_GAP = 0.2; // the chart's bargap: each bar is (1 - BAR_GAP) / 3 of a c
 const $ = (id) => document.getElementById(id);
 let me = null; // {username, role, scope}
 let table = null; // the quarterly table shown: GET /reports/quarterly/{quarter}
-let people = null; // the people panel: {quarter, city, column, items, next, count}
-let returnFocus = null; // the cell that opened the people panel: {city, column}
+// The people panel: {path (their pages' path and query but the cursor), csv (the list as a
+// file: {path, name}) or null, items, next, count}.
+let people = null;
+let returnFocus = null; // the selector of the number that opened the people panel
+let listsAsked = 0;
 let tableAsked = 0; // the latest table asked for: an older answer is dropped
 let coverageAsked = 0;
 let filingAsked = 0;
@@ -270,6 +273,7 @@ function signedOut(message) {
   tableAsked += 1;
   coverageAsked += 1;
   filingAsked += 1;
+  listsAsked += 1;
   $("filing-view").hidden = true;
   $("who").hidden = true;
   $("work-view").hidden = true;
@@ -296,6 +300,7 @@ async function loadTable() {
   closePeople();
   say($("message"), "正在查询…", "busy");
   const coverage = loadCoverage(quarter);
+  const lists = loadLists(quarter);
   try {
     const body = await api("GET", `/api/v1/reports/quarterly/${encodeURIComponent(quarter)}`);
     if (asked !== tableAsked) return;
@@ -316,7 +321,7 @@ async function loadTable() {
     $("checks-summary").textContent = "";
     say($("message"), "查询失败：" + problemMessage(error));
   }
-  await coverage;
+  await Promise.all([coverage, lists]);
 }
 
 function rowName(row) {
@@ -603,13 +608,24 @@ function downloadFiled(format, control) {
 
 // -- The people behind a number (报表及对应人员明细) ----------------------------------------------
 
-async function openPeople(city, column) {
+function openPeople(city, column) {
   if (!table) return;
-  people = { quarter: table.quarter, city, column, items: [], next: null, count: null };
-  returnFocus = { city, column };
-  $("people-title").textContent = `人员明细：${cityName(city)}` +
+  return openPanel(`人员明细：${cityName(city)}` +
     `${city === TOTAL || cityName(city) === city ? "" : "（" + city + "）"}` +
-    `　(${column}) ${LABELS.columns[column]}　${quarterText(table.quarter, table.provisional)}`;
+    `　(${column}) ${LABELS.columns[column]}　${quarterText(table.quarter, table.provisional)}`, {
+    path: `/api/v1/reports/quarterly/${encodeURIComponent(table.quarter)}/people` +
+      query({ city, column }),
+    csv: null,
+    returnTo: `button.cell[data-city="${city}"][data-column="${column}"]`,
+  });
+}
+
+// The people panel, for a number of the table or of the plans' lists.
+async function openPanel(title, { path, csv, returnTo }) {
+  people = { path, csv, items: [], next: null, count: null };
+  returnFocus = returnTo;
+  $("people-title").textContent = title;
+  $("people-csv").hidden = !csv;
   $("people").tBodies[0].replaceChildren();
   $("people").hidden = true;
   $("people-more").hidden = true;
@@ -626,9 +642,9 @@ async function loadPeople(more) {
   control.disabled = true;
   say($("people-message"), "正在查询…", "busy");
   try {
+    const cursor = more ? "cursor=" + encodeURIComponent(target.next) : "";
     const page = await api("GET",
-      `/api/v1/reports/quarterly/${encodeURIComponent(target.quarter)}/people` +
-      query({ city: target.city, column: target.column, cursor: more ? target.next : "" }));
+      target.path + (cursor ? (target.path.includes("?") ? "&" : "?") + cursor : ""));
     if (people !== target) return false;
     target.items.push(...page.people);
     target.next = page.next_cursor;
@@ -700,8 +716,7 @@ function closePeople() {
 
 function closeAndReturn() {
   closePeople();
-  const target = returnFocus && document.querySelector(
-    `button.cell[data-city="${returnFocus.city}"][data-column="${returnFocus.column}"]`);
+  const target = returnFocus && document.querySelector(returnFocus);
   returnFocus = null;
   (target || $("quarter")).focus();
 }
@@ -713,6 +728,87 @@ function peopleHeader() {
     cell.scope = "col";
     head.append(cell);
   }
+}
+
+function downloadList(control) {
+  if (!people || !people.csv) return;
+  download(people.csv.path, people.csv.name, control, $("people-message"));
+}
+
+// -- The plans' lists (参保名单, 44号 Art.29-30) --------------------------------------------------
+
+async function loadLists(quarter) {
+  const asked = ++listsAsked;
+  const state = $("lists-state");
+  state.textContent = "正在查询参保名单…";
+  try {
+    const body = await api("GET", "/api/v1/reports/lists" + query({ quarter }));
+    if (asked !== listsAsked) return;
+    showLists(body);
+    state.textContent = `${quarterText(body.quarter, body.provisional)}，` +
+      `数据截至 ${when(body.as_of)}，辖区 ${scopeText(body.region)}`;
+  } catch (error) {
+    if (asked !== listsAsked) return;
+    $("lists").hidden = true;
+    state.textContent = "参保名单暂无法查询：" + problemMessage(error);
+  }
+}
+
+function showLists(body) {
+  const divisions = [...new Set(body.lists.flatMap((l) => Object.keys(l.divisions)))].sort();
+  const head = element("tr");
+  const corner = element("th", "名单");
+  corner.scope = "col";
+  head.append(corner);
+  for (const division of divisions) {
+    const cell = element("th", cityName(division));
+    cell.scope = "col";
+    if (cityName(division) !== division) cell.append(element("small", division));
+    head.append(cell);
+  }
+  const total = element("th", "合计");
+  total.scope = "col";
+  head.append(total);
+  $("lists").tHead.replaceChildren(head);
+  $("lists").tBodies[0].replaceChildren(...body.lists.map((list) => {
+    const row = element("tr");
+    row.dataset.list = list.name;
+    const name = element("th", list.label);
+    name.scope = "row";
+    row.append(name);
+    const counts = [...divisions.map((d) => [d, list.divisions[d] || 0]),
+      [body.region, list.total]];
+    for (const [division, count] of counts) {
+      const cell = element("td", null, "number");
+      cell.dataset.region = division;
+      if (count > 0) {
+        const where = division === body.region ? "合计" : cityName(division);
+        const open = button(NUMBER.format(count), "cell",
+          `${list.label} ${where} ${NUMBER.format(count)} 人，查看名单`);
+        open.dataset.list = list.name;
+        open.dataset.region = division;
+        open.addEventListener("click", () => openList(body, list, division));
+        cell.append(open);
+      } else {
+        cell.textContent = "0";
+      }
+      row.append(cell);
+    }
+    return row;
+  }));
+  $("lists").hidden = body.lists.length === 0;
+}
+
+function openList(body, list, division) {
+  const where = division === body.region ? `合计（辖区 ${division}）` : cityName(division) +
+    (cityName(division) === division ? "" : `（${division}）`);
+  const base = `/api/v1/reports/lists/${encodeURIComponent(list.name)}`;
+  const params = { region: division, quarter: body.quarter };
+  return openPanel(`参保名单：${list.label}　${where}　${quarterText(body.quarter, body.provisional)}`, {
+    path: base + query(params),
+    csv: { path: base + query({ ...params, format: "csv" }), name: `${list.label}-${division}.csv` },
+    returnTo: `#lists button.cell[data-list="${list.name}"][data-region="${division}"]`,
+  });
 }
 
 // -- Coverage against the goals (domain.md §1) --------------------------------------------------
@@ -890,6 +986,7 @@ document.addEventListener("DOMContentLoaded", () => {
   $("filing-pdf").addEventListener("click", (e) => downloadFiled("pdf", e.currentTarget));
   $("people-more").addEventListener("click", loadMorePeople);
   $("people-close").addEventListener("click", closeAndReturn);
+  $("people-csv").addEventListener("click", (e) => downloadList(e.currentTarget));
   $("logout").addEventListener("click", () => signedOut("已退出登录"));
   document.addEventListener("keydown", onKey);
   if (sessionStorage.getItem(TOKEN_KEY)) {
