@@ -9,7 +9,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-HELPERS = {"__init__", "__main__", "processes"}
+HELPERS = {"__init__", "__main__", "events", "processes"}
 
 
 def main() -> None:

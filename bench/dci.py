@@ -28,7 +28,6 @@ import argparse
 import asyncio
 import os
 import random
-import statistics
 import tempfile
 import time
 import uuid
@@ -45,7 +44,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from bench.popup import prepare
-from bench.processes import machine_facts, start, wait_up
+from bench.processes import machine_facts, percentiles, start, wait_up
 from canbao_contracts.topics import ALL_TOPICS
 from canbao_gateway import clients
 from canbao_gateway.clients import ClientKind, Field, Permission
@@ -116,11 +115,6 @@ async def load(gateway: str, token: str, criteria: list[dict[str, Any]], clients
         await asyncio.gather(*(client(random.Random(n)) for n in range(clients_)))
         elapsed = time.perf_counter() - started
     return len(latencies) / elapsed, latencies, errors
-
-
-def percentiles(latencies: list[float]) -> tuple[float, float, float]:
-    q = statistics.quantiles(latencies, n=100, method="inclusive")
-    return q[49], q[89], q[98]
 
 
 async def full_delivery(urls: dict[str, str], identity: str, matching: str, receiver: Receiver,

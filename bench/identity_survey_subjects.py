@@ -36,13 +36,14 @@ from bench.processes import (
     cpu_seconds,
     cpu_since,
     machine_facts,
+    memory_kib,
     postmaster,
+    service_token,
     start,
     wait_up,
 )
 from canbao_identity.app import protector_from
 from canbao_identity.settings import IdentitySettings
-from canbao_platform import service_tokens
 from canbao_platform.db import Database, migrate_async
 from canbao_platform.local.broker import MockKafkaCluster
 from canbao_platform.local.postgres import PostgresCluster, free_port
@@ -52,25 +53,9 @@ DIVISIONS = ("52", "520102")
 RUNS = 2
 
 
-def memory_kib(pid: int) -> dict[str, int]:
-    """VmRSS and VmHWM of a process (Linux /proc), in KiB."""
-    found = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        name, _, value = line.partition(":")
-        if name in ("VmRSS", "VmHWM"):
-            found[name] = int(value.split()[0])
-    return found
-
-
-def token() -> str:
-    caller = service_tokens.Caller("bench-platform", "platform", "52")
-    key = service_tokens.private_key(service_tokens.DEVELOPMENT_PRIVATE_KEY)
-    return service_tokens.issue(caller, audience="identity", key=key)
-
-
 async def stream(url: str, region: str) -> tuple[int, float, float]:
     """Lines, seconds to the first, seconds to the last; each line parsed as a reader would."""
-    headers = {"Authorization": f"Bearer {token()}"}
+    headers = {"Authorization": f"Bearer {service_token('identity')}"}
     lines, first = 0, 0.0
     async with httpx.AsyncClient(base_url=url, timeout=600) as http:
         started = time.perf_counter()

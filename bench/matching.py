@@ -40,6 +40,7 @@ from typing import Any
 import asyncpg  # type: ignore[import-untyped]
 
 import canbao_matching
+from bench.events import inbound
 from canbao_contracts.codes import (
     BenefitPaymentStatus,
     Gender,
@@ -47,7 +48,6 @@ from canbao_contracts.codes import (
     StatusCode,
     StudentStatus,
 )
-from canbao_contracts.envelope import Envelope, encode
 from canbao_contracts.events import (
     BenefitFact,
     CrossRegionEnrolmentFact,
@@ -69,7 +69,7 @@ from canbao_matching.handlers import HANDLER
 from canbao_matching.rules import Situation, evaluate
 from canbao_platform.db import Database, migrate_async
 from canbao_platform.local.postgres import PostgresCluster, free_port
-from canbao_platform.messaging import InboundMessage, unit_of_work
+from canbao_platform.messaging import unit_of_work
 
 NOW = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
 TODAY = date(2026, 11, 23)
@@ -196,13 +196,6 @@ async def load_state(dsn: str, size: int) -> int:
     finally:
         await connection.close()
     return count
-
-
-def inbound(event: Event, offset: int) -> InboundMessage:
-    record = encode(event, source="/canbao/identity")
-    return InboundMessage(topic=record.topic, partition=0, offset=offset, key=record.key,
-                          value=record.value, headers=tuple(record.headers), timestamp=0,
-                          envelope=Envelope.from_headers(record.headers))  # fmt: skip
 
 
 async def bench_consume(database: Database, sample: int) -> tuple[float, int]:

@@ -43,6 +43,7 @@ from sqlalchemy import MetaData
 from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel
 
+from bench.events import send_all
 from canbao_contracts.envelope import Envelope, KafkaRecord
 from canbao_platform.db import Database, migrate_async
 from canbao_platform.local.broker import MockKafkaCluster
@@ -186,24 +187,10 @@ def measure(
 async def produce(kafka: MockKafkaCluster, topic: str, count: int, value_bytes: int) -> float:
     """Put `count` events on `topic`; the rate of the Producer (records built beforehand)."""
     records = [record(topic, n, value_bytes) for n in range(count)]
-    started = time.monotonic()
-    async with Producer(kafka.bootstrap_servers, linger_ms=20, max_batch_size=256 * 1024) as p:
-        for chunk in range(0, count, 10_000):
-            await p.send_many(records[chunk : chunk + 10_000])
-        rate = count / (time.monotonic() - started)
-        numbers = await p.partitions_for(topic)
-    # The test broker evicts the oldest messages beyond ~5 MiB per partition: check none was.
-    partitions = [TopicPartition(topic, number) for number in numbers]
-    consumer = AIOKafkaConsumer(bootstrap_servers=kafka.bootstrap_servers)
-    await consumer.start()
     try:
-        first = await consumer.beginning_offsets(partitions)
-        last = await consumer.end_offsets(partitions)
-    finally:
-        await consumer.stop()
-    if any(first.values()) or sum(last.values()) != count:
-        raise RuntimeError(f"the broker evicted messages of {topic}: use more --partitions")
-    return rate
+        return await send_all(kafka.bootstrap_servers, topic, records)
+    except RuntimeError as evicted:
+        raise RuntimeError(f"{evicted}: use more --partitions") from None
 
 
 def record(topic: str, n: int, value_bytes: int) -> KafkaRecord:

@@ -1,11 +1,13 @@
 """What the benchmarks that run services as processes share: starting a service under uvicorn
-and waiting for it, and the CPU each process (and PostgreSQL's backends) used, from /proc."""
+and waiting for it, a service token to call its internal API with, the CPU and memory each
+process (and PostgreSQL's backends) used, from /proc, and the percentiles of its latencies."""
 
 from __future__ import annotations
 
 import asyncio
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import time
@@ -13,6 +15,7 @@ from pathlib import Path
 
 import httpx
 
+from canbao_platform import service_tokens
 from canbao_platform.local.postgres import PostgresCluster, free_port
 
 
@@ -32,6 +35,16 @@ def cpu_seconds(pids: list[int]) -> dict[int, float]:
 def cpu_since(before: dict[int, float], pids: list[int]) -> float:
     """CPU seconds used since `before` (a process started since: all of its own)."""
     return sum(now - before.get(pid, 0.0) for pid, now in cpu_seconds(pids).items())
+
+
+def memory_kib(pid: int) -> dict[str, int]:
+    """VmRSS and VmHWM of a process (Linux /proc), in KiB."""
+    found = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        name, _, value = line.partition(":")
+        if name in ("VmRSS", "VmHWM"):
+            found[name] = int(value.split()[0])
+    return found
 
 
 def children_of(pid: int) -> list[int]:
@@ -85,3 +98,17 @@ async def wait_up(url: str, within_s: float = 60) -> None:
                 pass
             await asyncio.sleep(0.3)
     raise RuntimeError(f"{url} did not come up")
+
+
+def service_token(audience: str, *, role: str = "platform", scope: str = "52") -> str:
+    """A token for one call to `audience`'s internal API, as the gateway signs it for a staff
+    member of `role` and `scope` (the development key pair: CANBAO_ENV=test)."""
+    caller = service_tokens.Caller(f"bench-{role}", role, scope)
+    key = service_tokens.private_key(service_tokens.DEVELOPMENT_PRIVATE_KEY)
+    return service_tokens.issue(caller, audience=audience, key=key)
+
+
+def percentiles(latencies: list[float]) -> tuple[float, float, float]:
+    """p50, p90, p99 (inclusive: with fewer than 100 samples p99 nears the largest)."""
+    q = statistics.quantiles(latencies, n=100, method="inclusive")
+    return q[49], q[89], q[98]

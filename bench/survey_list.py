@@ -41,13 +41,14 @@ import asyncpg
 import httpx
 
 import canbao_identity
-from bench.identity_survey_subjects import memory_kib
 from bench.processes import (
     children_of,
     cpu_seconds,
     cpu_since,
     machine_facts,
+    memory_kib,
     postmaster,
+    service_token,
     start,
     wait_up,
 )
@@ -55,7 +56,6 @@ from canbao_contracts.id_numbers import mask_name
 from canbao_contracts.topics import COLLECTIONS, PERSONS, STATUSES
 from canbao_identity.app import protector_from
 from canbao_identity.settings import IdentitySettings
-from canbao_platform import service_tokens
 from canbao_platform.db import Database, migrate_async
 from canbao_platform.local.broker import MockKafkaCluster
 from canbao_platform.local.postgres import PostgresCluster, free_port
@@ -68,12 +68,6 @@ COPY_BATCH = 20_000
 SUBJECT_COLUMNS = ("person_id", "region_code", "household_registered", "deceased", "masked_name",
                    "missing", "inaccurate", "person_at", "in_scope", "needs_survey",
                    "survey_reasons", "statuses", "statuses_at")  # fmt: skip
-
-
-def token(audience: str) -> str:
-    caller = service_tokens.Caller("bench-platform", "platform", "52")
-    key = service_tokens.private_key(service_tokens.DEVELOPMENT_PRIVATE_KEY)
-    return service_tokens.issue(caller, audience=audience, key=key)
 
 
 async def store_subjects(url: str, population: households.Population) -> int:
@@ -108,8 +102,8 @@ async def store_subjects(url: str, population: households.Population) -> int:
 
 async def make_list(url: str, region: str) -> tuple[dict[str, Any], float]:
     """The list survey made, and seconds for the call."""
-    headers = {"Authorization": f"Bearer {token('survey')}",
-               "Canbao-Identity-Token": token("identity")}  # fmt: skip
+    headers = {"Authorization": f"Bearer {service_token('survey')}",
+               "Canbao-Identity-Token": service_token("identity")}  # fmt: skip
     async with httpx.AsyncClient(base_url=url, timeout=900) as http:
         started = time.perf_counter()
         response = await http.post(
