@@ -1,12 +1,16 @@
 """Reporting's projection of registry.statuses on a real database, read through the internal API:
 the table follows the verdicts; duplicates and reordering change nothing; a quarter is frozen at
-its end by arrival time (a late verdict counts in the next quarter); a withdrawn person leaves."""
+its end by arrival time (a late verdict counts in the next quarter); a withdrawn person leaves;
+each person's newest state is kept beside the history, and the migration that introduced it
+fills it from the history."""
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -14,12 +18,15 @@ from uuid import UUID
 import httpx
 import pytest
 import sqlalchemy as sa
+from alembic import command
 from sqlalchemy.exc import DBAPIError
 
 from canbao_contracts.events import StatusesChanged, StatusesWithdrawn, Verdict
-from canbao_reporting.tables import person_states
+from canbao_platform.db import Database, alembic_config, migrate_async
+from canbao_reporting.app import SERVICE
+from canbao_reporting.tables import person_newest, person_states
 from tests.reporting.conftest import Reporting
-from tests.reporting.people import ZUNYI, needing_survey, verdict, verified
+from tests.reporting.people import ZUNYI, deceased, needing_survey, verdict, verified
 
 Q3_END = datetime(2026, 9, 30, 16, 0, tzinfo=UTC)  # 2026-10-01 00:00 in China
 EVALUATED = datetime(2026, 8, 1, 2, 0, tzinfo=UTC)
@@ -105,6 +112,66 @@ async def test_a_withdrawn_person_leaves_the_table_and_an_older_verdict_does_not
     await reporting.apply(first)  # the first verdict, delivered late
     reporting.clock.now = Q3_END + timedelta(days=1)
     assert cells(await table(client))["total"] == {"1": 1, "2": 1, "3": 1}
+
+
+NEWEST_OF_THE_HISTORY = """
+    SELECT DISTINCT ON (person_id) person_id, valid_from, evaluated_at, verdict, region_code,
+           cells, lists
+    FROM person_states ORDER BY person_id, id DESC
+"""
+
+
+async def test_each_persons_newest_state_is_kept_beside_the_history(
+    reporting: Reporting,
+) -> None:
+    first, second, gone = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    later = EVALUATED + timedelta(hours=1)
+    await reporting.apply(changed(first, verified(), needing_survey(), at=later),
+                          changed(second, needing_survey()), changed(gone, verdict()))  # fmt: skip
+    reporting.clock.now += timedelta(minutes=1)
+    await reporting.apply(
+        changed(first, needing_survey()),  # older: not applied
+        changed(second, verdict(region_code=ZUNYI), needing_survey(), at=later),
+        StatusesWithdrawn(person_id=gone, previous=verdict(), evaluated_at=later),
+    )  # fmt: skip
+    async with reporting.database.engine.connect() as connection:
+        kept = (await connection.execute(
+            sa.select(*(person_newest.c[c.name] for c in person_newest.c))
+            .order_by(person_newest.c.person_id))).all()  # fmt: skip
+        newest = (await connection.execute(sa.text(NEWEST_OF_THE_HISTORY))).all()
+        states = await connection.scalar(sa.select(sa.func.count()).select_from(person_states))
+    assert kept == newest and len(kept) == 3 and states == 5
+    assert {row.person_id: row.cells for row in kept}[gone] == []
+
+
+async def test_the_migration_keeps_the_newest_state_of_a_history_applied_before_it(
+    make_database: Callable[[], str],
+) -> None:
+    url = make_database()
+    await asyncio.to_thread(command.upgrade, alembic_config(url, SERVICE.migrations),
+                            "reporting_0005")  # fmt: skip
+    pid, dead = uuid.uuid4(), uuid.uuid4()
+    history = [(pid, verdict(), ["5201:1"]), (dead, deceased(), []),
+               (pid, needing_survey(), ["5201:1", "5201:7"])]  # fmt: skip
+    database = Database(url, pool_size=1)
+    try:
+        async with database.engine.begin() as connection:
+            for n, (person, state, counted) in enumerate(history):
+                await connection.execute(sa.text("""
+                    INSERT INTO person_states (person_id, valid_from, evaluated_at, verdict,
+                                               region_code, cells)
+                    VALUES (:p, :at, :at, CAST(:v AS jsonb), :r, :c)"""), {
+                    "p": person, "at": EVALUATED + timedelta(hours=n), "c": counted,
+                    "v": state.model_dump_json(), "r": state.region_code,
+                })  # fmt: skip
+        await migrate_async(url, SERVICE.migrations)
+        async with database.engine.connect() as connection:
+            kept = (await connection.execute(sa.select(person_newest))).all()
+            newest = (await connection.execute(sa.text(NEWEST_OF_THE_HISTORY))).all()
+    finally:
+        await database.dispose()
+    assert sorted(kept) == sorted(newest) and len(kept) == 2
+    assert {row.person_id: row.cells for row in kept} == {pid: ["5201:1", "5201:7"], dead: []}
 
 
 async def test_the_service_login_may_not_rewrite_history(reporting: Reporting) -> None:

@@ -1,9 +1,11 @@
-"""Reading and adding person states (tables.person_states). The caller's unit of work commits.
+"""Reading and adding person states (tables.person_states and person_newest). The caller's unit
+of work commits.
 
 The table as of a moment is each person's newest state applied before it; a state carries the
 cells it counts in (quarterly_table.cells_of, computed as it is applied), so the table is a count
 per cell and the people behind a number the persons whose newest state holds that cell, in the
-database."""
+database. Now, that is person_newest, one row a person; as of a past quarter's end, the newest
+row of each person in the history."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from typing import Any, Final
 from uuid import UUID
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -36,7 +39,36 @@ from canbao_reporting.quarterly_table import (
     cells_of,
     city_of,
 )
-from canbao_reporting.tables import coverage_targets, filings, person_states
+from canbao_reporting.tables import coverage_targets, filings
+
+# One statement, so one round trip, a verdict (the consumer's rate is its statements'): the
+# person's newest state replaced unless it is as new or newer (a duplicate, or an older verdict
+# overtaken by a newer one), and, when it was, the same state appended to the history. ON
+# CONFLICT … DO UPDATE locks the person's row and rechecks it if another transaction changed it
+# meanwhile: one person's states are applied one at a time and in order, whichever instance
+# applies them (one person's events come from one partition, but two instances may overlap
+# during a rebalance). Never before the state it supersedes, whatever this instance's clock
+# says: the states of a person follow each other in time as they do in `id`.
+_APPLY: Final = sa.text("""
+    WITH newest AS (
+        INSERT INTO person_newest AS n
+               (person_id, valid_from, evaluated_at, verdict, region_code, cells, lists)
+        VALUES (:person_id, :arrived_at, :evaluated_at, :verdict, :region_code, :cells, :lists)
+        ON CONFLICT (person_id) DO UPDATE
+           SET valid_from = GREATEST(EXCLUDED.valid_from, n.valid_from),
+               evaluated_at = EXCLUDED.evaluated_at, verdict = EXCLUDED.verdict,
+               region_code = EXCLUDED.region_code, cells = EXCLUDED.cells,
+               lists = EXCLUDED.lists
+         WHERE n.evaluated_at < EXCLUDED.evaluated_at
+        RETURNING n.person_id, n.valid_from, n.evaluated_at, n.verdict, n.region_code, n.cells,
+                  n.lists
+    )
+    INSERT INTO person_states (person_id, valid_from, evaluated_at, verdict, region_code, cells,
+                               lists)
+    SELECT * FROM newest
+""").bindparams(sa.bindparam("verdict", type_=JSONB(none_as_null=True)),
+                sa.bindparam("cells", type_=ARRAY(sa.Text)),
+                sa.bindparam("lists", type_=ARRAY(sa.Text)))  # fmt: skip
 
 
 async def apply_state(
@@ -45,48 +77,31 @@ async def apply_state(
 ) -> bool:  # fmt: skip
     """Add the person's new state (None: withdrawn) unless the newest applied is as new or newer
     (a duplicate, or an older verdict overtaken by a newer one); True when added."""
-    # One person's events come from one partition, handled by one consumer at a time; the lock
-    # keeps two instances from interleaving during a rebalance all the same.
     connection = await session.connection()  # Core statements: SQLModel's session warns on them
-    await connection.execute(sa.select(sa.func.pg_advisory_xact_lock(_lock_key(person_id))))
-    newest = (
-        await connection.execute(
-            sa.select(person_states.c.evaluated_at, person_states.c.valid_from)
-            .where(person_states.c.person_id == person_id)
-            .order_by(person_states.c.id.desc())
-            .limit(1)
-        )
-    ).first()
-    if newest is not None and newest.evaluated_at >= evaluated_at:
-        return False
-    # Never before the state it supersedes, whatever this instance's clock says: the states of a
-    # person follow each other in time as they do in `id`.
-    valid_from = max(arrived_at, newest.valid_from) if newest is not None else arrived_at
-    await connection.execute(
-        sa.insert(person_states).values(
-            person_id=person_id, valid_from=valid_from, evaluated_at=evaluated_at,
-            verdict=None if verdict is None else verdict.model_dump(mode="json"),
-            region_code=None if verdict is None else verdict.region_code,
-            cells=[] if verdict is None else cell_names(cells_of(verdict)),
-            lists=[] if verdict is None else sorted(lists_of(verdict)),
-        )
-    )  # fmt: skip
-    return True
+    added = await connection.execute(_APPLY, {
+        "person_id": person_id, "arrived_at": arrived_at, "evaluated_at": evaluated_at,
+        "verdict": None if verdict is None else verdict.model_dump(mode="json"),
+        "region_code": None if verdict is None else verdict.region_code,
+        "cells": [] if verdict is None else cell_names(cells_of(verdict)),
+        "lists": [] if verdict is None else sorted(lists_of(verdict)),
+    })  # fmt: skip
+    return bool(added.rowcount)
 
 
-def _lock_key(person_id: UUID) -> int:
-    return int.from_bytes(person_id.bytes[:8], "big", signed=True)
-
-
-# Each person's newest state applied before :before (NULL: all applied so far); a withdrawn one
-# has no cells. :region narrows to a division's people by their code's prefix ('' : everyone).
-_NEWEST: Final = """
+# The people as of a moment, as `newest` (person_id, verdict, region_code, cells, lists): now,
+# the row apply_state keeps for each; as of :before, each person's newest state applied before
+# it, picked out of the history (a withdrawn one has no cells and is on no list).
+_NOW: Final = "person_newest"
+_AS_OF: Final = """(
     SELECT DISTINCT ON (person_id) person_id, verdict, region_code, cells, lists
-    FROM person_states
-    WHERE CAST(:before AS timestamptz) IS NULL OR valid_from < :before
-    ORDER BY person_id, id DESC
-"""
+    FROM person_states WHERE valid_from < :before ORDER BY person_id, id DESC
+)"""
+# :region narrows to a division's people by their code's prefix ('' : everyone).
 _IN_REGION: Final = "(:region = '' OR newest.region_code LIKE :region || '%')"
+
+
+def _people(before: datetime | None) -> str:
+    return _NOW if before is None else _AS_OF
 
 
 async def cell_counts(
@@ -94,7 +109,8 @@ async def cell_counts(
 ) -> dict[Cell, int]:
     """The people counted in each cell of the table as of `before` (None: now)."""
     query = sa.text(f"""
-        SELECT cell, count(*) AS people FROM ({_NEWEST}) AS newest, unnest(newest.cells) AS cell
+        SELECT cell, count(*) AS people
+        FROM {_people(before)} AS newest, unnest(newest.cells) AS cell
         WHERE {_IN_REGION} GROUP BY cell
     """)  # fmt: skip
     connection = await session.connection()
@@ -110,11 +126,12 @@ class PersonInCell:
 
 
 def _cell_match(city: str | None, column: int) -> tuple[str, str]:
-    """The SQL condition on one cell name and its parameter: one city's cell, or (None) the
-    column in every city — the total row."""
+    """The SQL condition on one cell name and its parameter: one city's cell (also as the
+    containment person_newest's index answers), or (None) the column in every city — the
+    total row."""
     if city is None:
         return "cell LIKE :cell", f"%:{column}"
-    return "cell = :cell", f"{city}:{column}"
+    return "cell = :cell AND newest.cells @> ARRAY[CAST(:cell AS text)]", f"{city}:{column}"
 
 
 async def people_in_cell(
@@ -125,20 +142,23 @@ async def people_in_cell(
     per city of a row; in the total row once per city they count in, as the total sums them);
     `after`: the (person_id, city) the previous page ended with."""
     condition, cell = _cell_match(city, column)
+    # The page starts at the cursor's person: an index range, also inside the history's
+    # DISTINCT ON (person_id), into which a condition on person_id alone is pushed down.
+    cursor = ""
+    if after is not None:
+        cursor = ("AND newest.person_id >= :after_person"
+                  " AND (newest.person_id, cell) > (:after_person, :after_cell)")  # fmt: skip
     query = sa.text(f"""
         SELECT newest.person_id, cell, newest.verdict
-        FROM ({_NEWEST}) AS newest, unnest(newest.cells) AS cell
-        WHERE {condition} AND {_IN_REGION}
-          AND (CAST(:after_person AS uuid) IS NULL
-               OR (newest.person_id, cell) > (:after_person, :after_cell))
+        FROM {_people(before)} AS newest, unnest(newest.cells) AS cell
+        WHERE {condition} AND {_IN_REGION} {cursor}
         ORDER BY newest.person_id, cell LIMIT :limit
     """)  # fmt: skip
-    after_person, after_city = after if after is not None else (None, "")
+    values: dict[str, Any] = {"before": before, "region": region, "cell": cell, "limit": limit}
+    if after is not None:
+        values |= {"after_person": after[0], "after_cell": f"{after[1]}:{column}"}
     connection = await session.connection()
-    rows = await connection.execute(query, {
-        "before": before, "region": region, "cell": cell, "limit": limit,
-        "after_person": after_person, "after_cell": f"{after_city}:{column}",
-    })  # fmt: skip
+    rows = await connection.execute(query, values)
     return [PersonInCell(row.person_id, cell_of(row.cell)[0], row.verdict) for row in rows]
 
 
@@ -149,7 +169,7 @@ async def people_counted(
     """How many entries `people_in_cell` lists in all: the cell's number."""
     condition, cell = _cell_match(city, column)
     query = sa.text(f"""
-        SELECT count(*) FROM ({_NEWEST}) AS newest, unnest(newest.cells) AS cell
+        SELECT count(*) FROM {_people(before)} AS newest, unnest(newest.cells) AS cell
         WHERE {condition} AND {_IN_REGION}
     """)  # fmt: skip
     connection = await session.connection()
@@ -157,8 +177,8 @@ async def people_counted(
     return int(counted or 0)
 
 
-def _coverage_query() -> str:
-    """One pass over the newest states: per division, the counts coverage.py computes from."""
+def _coverage_query(people: str, division: str) -> str:
+    """One pass over the people: per `division`, the counts coverage.py computes from."""
     counts = [
         "count(*) AS people",
         "count(*) FILTER (WHERE verdict->>'registration' IN ('confirmed', 'verified'))"
@@ -173,16 +193,17 @@ def _coverage_query() -> str:
             f"count(*) FILTER (WHERE {code} = ANY(:insured)) AS {insurance.value}_insured",
         ]
     return f"""
-        SELECT COALESCE(left(newest.region_code, :digits), '{UNKNOWN_CITY}') AS division,
-               {", ".join(counts)}
-        FROM ({_NEWEST}) AS newest
+        SELECT {division} AS division, {", ".join(counts)}
+        FROM {people} AS newest
         WHERE newest.verdict IS NOT NULL AND NOT (newest.verdict->>'deceased')::boolean
           AND (newest.verdict->>'household_registered_locally')::boolean AND {_IN_REGION}
         GROUP BY 1
     """  # fmt: skip
 
 
-_COVERAGE: Final = _coverage_query()
+_DIVISION: Final = f"COALESCE(left(newest.region_code, :digits), '{UNKNOWN_CITY}')"
+_COVERAGE_NOW: Final = _coverage_query(_NOW, _DIVISION)
+_COVERAGE_AS_OF: Final = _coverage_query(_AS_OF, _DIVISION)
 
 
 async def coverage_counts(
@@ -191,7 +212,8 @@ async def coverage_counts(
     """The counts of each division of `digits` digits (4: cities, 6: counties) within `region`
     ('': the province; people without a division under "unknown")."""
     connection = await session.connection()
-    rows = await connection.execute(sa.text(_COVERAGE), {
+    query = _COVERAGE_NOW if before is None else _COVERAGE_AS_OF
+    rows = await connection.execute(sa.text(query), {
         "before": before, "region": region, "digits": digits,
         "should": list(SHOULD_CODES), "insured": list(INSURED_CODES),
     })  # fmt: skip
@@ -257,7 +279,7 @@ async def list_counts(
     query = sa.text(f"""
         SELECT COALESCE(left(newest.region_code, :digits), '{UNKNOWN_CITY}') AS division,
                name, count(*) AS people
-        FROM ({_NEWEST}) AS newest, unnest({_LISTS_AS_OF}) AS name
+        FROM {_people(before)} AS newest, unnest({_LISTS_AS_OF}) AS name
         WHERE {_IN_REGION} GROUP BY 1, 2
     """)  # fmt: skip
     connection = await session.connection()
@@ -272,7 +294,7 @@ async def people_on_list(
 ) -> list[PersonInCell]:  # fmt: skip
     """The people on a list within `region`, by person_id, after `after`."""
     query = sa.text(f"""
-        SELECT newest.person_id, newest.verdict FROM ({_NEWEST}) AS newest
+        SELECT newest.person_id, newest.verdict FROM {_people(before)} AS newest
         WHERE :name = ANY({_LISTS_AS_OF}) AND {_IN_REGION}
           AND (CAST(:after AS uuid) IS NULL OR newest.person_id > :after)
         ORDER BY newest.person_id LIMIT :limit
@@ -351,7 +373,7 @@ async def employer_gaps(
     )
     query = sa.text(f"""
         SELECT unit, count(*) AS people, {per_insurance}, count(*) OVER () AS units
-        FROM ({_NEWEST}) AS newest,
+        FROM {_people(before)} AS newest,
              jsonb_array_elements_text(COALESCE(newest.verdict->'employers', '[]')) AS unit
         WHERE newest.verdict IS NOT NULL AND {_IN_REGION} AND {_OWED_92}
         GROUP BY unit ORDER BY people DESC, unit LIMIT :limit
@@ -364,11 +386,12 @@ async def employer_gaps(
     return gaps, rows[0].units if rows else 0
 
 
-_EMPLOYED_AND_OWED: Final = f"""
-    FROM ({_NEWEST}) AS newest
-    WHERE newest.verdict IS NOT NULL AND newest.verdict->'employers' ? :unit
-      AND {_IN_REGION} AND {_OWED_92}
-"""
+def _employed_and_owed(before: datetime | None) -> str:
+    return f"""
+        FROM {_people(before)} AS newest
+        WHERE newest.verdict IS NOT NULL AND newest.verdict->'employers' ? :unit
+          AND {_IN_REGION} AND {_OWED_92}
+    """
 
 
 async def employees_owed(
@@ -378,7 +401,7 @@ async def employees_owed(
     """A page of the region's people the unit employs and has not enrolled in some insurance
     (92), by person_id after `after`, and how many they are in all."""
     page = sa.text(f"""
-        SELECT newest.person_id, newest.verdict {_EMPLOYED_AND_OWED}
+        SELECT newest.person_id, newest.verdict {_employed_and_owed(before)}
           AND (CAST(:after AS uuid) IS NULL OR newest.person_id > :after)
         ORDER BY newest.person_id LIMIT :limit
     """)  # fmt: skip
@@ -387,5 +410,7 @@ async def employees_owed(
     rows = await connection.execute(page, params | {"after": after, "limit": limit})
     found = [PersonInCell(row.person_id, city_of(row.verdict.get("region_code")), row.verdict)
              for row in rows]  # fmt: skip
-    counted = await connection.scalar(sa.text(f"SELECT count(*) {_EMPLOYED_AND_OWED}"), params)
+    counted = await connection.scalar(
+        sa.text(f"SELECT count(*) {_employed_and_owed(before)}"), params
+    )
     return found, int(counted or 0)

@@ -37,6 +37,24 @@ person_states = sa.Table(
 sa.Index("ix_person_states_person_id_id", person_states.c.person_id, person_states.c.id.desc())
 sa.Index("ix_person_states_valid_from", person_states.c.valid_from)
 
+# Each person's newest state, one row a person, kept by store.apply_state in the statement that
+# appends it to person_states (the row lock here orders one person's states): the current
+# quarter's table, its people, coverage and lists read it instead of picking each person's newest
+# row out of the whole history, which grows with every verdict. A past quarter is counted from
+# the history, as of its end.
+person_newest = sa.Table(
+    "person_newest", metadata,
+    sa.Column("person_id", UUID(as_uuid=True), primary_key=True),
+    sa.Column("valid_from", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("evaluated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("verdict", JSONB(none_as_null=True)),
+    sa.Column("region_code", sa.String(6)),
+    sa.Column("cells", ARRAY(sa.Text), nullable=False, server_default="{}"),
+    sa.Column("lists", ARRAY(sa.Text), nullable=False, server_default="{}"),
+)  # fmt: skip
+# The people behind a small cell without reading everyone: cells @> '{5204:11}'.
+sa.Index("ix_person_newest_cells", person_newest.c.cells, postgresql_using="gin")
+
 # The annual expansion plan (40号 三(二)1): each division's coverage target per insurance for a
 # year, entered by the province or a city for a division within it; the newest entry holds.
 coverage_targets = sa.Table(
