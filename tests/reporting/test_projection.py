@@ -1,8 +1,8 @@
 """Reporting's projection of registry.statuses on a real database, read through the internal API:
 the table follows the verdicts; duplicates and reordering change nothing; a quarter is frozen at
-its end by arrival time (a late verdict counts in the next quarter); a withdrawn person leaves;
-each person's newest state is kept beside the history, and the migration that introduced it
-fills it from the history."""
+its end by arrival time (a late verdict counts in the next quarter), and its counts are kept
+once it has settled; a withdrawn person leaves; each person's newest state is kept beside the
+history, and the migration that introduced it fills it from the history."""
 
 from __future__ import annotations
 
@@ -24,7 +24,8 @@ from sqlalchemy.exc import DBAPIError
 from canbao_contracts.events import StatusesChanged, StatusesWithdrawn, Verdict
 from canbao_platform.db import Database, alembic_config, migrate_async
 from canbao_reporting.app import SERVICE
-from canbao_reporting.tables import person_newest, person_states
+from canbao_reporting.routes import SETTLED
+from canbao_reporting.tables import person_newest, person_states, quarter_snapshots
 from tests.reporting.conftest import Reporting
 from tests.reporting.people import ZUNYI, deceased, needing_survey, verdict, verified
 
@@ -114,6 +115,38 @@ async def test_a_withdrawn_person_leaves_the_table_and_an_older_verdict_does_not
     assert cells(await table(client))["total"] == {"1": 1, "2": 1, "3": 1}
 
 
+async def test_a_past_quarter_is_counted_from_the_history_until_it_settles_then_kept(
+    reporting: Reporting, client: httpx.AsyncClient
+) -> None:
+    await reporting.apply(changed(uuid.uuid4(), verdict()))
+    reporting.clock.now = Q3_END + timedelta(minutes=10)
+    assert cells(await table(client))["total"] == {"1": 1, "2": 1, "3": 1}
+    assert await kept_quarters(reporting) == 0  # not settled: a batch may still be committing
+    # One such batch: its clock read before the quarter's end, its commit after.
+    reporting.clock.now = Q3_END - timedelta(seconds=1)
+    await reporting.apply(changed(uuid.uuid4(), needing_survey(region_code=ZUNYI)))
+    reporting.clock.now = Q3_END + SETTLED
+    q3 = await table(client)
+    assert cells(q3)["total"] == {"1": 2, "2": 2, "3": 1, "7": 1, "9": 1, "12": 1}
+    assert await kept_quarters(reporting) == 1
+    coverage = (await client.get("/internal/v1/reports/coverage",
+                                 params={"quarter": "2026Q3"})).json()  # fmt: skip
+    # Kept, it is read back as it was counted, not counted again (nor kept twice).
+    reporting.clock.now = Q3_END - timedelta(seconds=1)
+    await reporting.apply(changed(uuid.uuid4(), verdict()))
+    reporting.clock.now = Q3_END + timedelta(days=30)
+    assert await table(client) == q3
+    assert (await client.get("/internal/v1/reports/coverage",
+                             params={"quarter": "2026Q3"})).json() == coverage  # fmt: skip
+    assert await kept_quarters(reporting) == 1
+
+
+async def kept_quarters(reporting: Reporting) -> int:
+    async with reporting.database.engine.connect() as connection:
+        return int(await connection.scalar(
+            sa.select(sa.func.count()).select_from(quarter_snapshots)) or 0)  # fmt: skip
+
+
 NEWEST_OF_THE_HISTORY = """
     SELECT DISTINCT ON (person_id) person_id, valid_from, evaluated_at, verdict, region_code,
            cells, lists
@@ -179,6 +212,9 @@ async def test_the_service_login_may_not_rewrite_history(reporting: Reporting) -
     async with reporting.database.engine.begin() as connection:
         with pytest.raises(DBAPIError, match="permission denied"):
             await connection.execute(sa.delete(person_states))
+    async with reporting.database.engine.begin() as connection:
+        with pytest.raises(DBAPIError, match="permission denied"):  # nor a kept quarter
+            await connection.execute(sa.delete(quarter_snapshots))
 
 
 MALFORMED = ["2026Q5", "2026q3", "26Q3", "2026-Q3", "2026Q0", "0000Q1", "２０２６Q3"]

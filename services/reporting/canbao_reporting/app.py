@@ -53,8 +53,15 @@ SERVICE = ServiceDefinition(
     routers=(router,),
     components=components,
     consumer_groups={SERVICE_NAME: TOPICS},
-    # Every state a person has had (history freezes a past quarter) and every filed table.
-    append_only=("person_states", "filings"),
+    # Every state a person has had (history freezes a past quarter), the past quarters' counts
+    # as first kept, and every filed table.
+    append_only=(
+        "person_states",
+        "quarter_snapshots",
+        "quarter_cells",
+        "quarter_coverage",
+        "filings",
+    ),
     description=__doc__ or "",
 )
 

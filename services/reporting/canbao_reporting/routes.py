@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Final, Literal
 from uuid import UUID
 
@@ -143,11 +143,20 @@ class Moment:
     quarter: Quarter
     as_of: datetime
     provisional: bool
+    settled: bool
+    """A past quarter that ended SETTLED ago: its counts are kept once counted (store.py)."""
 
     @property
     def before(self) -> datetime | None:
         """The states counted: applied before the quarter's end; the current quarter, all."""
         return None if self.provisional else self.as_of
+
+
+# A state is stamped with its arrival (the consumer's clock) before its batch commits, so one
+# stamped just before a quarter's end may still be committing after it (a batch under way,
+# another instance's clock a little behind); an hour on, nothing stamped before the end is still
+# to come, and the quarter's counts can be kept for good.
+SETTLED: Final = timedelta(hours=1)
 
 
 def _moment(quarter: str, now: datetime) -> Moment:
@@ -156,8 +165,9 @@ def _moment(quarter: str, now: datetime) -> Moment:
         raise InvalidQuarter(quarter)
     if asked > Quarter.of(now):
         raise FutureQuarter(asked)
-    provisional = asked == Quarter.of(now)
-    return Moment(asked, now if provisional else asked.end, provisional)
+    if asked == Quarter.of(now):
+        return Moment(asked, now, provisional=True, settled=False)
+    return Moment(asked, asked.end, provisional=False, settled=now >= asked.end + SETTLED)
 
 
 def _county(division: str | None) -> str:
@@ -168,7 +178,8 @@ def _county(division: str | None) -> str:
 
 async def _table(session: AsyncSession, moment: Moment, division: str | None) -> QuarterlyTable:
     """The table of the rows `division` sees, as of the moment."""
-    counts = await store.cell_counts(session, moment.before, region=_county(division))
+    counts = await store.cell_counts(session, moment.before, region=_county(division),
+                                     keep=moment.settled)  # fmt: skip
     table = table_of(rows_of(counts))
     every = [*table.rows.items(), (TOTAL, table.total)]
     rows = [_row(city, row) for city, row in every if _shown(city, division)]
@@ -196,6 +207,7 @@ async def quarterly(
     a file (exports.py)."""
     division = _division(region)
     answer = await _table(session, _moment(quarter, now()), division)
+    await session.commit()  # the quarter's counts, if kept for the first time
     if format == "json":
         return answer
     # Drawing a PDF takes CPU: off the event loop.
@@ -270,7 +282,8 @@ async def cell_people(
     found = await store.people_in_cell(session, moment.before, city=row, column=column,
                                        region=county, after=after, limit=limit + 1)  # fmt: skip
     count = await store.people_counted(session, moment.before, city=row, column=column,
-                                       region=county)  # fmt: skip
+                                       region=county, keep=moment.settled)  # fmt: skip
+    await session.commit()  # the quarter's counts, if kept for the first time
     found, more = found[:limit], len(found) > limit
     last = found[-1] if more else None
     return CellPeople(
@@ -334,7 +347,9 @@ async def coverage(
     asked = _scope(region, division)
     moment = _moment(quarter or str(Quarter.of(now())), now())
     digits = 6 if len(asked) >= 4 else 4
-    found = await store.coverage_counts(session, moment.before, region=asked, digits=digits)
+    found = await store.coverage_counts(session, moment.before, region=asked, digits=digits,
+                                        keep=moment.settled)  # fmt: skip
+    await session.commit()  # the quarter's counts, if kept for the first time
     targets = await store.targets(session, year=moment.quarter.year, within=asked)
     insurances = [insurance] if insurance is not None else list(Insurance)
     ordered = sorted(found, key=lambda d: (d == UNKNOWN_CITY, d))
@@ -590,7 +605,9 @@ async def filing(
     own = next((f for f in filed if f.region == division), None)
     cities: list[DivisionFiling] = []
     if len(division) == 2:
-        counted = {city for city, _ in await store.cell_counts(session, moment.before)}
+        counted = {city for city, _ in await store.cell_counts(session, moment.before,
+                                                                keep=moment.settled)}  # fmt: skip
+        await session.commit()  # the quarter's counts, if kept for the first time
         by_city = {f.region: f for f in filed if len(f.region) == 4}
         for city in sorted((counted - {UNKNOWN_CITY}) | set(by_city)):
             at = by_city[city].filed_at if city in by_city else None

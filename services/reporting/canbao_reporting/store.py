@@ -1,15 +1,16 @@
-"""Reading and adding person states (tables.person_states and person_newest). The caller's unit
-of work commits.
+"""Reading and adding person states (tables.person_states, person_newest and the quarters kept).
+The caller's unit of work commits.
 
 The table as of a moment is each person's newest state applied before it; a state carries the
 cells it counts in (quarterly_table.cells_of, computed as it is applied), so the table is a count
 per cell and the people behind a number the persons whose newest state holds that cell, in the
 database. Now, that is person_newest, one row a person; as of a past quarter's end, the newest
-row of each person in the history."""
+row of each person in the history, counted once and kept when the quarter has settled."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Final
@@ -18,7 +19,7 @@ from uuid import UUID
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from canbao_contracts.codes import Insurance
 from canbao_contracts.events import Verdict
@@ -39,7 +40,13 @@ from canbao_reporting.quarterly_table import (
     cells_of,
     city_of,
 )
-from canbao_reporting.tables import coverage_targets, filings
+from canbao_reporting.tables import (
+    coverage_targets,
+    filings,
+    quarter_cells,
+    quarter_coverage,
+    quarter_snapshots,
+)
 
 # One statement, so one round trip, a verdict (the consumer's rate is its statements'): the
 # person's newest state replaced unless it is as new or newer (a duplicate, or an older verdict
@@ -105,16 +112,18 @@ def _people(before: datetime | None) -> str:
 
 
 async def cell_counts(
-    session: AsyncSession, before: datetime | None, *, region: str = ""
+    session: AsyncSession, before: datetime | None, *, region: str = "", keep: bool = False
 ) -> dict[Cell, int]:
-    """The people counted in each cell of the table as of `before` (None: now)."""
+    """The people counted in each cell of the table as of `before` (None: now); `keep`: the
+    moment has settled, the counts as of it may be kept (`past_counts`)."""
+    if before is not None:
+        return (await past_counts(session, before, keep=keep)).cell_counts(region)
     query = sa.text(f"""
-        SELECT cell, count(*) AS people
-        FROM {_people(before)} AS newest, unnest(newest.cells) AS cell
+        SELECT cell, count(*) AS people FROM {_NOW} AS newest, unnest(newest.cells) AS cell
         WHERE {_IN_REGION} GROUP BY cell
     """)  # fmt: skip
     connection = await session.connection()
-    rows = await connection.execute(query, {"before": before, "region": region})
+    rows = await connection.execute(query, {"region": region})
     return {cell_of(row.cell): row.people for row in rows}
 
 
@@ -164,16 +173,19 @@ async def people_in_cell(
 
 async def people_counted(
     session: AsyncSession, before: datetime | None, *, city: str | None, column: int,
-    region: str = "",
+    region: str = "", keep: bool = False,
 ) -> int:  # fmt: skip
     """How many entries `people_in_cell` lists in all: the cell's number."""
+    if before is not None:
+        counts = await past_counts(session, before, keep=keep)
+        return counts.people_counted(city=city, column=column, region=region)
     condition, cell = _cell_match(city, column)
     query = sa.text(f"""
-        SELECT count(*) FROM {_people(before)} AS newest, unnest(newest.cells) AS cell
+        SELECT count(*) FROM {_NOW} AS newest, unnest(newest.cells) AS cell
         WHERE {condition} AND {_IN_REGION}
     """)  # fmt: skip
     connection = await session.connection()
-    counted = await connection.scalar(query, {"before": before, "region": region, "cell": cell})
+    counted = await connection.scalar(query, {"region": region, "cell": cell})
     return int(counted or 0)
 
 
@@ -201,30 +213,126 @@ def _coverage_query(people: str, division: str) -> str:
     """  # fmt: skip
 
 
-_DIVISION: Final = f"COALESCE(left(newest.region_code, :digits), '{UNKNOWN_CITY}')"
-_COVERAGE_NOW: Final = _coverage_query(_NOW, _DIVISION)
-_COVERAGE_AS_OF: Final = _coverage_query(_AS_OF, _DIVISION)
+# Now: per division of :digits digits. As of a moment: per division code ('' : none), kept.
+_COVERAGE: Final = _coverage_query(
+    _NOW, f"COALESCE(left(newest.region_code, :digits), '{UNKNOWN_CITY}')"
+)
+_COVERAGE_BY_CODE: Final = _coverage_query(_AS_OF, "COALESCE(newest.region_code, '')")
+_CELLS_BY_CODE: Final = f"""
+    SELECT COALESCE(newest.region_code, '') AS division, cell, count(*) AS people
+    FROM {_AS_OF} AS newest, unnest(newest.cells) AS cell GROUP BY 1, 2
+"""
+_CODES: Final = {"should": list(SHOULD_CODES), "insured": list(INSURED_CODES)}
+
+
+def _division_counts(row: Any) -> DivisionCounts:
+    return DivisionCounts(
+        row.people, row.registered, row.needing, row.verified,
+        {i: InsuranceCounts(getattr(row, f"{i.value}_should"),
+                            getattr(row, f"{i.value}_insured")) for i in Insurance},
+    )  # fmt: skip
 
 
 async def coverage_counts(
-    session: AsyncSession, before: datetime | None, *, region: str, digits: int
-) -> dict[str, DivisionCounts]:
+    session: AsyncSession, before: datetime | None, *, region: str, digits: int,
+    keep: bool = False,
+) -> dict[str, DivisionCounts]:  # fmt: skip
     """The counts of each division of `digits` digits (4: cities, 6: counties) within `region`
     ('': the province; people without a division under "unknown")."""
+    if before is not None:
+        counts = await past_counts(session, before, keep=keep)
+        return counts.coverage_counts(region=region, digits=digits)
     connection = await session.connection()
-    query = _COVERAGE_NOW if before is None else _COVERAGE_AS_OF
-    rows = await connection.execute(sa.text(query), {
-        "before": before, "region": region, "digits": digits,
-        "should": list(SHOULD_CODES), "insured": list(INSURED_CODES),
-    })  # fmt: skip
-    return {
-        row.division: DivisionCounts(
-            row.people, row.registered, row.needing, row.verified,
-            {i: InsuranceCounts(getattr(row, f"{i.value}_should"),
-                                getattr(row, f"{i.value}_insured")) for i in Insurance},
-        )
-        for row in rows
-    }  # fmt: skip
+    rows = await connection.execute(sa.text(_COVERAGE),
+                                    {"region": region, "digits": digits, **_CODES})  # fmt: skip
+    return {row.division: _division_counts(row) for row in rows}
+
+
+@dataclass(frozen=True, slots=True)
+class QuarterCounts:
+    """A moment's counts per division code ('' : none): the table's cells and what coverage is
+    computed from; every region's answer is a sum of them."""
+
+    cells: Sequence[tuple[str, str, int]]  # division code, cell name, people
+    coverage: Mapping[str, DivisionCounts]  # division code → counts
+
+    def cell_counts(self, region: str) -> dict[Cell, int]:
+        found: dict[Cell, int] = defaultdict(int)
+        for code, cell, people in self.cells:
+            if code.startswith(region):
+                found[cell_of(cell)] += people
+        return dict(found)
+
+    def people_counted(self, *, city: str | None, column: int, region: str) -> int:
+        return sum(people for (c, column_), people in self.cell_counts(region).items()
+                   if column_ == column and (city is None or c == city))  # fmt: skip
+
+    def coverage_counts(self, *, region: str, digits: int) -> dict[str, DivisionCounts]:
+        found: dict[str, DivisionCounts] = {}
+        for code, counts in self.coverage.items():
+            if code.startswith(region):
+                division = code[:digits] or UNKNOWN_CITY
+                found[division] = found[division] + counts if division in found else counts
+        return found
+
+
+async def past_counts(session: AsyncSession, as_of: datetime, *, keep: bool) -> QuarterCounts:
+    """The counts as of `as_of` (a quarter's end): as kept, else counted from the history (the
+    table's and coverage's at once: whichever is asked first keeps both); and kept, if `keep`
+    (the quarter has settled: nothing applied before its end is still to come). A quarter is
+    kept once: a second request keeping it at the same time keeps nothing."""
+    connection = await session.connection()
+    kept = await _kept(connection, as_of)
+    if kept is not None:
+        return kept
+    cells = await connection.execute(sa.text(_CELLS_BY_CODE), {"before": as_of})
+    coverage = await connection.execute(sa.text(_COVERAGE_BY_CODE),
+                                        {"before": as_of, "region": "", **_CODES})  # fmt: skip
+    counted = QuarterCounts([(row.division, row.cell, row.people) for row in cells],
+                            {row.division: _division_counts(row) for row in coverage})  # fmt: skip
+    if keep:
+        await _keep(connection, as_of, counted)
+    return counted
+
+
+async def _kept(connection: AsyncConnection, as_of: datetime) -> QuarterCounts | None:
+    kept = sa.select(quarter_snapshots.c.as_of).where(quarter_snapshots.c.as_of == as_of)
+    if await connection.scalar(kept) is None:
+        return None
+    cells = await connection.execute(sa.select(quarter_cells).where(quarter_cells.c.as_of == as_of))
+    coverage = await connection.execute(
+        sa.select(quarter_coverage).where(quarter_coverage.c.as_of == as_of)
+    )
+    return QuarterCounts([(row.region_code, row.cell, row.people) for row in cells],
+                         {row.region_code: _division_counts(row) for row in coverage})  # fmt: skip
+
+
+async def _keep(connection: AsyncConnection, as_of: datetime, counted: QuarterCounts) -> None:
+    first = await connection.scalar(
+        pg_insert(quarter_snapshots).values(as_of=as_of, kept_at=sa.func.now())
+        .on_conflict_do_nothing().returning(quarter_snapshots.c.as_of)
+    )  # fmt: skip
+    if first is None:
+        return  # kept meanwhile by another request
+    if counted.cells:
+        await connection.execute(sa.insert(quarter_cells), [
+            {"as_of": as_of, "region_code": code, "cell": cell, "people": people}
+            for code, cell, people in counted.cells
+        ])  # fmt: skip
+    if counted.coverage:
+        await connection.execute(sa.insert(quarter_coverage), [
+            {"as_of": as_of, "region_code": code, **_coverage_row(counts)}
+            for code, counts in counted.coverage.items()
+        ])  # fmt: skip
+
+
+def _coverage_row(counts: DivisionCounts) -> dict[str, int]:
+    row = {"people": counts.people, "registered": counts.registered,
+           "needing": counts.needing, "verified": counts.verified}  # fmt: skip
+    for insurance, counted in counts.insurances.items():
+        row |= {f"{insurance.value}_should": counted.should,
+                f"{insurance.value}_insured": counted.insured}  # fmt: skip
+    return row  # tables.COVERAGE_COUNTS, each
 
 
 async def set_targets(

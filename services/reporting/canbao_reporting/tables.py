@@ -8,7 +8,13 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 
+from canbao_contracts.codes import Insurance
+
 metadata = sa.MetaData()
+# What coverage is computed from, per division (coverage.DivisionCounts), as counted in SQL.
+COVERAGE_COUNTS = ("people", "registered", "needing", "verified",
+                   *(f"{i.value}_{n}" for i in Insurance
+                     for n in ("should", "insured")))  # fmt: skip
 
 # Append-only (the service's login may not UPDATE or DELETE it: app.py `append_only`): one row per
 # verdict applied, so that the table as of any moment is the newest row of each person applied
@@ -54,6 +60,32 @@ person_newest = sa.Table(
 )  # fmt: skip
 # The people behind a small cell without reading everyone: cells @> '{5204:11}'.
 sa.Index("ix_person_newest_cells", person_newest.c.cells, postgresql_using="gin")
+
+# A past quarter's counts, kept the first time they are asked once the quarter has settled
+# (routes.py SETTLED): counted once from the history as of the quarter's end, then read back
+# instead of counted again (domain.md §6: a past quarter's table never changes). Per division
+# code ('' : none), so that any region's table and coverage are sums of these rows. Append-only,
+# like the history they are counted from (app.py).
+quarter_snapshots = sa.Table(
+    "quarter_snapshots", metadata,
+    sa.Column("as_of", sa.DateTime(timezone=True), primary_key=True),  # the quarter's end
+    sa.Column("kept_at", sa.DateTime(timezone=True), nullable=False),
+)  # fmt: skip
+quarter_cells = sa.Table(
+    "quarter_cells", metadata,
+    sa.Column("as_of", sa.DateTime(timezone=True), sa.ForeignKey("quarter_snapshots.as_of"),
+              primary_key=True),
+    sa.Column("region_code", sa.String(6), primary_key=True),
+    sa.Column("cell", sa.Text, primary_key=True),  # as person_states.cells names it
+    sa.Column("people", sa.Integer, nullable=False),
+)  # fmt: skip
+quarter_coverage = sa.Table(
+    "quarter_coverage", metadata,
+    sa.Column("as_of", sa.DateTime(timezone=True), sa.ForeignKey("quarter_snapshots.as_of"),
+              primary_key=True),
+    sa.Column("region_code", sa.String(6), primary_key=True),
+    *(sa.Column(name, sa.Integer, nullable=False) for name in COVERAGE_COUNTS),
+)  # fmt: skip
 
 # The annual expansion plan (40号 三(二)1): each division's coverage target per insurance for a
 # year, entered by the province or a city for a division within it; the newest entry holds.
