@@ -18,6 +18,10 @@ class _Report(BaseModel):
 class TableRow(_Report):
     city: str
     """The city's GB/T 2260 code (four digits), `total`, or `unknown` (no division known)."""
+    region: str
+    """The division whose people the row counts: the city, or for a county's analyst the county
+    (six digits: its people's share of the city's row; the cells of its people stay the city's,
+    so the people behind a number are still asked by `city`)."""
     name: str
     columns: dict[str, int]
     """Columns "1" to "17" of domain.md §6: people."""

@@ -172,6 +172,14 @@ async def test_a_city_analysts_workbook_holds_their_row_only(
     assert sheet.cell(FIRST_ROW + 1, 2).value != "合计"  # not theirs
 
 
+async def test_a_county_analysts_workbook_labels_their_row_by_the_county(
+    quarter_closed: Reporting, client: httpx.AsyncClient
+) -> None:
+    sheet = form_sheet(await workbook(client, region=ZUNYI))
+    assert sheet["A2"].value == f"填报单位：{ZUNYI}"
+    assert sheet.cell(FIRST_ROW, 1).value == sheet.cell(FIRST_ROW, 2).value == ZUNYI
+
+
 async def test_the_pdf_prints_the_form_the_total_row_and_the_checks(
     quarter_closed: Reporting, client: httpx.AsyncClient
 ) -> None:

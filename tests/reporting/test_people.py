@@ -104,12 +104,14 @@ async def test_a_countys_people_sum_to_its_citys_row(
     await reporting.apply(*(changed(uuid.uuid4(), v) for v in crowd()))
     reporting.clock.now = Q3_END + timedelta(days=2)
     city = (await table(client))["rows"][0]
-    assert city["city"] == "5201"
+    assert city["city"] == city["region"] == "5201"
     counties = []
     for county in (NANMING, YUNYAN):
         answer = (await client.get("/internal/v1/reports/quarterly/2026Q3",
                                    params={"region": county})).json()  # fmt: skip
-        assert [row["city"] for row in answer["rows"]] == ["5201"]
+        assert [(row["city"], row["region"], row["name"]) for row in answer["rows"]] == [
+            ("5201", county, county)
+        ]
         counties.append(answer["rows"][0]["columns"])
         count, entries = await listed(client, "2026Q3", "5201", 7, region=county)
         assert count == answer["rows"][0]["columns"]["7"] == len(entries) > 0

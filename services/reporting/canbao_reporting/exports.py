@@ -118,8 +118,9 @@ def as_of_label(as_of: datetime) -> str:
 
 
 def code_of(row: TableRow) -> str:
-    """The city's code; none for the total and for people of no known division."""
-    return row.city if row.city.isdigit() else ""
+    """The division's code (a city's, or a county's for its analyst); none for the total and
+    for people of no known division."""
+    return row.region if row.region.isdigit() else ""
 
 
 def heading(table: QuarterlyTable, division: str | None) -> tuple[str, ...]:

@@ -108,9 +108,12 @@ class FutureQuarter(Problem):
                          f"{quarter} begins {quarter.start.isoformat()}")  # fmt: skip
 
 
-def _row(city: str, row: Row) -> TableRow:
+def _row(city: str, row: Row, county: str) -> TableRow:
+    """A row as shown: a county's analyst sees their county's people in their city's row,
+    labelled by the county."""
     columns = {str(column): people for column, people in row.items()}
-    return TableRow(city=city, name=ROW_NAMES.get(city, city), columns=columns)
+    region = county if county and city.isdigit() else city
+    return TableRow(city=city, region=region, name=ROW_NAMES.get(region, region), columns=columns)
 
 
 class InvalidRegion(Problem):
@@ -178,11 +181,11 @@ def _county(division: str | None) -> str:
 
 async def _table(session: AsyncSession, moment: Moment, division: str | None) -> QuarterlyTable:
     """The table of the rows `division` sees, as of the moment."""
-    counts = await store.cell_counts(session, moment.before, region=_county(division),
-                                     keep=moment.settled)  # fmt: skip
+    county = _county(division)
+    counts = await store.cell_counts(session, moment.before, region=county, keep=moment.settled)
     table = table_of(rows_of(counts))
     every = [*table.rows.items(), (TOTAL, table.total)]
-    rows = [_row(city, row) for city, row in every if _shown(city, division)]
+    rows = [_row(city, row, county) for city, row in every if _shown(city, division)]
     shown = {row.city for row in rows}
     return QuarterlyTable(
         quarter=str(moment.quarter), as_of=moment.as_of.astimezone(UTC),
