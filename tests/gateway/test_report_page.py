@@ -5,7 +5,8 @@ browser (Debian's chromium, headless, driven by Playwright) against the gateway 
 running for real on their databases: an analyst logs in, reads the quarterly basic-data table
 of domain.md §6 with the numbers the JSON API answers and its logical checks, a failed one
 marked in the table, changes quarter, downloads the table, files a past quarter (报送) and
-downloads the signed PDF, opens the people on a plan's list and downloads it; a city's analyst
+downloads the signed PDF, opens the people on a plan's list and downloads it, enters the year's
+targets; a city's analyst
 sees their city only; another role is not let in.
 Screenshots of each step are kept in `artifacts/report-page/` (CANBAO_ARTIFACTS moves them)."""
 
@@ -750,3 +751,65 @@ async def test_the_plans_lists_open_their_people(
         await expect(page.locator("#people-summary")).to_contain_text("共 2 人")
         await expect(page.locator("#people-csv")).to_be_hidden()
         assert errors == [], errors
+
+
+async def test_the_years_targets_are_entered_on_the_page(
+    gateway: str,
+    test_clock: Clock,
+    add_account: Callable[..., Awaitable[Any]],
+    token_for: Callable[..., str],
+) -> None:
+    """年度扩面计划 (40号 三(二)1): the province enters a city's targets for the year, a rate
+    per insurance in percent; the page lists what is entered, as the API keeps it, shows the
+    city's target beside its rate in the coverage table, holds the entries when the division is
+    chosen again, and refuses a rate that is no percentage before asking anything."""
+    shots = artifacts_dir()
+    await add_account("demo-analyst", "demo", role=Role.ANALYST, scope="52")
+    token = token_for(Role.ANALYST, "52", username="demo-analyst")
+    async with browser_page(test_clock) as (page, errors):
+        await page.goto(f"{gateway}/reports")
+        await log_in(page, "demo-analyst")
+        await expect(page.locator("#target-year")).to_have_value("2026")
+        region = page.locator("#target-region")
+        await expect(region.locator("option")).to_have_count(3)  # the province and its 2 cities
+        await region.select_option("5201")
+        await page.locator("#target-pension").fill("95")
+        await page.locator("#target-medical").fill("98.5")
+        await page.locator("#targets-submit").click()
+        await expect(page.locator("#targets-message")).to_have_text("已保存 5201 2026 年的扩面计划")
+        entered = page.locator("#targets tbody tr")
+        await expect(entered).to_have_count(2)
+        shown = await entered.evaluate_all(
+            "rows => rows.map(r => [...r.cells].slice(0, 4).map(c => c.textContent))"
+        )
+        assert sorted(shown) == sorted([
+            ["5201", Insurance.PENSION.label, "95.0%", "demo-analyst"],
+            ["5201", Insurance.MEDICAL.label, "98.5%", "demo-analyst"],
+        ])  # fmt: skip
+        pension = page.locator('#coverage tr[data-region="5201"] td').nth(0)
+        await expect(pension.locator("small")).to_have_text("计划 95.0%")
+        await page.locator("#targets-form").scroll_into_view_if_needed()
+        await page.screenshot(path=shots / "11-targets.png")
+
+        # Another division's inputs are its own (none), the city's come back when chosen again.
+        await region.select_option("52")
+        await expect(page.locator("#target-pension")).to_have_value("")
+        await region.select_option("5201")
+        await expect(page.locator("#target-medical")).to_have_value("98.5")
+
+        # No percentage: said, the field focused, nothing sent.
+        await page.locator("#target-injury").fill("120")
+        await page.locator("#targets-submit").click()
+        await expect(page.locator("#targets-message")).to_contain_text(
+            f"{Insurance.INJURY.label}目标参保率应为 0 到 100 之间的百分数"
+        )
+        await expect(page.locator("#target-injury")).to_be_focused()
+        assert errors == [], errors
+
+    async with httpx.AsyncClient(base_url=gateway) as api:
+        kept = await api.get("/api/v1/reports/targets/2026", headers=bearer(token))
+    assert kept.status_code == 200, kept.text
+    assert sorted((t["region"], t["insurance"], t["rate"], t["set_by"])
+                  for t in kept.json()["targets"]) == [
+        ("5201", "medical", 0.985, "demo-analyst"), ("5201", "pension", 0.95, "demo-analyst"),
+    ]  # fmt: skip

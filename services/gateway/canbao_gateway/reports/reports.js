@@ -35,6 +35,8 @@ let listsAsked = 0;
 let tableAsked = 0; // the latest table asked for: an older answer is dropped
 let coverageAsked = 0;
 let filingAsked = 0;
+let targetsAsked = 0;
+let targetEntries = []; // the year's targets within the account's region, as last answered
 // A filing's states (api.md "Reports"): filed, open (not yet, not due), overdue.
 const FILING_STATES = { filed: "已报送", open: "未报送", overdue: "逾期未报送" };
 
@@ -262,8 +264,10 @@ async function signedIn() {
   say($("message"), "");
   closePeople();
   fillQuarters();
+  $("target-year").value = String(chinaYear());
+  fillTargetRegions([]);
   $("quarter").focus();
-  await loadTable();
+  await Promise.all([loadTable(), loadTargets()]);
 }
 
 function signedOut(message) {
@@ -274,6 +278,10 @@ function signedOut(message) {
   coverageAsked += 1;
   filingAsked += 1;
   listsAsked += 1;
+  targetsAsked += 1;
+  targetEntries = [];
+  $("targets").hidden = true;
+  say($("targets-message"), "");
   $("filing-view").hidden = true;
   $("who").hidden = true;
   $("work-view").hidden = true;
@@ -823,6 +831,7 @@ async function loadCoverage(quarter) {
     if (asked !== coverageAsked) return;
     const divisions = coverageRows(body);
     showCoverageTable(divisions);
+    fillTargetRegions(body.divisions);
     state.textContent = `${quarterText(body.quarter || quarter, body.provisional)}，` +
       `数据截至 ${when(body.as_of)}，辖区 ${scopeText(me.scope)}` +
       (divisions.length ? "" : "：暂无数据");
@@ -861,6 +870,10 @@ function rateCell(part, counts, goal) {
   const text = `${percent(part.rate)}（${NUMBER.format(part[counts[0]])} / ${NUMBER.format(part[counts[1]])}）`;
   const below = goal !== undefined && goal !== null && part.rate !== null && part.rate < goal;
   const cell = element("td", text, "number " + (below ? "below-goal" : ""));
+  // A target of the year's plan other than the documents' goal, shown beside the rate.
+  if (goal !== undefined && goal !== null && part.target !== undefined && part.target !== goal) {
+    cell.append(element("small", `计划 ${percent(part.target)}`));
+  }
   if (goal !== undefined && goal !== null) {
     const target = part.target !== undefined && part.target !== null
       ? `，年度计划 ${percent(part.target)}` : "";
@@ -966,6 +979,129 @@ async function drawCoverage(rows) {
       `${s.label} ${percent((seriesOf(row, s.key) || {}).rate)}`).join("，")).join("；"));
 }
 
+// -- The year's targets (年度扩面计划, 40号 三(二)1) -----------------------------------------------
+
+function chinaYear() {
+  return new Date(Date.now() + CHINA_OFFSET_MS).getUTCFullYear();
+}
+
+function insuranceLabel(key) {
+  const found = LABELS.insurances.find((insurance) => insurance.key === key);
+  return found ? found.label : key;
+}
+
+function divisionText(code) {
+  return me && code === me.scope ? scopeText(code) : code;
+}
+
+// A percent input per insurance.
+function targetInputs() {
+  $("target-rates").replaceChildren(...LABELS.insurances.map(({ key, label }) => {
+    const field = element("label", label);
+    const input = element("input");
+    Object.assign(input, { id: `target-${key}`, name: key, type: "number", min: "0", max: "100",
+      step: "0.1", inputMode: "decimal" });
+    field.append(input, element("span", "%"));
+    return field;
+  }));
+}
+
+// The divisions a target may be entered for: the account's region and those coverage shows
+// within it (its cities, or a city's counties).
+function fillTargetRegions(divisions) {
+  const select = $("target-region");
+  const kept = select.value;
+  const codes = [me.scope, ...divisions.map((d) => d.region)
+    .filter((code) => code !== me.scope && /^\d+$/.test(code))];
+  select.replaceChildren(...codes.map((code) => {
+    const named = divisions.find((d) => d.region === code);
+    const option = element("option", named && named.name && named.name !== code
+      ? `${named.name}（${code}）` : divisionText(code));
+    option.value = code;
+    return option;
+  }));
+  select.value = codes.includes(kept) ? kept : me.scope;
+  prefillTargets();
+}
+
+async function loadTargets() {
+  const year = Number($("target-year").value);
+  const asked = ++targetsAsked;
+  if (!Number.isInteger(year) || year < 2000 || year > 2100) return;
+  try {
+    const body = await api("GET", `/api/v1/reports/targets/${year}`);
+    if (asked !== targetsAsked) return;
+    showTargets(body);
+  } catch (error) {
+    if (asked !== targetsAsked) return;
+    $("targets").hidden = true;
+    say($("targets-message"), "扩面计划暂无法查询：" + problemMessage(error));
+  }
+}
+
+function showTargets(body) {
+  targetEntries = body.targets;
+  $("targets").tBodies[0].replaceChildren(...body.targets.map((target) => {
+    const row = element("tr");
+    row.append(element("td", divisionText(target.region)),
+      element("td", insuranceLabel(target.insurance)),
+      element("td", percent(target.rate), "number"),
+      element("td", target.set_by), element("td", when(target.set_at)));
+    return row;
+  }));
+  $("targets").hidden = body.targets.length === 0;
+  prefillTargets();
+}
+
+// The inputs hold the chosen division's own targets of the year; empty: none entered.
+function prefillTargets() {
+  const region = $("target-region").value;
+  for (const { key } of LABELS.insurances) {
+    const entry = targetEntries.find((t) => t.region === region && t.insurance === key);
+    $(`target-${key}`).value = entry ? String(Math.round(entry.rate * 1000) / 10) : "";
+  }
+}
+
+async function saveTargets(event) {
+  event.preventDefault();
+  const message = $("targets-message");
+  const year = Number($("target-year").value);
+  if (!Number.isInteger(year) || year < 2000 || year > 2100) {
+    say(message, "请填写年度（如 2026）");
+    $("target-year").focus();
+    return;
+  }
+  const rates = {};
+  for (const { key, label } of LABELS.insurances) {
+    const input = $(`target-${key}`);
+    // A number input reads "" when what was typed is no number: checkValidity says so.
+    if (!input.checkValidity()) {
+      say(message, `${label}目标参保率应为 0 到 100 之间的百分数，至多一位小数`);
+      input.focus();
+      return;
+    }
+    if (input.value !== "") rates[key] = Math.round(Number(input.value) * 10) / 1000;
+  }
+  if (Object.keys(rates).length === 0) {
+    say(message, "请至少填写一个险种的目标参保率");
+    $(`target-${LABELS.insurances[0].key}`).focus();
+    return;
+  }
+  const region = $("target-region").value;
+  const submit = $("targets-submit");
+  submit.disabled = true;
+  say(message, "正在保存…", "busy");
+  try {
+    await api("PUT", `/api/v1/reports/targets/${year}`, { json: { region, rates } });
+    say(message, `已保存 ${divisionText(region)} ${year} 年的扩面计划`, "ok");
+    await Promise.all([loadTargets(), table ? loadCoverage(table.quarter) : null]);
+  } catch (error) {
+    say(message, "保存失败：" + problemMessage(error));
+  } finally {
+    enable(submit);
+  }
+}
+
 // -- Keys and start -----------------------------------------------------------------------------
 
 function onKey(event) {
@@ -976,12 +1112,16 @@ function onKey(event) {
 
 document.addEventListener("DOMContentLoaded", () => {
   peopleHeader();
+  targetInputs();
   $("login-form").addEventListener("submit", logIn);
   $("quarter-form").addEventListener("submit", showQuarter);
   $("download-csv").addEventListener("click", (e) => downloadTable("csv", e.currentTarget));
   $("download-xlsx").addEventListener("click", (e) => downloadTable("xlsx", e.currentTarget));
   $("download-pdf").addEventListener("click", (e) => downloadTable("pdf", e.currentTarget));
   $("filing-form").addEventListener("submit", fileTable);
+  $("targets-form").addEventListener("submit", saveTargets);
+  $("target-year").addEventListener("change", loadTargets);
+  $("target-region").addEventListener("change", prefillTargets);
   $("filing-xlsx").addEventListener("click", (e) => downloadFiled("xlsx", e.currentTarget));
   $("filing-pdf").addEventListener("click", (e) => downloadFiled("pdf", e.currentTarget));
   $("people-more").addEventListener("click", loadMorePeople);
