@@ -224,6 +224,10 @@ class DataKeySettings(BaseSettings):
         if production and self.data_key.get_secret_value() == self.development_data_key:
             raise ValueError(f"{prefix}DATA_KEY is the public development key: refused in "
                              "production")  # fmt: skip
+        if production and self.data_key_id == self.development_data_key_id:
+            # Each row names its key: a real key under the development id would collide.
+            raise ValueError(f"{prefix}DATA_KEY_ID is the development key's id: refused in "
+                             "production")  # fmt: skip
         for key_id, key in self.data_keys().items():
             if len(key) != DATA_KEY_BYTES:
                 raise ValueError(f"the data key {key_id!r} must be 32 bytes, base64-encoded")

@@ -21,6 +21,7 @@ import canbao_identity
 from canbao_contracts.debezium import parse_change_event
 from canbao_contracts.events.base import Event
 from canbao_identity.adapters import adapter_for
+from canbao_identity.app import protector_from
 from canbao_identity.handlers import staged_change
 from canbao_identity.protection import Protector
 from canbao_identity.registry import Registry, retry_reviews_after_commit
@@ -32,9 +33,7 @@ from canbao_platform.db import Database, migrate_async
 
 MIGRATIONS = Path(canbao_identity.__file__).parent / "migrations"
 SETTINGS = IdentitySettings(CANBAO_ENV="test")
-PROTECTOR = Protector.create(
-    SETTINGS.data_key_bytes(), SETTINGS.data_key_id, SETTINGS.blind_index_key_bytes()
-)
+PROTECTOR = protector_from(SETTINGS)
 # Primary key columns per table (sources.md); bigserial tables get an id from the test.
 KEYS: dict[str, tuple[str, ...]] = {
     "si_core.ab01": ("aab001",),

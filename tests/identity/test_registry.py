@@ -15,7 +15,12 @@ from hypothesis import strategies as st
 
 from canbao_identity.app import protector_from
 from canbao_identity.routes import _person
-from canbao_identity.settings import DEV_DATA_KEY, IdentitySettings
+from canbao_identity.settings import (
+    DEV_BLIND_INDEX_KEY,
+    DEV_DATA_KEY,
+    DEV_DATA_KEY_ID,
+    IdentitySettings,
+)
 from canbao_identity.tables import persons, review_queue, source_records
 from tests.conftest import SERVICE_PUBLIC_KEY
 from tests.identity.conftest import SETTINGS, Harness, Message, change, fresh_harness, tombstone
@@ -317,26 +322,42 @@ async def test_employment_status_is_the_open_job_registration(harness: Harness) 
     assert status["source"] == "employment.job_registration" and status["record_key"] == "id=5"
 
 
-def test_production_refuses_the_development_keys() -> None:
-    url = "postgresql+asyncpg://x/identity"
+def test_production_refuses_the_development_keys(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The keys come from the environment as a province sets them (deploy/README.md); production
+    starts only with real ones."""
+    monkeypatch.setenv("CANBAO_ENV", "production")
+    monkeypatch.setenv("IDENTITY_DATABASE_URL", "postgresql+asyncpg://x/identity")
     # Production also asks which Kafka connection (canbao_platform.settings).
-    service_key = {"CANBAO_SERVICE_TOKEN_PUBLIC_KEY": SERVICE_PUBLIC_KEY,
-                   "KAFKA_SECURITY_PROTOCOL": "PLAINTEXT"}  # fmt: skip
-    with pytest.raises(ValueError, match="IDENTITY_DATA_KEY must be set in production"):
-        IdentitySettings(CANBAO_ENV="production", database_url=url, **service_key)
+    monkeypatch.setenv("CANBAO_SERVICE_TOKEN_PUBLIC_KEY", SERVICE_PUBLIC_KEY)
+    monkeypatch.setenv("KAFKA_SECURITY_PROTOCOL", "PLAINTEXT")
     real = base64.b64encode(bytes(range(32))).decode()
     other = base64.b64encode(bytes(range(1, 33))).decode()
-    with pytest.raises(ValueError, match="public development key"):
-        IdentitySettings(
-            CANBAO_ENV="production", database_url=url, IDENTITY_DATA_KEY=DEV_DATA_KEY,
-            IDENTITY_DATA_KEY_ID="kms-2026-11", IDENTITY_BLIND_INDEX_KEY=other, **service_key,
-        )  # fmt: skip
-    settings = IdentitySettings(
-        CANBAO_ENV="production", database_url=url, IDENTITY_DATA_KEY=real,
-        IDENTITY_DATA_KEY_ID="kms-2026-11", IDENTITY_BLIND_INDEX_KEY=other, **service_key,
-    )  # fmt: skip
+    with pytest.raises(ValueError, match="IDENTITY_DATA_KEY and IDENTITY_DATA_KEY_ID must be set"):
+        IdentitySettings()
+    monkeypatch.setenv("IDENTITY_DATA_KEY", DEV_DATA_KEY)
+    monkeypatch.setenv("IDENTITY_DATA_KEY_ID", "kms-2026-11")
+    monkeypatch.setenv("IDENTITY_BLIND_INDEX_KEY", other)
+    with pytest.raises(ValueError, match="IDENTITY_DATA_KEY is the public development key"):
+        IdentitySettings()
+    monkeypatch.setenv("IDENTITY_DATA_KEY", real)
+    monkeypatch.setenv("IDENTITY_DATA_KEY_ID", DEV_DATA_KEY_ID)
+    with pytest.raises(ValueError, match="IDENTITY_DATA_KEY_ID is the development key's id"):
+        IdentitySettings()
+    monkeypatch.setenv("IDENTITY_DATA_KEY_ID", "kms-2026-11")
+    monkeypatch.setenv("IDENTITY_BLIND_INDEX_KEY", DEV_BLIND_INDEX_KEY)
+    with pytest.raises(ValueError, match="IDENTITY_BLIND_INDEX_KEY is the public development key"):
+        IdentitySettings()
+    monkeypatch.delenv("IDENTITY_BLIND_INDEX_KEY")
+    with pytest.raises(ValueError, match="IDENTITY_BLIND_INDEX_KEY must be set in production"):
+        IdentitySettings()
+    monkeypatch.setenv("IDENTITY_BLIND_INDEX_KEY", base64.b64encode(b"short").decode())
+    with pytest.raises(ValueError, match="IDENTITY_BLIND_INDEX_KEY must be 32 bytes"):
+        IdentitySettings()
+    monkeypatch.setenv("IDENTITY_BLIND_INDEX_KEY", other)
+    settings = IdentitySettings()
     assert settings.environment == "production"
-    assert settings.data_key_bytes() == bytes(range(32))
+    assert settings.sealer().keys == {"kms-2026-11": bytes(range(32))}
+    assert settings.blind_index_key_bytes() == bytes(range(1, 33))
 
 
 async def test_rows_under_a_retired_key_stay_readable_after_rotation(harness: Harness) -> None:
@@ -346,8 +367,8 @@ async def test_rows_under_a_retired_key_stay_readable_after_rotation(harness: Ha
     new_key = base64.b64encode(bytes(range(7, 39))).decode()
     rotated = protector_from(
         IdentitySettings(
-            CANBAO_ENV="test", IDENTITY_DATA_KEY=new_key, IDENTITY_DATA_KEY_ID="k2",
-            IDENTITY_RETIRED_DATA_KEYS=f"{SETTINGS.data_key_id}:{SETTINGS.data_key}",
+            CANBAO_ENV="test", data_key=new_key, data_key_id="k2",
+            retired_data_keys=f"{DEV_DATA_KEY_ID}:{DEV_DATA_KEY}",
         )
     )  # fmt: skip
     old = await _person(harness.db, rotated, person_id)

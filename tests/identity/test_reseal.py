@@ -15,22 +15,22 @@ import sqlalchemy as sa
 from canbao_identity.app import protector_from
 from canbao_identity.reseal import SEALED_COLUMNS
 from canbao_identity.routes import _person
-from canbao_identity.settings import IdentitySettings
+from canbao_identity.settings import DEV_DATA_KEY, DEV_DATA_KEY_ID, IdentitySettings
 from canbao_identity.staging import record_context
 from canbao_identity.tables import person_changes, persons, source_records, staged_changes
 from canbao_platform.resealing import read_batch, reseal, reseal_column, write_back
-from tests.identity.conftest import SETTINGS, Harness, change
+from tests.identity.conftest import Harness, change
 from tests.identity.test_registry import NUMBER, ac01, card, hukou
 
 NEW_KEY = base64.b64encode(bytes(range(7, 39))).decode()
+OLD_KEY = f"{DEV_DATA_KEY_ID}:{DEV_DATA_KEY}"  # the tests' key, retired ("id:base64")
 ROTATED = protector_from(  # step 1: the new key current, the old one retired
     IdentitySettings(
-        CANBAO_ENV="test", IDENTITY_DATA_KEY=NEW_KEY, IDENTITY_DATA_KEY_ID="k2",
-        IDENTITY_RETIRED_DATA_KEYS=f"{SETTINGS.data_key_id}:{SETTINGS.data_key}",
+        CANBAO_ENV="test", data_key=NEW_KEY, data_key_id="k2", retired_data_keys=OLD_KEY,
     )
 )  # fmt: skip
 ONLY_NEW = protector_from(  # step 3: the old key dropped
-    IdentitySettings(CANBAO_ENV="test", IDENTITY_DATA_KEY=NEW_KEY, IDENTITY_DATA_KEY_ID="k2")
+    IdentitySettings(CANBAO_ENV="test", data_key=NEW_KEY, data_key_id="k2")
 )
 PERSONS, RECORDS, STAGED, CHANGES = SEALED_COLUMNS
 IN_CLEAR = ("王伟", NUMBER, "13800138000", "13700137000", "北京市东城区")
@@ -142,7 +142,7 @@ async def test_the_command_fails_on_rows_under_a_key_it_was_not_given(harness: H
            ", 1 unreadable (dev-1 (key not held): 1)" in output  # fmt: skip
     assert not [value for value in IN_CLEAR if value in output], output
 
-    retired = {"IDENTITY_RETIRED_DATA_KEYS": f"{SETTINGS.data_key_id}:{SETTINGS.data_key}"}
+    retired = {"IDENTITY_RETIRED_DATA_KEYS": OLD_KEY}
     status, output = await reseal_command(harness.db.url, **new, **retired)
     assert status == 0, output
     assert "source_records.claims_ciphertext: 2 rewritten" in output

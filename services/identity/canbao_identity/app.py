@@ -25,10 +25,7 @@ SERVICE_NAME = "identity"
 
 
 def protector_from(settings: IdentitySettings) -> Protector:
-    return Protector.create(
-        settings.data_key_bytes(), settings.data_key_id, settings.blind_index_key_bytes(),
-        retired=settings.retired_data_keys_bytes(),
-    )  # fmt: skip
+    return Protector(settings.sealer(), settings.blind_index_key_bytes())
 
 
 DEFAULT_CONFIG = RunnerConfig()

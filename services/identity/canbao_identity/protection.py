@@ -24,16 +24,6 @@ class Protector:
     sealer: Sealer
     index_key: bytes = field(repr=False)
 
-    @classmethod
-    def create(
-        cls,
-        data_key: bytes,
-        key_id: str,
-        index_key: bytes,
-        retired: Mapping[str, bytes] | None = None,
-    ) -> Protector:
-        return cls(Sealer.create(data_key, key_id, retired), index_key)
-
     @property
     def key_id(self) -> str:
         """The key new ciphertexts are written under (stored beside each row)."""
