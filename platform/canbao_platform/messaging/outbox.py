@@ -18,6 +18,7 @@ from sqlalchemy import delete, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from canbao_contracts.envelope import KafkaRecord
+from canbao_platform.background import BackgroundLoop
 from canbao_platform.db import Database
 from canbao_platform.messaging.failures import TRANSIENT_RETRY, Backoff, describe
 from canbao_platform.messaging.metrics import runtime_metrics
@@ -30,16 +31,21 @@ log = logging.getLogger(__name__)
 OUTBOX_LOCK_KEY = 0x63616E62616F
 
 
-class OutboxRelay:
+class OutboxRelay(BackgroundLoop):
+    """Asked to stop, it finishes the batch being sent (its rows are deleted once acknowledged);
+    stuck sending to an unreachable broker past `shutdown_timeout_s`, it is cancelled and the
+    batch's rows stay in the outbox."""
+
     def __init__(
         self, database: Database, producer: Producer, *, name: str = "outbox-relay",
         batch_size: int = 500, poll_interval_s: float = 1.0,
         retry_backoff: Backoff = TRANSIENT_RETRY, shutdown_timeout_s: float = 10.0,
     ) -> None:  # fmt: skip
-        self.name = name
+        super().__init__()
+        self.name, self.stop_timeout_s = name, shutdown_timeout_s
         self._database, self._producer = database, producer
         self._batch_size, self._poll_interval_s = batch_size, poll_interval_s
-        self._retry_backoff, self._shutdown_timeout_s = retry_backoff, shutdown_timeout_s
+        self._retry_backoff = retry_backoff
         # Ids are handed out at INSERT but become visible at COMMIT, so a later id can be seen
         # first. Rows are taken only once every older transaction has ended (their xid below
         # the oldest still running): none of those can add a lower id any more, and each key's
@@ -50,36 +56,21 @@ class OutboxRelay:
             .order_by(outbox.c.id)
             .limit(batch_size)
         )
-        self._stopping = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
         self.role = "stopped"  # active (holds the lock) | standby | stopped
         self.relayed = 0
         self.last_error: str | None = None
 
-    async def start(self) -> None:
-        if self._task is None:
-            self._stopping.clear()
-            self._task = asyncio.create_task(self._run(), name=self.name)
-
     async def stop(self) -> None:
-        """Finish the batch being sent (its rows are deleted once acknowledged) and return."""
-        task, self._task = self._task, None
-        if task is not None:
-            self._stopping.set()
-            done, _ = await asyncio.wait({task}, timeout=self._shutdown_timeout_s)
-            if not done:  # stuck sending to an unreachable broker: its rows stay in the outbox
-                task.cancel()
-                await asyncio.wait({task})
+        await super().stop()
         self.role = "stopped"
 
     def health(self) -> dict[str, Any]:
-        running = self._task is not None and not self._task.done()
-        return {"ready": running, "role": self.role, "relayed": self.relayed,
+        return {"ready": self.running, "role": self.role, "relayed": self.relayed,
                 "last_error": self.last_error}  # fmt: skip
 
-    async def _run(self) -> None:
+    async def run(self) -> None:
         failures = 0
-        while not self._stopping.is_set():
+        while not self.stopping:
             try:
                 await self._lead_or_wait()
                 failures = 0
@@ -88,7 +79,7 @@ class OutboxRelay:
                 delay = self._retry_backoff.delay(failures)
                 failures += 1
                 log.warning("%s: %s; retrying in %.1f s", self.name, self.last_error, delay)
-                await self._wait(asyncio.Event(), delay)
+                await self.sleep(delay)
 
     async def _lead_or_wait(self) -> None:
         async with self._database.engine.connect() as connection:
@@ -99,7 +90,7 @@ class OutboxRelay:
                 )
                 if not locked:  # another instance relays this database
                     self.role = "standby"
-                    await self._wait(asyncio.Event(), self._poll_interval_s)
+                    await self.sleep(self._poll_interval_s)
                     return
                 self.role = "active"
                 await self._relay_while_leading(connection)
@@ -113,10 +104,10 @@ class OutboxRelay:
         raw = (await connection.get_raw_connection()).driver_connection
         assert raw is not None  # an asyncpg connection, for LISTEN
         await raw.add_listener(OUTBOX_CHANNEL, lambda *_: wake.set())
-        while not self._stopping.is_set():
+        while not self.stopping:
             wake.clear()
             if await self._relay_batch(connection) < self._batch_size:
-                await self._wait(wake, self._poll_interval_s)
+                await self.sleep(self._poll_interval_s, wake)
 
     async def _relay_batch(self, connection: AsyncConnection) -> int:
         rows = (await connection.execute(self._next_rows)).all()
@@ -131,12 +122,3 @@ class OutboxRelay:
         self.relayed += len(rows)
         runtime_metrics().relayed.add(len(rows))
         return len(rows)
-
-    async def _wait(self, wake: asyncio.Event, seconds: float) -> None:
-        """Until `wake` is set, we are asked to stop, or `seconds` have passed."""
-        waiters = {asyncio.ensure_future(wake.wait()), asyncio.ensure_future(self._stopping.wait())}
-        try:
-            await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for waiter in waiters:
-                waiter.cancel()

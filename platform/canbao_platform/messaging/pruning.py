@@ -15,14 +15,13 @@ effect (dead_letters.py), so it is applied once, then."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from datetime import timedelta
 from typing import Any, Final
 
 from sqlalchemy.exc import DBAPIError
 
+from canbao_platform.background import BackgroundLoop
 from canbao_platform.db import Database
 from canbao_platform.messaging.tables import prune_processed_messages
 
@@ -30,7 +29,7 @@ log = logging.getLogger(__name__)
 PRUNE_EVERY_S: Final = 3_600.0  # hourly: a day's records are a few batches
 
 
-class ProcessedMessagesPruner:
+class ProcessedMessagesPruner(BackgroundLoop):
     """Prunes at start and then every `interval_s`; a failed run (database away) is logged
     and tried again at the next one."""
 
@@ -39,29 +38,20 @@ class ProcessedMessagesPruner:
     def __init__(
         self, database: Database, *, kept: timedelta, interval_s: float = PRUNE_EVERY_S
     ) -> None:
+        super().__init__()
         self.database, self.kept, self.interval_s = database, kept, interval_s
         self.pruned = 0
         self.runs = 0
-        self._task: asyncio.Task[None] | None = None
-
-    async def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name=self.name)
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
 
     def health(self) -> dict[str, Any]:
         # Pruning late is no reason to take the service out of rotation.
         return {"ready": True, "pruned": self.pruned, "runs": self.runs}
 
-    async def _run(self) -> None:
-        while True:
+    async def run(self) -> None:
+        while not self.stopping:
             try:
                 self.pruned += await prune_processed_messages(self.database, older_than=self.kept)
                 self.runs += 1
             except (OSError, DBAPIError) as error:
                 log.warning("pruning processed messages failed (%s)", type(error).__name__)
-            await asyncio.sleep(self.interval_s)
+            await self.sleep(self.interval_s)

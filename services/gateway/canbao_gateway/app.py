@@ -6,8 +6,6 @@ that clerks, reviewers, analysts and kiosks open in a browser."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from collections.abc import Sequence
 from dataclasses import replace
@@ -50,6 +48,7 @@ from canbao_gateway.survey import SurveyClient
 from canbao_gateway.survey_page import router as survey_page_router
 from canbao_gateway.survey_routes import router as survey_router
 from canbao_gateway.writeback_routes import router as writeback_router
+from canbao_platform.background import BackgroundLoop
 from canbao_platform.messaging import ConsumerRunner, Producer, RunnerConfig
 from canbao_platform.service import Component, Resources, ServiceDefinition, create_app
 
@@ -58,7 +57,7 @@ SERVICE_NAME = "gateway"
 NOTIFY_GROUP = f"{SERVICE_NAME}.dci"
 
 
-class DemoAccounts:
+class DemoAccounts(BackgroundLoop):
     """Creates the demo staff accounts and the demo kiosk of api.md, in the local stack only
     (CANBAO_ENV=development): never in test or production. In the background, retrying, so that the
     service starts while its database is away (and reports not ready until they exist)."""
@@ -67,24 +66,15 @@ class DemoAccounts:
     retry_s = 1.0
 
     def __init__(self, resources: Resources) -> None:
+        super().__init__()
         self.resources = resources
         self.created = False
-        self._task: asyncio.Task[None] | None = None
-
-    async def start(self) -> None:
-        self._task = asyncio.create_task(self._create(), name=self.name)
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
 
     def health(self) -> dict[str, Any]:
         return {"ready": self.created}
 
-    async def _create(self) -> None:
-        while not self.created:
+    async def run(self) -> None:
+        while not self.created and not self.stopping:
             try:
                 async with self.resources.database.engine.begin() as connection:
                     await create_demo_accounts(connection)
@@ -92,7 +82,7 @@ class DemoAccounts:
                 self.created = True
             except (OSError, DBAPIError) as exc:
                 log.warning("demo accounts not created yet (%s); retrying", type(exc).__name__)
-                await asyncio.sleep(self.retry_s)
+                await self.sleep(self.retry_s)
 
 
 def components(

@@ -21,7 +21,6 @@ claims it, with `FOR UPDATE SKIP LOCKED`, and posted outside any transaction."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
@@ -34,6 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from canbao_gateway.clients import callback_context
 from canbao_gateway.tables import clients, dci_callbacks, dci_exchange_ledger
+from canbao_platform.background import BackgroundLoop
 from canbao_platform.db import Database
 from canbao_platform.sealing import Sealer
 
@@ -119,7 +119,7 @@ def backoff(attempts: int) -> timedelta:
     return min(FIRST_RETRY * 2 ** (attempts - 1), LONGEST_RETRY)
 
 
-class CallbackDelivery:
+class CallbackDelivery(BackgroundLoop):
     """The component that posts due callbacks (one loop per gateway replica)."""
 
     name = "dci-callbacks"
@@ -132,22 +132,12 @@ class CallbackDelivery:
         poll_interval_s: float = 1.0,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
+        super().__init__()
         self.database, self.sealer, self.poll_interval_s = database, sealer, poll_interval_s
         self._transport = transport
-        self._task: asyncio.Task[None] | None = None
         self._tokens: dict[str, tuple[str, datetime]] = {}  # client → bearer token, good until
         self._wake = asyncio.Event()
         self.delivered = self.failed_attempts = 0
-
-    async def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name=self.name)
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
 
     def health(self) -> dict[str, Any]:
         # Delivery waits for the partner, not the other way round: never a readiness condition.
@@ -157,18 +147,17 @@ class CallbackDelivery:
         """A callback was just enqueued: post it now rather than at the next poll."""
         self._wake.set()
 
-    async def _run(self) -> None:
+    async def run(self) -> None:
         async with httpx.AsyncClient(
             transport=self._transport, timeout=POST_TIMEOUT_S, follow_redirects=False
         ) as http:
-            while True:
+            while not self.stopping:
                 try:
-                    while await self.deliver_due(http, now=datetime.now(UTC)):
+                    while not self.stopping and await self.deliver_due(http, now=datetime.now(UTC)):
                         pass
                 except Exception:  # the database away: the next poll tries again
                     log.exception("dci callbacks: delivery pass failed")
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self.poll_interval_s)
+                await self.sleep(self.poll_interval_s, self._wake)
                 self._wake.clear()
 
     async def deliver_due(self, http: httpx.AsyncClient, *, now: datetime, limit: int = 20) -> int:

@@ -33,7 +33,6 @@ the national side holds; `python -m canbao_gateway.manage exchanges` prints it."
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import json
 import logging
@@ -59,6 +58,7 @@ from canbao_gateway.tables import (
     dci_exchange_passes,
     dci_subscriptions,
 )
+from canbao_platform.background import BackgroundLoop
 from canbao_platform.db import Database
 from canbao_platform.messaging import Handler, InboundMessage, TransientError, UnitOfWork
 from canbao_platform.problems import Problem
@@ -258,7 +258,7 @@ async def note_sent(
     )
 
 
-class ExchangeReconciler:
+class ExchangeReconciler(BackgroundLoop):
     """The component that runs the exchanges' reconciliation passes, one page per transaction
     (the subscription's row locked: one replica at a time per exchange; a pass interrupted goes
     on from its cursor)."""
@@ -276,39 +276,28 @@ class ExchangeReconciler:
         poll_interval_s: float = 30.0,
         page_size: int = PAGE_SIZE,
     ) -> None:
+        super().__init__()
         self.database, self.sealer, self.settings = database, sealer, settings
         self.identity, self.matching = identity, matching
         self.poll_interval_s, self.page_size = poll_interval_s, page_size
         self.interval = timedelta(hours=settings.dci_exchange_interval_hours)
-        self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self.pages = 0
-
-    async def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name=self.name)
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
 
     def health(self) -> dict[str, Any]:
         # A pass waits for matching and identity; the consumer's readiness says the rest.
         return {"ready": True, "pages": self.pages}
 
-    async def _run(self) -> None:
-        while True:
+    async def run(self) -> None:
+        while not self.stopping:
             try:
-                while await self.reconcile_page(now=datetime.now(UTC)):
+                while not self.stopping and await self.reconcile_page(now=datetime.now(UTC)):
                     pass
             except Problem as problem:  # matching or identity away: the next poll goes on
                 log.warning("dci exchanges: %s; the pass goes on later", problem.slug)
             except Exception:
                 log.exception("dci exchanges: reconciliation page failed")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.poll_interval_s)
+            await self.sleep(self.poll_interval_s, self._wake)
             self._wake.clear()
 
     def wake(self) -> None:

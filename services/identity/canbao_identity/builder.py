@@ -19,8 +19,6 @@ are logged by class and count only, never with a person's data.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import dataclasses
 import logging
 import math
@@ -32,6 +30,7 @@ from canbao_identity.metrics import Backlog, identity_metrics
 from canbao_identity.protection import Protector
 from canbao_identity.registry import Registry, retry_reviews_after_commit
 from canbao_identity.store import Store
+from canbao_platform.background import BackgroundLoop
 from canbao_platform.db import Database
 from canbao_platform.messaging import Backoff, UnitOfWork, unit_of_work
 from canbao_platform.messaging.failures import Failure, classify
@@ -44,7 +43,7 @@ BACKLOG_EVERY_S = 1.0
 BACKLOG_SHARE = 0.01
 
 
-class GoldenRecordBuilder:
+class GoldenRecordBuilder(BackgroundLoop):
     def __init__(
         self,
         database: Database,
@@ -58,13 +57,12 @@ class GoldenRecordBuilder:
         idle_interval_s: float = 0.2,
         retry_backoff: Backoff | None = None,
     ) -> None:
+        super().__init__()
         self.name = name
         self._database, self._protector, self._service = database, protector, service
         self._batch_size, self._idle_interval_s = batch_size, idle_interval_s
         self._resolve_batch, self._pass_budget_s = resolve_batch, pass_budget_s
         self._retry_backoff = retry_backoff or Backoff(0.2, 5.0)
-        self._stopping = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
         self.resolved = 0
         self.rebuilt = 0
         self.set_aside = 0  # by this builder since it started (the table holds everyone's)
@@ -75,22 +73,13 @@ class GoldenRecordBuilder:
         self._backlog_due = -math.inf  # when to measure it again
 
     async def start(self) -> None:
-        if self._task is None:
-            self._stopping.clear()
-            self._task = asyncio.create_task(self._run(), name=self.name)
-            identity_metrics().watch(self)
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._stopping.set()
-            await self._task
-            self._task = None
+        await super().start()
+        identity_metrics().watch(self)
 
     def health(self) -> dict[str, Any]:
-        running = self._task is not None and not self._task.done()
         backlog = self.backlog()
         return {
-            "ready": running,
+            "ready": self.running,
             "resolved": self.resolved,
             "rebuilt": self.rebuilt,
             "failures": self.failures,
@@ -185,9 +174,9 @@ class GoldenRecordBuilder:
     def _registry(self, uow: UnitOfWork) -> Registry:
         return Registry(Store(uow.session, self._protector), self._protector, uow.publish_event)
 
-    async def _run(self) -> None:
+    async def run(self) -> None:
         attempt = 0
-        while not self._stopping.is_set():
+        while not self.stopping:
             try:
                 busy = await self.drain_once() > 0
                 attempt = 0
@@ -195,15 +184,11 @@ class GoldenRecordBuilder:
                 self.failures += 1
                 self.last_error = type(error).__name__
                 log.warning("%s: %s while rebuilding, retrying", self.name, type(error).__name__)
-                await self._sleep(self._retry_backoff.delay(attempt))
+                await self.sleep(self._retry_backoff.delay(attempt))
                 attempt += 1
                 continue
             if not busy:
-                await self._sleep(self._idle_interval_s)
-
-    async def _sleep(self, seconds: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._stopping.wait(), seconds)
+                await self.sleep(self._idle_interval_s)
 
 
 def _transient(error: BaseException) -> bool:

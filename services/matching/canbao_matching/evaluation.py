@@ -13,8 +13,6 @@ publishing a verdict per fact."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import dataclasses
 import logging
 from collections.abc import Callable
@@ -27,6 +25,7 @@ from canbao_contracts.events import StatusesChanged, StatusesWithdrawn
 from canbao_contracts.topics import STATUSES
 from canbao_matching import store
 from canbao_matching.rules import evaluate, next_recheck
+from canbao_platform.background import BackgroundLoop
 from canbao_platform.db import Database
 from canbao_platform.messaging import UnitOfWork, unit_of_work
 
@@ -99,7 +98,7 @@ def _evaluate_one(
     return row, event
 
 
-class Evaluator:
+class Evaluator(BackgroundLoop):
     """A Component of the service shell: the evaluation loop."""
 
     name = "matching.evaluator"
@@ -108,11 +107,10 @@ class Evaluator:
         self, database: Database, *, clock: Clock = system_clock, batch_size: int = 500,
         poll_interval_s: float = 0.2, statuses_topic: str = STATUSES.name,
     ) -> None:  # fmt: skip
+        super().__init__()
         self._database, self._clock = database, clock
         self._batch_size, self._poll_interval_s = batch_size, poll_interval_s
         self._statuses_topic = statuses_topic
-        self._stopping = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
         self.evaluated = 0
         self.published = 0
         self.last_error: str | None = None
@@ -131,31 +129,16 @@ class Evaluator:
         self.published += changed
         return changed
 
-    async def start(self) -> None:
-        if self._task is None:
-            self._stopping.clear()
-            self._task = asyncio.create_task(self._loop(), name=self.name)
-
-    async def stop(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            self._stopping.set()
-            await asyncio.wait({task}, timeout=30.0)
-            if not task.done():
-                task.cancel()
-
     def health(self) -> dict[str, Any]:
-        running = self._task is not None and not self._task.done()
-        return {"ready": running, "evaluated": self.evaluated, "published": self.published,
+        return {"ready": self.running, "evaluated": self.evaluated, "published": self.published,
                 "last_error": self.last_error}  # fmt: skip
 
-    async def _loop(self) -> None:
-        while not self._stopping.is_set():
+    async def run(self) -> None:
+        while not self.stopping:
             try:
                 await self.run_once()
                 self.last_error = None
             except Exception as error:  # retried at the next wake-up; the class says what failed
                 self.last_error = type(error).__name__
                 log.error("%s: evaluation failed with %s", self.name, type(error).__name__)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), self._poll_interval_s)
+            await self.sleep(self._poll_interval_s)

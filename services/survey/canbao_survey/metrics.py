@@ -11,8 +11,6 @@ canbao.survey.open_tasks (assigned, not yet submitted).
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import weakref
 from collections.abc import Callable, Iterable
@@ -23,33 +21,24 @@ from typing import Any
 from opentelemetry import metrics
 from opentelemetry.metrics import CallbackOptions, Observation
 
+from canbao_platform.background import BackgroundLoop
 from canbao_platform.db import Database
 from canbao_survey import survey_views
 
 log = logging.getLogger(__name__)
 
 
-class ProgressMetrics:
+class ProgressMetrics(BackgroundLoop):
     """A component: refreshes the survey's progress and serves it to the gauges."""
 
     name = "survey.progress"
 
     def __init__(self, database: Database, *, interval_s: float = 60.0) -> None:
+        super().__init__()
         self._database, self._interval_s = database, interval_s
         self.progress: dict[str, Any] | None = None
         self._refreshed_at: datetime | None = None
-        self._task: asyncio.Task[None] | None = None
         _gauges().add(self)
-
-    async def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name=self.name)
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
 
     def health(self) -> dict[str, Any]:
         at = self._refreshed_at.isoformat() if self._refreshed_at else None
@@ -59,13 +48,13 @@ class ProgressMetrics:
         self.progress = await survey_views.progress(self._database, "")
         self._refreshed_at = datetime.now(UTC)
 
-    async def _run(self) -> None:
-        while True:
+    async def run(self) -> None:
+        while not self.stopping:
             try:
                 await self.refresh()
             except Exception:  # a metric is not worth stopping for; the next round retries
                 log.exception("survey progress could not be refreshed")
-            await asyncio.sleep(self._interval_s)
+            await self.sleep(self._interval_s)
 
 
 @cache
