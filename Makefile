@@ -10,7 +10,7 @@ endif
 .PHONY: test run clean deps system-deps browser-deps backup-deps python-deps lint typecheck bench schemas fuzz faults \
 	backup restore-drill fuzz-api
 
-test: deps browser-deps backup-deps  ## the README's test command
+test: deps browser-deps backup-deps lint typecheck  ## the README's test command
 	$(UV) run --frozen pytest
 
 run: deps  ## the whole system on its embedded defaults
@@ -62,8 +62,11 @@ lint: python-deps
 	$(UV) run --frozen ruff check .
 	$(UV) run --frozen ruff format --check .
 
+# mypy --strict over the contracts, the platform, every service and the local stack.
+TYPED := contracts/canbao_contracts platform/canbao_platform $(wildcard services/*/canbao_*) stack/canbao_stack
+
 typecheck: python-deps
-	$(UV) run --frozen mypy contracts/canbao_contracts
+	$(UV) run --frozen mypy $(TYPED)
 
 schemas: python-deps  ## regenerate the committed JSON Schema and AsyncAPI documents
 	$(UV) run --frozen python -m canbao_contracts.schemas contracts/schemas

@@ -196,7 +196,7 @@ class LocalStack:
         # Survey streams a list's households from identity (canbao_survey.lists).
         common["SURVEY_IDENTITY_URL"] = f"http://127.0.0.1:{self.config.service_port('identity')}"
         self.children.append(self.cdc_bridge(bootstrap, logs))
-        processes = [(service, service, {}) for service in SERVICES]
+        processes: list[tuple[str, str, dict[str, str]]] = [(s, s, {}) for s in SERVICES]
         if self.config.split_identity:
             processes[SERVICES.index("identity")] = ("identity", "identity",
                                                      {"IDENTITY_ROLES": "consume"})  # fmt: skip

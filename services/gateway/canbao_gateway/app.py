@@ -169,12 +169,13 @@ def create(
     """The ASGI application (`uvicorn --factory canbao_gateway.app:create`). The transports
     (tests): reach survey, identity and matching through them, e.g. httpx.ASGITransport of
     their applications."""
-    transports = {"survey_transport": survey_transport, "identity_transport": identity_transport,
-                  "matching_transport": matching_transport,
-                  "reporting_transport": reporting_transport}  # fmt: skip
+    transports = (survey_transport, identity_transport, matching_transport, reporting_transport)
     definition = SERVICE
-    if any(transports.values()):
-        definition = replace(SERVICE, components=partial(components, **transports))
+    if any(transports):
+        definition = replace(SERVICE, components=partial(
+            components, survey_transport=survey_transport, identity_transport=identity_transport,
+            matching_transport=matching_transport, reporting_transport=reporting_transport,
+        ))  # fmt: skip
     settings = settings or GatewaySettings()
     app = create_app(definition, settings)
     install_header_handler(app)

@@ -38,7 +38,7 @@ from typing import Annotated, Any, Final
 from uuid import UUID
 
 from fastapi import Depends, Request
-from fastapi.openapi.models import OAuthFlowClientCredentials
+from fastapi.openapi.models import OAuth2, OAuthFlowClientCredentials
 from fastapi.security import OAuth2PasswordBearer
 
 from canbao_contracts.id_numbers import normalise, validate
@@ -53,6 +53,7 @@ TOKEN_URL = "/api/v1/auth/token"
 # auto_error=False: a missing token is our own problem+json, not FastAPI's bare 401.
 oauth2_scheme = OAuth2PasswordBearer(tokenUrl=TOKEN_URL, auto_error=False)
 # The same endpoint also gives registered clients (kiosks) their tokens (routes.py).
+assert isinstance(oauth2_scheme.model, OAuth2)
 oauth2_scheme.model.flows.clientCredentials = OAuthFlowClientCredentials(tokenUrl=TOKEN_URL)
 
 
@@ -157,8 +158,9 @@ def require(
             raise problems.RoleNotAllowed(staff.role.value)
         return staff
 
-    if person is None:
+    if person is None or purpose is None:
         return Depends(staff_in_role)
+    endpoint_purpose: Purpose = purpose
 
     # (No `from __future__ import annotations` in this module: FastAPI would then resolve these
     # annotations in the module's globals, where the local dependencies are not.)
@@ -169,7 +171,7 @@ def require(
     ) -> Staff:
         if not person_in_scope(staff, subject.region):
             # A refused attempt is audited too: probing other regions is what auditors look for.
-            await audit.record(purpose=purpose, outcome=Outcome.OUT_OF_SCOPE,
+            await audit.record(purpose=endpoint_purpose, outcome=Outcome.OUT_OF_SCOPE,
                                person_id=subject.person_id, id_number=subject.id_number,
                                person_region=subject.region)  # fmt: skip
             raise problems.OutOfScope()

@@ -187,6 +187,8 @@ def query_of(criteria: Any, client: Client, today: date) -> ByIdentifier | ByFil
         return ByFilter({"op": "all", "parts": [_predicate(i, client, today) for i in items]})
     if query_type == "expression":
         try:
+            if not isinstance(query, dict):
+                raise TypeError
             expression = query["value"]["expression"]["query"]
         except (KeyError, TypeError):
             raise Rejected(
@@ -314,7 +316,7 @@ def record(
     number: str | None,
     *,
     in_subscription: bool | None = None,
-) -> dict:
+) -> dict[str, Any]:
     """A DCI Member record of what the client may see: the identifier (in clear if it asked by
     it or may see numbers, else masked), and the registry's attributes as
     `additional_attributes` (name/value pairs, the standard's extension point). A notification

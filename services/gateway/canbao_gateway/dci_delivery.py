@@ -116,7 +116,7 @@ _EARLIER: Final = dci_callbacks.alias("earlier")
 
 
 def backoff(attempts: int) -> timedelta:
-    return min(FIRST_RETRY * 2 ** (attempts - 1), LONGEST_RETRY)
+    return min(FIRST_RETRY * 2.0 ** (attempts - 1), LONGEST_RETRY)
 
 
 class CallbackDelivery(BackgroundLoop):

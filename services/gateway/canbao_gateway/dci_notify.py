@@ -144,7 +144,11 @@ def notify_handler(settings: GatewaySettings, sealer: Sealer, identity: Identity
 
 
 def notification(
-    settings: GatewaySettings, client: Client, subscription: Any, records: list[dict], now: Any
+    settings: GatewaySettings,
+    client: Client,
+    subscription: Any,
+    records: list[dict[str, Any]],
+    now: Any,
 ) -> dict[str, Any]:
     """The signed NotifyEventRequest of `records` for one subscription: one notify_event per
     record, since an event's data.reg_records is one RegistryRecord, an object

@@ -233,7 +233,7 @@ async def _record(
                     dci_messages.c.message_id == seen.message_id,
                 )
             )
-            assert first is not None
+            assert isinstance(first, uuid.UUID)
             return first
         rows = [
             {

@@ -250,6 +250,7 @@ async def resolve_review(
             )
         ).first()
     await retry_reviews_after_commit(registry, resources.database, service="identity")
+    assert row is not None  # the entry was found above, in the same transaction
     return ReviewEntry.model_validate(row._mapping)
 
 

@@ -308,7 +308,7 @@ async def search_verdicts(
         await connection.execution_options(isolation_level="REPEATABLE READ")
         async with connection.begin():
             total = await connection.scalar(sa.select(sa.func.count()).where(where))
-            rows = (await connection.execute(query)).all()
+            rows = list((await connection.execute(query)).all())
     return VerdictSearchPage(items=[_person_verdict(row) for row in rows], total_count=total or 0)
 
 

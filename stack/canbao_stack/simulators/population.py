@@ -22,7 +22,7 @@ from datetime import date
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
-import asyncpg  # type: ignore[import-untyped]  # no stubs in the lock
+import asyncpg
 
 from canbao_stack.simulators.chunk import CHUNK_SIZE
 from canbao_stack.simulators.households import LANES

@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from datetime import date
 from typing import Any, Final
 
-import asyncpg  # type: ignore[import-untyped]  # no stubs in the lock
+import asyncpg
 
 from canbao_stack.simulators import SCHEMA_SQL, TABLES
 from canbao_stack.simulators.expected import outcome

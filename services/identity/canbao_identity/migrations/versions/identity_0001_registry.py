@@ -5,6 +5,7 @@ Revises:
 """
 
 from collections.abc import Sequence
+from datetime import datetime
 
 import sqlalchemy as sa
 from alembic import op
@@ -16,7 +17,7 @@ branch_labels: Sequence[str] | None = ("identity",)
 depends_on: Sequence[str] | None = None
 
 
-def _now(name: str, nullable: bool = False) -> sa.Column[sa.DateTime]:
+def _now(name: str, nullable: bool = False) -> sa.Column[datetime]:
     return sa.Column(
         name,
         sa.DateTime(timezone=True),
