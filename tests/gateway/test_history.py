@@ -212,8 +212,8 @@ async def test_a_person_merged_into_another_brings_their_history(
                   "origin": "mobile", "items": {"phone": "13700004444"}},
         )  # fmt: skip
         assert correction.status_code == 201, correction.text
-    async with harness.db.sessions() as session, session.begin():
-        await harness.registry(session).merge(twin, wang)
+    async with harness.work(linking=True) as registry:
+        await registry.merge(twin, wang)
 
     headers = bearer(token_for(Role.COUNTER, scope=NANMING))
     body = (await gateway.get(HISTORY.format(WANG), headers=headers)).json()

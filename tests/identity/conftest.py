@@ -7,7 +7,7 @@ from __future__ import annotations
 import itertools
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -24,10 +24,9 @@ from canbao_identity.adapters import adapter_for
 from canbao_identity.app import protector_from
 from canbao_identity.handlers import staged_change
 from canbao_identity.protection import Protector
-from canbao_identity.registry import Registry, retry_reviews_after_commit
+from canbao_identity.registry import Registry, registry_work
 from canbao_identity.settings import IdentitySettings
 from canbao_identity.staging import add_staged
-from canbao_identity.store import Store
 from canbao_identity.tables import identities
 from canbao_platform.db import Database, migrate_async
 
@@ -128,9 +127,16 @@ class Harness:
         if drain:
             await self.drain()
 
-    def registry(self, session: Any) -> Registry:
-        return Registry(
-            Store(session, self.protector), self.protector, self.published.append, self.counts
+    def work(self, *, linking: bool = False) -> AbstractAsyncContextManager[Registry]:
+        """One unit of work on the registry as the builder and the routes run one
+        (registry.registry_work), what it publishes collected in `published`."""
+        return registry_work(
+            self.db,
+            self.protector,
+            service="identity",
+            linking=linking,
+            publish=self.published.append,
+            counts=self.counts,
         )
 
     async def drain(self) -> None:
@@ -146,12 +152,8 @@ class Harness:
                 return
 
     async def _step(self, work: Callable[[Registry], Awaitable[int]]) -> int:
-        """One unit of work, then (committed) the reviews it named, as the builder does."""
-        async with self.db.sessions() as session, session.begin():
-            registry = self.registry(session)
-            done = await work(registry)
-        await retry_reviews_after_commit(registry, self.db, service="identity")
-        return done
+        async with self.work() as registry:
+            return await work(registry)
 
     async def person_of(self, number: str, document_type: str = "01") -> UUID | None:
         async with self.db.sessions() as session:

@@ -24,15 +24,16 @@ import logging
 import math
 import time
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 from canbao_identity.metrics import Backlog, identity_metrics
 from canbao_identity.protection import Protector
-from canbao_identity.registry import Registry, retry_reviews_after_commit
+from canbao_identity.registry import Registry, registry_work
 from canbao_identity.store import Store
 from canbao_platform.background import BackgroundLoop
 from canbao_platform.db import Database
-from canbao_platform.messaging import Backoff, UnitOfWork, unit_of_work
+from canbao_platform.messaging import Backoff
 from canbao_platform.messaging.failures import Failure, classify
 
 log = logging.getLogger(__name__)
@@ -135,17 +136,14 @@ class GoldenRecordBuilder(BackgroundLoop):
                 return total
 
     async def _resolve_some(self) -> tuple[int, int]:
-        async with unit_of_work(self._database, service=self._service) as uow:
-            registry = self._registry(uow)
+        async with self._work() as registry:
             resolved = await registry.resolve_pending(limit=self._resolve_batch)
-        await retry_reviews_after_commit(registry, self._database, service=self._service)
         self.resolved += resolved
         return resolved, self._resolve_batch
 
     async def _rebuild_some(self) -> tuple[int, int]:
         try:
-            async with unit_of_work(self._database, service=self._service) as uow:
-                registry = self._registry(uow)
+            async with self._work() as registry:
                 rebuilt = await registry.rebuild_pending(limit=self._batch_size)
         except Exception as error:
             if _transient(error):
@@ -153,26 +151,23 @@ class GoldenRecordBuilder(BackgroundLoop):
             log.warning("%s: %s in a rebuild, rebuilding person by person",
                         self.name, type(error).__name__)  # fmt: skip
             return await self._rebuild_apart()
-        await retry_reviews_after_commit(registry, self._database, service=self._service)
         self.rebuilt += rebuilt
         return rebuilt, self._batch_size
 
     async def _rebuild_apart(self) -> tuple[int, int]:
         """The pending persons rebuilt one savepoint each; whoever fails is set aside."""
-        async with unit_of_work(self._database, service=self._service) as uow:
-            registry = self._registry(uow)
+        async with self._work() as registry:
             taken, set_aside = await registry.rebuild_pending_apart(
                 limit=self._batch_size, transient=_transient
             )
-        await retry_reviews_after_commit(registry, self._database, service=self._service)
         if set_aside:
             log.error("%s: %d person(s) set aside after a failed rebuild", self.name, set_aside)
         self.rebuilt += taken - set_aside
         self.set_aside += set_aside
         return taken, self._batch_size
 
-    def _registry(self, uow: UnitOfWork) -> Registry:
-        return Registry(Store(uow.session, self._protector), self._protector, uow.publish_event)
+    def _work(self) -> AbstractAsyncContextManager[Registry]:
+        return registry_work(self._database, self._protector, service=self._service)
 
     async def run(self) -> None:
         attempt = 0

@@ -19,7 +19,8 @@ between them, and redelivered or reordered changes are dropped by their source p
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime
 from typing import Any
 from uuid import UUID, uuid4
@@ -162,7 +163,7 @@ class Registry:
             return Resolution(LinkKind.EXACT, change.forced_person_id)
         defects = tuple(change.defects)
         if defects and before is not None and before.link_kind in _MAY_HAVE_REVIEW:
-            review = await self.store.review_entry(*change.key)
+            review = await self.store.review_entry_of(*change.key)
             if (
                 review is not None
                 and review.state == "resolved"
@@ -362,13 +363,41 @@ class Registry:
         self.counts[what] = self.counts.get(what, 0) + n
 
 
-async def retry_reviews_after_commit(
-    registry: Registry, database: Database, *, service: str
+@asynccontextmanager
+async def registry_work(
+    database: Database,
+    protector: Protector,
+    *,
+    service: str,
+    linking: bool = False,
+    publish: Publish | None = None,
+    counts: dict[str, int] | None = None,
+) -> AsyncIterator[Registry]:
+    """One unit of work on the registry — the builder's, a clerk's, a test's: a transaction
+    (`unit_of_work`: the effects and the events published through the outbox commit together),
+    the Registry on it, and once it has committed, the reviews it named retried in a unit of
+    work of their own (`Registry.reviews_to_retry`). `linking`: the work links records to
+    persons outside resolution (a review resolved, a merge), so it first takes the resolver's
+    lock (`Store.hold_resolution`). `publish` replaces the outbox (tests that read what is
+    published); `counts` accumulates what the work did."""
+    async with unit_of_work(database, service=service) as uow:
+        store = Store(uow.session, protector)
+        if linking:
+            await store.hold_resolution()
+        registry = Registry(
+            store, protector, publish or uow.publish_event, {} if counts is None else counts
+        )
+        yield registry
+    await _retry_reviews(registry, database, service=service, publish=publish)
+
+
+async def _retry_reviews(
+    registry: Registry, database: Database, *, service: str, publish: Publish | None
 ) -> None:
-    """The reviews `registry`'s committed unit of work named (`Registry.reviews_to_retry`),
-    retried in a unit of work of their own. Usually none waits for these keys (every first
-    build names its person's): only when one does is the resolver's lock awaited, so rebuilds
-    do not queue behind resolution during a snapshot."""
+    """The reviews `registry`'s committed unit of work named, retried in one of their own.
+    Usually none waits for these keys (every first build names its person's): only when one
+    does is the resolver's lock awaited, so rebuilds do not queue behind resolution during a
+    snapshot."""
     if not registry.reviews_to_retry:
         return
     demographics, registry.reviews_to_retry = registry.reviews_to_retry, set()
@@ -377,7 +406,7 @@ async def retry_reviews_after_commit(
         if not await store.open_reviews_for(demographics):
             return  # one queued meanwhile is retried after its own commit
         await store.hold_resolution()
-        retry = Registry(store, registry.protector, uow.publish_event, registry.counts)
+        retry = Registry(store, registry.protector, publish or uow.publish_event, registry.counts)
         await retry.retry_reviews(demographics)
 
 

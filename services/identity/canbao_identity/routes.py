@@ -25,11 +25,10 @@ from canbao_contracts.id_numbers import validate
 from canbao_identity import history
 from canbao_identity import records as r
 from canbao_identity.protection import Protector
-from canbao_identity.registry import Registry, retry_reviews_after_commit
+from canbao_identity.registry import registry_work
 from canbao_identity.store import Store, person_context
-from canbao_identity.tables import identities, person_changes, persons, review_queue
+from canbao_identity.tables import identities, person_changes, persons
 from canbao_platform.db import Database
-from canbao_platform.messaging import unit_of_work
 from canbao_platform.problems import Problem
 from canbao_platform.service import Resources
 from canbao_platform.service_tokens import CallerDep, current_caller, require_role
@@ -180,19 +179,15 @@ class ReviewEntry(BaseModel):
 @router.get("/review-queue", response_model=list[ReviewEntry], summary="Records awaiting review")
 async def list_review_queue(
     resources: ResourcesDep,
+    protector: ProtectorDep,
     state: Literal["open", "resolved"] = "open",
     limit: int = 100,
     after: int = 0,
 ) -> list[ReviewEntry]:
     async with resources.database.sessions() as session:
-        rows = (
-            await (await session.connection()).execute(
-                sa.select(review_queue)
-                .where(review_queue.c.state == state, review_queue.c.entry_id > after)
-                .order_by(review_queue.c.entry_id)
-                .limit(min(limit, 1000))
-            )
-        ).all()
+        rows = await Store(session, protector).review_entries(
+            state, after=after, limit=min(limit, 1000)
+        )
     return [ReviewEntry.model_validate(row._mapping) for row in rows]
 
 
@@ -220,14 +215,11 @@ async def resolve_review(
             "请指定关联的人员或登记为新人员",
             "give exactly one of person_id and new_person",
         )
-    async with unit_of_work(resources.database, service="identity") as uow:
-        store = Store(uow.session, protector)
-        await store.hold_resolution()
-        entry = (
-            await (await uow.session.connection()).execute(
-                sa.select(review_queue).where(review_queue.c.entry_id == entry_id).with_for_update()
-            )
-        ).first()
+    async with registry_work(
+        resources.database, protector, service="identity", linking=True
+    ) as registry:
+        store = registry.store
+        entry = await store.review_entry(entry_id, for_update=True)
         if entry is None:
             raise Problem(404, "review-entry-not-found", "没有这条待审核记录")
         if entry.state != "open":
@@ -237,21 +229,15 @@ async def resolve_review(
             await store.ensure_person(person_id)
         elif await store.person(person_id) is None:
             raise NotRegistered()
-        registry = Registry(store, protector, uow.publish_event)
         await registry.link_reviewed(
             entry, person_id, resolution="new_person" if body.new_person else "linked",
             by=caller.username,
         )  # fmt: skip
         # The clerk waits for the answer: this person now; the others by the builder.
         await registry.rebuild([person_id])
-        row = (
-            await (await uow.session.connection()).execute(
-                sa.select(review_queue).where(review_queue.c.entry_id == entry_id)
-            )
-        ).first()
-    await retry_reviews_after_commit(registry, resources.database, service="identity")
-    assert row is not None  # the entry was found above, in the same transaction
-    return ReviewEntry.model_validate(row._mapping)
+        resolved = await store.review_entry(entry_id)
+    assert resolved is not None  # found above, locked in the same transaction
+    return ReviewEntry.model_validate(resolved._mapping)
 
 
 class Merge(BaseModel):
@@ -268,17 +254,15 @@ async def merge_person(person_id: UUID, body: Merge, resources: ResourcesDep,
         raise Problem(
             422, "invalid-merge", "不能将人员与其本人合并", "a person cannot be merged into itself"
         )
-    async with unit_of_work(resources.database, service="identity") as uow:
-        store = Store(uow.session, protector)
-        await store.hold_resolution()
-        if await store.person(body.surviving_person_id) is None:
+    async with registry_work(
+        resources.database, protector, service="identity", linking=True
+    ) as registry:
+        if await registry.store.person(body.surviving_person_id) is None:
             raise NotRegistered()
-        registry = Registry(store, protector, uow.publish_event)
         try:
             await registry.merge(person_id, body.surviving_person_id)
         except LookupError:
             raise NotRegistered() from None
-    await retry_reviews_after_commit(registry, resources.database, service="identity")
     return await _person(resources.database, protector, body.surviving_person_id)
 
 

@@ -498,7 +498,8 @@ class Store:
             )
         )
 
-    async def review_entry(self, source_table: str, record_key: str) -> Any:
+    async def review_entry_of(self, source_table: str, record_key: str) -> Any:
+        """The review-queue entry of a source record, if it was ever queued."""
         return (
             await (await self._connection()).execute(
                 sa.select(review_queue).where(
@@ -531,6 +532,23 @@ class Store:
                 resolved_at=sa.func.now(),
             )
         )
+
+    async def review_entry(self, entry_id: int, *, for_update: bool = False) -> Any | None:
+        """A review-queue entry; `for_update`: locked until the unit of work ends."""
+        query = sa.select(review_queue).where(review_queue.c.entry_id == entry_id)
+        if for_update:
+            query = query.with_for_update()
+        return (await (await self._connection()).execute(query)).first()
+
+    async def review_entries(self, state: str, *, after: int, limit: int) -> list[Any]:
+        """A page of the entries in `state`, by entry id after `after`."""
+        query = (
+            sa.select(review_queue)
+            .where(review_queue.c.state == state, review_queue.c.entry_id > after)
+            .order_by(review_queue.c.entry_id)
+            .limit(limit)
+        )
+        return list((await (await self._connection()).execute(query)).all())
 
     async def open_reviews_for(self, demographic_indexes: Iterable[str]) -> list[Any]:
         return list(
