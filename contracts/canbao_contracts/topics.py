@@ -82,7 +82,7 @@ CDC_TOPICS: Final = tuple(
     for table, (columns, what) in _SOURCE_TABLES.items()
 )
 
-# -- The registry's own topics (architecture.md), keyed by person_id -------------------------------
+# -- The registry's own topics (architecture.md), keyed by person_id but for the units -------------
 
 # 12 partitions: a person's events stay in order on one partition and a consumer group scales to
 # 12 instances; 12 divides evenly among 1, 2, 3, 4 and 6 instances.
@@ -129,7 +129,21 @@ COLLECTIONS: Final = Topic(
     cleanup_policy=CleanupPolicy.DELETE,
     description="Approved collections (counter, kiosk, mobile, survey, partner) to apply.",
 )
-REGISTRY_TOPICS: Final = (PERSONS, FACTS, STATUSES, COLLECTIONS)
+# The one registry topic not about people: the units (employers) of the core insurance system
+# (si_core.ab01, sources.md), so that reporting's lists for labour inspection name the unit, not
+# only its AAB001. Keyed by the unit, so a unit's changes keep their order. Compacted, kept
+# forever, like registry.persons: every event is the unit's whole state (or its deletion), and a
+# new consumer reads the topic from the beginning. A unit's name and credit code are the public
+# particulars of its registration, not a person's data.
+UNITS: Final = Topic(
+    name="registry.units",
+    key="unit_id: AAB001 of si_core.ab01, as the source writes it",
+    partitions=REGISTRY_PARTITIONS,
+    retention=None,
+    cleanup_policy=CleanupPolicy.COMPACT,
+    description="The core insurance system's units: id, credit code, name, type, region.",
+)
+REGISTRY_TOPICS: Final = (PERSONS, FACTS, STATUSES, COLLECTIONS, UNITS)
 
 # -- Write-back to the business systems (44号 Art.22, 41号 §4) ------------------------------------
 
@@ -222,7 +236,7 @@ def dead_letter_topic(service: str) -> Topic:
 
 SENDS: Final[Mapping[str, tuple[Topic, ...]]] = MappingProxyType(
     {
-        "identity": (PERSONS, FACTS, *FEEDBACK.values()),
+        "identity": (PERSONS, FACTS, UNITS, *FEEDBACK.values()),
         "matching": (STATUSES,),
         "survey": (COLLECTIONS,),
         "reporting": (),
@@ -234,7 +248,8 @@ RECEIVES: Final[Mapping[str, tuple[Topic, ...]]] = MappingProxyType(
         "identity": (*CDC_TOPICS, COLLECTIONS, *FEEDBACK_REPLIES.values()),
         "matching": (PERSONS, FACTS, COLLECTIONS),
         "survey": (PERSONS, STATUSES),
-        "reporting": (PERSONS, STATUSES),
+        # registry.units names the employers of the labour inspection list (reports.Employers).
+        "reporting": (PERSONS, STATUSES, UNITS),
         # The DCI subscriptions' notifications to partner departments (api.md "Partner
         # departments"): a person's verdict changed.
         "gateway": (STATUSES,),

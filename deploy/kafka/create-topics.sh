@@ -85,6 +85,9 @@ create registry.statuses 12 -1 compact
 # Approved collections (counter, kiosk, mobile, survey, partner) to apply. Key: person_id (UUID,
 # canonical text form); the collection_id for a person not yet registered.
 create registry.collections 12 1209600000 delete
+# The core insurance system's units: id, credit code, name, type, region. Key: unit_id: AAB001 of
+# si_core.ab01, as the source writes it.
+create registry.units 12 -1 compact
 # Approved changes for si_core to apply to its own record of an insured person (44号 Art.22), with
 # the evidence and who approved; PERSONAL DATA in clear. Key: the source record's key in the
 # system (FactSource.record_key: `column=value` pairs).

@@ -21,6 +21,7 @@ from canbao_contracts.codes import (
     StatusCode,
     StudentStatus,
     SurveyReason,
+    UnitType,
 )
 from canbao_contracts.events import (
     BenefitFact,
@@ -54,6 +55,8 @@ from canbao_contracts.events import (
     StatusesWithdrawn,
     StudyFact,
     StudyLevel,
+    UnitChanged,
+    UnitDeleted,
     Verdict,
     VerifiedStatus,
     fact_id_for,
@@ -288,4 +291,13 @@ EVENTS: dict[str, Event] = {
         reason="持卡人已注销",
         replied_at=AT + timedelta(days=1),
     ),
+    "unit changed: 张伟's employer": UnitChanged(
+        unit_id="520102000420001",
+        revision=2_345_678,
+        credit_code="91520102MA6DK3XC4L",
+        unit_name="贵阳黔盛建筑工程有限公司",
+        unit_type=UnitType.ENTERPRISE,
+        region_code="520102",
+    ),
+    "unit deleted": UnitDeleted(unit_id="520102000420002", revision=2_345_690),
 }

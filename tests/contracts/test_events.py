@@ -43,6 +43,8 @@ from canbao_contracts.events import (
     PersonUpdated,
     Statuses,
     StatusesChanged,
+    UnitChanged,
+    UnitDeleted,
     Verdict,
     VerifiedStatus,
     fact_id_for,
@@ -84,7 +86,7 @@ def test_event_types_are_versioned_reverse_dns_names_registered_once() -> None:
     assert len(EVENT_TYPES) == len(EVENT_CLASSES)
 
 
-_PERSONS_EVENTS = {k: e for k, e in EVENTS.items() if not k.startswith("feedback")}
+_PERSONS_EVENTS = {k: e for k, e in EVENTS.items() if not k.startswith(("feedback", "unit"))}
 
 
 @pytest.mark.parametrize("event", _PERSONS_EVENTS.values(), ids=_PERSONS_EVENTS.keys())
@@ -93,6 +95,19 @@ def test_the_subject_is_the_person(event: Event) -> None:
     expected = person or getattr(event, "collection_id", None)
     assert event.subject == str(expected)
     assert UUID(event.subject)
+
+
+def test_a_unit_event_is_keyed_by_the_units_aab001() -> None:
+    for name in ("unit changed: 张伟's employer", "unit deleted"):
+        event = EVENTS[name]
+        assert isinstance(event, UnitChanged | UnitDeleted)
+        assert event.subject == event.unit_id and event.destination.name == "registry.units"
+
+
+@pytest.mark.parametrize("code", ["91520102MA6DK3XC4", "91520102MA6DK3XC4I", "91520102ma6dk3xc4l"])
+def test_a_units_credit_code_is_18_characters_of_gb_32100(code: str) -> None:
+    with pytest.raises(ValidationError, match="credit_code"):
+        UnitChanged(unit_id="U1", revision=1, credit_code=code)
 
 
 def test_a_merge_is_keyed_by_the_retired_person() -> None:

@@ -1,5 +1,6 @@
 """The topics: one change feed per source table of sources.md, the four registry topics keyed by
-person, one dead-letter topic per service, and who sends and receives what."""
+person and the units' keyed by unit, one dead-letter topic per service, and who sends and receives
+what."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from canbao_contracts.topics import (
     REGISTRY_TOPICS,
     SENDS,
     SERVICES,
+    UNITS,
     CleanupPolicy,
     dead_letter_topic,
     topic_by_name,
@@ -53,15 +55,17 @@ def test_every_source_table_has_its_change_feed() -> None:
     assert {topic.name for topic in CDC_TOPICS} == {f"cdc.{table}" for table in SOURCE_TABLES}
 
 
-def test_the_registry_topics_are_keyed_by_person() -> None:
+def test_the_registry_topics_are_keyed_by_person_but_the_units() -> None:
     names = {topic.name for topic in REGISTRY_TOPICS}
     assert names == {
         "registry.persons",
         "registry.facts",
         "registry.statuses",
         "registry.collections",
+        "registry.units",
     }
-    assert all(topic.key.startswith("person_id") for topic in REGISTRY_TOPICS)
+    for topic in REGISTRY_TOPICS:
+        assert topic.key.startswith("unit_id" if topic is UNITS else "person_id")
 
 
 @pytest.mark.parametrize("cls", EVENT_CLASSES)
@@ -120,7 +124,7 @@ def test_compacted_topics_are_kept_until_compacted_and_carry_whole_states() -> N
     for topic in ALL_TOPICS:
         if topic.cleanup_policy is CleanupPolicy.COMPACT:
             assert topic.retention is None
-            assert topic.name in {"registry.persons", "registry.statuses"}
+            assert topic.name in {"registry.persons", "registry.statuses", "registry.units"}
 
 
 def test_topics_with_personal_data_in_clear_are_not_kept_forever() -> None:
@@ -137,7 +141,8 @@ def test_dead_letters_are_never_expired() -> None:
 def test_who_sends_and_receives_what_follows_the_architecture() -> None:
     names = {s: {t.name for t in topics} for s, topics in SENDS.items()}
     assert names == {
-        "identity": {"registry.persons", "registry.facts"} | {t.name for t in FEEDBACK.values()},
+        "identity": {"registry.persons", "registry.facts", "registry.units"}
+        | {t.name for t in FEEDBACK.values()},
         "matching": {"registry.statuses"},
         "survey": {"registry.collections"},
         "reporting": set(),
@@ -150,7 +155,8 @@ def test_who_sends_and_receives_what_follows_the_architecture() -> None:
     assert received["matching"] == {"registry.persons", "registry.facts", "registry.collections"}
     # Survey lists people by the gaps and masked names identity publishes (as reporting does).
     assert received["survey"] == {"registry.persons", "registry.statuses"}
-    assert received["reporting"] == {"registry.persons", "registry.statuses"}
+    # Reporting names the employers of its labour inspection list by registry.units.
+    assert received["reporting"] == {"registry.persons", "registry.statuses", "registry.units"}
     # The gateway notifies partners' DCI subscriptions of changed verdicts.
     assert received["gateway"] == {"registry.statuses"}
 

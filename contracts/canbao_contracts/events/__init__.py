@@ -8,9 +8,11 @@
 | registry.collections | CollectionApproved                                             | survey   |
 | feedback.<system>    | FeedbackRequested (one topic per business system)              | identity |
 | feedback.<system>.replies | FeedbackReplied                                           | <system> |
+| registry.units       | UnitChanged, UnitDeleted                                       | identity |
 
 Each class has its CloudEvents `type` (the `ce_type` header: reverse-DNS name + version), the
-`topic` it travels on, and a `subject` (the Kafka key and `ce_subject`: the person_id).
+`topic` it travels on, and a `subject` (the Kafka key and `ce_subject`: the person_id; a unit's
+AAB001 on registry.units).
 `canbao_contracts.envelope` puts them on Kafka; `canbao_contracts.schemas` exports them.
 
 Evolving a contract: models refuse unknown fields, so an added optional field is rolled out to
@@ -58,6 +60,7 @@ from canbao_contracts.events.statuses import (
     StatusesWithdrawn,
     Verdict,
 )
+from canbao_contracts.events.units import UnitChanged, UnitDeleted
 from canbao_contracts.events.vocabulary import Channel, ComparisonScope, EnrolmentState, StudyLevel
 
 EVENT_CLASSES: Final[tuple[type[Event], ...]] = (
@@ -71,6 +74,8 @@ EVENT_CLASSES: Final[tuple[type[Event], ...]] = (
     CollectionApproved,
     FeedbackRequested,
     FeedbackReplied,
+    UnitChanged,
+    UnitDeleted,
 )
 EVENT_TYPES: Final[dict[str, type[Event]]] = {cls.type: cls for cls in EVENT_CLASSES}
 assert len(EVENT_TYPES) == len(EVENT_CLASSES), "two event classes share a CloudEvents type"
@@ -109,6 +114,8 @@ __all__ = [
     "StatusesWithdrawn",
     "StudyFact",
     "StudyLevel",
+    "UnitChanged",
+    "UnitDeleted",
     "Verdict",
     "VerifiedStatus",
     "fact_id_for",
