@@ -28,7 +28,10 @@ from canbao_identity.registry import Registry, registry_work
 from canbao_identity.settings import IdentitySettings
 from canbao_identity.staging import add_staged
 from canbao_identity.tables import identities
+from canbao_identity.units import apply_unit_change, is_unit_feed
 from canbao_platform.db import Database, migrate_async
+from canbao_platform.messaging import UnitOfWork
+from canbao_platform.messaging.messages import event_source
 
 MIGRATIONS = Path(canbao_identity.__file__).parent / "migrations"
 SETTINGS = IdentitySettings(CANBAO_ENV="test")
@@ -118,8 +121,12 @@ class Harness:
         """The messages staged in one transaction (as one consumed batch), then (unless told
         not to) resolved and rebuilt until nothing is left, as the builder component does."""
         async with self.db.sessions() as session, session.begin():
+            uow = UnitOfWork(session, source=event_source("identity"))
             for m in messages:
                 event = parse_change_event(m.key, m.value, topic=m.topic)
+                if is_unit_feed(m.topic):  # as the handler does: published, not resolved
+                    await apply_unit_change(uow, event)
+                    continue
                 adapter = adapter_for(m.topic)
                 assert adapter is not None
                 if (staged := staged_change(self.protector, adapter, event)) is not None:

@@ -4,6 +4,7 @@ consumer dead-letters with that reason (identity handlers.py). Never another exc
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import pytest
@@ -11,7 +12,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from canbao_contracts.debezium import MalformedChangeEvent
-from canbao_identity.adapters import ADAPTERS, Adapter
+from canbao_contracts.events import UnitChanged
+from canbao_identity.adapters import ADAPTERS, Adapter, si_core
 from canbao_identity.records import SourceRecord
 from tests.contracts.test_input_properties import JSON
 
@@ -41,3 +43,11 @@ def test_any_row_is_a_record_or_a_malformed_change_event(
         assert error.reason
         return
     assert isinstance(record, SourceRecord)
+
+
+@given(row=ROWS)
+def test_any_unit_row_is_a_unit_the_contract_takes(row: dict[str, Any]) -> None:
+    """si_core.ab01 is published as it is (units.py): whatever its columns hold, the unit's
+    event validates, each value the contract refuses being unknown (None)."""
+    unit = si_core.unit(row)
+    UnitChanged(unit_id="U1", revision=1, **dataclasses.asdict(unit))

@@ -28,6 +28,7 @@ from canbao_contracts.topics import (
     COLLECTIONS,
     FACTS,
     PERSONS,
+    UNITS,
     Topic,
     dead_letter_topic,
 )
@@ -49,7 +50,7 @@ def contract_topics(kafka: MockKafkaCluster) -> None:
     """The contract's topics on the session's broker, once (these tests own their names)."""
     if id(kafka) not in _created:
         kafka.create_topics(
-            [*CDC_TOPICS, PERSONS, FACTS, COLLECTIONS, dead_letter_topic("identity")]
+            [*CDC_TOPICS, PERSONS, FACTS, COLLECTIONS, UNITS, dead_letter_topic("identity")]
         )
         _created.add(id(kafka))
 

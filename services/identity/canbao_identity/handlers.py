@@ -1,5 +1,6 @@
 """The consumers' handlers: a change event of a source table (cdc.*) or an approved collection
-(registry.collections) → the registry (registry.py), in the runner's unit of work.
+(registry.collections) → the registry (registry.py), in the runner's unit of work; a change of a
+unit (si_core.ab01) → registry.units (units.py).
 
 Logs name topic, partition, offset and counts only: never a key (hukou's key is a number), a
 value or a person's data (domain.md §2.5)."""
@@ -25,6 +26,7 @@ from canbao_identity.protection import Protector
 from canbao_identity.records import SourceRecord
 from canbao_identity.staging import StagedChange, add_staged, stage
 from canbao_identity.store import Store
+from canbao_identity.units import apply_unit_change, is_unit_feed
 from canbao_platform.messaging import InboundMessage, PermanentError, UnitOfWork
 from canbao_platform.messaging.failures import describe
 
@@ -44,17 +46,23 @@ _COLLECTED: Final = {
 
 def change_handler(protector: Protector) -> Handler:
     async def handle(message: InboundMessage, uow: UnitOfWork) -> None:
+        if is_unit_feed(message.topic):  # no person's: published as it is (units.py)
+            await apply_unit_change(uow, _parsed(message))
+            return
         adapter = adapter_for(message.topic)
         if adapter is None:
             raise PermanentError(f"no adapter for topic {message.topic}")
-        try:
-            event = parse_change_event(message.key, message.value, topic=message.topic)
-        except MalformedChangeEvent as error:
-            raise PermanentError(f"malformed change event: {error.reason}") from None
-        if (change := staged_change(protector, adapter, event)) is not None:
+        if (change := staged_change(protector, adapter, _parsed(message))) is not None:
             add_staged(uow.session, change)
 
     return handle
+
+
+def _parsed(message: InboundMessage) -> ChangeEvent:
+    try:
+        return parse_change_event(message.key, message.value, topic=message.topic)
+    except MalformedChangeEvent as error:
+        raise PermanentError(f"malformed change event: {error.reason}") from None
 
 
 def staged_change(

@@ -1,6 +1,6 @@
 """The canonical vocabulary every adapter maps its source table into: a source
 record's identity claims (personal: stored encrypted) and the facts it states (not personal:
-codes, dates, regions, unit ids)."""
+codes, dates, regions, unit ids); and a unit of si_core.ab01, which is no person's record."""
 
 from __future__ import annotations
 
@@ -56,3 +56,14 @@ class SourceRecord:
     @property
     def source_table(self) -> str:
         return f"{self.system}.{self.table}"
+
+
+@dataclass(frozen=True)
+class UnitRecord:
+    """A unit (employer) of si_core.ab01 in canonical form: what registry.units publishes of it
+    (canbao_contracts.events.units), each value None where the source's is missing or invalid."""
+
+    credit_code: str | None  # AAB003
+    unit_name: str | None  # AAB004
+    unit_type: str | None  # AAB019
+    region_code: str | None  # AAB301

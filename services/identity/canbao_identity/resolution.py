@@ -36,7 +36,7 @@ class LinkKind(StrEnum):
     REFERENCE = "reference"  # through the row it names (ac02 → ac01)
     REVIEW = "review"  # waiting in the review queue for a clerk (or for its person to appear)
     WAITING = "waiting"  # waiting for the row it names
-    NONE = "none"  # about no person (units)
+    NONE = "none"  # about no person (a record without claims)
 
 
 @dataclass(frozen=True)
@@ -65,7 +65,7 @@ def identify(
         return Identification(link_ref=record.link_ref)
     claims = record.claims
     if not claims:
-        return Identification()  # a unit (si_core.ab01): about no person
+        return Identification()  # about no person
     number, doc = claims.get(r.ID_NUMBER), claims.get(r.DOCUMENT_TYPE) or "01"
     if not number or doc not in _DOCUMENT_TYPES:
         return Identification(document_type=doc)

@@ -253,3 +253,22 @@ partner_batch_rejects = sa.Table(
     sa.Column("line", sa.BigInteger, primary_key=True),
     sa.Column("reasons", JSONB, nullable=False),  # [{"code", "column", "message_zh"}]
 )
+
+# The units (employers) of si_core.ab01 as last published on registry.units (units.py): not
+# persons, never resolved. `position` is the highest source position applied (LSN×2 + streamed,
+# as source_records'), so a duplicate or an older change is not published again; a deleted unit
+# keeps its row for the same reason. Not personal data: a unit's registered particulars.
+units = sa.Table(
+    "units",
+    metadata,
+    sa.Column("unit_id", sa.String(64), primary_key=True),  # AAB001
+    sa.Column("position", sa.BigInteger, nullable=False),
+    sa.Column("deleted", sa.Boolean, nullable=False),
+    sa.Column("credit_code", sa.String(18)),  # AAB003
+    sa.Column("unit_name", sa.Text),  # AAB004
+    sa.Column("unit_type", sa.String(2)),  # AAB019
+    sa.Column("region_code", sa.String(6)),  # AAB301
+    sa.Column(
+        "updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+    ),
+)

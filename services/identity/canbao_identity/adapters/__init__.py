@@ -1,5 +1,6 @@
 """One adapter per source table (sources.md): a change event's row → a canonical SourceRecord.
-Adding a source is adding an adapter module and a line in ADAPTERS, nothing else."""
+Adding a source is adding an adapter module and a line in ADAPTERS, nothing else. The units of
+si_core.ab01 are no person's records: units.py publishes them (adapter si_core.unit)."""
 
 from __future__ import annotations
 
@@ -36,7 +37,6 @@ class Adapter:
 ADAPTERS: Final[dict[str, Adapter]] = {
     f"cdc.{a.system}.{a.table}": a
     for a in (
-        Adapter("si_core", "ab01", si_core.unit),
         Adapter("si_core", "ac01", si_core.person),
         Adapter("si_core", "ac02", si_core.enrolment),
         Adapter("si_core", "ac60", si_core.benefit),

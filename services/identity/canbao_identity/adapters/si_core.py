@@ -2,24 +2,37 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
-from canbao_contracts.codes import SourceInsuranceType
+from canbao_contracts.codes import SourceInsuranceType, UnitType
+from canbao_contracts.events.units import CREDIT_CODE_PATTERN, UNIT_NAME_MAX
 from canbao_identity import records as r
 from canbao_identity.adapters.values import compact_day, day, region, text
-from canbao_identity.records import FactDraft, SourceRecord
+from canbao_identity.records import FactDraft, SourceRecord, UnitRecord
 
 _STATE = {"1": "paying", "2": "suspended", "3": "terminated"}  # AAC008
 _TYPES = {t.value: t for t in SourceInsuranceType}
+_UNIT_TYPES = {t.value for t in UnitType}  # AAB019, domain.md §4
+_CREDIT_CODE = re.compile(CREDIT_CODE_PATTERN)  # GB 32100-2015
 
 
 def person_ref(aac001: str | None) -> str | None:
     return None if aac001 is None else f"si_core.ac01|aac001={aac001}"
 
 
-def unit(row: dict[str, Any]) -> SourceRecord:
-    """Units carry no person: kept for completeness of the feed, resolved to no one."""
-    return SourceRecord("si_core", "ab01")
+def unit(row: dict[str, Any]) -> UnitRecord:
+    """A unit is no person's record: published as it is on registry.units (units.py), never
+    resolved. Its values as the contract takes them, None where the source's is not one."""
+    code = (text(row, "aab003") or "").replace(" ", "").upper()
+    name = text(row, "aab004")
+    return UnitRecord(
+        credit_code=code if _CREDIT_CODE.fullmatch(code) else None,
+        # Text the registry's rules normalise (NFKC) may outgrow the column: cut, not dropped.
+        unit_name=name[:UNIT_NAME_MAX] if name else None,
+        unit_type=kind if (kind := text(row, "aab019")) in _UNIT_TYPES else None,
+        region_code=region(row, "aab301"),
+    )
 
 
 def person(row: dict[str, Any]) -> SourceRecord:
