@@ -195,6 +195,11 @@ class FilingState(_Report):
 class EmployerGap(_Report):
     unit_id: str
     """AAB001 (si_core) or emp_no (medical): the unit as the business systems know it."""
+    name: str | None = None
+    """AAB004, the unit's name in si_core.ab01 (registry.units); null for a unit it lacks
+    (medical's emp_no of a unit the core system does not hold) or has deleted."""
+    credit_code: str | None = None
+    """AAB003, its unified social credit code, where si_core holds a valid one."""
     people: int
     """Its employees in the region not enrolled in at least one insurance (code 92)."""
     insurances: dict[str, int]

@@ -1,6 +1,7 @@
 """Employers leaving employees out (domain.md §5 code 92; 40号 三(一)2, 三(二)2): per unit the
-region's employees not enrolled in each insurance, the units leaving out the most first, and the
-people behind each unit's number, on a real database through the internal API."""
+region's employees not enrolled in each insurance, the units leaving out the most first, named as
+si_core.ab01 names them (registry.units), and the people behind each unit's number, on a real
+database through the internal API."""
 
 from __future__ import annotations
 
@@ -9,11 +10,13 @@ import uuid
 import httpx
 
 from canbao_contracts.codes import StatusCode
+from canbao_contracts.events import UnitChanged, UnitDeleted
 from tests.reporting.conftest import Reporting
 from tests.reporting.people import INSURED, ZUNYI, deceased, verdict
 from tests.reporting.test_projection import changed
 
 S = StatusCode
+CREDIT_CODE = "91520102MA6DK3XC4L"
 NO_INJURY = INSURED.model_copy(update={"injury": S.UNINSURED_BY_EMPLOYER})
 NOTHING_BUT_MEDICAL = INSURED.model_copy(update={
     "pension": S.UNINSURED_BY_EMPLOYER, "injury": S.UNINSURED_BY_EMPLOYER,
@@ -52,3 +55,27 @@ async def test_the_units_leaving_out_the_most_come_first_with_their_people(
     assert sorted(listed) == sorted(str(p) for p in a)
     zunyi = await client.get("/internal/v1/reports/employers/U-A", params={"region": "5203"})
     assert zunyi.json()["count"] == 0 and zunyi.json()["people"] == []
+
+
+async def test_a_unit_is_named_as_the_core_system_last_held_it(
+    reporting: Reporting, client: httpx.AsyncClient
+) -> None:
+    """registry.units names the units of si_core.ab01; the newest revision wins whatever the
+    order of arrival; a deleted unit and a unit only medical knows (its emp_no) are unnamed."""
+    await reporting.apply(
+        *(changed(uuid.uuid4(), verdict(statuses=NO_INJURY, employers=(unit,)))
+          for unit in ("U-A", "U-A", "U-B", "E-MED")),
+        UnitChanged(unit_id="U-A", revision=20, credit_code=CREDIT_CODE,
+                    unit_name="贵阳黔盛建设集团有限公司", unit_type="10", region_code="520102"),
+        UnitChanged(unit_id="U-A", revision=10, unit_name="贵阳黔盛建筑工程有限公司"),  # late
+        UnitChanged(unit_id="U-B", revision=10, unit_name="贵阳筑城商贸有限公司"),
+        UnitDeleted(unit_id="U-B", revision=11),
+    )  # fmt: skip
+    body = (await client.get("/internal/v1/reports/employers", params={"region": "52"})).json()
+    assert [(e["unit_id"], e["name"], e["credit_code"]) for e in body["employers"]] == [
+        ("U-A", "贵阳黔盛建设集团有限公司", CREDIT_CODE), ("E-MED", None, None),
+        ("U-B", None, None)]  # fmt: skip
+    named = (await client.get("/internal/v1/reports/employers/U-A", params={"region": "52"})).json()
+    assert named["label"] == "单位应参保未参保职工名单（贵阳黔盛建设集团有限公司，U-A）"
+    unnamed = await client.get("/internal/v1/reports/employers/E-MED", params={"region": "52"})
+    assert unnamed.json()["label"] == "单位应参保未参保职工名单（E-MED）"

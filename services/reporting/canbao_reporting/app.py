@@ -8,7 +8,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from canbao_contracts.topics import STATUSES
+from canbao_contracts.topics import STATUSES, UNITS
 from canbao_platform.messaging import ConsumerRunner, Producer, RunnerConfig
 from canbao_platform.service import Component, Resources, ServiceDefinition, create_app
 from canbao_platform.settings import ServiceSettings
@@ -18,8 +18,8 @@ from canbao_reporting.settings import ReportingSettings
 
 SERVICE_NAME = "reporting"
 # registry.persons (declared in the contracts' RECEIVES) brings the masked names of the detail
-# lists; not consumed until those lists are built.
-TOPICS = (STATUSES.name,)
+# lists; not consumed until those lists are built. registry.units names the employers.
+TOPICS = (STATUSES.name, UNITS.name)
 DEFAULT_CONFIG = RunnerConfig()
 
 

@@ -1,6 +1,7 @@
 """What reporting does with each event of registry.statuses: add the person's new state, stamped
-with when it arrived. The messaging runtime gives the handler one transaction per batch with the
-idempotency records (a redelivered event is skipped before it gets here)."""
+with when it arrived; and of registry.units: keep the unit's newest state (units.py). The
+messaging runtime gives the handler one transaction per batch with the idempotency records (a
+redelivered event is skipped before it gets here)."""
 
 from __future__ import annotations
 
@@ -8,9 +9,10 @@ import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from canbao_contracts.events import StatusesChanged, StatusesWithdrawn
+from canbao_contracts.events import StatusesChanged, StatusesWithdrawn, UnitChanged, UnitDeleted
 from canbao_platform.messaging import Handler, InboundMessage, UnitOfWork
 from canbao_reporting import store
+from canbao_reporting.units import apply_unit
 
 log = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
@@ -35,6 +37,8 @@ def handler(clock: Clock = system_clock) -> Handler:
                     uow.session, event.person_id, None,
                     evaluated_at=event.evaluated_at, arrived_at=clock(),
                 )  # fmt: skip
+            case UnitChanged() | UnitDeleted():
+                await apply_unit(uow.session, event)
             case _:
                 log.warning("ignored %s on %s", event.type, message.topic)
 

@@ -44,7 +44,7 @@ from canbao_contracts.reports import (
 from canbao_platform.problems import Problem
 from canbao_platform.service import Resources
 from canbao_platform.service_tokens import CallerDep, current_caller
-from canbao_reporting import exports, store
+from canbao_reporting import exports, store, units
 from canbao_reporting.coverage import (
     GOALS,
     NOBODY,
@@ -634,11 +634,14 @@ async def employers(
 ) -> Employers:
     asked = _scope(region, division)
     moment = _moment(quarter or str(Quarter.of(now())), now())
-    gaps, units = await store.employer_gaps(session, moment.before, region=asked, limit=limit)
+    gaps, count = await store.employer_gaps(session, moment.before, region=asked, limit=limit)
+    known = await units.known_units(session, (g.unit_id for g in gaps))
     return Employers(
         quarter=str(moment.quarter), as_of=moment.as_of.astimezone(UTC),
-        provisional=moment.provisional, region=asked, units=units,
+        provisional=moment.provisional, region=asked, units=count,
         employers=[EmployerGap(unit_id=g.unit_id, people=g.people,
+                               name=unit.name if (unit := known.get(g.unit_id)) else None,
+                               credit_code=unit.credit_code if unit else None,
                                insurances={i.value: n for i, n in g.by_insurance.items()})
                    for g in gaps],
     )  # fmt: skip
@@ -663,11 +666,17 @@ async def employees_owed(
         session, moment.before, unit_id=unit_id, region=asked, after=after, limit=limit + 1
     )
     found, more = found[:limit], len(found) > limit
+    unit = (await units.known_units(session, [unit_id])).get(unit_id)
     return ListPeople(
         quarter=str(moment.quarter), as_of=moment.as_of.astimezone(UTC),
         provisional=moment.provisional, region=asked, name=unit_id,
-        label=f"单位应参保未参保职工名单（{unit_id}）",
+        label=f"单位应参保未参保职工名单（{_unit_label(unit_id, unit)}）",
         count=count,
         people=[_counted(p) for p in found],
         next_cursor=str(found[-1].person_id) if more else None,
     )  # fmt: skip
+
+
+def _unit_label(unit_id: str, unit: units.KnownUnit | None) -> str:
+    """The unit as the list names it: by its name where si_core gives one, with its AAB001."""
+    return f"{unit.name}，{unit_id}" if unit is not None and unit.name else unit_id

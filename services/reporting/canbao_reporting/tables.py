@@ -112,3 +112,18 @@ filings = sa.Table(
     sa.Column("xlsx", sa.LargeBinary, nullable=False),  # the files as signed
     sa.Column("pdf", sa.LargeBinary, nullable=False),
 )  # fmt: skip
+
+# The units of the core insurance system (si_core.ab01) as identity publishes them on
+# registry.units: what names an employer on the labour inspection list (routes.py employers).
+# One row a unit, the event with the highest source position (`revision`) winning, so a
+# duplicate or a late copy changes nothing (units.py); a deleted unit keeps its row, unnamed.
+units = sa.Table(
+    "units", metadata,
+    sa.Column("unit_id", sa.String(64), primary_key=True),  # AAB001
+    sa.Column("revision", sa.BigInteger, nullable=False),
+    sa.Column("deleted", sa.Boolean, nullable=False),
+    sa.Column("credit_code", sa.String(18)),  # AAB003
+    sa.Column("unit_name", sa.Text),  # AAB004
+    sa.Column("unit_type", sa.String(2)),  # AAB019
+    sa.Column("region_code", sa.String(6)),  # AAB301
+)  # fmt: skip
