@@ -5,8 +5,8 @@ browser (Debian's chromium, headless, driven by Playwright) against the gateway 
 running for real on their databases: an analyst logs in, reads the quarterly basic-data table
 of domain.md §6 with the numbers the JSON API answers and its logical checks, a failed one
 marked in the table, changes quarter, downloads the table, files a past quarter (报送) and
-downloads the signed PDF, opens the people on a plan's list and downloads it, enters the year's
-targets; a city's analyst
+downloads the signed PDF, opens the people on a plan's list and downloads it, reads the
+employers leaving employees out by name, enters the year's targets; a city's analyst
 sees their city only; another role is not let in.
 Screenshots of each step are kept in `artifacts/report-page/` (CANBAO_ARTIFACTS moves them)."""
 
@@ -31,6 +31,7 @@ from fastapi import FastAPI
 from playwright.async_api import ConsoleMessage, Page, async_playwright, expect
 
 from canbao_contracts.codes import FlagType, Insurance, RegistrationState, StatusCode
+from canbao_contracts.events import UnitChanged
 from canbao_contracts.events.vocabulary import ComparisonScope
 from canbao_contracts.id_numbers import mask
 from canbao_contracts.report_columns import COLUMN_GROUPS_ZH, COLUMN_NAMES_ZH
@@ -59,6 +60,7 @@ from tests.reporting.people import (
     verdict,
     verified,
 )
+from tests.reporting.test_employers import CREDIT_CODE, NO_INJURY
 from tests.reporting.test_projection import changed
 from tests.stack.counter_browser import CHROMIUM, CHROMIUM_ARGS
 
@@ -750,6 +752,52 @@ async def test_the_plans_lists_open_their_people(
         await page.locator('#quarterly tr[data-city="5201"] button[data-column="7"]').click()
         await expect(page.locator("#people-summary")).to_contain_text("共 2 人")
         await expect(page.locator("#people-csv")).to_be_hidden()
+        assert errors == [], errors
+
+
+async def test_the_employers_leaving_employees_out_are_named_beside_their_number(
+    gateway: str,
+    test_clock: Clock,
+    reporting: Reporting,
+    add_account: Callable[..., Awaitable[Any]],
+    token_for: Callable[..., str],
+) -> None:
+    """应参保未参保单位 (labour inspection): the units whose employees are owed an enrolment
+    (92), as the API lists them, each named as the core system registers it (registry.units)
+    beside its number; a unit only medical knows by its emp_no shows its number alone. A count
+    opens the unit's people."""
+    shots = artifacts_dir()
+    await reporting.apply(
+        *(changed(uuid.uuid4(), verdict(statuses=NO_INJURY, employers=("U-NAMED",)))
+          for _ in range(2)),
+        changed(uuid.uuid4(), verdict(statuses=NO_INJURY, employers=("E-MED",))),
+        UnitChanged(unit_id="U-NAMED", revision=1, credit_code=CREDIT_CODE,
+                    unit_name="贵阳黔盛建筑工程有限公司"),
+    )  # fmt: skip
+    await add_account("demo-analyst", "demo", role=Role.ANALYST, scope="52")
+    token = token_for(Role.ANALYST, "52", username="demo-analyst")
+    async with httpx.AsyncClient(base_url=gateway) as api:
+        answer = await api.get("/api/v1/reports/employers", headers=bearer(token))
+    assert [(e["unit_id"], e["name"]) for e in answer.json()["employers"]] == [
+        ("U-NAMED", "贵阳黔盛建筑工程有限公司"), ("E-MED", None)]  # fmt: skip
+
+    async with browser_page(test_clock) as (page, errors):
+        await page.goto(f"{gateway}/reports")
+        await log_in(page, "demo-analyst")
+        rows = page.locator("#employers tbody tr")
+        await expect(rows).to_have_count(2)
+        shown = await rows.evaluate_all(
+            "rows => rows.map(r => [...r.cells].slice(0, 5).map(c => c.textContent))"
+        )
+        assert shown == [["U-NAMED", "贵阳黔盛建筑工程有限公司", CREDIT_CODE, "2", "0"],
+                         ["E-MED", "（名称未知）", "—", "1", "0"]]  # fmt: skip
+        await page.locator("#employers-view").scroll_into_view_if_needed()
+        await page.screenshot(path=shots / "12-employers.png")
+        await page.locator('#employers button[data-unit="U-NAMED"]').click()
+        await expect(page.locator("#people-title")).to_have_text(
+            "应参保未参保职工：贵阳黔盛建筑工程有限公司（U-NAMED）　2026年第4季度（临时）"
+        )
+        await expect(page.locator("#people tbody tr")).to_have_count(2)
         assert errors == [], errors
 
 

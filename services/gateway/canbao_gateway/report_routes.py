@@ -377,9 +377,10 @@ async def employers(
     quarter: Annotated[str | None, Query(max_length=16)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> Employers:
-    """Per unit (AAB001), its employees in your region (or `region` within it) employed but not
-    enrolled in each insurance (code 92), the units leaving out the most first: the list labour
-    inspection (劳动监察) works through. Numbers only."""
+    """Per unit (AAB001; its name AAB004 and credit code AAB003 where the core system holds
+    them), its employees in your region (or `region` within it) employed but not enrolled in
+    each insurance (code 92), the units leaving out the most first: the list labour inspection
+    (劳动监察) works through. Numbers only, no person."""
     params = _given(division=region, quarter=quarter, limit=limit)
     answer = await reporting.employers(None, region=staff.scope, params=params, caller=staff)
     return Employers.model_validate(answer)

@@ -32,6 +32,7 @@ let table = null; // the quarterly table shown: GET /reports/quarterly/{quarter}
 let people = null;
 let returnFocus = null; // the selector of the number that opened the people panel
 let listsAsked = 0;
+let employersAsked = 0;
 let tableAsked = 0; // the latest table asked for: an older answer is dropped
 let coverageAsked = 0;
 let filingAsked = 0;
@@ -278,6 +279,7 @@ function signedOut(message) {
   coverageAsked += 1;
   filingAsked += 1;
   listsAsked += 1;
+  employersAsked += 1;
   targetsAsked += 1;
   targetEntries = [];
   $("targets").hidden = true;
@@ -309,6 +311,7 @@ async function loadTable() {
   say($("message"), "正在查询…", "busy");
   const coverage = loadCoverage(quarter);
   const lists = loadLists(quarter);
+  const employers = loadEmployers(quarter);
   try {
     const body = await api("GET", `/api/v1/reports/quarterly/${encodeURIComponent(quarter)}`);
     if (asked !== tableAsked) return;
@@ -329,7 +332,7 @@ async function loadTable() {
     $("checks-summary").textContent = "";
     say($("message"), "查询失败：" + problemMessage(error));
   }
-  await Promise.all([coverage, lists]);
+  await Promise.all([coverage, lists, employers]);
 }
 
 function rowName(row) {
@@ -819,6 +822,74 @@ function openList(body, list, division) {
   });
 }
 
+// -- Employers leaving employees out (应参保未参保单位, code 92), for labour inspection ---------
+
+async function loadEmployers(quarter) {
+  const asked = ++employersAsked;
+  const state = $("employers-state");
+  state.textContent = "正在查询应参保未参保单位…";
+  try {
+    const body = await api("GET", "/api/v1/reports/employers" + query({ quarter }));
+    if (asked !== employersAsked) return;
+    showEmployers(body);
+    const shown = body.employers.length;
+    state.textContent = `${quarterText(body.quarter, body.provisional)}，` +
+      `数据截至 ${when(body.as_of)}，辖区 ${scopeText(body.region)}，` +
+      `共 ${NUMBER.format(body.units)} 个单位` +
+      (body.units > shown ? `，显示人数最多的 ${NUMBER.format(shown)} 个` : "");
+  } catch (error) {
+    if (asked !== employersAsked) return;
+    $("employers").hidden = true;
+    state.textContent = "应参保未参保单位暂无法查询：" + problemMessage(error);
+  }
+}
+
+// A unit by its name (AAB004, as the core system registers it) where known, else its number.
+function unitText(unit) {
+  return unit.name ? `${unit.name}（${unit.unit_id}）` : unit.unit_id;
+}
+
+function showEmployers(body) {
+  $("employers").tBodies[0].replaceChildren(...body.employers.map((unit) => {
+    const row = element("tr");
+    row.dataset.unit = unit.unit_id;
+    const id = element("th", unit.unit_id, "code");
+    id.scope = "row";
+    const open = button(NUMBER.format(unit.people), "cell",
+      `${unitText(unit)} 应参保未参保职工 ${NUMBER.format(unit.people)} 人，查看名单`);
+    open.dataset.unit = unit.unit_id;
+    open.addEventListener("click", () => openEmployer(body, unit, open));
+    const people = element("td", null, "number");
+    people.append(open);
+    row.append(id, element("td", unit.name || "（名称未知）"),
+      element("td", unit.credit_code || "—", "code"), people,
+      ...LABELS.insurances.map((insurance) =>
+        element("td", NUMBER.format(unit.insurances[insurance.key] || 0), "number")));
+    return row;
+  }));
+  $("employers").hidden = body.employers.length === 0;
+}
+
+function openEmployer(body, unit, control) {
+  control.id = control.id || `employer-${body.employers.indexOf(unit)}`;
+  return openPanel(`应参保未参保职工：${unitText(unit)}　` +
+    quarterText(body.quarter, body.provisional), {
+    path: `/api/v1/reports/employers/${encodeURIComponent(unit.unit_id)}` +
+      query({ quarter: body.quarter }),
+    csv: null,
+    returnTo: "#" + control.id,
+  });
+}
+
+function employersHeader() {
+  const head = $("employers").tHead.rows[0];
+  for (const insurance of LABELS.insurances) {
+    const cell = element("th", `其中：${insurance.label}`);
+    cell.scope = "col";
+    head.append(cell);
+  }
+}
+
 // -- Coverage against the goals (domain.md §1) --------------------------------------------------
 
 async function loadCoverage(quarter) {
@@ -1112,6 +1183,7 @@ function onKey(event) {
 
 document.addEventListener("DOMContentLoaded", () => {
   peopleHeader();
+  employersHeader();
   targetInputs();
   $("login-form").addEventListener("submit", logIn);
   $("quarter-form").addEventListener("submit", showQuarter);
