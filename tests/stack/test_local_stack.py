@@ -1,9 +1,10 @@
 """`make run` end to end: the whole stack comes up on a fresh state directory, reports where to
 look, serves every service, carries the demo data through Debezium, identity and matching (a
-change in a source table becomes a new verdict), serves the counter page on which a clerk, in a
-real browser, fills in a missing phone, which a second account passes (复核) and the popup then
-shows applied (tests/stack/counter_browser.py), stops cleanly on Ctrl-C and resumes with its
-data on the next run."""
+change in a source table becomes a new verdict) and names the demo's employers on reporting's
+list, serves the counter page on which a clerk, in a real browser, fills in a missing phone,
+which a second account passes (复核) and the popup then shows applied
+(tests/stack/counter_browser.py), stops cleanly on Ctrl-C and resumes with its data on the next
+run."""
 
 from __future__ import annotations
 
@@ -319,6 +320,37 @@ def the_analyst_reads_the_quarter(gateway: str, sources: str) -> None:
             [row["columns"][str(n)] for n in range(1, 18)] for row in body["rows"]]  # fmt: skip
 
 
+def the_employers_carry_their_names(gateway: str, sources: str) -> None:
+    """demo-analyst's employers leaving employees out (labour inspection): the units the demo's
+    ground truth owes a 92 to, each named and coded as si_core.ab01 registers it — the unit
+    table's rows go through Debezium, identity and registry.units to reporting."""
+    expected = asyncio.run(load_expected(sources)).values()
+    assert any("92" in p["statuses"].values() for p in expected if not p["deceased"])
+    units = asyncio.run(unit_rows(sources))
+    with httpx.Client(base_url=gateway, timeout=30) as client:
+        login = client.post("/api/v1/auth/token",
+                            data={"username": "demo-analyst", "password": "demo"})  # fmt: skip
+        headers = {"Authorization": f"Bearer {login.json()['access_token']}"}
+        deadline, shown = time.monotonic() + 120, {}
+        while time.monotonic() < deadline:
+            body = client.get("/api/v1/reports/employers", headers=headers).json()
+            shown = {e["unit_id"]: (e["name"], e["credit_code"]) for e in body["employers"]}
+            if shown and all(units.get(unit) == named for unit, named in shown.items()):
+                return
+            time.sleep(1)
+    raise AssertionError(f"employers not named as si_core.ab01 names them: {shown}")
+
+
+async def unit_rows(sources: str) -> dict[str, tuple[str, str]]:
+    """si_core.ab01: each unit's name (AAB004) and credit code (AAB003) by its AAB001."""
+    connection = await asyncpg.connect(sources)
+    try:
+        rows = await connection.fetch("SELECT aab001, aab004, aab003 FROM si_core.ab01")
+    finally:
+        await connection.close()
+    return {row["aab001"]: (row["aab004"], row["aab003"]) for row in rows}
+
+
 def past_quarter(gateway: str) -> dict[str, Any]:
     """demo-analyst's table of the quarter before this one (frozen: it never changes)."""
     now = datetime.now(UTC) + timedelta(hours=8)
@@ -369,6 +401,7 @@ def run_twice(stack_dir: Path) -> None:
         newcomer = asyncio.run(a_number_nobody_holds(sources))
         # Before the counter collects anything: the generator's truth is still the registry's.
         the_analyst_reads_the_quarter(f"http://127.0.0.1:{gateway_port}", sources)
+        the_employers_carry_their_names(f"http://127.0.0.1:{gateway_port}", sources)
         counter_page_round_trip(f"http://127.0.0.1:{gateway_port}", id_number, statuses, newcomer)
         before = past_quarter(f"http://127.0.0.1:{gateway_port}")
         asyncio.run(touch_every_row(sources))  # the change feed moves well past the snapshot
