@@ -32,7 +32,16 @@ from canbao_identity.golden import COLLECTION, LinkedRecord, golden_record
 from canbao_identity.history import merge_changes, value_changes
 from canbao_identity.protection import Protector
 from canbao_identity.publication import current_facts, fact_events, person_event, public_state
-from canbao_identity.resolution import Identification, LinkKind, Resolution, decide
+from canbao_identity.resolution import (
+    CLOSED_BY_BUILDER,
+    CLOSED_BY_SOURCE,
+    Identification,
+    LinkKind,
+    Resolution,
+    ReviewOutcome,
+    ReviewState,
+    decide,
+)
 from canbao_identity.staging import StagedChange
 from canbao_identity.store import Store, person_context
 from canbao_identity.writeback import WriteBacks
@@ -114,8 +123,10 @@ class Registry:
             if resolution.kind is LinkKind.REVIEW:
                 opened.append((change, resolution.review_reason or ""))
             elif before is not None and before.link_kind in _MAY_HAVE_REVIEW:
-                state = "withdrawn" if change.deleted else "superseded"
-                await self.store.close_review(*change.key, state, resolution.person_id, "source")
+                outcome = ReviewOutcome.WITHDRAWN if change.deleted else ReviewOutcome.SUPERSEDED
+                await self.store.close_review(
+                    *change.key, outcome, resolution.person_id, CLOSED_BY_SOURCE
+                )
             self._count(resolution.kind.value)
         await self.store.save_records(rows)
         for change, reason in opened:
@@ -166,9 +177,9 @@ class Registry:
             review = await self.store.review_entry_of(*change.key)
             if (
                 review is not None
-                and review.state == "resolved"
+                and review.state == ReviewState.RESOLVED
                 and review.person_id
-                and review.resolved_by not in ("source", "auto")
+                and review.resolved_by not in (CLOSED_BY_SOURCE, CLOSED_BY_BUILDER)
             ):
                 # A clerk linked this record: the decision stands while the number stays invalid.
                 return Resolution(LinkKind.CANDIDATE, review.person_id)
@@ -344,17 +355,19 @@ class Registry:
             matches = await self.store.demographic_matches(entry.demographic_index)
             if len(matches) != 1:
                 continue
-            await self.link_reviewed(entry, matches[0], resolution="auto_linked", by="auto")
+            await self.link_reviewed(
+                entry, matches[0], outcome=ReviewOutcome.AUTO_LINKED, by=CLOSED_BY_BUILDER
+            )
             self._count("candidate_retried")
 
-    async def link_reviewed(self, entry: Any, person_id: UUID, *, resolution: str, by: str) -> None:
+    async def link_reviewed(
+        self, entry: Any, person_id: UUID, *, outcome: ReviewOutcome, by: str
+    ) -> None:
         """Link a queued record to `person_id` as a candidate (a clerk's decision, or the one
         person its demographic key matches), with the rows that name it (an ac01's ac02/ac60);
         close its queue entry; the persons concerned become pending."""
         await self.store.link_candidate(entry.source_table, entry.record_key, person_id)
-        await self.store.close_review(
-            entry.source_table, entry.record_key, resolution, person_id, by
-        )
+        await self.store.close_review(entry.source_table, entry.record_key, outcome, person_id, by)
         ref = f"{entry.source_table}|{entry.record_key}"
         touched = await self.store.relink_dependents_many({ref: person_id})
         await self.store.mark_pending(touched | {person_id})

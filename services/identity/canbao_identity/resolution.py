@@ -19,6 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
+from typing import Final
 from uuid import UUID
 
 from canbao_contracts.codes import CertificateType
@@ -37,6 +38,28 @@ class LinkKind(StrEnum):
     REVIEW = "review"  # waiting in the review queue for a clerk (or for its person to appear)
     WAITING = "waiting"  # waiting for the row it names
     NONE = "none"  # about no person (a record without claims)
+
+
+class ReviewState(StrEnum):
+    """Where a review-queue entry stands (review_queue.state)."""
+
+    OPEN = "open"  # waiting for a clerk, or for its person to appear
+    RESOLVED = "resolved"
+
+
+class ReviewOutcome(StrEnum):
+    """How a review-queue entry was closed (review_queue.resolution)."""
+
+    LINKED = "linked"  # a clerk linked it to a registered person
+    NEW_PERSON = "new_person"  # a clerk registered it as a new person
+    AUTO_LINKED = "auto_linked"  # its one demographic match appeared: linked by the builder
+    WITHDRAWN = "withdrawn"  # the source deleted the record
+    SUPERSEDED = "superseded"  # the source corrected it: it resolved without review
+
+
+# Who closed an entry no clerk closed (review_queue.resolved_by; a clerk's username otherwise).
+CLOSED_BY_SOURCE: Final = "source"
+CLOSED_BY_BUILDER: Final = "auto"
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ from canbao_identity import history
 from canbao_identity import records as r
 from canbao_identity.protection import Protector
 from canbao_identity.registry import registry_work
+from canbao_identity.resolution import ReviewOutcome, ReviewState
 from canbao_identity.store import Store, person_context
 from canbao_identity.tables import identities, person_changes, persons
 from canbao_platform.db import Database
@@ -168,8 +169,8 @@ class ReviewEntry(BaseModel):
     source_table: str
     record_key: str
     reason: str
-    state: str
-    resolution: str | None
+    state: ReviewState
+    resolution: ReviewOutcome | None
     person_id: UUID | None
     resolved_by: str | None
     created_at: datetime
@@ -180,7 +181,7 @@ class ReviewEntry(BaseModel):
 async def list_review_queue(
     resources: ResourcesDep,
     protector: ProtectorDep,
-    state: Literal["open", "resolved"] = "open",
+    state: ReviewState = ReviewState.OPEN,
     limit: int = 100,
     after: int = 0,
 ) -> list[ReviewEntry]:
@@ -222,7 +223,7 @@ async def resolve_review(
         entry = await store.review_entry(entry_id, for_update=True)
         if entry is None:
             raise Problem(404, "review-entry-not-found", "没有这条待审核记录")
-        if entry.state != "open":
+        if entry.state != ReviewState.OPEN:
             raise Problem(409, "review-entry-resolved", "这条记录已处理")
         person_id = body.person_id or uuid4()
         if body.new_person:
@@ -230,7 +231,8 @@ async def resolve_review(
         elif await store.person(person_id) is None:
             raise NotRegistered()
         await registry.link_reviewed(
-            entry, person_id, resolution="new_person" if body.new_person else "linked",
+            entry, person_id,
+            outcome=ReviewOutcome.NEW_PERSON if body.new_person else ReviewOutcome.LINKED,
             by=caller.username,
         )  # fmt: skip
         # The clerk waits for the answer: this person now; the others by the builder.

@@ -18,7 +18,7 @@ from canbao_identity.golden import LinkedRecord
 from canbao_identity.metrics import Backlog
 from canbao_identity.protection import Protector
 from canbao_identity.records import FactDraft
-from canbao_identity.resolution import LinkKind
+from canbao_identity.resolution import LinkKind, ReviewOutcome, ReviewState
 from canbao_identity.staging import STAGED_COLUMNS, StagedChange, record_context
 from canbao_identity.tables import (
     identities,
@@ -480,7 +480,7 @@ class Store:
             record_key=record_key,
             reason=reason,
             demographic_index=demographic_index,
-            state="open",
+            state=ReviewState.OPEN,
         )
         await (await self._connection()).execute(
             statement.on_conflict_do_update(
@@ -488,13 +488,13 @@ class Store:
                 set_={
                     "reason": reason,
                     "demographic_index": demographic_index,
-                    "state": "open",
+                    "state": ReviewState.OPEN,
                     "resolution": None,
                     "person_id": None,
                     "resolved_by": None,
                     "resolved_at": None,
                 },
-                where=review_queue.c.state == "open",  # a clerk's decision stands
+                where=review_queue.c.state == ReviewState.OPEN,  # a clerk's decision stands
             )
         )
 
@@ -513,7 +513,7 @@ class Store:
         self,
         source_table: str,
         record_key: str,
-        resolution: str,
+        resolution: ReviewOutcome,
         person_id: UUID | None,
         resolved_by: str,
     ) -> None:
@@ -522,10 +522,10 @@ class Store:
             .where(
                 review_queue.c.source_table == source_table,
                 review_queue.c.record_key == record_key,
-                review_queue.c.state == "open",
+                review_queue.c.state == ReviewState.OPEN,
             )
             .values(
-                state="resolved",
+                state=ReviewState.RESOLVED,
                 resolution=resolution,
                 person_id=person_id,
                 resolved_by=resolved_by,
@@ -556,7 +556,7 @@ class Store:
                 await (await self._connection()).execute(
                     sa.select(review_queue).where(
                         _any(review_queue.c.demographic_index, sorted(demographic_indexes)),
-                        review_queue.c.state == "open",
+                        review_queue.c.state == ReviewState.OPEN,
                     )
                 )
             ).all()

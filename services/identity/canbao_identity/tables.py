@@ -127,8 +127,8 @@ review_queue = sa.Table(
     sa.Column("record_key", sa.String(200), nullable=False),
     sa.Column("reason", sa.String(300), nullable=False),  # value-free
     sa.Column("demographic_index", sa.String(64), index=True),
-    sa.Column("state", sa.String(16), nullable=False, server_default="open"),  # open | resolved
-    sa.Column("resolution", sa.String(32)),  # linked | new_person | auto_linked | withdrawn
+    sa.Column("state", sa.String(16), nullable=False, server_default="open"),  # ReviewState
+    sa.Column("resolution", sa.String(32)),  # ReviewOutcome
     sa.Column("person_id", UUID(as_uuid=True)),
     sa.Column("resolved_by", sa.String(64)),
     sa.Column(
