@@ -8,7 +8,7 @@ import asyncio
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Annotated, Final, Literal
+from typing import Annotated, Any, Final, Literal
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
@@ -335,35 +335,68 @@ class DivisionOutOfScope(Problem):
                          f"division {division!r} is not within your region")  # fmt: skip
 
 
+def _scope(region: str | None, division: str | None) -> str:
+    """The division asked (default: the caller's whole region), refused outside it."""
+    scope = _division(region) or ""
+    asked = _division(division) if division is not None else scope
+    if asked is None or not asked.startswith(scope):
+        raise DivisionOutOfScope(division or "")
+    return asked
+
+
+@dataclass(frozen=True, slots=True)
+class Asked:
+    """What a report of a division is asked for: the division (`region`: the caller's region
+    unless a division within it is named) and the moment its counts are taken at (the end of
+    `quarter`, or now for the current one)."""
+
+    region: str
+    moment: Moment
+
+    def header(self) -> dict[str, Any]:
+        """The fields every such answer begins with."""
+        return {"quarter": str(self.moment.quarter), "region": self.region,
+                "as_of": self.moment.as_of.astimezone(UTC),
+                "provisional": self.moment.provisional}  # fmt: skip
+
+
+def _asked(
+    now: ClockDep,
+    region: str | None = None,
+    division: str | None = None,
+    quarter: Annotated[str | None, Query(max_length=16)] = None,
+) -> Asked:
+    """`region`: the caller's scope (the gateway passes it); `division`: one within it."""
+    return Asked(_scope(region, division), _moment(quarter or str(Quarter.of(now())), now()))
+
+
+AskedDep = Annotated[Asked, Depends(_asked)]
+
+
 @router.get("/reports/coverage", response_model=CoverageResponse,
             summary="Coverage, registration and survey rates by division")  # fmt: skip
 async def coverage(
     session: SessionDep,
-    now: ClockDep,
-    region: str | None = None,
-    division: str | None = None,
+    asked: AskedDep,
     insurance: Insurance | None = None,
-    quarter: Annotated[str | None, Query(max_length=16)] = None,
 ) -> CoverageResponse:
     """The rates of `division` (default: all of `region`, the caller's scope) and of each of its
     next-level divisions, as of now or of a quarter's end (`quarter`)."""
-    asked = _scope(region, division)
-    moment = _moment(quarter or str(Quarter.of(now())), now())
-    digits = 6 if len(asked) >= 4 else 4
-    found = await store.coverage_counts(session, moment.before, region=asked, digits=digits,
+    division, moment = asked.region, asked.moment
+    digits = 6 if len(division) >= 4 else 4
+    found = await store.coverage_counts(session, moment.before, region=division, digits=digits,
                                         keep=moment.settled)  # fmt: skip
     await session.commit()  # the quarter's counts, if kept for the first time
-    targets = await store.targets(session, year=moment.quarter.year, within=asked)
+    targets = await store.targets(session, year=moment.quarter.year, within=division)
     insurances = [insurance] if insurance is not None else list(Insurance)
     ordered = sorted(found, key=lambda d: (d == UNKNOWN_CITY, d))
     divisions = [DivisionCoverage(region=d, name=ROW_NAMES.get(d, d),
                                   **_coverage(d, found[d], insurances, targets).model_dump())
                  for d in ordered]  # fmt: skip
     return CoverageResponse(
-        quarter=str(moment.quarter), as_of=moment.as_of.astimezone(UTC),
-        provisional=moment.provisional, region=asked,
+        **asked.header(),
         divisions=divisions,
-        total=_coverage(asked, sum(found.values(), NOBODY), insurances, targets),
+        total=_coverage(division, sum(found.values(), NOBODY), insurances, targets),
         slowest={i.value: slowest_first({d.region: (d.insurances[i.value].rate,
                                                     d.insurances[i.value].target)
                                          for d in divisions if d.region != UNKNOWN_CITY})
@@ -425,34 +458,20 @@ def _cutoff(moment: Moment) -> date:
     return long_interruption_cutoff(moment.as_of.astimezone(CHINA).date())
 
 
-def _scope(region: str | None, division: str | None) -> str:
-    """The division asked (default: the caller's whole region), refused outside it."""
-    scope = _division(region) or ""
-    asked = _division(division) if division is not None else scope
-    if asked is None or not asked.startswith(scope):
-        raise DivisionOutOfScope(division or "")
-    return asked
-
-
 @router.get("/reports/lists", response_model=PlanLists,
             summary="How many people each of the plans' lists holds, by division")  # fmt: skip
 async def plan_lists(
     session: SessionDep,
-    now: ClockDep,
-    region: str | None = None,
-    division: str | None = None,
-    quarter: Annotated[str | None, Query(max_length=16)] = None,
+    asked: AskedDep,
 ) -> PlanLists:
-    asked = _scope(region, division)
-    moment = _moment(quarter or str(Quarter.of(now())), now())
-    digits = 6 if len(asked) >= 4 else 4
+    division, moment = asked.region, asked.moment
+    digits = 6 if len(division) >= 4 else 4
     counts = await store.list_counts(
-        session, moment.before, region=asked, digits=digits, cutoff=_cutoff(moment)
+        session, moment.before, region=division, digits=digits, cutoff=_cutoff(moment)
     )
     divisions = sorted({d for d, _ in counts}, key=lambda d: (d == UNKNOWN_CITY, d))
     return PlanLists(
-        quarter=str(moment.quarter), as_of=moment.as_of.astimezone(UTC),
-        provisional=moment.provisional, region=asked,
+        **asked.header(),
         lists=[PlanListCount(name=name.value, label=name.label,
                              divisions={d: counts.get((d, name), 0) for d in divisions},
                              total=sum(counts.get((d, name), 0) for d in divisions))
@@ -465,28 +484,23 @@ async def plan_lists(
 async def list_people(
     name: PlanList,
     session: SessionDep,
-    now: ClockDep,
-    region: str | None = None,
-    division: str | None = None,
-    quarter: Annotated[str | None, Query(max_length=16)] = None,
+    asked: AskedDep,
     cursor: Annotated[str | None, Query(max_length=100)] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = PAGE,
 ) -> ListPeople:
     """The people on the list in the division (default: the caller's region), by person_id;
     each with the codes and survey reasons that put them there."""
-    asked = _scope(region, division)
-    moment = _moment(quarter or str(Quarter.of(now())), now())
+    division, moment = asked.region, asked.moment
     after = _person_cursor(cursor)
-    found = await store.people_on_list(session, moment.before, name=name, region=asked,
+    found = await store.people_on_list(session, moment.before, name=name, region=division,
                                        cutoff=_cutoff(moment), after=after,
                                        limit=limit + 1)  # fmt: skip
     counts = await store.list_counts(
-        session, moment.before, region=asked, digits=2, cutoff=_cutoff(moment)
+        session, moment.before, region=division, digits=2, cutoff=_cutoff(moment)
     )
     found, more = found[:limit], len(found) > limit
     return ListPeople(
-        quarter=str(moment.quarter), as_of=moment.as_of.astimezone(UTC),
-        provisional=moment.provisional, region=asked, name=name.value, label=name.label,
+        **asked.header(), name=name.value, label=name.label,
         count=sum(n for (_, listed), n in counts.items() if listed is name),
         people=[_counted(p) for p in found],
         next_cursor=str(found[-1].person_id) if more else None,
@@ -626,19 +640,14 @@ async def filing(
             summary="Employers leaving employees out (92), the most first")  # fmt: skip
 async def employers(
     session: SessionDep,
-    now: ClockDep,
-    region: str | None = None,
-    division: str | None = None,
-    quarter: Annotated[str | None, Query(max_length=16)] = None,
+    asked: AskedDep,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> Employers:
-    asked = _scope(region, division)
-    moment = _moment(quarter or str(Quarter.of(now())), now())
-    gaps, count = await store.employer_gaps(session, moment.before, region=asked, limit=limit)
+    division, moment = asked.region, asked.moment
+    gaps, count = await store.employer_gaps(session, moment.before, region=division, limit=limit)
     known = await units.known_units(session, (g.unit_id for g in gaps))
     return Employers(
-        quarter=str(moment.quarter), as_of=moment.as_of.astimezone(UTC),
-        provisional=moment.provisional, region=asked, units=count,
+        **asked.header(), units=count,
         employers=[EmployerGap(unit_id=g.unit_id, people=g.people,
                                name=unit.name if (unit := known.get(g.unit_id)) else None,
                                credit_code=unit.credit_code if unit else None,
@@ -652,24 +661,19 @@ async def employers(
 async def employees_owed(
     unit_id: Annotated[str, Path(min_length=1, max_length=64)],
     session: SessionDep,
-    now: ClockDep,
-    region: str | None = None,
-    division: str | None = None,
-    quarter: Annotated[str | None, Query(max_length=16)] = None,
+    asked: AskedDep,
     cursor: Annotated[str | None, Query(max_length=100)] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = PAGE,
 ) -> ListPeople:
-    asked = _scope(region, division)
-    moment = _moment(quarter or str(Quarter.of(now())), now())
+    division, moment = asked.region, asked.moment
     after = _person_cursor(cursor)
     found, count = await store.employees_owed(
-        session, moment.before, unit_id=unit_id, region=asked, after=after, limit=limit + 1
+        session, moment.before, unit_id=unit_id, region=division, after=after, limit=limit + 1
     )
     found, more = found[:limit], len(found) > limit
     unit = (await units.known_units(session, [unit_id])).get(unit_id)
     return ListPeople(
-        quarter=str(moment.quarter), as_of=moment.as_of.astimezone(UTC),
-        provisional=moment.provisional, region=asked, name=unit_id,
+        **asked.header(), name=unit_id,
         label=f"单位应参保未参保职工名单（{_unit_label(unit_id, unit)}）",
         count=count,
         people=[_counted(p) for p in found],
