@@ -87,12 +87,13 @@ def start(
     return process, f"http://127.0.0.1:{port}"
 
 
-async def wait_up(url: str, within_s: float = 60) -> None:
+async def wait_up(url: str, within_s: float = 60, *, path: str = "/healthz") -> None:
+    """Until `url` answers 200 on `path` (/readyz: components running, consumers joined)."""
     deadline = time.monotonic() + within_s
     async with httpx.AsyncClient(timeout=2) as http:
         while time.monotonic() < deadline:
             try:
-                if (await http.get(f"{url}/healthz")).status_code == 200:
+                if (await http.get(f"{url}{path}")).status_code == 200:
                     return
             except httpx.HTTPError:
                 pass

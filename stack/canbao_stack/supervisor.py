@@ -69,6 +69,11 @@ class Child:
         return False
 
     @property
+    def pid(self) -> int | None:
+        """The running process's id (None before the first start): for /proc's CPU and memory."""
+        return None if self._process is None else self._process.pid
+
+    @property
     def exited(self) -> bool:
         return self._process is not None and self._process.returncode is not None
 
