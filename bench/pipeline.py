@@ -1,0 +1,395 @@
+"""The whole path on the local parts: source rows → Debezium → identity → matching, until every
+person has a verdict; and Debezium alone on the same rows as the ceiling.
+
+    uv run --frozen python -m bench.pipeline [--sizes 10000 100000] [--consumers 1]
+
+Per size, everything fresh and on this machine: a throwaway PostgreSQL (wal_level=logical, fsync
+off) holding `sources` and the identity and matching databases, created and migrated as the
+local stack does (canbao_stack.local: the owner migrates, each service connects as its own login
+role); N people of the demo population generator (seed 1) loaded into the source tables first,
+not timed (the rows printed are the change events a snapshot makes: one per row).
+
+* **Debezium alone**: the bridge exactly as the local stack starts it (`python -m
+  canbao_stack.cdc`, backpressure watching group "identity") on a fresh test broker (3 brokers,
+  the contract topics), and one counting consumer reading and committing as group "identity"
+  (bench/cdc.py's). The ceiling's rate is measured from the bridge's start to the last event, as
+  the pipeline's (JVM start-up included in both); from its first event, as bench/cdc.py
+  measures it, in brackets.
+* **pipeline**: a second fresh broker, so no source offsets: the bridge (again as the stack
+  starts it, its replication slot dropped after the first run) takes a new snapshot of the same
+  rows. Identity runs as a province deploys it (architecture.md "Scale": scale out by processes):
+  `--consumers` processes of `uvicorn canbao_identity.app:create` with IDENTITY_ROLES=consume
+  and one with IDENTITY_ROLES=build; matching as one `uvicorn canbao_matching.app:create`. The
+  services are up (/readyz) before the clock starts at the bridge's start; it stops at the first
+  of two polls 0.5 s apart that agree, with nothing changing in between, that: identity's cdc
+  consumers have handled every change event and see no lag, identity has nothing staged, no
+  person pending and nothing left in its outbox, matching's consumer sees no lag, it has nobody
+  pending and nothing in its outbox, and it has evaluated as many people as identity has persons
+  (services' /readyz JSON and SQL counts on their databases, as a benchmark may).
+
+CPU µs per event is each process's CPU time (/proc) over the run divided by the change events:
+the bridge (its JVM included, start-up and all), identity's consumers and builder and matching
+(from when they were up), PostgreSQL's backends (those still alive at the end: the services'
+pools, the bridge's replication connection, autovacuum) and this process, which hosts the test
+broker (librdkafka's mock cluster runs in-process) besides polling. Peak RSS is each process's
+VmHWM. The correctness guard compares identity's persons with the generator's people (one
+each) and matching's verdicts with the people the generator expects to have one (in scope or
+deceased), and counts dead letters: a fast wrong run shows there. The load average is printed
+with each size: the machine's two cores are shared and every figure moves with it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import resource
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+
+from bench.cdc import Counter
+from bench.identity import WORK_LEFT, count_rows
+from bench.processes import (
+    children_of,
+    cpu_seconds,
+    cpu_since,
+    machine_facts,
+    memory_kib,
+    postmaster,
+    start,
+    wait_up,
+)
+from canbao_contracts.topics import ALL_TOPICS, CDC_TOPICS
+from canbao_identity.app import CDC_GROUP
+from canbao_platform.local.broker import MockKafkaCluster
+from canbao_platform.local.postgres import PostgresCluster, free_port
+from canbao_stack.cdc.config import BridgeConfig
+from canbao_stack.local import LocalStack, StackConfig, ensure_database
+from canbao_stack.simulators import SCHEMA_SQL
+from canbao_stack.simulators.population import seed
+
+SEED = 1
+POLL_S = 0.5
+WITHIN_S = 3_600.0  # a run that has not finished in an hour has stalled
+SLOT = BridgeConfig(bootstrap_servers="").slot_name  # the bridge's default, as the stack runs it
+MATCHING_STATE = """
+SELECT count(*) FILTER (WHERE evaluated_at IS NOT NULL AND state IS NOT NULL
+                        AND merged_into IS NULL) AS evaluated,
+       count(*) FILTER (WHERE verdict IS NOT NULL) AS verdicts,
+       EXISTS (SELECT FROM persons WHERE pending) OR EXISTS (SELECT FROM outbox) AS work_left
+FROM persons
+"""
+# The generator's truth: who should get a verdict (matching gives the dead one too).
+EXPECTED = """
+SELECT count(*) AS people, count(*) FILTER (WHERE in_scope OR deceased) AS with_verdict
+FROM simulator.expected_outcome WHERE seed = $1
+"""
+
+
+@dataclass
+class Usage:
+    """One process's (or group's) CPU seconds over the run and peak RSS (KiB; 0: not shown)."""
+
+    cpu_s: float
+    peak_kib: int = 0
+
+
+@dataclass
+class Ceiling:
+    events: int
+    from_start: float  # events/s from the bridge's start to the last event
+    from_first: float  # events/s from the first event to the last (bench/cdc.py's measure)
+    bridge: Usage
+
+
+@dataclass
+class Run:
+    events: int
+    seconds: float
+    usage: dict[str, Usage]
+    state: dict[str, int] = field(default_factory=dict)
+    milestones: dict[str, float] = field(default_factory=dict)  # stage → s from the start
+
+
+def _libpq(url: str) -> str:
+    return url.replace("postgresql+asyncpg://", "postgresql://", 1)
+
+
+def _own_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _peak_kib(pid: int | None) -> int:
+    try:
+        return memory_kib(pid).get("VmHWM", 0) if pid is not None else 0
+    except OSError:
+        return 0
+
+
+async def prepare(stack: LocalStack, people: int) -> tuple[int, int]:
+    """The databases as the stack makes them, N people in `sources`: (rows, seconds to load)."""
+    for name in ("sources", "identity", "matching"):
+        await ensure_database(stack.server_dsn, name)
+    connection = await asyncpg.connect(stack.dsn("sources"))
+    try:
+        await connection.execute(SCHEMA_SQL.read_text())
+    finally:
+        await connection.close()
+    for service in ("identity", "matching"):
+        await stack.migrate(service)
+    report = await seed(stack.dsn("sources"), people, SEED, loaders=2 if people >= 100_000 else 1)
+    return await count_rows(stack.dsn("sources")), round(report.seconds)
+
+
+async def debezium_alone(stack: LocalStack, postgres: PostgresCluster, rows: int,
+                         log_dir: Path) -> Ceiling:  # fmt: skip
+    """The bridge and a counting consumer on a broker of their own; the slot dropped after."""
+    with MockKafkaCluster(brokers=3) as kafka:
+        kafka.create_topics(ALL_TOPICS)
+        counter = Counter(kafka.bootstrap_servers, [t.name for t in CDC_TOPICS], CDC_GROUP)
+        await counter.start()
+        bridge = stack.cdc_bridge(kafka.bootstrap_servers, log_dir / "alone")
+        launched = time.monotonic()
+        await bridge.start()
+        try:
+            first = await counter.reached(1)
+            last = await counter.reached(rows)
+            pids = [bridge.pid] if bridge.pid is not None else []
+            usage = Usage(sum(cpu_seconds(pids).values()), _peak_kib(bridge.pid))
+        finally:
+            await bridge.stop()
+            await counter.stop()
+    postgres.psql("postgres", f"SELECT pg_drop_replication_slot('{SLOT}')")
+    return Ceiling(rows, rows / (last - launched), rows / (last - first), usage)
+
+
+async def pipeline(stack: LocalStack, postgres: PostgresCluster, rows: int, consumers: int,
+                   log_dir: Path) -> Run:  # fmt: skip
+    with MockKafkaCluster(brokers=3) as kafka:
+        kafka.create_topics(ALL_TOPICS)
+        common = {"KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers, "CANBAO_ENV": "development"}
+        identity = common | {"IDENTITY_DATABASE_URL": stack.application_url("identity")}
+        wanted = [
+            (
+                f"identity consume {i + 1}",
+                "canbao_identity.app:create",
+                identity | {"IDENTITY_ROLES": "consume"},
+            )
+            for i in range(consumers)
+        ]
+        wanted += [
+            ("identity build", "canbao_identity.app:create",
+             identity | {"IDENTITY_ROLES": "build"}),
+            ("matching", "canbao_matching.app:create",
+             common | {"MATCHING_DATABASE_URL": stack.application_url("matching")}),
+        ]  # fmt: skip
+        services: dict[str, tuple[subprocess.Popen[bytes], str]] = {}
+        bridge = stack.cdc_bridge(kafka.bootstrap_servers, log_dir / "pipeline")
+        try:
+            for name, factory, env in wanted:
+                services[name] = start(name.replace(" ", "-"), factory, env, log_dir)
+            for _, url in services.values():
+                await wait_up(url, 120, path="/readyz")
+            pids = {name: [process.pid] for name, (process, _) in services.items()}
+            before = {name: cpu_seconds(p) for name, p in pids.items()}
+            backends_before = cpu_seconds(children_of(postmaster(postgres)))
+            own_before = _own_cpu_s()
+            started = time.monotonic()
+            await bridge.start()
+            finished, state, milestones = await until_every_verdict(
+                stack, services, rows, consumers, started
+            )
+            usage = {"bridge": Usage(sum(cpu_seconds([bridge.pid or 0]).values()),
+                                     _peak_kib(bridge.pid))}  # fmt: skip
+            for name, p in pids.items():
+                usage[name] = Usage(cpu_since(before[name], p), _peak_kib(p[0]))
+            backends = children_of(postmaster(postgres))
+            usage["postgres backends"] = Usage(cpu_since(backends_before, backends))
+            usage["broker + this process"] = Usage(
+                _own_cpu_s() - own_before,
+                resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+            )
+            state |= _bridge_status(stack)
+        finally:
+            await bridge.stop()
+            for process, _ in services.values():
+                process.terminate()
+            for process, _ in services.values():
+                await asyncio.to_thread(process.wait, 30)
+    return Run(rows, finished - started, usage, state, milestones)
+
+
+MILESTONES = (
+    "the bridge published every event (its status file: every 5 s)",
+    "identity's consumers handled every event",
+    "identity built and published every person",
+    "matching evaluated every person",
+)
+
+
+async def until_every_verdict(
+    stack: LocalStack, services: dict[str, tuple[Any, str]], rows: int, consumers: int,
+    started: float,
+) -> tuple[float, dict[str, int], dict[str, float]]:  # fmt: skip
+    """When every person identity made has matching's verdict and nothing is left anywhere: the
+    first of two consecutive polls that find it so with the same counts. Also when each stage
+    (MILESTONES) was first seen done, in seconds from `started`."""
+    identity_db = await asyncpg.connect(_libpq(stack.application_url("identity")))
+    matching_db = await asyncpg.connect(_libpq(stack.application_url("matching")))
+    previous: tuple[float, dict[str, int]] | None = None
+    milestones: dict[str, float] = {}
+    deadline = time.monotonic() + WITHIN_S
+    try:
+        async with httpx.AsyncClient(timeout=30) as http:
+            while time.monotonic() < deadline:
+                now = time.monotonic()
+                stages, state = await _state(
+                    http, stack, services, identity_db, matching_db, rows, consumers
+                )
+                for stage in MILESTONES[:stages]:
+                    milestones.setdefault(stage, now - started)
+                if state is None:
+                    previous = None
+                elif previous is not None and previous[1] == state:
+                    return previous[0], previous[1], milestones
+                else:
+                    previous = (now, state)
+                await asyncio.sleep(POLL_S)
+    finally:
+        await identity_db.close()
+        await matching_db.close()
+    raise TimeoutError(f"not every person had a verdict after {WITHIN_S:.0f} s")
+
+
+async def _state(
+    http: httpx.AsyncClient, stack: LocalStack, services: dict[str, tuple[Any, str]],
+    identity_db: asyncpg.Connection, matching_db: asyncpg.Connection, rows: int, consumers: int,
+) -> tuple[int, dict[str, int] | None]:  # fmt: skip
+    """How many of the MILESTONES are reached, and the counts that must stand still at the end
+    (None while work is visibly left). The cheap health checks first, the SQL only once
+    identity's consumers have caught up; the bridge's published count from its status file."""
+    stages = int(_bridge_status(stack).get("bridge_events", 0) >= rows)
+    checks = {name: (await http.get(f"{url}/readyz")).json()["checks"]
+              for name, (_, url) in services.items()}  # fmt: skip
+    cdc = [checks[f"identity consume {i + 1}"][CDC_GROUP] for i in range(consumers)]
+    handled = sum(c["processed"] + c["duplicates"] + c["dead_lettered"] for c in cdc)
+    if handled < rows or any(c["lag_total"] for c in cdc):
+        return stages, None
+    if await identity_db.fetchval(str(WORK_LEFT)):
+        return stages + 1, None
+    verdicts = await matching_db.fetchrow(MATCHING_STATE)
+    persons = await identity_db.fetchval("SELECT count(*) FROM persons")
+    matching = checks["matching"]["matching"]
+    done = not (verdicts["work_left"] or matching["lag_total"]) and verdicts["evaluated"] == persons
+    if not done or not persons:
+        return stages + 2, None
+    evaluator = checks["matching"]["matching.evaluator"]
+    return stages + 3, {
+        "handled": handled, "persons": persons, "evaluated": verdicts["evaluated"],
+        "verdicts": verdicts["verdicts"], "matching_handled": matching["processed"],
+        "rebuilt": checks["identity build"]["identity.builder"]["rebuilt"],
+        "identity_published": sum(c["identity.outbox"]["relayed"] for name, c in checks.items()
+                                  if name.startswith("identity")),
+        "evaluations": evaluator["evaluated"], "verdict_changes": evaluator["published"],
+        "identity_dead_letters": sum(c["dead_lettered"] for c in cdc),
+        "matching_dead_letters": matching["dead_lettered"],
+    }  # fmt: skip
+
+
+def _bridge_status(stack: LocalStack) -> dict[str, int]:
+    """What the bridge says it published, and whether the broker dropped any event unread."""
+    path = stack.config.state_dir.resolve() / "cdc-status.json"
+    try:
+        status = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return {}
+    evicted = (status.get("backpressure") or {}).get("evicted_unread") or 0
+    return {"bridge_events": int(status.get("events", 0)), "evicted_unread": int(evicted)}
+
+
+async def run_size(people: int, consumers: int, tmp: Path) -> None:
+    data = tmp / f"pg-{people}"
+    with PostgresCluster(data, port=free_port(), durable=False) as postgres:
+        state_dir = tmp / f"state-{people}"
+        state_dir.mkdir(mode=0o755)
+        config = StackConfig(state_dir=state_dir, postgres_port=postgres.port,
+                             kafka_bootstrap_servers=None, postgres_server=None)  # fmt: skip
+        stack = LocalStack(config)
+        load = os.getloadavg()[0]
+        print(f"\n{people:,} people (load average {load:.1f} before the size)", flush=True)
+        rows, load_s = await prepare(stack, people)
+        expected = await _expected(stack)
+        print(f"  loaded {rows:,} source rows (= change events of a snapshot) in {load_s} s, "
+              f"{rows / people:.1f} per person", flush=True)  # fmt: skip
+        logs = state_dir / "logs"
+        ceiling = await debezium_alone(stack, postgres, rows, logs)
+        print(f"  Debezium alone: {ceiling.from_start:,.0f} events/s from the bridge's start "
+              f"({ceiling.from_first:,.0f} from its first event); bridge "
+              f"{1e6 * ceiling.bridge.cpu_s / rows:,.0f} µs CPU/event, peak RSS "
+              f"{ceiling.bridge.peak_kib / 1024:,.0f} MiB "
+              f"(load average {os.getloadavg()[0]:.1f})", flush=True)  # fmt: skip
+        run = await pipeline(stack, postgres, rows, consumers, logs)
+        rate = rows / run.seconds
+        print(f"  pipeline: {run.seconds:.1f} s, {rate:,.0f} events/s "
+              f"(load average {os.getloadavg()[0]:.1f})", flush=True)  # fmt: skip
+        print(f"  {'process':<24} {'CPU s':>7} {'µs/event':>9} {'peak RSS':>9}")
+        for name, usage in run.usage.items():
+            peak = f"{usage.peak_kib / 1024:>5,.0f} MiB" if usage.peak_kib else f"{'-':>9}"
+            print(f"  {name:<24} {usage.cpu_s:>7.1f} {1e6 * usage.cpu_s / rows:>9,.0f} {peak}")
+        total = sum(u.cpu_s for u in run.usage.values())
+        print(f"  {'all':<24} {total:>7.1f} {1e6 * total / rows:>9,.0f}   "
+              f"({total / run.seconds:.2f} of the 2 cores busy on average)")  # fmt: skip
+        print("  stages done, from the bridge's start: " + "; ".join(
+            f"{stage} {at:.1f} s" for stage, at in run.milestones.items()))  # fmt: skip
+        s = run.state
+        print(f"  work: identity rebuilt {s['rebuilt']:,} golden records "
+              f"({s['rebuilt'] / people:.1f} per person), published {s['identity_published']:,} "
+              f"events ({s['identity_published'] / people:.1f} per person); matching handled "
+              f"{s['matching_handled']:,}, evaluated {s['evaluations']:,} times "
+              f"({s['evaluations'] / people:.1f} per person), published "
+              f"{s['verdict_changes']:,} verdict changes")  # fmt: skip
+        print(f"  guard: identity made {s['persons']:,} persons of the generator's "
+              f"{expected['people']:,} people; matching evaluated {s['evaluated']:,}, "
+              f"{s['verdicts']:,} verdicts of {expected['with_verdict']:,} expected; "
+              f"bridge published {s.get('bridge_events', 0):,} of {rows:,} events, "
+              f"{s.get('evicted_unread', 0)} evicted unread; dead letters: identity "
+              f"{s['identity_dead_letters']}, matching {s['matching_dead_letters']}")  # fmt: skip
+        print(f"pipeline {people} people: {run.seconds:.1f} s, {rows} events, {rate:.0f} "
+              f"events/s, Debezium alone {ceiling.from_start:.0f} events/s, "
+              f"ratio {rate / ceiling.from_start:.2f}", flush=True)  # fmt: skip
+
+
+async def _expected(stack: LocalStack) -> dict[str, int]:
+    connection = await asyncpg.connect(stack.dsn("sources"))
+    try:
+        return dict(await connection.fetchrow(EXPECTED, SEED))
+    finally:
+        await connection.close()
+
+
+async def main(sizes: list[int], consumers: int) -> None:
+    sharing = (f"the bridge, {consumers} identity consumer process(es), the identity builder, "
+               "matching, this process (the broker)")  # fmt: skip
+    print(machine_facts(sharing), flush=True)
+    with tempfile.TemporaryDirectory(prefix="canbao-bench-") as tmp:
+        os.chmod(tmp, 0o755)  # the server may run as the `postgres` user
+        for people in sizes:
+            await run_size(people, consumers, Path(tmp))
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
+    parser.add_argument("--consumers", type=int, default=1,
+                        help="identity processes with IDENTITY_ROLES=consume")  # fmt: skip
+    arguments = parser.parse_args()
+    asyncio.run(main(arguments.sizes, arguments.consumers))
