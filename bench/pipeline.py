@@ -23,9 +23,12 @@ not timed (the rows printed are the change events a snapshot makes: one per row)
   services are up (/readyz) before the clock starts at the bridge's start; it stops at the first
   of two polls 0.5 s apart that agree, with nothing changing in between, that: identity's cdc
   consumers have handled every change event and see no lag, identity has nothing staged, no
-  person pending and nothing left in its outbox, matching's consumer sees no lag, it has nobody
-  pending and nothing in its outbox, and it has evaluated as many people as identity has persons
-  (services' /readyz JSON and SQL counts on their databases, as a benchmark may).
+  person pending and nothing left in its outbox, matching's consumer sees no lag and has handled
+  as many events as identity's outbox relays sent, it has nobody pending and nothing in its
+  outbox, and it has evaluated as many people as identity has persons (services' /readyz JSON
+  and SQL counts on their databases, as a benchmark may). When each of those stages was first
+  seen done is printed too: where the time went; and the work done on the way (golden records
+  rebuilt, events published, evaluations per person: the amplification of a per-table snapshot).
 
 CPU µs per event is each process's CPU time (/proc) over the run divided by the change events:
 the bridge (its JVM included, start-up and all), identity's consumers and builder and matching
@@ -228,12 +231,12 @@ async def pipeline(stack: LocalStack, postgres: PostgresCluster, rows: int, cons
     return Run(rows, finished - started, usage, state, milestones)
 
 
-MILESTONES = (
-    "the bridge published every event (its status file: every 5 s)",
-    "identity's consumers handled every event",
-    "identity built and published every person",
-    "matching evaluated every person",
-)
+BRIDGE_DONE = "the bridge published every event (its status file: every 5 s)"
+CONSUMED = "identity's consumers handled every event"
+BUILT = "identity built and published every person"
+MATCHING_CONSUMED = "matching's consumer handled all identity published"
+EVALUATED = "matching evaluated every person"
+MILESTONES = (BRIDGE_DONE, CONSUMED, BUILT, MATCHING_CONSUMED, EVALUATED)
 
 
 async def until_every_verdict(
@@ -252,11 +255,12 @@ async def until_every_verdict(
         async with httpx.AsyncClient(timeout=30) as http:
             while time.monotonic() < deadline:
                 now = time.monotonic()
-                stages, state = await _state(
+                reached, state = await _state(
                     http, stack, services, identity_db, matching_db, rows, consumers
                 )
-                for stage in MILESTONES[:stages]:
-                    milestones.setdefault(stage, now - started)
+                for stage in MILESTONES:  # in their order, whenever first seen
+                    if stage in reached:
+                        milestones.setdefault(stage, now - started)
                 if state is None:
                     previous = None
                 elif previous is not None and previous[1] == state:
@@ -273,32 +277,38 @@ async def until_every_verdict(
 async def _state(
     http: httpx.AsyncClient, stack: LocalStack, services: dict[str, tuple[Any, str]],
     identity_db: asyncpg.Connection, matching_db: asyncpg.Connection, rows: int, consumers: int,
-) -> tuple[int, dict[str, int] | None]:  # fmt: skip
-    """How many of the MILESTONES are reached, and the counts that must stand still at the end
-    (None while work is visibly left). The cheap health checks first, the SQL only once
-    identity's consumers have caught up; the bridge's published count from its status file."""
-    stages = int(_bridge_status(stack).get("bridge_events", 0) >= rows)
+) -> tuple[set[str], dict[str, int] | None]:  # fmt: skip
+    """Which MILESTONES are reached, and the counts that must stand still at the end (None while
+    work is visibly left). The cheap health checks first, the SQL only once identity's consumers
+    have caught up; the bridge's published count from its status file."""
+    reached = {BRIDGE_DONE} if _bridge_status(stack).get("bridge_events", 0) >= rows else set()
     checks = {name: (await http.get(f"{url}/readyz")).json()["checks"]
               for name, (_, url) in services.items()}  # fmt: skip
     cdc = [checks[f"identity consume {i + 1}"][CDC_GROUP] for i in range(consumers)]
     handled = sum(c["processed"] + c["duplicates"] + c["dead_lettered"] for c in cdc)
     if handled < rows or any(c["lag_total"] for c in cdc):
-        return stages, None
+        return reached, None
+    reached.add(CONSUMED)
     if await identity_db.fetchval(str(WORK_LEFT)):
-        return stages + 1, None
+        return reached, None
+    reached.add(BUILT)
+    published = sum(c["identity.outbox"]["relayed"] for name, c in checks.items()
+                    if name.startswith("identity"))  # fmt: skip
+    matching = checks["matching"]["matching"]
+    if matching["lag_total"] or matching["processed"] + matching["duplicates"] < published:
+        return reached, None
+    reached.add(MATCHING_CONSUMED)
     verdicts = await matching_db.fetchrow(MATCHING_STATE)
     persons = await identity_db.fetchval("SELECT count(*) FROM persons")
-    matching = checks["matching"]["matching"]
-    done = not (verdicts["work_left"] or matching["lag_total"]) and verdicts["evaluated"] == persons
-    if not done or not persons:
-        return stages + 2, None
+    if verdicts["work_left"] or verdicts["evaluated"] != persons or not persons:
+        return reached, None
+    reached.add(EVALUATED)
     evaluator = checks["matching"]["matching.evaluator"]
-    return stages + 3, {
+    return reached, {
         "handled": handled, "persons": persons, "evaluated": verdicts["evaluated"],
         "verdicts": verdicts["verdicts"], "matching_handled": matching["processed"],
         "rebuilt": checks["identity build"]["identity.builder"]["rebuilt"],
-        "identity_published": sum(c["identity.outbox"]["relayed"] for name, c in checks.items()
-                                  if name.startswith("identity")),
+        "identity_published": published,
         "evaluations": evaluator["evaluated"], "verdict_changes": evaluator["published"],
         "identity_dead_letters": sum(c["dead_lettered"] for c in cdc),
         "matching_dead_letters": matching["dead_lettered"],
