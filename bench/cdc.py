@@ -66,9 +66,9 @@ class Counter:
                 self._arrived.set()
                 await self.consumer.commit()
 
-    async def reached(self, count: int) -> float:
+    async def reached(self, count: int, within_s: float = 600) -> float:
         """When the batch holding the `count`-th event arrived."""
-        async with asyncio.timeout(600):
+        async with asyncio.timeout(within_s):
             while self.seen < count:
                 self._arrived.clear()
                 await self._arrived.wait()

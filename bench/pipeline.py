@@ -81,7 +81,8 @@ from canbao_stack.simulators.population import seed
 
 SEED = 1
 POLL_S = 0.5
-WITHIN_S = 3_600.0  # a run that has not finished in an hour has stalled
+STALLED_S = 600.0  # no event handled anywhere for this long: the run has stalled
+PROGRESS_EVERY_S = 60.0  # a line on a long run's progress
 SLOT = BridgeConfig(bootstrap_servers="").slot_name  # the bridge's default, as the stack runs it
 MATCHING_STATE = """
 SELECT count(*) FILTER (WHERE evaluated_at IS NOT NULL AND state IS NOT NULL
@@ -165,7 +166,7 @@ async def debezium_alone(stack: LocalStack, postgres: PostgresCluster, rows: int
         await bridge.start()
         try:
             first = await counter.reached(1)
-            last = await counter.reached(rows)
+            last = await counter.reached(rows, within_s=STALLED_S + rows / 100)
             pids = [bridge.pid] if bridge.pid is not None else []
             usage = Usage(sum(cpu_seconds(pids).values()), _peak_kib(bridge.pid))
         finally:
@@ -250,14 +251,21 @@ async def until_every_verdict(
     matching_db = await asyncpg.connect(_libpq(stack.application_url("matching")))
     previous: tuple[float, dict[str, int]] | None = None
     milestones: dict[str, float] = {}
-    deadline = time.monotonic() + WITHIN_S
+    moved, moved_at, said = -1, time.monotonic(), 0.0
     try:
         async with httpx.AsyncClient(timeout=30) as http:
-            while time.monotonic() < deadline:
+            while time.monotonic() - moved_at < STALLED_S:
                 now = time.monotonic()
-                reached, state = await _state(
+                reached, handled, state = await _state(
                     http, stack, services, identity_db, matching_db, rows, consumers
                 )
+                if handled != moved:
+                    moved, moved_at = handled, now
+                if (now - started) // PROGRESS_EVERY_S > said:
+                    said = (now - started) // PROGRESS_EVERY_S
+                    done = "; ".join(m for m in MILESTONES if m in reached) or "none yet"
+                    print(f"  after {said:.0f} min: {handled:,} events handled by identity's "
+                          f"consumers and matching's; done: {done}", flush=True)  # fmt: skip
                 for stage in MILESTONES:  # in their order, whenever first seen
                     if stage in reached:
                         milestones.setdefault(stage, now - started)
@@ -271,40 +279,42 @@ async def until_every_verdict(
     finally:
         await identity_db.close()
         await matching_db.close()
-    raise TimeoutError(f"not every person had a verdict after {WITHIN_S:.0f} s")
+    raise TimeoutError(f"no event handled for {STALLED_S:.0f} s: the pipeline has stalled")
 
 
 async def _state(
     http: httpx.AsyncClient, stack: LocalStack, services: dict[str, tuple[Any, str]],
     identity_db: asyncpg.Connection, matching_db: asyncpg.Connection, rows: int, consumers: int,
-) -> tuple[set[str], dict[str, int] | None]:  # fmt: skip
-    """Which MILESTONES are reached, and the counts that must stand still at the end (None while
-    work is visibly left). The cheap health checks first, the SQL only once identity's consumers
-    have caught up; the bridge's published count from its status file."""
+) -> tuple[set[str], int, dict[str, int] | None]:  # fmt: skip
+    """Which MILESTONES are reached, the events handled by identity's cdc consumers and matching's
+    (progress), and the counts that must stand still at the end (None while work is visibly
+    left). The cheap health checks first, the SQL only once identity's consumers have caught up;
+    the bridge's published count from its status file."""
     reached = {BRIDGE_DONE} if _bridge_status(stack).get("bridge_events", 0) >= rows else set()
     checks = {name: (await http.get(f"{url}/readyz")).json()["checks"]
               for name, (_, url) in services.items()}  # fmt: skip
     cdc = [checks[f"identity consume {i + 1}"][CDC_GROUP] for i in range(consumers)]
     handled = sum(c["processed"] + c["duplicates"] + c["dead_lettered"] for c in cdc)
+    matching = checks["matching"]["matching"]
+    progress = handled + matching["processed"] + matching["duplicates"]
     if handled < rows or any(c["lag_total"] for c in cdc):
-        return reached, None
+        return reached, progress, None
     reached.add(CONSUMED)
     if await identity_db.fetchval(str(WORK_LEFT)):
-        return reached, None
+        return reached, progress, None
     reached.add(BUILT)
     published = sum(c["identity.outbox"]["relayed"] for name, c in checks.items()
                     if name.startswith("identity"))  # fmt: skip
-    matching = checks["matching"]["matching"]
     if matching["lag_total"] or matching["processed"] + matching["duplicates"] < published:
-        return reached, None
+        return reached, progress, None
     reached.add(MATCHING_CONSUMED)
     verdicts = await matching_db.fetchrow(MATCHING_STATE)
     persons = await identity_db.fetchval("SELECT count(*) FROM persons")
     if verdicts["work_left"] or verdicts["evaluated"] != persons or not persons:
-        return reached, None
+        return reached, progress, None
     reached.add(EVALUATED)
     evaluator = checks["matching"]["matching.evaluator"]
-    return reached, {
+    return reached, progress, {
         "handled": handled, "persons": persons, "evaluated": verdicts["evaluated"],
         "verdicts": verdicts["verdicts"], "matching_handled": matching["processed"],
         "rebuilt": checks["identity build"]["identity.builder"]["rebuilt"],
