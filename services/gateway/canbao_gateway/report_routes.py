@@ -10,7 +10,8 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import AsyncIterator
-from typing import Annotated, Any, Final, Literal
+from dataclasses import dataclass
+from typing import Annotated, Any, Final, Literal, TypeVar
 from urllib.parse import quote
 from uuid import UUID
 
@@ -58,6 +59,52 @@ FILES: Final = {
 }
 BINARY: Final = {"schema": {"type": "string", "format": "binary"}}
 IdentityDep = Annotated[IdentityClient, Depends(identity_client)]
+
+
+Page = TypeVar("Page", CellPeople, ListPeople)
+
+
+@dataclass(frozen=True, slots=True)
+class PeopleShown:
+    """How the people behind a report reach an analyst (domain.md §2.6): with their names and
+    numbers masked, from identity, and each one written to the audit log (purpose analysis)
+    before the analyst sees them."""
+
+    staff: Staff
+    identity: IdentityClient
+    audit: AuditTrail
+
+    async def masked(self, counted: list[dict[str, Any]]) -> list[PersonBehind]:
+        """Reporting's people, masked and audited."""
+        person_ids = [UUID(p["person_id"]) for p in counted]
+        known = (await self.identity.identifiers(person_ids, caller=self.staff)
+                 if person_ids else None)  # fmt: skip
+        people = []
+        for entry in counted:
+            person_id = UUID(entry["person_id"])
+            number = known.numbers.get(person_id) if known else None
+            name = known.masked_names.get(person_id) if known else None
+            masked = {"name": name, "id_number": mask(number) if number else None}
+            people.append(PersonBehind.model_validate(entry | masked))
+        await self.audit.record_many(purpose=Purpose.ANALYSIS, people=[
+            AuditedPerson(known.numbers.get(p.person_id) if known else None, p.person_id,
+                          Outcome.OK, region=p.region_code)
+            for p in people
+        ])  # fmt: skip
+        return people
+
+    async def page(self, answer: dict[str, Any], model: type[Page]) -> Page:
+        """A page of reporting's answer as `model`, its people masked and audited."""
+        return model.model_validate(answer | {"people": await self.masked(answer["people"])})
+
+
+def people_shown(
+    staff: Annotated[Staff, require(*REPORT_ROLES)], identity: IdentityDep, audit: AuditDep
+) -> PeopleShown:
+    return PeopleShown(staff, identity, audit)
+
+
+ShownDep = Annotated[PeopleShown, Depends(people_shown)]
 
 
 def _given(**values: Any) -> dict[str, Any]:
@@ -129,10 +176,8 @@ PEOPLE_ERRORS: Final = problems.problem_responses({
 )
 async def cell_people(
     quarter: str,
-    staff: Annotated[Staff, require(*REPORT_ROLES)],
+    shown: ShownDep,
     reporting: ReportingDep,
-    identity: IdentityDep,
-    audit: AuditDep,
     city: Annotated[str, Query(max_length=16, description="a row's city code, or `total`")],
     column: Annotated[int, Query(ge=1, le=17, description="a column of domain.md §6")],
     cursor: Annotated[str | None, Query(max_length=100)] = None,
@@ -141,31 +186,9 @@ async def cell_people(
     """Exactly the people a cell of your region's table counts, a page at a time (their count
     equals the cell); masked, each one audited as read for analysis."""
     params = _given(city=city, column=column, limit=limit, cursor=cursor)
+    staff = shown.staff
     page = await reporting.people(quarter, region=staff.scope, params=params, caller=staff)
-    people = await _masked(page["people"], identity, audit, staff)
-    return CellPeople.model_validate(page | {"people": people})
-
-
-async def _masked(
-    counted: list[dict[str, Any]], identity: IdentityClient, audit: AuditTrail, staff: Staff
-) -> list[PersonBehind]:
-    """Reporting's people with their masked names and numbers from identity, each one written
-    to the audit log (purpose analysis) before the caller sees them."""
-    person_ids = [UUID(p["person_id"]) for p in counted]
-    known = await identity.identifiers(person_ids, caller=staff) if person_ids else None
-    people = []
-    for entry in counted:
-        person_id = UUID(entry["person_id"])
-        number = known.numbers.get(person_id) if known else None
-        name = known.masked_names.get(person_id) if known else None
-        masked = {"name": name, "id_number": mask(number) if number else None}
-        people.append(PersonBehind.model_validate(entry | masked))
-    await audit.record_many(purpose=Purpose.ANALYSIS, people=[
-        AuditedPerson(known.numbers.get(p.person_id) if known else None, p.person_id,
-                      Outcome.OK, region=p.region_code)
-        for p in people
-    ])  # fmt: skip
-    return people
+    return await shown.page(page, CellPeople)
 
 
 COVERAGE_ERRORS: Final = problems.problem_responses({
@@ -264,10 +287,8 @@ async def plan_lists(
             summary="参保名单: the people on one of the plans' lists, masked")  # fmt: skip
 async def list_people(
     name: str,
-    staff: Annotated[Staff, require(*REPORT_ROLES)],
+    shown: ShownDep,
     reporting: ReportingDep,
-    identity: IdentityDep,
-    audit: AuditDep,
     region: Annotated[str | None, Query(max_length=12)] = None,
     quarter: Annotated[str | None, Query(max_length=16)] = None,
     cursor: Annotated[str | None, Query(max_length=100)] = None,
@@ -278,32 +299,33 @@ async def list_people(
     of the division as a file Excel opens (UTF-8 with a BOM), fetched and audited page by page
     as it is written."""
     params = _given(division=region, quarter=quarter, cursor=cursor, limit=limit)
+    staff = shown.staff
     if format == "csv":
         # The first page before answering: a refusal is a problem, not a broken download.
         first = await reporting.lists(name, region=staff.scope, caller=staff,
                                       params=params | {"limit": EXPORT_PAGE})  # fmt: skip
         filename = quote(f"{first['label']}-{first['region']}.csv")
         return StreamingResponse(  # type: ignore[return-value]  # the file, not the model
-            _list_csv(first, name, params, reporting, identity, audit, staff),
+            _list_csv(first, name, params, reporting, shown),
             media_type="text/csv; charset=utf-8",
             headers={"Content-Disposition": f"attachment; filename*=UTF-8''{filename}"},
         )  # fmt: skip
     page = await reporting.lists(name, region=staff.scope, params=params, caller=staff)
-    people = await _masked(page["people"], identity, audit, staff)
-    return ListPeople.model_validate(page | {"people": people})
+    return await shown.page(page, ListPeople)
 
 
 async def _list_csv(
     page: dict[str, Any], name: str, params: dict[str, Any], reporting: ReportingClient,
-    identity: IdentityClient, audit: AuditTrail, staff: Staff,
+    shown: PeopleShown,
 ) -> AsyncIterator[bytes]:  # fmt: skip
+    staff = shown.staff
     yield "\ufeff".encode()
     while True:
         out = io.StringIO()
         writer = csv.writer(out, lineterminator="\r\n")
         if "cursor" not in params:
             writer.writerow(LIST_CSV_HEADER)
-        for person in await _masked(page["people"], identity, audit, staff):
+        for person in await shown.masked(page["people"]):
             writer.writerow([
                 person.name or "", person.id_number or "", person.region_code or "",
                 GENDERS.get(person.gender or "", ""), person.birth_year or "",
@@ -390,10 +412,8 @@ async def employers(
             summary="单位应参保未参保职工名单: a unit's employees left out")  # fmt: skip
 async def employees_owed(
     unit_id: Annotated[str, Path(min_length=1, max_length=64)],
-    staff: Annotated[Staff, require(*REPORT_ROLES)],
+    shown: ShownDep,
     reporting: ReportingDep,
-    identity: IdentityDep,
-    audit: AuditDep,
     region: Annotated[str | None, Query(max_length=12)] = None,
     quarter: Annotated[str | None, Query(max_length=16)] = None,
     cursor: Annotated[str | None, Query(max_length=100)] = None,
@@ -402,6 +422,6 @@ async def employees_owed(
     """A page of the unit's employees in your region not enrolled in some insurance, masked,
     each one audited as read for analysis."""
     params = _given(division=region, quarter=quarter, cursor=cursor, limit=limit)
+    staff = shown.staff
     page = await reporting.employers(unit_id, region=staff.scope, params=params, caller=staff)
-    people = await _masked(page["people"], identity, audit, staff)
-    return ListPeople.model_validate(page | {"people": people})
+    return await shown.page(page, ListPeople)
