@@ -1,6 +1,6 @@
-"""Tracing and metrics: the consumer's span continues the producer's trace through the
-`traceparent` header, what the handler publishes continues it further, and the runtime's
-counters and lag are exported as OpenTelemetry metrics."""
+"""Tracing and metrics: the span of a consumed batch links to the span that sent each of its
+messages (their `traceparent` header), what the handler publishes continues the batch's trace,
+and the runtime's counters and lag are exported as OpenTelemetry metrics."""
 
 from __future__ import annotations
 
@@ -28,36 +28,40 @@ def merge(message: InboundMessage, uow: UnitOfWork) -> None:
     uow.publish_event(MERGED)
 
 
-async def test_the_consumer_span_is_a_child_of_the_producer_span(
+async def test_the_batch_span_links_to_the_span_that_sent_each_message(
     observed: Observed, make_topic: Callable[..., str], producer: Producer, database: Database,
     make_runner: Callable[..., ConsumerRunner],
 ) -> None:  # fmt: skip
-    topic = make_topic()
+    topic = make_topic(partitions=1)
     runner = make_runner([topic], Recorder(publish=merge))
-    with trace.get_tracer("tests").start_as_current_span("clerk submits a collection"):
-        await producer.send(event(topic, "traced", event_id="t1"))
+    tracer = trace.get_tracer("tests")
+    with tracer.start_as_current_span("clerk submits a collection"):
+        await producer.send(event(topic, "first", event_id="t1"))
+    with tracer.start_as_current_span("another clerk submits one"):
+        await producer.send(event(topic, "second", event_id="t2"))
     await runner.start()
-    await wait_until(lambda: runner.counts.processed == 1)
+    await wait_until(lambda: runner.counts.processed == 2)
 
     finished = observed.spans.finished()
-    send = next(s for s in finished if s.name == f"send {topic}")
-    process = next(s for s in finished if s.name == f"process {topic}")
-    assert send.context is not None and process.context is not None
-    assert process.parent is not None and process.parent.span_id == send.context.span_id
-    assert process.context.trace_id == send.context.trace_id
-    assert process.kind == trace.SpanKind.CONSUMER
-    assert process.attributes is not None
-    assert process.attributes["messaging.consumer.group.name"] == runner.name
+    sent = {s.context.span_id: s for s in finished if s.name == f"send {topic}" and s.context}
+    process = [s for s in finished if s.name == f"process {topic}"]
+    assert sum(s.attributes["messaging.batch.message_count"] for s in process if s.attributes) == 2
+    linked = {link.context.span_id: link.context.trace_id for s in process for link in s.links}
+    assert linked == {span_id: s.context.trace_id for span_id, s in sent.items() if s.context}
+    assert all(s.kind == trace.SpanKind.CONSUMER for s in process)
+    assert all(s.attributes and s.attributes["messaging.consumer.group.name"] == runner.name
+               for s in process)  # fmt: skip
 
-    # The event the handler published (through the outbox) carries the handler's span.
+    # What the handler published (through the outbox) carries the span of its batch.
     async with database.sessions() as session:
-        row = (await session.exec(select(OutboxMessage))).one()
-    headers = list(zip(row.header_names, row.header_values, strict=True))
-    envelope, published = decode(headers, row.value)
-    assert published == MERGED and envelope.source == "/canbao/tests"
-    downstream = trace.get_current_span(extract_trace_context(headers)).get_span_context()
-    assert downstream.trace_id == send.context.trace_id
-    assert downstream.span_id == process.context.span_id
+        rows = (await session.exec(select(OutboxMessage))).all()
+    assert len(rows) == 2
+    for row in rows:
+        headers = list(zip(row.header_names, row.header_values, strict=True))
+        envelope, published = decode(headers, row.value)
+        assert published == MERGED and envelope.source == "/canbao/tests"
+        downstream = trace.get_current_span(extract_trace_context(headers)).get_span_context()
+        assert downstream.span_id in {s.context.span_id for s in process if s.context}
 
 
 def _points(reader: InMemoryMetricReader, name: str) -> list[Any]:

@@ -9,6 +9,11 @@ Fast path first, without savepoints. If a handler fails, the transaction is roll
 batch replayed carefully, each message in its own SAVEPOINT, so a poison message rolls back
 only itself and goes to the dead-letter topic while the others are applied. A transient failure
 anywhere propagates with nothing committed, and the runner retries the same batch.
+
+Tracing is per batch, as OpenTelemetry's messaging conventions have it for batch processing: one
+CONSUMER span `process <topic>` around the whole transaction, linked to the span that sent
+each message (its `traceparent`); what the handlers publish carries the batch's span. A span
+per message cost more than the runtime's own work on a one-row handler.
 """
 
 from __future__ import annotations
@@ -16,11 +21,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
 from aiokafka.structs import ConsumerRecord
 from opentelemetry import trace
-from opentelemetry.trace import SpanKind
+from opentelemetry.trace import Link, Span, SpanKind
 from sqlalchemy import ARRAY, Text, bindparam, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -37,7 +43,7 @@ from canbao_platform.messaging.failures import (
 )
 from canbao_platform.messaging.messages import Handler, InboundMessage, UnitOfWork, parse_record
 from canbao_platform.messaging.producer import Producer
-from canbao_platform.telemetry import extract_trace_context
+from canbao_platform.telemetry import extract_trace_context, has_trace_context
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer("canbao.messaging")
@@ -71,14 +77,16 @@ class BatchApplier:
     async def apply(self, records: Sequence[ConsumerRecord]) -> BatchOutcome:
         """Apply `records` and commit. Raises on a transient failure, having committed nothing."""
         parsed = [parse_record(record) for record in records]
-        try:
-            return await self._attempt(parsed, careful=False)
-        except Exception as error:
-            if classify(error, self.permanent) is Failure.TRANSIENT:
-                raise
-            log.info("%s: %s in a batch, replaying it message by message",
-                     self.consumer, type(error).__name__)  # fmt: skip
-        return await self._attempt(parsed, careful=True)
+        with self._span([message for message, _ in parsed]) as span:
+            try:
+                return await self._attempt(parsed, careful=False)
+            except Exception as error:
+                if classify(error, self.permanent) is Failure.TRANSIENT:
+                    raise
+                log.info("%s: %s in a batch, replaying it message by message",
+                         self.consumer, type(error).__name__)  # fmt: skip
+                span.add_event("replayed message by message", {"error": type(error).__name__})
+            return await self._attempt(parsed, careful=True)
 
     async def _attempt(
         self, parsed: list[tuple[InboundMessage, str | None]], *, careful: bool
@@ -86,6 +94,7 @@ class BatchApplier:
         outcome, poison = BatchOutcome(), list[Poison]()  # poison in the batch's order
         async with self.database.sessions() as session, session.begin():
             connection = await _connect(session)
+            uow = UnitOfWork(session, source=self.source)
             claimed = await self._claim(connection, [m for m, problem in parsed if not problem])
             for message, problem in parsed:
                 key = message.idempotency_key
@@ -94,9 +103,9 @@ class BatchApplier:
                     continue
                 claimed.discard(key)
                 if problem is None and careful:
-                    problem = await self._apply_carefully(session, message, outcome)
+                    problem = await self._apply_carefully(uow, message, outcome)
                 elif problem is None:
-                    await self._handle(session, message)
+                    await self.handler(message, uow)
                 if problem is None:
                     outcome.applied += 1
                 else:
@@ -106,6 +115,11 @@ class BatchApplier:
                 connection, poison, consumer=self.consumer, topic=self.dead_letter_topic,
                 producer=self.producer,
             )  # fmt: skip
+        for p in poison:  # the reason's class only: its message may quote a citizen's data
+            trace.get_current_span().add_event("dead-lettered", {
+                "messaging.kafka.position": p.message.position,
+                "error.type": p.reason.split(":", 1)[0],
+            })  # fmt: skip
         return outcome
 
     async def _claim(self, connection: AsyncConnection, messages: list[InboundMessage]) -> set[str]:
@@ -116,14 +130,14 @@ class BatchApplier:
         return set(result.scalars())
 
     async def _apply_carefully(
-        self, session: AsyncSession, message: InboundMessage, outcome: BatchOutcome
+        self, uow: UnitOfWork, message: InboundMessage, outcome: BatchOutcome
     ) -> str | None:
         """Apply `message` inside a savepoint; the reason to dead-letter it, or None if applied."""
         for attempt in range(1, self.max_attempts + 1):
-            savepoint = await session.begin_nested()
+            savepoint = await uow.session.begin_nested()
             try:
-                await self._handle(session, message)
-                await session.flush()  # constraint errors surface here, inside the savepoint
+                await self.handler(message, uow)
+                await uow.session.flush()  # constraint errors surface here, inside the savepoint
             except Exception as error:
                 await savepoint.rollback()
                 kind = classify(error, self.permanent)
@@ -141,22 +155,34 @@ class BatchApplier:
                 return None
         raise AssertionError("unreachable: the last attempt returns")
 
-    async def _handle(self, session: AsyncSession, message: InboundMessage) -> None:
-        """The handler, in a CONSUMER span that continues the producer's trace."""
-        with tracer.start_as_current_span(
-            f"process {message.topic}",
-            context=extract_trace_context(message.headers),
-            kind=SpanKind.CONSUMER,
-            attributes={
-                "messaging.system": "kafka",
-                "messaging.operation.type": "process",
-                "messaging.destination.name": message.topic,
-                "messaging.destination.partition.id": str(message.partition),
-                "messaging.kafka.offset": message.offset,
-                "messaging.consumer.group.name": self.consumer,
-            },
-        ):
-            await self.handler(message, UnitOfWork(session, source=self.source))
+    def _span(self, messages: list[InboundMessage]) -> AbstractContextManager[Span]:
+        """The batch's CONSUMER span, linked to the producer span of each message that has one.
+        (The SDK keeps the first 128 links of a span unless OTEL_SPAN_LINK_COUNT_LIMIT says
+        more: raise it to max_batch where every message's origin must be found.)"""
+        topics = {message.topic for message in messages}
+        attributes: dict[str, str | int] = {
+            "messaging.system": "kafka",
+            "messaging.operation.type": "process",
+            "messaging.consumer.group.name": self.consumer,
+            "messaging.batch.message_count": len(messages),
+        }
+        if len(topics) == 1:
+            attributes["messaging.destination.name"] = next(iter(topics))
+        return tracer.start_as_current_span(
+            f"process {next(iter(topics))}" if len(topics) == 1 else "process",
+            kind=SpanKind.CONSUMER, attributes=attributes, links=_producer_links(messages),
+        )  # fmt: skip
+
+
+def _producer_links(messages: list[InboundMessage]) -> list[Link]:
+    """A link to the span that sent each message, read from its `traceparent` header."""
+    links = []
+    for message in messages:
+        if has_trace_context(message.headers):
+            sent_in = trace.get_current_span(extract_trace_context(message.headers))
+            if sent_in.get_span_context().is_valid:
+                links.append(Link(sent_in.get_span_context()))
+    return links
 
 
 async def _connect(session: AsyncSession) -> AsyncConnection:
