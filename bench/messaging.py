@@ -10,10 +10,12 @@ encoder writes them), already on one topic:
   batch's offsets: the ceiling of any consumer in Python on this broker;
 * **runner**: `ConsumerRunner` with the same batch size: envelope parsing, one PostgreSQL
   transaction per batch holding the idempotency records (one INSERT … ON CONFLICT for the batch)
-  and a trivial effect (one row per message, a SQLModel object added to the session), then the
-  offset commit;
+  and a trivial effect (one row per message, added with `uow.add_row`: one multi-row INSERT for
+  the batch), then the offset commit;
+* **runner, ORM row**: the same effect written as a SQLModel object added to the session, to
+  show what the ORM's unit of work costs per message;
 * **runner, no effect**: the same with a handler that does nothing, to separate the runtime's
-  own cost (parsing, idempotency records, transaction, spans) from the effect's (SQLModel).
+  own cost (parsing, idempotency records, transaction, span) from the effect's.
 
 Each runs in its own child process, so its peak RSS is its own (the parent holds the broker's
 in-memory log and PostgreSQL runs as its own processes). Events/s is counted from the first
@@ -50,6 +52,7 @@ from canbao_platform.local.broker import MockKafkaCluster
 from canbao_platform.local.postgres import PostgresCluster, free_port
 from canbao_platform.messaging import (
     ConsumerRunner,
+    Handler,
     InboundMessage,
     Producer,
     RunnerConfig,
@@ -75,7 +78,14 @@ class Applied(BenchBase, table=True):
     size: int
 
 
+applied = Applied.__table__  # type: ignore[attr-defined]
+
+
 async def apply_effect(message: InboundMessage, uow: UnitOfWork) -> None:
+    uow.add_row(applied, {"event_id": message.idempotency_key, "size": len(message.value or b"")})
+
+
+async def apply_orm_effect(message: InboundMessage, uow: UnitOfWork) -> None:
     uow.session.add(Applied(event_id=message.idempotency_key, size=len(message.value or b"")))
 
 
@@ -126,11 +136,14 @@ async def bare(bootstrap: str, topic: str, count: int) -> dict[str, Any]:
     return {"events": seen, "elapsed": elapsed, "latencies": latencies}
 
 
+HANDLERS = {"runner": apply_effect, "orm-row": apply_orm_effect, "no-effect": no_effect}
+LABELS = {"runner": "runner", "orm-row": "runner, ORM row", "no-effect": "runner, no effect"}
+
+
 async def runner(
-    bootstrap: str, topic: str, count: int, database_url: str, effect: bool
+    bootstrap: str, topic: str, count: int, database_url: str, handler: Handler
 ) -> dict[str, Any]:
     database = Database(database_url, pool_size=2)
-    handler = apply_effect if effect else no_effect
     async with Producer(bootstrap) as producer:
         timed = TimedRunner(
             expected=count, name=f"runner-{uuid.uuid4()}", topics=[topic], handler=handler,
@@ -152,8 +165,9 @@ def child(args: argparse.Namespace) -> None:
     if args.child == "bare":
         figures = asyncio.run(bare(args.bootstrap, args.topic, args.count))
     else:
-        effect = args.child == "runner"
-        figures = asyncio.run(runner(args.bootstrap, args.topic, args.count, args.database, effect))
+        handler = HANDLERS[args.child]
+        measured = runner(args.bootstrap, args.topic, args.count, args.database, handler)
+        figures = asyncio.run(measured)
     latencies = sorted(figures.pop("latencies"))
     figures["p50_ms"] = 1000 * latencies[len(latencies) // 2]
     figures["p99_ms"] = 1000 * latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
@@ -222,18 +236,19 @@ async def main(sizes: list[int], partitions: int, value_bytes: int) -> None:
                 produced = await produce(kafka, topic, count, value_bytes)
                 base = measure("bare", topic, count, kafka.bootstrap_servers)
                 rows = [("bare", base)]
-                for phase in ("runner", "no-effect"):  # each on a fresh database
+                for phase in HANDLERS:  # each on a fresh database
                     name = f"bench_{count}_{phase.replace('-', '_')}"
                     url = await fresh_database(postgres, name)
                     figures = measure(phase, topic, count, kafka.bootstrap_servers, url)
                     rows.append((phase, figures))
-                applied = postgres.psql(
-                    f"bench_{count}_runner", "SELECT count(*) FROM bench_applied"
-                )
-                assert int(applied) == count == rows[1][1]["events"], (applied, rows[1])
+                for phase, figures in rows[1:]:
+                    if phase != "no-effect":
+                        applied = postgres.psql(f"bench_{count}_{phase.replace('-', '_')}",
+                                                "SELECT count(*) FROM bench_applied")  # fmt: skip
+                        assert int(applied) == count == figures["events"], (phase, applied)
                 for phase, figures in rows:
                     ratio = figures["rate"] / base["rate"]
-                    label = "runner, no effect" if phase == "no-effect" else phase
+                    label = LABELS.get(phase, phase)
                     print(f"{count:>8,} {label:>17} {figures['rate']:>9,.0f} {ratio:>6.3f} "
                           f"{figures['p50_ms']:>7.1f} {figures['p99_ms']:>7.1f} "
                           f"{figures['rss_mib']:>6.0f} MiB", flush=True)  # fmt: skip
@@ -257,7 +272,7 @@ if __name__ == "__main__":
     parser.add_argument("--sizes", type=int, nargs="+", default=[50_000, 200_000])
     parser.add_argument("--partitions", type=int, default=32)
     parser.add_argument("--value-bytes", type=int, default=200)
-    parser.add_argument("--child", choices=["bare", "runner", "no-effect"], help=argparse.SUPPRESS)
+    parser.add_argument("--child", choices=["bare", *HANDLERS], help=argparse.SUPPRESS)
     parser.add_argument("--topic", help=argparse.SUPPRESS)
     parser.add_argument("--count", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--bootstrap", help=argparse.SUPPRESS)

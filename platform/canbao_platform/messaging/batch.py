@@ -137,7 +137,10 @@ class BatchApplier:
             savepoint = await uow.session.begin_nested()
             try:
                 await self.handler(message, uow)
-                await uow.session.flush()  # constraint errors surface here, inside the savepoint
+                # Constraint errors surface here, inside the savepoint: when the ORM flushes, or
+                # when the savepoint's commit writes the rows added with `uow.add_row`.
+                await uow.session.flush()
+                await savepoint.commit()
             except Exception as error:
                 await savepoint.rollback()
                 kind = classify(error, self.permanent)
@@ -151,7 +154,6 @@ class BatchApplier:
                             self.max_attempts)  # fmt: skip
                 await asyncio.sleep(self.retry_backoff.delay(attempt - 1))
             else:
-                await savepoint.commit()
                 return None
         raise AssertionError("unreachable: the last attempt returns")
 

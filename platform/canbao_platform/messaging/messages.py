@@ -1,7 +1,8 @@
 """What a handler sees: the message it is given and the unit of work it writes through.
 
 A handler is `async def handle(message: InboundMessage, uow: UnitOfWork) -> None`: it loads
-what it needs through `uow.session`, changes it, and publishes events with `uow.publish_event`.
+what it needs through `uow.session`, changes it, adds rows nobody reads back in the same batch
+with `uow.add_row`, and publishes events with `uow.publish_event`.
 It never commits: the runner commits the effect together with the idempotency record, and the
 outbox rows with both, so "changed the database" and "will announce it" cannot come apart.
 A handler may run more than once for one message (its batch retried or replayed after another
@@ -11,13 +12,14 @@ message failed); what it writes through `uow` counts exactly once, so it does no
 from __future__ import annotations
 
 import hashlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from functools import cache
 from typing import Any, Final
 
 from aiokafka.structs import ConsumerRecord
-from sqlalchemy import event, insert
+from sqlalchemy import ARRAY, Insert, Table, bindparam, event, func, insert, select
 from sqlalchemy.orm import Session
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -96,11 +98,21 @@ def event_source(service: str) -> str:
 
 
 class UnitOfWork:
-    """The handler's transaction: `session` for its own tables, `publish*` for the outbox."""
+    """The handler's transaction: `session` for its own tables, `add_row` for new rows written
+    in bulk, `publish*` for the outbox."""
 
     def __init__(self, session: AsyncSession, *, source: str) -> None:
         self.session = session
         self.source = source
+
+    def add_row(self, table: Table, row: Mapping[str, Any]) -> None:
+        """Insert `row` into `table` with this transaction: written, with every other row added
+        to `table`, by one multi-row INSERT when the transaction (or the savepoint it was added
+        in) commits; discarded if that rolls back. Until then no query sees it, so this is for
+        rows nobody reads back in the same batch: a history, a log, staged changes. The way to
+        write one row per message at the cost of a few microseconds, instead of an ORM object
+        (tens of microseconds) or a statement (a round trip) each."""
+        _pending_rows(self.session.sync_session).setdefault(table, []).append(row)
 
     def publish(self, record: KafkaRecord) -> None:
         """Add `record` to the outbox, in this transaction; the relay sends it after commit.
@@ -109,15 +121,13 @@ class UnitOfWork:
         headers = list(record.headers)
         if not has_trace_context(headers):
             inject_trace_context(headers)  # the consumer of this event continues our trace
-        _outbox_buffer(self.session.sync_session).append(
-            {
-                "topic": record.topic,
-                "key": record.key,
-                "value": record.value,
-                "header_names": [name for name, _ in headers],
-                "header_values": [value for _, value in headers],
-            }
-        )
+        self.add_row(outbox, {
+            "topic": record.topic,
+            "key": record.key,
+            "value": record.value,
+            "header_names": [name for name, _ in headers],
+            "header_values": [value for _, value in headers],
+        })  # fmt: skip
 
     def publish_event(self, event: Event, *, id: str | None = None) -> KafkaRecord:
         """Encode a contract event (CloudEvents envelope, our service as `ce_source`) and publish
@@ -129,32 +139,53 @@ class UnitOfWork:
 
 Handler = Callable[[InboundMessage, UnitOfWork], Awaitable[None]]
 
-# Published records wait in the session (`info`) and are written by one multi-row INSERT when
-# the transaction, or the savepoint they were published in, commits (SQLAlchemy fires
-# `before_commit` for both); a rollback of either discards what it published. One statement per
-# batch instead of an ORM object and an INSERT per event.
-_OUTBOX_BUFFER: Final = "canbao_platform.outbox"
+# Rows added with `add_row` (published records among them) wait in the session (`info`), per
+# table in the order the tables were first used, and are written by one INSERT per table when
+# the transaction, or the savepoint they were added in, commits (SQLAlchemy fires
+# `before_commit` for both); a rollback of either discards what was added since the last write.
+_PENDING_ROWS: Final = "canbao_platform.pending_rows"
 
 
-def _outbox_buffer(session: Session) -> list[dict[str, Any]]:
-    buffer: list[dict[str, Any]] | None = session.info.get(_OUTBOX_BUFFER)
-    if buffer is None:
-        buffer = session.info[_OUTBOX_BUFFER] = []
-        event.listen(session, "before_commit", _write_outbox)
-        event.listen(session, "after_soft_rollback", _discard_outbox)
-    return buffer
+def _pending_rows(session: Session) -> dict[Table, list[Mapping[str, Any]]]:
+    pending: dict[Table, list[Mapping[str, Any]]] | None = session.info.get(_PENDING_ROWS)
+    if pending is None:
+        pending = session.info[_PENDING_ROWS] = {}
+        event.listen(session, "before_commit", _write_pending_rows)
+        event.listen(session, "after_soft_rollback", _discard_pending_rows)
+    return pending
 
 
-def _write_outbox(session: Session) -> None:
-    rows = session.info.get(_OUTBOX_BUFFER)
-    if rows:
+def _write_pending_rows(session: Session) -> None:
+    pending: dict[Table, list[Mapping[str, Any]]] = session.info.get(_PENDING_ROWS, {})
+    for table, rows in pending.items():
+        if not rows:
+            continue
+        columns = tuple(rows[0])
         # The sync API inside the async session's greenlet: SQLAlchemy awaits it for us.
-        session.execute(insert(outbox), rows)
-        rows.clear()
+        if all(row.keys() == rows[0].keys() for row in rows) and _unnestable(table, columns):
+            arrays = {column: [row[column] for row in rows] for column in columns}
+            session.execute(_insert_unnested(table, columns), arrays)
+        else:  # rows naming different columns, or arrays among them (the outbox's headers)
+            session.execute(insert(table), rows)
+    pending.clear()
 
 
-def _discard_outbox(session: Session, previous_transaction: Any) -> None:
-    session.info.get(_OUTBOX_BUFFER, []).clear()
+def _unnestable(table: Table, columns: tuple[str, ...]) -> bool:
+    return not any(isinstance(table.c[column].type, ARRAY) for column in columns)
+
+
+@cache
+def _insert_unnested(table: Table, columns: tuple[str, ...]) -> Insert:
+    """`INSERT INTO table (columns) SELECT * FROM unnest(:column, …)`, one array per column: one
+    statement, planned once, however many rows (an executemany runs a statement per row)."""
+    arrays = func.unnest(*[bindparam(column, type_=ARRAY(table.c[column].type))
+                           for column in columns])  # fmt: skip
+    rows = arrays.table_valued(*columns).render_derived()
+    return insert(table).from_select(list(columns), select(*[rows.c[c] for c in columns]))
+
+
+def _discard_pending_rows(session: Session, previous_transaction: Any) -> None:
+    session.info.get(_PENDING_ROWS, {}).clear()
 
 
 @asynccontextmanager

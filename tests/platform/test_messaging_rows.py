@@ -1,0 +1,89 @@
+"""Rows a handler adds with `uow.add_row`: written in bulk with the batch's transaction, so they
+count exactly once like any other effect, and a row the database refuses costs only its own
+message (architecture.md "at-least-once in, exactly-once effect")."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from canbao_platform.db import Database
+from canbao_platform.local.broker import MockKafkaCluster
+from canbao_platform.messaging import (
+    DLQ_REASON,
+    ConsumerRunner,
+    InboundMessage,
+    Producer,
+    UnitOfWork,
+    unit_of_work,
+)
+from tests.platform.conftest import (
+    Effect,
+    committed_offsets,
+    effects,
+    event,
+    read_topic,
+    wait_until,
+)
+from tests.platform.test_messaging_consumer import CrashAfterDatabaseCommit
+
+effect_rows = Effect.__table__  # type: ignore[attr-defined]
+
+
+async def add_effect_row(message: InboundMessage, uow: UnitOfWork) -> None:
+    value = (message.value or b"").decode()
+    uow.add_row(effect_rows, {"message_key": message.idempotency_key, "value": value})
+
+
+async def test_a_row_postgresql_refuses_dead_letters_its_message_and_the_rest_are_written_once(
+    kafka: MockKafkaCluster, make_topic: Callable[..., str], producer: Producer,
+    database: Database, make_runner: Callable[..., ConsumerRunner],
+) -> None:  # fmt: skip
+    topic, dead_letters = make_topic(partitions=1), make_topic("deadletter", partitions=1)
+    sent = [event(topic, f"good-{n}", event_id=f"g{n}") for n in range(6)]
+    sent.insert(3, event(topic, "nul \x00 in text", event_id="refused"))  # PostgreSQL: 22021
+    await producer.send_many(sent)
+    runner = make_runner([topic], add_effect_row, dead_letter_topic=dead_letters)
+    await runner.start()
+    await wait_until(lambda: runner.counts.handled == 7)
+
+    assert await effects(database) == {f"g{n}": 1 for n in range(6)}
+    assert (runner.counts.processed, runner.counts.dead_lettered) == (6, 1)
+    [letter] = await read_topic(kafka.bootstrap_servers, dead_letters, 1)
+    assert dict(letter.headers)["ce_id"] == b"refused"
+    assert b"invalid byte sequence" in dict(letter.headers)[DLQ_REASON]  # PostgreSQL's reason
+    assert await committed_offsets(kafka.bootstrap_servers, runner.name, topic) == {0: 7}
+
+
+async def test_a_batch_delivered_again_after_a_crash_adds_no_row_twice(
+    kafka: MockKafkaCluster, make_topic: Callable[..., str], producer: Producer,
+    database: Database, make_runner: Callable[..., ConsumerRunner],
+) -> None:  # fmt: skip
+    topic = make_topic()
+    await producer.send_many([event(topic, f"e{n}", event_id=f"e{n}") for n in range(20)])
+    crashing = make_runner([topic], add_effect_row, cls=CrashAfterDatabaseCommit)
+    await crashing.start()
+    await wait_until(lambda: crashing.crashed and not crashing.health()["running"])
+    written_before_crash = await effects(database)
+    assert written_before_crash  # the database committed; the offsets did not
+    assert await committed_offsets(kafka.bootstrap_servers, crashing.name, topic) == {}
+
+    restarted = make_runner([topic], add_effect_row, name=crashing.name)
+    await restarted.start()
+    await wait_until(lambda: restarted.counts.handled == 20)
+
+    assert await effects(database) == {f"e{n}": 1 for n in range(20)}
+    assert restarted.counts.duplicates == len(written_before_crash)
+
+
+async def test_a_unit_of_work_that_raises_writes_none_of_its_rows(database: Database) -> None:
+    with pytest.raises(RuntimeError):
+        async with unit_of_work(database, service="tests") as uow:
+            uow.add_row(effect_rows, {"message_key": "request-1", "value": "changed"})
+            raise RuntimeError("the request failed after adding a row")
+    assert await effects(database) == {}
+
+    async with unit_of_work(database, service="tests") as uow:
+        uow.add_row(effect_rows, {"message_key": "request-2", "value": "changed"})
+    assert await effects(database) == {"request-2": 1}
