@@ -187,6 +187,12 @@ def decode(headers: Sequence[tuple[str, bytes]], value: bytes | None) -> tuple[E
     envelope = Envelope.from_headers(headers)
     if envelope is None:
         raise MalformedEnvelope("no CloudEvents headers (ce_*): not a registry event")
+    return envelope, decode_event(envelope, value)
+
+
+def decode_event(envelope: Envelope, value: bytes | None) -> Event:
+    """The event `envelope` announces, read from the message's value (for an envelope already
+    read from the headers). Raises UnknownEventType or InvalidEventPayload with the reason."""
     model = EVENT_TYPES.get(envelope.type)
     if model is None:
         raise UnknownEventType(envelope.type)
@@ -201,7 +207,7 @@ def decode(headers: Sequence[tuple[str, bytes]], value: bytes | None) -> tuple[E
             f"{envelope.type}: ce_subject {envelope.subject} is not the event's subject "
             f"{event.subject}"
         )
-    return envelope, event
+    return event
 
 
 def _read(headers: Sequence[tuple[str, bytes]]) -> dict[str, str]:

@@ -23,7 +23,14 @@ from sqlalchemy import ARRAY, Insert, Table, bindparam, event, func, insert, sel
 from sqlalchemy.orm import Session
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from canbao_contracts.envelope import Envelope, KafkaRecord, MalformedEnvelope, decode, encode
+from canbao_contracts.envelope import (
+    Envelope,
+    KafkaRecord,
+    MalformedEnvelope,
+    decode,
+    decode_event,
+    encode,
+)
 from canbao_contracts.events import Event
 from canbao_platform.db import Database
 from canbao_platform.messaging.tables import outbox
@@ -74,8 +81,11 @@ class InboundMessage:
 
     def decode(self) -> tuple[Envelope, Event]:
         """The envelope and the contract's event (raises a ContractError, a ValueError, when the
-        message does not match the contracts: the runner then dead-letters it)."""
-        return decode(self.headers, self.value)
+        message does not match the contracts: the runner then dead-letters it). The envelope
+        is the one read when the message arrived, not read again."""
+        if self.envelope is None:
+            return decode(self.headers, self.value)  # raises: not a registry event
+        return self.envelope, decode_event(self.envelope, self.value)
 
 
 def parse_record(record: ConsumerRecord) -> tuple[InboundMessage, str | None]:
