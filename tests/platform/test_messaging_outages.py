@@ -161,3 +161,26 @@ async def test_a_service_reports_not_ready_while_its_broker_is_away(
     assert response.status_code == 503
     assert response.json()["checks"]["database"]["ready"] is True
     assert response.json()["checks"]["producer"]["ready"] is False
+
+
+async def test_a_connection_that_died_between_batches_is_replaced(
+    postgres: PostgresCluster, make_topic: Callable[..., str], producer: Producer,
+    database: Database, make_runner: Callable[..., ConsumerRunner],
+) -> None:  # fmt: skip
+    """The consumer keeps its connection from batch to batch (no pre-ping per batch): when the
+    server drops it while idle (a restart, a failover, an idle timeout), the next batch fails as
+    a transient error, is retried on a new connection and applied once."""
+    topic, name = make_topic(), database.engine.url.database
+    runner = make_runner([topic], Recorder())
+    await runner.start()
+    await producer.send_many([event(topic, f"before-{i}") for i in range(5)])
+    await wait_until(lambda: runner.counts.processed == 5)
+
+    postgres.psql("postgres", "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                              f"WHERE datname = '{name}'")  # fmt: skip
+    await producer.send_many([event(topic, f"after-{i}", event_id=f"a{i}") for i in range(5)])
+    await wait_until(lambda: runner.counts.processed == 10)
+
+    applied = await effects(database)
+    assert len(applied) == 10 and set(applied.values()) == {1}
+    assert runner.health()["ready"]

@@ -22,7 +22,7 @@ import asyncio
 import logging
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from aiokafka.structs import ConsumerRecord
 from opentelemetry import trace
@@ -62,7 +62,7 @@ class BatchOutcome:
     retries: int = 0  # handler attempts repeated after an unknown error
 
 
-@dataclass(frozen=True)
+@dataclass
 class BatchApplier:
     consumer: str
     handler: Handler
@@ -73,6 +73,11 @@ class BatchApplier:
     max_attempts: int = 3
     retry_backoff: Backoff = MESSAGE_RETRY
     permanent: tuple[type[BaseException], ...] = ()
+    # The consumer's own connection, kept from batch to batch: a checkout from the pool costs a
+    # pre-ping (three round trips with asyncpg) per batch. A connection that died fails the
+    # batch's first statement, a transient failure: the batch is retried, and SQLAlchemy
+    # connects again when the next transaction begins.
+    _connection: AsyncConnection | None = field(default=None, init=False, repr=False)
 
     async def apply(self, records: Sequence[ConsumerRecord]) -> BatchOutcome:
         """Apply `records` and commit. Raises on a transient failure, having committed nothing."""
@@ -85,14 +90,17 @@ class BatchApplier:
                     raise
                 log.info("%s: %s in a batch, replaying it message by message",
                          self.consumer, type(error).__name__)  # fmt: skip
-                span.add_event("replayed message by message", {"error": type(error).__name__})
+                span.add_event("replayed message by message", {"error.type": type(error).__name__})
             return await self._attempt(parsed, careful=True)
 
     async def _attempt(
         self, parsed: list[tuple[InboundMessage, str | None]], *, careful: bool
     ) -> BatchOutcome:
         outcome, poison = BatchOutcome(), list[Poison]()  # poison in the batch's order
-        async with self.database.sessions() as session, session.begin():
+        async with (
+            self.database.sessions(bind=await self._held_connection()) as session,
+            session.begin(),
+        ):
             connection = await _connect(session)
             uow = UnitOfWork(session, source=self.source)
             claimed = await self._claim(connection, [m for m, problem in parsed if not problem])
@@ -121,6 +129,24 @@ class BatchApplier:
                 "error.type": p.reason.split(":", 1)[0],
             })  # fmt: skip
         return outcome
+
+    async def close(self) -> None:
+        """Give the consumer's connection back to the pool."""
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            await connection.close()
+
+    async def _held_connection(self) -> AsyncConnection:
+        if self._connection is None:
+            try:
+                self._connection = await self.database.engine.connect()
+            except Exception as error:
+                raise TransientError(f"database unavailable: {describe(error)}") from error
+        if self._connection.in_transaction():
+            # Left open by a batch cancelled mid-way: a session would join it, and its commit
+            # would then commit nothing. Only after a cancellation; the check costs nothing.
+            await self._connection.rollback()
+        return self._connection
 
     async def _claim(self, connection: AsyncConnection, messages: list[InboundMessage]) -> set[str]:
         if not messages:

@@ -109,6 +109,7 @@ class ConsumerRunner:
             await asyncio.wait({task})
         if not task.cancelled() and task.exception() is not None:
             log.error("%s: ended by %r", self.name, task.exception())
+        await self._applier.close()
         self._state = "stopped"
 
     def lag(self) -> dict[tuple[str, int], int]:
