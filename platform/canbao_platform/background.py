@@ -1,7 +1,7 @@
-"""The loops a service runs beside its routes (the outbox relay, identity's golden-record builder,
-matching's evaluator, the pruner, partner callbacks): one way to start them, wait in them and
-stop them, so that every component of the service shell (`canbao_platform.service.Component`)
-stops the same way.
+"""The loops a service runs beside its routes (the consumer runners, the outbox relay, identity's
+golden-record builder, matching's evaluator, the pruner, partner callbacks): one way to start
+them, wait in them and stop them, so that every component of the service shell
+(`canbao_platform.service.Component`) stops the same way.
 
 How a loop stops: `stop()` asks it to (`stopping` turns true and any `sleep` returns at once)
 and waits up to `stop_timeout_s` for `run()` to return. A loop checks `stopping` between its

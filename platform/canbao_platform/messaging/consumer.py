@@ -21,6 +21,7 @@ from types import MappingProxyType
 from typing import Any
 
 from canbao_contracts import topics as contract_topics
+from canbao_platform.background import BackgroundLoop
 from canbao_platform.db import Database
 from canbao_platform.messaging.batch import BatchApplier, BatchOutcome
 from canbao_platform.messaging.failures import (
@@ -55,7 +56,7 @@ class RunnerConfig:
     consumer_options: Mapping[str, Any] = field(default_factory=dict)  # more AIOKafkaConsumer
 
 
-class ConsumerRunner:
+class ConsumerRunner(BackgroundLoop):
     """Consumes `topics` as consumer group `name` (also the idempotency records' consumer),
     applying each message with `handler`; a Component of the service shell.
 
@@ -69,7 +70,9 @@ class ConsumerRunner:
         dead_letter_topic: str | None = None, config: RunnerConfig = RunnerConfig(),
         client_options: Mapping[str, Any] = MappingProxyType({}),
     ) -> None:  # fmt: skip
+        super().__init__()
         self.name, self.topics, self.config = name, list(topics), config
+        self.stop_timeout_s = config.shutdown_timeout_s
         self._bootstrap_servers = bootstrap_servers
         self._client_options = dict(client_options)
         self._applier = BatchApplier(
@@ -79,8 +82,6 @@ class ConsumerRunner:
             retry_backoff=config.message_retry_backoff, permanent=config.permanent_errors,
         )  # fmt: skip
         self.counts = ConsumerCounts(name)
-        self._task: asyncio.Task[None] | None = None
-        self._stopping = asyncio.Event()
         self._batch_in_hand = asyncio.Lock()  # held from a poll's result to its offsets commit
         self._state = "stopped"  # starting | consuming | retrying | restarting | stopped
         self._lag: dict[tuple[str, int], int] = {}
@@ -88,27 +89,16 @@ class ConsumerRunner:
 
     async def start(self) -> None:
         if self._task is None:
-            self._stopping.clear()
             self._state = "starting"
-            self._task = asyncio.create_task(self._supervise(), name=f"consumer {self.name}")
-            runtime_metrics().watch_lag(self)
+        await super().start()
+        runtime_metrics().watch_lag(self)
 
     async def stop(self) -> None:
-        """Finish the batch in hand (database commit, then offsets), leave the group."""
-        task, self._task = self._task, None
-        if task is None:
-            return
-        self._stopping.set()
-        if self._state in ("starting", "restarting"):
-            task.cancel()  # no batch in hand: nothing to finish, no group join to wait for
-        done, _ = await asyncio.wait({task}, timeout=self.config.shutdown_timeout_s)
-        if not done:
-            log.warning("%s: still busy after %.0f s, cancelled; its batch will come again",
-                        self.name, self.config.shutdown_timeout_s)  # fmt: skip
-            task.cancel()
-            await asyncio.wait({task})
-        if not task.cancelled() and task.exception() is not None:
-            log.error("%s: ended by %r", self.name, task.exception())
+        """Finish the batch in hand (database commit, then offsets), leave the group; a batch
+        still in hand after `shutdown_timeout_s` is cancelled and comes again."""
+        if self._task is not None and self._state in ("starting", "restarting"):
+            self._task.cancel()  # no batch in hand: nothing to finish, no group join to wait for
+        await super().stop()
         await self._applier.close()
         self._state = "stopped"
 
@@ -120,7 +110,7 @@ class ConsumerRunner:
         return {
             "ready": self._state == "consuming",
             "state": self._state,
-            "running": self._task is not None and not self._task.done(),
+            "running": self.running,
             **{name: getattr(counts, name) for name in
                ("restarts", "processed", "duplicates", "dead_lettered", "retries")},
             "lag": {f"{topic}:{partition}": n for (topic, partition), n in sorted(lag.items())},
@@ -128,9 +118,10 @@ class ConsumerRunner:
             "last_error": self.last_error,
         }  # fmt: skip
 
-    async def _supervise(self) -> None:
+    async def run(self) -> None:
+        """Consume until asked to stop; whatever ends a consumer, it starts again (backoff)."""
         failures = 0
-        while not self._stopping.is_set():
+        while not self.stopping:
             handled = self.counts.handled
             try:
                 await self._consume()
@@ -143,7 +134,7 @@ class ConsumerRunner:
                 failures += 1
                 log.warning("%s: consumer failed (%s); restart %d in %.1f s", self.name,
                             self.last_error, self.counts.restarts, delay)  # fmt: skip
-                await self._sleep(delay)
+                await self.sleep(delay)
         self._state = "stopped"
 
     async def _consume(self) -> None:
@@ -161,7 +152,7 @@ class ConsumerRunner:
         try:
             await group.start()
             self._state = "consuming"
-            while not self._stopping.is_set():
+            while not self.stopping:
                 batches = await group.poll()
                 self._lag = await group.lag(batches)
                 if batches:
@@ -196,7 +187,7 @@ class ConsumerRunner:
                 delay = self.config.retry_backoff.delay(attempt)
                 log.warning("%s: %s; batch of %d retried in %.1f s", self.name,
                             type(error).__name__, len(records), delay)  # fmt: skip
-                if await self._sleep(delay):
+                if await self.sleep(delay):
                     return None
             else:
                 self._state = "consuming"
@@ -206,11 +197,3 @@ class ConsumerRunner:
     async def _commit_offsets(self, group: GroupConsumer, batches: Batches) -> None:
         """After the database commit. (A seam for tests: a crash here is the worst moment.)"""
         await group.commit(batches)
-
-    async def _sleep(self, seconds: float) -> bool:
-        """Sleep unless asked to stop; True if asked to stop."""
-        try:
-            await asyncio.wait_for(self._stopping.wait(), seconds)
-        except TimeoutError:
-            return False
-        return True
