@@ -299,7 +299,6 @@ async def test_changes_applied_beside_a_poison_message_are_all_kept(running: Run
     ids=["default", "IDENTITY_ROLES=build"],
 )  # fmt: skip
 async def test_the_app_runs_the_components_of_its_roles_and_becomes_ready(
-    kafka: MockKafkaCluster,
     identity_db: Database,
     monkeypatch: pytest.MonkeyPatch,
     roles: str | None,
@@ -308,7 +307,23 @@ async def test_the_app_runs_the_components_of_its_roles_and_becomes_ready(
     """What `uvicorn --factory canbao_identity.app:create` runs: the lifespan starts the
     components of the process's roles (by default the producer, the two consumers, the builder
     and the relay), and /readyz says so."""
-    contract_topics(kafka)
+    # A broker of its own: the app's consumers run with production's 10 s session in the groups
+    # the other tests join ("identity", …), and after they leave, the test broker would hold the
+    # next test's JoinGroup until the request times out (40 s).
+    with MockKafkaCluster(brokers=3) as kafka:
+        kafka.create_topics(
+            [*CDC_TOPICS, PERSONS, FACTS, COLLECTIONS, dead_letter_topic("identity")]
+        )
+        await _app_becomes_ready(kafka, identity_db, monkeypatch, roles, expected)
+
+
+async def _app_becomes_ready(
+    kafka: MockKafkaCluster,
+    identity_db: Database,
+    monkeypatch: pytest.MonkeyPatch,
+    roles: str | None,
+    expected: list[str],
+) -> None:
     if roles is not None:
         monkeypatch.setenv("IDENTITY_ROLES", roles)
     settings = IdentitySettings(
