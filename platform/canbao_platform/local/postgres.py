@@ -120,10 +120,12 @@ class PostgresCluster:
         log.close()
         self._wait_ready(timeout)
 
-    def stop(self) -> None:
-        """Fast shutdown: roll back open transactions, checkpoint, exit."""
+    def stop(self, *, immediate: bool = False) -> None:
+        """Fast shutdown: roll back open transactions, checkpoint, exit. `immediate`: exit
+        without the checkpoint (the next start recovers from the WAL), for a cluster about to
+        be thrown away."""
         if self._process and self._process.poll() is None:
-            self._process.send_signal(signal.SIGINT)
+            self._process.send_signal(signal.SIGQUIT if immediate else signal.SIGINT)
             try:
                 self._process.wait(timeout=30)
             except subprocess.TimeoutExpired:
