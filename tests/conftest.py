@@ -9,7 +9,7 @@ import itertools
 import os
 import subprocess
 import tempfile
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -140,6 +140,40 @@ def make_database(postgres: PostgresCluster) -> Callable[[], str]:
     return make
 
 
+MigratedDatabase = Callable[..., Awaitable[str]]
+
+
+@pytest.fixture(scope="session")
+def migrated_database(postgres: PostgresCluster) -> MigratedDatabase:
+    """`await migrated_database(migrations, application_role=…, append_only=…)`: a fresh
+    database at the newest schema of `migrations` (None: the runtime's tables alone), as
+    `migrate_async` leaves it; its owner's URL.
+
+    The migrations run once per session and set of arguments, into a template database (on an
+    empty database, as a deployment runs them); each test's database is a copy of that template
+    (CREATE DATABASE … TEMPLATE), instead of every migration again per test. Roles are the
+    cluster's, so the grants to an application role hold in the copies too."""
+    templates: dict[tuple[str, str | None, tuple[str, ...]], str] = {}
+
+    async def make(
+        migrations: Path | None, *, application_role: str | None = None,
+        append_only: Sequence[str] = (),
+    ) -> str:  # fmt: skip
+        key = (str(migrations), application_role, tuple(append_only))
+        if key not in templates:
+            name = f"template_{os.getpid()}_{next(_names)}"
+            url = postgres.create_database(name)
+            await migrate_async(url, migrations, application_role=application_role,
+                                append_only=append_only)  # fmt: skip
+            # Nobody may connect to it, or a copy would fail ("being accessed by other users").
+            postgres.psql("postgres", f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS false')
+            templates[key] = name
+        return postgres.create_database(f"test_{os.getpid()}_{next(_names)}",
+                                        template=templates[key])  # fmt: skip
+
+    return make
+
+
 @dataclass(frozen=True)
 class ServiceDatabase:
     """A service's migrated database, reached as production reaches it."""
@@ -150,7 +184,7 @@ class ServiceDatabase:
 
 @pytest.fixture
 def make_service_database(
-    postgres: PostgresCluster, make_database: Callable[[], str]
+    postgres: PostgresCluster, migrated_database: MigratedDatabase
 ) -> Callable[[ServiceDefinition], Awaitable[ServiceDatabase]]:
     """A fresh database migrated for `definition` by its owner, with the service's application
     role granted what it needs (canbao_platform.db.grant_application_role), as in production."""
@@ -158,9 +192,8 @@ def make_service_database(
     async def make(definition: ServiceDefinition) -> ServiceDatabase:
         role = application_role(definition.name)
         postgres.create_role(role)
-        owner_url = make_database()
-        await migrate_async(owner_url, definition.migrations, application_role=role,
-                            append_only=definition.append_only)  # fmt: skip
+        owner_url = await migrated_database(definition.migrations, application_role=role,
+                                            append_only=definition.append_only)  # fmt: skip
         database = make_url(owner_url).database
         assert database is not None
         return ServiceDatabase(owner_url, postgres.url(database, user=role))

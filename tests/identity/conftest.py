@@ -29,9 +29,10 @@ from canbao_identity.settings import IdentitySettings
 from canbao_identity.staging import add_staged
 from canbao_identity.tables import identities
 from canbao_identity.units import apply_unit_change, is_unit_feed
-from canbao_platform.db import Database, migrate_async
+from canbao_platform.db import Database
 from canbao_platform.messaging import UnitOfWork
 from canbao_platform.messaging.messages import event_source
+from tests.conftest import MigratedDatabase
 
 MIGRATIONS = Path(canbao_identity.__file__).parent / "migrations"
 SETTINGS = IdentitySettings(CANBAO_ENV="test")
@@ -178,10 +179,9 @@ class Harness:
 
 
 @asynccontextmanager
-async def fresh_harness(make_database: Callable[[], str]) -> AsyncIterator[Harness]:
+async def fresh_harness(migrated_database: MigratedDatabase) -> AsyncIterator[Harness]:
     """A harness on a new migrated database (for property tests: one per example)."""
-    url = make_database()
-    await migrate_async(url, MIGRATIONS)
+    url = await migrated_database(MIGRATIONS)
     db = Database(url, pool_size=2)
     try:
         yield Harness(db)
@@ -190,9 +190,8 @@ async def fresh_harness(make_database: Callable[[], str]) -> AsyncIterator[Harne
 
 
 @pytest.fixture
-async def identity_db(make_database: Callable[[], str]) -> AsyncIterator[Database]:
-    url = make_database()
-    await migrate_async(url, MIGRATIONS)
+async def identity_db(migrated_database: MigratedDatabase) -> AsyncIterator[Database]:
+    url = await migrated_database(MIGRATIONS)
     db = Database(url, pool_size=4)
     yield db
     await db.dispose()

@@ -287,20 +287,20 @@ _IN_ORDER: list[dict[str, Any]] = []
 )
 @given(seed=st.integers(0, 2**32 - 1), duplicates=st.integers(0, 6), batch=st.integers(1, 5))
 async def test_shuffled_and_duplicated_feeds_converge(
-    make_database: Any, seed: int, duplicates: int, batch: int
+    migrated_database: Any, seed: int, duplicates: int, batch: int
 ) -> None:
     """Events arrive more than once and, across tables, in any order (sources.md): whatever the
     order and the copies, the golden record, its gaps and the last word on each fact are the
     same."""
     feed = _feed()
     if not _IN_ORDER:
-        async with fresh_harness(make_database) as in_order:
+        async with fresh_harness(migrated_database) as in_order:
             _IN_ORDER.append(await _converged(in_order, feed, len(feed)))
     want = _IN_ORDER[0]
     rng = random.Random(seed)
     shuffled = feed + [rng.choice(feed) for _ in range(duplicates)]
     rng.shuffle(shuffled)
-    async with fresh_harness(make_database) as harness:
+    async with fresh_harness(migrated_database) as harness:
         assert await _converged(harness, shuffled, batch) == want
 
 

@@ -22,11 +22,12 @@ from canbao_contracts.events import Event, StatusesChanged, StatusesWithdrawn
 from canbao_matching.app import MatchingSettings, components
 from canbao_matching.evaluation import Evaluator
 from canbao_matching.tables import persons
-from canbao_platform.db import Database, migrate_async
+from canbao_platform.db import Database
 from canbao_platform.local.broker import MockKafkaCluster
 from canbao_platform.messaging import ConsumerRunner, Producer
 from canbao_platform.messaging.tables import outbox
 from canbao_platform.service import Component, Resources
+from tests.conftest import MigratedDatabase
 from tests.identity.conftest import harness, identity_db  # noqa: F401 (identity's fixtures)
 from tests.platform.conftest import FAST
 
@@ -44,9 +45,8 @@ class Clock:
 
 
 @pytest.fixture
-async def matching_db(make_database: Callable[[], str]) -> AsyncIterator[Database]:
-    url = make_database()
-    await migrate_async(url, MIGRATIONS)
+async def matching_db(migrated_database: MigratedDatabase) -> AsyncIterator[Database]:
+    url = await migrated_database(MIGRATIONS)
     db = Database(url, pool_size=4)
     yield db
     await db.dispose()

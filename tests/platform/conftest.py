@@ -27,7 +27,7 @@ from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel
 
 from canbao_contracts.envelope import Envelope, KafkaRecord
-from canbao_platform.db import Database, migrate_async
+from canbao_platform.db import Database
 from canbao_platform.local.broker import MockKafkaCluster
 from canbao_platform.messaging import (
     Backoff,
@@ -37,6 +37,7 @@ from canbao_platform.messaging import (
     RunnerConfig,
     UnitOfWork,
 )
+from tests.conftest import MigratedDatabase
 
 _groups = itertools.count(1)
 
@@ -70,10 +71,9 @@ class Effect(EffectsBase, table=True):
 
 
 @pytest.fixture
-async def database(make_database: Callable[[], str]) -> AsyncIterator[Database]:
+async def database(migrated_database: MigratedDatabase) -> AsyncIterator[Database]:
     """A fresh database with the runtime's tables (the real migration) and the test tables."""
-    url = make_database()
-    await migrate_async(url, None)
+    url = await migrated_database(None)
     db = Database(url, pool_size=4)
     async with db.engine.begin() as connection:
         await connection.run_sync(EffectsBase.metadata.create_all)

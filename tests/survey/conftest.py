@@ -21,12 +21,12 @@ from fastapi import FastAPI
 from canbao_contracts.envelope import decode
 from canbao_contracts.events import CollectionApproved
 from canbao_contracts.topics import COLLECTIONS, PERSONS, STATUSES
-from canbao_platform.db import Database, migrate_async
+from canbao_platform.db import Database
 from canbao_platform.local.broker import MockKafkaCluster
 from canbao_platform.service import create_app
 from canbao_survey.app import SERVICE, components
 from canbao_survey.settings import SurveySettings
-from tests.conftest import ServiceAuth, caller_headers
+from tests.conftest import MigratedDatabase, ServiceAuth, caller_headers
 from tests.platform.conftest import FAST
 
 PROBLEM_JSON = "application/problem+json"
@@ -59,10 +59,8 @@ def collections_kafka() -> Iterator[MockKafkaCluster]:
 
 
 @pytest.fixture
-async def survey_url(make_database: Callable[[], str]) -> str:
-    url = make_database()
-    await migrate_async(url, SERVICE.migrations)
-    return url
+async def survey_url(migrated_database: MigratedDatabase) -> str:
+    return await migrated_database(SERVICE.migrations)
 
 
 @pytest.fixture

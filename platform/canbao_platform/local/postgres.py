@@ -137,11 +137,13 @@ class PostgresCluster:
     def running(self) -> bool:
         return self._process is not None and self._process.poll() is None
 
-    def create_database(self, name: str) -> str:
-        """Create `name` unless it exists; return its SQLAlchemy asyncpg URL."""
+    def create_database(self, name: str, *, template: str | None = None) -> str:
+        """Create `name` unless it exists, as a copy of `template` if given (a database nobody
+        is connected to); return its SQLAlchemy asyncpg URL."""
         exists = self.psql("postgres", f"SELECT 1 FROM pg_database WHERE datname = '{name}'")
         if exists.strip() != "1":
-            self.psql("postgres", f'CREATE DATABASE "{name}"')
+            copy = f' TEMPLATE "{template}"' if template else ""
+            self.psql("postgres", f'CREATE DATABASE "{name}"{copy}')
         return self.url(name)
 
     def create_role(self, name: str) -> None:
