@@ -5,14 +5,18 @@ telemetry, installed before any test runs, so every test can read the spans and 
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import os
 import subprocess
 import tempfile
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+import threading
+from collections.abc import Awaitable, Callable, Coroutine, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 
+import asyncpg
 import httpx
 import pytest
 from cryptography.hazmat.primitives import serialization
@@ -29,6 +33,7 @@ from canbao_platform.service import ServiceDefinition
 from canbao_platform.telemetry import RecentSpans, setup_telemetry
 
 _names = itertools.count(1)
+T = TypeVar("T")
 
 # Property tests: a hundred examples each in `make test`; `make fuzz` runs the same properties
 # with many more (HYPOTHESIS_PROFILE=fuzz) and prints how many it tried.
@@ -100,12 +105,89 @@ def observed() -> Observed:
     return Observed(telemetry.spans, telemetry.metrics)
 
 
+class SessionCluster(PostgresCluster):
+    """The session's cluster, whose databases and roles are made over one asyncpg connection
+    instead of psql child processes (0.1-0.2 s each on a busy machine, several per test).
+
+    The connection lives on an event loop of its own thread, so that synchronous code (fixtures,
+    and helpers called inside a test's running loop) can wait for it."""
+
+    def start(self, *, timeout: float = 30.0) -> None:
+        super().start(timeout=timeout)
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, name="test-cluster", daemon=True
+        )
+        self._thread.start()
+        self._admin: asyncpg.Connection | None = None
+
+    def stop(self, *, immediate: bool = False) -> None:
+        if getattr(self, "_thread", None) is not None:
+            self._on_loop(self._close())
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join()
+            self._loop.close()
+            self._thread = None
+        super().stop(immediate=immediate)
+
+    def create_database(self, name: str, *, template: str | None = None) -> str:
+        copy = f' TEMPLATE "{template}"' if template else ""
+        self.execute("postgres", f'CREATE DATABASE "{name}"{copy}')
+        return self.url(name)
+
+    def create_role(self, name: str) -> None:
+        exists = self.fetch("postgres", "SELECT 1 FROM pg_roles WHERE rolname = $1", name)
+        if not exists:
+            self.execute("postgres", f'CREATE ROLE "{name}" LOGIN')
+
+    def execute(self, database: str, sql: str) -> None:
+        """Run `sql` (statements without results) in `database` as the superuser."""
+        self._on_loop(self._execute(database, sql))
+
+    def fetch(self, database: str, sql: str, *args: object) -> list[tuple[Any, ...]]:
+        """The rows of one query in `database`, as the superuser."""
+        return self._on_loop(self._fetch(database, sql, args))
+
+    def _on_loop(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result()
+
+    async def _connection(self, database: str) -> asyncpg.Connection:
+        """The cluster's `postgres` database: one connection, kept. Any other: a new one (the
+        caller closes it), since a connection kept there would stop its DROP or copy."""
+        if database != "postgres":
+            return await asyncpg.connect(self.dsn(database))
+        if self._admin is None or self._admin.is_closed():
+            self._admin = await asyncpg.connect(self.dsn("postgres"))
+        return self._admin
+
+    async def _execute(self, database: str, sql: str) -> None:
+        connection = await self._connection(database)
+        try:
+            await connection.execute(sql)
+        finally:
+            if connection is not self._admin:
+                await connection.close()
+
+    async def _fetch(self, database: str, sql: str, args: tuple[object, ...]) -> list[Any]:
+        connection = await self._connection(database)
+        try:
+            return [tuple(row) for row in await connection.fetch(sql, *args)]
+        finally:
+            if connection is not self._admin:
+                await connection.close()
+
+    async def _close(self) -> None:
+        if self._admin is not None:
+            await self._admin.close()
+            self._admin = None
+
+
 @pytest.fixture(scope="session")
-def postgres() -> Iterator[PostgresCluster]:
+def postgres() -> Iterator[SessionCluster]:
     tmp = Path(tempfile.mkdtemp(prefix="canbao-pg-"))
     try:
         os.chmod(tmp, 0o755)  # the server may run as the `postgres` user
-        cluster = PostgresCluster(tmp / "data", port=free_port(), durable=False)
+        cluster = SessionCluster(tmp / "data", port=free_port(), durable=False)
         with cluster:
             yield cluster
             # Thrown away: no shutdown checkpoint (the `with` then finds it stopped).
@@ -131,7 +213,7 @@ def kafka() -> Iterator[MockKafkaCluster]:
 
 
 @pytest.fixture
-def make_database(postgres: PostgresCluster) -> Callable[[], str]:
+def make_database(postgres: SessionCluster) -> Callable[[], str]:
     """Create a fresh, empty database; return its SQLAlchemy (asyncpg) URL."""
 
     def make() -> str:
@@ -144,7 +226,7 @@ MigratedDatabase = Callable[..., Awaitable[str]]
 
 
 @pytest.fixture(scope="session")
-def migrated_database(postgres: PostgresCluster) -> MigratedDatabase:
+def migrated_database(postgres: SessionCluster) -> MigratedDatabase:
     """`await migrated_database(migrations, application_role=…, append_only=…)`: a fresh
     database at the newest schema of `migrations` (None: the runtime's tables alone), as
     `migrate_async` leaves it; its owner's URL.
@@ -166,7 +248,7 @@ def migrated_database(postgres: PostgresCluster) -> MigratedDatabase:
             await migrate_async(url, migrations, application_role=application_role,
                                 append_only=append_only)  # fmt: skip
             # Nobody may connect to it, or a copy would fail ("being accessed by other users").
-            postgres.psql("postgres", f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS false')
+            postgres.execute("postgres", f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS false')
             templates[key] = name
         return postgres.create_database(f"test_{os.getpid()}_{next(_names)}",
                                         template=templates[key])  # fmt: skip
@@ -184,7 +266,7 @@ class ServiceDatabase:
 
 @pytest.fixture
 def make_service_database(
-    postgres: PostgresCluster, migrated_database: MigratedDatabase
+    postgres: SessionCluster, migrated_database: MigratedDatabase
 ) -> Callable[[ServiceDefinition], Awaitable[ServiceDatabase]]:
     """A fresh database migrated for `definition` by its owner, with the service's application
     role granted what it needs (canbao_platform.db.grant_application_role), as in production."""

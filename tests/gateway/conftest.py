@@ -25,9 +25,8 @@ from canbao_gateway.clock import clock
 from canbao_gateway.settings import GatewaySettings
 from canbao_gateway.staff import Role, Staff
 from canbao_platform.db import Database
-from canbao_platform.local.postgres import PostgresCluster
 from canbao_platform.service import ServiceDefinition
-from tests.conftest import ServiceDatabase
+from tests.conftest import ServiceDatabase, SessionCluster
 
 PROBLEM_JSON = "application/problem+json"
 AddAccount = Callable[..., Awaitable[Staff]]
@@ -124,7 +123,7 @@ async def client(gateway_url: str, test_clock: Clock) -> AsyncIterator[httpx.Asy
 
 
 @pytest.fixture
-def token_for(test_clock: Clock, postgres: PostgresCluster, gateway_url: str) -> Callable[..., str]:
+def token_for(test_clock: Clock, postgres: SessionCluster, gateway_url: str) -> Callable[..., str]:
     """A token as the gateway issues at login, without the cost of a login (Argon2): for an
     active account of that username in the test's database (added, without a usable password,
     unless there), at its current token version (the gateway checks it on each request)."""
@@ -134,11 +133,15 @@ def token_for(test_clock: Clock, postgres: PostgresCluster, gateway_url: str) ->
     def make(role: Role, scope: str = "52", username: str | None = None) -> str:
         staff = Staff(username=username or f"test-{role.value}", role=role, scope=scope)
         name = staff.username.replace("'", "''")
-        # psql, not the asyncpg engine: this is called inside the test's running event loop.
-        version = postgres.psql(database, (
+        # The cluster's own connection, not the asyncpg engine: this is called inside the
+        # test's running event loop.
+        postgres.execute(database, (
             "INSERT INTO staff_accounts (username, password_hash, role, scope) "
-            f"VALUES ('{name}', '!', '{role.value}', '{scope}') ON CONFLICT DO NOTHING; "
-            f"SELECT token_version FROM staff_accounts WHERE username = '{name}'"))  # fmt: skip
+            f"VALUES ('{name}', '!', '{role.value}', '{scope}') ON CONFLICT DO NOTHING"
+        ))  # fmt: skip
+        ((version,),) = postgres.fetch(
+            database, "SELECT token_version FROM staff_accounts WHERE username = $1", name
+        )
         key = settings_for("unused").jwt_key()
         return tokens.issue(staff, version=int(version), key=key, now=test_clock(),
                             lifetime=timedelta(minutes=15))  # fmt: skip
