@@ -48,11 +48,14 @@ NEW_PERSON = {
 }
 
 
-@pytest.fixture(scope="package")
+@pytest.fixture
 def collections_kafka() -> Iterator[MockKafkaCluster]:
     """A broker of its own with the contract's topics survey reads and writes: registry.persons
     and registry.statuses in, registry.collections out (the session's broker holds only the
-    topics tests make, and other packages may create these there)."""
+    topics tests make, and other packages may create these there). One per test: on a broker
+    shared with the test before, the survey consumer's group would let the new member in only
+    session_timeout - 1 s after the last one left (tests/platform FAST); a new broker is
+    in-process and starts in milliseconds."""
     with MockKafkaCluster(brokers=3) as cluster:
         cluster.create_topics([COLLECTIONS, PERSONS, STATUSES])
         yield cluster
