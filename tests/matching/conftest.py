@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -144,12 +144,24 @@ class Service:
 
 
 @pytest.fixture
+def matching_kafka() -> Iterator[MockKafkaCluster]:
+    """A broker per test: on the session's, the consumer's group "matching" would let this
+    test's member in only session_timeout - 1 s after the previous test's left (tests/platform
+    FAST). The test broker is in-process and starts in milliseconds."""
+    with MockKafkaCluster(brokers=3) as cluster:
+        yield cluster
+
+
+@pytest.fixture
 async def service(
-    kafka: MockKafkaCluster, matching_db: Database, make_topic: Callable[..., str]
+    matching_kafka: MockKafkaCluster, matching_db: Database
 ) -> AsyncIterator[Service]:
-    topics = {name: make_topic(name) for name in
+    kafka = matching_kafka
+    topics = {name: f"{name}.test" for name in
               ("registry.persons", "registry.facts", "registry.collections",
                "registry.statuses")}  # fmt: skip
+    for topic in topics.values():
+        kafka.create_topic(topic, 3)
     settings = MatchingSettings(database_url=matching_db.url,
                                 kafka_bootstrap_servers=kafka.bootstrap_servers)  # fmt: skip
     clock = Clock()
