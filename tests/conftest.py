@@ -106,24 +106,24 @@ def observed() -> Observed:
 
 
 class SessionCluster(PostgresCluster):
-    """The session's cluster, whose databases and roles are made over one asyncpg connection
+    """The session's cluster, whose databases and roles are made over asyncpg connections
     instead of psql child processes (0.1-0.2 s each on a busy machine, several per test).
 
-    The connection lives on an event loop of its own thread, so that synchronous code (fixtures,
-    and helpers called inside a test's running loop) can wait for it."""
+    The connections are made on an event loop of its own thread, so that synchronous code
+    (fixtures, and helpers called inside a test's running loop) can wait for them. One per
+    call: a connection kept open would be in the way of a test terminating backends."""
 
     def start(self, *, timeout: float = 30.0) -> None:
         super().start(timeout=timeout)
         self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(
+        self._thread: threading.Thread | None = threading.Thread(
             target=self._loop.run_forever, name="test-cluster", daemon=True
         )
         self._thread.start()
-        self._admin: asyncpg.Connection | None = None
 
     def stop(self, *, immediate: bool = False) -> None:
         if getattr(self, "_thread", None) is not None:
-            self._on_loop(self._close())
+            assert self._thread is not None
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join()
             self._loop.close()
@@ -142,7 +142,7 @@ class SessionCluster(PostgresCluster):
 
     def execute(self, database: str, sql: str) -> None:
         """Run `sql` (statements without results) in `database` as the superuser."""
-        self._on_loop(self._execute(database, sql))
+        self._on_loop(self._fetch(database, sql, (), rows=False))
 
     def fetch(self, database: str, sql: str, *args: object) -> list[tuple[Any, ...]]:
         """The rows of one query in `database`, as the superuser."""
@@ -151,35 +151,17 @@ class SessionCluster(PostgresCluster):
     def _on_loop(self, coroutine: Coroutine[Any, Any, T]) -> T:
         return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result()
 
-    async def _connection(self, database: str) -> asyncpg.Connection:
-        """The cluster's `postgres` database: one connection, kept. Any other: a new one (the
-        caller closes it), since a connection kept there would stop its DROP or copy."""
-        if database != "postgres":
-            return await asyncpg.connect(self.dsn(database))
-        if self._admin is None or self._admin.is_closed():
-            self._admin = await asyncpg.connect(self.dsn("postgres"))
-        return self._admin
-
-    async def _execute(self, database: str, sql: str) -> None:
-        connection = await self._connection(database)
+    async def _fetch(
+        self, database: str, sql: str, args: tuple[object, ...], *, rows: bool = True
+    ) -> list[Any]:
+        connection = await asyncpg.connect(self.dsn(database))
         try:
-            await connection.execute(sql)
-        finally:
-            if connection is not self._admin:
-                await connection.close()
-
-    async def _fetch(self, database: str, sql: str, args: tuple[object, ...]) -> list[Any]:
-        connection = await self._connection(database)
-        try:
+            if not rows:
+                await connection.execute(sql)
+                return []
             return [tuple(row) for row in await connection.fetch(sql, *args)]
         finally:
-            if connection is not self._admin:
-                await connection.close()
-
-    async def _close(self) -> None:
-        if self._admin is not None:
-            await self._admin.close()
-            self._admin = None
+            await connection.close()
 
 
 @pytest.fixture(scope="session")
