@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
@@ -43,16 +43,20 @@ from tests.identity.conftest import Message, change
 from tests.platform.conftest import FAST as PLATFORM_FAST
 
 FAST = dataclasses.replace(PLATFORM_FAST, max_batch=200)
-_created: set[int] = set()
 
 
-def contract_topics(kafka: MockKafkaCluster) -> None:
-    """The contract's topics on the session's broker, once (these tests own their names)."""
-    if id(kafka) not in _created:
-        kafka.create_topics(
+@pytest.fixture
+def kafka() -> Iterator[MockKafkaCluster]:
+    """A broker per test with the contract's topics, instead of the session's: there, the
+    groups these tests join ("identity", …) let a test's member in only session_timeout - 1 s
+    after the previous test's left (2 s with FAST; with the app's production 10 s session the
+    next JoinGroup outwaited its 40 s request timeout). The test broker is in-process and
+    starts in milliseconds."""
+    with MockKafkaCluster(brokers=3) as cluster:
+        cluster.create_topics(
             [*CDC_TOPICS, PERSONS, FACTS, COLLECTIONS, UNITS, dead_letter_topic("identity")]
         )
-        _created.add(id(kafka))
+        yield cluster
 
 
 async def reader_from_now(kafka: MockKafkaCluster, *topics: Topic) -> AIOKafkaConsumer:
@@ -101,7 +105,6 @@ async def running(
 ) -> AsyncIterator[Running]:
     """The service's components on the broker; `APART` (indirect parameter): two sets, as two
     processes with IDENTITY_ROLES=consume and IDENTITY_ROLES=build run them."""
-    contract_topics(kafka)
     apart = getattr(request, "param", TOGETHER) == APART
     deployments = ["consume", "build"] if apart else [TOGETHER]
     parts: list[Component] = []
@@ -299,6 +302,7 @@ async def test_changes_applied_beside_a_poison_message_are_all_kept(running: Run
     ids=["default", "IDENTITY_ROLES=build"],
 )  # fmt: skip
 async def test_the_app_runs_the_components_of_its_roles_and_becomes_ready(
+    kafka: MockKafkaCluster,
     identity_db: Database,
     monkeypatch: pytest.MonkeyPatch,
     roles: str | None,
@@ -307,23 +311,6 @@ async def test_the_app_runs_the_components_of_its_roles_and_becomes_ready(
     """What `uvicorn --factory canbao_identity.app:create` runs: the lifespan starts the
     components of the process's roles (by default the producer, the two consumers, the builder
     and the relay), and /readyz says so."""
-    # A broker of its own: the app's consumers run with production's 10 s session in the groups
-    # the other tests join ("identity", …), and after they leave, the test broker would hold the
-    # next test's JoinGroup until the request times out (40 s).
-    with MockKafkaCluster(brokers=3) as kafka:
-        kafka.create_topics(
-            [*CDC_TOPICS, PERSONS, FACTS, COLLECTIONS, dead_letter_topic("identity")]
-        )
-        await _app_becomes_ready(kafka, identity_db, monkeypatch, roles, expected)
-
-
-async def _app_becomes_ready(
-    kafka: MockKafkaCluster,
-    identity_db: Database,
-    monkeypatch: pytest.MonkeyPatch,
-    roles: str | None,
-    expected: list[str],
-) -> None:
     if roles is not None:
         monkeypatch.setenv("IDENTITY_ROLES", roles)
     settings = IdentitySettings(
