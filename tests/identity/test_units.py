@@ -18,7 +18,7 @@ from canbao_identity.tables import persons, source_records, staged_changes
 from canbao_platform.local.broker import MockKafkaCluster
 from canbao_platform.messaging.tables import outbox
 from tests.identity.conftest import Harness, change, tombstone
-from tests.identity.test_service import Running, reader_from_now, running  # noqa: F401
+from tests.identity.test_service import Running, kafka, reader_from_now, running  # noqa: F401
 
 UNIT = "520102000050001"
 ROW = {"aab001": UNIT, "aab003": "91520102MA6DK3XC4L", "aab004": "贵阳黔盛建筑工程有限公司",
@@ -103,7 +103,7 @@ async def test_what_the_source_holds_wrong_is_published_as_unknown(harness: Harn
 
 async def test_a_unit_changed_in_the_core_system_reaches_registry_units(
     running: Running,  # noqa: F811
-    kafka: MockKafkaCluster,
+    kafka: MockKafkaCluster,  # noqa: F811
 ) -> None:
     reader = await reader_from_now(kafka, UNITS)
     try:
