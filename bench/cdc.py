@@ -86,13 +86,28 @@ def start_bridge(
     """The bridge as the local stack starts it; its log in the temporary directory."""
     with open(Path(tempfile.gettempdir()) / f"{name}-bridge.log", "wb") as log:
         return subprocess.Popen(
-            [sys.executable, "-m", "canbao_stack.cdc",
-             "--bootstrap-servers", kafka.bootstrap_servers,
-             "--source-dsn", postgres.dsn(name),
-             "--topic-prefix", name, "--offsets-topic", f"{name}.offsets",
-             "--slot", name, "--publication", name, "--watch-groups", f"{name}-identity"],
-            stdout=log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "canbao_stack.cdc",
+                "--bootstrap-servers",
+                kafka.bootstrap_servers,
+                "--source-dsn",
+                postgres.dsn(name),
+                "--topic-prefix",
+                name,
+                "--offsets-topic",
+                f"{name}.offsets",
+                "--slot",
+                name,
+                "--publication",
+                name,
+                "--watch-groups",
+                f"{name}-identity",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
 
 
 async def measure(

@@ -59,9 +59,19 @@ from canbao_stack.national import OWED
 
 CLIENT, SECRET = "bench-national", "bench-national-secret-of-32-chars"
 SEARCH = "/api/v1/partners/dci/registry/sync/search"
-FIELDS = frozenset({Field.ID_NUMBER, Field.REGION, Field.HOUSEHOLD, Field.REGISTRATION,
-                    Field.PENSION, Field.MEDICAL, Field.INJURY, Field.UNEMPLOYMENT,
-                    Field.MATERNITY})  # fmt: skip
+FIELDS = frozenset(
+    {
+        Field.ID_NUMBER,
+        Field.REGION,
+        Field.HOUSEHOLD,
+        Field.REGISTRATION,
+        Field.PENSION,
+        Field.MEDICAL,
+        Field.INJURY,
+        Field.UNEMPLOYMENT,
+        Field.MATERNITY,
+    }
+)
 
 
 class Receiver:
@@ -70,8 +80,9 @@ class Receiver:
     def __init__(self) -> None:
         self.port, self.people = free_port(), 0
         app = Starlette(routes=[Route("/dci/{action}", self._post, methods=["POST"])])
-        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning",
-                                lifespan="off")  # fmt: skip
+        config = uvicorn.Config(
+            app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="off"
+        )
         self.server = uvicorn.Server(config)
 
     async def _post(self, request: Request) -> JSONResponse:
@@ -83,22 +94,34 @@ class Receiver:
 def envelope(criteria: dict[str, Any]) -> dict[str, Any]:
     now = datetime.now(UTC).isoformat()
     return {
-        "header": {"version": "1.0.0", "message_id": str(uuid.uuid4()), "message_ts": now,
-                   "action": "search", "sender_id": CLIENT, "total_count": 1},
-        "message": {"transaction_id": str(uuid.uuid4()), "search_request": [
-            {"reference_id": "r-1", "timestamp": now, "search_criteria": criteria}]},
-    }  # fmt: skip
+        "header": {
+            "version": "1.0.0",
+            "message_id": str(uuid.uuid4()),
+            "message_ts": now,
+            "action": "search",
+            "sender_id": CLIENT,
+            "total_count": 1,
+        },
+        "message": {
+            "transaction_id": str(uuid.uuid4()),
+            "search_request": [
+                {"reference_id": "r-1", "timestamp": now, "search_criteria": criteria}
+            ],
+        },
+    }
 
 
-async def load(gateway: str, token: str, criteria: list[dict[str, Any]], clients_: int,
-               seconds: float) -> tuple[float, list[float], int]:  # fmt: skip
+async def load(
+    gateway: str, token: str, criteria: list[dict[str, Any]], clients_: int, seconds: float
+) -> tuple[float, list[float], int]:
     """`clients_` concurrent partners sending random `criteria`: req/s, latencies, errors."""
     latencies: list[float] = []
     errors = 0
     limits = httpx.Limits(max_connections=clients_, max_keepalive_connections=clients_)
     headers = {"Authorization": f"Bearer {token}"}
-    async with httpx.AsyncClient(base_url=gateway, headers=headers, limits=limits,
-                                 timeout=30) as http:  # fmt: skip
+    async with httpx.AsyncClient(
+        base_url=gateway, headers=headers, limits=limits, timeout=30
+    ) as http:
         await http.post(SEARCH, json=envelope(criteria[0]))  # warm
         deadline = time.perf_counter() + seconds
 
@@ -117,8 +140,13 @@ async def load(gateway: str, token: str, criteria: list[dict[str, Any]], clients
     return len(latencies) / elapsed, latencies, errors
 
 
-async def full_delivery(urls: dict[str, str], identity: str, matching: str, receiver: Receiver,
-                        settings: GatewaySettings) -> tuple[float, float, int, float]:  # fmt: skip
+async def full_delivery(
+    urls: dict[str, str],
+    identity: str,
+    matching: str,
+    receiver: Receiver,
+    settings: GatewaySettings,
+) -> tuple[float, float, int, float]:
     """The exchange's first pass, then every notification acknowledged, then a second pass:
     seconds to enqueue, seconds to acknowledge, people, seconds of the second pass."""
     database = Database(urls["gateway"])
@@ -129,11 +157,20 @@ async def full_delivery(urls: dict[str, str], identity: str, matching: str, rece
     try:
         now = datetime.now(UTC)
         async with database.engine.begin() as connection:
-            await connection.execute(sa.insert(dci_subscriptions).values(
-                subscription_code=uuid.uuid4(), client_id=CLIENT, transaction_id="bench",
-                reference_id="owed", reg_event_type="UPDATE", filter=owed_filter(),
-                notify_url=f"http://127.0.0.1:{receiver.port}/dci/notify", state="active",
-                created_at=now, exchange=True))  # fmt: skip
+            await connection.execute(
+                sa.insert(dci_subscriptions).values(
+                    subscription_code=uuid.uuid4(),
+                    client_id=CLIENT,
+                    transaction_id="bench",
+                    reference_id="owed",
+                    reg_event_type="UPDATE",
+                    filter=owed_filter(),
+                    notify_url=f"http://127.0.0.1:{receiver.port}/dci/notify",
+                    state="active",
+                    created_at=now,
+                    exchange=True,
+                )
+            )
         reconciler = ExchangeReconciler(database, settings.sealer(), settings, *parts)
         started = time.perf_counter()
         while await reconciler.reconcile_page(now=now):
@@ -143,8 +180,9 @@ async def full_delivery(urls: dict[str, str], identity: str, matching: str, rece
             people = await connection.scalar(sa.select(dci_exchange_passes.c.missing))
         while True:  # the gateway process's delivery posts them
             async with database.engine.connect() as connection:
-                pending = await connection.scalar(sa.select(sa.func.count()).where(
-                    dci_exchange_ledger.c.state == "pending"))  # fmt: skip
+                pending = await connection.scalar(
+                    sa.select(sa.func.count()).where(dci_exchange_ledger.c.state == "pending")
+                )
             if not pending:
                 break
             await asyncio.sleep(0.2)
@@ -166,19 +204,25 @@ def owed_filter() -> dict[str, Any]:
     from canbao_gateway import dci
     from canbao_gateway.clients import Client
 
-    client = Client(client_id=CLIENT, kind=ClientKind.PARTNER, region="52",
-                    department="national", fields=FIELDS)  # fmt: skip
-    query = {"type": "ns:org:QueryType:NoSql",
-             "value": {"expression": {"collection": "Member", "query": OWED}}}  # fmt: skip
-    parsed = dci.query_of({"query_type": "expression", "query": query}, client,
-                          datetime.now(UTC).date())  # fmt: skip
+    client = Client(
+        client_id=CLIENT, kind=ClientKind.PARTNER, region="52", department="national", fields=FIELDS
+    )
+    query = {
+        "type": "ns:org:QueryType:NoSql",
+        "value": {"expression": {"collection": "Member", "query": OWED}},
+    }
+    parsed = dci.query_of(
+        {"query_type": "expression", "query": query}, client, datetime.now(UTC).date()
+    )
     assert isinstance(parsed, dci.ByFilter)
     return dict(parsed.filter)
 
 
 async def one_size(people: int, seconds: float, client_counts: list[int], tmp: Path) -> str:
-    with (PostgresCluster(tmp / f"pg{people}", port=free_port(), durable=False) as postgres,
-          MockKafkaCluster(brokers=1) as kafka):  # fmt: skip
+    with (
+        PostgresCluster(tmp / f"pg{people}", port=free_port(), durable=False) as postgres,
+        MockKafkaCluster(brokers=1) as kafka,
+    ):
         kafka.create_topics(ALL_TOPICS)
         print(f"\nseeding {people:,} people through identity and matching…", flush=True)
         urls, numbers = await prepare(postgres, people)
@@ -187,60 +231,114 @@ async def one_size(people: int, seconds: float, client_counts: list[int], tmp: P
         gateway_db = Database(urls["gateway"])
         async with gateway_db.engine.begin() as connection:
             await clients.register(
-                connection, client_id=CLIENT, secret=SECRET, kind=ClientKind.PARTNER,
-                name="全国参保登记库", region="52", department="national",
-                permissions=frozenset({Permission.SEARCH, Permission.SUBSCRIBE}), fields=FIELDS,
+                connection,
+                client_id=CLIENT,
+                secret=SECRET,
+                kind=ClientKind.PARTNER,
+                name="全国参保登记库",
+                region="52",
+                department="national",
+                permissions=frozenset({Permission.SEARCH, Permission.SUBSCRIBE}),
+                fields=FIELDS,
                 callback_urls=(f"http://127.0.0.1:{receiver.port}/dci",),
-            )  # fmt: skip
+            )
         await gateway_db.dispose()
         common = {"KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers, "CANBAO_ENV": "test"}
-        identity, identity_url = start("identity", "canbao_identity.app:create",
-                                       common | {"IDENTITY_DATABASE_URL": urls["identity"]},
-                                       tmp)  # fmt: skip
-        matching, matching_url = start("matching", "canbao_matching.app:create",
-                                       common | {"MATCHING_DATABASE_URL": urls["matching"]},
-                                       tmp)  # fmt: skip
-        gateway, gateway_url = start("gateway", "canbao_gateway.app:create", common | {
-            "GATEWAY_DATABASE_URL": urls["gateway"], "GATEWAY_IDENTITY_URL": identity_url,
-            "GATEWAY_MATCHING_URL": matching_url, "GATEWAY_DCI_NOTIFICATIONS": "false"},
-            tmp)  # fmt: skip
+        identity, identity_url = start(
+            "identity",
+            "canbao_identity.app:create",
+            common | {"IDENTITY_DATABASE_URL": urls["identity"]},
+            tmp,
+        )
+        matching, matching_url = start(
+            "matching",
+            "canbao_matching.app:create",
+            common | {"MATCHING_DATABASE_URL": urls["matching"]},
+            tmp,
+        )
+        gateway, gateway_url = start(
+            "gateway",
+            "canbao_gateway.app:create",
+            common
+            | {
+                "GATEWAY_DATABASE_URL": urls["gateway"],
+                "GATEWAY_IDENTITY_URL": identity_url,
+                "GATEWAY_MATCHING_URL": matching_url,
+                "GATEWAY_DCI_NOTIFICATIONS": "false",
+            },
+            tmp,
+        )
         try:
             for url in (identity_url, matching_url, gateway_url):
                 await wait_up(url)
             async with httpx.AsyncClient(base_url=gateway_url) as http:
-                token = (await http.post("/api/v1/auth/token", data={
-                    "grant_type": "client_credentials", "client_id": CLIENT,
-                    "client_secret": SECRET})).json()["access_token"]  # fmt: skip
-            by_number = [{"query_type": "idtype-value", "query": {"type": "SSN", "value": n}}
-                         for n in numbers]  # fmt: skip
-            by_county = [{"query_type": "predicate", "query": [{"seq_num": 1, "expression1": {
-                "attribute_name": "region", "operator": "eq", "attribute_value": county}}],
-                "pagination": {"page_size": 100, "page_number": 1}}
-                for county in ("520102", "520103", "520111", "520302")]  # fmt: skip
-            print(f"{people:,} people ({len(numbers):,} with a number); {seconds:.0f} s a run; "
-                  "ms")  # fmt: skip
-            print(f"{'search':<10} {'clients':>7} {'req/s':>7} {'p50':>7} {'p90':>7} {'p99':>7} "
-                  f"{'err':>4}")  # fmt: skip
+                token = (
+                    await http.post(
+                        "/api/v1/auth/token",
+                        data={
+                            "grant_type": "client_credentials",
+                            "client_id": CLIENT,
+                            "client_secret": SECRET,
+                        },
+                    )
+                ).json()["access_token"]
+            by_number = [
+                {"query_type": "idtype-value", "query": {"type": "SSN", "value": n}}
+                for n in numbers
+            ]
+            by_county = [
+                {
+                    "query_type": "predicate",
+                    "query": [
+                        {
+                            "seq_num": 1,
+                            "expression1": {
+                                "attribute_name": "region",
+                                "operator": "eq",
+                                "attribute_value": county,
+                            },
+                        }
+                    ],
+                    "pagination": {"page_size": 100, "page_number": 1},
+                }
+                for county in ("520102", "520103", "520111", "520302")
+            ]
+            print(f"{people:,} people ({len(numbers):,} with a number); {seconds:.0f} s a run; ms")
+            print(
+                f"{'search':<10} {'clients':>7} {'req/s':>7} {'p50':>7} {'p90':>7} {'p99':>7} "
+                f"{'err':>4}"
+            )
             headline = ""
             for name, criteria in (("by number", by_number), ("by county", by_county)):
                 for count in client_counts:
-                    rate, latencies, errors = await load(gateway_url, token, criteria, count,
-                                                         seconds)  # fmt: skip
+                    rate, latencies, errors = await load(
+                        gateway_url, token, criteria, count, seconds
+                    )
                     p50, p90, p99 = percentiles(latencies)
-                    print(f"{name:<10} {count:>7} {rate:>7.0f} {p50:>7.1f} {p90:>7.1f} "
-                          f"{p99:>7.1f} {errors:>4}", flush=True)  # fmt: skip
+                    print(
+                        f"{name:<10} {count:>7} {rate:>7.0f} {p50:>7.1f} {p90:>7.1f} "
+                        f"{p99:>7.1f} {errors:>4}",
+                        flush=True,
+                    )
                     if name == "by number":
-                        headline = (f"search by number p99 {p99:.0f} ms at {count} clients, "
-                                    f"{rate:.0f} req/s")  # fmt: skip
+                        headline = (
+                            f"search by number p99 {p99:.0f} ms at {count} clients, "
+                            f"{rate:.0f} req/s"
+                        )
             settings = GatewaySettings(CANBAO_ENV="test")
             enqueued, acknowledged, owed, second = await full_delivery(
-                urls, identity_url, matching_url, receiver, settings)  # fmt: skip
+                urls, identity_url, matching_url, receiver, settings
+            )
             assert receiver.people >= owed, (receiver.people, owed)
-            print(f"full delivery: {owed:,} people owed, enqueued in {enqueued:.1f} s, all "
-                  f"acknowledged in {acknowledged:.1f} s ({owed / acknowledged:,.0f} people/s); "
-                  f"second pass (all held) {second:.1f} s", flush=True)  # fmt: skip
-            return (f"dci {people} people: {headline}; full delivery "
-                    f"{owed / acknowledged:.0f} people/s")  # fmt: skip
+            print(
+                f"full delivery: {owed:,} people owed, enqueued in {enqueued:.1f} s, all "
+                f"acknowledged in {acknowledged:.1f} s ({owed / acknowledged:,.0f} people/s); "
+                f"second pass (all held) {second:.1f} s",
+                flush=True,
+            )
+            return (
+                f"dci {people} people: {headline}; full delivery {owed / acknowledged:.0f} people/s"
+            )
         finally:
             for process in (identity, matching, gateway):
                 process.terminate()

@@ -43,8 +43,12 @@ SET_STATE = (
 
 async def main(changes: int, rate: float, state_dir: Path, wait_s: float) -> None:
     bootstrap = (state_dir / "kafka-bootstrap").read_text().strip()
-    consumer = AIOKafkaConsumer(STATUSES.name, bootstrap_servers=bootstrap,
-                                auto_offset_reset="latest", enable_auto_commit=False)  # fmt: skip
+    consumer = AIOKafkaConsumer(
+        STATUSES.name,
+        bootstrap_servers=bootstrap,
+        auto_offset_reset="latest",
+        enable_auto_commit=False,
+    )
     await consumer.start()
     connection = await asyncpg.connect(SOURCES)
     delays: list[float] = []
@@ -89,8 +93,10 @@ def report(changes: int, rate: float, delays: list[float]) -> None:
     if len(delays) < 2:
         return
     cuts = statistics.quantiles(delays, n=100, method="inclusive")
-    print(f"source commit → verdict on registry.statuses: p50 {cuts[49]:,.0f} ms, "
-          f"p90 {cuts[89]:,.0f} ms, p99 {cuts[98]:,.0f} ms, max {max(delays):,.0f} ms")  # fmt: skip
+    print(
+        f"source commit → verdict on registry.statuses: p50 {cuts[49]:,.0f} ms, "
+        f"p90 {cuts[89]:,.0f} ms, p99 {cuts[98]:,.0f} ms, max {max(delays):,.0f} ms"
+    )
 
 
 if __name__ == "__main__":

@@ -15,9 +15,16 @@ from canbao_platform.messaging import InboundMessage, Producer
 
 def inbound(event: Event, offset: int, *, source: str = "/canbao/identity") -> InboundMessage:
     record = encode(event, source=source)
-    return InboundMessage(topic=record.topic, partition=0, offset=offset, key=record.key,
-                          value=record.value, headers=tuple(record.headers), timestamp=0,
-                          envelope=Envelope.from_headers(record.headers))  # fmt: skip
+    return InboundMessage(
+        topic=record.topic,
+        partition=0,
+        offset=offset,
+        key=record.key,
+        value=record.value,
+        headers=tuple(record.headers),
+        timestamp=0,
+        envelope=Envelope.from_headers(record.headers),
+    )
 
 
 async def send_all(bootstrap: str, topic: str, records: list[KafkaRecord]) -> float:

@@ -146,8 +146,11 @@ async def run_size(
     await migrate_async(url, Path(canbao_identity.__file__).parent / "migrations")
     database = Database(url, pool_size=4)
     separate = builder == "separate"
-    env = {"CANBAO_ENV": "test", "IDENTITY_DATABASE_URL": url,
-           "KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers}  # fmt: skip
+    env = {
+        "CANBAO_ENV": "test",
+        "IDENTITY_DATABASE_URL": url,
+        "KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
+    }
     roles = Role.CONSUME.value if separate else ",".join(Role)
     settings = IdentitySettings(**env, roles=roles)  # type: ignore[arg-type]
     parts = components(
@@ -157,14 +160,19 @@ async def run_size(
     builder_process, builder_url = None, ""
     if separate:  # as a province deploys it: the same service, IDENTITY_ROLES=build
         builder_process, builder_url = start(
-            f"identity-builder-{people}", "canbao_identity.app:create",
-            env | {"IDENTITY_ROLES": Role.BUILD.value}, log_dir,
-        )  # fmt: skip
+            f"identity-builder-{people}",
+            "canbao_identity.app:create",
+            env | {"IDENTITY_ROLES": Role.BUILD.value},
+            log_dir,
+        )
         await wait_up(builder_url)
     backends = children_of(postmaster(postgres))
     builder_pids = [builder_process.pid] if builder_process else []
-    cpu_before = {"service": _cpu_s(), "builder": cpu_seconds(builder_pids),
-                  "postgres": cpu_seconds(backends)}  # fmt: skip
+    cpu_before = {
+        "service": _cpu_s(),
+        "builder": cpu_seconds(builder_pids),
+        "postgres": cpu_seconds(backends),
+    }
     started, progressed = time.perf_counter(), 0.0
     for part in parts:
         await part.start()
@@ -316,9 +324,11 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
     parser.add_argument(
-        "--builder", choices=("separate", "embedded"), default="separate",
+        "--builder",
+        choices=("separate", "embedded"),
+        default="separate",
         help="the golden-record builder in a process of its own (IDENTITY_ROLES=build, as a "
         "province deploys it) or inside the consumers' process (development's default)",
-    )  # fmt: skip
+    )
     arguments = parser.parse_args()
     asyncio.run(main(arguments.sizes, arguments.builder))

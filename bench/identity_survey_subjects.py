@@ -72,8 +72,9 @@ async def stream(url: str, region: str) -> tuple[int, float, float]:
         return lines, first, time.perf_counter() - started
 
 
-async def measure(postgres: PostgresCluster, kafka: MockKafkaCluster, size: int,
-                  log_dir: Path) -> None:  # fmt: skip
+async def measure(
+    postgres: PostgresCluster, kafka: MockKafkaCluster, size: int, log_dir: Path
+) -> None:
     url = postgres.create_database(f"bench_survey_{size}")
     await migrate_async(url, Path(canbao_identity.__file__).parent / "migrations")
     settings = IdentitySettings(CANBAO_ENV="test", database_url=url)
@@ -82,16 +83,25 @@ async def measure(postgres: PostgresCluster, kafka: MockKafkaCluster, size: int,
     population = await households.load(database, protector_from(settings), size)
     loaded = time.perf_counter() - started
     await database.dispose()
-    print(f"\n{size:,} people loaded in {loaded:.1f} s ({size / loaded:,.0f}/s, not timed "
-          f"below); identity process:", flush=True)  # fmt: skip
-    env = {"CANBAO_ENV": "test", "IDENTITY_DATABASE_URL": url, "IDENTITY_ROLES": "build",
-           "KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers}  # fmt: skip
+    print(
+        f"\n{size:,} people loaded in {loaded:.1f} s ({size / loaded:,.0f}/s, not timed "
+        f"below); identity process:",
+        flush=True,
+    )
+    env = {
+        "CANBAO_ENV": "test",
+        "IDENTITY_DATABASE_URL": url,
+        "IDENTITY_ROLES": "build",
+        "KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
+    }
     process, base = start(f"identity-{size}", "canbao_identity.app:create", env, log_dir)
     try:
         await wait_up(base)
-        print(f"{'division':>8} {'run':>3} {'lines':>8} {'first s':>8} {'total s':>8} "
-              f"{'lines/s':>8} {'RSS MiB':>8} {'HWM MiB':>8} {'CPU ms/1k id':>12} "
-              f"{'/1k pg':>7}")  # fmt: skip
+        print(
+            f"{'division':>8} {'run':>3} {'lines':>8} {'first s':>8} {'total s':>8} "
+            f"{'lines/s':>8} {'RSS MiB':>8} {'HWM MiB':>8} {'CPU ms/1k id':>12} "
+            f"{'/1k pg':>7}"
+        )
         for region in DIVISIONS:
             expected = len(population.expected(region))
             for run in range(1, RUNS + 1):
@@ -104,9 +114,12 @@ async def measure(postgres: PostgresCluster, kafka: MockKafkaCluster, size: int,
                 pg_ms = cpu_since(cpu_before[1], backends) * 1e6 / max(lines, 1)
                 peak = memory_kib(process.pid)["VmHWM"]
                 assert lines == expected, f"{lines} lines, expected {expected}"
-                print(f"{region:>8} {run:>3} {lines:>8,} {first:>8.3f} {total:>8.2f} "
-                      f"{lines / total:>8,.0f} {before / 1024:>8.0f} {peak / 1024:>8.0f} "
-                      f"{identity_ms:>12.0f} {pg_ms:>7.0f}", flush=True)  # fmt: skip
+                print(
+                    f"{region:>8} {run:>3} {lines:>8,} {first:>8.3f} {total:>8.2f} "
+                    f"{lines / total:>8,.0f} {before / 1024:>8.0f} {peak / 1024:>8.0f} "
+                    f"{identity_ms:>12.0f} {pg_ms:>7.0f}",
+                    flush=True,
+                )
     finally:
         process.terminate()
         process.wait(timeout=30)
@@ -115,8 +128,10 @@ async def measure(postgres: PostgresCluster, kafka: MockKafkaCluster, size: int,
 async def main(sizes: list[int]) -> None:
     with tempfile.TemporaryDirectory(prefix="canbao-bench-survey-") as tmp:
         os.chmod(tmp, 0o755)  # the server may run as the `postgres` user
-        with (PostgresCluster(Path(tmp) / "pg", port=free_port(), durable=False) as postgres,
-              MockKafkaCluster(brokers=1) as kafka):  # fmt: skip
+        with (
+            PostgresCluster(Path(tmp) / "pg", port=free_port(), durable=False) as postgres,
+            MockKafkaCluster(brokers=1) as kafka,
+        ):
             print(machine_facts("this process (the reader), identity"), flush=True)
             for size in sizes:
                 await measure(postgres, kafka, size, Path(tmp))

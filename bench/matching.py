@@ -82,8 +82,12 @@ S = StatusCode
 
 def _fact_fields(pid: uuid.UUID, kind: str, system: str, table: str, n: int) -> dict[str, Any]:
     source = FactSource(system=system, table=table, record_key=f"id={pid.hex[:12]}{n}")
-    return {"fact_id": fact_id_for(pid, kind, source), "source": source,
-            "observed_at": OBSERVED, "revision": 1}  # fmt: skip
+    return {
+        "fact_id": fact_id_for(pid, kind, source),
+        "source": source,
+        "observed_at": OBSERVED,
+        "revision": 1,
+    }
 
 
 def person_and_facts(rng: random.Random) -> tuple[PersonRegistered, list[Fact]]:
@@ -94,33 +98,57 @@ def person_and_facts(rng: random.Random) -> tuple[PersonRegistered, list[Fact]]:
     age = 3 if roll < 0.12 else 19 if roll < 0.2 else 70 if roll < 0.35 else rng.randint(20, 59)
     birth = date(TODAY.year - age, rng.randint(1, 12), rng.randint(1, 28))
     person = PersonRegistered(
-        person_id=pid, masked_name="张*",
-        birth_date=birth, gender=rng.choice(list(Gender)), household_type=None,
-        household_region_code=region, region_code=region, household_registered_locally=True,
+        person_id=pid,
+        masked_name="张*",
+        birth_date=birth,
+        gender=rng.choice(list(Gender)),
+        household_type=None,
+        household_region_code=region,
+        region_code=region,
+        household_registered_locally=True,
         household_data_obtained=True,
-    )  # fmt: skip
+    )
     n = iter(range(100))
 
-    def enrolment(scheme: StatusCode, state: EnrolmentState = EnrolmentState.PAYING,
-                  unit: str | None = None) -> EnrolmentFact:  # fmt: skip
+    def enrolment(
+        scheme: StatusCode, state: EnrolmentState = EnrolmentState.PAYING, unit: str | None = None
+    ) -> EnrolmentFact:
         assert scheme.insurance is not None
-        return EnrolmentFact(**_fact_fields(pid, "enrolment", "si_core", "ac02", next(n)),
-                             insurance=scheme.insurance, scheme=scheme, state=state,
-                             region_code=region, unit_id=unit)  # fmt: skip
+        return EnrolmentFact(
+            **_fact_fields(pid, "enrolment", "si_core", "ac02", next(n)),
+            insurance=scheme.insurance,
+            scheme=scheme,
+            state=state,
+            region_code=region,
+            unit_id=unit,
+        )
 
     facts: list[Fact] = []
     kind = rng.random()
     if age < 16:
         facts.append(enrolment(S.RESIDENT_MEDICAL))
     elif age == 19:
-        facts += [enrolment(S.RESIDENT_MEDICAL),
-                  StudyFact(**_fact_fields(pid, "study", "education", "student", 0), level=None,
-                            state=StudentStatus.ENROLLED, region_code=region)]  # fmt: skip
+        facts += [
+            enrolment(S.RESIDENT_MEDICAL),
+            StudyFact(
+                **_fact_fields(pid, "study", "education", "student", 0),
+                level=None,
+                state=StudentStatus.ENROLLED,
+                region_code=region,
+            ),
+        ]
     elif age == 70:
-        facts += [enrolment(S.URBAN_EMPLOYEE_PENSION), enrolment(S.EMPLOYEE_MEDICAL),
-                  BenefitFact(**_fact_fields(pid, "benefit", "si_core", "ac60", 0),
-                              insurance=Insurance.PENSION, scheme=S.URBAN_EMPLOYEE_PENSION,
-                              state=BenefitPaymentStatus.PAYING, region_code=region)]  # fmt: skip
+        facts += [
+            enrolment(S.URBAN_EMPLOYEE_PENSION),
+            enrolment(S.EMPLOYEE_MEDICAL),
+            BenefitFact(
+                **_fact_fields(pid, "benefit", "si_core", "ac60", 0),
+                insurance=Insurance.PENSION,
+                scheme=S.URBAN_EMPLOYEE_PENSION,
+                state=BenefitPaymentStatus.PAYING,
+                region_code=region,
+            ),
+        ]
     elif kind < 0.45:  # unit employee, some in arrears, some partially insured
         state = EnrolmentState.SUSPENDED if rng.random() < 0.05 else EnrolmentState.PAYING
         schemes = [
@@ -131,22 +159,36 @@ def person_and_facts(rng: random.Random) -> tuple[PersonRegistered, list[Fact]]:
             S.MATERNITY_INSURED,
         ][: rng.choice((2, 3, 5, 5, 5))]
         facts += [enrolment(s, state, unit="U1") for s in schemes]
-        facts.append(EmploymentFact(**_fact_fields(pid, "employment", "employment",
-                                                   "job_registration", 0),
-                                    unit_id="U1", region_code=region,
-                                    started_on=date(2020, 1, 1)))  # fmt: skip
+        facts.append(
+            EmploymentFact(
+                **_fact_fields(pid, "employment", "employment", "job_registration", 0),
+                unit_id="U1",
+                region_code=region,
+                started_on=date(2020, 1, 1),
+            )
+        )
     elif kind < 0.8:  # farmer or flexible worker with the resident schemes
         facts += [enrolment(S.RESIDENT_PENSION), enrolment(S.RESIDENT_MEDICAL)]
     elif kind < 0.97:  # migrant worker insured in another province
-        facts += [CrossRegionEnrolmentFact(
-            **_fact_fields(pid, "cross_region_enrolment", "national", "cross_region", i),
-            insurance=insurance, scope=ComparisonScope.NATIONAL, region_code="440103",
-            state=EnrolmentState.PAYING, receiving_benefit=False)
-            for i, insurance in enumerate((Insurance.PENSION, Insurance.MEDICAL,
-                                           Insurance.INJURY))]  # fmt: skip
+        facts += [
+            CrossRegionEnrolmentFact(
+                **_fact_fields(pid, "cross_region_enrolment", "national", "cross_region", i),
+                insurance=insurance,
+                scope=ComparisonScope.NATIONAL,
+                region_code="440103",
+                state=EnrolmentState.PAYING,
+                receiving_benefit=False,
+            )
+            for i, insurance in enumerate((Insurance.PENSION, Insurance.MEDICAL, Insurance.INJURY))
+        ]
     else:  # in prison
-        facts.append(CustodyFact(**_fact_fields(pid, "custody", "justice", "inmate", 0),
-                                 admitted_on=date(2024, 1, 1), released_on=None))  # fmt: skip
+        facts.append(
+            CustodyFact(
+                **_fact_fields(pid, "custody", "justice", "inmate", 0),
+                admitted_on=date(2024, 1, 1),
+                released_on=None,
+            )
+        )
     return person, facts
 
 
@@ -157,8 +199,10 @@ def population(size: int, seed: int) -> Iterator[tuple[PersonRegistered, list[Fa
 
 
 def bench_rules(sample: int) -> float:
-    situations = [Situation(person=p, facts=tuple(f), latest_source_change=OBSERVED)
-                  for p, f in population(sample, 1)]  # fmt: skip
+    situations = [
+        Situation(person=p, facts=tuple(f), latest_source_change=OBSERVED)
+        for p, f in population(sample, 1)
+    ]
     started = time.perf_counter()
     for situation in situations:
         evaluate(situation, TODAY)
@@ -177,8 +221,15 @@ async def load_state(dsn: str, size: int) -> int:
             await connection.copy_records_to_table(
                 "persons", records=people, columns=["person_id", "state", "pending"]
             )
-            columns = ["fact_id", "person_id", "revision", "retracted", "from_collection",
-                       "observed_at", "body"]  # fmt: skip
+            columns = [
+                "fact_id",
+                "person_id",
+                "revision",
+                "retracted",
+                "from_collection",
+                "observed_at",
+                "body",
+            ]
             await connection.copy_records_to_table("facts", records=facts, columns=columns)
             people.clear()
             facts.clear()
@@ -186,8 +237,17 @@ async def load_state(dsn: str, size: int) -> int:
         for person, person_facts in population(size, 2):
             people.append((person.person_id, person.model_dump_json(), True))
             for fact in person_facts:
-                facts.append((fact.fact_id, person.person_id, 1, False, False, OBSERVED,
-                              fact.model_dump_json()))  # fmt: skip
+                facts.append(
+                    (
+                        fact.fact_id,
+                        person.person_id,
+                        1,
+                        False,
+                        False,
+                        OBSERVED,
+                        fact.model_dump_json(),
+                    )
+                )
             count += len(person_facts)
             if len(people) >= 20_000:
                 await flush()
@@ -237,17 +297,26 @@ async def bench_size(postgres: PostgresCluster, size: int, sample: int) -> dict[
     finally:
         await database.dispose()
     postgres.psql("postgres", f'DROP DATABASE "bench_matching_{size}"')
-    return {"people": size, "facts": facts, "load_s": loaded_s, "evaluate_rate": size / evaluate_s,
-            "evaluate_s": evaluate_s, "idle_first_ms": idle_ms[0], "idle_ms": idle_ms[1],
-            "consume_rate": consume_rate,
-            "consume_events": events}  # fmt: skip
+    return {
+        "people": size,
+        "facts": facts,
+        "load_s": loaded_s,
+        "evaluate_rate": size / evaluate_s,
+        "evaluate_s": evaluate_s,
+        "idle_first_ms": idle_ms[0],
+        "idle_ms": idle_ms[1],
+        "consume_rate": consume_rate,
+        "consume_events": events,
+    }
 
 
 async def main(sizes: list[int], sample: int) -> None:
     rules_rate = bench_rules(min(sample, max(sizes)))
     print(f"rules alone (in memory): {rules_rate:,.0f} verdicts/s on {sample:,} people\n")
-    print(f"{'people':>10} {'facts':>10} {'evaluate/s':>11} {'growth':>7} {'time s':>7} "
-          f"{'consume ev/s':>13} {'growth':>7} {'idle poll ms (first)':>21}")  # fmt: skip
+    print(
+        f"{'people':>10} {'facts':>10} {'evaluate/s':>11} {'growth':>7} {'time s':>7} "
+        f"{'consume ev/s':>13} {'growth':>7} {'idle poll ms (first)':>21}"
+    )
     with tempfile.TemporaryDirectory(prefix="canbao-bench-") as tmp:
         os.chmod(tmp, 0o755)  # the server may run as the `postgres` user
         with PostgresCluster(Path(tmp) / "pg", port=free_port(), durable=False) as postgres:
@@ -258,10 +327,12 @@ async def main(sizes: list[int], sample: int) -> None:
                 if previous is not None:
                     growth = f"{f['evaluate_rate'] / previous['evaluate_rate']:.2f}"
                     consume_growth = f"{f['consume_rate'] / previous['consume_rate']:.2f}"
-                print(f"{size:>10,} {f['facts']:>10,} {f['evaluate_rate']:>11,.0f} {growth:>7} "
-                      f"{f['evaluate_s']:>7.1f} {f['consume_rate']:>13,.0f} "
-                      f"{consume_growth:>7} {f['idle_ms']:>11.1f} ({f['idle_first_ms']:>6.0f})",
-                      flush=True)  # fmt: skip
+                print(
+                    f"{size:>10,} {f['facts']:>10,} {f['evaluate_rate']:>11,.0f} {growth:>7} "
+                    f"{f['evaluate_s']:>7.1f} {f['consume_rate']:>13,.0f} "
+                    f"{consume_growth:>7} {f['idle_ms']:>11.1f} ({f['idle_first_ms']:>6.0f})",
+                    flush=True,
+                )
                 print(json.dumps(f), flush=True)
                 previous = f
 

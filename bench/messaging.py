@@ -113,9 +113,12 @@ class TimedRunner(ConsumerRunner):
 
 async def bare(bootstrap: str, topic: str, count: int) -> dict[str, Any]:
     consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=bootstrap, group_id=f"bare-{uuid.uuid4()}",
-        enable_auto_commit=False, auto_offset_reset="earliest",
-    )  # fmt: skip
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id=f"bare-{uuid.uuid4()}",
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+    )
     await consumer.start()
     seen, latencies, first = 0, [], None
     try:
@@ -146,18 +149,29 @@ async def runner(
     database = Database(database_url, pool_size=2)
     async with Producer(bootstrap) as producer:
         timed = TimedRunner(
-            expected=count, name=f"runner-{uuid.uuid4()}", topics=[topic], handler=handler,
-            database=database, producer=producer, bootstrap_servers=bootstrap, service="bench",
-            dead_letter_topic="deadletter.bench", config=RunnerConfig(max_batch=BATCH),
-        )  # fmt: skip
+            expected=count,
+            name=f"runner-{uuid.uuid4()}",
+            topics=[topic],
+            handler=handler,
+            database=database,
+            producer=producer,
+            bootstrap_servers=bootstrap,
+            service="bench",
+            dead_letter_topic="deadletter.bench",
+            config=RunnerConfig(max_batch=BATCH),
+        )
         await timed.start()
         await timed.done.wait()
         finished = time.monotonic()  # the last batch's offsets are committed
         assert timed.first_batch_at is not None
         await timed.stop()
     await database.dispose()
-    return {"events": timed.counts.processed, "elapsed": finished - timed.first_batch_at,
-            "latencies": timed.latencies, "duplicates": timed.counts.duplicates}  # fmt: skip
+    return {
+        "events": timed.counts.processed,
+        "elapsed": finished - timed.first_batch_at,
+        "latencies": timed.latencies,
+        "duplicates": timed.counts.duplicates,
+    }
 
 
 def child(args: argparse.Namespace) -> None:
@@ -187,10 +201,26 @@ def measure(
     phase: str, topic: str, count: int, bootstrap: str, database: str = ""
 ) -> dict[str, Any]:
     done = subprocess.run(
-        [sys.executable, "-m", "bench.messaging", "--child", phase, "--topic", topic,
-         "--count", str(count), "--bootstrap", bootstrap, "--database", database],
-        cwd=ROOT, capture_output=True, text=True, check=False,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "bench.messaging",
+            "--child",
+            phase,
+            "--topic",
+            topic,
+            "--count",
+            str(count),
+            "--bootstrap",
+            bootstrap,
+            "--database",
+            database,
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if done.returncode != 0:
         raise RuntimeError(f"{phase} failed:\n{done.stderr[-3000:]}")
     figures: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
@@ -211,9 +241,12 @@ def record(topic: str, n: int, value_bytes: int) -> KafkaRecord:
     """An event as the contracts' encoder writes it: person key, CloudEvents headers, JSON."""
     person = str(uuid.UUID(int=n))
     envelope = Envelope(
-        id=str(uuid.uuid4()), type="cn.canbao.registry.fact.asserted.v1",
-        source="/canbao/identity", time=datetime.now(UTC), subject=person,
-    )  # fmt: skip
+        id=str(uuid.uuid4()),
+        type="cn.canbao.registry.fact.asserted.v1",
+        source="/canbao/identity",
+        time=datetime.now(UTC),
+        subject=person,
+    )
     body = json.dumps({"person_id": person, "n": n, "pad": ""})
     value = body[:-2] + "x" * max(0, value_bytes - len(body)) + '"}'
     return KafkaRecord(topic, person.encode(), value.encode(), envelope.to_headers())
@@ -226,10 +259,14 @@ async def main(sizes: list[int], partitions: int, value_bytes: int) -> None:
             PostgresCluster(Path(tmp) / "pg", port=free_port(), durable=False) as postgres,
             MockKafkaCluster(brokers=3) as kafka,
         ):
-            print(f"{partitions} partitions, values of {value_bytes} B, batches of {BATCH}; "
-                  f"one child process per measurement\n")  # fmt: skip
-            print(f"{'events':>8} {'loop':>17} {'events/s':>9} {'ratio':>6} {'p50 ms':>7} "
-                  f"{'p99 ms':>7} {'peak RSS':>9}")  # fmt: skip
+            print(
+                f"{partitions} partitions, values of {value_bytes} B, batches of {BATCH}; "
+                f"one child process per measurement\n"
+            )
+            print(
+                f"{'events':>8} {'loop':>17} {'events/s':>9} {'ratio':>6} {'p50 ms':>7} "
+                f"{'p99 ms':>7} {'peak RSS':>9}"
+            )
             for count in sizes:
                 topic = f"bench.{count}"
                 kafka.create_topic(topic, partitions)
@@ -243,17 +280,25 @@ async def main(sizes: list[int], partitions: int, value_bytes: int) -> None:
                     rows.append((phase, figures))
                 for phase, figures in rows[1:]:
                     if phase != "no-effect":
-                        applied = postgres.psql(f"bench_{count}_{phase.replace('-', '_')}",
-                                                "SELECT count(*) FROM bench_applied")  # fmt: skip
+                        applied = postgres.psql(
+                            f"bench_{count}_{phase.replace('-', '_')}",
+                            "SELECT count(*) FROM bench_applied",
+                        )
                         assert int(applied) == count == figures["events"], (phase, applied)
                 for phase, figures in rows:
                     ratio = figures["rate"] / base["rate"]
                     label = LABELS.get(phase, phase)
-                    print(f"{count:>8,} {label:>17} {figures['rate']:>9,.0f} {ratio:>6.3f} "
-                          f"{figures['p50_ms']:>7.1f} {figures['p99_ms']:>7.1f} "
-                          f"{figures['rss_mib']:>6.0f} MiB", flush=True)  # fmt: skip
-                print(f"{'':>8} (Producer: {produced:,.0f} events/s; {count:,} rows applied, "
-                      f"{rows[1][1]['duplicates']} duplicates)", flush=True)  # fmt: skip
+                    print(
+                        f"{count:>8,} {label:>17} {figures['rate']:>9,.0f} {ratio:>6.3f} "
+                        f"{figures['p50_ms']:>7.1f} {figures['p99_ms']:>7.1f} "
+                        f"{figures['rss_mib']:>6.0f} MiB",
+                        flush=True,
+                    )
+                print(
+                    f"{'':>8} (Producer: {produced:,.0f} events/s; {count:,} rows applied, "
+                    f"{rows[1][1]['duplicates']} duplicates)",
+                    flush=True,
+                )
 
 
 async def fresh_database(postgres: PostgresCluster, name: str) -> str:

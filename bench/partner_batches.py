@@ -106,8 +106,10 @@ async def _run(tmp: Path, sizes: list[int], protector: Any) -> None:
         url = postgres.create_database("identity")
         await migrate_async(url, Path(canbao_identity.__file__).parent / "migrations")
         database = Database(url, pool_size=2)
-        print(f"{'rows':>9} {'s':>8} {'rows/s':>8} {'µs/row py':>10} {'µs/row pg':>10} "
-              f"{'peak RSS MiB':>13} {'check only rows/s':>18}")  # fmt: skip
+        print(
+            f"{'rows':>9} {'s':>8} {'rows/s':>8} {'µs/row py':>10} {'µs/row pg':>10} "
+            f"{'peak RSS MiB':>13} {'check only rows/s':>18}"
+        )
         last = ""
         for size in sizes:
             upload = Upload("bench", f"bench-{size}", DIBAO, MediaType.CSV)
@@ -123,16 +125,25 @@ async def _run(tmp: Path, sizes: list[int], protector: Any) -> None:
             py = time.process_time() - before["py"]
             pg = cpu_since(before["pg"], children_of(postmaster(postgres)))
             async with database.engine.connect() as connection:
-                counts = (await connection.execute(sa.select(
-                    partner_batches.c.received, partner_batches.c.accepted,
-                    partner_batches.c.rejected).where(
-                    partner_batches.c.batch_id == batch_id))).one()  # fmt: skip
+                counts = (
+                    await connection.execute(
+                        sa.select(
+                            partner_batches.c.received,
+                            partner_batches.c.accepted,
+                            partner_batches.c.rejected,
+                        ).where(partner_batches.c.batch_id == batch_id)
+                    )
+                ).one()
             assert counts.received == size == counts.accepted + counts.rejected, counts
-            print(f"{size:>9} {elapsed:>8.1f} {size / elapsed:>8.0f} {py / size * 1e6:>10.0f} "
-                  f"{pg / size * 1e6:>10.0f} {peak[0]:>13.0f} "
-                  f"{check_only(min(size, 100_000)):>18.0f}")  # fmt: skip
-            last = (f"partner batch {size} rows: {elapsed:.1f} s, {size / elapsed:.0f} rows/s, "
-                    f"peak RSS {peak[0]:.0f} MiB")  # fmt: skip
+            print(
+                f"{size:>9} {elapsed:>8.1f} {size / elapsed:>8.0f} {py / size * 1e6:>10.0f} "
+                f"{pg / size * 1e6:>10.0f} {peak[0]:>13.0f} "
+                f"{check_only(min(size, 100_000)):>18.0f}"
+            )
+            last = (
+                f"partner batch {size} rows: {elapsed:.1f} s, {size / elapsed:.0f} rows/s, "
+                f"peak RSS {peak[0]:.0f} MiB"
+            )
             async with database.engine.begin() as connection:  # the next size starts empty
                 await connection.execute(sa.text("TRUNCATE staged_changes"))
         await database.dispose()

@@ -154,8 +154,9 @@ async def prepare(stack: LocalStack, people: int) -> tuple[int, int]:
     return await count_rows(stack.dsn("sources")), round(report.seconds)
 
 
-async def debezium_alone(stack: LocalStack, postgres: PostgresCluster, rows: int,
-                         log_dir: Path) -> Ceiling:  # fmt: skip
+async def debezium_alone(
+    stack: LocalStack, postgres: PostgresCluster, rows: int, log_dir: Path
+) -> Ceiling:
     """The bridge and a counting consumer on a broker of their own; the slot dropped after."""
     with MockKafkaCluster(brokers=3) as kafka:
         kafka.create_topics(ALL_TOPICS)
@@ -176,8 +177,9 @@ async def debezium_alone(stack: LocalStack, postgres: PostgresCluster, rows: int
     return Ceiling(rows, rows / (last - launched), rows / (last - first), usage)
 
 
-async def pipeline(stack: LocalStack, postgres: PostgresCluster, rows: int, consumers: int,
-                   log_dir: Path) -> Run:  # fmt: skip
+async def pipeline(
+    stack: LocalStack, postgres: PostgresCluster, rows: int, consumers: int, log_dir: Path
+) -> Run:
     with MockKafkaCluster(brokers=3) as kafka:
         kafka.create_topics(ALL_TOPICS)
         common = {"KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers, "CANBAO_ENV": "development"}
@@ -191,11 +193,17 @@ async def pipeline(stack: LocalStack, postgres: PostgresCluster, rows: int, cons
             for i in range(consumers)
         ]
         wanted += [
-            ("identity build", "canbao_identity.app:create",
-             identity | {"IDENTITY_ROLES": "build"}),
-            ("matching", "canbao_matching.app:create",
-             common | {"MATCHING_DATABASE_URL": stack.application_url("matching")}),
-        ]  # fmt: skip
+            (
+                "identity build",
+                "canbao_identity.app:create",
+                identity | {"IDENTITY_ROLES": "build"},
+            ),
+            (
+                "matching",
+                "canbao_matching.app:create",
+                common | {"MATCHING_DATABASE_URL": stack.application_url("matching")},
+            ),
+        ]
         services: dict[str, tuple[subprocess.Popen[bytes], str]] = {}
         bridge = stack.cdc_bridge(kafka.bootstrap_servers, log_dir / "pipeline")
         try:
@@ -212,8 +220,9 @@ async def pipeline(stack: LocalStack, postgres: PostgresCluster, rows: int, cons
             finished, state, milestones = await until_every_verdict(
                 stack, services, rows, consumers, started
             )
-            usage = {"bridge": Usage(sum(cpu_seconds([bridge.pid or 0]).values()),
-                                     _peak_kib(bridge.pid))}  # fmt: skip
+            usage = {
+                "bridge": Usage(sum(cpu_seconds([bridge.pid or 0]).values()), _peak_kib(bridge.pid))
+            }
             for name, p in pids.items():
                 usage[name] = Usage(cpu_since(before[name], p), _peak_kib(p[0]))
             backends = children_of(postmaster(postgres))
@@ -241,9 +250,12 @@ MILESTONES = (BRIDGE_DONE, CONSUMED, BUILT, MATCHING_CONSUMED, EVALUATED)
 
 
 async def until_every_verdict(
-    stack: LocalStack, services: dict[str, tuple[Any, str]], rows: int, consumers: int,
+    stack: LocalStack,
+    services: dict[str, tuple[Any, str]],
+    rows: int,
+    consumers: int,
     started: float,
-) -> tuple[float, dict[str, int], dict[str, float]]:  # fmt: skip
+) -> tuple[float, dict[str, int], dict[str, float]]:
     """When every person identity made has matching's verdict and nothing is left anywhere: the
     first of two consecutive polls that find it so with the same counts. Also when each stage
     (MILESTONES) was first seen done, in seconds from `started`."""
@@ -264,8 +276,11 @@ async def until_every_verdict(
                 if (now - started) // PROGRESS_EVERY_S > said:
                     said = (now - started) // PROGRESS_EVERY_S
                     done = "; ".join(m for m in MILESTONES if m in reached) or "none yet"
-                    print(f"  after {said:.0f} min: {handled:,} events handled by identity's "
-                          f"consumers and matching's; done: {done}", flush=True)  # fmt: skip
+                    print(
+                        f"  after {said:.0f} min: {handled:,} events handled by identity's "
+                        f"consumers and matching's; done: {done}",
+                        flush=True,
+                    )
                 for stage in MILESTONES:  # in their order, whenever first seen
                     if stage in reached:
                         milestones.setdefault(stage, now - started)
@@ -283,16 +298,23 @@ async def until_every_verdict(
 
 
 async def _state(
-    http: httpx.AsyncClient, stack: LocalStack, services: dict[str, tuple[Any, str]],
-    identity_db: asyncpg.Connection, matching_db: asyncpg.Connection, rows: int, consumers: int,
-) -> tuple[set[str], int, dict[str, int] | None]:  # fmt: skip
+    http: httpx.AsyncClient,
+    stack: LocalStack,
+    services: dict[str, tuple[Any, str]],
+    identity_db: asyncpg.Connection,
+    matching_db: asyncpg.Connection,
+    rows: int,
+    consumers: int,
+) -> tuple[set[str], int, dict[str, int] | None]:
     """Which MILESTONES are reached, the events handled by identity's cdc consumers and matching's
     (progress), and the counts that must stand still at the end (None while work is visibly
     left). The cheap health checks first, the SQL only once identity's consumers have caught up;
     the bridge's published count from its status file."""
     reached = {BRIDGE_DONE} if _bridge_status(stack).get("bridge_events", 0) >= rows else set()
-    checks = {name: (await http.get(f"{url}/readyz")).json()["checks"]
-              for name, (_, url) in services.items()}  # fmt: skip
+    checks = {
+        name: (await http.get(f"{url}/readyz")).json()["checks"]
+        for name, (_, url) in services.items()
+    }
     cdc = [checks[f"identity consume {i + 1}"][CDC_GROUP] for i in range(consumers)]
     handled = sum(c["processed"] + c["duplicates"] + c["dead_lettered"] for c in cdc)
     matching = checks["matching"]["matching"]
@@ -303,8 +325,9 @@ async def _state(
     if await identity_db.fetchval(str(WORK_LEFT)):
         return reached, progress, None
     reached.add(BUILT)
-    published = sum(c["identity.outbox"]["relayed"] for name, c in checks.items()
-                    if name.startswith("identity"))  # fmt: skip
+    published = sum(
+        c["identity.outbox"]["relayed"] for name, c in checks.items() if name.startswith("identity")
+    )
     if matching["lag_total"] or matching["processed"] + matching["duplicates"] < published:
         return reached, progress, None
     reached.add(MATCHING_CONSUMED)
@@ -314,15 +337,23 @@ async def _state(
         return reached, progress, None
     reached.add(EVALUATED)
     evaluator = checks["matching"]["matching.evaluator"]
-    return reached, progress, {
-        "handled": handled, "persons": persons, "evaluated": verdicts["evaluated"],
-        "verdicts": verdicts["verdicts"], "matching_handled": matching["processed"],
-        "rebuilt": checks["identity build"]["identity.builder"]["rebuilt"],
-        "identity_published": published,
-        "evaluations": evaluator["evaluated"], "verdict_changes": evaluator["published"],
-        "identity_dead_letters": sum(c["dead_lettered"] for c in cdc),
-        "matching_dead_letters": matching["dead_lettered"],
-    }  # fmt: skip
+    return (
+        reached,
+        progress,
+        {
+            "handled": handled,
+            "persons": persons,
+            "evaluated": verdicts["evaluated"],
+            "verdicts": verdicts["verdicts"],
+            "matching_handled": matching["processed"],
+            "rebuilt": checks["identity build"]["identity.builder"]["rebuilt"],
+            "identity_published": published,
+            "evaluations": evaluator["evaluated"],
+            "verdict_changes": evaluator["published"],
+            "identity_dead_letters": sum(c["dead_lettered"] for c in cdc),
+            "matching_dead_letters": matching["dead_lettered"],
+        },
+    )
 
 
 def _bridge_status(stack: LocalStack) -> dict[str, int]:
@@ -341,51 +372,75 @@ async def run_size(people: int, consumers: int, tmp: Path) -> None:
     with PostgresCluster(data, port=free_port(), durable=False) as postgres:
         state_dir = tmp / f"state-{people}"
         state_dir.mkdir(mode=0o755)
-        config = StackConfig(state_dir=state_dir, postgres_port=postgres.port,
-                             kafka_bootstrap_servers=None, postgres_server=None)  # fmt: skip
+        config = StackConfig(
+            state_dir=state_dir,
+            postgres_port=postgres.port,
+            kafka_bootstrap_servers=None,
+            postgres_server=None,
+        )
         stack = LocalStack(config)
         load = os.getloadavg()[0]
         print(f"\n{people:,} people (load average {load:.1f} before the size)", flush=True)
         rows, load_s = await prepare(stack, people)
         expected = await _expected(stack)
-        print(f"  loaded {rows:,} source rows (= change events of a snapshot) in {load_s} s, "
-              f"{rows / people:.1f} per person", flush=True)  # fmt: skip
+        print(
+            f"  loaded {rows:,} source rows (= change events of a snapshot) in {load_s} s, "
+            f"{rows / people:.1f} per person",
+            flush=True,
+        )
         logs = state_dir / "logs"
         ceiling = await debezium_alone(stack, postgres, rows, logs)
-        print(f"  Debezium alone: {ceiling.from_start:,.0f} events/s from the bridge's start "
-              f"({ceiling.from_first:,.0f} from its first event); bridge "
-              f"{1e6 * ceiling.bridge.cpu_s / rows:,.0f} µs CPU/event, peak RSS "
-              f"{ceiling.bridge.peak_kib / 1024:,.0f} MiB "
-              f"(load average {os.getloadavg()[0]:.1f})", flush=True)  # fmt: skip
+        print(
+            f"  Debezium alone: {ceiling.from_start:,.0f} events/s from the bridge's start "
+            f"({ceiling.from_first:,.0f} from its first event); bridge "
+            f"{1e6 * ceiling.bridge.cpu_s / rows:,.0f} µs CPU/event, peak RSS "
+            f"{ceiling.bridge.peak_kib / 1024:,.0f} MiB "
+            f"(load average {os.getloadavg()[0]:.1f})",
+            flush=True,
+        )
         run = await pipeline(stack, postgres, rows, consumers, logs)
         rate = rows / run.seconds
-        print(f"  pipeline: {run.seconds:.1f} s, {rate:,.0f} events/s "
-              f"(load average {os.getloadavg()[0]:.1f})", flush=True)  # fmt: skip
+        print(
+            f"  pipeline: {run.seconds:.1f} s, {rate:,.0f} events/s "
+            f"(load average {os.getloadavg()[0]:.1f})",
+            flush=True,
+        )
         print(f"  {'process':<24} {'CPU s':>7} {'µs/event':>9} {'peak RSS':>9}")
         for name, usage in run.usage.items():
             peak = f"{usage.peak_kib / 1024:>5,.0f} MiB" if usage.peak_kib else f"{'-':>9}"
             print(f"  {name:<24} {usage.cpu_s:>7.1f} {1e6 * usage.cpu_s / rows:>9,.0f} {peak}")
         total = sum(u.cpu_s for u in run.usage.values())
-        print(f"  {'all':<24} {total:>7.1f} {1e6 * total / rows:>9,.0f}   "
-              f"({total / run.seconds:.2f} of the 2 cores busy on average)")  # fmt: skip
-        print("  stages done, from the bridge's start: " + "; ".join(
-            f"{stage} {at:.1f} s" for stage, at in run.milestones.items()))  # fmt: skip
+        print(
+            f"  {'all':<24} {total:>7.1f} {1e6 * total / rows:>9,.0f}   "
+            f"({total / run.seconds:.2f} of the 2 cores busy on average)"
+        )
+        print(
+            "  stages done, from the bridge's start: "
+            + "; ".join(f"{stage} {at:.1f} s" for stage, at in run.milestones.items())
+        )
         s = run.state
-        print(f"  work: identity rebuilt {s['rebuilt']:,} golden records "
-              f"({s['rebuilt'] / people:.1f} per person), published {s['identity_published']:,} "
-              f"events ({s['identity_published'] / people:.1f} per person); matching handled "
-              f"{s['matching_handled']:,}, evaluated {s['evaluations']:,} times "
-              f"({s['evaluations'] / people:.1f} per person), published "
-              f"{s['verdict_changes']:,} verdict changes")  # fmt: skip
-        print(f"  guard: identity made {s['persons']:,} persons of the generator's "
-              f"{expected['people']:,} people; matching evaluated {s['evaluated']:,}, "
-              f"{s['verdicts']:,} verdicts of {expected['with_verdict']:,} expected; "
-              f"bridge published {s.get('bridge_events', 0):,} of {rows:,} events, "
-              f"{s.get('evicted_unread', 0)} evicted unread; dead letters: identity "
-              f"{s['identity_dead_letters']}, matching {s['matching_dead_letters']}")  # fmt: skip
-        print(f"pipeline {people} people: {run.seconds:.1f} s, {rows} events, {rate:.0f} "
-              f"events/s, Debezium alone {ceiling.from_start:.0f} events/s, "
-              f"ratio {rate / ceiling.from_start:.2f}", flush=True)  # fmt: skip
+        print(
+            f"  work: identity rebuilt {s['rebuilt']:,} golden records "
+            f"({s['rebuilt'] / people:.1f} per person), published {s['identity_published']:,} "
+            f"events ({s['identity_published'] / people:.1f} per person); matching handled "
+            f"{s['matching_handled']:,}, evaluated {s['evaluations']:,} times "
+            f"({s['evaluations'] / people:.1f} per person), published "
+            f"{s['verdict_changes']:,} verdict changes"
+        )
+        print(
+            f"  guard: identity made {s['persons']:,} persons of the generator's "
+            f"{expected['people']:,} people; matching evaluated {s['evaluated']:,}, "
+            f"{s['verdicts']:,} verdicts of {expected['with_verdict']:,} expected; "
+            f"bridge published {s.get('bridge_events', 0):,} of {rows:,} events, "
+            f"{s.get('evicted_unread', 0)} evicted unread; dead letters: identity "
+            f"{s['identity_dead_letters']}, matching {s['matching_dead_letters']}"
+        )
+        print(
+            f"pipeline {people} people: {run.seconds:.1f} s, {rows} events, {rate:.0f} "
+            f"events/s, Debezium alone {ceiling.from_start:.0f} events/s, "
+            f"ratio {rate / ceiling.from_start:.2f}",
+            flush=True,
+        )
 
 
 async def _expected(stack: LocalStack) -> dict[str, int]:
@@ -397,8 +452,10 @@ async def _expected(stack: LocalStack) -> dict[str, int]:
 
 
 async def main(sizes: list[int], consumers: int) -> None:
-    sharing = (f"the bridge, {consumers} identity consumer process(es), the identity builder, "
-               "matching, this process (the broker)")  # fmt: skip
+    sharing = (
+        f"the bridge, {consumers} identity consumer process(es), the identity builder, "
+        "matching, this process (the broker)"
+    )
     print(machine_facts(sharing), flush=True)
     with tempfile.TemporaryDirectory(prefix="canbao-bench-") as tmp:
         os.chmod(tmp, 0o755)  # the server may run as the `postgres` user
@@ -409,7 +466,8 @@ async def main(sizes: list[int], consumers: int) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
-    parser.add_argument("--consumers", type=int, default=1,
-                        help="identity processes with IDENTITY_ROLES=consume")  # fmt: skip
+    parser.add_argument(
+        "--consumers", type=int, default=1, help="identity processes with IDENTITY_ROLES=consume"
+    )
     arguments = parser.parse_args()
     asyncio.run(main(arguments.sizes, arguments.consumers))

@@ -33,8 +33,10 @@ async def main(sizes: list[int]) -> None:
     with tempfile.TemporaryDirectory(prefix="canbao-bench-") as tmp:
         os.chmod(tmp, 0o755)  # the server may run as the `postgres` user
         with PostgresCluster(Path(tmp) / "pg", port=free_port()) as postgres:
-            print(f"{'people':>10} {'loaders':>8} {'seconds':>8} {'people/s':>10} "
-                  f"{'rows':>11} {'rows/s':>10} {'peak RSS':>9}")  # fmt: skip
+            print(
+                f"{'people':>10} {'loaders':>8} {'seconds':>8} {'people/s':>10} "
+                f"{'rows':>11} {'rows/s':>10} {'peak RSS':>9}"
+            )
             for size in sizes:
                 for loaders in (1, 2) if size >= PARALLEL_FROM else (1,):
                     url = postgres.create_database(f"bench_{size}_{loaders}")

@@ -112,8 +112,10 @@ class Result:
         return statistics.quantiles(self.latencies_ms, n=100, method="inclusive")[q - 1]
 
     def columns(self) -> str:
-        return (f"{self.per_second:>6.0f} {self.percentile(50):>6.1f} {self.percentile(90):>6.1f} "
-                f"{self.percentile(99):>7.1f} {self.errors:>4}")  # fmt: skip
+        return (
+            f"{self.per_second:>6.0f} {self.percentile(50):>6.1f} {self.percentile(90):>6.1f} "
+            f"{self.percentile(99):>7.1f} {self.errors:>4}"
+        )
 
 
 HEADER: Final = f"{'req/s':>6} {'p50':>6} {'p90':>6} {'p99':>7} {'err':>4}"
@@ -122,8 +124,9 @@ HEADER: Final = f"{'req/s':>6} {'p50':>6} {'p90':>6} {'p99':>7} {'err':>4}"
 Call = tuple[str, str, dict[str, str] | None]  # method, path, JSON body
 
 
-async def load(url: str, calls: list[Call], clients: int, seconds: float,
-               headers: dict[str, str]) -> Result:  # fmt: skip
+async def load(
+    url: str, calls: list[Call], clients: int, seconds: float, headers: dict[str, str]
+) -> Result:
     """`clients` concurrent clients, each sending random `calls` one after another (`errors`:
     answers other than 200, and calls that got no answer)."""
     latencies: list[float] = []
@@ -153,14 +156,17 @@ async def load(url: str, calls: list[Call], clients: int, seconds: float,
     return Result(clients, len(latencies), errors, elapsed, latencies)
 
 
-async def breakdown(identity_url: str, matching_url: str, numbers: list[str],
-                    seconds: float) -> None:  # fmt: skip
+async def breakdown(
+    identity_url: str, matching_url: str, numbers: list[str], seconds: float
+) -> None:
     """Where a popup's time goes, one client: the two internal calls the gateway makes."""
     lookups: list[Call] = [("POST", "/internal/persons/lookup", {"id_number": n}) for n in numbers]
     identity = await load(identity_url, lookups, 1, seconds, {})
     async with httpx.AsyncClient(base_url=identity_url) as http:
-        ids = [(await http.post("/internal/persons/lookup", json={"id_number": n})).json()
-               ["person_id"] for n in numbers[:200]]  # fmt: skip
+        ids = [
+            (await http.post("/internal/persons/lookup", json={"id_number": n})).json()["person_id"]
+            for n in numbers[:200]
+        ]
     verdicts: list[Call] = [("GET", f"/internal/v1/verdicts/{i}", None) for i in ids]
     matching = await load(matching_url, verdicts, 1, seconds, {})
     print(f"\none client, the gateway's internal calls alone:\n  {'':<17} {HEADER}")
@@ -175,16 +181,23 @@ async def prepare(postgres: PostgresCluster, people: int) -> tuple[dict[str, str
     from tests.identity.feed import snapshot_messages
     from tests.matching.test_ground_truth import feed
 
-    urls = {n: postgres.create_database(f"bench_{n}")
-            for n in ("sources", "identity", "matching", "gateway", "bare")}  # fmt: skip
+    urls = {
+        n: postgres.create_database(f"bench_{n}")
+        for n in ("sources", "identity", "matching", "gateway", "bare")
+    }
     for name, package in (("identity", canbao_identity), ("matching", canbao_matching)):
         await migrate_async(urls[name], Path(package.__file__).parent / "migrations")
     await migrate_async(urls["gateway"], GATEWAY.migrations)
     # The clerk whose token the load uses: the gateway checks her account on each request.
     gateway_db = Database(urls["gateway"])
     async with gateway_db.engine.begin() as connection:
-        await create_account(connection, username=BENCH_CLERK, password=secrets.token_hex(16),
-                             role=Role.COUNTER, scope="52")  # fmt: skip
+        await create_account(
+            connection,
+            username=BENCH_CLERK,
+            password=secrets.token_hex(16),
+            role=Role.COUNTER,
+            scope="52",
+        )
     await gateway_db.dispose()
     await seed(urls["sources"], people, 7, loaders=1)
     identity_db, matching_db = Database(urls["identity"]), Database(urls["matching"])
@@ -195,12 +208,18 @@ async def prepare(postgres: PostgresCluster, people: int) -> tuple[dict[str, str
     await feed(matching_db, harness.published)
     sources = Database(urls["sources"])
     async with sources.engine.connect() as connection:
-        numbers = list(await connection.scalars(sa.text("SELECT id_number FROM "
-                       "simulator.expected_outcome WHERE document IS NULL")))  # fmt: skip
+        numbers = list(
+            await connection.scalars(
+                sa.text("SELECT id_number FROM simulator.expected_outcome WHERE document IS NULL")
+            )
+        )
     bare_db = Database(urls["bare"])
     async with bare_db.engine.begin() as connection:
-        await connection.execute(sa.text("CREATE TABLE people (id_number_hash text PRIMARY KEY, "
-                                         "person_id uuid NOT NULL)"))  # fmt: skip
+        await connection.execute(
+            sa.text(
+                "CREATE TABLE people (id_number_hash text PRIMARY KEY, person_id uuid NOT NULL)"
+            )
+        )
         for n in numbers:  # the ID number's hash, as a blind index would hold it
             row = {"h": hashlib.sha256(n.encode()).hexdigest(), "p": await harness.person_of(n)}
             await connection.execute(sa.text("INSERT INTO people VALUES (:h, :p)"), row)
@@ -216,9 +235,14 @@ class Target:
     calls: list[Call]
 
 
-async def compare(popup: Target, yardstick: Target, client_counts: list[int], seconds: float,
-                  processes_of: dict[str, list[int]],
-                  backends: Callable[[], list[int]]) -> None:  # fmt: skip
+async def compare(
+    popup: Target,
+    yardstick: Target,
+    client_counts: list[int],
+    seconds: float,
+    processes_of: dict[str, list[int]],
+    backends: Callable[[], list[int]],
+) -> None:
     """The popup and the yardstick at each number of clients; then the CPU each process spent
     per popup (PostgreSQL: its backends, the services' pooled connections among them)."""
     print(f"{'':>7} | {'popup':<{len(HEADER)}} | {'bare':<{len(HEADER)}} | ratio bare/popup")
@@ -229,42 +253,68 @@ async def compare(popup: Target, yardstick: Target, client_counts: list[int], se
         before = {name: cpu_seconds(pids) for name, pids in processes_of.items()}
         p = await load(popup.url, popup.calls, clients, seconds, popup.headers)
         processes_of["postgres"] = backends()  # and the connections opened during the run
-        cpu[clients] = {name: cpu_since(before[name], pids) * 1000 / p.requests
-                        for name, pids in processes_of.items()}  # fmt: skip
+        cpu[clients] = {
+            name: cpu_since(before[name], pids) * 1000 / p.requests
+            for name, pids in processes_of.items()
+        }
         b = await load(yardstick.url, yardstick.calls, clients, seconds, yardstick.headers)
-        print(f"{clients:>7} | {p.columns()} | {b.columns()} | "
-              f"{b.per_second / p.per_second:>5.1f}x "
-              f"{p.percentile(99) / b.percentile(99):>5.1f}x", flush=True)  # fmt: skip
+        print(
+            f"{clients:>7} | {p.columns()} | {b.columns()} | "
+            f"{b.per_second / p.per_second:>5.1f}x "
+            f"{p.percentile(99) / b.percentile(99):>5.1f}x",
+            flush=True,
+        )
     print("\nCPU ms per popup, by process (during the popup runs):")
-    print(f"{'clients':>7} | " + " ".join(f"{name:>14}" for name in processes_of)
-          + f" | {'total':>6}")  # fmt: skip
+    print(
+        f"{'clients':>7} | " + " ".join(f"{name:>14}" for name in processes_of) + f" | {'total':>6}"
+    )
     for clients, used in cpu.items():
-        print(f"{clients:>7} | " + " ".join(f"{ms:>14.1f}" for ms in used.values())
-              + f" | {sum(used.values()):>6.1f}")  # fmt: skip
+        print(
+            f"{clients:>7} | "
+            + " ".join(f"{ms:>14.1f}" for ms in used.values())
+            + f" | {sum(used.values()):>6.1f}"
+        )
 
 
 async def main(people: int, seconds: float, client_counts: list[int]) -> None:
     with tempfile.TemporaryDirectory(prefix="canbao-bench-popup-") as tmp:
         os.chmod(tmp, 0o755)
         log_dir = Path(tmp)
-        with (PostgresCluster(Path(tmp) / "pg", port=free_port(), durable=False) as postgres,
-              MockKafkaCluster(brokers=3) as kafka):  # fmt: skip
+        with (
+            PostgresCluster(Path(tmp) / "pg", port=free_port(), durable=False) as postgres,
+            MockKafkaCluster(brokers=3) as kafka,
+        ):
             kafka.create_topics(ALL_TOPICS)
             print(machine_facts("the load generator, four servers"), flush=True)
             print(f"seeding {people:,} people through identity and matching…", flush=True)
             urls, numbers = await prepare(postgres, people)
             common = {"KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers, "CANBAO_ENV": "test"}
-            identity, identity_url = start("identity", "canbao_identity.app:create",
-                                           common | {"IDENTITY_DATABASE_URL": urls["identity"]},
-                                           log_dir)  # fmt: skip
-            matching, matching_url = start("matching", "canbao_matching.app:create",
-                                           common | {"MATCHING_DATABASE_URL": urls["matching"]},
-                                           log_dir)  # fmt: skip
-            gateway, gateway_url = start("gateway", "canbao_gateway.app:create", common | {
-                "GATEWAY_DATABASE_URL": urls["gateway"], "GATEWAY_IDENTITY_URL": identity_url,
-                "GATEWAY_MATCHING_URL": matching_url}, log_dir)  # fmt: skip
-            yardstick, bare_url = start("bare", "bench.popup:bare",
-                                        {BARE_URL_VARIABLE: urls["bare"]}, log_dir)  # fmt: skip
+            identity, identity_url = start(
+                "identity",
+                "canbao_identity.app:create",
+                common | {"IDENTITY_DATABASE_URL": urls["identity"]},
+                log_dir,
+            )
+            matching, matching_url = start(
+                "matching",
+                "canbao_matching.app:create",
+                common | {"MATCHING_DATABASE_URL": urls["matching"]},
+                log_dir,
+            )
+            gateway, gateway_url = start(
+                "gateway",
+                "canbao_gateway.app:create",
+                common
+                | {
+                    "GATEWAY_DATABASE_URL": urls["gateway"],
+                    "GATEWAY_IDENTITY_URL": identity_url,
+                    "GATEWAY_MATCHING_URL": matching_url,
+                },
+                log_dir,
+            )
+            yardstick, bare_url = start(
+                "bare", "bench.popup:bare", {BARE_URL_VARIABLE: urls["bare"]}, log_dir
+            )
             processes = [identity, matching, gateway, yardstick]
             try:
                 for url in (identity_url, matching_url, gateway_url, bare_url):
@@ -283,11 +333,21 @@ async def main(people: int, seconds: float, client_counts: list[int]) -> None:
                     bare_url, {}, [("GET", f"/bare/{n}", None) for n in numbers]
                 )
                 print(f"{len(numbers):,} people; {seconds:.0f} s per run; latencies in ms\n")
-                processes_of = {"gateway": [gateway.pid], "identity": [identity.pid],
-                                "matching": [matching.pid], "postgres": [],
-                                "load generator": [os.getpid()]}  # fmt: skip
-                await compare(popup, yardstick_target, client_counts, seconds, processes_of,
-                              lambda: children_of(postmaster(postgres)))  # fmt: skip
+                processes_of = {
+                    "gateway": [gateway.pid],
+                    "identity": [identity.pid],
+                    "matching": [matching.pid],
+                    "postgres": [],
+                    "load generator": [os.getpid()],
+                }
+                await compare(
+                    popup,
+                    yardstick_target,
+                    client_counts,
+                    seconds,
+                    processes_of,
+                    lambda: children_of(postmaster(postgres)),
+                )
                 await breakdown(identity_url, matching_url, numbers, seconds)
             finally:
                 for process in processes:

@@ -67,9 +67,11 @@ def machine_facts(sharing: str) -> str:
     """The cores, who shares them (`sharing`: the benchmark's own processes) and the load
     average before the run: other users of the machine skew every figure."""
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    return (f"machine: {os.cpu_count()} cores, shared by {sharing}, PostgreSQL and anyone "
-            f"else's work (load average {load:.1f} before the run); "
-            f"Python {platform.python_version()} on {platform.machine()}")  # fmt: skip
+    return (
+        f"machine: {os.cpu_count()} cores, shared by {sharing}, PostgreSQL and anyone "
+        f"else's work (load average {load:.1f} before the run); "
+        f"Python {platform.python_version()} on {platform.machine()}"
+    )
 
 
 def start(
@@ -79,11 +81,25 @@ def start(
     port = free_port()
     log = (log_dir / f"{name}.log").open("wb")
     process = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "--factory", factory, "--host", "127.0.0.1",
-         "--port", str(port), "--log-level", "warning", "--no-access-log",
-         "--no-proxy-headers"],
-        env=os.environ | env, stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "--factory",
+            factory,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+            "--no-access-log",
+            "--no-proxy-headers",
+        ],
+        env=os.environ | env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     return process, f"http://127.0.0.1:{port}"
 
 

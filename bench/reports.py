@@ -125,10 +125,15 @@ CITIES: dict[str, tuple[float, tuple[str, ...]]] = {
 COUNTIES = [(county, weight / len(counties)) for weight, counties in CITIES.values()
             for county in counties]  # fmt: skip
 S, F = StatusCode, FlagType
-BY_EMPLOYER = people.INSURED.model_copy(update={
-    "pension": S.UNINSURED_BY_EMPLOYER, "medical": S.UNINSURED_BY_EMPLOYER,
-    "injury": S.UNINSURED_BY_EMPLOYER, "unemployment": S.UNINSURED_BY_EMPLOYER,
-    "maternity": S.UNINSURED_BY_EMPLOYER})  # fmt: skip
+BY_EMPLOYER = people.INSURED.model_copy(
+    update={
+        "pension": S.UNINSURED_BY_EMPLOYER,
+        "medical": S.UNINSURED_BY_EMPLOYER,
+        "injury": S.UNINSURED_BY_EMPLOYER,
+        "unemployment": S.UNINSURED_BY_EMPLOYER,
+        "maternity": S.UNINSURED_BY_EMPLOYER,
+    }
+)
 
 
 def local(**fields: Any) -> Verdict:
@@ -146,8 +151,9 @@ def enrolled_in_another_city(**fields: Any) -> Verdict:
 
 def owed_by_employer(**fields: Any) -> Verdict:
     """An employee the unit has not enrolled (92), naming the unit (labour inspection)."""
-    return people.needing_survey(statuses=BY_EMPLOYER, employers=(f"U{fields['birth_year']}",),
-                                 **fields)  # fmt: skip
+    return people.needing_survey(
+        statuses=BY_EMPLOYER, employers=(f"U{fields['birth_year']}",), **fields
+    )
 
 
 # What a verdict says, by share of the people (each a builder of tests/reporting/people.py).
@@ -189,17 +195,23 @@ class Verdicts:
     def number(self, key: Key) -> int:
         if key not in self.numbers:
             kind, county, gender, year = key
-            self.verdicts.append(KINDS[kind][1](region_code=county, gender=gender,
-                                                birth_year=year))  # fmt: skip
+            self.verdicts.append(KINDS[kind][1](region_code=county, gender=gender, birth_year=year))
             self.keys.append(key)
             self.numbers[key] = len(self.keys) - 1
         return self.numbers[key]
 
     def rows(self) -> list[tuple[int, str, str | None, list[str], list[str]]]:
         """(number, verdict JSON, region_code, cells, lists) as store.apply_state writes them."""
-        return [(n, json.dumps(v.model_dump(mode="json")), v.region_code,
-                 cell_names(cells_of(v)), sorted(lists_of(v)))
-                for n, v in enumerate(self.verdicts)]  # fmt: skip
+        return [
+            (
+                n,
+                json.dumps(v.model_dump(mode="json")),
+                v.region_code,
+                cell_names(cells_of(v)),
+                sorted(lists_of(v)),
+            )
+            for n, v in enumerate(self.verdicts)
+        ]
 
 
 @dataclass
@@ -245,8 +257,9 @@ class Population:
         return newest, self.verdicts.number((other, county, gender, year))
 
 
-async def bulk_load(owner_dsn: str, population: Population, sample: int,
-                    rng: random.Random) -> list[tuple[UUID, States]]:  # fmt: skip
+async def bulk_load(
+    owner_dsn: str, population: Population, sample: int, rng: random.Random
+) -> list[tuple[UUID, States]]:
     """All people but the last `sample` into person_states by COPY, as the projection would
     hold them; returns the sample's states, to be applied through the handler."""
     connection = await asyncpg.connect(owner_dsn)
@@ -256,7 +269,7 @@ async def bulk_load(owner_dsn: str, population: Population, sample: int,
             CREATE UNLOGGED TABLE bench_states (person_id uuid, valid_from timestamptz,
                                                 evaluated_at timestamptz, verdict int);
             CREATE UNLOGGED TABLE bench_verdicts (verdict int, body jsonb, region_code text,
-                                                  cells text[], lists text[])""")  # fmt: skip
+                                                  cells text[], lists text[])""")
         rows: list[tuple[Any, ...]] = []
         for n, (person, states) in enumerate(population.people(rng)):
             if n >= population.size - sample:
@@ -269,8 +282,7 @@ async def bulk_load(owner_dsn: str, population: Population, sample: int,
                 await connection.copy_records_to_table("bench_states", records=rows)
                 rows.clear()
         await connection.copy_records_to_table("bench_states", records=rows)
-        await connection.copy_records_to_table("bench_verdicts",
-                                               records=population.verdicts.rows())  # fmt: skip
+        await connection.copy_records_to_table("bench_verdicts", records=population.verdicts.rows())
         # In arrival order, as the consumer appends them: the history interleaves people.
         await connection.execute("""
             INSERT INTO person_states (person_id, valid_from, evaluated_at, verdict, region_code,
@@ -278,7 +290,7 @@ async def bulk_load(owner_dsn: str, population: Population, sample: int,
             SELECT s.person_id, s.valid_from, s.evaluated_at, v.body, v.region_code, v.cells,
                    v.lists
             FROM bench_states s JOIN bench_verdicts v USING (verdict) ORDER BY s.valid_from;
-            DROP TABLE bench_states, bench_verdicts""")  # fmt: skip
+            DROP TABLE bench_states, bench_verdicts""")
         await connection.execute("VACUUM ANALYZE person_states")  # as autovacuum would have
     finally:
         await connection.close()
@@ -296,8 +308,14 @@ async def apply_sample(
         previous = None
         for _, number in states:
             evaluated += timedelta(microseconds=1)
-            events.append(StatusesChanged(person_id=person, verdict=verdicts[number],
-                                          previous=previous, evaluated_at=evaluated))  # fmt: skip
+            events.append(
+                StatusesChanged(
+                    person_id=person,
+                    verdict=verdicts[number],
+                    previous=previous,
+                    evaluated_at=evaluated,
+                )
+            )
             previous = verdicts[number]
     messages = [inbound(e, offset, source="/canbao/matching") for offset, e in enumerate(events)]
     handle = handler()
@@ -317,9 +335,11 @@ def statuses_changed(population: Population, count: int, rng: random.Random) -> 
     for index in rng.sample(range(population.size), count):
         newest, other = population.changed(index, rng)
         event = StatusesChanged(
-            person_id=population.person_ids[index], verdict=verdicts.verdicts[other],
-            previous=verdicts.verdicts[newest], evaluated_at=evaluated,
-        )  # fmt: skip
+            person_id=population.person_ids[index],
+            verdict=verdicts.verdicts[other],
+            previous=verdicts.verdicts[newest],
+            evaluated_at=evaluated,
+        )
         records.append(encode(event, source="/canbao/matching"))
     return records
 
@@ -337,8 +357,14 @@ class Projection:
         return self.events / self.seconds
 
 
-async def project(kafka: MockKafkaCluster, postgres: PostgresCluster, service: int, url: str,
-                  records: list[Any], partitions: int) -> Projection:  # fmt: skip
+async def project(
+    kafka: MockKafkaCluster,
+    postgres: PostgresCluster,
+    service: int,
+    url: str,
+    records: list[Any],
+    partitions: int,
+) -> Projection:
     """Put `records` on registry.statuses while the service idles; time its consumer."""
     headers = {"Authorization": f"Bearer {service_token('reporting')}"}
     async with httpx.AsyncClient(base_url=url, timeout=10, headers=headers) as http:
@@ -361,9 +387,11 @@ async def project(kafka: MockKafkaCluster, postgres: PostgresCluster, service: i
         seconds = time.perf_counter() - started
     backends = children_of(postmaster(postgres))
     per_1000 = 1e6 / len(records)
-    cpu_ms = {"service": cpu_since(cpu_before[0], [service]) * per_1000,
-              "PostgreSQL": cpu_since(cpu_before[1], backends) * per_1000,
-              "this process": cpu_since(cpu_before[2], [os.getpid()]) * per_1000}  # fmt: skip
+    cpu_ms = {
+        "service": cpu_since(cpu_before[0], [service]) * per_1000,
+        "PostgreSQL": cpu_since(cpu_before[1], backends) * per_1000,
+        "this process": cpu_since(cpu_before[2], [os.getpid()]) * per_1000,
+    }
     return Projection(len(records), partitions, sent, seconds, cpu_ms)
 
 
@@ -395,17 +423,17 @@ def requests(current: Quarter, past: Quarter) -> list[Request]:
         Request("table current province", table, {"region": "52"}),
         Request("table current city 5201", table, {"region": "5201"}),
         Request("table current county 520102", table, {"region": "520102"}),
-        Request("table past province", f"/internal/v1/reports/quarterly/{past}",
-                {"region": "52"}),
+        Request("table past province", f"/internal/v1/reports/quarterly/{past}", {"region": "52"}),
         Request("people total:1 first page", f"{table}/people", big),
         Request("people total:1 deep page", f"{table}/people", big | {"cursor": f"{deep}/5201"}),
         Request("people 5204:11 first page", f"{table}/people", small),
         Request("people 5204:11 deep page", f"{table}/people", small | {"cursor": f"{deep}/5204"}),
-        Request("people total:1 first page, past", f"/internal/v1/reports/quarterly/{past}"
-                "/people", big),
+        Request(
+            "people total:1 first page, past", f"/internal/v1/reports/quarterly/{past}/people", big
+        ),
         Request("coverage province", "/internal/v1/reports/coverage", {"region": "52"}),
         Request("coverage city 5201", "/internal/v1/reports/coverage", {"region": "5201"}),
-    ]  # fmt: skip
+    ]
 
 
 Timed = dict[str, tuple[int, float, float]]  # request → runs, p50 ms, p99 ms
@@ -440,8 +468,10 @@ async def time_requests(url: str, asked: list[Request], runs: int) -> Timed:
 def check_counts(asked: list[Request], answers: dict[str, Any]) -> None:
     """The people behind a cell are as many as the province's table of that quarter says (the
     first page's `count`)."""
-    tables = {answers[name]["quarter"]: answers[name]
-              for name in ("table current province", "table past province")}  # fmt: skip
+    tables = {
+        answers[name]["quarter"]: answers[name]
+        for name in ("table current province", "table past province")
+    }
     for request in asked:
         if not request.path.endswith("/people") or "cursor" in request.params:
             continue
@@ -489,18 +519,24 @@ def plan_lines(node: dict[str, Any], depth: int) -> list[str]:
         what += f" using {node['Index Name']}"
     extra = []
     if "Sort Method" in node:
-        extra.append(f"{node['Sort Method']} {node.get('Sort Space Used', 0):,} kB "
-                     f"{node.get('Sort Space Type', '')}")  # fmt: skip
+        extra.append(
+            f"{node['Sort Method']} {node.get('Sort Space Used', 0):,} kB "
+            f"{node.get('Sort Space Type', '')}"
+        )
     if node.get("Workers Launched"):
         extra.append(f"{node['Workers Launched']} workers")
     if node.get("Shared Read Blocks") or node.get("Shared Hit Blocks"):
-        extra.append(f"buffers hit {node.get('Shared Hit Blocks', 0):,} "
-                     f"read {node.get('Shared Read Blocks', 0):,}")  # fmt: skip
+        extra.append(
+            f"buffers hit {node.get('Shared Hit Blocks', 0):,} "
+            f"read {node.get('Shared Read Blocks', 0):,}"
+        )
     if node.get("Temp Written Blocks"):
         extra.append(f"temp written {node['Temp Written Blocks']:,}")
     loops = node.get("Actual Loops", 1)
-    line = (f"{'  ' * depth}{what}: rows {node.get('Actual Rows', 0) * loops:,.0f}, "
-            f"{node.get('Actual Total Time', 0):,.0f} ms")  # fmt: skip
+    line = (
+        f"{'  ' * depth}{what}: rows {node.get('Actual Rows', 0) * loops:,.0f}, "
+        f"{node.get('Actual Total Time', 0):,.0f} ms"
+    )
     lines = [line + (f" ({'; '.join(extra)})" if extra else "")]
     for child in node.get("Plans", []):
         lines += plan_lines(child, depth + 1)
@@ -515,7 +551,7 @@ async def sizes_of(dsn: str) -> tuple[float, list[tuple[str, float, float]]]:
         tables = await connection.fetch("""
             SELECT relname, pg_table_size(oid) AS heap, pg_indexes_size(oid) AS indexes
             FROM pg_class WHERE relkind = 'r' AND relnamespace = 'public'::regnamespace
-            ORDER BY pg_total_relation_size(oid) DESC LIMIT 3""")  # fmt: skip
+            ORDER BY pg_total_relation_size(oid) DESC LIMIT 3""")
     finally:
         await connection.close()
     mib = 1024 * 1024
@@ -523,17 +559,23 @@ async def sizes_of(dsn: str) -> tuple[float, list[tuple[str, float, float]]]:
 
 
 def past_quarter(quarter: Quarter) -> Quarter:
-    return Quarter(quarter.year - 1, 4) if quarter.number == 1 else Quarter(
-        quarter.year, quarter.number - 1)  # fmt: skip
+    return (
+        Quarter(quarter.year - 1, 4)
+        if quarter.number == 1
+        else Quarter(quarter.year, quarter.number - 1)
+    )
 
 
-async def one_size(size: int, args: argparse.Namespace, explain: bool, tmp: Path
-                   ) -> dict[str, float]:  # fmt: skip
+async def one_size(
+    size: int, args: argparse.Namespace, explain: bool, tmp: Path
+) -> dict[str, float]:
     """Load, project, ask; print as it goes; the figures compared across sizes."""
     rng = random.Random(size)
     print(f"\n== {size:,} people (load average {os.getloadavg()[0]:.1f}) ==", flush=True)
-    with (PostgresCluster(tmp / f"pg{size}", port=free_port(), durable=False) as postgres,
-          MockKafkaCluster(brokers=1) as kafka):  # fmt: skip
+    with (
+        PostgresCluster(tmp / f"pg{size}", port=free_port(), durable=False) as postgres,
+        MockKafkaCluster(brokers=1) as kafka,
+    ):
         role = application_role(SERVICE.name)
         postgres.create_role(role)
         owner_url = postgres.create_database("reporting")
@@ -547,8 +589,9 @@ async def one_size(size: int, args: argparse.Namespace, explain: bool, tmp: Path
         handled = await bulk_load(postgres.dsn("reporting"), population, sample, rng)
         loaded_s = time.perf_counter() - started
         started = time.perf_counter()
-        await migrate_async(owner_url, SERVICE.migrations, application_role=role,
-                            append_only=SERVICE.append_only)  # fmt: skip
+        await migrate_async(
+            owner_url, SERVICE.migrations, application_role=role, append_only=SERVICE.append_only
+        )
         migrated_s = time.perf_counter() - started
         url = postgres.url("reporting", user=role)
         database = Database(url, pool_size=2)
@@ -556,36 +599,47 @@ async def one_size(size: int, args: argparse.Namespace, explain: bool, tmp: Path
             apply_rate, applied = await apply_sample(database, population, handled)
         finally:
             await database.dispose()
-        print(f"load: {population.states:,} states of {size:,} people "
-              f"({population.with_history / size:.0%} with 2-3 states, "
-              f"{len(population.verdicts.verdicts):,} distinct verdicts); "
-              f"{population.states - applied:,} by COPY in {loaded_s:.1f} s (not timed), "
-              f"then the migrations from {LOADED_SCHEMA} to the head in {migrated_s:.1f} s; "
-              f"{applied:,} states of {sample:,} people through the handler: "
-              f"{apply_rate:,.0f} states/s", flush=True)  # fmt: skip
+        print(
+            f"load: {population.states:,} states of {size:,} people "
+            f"({population.with_history / size:.0%} with 2-3 states, "
+            f"{len(population.verdicts.verdicts):,} distinct verdicts); "
+            f"{population.states - applied:,} by COPY in {loaded_s:.1f} s (not timed), "
+            f"then the migrations from {LOADED_SCHEMA} to the head in {migrated_s:.1f} s; "
+            f"{applied:,} states of {sample:,} people through the handler: "
+            f"{apply_rate:,.0f} states/s",
+            flush=True,
+        )
         count = min(size, args.events)
         records = statuses_changed(population, count, rng)
         volume = sum(len(r.value or b"") + len(r.key or b"") + 400 for r in records)
         partitions = max(STATUSES.partitions, math.ceil(volume / (3 * 1024 * 1024)))
         kafka.create_topics(t for t in ALL_TOPICS if t is not STATUSES)
         kafka.create_topic(STATUSES.name, partitions)
-        env = {"CANBAO_ENV": "test", "REPORTING_DATABASE_URL": url,
-               "KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers}  # fmt: skip
+        env = {
+            "CANBAO_ENV": "test",
+            "REPORTING_DATABASE_URL": url,
+            "KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
+        }
         process, base = start(f"reporting-{size}", "canbao_reporting.app:create", env, tmp)
         try:
             await wait_up(base)
             projection = await project(kafka, postgres, process.pid, base, records, partitions)
             del records
             cpu = ", ".join(f"{k} {v:,.0f}" for k, v in projection.cpu_ms.items())
-            print(f"projection: {count:,} StatusesChanged on {partitions} partitions (sent at "
-                  f"{projection.sent_per_s:,.0f}/s), applied by the service's consumer in "
-                  f"{projection.seconds:.1f} s: {projection.rate:,.0f} events/s; CPU ms per "
-                  f"1,000 events: {cpu}", flush=True)  # fmt: skip
+            print(
+                f"projection: {count:,} StatusesChanged on {partitions} partitions (sent at "
+                f"{projection.sent_per_s:,.0f}/s), applied by the service's consumer in "
+                f"{projection.seconds:.1f} s: {projection.rate:,.0f} events/s; CPU ms per "
+                f"1,000 events: {cpu}",
+                flush=True,
+            )
             current = Quarter.of(datetime.now(UTC))
             asked = requests(current, past_quarter(current))
             timed = await time_requests(base, asked, args.runs)
-            print(f"internal API (current quarter {current}, past {past_quarter(current)}; "
-                  "one request at a time):")  # fmt: skip
+            print(
+                f"internal API (current quarter {current}, past {past_quarter(current)}; "
+                "one request at a time):"
+            )
             print(f"{'request':<34} {'runs':>5} {'p50 ms':>9} {'p99 ms':>9}")
             for name, (runs, p50, p99) in timed.items():
                 print(f"{name:<34} {runs:>5} {p50:>9,.1f} {p99:>9,.1f}", flush=True)
@@ -604,9 +658,12 @@ async def one_size(size: int, args: argparse.Namespace, explain: bool, tmp: Path
             except subprocess.TimeoutExpired:  # its consumer still retrying: not worth waiting
                 process.kill()
                 process.wait()
-    figures = {"apply states/s": apply_rate, "projection events/s": projection.rate,
-               "projection CPU ms/1k service": projection.cpu_ms["service"],
-               "projection CPU ms/1k PostgreSQL": projection.cpu_ms["PostgreSQL"]}  # fmt: skip
+    figures = {
+        "apply states/s": apply_rate,
+        "projection events/s": projection.rate,
+        "projection CPU ms/1k service": projection.cpu_ms["service"],
+        "projection CPU ms/1k PostgreSQL": projection.cpu_ms["PostgreSQL"],
+    }
     for name, (_, p50, p99) in timed.items():
         figures[f"{name} p50 ms"], figures[f"{name} p99 ms"] = p50, p99
     figures["service peak RSS MiB"], figures["database MiB"] = rss, total
@@ -635,21 +692,43 @@ def growth_table(sizes: list[int], figures: list[dict[str, float]]) -> None:
 def baseline_package(revision: str, tmp: Path) -> Path:
     """services/reporting as of `revision`, extracted: the directory to put first on PYTHONPATH."""
     root = Path(__file__).resolve().parent.parent
-    archive = subprocess.run(["git", "archive", revision, "services/reporting"], cwd=root,
-                             check=True, capture_output=True).stdout  # fmt: skip
+    archive = subprocess.run(
+        ["git", "archive", revision, "services/reporting"],
+        cwd=root,
+        check=True,
+        capture_output=True,
+    ).stdout
     subprocess.run(["tar", "-x", "-C", str(tmp)], input=archive, check=True)
     return tmp / "services" / "reporting"
 
 
-def measure_baseline(size: int, args: argparse.Namespace, package: Path, explain: bool,
-                     tmp: Path) -> dict[str, float]:  # fmt: skip
+def measure_baseline(
+    size: int, args: argparse.Namespace, package: Path, explain: bool, tmp: Path
+) -> dict[str, float]:
     """One size with the baseline's package, in a child process; its figures."""
     out = tmp / f"baseline-{size}.json"
-    env = os.environ | {"PYTHONPATH": os.pathsep.join(
-        p for p in (str(package), os.environ.get("PYTHONPATH", "")) if p)}  # fmt: skip
-    command_ = [sys.executable, "-m", "bench.reports", "--sizes", str(size), "--runs",
-                str(args.runs), "--sample", str(args.sample), "--events", str(args.events),
-                "--matching-people", "0", "--figures-out", str(out)]  # fmt: skip
+    env = os.environ | {
+        "PYTHONPATH": os.pathsep.join(
+            p for p in (str(package), os.environ.get("PYTHONPATH", "")) if p
+        )
+    }
+    command_ = [
+        sys.executable,
+        "-m",
+        "bench.reports",
+        "--sizes",
+        str(size),
+        "--runs",
+        str(args.runs),
+        "--sample",
+        str(args.sample),
+        "--events",
+        str(args.events),
+        "--matching-people",
+        "0",
+        "--figures-out",
+        str(out),
+    ]
     if not explain:
         command_.append("--no-explain")
     print(f"\n-- before: services/reporting as of {args.baseline} --", flush=True)
@@ -658,41 +737,55 @@ def measure_baseline(size: int, args: argparse.Namespace, package: Path, explain
     return figures
 
 
-def compared(sizes: list[int], before: list[dict[str, float]],
-             after: list[dict[str, float]]) -> None:  # fmt: skip
+def compared(
+    sizes: list[int], before: list[dict[str, float]], after: list[dict[str, float]]
+) -> None:
     print(f"\n{'before → after':<44}" + "".join(f"{s:>28,}" for s in sizes))
     for name in after[0]:
-        cells = [f"{b[name]:,.1f} → {a[name]:,.1f} (×{a[name] / b[name]:.2f})" if b[name] else ""
-                 for b, a in zip(before, after, strict=True)]  # fmt: skip
+        cells = [
+            f"{b[name]:,.1f} → {a[name]:,.1f} (×{a[name] / b[name]:.2f})" if b[name] else ""
+            for b, a in zip(before, after, strict=True)
+        ]
         print(f"{name:<44}" + "".join(f"{c:>28}" for c in cells))
 
 
 def headline(size: int, found: dict[str, float]) -> str:
-    return (f"reports {size} people: table {found['table current province p50 ms']:.0f} ms, "
-            f"people page {found['people total:1 first page p50 ms']:.0f} ms, coverage "
-            f"{found['coverage province p50 ms']:.0f} ms, projection "
-            f"{found['projection events/s']:.0f} events/s")  # fmt: skip
+    return (
+        f"reports {size} people: table {found['table current province p50 ms']:.0f} ms, "
+        f"people page {found['people total:1 first page p50 ms']:.0f} ms, coverage "
+        f"{found['coverage province p50 ms']:.0f} ms, projection "
+        f"{found['projection events/s']:.0f} events/s"
+    )
 
 
 async def main(args: argparse.Namespace) -> None:
-    print(machine_facts("this process (loader, producer, test broker, caller), the reporting "
-                        "service"), flush=True)  # fmt: skip
+    print(
+        machine_facts(
+            "this process (loader, producer, test broker, caller), the reporting service"
+        ),
+        flush=True,
+    )
     with tempfile.TemporaryDirectory(prefix="canbao-bench-reports-") as tmp:
         os.chmod(tmp, 0o755)  # the server may run as the `postgres` user
         matching = 0.0
         if args.matching_people:
             matching = await matching_rate(args.matching_people, Path(tmp))
-            print(f"matching's evaluator (bench.matching 'evaluate', {args.matching_people:,} "
-                  f"people): {matching:,.0f} verdicts/s; CDC ceiling (architecture.md): "
-                  "~15,600 events/s at ~5-6 source rows a person, ~2,800 people/s",
-                  flush=True)  # fmt: skip
+            print(
+                f"matching's evaluator (bench.matching 'evaluate', {args.matching_people:,} "
+                f"people): {matching:,.0f} verdicts/s; CDC ceiling (architecture.md): "
+                "~15,600 events/s at ~5-6 source rows a person, ~2,800 people/s",
+                flush=True,
+            )
         package = baseline_package(args.baseline, Path(tmp)) if args.baseline else None
         before, after = [], []
         for size in args.sizes:
             explain = args.explain and size == max(args.sizes)
             if package is not None:
-                before.append(await asyncio.to_thread(measure_baseline, size, args, package,
-                                                      explain, Path(tmp)))  # fmt: skip
+                before.append(
+                    await asyncio.to_thread(
+                        measure_baseline, size, args, package, explain, Path(tmp)
+                    )
+                )
                 print("\n-- after: services/reporting of this tree --", flush=True)
             after.append(await one_size(size, args, explain, Path(tmp)))
     if args.figures_out:  # a baseline child: its parent prints the rest
@@ -717,7 +810,8 @@ if __name__ == "__main__":
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--matching-people", type=int, default=20_000)
     parser.add_argument("--baseline", help="a git revision: measure its services/reporting too")
-    parser.add_argument("--no-explain", dest="explain", action="store_false",
-                        help=argparse.SUPPRESS)  # fmt: skip
+    parser.add_argument(
+        "--no-explain", dest="explain", action="store_false", help=argparse.SUPPRESS
+    )
     parser.add_argument("--figures-out", help=argparse.SUPPRESS)  # the baseline child's figures
     asyncio.run(main(parser.parse_args()))

@@ -83,16 +83,33 @@ async def store_subjects(url: str, population: households.Population) -> int:
             if not person.registered or person.deceased:
                 continue
             name = households.SURNAMES[index % len(households.SURNAMES)] + "某某"
-            rows.append((person.person_id, person.region_code, True, False, mask_name(name),
-                         [], "[]", now, True, True, ["uninsured"], "{}", now))  # fmt: skip
+            rows.append(
+                (
+                    person.person_id,
+                    person.region_code,
+                    True,
+                    False,
+                    mask_name(name),
+                    [],
+                    "[]",
+                    now,
+                    True,
+                    True,
+                    ["uninsured"],
+                    "{}",
+                    now,
+                )
+            )
             if len(rows) >= COPY_BATCH:
-                await connection.copy_records_to_table("subjects", records=rows,
-                                                       columns=SUBJECT_COLUMNS)  # fmt: skip
+                await connection.copy_records_to_table(
+                    "subjects", records=rows, columns=SUBJECT_COLUMNS
+                )
                 count += len(rows)
                 rows.clear()
         if rows:
-            await connection.copy_records_to_table("subjects", records=rows,
-                                                   columns=SUBJECT_COLUMNS)  # fmt: skip
+            await connection.copy_records_to_table(
+                "subjects", records=rows, columns=SUBJECT_COLUMNS
+            )
             count += len(rows)
         await connection.execute("ANALYZE subjects")
     finally:
@@ -102,8 +119,10 @@ async def store_subjects(url: str, population: households.Population) -> int:
 
 async def make_list(url: str, region: str) -> tuple[dict[str, Any], float]:
     """The list survey made, and seconds for the call."""
-    headers = {"Authorization": f"Bearer {service_token('survey')}",
-               "Canbao-Identity-Token": service_token("identity")}  # fmt: skip
+    headers = {
+        "Authorization": f"Bearer {service_token('survey')}",
+        "Canbao-Identity-Token": service_token("identity"),
+    }
     async with httpx.AsyncClient(base_url=url, timeout=900) as http:
         started = time.perf_counter()
         response = await http.post(
@@ -114,8 +133,9 @@ async def make_list(url: str, region: str) -> tuple[dict[str, Any], float]:
     return dict(response.json()), seconds
 
 
-async def measure(postgres: PostgresCluster, kafka: MockKafkaCluster, size: int,
-                  log_dir: Path) -> None:  # fmt: skip
+async def measure(
+    postgres: PostgresCluster, kafka: MockKafkaCluster, size: int, log_dir: Path
+) -> None:
     identity_url = postgres.create_database(f"bench_list_identity_{size}")
     await migrate_async(identity_url, Path(canbao_identity.__file__).parent / "migrations")
     settings = IdentitySettings(CANBAO_ENV="test", database_url=identity_url)
@@ -129,28 +149,43 @@ async def measure(postgres: PostgresCluster, kafka: MockKafkaCluster, size: int,
     loaded = time.perf_counter() - started
     needing = len(population.expected(DIVISION))
     assert stored == needing, (stored, needing)
-    print(f"\n{size:,} people loaded into identity and {stored:,} subjects into survey in "
-          f"{loaded:.1f} s (not timed below):", flush=True)  # fmt: skip
-    identity_env = {"CANBAO_ENV": "test", "IDENTITY_DATABASE_URL": identity_url,
-                    "IDENTITY_ROLES": "build",
-                    "KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers}  # fmt: skip
-    identity, identity_base = start(f"identity-{size}", "canbao_identity.app:create",
-                                    identity_env, log_dir)  # fmt: skip
-    survey_env = {"CANBAO_ENV": "test", "SURVEY_DATABASE_URL": survey_url,
-                  "SURVEY_IDENTITY_URL": identity_base,
-                  "KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers}  # fmt: skip
+    print(
+        f"\n{size:,} people loaded into identity and {stored:,} subjects into survey in "
+        f"{loaded:.1f} s (not timed below):",
+        flush=True,
+    )
+    identity_env = {
+        "CANBAO_ENV": "test",
+        "IDENTITY_DATABASE_URL": identity_url,
+        "IDENTITY_ROLES": "build",
+        "KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
+    }
+    identity, identity_base = start(
+        f"identity-{size}", "canbao_identity.app:create", identity_env, log_dir
+    )
+    survey_env = {
+        "CANBAO_ENV": "test",
+        "SURVEY_DATABASE_URL": survey_url,
+        "SURVEY_IDENTITY_URL": identity_base,
+        "KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
+    }
     survey, survey_base = start(f"survey-{size}", "canbao_survey.app:create", survey_env, log_dir)
     try:
         await wait_up(identity_base)
         await wait_up(survey_base)
-        print(f"{'loaded':>8} {'division':>8} {'run':>3} {'needing':>8} {'tasks':>8} "
-              f"{'househ.':>8} {'list s':>7} {'people/s':>8} {'RSS MiB':>8} {'HWM MiB':>8} "
-              f"{'id HWM':>7} {'CPU ms/1k sv':>12} {'/1k id':>7} {'/1k pg':>7}")  # fmt: skip
+        print(
+            f"{'loaded':>8} {'division':>8} {'run':>3} {'needing':>8} {'tasks':>8} "
+            f"{'househ.':>8} {'list s':>7} {'people/s':>8} {'RSS MiB':>8} {'HWM MiB':>8} "
+            f"{'id HWM':>7} {'CPU ms/1k sv':>12} {'/1k id':>7} {'/1k pg':>7}"
+        )
         for run in range(1, RUNS + 1):
             backends = children_of(postmaster(postgres))
             before = memory_kib(survey.pid)["VmRSS"]
-            cpu_before = (cpu_seconds([survey.pid]), cpu_seconds([identity.pid]),
-                          cpu_seconds(backends))  # fmt: skip
+            cpu_before = (
+                cpu_seconds([survey.pid]),
+                cpu_seconds([identity.pid]),
+                cpu_seconds(backends),
+            )
             made, seconds = await make_list(survey_base, DIVISION)
             per_1k = 1e6 / max(needing, 1)
             survey_ms = cpu_since(cpu_before[0], [survey.pid]) * per_1k
@@ -161,10 +196,13 @@ async def measure(postgres: PostgresCluster, kafka: MockKafkaCluster, size: int,
             identity_peak = memory_kib(identity.pid)["VmHWM"]
             assert made["residents"] == needing, f"{made['residents']} residents, {needing}"
             assert made["tasks"] == (needing if run == 1 else 0), made
-            print(f"{size:>8,} {DIVISION:>8} {run:>3} {needing:>8,} {made['tasks']:>8,} "
-                  f"{made['households']:>8,} {seconds:>7.2f} {needing / seconds:>8,.0f} "
-                  f"{before / 1024:>8.0f} {peak / 1024:>8.0f} {identity_peak / 1024:>7.0f} "
-                  f"{survey_ms:>12.0f} {identity_ms:>7.0f} {pg_ms:>7.0f}", flush=True)  # fmt: skip
+            print(
+                f"{size:>8,} {DIVISION:>8} {run:>3} {needing:>8,} {made['tasks']:>8,} "
+                f"{made['households']:>8,} {seconds:>7.2f} {needing / seconds:>8,.0f} "
+                f"{before / 1024:>8.0f} {peak / 1024:>8.0f} {identity_peak / 1024:>7.0f} "
+                f"{survey_ms:>12.0f} {identity_ms:>7.0f} {pg_ms:>7.0f}",
+                flush=True,
+            )
     finally:
         for process in (survey, identity):
             process.terminate()
@@ -174,8 +212,10 @@ async def measure(postgres: PostgresCluster, kafka: MockKafkaCluster, size: int,
 async def main(sizes: list[int]) -> None:
     with tempfile.TemporaryDirectory(prefix="canbao-bench-list-") as tmp:
         os.chmod(tmp, 0o755)  # the server may run as the `postgres` user
-        with (PostgresCluster(Path(tmp) / "pg", port=free_port(), durable=False) as postgres,
-              MockKafkaCluster(brokers=1) as kafka):  # fmt: skip
+        with (
+            PostgresCluster(Path(tmp) / "pg", port=free_port(), durable=False) as postgres,
+            MockKafkaCluster(brokers=1) as kafka,
+        ):
             kafka.create_topics([PERSONS, STATUSES, COLLECTIONS])  # survey's consumer reads two
             print(machine_facts("this process (the caller), identity, survey"), flush=True)
             for size in sizes:

@@ -306,11 +306,17 @@ def kafka_acls(who: str, access: KafkaAccess) -> list[dict[str, object]]:
     if who == CONNECT:
         # Connect's own storage topics and group; the heartbeat topic it creates itself.
         acls += [
-            _acl(_topic(CONNECT_CLUSTER, "prefix"), "Read", "Write", "Describe", "Create",
-                 "DescribeConfigs"),
+            _acl(
+                _topic(CONNECT_CLUSTER, "prefix"),
+                "Read",
+                "Write",
+                "Describe",
+                "Create",
+                "DescribeConfigs",
+            ),
             _acl({"type": "group", "name": CONNECT_GROUP, "patternType": "literal"}, "Read"),
             _acl(_topic(CONNECT_HEARTBEAT_TOPIC), "Write", "Describe", "Create"),
-        ]  # fmt: skip
+        ]
     acls.append(_acl({"type": "cluster"}, "Describe", "IdempotentWrite"))
     return acls
 

@@ -66,8 +66,9 @@ class ServiceAuth(httpx.Auth):
     `service` on behalf of a staff member (canbao_platform.service_tokens, the development key
     pair). A request that already names its Authorization keeps it."""
 
-    def __init__(self, service: str, username: str = "test-clerk", role: str = "counter",
-                 scope: str = "52") -> None:  # fmt: skip
+    def __init__(
+        self, service: str, username: str = "test-clerk", role: str = "counter", scope: str = "52"
+    ) -> None:
         self.service, self.caller = service, service_tokens.Caller(username, role, scope)
 
     def auth_flow(self, request: httpx.Request) -> Iterator[httpx.Request]:
@@ -81,8 +82,9 @@ def caller_headers(
 ) -> dict[str, str]:
     """The Authorization header of one internal call to `service` (fields: username, role,
     scope of the staff member the gateway acts for)."""
-    caller = caller or service_tokens.Caller(**({"username": "test-clerk", "role": "counter",
-                                                 "scope": "52"} | fields))  # fmt: skip
+    caller = caller or service_tokens.Caller(
+        **({"username": "test-clerk", "role": "counter", "scope": "52"} | fields)
+    )
     key = service_tokens.private_key(service_tokens.DEVELOPMENT_PRIVATE_KEY)
     return {"Authorization": f"Bearer {service_tokens.issue(caller, audience=service, key=key)}"}
 
@@ -184,8 +186,9 @@ def remove_in_background(path: Path) -> None:
     them took the last test's teardown minutes."""
     subprocess.run(
         ["sh", "-c", 'rm -rf -- "$1" >/dev/null 2>&1 &', "sh", str(path)],
-        check=True, start_new_session=True,
-    )  # fmt: skip
+        check=True,
+        start_new_session=True,
+    )
 
 
 @pytest.fixture(scope="session")
@@ -220,20 +223,24 @@ def migrated_database(postgres: SessionCluster) -> MigratedDatabase:
     templates: dict[tuple[str, str | None, tuple[str, ...]], str] = {}
 
     async def make(
-        migrations: Path | None, *, application_role: str | None = None,
+        migrations: Path | None,
+        *,
+        application_role: str | None = None,
         append_only: Sequence[str] = (),
-    ) -> str:  # fmt: skip
+    ) -> str:
         key = (str(migrations), application_role, tuple(append_only))
         if key not in templates:
             name = f"template_{os.getpid()}_{next(_names)}"
             url = postgres.create_database(name)
-            await migrate_async(url, migrations, application_role=application_role,
-                                append_only=append_only)  # fmt: skip
+            await migrate_async(
+                url, migrations, application_role=application_role, append_only=append_only
+            )
             # Nobody may connect to it, or a copy would fail ("being accessed by other users").
             postgres.execute("postgres", f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS false')
             templates[key] = name
-        return postgres.create_database(f"test_{os.getpid()}_{next(_names)}",
-                                        template=templates[key])  # fmt: skip
+        return postgres.create_database(
+            f"test_{os.getpid()}_{next(_names)}", template=templates[key]
+        )
 
     return make
 
@@ -256,8 +263,9 @@ def make_service_database(
     async def make(definition: ServiceDefinition) -> ServiceDatabase:
         role = application_role(definition.name)
         postgres.create_role(role)
-        owner_url = await migrated_database(definition.migrations, application_role=role,
-                                            append_only=definition.append_only)  # fmt: skip
+        owner_url = await migrated_database(
+            definition.migrations, application_role=role, append_only=definition.append_only
+        )
         database = make_url(owner_url).database
         assert database is not None
         return ServiceDatabase(owner_url, postgres.url(database, user=role))

@@ -34,9 +34,18 @@ CONTENT_TYPE_HEADER: Final = "content-type"
 TRACEPARENT: Final = "traceparent"
 TRACESTATE: Final = "tracestate"
 _READ: Final = frozenset(
-    {CE_SPECVERSION, CE_ID, CE_TYPE, CE_SOURCE, CE_TIME, CE_SUBJECT, CONTENT_TYPE_HEADER,
-     TRACEPARENT, TRACESTATE}
-)  # fmt: skip
+    {
+        CE_SPECVERSION,
+        CE_ID,
+        CE_TYPE,
+        CE_SOURCE,
+        CE_TIME,
+        CE_SUBJECT,
+        CONTENT_TYPE_HEADER,
+        TRACEPARENT,
+        TRACESTATE,
+    }
+)
 
 # RFC 3339 §5.6 date-time (the `T` and `Z` may be lower case); fromisoformat reads the rest.
 _RFC3339: Final = re.compile(

@@ -19,10 +19,19 @@ from pydantic import BaseModel, Field
 from canbao_contracts.codes import StatusCode
 
 Attribute = Literal[
-    "region", "gender", "birth_year", "registration", "deceased",
-    "pension", "medical", "injury", "unemployment", "maternity",
-    "household_registered_locally", "insured_in_province",
-]  # fmt: skip
+    "region",
+    "gender",
+    "birth_year",
+    "registration",
+    "deceased",
+    "pension",
+    "medical",
+    "injury",
+    "unemployment",
+    "maternity",
+    "household_registered_locally",
+    "insured_in_province",
+]
 Comparison = Literal["eq", "in", "gt", "lt", "ge", "le"]
 INSURANCE_ATTRIBUTES: Final = ("pension", "medical", "injury", "unemployment", "maternity")
 INSURED_IN_PROVINCE_CODES: Final = tuple(

@@ -87,9 +87,12 @@ async def migrate_async(
 ) -> None:
     # Alembic's env.py runs its own event loop, so it must not run on ours.
     await asyncio.to_thread(
-        migrate, url, service_migrations,
-        application_role=application_role, append_only=append_only,
-    )  # fmt: skip
+        migrate,
+        url,
+        service_migrations,
+        application_role=application_role,
+        append_only=append_only,
+    )
 
 
 async def grant_application_role(

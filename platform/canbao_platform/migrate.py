@@ -89,8 +89,12 @@ def main(argv: list[str] | None = None) -> None:
     definition = service_definition(args.service)
     settings = migration_settings(definition)
     role = settings.application_role
-    migrate(settings.owner_url, definition.migrations,
-            application_role=role, append_only=definition.append_only)  # fmt: skip
+    migrate(
+        settings.owner_url,
+        definition.migrations,
+        application_role=role,
+        append_only=definition.append_only,
+    )
     granted = f", {role} granted its privileges" if role else ""
     print(f"{args.service}: database migrated{granted}")
 

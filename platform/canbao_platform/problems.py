@@ -25,8 +25,9 @@ log = logging.getLogger(__name__)
 class Problem(Exception):
     """An error a client can act on. `slug` becomes the stable type `/problems/<slug>`."""
 
-    def __init__(self, status: int, slug: str, title: str, detail: str | None = None,
-                 **extensions: Any) -> None:  # fmt: skip
+    def __init__(
+        self, status: int, slug: str, title: str, detail: str | None = None, **extensions: Any
+    ) -> None:
         super().__init__(title)
         self.status = status
         self.slug = slug
@@ -35,8 +36,11 @@ class Problem(Exception):
         self.extensions = extensions
 
     def body(self, instance: str | None = None) -> dict[str, Any]:
-        body: dict[str, Any] = {"type": f"/problems/{self.slug}", "title": self.title,
-                                "status": self.status}  # fmt: skip
+        body: dict[str, Any] = {
+            "type": f"/problems/{self.slug}",
+            "title": self.title,
+            "status": self.status,
+        }
         if self.detail:
             body["detail"] = self.detail
         if instance:
@@ -82,8 +86,9 @@ def install_problem_handlers(app: FastAPI) -> None:
         assert isinstance(exc, StarletteHTTPException)
         slug = _HTTP_SLUGS.get(exc.status_code, f"http-{exc.status_code}")
         detail = exc.detail if isinstance(exc.detail, str) else None
-        return problem_response(Problem(exc.status_code, slug, slug.replace("-", " "), detail),
-                                request)  # fmt: skip
+        return problem_response(
+            Problem(exc.status_code, slug, slug.replace("-", " "), detail), request
+        )
 
     async def on_validation(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
@@ -91,8 +96,9 @@ def install_problem_handlers(app: FastAPI) -> None:
             {"location": list(e.get("loc", ())), "message": e.get("msg", ""), "kind": e.get("type")}
             for e in exc.errors()
         ]
-        problem = Problem(422, "invalid-request", "请求内容不符合要求 (invalid request)",
-                          errors=errors)  # fmt: skip
+        problem = Problem(
+            422, "invalid-request", "请求内容不符合要求 (invalid request)", errors=errors
+        )
         return problem_response(problem, request)
 
     async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:

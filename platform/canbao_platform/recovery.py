@@ -53,11 +53,15 @@ class Rewound:
 
 
 async def rewind(
-    *, bootstrap_servers: str, groups: Mapping[str, Sequence[str]], to: datetime,
-    margin: timedelta = DEFAULT_MARGIN, dry_run: bool = False,
+    *,
+    bootstrap_servers: str,
+    groups: Mapping[str, Sequence[str]],
+    to: datetime,
+    margin: timedelta = DEFAULT_MARGIN,
+    dry_run: bool = False,
     consumer_options: Mapping[str, Any] | None = None,
     client_options: Mapping[str, Any] | None = None,
-) -> list[Rewound]:  # fmt: skip
+) -> list[Rewound]:
     """Move each group of `groups` (group → its topics) back to the first message of each
     partition stamped at or after `to - margin`; never forward. `consumer_options` go to the
     AIOKafkaConsumer that joins each group (e.g. the service's session timeout);
@@ -69,16 +73,26 @@ async def rewind(
     done: list[Rewound] = []
     for group, topics in groups.items():
         done += await _rewind_group(
-            bootstrap_servers, group, topics, since_ms, dry_run, client_options or {},
+            bootstrap_servers,
+            group,
+            topics,
+            since_ms,
+            dry_run,
+            client_options or {},
             consumer_options or {},
-        )  # fmt: skip
+        )
     return done
 
 
 async def _rewind_group(
-    bootstrap_servers: str, group: str, topics: Sequence[str], since_ms: int, dry_run: bool,
-    client: Mapping[str, Any], options: Mapping[str, Any],
-) -> list[Rewound]:  # fmt: skip
+    bootstrap_servers: str,
+    group: str,
+    topics: Sequence[str],
+    since_ms: int,
+    dry_run: bool,
+    client: Mapping[str, Any],
+    options: Mapping[str, Any],
+) -> list[Rewound]:
     async with Producer(bootstrap_servers, **client) as producer:  # it waits for metadata
         partitions = {
             TopicPartition(topic, number)
@@ -88,9 +102,13 @@ async def _rewind_group(
     # A member of the group, not an outsider committing: the test broker takes offsets from
     # members only, and joining proves the service stopped: it is then given every partition.
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap_servers, group_id=group, enable_auto_commit=False,
-        auto_offset_reset="earliest", **client, **options,
-    )  # fmt: skip
+        bootstrap_servers=bootstrap_servers,
+        group_id=group,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        **client,
+        **options,
+    )
     consumer.subscribe(list(topics))
     await consumer.start()
     try:
@@ -183,8 +201,12 @@ def main(argv: list[str] | None = None) -> None:
     commands = parser.add_subparsers(dest="command", required=True)
     rewind_cmd = commands.add_parser("rewind", help="move a service's consumer groups back")
     rewind_cmd.add_argument("--service", required=True, help="identity, matching, …")
-    rewind_cmd.add_argument("--to", required=True, type=datetime.fromisoformat,
-                            help="the restore target, ISO 8601 with its offset")  # fmt: skip
+    rewind_cmd.add_argument(
+        "--to",
+        required=True,
+        type=datetime.fromisoformat,
+        help="the restore target, ISO 8601 with its offset",
+    )
     rewind_cmd.add_argument(
         "--margin-minutes", type=float, default=DEFAULT_MARGIN.total_seconds() / 60
     )
@@ -200,10 +222,13 @@ def main(argv: list[str] | None = None) -> None:
     done = asyncio.run(
         rewind(
             bootstrap_servers=args.bootstrap_servers or kafka.kafka_bootstrap_servers,
-            groups=groups, to=args.to, margin=timedelta(minutes=args.margin_minutes),
-            dry_run=args.dry_run, client_options=kafka.kafka_client_options(),
+            groups=groups,
+            to=args.to,
+            margin=timedelta(minutes=args.margin_minutes),
+            dry_run=args.dry_run,
+            client_options=kafka.kafka_client_options(),
         )
-    )  # fmt: skip
+    )
     for r in done:
         print(f"{r.group} {r.topic}:{r.partition} {r.committed} -> {r.offset} (re-read {r.reread})")
     verb = "would re-read" if args.dry_run else "will re-read"

@@ -268,9 +268,10 @@ def main(
     argv: list[str] | None = None,
 ) -> int:
     parser = argparse.ArgumentParser(
-        prog=f"python -m canbao_{service}.reseal", description=__doc__,
+        prog=f"python -m canbao_{service}.reseal",
+        description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
-    )  # fmt: skip
+    )
     parser.add_argument("--batch-size", type=int, default=BATCH_SIZE)
     args = parser.parse_args(argv)
     print(f"{service}: resealing under key {sealer.key_id}")

@@ -139,9 +139,14 @@ def verify(
     now = now or datetime.now(UTC)
     try:
         claims = jwt.decode(
-            token, key, algorithms=[ALGORITHM], audience=audience, issuer=ISSUER,
-            leeway=CLOCK_SKEW_S, options={"require": ["exp", "iat", "sub", "role", "scope"]},
-        )  # fmt: skip
+            token,
+            key,
+            algorithms=[ALGORITHM],
+            audience=audience,
+            issuer=ISSUER,
+            leeway=CLOCK_SKEW_S,
+            options={"require": ["exp", "iat", "sub", "role", "scope"]},
+        )
         caller = Caller(str(claims["sub"]), str(claims["role"]), str(claims["scope"]))
         issued = int(claims["iat"])
     except jwt.ExpiredSignatureError:

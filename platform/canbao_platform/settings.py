@@ -215,19 +215,26 @@ class DataKeySettings(BaseSettings):
         production = getattr(self, "environment", "production") == "production"
         if self.data_key is None or self.data_key_id is None:
             if production:
-                missing = [f"{prefix}{name}" for name, value in (
-                    ("DATA_KEY", self.data_key), ("DATA_KEY_ID", self.data_key_id))
-                    if value is None]  # fmt: skip
+                missing = [
+                    f"{prefix}{name}"
+                    for name, value in (
+                        ("DATA_KEY", self.data_key),
+                        ("DATA_KEY_ID", self.data_key_id),
+                    )
+                    if value is None
+                ]
                 raise ValueError(f"{' and '.join(missing)} must be set in production")
             self.data_key = SecretStr(self.development_data_key)
             self.data_key_id = self.development_data_key_id
         if production and self.data_key.get_secret_value() == self.development_data_key:
-            raise ValueError(f"{prefix}DATA_KEY is the public development key: refused in "
-                             "production")  # fmt: skip
+            raise ValueError(
+                f"{prefix}DATA_KEY is the public development key: refused in production"
+            )
         if production and self.data_key_id == self.development_data_key_id:
             # Each row names its key: a real key under the development id would collide.
-            raise ValueError(f"{prefix}DATA_KEY_ID is the development key's id: refused in "
-                             "production")  # fmt: skip
+            raise ValueError(
+                f"{prefix}DATA_KEY_ID is the development key's id: refused in production"
+            )
         for key_id, key in self.data_keys().items():
             if len(key) != DATA_KEY_BYTES:
                 raise ValueError(f"the data key {key_id!r} must be 32 bytes, base64-encoded")
@@ -244,8 +251,9 @@ class DataKeySettings(BaseSettings):
         keys = retired_keys(f"{prefix}RETIRED_DATA_KEYS", self.retired_data_keys.get_secret_value())
         assert self.data_key is not None and self.data_key_id is not None
         try:
-            keys[self.data_key_id] = base64.b64decode(self.data_key.get_secret_value(),
-                                                      validate=True)  # fmt: skip
+            keys[self.data_key_id] = base64.b64decode(
+                self.data_key.get_secret_value(), validate=True
+            )
         except ValueError:
             raise ValueError(f"{prefix}DATA_KEY is not valid base64") from None
         return keys

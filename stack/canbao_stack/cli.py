@@ -23,10 +23,11 @@ def main(argv: list[str] | None = None) -> None:
     run.add_argument("--people", type=int, default=20_000, help="demo population size")
     run.add_argument("--seed", type=int, default=1, help="demo population seed")
     run.add_argument(
-        "--split-identity", action="store_true",
+        "--split-identity",
+        action="store_true",
         help="identity's consumers and its golden-record builder as two processes, as a province "
         "runs them (the builder on the port after reporting's)",
-    )  # fmt: skip
+    )
     run.set_defaults(handler=_run)
 
     add_seed_command(commands)
@@ -43,9 +44,10 @@ def main(argv: list[str] | None = None) -> None:
     migrate.set_defaults(handler=_migrate)
 
     mobile = commands.add_parser(
-        "mobile-token", help="an ID token of the local stack's mobile identity provider, for "
-        "POST /api/v1/self/session {\"id_token\": …}",
-    )  # fmt: skip
+        "mobile-token",
+        help="an ID token of the local stack's mobile identity provider, for "
+        'POST /api/v1/self/session {"id_token": …}',
+    )
     mobile.add_argument("id_number")
     mobile.add_argument("--state-dir", type=Path, default=Path(".state"))
     mobile.set_defaults(handler=_mobile_token)

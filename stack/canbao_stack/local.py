@@ -135,8 +135,11 @@ class LocalStack:
             data_dir, port=self.config.postgres_port, settings=archive_settings(data_dir)
         )
         fresh = not self.postgres.initialised
-        say("postgres", f"starting on 127.0.0.1:{self.config.postgres_port} "
-            f"({'new cluster' if fresh else 'resuming'} in {data_dir})")  # fmt: skip
+        say(
+            "postgres",
+            f"starting on 127.0.0.1:{self.config.postgres_port} "
+            f"({'new cluster' if fresh else 'resuming'} in {data_dir})",
+        )
         if fresh:
             self.config.state_dir.resolve().chmod(0o755)  # the server may run as `postgres`
         await asyncio.to_thread(self.postgres.start)
@@ -160,8 +163,12 @@ class LocalStack:
         definition = service_definition(service)
         role = application_role(service)
         await ensure_role(self.server_dsn, role, password=make_url(self.server_dsn).password)
-        await migrate_async(self.sqlalchemy_url(service), definition.migrations,
-                            application_role=role, append_only=definition.append_only)  # fmt: skip
+        await migrate_async(
+            self.sqlalchemy_url(service),
+            definition.migrations,
+            application_role=role,
+            append_only=definition.append_only,
+        )
 
     def sqlalchemy_url(self, database: str) -> str:
         return self.dsn(database).replace("postgresql://", "postgresql+asyncpg://", 1)
@@ -179,16 +186,21 @@ class LocalStack:
         self.broker.create_topics(ALL_TOPICS)
         # The mock listens on new ports at each start: `canbao watch` finds them here.
         (self.config.state_dir / BOOTSTRAP_FILE).write_text(self.broker.bootstrap_servers + "\n")
-        say("kafka", f"test broker ready: {self.broker.bootstrap_servers} "
-            f"(3 brokers, {len(ALL_TOPICS)} topics; in memory, new at each start)")  # fmt: skip
+        say(
+            "kafka",
+            f"test broker ready: {self.broker.bootstrap_servers} "
+            f"(3 brokers, {len(ALL_TOPICS)} topics; in memory, new at each start)",
+        )
         return self.broker.bootstrap_servers
 
     async def start_children(self, bootstrap: str) -> None:
         logs = self.config.state_dir.resolve() / "logs"
         common = {"KAFKA_BOOTSTRAP_SERVERS": bootstrap, "CANBAO_ENV": "development"}
         # The gateway reaches the internal APIs on this run's ports (--gateway-port moves them all).
-        common |= {f"GATEWAY_{s.upper()}_URL": f"http://127.0.0.1:{self.config.service_port(s)}"
-                   for s in ("identity", "matching", "survey", "reporting")}  # fmt: skip
+        common |= {
+            f"GATEWAY_{s.upper()}_URL": f"http://127.0.0.1:{self.config.service_port(s)}"
+            for s in ("identity", "matching", "survey", "reporting")
+        }
         # The mobile channel's identity provider (api.md "Self-service"; canbao mobile-token).
         common |= mobile_idp.gateway_environment(self.config.state_dir)
         # The certificate's QR code and verification address: this run's gateway.
@@ -198,17 +210,27 @@ class LocalStack:
         self.children.append(self.cdc_bridge(bootstrap, logs))
         processes: list[tuple[str, str, dict[str, str]]] = [(s, s, {}) for s in SERVICES]
         if self.config.split_identity:
-            processes[SERVICES.index("identity")] = ("identity", "identity",
-                                                     {"IDENTITY_ROLES": "consume"})  # fmt: skip
+            processes[SERVICES.index("identity")] = (
+                "identity",
+                "identity",
+                {"IDENTITY_ROLES": "consume"},
+            )
             processes.append(("identity-builder", "identity", {"IDENTITY_ROLES": "build"}))
         for offset, (name, service, roles) in enumerate(processes):
             port = self.config.gateway_port + offset
             env = (
                 common | roles | {f"{service.upper()}_DATABASE_URL": self.application_url(service)}
             )
-            argv = python_module("uvicorn", "--factory", f"canbao_{service}.app:create",
-                                 "--host", "127.0.0.1", "--port", str(port),
-                                 "--no-proxy-headers")  # fmt: skip
+            argv = python_module(
+                "uvicorn",
+                "--factory",
+                f"canbao_{service}.app:create",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--no-proxy-headers",
+            )
             url = f"http://127.0.0.1:{port}"
             self.children.append(
                 Child(name, argv, env, logs, is_ready=http_ok(f"{url}/readyz"), where=url)
@@ -228,9 +250,19 @@ class LocalStack:
         whenever it runs far enough ahead that the test broker would evict unread events."""
         status = self.config.state_dir.resolve() / "cdc-status.json"
         status.unlink(missing_ok=True)
-        argv = python_module("canbao_stack.cdc", "--bootstrap-servers", bootstrap,
-                             "--source-dsn", self.dsn("sources"), "--status-file", str(status),
-                             "--watch-groups", "identity", "--progress-interval", "5")  # fmt: skip
+        argv = python_module(
+            "canbao_stack.cdc",
+            "--bootstrap-servers",
+            bootstrap,
+            "--source-dsn",
+            self.dsn("sources"),
+            "--status-file",
+            str(status),
+            "--watch-groups",
+            "identity",
+            "--progress-interval",
+            "5",
+        )
         if self.config.kafka_bootstrap_servers:
             argv.append("--no-backpressure")  # a real Kafka keeps what its retention says
 
@@ -247,18 +279,25 @@ class LocalStack:
         as the agency would (`manage add-partner --department national`), then subscribed. A
         stack whose gateway did not come up says so and runs on without it."""
         gateway = f"http://127.0.0.1:{self.config.gateway_port}"
-        self.national = NationalRegistry(self.config.state_dir.resolve(),
-                                         self.config.national_port, gateway)  # fmt: skip
+        self.national = NationalRegistry(
+            self.config.state_dir.resolve(), self.config.national_port, gateway
+        )
         engine = create_async_engine(self.sqlalchemy_url("gateway"))
         try:
             async with engine.begin() as connection:
                 await register_client(
-                    connection, client_id=national.CLIENT_ID, secret=national.SECRET,
-                    kind=ClientKind.PARTNER, name="全国参保登记库（演示）", region="52",
-                    department="national", permissions=national.PERMISSIONS,
-                    fields=national.FIELDS, callback_urls=(self.national.base,),
+                    connection,
+                    client_id=national.CLIENT_ID,
+                    secret=national.SECRET,
+                    kind=ClientKind.PARTNER,
+                    name="全国参保登记库（演示）",
+                    region="52",
+                    department="national",
+                    permissions=national.PERMISSIONS,
+                    fields=national.FIELDS,
+                    callback_urls=(self.national.base,),
                     signing_public_key=national.public_key_of(self.config.state_dir.resolve()),
-                )  # fmt: skip
+                )
         finally:
             await engine.dispose()
         await self.national.start()
@@ -281,8 +320,11 @@ class LocalStack:
                 login.raise_for_status()
                 headers = {"Authorization": f"Bearer {login.json()['access_token']}"}
                 for surveyor in DEMO_ROSTER:
-                    put = await client.put(f"/api/v1/survey/surveyors/{surveyor['username']}",
-                                           json=surveyor, headers=headers)  # fmt: skip
+                    put = await client.put(
+                        f"/api/v1/survey/surveyors/{surveyor['username']}",
+                        json=surveyor,
+                        headers=headers,
+                    )
                     put.raise_for_status()
         except httpx.HTTPError as error:
             say("survey", f"demo surveyors NOT on the roster ({type(error).__name__}: {error})")
@@ -398,8 +440,9 @@ async def ensure_role(server_dsn: str, name: str, *, password: str | None) -> No
         if not exists:
             create = await connection.fetchval(
                 "SELECT format('CREATE ROLE %I LOGIN PASSWORD %L', $1::text, $2::text)",
-                name, password,
-            )  # fmt: skip
+                name,
+                password,
+            )
             await connection.execute(create)
     finally:
         await connection.close()

@@ -29,8 +29,11 @@ def private_key(state_dir: Path) -> ec.EllipticCurvePrivateKey:
     if not path.exists():
         state_dir.mkdir(parents=True, exist_ok=True)
         key = ec.generate_private_key(ec.SECP256R1())
-        pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                serialization.NoEncryption())  # fmt: skip
+        pem = key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
         path.touch(mode=0o600)
         path.write_bytes(pem)
     loaded = serialization.load_pem_private_key(path.read_bytes(), password=None)
@@ -45,14 +48,22 @@ def gateway_environment(state_dir: Path) -> dict[str, str]:
         .public_key()
         .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
     )
-    return {"GATEWAY_MOBILE_ID_TOKEN_ISSUER": ISSUER,
-            "GATEWAY_MOBILE_ID_TOKEN_AUDIENCE": AUDIENCE,
-            "GATEWAY_MOBILE_ID_TOKEN_PUBLIC_KEY": public.decode()}  # fmt: skip
+    return {
+        "GATEWAY_MOBILE_ID_TOKEN_ISSUER": ISSUER,
+        "GATEWAY_MOBILE_ID_TOKEN_AUDIENCE": AUDIENCE,
+        "GATEWAY_MOBILE_ID_TOKEN_PUBLIC_KEY": public.decode(),
+    }
 
 
 def id_token(state_dir: Path, id_number: str, *, now: datetime | None = None) -> str:
     """An ID token for `id_number`, as the provider signs one after its real-name check."""
     now = now or datetime.now(UTC)
-    claims = {"iss": ISSUER, "aud": AUDIENCE, "sub": id_number, "iat": now,
-              "exp": now + LIFETIME, "jti": uuid.uuid4().hex}  # fmt: skip
+    claims = {
+        "iss": ISSUER,
+        "aud": AUDIENCE,
+        "sub": id_number,
+        "iat": now,
+        "exp": now + LIFETIME,
+        "jti": uuid.uuid4().hex,
+    }
     return jwt.encode(claims, private_key(state_dir), algorithm="ES256")

@@ -42,9 +42,20 @@ log = logging.getLogger(__name__)
 CLIENT_ID: Final = "demo-national"
 SECRET: Final = "demo"
 PERMISSIONS: Final = frozenset({Permission.SUBSCRIBE, Permission.SEARCH})
-FIELDS: Final = frozenset({Field.ID_NUMBER, Field.REGION, Field.HOUSEHOLD, Field.REGISTRATION,
-                           Field.DECEASED, Field.PENSION, Field.MEDICAL, Field.INJURY,
-                           Field.UNEMPLOYMENT, Field.MATERNITY})  # fmt: skip
+FIELDS: Final = frozenset(
+    {
+        Field.ID_NUMBER,
+        Field.REGION,
+        Field.HOUSEHOLD,
+        Field.REGISTRATION,
+        Field.DECEASED,
+        Field.PENSION,
+        Field.MEDICAL,
+        Field.INJURY,
+        Field.UNEMPLOYMENT,
+        Field.MATERNITY,
+    }
+)
 STATE_FILE: Final = "national-registry.json"
 KEY_FILE: Final = "national-registry-key.pem"
 # The filter of the exchange (canbao_contracts.search, in the standard's expression form).
@@ -67,18 +78,30 @@ class NationalRegistry:
         self.port = port
         # The local gateway signs with the development key (GatewaySettings.dci_signing_key).
         registry_key = private_key(DEVELOPMENT_PRIVATE_KEY).public_key()
-        self.client = DciClient(gateway, CLIENT_ID, SECRET, signing_key=signing_key(state_dir),
-                                registry_key=registry_key)  # fmt: skip
-        self.state: dict[str, Any] = {"subscription": None, "people": {}, "notifications": 0,
-                                      "answers": {}}  # fmt: skip
+        self.client = DciClient(
+            gateway,
+            CLIENT_ID,
+            SECRET,
+            signing_key=signing_key(state_dir),
+            registry_key=registry_key,
+        )
+        self.state: dict[str, Any] = {
+            "subscription": None,
+            "people": {},
+            "notifications": 0,
+            "answers": {},
+        }
         if self.path.exists():
             self.state |= json.loads(self.path.read_text())
-        app = Starlette(routes=[
-            Route("/dci/{action}", self._receive, methods=["POST"]),
-            Route("/national/holdings", self._holdings, methods=["GET"]),
-        ])  # fmt: skip
-        config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
-                                lifespan="off")  # fmt: skip
+        app = Starlette(
+            routes=[
+                Route("/dci/{action}", self._receive, methods=["POST"]),
+                Route("/national/holdings", self._holdings, methods=["GET"]),
+            ]
+        )
+        config = uvicorn.Config(
+            app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"
+        )
         self.server = uvicorn.Server(config)
         self._task: asyncio.Task[None] | None = None
 
@@ -105,11 +128,19 @@ class NationalRegistry:
         """Subscribe to the people owed, unless done on an earlier run; the subscription code."""
         if self.state["subscription"]:
             return str(self.state["subscription"])
-        criteria = {"version": "1.0.0", "reg_event_type": "UPDATE", "notify_record_type": "Member",
-                    "filter_type": "expression", "filter": {"type": "ns:org:QueryType:NoSql",
-                    "value": {"expression": {"collection": "Member", "query": OWED}}}}  # fmt: skip
-        await self.client.subscribe([criteria], transaction_id="national-exchange",
-                                    sender_uri=f"{self.base}/on-subscribe")  # fmt: skip
+        criteria = {
+            "version": "1.0.0",
+            "reg_event_type": "UPDATE",
+            "notify_record_type": "Member",
+            "filter_type": "expression",
+            "filter": {
+                "type": "ns:org:QueryType:NoSql",
+                "value": {"expression": {"collection": "Member", "query": OWED}},
+            },
+        }
+        await self.client.subscribe(
+            [criteria], transaction_id="national-exchange", sender_uri=f"{self.base}/on-subscribe"
+        )
         for _ in range(300):
             if self.state["subscription"]:
                 return str(self.state["subscription"])
@@ -123,8 +154,9 @@ class NationalRegistry:
         except (KeyError, ValueError, SignatureRefused) as refused:
             log.warning("national registry: refused a message (%s)", refused)
             error = {"code": "err.signature.invalid", "message": str(refused)}
-            return JSONResponse({"message": {"ack_status": "ERR", "timestamp": _now(),
-                                             "error": error}})  # fmt: skip
+            return JSONResponse(
+                {"message": {"ack_status": "ERR", "timestamp": _now(), "error": error}}
+            )
         action, message = request.path_params["action"], body["message"]
         if action == "on-subscribe":
             for response in message.get("subscribe_response", []):
@@ -138,8 +170,9 @@ class NationalRegistry:
             self.state["answers"][message.get("transaction_id", "")] = message
         self.path.write_text(json.dumps(self.state, ensure_ascii=False))
         correlation = message.get("correlation_id")
-        return JSONResponse({"message": {"ack_status": "ACK", "timestamp": _now(),
-                                         "correlation_id": correlation}})  # fmt: skip
+        return JSONResponse(
+            {"message": {"ack_status": "ACK", "timestamp": _now(), "correlation_id": correlation}}
+        )
 
     def _hold(self, record: dict[str, Any]) -> None:
         """The newest record of each person (a record delivered late changes nothing); those it
@@ -182,9 +215,10 @@ def signing_key(state_dir: Path) -> Ed25519PrivateKey:
     if not path.exists():
         state_dir.mkdir(parents=True, exist_ok=True)
         pem = Ed25519PrivateKey.generate().private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
             serialization.NoEncryption(),
-        )  # fmt: skip
+        )
         path.touch(mode=0o600)
         path.write_bytes(pem)
     loaded = serialization.load_pem_private_key(path.read_bytes(), password=None)
@@ -195,6 +229,7 @@ def signing_key(state_dir: Path) -> Ed25519PrivateKey:
 def public_key_of(state_dir: Path) -> str:
     """The stand-in's public key as the gateway registers it (PEM)."""
     public = signing_key(state_dir).public_key()
-    pem = public.public_bytes(serialization.Encoding.PEM,
-                              serialization.PublicFormat.SubjectPublicKeyInfo)  # fmt: skip
+    pem = public.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
     return pem.decode()

@@ -86,8 +86,11 @@ class Child:
                 return
             self.ready = False
             backoff = RESTART_BACKOFF_S[min(self.restarts, len(RESTART_BACKOFF_S) - 1)]
-            say(self.name, f"FAILED (exit {code}); restarting in {backoff:.0f} s. Last lines of "
-                f"{self.log_path}:")  # fmt: skip
+            say(
+                self.name,
+                f"FAILED (exit {code}); restarting in {backoff:.0f} s. Last lines of "
+                f"{self.log_path}:",
+            )
             for line in self.tail(8):
                 print(f"             | {line}", flush=True)
             await asyncio.sleep(backoff)

@@ -120,7 +120,7 @@ def test_any_headers_are_an_envelope_none_or_a_malformed_one(
     ),
     document_type=st.sampled_from(list(CertificateType)),
     today=st.dates(min_value=date(2000, 1, 1), max_value=date(2100, 1, 1)),
-)  # fmt: skip
+)
 def test_any_collected_items_get_a_list_of_defects(
     items: dict[str, str], document_type: CertificateType, today: date
 ) -> None:

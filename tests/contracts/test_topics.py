@@ -87,8 +87,10 @@ def test_each_business_system_has_a_feedback_topic_and_a_replies_topic() -> None
         for name in (f"feedback.{system}", f"feedback.{system}.replies")
     }
     # Personal data in clear, like the change feeds: kept as briefly.
-    assert all(t.retention == CDC_RETENTION and t.cleanup_policy is CleanupPolicy.DELETE
-               for t in FEEDBACK_TOPICS)  # fmt: skip
+    assert all(
+        t.retention == CDC_RETENTION and t.cleanup_policy is CleanupPolicy.DELETE
+        for t in FEEDBACK_TOPICS
+    )
     assert set(FEEDBACK.values()) <= set(SENDS["identity"])
     assert set(FEEDBACK_REPLIES.values()) <= set(RECEIVES["identity"])
 

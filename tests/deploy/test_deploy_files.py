@@ -575,13 +575,22 @@ def test_every_secret_a_pod_reads_is_generated_by_the_overlay() -> None:
     assert referenced == generated
     assert generated >= {"identity-keys", "gateway-keys", "sources-db"}
     keys = env_file_values(PRODUCTION / "secrets" / "identity-keys.env.example")
-    assert set(keys) == {"IDENTITY_DATA_KEY", "IDENTITY_DATA_KEY_ID", "IDENTITY_BLIND_INDEX_KEY",
-                         "IDENTITY_RETIRED_DATA_KEYS"}  # fmt: skip
+    assert set(keys) == {
+        "IDENTITY_DATA_KEY",
+        "IDENTITY_DATA_KEY_ID",
+        "IDENTITY_BLIND_INDEX_KEY",
+        "IDENTITY_RETIRED_DATA_KEYS",
+    }
     keys = env_file_values(PRODUCTION / "secrets" / "gateway-keys.env.example")
-    assert set(keys) == {"GATEWAY_JWT_SIGNING_KEY", "GATEWAY_AUDIT_INDEX_KEY",
-                         "GATEWAY_SERVICE_TOKEN_PRIVATE_KEY", "GATEWAY_DATA_KEY",
-                         "GATEWAY_DATA_KEY_ID", "GATEWAY_RETIRED_DATA_KEYS",
-                         "GATEWAY_DCI_SIGNING_KEY"}  # fmt: skip
+    assert set(keys) == {
+        "GATEWAY_JWT_SIGNING_KEY",
+        "GATEWAY_AUDIT_INDEX_KEY",
+        "GATEWAY_SERVICE_TOKEN_PRIVATE_KEY",
+        "GATEWAY_DATA_KEY",
+        "GATEWAY_DATA_KEY_ID",
+        "GATEWAY_RETIRED_DATA_KEYS",
+        "GATEWAY_DCI_SIGNING_KEY",
+    }
 
 
 def test_compose_takes_every_secret_from_the_env_file() -> None:

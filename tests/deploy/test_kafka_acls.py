@@ -173,9 +173,10 @@ def test_connect_logs_in_as_its_user_over_tls() -> None:
     (connect,) = of_kind(manifests(BASE), "KafkaConnect")
     spec = connect["spec"]
     assert spec["authentication"] == {
-        "type": "scram-sha-512", "username": "connect",
+        "type": "scram-sha-512",
+        "username": "connect",
         "passwordSecret": {"secretName": "connect", "password": "password"},
-    }  # fmt: skip
+    }
     assert spec["tls"]["trustedCertificates"] == [{"secretName": CA_SECRET, "pattern": "*.crt"}]
     user = kafka_users()["connect"]
     group = spec["config"]["group.id"]

@@ -69,14 +69,30 @@ def stop_postgres_for(data_dir: Path, seconds: float) -> None:
     command = shlex.split((data_dir / "postmaster.opts").read_text())
     runas = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
     pg_ctl = str(Path(command[0]).parent / "pg_ctl")
-    subprocess.run([*runas, pg_ctl, "-D", str(data_dir), "stop", "-m", "immediate", "-w"],
-                   check=True, capture_output=True)  # fmt: skip
+    subprocess.run(
+        [*runas, pg_ctl, "-D", str(data_dir), "stop", "-m", "immediate", "-w"],
+        check=True,
+        capture_output=True,
+    )
     time.sleep(seconds)
     options = shlex.join(command[3:])  # after `postgres -D <dir>`
     # Its own log: server.log was opened by the stack, not by the server's user.
-    started = subprocess.run([*runas, pg_ctl, "-D", str(data_dir), "-o", options, "-l",
-                              str(data_dir / "restarted.log"), "start", "-w"],
-                             capture_output=True, text=True)  # fmt: skip
+    started = subprocess.run(
+        [
+            *runas,
+            pg_ctl,
+            "-D",
+            str(data_dir),
+            "-o",
+            options,
+            "-l",
+            str(data_dir / "restarted.log"),
+            "start",
+            "-w",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert started.returncode == 0, started.stdout + started.stderr
 
 
@@ -98,9 +114,10 @@ async def compare_with_truth(
         async def check(person: dict[str, Any]) -> None:
             document = person["document"]
             number, params = (
-                (person["id_number"], {}) if document is None
+                (person["id_number"], {})
+                if document is None
                 else (document["number"], {"document_type": document["type"]})
-            )  # fmt: skip
+            )
             async with gate:
                 response = await client.get(f"/api/v1/counter/popup/{number}", params=params)
             label = f"{person['person_key']} ({person['situation']})"
@@ -141,8 +158,14 @@ def test_no_person_is_lost_doubled_or_wrong_after_every_fault() -> None:
         os.chmod(tmp, 0o755)  # PostgreSQL runs as the `postgres` user when we are root
         state_dir = Path(tmp) / "state"
         postgres_port, gateway_port = free_port(), free_port_run(len(SERVICES) + 2)
-        stack = Stack(state_dir, postgres_port, gateway_port, people=PEOPLE, seed=SEED,
-                      options=("--split-identity",))  # fmt: skip
+        stack = Stack(
+            state_dir,
+            postgres_port,
+            gateway_port,
+            people=PEOPLE,
+            seed=SEED,
+            options=("--split-identity",),
+        )
         try:
             campaign(stack, state_dir, postgres_port, gateway_port)
         finally:
@@ -177,8 +200,10 @@ def campaign(stack: Stack, state_dir: Path, postgres_port: int, gateway_port: in
     converged = time.monotonic() - started
     stack.read_available()
     restarts = [line for line in stack.output if "ready again" in line]
-    print(f"\nfault campaign: {PEOPLE:,} people (seed {SEED}); loaded and flowing after "
-          f"{loaded:.0f} s")  # fmt: skip
+    print(
+        f"\nfault campaign: {PEOPLE:,} people (seed {SEED}); loaded and flowing after "
+        f"{loaded:.0f} s"
+    )
     print("\n".join(f"  {fault}" for fault in faults))
     print(f"  restarts seen by the supervisor: {len(restarts)}")
     print(f"  all verdicts compared at {converged:.0f} s: {counts}")

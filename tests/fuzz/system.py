@@ -80,11 +80,13 @@ class RunningSystem:
 
     def __enter__(self) -> RunningSystem:
         # The databases are made here: make_database is the session's synchronous fixture.
-        urls = {name: self.make_database() for name in ("sources", "identity", "matching",
-                                                         "survey", "reporting",
-                                                         "gateway")}  # fmt: skip
-        self._thread = threading.Thread(target=asyncio.run, args=(self._main(urls),),
-                                        name="fuzzed-system", daemon=True)  # fmt: skip
+        urls = {
+            name: self.make_database()
+            for name in ("sources", "identity", "matching", "survey", "reporting", "gateway")
+        }
+        self._thread = threading.Thread(
+            target=asyncio.run, args=(self._main(urls),), name="fuzzed-system", daemon=True
+        )
         self._thread.start()
         if not self._ready.wait(STARTUP_TIMEOUT_S):
             raise TimeoutError("the system did not start in time")
@@ -114,9 +116,13 @@ class RunningSystem:
     async def _start(
         self, urls: dict[str, str], stack: contextlib.AsyncExitStack
     ) -> uvicorn.Server:
-        migrations = {"identity": IDENTITY_MIGRATIONS, "matching": MATCHING_MIGRATIONS,
-                      "survey": SURVEY.migrations, "reporting": REPORTING.migrations,
-                      "gateway": GATEWAY.migrations}  # fmt: skip
+        migrations = {
+            "identity": IDENTITY_MIGRATIONS,
+            "matching": MATCHING_MIGRATIONS,
+            "survey": SURVEY.migrations,
+            "reporting": REPORTING.migrations,
+            "gateway": GATEWAY.migrations,
+        }
         for name, directory in migrations.items():
             await migrate_async(urls[name], directory)
         await add_fuzzing_accounts(urls["gateway"])
@@ -153,8 +159,14 @@ class RunningSystem:
         )
         port = free_port()
         # No access log: the paths hold ID numbers.
-        config = uvicorn.Config(gateway, host="127.0.0.1", port=port, lifespan="on",
-                                access_log=False, log_level="warning")  # fmt: skip
+        config = uvicorn.Config(
+            gateway,
+            host="127.0.0.1",
+            port=port,
+            lifespan="on",
+            access_log=False,
+            log_level="warning",
+        )
         server = uvicorn.Server(config)
         task = asyncio.create_task(server.serve())
         stack.push_async_callback(lambda: task)
@@ -193,9 +205,11 @@ async def add_fuzzing_accounts(gateway_url: str) -> None:
         async with database.engine.begin() as connection:
             for role in Role:
                 await connection.execute(
-                    sa.text("INSERT INTO staff_accounts (username, password_hash, role, scope) "
-                            "VALUES (:username, '!', :role, '52')"),
+                    sa.text(
+                        "INSERT INTO staff_accounts (username, password_hash, role, scope) "
+                        "VALUES (:username, '!', :role, '52')"
+                    ),
                     {"username": f"fuzz-{role.value}", "role": role.value},
-                )  # fmt: skip
+                )
     finally:
         await database.dispose()

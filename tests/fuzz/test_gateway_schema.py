@@ -108,8 +108,12 @@ def with_resident(
             reasons = (
                 {"resolved_reasons": body["resolved_reasons"]} if "resolved_reasons" in body else {}
             )
-            body = {"id_number": number, "person_id": str(resident.person_id), "items": items,
-                    **reasons}  # fmt: skip
+            body = {
+                "id_number": number,
+                "person_id": str(resident.person_id),
+                "items": items,
+                **reasons,
+            }
         real.body = body
     return real
 
@@ -118,10 +122,11 @@ def real_people(residents: list[Resident]) -> Any:
     """The `flatmap_case` hook: a generated case, or (as often) the same case about a resident."""
     pick = st.sampled_from(residents).flatmap(
         lambda r: st.tuples(
-            st.just(r), st.sampled_from(id_number_forms(r.id_number)),
+            st.just(r),
+            st.sampled_from(id_number_forms(r.id_number)),
             st.sampled_from([None, *VALID_ITEMS]),
         )
-    )  # fmt: skip
+    )
 
     def flatmap_case(context: schemathesis.HookContext, case: Case) -> Any:
         return st.one_of(st.just(case), pick.map(lambda chosen: with_resident(case, *chosen)))
@@ -159,12 +164,14 @@ def test_every_generated_request_is_answered_as_the_document_declares(
                 continue  # open endpoints (login, health): once, by the anonymous caller
 
             def send(case: Case) -> None:
-                response = case.call(base_url=fuzzed_system.base_url, session=session,
-                                     headers=headers, timeout=30)  # fmt: skip
+                response = case.call(
+                    base_url=fuzzed_system.base_url, session=session, headers=headers, timeout=30
+                )
                 tally.sent(who, response.status_code)
                 try:
-                    case.validate_response(response, checks=CHECKS,
-                                           additional_checks=[is_problem_json])  # fmt: skip
+                    case.validate_response(
+                        response, checks=CHECKS, additional_checks=[is_problem_json]
+                    )
                 except FailureGroup as group:
                     curl = case.as_curl_command(base_url=fuzzed_system.base_url)
                     label, found = case.operation.label, list(group.exceptions)
@@ -173,11 +180,13 @@ def test_every_generated_request_is_answered_as_the_document_declares(
             for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
                 # Every failure is tallied and the run goes on, so a long run counts them all;
                 # no shrinking, for the same reason.
-                run = settings(max_examples=EXAMPLES, deadline=None, database=None,
-                               phases=[Phase.explicit, Phase.generate],
-                               suppress_health_check=list(HealthCheck))(
-                    given(case=operation.as_strategy(generation_mode=mode))(send)
-                )  # fmt: skip
+                run = settings(
+                    max_examples=EXAMPLES,
+                    deadline=None,
+                    database=None,
+                    phases=[Phase.explicit, Phase.generate],
+                    suppress_health_check=list(HealthCheck),
+                )(given(case=operation.as_strategy(generation_mode=mode))(send))
                 try:
                     run()
                 except Unsatisfiable:

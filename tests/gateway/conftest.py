@@ -60,8 +60,12 @@ async def read_person(
     person: Annotated[PersonInQuestion, Depends(person_by_id_number)],
     audit: AuditDep,
 ) -> dict[str, Any]:
-    await audit.record(purpose=Purpose.COUNTER_SERVICE, outcome=Outcome.OK,
-                       id_number=person.id_number, person_region=person.region)  # fmt: skip
+    await audit.record(
+        purpose=Purpose.COUNTER_SERVICE,
+        outcome=Outcome.OK,
+        id_number=person.id_number,
+        person_region=person.region,
+    )
     return {"region": person.region, "read_by": staff.username}
 
 
@@ -135,16 +139,20 @@ def token_for(test_clock: Clock, postgres: SessionCluster, gateway_url: str) -> 
         name = staff.username.replace("'", "''")
         # The cluster's own connection, not the asyncpg engine: this is called inside the
         # test's running event loop.
-        postgres.execute(database, (
-            "INSERT INTO staff_accounts (username, password_hash, role, scope) "
-            f"VALUES ('{name}', '!', '{role.value}', '{scope}') ON CONFLICT DO NOTHING"
-        ))  # fmt: skip
+        postgres.execute(
+            database,
+            (
+                "INSERT INTO staff_accounts (username, password_hash, role, scope) "
+                f"VALUES ('{name}', '!', '{role.value}', '{scope}') ON CONFLICT DO NOTHING"
+            ),
+        )
         ((version,),) = postgres.fetch(
             database, "SELECT token_version FROM staff_accounts WHERE username = $1", name
         )
         key = settings_for("unused").jwt_key()
-        return tokens.issue(staff, version=int(version), key=key, now=test_clock(),
-                            lifetime=timedelta(minutes=15))  # fmt: skip
+        return tokens.issue(
+            staff, version=int(version), key=key, now=test_clock(), lifetime=timedelta(minutes=15)
+        )
 
     return make
 
@@ -153,8 +161,9 @@ def token_for(test_clock: Clock, postgres: SessionCluster, gateway_url: str) -> 
 def add_account(gateway_db: Database) -> Callable[..., Awaitable[Staff]]:
     async def add(username: str, password: str, role: Role = Role.COUNTER, scope: str = "52"):
         async with gateway_db.engine.begin() as connection:
-            staff = await create_account(connection, username=username, password=password,
-                                         role=role, scope=scope)  # fmt: skip
+            staff = await create_account(
+                connection, username=username, password=password, role=role, scope=scope
+            )
         return staff
 
     return add
@@ -179,9 +188,15 @@ def assert_problem(response: httpx.Response, status: int, slug: str) -> dict[str
 async def break_the_audit_log(database: Database) -> None:
     """Every INSERT into the audit log fails from now on (a full disk, a lost tablespace)."""
     async with database.engine.begin() as connection:
-        await connection.execute(sa.text(
-            "CREATE FUNCTION refuse_insert() RETURNS trigger LANGUAGE plpgsql AS "
-            "$$ BEGIN RAISE EXCEPTION 'disk full'; END $$"))  # fmt: skip
-        await connection.execute(sa.text(
-            "CREATE TRIGGER broken BEFORE INSERT ON audit_log "
-            "FOR EACH ROW EXECUTE FUNCTION refuse_insert()"))  # fmt: skip
+        await connection.execute(
+            sa.text(
+                "CREATE FUNCTION refuse_insert() RETURNS trigger LANGUAGE plpgsql AS "
+                "$$ BEGIN RAISE EXCEPTION 'disk full'; END $$"
+            )
+        )
+        await connection.execute(
+            sa.text(
+                "CREATE TRIGGER broken BEFORE INSERT ON audit_log "
+                "FOR EACH ROW EXECUTE FUNCTION refuse_insert()"
+            )
+        )

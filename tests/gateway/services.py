@@ -30,8 +30,15 @@ from tests.identity.conftest import Harness, change
 
 def hukou(number: str, region: str, name: str = "王伟", born: date = date(1980, 1, 1)) -> Any:
     """A household-register row placing `number` in `region` (AAC010's county)."""
-    row = {"sfzh": number, "xm": name, "xb": "1", "csrq": born, "hjdz_xzqh": region,
-           "hjdz": "贵州省贵阳市某区某街道12号", "ryzt": "0"}  # fmt: skip
+    row = {
+        "sfzh": number,
+        "xm": name,
+        "xb": "1",
+        "csrq": born,
+        "hjdz_xzqh": region,
+        "hjdz": "贵州省贵阳市某区某街道12号",
+        "ryzt": "0",
+    }
     return change("hukou.person", row)
 
 

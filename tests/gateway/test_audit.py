@@ -42,20 +42,29 @@ async def read_person(client: httpx.AsyncClient, token: str, number: str) -> htt
 
 
 async def test_reading_a_person_leaves_an_audit_row(
-    client: httpx.AsyncClient, token_for: Callable[..., str], gateway_db: Database,
+    client: httpx.AsyncClient,
+    token_for: Callable[..., str],
+    gateway_db: Database,
     test_clock: Clock,
-) -> None:  # fmt: skip
+) -> None:
     number = citizen(NANMING)
     token = token_for(Role.COUNTER, scope=NANMING, username="wang-li")
     assert (await read_person(client, token, number)).status_code == 200
     [row] = await rows(gateway_db)
     assert row | {"id": None} == {
-        "id": None, "at": test_clock(), "staff": "wang-li", "role": "counter",
-        "staff_scope": NANMING, "person_id": None,
-        "id_number_hash": id_number_hash(number, key=AUDIT_KEY), "person_region": NANMING,
-        "endpoint": "GET /test/persons/{id_number}", "purpose": "counter_service",
-        "outcome": "ok", "client": "192.0.2.10",
-    }  # fmt: skip
+        "id": None,
+        "at": test_clock(),
+        "staff": "wang-li",
+        "role": "counter",
+        "staff_scope": NANMING,
+        "person_id": None,
+        "id_number_hash": id_number_hash(number, key=AUDIT_KEY),
+        "person_region": NANMING,
+        "endpoint": "GET /test/persons/{id_number}",
+        "purpose": "counter_service",
+        "outcome": "ok",
+        "client": "192.0.2.10",
+    }
 
 
 async def test_the_audit_log_never_holds_the_clear_number(
@@ -76,8 +85,11 @@ async def test_an_out_of_scope_attempt_is_audited_as_refused(
     assert_problem(await read_person(client, token, citizen(NANMING)), 403, "out-of-scope")
     [row] = await rows(gateway_db)
     assert (row["staff"], row["outcome"], row["person_region"], row["purpose"]) == (
-        "curious", "out_of_scope", NANMING, "counter_service",
-    )  # fmt: skip
+        "curious",
+        "out_of_scope",
+        NANMING,
+        "counter_service",
+    )
 
 
 async def test_refusals_before_any_data_is_touched_are_not_audited(
@@ -97,9 +109,11 @@ async def test_refusals_before_any_data_is_touched_are_not_audited(
     ],
 )
 async def test_the_database_refuses_to_change_or_remove_audit_rows(
-    client: httpx.AsyncClient, token_for: Callable[..., str], gateway_db: Database,
+    client: httpx.AsyncClient,
+    token_for: Callable[..., str],
+    gateway_db: Database,
     statement: str,
-) -> None:  # fmt: skip
+) -> None:
     await read_person(client, token_for(Role.COUNTER), citizen(NANMING))
     before = await rows(gateway_db)
     with pytest.raises(DBAPIError) as refused:
@@ -126,9 +140,12 @@ async def test_the_database_refuses_to_change_or_remove_audit_rows(
     ],
 )
 async def test_the_gateways_own_login_cannot_undo_the_append_only_log(
-    client: httpx.AsyncClient, token_for: Callable[..., str], gateway_url: str,
-    gateway_db: Database, statement: str,
-) -> None:  # fmt: skip
+    client: httpx.AsyncClient,
+    token_for: Callable[..., str],
+    gateway_url: str,
+    gateway_db: Database,
+    statement: str,
+) -> None:
     """The triggers hold against every role but the owner, who may drop them: the gateway logs in
     as a role that owns nothing and has no privilege beyond reading and adding audit rows."""
     await read_person(client, token_for(Role.COUNTER), citizen(NANMING))
@@ -153,8 +170,15 @@ async def test_the_gateways_own_login_adds_and_reads_audit_rows_and_idempotency_
     """What the gateway does need: add and read audit rows; add, read and prune the messaging
     runtime's idempotency records (processed_messages)."""
     as_the_gateway = Database(gateway_url, pool_size=1)
-    row = {"at": test_clock(), "staff": "wang-li", "role": "counter", "staff_scope": NANMING,
-           "endpoint": "GET /test", "purpose": "counter_service", "outcome": "ok"}  # fmt: skip
+    row = {
+        "at": test_clock(),
+        "staff": "wang-li",
+        "role": "counter",
+        "staff_scope": NANMING,
+        "endpoint": "GET /test",
+        "purpose": "counter_service",
+        "outcome": "ok",
+    }
     try:
         async with as_the_gateway.engine.begin() as connection:
             await connection.execute(sa.insert(audit_log), row)
@@ -196,8 +220,10 @@ async def test_auditor_filters_by_staff_and_time(
     by_staff = await client.get(AUDIT, params={"staff": "wang-li"}, headers=auditor)
     at = [datetime.fromisoformat(item["at"]) for item in by_staff.json()["items"]]
     assert at == [start + timedelta(minutes=2), start]
-    window = {"since": (start + timedelta(minutes=1)).isoformat(),
-              "until": (start + timedelta(minutes=2)).isoformat()}  # fmt: skip
+    window = {
+        "since": (start + timedelta(minutes=1)).isoformat(),
+        "until": (start + timedelta(minutes=2)).isoformat(),
+    }
     in_window = await client.get(AUDIT, params=window, headers=auditor)
     assert [item["staff"] for item in in_window.json()["items"]] == ["li-ming"]
 
@@ -237,8 +263,10 @@ async def test_reading_the_audit_log_is_itself_audited(
     await client.get(AUDIT, headers=bearer(token_for(Role.AUDITOR, username="auditor")))
     [row] = await rows(gateway_db)
     assert (row["staff"], row["endpoint"], row["purpose"]) == (
-        "auditor", "GET /api/v1/audit", "audit_review",
-    )  # fmt: skip
+        "auditor",
+        "GET /api/v1/audit",
+        "audit_review",
+    )
 
 
 @pytest.mark.parametrize(
@@ -259,9 +287,12 @@ async def test_bad_audit_queries_are_problems(
 
 
 async def test_no_data_is_shown_when_its_audit_row_cannot_be_written(
-    gateway_url: str, gateway_db: Database, token_for: Callable[..., str], test_clock: Clock,
+    gateway_url: str,
+    gateway_db: Database,
+    token_for: Callable[..., str],
+    test_clock: Clock,
     caplog: pytest.LogCaptureFixture,
-) -> None:  # fmt: skip
+) -> None:
     await break_the_audit_log(gateway_db)  # say a full disk
     app = build_app(settings_for(gateway_url), test_clock)
     async with app.router.lifespan_context(app):

@@ -93,9 +93,13 @@ async def test_every_endpoint_wants_a_token(client: httpx.AsyncClient, path: str
     ],
 )
 async def test_staff_see_people_of_their_region_only(
-    client: httpx.AsyncClient, token_for: Callable[..., str],
-    role: Role, scope: str, region: str, allowed: bool,
-) -> None:  # fmt: skip
+    client: httpx.AsyncClient,
+    token_for: Callable[..., str],
+    role: Role,
+    scope: str,
+    region: str,
+    allowed: bool,
+) -> None:
     token = token_for(role, scope=scope)
     response = await client.get(f"/test/persons/{citizen(region)}", headers=bearer(token))
     if allowed:
@@ -230,85 +234,194 @@ ROSTER = {
 }
 NOT_FOUND = {"answer": "task-not-found", "ok": 404, "audited": ("not_found",)}
 ROUTES |= {
-    "survey-lists": Route("POST", f"{SURVEY}/lists", frozenset({Role.PLATFORM}), False, ok=201,
-                          needs=("identity", "survey"), sent={"json": {"region_code": NANMING}},
-                          audited=("ok",)),
-    "survey-tasks": Route("GET", f"{SURVEY}/tasks", TASK_ROLES, False, needs=("survey",),
-                          audited=("ok",)),
-    "survey-task": Route("GET", f"{SURVEY}/tasks/{{task_id}}", TASK_ROLES, False,
-                         needs=("survey",), **NOT_FOUND),
-    "survey-assign": Route("POST", f"{SURVEY}/tasks/{{task_id}}/assign",
-                           frozenset({Role.PLATFORM}), False, needs=("survey",),
-                           sent={"json": {"team": ["matrix-surveyor"]}},
-                           **NOT_FOUND | {"audited": ()}),
-    "survey-submit": Route("POST", f"{SURVEY}/tasks/{{task_id}}/submit",
-                           frozenset({Role.SURVEYOR}), False, needs=("survey",),
-                           sent={"json": VISIT}, **NOT_FOUND),
-    "survey-discoveries": Route("POST", f"{SURVEY}/discoveries", frozenset({Role.SURVEYOR}),
-                                False, ok=201, needs=("survey",), audited=("ok",),
-                                sent={"json": VISIT | {"items": NEWCOMER,
-                                                       "region_code": NANMING}}),
-    "survey-review": Route("POST", f"{SURVEY}/tasks/{{task_id}}/review",
-                           frozenset({Role.PLATFORM}), False, needs=("survey",),
-                           sent={"json": {"decision": "pass"}}, **NOT_FOUND),
-    "survey-approve": Route("POST", f"{SURVEY}/tasks/{{task_id}}/approve",
-                            frozenset({Role.COUNTY}), False, needs=("survey",),
-                            sent={"json": {"decision": "approve"}}, **NOT_FOUND),
-    "survey-form": Route("GET", f"{SURVEY}/tasks/{{task_id}}/form.pdf", TASK_ROLES, False,
-                         needs=("survey",), **NOT_FOUND),
-    "survey-ledger": Route("GET", f"{SURVEY}/ledger/{{community_code}}", REVIEWERS, False,
-                           needs=("survey",), audited=("ok",)),
+    "survey-lists": Route(
+        "POST",
+        f"{SURVEY}/lists",
+        frozenset({Role.PLATFORM}),
+        False,
+        ok=201,
+        needs=("identity", "survey"),
+        sent={"json": {"region_code": NANMING}},
+        audited=("ok",),
+    ),
+    "survey-tasks": Route(
+        "GET", f"{SURVEY}/tasks", TASK_ROLES, False, needs=("survey",), audited=("ok",)
+    ),
+    "survey-task": Route(
+        "GET", f"{SURVEY}/tasks/{{task_id}}", TASK_ROLES, False, needs=("survey",), **NOT_FOUND
+    ),
+    "survey-assign": Route(
+        "POST",
+        f"{SURVEY}/tasks/{{task_id}}/assign",
+        frozenset({Role.PLATFORM}),
+        False,
+        needs=("survey",),
+        sent={"json": {"team": ["matrix-surveyor"]}},
+        **NOT_FOUND | {"audited": ()},
+    ),
+    "survey-submit": Route(
+        "POST",
+        f"{SURVEY}/tasks/{{task_id}}/submit",
+        frozenset({Role.SURVEYOR}),
+        False,
+        needs=("survey",),
+        sent={"json": VISIT},
+        **NOT_FOUND,
+    ),
+    "survey-discoveries": Route(
+        "POST",
+        f"{SURVEY}/discoveries",
+        frozenset({Role.SURVEYOR}),
+        False,
+        ok=201,
+        needs=("survey",),
+        audited=("ok",),
+        sent={"json": VISIT | {"items": NEWCOMER, "region_code": NANMING}},
+    ),
+    "survey-review": Route(
+        "POST",
+        f"{SURVEY}/tasks/{{task_id}}/review",
+        frozenset({Role.PLATFORM}),
+        False,
+        needs=("survey",),
+        sent={"json": {"decision": "pass"}},
+        **NOT_FOUND,
+    ),
+    "survey-approve": Route(
+        "POST",
+        f"{SURVEY}/tasks/{{task_id}}/approve",
+        frozenset({Role.COUNTY}),
+        False,
+        needs=("survey",),
+        sent={"json": {"decision": "approve"}},
+        **NOT_FOUND,
+    ),
+    "survey-form": Route(
+        "GET",
+        f"{SURVEY}/tasks/{{task_id}}/form.pdf",
+        TASK_ROLES,
+        False,
+        needs=("survey",),
+        **NOT_FOUND,
+    ),
+    "survey-ledger": Route(
+        "GET",
+        f"{SURVEY}/ledger/{{community_code}}",
+        REVIEWERS,
+        False,
+        needs=("survey",),
+        audited=("ok",),
+    ),
     "survey-progress": Route("GET", f"{SURVEY}/progress", REVIEWERS, False, needs=("survey",)),
-    "survey-roster": Route("PUT", f"{SURVEY}/surveyors/{{username}}", frozenset({Role.COUNTY}),
-                           False, needs=("survey",), sent={"json": ROSTER}),
-    "survey-surveyors": Route("GET", f"{SURVEY}/surveyors", REVIEWERS, False,
-                              needs=("survey",)),
-}  # fmt: skip
+    "survey-roster": Route(
+        "PUT",
+        f"{SURVEY}/surveyors/{{username}}",
+        frozenset({Role.COUNTY}),
+        False,
+        needs=("survey",),
+        sent={"json": ROSTER},
+    ),
+    "survey-surveyors": Route("GET", f"{SURVEY}/surveyors", REVIEWERS, False, needs=("survey",)),
+}
 # 复核 of counter collections (review_routes.py): about a collection or a region, not an ID
 # number; collection ids nobody has.
 COUNTER_REVIEW = "/api/v1/counter/collections"
 REVIEWER = frozenset({Role.REVIEWER})
 NO_COLLECTION = {"answer": "collection-not-found", "ok": 404, "audited": ("not_found",)}
 ROUTES |= {
-    "review-queue": Route("GET", COUNTER_REVIEW, REVIEWER, False, needs=("survey",),
-                          audited=("ok",)),
-    "review-one": Route("GET", f"{COUNTER_REVIEW}/{{collection_id}}",
-                        frozenset({Role.REVIEWER, Role.COUNTER}), False, needs=("survey",),
-                        **NO_COLLECTION),
-    "review-decide": Route("POST", f"{COUNTER_REVIEW}/{{collection_id}}/review", REVIEWER,
-                           False, needs=("survey",), sent={"json": {"decision": "pass"}},
-                           **NO_COLLECTION),
-    "review-batch": Route("POST", f"{COUNTER_REVIEW}/review-batch", REVIEWER, False,
-                          needs=("survey",), audited=("not_found",),
-                          sent={"json": {"collection_ids": [str(uuid4())]}}),
-}  # fmt: skip
+    "review-queue": Route(
+        "GET", COUNTER_REVIEW, REVIEWER, False, needs=("survey",), audited=("ok",)
+    ),
+    "review-one": Route(
+        "GET",
+        f"{COUNTER_REVIEW}/{{collection_id}}",
+        frozenset({Role.REVIEWER, Role.COUNTER}),
+        False,
+        needs=("survey",),
+        **NO_COLLECTION,
+    ),
+    "review-decide": Route(
+        "POST",
+        f"{COUNTER_REVIEW}/{{collection_id}}/review",
+        REVIEWER,
+        False,
+        needs=("survey",),
+        sent={"json": {"decision": "pass"}},
+        **NO_COLLECTION,
+    ),
+    "review-batch": Route(
+        "POST",
+        f"{COUNTER_REVIEW}/review-batch",
+        REVIEWER,
+        False,
+        needs=("survey",),
+        audited=("not_found",),
+        sent={"json": {"collection_ids": [str(uuid4())]}},
+    ),
+}
 # Write-back to the business systems (writeback_routes.py): the county and the reviewers; a page
 # of masked names is audited with its division.
-ROUTES["writebacks"] = Route("GET", "/api/v1/writebacks", frozenset({Role.COUNTY, Role.REVIEWER}),
-                             False, needs=("identity",), audited=("ok",))  # fmt: skip
+ROUTES["writebacks"] = Route(
+    "GET",
+    "/api/v1/writebacks",
+    frozenset({Role.COUNTY, Role.REVIEWER}),
+    False,
+    needs=("identity",),
+    audited=("ok",),
+)
 # 变更登记 at the platform: about the person of an ID number (the path's, the body's).
 CHANGE = {"documents": ["id_card"], "reason": "更换手机号码", "items": PHONE}
 ROUTES |= {
-    "change-lookup": Route("GET", f"{SURVEY}/changes/lookup/{{id_number}}",
-                           frozenset({Role.PLATFORM}), True, needs=("identity", "matching")),
-    "change-record": Route("POST", f"{SURVEY}/changes", frozenset({Role.PLATFORM}), True, ok=201,
-                           needs=("identity", "survey")),
-}  # fmt: skip
+    "change-lookup": Route(
+        "GET",
+        f"{SURVEY}/changes/lookup/{{id_number}}",
+        frozenset({Role.PLATFORM}),
+        True,
+        needs=("identity", "matching"),
+    ),
+    "change-record": Route(
+        "POST",
+        f"{SURVEY}/changes",
+        frozenset({Role.PLATFORM}),
+        True,
+        ok=201,
+        needs=("identity", "survey"),
+    ),
+}
 # The city's sampling checks: about a region (a sample) or a record of one; ids nobody has.
 CITY = frozenset({Role.CITY})
 SAMPLE_NOT_FOUND = {"answer": "sample-not-found", "ok": 404, "audited": ("not_found",)}
 ROUTES |= {
-    "sampling-draw": Route("POST", f"{SURVEY}/samples", CITY, False, ok=201, needs=("survey",),
-                           sent={"json": {"region_code": NANMING, "approved_from": "2025-06-01",
-                                          "approved_to": "2025-06-30"}},
-                           audited=("ok",)),
-    "sampling-sample": Route("GET", f"{SURVEY}/samples/{{sample_id}}", CITY, False,
-                             needs=("survey",), **SAMPLE_NOT_FOUND),
-    "sampling-check": Route("POST", f"{SURVEY}/samples/{{sample_id}}/checks/{{record_id}}", CITY,
-                            False, needs=("survey",), sent={"json": {"result": "correct"}},
-                            **SAMPLE_NOT_FOUND),
+    "sampling-draw": Route(
+        "POST",
+        f"{SURVEY}/samples",
+        CITY,
+        False,
+        ok=201,
+        needs=("survey",),
+        sent={
+            "json": {
+                "region_code": NANMING,
+                "approved_from": "2025-06-01",
+                "approved_to": "2025-06-30",
+            }
+        },
+        audited=("ok",),
+    ),
+    "sampling-sample": Route(
+        "GET", f"{SURVEY}/samples/{{sample_id}}", CITY, False, needs=("survey",), **SAMPLE_NOT_FOUND
+    ),
+    "sampling-check": Route(
+        "POST",
+        f"{SURVEY}/samples/{{sample_id}}/checks/{{record_id}}",
+        CITY,
+        False,
+        needs=("survey",),
+        sent={"json": {"result": "correct"}},
+        **SAMPLE_NOT_FOUND,
+    ),
     "sampling-quality": Route("GET", f"{SURVEY}/quality", CITY, False, needs=("survey",)),
-}  # fmt: skip
+}
 # Self-service (self_routes.py): a citizen's session, opened by a kiosk's token or the app's ID
 # token; no staff role reaches them (test_no_staff_role_reaches_self_service).
 SELF_ROUTES = {
@@ -391,8 +504,13 @@ def request_of(route: Route, number: str, person_id: UUID | None) -> dict[str, A
 
 def test_the_matrix_names_every_route() -> None:
     """A new route fails here until its row says who may use it."""
-    declared = {(method, route.path) for router in SERVICE.routers for route in router.routes
-                if isinstance(route, APIRoute) for method in route.methods - {"HEAD"}}  # fmt: skip
+    declared = {
+        (method, route.path)
+        for router in SERVICE.routers
+        for route in router.routes
+        if isinstance(route, APIRoute)
+        for method in route.methods - {"HEAD"}
+    }
     assert declared - NO_ROLE_ROUTES == {(r.method, r.path) for r in ROUTES.values()}
 
 
@@ -412,13 +530,24 @@ CASES = [(name, subject) for name, route in ROUTES.items() if not forwarded(rout
 @pytest.mark.parametrize(("route_name", "subject"), CASES, ids=[f"{r}-{s}" for r, s in CASES])
 @pytest.mark.parametrize("role", list(Role), ids=[r.value for r in Role])
 async def test_authorisation_matrix(
-    gateway_url: str, gateway_db: Database, test_clock: Clock, token_for: Callable[..., str],
-    harness: Harness, registered: dict[str, UUID], matching_db: Database, survey_app: FastAPI,
-    route_name: str, role: Role, subject: str,
-) -> None:  # fmt: skip
+    gateway_url: str,
+    gateway_db: Database,
+    test_clock: Clock,
+    token_for: Callable[..., str],
+    harness: Harness,
+    registered: dict[str, UUID],
+    matching_db: Database,
+    survey_app: FastAPI,
+    route_name: str,
+    role: Role,
+    subject: str,
+) -> None:
     route, number = ROUTES[route_name], SUBJECTS[subject]
-    services = {"identity": identity_app(harness), "matching": matching_app(matching_db),
-                "survey": survey_app}  # fmt: skip
+    services = {
+        "identity": identity_app(harness),
+        "matching": matching_app(matching_db),
+        "survey": survey_app,
+    }
     apps = {name: services[name] for name in route.needs}
     people = registered
     sent = {"url": route.path} | request_of(route, number, people.get(number))
@@ -455,9 +584,15 @@ REFUSED = [(name, role) for name, role in SURVEY_CASES if role not in ROUTES[nam
 
 @pytest.mark.parametrize(("route_name", "role"), SERVED, ids=[f"{r.value}-{n}" for n, r in SERVED])
 async def test_the_survey_serves_its_roles(
-    gateway_url: str, gateway_db: Database, test_clock: Clock, token_for: Callable[..., str],
-    harness: Harness, survey_app: FastAPI, route_name: str, role: Role,
-) -> None:  # fmt: skip
+    gateway_url: str,
+    gateway_db: Database,
+    test_clock: Clock,
+    token_for: Callable[..., str],
+    harness: Harness,
+    survey_app: FastAPI,
+    route_name: str,
+    role: Role,
+) -> None:
     """Survey (and, for a list, identity) running for real behind the gateway: the allowed
     role's request reaches them; what it reads or changes is audited."""
     route = ROUTES[route_name]
@@ -466,8 +601,9 @@ async def test_the_survey_serves_its_roles(
     apps = {name: {"identity": identity, "survey": survey_app}[name] for name in route.needs}
     headers = bearer(token_for(role, scope=STAFF_SCOPE))
     async for client in gateway_over(gateway_url, test_clock, **apps):
-        response = await client.request(route.method, headers=headers,
-                                        **request_of(route, OWN, None))  # fmt: skip
+        response = await client.request(
+            route.method, headers=headers, **request_of(route, OWN, None)
+        )
 
     status, problem = expected(route, role, "own-region")
     if problem is None:
@@ -484,9 +620,12 @@ async def test_the_survey_serves_its_roles(
     ("route_name", "role"), REFUSED, ids=[f"{r.value}-{n}" for n, r in REFUSED]
 )
 async def test_the_survey_refuses_every_other_role(
-    client: httpx.AsyncClient, gateway_db: Database, token_for: Callable[..., str],
-    route_name: str, role: Role,
-) -> None:  # fmt: skip
+    client: httpx.AsyncClient,
+    gateway_db: Database,
+    token_for: Callable[..., str],
+    route_name: str,
+    role: Role,
+) -> None:
     """Answered by the gateway alone (no survey behind it): refused before survey is asked."""
     route = ROUTES[route_name]
     headers = bearer(token_for(role, scope=STAFF_SCOPE))
@@ -510,11 +649,13 @@ STAFF_ONLY = [name for name, route in ROUTES.items() if route.allowed != EVERY_R
 def not_staff_token(who: str, clock: Clock) -> str:
     key = settings_for("unused").jwt_key()
     if who == "citizen":
-        return tokens.issue_session(uuid4(), key=key, now=clock(),
-                                    expires=clock() + timedelta(minutes=10))  # fmt: skip
+        return tokens.issue_session(
+            uuid4(), key=key, now=clock(), expires=clock() + timedelta(minutes=10)
+        )
     kiosk = Client(client_id="kiosk-1", kind=ClientKind.KIOSK, region=NANMING)
-    return tokens.issue_client(kiosk, version=0, key=key, now=clock(),
-                               lifetime=timedelta(minutes=10))  # fmt: skip
+    return tokens.issue_client(
+        kiosk, version=0, key=key, now=clock(), lifetime=timedelta(minutes=10)
+    )
 
 
 @pytest.mark.parametrize("who", CITIZEN_AND_KIOSK)
@@ -528,16 +669,21 @@ async def test_a_citizen_session_or_a_kiosk_reaches_no_staff_route(
     sent = {"url": route.path} | request_of(route, OWN, None)
     response = await client.request(route.method, headers=headers, **sent)
     assert assert_problem(response, 403, "role-not-allowed")["role"] == (
-        "self" if who == "citizen" else "kiosk")  # fmt: skip
+        "self" if who == "citizen" else "kiosk"
+    )
     assert await audit_rows(gateway_db) == []
 
 
 @pytest.mark.parametrize("role", list(Role), ids=[r.value for r in Role])
 @pytest.mark.parametrize(("method", "path"), sorted(SELF_ROUTES))
 async def test_no_staff_role_reaches_self_service(
-    client: httpx.AsyncClient, gateway_db: Database, token_for: Callable[..., str], role: Role,
-    method: str, path: str,
-) -> None:  # fmt: skip
+    client: httpx.AsyncClient,
+    gateway_db: Database,
+    token_for: Callable[..., str],
+    role: Role,
+    method: str,
+    path: str,
+) -> None:
     sent: dict[str, Any] = {}
     if path == "/api/v1/self/session" and method == "POST":
         sent = {"json": {"id_number": OWN, "name": "王伟"}}  # a staff token is no kiosk's

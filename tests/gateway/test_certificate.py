@@ -48,18 +48,33 @@ CODE = re.compile(r"验证码[：:]\s*([0-9A-Z]{4}(?:-[0-9A-Z]{4}){3})")
 
 @pytest.fixture
 async def insured(
-    gateway_url: str, test_clock: Clock, harness: Harness, matching_db: Database,
-    survey_app: FastAPI, people: dict[str, UUID], kiosk: None,
-) -> AsyncIterator[httpx.AsyncClient]:  # fmt: skip
+    gateway_url: str,
+    test_clock: Clock,
+    harness: Harness,
+    matching_db: Database,
+    survey_app: FastAPI,
+    people: dict[str, UUID],
+    kiosk: None,
+) -> AsyncIterator[httpx.AsyncClient]:
     """The gateway, with PERSON enrolled in the employee pension by a unit since 2005 and
     matching's verdict on everyone."""
-    enrolment = {"aac001": "P1", "aae140": "110", "aab301": NANMING, "aab001": "U1",
-                 "aac008": "1", "aac030": date(2005, 1, 1)}  # fmt: skip
-    await harness.apply([change("si_core.ac01", ac01(PERSON, aab301=NANMING)),
-                         change("si_core.ac02", enrolment)])  # fmt: skip
+    enrolment = {
+        "aac001": "P1",
+        "aae140": "110",
+        "aab301": NANMING,
+        "aab001": "U1",
+        "aac008": "1",
+        "aac030": date(2005, 1, 1),
+    }
+    await harness.apply(
+        [change("si_core.ac01", ac01(PERSON, aab301=NANMING)), change("si_core.ac02", enrolment)]
+    )
     await feed(matching_db, harness.published)
-    apps = {"identity": identity_app(harness), "matching": matching_app(matching_db),
-            "survey": survey_app}  # fmt: skip
+    apps = {
+        "identity": identity_app(harness),
+        "matching": matching_app(matching_db),
+        "survey": survey_app,
+    }
     async for client in gateway_over(gateway_url, test_clock, settings=MOBILE, **apps):
         yield client
 
@@ -110,18 +125,27 @@ async def test_the_certificate_says_the_statuses_and_verifies_by_its_code_or_qr(
         typed = code.replace("-", "").lower().replace("0", "o").replace("1", "l")
         assert (await anyone.get(f"/api/v1/verify/{typed}")).json()["code"] == code
         for wrong in ("0000-0000-0000-0000", "not-a-code", "U" * 16):
-            assert_problem(await anyone.get(f"/api/v1/verify/{wrong}"), 404,
-                           "certificate-not-found")  # fmt: skip
+            assert_problem(
+                await anyone.get(f"/api/v1/verify/{wrong}"), 404, "certificate-not-found"
+            )
 
     async with gateway_db.engine.connect() as connection:
-        rows = (await connection.execute(
-            sa.select(audit_log.c.endpoint, audit_log.c.staff, audit_log.c.purpose,
-                      audit_log.c.outcome).order_by(audit_log.c.id))).all()  # fmt: skip
+        rows = (
+            await connection.execute(
+                sa.select(
+                    audit_log.c.endpoint,
+                    audit_log.c.staff,
+                    audit_log.c.purpose,
+                    audit_log.c.outcome,
+                ).order_by(audit_log.c.id)
+            )
+        ).all()
     checks = [(r.endpoint, r.staff, r.outcome) for r in rows if r.purpose == "certificate_check"]
     verify = "GET /api/v1/verify/{code}"
     assert checks == [(verify, "anonymous", "ok")] * 2 + [(verify, "anonymous", "not_found")] * 3
     assert ("GET /api/v1/self/me/certificate.pdf", f"kiosk:{KIOSK}", "self_service", "ok") in [
-        tuple(r) for r in rows]  # fmt: skip
+        tuple(r) for r in rows
+    ]
 
 
 async def test_a_certificate_once_issued_is_never_changed(
@@ -131,8 +155,10 @@ async def test_a_certificate_once_issued_is_never_changed(
     assert (
         await insured.get("/api/v1/self/me/certificate.pdf", headers=session)
     ).status_code == 200
-    for statement in (sa.update(certificates).values(statuses={"pension": "11"}),
-                      sa.delete(certificates)):  # fmt: skip
+    for statement in (
+        sa.update(certificates).values(statuses={"pension": "11"}),
+        sa.delete(certificates),
+    ):
         with pytest.raises(DBAPIError, match="insert-only"):
             async with gateway_db.engine.begin() as connection:
                 await connection.execute(statement)
@@ -192,12 +218,15 @@ async def test_sessions_are_limited_per_kiosk(
 ) -> None:
     limit = throttling.SESSIONS_PER_KIOSK
     async with gateway_db.engine.begin() as connection:  # the kiosk's hour so far
-        await connection.execute(sa.text(
-            "INSERT INTO throttle_hits (scope, key, hit_at) "
-            "SELECT :scope, :key, :at FROM generate_series(1, :most)"),
+        await connection.execute(
+            sa.text(
+                "INSERT INTO throttle_hits (scope, key, hit_at) "
+                "SELECT :scope, :key, :at FROM generate_series(1, :most)"
+            ),
             {"scope": limit.scope, "key": KIOSK, "at": test_clock(), "most": limit.most},
-        )  # fmt: skip
+        )
     token = await kiosk_token(gateway)
-    refused = await gateway.post("/api/v1/self/session", headers=bearer(token),
-                                 json={"id_number": PERSON, "name": "王伟"})  # fmt: skip
+    refused = await gateway.post(
+        "/api/v1/self/session", headers=bearer(token), json={"id_number": PERSON, "name": "王伟"}
+    )
     assert_problem(refused, 429, "self-service-throttled")

@@ -58,11 +58,18 @@ async def people(harness: Harness) -> dict[str, UUID]:
 
 @pytest.fixture
 async def gateway(
-    gateway_url: str, test_clock: Clock, harness: Harness, matching_db: Database,
-    survey_app: FastAPI, people: dict[str, UUID],
-) -> AsyncIterator[httpx.AsyncClient]:  # fmt: skip
-    apps = {"identity": identity_app(harness), "matching": matching_app(matching_db),
-            "survey": survey_app}  # fmt: skip
+    gateway_url: str,
+    test_clock: Clock,
+    harness: Harness,
+    matching_db: Database,
+    survey_app: FastAPI,
+    people: dict[str, UUID],
+) -> AsyncIterator[httpx.AsyncClient]:
+    apps = {
+        "identity": identity_app(harness),
+        "matching": matching_app(matching_db),
+        "survey": survey_app,
+    }
     async for client in gateway_over(gateway_url, test_clock, **apps):
         yield client
 
@@ -72,9 +79,14 @@ def staff(token_for: Any, role: Role, username: str, scope: str = "5201") -> dic
 
 
 def change(number: str = PERSON, **fields: Any) -> dict[str, Any]:
-    return {"client_id": str(uuid4()), "id_number": number, "items": {"phone": "13700001111"},
-            "documents": ["id_card", "social_security_card"], "reason": "更换手机号码",
-            **fields}  # fmt: skip
+    return {
+        "client_id": str(uuid4()),
+        "id_number": number,
+        "items": {"phone": "13700001111"},
+        "documents": ["id_card", "social_security_card"],
+        "reason": "更换手机号码",
+        **fields,
+    }
 
 
 async def audit_rows(database: Database) -> list[tuple[str, str, str, str]]:
@@ -84,9 +96,12 @@ async def audit_rows(database: Database) -> list[tuple[str, str, str, str]]:
 
 
 async def test_a_walk_in_is_looked_up_and_the_change_goes_first_review_then_approval(
-    gateway: httpx.AsyncClient, token_for: Any, gateway_db: Database, published: Published,
+    gateway: httpx.AsyncClient,
+    token_for: Any,
+    gateway_db: Database,
+    published: Published,
     people: dict[str, UUID],
-) -> None:  # fmt: skip
+) -> None:
     recorder = staff(token_for, Role.PLATFORM, RECORDER)
     found = await gateway.get(f"{API}/changes/lookup/{PERSON}", headers=recorder)
     assert found.status_code == 200, found.text
@@ -102,21 +117,31 @@ async def test_a_walk_in_is_looked_up_and_the_change_goes_first_review_then_appr
     assert sent.json() == again.json() and sent.json()["state"] == "submitted"
     task = f"{API}/tasks/{sent.json()['task_id']}"
 
-    queue = await gateway.get(f"{API}/tasks", params={"channel": "change"},
-                              headers=staff(token_for, Role.PLATFORM, PLATFORM2))  # fmt: skip
+    queue = await gateway.get(
+        f"{API}/tasks",
+        params={"channel": "change"},
+        headers=staff(token_for, Role.PLATFORM, PLATFORM2),
+    )
     assert [(t["task_id"], t["channel"]) for t in queue.json()["items"]] == [
-        (sent.json()["task_id"], "change")]  # fmt: skip
+        (sent.json()["task_id"], "change")
+    ]
     detail = (await gateway.get(task, headers=staff(token_for, Role.PLATFORM, PLATFORM2))).json()
     assert [d["label"] for d in detail["submission"]["documents"]] == ["居民身份证", "社会保障卡"]
     assert detail["submission"]["reason"] == "更换手机号码"
 
     own = await gateway.post(f"{task}/review", headers=recorder, json={"decision": "pass"})
     assert_problem(own, 409, "maker-checker")
-    passed = await gateway.post(f"{task}/review", json={"decision": "pass"},
-                                headers=staff(token_for, Role.PLATFORM, PLATFORM2))  # fmt: skip
+    passed = await gateway.post(
+        f"{task}/review",
+        json={"decision": "pass"},
+        headers=staff(token_for, Role.PLATFORM, PLATFORM2),
+    )
     assert passed.json()["state"] == "first_reviewed", passed.text
-    approved = await gateway.post(f"{task}/approve", json={"decision": "approve"},
-                                  headers=staff(token_for, Role.COUNTY, COUNTY))  # fmt: skip
+    approved = await gateway.post(
+        f"{task}/approve",
+        json={"decision": "approve"},
+        headers=staff(token_for, Role.COUNTY, COUNTY),
+    )
     assert approved.json()["state"] == "approved", approved.text
 
     person = people[PERSON]
@@ -141,23 +166,32 @@ async def test_the_platform_serves_its_own_division_and_registered_people_only(
     nanming = staff(token_for, Role.PLATFORM, RECORDER, scope=NANMING)
     for path in (f"{API}/changes/lookup/{ELSEWHERE}",):
         assert_problem(await gateway.get(path, headers=nanming), 403, "out-of-scope")
-    assert_problem(await gateway.post(f"{API}/changes", headers=nanming,
-                                      json=change(ELSEWHERE)), 403, "out-of-scope")  # fmt: skip
-    assert_problem(await gateway.get(f"{API}/changes/lookup/{UNREGISTERED}", headers=nanming),
-                   404, "not-registered")  # fmt: skip
-    bad = await gateway.post(f"{API}/changes", headers=nanming,
-                             json=change(items={"phone": "123"}))  # fmt: skip
+    assert_problem(
+        await gateway.post(f"{API}/changes", headers=nanming, json=change(ELSEWHERE)),
+        403,
+        "out-of-scope",
+    )
+    assert_problem(
+        await gateway.get(f"{API}/changes/lookup/{UNREGISTERED}", headers=nanming),
+        404,
+        "not-registered",
+    )
+    bad = await gateway.post(f"{API}/changes", headers=nanming, json=change(items={"phone": "123"}))
     assert_problem(bad, 422, "invalid-items")
     none_seen = await gateway.post(f"{API}/changes", headers=nanming, json=change(documents=[]))
     assert_problem(none_seen, 422, "invalid-request")
     # A township's platform serves its county's residents (auth.person_in_scope).
     township = staff(token_for, Role.PLATFORM, RECORDER, scope=NANMING + "003")
-    assert (await gateway.post(f"{API}/changes", headers=township,
-                               json=change())).status_code == 201  # fmt: skip
+    assert (
+        await gateway.post(f"{API}/changes", headers=township, json=change())
+    ).status_code == 201
     pending = await gateway.post(f"{API}/changes", headers=township, json=change())
     assert_problem(pending, 409, "change-pending")
-    outcomes = [(e.rsplit(" ", 1)[-1], o) for e, _, p, o in await audit_rows(gateway_db)
-                if p == "change_registration"]  # fmt: skip
+    outcomes = [
+        (e.rsplit(" ", 1)[-1], o)
+        for e, _, p, o in await audit_rows(gateway_db)
+        if p == "change_registration"
+    ]
     assert outcomes == [
         ("/api/v1/survey/changes/lookup/{id_number}", "out_of_scope"),
         ("/api/v1/survey/changes", "out_of_scope"),

@@ -375,9 +375,12 @@ async def test_a_name_holding_a_control_character_is_refused_and_not_forwarded(
 
 
 async def test_a_clerk_cannot_reach_a_person_of_another_region_by_naming_her_own(
-    gateway: httpx.AsyncClient, token_for: Any, gateway_db: Database, survey_db: Database,
+    gateway: httpx.AsyncClient,
+    token_for: Any,
+    gateway_db: Database,
+    survey_db: Database,
     registered: UUID,
-) -> None:  # fmt: skip
+) -> None:
     """The person lives in Nanming; a Zunyi clerk leaves the number out and names Zunyi."""
     body = {"person_id": str(registered), "region_code": "520302", "items": COLLECTED}
     response = await gateway.post(PATH, json=body, headers=bearer(token_for(Role.COUNTER, "5203")))
@@ -385,14 +388,19 @@ async def test_a_clerk_cannot_reach_a_person_of_another_region_by_naming_her_own
     assert await rows(survey_db, collections) == []
     [entry] = await rows(gateway_db, audit_log)
     assert (entry["outcome"], entry["person_id"], entry["person_region"]) == (
-        "out_of_scope", registered, NANMING,
-    )  # fmt: skip
+        "out_of_scope",
+        registered,
+        NANMING,
+    )
 
 
 async def test_a_number_that_is_not_the_persons_is_refused(
-    gateway: httpx.AsyncClient, token_for: Any, gateway_db: Database, survey_db: Database,
+    gateway: httpx.AsyncClient,
+    token_for: Any,
+    gateway_db: Database,
+    survey_db: Database,
     registered: UUID,
-) -> None:  # fmt: skip
+) -> None:
     """A Zunyi clerk presents a Zunyi number (her region) with the Nanming person's id."""
     zunyi_number = citizen(ZUNYI_HONGHUAGANG)
     body = collection(registered, id_number=zunyi_number)
@@ -419,19 +427,27 @@ async def test_a_registered_person_is_not_moved_outside_the_clerks_region(
 ) -> None:
     """region_code on a registered person is a move identity applies: inside the scope only."""
     nanming = bearer(token_for(Role.COUNTER, NANMING))
-    away = await gateway.post(PATH, json=collection(registered, region_code="530102"),
-                              headers=nanming)  # fmt: skip
+    away = await gateway.post(
+        PATH, json=collection(registered, region_code="530102"), headers=nanming
+    )
     assert_problem(away, 403, "out-of-scope")
     assert await rows(survey_db, collections) == []
-    within = await gateway.post(PATH, json=collection(registered, region_code=NANMING),
-                                headers=nanming)  # fmt: skip
+    within = await gateway.post(
+        PATH, json=collection(registered, region_code=NANMING), headers=nanming
+    )
     assert within.status_code == 201, within.text
 
 
 async def test_no_change_reaches_survey_when_its_audit_row_cannot_be_written(
-    gateway_url: str, survey_app: FastAPI, harness: Harness, registered: UUID,
-    gateway_db: Database, survey_db: Database, test_clock: Clock, token_for: Any,
-) -> None:  # fmt: skip
+    gateway_url: str,
+    survey_app: FastAPI,
+    harness: Harness,
+    registered: UUID,
+    gateway_db: Database,
+    survey_db: Database,
+    test_clock: Clock,
+    token_for: Any,
+) -> None:
     await break_the_audit_log(gateway_db)  # say a full disk
     app = create(
         settings_for(gateway_url),

@@ -43,8 +43,11 @@ async def test_the_page_carries_every_label_of_the_code_tables(client: httpx.Asy
 
 
 async def test_the_page_runs_only_its_own_script(client: httpx.AsyncClient) -> None:
-    for path, kind in (("/counter", "text/html"), ("/counter/counter.js", "text/javascript"),
-                       ("/counter/counter.css", "text/css")):  # fmt: skip
+    for path, kind in (
+        ("/counter", "text/html"),
+        ("/counter/counter.js", "text/javascript"),
+        ("/counter/counter.css", "text/css"),
+    ):
         response = await client.get(path)
         assert response.status_code == 200, path
         assert response.headers["content-type"].startswith(kind), path

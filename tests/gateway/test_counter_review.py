@@ -58,11 +58,18 @@ async def registered(harness: Harness) -> UUID:
 
 @pytest.fixture
 async def gateway(
-    gateway_url: str, survey_app: FastAPI, harness: Harness, matching_db: Database,
-    registered: UUID, test_clock: Clock,
-) -> AsyncIterator[httpx.AsyncClient]:  # fmt: skip
-    apps = {"identity": identity_app(harness), "matching": matching_app(matching_db),
-            "survey": survey_app}  # fmt: skip
+    gateway_url: str,
+    survey_app: FastAPI,
+    harness: Harness,
+    matching_db: Database,
+    registered: UUID,
+    test_clock: Clock,
+) -> AsyncIterator[httpx.AsyncClient]:
+    apps = {
+        "identity": identity_app(harness),
+        "matching": matching_app(matching_db),
+        "survey": survey_app,
+    }
     async for client in gateway_over(gateway_url, test_clock, **apps):
         yield client
 
@@ -94,9 +101,12 @@ async def audit_rows(database: Database, role: str | None = None) -> list[dict[s
 
 
 async def test_a_collection_waits_in_the_popup_until_a_reviewer_passes_it(
-    gateway: httpx.AsyncClient, token_for: Any, gateway_db: Database, published: Published,
+    gateway: httpx.AsyncClient,
+    token_for: Any,
+    gateway_db: Database,
+    published: Published,
     registered: UUID,
-) -> None:  # fmt: skip
+) -> None:
     collection_id = await collect(gateway, token_for, registered, {"phone": "13812345678"})
 
     popup = (await gateway.get(POPUP + NUMBER, headers=clerk(token_for))).json()
@@ -110,13 +120,16 @@ async def test_a_collection_waits_in_the_popup_until_a_reviewer_passes_it(
     assert queue.status_code == 200, queue.text
     [item] = queue.json()["items"]
     assert (item["collection_id"], item["handler"], item["risk"]) == (
-        collection_id, CLERK, "contact"
-    )  # fmt: skip
+        collection_id,
+        CLERK,
+        "contact",
+    )
     assert "13812345678" not in queue.text
     response = await gateway.post(
-        f"{PATH}/{collection_id}/review", json={"decision": "pass", "comment": "已核"},
+        f"{PATH}/{collection_id}/review",
+        json={"decision": "pass", "comment": "已核"},
         headers=reviewer(token_for),
-    )  # fmt: skip
+    )
     assert response.status_code == 200, response.text
     assert response.json()["state"] == "approved" and not response.json()["replayed"]
 
@@ -128,13 +141,15 @@ async def test_a_collection_waits_in_the_popup_until_a_reviewer_passes_it(
     assert popup["pending"] == []
     rows = await audit_rows(gateway_db, "reviewer")
     assert [(r["purpose"], r["outcome"], r["person_region"]) for r in rows] == [
-        ("review", "ok", NANMING), ("review", "ok", NANMING)
-    ]  # fmt: skip
+        ("review", "ok", NANMING),
+        ("review", "ok", NANMING),
+    ]
     assert rows[1]["endpoint"] == f"POST {PATH}/{{collection_id}}/review"
     assert rows[1]["person_id"] == registered
 
-    again = await gateway.post(f"{PATH}/{collection_id}/review", json={"decision": "pass"},
-                               headers=reviewer(token_for))  # fmt: skip
+    again = await gateway.post(
+        f"{PATH}/{collection_id}/review", json={"decision": "pass"}, headers=reviewer(token_for)
+    )
     assert again.json()["replayed"] and again.headers["Idempotent-Replayed"] == "true"
 
 
@@ -144,9 +159,10 @@ async def test_the_clerk_cannot_pass_their_own_collection(
     """The same member of staff holding a reviewer's token too: survey's ledger refuses."""
     collection_id = await collect(gateway, token_for, registered, {"phone": "13812345678"})
     response = await gateway.post(
-        f"{PATH}/{collection_id}/review", json={"decision": "pass"},
+        f"{PATH}/{collection_id}/review",
+        json={"decision": "pass"},
         headers=reviewer(token_for, username=CLERK),
-    )  # fmt: skip
+    )
     assert_problem(response, 409, "maker-checker")
     rows = await audit_rows(gateway_db, "reviewer")
     assert [(r["purpose"], r["outcome"]) for r in rows] == [("review", "rejected")]
@@ -157,19 +173,21 @@ async def test_a_reviewer_of_another_region_is_refused_and_the_attempt_audited(
 ) -> None:
     collection_id = await collect(gateway, token_for, registered, {"phone": "13812345678"})
     zunyi = reviewer(token_for, scope="5203")
-    response = await gateway.post(f"{PATH}/{collection_id}/review", json={"decision": "pass"},
-                                  headers=zunyi)  # fmt: skip
+    response = await gateway.post(
+        f"{PATH}/{collection_id}/review", json={"decision": "pass"}, headers=zunyi
+    )
     assert_problem(response, 403, "out-of-scope")
-    assert_problem(await gateway.get(f"{PATH}/{collection_id}", headers=zunyi), 403,
-                   "out-of-scope")  # fmt: skip
+    assert_problem(await gateway.get(f"{PATH}/{collection_id}", headers=zunyi), 403, "out-of-scope")
     assert (await gateway.get(PATH, headers=zunyi)).json()["items"] == []
     outside = await gateway.get(PATH, params={"region": NANMING}, headers=zunyi)
     assert_problem(outside, 403, "out-of-scope")
     rows = await audit_rows(gateway_db, "reviewer")
     assert [(r["outcome"], r["person_region"]) for r in rows] == [
-        ("out_of_scope", NANMING), ("out_of_scope", NANMING), ("ok", "5203"),
         ("out_of_scope", NANMING),
-    ]  # fmt: skip
+        ("out_of_scope", NANMING),
+        ("ok", "5203"),
+        ("out_of_scope", NANMING),
+    ]
 
 
 async def test_a_returned_collection_is_not_decided_again(
@@ -177,46 +195,58 @@ async def test_a_returned_collection_is_not_decided_again(
 ) -> None:
     collection_id = await collect(gateway, token_for, registered, {"name": "王伟"})
     url = f"{PATH}/{collection_id}/review"
-    returned = await gateway.post(url, json={"decision": "reject", "comment": "与户籍不符"},
-                                  headers=reviewer(token_for))  # fmt: skip
+    returned = await gateway.post(
+        url, json={"decision": "reject", "comment": "与户籍不符"}, headers=reviewer(token_for)
+    )
     assert returned.json()["state"] == "rejected"
-    late = await gateway.post(url, json={"decision": "pass"},
-                              headers=reviewer(token_for, username="reviewer-02"))  # fmt: skip
+    late = await gateway.post(
+        url, json={"decision": "pass"}, headers=reviewer(token_for, username="reviewer-02")
+    )
     assert assert_problem(late, 409, "collection-changed")["collection"]["state"] == "rejected"
     # The clerk reads why; another clerk may not read it.
     mine = (await gateway.get(f"{PATH}/{collection_id}", headers=clerk(token_for))).json()
-    assert (mine["state"], mine["comment"], mine["reviewer"]) == ("rejected", "与户籍不符",
-                                                                  REVIEWER)  # fmt: skip
+    assert (mine["state"], mine["comment"], mine["reviewer"]) == (
+        "rejected",
+        "与户籍不符",
+        REVIEWER,
+    )
     other = await gateway.get(f"{PATH}/{collection_id}", headers=clerk(token_for, "clerk-08"))
     assert_problem(other, 403, "caller-not-allowed")
 
 
 async def test_a_batch_passes_contact_details_and_refuses_an_identity_item(
-    gateway: httpx.AsyncClient, token_for: Any, gateway_db: Database, published: Published,
+    gateway: httpx.AsyncClient,
+    token_for: Any,
+    gateway_db: Database,
+    published: Published,
     registered: UUID,
-) -> None:  # fmt: skip
+) -> None:
     phone = await collect(gateway, token_for, registered, {"phone": "13812345678"})
     name = await collect(gateway, token_for, registered, {"name": "王伟"})
 
     response = await gateway.post(
-        f"{PATH}/review-batch", json={"collection_ids": [phone, name], "comment": "当日复核"},
+        f"{PATH}/review-batch",
+        json={"collection_ids": [phone, name], "comment": "当日复核"},
         headers=reviewer(token_for),
-    )  # fmt: skip
+    )
 
     assert response.status_code == 200, response.text
     answer = response.json()
     assert (answer["passed"], answer["refused"]) == (1, 1)
     [passed, refused] = answer["results"]
     assert (passed["collection_id"], passed["result"], passed["state"]) == (
-        phone, "passed", "approved"
-    )  # fmt: skip
+        phone,
+        "passed",
+        "approved",
+    )
     assert (refused["collection_id"], refused["result"]) == (name, "refused")
     assert refused["problem"]["type"] == "/problems/needs-individual-review"
     assert refused["problem"]["items"] == ["name"]
     rows = await audit_rows(gateway_db, "reviewer")
     assert [(r["outcome"], r["person_id"]) for r in rows] == [
-        ("ok", registered), ("rejected", None)
-    ]  # fmt: skip
+        ("ok", registered),
+        ("rejected", None),
+    ]
     await published.until(lambda seen: bool(published.of(phone)))
     assert published.of(name) == []
     queue = (await gateway.get(PATH, headers=reviewer(token_for))).json()["items"]
@@ -229,6 +259,7 @@ async def test_the_queue_refuses_a_bad_cursor_and_other_roles(
     bad = await gateway.get(PATH, params={"cursor": "x"}, headers=reviewer(token_for))
     assert_problem(bad, 422, "invalid-cursor")
     assert_problem(await gateway.get(PATH, headers=clerk(token_for)), 403, "role-not-allowed")
-    batch = await gateway.post(f"{PATH}/review-batch", json={"collection_ids": []},
-                               headers=reviewer(token_for))  # fmt: skip
+    batch = await gateway.post(
+        f"{PATH}/review-batch", json={"collection_ids": []}, headers=reviewer(token_for)
+    )
     assert_problem(batch, 422, "invalid-request")

@@ -44,33 +44,59 @@ SEARCH = "/api/v1/partners/dci/registry/sync/search"
 STATUS = "/api/v1/partners/dci/registry/sync/txn/status"
 PARTNER_KEY = Ed25519PrivateKey.generate()
 REGISTRY_KEY = private_key(DEVELOPMENT_PRIVATE_KEY).public_key()
-FIELDS = frozenset({Field.ID_NUMBER, Field.GENDER, Field.BIRTH_YEAR, Field.REGION,
-                    Field.REGISTRATION, Field.PENSION, Field.MEDICAL})  # fmt: skip
+FIELDS = frozenset(
+    {
+        Field.ID_NUMBER,
+        Field.GENDER,
+        Field.BIRTH_YEAR,
+        Field.REGION,
+        Field.REGISTRATION,
+        Field.PENSION,
+        Field.MEDICAL,
+    }
+)
 
 
 @pytest.fixture
 async def searchers(gateway_db: Database) -> None:
     async with gateway_db.engine.begin() as connection:
-        for client_id, permissions in ((SEARCHER, {Permission.SEARCH}),
-                                       (SIGNER, {Permission.SEARCH}),
-                                       (COUNTER, {Permission.COMPARISONS})):  # fmt: skip
+        for client_id, permissions in (
+            (SEARCHER, {Permission.SEARCH}),
+            (SIGNER, {Permission.SEARCH}),
+            (COUNTER, {Permission.COMPARISONS}),
+        ):
             await clients.register(
-                connection, client_id=client_id, secret=SECRET, kind=ClientKind.PARTNER,
-                name="民政", region="52", department="civil",
-                permissions=frozenset(permissions), fields=FIELDS,
-            )  # fmt: skip
+                connection,
+                client_id=client_id,
+                secret=SECRET,
+                kind=ClientKind.PARTNER,
+                name="民政",
+                region="52",
+                department="civil",
+                permissions=frozenset(permissions),
+                fields=FIELDS,
+            )
         public = PARTNER_KEY.public_key().public_bytes(
-            serialization.Encoding.Raw, serialization.PublicFormat.Raw)  # fmt: skip
-        await connection.execute(sa.update(clients_table).where(
-            clients_table.c.client_id == SIGNER).values(
-            signing_public_key=base64.b64encode(public).decode()))  # fmt: skip
+            serialization.Encoding.Raw, serialization.PublicFormat.Raw
+        )
+        await connection.execute(
+            sa.update(clients_table)
+            .where(clients_table.c.client_id == SIGNER)
+            .values(signing_public_key=base64.b64encode(public).decode())
+        )
 
 
 async def seed(harness: Harness, matching_db: Database) -> None:
     """INSURED (a man of Nanming district, pension since 2005), WOMAN (Nanming, born 1990) and
     ELSEWHERE (a man of Yunyan district), in identity and with matching's verdicts."""
-    enrolment = {"aac001": "P1", "aae140": "110", "aab301": NANMING, "aab001": "U1",
-                 "aac008": "1", "aac030": date(2005, 1, 1)}  # fmt: skip
+    enrolment = {
+        "aac001": "P1",
+        "aae140": "110",
+        "aab301": NANMING,
+        "aab001": "U1",
+        "aac008": "1",
+        "aac030": date(2005, 1, 1),
+    }
     woman = change(
         "hukou.person",
         {
@@ -83,10 +109,15 @@ async def seed(harness: Harness, matching_db: Database) -> None:
             "ryzt": "0",
         },
     )
-    await harness.apply([
-        hukou(INSURED, NANMING), change("si_core.ac01", ac01(INSURED, aab301=NANMING)),
-        change("si_core.ac02", enrolment), woman, hukou(ELSEWHERE, YUNYAN, name="张三"),
-    ])  # fmt: skip
+    await harness.apply(
+        [
+            hukou(INSURED, NANMING),
+            change("si_core.ac01", ac01(INSURED, aab301=NANMING)),
+            change("si_core.ac02", enrolment),
+            woman,
+            hukou(ELSEWHERE, YUNYAN, name="张三"),
+        ]
+    )
     await feed(matching_db, harness.published)
 
 
@@ -109,17 +140,31 @@ async def gateway(
         yield client
 
 
-def envelope(sender: str, criteria: list[dict[str, Any]], *, message_id: str = "m-1",
-             action: str = "search", transaction: str = "t-1") -> dict[str, Any]:  # fmt: skip
-    requests = [{"reference_id": f"r-{i}", "timestamp": "2026-12-04T09:00:00+08:00",
-                 "search_criteria": c} for i, c in enumerate(criteria, 1)]  # fmt: skip
+def envelope(
+    sender: str,
+    criteria: list[dict[str, Any]],
+    *,
+    message_id: str = "m-1",
+    action: str = "search",
+    transaction: str = "t-1",
+) -> dict[str, Any]:
+    requests = [
+        {"reference_id": f"r-{i}", "timestamp": "2026-12-04T09:00:00+08:00", "search_criteria": c}
+        for i, c in enumerate(criteria, 1)
+    ]
     return {  # unsigned: no signature (MsgSignature is a string when present)
-        "header": {"version": "1.0.0", "message_id": message_id,
-                   "message_ts": "2026-12-04T09:00:00+08:00", "action": action,
-                   "sender_id": sender, "receiver_id": "canbao.registry",
-                   "total_count": len(requests), "is_msg_encrypted": False},
+        "header": {
+            "version": "1.0.0",
+            "message_id": message_id,
+            "message_ts": "2026-12-04T09:00:00+08:00",
+            "action": action,
+            "sender_id": sender,
+            "receiver_id": "canbao.registry",
+            "total_count": len(requests),
+            "is_msg_encrypted": False,
+        },
         "message": {"transaction_id": transaction, "search_request": requests},
-    }  # fmt: skip
+    }
 
 
 def by_number(number: str) -> dict[str, Any]:
@@ -127,15 +172,20 @@ def by_number(number: str) -> dict[str, Any]:
 
 
 def predicate(*expressions: tuple[str, str, Any], page_size: int = 10) -> dict[str, Any]:
-    query = [{"seq_num": i, "expression1": {"attribute_name": a, "operator": o,
-                                            "attribute_value": v}}
-             for i, (a, o, v) in enumerate(expressions, 1)]  # fmt: skip
-    return {"query_type": "predicate", "query": query,
-            "pagination": {"page_size": page_size, "page_number": 1}}  # fmt: skip
+    query = [
+        {"seq_num": i, "expression1": {"attribute_name": a, "operator": o, "attribute_value": v}}
+        for i, (a, o, v) in enumerate(expressions, 1)
+    ]
+    return {
+        "query_type": "predicate",
+        "query": query,
+        "pagination": {"page_size": page_size, "page_number": 1},
+    }
 
 
-async def post(gateway: httpx.AsyncClient, path: str, body: dict[str, Any],
-               sender: str = SEARCHER) -> dict[str, Any]:  # fmt: skip
+async def post(
+    gateway: httpx.AsyncClient, path: str, body: dict[str, Any], sender: str = SEARCHER
+) -> dict[str, Any]:
     access = await token(gateway, sender, SECRET)
     answer = await gateway.post(path, json=body, headers=bearer(access))
     assert answer.status_code == 200, answer.text
@@ -181,23 +231,41 @@ async def test_a_search_by_number_answers_a_signed_record_of_what_the_client_may
     assert set(attributes(record)) == {"registration", "pension", "medical"}  # its fields only
     assert unknown["status"] == "succ" and unknown["data"]["reg_records"] == []
     async with gateway_db.engine.connect() as connection:
-        rows = (await connection.execute(sa.select(audit_log.c.purpose, audit_log.c.outcome)
-                                         .order_by(audit_log.c.id))).all()  # fmt: skip
+        rows = (
+            await connection.execute(
+                sa.select(audit_log.c.purpose, audit_log.c.outcome).order_by(audit_log.c.id)
+            )
+        ).all()
     assert [tuple(r) for r in rows] == [("partner_search", "ok"), ("partner_search", "not_found")]
 
 
 async def test_predicate_and_expression_find_the_same_people(gateway: httpx.AsyncClient) -> None:
-    men_over_40 = predicate(("region", "eq", "520000"), ("gender", "eq", "male"),
-                            ("age", "ge", 40))  # fmt: skip
-    expression = {"query_type": "expression", "query": {"type": "ns:org:QueryType:NoSql", "value": {
-        "expression": {"collection": "Member", "query": {"$and": [
-            {"region": {"$in": ["520102", "520103"]}}, {"gender": {"$eq": "male"}},
-            {"birth_year": {"$lte": date.today().year - 40}}]}}}}}  # fmt: skip
+    men_over_40 = predicate(("region", "eq", "520000"), ("gender", "eq", "male"), ("age", "ge", 40))
+    expression = {
+        "query_type": "expression",
+        "query": {
+            "type": "ns:org:QueryType:NoSql",
+            "value": {
+                "expression": {
+                    "collection": "Member",
+                    "query": {
+                        "$and": [
+                            {"region": {"$in": ["520102", "520103"]}},
+                            {"gender": {"$eq": "male"}},
+                            {"birth_year": {"$lte": date.today().year - 40}},
+                        ]
+                    },
+                }
+            },
+        },
+    }
     everyone = predicate(("region", "eq", "520102"), page_size=1)
     answer = await post(gateway, SEARCH, envelope(SEARCHER, [men_over_40, expression, everyone]))
     first, second, paged = answer["message"]["search_response"]
-    numbers = [[r["member_identifier"][0]["identifier_value"] for r in item["data"]["reg_records"]]
-               for item in (first, second)]  # fmt: skip
+    numbers = [
+        [r["member_identifier"][0]["identifier_value"] for r in item["data"]["reg_records"]]
+        for item in (first, second)
+    ]
     men = sorted([INSURED, ELSEWHERE])
     assert [sorted(n) for n in numbers] == [men, men]  # not the woman
     assert paged["pagination"] == {"page_size": 1, "page_number": 1, "total_count": 2}
@@ -219,19 +287,24 @@ async def test_each_request_is_refused_on_its_own_with_the_standard_reason(
     body["message"]["search_request"][-1]["reference_id"] = "r-1"  # a duplicate reference
     responses = (await post(gateway, SEARCH, body))["message"]["search_response"]
     assert [(r["status"], r.get("status_reason_code")) for r in responses] == [
-        ("rjct", "rjct.search_criteria.invalid"), ("rjct", "rjct.search_criteria.invalid"),
-        ("rjct", "rjct.search_criteria.invalid"), ("rjct", "rjct.pagination.invalid"),
-        ("rjct", "rjct.search_criteria.invalid"), ("rjct", "rjct.reference_id.duplicate"),
-    ]  # fmt: skip
+        ("rjct", "rjct.search_criteria.invalid"),
+        ("rjct", "rjct.search_criteria.invalid"),
+        ("rjct", "rjct.search_criteria.invalid"),
+        ("rjct", "rjct.pagination.invalid"),
+        ("rjct", "rjct.search_criteria.invalid"),
+        ("rjct", "rjct.reference_id.duplicate"),
+    ]
 
 
 async def test_a_header_is_refused_with_its_reason_code_and_an_unreadable_message_outright(
     gateway: httpx.AsyncClient,
 ) -> None:
-    for change_to, code in ((("action", "subscribe"), "rjct.action.invalid"),
-                            (("version", "0.9"), "rjct.version.invalid"),
-                            (("total_count", 7), "rjct.total_count.invalid"),
-                            (("message_ts", "yesterday"), "rjct.message_ts.invalid")):  # fmt: skip
+    for change_to, code in (
+        (("action", "subscribe"), "rjct.action.invalid"),
+        (("version", "0.9"), "rjct.version.invalid"),
+        (("total_count", 7), "rjct.total_count.invalid"),
+        (("message_ts", "yesterday"), "rjct.message_ts.invalid"),
+    ):
         body = envelope(SEARCHER, [by_number(INSURED)], message_id=f"m-{code}")
         body["header"][change_to[0]] = change_to[1]
         with dci_standard.deliberately_invalid():  # a wrong action, a timestamp that is none
@@ -242,15 +315,20 @@ async def test_a_header_is_refused_with_its_reason_code_and_an_unreadable_messag
         )
 
     access = await token(gateway, SEARCHER, SECRET)
-    for change_to, code in ((("sender_id", "someone-else"), "err.sender_id.invalid"),
-                            (("receiver_id", "another.registry"), "err.receiver_id.invalid"),
-                            (("is_msg_encrypted", True), "err.encryption.invalid")):  # fmt: skip
+    for change_to, code in (
+        (("sender_id", "someone-else"), "err.sender_id.invalid"),
+        (("receiver_id", "another.registry"), "err.receiver_id.invalid"),
+        (("is_msg_encrypted", True), "err.encryption.invalid"),
+    ):
         body = envelope(SEARCHER, [by_number(INSURED)])
         body["header"][change_to[0]] = change_to[1]
         refused = await gateway.post(SEARCH, json=body, headers=bearer(access))
         assert assert_problem(refused, 403, "dci-rejected")["errors"][0]["code"] == code
-    other = await gateway.post(SEARCH, json=envelope(COUNTER, [by_number(INSURED)]),
-                               headers=bearer(await token(gateway, COUNTER, SECRET)))  # fmt: skip
+    other = await gateway.post(
+        SEARCH,
+        json=envelope(COUNTER, [by_number(INSURED)]),
+        headers=bearer(await token(gateway, COUNTER, SECRET)),
+    )
     assert_problem(other, 403, "permission-not-granted")
 
 
@@ -273,8 +351,14 @@ async def test_a_client_with_a_key_signs_every_message(
     assert assert_problem(unsigned, 403, "dci-rejected")["errors"][0]["code"] == (
         "err.signature.missing"
     )
-    body["signature"] = dci.sign(body["header"], body["message"], key=PARTNER_KEY,
-                                 sender_id=SIGNER, key_id="k1", now=test_clock())  # fmt: skip
+    body["signature"] = dci.sign(
+        body["header"],
+        body["message"],
+        key=PARTNER_KEY,
+        sender_id=SIGNER,
+        key_id="k1",
+        now=test_clock(),
+    )
     signed = await gateway.post(SEARCH, json=body, headers=bearer(access))
     assert signed.status_code == 200 and signed.json()["header"]["status"] == "succ"
     body["message"]["search_request"][0]["search_criteria"] = by_number(WOMAN)  # tampered
@@ -289,25 +373,43 @@ async def test_the_status_of_a_transaction_is_the_clients_own(gateway: httpx.Asy
     criteria = [by_number(INSURED), predicate(("gender", "eq", "male"))]
     searched = await post(gateway, SEARCH, envelope(SEARCHER, criteria, transaction="t-9"))
     status_request = {
-        "header": {"version": "1.0.0", "message_id": "s-1", "message_ts": "2026-12-04T09:00:00Z",
-                   "action": "txn-status", "sender_id": SEARCHER, "total_count": 1},
-        "message": {"transaction_id": "t-9", "txnstatus_request": {
-            "reference_id": "q-1", "txn_type": "search", "attribute_type": "transaction_id",
-            "attribute_value": "t-9"}},
-    }  # fmt: skip
+        "header": {
+            "version": "1.0.0",
+            "message_id": "s-1",
+            "message_ts": "2026-12-04T09:00:00Z",
+            "action": "txn-status",
+            "sender_id": SEARCHER,
+            "total_count": 1,
+        },
+        "message": {
+            "transaction_id": "t-9",
+            "txnstatus_request": {
+                "reference_id": "q-1",
+                "txn_type": "search",
+                "attribute_type": "transaction_id",
+                "attribute_value": "t-9",
+            },
+        },
+    }
     answer = await post(gateway, STATUS, status_request)
     assert answer["header"]["action"] == "txn-on-status"
     status = answer["message"]["txnstatus_response"]["txn_status"]
     assert status["correlation_id"] == searched["message"]["correlation_id"]
-    assert [(r["reference_id"], r["status"], r.get("status_reason_code"))
-            for r in status["search_response"]] == [
-        ("r-1", "succ", None), ("r-2", "rjct", "rjct.search_criteria.invalid")]  # fmt: skip
+    assert [
+        (r["reference_id"], r["status"], r.get("status_reason_code"))
+        for r in status["search_response"]
+    ] == [("r-1", "succ", None), ("r-2", "rjct", "rjct.search_criteria.invalid")]
 
     mine_only = copy.deepcopy(status_request)
     mine_only["header"] |= {"sender_id": SIGNER, "message_id": "s-2"}
-    mine_only["signature"] = dci.sign(mine_only["header"], mine_only["message"], key=PARTNER_KEY,
-                                      sender_id=SIGNER, key_id="k1",
-                                      now=dci_now(answer))  # fmt: skip
+    mine_only["signature"] = dci.sign(
+        mine_only["header"],
+        mine_only["message"],
+        key=PARTNER_KEY,
+        sender_id=SIGNER,
+        key_id="k1",
+        now=dci_now(answer),
+    )
     theirs = await post(gateway, STATUS, mine_only, sender=SIGNER)
     assert theirs["message"]["txnstatus_response"]["txn_status"]["search_response"] == []
 
@@ -316,12 +418,24 @@ async def test_a_refused_status_request_is_still_the_standards_answer(
     gateway: httpx.AsyncClient,
 ) -> None:
     asked = {
-        "header": {"version": "1.0.0", "message_id": "s-bad", "action": "txn-status",
-                   "message_ts": "2026-12-04T09:00:00Z", "sender_id": SEARCHER, "total_count": 1},
-        "message": {"transaction_id": "t-9", "txnstatus_request": {
-            "reference_id": "q-1", "txn_type": "search", "attribute_type": "person",
-            "attribute_value": "t-9"}},
-    }  # fmt: skip
+        "header": {
+            "version": "1.0.0",
+            "message_id": "s-bad",
+            "action": "txn-status",
+            "message_ts": "2026-12-04T09:00:00Z",
+            "sender_id": SEARCHER,
+            "total_count": 1,
+        },
+        "message": {
+            "transaction_id": "t-9",
+            "txnstatus_request": {
+                "reference_id": "q-1",
+                "txn_type": "search",
+                "attribute_type": "person",
+                "attribute_value": "t-9",
+            },
+        },
+    }
     with dci_standard.deliberately_invalid():  # no such attribute_type
         answer = await post(gateway, STATUS, asked)  # the answer is validated all the same
     assert (answer["header"]["status"], answer["header"]["status_reason_code"]) == (

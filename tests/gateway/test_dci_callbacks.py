@@ -63,10 +63,15 @@ class PartnerSystem:
         self.credentials: tuple[str, str] | None = None
         self.tokens_issued: list[str] = []
         self.arrived = asyncio.Event()
-        app = Starlette(routes=[Route("/dci/{rest:path}", self._post, methods=["POST"]),
-                                Route("/auth/token", self._token, methods=["POST"])])  # fmt: skip
-        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning",
-                                lifespan="off")  # fmt: skip
+        app = Starlette(
+            routes=[
+                Route("/dci/{rest:path}", self._post, methods=["POST"]),
+                Route("/auth/token", self._token, methods=["POST"]),
+            ]
+        )
+        config = uvicorn.Config(
+            app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="off"
+        )
         self.server = uvicorn.Server(config)
 
     @property
@@ -82,8 +87,9 @@ class PartnerSystem:
         if (form.get("client_id"), form.get("client_secret")) != self.credentials:
             return JSONResponse({"error": "invalid_client"}, status_code=401)
         self.tokens_issued.append(f"token-{len(self.tokens_issued) + 1}")
-        return JSONResponse({"access_token": self.tokens_issued[-1], "token_type": "Bearer",
-                             "expires_in": 3600})  # fmt: skip
+        return JSONResponse(
+            {"access_token": self.tokens_issued[-1], "token_type": "Bearer", "expires_in": 3600}
+        )
 
     async def _post(self, request: Request) -> JSONResponse:
         issued = {f"Bearer {token}" for token in self.tokens_issued}
@@ -127,33 +133,56 @@ async def partner() -> AsyncIterator[PartnerSystem]:
 
 @pytest.fixture
 async def gateway(
-    gateway_url: str, test_clock: Clock, harness: Harness, matching_db: Database,
-    gateway_db: Database, partner: PartnerSystem,
-) -> AsyncIterator[httpx.AsyncClient]:  # fmt: skip
+    gateway_url: str,
+    test_clock: Clock,
+    harness: Harness,
+    matching_db: Database,
+    gateway_db: Database,
+    partner: PartnerSystem,
+) -> AsyncIterator[httpx.AsyncClient]:
     async with gateway_db.engine.begin() as connection:
         await clients.register(
-            connection, client_id=ASYNC, secret=SECRET, kind=ClientKind.PARTNER, name="民政",
-            region="52", department="civil", permissions=frozenset({Permission.SEARCH}),
-            fields=FIELDS, callback_urls=(partner.base,),
-        )  # fmt: skip
+            connection,
+            client_id=ASYNC,
+            secret=SECRET,
+            kind=ClientKind.PARTNER,
+            name="民政",
+            region="52",
+            department="civil",
+            permissions=frozenset({Permission.SEARCH}),
+            fields=FIELDS,
+            callback_urls=(partner.base,),
+        )
     async for client in gateway_with(gateway_url, test_clock, harness, matching_db):
         yield client
 
 
 def status_request(message_id: str, transaction: str) -> dict[str, Any]:
     return {
-        "header": {"version": "1.0.0", "message_id": message_id,
-                   "message_ts": "2026-12-04T09:00:00Z", "action": "txn-status",
-                   "sender_id": ASYNC, "total_count": 1},
-        "message": {"transaction_id": transaction, "txnstatus_request": {
-            "reference_id": "q-1", "txn_type": "search", "attribute_type": "transaction_id",
-            "attribute_value": transaction}},
-    }  # fmt: skip
+        "header": {
+            "version": "1.0.0",
+            "message_id": message_id,
+            "message_ts": "2026-12-04T09:00:00Z",
+            "action": "txn-status",
+            "sender_id": ASYNC,
+            "total_count": 1,
+        },
+        "message": {
+            "transaction_id": transaction,
+            "txnstatus_request": {
+                "reference_id": "q-1",
+                "txn_type": "search",
+                "attribute_type": "transaction_id",
+                "attribute_value": transaction,
+            },
+        },
+    }
 
 
 async def ack(gateway: httpx.AsyncClient, path: str, body: dict[str, Any]) -> dict[str, Any]:
-    answer = await gateway.post(path, json=body, headers=bearer(await token(gateway, ASYNC,
-                                                                            SECRET)))  # fmt: skip
+    answer = await gateway.post(
+        path, json=body, headers=bearer(await token(gateway, ASYNC, SECRET))
+    )
     assert answer.status_code == 200, answer.text
     message: dict[str, Any] = answer.json()["message"]
     return message
@@ -200,18 +229,22 @@ async def test_a_search_is_acknowledged_then_answered_at_the_registered_address_
 async def test_callbacks_go_only_to_registered_addresses(
     gateway: httpx.AsyncClient, partner: PartnerSystem
 ) -> None:
-    for index, uri in enumerate([
-        "http://169.254.169.254/latest/meta-data",  # a cloud's metadata service
-        f"http://127.0.0.1:{partner.port}/admin/on-search",  # the host, outside the path
-        f"http://127.0.0.1:{partner.port}/dci-evil/on-search",  # a longer path, not below it
-        f"http://user@127.0.0.1:{partner.port}/dci/on-search",
-        "file:///etc/passwd",
-    ]):  # fmt: skip
+    for index, uri in enumerate(
+        [
+            "http://169.254.169.254/latest/meta-data",  # a cloud's metadata service
+            f"http://127.0.0.1:{partner.port}/admin/on-search",  # the host, outside the path
+            f"http://127.0.0.1:{partner.port}/dci-evil/on-search",  # a longer path, not below it
+            f"http://user@127.0.0.1:{partner.port}/dci/on-search",
+            "file:///etc/passwd",
+        ]
+    ):
         body = envelope(ASYNC, [by_number(INSURED)], message_id=f"x-{index}")
         body["header"]["sender_uri"] = uri
         refused = await ack(gateway, SEARCH, body)
         assert (refused["ack_status"], refused["error"]["code"]) == (
-            "ERR", "err.sender_uri.invalid"), uri  # fmt: skip
+            "ERR",
+            "err.sender_uri.invalid",
+        ), uri
     body = envelope(ASYNC, [by_number(INSURED)], message_id="x-ok")
     body["header"]["sender_uri"] = f"{partner.base}/custom/on-search"
     assert (await ack(gateway, SEARCH, body))["ack_status"] == "ACK"
@@ -220,9 +253,11 @@ async def test_callbacks_go_only_to_registered_addresses(
 
 
 async def test_a_partner_that_is_away_gets_its_answer_later_and_txn_status_says_how_it_goes(
-    gateway: httpx.AsyncClient, partner: PartnerSystem, gateway_db: Database,
+    gateway: httpx.AsyncClient,
+    partner: PartnerSystem,
+    gateway_db: Database,
     gateway_url: str,
-) -> None:  # fmt: skip
+) -> None:
     partner.failing = 2
     body = envelope(ASYNC, [by_number(INSURED)], message_id="b-1", transaction="t-b")
     acknowledged = await ack(gateway, SEARCH, body)
@@ -237,7 +272,10 @@ async def test_a_partner_that_is_away_gets_its_answer_later_and_txn_status_says_
     seen = await gateway.post(SYNC_STATUS, json=status_request("s-2", "t-b"), headers=sync)
     [callback] = seen.json()["message"]["meta"]["callbacks"]
     assert (callback["state"], callback["attempts"], callback["last_error"]) == (
-        "pending", 1, "HTTP 503")  # fmt: skip
+        "pending",
+        1,
+        "HTTP 503",
+    )
 
     # Later, as the back-off says (30 s, then 60 s): another delivery loop, on its own clock.
     delivery = CallbackDelivery(gateway_db, settings_for(gateway_url).sealer())
@@ -263,9 +301,13 @@ async def test_callbacks_carry_a_token_of_the_partners_own_token_api(
     sealer = settings_for(gateway_url).sealer()
     async with gateway_db.engine.begin() as connection:
         assert await clients.set_callback_credentials(
-            connection, sealer, ASYNC, token_url=partner.token_url, as_client="canbao-registry",
+            connection,
+            sealer,
+            ASYNC,
+            token_url=partner.token_url,
+            as_client="canbao-registry",
             secret="wrong",
-        )  # fmt: skip
+        )
     body = envelope(ASYNC, [by_number(INSURED)], message_id="tok-0", transaction="t-tok-0")
     assert (await ack(gateway, SEARCH, body))["ack_status"] == "ACK"
     for _ in range(50):
@@ -278,12 +320,17 @@ async def test_callbacks_carry_a_token_of_the_partners_own_token_api(
 
     async with gateway_db.engine.begin() as connection:
         await clients.set_callback_credentials(
-            connection, sealer, ASYNC, token_url=partner.token_url, as_client="canbao-registry",
+            connection,
+            sealer,
+            ASYNC,
+            token_url=partner.token_url,
+            as_client="canbao-registry",
             secret="given-by-the-partner",
-        )  # fmt: skip
+        )
     for index in (1, 2):
-        body = envelope(ASYNC, [by_number(INSURED)], message_id=f"tok-{index}",
-                        transaction=f"t-tok-{index}")  # fmt: skip
+        body = envelope(
+            ASYNC, [by_number(INSURED)], message_id=f"tok-{index}", transaction=f"t-tok-{index}"
+        )
         assert (await ack(gateway, SEARCH, body))["ack_status"] == "ACK"
         path, answer = await partner.next()
         assert path == "/dci/on-search"

@@ -33,24 +33,41 @@ DEPARTMENT_KEY = Ed25519PrivateKey.generate()
 
 @pytest.fixture
 async def registry(
-    gateway_url: str, test_clock: Clock, harness: Harness, matching_db: Database,
-    gateway_db: Database, partner: PartnerSystem,
-) -> AsyncIterator[DciClient]:  # fmt: skip
+    gateway_url: str,
+    test_clock: Clock,
+    harness: Harness,
+    matching_db: Database,
+    gateway_db: Database,
+    partner: PartnerSystem,
+) -> AsyncIterator[DciClient]:
     """The client, as the department runs it, of the gateway that registered its public key."""
     public = DEPARTMENT_KEY.public_key().public_bytes(
-        serialization.Encoding.Raw, serialization.PublicFormat.Raw)  # fmt: skip
+        serialization.Encoding.Raw, serialization.PublicFormat.Raw
+    )
     async with gateway_db.engine.begin() as connection:
         await clients.register(
-            connection, client_id=DEPARTMENT, secret=SECRET, kind=ClientKind.PARTNER,
-            name="民政", region="52", department="civil",
-            permissions=frozenset({Permission.SEARCH, Permission.SUBSCRIBE}), fields=FIELDS,
-            callback_urls=(partner.base,), signing_public_key=base64.b64encode(public).decode(),
-        )  # fmt: skip
+            connection,
+            client_id=DEPARTMENT,
+            secret=SECRET,
+            kind=ClientKind.PARTNER,
+            name="民政",
+            region="52",
+            department="civil",
+            permissions=frozenset({Permission.SEARCH, Permission.SUBSCRIBE}),
+            fields=FIELDS,
+            callback_urls=(partner.base,),
+            signing_public_key=base64.b64encode(public).decode(),
+        )
     async for gateway in gateway_with(gateway_url, test_clock, harness, matching_db):
         async with DciClient(
-            "http://test", DEPARTMENT, SECRET, signing_key=DEPARTMENT_KEY,
-            registry_key=REGISTRY_KEY, http=gateway, clock=test_clock,
-        ) as client:  # fmt: skip
+            "http://test",
+            DEPARTMENT,
+            SECRET,
+            signing_key=DEPARTMENT_KEY,
+            registry_key=REGISTRY_KEY,
+            http=gateway,
+            clock=test_clock,
+        ) as client:
             yield client
 
 
@@ -62,9 +79,12 @@ async def test_the_partner_client_searches_subscribes_and_checks_the_registrys_s
     [record] = found["data"]["reg_records"]
     assert record["member_identifier"][0]["identifier_value"] == INSURED
 
-    ack = (await registry.search_later([{"query_type": "idtype-value",
-                                         "query": {"type": "SSN", "value": INSURED}}],
-                                        transaction_id="c-2"))["message"]  # fmt: skip
+    ack = (
+        await registry.search_later(
+            [{"query_type": "idtype-value", "query": {"type": "SSN", "value": INSURED}}],
+            transaction_id="c-2",
+        )
+    )["message"]
     assert ack["ack_status"] == "ACK"
     path, callback = await partner.next()
     assert path == "/dci/on-search"

@@ -44,35 +44,63 @@ from tests.matching.conftest import matching_db as matching_db
 NATIONAL = "national-registry"
 SUBSCRIBE = "/api/v1/partners/dci/registry/subscribe"
 MIGRANT = citizen("110101", "19850505", "051")  # a Beijing household, insured in Nanming
-FIELDS = frozenset({Field.ID_NUMBER, Field.REGION, Field.HOUSEHOLD, Field.REGISTRATION,
-                    Field.PENSION, Field.MEDICAL, Field.INJURY, Field.UNEMPLOYMENT,
-                    Field.MATERNITY})  # fmt: skip
+FIELDS = frozenset(
+    {
+        Field.ID_NUMBER,
+        Field.REGION,
+        Field.HOUSEHOLD,
+        Field.REGISTRATION,
+        Field.PENSION,
+        Field.MEDICAL,
+        Field.INJURY,
+        Field.UNEMPLOYMENT,
+        Field.MATERNITY,
+    }
+)
 
 
 async def register_national(gateway_db: Database, callback: str) -> None:
     """The national registry as a partner client (department national), subscribing only."""
     async with gateway_db.engine.begin() as connection:
         await clients.register(
-            connection, client_id=NATIONAL, secret=SECRET, kind=ClientKind.PARTNER,
-            name="全国参保登记库", region="52", department="national",
-            permissions=frozenset({Permission.SUBSCRIBE}), fields=FIELDS,
+            connection,
+            client_id=NATIONAL,
+            secret=SECRET,
+            kind=ClientKind.PARTNER,
+            name="全国参保登记库",
+            region="52",
+            department="national",
+            permissions=frozenset({Permission.SUBSCRIBE}),
+            fields=FIELDS,
             callback_urls=(callback,),
-        )  # fmt: skip
+        )
 
 
 @pytest.fixture
 async def gateway(
-    gateway_url: str, test_clock: Clock, harness: Harness, matching_db: Database,
-    gateway_db: Database, partner: PartnerSystem,
-) -> AsyncIterator[httpx.AsyncClient]:  # fmt: skip
+    gateway_url: str,
+    test_clock: Clock,
+    harness: Harness,
+    matching_db: Database,
+    gateway_db: Database,
+    partner: PartnerSystem,
+) -> AsyncIterator[httpx.AsyncClient]:
     await register_national(gateway_db, partner.base)
-    enrolment = {"aac001": "P2", "aae140": "110", "aab301": NANMING, "aab001": "U1",
-                 "aac008": "1", "aac030": datetime(2015, 3, 1).date()}  # fmt: skip
+    enrolment = {
+        "aac001": "P2",
+        "aae140": "110",
+        "aab301": NANMING,
+        "aab001": "U1",
+        "aac008": "1",
+        "aac030": datetime(2015, 3, 1).date(),
+    }
     await harness.apply(
-        [change("si_core.ac01", ac01(MIGRANT, key="P2", aab301=NANMING)),
-         change("si_core.ac02", enrolment)],
+        [
+            change("si_core.ac01", ac01(MIGRANT, key="P2", aab301=NANMING)),
+            change("si_core.ac02", enrolment),
+        ],
         drain=False,
-    )  # fmt: skip
+    )
     await seed(harness, matching_db)
     apps = {"identity": identity_app(harness), "matching": matching_app(matching_db)}
     async for client in gateway_over(gateway_url, test_clock, **apps):
@@ -98,24 +126,47 @@ async def reconciler(
     )
     for part in (identity, matching):
         await part.start()
-    yield ExchangeReconciler(gateway_db, settings.sealer(), settings, identity, matching,
-                             page_size=3)  # fmt: skip
+    yield ExchangeReconciler(
+        gateway_db, settings.sealer(), settings, identity, matching, page_size=3
+    )
     for part in (identity, matching):
         await part.stop()
 
 
 async def subscribe(gateway: httpx.AsyncClient, partner: PartnerSystem) -> str:
-    body = {"transaction_id": "exchange-1", "subscribe_request": [{
-        "reference_id": "owed", "timestamp": "2026-12-04T09:00:00+08:00",
-        "subscribe_criteria": {
-            "version": "1.0.0", "reg_event_type": "UPDATE", "notify_record_type": "Member",
-            "filter_type": "expression", "filter": {"type": "ns:org:QueryType:NoSql", "value": {
-                "expression": {"collection": "Member", "query": OWED}}}}}]}  # fmt: skip
-    envelope = {"message": body, "header": {
-        "version": "1.0.0", "message_id": "m-exchange", "message_ts": "2026-12-04T09:00:00Z",
-        "action": "subscribe", "sender_id": NATIONAL, "total_count": 1}}  # fmt: skip
-    answer = await gateway.post(SUBSCRIBE, json=envelope,
-                                headers=bearer(await token(gateway, NATIONAL, SECRET)))  # fmt: skip
+    body = {
+        "transaction_id": "exchange-1",
+        "subscribe_request": [
+            {
+                "reference_id": "owed",
+                "timestamp": "2026-12-04T09:00:00+08:00",
+                "subscribe_criteria": {
+                    "version": "1.0.0",
+                    "reg_event_type": "UPDATE",
+                    "notify_record_type": "Member",
+                    "filter_type": "expression",
+                    "filter": {
+                        "type": "ns:org:QueryType:NoSql",
+                        "value": {"expression": {"collection": "Member", "query": OWED}},
+                    },
+                },
+            }
+        ],
+    }
+    envelope = {
+        "message": body,
+        "header": {
+            "version": "1.0.0",
+            "message_id": "m-exchange",
+            "message_ts": "2026-12-04T09:00:00Z",
+            "action": "subscribe",
+            "sender_id": NATIONAL,
+            "total_count": 1,
+        },
+    }
+    answer = await gateway.post(
+        SUBSCRIBE, json=envelope, headers=bearer(await token(gateway, NATIONAL, SECRET))
+    )
     assert answer.status_code == 200, answer.text
     path, callback = await partner.next()
     assert path == "/dci/on-subscribe"
@@ -155,9 +206,11 @@ def attributes(record: dict[str, Any]) -> dict[str, Any]:
 
 async def report(gateway_db: Database, number: int) -> dict[str, Any]:
     async with gateway_db.engine.connect() as connection:
-        row = (await connection.execute(
-            sa.select(dci_exchange_passes).where(dci_exchange_passes.c["pass"] == number)
-        )).one()  # fmt: skip
+        row = (
+            await connection.execute(
+                sa.select(dci_exchange_passes).where(dci_exchange_passes.c["pass"] == number)
+            )
+        ).one()
     counts = {name: getattr(row, name) for name in PASS_COUNTS}
     return counts | {"finished": row.finished_at is not None}
 
@@ -166,9 +219,11 @@ async def settled(gateway_db: Database) -> list[tuple[str, bool]]:
     """Each ledger row's state and whether it was last sent as selected, once none is pending."""
     for _ in range(100):
         async with gateway_db.engine.connect() as connection:
-            rows = (await connection.execute(
-                sa.select(dci_exchange_ledger.c.state, dci_exchange_ledger.c.sent_selected)
-            )).all()  # fmt: skip
+            rows = (
+                await connection.execute(
+                    sa.select(dci_exchange_ledger.c.state, dci_exchange_ledger.c.sent_selected)
+                )
+            ).all()
         if all(row.state != "pending" for row in rows):
             return sorted((row.state, row.sent_selected) for row in rows)
         await asyncio.sleep(0.1)
@@ -176,9 +231,13 @@ async def settled(gateway_db: Database) -> list[tuple[str, bool]]:
 
 
 async def test_the_ministry_gets_everyone_owed_then_only_what_it_lacks(
-    gateway: httpx.AsyncClient, partner: PartnerSystem, reconciler: ExchangeReconciler,
-    gateway_db: Database, matching_db: Database, harness: Harness,
-) -> None:  # fmt: skip
+    gateway: httpx.AsyncClient,
+    partner: PartnerSystem,
+    reconciler: ExchangeReconciler,
+    gateway_db: Database,
+    matching_db: Database,
+    harness: Harness,
+) -> None:
     await subscribe(gateway, partner)
     start = datetime.now(UTC)
 
@@ -192,10 +251,17 @@ async def test_the_ministry_gets_everyone_owed_then_only_what_it_lacks(
     assert attributes(records[WOMAN])["household_registered_locally"] is True
     assert all(attributes(r)["in_subscription"] is True for r in records.values())
     assert records[WOMAN]["demographic_info"]["address"]["region_code"] == NANMING
-    assert await report(gateway_db, 1) == {"selected": 3, "held": 0, "in_flight": 0,
-                                           "missing": 3, "stale": 0, "removed": 0,
-                                           "redelivered": 0, "unidentified": 0,
-                                           "finished": True}  # fmt: skip
+    assert await report(gateway_db, 1) == {
+        "selected": 3,
+        "held": 0,
+        "in_flight": 0,
+        "missing": 3,
+        "stale": 0,
+        "removed": 0,
+        "redelivered": 0,
+        "unidentified": 0,
+        "finished": True,
+    }
     assert await settled(gateway_db) == [("acknowledged", True)] * 3
     async with gateway_db.engine.connect() as connection:
         audited = await connection.scalar(
@@ -219,25 +285,37 @@ async def test_the_ministry_gets_everyone_owed_then_only_what_it_lacks(
     woman = await harness.person_of(WOMAN)
     async with matching_db.engine.begin() as connection:
         verdict = await connection.scalar(
-            sa.select(persons.c.verdict).where(persons.c.person_id == woman))  # fmt: skip
+            sa.select(persons.c.verdict).where(persons.c.person_id == woman)
+        )
         verdict["statuses"]["pension"] = "12"
-        await connection.execute(sa.update(persons).where(persons.c.person_id == woman)
-                                 .values(verdict=verdict))  # fmt: skip
+        await connection.execute(
+            sa.update(persons).where(persons.c.person_id == woman).values(verdict=verdict)
+        )
     partner.failing = MAX_ATTEMPTS
     later = start + timedelta(hours=50)
     assert await run_pass(reconciler, later) == 3  # the selection, the removal, the end
-    assert await report(gateway_db, 3) == {"selected": 2, "held": 2, "in_flight": 0,
-                                           "missing": 0, "stale": 0, "removed": 1,
-                                           "redelivered": 0, "unidentified": 0,
-                                           "finished": True}  # fmt: skip
+    assert await report(gateway_db, 3) == {
+        "selected": 2,
+        "held": 2,
+        "in_flight": 0,
+        "missing": 0,
+        "stale": 0,
+        "removed": 1,
+        "redelivered": 0,
+        "unidentified": 0,
+        "finished": True,
+    }
     transport = httpx.AsyncHTTPTransport()
     delivery = CallbackDelivery(gateway_db, reconciler.sealer, transport=transport)
     async with httpx.AsyncClient(transport=transport) as http:
         for attempt in range(1, MAX_ATTEMPTS + 1):  # each attempt when its back-off is over
             await delivery.deliver_due(http, now=later + timedelta(hours=attempt))
     assert partner.failing == 0
-    assert await settled(gateway_db) == [("acknowledged", True), ("acknowledged", True),
-                                         ("failed", False)]  # fmt: skip
+    assert await settled(gateway_db) == [
+        ("acknowledged", True),
+        ("acknowledged", True),
+        ("failed", False),
+    ]
 
     # The next pass delivers it again; the ministry learns she left its set.
     received = len(partner.received)
@@ -252,8 +330,11 @@ async def test_the_ministry_gets_everyone_owed_then_only_what_it_lacks(
     assert record["member_identifier"][0]["identifier_value"] == WOMAN
     assert attributes(record)["in_subscription"] is False
     assert attributes(record)["pension"] == "12"
-    assert await settled(gateway_db) == [("acknowledged", False), ("acknowledged", True),
-                                         ("acknowledged", True)]  # fmt: skip
+    assert await settled(gateway_db) == [
+        ("acknowledged", False),
+        ("acknowledged", True),
+        ("acknowledged", True),
+    ]
     async with gateway_db.engine.connect() as connection:
         [exchange] = await exchange_report(connection)
     assert exchange["client_id"] == NATIONAL and exchange["last_pass"]["pass"] == 4
@@ -261,9 +342,11 @@ async def test_the_ministry_gets_everyone_owed_then_only_what_it_lacks(
 
 
 async def test_only_the_national_registrys_filters_are_exchanges(
-    gateway: httpx.AsyncClient, partner: PartnerSystem, reconciler: ExchangeReconciler,
+    gateway: httpx.AsyncClient,
+    partner: PartnerSystem,
+    reconciler: ExchangeReconciler,
     gateway_db: Database,
-) -> None:  # fmt: skip
+) -> None:
     async with gateway_db.engine.begin() as connection:
         await connection.execute(sa.update(clients_table).values(department="civil"))
     await subscribe(gateway, partner)

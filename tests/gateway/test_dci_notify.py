@@ -53,16 +53,27 @@ def kafka() -> Iterator[MockKafkaCluster]:
 
 @pytest.fixture
 async def gateway(
-    gateway_url: str, test_clock: Clock, harness: Harness, matching_db: Database,
-    gateway_db: Database, partner: PartnerSystem, kafka: MockKafkaCluster,
-) -> AsyncIterator[httpx.AsyncClient]:  # fmt: skip
+    gateway_url: str,
+    test_clock: Clock,
+    harness: Harness,
+    matching_db: Database,
+    gateway_db: Database,
+    partner: PartnerSystem,
+    kafka: MockKafkaCluster,
+) -> AsyncIterator[httpx.AsyncClient]:
     async with gateway_db.engine.begin() as connection:
         await clients.register(
-            connection, client_id=SUBSCRIBER, secret=SECRET, kind=ClientKind.PARTNER,
-            name="民政", region="52", department="civil",
-            permissions=frozenset({Permission.SUBSCRIBE}), fields=FIELDS,
+            connection,
+            client_id=SUBSCRIBER,
+            secret=SECRET,
+            kind=ClientKind.PARTNER,
+            name="民政",
+            region="52",
+            department="civil",
+            permissions=frozenset({Permission.SUBSCRIBE}),
+            fields=FIELDS,
             callback_urls=(partner.base,),
-        )  # fmt: skip
+        )
     await seed(harness, matching_db)
     settings = {"dci_notifications": True, "KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers}
     apps = {"identity": identity_app(harness), "matching": matching_app(matching_db)}
@@ -72,31 +83,49 @@ async def gateway(
 
 def message(action: str, body: dict[str, Any], message_id: str) -> dict[str, Any]:
     return {
-        "header": {"version": "1.0.0", "message_id": message_id,
-                   "message_ts": "2026-12-04T09:00:00+08:00", "action": action,
-                   "sender_id": SUBSCRIBER, "total_count": len(body.get("subscribe_request", [1]))},
+        "header": {
+            "version": "1.0.0",
+            "message_id": message_id,
+            "message_ts": "2026-12-04T09:00:00+08:00",
+            "action": action,
+            "sender_id": SUBSCRIBER,
+            "total_count": len(body.get("subscribe_request", [1])),
+        },
         "message": body,
-    }  # fmt: skip
+    }
 
 
 def subscription(reference: str, filter_type: str, filter: Any) -> dict[str, Any]:
-    return {"reference_id": reference, "timestamp": "2026-12-04T09:00:00+08:00",
-            "subscribe_criteria": {"version": "1.0.0", "reg_event_type": "UPDATE",
-                                   "filter_type": filter_type, "filter": filter,
-                                   "notify_record_type": "Member"}}  # fmt: skip
+    return {
+        "reference_id": reference,
+        "timestamp": "2026-12-04T09:00:00+08:00",
+        "subscribe_criteria": {
+            "version": "1.0.0",
+            "reg_event_type": "UPDATE",
+            "filter_type": filter_type,
+            "filter": filter,
+            "notify_record_type": "Member",
+        },
+    }
 
 
 async def verdict_changed(matching_db: Database, person_id: UUID) -> StatusesChanged:
     """The person's verdict as matching holds it, as matching publishes a change of it."""
     async with matching_db.engine.connect() as connection:
         verdict = await connection.scalar(
-            sa.select(persons.c.verdict).where(persons.c.person_id == person_id))  # fmt: skip
-    return StatusesChanged(person_id=person_id, verdict=Verdict.model_validate(verdict),
-                           previous=None, evaluated_at=datetime.now(UTC))  # fmt: skip
+            sa.select(persons.c.verdict).where(persons.c.person_id == person_id)
+        )
+    return StatusesChanged(
+        person_id=person_id,
+        verdict=Verdict.model_validate(verdict),
+        previous=None,
+        evaluated_at=datetime.now(UTC),
+    )
 
 
-async def publish(kafka: MockKafkaCluster, *events: StatusesChanged, same_id: str | None = None
-                  ) -> None:  # fmt: skip
+async def publish(
+    kafka: MockKafkaCluster, *events: StatusesChanged, same_id: str | None = None
+) -> None:
     producer = Producer(kafka.bootstrap_servers)
     await producer.start()
     try:
@@ -106,30 +135,62 @@ async def publish(kafka: MockKafkaCluster, *events: StatusesChanged, same_id: st
 
 
 async def test_subscribers_are_notified_of_their_people_once_until_they_unsubscribe(
-    gateway: httpx.AsyncClient, partner: PartnerSystem, harness: Harness,
-    matching_db: Database, gateway_db: Database, kafka: MockKafkaCluster,
-) -> None:  # fmt: skip
-    region = [{"seq_num": 1, "expression1": {"attribute_name": "region", "operator": "eq",
-                                             "attribute_value": "520102"}}]  # fmt: skip
-    body = {"transaction_id": "sub-1", "subscribe_request": [
-        subscription("s-person", "idtype-value", {"type": "SSN", "value": INSURED}),
-        subscription("s-region", "predicate", region),
-        subscription("s-nobody", "idtype-value", {"type": "SSN", "value": INSURED[:-1] + "0"}),
-        subscription("s-province", "predicate", [{"seq_num": 1, "expression1": {
-            "attribute_name": "gender", "operator": "eq", "attribute_value": "male"}}]),
-    ]}  # fmt: skip
+    gateway: httpx.AsyncClient,
+    partner: PartnerSystem,
+    harness: Harness,
+    matching_db: Database,
+    gateway_db: Database,
+    kafka: MockKafkaCluster,
+) -> None:
+    region = [
+        {
+            "seq_num": 1,
+            "expression1": {
+                "attribute_name": "region",
+                "operator": "eq",
+                "attribute_value": "520102",
+            },
+        }
+    ]
+    body = {
+        "transaction_id": "sub-1",
+        "subscribe_request": [
+            subscription("s-person", "idtype-value", {"type": "SSN", "value": INSURED}),
+            subscription("s-region", "predicate", region),
+            subscription("s-nobody", "idtype-value", {"type": "SSN", "value": INSURED[:-1] + "0"}),
+            subscription(
+                "s-province",
+                "predicate",
+                [
+                    {
+                        "seq_num": 1,
+                        "expression1": {
+                            "attribute_name": "gender",
+                            "operator": "eq",
+                            "attribute_value": "male",
+                        },
+                    }
+                ],
+            ),
+        ],
+    }
     assert (await ack(gateway, SUBSCRIBE, message("subscribe", body, "m-1")))["ack_status"] == "ACK"
     path, answer = await partner.next()
     assert path == "/dci/on-subscribe"
     responses = verified(answer)["message"]["subscribe_response"]
     assert [(r["reference_id"], r["status"], r.get("status_reason_code")) for r in responses] == [
-        ("s-person", "succ", None), ("s-region", "succ", None),
+        ("s-person", "succ", None),
+        ("s-region", "succ", None),
         ("s-nobody", "rjct", "rjct.notify_details.invalid"),  # not a valid number
         ("s-province", "rjct", "rjct.notify_details.invalid"),  # no division named
-    ]  # fmt: skip
+    ]
     codes = {r["reference_id"]: r["subscriptions"][0]["code"] for r in responses[:2]}
-    again = {"transaction_id": "sub-2", "subscribe_request": [
-        subscription("s-again", "idtype-value", {"type": "SSN", "value": INSURED})]}  # fmt: skip
+    again = {
+        "transaction_id": "sub-2",
+        "subscribe_request": [
+            subscription("s-again", "idtype-value", {"type": "SSN", "value": INSURED})
+        ],
+    }
     await ack(gateway, SUBSCRIBE, message("subscribe", again, "m-2"))
     _, answer = await partner.next()
     assert answer["message"]["subscribe_response"][0]["status_reason_code"] == (
@@ -155,8 +216,11 @@ async def test_subscribers_are_notified_of_their_people_once_until_they_unsubscr
     assert len(partner.received) == 5  # 2 on-subscribe, 3 notifications
 
     unknown = "00000000-0000-0000-0000-000000000000"
-    cancel = {"transaction_id": "unsub-1", "timestamp": "2026-12-04T10:00:00+08:00",
-              "subscription_codes": [codes["s-region"], unknown]}  # fmt: skip
+    cancel = {
+        "transaction_id": "unsub-1",
+        "timestamp": "2026-12-04T10:00:00+08:00",
+        "subscription_codes": [codes["s-region"], unknown],
+    }
     await ack(gateway, UNSUBSCRIBE, message("unsubscribe", cancel, "m-3"))
     path, answer = await partner.next()
     assert path == "/dci/on-unsubscribe"
@@ -170,25 +234,38 @@ async def test_subscribers_are_notified_of_their_people_once_until_they_unsubscr
     assert len(partner.received) == 6  # nothing more for her
 
     async with gateway_db.engine.connect() as connection:
-        audited = (await connection.execute(
-            sa.select(audit_log.c.staff, audit_log.c.purpose, audit_log.c.person_id)
-            .where(audit_log.c.purpose == "partner_subscription"))).all()  # fmt: skip
+        audited = (
+            await connection.execute(
+                sa.select(audit_log.c.staff, audit_log.c.purpose, audit_log.c.person_id).where(
+                    audit_log.c.purpose == "partner_subscription"
+                )
+            )
+        ).all()
     assert sorted((r.person_id == insured, r.person_id == woman) for r in audited) == [
-        (False, True), (True, False), (True, False)]  # fmt: skip
+        (False, True),
+        (True, False),
+        (True, False),
+    ]
 
 
 async def test_the_national_registry_hears_who_leaves_its_exchange_as_it_happens(
-    gateway: httpx.AsyncClient, partner: PartnerSystem, harness: Harness,
-    matching_db: Database, gateway_db: Database, kafka: MockKafkaCluster,
-) -> None:  # fmt: skip
+    gateway: httpx.AsyncClient,
+    partner: PartnerSystem,
+    harness: Harness,
+    matching_db: Database,
+    gateway_db: Database,
+    kafka: MockKafkaCluster,
+) -> None:
     """An exchange (dci_notify.py): the first pass delivers everyone owed at once after the
     subscription; then each change is notified as it happens, saying whether the person is
     still in the subscription, and entered in the ledger as acknowledged."""
     await register_national(gateway_db, partner.base)
     code = await subscribe(gateway, partner)
     _, delivered = await partner.next()  # the full delivery, woken by the subscription
-    numbers = {e["data"]["reg_records"]["member_identifier"][0]["identifier_value"]
-               for e in verified(delivered)["message"]["notify_event"]}  # fmt: skip
+    numbers = {
+        e["data"]["reg_records"]["member_identifier"][0]["identifier_value"]
+        for e in verified(delivered)["message"]["notify_event"]
+    }
     assert numbers == {WOMAN, ELSEWHERE}  # household, not insured; the insured man is not owed
 
     woman = await harness.person_of(WOMAN)
@@ -201,9 +278,15 @@ async def test_the_national_registry_hears_who_leaves_its_exchange_as_it_happens
             )
         }
     )
-    await publish(kafka, StatusesChanged(person_id=woman, verdict=insured,
-                                         previous=changed.verdict,
-                                         evaluated_at=datetime.now(UTC)))  # fmt: skip
+    await publish(
+        kafka,
+        StatusesChanged(
+            person_id=woman,
+            verdict=insured,
+            previous=changed.verdict,
+            evaluated_at=datetime.now(UTC),
+        ),
+    )
     _, answer = await partner.next()
     [event] = verified(answer)["message"]["notify_event"]
     assert event["data"]["subscription_code"] == code
@@ -212,8 +295,11 @@ async def test_the_national_registry_hears_who_leaves_its_exchange_as_it_happens
     assert (attributes["pension"], attributes["in_subscription"]) == ("12", False)
     for _ in range(50):
         async with gateway_db.engine.connect() as connection:
-            row = (await connection.execute(sa.select(dci_exchange_ledger).where(
-                dci_exchange_ledger.c.person_id == woman))).one()  # fmt: skip
+            row = (
+                await connection.execute(
+                    sa.select(dci_exchange_ledger).where(dci_exchange_ledger.c.person_id == woman)
+                )
+            ).one()
         if row.state == "acknowledged":
             break
         await asyncio.sleep(0.1)

@@ -67,9 +67,17 @@ async def test_local_stack_has_the_demo_accounts_of_api_md(
             me = await client.get("/api/v1/auth/me", headers=bearer(token))
             assert me.json() == {"username": username, "role": role.value, "scope": "52"}
     assert await accounts(gateway_db) == {
-        "demo-counter", "demo-surveyor", "demo-surveyor2", "demo-platform", "demo-county",
-        "demo-analyst", "demo-auditor", "demo-reviewer", "demo-platform2", "demo-city",
-    }  # fmt: skip
+        "demo-counter",
+        "demo-surveyor",
+        "demo-surveyor2",
+        "demo-platform",
+        "demo-county",
+        "demo-analyst",
+        "demo-auditor",
+        "demo-reviewer",
+        "demo-platform2",
+        "demo-city",
+    }
 
 
 @pytest.mark.parametrize("environment", ["test", "production"])
@@ -88,9 +96,19 @@ async def test_no_demo_accounts_outside_the_local_stack(
 
 def test_demo_accounts_are_one_per_role_a_survey_team_and_two_platform_members() -> None:
     assert sorted(role.value for role in DEMO_ACCOUNTS.values()) == sorted(
-        ["counter", "surveyor", "surveyor", "platform", "platform", "county", "reviewer", "city",
-         "analyst", "auditor"]
-    )  # fmt: skip
+        [
+            "counter",
+            "surveyor",
+            "surveyor",
+            "platform",
+            "platform",
+            "county",
+            "reviewer",
+            "city",
+            "analyst",
+            "auditor",
+        ]
+    )
     team = [name for name, role in DEMO_ACCOUNTS.items() if role is Role.SURVEYOR]
     assert team == ["demo-surveyor", "demo-surveyor2"]  # api.md "Survey"
     # One records a change at the platform, the other does its 初审 (maker-checker).
@@ -117,8 +135,12 @@ def test_production_refuses_to_start_without_real_keys(
     keys: dict[str, str], complaint: str
 ) -> None:
     with pytest.raises(pydantic.ValidationError, match=complaint):
-        GatewaySettings(database_url="postgresql+asyncpg://x@db/gateway", CANBAO_ENV="production",
-                        **PUBLIC_KEY, **keys)  # fmt: skip
+        GatewaySettings(
+            database_url="postgresql+asyncpg://x@db/gateway",
+            CANBAO_ENV="production",
+            **PUBLIC_KEY,
+            **keys,
+        )
 
 
 def test_production_keys_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -59,8 +59,7 @@ async def wang(harness: Harness, survey_app: FastAPI, gateway: httpx.AsyncClient
     there; a clerk collected a new one, which identity applied; a kiosk correction was returned
     at 初审."""
     await harness.apply([hukou(WANG, NANMING), change("si_core.ac01", ac01(WANG, aab301=NANMING))])
-    await harness.apply([change("si_core.ac01", ac01(WANG, aab301=NANMING,
-                                                     aae005="13600136000"))])  # fmt: skip
+    await harness.apply([change("si_core.ac01", ac01(WANG, aab301=NANMING, aae005="13600136000"))])
     person_id = await harness.person_of(WANG)
     assert person_id is not None
     transport = httpx.ASGITransport(app=survey_app)  # running behind the gateway
@@ -68,39 +67,53 @@ async def wang(harness: Harness, survey_app: FastAPI, gateway: httpx.AsyncClient
         collected = await survey.post(
             "/internal/collections",
             headers=caller_headers("survey", username="clerk-07", role="counter"),
-            json={"person_id": str(person_id), "person_region": NANMING,
-                  "items": {"phone": "13900139000"}},
-        )  # fmt: skip
+            json={
+                "person_id": str(person_id),
+                "person_region": NANMING,
+                "items": {"phone": "13900139000"},
+            },
+        )
         assert collected.status_code == 201, collected.text
         rechecked = await survey.post(
             f"/internal/collections/{collected.json()['collection_id']}/review",
-            headers=caller_headers("survey", username="reviewer-01", role="reviewer",
-                                   scope=NANMING),
+            headers=caller_headers(
+                "survey", username="reviewer-01", role="reviewer", scope=NANMING
+            ),
             json={"decision": "pass"},
-        )  # fmt: skip
+        )
         assert rechecked.status_code == 200, rechecked.text
         correction = await survey.post(
             "/internal/survey/corrections",
             headers=caller_headers("survey", username="kiosk:k1", role="self"),
-            json={"client_id": str(uuid4()), "person_id": str(person_id),
-                  "region_code": NANMING, "origin": "kiosk",
-                  "items": {"phone": "13700001111"}},
-        )  # fmt: skip
+            json={
+                "client_id": str(uuid4()),
+                "person_id": str(person_id),
+                "region_code": NANMING,
+                "origin": "kiosk",
+                "items": {"phone": "13700001111"},
+            },
+        )
         assert correction.status_code == 201, correction.text
         reviewed = await survey.post(
             f"/internal/survey/tasks/{correction.json()['task_id']}/review",
-            headers=caller_headers("survey", username="platform-wu", role="platform",
-                                   scope=NANMING),
+            headers=caller_headers(
+                "survey", username="platform-wu", role="platform", scope=NANMING
+            ),
             json={"decision": "reject", "comment": "号码无法接通"},
-        )  # fmt: skip
+        )
         assert reviewed.status_code == 200, reviewed.text
     # registry.collections as identity consumes it (no broker between them here).
     now = datetime.now(UTC)
     event = CollectionApproved(
-        collection_id=UUID(collected.json()["collection_id"]), person_id=person_id,
-        channel=Channel.COUNTER, items={RegistrationItem.PHONE: "13900139000"},
-        handler="clerk-07", handled_at=now, reviewer="reviewer-01", reviewed_at=now,
-    )  # fmt: skip
+        collection_id=UUID(collected.json()["collection_id"]),
+        person_id=person_id,
+        channel=Channel.COUNTER,
+        items={RegistrationItem.PHONE: "13900139000"},
+        handler="clerk-07",
+        handled_at=now,
+        reviewer="reviewer-01",
+        reviewed_at=now,
+    )
     async with harness.db.sessions() as session, session.begin():
         add_staged(session, collection_change(harness.protector, event))
     await harness.drain()
@@ -115,9 +128,12 @@ async def audit_rows(database: Database) -> list[dict[str, Any]]:
 
 @pytest.mark.parametrize("role", ROLES, ids=[r.value for r in ROLES])
 async def test_the_history_shows_every_change_and_step_masked(
-    wang: UUID, gateway: httpx.AsyncClient, gateway_db: Database,
-    token_for: Callable[..., str], role: Role,
-) -> None:  # fmt: skip
+    wang: UUID,
+    gateway: httpx.AsyncClient,
+    gateway_db: Database,
+    token_for: Callable[..., str],
+    role: Role,
+) -> None:
     headers = bearer(token_for(role, scope=NANMING, username=f"{role.value}-1"))
     response = await gateway.get(HISTORY.format(WANG), headers=headers)
 
@@ -126,14 +142,33 @@ async def test_the_history_shows_every_change_and_step_masked(
     body = response.json()
     assert body["person_id"] == str(wang)
     assert body["id_number"] == WANG[:4] + "*" * 10 + WANG[-4:] and body["name"] == "王*"
-    changes = [(c["kind"], c["label"], c["old"], c["new"], c["source_label"], c["channel"],
-                c["handler"], c["reviewer"]) for c in body["changes"]]  # fmt: skip
+    changes = [
+        (
+            c["kind"],
+            c["label"],
+            c["old"],
+            c["new"],
+            c["source_label"],
+            c["channel"],
+            c["handler"],
+            c["reviewer"],
+        )
+        for c in body["changes"]
+    ]
     assert changes == [
-        ("value", "联系电话", "136****6000", "139****9000", "信息采集", "counter", "clerk-07",
-         "reviewer-01"),
+        (
+            "value",
+            "联系电话",
+            "136****6000",
+            "139****9000",
+            "信息采集",
+            "counter",
+            "clerk-07",
+            "reviewer-01",
+        ),
         ("value", "联系电话", "138****8000", "136****6000", "社保系统", None, None, None),
         ("registered", "首次登记", None, None, "户籍", None, None, None),
-    ]  # fmt: skip
+    ]
     assert body["changes"][0]["channel_label"] == "业务经办窗口"
     steps = [(s["kind"], s["label"], s["by"], s["comment"]) for s in body["steps"]]
     assert steps == [
@@ -148,39 +183,50 @@ async def test_the_history_shows_every_change_and_step_masked(
 
     [row] = await audit_rows(gateway_db)
     assert (row["purpose"], row["outcome"], row["person_id"], row["role"]) == (
-        "change_history", "ok", wang, role.value)  # fmt: skip
+        "change_history",
+        "ok",
+        wang,
+        role.value,
+    )
 
 
 async def test_outside_the_region_or_unknown_is_refused_and_audited(
     wang: UUID, gateway: httpx.AsyncClient, gateway_db: Database, token_for: Callable[..., str]
 ) -> None:
     elsewhere = bearer(token_for(Role.REVIEWER, scope=YUNYAN))
-    assert_problem(await gateway.get(HISTORY.format(WANG), headers=elsewhere), 403,
-                   "out-of-scope")  # fmt: skip
+    assert_problem(await gateway.get(HISTORY.format(WANG), headers=elsewhere), 403, "out-of-scope")
     own = bearer(token_for(Role.REVIEWER, scope=NANMING))
-    assert_problem(await gateway.get(HISTORY.format(UNKNOWN), headers=own), 404,
-                   "not-registered")  # fmt: skip
+    assert_problem(await gateway.get(HISTORY.format(UNKNOWN), headers=own), 404, "not-registered")
     analyst = bearer(token_for(Role.ANALYST, scope=NANMING))
-    assert_problem(await gateway.get(HISTORY.format(WANG), headers=analyst), 403,
-                   "role-not-allowed")  # fmt: skip
+    assert_problem(
+        await gateway.get(HISTORY.format(WANG), headers=analyst), 403, "role-not-allowed"
+    )
     rows = await audit_rows(gateway_db)
     assert [(r["purpose"], r["outcome"]) for r in rows] == [
-        ("change_history", "out_of_scope"), ("change_history", "not_found")]  # fmt: skip
+        ("change_history", "out_of_scope"),
+        ("change_history", "not_found"),
+    ]
     assert rows[0]["person_id"] == wang
 
 
 async def test_the_changes_come_page_by_page(
-    wang: UUID, harness: Harness, gateway: httpx.AsyncClient, token_for: Callable[..., str],
+    wang: UUID,
+    harness: Harness,
+    gateway: httpx.AsyncClient,
+    token_for: Callable[..., str],
     monkeypatch: pytest.MonkeyPatch,
-) -> None:  # fmt: skip
+) -> None:
     for n in range(3):  # the address from the insurance system (the phone is the clerk's now)
         address = f"贵州省贵阳市南明区花果园{n}号"
         await harness.apply([change("si_core.ac01", ac01(WANG, aab301=NANMING, aae006=address))])
     monkeypatch.setattr(history_routes, "PAGE", 4)  # identity's page, shorter than 6 changes
     headers = bearer(token_for(Role.COUNTY, scope=NANMING))
     first = (await gateway.get(HISTORY.format(WANG), headers=headers)).json()
-    second = (await gateway.get(HISTORY.format(WANG), headers=headers,
-                                params={"cursor": first["next_cursor"]})).json()  # fmt: skip
+    second = (
+        await gateway.get(
+            HISTORY.format(WANG), headers=headers, params={"cursor": first["next_cursor"]}
+        )
+    ).json()
     assert len(first["changes"]) == 4 and first["steps"]
     assert [c["item"] for c in first["changes"]] == ["residence_address"] * 3 + ["phone"]
     assert [c["kind"] for c in second["changes"]] == ["value", "registered"]
@@ -192,25 +238,47 @@ async def test_the_changes_come_page_by_page(
 
 
 async def test_a_person_merged_into_another_brings_their_history(
-    wang: UUID, harness: Harness, survey_app: FastAPI, gateway: httpx.AsyncClient,
+    wang: UUID,
+    harness: Harness,
+    survey_app: FastAPI,
+    gateway: httpx.AsyncClient,
     token_for: Callable[..., str],
-) -> None:  # fmt: skip
+) -> None:
     """Wang also registered by passport (one person, two numbers), with a kiosk correction
     under that person_id; a clerk merges the two."""
-    await harness.apply([change("medical.insured", {
-        "psn_no": "M7", "certno": "E12345678", "psn_cert_type": "02", "psn_name": "王伟",
-        "gend": "1", "brdy": datetime(1980, 1, 1).date(), "insutype": "390",
-        "psn_insu_stas": "1"})])  # fmt: skip
+    await harness.apply(
+        [
+            change(
+                "medical.insured",
+                {
+                    "psn_no": "M7",
+                    "certno": "E12345678",
+                    "psn_cert_type": "02",
+                    "psn_name": "王伟",
+                    "gend": "1",
+                    "brdy": datetime(1980, 1, 1).date(),
+                    "insutype": "390",
+                    "psn_insu_stas": "1",
+                },
+            )
+        ]
+    )
     twin = await harness.person_of("E12345678", "02")
     assert twin is not None and twin != wang
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=survey_app),
-                                 base_url="http://survey") as survey:  # fmt: skip
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=survey_app), base_url="http://survey"
+    ) as survey:
         correction = await survey.post(
             "/internal/survey/corrections",
             headers=caller_headers("survey", username="mobile:m1", role="self"),
-            json={"client_id": str(uuid4()), "person_id": str(twin), "region_code": NANMING,
-                  "origin": "mobile", "items": {"phone": "13700004444"}},
-        )  # fmt: skip
+            json={
+                "client_id": str(uuid4()),
+                "person_id": str(twin),
+                "region_code": NANMING,
+                "origin": "mobile",
+                "items": {"phone": "13700004444"},
+            },
+        )
         assert correction.status_code == 201, correction.text
     async with harness.work(linking=True) as registry:
         await registry.merge(twin, wang)

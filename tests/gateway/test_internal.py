@@ -37,8 +37,9 @@ async def test_a_call_that_may_have_reached_the_service_is_sent_again_only_if_ha
         for replayable, sent in ((True, 2), (False, 1)):
             received.clear()
             with pytest.raises(Problem) as raised:
-                await client.call("POST", "/tasks/x/review", caller=staff, json={},
-                                  replayable=replayable)  # fmt: skip
+                await client.call(
+                    "POST", "/tasks/x/review", caller=staff, json={}, replayable=replayable
+                )
             assert (raised.value.slug, len(received)) == ("survey-unavailable", sent)
     finally:
         await client.stop()

@@ -30,8 +30,11 @@ async def test_the_kiosk_page_carries_the_labels_of_the_code_tables(
 
 
 async def test_the_kiosk_page_runs_only_its_own_script(client: httpx.AsyncClient) -> None:
-    for path, kind in (("/kiosk", "text/html"), ("/kiosk/kiosk.js", "text/javascript"),
-                       ("/kiosk/kiosk.css", "text/css")):  # fmt: skip
+    for path, kind in (
+        ("/kiosk", "text/html"),
+        ("/kiosk/kiosk.js", "text/javascript"),
+        ("/kiosk/kiosk.css", "text/css"),
+    ):
         response = await client.get(path)
         assert response.status_code == 200, path
         assert response.headers["content-type"].startswith(kind), path

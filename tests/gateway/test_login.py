@@ -124,8 +124,10 @@ async def test_one_address_guessing_many_usernames_is_throttled(
 ) -> None:
     # Arranged as rows: twenty Argon2 checks of unknown names would only cost the test time.
     async with gateway_db.engine.begin() as connection:
-        rows = [{"username": f"guess-{i}", "client": "192.0.2.10", "failed_at": test_clock()}
-                for i in range(MAX_FAILURES_PER_CLIENT)]  # fmt: skip
+        rows = [
+            {"username": f"guess-{i}", "client": "192.0.2.10", "failed_at": test_clock()}
+            for i in range(MAX_FAILURES_PER_CLIENT)
+        ]
         await connection.execute(sa.insert(login_failures), rows)
     assert_problem(await login(client, "someone-else", "guess"), 429, "login-throttled")
 
@@ -153,12 +155,16 @@ async def test_parallel_guesses_cannot_slip_past_the_limit(
     attempts = MAX_FAILURES_PER_USERNAME + 3
     settings = settings_for(gateway_url)
     async with contextlib.AsyncExitStack() as stack:
-        replicas = [await stack.enter_async_context(serve(build_app(settings, test_clock)))
-                    for _ in range(attempts)]  # fmt: skip
+        replicas = [
+            await stack.enter_async_context(serve(build_app(settings, test_clock)))
+            for _ in range(attempts)
+        ]
         responses = await asyncio.gather(*(login(r, "wang-li", "guess") for r in replicas))
     outcomes = sorted((r.status_code, r.json()["type"]) for r in responses)
-    assert outcomes == ([(401, "/problems/invalid-credentials")] * MAX_FAILURES_PER_USERNAME
-                        + [(429, "/problems/login-throttled")] * 3)  # fmt: skip
+    assert outcomes == (
+        [(401, "/problems/invalid-credentials")] * MAX_FAILURES_PER_USERNAME
+        + [(429, "/problems/login-throttled")] * 3
+    )
 
 
 async def test_login_is_in_the_openapi_document_as_an_oauth2_password_flow(
@@ -183,8 +189,11 @@ async def test_an_address_forwarded_by_a_trusted_proxy_is_the_client(
     # The test's connections come from 192.0.2.10 (conftest.serve): here, the ingress.
     settings = settings_for(gateway_url, trusted_proxies=["192.0.2.0/24"])
     async with serve(build_app(settings, test_clock)) as client:
-        response = await client.post(TOKEN, data={"username": "x", "password": "guess"},
-                                     headers={"X-Forwarded-For": "203.0.113.7"})  # fmt: skip
+        response = await client.post(
+            TOKEN,
+            data={"username": "x", "password": "guess"},
+            headers={"X-Forwarded-For": "203.0.113.7"},
+        )
     assert_problem(response, 401, "invalid-credentials")
     assert await failure_clients(gateway_db) == ["203.0.113.7"]
 
@@ -195,8 +204,11 @@ async def test_a_forwarded_address_from_an_untrusted_peer_is_ignored(
 ) -> None:
     settings = settings_for(gateway_url, trusted_proxies=proxies)
     async with serve(build_app(settings, test_clock)) as client:
-        response = await client.post(TOKEN, data={"username": "x", "password": "guess"},
-                                     headers={"X-Forwarded-For": "203.0.113.7"})  # fmt: skip
+        response = await client.post(
+            TOKEN,
+            data={"username": "x", "password": "guess"},
+            headers={"X-Forwarded-For": "203.0.113.7"},
+        )
     assert_problem(response, 401, "invalid-credentials")
     assert await failure_clients(gateway_db) == ["192.0.2.10"]
 
@@ -217,11 +229,15 @@ async def test_an_overlong_forwarded_address_still_counts_and_locks_the_user_out
     async with serve(build_app(settings, test_clock)) as client:
         for attempt in range(MAX_FAILURES_PER_USERNAME):
             forwarded = {"X-Forwarded-For": f"{attempt}-" + "x" * 200}
-            response = await client.post(TOKEN, data={"username": "wang-li", "password": "guess"},
-                                         headers=forwarded)  # fmt: skip
+            response = await client.post(
+                TOKEN, data={"username": "wang-li", "password": "guess"}, headers=forwarded
+            )
             assert_problem(response, 401, "invalid-credentials")
-        response = await client.post(TOKEN, data={"username": "wang-li", "password": "s3cret"},
-                                     headers={"X-Forwarded-For": "y" * 200})  # fmt: skip
+        response = await client.post(
+            TOKEN,
+            data={"username": "wang-li", "password": "s3cret"},
+            headers={"X-Forwarded-For": "y" * 200},
+        )
         assert_problem(response, 429, "login-throttled")
     clients = await failure_clients(gateway_db)
     assert len(set(clients)) == MAX_FAILURES_PER_USERNAME  # each counted as its own client

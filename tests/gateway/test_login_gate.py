@@ -98,8 +98,10 @@ async def test_concurrent_logins_never_hash_more_at_once_than_the_memory_budget_
     async with started(app) as from_address:
         gate: LoginGate = app.state.login_gate
         assert gate.hashes_at_once == 2
-        logins = [asyncio.create_task(login(from_address(f"198.51.100.{i}"), f"user-{i}"))
-                  for i in range(attempts)]  # fmt: skip
+        logins = [
+            asyncio.create_task(login(from_address(f"198.51.100.{i}"), f"user-{i}"))
+            for i in range(attempts)
+        ]
         # Every login is now either hashing or waiting its turn (or there were too many).
         await until(lambda: hashing.peak > 2 or (hashing.now == 2 and gate.waiting == 6))
         assert hashing.peak == 2

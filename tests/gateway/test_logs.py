@@ -30,9 +30,13 @@ def test_uvicorn_access_log_lines_carry_no_id_number(caplog: pytest.LogCaptureFi
     with caplog.at_level(logging.INFO, logger=ACCESS_LOGGER):
         # uvicorn's own call: logger.info('%s - "%s %s HTTP/%s" %d', client, method, path, ...)
         logging.getLogger(ACCESS_LOGGER).info(
-            '%s - "%s %s HTTP/%s" %d', "192.0.2.10:5000", "GET",
-            f"/api/v1/counter/popup/{number}", "1.1", 200,
-        )  # fmt: skip
+            '%s - "%s %s HTTP/%s" %d',
+            "192.0.2.10:5000",
+            "GET",
+            f"/api/v1/counter/popup/{number}",
+            "1.1",
+            200,
+        )
     assert number not in caplog.text and number[-4:] in caplog.text
     filters = logging.getLogger(ACCESS_LOGGER).filters
     assert len([f for f in filters if isinstance(f, MaskIdNumbers)]) == 1

@@ -31,9 +31,11 @@ async def run(monkeypatch: pytest.MonkeyPatch, url: str, *argv: str, stdin: str 
 
 
 async def test_added_clerk_logs_in_with_her_role_and_scope(
-    monkeypatch: pytest.MonkeyPatch, gateway_url: str, client: httpx.AsyncClient,
+    monkeypatch: pytest.MonkeyPatch,
+    gateway_url: str,
+    client: httpx.AsyncClient,
     capsys: pytest.CaptureFixture[str],
-) -> None:  # fmt: skip
+) -> None:
     argv = ("add-staff", "wang-li", "--role", "counter", "--scope", "520100", "--password-stdin")
     assert await run(monkeypatch, gateway_url, *argv, stdin=PASSWORD + "\n") == 0
     assert PASSWORD not in capsys.readouterr().out
@@ -66,9 +68,11 @@ async def test_disabling_a_clerk_revokes_the_token_she_holds_at_once(
 
 
 async def test_a_reviewer_who_moves_to_the_county_logs_in_again_as_an_approver(
-    monkeypatch: pytest.MonkeyPatch, gateway_url: str, client: httpx.AsyncClient,
+    monkeypatch: pytest.MonkeyPatch,
+    gateway_url: str,
+    client: httpx.AsyncClient,
     capsys: pytest.CaptureFixture[str],
-) -> None:  # fmt: skip
+) -> None:
     add = ("add-staff", "wu-fang", "--role", "platform", "--scope", "520102", "--password-stdin")
     assert await run(monkeypatch, gateway_url, *add, stdin=PASSWORD) == 0
     login = {"username": "wu-fang", "password": PASSWORD}
@@ -108,17 +112,32 @@ async def test_an_account_is_not_added_twice(
 
 
 async def test_a_partner_client_gets_a_secret_once_and_a_new_one_on_rotation(
-    monkeypatch: pytest.MonkeyPatch, gateway_url: str, client: httpx.AsyncClient,
+    monkeypatch: pytest.MonkeyPatch,
+    gateway_url: str,
+    client: httpx.AsyncClient,
     capsys: pytest.CaptureFixture[str],
-) -> None:  # fmt: skip
-    add = ("add-partner", "civil-nanming", "--department", "civil", "--name", "南明区民政局",
-           "--permission", "comparisons", "--field", "pension")  # fmt: skip
+) -> None:
+    add = (
+        "add-partner",
+        "civil-nanming",
+        "--department",
+        "civil",
+        "--name",
+        "南明区民政局",
+        "--permission",
+        "comparisons",
+        "--field",
+        "pension",
+    )
     assert await run(monkeypatch, gateway_url, *add) == 0
     first = capsys.readouterr().out.split("client secret (shown once): ")[1].strip()
 
     def login(secret: str) -> dict[str, str]:
-        return {"grant_type": "client_credentials", "client_id": "civil-nanming",
-                "client_secret": secret}  # fmt: skip
+        return {
+            "grant_type": "client_credentials",
+            "client_id": "civil-nanming",
+            "client_secret": secret,
+        }
 
     assert (await client.post(TOKEN, data=login(first))).status_code == 200
     assert await run(monkeypatch, gateway_url, "rotate-secret", "civil-nanming") == 0
@@ -136,29 +155,57 @@ async def test_a_partner_client_gets_a_secret_once_and_a_new_one_on_rotation(
 
 
 async def test_a_partners_signing_key_and_callback_credentials_are_set_from_the_command_line(
-    monkeypatch: pytest.MonkeyPatch, gateway_url: str, gateway_db: Database,
+    monkeypatch: pytest.MonkeyPatch,
+    gateway_url: str,
+    gateway_db: Database,
     capsys: pytest.CaptureFixture[str],
-) -> None:  # fmt: skip
-    add = ("add-partner", "civil-keys", "--department", "civil", "--name", "民政厅",
-           "--permission", "search", "--callback-url", "https://dci.civil.example/dci")  # fmt: skip
+) -> None:
+    add = (
+        "add-partner",
+        "civil-keys",
+        "--department",
+        "civil",
+        "--name",
+        "民政厅",
+        "--permission",
+        "search",
+        "--callback-url",
+        "https://dci.civil.example/dci",
+    )
     assert await run(monkeypatch, gateway_url, *add) == 0
-    key = base64.b64encode(Ed25519PrivateKey.generate().public_key().public_bytes(
-        serialization.Encoding.Raw, serialization.PublicFormat.Raw)).decode()  # fmt: skip
+    key = base64.b64encode(
+        Ed25519PrivateKey.generate()
+        .public_key()
+        .public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    ).decode()
     assert await run(monkeypatch, gateway_url, "signing-key", "civil-keys", "--key", key) == 0
     assert await run(monkeypatch, gateway_url, "signing-key", "civil-keys", "--key", "x") == 2
     assert await run(monkeypatch, gateway_url, "signing-key", "nobody", "--none") == 1
     token_url = "https://dci.civil.example/auth/token"
-    credentials = ("callback-credentials", "civil-keys", "--token-url", token_url, "--as",
-                   "canbao", "--secret-stdin")  # fmt: skip
+    credentials = (
+        "callback-credentials",
+        "civil-keys",
+        "--token-url",
+        token_url,
+        "--as",
+        "canbao",
+        "--secret-stdin",
+    )
     assert await run(monkeypatch, gateway_url, *credentials, stdin="from-the-department\n") == 0
     async with gateway_db.engine.connect() as connection:
-        row = (await connection.execute(sa.select(clients_table).where(
-            clients_table.c.client_id == "civil-keys"))).one()  # fmt: skip
+        row = (
+            await connection.execute(
+                sa.select(clients_table).where(clients_table.c.client_id == "civil-keys")
+            )
+        ).one()
     assert row.signing_public_key == key
     assert (row.callback_token_url, row.callback_client_id) == (token_url, "canbao")
     assert b"from-the-department" not in row.callback_secret_sealed  # sealed, not in clear
     sealer = settings_for(gateway_url).sealer()
-    opened = sealer.open(row.callback_secret_sealed, key_id=row.callback_key_id,
-                         context=callback_context("civil-keys"))  # fmt: skip
+    opened = sealer.open(
+        row.callback_secret_sealed,
+        key_id=row.callback_key_id,
+        context=callback_context("civil-keys"),
+    )
     assert opened == {"secret": "from-the-department"}
     capsys.readouterr()

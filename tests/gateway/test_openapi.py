@@ -14,13 +14,17 @@ from tests.gateway.conftest import PROBLEM_JSON, settings_for
 
 def operations() -> list[tuple[str, str, dict[str, Any]]]:
     document = create(settings_for("unused")).openapi()
-    return [(method.upper(), path, operation)
-            for path, methods in document["paths"].items() if path.startswith("/api/")
-            for method, operation in methods.items()]  # fmt: skip
+    return [
+        (method.upper(), path, operation)
+        for path, methods in document["paths"].items()
+        if path.startswith("/api/")
+        for method, operation in methods.items()
+    ]
 
 
-@pytest.mark.parametrize(("method", "path", "operation"), operations(),
-                         ids=[f"{m} {p}" for m, p, _ in operations()])  # fmt: skip
+@pytest.mark.parametrize(
+    ("method", "path", "operation"), operations(), ids=[f"{m} {p}" for m, p, _ in operations()]
+)
 def test_every_error_an_endpoint_answers_is_declared_as_problem_json(
     method: str, path: str, operation: dict[str, Any]
 ) -> None:

@@ -389,11 +389,18 @@ async def test_behind_the_mtls_ingress_a_token_needs_its_own_certificate(
     verified = {"ssl-client-verify": "SUCCESS"}
     for headers, why in (
         ({}, "no verified client certificate"),
-        ({"ssl-client-verify": "FAILED:unable to verify", "ssl-client-subject-dn": f"CN={CIVIL}"},
-         "no verified client certificate"),
-        (verified | {"ssl-client-subject-dn": "CN=someone-else,O=Civil Affairs"},
-         "the certificate is not this client's"),
-    ):  # fmt: skip
+        (
+            {
+                "ssl-client-verify": "FAILED:unable to verify",
+                "ssl-client-subject-dn": f"CN={CIVIL}",
+            },
+            "no verified client certificate",
+        ),
+        (
+            verified | {"ssl-client-subject-dn": "CN=someone-else,O=Civil Affairs"},
+            "the certificate is not this client's",
+        ),
+    ):
         refused = await behind_mtls.post(COMPARE, json=ask, headers=access | headers)
         assert assert_problem(refused, 403, "client-certificate-required")["detail"] == why
     for subject in (
@@ -413,8 +420,9 @@ async def test_certificate_headers_count_only_from_the_ingress(
     settings = {"partner_mtls": True, "trusted_proxies": ["10.42.0.0/24"]}  # not the client's
     async for client in gateway_over(gateway_url, test_clock, settings=settings, **apps):
         headers = {"ssl-client-verify": "SUCCESS", "ssl-client-subject-dn": f"CN={CIVIL}"}
-        forged = await client.post(COMPARE, json={"id_numbers": [INSURED]},
-                                   headers=bearer(await token(client)) | headers)  # fmt: skip
+        forged = await client.post(
+            COMPARE, json={"id_numbers": [INSURED]}, headers=bearer(await token(client)) | headers
+        )
         assert assert_problem(forged, 403, "client-certificate-required")["detail"] == (
             "partners connect through the mTLS ingress"
         )

@@ -132,14 +132,19 @@ async def registry(harness: Harness, matching_db: Database, survey_db: Database)
     await harness.apply([change("hukou.person", hukou(ZHAO, "赵敏", "2", date(1990, 5, 5)))])
     identity, matching = in_process(harness, matching_db)
     ids = {n: await harness.person_of(n) for n in (WANG, LI, ZHAO)}
-    return Registry(identity, matching, {n: i for n, i in ids.items() if i is not None},
-                    survey_in_process(survey_db))  # fmt: skip
+    return Registry(
+        identity,
+        matching,
+        {n: i for n, i in ids.items() if i is not None},
+        survey_in_process(survey_db),
+    )
 
 
 def survey_in_process(survey_db: Database) -> FastAPI:
     """Survey's application on the test's database, its routes only (no consumer, no relay)."""
-    settings = SurveySettings(CANBAO_ENV="test", database_url=survey_db.url,
-                              KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:9")  # fmt: skip
+    settings = SurveySettings(
+        CANBAO_ENV="test", database_url=survey_db.url, KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:9"
+    )
     survey = create_survey(settings)
     survey.state.resources = Resources(settings=settings, database=survey_db)
     return survey
@@ -404,16 +409,20 @@ async def test_identity_or_matching_away_is_503_with_its_type(
         assert rows == []
     else:  # identity's record was read, and the row is written while matching is asked
         # (persons.py): the log may hold more than the clerk saw, never less.
-        assert [r["endpoint"] for r in rows] == [f"GET /api/v1{p}{{id_number}}" for p in
-                                                 ("/counter/popup/", "/persons/")]  # fmt: skip
+        assert [r["endpoint"] for r in rows] == [
+            f"GET /api/v1{p}{{id_number}}" for p in ("/counter/popup/", "/persons/")
+        ]
     assert f"{away}-client" in caplog.text  # the failure is logged, without the person
     assert WANG not in caplog.text and WANG[:6] + WANG[6:14] not in caplog.text
 
 
 async def test_survey_away_leaves_the_popup_without_its_pending_values(
-    gateway_url: str, registry: Registry, test_clock: Clock, token_for: Any,
+    gateway_url: str,
+    registry: Registry,
+    test_clock: Clock,
+    token_for: Any,
     caplog: pytest.LogCaptureFixture,
-) -> None:  # fmt: skip
+) -> None:
     """The popup is identity's and matching's: survey away (its values waiting for 复核
     unknown) leaves `pending` null, and the clerk still serves the person."""
     nowhere = f"http://127.0.0.1:{free_port()}"
@@ -453,15 +462,23 @@ async def test_no_popup_is_shown_when_its_audit_row_cannot_be_written(
 
 def identity_record(**changes: Any) -> dict[str, Any]:
     """Identity's PersonRecord as its API answers, for the pure tests of popup.py."""
-    return {"person_id": "6f1c0d52-4f3e-4a51-9a55-8a7f3b0b2c11",
-            "golden": {"name": {"value": "王伟", "source": "hukou.person"}}, "missing": [],
-            "inaccurate": [], "identity_conflict": False, "deceased": False,
-            "household_registered": True, "public_state": None, **changes}  # fmt: skip
+    return {
+        "person_id": "6f1c0d52-4f3e-4a51-9a55-8a7f3b0b2c11",
+        "golden": {"name": {"value": "王伟", "source": "hukou.person"}},
+        "missing": [],
+        "inaccurate": [],
+        "identity_conflict": False,
+        "deceased": False,
+        "household_registered": True,
+        "public_state": None,
+        **changes,
+    }
 
 
 def test_a_dead_person_awaiting_a_verdict_needs_no_survey() -> None:
-    popup = popup_of(identity_record(deceased=True, missing=["phone"]), None, id_number=LI,
-                     now=Clock().now)  # fmt: skip
+    popup = popup_of(
+        identity_record(deceased=True, missing=["phone"]), None, id_number=LI, now=Clock().now
+    )
     assert (popup.deceased, popup.needs_survey, popup.survey_reasons) == (True, False, [])
     alive = popup_of(identity_record(), None, id_number=WANG, now=Clock().now)
     assert (alive.needs_survey, alive.verdict_pending, alive.id_number) == (None, True, mask(WANG))
@@ -489,9 +506,17 @@ async def test_a_person_registered_with_a_passport_is_asked_by_document_type(
     """Special groups register with another document (domain.md §3): `?document_type=02`; the
     scope is the region of their insurance records."""
     passport = "E12345678"
-    row = {"psn_no": "M7", "certno": passport, "psn_cert_type": "02", "psn_name": "JOHN SMITH",
-           "gend": "1", "brdy": date(1980, 1, 1), "insutype": "390", "psn_insu_stas": "1",
-           "insu_admdvs": NANMING}  # fmt: skip
+    row = {
+        "psn_no": "M7",
+        "certno": passport,
+        "psn_cert_type": "02",
+        "psn_name": "JOHN SMITH",
+        "gend": "1",
+        "brdy": date(1980, 1, 1),
+        "insutype": "390",
+        "psn_insu_stas": "1",
+        "insu_admdvs": NANMING,
+    }
     await harness.apply([change("medical.insured", row)])
     path = f"{POPUP}{passport}?document_type=02"
 
@@ -499,10 +524,12 @@ async def test_a_person_registered_with_a_passport_is_asked_by_document_type(
     assert response.status_code == 200, response.text
     assert response.json()["person_id"] == str(await harness.person_of(passport, "02"))
     assert response.json()["id_number"] == "E123*5678" and passport not in response.text
-    assert_problem(await gateway.get(path, headers=clerk(token_for, scope=YUNYAN)), 403,
-                   "out-of-scope")  # fmt: skip
-    assert_problem(await gateway.get(f"{POPUP}{passport}", headers=clerk(token_for)), 422,
-                   "invalid-id-number")  # fmt: skip
+    assert_problem(
+        await gateway.get(path, headers=clerk(token_for, scope=YUNYAN)), 403, "out-of-scope"
+    )
+    assert_problem(
+        await gateway.get(f"{POPUP}{passport}", headers=clerk(token_for)), 422, "invalid-id-number"
+    )
 
 
 # -- Non-local residents (domain.md §1): no household record here, a number from Yunnan ----------
@@ -513,28 +540,63 @@ ZHOU = citizen(KUNMING_WUHUA, "19920202", "062")  # a residence permit for Nanmi
 
 def sun_rows() -> list[Any]:
     """Employed in Nanming and enrolled there in all five insurances."""
-    person = {"aac001": "P9", "aac002": SUN, "aac003": "孙丽", "aac004": "2",
-              "aac006": "19880808", "aac009": "12", "aac010": "云南省昆明市五华区",
-              "aae006": "贵州省贵阳市南明区花果园街道9号", "aae005": "13812345678",
-              "aac012": "24", "aab301": NANMING}  # fmt: skip
-    enrolled = {"aac001": "P9", "aab301": NANMING, "aab001": "U9", "aac008": "1",
-                "aac030": date(2015, 3, 1)}  # fmt: skip
-    medical = {"psn_no": "M9", "certno": SUN, "psn_cert_type": "01", "psn_name": "孙丽",
-               "gend": "2", "brdy": date(1988, 8, 8), "insutype": "310", "psn_insu_stas": "1",
-               "insu_admdvs": NANMING, "emp_no": "U9", "begndate": date(2015, 3, 1)}  # fmt: skip
+    person = {
+        "aac001": "P9",
+        "aac002": SUN,
+        "aac003": "孙丽",
+        "aac004": "2",
+        "aac006": "19880808",
+        "aac009": "12",
+        "aac010": "云南省昆明市五华区",
+        "aae006": "贵州省贵阳市南明区花果园街道9号",
+        "aae005": "13812345678",
+        "aac012": "24",
+        "aab301": NANMING,
+    }
+    enrolled = {
+        "aac001": "P9",
+        "aab301": NANMING,
+        "aab001": "U9",
+        "aac008": "1",
+        "aac030": date(2015, 3, 1),
+    }
+    medical = {
+        "psn_no": "M9",
+        "certno": SUN,
+        "psn_cert_type": "01",
+        "psn_name": "孙丽",
+        "gend": "2",
+        "brdy": date(1988, 8, 8),
+        "insutype": "310",
+        "psn_insu_stas": "1",
+        "insu_admdvs": NANMING,
+        "emp_no": "U9",
+        "begndate": date(2015, 3, 1),
+    }
     return [
         change("si_core.ac01", person),
-        *(change("si_core.ac02", {"aae140": kind, **enrolled}) for kind in
-          ("110", "210", "410", "510")),
+        *(
+            change("si_core.ac02", {"aae140": kind, **enrolled})
+            for kind in ("110", "210", "410", "510")
+        ),
         change("medical.insured", medical),
-    ]  # fmt: skip
+    ]
 
 
 def zhou_permit(**changes: Any) -> Any:
-    row = {"jzzh": "JZ5201020001", "sfzh": ZHOU, "xm": "周强", "xb": "1",
-           "csrq": date(1992, 2, 2), "hjdz_xzqh": KUNMING_WUHUA, "jzdz_xzqh": NANMING,
-           "jzdz": "贵州省贵阳市南明区花果园街道15号", "qfrq": date(2024, 3, 1),
-           "yxqz": date(2029, 3, 1), "zt": "1"}  # fmt: skip
+    row = {
+        "jzzh": "JZ5201020001",
+        "sfzh": ZHOU,
+        "xm": "周强",
+        "xb": "1",
+        "csrq": date(1992, 2, 2),
+        "hjdz_xzqh": KUNMING_WUHUA,
+        "jzdz_xzqh": NANMING,
+        "jzdz": "贵州省贵阳市南明区花果园街道15号",
+        "qfrq": date(2024, 3, 1),
+        "yxqz": date(2029, 3, 1),
+        "zt": "1",
+    }
     return change("hukou.resident_permit", row | changes)
 
 
@@ -548,13 +610,22 @@ async def test_an_insured_non_local_resident_gets_their_popup_where_they_are_ins
 
     assert response.status_code == 200, response.text
     popup = response.json()
-    assert popup["statuses"] == {"pension": "11", "medical": "21", "injury": "30",
-                                 "unemployment": "40", "maternity": "50"}  # fmt: skip
+    assert popup["statuses"] == {
+        "pension": "11",
+        "medical": "21",
+        "injury": "30",
+        "unemployment": "40",
+        "maternity": "50",
+    }
     assert (popup["in_scope"], popup["needs_survey"], popup["registration"]) == (
-        True, False, "confirmed")  # fmt: skip
+        True,
+        False,
+        "confirmed",
+    )
     # Nanming's, not Kunming's (the number) nor Yunyan's.
-    assert_problem(await gateway.get(POPUP + SUN, headers=clerk(token_for, scope=YUNYAN)), 403,
-                   "out-of-scope")  # fmt: skip
+    assert_problem(
+        await gateway.get(POPUP + SUN, headers=clerk(token_for, scope=YUNYAN)), 403, "out-of-scope"
+    )
 
 
 async def test_an_uninsured_resident_permit_holder_is_in_scope_where_they_live(
@@ -570,8 +641,13 @@ async def test_an_uninsured_resident_permit_holder_is_in_scope_where_they_live(
 
     assert response.status_code == 200, response.text
     popup = response.json()
-    assert popup["statuses"] == {"pension": "91", "medical": "91", "injury": "95",
-                                 "unemployment": "95", "maternity": "95"}  # fmt: skip
+    assert popup["statuses"] == {
+        "pension": "91",
+        "medical": "91",
+        "injury": "95",
+        "unemployment": "95",
+        "maternity": "95",
+    }
     assert (popup["in_scope"], popup["needs_survey"]) == (True, True)
     assert {"uninsured", "missing_info"} <= set(popup["survey_reasons"])
     assert {m["item"] for m in popup["missing"]} == {"phone", "household_place"}
@@ -582,8 +658,9 @@ async def test_an_uninsured_resident_permit_holder_is_in_scope_where_they_live(
     assert record["household_region_code"]["value"] == KUNMING_WUHUA
     assert record["household_type"]["value"] == "52"
     assert record["residence_address"]["value"] == "贵州省贵阳市南明区****"
-    assert_problem(await gateway.get(POPUP + ZHOU, headers=clerk(token_for, scope=YUNYAN)), 403,
-                   "out-of-scope")  # fmt: skip
+    assert_problem(
+        await gateway.get(POPUP + ZHOU, headers=clerk(token_for, scope=YUNYAN)), 403, "out-of-scope"
+    )
 
 
 async def test_a_permit_no_longer_valid_leaves_an_uninsured_holder_out_of_scope(
@@ -603,12 +680,15 @@ def test_a_permit_holders_region_is_where_they_live_before_identity_has_publishe
     """The golden record's household region is in another province: not their region here."""
     record = identity_record(
         household_registered=False,
-        golden={"household_region_code": {"value": KUNMING_WUHUA},
-                "region_code": {"value": NANMING}},
-    )  # fmt: skip
+        golden={
+            "household_region_code": {"value": KUNMING_WUHUA},
+            "region_code": {"value": NANMING},
+        },
+    )
     assert region_of(record) == NANMING
-    local = identity_record(golden={"household_region_code": {"value": YUNYAN},
-                                    "region_code": {"value": NANMING}})  # fmt: skip
+    local = identity_record(
+        golden={"household_region_code": {"value": YUNYAN}, "region_code": {"value": NANMING}}
+    )
     assert region_of(local) == YUNYAN
 
 

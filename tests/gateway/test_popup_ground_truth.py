@@ -45,8 +45,10 @@ def disagreements(want: dict[str, Any], popup: dict[str, Any]) -> list[str]:
         diffs.append(f"statuses: want {want['statuses']} got {got_statuses}")
     if bool(want["needs_survey"]) != popup["needs_survey"]:
         diffs.append(f"needs_survey: want {want['needs_survey']} got {popup['needs_survey']}")
-    flags = ({(f["type"], f["insurance"]) for f in want["flags"]},
-             {(f["type"], f["insurance"]) for f in popup["flags"]})  # fmt: skip
+    flags = (
+        {(f["type"], f["insurance"]) for f in want["flags"]},
+        {(f["type"], f["insurance"]) for f in popup["flags"]},
+    )
     if flags[0] != flags[1]:
         diffs.append(f"flags: want {sorted(flags[0])} got {sorted(flags[1])}")
     return diffs
@@ -72,9 +74,12 @@ async def test_the_popup_agrees_with_the_ground_truth_for_every_person(
 
     identity, matching = in_process(harness, matching_db)
     survey = survey_in_process(survey_db)
-    app = create(settings_for(gateway_url), identity_transport=httpx.ASGITransport(app=identity),
-                 matching_transport=httpx.ASGITransport(app=matching),
-                 survey_transport=httpx.ASGITransport(app=survey))  # fmt: skip
+    app = create(
+        settings_for(gateway_url),
+        identity_transport=httpx.ASGITransport(app=identity),
+        matching_transport=httpx.ASGITransport(app=matching),
+        survey_transport=httpx.ASGITransport(app=survey),
+    )
     app.dependency_overrides[clock] = lambda: test_clock
     headers = bearer(token_for(Role.COUNTER, scope="52"))
     gate = asyncio.Semaphore(CONCURRENT)
@@ -94,15 +99,19 @@ async def test_the_popup_agrees_with_the_ground_truth_for_every_person(
     async with serve(app) as client:
         responses = await asyncio.gather(*(ask(p, client) for p in expected.values()))
     elapsed = time.perf_counter() - started
-    print(f"\n{len(responses)} popups in {elapsed:.1f} s ({len(responses) / elapsed:.0f}/s, "
-          f"{CONCURRENT} at a time, in-process)")  # fmt: skip
+    print(
+        f"\n{len(responses)} popups in {elapsed:.1f} s ({len(responses) / elapsed:.0f}/s, "
+        f"{CONCURRENT} at a time, in-process)"
+    )
 
     problems: list[str] = []
     agreed = pending = 0
     for (key, person), response in zip(expected.items(), responses, strict=True):
         if response.status_code != 200:
-            problems.append(f"{key} ({person['situation']}): {response.status_code} "
-                            f"{response.json().get('type')}")  # fmt: skip
+            problems.append(
+                f"{key} ({person['situation']}): {response.status_code} "
+                f"{response.json().get('type')}"
+            )
             continue
         popup = response.json()
         pending += popup["verdict_pending"]
@@ -110,8 +119,10 @@ async def test_the_popup_agrees_with_the_ground_truth_for_every_person(
             problems.append(f"{key} ({person['situation']}): " + "; ".join(diffs))
         else:
             agreed += 1
-    print(f"{agreed} of {len(expected)} popups agree with the ground truth "
-          f"({100 * agreed / len(expected):.1f} %); {pending} verdicts pending")  # fmt: skip
+    print(
+        f"{agreed} of {len(expected)} popups agree with the ground truth "
+        f"({100 * agreed / len(expected):.1f} %); {pending} verdicts pending"
+    )
     # Not a vacuous agreement: the population shows every kind of popup.
     assert len(expected) == PEOPLE
     assert any(p["deceased"] for p in expected.values())

@@ -93,8 +93,16 @@ async def test_the_page_is_the_analysts_in_chinese(client: httpx.AsyncClient) ->
     page = response.text
     assert '<html lang="zh-CN">' in page
     assert "<title>全民参保登记 · 统计分析</title>" in page
-    for words in ("全民参保登记基础数据情况表", "逻辑校验", "人员明细", "加载更多", "参保覆盖情况",
-                  "下载报表（CSV）", "下载报表（Excel）", "下载报表（PDF）"):  # fmt: skip
+    for words in (
+        "全民参保登记基础数据情况表",
+        "逻辑校验",
+        "人员明细",
+        "加载更多",
+        "参保覆盖情况",
+        "下载报表（CSV）",
+        "下载报表（Excel）",
+        "下载报表（PDF）",
+    ):
         assert words in page, words
     for control in re.findall(r'<(?:input|select|textarea) id="([a-z-]+)"', page):
         assert f'<label for="{control}">' in page, control
@@ -189,8 +197,14 @@ def artifacts_dir() -> Path:
 async def listening(app: FastAPI) -> AsyncIterator[str]:
     """`app` served over HTTP on a loopback port, in this event loop (the databases' pools and
     reporting's ASGI transport belong to it), for the browser to reach."""
-    config = uvicorn.Config(app, host="127.0.0.1", port=free_port(), lifespan="off",
-                            log_level="warning", access_log=False)  # fmt: skip
+    config = uvicorn.Config(
+        app,
+        host="127.0.0.1",
+        port=free_port(),
+        lifespan="off",
+        log_level="warning",
+        access_log=False,
+    )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
     while not server.started:
@@ -232,9 +246,11 @@ async def gateway(
     definition = dataclasses.replace(SERVICE, components=lambda _: ())
     reporting_app = create_app(definition, ReportingSettings(database_url=reporting.database.url))
     reporting_app.dependency_overrides[reporting_clock] = lambda: reporting.clock
-    app = create(settings_for(gateway_url),
-                 reporting_transport=httpx.ASGITransport(app=reporting_app),
-                 identity_transport=httpx.ASGITransport(app=identity_app(harness)))  # fmt: skip
+    app = create(
+        settings_for(gateway_url),
+        reporting_transport=httpx.ASGITransport(app=reporting_app),
+        identity_transport=httpx.ASGITransport(app=identity_app(harness)),
+    )
     app.dependency_overrides[clock] = lambda: test_clock
     async with (
         reporting_app.router.lifespan_context(reporting_app),
@@ -251,8 +267,9 @@ async def browser_page(now: Clock) -> AsyncIterator[tuple[Page, list[str]]]:
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
-            page = await browser.new_page(viewport={"width": 1400, "height": 1000},
-                                          locale="zh-CN", accept_downloads=True)  # fmt: skip
+            page = await browser.new_page(
+                viewport={"width": 1400, "height": 1000}, locale="zh-CN", accept_downloads=True
+            )
             await page.clock.set_fixed_time(now())
             errors: list[str] = []
 
@@ -309,12 +326,16 @@ async def shows_the_table(page: Page, body: dict[str, Any]) -> None:
     ]
     head = page.locator("#quarterly thead tr")
     assert await head.nth(0).locator("th").all_text_contents() == [
-        "地市", *(label for label, _ in COLUMN_GROUPS_ZH)]  # fmt: skip
+        "地市",
+        *(label for label, _ in COLUMN_GROUPS_ZH),
+    ]
     assert await head.nth(1).locator("th").all_text_contents() == [
-        f"{name}({n})" for n, name in COLUMN_NAMES_ZH.items()]  # fmt: skip
+        f"{name}({n})" for n, name in COLUMN_NAMES_ZH.items()
+    ]
     failed = [check for check in body["checks"] if not check["passed"]]
     summary = f"共 {len(body['checks'])} 项校验，" + (
-        f"未通过 {len(failed)} 项" if failed else "全部通过")  # fmt: skip
+        f"未通过 {len(failed)} 项" if failed else "全部通过"
+    )
     await expect(page.locator("#checks-summary")).to_have_text(summary)
     names = {row["city"]: row["name"] for row in body["rows"]}
     for table, passed in (("#checks", False), ("#passed", True)):
@@ -323,8 +344,9 @@ async def shows_the_table(page: Page, body: dict[str, Any]) -> None:
         )
         assert shown == [
             [check["rule"], names[check["city"]], "通过" if passed else "未通过"]
-            for check in body["checks"] if check["passed"] is passed
-        ], table  # fmt: skip
+            for check in body["checks"]
+            if check["passed"] is passed
+        ], table
     await expect(page.locator("#checks")).to_be_visible(visible=bool(failed))
     await expect(page.locator("#passed-summary")).to_have_text(
         f"已通过的校验（{len(body['checks']) - len(failed)} 项）"
@@ -367,8 +389,11 @@ async def test_an_analyst_reads_the_quarterly_table_on_the_page(
         await expect(quarter).to_be_focused()
         await expect(quarter).to_have_value("2026Q4")
         options = await quarter.locator("option").all_text_contents()
-        assert options == ["2026年第4季度（临时）", *(f"2026年第{n}季度" for n in (3, 2, 1)),
-                           *(f"2025年第{n}季度" for n in (4, 3, 2, 1))]  # fmt: skip
+        assert options == [
+            "2026年第4季度（临时）",
+            *(f"2026年第{n}季度" for n in (3, 2, 1)),
+            *(f"2025年第{n}季度" for n in (4, 3, 2, 1)),
+        ]
         state = page.locator("#table-state")
         await expect(state).to_contain_text("临时数据：季度未结束")
         await expect(state).to_contain_text("辖区 52（全省）")
@@ -475,12 +500,18 @@ async def test_a_number_opens_the_people_behind_it(
         reasons = {"uninsured": "养老或医疗保险应参保未参保"}
         statuses = {code.value: f"{code.value} {code.label}" for code in StatusCode}
         assert shown == [
-            [p["name"], p["id_number"], "男", str(p["birth_year"]), p["region_code"],
-             RegistrationState(p["registration"]).label,
-             "、".join(reasons[r] for r in p["survey_reasons"]) or "—",
-             *(statuses[p["statuses"][i.value]] for i in Insurance)]
+            [
+                p["name"],
+                p["id_number"],
+                "男",
+                str(p["birth_year"]),
+                p["region_code"],
+                RegistrationState(p["registration"]).label,
+                "、".join(reasons[r] for r in p["survey_reasons"]) or "—",
+                *(statuses[p["statuses"][i.value]] for i in Insurance),
+            ]
             for p in listed["people"]
-        ]  # fmt: skip
+        ]
         assert ZHANG not in await page.content()  # masked, never the number itself
         zhang = rows.filter(has_text="张*")
         await expect(zhang.locator("td.uninsured")).to_have_count(2)  # pension and medical
@@ -530,8 +561,9 @@ async def test_coverage_per_city_against_the_goals(
     await add_account("demo-analyst", "demo", role=Role.ANALYST, scope="52")
     token = token_for(Role.ANALYST, "52", username="demo-analyst")
     async with httpx.AsyncClient(base_url=gateway) as api:
-        answer = await api.get(COVERAGE, params={"region": "52", "quarter": "2026Q4"},
-                               headers=bearer(token))  # fmt: skip
+        answer = await api.get(
+            COVERAGE, params={"region": "52", "quarter": "2026Q4"}, headers=bearer(token)
+        )
     assert answer.status_code == 200, answer.text
     coverage = answer.json()
     assert [d["region"] for d in coverage["divisions"]] == ["5201", "5203"]
@@ -554,7 +586,11 @@ async def test_coverage_per_city_against_the_goals(
         await expect(chart.locator(".shapelayer path")).to_have_count(3 * len(rows))
         assert await chart.locator(".xtick text").all_text_contents() == labels
         assert await chart.locator(".legendtext").all_text_contents() == [
-            "养老保险参保率", "医疗保险参保率", "调查率", "目标（虚线）"]  # fmt: skip
+            "养老保险参保率",
+            "医疗保险参保率",
+            "调查率",
+            "目标（虚线）",
+        ]
         pension_bars = chart.locator(".barlayer .trace").first.locator(".point text")
         assert await pension_bars.all_text_contents() == [percent(p["rate"]) for p in pension]
 
@@ -566,19 +602,27 @@ async def test_coverage_per_city_against_the_goals(
         )
         assert shown == [
             # The code beneath a city's name, once a name is not its code.
-            [label + ("" if row["region"] in ("total", label) else row["region"]),
-             cell(row["insurances"]["pension"], ("insured", "should")),
-             cell(row["insurances"]["medical"], ("insured", "should")),
-             cell(row["registration"], ("registered", "people")),
-             cell(row["survey"], ("verified", "needing"))]
+            [
+                label + ("" if row["region"] in ("total", label) else row["region"]),
+                cell(row["insurances"]["pension"], ("insured", "should")),
+                cell(row["insurances"]["medical"], ("insured", "should")),
+                cell(row["registration"], ("registered", "people")),
+                cell(row["survey"], ("verified", "needing")),
+            ]
             for label, row in zip(labels, rows, strict=True)
-        ]  # fmt: skip
+        ]
         below = page.locator("#coverage td.below-goal")
         await expect(below).to_have_count(
-            sum(part["rate"] is not None and part["rate"] < part["goal"]
-                for row in rows for part in (row["insurances"]["pension"],
-                                             row["insurances"]["medical"], row["survey"]))
-        )  # fmt: skip
+            sum(
+                part["rate"] is not None and part["rate"] < part["goal"]
+                for row in rows
+                for part in (
+                    row["insurances"]["pension"],
+                    row["insurances"]["medical"],
+                    row["survey"],
+                )
+            )
+        )
         await page.locator("#coverage-view").scroll_into_view_if_needed()
         await page.screenshot(path=shots / "6-coverage.png", full_page=True)
 
@@ -611,7 +655,9 @@ async def test_the_province_files_a_past_quarter_on_the_page(
     before = answer.json()
     assert before["state"] == "overdue" and before["due"] == "2026-10-25"
     assert [(c["region"], c["state"]) for c in before["cities"]] == [
-        ("5201", "overdue"), ("5203", "overdue")]  # fmt: skip
+        ("5201", "overdue"),
+        ("5203", "overdue"),
+    ]
     names = {row["city"]: row["name"] for row in past["rows"]}
 
     async with browser_page(test_clock) as (page, errors):
@@ -631,10 +677,16 @@ async def test_the_province_files_a_past_quarter_on_the_page(
             "rows => rows.map(r => [r.dataset.region, [...r.cells].map(c => c.textContent)])"
         )
         assert cities == [
-            [c["region"], [names[c["region"]] + ("" if names[c["region"]] == c["region"]
-                                                 else c["region"]), "逾期未报送", "—"]]
+            [
+                c["region"],
+                [
+                    names[c["region"]] + ("" if names[c["region"]] == c["region"] else c["region"]),
+                    "逾期未报送",
+                    "—",
+                ],
+            ]
             for c in before["cities"]
-        ]  # fmt: skip
+        ]
         await expect(page.locator("#report-date")).to_have_value("2026-11-23")  # today, China
         await expect(page.locator("#filing-note-hint")).to_contain_text("必须填写相关情况说明")
 
@@ -690,12 +742,16 @@ async def test_the_plans_lists_open_their_people(
     await add_account("demo-analyst", "demo", role=Role.ANALYST, scope="52")
     token = token_for(Role.ANALYST, "52", username="demo-analyst")
     async with httpx.AsyncClient(base_url=gateway) as api:
-        answer = await api.get("/api/v1/reports/lists", params={"quarter": "2026Q4"},
-                               headers=bearer(token))  # fmt: skip
+        answer = await api.get(
+            "/api/v1/reports/lists", params={"quarter": "2026Q4"}, headers=bearer(token)
+        )
         assert answer.status_code == 200, answer.text
         lists = answer.json()
-        listed = await api.get("/api/v1/reports/lists/uninsured", headers=bearer(token),
-                               params={"region": "5201", "quarter": "2026Q4"})  # fmt: skip
+        listed = await api.get(
+            "/api/v1/reports/lists/uninsured",
+            headers=bearer(token),
+            params={"region": "5201", "quarter": "2026Q4"},
+        )
         assert listed.status_code == 200, listed.text
     uninsured = listed.json()
     assert uninsured["count"] >= 1 and uninsured["next_cursor"] is None
@@ -714,10 +770,13 @@ async def test_the_plans_lists_open_their_people(
             "rows => rows.map(r => [...r.cells].map(c => c.textContent))"
         )
         assert shown == [
-            [entry["label"], *(f"{entry['divisions'].get(d, 0):,}" for d in divisions),
-             f"{entry['total']:,}"]
+            [
+                entry["label"],
+                *(f"{entry['divisions'].get(d, 0):,}" for d in divisions),
+                f"{entry['total']:,}",
+            ]
             for entry in lists["lists"]
-        ]  # fmt: skip
+        ]
         count = page.locator('#lists button[data-list="uninsured"][data-region="5201"]')
         await expect(count).to_have_text(f"{uninsured['count']:,}")
         await page.locator("#lists-view").scroll_into_view_if_needed()
@@ -768,18 +827,26 @@ async def test_the_employers_leaving_employees_out_are_named_beside_their_number
     opens the unit's people."""
     shots = artifacts_dir()
     await reporting.apply(
-        *(changed(uuid.uuid4(), verdict(statuses=NO_INJURY, employers=("U-NAMED",)))
-          for _ in range(2)),
+        *(
+            changed(uuid.uuid4(), verdict(statuses=NO_INJURY, employers=("U-NAMED",)))
+            for _ in range(2)
+        ),
         changed(uuid.uuid4(), verdict(statuses=NO_INJURY, employers=("E-MED",))),
-        UnitChanged(unit_id="U-NAMED", revision=1, credit_code=CREDIT_CODE,
-                    unit_name="贵阳黔盛建筑工程有限公司"),
-    )  # fmt: skip
+        UnitChanged(
+            unit_id="U-NAMED",
+            revision=1,
+            credit_code=CREDIT_CODE,
+            unit_name="贵阳黔盛建筑工程有限公司",
+        ),
+    )
     await add_account("demo-analyst", "demo", role=Role.ANALYST, scope="52")
     token = token_for(Role.ANALYST, "52", username="demo-analyst")
     async with httpx.AsyncClient(base_url=gateway) as api:
         answer = await api.get("/api/v1/reports/employers", headers=bearer(token))
     assert [(e["unit_id"], e["name"]) for e in answer.json()["employers"]] == [
-        ("U-NAMED", "贵阳黔盛建筑工程有限公司"), ("E-MED", None)]  # fmt: skip
+        ("U-NAMED", "贵阳黔盛建筑工程有限公司"),
+        ("E-MED", None),
+    ]
 
     async with browser_page(test_clock) as (page, errors):
         await page.goto(f"{gateway}/reports")
@@ -789,8 +856,10 @@ async def test_the_employers_leaving_employees_out_are_named_beside_their_number
         shown = await rows.evaluate_all(
             "rows => rows.map(r => [...r.cells].slice(0, 5).map(c => c.textContent))"
         )
-        assert shown == [["U-NAMED", "贵阳黔盛建筑工程有限公司", CREDIT_CODE, "2", "0"],
-                         ["E-MED", "（名称未知）", "—", "1", "0"]]  # fmt: skip
+        assert shown == [
+            ["U-NAMED", "贵阳黔盛建筑工程有限公司", CREDIT_CODE, "2", "0"],
+            ["E-MED", "（名称未知）", "—", "1", "0"],
+        ]
         await page.locator("#employers-view").scroll_into_view_if_needed()
         await page.screenshot(path=shots / "12-employers.png")
         await page.locator('#employers button[data-unit="U-NAMED"]').click()
@@ -830,10 +899,12 @@ async def test_the_years_targets_are_entered_on_the_page(
         shown = await entered.evaluate_all(
             "rows => rows.map(r => [...r.cells].slice(0, 4).map(c => c.textContent))"
         )
-        assert sorted(shown) == sorted([
-            ["5201", Insurance.PENSION.label, "95.0%", "demo-analyst"],
-            ["5201", Insurance.MEDICAL.label, "98.5%", "demo-analyst"],
-        ])  # fmt: skip
+        assert sorted(shown) == sorted(
+            [
+                ["5201", Insurance.PENSION.label, "95.0%", "demo-analyst"],
+                ["5201", Insurance.MEDICAL.label, "98.5%", "demo-analyst"],
+            ]
+        )
         pension = page.locator('#coverage tr[data-region="5201"] td').nth(0)
         await expect(pension.locator("small")).to_have_text("计划 95.0%")
         await page.locator("#targets-form").scroll_into_view_if_needed()
@@ -857,7 +928,9 @@ async def test_the_years_targets_are_entered_on_the_page(
     async with httpx.AsyncClient(base_url=gateway) as api:
         kept = await api.get("/api/v1/reports/targets/2026", headers=bearer(token))
     assert kept.status_code == 200, kept.text
-    assert sorted((t["region"], t["insurance"], t["rate"], t["set_by"])
-                  for t in kept.json()["targets"]) == [
-        ("5201", "medical", 0.985, "demo-analyst"), ("5201", "pension", 0.95, "demo-analyst"),
-    ]  # fmt: skip
+    assert sorted(
+        (t["region"], t["insurance"], t["rate"], t["set_by"]) for t in kept.json()["targets"]
+    ) == [
+        ("5201", "medical", 0.985, "demo-analyst"),
+        ("5201", "pension", 0.95, "demo-analyst"),
+    ]

@@ -80,36 +80,51 @@ async def test_a_sample_is_drawn_rechecked_once_and_its_error_rates_shown(
     checks = f"{API}/samples/{sample['sample_id']}/checks"
     wrong = {"result": "error", "wrong_items": ["phone"], "comment": "电话空号"}
     first = next(r for r in sample["records"] if r["maker"] == "surveyor-a")
-    decider = await gateway.post(f"{checks}/{first['record_id']}", json=wrong,
-                                 headers=city(token_for, COUNTY))  # fmt: skip
+    decider = await gateway.post(
+        f"{checks}/{first['record_id']}", json=wrong, headers=city(token_for, COUNTY)
+    )
     assert_problem(decider, 409, "maker-checker")
     for record in sample["records"]:
         body = wrong if record is first else {"result": "correct"}
-        sent = await gateway.post(f"{checks}/{record['record_id']}", json=body,
-                                  headers=city(token_for))  # fmt: skip
+        sent = await gateway.post(
+            f"{checks}/{record['record_id']}", json=body, headers=city(token_for)
+        )
         assert sent.status_code == 201, sent.text
-    again = await gateway.post(f"{checks}/{first['record_id']}", json={"result": "correct"},
-                               headers=city(token_for, "demo-city2"))  # fmt: skip
+    again = await gateway.post(
+        f"{checks}/{first['record_id']}",
+        json={"result": "correct"},
+        headers=city(token_for, "demo-city2"),
+    )
     assert assert_problem(again, 409, "already-checked")["check"]["result"] == "error"
 
     view = await gateway.get(f"{API}/samples/{sample['sample_id']}", headers=city(token_for))
     assert view.json()["rates"]["by_maker"] == [
         {"county_code": NANMING, "maker": "clerk-k", "checked": 1, "errors": 0, "error_rate": 0.0},
-        {"county_code": NANMING, "maker": "surveyor-a", "checked": 2, "errors": 1,
-         "error_rate": 0.5},
-        {"county_code": YUNYAN, "maker": "surveyor-d", "checked": 1, "errors": 0,
-         "error_rate": 0.0},
-    ]  # fmt: skip
-    quality = await gateway.get(f"{API}/quality", headers=city(token_for),
-                                params={"region": NANMING})  # fmt: skip
+        {
+            "county_code": NANMING,
+            "maker": "surveyor-a",
+            "checked": 2,
+            "errors": 1,
+            "error_rate": 0.5,
+        },
+        {
+            "county_code": YUNYAN,
+            "maker": "surveyor-d",
+            "checked": 1,
+            "errors": 0,
+            "error_rate": 0.0,
+        },
+    ]
+    quality = await gateway.get(
+        f"{API}/quality", headers=city(token_for), params={"region": NANMING}
+    )
     assert quality.status_code == 200, quality.text
     assert quality.json()["overall"] == {"checked": 3, "errors": 1, "error_rate": 0.3333}
     assert quality.json()["region"] == NANMING and quality.json()["samples"] == 1
 
     async with gateway_db.engine.connect() as connection:
         rows = (await connection.execute(sa.select(audit_log).order_by(audit_log.c.id))).mappings()
-        audited = [(r["endpoint"].split(" ", 1)[1], r["outcome"], r["person_region"])
-                   for r in rows]  # fmt: skip
+        audited = [(r["endpoint"].split(" ", 1)[1], r["outcome"], r["person_region"]) for r in rows]
     check = f"{API}/samples/{{sample_id}}/checks/{{record_id}}"
     assert audited == [
         (f"{API}/samples", "ok", "5201"),
@@ -124,14 +139,24 @@ async def test_only_the_city_samples_and_only_its_own_region(
     gateway: httpx.AsyncClient, token_for: Any
 ) -> None:
     request = {"region_code": "5203", "per_county": 1, "per_surveyor": 1, **JUNE}
-    assert_problem(await gateway.post(f"{API}/samples", headers=city(token_for), json=request),
-                   403, "out-of-scope")  # fmt: skip
+    assert_problem(
+        await gateway.post(f"{API}/samples", headers=city(token_for), json=request),
+        403,
+        "out-of-scope",
+    )
     platform = bearer(token_for(Role.PLATFORM, scope="5201", username="demo-platform"))
     mine = request | {"region_code": "5201"}
-    assert_problem(await gateway.post(f"{API}/samples", headers=platform, json=mine), 403,
-                   "role-not-allowed")  # fmt: skip
+    assert_problem(
+        await gateway.post(f"{API}/samples", headers=platform, json=mine), 403, "role-not-allowed"
+    )
     backwards = mine | {"approved_from": "2025-07-01"}
-    assert_problem(await gateway.post(f"{API}/samples", headers=city(token_for), json=backwards),
-                   422, "invalid-period")  # fmt: skip
-    assert_problem(await gateway.get(f"{API}/quality", headers=city(token_for),
-                                     params={"region": "5203"}), 403, "out-of-scope")  # fmt: skip
+    assert_problem(
+        await gateway.post(f"{API}/samples", headers=city(token_for), json=backwards),
+        422,
+        "invalid-period",
+    )
+    assert_problem(
+        await gateway.get(f"{API}/quality", headers=city(token_for), params={"region": "5203"}),
+        403,
+        "out-of-scope",
+    )

@@ -66,8 +66,9 @@ def collections_kafka() -> Iterator[MockKafkaCluster]:
 
 @pytest.fixture
 async def people(harness: Harness) -> dict[str, UUID]:
-    await harness.apply([hukou(PERSON, NANMING, name="王伟"),
-                         hukou(OTHER, NANMING, name="阿依古丽·买买提")])  # fmt: skip
+    await harness.apply(
+        [hukou(PERSON, NANMING, name="王伟"), hukou(OTHER, NANMING, name="阿依古丽·买买提")]
+    )
     found = {n: await harness.person_of(n) for n in (PERSON, OTHER)}
     return {n: p for n, p in found.items() if p is not None}
 
@@ -75,18 +76,31 @@ async def people(harness: Harness) -> dict[str, UUID]:
 @pytest.fixture
 async def kiosk(gateway_db: Database) -> None:
     async with gateway_db.engine.begin() as connection:
-        await clients.register(connection, client_id=KIOSK, secret=SECRET,
-                               kind=ClientKind.KIOSK, name="南明区政务中心1号机",
-                               region=NANMING)  # fmt: skip
+        await clients.register(
+            connection,
+            client_id=KIOSK,
+            secret=SECRET,
+            kind=ClientKind.KIOSK,
+            name="南明区政务中心1号机",
+            region=NANMING,
+        )
 
 
 @pytest.fixture
 async def gateway(
-    gateway_url: str, test_clock: Clock, harness: Harness, matching_db: Database,
-    survey_app: FastAPI, people: dict[str, UUID], kiosk: None,
-) -> AsyncIterator[httpx.AsyncClient]:  # fmt: skip
-    apps = {"identity": identity_app(harness), "matching": matching_app(matching_db),
-            "survey": survey_app}  # fmt: skip
+    gateway_url: str,
+    test_clock: Clock,
+    harness: Harness,
+    matching_db: Database,
+    survey_app: FastAPI,
+    people: dict[str, UUID],
+    kiosk: None,
+) -> AsyncIterator[httpx.AsyncClient]:
+    apps = {
+        "identity": identity_app(harness),
+        "matching": matching_app(matching_db),
+        "survey": survey_app,
+    }
     async for client in gateway_over(gateway_url, test_clock, settings=MOBILE, **apps):
         yield client
 
@@ -105,14 +119,21 @@ async def card_session(
     gateway: httpx.AsyncClient, number: str = PERSON, name: str = "王伟"
 ) -> httpx.Response:
     token = await kiosk_token(gateway)
-    return await gateway.post("/api/v1/self/session", headers=bearer(token),
-                              json={"id_number": number, "name": name})  # fmt: skip
+    return await gateway.post(
+        "/api/v1/self/session", headers=bearer(token), json={"id_number": number, "name": name}
+    )
 
 
 def id_token(clock: Clock, subject: str = PERSON, key: Any = IDP_KEY, **claims: Any) -> str:
     now = clock()
-    body = {"iss": ISSUER, "aud": AUDIENCE, "sub": subject, "iat": now,
-            "exp": now + timedelta(minutes=5), "jti": uuid.uuid4().hex} | claims  # fmt: skip
+    body = {
+        "iss": ISSUER,
+        "aud": AUDIENCE,
+        "sub": subject,
+        "iat": now,
+        "exp": now + timedelta(minutes=5),
+        "jti": uuid.uuid4().hex,
+    } | claims
     return jwt.encode(body, key, algorithm="ES256")
 
 
@@ -149,8 +170,11 @@ async def test_the_kiosk_logs_in_with_http_basic_too_and_a_wrong_secret_is_refus
     gateway: httpx.AsyncClient,
 ) -> None:
     basic = base64.b64encode(f"{KIOSK}:{SECRET}".encode()).decode()
-    found = await gateway.post("/api/v1/auth/token", data={"grant_type": "client_credentials"},
-                               headers={"Authorization": f"Basic {basic}"})  # fmt: skip
+    found = await gateway.post(
+        "/api/v1/auth/token",
+        data={"grant_type": "client_credentials"},
+        headers={"Authorization": f"Basic {basic}"},
+    )
     assert found.status_code == 200, found.text
     wrong = await gateway.post(
         "/api/v1/auth/token",
@@ -161,8 +185,11 @@ async def test_the_kiosk_logs_in_with_http_basic_too_and_a_wrong_secret_is_refus
     # prompt the kiosk page's user for a password.
     assert "www-authenticate" not in wrong.headers
     wrong_basic = base64.b64encode(f"{KIOSK}:nope".encode()).decode()
-    challenged = await gateway.post("/api/v1/auth/token", data={"grant_type": "client_credentials"},
-                                    headers={"Authorization": f"Basic {wrong_basic}"})  # fmt: skip
+    challenged = await gateway.post(
+        "/api/v1/auth/token",
+        data={"grant_type": "client_credentials"},
+        headers={"Authorization": f"Basic {wrong_basic}"},
+    )
     assert_problem(challenged, 401, "invalid-client")
     assert challenged.headers["www-authenticate"] == 'Basic realm="canbao"'
 
@@ -172,8 +199,9 @@ async def test_a_card_with_another_name_or_an_unknown_number_opens_nothing_and_i
 ) -> None:
     assert_problem(await card_session(gateway, name="李四"), 403, "name-mismatch")
     assert_problem(await card_session(gateway, number=UNREGISTERED), 404, "not-registered")
-    assert_problem(await card_session(gateway, number="520102198001010000"), 422,
-                   "invalid-id-number")  # fmt: skip
+    assert_problem(
+        await card_session(gateway, number="520102198001010000"), 422, "invalid-id-number"
+    )
     # A name as the card writes it (full-width dot, spaces) is the registry's.
     assert (await card_session(gateway, OTHER, "阿依古丽・买买提 ")).status_code == 201
     outcomes = [(r["staff"], r["outcome"]) for r in await audit_rows(gateway_db)]
@@ -206,12 +234,18 @@ async def test_a_session_ends_when_left_idle_on_a_kiosk_logged_out_or_its_kiosk_
     async with gateway_db.engine.begin() as connection:
         await clients.set_active(connection, KIOSK, active=False)
     assert_problem(await gateway.get("/api/v1/self/me", headers=session), 401, "session-ended")
-    again = await gateway.post("/api/v1/self/session", headers=bearer(kiosk),
-                               json={"id_number": PERSON, "name": "王伟"})  # fmt: skip
+    again = await gateway.post(
+        "/api/v1/self/session", headers=bearer(kiosk), json={"id_number": PERSON, "name": "王伟"}
+    )
     assert_problem(again, 401, "token-revoked")
-    assert_problem(await gateway.post("/api/v1/auth/token", data={
-        "grant_type": "client_credentials", "client_id": KIOSK, "client_secret": SECRET}),
-        401, "invalid-client")  # fmt: skip
+    assert_problem(
+        await gateway.post(
+            "/api/v1/auth/token",
+            data={"grant_type": "client_credentials", "client_id": KIOSK, "client_secret": SECRET},
+        ),
+        401,
+        "invalid-client",
+    )
 
 
 async def test_a_session_lasts_ten_minutes_at_most(
@@ -224,7 +258,9 @@ async def test_a_session_lasts_ten_minutes_at_most(
     test_clock.advance(seconds=60)
     found = await gateway.get("/api/v1/self/me", headers=session)
     assert found.status_code == 401 and found.json()["type"] in (
-        "/problems/token-expired", "/problems/session-ended")  # fmt: skip
+        "/problems/token-expired",
+        "/problems/session-ended",
+    )
 
 
 async def mobile_session(gateway: httpx.AsyncClient, clock: Clock, **claims: Any) -> str:
@@ -244,8 +280,11 @@ async def test_the_apps_id_token_opens_one_session_and_bad_ones_are_refused_with
     assert opened.status_code == 201, opened.text
     me = await gateway.get("/api/v1/self/me", headers=bearer(opened.json()["access_token"]))
     assert me.json()["name"] == "王*"
-    assert_problem(await gateway.post("/api/v1/self/session", json={"id_token": token}),
-                   401, "id-token-replayed")  # fmt: skip
+    assert_problem(
+        await gateway.post("/api/v1/self/session", json={"id_token": token}),
+        401,
+        "id-token-replayed",
+    )
     forged_key = ec.generate_private_key(ec.SECP256R1())
     cases = {
         "signature": id_token(test_clock, key=forged_key),
@@ -253,14 +292,25 @@ async def test_the_apps_id_token_opens_one_session_and_bad_ones_are_refused_with
         "audience": id_token(test_clock, aud="another-app"),
         "issuer": id_token(test_clock, iss="https://idp.elsewhere.example"),
         "subject": id_token(test_clock, subject="520102198001010000"),
-        "old": id_token(test_clock, iat=test_clock() - timedelta(hours=1),
-                        exp=test_clock() + timedelta(hours=1)),
-        "none": jwt.encode({"iss": ISSUER, "aud": AUDIENCE, "sub": PERSON}, key=None,
-                           algorithm="none"),
-        "hs256": jwt.encode({"iss": ISSUER, "aud": AUDIENCE, "sub": PERSON,
-                             "iat": test_clock(), "exp": test_clock() + timedelta(minutes=5),
-                             "jti": "x"}, IDP_PUBLIC.encode()[:64], algorithm="HS256"),
-    }  # fmt: skip
+        "old": id_token(
+            test_clock, iat=test_clock() - timedelta(hours=1), exp=test_clock() + timedelta(hours=1)
+        ),
+        "none": jwt.encode(
+            {"iss": ISSUER, "aud": AUDIENCE, "sub": PERSON}, key=None, algorithm="none"
+        ),
+        "hs256": jwt.encode(
+            {
+                "iss": ISSUER,
+                "aud": AUDIENCE,
+                "sub": PERSON,
+                "iat": test_clock(),
+                "exp": test_clock() + timedelta(minutes=5),
+                "jti": "x",
+            },
+            IDP_PUBLIC.encode()[:64],
+            algorithm="HS256",
+        ),
+    }
     for case, bad in cases.items():
         refused = await gateway.post("/api/v1/self/session", json={"id_token": bad})
         body = assert_problem(refused, 401, "id-token-invalid")
@@ -274,11 +324,18 @@ async def test_the_apps_id_token_opens_one_session_and_bad_ones_are_refused_with
 
 
 async def test_without_an_identity_provider_the_mobile_channel_is_closed(
-    gateway_url: str, test_clock: Clock, harness: Harness, matching_db: Database,
-    survey_app: FastAPI, people: dict[str, UUID],
-) -> None:  # fmt: skip
-    apps = {"identity": identity_app(harness), "matching": matching_app(matching_db),
-            "survey": survey_app}  # fmt: skip
+    gateway_url: str,
+    test_clock: Clock,
+    harness: Harness,
+    matching_db: Database,
+    survey_app: FastAPI,
+    people: dict[str, UUID],
+) -> None:
+    apps = {
+        "identity": identity_app(harness),
+        "matching": matching_app(matching_db),
+        "survey": survey_app,
+    }
     async for gateway in gateway_over(gateway_url, test_clock, **apps):
         closed = await gateway.post("/api/v1/self/session", json={"id_token": "x.y.z"})
         assert_problem(closed, 503, "mobile-channel-unavailable")
@@ -289,15 +346,20 @@ async def test_a_session_reaches_its_own_record_only_and_staff_routes_refuse_it(
 ) -> None:
     session = bearer((await card_session(gateway)).json()["access_token"])
     kiosk = bearer(await kiosk_token(gateway))
-    for path in (f"/api/v1/counter/popup/{PERSON}", f"/api/v1/persons/{OTHER}",
-                 "/api/v1/survey/tasks", "/api/v1/audit"):  # fmt: skip
+    for path in (
+        f"/api/v1/counter/popup/{PERSON}",
+        f"/api/v1/persons/{OTHER}",
+        "/api/v1/survey/tasks",
+        "/api/v1/audit",
+    ):
         for who in (session, kiosk):
             assert_problem(await gateway.get(path, headers=who), 403, "role-not-allowed")
     clerk = bearer(token_for(Role.COUNTER))
     assert_problem(await gateway.get("/api/v1/self/me", headers=clerk), 403, "role-not-allowed")
     assert_problem(await gateway.get("/api/v1/self/me", headers=kiosk), 403, "role-not-allowed")
-    by_clerk = await gateway.post("/api/v1/self/session", headers=clerk,
-                                  json={"id_number": PERSON, "name": "王伟"})  # fmt: skip
+    by_clerk = await gateway.post(
+        "/api/v1/self/session", headers=clerk, json={"id_number": PERSON, "name": "王伟"}
+    )
     assert_problem(by_clerk, 403, "role-not-allowed")
     both = await gateway.post(
         "/api/v1/self/session",
@@ -321,17 +383,18 @@ async def test_a_correction_sent_twice_is_one_task_waiting_for_the_agency(
 
     mine = (await gateway.get("/api/v1/self/me/corrections", headers=session)).json()
     assert [(c["task_id"], c["state"], [i["item"] for i in c["items"]]) for c in mine] == [
-        (sent.json()["task_id"], "submitted", ["phone"])]  # fmt: skip
+        (sent.json()["task_id"], "submitted", ["phone"])
+    ]
     record = (await gateway.get("/api/v1/self/me", headers=session)).json()
     kinds = {r["kind"]: r for r in record["reminders"]}
     assert "correction_pending" in kinds and "联系电话" in kinds["correction_pending"]["text"]
     assert not [r for r in record["reminders"] if r["item"] == "phone"]  # not asked again
 
     platform = bearer(token_for(Role.PLATFORM, scope="5201", username="demo-platform"))
-    queue = await gateway.get("/api/v1/survey/tasks", params={"channel": "self"},
-                              headers=platform)  # fmt: skip
+    queue = await gateway.get("/api/v1/survey/tasks", params={"channel": "self"}, headers=platform)
     assert [(t["task_id"], t["channel"], t["state"]) for t in queue.json()["items"]] == [
-        (sent.json()["task_id"], "self", "submitted")]  # fmt: skip
+        (sent.json()["task_id"], "self", "submitted")
+    ]
 
 
 async def test_identity_items_are_for_the_counter_and_bad_values_are_refused_per_item(

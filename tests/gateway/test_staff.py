@@ -9,9 +9,16 @@ from canbao_gateway.staff import InvalidScope, covers, normalise_scope
 
 @pytest.mark.parametrize(
     ("written", "scope"),
-    [("52", "52"), ("520000", "52"), ("5201", "5201"), ("520100", "5201"),
-     ("520102", "520102"), ("520102003", "520102003"), ("520102003001", "520102003001")],
-)  # fmt: skip
+    [
+        ("52", "52"),
+        ("520000", "52"),
+        ("5201", "5201"),
+        ("520100", "5201"),
+        ("520102", "520102"),
+        ("520102003", "520102003"),
+        ("520102003001", "520102003001"),
+    ],
+)
 def test_scope_is_the_prefix_a_division_code_stands_for(written: str, scope: str) -> None:
     assert normalise_scope(written) == scope
 

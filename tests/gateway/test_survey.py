@@ -76,20 +76,38 @@ async def family(harness: Harness) -> list[Member]:
     judged them: the father uninsured without a phone, the mother uninsured, their son done."""
     people = await feed_division(harness)
     return [
-        Member(HEAD["xm"], HEAD["sfzh"], "01", person_id=people["head"],
-               needs=(SurveyReason.UNINSURED, SurveyReason.MISSING_INFO),
-               statuses=dict(UNINSURED), missing=(RegistrationItem.PHONE,), phone=None),
-        Member(SPOUSE["xm"], SPOUSE["sfzh"], "02", person_id=people["spouse"],
-               needs=(SurveyReason.UNINSURED,), statuses=dict(UNINSURED)),
+        Member(
+            HEAD["xm"],
+            HEAD["sfzh"],
+            "01",
+            person_id=people["head"],
+            needs=(SurveyReason.UNINSURED, SurveyReason.MISSING_INFO),
+            statuses=dict(UNINSURED),
+            missing=(RegistrationItem.PHONE,),
+            phone=None,
+        ),
+        Member(
+            SPOUSE["xm"],
+            SPOUSE["sfzh"],
+            "02",
+            person_id=people["spouse"],
+            needs=(SurveyReason.UNINSURED,),
+            statuses=dict(UNINSURED),
+        ),
         Member(CHILD["xm"], CHILD["sfzh"], "10", person_id=people["child"]),
-    ]  # fmt: skip
+    ]
 
 
 @pytest.fixture
 async def gateway(
-    gateway_url: str, test_clock: Clock, harness: Harness, survey_app: FastAPI,
-    survey_db: Database, producer: Producer, family: list[Member],
-) -> AsyncIterator[httpx.AsyncClient]:  # fmt: skip
+    gateway_url: str,
+    test_clock: Clock,
+    harness: Harness,
+    survey_app: FastAPI,
+    survey_db: Database,
+    producer: Producer,
+    family: list[Member],
+) -> AsyncIterator[httpx.AsyncClient]:
     """The gateway before survey and identity; survey knows the family's verdicts."""
     identity = identity_app(harness)
     survey_app.state.identity_transport = httpx.ASGITransport(app=identity)  # lists stream it
@@ -135,28 +153,40 @@ async def listed_and_assigned(gateway: httpx.AsyncClient, staff: Any) -> dict[st
     Wangs' household assigned to them. The father's task."""
     county, platform = staff(Role.COUNTY, COUNTY), staff(Role.PLATFORM, PLATFORM)
     for n, username in enumerate((SURVEYOR, SURVEYOR2)):
-        entry = {"username": username, "name": f"调查员{n}", "county_code": NANMING,
-                 "certificate_number": f"DC-{NANMING}-000{n}"}  # fmt: skip
+        entry = {
+            "username": username,
+            "name": f"调查员{n}",
+            "county_code": NANMING,
+            "certificate_number": f"DC-{NANMING}-000{n}",
+        }
         put = await gateway.put(f"{API}/surveyors/{username}", json=entry, headers=county)
         assert put.status_code == 200, put.text
     made = await gateway.post(f"{API}/lists", json={"region_code": NANMING}, headers=platform)
     assert made.status_code == 201, made.text
     assert {k: made.json()[k] for k in ("region_code", "tasks", "households")} == {
-        "region_code": NANMING, "tasks": 2, "households": 1}  # fmt: skip
+        "region_code": NANMING,
+        "tasks": 2,
+        "households": 1,
+    }
     page = (await gateway.get(f"{API}/tasks", params={"region": NANMING}, headers=platform)).json()
     [father] = [t for t in page["items"] if t["person"]["name"] == "王*"]
     team = {"team": [SURVEYOR, SURVEYOR2]}
-    assigned = await gateway.post(f"{API}/tasks/{father['task_id']}/assign", json=team,
-                                  headers=platform)  # fmt: skip
+    assigned = await gateway.post(
+        f"{API}/tasks/{father['task_id']}/assign", json=team, headers=platform
+    )
     assert assigned.status_code == 200, assigned.text
     assert len(assigned.json()["assigned"]) == 2  # the household: father and mother
     return dict(father)
 
 
 async def test_a_household_survey_from_list_to_approval_through_the_gateway(
-    gateway: httpx.AsyncClient, staff: Any, gateway_db: Database, survey_db: Database,
-    published: Published, family: list[Member],
-) -> None:  # fmt: skip
+    gateway: httpx.AsyncClient,
+    staff: Any,
+    gateway_db: Database,
+    survey_db: Database,
+    published: Published,
+    family: list[Member],
+) -> None:
     father = await listed_and_assigned(gateway, staff)
     task = f"{API}/tasks/{father['task_id']}"
     surveyor = staff(Role.SURVEYOR, SURVEYOR)
@@ -181,10 +211,14 @@ async def test_a_household_survey_from_list_to_approval_through_the_gateway(
     async with survey_db.engine.connect() as connection:
         assert await connection.scalar(sa.select(sa.func.count()).select_from(submissions)) == 1
 
-    assert_problem(await gateway.post(f"{task}/review", json={"decision": "pass"},
-                                      headers=surveyor), 403, "role-not-allowed")  # fmt: skip
-    reviewed = await gateway.post(f"{task}/review", json={"decision": "pass"},
-                                  headers=staff(Role.PLATFORM, PLATFORM))  # fmt: skip
+    assert_problem(
+        await gateway.post(f"{task}/review", json={"decision": "pass"}, headers=surveyor),
+        403,
+        "role-not-allowed",
+    )
+    reviewed = await gateway.post(
+        f"{task}/review", json={"decision": "pass"}, headers=staff(Role.PLATFORM, PLATFORM)
+    )
     assert reviewed.json() == {"task_id": father["task_id"], "state": "first_reviewed"}
     county = staff(Role.COUNTY, COUNTY)
     approved = await gateway.post(f"{task}/approve", json={"decision": "approve"}, headers=county)
@@ -198,8 +232,11 @@ async def test_a_household_survey_from_list_to_approval_through_the_gateway(
     [event] = published.of_person(head)
     assert (event.handler, event.first_reviewer, event.reviewer) == (SURVEYOR, PLATFORM, COUNTY)
     rows = await audit_rows(gateway_db)
-    assert [r for r in described(rows) if r[0].endswith(("/submit", "/review", "/approve",
-                                                         "form.pdf", "{task_id}"))] == [
+    assert [
+        r
+        for r in described(rows)
+        if r[0].endswith(("/submit", "/review", "/approve", "form.pdf", "{task_id}"))
+    ] == [
         (f"GET {API}/tasks/{{task_id}}", SURVEYOR, "survey", "ok"),
         (f"GET {API}/tasks/{{task_id}}/form.pdf", SURVEYOR, "survey", "ok"),
         (f"POST {API}/tasks/{{task_id}}/submit", SURVEYOR, "survey", "ok"),
@@ -207,14 +244,18 @@ async def test_a_household_survey_from_list_to_approval_through_the_gateway(
         (f"POST {API}/tasks/{{task_id}}/review", PLATFORM, "review", "ok"),
         (f"POST {API}/tasks/{{task_id}}/approve", COUNTY, "review", "ok"),
         (f"POST {API}/tasks/{{task_id}}/approve", COUNTY, "review", "rejected"),
-    ]  # fmt: skip
+    ]
     about_the_father = [r for r in rows if r["person_id"] == head]
     assert len(about_the_father) == 6 and {r["person_region"] for r in about_the_father} == {
-        NANMING}  # fmt: skip
+        NANMING
+    }
     assert all(HEAD["sfzh"] not in repr(r) for r in rows)
     listing = [r for r in rows if r["endpoint"] in (f"POST {API}/lists", f"GET {API}/tasks")]
     assert [(r["staff"], r["person_region"], r["person_id"]) for r in listing] == [
-        (PLATFORM, NANMING, None), (PLATFORM, NANMING, None), (SURVEYOR, "5201", None)]  # fmt: skip
+        (PLATFORM, NANMING, None),
+        (PLATFORM, NANMING, None),
+        (SURVEYOR, "5201", None),
+    ]
 
 
 async def test_maker_checker_from_survey_reaches_the_client_unchanged(
@@ -225,15 +266,20 @@ async def test_maker_checker_from_survey_reaches_the_client_unchanged(
     father = await listed_and_assigned(gateway, staff)
     task = f"{API}/tasks/{father['task_id']}"
     await gateway.post(f"{task}/submit", json=submission(), headers=staff(Role.SURVEYOR, SURVEYOR))
-    reviewed = await gateway.post(f"{task}/review", json={"decision": "pass"},
-                                  headers=staff(Role.PLATFORM, PLATFORM))  # fmt: skip
+    reviewed = await gateway.post(
+        f"{task}/review", json={"decision": "pass"}, headers=staff(Role.PLATFORM, PLATFORM)
+    )
     assert reviewed.status_code == 200, reviewed.text
     async with gateway_db.engine.begin() as connection:  # as move-staff does
-        await connection.execute(sa.update(staff_accounts).where(
-            staff_accounts.c.username == PLATFORM).values(role="county"))  # fmt: skip
+        await connection.execute(
+            sa.update(staff_accounts)
+            .where(staff_accounts.c.username == PLATFORM)
+            .values(role="county")
+        )
 
-    refused = await gateway.post(f"{task}/approve", json={"decision": "approve"},
-                                 headers=staff(Role.COUNTY, PLATFORM))  # fmt: skip
+    refused = await gateway.post(
+        f"{task}/approve", json={"decision": "approve"}, headers=staff(Role.COUNTY, PLATFORM)
+    )
 
     problem = assert_problem(refused, 409, "maker-checker")
     assert problem["title"] == "不得审核本人提交或已审核过的调查结果 (maker-checker)"
@@ -241,8 +287,9 @@ async def test_maker_checker_from_survey_reaches_the_client_unchanged(
     assert problem["instance"] == f"{task}/approve"  # the gateway's path, not survey's
     [row] = [r for r in await audit_rows(gateway_db) if r["endpoint"].endswith("/approve")]
     assert (row["staff"], row["role"], row["outcome"]) == (PLATFORM, "county", "rejected")
-    approved = await gateway.post(f"{task}/approve", json={"decision": "approve"},
-                                  headers=staff(Role.COUNTY, COUNTY))  # fmt: skip
+    approved = await gateway.post(
+        f"{task}/approve", json={"decision": "approve"}, headers=staff(Role.COUNTY, COUNTY)
+    )
     assert approved.json()["state"] == "approved"
 
 
@@ -275,19 +322,29 @@ async def test_staff_of_another_county_are_refused_and_the_attempts_audited(
     yunyan = staff(Role.PLATFORM, "platform-yunyan", scope=YUNYAN)
     list_there = await gateway.post(f"{API}/lists", json={"region_code": NANMING}, headers=yunyan)
     assert assert_problem(list_there, 403, "out-of-scope")["region_code"] == NANMING
-    assert_problem(await gateway.get(f"{API}/tasks", params={"region": NANMING}, headers=yunyan),
-                   403, "out-of-scope")  # fmt: skip
+    assert_problem(
+        await gateway.get(f"{API}/tasks", params={"region": NANMING}, headers=yunyan),
+        403,
+        "out-of-scope",
+    )
     # The task's division is survey's to know: its refusal, passed on.
-    assert assert_problem(await gateway.get(task, headers=yunyan), 403,
-                          "out-of-scope")["region_code"] == NANMING  # fmt: skip
-    assert_problem(await gateway.get(f"{API}/ledger/{NANMING}", headers=yunyan), 403,
-                   "out-of-scope")  # fmt: skip
-    assert_problem(await gateway.get(f"{API}/progress", params={"region": NANMING},
-                                     headers=yunyan), 403, "out-of-scope")  # fmt: skip
+    assert (
+        assert_problem(await gateway.get(task, headers=yunyan), 403, "out-of-scope")["region_code"]
+        == NANMING
+    )
+    assert_problem(
+        await gateway.get(f"{API}/ledger/{NANMING}", headers=yunyan), 403, "out-of-scope"
+    )
+    assert_problem(
+        await gateway.get(f"{API}/progress", params={"region": NANMING}, headers=yunyan),
+        403,
+        "out-of-scope",
+    )
     county = staff(Role.COUNTY, "county-yunyan", scope=YUNYAN)
     entry = {"username": "x", "name": "某", "county_code": NANMING, "certificate_number": "DC-1"}
-    assert_problem(await gateway.put(f"{API}/surveyors/x", json=entry, headers=county), 403,
-                   "out-of-scope")  # fmt: skip
+    assert_problem(
+        await gateway.put(f"{API}/surveyors/x", json=entry, headers=county), 403, "out-of-scope"
+    )
     rows = [r for r in await audit_rows(gateway_db) if r["staff"] == "platform-yunyan"]
     assert [(r["outcome"], r["person_region"]) for r in rows] == [("out_of_scope", NANMING)] * 4
 
@@ -309,17 +366,23 @@ async def test_the_ledger_in_three_formats_and_the_progress_of_the_county(
     pdf = await gateway.get(f"{API}/ledger/{NANMING}", params={"format": "pdf"}, headers=county)
     text = "".join(page.extract_text() for page in PdfReader(io.BytesIO(pdf.content)).pages)
     assert "全民参保登记个人信息汇总表" in text
-    assert_problem(await gateway.get(f"{API}/ledger/{NANMING}",
-                                     headers=staff(Role.SURVEYOR, SURVEYOR)), 403,
-                   "role-not-allowed")  # fmt: skip
-    progress = (await gateway.get(f"{API}/progress", params={"region": "5201"},
-                                  headers=county)).json()  # fmt: skip
+    assert_problem(
+        await gateway.get(f"{API}/ledger/{NANMING}", headers=staff(Role.SURVEYOR, SURVEYOR)),
+        403,
+        "role-not-allowed",
+    )
+    progress = (
+        await gateway.get(f"{API}/progress", params={"region": "5201"}, headers=county)
+    ).json()
     assert (progress["needing_survey"], progress["surveyed"]) == (2, 0)
     assert progress["open_tasks_by_team"] == [{"team": [SURVEYOR, SURVEYOR2], "open_tasks": 2}]
     roster = (await gateway.get(f"{API}/surveyors", headers=county)).json()
     assert sorted(s["username"] for s in roster) == sorted([SURVEYOR, SURVEYOR2])
-    ledger_rows = [r for r in await audit_rows(gateway_db)
-                   if r["endpoint"] == f"GET {API}/ledger/{{community_code}}"]  # fmt: skip
+    ledger_rows = [
+        r
+        for r in await audit_rows(gateway_db)
+        if r["endpoint"] == f"GET {API}/ledger/{{community_code}}"
+    ]
     assert [(r["staff"], r["person_region"]) for r in ledger_rows] == [(COUNTY, NANMING)] * 3
     assert father["state"] == "open"
 
@@ -351,11 +414,17 @@ async def test_a_surveyor_reports_a_person_the_registry_does_not_know(
     [row] = [r for r in await audit_rows(gateway_db) if r["endpoint"].endswith("discoveries")]
     assert (row["outcome"], row["person_region"]) == ("ok", NANMING) and row["id_number_hash"]
     elsewhere = submission(items=NEW_PERSON, region_code="520302")
-    assert_problem(await gateway.post(f"{API}/discoveries", json=elsewhere, headers=surveyor),
-                   403, "out-of-scope")  # fmt: skip
+    assert_problem(
+        await gateway.post(f"{API}/discoveries", json=elsewhere, headers=surveyor),
+        403,
+        "out-of-scope",
+    )
     invalid = submission(items={**NEW_PERSON, "gender": "7"}, region_code=NANMING)
-    body = assert_problem(await gateway.post(f"{API}/discoveries", json=invalid,
-                                             headers=surveyor), 422, "invalid-items")  # fmt: skip
+    body = assert_problem(
+        await gateway.post(f"{API}/discoveries", json=invalid, headers=surveyor),
+        422,
+        "invalid-items",
+    )
     assert [e["item"] for e in body["errors"]] == ["gender"]  # survey's, passed on
 
 
@@ -366,8 +435,9 @@ async def test_a_submission_may_carry_the_signed_forms_scan(
     father = await listed_and_assigned(gateway, staff)
     scan = base64.b64encode(b"\xff\xd8" + bytes(1_500_000)).decode()
     body = submission(signed_form={"content_type": "image/jpeg", "data": scan})
-    response = await gateway.post(f"{API}/tasks/{father['task_id']}/submit", json=body,
-                                  headers=staff(Role.SURVEYOR, SURVEYOR))  # fmt: skip
+    response = await gateway.post(
+        f"{API}/tasks/{father['task_id']}/submit", json=body, headers=staff(Role.SURVEYOR, SURVEYOR)
+    )
     assert response.status_code == 201, response.text[:500]
 
 
@@ -382,14 +452,17 @@ async def test_survey_away_is_503(gateway_url: str, test_clock: Clock, token_for
 
 
 async def test_identity_away_while_a_list_is_made_reaches_the_client_as_such(
-    gateway_url: str, test_clock: Clock, token_for: Any, survey_url: str,
+    gateway_url: str,
+    test_clock: Clock,
+    token_for: Any,
+    survey_url: str,
     collections_kafka: MockKafkaCluster,
-) -> None:  # fmt: skip
+) -> None:
     nobody = f"http://127.0.0.1:{free_port()}"
-    survey = create_app(TEST_SERVICE, survey_settings(survey_url, collections_kafka,
-                                                      identity_url=nobody))  # fmt: skip
+    survey = create_app(
+        TEST_SERVICE, survey_settings(survey_url, collections_kafka, identity_url=nobody)
+    )
     async for client in gateway_over(gateway_url, test_clock, survey=survey):
         headers = bearer(token_for(Role.PLATFORM, scope="5201"))
-        response = await client.post(f"{API}/lists", json={"region_code": NANMING},
-                                     headers=headers)  # fmt: skip
+        response = await client.post(f"{API}/lists", json={"region_code": NANMING}, headers=headers)
     assert_problem(response, 503, "identity-unavailable")

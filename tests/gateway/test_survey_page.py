@@ -64,10 +64,15 @@ async def test_the_labels_are_the_contracts_and_the_survey_services(
     assert labels["coded_items"]["gender"] == {"1": "男", "2": "女"}
     assert set(labels["coded_items"]) == {"gender", "household_type", "personal_identity"}
     assert labels["roles"] == {
-        "counter": "窗口经办", "surveyor": "调查员", "platform": "基层平台",
-        "county": "县级经办", "reviewer": "复核", "city": "市级经办", "analyst": "统计分析",
+        "counter": "窗口经办",
+        "surveyor": "调查员",
+        "platform": "基层平台",
+        "county": "县级经办",
+        "reviewer": "复核",
+        "city": "市级经办",
+        "analyst": "统计分析",
         "auditor": "审计",
-    }  # fmt: skip
+    }
     # The survey service's words, in the order a task moves (the state filter's order).
     assert labels["task_states"] == {state.value: state.label for state in TaskState}
     assert list(labels["task_states"]) == [state.value for state in TaskState]

@@ -71,8 +71,13 @@ async def test_token_of_an_unknown_role_is_refused(
     client: httpx.AsyncClient, test_clock: Clock
 ) -> None:
     key = settings_for("unused").jwt_key()
-    good = tokens.issue(Staff("x", Role.COUNTER, "52"), version=0, key=key, now=test_clock(),
-                        lifetime=timedelta(minutes=15))  # fmt: skip
+    good = tokens.issue(
+        Staff("x", Role.COUNTER, "52"),
+        version=0,
+        key=key,
+        now=test_clock(),
+        lifetime=timedelta(minutes=15),
+    )
     claims = jwt.decode(good, options={"verify_signature": False}) | {"role": "superuser"}
     response = await client.get(ME, headers=bearer(jwt.encode(claims, key, algorithm="HS256")))
     assert_problem(response, 401, "invalid-token")
@@ -91,8 +96,13 @@ async def test_token_of_an_account_that_does_not_exist_is_refused(
     client: httpx.AsyncClient, test_clock: Clock
 ) -> None:
     key = settings_for("unused").jwt_key()
-    token = tokens.issue(Staff("nobody", Role.COUNTER, "52"), version=0, key=key,
-                         now=test_clock(), lifetime=timedelta(minutes=15))  # fmt: skip
+    token = tokens.issue(
+        Staff("nobody", Role.COUNTER, "52"),
+        version=0,
+        key=key,
+        now=test_clock(),
+        lifetime=timedelta(minutes=15),
+    )
     assert_problem(await client.get(ME, headers=bearer(token)), 401, "token-revoked")
 
 
@@ -106,9 +116,11 @@ async def test_token_of_an_account_that_does_not_exist_is_refused(
     ],
 )
 async def test_a_change_to_the_account_revokes_its_tokens_at_once(
-    client: httpx.AsyncClient, add_account: AddAccount, gateway_db: Database,
+    client: httpx.AsyncClient,
+    add_account: AddAccount,
+    gateway_db: Database,
     change: dict[str, object],
-) -> None:  # fmt: skip
+) -> None:
     # However the account is changed (here by SQL, as an administrator might): the database
     # raises its token version (tables.py).
     await add_account("wang-li", "s3cret", Role.COUNTER, "520102")

@@ -33,9 +33,12 @@ BEIJING = "110101"  # tests/identity/test_writeback.py's person lives in Dongche
 
 
 async def test_the_county_lists_what_waits_for_the_business_systems(
-    gateway_url: str, gateway_db: Database, test_clock: Clock, token_for: Callable[..., str],
+    gateway_url: str,
+    gateway_db: Database,
+    test_clock: Clock,
+    token_for: Callable[..., str],
     harness: Harness,
-) -> None:  # fmt: skip
+) -> None:
     person_id, collection_id = await collected(harness)
     token = bearer(token_for(Role.COUNTY, scope="11"))
     async for client in gateway_over(gateway_url, test_clock, identity=identity_app(harness)):
@@ -64,9 +67,12 @@ async def test_the_county_lists_what_waits_for_the_business_systems(
 
         (request,) = requests(harness)
         refusal = FeedbackReplied(
-            feedback_id=request.feedback_id, system="si_core",
-            outcome=FeedbackOutcome.REFUSED, reason="该人员已转出本统筹区", replied_at=AFTER,
-        )  # fmt: skip
+            feedback_id=request.feedback_id,
+            system="si_core",
+            outcome=FeedbackOutcome.REFUSED,
+            reason="该人员已转出本统筹区",
+            replied_at=AFTER,
+        )
         await answer(harness, reply_message(refusal))
         refused = await client.get("/api/v1/writebacks?state=refused", headers=token)
         assert [(i["state"], i["reason"]) for i in refused.json()["items"]] == [
@@ -83,14 +89,22 @@ async def test_the_county_lists_what_waits_for_the_business_systems(
         assert_problem(outside, 403, "out-of-scope")
     rows = await audit_rows(gateway_db)
     assert [(r["outcome"], r["person_region"]) for r in rows] == [
-        ("ok", "11"), ("ok", "11"), ("ok", "11"), ("ok", "11"), ("ok", "11"),
-        ("ok", "52"), ("out_of_scope", BEIJING),
-    ]  # fmt: skip
+        ("ok", "11"),
+        ("ok", "11"),
+        ("ok", "11"),
+        ("ok", "11"),
+        ("ok", "11"),
+        ("ok", "52"),
+        ("out_of_scope", BEIJING),
+    ]
 
 
 async def test_the_list_comes_a_page_at_a_time(
-    gateway_url: str, test_clock: Clock, token_for: Callable[..., str], harness: Harness,
-) -> None:  # fmt: skip
+    gateway_url: str,
+    test_clock: Clock,
+    token_for: Callable[..., str],
+    harness: Harness,
+) -> None:
     await collected(harness)
     # The card system's record, of before the approval, arrives late and says another phone.
     await harness.apply([card(phone="13800000001")])  # si_core and card disagree: two requests

@@ -78,17 +78,36 @@ def resident(index: int) -> tuple[Resident, list[LinkedRecord]]:
     records = []
     common = {"sfzh": id_number, "xm": name, "xb": "12"[index % 2], "csrq": (birth - _EPOCH).days}
     if migrant:
-        permit = common | {"jzzh": f"JZ{index}", "hjdz_xzqh": ELSEWHERE, "jzdz_xzqh": region,
-                           "jzdz": address, "zt": "1"}  # fmt: skip
+        permit = common | {
+            "jzzh": f"JZ{index}",
+            "hjdz_xzqh": ELSEWHERE,
+            "jzdz_xzqh": region,
+            "jzdz": address,
+            "zt": "1",
+        }
         records.append(_linked("cdc.hukou.resident_permit", f"jzzh=JZ{index}", permit, index))
     else:
-        row = common | {"hjdz_xzqh": region, "hjdz": address, "hh": number, "yhzgx": relation,
-                        "ryzt": "1" if deceased else "0",
-                        "zxrq": (date(2025, 1, 1) - _EPOCH).days if deceased else None}  # fmt: skip
+        row = common | {
+            "hjdz_xzqh": region,
+            "hjdz": address,
+            "hh": number,
+            "yhzgx": relation,
+            "ryzt": "1" if deceased else "0",
+            "zxrq": (date(2025, 1, 1) - _EPOCH).days if deceased else None,
+        }
         records.append(_linked("cdc.hukou.person", f"sfzh={index}", row, index))
-    ac01 = {"aac001": f"P{index}", "aac002": id_number, "aac003": name, "aac004": "12"[index % 2],
-            "aac006": f"{birth:%Y%m%d}", "aab301": region, "aae005": f"138{index:08d}",
-            "aae006": address, "aac009": "21", "aac012": "90"}  # fmt: skip
+    ac01 = {
+        "aac001": f"P{index}",
+        "aac002": id_number,
+        "aac003": name,
+        "aac004": "12"[index % 2],
+        "aac006": f"{birth:%Y%m%d}",
+        "aab301": region,
+        "aae005": f"138{index:08d}",
+        "aae006": address,
+        "aac009": "21",
+        "aac012": "90",
+    }
     records.append(_linked("cdc.si_core.ac01", f"aac001=P{index}", ac01, index))
     person_id = uuid.uuid5(_NAMESPACE, str(index))
     return Resident(person_id, region, number, relation, not migrant, deceased), records

@@ -36,13 +36,22 @@ def test_a_residence_permit_places_its_holder_where_they_live() -> None:
     assert record.claims[r.HOUSEHOLD_TYPE] == "52"
     assert record.claims[r.RESIDENCE_ADDRESS] == "贵州省贵阳市南明区花果园街道15号"
     assert (record.claims[r.ID_NUMBER], record.claims[r.DOCUMENT_TYPE]) == (
-        "530102199202020629", "01")  # fmt: skip
+        "530102199202020629",
+        "01",
+    )
     assert (record.claims[r.NAME], record.claims[r.BIRTH_DATE]) == ("周强", "1992-02-02")
     assert r.HOUSEHOLD_STATUS not in record.claims  # not the household register
     assert record.facts == (
-        FactDraft("residence_permit", {"status": "1", "region_code": "520102",
-                                       "issued_on": "2024-03-01", "valid_until": "2029-03-01"}),
-    )  # fmt: skip
+        FactDraft(
+            "residence_permit",
+            {
+                "status": "1",
+                "region_code": "520102",
+                "issued_on": "2024-03-01",
+                "valid_until": "2029-03-01",
+            },
+        ),
+    )
 
 
 def test_a_permit_of_an_unknown_status_states_no_fact() -> None:
@@ -56,9 +65,17 @@ def test_the_household_register_names_the_household_and_the_relation_to_its_head
     claims (personal), for the household survey (domain.md §2.3)."""
     adapter = adapter_for("cdc.hukou.person")
     assert adapter is not None
-    row = {"sfzh": "520102198001010011", "xm": "王伟", "xb": "1", "csrq": 3652,
-           "hjdz_xzqh": "520102", "hjdz": "贵州省贵阳市南明区幸福路1号", "hh": " 520102000001",
-           "yhzgx": "01", "ryzt": "0"}  # fmt: skip
+    row = {
+        "sfzh": "520102198001010011",
+        "xm": "王伟",
+        "xb": "1",
+        "csrq": 3652,
+        "hjdz_xzqh": "520102",
+        "hjdz": "贵州省贵阳市南明区幸福路1号",
+        "hh": " 520102000001",
+        "yhzgx": "01",
+        "ryzt": "0",
+    }
 
     claims = adapter.to_record(row).claims
 

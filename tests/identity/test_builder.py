@@ -35,10 +35,22 @@ async def test_a_person_arriving_in_three_batches_is_rebuilt_once_per_pass(
     """A snapshot sends each source table in turn, so a person's rows arrive in separate
     consumed batches: one pass resolves them all (here two per unit of work), then builds the
     golden record once and announces the person once."""
-    hukou = {"sfzh": NUMBER, "xm": "王伟", "xb": "1", "csrq": date(1980, 1, 1),
-             "hjdz_xzqh": "110101", "ryzt": "0"}  # fmt: skip
-    ac01 = {"aac001": "P1", "aac002": NUMBER, "aac003": "王伟", "aac004": "1",
-            "aac006": "19800101", "aab301": "110101"}  # fmt: skip
+    hukou = {
+        "sfzh": NUMBER,
+        "xm": "王伟",
+        "xb": "1",
+        "csrq": date(1980, 1, 1),
+        "hjdz_xzqh": "110101",
+        "ryzt": "0",
+    }
+    ac01 = {
+        "aac001": "P1",
+        "aac002": NUMBER,
+        "aac003": "王伟",
+        "aac004": "1",
+        "aac006": "19800101",
+        "aab301": "110101",
+    }
     card = {"aaz500": "C1", "aac002": NUMBER, "aac003": "王伟", "aae005": "13800138000"}
     for table, row in (("si_core.ac01", ac01), ("hukou.person", hukou), ("card.card_holder", card)):
         await harness.apply([change(table, row)], drain=False)
@@ -154,12 +166,16 @@ async def test_a_person_whose_rebuild_fails_is_set_aside_and_the_others_are_buil
     all the same. Once the record is corrected, a retry builds the person and clears the entry."""
     await harness.apply(
         [
-            change("hukou.person", {"sfzh": NUMBER, "xm": "王伟", "xb": "1",
-                                     "csrq": date(1980, 1, 1), "ryzt": "0"}),
-            change("hukou.person", {"sfzh": OTHER, "xm": "李娜", "xb": "2",
-                                     "csrq": date(1985, 2, 2), "ryzt": "0"}),
+            change(
+                "hukou.person",
+                {"sfzh": NUMBER, "xm": "王伟", "xb": "1", "csrq": date(1980, 1, 1), "ryzt": "0"},
+            ),
+            change(
+                "hukou.person",
+                {"sfzh": OTHER, "xm": "李娜", "xb": "2", "csrq": date(1985, 2, 2), "ryzt": "0"},
+            ),
         ]
-    )  # fmt: skip
+    )
     broken, fine = await harness.person_of(NUMBER), await harness.person_of(OTHER)
     assert broken is not None and fine is not None
     await _store_name(harness, broken, "\x00王伟")

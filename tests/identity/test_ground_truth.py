@@ -80,10 +80,15 @@ async def resolved(
 
 async def _with_three_builders(harness: Harness, messages: list[Message]) -> None:
     replicas = [
-        GoldenRecordBuilder(harness.db, harness.protector, service="identity", name=f"builder-{n}",
-                            idle_interval_s=0.01)
+        GoldenRecordBuilder(
+            harness.db,
+            harness.protector,
+            service="identity",
+            name=f"builder-{n}",
+            idle_interval_s=0.01,
+        )
         for n in range(3)
-    ]  # fmt: skip
+    ]
     for replica in replicas:
         await replica.start()
     try:
@@ -146,8 +151,9 @@ async def test_a_seeded_population_resolves_like_the_ground_truth(
         # The facts published for the person are the generator's, on the right person.
         enrolments = collections.Counter(
             (f.insurance.value, f.scheme.value, f.region_code, f.state, f.unit_id is not None)
-            for f in live.get(person_id, []) if f.kind == "enrolment"
-        )  # fmt: skip
+            for f in live.get(person_id, [])
+            if f.kind == "enrolment"
+        )
         want_enrolments = collections.Counter(tuple(e) for e in person["facts"][7])
         if enrolments != want_enrolments:
             mismatches.append(f"{key} enrolments {enrolments} != {want_enrolments}")

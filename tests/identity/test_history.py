@@ -40,20 +40,25 @@ async def client(identity_db: Database) -> AsyncIterator[httpx.AsyncClient]:
     app = create(settings)
     app.state.resources = Resources(settings=settings, database=identity_db)
     async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://identity",
+        transport=httpx.ASGITransport(app=app),
+        base_url="http://identity",
         auth=ServiceAuth("identity", username="reviewer-1", role="reviewer"),
-    ) as http:  # fmt: skip
+    ) as http:
         yield http
 
 
 async def collect(harness: Harness, person_id: UUID, phone: str) -> UUID:
     """An approved counter collection of the phone (as registry.collections brings it)."""
     event = CollectionApproved(
-        collection_id=uuid4(), person_id=person_id, channel=Channel.COUNTER,
-        items={RegistrationItem.PHONE: phone}, handler="clerk-1",
-        handled_at=REVIEWED_AT - timedelta(hours=1), reviewer="reviewer-1",
+        collection_id=uuid4(),
+        person_id=person_id,
+        channel=Channel.COUNTER,
+        items={RegistrationItem.PHONE: phone},
+        handler="clerk-1",
+        handled_at=REVIEWED_AT - timedelta(hours=1),
+        reviewer="reviewer-1",
         reviewed_at=REVIEWED_AT,
-    )  # fmt: skip
+    )
     async with harness.db.sessions() as session, session.begin():
         add_staged(session, collection_change(PROTECTOR, event))
     await harness.drain()
@@ -91,25 +96,36 @@ async def test_a_source_a_collection_and_a_source_again_make_three_rows(
 ) -> None:
     person_id = await registered(harness)
     [first] = await rows(harness)
-    assert (first.kind, first.person_id, first.source_table) == ("registered", person_id,
-                                                                 "hukou.person")  # fmt: skip
+    assert (first.kind, first.person_id, first.source_table) == (
+        "registered",
+        person_id,
+        "hukou.person",
+    )
 
     await harness.apply([change("si_core.ac01", ac01(NUMBER, aae005="13600136000"))])
     collection_id = await collect(harness, person_id, "13900139000")
     await harness.apply([change("si_core.ac01", ac01(NUMBER, aae006="贵州省贵阳市南明区2号"))])
 
     _, phone_by_source, phone_collected, address = await rows(harness)
-    assert [(r.kind, r.item, r.source_table) for r in (phone_by_source, phone_collected, address)] \
-        == [("value", "phone", "si_core.ac01"), ("value", "phone", "collection.counter"),
-            ("value", "residence_address", "si_core.ac01")]  # fmt: skip
+    assert [
+        (r.kind, r.item, r.source_table) for r in (phone_by_source, phone_collected, address)
+    ] == [
+        ("value", "phone", "si_core.ac01"),
+        ("value", "phone", "collection.counter"),
+        ("value", "residence_address", "si_core.ac01"),
+    ]
     assert opened(phone_by_source) == {"old": "13800138000", "new": "13600136000"}
     assert opened(phone_collected) == {"old": "13600136000", "new": "13900139000"}
     assert opened(address) == {"old": "北京市东城区1号", "new": "贵州省贵阳市南明区2号"}
     assert phone_by_source.record_key == "aac001=P1" and phone_by_source.observed_at
     assert phone_by_source.handler is None and phone_by_source.collection_id is None
-    assert (phone_collected.channel, phone_collected.collection_id, phone_collected.handler,
-            phone_collected.reviewer, phone_collected.reviewed_at) == (
-        "counter", collection_id, "clerk-1", "reviewer-1", REVIEWED_AT.isoformat())  # fmt: skip
+    assert (
+        phone_collected.channel,
+        phone_collected.collection_id,
+        phone_collected.handler,
+        phone_collected.reviewer,
+        phone_collected.reviewed_at,
+    ) == ("counter", collection_id, "clerk-1", "reviewer-1", REVIEWED_AT.isoformat())
     assert address.channel is None and address.reviewer is None
     assert first.changed_at < phone_by_source.changed_at < phone_collected.changed_at
 
@@ -122,9 +138,20 @@ async def test_a_rebuild_that_changes_no_value_writes_nothing(harness: Harness) 
     async with harness.work() as registry:
         await registry.rebuild([person_id])
     # Another source now confirming the phone: a change of source, not of value.
-    await harness.apply([change("card.card_holder", {"aaz500": "C1", "aac002": NUMBER,
-                                                     "aac003": "王伟", "aae005": "13800138000",
-                                                     "card_status": "1"})])  # fmt: skip
+    await harness.apply(
+        [
+            change(
+                "card.card_holder",
+                {
+                    "aaz500": "C1",
+                    "aac002": NUMBER,
+                    "aac003": "王伟",
+                    "aae005": "13800138000",
+                    "card_status": "1",
+                },
+            )
+        ]
+    )
     assert await rows(harness) == before
 
 
@@ -138,8 +165,9 @@ async def test_a_death_is_an_event_of_the_person(harness: Harness) -> None:
 
 async def test_the_table_holds_no_clear_value(harness: Harness) -> None:
     person_id = await registered(harness)
-    await harness.apply([change("si_core.ac01", ac01(NUMBER, aae005="13612345678",
-                                                     aac003="王伟伟"))])  # fmt: skip
+    await harness.apply(
+        [change("si_core.ac01", ac01(NUMBER, aae005="13612345678", aac003="王伟伟"))]
+    )
     await collect(harness, person_id, "13987654321")
     stored = await rows(harness)
     assert len(stored) == 3
@@ -151,8 +179,9 @@ async def test_the_table_holds_no_clear_value(harness: Harness) -> None:
     # Bound to its row: another row's ciphertext does not open here.
     a, b = stored[1], stored[2]
     with pytest.raises(InvalidTag):
-        PROTECTOR.decrypt(a.values_sealed, key_id=a.key_id,
-                          context=change_context(b.person_id, b.change_id))  # fmt: skip
+        PROTECTOR.decrypt(
+            a.values_sealed, key_id=a.key_id, context=change_context(b.person_id, b.change_id)
+        )
 
 
 async def test_the_history_is_insert_only(harness: Harness) -> None:
@@ -196,7 +225,9 @@ async def test_the_api_answers_newest_first_page_by_page(
     assert body["changes"][0]["source"] == "si_core.ac01"
     second = (await client.get(path, params={"limit": 2, "cursor": body["next_cursor"]})).json()
     assert [(c["kind"], c["new"]) for c in second["changes"]] == [
-        ("value", "13600136000"), ("registered", None)]  # fmt: skip
+        ("value", "13600136000"),
+        ("registered", None),
+    ]
     assert second["next_cursor"] is None
 
     assert (await client.get(path, params={"cursor": "yesterday"})).status_code == 422
@@ -210,14 +241,28 @@ async def test_a_merged_persons_history_follows_them(
     harness: Harness, client: httpx.AsyncClient
 ) -> None:
     survivor = await registered(harness)
-    await harness.apply([change("medical.insured", {
-        "psn_no": "M7", "certno": "E12345678", "psn_cert_type": "02", "psn_name": "王伟",
-        "gend": "1", "brdy": datetime(1980, 1, 1).date(), "insutype": "390",
-        "psn_insu_stas": "1"})])  # fmt: skip
+    await harness.apply(
+        [
+            change(
+                "medical.insured",
+                {
+                    "psn_no": "M7",
+                    "certno": "E12345678",
+                    "psn_cert_type": "02",
+                    "psn_name": "王伟",
+                    "gend": "1",
+                    "brdy": datetime(1980, 1, 1).date(),
+                    "insutype": "390",
+                    "psn_insu_stas": "1",
+                },
+            )
+        ]
+    )
     merged = await harness.person_of("E12345678", "02")
     assert merged is not None and merged != survivor
-    response = await client.post(f"/internal/persons/{merged}/merge",
-                                 json={"surviving_person_id": str(survivor)})  # fmt: skip
+    response = await client.post(
+        f"/internal/persons/{merged}/merge", json={"surviving_person_id": str(survivor)}
+    )
     assert response.status_code == 200, response.text
     changes = (await client.get(f"/internal/persons/{survivor}/history")).json()["changes"]
     kinds = {(c["person_id"], c["kind"]) for c in changes}

@@ -413,21 +413,25 @@ async def test_public_security_sends_the_household_register_and_residence_permit
 ) -> None:
     """Public security's tables are hukou.* (sources.md): a batch of them is that source."""
     local, moved, visitor = number(61), number(62), number(63, region="110101")
-    people = csv_rows([
-        "sfzh,xm,xb,csrq,hjdz_xzqh,hjdz,ryzt,zxrq",
-        f"{local},钱一,1,1980-01-01,520102,贵州省贵阳市南明区某街1号,0,",
-        f"{moved},孙二,2,1981-02-02,520103,,2,2026-03-01",
-        f"{number(64)},李三,3,1982-03-03,520102,,0,",  # no such gender code
-        f"{number(65)},周四,1,1990-01-01,520102,,1,1989-01-01",  # cancelled before born
-    ])  # fmt: skip
+    people = csv_rows(
+        [
+            "sfzh,xm,xb,csrq,hjdz_xzqh,hjdz,ryzt,zxrq",
+            f"{local},钱一,1,1980-01-01,520102,贵州省贵阳市南明区某街1号,0,",
+            f"{moved},孙二,2,1981-02-02,520103,,2,2026-03-01",
+            f"{number(64)},李三,3,1982-03-03,520102,,0,",  # no such gender code
+            f"{number(65)},周四,1,1990-01-01,520102,,1,1989-01-01",  # cancelled before born
+        ]
+    )
     person_dataset = DATASETS[(Department.PUBLIC_SECURITY, "person")]
     row, _ = await receive(harness, upload("hukou-1", dataset=person_dataset), people)
     assert (row.received, row.accepted, row.rejected) == (4, 2, 2)
     assert await rejected(harness, row.batch_id) == {4: ["invalid-code"], 5: ["date-order"]}
-    permits = csv_rows([
-        "jzzh,sfzh,xm,xb,hjdz_xzqh,jzdz_xzqh,qfrq,yxqz,zt",
-        f"JZ520102001,{visitor},吴五,1,110101,520102,2025-01-01,2027-01-01,1",
-    ])  # fmt: skip
+    permits = csv_rows(
+        [
+            "jzzh,sfzh,xm,xb,hjdz_xzqh,jzdz_xzqh,qfrq,yxqz,zt",
+            f"JZ520102001,{visitor},吴五,1,110101,520102,2025-01-01,2027-01-01,1",
+        ]
+    )
     permit_dataset = DATASETS[(Department.PUBLIC_SECURITY, "resident_permit")]
     row, _ = await receive(harness, upload("permit-1", dataset=permit_dataset), permits)
     assert (row.received, row.accepted, row.rejected) == (1, 1, 0)
@@ -445,8 +449,13 @@ async def test_public_security_sends_the_household_register_and_residence_permit
 async def test_a_department_withdraws_a_row_by_its_key(harness: Harness) -> None:
     kept, mistaken = number(71), number(72)
     header = "sfzh,xm,xzqh,ksrq\r\n"
-    await receive(harness, upload("dibao-1"), header, f"{kept},冯一,520102,2024-01-01\r\n",
-                  f"{mistaken},陈二,520102,2024-02-01\r\n")  # fmt: skip
+    await receive(
+        harness,
+        upload("dibao-1"),
+        header,
+        f"{kept},冯一,520102,2024-01-01\r\n",
+        f"{mistaken},陈二,520102,2024-02-01\r\n",
+    )
     await harness.drain()
     assert len(await records(harness, "civil.dibao")) == 2
     lines = [
@@ -464,8 +473,13 @@ async def test_a_department_withdraws_a_row_by_its_key(harness: Harness) -> None
     [left] = await records(harness, "civil.dibao")
     assert left["person_id"] == await harness.person_of(kept)
     # A CSV of withdrawals carries the key columns and `op` only.
-    row, _ = await receive(harness, upload("dibao-3"), "op,sfzh,ksrq\r\n",
-                           f"d,{kept},2024-01-01\r\n", f",{kept},2024-01-01\r\n")  # fmt: skip
+    row, _ = await receive(
+        harness,
+        upload("dibao-3"),
+        "op,sfzh,ksrq\r\n",
+        f"d,{kept},2024-01-01\r\n",
+        f",{kept},2024-01-01\r\n",
+    )
     assert (row.received, row.accepted, row.rejected) == (2, 1, 1)  # the second lacks a name
     await harness.drain()
     assert await records(harness, "civil.dibao") == []

@@ -156,11 +156,15 @@ def test_the_newest_collection_speaks_for_the_person() -> None:
 def test_each_item_is_settled_on_its_own() -> None:
     golden = golden_record(
         [
-            source("si_core.ac01", changed_at=NEXT_WEEK, phone="13700000009",
-                   residence_address="贵阳市云岩区中华北路1号"),
+            source(
+                "si_core.ac01",
+                changed_at=NEXT_WEEK,
+                phone="13700000009",
+                residence_address="贵阳市云岩区中华北路1号",
+            ),
             counter(phone="13812345678", residence_address="贵阳市南明区花果园2号"),
         ]
-    )  # fmt: skip
+    )
     # The row changed after the approval (its phone did): both its items are newer.
     assert golden.values[r.PHONE]["source"] == "si_core.ac01"
     assert golden.values[r.RESIDENCE_ADDRESS]["source"] == "si_core.ac01"

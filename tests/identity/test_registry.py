@@ -310,11 +310,18 @@ async def test_employment_status_is_the_open_job_registration(harness: Harness) 
             change("hukou.person", hukou()),
             change(
                 "employment.job_registration",
-                {"id": 5, "aac002": NUMBER, "aac003": "王伟", "aab001": "U9", "aab004": "某某公司",
-                 "aab301": "110101", "start_date": date(2020, 3, 1)},
+                {
+                    "id": 5,
+                    "aac002": NUMBER,
+                    "aac003": "王伟",
+                    "aab001": "U9",
+                    "aab004": "某某公司",
+                    "aab301": "110101",
+                    "start_date": date(2020, 3, 1),
+                },
             ),
         ]
-    )  # fmt: skip
+    )
     person_id = await harness.person_of(NUMBER)
     assert person_id is not None
     status = (await harness.golden(person_id))["golden"]["employment_status"]
@@ -367,10 +374,12 @@ async def test_rows_under_a_retired_key_stay_readable_after_rotation(harness: Ha
     new_key = base64.b64encode(bytes(range(7, 39))).decode()
     rotated = protector_from(
         IdentitySettings(
-            CANBAO_ENV="test", data_key=new_key, data_key_id="k2",
+            CANBAO_ENV="test",
+            data_key=new_key,
+            data_key_id="k2",
             retired_data_keys=f"{DEV_DATA_KEY_ID}:{DEV_DATA_KEY}",
         )
-    )  # fmt: skip
+    )
     old = await _person(harness.db, rotated, person_id)
     assert old.golden["name"]["value"] == "王伟"
     rotated_harness = Harness(harness.db, protector=rotated)

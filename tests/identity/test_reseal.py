@@ -26,9 +26,12 @@ NEW_KEY = base64.b64encode(bytes(range(7, 39))).decode()
 OLD_KEY = f"{DEV_DATA_KEY_ID}:{DEV_DATA_KEY}"  # the tests' key, retired ("id:base64")
 ROTATED = protector_from(  # step 1: the new key current, the old one retired
     IdentitySettings(
-        CANBAO_ENV="test", data_key=NEW_KEY, data_key_id="k2", retired_data_keys=OLD_KEY,
+        CANBAO_ENV="test",
+        data_key=NEW_KEY,
+        data_key_id="k2",
+        retired_data_keys=OLD_KEY,
     )
-)  # fmt: skip
+)
 ONLY_NEW = protector_from(  # step 3: the old key dropped
     IdentitySettings(CANBAO_ENV="test", data_key=NEW_KEY, data_key_id="k2")
 )
@@ -42,8 +45,9 @@ async def registered_under_the_old_key(harness: Harness) -> None:
     card change staged and not yet resolved."""
     await harness.apply([change("hukou.person", hukou()), change("si_core.ac01", ac01(NUMBER))])
     await harness.apply([change("si_core.ac01", ac01(NUMBER, aae005="13600136000"))])
-    await harness.apply([change("card.card_holder", card(NUMBER, phone="13700137000"))],
-                        drain=False)  # fmt: skip
+    await harness.apply(
+        [change("card.card_holder", card(NUMBER, phone="13700137000"))], drain=False
+    )
 
 
 async def key_ids(harness: Harness) -> dict[str, set[str]]:
@@ -71,20 +75,27 @@ async def test_every_sealed_row_opens_under_the_new_key_alone(harness: Harness) 
         ("staged_changes.claims_ciphertext", 1, 0, 0),
         ("person_changes.values_sealed", 1, 0, 0),
     ]
-    assert await key_ids(harness) == {"persons": {"k2"}, "source_records": {"k2"},
-                                      "staged_changes": {"k2"},
-                                      "person_changes": {"k2"}}  # fmt: skip
+    assert await key_ids(harness) == {
+        "persons": {"k2"},
+        "source_records": {"k2"},
+        "staged_changes": {"k2"},
+        "person_changes": {"k2"},
+    }
     assert (await _person(harness.db, ONLY_NEW, person_id)).golden["name"]["value"] == "王伟"
     # The builder, without the old key, resolves the staged card and rebuilds from the records.
     await Harness(harness.db, protector=ONLY_NEW).drain()
     assert (await _person(harness.db, ONLY_NEW, person_id)).golden["name"]["value"] == "王伟"
     async with harness.db.engine.connect() as connection:
-        card_record = (await connection.execute(sa.select(source_records).where(
-            source_records.c.source_table == "card.card_holder"))).one()  # fmt: skip
+        card_record = (
+            await connection.execute(
+                sa.select(source_records).where(source_records.c.source_table == "card.card_holder")
+            )
+        ).one()
     claims = ONLY_NEW.decrypt(
-        card_record.claims_ciphertext, key_id=card_record.key_id,
+        card_record.claims_ciphertext,
+        key_id=card_record.key_id,
         context=record_context("card.card_holder", card_record.record_key),
-    )  # fmt: skip
+    )
     assert "13700137000" in claims.values()
 
 
@@ -125,9 +136,16 @@ async def reseal_command(database_url: str, **keys: str) -> tuple[int, str]:
     """`python -m canbao_identity.reseal` as an operator runs it; exit status and all output."""
     env = {**os.environ, "CANBAO_ENV": "test", "IDENTITY_DATABASE_URL": database_url, **keys}
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "canbao_identity.reseal", "--batch-size", "2", cwd=ROOT, env=env,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-    )  # fmt: skip
+        sys.executable,
+        "-m",
+        "canbao_identity.reseal",
+        "--batch-size",
+        "2",
+        cwd=ROOT,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
     output, _ = await process.communicate()
     assert process.returncode is not None
     return process.returncode, output.decode()
@@ -138,8 +156,10 @@ async def test_the_command_fails_on_rows_under_a_key_it_was_not_given(harness: H
     new = {"IDENTITY_DATA_KEY": NEW_KEY, "IDENTITY_DATA_KEY_ID": "k2"}
     status, output = await reseal_command(harness.db.url, **new)
     assert status == 1, output
-    assert "persons.golden_ciphertext: 0 rewritten, 0 skipped (changed or locked by the service)"\
-           ", 1 unreadable (dev-1 (key not held): 1)" in output  # fmt: skip
+    assert (
+        "persons.golden_ciphertext: 0 rewritten, 0 skipped (changed or locked by the service)"
+        ", 1 unreadable (dev-1 (key not held): 1)" in output
+    )
     assert not [value for value in IN_CLEAR if value in output], output
 
     retired = {"IDENTITY_RETIRED_DATA_KEYS": OLD_KEY}

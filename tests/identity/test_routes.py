@@ -123,10 +123,18 @@ async def test_rows_that_name_a_queued_record_follow_it_when_a_clerk_links_it(
         [
             change("hukou.person", hukou()),
             change("si_core.ac01", ac01(typo, "王 小伟", aac006="")),
-            change("si_core.ac02", {"aac001": "P1", "aae140": "110", "aab301": "110101",
-                                    "aab001": "U1", "aac008": "1"}),
+            change(
+                "si_core.ac02",
+                {
+                    "aac001": "P1",
+                    "aae140": "110",
+                    "aab301": "110101",
+                    "aab001": "U1",
+                    "aac008": "1",
+                },
+            ),
         ]
-    )  # fmt: skip
+    )
     person_id = await harness.person_of(NUMBER)
     [entry] = (await client.get("/internal/review-queue")).json()
     assert entry["source_table"] == "si_core.ac01"
@@ -136,10 +144,14 @@ async def test_rows_that_name_a_queued_record_follow_it_when_a_clerk_links_it(
     assert done.status_code == 200, done.text
     async with harness.db.engine.connect() as connection:
         facts = (
-            await connection.execute(
-                sa.select(outbox.c.value).where(outbox.c.topic == "registry.facts")
+            (
+                await connection.execute(
+                    sa.select(outbox.c.value).where(outbox.c.topic == "registry.facts")
+                )
             )
-        ).scalars().all()  # fmt: skip
+            .scalars()
+            .all()
+        )
     assert any(b'"enrolment"' in value for value in facts), "the enrolment followed its ac01"
 
 
@@ -149,11 +161,21 @@ async def test_one_person_under_two_documents_is_merged(
     await harness.apply(
         [
             change("hukou.person", hukou()),
-            change("medical.insured", {"psn_no": "M7", "certno": "E12345678", "psn_cert_type": "02",
-                                       "psn_name": "王伟", "gend": "1", "brdy": date(1980, 1, 1),
-                                       "insutype": "390", "psn_insu_stas": "1"}),
+            change(
+                "medical.insured",
+                {
+                    "psn_no": "M7",
+                    "certno": "E12345678",
+                    "psn_cert_type": "02",
+                    "psn_name": "王伟",
+                    "gend": "1",
+                    "brdy": date(1980, 1, 1),
+                    "insutype": "390",
+                    "psn_insu_stas": "1",
+                },
+            ),
         ]
-    )  # fmt: skip
+    )
     survivor, merged = await harness.person_of(NUMBER), await harness.person_of("E12345678", "02")
     assert survivor is not None and merged is not None and survivor != merged
 

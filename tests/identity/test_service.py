@@ -293,14 +293,24 @@ async def test_changes_applied_beside_a_poison_message_are_all_kept(running: Run
     ("roles", "expected"),
     [
         # Whoever consumes also forgets idempotency records older than any retention.
-        (None, ["producer", "identity", "identity.collections", "identity.feedback",
-                "identity.builder", "identity.outbox", "processed-messages-pruner"]),
+        (
+            None,
+            [
+                "producer",
+                "identity",
+                "identity.collections",
+                "identity.feedback",
+                "identity.builder",
+                "identity.outbox",
+                "processed-messages-pruner",
+            ],
+        ),
         # The process a province scales for the builder: no consumer (it would join group
         # "identity" and take partitions), its own relay (a standby while another relays).
         ("build", ["producer", "identity.builder", "identity.outbox"]),
     ],
     ids=["default", "IDENTITY_ROLES=build"],
-)  # fmt: skip
+)
 async def test_the_app_runs_the_components_of_its_roles_and_becomes_ready(
     kafka: MockKafkaCluster,
     identity_db: Database,
@@ -314,9 +324,10 @@ async def test_the_app_runs_the_components_of_its_roles_and_becomes_ready(
     if roles is not None:
         monkeypatch.setenv("IDENTITY_ROLES", roles)
     settings = IdentitySettings(
-        CANBAO_ENV="test", database_url=identity_db.url,
+        CANBAO_ENV="test",
+        database_url=identity_db.url,
         kafka_bootstrap_servers=kafka.bootstrap_servers,
-    )  # fmt: skip
+    )
     app = create(settings)
     async with app.router.lifespan_context(app):
         assert [component.name for component in app.state.components] == expected
@@ -352,10 +363,15 @@ async def test_a_collection_whose_text_cannot_be_stored_goes_to_the_dead_letter_
     value, and nothing of it staged."""
     now = datetime.now(UTC)
     collection = CollectionApproved(
-        collection_id=uuid4(), person_id=None, channel=Channel.COUNTER,
-        items={RegistrationItem.NAME: "王伟"}, handler="clerk-1", handled_at=now,
-        reviewer="reviewer-1", reviewed_at=now,
-    )  # fmt: skip
+        collection_id=uuid4(),
+        person_id=None,
+        channel=Channel.COUNTER,
+        items={RegistrationItem.NAME: "王伟"},
+        handler="clerk-1",
+        handled_at=now,
+        reviewer="reviewer-1",
+        reviewed_at=now,
+    )
     record = encode(collection, source="/canbao/test")
     body = json.loads(record.value)
     body["items"]["name"] = "\x00王伟"  # as a producer without the rules would send it

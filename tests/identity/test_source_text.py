@@ -13,8 +13,15 @@ OTHER = "110101198502020022"
 
 
 def hukou(number: str, name: str, born: date, gender: str) -> dict[str, object]:
-    return {"sfzh": number, "xm": name, "xb": gender, "csrq": born,
-            "hjdz_xzqh": "110101", "hjdz": "北京市东城区\r\n东华门街道", "ryzt": "0"}  # fmt: skip
+    return {
+        "sfzh": number,
+        "xm": name,
+        "xb": gender,
+        "csrq": born,
+        "hjdz_xzqh": "110101",
+        "hjdz": "北京市东城区\r\n东华门街道",
+        "ryzt": "0",
+    }
 
 
 async def test_a_name_holding_a_nul_is_no_value_and_the_whole_batch_is_built(
@@ -22,8 +29,14 @@ async def test_a_name_holding_a_nul_is_no_value_and_the_whole_batch_is_built(
 ) -> None:
     """PostgreSQL refuses U+0000 in text and jsonb: a household register row whose name starts
     with one gives no name (the insurance system's is taken), never a rebuild that fails."""
-    ac01 = {"aac001": "P1", "aac002": NUMBER, "aac003": "王伟", "aac004": "1",
-            "aac006": "19800101", "aae005": "１３８００１３８０００"}  # fmt: skip
+    ac01 = {
+        "aac001": "P1",
+        "aac002": NUMBER,
+        "aac003": "王伟",
+        "aac004": "1",
+        "aac006": "19800101",
+        "aae005": "１３８００１３８０００",
+    }
     await harness.apply(
         [
             change("hukou.person", hukou(NUMBER, "\x00王伟", date(1980, 1, 1), "1")),

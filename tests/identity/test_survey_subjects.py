@@ -42,25 +42,42 @@ def citizen(region: str, birth: date, sequence: int) -> str:
 
 
 def member(
-    sequence: int, *, region: str = "520102", hh: str | None = None, relation: str | None = None,
-    status: str = "0", name: str | None = None,
-) -> dict[str, Any]:  # fmt: skip
+    sequence: int,
+    *,
+    region: str = "520102",
+    hh: str | None = None,
+    relation: str | None = None,
+    status: str = "0",
+    name: str | None = None,
+) -> dict[str, Any]:
     """A hukou.person row of someone born 1980-01-01 + sequence days."""
     birth = date(1980, 1, 1 + sequence)
     name = name or "张" + "一二三四五六七八九十"[sequence]
     return {
-        "sfzh": citizen(region, birth, sequence), "xm": name,
-        "xb": "12"[sequence % 2], "csrq": birth, "mz": "01", "hjdz_xzqh": region,
-        "hjdz": f"贵州省贵阳市{region}幸福路{sequence}号", "hh": hh, "yhzgx": relation,
-        "ryzt": status, "zxrq": date(2025, 1, 1) if status == "1" else None,
-    }  # fmt: skip
+        "sfzh": citizen(region, birth, sequence),
+        "xm": name,
+        "xb": "12"[sequence % 2],
+        "csrq": birth,
+        "mz": "01",
+        "hjdz_xzqh": region,
+        "hjdz": f"贵州省贵阳市{region}幸福路{sequence}号",
+        "hh": hh,
+        "yhzgx": relation,
+        "ryzt": status,
+        "zxrq": date(2025, 1, 1) if status == "1" else None,
+    }
 
 
 def ac01(row: dict[str, Any], key: str, region: str = "520102", **more: Any) -> dict[str, Any]:
     return {
-        "aac001": key, "aac002": row["sfzh"], "aac003": row["xm"], "aac004": row["xb"],
-        "aac006": f"{row['csrq']:%Y%m%d}", "aab301": region, **more,
-    }  # fmt: skip
+        "aac001": key,
+        "aac002": row["sfzh"],
+        "aac003": row["xm"],
+        "aac004": row["xb"],
+        "aac006": f"{row['csrq']:%Y%m%d}",
+        "aab301": region,
+        **more,
+    }
 
 
 H1, H2, H3 = "520102000001", "520102000002", "520103000001"
@@ -88,12 +105,19 @@ INSURED_ONLY = {  # insured in 520102, no household register record
 
 async def feed_division(harness: Harness) -> dict[str, UUID]:
     rows = {
-        "head": HEAD, "spouse": SPOUSE, "child": CHILD, "parent": PARENT_DECEASED,
-        "other_head": OTHER_HEAD, "lodger": OTHER_LODGER, "no_household": NO_HOUSEHOLD,
-        "next_district": NEXT_DISTRICT, "other_province": OTHER_PROVINCE,
-    }  # fmt: skip
-    insured_head = ac01(HEAD, "P1", aae005="13800138000", aae006="贵阳市南明区某路1号",
-                        aac009="11", aac012="11")  # fmt: skip
+        "head": HEAD,
+        "spouse": SPOUSE,
+        "child": CHILD,
+        "parent": PARENT_DECEASED,
+        "other_head": OTHER_HEAD,
+        "lodger": OTHER_LODGER,
+        "no_household": NO_HOUSEHOLD,
+        "next_district": NEXT_DISTRICT,
+        "other_province": OTHER_PROVINCE,
+    }
+    insured_head = ac01(
+        HEAD, "P1", aae005="13800138000", aae006="贵阳市南明区某路1号", aac009="11", aac012="11"
+    )
     await harness.apply(
         [change("hukou.person", row) for row in rows.values()]
         + [
@@ -114,8 +138,11 @@ def app_client(database: Database, role: str | None, scope: str = "52") -> httpx
     settings = IdentitySettings(CANBAO_ENV="test", database_url=database.url)
     app = create(settings)
     app.state.resources = Resources(settings=settings, database=database)
-    auth = None if role is None else ServiceAuth("identity", username="staff-1", role=role,
-                                                 scope=scope)  # fmt: skip
+    auth = (
+        None
+        if role is None
+        else ServiceAuth("identity", username="staff-1", role=role, scope=scope)
+    )
     return httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url="http://identity", auth=auth
     )
@@ -264,8 +291,15 @@ async def test_named_people_stream_if_they_exist_and_live(
         json={"surviving_person_id": str(people["next_district"])},
     )
     assert response.status_code == 200, response.text
-    asked = [people["migrant"], people["parent"], merged, uuid4(), people["child"],
-             people["next_district"], people["migrant"]]  # fmt: skip
+    asked = [
+        people["migrant"],
+        people["parent"],
+        merged,
+        uuid4(),
+        people["child"],
+        people["next_district"],
+        people["migrant"],
+    ]
 
     lines = await subjects(client, {"person_ids": [str(i) for i in asked]})
 
@@ -353,7 +387,10 @@ async def test_a_division_larger_than_a_batch_streams_whole_and_in_order(
         for line in lines:
             person = by_id[line["person_id"]]
             assert (line["region_code"], line["household_number"], line["household_relation"]) == (
-                person.region_code, person.household_number, person.household_relation)  # fmt: skip
+                person.region_code,
+                person.household_number,
+                person.household_relation,
+            )
     assert len(city) > 2 * 1000 and len({x["region_code"] for x in city}) == 4
     assert {x["region_code"] for x in district} == {"520111"}
 
@@ -368,9 +405,11 @@ async def test_a_division_is_read_in_the_index_s_order_without_a_sort(
         # Byte order whatever the cluster's locale (this one's is C.UTF-8, a province's may not
         # be): a prefix is then a range, and ':' comes after '9'.
         collation = await connection.scalar(
-            sa.text("SELECT collation_name FROM information_schema.columns "
-                    "WHERE table_name = 'persons' AND column_name = 'region_code'")
-        )  # fmt: skip
+            sa.text(
+                "SELECT collation_name FROM information_schema.columns "
+                "WHERE table_name = 'persons' AND column_name = 'region_code'"
+            )
+        )
         assert collation == "C"
         await connection.execute(sa.text("SET enable_seqscan = off"))
         await connection.execute(sa.text("SET enable_sort = off"))
@@ -398,10 +437,12 @@ async def test_the_migration_fills_the_new_columns_from_what_was_published(
         async with database.engine.begin() as connection:
             for person_id, state in states.items():
                 await connection.execute(
-                    sa.text("INSERT INTO persons (person_id, public_state) "
-                            "VALUES (:p, CAST(:s AS jsonb))"),
+                    sa.text(
+                        "INSERT INTO persons (person_id, public_state) "
+                        "VALUES (:p, CAST(:s AS jsonb))"
+                    ),
                     {"p": person_id, "s": None if state is None else json.dumps(state)},
-                )  # fmt: skip
+                )
         await migrate_async(url, MIGRATIONS)
         async with database.engine.connect() as connection:
             rows = {

@@ -29,8 +29,9 @@ async def published(harness: Harness) -> list[Event]:
     """What identity put in its outbox, in order (no relay runs here)."""
     async with harness.db.engine.connect() as connection:
         rows = (await connection.execute(sa.select(outbox).order_by(outbox.c.id))).all()
-    return [decode(list(zip(r.header_names, r.header_values, strict=True)), r.value)[1]
-            for r in rows]  # fmt: skip
+    return [
+        decode(list(zip(r.header_names, r.header_values, strict=True)), r.value)[1] for r in rows
+    ]
 
 
 def ab01(row: dict[str, Any], *, lsn: int, op: str = "c") -> Any:
@@ -40,9 +41,15 @@ def ab01(row: dict[str, Any], *, lsn: int, op: str = "c") -> Any:
 async def test_a_new_unit_is_published_with_its_name_and_is_no_person(harness: Harness) -> None:
     await harness.apply([ab01(ROW, lsn=100)])
     assert await published(harness) == [
-        UnitChanged(unit_id=UNIT, revision=201, credit_code="91520102MA6DK3XC4L",
-                    unit_name="贵阳黔盛建筑工程有限公司", unit_type="10", region_code="520102")
-    ]  # fmt: skip
+        UnitChanged(
+            unit_id=UNIT,
+            revision=201,
+            credit_code="91520102MA6DK3XC4L",
+            unit_name="贵阳黔盛建筑工程有限公司",
+            unit_type="10",
+            region_code="520102",
+        )
+    ]
     async with harness.db.engine.connect() as connection:
         for table in (persons, source_records, staged_changes):
             assert await connection.scalar(sa.select(sa.func.count()).select_from(table)) == 0
@@ -59,7 +66,9 @@ async def test_each_change_is_published_once_and_an_older_one_never_last(
     await harness.apply([ab01(renamed, lsn=300, op="r")])
     events = [e for e in await published(harness) if isinstance(e, UnitChanged)]
     assert [(e.revision, e.unit_name) for e in events] == [
-        (201, "贵阳黔盛建筑工程有限公司"), (401, "贵阳黔盛建设集团有限公司")]  # fmt: skip
+        (201, "贵阳黔盛建筑工程有限公司"),
+        (401, "贵阳黔盛建设集团有限公司"),
+    ]
     assert len(await published(harness)) == 2
 
 
@@ -90,8 +99,13 @@ async def test_what_the_source_holds_wrong_is_published_as_unknown(harness: Harn
     """Dirty values (sources.md): a credit code of the wrong length or alphabet, a unit type
     not in the code table (domain.md §4), a region that is no division; the name, in the
     registry's one spelling (full-width letters folded), is still the unit's."""
-    dirty = {"aab001": UNIT, "aab003": "91520102ma6dk3xc4l", "aab004": "贵阳ＡＢＣ商贸有限公司",
-             "aab019": "77", "aab301": "000000"}  # fmt: skip
+    dirty = {
+        "aab001": UNIT,
+        "aab003": "91520102ma6dk3xc4l",
+        "aab004": "贵阳ＡＢＣ商贸有限公司",
+        "aab019": "77",
+        "aab301": "000000",
+    }
     lower = ab01(dirty, lsn=100)
     await harness.apply([lower, ab01(dirty | {"aab003": "9152010MA6DK3XC4L"}, lsn=200, op="u")])
     first, second = await published(harness)

@@ -42,9 +42,16 @@ def ms(at: datetime) -> int:
 
 
 def ac01(phone: str = OLD, at: datetime = SOURCES_AT) -> Any:
-    row = {"aac001": "P1", "aac002": NUMBER, "aac003": "王伟", "aac004": "1",
-           "aac006": "19800101", "aab301": "110101", "aae005": phone,
-           "aae006": "北京市东城区1号"}  # fmt: skip
+    row = {
+        "aac001": "P1",
+        "aac002": NUMBER,
+        "aac003": "王伟",
+        "aac004": "1",
+        "aac006": "19800101",
+        "aab301": "110101",
+        "aae005": phone,
+        "aae006": "北京市东城区1号",
+    }
     return change("si_core.ac01", row, op="u", ts_ms=ms(at))
 
 
@@ -54,9 +61,16 @@ def card(phone: str = NEW) -> Any:
 
 
 def medical() -> Any:
-    row = {"psn_no": "M1", "certno": NUMBER, "psn_cert_type": "01", "psn_name": "王伟",
-           "gend": "1", "insutype": "390", "psn_insu_stas": "1",
-           "insu_admdvs": "110101"}  # fmt: skip
+    row = {
+        "psn_no": "M1",
+        "certno": NUMBER,
+        "psn_cert_type": "01",
+        "psn_name": "王伟",
+        "gend": "1",
+        "insutype": "390",
+        "psn_insu_stas": "1",
+        "insu_admdvs": "110101",
+    }
     return change("medical.insured", row, ts_ms=ms(SOURCES_AT))
 
 
@@ -112,8 +126,10 @@ async def test_a_collected_phone_is_asked_only_of_the_system_whose_record_disagr
         ("phone", "aae005", NEW)
     ]
     assert (request.handler, request.reviewer, request.reviewed_at) == (
-        "clerk-0042", "reviewer-0007", APPROVED,
-    )  # fmt: skip
+        "clerk-0042",
+        "reviewer-0007",
+        APPROVED,
+    )
     (row,) = await rows(harness)
     assert (row.state, row.system, row.column_name) == ("pending", "si_core", "aae005")
     golden = (await harness.golden(person_id))["golden"]["phone"]
@@ -137,8 +153,9 @@ async def test_without_an_agreeing_source_the_value_shows_as_collected_awaiting_
     assert golden["collection"]["reviewer"] == "reviewer-0007"
     assert golden["awaiting_write_back"] == ["card.card_holder", "si_core.ac01"]
     assert sorted(r.destination.name for r in requests(harness)) == [
-        "feedback.card", "feedback.si_core",
-    ]  # fmt: skip
+        "feedback.card",
+        "feedback.si_core",
+    ]
 
 
 async def test_when_the_system_takes_the_new_phone_the_golden_record_takes_it_from_there(
@@ -169,9 +186,16 @@ async def test_a_snapshot_of_the_old_row_does_not_look_newer_than_the_collection
 ) -> None:
     """A re-snapshot reads the old row (op r) long after the collection: still old."""
     person_id, _ = await collected(harness)
-    row = {"aac001": "P1", "aac002": NUMBER, "aac003": "王伟", "aac004": "1",
-           "aac006": "19800101", "aab301": "110101", "aae005": OLD,
-           "updated_at": SOURCES_AT}  # fmt: skip
+    row = {
+        "aac001": "P1",
+        "aac002": NUMBER,
+        "aac003": "王伟",
+        "aac004": "1",
+        "aac006": "19800101",
+        "aab301": "110101",
+        "aae005": OLD,
+        "updated_at": SOURCES_AT,
+    }
     await harness.apply([change("si_core.ac01", row, op="r", ts_ms=ms(AFTER + timedelta(days=9)))])
     golden = (await harness.golden(person_id))["golden"]["phone"]
     assert golden["value"] == NEW
@@ -196,9 +220,15 @@ async def test_a_newer_collection_supersedes_the_request_of_the_older_one(
 def reply_message(reply: FeedbackReplied, topic: str | None = None) -> InboundMessage:
     record = encode(reply, source="/canbao/si_core")
     return InboundMessage(
-        topic=topic or record.topic, partition=0, offset=0, key=record.key, value=record.value,
-        headers=tuple(record.headers), timestamp=0, envelope=None,
-    )  # fmt: skip
+        topic=topic or record.topic,
+        partition=0,
+        offset=0,
+        key=record.key,
+        value=record.value,
+        headers=tuple(record.headers),
+        timestamp=0,
+        envelope=None,
+    )
 
 
 async def answer(harness: Harness, message: InboundMessage) -> None:
@@ -210,9 +240,12 @@ async def test_a_refusal_is_kept_with_its_reason_once(harness: Harness) -> None:
     await collected(harness)
     (request,) = requests(harness)
     reply = FeedbackReplied(
-        feedback_id=request.feedback_id, system="si_core", outcome=FeedbackOutcome.REFUSED,
-        reason="该人员已转出本统筹区", replied_at=AFTER,
-    )  # fmt: skip
+        feedback_id=request.feedback_id,
+        system="si_core",
+        outcome=FeedbackOutcome.REFUSED,
+        reason="该人员已转出本统筹区",
+        replied_at=AFTER,
+    )
     await answer(harness, reply_message(reply))
     (row,) = await rows(harness)
     assert (row.state, row.reason, row.settled_at) == ("refused", "该人员已转出本统筹区", AFTER)
@@ -239,9 +272,11 @@ async def test_a_reply_identity_cannot_apply_is_a_dead_letter_with_the_reason(
     await collected(harness)
     (request,) = requests(harness)
     reply = FeedbackReplied(
-        feedback_id=request.feedback_id, system="si_core", outcome=FeedbackOutcome.APPLIED,
+        feedback_id=request.feedback_id,
+        system="si_core",
+        outcome=FeedbackOutcome.APPLIED,
         replied_at=AFTER,
-    )  # fmt: skip
+    )
     message = reply_message(reply)
     if case == "unknown":
         message = reply_message(reply.model_copy(update={"feedback_id": uuid4()}))
@@ -253,9 +288,15 @@ async def test_a_reply_identity_cannot_apply_is_a_dead_letter_with_the_reason(
         message = reply_message(request)  # type: ignore[arg-type]
     elif case == "garbage":
         message = InboundMessage(
-            topic="feedback.si_core.replies", partition=0, offset=0, key=b"k", value=b"{}",
-            headers=(), timestamp=0, envelope=None,
-        )  # fmt: skip
+            topic="feedback.si_core.replies",
+            partition=0,
+            offset=0,
+            key=b"k",
+            value=b"{}",
+            headers=(),
+            timestamp=0,
+            envelope=None,
+        )
     with pytest.raises(PermanentError, match=reason):
         await answer(harness, message)
     (row,) = await rows(harness)

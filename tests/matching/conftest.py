@@ -90,9 +90,10 @@ class Service:
         them all."""
         if self._reader is None:
             self._reader = AIOKafkaConsumer(
-                self.topics["registry.statuses"], bootstrap_servers=self.kafka.bootstrap_servers,
+                self.topics["registry.statuses"],
+                bootstrap_servers=self.kafka.bootstrap_servers,
                 auto_offset_reset="earliest",
-            )  # fmt: skip
+            )
             await self._reader.start()
         async with asyncio.timeout(within):
             while len(self.received) < count:
@@ -157,22 +158,35 @@ async def service(
     matching_kafka: MockKafkaCluster, matching_db: Database
 ) -> AsyncIterator[Service]:
     kafka = matching_kafka
-    topics = {name: f"{name}.test" for name in
-              ("registry.persons", "registry.facts", "registry.collections",
-               "registry.statuses")}  # fmt: skip
+    topics = {
+        name: f"{name}.test"
+        for name in (
+            "registry.persons",
+            "registry.facts",
+            "registry.collections",
+            "registry.statuses",
+        )
+    }
     for topic in topics.values():
         kafka.create_topic(topic, 3)
-    settings = MatchingSettings(database_url=matching_db.url,
-                                kafka_bootstrap_servers=kafka.bootstrap_servers)  # fmt: skip
+    settings = MatchingSettings(
+        database_url=matching_db.url, kafka_bootstrap_servers=kafka.bootstrap_servers
+    )
     clock = Clock()
     async with Producer(kafka.bootstrap_servers) as producer:
         running = Service(kafka, matching_db, producer, clock, topics)
         running.components = components(
-            Resources(settings=settings, database=matching_db), config=FAST, clock=clock,
-            topics=(topics["registry.persons"], topics["registry.facts"],
-                    topics["registry.collections"]),
-            statuses_topic=topics["registry.statuses"], poll_interval_s=0.1,
-        )  # fmt: skip
+            Resources(settings=settings, database=matching_db),
+            config=FAST,
+            clock=clock,
+            topics=(
+                topics["registry.persons"],
+                topics["registry.facts"],
+                topics["registry.collections"],
+            ),
+            statuses_topic=topics["registry.statuses"],
+            poll_interval_s=0.1,
+        )
         try:
             for component in running.components:
                 await component.start()

@@ -80,9 +80,14 @@ def enrolled(
     **fields: Any,
 ) -> EnrolmentFact:
     assert scheme.insurance is not None
-    return EnrolmentFact(**_base(pid, "enrolment", "si_core", "ac02", **fields),
-                         insurance=scheme.insurance, scheme=scheme, state=state,
-                         region_code=region, unit_id=unit)  # fmt: skip
+    return EnrolmentFact(
+        **_base(pid, "enrolment", "si_core", "ac02", **fields),
+        insurance=scheme.insurance,
+        scheme=scheme,
+        state=state,
+        region_code=region,
+        unit_id=unit,
+    )
 
 
 def elsewhere(
@@ -94,10 +99,14 @@ def elsewhere(
     region: str = "440103",
     benefit: bool = False,
 ) -> CrossRegionEnrolmentFact:
-    return CrossRegionEnrolmentFact(**_base(pid, "cross_region_enrolment", "national",
-                                            "cross_region"),
-                                    insurance=insurance, scope=scope, region_code=region,
-                                    state=state, receiving_benefit=benefit)  # fmt: skip
+    return CrossRegionEnrolmentFact(
+        **_base(pid, "cross_region_enrolment", "national", "cross_region"),
+        insurance=insurance,
+        scope=scope,
+        region_code=region,
+        state=state,
+        receiving_benefit=benefit,
+    )
 
 
 def benefit(
@@ -108,41 +117,70 @@ def benefit(
     region: str = REGION,
 ) -> BenefitFact:
     assert scheme.insurance is not None
-    return BenefitFact(**_base(pid, "benefit", "si_core", "ac60"), insurance=scheme.insurance,
-                       scheme=scheme, state=state, region_code=region)  # fmt: skip
+    return BenefitFact(
+        **_base(pid, "benefit", "si_core", "ac60"),
+        insurance=scheme.insurance,
+        scheme=scheme,
+        state=state,
+        region_code=region,
+    )
 
 
-def job(pid: UUID, *, started: date | None = date(2020, 1, 1), ended: date | None = None,
-        **fields: Any) -> EmploymentFact:  # fmt: skip
-    return EmploymentFact(**_base(pid, "employment", "employment", "job_registration", **fields),
-                          unit_id="U0001", region_code=REGION, started_on=started,
-                          ended_on=ended)  # fmt: skip
+def job(
+    pid: UUID, *, started: date | None = date(2020, 1, 1), ended: date | None = None, **fields: Any
+) -> EmploymentFact:
+    return EmploymentFact(
+        **_base(pid, "employment", "employment", "job_registration", **fields),
+        unit_id="U0001",
+        region_code=REGION,
+        started_on=started,
+        ended_on=ended,
+    )
 
 
-def study(pid: UUID, state: StudentStatus = StudentStatus.ENROLLED, *,
-          graduated: date | None = None) -> StudyFact:  # fmt: skip
-    return StudyFact(**_base(pid, "study", "education", "student"), level=None, state=state,
-                     region_code=REGION, enrolled_on=date(2023, 9, 1),
-                     graduated_on=graduated)  # fmt: skip
+def study(
+    pid: UUID, state: StudentStatus = StudentStatus.ENROLLED, *, graduated: date | None = None
+) -> StudyFact:
+    return StudyFact(
+        **_base(pid, "study", "education", "student"),
+        level=None,
+        state=state,
+        region_code=REGION,
+        enrolled_on=date(2023, 9, 1),
+        graduated_on=graduated,
+    )
 
 
-def custody(pid: UUID, *, admitted: date = date(2024, 3, 1),
-            released: date | None = None) -> CustodyFact:  # fmt: skip
-    return CustodyFact(**_base(pid, "custody", "justice", "inmate"), admitted_on=admitted,
-                       released_on=released)  # fmt: skip
+def custody(
+    pid: UUID, *, admitted: date = date(2024, 3, 1), released: date | None = None
+) -> CustodyFact:
+    return CustodyFact(
+        **_base(pid, "custody", "justice", "inmate"), admitted_on=admitted, released_on=released
+    )
 
 
 def household(pid: UUID, status: HouseholdStatus, **fields: Any) -> HouseholdStatusFact:
-    return HouseholdStatusFact(**_base(pid, "household_status", "hukou", "person", **fields),
-                               status=status, region_code=REGION)  # fmt: skip
+    return HouseholdStatusFact(
+        **_base(pid, "household_status", "hukou", "person", **fields),
+        status=status,
+        region_code=REGION,
+    )
 
 
-def permit(pid: UUID, status: ResidencePermitStatus = ResidencePermitStatus.VALID, *,
-           until: date | None = date(2029, 3, 1)) -> ResidencePermitFact:  # fmt: skip
+def permit(
+    pid: UUID,
+    status: ResidencePermitStatus = ResidencePermitStatus.VALID,
+    *,
+    until: date | None = date(2029, 3, 1),
+) -> ResidencePermitFact:
     """A residence permit (居住证) for living in REGION."""
-    return ResidencePermitFact(**_base(pid, "residence_permit", "hukou", "resident_permit"),
-                               status=status, region_code=REGION, issued_on=date(2024, 3, 1),
-                               valid_until=until)  # fmt: skip
+    return ResidencePermitFact(
+        **_base(pid, "residence_permit", "hukou", "resident_permit"),
+        status=status,
+        region_code=REGION,
+        issued_on=date(2024, 3, 1),
+        valid_until=until,
+    )
 
 
 def death(pid: UUID, died: date = date(2026, 10, 1)) -> DeathFact:

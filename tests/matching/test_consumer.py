@@ -75,8 +75,13 @@ async def test_an_enrolment_suspended_reaches_a_new_verdict_with_what_changed(
     assert event.person_id == pid
     assert event.verdict.statuses.pension is S.INTERRUPTED
     assert event.previous is not None and event.previous.statuses.pension is S.RESIDENT_PENSION
-    assert event.changed == ("statuses", "needs_survey", "survey_reasons", "registration",
-                             "confirmed_by")  # fmt: skip
+    assert event.changed == (
+        "statuses",
+        "needs_survey",
+        "survey_reasons",
+        "registration",
+        "confirmed_by",
+    )
     assert event.verdict.survey_reasons == (SurveyReason.INTERRUPTED,)
     assert event.source_observed_at == observed
 
@@ -98,8 +103,12 @@ async def test_duplicates_replays_and_any_order_give_the_same_verdict_and_nothin
         newer = enrolled(pid, S.RESIDENT_PENSION, EnrolmentState.SUSPENDED, revision=3)
         older = newer.model_copy(update={"state": EnrolmentState.PAYING, "revision": 2})
         final = [*facts, newer]
-        events: list[Event] = [p, *(fact_event(pid, f) for f in facts),
-                               fact_event(pid, newer), fact_event(pid, older)]  # fmt: skip
+        events: list[Event] = [
+            p,
+            *(fact_event(pid, f) for f in facts),
+            fact_event(pid, newer),
+            fact_event(pid, older),
+        ]
         people.append(events)
         situation = Situation(person=p, facts=tuple(final), latest_source_change=newer.observed_at)
         expected[pid] = evaluate(situation, TODAY)
@@ -129,8 +138,13 @@ async def test_a_person_who_leaves_the_scope_has_their_verdict_withdrawn(
     counted = service.latest(pid).verdict
     published = len(service.received)
 
-    moved = fact_event(pid, normal, status=HouseholdStatus.MOVED_OUT, revision=2,
-                       observed_at=normal.observed_at + timedelta(days=1))  # fmt: skip
+    moved = fact_event(
+        pid,
+        normal,
+        status=HouseholdStatus.MOVED_OUT,
+        revision=2,
+        observed_at=normal.observed_at + timedelta(days=1),
+    )
     await service.publish([moved])
     events = await service.quiet()
     assert len(events) == published + 1
@@ -158,8 +172,9 @@ async def test_a_change_that_does_not_touch_the_verdict_publishes_nothing(
     await service.publish([person(pid), fact_event(pid, enrolled(pid, S.RESIDENT_MEDICAL))])
     await service.quiet()
     published = len(service.received)
-    renamed = PersonUpdated(**(person(pid).model_dump() | {"masked_name": "李*"}),
-                            changed=("masked_name",))  # fmt: skip
+    renamed = PersonUpdated(
+        **(person(pid).model_dump() | {"masked_name": "李*"}), changed=("masked_name",)
+    )
     await service.publish([renamed])
     assert len(await service.quiet()) == published
 
@@ -188,16 +203,27 @@ async def test_an_approved_collection_resolving_the_interruption_verifies_the_re
 ) -> None:
     pid = uuid.uuid4()
     suspended = enrolled(pid, S.RESIDENT_PENSION, EnrolmentState.SUSPENDED)
-    await service.publish([person(pid), fact_event(pid, suspended),
-                           fact_event(pid, enrolled(pid, S.RESIDENT_MEDICAL))])  # fmt: skip
+    await service.publish(
+        [
+            person(pid),
+            fact_event(pid, suspended),
+            fact_event(pid, enrolled(pid, S.RESIDENT_MEDICAL)),
+        ]
+    )
     await service.quiet()
     assert service.latest(pid).verdict.registration is RegistrationState.NEEDS_SURVEY
     reviewed = datetime(2026, 11, 22, 9, 0, tzinfo=UTC)
     collection = CollectionApproved(
-        collection_id=uuid.uuid4(), person_id=pid, channel=Channel.COUNTER,
-        items={}, resolved_reasons=(SurveyReason.INTERRUPTED,), handler="clerk-1",
-        handled_at=reviewed, reviewer="reviewer-1", reviewed_at=reviewed,
-    )  # fmt: skip
+        collection_id=uuid.uuid4(),
+        person_id=pid,
+        channel=Channel.COUNTER,
+        items={},
+        resolved_reasons=(SurveyReason.INTERRUPTED,),
+        handler="clerk-1",
+        handled_at=reviewed,
+        reviewer="reviewer-1",
+        reviewed_at=reviewed,
+    )
     await service.publish([collection])
     await service.quiet()
     verdict = service.latest(pid).verdict
@@ -214,8 +240,13 @@ async def test_a_merged_person_is_no_longer_evaluated(service: Service) -> None:
     await service.publish([merge, fact_event(retired, enrolled(retired, S.RESIDENT_MEDICAL))])
     assert len(await service.quiet()) == published
     async with service.database.engine.connect() as connection:
-        row = (await connection.execute(sa.select(persons.c.pending, persons.c.merged_into)
-                                        .where(persons.c.person_id == retired))).one()  # fmt: skip
+        row = (
+            await connection.execute(
+                sa.select(persons.c.pending, persons.c.merged_into).where(
+                    persons.c.person_id == retired
+                )
+            )
+        ).one()
     assert row.merged_into == survivor and row.pending is False
 
 
@@ -229,9 +260,11 @@ async def test_delay_from_the_source_commit_to_the_verdict(service: Service) -> 
     for chunk in range(0, len(people), 20):  # a steady trickle, not one burst
         now = datetime.now(UTC)
         await service.publish(
-            [fact_event(pid, enrolled(pid, S.RESIDENT_MEDICAL), observed_at=now)
-             for pid in people[chunk : chunk + 20]]
-        )  # fmt: skip
+            [
+                fact_event(pid, enrolled(pid, S.RESIDENT_MEDICAL), observed_at=now)
+                for pid in people[chunk : chunk + 20]
+            ]
+        )
         await asyncio.sleep(0.1)
     await service.statuses(start + len(people))
     delays = sorted(
@@ -241,6 +274,8 @@ async def test_delay_from_the_source_commit_to_the_verdict(service: Service) -> 
     )
     assert len(delays) == len(people)
     p50, p99 = delays[len(delays) // 2], delays[int(len(delays) * 0.99)]
-    print(f"\nsource commit → verdict on registry.statuses: p50 {p50 * 1000:.0f} ms, "
-          f"p99 {p99 * 1000:.0f} ms over {len(delays)} changes")  # fmt: skip
+    print(
+        f"\nsource commit → verdict on registry.statuses: p50 {p50 * 1000:.0f} ms, "
+        f"p99 {p99 * 1000:.0f} ms over {len(delays)} changes"
+    )
     assert 0 < p50 <= p99 < 10.0  # generous: two other engineers share the two cores

@@ -32,17 +32,31 @@ from tests.identity.feed import snapshot_messages
 
 PEOPLE = 2_000
 # Dirtier than life (as identity's ground truth), so every survey reason shows many times.
-RATES = Rates(legacy_15=0.2, lowercase_x=0.5, spaces=0.1, wrong_check_digit=0.2,
-              name_variant=0.1, identity_conflict=0.02, foreign_document=0.02)  # fmt: skip
+RATES = Rates(
+    legacy_15=0.2,
+    lowercase_x=0.5,
+    spaces=0.1,
+    wrong_check_digit=0.2,
+    name_variant=0.1,
+    identity_conflict=0.02,
+    foreign_document=0.02,
+)
 NOW = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
 INSURANCES = ("pension", "medical", "injury", "unemployment", "maternity")
 
 
 def inbound(event: Event, offset: int) -> InboundMessage:
     record = encode(event, source="/canbao/identity")
-    return InboundMessage(topic=record.topic, partition=0, offset=offset, key=record.key,
-                          value=record.value, headers=tuple(record.headers), timestamp=0,
-                          envelope=Envelope.from_headers(record.headers))  # fmt: skip
+    return InboundMessage(
+        topic=record.topic,
+        partition=0,
+        offset=offset,
+        key=record.key,
+        value=record.value,
+        headers=tuple(record.headers),
+        timestamp=0,
+        envelope=Envelope.from_headers(record.headers),
+    )
 
 
 async def feed(database: Database, events: list[Event]) -> None:
@@ -59,8 +73,14 @@ def outcome_of(row: Any) -> dict[str, Any]:
     """Our verdict in the shape of simulator.expected_outcome."""
     verdict = row.verdict if row is not None else None
     if verdict is None:
-        return {"deceased": False, "in_scope": False, "statuses": dict.fromkeys(INSURANCES),
-                "flags": [], "survey_reasons": [], "registration": None}  # fmt: skip
+        return {
+            "deceased": False,
+            "in_scope": False,
+            "statuses": dict.fromkeys(INSURANCES),
+            "flags": [],
+            "survey_reasons": [],
+            "registration": None,
+        }
     deceased = verdict["deceased"]
     return {
         "deceased": deceased,
@@ -76,8 +96,10 @@ def outcome_of(row: Any) -> dict[str, Any]:
 def differences(want: dict[str, Any], got: dict[str, Any]) -> list[str]:
     fields = ("deceased", "in_scope", "statuses", "registration")
     diffs = [f"{f}: want {want[f]} got {got[f]}" for f in fields if want[f] != got[f]]
-    flags = ({(f["type"], f["insurance"]) for f in want["flags"]},
-             {(f["type"], f["insurance"]) for f in got["flags"]})  # fmt: skip
+    flags = (
+        {(f["type"], f["insurance"]) for f in want["flags"]},
+        {(f["type"], f["insurance"]) for f in got["flags"]},
+    )
     if flags[0] != flags[1]:
         diffs.append(f"flags: want {sorted(flags[0])} got {sorted(flags[1])}")
     if want["survey_reasons"] != list(got["survey_reasons"]):
@@ -99,8 +121,10 @@ async def compare(
     """Every person's verdict against the expected outcome; prints the agreement, and the
     confusion per insurance when some disagree. Returns the disagreements."""
     async with database.engine.connect() as connection:
-        rows = {r.person_id: r for r in await connection.execute(
-            sa.select(persons.c.person_id, persons.c.verdict))}  # fmt: skip
+        rows = {
+            r.person_id: r
+            for r in await connection.execute(sa.select(persons.c.person_id, persons.c.verdict))
+        }
     confusion: dict[str, collections.Counter[tuple[Any, Any]]] = collections.defaultdict(
         collections.Counter
     )
@@ -112,8 +136,10 @@ async def compare(
         diffs = differences(person, got)
         if diffs:
             disagreements.append(f"{key} ({person['situation']}): " + "; ".join(diffs))
-    print(f"{len(expected) - len(disagreements)} of {len(expected)} people agree with the "
-          f"ground truth as of {next(iter(expected.values()))['as_of']}")  # fmt: skip
+    print(
+        f"{len(expected) - len(disagreements)} of {len(expected)} people agree with the "
+        f"ground truth as of {next(iter(expected.values()))['as_of']}"
+    )
     # Not a vacuous agreement: the population shows every kind of verdict.
     seen = {code for counts in confusion.values() for code, _ in counts}
     assert {"11", "12", "21", "27", "30", "81", "82", "91", "92", "93", "94", "95", None} <= seen
@@ -142,16 +168,25 @@ async def test_verdicts_agree_with_the_ground_truth_for_every_person(
     person_ids: dict[str, UUID] = {}
     for key, person in expected.items():
         document = person["document"]
-        number, doc_type = ((person["id_number"], "01") if document is None
-                            else (document["number"], document["type"]))  # fmt: skip
+        number, doc_type = (
+            (person["id_number"], "01")
+            if document is None
+            else (document["number"], document["type"])
+        )
         person_id = await harness.person_of(number, doc_type)
         assert person_id is not None, f"{key} did not resolve in identity"
         person_ids[key] = person_id
     assert any(p["flags"] for p in expected.values() if p["deceased"])
     assert any(p["flags"] for p in expected.values() if not p["deceased"])
     reasons = {r for p in expected.values() for r in p["survey_reasons"]}
-    assert reasons == {"uninsured", "partially_insured", "interrupted", "missing_info",
-                       "inaccurate_info", "identity_conflict"}  # fmt: skip
+    assert reasons == {
+        "uninsured",
+        "partially_insured",
+        "interrupted",
+        "missing_info",
+        "inaccurate_info",
+        "identity_conflict",
+    }
     disagreements = await compare(expected, person_ids, matching_db)
     assert not disagreements, f"{len(disagreements)} of {len(expected)} people disagree"
 

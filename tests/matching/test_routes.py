@@ -37,10 +37,16 @@ async def apply(database: Database, events: list[Event]) -> None:
     async with unit_of_work(database, service="matching") as uow:
         for offset, event in enumerate(events):
             record = encode(event, source="/tests")
-            message = InboundMessage(topic=record.topic, partition=0, offset=offset,
-                                     key=record.key, value=record.value,
-                                     headers=tuple(record.headers), timestamp=0,
-                                     envelope=Envelope.from_headers(record.headers))  # fmt: skip
+            message = InboundMessage(
+                topic=record.topic,
+                partition=0,
+                offset=offset,
+                key=record.key,
+                value=record.value,
+                headers=tuple(record.headers),
+                timestamp=0,
+                envelope=Envelope.from_headers(record.headers),
+            )
             await HANDLER(message, uow)
     await Evaluator(database, clock=lambda: NOW).run_once()
 
@@ -58,9 +64,11 @@ async def client(matching_db: Database) -> AsyncIterator[httpx.AsyncClient]:
 
 
 def insured(pid: UUID, region: str = "520102") -> list[Event]:
-    return [person(pid, region_code=region),
-            FactAsserted(person_id=pid, fact=enrolled(pid, S.RESIDENT_PENSION)),
-            FactAsserted(person_id=pid, fact=enrolled(pid, S.RESIDENT_MEDICAL))]  # fmt: skip
+    return [
+        person(pid, region_code=region),
+        FactAsserted(person_id=pid, fact=enrolled(pid, S.RESIDENT_PENSION)),
+        FactAsserted(person_id=pid, fact=enrolled(pid, S.RESIDENT_MEDICAL)),
+    ]
 
 
 def uninsured(pid: UUID, region: str = "520102") -> list[Event]:
@@ -76,8 +84,13 @@ async def test_the_verdict_of_a_person_is_what_the_popup_shows(
     assert response.status_code == 200
     body = response.json()
     assert body["person_id"] == str(pid) and body["in_scope"] is True
-    assert body["verdict"]["statuses"] == {"pension": "12", "medical": "27", "injury": "95",
-                                           "unemployment": "95", "maternity": "95"}  # fmt: skip
+    assert body["verdict"]["statuses"] == {
+        "pension": "12",
+        "medical": "27",
+        "injury": "95",
+        "unemployment": "95",
+        "maternity": "95",
+    }
     assert body["verdict"]["registration"] == "confirmed"
     assert body["verdict"]["needs_survey"] is False and body["verdict"]["survey_reasons"] == []
     assert body["as_of"].startswith("2026-11-23T02:00:00")
@@ -94,9 +107,14 @@ async def test_a_merged_person_points_to_the_survivor(
     client: httpx.AsyncClient, matching_db: Database
 ) -> None:
     retired, survivor = uuid.uuid4(), uuid.uuid4()
-    await apply(matching_db, [*uninsured(retired), *uninsured(survivor),
-                              PersonsMerged(merged_person_id=retired,
-                                            surviving_person_id=survivor)])  # fmt: skip
+    await apply(
+        matching_db,
+        [
+            *uninsured(retired),
+            *uninsured(survivor),
+            PersonsMerged(merged_person_id=retired, surviving_person_id=survivor),
+        ],
+    )
     response = await client.get(f"/internal/v1/verdicts/{retired}")
     assert response.status_code == 404
     assert response.json()["type"] == "/problems/person-merged"
@@ -135,8 +153,10 @@ async def test_survey_targets_of_a_city_by_reason_page_by_page(
     in_city = sorted(uuid.uuid4() for _ in range(5))
     other_city, confirmed = uuid.uuid4(), uuid.uuid4()
     events = [e for pid in in_city for e in uninsured(pid, region="520102")]
-    await apply(matching_db, [*events, *uninsured(other_city, region="520302"),
-                              *insured(confirmed, region="520103")])  # fmt: skip
+    await apply(
+        matching_db,
+        [*events, *uninsured(other_city, region="520302"), *insured(confirmed, region="520103")],
+    )
     seen: list[str] = []
     after: str | None = None
     while True:
@@ -168,16 +188,27 @@ async def test_the_insurance_of_a_person_lists_enrolments_and_benefits_not_retra
     client: httpx.AsyncClient, matching_db: Database
 ) -> None:
     pid = uuid.uuid4()
-    pension = enrolled(pid, S.URBAN_EMPLOYEE_PENSION, unit="U1", first_enrolled_on=date(2010, 3, 1),
-                       period_start=date(2024, 1, 1))  # fmt: skip
+    pension = enrolled(
+        pid,
+        S.URBAN_EMPLOYEE_PENSION,
+        unit="U1",
+        first_enrolled_on=date(2010, 3, 1),
+        period_start=date(2024, 1, 1),
+    )
     medical = enrolled(pid, S.EMPLOYEE_MEDICAL, unit="U1")
     gone = medical.model_copy(update={"revision": 2, "retracted": True})
     paid = benefit(pid, S.URBAN_EMPLOYEE_PENSION)
-    await apply(matching_db, [person(pid), FactAsserted(person_id=pid, fact=pension),
-                              FactAsserted(person_id=pid, fact=medical),
-                              FactAsserted(person_id=pid, fact=gone),
-                              FactAsserted(person_id=pid, fact=paid),
-                              FactAsserted(person_id=pid, fact=job(pid))])  # fmt: skip
+    await apply(
+        matching_db,
+        [
+            person(pid),
+            FactAsserted(person_id=pid, fact=pension),
+            FactAsserted(person_id=pid, fact=medical),
+            FactAsserted(person_id=pid, fact=gone),
+            FactAsserted(person_id=pid, fact=paid),
+            FactAsserted(person_id=pid, fact=job(pid)),
+        ],
+    )
     response = await client.get(f"/internal/v1/persons/{pid}/insurance")
     assert response.status_code == 200, response.text
     body = response.json()
@@ -205,20 +236,32 @@ async def test_a_person_whose_record_cannot_be_read_is_set_aside_not_blocking_th
     async with unit_of_work(matching_db, service="matching") as uow:
         for offset, event in enumerate([*insured(broken), *uninsured(fine)]):
             record = encode(event, source="/tests")
-            message = InboundMessage(topic=record.topic, partition=0, offset=offset,
-                                     key=record.key, value=record.value,
-                                     headers=tuple(record.headers), timestamp=0,
-                                     envelope=Envelope.from_headers(record.headers))  # fmt: skip
+            message = InboundMessage(
+                topic=record.topic,
+                partition=0,
+                offset=offset,
+                key=record.key,
+                value=record.value,
+                headers=tuple(record.headers),
+                timestamp=0,
+                envelope=Envelope.from_headers(record.headers),
+            )
             await HANDLER(message, uow)
     async with matching_db.engine.begin() as connection:  # a row the contracts now refuse
-        await connection.execute(sa.update(facts).where(facts.c.person_id == broken)
-                                 .values(body={"kind": "enrolment"}))  # fmt: skip
+        await connection.execute(
+            sa.update(facts).where(facts.c.person_id == broken).values(body={"kind": "enrolment"})
+        )
     await Evaluator(matching_db, clock=lambda: NOW).run_once()
     assert (await client.get(f"/internal/v1/verdicts/{fine}")).status_code == 200
     assert (await client.get(f"/internal/v1/verdicts/{broken}")).status_code == 409
     async with matching_db.engine.connect() as connection:
-        row = (await connection.execute(sa.select(persons.c.pending, persons.c.recheck_on)
-                                        .where(persons.c.person_id == broken))).one()  # fmt: skip
+        row = (
+            await connection.execute(
+                sa.select(persons.c.pending, persons.c.recheck_on).where(
+                    persons.c.person_id == broken
+                )
+            )
+        ).one()
     assert row.pending is False and row.recheck_on == date(2026, 11, 24)
 
 
@@ -231,25 +274,61 @@ async def test_a_search_reads_the_exchange_attributes_as_the_gateway_matches_the
     local_insured, migrant, migrant_elsewhere = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
     elsewhere_in_province = uuid.uuid4()
     away = {"household_registered_locally": False, "household_region_code": "110101"}
-    await apply(matching_db, [
-        *(e for pid in local_uninsured for e in uninsured(pid)), *insured(local_insured),
-        person(migrant, **away), FactAsserted(person_id=migrant,
-                                              fact=enrolled(migrant, S.URBAN_EMPLOYEE_PENSION)),
-        person(migrant_elsewhere, **away),
-        person(elsewhere_in_province), FactAsserted(person_id=elsewhere_in_province, fact=elsewhere(
-            elsewhere_in_province, Insurance.PENSION, ComparisonScope.PROVINCE, region="520302")),
-    ])  # fmt: skip
-    owed = Filter.model_validate({"op": "all", "parts": [
-        {"attribute": "region", "cmp": "eq", "value": "520000"},
-        {"op": "any", "parts": [
-            {"op": "all", "parts": [
-                {"attribute": "household_registered_locally", "cmp": "eq", "value": False},
-                {"attribute": "insured_in_province", "cmp": "eq", "value": True}]},
-            {"op": "all", "parts": [
-                {"attribute": "household_registered_locally", "cmp": "eq", "value": True},
-                {"attribute": "insured_in_province", "cmp": "eq", "value": False}]},
-        ]},
-    ]})  # fmt: skip
+    await apply(
+        matching_db,
+        [
+            *(e for pid in local_uninsured for e in uninsured(pid)),
+            *insured(local_insured),
+            person(migrant, **away),
+            FactAsserted(person_id=migrant, fact=enrolled(migrant, S.URBAN_EMPLOYEE_PENSION)),
+            person(migrant_elsewhere, **away),
+            person(elsewhere_in_province),
+            FactAsserted(
+                person_id=elsewhere_in_province,
+                fact=elsewhere(
+                    elsewhere_in_province,
+                    Insurance.PENSION,
+                    ComparisonScope.PROVINCE,
+                    region="520302",
+                ),
+            ),
+        ],
+    )
+    owed = Filter.model_validate(
+        {
+            "op": "all",
+            "parts": [
+                {"attribute": "region", "cmp": "eq", "value": "520000"},
+                {
+                    "op": "any",
+                    "parts": [
+                        {
+                            "op": "all",
+                            "parts": [
+                                {
+                                    "attribute": "household_registered_locally",
+                                    "cmp": "eq",
+                                    "value": False,
+                                },
+                                {"attribute": "insured_in_province", "cmp": "eq", "value": True},
+                            ],
+                        },
+                        {
+                            "op": "all",
+                            "parts": [
+                                {
+                                    "attribute": "household_registered_locally",
+                                    "cmp": "eq",
+                                    "value": True,
+                                },
+                                {"attribute": "insured_in_province", "cmp": "eq", "value": False},
+                            ],
+                        },
+                    ],
+                },
+            ],
+        }
+    )
     pages, after = [], str(UUID(int=0))
     while after is not None:
         body = {"filter": owed.model_dump(mode="json"), "page_size": 2, "after": after}
@@ -264,11 +343,13 @@ async def test_a_search_reads_the_exchange_attributes_as_the_gateway_matches_the
     assert all(len(page) <= 2 for page in pages) and len(found) == len(set(found))
 
     everyone = {"op": "all", "parts": [{"attribute": "region", "cmp": "eq", "value": "520000"}]}
-    response = await client.post("/internal/v1/verdicts/search",
-                                 json={"filter": everyone, "page_size": 100})  # fmt: skip
+    response = await client.post(
+        "/internal/v1/verdicts/search", json={"filter": everyone, "page_size": 100}
+    )
     assert response.json()["total_count"] == 6  # the uninsured migrant is not the province's
-    in_python = [item["person_id"] for item in response.json()["items"]
-                 if matches(owed, item["verdict"])]  # fmt: skip
+    in_python = [
+        item["person_id"] for item in response.json()["items"] if matches(owed, item["verdict"])
+    ]
     assert sorted(in_python) == sorted(found)
 
     both = {"filter": everyone, "page_size": 2, "page_number": 2, "after": str(UUID(int=0))}

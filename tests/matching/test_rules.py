@@ -42,11 +42,19 @@ from tests.matching.people import (
     study,
 )
 
-P, M, INJ, U, MAT = (Insurance.PENSION, Insurance.MEDICAL, Insurance.INJURY,
-                     Insurance.UNEMPLOYMENT, Insurance.MATERNITY)  # fmt: skip
+P, M, INJ, U, MAT = (
+    Insurance.PENSION,
+    Insurance.MEDICAL,
+    Insurance.INJURY,
+    Insurance.UNEMPLOYMENT,
+    Insurance.MATERNITY,
+)
 S = StatusCode
-PAYING, SUSPENDED, TERMINATED = (EnrolmentState.PAYING, EnrolmentState.SUSPENDED,
-                                 EnrolmentState.TERMINATED)  # fmt: skip
+PAYING, SUSPENDED, TERMINATED = (
+    EnrolmentState.PAYING,
+    EnrolmentState.SUSPENDED,
+    EnrolmentState.TERMINATED,
+)
 ALL_FIVE = (S.URBAN_EMPLOYEE_PENSION, S.EMPLOYEE_MEDICAL, S.INJURY_INSURED,
             S.UNEMPLOYMENT_INSURED, S.MATERNITY_INSURED)  # fmt: skip
 
@@ -135,10 +143,12 @@ def test_a_paying_and_a_suspended_enrolment_are_not_a_duplicate() -> None:
 def test_the_verdict_names_the_cities_of_the_paying_enrolments() -> None:
     """domain.md §6: "local" is relative to each city; reporting counts column 3 where these are."""
     p = pid()
-    v = verdict(enrolled(p, S.RESIDENT_MEDICAL, region=OTHER_REGION),
-                enrolled(p, S.RESIDENT_PENSION),
-                enrolled(p, S.RESIDENT_PENSION, region=OTHER_REGION),
-                enrolled(p, S.URBAN_EMPLOYEE_PENSION, SUSPENDED, region="520402"))  # fmt: skip
+    v = verdict(
+        enrolled(p, S.RESIDENT_MEDICAL, region=OTHER_REGION),
+        enrolled(p, S.RESIDENT_PENSION),
+        enrolled(p, S.RESIDENT_PENSION, region=OTHER_REGION),
+        enrolled(p, S.URBAN_EMPLOYEE_PENSION, SUSPENDED, region="520402"),
+    )
     assert v.enrolment_cities == ("5201", "5203")  # not Anshun: suspended
     assert verdict(custody(p)).enrolment_cities == ()
 
@@ -147,8 +157,11 @@ def test_the_verdict_names_the_units_that_employ_the_person_now() -> None:
     """The employer a 92 is owed to: a current job registration, an enrolment by a unit not
     terminated; not a job that ended, nor a unit's terminated enrolment."""
     p = pid()
-    v = verdict(job(p), enrolled(p, S.URBAN_EMPLOYEE_PENSION, SUSPENDED, unit="U0002"),
-                enrolled(p, S.EMPLOYEE_MEDICAL, TERMINATED, unit="U0003"))  # fmt: skip
+    v = verdict(
+        job(p),
+        enrolled(p, S.URBAN_EMPLOYEE_PENSION, SUSPENDED, unit="U0002"),
+        enrolled(p, S.EMPLOYEE_MEDICAL, TERMINATED, unit="U0003"),
+    )
     assert v.employers == ("U0001", "U0002")
     assert verdict(job(p, ended=TODAY - timedelta(days=1))).employers == ()
     assert verdict(enrolled(p, S.RESIDENT_PENSION)).employers == ()
@@ -157,9 +170,11 @@ def test_the_verdict_names_the_units_that_employ_the_person_now() -> None:
 def test_an_interruption_is_dated_by_the_earliest_end_of_a_suspended_period() -> None:
     p = pid()
     ended = date(2020, 1, 31)
-    v = verdict(enrolled(p, S.RESIDENT_PENSION, SUSPENDED, period_end=date(2025, 3, 31)),
-                enrolled(p, S.RESIDENT_MEDICAL, SUSPENDED, period_end=date(2025, 9, 30)),
-                enrolled(p, S.URBAN_EMPLOYEE_PENSION, TERMINATED, period_end=ended))  # fmt: skip
+    v = verdict(
+        enrolled(p, S.RESIDENT_PENSION, SUSPENDED, period_end=date(2025, 3, 31)),
+        enrolled(p, S.RESIDENT_MEDICAL, SUSPENDED, period_end=date(2025, 9, 30)),
+        enrolled(p, S.URBAN_EMPLOYEE_PENSION, TERMINATED, period_end=ended),
+    )
     assert v.interrupted_since == date(2025, 3, 31)
     assert verdict(enrolled(p, S.RESIDENT_PENSION)).interrupted_since is None
 
@@ -234,8 +249,11 @@ def test_suspended_pension_of_a_prisoner_is_94_not_93() -> None:
 
 def test_prisoner_soldier_and_emigrant_are_93_in_every_insurance() -> None:
     p, q, r = pid(), pid(), pid()
-    for facts in ((custody(p),), (household(q, HouseholdStatus.MILITARY_SERVICE),),
-                  (household(r, HouseholdStatus.SETTLED_ABROAD),)):  # fmt: skip
+    for facts in (
+        (custody(p),),
+        (household(q, HouseholdStatus.MILITARY_SERVICE),),
+        (household(r, HouseholdStatus.SETTLED_ABROAD),),
+    ):
         v = verdict(*facts)
         assert set(codes(v).values()) == {S.UNINSURED_MILITARY_ABROAD_PRISON}
         assert not v.needs_survey
@@ -290,8 +308,13 @@ def test_born_on_29_february_turns_16_on_1_march_in_a_common_year() -> None:
 def test_student_is_not_required_to_join_pension() -> None:
     p = pid()
     v = verdict(study(p), enrolled(p, S.RESIDENT_MEDICAL), birth_date=date(2006, 3, 1))
-    assert codes(v) == {P: S.NOT_REQUIRED, M: S.RESIDENT_MEDICAL, INJ: S.NOT_REQUIRED,
-                        U: S.NOT_REQUIRED, MAT: S.NOT_REQUIRED}  # fmt: skip
+    assert codes(v) == {
+        P: S.NOT_REQUIRED,
+        M: S.RESIDENT_MEDICAL,
+        INJ: S.NOT_REQUIRED,
+        U: S.NOT_REQUIRED,
+        MAT: S.NOT_REQUIRED,
+    }
     assert (v.registration, v.confirmed_by) == (RegistrationState.CONFIRMED, ComparisonScope.LOCAL)
 
 
@@ -363,8 +386,12 @@ def test_a_unit_enrolment_terminated_no_longer_means_employed() -> None:
 
 def test_retiree_receiving_a_pension_is_not_required_to_join_employment_insurances() -> None:
     p = pid()
-    v = verdict(job(p), enrolled(p, S.URBAN_EMPLOYEE_PENSION), enrolled(p, S.EMPLOYEE_MEDICAL),
-                benefit(p, S.URBAN_EMPLOYEE_PENSION))  # fmt: skip
+    v = verdict(
+        job(p),
+        enrolled(p, S.URBAN_EMPLOYEE_PENSION),
+        enrolled(p, S.EMPLOYEE_MEDICAL),
+        benefit(p, S.URBAN_EMPLOYEE_PENSION),
+    )
     assert [codes(v)[i] for i in (INJ, U, MAT)] == [S.NOT_REQUIRED] * 3
 
 
@@ -379,22 +406,29 @@ def test_elderly_without_a_pension_or_enrolment_should_join_pension() -> None:
 
 def test_pension_paid_in_two_regions_is_duplicate_benefits() -> None:
     p = pid()
-    v = verdict(enrolled(p, S.URBAN_EMPLOYEE_PENSION), benefit(p, S.URBAN_EMPLOYEE_PENSION),
-                benefit(p, S.RESIDENT_PENSION, region=OTHER_REGION))  # fmt: skip
+    v = verdict(
+        enrolled(p, S.URBAN_EMPLOYEE_PENSION),
+        benefit(p, S.URBAN_EMPLOYEE_PENSION),
+        benefit(p, S.RESIDENT_PENSION, region=OTHER_REGION),
+    )
     assert flags(v) == {(FlagType.DUPLICATE_BENEFITS, P)}
 
 
 def test_local_pension_and_a_pension_received_elsewhere_are_duplicate_benefits() -> None:
     p = pid()
-    v = verdict(benefit(p, S.URBAN_EMPLOYEE_PENSION),
-                elsewhere(p, P, ComparisonScope.NATIONAL, benefit=True))  # fmt: skip
+    v = verdict(
+        benefit(p, S.URBAN_EMPLOYEE_PENSION),
+        elsewhere(p, P, ComparisonScope.NATIONAL, benefit=True),
+    )
     assert (FlagType.DUPLICATE_BENEFITS, P) in flags(v)
 
 
 def test_a_stopped_benefit_is_not_paid() -> None:
     p = pid()
-    v = verdict(benefit(p, S.URBAN_EMPLOYEE_PENSION),
-                benefit(p, S.RESIDENT_PENSION, BenefitPaymentStatus.STOPPED))  # fmt: skip
+    v = verdict(
+        benefit(p, S.URBAN_EMPLOYEE_PENSION),
+        benefit(p, S.RESIDENT_PENSION, BenefitPaymentStatus.STOPPED),
+    )
     assert (FlagType.DUPLICATE_BENEFITS, P) not in flags(v)
 
 
@@ -403,8 +437,11 @@ def test_a_stopped_benefit_is_not_paid() -> None:
 
 def test_deceased_person_has_no_statuses_and_no_survey() -> None:
     p = pid()
-    for facts, fields in (((death(p),), {}), ((household(p, HouseholdStatus.DECEASED),), {}),
-                          ((), {"deceased": True})):  # fmt: skip
+    for facts, fields in (
+        ((death(p),), {}),
+        ((household(p, HouseholdStatus.DECEASED),), {}),
+        ((), {"deceased": True}),
+    ):
         v = verdict(*facts, **fields)
         assert v.deceased and set(codes(v).values()) == {None}
         assert not v.needs_survey and v.flags == ()
@@ -427,8 +464,9 @@ def test_person_who_moved_out_without_enrolment_is_out_of_scope() -> None:
 
 def test_non_local_worker_enrolled_here_is_in_scope() -> None:
     p = pid()
-    v = verdict(enrolled(p, S.URBAN_EMPLOYEE_PENSION, unit="U1"),
-                household_registered_locally=False)  # fmt: skip
+    v = verdict(
+        enrolled(p, S.URBAN_EMPLOYEE_PENSION, unit="U1"), household_registered_locally=False
+    )
     assert codes(v)[P] is S.URBAN_EMPLOYEE_PENSION
 
 
@@ -462,8 +500,13 @@ def test_an_uninsured_resident_permit_holder_is_in_scope_and_should_be_insured()
     pension and medical (91); not employed by a unit, the rest are not required (95)."""
     p = pid()
     v = verdict(permit(p), pid=p, **NON_LOCAL)
-    assert codes(v) == {P: S.UNINSURED_INDIVIDUAL, M: S.UNINSURED_INDIVIDUAL,
-                        INJ: S.NOT_REQUIRED, U: S.NOT_REQUIRED, MAT: S.NOT_REQUIRED}  # fmt: skip
+    assert codes(v) == {
+        P: S.UNINSURED_INDIVIDUAL,
+        M: S.UNINSURED_INDIVIDUAL,
+        INJ: S.NOT_REQUIRED,
+        U: S.NOT_REQUIRED,
+        MAT: S.NOT_REQUIRED,
+    }
     assert v.needs_survey and SurveyReason.UNINSURED in v.survey_reasons
     assert v.region_code == "520102"
 
@@ -476,11 +519,13 @@ def test_a_resident_permit_holder_employed_by_a_unit_is_92_where_not_enrolled() 
 
 @pytest.mark.parametrize(
     ("status", "until"),
-    [(ResidencePermitStatus.EXPIRED, date(2025, 3, 1)),
-     (ResidencePermitStatus.CANCELLED, date(2029, 3, 1)),
-     (ResidencePermitStatus.VALID, TODAY - timedelta(days=1))],
+    [
+        (ResidencePermitStatus.EXPIRED, date(2025, 3, 1)),
+        (ResidencePermitStatus.CANCELLED, date(2029, 3, 1)),
+        (ResidencePermitStatus.VALID, TODAY - timedelta(days=1)),
+    ],
     ids=["expired", "cancelled", "valid-but-past-its-end-date"],
-)  # fmt: skip
+)
 def test_a_permit_no_longer_current_keeps_no_uninsured_person_in_scope(
     status: ResidencePermitStatus, until: date
 ) -> None:
@@ -502,8 +547,11 @@ def test_the_day_after_a_permit_ends_the_person_is_judged_again() -> None:
 
 def test_a_collection_does_not_bring_back_someone_who_moved_out() -> None:
     p = pid()
-    situation = Situation(person=person(p), facts=(household(p, HouseholdStatus.MOVED_OUT),),
-                          collections=(Collection(APPROVED),))  # fmt: skip
+    situation = Situation(
+        person=person(p),
+        facts=(household(p, HouseholdStatus.MOVED_OUT),),
+        collections=(Collection(APPROVED),),
+    )
     assert evaluate(situation, TODAY) is None
 
 
@@ -516,10 +564,18 @@ def test_missing_phone_inaccurate_name_and_identity_conflict_are_survey_reasons(
     inaccurate = (
         InaccurateItem(item=RegistrationItem.NAME, reason="姓名与户籍登记不一致（社保系统）"),
     )
-    v = verdict(*insured, pid=p, missing=(RegistrationItem.PHONE,), inaccurate=inaccurate,
-                identity_conflict=True)  # fmt: skip
-    assert v.survey_reasons == (SurveyReason.MISSING_INFO, SurveyReason.INACCURATE_INFO,
-                                SurveyReason.IDENTITY_CONFLICT)  # fmt: skip
+    v = verdict(
+        *insured,
+        pid=p,
+        missing=(RegistrationItem.PHONE,),
+        inaccurate=inaccurate,
+        identity_conflict=True,
+    )
+    assert v.survey_reasons == (
+        SurveyReason.MISSING_INFO,
+        SurveyReason.INACCURATE_INFO,
+        SurveyReason.IDENTITY_CONFLICT,
+    )
     assert v.registration is RegistrationState.NEEDS_SURVEY
 
 
@@ -533,8 +589,10 @@ def test_a_survey_verifying_an_emigrant_waiting_to_leave_as_93_confirms_the_regi
     and confirms the registration (counts under 'verified and registered')"."""
     p = pid()
     medical = enrolled(p, S.RESIDENT_MEDICAL)
-    verified = Collection(APPROVED, verified_statuses=(
-        VerifiedStatus(insurance=P, status=S.UNINSURED_MILITARY_ABROAD_PRISON),))  # fmt: skip
+    verified = Collection(
+        APPROVED,
+        verified_statuses=(VerifiedStatus(insurance=P, status=S.UNINSURED_MILITARY_ABROAD_PRISON),),
+    )
     before = verdict(medical)
     after = verdict(medical, collections=(verified,))
     assert before.survey_reasons == (SurveyReason.UNINSURED,)
@@ -544,8 +602,9 @@ def test_a_survey_verifying_an_emigrant_waiting_to_leave_as_93_confirms_the_regi
 
 def test_a_verified_individual_refusal_stays_91_but_needs_no_more_survey() -> None:
     p = pid()
-    verified = Collection(APPROVED, verified_statuses=(
-        VerifiedStatus(insurance=P, status=S.UNINSURED_INDIVIDUAL),))  # fmt: skip
+    verified = Collection(
+        APPROVED, verified_statuses=(VerifiedStatus(insurance=P, status=S.UNINSURED_INDIVIDUAL),)
+    )
     v = verdict(enrolled(p, S.RESIDENT_MEDICAL), collections=(verified,))
     assert codes(v)[P] is S.UNINSURED_INDIVIDUAL
     assert v.registration is RegistrationState.VERIFIED
@@ -554,8 +613,12 @@ def test_a_verified_individual_refusal_stays_91_but_needs_no_more_survey() -> No
 def test_a_collection_removes_the_reasons_it_resolves_and_only_those() -> None:
     p = pid()
     collection = Collection(APPROVED, resolved_reasons=(SurveyReason.MISSING_INFO,))
-    v = verdict(enrolled(p, S.RESIDENT_PENSION, SUSPENDED), enrolled(p, S.RESIDENT_MEDICAL),
-                missing=(RegistrationItem.PHONE,), collections=(collection,))  # fmt: skip
+    v = verdict(
+        enrolled(p, S.RESIDENT_PENSION, SUSPENDED),
+        enrolled(p, S.RESIDENT_MEDICAL),
+        missing=(RegistrationItem.PHONE,),
+        collections=(collection,),
+    )
     assert v.survey_reasons == (SurveyReason.INTERRUPTED,)
     unresolved = verdict(missing=(RegistrationItem.PHONE,), birth_date=date(2015, 1, 1))
     assert SurveyReason.MISSING_INFO in unresolved.survey_reasons
@@ -565,20 +628,28 @@ def test_a_resolution_counts_until_a_business_system_reports_something_newer() -
     p = pid()
     later = OBSERVED + timedelta(days=2)
     collection = Collection(APPROVED, resolved_reasons=(SurveyReason.INTERRUPTED,))
-    resolved = verdict(enrolled(p, S.RESIDENT_PENSION, SUSPENDED), enrolled(p, S.RESIDENT_MEDICAL),
-                       collections=(collection,))  # fmt: skip
-    renewed = verdict(enrolled(p, S.RESIDENT_PENSION, SUSPENDED, observed_at=later),
-                      enrolled(p, S.RESIDENT_MEDICAL), collections=(collection,))  # fmt: skip
+    resolved = verdict(
+        enrolled(p, S.RESIDENT_PENSION, SUSPENDED),
+        enrolled(p, S.RESIDENT_MEDICAL),
+        collections=(collection,),
+    )
+    renewed = verdict(
+        enrolled(p, S.RESIDENT_PENSION, SUSPENDED, observed_at=later),
+        enrolled(p, S.RESIDENT_MEDICAL),
+        collections=(collection,),
+    )
     assert resolved.registration is RegistrationState.VERIFIED
     assert renewed.survey_reasons == (SurveyReason.INTERRUPTED,)
 
 
 def test_an_enrolment_found_by_the_systems_outranks_a_verified_reason() -> None:
     p = pid()
-    verified = Collection(APPROVED, verified_statuses=(
-        VerifiedStatus(insurance=P, status=S.UNINSURED_INDIVIDUAL),))  # fmt: skip
-    v = verdict(enrolled(p, S.RESIDENT_PENSION), enrolled(p, S.RESIDENT_MEDICAL),
-                collections=(verified,))  # fmt: skip
+    verified = Collection(
+        APPROVED, verified_statuses=(VerifiedStatus(insurance=P, status=S.UNINSURED_INDIVIDUAL),)
+    )
+    v = verdict(
+        enrolled(p, S.RESIDENT_PENSION), enrolled(p, S.RESIDENT_MEDICAL), collections=(verified,)
+    )
     assert codes(v)[P] is S.RESIDENT_PENSION
 
 
@@ -597,9 +668,14 @@ def test_next_recheck_is_the_16th_birthday_or_a_date_the_rules_compare_with() ->
 
 def test_the_verdict_does_not_depend_on_the_order_of_the_facts() -> None:
     p = pid()
-    facts = (job(p), enrolled(p, S.URBAN_EMPLOYEE_PENSION, unit="U1"),
-             enrolled(p, S.RESIDENT_PENSION), elsewhere(p, M, ComparisonScope.PROVINCE),
-             benefit(p, S.RESIDENT_PENSION), household(p, HouseholdStatus.NORMAL))  # fmt: skip
+    facts = (
+        job(p),
+        enrolled(p, S.URBAN_EMPLOYEE_PENSION, unit="U1"),
+        enrolled(p, S.RESIDENT_PENSION),
+        elsewhere(p, M, ComparisonScope.PROVINCE),
+        benefit(p, S.RESIDENT_PENSION),
+        household(p, HouseholdStatus.NORMAL),
+    )
     forward = verdict(*facts, pid=p)
     backward = verdict(*reversed(facts), pid=p)
     assert forward == backward
@@ -614,10 +690,14 @@ def test_household_status_follows_the_newest_observation() -> None:
 
 def test_a_verified_reason_does_not_hide_an_interruption_the_systems_report() -> None:
     p = pid()
-    verified = Collection(APPROVED, verified_statuses=(
-        VerifiedStatus(insurance=P, status=S.UNINSURED_INDIVIDUAL),))  # fmt: skip
-    v = verdict(enrolled(p, S.RESIDENT_PENSION, SUSPENDED), enrolled(p, S.RESIDENT_MEDICAL),
-                collections=(verified,))  # fmt: skip
+    verified = Collection(
+        APPROVED, verified_statuses=(VerifiedStatus(insurance=P, status=S.UNINSURED_INDIVIDUAL),)
+    )
+    v = verdict(
+        enrolled(p, S.RESIDENT_PENSION, SUSPENDED),
+        enrolled(p, S.RESIDENT_MEDICAL),
+        collections=(verified,),
+    )
     assert codes(v)[P] is S.INTERRUPTED
     assert v.survey_reasons == (SurveyReason.INTERRUPTED,)
     assert v.registration is RegistrationState.NEEDS_SURVEY

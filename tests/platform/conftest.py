@@ -122,15 +122,25 @@ async def make_runner(
     runners: list[ConsumerRunner] = []
 
     def make(
-        topics: list[str], handler: Any, *, dead_letter_topic: str = "deadletter.tests",
-        name: str | None = None, config: RunnerConfig = FAST,
+        topics: list[str],
+        handler: Any,
+        *,
+        dead_letter_topic: str = "deadletter.tests",
+        name: str | None = None,
+        config: RunnerConfig = FAST,
         cls: type[ConsumerRunner] = ConsumerRunner,
-    ) -> ConsumerRunner:  # fmt: skip
+    ) -> ConsumerRunner:
         runner = cls(
-            name=name or f"tests.{os.getpid()}.{next(_groups)}", topics=topics, handler=handler,
-            database=database, producer=producer, bootstrap_servers=kafka.bootstrap_servers,
-            service="tests", dead_letter_topic=dead_letter_topic, config=config,
-        )  # fmt: skip
+            name=name or f"tests.{os.getpid()}.{next(_groups)}",
+            topics=topics,
+            handler=handler,
+            database=database,
+            producer=producer,
+            bootstrap_servers=kafka.bootstrap_servers,
+            service="tests",
+            dead_letter_topic=dead_letter_topic,
+            config=config,
+        )
         runners.append(runner)
         return runner
 
@@ -142,11 +152,17 @@ async def make_runner(
 def event(topic: str, value: str, *, event_id: str | None = None, key: str = "k") -> KafkaRecord:
     """A CloudEvents-enveloped record as the contracts' encoder makes them."""
     envelope = Envelope(
-        id=event_id or str(uuid.uuid4()), type="cn.canbao.test", source="/tests",
-        time=datetime.now(UTC), subject=None, traceparent=None, tracestate=None,
-    )  # fmt: skip
-    return KafkaRecord(topic=topic, key=key.encode(), value=value.encode(),
-                       headers=envelope.to_headers())  # fmt: skip
+        id=event_id or str(uuid.uuid4()),
+        type="cn.canbao.test",
+        source="/tests",
+        time=datetime.now(UTC),
+        subject=None,
+        traceparent=None,
+        tracestate=None,
+    )
+    return KafkaRecord(
+        topic=topic, key=key.encode(), value=value.encode(), headers=envelope.to_headers()
+    )
 
 
 def change_event(topic: str, value: str, *, key: str = "k") -> KafkaRecord:
@@ -196,8 +212,9 @@ async def committed_offsets(bootstrap_servers: str, group: str, topic: str) -> d
     """The group's committed offset per partition of `topic` (partitions without one left out)."""
     async with Producer(bootstrap_servers) as producer:
         partitions = [TopicPartition(topic, p) for p in await producer.partitions_for(topic)]
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, group_id=group,
-                                enable_auto_commit=False)  # fmt: skip
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap_servers, group_id=group, enable_auto_commit=False
+    )
     await consumer.start()
     try:
         found = {tp.partition: await consumer.committed(tp) for tp in partitions}
@@ -222,16 +239,25 @@ class BrokerFaults:
         self._lib, self._cluster = kafka._lib, kafka._cluster
         self._lib.rd_kafka_mock_push_request_errors_array.restype = None
         self._lib.rd_kafka_mock_push_request_errors_array.argtypes = [
-            ctypes.c_void_p, ctypes.c_int16, ctypes.c_size_t, ctypes.POINTER(ctypes.c_int),
-        ]  # fmt: skip
+            ctypes.c_void_p,
+            ctypes.c_int16,
+            ctypes.c_size_t,
+            ctypes.POINTER(ctypes.c_int),
+        ]
         for name in ("rd_kafka_mock_coordinator_set", "rd_kafka_mock_partition_set_leader"):
             getattr(self._lib, name).restype = ctypes.c_int
         self._lib.rd_kafka_mock_coordinator_set.argtypes = [
-            ctypes.c_void_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_int32,
-        ]  # fmt: skip
+            ctypes.c_void_p,
+            ctypes.c_char_p,
+            ctypes.c_char_p,
+            ctypes.c_int32,
+        ]
         self._lib.rd_kafka_mock_partition_set_leader.argtypes = [
-            ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int32, ctypes.c_int32,
-        ]  # fmt: skip
+            ctypes.c_void_p,
+            ctypes.c_char_p,
+            ctypes.c_int32,
+            ctypes.c_int32,
+        ]
 
     def fail_next(self, api_key: int, *errors: int) -> None:
         """The next requests of `api_key` (any broker) are answered with `errors`, in order."""

@@ -34,12 +34,16 @@ def cluster_ca(directory: Path) -> Path:
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "cluster-ca test")])
     now = datetime.now(UTC)
     certificate = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name)
-        .public_key(key.public_key()).serial_number(x509.random_serial_number())
-        .not_valid_before(now).not_valid_after(now + timedelta(days=1))
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now)
+        .not_valid_after(now + timedelta(days=1))
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .sign(key, hashes.SHA256())
-    )  # fmt: skip
+    )
     path = directory / "ca.crt"
     path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
     return path
@@ -66,9 +70,11 @@ def test_ssl_verifies_the_brokers_against_the_cluster_ca(tmp_path: Path) -> None
 
 def test_sasl_ssl_logs_in_with_scram_sha_512_by_default(tmp_path: Path) -> None:
     settings = KafkaSettings(
-        CANBAO_ENV="production", KAFKA_SECURITY_PROTOCOL="SASL_SSL",
-        KAFKA_SSL_CAFILE=str(cluster_ca(tmp_path)), **LOGIN,
-    )  # fmt: skip
+        CANBAO_ENV="production",
+        KAFKA_SECURITY_PROTOCOL="SASL_SSL",
+        KAFKA_SSL_CAFILE=str(cluster_ca(tmp_path)),
+        **LOGIN,
+    )
     options = settings.kafka_client_options()
     assert isinstance(options.pop("ssl_context"), ssl.SSLContext)
     assert options == {
@@ -116,11 +122,17 @@ async def test_the_default_options_work_against_the_test_broker(
     async with Producer(kafka.bootstrap_servers, **options) as producer:
         await producer.send_many([event(topic, "a"), event(topic, "b")])
         runner = ConsumerRunner(
-            name=f"tests.kafka-security.{topic}", topics=[topic], handler=Recorder(),
-            database=database, producer=producer, bootstrap_servers=kafka.bootstrap_servers,
-            service="tests", dead_letter_topic="deadletter.tests", config=FAST,
+            name=f"tests.kafka-security.{topic}",
+            topics=[topic],
+            handler=Recorder(),
+            database=database,
+            producer=producer,
+            bootstrap_servers=kafka.bootstrap_servers,
+            service="tests",
+            dead_letter_topic="deadletter.tests",
+            config=FAST,
             client_options=options,
-        )  # fmt: skip
+        )
         await runner.start()
         try:
             await wait_until(lambda: runner.counts.processed == 2)

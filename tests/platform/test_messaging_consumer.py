@@ -56,9 +56,11 @@ from tests.platform.conftest import (
 
 
 async def test_an_event_published_twice_is_applied_once(
-    make_topic: Callable[..., str], producer: Producer, database: Database,
+    make_topic: Callable[..., str],
+    producer: Producer,
+    database: Database,
     make_runner: Callable[..., ConsumerRunner],
-) -> None:  # fmt: skip
+) -> None:
     topic = make_topic()
     first, second = event(topic, "a", event_id="evt-1"), event(topic, "b", event_id="evt-2")
     await producer.send_many([first, first, second])  # same ce_id twice, in one batch
@@ -74,10 +76,13 @@ async def test_an_event_published_twice_is_applied_once(
 
 
 async def test_a_poison_event_goes_to_the_dead_letter_topic_and_the_consumer_goes_on(
-    kafka: MockKafkaCluster, make_topic: Callable[..., str], producer: Producer,
-    database: Database, make_runner: Callable[..., ConsumerRunner],
+    kafka: MockKafkaCluster,
+    make_topic: Callable[..., str],
+    producer: Producer,
+    database: Database,
+    make_runner: Callable[..., ConsumerRunner],
     caplog: pytest.LogCaptureFixture,
-) -> None:  # fmt: skip
+) -> None:
     topic, dead_letters = make_topic(partitions=1), make_topic("deadletter", partitions=1)
 
     def fail(message: InboundMessage) -> BaseException | None:
@@ -90,9 +95,13 @@ async def test_a_poison_event_goes_to_the_dead_letter_topic_and_the_consumer_goe
     handler = Recorder(fail=fail)
     malformed = change_event(topic, "no type")
     malformed.headers.extend([("ce_id", b"evt-m"), ("ce_specversion", b"1.0")])
-    sent = [event(topic, "good-1", event_id="g1"), event(topic, "poison", event_id="p1"),
-            malformed, event(topic, "bug", event_id="b1"),
-            event(topic, "good-2", event_id="g2")]  # fmt: skip
+    sent = [
+        event(topic, "good-1", event_id="g1"),
+        event(topic, "poison", event_id="p1"),
+        malformed,
+        event(topic, "bug", event_id="b1"),
+        event(topic, "good-2", event_id="g2"),
+    ]
     await producer.send_many(sent)
     runner = make_runner([topic], handler, dead_letter_topic=dead_letters)
     await runner.start()
@@ -143,9 +152,11 @@ class CrashAfterDatabaseCommit(ConsumerRunner):
 
 
 async def test_a_second_instance_joining_mid_stream_neither_loses_nor_doubles(
-    make_topic: Callable[..., str], producer: Producer, database: Database,
+    make_topic: Callable[..., str],
+    producer: Producer,
+    database: Database,
     make_runner: Callable[..., ConsumerRunner],
-) -> None:  # fmt: skip
+) -> None:
     """Scaling out on the test broker, which meets a real rebalance bug: it marks the group
     synced as soon as the leader's SyncGroup has assigned every member, so a follower's SyncGroup
     arriving after it is answered INVALID_REQUEST (rdkafka_mock_cgrp.c, sync_check counts
@@ -175,9 +186,12 @@ async def test_a_second_instance_joining_mid_stream_neither_loses_nor_doubles(
 
 
 async def test_a_crash_between_database_commit_and_offset_commit_has_no_second_effect(
-    kafka: MockKafkaCluster, make_topic: Callable[..., str], producer: Producer,
-    database: Database, make_runner: Callable[..., ConsumerRunner],
-) -> None:  # fmt: skip
+    kafka: MockKafkaCluster,
+    make_topic: Callable[..., str],
+    producer: Producer,
+    database: Database,
+    make_runner: Callable[..., ConsumerRunner],
+) -> None:
     topic = make_topic()
     # CloudEvents (idempotency key = ce_id) and Debezium-like (key = a digest of the content).
     await producer.send_many([event(topic, f"e{i}", event_id=f"e{i}") for i in range(10)])
@@ -199,9 +213,12 @@ async def test_a_crash_between_database_commit_and_offset_commit_has_no_second_e
 
 
 async def test_change_events_at_offsets_reused_by_a_new_broker_are_applied(
-    kafka: MockKafkaCluster, make_topic: Callable[..., str], producer: Producer,
-    database: Database, make_runner: Callable[..., ConsumerRunner],
-) -> None:  # fmt: skip
+    kafka: MockKafkaCluster,
+    make_topic: Callable[..., str],
+    producer: Producer,
+    database: Database,
+    make_runner: Callable[..., ConsumerRunner],
+) -> None:
     """A change feed's topic recreated (a new cluster, a failover, the local stack's test broker
     started empty again) numbers its messages from offset 0 again, while the service keeps its
     database: the new changes are applied, and a change delivered again is still skipped."""
@@ -219,10 +236,16 @@ async def test_change_events_at_offsets_reused_by_a_new_broker_are_applied(
             after = [change_event(topic, f"after-{i}", key=f"row-{i}") for i in range(5)]
             await new_producer.send_many([*after, before[0]])  # offsets 0-4 again, then a copy
         again = ConsumerRunner(
-            name=first.name, topics=[topic], handler=Recorder(), database=database,
-            producer=producer, bootstrap_servers=recreated.bootstrap_servers, service="tests",
-            dead_letter_topic="deadletter.tests", config=FAST,
-        )  # fmt: skip
+            name=first.name,
+            topics=[topic],
+            handler=Recorder(),
+            database=database,
+            producer=producer,
+            bootstrap_servers=recreated.bootstrap_servers,
+            service="tests",
+            dead_letter_topic="deadletter.tests",
+            config=FAST,
+        )
         await again.start()
         try:
             await wait_until(lambda: again.counts.handled == 6)
@@ -238,9 +261,12 @@ async def test_change_events_at_offsets_reused_by_a_new_broker_are_applied(
 
 
 async def test_shutdown_commits_what_was_applied(
-    kafka: MockKafkaCluster, make_topic: Callable[..., str], producer: Producer,
-    database: Database, make_runner: Callable[..., ConsumerRunner],
-) -> None:  # fmt: skip
+    kafka: MockKafkaCluster,
+    make_topic: Callable[..., str],
+    producer: Producer,
+    database: Database,
+    make_runner: Callable[..., ConsumerRunner],
+) -> None:
     topic = make_topic()
     await producer.send_many([event(topic, f"e{i}", event_id=f"e{i}") for i in range(30)])
     gate = asyncio.Event()
@@ -266,9 +292,12 @@ async def test_shutdown_commits_what_was_applied(
 
 
 async def test_a_fatal_group_error_restarts_the_consumer(
-    make_topic: Callable[..., str], producer: Producer, database: Database,
-    broker_faults: BrokerFaults, make_runner: Callable[..., ConsumerRunner],
-) -> None:  # fmt: skip
+    make_topic: Callable[..., str],
+    producer: Producer,
+    database: Database,
+    broker_faults: BrokerFaults,
+    make_runner: Callable[..., ConsumerRunner],
+) -> None:
     """The test broker's coordinator sometimes answers SyncGroup with INVALID_REQUEST during a
     rebalance; aiokafka then raises KafkaError from the group's background task. We make the
     broker answer the next SyncGroup that way (librdkafka's mock error stack) — nothing in the
@@ -286,8 +315,10 @@ async def test_a_fatal_group_error_restarts_the_consumer(
 
 
 async def test_health_reports_lag_until_the_backlog_is_applied(
-    make_topic: Callable[..., str], producer: Producer, make_runner: Callable[..., ConsumerRunner],
-) -> None:  # fmt: skip
+    make_topic: Callable[..., str],
+    producer: Producer,
+    make_runner: Callable[..., ConsumerRunner],
+) -> None:
     topic = make_topic(partitions=1)
     await producer.send_many([event(topic, f"e{i}", event_id=f"e{i}") for i in range(30)])
     gate = asyncio.Event()
@@ -305,16 +336,20 @@ async def test_health_reports_lag_until_the_backlog_is_applied(
 
 
 async def test_a_handler_decodes_contract_events_and_one_breaking_the_contract_is_dead_lettered(
-    kafka: MockKafkaCluster, make_topic: Callable[..., str], producer: Producer,
-    database: Database, make_runner: Callable[..., ConsumerRunner],
-) -> None:  # fmt: skip
+    kafka: MockKafkaCluster,
+    make_topic: Callable[..., str],
+    producer: Producer,
+    database: Database,
+    make_runner: Callable[..., ConsumerRunner],
+) -> None:
     topic, dead_letters = make_topic(), make_topic("deadletter")
     merged = PersonsMerged(merged_person_id=uuid.uuid4(), surviving_person_id=uuid.uuid4())
     good = dataclasses.replace(encode(merged, source="/canbao/identity"), topic=topic)
     broken = dataclasses.replace(  # another event (its own ce_id) whose value breaks the model
-        encode(merged, source="/canbao/identity"), topic=topic,
+        encode(merged, source="/canbao/identity"),
+        topic=topic,
         value=b'{"merged_person_id": "not a uuid"}',
-    )  # fmt: skip
+    )
     decoded: list[Event] = []
 
     async def handle(message: InboundMessage, uow: UnitOfWork) -> None:
@@ -344,9 +379,11 @@ async def backdate(database: Database, keys: list[str], age: timedelta) -> None:
 
 
 async def test_old_idempotency_records_are_pruned_in_batches_and_recent_ones_still_count(
-    make_topic: Callable[..., str], producer: Producer, database: Database,
+    make_topic: Callable[..., str],
+    producer: Producer,
+    database: Database,
     make_runner: Callable[..., ConsumerRunner],
-) -> None:  # fmt: skip
+) -> None:
     topic = make_topic()
     await producer.send_many([event(topic, f"e{i}", event_id=f"e{i}") for i in range(12)])
     runner = make_runner([topic], Recorder())
@@ -373,9 +410,10 @@ def test_records_are_kept_longer_than_any_topic_keeps_a_message() -> None:
 
 
 async def test_every_service_that_consumes_prunes_on_a_schedule(
-    make_topic: Callable[..., str], database: Database,
+    make_topic: Callable[..., str],
+    database: Database,
     make_runner: Callable[..., ConsumerRunner],
-) -> None:  # fmt: skip
+) -> None:
     """The service shell adds the pruner beside any consumer runner; it prunes as it starts."""
     async with database.engine.begin() as connection:
         rows = [{"consumer": "c", "message_key": key} for key in ("old", "new")]
@@ -383,9 +421,11 @@ async def test_every_service_that_consumes_prunes_on_a_schedule(
     await backdate(database, ["old"], timedelta(days=91))
     runner = make_runner([make_topic()], Recorder())
     definition = ServiceDefinition(
-        name="tests", settings=ServiceSettings, migrations=Path("unused"),
+        name="tests",
+        settings=ServiceSettings,
+        migrations=Path("unused"),
         components=lambda _: [runner],
-    )  # fmt: skip
+    )
     app = create_app(definition, ServiceSettings(database_url=database.url))
     async with app.router.lifespan_context(app):
         [pruner] = [c for c in app.state.components if isinstance(c, ProcessedMessagesPruner)]

@@ -21,9 +21,12 @@ from tests.platform.conftest import Recorder, effects, event, read_topic, wait_u
 
 
 async def test_a_fixed_event_is_replayed_from_the_dead_letter_topic_and_applied(
-    kafka: MockKafkaCluster, make_topic: Callable[..., str], producer: Producer,
-    database: Database, make_runner: Callable[..., ConsumerRunner],
-) -> None:  # fmt: skip
+    kafka: MockKafkaCluster,
+    make_topic: Callable[..., str],
+    producer: Producer,
+    database: Database,
+    make_runner: Callable[..., ConsumerRunner],
+) -> None:
     topic, other, dead_letters = make_topic(), make_topic(), make_topic("deadletter")
     fixed = False
 
@@ -35,11 +38,13 @@ async def test_a_fixed_event_is_replayed_from_the_dead_letter_topic_and_applied(
         return None
 
     runner = make_runner([topic, other], Recorder(fail=fail), dead_letter_topic=dead_letters)
-    await producer.send_many([
-        event(topic, "unknown region", event_id="e1"),
-        event(topic, "broken", event_id="e2"),
-        event(other, "unknown region", event_id="e3"),
-    ])  # fmt: skip
+    await producer.send_many(
+        [
+            event(topic, "unknown region", event_id="e1"),
+            event(topic, "broken", event_id="e2"),
+            event(other, "unknown region", event_id="e3"),
+        ]
+    )
     await runner.start()
     await wait_until(lambda: runner.counts.dead_lettered == 3)
     assert await effects(database) == {}
@@ -47,9 +52,12 @@ async def test_a_fixed_event_is_replayed_from_the_dead_letter_topic_and_applied(
     fixed = True  # the code table now has the region
     only = ReplayFilter(reason_contains="code table", original_topic=topic)
     report = await replay_dead_letters(
-        bootstrap_servers=kafka.bootstrap_servers, dead_letter_topic=dead_letters,
-        producer=producer, only=only, group_id=f"{dead_letters}.replay",
-    )  # fmt: skip
+        bootstrap_servers=kafka.bootstrap_servers,
+        dead_letter_topic=dead_letters,
+        producer=producer,
+        only=only,
+        group_id=f"{dead_letters}.replay",
+    )
     assert (report.read, report.replayed, report.skipped) == (3, 1, 2)
     await wait_until(lambda: runner.counts.processed == 1)
     assert await effects(database) == {"e1": 1}  # same ce_id, applied: it was never recorded
@@ -61,7 +69,10 @@ async def test_a_fixed_event_is_replayed_from_the_dead_letter_topic_and_applied(
     assert headers[DLQ_REPLAYED_FROM].startswith(dead_letters.encode())
 
     again = await replay_dead_letters(
-        bootstrap_servers=kafka.bootstrap_servers, dead_letter_topic=dead_letters,
-        producer=producer, only=only, group_id=f"{dead_letters}.replay",
-    )  # fmt: skip
+        bootstrap_servers=kafka.bootstrap_servers,
+        dead_letter_topic=dead_letters,
+        producer=producer,
+        only=only,
+        group_id=f"{dead_letters}.replay",
+    )
     assert (again.read, again.replayed) == (0, 0)  # the group's position remembers

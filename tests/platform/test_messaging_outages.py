@@ -37,9 +37,13 @@ from tests.platform.conftest import (
 
 
 async def test_a_broker_outage_delays_but_loses_nothing(
-    kafka: MockKafkaCluster, make_topic: Callable[..., str], producer: Producer,
-    database: Database, broker_faults: BrokerFaults, make_runner: Callable[..., ConsumerRunner],
-) -> None:  # fmt: skip
+    kafka: MockKafkaCluster,
+    make_topic: Callable[..., str],
+    producer: Producer,
+    database: Database,
+    broker_faults: BrokerFaults,
+    make_runner: Callable[..., ConsumerRunner],
+) -> None:
     topic, group = make_topic(), f"tests.outage.{uuid.uuid4()}"
     down = 2  # every partition's leader and the group's coordinator: the worst broker to lose
     for partition in range(3):
@@ -74,9 +78,12 @@ async def test_a_broker_outage_delays_but_loses_nothing(
 
 
 async def test_a_database_that_refuses_connections_is_waited_for(
-    postgres: PostgresCluster, make_topic: Callable[..., str], producer: Producer,
-    database: Database, make_runner: Callable[..., ConsumerRunner],
-) -> None:  # fmt: skip
+    postgres: PostgresCluster,
+    make_topic: Callable[..., str],
+    producer: Producer,
+    database: Database,
+    make_runner: Callable[..., ConsumerRunner],
+) -> None:
     topic, name = make_topic(), database.engine.url.database
     runner = make_runner([topic], Recorder())
     await runner.start()
@@ -85,8 +92,10 @@ async def test_a_database_that_refuses_connections_is_waited_for(
     # Only this test's database is affected; the shared cluster serves the others meanwhile.
     postgres.psql("postgres", f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
     try:
-        postgres.psql("postgres", "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                                  f"WHERE datname = '{name}'")  # fmt: skip
+        postgres.psql(
+            "postgres",
+            f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'",
+        )
         await producer.send_many([event(topic, f"e{i}", event_id=f"e{i}") for i in range(50)])
         await wait_until(lambda: runner.counts.retries >= 3)
         health = runner.health()
@@ -103,9 +112,11 @@ async def test_a_database_that_refuses_connections_is_waited_for(
 
 
 async def test_a_connection_lost_in_the_middle_of_a_batch_rolls_the_batch_back_and_retries_it(
-    make_topic: Callable[..., str], producer: Producer, database: Database,
+    make_topic: Callable[..., str],
+    producer: Producer,
+    database: Database,
     make_runner: Callable[..., ConsumerRunner],
-) -> None:  # fmt: skip
+) -> None:
     """The handler's 5th message terminates its own database backend (the server going away
     mid-transaction): the effects of messages 1-4 are rolled back with it, and all are applied
     once when the batch is retried on a new connection."""
@@ -147,9 +158,11 @@ async def test_a_service_reports_not_ready_while_its_broker_is_away(
     make_database: Callable[[], str],
 ) -> None:
     definition = ServiceDefinition(
-        name="outage", settings=ServiceSettings, migrations=Path("no-migrations"),
+        name="outage",
+        settings=ServiceSettings,
+        migrations=Path("no-migrations"),
         components=lambda resources: [Producer(resources.settings.kafka_bootstrap_servers)],
-    )  # fmt: skip
+    )
     settings = ServiceSettings(
         database_url=make_database(), KAFKA_BOOTSTRAP_SERVERS=f"127.0.0.1:{free_port()}"
     )
@@ -164,9 +177,12 @@ async def test_a_service_reports_not_ready_while_its_broker_is_away(
 
 
 async def test_a_connection_that_died_between_batches_is_replaced(
-    postgres: PostgresCluster, make_topic: Callable[..., str], producer: Producer,
-    database: Database, make_runner: Callable[..., ConsumerRunner],
-) -> None:  # fmt: skip
+    postgres: PostgresCluster,
+    make_topic: Callable[..., str],
+    producer: Producer,
+    database: Database,
+    make_runner: Callable[..., ConsumerRunner],
+) -> None:
     """The consumer keeps its connection from batch to batch (no pre-ping per batch): when the
     server drops it while idle (a restart, a failover, an idle timeout), the next batch fails as
     a transient error, is retried on a new connection and applied once."""
@@ -176,8 +192,10 @@ async def test_a_connection_that_died_between_batches_is_replaced(
     await producer.send_many([event(topic, f"before-{i}") for i in range(5)])
     await wait_until(lambda: runner.counts.processed == 5)
 
-    postgres.psql("postgres", "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                              f"WHERE datname = '{name}'")  # fmt: skip
+    postgres.psql(
+        "postgres",
+        f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'",
+    )
     await producer.send_many([event(topic, f"after-{i}", event_id=f"a{i}") for i in range(5)])
     await wait_until(lambda: runner.counts.processed == 10)
 

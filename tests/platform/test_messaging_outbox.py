@@ -46,9 +46,11 @@ async def relays(database: Database, producer: Producer) -> AsyncIterator[list[O
 
 
 async def test_a_handler_that_fails_after_publishing_leaves_no_outbox_row(
-    make_topic: Callable[..., str], producer: Producer, database: Database,
+    make_topic: Callable[..., str],
+    producer: Producer,
+    database: Database,
     make_runner: Callable[..., ConsumerRunner],
-) -> None:  # fmt: skip
+) -> None:
     topic, downstream = make_topic(), make_topic("downstream")
 
     def announce(message: InboundMessage, uow: UnitOfWork) -> None:
@@ -83,9 +85,12 @@ async def test_a_unit_of_work_that_raises_publishes_nothing(database: Database) 
 
 
 async def test_the_relay_publishes_in_order_and_empties_the_outbox(
-    kafka: MockKafkaCluster, make_topic: Callable[..., str], producer: Producer,
-    database: Database, relays: list[OutboxRelay],
-) -> None:  # fmt: skip
+    kafka: MockKafkaCluster,
+    make_topic: Callable[..., str],
+    producer: Producer,
+    database: Database,
+    relays: list[OutboxRelay],
+) -> None:
     topic = make_topic()
     people = [f"person-{p}" for p in range(5)]
     for batch in range(4):  # four transactions, each writing 50 events for 5 people
@@ -110,9 +115,12 @@ async def test_the_relay_publishes_in_order_and_empties_the_outbox(
 
 
 async def test_an_event_written_first_is_published_first_even_if_committed_last(
-    kafka: MockKafkaCluster, make_topic: Callable[..., str], producer: Producer,
-    database: Database, relays: list[OutboxRelay],
-) -> None:  # fmt: skip
+    kafka: MockKafkaCluster,
+    make_topic: Callable[..., str],
+    producer: Producer,
+    database: Database,
+    relays: list[OutboxRelay],
+) -> None:
     """Two transactions write events for the same person: the first gets the lower id but
     commits last. The relay must not publish the second before the first."""
     topic = make_topic(partitions=1)
@@ -122,8 +130,13 @@ async def test_an_event_written_first_is_published_first_even_if_committed_last(
     async with database.sessions() as session, session.begin():
         # The first transaction's row is written (its id allocated), not committed: a unit of
         # work writes its rows just before it commits, which narrows this window, not closes it.
-        first = {"topic": topic, "key": b"p1", "value": b"first", "header_names": [],
-                 "header_values": []}  # fmt: skip
+        first = {
+            "topic": topic,
+            "key": b"p1",
+            "value": b"first",
+            "header_names": [],
+            "header_values": [],
+        }
         await (await session.connection()).execute(insert(outbox).values(first))
         async with unit_of_work(database, service="tests") as later:
             later.publish(event(topic, "second", key="p1"))
@@ -135,9 +148,11 @@ async def test_an_event_written_first_is_published_first_even_if_committed_last(
 
 
 async def test_one_relay_per_database_is_active_and_a_standby_takes_over(
-    make_topic: Callable[..., str], producer: Producer, database: Database,
+    make_topic: Callable[..., str],
+    producer: Producer,
+    database: Database,
     relays: list[OutboxRelay],
-) -> None:  # fmt: skip
+) -> None:
     topic = make_topic()
     first = OutboxRelay(database, producer, poll_interval_s=0.2)
     second = OutboxRelay(database, producer, poll_interval_s=0.2)
@@ -156,9 +171,13 @@ async def test_one_relay_per_database_is_active_and_a_standby_takes_over(
 
 
 async def test_the_relay_survives_a_broker_outage(
-    kafka: MockKafkaCluster, make_topic: Callable[..., str], producer: Producer,
-    database: Database, broker_faults: BrokerFaults, relays: list[OutboxRelay],
-) -> None:  # fmt: skip
+    kafka: MockKafkaCluster,
+    make_topic: Callable[..., str],
+    producer: Producer,
+    database: Database,
+    broker_faults: BrokerFaults,
+    relays: list[OutboxRelay],
+) -> None:
     topic, leader = make_topic(partitions=1), 1
     broker_faults.set_leader(topic, 0, leader)
     relay = OutboxRelay(database, producer, poll_interval_s=0.2)

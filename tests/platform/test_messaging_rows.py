@@ -37,9 +37,12 @@ async def add_effect_row(message: InboundMessage, uow: UnitOfWork) -> None:
 
 
 async def test_a_row_postgresql_refuses_dead_letters_its_message_and_the_rest_are_written_once(
-    kafka: MockKafkaCluster, make_topic: Callable[..., str], producer: Producer,
-    database: Database, make_runner: Callable[..., ConsumerRunner],
-) -> None:  # fmt: skip
+    kafka: MockKafkaCluster,
+    make_topic: Callable[..., str],
+    producer: Producer,
+    database: Database,
+    make_runner: Callable[..., ConsumerRunner],
+) -> None:
     topic, dead_letters = make_topic(partitions=1), make_topic("deadletter", partitions=1)
     sent = [event(topic, f"good-{n}", event_id=f"g{n}") for n in range(6)]
     sent.insert(3, event(topic, "nul \x00 in text", event_id="refused"))  # PostgreSQL: 22021
@@ -57,9 +60,12 @@ async def test_a_row_postgresql_refuses_dead_letters_its_message_and_the_rest_ar
 
 
 async def test_a_batch_delivered_again_after_a_crash_adds_no_row_twice(
-    kafka: MockKafkaCluster, make_topic: Callable[..., str], producer: Producer,
-    database: Database, make_runner: Callable[..., ConsumerRunner],
-) -> None:  # fmt: skip
+    kafka: MockKafkaCluster,
+    make_topic: Callable[..., str],
+    producer: Producer,
+    database: Database,
+    make_runner: Callable[..., ConsumerRunner],
+) -> None:
     topic = make_topic()
     await producer.send_many([event(topic, f"e{n}", event_id=f"e{n}") for n in range(20)])
     crashing = make_runner([topic], add_effect_row, cls=CrashAfterDatabaseCommit)

@@ -29,9 +29,12 @@ def merge(message: InboundMessage, uow: UnitOfWork) -> None:
 
 
 async def test_the_batch_span_links_to_the_span_that_sent_each_message(
-    observed: Observed, make_topic: Callable[..., str], producer: Producer, database: Database,
+    observed: Observed,
+    make_topic: Callable[..., str],
+    producer: Producer,
+    database: Database,
     make_runner: Callable[..., ConsumerRunner],
-) -> None:  # fmt: skip
+) -> None:
     topic = make_topic(partitions=1)
     runner = make_runner([topic], Recorder(publish=merge))
     tracer = trace.get_tracer("tests")
@@ -49,8 +52,10 @@ async def test_the_batch_span_links_to_the_span_that_sent_each_message(
     linked = {link.context.span_id: link.context.trace_id for s in process for link in s.links}
     assert linked == {span_id: s.context.trace_id for span_id, s in sent.items() if s.context}
     assert all(s.kind == trace.SpanKind.CONSUMER for s in process)
-    assert all(s.attributes and s.attributes["messaging.consumer.group.name"] == runner.name
-               for s in process)  # fmt: skip
+    assert all(
+        s.attributes and s.attributes["messaging.consumer.group.name"] == runner.name
+        for s in process
+    )
 
     # What the handler published (through the outbox) carries the span of its batch.
     async with database.sessions() as session:
@@ -78,9 +83,11 @@ def _points(reader: InMemoryMetricReader, name: str) -> list[Any]:
 
 
 async def test_counts_and_lag_are_exported_as_metrics(
-    observed: Observed, make_topic: Callable[..., str], producer: Producer,
+    observed: Observed,
+    make_topic: Callable[..., str],
+    producer: Producer,
     make_runner: Callable[..., ConsumerRunner],
-) -> None:  # fmt: skip
+) -> None:
     reader = observed.metrics
     topic = make_topic(partitions=1)
     first = event(topic, "once", event_id="m1")
@@ -95,7 +102,12 @@ async def test_counts_and_lag_are_exported_as_metrics(
 
     assert value("canbao.messaging.processed") == 1
     assert value("canbao.messaging.duplicates") == 1
-    await wait_until(lambda: value("canbao.messaging.consumer.lag") == 0 and any(
-        p.attributes == {"consumer": runner.name, "topic": topic, "partition": 0}
-        for p in _points(reader, "canbao.messaging.consumer.lag")
-    ))  # fmt: skip
+    await wait_until(
+        lambda: (
+            value("canbao.messaging.consumer.lag") == 0
+            and any(
+                p.attributes == {"consumer": runner.name, "topic": topic, "partition": 0}
+                for p in _points(reader, "canbao.messaging.consumer.lag")
+            )
+        )
+    )

@@ -64,8 +64,12 @@ async def write(db: Database, sealer: Sealer, region: str, record_no: int, **doc
     """As the service writes a row: sealed under its current key, bound to the row."""
     context = note_context({"region": region, "record_no": record_no})
     blob = sealer.seal(doc or phone(region, record_no), context=context)
-    row = {"region": region, "record_no": record_no, "note_ciphertext": blob,
-           "key_id": sealer.key_id}  # fmt: skip
+    row = {
+        "region": region,
+        "record_no": record_no,
+        "note_ciphertext": blob,
+        "key_id": sealer.key_id,
+    }
     statement = insert(notes).values(row)
     async with db.engine.begin() as connection:
         await connection.execute(
@@ -143,8 +147,17 @@ async def test_a_row_the_service_rewrote_after_the_read_is_not_clobbered(db: Dat
     assert notes_now[("520102", 2)] == {"phone": "13900000000"}
     assert notes_now[("520102", 1)] == phone("520102", 1)
     async with db.engine.connect() as connection:
-        key_ids = (await connection.execute(sa.select(notes.c.key_id).where(
-            notes.c.region == "520102", notes.c.record_no <= 3))).scalars().all()  # fmt: skip
+        key_ids = (
+            (
+                await connection.execute(
+                    sa.select(notes.c.key_id).where(
+                        notes.c.region == "520102", notes.c.record_no <= 3
+                    )
+                )
+            )
+            .scalars()
+            .all()
+        )
     assert key_ids == ["2026-11"] * 3
 
 

@@ -61,8 +61,9 @@ async def test_a_database_restored_to_a_point_in_time_catches_up_from_kafka(
     kafka: MockKafkaCluster, make_topic: Callable[..., str], drill_dir: Path
 ) -> None:
     data = drill_dir / "data"
-    cluster = PostgresCluster(data, port=free_port(), durable=False,
-                              settings={**archive_settings(data), **RECOVERABLE})  # fmt: skip
+    cluster = PostgresCluster(
+        data, port=free_port(), durable=False, settings={**archive_settings(data), **RECOVERABLE}
+    )
     backrest = PgBackRest(cluster, drill_dir / "backup")
     topic, group = make_topic("drill"), f"drill.{os.getpid()}"
     restored: PostgresCluster | None = None
@@ -76,10 +77,16 @@ async def test_a_database_restored_to_a_point_in_time_catches_up_from_kafka(
 
             def runner_on(database: Database) -> ConsumerRunner:
                 return ConsumerRunner(
-                    name=group, topics=[topic], handler=Recorder(), database=database,
-                    producer=producer, bootstrap_servers=kafka.bootstrap_servers,
-                    service="tests", dead_letter_topic="deadletter.tests", config=FAST,
-                )  # fmt: skip
+                    name=group,
+                    topics=[topic],
+                    handler=Recorder(),
+                    database=database,
+                    producer=producer,
+                    bootstrap_servers=kafka.bootstrap_servers,
+                    service="tests",
+                    dead_letter_topic="deadletter.tests",
+                    config=FAST,
+                )
 
             async def feed(first: int, count: int, database: Database) -> None:
                 await producer.send_many(
@@ -123,9 +130,12 @@ async def test_a_database_restored_to_a_point_in_time_catches_up_from_kafka(
             committed = await committed_offsets(kafka.bootstrap_servers, group, topic)
             assert sum(committed.values()) == total
 
-            moved = await rewind(bootstrap_servers=kafka.bootstrap_servers,
-                                 groups={group: [topic]}, to=target,
-                                 consumer_options=SESSION)  # fmt: skip
+            moved = await rewind(
+                bootstrap_servers=kafka.bootstrap_servers,
+                groups={group: [topic]},
+                to=target,
+                consumer_options=SESSION,
+            )
             replayed = sum(r.reread for r in moved)
             assert replayed == total  # the default margin (an hour) reaches the topic's start
 

@@ -46,10 +46,15 @@ class Reporting:
             for offset, event in enumerate(events):
                 record = encode(event, source="/tests", id=None if ids is None else ids[offset])
                 message = InboundMessage(
-                    topic=record.topic, partition=0, offset=offset, key=record.key,
-                    value=record.value, headers=tuple(record.headers), timestamp=0,
+                    topic=record.topic,
+                    partition=0,
+                    offset=offset,
+                    key=record.key,
+                    value=record.value,
+                    headers=tuple(record.headers),
+                    timestamp=0,
                     envelope=Envelope.from_headers(record.headers),
-                )  # fmt: skip
+                )
                 await handle(message, uow)
 
 
@@ -75,7 +80,8 @@ async def client(reporting: Reporting) -> AsyncIterator[httpx.AsyncClient]:
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(
-            transport=transport, base_url="http://reporting",
+            transport=transport,
+            base_url="http://reporting",
             auth=ServiceAuth("reporting", username="test-analyst", role="analyst"),
-        ) as c:  # fmt: skip
+        ) as c:
             yield c

@@ -27,13 +27,19 @@ async def test_the_consumer_applies_each_event_once(
     kafka: MockKafkaCluster, make_topic: Callable[..., str], reporting: Reporting
 ) -> None:
     topic = make_topic("registry.statuses")
-    settings = ReportingSettings(database_url=reporting.database.url,
-                                 kafka_bootstrap_servers=kafka.bootstrap_servers)  # fmt: skip
-    running = components(Resources(settings=settings, database=reporting.database),
-                         topics=(topic,), config=FAST, clock=reporting.clock)  # fmt: skip
+    settings = ReportingSettings(
+        database_url=reporting.database.url, kafka_bootstrap_servers=kafka.bootstrap_servers
+    )
+    running = components(
+        Resources(settings=settings, database=reporting.database),
+        topics=(topic,),
+        config=FAST,
+        clock=reporting.clock,
+    )
     runner = next(c for c in running if isinstance(c, ConsumerRunner))
-    event = StatusesChanged(person_id=uuid.uuid4(), verdict=needing_survey(), previous=None,
-                            evaluated_at=EVALUATED)  # fmt: skip
+    event = StatusesChanged(
+        person_id=uuid.uuid4(), verdict=needing_survey(), previous=None, evaluated_at=EVALUATED
+    )
     record = dataclasses.replace(encode(event, source="/tests"), topic=topic)
     try:
         for component in running:

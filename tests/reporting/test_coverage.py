@@ -51,12 +51,17 @@ async def province(reporting: Reporting) -> None:
     elsewhere = INSURED.model_copy(update={"pension": S.INSURED_IN_ANOTHER_PROVINCE})
     interrupted = INSURED.model_copy(update={"pension": S.INTERRUPTED})
     people = [
-        verdict(), verdict(region_code=YUNYAN), verdict(statuses=elsewhere),
-        needing_survey(region_code=YUNYAN), verdict(statuses=child),
-        verified(statuses=prisoner), deceased(),
+        verdict(),
+        verdict(region_code=YUNYAN),
+        verdict(statuses=elsewhere),
+        needing_survey(region_code=YUNYAN),
+        verdict(statuses=child),
+        verified(statuses=prisoner),
+        deceased(),
         verdict(household_registered_locally=False),
-        verdict(region_code=ZUNYI), needing_survey(region_code=ZUNYI, statuses=interrupted),
-    ]  # fmt: skip
+        verdict(region_code=ZUNYI),
+        needing_survey(region_code=ZUNYI, statuses=interrupted),
+    ]
     await reporting.apply(*(changed(uuid.uuid4(), v) for v in people))
 
 
@@ -73,9 +78,14 @@ async def test_the_rates_of_each_city_and_the_province(
     assert pension["goal"] == 0.9
     medical = guiyang["insurances"]["medical"]
     assert (medical["insured"], medical["should"], medical["rate"]) == (4, 5, 0.8)
-    assert guiyang["insurances"]["injury"] == {"should": 0, "insured": 0, "rate": None,
-                                               "goal": 0.8, "target": 0.8,
-                                               "gap": None}  # fmt: skip
+    assert guiyang["insurances"]["injury"] == {
+        "should": 0,
+        "insured": 0,
+        "rate": None,
+        "goal": 0.8,
+        "target": 0.8,
+        "gap": None,
+    }
     assert guiyang["registration"] == {"people": 6, "registered": 5, "rate": 0.8333}
     assert guiyang["survey"] == {"needing": 2, "verified": 1, "rate": 0.5, "goal": 0.9}
     assert zunyi["insurances"]["pension"]["rate"] == 0.5  # 94 should be insured
@@ -91,8 +101,9 @@ async def test_a_city_sees_its_counties_and_they_sum_to_it(
     assert [d["region"] for d in city["divisions"]] == [GUIYANG, YUNYAN]
     assert city["total"]["people"] == 6 == sum(d["people"] for d in city["divisions"])
     province = await coverage(client, region="52")
-    assert city["total"] == {k: v for k, v in province["divisions"][0].items()
-                             if k not in ("region", "name")}  # fmt: skip
+    assert city["total"] == {
+        k: v for k, v in province["divisions"][0].items() if k not in ("region", "name")
+    }
     county = await coverage(client, region="52", division=YUNYAN, insurance="pension")
     assert [d["region"] for d in county["divisions"]] == [YUNYAN]
     assert list(county["total"]["insurances"]) == ["pension"]
@@ -105,8 +116,7 @@ async def test_a_past_quarter_is_as_of_its_end(
     pid = uuid.uuid4()
     await reporting.apply(changed(pid, needing_survey()))
     reporting.clock.now = Q3_END + timedelta(days=1)
-    await reporting.apply(changed(pid, verdict(), needing_survey(),
-                                  at=Q3_END + timedelta(hours=1)))  # fmt: skip
+    await reporting.apply(changed(pid, verdict(), needing_survey(), at=Q3_END + timedelta(hours=1)))
     q3 = await coverage(client, region="52", quarter="2026Q3")
     q4 = await coverage(client, region="52")
     assert q3["provisional"] is False and q4["quarter"] == "2026Q4"
@@ -137,24 +147,36 @@ async def test_targets_entered_by_the_province_and_a_city_rank_the_slowest(
 ) -> None:
     """Guiyang's pension is 75 %, Zunyi's 50 %. The province plans 80 % for all, Zunyi 45 %:
     Guiyang is the furthest behind its target; medical has no target: the goal holds."""
-    entered = await client.put("/internal/v1/reports/targets/2026", params={"region": "52"},
-                               json={"region": "52", "rates": {"pension": 0.8}})  # fmt: skip
+    entered = await client.put(
+        "/internal/v1/reports/targets/2026",
+        params={"region": "52"},
+        json={"region": "52", "rates": {"pension": 0.8}},
+    )
     assert entered.status_code == 200, entered.text
-    await client.put("/internal/v1/reports/targets/2026", params={"region": "52"},
-                     json={"region": "5203", "rates": {"pension": 0.45}})  # fmt: skip
+    await client.put(
+        "/internal/v1/reports/targets/2026",
+        params={"region": "52"},
+        json={"region": "5203", "rates": {"pension": 0.45}},
+    )
     body = await coverage(client, region="52")
     guiyang, zunyi = (d["insurances"]["pension"] for d in body["divisions"])
     assert (guiyang["target"], guiyang["gap"]) == (0.8, -0.05)
     assert (zunyi["target"], zunyi["gap"]) == (0.45, 0.05)
     assert body["slowest"]["pension"] == ["5201", "5203"]
     assert body["divisions"][0]["insurances"]["medical"]["target"] == 1.0
-    listed = (await client.get("/internal/v1/reports/targets/2026",
-                               params={"region": "5203"})).json()  # fmt: skip
+    listed = (
+        await client.get("/internal/v1/reports/targets/2026", params={"region": "5203"})
+    ).json()
     assert [(t["region"], t["rate"], t["set_by"]) for t in listed["targets"]] == [
-        ("52", 0.8, "test-analyst"), ("5203", 0.45, "test-analyst")]  # fmt: skip
+        ("52", 0.8, "test-analyst"),
+        ("5203", 0.45, "test-analyst"),
+    ]
     # Revised: the newest entry holds.
-    await client.put("/internal/v1/reports/targets/2026", params={"region": "5203"},
-                     json={"region": "5203", "rates": {"pension": 0.6}})  # fmt: skip
+    await client.put(
+        "/internal/v1/reports/targets/2026",
+        params={"region": "5203"},
+        json={"region": "5203", "rates": {"pension": 0.6}},
+    )
     zunyi = (await coverage(client, region="52"))["divisions"][1]["insurances"]["pension"]
     assert (zunyi["target"], zunyi["gap"]) == (0.6, -0.1)
 

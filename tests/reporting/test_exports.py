@@ -93,8 +93,11 @@ async def test_the_workbook_has_the_forms_title_and_two_level_header(
     assert not any(cells.startswith(tuple(SINGLE_GROUPS)) for cells in merged)
     assert sheet["A1"].value == "全民参保登记基础数据情况表" and sheet["A1"].font.b
     heading = [cell.value for cell in sheet[2] if cell.value]
-    assert heading[:3] == ["填报单位：52", "季度：2026年第3季度",
-                           "数据截至：2026-10-01 00:00（北京时间）"]  # fmt: skip
+    assert heading[:3] == [
+        "填报单位：52",
+        "季度：2026年第3季度",
+        "数据截至：2026-10-01 00:00（北京时间）",
+    ]
     groups = GROUPS | SINGLE_GROUPS
     assert {cells: sheet[cells.split(":")[0]].value for cells in groups} == groups
     assert [sheet.cell(3, c).value for c in (1, 2)] == ["地市代码", "地市"]
@@ -130,8 +133,9 @@ async def test_the_checks_sheet_says_which_rule_each_city_passed(
     rows = list(book["校验"].iter_rows(values_only=True))
     assert rows[0] == ("规则", "地市", "结果")
     names = {row["city"]: row["name"] for row in body["rows"]}
-    assert rows[1:] == [(c["rule"], names[c["city"]], "通过" if c["passed"] else "未通过")
-                        for c in body["checks"]]  # fmt: skip
+    assert rows[1:] == [
+        (c["rule"], names[c["city"]], "通过" if c["passed"] else "未通过") for c in body["checks"]
+    ]
     assert ("(1) = (2)", "5201", "未通过") in rows  # the household record still missing
     notes = [row[0] for row in form_sheet(book).iter_rows(values_only=True) if row[0]]
     failed = sum(not c["passed"] for c in body["checks"])
@@ -142,8 +146,12 @@ async def test_the_signatures_wait_empty_under_the_table_for_the_filing(
     quarter_closed: Reporting, client: httpx.AsyncClient
 ) -> None:
     sheet = form_sheet(await workbook(client))
-    labels = {cell.value: cell for row in sheet.iter_rows() for cell in row
-              if isinstance(cell.value, str) and cell.value.endswith("：")}  # fmt: skip
+    labels = {
+        cell.value: cell
+        for row in sheet.iter_rows()
+        for cell in row
+        if isinstance(cell.value, str) and cell.value.endswith("：")
+    }
     assert list(labels) == ["填表人：", "处(科)负责人：", "单位负责人：", "报出日期："]
     for cell in labels.values():
         assert sheet.cell(cell.row, cell.column + 1).value is None

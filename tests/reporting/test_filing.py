@@ -29,8 +29,11 @@ SIGNED = {"filled_by": "李明", "section_head": "王芳", "unit_head": "赵强"
 @pytest.fixture
 async def closed(reporting: Reporting) -> Reporting:
     """Two people of Guiyang and one of Zunyi in Q3; now 3 days into Q4."""
-    await reporting.apply(changed(uuid.uuid4(), verdict()), changed(uuid.uuid4(), verdict()),
-                          changed(uuid.uuid4(), needing_survey(region_code=ZUNYI)))  # fmt: skip
+    await reporting.apply(
+        changed(uuid.uuid4(), verdict()),
+        changed(uuid.uuid4(), verdict()),
+        changed(uuid.uuid4(), needing_survey(region_code=ZUNYI)),
+    )
     reporting.clock.now = Q3_END + timedelta(days=3)
     return reporting
 
@@ -49,8 +52,9 @@ async def test_the_province_files_its_table_signed_and_the_files_say_so(
     assert body["filed_by"] == "test-analyst" and body["signatures"]["unit_head"] == "赵强"
     assert body["table"] == await table(client)
 
-    book = openpyxl.load_workbook(io.BytesIO((await client.get(
-        FILING, params={"region": "52", "format": "xlsx"})).content))  # fmt: skip
+    book = openpyxl.load_workbook(
+        io.BytesIO((await client.get(FILING, params={"region": "52", "format": "xlsx"})).content)
+    )
     values = [cell.value for row in book.worksheets[0].iter_rows() for cell in row]
     for signed in ("李明", "王芳", "赵强", "2026年10月20日"):
         assert signed in values
@@ -63,8 +67,10 @@ async def test_the_province_files_its_table_signed_and_the_files_say_so(
     assert again.status_code == 409 and again.json()["type"] == "/problems/already-filed"
     state = (await client.get(FILING, params={"region": "52"})).json()
     assert state["state"] == "filed" and state["filing"]["signatures"]["filled_by"] == "李明"
-    assert [(c["region"], c["state"]) for c in state["cities"]] == [("5201", "open"),
-                                                                   ("5203", "open")]  # fmt: skip
+    assert [(c["region"], c["state"]) for c in state["cities"]] == [
+        ("5201", "open"),
+        ("5203", "open"),
+    ]
 
 
 async def test_a_city_files_its_row_and_the_province_sees_who_is_overdue(
@@ -76,8 +82,10 @@ async def test_a_city_files_its_row_and_the_province_sees_who_is_overdue(
     closed.clock.now = Q3_END + timedelta(days=26)  # 27 October in China: past the 25th
     state = (await client.get(FILING, params={"region": "52"})).json()
     assert state["state"] == "overdue"
-    assert [(c["region"], c["state"]) for c in state["cities"]] == [("5201", "overdue"),
-                                                                   ("5203", "filed")]  # fmt: skip
+    assert [(c["region"], c["state"]) for c in state["cities"]] == [
+        ("5201", "overdue"),
+        ("5203", "filed"),
+    ]
     late = await file(client, "5201")
     assert late.json()["late"] is True
 
@@ -94,8 +102,9 @@ async def test_failed_checks_are_filed_only_with_the_note_that_explains_them(
     note = "公安户籍数据尚有1人未交换，已函请公安部门补充。"
     filed = await file(client, "5201", note=note)
     assert filed.status_code == 201, filed.text
-    book = openpyxl.load_workbook(io.BytesIO((await client.get(
-        FILING, params={"region": "5201", "format": "xlsx"})).content))  # fmt: skip
+    book = openpyxl.load_workbook(
+        io.BytesIO((await client.get(FILING, params={"region": "5201", "format": "xlsx"})).content)
+    )
     values = [cell.value for row in book.worksheets[0].iter_rows() for cell in row]
     assert f"相关情况说明：{note}" in values
 

@@ -40,22 +40,33 @@ PEOPLE = "/internal/v1/reports/quarterly/{quarter}/people"
 def crowd() -> list[Verdict]:
     """Every kind of person the table tells apart, in three districts of two cities."""
     kinds = [
-        verdict, needing_survey, verified, deceased,
+        verdict,
+        needing_survey,
+        verified,
+        deceased,
         lambda **f: insured_elsewhere(ComparisonScope.PROVINCE, **f),
         lambda **f: insured_elsewhere(ComparisonScope.NATIONAL, **f),
-        lambda **f: flagged((FlagType.DUPLICATE_INSURANCE, Insurance.PENSION),
-                            (FlagType.DUPLICATE_BENEFITS, Insurance.MEDICAL), **f),
+        lambda **f: flagged(
+            (FlagType.DUPLICATE_INSURANCE, Insurance.PENSION),
+            (FlagType.DUPLICATE_BENEFITS, Insurance.MEDICAL),
+            **f,
+        ),
         lambda **f: verdict(household_registered_locally=False, **f),
         lambda **f: needing_survey(household_data_obtained=False, **f),
-    ]  # fmt: skip
+    ]
     regions = [NANMING, YUNYAN, ZUNYI, None]
     return [kind(region_code=region) for kind, region in itertools.product(kinds, regions)]
 
 
 async def listed(
-    client: httpx.AsyncClient, quarter: str, city: str, column: int, *,
-    region: str | None = None, limit: int = 3,
-) -> tuple[int, list[tuple[UUID, str]]]:  # fmt: skip
+    client: httpx.AsyncClient,
+    quarter: str,
+    city: str,
+    column: int,
+    *,
+    region: str | None = None,
+    limit: int = 3,
+) -> tuple[int, list[tuple[UUID, str]]]:
     """The cell's count and everyone its pages list, (person_id, city), following next_cursor."""
     params: dict[str, Any] = {"city": city, "column": column, "limit": limit}
     if region is not None:
@@ -107,8 +118,9 @@ async def test_a_countys_people_sum_to_its_citys_row(
     assert city["city"] == city["region"] == "5201"
     counties = []
     for county in (NANMING, YUNYAN):
-        answer = (await client.get("/internal/v1/reports/quarterly/2026Q3",
-                                   params={"region": county})).json()  # fmt: skip
+        answer = (
+            await client.get("/internal/v1/reports/quarterly/2026Q3", params={"region": county})
+        ).json()
         assert [(row["city"], row["region"], row["name"]) for row in answer["rows"]] == [
             ("5201", county, county)
         ]
@@ -139,16 +151,30 @@ async def test_each_person_says_how_the_verdict_counted_them(
 ) -> None:
     pid = uuid.uuid4()
     await reporting.apply(changed(pid, needing_survey(region_code=ZUNYI)))
-    page = (await client.get(PEOPLE.format(quarter="2026Q3"),
-                             params={"city": "5203", "column": 9})).json()  # fmt: skip
+    page = (
+        await client.get(PEOPLE.format(quarter="2026Q3"), params={"city": "5203", "column": 9})
+    ).json()
     assert page["provisional"] is True and page["column_name"] == "养老保险应参保未参保人数"
-    assert page["people"] == [{
-        "person_id": str(pid), "name": None, "id_number": None, "city": "5203",
-        "region_code": ZUNYI, "gender": "1", "birth_year": 1990, "registration": "needs_survey",
-        "statuses": {"pension": "91", "medical": "91", "injury": "95", "unemployment": "95",
-                     "maternity": "95"},
-        "survey_reasons": ["uninsured"],
-    }]  # fmt: skip
+    assert page["people"] == [
+        {
+            "person_id": str(pid),
+            "name": None,
+            "id_number": None,
+            "city": "5203",
+            "region_code": ZUNYI,
+            "gender": "1",
+            "birth_year": 1990,
+            "registration": "needs_survey",
+            "statuses": {
+                "pension": "91",
+                "medical": "91",
+                "injury": "95",
+                "unemployment": "95",
+                "maternity": "95",
+            },
+            "survey_reasons": ["uninsured"],
+        }
+    ]
     assert page["count"] == 1 and page["next_cursor"] is None
 
 

@@ -32,9 +32,13 @@ def statuses(**codes: StatusCode) -> Any:
     return INSURED.model_copy(update=codes)
 
 
-EMPLOYEE = statuses(pension=S.URBAN_EMPLOYEE_PENSION, medical=S.EMPLOYEE_MEDICAL,
-                    injury=S.INJURY_INSURED, unemployment=S.UNEMPLOYMENT_INSURED,
-                    maternity=S.MATERNITY_INSURED)  # fmt: skip
+EMPLOYEE = statuses(
+    pension=S.URBAN_EMPLOYEE_PENSION,
+    medical=S.EMPLOYEE_MEDICAL,
+    injury=S.INJURY_INSURED,
+    unemployment=S.UNEMPLOYMENT_INSURED,
+    maternity=S.MATERNITY_INSURED,
+)
 
 
 def test_a_resident_insured_at_home_is_on_the_local_list_only() -> None:
@@ -48,8 +52,9 @@ def test_insured_only_by_the_comparisons_is_insured_elsewhere() -> None:
 
 def test_insured_in_nothing_is_uninsured_whatever_the_reason() -> None:
     assert lists_of(needing_survey()) == {L.UNINSURED}
-    soldier = statuses(pension=S.UNINSURED_MILITARY_ABROAD_PRISON,
-                       medical=S.UNINSURED_MILITARY_ABROAD_PRISON)  # fmt: skip
+    soldier = statuses(
+        pension=S.UNINSURED_MILITARY_ABROAD_PRISON, medical=S.UNINSURED_MILITARY_ABROAD_PRISON
+    )
     assert lists_of(verdict(statuses=soldier)) == {L.UNINSURED}
 
 
@@ -72,10 +77,16 @@ def test_a_unit_that_enrols_in_some_insurances_only_is_selective() -> None:
 
 
 def test_an_employee_left_to_the_residents_schemes_is_listed() -> None:
-    left = statuses(injury=S.UNINSURED_BY_EMPLOYER, unemployment=S.UNINSURED_BY_EMPLOYER,
-                    maternity=S.UNINSURED_BY_EMPLOYER)  # fmt: skip
+    left = statuses(
+        injury=S.UNINSURED_BY_EMPLOYER,
+        unemployment=S.UNINSURED_BY_EMPLOYER,
+        maternity=S.UNINSURED_BY_EMPLOYER,
+    )
     assert lists_of(verdict(statuses=left)) == {
-        L.INSURED_LOCALLY, L.SELECTIVE, L.RESIDENT_SCHEME_EMPLOYEES}  # fmt: skip
+        L.INSURED_LOCALLY,
+        L.SELECTIVE,
+        L.RESIDENT_SCHEME_EMPLOYEES,
+    }
 
 
 def test_the_dead_and_people_registered_elsewhere_are_on_no_list() -> None:
@@ -86,21 +97,33 @@ def test_the_dead_and_people_registered_elsewhere_are_on_no_list() -> None:
 async def test_the_lists_per_division_and_their_people(
     reporting: Reporting, client: httpx.AsyncClient
 ) -> None:
-    people = {uuid.uuid4(): v for v in [
-        verdict(), verdict(region_code=YUNYAN), needing_survey(),
-        needing_survey(region_code=YUNYAN), needing_survey(region_code=ZUNYI),
-        verdict(statuses=statuses(pension=S.INTERRUPTED)),
-    ]}  # fmt: skip
+    people = {
+        uuid.uuid4(): v
+        for v in [
+            verdict(),
+            verdict(region_code=YUNYAN),
+            needing_survey(),
+            needing_survey(region_code=YUNYAN),
+            needing_survey(region_code=ZUNYI),
+            verdict(statuses=statuses(pension=S.INTERRUPTED)),
+        ]
+    }
     await reporting.apply(*(changed(pid, v) for pid, v in people.items()))
     summary = (await client.get("/internal/v1/reports/lists", params={"region": "52"})).json()
     uninsured = next(x for x in summary["lists"] if x["name"] == "uninsured")
-    assert uninsured == {"name": "uninsured", "label": "未参保人员名单",
-                         "divisions": {"5201": 2, "5203": 1}, "total": 3}  # fmt: skip
+    assert uninsured == {
+        "name": "uninsured",
+        "label": "未参保人员名单",
+        "divisions": {"5201": 2, "5203": 1},
+        "total": 3,
+    }
     assert [x["name"] for x in summary["lists"]] == [name.value for name in PlanList]
 
     city = (await client.get("/internal/v1/reports/lists", params={"region": "5201"})).json()
     assert next(x for x in city["lists"] if x["name"] == "uninsured")["divisions"] == {
-        "520102": 1, YUNYAN: 1}  # fmt: skip
+        "520102": 1,
+        YUNYAN: 1,
+    }
 
     listed, params = [], {"region": "52", "division": "5201", "limit": 1}
     while True:
@@ -110,12 +133,16 @@ async def test_the_lists_per_division_and_their_people(
         if page["next_cursor"] is None:
             break
         params["cursor"] = page["next_cursor"]
-    expected = {str(pid) for pid, v in people.items()
-                if L.UNINSURED in lists_of(v) and v.region_code.startswith("5201")}  # fmt: skip
+    expected = {
+        str(pid)
+        for pid, v in people.items()
+        if L.UNINSURED in lists_of(v) and v.region_code.startswith("5201")
+    }
     assert sorted(listed) == sorted(expected)
 
-    refused = await client.get("/internal/v1/reports/lists/uninsured",
-                               params={"region": "5203", "division": "5201"})  # fmt: skip
+    refused = await client.get(
+        "/internal/v1/reports/lists/uninsured", params={"region": "5203", "division": "5201"}
+    )
     assert refused.json()["type"] == "/problems/region-out-of-scope"
     unknown = await client.get("/internal/v1/reports/lists/everyone", params={"region": "52"})
     assert unknown.status_code == 422
@@ -132,11 +159,12 @@ async def test_the_long_interrupted_are_those_stopped_a_year_before_the_day_coun
         changed(long_ago, verdict(statuses=stopped, interrupted_since=date(2025, 7, 31))),
         changed(lately, verdict(statuses=stopped, interrupted_since=date(2026, 3, 31))),
         changed(uuid.uuid4(), verdict(statuses=stopped)),  # no period end: not dated
-    )  # fmt: skip
+    )
 
     async def long_interrupted() -> list[str]:
-        page = (await client.get("/internal/v1/reports/lists/long_interrupted",
-                                 params={"region": "52"})).json()  # fmt: skip
+        page = (
+            await client.get("/internal/v1/reports/lists/long_interrupted", params={"region": "52"})
+        ).json()
         summary = (await client.get("/internal/v1/reports/lists", params={"region": "52"})).json()
         total = next(x["total"] for x in summary["lists"] if x["name"] == "long_interrupted")
         assert total == page["count"] == len(page["people"])

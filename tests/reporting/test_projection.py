@@ -33,8 +33,9 @@ Q3_END = datetime(2026, 9, 30, 16, 0, tzinfo=UTC)  # 2026-10-01 00:00 in China
 EVALUATED = datetime(2026, 8, 1, 2, 0, tzinfo=UTC)
 
 
-def changed(pid: UUID, new: Verdict, previous: Verdict | None = None, *,
-            at: datetime = EVALUATED) -> StatusesChanged:  # fmt: skip
+def changed(
+    pid: UUID, new: Verdict, previous: Verdict | None = None, *, at: datetime = EVALUATED
+) -> StatusesChanged:
     return StatusesChanged(person_id=pid, verdict=new, previous=previous, evaluated_at=at)
 
 
@@ -53,15 +54,18 @@ def cells(body: dict[str, Any]) -> dict[str, dict[str, int]]:
 async def test_the_table_counts_the_verdicts_applied(
     reporting: Reporting, client: httpx.AsyncClient
 ) -> None:
-    await reporting.apply(changed(uuid.uuid4(), verdict()),
-                          changed(uuid.uuid4(), needing_survey(region_code=ZUNYI)))  # fmt: skip
+    await reporting.apply(
+        changed(uuid.uuid4(), verdict()), changed(uuid.uuid4(), needing_survey(region_code=ZUNYI))
+    )
     reporting.clock.now = Q3_END + timedelta(days=3)
     body = await table(client)
     assert body["quarter"] == "2026Q3" and body["provisional"] is False
     assert body["as_of"].startswith("2026-09-30T16:00:00")
-    assert cells(body) == {"5201": {"1": 1, "2": 1, "3": 1},
-                           "5203": {"1": 1, "2": 1, "7": 1, "9": 1, "12": 1},
-                           "total": {"1": 2, "2": 2, "3": 1, "7": 1, "9": 1, "12": 1}}  # fmt: skip
+    assert cells(body) == {
+        "5201": {"1": 1, "2": 1, "3": 1},
+        "5203": {"1": 1, "2": 1, "7": 1, "9": 1, "12": 1},
+        "total": {"1": 2, "2": 2, "3": 1, "7": 1, "9": 1, "12": 1},
+    }
     assert [row["name"] for row in body["rows"]] == ["5201", "5203", "合计"]
     assert all(len(row["columns"]) == 17 for row in body["rows"])
     assert body["checks"] and all(check["passed"] for check in body["checks"])
@@ -107,8 +111,9 @@ async def test_a_withdrawn_person_leaves_the_table_and_an_older_verdict_does_not
 ) -> None:
     pid, stays = uuid.uuid4(), uuid.uuid4()
     first = changed(pid, verdict())
-    gone = StatusesWithdrawn(person_id=pid, previous=verdict(),
-                             evaluated_at=EVALUATED + timedelta(days=1))  # fmt: skip
+    gone = StatusesWithdrawn(
+        person_id=pid, previous=verdict(), evaluated_at=EVALUATED + timedelta(days=1)
+    )
     await reporting.apply(changed(stays, verdict()), gone)
     await reporting.apply(first)  # the first verdict, delivered late
     reporting.clock.now = Q3_END + timedelta(days=1)
@@ -129,22 +134,25 @@ async def test_a_past_quarter_is_counted_from_the_history_until_it_settles_then_
     q3 = await table(client)
     assert cells(q3)["total"] == {"1": 2, "2": 2, "3": 1, "7": 1, "9": 1, "12": 1}
     assert await kept_quarters(reporting) == 1
-    coverage = (await client.get("/internal/v1/reports/coverage",
-                                 params={"quarter": "2026Q3"})).json()  # fmt: skip
+    coverage = (
+        await client.get("/internal/v1/reports/coverage", params={"quarter": "2026Q3"})
+    ).json()
     # Kept, it is read back as it was counted, not counted again (nor kept twice).
     reporting.clock.now = Q3_END - timedelta(seconds=1)
     await reporting.apply(changed(uuid.uuid4(), verdict()))
     reporting.clock.now = Q3_END + timedelta(days=30)
     assert await table(client) == q3
-    assert (await client.get("/internal/v1/reports/coverage",
-                             params={"quarter": "2026Q3"})).json() == coverage  # fmt: skip
+    assert (
+        await client.get("/internal/v1/reports/coverage", params={"quarter": "2026Q3"})
+    ).json() == coverage
     assert await kept_quarters(reporting) == 1
 
 
 async def kept_quarters(reporting: Reporting) -> int:
     async with reporting.database.engine.connect() as connection:
-        return int(await connection.scalar(
-            sa.select(sa.func.count()).select_from(quarter_snapshots)) or 0)  # fmt: skip
+        return int(
+            await connection.scalar(sa.select(sa.func.count()).select_from(quarter_snapshots)) or 0
+        )
 
 
 NEWEST_OF_THE_HISTORY = """
@@ -159,18 +167,25 @@ async def test_each_persons_newest_state_is_kept_beside_the_history(
 ) -> None:
     first, second, gone = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
     later = EVALUATED + timedelta(hours=1)
-    await reporting.apply(changed(first, verified(), needing_survey(), at=later),
-                          changed(second, needing_survey()), changed(gone, verdict()))  # fmt: skip
+    await reporting.apply(
+        changed(first, verified(), needing_survey(), at=later),
+        changed(second, needing_survey()),
+        changed(gone, verdict()),
+    )
     reporting.clock.now += timedelta(minutes=1)
     await reporting.apply(
         changed(first, needing_survey()),  # older: not applied
         changed(second, verdict(region_code=ZUNYI), needing_survey(), at=later),
         StatusesWithdrawn(person_id=gone, previous=verdict(), evaluated_at=later),
-    )  # fmt: skip
+    )
     async with reporting.database.engine.connect() as connection:
-        kept = (await connection.execute(
-            sa.select(*(person_newest.c[c.name] for c in person_newest.c))
-            .order_by(person_newest.c.person_id))).all()  # fmt: skip
+        kept = (
+            await connection.execute(
+                sa.select(*(person_newest.c[c.name] for c in person_newest.c)).order_by(
+                    person_newest.c.person_id
+                )
+            )
+        ).all()
         newest = (await connection.execute(sa.text(NEWEST_OF_THE_HISTORY))).all()
         states = await connection.scalar(sa.select(sa.func.count()).select_from(person_states))
     assert kept == newest and len(kept) == 3 and states == 5
@@ -181,22 +196,32 @@ async def test_the_migration_keeps_the_newest_state_of_a_history_applied_before_
     make_database: Callable[[], str],
 ) -> None:
     url = make_database()
-    await asyncio.to_thread(command.upgrade, alembic_config(url, SERVICE.migrations),
-                            "reporting_0005")  # fmt: skip
+    await asyncio.to_thread(
+        command.upgrade, alembic_config(url, SERVICE.migrations), "reporting_0005"
+    )
     pid, dead = uuid.uuid4(), uuid.uuid4()
-    history = [(pid, verdict(), ["5201:1"]), (dead, deceased(), []),
-               (pid, needing_survey(), ["5201:1", "5201:7"])]  # fmt: skip
+    history = [
+        (pid, verdict(), ["5201:1"]),
+        (dead, deceased(), []),
+        (pid, needing_survey(), ["5201:1", "5201:7"]),
+    ]
     database = Database(url, pool_size=1)
     try:
         async with database.engine.begin() as connection:
             for n, (person, state, counted) in enumerate(history):
-                await connection.execute(sa.text("""
+                await connection.execute(
+                    sa.text("""
                     INSERT INTO person_states (person_id, valid_from, evaluated_at, verdict,
                                                region_code, cells)
-                    VALUES (:p, :at, :at, CAST(:v AS jsonb), :r, :c)"""), {
-                    "p": person, "at": EVALUATED + timedelta(hours=n), "c": counted,
-                    "v": state.model_dump_json(), "r": state.region_code,
-                })  # fmt: skip
+                    VALUES (:p, :at, :at, CAST(:v AS jsonb), :r, :c)"""),
+                    {
+                        "p": person,
+                        "at": EVALUATED + timedelta(hours=n),
+                        "c": counted,
+                        "v": state.model_dump_json(),
+                        "r": state.region_code,
+                    },
+                )
         await migrate_async(url, SERVICE.migrations)
         async with database.engine.connect() as connection:
             kept = (await connection.execute(sa.select(person_newest))).all()
@@ -250,20 +275,23 @@ async def test_the_current_quarter_is_provisional_as_of_now(
 async def test_the_table_answers_only_the_gateways_signed_calls(
     client: httpx.AsyncClient,
 ) -> None:
-    response = await client.get("/internal/v1/reports/quarterly/2026Q3",
-                                headers={"Authorization": "Bearer forged"})  # fmt: skip
+    response = await client.get(
+        "/internal/v1/reports/quarterly/2026Q3", headers={"Authorization": "Bearer forged"}
+    )
     assert response.status_code == 401
 
 
 async def test_a_city_sees_its_own_row_and_the_csv_opens_in_excel(
     reporting: Reporting, client: httpx.AsyncClient
 ) -> None:
-    await reporting.apply(changed(uuid.uuid4(), verdict()),
-                          changed(uuid.uuid4(), needing_survey(region_code=ZUNYI)))  # fmt: skip
+    await reporting.apply(
+        changed(uuid.uuid4(), verdict()), changed(uuid.uuid4(), needing_survey(region_code=ZUNYI))
+    )
     reporting.clock.now = Q3_END + timedelta(days=3)
     for region in ("5203", "520300", "520302"):
-        body = (await client.get("/internal/v1/reports/quarterly/2026Q3",
-                                 params={"region": region})).json()  # fmt: skip
+        body = (
+            await client.get("/internal/v1/reports/quarterly/2026Q3", params={"region": region})
+        ).json()
         assert [row["city"] for row in body["rows"]] == ["5203"], region  # no total: not theirs
         assert {check["city"] for check in body["checks"]} == {"5203"}
     province = await table(client)
@@ -271,8 +299,9 @@ async def test_a_city_sees_its_own_row_and_the_csv_opens_in_excel(
     refused = await client.get("/internal/v1/reports/quarterly/2026Q3", params={"region": "52x"})
     assert refused.status_code == 422 and refused.json()["type"].endswith("invalid-region")
 
-    exported = await client.get("/internal/v1/reports/quarterly/2026Q3",
-                                params={"format": "csv", "region": "52"})  # fmt: skip
+    exported = await client.get(
+        "/internal/v1/reports/quarterly/2026Q3", params={"format": "csv", "region": "52"}
+    )
     assert exported.status_code == 200
     assert exported.headers["content-type"].startswith("text/csv")
     assert exported.content.startswith(b"\xef\xbb\xbf")  # the BOM Excel needs for UTF-8

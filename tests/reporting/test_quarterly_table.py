@@ -82,17 +82,22 @@ def test_a_person_verified_after_survey_stays_in_7_and_is_in_8() -> None:
 
 
 def test_should_be_insured_means_91_and_92_in_each_insurance() -> None:
-    employee = INSURED.model_copy(update={"pension": S.UNINSURED_BY_EMPLOYER,
-                                          "injury": S.UNINSURED_BY_EMPLOYER,
-                                          "unemployment": S.UNINSURED_INDIVIDUAL,
-                                          "maternity": S.UNINSURED_BY_EMPLOYER})  # fmt: skip
+    employee = INSURED.model_copy(
+        update={
+            "pension": S.UNINSURED_BY_EMPLOYER,
+            "injury": S.UNINSURED_BY_EMPLOYER,
+            "unemployment": S.UNINSURED_INDIVIDUAL,
+            "maternity": S.UNINSURED_BY_EMPLOYER,
+        }
+    )
     row = counts(needing_survey(statuses=employee))["5201"]
     assert {c for c in row if c >= 9} == {9, 15, 16, 17}
 
 
 def test_a_soldier_or_a_child_not_required_to_join_is_not_should_be_insured() -> None:
-    excused = INSURED.model_copy(update={"pension": S.UNINSURED_MILITARY_ABROAD_PRISON,
-                                         "medical": S.NOT_REQUIRED})  # fmt: skip
+    excused = INSURED.model_copy(
+        update={"pension": S.UNINSURED_MILITARY_ABROAD_PRISON, "medical": S.NOT_REQUIRED}
+    )
     assert counts(verdict(statuses=excused))["5201"] == {1: 1, 2: 1, 3: 1}
 
 
@@ -119,7 +124,10 @@ def test_each_city_has_its_row_and_the_total_sums_them() -> None:
 
 def test_a_person_without_a_region_has_a_row_of_their_own() -> None:
     assert list(counts(verdict(region_code=None), verdict(region_code=GUIYANG))) == [
-        "5201", "unknown", "total"]  # fmt: skip
+        "5201",
+        "unknown",
+        "total",
+    ]
 
 
 # -- The logical checks ---------------------------------------------------------------------------
@@ -136,10 +144,14 @@ def people(draw: st.DrawFn) -> Verdict:
         household_data_obtained=draw(st.booleans()),
     )
     person = {
-        "confirmed": verdict, "survey": needing_survey, "verified": verified, "dead": deceased,
-        "elsewhere": lambda **f: insured_elsewhere(draw(st.sampled_from(
-            [ComparisonScope.PROVINCE, ComparisonScope.NATIONAL])), **f),
-    }[kind](**fields)  # fmt: skip
+        "confirmed": verdict,
+        "survey": needing_survey,
+        "verified": verified,
+        "dead": deceased,
+        "elsewhere": lambda **f: insured_elsewhere(
+            draw(st.sampled_from([ComparisonScope.PROVINCE, ComparisonScope.NATIONAL])), **f
+        ),
+    }[kind](**fields)
     cities = draw(st.lists(st.sampled_from(["5201", "5203", "5204"]), unique=True, max_size=2))
     return person.model_copy(update={"enrolment_cities": tuple(sorted(cities))})
 

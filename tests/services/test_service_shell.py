@@ -44,9 +44,10 @@ def contract_kafka() -> Iterator[MockKafkaCluster]:
 
 @pytest.fixture(params=SERVICES)
 async def service_client(
-    request: pytest.FixtureRequest, make_database: Callable[[], str],
+    request: pytest.FixtureRequest,
+    make_database: Callable[[], str],
     contract_kafka: MockKafkaCluster,
-) -> AsyncIterator[httpx.AsyncClient]:  # fmt: skip
+) -> AsyncIterator[httpx.AsyncClient]:
     service = definition(request.param)
     url = make_database()
     await migrate_async(url, service.migrations)
@@ -118,9 +119,12 @@ def test_service_imports_no_other_service(service: str) -> None:
     for path in (ROOT / "services" / service).rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
             names = (
-                [alias.name for alias in node.names] if isinstance(node, ast.Import)
-                else [node.module or ""] if isinstance(node, ast.ImportFrom) else []
-            )  # fmt: skip
+                [alias.name for alias in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+                if isinstance(node, ast.ImportFrom)
+                else []
+            )
             for name in names:
                 assert name.split(".")[0] not in others, f"{path} imports {name}"
 

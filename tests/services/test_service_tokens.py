@@ -83,8 +83,9 @@ def not_a_jwt(service: str) -> dict[str, str]:
 
 
 @pytest.mark.parametrize("service", ["identity", "matching", "survey"])
-@pytest.mark.parametrize("credentials", [no_token, another_service, another_key, expired,
-                                         not_a_jwt])  # fmt: skip
+@pytest.mark.parametrize(
+    "credentials", [no_token, another_service, another_key, expired, not_a_jwt]
+)
 async def test_every_internal_route_refuses_a_call_the_gateway_did_not_sign(
     service: str, credentials: Callable[[str], dict[str, str]]
 ) -> None:

@@ -155,18 +155,29 @@ class Cdc:
             self.kafka.create_topic(self.offsets_topic, 1)
             self._topics_created = True
         argv = [
-            sys.executable, "-m", "canbao_stack.cdc",
-            "--bootstrap-servers", self.kafka.bootstrap_servers,
-            "--source-dsn", self.postgres.dsn(self.database),
-            "--topic-prefix", self.prefix,
-            "--offsets-topic", self.offsets_topic,
-            "--slot", self.slot,
-            "--publication", self.slot,
-            "--watch-groups", self.group,
-            "--status-file", str(self.workdir / "status.json"),
-            "--progress-interval", "1",
+            sys.executable,
+            "-m",
+            "canbao_stack.cdc",
+            "--bootstrap-servers",
+            self.kafka.bootstrap_servers,
+            "--source-dsn",
+            self.postgres.dsn(self.database),
+            "--topic-prefix",
+            self.prefix,
+            "--offsets-topic",
+            self.offsets_topic,
+            "--slot",
+            self.slot,
+            "--publication",
+            self.slot,
+            "--watch-groups",
+            self.group,
+            "--status-file",
+            str(self.workdir / "status.json"),
+            "--progress-interval",
+            "1",
             *options,
-        ]  # fmt: skip
+        ]
         bridge = BridgeProcess(
             argv, self.workdir / "bridge.log", self.workdir / "status.json", self.workdir
         )
@@ -252,12 +263,14 @@ class TopicReader:
                 for r in records:
                     self.events.append(
                         Event(
-                            r.topic, r.partition, r.offset,
+                            r.topic,
+                            r.partition,
+                            r.offset,
                             json.loads(r.key) if r.key is not None else {},
                             json.loads(r.value) if r.value is not None else None,
                             len(r.key or b"") + len(r.value or b""),
                         )
-                    )  # fmt: skip
+                    )
                     received += self.events[-1].size
             if batches and self._group is not None:
                 await self._consumer.commit()

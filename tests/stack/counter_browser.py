@@ -159,18 +159,24 @@ def recheck_waiting(gateway: str, clerk: str = "demo-counter") -> int:
     collection of `clerk` waiting for 复核, one by one (each may hold identity items); how
     many."""
     with httpx.Client(base_url=gateway, timeout=30) as client:
-        login = client.post("/api/v1/auth/token",
-                            data={"username": "demo-reviewer", "password": "demo"})  # fmt: skip
+        login = client.post(
+            "/api/v1/auth/token", data={"username": "demo-reviewer", "password": "demo"}
+        )
         assert login.status_code == 200, login.text
         headers = {"Authorization": f"Bearer {login.json()['access_token']}"}
-        queue = client.get("/api/v1/counter/collections", headers=headers,
-                           params={"handler": clerk, "state": "submitted"})  # fmt: skip
+        queue = client.get(
+            "/api/v1/counter/collections",
+            headers=headers,
+            params={"handler": clerk, "state": "submitted"},
+        )
         assert queue.status_code == 200, queue.text
         waiting = [item["collection_id"] for item in queue.json()["items"]]
         for collection_id in waiting:
-            done = client.post(f"/api/v1/counter/collections/{collection_id}/review",
-                               json={"decision": "pass", "comment": "证件已核"},
-                               headers=headers)  # fmt: skip
+            done = client.post(
+                f"/api/v1/counter/collections/{collection_id}/review",
+                json={"decision": "pass", "comment": "证件已核"},
+                headers=headers,
+            )
             assert done.status_code == 200, done.text
             assert done.json()["state"] == "approved"
     return len(waiting)
@@ -235,9 +241,11 @@ def registers_a_newcomer(page: Page, id_number: str, gateway: str) -> None:
     page.keyboard.press("Enter")  # the rest is missing (the registry says)
     expect(page.locator("#new-phone-error")).to_contain_text("为新参保登记的必填项目")
     expect(page.locator("#register-message")).to_have_text("未保存：请更正标红的项目")
-    for item, value in (("household_place", "四川省南充市南部县南隆镇1号"),
-                        ("residence_address", "贵州省贵阳市南明区花果园街道1号3栋"),
-                        ("phone", "13987654321")):  # fmt: skip
+    for item, value in (
+        ("household_place", "四川省南充市南部县南隆镇1号"),
+        ("residence_address", "贵州省贵阳市南明区花果园街道1号3栋"),
+        ("phone", "13987654321"),
+    ):
         page.locator(f"#new-{item}").fill(value)
     page.locator("#new-phone").press("Enter")
     expect(page.locator("#register-message")).to_have_text("已提交参保登记，待复核")

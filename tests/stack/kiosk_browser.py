@@ -44,7 +44,9 @@ def assert_touch_targets(page: Page) -> None:
     for button in page.locator("button:visible").all():
         box = button.bounding_box()
         assert box is not None and min(box["width"], box["height"]) >= TOUCH_PX, (
-            button.inner_text(), box)  # fmt: skip
+            button.inner_text(),
+            box,
+        )
 
 
 def kiosk_round_trip(gateway: str, number: str, name: str, statuses: dict[str, str]) -> str:
@@ -55,8 +57,9 @@ def kiosk_round_trip(gateway: str, number: str, name: str, statuses: dict[str, s
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
-            page = browser.new_page(viewport={"width": 1080, "height": 1600}, locale="zh-CN",
-                                    has_touch=True)  # fmt: skip
+            page = browser.new_page(
+                viewport={"width": 1080, "height": 1600}, locale="zh-CN", has_touch=True
+            )
             errors: list[str] = []
             page.on("pageerror", lambda error: errors.append(str(error)))
             page.goto(f"{gateway}/kiosk")
@@ -77,7 +80,8 @@ def kiosk_round_trip(gateway: str, number: str, name: str, statuses: dict[str, s
             # A card whose name is not the registry's opens nothing.
             read_card(page, number, name + "某")
             expect(page.locator("#card-message")).to_have_text(
-                "身份证上的姓名与登记信息不一致，请到窗口核实")  # fmt: skip
+                "身份证上的姓名与登记信息不一致，请到窗口核实"
+            )
             page.screenshot(path=shots / "2-name-mismatch.png", full_page=True)
             read_card(page, number, name)
             expect(page.locator("#record-title")).to_be_visible()

@@ -97,10 +97,16 @@ async def test_changes_in_three_tables_arrive_as_debezium_events(cdc: Cdc) -> No
     streamed = [enrolled, entered, renamed, suspended, withdrawn, deleted]
     for event, (schema, table) in zip(
         streamed,
-        [("si_core", "ac02"), ("civil", "cremation"), ("hukou", "person"),
-         ("si_core", "ac02"), ("civil", "cremation"), ("hukou", "person")],
+        [
+            ("si_core", "ac02"),
+            ("civil", "cremation"),
+            ("hukou", "person"),
+            ("si_core", "ac02"),
+            ("civil", "cremation"),
+            ("hukou", "person"),
+        ],
         strict=True,
-    ):  # fmt: skip
+    ):
         assert event.envelope is not None
         assert (event.envelope["source"]["schema"], event.envelope["source"]["table"]) == (
             schema,

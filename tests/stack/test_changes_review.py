@@ -67,7 +67,7 @@ async def person_with_a_bad_phone(sources: str) -> tuple[str, str]:
             "ORDER BY e.id_number LIMIT 1",
             json.dumps([{"item": "phone", "source": "si_core.ac01"}]),
             json.dumps([{"item": "name"}]),
-        )  # fmt: skip
+        )
     finally:
         await connection.close()
     assert row is not None, "the demo population has nobody with a malformed core-system phone"
@@ -104,9 +104,12 @@ async def writeback_until(
 async def feedback_for(bootstrap: str, collection_id: str) -> FeedbackRequested:
     """The request on feedback.si_core for the collection, as the core system reads it."""
     consumer = AIOKafkaConsumer(
-        "feedback.si_core", bootstrap_servers=bootstrap, auto_offset_reset="earliest",
-        enable_auto_commit=False, group_id=f"si-core-test-{uuid4()}",
-    )  # fmt: skip
+        "feedback.si_core",
+        bootstrap_servers=bootstrap,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        group_id=f"si-core-test-{uuid4()}",
+    )
     await consumer.start()
     try:
         deadline = time.monotonic() + WITHIN_S
@@ -124,9 +127,12 @@ async def feedback_for(bootstrap: str, collection_id: str) -> FeedbackRequested:
 
 
 async def collect_and_pass(
-    counter: httpx.AsyncClient, reviewer: httpx.AsyncClient, number: str, person_id: str,
+    counter: httpx.AsyncClient,
+    reviewer: httpx.AsyncClient,
+    number: str,
+    person_id: str,
     items: dict[str, str],
-) -> str:  # fmt: skip
+) -> str:
     saved = await counter.post(
         COLLECTIONS, json={"id_number": number, "person_id": person_id, "items": items}
     )
@@ -154,21 +160,28 @@ async def changes(gateway: str, sources: str, bootstrap: str, timings: Timings) 
         await log_in(gateway, f"demo-{who}") for who in ("counter", "reviewer", "county")
     ]
     before = await popup_until(
-        counter, number, lambda p: "phone" in {i["item"] for i in p["inaccurate"]},
+        counter,
+        number,
+        lambda p: "phone" in {i["item"] for i in p["inaccurate"]},
         "the malformed phone as inaccurate",
-    )  # fmt: skip
+    )
     person_id = before["person_id"]
     timings.mark("the popup asks to correct the phone")
 
     # 复核: saved as submitted, pending in the popup, not passed by the clerk who made it.
-    saved = await counter.post(COLLECTIONS, json={"id_number": number, "person_id": person_id,
-                                                  "items": {"phone": NEW_PHONE}})  # fmt: skip
+    saved = await counter.post(
+        COLLECTIONS,
+        json={"id_number": number, "person_id": person_id, "items": {"phone": NEW_PHONE}},
+    )
     assert saved.status_code == 201 and saved.json()["state"] == "submitted", saved.text
     phone_change = saved.json()["collection_id"]
     popup = (await counter.get(POPUP + number)).json()
     [pending] = popup["pending"]
     assert (pending["item"], pending["state"], pending["collection_id"]) == (
-        "phone", "submitted", phone_change)  # fmt: skip
+        "phone",
+        "submitted",
+        phone_change,
+    )
     assert NEW_PHONE not in json.dumps(popup) and pending["value"].endswith(NEW_PHONE[-4:])
     path = f"{COLLECTIONS}/{phone_change}/review"
     problem(await counter.post(path, json={"decision": "pass"}), 403, "role-not-allowed")
@@ -176,19 +189,26 @@ async def changes(gateway: str, sources: str, bootstrap: str, timings: Timings) 
     assert phone_change in {c["collection_id"] for c in queue["items"]}, queue
     passed = await reviewer.post(path, json={"decision": "pass", "comment": "证件已核"})
     assert passed.json()["state"] == "approved", passed.text
-    problem(await reviewer.post(path, json={"decision": "reject", "comment": "号码有误"}), 409,
-            "collection-changed")  # fmt: skip
+    problem(
+        await reviewer.post(path, json={"decision": "reject", "comment": "号码有误"}),
+        409,
+        "collection-changed",
+    )
     await popup_until(
-        counter, number,
+        counter,
+        number,
         lambda p: not p["pending"] and "phone" not in {i["item"] for i in p["inaccurate"]},
         "the reviewed phone applied",
-    )  # fmt: skip
+    )
     timings.mark("复核 by demo-reviewer; the popup no longer asks for the phone")
 
     # Write-back: the core system is asked, with the evidence; its record then agrees.
     request = await feedback_for(bootstrap, phone_change)
     assert (request.handler, request.reviewer, request.channel.value) == (
-        "demo-counter", "demo-reviewer", "counter")  # fmt: skip
+        "demo-counter",
+        "demo-reviewer",
+        "counter",
+    )
     assert [(c.item.value, c.column, c.value) for c in request.changes] == [
         ("phone", "aae005", NEW_PHONE)
     ]
@@ -201,8 +221,9 @@ async def changes(gateway: str, sources: str, bootstrap: str, timings: Timings) 
     try:
         await connection.execute(
             "UPDATE si_core.ac01 SET aae005 = $1, updated_at = now() WHERE aac001 = $2",
-            NEW_PHONE, aac001,
-        )  # fmt: skip
+            NEW_PHONE,
+            aac001,
+        )
     finally:
         await connection.close()
     await writeback_until(county, phone_change, "applied")
@@ -214,16 +235,19 @@ async def changes(gateway: str, sources: str, bootstrap: str, timings: Timings) 
     )
     refused = await feedback_for(bootstrap, later_change)
     reply = encode(
-        FeedbackReplied(feedback_id=refused.feedback_id, system=refused.system,
-                        outcome=FeedbackOutcome.REFUSED, reason="该人员已办理转移，档案已封存",
-                        replied_at=datetime.now(UTC)),
+        FeedbackReplied(
+            feedback_id=refused.feedback_id,
+            system=refused.system,
+            outcome=FeedbackOutcome.REFUSED,
+            reason="该人员已办理转移，档案已封存",
+            replied_at=datetime.now(UTC),
+        ),
         source="si_core",
-    )  # fmt: skip
+    )
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
     await producer.start()
     try:
-        await producer.send_and_wait(reply.topic, reply.value, key=reply.key,
-                                     headers=reply.headers)  # fmt: skip
+        await producer.send_and_wait(reply.topic, reply.value, key=reply.key, headers=reply.headers)
     finally:
         await producer.stop()
     listed = await writeback_until(county, later_change, "refused")
@@ -237,13 +261,23 @@ async def changes(gateway: str, sources: str, bootstrap: str, timings: Timings) 
     ]
     looked_up = await platform.get(f"{SURVEY}/changes/lookup/{number}")
     assert looked_up.status_code == 200 and number not in looked_up.text, looked_up.text
-    recorded = await platform.post(f"{SURVEY}/changes", json={
-        "client_id": str(uuid4()), "id_number": number, "items": {"residence_address": NEW_ADDRESS},
-        "documents": ["residence_permit"], "reason": "搬家，变更居住地址"})  # fmt: skip
+    recorded = await platform.post(
+        f"{SURVEY}/changes",
+        json={
+            "client_id": str(uuid4()),
+            "id_number": number,
+            "items": {"residence_address": NEW_ADDRESS},
+            "documents": ["residence_permit"],
+            "reason": "搬家，变更居住地址",
+        },
+    )
     assert recorded.status_code == 201, recorded.text
     change_task = f"{SURVEY}/tasks/{recorded.json()['task_id']}"
-    problem(await platform.post(f"{change_task}/review", json={"decision": "pass"}), 409,
-            "maker-checker")  # fmt: skip
+    problem(
+        await platform.post(f"{change_task}/review", json={"decision": "pass"}),
+        409,
+        "maker-checker",
+    )
     await first_reviewed_and_approved(platform2, county, change_task)
     timings.mark("变更登记: recorded by demo-platform, 初审 demo-platform2, 审定 demo-county")
 
@@ -252,11 +286,17 @@ async def changes(gateway: str, sources: str, bootstrap: str, timings: Timings) 
     async with httpx.AsyncClient(base_url=survey, timeout=60) as internal:
         corrected = await internal.post(
             "/internal/survey/corrections",
-            headers=caller_headers("survey", username="kiosk:demo-kiosk", role="self",
-                                   scope=region),
-            json={"client_id": str(uuid4()), "person_id": person_id, "region_code": region,
-                  "origin": "kiosk", "items": {"phone": KIOSK_PHONE}},
-        )  # fmt: skip
+            headers=caller_headers(
+                "survey", username="kiosk:demo-kiosk", role="self", scope=region
+            ),
+            json={
+                "client_id": str(uuid4()),
+                "person_id": person_id,
+                "region_code": region,
+                "origin": "kiosk",
+                "items": {"phone": KIOSK_PHONE},
+            },
+        )
     assert corrected.status_code == 201, corrected.text
     waiting = {"channel": "self", "state": "submitted"}
     queue = (await platform.get(f"{SURVEY}/tasks", params=waiting)).json()
@@ -269,9 +309,16 @@ async def changes(gateway: str, sources: str, bootstrap: str, timings: Timings) 
 
     # 抽查: the city samples the day's approved records, re-checks each once, one is wrong.
     today = datetime.now(UTC).astimezone(CHINA).date().isoformat()
-    drawn = await city.post(f"{SURVEY}/samples", json={
-        "region_code": region[:4], "per_county": 20, "per_surveyor": 20,
-        "approved_from": today, "approved_to": today})  # fmt: skip
+    drawn = await city.post(
+        f"{SURVEY}/samples",
+        json={
+            "region_code": region[:4],
+            "per_county": 20,
+            "per_surveyor": 20,
+            "approved_from": today,
+            "approved_to": today,
+        },
+    )
     assert drawn.status_code == 201, drawn.text
     sample = drawn.json()
     records = sample["records"]
@@ -302,8 +349,12 @@ async def changes(gateway: str, sources: str, bootstrap: str, timings: Timings) 
         (c["handler"], c["reviewer"]) == ("demo-counter", "demo-reviewer") for c in phone_rows
     ), phone_rows
     steps = [(s["label"], s["by"]) for s in body["steps"]]
-    for stage, who in (("复核", "demo-reviewer"), ("初审", "demo-platform2"),
-                       ("初审", "demo-platform"), ("审定", "demo-county")):  # fmt: skip
+    for stage, who in (
+        ("复核", "demo-reviewer"),
+        ("初审", "demo-platform2"),
+        ("初审", "demo-platform"),
+        ("审定", "demo-county"),
+    ):
         assert any(stage in label and by == who for label, by in steps), (stage, who, steps)
     assert any(label.startswith("提交") and by == "demo-platform" for label, by in steps), steps
     timings.mark(f"history: {len(body['changes'])} changes, {len(body['steps'])} steps")

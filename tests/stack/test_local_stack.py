@@ -68,9 +68,15 @@ def free_port_run(count: int) -> int:
 
 class Stack:
     def __init__(
-        self, state_dir: Path, postgres_port: int, gateway_port: int, *, people: int = 300,
-        seed: int = 5, options: tuple[str, ...] = (),
-    ) -> None:  # fmt: skip
+        self,
+        state_dir: Path,
+        postgres_port: int,
+        gateway_port: int,
+        *,
+        people: int = 300,
+        seed: int = 5,
+        options: tuple[str, ...] = (),
+    ) -> None:
         self.state_dir = state_dir
         self.postgres_port = postgres_port
         self.gateway_port = gateway_port
@@ -81,12 +87,29 @@ class Stack:
             if k not in ("KAFKA_BOOTSTRAP_SERVERS", "CANBAO_POSTGRES")
         }
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "canbao_stack.cli", "run", "--state-dir", str(state_dir),
-             "--postgres-port", str(postgres_port), "--gateway-port", str(gateway_port),
-             "--people", str(people), "--seed", str(seed), *options],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+            [
+                sys.executable,
+                "-m",
+                "canbao_stack.cli",
+                "run",
+                "--state-dir",
+                str(state_dir),
+                "--postgres-port",
+                str(postgres_port),
+                "--gateway-port",
+                str(gateway_port),
+                "--people",
+                str(people),
+                "--seed",
+                str(seed),
+                *options,
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=env,
             start_new_session=True,  # its own process group: `abandon` reaches every child
-        )  # fmt: skip
+        )
 
     def wait_for(self, text: str, within_s: float = READY_WITHIN_S) -> None:
         assert self.process.stdout is not None
@@ -141,8 +164,10 @@ class RunningStack:
 
 
 @contextlib.contextmanager
-def fresh_stack(prefix: str, logs: tuple[str, ...] = ("gateway", "identity", "survey"),
-                ) -> Iterator[RunningStack]:  # fmt: skip
+def fresh_stack(
+    prefix: str,
+    logs: tuple[str, ...] = ("gateway", "identity", "survey"),
+) -> Iterator[RunningStack]:
     """`make run` on a fresh state directory, ready ("Where to look"), for a scenario on the
     public interface; stopped with Ctrl-C after it, which must exit 0. A scenario that fails
     prints the tail of the `logs` of those components (what an operator reads first)."""
@@ -275,13 +300,13 @@ def the_analyst_reads_the_quarter(gateway: str, sources: str) -> None:
     check passes; the people behind a number are as many as it says; the CSV says the same."""
     expected = asyncio.run(load_expected(sources)).values()
     household = [p for p in expected if p["household_registered"] and not p["deceased"]]
-    truth = {"1": len(household),
-             "7": sum(p["registration"] != "confirmed" for p in household)}  # fmt: skip
+    truth = {"1": len(household), "7": sum(p["registration"] != "confirmed" for p in household)}
     now = datetime.now(UTC) + timedelta(hours=8)  # quarters run in China time
     table = f"{gateway}/api/v1/reports/quarterly/{now.year}Q{(now.month - 1) // 3 + 1}"
     with httpx.Client(timeout=30) as client:
-        login = client.post(f"{gateway}/api/v1/auth/token",
-                            data={"username": "demo-analyst", "password": "demo"})  # fmt: skip
+        login = client.post(
+            f"{gateway}/api/v1/auth/token", data={"username": "demo-analyst", "password": "demo"}
+        )
         headers = {"Authorization": f"Bearer {login.json()['access_token']}"}
         deadline, total = time.monotonic() + 120, {}
         while time.monotonic() < deadline:
@@ -315,9 +340,10 @@ def the_analyst_reads_the_quarter(gateway: str, sources: str) -> None:
         workbook = client.get(table, params={"format": "xlsx"}, headers=headers)
         sheet = openpyxl.load_workbook(io.BytesIO(workbook.content)).worksheets[0]
         first = 6  # under the form's title, heading line and three header rows
-        assert [[sheet.cell(first + r, 3 + c).value for c in range(17)]
-                for r in range(len(body["rows"]))] == [
-            [row["columns"][str(n)] for n in range(1, 18)] for row in body["rows"]]  # fmt: skip
+        assert [
+            [sheet.cell(first + r, 3 + c).value for c in range(17)]
+            for r in range(len(body["rows"]))
+        ] == [[row["columns"][str(n)] for n in range(1, 18)] for row in body["rows"]]
 
 
 def the_employers_carry_their_names(gateway: str, sources: str) -> None:
@@ -328,8 +354,9 @@ def the_employers_carry_their_names(gateway: str, sources: str) -> None:
     assert any("92" in p["statuses"].values() for p in expected if not p["deceased"])
     units = asyncio.run(unit_rows(sources))
     with httpx.Client(base_url=gateway, timeout=30) as client:
-        login = client.post("/api/v1/auth/token",
-                            data={"username": "demo-analyst", "password": "demo"})  # fmt: skip
+        login = client.post(
+            "/api/v1/auth/token", data={"username": "demo-analyst", "password": "demo"}
+        )
         headers = {"Authorization": f"Bearer {login.json()['access_token']}"}
         deadline, shown = time.monotonic() + 120, {}
         while time.monotonic() < deadline:
@@ -356,11 +383,13 @@ def past_quarter(gateway: str) -> dict[str, Any]:
     now = datetime.now(UTC) + timedelta(hours=8)
     year, number = (now.year, (now.month - 1) // 3) if now.month > 3 else (now.year - 1, 4)
     with httpx.Client(base_url=gateway, timeout=30) as client:
-        login = client.post("/api/v1/auth/token",
-                            data={"username": "demo-analyst", "password": "demo"})  # fmt: skip
+        login = client.post(
+            "/api/v1/auth/token", data={"username": "demo-analyst", "password": "demo"}
+        )
         headers = {"Authorization": f"Bearer {login.json()['access_token']}"}
-        body: dict[str, Any] = client.get(f"/api/v1/reports/quarterly/{year}Q{number}",
-                                          headers=headers).json()  # fmt: skip
+        body: dict[str, Any] = client.get(
+            f"/api/v1/reports/quarterly/{year}Q{number}", headers=headers
+        ).json()
     assert body["provisional"] is False, body
     return body
 

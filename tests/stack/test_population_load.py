@@ -78,8 +78,9 @@ async def test_seed_command_loads_a_population_and_reports(
     dsn = fresh_database(postgres)
     parser = argparse.ArgumentParser(prog="canbao")
     add_seed_command(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(["seed", "--people", "1500", "--seed", "61", "--dsn", dsn,
-                              "--rate", "phone_missing=0.5"])  # fmt: skip
+    args = parser.parse_args(
+        ["seed", "--people", "1500", "--seed", "61", "--dsn", dsn, "--rate", "phone_missing=0.5"]
+    )
     # The handler runs its own event loop (asyncio.run), as `canbao seed` does.
     import asyncio
 
@@ -106,8 +107,9 @@ async def test_uninsured_migrants_are_known_from_residence_permits(
     where they live, their household elsewhere; in scope while it is valid, needing a survey
     (domain.md §1, §5); a permit expired or cancelled leaves them out of scope."""
     population = await populate(postgres, 6_000, 43)
-    permits = await fetch(population.dsn, "SELECT sfzh, hjdz_xzqh, jzdz_xzqh, zt, yxqz "
-                                          "FROM hukou.resident_permit")  # fmt: skip
+    permits = await fetch(
+        population.dsn, "SELECT sfzh, hjdz_xzqh, jzdz_xzqh, zt, yxqz FROM hukou.resident_permit"
+    )
     assert permits and all(not p["hjdz_xzqh"].startswith("52") for p in permits)
     by_number = {p["sfzh"]: p for p in permits}
     residents = [p for p in population.expected.values() if p["situation"] == "non_local_resident"]

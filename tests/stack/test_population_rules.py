@@ -27,8 +27,13 @@ from canbao_stack.simulators.expected import (
 TODAY = date(2026, 11, 23)
 ADULT = date(1980, 5, 1)
 REGION, OTHER_REGION = "520102", "520302"
-P, M, INJ, U, MAT = (Insurance.PENSION, Insurance.MEDICAL, Insurance.INJURY,
-                   Insurance.UNEMPLOYMENT, Insurance.MATERNITY)  # fmt: skip
+P, M, INJ, U, MAT = (
+    Insurance.PENSION,
+    Insurance.MEDICAL,
+    Insurance.INJURY,
+    Insurance.UNEMPLOYMENT,
+    Insurance.MATERNITY,
+)
 
 
 def person(**facts: object) -> Facts:
@@ -79,8 +84,12 @@ def test_fully_insured_unit_employee_is_confirmed_directly() -> None:
 
 
 def test_employee_and_resident_pension_together_are_a_duplicate_shown_as_employee_pension() -> None:
-    facts = person(enrolments=(enrolled(StatusCode.RESIDENT_PENSION),
-                               enrolled(StatusCode.URBAN_EMPLOYEE_PENSION)))  # fmt: skip
+    facts = person(
+        enrolments=(
+            enrolled(StatusCode.RESIDENT_PENSION),
+            enrolled(StatusCode.URBAN_EMPLOYEE_PENSION),
+        )
+    )
     result = outcome(facts, TODAY)
     assert result.statuses[P] == StatusCode.URBAN_EMPLOYEE_PENSION
     assert (FlagType.DUPLICATE_INSURANCE, P) in result.flags
@@ -105,8 +114,12 @@ def test_the_same_enrolment_seen_twice_is_not_a_duplicate() -> None:
 
 
 def test_land_expropriated_and_resident_pension_show_the_resident_scheme() -> None:
-    facts = person(enrolments=(enrolled(StatusCode.LAND_EXPROPRIATED_FARMERS_PENSION),
-                               enrolled(StatusCode.RESIDENT_PENSION)))  # fmt: skip
+    facts = person(
+        enrolments=(
+            enrolled(StatusCode.LAND_EXPROPRIATED_FARMERS_PENSION),
+            enrolled(StatusCode.RESIDENT_PENSION),
+        )
+    )
     assert statuses(facts)[P] == StatusCode.RESIDENT_PENSION  # resident > other
 
 
@@ -129,8 +142,9 @@ def test_insured_in_another_city_of_the_province_is_81() -> None:
 
 
 def test_local_resident_medical_and_medical_in_guangdong_are_a_duplicate() -> None:
-    facts = person(enrolments=(enrolled(StatusCode.RESIDENT_MEDICAL),),
-                   cross_region=migrant("national", M))  # fmt: skip
+    facts = person(
+        enrolments=(enrolled(StatusCode.RESIDENT_MEDICAL),), cross_region=migrant("national", M)
+    )
     result = outcome(facts, TODAY)
     assert result.statuses[M] == StatusCode.RESIDENT_MEDICAL  # rule 1 before rule 2
     assert result.flags == ((FlagType.DUPLICATE_INSURANCE, M),)
@@ -169,9 +183,11 @@ def test_suspended_elsewhere_is_interrupted() -> None:
 
 
 def test_prisoner_soldier_and_emigrant_are_93_in_every_insurance() -> None:
-    for facts in (person(in_custody=True),
-                  person(household_status=HouseholdStatus.MILITARY_SERVICE),
-                  person(household_status=HouseholdStatus.SETTLED_ABROAD)):  # fmt: skip
+    for facts in (
+        person(in_custody=True),
+        person(household_status=HouseholdStatus.MILITARY_SERVICE),
+        person(household_status=HouseholdStatus.SETTLED_ABROAD),
+    ):
         result = outcome(facts, TODAY)
         assert set(result.statuses.values()) == {StatusCode.UNINSURED_MILITARY_ABROAD_PRISON}
         assert not result.needs_survey
@@ -184,11 +200,19 @@ def test_prisoner_under_16_is_93_not_95() -> None:
 
 
 def test_student_is_not_required_to_join_pension() -> None:
-    facts = person(studying=True, birth_date=date(2006, 3, 1),
-                   enrolments=(enrolled(StatusCode.RESIDENT_MEDICAL),))  # fmt: skip
+    facts = person(
+        studying=True,
+        birth_date=date(2006, 3, 1),
+        enrolments=(enrolled(StatusCode.RESIDENT_MEDICAL),),
+    )
     result = outcome(facts, TODAY)
-    assert result.statuses == {P: StatusCode("95"), M: StatusCode("27"), INJ: StatusCode("95"),
-                               U: StatusCode("95"), MAT: StatusCode("95")}  # fmt: skip
+    assert result.statuses == {
+        P: StatusCode("95"),
+        M: StatusCode("27"),
+        INJ: StatusCode("95"),
+        U: StatusCode("95"),
+        MAT: StatusCode("95"),
+    }
     assert result.registration is RegistrationState.CONFIRMED
 
 
@@ -210,9 +234,13 @@ def test_graduated_student_must_join_pension() -> None:
 
 
 def test_retiree_receiving_a_pension_is_not_required_in_unemployment_injury_maternity() -> None:
-    facts = person(enrolments=(enrolled(StatusCode.URBAN_EMPLOYEE_PENSION),
-                               enrolled(StatusCode.EMPLOYEE_MEDICAL)),
-                   benefits=(BenefitFact(P, REGION, True),))  # fmt: skip
+    facts = person(
+        enrolments=(
+            enrolled(StatusCode.URBAN_EMPLOYEE_PENSION),
+            enrolled(StatusCode.EMPLOYEE_MEDICAL),
+        ),
+        benefits=(BenefitFact(P, REGION, True),),
+    )
     result = outcome(facts, TODAY)
     assert [result.statuses[i] for i in (INJ, U, MAT)] == [StatusCode.NOT_REQUIRED] * 3
     assert result.registration is RegistrationState.CONFIRMED
@@ -220,9 +248,11 @@ def test_retiree_receiving_a_pension_is_not_required_in_unemployment_injury_mate
 
 def test_retiree_employed_by_a_unit_is_still_not_required_in_unemployment() -> None:
     """95 ("receiving a pension") comes before 92 ("employed by a unit")."""
-    facts = person(employment_registered=True,
-                   enrolments=(enrolled(StatusCode.URBAN_EMPLOYEE_PENSION),),
-                   benefits=(BenefitFact(P, REGION, True),))  # fmt: skip
+    facts = person(
+        employment_registered=True,
+        enrolments=(enrolled(StatusCode.URBAN_EMPLOYEE_PENSION),),
+        benefits=(BenefitFact(P, REGION, True),),
+    )
     assert statuses(facts)[U] == StatusCode.NOT_REQUIRED
 
 
@@ -268,9 +298,11 @@ def test_employee_and_resident_pension_paid_together_are_duplicate_benefits() ->
 
 
 def test_deceased_person_has_no_statuses_and_a_pension_still_paid_is_a_risk() -> None:
-    facts = person(household_status=HouseholdStatus.DECEASED,
-                   enrolments=(enrolled(StatusCode("12"), "terminated"),),
-                   benefits=(BenefitFact(P, REGION, True),))  # fmt: skip
+    facts = person(
+        household_status=HouseholdStatus.DECEASED,
+        enrolments=(enrolled(StatusCode("12"), "terminated"),),
+        benefits=(BenefitFact(P, REGION, True),),
+    )
     result = outcome(facts, TODAY)
     assert result == Outcome(
         False, True, dict.fromkeys(Insurance), ((FlagType.BENEFIT_AFTER_DEATH, P),), (), None
@@ -284,16 +316,22 @@ def test_cremation_record_alone_means_deceased() -> None:
 
 
 def test_non_local_worker_whose_enrolments_ended_is_out_of_scope() -> None:
-    facts = person(household_registered=False, household_status=None,
-                   enrolments=(enrolled(StatusCode("11"), "terminated"),))  # fmt: skip
+    facts = person(
+        household_registered=False,
+        household_status=None,
+        enrolments=(enrolled(StatusCode("11"), "terminated"),),
+    )
     result = outcome(facts, TODAY)
     assert not result.in_scope and result.registration is None and not result.needs_survey
 
 
 def test_passport_holder_insured_here_is_in_scope() -> None:
-    facts = person(household_registered=False, household_status=None,
-                   enrolments=(enrolled(StatusCode.RESIDENT_MEDICAL),),
-                   missing=("household_place", "residence_address", "phone"))  # fmt: skip
+    facts = person(
+        household_registered=False,
+        household_status=None,
+        enrolments=(enrolled(StatusCode.RESIDENT_MEDICAL),),
+        missing=("household_place", "residence_address", "phone"),
+    )
     result = outcome(facts, TODAY)
     assert result.in_scope
     assert result.survey_reasons == (SurveyReason.UNINSURED, SurveyReason.MISSING_INFO)
@@ -304,8 +342,11 @@ def test_gaps_and_identity_conflict_need_a_survey_even_when_fully_insured() -> N
         missing=("phone",), inaccurate=("name",), identity_conflict=True
     )
     result = outcome(facts, TODAY)
-    assert result.survey_reasons == (SurveyReason.MISSING_INFO, SurveyReason.INACCURATE_INFO,
-                                     SurveyReason.IDENTITY_CONFLICT)  # fmt: skip
+    assert result.survey_reasons == (
+        SurveyReason.MISSING_INFO,
+        SurveyReason.INACCURATE_INFO,
+        SurveyReason.IDENTITY_CONFLICT,
+    )
     assert result.registration is RegistrationState.NEEDS_SURVEY
 
 
@@ -313,8 +354,12 @@ def test_gaps_and_identity_conflict_need_a_survey_even_when_fully_insured() -> N
 
 
 def test_uninsured_resident_permit_holder_is_in_scope_and_should_be_insured() -> None:
-    result = outcome(person(household_registered=False, household_status=None,
-                            permit_valid_until=date(2029, 3, 1)), TODAY)  # fmt: skip
+    result = outcome(
+        person(
+            household_registered=False, household_status=None, permit_valid_until=date(2029, 3, 1)
+        ),
+        TODAY,
+    )
     assert result.in_scope
     assert result.statuses[Insurance.PENSION] is StatusCode.UNINSURED_INDIVIDUAL
     assert result.statuses[Insurance.MEDICAL] is StatusCode.UNINSURED_INDIVIDUAL
@@ -323,8 +368,7 @@ def test_uninsured_resident_permit_holder_is_in_scope_and_should_be_insured() ->
 
 
 def test_a_permit_past_its_end_date_keeps_no_uninsured_person_in_scope() -> None:
-    facts = person(household_registered=False, household_status=None,
-                   permit_valid_until=TODAY)  # fmt: skip
+    facts = person(household_registered=False, household_status=None, permit_valid_until=TODAY)
     assert outcome(facts, TODAY).in_scope
     assert not outcome(facts, date(TODAY.year + 1, 1, 1)).in_scope
     assert not outcome(person(household_registered=False, household_status=None), TODAY).in_scope

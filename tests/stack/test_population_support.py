@@ -62,8 +62,9 @@ async def table_text(dsn: str, schema: str, table: str) -> list[str]:
         dsn,
         "SELECT column_name FROM information_schema.columns WHERE table_schema = $1 "
         "AND table_name = $2 AND column_name NOT IN ('id', 'updated_at') ORDER BY ordinal_position",
-        schema, table,
-    )  # fmt: skip
+        schema,
+        table,
+    )
     names = ", ".join(c["column_name"] for c in columns)
     rows = await fetch(dsn, f"SELECT ({names})::text AS row FROM {schema}.{table}")
     return sorted(r["row"] for r in rows)

@@ -63,8 +63,9 @@ async def person_missing_a_phone(sources: str, nth: int = 0) -> dict[str, Any]:
             "AND missing = $1::jsonb AND inaccurate = '[]'::jsonb "
             "AND NOT survey_reasons ? 'identity_conflict' AND NOT traits ? 'name_variant' "
             "AND NOT traits ? 'legacy_15' ORDER BY id_number OFFSET $2 LIMIT 1",
-            json.dumps([{"item": "phone", "code": "AAE005"}]), nth,
-        )  # fmt: skip
+            json.dumps([{"item": "phone", "code": "AAE005"}]),
+            nth,
+        )
     finally:
         await connection.close()
     assert row is not None, "the demo population has nobody whose only gap is the phone"
@@ -84,11 +85,13 @@ async def kiosk_session(gateway: str, number: str, name: str) -> httpx.AsyncClie
     )
     assert device.status_code == 200, device.text
     kiosk = {"Authorization": f"Bearer {device.json()['access_token']}"}
-    wrong = await client.post("/api/v1/self/session", headers=kiosk,
-                              json={"id_number": number, "name": name + "某"})  # fmt: skip
+    wrong = await client.post(
+        "/api/v1/self/session", headers=kiosk, json={"id_number": number, "name": name + "某"}
+    )
     problem(wrong, 403, "name-mismatch")
-    opened = await client.post("/api/v1/self/session", headers=kiosk,
-                               json={"id_number": number, "name": name})  # fmt: skip
+    opened = await client.post(
+        "/api/v1/self/session", headers=kiosk, json={"id_number": number, "name": name}
+    )
     assert opened.status_code == 201, opened.text
     assert opened.json()["expires_in"] == 600
     client.headers["Authorization"] = f"Bearer {opened.json()['access_token']}"
@@ -109,8 +112,15 @@ async def own_record_until(citizen: httpx.AsyncClient, done: Any, what: str) -> 
 
 def mobile_token(state: Path, number: str) -> str:
     """`canbao mobile-token <number>`: the local identity provider's ID token."""
-    command = [sys.executable, "-m", "canbao_stack.cli", "mobile-token", number, "--state-dir",
-               str(state)]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "canbao_stack.cli",
+        "mobile-token",
+        number,
+        "--state-dir",
+        str(state),
+    ]
     return subprocess.run(command, capture_output=True, text=True, check=True).stdout.strip()
 
 
@@ -121,8 +131,12 @@ async def self_service(gateway: str, sources: str, state: Path, timings: Timings
     # The stack registers its population from the CDC snapshot, source by source: wait until the
     # registry has heard them all (a session tried earlier is not-registered, and counts against
     # the number's limit).
-    await popup_until(counter, number, lambda p: p["statuses"] == person["statuses"],
-                      "the ground truth's statuses")  # fmt: skip
+    await popup_until(
+        counter,
+        number,
+        lambda p: p["statuses"] == person["statuses"],
+        "the ground truth's statuses",
+    )
     timings.mark("the person registered, with the ground truth's statuses")
     citizen = await kiosk_session(gateway, number, person["name"])
     record = await own_record_until(citizen, lambda r: not r["verdict_pending"], "a verdict")
@@ -145,8 +159,7 @@ async def self_service(gateway: str, sources: str, state: Path, timings: Timings
     assert [t["task_id"] for t in queue.json()["items"]] == [task_id], queue.text
     passed = await platform.post(f"{SURVEY}/tasks/{task_id}/review", json={"decision": "pass"})
     assert passed.json()["state"] == "first_reviewed", passed.text
-    approved = await county.post(f"{SURVEY}/tasks/{task_id}/approve",
-                                 json={"decision": "approve"})  # fmt: skip
+    approved = await county.post(f"{SURVEY}/tasks/{task_id}/approve", json={"decision": "approve"})
     assert approved.json()["state"] == "approved", approved.text
     deadline = time.monotonic() + WITHIN_S
     while time.monotonic() < deadline:
@@ -189,10 +202,12 @@ async def self_service(gateway: str, sources: str, state: Path, timings: Timings
 
     # The kiosk page in a browser, for another person (the queue above is the first one's).
     second = await person_missing_a_phone(sources, nth=1)
-    await popup_until(counter, second["id_number"],
-                      lambda p: p["statuses"] == second["statuses"], "the statuses")  # fmt: skip
-    code = await asyncio.to_thread(kiosk_round_trip, gateway, second["id_number"],
-                                   second["name"], second["statuses"])  # fmt: skip
+    await popup_until(
+        counter, second["id_number"], lambda p: p["statuses"] == second["statuses"], "the statuses"
+    )
+    code = await asyncio.to_thread(
+        kiosk_round_trip, gateway, second["id_number"], second["name"], second["statuses"]
+    )
     async with httpx.AsyncClient(base_url=gateway, timeout=60) as anyone:
         printed = (await anyone.get(f"/api/v1/verify/{code}")).json()
     assert printed["statuses"] == second["statuses"], printed
@@ -255,16 +270,31 @@ async def partner_department(gateway: str, sources: str, timings: Timings) -> No
 
         # The same question in the DCI standard's words (api.md "Partner departments").
         envelope = {
-            "header": {"version": "1.0.0", "message_id": "stack-dci-1",
-                       "message_ts": "2026-12-04T09:00:00+08:00", "action": "search",
-                       "sender_id": "demo-civil", "total_count": 1},
-            "message": {"transaction_id": "stack-t-1", "search_request": [{
-                "reference_id": "r-1", "timestamp": "2026-12-04T09:00:00+08:00",
-                "search_criteria": {"query_type": "idtype-value",
-                                    "query": {"type": "SSN", "value": person["id_number"]}}}]},
-        }  # fmt: skip
-        searched = await client.post("/api/v1/partners/dci/registry/sync/search", headers=civil,
-                                     json=envelope)  # fmt: skip
+            "header": {
+                "version": "1.0.0",
+                "message_id": "stack-dci-1",
+                "message_ts": "2026-12-04T09:00:00+08:00",
+                "action": "search",
+                "sender_id": "demo-civil",
+                "total_count": 1,
+            },
+            "message": {
+                "transaction_id": "stack-t-1",
+                "search_request": [
+                    {
+                        "reference_id": "r-1",
+                        "timestamp": "2026-12-04T09:00:00+08:00",
+                        "search_criteria": {
+                            "query_type": "idtype-value",
+                            "query": {"type": "SSN", "value": person["id_number"]},
+                        },
+                    }
+                ],
+            },
+        }
+        searched = await client.post(
+            "/api/v1/partners/dci/registry/sync/search", headers=civil, json=envelope
+        )
         assert searched.status_code == 200, searched.text
         assert searched.json()["header"]["status"] == "succ" and searched.json()["signature"]
         [record] = searched.json()["message"]["search_response"][0]["data"]["reg_records"]
@@ -284,8 +314,9 @@ async def holdings_until(national: str, done: Any, what: str) -> dict[str, Any]:
     raise AssertionError(f"the national registry never held {what}: {holdings}")
 
 
-async def national_exchange(gateway: str, sources: str, state: Path, national_url: str,
-                            timings: Timings) -> None:  # fmt: skip
+async def national_exchange(
+    gateway: str, sources: str, state: Path, national_url: str, timings: Timings
+) -> None:
     """Up to the ministry (44号 Art.10): the stand-in national registry, subscribed by the stack
     at its start, comes to hold exactly the people the registry's own search of the exchange's
     filter selects; an enrolment entered in si_core takes a household person out of it (source
@@ -293,9 +324,12 @@ async def national_exchange(gateway: str, sources: str, state: Path, national_ur
     search is answered at its registered address. The questions are asked as the national
     registry, with its key, through the partner client (canbao_stack.dci_client)."""
     ministry = DciClient(
-        gateway, national.CLIENT_ID, national.SECRET, signing_key=national.signing_key(state),
+        gateway,
+        national.CLIENT_ID,
+        national.SECRET,
+        signing_key=national.signing_key(state),
         registry_key=private_key(DEVELOPMENT_PRIVATE_KEY).public_key(),
-    )  # fmt: skip
+    )
 
     async def selected() -> dict[str, dict[str, Any]]:
         """The registry's own answer to the exchange's filter (a DCI sync search), by number."""
@@ -308,9 +342,15 @@ async def national_exchange(gateway: str, sources: str, state: Path, national_ur
             },
         )
         for page in range(1, 100):
-            answer = await ministry.search([{
-                "query_type": "expression", "query": query,
-                "pagination": {"page_size": 1000, "page_number": page}}])  # fmt: skip
+            answer = await ministry.search(
+                [
+                    {
+                        "query_type": "expression",
+                        "query": query,
+                        "pagination": {"page_size": 1000, "page_number": page},
+                    }
+                ]
+            )
             [response] = answer["message"]["search_response"]
             for record in response["data"]["reg_records"]:
                 seen += 1
@@ -338,12 +378,16 @@ async def national_exchange(gateway: str, sources: str, state: Path, national_ur
         # A household person not insured in the province enrols in the employees' pension.
         connection = await asyncpg.connect(sources)
         try:
-            number = next(n for n, a in sorted(holdings["held"].items())
-                          if a["household_registered_locally"] and len(n) == 18)  # fmt: skip
+            number = next(
+                n
+                for n, a in sorted(holdings["held"].items())
+                if a["household_registered_locally"] and len(n) == 18
+            )
             await connection.execute(
                 "INSERT INTO si_core.ac01 (aac001, aac002, aac003, aab301) "
-                "VALUES ('NAT0001', $1, '国家库测试', '520102')", number,
-            )  # fmt: skip
+                "VALUES ('NAT0001', $1, '国家库测试', '520102')",
+                number,
+            )
             await connection.execute(
                 "INSERT INTO si_core.ac02 (aac001, aae140, aab301, aab001, aac008, aac030, "
                 "aae030) VALUES ('NAT0001', '110', '520102', 'U001', '1', '2026-01-01', "
@@ -357,12 +401,14 @@ async def national_exchange(gateway: str, sources: str, state: Path, national_ur
 
         # An asynchronous search by number, answered at the registered address.
         acknowledged = await ministry.search_later(
-            [by_ssn(number)], transaction_id="stack-async-1",
+            [by_ssn(number)],
+            transaction_id="stack-async-1",
             sender_uri=f"{national_url}/dci/on-search",
-        )  # fmt: skip
+        )
         assert acknowledged["message"]["ack_status"] == "ACK", acknowledged
-        answered = await holdings_until(national_url, lambda h: "stack-async-1" in h["answers"],
-                                        "the answer to its search")  # fmt: skip
+        answered = await holdings_until(
+            national_url, lambda h: "stack-async-1" in h["answers"], "the answer to its search"
+        )
         [response] = answered["answers"]["stack-async-1"]["search_response"]
         [record] = response["data"]["reg_records"]
         found = {a["name"]: a["value"] for a in record["additional_attributes"]}

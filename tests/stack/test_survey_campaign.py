@@ -55,8 +55,12 @@ class Timings:
 async def county_to_survey(sources: str) -> tuple[str, dict[str, list[str]]]:
     """The county where, by the ground truth, most living household-registered people need a
     survey that a visit can settle; those people's ID numbers and survey reasons."""
-    fillable = json.dumps([{"item": item, "code": code} for item, code in
-                           (("phone", "AAE005"), ("residence_address", "AAE006"))])  # fmt: skip
+    fillable = json.dumps(
+        [
+            {"item": item, "code": code}
+            for item, code in (("phone", "AAE005"), ("residence_address", "AAE006"))
+        ]
+    )
     connection = await asyncpg.connect(sources)
     try:
         rows = await connection.fetch(
@@ -64,15 +68,19 @@ async def county_to_survey(sources: str) -> tuple[str, dict[str, list[str]]]:
             "WHERE needs_survey AND in_scope AND household_registered AND NOT deceased "
             "AND id_number IS NOT NULL AND inaccurate = '[]'::jsonb "
             "AND survey_reasons <@ $1::jsonb AND missing <@ $2::jsonb",
-            json.dumps(sorted(SETTLED)), fillable,
-        )  # fmt: skip
+            json.dumps(sorted(SETTLED)),
+            fillable,
+        )
     finally:
         await connection.close()
     assert rows, "the demo population has nobody a visit could settle"
     regions = Counter(row["region"] for row in rows)
     region = min(regions, key=lambda r: (-regions[r], r))
-    people = {row["id_number"]: json.loads(row["survey_reasons"]) for row in rows
-              if row["region"] == region}  # fmt: skip
+    people = {
+        row["id_number"]: json.loads(row["survey_reasons"])
+        for row in rows
+        if row["region"] == region
+    }
     return region, people
 
 
@@ -93,16 +101,20 @@ async def verdicts_settled(
         if waiting:
             await asyncio.sleep(2)
     assert found, f"none of {len(people)} verdicts as the ground truth expects"
-    timings.mark(f"verdicts of {len(found)} people to survey as the ground truth says "
-                 f"({len(waiting)} not yet)")  # fmt: skip
+    timings.mark(
+        f"verdicts of {len(found)} people to survey as the ground truth says "
+        f"({len(waiting)} not yet)"
+    )
     return found
 
 
 def settled_by_a_visit(task: dict[str, Any]) -> bool:
     return (
-        task["channel"] == "survey" and set(task["survey_reasons"]) <= SETTLED
-        and not task["inaccurate"] and {m["item"] for m in task["missing"]} <= set(FILLED)
-    )  # fmt: skip
+        task["channel"] == "survey"
+        and set(task["survey_reasons"]) <= SETTLED
+        and not task["inaccurate"]
+        and {m["item"] for m in task["missing"]} <= set(FILLED)
+    )
 
 
 def as_the_popup_says(task: dict[str, Any], people: dict[str, tuple[str, list[str]]]) -> bool:
@@ -133,16 +145,31 @@ def move_staff(postgres_port: int, username: str, role: str) -> None:
     database = f"postgresql+asyncpg://gateway_app@127.0.0.1:{postgres_port}/gateway"
     env = os.environ | {"CANBAO_ENV": "development", "GATEWAY_DATABASE_URL": database}
     done = subprocess.run(
-        [sys.executable, "-m", "canbao_gateway.manage", "move-staff", username, "--role", role,
-         "--scope", "52"], env=env, capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "canbao_gateway.manage",
+            "move-staff",
+            username,
+            "--role",
+            role,
+            "--scope",
+            "52",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 0, done.stderr
 
 
 async def listed_task(
-    platform: httpx.AsyncClient, region: str, people: dict[str, tuple[str, list[str]]],
+    platform: httpx.AsyncClient,
+    region: str,
+    people: dict[str, tuple[str, list[str]]],
     timings: Timings,
-) -> dict[str, Any]:  # fmt: skip
+) -> dict[str, Any]:
     """Lists the county until survey, which learns who needs a survey from the same verdicts
     (a moment later than the popup), has a task a visit can settle for one of `people`, with
     the survey reasons the popup gives them: a list made again adds only whom the first
@@ -211,8 +238,9 @@ async def campaign(gateway: str, sources: str, postgres_port: int, timings: Timi
     again = await surveyor.post(f"{path}/submit", json=body)  # the phone syncs twice
     assert (first.status_code, again.status_code) == (201, 200), again.text
     assert again.headers["Idempotent-Replayed"] == "true" and again.json() == first.json()
-    problem(await surveyor.post(f"{path}/review", json={"decision": "pass"}), 403,
-            "role-not-allowed")  # fmt: skip
+    problem(
+        await surveyor.post(f"{path}/review", json={"decision": "pass"}), 403, "role-not-allowed"
+    )
     reviewed = await platform.post(f"{path}/review", json={"decision": "pass"})
     assert reviewed.json()["state"] == "first_reviewed", reviewed.text
     timings.mark("submitted (once, synced twice) and 初审 passed")
@@ -220,14 +248,16 @@ async def campaign(gateway: str, sources: str, postgres_port: int, timings: Timi
     move_staff(postgres_port, "demo-surveyor", "county")
     problem(await surveyor.get(path), 401, "token-revoked")  # the old post's token
     moved = await log_in(gateway, "demo-surveyor")
-    refused = problem(await moved.post(f"{path}/approve", json={"decision": "approve"}), 409,
-                      "maker-checker")  # fmt: skip
+    refused = problem(
+        await moved.post(f"{path}/approve", json={"decision": "approve"}), 409, "maker-checker"
+    )
     assert refused["instance"] == f"{path}/approve"
     move_staff(postgres_port, "demo-surveyor", "surveyor")  # back to the demo's own post
     approved = await county.post(f"{path}/approve", json={"decision": "approve"})
     assert approved.json()["state"] == "approved", approved.text
-    twice = problem(await county.post(f"{path}/approve", json={"decision": "approve"}), 409,
-                    "task-changed")  # fmt: skip
+    twice = problem(
+        await county.post(f"{path}/approve", json={"decision": "approve"}), 409, "task-changed"
+    )
     assert twice["task"]["state"] == "approved"
     timings.mark("maker-checker refused the mover; 审定 by demo-county, not twice")
 
@@ -261,7 +291,8 @@ def test_a_survey_campaign_through_the_public_api() -> None:
     with fresh_stack("canbao-survey-") as running:
         timings.mark("stack ready")
         said = [line for line in running.stack.output if "roster" in line]
-        assert said == ["[survey    ] roster of the demo province (52): demo-surveyor, "
-                        "demo-surveyor2"], "\n".join(running.stack.output)  # fmt: skip
+        assert said == [
+            "[survey    ] roster of the demo province (52): demo-surveyor, demo-surveyor2"
+        ], "\n".join(running.stack.output)
         asyncio.run(campaign(running.gateway, running.sources, running.postgres_port, timings))
     timings.mark("stack stopped")

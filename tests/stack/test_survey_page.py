@@ -42,13 +42,15 @@ def open_households(client: httpx.Client, platform: dict[str, str]) -> dict[str,
     (again, until matching's verdicts have reached survey and there are two households)."""
     deadline = time.monotonic() + LISTED_WITHIN_S
     while True:
-        made = client.post("/api/v1/survey/lists", json={"region_code": "52"}, headers=platform,
-                           timeout=300)  # fmt: skip
+        made = client.post(
+            "/api/v1/survey/lists", json={"region_code": "52"}, headers=platform, timeout=300
+        )
         assert made.status_code == 201, made.text
         page = client.get(
-            "/api/v1/survey/tasks", params={"region": "52", "state": "open", "limit": 200},
+            "/api/v1/survey/tasks",
+            params={"region": "52", "state": "open", "limit": 200},
             headers=platform,
-        )  # fmt: skip
+        )
         assert page.status_code == 200, page.text
         households: dict[str, list[Any]] = {}
         for task in page.json()["items"]:
@@ -84,8 +86,11 @@ def submitted_tasks(gateway: str) -> list[dict[str, Any]]:
         chosen = []
         for tasks in list(households.values())[:2]:
             task = tasks[0]
-            assigned = client.post(f"/api/v1/survey/tasks/{task['task_id']}/assign",
-                                   json={"team": ["demo-surveyor"]}, headers=platform)  # fmt: skip
+            assigned = client.post(
+                f"/api/v1/survey/tasks/{task['task_id']}/assign",
+                json={"team": ["demo-surveyor"]},
+                headers=platform,
+            )
             assert assigned.status_code == 200, assigned.text
             assert task["task_id"] in assigned.json()["assigned"]
             visit = {
@@ -99,8 +104,9 @@ def submitted_tasks(gateway: str) -> list[dict[str, Any]]:
                 },
                 "note": "",
             }
-            submitted = client.post(f"/api/v1/survey/tasks/{task['task_id']}/submit", json=visit,
-                                    headers=surveyor)  # fmt: skip
+            submitted = client.post(
+                f"/api/v1/survey/tasks/{task['task_id']}/submit", json=visit, headers=surveyor
+            )
             assert submitted.status_code == 201, submitted.text
             assert submitted.json()["state"] == "submitted"
             chosen.append(task)
@@ -120,9 +126,11 @@ def passes_first_review(gateway: str, task_id: str) -> Callable[[], None]:
 
     def act() -> None:
         with httpx.Client(base_url=gateway, timeout=30) as client:
-            answer = client.post(f"/api/v1/survey/tasks/{task_id}/review",
-                                 json={"decision": "pass", "comment": ""},
-                                 headers=token(client, "demo-platform"))  # fmt: skip
+            answer = client.post(
+                f"/api/v1/survey/tasks/{task_id}/review",
+                json={"decision": "pass", "comment": ""},
+                headers=token(client, "demo-platform"),
+            )
             assert answer.status_code == 200, answer.text
             assert answer.json()["state"] == "first_reviewed"
 
@@ -136,11 +144,22 @@ def makes_surveyor_a_county_approver(postgres_port: int) -> Callable[[], None]:
     def move() -> None:
         database = f"postgresql+asyncpg://canbao@127.0.0.1:{postgres_port}/gateway"
         moved = subprocess.run(
-            [sys.executable, "-m", "canbao_gateway.manage", "move-staff", "demo-surveyor",
-             "--role", "county", "--scope", "52"],
+            [
+                sys.executable,
+                "-m",
+                "canbao_gateway.manage",
+                "move-staff",
+                "demo-surveyor",
+                "--role",
+                "county",
+                "--scope",
+                "52",
+            ],
             env={**os.environ, "GATEWAY_DATABASE_URL": database, "CANBAO_ENV": "development"},
-            capture_output=True, text=True, timeout=60,
-        )  # fmt: skip
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert moved.returncode == 0, moved.stderr
         assert "moved demo-surveyor: county" in moved.stdout
 

@@ -80,9 +80,12 @@ async def test_a_change_goes_first_review_by_another_member_then_approval(
     assert again.status_code == 200 and again.headers["Idempotent-Replayed"] == "true"
     assert again.json() == sent.json()
     assert sent.json() | {"task_id": None, "submission_id": None} == {
-        "task_id": None, "submission_id": None, "state": "submitted",
-        "person_id": str(person), "region_code": REGION,
-    }  # fmt: skip
+        "task_id": None,
+        "submission_id": None,
+        "state": "submitted",
+        "person_id": str(person),
+        "region_code": REGION,
+    }
     task = sent.json()["task_id"]
     queue = await client.get(TASKS, params={"channel": "change"}, headers=recorder)
     assert [t["task_id"] for t in queue.json()["items"]] == [task]
@@ -93,7 +96,10 @@ async def test_a_change_goes_first_review_by_another_member_then_approval(
     detail = (await client.get(f"{TASKS}/{task}", headers=staff(PLATFORM2, "platform"))).json()
     shown = detail["submission"]
     assert (shown["submitted_by"], shown["contact"], shown["reason"]) == (
-        RECORDER, "walk_in", "更换手机号码，搬迁新址")  # fmt: skip
+        RECORDER,
+        "walk_in",
+        "更换手机号码，搬迁新址",
+    )
     assert shown["documents"] == [
         {"code": "id_card", "label": "居民身份证"},
         {"code": "household_register", "label": "户口簿"},
@@ -119,12 +125,16 @@ async def test_a_change_goes_first_review_by_another_member_then_approval(
     assert (event.handler, event.first_reviewer, event.reviewer) == (RECORDER, PLATFORM2, COUNTY)
     assert event.first_reviewed_at is not None
     assert event.items == {
-        "phone": "13700001111", "residence_address": "贵州省贵阳市南明区花果园街道9号"}  # fmt: skip
+        "phone": "13700001111",
+        "residence_address": "贵州省贵阳市南明区花果园街道9号",
+    }
     async with survey_db.engine.connect() as connection:
         ledger = (await connection.execute(sa.select(decisions))).mappings().all()
         row = (await connection.execute(sa.select(tasks))).mappings().one()
     assert [(d["stage"], d["decided_by"]) for d in ledger] == [
-        ("review", PLATFORM2), ("approve", COUNTY)]  # fmt: skip
+        ("review", PLATFORM2),
+        ("approve", COUNTY),
+    ]
     assert (row["channel"], row["origin"], row["team"]) == ("change", "platform", [RECORDER])
 
 
@@ -133,15 +143,17 @@ async def test_a_change_is_checked_like_a_collection_and_kept_to_the_platforms_d
 ) -> None:
     person, recorder = uuid4(), staff(RECORDER, "platform")
     bad_phone = change(person, items={"phone": "123"})
-    assert_problem(await client.post(CHANGES, headers=recorder, json=bad_phone), 422,
-                   "invalid-items")  # fmt: skip
+    assert_problem(
+        await client.post(CHANGES, headers=recorder, json=bad_phone), 422, "invalid-items"
+    )
     no_documents = await client.post(CHANGES, headers=recorder, json=change(person, documents=[]))
     assert no_documents.status_code == 422
     unknown = await client.post(CHANGES, headers=recorder, json=change(person, documents=["x"]))
     assert unknown.status_code == 422
     zunyi = staff(RECORDER, "platform", scope="5203")
-    refused = assert_problem(await client.post(CHANGES, headers=zunyi, json=change(person)), 403,
-                             "out-of-scope")  # fmt: skip
+    refused = assert_problem(
+        await client.post(CHANGES, headers=zunyi, json=change(person)), 403, "out-of-scope"
+    )
     assert refused["region_code"] == REGION
     # A township's platform serves the residents of its county (the gateway's rule for a person).
     township = staff(RECORDER, "platform", scope="520102003")
@@ -157,10 +169,23 @@ async def test_one_change_waits_per_person_and_a_returned_one_is_recorded_again(
     # The person is on a survey list too: the change waits beside the survey task.
     async with survey_db.engine.begin() as connection:
         now = datetime.now(UTC)
-        await connection.execute(sa.insert(tasks).values(
-            task_id=uuid4(), channel=TaskChannel.SURVEY.value, origin="survey", person_id=person,
-            region_code=REGION, survey_reasons=[], missing=[], inaccurate=[], state="open",
-            team=[], version=0, created_at=now, updated_at=now))  # fmt: skip
+        await connection.execute(
+            sa.insert(tasks).values(
+                task_id=uuid4(),
+                channel=TaskChannel.SURVEY.value,
+                origin="survey",
+                person_id=person,
+                region_code=REGION,
+                survey_reasons=[],
+                missing=[],
+                inaccurate=[],
+                state="open",
+                team=[],
+                version=0,
+                created_at=now,
+                updated_at=now,
+            )
+        )
     body = change(person)
     first = await client.post(CHANGES, headers=recorder, json=body)
     assert first.status_code == 201, first.text
@@ -170,8 +195,9 @@ async def test_one_change_waits_per_person_and_a_returned_one_is_recorded_again(
     pending = assert_problem(second, 409, "change-pending")
     assert pending["task"]["task_id"] == task
     other_person = change(uuid4(), client_id=body["client_id"])
-    assert_problem(await client.post(CHANGES, headers=recorder, json=other_person), 409,
-                   "client-id-reused")  # fmt: skip
+    assert_problem(
+        await client.post(CHANGES, headers=recorder, json=other_person), 409, "client-id-reused"
+    )
 
     returned = await client.post(
         f"{TASKS}/{task}/review",
@@ -200,6 +226,7 @@ async def test_a_surveyor_cannot_claim_a_walk_in(client: httpx.AsyncClient) -> N
         "region_code": REGION,
         "document_type": "01",
     }
-    sent = await client.post("/internal/survey/discoveries", json=body,
-                             headers=staff("surveyor-zhang", "surveyor"))  # fmt: skip
+    sent = await client.post(
+        "/internal/survey/discoveries", json=body, headers=staff("surveyor-zhang", "surveyor")
+    )
     assert_problem(sent, 422, "invalid-contact")

@@ -213,9 +213,10 @@ async def test_an_idempotency_key_reused_for_other_data_is_a_conflict(
     assert_problem(response, 409, "idempotency-key-reused")
     # Another clerk's key is another collection.
     response = await survey.post(
-        "/internal/collections", json=counter_collection(),
+        "/internal/collections",
+        json=counter_collection(),
         headers=headers | caller_headers("survey", username="b"),
-    )  # fmt: skip
+    )
     assert response.status_code == 201
     assert len(await rows(survey_db)) == 2
 
@@ -327,8 +328,9 @@ async def test_the_handler_is_the_signed_caller_never_a_name_in_the_body(
     named = await survey.post("/internal/collections", json=counter_collection(handler="mallory"))
     assert_problem(named, 422, "invalid-request")
     surveyor = await survey.post(
-        "/internal/collections", json=counter_collection(),
+        "/internal/collections",
+        json=counter_collection(),
         headers=caller_headers("survey", username="s-1", role="surveyor"),
-    )  # fmt: skip
+    )
     assert_problem(surveyor, 403, "caller-not-allowed")
     assert await rows(survey_db) == []

@@ -46,9 +46,14 @@ async def submit(survey: httpx.AsyncClient, body: dict[str, Any] | None = None, 
 
 
 async def review(
-    survey: httpx.AsyncClient, collection_id: str, decision: str = "pass", *,
-    by: str = REVIEWER, scope: str = "52", comment: str = "",
-) -> httpx.Response:  # fmt: skip
+    survey: httpx.AsyncClient,
+    collection_id: str,
+    decision: str = "pass",
+    *,
+    by: str = REVIEWER,
+    scope: str = "52",
+    comment: str = "",
+) -> httpx.Response:
     return await survey.post(
         f"/internal/collections/{collection_id}/review",
         json={"decision": decision, "comment": comment},
@@ -73,11 +78,19 @@ async def place(database: Database, person_id: UUID, region: str) -> None:
     async with database.engine.begin() as connection:
         await connection.execute(
             sa.insert(subjects).values(
-                person_id=person_id, region_code=region, household_registered=True,
-                deceased=False, masked_name="王*", missing=[], inaccurate=[], in_scope=True,
-                needs_survey=False, survey_reasons=[], statuses={},
+                person_id=person_id,
+                region_code=region,
+                household_registered=True,
+                deceased=False,
+                masked_name="王*",
+                missing=[],
+                inaccurate=[],
+                in_scope=True,
+                needs_survey=False,
+                survey_reasons=[],
+                statuses={},
             )
-        )  # fmt: skip
+        )
 
 
 async def test_a_pass_is_published_once_with_the_clerk_and_the_reviewer(
@@ -89,14 +102,18 @@ async def test_a_pass_is_published_once_with_the_clerk_and_the_reviewer(
     assert response.status_code == 200, response.text
     answer = response.json()
     assert (answer["state"], answer["person_id"], answer["region_code"]) == (
-        "approved", str(PERSON), "520102"
-    )  # fmt: skip
+        "approved",
+        str(PERSON),
+        "520102",
+    )
     row = await row_of(survey_db, collection_id)
     assert (row["state"], row["handler"], row["reviewer"]) == ("approved", CLERK, REVIEWER)
     [entry] = await ledger(survey_db)
     assert (entry["submission_id"], entry["stage"], entry["decision"]) == (
-        UUID(collection_id), "recheck", "pass"
-    )  # fmt: skip
+        UUID(collection_id),
+        "recheck",
+        "pass",
+    )
     assert (entry["decided_by"], entry["decided_at"]) == (REVIEWER, row["reviewed_at"])
     await published.until(lambda seen: bool(published.of(collection_id)))
     [event] = published.of(collection_id)
@@ -136,10 +153,14 @@ async def test_the_ledger_refuses_the_maker_and_a_second_decision_by_itself(
             async with survey_db.engine.begin() as connection:
                 await connection.execute(
                     sa.insert(decisions).values(
-                        submission_id=of, stage=stage, decision="pass", decided_by=decided_by,
-                        decided_at=datetime.now(UTC), comment="",
+                        submission_id=of,
+                        stage=stage,
+                        decision="pass",
+                        decided_by=decided_by,
+                        decided_at=datetime.now(UTC),
+                        comment="",
                     )
-                )  # fmt: skip
+                )
         except DBAPIError as error:
             return str(getattr(error.orig, "sqlstate", None) or error.orig.__cause__.sqlstate)  # type: ignore[union-attr]
         return "ok"
@@ -225,9 +246,10 @@ async def test_only_a_reviewer_decides(survey: httpx.AsyncClient, survey_db: Dat
     collection_id = await submit(survey)
     for role in ("counter", "platform", "county"):
         response = await survey.post(
-            f"/internal/collections/{collection_id}/review", json={"decision": "pass"},
+            f"/internal/collections/{collection_id}/review",
+            json={"decision": "pass"},
             headers=caller_headers("survey", username="x", role=role),
-        )  # fmt: skip
+        )
         assert_problem(response, 403, "caller-not-allowed")
     assert_problem(await review(survey, str(uuid4())), 404, "collection-not-found")
     assert await ledger(survey_db) == []
@@ -242,9 +264,10 @@ async def test_a_days_batch_passes_contact_details_and_refuses_the_rest_one_by_o
     new = await submit(survey, counter_collection(NEW_PERSON, person_id=None))
     moved = await submit(survey, counter_collection(CONTACT, region_code="520302"))
     own = await submit(
-        survey, counter_collection({"phone": "13700000000"}),
+        survey,
+        counter_collection({"phone": "13700000000"}),
         headers=caller_headers("survey", username=REVIEWER),
-    )  # fmt: skip
+    )
     unknown = str(uuid4())
     ids = [contact, named, new, address, moved, own, unknown, contact]  # one twice
 
@@ -261,17 +284,21 @@ async def test_a_days_batch_passes_contact_details_and_refuses_the_rest_one_by_o
     assert (batch["passed"], batch["refused"]) == (2, 5)
     assert results[contact]["result"] == results[address]["result"] == "passed"
     assert results[contact]["state"] == "approved" and results[contact]["person_id"] == str(PERSON)
-    refusals = {i: (r["problem"]["type"], r["problem"].get("items")) for i, r in results.items()
-                if r["result"] == "refused"}  # fmt: skip
+    refusals = {
+        i: (r["problem"]["type"], r["problem"].get("items"))
+        for i, r in results.items()
+        if r["result"] == "refused"
+    }
     assert refusals == {
         named: ("/problems/needs-individual-review", ["name"]),
-        new: ("/problems/needs-individual-review",
-              ["name", "gender", "id_number", "birth_date", "household_place",
-               "new_registration"]),
+        new: (
+            "/problems/needs-individual-review",
+            ["name", "gender", "id_number", "birth_date", "household_place", "new_registration"],
+        ),
         moved: ("/problems/needs-individual-review", ["region_code"]),
         own: ("/problems/maker-checker", None),
         unknown: ("/problems/collection-not-found", None),
-    }  # fmt: skip
+    }
     assert "姓名" in results[named]["problem"]["detail"]
     entries = await ledger(survey_db)
     assert sorted(str(e["submission_id"]) for e in entries) == sorted([contact, address])
@@ -281,14 +308,20 @@ async def test_a_days_batch_passes_contact_details_and_refuses_the_rest_one_by_o
     await published.until(lambda seen: bool(published.of(contact) and published.of(address)))
     await published.read(timeout_ms=1000)
     assert [len(published.of(i)) for i in (contact, address, named, new, moved, own)] == [
-        1, 1, 0, 0, 0, 0
-    ]  # fmt: skip
+        1,
+        1,
+        0,
+        0,
+        0,
+        0,
+    ]
 
     # The batch again (a retry): what this reviewer passed is answered as passed, nothing twice.
     again = await survey.post(
-        "/internal/collections/review-batch", json={"collection_ids": [contact, named]},
+        "/internal/collections/review-batch",
+        json={"collection_ids": [contact, named]},
         headers=reviewer(),
-    )  # fmt: skip
+    )
     [first, second] = again.json()["results"]
     assert (first["result"], first["replayed"], second["result"]) == ("passed", True, "refused")
     assert len(await ledger(survey_db)) == 2
@@ -299,10 +332,14 @@ async def test_a_days_batch_passes_contact_details_and_refuses_the_rest_one_by_o
 async def test_a_batch_is_bounded_and_only_for_reviewers(survey: httpx.AsyncClient) -> None:
     too_many = {"collection_ids": [str(uuid4()) for _ in range(201)]}
     path = "/internal/collections/review-batch"
-    assert_problem(await survey.post(path, json=too_many, headers=reviewer()), 422,
-                   "invalid-request")  # fmt: skip
-    assert_problem(await survey.post(path, json={"collection_ids": []}, headers=reviewer()), 422,
-                   "invalid-request")  # fmt: skip
+    assert_problem(
+        await survey.post(path, json=too_many, headers=reviewer()), 422, "invalid-request"
+    )
+    assert_problem(
+        await survey.post(path, json={"collection_ids": []}, headers=reviewer()),
+        422,
+        "invalid-request",
+    )
     clerk = await survey.post(path, json={"collection_ids": [str(uuid4())]})
     assert_problem(clerk, 403, "caller-not-allowed")
 
@@ -314,8 +351,9 @@ async def test_the_queue_is_filtered_masked_and_paged(
     first = await submit(survey, counter_collection(CONTACT))
     second = await submit(survey, counter_collection({"name": "王伟"}))
     third = await submit(survey, counter_collection(CONTACT), headers=other_clerk)
-    zunyi = await submit(survey, counter_collection(CONTACT, person_id=uuid4(),
-                                                    person_region="520302"))  # fmt: skip
+    zunyi = await submit(
+        survey, counter_collection(CONTACT, person_id=uuid4(), person_region="520302")
+    )
     decided = await submit(survey, counter_collection(CONTACT))
     await passed(survey, decided)
 
@@ -350,11 +388,13 @@ async def test_the_queue_is_filtered_masked_and_paged(
     assert values["phone"] != CONTACT["phone"] and values["phone"].endswith("5678")
     assert (await queue(limit=2))["items"][1]["risk"] == "identity"
 
-    bad = await survey.get("/internal/collections", params={"cursor": "nonsense"},
-                           headers=reviewer())  # fmt: skip
+    bad = await survey.get(
+        "/internal/collections", params={"cursor": "nonsense"}, headers=reviewer()
+    )
     assert_problem(bad, 422, "invalid-cursor")
-    outside = await survey.get("/internal/collections", params={"region": "5301"},
-                               headers=reviewer(scope="5201"))  # fmt: skip
+    outside = await survey.get(
+        "/internal/collections", params={"region": "5301"}, headers=reviewer(scope="5201")
+    )
     assert_problem(outside, 403, "out-of-scope")
     assert_problem(await survey.get("/internal/collections"), 403, "caller-not-allowed")
 

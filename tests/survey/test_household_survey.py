@@ -716,23 +716,37 @@ async def test_a_countys_roster_includes_the_teams_certified_above_it(
     """A shorter county_code puts a surveyor on every county's roster under it (roster.py):
     listed there as assignment there takes them."""
     province = staff(COUNTY, "county", scope="52")
-    for n, (username, county) in enumerate([("surveyor-nanming", REGION), ("surveyor-guiyang",
-                                            "5201"), ("surveyor-zunyi", OTHER_REGION),
-                                            ("surveyor-prov", "52")]):  # fmt: skip
-        entry = {"username": username, "name": f"调查员{n}", "county_code": county,
-                 "certificate_number": f"DC-{county}-000{n}"}  # fmt: skip
-        put = await client.put(f"/internal/survey/surveyors/{username}", headers=province,
-                               json=entry)  # fmt: skip
+    for n, (username, county) in enumerate(
+        [
+            ("surveyor-nanming", REGION),
+            ("surveyor-guiyang", "5201"),
+            ("surveyor-zunyi", OTHER_REGION),
+            ("surveyor-prov", "52"),
+        ]
+    ):
+        entry = {
+            "username": username,
+            "name": f"调查员{n}",
+            "county_code": county,
+            "certificate_number": f"DC-{county}-000{n}",
+        }
+        put = await client.put(
+            f"/internal/survey/surveyors/{username}", headers=province, json=entry
+        )
         assert put.status_code == 200, put.text
 
     async def names_on(region: str) -> list[str]:
-        response = await client.get("/internal/survey/surveyors", params={"region": region},
-                                    headers=province)  # fmt: skip
+        response = await client.get(
+            "/internal/survey/surveyors", params={"region": region}, headers=province
+        )
         assert response.status_code == 200, response.text
         return sorted(s["username"] for s in response.json())
 
     assert await names_on(REGION) == ["surveyor-guiyang", "surveyor-nanming", "surveyor-prov"]
     assert await names_on("5201") == ["surveyor-guiyang", "surveyor-nanming", "surveyor-prov"]
     assert await names_on("52") == [
-        "surveyor-guiyang", "surveyor-nanming", "surveyor-prov", "surveyor-zunyi"
-    ]  # fmt: skip
+        "surveyor-guiyang",
+        "surveyor-nanming",
+        "surveyor-prov",
+        "surveyor-zunyi",
+    ]

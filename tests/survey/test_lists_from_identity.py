@@ -47,22 +47,39 @@ async def with_identity(
 
 
 async def test_a_list_takes_its_households_from_identity(
-    harness: Harness, with_identity: FastAPI, client: httpx.AsyncClient,  # noqa: F811
-    survey_db: Database, producer: Producer,  # noqa: F811
-) -> None:  # fmt: skip
+    harness: Harness,  # noqa: F811
+    with_identity: FastAPI,
+    client: httpx.AsyncClient,  # noqa: F811
+    survey_db: Database,
+    producer: Producer,  # noqa: F811
+) -> None:
     people = await feed_division(harness)
-    head = Member("王伟", HEAD["sfzh"], person_id=people["head"], statuses=dict(UNINSURED),
-                  needs=(SurveyReason.UNINSURED,))  # fmt: skip
-    spouse = Member(SPOUSE["xm"], SPOUSE["sfzh"], person_id=people["spouse"],
-                    statuses=dict(UNINSURED), needs=(SurveyReason.UNINSURED,))  # fmt: skip
+    head = Member(
+        "王伟",
+        HEAD["sfzh"],
+        person_id=people["head"],
+        statuses=dict(UNINSURED),
+        needs=(SurveyReason.UNINSURED,),
+    )
+    spouse = Member(
+        SPOUSE["xm"],
+        SPOUSE["sfzh"],
+        person_id=people["spouse"],
+        statuses=dict(UNINSURED),
+        needs=(SurveyReason.UNINSURED,),
+    )
     child = Member(CHILD["xm"], CHILD["sfzh"], person_id=people["child"])
-    await publish(producer, [m.person() for m in (head, spouse, child)]
-                  + [m.verdict() for m in (head, spouse, child)])  # fmt: skip
+    await publish(
+        producer,
+        [m.person() for m in (head, spouse, child)] + [m.verdict() for m in (head, spouse, child)],
+    )
     await known(survey_db, [head, spouse, child])
 
-    made = await client.post("/internal/survey/lists", headers=reviewer()
-                             | {"Canbao-Identity-Token": identity_token()},
-                             json={"region_code": "520102"})  # fmt: skip
+    made = await client.post(
+        "/internal/survey/lists",
+        headers=reviewer() | {"Canbao-Identity-Token": identity_token()},
+        json={"region_code": "520102"},
+    )
 
     assert made.status_code == 201, made.text
     # 520102's living household members: head, spouse, child, two of another household, one
@@ -76,15 +93,17 @@ async def test_a_list_takes_its_households_from_identity(
     assert {t["person"]["name"] for t in tasks} == {"王*", SPOUSE["xm"][0] + "*"}
     [of_head] = [t for t in tasks if t["person"]["person_id"] == str(head.person_id)]
     assert of_head["person"]["id_number"] == HEAD["sfzh"][:4] + "*" * 10 + HEAD["sfzh"][-4:]
-    detail = (await client.get(f"/internal/survey/tasks/{of_head['task_id']}",
-                               headers=reviewer())).json()  # fmt: skip
+    detail = (
+        await client.get(f"/internal/survey/tasks/{of_head['task_id']}", headers=reviewer())
+    ).json()
     household = {m["person_id"]: m for m in detail["household_members"]}
-    assert set(household) == {str(p) for p in (head.person_id, spouse.person_id,
-                                                child.person_id)}  # fmt: skip
+    assert set(household) == {str(p) for p in (head.person_id, spouse.person_id, child.person_id)}
     assert household[str(child.person_id)]["complete"] is True
     assert household[str(head.person_id)]["relation"] == "01"
-    elsewhere = await client.post("/internal/survey/lists", headers=reviewer()
-                                  | {"Canbao-Identity-Token": identity_token(scope="520103")},
-                                  json={"region_code": "520102"})  # fmt: skip
+    elsewhere = await client.post(
+        "/internal/survey/lists",
+        headers=reviewer() | {"Canbao-Identity-Token": identity_token(scope="520103")},
+        json={"region_code": "520102"},
+    )
     assert elsewhere.status_code == 403, elsewhere.text  # identity refused the region: no list made
     assert elsewhere.json()["type"] == "/problems/out-of-scope"

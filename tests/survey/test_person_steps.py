@@ -25,9 +25,14 @@ async def correct(survey: httpx.AsyncClient, phone: str, origin: str = "kiosk") 
     response = await survey.post(
         "/internal/survey/corrections",
         headers=caller_headers("survey", username=f"{origin}:demo", role="self", scope="52"),
-        json={"client_id": str(uuid4()), "person_id": str(PERSON), "region_code": REGION,
-              "origin": origin, "items": {"phone": phone}},
-    )  # fmt: skip
+        json={
+            "client_id": str(uuid4()),
+            "person_id": str(PERSON),
+            "region_code": REGION,
+            "origin": origin,
+            "items": {"phone": phone},
+        },
+    )
     assert response.status_code == 201, response.text
     task_id: str = response.json()["task_id"]
     return task_id
@@ -63,11 +68,16 @@ async def test_every_step_about_a_person_in_order(
     await decide(survey, approved, "review", (PLATFORM, "platform"), decision="pass")
     await decide(survey, approved, "approve", (COUNTY, "county"), decision="approve")
     returned = await correct(survey, "13700002222", origin="mobile")
-    await decide(survey, returned, "review", (PLATFORM, "platform"), decision="reject",
-                 comment="号码与本人不符")  # fmt: skip
+    await decide(
+        survey,
+        returned,
+        "review",
+        (PLATFORM, "platform"),
+        decision="reject",
+        comment="号码与本人不符",
+    )
     # Someone else's steps are not this person's.
-    other = await survey.post("/internal/collections",
-                              json=counter_collection(person_id=uuid4()))  # fmt: skip
+    other = await survey.post("/internal/collections", json=counter_collection(person_id=uuid4()))
     assert other.status_code == 201
 
     response = await survey.get(
@@ -81,24 +91,38 @@ async def test_every_step_about_a_person_in_order(
     [collection] = body["collections"]
     assert collection["collection_id"] == str(collection_id)
     assert (collection["channel"], collection["handler"], sorted(collection["item_names"])) == (
-        "counter", CLERK, sorted(COLLECTED))  # fmt: skip
-    ledger = [(d["stage"], d["decision"], d["decided_by"], d["comment"])
-              for d in collection["decisions"]]  # fmt: skip
+        "counter",
+        CLERK,
+        sorted(COLLECTED),
+    )
+    ledger = [
+        (d["stage"], d["decision"], d["decided_by"], d["comment"]) for d in collection["decisions"]
+    ]
     assert ledger == [("recheck", "pass", REVIEWER, "证件已核")]
 
     first, second = body["tasks"]
     assert (first["task_id"], first["channel"], first["origin"], first["state"]) == (
-        approved, "self", "kiosk", "approved")  # fmt: skip
+        approved,
+        "self",
+        "kiosk",
+        "approved",
+    )
     [submission] = first["submissions"]
     assert (submission["submitted_by"], submission["channel"], submission["item_names"]) == (
-        "kiosk:demo", "kiosk", ["phone"])  # fmt: skip
+        "kiosk:demo",
+        "kiosk",
+        ["phone"],
+    )
     assert submission["collection_id"] is not None
     assert [(d["stage"], d["decision"], d["decided_by"]) for d in submission["decisions"]] == [
-        ("review", "pass", PLATFORM), ("approve", "approve", COUNTY)]  # fmt: skip
+        ("review", "pass", PLATFORM),
+        ("approve", "approve", COUNTY),
+    ]
     [rejected] = second["submissions"]
     assert second["origin"] == "mobile" and rejected["state"] == "rejected"
     assert [(d["decision"], d["comment"]) for d in rejected["decisions"]] == [
-        ("reject", "号码与本人不符")]  # fmt: skip
+        ("reject", "号码与本人不符")
+    ]
 
     for role in ("counter", "platform", "county"):
         allowed = await survey.get(
@@ -126,8 +150,11 @@ async def test_a_person_registered_by_a_collection_is_found_by_it(
     path = f"/internal/survey/persons/{registered}/steps"
     alone = (await survey.get(path, headers=staff(REVIEWER, "reviewer"))).json()
     assert alone == {"person_id": str(registered), "tasks": [], "collections": []}
-    named = await survey.get(path, params={"collection_id": new.json()["collection_id"]},
-                             headers=staff(REVIEWER, "reviewer"))  # fmt: skip
+    named = await survey.get(
+        path,
+        params={"collection_id": new.json()["collection_id"]},
+        headers=staff(REVIEWER, "reviewer"),
+    )
     assert [c["collection_id"] for c in named.json()["collections"]] == [
         new.json()["collection_id"]
     ]
@@ -141,6 +168,7 @@ async def test_a_merged_persons_steps_are_the_survivors(survey: httpx.AsyncClien
     path = f"/internal/survey/persons/{survivor}/steps"
     alone = (await survey.get(path, headers=staff(REVIEWER, "reviewer"))).json()
     assert alone["tasks"] == []
-    merged = await survey.get(path, params={"merged": str(retired)},
-                              headers=staff(REVIEWER, "reviewer"))  # fmt: skip
+    merged = await survey.get(
+        path, params={"merged": str(retired)}, headers=staff(REVIEWER, "reviewer")
+    )
     assert [t["task_id"] for t in merged.json()["tasks"]] == [task_id]

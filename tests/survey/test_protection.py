@@ -33,8 +33,9 @@ async def test_rows_written_under_a_retired_key_stay_readable(survey_db: Databas
     view = await read_collection(survey_db, after, submitted.collection_id)
     assert view is not None and view.state == "submitted"
     with pytest.raises(UnknownKey):
-        await read_collection(survey_db, Sealer("key-2026", {"key-2026": NEW}),
-                              submitted.collection_id)  # fmt: skip
+        await read_collection(
+            survey_db, Sealer("key-2026", {"key-2026": NEW}), submitted.collection_id
+        )
 
 
 def test_a_ciphertext_moved_to_another_row_does_not_open() -> None:
@@ -50,9 +51,11 @@ async def test_the_same_key_submitted_concurrently_is_one_collection(
 ) -> None:
     headers = {"Idempotency-Key": "double-click"}
     answers = await asyncio.gather(
-        *(survey.post("/internal/collections", json=counter_collection(), headers=headers)
-          for _ in range(4))
-    )  # fmt: skip
+        *(
+            survey.post("/internal/collections", json=counter_collection(), headers=headers)
+            for _ in range(4)
+        )
+    )
     assert {a.status_code for a in answers} == {201}
     assert len({a.json()["collection_id"] for a in answers}) == 1
     async with survey_db.engine.connect() as connection:

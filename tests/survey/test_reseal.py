@@ -37,9 +37,12 @@ async def collected_under_the_old_key(database: Database) -> list[UUID]:
     ids = []
     for body in (counter_collection(), counter_collection(NEW_PERSON, person_id=None)):
         submitted = await submit_counter_collection(
-            database, BEFORE, CounterCollection.model_validate(body | {"handler": CLERK}),
-            idempotency_key=None, now=datetime.now(UTC),
-        )  # fmt: skip
+            database,
+            BEFORE,
+            CounterCollection.model_validate(body | {"handler": CLERK}),
+            idempotency_key=None,
+            now=datetime.now(UTC),
+        )
         ids.append(submitted.collection_id)
     return ids
 
@@ -74,9 +77,14 @@ async def reseal_command(database_url: str, **keys: str) -> tuple[int, str]:
     """`python -m canbao_survey.reseal` as an operator runs it; exit status and all output."""
     env = {**os.environ, "CANBAO_ENV": "test", "SURVEY_DATABASE_URL": database_url, **keys}
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "canbao_survey.reseal", cwd=ROOT, env=env,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-    )  # fmt: skip
+        sys.executable,
+        "-m",
+        "canbao_survey.reseal",
+        cwd=ROOT,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
     output, _ = await process.communicate()
     assert process.returncode is not None
     return process.returncode, output.decode()

@@ -108,9 +108,12 @@ class PgBackRest:
         seconds = time.monotonic() - started
         last = self.info()["backup"][-1]
         return Backup(
-            label=last["label"], kind=last["type"], size=last["info"]["size"],
-            stored=last["info"]["repository"]["delta"], seconds=seconds,
-        )  # fmt: skip
+            label=last["label"],
+            kind=last["type"],
+            size=last["info"]["size"],
+            stored=last["info"]["repository"]["delta"],
+            seconds=seconds,
+        )
 
     def has_full_backup(self) -> bool:
         return any(b["type"] == "full" for b in self.info().get("backup", []))
@@ -132,9 +135,13 @@ class PgBackRest:
         into.mkdir(parents=True, exist_ok=True)
         self.cluster.own(into)
         self._pgbackrest(
-            "restore", f"--pg1-path={into}", "--type=time", f"--target={target.isoformat(' ')}",
-            "--target-action=promote", *([f"--set={backup}"] if backup else []),
-        )  # fmt: skip
+            "restore",
+            f"--pg1-path={into}",
+            "--type=time",
+            f"--target={target.isoformat(' ')}",
+            "--target-action=promote",
+            *([f"--set={backup}"] if backup else []),
+        )
 
     def _pgbackrest(self, command: str, *options: str) -> str:
         args = [self._binary, f"--config={self.config}", f"--stanza={self.stanza}", *options]
@@ -171,9 +178,11 @@ def main(argv: list[str] | None = None) -> None:
     backrest.enable()
     kind = args.type if backrest.has_full_backup() else "full"
     done = backrest.backup(kind)
-    print(f"backup {done.label} ({done.kind}): cluster {done.size / 2**20:.1f} MiB, "
-          f"stored {done.stored / 2**20:.1f} MiB, {done.seconds:.1f} s; "
-          f"WAL archived continuously to {backrest.home / 'repo'}")  # fmt: skip
+    print(
+        f"backup {done.label} ({done.kind}): cluster {done.size / 2**20:.1f} MiB, "
+        f"stored {done.stored / 2**20:.1f} MiB, {done.seconds:.1f} s; "
+        f"WAL archived continuously to {backrest.home / 'repo'}"
+    )
 
 
 if __name__ == "__main__":

@@ -62,9 +62,14 @@ class PostgresCluster:
     """One PostgreSQL server process on 127.0.0.1:`port` with superuser `user`, trust auth."""
 
     def __init__(
-        self, data_dir: Path, *, port: int, user: str = "canbao", durable: bool = True,
+        self,
+        data_dir: Path,
+        *,
+        port: int,
+        user: str = "canbao",
+        durable: bool = True,
         settings: Mapping[str, str] | None = None,
-    ) -> None:  # fmt: skip
+    ) -> None:
         """`settings` are added to (and win over) the defaults, e.g. WAL archiving's."""
         self.data_dir = Path(data_dir)
         self.port = port
@@ -95,13 +100,15 @@ class PostgresCluster:
         self._run(
             [
                 str(self._bindir / "initdb"),
-                "-D", str(self.data_dir),
-                "-U", self.user,
+                "-D",
+                str(self.data_dir),
+                "-U",
+                self.user,
                 "--auth=trust",
                 "--encoding=UTF8",
                 "--locale=C.UTF-8",
             ]
-        )  # fmt: skip
+        )
 
     def start(self, *, timeout: float = 30.0) -> None:
         if not self.initialised:
@@ -156,10 +163,25 @@ class PostgresCluster:
     def psql(self, database: str, sql: str) -> str:
         psql = shutil.which("psql") or str(self._bindir / "psql")
         out = subprocess.run(
-            [psql, "-h", "127.0.0.1", "-p", str(self.port), "-U", self.user, "-d", database,
-             "-v", "ON_ERROR_STOP=1", "-qAtc", sql],
-            check=True, capture_output=True, text=True,
-        )  # fmt: skip
+            [
+                psql,
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "-U",
+                self.user,
+                "-d",
+                database,
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-qAtc",
+                sql,
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
         return out.stdout
 
     def __enter__(self) -> PostgresCluster:

@@ -88,8 +88,11 @@ class BatchApplier:
             except Exception as error:
                 if classify(error, self.permanent) is Failure.TRANSIENT:
                     raise
-                log.info("%s: %s in a batch, replaying it message by message",
-                         self.consumer, type(error).__name__)  # fmt: skip
+                log.info(
+                    "%s: %s in a batch, replaying it message by message",
+                    self.consumer,
+                    type(error).__name__,
+                )
                 span.add_event("replayed message by message", {"error.type": type(error).__name__})
             return await self._attempt(parsed, careful=True)
 
@@ -120,14 +123,20 @@ class BatchApplier:
                     poison.append(Poison(message, problem))
             await session.flush()
             outcome.dead_lettered = await dead_letter(
-                connection, poison, consumer=self.consumer, topic=self.dead_letter_topic,
+                connection,
+                poison,
+                consumer=self.consumer,
+                topic=self.dead_letter_topic,
                 producer=self.producer,
-            )  # fmt: skip
+            )
         for p in poison:  # the reason's class only: its message may quote a citizen's data
-            trace.get_current_span().add_event("dead-lettered", {
-                "messaging.kafka.position": p.message.position,
-                "error.type": p.reason.split(":", 1)[0],
-            })  # fmt: skip
+            trace.get_current_span().add_event(
+                "dead-lettered",
+                {
+                    "messaging.kafka.position": p.message.position,
+                    "error.type": p.reason.split(":", 1)[0],
+                },
+            )
         return outcome
 
     async def close(self) -> None:
@@ -175,9 +184,14 @@ class BatchApplier:
                 if kind is Failure.PERMANENT or attempt == self.max_attempts:
                     return describe(error)
                 outcome.retries += 1
-                log.warning("%s: %s at %s, attempt %d of %d", self.consumer,
-                            type(error).__name__, message.position, attempt,
-                            self.max_attempts)  # fmt: skip
+                log.warning(
+                    "%s: %s at %s, attempt %d of %d",
+                    self.consumer,
+                    type(error).__name__,
+                    message.position,
+                    attempt,
+                    self.max_attempts,
+                )
                 await asyncio.sleep(self.retry_backoff.delay(attempt - 1))
             else:
                 return None
@@ -198,8 +212,10 @@ class BatchApplier:
             attributes["messaging.destination.name"] = next(iter(topics))
         return tracer.start_as_current_span(
             f"process {next(iter(topics))}" if len(topics) == 1 else "process",
-            kind=SpanKind.CONSUMER, attributes=attributes, links=_producer_links(messages),
-        )  # fmt: skip
+            kind=SpanKind.CONSUMER,
+            attributes=attributes,
+            links=_producer_links(messages),
+        )
 
 
 def _producer_links(messages: list[InboundMessage]) -> list[Link]:

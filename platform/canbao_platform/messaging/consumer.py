@@ -65,22 +65,35 @@ class ConsumerRunner(BackgroundLoop):
     `client_options` say how to reach and log in to Kafka (`KafkaSettings.kafka_client_options`)."""
 
     def __init__(
-        self, *, name: str, topics: Sequence[str], handler: Handler, database: Database,
-        producer: Producer, bootstrap_servers: str, service: str,
-        dead_letter_topic: str | None = None, config: RunnerConfig = RunnerConfig(),
+        self,
+        *,
+        name: str,
+        topics: Sequence[str],
+        handler: Handler,
+        database: Database,
+        producer: Producer,
+        bootstrap_servers: str,
+        service: str,
+        dead_letter_topic: str | None = None,
+        config: RunnerConfig = RunnerConfig(),
         client_options: Mapping[str, Any] = MappingProxyType({}),
-    ) -> None:  # fmt: skip
+    ) -> None:
         super().__init__()
         self.name, self.topics, self.config = name, list(topics), config
         self.stop_timeout_s = config.shutdown_timeout_s
         self._bootstrap_servers = bootstrap_servers
         self._client_options = dict(client_options)
         self._applier = BatchApplier(
-            consumer=name, handler=handler, database=database, producer=producer,
+            consumer=name,
+            handler=handler,
+            database=database,
+            producer=producer,
             dead_letter_topic=dead_letter_topic or contract_topics.dead_letter_topic(service).name,
-            source=event_source(service), max_attempts=config.max_attempts,
-            retry_backoff=config.message_retry_backoff, permanent=config.permanent_errors,
-        )  # fmt: skip
+            source=event_source(service),
+            max_attempts=config.max_attempts,
+            retry_backoff=config.message_retry_backoff,
+            permanent=config.permanent_errors,
+        )
         self.counts = ConsumerCounts(name)
         self._batch_in_hand = asyncio.Lock()  # held from a poll's result to its offsets commit
         self._state = "stopped"  # starting | consuming | retrying | restarting | stopped
@@ -111,12 +124,14 @@ class ConsumerRunner(BackgroundLoop):
             "ready": self._state == "consuming",
             "state": self._state,
             "running": self.running,
-            **{name: getattr(counts, name) for name in
-               ("restarts", "processed", "duplicates", "dead_lettered", "retries")},
+            **{
+                name: getattr(counts, name)
+                for name in ("restarts", "processed", "duplicates", "dead_lettered", "retries")
+            },
             "lag": {f"{topic}:{partition}": n for (topic, partition), n in sorted(lag.items())},
             "lag_total": sum(lag.values()),
             "last_error": self.last_error,
-        }  # fmt: skip
+        }
 
     async def run(self) -> None:
         """Consume until asked to stop; whatever ends a consumer, it starts again (backoff)."""
@@ -132,22 +147,32 @@ class ConsumerRunner(BackgroundLoop):
                 self._state, self.last_error = "restarting", describe(error)
                 delay = self.config.restart_backoff.delay(failures)
                 failures += 1
-                log.warning("%s: consumer failed (%s); restart %d in %.1f s", self.name,
-                            self.last_error, self.counts.restarts, delay)  # fmt: skip
+                log.warning(
+                    "%s: consumer failed (%s); restart %d in %.1f s",
+                    self.name,
+                    self.last_error,
+                    self.counts.restarts,
+                    delay,
+                )
                 await self.sleep(delay)
         self._state = "stopped"
 
     async def _consume(self) -> None:
         config = self.config
         group = GroupConsumer(
-            group=self.name, topics=self.topics, bootstrap_servers=self._bootstrap_servers,
-            max_batch=config.max_batch, poll_timeout_ms=config.poll_timeout_ms,
+            group=self.name,
+            topics=self.topics,
+            bootstrap_servers=self._bootstrap_servers,
+            max_batch=config.max_batch,
+            poll_timeout_ms=config.poll_timeout_ms,
             batch_in_hand=self._batch_in_hand,
-            options={**self._client_options,
-                     "session_timeout_ms": config.session_timeout_ms,
-                     "heartbeat_interval_ms": config.heartbeat_interval_ms,
-                     **config.consumer_options},
-        )  # fmt: skip
+            options={
+                **self._client_options,
+                "session_timeout_ms": config.session_timeout_ms,
+                "heartbeat_interval_ms": config.heartbeat_interval_ms,
+                **config.consumer_options,
+            },
+        )
         self._state = "starting"
         try:
             await group.start()
@@ -185,8 +210,13 @@ class ConsumerRunner(BackgroundLoop):
                 self._state, self.last_error = "retrying", describe(error)
                 self.counts.retry()
                 delay = self.config.retry_backoff.delay(attempt)
-                log.warning("%s: %s; batch of %d retried in %.1f s", self.name,
-                            type(error).__name__, len(records), delay)  # fmt: skip
+                log.warning(
+                    "%s: %s; batch of %d retried in %.1f s",
+                    self.name,
+                    type(error).__name__,
+                    len(records),
+                    delay,
+                )
                 if await self.sleep(delay):
                     return None
             else:

@@ -31,9 +31,15 @@ DLQ_CONSUMER = "dlq_consumer"
 DLQ_FAILED_AT = "dlq_failed_at"
 DLQ_REPLAYED_FROM = "dlq_replayed_from"
 _FAILURE_HEADERS = frozenset(
-    {DLQ_REASON, DLQ_ORIGINAL_TOPIC, DLQ_ORIGINAL_PARTITION, DLQ_ORIGINAL_OFFSET, DLQ_CONSUMER,
-     DLQ_FAILED_AT}
-)  # fmt: skip
+    {
+        DLQ_REASON,
+        DLQ_ORIGINAL_TOPIC,
+        DLQ_ORIGINAL_PARTITION,
+        DLQ_ORIGINAL_OFFSET,
+        DLQ_CONSUMER,
+        DLQ_FAILED_AT,
+    }
+)
 DLQ_HEADERS = _FAILURE_HEADERS | {DLQ_REPLAYED_FROM}
 
 
@@ -63,9 +69,13 @@ def dead_letter_record(
 
 
 async def dead_letter(
-    connection: AsyncConnection, poison: list[Poison], *, consumer: str, topic: str,
+    connection: AsyncConnection,
+    poison: list[Poison],
+    *,
+    consumer: str,
+    topic: str,
     producer: Producer,
-) -> int:  # fmt: skip
+) -> int:
     """Record `poison` in the batch's transaction and send it to `topic`, before the commit: if
     the send fails, the batch is rolled back and retried, so no dead letter is lost. One
     recorded before (a poison message redelivered) is not sent twice. Returns how many were."""
@@ -78,11 +88,16 @@ async def dead_letter(
         )
     )
     rows = [
-        {"consumer": consumer, "topic": p.message.topic, "partition": p.message.partition,
-         "offset": p.message.offset, "reason": p.reason,
-         "event_id": p.message.envelope.id if p.message.envelope else None}
+        {
+            "consumer": consumer,
+            "topic": p.message.topic,
+            "partition": p.message.partition,
+            "offset": p.message.offset,
+            "reason": p.reason,
+            "event_id": p.message.envelope.id if p.message.envelope else None,
+        }
         for p in poison
-    ]  # fmt: skip
+    ]
     inserted = await connection.execute(
         insert(dead_letters)
         .values(rows)
@@ -93,11 +108,13 @@ async def dead_letter(
     fresh = [p for p in poison if (p.message.topic, p.message.partition, p.message.offset) in new]
     now = datetime.now(UTC)
     await producer.send_many(
-        dead_letter_record(p.message, topic=topic, consumer=consumer, reason=p.reason,
-                           failed_at=now)
+        dead_letter_record(
+            p.message, topic=topic, consumer=consumer, reason=p.reason, failed_at=now
+        )
         for p in fresh
-    )  # fmt: skip
+    )
     for p in fresh:  # the reason's class only: its message may quote a citizen's data
-        log.warning("%s: dead-lettered %s (%s)", consumer, p.message.position,
-                    p.reason.split(":", 1)[0])  # fmt: skip
+        log.warning(
+            "%s: dead-lettered %s (%s)", consumer, p.message.position, p.reason.split(":", 1)[0]
+        )
     return len(fresh)

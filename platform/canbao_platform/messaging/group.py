@@ -18,17 +18,25 @@ Batches = dict[TopicPartition, list[ConsumerRecord]]
 
 class GroupConsumer:
     def __init__(
-        self, *, group: str, topics: Sequence[str], bootstrap_servers: str, max_batch: int,
-        poll_timeout_ms: int, batch_in_hand: asyncio.Lock, options: Mapping[str, Any],
-    ) -> None:  # fmt: skip
+        self,
+        *,
+        group: str,
+        topics: Sequence[str],
+        bootstrap_servers: str,
+        max_batch: int,
+        poll_timeout_ms: int,
+        batch_in_hand: asyncio.Lock,
+        options: Mapping[str, Any],
+    ) -> None:
         """`options` go to AIOKafkaConsumer (session and heartbeat timeouts, client id…)."""
         self.group, self._max_batch, self._poll_timeout_ms = group, max_batch, poll_timeout_ms
         self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=bootstrap_servers, group_id=group,
+            bootstrap_servers=bootstrap_servers,
+            group_id=group,
             enable_auto_commit=False,  # offsets are committed after the database, by us
             auto_offset_reset="earliest",  # a new group reads the topic from its beginning
             **options,
-        )  # fmt: skip
+        )
         self._consumer.subscribe(list(topics), listener=_FinishBatchFirst(batch_in_hand))
 
     async def start(self) -> None:

@@ -96,9 +96,15 @@ def parse_record(record: ConsumerRecord) -> tuple[InboundMessage, str | None]:
     except MalformedEnvelope as error:
         envelope, problem = None, f"MalformedEnvelope: {error.reason}"
     message = InboundMessage(
-        topic=record.topic, partition=record.partition, offset=record.offset, key=record.key,
-        value=record.value, headers=headers, timestamp=record.timestamp, envelope=envelope,
-    )  # fmt: skip
+        topic=record.topic,
+        partition=record.partition,
+        offset=record.offset,
+        key=record.key,
+        value=record.value,
+        headers=headers,
+        timestamp=record.timestamp,
+        envelope=envelope,
+    )
     return message, problem
 
 
@@ -131,13 +137,16 @@ class UnitOfWork:
         headers = list(record.headers)
         if not has_trace_context(headers):
             inject_trace_context(headers)  # the consumer of this event continues our trace
-        self.add_row(outbox, {
-            "topic": record.topic,
-            "key": record.key,
-            "value": record.value,
-            "header_names": [name for name, _ in headers],
-            "header_values": [value for _, value in headers],
-        })  # fmt: skip
+        self.add_row(
+            outbox,
+            {
+                "topic": record.topic,
+                "key": record.key,
+                "value": record.value,
+                "header_names": [name for name, _ in headers],
+                "header_values": [value for _, value in headers],
+            },
+        )
 
     def publish_event(self, event: Event, *, id: str | None = None) -> KafkaRecord:
         """Encode a contract event (CloudEvents envelope, our service as `ce_source`) and publish
@@ -188,8 +197,9 @@ def _unnestable(table: Table, columns: tuple[str, ...]) -> bool:
 def _insert_unnested(table: Table, columns: tuple[str, ...]) -> Insert:
     """`INSERT INTO table (columns) SELECT * FROM unnest(:column, …)`, one array per column: one
     statement, planned once, however many rows (an executemany runs a statement per row)."""
-    arrays = func.unnest(*[bindparam(column, type_=ARRAY(table.c[column].type))
-                           for column in columns])  # fmt: skip
+    arrays = func.unnest(
+        *[bindparam(column, type_=ARRAY(table.c[column].type)) for column in columns]
+    )
     rows = arrays.table_valued(*columns).render_derived()
     return insert(table).from_select(list(columns), select(*[rows.c[c] for c in columns]))
 

@@ -37,10 +37,16 @@ class OutboxRelay(BackgroundLoop):
     batch's rows stay in the outbox."""
 
     def __init__(
-        self, database: Database, producer: Producer, *, name: str = "outbox-relay",
-        batch_size: int = 500, poll_interval_s: float = 1.0,
-        retry_backoff: Backoff = TRANSIENT_RETRY, shutdown_timeout_s: float = 10.0,
-    ) -> None:  # fmt: skip
+        self,
+        database: Database,
+        producer: Producer,
+        *,
+        name: str = "outbox-relay",
+        batch_size: int = 500,
+        poll_interval_s: float = 1.0,
+        retry_backoff: Backoff = TRANSIENT_RETRY,
+        shutdown_timeout_s: float = 10.0,
+    ) -> None:
         super().__init__()
         self.name, self.stop_timeout_s = name, shutdown_timeout_s
         self._database, self._producer = database, producer
@@ -65,8 +71,12 @@ class OutboxRelay(BackgroundLoop):
         self.role = "stopped"
 
     def health(self) -> dict[str, Any]:
-        return {"ready": self.running, "role": self.role, "relayed": self.relayed,
-                "last_error": self.last_error}  # fmt: skip
+        return {
+            "ready": self.running,
+            "role": self.role,
+            "relayed": self.relayed,
+            "last_error": self.last_error,
+        }
 
     async def run(self) -> None:
         failures = 0
@@ -114,10 +124,14 @@ class OutboxRelay(BackgroundLoop):
         if not rows:
             return 0
         await self._producer.send_many(
-            KafkaRecord(topic=row.topic, key=row.key, value=row.value,
-                        headers=list(zip(row.header_names, row.header_values, strict=True)))
+            KafkaRecord(
+                topic=row.topic,
+                key=row.key,
+                value=row.value,
+                headers=list(zip(row.header_names, row.header_values, strict=True)),
+            )
             for row in rows
-        )  # fmt: skip
+        )
         await connection.execute(delete(outbox).where(outbox.c.id.in_([row.id for row in rows])))
         self.relayed += len(rows)
         runtime_metrics().relayed.add(len(rows))

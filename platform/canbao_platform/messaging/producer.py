@@ -54,10 +54,14 @@ class Producer:
     ) -> None:
         """`options` go to AIOKafkaProducer as they are (e.g. `max_batch_size`)."""
         self._options: dict[str, Any] = {
-            "bootstrap_servers": bootstrap_servers, "client_id": client_id, "acks": "all",
-            "enable_idempotence": True, "linger_ms": linger_ms,
-            "request_timeout_ms": request_timeout_ms, **options,
-        }  # fmt: skip
+            "bootstrap_servers": bootstrap_servers,
+            "client_id": client_id,
+            "acks": "all",
+            "enable_idempotence": True,
+            "linger_ms": linger_ms,
+            "request_timeout_ms": request_timeout_ms,
+            **options,
+        }
         self._producer: AIOKafkaProducer | None = None
         self._connected = asyncio.Event()
         self._connecting: asyncio.Task[None] | None = None
@@ -81,8 +85,9 @@ class Producer:
                 await producer.stop()  # a failed start leaves a client behind: close it
                 self.last_error = describe(error)
                 delay = backoff.delay(attempt)
-                log.warning("producer: broker unreachable (%s); retry in %.1f s",
-                            self.last_error, delay)  # fmt: skip
+                log.warning(
+                    "producer: broker unreachable (%s); retry in %.1f s", self.last_error, delay
+                )
                 await asyncio.sleep(delay)
             else:
                 self._producer, self.last_error = producer, None

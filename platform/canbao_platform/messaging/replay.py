@@ -109,8 +109,9 @@ async def replay_dead_letters(
                 )
     finally:
         await consumer.stop()
-    log.info("replayed %d of %d dead letters from %s", report.replayed, report.read,
-             dead_letter_topic)  # fmt: skip
+    log.info(
+        "replayed %d of %d dead letters from %s", report.replayed, report.read, dead_letter_topic
+    )
     return report
 
 

@@ -58,8 +58,12 @@ async def create_account(
 ) -> Staff:
     """Add an account (in the caller's transaction); an existing username is left unchanged."""
     staff = Staff(username=username, role=role, scope=normalise_scope(scope))
-    row = {"username": username, "password_hash": await hash_password(password),
-           "role": role.value, "scope": staff.scope}  # fmt: skip
+    row = {
+        "username": username,
+        "password_hash": await hash_password(password),
+        "role": role.value,
+        "scope": staff.scope,
+    }
     await connection.execute(
         insert(staff_accounts).values(row).on_conflict_do_nothing(index_elements=["username"])
     )

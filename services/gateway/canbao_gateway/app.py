@@ -112,15 +112,18 @@ def components(
         parts += [
             producer,
             ConsumerRunner(
-                name=NOTIFY_GROUP, topics=[STATUSES.name],
+                name=NOTIFY_GROUP,
+                topics=[STATUSES.name],
                 handler=notify_handler(settings, settings.sealer(), identity),
-                database=resources.database, producer=producer,
-                bootstrap_servers=settings.kafka_bootstrap_servers, service=SERVICE_NAME,
-                config=RunnerConfig(), client_options=kafka,
+                database=resources.database,
+                producer=producer,
+                bootstrap_servers=settings.kafka_bootstrap_servers,
+                service=SERVICE_NAME,
+                config=RunnerConfig(),
+                client_options=kafka,
             ),
-            ExchangeReconciler(resources.database, settings.sealer(), settings, identity,
-                               matching),
-        ]  # fmt: skip
+            ExchangeReconciler(resources.database, settings.sealer(), settings, identity, matching),
+        ]
     if settings.environment == "development":
         parts.append(DemoAccounts(resources))
     return parts
@@ -172,10 +175,16 @@ def create(
     transports = (survey_transport, identity_transport, matching_transport, reporting_transport)
     definition = SERVICE
     if any(transports):
-        definition = replace(SERVICE, components=partial(
-            components, survey_transport=survey_transport, identity_transport=identity_transport,
-            matching_transport=matching_transport, reporting_transport=reporting_transport,
-        ))  # fmt: skip
+        definition = replace(
+            SERVICE,
+            components=partial(
+                components,
+                survey_transport=survey_transport,
+                identity_transport=identity_transport,
+                matching_transport=matching_transport,
+                reporting_transport=reporting_transport,
+            ),
+        )
     settings = settings or GatewaySettings()
     app = create_app(definition, settings)
     install_header_handler(app)
@@ -183,8 +192,9 @@ def create(
     app.state.login_gate = LoginGate.for_memory(settings.login_hashing_memory_mib, HASH_MEMORY_KIB)
     # Added last, so outermost: the client's address is settled first, then the body's size,
     # both before any route (or authentication) runs.
-    app.add_middleware(body_limit.BodyLimit, default=settings.max_body_bytes,
-                       routes=body_limit.ROUTE_LIMITS)  # fmt: skip
+    app.add_middleware(
+        body_limit.BodyLimit, default=settings.max_body_bytes, routes=body_limit.ROUTE_LIMITS
+    )
     if settings.trusted_proxies:
         # Run uvicorn with --no-proxy-headers (deploy/): this is the one place that believes
         # X-Forwarded-For, and only from the proxies configured (settings.py).

@@ -89,12 +89,18 @@ class AuditTrail:
         transaction (autocommit), committed when PostgreSQL answers, as durably as within
         BEGIN … COMMIT and two round trips sooner."""
         row: dict[str, Any] = {
-            "at": self.now(), "staff": self.staff.username, "role": self.staff.role.value,
-            "staff_scope": self.staff.scope, "person_id": person_id,
+            "at": self.now(),
+            "staff": self.staff.username,
+            "role": self.staff.role.value,
+            "staff_scope": self.staff.scope,
+            "person_id": person_id,
             "id_number_hash": id_number_hash(id_number, key=self.key) if id_number else None,
-            "person_region": person_region, "endpoint": self.endpoint, "purpose": purpose.value,
-            "outcome": outcome.value, "client": self.client,
-        }  # fmt: skip
+            "person_region": person_region,
+            "endpoint": self.endpoint,
+            "purpose": purpose.value,
+            "outcome": outcome.value,
+            "client": self.client,
+        }
         async with self.database.engine.connect() as connection:
             await connection.execution_options(isolation_level="AUTOCOMMIT")
             await connection.execute(sa.insert(audit_log), row)
@@ -105,14 +111,24 @@ class AuditTrail:
         if not people:
             return
         at = self.now()
-        rows = [{"at": at, "staff": self.staff.username, "role": self.staff.role.value,
-                 "staff_scope": self.staff.scope, "person_id": person.person_id,
-                 "id_number_hash": id_number_hash(person.id_number, key=self.key)
-                 if person.id_number else None,
-                 "person_region": person.region, "endpoint": self.endpoint,
-                 "purpose": purpose.value,
-                 "outcome": person.outcome.value, "client": self.client}
-                for person in people]  # fmt: skip
+        rows = [
+            {
+                "at": at,
+                "staff": self.staff.username,
+                "role": self.staff.role.value,
+                "staff_scope": self.staff.scope,
+                "person_id": person.person_id,
+                "id_number_hash": id_number_hash(person.id_number, key=self.key)
+                if person.id_number
+                else None,
+                "person_region": person.region,
+                "endpoint": self.endpoint,
+                "purpose": purpose.value,
+                "outcome": person.outcome.value,
+                "client": self.client,
+            }
+            for person in people
+        ]
         async with self.database.engine.begin() as connection:
             await connection.execute(sa.insert(audit_log), rows)
 

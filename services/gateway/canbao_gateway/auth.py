@@ -73,9 +73,11 @@ SettingsDep = Annotated[GatewaySettings, Depends(settings)]
 
 
 async def current_staff(
-    token: Annotated[str | None, Depends(oauth2_scheme)], settings: SettingsDep, now: ClockDep,
+    token: Annotated[str | None, Depends(oauth2_scheme)],
+    settings: SettingsDep,
+    now: ClockDep,
     resources: ResourcesDep,
-) -> Staff:  # fmt: skip
+) -> Staff:
     """Whoever the bearer token says, if it is valid now and not revoked (tokens.py)."""
     if not token:
         raise problems.missing_token()
@@ -92,11 +94,20 @@ def client_of(request: Request) -> str | None:
 
 
 async def audit_trail(
-    request: Request, staff: CurrentStaff, resources: ResourcesDep, settings: SettingsDep,
+    request: Request,
+    staff: CurrentStaff,
+    resources: ResourcesDep,
+    settings: SettingsDep,
     now: ClockDep,
-) -> AuditTrail:  # fmt: skip
-    return AuditTrail(database=resources.database, staff=staff, endpoint=endpoint_of(request),
-                      client=client_of(request), key=settings.audit_key(), now=now)  # fmt: skip
+) -> AuditTrail:
+    return AuditTrail(
+        database=resources.database,
+        staff=staff,
+        endpoint=endpoint_of(request),
+        client=client_of(request),
+        key=settings.audit_key(),
+        now=now,
+    )
 
 
 AuditDep = Annotated[AuditTrail, Depends(audit_trail)]
@@ -116,9 +127,11 @@ def person_by_id_number(id_number: str) -> PersonInQuestion:
     `invalid-id-number` saying what is wrong otherwise."""
     if defects := validate(id_number):
         raise problems.InvalidIdNumber(
-            [{"code": d.code.value, "message": d.message, "message_zh": d.message_zh}
-             for d in defects]
-        )  # fmt: skip
+            [
+                {"code": d.code.value, "message": d.message, "message_zh": d.message_zh}
+                for d in defects
+            ]
+        )
     number = normalise(id_number)
     return PersonInQuestion(region=number[:6], id_number=number)
 
@@ -171,9 +184,13 @@ def require(
     ) -> Staff:
         if not person_in_scope(staff, subject.region):
             # A refused attempt is audited too: probing other regions is what auditors look for.
-            await audit.record(purpose=endpoint_purpose, outcome=Outcome.OUT_OF_SCOPE,
-                               person_id=subject.person_id, id_number=subject.id_number,
-                               person_region=subject.region)  # fmt: skip
+            await audit.record(
+                purpose=endpoint_purpose,
+                outcome=Outcome.OUT_OF_SCOPE,
+                person_id=subject.person_id,
+                id_number=subject.id_number,
+                person_region=subject.region,
+            )
             raise problems.OutOfScope()
         return staff
 

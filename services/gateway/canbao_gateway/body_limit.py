@@ -27,9 +27,12 @@ SURVEY_UPLOAD: Final = 3 * 1024 * 1024
 # of a department's table are ~100 MB; 1 GiB leaves room and still bounds an upload.
 PARTNER_BATCH: Final = 1024 * 1024 * 1024
 ROUTE_LIMITS: Final[Mapping[str, int]] = MappingProxyType(
-    {"/api/v1/survey/tasks/": SURVEY_UPLOAD, "/api/v1/survey/discoveries": SURVEY_UPLOAD,
-     "/api/v1/partners/": PARTNER_BATCH}
-)  # fmt: skip
+    {
+        "/api/v1/survey/tasks/": SURVEY_UPLOAD,
+        "/api/v1/survey/discoveries": SURVEY_UPLOAD,
+        "/api/v1/partners/": PARTNER_BATCH,
+    }
+)
 
 
 class BodyLimit:
@@ -39,8 +42,9 @@ class BodyLimit:
         self.routes = sorted(routes.items(), key=lambda route: len(route[0]), reverse=True)
 
     def limit_for(self, path: str) -> int:
-        return next((limit for prefix, limit in self.routes if path.startswith(prefix)),
-                    self.default)  # fmt: skip
+        return next(
+            (limit for prefix, limit in self.routes if path.startswith(prefix)), self.default
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":

@@ -140,39 +140,55 @@ class Certificate:
 async def issue(database: Database, certificate: Certificate, *, id_number_hash: str) -> None:
     """Keep what is about to be printed (insert-only)."""
     async with database.engine.begin() as connection:
-        await connection.execute(sa.insert(certificates).values(
-            code=certificate.code, person_id=certificate.person_id, id_number_hash=id_number_hash,
-            masked_name=certificate.masked_name, masked_number=certificate.masked_number,
-            registration=certificate.registration.value if certificate.registration else None,
-            statuses=certificate.statuses,
-            enrolments=[line.model_dump(mode="json") for line in certificate.enrolments],
-            as_of=certificate.as_of, issued_at=certificate.issued_at,
-            channel=certificate.channel, device=certificate.device,
-        ))  # fmt: skip
+        await connection.execute(
+            sa.insert(certificates).values(
+                code=certificate.code,
+                person_id=certificate.person_id,
+                id_number_hash=id_number_hash,
+                masked_name=certificate.masked_name,
+                masked_number=certificate.masked_number,
+                registration=certificate.registration.value if certificate.registration else None,
+                statuses=certificate.statuses,
+                enrolments=[line.model_dump(mode="json") for line in certificate.enrolments],
+                as_of=certificate.as_of,
+                issued_at=certificate.issued_at,
+                channel=certificate.channel,
+                device=certificate.device,
+            )
+        )
 
 
 async def find(database: Database, code: str) -> Certificate | None:
     async with database.engine.connect() as connection:
-        row = (await connection.execute(
-            sa.select(certificates).where(certificates.c.code == code))).first()  # fmt: skip
+        row = (
+            await connection.execute(sa.select(certificates).where(certificates.c.code == code))
+        ).first()
     if row is None:
         return None
     return Certificate(
-        code=row.code, person_id=row.person_id, name=row.masked_name, id_number=row.masked_number,
-        masked_name=row.masked_name, masked_number=row.masked_number,
+        code=row.code,
+        person_id=row.person_id,
+        name=row.masked_name,
+        id_number=row.masked_number,
+        masked_name=row.masked_name,
+        masked_number=row.masked_number,
         registration=RegistrationState(row.registration) if row.registration else None,
         statuses=dict(row.statuses),
         enrolments=[EnrolmentLine.model_validate(line) for line in row.enrolments],
-        as_of=row.as_of, issued_at=row.issued_at, channel=row.channel, device=row.device,
-    )  # fmt: skip
+        as_of=row.as_of,
+        issued_at=row.issued_at,
+        channel=row.channel,
+        device=row.device,
+    )
 
 
 # -- The PDF ---------------------------------------------------------------------------------------
 
 
 def _style(font: str, size: float, **more: Any) -> ParagraphStyle:
-    return ParagraphStyle(f"s{size}", fontName=font, fontSize=size, leading=size * 1.4,
-                          wordWrap="CJK", **more)  # fmt: skip
+    return ParagraphStyle(
+        f"s{size}", fontName=font, fontSize=size, leading=size * 1.4, wordWrap="CJK", **more
+    )
 
 
 def _beijing(moment: datetime) -> str:
@@ -194,10 +210,12 @@ def render_pdf(certificate: Certificate, *, verify_url: str, font_path: str) -> 
 
     registration = certificate.registration.label if certificate.registration else "—"
     person = Table(
-        [[p("姓名"), p(certificate.name), p("公民身份号码"), p(certificate.id_number)],
-         [p("登记状态"), p(registration), p("数据截至"), p(_beijing(certificate.as_of))]],
+        [
+            [p("姓名"), p(certificate.name), p("公民身份号码"), p(certificate.id_number)],
+            [p("登记状态"), p(registration), p("数据截至"), p(_beijing(certificate.as_of))],
+        ],
         colWidths=[24 * mm, 50 * mm, 30 * mm, 66 * mm],
-    )  # fmt: skip
+    )
     statuses = [[p("险种"), p("参保状态")]] + [
         [p(insurance.label), p(_status_label(certificate.statuses.get(insurance.value)))]
         for insurance in Insurance
@@ -206,48 +224,96 @@ def render_pdf(certificate: Certificate, *, verify_url: str, font_path: str) -> 
     enrolments: list[list[Any]] = [[p(text) for text in header]]
     for line in certificate.enrolments:
         period = f"{_day(line.period_start)} 至 {line.period_end or '今'}"
-        enrolments.append([p(line.insurance.label), p(line.scheme_label), p(line.state_label),
-                           p(_day(line.first_enrolled_on)), p(period)])  # fmt: skip
+        enrolments.append(
+            [
+                p(line.insurance.label),
+                p(line.scheme_label),
+                p(line.state_label),
+                p(_day(line.first_enrolled_on)),
+                p(period),
+            ]
+        )
     if len(enrolments) == 1:
         enrolments.append([p("业务系统中无参保记录"), "", "", "", ""])
     qr = QrCodeWidget(verify_url, barLevel="M")
     left, bottom, right, top = qr.getBounds()
     side = 34 * mm
-    drawing = Drawing(side, side, transform=[side / (right - left), 0, 0,
-                                             side / (top - bottom), 0, 0])  # fmt: skip
+    drawing = Drawing(
+        side, side, transform=[side / (right - left), 0, 0, side / (top - bottom), 0, 0]
+    )
     drawing.add(qr)
     verification = Table(
-        [[[p(f"验证码：{formatted(certificate.code)}"),
-           p(f"出具时间：{_beijing(certificate.issued_at)}"),
-           p(f"出具渠道：{CHANNEL_LABELS.get(certificate.channel, certificate.channel)}"),
-           p(f"查验网址：{verify_url}", small),
-           p("扫描右侧二维码或访问查验网址，可核实本证明的真伪及出具时的参保状态。", small)],
-          drawing]],
+        [
+            [
+                [
+                    p(f"验证码：{formatted(certificate.code)}"),
+                    p(f"出具时间：{_beijing(certificate.issued_at)}"),
+                    p(f"出具渠道：{CHANNEL_LABELS.get(certificate.channel, certificate.channel)}"),
+                    p(f"查验网址：{verify_url}", small),
+                    p(
+                        "扫描右侧二维码或访问查验网址，可核实本证明的真伪及出具时的参保状态。",
+                        small,
+                    ),
+                ],
+                drawing,
+            ]
+        ],
         colWidths=[130 * mm, 40 * mm],
-    )  # fmt: skip
-    grid = TableStyle([("GRID", (0, 0), (-1, -1), 0.5, colors.black),
-                       ("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#EEEEEE")),
-                       ("VALIGN", (0, 0), (-1, -1), "MIDDLE")])  # fmt: skip
-    person.setStyle(TableStyle([("GRID", (0, 0), (-1, -1), 0.5, colors.black),
-                                ("VALIGN", (0, 0), (-1, -1), "MIDDLE")]))  # fmt: skip
+    )
+    grid = TableStyle(
+        [
+            ("GRID", (0, 0), (-1, -1), 0.5, colors.black),
+            ("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#EEEEEE")),
+            ("VALIGN", (0, 0), (-1, -1), "MIDDLE"),
+        ]
+    )
+    person.setStyle(
+        TableStyle(
+            [("GRID", (0, 0), (-1, -1), 0.5, colors.black), ("VALIGN", (0, 0), (-1, -1), "MIDDLE")]
+        )
+    )
     status_table = Table(statuses, colWidths=[50 * mm, 120 * mm])
     status_table.setStyle(grid)
     enrolment_table = Table(enrolments, colWidths=[28 * mm, 50 * mm, 26 * mm, 28 * mm, 38 * mm])
     enrolment_table.setStyle(grid)
-    verification.setStyle(TableStyle([("VALIGN", (0, 0), (-1, -1), "MIDDLE"),
-                                      ("BOX", (0, 0), (-1, -1), 0.5, colors.black)]))  # fmt: skip
+    verification.setStyle(
+        TableStyle(
+            [("VALIGN", (0, 0), (-1, -1), "MIDDLE"), ("BOX", (0, 0), (-1, -1), 0.5, colors.black)]
+        )
+    )
     buffer = io.BytesIO()
-    document = SimpleDocTemplate(buffer, pagesize=A4, title="参保证明", author="全民参保登记",
-                                 leftMargin=20 * mm, rightMargin=20 * mm, topMargin=20 * mm,
-                                 bottomMargin=20 * mm)  # fmt: skip
-    document.build([
-        p("社会保险参保证明", title), Spacer(1, 8 * mm), person, Spacer(1, 6 * mm),
-        p("一、各险种参保状态（全民参保登记）"), Spacer(1, 2 * mm), status_table,
-        Spacer(1, 6 * mm), p("二、参保缴费情况（业务系统记录）"), Spacer(1, 2 * mm),
-        enrolment_table, Spacer(1, 8 * mm), verification, Spacer(1, 4 * mm),
-        p("本证明反映出具时全民参保登记库中的参保状态，此后的变化以查验结果或经办机构记录为准。",
-          small),
-    ])  # fmt: skip
+    document = SimpleDocTemplate(
+        buffer,
+        pagesize=A4,
+        title="参保证明",
+        author="全民参保登记",
+        leftMargin=20 * mm,
+        rightMargin=20 * mm,
+        topMargin=20 * mm,
+        bottomMargin=20 * mm,
+    )
+    document.build(
+        [
+            p("社会保险参保证明", title),
+            Spacer(1, 8 * mm),
+            person,
+            Spacer(1, 6 * mm),
+            p("一、各险种参保状态（全民参保登记）"),
+            Spacer(1, 2 * mm),
+            status_table,
+            Spacer(1, 6 * mm),
+            p("二、参保缴费情况（业务系统记录）"),
+            Spacer(1, 2 * mm),
+            enrolment_table,
+            Spacer(1, 8 * mm),
+            verification,
+            Spacer(1, 4 * mm),
+            p(
+                "本证明反映出具时全民参保登记库中的参保状态，此后的变化以查验结果或经办机构记录为准。",
+                small,
+            ),
+        ]
+    )
     return buffer.getvalue()
 
 

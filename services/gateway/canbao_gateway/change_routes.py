@@ -80,13 +80,15 @@ async def change_subject(
     return await change_person(change.id_number, identity, audit)
 
 
-LOOKUP_ERRORS: Final = problem_responses({
-    401: UNAUTHENTICATED,
-    403: "role-not-allowed; out-of-scope (the person lives outside your division)",
-    404: "not-registered",
-    422: "invalid-id-number (`defects`), invalid-request",
-    503: "identity-unavailable, matching-unavailable",
-})  # fmt: skip
+LOOKUP_ERRORS: Final = problem_responses(
+    {
+        401: UNAUTHENTICATED,
+        403: "role-not-allowed; out-of-scope (the person lives outside your division)",
+        404: "not-registered",
+        422: "invalid-id-number (`defects`), invalid-request",
+        503: "identity-unavailable, matching-unavailable",
+    }
+)
 
 
 @router.get(
@@ -105,16 +107,20 @@ async def lookup(
     return await audited_record(person, matching, survey, audit, purpose=PURPOSE, now=now())
 
 
-CHANGE_ERRORS: Final = problem_responses({
-    400: "bad-request: a body that cannot be parsed",
-    401: UNAUTHENTICATED,
-    403: "role-not-allowed; out-of-scope (the person lives outside your division)",
-    404: "not-registered: record the person as a new registration at the counter",
-    409: "change-pending (`task`: the person's change waiting for review), client-id-reused",
-    413: "body-too-large",
-    422: "invalid-items, invalid-id-number, invalid-request",
-    503: "identity-unavailable; survey-unavailable: nothing saved; retry with the same client_id",
-})  # fmt: skip
+CHANGE_ERRORS: Final = problem_responses(
+    {
+        400: "bad-request: a body that cannot be parsed",
+        401: UNAUTHENTICATED,
+        403: "role-not-allowed; out-of-scope (the person lives outside your division)",
+        404: "not-registered: record the person as a new registration at the counter",
+        409: "change-pending (`task`: the person's change waiting for review), client-id-reused",
+        413: "body-too-large",
+        422: "invalid-items, invalid-id-number, invalid-request",
+        503: (
+            "identity-unavailable; survey-unavailable: nothing saved; retry with the same client_id"
+        ),
+    }
+)
 ACCEPTED_AGAIN: Final[dict[int | str, dict[str, Any]]] = {
     200: {
         "description": "the same client_id again: the first change (header "
@@ -161,5 +167,10 @@ async def post_change(
 
 
 async def _record(audit: AuditTrail, person: PersonInQuestion, outcome: Outcome) -> None:
-    await audit.record(purpose=PURPOSE, outcome=outcome, person_id=person.person_id,
-                       id_number=person.id_number, person_region=person.region)  # fmt: skip
+    await audit.record(
+        purpose=PURPOSE,
+        outcome=outcome,
+        person_id=person.person_id,
+        id_number=person.id_number,
+        person_region=person.region,
+    )

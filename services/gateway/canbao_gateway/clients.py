@@ -72,10 +72,12 @@ DEMO_REGION: Final = "52"
 # api.md: `demo-civil`, secret `demo`, for `partner:civil`. Civil affairs checks allowance
 # recipients' pension and medical cover (its residents' schemes are subsidised for them).
 DEMO_CIVIL: Final = "demo-civil"
-DEMO_CIVIL_PERMISSIONS: Final = frozenset({Permission.BATCHES, Permission.COMPARISONS,
-                                           Permission.SEARCH})  # fmt: skip
-DEMO_CIVIL_FIELDS: Final = frozenset({Field.REGISTRATION, Field.DECEASED, Field.PENSION,
-                                      Field.MEDICAL, Field.REGION})  # fmt: skip
+DEMO_CIVIL_PERMISSIONS: Final = frozenset(
+    {Permission.BATCHES, Permission.COMPARISONS, Permission.SEARCH}
+)
+DEMO_CIVIL_FIELDS: Final = frozenset(
+    {Field.REGISTRATION, Field.DECEASED, Field.PENSION, Field.MEDICAL, Field.REGION}
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,11 +117,19 @@ class Authenticated:
 
 
 async def register(
-    connection: AsyncConnection, *, client_id: str, secret: str, kind: ClientKind, name: str,
-    region: str, department: str | None = None, permissions: frozenset[Permission] = frozenset(),
-    fields: frozenset[Field] = frozenset(), callback_urls: tuple[str, ...] = (),
+    connection: AsyncConnection,
+    *,
+    client_id: str,
+    secret: str,
+    kind: ClientKind,
+    name: str,
+    region: str,
+    department: str | None = None,
+    permissions: frozenset[Permission] = frozenset(),
+    fields: frozenset[Field] = frozenset(),
+    callback_urls: tuple[str, ...] = (),
     signing_public_key: str | None = None,
-) -> Client:  # fmt: skip
+) -> Client:
     """Add a client (caller's transaction); an existing client_id is left unchanged. A partner
     names its department; only a partner has permissions and fields."""
     if (kind is ClientKind.PARTNER) != (department is not None):
@@ -132,14 +142,26 @@ async def register(
             raise ValueError(f"a callback address is http(s)://host[:port]/path: {url!r}")
     if signing_public_key is not None:
         public_key(signing_public_key)  # an Ed25519 public key, or ValueError
-    client = Client(client_id=client_id, kind=kind, region=normalise_scope(region),
-                    department=department, permissions=permissions, fields=fields)  # fmt: skip
+    client = Client(
+        client_id=client_id,
+        kind=kind,
+        region=normalise_scope(region),
+        department=department,
+        permissions=permissions,
+        fields=fields,
+    )
     row = {
-        "client_id": client_id, "secret_hash": await hash_password(secret), "kind": kind.value,
-        "name": name, "region": client.region, "department": department,
-        "permissions": sorted(permissions), "fields": sorted(fields),
-        "callback_urls": list(callback_urls), "signing_public_key": signing_public_key,
-    }  # fmt: skip
+        "client_id": client_id,
+        "secret_hash": await hash_password(secret),
+        "kind": kind.value,
+        "name": name,
+        "region": client.region,
+        "department": department,
+        "permissions": sorted(permissions),
+        "fields": sorted(fields),
+        "callback_urls": list(callback_urls),
+        "signing_public_key": signing_public_key,
+    }
     await connection.execute(
         insert(clients).values(row).on_conflict_do_nothing(index_elements=["client_id"])
     )
@@ -165,9 +187,14 @@ def callback_context(client_id: str) -> str:
 
 
 async def set_callback_credentials(
-    connection: AsyncConnection, sealer: Sealer, client_id: str, *, token_url: str,
-    as_client: str, secret: str,
-) -> bool:  # fmt: skip
+    connection: AsyncConnection,
+    sealer: Sealer,
+    client_id: str,
+    *,
+    token_url: str,
+    as_client: str,
+    secret: str,
+) -> bool:
     """How the registry gets a token from the partner's own token API for its callbacks
     (OAuth2 client credentials: `as_client` and `secret`, which the partner gave the agency);
     False if there is no such partner client."""
@@ -177,11 +204,15 @@ async def set_callback_credentials(
     result = await connection.execute(
         sa.update(clients)
         .where(clients.c.client_id == client_id, clients.c.kind == ClientKind.PARTNER.value)
-        .values(callback_token_url=token_url, callback_client_id=as_client,
-                callback_secret_sealed=sealer.seal({"secret": secret},
-                                                  context=callback_context(client_id)),
-                callback_key_id=sealer.key_id)
-    )  # fmt: skip
+        .values(
+            callback_token_url=token_url,
+            callback_client_id=as_client,
+            callback_secret_sealed=sealer.seal(
+                {"secret": secret}, context=callback_context(client_id)
+            ),
+            callback_key_id=sealer.key_id,
+        )
+    )
     return bool(result.rowcount)
 
 
@@ -190,19 +221,28 @@ async def authenticate(
 ) -> Authenticated | None:
     """The active client these credentials are (its secret, or the one it had before a rotation
     within its grace), or None for any kind of wrong credentials."""
-    row = (await connection.execute(sa.select(clients).where(
-        clients.c.client_id == client_id))).first()  # fmt: skip
+    row = (
+        await connection.execute(sa.select(clients).where(clients.c.client_id == client_id))
+    ).first()
     stored = row.secret_hash if row is not None else dummy_hash()
     valid = await asyncio.to_thread(verify, stored, secret)
-    if not valid and row is not None and row.previous_secret_hash is not None \
-            and row.previous_secret_expires_at > now:  # fmt: skip
+    if (
+        not valid
+        and row is not None
+        and row.previous_secret_hash is not None
+        and row.previous_secret_expires_at > now
+    ):
         valid = await asyncio.to_thread(verify, row.previous_secret_hash, secret)
     if not valid or row is None or not row.active:
         return None
-    client = Client(client_id=row.client_id, kind=ClientKind(row.kind), region=row.region,
-                    department=row.department,
-                    permissions=frozenset(Permission(p) for p in row.permissions),
-                    fields=frozenset(Field(f) for f in row.fields))  # fmt: skip
+    client = Client(
+        client_id=row.client_id,
+        kind=ClientKind(row.kind),
+        region=row.region,
+        department=row.department,
+        permissions=frozenset(Permission(p) for p in row.permissions),
+        fields=frozenset(Field(f) for f in row.fields),
+    )
     return Authenticated(client=client, token_version=row.token_version)
 
 
@@ -212,14 +252,21 @@ async def rotate_secret(
     """Give the client a new secret (False if unknown). For `grace` the old one still opens a
     token, so that a partner's program can switch without an outage; its tokens stay valid.
     A zero grace (a leaked secret) ends the old one now and stops every token issued with it."""
-    row = (await connection.execute(sa.select(clients.c.secret_hash).where(
-        clients.c.client_id == client_id).with_for_update())).first()  # fmt: skip
+    row = (
+        await connection.execute(
+            sa.select(clients.c.secret_hash)
+            .where(clients.c.client_id == client_id)
+            .with_for_update()
+        )
+    ).first()
     if row is None:
         return False
     values: dict[str, object] = {"secret_hash": await hash_password(secret)}
     if grace > timedelta(0):
-        values |= {"previous_secret_hash": row.secret_hash,
-                   "previous_secret_expires_at": now + grace}  # fmt: skip
+        values |= {
+            "previous_secret_hash": row.secret_hash,
+            "previous_secret_expires_at": now + grace,
+        }
     else:
         values |= {"previous_secret_hash": None, "previous_secret_expires_at": None}
     await connection.execute(
@@ -250,9 +297,22 @@ async def set_active(connection: AsyncConnection, client_id: str, *, active: boo
 async def create_demo_clients(connection: AsyncConnection) -> None:
     """The local stack's kiosk and civil affairs client (api.md). Only for
     CANBAO_ENV=development."""
-    await register(connection, client_id=DEMO_KIOSK, secret=DEMO_SECRET, kind=ClientKind.KIOSK,
-                   name="演示自助一体机", region=DEMO_REGION)  # fmt: skip
-    await register(connection, client_id=DEMO_CIVIL, secret=DEMO_SECRET,
-                   kind=ClientKind.PARTNER, name="演示民政部门", region=DEMO_REGION,
-                   department="civil", permissions=DEMO_CIVIL_PERMISSIONS,
-                   fields=DEMO_CIVIL_FIELDS)  # fmt: skip
+    await register(
+        connection,
+        client_id=DEMO_KIOSK,
+        secret=DEMO_SECRET,
+        kind=ClientKind.KIOSK,
+        name="演示自助一体机",
+        region=DEMO_REGION,
+    )
+    await register(
+        connection,
+        client_id=DEMO_CIVIL,
+        secret=DEMO_SECRET,
+        kind=ClientKind.PARTNER,
+        name="演示民政部门",
+        region=DEMO_REGION,
+        department="civil",
+        permissions=DEMO_CIVIL_PERMISSIONS,
+        fields=DEMO_CIVIL_FIELDS,
+    )

@@ -124,8 +124,9 @@ async def collection_subject(
     presented = _number(collection.id_number, citizen=citizen)
     if collection.person_id is not None:
         return await _registered(collection, presented, identity, audit)
-    number = presented or (_number(collection.items.get("id_number"), citizen=True)
-                           if citizen else None)  # fmt: skip
+    number = presented or (
+        _number(collection.items.get("id_number"), citizen=True) if citizen else None
+    )
     region = collection.region_code or (number[:6] if number and citizen else None)
     if region is None:
         raise RegionUnknown()
@@ -141,9 +142,11 @@ def _number(value: str | None, *, citizen: bool) -> str | None:
 
 
 async def _registered(
-    collection: CounterCollectionRequest, presented: str | None, identity: IdentityClient,
+    collection: CounterCollectionRequest,
+    presented: str | None,
+    identity: IdentityClient,
     audit: AuditTrail,
-) -> PersonInQuestion:  # fmt: skip
+) -> PersonInQuestion:
     person_id = collection.person_id
     assert person_id is not None
     try:
@@ -155,19 +158,25 @@ async def _registered(
             )
     except NotRegistered:
         if presented is None:
-            await audit.record(purpose=Purpose.COUNTER_SERVICE, outcome=Outcome.NOT_FOUND,
-                               person_id=person_id)  # fmt: skip
+            await audit.record(
+                purpose=Purpose.COUNTER_SERVICE, outcome=Outcome.NOT_FOUND, person_id=person_id
+            )
             raise
         record = None
     if record is None or UUID(record["person_id"]) != person_id:
-        await audit.record(purpose=Purpose.COUNTER_SERVICE, outcome=Outcome.REJECTED,
-                           person_id=person_id, id_number=presented)  # fmt: skip
+        await audit.record(
+            purpose=Purpose.COUNTER_SERVICE,
+            outcome=Outcome.REJECTED,
+            person_id=person_id,
+            id_number=presented,
+        )
         raise IdNumberMismatch()
     number = presented or _golden_number(record)
     citizen = collection.document_type is CertificateType.CITIZEN_ID
     fallback = number[:6] if citizen and number else ""  # "": covers no scope
-    return PersonInQuestion(region=region_of(record) or fallback, id_number=number,
-                            person_id=person_id)  # fmt: skip
+    return PersonInQuestion(
+        region=region_of(record) or fallback, id_number=number, person_id=person_id
+    )
 
 
 def _golden_number(record: dict[str, Any]) -> str | None:

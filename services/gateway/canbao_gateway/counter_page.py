@@ -102,8 +102,9 @@ async def counter_page() -> HTMLResponse:
 
 @router.get("/counter/counter.js")
 async def counter_script() -> FileResponse:
-    return FileResponse(PAGE_DIR / "counter.js", media_type="text/javascript",
-                        headers=SECURITY_HEADERS)  # fmt: skip
+    return FileResponse(
+        PAGE_DIR / "counter.js", media_type="text/javascript", headers=SECURITY_HEADERS
+    )
 
 
 @router.get("/counter/counter.css")

@@ -211,20 +211,29 @@ class CallbackDelivery(BackgroundLoop):
         async with self.database.engine.connect() as connection:
             row = (
                 await connection.execute(
-                    sa.select(clients.c.callback_token_url, clients.c.callback_client_id,
-                              clients.c.callback_secret_sealed, clients.c.callback_key_id)
-                    .where(clients.c.client_id == client_id)
+                    sa.select(
+                        clients.c.callback_token_url,
+                        clients.c.callback_client_id,
+                        clients.c.callback_secret_sealed,
+                        clients.c.callback_key_id,
+                    ).where(clients.c.client_id == client_id)
                 )
-            ).first()  # fmt: skip
+            ).first()
         if row is None or row.callback_token_url is None:
             return {}
         secret = self.sealer.open(
-            row.callback_secret_sealed, key_id=row.callback_key_id,
+            row.callback_secret_sealed,
+            key_id=row.callback_key_id,
             context=callback_context(client_id),
-        )["secret"]  # fmt: skip
-        answer = await http.post(row.callback_token_url, data={
-            "grant_type": "client_credentials", "client_id": row.callback_client_id,
-            "client_secret": secret})  # fmt: skip
+        )["secret"]
+        answer = await http.post(
+            row.callback_token_url,
+            data={
+                "grant_type": "client_credentials",
+                "client_id": row.callback_client_id,
+                "client_secret": secret,
+            },
+        )
         if answer.status_code != 200:
             raise TokenRefused(f"token: HTTP {answer.status_code}")
         try:
@@ -299,8 +308,12 @@ async def _settle(connection: AsyncConnection, callback_id: int, state: str, now
     """What an exchange's subscriber holds (dci_notify.py's ledger) follows the callback that
     carried it: acknowledged when delivered, failed when given up."""
     ledger = dci_exchange_ledger.c
-    acknowledged = {"state": "acknowledged", "acked_digest": ledger.sent_digest,
-                    "acked_selected": ledger.sent_selected, "acknowledged_at": now}  # fmt: skip
+    acknowledged = {
+        "state": "acknowledged",
+        "acked_digest": ledger.sent_digest,
+        "acked_selected": ledger.sent_selected,
+        "acknowledged_at": now,
+    }
     await connection.execute(
         sa.update(dci_exchange_ledger)
         .where(ledger.sent_callback_id == callback_id, ledger.state == "pending")

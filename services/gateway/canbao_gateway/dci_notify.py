@@ -110,8 +110,9 @@ def notify_handler(settings: GatewaySettings, sealer: Sealer, identity: Identity
         if not wanted:
             return
         try:
-            numbers = await identity.numbers([event.person_id],
-                                              caller=subscribers[wanted[0].client_id])  # fmt: skip
+            numbers = await identity.numbers(
+                [event.person_id], caller=subscribers[wanted[0].client_id]
+            )
         except Problem as problem:  # identity away: try the batch again later
             raise TransientError(f"identity: {problem.slug}") from None
         number = numbers.get(event.person_id)
@@ -123,22 +124,38 @@ def notify_handler(settings: GatewaySettings, sealer: Sealer, identity: Identity
             selected = None
             if row.filter is not None:
                 selected = now_verdict is not None and matches(filter_of(row), now_verdict)
-            record = dci.record(client, now_verdict, event.evaluated_at.isoformat(), number,
-                                in_subscription=selected)  # fmt: skip
+            record = dci.record(
+                client,
+                now_verdict,
+                event.evaluated_at.isoformat(),
+                number,
+                in_subscription=selected,
+            )
             callback_id = await dci_delivery.enqueue(
-                connection, sealer, client_id=client.client_id,
+                connection,
+                sealer,
+                client_id=client.client_id,
                 correlation_id=uuid.uuid5(row.subscription_code, envelope.id),
-                action="notify", url=row.notify_url,
-                envelope=notification(settings, client, row, [record], now), now=now,
+                action="notify",
+                url=row.notify_url,
+                envelope=notification(settings, client, row, [record], now),
+                now=now,
                 ordering_key=f"{client.client_id}|{event.person_id}",
-            )  # fmt: skip
+            )
             if row.exchange:
-                await note_sent(connection, row.subscription_code, callback_id,
-                                       [(event.person_id, record, bool(selected))])  # fmt: skip
+                await note_sent(
+                    connection,
+                    row.subscription_code,
+                    callback_id,
+                    [(event.person_id, record, bool(selected))],
+                )
             await audit_notifications(
-                connection, settings, client, now,
+                connection,
+                settings,
+                client,
+                now,
                 [(event.person_id, number, (now_verdict or before or {}).get("region_code"))],
-            )  # fmt: skip
+            )
 
     return handle
 
@@ -155,13 +172,21 @@ def notification(
     (registry_core_api_v1.0.0.yaml, NotifyEventRequest)."""
     body = {
         "transaction_id": subscription.transaction_id,
-        "notify_event": [{
-            "reference_id": subscription.reference_id, "timestamp": dci.now_iso(now),
-            "data": {"version": dci.VERSION, "reg_event_type": subscription.reg_event_type,
-                     "response_entity": "Member", "reg_records": record,
-                     "subscription_code": str(subscription.subscription_code)},
-        } for record in records],
-    }  # fmt: skip
+        "notify_event": [
+            {
+                "reference_id": subscription.reference_id,
+                "timestamp": dci.now_iso(now),
+                "data": {
+                    "version": dci.VERSION,
+                    "reg_event_type": subscription.reg_event_type,
+                    "response_entity": "Member",
+                    "reg_records": record,
+                    "subscription_code": str(subscription.subscription_code),
+                },
+            }
+            for record in records
+        ],
+    }
     answer = dci.Answer(settings, client, now, "notify")
     return answer.envelope(body, total=len(records), completed=len(records))
 
@@ -180,16 +205,21 @@ async def audit_notifications(
         sa.insert(audit_log),
         [
             {
-                "at": now, "staff": client.client_id, "role": client.role.value,
-                "staff_scope": client.scope, "person_id": person_id,
+                "at": now,
+                "staff": client.client_id,
+                "role": client.role.value,
+                "staff_scope": client.scope,
+                "person_id": person_id,
                 "id_number_hash": id_number_hash(number, key=key) if number else None,
-                "person_region": region, "endpoint": ENDPOINT,
-                "purpose": Purpose.PARTNER_SUBSCRIPTION.value, "outcome": Outcome.OK.value,
+                "person_region": region,
+                "endpoint": ENDPOINT,
+                "purpose": Purpose.PARTNER_SUBSCRIPTION.value,
+                "outcome": Outcome.OK.value,
                 "client": None,
             }
             for person_id, number, region in people
         ],
-    )  # fmt: skip
+    )
 
 
 def _concerns(condition: Filter, now: dict[str, Any] | None, before: dict[str, Any] | None) -> bool:
@@ -206,11 +236,13 @@ async def subscribing_clients(connection: Any, client_ids: set[str]) -> dict[str
     found = {}
     for row in rows:
         client = Client(
-            client_id=row.client_id, kind=ClientKind(row.kind), region=row.region,
+            client_id=row.client_id,
+            kind=ClientKind(row.kind),
+            region=row.region,
             department=row.department,
             permissions=frozenset(Permission(p) for p in row.permissions),
             fields=frozenset(Field(f) for f in row.fields),
-        )  # fmt: skip
+        )
         if Permission.SUBSCRIBE in client.permissions:
             found[client.client_id] = client
     return found
@@ -244,12 +276,17 @@ async def note_sent(
     """Enter in the exchange's ledger that `callback_id` carries these people's records
     (person_id, record, whether in the subscription); acknowledged when it is delivered."""
     rows = [
-        {"subscription_code": subscription_code, "person_id": person_id,
-         "sent_digest": digest(record), "sent_selected": selected,
-         "sent_callback_id": callback_id, "state": "pending"}
+        {
+            "subscription_code": subscription_code,
+            "person_id": person_id,
+            "sent_digest": digest(record),
+            "sent_selected": selected,
+            "sent_callback_id": callback_id,
+            "state": "pending",
+        }
         | ({} if checked_pass is None else {"checked_pass": checked_pass})
         for person_id, record, selected in sent
-    ]  # fmt: skip
+    ]
     statement = insert(dci_exchange_ledger).values(rows)
     updated = ["sent_digest", "sent_selected", "sent_callback_id", "state"]
     if checked_pass is not None:
@@ -399,9 +436,11 @@ class _Pass:
     async def selection_page(self, after: uuid.UUID) -> uuid.UUID | None:
         """Compare one page of the selection; the cursor of the next (REMOVALS after the last)."""
         page = await self.reconciler.matching.search(
-            self.subscription.filter, page_size=self.reconciler.page_size, after=after,
+            self.subscription.filter,
+            page_size=self.reconciler.page_size,
+            after=after,
             caller=self.client,
-        )  # fmt: skip
+        )
         items = page["items"]
         people = [uuid.UUID(item["person_id"]) for item in items]
         self.counts["selected"] += len(items)
@@ -413,8 +452,13 @@ class _Pass:
                 if person_id not in numbers:  # nothing the national registry could key it by
                     self.counts["unidentified"] += 1
                     continue
-                record = dci.record(self.client, item["verdict"], item["as_of"],
-                                    numbers[person_id], in_subscription=True)  # fmt: skip
+                record = dci.record(
+                    self.client,
+                    item["verdict"],
+                    item["as_of"],
+                    numbers[person_id],
+                    in_subscription=True,
+                )
                 if self._owed(held.get(person_id), record):
                     sent.append((person_id, record, True, item["verdict"]))
             await self._send(sent, numbers)
@@ -456,18 +500,21 @@ class _Pass:
             verdict = found.get("verdict") if found.get("in_scope") else None
             selected = verdict is not None and matches(self.filter, verdict)
             as_of = found.get("as_of") or dci.now_iso(self.now)
-            record = dci.record(self.client, verdict, as_of, numbers.get(row.person_id),
-                                in_subscription=selected)  # fmt: skip
+            record = dci.record(
+                self.client, verdict, as_of, numbers.get(row.person_id), in_subscription=selected
+            )
             if self._owed(row, record, count=False):
                 self.counts["removed" if not selected else "stale"] += 1
                 sent.append((row.person_id, record, selected, verdict))
         await self._send(sent, numbers)
         await self.connection.execute(
             sa.update(dci_exchange_ledger)
-            .where(ledger.subscription_code == self.subscription.subscription_code,
-                   ledger.person_id.in_(people))
+            .where(
+                ledger.subscription_code == self.subscription.subscription_code,
+                ledger.person_id.in_(people),
+            )
             .values(checked_pass=self.number)
-        )  # fmt: skip
+        )
         return REMOVALS
 
     async def _ledger(self, people: list[uuid.UUID]) -> dict[uuid.UUID, Any]:
@@ -504,21 +551,38 @@ class _Pass:
         if not sent:
             return
         code = self.subscription.subscription_code
-        envelope = notification(self.reconciler.settings, self.client, self.subscription,
-                                [record for _, record, _, _ in sent], self.now)  # fmt: skip
+        envelope = notification(
+            self.reconciler.settings,
+            self.client,
+            self.subscription,
+            [record for _, record, _, _ in sent],
+            self.now,
+        )
         callback_id = await dci_delivery.enqueue(
-            self.connection, self.reconciler.sealer, client_id=self.client.client_id,
+            self.connection,
+            self.reconciler.sealer,
+            client_id=self.client.client_id,
             correlation_id=uuid.uuid5(code, f"reconcile|{self.number}|{sent[0][0]}"),
-            action="notify", url=self.subscription.notify_url, envelope=envelope, now=self.now,
+            action="notify",
+            url=self.subscription.notify_url,
+            envelope=envelope,
+            now=self.now,
             ordering_key=f"{self.client.client_id}|exchange|{code}",
-        )  # fmt: skip
-        await note_sent(self.connection, code, callback_id,
-                        [(p, record, selected) for p, record, selected, _ in sent],
-                        checked_pass=self.number)  # fmt: skip
+        )
+        await note_sent(
+            self.connection,
+            code,
+            callback_id,
+            [(p, record, selected) for p, record, selected, _ in sent],
+            checked_pass=self.number,
+        )
         await audit_notifications(
-            self.connection, self.reconciler.settings, self.client, self.now,
+            self.connection,
+            self.reconciler.settings,
+            self.client,
+            self.now,
             [(p, numbers.get(p), (verdict or {}).get("region_code")) for p, _, _, verdict in sent],
-        )  # fmt: skip
+        )
 
 
 async def exchange_report(connection: Any) -> list[dict[str, Any]]:
@@ -526,11 +590,11 @@ async def exchange_report(connection: Any) -> list[dict[str, Any]]:
     its ledger now (acknowledged, pending, failed; held = acknowledged as in the subscription)."""
     subscriptions = (
         await connection.execute(
-            sa.select(dci_subscriptions).where(dci_subscriptions.c.exchange,
-                                               dci_subscriptions.c.state == "active")
+            sa.select(dci_subscriptions)
+            .where(dci_subscriptions.c.exchange, dci_subscriptions.c.state == "active")
             .order_by(dci_subscriptions.c.created_at)
         )
-    ).all()  # fmt: skip
+    ).all()
     report = []
     for subscription in subscriptions:
         code = subscription.subscription_code
@@ -557,15 +621,24 @@ async def exchange_report(connection: Any) -> list[dict[str, Any]]:
                 ledger.subscription_code == code, ledger.acked_selected.is_(True)
             )
         )
-        report.append({
-            "client_id": subscription.client_id,
-            "subscription_code": str(code),
-            "last_pass": None if last is None else {
-                "pass": getattr(last, "pass"), "started_at": last.started_at.isoformat(),
-                "finished_at": last.finished_at.isoformat() if last.finished_at else None,
-                **{name: getattr(last, name) for name in PASS_COUNTS},
-            },
-            "ledger": {"held": held or 0, "acknowledged": states.get("acknowledged", 0),
-                       "pending": states.get("pending", 0), "failed": states.get("failed", 0)},
-        })  # fmt: skip
+        report.append(
+            {
+                "client_id": subscription.client_id,
+                "subscription_code": str(code),
+                "last_pass": None
+                if last is None
+                else {
+                    "pass": getattr(last, "pass"),
+                    "started_at": last.started_at.isoformat(),
+                    "finished_at": last.finished_at.isoformat() if last.finished_at else None,
+                    **{name: getattr(last, name) for name in PASS_COUNTS},
+                },
+                "ledger": {
+                    "held": held or 0,
+                    "acknowledged": states.get("acknowledged", 0),
+                    "pending": states.get("pending", 0),
+                    "failed": states.get("failed", 0),
+                },
+            }
+        )
     return report

@@ -126,14 +126,16 @@ class InvalidCursor(Problem):
         super().__init__(422, "invalid-cursor", "分页游标无效 (invalid cursor)")
 
 
-ERRORS: Final = problems.problem_responses({
-    401: problems.UNAUTHENTICATED,
-    403: "role-not-allowed; out-of-scope (the person lives outside your region)",
-    404: "not-registered",
-    422: "invalid-id-number (`defects` says what is wrong with the number), "
-    "invalid-document-number, invalid-cursor, invalid-request",
-    503: "identity-unavailable, survey-unavailable",
-})  # fmt: skip
+ERRORS: Final = problems.problem_responses(
+    {
+        401: problems.UNAUTHENTICATED,
+        403: "role-not-allowed; out-of-scope (the person lives outside your region)",
+        404: "not-registered",
+        422: "invalid-id-number (`defects` says what is wrong with the number), "
+        "invalid-document-number, invalid-cursor, invalid-request",
+        503: "identity-unavailable, survey-unavailable",
+    }
+)
 
 
 @router.get(
@@ -175,13 +177,22 @@ async def person_history(
     if cursor is None:
         # A person a collection registered is not named by it: its collection_id is. Those
         # merged into this person have steps under their old person_id.
-        named = sorted({str(c["collection_id"]) for c in changes["changes"]
-                        if c.get("collection_id")})  # fmt: skip
-        merged = sorted({str(c["other_person_id"]) for c in changes["changes"]
-                         if c["kind"] == "absorbed" and c.get("other_person_id")})  # fmt: skip
-        response = await survey.call("GET", f"/persons/{person.person_id}/steps", caller=staff,
-                                     params={"collection_id": named,
-                                             "merged": merged})  # fmt: skip
+        named = sorted(
+            {str(c["collection_id"]) for c in changes["changes"] if c.get("collection_id")}
+        )
+        merged = sorted(
+            {
+                str(c["other_person_id"])
+                for c in changes["changes"]
+                if c["kind"] == "absorbed" and c.get("other_person_id")
+            }
+        )
+        response = await survey.call(
+            "GET",
+            f"/persons/{person.person_id}/steps",
+            caller=staff,
+            params={"collection_id": named, "merged": merged},
+        )
         steps = steps_of(response.json())
     golden = person.record["golden"]
     number = (golden.get("id_number") or {}).get("value") or person.id_number
@@ -248,22 +259,38 @@ def steps_of(found: dict[str, Any]) -> list[Step]:
     steps: list[Step] = []
     for task in found["tasks"]:
         for submission in task["submissions"]:
-            steps.append(_submitted(submission["submitted_at"], submission["submitted_by"],
-                                    submission["channel"], submission["item_names"],
-                                    task_id=task["task_id"]))  # fmt: skip
+            steps.append(
+                _submitted(
+                    submission["submitted_at"],
+                    submission["submitted_by"],
+                    submission["channel"],
+                    submission["item_names"],
+                    task_id=task["task_id"],
+                )
+            )
             steps += [_decided(d, task_id=task["task_id"]) for d in submission["decisions"]]
     for collection in found["collections"]:
         collection_id = collection["collection_id"]
-        steps.append(_submitted(collection["handled_at"], collection["handler"],
-                                collection["channel"], collection["item_names"],
-                                collection_id=collection_id))  # fmt: skip
+        steps.append(
+            _submitted(
+                collection["handled_at"],
+                collection["handler"],
+                collection["channel"],
+                collection["item_names"],
+                collection_id=collection_id,
+            )
+        )
         steps += [_decided(d, collection_id=collection_id) for d in collection["decisions"]]
         if not collection["decisions"] and collection["reviewer"] and collection["reviewed_at"]:
             # Approved before the ledger held the counter's 复核: the collection names its
             # reviewer (AAE014/AAE015) itself.
-            recheck = {"stage": "recheck", "decision": "pass", "comment": "",
-                       "decided_by": collection["reviewer"],
-                       "decided_at": collection["reviewed_at"]}  # fmt: skip
+            recheck = {
+                "stage": "recheck",
+                "decision": "pass",
+                "comment": "",
+                "decided_by": collection["reviewer"],
+                "decided_at": collection["reviewed_at"],
+            }
             steps.append(_decided(recheck, collection_id=collection_id))
     # Newest first; of two at one instant (a collection approved as it was made), the later.
     order = {id(step): n for n, step in enumerate(steps)}
@@ -271,15 +298,29 @@ def steps_of(found: dict[str, Any]) -> list[Step]:
 
 
 def _submitted(
-    at: str, by: str, channel: str, items: list[str], *, task_id: str | None = None,
+    at: str,
+    by: str,
+    channel: str,
+    items: list[str],
+    *,
+    task_id: str | None = None,
     collection_id: str | None = None,
-) -> Step:  # fmt: skip
+) -> Step:
     label = STEP_LABELS[("submit", None)]
     if channel in CHANNEL_LABELS:
         label += f"（{CHANNEL_LABELS[channel]}）"
-    return Step(at=datetime.fromisoformat(at), kind="submit", decision=None, label=label, by=by,
-                comment=None, channel=channel, items=items, task_id=task_id,
-                collection_id=collection_id)  # fmt: skip
+    return Step(
+        at=datetime.fromisoformat(at),
+        kind="submit",
+        decision=None,
+        label=label,
+        by=by,
+        comment=None,
+        channel=channel,
+        items=items,
+        task_id=task_id,
+        collection_id=collection_id,
+    )
 
 
 def _decided(

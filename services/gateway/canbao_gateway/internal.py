@@ -31,8 +31,9 @@ RETRY_AFTER_S: Final = 0.1
 # Keep-alive: every connection opened at a busy moment is kept for the next calls (httpx keeps 20
 # of its 100 by default, so at 64 counters most calls would open a new connection), but for less
 # time than uvicorn keeps an idle one open (5 s), so that we never send on one it is closing.
-LIMITS: Final = httpx.Limits(max_connections=100, max_keepalive_connections=100,
-                             keepalive_expiry=4.0)  # fmt: skip
+LIMITS: Final = httpx.Limits(
+    max_connections=100, max_keepalive_connections=100, keepalive_expiry=4.0
+)
 # Failures before a byte of the request left: safe to retry whatever the call does.
 NOT_SENT: Final = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 
@@ -58,9 +59,11 @@ class InternalClient:
 
     async def start(self) -> None:
         self._http = httpx.AsyncClient(
-            base_url=self.base_url, transport=self._transport, timeout=self._timeout_s,
+            base_url=self.base_url,
+            transport=self._transport,
+            timeout=self._timeout_s,
             limits=LIMITS,
-        )  # fmt: skip
+        )
 
     async def stop(self) -> None:
         if self._http is not None:
@@ -84,8 +87,9 @@ class InternalClient:
         `caller` (canbao_platform.service_tokens): a member of staff, or a citizen's session
         (role `self`, username `<channel>:<device>`)."""
         acting = service_tokens.Caller(caller.username, caller.role.value, caller.scope)
-        return service_tokens.issue(acting, audience=audience or self.audience,
-                                    key=self._signing_key)  # fmt: skip
+        return service_tokens.issue(
+            acting, audience=audience or self.audience, key=self._signing_key
+        )
 
     def passed_on(self, response: httpx.Response) -> Problem:
         """The service's 4xx problem as the gateway's own: same status, type, title, detail and
@@ -94,17 +98,24 @@ class InternalClient:
             body = dict(response.json())
             slug = str(body.pop("type")).removeprefix("/problems/")
         except (ValueError, KeyError, TypeError):
-            log.warning("%s answered %d without a problem document", self.name,
-                        response.status_code)  # fmt: skip
+            log.warning(
+                "%s answered %d without a problem document", self.name, response.status_code
+            )
             return self.unavailable()
         title, detail = body.pop("title", slug), body.pop("detail", None)
         body.pop("status", None), body.pop("instance", None)
         return Problem(response.status_code, slug, title, detail, **body)
 
     async def _send(
-        self, method: str, path: str, *, caller: Actor, headers: dict[str, str] | None = None,
-        replayable: bool = True, **kwargs: Any,
-    ) -> httpx.Response:  # fmt: skip
+        self,
+        method: str,
+        path: str,
+        *,
+        caller: Actor,
+        headers: dict[str, str] | None = None,
+        replayable: bool = True,
+        **kwargs: Any,
+    ) -> httpx.Response:
         assert self._http is not None, f"the {self.name} is not started"
         token = self.service_token(caller)
         headers = {**(headers or {}), "Authorization": f"Bearer {token}"}

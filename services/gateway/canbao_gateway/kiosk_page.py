@@ -51,8 +51,9 @@ async def kiosk_page() -> HTMLResponse:
 
 @router.get("/kiosk/kiosk.js")
 async def kiosk_script() -> FileResponse:
-    return FileResponse(PAGE_DIR / "kiosk.js", media_type="text/javascript",
-                        headers=SECURITY_HEADERS)  # fmt: skip
+    return FileResponse(
+        PAGE_DIR / "kiosk.js", media_type="text/javascript", headers=SECURITY_HEADERS
+    )
 
 
 @router.get("/kiosk/kiosk.css")

@@ -26,39 +26,68 @@ CLIENT_PREFIX: Final = "client:"
 
 
 async def log_in(
-    database: Database, gate: LoginGate, *, username: str, password: str, client: str | None,
+    database: Database,
+    gate: LoginGate,
+    *,
+    username: str,
+    password: str,
+    client: str | None,
     now: datetime,
-) -> Account:  # fmt: skip
+) -> Account:
     """The account that `username` and `password` open; raises the problem that says why not
     (401 invalid-credentials, 429 login-throttled or too-many-logins)."""
 
     async def check(connection: AsyncConnection) -> Account | None:
         return await accounts.authenticate(connection, username=username, password=password)
 
-    return await _throttled(database, gate, name=username, client=client, now=now, check=check,
-                            refused=problems.InvalidCredentials)  # fmt: skip
+    return await _throttled(
+        database,
+        gate,
+        name=username,
+        client=client,
+        now=now,
+        check=check,
+        refused=problems.InvalidCredentials,
+    )
 
 
 async def log_in_client(
-    database: Database, gate: LoginGate, *, client_id: str, secret: str, client: str | None,
-    now: datetime, basic: bool = False,
-) -> clients.Authenticated:  # fmt: skip
+    database: Database,
+    gate: LoginGate,
+    *,
+    client_id: str,
+    secret: str,
+    client: str | None,
+    now: datetime,
+    basic: bool = False,
+) -> clients.Authenticated:
     """The registered client these credentials open (401 invalid-client, with the Basic challenge
     if `basic`: they came in an HTTP Basic header; 429 as `log_in`)."""
 
     async def check(connection: AsyncConnection) -> clients.Authenticated | None:
         return await clients.authenticate(connection, client_id=client_id, secret=secret, now=now)
 
-    return await _throttled(database, gate, name=CLIENT_PREFIX + client_id, client=client,
-                            now=now, check=check,
-                            refused=lambda: problems.InvalidClient(basic=basic))  # fmt: skip
+    return await _throttled(
+        database,
+        gate,
+        name=CLIENT_PREFIX + client_id,
+        client=client,
+        now=now,
+        check=check,
+        refused=lambda: problems.InvalidClient(basic=basic),
+    )
 
 
 async def _throttled(
-    database: Database, gate: LoginGate, *, name: str, client: str | None, now: datetime,
+    database: Database,
+    gate: LoginGate,
+    *,
+    name: str,
+    client: str | None,
+    now: datetime,
     check: Callable[[AsyncConnection], Awaitable[T | None]],
     refused: Callable[[], problems.ProblemWithHeaders],
-) -> T:  # fmt: skip
+) -> T:
     if "\x00" in name:  # no account has it, and PostgreSQL text cannot hold it
         raise refused()
     key = name[: throttling.USERNAME_WIDTH]  # a longer name matches no account

@@ -66,8 +66,9 @@ def main(argv: list[str] | None = None) -> int:
             return asyncio.run(_add_partner(args))
         if args.command == "callback-credentials":
             secret = _password(from_stdin=args.secret_stdin, minimum=1)
-            return asyncio.run(_callback_credentials(args.client_id, args.token_url,
-                                                     args.as_client, secret))  # fmt: skip
+            return asyncio.run(
+                _callback_credentials(args.client_id, args.token_url, args.as_client, secret)
+            )
         if args.command == "signing-key":
             return asyncio.run(_signing_key(args.client_id, None if args.none else args.key))
         if args.command == "exchanges":
@@ -93,8 +94,9 @@ async def _add(username: str, password: str, role: Role, scope: str) -> int:
             if exists:
                 print(f"error: {username} exists already", file=sys.stderr)
                 return 1
-            staff = await create_account(connection, username=username, password=password,
-                                         role=role, scope=scope)  # fmt: skip
+            staff = await create_account(
+                connection, username=username, password=password, role=role, scope=scope
+            )
     finally:
         await database.dispose()
     print(f"added {staff.username}: {staff.role.value}, scope {staff.scope}")
@@ -106,9 +108,10 @@ async def _move(username: str, role: Role, scope: str) -> int:
     try:
         async with database.engine.begin() as connection:
             changed = await connection.execute(
-                sa.update(staff_accounts).where(staff_accounts.c.username == username)
+                sa.update(staff_accounts)
+                .where(staff_accounts.c.username == username)
                 .values(role=role.value, scope=scope)
-            )  # fmt: skip
+            )
     finally:
         await database.dispose()
     if changed.rowcount == 0:
@@ -124,9 +127,10 @@ async def _disable(username: str) -> int:
     try:
         async with database.engine.begin() as connection:
             changed = await connection.execute(
-                sa.update(staff_accounts).where(staff_accounts.c.username == username)
+                sa.update(staff_accounts)
+                .where(staff_accounts.c.username == username)
                 .values(active=False)
-            )  # fmt: skip
+            )
     finally:
         await database.dispose()
     if changed.rowcount == 0:
@@ -149,14 +153,18 @@ async def _add_partner(args: argparse.Namespace) -> int:
                 print(f"error: {args.client_id} exists already", file=sys.stderr)
                 return 1
             client = await clients.register(
-                connection, client_id=args.client_id, secret=secret,
-                kind=clients.ClientKind.PARTNER, name=args.name, region=args.region,
+                connection,
+                client_id=args.client_id,
+                secret=secret,
+                kind=clients.ClientKind.PARTNER,
+                name=args.name,
+                region=args.region,
                 department=args.department,
                 permissions=frozenset(clients.Permission(p) for p in args.permission),
                 fields=frozenset(clients.Field(f) for f in args.field or ()),
                 callback_urls=tuple(args.callback_url or ()),
                 signing_public_key=args.signing_key,
-            )  # fmt: skip
+            )
     finally:
         await database.dispose()
     sees = ", ".join(sorted(client.fields)) or "no person fields"
@@ -171,29 +179,36 @@ async def _rotate(client_id: str, grace: timedelta) -> int:
     database = Database(GatewaySettings().database_url, pool_size=1)
     try:
         async with database.engine.begin() as connection:
-            found = await clients.rotate_secret(connection, client_id, secret=secret,
-                                                grace=grace, now=datetime.now(UTC))  # fmt: skip
+            found = await clients.rotate_secret(
+                connection, client_id, secret=secret, grace=grace, now=datetime.now(UTC)
+            )
     finally:
         await database.dispose()
     if not found:
         print(f"error: no client {client_id}", file=sys.stderr)
         return 1
-    old = (f"the old secret works for {grace.total_seconds() / 3600:g} more hours" if grace
-           else "the old secret and its tokens no longer work")  # fmt: skip
+    old = (
+        f"the old secret works for {grace.total_seconds() / 3600:g} more hours"
+        if grace
+        else "the old secret and its tokens no longer work"
+    )
     print(f"new client secret for {client_id} (shown once): {secret}; {old}")
     return 0
 
 
-async def _callback_credentials(client_id: str, token_url: str, as_client: str,
-                                secret: str) -> int:  # fmt: skip
+async def _callback_credentials(client_id: str, token_url: str, as_client: str, secret: str) -> int:
     settings = GatewaySettings()
     database = Database(settings.database_url, pool_size=1)
     try:
         async with database.engine.begin() as connection:
             found = await clients.set_callback_credentials(
-                connection, settings.sealer(), client_id, token_url=token_url,
-                as_client=as_client, secret=secret,
-            )  # fmt: skip
+                connection,
+                settings.sealer(),
+                client_id,
+                token_url=token_url,
+                as_client=as_client,
+                secret=secret,
+            )
     finally:
         await database.dispose()
     if not found:
@@ -259,32 +274,42 @@ def _parser() -> argparse.ArgumentParser:
     partner.add_argument("--department", required=True, choices=[d.value for d in Department])
     partner.add_argument("--name", required=True, help="the department, as people know it")
     partner.add_argument("--region", default="52", help="the province (GB/T 2260)")
-    partner.add_argument("--permission", action="append", required=True,
-                         choices=[p.value for p in clients.Permission])  # fmt: skip
     partner.add_argument(
-        "--field", action="append", choices=[f.value for f in clients.Field],
+        "--permission",
+        action="append",
+        required=True,
+        choices=[p.value for p in clients.Permission],
+    )
+    partner.add_argument(
+        "--field",
+        action="append",
+        choices=[f.value for f in clients.Field],
         help="what it may see of a person (none by default)",
-    )  # fmt: skip
+    )
     partner.add_argument(
-        "--callback-url", action="append",
+        "--callback-url",
+        action="append",
         help="where its DCI callbacks may go (https://host/path; repeatable)",
-    )  # fmt: skip
+    )
     partner.add_argument(
         "--signing-key", help="its Ed25519 public key (base64 or PEM): it signs its DCI messages"
     )
     rotate = commands.add_parser("rotate-secret", help="give a client a new secret")
     rotate.add_argument("client_id")
     rotate.add_argument(
-        "--grace-hours", type=float, default=24.0,
+        "--grace-hours",
+        type=float,
+        default=24.0,
         help="how long the old secret still works (0: a leaked secret)",
-    )  # fmt: skip
+    )
     credentials = commands.add_parser(
         "callback-credentials", help="how the registry authenticates to a partner's callbacks"
     )
     credentials.add_argument("client_id")
     credentials.add_argument("--token-url", required=True, help="the partner's token API")
-    credentials.add_argument("--as", dest="as_client", required=True,
-                             help="the client_id the partner gave the registry")  # fmt: skip
+    credentials.add_argument(
+        "--as", dest="as_client", required=True, help="the client_id the partner gave the registry"
+    )
     credentials.add_argument("--secret-stdin", action="store_true")
     signing = commands.add_parser("signing-key", help="replace a partner's DCI signing key")
     signing.add_argument("client_id")

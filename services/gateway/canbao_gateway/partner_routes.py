@@ -71,9 +71,12 @@ class PermissionNotGranted(Problem):
 
 class ClientCertificateRequired(Problem):
     def __init__(self, detail: str) -> None:
-        super().__init__(403, "client-certificate-required",
-                         "须使用本接入方的客户端证书 (the client's own certificate is required)",
-                         detail)  # fmt: skip
+        super().__init__(
+            403,
+            "client-certificate-required",
+            "须使用本接入方的客户端证书 (the client's own certificate is required)",
+            detail,
+        )
 
 
 # The ASGI scope key of the connection's own peer, before X-Forwarded-For replaces it.

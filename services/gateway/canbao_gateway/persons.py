@@ -118,14 +118,16 @@ def region_of(record: dict[str, Any]) -> str | None:
 popup_person = registered_person(Purpose.COUNTER_SERVICE)
 record_person = registered_person(Purpose.REGISTRATION_RECORD)
 
-ERRORS: Final = problems.problem_responses({
-    401: problems.UNAUTHENTICATED,
-    403: "role-not-allowed; out-of-scope (the person lives outside your region)",
-    404: "not-registered: the clerk may start a registration",
-    422: "invalid-id-number (`defects` says what is wrong with the number), "
-    "invalid-document-number, invalid-request",
-    503: "identity-unavailable, matching-unavailable",
-})  # fmt: skip
+ERRORS: Final = problems.problem_responses(
+    {
+        401: problems.UNAUTHENTICATED,
+        403: "role-not-allowed; out-of-scope (the person lives outside your region)",
+        404: "not-registered: the clerk may start a registration",
+        422: "invalid-id-number (`defects` says what is wrong with the number), "
+        "invalid-document-number, invalid-request",
+        503: "identity-unavailable, matching-unavailable",
+    }
+)
 
 
 @router.get(
@@ -173,9 +175,14 @@ async def registration_record(
 
 
 async def audited_record(
-    person: RegisteredPerson, matching: MatchingClient, survey: SurveyClient, audit: AuditTrail,
-    *, purpose: Purpose, now: datetime,
-) -> RegistrationRecord:  # fmt: skip
+    person: RegisteredPerson,
+    matching: MatchingClient,
+    survey: SurveyClient,
+    audit: AuditTrail,
+    *,
+    purpose: Purpose,
+    now: datetime,
+) -> RegistrationRecord:
     """The person's full registration record (masked), the read audited for `purpose`: the
     persons route's answer, and the platform's look-up before a change (变更登记)."""
     record, number = _known(person)
@@ -189,9 +196,12 @@ def _known(person: RegisteredPerson) -> tuple[dict[str, Any], str]:
 
 
 async def _audited_verdict(
-    matching: MatchingClient, survey: SurveyClient, audit: AuditTrail, person: RegisteredPerson,
+    matching: MatchingClient,
+    survey: SurveyClient,
+    audit: AuditTrail,
+    person: RegisteredPerson,
     purpose: Purpose,
-) -> tuple[dict[str, Any] | None, list[dict[str, Any]] | None]:  # fmt: skip
+) -> tuple[dict[str, Any] | None, list[dict[str, Any]] | None]:
     """Matching's verdict and survey's values waiting for 复核, asked while the read's audit row
     is written: the answer waits for all three (a read whose row is not committed is not
     answered), in the time of the slowest.
@@ -223,9 +233,12 @@ async def _pending(
     popup is identity's and matching's: it is shown without them, saying so)."""
     try:
         response = await survey.call(
-            "GET", f"/persons/{person_id}/collections", caller=staff, prefix="/internal",
+            "GET",
+            f"/persons/{person_id}/collections",
+            caller=staff,
+            prefix="/internal",
             time_limit_s=PENDING_TIMEOUT_S,
-        )  # fmt: skip
+        )
     except Problem as problem:
         log.warning("no pending values for the popup: survey answered %s", problem.slug)
         return None

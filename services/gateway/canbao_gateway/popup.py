@@ -109,9 +109,13 @@ class RegistrationRecord(Popup):
 
 
 def popup_of(
-    person: dict[str, Any], verdict: dict[str, Any] | None, *, id_number: str, now: datetime,
+    person: dict[str, Any],
+    verdict: dict[str, Any] | None,
+    *,
+    id_number: str,
+    now: datetime,
     pending: list[dict[str, Any]] | None = None,
-) -> Popup:  # fmt: skip
+) -> Popup:
     """`person` is identity's PersonRecord, `verdict` matching's PersonVerdict (None: pending);
     `id_number` the normalised number asked for, shown (masked) when identity holds none;
     `pending` survey's values waiting for 复核 (None: survey did not answer)."""
@@ -179,9 +183,13 @@ def popup_of(
 
 
 def registration_record_of(
-    person: dict[str, Any], verdict: dict[str, Any] | None, *, id_number: str, now: datetime,
+    person: dict[str, Any],
+    verdict: dict[str, Any] | None,
+    *,
+    id_number: str,
+    now: datetime,
     pending: list[dict[str, Any]] | None = None,
-) -> RegistrationRecord:  # fmt: skip
+) -> RegistrationRecord:
     popup = popup_of(person, verdict, id_number=id_number, now=now, pending=pending)
     record = {
         field: RecordValue(

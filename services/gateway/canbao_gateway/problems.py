@@ -81,21 +81,28 @@ class Throttled(ProblemWithHeaders):
     """A request limit of throttling.py reached: 429 with Retry-After."""
 
     def __init__(self, slug: str, title: str, retry_after_s: int) -> None:
-        super().__init__(429, slug, title,
-                         f"请在{retry_after_s}秒后重试 (retry in {retry_after_s} s)",
-                         retry_after=retry_after_s)  # fmt: skip
+        super().__init__(
+            429,
+            slug,
+            title,
+            f"请在{retry_after_s}秒后重试 (retry in {retry_after_s} s)",
+            retry_after=retry_after_s,
+        )
         self.headers = {"Retry-After": str(retry_after_s)}
 
 
 def self_service_throttled(retry_after_s: int) -> Throttled:
-    return Throttled("self-service-throttled",
-                     "操作过于频繁，请稍后再试 (too many self-service sessions)",
-                     retry_after_s)  # fmt: skip
+    return Throttled(
+        "self-service-throttled",
+        "操作过于频繁，请稍后再试 (too many self-service sessions)",
+        retry_after_s,
+    )
 
 
 def verify_throttled(retry_after_s: int) -> Throttled:
-    return Throttled("verify-throttled", "查验过于频繁，请稍后再试 (too many verifications)",
-                     retry_after_s)  # fmt: skip
+    return Throttled(
+        "verify-throttled", "查验过于频繁，请稍后再试 (too many verifications)", retry_after_s
+    )
 
 
 class TooManyLogins(ProblemWithHeaders):
@@ -117,8 +124,13 @@ class BodyTooLarge(Problem):
     """A request body over the route's limit (body_limit.py), refused before authentication."""
 
     def __init__(self, limit: int) -> None:
-        super().__init__(413, "body-too-large", "请求内容过大 (request body too large)",
-                         f"at most {limit} bytes", limit=limit)  # fmt: skip
+        super().__init__(
+            413,
+            "body-too-large",
+            "请求内容过大 (request body too large)",
+            f"at most {limit} bytes",
+            limit=limit,
+        )
 
 
 class RoleNotAllowed(Problem):
@@ -140,8 +152,13 @@ class InvalidIdNumber(Problem):
 
     def __init__(self, defects: list[dict[str, str]]) -> None:
         detail = "；".join(defect["message_zh"] for defect in defects)
-        super().__init__(422, "invalid-id-number", "公民身份号码无效 (invalid ID number)", detail,
-                         defects=defects)  # fmt: skip
+        super().__init__(
+            422,
+            "invalid-id-number",
+            "公民身份号码无效 (invalid ID number)",
+            detail,
+            defects=defects,
+        )
 
 
 class InvalidDocumentNumber(Problem):
@@ -149,9 +166,13 @@ class InvalidDocumentNumber(Problem):
     document has: blank, or longer than identity keeps (persons.py)."""
 
     def __init__(self, max_length: int) -> None:
-        super().__init__(422, "invalid-document-number", "证件号码无效 (invalid document number)",
-                         f"证件号码应为1至{max_length}个字符 (1 to {max_length} characters)",
-                         max_length=max_length)  # fmt: skip
+        super().__init__(
+            422,
+            "invalid-document-number",
+            "证件号码无效 (invalid document number)",
+            f"证件号码应为1至{max_length}个字符 (1 to {max_length} characters)",
+            max_length=max_length,
+        )
 
 
 def install_header_handler(app: FastAPI) -> None:
@@ -171,8 +192,12 @@ class NotRegistered(Problem):
     """api.md: an ID number the registry does not know; the clerk may start a registration."""
 
     def __init__(self) -> None:
-        super().__init__(404, "not-registered", "此人尚未登记 (not registered)",
-                         "可为其办理参保登记 (the clerk may start a registration)")  # fmt: skip
+        super().__init__(
+            404,
+            "not-registered",
+            "此人尚未登记 (not registered)",
+            "可为其办理参保登记 (the clerk may start a registration)",
+        )
 
 
 class ProblemDocument(BaseModel):
@@ -206,8 +231,10 @@ def problem_responses(descriptions: dict[int, str]) -> dict[int | str, dict[str,
     schema = ProblemDocument.model_json_schema()
     declared: dict[int | str, dict[str, Any]] = {}
     for status, description in sorted(descriptions.items()):
-        response: dict[str, Any] = {"description": description,
-                                    "content": {PROBLEM_JSON: {"schema": schema}}}  # fmt: skip
+        response: dict[str, Any] = {
+            "description": description,
+            "content": {PROBLEM_JSON: {"schema": schema}},
+        }
         if status in _HEADERS:
             response["headers"] = _HEADERS[status]
         declared[status] = response

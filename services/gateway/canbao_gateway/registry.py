@@ -89,9 +89,15 @@ class IdentityClient(InternalClient):
         return record
 
     async def send_batch(
-        self, department: str, body: AsyncIterator[bytes], *, dataset: str | None,
-        idempotency_key: str, content_type: str, caller: Actor,
-    ) -> dict[str, Any]:  # fmt: skip
+        self,
+        department: str,
+        body: AsyncIterator[bytes],
+        *,
+        dataset: str | None,
+        idempotency_key: str,
+        content_type: str,
+        caller: Actor,
+    ) -> dict[str, Any]:
         """Stream a partner's batch to identity, which reads, checks and stages it as it comes
         (partner_batches.py): its Batch, or its problem raised. Never sent twice (the body is
         read once): a failure before identity answers is 503, and the partner sends again with
@@ -99,9 +105,15 @@ class IdentityClient(InternalClient):
         params = {"dataset": dataset} if dataset else {}
         headers = {"Idempotency-Key": idempotency_key, "Content-Type": content_type}
         response = await self._send(
-            "POST", f"/internal/partners/{department}/batches", content=body, params=params,
-            headers=headers, caller=caller, timeout=BATCH_TIMEOUT_S, replayable=False,
-        )  # fmt: skip
+            "POST",
+            f"/internal/partners/{department}/batches",
+            content=body,
+            params=params,
+            headers=headers,
+            caller=caller,
+            timeout=BATCH_TIMEOUT_S,
+            replayable=False,
+        )
         if response.status_code >= 400:
             raise self.passed_on(response)
         batch: dict[str, Any] = response.json()
@@ -110,8 +122,12 @@ class IdentityClient(InternalClient):
     async def batch(
         self, department: str, batch_id: UUID, *, after: int, caller: Actor
     ) -> dict[str, Any]:
-        response = await self._send("GET", f"/internal/partners/{department}/batches/{batch_id}",
-                                    params={"after": after}, caller=caller)  # fmt: skip
+        response = await self._send(
+            "GET",
+            f"/internal/partners/{department}/batches/{batch_id}",
+            params={"after": after},
+            caller=caller,
+        )
         if response.status_code >= 400:
             raise self.passed_on(response)
         batch: dict[str, Any] = response.json()
@@ -125,9 +141,11 @@ class IdentityClient(InternalClient):
         assert self._http is not None, f"the {self.name} is not started"
         path = f"/internal/partners/{department}/batches/{batch_id}/rejects.csv"
         request = self._http.build_request(
-            "GET", path, headers={"Authorization": f"Bearer {self.service_token(caller)}"},
+            "GET",
+            path,
+            headers={"Authorization": f"Bearer {self.service_token(caller)}"},
             timeout=BATCH_TIMEOUT_S,
-        )  # fmt: skip
+        )
         try:
             response = await self._http.send(request, stream=True)
         except httpx.TransportError:
@@ -148,9 +166,13 @@ class IdentityClient(InternalClient):
 
     async def person_ids(self, id_numbers: list[str], *, caller: Actor) -> list[UUID | None]:
         """The person_id of each valid citizen number (in order; None: not registered)."""
-        response = await self._send("POST", "/internal/persons/lookup-many",
-                                    json={"id_numbers": id_numbers}, caller=caller,
-                                    timeout=BATCH_TIMEOUT_S)  # fmt: skip
+        response = await self._send(
+            "POST",
+            "/internal/persons/lookup-many",
+            json={"id_numbers": id_numbers},
+            caller=caller,
+            timeout=BATCH_TIMEOUT_S,
+        )
         if response.status_code != 200:
             log.warning("identity answered %d to a lookup of many", response.status_code)
             raise self.unavailable()
@@ -162,9 +184,13 @@ class IdentityClient(InternalClient):
 
     async def identifiers(self, person_ids: list[UUID], *, caller: Actor) -> Identifiers:
         """The citizen ID numbers and masked names of `person_ids`, those identity knows."""
-        response = await self._send("POST", "/internal/persons/identifiers",
-                                    json={"person_ids": [str(p) for p in person_ids]},
-                                    caller=caller, timeout=BATCH_TIMEOUT_S)  # fmt: skip
+        response = await self._send(
+            "POST",
+            "/internal/persons/identifiers",
+            json={"person_ids": [str(p) for p in person_ids]},
+            caller=caller,
+            timeout=BATCH_TIMEOUT_S,
+        )
         if response.status_code != 200:
             log.warning("identity answered %d to a lookup of numbers", response.status_code)
             raise self.unavailable()
@@ -204,8 +230,9 @@ class MatchingClient(InternalClient):
     async def insurance(self, person_id: UUID, *, caller: Actor) -> dict[str, Any]:
         """Matching's InsuranceRecord: the person's enrolments and benefits (the proof of
         insurance); empty lists while matching has not heard of the person."""
-        response = await self._send("GET", f"/internal/v1/persons/{person_id}/insurance",
-                                    caller=caller)  # fmt: skip
+        response = await self._send(
+            "GET", f"/internal/v1/persons/{person_id}/insurance", caller=caller
+        )
         if response.status_code == 404:
             return {"person_id": str(person_id), "enrolments": [], "benefits": [], "as_of": None}
         if response.status_code != 200:
@@ -216,9 +243,13 @@ class MatchingClient(InternalClient):
 
     async def verdicts(self, person_ids: list[UUID], *, caller: Actor) -> dict[UUID, Any]:
         """Matching's PersonVerdict of each of `person_ids` it has evaluated."""
-        response = await self._send("POST", "/internal/v1/verdicts/lookup",
-                                    json={"person_ids": [str(p) for p in person_ids]},
-                                    caller=caller, timeout=BATCH_TIMEOUT_S)  # fmt: skip
+        response = await self._send(
+            "POST",
+            "/internal/v1/verdicts/lookup",
+            json={"person_ids": [str(p) for p in person_ids]},
+            caller=caller,
+            timeout=BATCH_TIMEOUT_S,
+        )
         if response.status_code != 200:
             log.warning("matching answered %d to a lookup of verdicts", response.status_code)
             raise self.unavailable()
@@ -235,12 +266,20 @@ class MatchingClient(InternalClient):
     ) -> dict[str, Any]:
         """Matching's VerdictSearchPage: the people its filter selects, one page (numbered, or
         the keyset page `after` a person_id)."""
-        body: dict[str, Any] = {"filter": filter, "page_size": page_size,
-                                "page_number": page_number}  # fmt: skip
+        body: dict[str, Any] = {
+            "filter": filter,
+            "page_size": page_size,
+            "page_number": page_number,
+        }
         if after is not None:
             body["after"] = str(after)
-        response = await self._send("POST", "/internal/v1/verdicts/search", json=body,
-                                    caller=caller, timeout=BATCH_TIMEOUT_S)  # fmt: skip
+        response = await self._send(
+            "POST",
+            "/internal/v1/verdicts/search",
+            json=body,
+            caller=caller,
+            timeout=BATCH_TIMEOUT_S,
+        )
         if response.status_code == 422:  # search-invalid: what the filter lacks
             raise self.passed_on(response)
         if response.status_code != 200:
@@ -264,9 +303,9 @@ class ReportingClient(InternalClient):
         its problems (a malformed or future quarter) passed on."""
         # The path segment as the client sent it, quoted: reporting judges what a quarter is.
         path = f"/internal/v1/reports/quarterly/{quote(quarter, safe='')}"
-        response = await self._send("GET", path,
-                                    params={"region": region, "format": format},
-                                    caller=caller)  # fmt: skip
+        response = await self._send(
+            "GET", path, params={"region": region, "format": format}, caller=caller
+        )
         if response.status_code in (404, 422):
             raise self.passed_on(response)
         if response.status_code != 200:
@@ -279,9 +318,13 @@ class ReportingClient(InternalClient):
     ) -> dict[str, Any]:
         """The year's coverage targets within `region` (the caller's scope); with `entered`, a
         division's new targets first. Reporting's problems passed on."""
-        response = await self._send("GET" if entered is None else "PUT",
-                                    f"/internal/v1/reports/targets/{year}", json=entered,
-                                    params={"region": region}, caller=caller)  # fmt: skip
+        response = await self._send(
+            "GET" if entered is None else "PUT",
+            f"/internal/v1/reports/targets/{year}",
+            json=entered,
+            params={"region": region},
+            caller=caller,
+        )
         if response.status_code in (403, 422):
             raise self.passed_on(response)
         if response.status_code != 200:
@@ -291,15 +334,21 @@ class ReportingClient(InternalClient):
         return body
 
     async def filing(
-        self, quarter: str, *, region: str, caller: Actor, format: str = "json",
+        self,
+        quarter: str,
+        *,
+        region: str,
+        caller: Actor,
+        format: str = "json",
         signed: dict[str, Any] | None = None,
-    ) -> httpx.Response:  # fmt: skip
+    ) -> httpx.Response:
         """The quarter's filing of `region` (the caller's scope): its state, or the signed file
         `format` names; with `signed`, filed first. Reporting's problems passed on."""
         path = f"/internal/v1/reports/quarterly/{quote(quarter, safe='')}/filing"
         params = {"region": region} | ({"format": format} if signed is None else {})
-        response = await self._send("GET" if signed is None else "POST", path, json=signed,
-                                    params=params, caller=caller)  # fmt: skip
+        response = await self._send(
+            "GET" if signed is None else "POST", path, json=signed, params=params, caller=caller
+        )
         if response.status_code in (403, 404, 409, 422):
             raise self.passed_on(response)
         if response.status_code not in (200, 201):
@@ -315,8 +364,7 @@ class ReportingClient(InternalClient):
         path = "/internal/v1/reports/employers"
         if unit_id is not None:
             path += f"/{quote(unit_id, safe='')}"
-        response = await self._send("GET", path, params=params | {"region": region},
-                                    caller=caller)  # fmt: skip
+        response = await self._send("GET", path, params=params | {"region": region}, caller=caller)
         if response.status_code in (403, 404, 422):
             raise self.passed_on(response)
         if response.status_code != 200:
@@ -331,8 +379,7 @@ class ReportingClient(InternalClient):
         """Reporting's counts of the plans' lists (`name` None) or a page of one list's people,
         within `region` (the caller's scope); its problems passed on."""
         path = "/internal/v1/reports/lists" + ("" if name is None else f"/{quote(name, safe='')}")
-        response = await self._send("GET", path, params=params | {"region": region},
-                                    caller=caller)  # fmt: skip
+        response = await self._send("GET", path, params=params | {"region": region}, caller=caller)
         if response.status_code in (403, 404, 422):
             raise self.passed_on(response)
         if response.status_code != 200:
@@ -346,8 +393,12 @@ class ReportingClient(InternalClient):
     ) -> dict[str, Any]:
         """Reporting's coverage of `region` (the caller's scope) or a division within it; its
         problems passed on."""
-        response = await self._send("GET", "/internal/v1/reports/coverage",
-                                    params=params | {"region": region}, caller=caller)  # fmt: skip
+        response = await self._send(
+            "GET",
+            "/internal/v1/reports/coverage",
+            params=params | {"region": region},
+            caller=caller,
+        )
         if response.status_code in (403, 422):
             raise self.passed_on(response)
         if response.status_code != 200:
@@ -363,8 +414,7 @@ class ReportingClient(InternalClient):
         city and what the verdict counted); its problems (not the caller's row, a malformed
         cell, quarter or cursor) passed on."""
         path = f"/internal/v1/reports/quarterly/{quote(quarter, safe='')}/people"
-        response = await self._send("GET", path, params=params | {"region": region},
-                                    caller=caller)  # fmt: skip
+        response = await self._send("GET", path, params=params | {"region": region}, caller=caller)
         if response.status_code in (403, 404, 422):
             raise self.passed_on(response)
         if response.status_code != 200:

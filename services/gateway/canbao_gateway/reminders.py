@@ -99,16 +99,27 @@ def reminders_of(popup: Popup, *, pending_items: frozenset[RegistrationItem]) ->
             continue
         here = gap.item in SELF_CORRECTABLE
         where = HERE_COMPLETE if here else AT_COUNTER
-        found.append(Reminder(ReminderKind.COMPLETE_ITEM, f"您的登记信息缺少“{gap.label}”。{where}",
-                              item=gap.item, self_service=here))  # fmt: skip
+        found.append(
+            Reminder(
+                ReminderKind.COMPLETE_ITEM,
+                f"您的登记信息缺少“{gap.label}”。{where}",
+                item=gap.item,
+                self_service=here,
+            )
+        )
     for wrong in popup.inaccurate:
         if wrong.item in pending_items:
             continue
         here = wrong.item in SELF_CORRECTABLE
         where = HERE_CORRECT if here else AT_COUNTER
-        found.append(Reminder(ReminderKind.CORRECT_ITEM,
-                              f"您登记的“{wrong.label}”可能有误：{wrong.reason}。{where}",
-                              item=wrong.item, self_service=here))  # fmt: skip
+        found.append(
+            Reminder(
+                ReminderKind.CORRECT_ITEM,
+                f"您登记的“{wrong.label}”可能有误：{wrong.reason}。{where}",
+                item=wrong.item,
+                self_service=here,
+            )
+        )
     if pending_items:
         labels = "、".join(item.label for item in sorted(pending_items, key=_item_order))
         text = f"您提交的{labels}更正正在等待经办机构确认，确认后登记信息将更新。"
@@ -122,27 +133,37 @@ def _insurance_reminders(popup: Popup) -> list[Reminder]:
     if popup.statuses is not None:
         for insurance, code in popup.statuses.items():
             if code is Code.INTERRUPTED:
-                text = (f"您的{insurance.label}处于“中断缴费”状态。"
-                        + _INTERRUPTED[insurance].format(agency=AGENCY))  # fmt: skip
+                text = f"您的{insurance.label}处于“中断缴费”状态。" + _INTERRUPTED[
+                    insurance
+                ].format(agency=AGENCY)
                 found.append(Reminder(ReminderKind.INTERRUPTED, text, insurance=insurance))
             elif code is Code.UNINSURED_INDIVIDUAL:
-                text = (f"您目前未参加{insurance.label}（{code.label}），按规定应当参保。"
-                        + _UNINSURED[insurance].format(agency=AGENCY))  # fmt: skip
+                text = (
+                    f"您目前未参加{insurance.label}（{code.label}），按规定应当参保。"
+                    + _UNINSURED[insurance].format(agency=AGENCY)
+                )
                 found.append(Reminder(ReminderKind.UNINSURED, text, insurance=insurance))
             elif code is Code.UNINSURED_BY_EMPLOYER:
-                text = (f"您已在单位就业，但单位尚未为您办理{insurance.label}参保登记。用人单位应当"
-                        "自用工之日起三十日内为职工办理社会保险登记（《社会保险法》第五十八条）。"
-                        f"请与单位联系，或向{AGENCY}反映。")  # fmt: skip
-                found.append(Reminder(ReminderKind.EMPLOYER_NOT_ENROLLED, text,
-                                      insurance=insurance))  # fmt: skip
+                text = (
+                    f"您已在单位就业，但单位尚未为您办理{insurance.label}参保登记。用人单位应当"
+                    "自用工之日起三十日内为职工办理社会保险登记（《社会保险法》第五十八条）。"
+                    f"请与单位联系，或向{AGENCY}反映。"
+                )
+                found.append(
+                    Reminder(ReminderKind.EMPLOYER_NOT_ENROLLED, text, insurance=insurance)
+                )
     for flag in popup.flags:
         if flag.type is FlagType.DUPLICATE_INSURANCE:
-            text = (f"您同时在多处或多个险种制度参加了{flag.insurance.label}（重复参保），可能重复"
-                    f"缴费。请到{AGENCY}核实，保留一处参保关系。")  # fmt: skip
+            text = (
+                f"您同时在多处或多个险种制度参加了{flag.insurance.label}（重复参保），可能重复"
+                f"缴费。请到{AGENCY}核实，保留一处参保关系。"
+            )
             found.append(Reminder(ReminderKind.DUPLICATE_INSURANCE, text, insurance=flag.insurance))
         elif flag.type is FlagType.DUPLICATE_BENEFITS:
-            text = (f"您的{flag.insurance.label}待遇在多处发放（重复享受待遇）。请尽快到{AGENCY}"
-                    "核实，重复领取的待遇需要退还。")  # fmt: skip
+            text = (
+                f"您的{flag.insurance.label}待遇在多处发放（重复享受待遇）。请尽快到{AGENCY}"
+                "核实，重复领取的待遇需要退还。"
+            )
             found.append(Reminder(ReminderKind.DUPLICATE_BENEFITS, text, insurance=flag.insurance))
     return found
 
@@ -151,8 +172,10 @@ def _registration(popup: Popup) -> Reminder:
     if popup.registration is None:
         text = "您的参保信息正在更新中，请稍后再查询。"
     elif popup.registration is RegistrationState.NEEDS_SURVEY:
-        text = ("您的全民参保登记信息还需要核实（需调查登记）。请按以上提示补充或更正信息；"
-                "工作人员也可能上门或电话联系您核实。")  # fmt: skip
+        text = (
+            "您的全民参保登记信息还需要核实（需调查登记）。请按以上提示补充或更正信息；"
+            "工作人员也可能上门或电话联系您核实。"
+        )
     elif popup.registration is RegistrationState.VERIFIED:
         text = "您的全民参保登记信息已核实登记。"
     else:

@@ -77,8 +77,9 @@ class PeopleShown:
     async def masked(self, counted: list[dict[str, Any]]) -> list[PersonBehind]:
         """Reporting's people, masked and audited."""
         person_ids = [UUID(p["person_id"]) for p in counted]
-        known = (await self.identity.identifiers(person_ids, caller=self.staff)
-                 if person_ids else None)  # fmt: skip
+        known = (
+            await self.identity.identifiers(person_ids, caller=self.staff) if person_ids else None
+        )
         people = []
         for entry in counted:
             person_id = UUID(entry["person_id"])
@@ -86,11 +87,18 @@ class PeopleShown:
             name = known.masked_names.get(person_id) if known else None
             masked = {"name": name, "id_number": mask(number) if number else None}
             people.append(PersonBehind.model_validate(entry | masked))
-        await self.audit.record_many(purpose=Purpose.ANALYSIS, people=[
-            AuditedPerson(known.numbers.get(p.person_id) if known else None, p.person_id,
-                          Outcome.OK, region=p.region_code)
-            for p in people
-        ])  # fmt: skip
+        await self.audit.record_many(
+            purpose=Purpose.ANALYSIS,
+            people=[
+                AuditedPerson(
+                    known.numbers.get(p.person_id) if known else None,
+                    p.person_id,
+                    Outcome.OK,
+                    region=p.region_code,
+                )
+                for p in people
+            ],
+        )
         return people
 
     async def page(self, answer: dict[str, Any], model: type[Page]) -> Page:
@@ -112,13 +120,15 @@ def _given(**values: Any) -> dict[str, Any]:
     return {name: value for name, value in values.items() if value not in (None, "")}
 
 
-ERRORS: Final = problems.problem_responses({
-    401: problems.UNAUTHENTICATED,
-    403: "role-not-allowed",
-    422: "invalid-quarter, future-quarter (a quarter like 2026Q3 that has begun), "
-    "invalid-request",
-    503: "reporting-unavailable",
-})  # fmt: skip
+ERRORS: Final = problems.problem_responses(
+    {
+        401: problems.UNAUTHENTICATED,
+        403: "role-not-allowed",
+        422: "invalid-quarter, future-quarter (a quarter like 2026Q3 that has begun), "
+        "invalid-request",
+        503: "reporting-unavailable",
+    }
+)
 
 
 FILE_ANSWERS: Final = {
@@ -155,18 +165,21 @@ async def quarterly_table(
     if format != "json":
         name = quote(f"全民参保登记基础数据情况表-{quarter}-{staff.scope}.{format}")
         return Response(  # type: ignore[return-value]  # the file, not the model
-            answer.content, media_type=FILES[format],
+            answer.content,
+            media_type=FILES[format],
             headers={"Content-Disposition": f"attachment; filename*=UTF-8''{name}"},
-        )  # fmt: skip
+        )
     return QuarterlyTable.model_validate(answer.json())
 
 
-PEOPLE_ERRORS: Final = problems.problem_responses({
-    401: problems.UNAUTHENTICATED,
-    403: "role-not-allowed, city-out-of-scope (a row outside your region)",
-    422: "invalid-quarter, future-quarter, invalid-cell, invalid-cursor, invalid-request",
-    503: "reporting-unavailable, identity-unavailable",
-})  # fmt: skip
+PEOPLE_ERRORS: Final = problems.problem_responses(
+    {
+        401: problems.UNAUTHENTICATED,
+        403: "role-not-allowed, city-out-of-scope (a row outside your region)",
+        422: "invalid-quarter, future-quarter, invalid-cell, invalid-cursor, invalid-request",
+        503: "reporting-unavailable, identity-unavailable",
+    }
+)
 
 
 @router.get(
@@ -191,16 +204,21 @@ async def cell_people(
     return await shown.page(page, CellPeople)
 
 
-COVERAGE_ERRORS: Final = problems.problem_responses({
-    401: problems.UNAUTHENTICATED,
-    403: "role-not-allowed, region-out-of-scope (a division outside your region)",
-    422: "invalid-region, invalid-quarter, future-quarter, invalid-request",
-    503: "reporting-unavailable",
-})  # fmt: skip
+COVERAGE_ERRORS: Final = problems.problem_responses(
+    {
+        401: problems.UNAUTHENTICATED,
+        403: "role-not-allowed, region-out-of-scope (a division outside your region)",
+        422: "invalid-region, invalid-quarter, future-quarter, invalid-request",
+        503: "reporting-unavailable",
+    }
+)
 
 
-@router.get("/coverage", responses=COVERAGE_ERRORS,
-            summary="参保率、登记率、调查率: coverage and progress by division")  # fmt: skip
+@router.get(
+    "/coverage",
+    responses=COVERAGE_ERRORS,
+    summary="参保率、登记率、调查率: coverage and progress by division",
+)
 async def coverage(
     staff: Annotated[Staff, require(*REPORT_ROLES)],
     reporting: ReportingDep,
@@ -222,18 +240,23 @@ async def coverage(
     return CoverageResponse.model_validate(answer)
 
 
-TARGET_ERRORS: Final = problems.problem_responses({
-    400: "bad-request: a body that cannot be parsed",
-    401: problems.UNAUTHENTICATED,
-    403: "role-not-allowed, region-out-of-scope (a division outside your region)",
-    422: "invalid-target (a year from 2000, a rate in (0, 1] of an insurance), invalid-region, "
-    "invalid-request",
-    503: "reporting-unavailable",
-})  # fmt: skip
+TARGET_ERRORS: Final = problems.problem_responses(
+    {
+        400: "bad-request: a body that cannot be parsed",
+        401: problems.UNAUTHENTICATED,
+        403: "role-not-allowed, region-out-of-scope (a division outside your region)",
+        422: "invalid-target (a year from 2000, a rate in (0, 1] of an insurance), invalid-region, "
+        "invalid-request",
+        503: "reporting-unavailable",
+    }
+)
 
 
-@router.get("/targets/{year}", responses=TARGET_ERRORS,
-            summary="年度扩面计划: the coverage targets of a year in your region")  # fmt: skip
+@router.get(
+    "/targets/{year}",
+    responses=TARGET_ERRORS,
+    summary="年度扩面计划: the coverage targets of a year in your region",
+)
 async def targets(
     year: int, staff: Annotated[Staff, require(*REPORT_ROLES)], reporting: ReportingDep
 ) -> Targets:
@@ -242,33 +265,44 @@ async def targets(
     return Targets.model_validate(await reporting.targets(year, region=staff.scope, caller=staff))
 
 
-@router.put("/targets/{year}", responses=TARGET_ERRORS,
-            summary="年度扩面计划: enter a division's coverage targets for a year")  # fmt: skip
+@router.put(
+    "/targets/{year}",
+    responses=TARGET_ERRORS,
+    summary="年度扩面计划: enter a division's coverage targets for a year",
+)
 async def set_targets(
-    year: int, body: SetTargets, staff: Annotated[Staff, require(*REPORT_ROLES)],
+    year: int,
+    body: SetTargets,
+    staff: Annotated[Staff, require(*REPORT_ROLES)],
     reporting: ReportingDep,
-) -> Targets:  # fmt: skip
+) -> Targets:
     """The annual expansion plan (40号 三(二)1): the province or a city enters the target of each
     insurance for a division within its region; coverage shows progress against it and ranks
     the slowest divisions."""
-    answer = await reporting.targets(year, region=staff.scope, caller=staff,
-                                     entered=body.model_dump())  # fmt: skip
+    answer = await reporting.targets(
+        year, region=staff.scope, caller=staff, entered=body.model_dump()
+    )
     return Targets.model_validate(answer)
 
 
-LIST_ERRORS: Final = problems.problem_responses({
-    401: problems.UNAUTHENTICATED,
-    403: "role-not-allowed, region-out-of-scope (a division outside your region)",
-    422: "invalid-region, invalid-quarter, future-quarter, invalid-cursor, invalid-request",
-    503: "reporting-unavailable, identity-unavailable",
-})  # fmt: skip
+LIST_ERRORS: Final = problems.problem_responses(
+    {
+        401: problems.UNAUTHENTICATED,
+        403: "role-not-allowed, region-out-of-scope (a division outside your region)",
+        422: "invalid-region, invalid-quarter, future-quarter, invalid-cursor, invalid-request",
+        503: "reporting-unavailable, identity-unavailable",
+    }
+)
 EXPORT_PAGE: Final = 500
 LIST_CSV_HEADER: Final = ("姓名", "公民身份号码", "行政区划代码", "性别", "出生年份", "登记状态",
                           *(i.label for i in Insurance), "需调查原因")  # fmt: skip
 
 
-@router.get("/lists", responses=LIST_ERRORS,
-            summary="参保名单: how many people each list of the plans holds")  # fmt: skip
+@router.get(
+    "/lists",
+    responses=LIST_ERRORS,
+    summary="参保名单: how many people each list of the plans holds",
+)
 async def plan_lists(
     staff: Annotated[Staff, require(*REPORT_ROLES)],
     reporting: ReportingDep,
@@ -283,8 +317,11 @@ async def plan_lists(
     return PlanLists.model_validate(answer)
 
 
-@router.get("/lists/{name}", responses=LIST_ERRORS | {200: {"content": {"text/csv": {}}}},
-            summary="参保名单: the people on one of the plans' lists, masked")  # fmt: skip
+@router.get(
+    "/lists/{name}",
+    responses=LIST_ERRORS | {200: {"content": {"text/csv": {}}}},
+    summary="参保名单: the people on one of the plans' lists, masked",
+)
 async def list_people(
     name: str,
     shown: ShownDep,
@@ -302,22 +339,26 @@ async def list_people(
     staff = shown.staff
     if format == "csv":
         # The first page before answering: a refusal is a problem, not a broken download.
-        first = await reporting.lists(name, region=staff.scope, caller=staff,
-                                      params=params | {"limit": EXPORT_PAGE})  # fmt: skip
+        first = await reporting.lists(
+            name, region=staff.scope, caller=staff, params=params | {"limit": EXPORT_PAGE}
+        )
         filename = quote(f"{first['label']}-{first['region']}.csv")
         return StreamingResponse(  # type: ignore[return-value]  # the file, not the model
             _list_csv(first, name, params, reporting, shown),
             media_type="text/csv; charset=utf-8",
             headers={"Content-Disposition": f"attachment; filename*=UTF-8''{filename}"},
-        )  # fmt: skip
+        )
     page = await reporting.lists(name, region=staff.scope, params=params, caller=staff)
     return await shown.page(page, ListPeople)
 
 
 async def _list_csv(
-    page: dict[str, Any], name: str, params: dict[str, Any], reporting: ReportingClient,
+    page: dict[str, Any],
+    name: str,
+    params: dict[str, Any],
+    reporting: ReportingClient,
     shown: PeopleShown,
-) -> AsyncIterator[bytes]:  # fmt: skip
+) -> AsyncIterator[bytes]:
     staff = shown.staff
     yield "\ufeff".encode()
     while True:
@@ -326,13 +367,18 @@ async def _list_csv(
         if "cursor" not in params:
             writer.writerow(LIST_CSV_HEADER)
         for person in await shown.masked(page["people"]):
-            writer.writerow([
-                person.name or "", person.id_number or "", person.region_code or "",
-                GENDERS.get(person.gender or "", ""), person.birth_year or "",
-                REGISTRATION_LABELS.get(person.registration, person.registration),
-                *(_code_label(person.statuses.get(i.value)) for i in Insurance),
-                "；".join(REASON_LABELS.get(r, r) for r in person.survey_reasons),
-            ])  # fmt: skip
+            writer.writerow(
+                [
+                    person.name or "",
+                    person.id_number or "",
+                    person.region_code or "",
+                    GENDERS.get(person.gender or "", ""),
+                    person.birth_year or "",
+                    REGISTRATION_LABELS.get(person.registration, person.registration),
+                    *(_code_label(person.statuses.get(i.value)) for i in Insurance),
+                    "；".join(REASON_LABELS.get(r, r) for r in person.survey_reasons),
+                ]
+            )
         yield out.getvalue().encode()
         if page["next_cursor"] is None:
             return
@@ -344,54 +390,68 @@ def _code_label(code: str | None) -> str:
     return "" if code is None else f"{code} {StatusCode(code).label}"
 
 
-FILING_ERRORS: Final = problems.problem_responses({
-    400: "bad-request: a body that cannot be parsed",
-    401: problems.UNAUTHENTICATED,
-    403: "role-not-allowed, not-a-filing-division (a county: the province and cities file)",
-    404: "not-filed (the signed files of a filing not made)",
-    409: "already-filed (a filed table does not change)",
-    422: "invalid-quarter, future-quarter, quarter-not-ended, checks-unexplained (a failed "
-    "check needs the note 相关情况说明), invalid-request",
-    503: "reporting-unavailable",
-})  # fmt: skip
+FILING_ERRORS: Final = problems.problem_responses(
+    {
+        400: "bad-request: a body that cannot be parsed",
+        401: problems.UNAUTHENTICATED,
+        403: "role-not-allowed, not-a-filing-division (a county: the province and cities file)",
+        404: "not-filed (the signed files of a filing not made)",
+        409: "already-filed (a filed table does not change)",
+        422: "invalid-quarter, future-quarter, quarter-not-ended, checks-unexplained (a failed "
+        "check needs the note 相关情况说明), invalid-request",
+        503: "reporting-unavailable",
+    }
+)
 
 
-@router.post("/quarterly/{quarter}/filing", responses=FILING_ERRORS, status_code=201,
-             summary="报送: file the quarter's table of your province or city, signed")  # fmt: skip
+@router.post(
+    "/quarterly/{quarter}/filing",
+    responses=FILING_ERRORS,
+    status_code=201,
+    summary="报送: file the quarter's table of your province or city, signed",
+)
 async def file_table(
-    quarter: str, signed: Signatures, staff: Annotated[Staff, require(*REPORT_ROLES)],
+    quarter: str,
+    signed: Signatures,
+    staff: Annotated[Staff, require(*REPORT_ROLES)],
     reporting: ReportingDep,
-) -> Filing:  # fmt: skip
+) -> Filing:
     """Sign off a quarter that has ended (domain.md §6: 填表人, 处(科)负责人, 单位负责人, 报出日期,
     相关情况说明): the table of your province or city is kept as filed, with its xlsx and PDF as
     signed, and never changes. Due by the 25th of the month after the quarter."""
-    answer = await reporting.filing(quarter, region=staff.scope, caller=staff,
-                                    signed=signed.model_dump(mode="json"))  # fmt: skip
+    answer = await reporting.filing(
+        quarter, region=staff.scope, caller=staff, signed=signed.model_dump(mode="json")
+    )
     return Filing.model_validate(answer.json())
 
 
-@router.get("/quarterly/{quarter}/filing",
-            responses=FILING_ERRORS | {200: {"content": {FILES["xlsx"]: BINARY,
-                                                         FILES["pdf"]: BINARY}}},
-            summary="报送情况: the quarter's filing of your region; the signed files")  # fmt: skip
+@router.get(
+    "/quarterly/{quarter}/filing",
+    responses=FILING_ERRORS | {200: {"content": {FILES["xlsx"]: BINARY, FILES["pdf"]: BINARY}}},
+    summary="报送情况: the quarter's filing of your region; the signed files",
+)
 async def filing(
-    quarter: str, staff: Annotated[Staff, require(*REPORT_ROLES)], reporting: ReportingDep,
+    quarter: str,
+    staff: Annotated[Staff, require(*REPORT_ROLES)],
+    reporting: ReportingDep,
     format: Literal["json", "xlsx", "pdf"] = "json",
-) -> FilingState:  # fmt: skip
+) -> FilingState:
     """Filed, open or overdue, with the filing as made; a province sees each city's too.
     `format=xlsx|pdf`: the files as they were signed."""
     answer = await reporting.filing(quarter, region=staff.scope, caller=staff, format=format)
     if format != "json":
         name = quote(f"全民参保登记基础数据情况表-{quarter}-{staff.scope}-报送.{format}")
         return Response(  # type: ignore[return-value]  # the file, not the model
-            answer.content, media_type=FILES[format],
+            answer.content,
+            media_type=FILES[format],
             headers={"Content-Disposition": f"attachment; filename*=UTF-8''{name}"},
-        )  # fmt: skip
+        )
     return FilingState.model_validate(answer.json())
 
 
-@router.get("/employers", responses=LIST_ERRORS,
-            summary="单位应参保未参保: employers leaving employees out")  # fmt: skip
+@router.get(
+    "/employers", responses=LIST_ERRORS, summary="单位应参保未参保: employers leaving employees out"
+)
 async def employers(
     staff: Annotated[Staff, require(*REPORT_ROLES)],
     reporting: ReportingDep,
@@ -408,8 +468,11 @@ async def employers(
     return Employers.model_validate(answer)
 
 
-@router.get("/employers/{unit_id}", responses=LIST_ERRORS,
-            summary="单位应参保未参保职工名单: a unit's employees left out")  # fmt: skip
+@router.get(
+    "/employers/{unit_id}",
+    responses=LIST_ERRORS,
+    summary="单位应参保未参保职工名单: a unit's employees left out",
+)
 async def employees_owed(
     unit_id: Annotated[str, Path(min_length=1, max_length=64)],
     shown: ShownDep,

@@ -163,8 +163,14 @@ async def get_collections(
 ) -> CollectionPage:
     division = region or staff.scope
     await region_in_scope(staff, division, audit, Purpose.REVIEW)
-    asked = {"state": state, "handler": handler, "date": date.isoformat() if date else None,
-             "region": division, "cursor": cursor, "limit": limit}  # fmt: skip
+    asked = {
+        "state": state,
+        "handler": handler,
+        "date": date.isoformat() if date else None,
+        "region": division,
+        "cursor": cursor,
+        "limit": limit,
+    }
     params = {name: value for name, value in asked.items() if value is not None}
     response = await audited(
         audit,
@@ -240,10 +246,13 @@ async def post_review(
         audit,
         Purpose.REVIEW,
         survey.call(
-            "POST", f"{COLLECTIONS}/{collection_id}/review", caller=staff, prefix=INTERNAL,
+            "POST",
+            f"{COLLECTIONS}/{collection_id}/review",
+            caller=staff,
+            prefix=INTERNAL,
             json=body.model_dump(mode="json"),
         ),
-    )  # fmt: skip
+    )
     answer = response.json()
     await record_subject(audit, Purpose.REVIEW, answer)
     if response.headers.get(REPLAYED) == "true":
@@ -266,9 +275,12 @@ async def post_review_batch(
     audit: AuditDep,
 ) -> BatchAnswer:
     response = await survey.call(
-        "POST", COLLECTIONS + "/review-batch", caller=staff, prefix=INTERNAL,
+        "POST",
+        COLLECTIONS + "/review-batch",
+        caller=staff,
+        prefix=INTERNAL,
         json=body.model_dump(mode="json"),
-    )  # fmt: skip
+    )
     answer = response.json()
     for result in answer["results"]:
         await _record_result(audit, result)

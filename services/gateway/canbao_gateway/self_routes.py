@@ -47,8 +47,9 @@ from canbao_platform.problems import Problem
 router = APIRouter(prefix="/api/v1", tags=["self-service"])
 
 # The words of api.md's collection items a citizen may send (reminders.SELF_CORRECTABLE).
-CorrectableItem = Literal["phone", "residence_address", "employment_status", "unit_name",
-                          "personal_identity"]  # fmt: skip
+CorrectableItem = Literal[
+    "phone", "residence_address", "employment_status", "unit_name", "personal_identity"
+]
 MAX_ITEM_LENGTH: Final = 200
 
 
@@ -95,11 +96,17 @@ class Correction(BaseModel):
 
 class CounterOnlyItems(Problem):
     def __init__(self, items: list[str]) -> None:
-        labels = "、".join(RegistrationItem(i).label if i in RegistrationItem.__members__.values()
-                          else i for i in items)  # fmt: skip
-        super().__init__(422, "counter-only-items",
-                         "该信息须携带证件到社保经办窗口办理 (corrected at a counter only)",
-                         f"{labels}：请携带居民身份证件到窗口办理", items=items)  # fmt: skip
+        labels = "、".join(
+            RegistrationItem(i).label if i in RegistrationItem.__members__.values() else i
+            for i in items
+        )
+        super().__init__(
+            422,
+            "counter-only-items",
+            "该信息须携带证件到社保经办窗口办理 (corrected at a counter only)",
+            f"{labels}：请携带居民身份证件到窗口办理",
+            items=items,
+        )
 
 
 class CorrectionAccepted(BaseModel):
@@ -148,32 +155,38 @@ class OwnRecord(BaseModel):
     as_of: datetime
 
 
-SESSION_ERRORS: Final = problems.problem_responses({
-    400: "bad-request: a body that cannot be parsed",
-    401: "unauthenticated, invalid-token, token-expired, token-revoked (a kiosk's token); "
-         "id-token-invalid, id-token-replayed (the app's ID token)",
-    403: "role-not-allowed (not a kiosk's token), name-mismatch",
-    404: "not-registered",
-    413: "body-too-large",
-    422: "invalid-request, invalid-id-number",
-    429: "self-service-throttled",
-    503: "identity-unavailable, mobile-channel-unavailable",
-})  # fmt: skip
-SELF_ERRORS: Final = problems.problem_responses({
-    401: "unauthenticated, invalid-token, token-expired, session-ended",
-    403: problems.ROLE_NOT_ALLOWED,
-    404: "not-registered",
-    503: "identity-unavailable, matching-unavailable",
-})  # fmt: skip
-CORRECTION_ERRORS: Final = problems.problem_responses({
-    400: "bad-request: a body that cannot be parsed",
-    401: "unauthenticated, invalid-token, token-expired, session-ended",
-    403: problems.ROLE_NOT_ALLOWED,
-    409: "client-id-reused",
-    413: "body-too-large",
-    422: "invalid-request, counter-only-items, invalid-items",
-    503: "survey-unavailable",
-})  # fmt: skip
+SESSION_ERRORS: Final = problems.problem_responses(
+    {
+        400: "bad-request: a body that cannot be parsed",
+        401: "unauthenticated, invalid-token, token-expired, token-revoked (a kiosk's token); "
+        "id-token-invalid, id-token-replayed (the app's ID token)",
+        403: "role-not-allowed (not a kiosk's token), name-mismatch",
+        404: "not-registered",
+        413: "body-too-large",
+        422: "invalid-request, invalid-id-number",
+        429: "self-service-throttled",
+        503: "identity-unavailable, mobile-channel-unavailable",
+    }
+)
+SELF_ERRORS: Final = problems.problem_responses(
+    {
+        401: "unauthenticated, invalid-token, token-expired, session-ended",
+        403: problems.ROLE_NOT_ALLOWED,
+        404: "not-registered",
+        503: "identity-unavailable, matching-unavailable",
+    }
+)
+CORRECTION_ERRORS: Final = problems.problem_responses(
+    {
+        400: "bad-request: a body that cannot be parsed",
+        401: "unauthenticated, invalid-token, token-expired, session-ended",
+        403: problems.ROLE_NOT_ALLOWED,
+        409: "client-id-reused",
+        413: "body-too-large",
+        422: "invalid-request, counter-only-items, invalid-items",
+        503: "survey-unavailable",
+    }
+)
 
 
 @router.post(
@@ -183,18 +196,28 @@ CORRECTION_ERRORS: Final = problems.problem_responses({
     summary="Open a citizen's session: an ID card a kiosk read, or the app's ID token",
 )
 async def open_session(
-    body: SessionRequest, request: Request, resources: ResourcesDep, settings: SettingsDep,
-    clock: ClockDep, identity: IdentityDep,
+    body: SessionRequest,
+    request: Request,
+    resources: ResourcesDep,
+    settings: SettingsDep,
+    clock: ClockDep,
+    identity: IdentityDep,
     kiosk_token: Annotated[str | None, Depends(oauth2_scheme)],  # a kiosk's client token
-) -> SessionToken:  # fmt: skip
+) -> SessionToken:
     now = clock()
-    common: dict[str, Any] = {"identity": identity, "database": resources.database,
-                              "settings": settings, "now": now}  # fmt: skip
+    common: dict[str, Any] = {
+        "identity": identity,
+        "database": resources.database,
+        "settings": settings,
+        "now": now,
+    }
     if body.id_token is not None:
         actor = Unverified(Channel.MOBILE, "id-token")
-        opened = await open_mobile_session(id_token=body.id_token,
-                                           audit=_audit(request, actor, resources, settings, clock),
-                                           **common)  # fmt: skip
+        opened = await open_mobile_session(
+            id_token=body.id_token,
+            audit=_audit(request, actor, resources, settings, clock),
+            **common,
+        )
     else:
         if not kiosk_token:
             raise problems.missing_token()
@@ -202,19 +225,32 @@ async def open_session(
         await tokens.check_current(resources.database, holder)
         assert body.id_number is not None and body.name is not None
         opened = await open_kiosk_session(
-            kiosk=holder.client, id_number=body.id_number, name=body.name,
-            audit=_audit(request, holder.client, resources, settings, clock), **common,
-        )  # fmt: skip
+            kiosk=holder.client,
+            id_number=body.id_number,
+            name=body.name,
+            audit=_audit(request, holder.client, resources, settings, clock),
+            **common,
+        )
     return SessionToken(access_token=opened.token, expires_in=opened.expires_in)
 
 
 def _audit(request: Request, actor: Any, resources: Any, settings: Any, clock: Any) -> AuditTrail:
-    return AuditTrail(database=resources.database, staff=actor, endpoint=endpoint_of(request),
-                      client=client_of(request), key=settings.audit_key(), now=clock)  # fmt: skip
+    return AuditTrail(
+        database=resources.database,
+        staff=actor,
+        endpoint=endpoint_of(request),
+        client=client_of(request),
+        key=settings.audit_key(),
+        now=clock,
+    )
 
 
-@router.delete(SESSION_URL.removeprefix("/api/v1"), status_code=204, responses=SELF_ERRORS,
-               summary="End the citizen's session (the citizen leaves the kiosk)")  # fmt: skip
+@router.delete(
+    SESSION_URL.removeprefix("/api/v1"),
+    status_code=204,
+    responses=SELF_ERRORS,
+    summary="End the citizen's session (the citizen leaves the kiosk)",
+)
 async def close_session(citizen: CitizenDep, resources: ResourcesDep, clock: ClockDep) -> Response:
     await end_session(resources.database, citizen, now=clock())
     return Response(status_code=204)
@@ -222,21 +258,31 @@ async def close_session(citizen: CitizenDep, resources: ResourcesDep, clock: Clo
 
 @router.get("/self/me", responses=SELF_ERRORS, summary="The citizen's own record and reminders")
 async def own_record(
-    citizen: CitizenDep, audit: CitizenAuditDep, identity: IdentityDep, matching: MatchingDep,
-    survey: SurveyDep, clock: ClockDep,
-) -> OwnRecord:  # fmt: skip
+    citizen: CitizenDep,
+    audit: CitizenAuditDep,
+    identity: IdentityDep,
+    matching: MatchingDep,
+    survey: SurveyDep,
+    clock: ClockDep,
+) -> OwnRecord:
     person = await identity.person_by_id(citizen.person_id, caller=citizen)
     verdict = await matching.verdict(citizen.person_id, caller=citizen)
     corrections = await _corrections(survey, citizen)
-    await audit.record(purpose=Purpose.SELF_SERVICE, outcome=Outcome.OK,
-                       person_id=citizen.person_id, person_region=citizen.region)  # fmt: skip
+    await audit.record(
+        purpose=Purpose.SELF_SERVICE,
+        outcome=Outcome.OK,
+        person_id=citizen.person_id,
+        person_region=citizen.region,
+    )
     golden = person["golden"]
     number = str((golden.get("id_number") or {}).get("value") or "")
     popup = popup_of(person, verdict, id_number=number, now=clock())
     waiting = frozenset(
-        RegistrationItem(i["item"]) for c in corrections or [] if c.state in WAITING
+        RegistrationItem(i["item"])
+        for c in corrections or []
+        if c.state in WAITING
         for i in c.items
-    )  # fmt: skip
+    )
     return OwnRecord(
         name=popup.name,
         id_number=popup.id_number,
@@ -252,7 +298,7 @@ async def own_record(
         deceased=popup.deceased,
         verdict_pending=popup.verdict_pending,
         as_of=popup.as_of,
-    )  # fmt: skip
+    )
 
 
 # Survey's task states that wait for the agency (submitted, first_reviewed): not asked for again.
@@ -288,16 +334,22 @@ def _labels(statuses: Statuses | None) -> dict[str, str | None] | None:
 
 
 def _reminder(reminder: Reminder) -> ReminderOut:
-    return ReminderOut(kind=reminder.kind, text=reminder.text, insurance=reminder.insurance,
-                       item=reminder.item, self_service=reminder.self_service)  # fmt: skip
+    return ReminderOut(
+        kind=reminder.kind,
+        text=reminder.text,
+        insurance=reminder.insurance,
+        item=reminder.item,
+        self_service=reminder.self_service,
+    )
 
 
 async def _corrections(survey: Any, citizen: Any) -> list[CorrectionState] | None:
     """The person's own corrections (survey's), None when survey does not answer: the record is
     identity's and matching's and is shown without them."""
     try:
-        response = await survey.call("GET", "/corrections", caller=citizen,
-                                     params={"person_id": str(citizen.person_id)})  # fmt: skip
+        response = await survey.call(
+            "GET", "/corrections", caller=citizen, params={"person_id": str(citizen.person_id)}
+        )
     except Problem:
         return None
     return [CorrectionState.model_validate(c) for c in response.json()]
@@ -310,43 +362,70 @@ async def _corrections(survey: Any, citizen: Any) -> list[CorrectionState] | Non
     summary="Correct one's own record, to be confirmed by the agency (初审/审定)",
 )
 async def correct(
-    body: Correction, citizen: CitizenDep, audit: CitizenAuditDep, survey: SurveyDep,
+    body: Correction,
+    citizen: CitizenDep,
+    audit: CitizenAuditDep,
+    survey: SurveyDep,
     response: Response,
-) -> CorrectionAccepted:  # fmt: skip
+) -> CorrectionAccepted:
     counter_only = sorted(item for item in body.items if item not in SELF_CORRECTABLE)
     if counter_only:
-        await audit.record(purpose=Purpose.SELF_SERVICE, outcome=Outcome.REJECTED,
-                           person_id=citizen.person_id, person_region=citizen.region)  # fmt: skip
+        await audit.record(
+            purpose=Purpose.SELF_SERVICE,
+            outcome=Outcome.REJECTED,
+            person_id=citizen.person_id,
+            person_region=citizen.region,
+        )
         raise CounterOnlyItems(counter_only)
-    payload = {"client_id": str(body.client_id), "person_id": str(citizen.person_id),
-               "region_code": citizen.region, "origin": citizen.channel.value,
-               "items": body.items}  # fmt: skip
+    payload = {
+        "client_id": str(body.client_id),
+        "person_id": str(citizen.person_id),
+        "region_code": citizen.region,
+        "origin": citizen.channel.value,
+        "items": body.items,
+    }
     try:
         answer = await survey.call("POST", "/corrections", caller=citizen, json=payload)
     except Problem as refused:
         if refused.status == 422:
-            await audit.record(purpose=Purpose.SELF_SERVICE, outcome=Outcome.REJECTED,
-                               person_id=citizen.person_id,
-                               person_region=citizen.region)  # fmt: skip
+            await audit.record(
+                purpose=Purpose.SELF_SERVICE,
+                outcome=Outcome.REJECTED,
+                person_id=citizen.person_id,
+                person_region=citizen.region,
+            )
         raise
-    await audit.record(purpose=Purpose.SELF_SERVICE, outcome=Outcome.OK,
-                       person_id=citizen.person_id, person_region=citizen.region)  # fmt: skip
+    await audit.record(
+        purpose=Purpose.SELF_SERVICE,
+        outcome=Outcome.OK,
+        person_id=citizen.person_id,
+        person_region=citizen.region,
+    )
     if answer.headers.get("Idempotent-Replayed"):
         response.headers["Idempotent-Replayed"] = "true"
     found = answer.json()
-    return CorrectionAccepted(task_id=found["task_id"], state=found["state"],
-                              state_label=found["state_label"])  # fmt: skip
+    return CorrectionAccepted(
+        task_id=found["task_id"], state=found["state"], state_label=found["state_label"]
+    )
 
 
-@router.get("/self/me/corrections", responses=SELF_ERRORS,
-            summary="The citizen's own corrections and where they stand")  # fmt: skip
+@router.get(
+    "/self/me/corrections",
+    responses=SELF_ERRORS,
+    summary="The citizen's own corrections and where they stand",
+)
 async def own_corrections(
     citizen: CitizenDep, audit: CitizenAuditDep, survey: SurveyDep
 ) -> list[CorrectionState]:
-    response = await survey.call("GET", "/corrections", caller=citizen,
-                                 params={"person_id": str(citizen.person_id)})  # fmt: skip
-    await audit.record(purpose=Purpose.SELF_SERVICE, outcome=Outcome.OK,
-                       person_id=citizen.person_id, person_region=citizen.region)  # fmt: skip
+    response = await survey.call(
+        "GET", "/corrections", caller=citizen, params={"person_id": str(citizen.person_id)}
+    )
+    await audit.record(
+        purpose=Purpose.SELF_SERVICE,
+        outcome=Outcome.OK,
+        person_id=citizen.person_id,
+        person_region=citizen.region,
+    )
     return [CorrectionState.model_validate(c) for c in response.json()]
 
 
@@ -355,40 +434,64 @@ async def own_corrections(
 
 class NoVerdictYet(Problem):
     def __init__(self) -> None:
-        super().__init__(409, "no-verdict-yet",
-                         "参保状态尚在核定中，暂不能出具参保证明 (no verdict yet)",
-                         "请稍后再试，或到社保经办窗口办理")  # fmt: skip
+        super().__init__(
+            409,
+            "no-verdict-yet",
+            "参保状态尚在核定中，暂不能出具参保证明 (no verdict yet)",
+            "请稍后再试，或到社保经办窗口办理",
+        )
 
 
 class CertificateNotFound(Problem):
     def __init__(self) -> None:
-        super().__init__(404, "certificate-not-found",
-                         "未找到该验证码对应的参保证明 (no certificate with this code)",
-                         "请核对验证码：16位数字和字母，如 7K3M-Q9XA-2B4T-HN8P")  # fmt: skip
+        super().__init__(
+            404,
+            "certificate-not-found",
+            "未找到该验证码对应的参保证明 (no certificate with this code)",
+            "请核对验证码：16位数字和字母，如 7K3M-Q9XA-2B4T-HN8P",
+        )
 
 
-CERTIFICATE_ERRORS: Final = problems.problem_responses({
-    401: "unauthenticated, invalid-token, token-expired, session-ended",
-    403: problems.ROLE_NOT_ALLOWED,
-    404: "not-registered",
-    409: "no-verdict-yet",
-    503: "identity-unavailable, matching-unavailable",
-})  # fmt: skip
-VERIFY_ERRORS: Final = problems.problem_responses({
-    404: "certificate-not-found",
-    422: "invalid-request: longer than any code",
-    429: "verify-throttled",
-})  # fmt: skip
+CERTIFICATE_ERRORS: Final = problems.problem_responses(
+    {
+        401: "unauthenticated, invalid-token, token-expired, session-ended",
+        403: problems.ROLE_NOT_ALLOWED,
+        404: "not-registered",
+        409: "no-verdict-yet",
+        503: "identity-unavailable, matching-unavailable",
+    }
+)
+VERIFY_ERRORS: Final = problems.problem_responses(
+    {
+        404: "certificate-not-found",
+        422: "invalid-request: longer than any code",
+        429: "verify-throttled",
+    }
+)
 
 
-@router.get("/self/me/certificate.pdf", responses=CERTIFICATE_ERRORS,
-            response_class=Response, summary="The proof of insurance (参保证明), as a PDF",
-            openapi_extra={"responses": {"200": {"content": {"application/pdf": {
-                "schema": {"type": "string", "format": "binary"}}}}}})  # fmt: skip
+@router.get(
+    "/self/me/certificate.pdf",
+    responses=CERTIFICATE_ERRORS,
+    response_class=Response,
+    summary="The proof of insurance (参保证明), as a PDF",
+    openapi_extra={
+        "responses": {
+            "200": {
+                "content": {"application/pdf": {"schema": {"type": "string", "format": "binary"}}}
+            }
+        }
+    },
+)
 async def own_certificate(
-    citizen: CitizenDep, audit: CitizenAuditDep, identity: IdentityDep, matching: MatchingDep,
-    resources: ResourcesDep, settings: SettingsDep, clock: ClockDep,
-) -> Response:  # fmt: skip
+    citizen: CitizenDep,
+    audit: CitizenAuditDep,
+    identity: IdentityDep,
+    matching: MatchingDep,
+    resources: ResourcesDep,
+    settings: SettingsDep,
+    clock: ClockDep,
+) -> Response:
     person = await identity.person_by_id(citizen.person_id, caller=citizen)
     verdict = await matching.verdict(citizen.person_id, caller=citizen)
     if verdict is None or verdict.get("verdict") is None:
@@ -399,27 +502,43 @@ async def own_certificate(
     number = str((golden.get("id_number") or {}).get("value") or "")
     found = verdict["verdict"]
     issued = certificate.Certificate(
-        code=certificate.new_code(), person_id=citizen.person_id, name=name, id_number=number,
-        masked_name=masked("name", name), masked_number=masked("id_number", number),
-        registration=RegistrationState(found["registration"]) if found.get("registration")
+        code=certificate.new_code(),
+        person_id=citizen.person_id,
+        name=name,
+        id_number=number,
+        masked_name=masked("name", name),
+        masked_number=masked("id_number", number),
+        registration=RegistrationState(found["registration"])
+        if found.get("registration")
         else None,
         statuses=dict(found.get("statuses") or {}),
         enrolments=certificate.enrolment_lines(insurance),
         as_of=datetime.fromisoformat(verdict["as_of"]) if verdict.get("as_of") else clock(),
         issued_at=clock(),
-        channel=citizen.channel.value, device=citizen.device,
-    )  # fmt: skip
+        channel=citizen.channel.value,
+        device=citizen.device,
+    )
     verify_url = settings.public_url.rstrip("/") + certificate.VERIFY_PATH + issued.code
-    pdf = await asyncio.to_thread(certificate.render_pdf, issued, verify_url=verify_url,
-                                  font_path=settings.cjk_font)  # fmt: skip
+    pdf = await asyncio.to_thread(
+        certificate.render_pdf, issued, verify_url=verify_url, font_path=settings.cjk_font
+    )
     await certificate.issue(
         resources.database, issued, id_number_hash=id_number_hash(number, key=settings.audit_key())
     )
-    await audit.record(purpose=Purpose.SELF_SERVICE, outcome=Outcome.OK,
-                       person_id=citizen.person_id, person_region=citizen.region)  # fmt: skip
-    return Response(pdf, media_type="application/pdf", headers={
-        "Content-Disposition": f'inline; filename="canbao-certificate-{issued.code}.pdf"',
-        "Cache-Control": "no-store"})  # fmt: skip
+    await audit.record(
+        purpose=Purpose.SELF_SERVICE,
+        outcome=Outcome.OK,
+        person_id=citizen.person_id,
+        person_region=citizen.region,
+    )
+    return Response(
+        pdf,
+        media_type="application/pdf",
+        headers={
+            "Content-Disposition": f'inline; filename="canbao-certificate-{issued.code}.pdf"',
+            "Cache-Control": "no-store",
+        },
+    )
 
 
 class Verification(BaseModel):
@@ -439,34 +558,56 @@ class Verification(BaseModel):
     note: str
 
 
-@router.get(certificate.VERIFY_PATH.removeprefix("/api/v1") + "{code}", tags=["verification"],
-            responses=VERIFY_ERRORS,
-            summary="Whether a proof of insurance is genuine, and what it said")  # fmt: skip
+@router.get(
+    certificate.VERIFY_PATH.removeprefix("/api/v1") + "{code}",
+    tags=["verification"],
+    responses=VERIFY_ERRORS,
+    summary="Whether a proof of insurance is genuine, and what it said",
+)
 async def verify(
     code: Annotated[str, Path(max_length=40, description="as printed: XXXX-XXXX-XXXX-XXXX")],
-    request: Request, resources: ResourcesDep, settings: SettingsDep, clock: ClockDep,
-) -> Verification:  # fmt: skip
+    request: Request,
+    resources: ResourcesDep,
+    settings: SettingsDep,
+    clock: ClockDep,
+) -> Verification:
     now = clock()
     client = throttling.client_key(client_of(request))
     async with resources.database.engine.begin() as connection:
-        await throttling.take(connection, throttling.VERIFICATIONS_PER_CLIENT, client, now=now,
-                              refuse=problems.verify_throttled)  # fmt: skip
+        await throttling.take(
+            connection,
+            throttling.VERIFICATIONS_PER_CLIENT,
+            client,
+            now=now,
+            refuse=problems.verify_throttled,
+        )
     stored = certificate.normalise(code)
     found = await certificate.find(resources.database, stored) if stored else None
-    audit = AuditTrail(database=resources.database, staff=certificate.VERIFIER,
-                       endpoint=endpoint_of(request), client=client_of(request),
-                       key=settings.audit_key(), now=clock)  # fmt: skip
+    audit = AuditTrail(
+        database=resources.database,
+        staff=certificate.VERIFIER,
+        endpoint=endpoint_of(request),
+        client=client_of(request),
+        key=settings.audit_key(),
+        now=clock,
+    )
     if found is None:
         await audit.record(purpose=Purpose.CERTIFICATE_CHECK, outcome=Outcome.NOT_FOUND)
         raise CertificateNotFound()
-    await audit.record(purpose=Purpose.CERTIFICATE_CHECK, outcome=Outcome.OK,
-                       person_id=found.person_id)  # fmt: skip
+    await audit.record(
+        purpose=Purpose.CERTIFICATE_CHECK, outcome=Outcome.OK, person_id=found.person_id
+    )
     return Verification(
-        genuine=True, code=certificate.formatted(found.code), name=found.masked_name,
-        id_number=found.masked_number, registration=found.registration,
+        genuine=True,
+        code=certificate.formatted(found.code),
+        name=found.masked_name,
+        id_number=found.masked_number,
+        registration=found.registration,
         registration_label=found.registration.label if found.registration else None,
         statuses=found.statuses,
         status_labels={k: StatusCode(v).label if v else None for k, v in found.statuses.items()},
-        as_of=found.as_of, issued_at=found.issued_at, channel=found.channel,
+        as_of=found.as_of,
+        issued_at=found.issued_at,
+        channel=found.channel,
         note="此为出具时的参保状态；当前状态以经办机构记录为准",
-    )  # fmt: skip
+    )

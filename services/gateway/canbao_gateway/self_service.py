@@ -111,9 +111,11 @@ class Unverified:
 
 class NameMismatch(Problem):
     def __init__(self) -> None:
-        super().__init__(403, "name-mismatch",
-                         "姓名与登记信息不一致，请到社保经办窗口办理 (the name does not match the "
-                         "registry's)")  # fmt: skip
+        super().__init__(
+            403,
+            "name-mismatch",
+            "姓名与登记信息不一致，请到社保经办窗口办理 (the name does not match the registry's)",
+        )
 
 
 class IdTokenInvalid(ProblemWithHeaders):
@@ -132,15 +134,22 @@ class IdTokenReplayed(ProblemWithHeaders):
 
 class MobileChannelClosed(Problem):
     def __init__(self) -> None:
-        super().__init__(503, "mobile-channel-unavailable",
-                         "手机APP登录暂不可用 (no identity provider is configured)")  # fmt: skip
+        super().__init__(
+            503,
+            "mobile-channel-unavailable",
+            "手机APP登录暂不可用 (no identity provider is configured)",
+        )
 
 
 class NotAKiosk(Problem):
     def __init__(self, kind: str) -> None:
-        super().__init__(403, "role-not-allowed", "您的岗位无权使用此功能 (role not allowed)",
-                         "only a kiosk opens a session with what it read from an ID card",
-                         role=kind)  # fmt: skip
+        super().__init__(
+            403,
+            "role-not-allowed",
+            "您的岗位无权使用此功能 (role not allowed)",
+            "only a kiosk opens a session with what it read from an ID card",
+            role=kind,
+        )
 
 
 def session_ended() -> Unauthenticated:
@@ -173,30 +182,55 @@ def _name_key(name: str) -> str:
 
 
 async def open_kiosk_session(
-    *, kiosk: Client, id_number: str, name: str, identity: IdentityClient, database: Database,
-    settings: GatewaySettings, audit: AuditTrail, now: datetime,
-) -> Opened:  # fmt: skip
+    *,
+    kiosk: Client,
+    id_number: str,
+    name: str,
+    identity: IdentityClient,
+    database: Database,
+    settings: GatewaySettings,
+    audit: AuditTrail,
+    now: datetime,
+) -> Opened:
     """A session for the person whose ID card the kiosk read. 422 for a number that is not
     valid, 404 not-registered, 403 name-mismatch; each audited."""
     if kiosk.kind is not ClientKind.KIOSK:
         raise NotAKiosk(kiosk.kind.value)
     number = _valid_number(id_number)
-    await _within_limits(database, audit, number, now=now,
-                         kiosk=throttling.SESSIONS_PER_KIOSK, key=kiosk.client_id)  # fmt: skip
+    await _within_limits(
+        database, audit, number, now=now, kiosk=throttling.SESSIONS_PER_KIOSK, key=kiosk.client_id
+    )
     person = await _registered(identity, number, audit=audit, caller=kiosk)
     registered = (person["golden"].get("name") or {}).get("value") or ""
     if not names_match(name, str(registered)):
-        await audit.record(purpose=Purpose.SELF_SERVICE, outcome=Outcome.REFUSED,
-                           person_id=person["person_id"], id_number=number)  # fmt: skip
+        await audit.record(
+            purpose=Purpose.SELF_SERVICE,
+            outcome=Outcome.REFUSED,
+            person_id=person["person_id"],
+            id_number=number,
+        )
         raise NameMismatch()
-    return await _open(person, number, channel=Channel.KIOSK, device=kiosk.client_id,
-                       database=database, settings=settings, audit=audit, now=now)  # fmt: skip
+    return await _open(
+        person,
+        number,
+        channel=Channel.KIOSK,
+        device=kiosk.client_id,
+        database=database,
+        settings=settings,
+        audit=audit,
+        now=now,
+    )
 
 
 async def open_mobile_session(
-    *, id_token: str, identity: IdentityClient, database: Database, settings: GatewaySettings,
-    audit: AuditTrail, now: datetime,
-) -> Opened:  # fmt: skip
+    *,
+    id_token: str,
+    identity: IdentityClient,
+    database: Database,
+    settings: GatewaySettings,
+    audit: AuditTrail,
+    now: datetime,
+) -> Opened:
     """A session for the subject of the identity provider's ID token; 401 id-token-invalid (with
     the reason) or id-token-replayed, 404 not-registered; each audited."""
     issuer, key = settings.mobile_id_token_issuer, settings.mobile_id_token_public_key
@@ -205,11 +239,18 @@ async def open_mobile_session(
     try:
         # Times are checked below against the injected clock, not PyJWT's own time.
         claims = jwt.decode(
-            id_token, key, algorithms=settings.mobile_id_token_algorithms,
-            audience=settings.mobile_id_token_audience, issuer=issuer,
-            options={"require": ["iss", "aud", "sub", "exp", "iat", "jti"], "verify_exp": False,
-                     "verify_iat": False, "verify_nbf": False},
-        )  # fmt: skip
+            id_token,
+            key,
+            algorithms=settings.mobile_id_token_algorithms,
+            audience=settings.mobile_id_token_audience,
+            issuer=issuer,
+            options={
+                "require": ["iss", "aud", "sub", "exp", "iat", "jti"],
+                "verify_exp": False,
+                "verify_iat": False,
+                "verify_nbf": False,
+            },
+        )
         _check_times(claims, now)
         subject, jti = str(claims["sub"]), str(claims["jti"])
         expires = datetime.fromtimestamp(int(claims["exp"]), tz=UTC)
@@ -223,18 +264,31 @@ async def open_mobile_session(
     number = normalise(subject)
     await _within_limits(database, audit, number, now=now)
     async with database.engine.begin() as connection:
-        await connection.execute(sa.delete(id_token_uses).where(
-            id_token_uses.c.expires_at < now - timedelta(seconds=ID_TOKEN_LEEWAY_S)))  # fmt: skip
+        await connection.execute(
+            sa.delete(id_token_uses).where(
+                id_token_uses.c.expires_at < now - timedelta(seconds=ID_TOKEN_LEEWAY_S)
+            )
+        )
         first = await connection.scalar(
-            insert(id_token_uses).values(issuer=issuer[:JTI_MAX], jti=jti, expires_at=expires)
-            .on_conflict_do_nothing().returning(id_token_uses.c.jti)
-        )  # fmt: skip
+            insert(id_token_uses)
+            .values(issuer=issuer[:JTI_MAX], jti=jti, expires_at=expires)
+            .on_conflict_do_nothing()
+            .returning(id_token_uses.c.jti)
+        )
     if first is None:
         await audit.record(purpose=Purpose.SELF_SERVICE, outcome=Outcome.REFUSED, id_number=number)
         raise IdTokenReplayed()
     person = await _registered(identity, number, audit=audit, caller=audit.staff)
-    return await _open(person, number, channel=Channel.MOBILE, device=_device_of(issuer),
-                       database=database, settings=settings, audit=audit, now=now)  # fmt: skip
+    return await _open(
+        person,
+        number,
+        channel=Channel.MOBILE,
+        device=_device_of(issuer),
+        database=database,
+        settings=settings,
+        audit=audit,
+        now=now,
+    )
 
 
 def _check_times(claims: dict[str, Any], now: datetime) -> None:
@@ -277,9 +331,11 @@ def _reason(exc: Exception) -> str:
 def _valid_number(id_number: str) -> str:
     if defects := validate(id_number):
         raise problems.InvalidIdNumber(
-            [{"code": d.code.value, "message": d.message, "message_zh": d.message_zh}
-             for d in defects]
-        )  # fmt: skip
+            [
+                {"code": d.code.value, "message": d.message, "message_zh": d.message_zh}
+                for d in defects
+            ]
+        )
     return normalise(id_number)
 
 
@@ -289,48 +345,81 @@ async def _registered(
     try:
         return await identity.person(number, "01", caller=caller)
     except NotRegistered:
-        await audit.record(purpose=Purpose.SELF_SERVICE, outcome=Outcome.NOT_FOUND,
-                           id_number=number, person_region=number[:6])  # fmt: skip
+        await audit.record(
+            purpose=Purpose.SELF_SERVICE,
+            outcome=Outcome.NOT_FOUND,
+            id_number=number,
+            person_region=number[:6],
+        )
         raise
 
 
 async def _within_limits(
-    database: Database, audit: AuditTrail, number: str, *, now: datetime,
-    kiosk: throttling.Limit | None = None, key: str = "",
-) -> None:  # fmt: skip
+    database: Database,
+    audit: AuditTrail,
+    number: str,
+    *,
+    now: datetime,
+    kiosk: throttling.Limit | None = None,
+    key: str = "",
+) -> None:
     """Count the attempt against the limits of throttling.py (sessions per ID number, and per
     kiosk for a kiosk); a refusal (429 self-service-throttled) is audited."""
     try:
         async with database.engine.begin() as connection:
             if kiosk is not None:
-                await throttling.take(connection, kiosk, key, now=now,
-                                      refuse=problems.self_service_throttled)  # fmt: skip
-            await throttling.take(connection, throttling.SESSIONS_PER_NUMBER,
-                                  id_number_hash(number, key=audit.key), now=now,
-                                  refuse=problems.self_service_throttled)  # fmt: skip
+                await throttling.take(
+                    connection, kiosk, key, now=now, refuse=problems.self_service_throttled
+                )
+            await throttling.take(
+                connection,
+                throttling.SESSIONS_PER_NUMBER,
+                id_number_hash(number, key=audit.key),
+                now=now,
+                refuse=problems.self_service_throttled,
+            )
     except problems.Throttled:
         await audit.record(purpose=Purpose.SELF_SERVICE, outcome=Outcome.REFUSED, id_number=number)
         raise
 
 
 async def _open(
-    person: dict[str, Any], number: str, *, channel: Channel, device: str, database: Database,
-    settings: GatewaySettings, audit: AuditTrail, now: datetime,
-) -> Opened:  # fmt: skip
+    person: dict[str, Any],
+    number: str,
+    *,
+    channel: Channel,
+    device: str,
+    database: Database,
+    settings: GatewaySettings,
+    audit: AuditTrail,
+    now: datetime,
+) -> Opened:
     session_id = uuid.uuid4()
     person_id = UUID(str(person["person_id"]))
     region = _region_of(person, number)
     expires = now + settings.self_session_lifetime
     async with database.engine.begin() as connection:
-        await connection.execute(sa.insert(self_sessions).values(
-            session_id=session_id, person_id=person_id,
-            id_number_hash=id_number_hash(number, key=audit.key), region=region,
-            channel=channel.value, device=device, opened_at=now, expires_at=expires,
-            last_seen_at=now))  # fmt: skip
+        await connection.execute(
+            sa.insert(self_sessions).values(
+                session_id=session_id,
+                person_id=person_id,
+                id_number_hash=id_number_hash(number, key=audit.key),
+                region=region,
+                channel=channel.value,
+                device=device,
+                opened_at=now,
+                expires_at=expires,
+                last_seen_at=now,
+            )
+        )
     citizen = Citizen(session_id, person_id, region, channel, device)
-    await _audit_as(citizen, audit).record(purpose=Purpose.SELF_SERVICE, outcome=Outcome.OK,
-                                           person_id=person_id, id_number=number,
-                                           person_region=region)  # fmt: skip
+    await _audit_as(citizen, audit).record(
+        purpose=Purpose.SELF_SERVICE,
+        outcome=Outcome.OK,
+        person_id=person_id,
+        id_number=number,
+        person_region=region,
+    )
     token = tokens.issue_session(session_id, key=settings.jwt_key(), now=now, expires=expires)
     return Opened(token=token, expires_in=int(settings.self_session_lifetime.total_seconds()))
 
@@ -346,15 +435,25 @@ def _region_of(person: dict[str, Any], number: str) -> str:
 
 
 def _audit_as(actor: Any, audit: AuditTrail) -> AuditTrail:
-    return AuditTrail(database=audit.database, staff=actor, endpoint=audit.endpoint,
-                      client=audit.client, key=audit.key, now=audit.now)  # fmt: skip
+    return AuditTrail(
+        database=audit.database,
+        staff=actor,
+        endpoint=audit.endpoint,
+        client=audit.client,
+        key=audit.key,
+        now=audit.now,
+    )
 
 
 async def end_session(database: Database, citizen: Citizen, *, now: datetime) -> None:
     async with database.engine.begin() as connection:
-        await connection.execute(sa.update(self_sessions).where(
-            self_sessions.c.session_id == citizen.session_id,
-            self_sessions.c.ended_at.is_(None)).values(ended_at=now))  # fmt: skip
+        await connection.execute(
+            sa.update(self_sessions)
+            .where(
+                self_sessions.c.session_id == citizen.session_id, self_sessions.c.ended_at.is_(None)
+            )
+            .values(ended_at=now)
+        )
 
 
 # -- The session of a request --------------------------------------------------------------------
@@ -362,8 +461,10 @@ async def end_session(database: Database, citizen: Citizen, *, now: datetime) ->
 
 async def current_citizen(
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-    settings: SettingsDep, now: ClockDep, resources: ResourcesDep,
-) -> Citizen:  # fmt: skip
+    settings: SettingsDep,
+    now: ClockDep,
+    resources: ResourcesDep,
+) -> Citizen:
     """The citizen whose open session the bearer token names; 401 `session-ended` for one ended,
     expired, idle on a kiosk, or of a kiosk disabled since; 403 for a staff or kiosk token."""
     if credentials is None:
@@ -374,12 +475,18 @@ async def current_citizen(
     kiosk_enabled = sa.exists().where(clients.c.client_id == s.device, clients.c.active)
     statement = (
         sa.update(self_sessions)
-        .where(s.session_id == session_id, s.ended_at.is_(None), s.expires_at > at,
-               sa.or_(s.channel != Channel.KIOSK.value,
-                      sa.and_(s.last_seen_at > at - settings.kiosk_idle, kiosk_enabled)))
+        .where(
+            s.session_id == session_id,
+            s.ended_at.is_(None),
+            s.expires_at > at,
+            sa.or_(
+                s.channel != Channel.KIOSK.value,
+                sa.and_(s.last_seen_at > at - settings.kiosk_idle, kiosk_enabled),
+            ),
+        )
         .values(last_seen_at=at)
         .returning(s.person_id, s.region, s.channel, s.device)
-    )  # fmt: skip
+    )
     async with resources.database.engine.begin() as connection:
         row = (await connection.execute(statement)).first()
     if row is None:
@@ -391,12 +498,21 @@ CitizenDep = Annotated[Citizen, Depends(current_citizen)]
 
 
 async def citizen_audit(
-    request: Request, citizen: CitizenDep, resources: ResourcesDep, settings: SettingsDep,
+    request: Request,
+    citizen: CitizenDep,
+    resources: ResourcesDep,
+    settings: SettingsDep,
     now: ClockDep,
-) -> AuditTrail:  # fmt: skip
+) -> AuditTrail:
     """The audit trail of a citizen's request: the session's channel and device as who acted."""
-    return AuditTrail(database=resources.database, staff=citizen, endpoint=endpoint_of(request),
-                      client=client_of(request), key=settings.audit_key(), now=now)  # fmt: skip
+    return AuditTrail(
+        database=resources.database,
+        staff=citizen,
+        endpoint=endpoint_of(request),
+        client=client_of(request),
+        key=settings.audit_key(),
+        now=now,
+    )
 
 
 CitizenAuditDep = Annotated[AuditTrail, Depends(citizen_audit)]

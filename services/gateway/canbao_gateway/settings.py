@@ -202,8 +202,11 @@ class GatewaySettings(DataKeySettings, ServiceSettings):
         return timedelta(minutes=self.client_token_minutes)
 
     def dci_key(self) -> Ed25519PrivateKey | None:
-        return None if self.dci_signing_key is None else private_key(
-            self.dci_signing_key.get_secret_value())  # fmt: skip
+        return (
+            None
+            if self.dci_signing_key is None
+            else private_key(self.dci_signing_key.get_secret_value())
+        )
 
     def jwt_key(self) -> str:
         assert self.jwt_signing_key is not None  # set by the validator

@@ -56,15 +56,27 @@ class SurveyClient(InternalClient):
         return self.unavailable()
 
     async def call(
-        self, method: str, path: str, *, caller: Actor, time_limit_s: float = TIMEOUT_S,
-        replayable: bool = True, prefix: str = SURVEY_PREFIX, **kwargs: Any,
-    ) -> httpx.Response:  # fmt: skip
+        self,
+        method: str,
+        path: str,
+        *,
+        caller: Actor,
+        time_limit_s: float = TIMEOUT_S,
+        replayable: bool = True,
+        prefix: str = SURVEY_PREFIX,
+        **kwargs: Any,
+    ) -> httpx.Response:
         """A call to survey's household-survey API (`path` under /internal/survey; `prefix`
         "/internal" for the collections') on behalf of `caller`: survey's answer, or its
         problem raised as the gateway's own."""
-        response = await self._send(method, prefix + path, caller=caller,
-                                    timeout=time_limit_s, replayable=replayable,
-                                    **kwargs)  # fmt: skip
+        response = await self._send(
+            method,
+            prefix + path,
+            caller=caller,
+            timeout=time_limit_s,
+            replayable=replayable,
+            **kwargs,
+        )
         if response.status_code >= 400:
             raise self.passed_on(response)
         return response
@@ -75,9 +87,15 @@ class SurveyClient(InternalClient):
         signing key). Not replayed after a timeout: the list may be half made, and the
         reviewer's own retry adds only whom the first one missed."""
         headers = {"Canbao-Identity-Token": self.service_token(caller, audience="identity")}
-        response = await self.call("POST", "/lists", caller=caller,
-                                   json={"region_code": region_code}, headers=headers,
-                                   time_limit_s=LIST_TIMEOUT_S, replayable=False)  # fmt: skip
+        response = await self.call(
+            "POST",
+            "/lists",
+            caller=caller,
+            json={"region_code": region_code},
+            headers=headers,
+            time_limit_s=LIST_TIMEOUT_S,
+            replayable=False,
+        )
         return response.json()
 
     async def submit_collection(
@@ -87,9 +105,13 @@ class SurveyClient(InternalClient):
         answer (201), or its problem raised."""
         headers = {"Idempotency-Key": idempotency_key}
         response = await self._send(
-            "POST", "/internal/collections", json=body, headers=headers, caller=caller,
+            "POST",
+            "/internal/collections",
+            json=body,
+            headers=headers,
+            caller=caller,
             timeout=TIMEOUT_S,
-        )  # fmt: skip
+        )
         if response.status_code >= 400:
             raise self.passed_on(response)
         return response.json()

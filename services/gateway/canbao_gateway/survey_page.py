@@ -96,8 +96,9 @@ async def survey_page() -> HTMLResponse:
 
 @router.get("/survey/survey.js")
 async def survey_script() -> FileResponse:
-    return FileResponse(PAGE_DIR / "survey.js", media_type="text/javascript",
-                        headers=SECURITY_HEADERS)  # fmt: skip
+    return FileResponse(
+        PAGE_DIR / "survey.js", media_type="text/javascript", headers=SECURITY_HEADERS
+    )
 
 
 @router.get("/survey/survey.css")

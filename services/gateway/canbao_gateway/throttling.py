@@ -116,9 +116,13 @@ VERIFICATIONS_PER_CLIENT: Final = Limit("verify-client", 30, timedelta(minutes=1
 
 
 async def take(
-    connection: AsyncConnection, limit: Limit, key: str, *, now: datetime,
+    connection: AsyncConnection,
+    limit: Limit,
+    key: str,
+    *,
+    now: datetime,
     refuse: Callable[[int], Problem],
-) -> None:  # fmt: skip
+) -> None:
     """Count one request against `limit` for `key` (the caller's transaction), or raise
     `refuse(seconds to wait)` while the limit is reached; a refused request is not counted.
     The key's lock serialises concurrent requests, so parallel ones cannot slip past the count;
@@ -129,12 +133,16 @@ async def take(
         {"namespace": _LIMIT_NAMESPACE, "scope": limit.scope, "key": key},
     )
     mine = (throttle_hits.c.scope == limit.scope) & (throttle_hits.c.key == key)
-    await connection.execute(sa.delete(throttle_hits).where(
-        mine, throttle_hits.c.hit_at <= now - limit.window))  # fmt: skip
+    await connection.execute(
+        sa.delete(throttle_hits).where(mine, throttle_hits.c.hit_at <= now - limit.window)
+    )
     oldest_counted = await connection.scalar(
-        sa.select(throttle_hits.c.hit_at).where(mine)
-        .order_by(throttle_hits.c.hit_at.desc()).offset(limit.most - 1).limit(1)
-    )  # fmt: skip
+        sa.select(throttle_hits.c.hit_at)
+        .where(mine)
+        .order_by(throttle_hits.c.hit_at.desc())
+        .offset(limit.most - 1)
+        .limit(1)
+    )
     if oldest_counted is not None:
         wait = (oldest_counted + limit.window - now).total_seconds()
         raise refuse(max(1, math.ceil(wait)))

@@ -68,8 +68,9 @@ def issue(staff: Staff, *, version: int, key: str, now: datetime, lifetime: time
 def read(token: str, *, key: str, now: datetime) -> Holder:
     """Whom a staff token stands for; raises the 401 problem that says why not (revocation is
     `check_current`'s), or 403 for a valid token of another kind."""
-    claims = _claims(token, key=key, now=now, audience=AUDIENCE,
-                     required=["sub", "role", "scope", "ver"])  # fmt: skip
+    claims = _claims(
+        token, key=key, now=now, audience=AUDIENCE, required=["sub", "role", "scope", "ver"]
+    )
     try:
         staff = Staff(username=claims["sub"], role=Role(claims["role"]), scope=claims["scope"])
     except (ValueError, TypeError) as exc:
@@ -87,35 +88,53 @@ def issue_client(
     client: Client, *, version: int, key: str, now: datetime, lifetime: timedelta
 ) -> str:
     claims: dict[str, Any] = {
-        "iss": ISSUER, "aud": CLIENT_AUDIENCE, "sub": client.client_id,
-        "role": client.kind.value, "scope": client.region, "ver": version, "iat": now,
-        "exp": now + lifetime, "jti": uuid.uuid4().hex,
-    }  # fmt: skip
+        "iss": ISSUER,
+        "aud": CLIENT_AUDIENCE,
+        "sub": client.client_id,
+        "role": client.kind.value,
+        "scope": client.region,
+        "ver": version,
+        "iat": now,
+        "exp": now + lifetime,
+        "jti": uuid.uuid4().hex,
+    }
     if client.department is not None:  # a partner: what it may do and see (clients.py)
-        claims |= {"dept": client.department, "perm": sorted(client.permissions),
-                   "fields": sorted(client.fields)}  # fmt: skip
+        claims |= {
+            "dept": client.department,
+            "perm": sorted(client.permissions),
+            "fields": sorted(client.fields),
+        }
     return jwt.encode(claims, key, algorithm=ALGORITHM)
 
 
 def read_client(token: str, *, key: str, now: datetime) -> ClientHolder:
     """The client a client token stands for (401 / 403 as `read`)."""
-    claims = _claims(token, key=key, now=now, audience=CLIENT_AUDIENCE,
-                     required=["sub", "role", "scope", "ver"])  # fmt: skip
+    claims = _claims(
+        token, key=key, now=now, audience=CLIENT_AUDIENCE, required=["sub", "role", "scope", "ver"]
+    )
     try:
         client = Client(
-            client_id=claims["sub"], kind=ClientKind(claims["role"]), region=claims["scope"],
+            client_id=claims["sub"],
+            kind=ClientKind(claims["role"]),
+            region=claims["scope"],
             department=claims.get("dept"),
             permissions=frozenset(Permission(p) for p in claims.get("perm", ())),
             fields=frozenset(Field(f) for f in claims.get("fields", ())),
-        )  # fmt: skip
+        )
     except (ValueError, TypeError) as exc:
         raise problems.invalid_token() from exc
     return ClientHolder(client=client, version=_version(claims))
 
 
 def issue_session(session_id: uuid.UUID, *, key: str, now: datetime, expires: datetime) -> str:
-    claims = {"iss": ISSUER, "aud": SESSION_AUDIENCE, "sub": str(session_id),
-              "role": SESSION_ROLE, "iat": now, "exp": expires}  # fmt: skip
+    claims = {
+        "iss": ISSUER,
+        "aud": SESSION_AUDIENCE,
+        "sub": str(session_id),
+        "role": SESSION_ROLE,
+        "iat": now,
+        "exp": expires,
+    }
     return jwt.encode(claims, key, algorithm=ALGORITHM)
 
 
@@ -137,10 +156,13 @@ def _claims(
     try:
         # Expiry is checked below against the injected clock, not PyJWT's own time.
         claims: dict[str, Any] = jwt.decode(
-            token, key, algorithms=[ALGORITHM], audience=_AUDIENCES, issuer=ISSUER,
-            options={"require": ["exp", "iat", "aud"], "verify_exp": False,
-                     "verify_iat": False},
-        )  # fmt: skip
+            token,
+            key,
+            algorithms=[ALGORITHM],
+            audience=_AUDIENCES,
+            issuer=ISSUER,
+            options={"require": ["exp", "iat", "aud"], "verify_exp": False, "verify_iat": False},
+        )
         expires = int(claims["exp"])
         issued = int(claims["iat"])
     except (jwt.InvalidTokenError, ValueError, TypeError, KeyError) as exc:

@@ -81,8 +81,13 @@ async def get_writebacks(
 ) -> WriteBackPage:
     division = region or staff.scope
     await region_in_scope(staff, division, audit, Purpose.REVIEW)
-    asked: dict[str, Any] = {"state": state, "system": system, "region": division,
-                             "cursor": cursor, "limit": limit}  # fmt: skip
+    asked: dict[str, Any] = {
+        "state": state,
+        "system": system,
+        "region": division,
+        "cursor": cursor,
+        "limit": limit,
+    }
     params = {k: v for k, v in asked.items() if v is not None}
     response = await identity._send("GET", "/internal/writebacks", caller=staff, params=params)
     if response.status_code == 422 and "invalid-cursor" in response.text:

@@ -148,8 +148,9 @@ class GoldenRecordBuilder(BackgroundLoop):
         except Exception as error:
             if _transient(error):
                 raise
-            log.warning("%s: %s in a rebuild, rebuilding person by person",
-                        self.name, type(error).__name__)  # fmt: skip
+            log.warning(
+                "%s: %s in a rebuild, rebuilding person by person", self.name, type(error).__name__
+            )
             return await self._rebuild_apart()
         self.rebuilt += rebuilt
         return rebuilt, self._batch_size

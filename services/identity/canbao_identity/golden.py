@@ -315,8 +315,11 @@ def _employment(records: Sequence[LinkedRecord]) -> dict[str, Any] | None:
             f, rank, value = fact.fields, None, None
             if fact.kind == "employment" and not f.get("ended_on"):
                 rank = 0
-                value = {"status": "employed", "unit_id": f.get("unit_id"),
-                         "unit_name": f.get("unit_name")}  # fmt: skip
+                value = {
+                    "status": "employed",
+                    "unit_id": f.get("unit_id"),
+                    "unit_name": f.get("unit_name"),
+                }
             elif fact.kind == "enrolment" and f.get("unit_id") and f.get("state") == "paying":
                 rank, value = 1, {"status": "employed", "unit_id": f["unit_id"], "unit_name": None}
             elif fact.kind == "study" and f.get("state") == "1":

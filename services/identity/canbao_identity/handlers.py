@@ -90,9 +90,14 @@ def staged_change(
         except MalformedChangeEvent as error:
             raise PermanentError(f"malformed change event: {error.reason}") from None
     return stage(
-        protector, f"{adapter.system}.{adapter.table}", key, revision, observed_at, record,
+        protector,
+        f"{adapter.system}.{adapter.table}",
+        key,
+        revision,
+        observed_at,
+        record,
         changed_at=changed_at(event, streamed=position.streamed),
-    )  # fmt: skip
+    )
 
 
 def changed_at(event: ChangeEvent, *, streamed: bool) -> datetime | None:

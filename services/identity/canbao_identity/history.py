@@ -63,8 +63,9 @@ def value_changes(
         entry = values.get(r.ID_NUMBER) or next(iter(values.values()), None)
         rows = [_row(protector, person_id, ChangeKind.REGISTERED, None, entry)]
         if document["deceased"]:
-            rows.append(_row(protector, person_id, ChangeKind.DECEASED, None,
-                             values.get(r.DEATH_DATE)))  # fmt: skip
+            rows.append(
+                _row(protector, person_id, ChangeKind.DECEASED, None, values.get(r.DEATH_DATE))
+            )
         return rows
     rows = []
     before: dict[str, dict[str, Any]] = previous["values"]
@@ -73,11 +74,18 @@ def value_changes(
         old_value = None if old is None else old["value"]
         new_value = None if new is None else new["value"]
         if old_value != new_value:
-            rows.append(_row(protector, person_id, ChangeKind.VALUE, item, new,
-                             {"old": old_value, "new": new_value}))  # fmt: skip
+            rows.append(
+                _row(
+                    protector,
+                    person_id,
+                    ChangeKind.VALUE,
+                    item,
+                    new,
+                    {"old": old_value, "new": new_value},
+                )
+            )
     if document["deceased"] and not previous.get("deceased"):
-        rows.append(_row(protector, person_id, ChangeKind.DECEASED, None,
-                         values.get(r.DEATH_DATE)))  # fmt: skip
+        rows.append(_row(protector, person_id, ChangeKind.DECEASED, None, values.get(r.DEATH_DATE)))
     return rows
 
 
@@ -137,9 +145,10 @@ def opened(protector: Protector, row: Any) -> dict[str, Any]:
     values: dict[str, Any] = {}
     if row.values_sealed is not None:
         values = protector.decrypt(
-            row.values_sealed, key_id=row.key_id,
+            row.values_sealed,
+            key_id=row.key_id,
             context=change_context(row.person_id, row.change_id),
-        )  # fmt: skip
+        )
     return {
         "change_id": row.change_id,
         "person_id": row.person_id,

@@ -39,17 +39,31 @@ class IdentityMetrics:
         meter = metrics.get_meter("canbao.identity")
         self._sources: weakref.WeakSet[BacklogSource] = weakref.WeakSet()
         for name, unit, description, value in (
-            ("canbao.identity.staged", "{change}",
-             "Changes consumed and staged, not yet resolved", lambda b: b.staged),
-            ("canbao.identity.staged.oldest_age", "s",
-             "Age of the oldest staged change (0 when none)", lambda b: b.oldest_staged_age_s),
-            ("canbao.identity.pending_persons", "{person}",
-             "Persons whose records changed, golden record not yet rebuilt",
-             lambda b: b.pending_persons),
-            ("canbao.identity.set_aside_persons", "{person}",
-             "Persons set aside: their rebuild failed for a reason that is not transient",
-             lambda b: b.set_aside_persons),
-        ):  # fmt: skip
+            (
+                "canbao.identity.staged",
+                "{change}",
+                "Changes consumed and staged, not yet resolved",
+                lambda b: b.staged,
+            ),
+            (
+                "canbao.identity.staged.oldest_age",
+                "s",
+                "Age of the oldest staged change (0 when none)",
+                lambda b: b.oldest_staged_age_s,
+            ),
+            (
+                "canbao.identity.pending_persons",
+                "{person}",
+                "Persons whose records changed, golden record not yet rebuilt",
+                lambda b: b.pending_persons,
+            ),
+            (
+                "canbao.identity.set_aside_persons",
+                "{person}",
+                "Persons set aside: their rebuild failed for a reason that is not transient",
+                lambda b: b.set_aside_persons,
+            ),
+        ):
             meter.create_observable_gauge(
                 name, callbacks=[self._observer(value)], unit=unit, description=description
             )

@@ -233,11 +233,13 @@ class PersonIds(BaseModel):
 
 
 class NumbersOf(BaseModel):
-    numbers: dict[UUID, str] = Field(description="person_id → citizen ID number, for those "
-                                     "known with one")  # fmt: skip
-    masked_names: dict[UUID, str] = Field(default_factory=dict,
-                                          description="person_id → the masked name (张*), for "
-                                          "those known with a name")  # fmt: skip
+    numbers: dict[UUID, str] = Field(
+        description="person_id → citizen ID number, for those known with one"
+    )
+    masked_names: dict[UUID, str] = Field(
+        default_factory=dict,
+        description="person_id → the masked name (张*), for those known with a name",
+    )
 
 
 # A partner's search answers with numbers; an analyst's list of the people behind a report's
@@ -245,27 +247,31 @@ class NumbersOf(BaseModel):
 IDENTIFIERS_ROLES: Final = (PARTNER, "analyst")
 
 
-@router.post("/persons/identifiers", response_model=NumbersOf,
-             summary="The ID numbers and masked names of people a partner's search or an "
-             "analyst's list found (the gateway checks who may see them)")  # fmt: skip
+@router.post(
+    "/persons/identifiers",
+    response_model=NumbersOf,
+    summary="The ID numbers and masked names of people a partner's search or an "
+    "analyst's list found (the gateway checks who may see them)",
+)
 async def numbers_of(
     body: PersonIds, caller: CallerDep, resources: ResourcesDep, protector: ProtectorDep
 ) -> NumbersOf:
     require_role(caller, *IDENTIFIERS_ROLES)
     query = sa.select(
-        persons.c.person_id, persons.c.golden_ciphertext, persons.c.key_id,
+        persons.c.person_id,
+        persons.c.golden_ciphertext,
+        persons.c.key_id,
         persons.c.public_state["masked_name"].astext.label("masked_name"),
-    ).where(
-        persons.c.person_id.in_(set(body.person_ids)), persons.c.golden_ciphertext.is_not(None)
-    )  # fmt: skip
+    ).where(persons.c.person_id.in_(set(body.person_ids)), persons.c.golden_ciphertext.is_not(None))
     numbers: dict[UUID, str] = {}
     masked_names: dict[UUID, str] = {}
     async with resources.database.engine.connect() as connection:
         for row in await connection.execute(query) if body.person_ids else []:
             if row.masked_name:
                 masked_names[row.person_id] = row.masked_name
-            document = protector.decrypt(row.golden_ciphertext, key_id=row.key_id,
-                                         context=person_context(row.person_id))  # fmt: skip
+            document = protector.decrypt(
+                row.golden_ciphertext, key_id=row.key_id, context=person_context(row.person_id)
+            )
             document_type = (document["values"].get(r.DOCUMENT_TYPE) or {}).get("value", "01")
             found = document["values"].get(r.ID_NUMBER)
             if document_type == "01" and found and found.get("value"):

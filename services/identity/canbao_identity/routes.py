@@ -205,9 +205,12 @@ class Resolve(BaseModel):
     summary="Resolve a queued record",
 )
 async def resolve_review(
-    entry_id: int, body: Resolve, caller: CallerDep, resources: ResourcesDep,
+    entry_id: int,
+    body: Resolve,
+    caller: CallerDep,
+    resources: ResourcesDep,
     protector: ProtectorDep,
-) -> ReviewEntry:  # fmt: skip
+) -> ReviewEntry:
     """The reviewer is the staff member the gateway's service token names."""
     if (body.person_id is None) == (not body.new_person):
         raise Problem(
@@ -231,10 +234,11 @@ async def resolve_review(
         elif await store.person(person_id) is None:
             raise NotRegistered()
         await registry.link_reviewed(
-            entry, person_id,
+            entry,
+            person_id,
             outcome=ReviewOutcome.NEW_PERSON if body.new_person else ReviewOutcome.LINKED,
             by=caller.username,
-        )  # fmt: skip
+        )
         # The clerk waits for the answer: this person now; the others by the builder.
         await registry.rebuild([person_id])
         resolved = await store.review_entry(entry_id)
@@ -248,10 +252,14 @@ class Merge(BaseModel):
     surviving_person_id: UUID
 
 
-@router.post("/persons/{person_id}/merge", response_model=PersonRecord,
-             summary="Merge a person into another (one person registered twice)")  # fmt: skip
-async def merge_person(person_id: UUID, body: Merge, resources: ResourcesDep,
-                       protector: ProtectorDep) -> PersonRecord:  # fmt: skip
+@router.post(
+    "/persons/{person_id}/merge",
+    response_model=PersonRecord,
+    summary="Merge a person into another (one person registered twice)",
+)
+async def merge_person(
+    person_id: UUID, body: Merge, resources: ResourcesDep, protector: ProtectorDep
+) -> PersonRecord:
     if person_id == body.surviving_person_id:
         raise Problem(
             422, "invalid-merge", "不能将人员与其本人合并", "a person cannot be merged into itself"
@@ -314,10 +322,13 @@ class InvalidCursor(Problem):
     summary="A person's change history, newest first (keyset pages)",
 )
 async def person_history(
-    person_id: UUID, caller: CallerDep, resources: ResourcesDep, protector: ProtectorDep,
+    person_id: UUID,
+    caller: CallerDep,
+    resources: ResourcesDep,
+    protector: ProtectorDep,
     cursor: Annotated[str | None, Query(max_length=100)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = HISTORY_PAGE,
-) -> History:  # fmt: skip
+) -> History:
     """The person's rows and those of the persons merged into them (their history is theirs)."""
     require_role(caller, *HISTORY_ROLES)
     after = None
@@ -445,9 +456,11 @@ _SUBJECTS: Final = (
     },
 )
 async def survey_subjects(
-    body: RegionSubjects | PersonSubjects, caller: CallerDep, resources: ResourcesDep,
+    body: RegionSubjects | PersonSubjects,
+    caller: CallerDep,
+    resources: ResourcesDep,
     protector: ProtectorDep,
-) -> StreamingResponse:  # fmt: skip
+) -> StreamingResponse:
     """Never the whole division in memory (a county: 500,000 people): a server-side cursor
     read a batch at a time, each batch's golden records opened and sent before the next is
     read; a slow reader holds the cursor back, not memory. A failure midway ends the response
@@ -465,8 +478,13 @@ async def survey_subjects(
 
 class OutOfScope(Problem):
     def __init__(self, region_code: str) -> None:
-        super().__init__(403, "out-of-scope", "不在本人管辖区域内 (outside the caller's region)",
-                         f"区划 {region_code} 不在授权范围内", region_code=region_code)  # fmt: skip
+        super().__init__(
+            403,
+            "out-of-scope",
+            "不在本人管辖区域内 (outside the caller's region)",
+            f"区划 {region_code} 不在授权范围内",
+            region_code=region_code,
+        )
 
 
 def subjects_query(body: RegionSubjects | PersonSubjects, *, scope: str) -> sa.Select[Any]:
@@ -478,8 +496,11 @@ def subjects_query(body: RegionSubjects | PersonSubjects, *, scope: str) -> sa.S
             sa.not_(persons.c.deceased),
         )
     wanted = sa.bindparam("ids", body.person_ids, type_=ARRAY(PG_UUID(as_uuid=True)))
-    return _SUBJECTS.where(persons.c.person_id == sa.any_(wanted), sa.not_(persons.c.deceased),
-                           *_prefix(persons.c.region_code, scope))  # fmt: skip
+    return _SUBJECTS.where(
+        persons.c.person_id == sa.any_(wanted),
+        sa.not_(persons.c.deceased),
+        *_prefix(persons.c.region_code, scope),
+    )
 
 
 def _prefix(column: Any, prefix: str) -> tuple[Any, Any]:

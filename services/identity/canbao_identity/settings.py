@@ -67,8 +67,9 @@ class IdentitySettings(DataKeySettings, ServiceSettings):
             self.blind_index_key = SecretStr(DEV_BLIND_INDEX_KEY)
         key = self.blind_index_key.get_secret_value()
         if production and key == DEV_BLIND_INDEX_KEY:
-            raise ValueError("IDENTITY_BLIND_INDEX_KEY is the public development key: refused in "
-                             "production")  # fmt: skip
+            raise ValueError(
+                "IDENTITY_BLIND_INDEX_KEY is the public development key: refused in production"
+            )
         if len(self.blind_index_key_bytes()) != BLIND_INDEX_KEY_BYTES:
             raise ValueError("IDENTITY_BLIND_INDEX_KEY must be 32 bytes, base64-encoded")
         return self

@@ -193,10 +193,11 @@ class WriteBacks:
             if state is not None:
                 await connection.execute(
                     sa.update(writebacks)
-                    .where(writebacks.c.feedback_id == row.feedback_id,
-                           writebacks.c.item == row.item)
+                    .where(
+                        writebacks.c.feedback_id == row.feedback_id, writebacks.c.item == row.item
+                    )
                     .values(state=state, settled_at=now)
-                )  # fmt: skip
+                )
                 counts[state] = counts.get(state, 0) + 1
         for person_id in sorted(records, key=str):
             for want in wanted(records[person_id]):
@@ -209,17 +210,20 @@ class WriteBacks:
                     insert(writebacks).on_conflict_do_nothing(),
                     [
                         {
-                            "feedback_id": want.feedback_id, "item": name,
+                            "feedback_id": want.feedback_id,
+                            "item": name,
                             "collection_id": UUID(want.collection.record_key),
-                            "person_id": person_id, "system": system,
+                            "person_id": person_id,
+                            "system": system,
                             "source_table": want.record.source_table,
                             "record_key": want.record.record_key,
                             "column_name": COLUMNS[want.record.source_table][name],
-                            "state": PENDING, "requested_at": now,
+                            "state": PENDING,
+                            "requested_at": now,
                         }
                         for name in new
                     ],
-                )  # fmt: skip
+                )
                 counts["requested"] = counts.get("requested", 0) + 1
         return counts
 
@@ -283,9 +287,8 @@ def reply_handler() -> Callable[[InboundMessage, UnitOfWork], Any]:
         if event.outcome is FeedbackOutcome.REFUSED:
             await connection.execute(
                 sa.update(writebacks)
-                .where(writebacks.c.feedback_id == event.feedback_id,
-                       writebacks.c.state == PENDING)
+                .where(writebacks.c.feedback_id == event.feedback_id, writebacks.c.state == PENDING)
                 .values(state=REFUSED, reason=event.reason, settled_at=event.replied_at)
-            )  # fmt: skip
+            )
 
     return handle

@@ -82,10 +82,13 @@ async def list_writebacks(
     query = (
         sa.select(writebacks, persons.c.region_code, persons.c.public_state)
         .join(persons, persons.c.person_id == writebacks.c.person_id)
-        .order_by(writebacks.c.requested_at.desc(), writebacks.c.feedback_id.desc(),
-                  writebacks.c.item.desc())
+        .order_by(
+            writebacks.c.requested_at.desc(),
+            writebacks.c.feedback_id.desc(),
+            writebacks.c.item.desc(),
+        )
         .limit(max(1, min(limit, MAX_PAGE)) + 1)
-    )  # fmt: skip
+    )
     if scope:
         query = query.where(*_prefix(persons.c.region_code, scope))
     if state == "overdue":
@@ -113,13 +116,21 @@ async def list_writebacks(
 def _item(row: Any, due: datetime) -> WriteBack:
     public = row.public_state or {}
     return WriteBack(
-        feedback_id=row.feedback_id, item=row.item, collection_id=row.collection_id,
-        person_id=row.person_id, masked_name=public.get("masked_name"),
-        region_code=row.region_code, system=row.system, source_table=row.source_table,
+        feedback_id=row.feedback_id,
+        item=row.item,
+        collection_id=row.collection_id,
+        person_id=row.person_id,
+        masked_name=public.get("masked_name"),
+        region_code=row.region_code,
+        system=row.system,
+        source_table=row.source_table,
         column=row.column_name,
-        state=row.state, overdue=row.state == "pending" and row.requested_at < due,
-        reason=row.reason, requested_at=row.requested_at, settled_at=row.settled_at,
-    )  # fmt: skip
+        state=row.state,
+        overdue=row.state == "pending" and row.requested_at < due,
+        reason=row.reason,
+        requested_at=row.requested_at,
+        settled_at=row.settled_at,
+    )
 
 
 def _encode(row: Any) -> str:

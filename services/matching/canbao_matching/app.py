@@ -23,10 +23,14 @@ DEFAULT_CONFIG = RunnerConfig()
 
 
 def components(
-    resources: Resources, *, config: RunnerConfig = DEFAULT_CONFIG, clock: Clock = system_clock,
+    resources: Resources,
+    *,
+    config: RunnerConfig = DEFAULT_CONFIG,
+    clock: Clock = system_clock,
     topics: tuple[str, ...] = (PERSONS.name, FACTS.name, COLLECTIONS.name),
-    statuses_topic: str = STATUSES.name, poll_interval_s: float = 0.2,
-) -> list[Component]:  # fmt: skip
+    statuses_topic: str = STATUSES.name,
+    poll_interval_s: float = 0.2,
+) -> list[Component]:
     settings = resources.settings
     kafka = settings.kafka_client_options()
     producer = Producer(settings.kafka_bootstrap_servers, client_id=SERVICE_NAME, **kafka)

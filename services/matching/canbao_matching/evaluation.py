@@ -57,8 +57,11 @@ async def evaluate_due(
         try:
             row, event = _evaluate_one(person, today, now)
         except ValueError as error:  # a pydantic ValidationError: data the contracts refuse
-            log.error("evaluation of person %s failed with %s; set aside until tomorrow",
-                      person.person_id, type(error).__name__)  # fmt: skip
+            log.error(
+                "evaluation of person %s failed with %s; set aside until tomorrow",
+                person.person_id,
+                type(error).__name__,
+            )
             failed.append(person.person_id)
             continue
         rows.append(row)
@@ -78,23 +81,33 @@ def _evaluate_one(
     situation = person.situation()
     verdict = None if situation is None else evaluate(situation, today)
     row = store.verdict_row(
-        person.person_id, verdict, evaluated=situation is not None, evaluated_at=now,
+        person.person_id,
+        verdict,
+        evaluated=situation is not None,
+        evaluated_at=now,
         recheck_on=None if situation is None else next_recheck(situation, today),
-    )  # fmt: skip
+    )
     if verdict is None:
         # Out of scope (alive), or identity has not published the person yet. A verdict
         # published before is withdrawn: downstream must not go on counting it.
         previous = person.previous() if situation is not None else None
         if previous is None:
             return row, None
-        return row, StatusesWithdrawn(person_id=person.person_id, previous=previous,
-                                      evaluated_at=now,
-                                      source_observed_at=person.source_observed_at)  # fmt: skip
+        return row, StatusesWithdrawn(
+            person_id=person.person_id,
+            previous=previous,
+            evaluated_at=now,
+            source_observed_at=person.source_observed_at,
+        )
     if person.unchanged(verdict):
         return row, None
-    event = StatusesChanged(person_id=person.person_id, verdict=verdict,
-                            previous=person.previous(), evaluated_at=now,
-                            source_observed_at=person.source_observed_at)  # fmt: skip
+    event = StatusesChanged(
+        person_id=person.person_id,
+        verdict=verdict,
+        previous=person.previous(),
+        evaluated_at=now,
+        source_observed_at=person.source_observed_at,
+    )
     return row, event
 
 
@@ -104,9 +117,14 @@ class Evaluator(BackgroundLoop):
     name = "matching.evaluator"
 
     def __init__(
-        self, database: Database, *, clock: Clock = system_clock, batch_size: int = 500,
-        poll_interval_s: float = 0.2, statuses_topic: str = STATUSES.name,
-    ) -> None:  # fmt: skip
+        self,
+        database: Database,
+        *,
+        clock: Clock = system_clock,
+        batch_size: int = 500,
+        poll_interval_s: float = 0.2,
+        statuses_topic: str = STATUSES.name,
+    ) -> None:
         super().__init__()
         self._database, self._clock = database, clock
         self._batch_size, self._poll_interval_s = batch_size, poll_interval_s
@@ -120,8 +138,9 @@ class Evaluator(BackgroundLoop):
         now, changed = self._clock(), 0
         while True:
             async with unit_of_work(self._database, service="matching") as uow:
-                count, events = await evaluate_due(uow, now, limit=self._batch_size,
-                                                   statuses_topic=self._statuses_topic)  # fmt: skip
+                count, events = await evaluate_due(
+                    uow, now, limit=self._batch_size, statuses_topic=self._statuses_topic
+                )
             self.evaluated += count
             changed += len(events)
             if count < self._batch_size:
@@ -130,8 +149,12 @@ class Evaluator(BackgroundLoop):
         return changed
 
     def health(self) -> dict[str, Any]:
-        return {"ready": self.running, "evaluated": self.evaluated, "published": self.published,
-                "last_error": self.last_error}  # fmt: skip
+        return {
+            "ready": self.running,
+            "evaluated": self.evaluated,
+            "published": self.published,
+            "last_error": self.last_error,
+        }
 
     async def run(self) -> None:
         while not self.stopping:

@@ -31,8 +31,9 @@ async def handle(message: InboundMessage, uow: UnitOfWork) -> None:
         case PersonsMerged():
             # identity retracts the retired id's facts, asserts them under the survivor and
             # publishes the survivor's PersonUpdated: the survivor is evaluated then.
-            await store.retire_person(uow.session, event.merged_person_id,
-                                      event.surviving_person_id)  # fmt: skip
+            await store.retire_person(
+                uow.session, event.merged_person_id, event.surviving_person_id
+            )
         case FactAsserted():
             # A duplicate or a late copy of an older revision changes nothing.
             await store.save_fact(uow.session, event.person_id, event.fact)

@@ -69,20 +69,29 @@ class PersonUnknown(Problem):
 
 class PersonMerged(Problem):
     def __init__(self, survivor: UUID) -> None:
-        super().__init__(404, "person-merged", "此人已与另一人员合并 (person merged)",
-                         surviving_person_id=str(survivor))  # fmt: skip
+        super().__init__(
+            404,
+            "person-merged",
+            "此人已与另一人员合并 (person merged)",
+            surviving_person_id=str(survivor),
+        )
 
 
 class NotYetEvaluated(Problem):
     def __init__(self) -> None:
-        super().__init__(409, "not-yet-evaluated",
-                         "此人员信息尚未完整，暂无参保状态 (not yet evaluated)")  # fmt: skip
+        super().__init__(
+            409, "not-yet-evaluated", "此人员信息尚未完整，暂无参保状态 (not yet evaluated)"
+        )
 
 
 def _person_verdict(row: Any) -> PersonVerdict:
     verdict = None if row.verdict is None else Verdict.model_validate(row.verdict)
-    return PersonVerdict(person_id=row.person_id, in_scope=bool(row.in_scope), verdict=verdict,
-                         as_of=row.evaluated_at)  # fmt: skip
+    return PersonVerdict(
+        person_id=row.person_id,
+        in_scope=bool(row.in_scope),
+        verdict=verdict,
+        as_of=row.evaluated_at,
+    )
 
 
 _COLUMNS: Final = (persons.c.person_id, persons.c.verdict, persons.c.in_scope,
@@ -97,8 +106,10 @@ async def _database(request: Request) -> Database:
     return resources.database
 
 
-@router.get("/verdicts/{person_id}", summary="A person's verdict (the popup's statuses, flags, "
-            "survey reasons and registration)")  # fmt: skip
+@router.get(
+    "/verdicts/{person_id}",
+    summary="A person's verdict (the popup's statuses, flags, survey reasons and registration)",
+)
 async def get_verdict(
     person_id: UUID, database: Annotated[Database, Depends(_database)]
 ) -> PersonVerdict:
@@ -116,12 +127,20 @@ async def get_verdict(
     return _person_verdict(row)
 
 
-Region = Annotated[str, Query(pattern=r"^[0-9]{6}$", description="GB/T 2260 division: a "
-                              "province (520000), city (520100) or county (520102)")]  # fmt: skip
+Region = Annotated[
+    str,
+    Query(
+        pattern=r"^[0-9]{6}$",
+        description="GB/T 2260 division: a province (520000), city (520100) or county (520102)",
+    ),
+]
 
 
-@router.get("/verdicts", summary="People of a division by registration state and survey "
-            "reason (survey target lists, reporting detail)")  # fmt: skip
+@router.get(
+    "/verdicts",
+    summary="People of a division by registration state and survey "
+    "reason (survey target lists, reporting detail)",
+)
 async def list_verdicts(
     session: SessionDep,
     region: Region,
@@ -143,8 +162,7 @@ async def list_verdicts(
     connection = await session.connection()
     rows = (await connection.execute(query.order_by(persons.c.person_id).limit(limit))).all()
     items = [_person_verdict(row) for row in rows]
-    return VerdictPage(items=items,
-                       next_after=items[-1].person_id if len(items) == limit else None)  # fmt: skip
+    return VerdictPage(items=items, next_after=items[-1].person_id if len(items) == limit else None)
 
 
 class InsuranceRecord(BaseModel):
@@ -158,8 +176,10 @@ class InsuranceRecord(BaseModel):
     """When matching last evaluated the person."""
 
 
-@router.get("/persons/{person_id}/insurance",
-            summary="A person's enrolments and benefits (the proof of insurance)")  # fmt: skip
+@router.get(
+    "/persons/{person_id}/insurance",
+    summary="A person's enrolments and benefits (the proof of insurance)",
+)
 async def get_insurance(
     person_id: UUID, database: Annotated[Database, Depends(_database)]
 ) -> InsuranceRecord:
@@ -169,12 +189,21 @@ async def get_insurance(
             raise PersonUnknown()
         if person.merged_into is not None:
             raise PersonMerged(person.merged_into)
-        bodies = (await connection.execute(
-            sa.select(facts.c.body)
-            .where(facts.c.person_id == person_id, facts.c.retracted.is_(False),
-                   facts.c.body["kind"].astext.in_(("enrolment", "benefit")))
-            .order_by(facts.c.body["insurance"].astext, facts.c.fact_id)
-        )).scalars().all()  # fmt: skip
+        bodies = (
+            (
+                await connection.execute(
+                    sa.select(facts.c.body)
+                    .where(
+                        facts.c.person_id == person_id,
+                        facts.c.retracted.is_(False),
+                        facts.c.body["kind"].astext.in_(("enrolment", "benefit")),
+                    )
+                    .order_by(facts.c.body["insurance"].astext, facts.c.fact_id)
+                )
+            )
+            .scalars()
+            .all()
+        )
     return InsuranceRecord(
         person_id=person_id,
         enrolments=[EnrolmentFact.model_validate(b) for b in bodies if b["kind"] == "enrolment"],
@@ -190,8 +219,9 @@ class VerdictsLookup(BaseModel):
     person_ids: list[UUID] = Field(max_length=MAX_VERDICTS)
 
 
-@router.post("/verdicts/lookup", summary="Many people's verdicts at once (a partner "
-             "department's comparison)")  # fmt: skip
+@router.post(
+    "/verdicts/lookup", summary="Many people's verdicts at once (a partner department's comparison)"
+)
 async def lookup_verdicts(
     body: VerdictsLookup, database: Annotated[Database, Depends(_database)]
 ) -> list[PersonVerdict]:
@@ -261,8 +291,13 @@ def _condition(condition: Condition) -> Any:
     if isinstance(condition.value, list):
         raise SearchInvalid(f"{condition.cmp} compares with one value, not a list")
     value = condition.value
-    compare = {"eq": column.__eq__, "gt": column.__gt__, "lt": column.__lt__,
-               "ge": column.__ge__, "le": column.__le__}[condition.cmp]  # fmt: skip
+    compare = {
+        "eq": column.__eq__,
+        "gt": column.__gt__,
+        "lt": column.__lt__,
+        "ge": column.__ge__,
+        "le": column.__le__,
+    }[condition.cmp]
     return compare(value)
 
 
@@ -282,8 +317,10 @@ class SearchInvalid(Problem):
         super().__init__(422, "search-invalid", "检索条件无效 (invalid search)", detail)
 
 
-@router.post("/verdicts/search", summary="People by attributes of their verdict, a page at a "
-             "time (a partner's registry search)")  # fmt: skip
+@router.post(
+    "/verdicts/search",
+    summary="People by attributes of their verdict, a page at a time (a partner's registry search)",
+)
 async def search_verdicts(
     body: VerdictSearch, database: Annotated[Database, Depends(_database)]
 ) -> VerdictSearchPage:
@@ -293,9 +330,11 @@ async def search_verdicts(
     if body.after is not None and body.page_number != 1:
         raise SearchInvalid("after (keyset paging) or page_number, not both")
     where = sa.and_(
-        _filter(body.filter), persons.c.in_scope.is_(True), persons.c.merged_into.is_(None),
+        _filter(body.filter),
+        persons.c.in_scope.is_(True),
+        persons.c.merged_into.is_(None),
         persons.c.verdict.is_not(None),
-    )  # fmt: skip
+    )
     query = sa.select(*_COLUMNS).order_by(persons.c.person_id).limit(body.page_size)
     if body.after is not None:
         rows = await _read(database, query.where(where, persons.c.person_id > body.after))

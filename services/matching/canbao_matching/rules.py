@@ -124,9 +124,14 @@ def evaluate(situation: Situation, today: date) -> Verdict | None:
             for insurance in INSURANCES
             if benefits_paid(situation, insurance) > 0
         )
-        return Verdict(**base, deceased=True, statuses=Statuses(**dict.fromkeys(INSURANCES)),
-                       flags=flags, needs_survey=False,
-                       registration=RegistrationState.CONFIRMED)  # fmt: skip
+        return Verdict(
+            **base,
+            deceased=True,
+            statuses=Statuses(**dict.fromkeys(INSURANCES)),
+            flags=flags,
+            needs_survey=False,
+            registration=RegistrationState.CONFIRMED,
+        )
     if not in_scope(situation, today):
         return None
     circumstances = circumstances_of(situation, today)
@@ -148,12 +153,19 @@ def evaluate(situation: Situation, today: date) -> Verdict | None:
     registration, confirmed_by = registration_of(
         statuses, reasons, verified_by_collection=bool(verified) or bool(set(computed) & resolved)
     )
-    return Verdict(**base, deceased=False, statuses=Statuses(**statuses), flags=flags,
-                   needs_survey=bool(reasons), survey_reasons=reasons,
-                   registration=registration, confirmed_by=confirmed_by,
-                   enrolment_cities=enrolment_cities(situation),
-                   employers=employers(situation, today),
-                   interrupted_since=interrupted_since(situation))  # fmt: skip
+    return Verdict(
+        **base,
+        deceased=False,
+        statuses=Statuses(**statuses),
+        flags=flags,
+        needs_survey=bool(reasons),
+        survey_reasons=reasons,
+        registration=registration,
+        confirmed_by=confirmed_by,
+        enrolment_cities=enrolment_cities(situation),
+        employers=employers(situation, today),
+        interrupted_since=interrupted_since(situation),
+    )
 
 
 def is_deceased(situation: Situation) -> bool:
@@ -310,15 +322,19 @@ def employers(situation: Situation, today: date) -> tuple[str, ...]:
         for e in situation.of(EmploymentFact)
         if e.unit_id is not None and _current(e.started_on, e.ended_on, today)
     }
-    enrolling = {e.unit_id for e in situation.of(EnrolmentFact)
-                 if e.unit_id is not None and _on_the_books(e)}  # fmt: skip
+    enrolling = {
+        e.unit_id for e in situation.of(EnrolmentFact) if e.unit_id is not None and _on_the_books(e)
+    }
     return tuple(sorted(registered | enrolling))
 
 
 def interrupted_since(situation: Situation) -> date | None:
     """Rule 3's interruption (94), dated: the earliest period end of a suspended enrolment."""
-    ends = [e.period_end for e in situation.of(EnrolmentFact)
-            if e.state is EnrolmentState.SUSPENDED and e.period_end is not None]  # fmt: skip
+    ends = [
+        e.period_end
+        for e in situation.of(EnrolmentFact)
+        if e.state is EnrolmentState.SUSPENDED and e.period_end is not None
+    ]
     return min(ends, default=None)
 
 
@@ -329,10 +345,15 @@ def _on_the_books(enrolment: EnrolmentFact) -> bool:
 def enrolment_cities(situation: Situation) -> tuple[str, ...]:
     """domain.md §6 "'Local' is relative to each city": the cities (地市, a region's first four
     digits) of the person's paying local enrolments, whichever insurance."""
-    return tuple(sorted({
-        e.region_code[:4] for e in situation.of(EnrolmentFact)
-        if e.state is EnrolmentState.PAYING and e.region_code is not None
-    }))  # fmt: skip
+    return tuple(
+        sorted(
+            {
+                e.region_code[:4]
+                for e in situation.of(EnrolmentFact)
+                if e.state is EnrolmentState.PAYING and e.region_code is not None
+            }
+        )
+    )
 
 
 def _current(start: date | None, end: date | None, today: date) -> bool:
@@ -409,7 +430,7 @@ def survey_reasons(
         (SurveyReason.INACCURATE_INFO, bool(person.inaccurate)),
         # "identity conflict (one number, two people)"
         (SurveyReason.IDENTITY_CONFLICT, person.identity_conflict),
-    )  # fmt: skip
+    )
     return tuple(reason for reason, applies in conditions if applies)
 
 

@@ -51,9 +51,11 @@ _MARK_PENDING: Final = sa.text("""
 
 
 async def mark_pending(
-    session: AsyncSession, person_id: UUID, observed_at: datetime | None = None,
+    session: AsyncSession,
+    person_id: UUID,
+    observed_at: datetime | None = None,
     state: str | None = None,
-) -> None:  # fmt: skip
+) -> None:
     """The person is to be evaluated again (creating their row if a collection came first);
     `observed_at` is the source change that led here, kept for the delay it measures; `state`
     (JSON) replaces the person's state when given."""
@@ -63,19 +65,24 @@ async def mark_pending(
 
 async def save_person(session: AsyncSession, person: PersonState) -> None:
     """Keep identity's newest state of the person (every event but a merge carries all of it)."""
-    await mark_pending(session, person.person_id,
-                       state=person.model_dump_json(exclude={"changed"}))  # fmt: skip
+    await mark_pending(session, person.person_id, state=person.model_dump_json(exclude={"changed"}))
 
 
 async def retire_person(session: AsyncSession, retired: UUID, survivor: UUID) -> None:
     """A merged person is forgotten: no verdict of theirs is published again."""
     statement = insert(persons).values(person_id=retired, merged_into=survivor)
     cleared: dict[str, Any] = {
-        "merged_into": survivor, "verdict": None, "in_scope": None, "registration": None,
-        "survey_reasons": [], "recheck_on": None, "pending": False,
-    }  # fmt: skip
-    await _execute(session, statement.on_conflict_do_update(
-        index_elements=[persons.c.person_id], set_=cleared))  # fmt: skip
+        "merged_into": survivor,
+        "verdict": None,
+        "in_scope": None,
+        "registration": None,
+        "survey_reasons": [],
+        "recheck_on": None,
+        "pending": False,
+    }
+    await _execute(
+        session, statement.on_conflict_do_update(index_elements=[persons.c.person_id], set_=cleared)
+    )
 
 
 # The consumer's hot path, one round trip per fact, written once (no statement built per call):
@@ -105,11 +112,19 @@ async def save_fact(session: AsyncSession, person_id: UUID, fact: Fact) -> bool:
     """Keep the fact and mark the person pending; False when the fact is not newer than the
     one held (a duplicate or a late copy: nothing changes)."""
     collected = fact.source.system == SourceSystem.COLLECTION
-    result = await _execute(session, _SAVE_FACT, {
-        "fact_id": fact.fact_id, "person_id": person_id, "revision": fact.revision,
-        "retracted": fact.retracted, "from_collection": collected,
-        "observed_at": fact.observed_at, "body": fact.model_dump_json(),
-    })  # fmt: skip
+    result = await _execute(
+        session,
+        _SAVE_FACT,
+        {
+            "fact_id": fact.fact_id,
+            "person_id": person_id,
+            "revision": fact.revision,
+            "retracted": fact.retracted,
+            "from_collection": collected,
+            "observed_at": fact.observed_at,
+            "body": fact.model_dump_json(),
+        },
+    )
     newer: bool = result.first() is not None
     return newer
 
@@ -117,11 +132,18 @@ async def save_fact(session: AsyncSession, person_id: UUID, fact: Fact) -> bool:
 async def save_collection(session: AsyncSession, event: CollectionApproved) -> None:
     """Keep what matching needs of an approved collection; never its collected items."""
     assert event.person_id is not None
-    await _execute(session, insert(collections).values(
-        collection_id=event.collection_id, person_id=event.person_id,
-        reviewed_at=event.reviewed_at, resolved_reasons=[str(r) for r in event.resolved_reasons],
-        verified_statuses=_VERIFIED.dump_python(event.verified_statuses, mode="json"),
-    ).on_conflict_do_nothing(index_elements=[collections.c.collection_id]))  # fmt: skip
+    await _execute(
+        session,
+        insert(collections)
+        .values(
+            collection_id=event.collection_id,
+            person_id=event.person_id,
+            reviewed_at=event.reviewed_at,
+            resolved_reasons=[str(r) for r in event.resolved_reasons],
+            verified_statuses=_VERIFIED.dump_python(event.verified_statuses, mode="json"),
+        )
+        .on_conflict_do_nothing(index_elements=[collections.c.collection_id]),
+    )
 
 
 # -- Read and written by the evaluator -----------------------------------------------------------
@@ -174,9 +196,12 @@ async def take_due(session: AsyncSession, today: date, limit: int) -> list[Loade
     """Up to `limit` people to evaluate (pending, or due for the daily re-check), locked for this
     transaction and skipped by any other evaluator, with everything the rules need."""
     # JSON columns as text: pydantic parses JSON faster than json.loads + validation.
-    columns = (persons.c.person_id, sa.cast(persons.c.state, sa.Text).label("state"),
-               sa.cast(persons.c.verdict, sa.Text).label("verdict"),
-               persons.c.pending_observed_at)  # fmt: skip
+    columns = (
+        persons.c.person_id,
+        sa.cast(persons.c.state, sa.Text).label("state"),
+        sa.cast(persons.c.verdict, sa.Text).label("verdict"),
+        persons.c.pending_observed_at,
+    )
     # Two selections, each on its own index (a partial one on pending, one on recheck_on), so an
     # idle poll costs nothing however many people there are.
     pending = sa.select(*columns).where(persons.c.pending, persons.c.merged_into.is_(None))
@@ -192,16 +217,29 @@ async def take_due(session: AsyncSession, today: date, limit: int) -> list[Loade
     ids = [r.person_id for r in rows]
     held: dict[UUID, list[Any]] = defaultdict(list)
     body = sa.cast(facts.c.body, sa.Text).label("body")
-    for fact in await _execute(session, sa.select(
-            facts.c.person_id, body, facts.c.retracted, facts.c.from_collection,
-            facts.c.observed_at).where(facts.c.person_id.in_(ids))):  # fmt: skip
+    for fact in await _execute(
+        session,
+        sa.select(
+            facts.c.person_id, body, facts.c.retracted, facts.c.from_collection, facts.c.observed_at
+        ).where(facts.c.person_id.in_(ids)),
+    ):
         held[fact.person_id].append(fact)
     approved: dict[UUID, list[Any]] = defaultdict(list)
-    for c in await _execute(session, sa.select(collections).where(
-            collections.c.person_id.in_(ids))):  # fmt: skip
+    for c in await _execute(
+        session, sa.select(collections).where(collections.c.person_id.in_(ids))
+    ):
         approved[c.person_id].append(c)
-    return [Loaded(row.person_id, row.state, held[row.person_id], approved[row.person_id],
-                   row.verdict, row.pending_observed_at) for row in rows]  # fmt: skip
+    return [
+        Loaded(
+            row.person_id,
+            row.state,
+            held[row.person_id],
+            approved[row.person_id],
+            row.verdict,
+            row.pending_observed_at,
+        )
+        for row in rows
+    ]
 
 
 _SAVE: Final = (
@@ -214,9 +252,13 @@ _SAVE: Final = (
 
 
 def verdict_row(
-    person_id: UUID, verdict: Verdict | None, *, evaluated: bool, recheck_on: date | None,
+    person_id: UUID,
+    verdict: Verdict | None,
+    *,
+    evaluated: bool,
+    recheck_on: date | None,
     evaluated_at: datetime,
-) -> dict[str, Any]:  # fmt: skip
+) -> dict[str, Any]:
     """The values saved for one evaluation (`evaluated` False: the person is not yet known)."""
     return {
         "id": person_id,
@@ -239,5 +281,9 @@ async def set_aside(session: AsyncSession, person_ids: list[UUID], retry_on: dat
     """People whose evaluation failed: no longer pending, tried again on `retry_on` (or sooner
     when their next event arrives), so one bad record never holds up everyone else."""
     if person_ids:
-        await _execute(session, sa.update(persons).where(persons.c.person_id.in_(person_ids))
-                       .values(pending=False, recheck_on=retry_on))  # fmt: skip
+        await _execute(
+            session,
+            sa.update(persons)
+            .where(persons.c.person_id.in_(person_ids))
+            .values(pending=False, recheck_on=retry_on),
+        )

@@ -15,7 +15,8 @@ metadata = sa.MetaData()
 # One row per person: the last registry.persons state, the verdict last published, and the
 # verdict's columns the lists of the internal API filter on.
 persons = sa.Table(
-    "persons", metadata,
+    "persons",
+    metadata,
     sa.Column("person_id", UUID(as_uuid=True), primary_key=True),
     # PersonState (masked); SQL NULL while only facts have arrived
     sa.Column("state", JSONB(none_as_null=True)),
@@ -30,7 +31,7 @@ persons = sa.Table(
     sa.Column("pending_observed_at", sa.DateTime(timezone=True)),  # newest source change since
     sa.Column("recheck_on", sa.Date),  # the next day the verdict may change with no new fact
     sa.Column("evaluated_at", sa.DateTime(timezone=True)),
-)  # fmt: skip
+)
 sa.Index("ix_persons_recheck_on", persons.c.recheck_on)
 sa.Index("ix_persons_pending", persons.c.person_id, postgresql_where=persons.c.pending)
 sa.Index("ix_persons_region_registration", persons.c.region_code, persons.c.registration)
@@ -39,7 +40,8 @@ sa.Index("ix_persons_survey_reasons", persons.c.survey_reasons, postgresql_using
 # The newest revision of every fact (registry.facts): a retraction stays as a tombstone so that
 # a late copy of an older revision cannot bring the fact back.
 facts = sa.Table(
-    "facts", metadata,
+    "facts",
+    metadata,
     sa.Column("fact_id", UUID(as_uuid=True), primary_key=True),
     sa.Column("person_id", UUID(as_uuid=True), nullable=False, index=True),
     sa.Column("revision", sa.BigInteger, nullable=False),
@@ -47,14 +49,15 @@ facts = sa.Table(
     sa.Column("from_collection", sa.Boolean, nullable=False),  # source.system = "collection"
     sa.Column("observed_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("body", JSONB, nullable=False),  # the Fact as the contract serialises it
-)  # fmt: skip
+)
 
 # Approved collections (registry.collections), without the collected values.
 collections = sa.Table(
-    "collections", metadata,
+    "collections",
+    metadata,
     sa.Column("collection_id", UUID(as_uuid=True), primary_key=True),
     sa.Column("person_id", UUID(as_uuid=True), nullable=False, index=True),
     sa.Column("reviewed_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("resolved_reasons", ARRAY(sa.String(24)), nullable=False),
     sa.Column("verified_statuses", JSONB, nullable=False),
-)  # fmt: skip
+)

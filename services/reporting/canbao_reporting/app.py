@@ -24,9 +24,12 @@ DEFAULT_CONFIG = RunnerConfig()
 
 
 def components(
-    resources: Resources, *, topics: tuple[str, ...] = TOPICS,
-    config: RunnerConfig = DEFAULT_CONFIG, clock: Clock = system_clock,
-) -> list[Component]:  # fmt: skip
+    resources: Resources,
+    *,
+    topics: tuple[str, ...] = TOPICS,
+    config: RunnerConfig = DEFAULT_CONFIG,
+    clock: Clock = system_clock,
+) -> list[Component]:
     settings = resources.settings
     kafka = settings.kafka_client_options()
     producer = Producer(settings.kafka_bootstrap_servers, client_id=SERVICE_NAME, **kafka)

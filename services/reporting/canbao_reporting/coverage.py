@@ -69,12 +69,18 @@ class DivisionCounts:
 
     def __add__(self, other: DivisionCounts) -> DivisionCounts:
         return DivisionCounts(
-            self.people + other.people, self.registered + other.registered,
-            self.needing + other.needing, self.verified + other.verified,
-            {i: InsuranceCounts(self.insurances[i].should + other.insurances[i].should,
-                                self.insurances[i].insured + other.insurances[i].insured)
-             for i in Insurance},
-        )  # fmt: skip
+            self.people + other.people,
+            self.registered + other.registered,
+            self.needing + other.needing,
+            self.verified + other.verified,
+            {
+                i: InsuranceCounts(
+                    self.insurances[i].should + other.insurances[i].should,
+                    self.insurances[i].insured + other.insurances[i].insured,
+                )
+                for i in Insurance
+            },
+        )
 
 
 NOBODY: Final = DivisionCounts(0, 0, 0, 0, {i: InsuranceCounts(0, 0) for i in Insurance})
@@ -103,5 +109,4 @@ def target_of(division: str, insurance: Insurance, targets: Mapping[str, Target]
 def slowest_first(rates: Mapping[str, tuple[float | None, float]]) -> list[str]:
     """The divisions by how far their rate falls short of their target, the furthest first (the
     通报 of the slowest divisions); divisions with nobody to count last."""
-    return sorted(rates, key=lambda d: (rates[d][0] is None,
-                                        (rates[d][0] or 0) - rates[d][1], d))  # fmt: skip
+    return sorted(rates, key=lambda d: (rates[d][0] is None, (rates[d][0] or 0) - rates[d][1], d))

@@ -78,9 +78,13 @@ UNIT: Final = "单位：人"
 
 
 def render(
-    table: QuarterlyTable, format: FileFormat, *, division: str | None, font_path: str,
+    table: QuarterlyTable,
+    format: FileFormat,
+    *,
+    division: str | None,
+    font_path: str,
     signed: Signatures | None = None,
-) -> bytes:  # fmt: skip
+) -> bytes:
     """The table as the file `format` names; `division`: the 填报单位 (the region asked for);
     `signed`: a filed table's signatures and note, written into the form's blanks."""
     if format == "csv":
@@ -94,8 +98,12 @@ def signed_values(signed: Signatures | None) -> tuple[str, ...]:
     """What fills each signature's blank (SIGNATURES' order); blanks for an unsigned table."""
     if signed is None:
         return ("",) * len(SIGNATURES)
-    return (signed.filled_by, signed.section_head, signed.unit_head,
-            signed.report_date.strftime("%Y年%m月%d日"))  # fmt: skip
+    return (
+        signed.filled_by,
+        signed.section_head,
+        signed.unit_head,
+        signed.report_date.strftime("%Y年%m月%d日"),
+    )
 
 
 def note_of(signed: Signatures | None) -> list[str]:
@@ -364,9 +372,12 @@ BLANK: Final = "\xa0"  # a Paragraph of nothing still takes its line's height
 
 
 def pdf_of(
-    table: QuarterlyTable, *, font_path: str, division: str | None = None,
+    table: QuarterlyTable,
+    *,
+    font_path: str,
+    division: str | None = None,
     signed: Signatures | None = None,
-) -> bytes:  # fmt: skip
+) -> bytes:
     """A4 landscape: the title, the heading line, the table with the form's header, the notes
     and the signature lines on the first page; the logical checks after it. The font has no bold
     face: the total row is shaded and ruled above instead."""

@@ -28,15 +28,21 @@ def handler(clock: Clock = system_clock) -> Handler:
         match event:
             case StatusesChanged():
                 await store.apply_state(
-                    uow.session, event.person_id, event.verdict,
-                    evaluated_at=event.evaluated_at, arrived_at=clock(),
-                )  # fmt: skip
+                    uow.session,
+                    event.person_id,
+                    event.verdict,
+                    evaluated_at=event.evaluated_at,
+                    arrived_at=clock(),
+                )
             case StatusesWithdrawn():
                 # The withdrawal is a state too: an older verdict arriving later stays out.
                 await store.apply_state(
-                    uow.session, event.person_id, None,
-                    evaluated_at=event.evaluated_at, arrived_at=clock(),
-                )  # fmt: skip
+                    uow.session,
+                    event.person_id,
+                    None,
+                    evaluated_at=event.evaluated_at,
+                    arrived_at=clock(),
+                )
             case UnitChanged() | UnitDeleted():
                 await apply_unit(uow.session, event)
             case _:

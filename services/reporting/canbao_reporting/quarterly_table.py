@@ -147,10 +147,13 @@ class Check:
 def checks(rows: Mapping[str, Row], total: Row) -> list[Check]:
     """§6 "Logical checks the table must pass", row by row; the total against the city rows."""
     found = [
-        Check(f"合计 = 各市之和 ({column})", TOTAL,
-              total[column] == sum(row[column] for row in rows.values()))
+        Check(
+            f"合计 = 各市之和 ({column})",
+            TOTAL,
+            total[column] == sum(row[column] for row in rows.values()),
+        )
         for column in COLUMNS
-    ]  # fmt: skip
+    ]
     for city, row in [*rows.items(), (TOTAL, total)]:
         found += [
             Check("(2) ≤ (1)", city, row[2] <= row[1]),

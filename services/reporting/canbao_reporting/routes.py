@@ -98,14 +98,22 @@ FontDep = Annotated[str, Depends(_cjk_font)]
 
 class InvalidQuarter(Problem):
     def __init__(self, text: str) -> None:
-        super().__init__(422, "invalid-quarter", "季度格式应为 2026Q3 (quarter like 2026Q3)",
-                         f"{text!r} is not a quarter")  # fmt: skip
+        super().__init__(
+            422,
+            "invalid-quarter",
+            "季度格式应为 2026Q3 (quarter like 2026Q3)",
+            f"{text!r} is not a quarter",
+        )
 
 
 class FutureQuarter(Problem):
     def __init__(self, quarter: Quarter) -> None:
-        super().__init__(422, "future-quarter", "该季度尚未开始 (the quarter has not begun)",
-                         f"{quarter} begins {quarter.start.isoformat()}")  # fmt: skip
+        super().__init__(
+            422,
+            "future-quarter",
+            "该季度尚未开始 (the quarter has not begun)",
+            f"{quarter} begins {quarter.start.isoformat()}",
+        )
 
 
 def _row(city: str, row: Row, county: str) -> TableRow:
@@ -118,8 +126,12 @@ def _row(city: str, row: Row, county: str) -> TableRow:
 
 class InvalidRegion(Problem):
     def __init__(self, region: str) -> None:
-        super().__init__(422, "invalid-region", "行政区划代码无效 (invalid division code)",
-                         f"{region!r}: a GB/T 2260 code of 2, 4 or 6 digits")  # fmt: skip
+        super().__init__(
+            422,
+            "invalid-region",
+            "行政区划代码无效 (invalid division code)",
+            f"{region!r}: a GB/T 2260 code of 2, 4 or 6 digits",
+        )
 
 
 def _division(region: str | None) -> str | None:
@@ -188,15 +200,23 @@ async def _table(session: AsyncSession, moment: Moment, division: str | None) ->
     rows = [_row(city, row, county) for city, row in every if _shown(city, division)]
     shown = {row.city for row in rows}
     return QuarterlyTable(
-        quarter=str(moment.quarter), as_of=moment.as_of.astimezone(UTC),
-        provisional=moment.provisional, rows=rows,
-        checks=[TableCheck(rule=c.rule, city=c.city, passed=c.passed)
-                for c in table.checks if c.city in shown],
-    )  # fmt: skip
+        quarter=str(moment.quarter),
+        as_of=moment.as_of.astimezone(UTC),
+        provisional=moment.provisional,
+        rows=rows,
+        checks=[
+            TableCheck(rule=c.rule, city=c.city, passed=c.passed)
+            for c in table.checks
+            if c.city in shown
+        ],
+    )
 
 
-@router.get("/reports/quarterly/{quarter}", summary="全民参保登记基础数据情况表 (domain.md §6)",
-            response_model=QuarterlyTable)  # fmt: skip
+@router.get(
+    "/reports/quarterly/{quarter}",
+    summary="全民参保登记基础数据情况表 (domain.md §6)",
+    response_model=QuarterlyTable,
+)
 async def quarterly(
     quarter: str,
     session: SessionDep,
@@ -225,14 +245,22 @@ class InvalidCell(Problem):
 
 class CityOutOfScope(Problem):
     def __init__(self, city: str) -> None:
-        super().__init__(403, "city-out-of-scope", "不在您的统计范围内 (outside your region)",
-                         f"row {city!r} is not in your region")  # fmt: skip
+        super().__init__(
+            403,
+            "city-out-of-scope",
+            "不在您的统计范围内 (outside your region)",
+            f"row {city!r} is not in your region",
+        )
 
 
 class InvalidCursor(Problem):
     def __init__(self) -> None:
-        super().__init__(422, "invalid-cursor", "分页游标无效 (invalid cursor)",
-                         "pass the next_cursor of the previous page as it was")  # fmt: skip
+        super().__init__(
+            422,
+            "invalid-cursor",
+            "分页游标无效 (invalid cursor)",
+            "pass the next_cursor of the previous page as it was",
+        )
 
 
 def _cursor(text: str | None) -> tuple[UUID, str] | None:
@@ -260,8 +288,11 @@ def _city(city: str) -> str:
     raise InvalidCell(f"city {city!r}: a four-digit city code, {UNKNOWN_CITY!r} or {TOTAL!r}")
 
 
-@router.get("/reports/quarterly/{quarter}/people", response_model=CellPeople,
-            summary="The people behind a number of the table (报表及对应人员明细)")  # fmt: skip
+@router.get(
+    "/reports/quarterly/{quarter}/people",
+    response_model=CellPeople,
+    summary="The people behind a number of the table (报表及对应人员明细)",
+)
 async def cell_people(
     quarter: str,
     session: SessionDep,
@@ -282,30 +313,40 @@ async def cell_people(
     county = _county(division)
     after = _cursor(cursor)
     # One more than the page: whether another page follows, without a cursor to an empty one.
-    found = await store.people_in_cell(session, moment.before, city=row, column=column,
-                                       region=county, after=after, limit=limit + 1)  # fmt: skip
-    count = await store.people_counted(session, moment.before, city=row, column=column,
-                                       region=county, keep=moment.settled)  # fmt: skip
+    found = await store.people_in_cell(
+        session, moment.before, city=row, column=column, region=county, after=after, limit=limit + 1
+    )
+    count = await store.people_counted(
+        session, moment.before, city=row, column=column, region=county, keep=moment.settled
+    )
     await session.commit()  # the quarter's counts, if kept for the first time
     found, more = found[:limit], len(found) > limit
     last = found[-1] if more else None
     return CellPeople(
-        quarter=str(moment.quarter), as_of=moment.as_of.astimezone(UTC),
-        provisional=moment.provisional, city=city, column=column,
-        column_name=COLUMN_NAMES_ZH[column], count=count,
+        quarter=str(moment.quarter),
+        as_of=moment.as_of.astimezone(UTC),
+        provisional=moment.provisional,
+        city=city,
+        column=column,
+        column_name=COLUMN_NAMES_ZH[column],
+        count=count,
         people=[_counted(p) for p in found],
         next_cursor=None if last is None else f"{last.person_id}/{last.city}",
-    )  # fmt: skip
+    )
 
 
 def _counted(person: store.PersonInCell) -> PersonBehind:
     verdict = person.verdict
     return PersonBehind(
-        person_id=person.person_id, city=person.city, region_code=verdict.get("region_code"),
-        gender=verdict.get("gender"), birth_year=verdict.get("birth_year"),
-        registration=verdict["registration"], statuses=verdict["statuses"],
+        person_id=person.person_id,
+        city=person.city,
+        region_code=verdict.get("region_code"),
+        gender=verdict.get("gender"),
+        birth_year=verdict.get("birth_year"),
+        registration=verdict["registration"],
+        statuses=verdict["statuses"],
         survey_reasons=verdict.get("survey_reasons", []),
-    )  # fmt: skip
+    )
 
 
 def _coverage(
@@ -314,25 +355,39 @@ def _coverage(
     def of(insurance: Insurance) -> InsuranceCoverage:
         counted, target = counts.insurances[insurance], target_of(division, insurance, targets)
         return InsuranceCoverage(
-            should=counted.should, insured=counted.insured, rate=counted.rate,
-            goal=GOALS[insurance], target=target,
+            should=counted.should,
+            insured=counted.insured,
+            rate=counted.rate,
+            goal=GOALS[insurance],
+            target=target,
             gap=None if counted.rate is None else round(counted.rate - target, 4),
-        )  # fmt: skip
+        )
 
     return Coverage(
         people=counts.people,
         insurances={i.value: of(i) for i in insurances},
-        registration=Registration(people=counts.people, registered=counts.registered,
-                                  rate=rate(counts.registered, counts.people)),
-        survey=SurveyProgress(needing=counts.needing, verified=counts.verified,
-                              rate=rate(counts.verified, counts.needing), goal=SURVEY_GOAL),
-    )  # fmt: skip
+        registration=Registration(
+            people=counts.people,
+            registered=counts.registered,
+            rate=rate(counts.registered, counts.people),
+        ),
+        survey=SurveyProgress(
+            needing=counts.needing,
+            verified=counts.verified,
+            rate=rate(counts.verified, counts.needing),
+            goal=SURVEY_GOAL,
+        ),
+    )
 
 
 class DivisionOutOfScope(Problem):
     def __init__(self, division: str) -> None:
-        super().__init__(403, "region-out-of-scope", "不在您的统计范围内 (outside your region)",
-                         f"division {division!r} is not within your region")  # fmt: skip
+        super().__init__(
+            403,
+            "region-out-of-scope",
+            "不在您的统计范围内 (outside your region)",
+            f"division {division!r} is not within your region",
+        )
 
 
 def _scope(region: str | None, division: str | None) -> str:
@@ -355,9 +410,12 @@ class Asked:
 
     def header(self) -> dict[str, Any]:
         """The fields every such answer begins with."""
-        return {"quarter": str(self.moment.quarter), "region": self.region,
-                "as_of": self.moment.as_of.astimezone(UTC),
-                "provisional": self.moment.provisional}  # fmt: skip
+        return {
+            "quarter": str(self.moment.quarter),
+            "region": self.region,
+            "as_of": self.moment.as_of.astimezone(UTC),
+            "provisional": self.moment.provisional,
+        }
 
 
 def _asked(
@@ -373,8 +431,11 @@ def _asked(
 AskedDep = Annotated[Asked, Depends(_asked)]
 
 
-@router.get("/reports/coverage", response_model=CoverageResponse,
-            summary="Coverage, registration and survey rates by division")  # fmt: skip
+@router.get(
+    "/reports/coverage",
+    response_model=CoverageResponse,
+    summary="Coverage, registration and survey rates by division",
+)
 async def coverage(
     session: SessionDep,
     asked: AskedDep,
@@ -384,24 +445,36 @@ async def coverage(
     next-level divisions, as of now or of a quarter's end (`quarter`)."""
     division, moment = asked.region, asked.moment
     digits = 6 if len(division) >= 4 else 4
-    found = await store.coverage_counts(session, moment.before, region=division, digits=digits,
-                                        keep=moment.settled)  # fmt: skip
+    found = await store.coverage_counts(
+        session, moment.before, region=division, digits=digits, keep=moment.settled
+    )
     await session.commit()  # the quarter's counts, if kept for the first time
     targets = await store.targets(session, year=moment.quarter.year, within=division)
     insurances = [insurance] if insurance is not None else list(Insurance)
     ordered = sorted(found, key=lambda d: (d == UNKNOWN_CITY, d))
-    divisions = [DivisionCoverage(region=d, name=ROW_NAMES.get(d, d),
-                                  **_coverage(d, found[d], insurances, targets).model_dump())
-                 for d in ordered]  # fmt: skip
+    divisions = [
+        DivisionCoverage(
+            region=d,
+            name=ROW_NAMES.get(d, d),
+            **_coverage(d, found[d], insurances, targets).model_dump(),
+        )
+        for d in ordered
+    ]
     return CoverageResponse(
         **asked.header(),
         divisions=divisions,
         total=_coverage(division, sum(found.values(), NOBODY), insurances, targets),
-        slowest={i.value: slowest_first({d.region: (d.insurances[i.value].rate,
-                                                    d.insurances[i.value].target)
-                                         for d in divisions if d.region != UNKNOWN_CITY})
-                 for i in insurances},
-    )  # fmt: skip
+        slowest={
+            i.value: slowest_first(
+                {
+                    d.region: (d.insurances[i.value].rate, d.insurances[i.value].target)
+                    for d in divisions
+                    if d.region != UNKNOWN_CITY
+                }
+            )
+            for i in insurances
+        },
+    )
 
 
 class InvalidTarget(Problem):
@@ -415,12 +488,19 @@ def _year(year: int, now: datetime) -> int:
     return year
 
 
-@router.put("/reports/targets/{year}", response_model=Targets,
-            summary="Enter a division's coverage targets for a year")  # fmt: skip
+@router.put(
+    "/reports/targets/{year}",
+    response_model=Targets,
+    summary="Enter a division's coverage targets for a year",
+)
 async def set_targets(
-    year: int, body: SetTargets, session: SessionDep, now: ClockDep, caller: CallerDep,
+    year: int,
+    body: SetTargets,
+    session: SessionDep,
+    now: ClockDep,
+    caller: CallerDep,
     region: str | None = None,
-) -> Targets:  # fmt: skip
+) -> Targets:
     """The annual expansion plan (40号 三(二)1): a province or city enters, for a division within
     its region (`region`: the caller's scope), the target of each insurance it plans for."""
     moment = now()
@@ -434,23 +514,41 @@ async def set_targets(
             raise InvalidTarget(f"{name}: {value}; an insurance's target is a rate in (0, 1]")
         rates[Insurance(name)] = value
     async with session.begin():
-        await store.set_targets(session, region=division, year=_year(year, moment), rates=rates,
-                                set_by=caller.username, at=moment)  # fmt: skip
+        await store.set_targets(
+            session,
+            region=division,
+            year=_year(year, moment),
+            rates=rates,
+            set_by=caller.username,
+            at=moment,
+        )
     return await targets_of(year, session, now, region=division)
 
 
-@router.get("/reports/targets/{year}", response_model=Targets,
-            summary="The coverage targets of a year in a region")  # fmt: skip
+@router.get(
+    "/reports/targets/{year}",
+    response_model=Targets,
+    summary="The coverage targets of a year in a region",
+)
 async def targets_of(
     year: int, session: SessionDep, now: ClockDep, region: str | None = None
 ) -> Targets:
     within = _division(region) or ""
     found = await store.targets(session, year=_year(year, now()), within=within)
-    return Targets(year=year, targets=[
-        TargetEntry(region=division, insurance=insurance.value, rate=entry.rate,
-                    set_by=entry.set_by, set_at=entry.set_at)
-        for division, rates in sorted(found.items()) for insurance, entry in rates.items()
-    ])  # fmt: skip
+    return Targets(
+        year=year,
+        targets=[
+            TargetEntry(
+                region=division,
+                insurance=insurance.value,
+                rate=entry.rate,
+                set_by=entry.set_by,
+                set_at=entry.set_at,
+            )
+            for division, rates in sorted(found.items())
+            for insurance, entry in rates.items()
+        ],
+    )
 
 
 def _cutoff(moment: Moment) -> date:
@@ -458,8 +556,11 @@ def _cutoff(moment: Moment) -> date:
     return long_interruption_cutoff(moment.as_of.astimezone(CHINA).date())
 
 
-@router.get("/reports/lists", response_model=PlanLists,
-            summary="How many people each of the plans' lists holds, by division")  # fmt: skip
+@router.get(
+    "/reports/lists",
+    response_model=PlanLists,
+    summary="How many people each of the plans' lists holds, by division",
+)
 async def plan_lists(
     session: SessionDep,
     asked: AskedDep,
@@ -472,15 +573,23 @@ async def plan_lists(
     divisions = sorted({d for d, _ in counts}, key=lambda d: (d == UNKNOWN_CITY, d))
     return PlanLists(
         **asked.header(),
-        lists=[PlanListCount(name=name.value, label=name.label,
-                             divisions={d: counts.get((d, name), 0) for d in divisions},
-                             total=sum(counts.get((d, name), 0) for d in divisions))
-               for name in PlanList],
-    )  # fmt: skip
+        lists=[
+            PlanListCount(
+                name=name.value,
+                label=name.label,
+                divisions={d: counts.get((d, name), 0) for d in divisions},
+                total=sum(counts.get((d, name), 0) for d in divisions),
+            )
+            for name in PlanList
+        ],
+    )
 
 
-@router.get("/reports/lists/{name}", response_model=ListPeople,
-            summary="The people on one of the plans' lists")  # fmt: skip
+@router.get(
+    "/reports/lists/{name}",
+    response_model=ListPeople,
+    summary="The people on one of the plans' lists",
+)
 async def list_people(
     name: PlanList,
     session: SessionDep,
@@ -492,19 +601,27 @@ async def list_people(
     each with the codes and survey reasons that put them there."""
     division, moment = asked.region, asked.moment
     after = _person_cursor(cursor)
-    found = await store.people_on_list(session, moment.before, name=name, region=division,
-                                       cutoff=_cutoff(moment), after=after,
-                                       limit=limit + 1)  # fmt: skip
+    found = await store.people_on_list(
+        session,
+        moment.before,
+        name=name,
+        region=division,
+        cutoff=_cutoff(moment),
+        after=after,
+        limit=limit + 1,
+    )
     counts = await store.list_counts(
         session, moment.before, region=division, digits=2, cutoff=_cutoff(moment)
     )
     found, more = found[:limit], len(found) > limit
     return ListPeople(
-        **asked.header(), name=name.value, label=name.label,
+        **asked.header(),
+        name=name.value,
+        label=name.label,
         count=sum(n for (_, listed), n in counts.items() if listed is name),
         people=[_counted(p) for p in found],
         next_cursor=str(found[-1].person_id) if more else None,
-    )  # fmt: skip
+    )
 
 
 # -- Filing (domain.md §6: signed off by the city and the province, due by the 25th) ---------------
@@ -512,34 +629,50 @@ async def list_people(
 
 class NotAFilingDivision(Problem):
     def __init__(self, region: str) -> None:
-        super().__init__(403, "not-a-filing-division",
-                         "只有省、市填报本表 (filed by a province or city)",
-                         f"{region!r} files no table: the province and its cities do")  # fmt: skip
+        super().__init__(
+            403,
+            "not-a-filing-division",
+            "只有省、市填报本表 (filed by a province or city)",
+            f"{region!r} files no table: the province and its cities do",
+        )
 
 
 class QuarterNotEnded(Problem):
     def __init__(self, quarter: Quarter) -> None:
-        super().__init__(422, "quarter-not-ended", "季度尚未结束 (the quarter has not ended)",
-                         f"{quarter} ends {quarter.end.isoformat()}")  # fmt: skip
+        super().__init__(
+            422,
+            "quarter-not-ended",
+            "季度尚未结束 (the quarter has not ended)",
+            f"{quarter} ends {quarter.end.isoformat()}",
+        )
 
 
 class ChecksUnexplained(Problem):
     def __init__(self, failed: list[str]) -> None:
-        super().__init__(422, "checks-unexplained",
-                         "逻辑校验未通过，须填写相关情况说明 (explain the failed checks)",
-                         "failed: " + "; ".join(failed), failed=failed)  # fmt: skip
+        super().__init__(
+            422,
+            "checks-unexplained",
+            "逻辑校验未通过，须填写相关情况说明 (explain the failed checks)",
+            "failed: " + "; ".join(failed),
+            failed=failed,
+        )
 
 
 class AlreadyFiled(Problem):
     def __init__(self, quarter: str, region: str) -> None:
-        super().__init__(409, "already-filed", "本季度已报送 (already filed)",
-                         f"{region} filed {quarter}; a filed table does not change")  # fmt: skip
+        super().__init__(
+            409,
+            "already-filed",
+            "本季度已报送 (already filed)",
+            f"{region} filed {quarter}; a filed table does not change",
+        )
 
 
 class NotFiled(Problem):
     def __init__(self, quarter: str, region: str) -> None:
-        super().__init__(404, "not-filed", "本季度尚未报送 (not filed)",
-                         f"{region} has not filed {quarter}")  # fmt: skip
+        super().__init__(
+            404, "not-filed", "本季度尚未报送 (not filed)", f"{region} has not filed {quarter}"
+        )
 
 
 def _filer(region: str | None) -> str:
@@ -563,19 +696,32 @@ def _state(filed: datetime | None, due: date, now: datetime) -> Literal["filed",
 def _filing(row: store.FiledRow, quarter: Quarter) -> Filing:
     due = _due(quarter)
     return Filing(
-        quarter=row.quarter, region=row.region, due=due, filed_at=row.filed_at,
-        filed_by=row.filed_by, late=row.filed_at.astimezone(CHINA).date() > due,
+        quarter=row.quarter,
+        region=row.region,
+        due=due,
+        filed_at=row.filed_at,
+        filed_by=row.filed_by,
+        late=row.filed_at.astimezone(CHINA).date() > due,
         signatures=Signatures.model_validate(row.signatures),
         table=QuarterlyTable.model_validate(row.table),
-    )  # fmt: skip
+    )
 
 
-@router.post("/reports/quarterly/{quarter}/filing", response_model=Filing, status_code=201,
-             summary="File the quarter's table, signed (报送)")  # fmt: skip
+@router.post(
+    "/reports/quarterly/{quarter}/filing",
+    response_model=Filing,
+    status_code=201,
+    summary="File the quarter's table, signed (报送)",
+)
 async def file_table(
-    quarter: str, signed: Signatures, session: SessionDep, now: ClockDep, font: FontDep,
-    caller: CallerDep, region: str | None = None,
-) -> Filing:  # fmt: skip
+    quarter: str,
+    signed: Signatures,
+    session: SessionDep,
+    now: ClockDep,
+    font: FontDep,
+    caller: CallerDep,
+    region: str | None = None,
+) -> Filing:
     """The filing division's (`region`: the caller's, a province or city) table of a quarter that
     has ended, with its signatures and note, kept as filed with its xlsx and PDF: a filed table
     never changes. Failed logical checks need the note that explains them."""
@@ -587,27 +733,40 @@ async def file_table(
     failed = [f"{c.city} {c.rule}" for c in table.checks if not c.passed]
     if failed and not signed.note.strip():
         raise ChecksUnexplained(failed)
-    xlsx, pdf = await asyncio.gather(*(
-        asyncio.to_thread(exports.render, table, kind, division=division, font_path=font,
-                          signed=signed)
-        for kind in ("xlsx", "pdf")
-    ))  # fmt: skip
+    xlsx, pdf = await asyncio.gather(
+        *(
+            asyncio.to_thread(
+                exports.render, table, kind, division=division, font_path=font, signed=signed
+            )
+            for kind in ("xlsx", "pdf")
+        )
+    )
     row = store.FiledRow(
-        quarter=str(moment.quarter), region=division, filed_at=now(), filed_by=caller.username,
-        signatures=signed.model_dump(mode="json"), table=table.model_dump(mode="json"),
-    )  # fmt: skip
+        quarter=str(moment.quarter),
+        region=division,
+        filed_at=now(),
+        filed_by=caller.username,
+        signatures=signed.model_dump(mode="json"),
+        table=table.model_dump(mode="json"),
+    )
     if not await store.file(session, row, xlsx=xlsx, pdf=pdf):
         raise AlreadyFiled(row.quarter, division)
     await session.commit()
     return _filing(row, moment.quarter)
 
 
-@router.get("/reports/quarterly/{quarter}/filing", response_model=FilingState,
-            summary="Where the quarter's filing stands; the signed files")  # fmt: skip
+@router.get(
+    "/reports/quarterly/{quarter}/filing",
+    response_model=FilingState,
+    summary="Where the quarter's filing stands; the signed files",
+)
 async def filing(
-    quarter: str, session: SessionDep, now: ClockDep, region: str | None = None,
+    quarter: str,
+    session: SessionDep,
+    now: ClockDep,
+    region: str | None = None,
     format: Literal["json", "xlsx", "pdf"] = "json",
-) -> FilingState | Response:  # fmt: skip
+) -> FilingState | Response:
     """The filing division's filing of the quarter (or that it is open or overdue) and, for a
     province, each city's; `format=xlsx|pdf`: the files as signed."""
     division = _filer(region)
@@ -622,22 +781,29 @@ async def filing(
     own = next((f for f in filed if f.region == division), None)
     cities: list[DivisionFiling] = []
     if len(division) == 2:
-        counted = {city for city, _ in await store.cell_counts(session, moment.before,
-                                                                keep=moment.settled)}  # fmt: skip
+        counted = {
+            city for city, _ in await store.cell_counts(session, moment.before, keep=moment.settled)
+        }
         await session.commit()  # the quarter's counts, if kept for the first time
         by_city = {f.region: f for f in filed if len(f.region) == 4}
         for city in sorted((counted - {UNKNOWN_CITY}) | set(by_city)):
             at = by_city[city].filed_at if city in by_city else None
             cities.append(DivisionFiling(region=city, state=_state(at, due, now()), filed_at=at))
     return FilingState(
-        quarter=asked, region=division, due=due,
+        quarter=asked,
+        region=division,
+        due=due,
         state=_state(own.filed_at if own else None, due, now()),
-        filing=_filing(own, moment.quarter) if own else None, cities=cities,
-    )  # fmt: skip
+        filing=_filing(own, moment.quarter) if own else None,
+        cities=cities,
+    )
 
 
-@router.get("/reports/employers", response_model=Employers,
-            summary="Employers leaving employees out (92), the most first")  # fmt: skip
+@router.get(
+    "/reports/employers",
+    response_model=Employers,
+    summary="Employers leaving employees out (92), the most first",
+)
 async def employers(
     session: SessionDep,
     asked: AskedDep,
@@ -647,17 +813,26 @@ async def employers(
     gaps, count = await store.employer_gaps(session, moment.before, region=division, limit=limit)
     known = await units.known_units(session, (g.unit_id for g in gaps))
     return Employers(
-        **asked.header(), units=count,
-        employers=[EmployerGap(unit_id=g.unit_id, people=g.people,
-                               name=unit.name if (unit := known.get(g.unit_id)) else None,
-                               credit_code=unit.credit_code if unit else None,
-                               insurances={i.value: n for i, n in g.by_insurance.items()})
-                   for g in gaps],
-    )  # fmt: skip
+        **asked.header(),
+        units=count,
+        employers=[
+            EmployerGap(
+                unit_id=g.unit_id,
+                people=g.people,
+                name=unit.name if (unit := known.get(g.unit_id)) else None,
+                credit_code=unit.credit_code if unit else None,
+                insurances={i.value: n for i, n in g.by_insurance.items()},
+            )
+            for g in gaps
+        ],
+    )
 
 
-@router.get("/reports/employers/{unit_id}", response_model=ListPeople,
-            summary="A unit's employees not enrolled in some insurance (92)")  # fmt: skip
+@router.get(
+    "/reports/employers/{unit_id}",
+    response_model=ListPeople,
+    summary="A unit's employees not enrolled in some insurance (92)",
+)
 async def employees_owed(
     unit_id: Annotated[str, Path(min_length=1, max_length=64)],
     session: SessionDep,
@@ -673,12 +848,13 @@ async def employees_owed(
     found, more = found[:limit], len(found) > limit
     unit = (await units.known_units(session, [unit_id])).get(unit_id)
     return ListPeople(
-        **asked.header(), name=unit_id,
+        **asked.header(),
+        name=unit_id,
         label=f"单位应参保未参保职工名单（{_unit_label(unit_id, unit)}）",
         count=count,
         people=[_counted(p) for p in found],
         next_cursor=str(found[-1].person_id) if more else None,
-    )  # fmt: skip
+    )
 
 
 def _unit_label(unit_id: str, unit: units.KnownUnit | None) -> str:

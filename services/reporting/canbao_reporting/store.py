@@ -73,25 +73,36 @@ _APPLY: Final = sa.text("""
     INSERT INTO person_states (person_id, valid_from, evaluated_at, verdict, region_code, cells,
                                lists)
     SELECT * FROM newest
-""").bindparams(sa.bindparam("verdict", type_=JSONB(none_as_null=True)),
-                sa.bindparam("cells", type_=ARRAY(sa.Text)),
-                sa.bindparam("lists", type_=ARRAY(sa.Text)))  # fmt: skip
+""").bindparams(
+    sa.bindparam("verdict", type_=JSONB(none_as_null=True)),
+    sa.bindparam("cells", type_=ARRAY(sa.Text)),
+    sa.bindparam("lists", type_=ARRAY(sa.Text)),
+)
 
 
 async def apply_state(
-    session: AsyncSession, person_id: UUID, verdict: Verdict | None, *,
-    evaluated_at: datetime, arrived_at: datetime,
-) -> bool:  # fmt: skip
+    session: AsyncSession,
+    person_id: UUID,
+    verdict: Verdict | None,
+    *,
+    evaluated_at: datetime,
+    arrived_at: datetime,
+) -> bool:
     """Add the person's new state (None: withdrawn) unless the newest applied is as new or newer
     (a duplicate, or an older verdict overtaken by a newer one); True when added."""
     connection = await session.connection()  # Core statements: SQLModel's session warns on them
-    added = await connection.execute(_APPLY, {
-        "person_id": person_id, "arrived_at": arrived_at, "evaluated_at": evaluated_at,
-        "verdict": None if verdict is None else verdict.model_dump(mode="json"),
-        "region_code": None if verdict is None else verdict.region_code,
-        "cells": [] if verdict is None else cell_names(cells_of(verdict)),
-        "lists": [] if verdict is None else sorted(lists_of(verdict)),
-    })  # fmt: skip
+    added = await connection.execute(
+        _APPLY,
+        {
+            "person_id": person_id,
+            "arrived_at": arrived_at,
+            "evaluated_at": evaluated_at,
+            "verdict": None if verdict is None else verdict.model_dump(mode="json"),
+            "region_code": None if verdict is None else verdict.region_code,
+            "cells": [] if verdict is None else cell_names(cells_of(verdict)),
+            "lists": [] if verdict is None else sorted(lists_of(verdict)),
+        },
+    )
     return bool(added.rowcount)
 
 
@@ -121,7 +132,7 @@ async def cell_counts(
     query = sa.text(f"""
         SELECT cell, count(*) AS people FROM {_NOW} AS newest, unnest(newest.cells) AS cell
         WHERE {_IN_REGION} GROUP BY cell
-    """)  # fmt: skip
+    """)
     connection = await session.connection()
     rows = await connection.execute(query, {"region": region})
     return {cell_of(row.cell): row.people for row in rows}
@@ -144,9 +155,15 @@ def _cell_match(city: str | None, column: int) -> tuple[str, str]:
 
 
 async def people_in_cell(
-    session: AsyncSession, before: datetime | None, *, city: str | None, column: int,
-    region: str = "", after: tuple[UUID, str] | None = None, limit: int = 100,
-) -> list[PersonInCell]:  # fmt: skip
+    session: AsyncSession,
+    before: datetime | None,
+    *,
+    city: str | None,
+    column: int,
+    region: str = "",
+    after: tuple[UUID, str] | None = None,
+    limit: int = 100,
+) -> list[PersonInCell]:
     """The people counted in a cell as of `before`, by person_id then city (a person counts once
     per city of a row; in the total row once per city they count in, as the total sums them);
     `after`: the (person_id, city) the previous page ended with."""
@@ -155,14 +172,16 @@ async def people_in_cell(
     # DISTINCT ON (person_id), into which a condition on person_id alone is pushed down.
     cursor = ""
     if after is not None:
-        cursor = ("AND newest.person_id >= :after_person"
-                  " AND (newest.person_id, cell) > (:after_person, :after_cell)")  # fmt: skip
+        cursor = (
+            "AND newest.person_id >= :after_person"
+            " AND (newest.person_id, cell) > (:after_person, :after_cell)"
+        )
     query = sa.text(f"""
         SELECT newest.person_id, cell, newest.verdict
         FROM {_people(before)} AS newest, unnest(newest.cells) AS cell
         WHERE {condition} AND {_IN_REGION} {cursor}
         ORDER BY newest.person_id, cell LIMIT :limit
-    """)  # fmt: skip
+    """)
     values: dict[str, Any] = {"before": before, "region": region, "cell": cell, "limit": limit}
     if after is not None:
         values |= {"after_person": after[0], "after_cell": f"{after[1]}:{column}"}
@@ -172,9 +191,14 @@ async def people_in_cell(
 
 
 async def people_counted(
-    session: AsyncSession, before: datetime | None, *, city: str | None, column: int,
-    region: str = "", keep: bool = False,
-) -> int:  # fmt: skip
+    session: AsyncSession,
+    before: datetime | None,
+    *,
+    city: str | None,
+    column: int,
+    region: str = "",
+    keep: bool = False,
+) -> int:
     """How many entries `people_in_cell` lists in all: the cell's number."""
     if before is not None:
         counts = await past_counts(session, before, keep=keep)
@@ -183,7 +207,7 @@ async def people_counted(
     query = sa.text(f"""
         SELECT count(*) FROM {_NOW} AS newest, unnest(newest.cells) AS cell
         WHERE {condition} AND {_IN_REGION}
-    """)  # fmt: skip
+    """)
     connection = await session.connection()
     counted = await connection.scalar(query, {"region": region, "cell": cell})
     return int(counted or 0)
@@ -210,7 +234,7 @@ def _coverage_query(people: str, division: str) -> str:
         WHERE newest.verdict IS NOT NULL AND NOT (newest.verdict->>'deceased')::boolean
           AND (newest.verdict->>'household_registered_locally')::boolean AND {_IN_REGION}
         GROUP BY 1
-    """  # fmt: skip
+    """
 
 
 # Now: per division of :digits digits. As of a moment: per division code ('' : none), kept.
@@ -227,24 +251,36 @@ _CODES: Final = {"should": list(SHOULD_CODES), "insured": list(INSURED_CODES)}
 
 def _division_counts(row: Any) -> DivisionCounts:
     return DivisionCounts(
-        row.people, row.registered, row.needing, row.verified,
-        {i: InsuranceCounts(getattr(row, f"{i.value}_should"),
-                            getattr(row, f"{i.value}_insured")) for i in Insurance},
-    )  # fmt: skip
+        row.people,
+        row.registered,
+        row.needing,
+        row.verified,
+        {
+            i: InsuranceCounts(
+                getattr(row, f"{i.value}_should"), getattr(row, f"{i.value}_insured")
+            )
+            for i in Insurance
+        },
+    )
 
 
 async def coverage_counts(
-    session: AsyncSession, before: datetime | None, *, region: str, digits: int,
+    session: AsyncSession,
+    before: datetime | None,
+    *,
+    region: str,
+    digits: int,
     keep: bool = False,
-) -> dict[str, DivisionCounts]:  # fmt: skip
+) -> dict[str, DivisionCounts]:
     """The counts of each division of `digits` digits (4: cities, 6: counties) within `region`
     ('': the province; people without a division under "unknown")."""
     if before is not None:
         counts = await past_counts(session, before, keep=keep)
         return counts.coverage_counts(region=region, digits=digits)
     connection = await session.connection()
-    rows = await connection.execute(sa.text(_COVERAGE),
-                                    {"region": region, "digits": digits, **_CODES})  # fmt: skip
+    rows = await connection.execute(
+        sa.text(_COVERAGE), {"region": region, "digits": digits, **_CODES}
+    )
     return {row.division: _division_counts(row) for row in rows}
 
 
@@ -264,8 +300,11 @@ class QuarterCounts:
         return dict(found)
 
     def people_counted(self, *, city: str | None, column: int, region: str) -> int:
-        return sum(people for (c, column_), people in self.cell_counts(region).items()
-                   if column_ == column and (city is None or c == city))  # fmt: skip
+        return sum(
+            people
+            for (c, column_), people in self.cell_counts(region).items()
+            if column_ == column and (city is None or c == city)
+        )
 
     def coverage_counts(self, *, region: str, digits: int) -> dict[str, DivisionCounts]:
         found: dict[str, DivisionCounts] = {}
@@ -286,10 +325,13 @@ async def past_counts(session: AsyncSession, as_of: datetime, *, keep: bool) -> 
     if kept is not None:
         return kept
     cells = await connection.execute(sa.text(_CELLS_BY_CODE), {"before": as_of})
-    coverage = await connection.execute(sa.text(_COVERAGE_BY_CODE),
-                                        {"before": as_of, "region": "", **_CODES})  # fmt: skip
-    counted = QuarterCounts([(row.division, row.cell, row.people) for row in cells],
-                            {row.division: _division_counts(row) for row in coverage})  # fmt: skip
+    coverage = await connection.execute(
+        sa.text(_COVERAGE_BY_CODE), {"before": as_of, "region": "", **_CODES}
+    )
+    counted = QuarterCounts(
+        [(row.division, row.cell, row.people) for row in cells],
+        {row.division: _division_counts(row) for row in coverage},
+    )
     if keep:
         await _keep(connection, as_of, counted)
     return counted
@@ -303,55 +345,93 @@ async def _kept(connection: AsyncConnection, as_of: datetime) -> QuarterCounts |
     coverage = await connection.execute(
         sa.select(quarter_coverage).where(quarter_coverage.c.as_of == as_of)
     )
-    return QuarterCounts([(row.region_code, row.cell, row.people) for row in cells],
-                         {row.region_code: _division_counts(row) for row in coverage})  # fmt: skip
+    return QuarterCounts(
+        [(row.region_code, row.cell, row.people) for row in cells],
+        {row.region_code: _division_counts(row) for row in coverage},
+    )
 
 
 async def _keep(connection: AsyncConnection, as_of: datetime, counted: QuarterCounts) -> None:
     first = await connection.scalar(
-        pg_insert(quarter_snapshots).values(as_of=as_of, kept_at=sa.func.now())
-        .on_conflict_do_nothing().returning(quarter_snapshots.c.as_of)
-    )  # fmt: skip
+        pg_insert(quarter_snapshots)
+        .values(as_of=as_of, kept_at=sa.func.now())
+        .on_conflict_do_nothing()
+        .returning(quarter_snapshots.c.as_of)
+    )
     if first is None:
         return  # kept meanwhile by another request
     if counted.cells:
-        await connection.execute(sa.insert(quarter_cells), [
-            {"as_of": as_of, "region_code": code, "cell": cell, "people": people}
-            for code, cell, people in counted.cells
-        ])  # fmt: skip
+        await connection.execute(
+            sa.insert(quarter_cells),
+            [
+                {"as_of": as_of, "region_code": code, "cell": cell, "people": people}
+                for code, cell, people in counted.cells
+            ],
+        )
     if counted.coverage:
-        await connection.execute(sa.insert(quarter_coverage), [
-            {"as_of": as_of, "region_code": code, **_coverage_row(counts)}
-            for code, counts in counted.coverage.items()
-        ])  # fmt: skip
+        await connection.execute(
+            sa.insert(quarter_coverage),
+            [
+                {"as_of": as_of, "region_code": code, **_coverage_row(counts)}
+                for code, counts in counted.coverage.items()
+            ],
+        )
 
 
 def _coverage_row(counts: DivisionCounts) -> dict[str, int]:
-    row = {"people": counts.people, "registered": counts.registered,
-           "needing": counts.needing, "verified": counts.verified}  # fmt: skip
+    row = {
+        "people": counts.people,
+        "registered": counts.registered,
+        "needing": counts.needing,
+        "verified": counts.verified,
+    }
     for insurance, counted in counts.insurances.items():
-        row |= {f"{insurance.value}_should": counted.should,
-                f"{insurance.value}_insured": counted.insured}  # fmt: skip
+        row |= {
+            f"{insurance.value}_should": counted.should,
+            f"{insurance.value}_insured": counted.insured,
+        }
     return row  # tables.COVERAGE_COUNTS, each
 
 
 async def set_targets(
-    session: AsyncSession, *, region: str, year: int, rates: Mapping[Insurance, float],
-    set_by: str, at: datetime,
-) -> None:  # fmt: skip
+    session: AsyncSession,
+    *,
+    region: str,
+    year: int,
+    rates: Mapping[Insurance, float],
+    set_by: str,
+    at: datetime,
+) -> None:
     """Enter (or revise) the division's targets for the year."""
     if not rates:
         return
-    rows = [{"region": region, "year": year, "insurance": insurance.value, "rate": rate,
-             "set_by": set_by, "set_at": at} for insurance, rate in rates.items()]  # fmt: skip
+    rows = [
+        {
+            "region": region,
+            "year": year,
+            "insurance": insurance.value,
+            "rate": rate,
+            "set_by": set_by,
+            "set_at": at,
+        }
+        for insurance, rate in rates.items()
+    ]
     insert = pg_insert(coverage_targets).values(rows)
     connection = await session.connection()
-    await connection.execute(insert.on_conflict_do_update(
-        index_elements=[coverage_targets.c.region, coverage_targets.c.year,
-                        coverage_targets.c.insurance],
-        set_={"rate": insert.excluded.rate, "set_by": insert.excluded.set_by,
-              "set_at": insert.excluded.set_at},
-    ))  # fmt: skip
+    await connection.execute(
+        insert.on_conflict_do_update(
+            index_elements=[
+                coverage_targets.c.region,
+                coverage_targets.c.year,
+                coverage_targets.c.insurance,
+            ],
+            set_={
+                "rate": insert.excluded.rate,
+                "set_by": insert.excluded.set_by,
+                "set_at": insert.excluded.set_at,
+            },
+        )
+    )
 
 
 async def targets(session: AsyncSession, *, year: int, within: str) -> dict[str, Target]:
@@ -359,9 +439,11 @@ async def targets(session: AsyncSession, *, year: int, within: str) -> dict[str,
     containing it), by region then insurance."""
     query = sa.select(coverage_targets).where(
         coverage_targets.c.year == year,
-        sa.or_(coverage_targets.c.region.startswith(within),
-               sa.literal(within).startswith(coverage_targets.c.region)),
-    )  # fmt: skip
+        sa.or_(
+            coverage_targets.c.region.startswith(within),
+            sa.literal(within).startswith(coverage_targets.c.region),
+        ),
+    )
     connection = await session.connection()
     found: dict[str, Target] = {}
     for row in await connection.execute(query):
@@ -389,28 +471,43 @@ async def list_counts(
                name, count(*) AS people
         FROM {_people(before)} AS newest, unnest({_LISTS_AS_OF}) AS name
         WHERE {_IN_REGION} GROUP BY 1, 2
-    """)  # fmt: skip
+    """)
     connection = await session.connection()
-    rows = await connection.execute(query, {"before": before, "region": region, "digits": digits,
-                                            "cutoff": cutoff})  # fmt: skip
+    rows = await connection.execute(
+        query, {"before": before, "region": region, "digits": digits, "cutoff": cutoff}
+    )
     return {(row.division, PlanList(row.name)): row.people for row in rows}
 
 
 async def people_on_list(
-    session: AsyncSession, before: datetime | None, *, name: PlanList, region: str,
-    cutoff: date, after: UUID | None = None, limit: int = 100,
-) -> list[PersonInCell]:  # fmt: skip
+    session: AsyncSession,
+    before: datetime | None,
+    *,
+    name: PlanList,
+    region: str,
+    cutoff: date,
+    after: UUID | None = None,
+    limit: int = 100,
+) -> list[PersonInCell]:
     """The people on a list within `region`, by person_id, after `after`."""
     query = sa.text(f"""
         SELECT newest.person_id, newest.verdict FROM {_people(before)} AS newest
         WHERE :name = ANY({_LISTS_AS_OF}) AND {_IN_REGION}
           AND (CAST(:after AS uuid) IS NULL OR newest.person_id > :after)
         ORDER BY newest.person_id LIMIT :limit
-    """)  # fmt: skip
+    """)
     connection = await session.connection()
-    rows = await connection.execute(query, {"before": before, "region": region, "limit": limit,
-                                            "name": name.value, "after": after,
-                                            "cutoff": cutoff})  # fmt: skip
+    rows = await connection.execute(
+        query,
+        {
+            "before": before,
+            "region": region,
+            "limit": limit,
+            "name": name.value,
+            "after": after,
+            "cutoff": cutoff,
+        },
+    )
     return [
         PersonInCell(row.person_id, city_of(row.verdict.get("region_code")), row.verdict)
         for row in rows
@@ -430,10 +527,20 @@ class FiledRow:
 async def file(session: AsyncSession, row: FiledRow, *, xlsx: bytes, pdf: bytes) -> bool:
     """Keep the filed table with its signed files; False when the division has filed the
     quarter already (nothing changes)."""
-    insert = pg_insert(filings).values(
-        quarter=row.quarter, region=row.region, filed_at=row.filed_at, filed_by=row.filed_by,
-        signatures=row.signatures, table=row.table, xlsx=xlsx, pdf=pdf,
-    ).on_conflict_do_nothing()  # fmt: skip
+    insert = (
+        pg_insert(filings)
+        .values(
+            quarter=row.quarter,
+            region=row.region,
+            filed_at=row.filed_at,
+            filed_by=row.filed_by,
+            signatures=row.signatures,
+            table=row.table,
+            xlsx=xlsx,
+            pdf=pdf,
+        )
+        .on_conflict_do_nothing()
+    )
     connection = await session.connection()
     return (await connection.execute(insert)).rowcount == 1
 
@@ -441,9 +548,13 @@ async def file(session: AsyncSession, row: FiledRow, *, xlsx: bytes, pdf: bytes)
 async def filed(session: AsyncSession, quarter: str, *, within: str) -> list[FiledRow]:
     """The quarter's filings of `within` and the divisions inside it."""
     query = sa.select(
-        filings.c.quarter, filings.c.region, filings.c.filed_at, filings.c.filed_by,
-        filings.c.signatures, filings.c.table,
-    ).where(filings.c.quarter == quarter, filings.c.region.startswith(within))  # fmt: skip
+        filings.c.quarter,
+        filings.c.region,
+        filings.c.filed_at,
+        filings.c.filed_by,
+        filings.c.signatures,
+        filings.c.table,
+    ).where(filings.c.quarter == quarter, filings.c.region.startswith(within))
     connection = await session.connection()
     return [FiledRow(**row._mapping) for row in await connection.execute(query)]
 
@@ -485,12 +596,15 @@ async def employer_gaps(
              jsonb_array_elements_text(COALESCE(newest.verdict->'employers', '[]')) AS unit
         WHERE newest.verdict IS NOT NULL AND {_IN_REGION} AND {_OWED_92}
         GROUP BY unit ORDER BY people DESC, unit LIMIT :limit
-    """)  # fmt: skip
+    """)
     connection = await session.connection()
-    rows = (await connection.execute(query, {"before": before, "region": region,
-                                             "limit": limit})).all()  # fmt: skip
-    gaps = [EmployerGap(row.unit, row.people, {i: getattr(row, i.value) for i in Insurance})
-            for row in rows]  # fmt: skip
+    rows = (
+        await connection.execute(query, {"before": before, "region": region, "limit": limit})
+    ).all()
+    gaps = [
+        EmployerGap(row.unit, row.people, {i: getattr(row, i.value) for i in Insurance})
+        for row in rows
+    ]
     return gaps, rows[0].units if rows else 0
 
 
@@ -503,21 +617,28 @@ def _employed_and_owed(before: datetime | None) -> str:
 
 
 async def employees_owed(
-    session: AsyncSession, before: datetime | None, *, unit_id: str, region: str,
-    after: UUID | None = None, limit: int = 100,
-) -> tuple[list[PersonInCell], int]:  # fmt: skip
+    session: AsyncSession,
+    before: datetime | None,
+    *,
+    unit_id: str,
+    region: str,
+    after: UUID | None = None,
+    limit: int = 100,
+) -> tuple[list[PersonInCell], int]:
     """A page of the region's people the unit employs and has not enrolled in some insurance
     (92), by person_id after `after`, and how many they are in all."""
     page = sa.text(f"""
         SELECT newest.person_id, newest.verdict {_employed_and_owed(before)}
           AND (CAST(:after AS uuid) IS NULL OR newest.person_id > :after)
         ORDER BY newest.person_id LIMIT :limit
-    """)  # fmt: skip
+    """)
     params = {"before": before, "region": region, "unit": unit_id}
     connection = await session.connection()
     rows = await connection.execute(page, params | {"after": after, "limit": limit})
-    found = [PersonInCell(row.person_id, city_of(row.verdict.get("region_code")), row.verdict)
-             for row in rows]  # fmt: skip
+    found = [
+        PersonInCell(row.person_id, city_of(row.verdict.get("region_code")), row.verdict)
+        for row in rows
+    ]
     counted = await connection.scalar(
         sa.text(f"SELECT count(*) {_employed_and_owed(before)}"), params
     )

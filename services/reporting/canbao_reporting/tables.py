@@ -20,7 +20,8 @@ COVERAGE_COUNTS = ("people", "registered", "needing", "verified",
 # verdict applied, so that the table as of any moment is the newest row of each person applied
 # before it (domain.md §6 "A past quarter's table never changes"; api.md "Reports").
 person_states = sa.Table(
-    "person_states", metadata,
+    "person_states",
+    metadata,
     sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),  # the order applied
     sa.Column("person_id", UUID(as_uuid=True), nullable=False),
     # When reporting applied it: a state counts from then on, whenever matching evaluated it
@@ -38,7 +39,7 @@ person_states = sa.Table(
     sa.Column("cells", ARRAY(sa.Text), nullable=False, server_default="{}"),
     # The plans' lists the person is on while this state holds (plan_lists.lists_of).
     sa.Column("lists", ARRAY(sa.Text), nullable=False, server_default="{}"),
-)  # fmt: skip
+)
 # Each person's newest state first: DISTINCT ON (person_id) ... ORDER BY person_id, id DESC.
 sa.Index("ix_person_states_person_id_id", person_states.c.person_id, person_states.c.id.desc())
 sa.Index("ix_person_states_valid_from", person_states.c.valid_from)
@@ -49,7 +50,8 @@ sa.Index("ix_person_states_valid_from", person_states.c.valid_from)
 # row out of the whole history, which grows with every verdict. A past quarter is counted from
 # the history, as of its end.
 person_newest = sa.Table(
-    "person_newest", metadata,
+    "person_newest",
+    metadata,
     sa.Column("person_id", UUID(as_uuid=True), primary_key=True),
     sa.Column("valid_from", sa.DateTime(timezone=True), nullable=False),
     sa.Column("evaluated_at", sa.DateTime(timezone=True), nullable=False),
@@ -57,7 +59,7 @@ person_newest = sa.Table(
     sa.Column("region_code", sa.String(6)),
     sa.Column("cells", ARRAY(sa.Text), nullable=False, server_default="{}"),
     sa.Column("lists", ARRAY(sa.Text), nullable=False, server_default="{}"),
-)  # fmt: skip
+)
 # The people behind a small cell without reading everyone: cells @> '{5204:11}'.
 sa.Index("ix_person_newest_cells", person_newest.c.cells, postgresql_using="gin")
 
@@ -67,42 +69,55 @@ sa.Index("ix_person_newest_cells", person_newest.c.cells, postgresql_using="gin"
 # code ('' : none), so that any region's table and coverage are sums of these rows. Append-only,
 # like the history they are counted from (app.py).
 quarter_snapshots = sa.Table(
-    "quarter_snapshots", metadata,
+    "quarter_snapshots",
+    metadata,
     sa.Column("as_of", sa.DateTime(timezone=True), primary_key=True),  # the quarter's end
     sa.Column("kept_at", sa.DateTime(timezone=True), nullable=False),
-)  # fmt: skip
+)
 quarter_cells = sa.Table(
-    "quarter_cells", metadata,
-    sa.Column("as_of", sa.DateTime(timezone=True), sa.ForeignKey("quarter_snapshots.as_of"),
-              primary_key=True),
+    "quarter_cells",
+    metadata,
+    sa.Column(
+        "as_of",
+        sa.DateTime(timezone=True),
+        sa.ForeignKey("quarter_snapshots.as_of"),
+        primary_key=True,
+    ),
     sa.Column("region_code", sa.String(6), primary_key=True),
     sa.Column("cell", sa.Text, primary_key=True),  # as person_states.cells names it
     sa.Column("people", sa.Integer, nullable=False),
-)  # fmt: skip
+)
 quarter_coverage = sa.Table(
-    "quarter_coverage", metadata,
-    sa.Column("as_of", sa.DateTime(timezone=True), sa.ForeignKey("quarter_snapshots.as_of"),
-              primary_key=True),
+    "quarter_coverage",
+    metadata,
+    sa.Column(
+        "as_of",
+        sa.DateTime(timezone=True),
+        sa.ForeignKey("quarter_snapshots.as_of"),
+        primary_key=True,
+    ),
     sa.Column("region_code", sa.String(6), primary_key=True),
     *(sa.Column(name, sa.Integer, nullable=False) for name in COVERAGE_COUNTS),
-)  # fmt: skip
+)
 
 # The annual expansion plan (40号 三(二)1): each division's coverage target per insurance for a
 # year, entered by the province or a city for a division within it; the newest entry holds.
 coverage_targets = sa.Table(
-    "coverage_targets", metadata,
+    "coverage_targets",
+    metadata,
     sa.Column("region", sa.String(6), primary_key=True),  # the division's code prefix: 52, 5201
     sa.Column("year", sa.SmallInteger, primary_key=True),
     sa.Column("insurance", sa.String(16), primary_key=True),
     sa.Column("rate", sa.Numeric(5, 4), nullable=False),  # 0.9200
     sa.Column("set_by", sa.Text, nullable=False),  # the analyst's username
     sa.Column("set_at", sa.DateTime(timezone=True), nullable=False),
-)  # fmt: skip
+)
 
 # Filed tables (domain.md §6 filing): append-only, so a filed table and its signed files never
 # change. One per quarter and filing division (the province or a city).
 filings = sa.Table(
-    "filings", metadata,
+    "filings",
+    metadata,
     sa.Column("quarter", sa.String(6), primary_key=True),  # 2026Q3
     sa.Column("region", sa.String(6), primary_key=True),  # 52, 5201
     sa.Column("filed_at", sa.DateTime(timezone=True), nullable=False),
@@ -111,14 +126,15 @@ filings = sa.Table(
     sa.Column("table", JSONB, nullable=False),  # the QuarterlyTable as filed
     sa.Column("xlsx", sa.LargeBinary, nullable=False),  # the files as signed
     sa.Column("pdf", sa.LargeBinary, nullable=False),
-)  # fmt: skip
+)
 
 # The units of the core insurance system (si_core.ab01) as identity publishes them on
 # registry.units: what names an employer on the labour inspection list (routes.py employers).
 # One row a unit, the event with the highest source position (`revision`) winning, so a
 # duplicate or a late copy changes nothing (units.py); a deleted unit keeps its row, unnamed.
 units = sa.Table(
-    "units", metadata,
+    "units",
+    metadata,
     sa.Column("unit_id", sa.String(64), primary_key=True),  # AAB001
     sa.Column("revision", sa.BigInteger, nullable=False),
     sa.Column("deleted", sa.Boolean, nullable=False),
@@ -126,4 +142,4 @@ units = sa.Table(
     sa.Column("unit_name", sa.Text),  # AAB004
     sa.Column("unit_type", sa.String(2)),  # AAB019
     sa.Column("region_code", sa.String(6)),  # AAB301
-)  # fmt: skip
+)

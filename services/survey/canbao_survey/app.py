@@ -33,10 +33,12 @@ DEFAULT_CONFIG = RunnerConfig()
 
 
 def components(
-    resources: Resources, *, topics: tuple[str, ...] = TOPICS,
+    resources: Resources,
+    *,
+    topics: tuple[str, ...] = TOPICS,
     config: RunnerConfig = DEFAULT_CONFIG,
     progress_interval_s: float = 60.0,
-) -> list[Component]:  # fmt: skip
+) -> list[Component]:
     settings = resources.settings
     kafka = settings.kafka_client_options()
     producer = Producer(settings.kafka_bootstrap_servers, client_id=SERVICE_NAME, **kafka)

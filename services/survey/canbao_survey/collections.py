@@ -80,9 +80,13 @@ class Risk(LabelledCode):
 
 
 def batch_refusals(
-    *, person_id: UUID | None, region_code: str | None, item_names: list[str],
-    resolved_reasons: list[str], verified_statuses: list[Any],
-) -> list[str]:  # fmt: skip
+    *,
+    person_id: UUID | None,
+    region_code: str | None,
+    item_names: list[str],
+    resolved_reasons: list[str],
+    verified_statuses: list[Any],
+) -> list[str]:
     """Why a stored collection may not be passed in a batch (what needs an individual 复核):
     the items beyond BATCH_ITEMS, and `new_registration`, `region_code`, `verified_statuses`,
     `resolved_reasons`; empty when it may."""

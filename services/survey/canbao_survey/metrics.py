@@ -79,17 +79,36 @@ def _gauges() -> weakref.WeakSet[ProgressMetrics]:
 
     meter = metrics.get_meter("canbao.survey")
     for name, unit, description, observe in (
-        ("canbao.survey.needing_survey", "{person}", "People of a county needing a survey",
-         by_region("needing_survey")),
-        ("canbao.survey.surveyed", "{person}", "People of a county surveyed (submitted on)",
-         by_region("surveyed")),
-        ("canbao.survey.approved", "{person}", "Survey submissions approved (审定)",
-         by_region("approved")),
-        ("canbao.survey.survey_rate", "1", "Surveyed ÷ needing survey, per county",
-         by_region("survey_rate")),
-        ("canbao.survey.open_tasks", "{task}", "Tasks assigned to a team, not yet submitted",
-         by_team),
-    ):  # fmt: skip
-        meter.create_observable_gauge(name, callbacks=[observe], unit=unit,
-                                      description=description)  # fmt: skip
+        (
+            "canbao.survey.needing_survey",
+            "{person}",
+            "People of a county needing a survey",
+            by_region("needing_survey"),
+        ),
+        (
+            "canbao.survey.surveyed",
+            "{person}",
+            "People of a county surveyed (submitted on)",
+            by_region("surveyed"),
+        ),
+        (
+            "canbao.survey.approved",
+            "{person}",
+            "Survey submissions approved (审定)",
+            by_region("approved"),
+        ),
+        (
+            "canbao.survey.survey_rate",
+            "1",
+            "Surveyed ÷ needing survey, per county",
+            by_region("survey_rate"),
+        ),
+        (
+            "canbao.survey.open_tasks",
+            "{task}",
+            "Tasks assigned to a team, not yet submitted",
+            by_team,
+        ),
+    ):
+        meter.create_observable_gauge(name, callbacks=[observe], unit=unit, description=description)
     return sources

@@ -169,9 +169,12 @@ class UsernameMismatch(Problem):
 
 class SelfServiceContactFromStaff(Problem):
     def __init__(self) -> None:
-        super().__init__(422, "invalid-contact",
-                         "调查方式应为入户或电话 (a surveyor reaches the person by visit or phone)",
-                         "“自助”只用于本人在自助一体机或手机上提交的更正")  # fmt: skip
+        super().__init__(
+            422,
+            "invalid-contact",
+            "调查方式应为入户或电话 (a surveyor reaches the person by visit or phone)",
+            "“自助”只用于本人在自助一体机或手机上提交的更正",
+        )
 
 
 class ChangePending(Problem):

@@ -279,8 +279,14 @@ async def submit(
         if (earlier := await _replayed(connection, submission.client_id, task_id)) is not None:
             if earlier["state"] == "unattached":
                 raise TaskChanged(task_summary(task), submission_id=str(earlier["submission_id"]))
-            return Submitted(task_id, earlier["submission_id"], TaskState(task["state"]), True,
-                             task["person_id"], task["region_code"])  # fmt: skip
+            return Submitted(
+                task_id,
+                earlier["submission_id"],
+                TaskState(task["state"]),
+                True,
+                task["person_id"],
+                task["region_code"],
+            )
         new = task["person_id"] is None
         _check_items(submission.items, CertificateType.CITIZEN_ID, new=new)
         ours = task["state"] == TaskState.ASSIGNED and caller.username in task["team"]
@@ -309,8 +315,14 @@ async def submit(
                     updated_at=now,
                 )
             )
-            return Submitted(task_id, row["submission_id"], TaskState.SUBMITTED, False,
-                             task["person_id"], task["region_code"])  # fmt: skip
+            return Submitted(
+                task_id,
+                row["submission_id"],
+                TaskState.SUBMITTED,
+                False,
+                task["person_id"],
+                task["region_code"],
+            )
     raise refused  # after the commit: the unattached submission is kept
 
 
@@ -350,8 +362,14 @@ async def discover(
                     )
                 )
             ).one()
-            return Submitted(earlier["task_id"], earlier["submission_id"], TaskState(task.state),
-                             True, None, task.region_code)  # fmt: skip
+            return Submitted(
+                earlier["task_id"],
+                earlier["submission_id"],
+                TaskState(task.state),
+                True,
+                None,
+                task.region_code,
+            )
         task_id = uuid4()
         await connection.execute(
             sa.insert(tasks).values(
@@ -382,40 +400,75 @@ async def discover(
             .where(tasks.c.task_id == task_id)
             .values(submission_id=row["submission_id"])
         )
-    return Submitted(task_id, row["submission_id"], TaskState.SUBMITTED, False, None,
-                     discovery.region_code)  # fmt: skip
+    return Submitted(
+        task_id, row["submission_id"], TaskState.SUBMITTED, False, None, discovery.region_code
+    )
 
 
 async def self_correction(
-    database: Database, sealer: Sealer, correction: SelfCorrection, caller: Caller, *,
+    database: Database,
+    sealer: Sealer,
+    correction: SelfCorrection,
+    caller: Caller,
+    *,
     now: datetime,
-) -> Submitted:  # fmt: skip
+) -> Submitted:
     """A citizen's own correction (api.md "Self-service"), checked like a collection, as a task
     of channel self already submitted; idempotent by client_id."""
     _check_items(correction.items, CertificateType.CITIZEN_ID, new=False)
     submission = correction.as_submission(now)
     async with database.engine.begin() as connection:
-        earlier = (await connection.execute(sa.select(submissions).where(
-            submissions.c.client_id == correction.client_id))).mappings().first()  # fmt: skip
+        earlier = (
+            (
+                await connection.execute(
+                    sa.select(submissions).where(submissions.c.client_id == correction.client_id)
+                )
+            )
+            .mappings()
+            .first()
+        )
         if earlier is not None:
-            task = (await connection.execute(sa.select(tasks.c.state, tasks.c.person_id).where(
-                tasks.c.task_id == earlier["task_id"]))).one()  # fmt: skip
+            task = (
+                await connection.execute(
+                    sa.select(tasks.c.state, tasks.c.person_id).where(
+                        tasks.c.task_id == earlier["task_id"]
+                    )
+                )
+            ).one()
             if task.person_id != correction.person_id:
                 raise ClientIdReused()
-            return Submitted(earlier["task_id"], earlier["submission_id"], TaskState(task.state),
-                             True)  # fmt: skip
+            return Submitted(
+                earlier["task_id"], earlier["submission_id"], TaskState(task.state), True
+            )
         task_id = uuid4()
-        await connection.execute(sa.insert(tasks).values(
-            task_id=task_id, channel=TaskChannel.SELF.value, origin=correction.origin,
-            person_id=correction.person_id, region_code=correction.region_code,
-            household_key=None, survey_reasons=[], missing=[], inaccurate=[],
-            state=TaskState.SUBMITTED.value, team=[], assigned_by=None, version=0,
-            created_at=now, updated_at=now))  # fmt: skip
-        row = _submission_row(submission, sealer, task_id=task_id, caller=caller,
-                              state="submitted", now=now)  # fmt: skip
+        await connection.execute(
+            sa.insert(tasks).values(
+                task_id=task_id,
+                channel=TaskChannel.SELF.value,
+                origin=correction.origin,
+                person_id=correction.person_id,
+                region_code=correction.region_code,
+                household_key=None,
+                survey_reasons=[],
+                missing=[],
+                inaccurate=[],
+                state=TaskState.SUBMITTED.value,
+                team=[],
+                assigned_by=None,
+                version=0,
+                created_at=now,
+                updated_at=now,
+            )
+        )
+        row = _submission_row(
+            submission, sealer, task_id=task_id, caller=caller, state="submitted", now=now
+        )
         await connection.execute(sa.insert(submissions).values(row))
-        await connection.execute(sa.update(tasks).where(tasks.c.task_id == task_id).values(
-            submission_id=row["submission_id"]))  # fmt: skip
+        await connection.execute(
+            sa.update(tasks)
+            .where(tasks.c.task_id == task_id)
+            .values(submission_id=row["submission_id"])
+        )
     return Submitted(task_id, row["submission_id"], TaskState.SUBMITTED, False)
 
 
@@ -430,9 +483,13 @@ def serves(caller: Caller, region_code: str) -> bool:
 
 
 async def record_change(
-    database: Database, sealer: Sealer, change: ChangeRegistration, caller: Caller, *,
+    database: Database,
+    sealer: Sealer,
+    change: ChangeRegistration,
+    caller: Caller,
+    *,
     now: datetime,
-) -> Submitted:  # fmt: skip
+) -> Submitted:
     """A change the platform recorded for a registered person, checked like a counter collection,
     as a task of channel change, origin platform, already submitted by the member who recorded it
     (AAE011), for 初审 by another member and 审定 by the county; idempotent by client_id.
@@ -445,40 +502,97 @@ async def record_change(
     _check_items(change.items, CertificateType.CITIZEN_ID, new=False)
     record = change.as_record(now)
     async with database.engine.begin() as connection:
-        earlier = (await connection.execute(sa.select(submissions).where(
-            submissions.c.client_id == change.client_id))).mappings().first()  # fmt: skip
+        earlier = (
+            (
+                await connection.execute(
+                    sa.select(submissions).where(submissions.c.client_id == change.client_id)
+                )
+            )
+            .mappings()
+            .first()
+        )
         if earlier is not None:
-            task = (await connection.execute(sa.select(tasks).where(
-                tasks.c.task_id == earlier["task_id"]))).mappings().one()  # fmt: skip
+            task = (
+                (
+                    await connection.execute(
+                        sa.select(tasks).where(tasks.c.task_id == earlier["task_id"])
+                    )
+                )
+                .mappings()
+                .one()
+            )
             if task["person_id"] != change.person_id or task["channel"] != TaskChannel.CHANGE:
                 raise ClientIdReused()
-            return Submitted(task["task_id"], earlier["submission_id"], TaskState(task["state"]),
-                             True, task["person_id"], task["region_code"])  # fmt: skip
-        waiting = (await connection.execute(sa.select(tasks).where(
-            tasks.c.person_id == change.person_id, tasks.c.channel == TaskChannel.CHANGE.value,
-            tasks.c.state.in_([s.value for s in OPEN_STATES])).with_for_update())
-        ).mappings().first()  # fmt: skip
+            return Submitted(
+                task["task_id"],
+                earlier["submission_id"],
+                TaskState(task["state"]),
+                True,
+                task["person_id"],
+                task["region_code"],
+            )
+        waiting = (
+            (
+                await connection.execute(
+                    sa.select(tasks)
+                    .where(
+                        tasks.c.person_id == change.person_id,
+                        tasks.c.channel == TaskChannel.CHANGE.value,
+                        tasks.c.state.in_([s.value for s in OPEN_STATES]),
+                    )
+                    .with_for_update()
+                )
+            )
+            .mappings()
+            .first()
+        )
         if waiting is not None and waiting["state"] != TaskState.ASSIGNED:
             raise ChangePending(task_summary(waiting))
         task_id = waiting["task_id"] if waiting is not None else uuid4()
         if waiting is None:
-            await connection.execute(sa.insert(tasks).values(
-                task_id=task_id, channel=TaskChannel.CHANGE.value,
-                origin=Channel.PLATFORM.value, person_id=change.person_id,
-                region_code=change.region_code, household_key=None, survey_reasons=[],
-                missing=[], inaccurate=[], state=TaskState.SUBMITTED.value,
-                team=[caller.username], assigned_by=None, version=0, created_at=now,
-                updated_at=now))  # fmt: skip
-        row = _submission_row(record, sealer, task_id=task_id, caller=caller,
-                              state="submitted", now=now)  # fmt: skip
+            await connection.execute(
+                sa.insert(tasks).values(
+                    task_id=task_id,
+                    channel=TaskChannel.CHANGE.value,
+                    origin=Channel.PLATFORM.value,
+                    person_id=change.person_id,
+                    region_code=change.region_code,
+                    household_key=None,
+                    survey_reasons=[],
+                    missing=[],
+                    inaccurate=[],
+                    state=TaskState.SUBMITTED.value,
+                    team=[caller.username],
+                    assigned_by=None,
+                    version=0,
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+        row = _submission_row(
+            record, sealer, task_id=task_id, caller=caller, state="submitted", now=now
+        )
         await connection.execute(sa.insert(submissions).values(row))
-        await connection.execute(sa.update(tasks).where(tasks.c.task_id == task_id).values(
-            submission_id=row["submission_id"], state=TaskState.SUBMITTED.value,
-            team=[caller.username], last_comment=None,
-            version=tasks.c.version + (1 if waiting is not None else 0),
-            updated_at=now))  # fmt: skip
-    return Submitted(task_id, row["submission_id"], TaskState.SUBMITTED, False,
-                     change.person_id, change.region_code)  # fmt: skip
+        await connection.execute(
+            sa.update(tasks)
+            .where(tasks.c.task_id == task_id)
+            .values(
+                submission_id=row["submission_id"],
+                state=TaskState.SUBMITTED.value,
+                team=[caller.username],
+                last_comment=None,
+                version=tasks.c.version + (1 if waiting is not None else 0),
+                updated_at=now,
+            )
+        )
+    return Submitted(
+        task_id,
+        row["submission_id"],
+        TaskState.SUBMITTED,
+        False,
+        change.person_id,
+        change.region_code,
+    )
 
 
 # -- Review: 初审 (platform) and 审定 (county) ------------------------------------------------

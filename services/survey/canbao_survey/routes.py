@@ -106,9 +106,15 @@ async def get_collections(
     resources, sealer = sealer_of(request)
     try:
         return await list_collections(
-            resources.database, sealer, region=region, state=state, handler=handler, day=date,
-            cursor=cursor, limit=limit,
-        )  # fmt: skip
+            resources.database,
+            sealer,
+            region=region,
+            state=state,
+            handler=handler,
+            day=date,
+            cursor=cursor,
+            limit=limit,
+        )
     except ValueError:
         raise InvalidCursor() from None
 
@@ -149,9 +155,12 @@ async def post_review_batch(
 
 @router.post("/collections/{collection_id}/review", summary="复核 of one counter collection")
 async def post_review(
-    collection_id: UUID, body: RecheckRequest, caller: CallerDep, request: Request,
+    collection_id: UUID,
+    body: RecheckRequest,
+    caller: CallerDep,
+    request: Request,
     response: Response,
-) -> dict[str, Any]:  # fmt: skip
+) -> dict[str, Any]:
     require_role(caller, REVIEWER_ROLE)
     resources, sealer = sealer_of(request)
     done = await rechecks.recheck(

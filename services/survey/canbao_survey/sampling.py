@@ -337,8 +337,11 @@ def rates(rows: list[tuple[str, str, str]]) -> dict[str, Any]:
 
     def rate(results: list[str]) -> dict[str, Any]:
         errors = results.count("error")
-        return {"checked": len(results), "errors": errors,
-                "error_rate": round(errors / len(results), 4) if results else None}  # fmt: skip
+        return {
+            "checked": len(results),
+            "errors": errors,
+            "error_rate": round(errors / len(results), 4) if results else None,
+        }
 
     counties: dict[str, list[str]] = {}
     makers: dict[tuple[str, str], list[str]] = {}
@@ -434,12 +437,14 @@ async def sample_view(
 def _record_view(row: Any, sealer: Sealer) -> dict[str, Any]:
     items: dict[str, str] = {}
     if row["kind"] == "submission" and row["body_sealed"] is not None:
-        body = sealer.open(row["body_sealed"], key_id=row["s_key_id"],
-                           context=submission_context(row["record_id"]))  # fmt: skip
+        body = sealer.open(
+            row["body_sealed"], key_id=row["s_key_id"], context=submission_context(row["record_id"])
+        )
         items = body.get("items", {})
     elif row["kind"] == "collection" and row["items_sealed"] is not None:
-        items = sealer.open(row["items_sealed"], key_id=row["c_key_id"],
-                            context=context_of(row["record_id"]))  # fmt: skip
+        items = sealer.open(
+            row["items_sealed"], key_id=row["c_key_id"], context=context_of(row["record_id"])
+        )
     known = {i.value: i for i in RegistrationItem}
     name = row["masked_name"] or (masked("name", items["name"]) if items.get("name") else None)
     number = row["masked_id_number"] or (
@@ -475,9 +480,13 @@ def _record_view(row: Any, sealer: Sealer) -> dict[str, Any]:
 
 
 async def quality(
-    database: Database, caller: Caller, *, region: str | None, start: date | None,
+    database: Database,
+    caller: Caller,
+    *,
+    region: str | None,
+    start: date | None,
     end: date | None,
-) -> dict[str, Any]:  # fmt: skip
+) -> dict[str, Any]:
     """The error rates per county and per maker over every re-check of the region (the checks
     recorded, counted as they are), checked between `start` and `end` (local dates)."""
     region = region or caller.scope
@@ -490,12 +499,21 @@ async def quality(
     if end is not None:
         conditions.append(checked_on <= end)
     query = (
-        sa.select(sample_records.c.county_code, sample_records.c.maker, sample_checks.c.result,
-                  sample_records.c.sample_id)
-        .join(sample_checks, sa.and_(sample_checks.c.sample_id == sample_records.c.sample_id,
-                                     sample_checks.c.record_id == sample_records.c.record_id))
+        sa.select(
+            sample_records.c.county_code,
+            sample_records.c.maker,
+            sample_checks.c.result,
+            sample_records.c.sample_id,
+        )
+        .join(
+            sample_checks,
+            sa.and_(
+                sample_checks.c.sample_id == sample_records.c.sample_id,
+                sample_checks.c.record_id == sample_records.c.record_id,
+            ),
+        )
         .where(*conditions)
-    )  # fmt: skip
+    )
     async with database.engine.connect() as connection:
         rows = (await connection.execute(query)).all()
     return {

@@ -423,22 +423,32 @@ async def get_surveyors(
 SELF = "self"  # the gateway's self-service session: a citizen on a kiosk or the app
 
 
-@router.post("/corrections", status_code=201,
-             summary="A citizen's own correction, pending the agency's review")  # fmt: skip
-async def post_correction(body: SelfCorrection, caller: CallerDep, context: ContextDep,
-                          response: Response) -> dict[str, Any]:  # fmt: skip
+@router.post(
+    "/corrections",
+    status_code=201,
+    summary="A citizen's own correction, pending the agency's review",
+)
+async def post_correction(
+    body: SelfCorrection, caller: CallerDep, context: ContextDep, response: Response
+) -> dict[str, Any]:
     require_role(caller, SELF)
-    submitted = await review.self_correction(context.database, context.sealer, body, caller,
-                                             now=now())  # fmt: skip
+    submitted = await review.self_correction(
+        context.database, context.sealer, body, caller, now=now()
+    )
     if submitted.replayed:
         response.status_code = 200
         response.headers["Idempotent-Replayed"] = "true"
-    return {"task_id": str(submitted.task_id), "submission_id": str(submitted.submission_id),
-            "state": submitted.state.value, "state_label": submitted.state.label}  # fmt: skip
+    return {
+        "task_id": str(submitted.task_id),
+        "submission_id": str(submitted.submission_id),
+        "state": submitted.state.value,
+        "state_label": submitted.state.label,
+    }
 
 
 @router.get("/corrections", summary="A person's own corrections and where they stand")
-async def get_corrections(person_id: UUID, caller: CallerDep,
-                          context: ContextDep) -> list[dict[str, Any]]:  # fmt: skip
+async def get_corrections(
+    person_id: UUID, caller: CallerDep, context: ContextDep
+) -> list[dict[str, Any]]:
     require_role(caller, SELF)
     return await survey_views.corrections_of(context.database, person_id)

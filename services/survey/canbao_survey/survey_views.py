@@ -543,16 +543,31 @@ async def corrections_of(database: Database, person_id: UUID) -> list[dict[str, 
     """A person's self-service corrections, newest first: which items (not the values), the
     state of the agency's review and a rejection's comment."""
     query = (
-        sa.select(tasks.c.task_id, tasks.c.state, tasks.c.last_comment, tasks.c.created_at,
-                  tasks.c.updated_at, submissions.c.item_names, submissions.c.client_id)
+        sa.select(
+            tasks.c.task_id,
+            tasks.c.state,
+            tasks.c.last_comment,
+            tasks.c.created_at,
+            tasks.c.updated_at,
+            submissions.c.item_names,
+            submissions.c.client_id,
+        )
         .join(submissions, submissions.c.task_id == tasks.c.task_id)
         .where(tasks.c.person_id == person_id, tasks.c.channel == "self")
         .order_by(tasks.c.created_at.desc())
-    )  # fmt: skip
+    )
     async with database.engine.connect() as connection:
         rows = (await connection.execute(query)).mappings().all()
-    return [{"task_id": str(r["task_id"]), "client_id": str(r["client_id"]),
-             "items": _items_of(list(r["item_names"])), "state": r["state"],
-             "state_label": TaskState(r["state"]).label, "comment": r["last_comment"],
-             "submitted_at": r["created_at"].isoformat(),
-             "updated_at": r["updated_at"].isoformat()} for r in rows]  # fmt: skip
+    return [
+        {
+            "task_id": str(r["task_id"]),
+            "client_id": str(r["client_id"]),
+            "items": _items_of(list(r["item_names"])),
+            "state": r["state"],
+            "state_label": TaskState(r["state"]).label,
+            "comment": r["last_comment"],
+            "submitted_at": r["created_at"].isoformat(),
+            "updated_at": r["updated_at"].isoformat(),
+        }
+        for r in rows
+    ]

@@ -232,10 +232,12 @@ class SelfCorrection(BaseModel):
     def as_submission(self, at: datetime) -> SurveySubmission:
         """The person's own entry, declared by themself (本人)."""
         return SurveySubmission(
-            client_id=self.client_id, visited_at=at, contact=Contact.SELF_SERVICE,
+            client_id=self.client_id,
+            visited_at=at,
+            contact=Contact.SELF_SERVICE,
             items=self.items,
             declaration=Declaration(signed_by=Signatory.SELF, signed_on=at.date()),
-        )  # fmt: skip
+        )
 
 
 class ChangeRecord(SurveySubmission):
@@ -280,11 +282,15 @@ class ChangeRegistration(BaseModel):
 
     def as_record(self, at: datetime) -> ChangeRecord:
         return ChangeRecord(
-            client_id=self.client_id, visited_at=at, contact=Contact.WALK_IN, items=self.items,
+            client_id=self.client_id,
+            visited_at=at,
+            contact=Contact.WALK_IN,
+            items=self.items,
             declaration=self.declaration
             or Declaration(signed_by=Signatory.SELF, signed_on=at.date()),
-            documents=list(dict.fromkeys(self.documents)), reason=self.reason,
-        )  # fmt: skip
+            documents=list(dict.fromkeys(self.documents)),
+            reason=self.reason,
+        )
 
 
 class DecisionRequest(BaseModel):

@@ -158,8 +158,13 @@ class BacklogGuard:
         stats.groups_without_commits = lag.groups_without_commits
         for (group, tp), lost in lag.evicted_unread.items():
             if self._evicted.get((group, tp), 0) < lost:
-                log.error("the broker evicted %d messages of %s[%d] before group %r read them",
-                          lost, tp.topic, tp.partition, group)  # fmt: skip
+                log.error(
+                    "the broker evicted %d messages of %s[%d] before group %r read them",
+                    lost,
+                    tp.topic,
+                    tp.partition,
+                    group,
+                )
                 self._evicted[(group, tp)] = lost
         stats.evicted_unread = sum(self._evicted.values())
         tp, worst = max(lag.backlog.items(), key=lambda item: item[1].bytes)
@@ -174,7 +179,15 @@ class BacklogGuard:
             if worst.group in self.stats.groups_without_commits
             else "it reads too slowly"
         )
-        log.warning("backpressure: blocked %.0f s by group %r on %s, %d messages / %d bytes "
-                    "unread (limits %d / %d): %s", waited, worst.group,
-                    self.stats.worst_partition, worst.messages, worst.bytes,
-                    self.max_messages, self.max_bytes, why)  # fmt: skip
+        log.warning(
+            "backpressure: blocked %.0f s by group %r on %s, %d messages / %d bytes "
+            "unread (limits %d / %d): %s",
+            waited,
+            worst.group,
+            self.stats.worst_partition,
+            worst.messages,
+            worst.bytes,
+            self.max_messages,
+            self.max_bytes,
+            why,
+        )

@@ -74,9 +74,12 @@ def _guard(config: BridgeConfig) -> BacklogGuard | None:
     if not config.backpressure:
         log.info("backpressure off: nothing limits how far the bridge runs ahead of consumers")
         return None
-    log.info("backpressure on: waiting whenever %s lag more than %d messages or %d bytes on a "
-             "partition", ", ".join(config.watched_groups), config.max_backlog_messages,
-             config.max_backlog_bytes)  # fmt: skip
+    log.info(
+        "backpressure on: waiting whenever %s lag more than %d messages or %d bytes on a partition",
+        ", ".join(config.watched_groups),
+        config.max_backlog_messages,
+        config.max_backlog_bytes,
+    )
     return BacklogGuard(
         bootstrap_servers=config.bootstrap_servers,
         groups=config.watched_groups,
@@ -103,8 +106,12 @@ def _run(
     engine = EngineThread(debezium_properties(config, offsets_file), handler)
     stop = stop_on_signals()
     engine.start()
-    log.info("Debezium engine started: %s → %s.* (%d tables)", config.source.dbname,
-             config.topic_prefix, len(config.tables))  # fmt: skip
+    log.info(
+        "Debezium engine started: %s → %s.* (%d tables)",
+        config.source.dbname,
+        config.topic_prefix,
+        len(config.tables),
+    )
     progress = Progress(config.status_file)
     progress.report("running", publisher.counters, guard, say=False)
     _wait(config, engine, handler, stop, kafka, publisher, guard, progress)
@@ -122,8 +129,10 @@ def _run(
         log.error("the Debezium engine did not stop within %.0f s", STOP_TIMEOUT_S)
     elif not stop.is_set():
         cause = handler.failure or engine.error
-        log.error("the Debezium engine stopped on its own (%s); see the log above",
-                  type(cause).__name__ if cause else "no error reported")  # fmt: skip
+        log.error(
+            "the Debezium engine stopped on its own (%s); see the log above",
+            type(cause).__name__ if cause else "no error reported",
+        )
     progress.report("stopped" if clean else "failed", publisher.counters, guard, say=True)
     return 0 if clean else 1
 

@@ -68,8 +68,11 @@ async def ensure_offsets_topic(bootstrap_servers: str, topic: str, replication: 
     except TopicAlreadyExistsError:
         pass
     except KafkaError as error:
-        log.warning("offsets topic %s not created (%s): it must exist or be auto-created",
-                    topic, type(error).__name__)  # fmt: skip
+        log.warning(
+            "offsets topic %s not created (%s): it must exist or be auto-created",
+            topic,
+            type(error).__name__,
+        )
     finally:
         await admin.close()
 

@@ -102,16 +102,30 @@ def _expected_row(person: Person, seed: int, as_of: date) -> Row:
         document = _dumps({"type": person.document[0], "number": person.document[1]})
     registration = result.registration
     return (
-        f"{seed:05d}{person.index:09d}", seed, person.index, person.number, document,
-        person.name, "1" if person.male else "2", person.birth, person.region, person.local,
-        person.situation, result.deceased, result.in_scope,
+        f"{seed:05d}{person.index:09d}",
+        seed,
+        person.index,
+        person.number,
+        document,
+        person.name,
+        "1" if person.male else "2",
+        person.birth,
+        person.region,
+        person.local,
+        person.situation,
+        result.deceased,
+        result.in_scope,
         _json_of(_STATUSES, tuple(result.statuses.values()), _statuses_json),
-        _json_of(_FLAGS, result.flags, _flags_json), bool(result.survey_reasons),
+        _json_of(_FLAGS, result.flags, _flags_json),
+        bool(result.survey_reasons),
         _json_of(_REASONS, result.survey_reasons, _dumps),
         None if registration is None else registration.value,
-        _dumps(missing) if missing else "[]", _dumps(inaccurate) if inaccurate else "[]",
-        _json_of(_TRAITS, tuple(person.traits), _dumps), _dumps(facts_to_json(known)), as_of,
-    )  # fmt: skip
+        _dumps(missing) if missing else "[]",
+        _dumps(inaccurate) if inaccurate else "[]",
+        _json_of(_TRAITS, tuple(person.traits), _dumps),
+        _dumps(facts_to_json(known)),
+        as_of,
+    )
 
 
 _OUTCOMES: dict[tuple[Any, ...], Outcome] = {}
@@ -127,16 +141,36 @@ def _outcome(known: Facts, as_of: date) -> Outcome:
         as_of,
         age(known.birth_date, as_of) < 16,
         known[1:7],  # household_registered … studying
-        tuple([(e.insurance, e.scheme, regions.setdefault(e.region, len(regions)), e.state,
-                e.by_unit) for e in known.enrolments]),
-        tuple([(c.insurance, c.scope, regions.setdefault(c.region, len(regions)), c.state,
-                c.receiving_benefit) for c in known.cross_region]),
+        tuple(
+            [
+                (
+                    e.insurance,
+                    e.scheme,
+                    regions.setdefault(e.region, len(regions)),
+                    e.state,
+                    e.by_unit,
+                )
+                for e in known.enrolments
+            ]
+        ),
+        tuple(
+            [
+                (
+                    c.insurance,
+                    c.scope,
+                    regions.setdefault(c.region, len(regions)),
+                    c.state,
+                    c.receiving_benefit,
+                )
+                for c in known.cross_region
+            ]
+        ),
         tuple([(b.insurance, b.paying) for b in known.benefits]),
         known.missing,
         known.inaccurate,
         known.identity_conflict,
         known.permit_valid_until is not None and known.permit_valid_until >= as_of,
-    )  # fmt: skip
+    )
     result = _OUTCOMES.get(key)
     if result is None:
         if len(_OUTCOMES) > 200_000:

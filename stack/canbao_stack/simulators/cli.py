@@ -86,8 +86,10 @@ class Progress:
             return
         self.printed = now
         rate = done / max(now - self.started, 1e-9)
-        print(f"  {done:>11,} / {total:,} people ({done / total:4.0%}), {rate:,.0f} people/s",
-              flush=True)  # fmt: skip
+        print(
+            f"  {done:>11,} / {total:,} people ({done / total:4.0%}), {rate:,.0f} people/s",
+            flush=True,
+        )
 
 
 def summary(report: SeedReport) -> str:

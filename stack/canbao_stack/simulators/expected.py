@@ -97,11 +97,13 @@ class Circumstances(NamedTuple):
 
 
 INSURANCES: Final = tuple(Insurance)
-_EMPLOYMENT_LINKED: Final = frozenset({Insurance.INJURY, Insurance.UNEMPLOYMENT,
-                                       Insurance.MATERNITY})  # fmt: skip
+_EMPLOYMENT_LINKED: Final = frozenset(
+    {Insurance.INJURY, Insurance.UNEMPLOYMENT, Insurance.MATERNITY}
+)
 _UNINSURED: Final = frozenset({StatusCode.UNINSURED_INDIVIDUAL, StatusCode.UNINSURED_BY_EMPLOYER})
-_REGISTERED: Final = frozenset({HouseholdStatus.NORMAL, HouseholdStatus.MILITARY_SERVICE,
-                                HouseholdStatus.SETTLED_ABROAD})  # fmt: skip
+_REGISTERED: Final = frozenset(
+    {HouseholdStatus.NORMAL, HouseholdStatus.MILITARY_SERVICE, HouseholdStatus.SETTLED_ABROAD}
+)
 _AWAY: Final = frozenset({HouseholdStatus.MILITARY_SERVICE, HouseholdStatus.SETTLED_ABROAD})
 _NOBODY: Final = dict.fromkeys(INSURANCES)
 
@@ -256,8 +258,10 @@ def survey_reasons(
     codes = set(statuses.values())
     conditions = (
         # "uninsured in pension or medical (91/92)"
-        (SurveyReason.UNINSURED, statuses[Insurance.PENSION] in _UNINSURED
-         or statuses[Insurance.MEDICAL] in _UNINSURED),
+        (
+            SurveyReason.UNINSURED,
+            statuses[Insurance.PENSION] in _UNINSURED or statuses[Insurance.MEDICAL] in _UNINSURED,
+        ),
         # "not insured in every applicable insurance (92 in any)"
         (SurveyReason.PARTIALLY_INSURED, StatusCode.UNINSURED_BY_EMPLOYER in codes),
         (SurveyReason.INTERRUPTED, StatusCode.INTERRUPTED in codes),  # "interrupted (94)"
@@ -266,7 +270,7 @@ def survey_reasons(
         # disagreeing on the name, malformed phone)"
         (SurveyReason.INACCURATE_INFO, bool(facts.inaccurate)),
         (SurveyReason.IDENTITY_CONFLICT, facts.identity_conflict),  # "one number, two people"
-    )  # fmt: skip
+    )
     return tuple(reason for reason, applies in conditions if applies)
 
 

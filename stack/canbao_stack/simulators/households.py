@@ -99,18 +99,30 @@ def local_household(d: Draw, first: int, room: int) -> list[Person]:
             members.append(("99", int(rng.random() * 15), rng.random() < 0.53, family))
     if 25 <= head_age <= 58 and rng.random() < (0.22 if urban else 0.32):
         for _ in range(1 + (rng.random() < 0.5)):
-            members.append(("20", min(100, head_age + 22 + int(rng.random() * 11)),
-                            not members[-1][2] if members[-1][0] == "20" else rng.random() < 0.45,
-                            family))  # fmt: skip
+            members.append(
+                (
+                    "20",
+                    min(100, head_age + 22 + int(rng.random() * 11)),
+                    not members[-1][2] if members[-1][0] == "20" else rng.random() < 0.45,
+                    family,
+                )
+            )
     people = []
     for offset, (relation, age, male, family_name) in enumerate(members[:room]):
         birth = _birth(rng, age)
         region = county.code if rng.random() < 0.93 else _elsewhere(rng)
         person = Person(
-            first + offset, family_name + given_name(rng, male, birth.year), male, birth,
-            number(d, region, birth, male), ethnicity if rng.random() < 0.9 else "01", home,
-            relation=relation, urban=urban, region=county.code,
-        )  # fmt: skip
+            first + offset,
+            family_name + given_name(rng, male, birth.year),
+            male,
+            birth,
+            number(d, region, birth, male),
+            ethnicity if rng.random() < 0.9 else "01",
+            home,
+            relation=relation,
+            urban=urban,
+            region=county.code,
+        )
         people.append(person)
     return people
 
@@ -122,8 +134,18 @@ def non_local_worker(d: Draw, index: int, county: County) -> Person:
     male = rng.random() < 0.6
     birth = _birth(rng, 20 + int(rng.random() * 30))
     name = surname(rng) + given_name(rng, male, birth.year)
-    person = Person(index, name, male, birth, number(d, place.code, birth, male), "01", None,
-                    hometown=place, urban=rng.random() < 0.3, region=county.code)  # fmt: skip
+    person = Person(
+        index,
+        name,
+        male,
+        birth,
+        number(d, place.code, birth, male),
+        "01",
+        None,
+        hometown=place,
+        urban=rng.random() < 0.3,
+        region=county.code,
+    )
     person.phone = mobile(rng)
     return person
 

@@ -71,9 +71,11 @@ async def load(
         counts["si_core.ab01"] = len(rows)
 
     def make(number: int) -> asyncio.Task[Chunk]:
-        return asyncio.create_task(asyncio.to_thread(
-            generate, plan.seed, number, plan.people, units, used, plan.rates, plan.as_of
-        ))  # fmt: skip
+        return asyncio.create_task(
+            asyncio.to_thread(
+                generate, plan.seed, number, plan.people, units, used, plan.rates, plan.as_of
+            )
+        )
 
     numbers = plan.chunks(loader)
     pending = make(numbers[0]) if numbers else None
@@ -93,9 +95,14 @@ async def record_population(
     await connection.execute(
         "INSERT INTO simulator.population (seed, people, world_date, as_of, rates, row_counts, "
         "people_per_second) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        plan.seed, plan.people, WORLD_DATE, plan.as_of, json.dumps(plan.rates.as_dict()),
-        json.dumps(counts), people_per_second,
-    )  # fmt: skip
+        plan.seed,
+        plan.people,
+        WORLD_DATE,
+        plan.as_of,
+        json.dumps(plan.rates.as_dict()),
+        json.dumps(counts),
+        people_per_second,
+    )
 
 
 async def _copy_chunk(connection: asyncpg.Connection, chunk: Chunk, counts: dict[str, int]) -> None:

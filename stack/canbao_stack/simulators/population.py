@@ -98,8 +98,15 @@ async def seed(
         await connection.execute("SELECT pg_advisory_lock(hashtext('canbao-seed'), $1)", seed)
         if await connection.fetchval("SELECT 1 FROM simulator.population WHERE seed = $1", seed):
             raise PopulationExists(f"the population of seed {seed} is already loaded")
-        plan = Plan(dsn, seed, people, rates or Rates(), as_of or max(date.today(), WORLD_DATE),
-                    loaders, frozenset(await numbers_in_use(connection)))  # fmt: skip
+        plan = Plan(
+            dsn,
+            seed,
+            people,
+            rates or Rates(),
+            as_of or max(date.today(), WORLD_DATE),
+            loaders,
+            frozenset(await numbers_in_use(connection)),
+        )
         done = 0
 
         def on_chunk(count: int) -> None:
@@ -131,9 +138,11 @@ async def _load_in_processes(
         for loader in range(plan.loaders):
             ours, theirs = socket.socketpair()
             fd = theirs.fileno()
-            processes.append(await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "canbao_stack.simulators.loader", str(fd), pass_fds=[fd]
-            ))  # fmt: skip
+            processes.append(
+                await asyncio.create_subprocess_exec(
+                    sys.executable, "-m", "canbao_stack.simulators.loader", str(fd), pass_fds=[fd]
+                )
+            )
             theirs.close()
             pipes.append(Connection(ours.detach()))
             pipes[-1].send(("plan", plan, loader))

@@ -67,56 +67,127 @@ def person_rows(out: dict[tuple[str, str], list[Row]], person: Person, seed: int
         core = [e for e in person.enrolments if not e.medical and e.record == record]
         if core or (record == 0 and person.benefits):
             copy = t.AC01 if record == 0 else t.AC01_SECOND
-            _ac01(out, person, f"{key}{record}", ids.get(copy, number), names.get(copy, name),
-                  core[0].region if core else person.region)  # fmt: skip
+            _ac01(
+                out,
+                person,
+                f"{key}{record}",
+                ids.get(copy, number),
+                names.get(copy, name),
+                core[0].region if core else person.region,
+            )
         for e in core:
-            out["si_core", "ac02"].append((f"{key}{record}", e.kind, e.region,
-                                           e.unit.number if e.unit else None, e.state, e.since,
-                                           e.since, e.until))  # fmt: skip
+            out["si_core", "ac02"].append(
+                (
+                    f"{key}{record}",
+                    e.kind,
+                    e.region,
+                    e.unit.number if e.unit else None,
+                    e.state,
+                    e.since,
+                    e.since,
+                    e.until,
+                )
+            )
     for b in person.benefits:
         out["si_core", "ac60"].append((f"{key}0", b.kind, b.region, b.since, b.until, b.status))
     cert_type, certno = person.document or ("01", number)
     for e in person.enrolments:
         if e.medical:
             copy = t.MEDICAL if e.record == 0 else t.MEDICAL_SECOND
-            out["medical", "insured"].append((
-                f"{key}{e.record}", ids.get(copy, certno), cert_type, names.get(copy, name),
-                gender, person.birth, e.kind, _MEDICAL_STATE[e.state], e.region,
-                e.unit.number if e.unit else None, e.since, e.until,
-            ))  # fmt: skip
+            out["medical", "insured"].append(
+                (
+                    f"{key}{e.record}",
+                    ids.get(copy, certno),
+                    cert_type,
+                    names.get(copy, name),
+                    gender,
+                    person.birth,
+                    e.kind,
+                    _MEDICAL_STATE[e.state],
+                    e.region,
+                    e.unit.number if e.unit else None,
+                    e.since,
+                    e.until,
+                )
+            )
     if person.phantom is not None:  # another person registered under this number
         other, male, birth = person.phantom
-        out["medical", "insured"].append((f"{key}9", number, "01", other, "1" if male else "2",
-                                          birth, "390", "1", person.region, None,
-                                          WORLD_DATE - timedelta(days=400), None))  # fmt: skip
+        out["medical", "insured"].append(
+            (
+                f"{key}9",
+                number,
+                "01",
+                other,
+                "1" if male else "2",
+                birth,
+                "390",
+                "1",
+                person.region,
+                None,
+                WORLD_DATE - timedelta(days=400),
+                None,
+            )
+        )
     if person.cremated and person.died is not None:
         out["civil", "cremation"].append((ids.get(t.CREMATION, number), name, person.died))
     if person.dibao is not None:
-        out["civil", "dibao"].append((ids.get(t.DIBAO, number), name, person.region,
-                                      person.dibao, None))  # fmt: skip
+        out["civil", "dibao"].append(
+            (ids.get(t.DIBAO, number), name, person.region, person.dibao, None)
+        )
     if (s := person.study) is not None:
-        out["education", "student"].append((f"G{key}", ids.get(t.STUDENT, number), name,
-                                            s.school, s.level, s.status, s.region, s.since,
-                                            s.until))  # fmt: skip
+        out["education", "student"].append(
+            (
+                f"G{key}",
+                ids.get(t.STUDENT, number),
+                name,
+                s.school,
+                s.level,
+                s.status,
+                s.region,
+                s.since,
+                s.until,
+            )
+        )
     if (c := person.custody) is not None:
         out["justice", "inmate"].append((ids.get(t.INMATE, number), name, c[0], c[1], c[2]))
     for job in person.jobs:
-        out["employment", "job_registration"].append((
-            ids.get(t.JOBS, number), name, job.unit.number, job.unit.name, job.unit.county.code,
-            job.since, job.until,
-        ))  # fmt: skip
+        out["employment", "job_registration"].append(
+            (
+                ids.get(t.JOBS, number),
+                name,
+                job.unit.number,
+                job.unit.name,
+                job.unit.county.code,
+                job.since,
+                job.until,
+            )
+        )
     if person.card is not None:
         status, issued = person.card
-        out["card", "card_holder"].append((
-            f"C{key}", ids.get(t.CARD, number), names.get(t.CARD, name), person.phone,
-            _BANKS[person.index % len(_BANKS)], status, issued,
-        ))  # fmt: skip
+        out["card", "card_holder"].append(
+            (
+                f"C{key}",
+                ids.get(t.CARD, number),
+                names.get(t.CARD, name),
+                person.phone,
+                _BANKS[person.index % len(_BANKS)],
+                status,
+                issued,
+            )
+        )
     reported = _REPORTED - timedelta(days=person.index % 90)
     for x in person.cross_region:
         out["national", "cross_region"].append(
-            (ids.get(t.CROSS_REGION, number), x.insurance, x.scope, x.region, x.status,
-             x.benefit, reported)
-        )  # fmt: skip
+            (
+                ids.get(t.CROSS_REGION, number),
+                x.insurance,
+                x.scope,
+                x.region,
+                x.status,
+                x.benefit,
+                reported,
+            )
+        )
 
 
 def _household(out: dict[tuple[str, str], list[Row]], person: Person) -> None:
@@ -127,21 +198,42 @@ def _household(out: dict[tuple[str, str], list[Row]], person: Person) -> None:
         cancelled = person.died
     elif person.household_status in ("3", "4"):
         cancelled = WORLD_DATE - timedelta(days=30 + person.index % 700)
-    out["hukou", "person"].append((
-        person.number, person.name, "1" if person.male else "2", person.birth, person.ethnicity,
-        home.county.code, home.address, home.number, person.relation, person.household_status,
-        cancelled,
-    ))  # fmt: skip
+    out["hukou", "person"].append(
+        (
+            person.number,
+            person.name,
+            "1" if person.male else "2",
+            person.birth,
+            person.ethnicity,
+            home.county.code,
+            home.address,
+            home.number,
+            person.relation,
+            person.household_status,
+            cancelled,
+        )
+    )
 
 
 def _permit(out: dict[tuple[str, str], list[Row]], person: Person, number: str) -> None:
     """A residence permit (居住证) for where the person lives, their household elsewhere."""
     assert person.hometown is not None and person.number is not None
     status, issued, until = person.permit  # type: ignore[misc]
-    out["hukou", "resident_permit"].append((
-        number, person.number, person.name, "1" if person.male else "2", person.birth,
-        person.hometown.code, person.region, _residence(person), issued, until, status,
-    ))  # fmt: skip
+    out["hukou", "resident_permit"].append(
+        (
+            number,
+            person.number,
+            person.name,
+            "1" if person.male else "2",
+            person.birth,
+            person.hometown.code,
+            person.region,
+            _residence(person),
+            issued,
+            until,
+            status,
+        )
+    )
 
 
 def _residence(person: Person) -> str:
@@ -169,7 +261,18 @@ def _ac01(
         address = _residence(person)
     if person.address_copy != "":
         address = person.address_copy  # blank or a placeholder
-    out["si_core", "ac01"].append((
-        aac001, number, name, "1" if person.male else "2", f"{person.birth:%Y%m%d}", kind, place,
-        address, person.phone, person.identity_code, region,
-    ))  # fmt: skip
+    out["si_core", "ac01"].append(
+        (
+            aac001,
+            number,
+            name,
+            "1" if person.male else "2",
+            f"{person.birth:%Y%m%d}",
+            kind,
+            place,
+            address,
+            person.phone,
+            person.identity_code,
+            region,
+        )
+    )

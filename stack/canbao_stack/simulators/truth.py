@@ -145,8 +145,22 @@ def facts_to_json(f: Facts) -> list[Any]:
 
 
 def facts_from_json(data: list[Any]) -> Facts:
-    (birth, registered, status, death, custody, employment, studying, enrolments, elsewhere,
-     benefits, missing, inaccurate, conflict, *permit) = data  # fmt: skip
+    (
+        birth,
+        registered,
+        status,
+        death,
+        custody,
+        employment,
+        studying,
+        enrolments,
+        elsewhere,
+        benefits,
+        missing,
+        inaccurate,
+        conflict,
+        *permit,
+    ) = data
     until = permit[0] if permit else None  # stored before residence permits: none
     return Facts(
         birth_date=date.fromisoformat(birth),

@@ -24,9 +24,10 @@ def upgrade() -> None:
         sa.Column("role", sa.String(16), nullable=False),
         sa.Column("scope", sa.String(12), nullable=False),
         sa.Column("active", sa.Boolean, nullable=False, server_default=sa.true()),
-        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False,
-                  server_default=sa.func.now()),
-    )  # fmt: skip
+        sa.Column(
+            "created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+        ),
+    )
     op.create_table(
         "login_failures",
         sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),

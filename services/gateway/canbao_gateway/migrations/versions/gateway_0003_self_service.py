@@ -30,9 +30,10 @@ def upgrade() -> None:
         sa.Column("region", sa.String(12), nullable=False),
         sa.Column("active", sa.Boolean, nullable=False, server_default=sa.true()),
         sa.Column("token_version", sa.Integer, nullable=False, server_default="0"),
-        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False,
-                  server_default=sa.func.now()),
-    )  # fmt: skip
+        sa.Column(
+            "created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+        ),
+    )
     op.execute(
         """
         CREATE FUNCTION clients_revoke_tokens() RETURNS trigger LANGUAGE plpgsql AS $$

@@ -60,8 +60,9 @@ def upgrade() -> None:
         sa.Column("key", sa.String(64), nullable=False),
         sa.Column("hit_at", sa.DateTime(timezone=True), nullable=False),
     )
-    op.create_index("ix_throttle_hits_scope_key_hit_at", "throttle_hits",
-                    ["scope", "key", "hit_at"])  # fmt: skip
+    op.create_index(
+        "ix_throttle_hits_scope_key_hit_at", "throttle_hits", ["scope", "key", "hit_at"]
+    )
 
 
 def downgrade() -> None:

@@ -21,8 +21,10 @@ depends_on: Sequence[str] | None = None
 
 def upgrade() -> None:
     op.add_column("clients", sa.Column("signing_public_key", sa.Text))
-    op.add_column("clients", sa.Column("callback_urls", ARRAY(sa.String(300)), nullable=False,
-                                       server_default="{}"))  # fmt: skip
+    op.add_column(
+        "clients",
+        sa.Column("callback_urls", ARRAY(sa.String(300)), nullable=False, server_default="{}"),
+    )
     op.create_table(
         "dci_messages",
         sa.Column("client_id", sa.String(64), primary_key=True),
@@ -64,10 +66,15 @@ def upgrade() -> None:
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("delivered_at", sa.DateTime(timezone=True)),
     )
-    op.create_index("ix_dci_callbacks_due", "dci_callbacks", ["next_attempt_at"],
-                    postgresql_where=sa.text("state = 'pending'"))  # fmt: skip
-    op.create_index("ix_dci_callbacks_correlation", "dci_callbacks",
-                    ["client_id", "correlation_id"])  # fmt: skip
+    op.create_index(
+        "ix_dci_callbacks_due",
+        "dci_callbacks",
+        ["next_attempt_at"],
+        postgresql_where=sa.text("state = 'pending'"),
+    )
+    op.create_index(
+        "ix_dci_callbacks_correlation", "dci_callbacks", ["client_id", "correlation_id"]
+    )
 
 
 def downgrade() -> None:

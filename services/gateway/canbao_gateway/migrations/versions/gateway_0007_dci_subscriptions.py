@@ -20,8 +20,12 @@ depends_on: Sequence[str] | None = None
 
 def upgrade() -> None:
     op.add_column("dci_callbacks", sa.Column("ordering_key", sa.String(120)))
-    op.create_index("ix_dci_callbacks_ordering", "dci_callbacks", ["ordering_key", "callback_id"],
-                    postgresql_where=sa.text("state = 'pending'"))  # fmt: skip
+    op.create_index(
+        "ix_dci_callbacks_ordering",
+        "dci_callbacks",
+        ["ordering_key", "callback_id"],
+        postgresql_where=sa.text("state = 'pending'"),
+    )
     op.create_table(
         "dci_subscriptions",
         sa.Column("subscription_code", UUID(as_uuid=True), primary_key=True),
@@ -35,11 +39,16 @@ def upgrade() -> None:
         sa.Column("state", sa.String(12), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("cancelled_at", sa.DateTime(timezone=True)),
-        sa.CheckConstraint("(person_id IS NULL) <> (filter IS NULL)",
-                           name="ck_dci_subscriptions_what"),
-    )  # fmt: skip
-    op.create_index("ix_dci_subscriptions_person", "dci_subscriptions", ["person_id"],
-                    postgresql_where=sa.text("state = 'active'"))  # fmt: skip
+        sa.CheckConstraint(
+            "(person_id IS NULL) <> (filter IS NULL)", name="ck_dci_subscriptions_what"
+        ),
+    )
+    op.create_index(
+        "ix_dci_subscriptions_person",
+        "dci_subscriptions",
+        ["person_id"],
+        postgresql_where=sa.text("state = 'active'"),
+    )
     op.create_index("ix_dci_subscriptions_client", "dci_subscriptions", ["client_id", "state"])
 
 

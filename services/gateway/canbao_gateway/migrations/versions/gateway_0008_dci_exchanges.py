@@ -19,10 +19,14 @@ depends_on: Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    op.add_column("dci_subscriptions", sa.Column("exchange", sa.Boolean, nullable=False,
-                                                 server_default="false"))  # fmt: skip
-    op.add_column("dci_subscriptions", sa.Column("reconcile_pass", sa.Integer, nullable=False,
-                                                 server_default="0"))  # fmt: skip
+    op.add_column(
+        "dci_subscriptions",
+        sa.Column("exchange", sa.Boolean, nullable=False, server_default="false"),
+    )
+    op.add_column(
+        "dci_subscriptions",
+        sa.Column("reconcile_pass", sa.Integer, nullable=False, server_default="0"),
+    )
     op.add_column("dci_subscriptions", sa.Column("reconcile_after", UUID(as_uuid=True)))
     op.add_column("dci_subscriptions", sa.Column("reconciled_at", sa.DateTime(timezone=True)))
     op.create_table(
@@ -38,18 +42,32 @@ def upgrade() -> None:
         sa.Column("acknowledged_at", sa.DateTime(timezone=True)),
         sa.Column("checked_pass", sa.Integer, nullable=False, server_default="0"),
     )
-    op.create_index("ix_dci_exchange_ledger_callback", "dci_exchange_ledger", ["sent_callback_id"],
-                    postgresql_where=sa.text("state = 'pending'"))  # fmt: skip
+    op.create_index(
+        "ix_dci_exchange_ledger_callback",
+        "dci_exchange_ledger",
+        ["sent_callback_id"],
+        postgresql_where=sa.text("state = 'pending'"),
+    )
     op.create_table(
         "dci_exchange_passes",
         sa.Column("subscription_code", UUID(as_uuid=True), primary_key=True),
         sa.Column("pass", sa.Integer, primary_key=True),
         sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("finished_at", sa.DateTime(timezone=True)),
-        *(sa.Column(name, sa.Integer, nullable=False, server_default="0")
-          for name in ("selected", "held", "in_flight", "missing", "stale", "removed",
-                       "redelivered", "unidentified")),
-    )  # fmt: skip
+        *(
+            sa.Column(name, sa.Integer, nullable=False, server_default="0")
+            for name in (
+                "selected",
+                "held",
+                "in_flight",
+                "missing",
+                "stale",
+                "removed",
+                "redelivered",
+                "unidentified",
+            )
+        ),
+    )
 
 
 def downgrade() -> None:

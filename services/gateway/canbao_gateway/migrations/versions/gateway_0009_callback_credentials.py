@@ -24,6 +24,10 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    for column in ("callback_key_id", "callback_secret_sealed", "callback_client_id",
-                   "callback_token_url"):  # fmt: skip
+    for column in (
+        "callback_key_id",
+        "callback_secret_sealed",
+        "callback_client_id",
+        "callback_token_url",
+    ):
         op.drop_column("clients", column)

@@ -33,11 +33,13 @@ def upgrade() -> None:
         sa.Column("evaluated_at", sa.DateTime(timezone=True)),
     )
     op.create_index("ix_persons_recheck_on", "persons", ["recheck_on"])
-    op.create_index("ix_persons_pending", "persons", ["person_id"],
-                    postgresql_where=sa.text("pending"))  # fmt: skip
+    op.create_index(
+        "ix_persons_pending", "persons", ["person_id"], postgresql_where=sa.text("pending")
+    )
     op.create_index("ix_persons_region_registration", "persons", ["region_code", "registration"])
-    op.create_index("ix_persons_survey_reasons", "persons", ["survey_reasons"],
-                    postgresql_using="gin")  # fmt: skip
+    op.create_index(
+        "ix_persons_survey_reasons", "persons", ["survey_reasons"], postgresql_using="gin"
+    )
     op.create_table(
         "facts",
         sa.Column("fact_id", UUID(as_uuid=True), primary_key=True),

@@ -38,8 +38,7 @@ def upgrade() -> None:
                region_code, cells, lists
         FROM person_states ORDER BY person_id, id DESC
     """)
-    op.create_index("ix_person_newest_cells", "person_newest", ["cells"],
-                    postgresql_using="gin")  # fmt: skip
+    op.create_index("ix_person_newest_cells", "person_newest", ["cells"], postgresql_using="gin")
 
 
 def downgrade() -> None:

@@ -25,23 +25,36 @@ def upgrade() -> None:
         sa.Column("kept_at", sa.DateTime(timezone=True), nullable=False),
     )
     op.create_table(
-        "quarter_cells", *_quarter_and_division(),
+        "quarter_cells",
+        *_quarter_and_division(),
         sa.Column("cell", sa.Text, primary_key=True),
         sa.Column("people", sa.Integer, nullable=False),
-    )  # fmt: skip
-    counts = ["people", "registered", "needing", "verified",
-              *(f"{i}_{n}" for i in INSURANCES for n in ("should", "insured"))]  # fmt: skip
+    )
+    counts = [
+        "people",
+        "registered",
+        "needing",
+        "verified",
+        *(f"{i}_{n}" for i in INSURANCES for n in ("should", "insured")),
+    ]
     op.create_table(
-        "quarter_coverage", *_quarter_and_division(),
+        "quarter_coverage",
+        *_quarter_and_division(),
         *(sa.Column(name, sa.Integer, nullable=False) for name in counts),
-    )  # fmt: skip
+    )
 
 
 def _quarter_and_division() -> list[sa.Column[object]]:
     """A kept quarter's counts are keyed by its end and a division code ('' : none)."""
-    return [sa.Column("as_of", sa.DateTime(timezone=True),
-                      sa.ForeignKey("quarter_snapshots.as_of"), primary_key=True),
-            sa.Column("region_code", sa.String(6), primary_key=True)]  # fmt: skip
+    return [
+        sa.Column(
+            "as_of",
+            sa.DateTime(timezone=True),
+            sa.ForeignKey("quarter_snapshots.as_of"),
+            primary_key=True,
+        ),
+        sa.Column("region_code", sa.String(6), primary_key=True),
+    ]
 
 
 def downgrade() -> None:

@@ -64,10 +64,20 @@ def upgrade() -> None:
     # platform may wait beside it (the person came to correct what the survey would ask), and one
     # change waits per person at a time (review.record_change).
     op.drop_index("ux_tasks_open_person", "tasks")
-    op.create_index("ux_tasks_open_person", "tasks", ["person_id"], unique=True,
-                    postgresql_where=sa.text(f"{OPEN_PERSON} AND channel = 'survey'"))  # fmt: skip
-    op.create_index("ux_tasks_open_change", "tasks", ["person_id"], unique=True,
-                    postgresql_where=sa.text(f"{OPEN_PERSON} AND channel = 'change'"))  # fmt: skip
+    op.create_index(
+        "ux_tasks_open_person",
+        "tasks",
+        ["person_id"],
+        unique=True,
+        postgresql_where=sa.text(f"{OPEN_PERSON} AND channel = 'survey'"),
+    )
+    op.create_index(
+        "ux_tasks_open_change",
+        "tasks",
+        ["person_id"],
+        unique=True,
+        postgresql_where=sa.text(f"{OPEN_PERSON} AND channel = 'change'"),
+    )
     op.create_index("ix_tasks_person", "tasks", ["person_id"])
     op.create_index("ix_submissions_state", "submissions", ["state"])
 
@@ -110,12 +120,14 @@ def upgrade() -> None:
         sa.Column("comment", sa.String(500), nullable=False),
         sa.Column("checked_by", sa.String(64), nullable=False),
         sa.Column("checked_at", sa.DateTime(timezone=True), nullable=False),
-        sa.ForeignKeyConstraint(["sample_id", "record_id"],
-                                ["sample_records.sample_id", "sample_records.record_id"]),
+        sa.ForeignKeyConstraint(
+            ["sample_id", "record_id"], ["sample_records.sample_id", "sample_records.record_id"]
+        ),
         sa.CheckConstraint("result IN ('correct', 'error')", name="ck_sample_checks_result"),
-        sa.CheckConstraint("result = 'error' OR cardinality(wrong_items) = 0",
-                           name="ck_sample_checks_wrong_items"),
-    )  # fmt: skip
+        sa.CheckConstraint(
+            "result = 'error' OR cardinality(wrong_items) = 0", name="ck_sample_checks_wrong_items"
+        ),
+    )
     op.create_index("ix_sample_checks_checked_at", "sample_checks", ["checked_at"])
     for statement in TRIGGERS:
         op.execute(statement)
@@ -130,7 +142,12 @@ def downgrade() -> None:
     op.drop_index("ix_tasks_person", "tasks")
     op.drop_index("ux_tasks_open_change", "tasks")
     op.drop_index("ux_tasks_open_person", "tasks")
-    op.create_index("ux_tasks_open_person", "tasks", ["person_id"], unique=True,
-                    postgresql_where=sa.text(OPEN_PERSON))  # fmt: skip
+    op.create_index(
+        "ux_tasks_open_person",
+        "tasks",
+        ["person_id"],
+        unique=True,
+        postgresql_where=sa.text(OPEN_PERSON),
+    )
     op.drop_constraint("ck_tasks_channel", "tasks", type_="check")
     op.create_check_constraint("ck_tasks_channel", "tasks", "channel IN ('survey', 'self')")
