@@ -98,8 +98,9 @@ def counter(approved: datetime = APPROVED, key: str = "c-1", **claims: Any) -> L
 
 
 def job(unit: str, ended_on: str | None = None) -> FactDraft:
-    return FactDraft("employment", {"unit_id": unit, "unit_name": f"{unit}公司",
-                                    "ended_on": ended_on})  # fmt: skip
+    return FactDraft(
+        "employment", {"unit_id": unit, "unit_name": f"{unit}公司", "ended_on": ended_on}
+    )
 
 
 def paying(unit: str | None, state: str = "paying") -> FactDraft:
@@ -175,27 +176,36 @@ def test_the_household_region_comes_from_public_security_only() -> None:
 
 def test_the_household_itself_is_the_household_registers_alone() -> None:
     # domain.md §2.3: the survey visits the household the register records.
-    household = {r.HOUSEHOLD_NUMBER: "H1", r.HOUSEHOLD_RELATION: "02",
-                 r.HOUSEHOLD_ADDRESS: "某路1号", r.HOUSEHOLD_STATUS: "0"}  # fmt: skip
+    household = {
+        r.HOUSEHOLD_NUMBER: "H1",
+        r.HOUSEHOLD_RELATION: "02",
+        r.HOUSEHOLD_ADDRESS: "某路1号",
+        r.HOUSEHOLD_STATUS: "0",
+    }
     g = golden(insurance(**household), counter(**household))
-    assert not {r.HOUSEHOLD_NUMBER, r.HOUSEHOLD_RELATION, r.HOUSEHOLD_ADDRESS,
-                r.HOUSEHOLD_STATUS} & g.values.keys()  # fmt: skip
+    assert (
+        not {r.HOUSEHOLD_NUMBER, r.HOUSEHOLD_RELATION, r.HOUSEHOLD_ADDRESS, r.HOUSEHOLD_STATUS}
+        & g.values.keys()
+    )
     g = golden(insurance(household_number="H9"), register(**household))
     assert g.value(r.HOUSEHOLD_NUMBER) == "H1" and g.household_registered
 
 
 def test_the_insurance_system_wins_the_phone_over_the_card_system_and_hukou_has_none() -> None:
-    g = golden(register(phone="13700000001"), card(phone="13700000002"),
-               insurance(phone="13700000003"))  # fmt: skip
+    g = golden(
+        register(phone="13700000001"), card(phone="13700000002"), insurance(phone="13700000003")
+    )
     assert g.value(r.PHONE) == "13700000003"
     g = golden(register(phone="13700000001"), card(phone="13700000002"))
     assert source_of(g, r.PHONE) == "card.card_holder"
 
 
 def test_the_residence_address_from_insurance_then_permit_then_register() -> None:
-    ins, per, reg = (insurance(residence_address="云岩区中华北路1号"),
-                     permit(residence_address="南明区花果园2号"),
-                     register(residence_address="观山湖区林城路3号"))  # fmt: skip
+    ins, per, reg = (
+        insurance(residence_address="云岩区中华北路1号"),
+        permit(residence_address="南明区花果园2号"),
+        register(residence_address="观山湖区林城路3号"),
+    )
     assert source_of(golden(reg, per, ins), r.RESIDENCE_ADDRESS) == "si_core.ac01"
     assert source_of(golden(reg, per), r.RESIDENCE_ADDRESS) == "hukou.resident_permit"
     assert source_of(golden(reg), r.RESIDENCE_ADDRESS) == "hukou.person"
@@ -216,8 +226,9 @@ def test_the_personal_identity_comes_from_the_insurance_system_alone() -> None:
 
 
 def test_the_region_is_where_insured_then_the_permit_and_a_counter_only_for_a_newcomer() -> None:
-    g = golden(permit(region_code="520103"), medical(region_code="520102"),
-               counter(region_code="520111"))  # fmt: skip
+    g = golden(
+        permit(region_code="520103"), medical(region_code="520102"), counter(region_code="520111")
+    )
     assert g.value(r.REGION) == "520102" and source_of(g, r.REGION) == "medical.insured"
     g = golden(permit(region_code="520103"), counter(NEXT_WEEK, region_code="520111"))
     assert g.value(r.REGION) == "520103"  # a collection, even newer, only as the fallback
@@ -225,8 +236,10 @@ def test_the_region_is_where_insured_then_the_permit_and_a_counter_only_for_a_ne
 
 
 def test_a_death_date_shows_only_for_the_deceased_and_cremation_comes_first() -> None:
-    g = golden(register(household_status="1", death_date="2026-10-01"),
-               record("civil.cremation", death_date="2026-09-30"))  # fmt: skip
+    g = golden(
+        register(household_status="1", death_date="2026-10-01"),
+        record("civil.cremation", death_date="2026-09-30"),
+    )
     assert g.deceased and g.value(r.DEATH_DATE) == "2026-09-30"
     g = golden(register(household_status="1", death_date="2026-10-01"))
     assert g.deceased and g.value(r.DEATH_DATE) == "2026-10-01"
@@ -238,8 +251,9 @@ def test_a_death_date_shows_only_for_the_deceased_and_cremation_comes_first() ->
 
 
 def test_the_newest_row_of_the_insurance_system_gives_the_phone() -> None:
-    g = golden(insurance(position=2000, phone="13700000002"),
-               insurance(position=1000, phone="13700000001"))  # fmt: skip
+    g = golden(
+        insurance(position=2000, phone="13700000002"), insurance(position=1000, phone="13700000001")
+    )
     assert g.value(r.PHONE) == "13700000002"
 
 
@@ -314,14 +328,20 @@ def test_an_address_that_merely_contains_不详_is_an_address() -> None:
 
 def test_an_open_employment_registration_names_the_employer_before_a_paying_unit() -> None:
     g = golden(insurance(facts=(paying("U2"),)), record("employment.ue01", facts=(job("U1"),)))
-    assert g.value(r.EMPLOYMENT_STATUS) == {"status": "employed", "unit_id": "U1",
-                                            "unit_name": "U1公司"}  # fmt: skip
+    assert g.value(r.EMPLOYMENT_STATUS) == {
+        "status": "employed",
+        "unit_id": "U1",
+        "unit_name": "U1公司",
+    }
 
 
 def test_an_ended_employment_leaves_the_unit_that_pays_the_enrolment() -> None:
     g = golden(insurance(facts=(paying("U2"), job("U1", ended_on="2026-06-30"))))
-    assert g.value(r.EMPLOYMENT_STATUS) == {"status": "employed", "unit_id": "U2",
-                                            "unit_name": None}  # fmt: skip
+    assert g.value(r.EMPLOYMENT_STATUS) == {
+        "status": "employed",
+        "unit_id": "U2",
+        "unit_name": None,
+    }
 
 
 def test_a_suspended_or_unitless_enrolment_is_not_employment() -> None:
@@ -346,8 +366,10 @@ def test_a_student_is_a_student_before_a_pensioner_and_an_employee_before_both()
 
 
 def test_of_two_open_jobs_the_newest_record_names_the_employer() -> None:
-    g = golden(record("employment.ue01", position=1000, facts=(job("U1"),)),
-               record("employment.ue01", position=2000, facts=(job("U2"),)))  # fmt: skip
+    g = golden(
+        record("employment.ue01", position=1000, facts=(job("U1"),)),
+        record("employment.ue01", position=2000, facts=(job("U2"),)),
+    )
     assert g.value(r.EMPLOYMENT_STATUS)["unit_id"] == "U2"
 
 
@@ -424,11 +446,18 @@ def test_a_candidate_record_gives_no_value_but_its_number_is_a_gap() -> None:
 
 def test_a_collection_beats_an_older_source_and_asks_the_business_systems_to_write_back() -> None:
     # (c)
-    entry = golden(insurance(phone="13900000001"), card(phone="13900000002"),
-                   register(), counter(phone="13812345678")).values[r.PHONE]  # fmt: skip
+    entry = golden(
+        insurance(phone="13900000001"),
+        card(phone="13900000002"),
+        register(),
+        counter(phone="13812345678"),
+    ).values[r.PHONE]
     assert entry["value"] == "13812345678" and entry["source"] == "collection.counter"
-    assert entry["collection"] == {"handler": "clerk-1", "reviewer": "reviewer-1",
-                                   "collection_id": "c-1"}  # fmt: skip
+    assert entry["collection"] == {
+        "handler": "clerk-1",
+        "reviewer": "reviewer-1",
+        "collection_id": "c-1",
+    }
     assert entry["awaiting_write_back"] == ["card.card_holder", "si_core.ac01"]
 
 
@@ -440,28 +469,36 @@ def test_the_household_register_is_never_asked_to_write_back() -> None:
 
 def test_a_source_that_caught_up_shows_the_source_again() -> None:
     # (a), once normalised
-    entry = golden(insurance(changed_at=NEXT_WEEK, phone="138 1234 5678"),
-                   counter(phone="13812345678")).values[r.PHONE]  # fmt: skip
+    entry = golden(
+        insurance(changed_at=NEXT_WEEK, phone="138 1234 5678"), counter(phone="13812345678")
+    ).values[r.PHONE]
     assert entry["source"] == "si_core.ac01" and "collection" not in entry
 
 
 def test_a_collection_loses_to_a_source_changed_after_it_was_approved() -> None:
     # (b): 44号 Art.22, the person changed it through the system's own procedure.
-    entry = golden(insurance(phone="13900000001"), card(changed_at=NEXT_WEEK, phone="13700000009"),
-                   counter(phone="13812345678")).values[r.PHONE]  # fmt: skip
+    entry = golden(
+        insurance(phone="13900000001"),
+        card(changed_at=NEXT_WEEK, phone="13700000009"),
+        counter(phone="13812345678"),
+    ).values[r.PHONE]
     assert entry["source"] == "card.card_holder" and entry["changed_since_collection"] == "c-1"
 
 
 def test_a_change_in_the_second_of_the_approval_or_of_unknown_time_is_older() -> None:
     for changed in (APPROVED, None):
-        entry = golden(insurance(changed_at=changed, phone="13900000001"),
-                       counter(phone="13812345678")).values[r.PHONE]  # fmt: skip
+        entry = golden(
+            insurance(changed_at=changed, phone="13900000001"), counter(phone="13812345678")
+        ).values[r.PHONE]
         assert entry["source"] == "collection.counter", changed
 
 
 def test_a_collected_item_silences_its_gap_until_a_source_changes_it_again() -> None:
-    g = golden(register(), insurance(name="王卫", phone="1381234"),
-               counter(name="王伟", phone="13812345678"))  # fmt: skip
+    g = golden(
+        register(),
+        insurance(name="王卫", phone="1381234"),
+        counter(name="王伟", phone="13812345678"),
+    )
     assert gaps(g) == []
     g = golden(insurance(changed_at=NEXT_WEEK, phone="1381234"), counter(phone="13812345678"))
     assert gaps(g) == [("phone", "si_core")]
@@ -476,8 +513,10 @@ def test_a_malformed_phone_in_an_older_record_is_corrected_by_the_collection() -
 def test_standing_of_a_source_against_the_collection_item_by_item() -> None:
     collection = counter(phone="13812345678", residence_address="花果园2号")
     assert standing(collection, insurance(phone="138-1234-5678"), r.PHONE) is Standing.AGREES
-    assert (standing(collection, insurance(changed_at=NEXT_WEEK, phone="13700000009"), r.PHONE)
-            is Standing.CHANGED_SINCE)  # fmt: skip
+    assert (
+        standing(collection, insurance(changed_at=NEXT_WEEK, phone="13700000009"), r.PHONE)
+        is Standing.CHANGED_SINCE
+    )
     assert standing(collection, insurance(phone="13700000009"), r.PHONE) is (
         Standing.AWAITS_WRITE_BACK
     )
