@@ -179,6 +179,15 @@ async def wait_until(condition: Callable[[], Awaitable[bool] | bool], within: fl
             await asyncio.sleep(0.05)
 
 
+EFFECT_ROWS = Effect.__table__  # type: ignore[attr-defined]
+
+
+async def add_effect_row(message: InboundMessage, uow: UnitOfWork) -> None:
+    """The test handler's effect as a row added with `uow.add_row` (written in bulk at commit)."""
+    value = (message.value or b"").decode()
+    uow.add_row(EFFECT_ROWS, {"message_key": message.idempotency_key, "value": value})
+
+
 async def effects(database: Database) -> dict[str, int]:
     """How many times each message was applied."""
     async with database.sessions() as session:

@@ -28,6 +28,7 @@ from canbao_platform.messaging import (
     DLQ_REASON,
     Backoff,
     ConsumerRunner,
+    Handler,
     InboundMessage,
     PermanentError,
     Producer,
@@ -46,6 +47,7 @@ from tests.platform.conftest import (
     BrokerFaults,
     Effect,
     Recorder,
+    add_effect_row,
     change_event,
     committed_offsets,
     effects,
@@ -185,7 +187,15 @@ async def test_a_second_instance_joining_mid_stream_neither_loses_nor_doubles(
     assert first.health()["running"] and second.health()["running"]
 
 
+# The effect written by the session (an ORM object) or added as a row for the bulk INSERT.
+EFFECT_HANDLERS = pytest.mark.parametrize(
+    "handler", [Recorder, lambda: add_effect_row], ids=["session", "add_row"]
+)
+
+
+@EFFECT_HANDLERS
 async def test_a_crash_between_database_commit_and_offset_commit_has_no_second_effect(
+    handler: Callable[[], Handler],
     kafka: MockKafkaCluster,
     make_topic: Callable[..., str],
     producer: Producer,
@@ -196,14 +206,14 @@ async def test_a_crash_between_database_commit_and_offset_commit_has_no_second_e
     # CloudEvents (idempotency key = ce_id) and Debezium-like (key = a digest of the content).
     await producer.send_many([event(topic, f"e{i}", event_id=f"e{i}") for i in range(10)])
     await producer.send_many([change_event(topic, f"c{i}", key=f"c{i}") for i in range(10)])
-    crashing = make_runner([topic], Recorder(), cls=CrashAfterDatabaseCommit)
+    crashing = make_runner([topic], handler(), cls=CrashAfterDatabaseCommit)
     await crashing.start()
     await wait_until(lambda: crashing.crashed and not crashing.health()["running"])
     applied_before_crash = await effects(database)
     assert applied_before_crash and set(applied_before_crash.values()) == {1}
     assert await committed_offsets(kafka.bootstrap_servers, crashing.name, topic) == {}
 
-    restarted = make_runner([topic], Recorder(), name=crashing.name)  # same group, new process
+    restarted = make_runner([topic], handler(), name=crashing.name)  # same group, new process
     await restarted.start()
     await wait_until(lambda: restarted.counts.handled == 20)
 

@@ -13,27 +13,18 @@ from canbao_platform.local.broker import MockKafkaCluster
 from canbao_platform.messaging import (
     DLQ_REASON,
     ConsumerRunner,
-    InboundMessage,
     Producer,
-    UnitOfWork,
     unit_of_work,
 )
 from tests.platform.conftest import (
-    Effect,
+    EFFECT_ROWS,
+    add_effect_row,
     committed_offsets,
     effects,
     event,
     read_topic,
     wait_until,
 )
-from tests.platform.test_messaging_consumer import CrashAfterDatabaseCommit
-
-effect_rows = Effect.__table__  # type: ignore[attr-defined]
-
-
-async def add_effect_row(message: InboundMessage, uow: UnitOfWork) -> None:
-    value = (message.value or b"").decode()
-    uow.add_row(effect_rows, {"message_key": message.idempotency_key, "value": value})
 
 
 async def test_a_row_postgresql_refuses_dead_letters_its_message_and_the_rest_are_written_once(
@@ -59,37 +50,13 @@ async def test_a_row_postgresql_refuses_dead_letters_its_message_and_the_rest_ar
     assert await committed_offsets(kafka.bootstrap_servers, runner.name, topic) == {0: 7}
 
 
-async def test_a_batch_delivered_again_after_a_crash_adds_no_row_twice(
-    kafka: MockKafkaCluster,
-    make_topic: Callable[..., str],
-    producer: Producer,
-    database: Database,
-    make_runner: Callable[..., ConsumerRunner],
-) -> None:
-    topic = make_topic()
-    await producer.send_many([event(topic, f"e{n}", event_id=f"e{n}") for n in range(20)])
-    crashing = make_runner([topic], add_effect_row, cls=CrashAfterDatabaseCommit)
-    await crashing.start()
-    await wait_until(lambda: crashing.crashed and not crashing.health()["running"])
-    written_before_crash = await effects(database)
-    assert written_before_crash  # the database committed; the offsets did not
-    assert await committed_offsets(kafka.bootstrap_servers, crashing.name, topic) == {}
-
-    restarted = make_runner([topic], add_effect_row, name=crashing.name)
-    await restarted.start()
-    await wait_until(lambda: restarted.counts.handled == 20)
-
-    assert await effects(database) == {f"e{n}": 1 for n in range(20)}
-    assert restarted.counts.duplicates == len(written_before_crash)
-
-
 async def test_a_unit_of_work_that_raises_writes_none_of_its_rows(database: Database) -> None:
     with pytest.raises(RuntimeError):
         async with unit_of_work(database, service="tests") as uow:
-            uow.add_row(effect_rows, {"message_key": "request-1", "value": "changed"})
+            uow.add_row(EFFECT_ROWS, {"message_key": "request-1", "value": "changed"})
             raise RuntimeError("the request failed after adding a row")
     assert await effects(database) == {}
 
     async with unit_of_work(database, service="tests") as uow:
-        uow.add_row(effect_rows, {"message_key": "request-2", "value": "changed"})
+        uow.add_row(EFFECT_ROWS, {"message_key": "request-2", "value": "changed"})
     assert await effects(database) == {"request-2": 1}
