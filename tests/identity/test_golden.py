@@ -294,6 +294,19 @@ def test_a_malformed_phone_is_shown_with_a_format_gap_for_its_system() -> None:
         assert g.inaccurate[0].reason == "手机号码格式错误"  # value-free: it travels in events
 
 
+def test_a_well_formed_phone_answers_before_a_malformed_one_which_stays_a_gap() -> None:
+    g = golden(insurance(phone="1381234"), card(phone="13700000001"))
+    assert g.value(r.PHONE) == "13700000001" and source_of(g, r.PHONE) == "card.card_holder"
+    assert gaps(g) == [("phone", "si_core")]  # the insurance system still holds a typo
+    g = golden(insurance(phone="13900000001"), card(phone="1370000"))
+    assert g.value(r.PHONE) == "13900000001" and gaps(g) == []  # a lower source is not asked
+
+
+def test_of_two_malformed_phones_the_one_shown_is_the_one_gap() -> None:
+    g = golden(insurance(phone="1381234"), card(phone="1370000"))
+    assert g.value(r.PHONE) == "1381234" and gaps(g) == [("phone", "si_core")]
+
+
 def test_a_mobile_typed_with_hyphens_is_a_format_gap() -> None:
     # VALID_PHONE allows a hyphen only after a landline's area code.
     assert gaps(golden(insurance(phone="138-1234-5678"))) == [("phone", "si_core")]
@@ -422,6 +435,18 @@ def test_a_birth_date_disagreeing_with_the_number_is_a_gap() -> None:
     assert gaps(golden(register())) == []
 
 
+def test_a_gender_disagreeing_with_the_number_is_a_gap() -> None:
+    # The 17th character of 520102199003074015 is odd: a man.
+    g = golden(register(gender="2"))
+    assert gaps(g) == [("gender", "hukou")]
+    assert g.inaccurate[0].reason == "性别与公民身份号码不一致"
+    assert gaps(golden(register())) == []
+    assert gaps(golden(register(gender="9"))) == []  # GB/T 2261.1: unstated
+    # Another document says nothing of the gender.
+    passport = {r.DOCUMENT_TYPE: "02", r.ID_NUMBER: "E12345678"}
+    assert gaps(golden(medical(gender="2", **passport))) == []
+
+
 def test_birth_date_of_reads_the_golden_birth_date() -> None:
     assert birth_date_of(golden(register())) == date(1990, 3, 7)
     assert birth_date_of(golden(card())) is None
@@ -467,6 +492,25 @@ def test_the_household_register_is_never_asked_to_write_back() -> None:
     assert entry["source"] == "collection.counter" and "awaiting_write_back" not in entry
 
 
+def test_a_placeholder_address_is_asked_to_be_written_back() -> None:
+    # (c): the business system holds no address, the collection has one.
+    entry = golden(
+        insurance(residence_address="不详"), counter(residence_address="云岩区中华北路1号")
+    ).values[r.RESIDENCE_ADDRESS]
+    assert entry["source"] == "collection.counter"
+    assert entry["awaiting_write_back"] == ["si_core.ac01"]
+
+
+def test_of_two_sources_changed_since_the_collection_precedence_decides() -> None:
+    # (b), our convention: the later change does not win, the better source does.
+    entry = golden(
+        insurance(changed_at=NEXT_WEEK, phone="13900000001"),
+        card(changed_at=NEXT_WEEK + timedelta(days=1), phone="13700000009"),
+        counter(phone="13812345678"),
+    ).values[r.PHONE]
+    assert entry["source"] == "si_core.ac01" and entry["changed_since_collection"] == "c-1"
+
+
 def test_a_source_that_caught_up_shows_the_source_again() -> None:
     # (a), once normalised
     entry = golden(
@@ -501,6 +545,13 @@ def test_a_collected_item_silences_its_gap_until_a_source_changes_it_again() -> 
     )
     assert gaps(g) == []
     g = golden(insurance(changed_at=NEXT_WEEK, phone="1381234"), counter(phone="13812345678"))
+    assert gaps(g) == [("phone", "si_core")]  # (b): the person's change, typo and all
+    g = golden(
+        insurance(changed_at=NEXT_WEEK, phone="1381234"),
+        card(changed_at=NEXT_WEEK, phone="13700000009"),
+        counter(phone="13812345678"),
+    )
+    assert source_of(g, r.PHONE) == "card.card_holder"  # (b): a well-formed change first
     assert gaps(g) == [("phone", "si_core")]
 
 
@@ -529,6 +580,9 @@ def test_standing_of_a_source_against_the_collection_item_by_item() -> None:
         )
         is Standing.AWAITS_WRITE_BACK
     )
+    # Not a malformed phone: a change, typo and all.
+    malformed = insurance(changed_at=NEXT_WEEK, phone="1381234")
+    assert standing(collection, malformed, r.PHONE) is Standing.CHANGED_SINCE
     assert standing(collection, insurance(), r.PHONE) is None  # the source has no phone
     assert standing(counter(), insurance(phone="13700000009"), r.PHONE) is None  # nor collected
 

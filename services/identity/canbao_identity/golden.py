@@ -14,10 +14,18 @@ a. a source record that says what was collected (after normalisation: spaces, ca
    hyphens) takes over: the value shows that source again — the business system has caught up;
 b. a source record changed after the collection was approved (its `changed_at` later than the
    collection's AAE015) and saying something else wins: the person changed it in the business
-   system since, through that system's own procedure (44号 Art.22);
-c. an older source record saying something else loses: the collected value shows, as collected
-   (source "collection", with its handler and reviewer), and the business systems among those
-   records (topics.FEEDBACK_SYSTEMS) are listed as awaiting write-back (registry.py asks them).
+   system since, through that system's own procedure (44号 Art.22) — a malformed phone too,
+   shown with its gap. Of several such records a well-formed one first, then the precedence
+   above, as between sources without a collection;
+c. an older source record saying something else loses, and so does a placeholder address
+   however new (it says nothing changed): the collected value shows, as collected (source
+   "collection", with its handler and reviewer), and the business systems among those records
+   (topics.FEEDBACK_SYSTEMS) are listed as awaiting write-back (registry.py asks them).
+
+Without a collection, a well-formed phone answers before a malformed one whatever their
+sources; a malformed phone of a source ranked above the one shown is an inaccurate item of its
+system all the same. A birth date or gender disagreeing with the citizen number shown is an
+inaccurate item of the source that gave it (domain.md §3).
 
 Identity items (name, gender, birth date, household place) follow the same rule: the collection
 saw the documents, but a later change in the household register is later evidence. A record's
@@ -215,10 +223,12 @@ def standing(collection: LinkedRecord, source: LinkedRecord, name: str) -> Stand
     collected, value = collection.claims.get(name), source.claims.get(name)
     if not _usable(name, collected) or value is None or value == "":
         return None
-    if not _usable(name, value):  # a malformed phone, a placeholder address: the collection
+    if not _usable(name, value):  # a placeholder address says nothing changed: the collection
         return Standing.AWAITS_WRITE_BACK  # corrects it, and the system is asked to
     if same_value(name, collected, value):
         return Standing.AGREES
+    # A malformed phone is a value like any other here: changed since the approval, it is the
+    # person's change all the same, shown with its format gap (never overwritten by write-back).
     approved, changed = collection.changed_at, source.changed_at
     if approved is not None and changed is not None and changed > approved:
         return Standing.CHANGED_SINCE
@@ -238,16 +248,20 @@ def _normal(name: str, value: Any) -> str:
 
 def _pick(records: Sequence[LinkedRecord], name: str) -> dict[str, Any] | None:
     order = _PRECEDENCE[name]
-    ranked = [
-        (rank, -x.position, x.source_table, x.record_key, x)
+    claiming = [
+        (rank, x)
         for x in records
-        if _usable(name, x.claims.get(name))
-        and x.link_kind is not LinkKind.CANDIDATE
-        and (rank := _rank(x, order)) is not None
+        if x.link_kind is not LinkKind.CANDIDATE and (rank := _rank(x, order)) is not None
+    ]
+    # A well-formed value before a malformed one (a phone), then precedence, then the newest.
+    ranked = [
+        (not _well_formed(name, value), rank, -x.position, x.source_table, x.record_key, x)
+        for rank, x in claiming
+        if _usable(name, value := x.claims.get(name))
     ]
     if not ranked:
         return None
-    ranked.sort(key=lambda v: v[:4])
+    ranked.sort(key=lambda v: v[:5])
     collections = [v[-1] for v in ranked if v[-1].system == COLLECTION]
     if not collections or order[0] != COLLECTION:  # the region: a collection only as a fallback
         best = ranked[0][-1]
@@ -266,12 +280,14 @@ def _pick(records: Sequence[LinkedRecord], name: str) -> dict[str, Any] | None:
                 entry["changed_since_collection"] = collection.record_key
             return entry
     entry = _provenance(collection, collection.claims[name])
+    # Every business system the collection corrects, a placeholder's among them (no value to
+    # rank, but a wrong one to write back).
     awaiting = sorted(
         {
             x.source_table
-            for x in sources
+            for _, x in claiming
             if x.system in FEEDBACK_SYSTEMS
-            and stands[(x.source_table, x.record_key)] is Standing.AWAITS_WRITE_BACK
+            and standing(collection, x, name) is Standing.AWAITS_WRITE_BACK
         }
     )
     if awaiting:
@@ -349,11 +365,20 @@ def _provenance(x: LinkedRecord, value: Any) -> dict[str, Any]:
 
 
 def _usable(name: str, value: Any) -> bool:
+    """Whether `value` is a value at all: not empty, not an address placeholder."""
     if value is None or value == "":
         return False
     if name == r.RESIDENCE_ADDRESS:
         return str(value).strip() not in ADDRESS_PLACEHOLDERS
     return True
+
+
+def _well_formed(name: str, value: Any) -> bool:
+    """A value, and of the item's form: a phone VALID_PHONE accepts (domain.md §5: a malformed
+    phone is an inaccurate item)."""
+    if not _usable(name, value):
+        return False
+    return name != r.PHONE or VALID_PHONE.fullmatch(str(value)) is not None
 
 
 def _reference(records: Sequence[LinkedRecord]) -> LinkedRecord | None:
@@ -422,21 +447,12 @@ def _inaccurate(
                     f"姓名与户籍登记不一致：{label}为{name}，户籍为{register.claims[r.NAME]}",
                 )
             )
-    phone = values.get(r.PHONE)
-    if phone is not None and not VALID_PHONE.fullmatch(str(phone["value"])):
-        system = phone["source"].split(".")[0]
-        gaps.append(
-            Gap(
-                RegistrationItem.PHONE,
-                system,
-                "手机号码格式错误",
-                f"手机号码格式错误：{SOURCE_LABELS.get(system, system)}记录为{phone['value']}",
-            )
-        )
+    gaps += _phone_gaps(records, values.get(r.PHONE))
     number, birth = values.get(r.ID_NUMBER), values.get(r.BIRTH_DATE)
-    if number and birth and values.get(r.DOCUMENT_TYPE, {}).get("value") == "01":
+    gender = values.get(r.GENDER)
+    if number and values.get(r.DOCUMENT_TYPE, {}).get("value") == "01":
         n = number["value"]
-        if f"{n[6:10]}-{n[10:12]}-{n[12:14]}" != birth["value"]:
+        if birth and f"{n[6:10]}-{n[10:12]}-{n[12:14]}" != birth["value"]:
             system = birth["source"].split(".")[0]
             gaps.append(
                 Gap(
@@ -446,7 +462,57 @@ def _inaccurate(
                     f"出生日期与公民身份号码不一致：记录为{birth['value']}",
                 )
             )
+        # The 17th character: odd for a man, even for a woman (domain.md §3); GB/T 2261.1's
+        # 0 (unknown) and 9 (unstated) disagree with nothing.
+        if gender and gender["value"] in _GENDER_NAMES and gender["value"] != _gender_of(n):
+            system = gender["source"].split(".")[0]
+            gaps.append(
+                Gap(
+                    RegistrationItem.GENDER,
+                    system,
+                    "性别与公民身份号码不一致",
+                    f"性别与公民身份号码不一致：记录为{_GENDER_NAMES[gender['value']]}",
+                )
+            )
     return gaps
+
+
+_GENDER_NAMES: Final = {"1": "男", "2": "女"}  # GB/T 2261.1
+
+
+def _gender_of(number: str) -> str:
+    """The gender code a valid 18-character citizen number says."""
+    return "1" if int(number[16]) % 2 else "2"
+
+
+def _phone_gaps(records: Sequence[LinkedRecord], phone: dict[str, Any] | None) -> list[Gap]:
+    """A malformed phone is an inaccurate item of the system that holds it (domain.md §5): the
+    phone shown when no source has a well-formed one, else any source ranked above the one
+    shown (it would answer for the phone but for its form)."""
+    if phone is None:
+        return []
+    ranks = _ranks(_PRECEDENCE[r.PHONE])
+    shown = min(ranks.get(phone["source"], 99), ranks.get(phone["source"].split(".")[0], 99))
+    malformed = [
+        (x.system, x.claims[r.PHONE])
+        for x in records
+        if x.link_kind is not LinkKind.CANDIDATE
+        and (rank := _rank(x, _PRECEDENCE[r.PHONE])) is not None
+        and rank < shown
+        and _usable(r.PHONE, x.claims.get(r.PHONE))
+        and not _well_formed(r.PHONE, x.claims[r.PHONE])
+    ]
+    if not _well_formed(r.PHONE, phone["value"]):
+        malformed.append((phone["source"].split(".")[0], phone["value"]))
+    return [
+        Gap(
+            RegistrationItem.PHONE,
+            system,
+            "手机号码格式错误",
+            f"手机号码格式错误：{SOURCE_LABELS.get(system, system)}记录为{value}",
+        )
+        for system, value in malformed
+    ]
 
 
 def birth_date_of(golden: Golden) -> date | None:
