@@ -57,6 +57,7 @@ from typing import Any
 
 import asyncpg
 import httpx
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from bench.cdc import Counter
 from bench.identity import WORK_LEFT, count_rows
@@ -70,7 +71,7 @@ from bench.processes import (
     start,
     wait_up,
 )
-from canbao_contracts.topics import ALL_TOPICS, CDC_TOPICS
+from canbao_contracts.topics import ALL_TOPICS, CDC_TOPICS, COLLECTIONS, FACTS, PERSONS
 from canbao_identity.app import CDC_GROUP
 from canbao_platform.local.broker import MockKafkaCluster
 from canbao_platform.local.postgres import PostgresCluster, free_port
@@ -218,7 +219,7 @@ async def pipeline(
             started = time.monotonic()
             await bridge.start()
             finished, state, milestones = await until_every_verdict(
-                stack, services, rows, consumers, started
+                stack, services, kafka.bootstrap_servers, rows, consumers, started
             )
             usage = {
                 "bridge": Usage(sum(cpu_seconds([bridge.pid or 0]).values()), _peak_kib(bridge.pid))
@@ -246,12 +247,14 @@ CONSUMED = "identity's consumers handled every event"
 BUILT = "identity built and published every person"
 MATCHING_CONSUMED = "matching's consumer handled all identity published"
 EVALUATED = "matching evaluated every person"
+MATCHED = (PERSONS, FACTS, COLLECTIONS)  # the topics matching consumes (canbao_matching.app)
 MILESTONES = (BRIDGE_DONE, CONSUMED, BUILT, MATCHING_CONSUMED, EVALUATED)
 
 
 async def until_every_verdict(
     stack: LocalStack,
     services: dict[str, tuple[Any, str]],
+    bootstrap: str,
     rows: int,
     consumers: int,
     started: float,
@@ -261,6 +264,8 @@ async def until_every_verdict(
     (MILESTONES) was first seen done, in seconds from `started`."""
     identity_db = await asyncpg.connect(_libpq(stack.application_url("identity")))
     matching_db = await asyncpg.connect(_libpq(stack.application_url("matching")))
+    offsets = AIOKafkaConsumer(bootstrap_servers=bootstrap)  # no group: reads end offsets only
+    await offsets.start()
     previous: tuple[float, dict[str, int]] | None = None
     milestones: dict[str, float] = {}
     moved, moved_at, said = -1, time.monotonic(), 0.0
@@ -269,7 +274,7 @@ async def until_every_verdict(
             while time.monotonic() - moved_at < STALLED_S:
                 now = time.monotonic()
                 reached, handled, state = await _state(
-                    http, stack, services, identity_db, matching_db, rows, consumers
+                    http, stack, services, offsets, identity_db, matching_db, rows, consumers
                 )
                 if handled != moved:
                     moved, moved_at = handled, now
@@ -292,6 +297,7 @@ async def until_every_verdict(
                     previous = (now, state)
                 await asyncio.sleep(POLL_S)
     finally:
+        await offsets.stop()
         await identity_db.close()
         await matching_db.close()
     raise TimeoutError(f"no event handled for {STALLED_S:.0f} s: the pipeline has stalled")
@@ -301,6 +307,7 @@ async def _state(
     http: httpx.AsyncClient,
     stack: LocalStack,
     services: dict[str, tuple[Any, str]],
+    offsets: AIOKafkaConsumer,
     identity_db: asyncpg.Connection,
     matching_db: asyncpg.Connection,
     rows: int,
@@ -325,9 +332,12 @@ async def _state(
     if await identity_db.fetchval(str(WORK_LEFT)):
         return reached, progress, None
     reached.add(BUILT)
-    published = sum(
-        c["identity.outbox"]["relayed"] for name, c in checks.items() if name.startswith("identity")
+    # What identity published on the topics matching consumes (it publishes registry.units too):
+    # each topic is new, so its end offsets count its messages.
+    ends = await offsets.end_offsets(
+        [TopicPartition(t.name, p) for t in MATCHED for p in range(t.partitions)]
     )
+    published = sum(ends.values())
     if matching["lag_total"] or matching["processed"] + matching["duplicates"] < published:
         return reached, progress, None
     reached.add(MATCHING_CONSUMED)
