@@ -24,7 +24,13 @@ from canbao_platform.messaging.dead_letters import (
     DLQ_REPLAYED_FROM,
 )
 from canbao_platform.messaging.failures import Backoff, PermanentError, TransientError
-from canbao_platform.messaging.messages import Handler, InboundMessage, UnitOfWork, unit_of_work
+from canbao_platform.messaging.messages import (
+    BulkWrite,
+    Handler,
+    InboundMessage,
+    UnitOfWork,
+    unit_of_work,
+)
 from canbao_platform.messaging.outbox import OutboxRelay
 from canbao_platform.messaging.producer import Producer
 from canbao_platform.messaging.pruning import ProcessedMessagesPruner
@@ -40,6 +46,7 @@ __all__ = [
     "DLQ_REASON",
     "DLQ_REPLAYED_FROM",
     "Backoff",
+    "BulkWrite",
     "ConsumerRunner",
     "Handler",
     "InboundMessage",

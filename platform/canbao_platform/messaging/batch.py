@@ -173,7 +173,7 @@ class BatchApplier:
             try:
                 await self.handler(message, uow)
                 # Constraint errors surface here, inside the savepoint: when the ORM flushes, or
-                # when the savepoint's commit writes the rows added with `uow.add_row`.
+                # when the savepoint's commit writes what `uow.add_row` and `uow.buffer` hold.
                 await uow.session.flush()
                 await savepoint.commit()
             except Exception as error:

@@ -2,7 +2,8 @@
 
 A handler is `async def handle(message: InboundMessage, uow: UnitOfWork) -> None`: it loads
 what it needs through `uow.session`, changes it, adds rows nobody reads back in the same batch
-with `uow.add_row`, and publishes events with `uow.publish_event`.
+with `uow.add_row` (or hands them to a set-based statement of its own with `uow.buffer`), and
+publishes events with `uow.publish_event`.
 It never commits: the runner commits the effect together with the idempotency record, and the
 outbox rows with both, so "changed the database" and "will announce it" cannot come apart.
 A handler may run more than once for one message (its batch retried or replayed after another
@@ -12,11 +13,11 @@ message failed); what it writes through `uow` counts exactly once, so it does no
 from __future__ import annotations
 
 import hashlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from functools import cache
-from typing import Any, Final
+from typing import Any, Final, Protocol, TypeVar
 
 from aiokafka.structs import ConsumerRecord
 from sqlalchemy import ARRAY, Insert, Table, bindparam, event, func, insert, select
@@ -113,9 +114,35 @@ def event_source(service: str) -> str:
     return f"/canbao/{service}"
 
 
+Row = TypeVar("Row")
+Row_contra = TypeVar("Row_contra", contravariant=True)
+
+
+class BulkWrite(Protocol[Row_contra]):
+    """One set-based statement for the rows a transaction buffered for it (`UnitOfWork.buffer`):
+    a hashable object (the buffer is kept per object: make it a module-level constant) whose
+    `write` executes the statement for all of them through the sync `session` (SQLAlchemy runs
+    it inside the async session's greenlet). `rows` are in the order they were buffered, never
+    empty; `write` may merge or drop rows (a newer copy of the same key) before writing.
+
+    The contract, the same for every bulk write and for `add_row`'s INSERTs:
+    * rows are invisible to every query until written: buffer what nobody reads back in the
+      same transaction (or whose reader tolerates not seeing it yet);
+    * they are written when the transaction commits, or the SAVEPOINT they were buffered in
+      (SQLAlchemy fires `before_commit` for both): a batch replayed message by message writes
+      each message's rows at its own savepoint's commit, so a row PostgreSQL refuses fails
+      its own message only;
+    * a rollback of either discards what was buffered since the last write;
+    * the bulk writes run in the order each was first used since the last write: one that
+      must see another's rows is first used after it."""
+
+    def write(self, session: Session, rows: Sequence[Row_contra]) -> None: ...
+
+
 class UnitOfWork:
     """The handler's transaction: `session` for its own tables, `add_row` for new rows written
-    in bulk, `publish*` for the outbox."""
+    in bulk, `buffer` for rows of a service's own set-based statement, `publish*` for the
+    outbox."""
 
     def __init__(self, session: AsyncSession, *, source: str) -> None:
         self.session = session
@@ -124,11 +151,20 @@ class UnitOfWork:
     def add_row(self, table: Table, row: Mapping[str, Any]) -> None:
         """Insert `row` into `table` with this transaction: written, with every other row added
         to `table`, by one multi-row INSERT when the transaction (or the savepoint it was added
-        in) commits; discarded if that rolls back. Until then no query sees it, so this is for
-        rows nobody reads back in the same batch: a history, a log, staged changes. The way to
-        write one row per message at the cost of a few microseconds, instead of an ORM object
-        (tens of microseconds) or a statement (a round trip) each."""
-        _pending_rows(self.session.sync_session).setdefault(table, []).append(row)
+        in) commits; discarded if that rolls back (the contract of `BulkWrite`). Until then no
+        query sees it, so this is for rows nobody reads back in the same batch: a history, a
+        log, staged changes. The way to write one row per message at the cost of a few
+        microseconds, instead of an ORM object (tens of microseconds) or a statement (a round
+        trip) each."""
+        self.buffer(_insert_into(table), row)
+
+    def buffer(self, write: BulkWrite[Row], row: Row) -> None:
+        """Hand `row` to `write`, which writes it with the others buffered for it in this
+        transaction, by one statement, at the commit of the transaction or of the savepoint it
+        was buffered in; discarded if that rolls back (the contract of `BulkWrite`). For what
+        a plain INSERT cannot do: an upsert, the newest revision of a key, a statement whose
+        RETURNING feeds another."""
+        _buffered(self.session.sync_session).setdefault(write, []).append(row)
 
     def publish(self, record: KafkaRecord) -> None:
         """Add `record` to the outbox, in this transaction; the relay sends it after commit.
@@ -158,35 +194,50 @@ class UnitOfWork:
 
 Handler = Callable[[InboundMessage, UnitOfWork], Awaitable[None]]
 
-# Rows added with `add_row` (published records among them) wait in the session (`info`), per
-# table in the order the tables were first used, and are written by one INSERT per table when
-# the transaction, or the savepoint they were added in, commits (SQLAlchemy fires
-# `before_commit` for both); a rollback of either discards what was added since the last write.
-_PENDING_ROWS: Final = "canbao_platform.pending_rows"
+# What `buffer` and `add_row` were given waits in the session (`info`), per bulk write in the
+# order each was first used, and is written by one statement per bulk write when the
+# transaction, or the savepoint it was buffered in, commits (SQLAlchemy fires `before_commit`
+# for both); a rollback of either discards what was buffered since the last write.
+_BUFFERED: Final = "canbao_platform.buffered_rows"
 
 
-def _pending_rows(session: Session) -> dict[Table, list[Mapping[str, Any]]]:
-    pending: dict[Table, list[Mapping[str, Any]]] | None = session.info.get(_PENDING_ROWS)
-    if pending is None:
-        pending = session.info[_PENDING_ROWS] = {}
-        event.listen(session, "before_commit", _write_pending_rows)
-        event.listen(session, "after_soft_rollback", _discard_pending_rows)
-    return pending
+def _buffered(session: Session) -> dict[BulkWrite[Any], list[Any]]:
+    buffered: dict[BulkWrite[Any], list[Any]] | None = session.info.get(_BUFFERED)
+    if buffered is None:
+        buffered = session.info[_BUFFERED] = {}
+        event.listen(session, "before_commit", _write_buffered)
+        event.listen(session, "after_soft_rollback", _discard_buffered)
+    return buffered
 
 
-def _write_pending_rows(session: Session) -> None:
-    pending: dict[Table, list[Mapping[str, Any]]] = session.info.get(_PENDING_ROWS, {})
-    for table, rows in pending.items():
-        if not rows:
-            continue
+def _write_buffered(session: Session) -> None:
+    buffered: dict[BulkWrite[Any], list[Any]] = session.info.get(_BUFFERED, {})
+    for write, rows in buffered.items():
+        if rows:
+            write.write(session, rows)
+    buffered.clear()
+
+
+def _discard_buffered(session: Session, previous_transaction: Any) -> None:
+    session.info.get(_BUFFERED, {}).clear()
+
+
+@dataclass(frozen=True, slots=True)
+class InsertRows:
+    """`add_row`'s bulk write: the rows added to `table`, by one multi-row INSERT."""
+
+    table: Table
+
+    def write(self, session: Session, rows: Sequence[Mapping[str, Any]]) -> None:
         columns = tuple(rows[0])
-        # The sync API inside the async session's greenlet: SQLAlchemy awaits it for us.
-        if all(row.keys() == rows[0].keys() for row in rows) and _unnestable(table, columns):
+        if all(row.keys() == rows[0].keys() for row in rows) and _unnestable(self.table, columns):
             arrays = {column: [row[column] for row in rows] for column in columns}
-            session.execute(_insert_unnested(table, columns), arrays)
+            session.execute(_insert_unnested(self.table, columns), arrays)
         else:  # rows naming different columns, or arrays among them (the outbox's headers)
-            session.execute(insert(table), rows)
-    pending.clear()
+            session.execute(insert(self.table), rows)
+
+
+_insert_into: Final = cache(InsertRows)  # one per table, not one per row added
 
 
 def _unnestable(table: Table, columns: tuple[str, ...]) -> bool:
@@ -202,10 +253,6 @@ def _insert_unnested(table: Table, columns: tuple[str, ...]) -> Insert:
     )
     rows = arrays.table_valued(*columns).render_derived()
     return insert(table).from_select(list(columns), select(*[rows.c[c] for c in columns]))
-
-
-def _discard_pending_rows(session: Session, previous_transaction: Any) -> None:
-    session.info.get(_PENDING_ROWS, {}).clear()
 
 
 @asynccontextmanager
