@@ -5,15 +5,17 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 from uuid import UUID
 
 import sqlalchemy as sa
 from pydantic import TypeAdapter
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from canbao_contracts.codes import SourceSystem, SurveyReason
 from canbao_contracts.events import (
@@ -26,6 +28,7 @@ from canbao_contracts.events import (
 from canbao_contracts.events.person_state import PersonState
 from canbao_matching.rules import Collection, Situation
 from canbao_matching.tables import collections, facts, persons
+from canbao_platform.messaging import UnitOfWork
 
 _FACT: Final[TypeAdapter[Fact]] = TypeAdapter(Fact)
 _VERIFIED: Final = TypeAdapter(tuple[VerifiedStatus, ...])
@@ -37,11 +40,65 @@ async def _execute(session: AsyncSession, statement: sa.Executable, params: Any 
 
 
 # -- Written by the consumer: what arrived, and that the person is to be evaluated ---------------
+#
+# The consumer's hot path costs no round trip per event: each event hands its row to the
+# batch's unit of work (`UnitOfWork.buffer`), and when the batch commits all its facts are
+# written by one statement, and all its people marked pending by another. Rows buffered are
+# invisible until then: nothing in the consumer reads them back, and the evaluator reads what
+# was committed.
 
 
+class FactRow(NamedTuple):
+    fact_id: UUID
+    person_id: UUID
+    revision: int
+    retracted: bool
+    from_collection: bool  # source.system = "collection"
+    observed_at: datetime
+    body: str  # the Fact as the contract serialises it (JSON)
+
+
+class PendingMark(NamedTuple):
+    person_id: UUID
+    observed_at: datetime | None  # the source change that led here, if one did
+    state: str | None  # identity's newest PersonState (JSON), if the event carried it
+
+
+# Keep each fact if its revision is newer than the one held, and mark the people whose facts
+# changed pending (a merged person never: they are not evaluated again), with the newest source
+# change among them. `excluded` rows are the batch's, one per fact (SaveFacts keeps the newest).
+_SAVE_FACTS: Final = sa.text("""
+    WITH saved AS (
+        INSERT INTO facts (fact_id, person_id, revision, retracted, from_collection,
+                           observed_at, body)
+        SELECT fact_id, person_id, revision, retracted, from_collection, observed_at,
+               CAST(body AS jsonb)
+        FROM unnest(CAST(:fact_id AS uuid[]), CAST(:person_id AS uuid[]),
+                    CAST(:revision AS bigint[]), CAST(:retracted AS boolean[]),
+                    CAST(:from_collection AS boolean[]), CAST(:observed_at AS timestamptz[]),
+                    CAST(:body AS text[]))
+             AS batch (fact_id, person_id, revision, retracted, from_collection, observed_at,
+                       body)
+        ON CONFLICT (fact_id) DO UPDATE
+            SET revision = excluded.revision, retracted = excluded.retracted,
+                observed_at = excluded.observed_at, body = excluded.body
+            WHERE facts.revision < excluded.revision
+        RETURNING person_id, observed_at)
+    INSERT INTO persons (person_id, pending, pending_observed_at)
+    SELECT person_id, true, max(observed_at) FROM saved GROUP BY person_id
+    ON CONFLICT (person_id) DO UPDATE
+        SET pending = persons.merged_into IS NULL,
+            pending_observed_at = greatest(persons.pending_observed_at,
+                                           excluded.pending_observed_at)
+""")
+
+# The people to evaluate again, created if a fact or a collection came before identity's
+# state; a state replaces the one held, a mark without one keeps it.
 _MARK_PENDING: Final = sa.text("""
     INSERT INTO persons (person_id, pending, pending_observed_at, state)
-    VALUES (:person_id, true, :observed_at, CAST(:state AS jsonb))
+    SELECT person_id, true, observed_at, CAST(state AS jsonb)
+    FROM unnest(CAST(:person_id AS uuid[]), CAST(:observed_at AS timestamptz[]),
+                CAST(:state AS text[])) AS batch (person_id, observed_at, state)
     ON CONFLICT (person_id) DO UPDATE
         SET pending = persons.merged_into IS NULL,  -- a merged person is never evaluated
             pending_observed_at = greatest(persons.pending_observed_at,
@@ -50,26 +107,101 @@ _MARK_PENDING: Final = sa.text("""
 """)
 
 
-async def mark_pending(
-    session: AsyncSession,
+class SaveFacts:
+    """The batch's facts by one statement (a BulkWrite of the consumer's unit of work), with
+    duplicates and reordering tolerated (architecture.md, "at-least-once in").
+
+    `ON CONFLICT DO UPDATE` cannot change one row twice in a statement, so the batch's copies of
+    a fact are reduced first to the one applying them in order would keep: the highest
+    revision, the first of equal ones (a later copy of the same revision changes nothing).
+    The person's pending mark then carries that revision's observed_at alone, not the older
+    revisions' that the same batch superseded: the newest change is the one it measures."""
+
+    def write(self, session: Session, rows: Sequence[FactRow]) -> None:
+        newest: dict[UUID, FactRow] = {}
+        for row in rows:
+            held = newest.get(row.fact_id)
+            if held is None or held.revision < row.revision:
+                newest[row.fact_id] = row
+        # In key order, so that two transactions upserting the same rows lock them alike.
+        session.execute(_SAVE_FACTS, _arrays(FactRow._fields, [newest[k] for k in sorted(newest)]))
+
+
+class MarkPending:
+    """The batch's people to evaluate again by one statement (a BulkWrite of the consumer's unit
+    of work): per person, the last state in the batch's order (a mark without one keeps the
+    one before, as `coalesce` does in the statement) and the newest observed_at."""
+
+    def write(self, session: Session, rows: Sequence[PendingMark]) -> None:
+        people: dict[UUID, PendingMark] = {}
+        for row in rows:
+            held = people.get(row.person_id)
+            if held is not None:
+                observed = [t for t in (held.observed_at, row.observed_at) if t is not None]
+                row = PendingMark(
+                    row.person_id,
+                    max(observed, default=None),
+                    held.state if row.state is None else row.state,
+                )
+            people[row.person_id] = row
+        session.execute(
+            _MARK_PENDING, _arrays(PendingMark._fields, [people[k] for k in sorted(people)])
+        )
+
+
+def _arrays(columns: tuple[str, ...], rows: list[Any]) -> dict[str, list[Any]]:
+    """One array per column, the parameters of an `unnest` (`rows` is never empty)."""
+    values = zip(*rows, strict=True)
+    return {
+        column: list(column_values) for column, column_values in zip(columns, values, strict=True)
+    }
+
+
+_FACTS: Final = SaveFacts()
+_PENDING: Final = MarkPending()
+
+
+def mark_pending(
+    uow: UnitOfWork,
     person_id: UUID,
     observed_at: datetime | None = None,
     state: str | None = None,
 ) -> None:
     """The person is to be evaluated again (creating their row if a collection came first);
     `observed_at` is the source change that led here, kept for the delay it measures; `state`
-    (JSON) replaces the person's state when given."""
-    values = {"person_id": person_id, "observed_at": observed_at, "state": state}
-    await _execute(session, _MARK_PENDING, values)
+    (JSON) replaces the person's state when given. Written when the batch commits."""
+    uow.buffer(_PENDING, PendingMark(person_id, observed_at, state))
 
 
-async def save_person(session: AsyncSession, person: PersonState) -> None:
+def save_person(uow: UnitOfWork, person: PersonState) -> None:
     """Keep identity's newest state of the person (every event but a merge carries all of it)."""
-    await mark_pending(session, person.person_id, state=person.model_dump_json(exclude={"changed"}))
+    mark_pending(uow, person.person_id, state=person.model_dump_json(exclude={"changed"}))
+
+
+def save_fact(uow: UnitOfWork, person_id: UUID, fact: Fact) -> None:
+    """Keep the fact and mark the person pending, when the batch commits, if its revision is
+    newer than the one held (a duplicate or a late copy of an older one changes nothing)."""
+    uow.buffer(
+        _FACTS,
+        FactRow(
+            fact.fact_id,
+            person_id,
+            fact.revision,
+            fact.retracted,
+            fact.source.system == SourceSystem.COLLECTION,
+            fact.observed_at,
+            fact.model_dump_json(),
+        ),
+    )
 
 
 async def retire_person(session: AsyncSession, retired: UUID, survivor: UUID) -> None:
-    """A merged person is forgotten: no verdict of theirs is published again."""
+    """A merged person is forgotten: no verdict of theirs is published again.
+
+    Rare, so written at once rather than buffered: the batch's buffered facts and states of the
+    retired person are written after it whatever their order in the batch, and that comes to
+    the same: they leave a merged person unpending (`pending = merged_into IS NULL`) and touch
+    none of the columns cleared here."""
     statement = insert(persons).values(person_id=retired, merged_into=survivor)
     cleared: dict[str, Any] = {
         "merged_into": survivor,
@@ -83,50 +215,6 @@ async def retire_person(session: AsyncSession, retired: UUID, survivor: UUID) ->
     await _execute(
         session, statement.on_conflict_do_update(index_elements=[persons.c.person_id], set_=cleared)
     )
-
-
-# The consumer's hot path, one round trip per fact, written once (no statement built per call):
-# keep the fact if its revision is newer than the one held, and then mark its person pending.
-_SAVE_FACT: Final = sa.text("""
-    WITH saved AS (
-        INSERT INTO facts (fact_id, person_id, revision, retracted, from_collection,
-                           observed_at, body)
-        VALUES (:fact_id, :person_id, :revision, :retracted, :from_collection, :observed_at,
-                CAST(:body AS jsonb))
-        ON CONFLICT (fact_id) DO UPDATE
-            SET revision = excluded.revision, retracted = excluded.retracted,
-                observed_at = excluded.observed_at, body = excluded.body
-            WHERE facts.revision < excluded.revision
-        RETURNING person_id, observed_at)
-    INSERT INTO persons (person_id, pending, pending_observed_at)
-    SELECT person_id, true, observed_at FROM saved
-    ON CONFLICT (person_id) DO UPDATE
-        SET pending = persons.merged_into IS NULL,  -- a merged person is never evaluated
-            pending_observed_at = greatest(persons.pending_observed_at,
-                                           excluded.pending_observed_at)
-    RETURNING person_id
-""")
-
-
-async def save_fact(session: AsyncSession, person_id: UUID, fact: Fact) -> bool:
-    """Keep the fact and mark the person pending; False when the fact is not newer than the
-    one held (a duplicate or a late copy: nothing changes)."""
-    collected = fact.source.system == SourceSystem.COLLECTION
-    result = await _execute(
-        session,
-        _SAVE_FACT,
-        {
-            "fact_id": fact.fact_id,
-            "person_id": person_id,
-            "revision": fact.revision,
-            "retracted": fact.retracted,
-            "from_collection": collected,
-            "observed_at": fact.observed_at,
-            "body": fact.model_dump_json(),
-        },
-    )
-    newer: bool = result.first() is not None
-    return newer
 
 
 async def save_collection(session: AsyncSession, event: CollectionApproved) -> None:
