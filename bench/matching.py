@@ -10,7 +10,8 @@ from the contracts' events) on a throwaway PostgreSQL:
   `--sample` people;
 * **consume**: the consumer's handler on `--sample` people's events (a PersonRegistered and its
   FactAsserted), 500 per transaction as the runner's batches are, into a table already holding N
-  people: recording facts and marking people pending (the broker's share is bench/messaging.py);
+  people: recording facts and marking people pending (the broker's share is bench/messaging.py),
+  with the statements sent to PostgreSQL per event (stmt/ev);
 * **evaluate**: the evaluator over all N people pending (a rebuild, or a snapshot's first
   pass): load each batch of 500 people with their facts, apply the rules, save the verdicts,
   write the StatusesChanged to the outbox, one transaction per batch;
@@ -38,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]
+import sqlalchemy as sa
 
 import canbao_matching
 from bench.events import inbound
@@ -258,17 +260,29 @@ async def load_state(dsn: str, size: int) -> int:
     return count
 
 
-async def bench_consume(database: Database, sample: int) -> tuple[float, int]:
+async def bench_consume(database: Database, sample: int) -> tuple[float, int, int]:
+    """events/s, events, and the statements sent to PostgreSQL for them."""
     events: list[Event] = []
     for person, facts in population(sample, 3):
         events += [person, *(FactAsserted(person_id=person.person_id, fact=f) for f in facts)]
     messages = [inbound(event, offset) for offset, event in enumerate(events)]
+    statements = 0
+
+    def count(*_: Any) -> None:
+        nonlocal statements
+        statements += 1
+
+    sa.event.listen(database.engine.sync_engine, "before_cursor_execute", count)
     started = time.perf_counter()
-    for start in range(0, len(messages), BATCH):
-        async with unit_of_work(database, service="matching") as uow:
-            for message in messages[start : start + BATCH]:
-                await HANDLER(message, uow)
-    return len(messages) / (time.perf_counter() - started), len(messages)
+    try:
+        for start in range(0, len(messages), BATCH):
+            async with unit_of_work(database, service="matching") as uow:
+                for message in messages[start : start + BATCH]:
+                    await HANDLER(message, uow)
+        elapsed = time.perf_counter() - started
+    finally:
+        sa.event.remove(database.engine.sync_engine, "before_cursor_execute", count)
+    return len(messages) / elapsed, len(messages), statements
 
 
 async def bench_size(postgres: PostgresCluster, size: int, sample: int) -> dict[str, float]:
@@ -293,7 +307,7 @@ async def bench_size(postgres: PostgresCluster, size: int, sample: int) -> dict[
             # What autovacuum does after a rebuild changed every row: the statistics taken
             # when everyone was pending would otherwise keep the planner off the partial index.
             postgres.psql(f"bench_matching_{size}", "VACUUM ANALYZE persons")
-        consume_rate, events = await bench_consume(database, sample)
+        consume_rate, events, statements = await bench_consume(database, sample)
     finally:
         await database.dispose()
     postgres.psql("postgres", f'DROP DATABASE "bench_matching_{size}"')
@@ -307,6 +321,7 @@ async def bench_size(postgres: PostgresCluster, size: int, sample: int) -> dict[
         "idle_ms": idle_ms[1],
         "consume_rate": consume_rate,
         "consume_events": events,
+        "consume_statements_per_event": statements / events,
     }
 
 
@@ -315,7 +330,7 @@ async def main(sizes: list[int], sample: int) -> None:
     print(f"rules alone (in memory): {rules_rate:,.0f} verdicts/s on {sample:,} people\n")
     print(
         f"{'people':>10} {'facts':>10} {'evaluate/s':>11} {'growth':>7} {'time s':>7} "
-        f"{'consume ev/s':>13} {'growth':>7} {'idle poll ms (first)':>21}"
+        f"{'consume ev/s':>13} {'growth':>7} {'stmt/ev':>7} {'idle poll ms (first)':>21}"
     )
     with tempfile.TemporaryDirectory(prefix="canbao-bench-") as tmp:
         os.chmod(tmp, 0o755)  # the server may run as the `postgres` user
@@ -330,7 +345,8 @@ async def main(sizes: list[int], sample: int) -> None:
                 print(
                     f"{size:>10,} {f['facts']:>10,} {f['evaluate_rate']:>11,.0f} {growth:>7} "
                     f"{f['evaluate_s']:>7.1f} {f['consume_rate']:>13,.0f} "
-                    f"{consume_growth:>7} {f['idle_ms']:>11.1f} ({f['idle_first_ms']:>6.0f})",
+                    f"{consume_growth:>7} {f['consume_statements_per_event']:>7.3f} "
+                    f"{f['idle_ms']:>11.1f} ({f['idle_first_ms']:>6.0f})",
                     flush=True,
                 )
                 print(json.dumps(f), flush=True)
