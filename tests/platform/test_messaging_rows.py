@@ -20,6 +20,7 @@ from canbao_platform.messaging import (
     ConsumerRunner,
     Producer,
     UnitOfWork,
+    savepoint,
     unit_of_work,
 )
 from tests.platform.conftest import (
@@ -135,6 +136,18 @@ async def test_a_bulk_write_in_a_savepoint_is_written_at_its_commit_or_discarded
         uow.buffer(tally, "after")
     assert await committed(database) == {"kept": "1", "after": "1"}
     assert tally.writes == [("tally", ["kept"]), ("tally", ["after"])]
+
+
+async def test_rows_buffered_before_a_savepoint_outlive_its_rollback(database: Database) -> None:
+    tally = Tally("tally")
+    async with unit_of_work(database, service="tests") as uow:
+        uow.buffer(tally, "before")
+        inner = await savepoint(uow.session)  # writes "before" outside the savepoint
+        uow.buffer(tally, "refused")
+        await inner.rollback()
+        uow.buffer(tally, "after")
+    assert await committed(database) == {"before": "1", "after": "1"}
+    assert tally.writes == [("tally", ["before"]), ("tally", ["after"])]
 
 
 async def test_a_unit_of_work_that_raises_runs_none_of_its_bulk_writes(database: Database) -> None:

@@ -29,6 +29,7 @@ from canbao_platform.messaging.messages import (
     Handler,
     InboundMessage,
     UnitOfWork,
+    savepoint,
     unit_of_work,
 )
 from canbao_platform.messaging.outbox import OutboxRelay
@@ -61,5 +62,6 @@ __all__ = [
     "UnitOfWork",
     "prune_processed_messages",
     "replay_dead_letters",
+    "savepoint",
     "unit_of_work",
 ]

@@ -41,7 +41,13 @@ from canbao_platform.messaging.failures import (
     classify,
     describe,
 )
-from canbao_platform.messaging.messages import Handler, InboundMessage, UnitOfWork, parse_record
+from canbao_platform.messaging.messages import (
+    Handler,
+    InboundMessage,
+    UnitOfWork,
+    parse_record,
+    savepoint,
+)
 from canbao_platform.messaging.producer import Producer
 from canbao_platform.telemetry import extract_trace_context, has_trace_context
 
@@ -169,15 +175,15 @@ class BatchApplier:
     ) -> str | None:
         """Apply `message` inside a savepoint; the reason to dead-letter it, or None if applied."""
         for attempt in range(1, self.max_attempts + 1):
-            savepoint = await uow.session.begin_nested()
+            replayed = await savepoint(uow.session)
             try:
                 await self.handler(message, uow)
                 # Constraint errors surface here, inside the savepoint: when the ORM flushes, or
                 # when the savepoint's commit writes what `uow.add_row` and `uow.buffer` hold.
                 await uow.session.flush()
-                await savepoint.commit()
+                await replayed.commit()
             except Exception as error:
-                await savepoint.rollback()
+                await replayed.rollback()
                 kind = classify(error, self.permanent)
                 if kind is Failure.TRANSIENT:
                     raise

@@ -21,6 +21,8 @@ from typing import Any, Final, Protocol, TypeVar
 
 from aiokafka.structs import ConsumerRecord
 from sqlalchemy import ARRAY, Insert, Table, bindparam, event, func, insert, select
+from sqlalchemy.ext.asyncio import AsyncSession as CoreAsyncSession
+from sqlalchemy.ext.asyncio import AsyncSessionTransaction
 from sqlalchemy.orm import Session
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -132,7 +134,9 @@ class BulkWrite(Protocol[Row_contra]):
       (SQLAlchemy fires `before_commit` for both): a batch replayed message by message writes
       each message's rows at its own savepoint's commit, so a row PostgreSQL refuses fails
       its own message only;
-    * a rollback of either discards what was buffered since the last write;
+    * a rollback of either discards what was buffered since the last write — open savepoints
+      with `savepoint(session)`, which first writes what is buffered, so that rolling one back
+      loses only what was buffered inside it;
     * the bulk writes run in the order each was first used since the last write: one that
       must see another's rows is first used after it."""
 
@@ -216,6 +220,14 @@ def _write_buffered(session: Session) -> None:
         if rows:
             write.write(session, rows)
     buffered.clear()
+
+
+async def savepoint(session: CoreAsyncSession) -> AsyncSessionTransaction:
+    """A SAVEPOINT in `session`'s transaction, begun after writing what is buffered: rows
+    buffered before it must not be part of it, or its rollback would discard them too (the
+    buffer knows no savepoints: a rollback clears it)."""
+    await session.run_sync(_write_buffered)
+    return await session.begin_nested()
 
 
 def _discard_buffered(session: Session, previous_transaction: Any) -> None:

@@ -46,7 +46,7 @@ from canbao_identity.staging import StagedChange
 from canbao_identity.store import Store, person_context
 from canbao_identity.writeback import WriteBacks
 from canbao_platform.db import Database
-from canbao_platform.messaging import unit_of_work
+from canbao_platform.messaging import savepoint, unit_of_work
 
 Publish = Callable[[Event], Any]
 # A record that was never in review (or resolved by a clerk) has no queue entry to look at.
@@ -254,17 +254,17 @@ class Registry:
         person_ids = await self.store.take_pending(limit)
         set_aside = 0
         for person_id in sorted(person_ids, key=str):
-            savepoint = await self.store.session.begin_nested()
+            person = await savepoint(self.store.session)
             try:
                 await self.rebuild([person_id])
             except Exception as error:
-                await savepoint.rollback()  # and what the person's rebuild published
+                await person.rollback()  # and what the person's rebuild published
                 if transient(error):
                     raise
                 await self.store.set_aside(person_id, failure_reason(error))
                 set_aside += 1
             else:
-                await savepoint.commit()
+                await person.commit()
         self._count("set_aside", set_aside)
         return len(person_ids), set_aside
 
