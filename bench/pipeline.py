@@ -24,7 +24,8 @@ not timed (the rows printed are the change events a snapshot makes: one per row)
   of two polls 0.5 s apart that agree, with nothing changing in between, that: identity's cdc
   consumers have handled every change event and see no lag, identity has nothing staged, no
   person pending and nothing left in its outbox, matching's consumer sees no lag and has handled
-  as many events as identity's outbox relays sent, it has nobody pending and nothing in its
+  as many events as identity published on the topics it reads (their end offsets), it has
+  nobody pending and nothing in its
   outbox, and it has evaluated as many people as identity has persons (services' /readyz JSON
   and SQL counts on their databases, as a benchmark may). When each of those stages was first
   seen done is printed too: where the time went; and the work done on the way (golden records
@@ -37,7 +38,10 @@ pools, the bridge's replication connection, autovacuum) and this process, which 
 broker (librdkafka's mock cluster runs in-process) besides polling. Peak RSS is each process's
 VmHWM. The correctness guard compares identity's persons with the generator's people (one
 each) and matching's verdicts with the people the generator expects to have one (in scope or
-deceased), and counts dead letters: a fast wrong run shows there. The load average is printed
+deceased), and counts dead letters: a fast wrong run shows there. The test broker keeps ~5 MiB
+per partition: the topics matching reads get a partition per EVENTS_PER_PARTITION change events,
+and a run where the broker evicted any event before it was read (the bridge's backpressure
+status, the beginning offsets of matching's topics) is void and says so. The load average is printed
 with each size: the machine's two cores are shared and every figure moves with it.
 """
 
@@ -122,6 +126,7 @@ class Run:
     usage: dict[str, Usage]
     state: dict[str, int] = field(default_factory=dict)
     milestones: dict[str, float] = field(default_factory=dict)  # stage → s from the start
+    partitions: dict[str, int] = field(default_factory=dict)  # of the topics matching reads
 
 
 def _libpq(url: str) -> str:
@@ -182,7 +187,10 @@ async def pipeline(
     stack: LocalStack, postgres: PostgresCluster, rows: int, consumers: int, log_dir: Path
 ) -> Run:
     with MockKafkaCluster(brokers=3) as kafka:
-        kafka.create_topics(ALL_TOPICS)
+        matched = MatchedTopics(kafka.bootstrap_servers, rows)
+        kafka.create_topics(t for t in ALL_TOPICS if t.name not in matched.partitions)
+        for name, partitions in matched.partitions.items():
+            kafka.create_topic(name, partitions)
         common = {"KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers, "CANBAO_ENV": "development"}
         identity = common | {"IDENTITY_DATABASE_URL": stack.application_url("identity")}
         wanted = [
@@ -219,7 +227,7 @@ async def pipeline(
             started = time.monotonic()
             await bridge.start()
             finished, state, milestones = await until_every_verdict(
-                stack, services, kafka.bootstrap_servers, rows, consumers, started
+                stack, services, matched, rows, consumers, started
             )
             usage = {
                 "bridge": Usage(sum(cpu_seconds([bridge.pid or 0]).values()), _peak_kib(bridge.pid))
@@ -239,7 +247,7 @@ async def pipeline(
                 process.terminate()
             for process, _ in services.values():
                 await asyncio.to_thread(process.wait, 30)
-    return Run(rows, finished - started, usage, state, milestones)
+    return Run(rows, finished - started, usage, state, milestones, matched.partitions)
 
 
 BRIDGE_DONE = "the bridge published every event (its status file: every 5 s)"
@@ -248,13 +256,44 @@ BUILT = "identity built and published every person"
 MATCHING_CONSUMED = "matching's consumer handled all identity published"
 EVALUATED = "matching evaluated every person"
 MATCHED = (PERSONS, FACTS, COLLECTIONS)  # the topics matching consumes (canbao_matching.app)
+# The test broker keeps ~5 MiB per partition and evicts the oldest (canbao_platform.local.broker);
+# a real cluster keeps days. Matching reads behind identity during a snapshot, so the topics it
+# reads get a partition per this many change events (a registry event is ~1 KiB).
+EVENTS_PER_PARTITION = 4_000
+
+
+class MatchedTopics:
+    """What identity published on the topics matching consumes, read from the broker: each
+    topic is new, so its end offsets count its messages, and a beginning offset above 0 is a
+    message the broker evicted (the run is then void)."""
+
+    def __init__(self, bootstrap: str, rows: int) -> None:
+        self.partitions = {
+            t.name: max(t.partitions, -(-rows // EVENTS_PER_PARTITION)) for t in MATCHED
+        }
+        self._offsets = AIOKafkaConsumer(bootstrap_servers=bootstrap)  # no group: offsets only
+        self._all = [TopicPartition(t, p) for t, n in self.partitions.items() for p in range(n)]
+
+    async def start(self) -> None:
+        await self._offsets.start()
+
+    async def stop(self) -> None:
+        await self._offsets.stop()
+
+    async def published(self) -> int:
+        return sum((await self._offsets.end_offsets(self._all)).values())
+
+    async def evicted(self) -> int:
+        return sum((await self._offsets.beginning_offsets(self._all)).values())
+
+
 MILESTONES = (BRIDGE_DONE, CONSUMED, BUILT, MATCHING_CONSUMED, EVALUATED)
 
 
 async def until_every_verdict(
     stack: LocalStack,
     services: dict[str, tuple[Any, str]],
-    bootstrap: str,
+    matched: MatchedTopics,
     rows: int,
     consumers: int,
     started: float,
@@ -264,8 +303,7 @@ async def until_every_verdict(
     (MILESTONES) was first seen done, in seconds from `started`."""
     identity_db = await asyncpg.connect(_libpq(stack.application_url("identity")))
     matching_db = await asyncpg.connect(_libpq(stack.application_url("matching")))
-    offsets = AIOKafkaConsumer(bootstrap_servers=bootstrap)  # no group: reads end offsets only
-    await offsets.start()
+    await matched.start()
     previous: tuple[float, dict[str, int]] | None = None
     milestones: dict[str, float] = {}
     moved, moved_at, said = -1, time.monotonic(), 0.0
@@ -274,7 +312,7 @@ async def until_every_verdict(
             while time.monotonic() - moved_at < STALLED_S:
                 now = time.monotonic()
                 reached, handled, state = await _state(
-                    http, stack, services, offsets, identity_db, matching_db, rows, consumers
+                    http, stack, services, matched, identity_db, matching_db, rows, consumers
                 )
                 if handled != moved:
                     moved, moved_at = handled, now
@@ -297,7 +335,7 @@ async def until_every_verdict(
                     previous = (now, state)
                 await asyncio.sleep(POLL_S)
     finally:
-        await offsets.stop()
+        await matched.stop()
         await identity_db.close()
         await matching_db.close()
     raise TimeoutError(f"no event handled for {STALLED_S:.0f} s: the pipeline has stalled")
@@ -307,7 +345,7 @@ async def _state(
     http: httpx.AsyncClient,
     stack: LocalStack,
     services: dict[str, tuple[Any, str]],
-    offsets: AIOKafkaConsumer,
+    matched: MatchedTopics,
     identity_db: asyncpg.Connection,
     matching_db: asyncpg.Connection,
     rows: int,
@@ -332,12 +370,8 @@ async def _state(
     if await identity_db.fetchval(str(WORK_LEFT)):
         return reached, progress, None
     reached.add(BUILT)
-    # What identity published on the topics matching consumes (it publishes registry.units too):
-    # each topic is new, so its end offsets count its messages.
-    ends = await offsets.end_offsets(
-        [TopicPartition(t.name, p) for t in MATCHED for p in range(t.partitions)]
-    )
-    published = sum(ends.values())
+    # On the topics matching consumes: identity publishes registry.units too.
+    published = await matched.published()
     if matching["lag_total"] or matching["processed"] + matching["duplicates"] < published:
         return reached, progress, None
     reached.add(MATCHING_CONSUMED)
@@ -362,6 +396,7 @@ async def _state(
             "verdict_changes": evaluator["published"],
             "identity_dead_letters": sum(c["dead_lettered"] for c in cdc),
             "matching_dead_letters": matching["dead_lettered"],
+            "matching_evicted": await matched.evicted(),
         },
     )
 
@@ -442,9 +477,13 @@ async def run_size(people: int, consumers: int, tmp: Path) -> None:
             f"{expected['people']:,} people; matching evaluated {s['evaluated']:,}, "
             f"{s['verdicts']:,} verdicts of {expected['with_verdict']:,} expected; "
             f"bridge published {s.get('bridge_events', 0):,} of {rows:,} events, "
-            f"{s.get('evicted_unread', 0)} evicted unread; dead letters: identity "
+            f"{s.get('evicted_unread', 0)} evicted unread; identity published "
+            f"{s['identity_published']:,} on {sum(run.partitions.values())} partitions, "
+            f"{s['matching_evicted']} evicted before matching read them; dead letters: identity "
             f"{s['identity_dead_letters']}, matching {s['matching_dead_letters']}"
         )
+        if s["matching_evicted"] or s.get("evicted_unread"):
+            raise RuntimeError("the test broker evicted events before they were read: void run")
         print(
             f"pipeline {people} people: {run.seconds:.1f} s, {rows} events, {rate:.0f} "
             f"events/s, Debezium alone {ceiling.from_start:.0f} events/s, "
