@@ -49,7 +49,7 @@ from canbao_contracts.topics import ALL_TOPICS
 from canbao_gateway import clients
 from canbao_gateway.clients import ClientKind, Field, Permission
 from canbao_gateway.dci_notify import ExchangeReconciler
-from canbao_gateway.registry import IdentityClient, MatchingClient
+from canbao_gateway.service_clients import IdentityClient, MatchingClient
 from canbao_gateway.settings import GatewaySettings
 from canbao_gateway.tables import dci_exchange_ledger, dci_exchange_passes, dci_subscriptions
 from canbao_platform.db import Database

@@ -21,7 +21,7 @@ from canbao_gateway import clients
 from canbao_gateway.clients import ClientKind, Field, Permission
 from canbao_gateway.dci_delivery import MAX_ATTEMPTS, CallbackDelivery
 from canbao_gateway.dci_notify import PASS_COUNTS, ExchangeReconciler, exchange_report
-from canbao_gateway.registry import IdentityClient, MatchingClient
+from canbao_gateway.service_clients import IdentityClient, MatchingClient
 from canbao_gateway.tables import audit_log, dci_exchange_ledger, dci_exchange_passes
 from canbao_gateway.tables import clients as clients_table
 from canbao_matching.tables import persons

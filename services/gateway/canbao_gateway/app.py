@@ -36,13 +36,13 @@ from canbao_gateway.partner_routes import RecordPeer
 from canbao_gateway.partner_routes import router as partner_router
 from canbao_gateway.persons import router as persons_router
 from canbao_gateway.problems import install_header_handler
-from canbao_gateway.registry import IdentityClient, MatchingClient, ReportingClient
 from canbao_gateway.report_page import router as report_page_router
 from canbao_gateway.report_routes import router as report_router
 from canbao_gateway.review_routes import router as review_router
 from canbao_gateway.routes import router
 from canbao_gateway.sampling_routes import router as sampling_router
 from canbao_gateway.self_routes import router as self_router
+from canbao_gateway.service_clients import IdentityClient, MatchingClient, ReportingClient
 from canbao_gateway.settings import GatewaySettings
 from canbao_gateway.survey import SurveyClient
 from canbao_gateway.survey_page import router as survey_page_router

@@ -34,7 +34,7 @@ from canbao_gateway.auth import (
 )
 from canbao_gateway.persons import IdentityDep, region_of
 from canbao_gateway.problems import UNAUTHENTICATED, NotRegistered, OutOfScope, problem_responses
-from canbao_gateway.registry import IdentityClient
+from canbao_gateway.service_clients import IdentityClient
 from canbao_gateway.staff import Role, Staff
 from canbao_gateway.survey import SurveyClient, survey_client
 from canbao_platform.problems import InvalidItems, Problem

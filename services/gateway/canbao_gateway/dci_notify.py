@@ -49,7 +49,7 @@ from canbao_contracts.search import Filter, matches
 from canbao_gateway import dci, dci_delivery
 from canbao_gateway.audit import Outcome, Purpose, id_number_hash
 from canbao_gateway.clients import Client, ClientKind, Field, Permission
-from canbao_gateway.registry import IdentityClient, MatchingClient
+from canbao_gateway.service_clients import IdentityClient, MatchingClient
 from canbao_gateway.settings import GatewaySettings
 from canbao_gateway.tables import (
     audit_log,

@@ -42,7 +42,7 @@ from canbao_gateway.dci_notify import ExchangeReconciler
 from canbao_gateway.partner_routes import PartnerAuditDep, PermissionNotGranted, current_partner
 from canbao_gateway.persons import IdentityDep, MatchingDep
 from canbao_gateway.problems import UNAUTHENTICATED, problem_responses
-from canbao_gateway.registry import IdentityClient, MatchingClient
+from canbao_gateway.service_clients import IdentityClient, MatchingClient
 from canbao_gateway.settings import GatewaySettings
 from canbao_gateway.tables import clients as clients_table
 from canbao_gateway.tables import dci_messages, dci_requests, dci_subscriptions

@@ -37,7 +37,7 @@ from canbao_gateway.audit import Outcome, Purpose
 from canbao_gateway.auth import AuditDep, require
 from canbao_gateway.persons import RegisteredPerson, registered_person
 from canbao_gateway.popup import masked
-from canbao_gateway.registry import IdentityClient, identity_client
+from canbao_gateway.service_clients import IdentityClient, identity_client
 from canbao_gateway.staff import Role, Staff
 from canbao_gateway.survey import SurveyClient, survey_client
 from canbao_platform.problems import Problem
@@ -212,7 +212,7 @@ async def _changes(
     identity: IdentityClient, person_id: UUID, cursor: str | None, staff: Staff
 ) -> dict[str, Any]:
     """Identity's page of the person's history (values in clear: never sent on unmasked),
-    through the identity client's signed transport (registry.py's reads are the record's)."""
+    through the identity client's signed transport (service_clients.py's reads are the record's)."""
     params: dict[str, Any] = {"limit": PAGE} | ({"cursor": cursor} if cursor else {})
     response = await identity._send(
         "GET", f"/internal/persons/{person_id}/history", caller=staff, params=params

@@ -31,7 +31,12 @@ from canbao_gateway.auth import AuditDep, PersonInQuestion, person_by_id_number,
 from canbao_gateway.clock import ClockDep
 from canbao_gateway.popup import Popup, RegistrationRecord, popup_of, registration_record_of
 from canbao_gateway.problems import NotRegistered
-from canbao_gateway.registry import IdentityClient, MatchingClient, identity_client, matching_client
+from canbao_gateway.service_clients import (
+    IdentityClient,
+    MatchingClient,
+    identity_client,
+    matching_client,
+)
 from canbao_gateway.staff import Actor, Role, Staff
 from canbao_gateway.survey import SurveyClient, survey_client
 from canbao_platform.problems import Problem

@@ -37,7 +37,7 @@ from canbao_contracts.reports import (
 from canbao_gateway import problems
 from canbao_gateway.audit import AuditedPerson, AuditTrail, Outcome, Purpose
 from canbao_gateway.auth import AuditDep, require
-from canbao_gateway.registry import (
+from canbao_gateway.service_clients import (
     IdentityClient,
     ReportingClient,
     identity_client,

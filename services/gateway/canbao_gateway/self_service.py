@@ -39,7 +39,7 @@ from canbao_gateway.auth import ResourcesDep, SettingsDep, client_of
 from canbao_gateway.clients import Client, ClientKind
 from canbao_gateway.clock import ClockDep
 from canbao_gateway.problems import NotRegistered, ProblemWithHeaders, Unauthenticated
-from canbao_gateway.registry import IdentityClient
+from canbao_gateway.service_clients import IdentityClient
 from canbao_gateway.settings import GatewaySettings
 from canbao_gateway.tables import clients, id_token_uses, self_sessions
 from canbao_platform.db import Database
