@@ -20,7 +20,7 @@ persons = sa.Table(
     sa.Column("public_state", JSONB),  # what we last published (masked): to publish changes only
     sa.Column(
         "emitted_facts", JSONB, nullable=False, server_default="{}"
-    ),  # fact_id → [rev, digest]
+    ),  # fact_id → [revision, digest, retracted, the fact as JSON] (publication.fact_events)
     # Who a household survey of a division visits (routes.py survey-subjects), written with
     # public_state: its region_code (in byte order, so a prefix is a range of the index), whether
     # household-registered locally and deceased; and the household as a blind index of region and
@@ -103,9 +103,10 @@ staged_changes = sa.Table(
     ),
 )
 
-# Persons whose records changed since their golden record was last built: the consumers mark them
-# in the change's transaction, the golden-record builder drains them (registry.py), so a burst of
-# changes to one person (a snapshot: ~6 rows each) costs one rebuild, not one per row.
+# Persons whose records changed since their golden record was last built: resolution marks them
+# with the records it links (Registry.resolve), as does a clerk's link (Registry.link_reviewed);
+# the golden-record builder drains them (builder.py), so a burst of changes to one person (a
+# snapshot: ~6 rows each) costs one rebuild, not one per row.
 pending_persons = sa.Table(
     "pending_persons",
     metadata,
