@@ -82,15 +82,9 @@ _PRECEDENCE: Final[dict[str, tuple[str, ...]]] = {
     r.REGION: ("si_core.ac01", "medical.insured", PERMIT, COLLECTION),
     r.DEATH_DATE: ("civil.cremation", "hukou.person"),
 }
-_REQUIRED: Final = {
-    RegistrationItem.NAME: r.NAME,
-    RegistrationItem.GENDER: r.GENDER,
-    RegistrationItem.ID_NUMBER: r.ID_NUMBER,
-    RegistrationItem.BIRTH_DATE: r.BIRTH_DATE,
-    RegistrationItem.HOUSEHOLD_PLACE: r.HOUSEHOLD_PLACE,
-    RegistrationItem.RESIDENCE_ADDRESS: r.RESIDENCE_ADDRESS,
-    RegistrationItem.PHONE: r.PHONE,
-}
+# The required items (RegistrationItem.required: domain.md §4's Y column and the phone) that a
+# golden record without a value of theirs lacks.
+_REQUIRED: Final = {item: claim for item, claim in r.CLAIMED_ITEMS.items() if item.required}
 
 
 @dataclass(frozen=True)
@@ -169,7 +163,7 @@ def golden_record(records: Sequence[LinkedRecord]) -> Golden:
         if v and k not in changed_since
     }
     inaccurate = [
-        g for g in _inaccurate(mine, values, reference) if _CLAIM[g.item] not in collected
+        g for g in _inaccurate(mine, values, reference) if r.CLAIMED_ITEMS[g.item] not in collected
     ]
     return Golden(
         values=values,
@@ -185,12 +179,6 @@ def golden_record(records: Sequence[LinkedRecord]) -> Golden:
         household_registered=bool(hukou),
         contributing=mine,
     )
-
-
-_CLAIM: Final = {
-    **{item: name for item, name in _REQUIRED.items()},
-    RegistrationItem.GENDER: r.GENDER,
-}
 
 
 def _rank(record: LinkedRecord, order: tuple[str, ...]) -> int | None:

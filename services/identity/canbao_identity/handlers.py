@@ -9,9 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import Any
 
-from canbao_contracts.codes import RegistrationItem
 from canbao_contracts.debezium import (
     ChangeEvent,
     MalformedChangeEvent,
@@ -31,17 +30,6 @@ from canbao_platform.messaging import InboundMessage, PermanentError, UnitOfWork
 from canbao_platform.messaging.failures import describe
 
 Handler = Callable[[InboundMessage, UnitOfWork], Awaitable[None]]
-_COLLECTED: Final = {
-    RegistrationItem.NAME: r.NAME,
-    RegistrationItem.GENDER: r.GENDER,
-    RegistrationItem.ID_NUMBER: r.ID_NUMBER,
-    RegistrationItem.BIRTH_DATE: r.BIRTH_DATE,
-    RegistrationItem.HOUSEHOLD_PLACE: r.HOUSEHOLD_PLACE,
-    RegistrationItem.RESIDENCE_ADDRESS: r.RESIDENCE_ADDRESS,
-    RegistrationItem.PHONE: r.PHONE,
-    RegistrationItem.HOUSEHOLD_TYPE: r.HOUSEHOLD_TYPE,
-    RegistrationItem.PERSONAL_IDENTITY: r.PERSONAL_IDENTITY,
-}
 
 
 def change_handler(protector: Protector) -> Handler:
@@ -153,8 +141,8 @@ def collection_change(protector: Protector, event: CollectionApproved) -> Staged
     handler, reviewer), first in precedence; its values close the gaps they fill."""
     claims: dict[str, Any] = {r.DOCUMENT_TYPE: event.document_type.value}
     for item, value in event.items.items():
-        if item in _COLLECTED:
-            claims[_COLLECTED[item]] = value
+        if item in r.CLAIMED_ITEMS:
+            claims[r.CLAIMED_ITEMS[item]] = value
     if birth := claims.get(r.BIRTH_DATE):
         claims[r.BIRTH_DATE] = f"{birth[:4]}-{birth[4:6]}-{birth[6:8]}"
     if event.region_code is not None:  # where a newcomer lives and registered

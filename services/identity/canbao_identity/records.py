@@ -5,7 +5,9 @@ codes, dates, regions, unit ids); and a unit of si_core.ab01, which is no person
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
+
+from canbao_contracts.codes import RegistrationItem
 
 # Claim names, in the words of RegistrationItem where one exists.
 DOCUMENT_TYPE, ID_NUMBER, NAME, GENDER, BIRTH_DATE = (
@@ -31,6 +33,12 @@ HOUSEHOLD_NUMBER, HOUSEHOLD_RELATION, HOUSEHOLD_ADDRESS = (
 )
 UNIT_ID, UNIT_NAME = "unit_id", "unit_name"
 EMPLOYMENT_STATUS = "employment_status"  # derived from facts (golden.py), never a claim
+
+# The registration items that are claims, each under the item's own name: what a collection's
+# items become (handlers.py) and what a gap of the item is about (golden.py).
+_IDENTITY_ITEMS: Final = (NAME, GENDER, ID_NUMBER, BIRTH_DATE, PERSONAL_IDENTITY, HOUSEHOLD_TYPE)
+_WHERE_ITEMS: Final = (HOUSEHOLD_PLACE, RESIDENCE_ADDRESS, PHONE)
+CLAIMED_ITEMS: Final = {RegistrationItem(c): c for c in (*_IDENTITY_ITEMS, *_WHERE_ITEMS)}
 
 
 @dataclass(frozen=True)
