@@ -11,7 +11,10 @@ from __future__ import annotations
 import itertools
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
+from uuid import uuid4
 
+import pytest
+from cryptography.exceptions import InvalidTag
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -19,6 +22,7 @@ from canbao_contracts.codes import RegistrationItem
 from canbao_identity import records as r
 from canbao_identity.golden import (
     Golden,
+    GoldenDocument,
     LinkedRecord,
     Standing,
     birth_date_of,
@@ -28,6 +32,7 @@ from canbao_identity.golden import (
 )
 from canbao_identity.records import FactDraft
 from canbao_identity.resolution import LinkKind
+from tests.identity.conftest import PROTECTOR
 
 NUMBER = "520102199003074015"  # valid: born 1990-03-07, male
 PERSON = {r.DOCUMENT_TYPE: "01", r.ID_NUMBER: NUMBER, r.NAME: "王伟", r.GENDER: "1",
@@ -609,3 +614,19 @@ def test_the_same_records_in_any_order_give_the_same_golden_record(
     records: list[LinkedRecord],
 ) -> None:
     assert golden_record(records) == golden_record(list(_MIXED))
+
+
+# -- the golden record as identity keeps it ---------------------------------------------------
+
+
+def test_the_sealed_document_opens_as_it_was_and_only_under_its_person() -> None:
+    g = golden(register(gender="2"), insurance(phone="1381234"), counter(name="王伟"))
+    document = GoldenDocument.of(g)
+    person = uuid4()
+    blob = document.sealed(PROTECTOR, person)
+    opened = GoldenDocument.opened(PROTECTOR, person, blob, PROTECTOR.key_id)
+    assert opened == document
+    assert opened.inaccurate == g.inaccurate and opened.missing == g.missing
+    assert opened.value(r.NAME) == "王伟"
+    with pytest.raises(InvalidTag):  # copied to another person's row, it does not open
+        GoldenDocument.opened(PROTECTOR, uuid4(), blob, PROTECTOR.key_id)

@@ -20,7 +20,7 @@ from canbao_contracts.events import CollectionApproved
 from canbao_contracts.events.vocabulary import Channel
 from canbao_identity.app import create
 from canbao_identity.handlers import collection_change
-from canbao_identity.history import change_context
+from canbao_identity.protection import change_context
 from canbao_identity.settings import IdentitySettings
 from canbao_identity.staging import add_staged
 from canbao_identity.tables import person_changes

@@ -41,14 +41,21 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from enum import StrEnum
 from functools import cache, cached_property
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final, Self
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict
 
 from canbao_contracts.codes import SOURCE_LABELS, RegistrationItem, SourceSystem
 from canbao_contracts.id_numbers import normalise, validate
 from canbao_contracts.topics import FEEDBACK_SYSTEMS
 from canbao_identity import records as r
+from canbao_identity.protection import person_context
 from canbao_identity.records import FactDraft
 from canbao_identity.resolution import LinkKind
+
+if TYPE_CHECKING:
+    from canbao_identity.protection import Protector
 
 COLLECTION: Final = SourceSystem.COLLECTION.value
 # A mobile number 1[3-9] + 9 digits, or a landline 0 + 2-3 digit area code + 7-8 digits
@@ -133,6 +140,48 @@ class Golden:
     def value(self, name: str) -> Any:
         entry = self.values.get(name)
         return None if entry is None else entry["value"]
+
+
+class GoldenDocument(BaseModel):
+    """A golden record as identity keeps it, sealed under its person (persons.golden_ciphertext):
+    what identity's API answers from (routes.py, partner_routes.py) and what the next rebuild
+    compares with (history.py). Values in clear once opened: never logged, masked by the
+    gateway."""
+
+    model_config = ConfigDict(frozen=True)
+
+    values: dict[str, dict[str, Any]]  # as Golden.values
+    missing: tuple[RegistrationItem, ...] = ()
+    inaccurate: tuple[Gap, ...] = ()
+    identity_conflict: bool = False
+    conflicting_records: tuple[str, ...] = ()  # "source_table|record_key"
+    deceased: bool = False
+    household_registered: bool = False
+
+    @classmethod
+    def of(cls, golden: Golden) -> Self:
+        return cls(
+            values=golden.values,
+            missing=golden.missing,
+            inaccurate=golden.inaccurate,
+            identity_conflict=golden.identity_conflict,
+            conflicting_records=tuple(sorted(f"{t}|{k}" for t, k in golden.conflicting)),
+            deceased=golden.deceased,
+            household_registered=golden.household_registered,
+        )
+
+    def value(self, name: str) -> Any:
+        entry = self.values.get(name)
+        return None if entry is None else entry["value"]
+
+    def sealed(self, protector: Protector, person_id: UUID) -> bytes:
+        return protector.encrypt(self.model_dump(mode="json"), context=person_context(person_id))
+
+    @classmethod
+    def opened(cls, protector: Protector, person_id: UUID, blob: bytes, key_id: str) -> Self:
+        return cls.model_validate(
+            protector.decrypt(blob, key_id=key_id, context=person_context(person_id))
+        )
 
 
 def golden_record(records: Sequence[LinkedRecord]) -> Golden:

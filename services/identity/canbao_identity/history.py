@@ -23,8 +23,8 @@ from uuid import UUID, uuid4
 
 from canbao_identity import bulk
 from canbao_identity import records as r
-from canbao_identity.golden import COLLECTION
-from canbao_identity.protection import Protector
+from canbao_identity.golden import COLLECTION, GoldenDocument
+from canbao_identity.protection import Protector, change_context
 
 
 class ChangeKind(StrEnum):
@@ -45,30 +45,25 @@ COLUMNS: Final = {
 INSERT: Final = bulk.insert("person_changes", COLUMNS)
 
 
-def change_context(person_id: UUID, change_id: UUID) -> str:
-    """The associated data of a row's sealed values: the row and its person."""
-    return f"person_changes|{person_id}|{change_id}"
-
-
 def value_changes(
     protector: Protector,
     person_id: UUID,
-    previous: Mapping[str, Any] | None,
-    document: Mapping[str, Any],
+    previous: GoldenDocument | None,
+    document: GoldenDocument,
 ) -> list[dict[str, Any]]:
     """The rows of one rebuild: `previous` is the golden document the last rebuild sealed (None:
     the first), `document` the new one (Registry._rebuild_one)."""
-    values: dict[str, dict[str, Any]] = document["values"]
+    values = document.values
     if previous is None:
         entry = values.get(r.ID_NUMBER) or next(iter(values.values()), None)
         rows = [_row(protector, person_id, ChangeKind.REGISTERED, None, entry)]
-        if document["deceased"]:
+        if document.deceased:
             rows.append(
                 _row(protector, person_id, ChangeKind.DECEASED, None, values.get(r.DEATH_DATE))
             )
         return rows
     rows = []
-    before: dict[str, dict[str, Any]] = previous["values"]
+    before = previous.values
     for item in sorted(values.keys() | before.keys()):
         old, new = before.get(item), values.get(item)
         old_value = None if old is None else old["value"]
@@ -84,7 +79,7 @@ def value_changes(
                     {"old": old_value, "new": new_value},
                 )
             )
-    if document["deceased"] and not previous.get("deceased"):
+    if document.deceased and not previous.deceased:
         rows.append(_row(protector, person_id, ChangeKind.DECEASED, None, values.get(r.DEATH_DATE)))
     return rows
 

@@ -24,9 +24,9 @@ from canbao_contracts.partners import (
 )
 from canbao_identity import partner_batches
 from canbao_identity import records as r
+from canbao_identity.golden import GoldenDocument
 from canbao_identity.partner_batches import CharsetUnsupported, EncodingSource, MediaType, Upload
 from canbao_identity.routes import ProtectorDep, ResourcesDep
-from canbao_identity.store import person_context
 from canbao_identity.tables import identities, persons
 from canbao_platform.problems import Problem
 from canbao_platform.service_tokens import CallerDep, current_caller, require_role
@@ -269,11 +269,10 @@ async def numbers_of(
         for row in await connection.execute(query) if body.person_ids else []:
             if row.masked_name:
                 masked_names[row.person_id] = row.masked_name
-            document = protector.decrypt(
-                row.golden_ciphertext, key_id=row.key_id, context=person_context(row.person_id)
+            document = GoldenDocument.opened(
+                protector, row.person_id, row.golden_ciphertext, row.key_id
             )
-            document_type = (document["values"].get(r.DOCUMENT_TYPE) or {}).get("value", "01")
-            found = document["values"].get(r.ID_NUMBER)
-            if document_type == "01" and found and found.get("value"):
-                numbers[row.person_id] = found["value"]
+            number = document.value(r.ID_NUMBER)
+            if (document.value(r.DOCUMENT_TYPE) or "01") == "01" and number:
+                numbers[row.person_id] = number
     return NumbersOf(numbers=numbers, masked_names=masked_names)

@@ -11,9 +11,24 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
+from uuid import UUID
 
 from canbao_contracts.id_numbers import normalise
 from canbao_platform.sealing import Sealer
+
+# The associated data each sealed document is bound to (its row's identity), so a ciphertext
+# copied to another row does not open; reseal.py opens and seals every kind again under the
+# current key with the same contexts.
+
+
+def person_context(person_id: UUID) -> str:
+    """A person's golden document (persons.golden_ciphertext)."""
+    return f"persons|{person_id}"
+
+
+def change_context(person_id: UUID, change_id: UUID) -> str:
+    """A history row's sealed values (person_changes.values_sealed): the row and its person."""
+    return f"person_changes|{person_id}|{change_id}"
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ from uuid import UUID, uuid4
 from canbao_contracts.events import PersonsMerged
 from canbao_contracts.events.base import Event
 from canbao_identity import records as r
-from canbao_identity.golden import COLLECTION, LinkedRecord, golden_record
+from canbao_identity.golden import COLLECTION, GoldenDocument, LinkedRecord, golden_record
 from canbao_identity.history import merge_changes, value_changes
 from canbao_identity.protection import Protector
 from canbao_identity.publication import current_facts, fact_events, person_event, public_state
@@ -43,7 +43,7 @@ from canbao_identity.resolution import (
     decide,
 )
 from canbao_identity.staging import StagedChange
-from canbao_identity.store import Store, person_context
+from canbao_identity.store import Store
 from canbao_identity.writeback import WriteBacks
 from canbao_platform.db import Database
 from canbao_platform.messaging import savepoint, unit_of_work
@@ -292,22 +292,12 @@ class Registry:
         demographic = None
         if name and birth and gender:
             demographic = self.protector.demographic_index(name, date.fromisoformat(birth), gender)
-        document = {
-            "values": golden.values,
-            "missing": [m.value for m in golden.missing],
-            "inaccurate": [dataclasses.asdict(g) for g in golden.inaccurate],
-            "identity_conflict": golden.identity_conflict,
-            "conflicting_records": sorted(f"{t}|{k}" for t, k in golden.conflicting),
-            "deceased": golden.deceased,
-            "household_registered": golden.household_registered,
-        }
+        document = GoldenDocument.of(golden)
         if changes is not None:
             previous = None
             if person.golden_ciphertext is not None:
-                previous = self.protector.decrypt(
-                    person.golden_ciphertext,
-                    key_id=person.key_id,
-                    context=person_context(person_id),
+                previous = GoldenDocument.opened(
+                    self.protector, person_id, person.golden_ciphertext, person.key_id
                 )
             changes += value_changes(self.protector, person_id, previous, document)
         region = state["region_code"]
@@ -318,9 +308,7 @@ class Registry:
             "public_state": state,
             "emitted_facts": emitted,
             "key_id": self.protector.key_id,
-            "golden_ciphertext": self.protector.encrypt(
-                document, context=person_context(person_id)
-            ),
+            "golden_ciphertext": document.sealed(self.protector, person_id),
             # What a survey of a division selects and orders by (routes.py survey-subjects).
             "region_code": region,
             "household_registered": state["household_registered_locally"],

@@ -24,10 +24,11 @@ from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from canbao_contracts.id_numbers import validate
 from canbao_identity import history
 from canbao_identity import records as r
+from canbao_identity.golden import GoldenDocument
 from canbao_identity.protection import Protector
 from canbao_identity.registry import registry_work
 from canbao_identity.resolution import ReviewOutcome, ReviewState
-from canbao_identity.store import Store, person_context
+from canbao_identity.store import Store
 from canbao_identity.tables import identities, person_changes, persons
 from canbao_platform.db import Database
 from canbao_platform.problems import Problem
@@ -148,18 +149,16 @@ async def _read_one(database: Database, query: sa.Select[Any], params: dict[str,
 def _record(protector: Protector, row: Any) -> PersonRecord:
     if row is None or row.golden_ciphertext is None:
         raise NotRegistered()
-    person_id = row.person_id
-    document = protector.decrypt(
-        row.golden_ciphertext, key_id=row.key_id, context=person_context(person_id)
-    )
+    document = GoldenDocument.opened(protector, row.person_id, row.golden_ciphertext, row.key_id)
+    stored = document.model_dump(mode="json")
     return PersonRecord(
-        person_id=person_id,
-        golden=document["values"],
-        missing=document["missing"],
-        inaccurate=[{**g, "item": g["item"]} for g in document["inaccurate"]],
-        identity_conflict=document["identity_conflict"],
-        deceased=document["deceased"],
-        household_registered=document["household_registered"],
+        person_id=row.person_id,
+        golden=stored["values"],
+        missing=stored["missing"],
+        inaccurate=stored["inaccurate"],
+        identity_conflict=document.identity_conflict,
+        deceased=document.deceased,
+        household_registered=document.household_registered,
         public_state=row.public_state,
     )
 
@@ -519,12 +518,9 @@ async def _stream(
 
 
 def _subject_line(protector: Protector, row: Any) -> bytes:
-    values = protector.decrypt(
-        row.golden_ciphertext, key_id=row.key_id, context=person_context(row.person_id)
-    )["values"]
+    document = GoldenDocument.opened(protector, row.person_id, row.golden_ciphertext, row.key_id)
     line: dict[str, Any] = {"person_id": str(row.person_id)}
     for name in SUBJECT_FIELDS:
-        entry = values.get(name)
-        line[name] = None if entry is None else entry["value"]
+        line[name] = document.value(name)
     line[r.REGION] = row.region_code  # the published one, not the golden record's own
     return (json.dumps(line, ensure_ascii=False) + "\n").encode()

@@ -114,10 +114,6 @@ _RETRY_SET_ASIDE = sa.text(
 )
 
 
-def person_context(person_id: UUID) -> str:
-    return f"persons|{person_id}"
-
-
 def _pairs(first: Any, second: Any, pairs: Iterable[tuple[str, str]]) -> tuple[Any, Any]:
     """A join target for rows whose (first, second) is one of `pairs`, and its condition.
 
