@@ -60,7 +60,7 @@ POPUP, PERSONS = "/api/v1/counter/popup/", "/api/v1/persons/"
 # Born in Zunyi, living (household register) in Guiyang's Nanming district: Nanming's person.
 WANG = citizen(ZUNYI_HONGHUAGANG, "19800101", "011")
 LI = citizen(NANMING, "19500303", "022")  # deceased
-ZHAO = citizen(NANMING, "19900505", "031")  # known to identity, not yet to matching
+ZHAO = citizen(NANMING, "19900505", "032")  # known to identity, not yet to matching
 UNKNOWN = citizen(NANMING, "19700707", "041")
 
 
@@ -534,8 +534,8 @@ async def test_a_person_registered_with_a_passport_is_asked_by_document_type(
 
 # -- Non-local residents (domain.md §1): no household record here, a number from Yunnan ----------
 
-SUN = citizen(KUNMING_WUHUA, "19880808", "051")  # insured in Nanming
-ZHOU = citizen(KUNMING_WUHUA, "19920202", "062")  # a residence permit for Nanming, uninsured
+SUN = citizen(KUNMING_WUHUA, "19880808", "052")  # insured in Nanming
+ZHOU = citizen(KUNMING_WUHUA, "19920202", "061")  # a residence permit for Nanming, uninsured
 
 
 def sun_rows() -> list[Any]:
