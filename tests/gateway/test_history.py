@@ -23,6 +23,7 @@ from canbao_gateway.tables import audit_log
 from canbao_identity.handlers import collection_change
 from canbao_identity.staging import add_staged
 from canbao_platform.db import Database
+from canbao_platform.messaging import unit_of_work
 from tests.conftest import caller_headers
 from tests.gateway.conftest import Clock, assert_problem, bearer
 from tests.gateway.people import NANMING, YUNYAN, ZUNYI_HONGHUAGANG, citizen
@@ -114,8 +115,8 @@ async def wang(harness: Harness, survey_app: FastAPI, gateway: httpx.AsyncClient
         reviewer="reviewer-01",
         reviewed_at=now,
     )
-    async with harness.db.sessions() as session, session.begin():
-        add_staged(session, collection_change(harness.protector, event))
+    async with unit_of_work(harness.db, service="identity") as uow:
+        add_staged(uow, collection_change(harness.protector, event))
     await harness.drain()
     return person_id
 

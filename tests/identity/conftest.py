@@ -131,7 +131,7 @@ class Harness:
                 adapter = adapter_for(m.topic)
                 assert adapter is not None
                 if (staged := staged_change(self.protector, adapter, event)) is not None:
-                    add_staged(session, staged)
+                    add_staged(uow, staged)
         if drain:
             await self.drain()
 

@@ -25,6 +25,7 @@ from canbao_identity.settings import IdentitySettings
 from canbao_identity.staging import add_staged
 from canbao_identity.tables import person_changes
 from canbao_platform.db import Database
+from canbao_platform.messaging import unit_of_work
 from canbao_platform.service import Resources
 from tests.conftest import ServiceAuth, caller_headers
 from tests.identity.conftest import PROTECTOR, Harness, change
@@ -59,8 +60,8 @@ async def collect(harness: Harness, person_id: UUID, phone: str) -> UUID:
         reviewer="reviewer-1",
         reviewed_at=REVIEWED_AT,
     )
-    async with harness.db.sessions() as session, session.begin():
-        add_staged(session, collection_change(PROTECTOR, event))
+    async with unit_of_work(harness.db, service="identity") as uow:
+        add_staged(uow, collection_change(PROTECTOR, event))
     await harness.drain()
     return event.collection_id
 

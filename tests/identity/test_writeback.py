@@ -27,7 +27,7 @@ from canbao_identity.handlers import collection_change
 from canbao_identity.staging import add_staged
 from canbao_identity.tables import writebacks
 from canbao_identity.writeback import reply_handler
-from canbao_platform.messaging import InboundMessage, PermanentError, UnitOfWork
+from canbao_platform.messaging import InboundMessage, PermanentError, UnitOfWork, unit_of_work
 from tests.identity.conftest import PROTECTOR, Harness, change
 
 NUMBER = "110101198001010010"
@@ -88,8 +88,8 @@ def collection(person_id: UUID, collection_id: UUID, phone: str = NEW) -> Collec
 
 
 async def apply_collection(harness: Harness, event: CollectionApproved) -> None:
-    async with harness.db.sessions() as session, session.begin():
-        add_staged(session, collection_change(PROTECTOR, event))
+    async with unit_of_work(harness.db, service="identity") as uow:
+        add_staged(uow, collection_change(PROTECTOR, event))
     await harness.drain()
 
 

@@ -41,7 +41,7 @@ def change_handler(protector: Protector) -> Handler:
         if adapter is None:
             raise PermanentError(f"no adapter for topic {message.topic}")
         if (change := staged_change(protector, adapter, _parsed(message))) is not None:
-            add_staged(uow.session, change)
+            add_staged(uow, change)
 
     return handle
 
@@ -131,7 +131,7 @@ def collection_handler(protector: Protector) -> Handler:
             and await Store(uow.session, protector).person(event.person_id) is None
         ):
             raise PermanentError("collection names a person_id identity does not know")
-        add_staged(uow.session, collection_change(protector, event))
+        add_staged(uow, collection_change(protector, event))
 
     return handle
 

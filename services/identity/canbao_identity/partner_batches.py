@@ -73,6 +73,7 @@ from canbao_identity.protection import Protector
 from canbao_identity.staging import add_staged, stage
 from canbao_identity.tables import partner_batch_rejects, partner_batches
 from canbao_platform.db import Database
+from canbao_platform.messaging import unit_of_work
 from canbao_platform.problems import Problem
 
 MAX_LINE_BYTES: Final = 64 * 1024
@@ -502,11 +503,11 @@ async def _commit(
     }
     if digest is not None:
         values |= {"state": "received", "digest": digest, "completed_at": now}
-    async with database.sessions() as session, session.begin():
+    async with unit_of_work(database, service="identity") as uow:
         for row in accepted:
             withdrawn = row.values.get(OP_COLUMN) == WITHDRAW  # staged as a deleted row
             add_staged(
-                session,
+                uow,
                 stage(
                     protector,
                     dataset.source_table,
@@ -518,7 +519,7 @@ async def _commit(
                     changed_at=now,
                 ),
             )
-        connection = await session.connection()
+        connection = await uow.session.connection()
         if refused:
             await connection.execute(sa.insert(partner_batch_rejects), refused)
         result = await connection.execute(

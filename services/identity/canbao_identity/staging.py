@@ -1,12 +1,12 @@
 """Step 0 of the registry: a consumed change, staged for resolution.
 
 The consumers' handlers run once per message inside the runner's batch transaction; staging
-(`add_staged`) buffers the row on the session — no round trip of its own — and the buffer is
-written by one Core INSERT when the transaction (or a replayed message's savepoint) commits, so
-consuming costs what parsing and encrypting cost. Plain rows, not ORM objects: the ORM's
-instrumentation of ~50k objects was a third of the consumer's time. Resolution then works on
-thousands of staged changes per query (registry.py), which is what makes the feed of a province
-keep up.
+(`add_staged`) adds the row to the unit of work (`UnitOfWork.add_row`: no round trip of its own,
+written with every other staged row by one INSERT when the transaction, or a replayed message's
+savepoint, commits), so consuming costs what parsing and encrypting cost. Plain rows, not ORM
+objects: the ORM's instrumentation of ~50k objects was a third of the consumer's time.
+PostgreSQL gives each row its share (tables.staged_changes). Resolution then works on thousands
+of staged changes per query (registry.py), which is what makes the feed of a province keep up.
 """
 
 from __future__ import annotations
@@ -17,15 +17,12 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-import sqlalchemy as sa
-from sqlalchemy import event
-from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Session
-
 from canbao_identity import bulk
 from canbao_identity.protection import Protector
 from canbao_identity.records import SourceRecord
 from canbao_identity.resolution import identify
+from canbao_identity.tables import staged_changes
+from canbao_platform.messaging import UnitOfWork
 
 
 @dataclass
@@ -58,44 +55,16 @@ class StagedChange:
         return self.source_table, self.record_key
 
 
-_BUFFER = "canbao_identity.staged"  # session.info key: rows added, not yet written
-# The row as the consumer writes it (`id` and `staged_at` are the database's).
+# The row as the consumer writes it (`id`, `staged_at` and `share` are the database's).
 STAGED_COLUMNS = tuple(f.name for f in dataclasses.fields(StagedChange) if f.name != "id")
-_TYPES = {
-    "source_table": "text", "record_key": "text", "position": "bigint", "observed_at": "text",
-    "deleted": "boolean", "claims_ciphertext": "bytea", "key_id": "text", "facts": "jsonb",
-    "provenance": "jsonb", "link_ref": "text", "forced_person_id": "uuid",
-    "document_type": "text", "number_index": "text", "demographic_index": "text",
-    "defects": "jsonb", "changed_at": "timestamptz",
-}  # fmt: skip
-_COLUMNS = {name: _TYPES[name] for name in STAGED_COLUMNS}
-_INSERT = sa.text(bulk.insert("staged_changes", _COLUMNS))
 
 
-def add_staged(session: AsyncSession, change: StagedChange) -> None:
-    """Stage `change` in the session's transaction: written when it (or the savepoint it was
-    added in) commits, discarded if it rolls back."""
-    sync = session.sync_session
-    buffer: list[dict[str, Any]] | None = sync.info.get(_BUFFER)
-    if buffer is None:
-        buffer = sync.info[_BUFFER] = []
-        event.listen(sync, "before_commit", _write_staged)
-        event.listen(sync, "after_soft_rollback", _discard_staged)
+def add_staged(uow: UnitOfWork, change: StagedChange) -> None:
+    """Stage `change` in the unit of work: written when it (or the savepoint it was added in)
+    commits, discarded if it rolls back."""
     row = {name: getattr(change, name) for name in STAGED_COLUMNS}
     row["defects"] = bulk.to_json(change.defects)
-    buffer.append(row)
-
-
-def _write_staged(session: Session) -> None:
-    rows = session.info.get(_BUFFER)
-    if rows:
-        # Sync API inside the async session's greenlet: SQLAlchemy awaits it for us.
-        session.execute(_INSERT, bulk.arrays(rows, _COLUMNS))
-        rows.clear()
-
-
-def _discard_staged(session: Session, previous_transaction: Any) -> None:
-    session.info.get(_BUFFER, []).clear()
+    uow.add_row(staged_changes, row)
 
 
 def record_context(source_table: str, record_key: str) -> str:
