@@ -7,9 +7,11 @@ often far apart in a burst (a snapshot goes table by table), and rebuilding afte
 changes rebuilt and republished everyone several times. Each half of a pass stops early after
 `pass_budget_s`, so a backlog that keeps growing cannot starve the rebuilds (nor the reverse).
 
-Several replicas may run it: each takes pending rows with SKIP LOCKED, so they share the work
-and never rebuild one person at once. A transient failure (database away, deadlock) rolls the
-drain back (the persons stay pending) and is retried with backoff. Any other failure of a batch's
+Several replicas may run it, and share both halves: each resolves the staged changes of shares
+no other replica holds (store.take_staged: a share's changes are resolved by one replica at a
+time, in staging order), and takes pending persons with SKIP LOCKED, so no two rebuild one person
+at once. A transient failure (database away, deadlock) rolls the drain back (the changes stay
+staged, the persons pending) and is retried with backoff. Any other failure of a batch's
 rebuild is one person's data the database or the code refuses: the batch is rebuilt again person
 by person in savepoints, and whoever still fails is set aside with the reason (as matching sets
 aside a person it cannot evaluate), so the others are built and published; the count is in
@@ -19,6 +21,7 @@ are logged by class and count only, never with a person's data.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import logging
 import math
@@ -29,7 +32,7 @@ from typing import Any
 
 from canbao_identity.metrics import Backlog, identity_metrics
 from canbao_identity.protection import Protector
-from canbao_identity.registry import Registry, registry_work
+from canbao_identity.registry import Registry, failure_reason, registry_work
 from canbao_identity.store import Store
 from canbao_platform.background import BackgroundLoop
 from canbao_platform.db import Database
@@ -69,6 +72,9 @@ class GoldenRecordBuilder(BackgroundLoop):
         self.set_aside = 0  # by this builder since it started (the table holds everyone's)
         self.failures = 0
         self.last_error: str | None = None
+        # The retried failures by reason (value-free: class and SQLSTATE): replicas resolving
+        # at once may deadlock now and then (40P01), which is retried like any transient one.
+        self.failure_reasons: collections.Counter[str] = collections.Counter()
         self._backlog: Backlog | None = None  # as last measured
         self._backlog_measured = -math.inf  # time.monotonic() of that
         self._backlog_due = -math.inf  # when to measure it again
@@ -179,6 +185,7 @@ class GoldenRecordBuilder(BackgroundLoop):
             except Exception as error:  # retried: the persons stay pending
                 self.failures += 1
                 self.last_error = type(error).__name__
+                self.failure_reasons[failure_reason(error)] += 1
                 log.warning("%s: %s while rebuilding, retrying", self.name, type(error).__name__)
                 await self.sleep(self._retry_backoff.delay(attempt))
                 attempt += 1

@@ -3,7 +3,9 @@
 0. staging (staging.py, in the consumer's batch): the change event, identified (blind indexes)
    and encrypted, is added to `staged_changes` — no round trip of its own;
 1. `Registry.resolve` (the builder): staged changes, hundreds per query, resolved to persons and
-   saved as their records' current state; the persons they touch are marked *pending*;
+   saved as their records' current state; the persons they touch are marked *pending*. Builder
+   replicas resolve at once, each in shares of the staged changes of its own (store.take_staged):
+   records of one new number resolved by two at once found one person (store.claim_identities);
 2. `Registry.rebuild` (the builder): each pending person's golden record, gaps and facts
    recomputed from all its current records, what changed since the last publication
    published through the outbox, and each changed value added to the person's change history
@@ -378,9 +380,9 @@ async def registry_work(
     (`unit_of_work`: the effects and the events published through the outbox commit together),
     the Registry on it, and once it has committed, the reviews it named retried in a unit of
     work of their own (`Registry.reviews_to_retry`). `linking`: the work links records to
-    persons outside resolution (a review resolved, a merge), so it first takes the resolver's
-    lock (`Store.hold_resolution`). `publish` replaces the outbox (tests that read what is
-    published); `counts` accumulates what the work did."""
+    persons outside resolution (a review resolved, a merge), so it first waits for every
+    resolution under way and holds the next off (`Store.hold_resolution`). `publish` replaces
+    the outbox (tests that read what is published); `counts` accumulates what the work did."""
     async with unit_of_work(database, service=service) as uow:
         store = Store(uow.session, protector)
         if linking:
@@ -397,8 +399,8 @@ async def _retry_reviews(
 ) -> None:
     """The reviews `registry`'s committed unit of work named, retried in one of their own.
     Usually none waits for these keys (every first build names its person's): only when one
-    does is the resolver's lock awaited, so rebuilds do not queue behind resolution during a
-    snapshot."""
+    does is the resolvers' key awaited (`Store.hold_resolution`), so rebuilds do not queue
+    behind resolution during a snapshot."""
     if not registry.reviews_to_retry:
         return
     demographics, registry.reviews_to_retry = registry.reviews_to_retry, set()

@@ -21,6 +21,7 @@ from canbao_identity.records import FactDraft
 from canbao_identity.resolution import LinkKind, ReviewOutcome, ReviewState
 from canbao_identity.staging import STAGED_COLUMNS, StagedChange, record_context
 from canbao_identity.tables import (
+    STAGED_SHARES,
     identities,
     pending_persons,
     persons,
@@ -31,7 +32,19 @@ from canbao_identity.tables import (
 )
 
 LINKED = (LinkKind.EXACT.value, LinkKind.CANDIDATE.value, LinkKind.REFERENCE.value)
+# Resolution's advisory locks (transaction-scoped; take_staged, hold_resolution). The resolver's
+# key: held shared by every resolution, exclusive by linking work. A share's: (class, share), held
+# by the one resolution taking that share's changes (tables.staged_changes).
 _RESOLVER_LOCK = 0x6964656E74  # "ident" in ASCII
+SHARE_LOCK_CLASS = 0x69647368  # "idsh"
+# The shares with staged changes, oldest change first — if no linking work holds the resolver's
+# key (else none: this resolver finds nothing this time). One index probe per share.
+_SHARES_TO_TAKE = sa.text(
+    "SELECT CASE WHEN pg_try_advisory_xact_lock_shared(:key) THEN ARRAY("
+    " SELECT s FROM (SELECT s, (SELECT id FROM staged_changes WHERE share = s ORDER BY id LIMIT 1)"
+    f" AS oldest FROM generate_series(0, {STAGED_SHARES - 1}) s) o"
+    " WHERE oldest IS NOT NULL ORDER BY oldest) END"
+)
 # Dependents (ac02/ac60) follow the row they name: reference when it has a person, else waiting.
 _RELINK = sa.text(
     "UPDATE source_records s SET person_id = v.pid, link_kind = CASE WHEN v.pid IS NULL "
@@ -63,6 +76,10 @@ _SAVE_RECORDS = sa.text(
     # updated_at, which may be older than the streamed change we already applied.
     + ", changed_at = greatest(source_records.changed_at, excluded.changed_at)"
     + ", updated_at = now()"
+    # Only a newer change: resolution drops older ones (Registry.resolve), but a row another
+    # resolver inserted meanwhile was not there to compare with (a dependent's deletion may be
+    # resolved in another share than its versions, tables.staged_changes).
+    + " WHERE source_records.position < excluded.position"
 )
 _SAVE_PERSONS = sa.text(
     "UPDATE persons p SET "
@@ -188,7 +205,11 @@ class Store:
         self, claims: dict[tuple[str, str], UUID]
     ) -> dict[tuple[str, str], UUID]:
         """Give each unheld number its new person; where a concurrent unit of work won the
-        race, its person (read back)."""
+        race, its person (read back). Two resolvers claiming one number at once (its records in
+        two shares): the second's insert waits on the unique key until the first commits, then
+        does nothing, and the read-back sees the first's person, so the loser's uuid never
+        becomes a person (Registry._owners ensures persons after this). In key order, so
+        concurrent claims lock the numbers in one order."""
         values = [
             {"document_type": d, "number_index": i, "person_id": p}
             for (d, i), p in sorted(claims.items())
@@ -268,39 +289,49 @@ class Store:
         return left | {p for p in owners.values() if p is not None}
 
     async def hold_resolution(self) -> None:
-        """Wait for the resolver's lock and hold it until the unit of work ends: whatever links
-        records to persons outside `take_staged`'s units of work (a queued record retried or
-        linked by a clerk, a merge) waits for the resolution under way instead of writing the
-        same records and pending persons in another order (a deadlock, seen with three
-        builder replicas)."""
+        """Wait for the resolver's key, exclusive, and hold it until the unit of work ends:
+        whatever links records to persons outside `take_staged`'s units of work (a queued record
+        retried or linked by a clerk, a merge) waits for every resolution under way, and none
+        starts meanwhile, instead of writing the same records and pending persons in another
+        order (a deadlock)."""
         await (await self._connection()).execute(
             sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _RESOLVER_LOCK}
         )
 
     async def take_staged(self, limit: int) -> list[StagedChange]:
-        """The oldest staged changes, removed (a rollback puts them back). One resolver at a
-        time per database (a transaction-scoped advisory lock; the others find nothing): two
-        resolving records of one new number at once would each found a person."""
+        """Up to `limit` staged changes, removed (a rollback puts them back): the oldest of the
+        shares (tables.staged_changes) this resolver could lock, oldest share first, one share
+        after another until `limit` is reached. A share is resolved by one resolver at a time (a
+        transaction-scoped advisory lock; the others take other shares), so a record's versions
+        and the rows naming an ac01 are resolved in staging order by one; several resolve at
+        once. None while linking work holds the resolver's key (`hold_resolution`)."""
         connection = await self._connection()
-        if not await connection.scalar(
-            sa.text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": _RESOLVER_LOCK}
-        ):
-            return []
+        shares = await connection.scalar(_SHARES_TO_TAKE, {"key": _RESOLVER_LOCK})
+        rows: list[Any] = []
+        for share in shares or ():
+            rows += await self._take_share(share, limit - len(rows))
+            if len(rows) >= limit:
+                break
+        return [StagedChange(**row._mapping) for row in sorted(rows, key=lambda r: r.id)]
+
+    async def _take_share(self, share: int, limit: int) -> list[Any]:
+        """The share's oldest `limit` changes, removed, if this resolver gets its lock (once per
+        statement: an initplan); else none."""
+        locked = sa.select(sa.func.pg_try_advisory_xact_lock(SHARE_LOCK_CLASS, share))
         held = (
             sa.select(staged_changes.c.id)
+            .where(staged_changes.c.share == share, locked.scalar_subquery())
             .order_by(staged_changes.c.id)
             .limit(limit)
             .with_for_update(skip_locked=True)
             .scalar_subquery()
         )
-        rows = (
-            await (await self._connection()).execute(
-                sa.delete(staged_changes)
-                .where(staged_changes.c.id.in_(held))
-                .returning(staged_changes.c.id, *_STAGED_AS_READ)
-            )
-        ).all()
-        return [StagedChange(**row._mapping) for row in sorted(rows, key=lambda r: r.id)]
+        result = await (await self._connection()).execute(
+            sa.delete(staged_changes)
+            .where(staged_changes.c.id.in_(held))
+            .returning(staged_changes.c.id, *_STAGED_AS_READ)
+        )
+        return list(result.all())
 
     async def ensure_person(self, person_id: UUID) -> None:
         await (await self._connection()).execute(

@@ -23,6 +23,12 @@ class JSONText(sa.types.UserDefinedType[str]):
         return "JSONB"
 
 
+STAGED_SHARES = 64  # see staged_changes
+STAGED_SHARE = (
+    "get_byte(decode(md5(coalesce(link_ref, source_table || '|' || record_key)), 'hex'), 0)"
+    f" % {STAGED_SHARES}"
+)
+
 persons = sa.Table(
     "persons",
     metadata,
@@ -91,6 +97,15 @@ source_records = sa.Table(
 # the batch's own transaction (with the idempotency records), already reduced to what resolution
 # needs — claims encrypted, the number only as its blind index — and the builder resolves them
 # in bulk, in staging order.
+#
+# Each change falls in one of STAGED_SHARES shares (migration identity_0011), which the builder
+# replicas resolve in parallel, one replica per share at a time (store.take_staged). The share is
+# a hash of the row the change's person is found through: its `link_ref` (an ac02/ac60 names its
+# ac01), else its own key — so an ac01's versions and the rows that name it are resolved by one
+# replica, in staging order (a deletion names no row: an ac02's may fall in another share than
+# its versions, and the save keeps whichever is newer, store._SAVE_RECORDS). PostgreSQL computes
+# it as the row is staged (md5's first byte: stable, the same for every writer and builder);
+# changing the count is a migration of its own.
 staged_changes = sa.Table(
     "staged_changes",
     metadata,
@@ -114,6 +129,8 @@ staged_changes = sa.Table(
     sa.Column(  # the builder's backlog: the age of the oldest change not yet resolved
         "staged_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
     ),
+    sa.Column("share", sa.SmallInteger, sa.Computed(STAGED_SHARE, persisted=True), nullable=False),
+    sa.Index("ix_staged_changes_share", "share", "id"),
 )
 
 # Persons whose records changed since their golden record was last built: resolution marks them
