@@ -70,6 +70,7 @@ KEYS = {  # primary key columns per source table (sources.md)
     "si_core.ac02": ("aac001", "aae140", "aab301"),
     "medical.insured": ("psn_no", "insutype"),
     "hukou.person": ("sfzh",),
+    "hukou.resident_permit": ("jzzh",),
     "education.student": ("xh",),
     "card.card_holder": ("aaz500",),
 }
