@@ -398,16 +398,21 @@ async def _retry_reviews(
     registry: Registry, database: Database, *, service: str, publish: Publish | None
 ) -> None:
     """The reviews `registry`'s committed unit of work named, retried in one of their own.
-    Usually none waits for these keys (every first build names its person's): only when one
-    does is the resolvers' key awaited (`Store.hold_resolution`), so rebuilds do not queue
-    behind resolution during a snapshot."""
+    Usually no queued record waits for these keys (every first build names its person's), or
+    none has its one person yet (a snapshot's invalid numbers, queued before their person is
+    built): only when one can be linked is the resolvers' key awaited (`Store.hold_resolution`),
+    so neither rebuilds nor resolutions queue behind one another during a snapshot. One that
+    cannot be linked yet is retried after the commit of the rebuild that gives a person its key
+    (the later of the two commits sees both)."""
     if not registry.reviews_to_retry:
         return
     demographics, registry.reviews_to_retry = registry.reviews_to_retry, set()
     async with unit_of_work(database, service=service) as uow:
         store = Store(uow.session, registry.protector)
-        if not await store.open_reviews_for(demographics):
-            return  # one queued meanwhile is retried after its own commit
+        queued = {e.demographic_index for e in await store.open_reviews_for(demographics)}
+        matches = await store.demographic_matches_many(queued)
+        if not any(len(persons) == 1 for persons in matches.values()):
+            return
         await store.hold_resolution()
         retry = Registry(store, registry.protector, publish or uow.publish_event, registry.counts)
         await retry.retry_reviews(demographics)

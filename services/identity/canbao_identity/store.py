@@ -11,7 +11,7 @@ from uuid import UUID
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.dialects.postgresql import UUID as PG_UUID
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from canbao_identity import bulk, history
 from canbao_identity.golden import LinkedRecord
@@ -95,6 +95,13 @@ _SAVE_CHANGES = sa.text(history.INSERT)
 _MARK_PENDING = sa.text(
     "INSERT INTO pending_persons (person_id) SELECT unnest(CAST(:ids AS uuid[])) "
     "ON CONFLICT (person_id) DO UPDATE SET marked_at = pending_persons.marked_at"
+)
+# The numbers nobody holds yet, each with its new person (Store.claim_identities).
+_CLAIM = sa.text(
+    "WITH won AS (INSERT INTO identities (document_type, number_index, person_id)"
+    " SELECT * FROM unnest(CAST(:types AS text[]), CAST(:indexes AS text[]),"
+    " CAST(:ids AS uuid[])) ON CONFLICT DO NOTHING RETURNING person_id)"
+    " INSERT INTO persons (person_id) SELECT person_id FROM won ON CONFLICT DO NOTHING"
 )
 _ENSURE_PERSONS = sa.text(
     "INSERT INTO persons (person_id) SELECT unnest(CAST(:ids AS uuid[])) ON CONFLICT DO NOTHING"
@@ -205,18 +212,28 @@ class Store:
         self, claims: dict[tuple[str, str], UUID]
     ) -> dict[tuple[str, str], UUID]:
         """Give each unheld number its new person; where a concurrent unit of work won the
-        race, its person (read back). Two resolvers claiming one number at once (its records in
-        two shares): the second's insert waits on the unique key until the first commits, then
-        does nothing, and the read-back sees the first's person, so the loser's uuid never
-        becomes a person (Registry._owners ensures persons after this). In key order, so
-        concurrent claims lock the numbers in one order."""
-        values = [
-            {"document_type": d, "number_index": i, "person_id": p}
-            for (d, i), p in sorted(claims.items())
-        ]
-        await (await self._connection()).execute(
-            insert(identities).on_conflict_do_nothing(), values
-        )
+        race, its person (read back), so the loser's uuid never becomes a person.
+
+        The claims and the persons they found commit at once, in a short transaction of their
+        own: a person's records lie in several shares (tables.staged_changes), so during a first
+        snapshot resolvers claim the same new numbers all the time, and a claim (or its person's
+        row) held until its resolution commits made the others wait for all of it, one
+        resolution after another. A claim whose resolution then rolls back stays: the number's
+        person is reserved (a person row with nothing linked yet, as between a resolution and
+        its rebuild), and is linked and built when the changes, staged again by the rollback,
+        are resolved again. In key order, so concurrent claims lock the numbers in one order."""
+        numbers = sorted(claims)
+        engine = self.session.bind
+        assert isinstance(engine, AsyncEngine), "a session bound to the engine"
+        async with engine.begin() as connection:
+            await connection.execute(
+                _CLAIM,
+                {
+                    "types": [d for d, _ in numbers],
+                    "indexes": [i for _, i in numbers],
+                    "ids": [claims[n] for n in numbers],
+                },
+            )
         return await self.number_owners(set(claims))
 
     async def ensure_persons(self, person_ids: set[UUID]) -> None:
