@@ -11,18 +11,6 @@ from sqlalchemy.dialects.postgresql import JSONB, UUID
 metadata = sa.MetaData()
 
 
-class JSONText(sa.types.UserDefinedType[str]):
-    """A jsonb column written as JSON text: a staged change's facts and provenance, encoded once
-    by staging and passed on as text to source_records (store.py); PostgreSQL still checks it is
-    JSON. Also what lets a list be one value of a bulk write's array parameter
-    (UnitOfWork.add_row), where SQLAlchemy would take it for a dimension of the array."""
-
-    cache_ok = True
-
-    def get_col_spec(self, **kw: object) -> str:
-        return "JSONB"
-
-
 STAGED_SHARES = 64  # see staged_changes
 STAGED_SHARE = (
     "get_byte(decode(md5(coalesce(link_ref, source_table || '|' || record_key)), 'hex'), 0)"
@@ -117,14 +105,14 @@ staged_changes = sa.Table(
     sa.Column("deleted", sa.Boolean, nullable=False),
     sa.Column("claims_ciphertext", sa.LargeBinary),
     sa.Column("key_id", sa.String(64)),
-    sa.Column("facts", JSONText, nullable=False),
-    sa.Column("provenance", JSONText, nullable=False),
+    sa.Column("facts", JSONB, nullable=False),
+    sa.Column("provenance", JSONB, nullable=False),
     sa.Column("link_ref", sa.String(300)),
     sa.Column("forced_person_id", UUID(as_uuid=True)),  # a collection naming its person
     sa.Column("document_type", sa.String(2)),
     sa.Column("number_index", sa.String(64)),
     sa.Column("demographic_index", sa.String(64)),
-    sa.Column("defects", JSONText, nullable=False),  # DefectCode values: value-free
+    sa.Column("defects", JSONB, nullable=False),  # DefectCode values: value-free
     sa.Column("changed_at", sa.DateTime(timezone=True)),
     sa.Column(  # the builder's backlog: the age of the oldest change not yet resolved
         "staged_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
