@@ -118,10 +118,13 @@ async def _with_builders(harness: Harness, messages: list[Message], count: int) 
         sampling.cancel()
         for replica in replicas:
             await replica.stop()
+    # Who resolves and rebuilds what, and how many at once, depends on the scheduling (a
+    # replica that wakes first after a staged batch of 500 takes it all): that the work was
+    # shared is asserted, how many resolved at once printed (test_parallel_resolution.py
+    # asserts that resolvers take distinct shares at once).
     print(f"{count} builders: resolutions under way per sample {sorted(resolving.items())}")
-    assert all(r.resolved for r in replicas), "the replicas shared the resolution"
-    assert max(resolving) > 1, "resolutions ran at once"
-    assert all(r.rebuilt for r in replicas), "the replicas shared the rebuilds"
+    assert sum(1 for r in replicas if r.resolved) > 1, "the replicas shared the resolution"
+    assert sum(1 for r in replicas if r.rebuilt) > 1, "the replicas shared the rebuilds"
     # A deadlock between replicas is transient: retried, the work stays staged or pending.
     reasons = sum((r.failure_reasons for r in replicas), start=collections.Counter[str]())
     assert all("40P01" in reason for reason in reasons), reasons
