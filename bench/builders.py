@@ -6,9 +6,9 @@ A population is seeded with the generator and its rows staged as the consumers s
 snapshot change events of bench.identity, through handlers.staged_change and staging.add_staged,
 not timed), once, into a template database. For each builder count a copy of that database is
 resolved by that many processes at once, each with its own connection, each running
-`Registry.resolve_pending` in units of work until nothing is staged (store.take_staged: each takes
-the shares no other holds). The clock runs from when every process is connected until the last
-has finished. Resolution only: rebuilding the pending persons already shared the work (pending
+`GoldenRecords.resolve_pending` in units of work until nothing is staged (store.take_staged: each
+takes the shares no other holds). The clock runs from when every process is connected until the
+last has finished. Resolution only: rebuilding the pending persons already shared the work (pending
 rows taken with SKIP LOCKED), and its persons are left pending. The figure is the ratio of the
 rates; on a machine shared with other work, run the counts back to back and read the load.
 """
@@ -34,8 +34,8 @@ from canbao_contracts.debezium import parse_change_event
 from canbao_contracts.envelope import KafkaRecord
 from canbao_identity.adapters import adapter_for
 from canbao_identity.app import protector_from
+from canbao_identity.golden_records import golden_records_work
 from canbao_identity.handlers import staged_change
-from canbao_identity.registry import registry_work
 from canbao_identity.settings import IdentitySettings
 from canbao_identity.staging import add_staged
 from canbao_identity.units import is_unit_feed
@@ -106,8 +106,8 @@ async def _resolve_all(url: str, barrier: Barrier, results: multiprocessing.Queu
         cpu = time.process_time()
         resolved = 0
         while True:
-            async with registry_work(database, PROTECTOR, service="identity") as registry:
-                taken = await registry.resolve_pending(limit=RESOLVE_BATCH)
+            async with golden_records_work(database, PROTECTOR, service="identity") as work:
+                taken = await work.resolve_pending(limit=RESOLVE_BATCH)
             resolved += taken
             if taken:
                 continue

@@ -22,9 +22,9 @@ from canbao_contracts.debezium import parse_change_event
 from canbao_contracts.events.base import Event
 from canbao_identity.adapters import adapter_for
 from canbao_identity.app import protector_from
+from canbao_identity.golden_records import GoldenRecords, golden_records_work
 from canbao_identity.handlers import staged_change
 from canbao_identity.protection import Protector
-from canbao_identity.registry import Registry, registry_work
 from canbao_identity.settings import IdentitySettings
 from canbao_identity.staging import add_staged
 from canbao_identity.tables import identities
@@ -135,10 +135,10 @@ class Harness:
         if drain:
             await self.drain()
 
-    def work(self, *, linking: bool = False) -> AbstractAsyncContextManager[Registry]:
-        """One unit of work on the registry as the builder and the routes run one
-        (registry.registry_work), what it publishes collected in `published`."""
-        return registry_work(
+    def work(self, *, linking: bool = False) -> AbstractAsyncContextManager[GoldenRecords]:
+        """One unit of work on the golden records as the builder and the routes run one
+        (golden_records.golden_records_work), what it publishes collected in `published`."""
+        return golden_records_work(
             self.db,
             self.protector,
             service="identity",
@@ -152,16 +152,16 @@ class Harness:
         rebuilt (a unit of work per batch), until none of either is left."""
         while True:
             resolved = rebuilt = 0
-            while n := await self._step(lambda registry: registry.resolve_pending()):
+            while n := await self._step(lambda golden_records: golden_records.resolve_pending()):
                 resolved += n
-            while n := await self._step(lambda registry: registry.rebuild_pending()):
+            while n := await self._step(lambda golden_records: golden_records.rebuild_pending()):
                 rebuilt += n
             if not resolved and not rebuilt:
                 return
 
-    async def _step(self, work: Callable[[Registry], Awaitable[int]]) -> int:
-        async with self.work() as registry:
-            return await work(registry)
+    async def _step(self, work: Callable[[GoldenRecords], Awaitable[int]]) -> int:
+        async with self.work() as golden_records:
+            return await work(golden_records)
 
     async def person_of(self, number: str, document_type: str = "01") -> UUID | None:
         async with self.db.sessions() as session:

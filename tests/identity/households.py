@@ -4,7 +4,7 @@ event path makes in their time.
 
 Each person's source rows go through the real adapters (hukou.person or, for a migrant,
 hukou.resident_permit; and si_core.ac01) and their golden record, public state and sealed row
-are made by the builder's own code (Registry._rebuild_one) and saved as the builder saves them
+are made by the builder's own code (GoldenRecords._rebuild_one) and saved as the builder saves them
 (Store.save_persons): only resolution is skipped (each row is its person's, by construction).
 """
 
@@ -20,8 +20,8 @@ from uuid import UUID
 from canbao_contracts.id_numbers import check_character
 from canbao_identity.adapters import ADAPTERS
 from canbao_identity.golden import LinkedRecord
+from canbao_identity.golden_records import GoldenRecords
 from canbao_identity.protection import Protector
-from canbao_identity.registry import Registry
 from canbao_identity.resolution import LinkKind
 from canbao_identity.store import Store
 from canbao_platform.db import Database
@@ -133,12 +133,12 @@ async def load(database: Database, protector: Protector, people: int) -> Populat
     for start in range(0, people, BATCH):
         async with database.sessions() as session, session.begin():
             store = Store(session, protector)
-            registry = Registry(store, protector, lambda event: None)
+            golden_records = GoldenRecords(store, protector, lambda event: None)
             rows = []
             for index in range(start, min(start + BATCH, people)):
                 person, records = resident(index)
                 population.residents.append(person)
-                row, _ = registry._rebuild_one(person.person_id, fresh, records)
+                row, _ = golden_records._rebuild_one(person.person_id, fresh, records)
                 rows.append(row)
             await store.ensure_persons({row["person_id"] for row in rows})
             await store.save_persons(rows)

@@ -14,8 +14,8 @@ from canbao_contracts.topics import PERSONS
 from canbao_identity import builder as builder_module
 from canbao_identity.builder import GoldenRecordBuilder
 from canbao_identity.metrics import Backlog, identity_metrics
+from canbao_identity.protection import record_context
 from canbao_identity.set_aside import report
-from canbao_identity.staging import record_context
 from canbao_identity.store import Store
 from canbao_identity.tables import pending_persons, set_aside_persons, source_records
 from canbao_platform.messaging.tables import outbox

@@ -136,8 +136,8 @@ async def test_a_rebuild_that_changes_no_value_writes_nothing(harness: Harness) 
     before = await rows(harness)
     # The same row again at a later position, and a rebuild forced: values unchanged.
     await harness.apply([change("si_core.ac01", ac01(NUMBER))])
-    async with harness.work() as registry:
-        await registry.rebuild([person_id])
+    async with harness.work() as golden_records:
+        await golden_records.rebuild([person_id])
     # Another source now confirming the phone: a change of source, not of value.
     await harness.apply(
         [

@@ -235,12 +235,12 @@ async def test_resolvers_take_distinct_shares_and_linking_work_waits_for_them(
     took, release = asyncio.Event(), asyncio.Event()
 
     async def resolve_one_share() -> None:
-        async with harness.work() as registry:
-            changes = await registry.store.take_staged(1)
+        async with harness.work() as golden_records:
+            changes = await golden_records.store.take_staged(1)
             taken.append({share_of[c.key] for c in changes})
             took.set()
             await release.wait()
-            await registry.resolve(changes)
+            await golden_records.resolve(changes)
 
     resolutions = []
     for _ in range(2):
@@ -259,8 +259,8 @@ async def test_resolvers_take_distinct_shares_and_linking_work_waits_for_them(
     linking = asyncio.create_task(link())
     await asyncio.sleep(0.3)
     assert not linked.is_set(), "linking work waits for the resolutions under way"
-    async with harness.work() as registry:
-        assert await registry.store.take_staged(100) == [], "no resolution starts meanwhile"
+    async with harness.work() as golden_records:
+        assert await golden_records.store.take_staged(100) == [], "no resolution starts meanwhile"
     release.set()
     await asyncio.gather(*resolutions)
     await asyncio.wait_for(linking, 5)

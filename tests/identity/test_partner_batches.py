@@ -26,8 +26,8 @@ from canbao_contracts.partners import (
 from canbao_identity import partner_batches as pb
 from canbao_identity.app import create
 from canbao_identity.partner_batches import MediaType, Upload
+from canbao_identity.protection import record_context
 from canbao_identity.settings import IdentitySettings
-from canbao_identity.staging import record_context
 from canbao_identity.tables import (
     partner_batch_rejects,
     partner_batches,

@@ -13,10 +13,10 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from canbao_identity.app import protector_from
+from canbao_identity.protection import record_context
 from canbao_identity.reseal import SEALED_COLUMNS
 from canbao_identity.routes import _person
 from canbao_identity.settings import DEV_DATA_KEY, DEV_DATA_KEY_ID, IdentitySettings
-from canbao_identity.staging import record_context
 from canbao_identity.tables import person_changes, persons, source_records, staged_changes
 from canbao_platform.resealing import read_batch, reseal, reseal_column, write_back
 from tests.identity.conftest import Harness, change

@@ -1,5 +1,5 @@
 """The golden-record builder: a component that resolves the staged changes and rebuilds the
-pending persons (registry.py) in units of work of its own, publishing through the outbox.
+pending persons (golden_records.py) in units of work of its own, publishing through the outbox.
 
 A pass resolves every staged change first (a unit of work per `resolve_batch`), then rebuilds
 every pending person (a unit of work per `batch_size`): a person's rows arrive on several topics,
@@ -30,9 +30,9 @@ from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
+from canbao_identity.golden_records import GoldenRecords, failure_reason, golden_records_work
 from canbao_identity.metrics import Backlog, identity_metrics
 from canbao_identity.protection import Protector
-from canbao_identity.registry import Registry, failure_reason, registry_work
 from canbao_identity.store import Store
 from canbao_platform.background import BackgroundLoop
 from canbao_platform.db import Database
@@ -142,15 +142,15 @@ class GoldenRecordBuilder(BackgroundLoop):
                 return total
 
     async def _resolve_some(self) -> tuple[int, int]:
-        async with self._work() as registry:
-            resolved = await registry.resolve_pending(limit=self._resolve_batch)
+        async with self._work() as golden_records:
+            resolved = await golden_records.resolve_pending(limit=self._resolve_batch)
         self.resolved += resolved
         return resolved, self._resolve_batch
 
     async def _rebuild_some(self) -> tuple[int, int]:
         try:
-            async with self._work() as registry:
-                rebuilt = await registry.rebuild_pending(limit=self._batch_size)
+            async with self._work() as golden_records:
+                rebuilt = await golden_records.rebuild_pending(limit=self._batch_size)
         except Exception as error:
             if _transient(error):
                 raise
@@ -163,8 +163,8 @@ class GoldenRecordBuilder(BackgroundLoop):
 
     async def _rebuild_apart(self) -> tuple[int, int]:
         """The pending persons rebuilt one savepoint each; whoever fails is set aside."""
-        async with self._work() as registry:
-            taken, set_aside = await registry.rebuild_pending_apart(
+        async with self._work() as golden_records:
+            taken, set_aside = await golden_records.rebuild_pending_apart(
                 limit=self._batch_size, transient=_transient
             )
         if set_aside:
@@ -173,8 +173,8 @@ class GoldenRecordBuilder(BackgroundLoop):
         self.set_aside += set_aside
         return taken, self._batch_size
 
-    def _work(self) -> AbstractAsyncContextManager[Registry]:
-        return registry_work(self._database, self._protector, service=self._service)
+    def _work(self) -> AbstractAsyncContextManager[GoldenRecords]:
+        return golden_records_work(self._database, self._protector, service=self._service)
 
     async def run(self) -> None:
         attempt = 0

@@ -20,7 +20,7 @@ b. a source record changed after the collection was approved (its `changed_at` l
 c. an older source record saying something else loses, and so does a placeholder address
    however new (it says nothing changed): the collected value shows, as collected (source
    "collection", with its handler and reviewer), and the business systems among those records
-   (topics.FEEDBACK_SYSTEMS) are listed as awaiting write-back (registry.py asks them).
+   (topics.FEEDBACK_SYSTEMS) are listed as awaiting write-back (golden_records.py asks them).
 
 Without a collection, a well-formed phone answers before a malformed one whatever their
 sources; a malformed phone of a source ranked above the one shown is an inaccurate item of its

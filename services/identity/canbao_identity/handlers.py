@@ -1,6 +1,6 @@
 """The consumers' handlers: a change event of a source table (cdc.*) or an approved collection
-(registry.collections) → the registry (registry.py), in the runner's unit of work; a change of a
-unit (si_core.ab01) → registry.units (units.py).
+(registry.collections) → staged for the golden records (golden_records.py), in the runner's
+unit of work; a change of a unit (si_core.ab01) → registry.units (units.py).
 
 Logs name topic, partition, offset and counts only: never a key (hukou's key is a number), a
 value or a person's data (domain.md §2.5)."""

@@ -3,7 +3,7 @@ golden record, with the source it came from (the business system's table and rec
 collection: channel, handler AAE011, reviewer AAE014), and the person's own events (registered,
 merged, deceased).
 
-Written by the rebuild (registry.py), which has the previous golden record at hand: the new
+Written by the rebuild (golden_records.py), which has the previous golden record at hand: the new
 values are compared with the sealed document the last rebuild stored, and each item whose value
 differs becomes one row, all rows of a rebuild in one statement, none when nothing changed. A
 change of source alone (the same value now also in another system) is not a change of the
@@ -52,7 +52,7 @@ def value_changes(
     document: GoldenDocument,
 ) -> list[dict[str, Any]]:
     """The rows of one rebuild: `previous` is the golden document the last rebuild sealed (None:
-    the first), `document` the new one (Registry._rebuild_one)."""
+    the first), `document` the new one (GoldenRecords._rebuild_one)."""
     values = document.values
     if previous is None:
         entry = values.get(r.ID_NUMBER) or next(iter(values.values()), None)

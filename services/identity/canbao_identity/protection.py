@@ -21,6 +21,11 @@ from canbao_platform.sealing import Sealer
 # current key with the same contexts.
 
 
+def record_context(source_table: str, record_key: str) -> str:
+    """A source record's claims (staged_changes and source_records.claims_ciphertext)."""
+    return f"source_records|{source_table}|{record_key}"
+
+
 def person_context(person_id: UUID) -> str:
     """A person's golden document (persons.golden_ciphertext)."""
     return f"persons|{person_id}"

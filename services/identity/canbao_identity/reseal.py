@@ -10,9 +10,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from canbao_identity.app import SERVICE_NAME, protector_from
-from canbao_identity.protection import change_context, person_context
+from canbao_identity.protection import change_context, person_context, record_context
 from canbao_identity.settings import IdentitySettings
-from canbao_identity.staging import record_context
 from canbao_identity.tables import person_changes, persons, source_records, staged_changes
 from canbao_platform import resealing
 from canbao_platform.resealing import SealedColumn

@@ -1,6 +1,6 @@
 """Resolution: which person a source record is about. Pure: the builder's resolution
-(registry.py, `Registry.resolve`) does the look-ups this module asks for, for a whole batch of
-staged changes at once, and hands back what it found.
+(golden_records.py, `GoldenRecords.resolve`) does the look-ups this module asks for, for a whole
+batch of staged changes at once, and hands back what it found.
 
 * A valid citizen number (any form: 15 digits, lower-case x, spaces) or another valid document
   (medical.insured.psn_cert_type 02-04) is an identity: the record links *exactly* to the person

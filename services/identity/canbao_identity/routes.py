@@ -25,8 +25,8 @@ from canbao_contracts.id_numbers import validate
 from canbao_identity import history
 from canbao_identity import records as r
 from canbao_identity.golden import GoldenDocument
+from canbao_identity.golden_records import golden_records_work
 from canbao_identity.protection import Protector
-from canbao_identity.registry import registry_work
 from canbao_identity.resolution import ReviewOutcome, ReviewState
 from canbao_identity.store import Store
 from canbao_identity.tables import identities, person_changes, persons
@@ -218,10 +218,10 @@ async def resolve_review(
             "请指定关联的人员或登记为新人员",
             "give exactly one of person_id and new_person",
         )
-    async with registry_work(
+    async with golden_records_work(
         resources.database, protector, service="identity", linking=True
-    ) as registry:
-        store = registry.store
+    ) as golden_records:
+        store = golden_records.store
         entry = await store.review_entry(entry_id, for_update=True)
         if entry is None:
             raise Problem(404, "review-entry-not-found", "没有这条待审核记录")
@@ -232,14 +232,14 @@ async def resolve_review(
             await store.ensure_person(person_id)
         elif await store.person(person_id) is None:
             raise NotRegistered()
-        await registry.link_reviewed(
+        await golden_records.link_reviewed(
             entry,
             person_id,
             outcome=ReviewOutcome.NEW_PERSON if body.new_person else ReviewOutcome.LINKED,
             by=caller.username,
         )
         # The clerk waits for the answer: this person now; the others by the builder.
-        await registry.rebuild([person_id])
+        await golden_records.rebuild([person_id])
         resolved = await store.review_entry(entry_id)
     assert resolved is not None  # found above, locked in the same transaction
     return ReviewEntry.model_validate(resolved._mapping)
@@ -263,13 +263,13 @@ async def merge_person(
         raise Problem(
             422, "invalid-merge", "不能将人员与其本人合并", "a person cannot be merged into itself"
         )
-    async with registry_work(
+    async with golden_records_work(
         resources.database, protector, service="identity", linking=True
-    ) as registry:
-        if await registry.store.person(body.surviving_person_id) is None:
+    ) as golden_records:
+        if await golden_records.store.person(body.surviving_person_id) is None:
             raise NotRegistered()
         try:
-            await registry.merge(person_id, body.surviving_person_id)
+            await golden_records.merge(person_id, body.surviving_person_id)
         except LookupError:
             raise NotRegistered() from None
     return await _person(resources.database, protector, body.surviving_person_id)

@@ -6,7 +6,7 @@ own, written with every other staged row by one INSERT when the transaction, or 
 message's savepoint, commits), so consuming costs what parsing and encrypting cost. Plain rows,
 not ORM objects: the ORM's instrumentation of ~50k objects was a third of the consumer's time.
 PostgreSQL gives each row its share (tables.staged_changes). Resolution then works on thousands
-of staged changes per query (registry.py), which is what makes the feed of a province keep up.
+of staged changes per query (golden_records.py), which is what makes the feed of a province keep up.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from canbao_identity import bulk
-from canbao_identity.protection import Protector
+from canbao_identity.protection import Protector, record_context
 from canbao_identity.records import SourceRecord
 from canbao_identity.resolution import identify
 from canbao_platform.messaging import UnitOfWork
@@ -91,11 +91,6 @@ def add_staged(uow: UnitOfWork, change: StagedChange) -> None:
     row = {name: getattr(change, name) for name in STAGED_COLUMNS}
     row["defects"] = bulk.to_json(change.defects)
     uow.buffer(_STAGED_ROWS, row)
-
-
-def record_context(source_table: str, record_key: str) -> str:
-    """The associated data of a record's ciphertext: it decrypts only as that record."""
-    return f"source_records|{source_table}|{record_key}"
 
 
 def stage(

@@ -16,10 +16,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 from canbao_identity import bulk, history
 from canbao_identity.golden import LinkedRecord
 from canbao_identity.metrics import Backlog
-from canbao_identity.protection import Protector
+from canbao_identity.protection import Protector, record_context
 from canbao_identity.records import FactDraft
 from canbao_identity.resolution import LinkKind, ReviewOutcome, ReviewState
-from canbao_identity.staging import STAGED_COLUMNS, StagedChange, record_context
+from canbao_identity.staging import STAGED_COLUMNS, StagedChange
 from canbao_identity.tables import (
     STAGED_SHARES,
     identities,

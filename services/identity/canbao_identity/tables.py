@@ -81,10 +81,10 @@ source_records = sa.Table(
     ),
 )
 
-# Source changes consumed but not yet resolved (registry.py step 1): the consumers write them in
-# the batch's own transaction (with the idempotency records), already reduced to what resolution
-# needs — claims encrypted, the number only as its blind index — and the builder resolves them
-# in bulk, in staging order.
+# Source changes consumed but not yet resolved (golden_records.py step 1): the consumers write them
+# in the batch's own transaction (with the idempotency records), already reduced to what resolution
+# needs — claims encrypted, the number only as its blind index — and the builder resolves them in
+# bulk, in staging order.
 #
 # Each change falls in one of STAGED_SHARES shares (migration identity_0011), which the builder
 # replicas resolve in parallel, one replica per share at a time (store.take_staged). The share is
@@ -121,10 +121,10 @@ staged_changes = sa.Table(
     sa.Index("ix_staged_changes_share", "share", "id"),
 )
 
-# Persons whose records changed since their golden record was last built: resolution marks them
-# with the records it links (Registry.resolve), as does a clerk's link (Registry.link_reviewed);
-# the golden-record builder drains them (builder.py), so a burst of changes to one person (a
-# snapshot: ~6 rows each) costs one rebuild, not one per row.
+# Persons whose records changed since their golden record was last built: resolution marks them with
+# the records it links (GoldenRecords.resolve), as does a clerk's link
+# (GoldenRecords.link_reviewed); the golden-record builder drains them (builder.py), so a burst of
+# changes to one person (a snapshot: ~6 rows each) costs one rebuild, not one per row.
 pending_persons = sa.Table(
     "pending_persons",
     metadata,

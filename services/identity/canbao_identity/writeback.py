@@ -4,8 +4,8 @@ and the registry share the basic information).
 
 An item a business system owns for an insured person is one the person's current record in that
 system's table claims (sources.md: si_core.ac01, medical.insured, card.card_holder,
-employment.job_registration). When a person's rebuild (registry.py) finds such a record older than
-the person's newest collection of an item and saying something else (golden.Standing
+employment.job_registration). When a person's rebuild (golden_records.py) finds such a record
+older than the person's newest collection of an item and saying something else (golden.Standing
 AWAITS_WRITE_BACK), it asks that system once — one FeedbackRequested per collection and record,
 through the outbox, in the rebuild's transaction — and records a `writebacks` row per item:
 

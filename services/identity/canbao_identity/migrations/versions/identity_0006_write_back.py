@@ -5,7 +5,7 @@ changed the record, which precedence compares with a collection's approval (gold
 records have none until their next change: an unknown time counts as older than any collection,
 which is today's behaviour (an approved collection wins).
 
-`writebacks`: one row per feedback request and item (registry.py, writeback.py), pending until
+`writebacks`: one row per feedback request and item (golden_records.py, writeback.py), pending until
 the system's record agrees (applied), changes to something else or a newer collection replaces
 it (superseded), or the system refuses it (refused, with its reason). The values are not stored:
 the request's value is the collection's, in the collection's encrypted source record.

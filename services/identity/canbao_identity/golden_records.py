@@ -2,11 +2,11 @@
 
 0. staging (staging.py, in the consumer's batch): the change event, identified (blind indexes)
    and encrypted, is added to `staged_changes` — no round trip of its own;
-1. `Registry.resolve` (the builder): staged changes, hundreds per query, resolved to persons and
-   saved as their records' current state; the persons they touch are marked *pending*. Builder
+1. `GoldenRecords.resolve` (the builder): staged changes, hundreds per query, resolved to persons
+   and saved as their records' current state; the persons they touch are marked *pending*. Builder
    replicas resolve at once, each in shares of the staged changes of its own (store.take_staged):
    records of one new number resolved by two at once found one person (store.claim_identities);
-2. `Registry.rebuild` (the builder): each pending person's golden record, gaps and facts
+2. `GoldenRecords.rebuild` (the builder): each pending person's golden record, gaps and facts
    recomputed from all its current records, what changed since the last publication
    published through the outbox, and each changed value added to the person's change history
    (history.py).
@@ -56,7 +56,7 @@ _MAY_HAVE_REVIEW = (LinkKind.REVIEW.value, LinkKind.CANDIDATE.value)
 
 
 @dataclasses.dataclass
-class Registry:
+class GoldenRecords:
     store: Store
     protector: Protector
     publish: Publish
@@ -367,7 +367,7 @@ class Registry:
 
 
 @asynccontextmanager
-async def registry_work(
+async def golden_records_work(
     database: Database,
     protector: Protector,
     *,
@@ -375,11 +375,11 @@ async def registry_work(
     linking: bool = False,
     publish: Publish | None = None,
     counts: dict[str, int] | None = None,
-) -> AsyncIterator[Registry]:
-    """One unit of work on the registry — the builder's, a clerk's, a test's: a transaction
+) -> AsyncIterator[GoldenRecords]:
+    """One unit of work on the golden records — the builder's, a clerk's, a test's: a transaction
     (`unit_of_work`: the effects and the events published through the outbox commit together),
-    the Registry on it, and once it has committed, the reviews it named retried in a unit of
-    work of their own (`Registry.reviews_to_retry`). `linking`: the work links records to
+    the GoldenRecords on it, and once it has committed, the reviews it named retried in a unit of
+    work of their own (`GoldenRecords.reviews_to_retry`). `linking`: the work links records to
     persons outside resolution (a review resolved, a merge), so it first waits for every
     resolution under way and holds the next off (`Store.hold_resolution`). `publish` replaces
     the outbox (tests that read what is published); `counts` accumulates what the work did."""
@@ -387,34 +387,36 @@ async def registry_work(
         store = Store(uow.session, protector)
         if linking:
             await store.hold_resolution()
-        registry = Registry(
+        golden_records = GoldenRecords(
             store, protector, publish or uow.publish_event, {} if counts is None else counts
         )
-        yield registry
-    await _retry_reviews(registry, database, service=service, publish=publish)
+        yield golden_records
+    await _retry_reviews(golden_records, database, service=service, publish=publish)
 
 
 async def _retry_reviews(
-    registry: Registry, database: Database, *, service: str, publish: Publish | None
+    golden_records: GoldenRecords, database: Database, *, service: str, publish: Publish | None
 ) -> None:
-    """The reviews `registry`'s committed unit of work named, retried in one of their own.
+    """The reviews `golden_records`'s committed unit of work named, retried in one of their own.
     Usually no queued record waits for these keys (every first build names its person's), or
     none has its one person yet (a snapshot's invalid numbers, queued before their person is
     built): only when one can be linked is the resolvers' key awaited (`Store.hold_resolution`),
     so neither rebuilds nor resolutions queue behind one another during a snapshot. One that
     cannot be linked yet is retried after the commit of the rebuild that gives a person its key
     (the later of the two commits sees both)."""
-    if not registry.reviews_to_retry:
+    if not golden_records.reviews_to_retry:
         return
-    demographics, registry.reviews_to_retry = registry.reviews_to_retry, set()
+    demographics, golden_records.reviews_to_retry = golden_records.reviews_to_retry, set()
     async with unit_of_work(database, service=service) as uow:
-        store = Store(uow.session, registry.protector)
+        store = Store(uow.session, golden_records.protector)
         queued = {e.demographic_index for e in await store.open_reviews_for(demographics)}
         matches = await store.demographic_matches_many(queued)
         if not any(len(persons) == 1 for persons in matches.values()):
             return
         await store.hold_resolution()
-        retry = Registry(store, registry.protector, publish or uow.publish_event, registry.counts)
+        retry = GoldenRecords(
+            store, golden_records.protector, publish or uow.publish_event, golden_records.counts
+        )
         await retry.retry_reviews(demographics)
 
 
