@@ -9,7 +9,43 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB, UUID
+
 Columns = Mapping[str, str]  # column → PostgreSQL type, in the statement's order
+
+# The array types the parameters travel as: text for every string column (a cast to varchar(n)
+# would cut a long value silently; the column refuses it instead), JSON as text (cast by `value`).
+_TYPES: tuple[tuple[type[sa.types.TypeEngine[Any]], str], ...] = (
+    (JSONB, "jsonb"),
+    (UUID, "uuid"),
+    (sa.String, "text"),
+    (sa.SmallInteger, "smallint"),
+    (sa.BigInteger, "bigint"),
+    (sa.Integer, "integer"),
+    (sa.Boolean, "boolean"),
+    (sa.LargeBinary, "bytea"),
+    (sa.DateTime, "timestamptz"),
+    (sa.Date, "date"),
+)
+
+
+def columns(
+    table: sa.Table, names: Iterable[str] | None = None, *, without: Iterable[str] = ()
+) -> Columns:
+    """The columns a bulk statement writes, with their types, from the table's definition
+    (tables.py): `names` in that order, or every column in the table's order but those
+    `without` (the ones the database fills: `updated_at`, an identity, a computed share)."""
+    chosen = [table.c[n] for n in names] if names is not None else list(table.c)
+    skipped = set(without)
+    return {c.name: _type(c) for c in chosen if c.name not in skipped}
+
+
+def _type(column: sa.Column[Any]) -> str:
+    for kind, name in _TYPES:
+        if isinstance(column.type, kind):
+            return name
+    raise TypeError(f"no bulk type for {column.table.name}.{column.name}: {column.type!r}")
 
 
 def rows(columns: Columns) -> str:

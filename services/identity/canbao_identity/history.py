@@ -25,6 +25,7 @@ from canbao_identity import bulk
 from canbao_identity import records as r
 from canbao_identity.golden import COLLECTION, GoldenDocument
 from canbao_identity.protection import Protector, change_context
+from canbao_identity.tables import person_changes
 
 
 class ChangeKind(StrEnum):
@@ -36,12 +37,7 @@ class ChangeKind(StrEnum):
 
 
 # The columns a row is written with (bulk.py: one array per column, one statement).
-COLUMNS: Final = {
-    "change_id": "uuid", "person_id": "uuid", "kind": "text", "item": "text",
-    "source_table": "text", "record_key": "text", "observed_at": "text", "channel": "text",
-    "collection_id": "uuid", "handler": "text", "reviewer": "text", "reviewed_at": "text",
-    "other_person_id": "uuid", "values_sealed": "bytea", "key_id": "text",
-}  # fmt: skip
+COLUMNS: Final = bulk.columns(person_changes, without=("changed_at",))  # the statement's time
 INSERT: Final = bulk.insert("person_changes", COLUMNS)
 
 

@@ -25,6 +25,7 @@ from canbao_identity import bulk
 from canbao_identity.protection import Protector, record_context
 from canbao_identity.records import SourceRecord
 from canbao_identity.resolution import identify
+from canbao_identity.tables import staged_changes
 from canbao_platform.messaging import UnitOfWork
 
 
@@ -60,14 +61,7 @@ class StagedChange:
 
 # The row as the consumer writes it (`id`, `staged_at` and `share` are the database's).
 STAGED_COLUMNS = tuple(f.name for f in dataclasses.fields(StagedChange) if f.name != "id")
-_TYPES = {
-    "source_table": "text", "record_key": "text", "position": "bigint", "observed_at": "text",
-    "deleted": "boolean", "claims_ciphertext": "bytea", "key_id": "text", "facts": "jsonb",
-    "provenance": "jsonb", "link_ref": "text", "forced_person_id": "uuid",
-    "document_type": "text", "number_index": "text", "demographic_index": "text",
-    "defects": "jsonb", "changed_at": "timestamptz",
-}  # fmt: skip
-_COLUMNS = {name: _TYPES[name] for name in STAGED_COLUMNS}
+_COLUMNS = bulk.columns(staged_changes, STAGED_COLUMNS)
 
 
 class _StagedRows:

@@ -56,18 +56,9 @@ _RELINK = sa.text(
 
 # Bulk writes (bulk.py). JSON columns take text: facts and provenance as staged, the persons'
 # documents encoded in save_persons.
-_RECORD_COLUMNS = {
-    "source_table": "text", "record_key": "text", "person_id": "uuid", "link_kind": "text",
-    "position": "bigint", "deleted": "boolean", "claims_ciphertext": "bytea", "key_id": "text",
-    "facts": "jsonb", "provenance": "jsonb", "link_ref": "text", "number_index": "text",
-    "demographic_index": "text", "observed_at": "text", "changed_at": "timestamptz",
-}  # fmt: skip
-_PERSON_COLUMNS = {
-    "person_id": "uuid", "demographic_index": "text", "public_state": "jsonb",
-    "emitted_facts": "jsonb", "key_id": "text", "golden_ciphertext": "bytea",
-    "region_code": "text", "household_registered": "boolean", "deceased": "boolean",
-    "household_index": "text",
-}  # fmt: skip
+# Every column but updated_at (the statements set it), the keys first.
+_RECORD_COLUMNS = bulk.columns(source_records, without=("updated_at",))
+_PERSON_COLUMNS = bulk.columns(persons, without=("updated_at",))
 _SAVE_RECORDS = sa.text(
     bulk.insert("source_records", _RECORD_COLUMNS)
     + " ON CONFLICT (source_table, record_key) DO UPDATE SET "
