@@ -1,7 +1,7 @@
 """The whole path on the local parts: source rows → Debezium → identity → matching, until every
 person has a verdict; and Debezium alone on the same rows as the ceiling.
 
-    uv run --frozen python -m bench.pipeline [--sizes 10000 100000] [--consumers 1]
+    uv run --frozen python -m bench.pipeline [--sizes 10000 100000] [--consumers 1] [--builders 1]
 
 Per size, everything fresh and on this machine: a throwaway PostgreSQL (wal_level=logical, fsync
 off) holding `sources` and the identity and matching databases, created and migrated as the
@@ -15,21 +15,21 @@ not timed (the rows printed are the change events a snapshot makes: one per row)
   (bench/cdc.py's). The ceiling's rate is measured from the bridge's start to the last event, as
   the pipeline's (JVM start-up included in both); from its first event, as bench/cdc.py
   measures it, in brackets.
-* **pipeline**: a second fresh broker, so no source offsets: the bridge (again as the stack
-  starts it, its replication slot dropped after the first run) takes a new snapshot of the same
-  rows. Identity runs as a province deploys it (architecture.md "Scale": scale out by processes):
-  `--consumers` processes of `uvicorn canbao_identity.app:create` with IDENTITY_ROLES=consume
-  and one with IDENTITY_ROLES=build; matching as one `uvicorn canbao_matching.app:create`. The
-  services are up (/readyz) before the clock starts at the bridge's start; it stops at the first
-  of two polls 0.5 s apart that agree, with nothing changing in between, that: identity's cdc
-  consumers have handled every change event and see no lag, identity has nothing staged, no
-  person pending and nothing left in its outbox, matching's consumer sees no lag and has handled
-  as many events as identity published on the topics it reads (their end offsets), it has
-  nobody pending and nothing in its
-  outbox, and it has evaluated as many people as identity has persons (services' /readyz JSON
-  and SQL counts on their databases, as a benchmark may). When each of those stages was first
-  seen done is printed too: where the time went; and the work done on the way (golden records
-  rebuilt, events published, evaluations per person: the amplification of a per-table snapshot).
+* **pipeline**: a second fresh broker, so no source offsets: the bridge (again as the stack starts
+  it, its replication slot dropped after the first run) takes a new snapshot of the same rows.
+  Identity runs as a province deploys it (architecture.md "Scale": scale out by processes):
+  `--consumers` processes of `uvicorn canbao_identity.app:create` with IDENTITY_ROLES=consume and
+  `--builders` with IDENTITY_ROLES=build (they resolve in shares and rebuild with SKIP LOCKED);
+  matching as one `uvicorn canbao_matching.app:create`. The services are up (/readyz) before the
+  clock starts at the bridge's start; it stops at the first of two polls 0.5 s apart that agree,
+  with nothing changing in between, that: identity's cdc consumers have handled every change event
+  and see no lag, identity has nothing staged, no person pending and nothing left in its outbox,
+  matching's consumer sees no lag and has handled as many events as identity published on the
+  topics it reads (their end offsets), it has nobody pending and nothing in its outbox, and it has
+  evaluated as many people as identity has persons (services' /readyz JSON and SQL counts on their
+  databases, as a benchmark may). When each of those stages was first seen done is printed too:
+  where the time went; and the work done on the way (golden records rebuilt, events published,
+  evaluations per person: the amplification of a per-table snapshot).
 
 CPU µs per event is each process's CPU time (/proc) over the run divided by the change events:
 the bridge (its JVM included, start-up and all), identity's consumers and builder and matching
@@ -184,7 +184,12 @@ async def debezium_alone(
 
 
 async def pipeline(
-    stack: LocalStack, postgres: PostgresCluster, rows: int, consumers: int, log_dir: Path
+    stack: LocalStack,
+    postgres: PostgresCluster,
+    rows: int,
+    consumers: int,
+    builders: int,
+    log_dir: Path,
 ) -> Run:
     with MockKafkaCluster(brokers=3) as kafka:
         matched = MatchedTopics(kafka.bootstrap_servers, rows)
@@ -202,11 +207,10 @@ async def pipeline(
             for i in range(consumers)
         ]
         wanted += [
-            (
-                "identity build",
-                "canbao_identity.app:create",
-                identity | {"IDENTITY_ROLES": "build"},
-            ),
+            (f"identity build {i + 1}", "canbao_identity.app:create", identity | _BUILD)
+            for i in range(builders)
+        ]
+        wanted += [
             (
                 "matching",
                 "canbao_matching.app:create",
@@ -255,6 +259,7 @@ CONSUMED = "identity's consumers handled every event"
 BUILT = "identity built and published every person"
 MATCHING_CONSUMED = "matching's consumer handled all identity published"
 EVALUATED = "matching evaluated every person"
+_BUILD = {"IDENTITY_ROLES": "build"}
 MATCHED = (PERSONS, FACTS, COLLECTIONS)  # the topics matching consumes (canbao_matching.app)
 # The test broker keeps ~5 MiB per partition and evicts the oldest (canbao_platform.local.broker);
 # a real cluster keeps days. Matching reads behind identity during a snapshot, so the topics it
@@ -390,7 +395,11 @@ async def _state(
             "evaluated": verdicts["evaluated"],
             "verdicts": verdicts["verdicts"],
             "matching_handled": matching["processed"],
-            "rebuilt": checks["identity build"]["identity.builder"]["rebuilt"],
+            "rebuilt": sum(
+                c["identity.builder"]["rebuilt"]
+                for name, c in checks.items()
+                if name.startswith("identity build")
+            ),
             "identity_published": published,
             "evaluations": evaluator["evaluated"],
             "verdict_changes": evaluator["published"],
@@ -412,7 +421,7 @@ def _bridge_status(stack: LocalStack) -> dict[str, int]:
     return {"bridge_events": int(status.get("events", 0)), "evicted_unread": int(evicted)}
 
 
-async def run_size(people: int, consumers: int, tmp: Path) -> None:
+async def run_size(people: int, consumers: int, builders: int, tmp: Path) -> None:
     data = tmp / f"pg-{people}"
     with PostgresCluster(data, port=free_port(), durable=False) as postgres:
         state_dir = tmp / f"state-{people}"
@@ -443,7 +452,7 @@ async def run_size(people: int, consumers: int, tmp: Path) -> None:
             f"(load average {os.getloadavg()[0]:.1f})",
             flush=True,
         )
-        run = await pipeline(stack, postgres, rows, consumers, logs)
+        run = await pipeline(stack, postgres, rows, consumers, builders, logs)
         rate = rows / run.seconds
         print(
             f"  pipeline: {run.seconds:.1f} s, {rate:,.0f} events/s "
@@ -500,16 +509,16 @@ async def _expected(stack: LocalStack) -> dict[str, int]:
         await connection.close()
 
 
-async def main(sizes: list[int], consumers: int) -> None:
+async def main(sizes: list[int], consumers: int, builders: int) -> None:
     sharing = (
-        f"the bridge, {consumers} identity consumer process(es), the identity builder, "
-        "matching, this process (the broker)"
+        f"the bridge, {consumers} identity consumer process(es), {builders} identity builder "
+        "process(es), matching, this process (the broker)"
     )
     print(machine_facts(sharing), flush=True)
     with tempfile.TemporaryDirectory(prefix="canbao-bench-") as tmp:
         os.chmod(tmp, 0o755)  # the server may run as the `postgres` user
         for people in sizes:
-            await run_size(people, consumers, Path(tmp))
+            await run_size(people, consumers, builders, Path(tmp))
 
 
 if __name__ == "__main__":
@@ -518,5 +527,8 @@ if __name__ == "__main__":
     parser.add_argument(
         "--consumers", type=int, default=1, help="identity processes with IDENTITY_ROLES=consume"
     )
+    parser.add_argument(
+        "--builders", type=int, default=1, help="identity processes with IDENTITY_ROLES=build"
+    )
     arguments = parser.parse_args()
-    asyncio.run(main(arguments.sizes, arguments.consumers))
+    asyncio.run(main(arguments.sizes, arguments.consumers, arguments.builders))
