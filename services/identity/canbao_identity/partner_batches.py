@@ -154,13 +154,6 @@ class Upload:
     declared: Encoding | None = None  # the Content-Type's charset; None: detect it
 
 
-@dataclass(slots=True)
-class Counts:
-    received: int = 0
-    accepted: int = 0
-    rejected: int = 0
-
-
 class Lines:
     """The body's physical lines, numbered from 1, without their line ends; a line longer than
     MAX_LINE_BYTES as None (never buffered). The SHA-256 of every byte read, for the replay

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from typing import Any, Final
 from uuid import UUID
 
@@ -24,8 +24,9 @@ from canbao_contracts.events import (
 )
 from canbao_contracts.events.base import Event
 from canbao_contracts.events.facts import Fact
-from canbao_contracts.id_numbers import PROVINCE_CODES, mask_name
+from canbao_contracts.id_numbers import mask_name
 from canbao_identity import records as r
+from canbao_identity.adapters.values import region_code
 from canbao_identity.golden import COLLECTION, Golden
 
 _HOUSEHOLD_TYPES: Final = {c.value for c in HouseholdType}
@@ -37,7 +38,7 @@ _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 def public_state(golden: Golden) -> dict[str, Any]:
     """The PersonState fields but person_id, JSON-ready (what we compare to publish changes)."""
     name = golden.value(r.NAME)
-    household_region = _region(golden.value(r.HOUSEHOLD_REGION))
+    household_region = region_code(golden.value(r.HOUSEHOLD_REGION))
     inaccurate = {(g.item.value, g.reason): g.source for g in golden.inaccurate}
     return {
         "masked_name": mask_name(name) if name and name.strip() else None,
@@ -49,7 +50,7 @@ def public_state(golden: Golden) -> dict[str, Any]:
         # PersonState.region_code: the household region when household-registered locally, else
         # where they live or are insured (a residence permit's household region is elsewhere).
         "region_code": (household_region if golden.household_registered else None)
-        or _region(golden.value(r.REGION)),
+        or region_code(golden.value(r.REGION)),
         "household_registered_locally": golden.household_registered,
         "household_data_obtained": golden.household_registered,
         "personal_identity": _code(golden.value(r.PERSONAL_IDENTITY), _IDENTITIES),
@@ -129,15 +130,5 @@ def _asserted(
     return FactAsserted(person_id=person_id, fact=fact)
 
 
-def _region(value: str | None) -> str | None:
-    if value and len(value) == 6 and value.isdigit() and value[:2] in PROVINCE_CODES:
-        return value
-    return None
-
-
 def _code(value: str | None, codes: set[str] | frozenset[str]) -> str | None:
     return value if value in codes else None
-
-
-def iso_day(value: date | None) -> str | None:
-    return None if value is None else value.isoformat()

@@ -31,7 +31,7 @@ HOUSEHOLD_NUMBER, HOUSEHOLD_RELATION, HOUSEHOLD_ADDRESS = (
     "household_relation",
     "household_address",
 )
-UNIT_ID, UNIT_NAME = "unit_id", "unit_name"
+UNIT_NAME = "unit_name"
 EMPLOYMENT_STATUS = "employment_status"  # derived from facts (golden.py), never a claim
 
 # The registration items that are claims, each under the item's own name: what a collection's

@@ -64,7 +64,6 @@ COLUMNS: Final[dict[str, dict[str, str]]] = {
 }  # fmt: skip
 _FEEDBACK_NAMESPACE: Final = UUID("6f1d3a52-0c7e-4b8a-9d2f-5e4c3b2a1f07")
 PENDING, APPLIED, SUPERSEDED, REFUSED = "pending", "applied", "superseded", "refused"
-STATES: Final = (PENDING, APPLIED, SUPERSEDED, REFUSED)
 
 
 def feedback_id(collection_id: str, source_table: str, record_key: str) -> UUID:

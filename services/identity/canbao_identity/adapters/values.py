@@ -5,7 +5,7 @@ reported missing, the rest of the row is kept)."""
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any
 
 from canbao_contracts.debezium import decode_date
@@ -34,11 +34,11 @@ def compact_day(row: dict[str, Any], column: str) -> str | None:
 
 def region(row: dict[str, Any], column: str) -> str | None:
     """A GB/T 2260 code, or None where the value is not one (EnrolmentFact.region_code)."""
-    value = text(row, column)
+    return region_code(text(row, column))
+
+
+def region_code(value: str | None) -> str | None:
+    """`value` if it is a GB/T 2260 code (six digits, a known province), else None."""
     if value and len(value) == 6 and value.isdigit() and value[:2] in PROVINCE_CODES:
         return value
     return None
-
-
-def iso(value: date | None) -> str | None:
-    return None if value is None else value.isoformat()
