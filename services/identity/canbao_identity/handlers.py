@@ -18,11 +18,8 @@ from canbao_contracts.debezium import (
     parse_change_event,
 )
 from canbao_contracts.events import CollectionApproved
-from canbao_identity import records as r
-from canbao_identity.adapters import Adapter, adapter_for
-from canbao_identity.golden import COLLECTION
+from canbao_identity.adapters import Adapter, adapter_for, collection
 from canbao_identity.protection import Protector
-from canbao_identity.records import SourceRecord
 from canbao_identity.staging import StagedChange, add_staged, stage
 from canbao_identity.store import Store
 from canbao_identity.units import apply_unit_change, is_unit_feed
@@ -137,34 +134,16 @@ def collection_handler(protector: Protector) -> Handler:
 
 
 def collection_change(protector: Protector, event: CollectionApproved) -> StagedChange:
-    """An approved collection is a source record of its own (provenance "collection": channel,
-    handler, reviewer), first in precedence; its values close the gaps they fill."""
-    claims: dict[str, Any] = {r.DOCUMENT_TYPE: event.document_type.value}
-    for item, value in event.items.items():
-        if item in r.CLAIMED_ITEMS:
-            claims[r.CLAIMED_ITEMS[item]] = value
-    if birth := claims.get(r.BIRTH_DATE):
-        claims[r.BIRTH_DATE] = f"{birth[:4]}-{birth[4:6]}-{birth[6:8]}"
-    if event.region_code is not None:  # where a newcomer lives and registered
-        claims[r.REGION] = event.region_code
-    provenance = {
-        "channel": event.channel.value,
-        "handler": event.handler,
-        "handled_at": event.handled_at.isoformat(),
-        "reviewer": event.reviewer,
-        "reviewed_at": event.reviewed_at.isoformat(),
-        "first_reviewer": event.first_reviewer,
-        "collection_id": str(event.collection_id),
-    }
-    record = SourceRecord(COLLECTION, event.channel.value, claims=claims)
+    """An approved collection staged as the source record it is (adapters/collection.py)."""
+    record = collection.approved(event)
     return stage(
         protector,
-        f"{COLLECTION}.{event.channel.value}",
+        record.source_table,
         str(event.collection_id),
         int(event.reviewed_at.timestamp() * 1000),
         event.reviewed_at.isoformat(),
         record,
         forced_person_id=event.person_id,
-        provenance=provenance,
+        provenance=collection.provenance(event),
         changed_at=event.reviewed_at,
     )

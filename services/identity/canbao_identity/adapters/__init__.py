@@ -1,6 +1,7 @@
 """One adapter per source table (sources.md): a change event's row → a canonical SourceRecord.
 Adding a source is adding an adapter module and a line in ADAPTERS, nothing else. The units of
-si_core.ab01 are no person's records: units.py publishes them (adapter si_core.unit)."""
+si_core.ab01 are no person's records: units.py publishes them (adapter si_core.unit). An approved
+collection is not a change event but maps to a SourceRecord the same way (collection.py)."""
 
 from __future__ import annotations
 
