@@ -67,7 +67,7 @@ _SAVE_RECORDS = sa.text(
     # updated_at, which may be older than the streamed change we already applied.
     + ", changed_at = greatest(source_records.changed_at, excluded.changed_at)"
     + ", updated_at = now()"
-    # Only a newer change: resolution drops older ones (Registry.resolve), but a row another
+    # Only a newer change: resolution drops older ones (GoldenRecords.resolve), but a row another
     # resolver inserted meanwhile was not there to compare with (a dependent's deletion may be
     # resolved in another share than its versions, tables.staged_changes).
     + " WHERE source_records.position < excluded.position"
@@ -463,7 +463,7 @@ class Store:
         )
 
     async def save_persons(self, values: list[dict[str, Any]]) -> None:
-        """Each rebuilt person's new state (Registry._rebuild_one's dicts): one statement."""
+        """Each rebuilt person's new state (GoldenRecords._rebuild_one's dicts): one statement."""
         if not values:
             return
         encoded = (
