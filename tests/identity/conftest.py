@@ -4,9 +4,10 @@ events built the way Debezium writes them (JSON converter, pgoutput: dates as da
 
 from __future__ import annotations
 
+import collections
 import itertools
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -22,6 +23,7 @@ from canbao_contracts.debezium import parse_change_event
 from canbao_contracts.events.base import Event
 from canbao_identity.adapters import adapter_for
 from canbao_identity.app import protector_from
+from canbao_identity.builder import GoldenRecordBuilder
 from canbao_identity.golden_records import GoldenRecords, golden_records_work
 from canbao_identity.handlers import staged_change
 from canbao_identity.protection import Protector
@@ -200,3 +202,10 @@ async def identity_db(migrated_database: MigratedDatabase) -> AsyncIterator[Data
 @pytest.fixture
 def harness(identity_db: Database) -> Harness:
     return Harness(identity_db)
+
+
+def transient_failures(replicas: Sequence[GoldenRecordBuilder]) -> int:
+    """The replicas' failures, all of them deadlocks (retried: the work stays staged/pending)."""
+    reasons = sum((r.failure_reasons for r in replicas), start=collections.Counter[str]())
+    assert all("40P01" in reason for reason in reasons), reasons
+    return sum(reasons.values())

@@ -6,7 +6,6 @@ the registry one builder builds from the changes in order."""
 from __future__ import annotations
 
 import asyncio
-import collections
 import json
 import random
 from collections.abc import Sequence
@@ -24,7 +23,7 @@ from canbao_identity.builder import GoldenRecordBuilder
 from canbao_identity.tables import persons, review_queue, source_records, staged_changes
 from canbao_platform.messaging import Backoff
 from canbao_platform.messaging.tables import outbox
-from tests.identity.conftest import Harness, Message, change, fresh_harness
+from tests.identity.conftest import Harness, Message, change, fresh_harness, transient_failures
 from tests.identity.test_ground_truth import live_facts
 
 NAMES = ("王伟", "李娜", "张敏", "刘洋", "陈静", "杨磊", "赵军", "黄丽")
@@ -113,13 +112,6 @@ async def until_done(replicas: Sequence[GoldenRecordBuilder]) -> None:
         quiet = quiet + 1 if backlog.staged == backlog.pending_persons == 0 else 0
     for replica in replicas:
         await replica.stop()
-
-
-def transient_failures(replicas: Sequence[GoldenRecordBuilder]) -> int:
-    """The replicas' failures, all of them deadlocks (retried: the work stays staged/pending)."""
-    reasons = sum((r.failure_reasons for r in replicas), start=collections.Counter[str]())
-    assert all("40P01" in reason for reason in reasons), reasons
-    return sum(reasons.values())
 
 
 async def published(harness: Harness) -> list[Event]:

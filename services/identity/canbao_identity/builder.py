@@ -91,6 +91,8 @@ class GoldenRecordBuilder(BackgroundLoop):
             "rebuilt": self.rebuilt,
             "failures": self.failures,
             "last_error": self.last_error,
+            # Value-free (class and SQLSTATE): replicas deadlocking now and then show as 40P01.
+            "failure_reasons": dict(self.failure_reasons),
             "staged": None if backlog is None else backlog.staged,
             "oldest_staged_age_s": None if backlog is None else backlog.oldest_staged_age_s,
             "pending_persons": None if backlog is None else backlog.pending_persons,

@@ -65,7 +65,7 @@ class GoldenRecords:
     # of work of its own, once this one has committed: a record queued by one builder replica's
     # resolution while another replica's rebuild gave a person that very key cannot see each
     # other's uncommitted rows, so neither would link them. Checked after each commit, the later
-    # of the two sees both (found by the ground-truth test with three builders at once).
+    # of the two sees both.
     reviews_to_retry: set[str] = dataclasses.field(default_factory=set)
 
     async def resolve_pending(self, *, limit: int = 2000) -> int:
