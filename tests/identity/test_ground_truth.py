@@ -118,13 +118,14 @@ async def _with_builders(harness: Harness, messages: list[Message], count: int) 
         sampling.cancel()
         for replica in replicas:
             await replica.stop()
-    # Who resolves and rebuilds what, and how many at once, depends on the scheduling (a
-    # replica that wakes first after a staged batch of 500 takes it all): that the work was
-    # shared is asserted, how many resolved at once printed (test_parallel_resolution.py
-    # asserts that resolvers take distinct shares at once).
+    # Who resolves and rebuilds what, and how many at once, depends on the scheduling (on a
+    # loaded machine one replica may wake first after every staged batch and take it all): it
+    # is printed, not asserted (test_parallel_resolution.py asserts that resolvers take
+    # distinct shares at once); the outcome below is the same whoever did the work.
     print(f"{count} builders: resolutions under way per sample {sorted(resolving.items())}")
-    assert sum(1 for r in replicas if r.resolved) > 1, "the replicas shared the resolution"
-    assert sum(1 for r in replicas if r.rebuilt) > 1, "the replicas shared the rebuilds"
+    print(f"{count} builders: resolved {[r.resolved for r in replicas]}, rebuilt", end=" ")
+    print([r.rebuilt for r in replicas])
+    assert not any(r.set_aside for r in replicas), "nobody's data is refused"
     # A deadlock between replicas is transient: retried, the work stays staged or pending.
     print(f"{count} builders: {transient_failures(replicas)} deadlock(s) retried")
     async with harness.db.engine.connect() as connection:
