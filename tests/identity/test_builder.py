@@ -16,7 +16,7 @@ from canbao_identity.builder import GoldenRecordBuilder
 from canbao_identity.metrics import Backlog, identity_metrics
 from canbao_identity.protection import record_context
 from canbao_identity.set_aside import report
-from canbao_identity.store import Store
+from canbao_identity.store import Settling, Store
 from canbao_identity.tables import pending_persons, set_aside_persons, source_records
 from canbao_platform.messaging.tables import outbox
 from tests.conftest import Observed
@@ -63,6 +63,64 @@ async def test_a_person_arriving_in_three_batches_is_rebuilt_once_per_pass(
         )
     assert announced == 1
     assert await running.drain_once() == 0
+
+
+async def test_persons_read_by_a_snapshot_settle_until_it_goes_quiet(
+    harness: Harness, observed: Observed
+) -> None:
+    """A snapshot reads table after table, so a person read from one has more rows on the way:
+    they wait (settling) while reads still come in, and are rebuilt once the snapshot has been
+    quiet for `quiet_s` — or has kept them waiting `max_wait_s`. A change streamed from a
+    source's log is rebuilt at once, and makes a settling person due with it."""
+    reader = {"aac001": "P1", "aac002": NUMBER, "aac003": "王伟", "aac006": "19800101"}
+    other = "110101198001010029"
+    streamed = {"aac001": "P2", "aac002": other, "aac003": "李娜", "aac006": "19800101"}
+    await harness.apply([change("si_core.ac01", reader, op="r")], drain=False)
+    await harness.apply([change("si_core.ac01", streamed, op="c")], drain=False)
+    snapshot_streams = Settling(quiet_s=3600, max_wait_s=3600)
+    running = GoldenRecordBuilder(
+        harness.db, PROTECTOR, service="identity", settling=snapshot_streams
+    )
+    n = await running.drain_once()
+    assert n == 2 + 1  # both resolved; only the streamed one rebuilt
+    backlog = await running.measure_backlog()
+    assert (backlog.pending_persons, backlog.settling_persons) == (1, 1)
+    assert running.health()["settling_persons"] == 1
+    identity_metrics().watch(running)
+    assert _gauge(observed.metrics, "canbao.identity.settling_persons", running.name) == 1
+    assert await running.drain_once() == 0  # still settling
+
+    overdue = Settling(quiet_s=3600, max_wait_s=0)
+    waited = GoldenRecordBuilder(harness.db, PROTECTOR, service="identity", settling=overdue)
+    assert await waited.drain_once() == 1
+
+    await harness.apply([change("hukou.person", _hukou(), op="r")], drain=False)
+    assert await running.drain_once() == 1  # the read resolved; its person settles again
+    assert (await running.measure_backlog()).settling_persons == 1
+    await harness.apply([change("si_core.ac01", reader | {"aac003": "王伟"}, op="u")], drain=False)
+    assert await running.drain_once() == 1 + 1  # a streamed change: due with its person
+    assert (await running.measure_backlog()).pending_persons == 0
+
+    await harness.apply([change("card.card_holder", _card(), op="r")], drain=False)
+    quiet = GoldenRecordBuilder(
+        harness.db, PROTECTOR, service="identity", settling=Settling(quiet_s=0, max_wait_s=3600)
+    )
+    assert await quiet.drain_once() == 1 + 1  # nothing read since: the snapshot is over
+
+
+def _hukou() -> dict[str, object]:
+    return {
+        "sfzh": NUMBER,
+        "xm": "王伟",
+        "xb": "1",
+        "csrq": date(1980, 1, 1),
+        "hjdz_xzqh": "110101",
+        "ryzt": "0",
+    }
+
+
+def _card() -> dict[str, object]:
+    return {"aaz500": "C1", "aac002": NUMBER, "aac003": "王伟", "aae005": "13800138000"}
 
 
 async def test_the_backlog_is_reported_in_health_and_as_metrics(

@@ -16,6 +16,7 @@ from canbao_identity.partner_routes import router as partner_router
 from canbao_identity.protection import Protector
 from canbao_identity.routes import router
 from canbao_identity.settings import IdentitySettings, Role
+from canbao_identity.store import Settling
 from canbao_identity.writeback import reply_handler
 from canbao_identity.writeback_routes import router as writeback_router
 from canbao_platform.messaging import ConsumerRunner, OutboxRelay, Producer, RunnerConfig
@@ -84,7 +85,11 @@ def components(
     if Role.BUILD in settings.role_set:
         parts.append(
             GoldenRecordBuilder(
-                resources.database, protector, service=SERVICE_NAME, idle_interval_s=builder_idle_s
+                resources.database,
+                protector,
+                service=SERVICE_NAME,
+                idle_interval_s=builder_idle_s,
+                settling=Settling(settings.snapshot_quiet_s, settings.snapshot_max_wait_s),
             )
         )
     parts.append(OutboxRelay(resources.database, producer, name=f"{SERVICE_NAME}.outbox"))

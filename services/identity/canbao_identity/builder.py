@@ -4,8 +4,11 @@ pending persons (golden_records.py) in units of work of its own, publishing thro
 A pass resolves every staged change first (a unit of work per `resolve_batch`), then rebuilds
 every pending person (a unit of work per `batch_size`): a person's rows arrive on several topics,
 often far apart in a burst (a snapshot goes table by table), and rebuilding after each batch of
-changes rebuilt and republished everyone several times. Each half of a pass stops early after
-`pass_budget_s`, so a backlog that keeps growing cannot starve the rebuilds (nor the reverse).
+changes rebuilt and republished everyone several times. Persons reached only by a snapshot's
+reads are left to settle while it streams in (`settling`, tables.pending_persons), so a first
+load rebuilds each person about once; a streamed change is rebuilt at the next pass. Each half
+of a pass stops early after `pass_budget_s`, so a backlog that keeps growing cannot starve the
+rebuilds (nor the reverse).
 
 Several replicas may run it, and share both halves: each resolves the staged changes of shares
 no other replica holds (store.take_staged: a share's changes are resolved by one replica at a
@@ -33,7 +36,7 @@ from typing import Any
 from canbao_identity.golden_records import GoldenRecords, failure_reason, golden_records_work
 from canbao_identity.metrics import Backlog, identity_metrics
 from canbao_identity.protection import Protector
-from canbao_identity.store import Store
+from canbao_identity.store import Settling, Store
 from canbao_platform.background import BackgroundLoop
 from canbao_platform.db import Database
 from canbao_platform.messaging import Backoff
@@ -45,6 +48,7 @@ log = logging.getLogger(__name__)
 # while a province's snapshot goes through (78 ms a count at 10^6 people).
 BACKLOG_EVERY_S = 1.0
 BACKLOG_SHARE = 0.01
+SETTLING = Settling()  # the settings' defaults (IDENTITY_SNAPSHOT_QUIET_S, …_MAX_WAIT_S)
 
 
 class GoldenRecordBuilder(BackgroundLoop):
@@ -60,6 +64,7 @@ class GoldenRecordBuilder(BackgroundLoop):
         pass_budget_s: float = 5.0,
         idle_interval_s: float = 0.2,
         retry_backoff: Backoff | None = None,
+        settling: Settling | None = SETTLING,
     ) -> None:
         super().__init__()
         self.name = name
@@ -67,6 +72,7 @@ class GoldenRecordBuilder(BackgroundLoop):
         self._batch_size, self._idle_interval_s = batch_size, idle_interval_s
         self._resolve_batch, self._pass_budget_s = resolve_batch, pass_budget_s
         self._retry_backoff = retry_backoff or Backoff(0.2, 5.0)
+        self._settling = settling
         self.resolved = 0
         self.rebuilt = 0
         self.set_aside = 0  # by this builder since it started (the table holds everyone's)
@@ -96,6 +102,8 @@ class GoldenRecordBuilder(BackgroundLoop):
             "staged": None if backlog is None else backlog.staged,
             "oldest_staged_age_s": None if backlog is None else backlog.oldest_staged_age_s,
             "pending_persons": None if backlog is None else backlog.pending_persons,
+            # Of those, waiting for the rest of a snapshot (not stuck: see the module's doc).
+            "settling_persons": None if backlog is None else backlog.settling_persons,
             # Details, not a failure of readiness: the others are being built meanwhile.
             "set_aside_persons": None if backlog is None else backlog.set_aside_persons,
         }
@@ -152,7 +160,9 @@ class GoldenRecordBuilder(BackgroundLoop):
     async def _rebuild_some(self) -> tuple[int, int]:
         try:
             async with self._work() as golden_records:
-                rebuilt = await golden_records.rebuild_pending(limit=self._batch_size)
+                rebuilt = await golden_records.rebuild_pending(
+                    limit=self._batch_size, settling=self._settling
+                )
         except Exception as error:
             if _transient(error):
                 raise
@@ -167,7 +177,7 @@ class GoldenRecordBuilder(BackgroundLoop):
         """The pending persons rebuilt one savepoint each; whoever fails is set aside."""
         async with self._work() as golden_records:
             taken, set_aside = await golden_records.rebuild_pending_apart(
-                limit=self._batch_size, transient=_transient
+                limit=self._batch_size, transient=_transient, settling=self._settling
             )
         if set_aside:
             log.error("%s: %d person(s) set aside after a failed rebuild", self.name, set_aside)

@@ -45,7 +45,7 @@ from canbao_identity.resolution import (
     decide,
 )
 from canbao_identity.staging import StagedChange
-from canbao_identity.store import Store
+from canbao_identity.store import Settling, Store
 from canbao_identity.writeback import WriteBacks
 from canbao_platform.db import Database
 from canbao_platform.messaging import savepoint, unit_of_work
@@ -76,9 +76,10 @@ class GoldenRecords:
 
     async def resolve(self, changes: Sequence[StagedChange]) -> None:
         """Resolve staged changes (in staging order) to persons, save them as the records'
-        current state, and mark every person they touch as pending. A change older than the
-        one already applied to its record is dropped: that is what makes redelivered and
-        reordered events harmless."""
+        current state, and mark every person they touch as pending — settling where only a
+        snapshot's reads touched them (tables.pending_persons). A change older than the one
+        already applied to its record is dropped: that is what makes redelivered and reordered
+        events harmless."""
         latest: dict[tuple[str, str], StagedChange] = {}
         for change in changes:
             if change.key not in latest or change.position > latest[change.key].position:
@@ -98,6 +99,8 @@ class GoldenRecords:
             for k, row in existing.items()
             if row.person_id is not None and k in fresh_keys
         }
+        streamed = {c.key for c in fresh if not c.snapshot_read}
+        due = {row.person_id for k, row in existing.items() if k in streamed} & touched
         owners = await self._owners(fresh)
         demographic = await self.store.demographic_matches_many(
             {c.demographic_index for c in fresh if c.demographic_index and not c.deleted}
@@ -121,6 +124,8 @@ class GoldenRecords:
                 linked_refs[_ref(change)] = resolution.person_id if linked else None
             if resolution.person_id is not None:
                 touched.add(resolution.person_id)
+                if change.key in streamed:
+                    due.add(resolution.person_id)
             rows.append(_row(change, resolution, before))
             if resolution.kind is LinkKind.REVIEW:
                 opened.append((change, resolution.review_reason or ""))
@@ -135,8 +140,16 @@ class GoldenRecords:
             await self.store.open_review(*change.key, reason, change.demographic_index)
             if change.demographic_index:
                 self.reviews_to_retry.add(change.demographic_index)
-        touched |= await self.store.relink_dependents_many(linked_refs)
-        await self.store.mark_pending(touched)
+        # The rows naming an ac01 follow it: due with a streamed change of it, else settling.
+        streamed_refs = {_ref(c) for c in fresh if c.key in streamed}
+        for refs, streaming in ((streamed_refs, True), (linked_refs.keys() - streamed_refs, False)):
+            relinked = await self.store.relink_dependents_many(
+                {r: linked_refs[r] for r in refs if r in linked_refs}
+            )
+            touched |= relinked
+            if streaming:
+                due |= relinked
+        await self.store.mark_pending(due, settling=touched)
 
     async def _owners(self, changes: list[StagedChange]) -> dict[tuple[str, str], UUID]:
         """The person holding each valid document number of the batch; a new person for a
@@ -202,10 +215,11 @@ class GoldenRecords:
             else None,
         )
 
-    async def rebuild_pending(self, *, limit: int = 500) -> int:
-        """Rebuild up to `limit` pending persons (skipping those another builder holds); how
-        many were rebuilt."""
-        person_ids = await self.store.take_pending(limit)
+    async def rebuild_pending(self, *, limit: int = 500, settling: Settling | None = None) -> int:
+        """Rebuild up to `limit` pending persons (skipping those another builder holds, and
+        with `settling` those waiting for the rest of a snapshot: Store.take_pending); how many
+        were rebuilt."""
+        person_ids = await self.store.take_pending(limit, settling)
         await self.rebuild(person_ids)
         return len(person_ids)
 
@@ -248,12 +262,16 @@ class GoldenRecords:
         self.reviews_to_retry |= new_demographics
 
     async def rebuild_pending_apart(
-        self, *, limit: int, transient: Callable[[BaseException], bool]
+        self,
+        *,
+        limit: int,
+        transient: Callable[[BaseException], bool],
+        settling: Settling | None = None,
     ) -> tuple[int, int]:
         """As `rebuild_pending`, each person in a savepoint of their own: one whose rebuild fails
         for a reason that is not `transient` is set aside with it (value-free: the error's class
         and SQLSTATE) instead of failing everyone taken with them. (taken, set aside)."""
-        person_ids = await self.store.take_pending(limit)
+        person_ids = await self.store.take_pending(limit, settling)
         set_aside = 0
         for person_id in sorted(person_ids, key=str):
             person = await savepoint(self.store.session)

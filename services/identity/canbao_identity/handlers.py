@@ -82,6 +82,7 @@ def staged_change(
         observed_at,
         record,
         changed_at=changed_at(event, streamed=position.streamed),
+        snapshot_read=not position.streamed,
     )
 
 

@@ -1,5 +1,6 @@
 """Identity's OpenTelemetry instruments: the golden-record builder's backlog (changes staged
-but not yet resolved, the age of the oldest, persons waiting for a rebuild, persons set aside),
+but not yet resolved, the age of the oldest, persons waiting for a rebuild and of those the ones
+settling after a snapshot's reads, persons set aside),
 observable gauges read from the live builders at each collection — as the messaging runtime
 reports consumer lag (canbao_platform.messaging.metrics). Consumer lag says the consumers keep
 up; this says the builder behind them does.
@@ -26,6 +27,7 @@ class Backlog:
     oldest_staged_age_s: float  # 0 when nothing is staged
     pending_persons: int  # persons whose records changed, not yet rebuilt
     set_aside_persons: int  # persons whose rebuild failed for a reason that is not transient
+    settling_persons: int  # of the pending: waiting for the rest of a snapshot
 
 
 class BacklogSource(Protocol):
@@ -56,6 +58,12 @@ class IdentityMetrics:
                 "{person}",
                 "Persons whose records changed, golden record not yet rebuilt",
                 lambda b: b.pending_persons,
+            ),
+            (
+                "canbao.identity.settling_persons",
+                "{person}",
+                "Of the pending persons, those a snapshot read, waiting for the rest of it",
+                lambda b: b.settling_persons,
             ),
             (
                 "canbao.identity.set_aside_persons",

@@ -52,6 +52,9 @@ class StagedChange:
     # When the source last changed the record, as far as we know (handlers.staged_change): what
     # precedence compares with a collection's approval (golden.py).
     changed_at: datetime | None = None
+    # A snapshot's read of the row, not a change streamed from the source's log: the persons it
+    # reaches settle before they are rebuilt (tables.pending_persons).
+    snapshot_read: bool = False
     id: int | None = None
 
     @property
@@ -98,6 +101,7 @@ def stage(
     forced_person_id: UUID | None = None,
     provenance: dict[str, Any] | None = None,
     changed_at: datetime | None = None,
+    snapshot_read: bool = False,
 ) -> StagedChange:
     """The change (None: the row was deleted), identified and encrypted."""
     change = StagedChange(
@@ -109,6 +113,7 @@ def stage(
         provenance=bulk.to_json(provenance or {}),
         forced_person_id=forced_person_id,
         changed_at=changed_at,
+        snapshot_read=snapshot_read,
     )
     if record is None:
         return change

@@ -32,6 +32,18 @@ from canbao_identity.tables import (
 )
 
 LINKED = (LinkKind.EXACT.value, LinkKind.CANDIDATE.value, LinkKind.REFERENCE.value)
+
+
+@dataclass(frozen=True)
+class Settling:
+    """How persons reached only by a snapshot's reads wait for the rest of it
+    (tables.pending_persons): until no read has been staged or has marked anyone for `quiet_s`,
+    or for `max_wait_s` at most (how far behind the registry may fall during a first load)."""
+
+    quiet_s: float = 2.0
+    max_wait_s: float = 1800.0
+
+
 # Resolution's advisory locks (transaction-scoped; take_staged, hold_resolution). The resolver's
 # key: held shared by every resolution, exclusive by linking work. A share's: (class, share), held
 # by the one resolution taking that share's changes (tables.staged_changes).
@@ -83,9 +95,19 @@ _SAVE_CHANGES = sa.text(history.INSERT)
 # committed makes this wait until it has, and the row is then inserted afresh; a builder that
 # comes later skips the locked row until then. With DO NOTHING, a rebuild that read the person's
 # records before this commit consumed the mark and the new record was never built in.
+# A person marked again keeps their first mark (the order they are taken in); they settle only
+# while every mark came from a snapshot's reads (tables.pending_persons).
 _MARK_PENDING = sa.text(
-    "INSERT INTO pending_persons (person_id) SELECT unnest(CAST(:ids AS uuid[])) "
-    "ON CONFLICT (person_id) DO UPDATE SET marked_at = pending_persons.marked_at"
+    "INSERT INTO pending_persons (person_id, settling) "
+    "SELECT * FROM unnest(CAST(:ids AS uuid[]), CAST(:settling AS boolean[])) "
+    "ON CONFLICT (person_id) DO UPDATE SET last_marked_at = now(), "
+    "settling = pending_persons.settling AND excluded.settling"
+)
+# A snapshot is still coming in: a read is staged, or one marked a settling person lately.
+_SNAPSHOT_STREAMING = sa.text(
+    "SELECT EXISTS (SELECT 1 FROM staged_changes WHERE snapshot_read) OR coalesce("
+    "(SELECT max(last_marked_at) FROM pending_persons WHERE settling) "
+    "> now() - make_interval(secs => :quiet_s), false)"
 )
 # The numbers nobody holds yet, each with its new person (Store.claim_identities).
 _CLAIM = sa.text(
@@ -117,6 +139,7 @@ _BACKLOG = sa.text(
     "(SELECT extract(epoch FROM clock_timestamp() - staged_at) FROM staged_changes "
     " ORDER BY id LIMIT 1) AS oldest_age_s, "
     "(SELECT count(*) FROM pending_persons) AS pending, "
+    "(SELECT count(*) FROM pending_persons WHERE settling) AS settling, "
     "(SELECT count(*) FROM set_aside_persons) AS set_aside"
 )
 _SET_ASIDE = sa.text(
@@ -390,16 +413,48 @@ class Store:
             found.setdefault(row.person_id, []).append(self._linked(row))
         return found
 
-    async def mark_pending(self, person_ids: Iterable[UUID]) -> None:
-        ids = sorted(set(person_ids), key=str)
+    async def mark_pending(
+        self, person_ids: Iterable[UUID], *, settling: Iterable[UUID] = ()
+    ) -> None:
+        """`person_ids` due for a rebuild; `settling` reached only by a snapshot's reads
+        (tables.pending_persons): they wait for the rest of it, unless also marked due."""
+        due = set(person_ids)
+        marks = {person_id: False for person_id in due} | {
+            person_id: True for person_id in settling if person_id not in due
+        }
+        ids = sorted(marks, key=str)
         if ids:
-            await (await self._connection()).execute(_MARK_PENDING, {"ids": ids})
+            await (await self._connection()).execute(
+                _MARK_PENDING, {"ids": ids, "settling": [marks[i] for i in ids]}
+            )
 
-    async def take_pending(self, limit: int) -> list[UUID]:
-        """Up to `limit` pending persons, removed from the list (in this transaction: a rollback
-        puts them back); rows another builder holds are skipped."""
+    async def take_pending(self, limit: int, settling: Settling | None = None) -> list[UUID]:
+        """Up to `limit` pending persons, oldest mark first, removed from the list (in this
+        transaction: a rollback puts them back); rows another builder holds are skipped. With
+        `settling`, persons still settling are left while a snapshot streams in, unless they
+        have waited `settling.max_wait_s`."""
+        streaming = settling is not None and bool(
+            await (await self._connection()).scalar(
+                _SNAPSHOT_STREAMING, {"quiet_s": settling.quiet_s}
+            )
+        )
+        if not streaming:
+            return await self._take_pending(limit, sa.true())
+        assert settling is not None
+        due = await self._take_pending(limit, pending_persons.c.settling.is_(False))
+        if len(due) == limit:
+            return due
+        overdue = sa.text("marked_at < now() - make_interval(secs => :max_wait_s)")
+        return due + await self._take_pending(
+            limit - len(due), overdue.bindparams(max_wait_s=settling.max_wait_s)
+        )
+
+    async def _take_pending(
+        self, limit: int, condition: sa.ColumnElement[bool] | sa.TextClause
+    ) -> list[UUID]:
         held = (
             sa.select(pending_persons.c.person_id)
+            .where(condition)
             .order_by(pending_persons.c.marked_at)
             .limit(limit)
             .with_for_update(skip_locked=True)
@@ -416,7 +471,9 @@ class Store:
         """What the builder has yet to do: staged changes (and the oldest one's age), pending
         persons."""
         row = (await (await self._connection()).execute(_BACKLOG)).one()
-        return Backlog(row.staged, float(row.oldest_age_s or 0.0), row.pending, row.set_aside)
+        return Backlog(
+            row.staged, float(row.oldest_age_s or 0.0), row.pending, row.set_aside, row.settling
+        )
 
     async def set_aside(self, person_id: UUID, reason: str) -> None:
         """The person's rebuild failed for `reason` (value-free): set aside, no longer pending."""

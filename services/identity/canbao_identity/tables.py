@@ -114,28 +114,45 @@ staged_changes = sa.Table(
     sa.Column("demographic_index", sa.String(64)),
     sa.Column("defects", JSONB, nullable=False),  # DefectCode values: value-free
     sa.Column("changed_at", sa.DateTime(timezone=True)),
+    # A snapshot's read of the row (op "r"), not a change streamed from the source's log: the
+    # persons it reaches settle (pending_persons) while more of the snapshot is on its way.
+    sa.Column("snapshot_read", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column(  # the builder's backlog: the age of the oldest change not yet resolved
         "staged_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
     ),
     sa.Column("share", sa.SmallInteger, sa.Computed(STAGED_SHARE, persisted=True), nullable=False),
     sa.Index("ix_staged_changes_share", "share", "id"),
+    # Whether a snapshot is still being resolved (Store.snapshot_streaming): found at once.
+    sa.Index("ix_staged_changes_snapshot_read", "id", postgresql_where=sa.text("snapshot_read")),
 )
 
 # Persons whose records changed since their golden record was last built: resolution marks them with
 # the records it links (GoldenRecords.resolve), as does a clerk's link
 # (GoldenRecords.link_reviewed); the golden-record builder drains them (builder.py), so a burst of
 # changes to one person (a snapshot: ~6 rows each) costs one rebuild, not one per row.
+#
+# A person reached only by a snapshot's reads is `settling`: a snapshot goes table by table, so
+# their other rows are still on the way, minutes apart at a province's scale. The builder leaves
+# settling persons until the snapshot has gone quiet — no read staged, none marked anyone for a
+# few seconds (`last_marked_at`) — or they have waited too long (Store.take_pending); a change
+# streamed from a source's log makes its person due at once.
 pending_persons = sa.Table(
     "pending_persons",
     metadata,
     sa.Column("person_id", UUID(as_uuid=True), primary_key=True),
-    sa.Column(  # taken oldest first (builder.py)
+    sa.Column(  # when first marked: taken oldest first (builder.py)
         "marked_at",
         sa.DateTime(timezone=True),
         nullable=False,
         server_default=sa.func.now(),
         index=True,
     ),
+    sa.Column("settling", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column(
+        "last_marked_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+    ),
+    sa.Index("ix_pending_persons_due", "marked_at", postgresql_where=sa.text("NOT settling")),
+    sa.Index("ix_pending_persons_settling", "last_marked_at", postgresql_where=sa.text("settling")),
 )
 
 review_queue = sa.Table(
