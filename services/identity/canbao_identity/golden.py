@@ -57,7 +57,6 @@ from canbao_identity.resolution import LinkKind
 if TYPE_CHECKING:
     from canbao_identity.protection import Protector
 
-COLLECTION: Final = SourceSystem.COLLECTION.value
 # A mobile number 1[3-9] + 9 digits, or a landline 0 + 2-3 digit area code + 7-8 digits
 # (our convention, shared with the simulators' ground truth).
 VALID_PHONE: Final = re.compile(r"1[3-9]\d{9}|0\d{2,3}-?\d{7,8}")
@@ -66,27 +65,34 @@ ADDRESS_PLACEHOLDERS: Final = frozenset({"不详", "无", "暂无", "-", "/"})
 # Public security's residence permits (hukou.resident_permit) right after its household register:
 # the same department checks the same documents.
 PERMIT: Final = "hukou.resident_permit"
-_IDENTITY: Final = (COLLECTION, "hukou.person", PERMIT, "si_core.ac01", "medical.insured")
+_IDENTITY: Final = (
+    SourceSystem.COLLECTION,
+    "hukou.person",
+    PERMIT,
+    "si_core.ac01",
+    "medical.insured",
+)
 _PRECEDENCE: Final[dict[str, tuple[str, ...]]] = {
     r.NAME: _IDENTITY,
     r.GENDER: _IDENTITY,
     r.BIRTH_DATE: _IDENTITY,
-    r.HOUSEHOLD_PLACE: (COLLECTION, "hukou.person", "si_core.ac01"),
-    r.HOUSEHOLD_REGION: (COLLECTION, "hukou.person", PERMIT),  # a permit: registered elsewhere
+    r.HOUSEHOLD_PLACE: (SourceSystem.COLLECTION, "hukou.person", "si_core.ac01"),
+    # A permit: registered elsewhere.
+    r.HOUSEHOLD_REGION: (SourceSystem.COLLECTION, "hukou.person", PERMIT),
     r.HOUSEHOLD_STATUS: ("hukou.person",),
     # The household as public security registers it, and nobody else: the survey visits it
     # (domain.md §2.3). A counter or a surveyor does not change a household register.
     r.HOUSEHOLD_NUMBER: ("hukou.person",),
     r.HOUSEHOLD_RELATION: ("hukou.person",),
     r.HOUSEHOLD_ADDRESS: ("hukou.person",),
-    r.PHONE: (COLLECTION, "si_core.ac01", "card.card_holder"),
-    r.RESIDENCE_ADDRESS: (COLLECTION, "si_core.ac01", PERMIT, "hukou.person"),
-    r.HOUSEHOLD_TYPE: (COLLECTION, "si_core.ac01", PERMIT),
-    r.PERSONAL_IDENTITY: (COLLECTION, "si_core.ac01"),
+    r.PHONE: (SourceSystem.COLLECTION, "si_core.ac01", "card.card_holder"),
+    r.RESIDENCE_ADDRESS: (SourceSystem.COLLECTION, "si_core.ac01", PERMIT, "hukou.person"),
+    r.HOUSEHOLD_TYPE: (SourceSystem.COLLECTION, "si_core.ac01", PERMIT),
+    r.PERSONAL_IDENTITY: (SourceSystem.COLLECTION, "si_core.ac01"),
     # Where insured, else where a residence permit says they live, else (a newcomer) where they
     # registered at a counter. The household region counts instead for the locally registered
     # (publication.py).
-    r.REGION: ("si_core.ac01", "medical.insured", PERMIT, COLLECTION),
+    r.REGION: ("si_core.ac01", "medical.insured", PERMIT, SourceSystem.COLLECTION),
     r.DEATH_DATE: ("civil.cremation", "hukou.person"),
 }
 # The required items (RegistrationItem.required: domain.md §4's Y column and the phone) that a
@@ -207,7 +213,7 @@ def golden_record(records: Sequence[LinkedRecord]) -> Golden:
     collected = {
         k
         for x in mine
-        if x.system == COLLECTION
+        if x.system == SourceSystem.COLLECTION
         for k, v in x.claims.items()
         if v and k not in changed_since
     }
@@ -299,12 +305,13 @@ def _pick(records: Sequence[LinkedRecord], name: str) -> dict[str, Any] | None:
     if not ranked:
         return None
     ranked.sort(key=lambda v: v[:5])
-    collections = [v[-1] for v in ranked if v[-1].system == COLLECTION]
-    if not collections or order[0] != COLLECTION:  # the region: a collection only as a fallback
+    collections = [v[-1] for v in ranked if v[-1].system == SourceSystem.COLLECTION]
+    # The region: a collection only as a fallback.
+    if not collections or order[0] != SourceSystem.COLLECTION:
         best = ranked[0][-1]
         return _provenance(best, best.claims[name])
     collection = max(collections, key=lambda x: (x.position, x.record_key))  # the newest
-    sources = [v[-1] for v in ranked if v[-1].system != COLLECTION]
+    sources = [v[-1] for v in ranked if v[-1].system != SourceSystem.COLLECTION]
     stands = {(x.source_table, x.record_key): standing(collection, x, name) for x in sources}
     for wanted in (Standing.CHANGED_SINCE, Standing.AGREES):
         # The best ranked record of the kind (ranked is in precedence order).

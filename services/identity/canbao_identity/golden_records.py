@@ -27,10 +27,11 @@ from datetime import UTC, date, datetime
 from typing import Any
 from uuid import UUID, uuid4
 
+from canbao_contracts.codes import SourceSystem
 from canbao_contracts.events import PersonsMerged
 from canbao_contracts.events.base import Event
 from canbao_identity import records as r
-from canbao_identity.golden import COLLECTION, GoldenDocument, LinkedRecord, golden_record
+from canbao_identity.golden import GoldenDocument, LinkedRecord, golden_record
 from canbao_identity.history import merge_changes, value_changes
 from canbao_identity.protection import Protector
 from canbao_identity.publication import current_facts, fact_events, person_event, public_state
@@ -251,7 +252,7 @@ class GoldenRecords:
         collected = {
             p: records[p]
             for p in ids
-            if p in persons and any(x.system == COLLECTION for x in records.get(p, ()))
+            if p in persons and any(x.system == SourceSystem.COLLECTION for x in records.get(p, ()))
         }
         if collected:
             counts = await WriteBacks(self.store.session).settle(

@@ -21,9 +21,10 @@ from enum import StrEnum
 from typing import Any, Final
 from uuid import UUID, uuid4
 
+from canbao_contracts.codes import SourceSystem
 from canbao_identity import bulk
 from canbao_identity import records as r
-from canbao_identity.golden import COLLECTION, GoldenDocument
+from canbao_identity.golden import GoldenDocument
 from canbao_identity.protection import Protector, change_context
 from canbao_identity.tables import person_changes
 
@@ -113,7 +114,11 @@ def _row(
         "record_key": entry.get("record_key"),
         "observed_at": entry.get("observed_at"),
         "channel": collection.get("channel")
-        or (source.split(".", 1)[1] if source and source.startswith(f"{COLLECTION}.") else None),
+        or (
+            source.split(".", 1)[1]
+            if source and source.startswith(f"{SourceSystem.COLLECTION.value}.")
+            else None
+        ),
         "collection_id": _uuid(collection.get("collection_id")),
         "handler": collection.get("handler"),
         "reviewer": collection.get("reviewer"),

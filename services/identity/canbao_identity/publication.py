@@ -13,7 +13,7 @@ from uuid import UUID
 
 from pydantic import TypeAdapter
 
-from canbao_contracts.codes import HouseholdType, PersonalIdentity
+from canbao_contracts.codes import HouseholdType, PersonalIdentity, SourceSystem
 from canbao_contracts.events import (
     FactAsserted,
     FactSource,
@@ -27,7 +27,7 @@ from canbao_contracts.events.facts import Fact
 from canbao_contracts.id_numbers import mask_name
 from canbao_identity import records as r
 from canbao_identity.adapters.values import region_code
-from canbao_identity.golden import COLLECTION, Golden
+from canbao_identity.golden import Golden
 
 _HOUSEHOLD_TYPES: Final = {c.value for c in HouseholdType}
 _IDENTITIES: Final = {c.value for c in PersonalIdentity}
@@ -63,7 +63,9 @@ def public_state(golden: Golden) -> dict[str, Any]:
         ],
         "identity_conflict": golden.identity_conflict,
         # A newcomer a counter registered, someone a survey found: matching's long-term residents.
-        "registered_by_collection": any(x.system == COLLECTION for x in golden.contributing),
+        "registered_by_collection": any(
+            x.system == SourceSystem.COLLECTION for x in golden.contributing
+        ),
     }
 
 

@@ -34,7 +34,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from canbao_contracts.codes import RegistrationItem
+from canbao_contracts.codes import RegistrationItem, SourceSystem
 from canbao_contracts.events import (
     CollectionApproved,
     FeedbackChange,
@@ -45,7 +45,7 @@ from canbao_contracts.events import (
 from canbao_contracts.events.base import Event
 from canbao_contracts.events.vocabulary import Channel
 from canbao_identity import records as r
-from canbao_identity.golden import COLLECTION, LinkedRecord, Standing, standing
+from canbao_identity.golden import LinkedRecord, Standing, standing
 from canbao_identity.resolution import LinkKind
 from canbao_identity.tables import writebacks
 from canbao_platform.messaging import InboundMessage, PermanentError, UnitOfWork
@@ -92,7 +92,7 @@ def newest_collections(records: Sequence[LinkedRecord]) -> dict[str, LinkedRecor
     """Item → the person's newest collection claiming it (golden._pick's)."""
     newest: dict[str, LinkedRecord] = {}
     for x in records:
-        if x.system != COLLECTION:
+        if x.system != SourceSystem.COLLECTION:
             continue
         for name, value in x.claims.items():
             if name in _OWNED and value not in (None, ""):
@@ -232,7 +232,11 @@ def _next_state(row: Any, records: Sequence[LinkedRecord]) -> str | None:
     if row.state not in (PENDING, REFUSED):
         return None
     collection = next(
-        (x for x in records if x.system == COLLECTION and x.record_key == str(row.collection_id)),
+        (
+            x
+            for x in records
+            if x.system == SourceSystem.COLLECTION and x.record_key == str(row.collection_id)
+        ),
         None,
     )
     record = next(
