@@ -2,9 +2,10 @@
 clerk would tell them: which source answers for each item (the precedence table), the newest
 change within one source, what counts as a phone or an address, who "the" employer is, a name the
 household register disagrees with, another person behind the same number, and an approved
-collection against the business systems (rules a-c, domain.md §2.2 and §2.4). And the property
-that makes duplicated and out-of-order change events converge: the same records in any order give
-the same golden record. No database: the records are built here, as identity links them."""
+collection against the business systems, item by item, the newest collection speaking for the
+person (rules a-c, domain.md §2.2 and §2.4). And the property that makes duplicated and
+out-of-order change events converge: the same records in any order give the same golden record.
+No database: the records are built here, as identity links them."""
 
 from __future__ import annotations
 
@@ -288,6 +289,7 @@ def test_a_landline_with_or_without_a_hyphen_is_a_phone() -> None:
 def test_a_phone_typed_with_hyphens_is_the_same_phone() -> None:
     assert same_value(r.PHONE, "138-1234-5678", "13812345678")
     assert same_value(r.PHONE, "138 1234 5678", "13812345678")
+    assert same_value(r.PHONE, "0851-86812345", "085186812345")  # a landline's too
     assert not same_value(r.NAME, "王-伟", "王伟")  # only a phone's hyphens are ignored
 
 
@@ -434,6 +436,10 @@ def test_only_an_exact_link_can_be_another_person() -> None:
     assert not g.identity_conflict
 
 
+def test_a_number_typed_with_a_lower_case_x_is_the_same_number() -> None:
+    assert same_value(r.ID_NUMBER, "52010219900307401x", "52010219900307401X")
+
+
 def test_a_birth_date_disagreeing_with_the_number_is_a_gap() -> None:
     g = golden(register(birth_date="1990-03-08"))
     assert gaps(g) == [("birth_date", "hukou")]
@@ -491,6 +497,14 @@ def test_a_collection_beats_an_older_source_and_asks_the_business_systems_to_wri
     assert entry["awaiting_write_back"] == ["card.card_holder", "si_core.ac01"]
 
 
+def test_a_birth_date_collected_beats_an_older_medical_insurance_record() -> None:
+    # (c) on an identity item, and medical insurance is asked to write it back.
+    g = golden(medical(birth_date="1990-03-08"), counter(birth_date="1990-03-07"))
+    entry = g.values[r.BIRTH_DATE]
+    assert entry["source"] == "collection.counter"
+    assert entry["awaiting_write_back"] == ["medical.insured"]
+
+
 def test_the_household_register_is_never_asked_to_write_back() -> None:
     # (c) on a name: public security is no feedback system (topics.FEEDBACK_SYSTEMS).
     entry = golden(register(name="王卫"), counter(name="王伟伟")).values[r.NAME]
@@ -522,6 +536,23 @@ def test_a_source_that_caught_up_shows_the_source_again() -> None:
         insurance(changed_at=NEXT_WEEK, phone="138 1234 5678"), counter(phone="13812345678")
     ).values[r.PHONE]
     assert entry["source"] == "si_core.ac01" and "collection" not in entry
+    # A phone's hyphens too, beside a card record still behind: the value as the system holds it.
+    entry = golden(
+        insurance(changed_at=NEXT_WEEK, phone="138-1234-5678"),
+        card(phone="13900000002"),
+        counter(phone="13812345678"),
+    ).values[r.PHONE]
+    assert entry["source"] == "si_core.ac01" and entry["value"] == "138-1234-5678"
+    assert "collection" not in entry
+
+
+def test_a_source_that_agreed_before_the_collection_takes_over_too() -> None:
+    # (a) whatever its time: the card system had the phone before the clerk collected it.
+    entry = golden(card(phone="13812345678"), counter(phone="13812345678")).values[r.PHONE]
+    assert entry["source"] == "card.card_holder"
+    # The household register on a name, the same once spaces are ignored.
+    entry = golden(register(name="王 伟伟"), counter(name="王伟伟")).values[r.NAME]
+    assert entry["source"] == "hukou.person"
 
 
 def test_a_collection_loses_to_a_source_changed_after_it_was_approved() -> None:
@@ -531,10 +562,18 @@ def test_a_collection_loses_to_a_source_changed_after_it_was_approved() -> None:
         card(changed_at=NEXT_WEEK, phone="13700000009"),
         counter(phone="13812345678"),
     ).values[r.PHONE]
-    assert entry["source"] == "card.card_holder" and entry["changed_since_collection"] == "c-1"
+    assert entry["source"] == "card.card_holder" and entry["value"] == "13700000009"
+    assert entry["changed_since_collection"] == "c-1"
+
+
+def test_a_name_changed_in_the_household_register_after_the_collection_wins() -> None:
+    # (b) on an identity item: a later change in the register is later evidence.
+    g = golden(register(changed_at=NEXT_WEEK, name="王卫"), counter(name="王伟伟"))
+    assert g.value(r.NAME) == "王卫" and source_of(g, r.NAME) == "hukou.person"
 
 
 def test_a_change_in_the_second_of_the_approval_or_of_unknown_time_is_older() -> None:
+    # Unknown: a snapshot row without its updated_at (handlers.changed_at).
     for changed in (APPROVED, None):
         entry = golden(
             insurance(changed_at=changed, phone="13900000001"), counter(phone="13812345678")
@@ -590,6 +629,33 @@ def test_standing_of_a_source_against_the_collection_item_by_item() -> None:
     assert standing(collection, malformed, r.PHONE) is Standing.CHANGED_SINCE
     assert standing(collection, insurance(), r.PHONE) is None  # the source has no phone
     assert standing(counter(), insurance(phone="13700000009"), r.PHONE) is None  # nor collected
+
+
+# -- several collections, several items ------------------------------------------------------
+
+
+def test_the_newest_collection_speaks_for_the_person() -> None:
+    older = counter(APPROVED - timedelta(days=30), "c-0", phone="13600000000")
+    g = golden(insurance(phone="13900000001"), older, counter(phone="13812345678"))
+    assert g.values[r.PHONE]["record_key"] == "c-1" and g.value(r.PHONE) == "13812345678"
+
+
+def test_each_item_is_settled_on_its_own() -> None:
+    collected = counter(phone="13812345678", residence_address="贵阳市南明区花果园2号")
+    g = golden(
+        insurance(
+            changed_at=NEXT_WEEK, phone="13700000009", residence_address="贵阳市云岩区中华北路1号"
+        ),
+        collected,
+    )
+    # The row changed after the approval (its phone did): both its items are newer.
+    assert source_of(g, r.PHONE) == "si_core.ac01"
+    assert source_of(g, r.RESIDENCE_ADDRESS) == "si_core.ac01"
+    g = golden(
+        insurance(phone="13812345678", residence_address="贵阳市云岩区中华北路1号"), collected
+    )
+    assert source_of(g, r.PHONE) == "si_core.ac01"  # (a)
+    assert source_of(g, r.RESIDENCE_ADDRESS) == "collection.counter"  # (c)
 
 
 # -- the same records in any order -----------------------------------------------------------
