@@ -12,14 +12,17 @@ from collections.abc import Sequence
 from datetime import date, timedelta
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from canbao_contracts.envelope import decode
 from canbao_contracts.events.base import Event
 from canbao_contracts.id_numbers import check_character
 from canbao_identity.builder import GoldenRecordBuilder
+from canbao_identity.store import ShareFloors
 from canbao_identity.tables import persons, review_queue, source_records, staged_changes
 from canbao_platform.messaging import Backoff
 from canbao_platform.messaging.tables import outbox
@@ -262,3 +265,46 @@ async def test_resolvers_take_distinct_shares_and_linking_work_waits_for_them(
         assert await connection.scalar(sa.select(sa.func.count()).select_from(persons)) == len(
             NAMES
         )
+
+
+async def test_a_change_committed_below_a_resolvers_floor_is_taken_at_its_next_full_look(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A resolver looks at each share above the last change it took there (store.ShareFloors);
+    a consumer whose transaction commits later than a newer one's leaves a change below that
+    floor: it is not lost, the next look from the beginning (every `full_every_s`) takes it."""
+    clock = [1000.0]
+    monkeypatch.setattr("canbao_identity.store.time.monotonic", lambda: clock[0])
+    floors = ShareFloors(full_every_s=5.0)
+    async with harness.db.engine.connect() as late:
+        await _stage_raw(late, "aac001=P1,aae140=110")  # staged first, not yet committed
+        async with harness.db.engine.begin() as early:
+            await _stage_raw(early, "aac001=P1,aae140=310")
+        async with harness.work() as golden_records:
+            taken = await golden_records.store.take_staged(10, floors)
+        assert [c.record_key for c in taken] == ["aac001=P1,aae140=310"]
+        await late.commit()
+    clock[0] += 1.0
+    async with harness.work() as golden_records:
+        assert await golden_records.store.take_staged(10, floors) == []  # below the floor
+    clock[0] += 5.0
+    async with harness.work() as golden_records:
+        taken = await golden_records.store.take_staged(10, floors)
+    assert [c.record_key for c in taken] == ["aac001=P1,aae140=110"]
+
+
+async def _stage_raw(connection: AsyncConnection, record_key: str) -> None:
+    """A deletion of an ac02 row naming ac01 P1 (so both land in one share), staged as a
+    consumer stages it, in `connection`'s transaction."""
+    await connection.execute(
+        sa.insert(staged_changes).values(
+            source_table="si_core.ac02",
+            record_key=record_key,
+            position=1,
+            deleted=True,
+            facts=[],
+            provenance={},
+            link_ref="si_core.ac01|aac001=P1",
+            defects=[],
+        )
+    )

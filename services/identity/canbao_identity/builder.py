@@ -36,7 +36,7 @@ from typing import Any
 from canbao_identity.golden_records import GoldenRecords, failure_reason, golden_records_work
 from canbao_identity.metrics import Backlog, identity_metrics
 from canbao_identity.protection import Protector
-from canbao_identity.store import Settling, Store
+from canbao_identity.store import Settling, ShareFloors, Store
 from canbao_platform.background import BackgroundLoop
 from canbao_platform.db import Database
 from canbao_platform.messaging import Backoff
@@ -73,6 +73,7 @@ class GoldenRecordBuilder(BackgroundLoop):
         self._resolve_batch, self._pass_budget_s = resolve_batch, pass_budget_s
         self._retry_backoff = retry_backoff or Backoff(0.2, 5.0)
         self._settling = settling
+        self._floors = ShareFloors()
         self.resolved = 0
         self.rebuilt = 0
         self.set_aside = 0  # by this builder since it started (the table holds everyone's)
@@ -153,7 +154,9 @@ class GoldenRecordBuilder(BackgroundLoop):
 
     async def _resolve_some(self) -> tuple[int, int]:
         async with self._work() as golden_records:
-            resolved = await golden_records.resolve_pending(limit=self._resolve_batch)
+            resolved = await golden_records.resolve_pending(
+                limit=self._resolve_batch, floors=self._floors
+            )
         self.resolved += resolved
         return resolved, self._resolve_batch
 

@@ -46,7 +46,7 @@ from canbao_identity.resolution import (
     decide,
 )
 from canbao_identity.staging import StagedChange
-from canbao_identity.store import Settling, Store
+from canbao_identity.store import Settling, ShareFloors, Store
 from canbao_identity.writeback import WriteBacks
 from canbao_platform.db import Database
 from canbao_platform.messaging import savepoint, unit_of_work
@@ -69,9 +69,10 @@ class GoldenRecords:
     # of the two sees both.
     reviews_to_retry: set[str] = dataclasses.field(default_factory=set)
 
-    async def resolve_pending(self, *, limit: int = 2000) -> int:
-        """Resolve up to `limit` staged changes, oldest first; how many were taken."""
-        changes = await self.store.take_staged(limit)
+    async def resolve_pending(self, *, limit: int = 2000, floors: ShareFloors | None = None) -> int:
+        """Resolve up to `limit` staged changes, oldest first (above `floors`: a builder's
+        own, Store.take_staged); how many were taken."""
+        changes = await self.store.take_staged(limit, floors)
         await self.resolve(changes)
         return len(changes)
 

@@ -3,6 +3,8 @@ numbers and demographic keys, persons. Never commits (the unit of work does)."""
 
 from __future__ import annotations
 
+import math
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -34,11 +36,37 @@ from canbao_identity.tables import (
 LINKED = (LinkKind.EXACT.value, LinkKind.CANDIDATE.value, LinkKind.REFERENCE.value)
 
 
+class ShareFloors:
+    """Per share, the id up to which one resolver took that share's staged changes: where its
+    next look for the share's oldest change starts. staged_changes is a queue — every row is
+    deleted soon after it is written — and until vacuum runs, the start of each share's range
+    in its index is a run of dead entries that a look from the beginning steps through (at
+    10^5 people: ~120 ms a look, a third of PostgreSQL's time in the pipeline benchmark).
+    A consumer's transaction may commit a change below a floor after the resolver passed it,
+    and a rolled-back resolution puts its changes back below it: every `full_every_s` a look
+    starts from the beginning again, so such a change waits that long at most."""
+
+    def __init__(self, *, full_every_s: float = 5.0) -> None:
+        self._floors = [0] * STAGED_SHARES
+        self._full_every_s = full_every_s
+        self._full_at = -math.inf
+
+    def current(self) -> list[int]:
+        """The floors for this look: all 0 when a look from the beginning is due."""
+        if time.monotonic() - self._full_at >= self._full_every_s:
+            self._full_at = time.monotonic()
+            return [0] * STAGED_SHARES
+        return list(self._floors)
+
+    def taken(self, share: int, up_to: int) -> None:
+        self._floors[share] = max(self._floors[share], up_to)
+
+
 @dataclass(frozen=True)
 class Settling:
     """How persons reached only by a snapshot's reads wait for the rest of it
-    (tables.pending_persons): until no read has been staged or has marked anyone for `quiet_s`,
-    or for `max_wait_s` at most (how far behind the registry may fall during a first load)."""
+    (tables.pending_persons): until no read has marked anyone for `quiet_s`, or for
+    `max_wait_s` at most (how far behind the registry may fall during a first load)."""
 
     quiet_s: float = 2.0
     max_wait_s: float = 1800.0
@@ -49,11 +77,13 @@ class Settling:
 # by the one resolution taking that share's changes (tables.staged_changes).
 _RESOLVER_LOCK = 0x6964656E74  # "ident" in ASCII
 SHARE_LOCK_CLASS = 0x69647368  # "idsh"
-# The shares with staged changes, oldest change first — if no linking work holds the resolver's
-# key (else none: this resolver finds nothing this time). One index probe per share.
+# The shares with staged changes above their floor (ShareFloors), oldest change first — if no
+# linking work holds the resolver's key (else none: this resolver finds nothing this time). One
+# index probe per share.
 _SHARES_TO_TAKE = sa.text(
     "SELECT CASE WHEN pg_try_advisory_xact_lock_shared(:key) THEN ARRAY("
-    " SELECT s FROM (SELECT s, (SELECT id FROM staged_changes WHERE share = s ORDER BY id LIMIT 1)"
+    " SELECT s FROM (SELECT s, (SELECT id FROM staged_changes WHERE share = s"
+    "  AND id > (CAST(:floors AS bigint[]))[s + 1] ORDER BY id LIMIT 1)"
     f" AS oldest FROM generate_series(0, {STAGED_SHARES - 1}) s) o"
     " WHERE oldest IS NOT NULL ORDER BY oldest) END"
 )
@@ -103,10 +133,11 @@ _MARK_PENDING = sa.text(
     "ON CONFLICT (person_id) DO UPDATE SET last_marked_at = now(), "
     "settling = pending_persons.settling AND excluded.settling"
 )
-# A snapshot is still coming in: a read is staged, or one marked a settling person lately.
+# A snapshot is still coming in: its reads marked a settling person lately. (Not "a read is
+# staged": a look into the staged queue steps through its dead entries, ShareFloors; the
+# builder resolves before it rebuilds, so reads still staged mark someone before it asks.)
 _SNAPSHOT_STREAMING = sa.text(
-    "SELECT EXISTS (SELECT 1 FROM staged_changes WHERE snapshot_read) OR coalesce("
-    "(SELECT max(last_marked_at) FROM pending_persons WHERE settling) "
+    "SELECT coalesce((SELECT max(last_marked_at) FROM pending_persons WHERE settling) "
     "> now() - make_interval(secs => :quiet_s), false)"
 )
 # The numbers nobody holds yet, each with its new person (Store.claim_identities).
@@ -329,29 +360,42 @@ class Store:
             sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _RESOLVER_LOCK}
         )
 
-    async def take_staged(self, limit: int) -> list[StagedChange]:
+    async def take_staged(
+        self, limit: int, floors: ShareFloors | None = None
+    ) -> list[StagedChange]:
         """Up to `limit` staged changes, removed (a rollback puts them back): the oldest of the
         shares (tables.staged_changes) this resolver could lock, oldest share first, one share
         after another until `limit` is reached. A share is resolved by one resolver at a time (a
         transaction-scoped advisory lock; the others take other shares), so a record's versions
         and the rows naming an ac01 are resolved in staging order by one; several resolve at
-        once. None while linking work holds the resolver's key (`hold_resolution`)."""
+        once. None while linking work holds the resolver's key (`hold_resolution`). A resolver
+        that runs again and again passes its `floors`: each share is looked at above it."""
         connection = await self._connection()
-        shares = await connection.scalar(_SHARES_TO_TAKE, {"key": _RESOLVER_LOCK})
+        current = floors.current() if floors is not None else [0] * STAGED_SHARES
+        shares = await connection.scalar(
+            _SHARES_TO_TAKE, {"key": _RESOLVER_LOCK, "floors": current}
+        )
         rows: list[Any] = []
         for share in shares or ():
-            rows += await self._take_share(share, limit - len(rows))
+            taken = await self._take_share(share, limit - len(rows), current[share])
+            if taken and floors is not None:
+                floors.taken(share, max(row.id for row in taken))
+            rows += taken
             if len(rows) >= limit:
                 break
         return [StagedChange(**row._mapping) for row in sorted(rows, key=lambda r: r.id)]
 
-    async def _take_share(self, share: int, limit: int) -> list[Any]:
-        """The share's oldest `limit` changes, removed, if this resolver gets its lock (once per
-        statement: an initplan); else none."""
+    async def _take_share(self, share: int, limit: int, floor: int) -> list[Any]:
+        """The share's oldest `limit` changes above `floor`, removed, if this resolver gets its
+        lock (once per statement: an initplan); else none."""
         locked = sa.select(sa.func.pg_try_advisory_xact_lock(SHARE_LOCK_CLASS, share))
         held = (
             sa.select(staged_changes.c.id)
-            .where(staged_changes.c.share == share, locked.scalar_subquery())
+            .where(
+                staged_changes.c.share == share,
+                staged_changes.c.id > floor,
+                locked.scalar_subquery(),
+            )
             .order_by(staged_changes.c.id)
             .limit(limit)
             .with_for_update(skip_locked=True)

@@ -122,8 +122,6 @@ staged_changes = sa.Table(
     ),
     sa.Column("share", sa.SmallInteger, sa.Computed(STAGED_SHARE, persisted=True), nullable=False),
     sa.Index("ix_staged_changes_share", "share", "id"),
-    # Whether a snapshot is still being resolved (Store.snapshot_streaming): found at once.
-    sa.Index("ix_staged_changes_snapshot_read", "id", postgresql_where=sa.text("snapshot_read")),
 )
 
 # Persons whose records changed since their golden record was last built: resolution marks them with
@@ -133,8 +131,8 @@ staged_changes = sa.Table(
 #
 # A person reached only by a snapshot's reads is `settling`: a snapshot goes table by table, so
 # their other rows are still on the way, minutes apart at a province's scale. The builder leaves
-# settling persons until the snapshot has gone quiet — no read staged, none marked anyone for a
-# few seconds (`last_marked_at`) — or they have waited too long (Store.take_pending); a change
+# settling persons until the snapshot has gone quiet — no read marked anyone for a few seconds
+# (`last_marked_at`) — or they have waited too long (Store.take_pending, Settling); a change
 # streamed from a source's log makes its person due at once.
 pending_persons = sa.Table(
     "pending_persons",

@@ -1,8 +1,7 @@
 """Persons reached only by a snapshot's reads settle before they are rebuilt (tables.py
 pending_persons): a staged change says whether it is a snapshot read, a pending person whether
-it is settling and when it was last marked. Partial indexes find the due persons, the last
-settling mark and any staged read without a scan. Existing rows are streamed changes and due
-persons, as they were.
+it is settling and when it was last marked. Partial indexes find the due persons and the last
+settling mark without a scan. Existing rows are streamed changes and due persons, as they were.
 
 Revision ID: identity_0012
 Revises: identity_0011
@@ -23,12 +22,6 @@ def upgrade() -> None:
     op.add_column(
         "staged_changes",
         sa.Column("snapshot_read", sa.Boolean, nullable=False, server_default=sa.false()),
-    )
-    op.create_index(
-        "ix_staged_changes_snapshot_read",
-        "staged_changes",
-        ["id"],
-        postgresql_where=sa.text("snapshot_read"),
     )
     op.add_column(
         "pending_persons",
@@ -62,5 +55,4 @@ def downgrade() -> None:
     op.drop_index("ix_pending_persons_due", "pending_persons")
     op.drop_column("pending_persons", "last_marked_at")
     op.drop_column("pending_persons", "settling")
-    op.drop_index("ix_staged_changes_snapshot_read", "staged_changes")
     op.drop_column("staged_changes", "snapshot_read")
