@@ -3,6 +3,7 @@ invisible or unstorable, over arbitrary unicode and on what a clerk or a source 
 
 from __future__ import annotations
 
+import re
 import unicodedata
 
 import pytest
@@ -55,6 +56,42 @@ def test_a_value_without_a_forbidden_character_is_stored_in_one_spelling(raw: st
 def test_a_forbidden_character_is_found_wherever_it_is(before: str, after: str) -> None:
     found = forbidden_character(f"{before}\x00{after}")
     assert found is not None and found.position <= len(before) + 1
+
+
+# Values as sources send them: mostly ASCII and common hanzi, now and then anything at all.
+SOURCE_LIKE = st.text(
+    st.characters(min_codepoint=0x20, max_codepoint=0x7E)
+    | st.characters(min_codepoint=0x3400, max_codepoint=0x9FFF)
+    | st.sampled_from(" \u3000\t\n\ufeff１Ａ\x00\ud800\uf900\ue000"),
+    max_size=30,
+)
+
+
+@given(SOURCE_LIKE | ANY_TEXT)
+@example(" 王伟 ")
+@example("   ")
+def test_a_plain_value_is_read_as_the_rules_read_it_character_by_character(raw: str) -> None:
+    """Values of printable ASCII and common hanzi take a short way through source_text and
+    forbidden_character: the answer is the one the rules give character by character."""
+    assert source_text(raw) == _source_text_by_the_rules(raw)
+    found = forbidden_character(raw)
+    assert (found and (found.position, found.code_point)) == _forbidden_by_the_rules(raw)
+
+
+def _source_text_by_the_rules(raw: str) -> str | None:
+    text = re.sub("[\t\n\v\f\r\x1c-\x1f\x85\u2028\u2029]+", " ", raw)
+    text = canonical("".join(c for c in text if unicodedata.category(c) != "Cf"))
+    return text if text and _forbidden_by_the_rules(text) is None else None
+
+
+def _forbidden_by_the_rules(value: str) -> tuple[int, str] | None:
+    for index, character in enumerate(value):
+        code = ord(character)
+        if unicodedata.category(character) in ("Cc", "Zl", "Zp", "Cf", "Cs") or (
+            0xFDD0 <= code <= 0xFDEF or code & 0xFFFE == 0xFFFE
+        ):
+            return index + 1, f"U+{code:04X}"
+    return None
 
 
 @pytest.mark.parametrize(
