@@ -23,6 +23,15 @@ from tests.conftest import Observed
 from tests.identity.conftest import PROTECTOR, Harness, change
 
 NUMBER = "110101198001010010"
+HUKOU = {
+    "sfzh": NUMBER,
+    "xm": "王伟",
+    "xb": "1",
+    "csrq": date(1980, 1, 1),
+    "hjdz_xzqh": "110101",
+    "ryzt": "0",
+}
+CARD = {"aaz500": "C1", "aac002": NUMBER, "aac003": "王伟", "aae005": "13800138000"}
 
 
 def builder(harness: Harness) -> GoldenRecordBuilder:
@@ -35,14 +44,6 @@ async def test_a_person_arriving_in_three_batches_is_rebuilt_once_per_pass(
     """A snapshot sends each source table in turn, so a person's rows arrive in separate
     consumed batches: one pass resolves them all (here two per unit of work), then builds the
     golden record once and announces the person once."""
-    hukou = {
-        "sfzh": NUMBER,
-        "xm": "王伟",
-        "xb": "1",
-        "csrq": date(1980, 1, 1),
-        "hjdz_xzqh": "110101",
-        "ryzt": "0",
-    }
     ac01 = {
         "aac001": "P1",
         "aac002": NUMBER,
@@ -51,8 +52,7 @@ async def test_a_person_arriving_in_three_batches_is_rebuilt_once_per_pass(
         "aac006": "19800101",
         "aab301": "110101",
     }
-    card = {"aaz500": "C1", "aac002": NUMBER, "aac003": "王伟", "aae005": "13800138000"}
-    for table, row in (("si_core.ac01", ac01), ("hukou.person", hukou), ("card.card_holder", card)):
+    for table, row in (("si_core.ac01", ac01), ("hukou.person", HUKOU), ("card.card_holder", CARD)):
         await harness.apply([change(table, row)], drain=False)
     running = builder(harness)
     assert await running.drain_once() == 3 + 1
@@ -94,33 +94,18 @@ async def test_persons_read_by_a_snapshot_settle_until_it_goes_quiet(
     waited = GoldenRecordBuilder(harness.db, PROTECTOR, service="identity", settling=overdue)
     assert await waited.drain_once() == 1
 
-    await harness.apply([change("hukou.person", _hukou(), op="r")], drain=False)
+    await harness.apply([change("hukou.person", HUKOU, op="r")], drain=False)
     assert await running.drain_once() == 1  # the read resolved; its person settles again
     assert (await running.measure_backlog()).settling_persons == 1
     await harness.apply([change("si_core.ac01", reader | {"aac003": "王伟"}, op="u")], drain=False)
     assert await running.drain_once() == 1 + 1  # a streamed change: due with its person
     assert (await running.measure_backlog()).pending_persons == 0
 
-    await harness.apply([change("card.card_holder", _card(), op="r")], drain=False)
+    await harness.apply([change("card.card_holder", CARD, op="r")], drain=False)
     quiet = GoldenRecordBuilder(
         harness.db, PROTECTOR, service="identity", settling=Settling(quiet_s=0, max_wait_s=3600)
     )
     assert await quiet.drain_once() == 1 + 1  # nothing read since: the snapshot is over
-
-
-def _hukou() -> dict[str, object]:
-    return {
-        "sfzh": NUMBER,
-        "xm": "王伟",
-        "xb": "1",
-        "csrq": date(1980, 1, 1),
-        "hjdz_xzqh": "110101",
-        "ryzt": "0",
-    }
-
-
-def _card() -> dict[str, object]:
-    return {"aaz500": "C1", "aac002": NUMBER, "aac003": "王伟", "aae005": "13800138000"}
 
 
 async def test_the_backlog_is_reported_in_health_and_as_metrics(
@@ -130,10 +115,9 @@ async def test_the_backlog_is_reported_in_health_and_as_metrics(
     rebuild: in /readyz's detail and as OpenTelemetry gauges, like the consumers' lag."""
     running = builder(harness)
     assert running.health()["staged"] is None  # not measured yet: unknown, not zero
-    card = {"aaz500": "C1", "aac002": NUMBER, "aac003": "王伟", "aae005": "13800138000"}
     ac01 = {"aac001": "P1", "aac002": NUMBER, "aac003": "王伟", "aac006": "19800101"}
     await harness.apply(
-        [change("card.card_holder", card), change("si_core.ac01", ac01)], drain=False
+        [change("card.card_holder", CARD), change("si_core.ac01", ac01)], drain=False
     )
     await asyncio.sleep(0.05)
     await running.measure_backlog()
