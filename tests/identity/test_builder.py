@@ -81,8 +81,7 @@ async def test_persons_read_by_a_snapshot_settle_until_it_goes_quiet(
     running = GoldenRecordBuilder(
         harness.db, PROTECTOR, service="identity", settling=snapshot_streams
     )
-    n = await running.drain_once()
-    assert n == 2 + 1  # both resolved; only the streamed one rebuilt
+    assert await running.drain_once() == 2 + 1  # both resolved; only the streamed one rebuilt
     backlog = await running.measure_backlog()
     assert (backlog.pending_persons, backlog.settling_persons) == (1, 1)
     assert running.health()["settling_persons"] == 1
@@ -97,7 +96,9 @@ async def test_persons_read_by_a_snapshot_settle_until_it_goes_quiet(
     await harness.apply([change("hukou.person", HUKOU, op="r")], drain=False)
     assert await running.drain_once() == 1  # the read resolved; its person settles again
     assert (await running.measure_backlog()).settling_persons == 1
-    await harness.apply([change("si_core.ac01", reader | {"aac003": "王伟"}, op="u")], drain=False)
+    await harness.apply(
+        [change("si_core.ac01", reader | {"aae005": "13900139000"}, op="u")], drain=False
+    )
     assert await running.drain_once() == 1 + 1  # a streamed change: due with its person
     assert (await running.measure_backlog()).pending_persons == 0
 
