@@ -40,11 +40,11 @@ class ShareFloors:
     """Per share, the id up to which one resolver took that share's staged changes: where its
     next look for the share's oldest change starts. staged_changes is a queue — every row is
     deleted soon after it is written — and until vacuum runs, the start of each share's range
-    in its index is a run of dead entries that a look from the beginning steps through (at
-    10^5 people: ~120 ms a look, a third of PostgreSQL's time in the pipeline benchmark).
-    A consumer's transaction may commit a change below a floor after the resolver passed it,
-    and a rolled-back resolution puts its changes back below it: every `full_every_s` a look
-    starts from the beginning again, so such a change waits that long at most."""
+    in its index is a run of dead entries that a look from the beginning steps through, longer
+    the faster changes come in. A consumer's transaction may commit a change below a floor
+    after the resolver passed it, and a rolled-back resolution puts its changes back below it:
+    every `full_every_s` a look starts from the beginning again, so such a change waits that
+    long at most."""
 
     def __init__(self, *, full_every_s: float = 5.0) -> None:
         self._floors = [0] * STAGED_SHARES
@@ -120,13 +120,13 @@ _SAVE_PERSONS = sa.text(
     + f", updated_at = now() FROM {bulk.rows(_PERSON_COLUMNS)} WHERE p.person_id = v.person_id"
 )
 _SAVE_CHANGES = sa.text(history.INSERT)
-# A person already pending is locked, not skipped (a no-op update, its place in the queue kept):
-# a builder that took the row to rebuild the person before this transaction's records were
-# committed makes this wait until it has, and the row is then inserted afresh; a builder that
-# comes later skips the locked row until then. With DO NOTHING, a rebuild that read the person's
-# records before this commit consumed the mark and the new record was never built in.
-# A person marked again keeps their first mark (the order they are taken in); they settle only
-# while every mark came from a snapshot's reads (tables.pending_persons).
+# A person already pending is locked, not skipped (an update that keeps their place in the
+# queue, `marked_at`): a builder that took the row to rebuild the person before this
+# transaction's records were committed makes this wait until it has, and the row is then inserted
+# afresh; a builder that comes later skips the locked row until then. With DO NOTHING, a rebuild
+# that read the person's records before this commit consumed the mark and the new record was never
+# built in. The update notes when they were last marked, and they keep settling only while every
+# mark came from a snapshot's reads (tables.pending_persons).
 _MARK_PENDING = sa.text(
     "INSERT INTO pending_persons (person_id, settling) "
     "SELECT * FROM unnest(CAST(:ids AS uuid[]), CAST(:settling AS boolean[])) "
