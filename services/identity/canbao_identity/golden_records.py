@@ -3,9 +3,11 @@
 0. staging (staging.py, in the consumer's batch): the change event, identified (blind indexes)
    and encrypted, is added to `staged_changes` — no round trip of its own;
 1. `GoldenRecords.resolve` (the builder): staged changes, hundreds per query, resolved to persons
-   and saved as their records' current state; the persons they touch are marked *pending*. Builder
-   replicas resolve at once, each in shares of the staged changes of its own (store.take_staged):
-   records of one new number resolved by two at once found one person (store.claim_identities);
+   and saved as their records' current state; the persons they touch are marked *pending* —
+   *settling* where only a snapshot's reads touched them, until the snapshot has gone quiet
+   (tables.pending_persons). Builder replicas resolve at once, each in shares of the staged
+   changes of its own (store.take_staged): records of one new number resolved by two at once
+   found one person (store.claim_identities);
 2. `GoldenRecords.rebuild` (the builder): each pending person's golden record, gaps and facts
    recomputed from all its current records, what changed since the last publication
    published through the outbox, and each changed value added to the person's change history
