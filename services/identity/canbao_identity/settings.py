@@ -43,7 +43,7 @@ class IdentitySettings(DataKeySettings, ServiceSettings):
     # Persons reached only by a snapshot's reads are rebuilt once it has been quiet this long, or
     # after waiting the most (builder.py, store.Settling): a province's first load may set the
     # latter to its expected duration, so each person is rebuilt about once.
-    snapshot_quiet_s: float = Field(2.0, ge=0)
+    snapshot_quiet_s: float = Field(5.0, ge=0)
     snapshot_max_wait_s: float = Field(1800.0, ge=0)
     # A write-back pending longer than this is the disagreement that lasts: listed as overdue
     # for the agency (writeback_routes.py).

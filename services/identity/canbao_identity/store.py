@@ -66,9 +66,11 @@ class ShareFloors:
 class Settling:
     """How persons reached only by a snapshot's reads wait for the rest of it
     (tables.pending_persons): until no read has marked anyone for `quiet_s`, or for
-    `max_wait_s` at most (how far behind the registry may fall during a first load)."""
+    `max_wait_s` at most (how far behind the registry may fall during a first load). `quiet_s`
+    spans the resolution of a large batch of reads with room to spare: a quiet shorter than one
+    resolution would let the builder build everyone read so far between two of them."""
 
-    quiet_s: float = 2.0
+    quiet_s: float = 5.0
     max_wait_s: float = 1800.0
 
 
@@ -127,10 +129,12 @@ _SAVE_CHANGES = sa.text(history.INSERT)
 # that read the person's records before this commit consumed the mark and the new record was never
 # built in. The update notes when they were last marked, and they keep settling only while every
 # mark came from a snapshot's reads (tables.pending_persons).
+# Marked at the statement's time, not the transaction's start (now()): a resolution of a large
+# batch may take seconds, and its marks must look as recent as they are.
 _MARK_PENDING = sa.text(
-    "INSERT INTO pending_persons (person_id, settling) "
-    "SELECT * FROM unnest(CAST(:ids AS uuid[]), CAST(:settling AS boolean[])) "
-    "ON CONFLICT (person_id) DO UPDATE SET last_marked_at = now(), "
+    "INSERT INTO pending_persons (person_id, settling, last_marked_at) "
+    "SELECT *, clock_timestamp() FROM unnest(CAST(:ids AS uuid[]), CAST(:settling AS boolean[])) "
+    "ON CONFLICT (person_id) DO UPDATE SET last_marked_at = excluded.last_marked_at, "
     "settling = pending_persons.settling AND excluded.settling"
 )
 # A snapshot is still coming in: its reads marked a settling person lately. (Not "a read is
