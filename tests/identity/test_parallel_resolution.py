@@ -293,6 +293,25 @@ async def test_a_change_committed_below_a_resolvers_floor_is_taken_at_its_next_f
     assert [c.record_key for c in taken] == ["aac001=P1,aae140=110"]
 
 
+def test_looks_from_the_beginning_take_at_most_a_tenth_of_the_time(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A look from the beginning walks the queue's dead entries: when one takes 2 s, the next
+    comes 20 s later, not after `full_every_s`."""
+    clock = [1000.0]
+    monkeypatch.setattr("canbao_identity.store.time.monotonic", lambda: clock[0])
+    floors = ShareFloors(full_every_s=5.0)
+    assert not any(floors.current())  # the first look starts from the beginning
+    clock[0] += 2.0
+    floors.looked()
+    floors.taken(3, 42)
+    clock[0] += 6.0
+    assert floors.current()[3] == 42
+    floors.looked()
+    clock[0] += 12.0
+    assert not any(floors.current())  # 20 s after the last full look began
+
+
 async def _stage_raw(connection: AsyncConnection, record_key: str) -> None:
     """A deletion of an ac02 row naming ac01 P1 (so both land in one share), staged as a
     consumer stages it, in `connection`'s transaction."""
