@@ -48,7 +48,7 @@ log = logging.getLogger(__name__)
 # while a province's snapshot goes through (78 ms a count at 10^6 people).
 BACKLOG_EVERY_S = 1.0
 BACKLOG_SHARE = 0.01
-SETTLING = Settling()  # the settings' defaults (IDENTITY_SNAPSHOT_QUIET_S, …_MAX_WAIT_S)
+SETTLING = Settling()  # the defaults of IDENTITY_SNAPSHOT_QUIET_S and …_MAX_WAIT_S
 
 
 class GoldenRecordBuilder(BackgroundLoop):

@@ -13,6 +13,7 @@ from typing import ClassVar, Final, Self
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
+from canbao_identity.store import Settling
 from canbao_platform.settings import LOCAL_POSTGRES, DataKeySettings, ServiceSettings
 
 # Public, in the repository: only good for data that is not real.
@@ -43,8 +44,8 @@ class IdentitySettings(DataKeySettings, ServiceSettings):
     # Persons reached only by a snapshot's reads are rebuilt once it has been quiet this long, or
     # after waiting the most (builder.py, store.Settling): a province's first load may set the
     # latter to its expected duration, so each person is rebuilt about once.
-    snapshot_quiet_s: float = Field(5.0, ge=0)
-    snapshot_max_wait_s: float = Field(1800.0, ge=0)
+    snapshot_quiet_s: float = Field(Settling.quiet_s, ge=0)
+    snapshot_max_wait_s: float = Field(Settling.max_wait_s, ge=0)
     # A write-back pending longer than this is the disagreement that lasts: listed as overdue
     # for the agency (writeback_routes.py).
     writeback_overdue_days: int = Field(30, ge=1)
