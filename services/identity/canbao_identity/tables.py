@@ -93,7 +93,8 @@ source_records = sa.Table(
 # replica, in staging order (a deletion names no row: an ac02's may fall in another share than
 # its versions, and the save keeps whichever is newer, store._SAVE_RECORDS). PostgreSQL computes
 # it as the row is staged (md5's first byte: stable, the same for every writer and builder);
-# changing the count is a migration of its own.
+# changing the count is a migration of its own. Like pending_persons, a queue: vacuumed by its own
+# settings (migration identity_0013).
 staged_changes = sa.Table(
     "staged_changes",
     metadata,
