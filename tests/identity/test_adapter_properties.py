@@ -4,7 +4,9 @@ consumer dead-letters with that reason (identity handlers.py). Never another exc
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -13,7 +15,7 @@ from hypothesis import strategies as st
 
 from canbao_contracts.debezium import MalformedChangeEvent
 from canbao_contracts.events import UnitChanged
-from canbao_identity.adapters import ADAPTERS, Adapter, si_core
+from canbao_identity.adapters import ADAPTERS, Adapter, si_core, values
 from canbao_identity.records import SourceRecord
 from tests.contracts.test_input_properties import JSON
 
@@ -122,3 +124,17 @@ def test_any_unit_row_is_a_unit_the_contract_takes(row: dict[str, Any]) -> None:
     event validates, each value the contract refuses being unknown (None)."""
     unit = si_core.unit(row)
     UnitChanged(unit_id="U1", revision=1, **dataclasses.asdict(unit))
+
+
+@given(value=st.text(alphabet="0123456789", min_size=8, max_size=8) | st.text(max_size=10))
+def test_a_compact_birth_date_is_eight_digits_making_a_day(value: str) -> None:
+    """ac01.aac006 (YYYYMMDD, sources.md), once read as text (NFKC: full-width digits are
+    digits): eight digits that make a calendar day are that day, as strptime reads them;
+    anything else is no date (a 7-digit "1990037" too, which strptime would read as 7 March)."""
+    read = values.text({"aac006": value}, "aac006") or ""
+    expected = None
+    if len(read) == 8 and read.isascii() and read.isdigit():
+        with contextlib.suppress(ValueError):  # not a calendar day
+            expected = datetime.strptime(read, "%Y%m%d").date().isoformat()
+    assert values.compact_day({"aac006": value}, "aac006") == expected
+    assert values.compact_day({"aac006": "1990037"}, "aac006") is None

@@ -5,7 +5,7 @@ reported missing, the rest of the row is kept)."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date
 from typing import Any
 
 from canbao_contracts.debezium import decode_date
@@ -24,10 +24,13 @@ def day(row: dict[str, Any], column: str) -> str | None:
 
 
 def compact_day(row: dict[str, Any], column: str) -> str | None:
-    """A YYYYMMDD varchar (si_core.ac01.aac006) as ISO text, None when not a date."""
+    """A YYYYMMDD varchar (si_core.ac01.aac006) as ISO text, None when not eight digits making a
+    date. Sliced, not strptime's (a tenth of its time; every person's ac01 has one)."""
     value = text(row, column)
+    if value is None or len(value) != 8 or not value.isascii() or not value.isdigit():
+        return None
     try:
-        return None if value is None else datetime.strptime(value, "%Y%m%d").date().isoformat()
+        return date(int(value[:4]), int(value[4:6]), int(value[6:])).isoformat()
     except ValueError:
         return None
 
