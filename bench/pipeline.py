@@ -3,11 +3,15 @@ person has a verdict; and Debezium alone on the same rows as the ceiling.
 
     uv run --frozen python -m bench.pipeline [--sizes 10000 100000] [--consumers 1] [--builders 1]
 
-Per size, everything fresh and on this machine: a throwaway PostgreSQL (wal_level=logical, fsync
-off) holding `sources` and the identity and matching databases, created and migrated as the
-local stack does (canbao_stack.local: the owner migrates, each service connects as its own login
-role); N people of the demo population generator (seed 1) loaded into the source tables first,
-not timed (the rows printed are the change events a snapshot makes: one per row).
+Per size, everything fresh and on this machine: two throwaway PostgreSQL servers (wal_level=logical,
+fsync off), one for the identity and matching databases, created and migrated as the local stack
+does (canbao_stack.local: the owner migrates, each service connects as its own login role), one
+for `sources`, as in production, where the business systems are other departments' databases:
+a Debezium snapshot holds one transaction open for its whole length, and in a shared server that
+would hold back vacuum in every database (a snapshot sees every transaction of the server), so
+identity's queue tables would keep every dead row until the snapshot ends. N people of the demo
+population generator (seed 1) are loaded into the source tables first, not timed (the rows
+printed are the change events a snapshot makes: one per row).
 
 * **Debezium alone**: the bridge exactly as the local stack starts it (`python -m
   canbao_stack.cdc`, backpressure watching group "identity") on a fresh test broker (3 brokers,
@@ -33,8 +37,9 @@ not timed (the rows printed are the change events a snapshot makes: one per row)
 
 CPU µs per event is each process's CPU time (/proc) over the run divided by the change events:
 the bridge (its JVM included, start-up and all), identity's consumers and builder and matching
-(from when they were up), PostgreSQL's backends (those still alive at the end: the services'
-pools, the bridge's replication connection, autovacuum) and this process, which hosts the test
+(from when they were up), each PostgreSQL server's backends (those still alive at the end: the
+registry's: the services' pools, autovacuum; the sources': the snapshot's reads, the bridge's
+replication connection) and this process, which hosts the test
 broker (librdkafka's mock cluster runs in-process) besides polling. Peak RSS is each process's
 VmHWM. The correctness guard compares identity's persons with the generator's people (one
 each) and matching's verdicts with the people the generator expects to have one (in scope or
@@ -147,21 +152,22 @@ def _peak_kib(pid: int | None) -> int:
 
 async def prepare(stack: LocalStack, people: int) -> tuple[int, int]:
     """The databases as the stack makes them, N people in `sources`: (rows, seconds to load)."""
-    for name in ("sources", "identity", "matching"):
+    await ensure_database(stack.sources_server_dsn, "sources")
+    for name in ("identity", "matching"):
         await ensure_database(stack.server_dsn, name)
-    connection = await asyncpg.connect(stack.dsn("sources"))
+    connection = await asyncpg.connect(stack.sources_dsn)
     try:
         await connection.execute(SCHEMA_SQL.read_text())
     finally:
         await connection.close()
     for service in ("identity", "matching"):
         await stack.migrate(service)
-    report = await seed(stack.dsn("sources"), people, SEED, loaders=2 if people >= 100_000 else 1)
-    return await count_rows(stack.dsn("sources")), round(report.seconds)
+    report = await seed(stack.sources_dsn, people, SEED, loaders=2 if people >= 100_000 else 1)
+    return await count_rows(stack.sources_dsn), round(report.seconds)
 
 
 async def debezium_alone(
-    stack: LocalStack, postgres: PostgresCluster, rows: int, log_dir: Path
+    stack: LocalStack, sources: PostgresCluster, rows: int, log_dir: Path
 ) -> Ceiling:
     """The bridge and a counting consumer on a broker of their own; the slot dropped after."""
     with MockKafkaCluster(brokers=3) as kafka:
@@ -179,13 +185,13 @@ async def debezium_alone(
         finally:
             await bridge.stop()
             await counter.stop()
-    postgres.psql("postgres", f"SELECT pg_drop_replication_slot('{SLOT}')")
+    sources.psql("postgres", f"SELECT pg_drop_replication_slot('{SLOT}')")
     return Ceiling(rows, rows / (last - launched), rows / (last - first), usage)
 
 
 async def pipeline(
     stack: LocalStack,
-    postgres: PostgresCluster,
+    servers: dict[str, PostgresCluster],
     rows: int,
     consumers: int,
     builders: int,
@@ -226,7 +232,10 @@ async def pipeline(
                 await wait_up(url, 120, path="/readyz")
             pids = {name: [process.pid] for name, (process, _) in services.items()}
             before = {name: cpu_seconds(p) for name, p in pids.items()}
-            backends_before = cpu_seconds(children_of(postmaster(postgres)))
+            backends_before = {
+                name: cpu_seconds(children_of(postmaster(server)))
+                for name, server in servers.items()
+            }
             own_before = _own_cpu_s()
             started = time.monotonic()
             await bridge.start()
@@ -238,8 +247,9 @@ async def pipeline(
             }
             for name, p in pids.items():
                 usage[name] = Usage(cpu_since(before[name], p), _peak_kib(p[0]))
-            backends = children_of(postmaster(postgres))
-            usage["postgres backends"] = Usage(cpu_since(backends_before, backends))
+            for name, server in servers.items():
+                backends = children_of(postmaster(server))
+                usage[f"postgres ({name})"] = Usage(cpu_since(backends_before[name], backends))
             usage["broker + this process"] = Usage(
                 _own_cpu_s() - own_before,
                 resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
@@ -428,15 +438,17 @@ def _bridge_status(stack: LocalStack) -> dict[str, int]:
 
 
 async def run_size(people: int, consumers: int, builders: int, tmp: Path) -> None:
-    data = tmp / f"pg-{people}"
-    with PostgresCluster(data, port=free_port(), durable=False) as postgres:
+    registry = PostgresCluster(tmp / f"pg-{people}", port=free_port(), durable=False)
+    sources = PostgresCluster(tmp / f"pg-sources-{people}", port=free_port(), durable=False)
+    with registry, sources:
         state_dir = tmp / f"state-{people}"
         state_dir.mkdir(mode=0o755)
         config = StackConfig(
             state_dir=state_dir,
-            postgres_port=postgres.port,
+            postgres_port=registry.port,
             kafka_bootstrap_servers=None,
             postgres_server=None,
+            sources_server=f"postgresql://{sources.user}@127.0.0.1:{sources.port}",
         )
         stack = LocalStack(config)
         load = os.getloadavg()[0]
@@ -449,7 +461,7 @@ async def run_size(people: int, consumers: int, builders: int, tmp: Path) -> Non
             flush=True,
         )
         logs = state_dir / "logs"
-        ceiling = await debezium_alone(stack, postgres, rows, logs)
+        ceiling = await debezium_alone(stack, sources, rows, logs)
         print(
             f"  Debezium alone: {ceiling.from_start:,.0f} events/s from the bridge's start "
             f"({ceiling.from_first:,.0f} from its first event); bridge "
@@ -458,7 +470,8 @@ async def run_size(people: int, consumers: int, builders: int, tmp: Path) -> Non
             f"(load average {os.getloadavg()[0]:.1f})",
             flush=True,
         )
-        run = await pipeline(stack, postgres, rows, consumers, builders, logs)
+        servers = {"registry": registry, "sources": sources}
+        run = await pipeline(stack, servers, rows, consumers, builders, logs)
         rate = rows / run.seconds
         print(
             f"  pipeline: {run.seconds:.1f} s, {rate:,.0f} events/s "
@@ -508,7 +521,7 @@ async def run_size(people: int, consumers: int, builders: int, tmp: Path) -> Non
 
 
 async def _expected(stack: LocalStack) -> dict[str, int]:
-    connection = await asyncpg.connect(stack.dsn("sources"))
+    connection = await asyncpg.connect(stack.sources_dsn)
     try:
         return dict(await connection.fetchrow(EXPECTED, SEED))
     finally:

@@ -70,6 +70,11 @@ class StackConfig:
     postgres_server: str | None = field(  # e.g. postgresql://canbao:secret@db:5432
         default_factory=lambda: os.environ.get("CANBAO_POSTGRES") or None
     )
+    # The simulated business systems' server, when not the registry's: as in production, where
+    # they are other departments' databases. Apart, a Debezium snapshot's transaction (open for
+    # the whole snapshot) does not hold back vacuum in the services' databases: a snapshot
+    # taken in one database of a cluster sees every transaction of the cluster.
+    sources_server: str | None = None
 
     def service_port(self, service: str) -> int:
         return self.gateway_port + SERVICES.index(service)
@@ -97,6 +102,15 @@ class LocalStack:
 
     def dsn(self, database: str) -> str:
         return f"{self.server_dsn}/{database}"
+
+    @property
+    def sources_server_dsn(self) -> str:
+        return (self.config.sources_server or self.server_dsn).rstrip("/")
+
+    @property
+    def sources_dsn(self) -> str:
+        """The simulated business systems' database (`sources`, sources.md)."""
+        return f"{self.sources_server_dsn}/sources"
 
     async def run(self) -> None:
         stop = asyncio.Event()
@@ -147,9 +161,10 @@ class LocalStack:
         say("postgres", "ready")
 
     async def prepare_databases(self) -> None:
-        for name in ("sources", *SERVICES):
+        await ensure_database(self.sources_server_dsn, "sources")
+        for name in SERVICES:
             await ensure_database(self.server_dsn, name)
-        connection = await asyncpg.connect(self.dsn("sources"))
+        connection = await asyncpg.connect(self.sources_dsn)
         try:
             await connection.execute(SCHEMA_SQL.read_text())
         finally:
@@ -255,7 +270,7 @@ class LocalStack:
             "--bootstrap-servers",
             bootstrap,
             "--source-dsn",
-            self.dsn("sources"),
+            self.sources_dsn,
             "--status-file",
             str(status),
             "--watch-groups",
@@ -345,7 +360,7 @@ class LocalStack:
             say("demo", f"{done:>9,} / {total:,} people")
 
         say("demo", f"generating {people:,} people (seed {seed_value}) into sources")
-        report = await seed(self.dsn("sources"), people, seed_value, progress=progress)
+        report = await seed(self.sources_dsn, people, seed_value, progress=progress)
         marker.write_text(f"{people} people, seed {seed_value}\n")
         say("demo", f"loaded {people:,} people at {report.people_per_second:,.0f} people/s")
 
@@ -405,7 +420,7 @@ Where to look
   services                """
             + "  ".join(f"{s} :{self.config.service_port(s)}" for s in SERVICES[1:])
             + f"""   (each: /healthz /readyz /docs)
-  source systems (SQL)    psql {self.dsn("sources")}
+  source systems (SQL)    psql {self.sources_dsn}
   service databases       psql {self.server_dsn}/<service>
   logs                    {self.config.state_dir / "logs"}/<component>.log
   watch events            uv run canbao watch registry.persons  (or e.g. cdc.hukou.person)
