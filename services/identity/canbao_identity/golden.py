@@ -181,7 +181,7 @@ class GoldenDocument(BaseModel):
         return None if entry is None else entry["value"]
 
     def sealed(self, protector: Protector, person_id: UUID) -> bytes:
-        return protector.encrypt(self.model_dump(mode="json"), context=person_context(person_id))
+        return protector.encrypt(self, context=person_context(person_id))
 
     @classmethod
     def opened(cls, protector: Protector, person_id: UUID, blob: bytes, key_id: str) -> Self:

@@ -13,6 +13,8 @@ from datetime import date
 from typing import Any
 from uuid import UUID
 
+from pydantic import BaseModel
+
 from canbao_contracts.id_numbers import normalise
 from canbao_platform.sealing import Sealer
 
@@ -49,7 +51,7 @@ class Protector:
         """The key new ciphertexts are written under (stored beside each row)."""
         return self.sealer.key_id
 
-    def encrypt(self, value: Mapping[str, Any], *, context: str) -> bytes:
+    def encrypt(self, value: Mapping[str, Any] | BaseModel, *, context: str) -> bytes:
         """A JSON document encrypted; `context` (the row's identity) is bound as associated data,
         so a ciphertext copied to another row does not decrypt."""
         return self.sealer.seal(value, context=context)
