@@ -197,6 +197,14 @@ _RETRY_SET_ASIDE = sa.text(
 )
 
 
+def _among(key: sa.ColumnElement[Any], taken: sa.ScalarSelect[Any]) -> sa.ColumnElement[bool]:
+    """`key = ANY(ARRAY(taken))`: the rows a queue take chose (a LIMIT … FOR UPDATE SKIP LOCKED
+    subquery), found by their key's index whatever the planner believes of the queue's size.
+    Run once as an initplan; as `key IN (taken)`, a plan made while the queue was nearly empty
+    may join the subquery against every row of the queue once it has grown to millions."""
+    return key == sa.any_(sa.func.array(taken))
+
+
 def _pairs(first: Any, second: Any, pairs: Iterable[tuple[str, str]]) -> tuple[Any, Any]:
     """A join target for rows whose (first, second) is one of `pairs`, and its condition.
 
@@ -419,7 +427,7 @@ class Store:
         )
         result = await (await self._connection()).execute(
             sa.delete(staged_changes)
-            .where(staged_changes.c.id.in_(held))
+            .where(_among(staged_changes.c.id, held))
             .returning(*_STAGED_AS_READ)
         )
         return list(result.all())
@@ -522,7 +530,7 @@ class Store:
         )
         rows = await (await self._connection()).scalars(
             sa.delete(pending_persons)
-            .where(pending_persons.c.person_id.in_(held))
+            .where(_among(pending_persons.c.person_id, held))
             .returning(pending_persons.c.person_id)
         )
         return list(rows)

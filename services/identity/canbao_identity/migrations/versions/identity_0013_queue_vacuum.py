@@ -3,6 +3,8 @@ settings: every row is deleted soon after it is written, so by PostgreSQL's defa
 fifth of the table is dead, throttled by the cost delay) a backlog of millions carries millions of
 dead rows that each look for the oldest row steps through. Vacuumed after a fixed number of dead
 rows, whatever the table's size, and unthrottled: a queue's vacuum is short when it runs often.
+Analysed after a fixed number of changed rows too: a queue grows from nothing to millions within
+minutes of a snapshot's start, and plans made from its empty statistics would scan it whole.
 
 Revision ID: identity_0013
 Revises: identity_0012
@@ -22,6 +24,8 @@ SETTINGS = {
     "autovacuum_vacuum_scale_factor": "0",
     "autovacuum_vacuum_threshold": "20000",
     "autovacuum_vacuum_cost_delay": "0",
+    "autovacuum_analyze_scale_factor": "0",
+    "autovacuum_analyze_threshold": "20000",
 }
 
 
