@@ -22,8 +22,14 @@ from canbao_contracts.envelope import decode
 from canbao_contracts.events.base import Event
 from canbao_contracts.id_numbers import check_character
 from canbao_identity.builder import GoldenRecordBuilder
-from canbao_identity.store import ShareFloors
-from canbao_identity.tables import persons, review_queue, source_records, staged_changes
+from canbao_identity.store import ShareFloors, take_pending, take_share
+from canbao_identity.tables import (
+    pending_persons,
+    persons,
+    review_queue,
+    source_records,
+    staged_changes,
+)
 from canbao_platform.messaging import Backoff
 from canbao_platform.messaging.tables import outbox
 from tests.identity.conftest import Harness, Message, change, fresh_harness, transient_failures
@@ -291,6 +297,38 @@ async def test_a_change_committed_below_a_resolvers_floor_is_taken_at_its_next_f
     async with harness.work() as golden_records:
         taken = await golden_records.store.take_staged(10, floors)
     assert [c.record_key for c in taken] == ["aac001=P1,aae140=110"]
+
+
+async def test_a_take_fetches_its_rows_by_key_whatever_the_statistics_say(harness: Harness) -> None:
+    """A snapshot's first minutes grow the queues from nothing to millions of rows, faster than
+    autovacuum analyses them: the plan of a take, made from the statistics of an empty queue,
+    must still fetch the rows it chose by their key (an initplan, then the primary key's
+    index), never join them against a scan of the whole queue."""
+    async with harness.db.engine.begin() as connection:
+        for queue in ("staged_changes", "pending_persons"):
+            await connection.execute(sa.text(f"ALTER TABLE {queue} SET (autovacuum_enabled = off)"))
+            await connection.execute(sa.text(f"ANALYZE {queue}"))  # empty
+        await connection.execute(
+            sa.text(
+                "INSERT INTO staged_changes (source_table, record_key, position, deleted, facts,"
+                " provenance, defects) SELECT 'si_core.ac01', 'aac001=P' || g, g, false, '[]',"
+                " '{}', '[]' FROM generate_series(1, 50000) g"
+            )
+        )
+        await connection.execute(
+            sa.text(
+                "INSERT INTO pending_persons (person_id) SELECT gen_random_uuid()"
+                " FROM generate_series(1, 50000)"
+            )
+        )
+    due = pending_persons.c.settling.is_(False)
+    for take, key in ((take_share(5, 2000, 0), "staged_changes_pkey"),
+                      (take_pending(500, due), "pending_persons_pkey")):  # fmt: skip
+        sql = take.compile(harness.db.engine, compile_kwargs={"literal_binds": True})
+        async with harness.db.engine.connect() as connection:
+            plan = "\n".join((await connection.execute(sa.text(f"EXPLAIN {sql}"))).scalars())
+        fetched = "\n".join(plan.split("\n")[-2:])  # how the deleted rows are found: last
+        assert "InitPlan" in plan and f" {key} " in f"{fetched} ", plan
 
 
 def test_looks_from_the_beginning_take_at_most_a_tenth_of_the_time(

@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
+from sqlalchemy.sql.dml import ReturningDelete
 
 from canbao_identity import bulk, history
 from canbao_identity.golden import LinkedRecord
@@ -195,6 +196,49 @@ _RETRY_SET_ASIDE = sa.text(
     "INSERT INTO pending_persons (person_id) SELECT person_id FROM set_aside_persons "
     "ON CONFLICT DO NOTHING"
 )
+
+
+def take_share(share: int, limit: int, floor: int) -> ReturningDelete[Any]:
+    """The share's oldest `limit` staged changes above `floor`, deleted and returned, if this
+    transaction gets the share's lock (once per statement: an initplan); else none."""
+    locked = sa.select(sa.func.pg_try_advisory_xact_lock(SHARE_LOCK_CLASS, share))
+    held = (
+        sa.select(staged_changes.c.id)
+        .where(
+            staged_changes.c.share == share,
+            staged_changes.c.id > floor,
+            locked.scalar_subquery(),
+        )
+        .order_by(staged_changes.c.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+        .scalar_subquery()
+    )
+    return (
+        sa.delete(staged_changes)
+        .where(_among(staged_changes.c.id, held))
+        .returning(*_STAGED_AS_READ)
+    )
+
+
+def take_pending(
+    limit: int, condition: sa.ColumnElement[bool] | sa.TextClause
+) -> ReturningDelete[Any]:
+    """Up to `limit` pending persons meeting `condition`, oldest mark first, deleted and
+    returned; rows another transaction holds are skipped."""
+    held = (
+        sa.select(pending_persons.c.person_id)
+        .where(condition)
+        .order_by(pending_persons.c.marked_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+        .scalar_subquery()
+    )
+    return (
+        sa.delete(pending_persons)
+        .where(_among(pending_persons.c.person_id, held))
+        .returning(pending_persons.c.person_id)
+    )
 
 
 def _among(key: sa.ColumnElement[Any], taken: sa.ScalarSelect[Any]) -> sa.ColumnElement[bool]:
@@ -401,36 +445,15 @@ class Store:
             floors.looked()
         rows: list[Any] = []
         for share in shares or ():
-            taken = await self._take_share(share, limit - len(rows), current[share])
+            taken = (
+                await connection.execute(take_share(share, limit - len(rows), current[share]))
+            ).all()
             if taken and floors is not None:
                 floors.taken(share, max(row.id for row in taken))
             rows += taken
             if len(rows) >= limit:
                 break
         return [StagedChange(*row) for row in sorted(rows, key=lambda r: r.id)]
-
-    async def _take_share(self, share: int, limit: int, floor: int) -> list[Any]:
-        """The share's oldest `limit` changes above `floor`, removed, if this resolver gets its
-        lock (once per statement: an initplan); else none."""
-        locked = sa.select(sa.func.pg_try_advisory_xact_lock(SHARE_LOCK_CLASS, share))
-        held = (
-            sa.select(staged_changes.c.id)
-            .where(
-                staged_changes.c.share == share,
-                staged_changes.c.id > floor,
-                locked.scalar_subquery(),
-            )
-            .order_by(staged_changes.c.id)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-            .scalar_subquery()
-        )
-        result = await (await self._connection()).execute(
-            sa.delete(staged_changes)
-            .where(_among(staged_changes.c.id, held))
-            .returning(*_STAGED_AS_READ)
-        )
-        return list(result.all())
 
     async def ensure_person(self, person_id: UUID) -> None:
         await (await self._connection()).execute(
@@ -520,19 +543,7 @@ class Store:
     async def _take_pending(
         self, limit: int, condition: sa.ColumnElement[bool] | sa.TextClause
     ) -> list[UUID]:
-        held = (
-            sa.select(pending_persons.c.person_id)
-            .where(condition)
-            .order_by(pending_persons.c.marked_at)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-            .scalar_subquery()
-        )
-        rows = await (await self._connection()).scalars(
-            sa.delete(pending_persons)
-            .where(_among(pending_persons.c.person_id, held))
-            .returning(pending_persons.c.person_id)
-        )
+        rows = await (await self._connection()).scalars(take_pending(limit, condition))
         return list(rows)
 
     async def backlog(self) -> Backlog:
