@@ -22,11 +22,11 @@ from typing import Any, Final
 from uuid import UUID, uuid4
 
 from canbao_contracts.codes import SourceSystem
-from canbao_identity import bulk
 from canbao_identity import records as r
 from canbao_identity.golden import GoldenDocument
 from canbao_identity.protection import Protector, change_context
 from canbao_identity.tables import person_changes
+from canbao_platform import bulk
 
 
 class ChangeKind(StrEnum):
@@ -37,7 +37,7 @@ class ChangeKind(StrEnum):
     ABSORBED = "absorbed"  # `other_person_id` was merged into this person
 
 
-# The columns a row is written with (bulk.py: one array per column, one statement).
+# The columns a row is written with (canbao_platform.bulk: one array per column, one statement).
 COLUMNS: Final = bulk.columns(person_changes, without=("changed_at",))  # the statement's time
 INSERT: Final = bulk.insert("person_changes", COLUMNS)
 

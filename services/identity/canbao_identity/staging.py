@@ -21,11 +21,11 @@ from uuid import UUID
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from canbao_identity import bulk
 from canbao_identity.protection import Protector, record_context
 from canbao_identity.records import SourceRecord
 from canbao_identity.resolution import identify
 from canbao_identity.tables import staged_changes
+from canbao_platform import bulk
 from canbao_platform.messaging import UnitOfWork
 
 
@@ -68,10 +68,10 @@ _COLUMNS = bulk.columns(staged_changes, STAGED_COLUMNS)
 
 
 class _StagedRows:
-    """A transaction's staged rows, by one INSERT of a text array per column (bulk.py; a
-    `BulkWrite`): the JSON columns travel as the text staging encoded, which `add_row`'s typed
-    INSERT would encode again (and it costs ~2 µs more per row in SQLAlchemy's bind
-    processing)."""
+    """A transaction's staged rows, by one INSERT of a text array per column
+    (canbao_platform.bulk; a `BulkWrite`): the JSON columns travel as the text staging encoded,
+    which `add_row`'s typed INSERT would encode again (and it costs ~2 µs more per row in
+    SQLAlchemy's bind processing)."""
 
     _INSERT = sa.text(bulk.insert("staged_changes", _COLUMNS))
 

@@ -16,7 +16,7 @@ from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 from sqlalchemy.sql.dml import ReturningDelete
 
-from canbao_identity import bulk, history
+from canbao_identity import history
 from canbao_identity.golden import LinkedRecord
 from canbao_identity.metrics import Backlog
 from canbao_identity.protection import Protector, record_context
@@ -33,6 +33,7 @@ from canbao_identity.tables import (
     source_records,
     staged_changes,
 )
+from canbao_platform import bulk
 
 LINKED = (LinkKind.EXACT.value, LinkKind.CANDIDATE.value, LinkKind.REFERENCE.value)
 
@@ -107,8 +108,8 @@ _RELINK = sa.text(
 )
 
 
-# Bulk writes (bulk.py). JSON columns take text: facts and provenance as staged, the persons'
-# documents encoded in save_persons.
+# Bulk writes (canbao_platform.bulk). JSON columns take text: facts and provenance as staged,
+# the persons' documents encoded in save_persons.
 # Every column but updated_at (the statements set it), the keys first.
 _RECORD_COLUMNS = bulk.columns(source_records, without=("updated_at",))
 _PERSON_COLUMNS = bulk.columns(persons, without=("updated_at",))

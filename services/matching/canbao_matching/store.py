@@ -28,6 +28,7 @@ from canbao_contracts.events import (
 from canbao_contracts.events.person_state import PersonState
 from canbao_matching.rules import Collection, Situation
 from canbao_matching.tables import collections, facts, persons
+from canbao_platform import bulk
 from canbao_platform.messaging import UnitOfWork
 
 _FACT: Final[TypeAdapter[Fact]] = TypeAdapter(Fact)
@@ -67,18 +68,10 @@ class PendingMark(NamedTuple):
 # Keep each fact if its revision is newer than the one held, and mark the people whose facts
 # changed pending (a merged person never: they are not evaluated again), with the newest source
 # change among them. `excluded` rows are the batch's, one per fact (SaveFacts keeps the newest).
-_SAVE_FACTS: Final = sa.text("""
+_FACT_COLUMNS: Final = bulk.columns(facts, FactRow._fields)
+_SAVE_FACTS: Final = sa.text(f"""
     WITH saved AS (
-        INSERT INTO facts (fact_id, person_id, revision, retracted, from_collection,
-                           observed_at, body)
-        SELECT fact_id, person_id, revision, retracted, from_collection, observed_at,
-               CAST(body AS jsonb)
-        FROM unnest(CAST(:fact_id AS uuid[]), CAST(:person_id AS uuid[]),
-                    CAST(:revision AS bigint[]), CAST(:retracted AS boolean[]),
-                    CAST(:from_collection AS boolean[]), CAST(:observed_at AS timestamptz[]),
-                    CAST(:body AS text[]))
-             AS batch (fact_id, person_id, revision, retracted, from_collection, observed_at,
-                       body)
+        {bulk.insert("facts", _FACT_COLUMNS)}
         ON CONFLICT (fact_id) DO UPDATE
             SET revision = excluded.revision, retracted = excluded.retracted,
                 observed_at = excluded.observed_at, body = excluded.body
@@ -93,12 +86,13 @@ _SAVE_FACTS: Final = sa.text("""
 """)
 
 # The people to evaluate again, created if a fact or a collection came before identity's
-# state; a state replaces the one held, a mark without one keeps it.
-_MARK_PENDING: Final = sa.text("""
+# state; a state replaces the one held, a mark without one keeps it. A PendingMark's values, in
+# its order.
+_MARK_COLUMNS: Final = bulk.columns(persons, ("person_id", "pending_observed_at", "state"))
+_MARK_PENDING: Final = sa.text(f"""
     INSERT INTO persons (person_id, pending, pending_observed_at, state)
-    SELECT person_id, true, observed_at, CAST(state AS jsonb)
-    FROM unnest(CAST(:person_id AS uuid[]), CAST(:observed_at AS timestamptz[]),
-                CAST(:state AS text[])) AS batch (person_id, observed_at, state)
+    SELECT v.person_id, true, v.pending_observed_at, v.state::jsonb
+    FROM {bulk.rows(_MARK_COLUMNS)}
     ON CONFLICT (person_id) DO UPDATE
         SET pending = persons.merged_into IS NULL,  -- a merged person is never evaluated
             pending_observed_at = greatest(persons.pending_observed_at,
@@ -124,7 +118,9 @@ class SaveFacts:
             if held is None or held.revision < row.revision:
                 newest[row.fact_id] = row
         # In key order, so that two transactions upserting the same rows lock them alike.
-        session.execute(_SAVE_FACTS, _arrays(FactRow._fields, [newest[k] for k in sorted(newest)]))
+        session.execute(
+            _SAVE_FACTS, bulk.arrays_of([newest[k] for k in sorted(newest)], _FACT_COLUMNS)
+        )
 
 
 class MarkPending:
@@ -145,16 +141,8 @@ class MarkPending:
                 )
             people[row.person_id] = row
         session.execute(
-            _MARK_PENDING, _arrays(PendingMark._fields, [people[k] for k in sorted(people)])
+            _MARK_PENDING, bulk.arrays_of([people[k] for k in sorted(people)], _MARK_COLUMNS)
         )
-
-
-def _arrays(columns: tuple[str, ...], rows: list[Any]) -> dict[str, list[Any]]:
-    """One array per column, the parameters of an `unnest` (`rows` is never empty)."""
-    values = zip(*rows, strict=True)
-    return {
-        column: list(column_values) for column, column_values in zip(columns, values, strict=True)
-    }
 
 
 _FACTS: Final = SaveFacts()

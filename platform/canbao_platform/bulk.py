@@ -1,12 +1,14 @@
-"""Bulk statements over identity's tables: one array parameter per column, unnest()ed by
+"""Bulk statements over a service's tables: one array parameter per column, unnest()ed by
 PostgreSQL. One statement and one round trip however many rows, planned once — an executemany
-runs a statement per row, a VALUES list is compiled anew for every row count. JSON travels as
-text (the caller encodes it, or passes on text it read) and is cast to jsonb."""
+runs a statement per row, a VALUES list is compiled anew for every row count. The columns and
+their types come from the table's definition (`columns`), so a statement and its table cannot
+disagree. JSON travels as text (the caller encodes it, or passes on text it read) and is cast
+to jsonb."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -70,6 +72,12 @@ def arrays(items: Iterable[Mapping[str, Any]], columns: Columns) -> dict[str, li
     """The statement's parameters: one list per column, in the rows' order."""
     listed = list(items)
     return {c: [item[c] for item in listed] for c in columns}
+
+
+def arrays_of(rows: Sequence[tuple[Any, ...]], columns: Columns) -> dict[str, list[Any]]:
+    """As `arrays`, from tuples whose values are in the columns' order (NamedTuples)."""
+    values = zip(*rows, strict=True) if rows else ((),) * len(columns)
+    return {c: list(v) for c, v in zip(columns, values, strict=True)}
 
 
 def to_json(value: Any) -> str:
