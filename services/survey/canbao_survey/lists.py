@@ -25,11 +25,12 @@ import httpx
 import sqlalchemy as sa
 
 from canbao_contracts.id_numbers import mask, mask_name
+from canbao_platform import bulk
 from canbao_platform.db import Database
 from canbao_platform.problems import Problem
 from canbao_platform.sealing import Sealer
 from canbao_survey.problems import IdentityUnavailable
-from canbao_survey.tables import subjects, survey_lists
+from canbao_survey.tables import residents, subjects, survey_lists
 from canbao_survey.tasks import TaskChannel, TaskState
 
 BATCH: Final = 1000
@@ -107,27 +108,21 @@ def _refusal(response: httpx.Response) -> Problem:
     return IdentityUnavailable(f"identity answered {response.status_code}")
 
 
-# One batch of residents as one statement over arrays, the same text every batch (prepared once
-# per connection): a multi-row VALUES would be compiled anew for each batch, 9 parameters a row.
-_KEEP_RESIDENTS: Final = """
-INSERT INTO residents (person_id, region_code, household_key, relation, masked_name,
-                       masked_id_number, prefill_sealed, key_id, refreshed_at)
-SELECT person_id, region_code, household_key, relation, masked_name, masked_id_number,
-       prefill_sealed, :key_id, :now
-FROM unnest(CAST(:person_ids AS uuid[]), CAST(:region_codes AS varchar[]),
-            CAST(:household_keys AS varchar[]), CAST(:relations AS varchar[]),
-            CAST(:masked_names AS varchar[]), CAST(:masked_id_numbers AS varchar[]),
-            CAST(:prefills AS bytea[]))
-     AS batch (person_id, region_code, household_key, relation, masked_name, masked_id_number,
-               prefill_sealed)
+# One batch of residents as one statement over arrays (canbao_platform.bulk), the same text
+# every batch (prepared once per connection): a multi-row VALUES would be compiled anew for each
+# batch, 9 parameters a row. The columns and their types are residents' (tables.py); the sealing
+# key and the time are the batch's, one parameter each.
+_RESIDENT_COLUMNS: Final = bulk.columns(residents, without=("key_id", "refreshed_at"))
+_KEEP_RESIDENTS: Final = f"""
+INSERT INTO residents ({", ".join(_RESIDENT_COLUMNS)}, key_id, refreshed_at)
+SELECT {", ".join(bulk.value(c, t) for c, t in _RESIDENT_COLUMNS.items())}, :key_id, :now
+FROM {bulk.rows(_RESIDENT_COLUMNS)}
 ON CONFLICT (person_id) DO UPDATE SET
     region_code = excluded.region_code, household_key = excluded.household_key,
     relation = excluded.relation, masked_name = excluded.masked_name,
     masked_id_number = excluded.masked_id_number, prefill_sealed = excluded.prefill_sealed,
     key_id = excluded.key_id, refreshed_at = excluded.refreshed_at
 """
-_RESIDENT_ARRAYS: Final = ("person_ids", "region_codes", "household_keys", "relations",
-                           "masked_names", "masked_id_numbers", "prefills")  # fmt: skip
 
 
 async def keep_residents(
@@ -136,24 +131,28 @@ async def keep_residents(
     """Seal and keep one batch of identity's household members."""
     if not batch:
         return
-    columns: dict[str, list[Any]] = {name: [] for name in _RESIDENT_ARRAYS}
+    rows: list[dict[str, Any]] = []
     for subject in batch:
         person_id = subject["person_id"]
         number = subject.get("id_number") or ""
-        columns["person_ids"].append(UUID(person_id))
-        columns["region_codes"].append(subject["region_code"])
-        columns["household_keys"].append(
-            household_key(
-                sealer, subject["region_code"] or "", subject.get("household_number"), person_id
-            )
+        region_code = subject["region_code"]
+        rows.append(
+            {
+                "person_id": UUID(person_id),
+                "region_code": region_code,
+                "household_key": household_key(
+                    sealer, region_code or "", subject.get("household_number"), person_id
+                ),
+                "relation": subject.get("household_relation"),
+                "masked_name": mask_name(subject["name"]) if subject.get("name") else None,
+                "masked_id_number": mask(number) if len(number) >= 11 else None,
+                "prefill_sealed": sealer.seal(subject, context=resident_context(person_id)),
+            }
         )
-        columns["relations"].append(subject.get("household_relation"))
-        columns["masked_names"].append(mask_name(subject["name"]) if subject.get("name") else None)
-        columns["masked_id_numbers"].append(mask(number) if len(number) >= 11 else None)
-        columns["prefills"].append(sealer.seal(subject, context=resident_context(person_id)))
     async with database.engine.begin() as connection:
         await connection.execute(
-            sa.text(_KEEP_RESIDENTS), {**columns, "key_id": sealer.key_id, "now": now}
+            sa.text(_KEEP_RESIDENTS),
+            {**bulk.arrays(rows, _RESIDENT_COLUMNS), "key_id": sealer.key_id, "now": now},
         )
 
 
