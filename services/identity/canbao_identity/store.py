@@ -203,23 +203,9 @@ def take_share(share: int, limit: int, floor: int) -> ReturningDelete[Any]:
     """The share's oldest `limit` staged changes above `floor`, deleted and returned, if this
     transaction gets the share's lock (once per statement: an initplan); else none."""
     locked = sa.select(sa.func.pg_try_advisory_xact_lock(SHARE_LOCK_CLASS, share))
-    held = (
-        sa.select(staged_changes.c.id)
-        .where(
-            staged_changes.c.share == share,
-            staged_changes.c.id > floor,
-            locked.scalar_subquery(),
-        )
-        .order_by(staged_changes.c.id)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-        .scalar_subquery()
-    )
-    return (
-        sa.delete(staged_changes)
-        .where(_among(staged_changes.c.id, held))
-        .returning(*_STAGED_AS_READ)
-    )
+    c = staged_changes.c
+    chosen = (c.share == share, c.id > floor, locked.scalar_subquery())
+    return _take(c.id, chosen, c.id, limit).returning(*_STAGED_AS_READ)
 
 
 def take_pending(
@@ -227,27 +213,27 @@ def take_pending(
 ) -> ReturningDelete[Any]:
     """Up to `limit` pending persons meeting `condition`, oldest mark first, deleted and
     returned; rows another transaction holds are skipped."""
-    held = (
-        sa.select(pending_persons.c.person_id)
-        .where(condition)
-        .order_by(pending_persons.c.marked_at)
+    c = pending_persons.c
+    return _take(c.person_id, (condition,), c.marked_at, limit).returning(c.person_id)
+
+
+def _take(
+    key: sa.Column[Any], where: Iterable[Any], order: sa.Column[Any], limit: int
+) -> sa.Delete:
+    """A queue take: the first `limit` rows by `order` meeting `where` that no other
+    transaction holds (FOR UPDATE SKIP LOCKED), deleted. They are found again by `key = ANY
+    (ARRAY(…))`: the choice runs once as an initplan and the rows are fetched by the key's index
+    whatever the planner believes of the queue's size; as `key IN (…)`, a plan made while the
+    queue was nearly empty may join the choice against every row once it holds millions."""
+    chosen = (
+        sa.select(key)
+        .where(*where)
+        .order_by(order)
         .limit(limit)
         .with_for_update(skip_locked=True)
         .scalar_subquery()
     )
-    return (
-        sa.delete(pending_persons)
-        .where(_among(pending_persons.c.person_id, held))
-        .returning(pending_persons.c.person_id)
-    )
-
-
-def _among(key: sa.ColumnElement[Any], taken: sa.ScalarSelect[Any]) -> sa.ColumnElement[bool]:
-    """`key = ANY(ARRAY(taken))`: the rows a queue take chose (a LIMIT … FOR UPDATE SKIP LOCKED
-    subquery), found by their key's index whatever the planner believes of the queue's size.
-    Run once as an initplan; as `key IN (taken)`, a plan made while the queue was nearly empty
-    may join the subquery against every row of the queue once it has grown to millions."""
-    return key == sa.any_(sa.func.array(taken))
+    return sa.delete(key.table).where(key == sa.any_(sa.func.array(chosen)))
 
 
 def _pairs(first: Any, second: Any, pairs: Iterable[tuple[str, str]]) -> tuple[Any, Any]:
