@@ -15,12 +15,16 @@ migration and for the tables later migrations create (default privileges).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+import functools
+import random
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
+from typing import ParamSpec, TypeVar
 
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -30,6 +34,15 @@ RUNTIME_MIGRATIONS = Path(__file__).parent / "migrations"
 MIGRATION_LOCK = 0x63616E62  # "canb"
 # Rows only: no TRUNCATE, REFERENCES or TRIGGER, and no ownership, so no DDL.
 APPLICATION_TABLE_PRIVILEGES = "SELECT, INSERT, UPDATE, DELETE"
+
+
+# SQLSTATEs of a transaction that lost a race, not of its statements: serialization failure and
+# deadlock detected. The same transaction, run again, succeeds.
+CONFLICT_SQLSTATES = ("40001", "40P01")
+CONFLICT_ATTEMPTS = 5
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 
 class Database:
@@ -50,6 +63,46 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+
+
+def lost_a_race(error: BaseException) -> bool:
+    """Whether `error` (or what it wraps: SQLAlchemy's `.orig`, asyncpg's cause) is a conflict
+    between transactions rather than a fault of the statement."""
+    current: BaseException | None = error
+    for _ in range(10):
+        if current is None:
+            return False
+        if getattr(current, "sqlstate", None) in CONFLICT_SQLSTATES:
+            return True
+        orig = getattr(current, "orig", None)
+        current = orig if isinstance(orig, BaseException) else current.__cause__
+    return False
+
+
+def retried_on_conflict(
+    transaction: Callable[P, Awaitable[T]],
+) -> Callable[P, Awaitable[T]]:
+    """Run `transaction` (a function that opens, writes and commits one transaction of its own)
+    again when PostgreSQL aborts it for a deadlock or a serialization failure, up to
+    `CONFLICT_ATTEMPTS` times with a short jittered pause. A request that writes rows a consumer
+    writes too (a survey task and the verdicts that update it) can deadlock with the consumer's
+    batch; the consumer retries its batch, and the request, its rollback complete, retries too,
+    so the user never sees the race. Only for functions whose whole effect is that one
+    transaction: nothing outside it may have happened before the conflict."""
+
+    @functools.wraps(transaction)
+    async def run(*args: P.args, **kwargs: P.kwargs) -> T:
+        attempt = 1
+        while True:
+            try:
+                return await transaction(*args, **kwargs)
+            except DBAPIError as error:
+                if attempt == CONFLICT_ATTEMPTS or not lost_a_race(error):
+                    raise
+            await asyncio.sleep(random.uniform(0.01, 0.05 * 2**attempt))
+            attempt += 1
+
+    return run
 
 
 def alembic_config(url: str, service_migrations: Path | None) -> Config:

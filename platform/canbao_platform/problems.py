@@ -17,6 +17,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from canbao_contracts.collected_items import ItemDefect
+from canbao_platform.messaging.failures import Failure, classify
 
 PROBLEM_JSON = "application/problem+json"
 log = logging.getLogger(__name__)
@@ -104,6 +105,11 @@ def install_problem_handlers(app: FastAPI) -> None:
     async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
         # Logged with its class only: the message could carry personal data.
         log.error("unhandled %s on %s %s", type(exc).__name__, request.method, request.url.path)
+        if classify(exc) is Failure.TRANSIENT:  # the database away or a conflict that persisted
+            busy = Problem(503, "unavailable", "服务暂不可用 (service unavailable)")
+            response = problem_response(busy, request)
+            response.headers["Retry-After"] = "1"
+            return response
         problem = Problem(500, "internal-error", "内部错误 (internal error)")
         return problem_response(problem, request)
 

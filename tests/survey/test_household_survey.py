@@ -335,6 +335,54 @@ async def test_the_database_itself_refuses_a_decision_by_the_maker_or_a_reviewer
             await connection.execute(sa.update(decisions).values(decided_by=COUNTY))
 
 
+async def test_an_assignment_that_deadlocks_with_a_verdict_update_is_run_again(
+    client: httpx.AsyncClient, survey_db: Database, settings: SurveySettings, producer: Producer
+) -> None:
+    """The consumer saving a batch of verdicts updates the mother's task, then the father's; an
+    assignment of the father's household locks his task, then the mother's. PostgreSQL breaks the
+    deadlock by aborting the assignment (its deadlock timer runs first), which is run again once
+    the batch commits: the platform sees its assignment, never the race."""
+    father, mother, _ = family()
+    await listed(client, survey_db, settings, producer, [father, mother])
+    await roster(client, SURVEYOR, SURVEYOR2)
+    task, other = await task_of(client, father), await task_of(client, mother)
+    touch = "UPDATE tasks SET survey_reasons = survey_reasons WHERE task_id = :id"
+
+    async def deadlocks() -> int:
+        async with survey_db.engine.connect() as connection:
+            query = "SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()"
+            return int((await connection.execute(sa.text(query))).scalar_one())
+
+    async def assignment_waits() -> bool:
+        query = """SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()
+                   AND wait_event_type = 'Lock' AND query LIKE 'UPDATE tasks SET state%'"""
+        async with survey_db.engine.connect() as connection:
+            return bool((await connection.execute(sa.text(query))).scalar_one())
+
+    before = await deadlocks()
+    async with survey_db.engine.connect() as batch:
+        await batch.execute(sa.text("SET deadlock_timeout = '30s'"))  # never the victim
+        await batch.execute(sa.text(touch), {"id": other["task_id"]})
+        assigning = asyncio.create_task(
+            client.post(
+                f"/internal/survey/tasks/{task['task_id']}/assign",
+                headers=staff(PLATFORM, "platform"),
+                json={"team": [SURVEYOR, SURVEYOR2]},
+            )
+        )
+        for _ in range(300):
+            if await assignment_waits():
+                break
+            await _pause()
+        await batch.execute(sa.text(touch), {"id": task["task_id"]})  # the cycle closes
+        await batch.commit()
+    assigned = await assigning
+
+    assert assigned.status_code == 200, assigned.text
+    assert sorted(assigned.json()["assigned"]) == sorted([task["task_id"], other["task_id"]])
+    assert await deadlocks() == before + 1
+
+
 async def test_a_rejection_returns_the_task_to_its_team_with_the_comment(
     client: httpx.AsyncClient, survey_db: Database, settings: SurveySettings, producer: Producer
 ) -> None:

@@ -22,6 +22,8 @@ from aiokafka.errors import KafkaError
 from pydantic import ValidationError
 from sqlalchemy import exc as sa
 
+from canbao_platform.db import CONFLICT_SQLSTATES
+
 
 class PermanentError(Exception):
     """Raise from a handler when the message can never be applied: it is dead-lettered with
@@ -41,10 +43,9 @@ class Failure(enum.Enum):
 
 # SQLSTATE classes that say "the server or the connection", never "this row": 08 connection
 # exception, 53 insufficient resources, 57 operator intervention (admin shutdown, crash
-# recovery, cannot connect now), 58 system error; and deadlock / serialization failure,
-# which succeed when run again.
+# recovery, cannot connect now), 58 system error; and deadlock / serialization failure
+# (CONFLICT_SQLSTATES), which succeed when run again.
 _TRANSIENT_SQLSTATE_CLASSES = ("08", "53", "57", "58")
-_TRANSIENT_SQLSTATES = ("40001", "40P01")
 
 # Errors of the data itself. ValueError covers pydantic's ValidationError, JSON and UTF-8
 # decoding errors and every error of `canbao_contracts` (MalformedEnvelope, InvalidIdNumber,
@@ -80,7 +81,7 @@ def _is_transient(error: BaseException) -> bool:
         return True
     sqlstate = getattr(error, "sqlstate", None)
     return isinstance(sqlstate, str) and (
-        sqlstate[:2] in _TRANSIENT_SQLSTATE_CLASSES or sqlstate in _TRANSIENT_SQLSTATES
+        sqlstate[:2] in _TRANSIENT_SQLSTATE_CLASSES or sqlstate in CONFLICT_SQLSTATES
     )
 
 

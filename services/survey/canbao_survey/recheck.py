@@ -27,7 +27,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from canbao_contracts.codes import RegistrationItem
-from canbao_platform.db import Database
+from canbao_platform.db import Database, retried_on_conflict
 from canbao_platform.messaging import unit_of_work
 from canbao_platform.problems import Problem
 from canbao_platform.sealing import Sealer
@@ -131,6 +131,7 @@ def _collection_of(row: Any, sealer: Sealer) -> CounterCollection:
     )
 
 
+@retried_on_conflict
 async def recheck(
     database: Database,
     sealer: Sealer,

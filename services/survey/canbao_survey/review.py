@@ -4,7 +4,9 @@ review: 初审 by the grass-roots platform, 审定 by the county (44号 §17-18)
 is published on registry.collections through the outbox, in the transaction that approves it.
 
 Every write locks its task row first (`FOR UPDATE`), so two reviewers or two phones acting at
-once are serialised and the loser sees the task as the winner left it (409 task-changed).
+once are serialised and the loser sees the task as the winner left it (409 task-changed). A
+write that deadlocks with the consumer updating the same tasks from a verdict is run again
+(`retried_on_conflict`).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from canbao_contracts.codes import CertificateType, RegistrationItem, SurveyReason
 from canbao_contracts.collected_items import item_defects, missing_required, normalised
 from canbao_contracts.events.vocabulary import Channel
-from canbao_platform.db import Database
+from canbao_platform.db import Database, retried_on_conflict
 from canbao_platform.messaging import unit_of_work
 from canbao_platform.problems import InvalidItems
 from canbao_platform.sealing import Sealer
@@ -109,6 +111,7 @@ async def _locked_task(connection: AsyncConnection, task_id: UUID, caller: Calle
 # -- Assignment (44号 §16, 18: teams of 2-3 from the county's roster) ------------------------------
 
 
+@retried_on_conflict
 async def assign(
     database: Database, task_id: UUID, team: list[str], caller: Caller, *, now: datetime
 ) -> list[UUID]:
@@ -258,6 +261,7 @@ async def _replayed(connection: AsyncConnection, client_id: UUID, task_id: UUID)
     return earlier
 
 
+@retried_on_conflict
 async def submit(
     database: Database,
     sealer: Sealer,
@@ -326,6 +330,7 @@ async def submit(
     raise refused  # after the commit: the unattached submission is kept
 
 
+@retried_on_conflict
 async def discover(
     database: Database,
     sealer: Sealer,
@@ -405,6 +410,7 @@ async def discover(
     )
 
 
+@retried_on_conflict
 async def self_correction(
     database: Database,
     sealer: Sealer,
@@ -482,6 +488,7 @@ def serves(caller: Caller, region_code: str) -> bool:
     return len(region_code) >= len(scope) and region_code.startswith(scope)
 
 
+@retried_on_conflict
 async def record_change(
     database: Database,
     sealer: Sealer,
@@ -607,6 +614,7 @@ def _sqlstate(error: DBAPIError) -> str | None:
     return None
 
 
+@retried_on_conflict
 async def decide(
     database: Database,
     sealer: Sealer,

@@ -33,7 +33,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from canbao_contracts.codes import RegistrationItem
 from canbao_contracts.events.vocabulary import Channel
-from canbao_platform.db import Database
+from canbao_platform.db import Database, retried_on_conflict
 from canbao_platform.sealing import Sealer
 from canbao_platform.service_tokens import Caller
 from canbao_survey.collections import masked
@@ -157,6 +157,7 @@ class Drawn:
     region_code: str
 
 
+@retried_on_conflict
 async def draw(
     database: Database, request: SampleRequest, caller: Caller, *, now: datetime
 ) -> Drawn:
@@ -243,6 +244,7 @@ async def _sample(connection: Any, sample_id: UUID, caller: Caller) -> Any:
     return row
 
 
+@retried_on_conflict
 async def check(
     database: Database,
     sample_id: UUID,
