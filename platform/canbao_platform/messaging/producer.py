@@ -4,9 +4,15 @@
 loss, and the producer's own retries never duplicate or reorder it within a partition (aiokafka
 keeps one batch in flight per partition). aiokafka never expires an idempotent batch, so during
 a broker outage a send waits for the broker rather than failing. A short linger lets records
-sent together share a request. Every send is a `send <topic>` PRODUCER span whose context
-travels in `traceparent`, unless the record already carries one (an event from the outbox keeps
-its handler's trace).
+sent together share a request.
+
+Records sent together are placed by their key as Kafka's default partitioner places them
+(murmur2 of the key modulo the partition count; a record without a key anywhere) and go to each
+partition as whole batches: aiokafka's per-record `send` rebuilds the set of the topic's
+partitions for every record, which costs more than the rest of sending once topics have
+thousands of partitions. Each call is one `send <topic>` PRODUCER span per topic, whose context
+travels in `traceparent` of the records that have none; a record that already carries one (an
+event from the outbox keeps its handler's trace) is linked from the span instead.
 
 A service must start while its broker is down (and say it is not ready) rather than crash at
 start-up: `start()` connects in the background, retrying with backoff, and sends wait for it.
@@ -17,14 +23,15 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import random
 from collections.abc import Iterable
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
-from aiokafka.structs import RecordMetadata
+from aiokafka.partitioner import murmur2
 from opentelemetry import trace
-from opentelemetry.trace import SpanKind
+from opentelemetry.trace import Link, SpanKind
 
 from canbao_contracts.envelope import KafkaRecord
 from canbao_platform.messaging.failures import RESTART, Backoff, describe
@@ -36,6 +43,8 @@ from canbao_platform.telemetry import (
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer("canbao.messaging")
+# The SDK keeps the first 128 links of a span (OTEL_SPAN_LINK_COUNT_LIMIT): no more are made.
+MAX_LINKS = 128
 
 
 class Producer:
@@ -121,17 +130,52 @@ class Producer:
         partitions: set[int] = await (await self._client()).partitions_for(topic)
         return partitions
 
-    async def send(self, record: KafkaRecord) -> RecordMetadata:
+    async def send(self, record: KafkaRecord) -> None:
         """Send one record and wait until the broker acknowledged it."""
-        delivered = await self._enqueue(record)
-        return await delivered
+        await self.send_many([record])
 
-    async def send_many(self, records: Iterable[KafkaRecord]) -> list[RecordMetadata]:
+    async def send_many(self, records: Iterable[KafkaRecord]) -> None:
         """Send records in order (kept per partition) and wait until all are acknowledged;
         raises the first failure (some others may have been delivered: callers retry the
         whole lot, and consumers are idempotent)."""
-        pending = [await self._enqueue(record) for record in records]
-        return list(await asyncio.gather(*pending))
+        by_topic: dict[str, list[KafkaRecord]] = {}
+        for record in records:
+            by_topic.setdefault(record.topic, []).append(record)
+        client = await self._client()
+        delivered: list[asyncio.Future[Any]] = []
+        for topic, group in by_topic.items():
+            partitions = sorted(await client.partitions_for(topic))
+            with _send_span(topic, group) as span:
+                by_partition: dict[int, list[KafkaRecord]] = {}
+                for record in group:
+                    by_partition.setdefault(_partition(record.key, partitions), []).append(record)
+                context = trace.set_span_in_context(span)
+                for partition, placed in by_partition.items():
+                    delivered += await self._send_batches(client, topic, partition, placed, context)
+        await asyncio.gather(*delivered)
+
+    async def _send_batches(
+        self,
+        client: AIOKafkaProducer,
+        topic: str,
+        partition: int,
+        records: list[KafkaRecord],
+        context: Any,
+    ) -> list[asyncio.Future[Any]]:
+        """Queue `records` for one partition as few batches as fit, in order."""
+        delivered: list[asyncio.Future[Any]] = []
+        batch = client.create_batch()
+        for record in records:
+            headers = list(record.headers)
+            if not has_trace_context(headers):
+                inject_trace_context(headers, context)
+            if batch.append(key=record.key, value=record.value, timestamp=None, headers=headers):
+                continue
+            delivered.append(await client.send_batch(batch, topic, partition=partition))
+            batch = client.create_batch()  # a fresh batch takes any one record, however large
+            batch.append(key=record.key, value=record.value, timestamp=None, headers=headers)
+        delivered.append(await client.send_batch(batch, topic, partition=partition))
+        return delivered
 
     async def _client(self) -> AIOKafkaProducer:
         """The connected producer, once there is one."""
@@ -141,24 +185,32 @@ class Producer:
         assert self._producer is not None
         return self._producer
 
-    async def _enqueue(self, record: KafkaRecord) -> asyncio.Future[RecordMetadata]:
-        headers = list(record.headers)
-        traced = has_trace_context(headers)
-        parent = extract_trace_context(headers) if traced else None
-        with tracer.start_as_current_span(
-            f"send {record.topic}",
-            context=parent,
-            kind=SpanKind.PRODUCER,
-            attributes={
-                "messaging.system": "kafka",
-                "messaging.operation.type": "send",
-                "messaging.destination.name": record.topic,
-            },
-        ):
-            if not traced:
-                inject_trace_context(headers)
-            client = await self._client()
-            future: asyncio.Future[RecordMetadata] = await client.send(
-                record.topic, value=record.value, key=record.key, headers=headers
-            )
-            return future
+
+def _partition(key: bytes | None, partitions: list[int]) -> int:
+    """Where Kafka's default partitioner puts `key` among the topic's sorted `partitions`."""
+    if key is None:
+        return random.choice(partitions)
+    return partitions[(int(murmur2(key)) & 0x7FFFFFFF) % len(partitions)]
+
+
+def _send_span(topic: str, records: list[KafkaRecord]) -> Any:
+    """The PRODUCER span of sending `records` to `topic`, linked to each record's own trace."""
+    links: list[Link] = []
+    for record in records:
+        if len(links) == MAX_LINKS:
+            break
+        if has_trace_context(record.headers):
+            origin = trace.get_current_span(extract_trace_context(record.headers))
+            if origin.get_span_context().is_valid:
+                links.append(Link(origin.get_span_context()))
+    return tracer.start_as_current_span(
+        f"send {topic}",
+        kind=SpanKind.PRODUCER,
+        links=links,
+        attributes={
+            "messaging.system": "kafka",
+            "messaging.operation.type": "send",
+            "messaging.destination.name": topic,
+            "messaging.batch.message_count": len(records),
+        },
+    )
