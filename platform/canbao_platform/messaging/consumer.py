@@ -52,6 +52,9 @@ class RunnerConfig:
     retry_backoff: Backoff = TRANSIENT_RETRY  # transient failures: the batch, forever
     restart_backoff: Backoff = RESTART  # fatal consumer errors
     shutdown_timeout_s: float = 30.0
+    # How often the lag is measured: it visits every assigned partition (thousands, on a topic
+    # sized for a province), and its readers (the lag gauge, /readyz) need nothing fresher.
+    lag_interval_s: float = 1.0
     permanent_errors: tuple[type[BaseException], ...] = ()  # the service's own, besides ours
     consumer_options: Mapping[str, Any] = field(default_factory=dict)  # more AIOKafkaConsumer
 
@@ -98,6 +101,7 @@ class ConsumerRunner(BackgroundLoop):
         self._batch_in_hand = asyncio.Lock()  # held from a poll's result to its offsets commit
         self._state = "stopped"  # starting | consuming | retrying | restarting | stopped
         self._lag: dict[tuple[str, int], int] = {}
+        self._lag_due = 0.0  # time.monotonic() from when the lag may be measured again
         self.last_error: str | None = None
 
     async def start(self) -> None:
@@ -179,14 +183,22 @@ class ConsumerRunner(BackgroundLoop):
             self._state = "consuming"
             while not self.stopping:
                 batches = await group.poll()
-                self._lag = await group.lag(batches)
+                await self._measure_lag(group, batches)
                 if batches:
                     async with self._batch_in_hand:
                         await self._process(group, batches)
-                    self._lag = await group.lag({})
+                    await self._measure_lag(group, {})
         finally:
-            self._lag = {}
+            self._lag, self._lag_due = {}, 0.0
             await group.stop()
+
+    async def _measure_lag(self, group: GroupConsumer, in_hand: Batches) -> None:
+        """At most once per `lag_interval_s`; an idle consumer still polls every
+        `poll_timeout_ms`, so the lag it shows reaches 0 soon after the backlog is applied."""
+        now = time.monotonic()
+        if now >= self._lag_due:
+            self._lag = await group.lag(in_hand)
+            self._lag_due = now + self.config.lag_interval_s
 
     async def _process(self, group: GroupConsumer, batches: Batches) -> None:
         started = time.monotonic()
