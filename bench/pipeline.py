@@ -55,6 +55,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import os
 import resource
 import subprocess
@@ -192,13 +193,14 @@ async def debezium_alone(
 async def pipeline(
     stack: LocalStack,
     servers: dict[str, PostgresCluster],
+    people: int,
     rows: int,
     consumers: int,
     builders: int,
     log_dir: Path,
 ) -> Run:
     with MockKafkaCluster(brokers=3) as kafka:
-        matched = MatchedTopics(kafka.bootstrap_servers, rows)
+        matched = MatchedTopics(kafka.bootstrap_servers, people)
         kafka.create_topics(t for t in ALL_TOPICS if t.name not in matched.partitions)
         for name, partitions in matched.partitions.items():
             kafka.create_topic(name, partitions)
@@ -272,9 +274,14 @@ EVALUATED = "matching evaluated every person"
 _BUILD = {"IDENTITY_ROLES": "build"}
 MATCHED = (PERSONS, FACTS, COLLECTIONS)  # the topics matching consumes (canbao_matching.app)
 # The test broker keeps ~5 MiB per partition and evicts the oldest (canbao_platform.local.broker);
-# a real cluster keeps days. Matching reads behind identity during a snapshot, so the topics it
-# reads get a partition per this many change events (a registry event is ~1 KiB).
+# a real cluster keeps days. Matching reads behind identity during a snapshot, so each topic it
+# reads gets a partition per this many of the events expected on it (a registry event is at
+# most ~1 KiB): identity publishes 1.00 person and 3.80 fact events per person of the demo
+# population (measured at 10^4 and 10^6), and no collections. More partitions than needed are
+# not free: every consumer fetch and every producer batch visits them, a cost a real cluster's
+# few dozen partitions per topic do not have. Too few void the run (`evicted`).
 EVENTS_PER_PARTITION = 4_000
+EVENTS_PER_PERSON = {PERSONS.name: 1.2, FACTS.name: 4.5, COLLECTIONS.name: 0.0}
 
 
 class MatchedTopics:
@@ -282,9 +289,12 @@ class MatchedTopics:
     topic is new, so its end offsets count its messages, and a beginning offset above 0 is a
     message the broker evicted (the run is then void)."""
 
-    def __init__(self, bootstrap: str, rows: int) -> None:
+    def __init__(self, bootstrap: str, people: int) -> None:
         self.partitions = {
-            t.name: max(t.partitions, -(-rows // EVENTS_PER_PARTITION)) for t in MATCHED
+            t.name: max(
+                t.partitions, math.ceil(people * EVENTS_PER_PERSON[t.name] / EVENTS_PER_PARTITION)
+            )
+            for t in MATCHED
         }
         self._offsets = AIOKafkaConsumer(bootstrap_servers=bootstrap)  # no group: offsets only
         self._all = [TopicPartition(t, p) for t, n in self.partitions.items() for p in range(n)]
@@ -296,7 +306,11 @@ class MatchedTopics:
         await self._offsets.stop()
 
     async def published(self) -> int:
-        return sum((await self._offsets.end_offsets(self._all)).values())
+        return sum((await self.published_per_topic()).values())
+
+    async def published_per_topic(self) -> dict[str, int]:
+        ends = await self._offsets.end_offsets(self._all)
+        return {t: sum(n for tp, n in ends.items() if tp.topic == t) for t in self.partitions}
 
     async def evicted(self) -> int:
         return sum((await self._offsets.beginning_offsets(self._all)).values())
@@ -422,6 +436,7 @@ async def _state(
             "identity_dead_letters": sum(c["dead_lettered"] for c in cdc),
             "matching_dead_letters": matching["dead_lettered"],
             "matching_evicted": await matched.evicted(),
+            **{f"published {t}": n for t, n in (await matched.published_per_topic()).items()},
         },
     )
 
@@ -471,7 +486,7 @@ async def run_size(people: int, consumers: int, builders: int, tmp: Path) -> Non
             flush=True,
         )
         servers = {"registry": registry, "sources": sources}
-        run = await pipeline(stack, servers, rows, consumers, builders, logs)
+        run = await pipeline(stack, servers, people, rows, consumers, builders, logs)
         rate = rows / run.seconds
         print(
             f"  pipeline: {run.seconds:.1f} s, {rate:,.0f} events/s "
@@ -499,6 +514,14 @@ async def run_size(people: int, consumers: int, builders: int, tmp: Path) -> Non
             f"{s['matching_handled']:,}, evaluated {s['evaluations']:,} times "
             f"({s['evaluations'] / people:.1f} per person), published "
             f"{s['verdict_changes']:,} verdict changes"
+        )
+        print(
+            "  topics matching reads: "
+            + ", ".join(
+                f"{t} {s[f'published {t}']:,} events ({s[f'published {t}'] / people:.2f} per "
+                f"person) on {n:,} partitions"
+                for t, n in run.partitions.items()
+            )
         )
         print(
             f"  guard: identity made {s['persons']:,} persons of the generator's "
