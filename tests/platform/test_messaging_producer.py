@@ -4,6 +4,7 @@ the trace of the span that sent it, or its own."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 
 from aiokafka.partitioner import DefaultPartitioner
@@ -11,6 +12,7 @@ from opentelemetry import trace
 
 from canbao_contracts.envelope import KafkaRecord
 from canbao_platform.local.broker import MockKafkaCluster
+from canbao_platform.local.postgres import free_port
 from canbao_platform.messaging import Producer
 from canbao_platform.telemetry import extract_trace_context, inject_trace_context
 from tests.conftest import Observed
@@ -82,3 +84,13 @@ async def test_a_record_keeps_its_own_trace_and_the_send_span_links_to_it(
 
     assert parent(b"from the outbox") == handler.get_span_context().span_id
     assert sent.context is not None and parent(b"from a tool") == sent.context.span_id
+
+
+async def test_sending_nothing_does_not_wait_for_the_broker() -> None:
+    """A batch without poison messages sends no dead letters, even while the broker is away."""
+    producer = Producer(f"127.0.0.1:{free_port()}")  # nobody listens: it never connects
+    await producer.start()
+    try:
+        await asyncio.wait_for(producer.send_many([]), timeout=1)
+    finally:
+        await producer.stop()

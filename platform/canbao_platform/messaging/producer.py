@@ -141,6 +141,8 @@ class Producer:
         by_topic: dict[str, list[KafkaRecord]] = {}
         for record in records:
             by_topic.setdefault(record.topic, []).append(record)
+        if not by_topic:
+            return  # nothing to send: no need to wait for a broker that may be away
         client = await self._client()
         delivered: list[asyncio.Future[Any]] = []
         for topic, group in by_topic.items():
