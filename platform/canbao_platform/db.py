@@ -65,18 +65,31 @@ class Database:
         await self.engine.dispose()
 
 
-def lost_a_race(error: BaseException) -> bool:
-    """Whether `error` (or what it wraps: SQLAlchemy's `.orig`, asyncpg's cause) is a conflict
-    between transactions rather than a fault of the statement."""
+def error_chain(error: BaseException) -> list[BaseException]:
+    """The error and what it wraps, outermost first: SQLAlchemy wraps the driver's error
+    (`.orig`), which wraps asyncpg's, which may wrap the socket's."""
+    chain: list[BaseException] = []
     current: BaseException | None = error
-    for _ in range(10):
-        if current is None:
-            return False
-        if getattr(current, "sqlstate", None) in CONFLICT_SQLSTATES:
-            return True
+    while current is not None and current not in chain and len(chain) < 10:
+        chain.append(current)
         orig = getattr(current, "orig", None)
         current = orig if isinstance(orig, BaseException) else current.__cause__
-    return False
+    return chain
+
+
+def sqlstate(error: BaseException) -> str | None:
+    """PostgreSQL's SQLSTATE for `error`, found anywhere in its chain; None when it is not a
+    server's answer (a refused connection, a timeout)."""
+    for cause in error_chain(error):
+        if isinstance(code := getattr(cause, "sqlstate", None), str):
+            return code
+    return None
+
+
+def lost_a_race(error: BaseException) -> bool:
+    """Whether `error` is a conflict between transactions rather than a fault of the
+    statement."""
+    return sqlstate(error) in CONFLICT_SQLSTATES
 
 
 def retried_on_conflict(

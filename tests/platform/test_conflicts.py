@@ -10,7 +10,7 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import exc
 
-from canbao_platform.db import CONFLICT_ATTEMPTS, retried_on_conflict
+from canbao_platform.db import CONFLICT_ATTEMPTS, lost_a_race, retried_on_conflict, sqlstate
 from canbao_platform.problems import install_problem_handlers
 
 
@@ -22,6 +22,20 @@ def lost(error: asyncpg.PostgresError) -> exc.DBAPIError:
 DEADLOCK = asyncpg.exceptions.DeadlockDetectedError("deadlock detected")
 SERIALIZATION = asyncpg.exceptions.SerializationError("could not serialize access")
 DUPLICATE = asyncpg.exceptions.UniqueViolationError("duplicate key value")
+
+
+def test_the_sqlstate_is_found_however_deeply_the_server_answer_is_wrapped() -> None:
+    class Rewrapped(Exception):
+        pass
+
+    try:
+        raise Rewrapped("batch failed") from lost(DEADLOCK)
+    except Rewrapped as wrapped:
+        assert sqlstate(wrapped) == "40P01"
+        assert lost_a_race(wrapped)
+    assert sqlstate(lost(DUPLICATE)) == "23505"
+    assert not lost_a_race(lost(DUPLICATE))
+    assert sqlstate(ConnectionRefusedError("no server")) is None
 
 
 @pytest.mark.parametrize("conflict", [DEADLOCK, SERIALIZATION], ids=["deadlock", "serialization"])

@@ -22,7 +22,7 @@ from aiokafka.errors import KafkaError
 from pydantic import ValidationError
 from sqlalchemy import exc as sa
 
-from canbao_platform.db import CONFLICT_SQLSTATES
+from canbao_platform.db import CONFLICT_SQLSTATES, error_chain, sqlstate
 
 
 class PermanentError(Exception):
@@ -55,9 +55,9 @@ _PERMANENT: tuple[type[BaseException], ...] = (PermanentError, ValueError, sa.Da
 
 def classify(error: BaseException, permanent: tuple[type[BaseException], ...] = ()) -> Failure:
     """Which kind of failure `error` is; `permanent` adds a service's own permanent errors."""
-    if any(_is_transient(cause) for cause in _causes(error)):
+    if any(_is_transient(cause) for cause in error_chain(error)):
         return Failure.TRANSIENT
-    if isinstance(error, _PERMANENT + permanent) or any(map(_is_data_exception, _causes(error))):
+    if isinstance(error, _PERMANENT + permanent) or _is_data_exception(error):
         return Failure.PERMANENT
     return Failure.UNKNOWN
 
@@ -66,8 +66,7 @@ def _is_data_exception(error: BaseException) -> bool:
     """PostgreSQL refusing a value (SQLSTATE class 22: U+0000 in text or jsonb, a number out of
     range), which asyncpg's SQLAlchemy dialect may raise as a plain DBAPIError, not DataError:
     the same value is refused however often it is tried."""
-    sqlstate = getattr(error, "sqlstate", None)
-    return isinstance(sqlstate, str) and sqlstate.startswith("22")
+    return (sqlstate(error) or "").startswith("22")
 
 
 def _is_transient(error: BaseException) -> bool:
@@ -79,22 +78,10 @@ def _is_transient(error: BaseException) -> bool:
         return True
     if isinstance(error, asyncpg.InterfaceError | asyncpg.PostgresConnectionError):
         return True
-    sqlstate = getattr(error, "sqlstate", None)
-    return isinstance(sqlstate, str) and (
-        sqlstate[:2] in _TRANSIENT_SQLSTATE_CLASSES or sqlstate in CONFLICT_SQLSTATES
+    code = getattr(error, "sqlstate", None)
+    return isinstance(code, str) and (
+        code[:2] in _TRANSIENT_SQLSTATE_CLASSES or code in CONFLICT_SQLSTATES
     )
-
-
-def _causes(error: BaseException) -> list[BaseException]:
-    """The error and what it wraps: SQLAlchemy wraps the driver's error (`.orig`), which wraps
-    asyncpg's, which may wrap the socket's."""
-    seen: list[BaseException] = []
-    current: BaseException | None = error
-    while current is not None and current not in seen and len(seen) < 10:
-        seen.append(current)
-        orig = getattr(current, "orig", None)
-        current = orig if isinstance(orig, BaseException) else current.__cause__
-    return seen
 
 
 def describe(error: BaseException, limit: int = 500) -> str:

@@ -489,7 +489,7 @@ class OutOfScope(Problem):
 def subjects_query(body: RegionSubjects | PersonSubjects, *, scope: str) -> sa.Select[Any]:
     if isinstance(body, RegionSubjects):
         return _SUBJECTS.where(
-            *_prefix(persons.c.region_code, body.region_code),
+            *within_region(persons.c.region_code, body.region_code),
             # The partial index's predicate, as it is written there.
             persons.c.household_registered,
             sa.not_(persons.c.deceased),
@@ -498,11 +498,11 @@ def subjects_query(body: RegionSubjects | PersonSubjects, *, scope: str) -> sa.S
     return _SUBJECTS.where(
         persons.c.person_id == sa.any_(wanted),
         sa.not_(persons.c.deceased),
-        *_prefix(persons.c.region_code, scope),
+        *within_region(persons.c.region_code, scope),
     )
 
 
-def _prefix(column: Any, prefix: str) -> tuple[Any, Any]:
+def within_region(column: Any, prefix: str) -> tuple[Any, Any]:
     """`column` starts with `prefix` (digits) as a range of its byte order (COLLATE "C"):
     '5201' ≤ code < '520:' (':' follows '9')."""
     return column >= prefix, column < prefix[:-1] + chr(ord(prefix[-1]) + 1)

@@ -20,7 +20,7 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
 
 from canbao_contracts.topics import FEEDBACK_SYSTEMS
-from canbao_identity.routes import OutOfScope, ResourcesDep, _prefix
+from canbao_identity.routes import OutOfScope, ResourcesDep, within_region
 from canbao_identity.settings import IdentitySettings
 from canbao_identity.tables import persons, writebacks
 from canbao_platform.problems import Problem
@@ -90,7 +90,7 @@ async def list_writebacks(
         .limit(max(1, min(limit, MAX_PAGE)) + 1)
     )
     if scope:
-        query = query.where(*_prefix(persons.c.region_code, scope))
+        query = query.where(*within_region(persons.c.region_code, scope))
     if state == "overdue":
         query = query.where(writebacks.c.state == "pending", writebacks.c.requested_at < due)
     elif state is not None:

@@ -27,7 +27,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from canbao_contracts.codes import RegistrationItem
-from canbao_platform.db import Database, retried_on_conflict
+from canbao_platform.db import Database, retried_on_conflict, sqlstate
 from canbao_platform.messaging import unit_of_work
 from canbao_platform.problems import Problem
 from canbao_platform.sealing import Sealer
@@ -48,7 +48,7 @@ from canbao_survey.problems import (
     NeedsIndividualReview,
     OutOfScope,
 )
-from canbao_survey.review import MAKER_CHECKER_SQLSTATE, OUT_OF_ORDER_SQLSTATE, _sqlstate, covers
+from canbao_survey.review import MAKER_CHECKER_SQLSTATE, OUT_OF_ORDER_SQLSTATE, covers
 from canbao_survey.tables import collections, decisions, subjects
 from canbao_survey.views import opened, person_region, refusals_of, with_person
 
@@ -196,7 +196,7 @@ async def recheck(
                 # The collection id as the event id: a re-run can never announce it twice.
                 uow.publish_event(event, id=str(collection_id))
     except DBAPIError as error:
-        code = _sqlstate(error)
+        code = sqlstate(error)
         if code == MAKER_CHECKER_SQLSTATE:
             raise MakerChecker(RECHECK_MAKER_CHECKER) from None
         if code == OUT_OF_ORDER_SQLSTATE:  # another reviewer's decision won the race

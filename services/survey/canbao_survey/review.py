@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from canbao_contracts.codes import CertificateType, RegistrationItem, SurveyReason
 from canbao_contracts.collected_items import item_defects, missing_required, normalised
 from canbao_contracts.events.vocabulary import Channel
-from canbao_platform.db import Database, retried_on_conflict
+from canbao_platform.db import Database, retried_on_conflict, sqlstate
 from canbao_platform.messaging import unit_of_work
 from canbao_platform.problems import InvalidItems
 from canbao_platform.sealing import Sealer
@@ -605,15 +605,6 @@ async def record_change(
 # -- Review: 初审 (platform) and 审定 (county) ------------------------------------------------
 
 
-def _sqlstate(error: DBAPIError) -> str | None:
-    cause: BaseException | None = error.orig
-    while cause is not None:
-        if isinstance(code := getattr(cause, "sqlstate", None), str):
-            return code
-        cause = cause.__cause__
-    return None
-
-
 @retried_on_conflict
 async def decide(
     database: Database,
@@ -701,7 +692,7 @@ async def decide(
                 sa.update(tasks).where(tasks.c.task_id == task_id).values(values)
             )
     except DBAPIError as error:
-        code = _sqlstate(error)
+        code = sqlstate(error)
         if code == MAKER_CHECKER_SQLSTATE:
             raise MakerChecker() from None
         if code == OUT_OF_ORDER_SQLSTATE:  # a concurrent decision won the race

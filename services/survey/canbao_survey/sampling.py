@@ -33,7 +33,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from canbao_contracts.codes import RegistrationItem
 from canbao_contracts.events.vocabulary import Channel
-from canbao_platform.db import Database, retried_on_conflict
+from canbao_platform.db import Database, retried_on_conflict, sqlstate
 from canbao_platform.sealing import Sealer
 from canbao_platform.service_tokens import Caller
 from canbao_survey.collections import masked
@@ -45,7 +45,7 @@ from canbao_survey.problems import (
     RecordNotInSample,
     SampleNotFound,
 )
-from canbao_survey.review import MAKER_CHECKER_SQLSTATE, _sqlstate, covers, submission_context
+from canbao_survey.review import MAKER_CHECKER_SQLSTATE, covers, submission_context
 from canbao_survey.store import context_of
 from canbao_survey.tables import (
     collections,
@@ -295,7 +295,7 @@ async def check(
             raise
         raise AlreadyChecked(earlier) from None
     except DBAPIError as error:
-        if _sqlstate(error) == MAKER_CHECKER_SQLSTATE:
+        if sqlstate(error) == MAKER_CHECKER_SQLSTATE:
             raise CheckerIsMaker() from None
         raise
     # Whom the record is about, for the gateway's audit log (identity's id and the county).
