@@ -13,10 +13,11 @@ and a `timestamptz` column an ISO-8601 string; `decode_date` and `decode_timesta
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any, Final, Literal, NamedTuple, cast
+
+import pydantic_core
 
 Op = Literal["r", "c", "u", "d", "tombstone"]
 _ROW_OPS: Final = ("r", "c", "u", "d")
@@ -166,8 +167,9 @@ def _payload(data: bytes | None, part: str) -> dict[str, Any] | None:
     if data is None:
         return None
     try:
-        document = json.loads(data)
-    except ValueError as error:  # JSONDecodeError and UnicodeDecodeError alike
+        # pydantic's parser: a third of json.loads' time, and every change event pays it twice.
+        document = pydantic_core.from_json(data)
+    except ValueError as error:  # malformed JSON and invalid UTF-8 alike
         raise MalformedChangeEvent(f"{part} is not valid JSON: {error}") from None
     if isinstance(document, dict) and document.keys() == {"schema", "payload"}:
         # A null payload is what Kafka's JsonConverter made of a tombstone before KAFKA-3832.

@@ -318,7 +318,7 @@ def _without(field: str) -> bytes:
 @pytest.mark.parametrize(
     ("key", "value", "reason"),
     [
-        (None, b'{"before":null,', "value is not valid JSON: Expecting"),
+        (None, b'{"before":null,', "value is not valid JSON: EOF while parsing"),
         (None, b"\xff\xfe\xfa", "value is not valid JSON"),
         (b"not json", _value(), "key is not valid JSON"),
         (b"[1, 2]", _value(), "key is a JSON array, expected an object"),
