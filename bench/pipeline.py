@@ -2,6 +2,7 @@
 person has a verdict; and Debezium alone on the same rows as the ceiling.
 
     uv run --frozen python -m bench.pipeline [--sizes 10000 100000] [--consumers 1] [--builders 1]
+                                             [--statements 25]
 
 Per size, everything fresh and on this machine: two throwaway PostgreSQL servers (wal_level=logical,
 fsync off), one for the identity and matching databases, created and migrated as the local stack
@@ -452,8 +453,56 @@ def _bridge_status(stack: LocalStack) -> dict[str, int]:
     return {"bridge_events": int(status.get("events", 0)), "evicted_unread": int(evicted)}
 
 
-async def run_size(people: int, consumers: int, builders: int, tmp: Path) -> None:
-    registry = PostgresCluster(tmp / f"pg-{people}", port=free_port(), durable=False)
+# Where the registry's PostgreSQL time goes (--statements): its statements by time spent.
+STATEMENTS = """
+SELECT d.datname AS database, s.calls, s.total_exec_time / 1000 AS seconds, s.rows,
+       regexp_replace(s.query, '\\s+', ' ', 'g') AS query
+FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid
+ORDER BY s.total_exec_time DESC LIMIT $1
+"""
+_WATCHED = {"shared_preload_libraries": "pg_stat_statements", "pg_stat_statements.max": "2000"}
+
+
+async def _statements_reset(registry: PostgresCluster) -> None:
+    connection = await asyncpg.connect(registry.dsn("postgres"))
+    try:
+        await connection.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+        await connection.execute("SELECT pg_stat_statements_reset()")
+    finally:
+        await connection.close()
+
+
+async def _print_statements(registry: PostgresCluster, top: int, rows: int) -> None:
+    """The `top` statements of the pipeline's run by the registry server's time executing them
+    (pg_stat_statements: execution only, not parsing, planning or the wire)."""
+    connection = await asyncpg.connect(registry.dsn("postgres"))
+    try:
+        found = await connection.fetch(STATEMENTS, top)
+        total = await connection.fetchval(
+            "SELECT sum(total_exec_time) / 1000 FROM pg_stat_statements"
+        )
+    finally:
+        await connection.close()
+    print(
+        f"  registry statements by execution time (all: {total:.1f} s, "
+        f"{1e6 * total / rows:,.0f} µs/event):"
+    )
+    print(f"  {'database':<9} {'calls':>10} {'s':>7} {'µs/event':>8} {'µs/call':>8}  statement")
+    for s in found:
+        print(
+            f"  {s['database']:<9} {s['calls']:>10,} {s['seconds']:>7.1f} "
+            f"{1e6 * s['seconds'] / rows:>8,.1f} {1e6 * s['seconds'] / s['calls']:>8,.1f}  "
+            f"{s['query'][:100]}"
+        )
+
+
+async def run_size(people: int, consumers: int, builders: int, statements: int, tmp: Path) -> None:
+    registry = PostgresCluster(
+        tmp / f"pg-{people}",
+        port=free_port(),
+        durable=False,
+        settings=_WATCHED if statements else None,
+    )
     sources = PostgresCluster(tmp / f"pg-sources-{people}", port=free_port(), durable=False)
     with registry, sources:
         state_dir = tmp / f"state-{people}"
@@ -486,6 +535,8 @@ async def run_size(people: int, consumers: int, builders: int, tmp: Path) -> Non
             flush=True,
         )
         servers = {"registry": registry, "sources": sources}
+        if statements:
+            await _statements_reset(registry)
         run = await pipeline(stack, servers, people, rows, consumers, builders, logs)
         rate = rows / run.seconds
         print(
@@ -506,6 +557,8 @@ async def run_size(people: int, consumers: int, builders: int, tmp: Path) -> Non
             "  stages done, from the bridge's start: "
             + "; ".join(f"{stage} {at:.1f} s" for stage, at in run.milestones.items())
         )
+        if statements:
+            await _print_statements(registry, statements, rows)
         s = run.state
         print(
             f"  work: identity rebuilt {s['rebuilt']:,} golden records "
@@ -551,7 +604,7 @@ async def _expected(stack: LocalStack) -> dict[str, int]:
         await connection.close()
 
 
-async def main(sizes: list[int], consumers: int, builders: int) -> None:
+async def main(sizes: list[int], consumers: int, builders: int, statements: int) -> None:
     sharing = (
         f"the bridge, {consumers} identity consumer process(es), {builders} identity builder "
         "process(es), matching, this process (the broker)"
@@ -560,7 +613,7 @@ async def main(sizes: list[int], consumers: int, builders: int) -> None:
     with tempfile.TemporaryDirectory(prefix="canbao-bench-") as tmp:
         os.chmod(tmp, 0o755)  # the server may run as the `postgres` user
         for people in sizes:
-            await run_size(people, consumers, builders, Path(tmp))
+            await run_size(people, consumers, builders, statements, Path(tmp))
 
 
 if __name__ == "__main__":
@@ -572,5 +625,14 @@ if __name__ == "__main__":
     parser.add_argument(
         "--builders", type=int, default=1, help="identity processes with IDENTITY_ROLES=build"
     )
+    parser.add_argument(
+        "--statements",
+        type=int,
+        default=0,
+        metavar="N",
+        help="print the registry's N most time-consuming statements (pg_stat_statements)",
+    )
     arguments = parser.parse_args()
-    asyncio.run(main(arguments.sizes, arguments.consumers, arguments.builders))
+    asyncio.run(
+        main(arguments.sizes, arguments.consumers, arguments.builders, arguments.statements)
+    )
