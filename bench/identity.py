@@ -195,12 +195,11 @@ async def run_size(
             "postgres": cpu_since(cpu_before["postgres"], children_of(postmaster(postgres))),
         }
         await feeding
-        # The builder's counts; the events relayed by whichever process's relay was active.
+        # The builder's counts; the events relayed by this process's relay (a builder-only
+        # process runs none).
         checks = await _checks(parts, builder_url)
         rebuilt = checks["identity.builder"]["rebuilt"]
         published = _part(parts, "identity.outbox").relayed
-        if separate:
-            published += checks["identity.outbox"]["relayed"]
         async with database.engine.connect() as connection:
             registered = await connection.scalar(sa.select(sa.func.count()).select_from(persons))
     finally:
@@ -267,7 +266,7 @@ async def _work_left(database: Database) -> bool:
 
 
 async def _checks(parts: list[Any], builder_url: str) -> dict[str, Any]:
-    """The builder's health (and its process's relay's): from its /readyz when it runs apart."""
+    """The builder's health: from its /readyz when it runs apart."""
     if not builder_url:
         return {p.name: p.health() for p in parts if hasattr(p, "health")}
     async with httpx.AsyncClient(timeout=30) as http:

@@ -143,8 +143,10 @@ def test_every_deployment_that_talks_to_kafka_logs_in_as_its_services_user(
 ) -> None:
     deployment = find(manifests(BASE), "Deployment", name)
     (container,) = deployment["spec"]["template"]["spec"]["containers"]
-    if container_env(container).get("GATEWAY_DCI_NOTIFICATIONS") == "false":
-        # The gateway's HTTP Deployment: no consumer, no Kafka login (gateway-notify has them).
+    env = container_env(container)
+    if env.get("GATEWAY_DCI_NOTIFICATIONS") == "false" or env.get("IDENTITY_ROLES") == "build":
+        # The gateway's HTTP Deployment (gateway-notify has the consumer) and identity's builders
+        # (the `identity` pods relay their outbox): no Kafka client, so no Kafka login.
         assert not any(e["name"].startswith("KAFKA_") for e in container.get("env", []))
         return
     env, password, volumes = kafka_login(deployment)

@@ -300,14 +300,15 @@ async def test_changes_applied_beside_a_poison_message_are_all_kept(running: Run
                 "identity",
                 "identity.collections",
                 "identity.feedback",
-                "identity.builder",
                 "identity.outbox",
+                "identity.builder",
                 "processed-messages-pruner",
             ],
         ),
         # The process a province scales for the builder: no consumer (it would join group
-        # "identity" and take partitions), its own relay (a standby while another relays).
-        ("build", ["producer", "identity.builder", "identity.outbox"]),
+        # "identity" and take partitions), no relay (its CPU is the builder's) and so no
+        # producer: it talks to the database only.
+        ("build", ["identity.builder"]),
     ],
     ids=["default", "IDENTITY_ROLES=build"],
 )
