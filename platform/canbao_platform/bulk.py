@@ -2,8 +2,9 @@
 PostgreSQL. One statement and one round trip however many rows, planned once — an executemany
 runs a statement per row, a VALUES list is compiled anew for every row count. The columns and
 their types come from the table's definition (`columns`), so a statement and its table cannot
-disagree. JSON travels as text (the caller encodes it, or passes on text it read) and is cast
-to jsonb."""
+disagree. JSON travels as text (the caller encodes it with `to_json`, or passes on text it read)
+and is cast to jsonb; so does an array column's value (`array_literal`), since unnest() cannot
+take an array of arrays of different lengths apart row by row."""
 
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ from sqlalchemy.dialects.postgresql import JSONB, UUID
 Columns = Mapping[str, str]  # column → PostgreSQL type, in the statement's order
 
 # The array types the parameters travel as: text for every string column (a cast to varchar(n)
-# would cut a long value silently; the column refuses it instead), JSON as text (cast by `value`).
+# would cut a long value silently; the column refuses it instead); JSON and arrays as text (cast
+# by `value`).
 _TYPES: tuple[tuple[type[sa.types.TypeEngine[Any]], str], ...] = (
     (JSONB, "jsonb"),
     (UUID, "uuid"),
@@ -44,26 +46,39 @@ def columns(
 
 
 def _type(column: sa.Column[Any]) -> str:
-    for kind, name in _TYPES:
-        if isinstance(column.type, kind):
+    kind = column.type
+    if isinstance(kind, sa.TypeDecorator):  # SQLModel's AutoString for a `str` field
+        kind = kind.impl_instance
+    if isinstance(kind, sa.ARRAY):
+        return f"{_element_type(kind.item_type, column)}[]"
+    return _element_type(kind, column)
+
+
+def _element_type(kind: sa.types.TypeEngine[Any], column: sa.Column[Any]) -> str:
+    for python, name in _TYPES:
+        if isinstance(kind, python):
             return name
     raise TypeError(f"no bulk type for {column.table.name}.{column.name}: {column.type!r}")
 
 
+def as_text(type_: str) -> bool:
+    """Whether a column of this bulk type travels as text, cast by `value`: JSON and arrays."""
+    return type_ == "jsonb" or type_.endswith("[]")
+
+
 def rows(columns: Columns) -> str:
     """`unnest(…) AS v(…)`: the arrays as rows."""
-    arrays = ", ".join(
-        f"CAST(:{c} AS {'text' if t == 'jsonb' else t}[])" for c, t in columns.items()
-    )
+    arrays = ", ".join(f"CAST(:{c} AS {'text' if as_text(t) else t}[])" for c, t in columns.items())
     return f"unnest({arrays}) AS v({', '.join(columns)})"
 
 
 def value(column: str, type_: str) -> str:
-    return f"v.{column}::jsonb" if type_ == "jsonb" else f"v.{column}"
+    return f"v.{column}::{type_}" if as_text(type_) else f"v.{column}"
 
 
 def insert(table: str, columns: Columns) -> str:
-    """INSERT of the arrays' rows into `table` (add an ON CONFLICT clause as needed)."""
+    """INSERT of the arrays' rows into `table`, in their order (add an ON CONFLICT clause as
+    needed)."""
     values = ", ".join(value(c, t) for c, t in columns.items())
     return f"INSERT INTO {table} ({', '.join(columns)}) SELECT {values} FROM {rows(columns)}"
 
@@ -84,3 +99,20 @@ def to_json(value: Any) -> str:
     """`value` as JSON text for a jsonb column, by pydantic's encoder: a tenth of the time of
     json.dumps, which staging and every rebuild pay several times per row."""
     return pydantic_core.to_json(value).decode()
+
+
+def array_literal(values: Iterable[str | bytes | None]) -> str:
+    """`values` as the text of a PostgreSQL array of text or bytea, for an array column of a bulk
+    statement: every element double-quoted, a backslash or a quote inside it escaped by a
+    backslash; bytes in bytea's hex format (\\x…); None as NULL."""
+    return "{" + ",".join(map(_element, values)) + "}"
+
+
+def _element(value: str | bytes | None) -> str:
+    if value is None:
+        return "NULL"
+    if isinstance(value, bytes):
+        return f'"\\\\x{value.hex()}"'
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    raise TypeError(f"an array element must be text or bytes, not {type(value).__name__}")

@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import insert
 from sqlmodel import select
 
+from canbao_contracts.envelope import KafkaRecord
 from canbao_platform.db import Database
 from canbao_platform.local.broker import MockKafkaCluster
 from canbao_platform.messaging import (
@@ -68,6 +69,46 @@ async def test_a_handler_that_fails_after_publishing_leaves_no_outbox_row(
     rows = await outbox_rows(database)
     assert [(row.topic, row.value) for row in rows] == [(downstream, b"good announced")]
     assert "ce_id" in rows[0].header_names  # the envelope travels with the row
+
+
+async def test_headers_keys_and_values_reach_the_topic_byte_for_byte(
+    kafka: MockKafkaCluster,
+    make_topic: Callable[..., str],
+    producer: Producer,
+    database: Database,
+    relays: list[OutboxRelay],
+) -> None:
+    """Each record's headers are written as text (array literals, canbao_platform.bulk) with the
+    others of its transaction in one statement: whatever their bytes, how many there are or
+    whether there are none, each record gets its own back, in their order."""
+    topic = make_topic(partitions=1)
+    awkward = [
+        ('quote"d', bytes(range(256))),
+        ("back\\slash", b""),
+        ("{brace,comma}", b'"\\x00"'),
+        ("", b"NULL"),
+        ("键 名", "值".encode()),
+        ("same", b"1"),
+        ("same", b"2"),
+    ]
+    sent = [
+        KafkaRecord(topic=topic, key=None, value=None, headers=awkward),
+        KafkaRecord(topic=topic, key=b"\x00k", value=bytes(range(255, -1, -1)), headers=[]),
+        KafkaRecord(topic=topic, key=b"", value=b"", headers=awkward[:1]),
+    ]
+    async with unit_of_work(database, service="tests") as uow:
+        for record in sent:
+            uow.publish(record)
+    relay = OutboxRelay(database, producer, poll_interval_s=0.1)
+    relays.append(relay)
+    await relay.start()
+    await wait_until(lambda: relay.relayed == 3)
+
+    records = await read_topic(kafka.bootstrap_servers, topic, 3)
+    assert [(r.key, r.value) for r in records] == [(s.key, s.value) for s in sent]
+    for record, original in zip(records, sent, strict=True):
+        # The unit of work adds the trace context to every record it publishes.
+        assert [h for h in record.headers if h[0] != "traceparent"] == original.headers
 
 
 async def test_a_unit_of_work_that_raises_publishes_nothing(database: Database) -> None:

@@ -20,7 +20,7 @@ from functools import cache
 from typing import Any, Final, Protocol, TypeVar
 
 from aiokafka.structs import ConsumerRecord
-from sqlalchemy import ARRAY, Insert, Table, bindparam, event, func, insert, select
+from sqlalchemy import Table, TextClause, event, text
 from sqlalchemy.ext.asyncio import AsyncSession as CoreAsyncSession
 from sqlalchemy.ext.asyncio import AsyncSessionTransaction
 from sqlalchemy.orm import Session
@@ -35,6 +35,7 @@ from canbao_contracts.envelope import (
     encode,
 )
 from canbao_contracts.events import Event
+from canbao_platform import bulk
 from canbao_platform.db import Database
 from canbao_platform.messaging.tables import outbox
 from canbao_platform.telemetry import has_trace_context, inject_trace_context
@@ -236,35 +237,47 @@ def _discard_buffered(session: Session, previous_transaction: Any) -> None:
 
 @dataclass(frozen=True, slots=True)
 class InsertRows:
-    """`add_row`'s bulk write: the rows added to `table`, by one multi-row INSERT."""
+    """`add_row`'s bulk write: the rows added to `table`, in their order, by one INSERT of
+    unnested arrays (canbao_platform.bulk) per set of columns the rows name."""
 
     table: Table
 
     def write(self, session: Session, rows: Sequence[Mapping[str, Any]]) -> None:
-        columns = tuple(rows[0])
-        if all(row.keys() == rows[0].keys() for row in rows) and _unnestable(self.table, columns):
-            arrays = {column: [row[column] for row in rows] for column in columns}
-            session.execute(_insert_unnested(self.table, columns), arrays)
-        else:  # rows naming different columns, or arrays among them (the outbox's headers)
-            session.execute(insert(self.table), rows)
+        naming: dict[tuple[str, ...], list[Mapping[str, Any]]] = {}
+        for row in rows:
+            naming.setdefault(tuple(row), []).append(row)
+        for names, named in naming.items():
+            statement, encoders = _insert_unnested(self.table, names)
+            session.execute(
+                statement,
+                {
+                    column: [row[column] for row in named]
+                    if encode is None
+                    else [None if row[column] is None else encode(row[column]) for row in named]
+                    for column, encode in encoders.items()
+                },
+            )
 
 
 _insert_into: Final = cache(InsertRows)  # one per table, not one per row added
 
 
-def _unnestable(table: Table, columns: tuple[str, ...]) -> bool:
-    return not any(isinstance(table.c[column].type, ARRAY) for column in columns)
-
-
 @cache
-def _insert_unnested(table: Table, columns: tuple[str, ...]) -> Insert:
-    """`INSERT INTO table (columns) SELECT * FROM unnest(:column, …)`, one array per column: one
-    statement, planned once, however many rows (an executemany runs a statement per row)."""
-    arrays = func.unnest(
-        *[bindparam(column, type_=ARRAY(table.c[column].type)) for column in columns]
-    )
-    rows = arrays.table_valued(*columns).render_derived()
-    return insert(table).from_select(list(columns), select(*[rows.c[c] for c in columns]))
+def _insert_unnested(
+    table: Table, names: tuple[str, ...]
+) -> tuple[TextClause, dict[str, Callable[[Any], str] | None]]:
+    """The INSERT of `names`' arrays into `table`, and how each column's values travel: as they
+    are, or as text (JSON, arrays: bulk.py)."""
+    columns = bulk.columns(table, names)
+    encoders: dict[str, Callable[[Any], str] | None] = {
+        name: bulk.to_json
+        if type_ == "jsonb"
+        else bulk.array_literal
+        if type_.endswith("[]")
+        else None
+        for name, type_ in columns.items()
+    }
+    return text(bulk.insert(table.name, columns)), encoders
 
 
 @asynccontextmanager
