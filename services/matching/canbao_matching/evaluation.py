@@ -50,7 +50,7 @@ async def evaluate_due(
     """Evaluate up to `limit` people due on `now`: (how many, the changes published)."""
     today = today_in_china(now)
     loaded = await store.take_due(uow.session, today, limit)
-    rows: list[dict[str, Any]] = []
+    rows: list[store.VerdictRow] = []
     published: list[StatusesChanged | StatusesWithdrawn] = []
     failed: list[UUID] = []
     for person in loaded:
@@ -76,7 +76,7 @@ async def evaluate_due(
 
 def _evaluate_one(
     person: store.Loaded, today: date, now: datetime
-) -> tuple[dict[str, Any], StatusesChanged | StatusesWithdrawn | None]:
+) -> tuple[store.VerdictRow, StatusesChanged | StatusesWithdrawn | None]:
     """The row to save for the person, and the change to publish if the verdict changed."""
     situation = person.situation()
     verdict = None if situation is None else evaluate(situation, today)
