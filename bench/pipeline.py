@@ -455,7 +455,7 @@ def _bridge_status(stack: LocalStack) -> dict[str, int]:
 
 # Where the registry's PostgreSQL time goes (--statements): its statements by time spent.
 STATEMENTS = """
-SELECT d.datname AS database, s.calls, s.total_exec_time / 1000 AS seconds, s.rows,
+SELECT d.datname AS database, s.calls, s.total_exec_time / 1000 AS seconds,
        regexp_replace(s.query, '\\s+', ' ', 'g') AS query
 FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid
 ORDER BY s.total_exec_time DESC LIMIT $1

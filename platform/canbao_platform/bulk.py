@@ -8,7 +8,7 @@ take an array of arrays of different lengths apart row by row."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import pydantic_core
@@ -64,6 +64,14 @@ def _element_type(kind: sa.types.TypeEngine[Any], column: sa.Column[Any]) -> str
 def as_text(type_: str) -> bool:
     """Whether a column of this bulk type travels as text, cast by `value`: JSON and arrays."""
     return type_ == "jsonb" or type_.endswith("[]")
+
+
+def text_encoder(type_: str) -> Callable[[Any], str] | None:
+    """How a Python value of a column of this bulk type becomes the text it travels as
+    (`to_json`, `array_literal`); None for a type that travels as it is."""
+    if type_ == "jsonb":
+        return to_json
+    return array_literal if type_.endswith("[]") else None
 
 
 def rows(columns: Columns) -> str:

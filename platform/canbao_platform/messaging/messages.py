@@ -269,14 +269,7 @@ def _insert_unnested(
     """The INSERT of `names`' arrays into `table`, and how each column's values travel: as they
     are, or as text (JSON, arrays: bulk.py)."""
     columns = bulk.columns(table, names)
-    encoders: dict[str, Callable[[Any], str] | None] = {
-        name: bulk.to_json
-        if type_ == "jsonb"
-        else bulk.array_literal
-        if type_.endswith("[]")
-        else None
-        for name, type_ in columns.items()
-    }
+    encoders = {name: bulk.text_encoder(type_) for name, type_ in columns.items()}
     return text(bulk.insert(table.name, columns)), encoders
 
 

@@ -56,9 +56,9 @@ def components(
     settings = resources.settings
     assert isinstance(settings, IdentitySettings)
     protector = protector_from(settings)
-    kafka = settings.kafka_client_options()
     parts: list[Component] = []
     if Role.CONSUME in settings.role_set:
+        kafka = settings.kafka_client_options()
         producer = Producer(settings.kafka_bootstrap_servers, client_id=SERVICE_NAME, **kafka)
         common: dict[str, Any] = {
             "database": resources.database,
