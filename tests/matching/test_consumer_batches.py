@@ -29,11 +29,12 @@ from canbao_contracts.events import (
     fact_id_for,
 )
 from canbao_contracts.events.vocabulary import Channel
+from canbao_matching.evaluation import Evaluator, evaluate_due
 from canbao_matching.handlers import HANDLER
 from canbao_matching.tables import facts, persons
 from canbao_platform.db import Database
 from canbao_platform.local.broker import MockKafkaCluster
-from canbao_platform.messaging import DLQ_REASON, Backoff, Producer
+from canbao_platform.messaging import DLQ_REASON, Backoff, Producer, unit_of_work
 from canbao_platform.messaging.batch import BatchApplier, BatchOutcome
 from canbao_platform.messaging.messages import event_source
 from tests.matching.people import OBSERVED, enrolled, person
@@ -119,7 +120,9 @@ async def fact_row(database: Database, fact_id: uuid.UUID) -> Any:
 async def evaluated(database: Database) -> None:
     """What the evaluator leaves: nobody pending."""
     async with database.engine.begin() as connection:
-        await connection.execute(sa.update(persons).values(pending=False, pending_observed_at=None))
+        await connection.execute(
+            sa.update(persons).values(pending=False, pending_observed_at=None, pending_since=None)
+        )
 
 
 async def test_the_newest_revision_of_a_fact_in_one_batch_is_kept_and_an_older_copy_is_ignored(
@@ -315,3 +318,28 @@ async def test_a_merge_and_the_retired_person_s_events_in_one_batch_agree_in_any
             )
         )
     assert outcomes == [(True, False, "王*", OBSERVED, None, 1)] * len(outcomes)
+
+
+async def test_a_pending_person_is_evaluated_once_settled_the_longest_waiting_first(
+    apply_batch: Batch, matching_db: Database
+) -> None:
+    """A person's state and facts come in different batches (different topics): the mark keeps
+    the time the person first became pending, and the evaluator leaves them until it settled."""
+    first, second = uuid.uuid4(), uuid.uuid4()
+    await apply_batch([person(first)])
+    await apply_batch([person(second)])
+    since = (await person_row(matching_db, first)).pending_since
+    await apply_batch([FactAsserted(person_id=first, fact=enrolled(first, S.RESIDENT_MEDICAL))])
+    assert (await person_row(matching_db, first)).pending_since == since  # still the first mark
+
+    now = OBSERVED + timedelta(days=1)
+    unsettled = Evaluator(matching_db, clock=lambda: now, settle_s=3600)
+    assert await unsettled.run_once() == 0 and unsettled.evaluated == 0
+    assert (await person_row(matching_db, first)).pending
+
+    async with unit_of_work(matching_db, service="matching") as uow:
+        count, published = await evaluate_due(uow, now, limit=1)
+    assert count == 1 and [e.person_id for e in published] == [first]
+    row, waiting = await person_row(matching_db, first), await person_row(matching_db, second)
+    assert (row.pending, row.pending_since, row.in_scope) == (False, None, True)
+    assert waiting.pending and waiting.pending_since > since

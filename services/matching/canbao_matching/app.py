@@ -30,6 +30,7 @@ def components(
     topics: tuple[str, ...] = (PERSONS.name, FACTS.name, COLLECTIONS.name),
     statuses_topic: str = STATUSES.name,
     poll_interval_s: float = 0.2,
+    settle_s: float = 1.0,
 ) -> list[Component]:
     settings = resources.settings
     kafka = settings.kafka_client_options()
@@ -51,6 +52,7 @@ def components(
             resources.database,
             clock=clock,
             poll_interval_s=poll_interval_s,
+            settle_s=settle_s,
             statuses_topic=statuses_topic,
         ),
         OutboxRelay(resources.database, producer, name="matching.outbox"),

@@ -45,11 +45,17 @@ def today_in_china(now: datetime) -> date:
 
 
 async def evaluate_due(
-    uow: UnitOfWork, now: datetime, *, limit: int = 500, statuses_topic: str = STATUSES.name
+    uow: UnitOfWork,
+    now: datetime,
+    *,
+    limit: int = 500,
+    settle_s: float = 0.0,
+    statuses_topic: str = STATUSES.name,
 ) -> tuple[int, list[StatusesChanged | StatusesWithdrawn]]:
-    """Evaluate up to `limit` people due on `now`: (how many, the changes published)."""
+    """Evaluate up to `limit` people due on `now` or pending for `settle_s`: (how many, the
+    changes published)."""
     today = today_in_china(now)
-    loaded = await store.take_due(uow.session, today, limit)
+    loaded = await store.take_due(uow.session, today, limit, settle_s=settle_s)
     rows: list[store.VerdictRow] = []
     published: list[StatusesChanged | StatusesWithdrawn] = []
     failed: list[UUID] = []
@@ -112,7 +118,13 @@ def _evaluate_one(
 
 
 class Evaluator(BackgroundLoop):
-    """A Component of the service shell: the evaluation loop."""
+    """A Component of the service shell: the evaluation loop.
+
+    `settle_s`: how long a person stays pending before being evaluated. identity publishes a
+    rebuilt person's state on registry.persons and their facts on registry.facts, which arrive
+    in different batches; evaluated at once, a person would be evaluated on the first and again
+    on the rest (twice per person on a first load, locking the rows the consumer is marking).
+    Settled, they are evaluated once, a moment later."""
 
     name = "matching.evaluator"
 
@@ -123,11 +135,13 @@ class Evaluator(BackgroundLoop):
         clock: Clock = system_clock,
         batch_size: int = 500,
         poll_interval_s: float = 0.2,
+        settle_s: float = 0.0,
         statuses_topic: str = STATUSES.name,
     ) -> None:
         super().__init__()
         self._database, self._clock = database, clock
         self._batch_size, self._poll_interval_s = batch_size, poll_interval_s
+        self._settle_s = settle_s
         self._statuses_topic = statuses_topic
         self.evaluated = 0
         self.published = 0
@@ -139,7 +153,11 @@ class Evaluator(BackgroundLoop):
         while True:
             async with unit_of_work(self._database, service="matching") as uow:
                 count, events = await evaluate_due(
-                    uow, now, limit=self._batch_size, statuses_topic=self._statuses_topic
+                    uow,
+                    now,
+                    limit=self._batch_size,
+                    settle_s=self._settle_s,
+                    statuses_topic=self._statuses_topic,
                 )
             self.evaluated += count
             changed += len(events)

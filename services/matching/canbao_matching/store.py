@@ -7,7 +7,7 @@ import json
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any, Final, NamedTuple
 from uuid import UUID
 
@@ -68,6 +68,12 @@ class PendingMark(NamedTuple):
 # Keep each fact if its revision is newer than the one held, and mark the people whose facts
 # changed pending (a merged person never: they are not evaluated again), with the newest source
 # change among them. `excluded` rows are the batch's, one per fact (SaveFacts keeps the newest).
+# A person already pending keeps the time they became so (`pending_since`: the evaluator takes
+# the longest-waiting first, and lets a fresh mark settle).
+_KEEP_PENDING_SINCE: Final = (
+    "pending_since = CASE WHEN persons.pending THEN persons.pending_since"
+    " ELSE excluded.pending_since END"
+)
 _FACT_COLUMNS: Final = bulk.columns(facts, FactRow._fields)
 _SAVE_FACTS: Final = sa.text(f"""
     WITH saved AS (
@@ -77,12 +83,13 @@ _SAVE_FACTS: Final = sa.text(f"""
                 observed_at = excluded.observed_at, body = excluded.body
             WHERE facts.revision < excluded.revision
         RETURNING person_id, observed_at)
-    INSERT INTO persons (person_id, pending, pending_observed_at)
-    SELECT person_id, true, max(observed_at) FROM saved GROUP BY person_id
+    INSERT INTO persons (person_id, pending, pending_observed_at, pending_since)
+    SELECT person_id, true, max(observed_at), statement_timestamp() FROM saved GROUP BY person_id
     ON CONFLICT (person_id) DO UPDATE
         SET pending = persons.merged_into IS NULL,
             pending_observed_at = greatest(persons.pending_observed_at,
-                                           excluded.pending_observed_at)
+                                           excluded.pending_observed_at),
+            {_KEEP_PENDING_SINCE}
 """)
 
 # The people to evaluate again, created if a fact or a collection came before identity's
@@ -90,13 +97,14 @@ _SAVE_FACTS: Final = sa.text(f"""
 # its order.
 _MARK_COLUMNS: Final = bulk.columns(persons, ("person_id", "pending_observed_at", "state"))
 _MARK_PENDING: Final = sa.text(f"""
-    INSERT INTO persons (person_id, pending, pending_observed_at, state)
-    SELECT v.person_id, true, v.pending_observed_at, v.state::jsonb
+    INSERT INTO persons (person_id, pending, pending_observed_at, pending_since, state)
+    SELECT v.person_id, true, v.pending_observed_at, statement_timestamp(), v.state::jsonb
     FROM {bulk.rows(_MARK_COLUMNS)}
     ON CONFLICT (person_id) DO UPDATE
         SET pending = persons.merged_into IS NULL,  -- a merged person is never evaluated
             pending_observed_at = greatest(persons.pending_observed_at,
                                            excluded.pending_observed_at),
+            {_KEEP_PENDING_SINCE},
             state = coalesce(excluded.state, persons.state)
 """)
 
@@ -199,6 +207,7 @@ async def retire_person(session: AsyncSession, retired: UUID, survivor: UUID) ->
         "survey_reasons": [],
         "recheck_on": None,
         "pending": False,
+        "pending_since": None,
     }
     await _execute(
         session, statement.on_conflict_do_update(index_elements=[persons.c.person_id], set_=cleared)
@@ -268,9 +277,12 @@ class Loaded:
         return verdict.model_dump(mode="json") == previous
 
 
-async def take_due(session: AsyncSession, today: date, limit: int) -> list[Loaded]:
-    """Up to `limit` people to evaluate (pending, or due for the daily re-check), locked for this
-    transaction and skipped by any other evaluator, with everything the rules need."""
+async def take_due(
+    session: AsyncSession, today: date, limit: int, *, settle_s: float = 0.0
+) -> list[Loaded]:
+    """Up to `limit` people to evaluate (pending for `settle_s` at least, the longest-waiting
+    first, or due for the daily re-check), locked for this transaction and skipped by any other
+    evaluator, with everything the rules need."""
     # JSON columns as text: pydantic parses JSON faster than json.loads + validation.
     columns = (
         persons.c.person_id,
@@ -278,9 +290,19 @@ async def take_due(session: AsyncSession, today: date, limit: int) -> list[Loade
         sa.cast(persons.c.verdict, sa.Text).label("verdict"),
         persons.c.pending_observed_at,
     )
-    # Two selections, each on its own index (a partial one on pending, one on recheck_on), so an
-    # idle poll costs nothing however many people there are.
-    pending = sa.select(*columns).where(persons.c.pending, persons.c.merged_into.is_(None))
+    # Two selections, each on its own index (a partial one on pending ordered by pending_since,
+    # one on recheck_on), so an idle poll costs nothing however many people there are.
+    now = sa.func.statement_timestamp(type_=sa.DateTime(timezone=True))
+    settled = now - timedelta(seconds=settle_s)
+    pending = (
+        sa.select(*columns)
+        .where(
+            persons.c.pending,
+            persons.c.merged_into.is_(None),
+            persons.c.pending_since <= settled,
+        )
+        .order_by(persons.c.pending_since)
+    )
     due = sa.select(*columns).where(persons.c.recheck_on <= today, persons.c.merged_into.is_(None))
     rows: list[Any] = []
     for selection in (pending, due):
@@ -336,7 +358,7 @@ _VERDICT_COLUMNS: Final = bulk.columns(persons, VerdictRow._fields)
 _SAVE_VERDICTS: Final = sa.text(
     "UPDATE persons p SET "
     + ", ".join(f"{c} = {bulk.value(c, t)}" for c, t in list(_VERDICT_COLUMNS.items())[1:])
-    + ", pending = false, pending_observed_at = NULL"
+    + ", pending = false, pending_observed_at = NULL, pending_since = NULL"
     + f" FROM {bulk.rows(_VERDICT_COLUMNS)} WHERE p.person_id = v.person_id"
 )
 
@@ -375,5 +397,5 @@ async def set_aside(session: AsyncSession, person_ids: list[UUID], retry_on: dat
             session,
             sa.update(persons)
             .where(persons.c.person_id.in_(person_ids))
-            .values(pending=False, recheck_on=retry_on),
+            .values(pending=False, pending_since=None, recheck_on=retry_on),
         )

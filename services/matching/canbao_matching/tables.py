@@ -29,11 +29,14 @@ persons = sa.Table(
     sa.Column("survey_reasons", ARRAY(sa.String(24)), nullable=False, server_default="{}"),
     sa.Column("pending", sa.Boolean, nullable=False, server_default="false"),  # to evaluate
     sa.Column("pending_observed_at", sa.DateTime(timezone=True)),  # newest source change since
+    # When the person last became pending: the evaluator lets a mark settle (Evaluator) so that
+    # the rest of what identity published with it, on the other topics, is there first.
+    sa.Column("pending_since", sa.DateTime(timezone=True)),
     sa.Column("recheck_on", sa.Date),  # the next day the verdict may change with no new fact
     sa.Column("evaluated_at", sa.DateTime(timezone=True)),
 )
 sa.Index("ix_persons_recheck_on", persons.c.recheck_on)
-sa.Index("ix_persons_pending", persons.c.person_id, postgresql_where=persons.c.pending)
+sa.Index("ix_persons_pending_since", persons.c.pending_since, postgresql_where=persons.c.pending)
 sa.Index("ix_persons_region_registration", persons.c.region_code, persons.c.registration)
 sa.Index("ix_persons_survey_reasons", persons.c.survey_reasons, postgresql_using="gin")
 

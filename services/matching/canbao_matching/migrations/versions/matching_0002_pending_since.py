@@ -1,0 +1,38 @@
+"""persons.pending_since: when the person last became pending, so that the evaluator takes the
+longest-waiting first and lets a fresh mark settle until the rest of what identity published
+with it (a person's state and facts travel on different topics) has arrived. The pending index
+orders by it instead of by person_id.
+
+Revision ID: matching_0002
+Revises: matching_0001
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "matching_0002"
+down_revision: str | None = "matching_0001"
+branch_labels: Sequence[str] | None = None
+depends_on: Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    op.add_column("persons", sa.Column("pending_since", sa.DateTime(timezone=True)))
+    op.execute("UPDATE persons SET pending_since = now() WHERE pending")
+    op.drop_index("ix_persons_pending", table_name="persons")
+    op.create_index(
+        "ix_persons_pending_since",
+        "persons",
+        ["pending_since"],
+        postgresql_where=sa.text("pending"),
+    )
+
+
+def downgrade() -> None:
+    op.drop_index("ix_persons_pending_since", table_name="persons")
+    op.create_index(
+        "ix_persons_pending", "persons", ["person_id"], postgresql_where=sa.text("pending")
+    )
+    op.drop_column("persons", "pending_since")
