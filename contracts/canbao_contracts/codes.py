@@ -184,11 +184,14 @@ class StatusCode(StrEnum):
 
     label: str
     insurance: Insurance | None  # the insurance of a scheme code; None for a shared code
+    insurances: frozenset[Insurance]  # the insurances in which this code may stand
 
     def __new__(cls, code: str, label: str = "", insurance: Insurance | None = None) -> Self:
         member = str.__new__(cls, code)
         member._value_ = code
         member.label, member.insurance = label, insurance
+        # Kept on the member: every verdict's validation asks it of each of its five codes.
+        member.insurances = frozenset(Insurance) if insurance is None else frozenset({insurance})
         return member
 
     URBAN_EMPLOYEE_PENSION = "11", "城镇企业职工基本养老保险", Insurance.PENSION
@@ -213,11 +216,6 @@ class StatusCode(StrEnum):
     UNINSURED_MILITARY_ABROAD_PRISON = "93", "因服兵役、出国定居、服刑等原因未参保"
     INTERRUPTED = "94", "中断缴费"
     NOT_REQUIRED = "95", "不需参加该险种"
-
-    @property
-    def insurances(self) -> frozenset[Insurance]:
-        """The insurances in which this code may stand."""
-        return frozenset(Insurance) if self.insurance is None else frozenset({self.insurance})
 
     @property
     def is_insured(self) -> bool:

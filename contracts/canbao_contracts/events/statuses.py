@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import date
-from typing import Annotated, Any, Self
+from typing import Annotated, Any, Final, Self
 from uuid import UUID
 
 from pydantic import AfterValidator, AwareDatetime, Field, StringConstraints, model_validator
@@ -47,6 +47,8 @@ from canbao_contracts.events.base import (
 from canbao_contracts.events.vocabulary import ComparisonScope
 from canbao_contracts.topics import STATUSES
 
+_INSURANCES: Final = tuple(Insurance)  # iterating the Enum class itself is slower
+
 
 class Statuses(ContractModel):
     """One status code per insurance (domain.md §4), null for all five when the person is dead."""
@@ -62,7 +64,7 @@ class Statuses(ContractModel):
         return code
 
     def items(self) -> Iterator[tuple[Insurance, StatusCode | None]]:
-        return ((insurance, self[insurance]) for insurance in Insurance)
+        return ((insurance, getattr(self, insurance.value)) for insurance in _INSURANCES)
 
     @model_validator(mode="after")
     def _codes_of_their_insurance(self) -> Self:

@@ -15,7 +15,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import Final, TypeVar
+from functools import cached_property
+from typing import Final, TypeVar, cast
 
 from canbao_contracts.codes import (
     BenefitPaymentStatus,
@@ -84,8 +85,16 @@ class Situation:
     latest_source_change: datetime | None = None  # newest observed_at of a business-system fact
 
     def of(self, kind: type[F]) -> list[F]:
-        """The facts of one kind."""
-        return [f for f in self.facts if isinstance(f, kind)]
+        """The facts of one kind (a new list: the caller may keep or change it)."""
+        return list(cast("list[F]", self._by_kind.get(kind, [])))
+
+    @cached_property
+    def _by_kind(self) -> dict[type[FactBase], list[Fact]]:
+        """The facts grouped by their kind, once: the rules ask for a kind about 30 times."""
+        grouped: dict[type[FactBase], list[Fact]] = {}
+        for fact in self.facts:
+            grouped.setdefault(type(fact), []).append(fact)
+        return grouped
 
 
 @dataclass(frozen=True)
