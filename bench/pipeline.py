@@ -2,7 +2,7 @@
 person has a verdict; and Debezium alone on the same rows as the ceiling.
 
     uv run --frozen python -m bench.pipeline [--sizes 10000 100000] [--consumers 1] [--builders 1]
-                                             [--statements 25]
+                                             [--rebuilders 0] [--statements 25]
 
 Per size, everything fresh and on this machine: two throwaway PostgreSQL servers (wal_level=logical,
 fsync off), one for the identity and matching databases, created and migrated as the local stack
@@ -24,7 +24,8 @@ printed are the change events a snapshot makes: one per row).
   it, its replication slot dropped after the first run) takes a new snapshot of the same rows.
   Identity runs as a province deploys it (architecture.md "Scale": scale out by processes):
   `--consumers` processes of `uvicorn canbao_identity.app:create` with IDENTITY_ROLES=consume and
-  `--builders` with IDENTITY_ROLES=build (they resolve in shares and rebuild with SKIP LOCKED);
+  `--builders` with IDENTITY_ROLES=build (they resolve in shares and rebuild with SKIP LOCKED)
+  and `--rebuilders` with IDENTITY_ROLES=rebuild (they only rebuild);
   matching as one `uvicorn canbao_matching.app:create`. The services are up (/readyz) before the
   clock starts at the bridge's start; it stops at the first of two polls 0.5 s apart that agree,
   with nothing changing in between, that: identity's cdc consumers have handled every change event
@@ -108,6 +109,15 @@ EXPECTED = """
 SELECT count(*) AS people, count(*) FILTER (WHERE in_scope OR deceased) AS with_verdict
 FROM simulator.expected_outcome WHERE seed = $1
 """
+
+
+@dataclass(frozen=True)
+class Topology:
+    """How many identity processes of each role (IDENTITY_ROLES) the pipeline runs."""
+
+    consumers: int = 1
+    builders: int = 1
+    rebuilders: int = 0
 
 
 @dataclass
@@ -196,8 +206,7 @@ async def pipeline(
     servers: dict[str, PostgresCluster],
     people: int,
     rows: int,
-    consumers: int,
-    builders: int,
+    topology: Topology,
     log_dir: Path,
 ) -> Run:
     with MockKafkaCluster(brokers=3) as kafka:
@@ -213,11 +222,15 @@ async def pipeline(
                 "canbao_identity.app:create",
                 identity | {"IDENTITY_ROLES": "consume"},
             )
-            for i in range(consumers)
+            for i in range(topology.consumers)
         ]
         wanted += [
             (f"identity build {i + 1}", "canbao_identity.app:create", identity | _BUILD)
-            for i in range(builders)
+            for i in range(topology.builders)
+        ]
+        wanted += [
+            (f"identity rebuild {i + 1}", "canbao_identity.app:create", identity | _REBUILD)
+            for i in range(topology.rebuilders)
         ]
         wanted += [
             (
@@ -243,7 +256,7 @@ async def pipeline(
             started = time.monotonic()
             await bridge.start()
             finished, state, milestones = await until_every_verdict(
-                stack, services, matched, rows, consumers, started
+                stack, services, matched, rows, topology.consumers, started
             )
             usage = {
                 "bridge": Usage(sum(cpu_seconds([bridge.pid or 0]).values()), _peak_kib(bridge.pid))
@@ -273,6 +286,7 @@ BUILT = "identity built and published every person"
 MATCHING_CONSUMED = "matching's consumer handled all identity published"
 EVALUATED = "matching evaluated every person"
 _BUILD = {"IDENTITY_ROLES": "build"}
+_REBUILD = {"IDENTITY_ROLES": "rebuild"}
 MATCHED = (PERSONS, FACTS, COLLECTIONS)  # the topics matching consumes (canbao_matching.app)
 # The test broker keeps ~5 MiB per partition and evicts the oldest (canbao_platform.local.broker);
 # a real cluster keeps days. Matching reads behind identity during a snapshot, so each topic it
@@ -400,7 +414,11 @@ async def _state(
     # The builders' own count of their backlog first (measured at most every second, at most 1%
     # of their time): the exact look in the queue tables walks their dead rows, ~30 ms a look
     # at 10^5 people, charged to PostgreSQL's figure below.
-    builders = [c["identity.builder"] for n, c in checks.items() if n.startswith("identity build")]
+    builders = [
+        c.get("identity.builder") or c["identity.rebuilder"]
+        for n, c in checks.items()
+        if n.startswith(("identity build", "identity rebuild"))
+    ]
     if any(b["staged"] or b["pending_persons"] for b in builders):
         return reached, progress, None
     if await identity_db.fetchval(str(WORK_LEFT)):
@@ -496,7 +514,7 @@ async def _print_statements(registry: PostgresCluster, top: int, rows: int) -> N
         )
 
 
-async def run_size(people: int, consumers: int, builders: int, statements: int, tmp: Path) -> None:
+async def run_size(people: int, topology: Topology, statements: int, tmp: Path) -> None:
     registry = PostgresCluster(
         tmp / f"pg-{people}",
         port=free_port(),
@@ -537,7 +555,7 @@ async def run_size(people: int, consumers: int, builders: int, statements: int, 
         servers = {"registry": registry, "sources": sources}
         if statements:
             await _statements_reset(registry)
-        run = await pipeline(stack, servers, people, rows, consumers, builders, logs)
+        run = await pipeline(stack, servers, people, rows, topology, logs)
         rate = rows / run.seconds
         print(
             f"  pipeline: {run.seconds:.1f} s, {rate:,.0f} events/s "
@@ -604,16 +622,17 @@ async def _expected(stack: LocalStack) -> dict[str, int]:
         await connection.close()
 
 
-async def main(sizes: list[int], consumers: int, builders: int, statements: int) -> None:
+async def main(sizes: list[int], topology: Topology, statements: int) -> None:
     sharing = (
-        f"the bridge, {consumers} identity consumer process(es), {builders} identity builder "
-        "process(es), matching, this process (the broker)"
+        f"the bridge, {topology.consumers} identity consumer process(es), {topology.builders} "
+        f"identity builder process(es), {topology.rebuilders} rebuild-only, matching, this "
+        "process (the broker)"
     )
     print(machine_facts(sharing), flush=True)
     with tempfile.TemporaryDirectory(prefix="canbao-bench-") as tmp:
         os.chmod(tmp, 0o755)  # the server may run as the `postgres` user
         for people in sizes:
-            await run_size(people, consumers, builders, statements, Path(tmp))
+            await run_size(people, topology, statements, Path(tmp))
 
 
 if __name__ == "__main__":
@@ -626,6 +645,9 @@ if __name__ == "__main__":
         "--builders", type=int, default=1, help="identity processes with IDENTITY_ROLES=build"
     )
     parser.add_argument(
+        "--rebuilders", type=int, default=0, help="identity processes with IDENTITY_ROLES=rebuild"
+    )
+    parser.add_argument(
         "--statements",
         type=int,
         default=0,
@@ -634,5 +656,9 @@ if __name__ == "__main__":
     )
     arguments = parser.parse_args()
     asyncio.run(
-        main(arguments.sizes, arguments.consumers, arguments.builders, arguments.statements)
+        main(
+            arguments.sizes,
+            Topology(arguments.consumers, arguments.builders, arguments.rebuilders),
+            arguments.statements,
+        )
     )

@@ -13,6 +13,7 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from canbao_contracts.topics import PERSONS
 from canbao_identity import builder as builder_module
 from canbao_identity.builder import GoldenRecordBuilder
+from canbao_identity.golden_records import golden_records_work
 from canbao_identity.metrics import Backlog, identity_metrics
 from canbao_identity.protection import record_context
 from canbao_identity.set_aside import report
@@ -63,6 +64,25 @@ async def test_a_person_arriving_in_three_batches_is_rebuilt_once_per_pass(
         )
     assert announced == 1
     assert await running.drain_once() == 0
+
+
+async def test_a_rebuild_only_builder_leaves_the_staged_changes_to_the_resolvers(
+    harness: Harness,
+) -> None:
+    """IDENTITY_ROLES=rebuild: the builder's second half alone. It never takes a staged change
+    (the shares stay with the resolving builders) and rebuilds whoever they left pending."""
+    await harness.apply([change("hukou.person", HUKOU)], drain=False)
+    rebuilder = GoldenRecordBuilder(
+        harness.db, PROTECTOR, service="identity", name="identity.rebuilder", resolves=False
+    )
+    assert await rebuilder.drain_once() == 0
+    assert (await rebuilder.measure_backlog()).staged == 1
+    async with golden_records_work(harness.db, PROTECTOR, service="identity") as resolver:
+        assert await resolver.resolve_pending() == 1  # resolved, and the person left pending
+    assert (await rebuilder.measure_backlog()).pending_persons == 1
+    assert await rebuilder.drain_once() == 1
+    assert (rebuilder.resolved, rebuilder.rebuilt) == (0, 1)
+    assert (await rebuilder.measure_backlog()).pending_persons == 0
 
 
 async def test_persons_read_by_a_snapshot_settle_until_it_goes_quiet(

@@ -309,8 +309,10 @@ async def test_changes_applied_beside_a_poison_message_are_all_kept(running: Run
         # "identity" and take partitions), no relay (its CPU is the builder's) and so no
         # producer: it talks to the database only.
         ("build", ["identity.builder"]),
+        # More cores for a first load's rebuilds: the builder without its resolution.
+        ("rebuild", ["identity.rebuilder"]),
     ],
-    ids=["default", "IDENTITY_ROLES=build"],
+    ids=["default", "IDENTITY_ROLES=build", "IDENTITY_ROLES=rebuild"],
 )
 async def test_the_app_runs_the_components_of_its_roles_and_becomes_ready(
     kafka: MockKafkaCluster,
@@ -342,7 +344,10 @@ async def test_the_app_runs_the_components_of_its_roles_and_becomes_ready(
                 await asyncio.sleep(0.5)
             assert set(ready.json()["checks"]) == {"database", *expected}
             deadline = asyncio.get_running_loop().time() + 10
-            while (builder := (await http.get("/readyz")).json()["checks"]["identity.builder"])[
+            builder_name = next(
+                n for n in expected if n in ("identity.builder", "identity.rebuilder")
+            )
+            while (builder := (await http.get("/readyz")).json()["checks"][builder_name])[
                 "staged"
             ] is None:  # measured once the builder's loop has run
                 assert asyncio.get_running_loop().time() < deadline, builder
@@ -352,7 +357,9 @@ async def test_the_app_runs_the_components_of_its_roles_and_becomes_ready(
 
 def test_an_unknown_role_is_refused_at_start(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("IDENTITY_ROLES", "consume,bild")
-    with pytest.raises(ValueError, match="IDENTITY_ROLES must name some of: consume, build"):
+    with pytest.raises(
+        ValueError, match="IDENTITY_ROLES must name some of: consume, build, rebuild"
+    ):
         IdentitySettings(CANBAO_ENV="test")
 
 

@@ -50,9 +50,10 @@ def components(
     """For the role "consume": the producer (first, so stopped last), the consumers that stage
     changes and the relay that sends the outbox (one relays at a time, whichever process holds
     its lock); for "build": the builder that turns staged changes into golden records and
-    events. The relay never runs in a builder-only process: once a snapshot has streamed in, a
-    first load's time is the builder's CPU (relaying took 17 % of it at 10^6 people), while the
-    consumers have little left to do."""
+    events; for "rebuild": a builder that only rebuilds pending persons. The relay never runs in
+    a builder-only process: once a snapshot has streamed in, a first load's time is the
+    builder's CPU (relaying took 17 % of it at 10^6 people), while the consumers have little
+    left to do."""
     settings = resources.settings
     assert isinstance(settings, IdentitySettings)
     protector = protector_from(settings)
@@ -87,12 +88,15 @@ def components(
             ),
             OutboxRelay(resources.database, producer, name=f"{SERVICE_NAME}.outbox"),
         ]
-    if Role.BUILD in settings.role_set:
+    if Role.BUILD in settings.role_set or Role.REBUILD in settings.role_set:
+        resolves = Role.BUILD in settings.role_set
         parts.append(
             GoldenRecordBuilder(
                 resources.database,
                 protector,
                 service=SERVICE_NAME,
+                name="identity.builder" if resolves else "identity.rebuilder",
+                resolves=resolves,
                 idle_interval_s=builder_idle_s,
                 settling=Settling(settings.snapshot_quiet_s, settings.snapshot_max_wait_s),
             )

@@ -10,7 +10,9 @@ load rebuilds each person about once; a streamed change is rebuilt at the next p
 of a pass stops early after `pass_budget_s`, so a backlog that keeps growing cannot starve the
 rebuilds (nor the reverse).
 
-Several replicas may run it, and share both halves: each resolves the staged changes of shares
+Several replicas may run it, and share both halves (or only the second, `resolves=False`: the
+rebuilds are the CPU of a first load and need no coordination beyond SKIP LOCKED, while each more
+resolver contends for the shares with the others): each resolves the staged changes of shares
 no other replica holds (store.take_staged: a share's changes are resolved by one replica at a
 time, in staging order), and takes pending persons with SKIP LOCKED, so no two rebuild one person
 at once. A transient failure (database away, deadlock) rolls the drain back (the changes stay
@@ -59,6 +61,7 @@ class GoldenRecordBuilder(BackgroundLoop):
         *,
         service: str,
         name: str = "identity.builder",
+        resolves: bool = True,
         batch_size: int = 500,
         resolve_batch: int = 2000,
         pass_budget_s: float = 5.0,
@@ -67,7 +70,7 @@ class GoldenRecordBuilder(BackgroundLoop):
         settling: Settling | None = SETTLING,
     ) -> None:
         super().__init__()
-        self.name = name
+        self.name, self._resolves = name, resolves
         self._database, self._protector, self._service = database, protector, service
         self._batch_size, self._idle_interval_s = batch_size, idle_interval_s
         self._resolve_batch, self._pass_budget_s = resolve_batch, pass_budget_s
@@ -134,9 +137,10 @@ class GoldenRecordBuilder(BackgroundLoop):
             await self.measure_backlog()
 
     async def drain_once(self) -> int:
-        """One pass: the staged changes resolved, then the pending persons rebuilt and
-        published, each until none is left or the pass budget is spent. How much was done."""
-        resolved = await self._until_done(self._resolve_some)
+        """One pass: the staged changes resolved (if this builder resolves), then the pending
+        persons rebuilt and published, each until none is left or the pass budget is spent. How
+        much was done."""
+        resolved = await self._until_done(self._resolve_some) if self._resolves else 0
         rebuilt = await self._until_done(self._rebuild_some)
         return resolved + rebuilt
 

@@ -28,6 +28,9 @@ class Role(StrEnum):
 
     CONSUME = "consume"  # the cdc.* and registry.collections consumers: stage each change
     BUILD = "build"  # the golden-record builder: resolve what is staged, rebuild, publish
+    # The builder's rebuilds alone (never resolving): more cores for a first load's rebuilds
+    # without more resolvers contending for the staged changes' shares (builder.py).
+    REBUILD = "rebuild"
 
 
 class IdentitySettings(DataKeySettings, ServiceSettings):
