@@ -285,6 +285,17 @@ CONSUMED = "identity's consumers handled every event"
 BUILT = "identity built and published every person"
 MATCHING_CONSUMED = "matching's consumer handled all identity published"
 EVALUATED = "matching evaluated every person"
+
+
+def _builders(checks: dict[str, Any]) -> list[dict[str, Any]]:
+    """The /readyz check of every builder process's builder, resolving or rebuild-only."""
+    return [
+        c.get("identity.builder") or c["identity.rebuilder"]
+        for name, c in checks.items()
+        if name.startswith(("identity build", "identity rebuild"))
+    ]
+
+
 _BUILD = {"IDENTITY_ROLES": "build"}
 _REBUILD = {"IDENTITY_ROLES": "rebuild"}
 MATCHED = (PERSONS, FACTS, COLLECTIONS)  # the topics matching consumes (canbao_matching.app)
@@ -414,11 +425,7 @@ async def _state(
     # The builders' own count of their backlog first (measured at most every second, at most 1%
     # of their time): the exact look in the queue tables walks their dead rows, ~30 ms a look
     # at 10^5 people, charged to PostgreSQL's figure below.
-    builders = [
-        c.get("identity.builder") or c["identity.rebuilder"]
-        for n, c in checks.items()
-        if n.startswith(("identity build", "identity rebuild"))
-    ]
+    builders = _builders(checks)
     if any(b["staged"] or b["pending_persons"] for b in builders):
         return reached, progress, None
     if await identity_db.fetchval(str(WORK_LEFT)):
@@ -444,11 +451,7 @@ async def _state(
             "evaluated": verdicts["evaluated"],
             "verdicts": verdicts["verdicts"],
             "matching_handled": matching["processed"],
-            "rebuilt": sum(
-                c["identity.builder"]["rebuilt"]
-                for name, c in checks.items()
-                if name.startswith("identity build")
-            ),
+            "rebuilt": sum(b["rebuilt"] for b in builders),
             "identity_published": published,
             "evaluations": evaluator["evaluated"],
             "verdict_changes": evaluator["published"],
