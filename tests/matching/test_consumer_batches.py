@@ -10,7 +10,7 @@ from __future__ import annotations
 import itertools
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -42,7 +42,8 @@ from tests.platform.conftest import read_topic
 
 S = StatusCode
 DEAD_LETTERS = "deadletter.matching.test"
-Batch = Callable[[Sequence[Event | KafkaRecord]], Awaitable[BatchOutcome]]
+Batch = Callable[..., Awaitable[BatchOutcome]]
+EPOCH = datetime.fromtimestamp(0, UTC)
 
 
 @pytest.fixture
@@ -63,11 +64,14 @@ async def apply_batch(
             retry_backoff=Backoff(0.01, 0.05),
         )
 
-        async def apply(items: Sequence[Event | KafkaRecord]) -> BatchOutcome:
+        async def apply(
+            items: Sequence[Event | KafkaRecord], published_at: datetime = EPOCH
+        ) -> BatchOutcome:
             records = [
                 i if isinstance(i, KafkaRecord) else encode(i, source="/tests") for i in items
             ]
-            return await applier.apply([consumed(r, next(offsets)) for r in records])
+            stamp = int(published_at.timestamp() * 1000)
+            return await applier.apply([consumed(r, next(offsets), stamp) for r in records])
 
         try:
             yield apply
@@ -75,13 +79,13 @@ async def apply_batch(
             await applier.close()
 
 
-def consumed(record: KafkaRecord, offset: int) -> ConsumerRecord[bytes, bytes]:
+def consumed(record: KafkaRecord, offset: int, timestamp: int = 0) -> ConsumerRecord[bytes, bytes]:
     key, value = record.key or b"", record.value or b""
     return ConsumerRecord(
         topic=record.topic,
         partition=0,
         offset=offset,
-        timestamp=0,
+        timestamp=timestamp,
         timestamp_type=0,
         key=key,
         value=value,
@@ -121,7 +125,12 @@ async def evaluated(database: Database) -> None:
     """What the evaluator leaves: nobody pending."""
     async with database.engine.begin() as connection:
         await connection.execute(
-            sa.update(persons).values(pending=False, pending_observed_at=None, pending_since=None)
+            sa.update(persons).values(
+                pending=False,
+                pending_observed_at=None,
+                pending_since=None,
+                pending_published_at=None,
+            )
         )
 
 
@@ -320,26 +329,50 @@ async def test_a_merge_and_the_retired_person_s_events_in_one_batch_agree_in_any
     assert outcomes == [(True, False, "王*", OBSERVED, None, 1)] * len(outcomes)
 
 
-async def test_a_pending_person_is_evaluated_once_settled_the_longest_waiting_first(
+async def test_a_pending_person_waits_for_what_was_published_with_their_newest_mark(
     apply_batch: Batch, matching_db: Database
 ) -> None:
-    """A person's state and facts come in different batches (different topics): the mark keeps
-    the time the person first became pending, and the evaluator leaves them until it settled."""
+    """identity publishes a person's state and facts on different topics: a consumer that lags
+    may apply one before the other. A pending person is evaluated once the consumer has applied
+    everything published up to the newest message that marked them (`consumed_through`), or
+    after `max_wait_s` — and the longest-waiting first."""
     first, second = uuid.uuid4(), uuid.uuid4()
-    await apply_batch([person(first)])
-    await apply_batch([person(second)])
+    t1, t2, t3 = (OBSERVED + timedelta(seconds=n) for n in (1, 2, 3))
+    await apply_batch([person(first)], t1)
+    await apply_batch([person(second)], t2)
     since = (await person_row(matching_db, first)).pending_since
-    await apply_batch([FactAsserted(person_id=first, fact=enrolled(first, S.RESIDENT_MEDICAL))])
-    assert (await person_row(matching_db, first)).pending_since == since  # still the first mark
+    fact = FactAsserted(person_id=first, fact=enrolled(first, S.RESIDENT_MEDICAL))
+    await apply_batch([fact], t3)
+    held = await person_row(matching_db, first)
+    assert (held.pending_since, held.pending_published_at) == (since, t3)  # the first mark's
 
     now = OBSERVED + timedelta(days=1)
-    unsettled = Evaluator(matching_db, clock=lambda: now, settle_s=3600)
-    assert await unsettled.run_once() == 0 and unsettled.evaluated == 0
-    assert (await person_row(matching_db, first)).pending
 
+    def evaluator(through: datetime | None, max_wait_s: float = 3600) -> Evaluator:
+        return Evaluator(
+            matching_db, clock=lambda: now, consumed_through=lambda: through, max_wait_s=max_wait_s
+        )
+
+    assert await evaluator(t1).run_once() == 0  # both wait for the rest
+    assert (await person_row(matching_db, second)).pending
+    assert await evaluator(t2).run_once() == 1  # the second's only mark is applied through
+    assert not (await person_row(matching_db, second)).pending
+    assert (await person_row(matching_db, first)).pending
+    waited = evaluator(t2, max_wait_s=0)  # waited long enough
+    assert await waited.run_once() == 1
+    row = await person_row(matching_db, first)
+    assert (row.pending, row.pending_since, row.pending_published_at, row.in_scope) == (
+        False,
+        None,
+        None,
+        True,
+    )
+
+    await apply_batch([person(second)], t3)
+    await apply_batch([fact], t3)  # a duplicate revision: changes nothing, marks nobody
+    await apply_batch([FactAsserted(person_id=first, fact=enrolled(first, S.RESIDENT_PENSION))])
     async with unit_of_work(matching_db, service="matching") as uow:
-        count, published = await evaluate_due(uow, now, limit=1)
-    assert count == 1 and [e.person_id for e in published] == [first]
-    row, waiting = await person_row(matching_db, first), await person_row(matching_db, second)
-    assert (row.pending, row.pending_since, row.in_scope) == (False, None, True)
-    assert waiting.pending and waiting.pending_since > since
+        count, _ = await evaluate_due(uow, now, limit=1)  # a consumer that keeps up: None
+    assert count == 1
+    assert not (await person_row(matching_db, second)).pending  # marked first, taken first
+    assert (await person_row(matching_db, first)).pending

@@ -7,7 +7,7 @@ import asyncio
 import dataclasses
 import uuid
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -343,6 +343,34 @@ async def test_health_reports_lag_until_the_backlog_is_applied(
     gate.set()
     await wait_until(lambda: runner.counts.processed == 30 and runner.health()["lag_total"] == 0)
     assert runner.health()["lag"] == {f"{topic}:0": 0}
+
+
+async def test_consumed_through_is_the_last_applied_time_of_a_lagging_partition(
+    make_topic: Callable[..., str],
+    producer: Producer,
+    make_runner: Callable[..., ConsumerRunner],
+) -> None:
+    """While a partition lags, everything published before the last message applied from it
+    has been applied; nothing is promised before the first; once none lags, nothing is waited
+    for (None)."""
+    topic = make_topic(partitions=1)
+    for i in range(4):  # one send each, so that the timestamps grow
+        await producer.send_many([event(topic, f"e{i}", event_id=f"e{i}")])
+        await asyncio.sleep(0.01)
+    seen: list[tuple[datetime, datetime | None]] = []
+    runner: ConsumerRunner
+
+    async def handle(message: InboundMessage, uow: UnitOfWork) -> None:
+        seen.append((message.published_at, runner.consumed_through()))
+
+    one_by_one = dataclasses.replace(FAST, max_batch=1, lag_interval_s=0.0)
+    runner = make_runner([topic], handle, config=one_by_one)
+    await runner.start()
+    await wait_until(lambda: runner.counts.processed == 4 and runner.consumed_through() is None)
+    published = [at for at, _ in seen]
+    assert published == sorted(published) and len(set(published)) == 4
+    # Applying message k, the lag counts it: applied through message k-1 (the epoch before any).
+    assert [through for _, through in seen] == [datetime.fromtimestamp(0, UTC), *published[:3]]
 
 
 async def test_a_handler_decodes_contract_events_and_one_breaking_the_contract_is_dead_lettered(

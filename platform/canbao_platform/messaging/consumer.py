@@ -17,6 +17,7 @@ import logging
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any
 
@@ -102,6 +103,8 @@ class ConsumerRunner(BackgroundLoop):
         self._state = "stopped"  # starting | consuming | retrying | restarting | stopped
         self._lag: dict[tuple[str, int], int] = {}
         self._lag_due = 0.0  # time.monotonic() from when the lag may be measured again
+        # Per partition, the timestamp (ms) of the last message applied and committed.
+        self._applied_ms: dict[tuple[str, int], int] = {}
         self.last_error: str | None = None
 
     async def start(self) -> None:
@@ -121,6 +124,20 @@ class ConsumerRunner(BackgroundLoop):
 
     def lag(self) -> dict[tuple[str, int], int]:
         return dict(self._lag)
+
+    def consumed_through(self) -> datetime | None:
+        """A time before which every message on this consumer's partitions has been applied,
+        as far as the last lag measure tells (`lag_interval_s` old at most): the oldest
+        timestamp last applied among the partitions that lag, the epoch if one of them has had
+        nothing applied yet; None when none lags. For a service that waits for the rest of
+        what was published together before acting on a part of it (matching's evaluator:
+        a person's state and facts come on different topics). Messages published since the
+        measure may be missing: a hint that saves work, never a guarantee to build on."""
+        lagging = [tp for tp, n in self._lag.items() if n > 0]
+        if not lagging:
+            return None
+        oldest = min(self._applied_ms.get(tp, 0) for tp in lagging)
+        return datetime.fromtimestamp(oldest / 1000, UTC)
 
     def health(self) -> dict[str, Any]:
         lag, counts = self.lag(), self.counts
@@ -207,6 +224,9 @@ class ConsumerRunner(BackgroundLoop):
         if outcome is None:
             return  # asked to stop during an outage: nothing committed, the batch comes again
         self.counts.batch(outcome)
+        for tp, batch in batches.items():
+            if batch:
+                self._applied_ms[(tp.topic, tp.partition)] = batch[-1].timestamp
         await self._commit_offsets(group, batches)
         duration = time.monotonic() - started
         runtime_metrics().batch_duration.record(duration, {"consumer": self.name})

@@ -16,6 +16,7 @@ import hashlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from functools import cache
 from typing import Any, Final, Protocol, TypeVar
 
@@ -60,6 +61,11 @@ class InboundMessage:
     @property
     def position(self) -> str:
         return f"{self.topic}:{self.partition}:{self.offset}"
+
+    @property
+    def published_at(self) -> datetime:
+        """The message's timestamp as a time (ConsumerRunner.consumed_through compares it)."""
+        return datetime.fromtimestamp(self.timestamp / 1000, UTC)
 
     @property
     def idempotency_key(self) -> str:

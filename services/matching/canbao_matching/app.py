@@ -30,29 +30,29 @@ def components(
     topics: tuple[str, ...] = (PERSONS.name, FACTS.name, COLLECTIONS.name),
     statuses_topic: str = STATUSES.name,
     poll_interval_s: float = 0.2,
-    settle_s: float = 1.0,
 ) -> list[Component]:
     settings = resources.settings
     kafka = settings.kafka_client_options()
     producer = Producer(settings.kafka_bootstrap_servers, client_id=SERVICE_NAME, **kafka)
+    consumer = ConsumerRunner(
+        name=SERVICE_NAME,
+        topics=list(topics),
+        handler=HANDLER,
+        database=resources.database,
+        producer=producer,
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        service=SERVICE_NAME,
+        config=config,
+        client_options=kafka,
+    )
     return [
         producer,  # a component itself: started first, stopped last
-        ConsumerRunner(
-            name=SERVICE_NAME,
-            topics=list(topics),
-            handler=HANDLER,
-            database=resources.database,
-            producer=producer,
-            bootstrap_servers=settings.kafka_bootstrap_servers,
-            service=SERVICE_NAME,
-            config=config,
-            client_options=kafka,
-        ),
+        consumer,
         Evaluator(
             resources.database,
             clock=clock,
             poll_interval_s=poll_interval_s,
-            settle_s=settle_s,
+            consumed_through=consumer.consumed_through,
             statuses_topic=statuses_topic,
         ),
         OutboxRelay(resources.database, producer, name="matching.outbox"),

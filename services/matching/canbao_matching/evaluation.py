@@ -49,13 +49,16 @@ async def evaluate_due(
     now: datetime,
     *,
     limit: int = 500,
-    settle_s: float = 0.0,
+    consumed_through: datetime | None = None,
+    max_wait_s: float = 0.0,
     statuses_topic: str = STATUSES.name,
 ) -> tuple[int, list[StatusesChanged | StatusesWithdrawn]]:
-    """Evaluate up to `limit` people due on `now` or pending for `settle_s`: (how many, the
-    changes published)."""
+    """Evaluate up to `limit` people due on `now` or pending (past `consumed_through`, or
+    waiting `max_wait_s`: store.take_due): (how many, the changes published)."""
     today = today_in_china(now)
-    loaded = await store.take_due(uow.session, today, limit, settle_s=settle_s)
+    loaded = await store.take_due(
+        uow.session, today, limit, consumed_through=consumed_through, max_wait_s=max_wait_s
+    )
     rows: list[store.VerdictRow] = []
     published: list[StatusesChanged | StatusesWithdrawn] = []
     failed: list[UUID] = []
@@ -120,11 +123,13 @@ def _evaluate_one(
 class Evaluator(BackgroundLoop):
     """A Component of the service shell: the evaluation loop.
 
-    `settle_s`: how long a person stays pending before being evaluated. identity publishes a
-    rebuilt person's state on registry.persons and their facts on registry.facts, which arrive
-    in different batches; evaluated at once, a person would be evaluated on the first and again
-    on the rest (twice per person on a first load, locking the rows the consumer is marking).
-    Settled, they are evaluated once, a moment later."""
+    identity publishes a rebuilt person's state on registry.persons and their facts on
+    registry.facts, and a consumer that lags reads the two topics' partitions unevenly: a
+    person evaluated as soon as one part arrived was evaluated again on the rest (1.9 times per
+    person at 10^5 people, with the evaluator's row locks holding up the consumer's marks). So a
+    pending person waits until the consumer has applied everything published up to the newest
+    message that marked them (`consumed_through`: ConsumerRunner.consumed_through, None when it
+    does not lag), or for `max_wait_s` at most. A consumer that keeps up waits for nothing."""
 
     name = "matching.evaluator"
 
@@ -135,13 +140,14 @@ class Evaluator(BackgroundLoop):
         clock: Clock = system_clock,
         batch_size: int = 500,
         poll_interval_s: float = 0.2,
-        settle_s: float = 0.0,
+        consumed_through: Callable[[], datetime | None] = lambda: None,
+        max_wait_s: float = 30.0,
         statuses_topic: str = STATUSES.name,
     ) -> None:
         super().__init__()
         self._database, self._clock = database, clock
         self._batch_size, self._poll_interval_s = batch_size, poll_interval_s
-        self._settle_s = settle_s
+        self._consumed_through, self._max_wait_s = consumed_through, max_wait_s
         self._statuses_topic = statuses_topic
         self.evaluated = 0
         self.published = 0
@@ -156,7 +162,8 @@ class Evaluator(BackgroundLoop):
                     uow,
                     now,
                     limit=self._batch_size,
-                    settle_s=self._settle_s,
+                    consumed_through=self._consumed_through(),
+                    max_wait_s=self._max_wait_s,
                     statuses_topic=self._statuses_topic,
                 )
             self.evaluated += count

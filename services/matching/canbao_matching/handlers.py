@@ -29,7 +29,7 @@ async def handle(message: InboundMessage, uow: UnitOfWork) -> None:
     _, event = message.decode()
     match event:
         case PersonRegistered() | PersonUpdated() | PersonDeceased():
-            store.save_person(uow, event)
+            store.save_person(uow, event, message.published_at)
         case PersonsMerged():
             # identity retracts the retired id's facts, asserts them under the survivor and
             # publishes the survivor's PersonUpdated: the survivor is evaluated then.
@@ -38,10 +38,10 @@ async def handle(message: InboundMessage, uow: UnitOfWork) -> None:
             )
         case FactAsserted():
             # A duplicate or a late copy of an older revision changes nothing.
-            store.save_fact(uow, event.person_id, event.fact)
+            store.save_fact(uow, event.person_id, event.fact, message.published_at)
         case CollectionApproved(person_id=UUID() as person_id):
             await store.save_collection(uow.session, event)
-            store.mark_pending(uow, person_id)
+            store.mark_pending(uow, person_id, message.published_at)
         case CollectionApproved():
             pass  # a new registration: identity registers the person, then we hear of them
         case _:

@@ -56,12 +56,14 @@ class FactRow(NamedTuple):
     retracted: bool
     from_collection: bool  # source.system = "collection"
     observed_at: datetime
+    published_at: datetime  # the message's Kafka timestamp
     body: str  # the Fact as the contract serialises it (JSON)
 
 
 class PendingMark(NamedTuple):
     person_id: UUID
     observed_at: datetime | None  # the source change that led here, if one did
+    published_at: datetime  # the Kafka timestamp of the message that marked them
     state: str | None  # identity's newest PersonState (JSON), if the event carried it
 
 
@@ -69,11 +71,13 @@ class PendingMark(NamedTuple):
 # changed pending (a merged person never: they are not evaluated again), with the newest source
 # change among them. `excluded` rows are the batch's, one per fact (SaveFacts keeps the newest).
 # A person already pending keeps the time they became so (`pending_since`: the evaluator takes
-# the longest-waiting first, and lets a fresh mark settle).
-_KEEP_PENDING_SINCE: Final = (
-    "pending_since = CASE WHEN persons.pending THEN persons.pending_since"
-    " ELSE excluded.pending_since END"
-)
+# the longest-waiting first), and the newest message that marked them is remembered
+# (`pending_published_at`: Evaluator).
+_NEWEST_MARK: Final = """
+    pending_observed_at = greatest(persons.pending_observed_at, excluded.pending_observed_at),
+    pending_published_at = greatest(persons.pending_published_at, excluded.pending_published_at),
+    pending_since = CASE WHEN persons.pending THEN persons.pending_since
+                         ELSE excluded.pending_since END"""
 _FACT_COLUMNS: Final = bulk.columns(facts, FactRow._fields)
 _SAVE_FACTS: Final = sa.text(f"""
     WITH saved AS (
@@ -82,29 +86,31 @@ _SAVE_FACTS: Final = sa.text(f"""
             SET revision = excluded.revision, retracted = excluded.retracted,
                 observed_at = excluded.observed_at, body = excluded.body
             WHERE facts.revision < excluded.revision
-        RETURNING person_id, observed_at)
-    INSERT INTO persons (person_id, pending, pending_observed_at, pending_since)
-    SELECT person_id, true, max(observed_at), statement_timestamp() FROM saved GROUP BY person_id
+        RETURNING person_id, observed_at, published_at)
+    INSERT INTO persons (person_id, pending, pending_observed_at, pending_published_at,
+                         pending_since)
+    SELECT person_id, true, max(observed_at), max(published_at), statement_timestamp()
+    FROM saved GROUP BY person_id
     ON CONFLICT (person_id) DO UPDATE
         SET pending = persons.merged_into IS NULL,
-            pending_observed_at = greatest(persons.pending_observed_at,
-                                           excluded.pending_observed_at),
-            {_KEEP_PENDING_SINCE}
+            {_NEWEST_MARK}
 """)
 
 # The people to evaluate again, created if a fact or a collection came before identity's
 # state; a state replaces the one held, a mark without one keeps it. A PendingMark's values, in
 # its order.
-_MARK_COLUMNS: Final = bulk.columns(persons, ("person_id", "pending_observed_at", "state"))
+_MARK_COLUMNS: Final = bulk.columns(
+    persons, ("person_id", "pending_observed_at", "pending_published_at", "state")
+)
 _MARK_PENDING: Final = sa.text(f"""
-    INSERT INTO persons (person_id, pending, pending_observed_at, pending_since, state)
-    SELECT v.person_id, true, v.pending_observed_at, statement_timestamp(), v.state::jsonb
+    INSERT INTO persons (person_id, pending, pending_observed_at, pending_published_at,
+                         pending_since, state)
+    SELECT v.person_id, true, v.pending_observed_at, v.pending_published_at,
+           statement_timestamp(), v.state::jsonb
     FROM {bulk.rows(_MARK_COLUMNS)}
     ON CONFLICT (person_id) DO UPDATE
         SET pending = persons.merged_into IS NULL,  -- a merged person is never evaluated
-            pending_observed_at = greatest(persons.pending_observed_at,
-                                           excluded.pending_observed_at),
-            {_KEEP_PENDING_SINCE},
+            {_NEWEST_MARK},
             state = coalesce(excluded.state, persons.state)
 """)
 
@@ -134,7 +140,8 @@ class SaveFacts:
 class MarkPending:
     """The batch's people to evaluate again by one statement (a BulkWrite of the consumer's unit
     of work): per person, the last state in the batch's order (a mark without one keeps the
-    one before, as `coalesce` does in the statement) and the newest observed_at."""
+    one before, as `coalesce` does in the statement), the newest observed_at and the newest
+    published_at."""
 
     def write(self, session: Session, rows: Sequence[PendingMark]) -> None:
         people: dict[UUID, PendingMark] = {}
@@ -145,6 +152,7 @@ class MarkPending:
                 row = PendingMark(
                     row.person_id,
                     max(observed, default=None),
+                    max(held.published_at, row.published_at),
                     held.state if row.state is None else row.state,
                 )
             people[row.person_id] = row
@@ -160,21 +168,25 @@ _PENDING: Final = MarkPending()
 def mark_pending(
     uow: UnitOfWork,
     person_id: UUID,
+    published_at: datetime,
     observed_at: datetime | None = None,
     state: str | None = None,
 ) -> None:
-    """The person is to be evaluated again (creating their row if a collection came first);
-    `observed_at` is the source change that led here, kept for the delay it measures; `state`
-    (JSON) replaces the person's state when given. Written when the batch commits."""
-    uow.buffer(_PENDING, PendingMark(person_id, observed_at, state))
+    """The person is to be evaluated again (creating their row if a collection came first), by
+    the message published at `published_at`; `observed_at` is the source change that led here,
+    kept for the delay it measures; `state` (JSON) replaces the person's state when given.
+    Written when the batch commits."""
+    uow.buffer(_PENDING, PendingMark(person_id, observed_at, published_at, state))
 
 
-def save_person(uow: UnitOfWork, person: PersonState) -> None:
+def save_person(uow: UnitOfWork, person: PersonState, published_at: datetime) -> None:
     """Keep identity's newest state of the person (every event but a merge carries all of it)."""
-    mark_pending(uow, person.person_id, state=person.model_dump_json(exclude={"changed"}))
+    mark_pending(
+        uow, person.person_id, published_at, state=person.model_dump_json(exclude={"changed"})
+    )
 
 
-def save_fact(uow: UnitOfWork, person_id: UUID, fact: Fact) -> None:
+def save_fact(uow: UnitOfWork, person_id: UUID, fact: Fact, published_at: datetime) -> None:
     """Keep the fact and mark the person pending, when the batch commits, if its revision is
     newer than the one held (a duplicate or a late copy of an older one changes nothing)."""
     uow.buffer(
@@ -186,6 +198,7 @@ def save_fact(uow: UnitOfWork, person_id: UUID, fact: Fact) -> None:
             fact.retracted,
             fact.source.system == SourceSystem.COLLECTION,
             fact.observed_at,
+            published_at,
             fact.model_dump_json(),
         ),
     )
@@ -208,6 +221,7 @@ async def retire_person(session: AsyncSession, retired: UUID, survivor: UUID) ->
         "recheck_on": None,
         "pending": False,
         "pending_since": None,
+        "pending_published_at": None,
     }
     await _execute(
         session, statement.on_conflict_do_update(index_elements=[persons.c.person_id], set_=cleared)
@@ -278,11 +292,17 @@ class Loaded:
 
 
 async def take_due(
-    session: AsyncSession, today: date, limit: int, *, settle_s: float = 0.0
+    session: AsyncSession,
+    today: date,
+    limit: int,
+    *,
+    consumed_through: datetime | None = None,
+    max_wait_s: float = 0.0,
 ) -> list[Loaded]:
-    """Up to `limit` people to evaluate (pending for `settle_s` at least, the longest-waiting
-    first, or due for the daily re-check), locked for this transaction and skipped by any other
-    evaluator, with everything the rules need."""
+    """Up to `limit` people to evaluate (pending, the longest-waiting first, or due for the
+    daily re-check), locked for this transaction and skipped by any other evaluator, with
+    everything the rules need. With `consumed_through`, a pending person waits until it is past
+    the newest message that marked them, or for `max_wait_s` at most (Evaluator)."""
     # JSON columns as text: pydantic parses JSON faster than json.loads + validation.
     columns = (
         persons.c.person_id,
@@ -292,17 +312,20 @@ async def take_due(
     )
     # Two selections, each on its own index (a partial one on pending ordered by pending_since,
     # one on recheck_on), so an idle poll costs nothing however many people there are.
-    now = sa.func.statement_timestamp(type_=sa.DateTime(timezone=True))
-    settled = now - timedelta(seconds=settle_s)
     pending = (
         sa.select(*columns)
-        .where(
-            persons.c.pending,
-            persons.c.merged_into.is_(None),
-            persons.c.pending_since <= settled,
-        )
+        .where(persons.c.pending, persons.c.merged_into.is_(None))
         .order_by(persons.c.pending_since)
     )
+    if consumed_through is not None:
+        now = sa.func.statement_timestamp(type_=sa.DateTime(timezone=True))
+        pending = pending.where(
+            sa.or_(
+                persons.c.pending_published_at <= consumed_through,
+                persons.c.pending_published_at.is_(None),
+                persons.c.pending_since <= now - timedelta(seconds=max_wait_s),
+            )
+        )
     due = sa.select(*columns).where(persons.c.recheck_on <= today, persons.c.merged_into.is_(None))
     rows: list[Any] = []
     for selection in (pending, due):
@@ -359,6 +382,7 @@ _SAVE_VERDICTS: Final = sa.text(
     "UPDATE persons p SET "
     + ", ".join(f"{c} = {bulk.value(c, t)}" for c, t in list(_VERDICT_COLUMNS.items())[1:])
     + ", pending = false, pending_observed_at = NULL, pending_since = NULL"
+    + ", pending_published_at = NULL"
     + f" FROM {bulk.rows(_VERDICT_COLUMNS)} WHERE p.person_id = v.person_id"
 )
 
@@ -397,5 +421,7 @@ async def set_aside(session: AsyncSession, person_ids: list[UUID], retry_on: dat
             session,
             sa.update(persons)
             .where(persons.c.person_id.in_(person_ids))
-            .values(pending=False, pending_since=None, recheck_on=retry_on),
+            .values(
+                pending=False, pending_since=None, pending_published_at=None, recheck_on=retry_on
+            ),
         )

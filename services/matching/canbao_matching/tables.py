@@ -29,9 +29,11 @@ persons = sa.Table(
     sa.Column("survey_reasons", ARRAY(sa.String(24)), nullable=False, server_default="{}"),
     sa.Column("pending", sa.Boolean, nullable=False, server_default="false"),  # to evaluate
     sa.Column("pending_observed_at", sa.DateTime(timezone=True)),  # newest source change since
-    # When the person last became pending: the evaluator lets a mark settle (Evaluator) so that
-    # the rest of what identity published with it, on the other topics, is there first.
+    # When the person last became pending, and the newest Kafka timestamp among the messages
+    # that marked them: the evaluator waits until the consumer has applied everything published
+    # before it (the rest of an identity rebuild comes on other topics), at most for a while.
     sa.Column("pending_since", sa.DateTime(timezone=True)),
+    sa.Column("pending_published_at", sa.DateTime(timezone=True)),
     sa.Column("recheck_on", sa.Date),  # the next day the verdict may change with no new fact
     sa.Column("evaluated_at", sa.DateTime(timezone=True)),
 )
@@ -51,6 +53,7 @@ facts = sa.Table(
     sa.Column("retracted", sa.Boolean, nullable=False),
     sa.Column("from_collection", sa.Boolean, nullable=False),  # source.system = "collection"
     sa.Column("observed_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("published_at", sa.DateTime(timezone=True)),  # the message's Kafka timestamp
     sa.Column("body", JSONB, nullable=False),  # the Fact as the contract serialises it
 )
 
