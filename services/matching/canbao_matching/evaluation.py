@@ -129,7 +129,9 @@ class Evaluator(BackgroundLoop):
     person at 10^5 people, with the evaluator's row locks holding up the consumer's marks). So a
     pending person waits until the consumer has applied everything published up to the newest
     message that marked them (`consumed_through`: ConsumerRunner.consumed_through, None when it
-    does not lag), or for `max_wait_s` at most. A consumer that keeps up waits for nothing."""
+    does not lag), or for `max_wait_s` at most. A consumer that keeps up waits for nothing; one
+    that lags waits for its slowest partition, which during a first load may be minutes behind
+    the others."""
 
     name = "matching.evaluator"
 
@@ -141,7 +143,7 @@ class Evaluator(BackgroundLoop):
         batch_size: int = 500,
         poll_interval_s: float = 0.2,
         consumed_through: Callable[[], datetime | None] = lambda: None,
-        max_wait_s: float = 30.0,
+        max_wait_s: float = 300.0,
         statuses_topic: str = STATUSES.name,
     ) -> None:
         super().__init__()
