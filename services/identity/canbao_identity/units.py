@@ -16,14 +16,12 @@ from dataclasses import asdict, fields
 from typing import Any, Final
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert
 
 from canbao_contracts.debezium import ChangeEvent
 from canbao_contracts.events import UnitChanged, UnitDeleted
 from canbao_identity.adapters import si_core
 from canbao_identity.adapters.values import text
 from canbao_identity.records import UnitRecord
-from canbao_identity.tables import units
 from canbao_platform.messaging import PermanentError, UnitOfWork
 
 UNIT_TABLE: Final = "si_core.ab01"
@@ -47,14 +45,14 @@ async def apply_unit_change(uow: UnitOfWork, event: ChangeEvent) -> None:
     if not (unit_id := text(event.key, "aab001")):
         raise PermanentError("malformed change event: si_core.ab01 without its key aab001")
     state = None if event.is_delete or event.row is None else si_core.unit(event.row)
+    values = asdict(state) if state is not None else dict.fromkeys(_VALUES)
     connection = await uow.session.connection()
-    query = sa.select(units).where(units.c.unit_id == unit_id).with_for_update()
-    previous = (await connection.execute(query)).first()
-    if previous is not None and previous.position >= revision:
+    parameters = {"unit_id": unit_id, "position": revision, "deleted": state is None, **values}
+    result = (await connection.execute(_APPLY, parameters)).one()
+    if not result.saved:
         return  # a duplicate, or older than what was applied
-    await connection.execute(_save(unit_id, revision, state))
     # A unit never heard of is as good as deleted: its deletion tells nobody anything.
-    before = None if previous is None or previous.deleted else _state_of(previous)
+    before = None if result.position is None or result.deleted else _state_of(result)
     if state == before:
         return
     if state is None:
@@ -67,19 +65,21 @@ def _state_of(row: sa.Row[Any]) -> UnitRecord:
     return UnitRecord(row.credit_code, row.unit_name, row.unit_type, row.region_code)
 
 
-def _save(unit_id: str, revision: int, state: UnitRecord | None) -> sa.Insert:
-    values = asdict(state) if state is not None else dict.fromkeys(_VALUES)
-    statement = insert(units).values(
-        unit_id=unit_id, position=revision, deleted=state is None, **values
-    )
-    # The guard keeps the newest even against another consumer's insert (a rebalance).
-    return statement.on_conflict_do_update(
-        index_elements=[units.c.unit_id],
-        set_={
-            "position": statement.excluded.position,
-            "deleted": statement.excluded.deleted,
-            **{name: statement.excluded[name] for name in _VALUES},
-            "updated_at": sa.func.now(),
-        },
-        where=units.c.position < statement.excluded.position,
-    )
+# One round trip per change: the unit as it was (locked), and the change saved if it is newer
+# than what was applied (the guard keeps the newest even against another consumer's insert, a
+# rebalance). Both parts see the row as it was before the statement.
+_APPLY: Final = sa.text(f"""
+    WITH previous AS (
+        SELECT position, deleted, {", ".join(_VALUES)} FROM units
+        WHERE unit_id = :unit_id FOR UPDATE),
+    saved AS (
+        INSERT INTO units (unit_id, position, deleted, {", ".join(_VALUES)})
+        VALUES (:unit_id, :position, :deleted, {", ".join(f":{v}" for v in _VALUES)})
+        ON CONFLICT (unit_id) DO UPDATE SET
+            position = excluded.position, deleted = excluded.deleted,
+            {", ".join(f"{v} = excluded.{v}" for v in _VALUES)}, updated_at = now()
+        WHERE units.position < excluded.position
+        RETURNING 1)
+    SELECT previous.*, EXISTS (SELECT FROM saved) AS saved
+    FROM (SELECT) AS one LEFT JOIN previous ON true
+""")
