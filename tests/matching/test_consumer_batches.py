@@ -376,3 +376,10 @@ async def test_a_pending_person_waits_for_what_was_published_with_their_newest_m
     assert count == 1
     assert not (await person_row(matching_db, second)).pending  # marked first, taken first
     assert (await person_row(matching_db, first)).pending
+
+    # A new revision of a fact held: the person waits for the message that brought it.
+    t4 = OBSERVED + timedelta(seconds=4)
+    revised = fact.fact.model_copy(update={"revision": fact.fact.revision + 1})
+    await apply_batch([FactAsserted(person_id=first, fact=revised)], t4)
+    assert (await fact_row(matching_db, revised.fact_id)).published_at == t4
+    assert (await person_row(matching_db, first)).pending_published_at == t4

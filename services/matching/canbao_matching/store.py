@@ -84,7 +84,8 @@ _SAVE_FACTS: Final = sa.text(f"""
         {bulk.insert("facts", _FACT_COLUMNS)}
         ON CONFLICT (fact_id) DO UPDATE
             SET revision = excluded.revision, retracted = excluded.retracted,
-                observed_at = excluded.observed_at, body = excluded.body
+                observed_at = excluded.observed_at, published_at = excluded.published_at,
+                body = excluded.body
             WHERE facts.revision < excluded.revision
         RETURNING person_id, observed_at, published_at)
     INSERT INTO persons (person_id, pending, pending_observed_at, pending_published_at,
