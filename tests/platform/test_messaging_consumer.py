@@ -373,6 +373,27 @@ async def test_consumed_through_is_the_last_applied_time_of_a_lagging_partition(
     assert [through for _, through in seen] == [datetime.fromtimestamp(0, UTC), *published[:3]]
 
 
+async def test_the_lag_measured_with_a_batch_in_hand_drops_once_it_is_applied(
+    make_topic: Callable[..., str],
+    producer: Producer,
+    make_runner: Callable[..., ConsumerRunner],
+) -> None:
+    """Measured once (the next measure is an hour away), with the whole backlog in hand: once
+    it is applied the lag is 0 and nothing is waited for, without another measure."""
+    topic = make_topic(partitions=1)
+    await producer.send_many([event(topic, f"e{i}", event_id=f"e{i}") for i in range(5)])
+    gate = asyncio.Event()
+    runner = make_runner(
+        [topic], Recorder(gate=gate), config=dataclasses.replace(FAST, lag_interval_s=3600)
+    )
+    await runner.start()
+    await wait_until(lambda: runner.health()["lag_total"] == 5)
+    assert runner.consumed_through() == datetime.fromtimestamp(0, UTC)
+    gate.set()
+    await wait_until(lambda: runner.counts.processed == 5)
+    assert runner.health()["lag_total"] == 0 and runner.consumed_through() is None
+
+
 async def test_a_handler_decodes_contract_events_and_one_breaking_the_contract_is_dead_lettered(
     kafka: MockKafkaCluster,
     make_topic: Callable[..., str],

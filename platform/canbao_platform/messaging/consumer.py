@@ -226,7 +226,12 @@ class ConsumerRunner(BackgroundLoop):
         self.counts.batch(outcome)
         for tp, batch in batches.items():
             if batch:
-                self._applied_ms[(tp.topic, tp.partition)] = batch[-1].timestamp
+                key = (tp.topic, tp.partition)
+                self._applied_ms[key] = batch[-1].timestamp
+                # The lag was measured with the batch in hand (counted as not applied): it is
+                # that much less now, without waiting `lag_interval_s` for the next measure.
+                if key in self._lag:
+                    self._lag[key] = max(0, self._lag[key] - len(batch))
         await self._commit_offsets(group, batches)
         duration = time.monotonic() - started
         runtime_metrics().batch_duration.record(duration, {"consumer": self.name})
