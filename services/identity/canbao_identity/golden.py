@@ -98,6 +98,7 @@ _PRECEDENCE: Final[dict[str, tuple[str, ...]]] = {
 # The required items (RegistrationItem.required: domain.md §4's Y column and the phone) that a
 # golden record without a value of theirs lacks.
 _REQUIRED: Final = {item: claim for item, claim in r.CLAIMED_ITEMS.items() if item.required}
+_COLLECTION: Final = SourceSystem.COLLECTION.value
 
 
 @dataclass(frozen=True)
@@ -236,20 +237,27 @@ def golden_record(records: Sequence[LinkedRecord]) -> Golden:
     )
 
 
-def _rank(record: LinkedRecord, order: tuple[str, ...]) -> int | None:
-    """The record's place in `order`, which names tables ("hukou.person") and systems
-    ("collection"); None when it is not there."""
-    ranks = _ranks(order)
-    by_table, by_system = ranks.get(record.source_table), ranks.get(record.system)
-    if by_table is None or (by_system is not None and by_system < by_table):
-        return by_system
-    return by_table
+class _TableRanks(dict[str, int | None]):
+    """A source table's place in an order, which names tables ("hukou.person") and systems
+    ("collection"): the better of the two, None when neither is there. Worked out the first time
+    the table is met (a handful of tables): looked up for every record and item of every
+    rebuild."""
+
+    def __init__(self, order: tuple[str, ...]) -> None:
+        super().__init__()
+        self._ranks = {source: rank for rank, source in reversed(list(enumerate(order)))}
+
+    def __missing__(self, table: str) -> int | None:
+        by_table, by_system = self._ranks.get(table), self._ranks.get(table.split(".")[0])
+        if by_table is None or (by_system is not None and by_system < by_table):
+            by_table = by_system
+        self[table] = by_table
+        return by_table
 
 
 @cache
-def _ranks(order: tuple[str, ...]) -> dict[str, int]:
-    # Looked up for every record and item of every rebuild: a dict, not a scan of `order`.
-    return {source: rank for rank, source in reversed(list(enumerate(order)))}
+def _table_ranks(order: tuple[str, ...]) -> _TableRanks:
+    return _TableRanks(order)
 
 
 class Standing(StrEnum):
@@ -291,27 +299,33 @@ def _normal(name: str, value: Any) -> str:
 
 def _pick(records: Sequence[LinkedRecord], name: str) -> dict[str, Any] | None:
     order = _PRECEDENCE[name]
-    claiming = [
-        (rank, x)
-        for x in records
-        if x.link_kind is not LinkKind.CANDIDATE and (rank := _rank(x, order)) is not None
-    ]
+    ranks = _table_ranks(order)
+    # The records that say something of the item (a placeholder too: a collection corrects it),
+    # from a source that answers for it.
+    claiming = []
+    for x in records:
+        value = x.claims.get(name)
+        if value is None or value == "" or x.link_kind is LinkKind.CANDIDATE:
+            continue
+        if (rank := ranks[x.source_table]) is not None:
+            claiming.append((rank, x, value))
     # A well-formed value before a malformed one (a phone), then precedence, then the newest.
     ranked = [
-        (not _well_formed(name, value), rank, -x.position, x.source_table, x.record_key, x)
-        for rank, x in claiming
-        if _usable(name, value := x.claims.get(name))
+        (not _of_form(name, value), rank, -x.position, x.source_table, x.record_key, x)
+        for rank, x, value in claiming
+        if _usable(name, value)
     ]
     if not ranked:
         return None
-    ranked.sort(key=lambda v: v[:5])
-    collections = [v[-1] for v in ranked if v[-1].system == SourceSystem.COLLECTION]
+    if len(ranked) > 1:
+        ranked.sort(key=_first_five)
+    collections = [v[-1] for v in ranked if v[-1].system == _COLLECTION]
     # The region: a collection only as a fallback.
     if not collections or order[0] != SourceSystem.COLLECTION:
         best = ranked[0][-1]
         return _provenance(best, best.claims[name])
     collection = max(collections, key=lambda x: (x.position, x.record_key))  # the newest
-    sources = [v[-1] for v in ranked if v[-1].system != SourceSystem.COLLECTION]
+    sources = [v[-1] for v in ranked if v[-1].system != _COLLECTION]
     stands = {(x.source_table, x.record_key): standing(collection, x, name) for x in sources}
     for wanted in (Standing.CHANGED_SINCE, Standing.AGREES):
         # The best ranked record of the kind (ranked is in precedence order).
@@ -329,7 +343,7 @@ def _pick(records: Sequence[LinkedRecord], name: str) -> dict[str, Any] | None:
     awaiting = sorted(
         {
             x.source_table
-            for _, x in claiming
+            for _, x, _ in claiming
             if x.system in FEEDBACK_SYSTEMS
             and standing(collection, x, name) is Standing.AWAITS_WRITE_BACK
         }
@@ -341,7 +355,7 @@ def _pick(records: Sequence[LinkedRecord], name: str) -> dict[str, Any] | None:
 
 def _pick_number(records: Sequence[LinkedRecord]) -> tuple[dict[str, Any], dict[str, Any]] | None:
     """The person's document: a valid citizen number first (normalised), else another document."""
-    order = _IDENTITY
+    ranks = _table_ranks(_IDENTITY)
     valid = []
     defective: dict[str, bool] = {}  # a person's records mostly carry one number: check it once
     for x in records:
@@ -353,7 +367,7 @@ def _pick_number(records: Sequence[LinkedRecord]) -> tuple[dict[str, Any], dict[
                 defective[number] = bool(validate(number))
             if defective[number]:
                 continue
-        rank = _rank(x, order)
+        rank = ranks[x.source_table]
         valid.append((doc != "01", 99 if rank is None else rank, -x.position, x.record_key, x, doc))
     if not valid:
         return None
@@ -420,18 +434,26 @@ def _usable(name: str, value: Any) -> bool:
 def _well_formed(name: str, value: Any) -> bool:
     """A value, and of the item's form: a phone VALID_PHONE accepts (domain.md §5: a malformed
     phone is an inaccurate item)."""
-    if not _usable(name, value):
-        return False
+    return _usable(name, value) and _of_form(name, value)
+
+
+def _of_form(name: str, value: Any) -> bool:
+    """A usable value of the item's form (`_well_formed` once `_usable`)."""
     return name != r.PHONE or VALID_PHONE.fullmatch(str(value)) is not None
+
+
+def _first_five(ranked: tuple[Any, ...]) -> tuple[Any, ...]:
+    return ranked[:5]
 
 
 def _reference(records: Sequence[LinkedRecord]) -> LinkedRecord | None:
     """Whose name and birth date the number belongs to: the household register, else the
     highest-precedence identity source (deterministic: by source, then key)."""
+    ranks = _table_ranks(_IDENTITY[1:])
     ranked = [
         (rank, x.record_key, x)
         for x in records
-        if (rank := _rank(x, _IDENTITY[1:])) is not None and x.claims.get(r.NAME)
+        if (rank := ranks[x.source_table]) is not None and x.claims.get(r.NAME)
     ]
     return min(ranked, key=lambda v: v[:2])[2] if ranked else None
 
@@ -535,13 +557,14 @@ def _phone_gaps(records: Sequence[LinkedRecord], phone: dict[str, Any] | None) -
     shown (it would answer for the phone but for its form)."""
     if phone is None:
         return []
-    ranks = _ranks(_PRECEDENCE[r.PHONE])
-    shown = min(ranks.get(phone["source"], 99), ranks.get(phone["source"].split(".")[0], 99))
+    ranks = _table_ranks(_PRECEDENCE[r.PHONE])
+    shown = ranks[phone["source"]]
+    shown = 99 if shown is None else shown
     malformed = [
         (x.system, x.claims[r.PHONE])
         for x in records
         if x.link_kind is not LinkKind.CANDIDATE
-        and (rank := _rank(x, _PRECEDENCE[r.PHONE])) is not None
+        and (rank := ranks[x.source_table]) is not None
         and rank < shown
         and _usable(r.PHONE, x.claims.get(r.PHONE))
         and not _well_formed(r.PHONE, x.claims[r.PHONE])
