@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, get_args
-from uuid import UUID, uuid4
+from uuid import UUID, uuid4, uuid5
 
 import pytest
 from hypothesis import given
@@ -49,7 +49,7 @@ from canbao_contracts.events import (
     VerifiedStatus,
     fact_id_for,
 )
-from canbao_contracts.events.fact_kinds import FactBase
+from canbao_contracts.events.fact_kinds import FACT_ID_NAMESPACE, FactBase
 from tests.contracts.event_examples import (
     AT,
     CONFIRMED,
@@ -274,6 +274,21 @@ def test_a_fact_id_differs_by_person_kind_and_record() -> None:
         fact_id_for(PERSON_ID, "enrolment", source("si_core", "ac02", "aac001=P0002")),
     }
     assert len(ids) == 4
+
+
+@given(
+    st.uuids(),
+    st.sampled_from(["enrolment", "benefit", "custody"]),
+    st.from_regex(r"[a-z][a-z0-9_]{0,10}", fullmatch=True),
+    st.text(min_size=1, max_size=200),
+)
+def test_a_fact_id_is_the_uuid5_of_its_person_kind_and_record(
+    person_id: UUID, kind: str, table: str, record_key: str
+) -> None:
+    """Fixed forever (FACT_ID_NAMESPACE): RFC 4122's name-based id, whatever computes it."""
+    record = source("si_core", table, record_key)
+    name = f"{person_id}|{kind}|si_core.{table}|{record_key}"
+    assert fact_id_for(person_id, kind, record) == uuid5(FACT_ID_NAMESPACE, name)
 
 
 def test_a_fact_id_not_derived_from_its_source_is_refused() -> None:
