@@ -1,15 +1,24 @@
 """What identity publishes of a golden record (publication.public_state): the fields of the
-contract's PersonState, nothing personal beyond the masked name and number."""
+contract's PersonState, nothing personal beyond the masked name and number; and its facts as the
+contract's FactAsserted validates them (publication.fact_events)."""
 
 from __future__ import annotations
 
+import dataclasses
+from typing import Any
 from uuid import UUID, uuid4
 
-from canbao_contracts.events import PersonRegistered
+import pytest
+
+from canbao_contracts.events import FactAsserted, PersonRegistered
 from canbao_identity import records as r
 from canbao_identity.golden import LinkedRecord, golden_record
-from canbao_identity.publication import public_state
+from canbao_identity.publication import current_facts, fact_events, public_state
+from canbao_identity.records import FactDraft
 from canbao_identity.resolution import LinkKind
+from canbao_identity.store import Store
+from tests.identity.conftest import PROTECTOR
+from tests.identity.generated import ORDER, linked, stored_rows
 
 NUMBER = "520102199003074015"
 CLAIMS = {r.NAME: "王伟", r.ID_NUMBER: NUMBER, r.GENDER: "1", r.BIRTH_DATE: "1990-03-07"}
@@ -56,3 +65,37 @@ def test_nothing_published_rebuilds_the_id_number() -> None:
     assert event.birth_date is not None and event.birth_date.strftime("%Y%m%d") == NUMBER[6:14]
     assert event.masked_id_number is None
     assert NUMBER[-4:] not in event.model_dump_json()
+
+
+def test_a_fact_is_published_as_the_contract_validates_it() -> None:
+    """fact_events builds the events of the facts it derived without the event's own validation
+    (publication._derived): over generated people, first built, then rebuilt with one source
+    table more (a changed fact asserted again) and one less (retracted), each event is the bytes
+    the validated event has, and a consumer takes it."""
+    store = Store(None, PROTECTOR)  # type: ignore[arg-type]  # only its _linked
+    asserted = 0
+    for person_id, rows in stored_rows(150):
+        last = max(ORDER[row.source_table] for row in rows)
+        fewer = [row for row in rows if ORDER[row.source_table] != last]
+        emitted: dict[str, list[Any]] = {}
+        for now in (fewer, rows, fewer):
+            golden = golden_record(linked(store, now))
+            events, emitted = fact_events(person_id, current_facts(person_id, golden), emitted)
+            for event in events:
+                raw = event.model_dump_json()
+                assert FactAsserted(person_id=person_id, fact=event.fact).model_dump_json() == raw
+                assert FactAsserted.model_validate_json(raw) == event
+                asserted += not event.fact.retracted
+    assert asserted > 150 * 3
+
+
+def test_a_fact_whose_fields_name_another_kind_or_source_is_refused() -> None:
+    """Its fact_id is derived from the record's kind and source: the fields must not say others."""
+    x = record("si_core.ac02")
+    for fields in (
+        {"kind": "benefit"},
+        {"source": {"system": "x", "table": "y", "record_key": "z"}},
+    ):
+        bad = dataclasses.replace(x, facts=(FactDraft("enrolment", fields),))
+        with pytest.raises(ValueError, match="kind or a source"):
+            current_facts(UUID(int=1), golden_record([bad]))

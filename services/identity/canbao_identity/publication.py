@@ -32,7 +32,10 @@ from canbao_identity.golden import Golden
 _HOUSEHOLD_TYPES: Final = {c.value for c in HouseholdType}
 _IDENTITIES: Final = {c.value for c in PersonalIdentity}
 _FACT: Final = TypeAdapter(Fact)
-_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC).isoformat()
+# json.dumps(content, sort_keys=True), the digest's bytes (stored in emitted_facts: they must
+# never change), by one encoder rather than one built per call.
+_DIGEST_JSON: Final = json.JSONEncoder(sort_keys=True).encode
 
 
 def public_state(golden: Golden) -> dict[str, Any]:
@@ -86,16 +89,20 @@ def person_event(
 
 def current_facts(person_id: UUID, golden: Golden) -> dict[str, tuple[int, str, dict[str, Any]]]:
     """fact_id → (revision, digest of the content, the fact as JSON) of every fact the person's
-    contributing records state."""
+    contributing records state. Each fact_id is fact_id_for(person_id, the content's kind, the
+    content's source): `fact_events` relies on it."""
     facts = {}
     for record in golden.contributing:
         system, table = record.source_table.split(".", 1)
         source = FactSource(system=system, table=table, record_key=record.record_key)
+        source_fields = source.model_dump()
         for draft in record.facts:
+            if "kind" in draft.fields or "source" in draft.fields:
+                raise ValueError(f"a {draft.kind} fact's fields name a kind or a source")
             fact_id = fact_id_for(person_id, draft.kind, source)
-            content = {"kind": draft.kind, "source": source.model_dump(), **draft.fields}
-            digest = hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:32]
-            content["observed_at"] = record.observed_at or _EPOCH.isoformat()
+            content = {"kind": draft.kind, "source": dict(source_fields), **draft.fields}
+            digest = hashlib.sha256(_DIGEST_JSON(content).encode()).hexdigest()[:32]
+            content["observed_at"] = record.observed_at or _EPOCH
             facts[str(fact_id)] = (record.position, digest, content)
     return facts
 
@@ -106,14 +113,15 @@ def fact_events(
     emitted: dict[str, list[Any]],
 ) -> tuple[list[FactAsserted], dict[str, list[Any]]]:
     """The facts to assert (new or changed) and retract (gone), and the new emitted map. A
-    revision only grows per fact_id (consumers ignore an equal or lower one)."""
+    revision only grows per fact_id (consumers ignore an equal or lower one). `current` is
+    `current_facts(person_id, …)`."""
     events, now = [], dict(emitted)
     for fact_id, (position, digest, content) in sorted(current.items()):
         previous = emitted.get(fact_id)
         if previous is not None and previous[1] == digest and not previous[2]:
             continue
         revision = max(position, previous[0] + 1) if previous else position
-        events.append(_asserted(person_id, fact_id, content, revision, retracted=False))
+        events.append(_derived(person_id, fact_id, content, revision))
         now[fact_id] = [revision, digest, False, content]
     for fact_id in sorted(set(emitted) - set(current)):
         revision, digest, retracted, content = emitted[fact_id]
@@ -130,6 +138,18 @@ def _asserted(
         {**content, "fact_id": fact_id, "revision": revision, "retracted": retracted}
     )
     return FactAsserted(person_id=person_id, fact=fact)
+
+
+def _derived(person_id: UUID, fact_id: str, content: dict[str, Any], revision: int) -> FactAsserted:
+    """A fact of `current_facts`, asserted. The fact is validated as `_asserted` validates it
+    (its kind's rules); the event around it is built without validation: beyond its fields'
+    types (a UUID, a validated fact), FactAsserted checks only that the fact_id is derived from
+    the person, kind and source (_fact_id_is_derived, a uuid5 per fact), which is how
+    current_facts made it. Consumers validate the event in full."""
+    fact = _FACT.validate_python(
+        {**content, "fact_id": fact_id, "revision": revision, "retracted": False}
+    )
+    return FactAsserted.model_construct(person_id=person_id, fact=fact)
 
 
 def _code(value: str | None, codes: set[str] | frozenset[str]) -> str | None:
