@@ -11,8 +11,8 @@ can dead-letter it (architecture.md "nothing is silently dropped").
 
 from __future__ import annotations
 
+import os
 import re
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -33,6 +33,8 @@ CE_SUBJECT: Final = "ce_subject"
 CONTENT_TYPE_HEADER: Final = "content-type"
 TRACEPARENT: Final = "traceparent"
 TRACESTATE: Final = "tracestate"
+_SPEC_VERSION: Final = SPEC_VERSION.encode()
+_CONTENT_TYPE: Final = CONTENT_TYPE.encode()
 _READ: Final = frozenset(
     {
         CE_SPECVERSION,
@@ -104,17 +106,20 @@ class Envelope:
     def to_headers(self) -> list[tuple[str, bytes]]:
         time = self.time.astimezone(UTC).isoformat().replace("+00:00", "Z")
         headers = [
-            (CE_SPECVERSION, SPEC_VERSION),
-            (CE_ID, self.id),
-            (CE_TYPE, self.type),
-            (CE_SOURCE, self.source),
-            (CE_TIME, time),
-            (CE_SUBJECT, self.subject),
-            (CONTENT_TYPE_HEADER, CONTENT_TYPE),
-            (TRACEPARENT, self.traceparent),
-            (TRACESTATE, self.tracestate if self.traceparent is not None else None),
+            (CE_SPECVERSION, _SPEC_VERSION),
+            (CE_ID, self.id.encode()),
+            (CE_TYPE, self.type.encode()),
+            (CE_SOURCE, self.source.encode()),
+            (CE_TIME, time.encode()),
         ]
-        return [(name, value.encode()) for name, value in headers if value is not None]
+        if self.subject is not None:
+            headers.append((CE_SUBJECT, self.subject.encode()))
+        headers.append((CONTENT_TYPE_HEADER, _CONTENT_TYPE))
+        if self.traceparent is not None:
+            headers.append((TRACEPARENT, self.traceparent.encode()))
+            if self.tracestate is not None:
+                headers.append((TRACESTATE, self.tracestate.encode()))
+        return headers
 
     @classmethod
     def from_headers(cls, headers: Sequence[tuple[str, bytes]]) -> Envelope | None:
@@ -173,21 +178,32 @@ def encode(
 ) -> KafkaRecord:
     """`event` as a Kafka record of its topic: key = subject, value = JSON, CloudEvents headers.
     `source` names the producing service (`ce_source`, e.g. "/canbao/identity")."""
+    subject = event.subject
     envelope = Envelope(
-        id=id if id is not None else str(uuid.uuid4()),
+        id=id if id is not None else random_id(),
         type=event.type,
         source=source,
         time=time if time is not None else datetime.now(UTC),
-        subject=event.subject,
+        subject=subject,
         traceparent=traceparent,
         tracestate=tracestate,
     )
     return KafkaRecord(
         topic=event.destination.name,
-        key=event.subject.encode(),
+        key=subject.encode(),
         value=event.model_dump_json().encode(),
         headers=envelope.to_headers(),
     )
+
+
+def random_id() -> str:
+    """A random (version 4) UUID as text, as `str(uuid.uuid4())` writes it: an event's `ce_id`.
+    Spelt out, it costs half as much, paid for every event published."""
+    octets = bytearray(os.urandom(16))
+    octets[6] = octets[6] & 0x0F | 0x40  # version 4 (RFC 4122 §4.4)
+    octets[8] = octets[8] & 0x3F | 0x80  # the RFC 4122 variant
+    text = octets.hex()
+    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
 
 
 def decode(headers: Sequence[tuple[str, bytes]], value: bytes | None) -> tuple[Envelope, Event]:

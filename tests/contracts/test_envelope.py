@@ -7,6 +7,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
+from uuid import RFC_4122, UUID
 
 import pytest
 from hypothesis import given
@@ -21,6 +22,7 @@ from canbao_contracts.envelope import (
     UnknownEventType,
     decode,
     encode,
+    random_id,
 )
 from canbao_contracts.events import Event, PersonRegistered
 from canbao_contracts.topics import ALL_TOPICS
@@ -83,6 +85,14 @@ def test_each_event_gets_its_own_id_unless_given_one() -> None:
     ids = [dict(r.headers)["ce_id"] for r in (first, second)]
     assert ids[0] != ids[1]
     assert dict(_record().headers)["ce_id"] == b"evt-1"
+
+
+def test_an_events_own_id_is_a_random_uuid_as_text() -> None:
+    """What str(uuid.uuid4()) writes: version 4, the RFC 4122 variant, lower-case hex."""
+    for _ in range(1000):
+        text = random_id()
+        assert str(UUID(text)) == text
+        assert UUID(text).version == 4 and UUID(text).variant == RFC_4122
 
 
 def test_time_is_written_in_utc_and_read_back_as_the_same_instant() -> None:
