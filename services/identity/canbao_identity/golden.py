@@ -198,7 +198,12 @@ def golden_record(records: Sequence[LinkedRecord]) -> Golden:
         (x.source_table, x.record_key) for x in ordered if _conflicts(x, reference)
     )
     mine = tuple(x for x in ordered if (x.source_table, x.record_key) not in conflicting)
-    values = {name: v for name in _PRECEDENCE if (v := _pick(mine, name)) is not None}
+    claiming = _claiming(mine)
+    values = {
+        name: v
+        for name in _PRECEDENCE
+        if name in claiming and (v := _pick(claiming[name], name)) is not None
+    }
     # Items a source changed since the collection: the collection no longer answers for them.
     changed_since = {name for name, v in values.items() if v.get("changed_since_collection")}
     if (employment := _employment(mine)) is not None:
@@ -260,6 +265,9 @@ def _table_ranks(order: tuple[str, ...]) -> _TableRanks:
     return _TableRanks(order)
 
 
+_ITEM_RANKS: Final = {name: _table_ranks(order) for name, order in _PRECEDENCE.items()}
+
+
 class Standing(StrEnum):
     """A source record's value of an item against the person's newest collection of it."""
 
@@ -297,18 +305,28 @@ def _normal(name: str, value: Any) -> str:
     return text.replace("-", "") if name == r.PHONE else text
 
 
-def _pick(records: Sequence[LinkedRecord], name: str) -> dict[str, Any] | None:
-    order = _PRECEDENCE[name]
-    ranks = _table_ranks(order)
-    # The records that say something of the item (a placeholder too: a collection corrects it),
-    # from a source that answers for it.
-    claiming = []
+_Claim = tuple[int, LinkedRecord, Any]  # the source's rank for the item, the record, its value
+
+
+def _claiming(records: Sequence[LinkedRecord]) -> dict[str, list[_Claim]]:
+    """Per item of the precedence table, the records that say something of it (a placeholder
+    too: a collection corrects it) from a source that answers for it, in the records' order. One
+    pass over each record's claims, rather than one look into every record per item."""
+    claiming: dict[str, list[_Claim]] = {}
     for x in records:
-        value = x.claims.get(name)
-        if value is None or value == "" or x.link_kind is LinkKind.CANDIDATE:
+        if x.link_kind is LinkKind.CANDIDATE:
             continue
-        if (rank := ranks[x.source_table]) is not None:
-            claiming.append((rank, x, value))
+        for name, value in x.claims.items():
+            if value is None or value == "" or (ranks := _ITEM_RANKS.get(name)) is None:
+                continue
+            if (rank := ranks[x.source_table]) is not None:
+                claiming.setdefault(name, []).append((rank, x, value))
+    return claiming
+
+
+def _pick(claiming: list[_Claim], name: str) -> dict[str, Any] | None:
+    """The value of item `name` among the records `claiming` it (`_claiming`)."""
+    order = _PRECEDENCE[name]
     # A well-formed value before a malformed one (a phone), then precedence, then the newest.
     ranked = [
         (not _of_form(name, value), rank, -x.position, x.source_table, x.record_key, x)
