@@ -23,6 +23,7 @@ from typing import Any
 from uuid import UUID
 
 import pydantic_core
+from sqlalchemy.engine.result import IteratorResult, SimpleResultMetaData
 
 from canbao_contracts.debezium import parse_change_event
 from canbao_identity.adapters import adapter_for
@@ -156,14 +157,14 @@ def _stored(person_id: UUID, change: StagedChange) -> StoredRow:
 
 
 def linked(store: Store, rows: list[StoredRow]) -> list[LinkedRecord]:
-    """As Store.linked_records: the jsonb columns parsed (the driver's json_deserializer), then
-    `_linked`."""
-    return [
-        store._linked(
-            row._replace(
-                facts=pydantic_core.from_json(row.facts),
-                provenance=pydantic_core.from_json(row.provenance),
-            )
+    """As Store.linked_records: the jsonb columns parsed (the driver's json_deserializer), the
+    rows made SQLAlchemy's Rows, then `_linked`."""
+    parsed = [
+        row._replace(
+            facts=pydantic_core.from_json(row.facts),
+            provenance=pydantic_core.from_json(row.provenance),
         )
         for row in rows
     ]
+    result = IteratorResult(SimpleResultMetaData(StoredRow._fields), iter(parsed))
+    return [store._linked(row) for row in result.all()]

@@ -166,6 +166,8 @@ _ENSURE_PERSONS = sa.text(
 )
 # What resolution compares a change with, and what a rebuild reads: not the whole row.
 _RESOLUTION_COLUMNS = ("source_table", "record_key", "person_id", "link_kind", "position")
+# Read positionally (Store._linked), in this order: a Row's attribute costs ~0.25 µs, its
+# unpacking ~0.05 µs for all of them, for every record of every person rebuilt.
 _LINKED_COLUMNS = (
     "source_table", "record_key", "person_id", "link_kind", "position", "observed_at",
     "claims_ciphertext", "key_id", "facts", "provenance", "changed_at",
@@ -488,7 +490,7 @@ class Store:
         ).all()
         found: dict[UUID, list[LinkedRecord]] = {}
         for row in rows:
-            found.setdefault(row.person_id, []).append(self._linked(row))
+            found.setdefault(row[2], []).append(self._linked(row))  # person_id
         return found
 
     async def mark_pending(
@@ -566,23 +568,26 @@ class Store:
         return int(result.rowcount or 0)
 
     def _linked(self, row: Any) -> LinkedRecord:
+        """A row of _LINKED_COLUMNS as the record it is."""
+        (
+            source_table, record_key, _, link_kind, position, observed_at,
+            claims_ciphertext, key_id, facts, provenance, changed_at,
+        ) = row  # fmt: skip
         claims = {}
-        if row.claims_ciphertext is not None:
+        if claims_ciphertext is not None:
             claims = self.protector.decrypt(
-                row.claims_ciphertext,
-                key_id=row.key_id,
-                context=record_context(row.source_table, row.record_key),
+                claims_ciphertext, key_id=key_id, context=record_context(source_table, record_key)
             )
         return LinkedRecord(
-            source_table=row.source_table,
-            record_key=row.record_key,
-            link_kind=_LINK_KINDS[row.link_kind],
-            position=row.position,
-            observed_at=row.observed_at,
+            source_table=source_table,
+            record_key=record_key,
+            link_kind=_LINK_KINDS[link_kind],
+            position=position,
+            observed_at=observed_at,
             claims=claims,
-            facts=tuple(FactDraft(f["kind"], f["fields"]) for f in row.facts),
-            provenance=row.provenance or {},
-            changed_at=row.changed_at,
+            facts=tuple([FactDraft(f["kind"], f["fields"]) for f in facts]),
+            provenance=provenance or {},
+            changed_at=changed_at,
         )
 
     async def save_persons(self, values: list[dict[str, Any]]) -> None:
