@@ -40,19 +40,10 @@ from canbao_stack.simulators.lives import live
 from canbao_stack.simulators.rates import Rates
 from canbao_stack.simulators.rows import COLUMNS, person_rows
 from canbao_stack.simulators.units import make_units
-from tests.identity.conftest import PROTECTOR
+from tests.identity.conftest import KEYS, PROTECTOR
 
 SEED = 1
 EPOCH = date(1970, 1, 1)
-KEYS = {  # primary key columns per source table (sources.md); the rest have a bigserial id
-    "si_core.ac01": ("aac001",),
-    "si_core.ac02": ("aac001", "aae140", "aab301"),
-    "medical.insured": ("psn_no", "insutype"),
-    "hukou.person": ("sfzh",),
-    "hukou.resident_permit": ("jzzh",),
-    "education.student": ("xh",),
-    "card.card_holder": ("aaz500",),
-}
 ORDER = {f"{schema}.{table}": n for n, (schema, table) in enumerate(TABLES)}
 # A source_records row as Store.linked_records reads it (jsonb still as the text it travels as).
 StoredRow = namedtuple(
@@ -105,9 +96,9 @@ def stored_rows(count: int, seed: int = SEED) -> list[tuple[UUID, list[StoredRow
                 after = {
                     k: _debezium(v) for k, v in zip(COLUMNS[schema, table], value, strict=True)
                 }
-                if name not in KEYS:
+                if KEYS[name] == ("id",):  # a bigserial id: the source numbers its rows
                     after["id"] = next(ids)
-                key = {c: after[c] for c in KEYS.get(name, ("id",))}
+                key = {c: after[c] for c in KEYS[name]}
                 envelope = {
                     "before": None,
                     "after": after,
