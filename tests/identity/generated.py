@@ -18,7 +18,6 @@ import json
 import random
 from collections import namedtuple
 from collections.abc import Iterator
-from datetime import date, datetime
 from typing import Any
 from uuid import UUID
 
@@ -40,10 +39,9 @@ from canbao_stack.simulators.lives import live
 from canbao_stack.simulators.rates import Rates
 from canbao_stack.simulators.rows import COLUMNS, person_rows
 from canbao_stack.simulators.units import make_units
-from tests.identity.conftest import KEYS, PROTECTOR
+from tests.identity.conftest import KEYS, PROTECTOR, encode
 
 SEED = 1
-EPOCH = date(1970, 1, 1)
 ORDER = {f"{schema}.{table}": n for n, (schema, table) in enumerate(TABLES)}
 # A source_records row as Store.linked_records reads it (jsonb still as the text it travels as).
 StoredRow = namedtuple(
@@ -51,14 +49,6 @@ StoredRow = namedtuple(
     "source_table record_key person_id link_kind position observed_at claims_ciphertext key_id "
     "facts provenance changed_at",
 )
-
-
-def _debezium(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, date):
-        return (value - EPOCH).days  # io.debezium.time.Date
-    return value
 
 
 def generated_people(
@@ -93,9 +83,7 @@ def stored_rows(count: int, seed: int = SEED) -> list[tuple[UUID, list[StoredRow
                 continue  # units: nobody's records
             name = f"{schema}.{table}"
             for value in values:
-                after = {
-                    k: _debezium(v) for k, v in zip(COLUMNS[schema, table], value, strict=True)
-                }
+                after = {k: encode(v) for k, v in zip(COLUMNS[schema, table], value, strict=True)}
                 if KEYS[name] == ("id",):  # a bigserial id: the source numbers its rows
                     after["id"] = next(ids)
                 key = {c: after[c] for c in KEYS[name]}
