@@ -49,8 +49,11 @@ READY_WITHIN_S = 300
 
 def free_port_run(count: int) -> int:
     """The first of `count` consecutive free loopback ports, from a random start: stacks of
-    tests run at the same moment (by other checkouts on the machine) pick different ones."""
-    bases = list(range(21000, 60000, 97))
+    tests run at the same moment (by other checkouts on the machine) pick different ones. Below
+    the kernel's ephemeral range: the stack binds the last of them a minute after they were
+    found free, and meanwhile any outgoing connection (its own clients' too) may be given one
+    from that range."""
+    bases = list(range(12000, _ephemeral_ports_start() - count, 97))
     random.shuffle(bases)
     for base in bases:
         ports_free = True
@@ -64,6 +67,13 @@ def free_port_run(count: int) -> int:
         if ports_free:
             return base
     raise RuntimeError("no run of free ports")
+
+
+def _ephemeral_ports_start() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768  # Linux's default
 
 
 class Stack:
