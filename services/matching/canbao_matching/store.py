@@ -292,6 +292,38 @@ class Loaded:
         return verdict.model_dump(mode="json") == previous
 
 
+# What take_due reads of a person; JSON columns as text: pydantic parses JSON faster than
+# json.loads + validation.
+_TAKEN: Final = (
+    persons.c.person_id,
+    sa.cast(persons.c.state, sa.Text).label("state"),
+    sa.cast(persons.c.verdict, sa.Text).label("verdict"),
+    persons.c.pending_observed_at,
+)
+
+
+def take_selections(
+    today: date, *, consumed_through: datetime | None, max_wait_s: float
+) -> tuple[sa.Select[Any], ...]:
+    """What take_due takes from, in its order. Each selection is a range of its own index
+    (partial ones on pending, by pending_since and by pending_published_at; one on recheck_on)
+    read from its start, so a take reads the rows it takes however many people there are or
+    wait. (Filtered on pending_published_at while read in pending_since order, a take would read
+    every waiting person's entry: half a million while a province's first load streams in.)"""
+    pending = sa.select(*_TAKEN).where(persons.c.pending, persons.c.merged_into.is_(None))
+    due = sa.select(*_TAKEN).where(persons.c.recheck_on <= today, persons.c.merged_into.is_(None))
+    if consumed_through is None:
+        return pending.order_by(persons.c.pending_since), due
+    now = sa.func.statement_timestamp(type_=sa.DateTime(timezone=True))
+    return (
+        pending.where(persons.c.pending_since <= now - timedelta(seconds=max_wait_s))
+        .order_by(persons.c.pending_since),
+        pending.where(persons.c.pending_published_at <= consumed_through)
+        .order_by(persons.c.pending_published_at),
+        due,
+    )  # fmt: skip
+
+
 async def take_due(
     session: AsyncSession,
     today: date,
@@ -303,33 +335,11 @@ async def take_due(
     """Up to `limit` people to evaluate (pending, the longest-waiting first, or due for the
     daily re-check), locked for this transaction and skipped by any other evaluator, with
     everything the rules need. With `consumed_through`, a pending person waits until it is past
-    the newest message that marked them, or for `max_wait_s` at most (Evaluator)."""
-    # JSON columns as text: pydantic parses JSON faster than json.loads + validation.
-    columns = (
-        persons.c.person_id,
-        sa.cast(persons.c.state, sa.Text).label("state"),
-        sa.cast(persons.c.verdict, sa.Text).label("verdict"),
-        persons.c.pending_observed_at,
-    )
-    # Two selections, each on its own index (a partial one on pending ordered by pending_since,
-    # one on recheck_on), so an idle poll costs nothing however many people there are.
-    pending = (
-        sa.select(*columns)
-        .where(persons.c.pending, persons.c.merged_into.is_(None))
-        .order_by(persons.c.pending_since)
-    )
-    if consumed_through is not None:
-        now = sa.func.statement_timestamp(type_=sa.DateTime(timezone=True))
-        pending = pending.where(
-            sa.or_(
-                persons.c.pending_published_at <= consumed_through,
-                persons.c.pending_published_at.is_(None),
-                persons.c.pending_since <= now - timedelta(seconds=max_wait_s),
-            )
-        )
-    due = sa.select(*columns).where(persons.c.recheck_on <= today, persons.c.merged_into.is_(None))
+    the newest message that marked them, or for `max_wait_s` at most (Evaluator): those who have
+    waited that long first, then those past it, the oldest newest mark first."""
+    selections = take_selections(today, consumed_through=consumed_through, max_wait_s=max_wait_s)
     rows: list[Any] = []
-    for selection in (pending, due):
+    for selection in selections:
         if len(rows) < limit:
             taken = {r.person_id for r in rows}
             query = selection.limit(limit - len(rows)).with_for_update(skip_locked=True)

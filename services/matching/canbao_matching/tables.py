@@ -39,6 +39,11 @@ persons = sa.Table(
 )
 sa.Index("ix_persons_recheck_on", persons.c.recheck_on)
 sa.Index("ix_persons_pending_since", persons.c.pending_since, postgresql_where=persons.c.pending)
+sa.Index(
+    "ix_persons_pending_published_at",
+    persons.c.pending_published_at,
+    postgresql_where=persons.c.pending,
+)
 sa.Index("ix_persons_region_registration", persons.c.region_code, persons.c.registration)
 sa.Index("ix_persons_survey_reasons", persons.c.survey_reasons, postgresql_using="gin")
 
