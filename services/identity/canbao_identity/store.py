@@ -203,11 +203,16 @@ _RETRY_SET_ASIDE = sa.text(
 
 def take_share(share: int, limit: int, floor: int) -> ReturningDelete[Any]:
     """The share's oldest `limit` staged changes above `floor`, deleted and returned, if this
-    transaction gets the share's lock (once per statement: an initplan); else none."""
+    transaction gets the share's lock (once per statement: an initplan); else none.
+
+    Without row locks: the share's lock already makes this transaction the only one taking the
+    share's rows, and a row that one before it took and committed after this statement's
+    snapshot is skipped by the DELETE itself (READ COMMITTED rechecks it). A row lock each would
+    cost a heap write and a WAL record per change resolved, on top of its deletion."""
     locked = sa.select(sa.func.pg_try_advisory_xact_lock(SHARE_LOCK_CLASS, share))
     c = staged_changes.c
     chosen = (c.share == share, c.id > floor, locked.scalar_subquery())
-    return _take(c.id, chosen, c.id, limit).returning(*_STAGED_AS_READ)
+    return _take(c.id, chosen, c.id, limit, row_locks=False).returning(*_STAGED_AS_READ)
 
 
 def take_pending(
@@ -220,22 +225,23 @@ def take_pending(
 
 
 def _take(
-    key: sa.Column[Any], where: Iterable[Any], order: sa.Column[Any], limit: int
+    key: sa.Column[Any],
+    where: Iterable[Any],
+    order: sa.Column[Any],
+    limit: int,
+    *,
+    row_locks: bool = True,
 ) -> sa.Delete:
     """A queue take: the first `limit` rows by `order` meeting `where` that no other
-    transaction holds (FOR UPDATE SKIP LOCKED), deleted. They are found again by `key = ANY
-    (ARRAY(…))`: the choice runs once as an initplan and the rows are fetched by the key's index
-    whatever the planner believes of the queue's size; as `key IN (…)`, a plan made while the
-    queue was nearly empty may join the choice against every row once it holds millions."""
-    chosen = (
-        sa.select(key)
-        .where(*where)
-        .order_by(order)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-        .scalar_subquery()
-    )
-    return sa.delete(key.table).where(key == sa.any_(sa.func.array(chosen)))
+    transaction holds (FOR UPDATE SKIP LOCKED, unless `where` already excludes every other
+    taker), deleted. They are found again by `key = ANY (ARRAY(…))`: the choice runs once as an
+    initplan and the rows are fetched by the key's index whatever the planner believes of the
+    queue's size; as `key IN (…)`, a plan made while the queue was nearly empty may join the
+    choice against every row once it holds millions."""
+    chosen = sa.select(key).where(*where).order_by(order).limit(limit)
+    if row_locks:
+        chosen = chosen.with_for_update(skip_locked=True)
+    return sa.delete(key.table).where(key == sa.any_(sa.func.array(chosen.scalar_subquery())))
 
 
 def _pairs(first: Any, second: Any, pairs: Iterable[tuple[str, str]]) -> tuple[Any, Any]:
