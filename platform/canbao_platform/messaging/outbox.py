@@ -14,7 +14,7 @@ import asyncio
 import logging
 from typing import Any
 
-from sqlalchemy import delete, select, text
+from sqlalchemy import ARRAY, BigInteger, bindparam, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from canbao_contracts.envelope import KafkaRecord
@@ -23,12 +23,21 @@ from canbao_platform.db import Database
 from canbao_platform.messaging.failures import TRANSIENT_RETRY, Backoff, describe
 from canbao_platform.messaging.metrics import runtime_metrics
 from canbao_platform.messaging.producer import Producer
-from canbao_platform.messaging.tables import OUTBOX_CHANNEL, outbox
+from canbao_platform.messaging.tables import OUTBOX_CHANNEL
 
 log = logging.getLogger(__name__)
 
 # Advisory locks are per database, so one fixed key serves every service ("canbao" in ASCII).
 OUTBOX_LOCK_KEY = 0x63616E62616F
+# The next rows to send, read positionally as the driver returns them (bytea[] as a list of
+# bytes): no result processing per column and row, for every event a service publishes.
+_NEXT_ROWS = text(
+    "SELECT id, topic, key, value, header_names, header_values FROM outbox"
+    " WHERE xid < pg_snapshot_xmin(pg_current_snapshot()) ORDER BY id LIMIT :limit"
+)
+_DELETE_SENT = text("DELETE FROM outbox WHERE id = ANY(:ids)").bindparams(
+    bindparam("ids", type_=ARRAY(BigInteger))
+)
 
 
 class OutboxRelay(BackgroundLoop):
@@ -56,12 +65,7 @@ class OutboxRelay(BackgroundLoop):
         # first. Rows are taken only once every older transaction has ended (their xid below
         # the oldest still running): none of those can add a lower id any more, and each key's
         # events leave in the order they were written.
-        self._next_rows = (
-            select(outbox)
-            .where(text("xid < pg_snapshot_xmin(pg_current_snapshot())"))
-            .order_by(outbox.c.id)
-            .limit(batch_size)
-        )
+        self._next_rows = _NEXT_ROWS.bindparams(limit=batch_size)
         self.role = "stopped"  # active (holds the lock) | standby | stopped
         self.relayed = 0
         self.last_error: str | None = None
@@ -124,15 +128,10 @@ class OutboxRelay(BackgroundLoop):
         if not rows:
             return 0
         await self._producer.send_many(
-            KafkaRecord(
-                topic=row.topic,
-                key=row.key,
-                value=row.value,
-                headers=list(zip(row.header_names, row.header_values, strict=True)),
-            )
-            for row in rows
+            KafkaRecord(topic, key, value, list(zip(names, values, strict=True)))
+            for _, topic, key, value, names, values in rows
         )
-        await connection.execute(delete(outbox).where(outbox.c.id.in_([row.id for row in rows])))
+        await connection.execute(_DELETE_SENT, {"ids": [row[0] for row in rows]})
         self.relayed += len(rows)
         runtime_metrics().relayed.add(len(rows))
         return len(rows)
