@@ -46,11 +46,10 @@ broker (librdkafka's mock cluster runs in-process) besides polling. Peak RSS is 
 VmHWM. The correctness guard compares identity's persons with the generator's people (one
 each) and matching's verdicts with the people the generator expects to have one (in scope or
 deceased), and counts dead letters: a fast wrong run shows there. The test broker keeps ~5 MiB
-per partition: the topics matching reads get a partition per EVENTS_PER_PARTITION events
-expected on them, up to LAG_BUDGET events in all, and a run where the broker evicted any event
-before it was read (the bridge's backpressure status, the beginning offsets of matching's
-topics) is void and says so. The load average is printed with each size: the machine's two
-cores are shared and every figure moves with it.
+per partition: the topics matching reads get a partition per EVENTS_PER_PARTITION change events,
+and a run where the broker evicted any event before it was read (the bridge's backpressure
+status, the beginning offsets of matching's topics) is void and says so. The load average is printed
+with each size: the machine's two cores are shared and every figure moves with it.
 """
 
 from __future__ import annotations
@@ -301,19 +300,14 @@ _BUILD = {"IDENTITY_ROLES": "build"}
 _REBUILD = {"IDENTITY_ROLES": "rebuild"}
 MATCHED = (PERSONS, FACTS, COLLECTIONS)  # the topics matching consumes (canbao_matching.app)
 # The test broker keeps ~5 MiB per partition and evicts the oldest (canbao_platform.local.broker);
-# a real cluster keeps days. A partition holds EVENTS_PER_PARTITION registry events (at most ~1
-# KiB each): each topic matching reads gets enough of them to hold every event expected on it
-# (identity publishes 1.00 person and 3.80 fact events per person of the demo population,
-# measured at 10^4 and 10^6, and no collections), but never more than its part of LAG_BUDGET
-# needs: matching may then fall that many events behind identity before the broker evicts one
-# it has not read (the run is void: `evicted`). More partitions than needed are not free: every
-# consumer fetch, offset commit and producer batch visits them, and the test broker finds an
-# offset by walking a partition's message sets, a cost that grew with the population here
-# (1,437 partitions at 10^6 people, the broker's thread busy at 100 % while matching caught up)
-# and that a real cluster's dozen partitions per topic (canbao_contracts.topics) do not have.
+# a real cluster keeps days. Matching reads behind identity during a snapshot, so each topic it
+# reads gets a partition per this many of the events expected on it (a registry event is at
+# most ~1 KiB): identity publishes 1.00 person and 3.80 fact events per person of the demo
+# population (measured at 10^4 and 10^6), and no collections. More partitions than needed are
+# not free: every consumer fetch and every producer batch visits them, a cost a real cluster's
+# few dozen partitions per topic do not have. Too few void the run (`evicted`).
 EVENTS_PER_PARTITION = 4_000
 EVENTS_PER_PERSON = {PERSONS.name: 1.2, FACTS.name: 4.5, COLLECTIONS.name: 0.0}
-LAG_BUDGET = 1_000_000  # events, over the topics matching reads: ~175,000 people's
 
 
 class MatchedTopics:
@@ -322,15 +316,9 @@ class MatchedTopics:
     message the broker evicted (the run is then void)."""
 
     def __init__(self, bootstrap: str, people: int) -> None:
-        per_person = sum(EVENTS_PER_PERSON.values())
         self.partitions = {
             t.name: max(
-                t.partitions,
-                math.ceil(
-                    min(people, LAG_BUDGET / per_person)
-                    * EVENTS_PER_PERSON[t.name]
-                    / EVENTS_PER_PARTITION
-                ),
+                t.partitions, math.ceil(people * EVENTS_PER_PERSON[t.name] / EVENTS_PER_PARTITION)
             )
             for t in MATCHED
         }
