@@ -223,9 +223,8 @@ def test_identity_runs_each_role_in_exactly_one_deployment(where: str) -> None:
     for name, value in identity_roles()[where].items():
         assert value, f"{name}: IDENTITY_ROLES unset would run both roles in one process"
         roles[name] = IdentitySettings(roles=value).role_set  # what the service would accept
-    every = [role for role_set in roles.values() for role in role_set]
-    # A rebuild-only Deployment is an addition a first load may bring, not one of the two.
-    assert sorted(every) == sorted(set(Role) - {Role.REBUILD}), f"each role once: {roles}"
+    # Consuming and building once each; a rebuild-only Deployment is an addition a first load
+    # may bring, not one of the two.
     assert roles == {"identity": {Role.CONSUME}, "identity-builder": {Role.BUILD}}
 
 
