@@ -3,6 +3,7 @@ person has a verdict; and Debezium alone on the same rows as the ceiling.
 
     uv run --frozen python -m bench.pipeline [--sizes 10000 100000] [--consumers 1] [--builders 1]
                                              [--rebuilders 0] [--statements 25]
+                                             [--registry-memory 6GB]
 
 Per size, everything fresh and on this machine: two throwaway PostgreSQL servers (wal_level=logical,
 fsync off), one for the identity and matching databases, created and migrated as the local stack
@@ -50,6 +51,11 @@ per partition: the topics matching reads get a partition per EVENTS_PER_PARTITIO
 and a run where the broker evicted any event before it was read (the bridge's backpressure
 status, the beginning offsets of matching's topics) is void and says so. The load average is printed
 with each size: the machine's two cores are shared and every figure moves with it.
+
+The registry's server has the local cluster's memory (256 MB of shared buffers, a checkpoint per
+GB of WAL) unless `--registry-memory` gives it a production server's share of the machine: at
+10^6 people its databases outgrow 256 MB and every statement pays for pages copied from the
+operating system's cache. The setting is printed at the top, so two runs are compared knowingly.
 """
 
 from __future__ import annotations
@@ -484,6 +490,23 @@ ORDER BY s.total_exec_time DESC LIMIT $1
 _WATCHED = {"shared_preload_libraries": "pg_stat_statements", "pg_stat_statements.max": "2000"}
 
 
+def registry_settings(memory: str | None, statements: int) -> dict[str, str]:
+    """The registry server's settings beyond the local cluster's: pg_stat_statements when
+    watched, and with `memory` (e.g. "6GB") the memory and WAL of a server sized for its data
+    rather than a laptop's 256 MB of shared buffers: `memory` of shared buffers, WAL kept
+    between checkpoints by time, not forced every GB of a first load's writes."""
+    settings = dict(_WATCHED) if statements else {}
+    if memory:
+        settings.update(
+            shared_buffers=memory,
+            effective_cache_size=memory,
+            max_wal_size="16GB",
+            checkpoint_timeout="15min",
+            wal_buffers="64MB",
+        )
+    return settings
+
+
 async def _statements_reset(registry: PostgresCluster) -> None:
     connection = await asyncpg.connect(registry.dsn("postgres"))
     try:
@@ -517,12 +540,14 @@ async def _print_statements(registry: PostgresCluster, top: int, rows: int) -> N
         )
 
 
-async def run_size(people: int, topology: Topology, statements: int, tmp: Path) -> None:
+async def run_size(
+    people: int, topology: Topology, statements: int, memory: str | None, tmp: Path
+) -> None:
     registry = PostgresCluster(
         tmp / f"pg-{people}",
         port=free_port(),
         durable=False,
-        settings=_WATCHED if statements else None,
+        settings=registry_settings(memory, statements),
     )
     sources = PostgresCluster(tmp / f"pg-sources-{people}", port=free_port(), durable=False)
     with registry, sources:
@@ -625,17 +650,23 @@ async def _expected(stack: LocalStack) -> dict[str, int]:
         await connection.close()
 
 
-async def main(sizes: list[int], topology: Topology, statements: int) -> None:
+async def main(sizes: list[int], topology: Topology, statements: int, memory: str | None) -> None:
     sharing = (
         f"the bridge, {topology.consumers} identity consumer process(es), {topology.builders} "
         f"identity builder process(es), {topology.rebuilders} rebuild-only, matching, this "
         "process (the broker)"
     )
     print(machine_facts(sharing), flush=True)
+    print(
+        f"registry server: shared_buffers {memory}, max_wal_size 16GB (--registry-memory)"
+        if memory
+        else "registry server: the local cluster's shared_buffers 256MB, max_wal_size 1GB",
+        flush=True,
+    )
     with tempfile.TemporaryDirectory(prefix="canbao-bench-") as tmp:
         os.chmod(tmp, 0o755)  # the server may run as the `postgres` user
         for people in sizes:
-            await run_size(people, topology, statements, Path(tmp))
+            await run_size(people, topology, statements, memory, Path(tmp))
 
 
 if __name__ == "__main__":
@@ -657,11 +688,17 @@ if __name__ == "__main__":
         metavar="N",
         help="print the registry's N most time-consuming statements (pg_stat_statements)",
     )
+    parser.add_argument(
+        "--registry-memory",
+        metavar="SIZE",
+        help="run the registry's server with SIZE (e.g. 6GB) of shared buffers and a larger WAL",
+    )
     arguments = parser.parse_args()
     asyncio.run(
         main(
             arguments.sizes,
             Topology(arguments.consumers, arguments.builders, arguments.rebuilders),
             arguments.statements,
+            arguments.registry_memory,
         )
     )
