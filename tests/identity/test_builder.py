@@ -4,7 +4,10 @@ changes are staged as the consumers stage them, test_service.py covers the whole
 from __future__ import annotations
 
 import asyncio
+import uuid
 from datetime import date
+from typing import Any
+from uuid import UUID
 
 import pytest
 import sqlalchemy as sa
@@ -17,7 +20,7 @@ from canbao_identity.golden_records import golden_records_work
 from canbao_identity.metrics import Backlog, identity_metrics
 from canbao_identity.protection import record_context
 from canbao_identity.set_aside import report
-from canbao_identity.store import Settling, Store
+from canbao_identity.store import MarkFloor, Settling, Store, take_pending
 from canbao_identity.tables import pending_persons, set_aside_persons, source_records
 from canbao_platform.messaging.tables import outbox
 from tests.conftest import Observed
@@ -290,3 +293,80 @@ async def _store_name(harness: Harness, person_id: object, name: str) -> None:
             .where(source_records.c.record_key == row.record_key)
             .values(claims_ciphertext=sealed, key_id=PROTECTOR.key_id)
         )
+
+
+async def test_a_builder_takes_pending_persons_from_where_its_last_take_ended(
+    harness: Harness,
+) -> None:
+    """After a first load a million persons wait for a rebuild, taken oldest mark first: until
+    vacuum runs, the start of the queue's index is a run of dead entries, one per person
+    taken. A builder's take starts at its floor (MarkFloor), so it reads the pages of what it
+    takes, not of everyone taken before; a person who comes back below the floor is taken by
+    the next take from the beginning."""
+    async with harness.db.engine.begin() as connection:
+        await connection.execute(
+            sa.text(
+                "INSERT INTO pending_persons (person_id, settling, marked_at, last_marked_at)"
+                " SELECT gen_random_uuid(), true, now() - interval '1 hour' + g * interval '1 ms',"
+                " now() - interval '1 hour' FROM generate_series(1, 12000) g"
+            )
+        )
+        await connection.execute(sa.text("ANALYZE pending_persons"))
+    snapshot_over = Settling(quiet_s=1, max_wait_s=3600)
+    floor = MarkFloor(full_every_s=3600)
+    taken: list[UUID] = []
+    for _ in range(20):  # the first from the beginning, then from the floor
+        async with harness.work() as golden_records:
+            taken += await golden_records.store.take_pending(500, snapshot_over, floor)
+    assert len(set(taken)) == 10_000
+
+    since = floor.current()
+    assert since is not None
+    floored = await _take_buffers(harness, pending_persons.c.marked_at >= since)
+    from_start = await _take_buffers(harness, sa.true())
+    assert floored * 3 < from_start, (floored, from_start)
+
+    late = uuid.uuid4()  # marked long ago, committed after the floor passed its time
+    async with harness.db.engine.begin() as connection:
+        await connection.execute(
+            sa.insert(pending_persons).values(
+                person_id=late,
+                settling=True,
+                marked_at=sa.text("now() - interval '2 hours'"),
+                last_marked_at=sa.text("now() - interval '2 hours'"),
+            )
+        )
+    async with harness.work() as golden_records:
+        assert late not in await golden_records.store.take_pending(500, snapshot_over, floor)
+    floor = MarkFloor(full_every_s=0)  # a take from the beginning is due
+    async with harness.work() as golden_records:
+        assert late in await golden_records.store.take_pending(500, snapshot_over, floor)
+
+
+async def _take_buffers(harness: Harness, condition: sa.ColumnElement[bool]) -> int:
+    """The buffers a take of 500 pending persons meeting `condition` reads to choose them
+    (EXPLAIN ANALYZE of the statement, rolled back)."""
+    statement = take_pending(500, condition)
+    async with harness.db.engine.connect() as connection:
+        raw = (await connection.get_raw_connection()).driver_connection
+        assert raw is not None
+        compiled = statement.compile(dialect=harness.db.engine.dialect)
+        params = [compiled.params[name] for name in compiled.positiontup or ()]
+        transaction = raw.transaction()
+        await transaction.start()
+        try:
+            plan = await raw.fetchval(
+                f"EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) {compiled}", *params
+            )
+        finally:
+            await transaction.rollback()
+    return _scan_buffers(plan[0]["Plan"])
+
+
+def _scan_buffers(node: dict[str, Any]) -> int:
+    """The buffers read by a plan's scans of the queue's `marked_at` index (the take's choice;
+    not the deletion's, which the floor does not change)."""
+    here = 0
+    if node.get("Index Name") == "ix_pending_persons_marked_at":
+        here = int(node["Shared Hit Blocks"]) + int(node["Shared Read Blocks"])
+    return here + sum(_scan_buffers(child) for child in node.get("Plans", ()))

@@ -38,7 +38,7 @@ from typing import Any
 from canbao_identity.golden_records import GoldenRecords, failure_reason, golden_records_work
 from canbao_identity.metrics import Backlog, identity_metrics
 from canbao_identity.protection import Protector
-from canbao_identity.store import Settling, ShareFloors, Store
+from canbao_identity.store import MarkFloor, Settling, ShareFloors, Store
 from canbao_platform.background import BackgroundLoop
 from canbao_platform.db import Database
 from canbao_platform.messaging import Backoff
@@ -77,6 +77,9 @@ class GoldenRecordBuilder(BackgroundLoop):
         self._retry_backoff = retry_backoff or Backoff(0.2, 5.0)
         self._settling = settling
         self._floors = ShareFloors()
+        # Rebuilds only: a rebuild person by person (_rebuild_apart) takes from the beginning,
+        # so the persons whose batch failed are the ones it takes.
+        self._pending_floor = MarkFloor()
         self.resolved = 0
         self.rebuilt = 0
         self.set_aside = 0  # by this builder since it started (the table holds everyone's)
@@ -168,7 +171,7 @@ class GoldenRecordBuilder(BackgroundLoop):
         try:
             async with self._work() as golden_records:
                 rebuilt = await golden_records.rebuild_pending(
-                    limit=self._batch_size, settling=self._settling
+                    limit=self._batch_size, settling=self._settling, floor=self._pending_floor
                 )
         except Exception as error:
             if _transient(error):

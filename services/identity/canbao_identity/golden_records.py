@@ -48,7 +48,7 @@ from canbao_identity.resolution import (
     decide,
 )
 from canbao_identity.staging import StagedChange
-from canbao_identity.store import Settling, ShareFloors, Store
+from canbao_identity.store import MarkFloor, Settling, ShareFloors, Store
 from canbao_identity.writeback import WriteBacks
 from canbao_platform.db import Database
 from canbao_platform.messaging import savepoint, unit_of_work
@@ -219,11 +219,13 @@ class GoldenRecords:
             else None,
         )
 
-    async def rebuild_pending(self, *, limit: int = 500, settling: Settling | None = None) -> int:
+    async def rebuild_pending(
+        self, *, limit: int = 500, settling: Settling | None = None, floor: MarkFloor | None = None
+    ) -> int:
         """Rebuild up to `limit` pending persons (skipping those another builder holds, and
-        with `settling` those waiting for the rest of a snapshot: Store.take_pending); how many
-        were rebuilt."""
-        person_ids = await self.store.take_pending(limit, settling)
+        with `settling` those waiting for the rest of a snapshot; above a builder's `floor`:
+        Store.take_pending); how many were rebuilt."""
+        person_ids = await self.store.take_pending(limit, settling, floor)
         await self.rebuild(person_ids)
         return len(person_ids)
 

@@ -7,6 +7,7 @@ import math
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, fields
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -70,6 +71,38 @@ class ShareFloors:
 
     def taken(self, share: int, up_to: int) -> None:
         self._floors[share] = max(self._floors[share], up_to)
+
+
+class MarkFloor:
+    """Where a builder's next take of pending persons starts: the newest `marked_at` it took.
+    pending_persons is a queue taken oldest mark first, so until vacuum runs the start of its
+    `marked_at` index is a run of dead entries, one per person taken, that a take from the
+    beginning steps through: after a first load, with a million persons to build, each take
+    read thousands of index pages for its 500 rows. A person may come back below the floor (a
+    rolled-back rebuild, a mark committed after a take passed its time): as with ShareFloors,
+    a take from the beginning is due every `full_every_s`, or ten times as long as the last
+    one took."""
+
+    def __init__(self, *, full_every_s: float = 5.0) -> None:
+        self._floor: datetime | None = None
+        self._full_every_s = full_every_s
+        self._full_at = -math.inf
+        self._full_took = 0.0
+        self._full_under_way = False
+
+    def current(self) -> datetime | None:
+        """The floor for this take: None when a take from the beginning is due."""
+        if time.monotonic() - self._full_at >= max(self._full_every_s, 10 * self._full_took):
+            self._full_at, self._full_under_way = time.monotonic(), True
+            return None
+        return self._floor
+
+    def taken(self, newest: datetime | None) -> None:
+        """The take `current` gave the floor for is done, up to `newest` (None: nothing)."""
+        if self._full_under_way:
+            self._full_took, self._full_under_way = time.monotonic() - self._full_at, False
+        if newest is not None and (self._floor is None or newest > self._floor):
+            self._floor = newest
 
 
 @dataclass(frozen=True)
@@ -221,7 +254,7 @@ def take_pending(
     """Up to `limit` pending persons meeting `condition`, oldest mark first, deleted and
     returned; rows another transaction holds are skipped."""
     c = pending_persons.c
-    return _take(c.person_id, (condition,), c.marked_at, limit).returning(c.person_id)
+    return _take(c.person_id, (condition,), c.marked_at, limit).returning(c.person_id, c.marked_at)
 
 
 def _take(
@@ -514,18 +547,26 @@ class Store:
                 _MARK_PENDING, {"ids": ids, "settling": [marks[i] for i in ids]}
             )
 
-    async def take_pending(self, limit: int, settling: Settling | None = None) -> list[UUID]:
+    async def take_pending(
+        self, limit: int, settling: Settling | None = None, floor: MarkFloor | None = None
+    ) -> list[UUID]:
         """Up to `limit` pending persons, oldest mark first, removed from the list (in this
         transaction: a rollback puts them back); rows another builder holds are skipped. With
         `settling`, persons still settling are left while a snapshot streams in, unless they
-        have waited `settling.max_wait_s`."""
+        have waited `settling.max_wait_s`. With `floor`, a builder that takes again and again
+        starts where its last take ended, when no snapshot streams in (MarkFloor)."""
         streaming = settling is not None and bool(
             await (await self._connection()).scalar(
                 _SNAPSHOT_STREAMING, {"quiet_s": settling.quiet_s}
             )
         )
         if not streaming:
-            return await self._take_pending(limit, sa.true())
+            since = floor.current() if floor is not None else None
+            condition = sa.true() if since is None else pending_persons.c.marked_at >= since
+            rows = await self._take_pending_rows(limit, condition)
+            if floor is not None:
+                floor.taken(max((row[1] for row in rows), default=None))
+            return [row[0] for row in rows]
         assert settling is not None
         due = await self._take_pending(limit, pending_persons.c.settling.is_(False))
         if len(due) == limit:
@@ -538,8 +579,15 @@ class Store:
     async def _take_pending(
         self, limit: int, condition: sa.ColumnElement[bool] | sa.TextClause
     ) -> list[UUID]:
-        rows = await (await self._connection()).scalars(take_pending(limit, condition))
-        return list(rows)
+        return [row[0] for row in await self._take_pending_rows(limit, condition)]
+
+    async def _take_pending_rows(
+        self, limit: int, condition: sa.ColumnElement[bool] | sa.TextClause
+    ) -> list[Any]:
+        """(person_id, marked_at) of each person taken."""
+        return list(
+            (await (await self._connection()).execute(take_pending(limit, condition))).all()
+        )
 
     async def backlog(self) -> Backlog:
         """What the builder has yet to do: staged changes (and the oldest one's age), pending
