@@ -39,68 +39,71 @@ from canbao_platform import bulk
 LINKED = (LinkKind.EXACT.value, LinkKind.CANDIDATE.value, LinkKind.REFERENCE.value)
 
 
+class FullLooks:
+    """When a queue's next look must start from the beginning rather than at a floor: every
+    `every_s`, or ten times as long as the last such look took, so that these looks, slow
+    when the queue's dead entries are many, never take more than a tenth of the taker's time.
+    staged_changes and pending_persons are queues — every row is deleted soon after it is
+    written — and until vacuum runs, the start of their indexes is a run of dead entries that a
+    look from the beginning steps through, longer the faster rows come and go. A taker starts
+    at the floor of its last take instead; a row that comes back below the floor (committed
+    late, or put back by a rollback) waits for the next look from the beginning."""
+
+    def __init__(self, every_s: float) -> None:
+        self._every_s = every_s
+        self._started_at = -math.inf  # when the last look from the beginning started
+        self._took = 0.0  # how long the last one that finished took (`done`)
+        self._under_way = False
+
+    def due(self) -> bool:
+        """Whether this look starts from the beginning (and is then timed until `done`)."""
+        if time.monotonic() - self._started_at >= max(self._every_s, 10 * self._took):
+            self._started_at, self._under_way = time.monotonic(), True
+            return True
+        return False
+
+    def done(self) -> None:
+        """The look just begun is done."""
+        if self._under_way:
+            self._took, self._under_way = time.monotonic() - self._started_at, False
+
+
 class ShareFloors:
     """Per share, the id up to which one resolver took that share's staged changes: where its
-    next look for the share's oldest change starts. staged_changes is a queue — every row is
-    deleted soon after it is written — and until vacuum runs, the start of each share's range
-    in its index is a run of dead entries that a look from the beginning steps through, longer
-    the faster changes come in. A consumer's transaction may commit a change below a floor
-    after the resolver passed it, and a rolled-back resolution puts its changes back below it:
-    every `full_every_s` a look starts from the beginning again, so such a change waits that
-    long at most — or ten times as long as the last such look took, so that these looks, slow
-    when the dead entries are many, never take more than a tenth of the resolver's time."""
+    next look for the share's oldest change starts (FullLooks)."""
 
     def __init__(self, *, full_every_s: float = 5.0) -> None:
         self._floors = [0] * STAGED_SHARES
-        self._full_every_s = full_every_s
-        self._full_at = -math.inf  # when the last look from the beginning started
-        self._full_took = 0.0  # how long the last one that finished took (`looked`)
-        self._full_under_way = False
+        self._full = FullLooks(full_every_s)
 
     def current(self) -> list[int]:
         """The floors for this look: all 0 when a look from the beginning is due."""
-        if time.monotonic() - self._full_at >= max(self._full_every_s, 10 * self._full_took):
-            self._full_at, self._full_under_way = time.monotonic(), True
-            return [0] * STAGED_SHARES
-        return list(self._floors)
+        return [0] * STAGED_SHARES if self._full.due() else list(self._floors)
 
     def looked(self) -> None:
         """The look `current` gave the floors for is done."""
-        if self._full_under_way:
-            self._full_took, self._full_under_way = time.monotonic() - self._full_at, False
+        self._full.done()
 
     def taken(self, share: int, up_to: int) -> None:
         self._floors[share] = max(self._floors[share], up_to)
 
 
 class MarkFloor:
-    """Where a builder's next take of pending persons starts: the newest `marked_at` it took.
-    pending_persons is a queue taken oldest mark first, so until vacuum runs the start of its
-    `marked_at` index is a run of dead entries, one per person taken, that a take from the
-    beginning steps through: after a first load, with a million persons to build, each take
-    read thousands of index pages for its 500 rows. A person may come back below the floor (a
-    rolled-back rebuild, a mark committed after a take passed its time): as with ShareFloors,
-    a take from the beginning is due every `full_every_s`, or ten times as long as the last
-    one took."""
+    """The newest `marked_at` a builder took from pending_persons (taken oldest mark first):
+    where its next take starts (FullLooks). After a first load nearly everyone is pending at
+    once, and a take from the beginning read thousands of index pages for its 500 rows."""
 
     def __init__(self, *, full_every_s: float = 5.0) -> None:
         self._floor: datetime | None = None
-        self._full_every_s = full_every_s
-        self._full_at = -math.inf
-        self._full_took = 0.0
-        self._full_under_way = False
+        self._full = FullLooks(full_every_s)
 
     def current(self) -> datetime | None:
         """The floor for this take: None when a take from the beginning is due."""
-        if time.monotonic() - self._full_at >= max(self._full_every_s, 10 * self._full_took):
-            self._full_at, self._full_under_way = time.monotonic(), True
-            return None
-        return self._floor
+        return None if self._full.due() else self._floor
 
     def taken(self, newest: datetime | None) -> None:
         """The take `current` gave the floor for is done, up to `newest` (None: nothing)."""
-        if self._full_under_way:
-            self._full_took, self._full_under_way = time.monotonic() - self._full_at, False
+        self._full.done()
         if newest is not None and (self._floor is None or newest > self._floor):
             self._floor = newest
 
