@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 from uuid import UUID
 
@@ -322,8 +322,8 @@ async def test_a_builder_takes_pending_persons_from_where_its_last_take_ended(
 
     since = floor.current()
     assert since is not None
-    floored = await _take_buffers(harness, pending_persons.c.marked_at >= since)
-    from_start = await _take_buffers(harness, sa.true())
+    floored = await _take_buffers(harness, since)
+    from_start = await _take_buffers(harness, None)
     assert floored * 3 < from_start, (floored, from_start)
 
     late = uuid.uuid4()  # marked long ago, committed after the floor passed its time
@@ -343,10 +343,10 @@ async def test_a_builder_takes_pending_persons_from_where_its_last_take_ended(
         assert late in await golden_records.store.take_pending(500, snapshot_over, floor)
 
 
-async def _take_buffers(harness: Harness, condition: sa.ColumnElement[bool]) -> int:
-    """The buffers a take of 500 pending persons meeting `condition` reads to choose them
-    (EXPLAIN ANALYZE of the statement, rolled back)."""
-    statement = take_pending(500, condition)
+async def _take_buffers(harness: Harness, since: datetime | None) -> int:
+    """The buffers the store's take of 500 pending persons marked `since` or later (None: from
+    the beginning) reads to choose them (EXPLAIN ANALYZE of the statement, rolled back)."""
+    statement = take_pending(500, sa.true(), since=since)
     async with harness.db.engine.connect() as connection:
         raw = (await connection.get_raw_connection()).driver_connection
         assert raw is not None

@@ -252,12 +252,17 @@ def take_share(share: int, limit: int, floor: int) -> ReturningDelete[Any]:
 
 
 def take_pending(
-    limit: int, condition: sa.ColumnElement[bool] | sa.TextClause
+    limit: int,
+    condition: sa.ColumnElement[bool] | sa.TextClause,
+    *,
+    since: datetime | None = None,
 ) -> ReturningDelete[Any]:
-    """Up to `limit` pending persons meeting `condition`, oldest mark first, deleted and
-    returned; rows another transaction holds are skipped."""
+    """Up to `limit` pending persons meeting `condition` and marked at `since` or later (a
+    MarkFloor's), oldest mark first, deleted and returned with their marks; rows another
+    transaction holds are skipped."""
     c = pending_persons.c
-    return _take(c.person_id, (condition,), c.marked_at, limit).returning(c.person_id, c.marked_at)
+    where = (condition,) if since is None else (condition, c.marked_at >= since)
+    return _take(c.person_id, where, c.marked_at, limit).returning(c.person_id, c.marked_at)
 
 
 def _take(
@@ -565,8 +570,7 @@ class Store:
         )
         if not streaming:
             since = floor.current() if floor is not None else None
-            condition = sa.true() if since is None else pending_persons.c.marked_at >= since
-            rows = await self._take_pending_rows(limit, condition)
+            rows = await self._take_pending_rows(limit, sa.true(), since)
             if floor is not None:
                 floor.taken(max((row[1] for row in rows), default=None))
             return [row[0] for row in rows]
@@ -585,12 +589,14 @@ class Store:
         return [row[0] for row in await self._take_pending_rows(limit, condition)]
 
     async def _take_pending_rows(
-        self, limit: int, condition: sa.ColumnElement[bool] | sa.TextClause
+        self,
+        limit: int,
+        condition: sa.ColumnElement[bool] | sa.TextClause,
+        since: datetime | None = None,
     ) -> list[Any]:
         """(person_id, marked_at) of each person taken."""
-        return list(
-            (await (await self._connection()).execute(take_pending(limit, condition))).all()
-        )
+        statement = take_pending(limit, condition, since=since)
+        return list((await (await self._connection()).execute(statement)).all())
 
     async def backlog(self) -> Backlog:
         """What the builder has yet to do: staged changes (and the oldest one's age), pending
