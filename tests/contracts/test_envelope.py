@@ -3,7 +3,9 @@ event; and every way a message's envelope can be wrong, refused with a reason.""
 
 from __future__ import annotations
 
+import itertools
 import json
+import time
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
@@ -22,7 +24,7 @@ from canbao_contracts.envelope import (
     UnknownEventType,
     decode,
     encode,
-    random_id,
+    new_event_id,
 )
 from canbao_contracts.events import Event, PersonRegistered
 from canbao_contracts.topics import ALL_TOPICS
@@ -87,12 +89,24 @@ def test_each_event_gets_its_own_id_unless_given_one() -> None:
     assert dict(_record().headers)["ce_id"] == b"evt-1"
 
 
-def test_an_events_own_id_is_a_random_uuid_as_text() -> None:
-    """What str(uuid.uuid4()) writes: version 4, the RFC 4122 variant, lower-case hex."""
+def test_an_events_own_id_is_a_time_ordered_uuid_as_text() -> None:
+    """What str(uuid.UUID(...)) writes of a version 7 UUID (RFC 9562 §5.7): the Unix time in
+    milliseconds first, so ids made later sort later as text, and 74 random bits."""
+    before = time.time_ns() // 1_000_000
+    ids = []
     for _ in range(1000):
-        text = random_id()
-        assert str(UUID(text)) == text
-        assert UUID(text).version == 4 and UUID(text).variant == RFC_4122
+        ids.append(new_event_id())
+        if len(ids) % 100 == 0:
+            time.sleep(0.002)  # the next hundred in a later millisecond
+    after = time.time_ns() // 1_000_000
+    for text in ids:
+        uuid = UUID(text)
+        assert str(uuid) == text
+        assert uuid.version == 7 and uuid.variant == RFC_4122
+        assert before <= uuid.int >> 80 <= after
+    assert len(set(ids)) == len(ids)
+    hundreds = [ids[i : i + 100] for i in range(0, len(ids), 100)]
+    assert all(max(a) < min(b) for a, b in itertools.pairwise(hundreds))
 
 
 def test_time_is_written_in_utc_and_read_back_as_the_same_instant() -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from aiokafka import AIOKafkaProducer
 from pydantic import ValidationError
 from sqlmodel import select
 
@@ -231,10 +232,12 @@ async def test_change_events_at_offsets_reused_by_a_new_broker_are_applied(
 ) -> None:
     """A change feed's topic recreated (a new cluster, a failover, the local stack's test broker
     started empty again) numbers its messages from offset 0 again, while the service keeps its
-    database: the new changes are applied, and a change delivered again is still skipped."""
+    database: the new changes are applied, and a change delivered again — the same record, as a
+    mirror copies it with its timestamp — is still skipped."""
     topic = make_topic(partitions=1)
-    before = [change_event(topic, f"before-{i}", key=f"row-{i}") for i in range(5)]
-    await producer.send_many(before)
+    stamped = 1_733_450_000_000  # the records' own timestamps (ms), as their producer set them
+    before = [(f"row-{i}", f"before-{i}", stamped + i) for i in range(5)]
+    await _send_stamped(kafka.bootstrap_servers, topic, before)
     first = make_runner([topic], Recorder())
     await first.start()
     await wait_until(lambda: first.counts.processed == 5)
@@ -242,9 +245,9 @@ async def test_change_events_at_offsets_reused_by_a_new_broker_are_applied(
 
     with MockKafkaCluster(brokers=1) as recreated:
         recreated.create_topic(topic, 1)
-        async with Producer(recreated.bootstrap_servers) as new_producer:
-            after = [change_event(topic, f"after-{i}", key=f"row-{i}") for i in range(5)]
-            await new_producer.send_many([*after, before[0]])  # offsets 0-4 again, then a copy
+        after = [(f"row-{i}", f"after-{i}", stamped + 100 + i) for i in range(5)]
+        # Offsets 0-4 again, then the first record mirrored (its bytes and timestamp).
+        await _send_stamped(recreated.bootstrap_servers, topic, [*after, before[0]])
         again = ConsumerRunner(
             name=first.name,
             topics=[topic],
@@ -268,6 +271,59 @@ async def test_change_events_at_offsets_reused_by_a_new_broker_are_applied(
     assert sorted(values) == sorted(
         [f"before-{i}" for i in range(5)] + [f"after-{i}" for i in range(5)]
     )
+
+
+async def test_change_events_are_recorded_in_time_order(
+    make_topic: Callable[..., str],
+    producer: Producer,
+    database: Database,
+    make_runner: Callable[..., ConsumerRunner],
+) -> None:
+    """A change event's idempotency record starts with its timestamp, written to a fixed width:
+    the records of a feed sort as the feed was written, so each is added at the end of the
+    idempotency index, like the time-ordered ids of events (envelope.new_event_id). The same
+    content sent again as a new record is applied again: harmless, the consumers order changes
+    by source position."""
+    topic = make_topic(partitions=1)
+    for i in range(3):
+        await producer.send_many([change_event(topic, f"change-{i}", key="row")])
+        await asyncio.sleep(0.005)  # each a few milliseconds later than the one before
+    await producer.send_many([change_event(topic, "change-0", key="row")])  # a new record
+    runner = make_runner([topic], Recorder())
+    await runner.start()
+    await wait_until(lambda: runner.counts.handled == 4)
+    await runner.stop()
+
+    async with database.sessions() as session:
+        keys = (
+            await session.exec(
+                select(processed_messages.c.message_key).where(
+                    processed_messages.c.consumer == runner.name
+                )
+            )
+        ).all()
+        applied = (
+            await session.exec(select(Effect.message_key, Effect.value).order_by(Effect.id))
+        ).all()
+    assert [value for _, value in applied] == [f"change-{i}" for i in (0, 1, 2, 0)]
+    in_feed_order = [key for key, _ in applied]
+    assert in_feed_order == sorted(in_feed_order) and len(set(in_feed_order)) == 4
+    assert sorted(keys) == in_feed_order
+    assert all(key[13:21] == ":sha256:" and key[:13].isdigit() for key in keys)
+
+
+async def _send_stamped(bootstrap: str, topic: str, records: list[tuple[str, str, int]]) -> None:
+    """(key, value, timestamp in ms) records without CloudEvents headers, like Debezium's, each
+    with the timestamp given (the platform's producer lets the client stamp them)."""
+    sender = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    await sender.start()
+    try:
+        for key, value, timestamp in records:
+            await sender.send_and_wait(
+                topic, value.encode(), key=key.encode(), timestamp_ms=timestamp
+            )
+    finally:
+        await sender.stop()
 
 
 async def test_shutdown_commits_what_was_applied(

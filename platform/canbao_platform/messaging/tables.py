@@ -43,8 +43,10 @@ class ProcessedMessage(RuntimeBase, table=True):
     """The idempotency record: this consumer has applied this message (pyeventsourcing's
     tracking row). Written in the same transaction as the effect; the primary key makes a
     redelivered or duplicated message a no-op. `message_key` is the CloudEvents `ce_id` when the
-    message has one, else a digest of its content (Debezium change events; never the offset,
-    which a recreated topic reuses: InboundMessage.idempotency_key)."""
+    message has one (time-ordered: envelope.new_event_id), else the message's timestamp and a
+    digest of its content (Debezium change events; never the offset, which a recreated topic
+    reuses: InboundMessage.idempotency_key). Both in time order, so new keys are added at the
+    end of the primary key's index, whatever its size."""
 
     __tablename__ = "processed_messages"
     # BRIN: rows arrive in time order, so pruning by age needs only a tiny index.
