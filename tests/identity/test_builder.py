@@ -20,7 +20,7 @@ from canbao_identity.golden_records import golden_records_work
 from canbao_identity.metrics import Backlog, identity_metrics
 from canbao_identity.protection import record_context
 from canbao_identity.set_aside import report
-from canbao_identity.store import MarkFloor, Settling, Store, take_pending
+from canbao_identity.store import DUE, MarkFloor, Settling, Store, take_pending
 from canbao_identity.tables import pending_persons, set_aside_persons, source_records
 from canbao_platform.messaging.tables import outbox
 from tests.conftest import Observed
@@ -343,10 +343,44 @@ async def test_a_builder_takes_pending_persons_from_where_its_last_take_ended(
         assert late in await golden_records.store.take_pending(500, snapshot_over, floor)
 
 
+async def test_a_take_while_a_snapshot_streams_in_finds_the_due_by_their_own_index(
+    harness: Harness,
+) -> None:
+    """While a snapshot streams in, a builder takes only the persons who are due (reached by a
+    streamed change), and leaves the settling ones, who during a first load are nearly
+    everyone: through the partial index of the due (ix_pending_persons_due), not by scanning
+    the whole queue on every take."""
+    due = {uuid.uuid4() for _ in range(3)}
+    async with harness.db.engine.begin() as connection:
+        await connection.execute(
+            sa.text(
+                "INSERT INTO pending_persons (person_id, settling, marked_at, last_marked_at)"
+                " SELECT gen_random_uuid(), true,"
+                " now() - interval '30 minutes' + g * interval '1 ms', now()"
+                " FROM generate_series(1, 12000) g"
+            )
+        )
+        await connection.execute(
+            sa.insert(pending_persons), [{"person_id": p, "settling": False} for p in due]
+        )
+        await connection.execute(sa.text("ANALYZE pending_persons"))
+    streaming = Settling(quiet_s=3600, max_wait_s=3600)
+    async with harness.work() as golden_records:
+        assert set(await golden_records.store.take_pending(500, streaming)) == due
+
+    scans = _scans(await _plan(harness, take_pending(500, DUE)))
+    assert ("Index Scan", "ix_pending_persons_due") in scans, scans
+    assert ("Seq Scan", "pending_persons") not in scans, scans  # not the whole queue
+
+
 async def _take_buffers(harness: Harness, since: datetime | None) -> int:
     """The buffers the store's take of 500 pending persons marked `since` or later (None: from
     the beginning) reads to choose them (EXPLAIN ANALYZE of the statement, rolled back)."""
-    statement = take_pending(500, sa.true(), since=since)
+    return _scan_buffers(await _plan(harness, take_pending(500, sa.true(), since=since)))
+
+
+async def _plan(harness: Harness, statement: sa.Executable) -> dict[str, Any]:
+    """The plan PostgreSQL ran `statement` by (EXPLAIN ANALYZE, BUFFERS; rolled back)."""
     async with harness.db.engine.connect() as connection:
         raw = (await connection.get_raw_connection()).driver_connection
         assert raw is not None
@@ -360,7 +394,17 @@ async def _take_buffers(harness: Harness, since: datetime | None) -> int:
             )
         finally:
             await transaction.rollback()
-    return _scan_buffers(plan[0]["Plan"])
+    return dict(plan[0]["Plan"])
+
+
+def _scans(node: dict[str, Any]) -> list[tuple[str, str]]:
+    """(kind, index or table) of every scan in a plan: ("Seq Scan", table), ("Index Scan",
+    index), ("Bitmap Index Scan", index)…"""
+    kind = node["Node Type"]
+    here = []
+    if kind.endswith("Scan"):
+        here = [(kind, node.get("Index Name") or node["Relation Name"])]
+    return here + [scan for child in node.get("Plans", ()) for scan in _scans(child)]
 
 
 def _scan_buffers(node: dict[str, Any]) -> int:

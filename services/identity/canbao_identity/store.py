@@ -8,7 +8,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, fields
 from datetime import datetime
-from typing import Any
+from typing import Any, Final
 from uuid import UUID
 
 import sqlalchemy as sa
@@ -249,6 +249,13 @@ def take_share(share: int, limit: int, floor: int) -> ReturningDelete[Any]:
     c = staged_changes.c
     chosen = (c.share == share, c.id > floor, locked.scalar_subquery())
     return _take(c.id, chosen, c.id, limit, row_locks=False).returning(*_STAGED_AS_READ)
+
+
+# The pending persons not settling, as the predicate of ix_pending_persons_due reads (`NOT
+# settling`): the planner uses a partial index only for a condition it can prove implies the
+# index's, and it cannot from `settling IS false`, so a take on that condition scanned the whole
+# queue — the million persons a first load leaves settling — to find none due.
+DUE: Final = sa.not_(pending_persons.c.settling)
 
 
 def take_pending(
@@ -575,7 +582,7 @@ class Store:
                 floor.taken(max((row[1] for row in rows), default=None))
             return [row[0] for row in rows]
         assert settling is not None
-        due = await self._take_pending(limit, pending_persons.c.settling.is_(False))
+        due = await self._take_pending(limit, DUE)
         if len(due) == limit:
             return due
         overdue = sa.text("marked_at < now() - make_interval(secs => :max_wait_s)")
