@@ -22,9 +22,9 @@ from canbao_contracts.envelope import decode
 from canbao_contracts.events.base import Event
 from canbao_contracts.id_numbers import check_character
 from canbao_identity.builder import GoldenRecordBuilder
-from canbao_identity.store import ShareFloors, take_pending, take_share
+from canbao_identity.store import DUE, TAKE_SHARES, ShareFloors, take_pending
 from canbao_identity.tables import (
-    pending_persons,
+    STAGED_SHARES,
     persons,
     review_queue,
     source_records,
@@ -321,12 +321,17 @@ async def test_a_take_fetches_its_rows_by_key_whatever_the_statistics_say(harnes
                 " FROM generate_series(1, 50000)"
             )
         )
-    due = pending_persons.c.settling.is_(False)
-    for take, key in ((take_share(5, 2000, 0), "staged_changes_pkey"),
-                      (take_pending(500, due), "pending_persons_pkey")):  # fmt: skip
-        sql = take.compile(harness.db.engine, compile_kwargs={"literal_binds": True})
+    pending = take_pending(500, DUE).compile(
+        harness.db.engine, compile_kwargs={"literal_binds": True}
+    )
+    staged = {"shares": [5, 9], "limit": 2000, "floors": [0] * STAGED_SHARES}
+    for sql, params, key in (
+        (TAKE_SHARES.text, staged, "staged_changes_pkey"),
+        (str(pending), {}, "pending_persons_pkey"),
+    ):
         async with harness.db.engine.connect() as connection:
-            plan = "\n".join((await connection.execute(sa.text(f"EXPLAIN {sql}"))).scalars())
+            explained = await connection.execute(sa.text(f"EXPLAIN {sql}"), params)
+            plan = "\n".join(explained.scalars())
         fetched = "\n".join(plan.split("\n")[-2:])  # how the deleted rows are found: last
         assert "InitPlan" in plan and f" {key} " in f"{fetched} ", plan
 

@@ -32,7 +32,6 @@ from canbao_identity.tables import (
     review_queue,
     set_aside_persons,
     source_records,
-    staged_changes,
 )
 from canbao_platform import bulk
 
@@ -209,15 +208,6 @@ _LINKED_COLUMNS = (
     "claims_ciphertext", "key_id", "facts", "provenance", "changed_at",
 )  # fmt: skip
 _LINK_KINDS = {kind.value: kind for kind in LinkKind}
-# A staged change's facts and provenance go on to source_records as they are: read as text. In
-# StagedChange's field order, so a row makes one positionally: a tenth of the time by name, for
-# every change resolved.
-_STAGED_AS_READ = tuple(
-    sa.cast(staged_changes.c[c], sa.Text).label(c)
-    if c in ("facts", "provenance")
-    else staged_changes.c[c]
-    for c in (f.name for f in fields(StagedChange))
-)
 # The oldest staged change by id (the primary key's index), not by a scan for min(staged_at).
 _BACKLOG = sa.text(
     "SELECT (SELECT count(*) FROM staged_changes) AS staged, "
@@ -237,18 +227,46 @@ _RETRY_SET_ASIDE = sa.text(
 )
 
 
-def take_share(share: int, limit: int, floor: int) -> ReturningDelete[Any]:
-    """The share's oldest `limit` staged changes above `floor`, deleted and returned, if this
-    transaction gets the share's lock (once per statement: an initplan); else none.
-
-    Without row locks: the share's lock already makes this transaction the only one taking the
-    share's rows, and a row that one before it took and committed after this statement's
-    snapshot is skipped by the DELETE itself (READ COMMITTED rechecks it). A row lock each would
-    cost a heap write and a WAL record per change resolved, on top of its deletion."""
-    locked = sa.select(sa.func.pg_try_advisory_xact_lock(SHARE_LOCK_CLASS, share))
-    c = staged_changes.c
-    chosen = (c.share == share, c.id > floor, locked.scalar_subquery())
-    return _take(c.id, chosen, c.id, limit, row_locks=False).returning(*_STAGED_AS_READ)
+# A resolution's take (Store.take_staged), in one statement: the shares in the order given
+# (oldest change first), each whose lock this transaction gets (a transaction-scoped advisory
+# lock: one resolver per share at a time) giving its oldest changes above its floor, one share
+# after another until `limit` changes are chosen; those are deleted and returned, with their
+# share. A walk (recursive CTE) rather than a statement per share: a resolver that keeps up with
+# the consumers finds a few changes in each of the 64 shares, and took them by 64 statements.
+#
+# Without row locks: the share's lock already makes this transaction the only one taking the
+# share's rows, and a row that one before it took and committed after this statement's snapshot
+# is skipped by the DELETE itself (READ COMMITTED rechecks it). A row lock each would cost a heap
+# write and a WAL record per change resolved, on top of its deletion. The chosen rows are found
+# again by `id = ANY (…)`, through the primary key's index (see take_pending).
+#
+# A staged change's facts and provenance go on to source_records as they are: read as text. In
+# StagedChange's field order, so a row makes one positionally: a tenth of the time by name.
+_STAGED_RETURNING = ", ".join(
+    f"CAST({name} AS text) AS {name}" if name in ("facts", "provenance") else name
+    for name in (f.name for f in fields(StagedChange))
+)
+TAKE_SHARES = sa.text(f"""
+    WITH RECURSIVE walk (step, ids, chosen) AS (
+        SELECT 0, CAST('{{}}' AS bigint[]), 0
+      UNION ALL
+        SELECT w.step + 1, w.ids || taken.ids, w.chosen + cardinality(taken.ids)
+        FROM walk w CROSS JOIN LATERAL (
+            SELECT CASE WHEN pg_try_advisory_xact_lock({SHARE_LOCK_CLASS}, this.share)
+                THEN ARRAY(
+                    SELECT id FROM staged_changes
+                    WHERE share = this.share
+                      AND id > (CAST(:floors AS bigint[]))[this.share + 1]
+                    ORDER BY id LIMIT :limit - w.chosen)
+                ELSE CAST('{{}}' AS bigint[]) END AS ids
+            FROM (SELECT (CAST(:shares AS int[]))[w.step + 1] AS share) AS this
+        ) AS taken
+        WHERE w.step < cardinality(CAST(:shares AS int[])) AND w.chosen < :limit
+    )
+    DELETE FROM staged_changes
+    WHERE id = ANY (CAST((SELECT ids FROM walk ORDER BY step DESC LIMIT 1) AS bigint[]))
+    RETURNING {_STAGED_RETURNING}, share
+""")
 
 
 # The pending persons not settling, as the predicate of ix_pending_persons_due reads (`NOT
@@ -265,31 +283,24 @@ def take_pending(
     since: datetime | None = None,
 ) -> ReturningDelete[Any]:
     """Up to `limit` pending persons meeting `condition` and marked at `since` or later (a
-    MarkFloor's), oldest mark first, deleted and returned with their marks; rows another
-    transaction holds are skipped."""
+    MarkFloor's), oldest mark first, that no other transaction holds (FOR UPDATE SKIP LOCKED),
+    deleted and returned with their marks. They are found again by `person_id = ANY (ARRAY(…))`:
+    the choice runs once as an initplan and the rows are fetched by the primary key's index
+    whatever the planner believes of the queue's size; as `IN (…)`, a plan made while the queue
+    was nearly empty may join the choice against every row once it holds millions."""
     c = pending_persons.c
-    where = (condition,) if since is None else (condition, c.marked_at >= since)
-    return _take(c.person_id, where, c.marked_at, limit).returning(c.person_id, c.marked_at)
-
-
-def _take(
-    key: sa.Column[Any],
-    where: Iterable[Any],
-    order: sa.Column[Any],
-    limit: int,
-    *,
-    row_locks: bool = True,
-) -> sa.Delete:
-    """A queue take: the first `limit` rows by `order` meeting `where` that no other
-    transaction holds (FOR UPDATE SKIP LOCKED, unless `where` already excludes every other
-    taker), deleted. They are found again by `key = ANY (ARRAY(…))`: the choice runs once as an
-    initplan and the rows are fetched by the key's index whatever the planner believes of the
-    queue's size; as `key IN (…)`, a plan made while the queue was nearly empty may join the
-    choice against every row once it holds millions."""
-    chosen = sa.select(key).where(*where).order_by(order).limit(limit)
-    if row_locks:
-        chosen = chosen.with_for_update(skip_locked=True)
-    return sa.delete(key.table).where(key == sa.any_(sa.func.array(chosen.scalar_subquery())))
+    chosen = (
+        sa.select(c.person_id)
+        .where(condition, *(() if since is None else (c.marked_at >= since,)))
+        .order_by(c.marked_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    return (
+        sa.delete(pending_persons)
+        .where(c.person_id == sa.any_(sa.func.array(chosen.scalar_subquery())))
+        .returning(c.person_id, c.marked_at)
+    )
 
 
 def _pairs(first: Any, second: Any, pairs: Iterable[tuple[str, str]]) -> tuple[Any, Any]:
@@ -486,17 +497,20 @@ class Store:
         )
         if floors is not None:
             floors.looked()
-        rows: list[Any] = []
-        for share in shares or ():
-            taken = (
-                await connection.execute(take_share(share, limit - len(rows), current[share]))
-            ).all()
-            if taken and floors is not None:
-                floors.taken(share, max(row.id for row in taken))
-            rows += taken
-            if len(rows) >= limit:
-                break
-        return [StagedChange(*row) for row in sorted(rows, key=lambda r: r.id)]
+        if not shares:
+            return []
+        rows = (
+            await connection.execute(
+                TAKE_SHARES, {"shares": shares, "limit": limit, "floors": current}
+            )
+        ).all()
+        if floors is not None:
+            newest: dict[int, int] = {}
+            for row in rows:
+                newest[row.share] = max(newest.get(row.share, 0), row.id)
+            for share, up_to in newest.items():
+                floors.taken(share, up_to)
+        return [StagedChange(*row[:-1]) for row in sorted(rows, key=lambda r: r.id)]
 
     async def ensure_person(self, person_id: UUID) -> None:
         await (await self._connection()).execute(
