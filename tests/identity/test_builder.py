@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
 import pytest
 import sqlalchemy as sa
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from canbao_contracts.topics import PERSONS
 from canbao_identity import builder as builder_module
@@ -304,12 +305,8 @@ async def test_a_builder_takes_pending_persons_from_where_its_last_take_ended(
     takes, not of everyone taken before; a person who comes back below the floor is taken by
     the next take from the beginning."""
     async with harness.db.engine.begin() as connection:
-        await connection.execute(
-            sa.text(
-                "INSERT INTO pending_persons (person_id, settling, marked_at, last_marked_at)"
-                " SELECT gen_random_uuid(), true, now() - interval '1 hour' + g * interval '1 ms',"
-                " now() - interval '1 hour' FROM generate_series(1, 12000) g"
-            )
+        await _settling_persons(
+            connection, marked=timedelta(hours=1), last_marked=timedelta(hours=1)
         )
         await connection.execute(sa.text("ANALYZE pending_persons"))
     snapshot_over = Settling(quiet_s=1, max_wait_s=3600)
@@ -352,14 +349,7 @@ async def test_a_take_while_a_snapshot_streams_in_finds_the_due_by_their_own_ind
     the whole queue on every take."""
     due = {uuid.uuid4() for _ in range(3)}
     async with harness.db.engine.begin() as connection:
-        await connection.execute(
-            sa.text(
-                "INSERT INTO pending_persons (person_id, settling, marked_at, last_marked_at)"
-                " SELECT gen_random_uuid(), true,"
-                " now() - interval '30 minutes' + g * interval '1 ms', now()"
-                " FROM generate_series(1, 12000) g"
-            )
-        )
+        await _settling_persons(connection, marked=timedelta(minutes=30), last_marked=timedelta(0))
         await connection.execute(
             sa.insert(pending_persons), [{"person_id": p, "settling": False} for p in due]
         )
@@ -371,6 +361,22 @@ async def test_a_take_while_a_snapshot_streams_in_finds_the_due_by_their_own_ind
     scans = _scans(await _plan(harness, take_pending(500, DUE)))
     assert ("Index Scan", "ix_pending_persons_due") in scans, scans
     assert ("Seq Scan", "pending_persons") not in scans, scans  # not the whole queue
+
+
+async def _settling_persons(
+    connection: AsyncConnection, *, marked: timedelta, last_marked: timedelta
+) -> None:
+    """12,000 settling persons, first marked from `marked` ago a millisecond apart (oldest
+    first) and last marked `last_marked` ago."""
+    await connection.execute(
+        sa.text(
+            "INSERT INTO pending_persons (person_id, settling, marked_at, last_marked_at)"
+            " SELECT gen_random_uuid(), true,"
+            " now() - CAST(:marked AS interval) + g * interval '1 ms',"
+            " now() - CAST(:last_marked AS interval) FROM generate_series(1, 12000) g"
+        ),
+        {"marked": marked, "last_marked": last_marked},
+    )
 
 
 async def _take_buffers(harness: Harness, since: datetime | None) -> int:
