@@ -20,6 +20,7 @@ from canbao_stack.cdc.ledger import PublishedLedger
 from canbao_stack.cdc.limits import RECORD_OVERHEAD_BYTES
 from canbao_stack.cdc.publisher import DebeziumRecord, Publisher
 from canbao_stack.simulators import TABLES
+from tests.platform.conftest import wait_until
 
 TP = TopicPartition("cdc.hukou.person", 0)
 
@@ -132,8 +133,8 @@ async def test_publishing_waits_for_the_slowest_watched_group_and_says_which(
     await publisher.publish(events(topic, 18), None)  # 18 KB unread, limit 20 KB
     caplog.set_level(logging.WARNING, logger="canbao.cdc.backpressure")
     waiting = asyncio.create_task(publisher.publish(events(topic, 5), None))
-    await asyncio.sleep(0.5)
-    assert not waiting.done() and guard.stats.blocked_since is not None
+    await wait_until(lambda: guard.stats.blocked_since is not None)  # measured, then blocked
+    assert not waiting.done()
     said = " ".join(record.getMessage() for record in caplog.records)
     assert re.search(rf"blocked .* by group '{guard.groups[0]}' on {re.escape(topic)}\[0\]", said)
     assert "committed no offset yet" in said
@@ -150,7 +151,7 @@ async def test_a_stop_ends_a_wait_without_counting_the_batch_as_published(
     publisher, guard, topic = publishing
     await publisher.publish(events(topic, 18), None)
     waiting = asyncio.create_task(publisher.publish(events(topic, 5), None))
-    await asyncio.sleep(0.3)
+    await wait_until(lambda: guard.stats.blocked_since is not None)
     guard.stopping = True
     with pytest.raises(BridgeStopping):
         await asyncio.wait_for(waiting, 5)
