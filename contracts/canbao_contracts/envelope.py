@@ -96,7 +96,7 @@ class Envelope:
     def __post_init__(self) -> None:
         for name in ("id", "type", "source", "subject"):
             if getattr(self, name) == "":
-                raise MalformedEnvelope(f"ce_{name} is empty (CloudEvents 1.0: non-empty)")
+                raise MalformedEnvelope(_empty(f"ce_{name}"))
         if self.time.utcoffset() is None:
             raise MalformedEnvelope("ce_time has no UTC offset (RFC 3339 requires one)")
         if self.traceparent is not None and not _valid_traceparent(self.traceparent):
@@ -124,22 +124,33 @@ class Envelope:
 
     @classmethod
     def from_headers(cls, headers: Sequence[tuple[str, bytes]]) -> Envelope | None:
-        """The envelope, or None when no header starts with `ce_` (e.g. a Debezium message)."""
-        if not any(name.startswith("ce_") for name, _ in headers):
-            return None
+        """The envelope, or None when no header starts with `ce_` (e.g. a Debezium message).
+
+        Read for every message consumed, so each rule is checked once, here: the envelope is
+        made without `__post_init__` checking them all again."""
         found = _read(headers)
-        if found.get(CE_SPECVERSION) != SPEC_VERSION:
-            version = found.get(CE_SPECVERSION)
+        if found is None:
+            return None
+        version = found.get(CE_SPECVERSION)
+        if version != SPEC_VERSION:
             raise MalformedEnvelope(
                 f"missing header {CE_SPECVERSION}"
                 if version is None
                 else f"unsupported {CE_SPECVERSION} {version!r} (expected {SPEC_VERSION!r})"
             )
         for name in (CE_ID, CE_TYPE, CE_SOURCE, CE_TIME):
-            if name not in found:
-                raise MalformedEnvelope(f"missing header {name}")
+            if not found.get(name):
+                raise MalformedEnvelope(
+                    f"missing header {name}" if name not in found else _empty(name)
+                )
+        if found.get(CE_SUBJECT) == "":
+            raise MalformedEnvelope(_empty(CE_SUBJECT))
         content_type = found.get(CONTENT_TYPE_HEADER)
-        if content_type is not None and _media_type(content_type) != CONTENT_TYPE:
+        if (
+            content_type is not None
+            and content_type != CONTENT_TYPE
+            and _media_type(content_type) != CONTENT_TYPE
+        ):
             raise MalformedEnvelope(f"content-type {content_type!r} is not {CONTENT_TYPE}")
         # W3C Trace Context §3.2.2.2 / §3.3.1.5: an invalid traceparent is ignored (the consumer
         # starts a new trace), and tracestate with it; it never costs the event.
@@ -149,15 +160,18 @@ class Envelope:
         tracestate = found.get(TRACESTATE) if traceparent is not None else None
         if tracestate is not None and not _TRACESTATE.fullmatch(tracestate):
             tracestate = None
-        return cls(
+        envelope = object.__new__(cls)
+        # Frozen: its fields are set through its __dict__, as object.__setattr__ would, at once.
+        envelope.__dict__.update(
             id=found[CE_ID],
             type=found[CE_TYPE],
             source=found[CE_SOURCE],
-            time=_parse_time(found[CE_TIME]),
+            time=_parse_time(found[CE_TIME]),  # RFC 3339: always with its UTC offset
             subject=found.get(CE_SUBJECT),
             traceparent=traceparent,
             tracestate=tracestate,
         )
+        return envelope
 
 
 @dataclass(frozen=True)
@@ -242,15 +256,24 @@ def decode_event(envelope: Envelope, value: bytes | None) -> Event:
     return event
 
 
-def _read(headers: Sequence[tuple[str, bytes]]) -> dict[str, str]:
+def _read(headers: Sequence[tuple[str, bytes]]) -> dict[str, str] | None:
+    """The headers an envelope is made of, by name; None when no header starts with `ce_`
+    (whatever the others hold: they are not an envelope's)."""
+    by_name = dict(headers)
+    if CE_SPECVERSION not in by_name and not any(name.startswith("ce_") for name in by_name):
+        return None
+    if len(by_name) != len(headers):  # a name twice: the envelope's own may not be
+        named = [name for name, _ in headers if name in _READ]
+        repeated = next((name for name in named if named.count(name) > 1), None)
+        if repeated is not None:
+            raise MalformedEnvelope(f"header {repeated} appears more than once")
     found: dict[str, str] = {}
-    for name, raw in headers:
-        if name not in _READ:
-            continue  # other CloudEvents extensions, the runtime's dlq_* headers…
-        if name in found:
-            raise MalformedEnvelope(f"header {name} appears more than once")
+    for name in _READ:
+        raw = by_name.get(name)
+        if raw is None:
+            continue
         try:
-            found[name] = bytes(raw).decode()
+            found[name] = raw.decode() if type(raw) is bytes else bytes(raw).decode()
         except UnicodeDecodeError:
             raise MalformedEnvelope(f"header {name} is not UTF-8") from None
     return found
@@ -263,6 +286,10 @@ def _parse_time(text: str) -> datetime:
         return datetime.fromisoformat(text.upper())
     except ValueError:
         raise MalformedEnvelope(f"{CE_TIME} {text!r} is not a valid date and time") from None
+
+
+def _empty(header: str) -> str:
+    return f"{header} is empty (CloudEvents 1.0: non-empty)"
 
 
 def _media_type(content_type: str) -> str:

@@ -153,6 +153,9 @@ def test_any_rfc_3339_time_is_read(time: str) -> None:
 def test_a_debezium_message_has_no_envelope() -> None:
     assert Envelope.from_headers([]) is None
     assert Envelope.from_headers([("__debezium.context", b"x"), ("dlq_reason", b"y")]) is None
+    # Whatever its other headers hold: they are not an envelope's to refuse.
+    twice = [("content-type", b"application/json"), ("content-type", b"text/plain")]
+    assert Envelope.from_headers([*twice, ("traceparent", b"\xff")]) is None
 
 
 def test_decoding_a_message_without_an_envelope_says_so() -> None:
