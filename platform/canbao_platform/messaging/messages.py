@@ -18,7 +18,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
-from typing import Any, Final, Protocol, TypeVar
+from typing import Any, Final, NamedTuple, Protocol, TypeVar
 
 from aiokafka.structs import ConsumerRecord
 from sqlalchemy import Table, TextClause, event, text
@@ -44,10 +44,10 @@ from canbao_platform.telemetry import has_trace_context, inject_trace_context
 Header = tuple[str, bytes]
 
 
-@dataclass(frozen=True, slots=True)
-class InboundMessage:
+class InboundMessage(NamedTuple):
     """One consumed Kafka message. `envelope` is its CloudEvents envelope, or None for a message
-    without `ce_` headers (a Debezium change event)."""
+    without `ce_` headers (a Debezium change event). Immutable; a named tuple rather than a
+    frozen dataclass, as one is made for every message consumed: a quarter of the time."""
 
     topic: str
     partition: int
@@ -102,7 +102,11 @@ class InboundMessage:
         return self.envelope, decode_event(self.envelope, self.value)
 
 
-def parse_record(record: ConsumerRecord) -> tuple[InboundMessage, str | None]:
+# A consumed message, and why it cannot be applied if its envelope is malformed (parse_record).
+Parsed = tuple[InboundMessage, str | None]
+
+
+def parse_record(record: ConsumerRecord) -> Parsed:
     """The message, and why it cannot be applied if its envelope is malformed."""
     headers = tuple(record.headers)
     try:
@@ -110,14 +114,14 @@ def parse_record(record: ConsumerRecord) -> tuple[InboundMessage, str | None]:
     except MalformedEnvelope as error:
         envelope, problem = None, f"MalformedEnvelope: {error.reason}"
     message = InboundMessage(
-        topic=record.topic,
-        partition=record.partition,
-        offset=record.offset,
-        key=record.key,
-        value=record.value,
-        headers=headers,
-        timestamp=record.timestamp,
-        envelope=envelope,
+        record.topic,
+        record.partition,
+        record.offset,
+        record.key,
+        record.value,
+        headers,
+        record.timestamp,
+        envelope,
     )
     return message, problem
 
