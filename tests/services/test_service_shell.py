@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import asyncio
+import gc
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -74,6 +75,14 @@ async def test_readyz_reports_database_reachable(service_client: httpx.AsyncClie
         response = await service_client.get("/readyz")
     assert response.status_code == 200, response.text
     assert response.json()["checks"]["database"] == {"ready": True}
+
+
+async def test_a_started_service_keeps_what_it_holds_out_of_the_collectors_sight(
+    service_client: httpx.AsyncClient,
+) -> None:
+    """What a started service holds lives as long as it: frozen (service.freeze_startup_objects),
+    so no full collection traverses it again."""
+    assert gc.get_freeze_count() > 10_000
 
 
 async def test_openapi_document_lists_health_endpoints(service_client: httpx.AsyncClient) -> None:
