@@ -9,9 +9,9 @@ encoder writes them), already on one topic:
 * **bare**: an AIOKafkaConsumer in a group, `getmany(max_records=500)` then `commit()` of the
   batch's offsets: the ceiling of any consumer in Python on this broker;
 * **runner**: `ConsumerRunner` with the same batch size: envelope parsing, one PostgreSQL
-  transaction per batch holding the idempotency records (one INSERT … ON CONFLICT for the batch)
-  and a trivial effect (one row per message, added with `uow.add_row`: one multi-row INSERT for
-  the batch), then the offset commit;
+  transaction per batch holding the idempotency records (one INSERT for the batch) and a trivial
+  effect (one row per message, added with `uow.add_row`: one multi-row INSERT for the batch),
+  then the offset commit, the next batch polled and parsed meanwhile;
 * **runner, ORM row**: the same effect written as a SQLModel object added to the session, to
   show what the ORM's unit of work costs per message;
 * **runner, no effect**: the same with a handler that does nothing, to separate the runtime's
@@ -20,8 +20,9 @@ encoder writes them), already on one topic:
 Each runs in its own child process, so its peak RSS is its own (the parent holds the broker's
 in-memory log and PostgreSQL runs as its own processes). Events/s is counted from the first
 batch received to the last batch committed, so group join time is excluded; latency is per batch,
-from the poll returning it to its offsets committed. The test broker keeps ~5 MiB per partition,
-hence the many partitions; the run refuses to measure if anything was evicted.
+from the poll returning it (bare) or its application starting (runner) to its offsets committed.
+The test broker keeps ~5 MiB per partition, hence the many partitions; the run refuses to measure
+if anything was evicted.
 """
 
 from __future__ import annotations
@@ -58,7 +59,9 @@ from canbao_platform.messaging import (
     RunnerConfig,
     UnitOfWork,
 )
-from canbao_platform.messaging.group import Batches, GroupConsumer
+from canbao_platform.messaging.consumer import Polled
+from canbao_platform.messaging.group import GroupConsumer
+from canbao_platform.service import freeze_startup_objects
 
 BATCH = 500
 ROOT = Path(__file__).resolve().parent.parent
@@ -102,10 +105,10 @@ class TimedRunner(ConsumerRunner):
         self.latencies: list[float] = []
         self.first_batch_at: float | None = None
 
-    async def _process(self, group: GroupConsumer, batches: Batches) -> None:
+    async def _process(self, group: GroupConsumer, polled: Polled) -> None:
         started = time.monotonic()
         self.first_batch_at = self.first_batch_at or started
-        await super()._process(group, batches)
+        await super()._process(group, polled)
         self.latencies.append(time.monotonic() - started)
         if self.counts.handled >= self.expected:
             self.done.set()
@@ -179,6 +182,7 @@ def child(args: argparse.Namespace) -> None:
     if args.child == "bare":
         figures = asyncio.run(bare(args.bootstrap, args.topic, args.count))
     else:
+        freeze_startup_objects()  # as the service shell does once its components started
         handler = HANDLERS[args.child]
         measured = runner(args.bootstrap, args.topic, args.count, args.database, handler)
         figures = asyncio.run(measured)

@@ -2,8 +2,8 @@
 statement per kind when it commits (store.py), and the result is the one applying its events one
 by one would give — duplicates, revisions out of order, a merge anywhere in the batch, a poison
 message among them (architecture.md, "at-least-once in, exactly-once effect"). Each test hands
-its batch to the runtime's BatchApplier as the runner does after a poll, on a real database, with
-dead letters sent to the real broker."""
+its batch to the runtime's BatchApplier as the runner does after a poll (each record read), on a
+real database, with dead letters sent to the real broker."""
 
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ from canbao_platform.db import Database
 from canbao_platform.local.broker import MockKafkaCluster
 from canbao_platform.messaging import DLQ_REASON, Backoff, Producer, unit_of_work
 from canbao_platform.messaging.batch import BatchApplier, BatchOutcome
-from canbao_platform.messaging.messages import event_source
+from canbao_platform.messaging.messages import event_source, parse_record
 from tests.matching.people import OBSERVED, enrolled, person
 from tests.platform.conftest import read_topic
 
@@ -72,7 +72,8 @@ async def apply_batch(
                 i if isinstance(i, KafkaRecord) else encode(i, source="/tests") for i in items
             ]
             stamp = int(published_at.timestamp() * 1000)
-            return await applier.apply([consumed(r, next(offsets), stamp) for r in records])
+            polled = [consumed(r, next(offsets), stamp) for r in records]
+            return await applier.apply([parse_record(record) for record in polled])
 
         try:
             yield apply

@@ -2,6 +2,10 @@
 
     poll a batch → apply it (one DB transaction, see batch.py) → commit the offsets → poll …
 
+The next batch is polled, and its records read, while one is applied: a consumer in Python spends
+as long unpacking records and parsing envelopes as waiting for its transaction, and the two
+overlap on two cores. Never two transactions at once: a person's events stay in order.
+
 Offsets are committed only after the database commit, so a crash in between redelivers the
 batch and the idempotency records make that harmless. A transient failure retries the same batch
 forever with backoff; an error escaping the loop (a fatal group error such as the test broker's
@@ -12,6 +16,7 @@ counted in `restarts` and logged: the runner never dies silently.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
 import time
@@ -35,7 +40,7 @@ from canbao_platform.messaging.failures import (
     describe,
 )
 from canbao_platform.messaging.group import Batches, GroupConsumer
-from canbao_platform.messaging.messages import Handler, event_source
+from canbao_platform.messaging.messages import Handler, Parsed, event_source, parse_record
 from canbao_platform.messaging.metrics import ConsumerCounts, runtime_metrics
 from canbao_platform.messaging.producer import Producer
 
@@ -99,7 +104,7 @@ class ConsumerRunner(BackgroundLoop):
             permanent=config.permanent_errors,
         )
         self.counts = ConsumerCounts(name)
-        self._batch_in_hand = asyncio.Lock()  # held from a poll's result to its offsets commit
+        self._batch_in_hand = asyncio.Lock()  # held while a batch is applied, to its offsets
         self._state = "stopped"  # starting | consuming | retrying | restarting | stopped
         self._lag: dict[tuple[str, int], int] = {}
         self._lag_due = 0.0  # time.monotonic() from when the lag may be measured again
@@ -195,17 +200,31 @@ class ConsumerRunner(BackgroundLoop):
             },
         )
         self._state = "starting"
+        polling: asyncio.Task[Polled] | None = None
         try:
             await group.start()
             self._state = "consuming"
+            polling = asyncio.create_task(_poll(group))
             while not self.stopping:
-                batches = await group.poll()
-                await self._measure_lag(group, batches)
-                if batches:
+                polled = await polling
+                # Measured with nothing else polled: the batch just polled is all that was
+                # fetched and not applied, and the lag counts it.
+                await self._measure_lag(group, polled.batches)
+                # The next batch is polled and read (its records unpacked, their envelopes
+                # parsed) while this one's transaction waits for the database.
+                polling = asyncio.create_task(_poll(group))
+                if polled.batches:
                     async with self._batch_in_hand:
-                        await self._process(group, batches)
-                    await self._measure_lag(group, {})
+                        # Polled while the batch before it was applied, it may have met a
+                        # rebalance since (which waits for the batch in hand only): then its
+                        # records come again, from the committed offsets, to whoever owns them.
+                        if polled.rebalances == group.rebalances:
+                            await self._process(group, polled)
         finally:
+            if polling is not None:
+                polling.cancel()  # polled, not applied: its offsets are not committed
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await polling
             self._lag, self._lag_due = {}, 0.0
             await group.stop()
 
@@ -217,14 +236,13 @@ class ConsumerRunner(BackgroundLoop):
             self._lag = await group.lag(in_hand)
             self._lag_due = now + self.config.lag_interval_s
 
-    async def _process(self, group: GroupConsumer, batches: Batches) -> None:
+    async def _process(self, group: GroupConsumer, polled: Polled) -> None:
         started = time.monotonic()
-        records = [record for batch in batches.values() for record in batch]
-        outcome = await self._apply_until_done(records)
+        outcome = await self._apply_until_done(polled.messages)
         if outcome is None:
             return  # asked to stop during an outage: nothing committed, the batch comes again
         self.counts.batch(outcome)
-        for tp, batch in batches.items():
+        for tp, batch in polled.batches.items():
             if batch:
                 key = (tp.topic, tp.partition)
                 self._applied_ms[key] = batch[-1].timestamp
@@ -232,15 +250,15 @@ class ConsumerRunner(BackgroundLoop):
                 # that much less now, without waiting `lag_interval_s` for the next measure.
                 if key in self._lag:
                     self._lag[key] = max(0, self._lag[key] - len(batch))
-        await self._commit_offsets(group, batches)
+        await self._commit_offsets(group, polled.batches)
         duration = time.monotonic() - started
         runtime_metrics().batch_duration.record(duration, {"consumer": self.name})
 
-    async def _apply_until_done(self, records: list[Any]) -> BatchOutcome | None:
+    async def _apply_until_done(self, messages: list[Parsed]) -> BatchOutcome | None:
         """The batch applied and committed to the database; None if asked to stop first."""
         for attempt in itertools.count():  # forever: until it works or we are asked to stop
             try:
-                outcome = await self._applier.apply(records)
+                outcome = await self._applier.apply(messages)
             except Exception as error:
                 if classify(error, self.config.permanent_errors) is not Failure.TRANSIENT:
                     raise  # neither the message's fault nor the world's: a restart may clear it
@@ -251,7 +269,7 @@ class ConsumerRunner(BackgroundLoop):
                     "%s: %s; batch of %d retried in %.1f s",
                     self.name,
                     type(error).__name__,
-                    len(records),
+                    len(messages),
                     delay,
                 )
                 if await self.sleep(delay):
@@ -264,3 +282,20 @@ class ConsumerRunner(BackgroundLoop):
     async def _commit_offsets(self, group: GroupConsumer, batches: Batches) -> None:
         """After the database commit. (A seam for tests: a crash here is the worst moment.)"""
         await group.commit(batches)
+
+
+@dataclass(frozen=True)
+class Polled:
+    """A polled batch: its records per partition (offsets, lag), every one of them read
+    (`parse_record`) in the same order, and the group's rebalances when it was polled."""
+
+    batches: Batches
+    messages: list[Parsed]
+    rebalances: int
+
+
+async def _poll(group: GroupConsumer) -> Polled:
+    batches = await group.poll()
+    rebalances = group.rebalances
+    messages = [parse_record(record) for batch in batches.values() for record in batch]
+    return Polled(batches, messages, rebalances)

@@ -30,6 +30,10 @@ class GroupConsumer:
     ) -> None:
         """`options` go to AIOKafkaConsumer (session and heartbeat timeouts, client id…)."""
         self.group, self._max_batch, self._poll_timeout_ms = group, max_batch, poll_timeout_ms
+        # Partitions revoked or assigned so far: a batch polled before the latest of these is
+        # stale, its partitions another member's or their positions reset to the committed
+        # offsets (the runner drops it; its records come again).
+        self.rebalances = 0
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=bootstrap_servers,
             group_id=group,
@@ -37,7 +41,7 @@ class GroupConsumer:
             auto_offset_reset="earliest",  # a new group reads the topic from its beginning
             **options,
         )
-        self._consumer.subscribe(list(topics), listener=_FinishBatchFirst(batch_in_hand))
+        self._consumer.subscribe(list(topics), listener=_FinishBatchFirst(self, batch_in_hand))
 
     async def start(self) -> None:
         """Connect and join the group (returns once partitions are assigned)."""
@@ -97,12 +101,12 @@ class _FinishBatchFirst(ConsumerRebalanceListener):  # type: ignore[misc]
     to another member, wait for the batch in hand to commit its transaction and its offsets, so
     the next owner starts after it instead of applying it again (harmless, but wasted)."""
 
-    def __init__(self, batch_in_hand: asyncio.Lock) -> None:
-        self._batch_in_hand = batch_in_hand
+    def __init__(self, group: GroupConsumer, batch_in_hand: asyncio.Lock) -> None:
+        self._group, self._batch_in_hand = group, batch_in_hand
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
         async with self._batch_in_hand:
-            pass
+            self._group.rebalances += 1
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
-        pass
+        self._group.rebalances += 1
