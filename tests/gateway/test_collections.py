@@ -463,3 +463,20 @@ async def test_no_change_reaches_survey_when_its_audit_row_cannot_be_written(
             )
     assert_problem(response, 500, "internal-error")
     assert await rows(survey_db, collections) == []
+
+
+@pytest.mark.parametrize("number", [" ", "P" * 41], ids=["blank", "longer than any document"])
+async def test_a_document_number_no_document_has_is_invalid_not_an_outage(
+    gateway: httpx.AsyncClient,
+    token_for: Any,
+    gateway_db: Database,
+    survey_db: Database,
+    registered: UUID,
+    number: str,
+) -> None:
+    """A passport number identity's lookup cannot hold is the clerk's typing error (422), not
+    `identity-unavailable`: nothing is asked of identity, nothing reaches survey."""
+    body = {**collection(registered, id_number=number), "document_type": "02"}
+    response = await gateway.post(PATH, json=body, headers=bearer(token_for(Role.COUNTER)))
+    assert assert_problem(response, 422, "invalid-document-number")["max_length"] == 40
+    assert await rows(survey_db, collections) == []

@@ -28,11 +28,10 @@ from canbao_gateway.audit import AuditTrail, Outcome, Purpose
 from canbao_gateway.auth import (
     AuditDep,
     PersonInQuestion,
-    person_by_id_number,
     person_in_scope,
     require,
 )
-from canbao_gateway.persons import IdentityDep, region_of
+from canbao_gateway.persons import IdentityDep, document_number, region_of
 from canbao_gateway.problems import UNAUTHENTICATED, NotRegistered, OutOfScope, problem_responses
 from canbao_gateway.service_clients import IdentityClient
 from canbao_gateway.staff import Role, Staff
@@ -121,11 +120,11 @@ async def collection_subject(
     which may differ from the province of the number, a newcomer), else by the presented or
     collected citizen number; 422 `person-region-unknown` when neither is given."""
     citizen = collection.document_type is CertificateType.CITIZEN_ID
-    presented = _number(collection.id_number, citizen=citizen)
+    presented = _number(collection.id_number, collection.document_type)
     if collection.person_id is not None:
         return await _registered(collection, presented, identity, audit)
     number = presented or (
-        _number(collection.items.get("id_number"), citizen=True) if citizen else None
+        _number(collection.items.get("id_number"), CertificateType.CITIZEN_ID) if citizen else None
     )
     region = collection.region_code or (number[:6] if number and citizen else None)
     if region is None:
@@ -133,12 +132,8 @@ async def collection_subject(
     return PersonInQuestion(region=region, id_number=number)
 
 
-def _number(value: str | None, *, citizen: bool) -> str | None:
-    """A citizen number validated and normalised (422 `invalid-id-number`), another document's
-    number stripped."""
-    if value is None:
-        return None
-    return person_by_id_number(value).id_number if citizen else value.strip()
+def _number(value: str | None, document_type: CertificateType) -> str | None:
+    return None if value is None else document_number(value, document_type.value)
 
 
 async def _registered(
@@ -197,8 +192,8 @@ def _golden_number(record: dict[str, Any]) -> str | None:
             404: "not-registered: the person_id is not identity's",
             409: "idempotency-key-reused: the Idempotency-Key was used for other data",
             413: "body-too-large",
-            422: "invalid-items, invalid-id-number, person-region-unknown, id-number-mismatch, "
-            "invalid-request",
+            422: "invalid-items, invalid-id-number, invalid-document-number, "
+            "person-region-unknown, id-number-mismatch, invalid-request",
             503: "identity-unavailable; survey-unavailable: nothing saved; retry with the same key",
         }
     ),

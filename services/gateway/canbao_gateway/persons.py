@@ -68,6 +68,21 @@ class RegisteredPerson(PersonInQuestion):
         return f"RegisteredPerson(person_id={self.person_id}, region={self.region})"
 
 
+def document_number(value: str, document_type: str) -> str:
+    """A presented document's number as identity's lookup takes it: a citizen number validated
+    and normalised (422 `invalid-id-number` naming the defects), another document's stripped and
+    1 to DOCUMENT_NUMBER_MAX characters long (422 `invalid-document-number`): identity would
+    refuse anything else, which is the caller's mistake, not an outage."""
+    if document_type == "01":
+        number = person_by_id_number(value).id_number
+        assert number is not None
+        return number
+    number = value.strip()
+    if not 0 < len(number) <= DOCUMENT_NUMBER_MAX:
+        raise problems.InvalidDocumentNumber(DOCUMENT_NUMBER_MAX)
+    return number
+
+
 def registered_person(purpose: Purpose) -> Callable[..., Awaitable[RegisteredPerson]]:
     """The dependency giving the person of the `{id_number}` path parameter: 422
     `invalid-id-number` naming the defects (`invalid-document-number`: another document's), 404
@@ -77,10 +92,7 @@ def registered_person(purpose: Purpose) -> Callable[..., Awaitable[RegisteredPer
         id_number: str, identity: IdentityDep, audit: AuditDep, document_type: DocumentType = "01"
     ) -> RegisteredPerson:
         citizen = document_type == "01"
-        number = person_by_id_number(id_number).id_number if citizen else id_number.strip()
-        assert number is not None
-        if not 0 < len(number) <= DOCUMENT_NUMBER_MAX:  # else identity refuses it: not an outage
-            raise problems.InvalidDocumentNumber(DOCUMENT_NUMBER_MAX)
+        number = document_number(id_number, document_type)
         fallback = number[:6] if citizen else ""  # "": covers no scope
         try:
             record = await identity.person(number, document_type, caller=audit.staff)
