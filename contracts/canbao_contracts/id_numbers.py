@@ -21,6 +21,7 @@ from canbao_contracts.codes import Gender
 
 CHECK_WEIGHTS: Final = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 CHECK_CHARACTERS: Final = "10X98765432"  # indexed by the weighted sum mod 11
+_ZERO_WEIGHT: Final = ord("0") * sum(CHECK_WEIGHTS)
 # GB/T 2260 provinces. Only the first two digits are checked: the full list of ~3,000 counties
 # changes every year and a number keeps the code its holder was born under, so a county code that
 # no longer exists is still a valid number.
@@ -86,7 +87,9 @@ def check_character(first17: str) -> str:
     """The 18th character of a number whose first 17 digits are `first17`."""
     if len(first17) != 17 or not _all_digits(first17):
         raise ValueError(f"expected 17 digits, got {len(first17)} characters")  # no number here
-    total = sum(map(mul, map(int, first17), CHECK_WEIGHTS))  # hot: every number of every event
+    # Hot (every number of every event): the digits' ASCII codes weighed, less what the code of
+    # "0" adds, instead of int() of each digit — a third of the time.
+    total = sum(map(mul, first17.encode(), CHECK_WEIGHTS)) - _ZERO_WEIGHT
     return CHECK_CHARACTERS[total % 11]
 
 
@@ -117,14 +120,33 @@ def parse(raw: str, *, today: date | None = None) -> CitizenId:
 def validate(raw: str, *, today: date | None = None) -> list[IdNumberDefect]:
     """Every defect of `raw`; empty when it is a valid 15- or 18-character number."""
     number = _clean(raw)
+    today = today or date.today()
+    if _plainly_valid(number, today):
+        return []
     if not number:
         return [IdNumberDefect(DefectCode.EMPTY, "the ID number is empty", "公民身份号码为空")]
     defects = [*_length_defects(number), *_character_defects(number), *_region_defects(number)]
     if len(number) in (15, 18):
-        defects += _birth_date_defects(number, today or date.today())
+        defects += _birth_date_defects(number, today)
     if len(number) == 18:
         defects += _check_defects(number)
     return defects
+
+
+def _plainly_valid(number: str, today: date) -> bool:
+    """Whether a clean `number` is a valid 18-character one, decided without listing defects:
+    nearly every number validated is (every event's), and listing costs three times as much."""
+    if len(number) != 18 or not _all_digits(number[:17]) or number[:2] not in PROVINCE_CODES:
+        return False
+    try:
+        born = date(int(number[6:10]), int(number[10:12]), int(number[12:14]))
+    except ValueError:
+        return False
+    return (
+        born.year >= EARLIEST_BIRTH_YEAR
+        and born <= today
+        and number[17] == check_character(number[:17])
+    )
 
 
 def possible_corrections(raw: str, *, today: date | None = None) -> list[str]:

@@ -24,11 +24,13 @@ CHECK_ALPHABET = "0123456789X"
 
 
 @st.composite
-def valid_numbers(draw: st.DrawFn, *, born_before: date = TODAY) -> str:
+def valid_numbers(
+    draw: st.DrawFn, *, born_after: date = date(1900, 1, 1), born_before: date = TODAY
+) -> str:
     """A number built like a real one: a province, any district, a birth date, a sequence."""
     province = draw(st.sampled_from(sorted(PROVINCE_CODES)))
     district = draw(st.from_regex(r"[0-9]{4}", fullmatch=True))
-    born = draw(st.dates(min_value=date(1900, 1, 1), max_value=born_before))
+    born = draw(st.dates(min_value=born_after, max_value=born_before))
     sequence = draw(st.integers(min_value=0, max_value=999))
     first17 = f"{province}{district}{born:%Y%m%d}{sequence:03}"
     return first17 + check_character(first17)
@@ -109,3 +111,40 @@ def test_two_swapped_neighbouring_digits_are_always_detected_and_can_be_undone(
 def test_mask_shows_only_the_first_and_last_four(number: str) -> None:
     masked = mask(number)
     assert masked == number[:4] + "*" * 10 + number[-4:]
+
+
+def _valid_by_the_standard(number: str) -> bool:
+    """GB 11643's rules for an 18-character number, spelt out independently of id_numbers."""
+    if len(number) != 18 or not all(c in "0123456789" for c in number[:17]):
+        return False
+    try:
+        born = date(int(number[6:10]), int(number[10:12]), int(number[12:14]))
+    except ValueError:
+        return False
+    total = sum(int(c) * (2 ** (17 - i) % 11) for i, c in enumerate(number[:17]))
+    return (
+        number[:2] in PROVINCE_CODES
+        and date(1900, 1, 1) <= born <= TODAY
+        and number[17] == "10X98765432"[total % 11]
+    )
+
+
+@given(
+    st.one_of(
+        valid_numbers(),
+        valid_numbers(born_after=date(1899, 1, 1), born_before=date(1900, 1, 1)),
+        valid_numbers(born_after=TODAY, born_before=date(2030, 12, 31)),
+    ),
+    st.lists(
+        st.tuples(st.integers(min_value=0, max_value=17), st.sampled_from(CHECK_ALPHABET + "a٣")),
+        max_size=3,
+    ),
+)
+def test_a_number_validates_exactly_when_the_standard_says_it_is_valid(
+    number: str, changes: list[tuple[int, str]]
+) -> None:
+    """Real-looking numbers, some born before 1900 or after TODAY, with up to three characters
+    replaced (wrong dates, provinces, check characters, a non-ASCII digit)."""
+    for position, character in changes:
+        number = number[:position] + character + number[position + 1 :]
+    assert (validate(number, today=TODAY) == []) == _valid_by_the_standard(number)
