@@ -107,6 +107,11 @@ class PostgresCluster:
                 "--auth=trust",
                 "--encoding=UTF8",
                 "--locale=C.UTF-8",
+                # Text compared byte by byte (memcmp) instead of through strcoll: the same order
+                # as C.UTF-8's (code points), and keys such as source records', idempotency
+                # records' and blind indexes' are compared on every insert into their indexes
+                # (an INSERT of 750 source records: 12.6 -> 11.3 ms here).
+                "--lc-collate=C",
             ]
         )
 
