@@ -388,3 +388,29 @@ async def test_rows_under_a_retired_key_stay_readable_after_rotation(harness: Ha
         key_ids = set((await connection.execute(sa.select(source_records.c.key_id))).scalars())
     assert key_ids == {SETTINGS.data_key_id, "k2"}
     assert (await _person(harness.db, rotated, person_id)).golden["phone"]["value"] == "13800138000"
+
+
+async def test_ciphertext_is_stored_uncompressed_and_json_with_lz4(harness: Harness) -> None:
+    """Sealed values never compress (AES-GCM output), so PostgreSQL must not try; the JSON that
+    grows with a person's records is compressed with LZ4 (migration identity_0014)."""
+    query = sa.text(
+        "SELECT attrelid::regclass::text, attname, attstorage::text, attcompression::text "
+        "FROM pg_attribute "
+        "WHERE attrelid IN ('persons'::regclass, 'source_records'::regclass, "
+        "'staged_changes'::regclass) "
+        "AND (attname LIKE '%ciphertext' OR atttypid = 'jsonb'::regtype)"
+    )
+    async with harness.db.engine.connect() as connection:
+        found = {(t, c): (s, z) for t, c, s, z in (await connection.execute(query)).all()}
+    assert found == {
+        ("persons", "golden_ciphertext"): ("e", ""),
+        ("persons", "public_state"): ("x", "l"),
+        ("persons", "emitted_facts"): ("x", "l"),
+        ("source_records", "claims_ciphertext"): ("e", ""),
+        ("source_records", "facts"): ("x", "l"),
+        ("source_records", "provenance"): ("x", "l"),
+        ("staged_changes", "claims_ciphertext"): ("e", ""),
+        ("staged_changes", "facts"): ("x", "l"),
+        ("staged_changes", "provenance"): ("x", "l"),
+        ("staged_changes", "defects"): ("x", ""),
+    }

@@ -22,6 +22,7 @@ persons = sa.Table(
     metadata,
     sa.Column("person_id", UUID(as_uuid=True), primary_key=True),
     sa.Column("demographic_index", sa.String(64), index=True),  # name + birth date + gender
+    # Ciphertext is stored out of line uncompressed, JSON compressed with LZ4 (identity_0014).
     sa.Column("golden_ciphertext", sa.LargeBinary),  # golden record + gaps + provenance
     sa.Column("key_id", sa.String(64)),
     sa.Column("public_state", JSONB),  # what we last published (masked): to publish changes only
