@@ -92,7 +92,7 @@ from bench.processes import (
 from canbao_contracts.topics import ALL_TOPICS, CDC_TOPICS, COLLECTIONS, FACTS, PERSONS
 from canbao_identity.app import CDC_GROUP
 from canbao_platform.local.broker import MockKafkaCluster
-from canbao_platform.local.postgres import PostgresCluster, free_port
+from canbao_platform.local.postgres import SERVICES_SERVER_SETTINGS, PostgresCluster, free_port
 from canbao_stack.cdc.config import BridgeConfig
 from canbao_stack.local import LocalStack, StackConfig, ensure_database
 from canbao_stack.simulators import SCHEMA_SQL
@@ -491,11 +491,12 @@ _WATCHED = {"shared_preload_libraries": "pg_stat_statements", "pg_stat_statement
 
 
 def registry_settings(memory: str | None, statements: int) -> dict[str, str]:
-    """The registry server's settings beyond the local cluster's: pg_stat_statements when
-    watched, and with `memory` (e.g. "6GB") the memory and WAL of a server sized for its data
-    rather than a laptop's 256 MB of shared buffers: `memory` of shared buffers, WAL kept
-    between checkpoints by time, not forced every GB of a first load's writes."""
-    settings = dict(_WATCHED) if statements else {}
+    """The registry server's settings beyond the local cluster's: those of a server of the
+    services' databases (as the local stack's), pg_stat_statements when watched, and with
+    `memory` (e.g. "6GB") the memory and WAL of a server sized for its data rather than a
+    laptop's 256 MB of shared buffers: `memory` of shared buffers, WAL kept between checkpoints
+    by time, not forced every GB of a first load's writes."""
+    settings = SERVICES_SERVER_SETTINGS | (_WATCHED if statements else {})
     if memory:
         settings.update(
             shared_buffers=memory,

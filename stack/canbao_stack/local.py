@@ -32,7 +32,11 @@ from canbao_gateway.clients import register as register_client
 from canbao_platform.db import migrate_async
 from canbao_platform.local.backup import archive_settings, discard_wal_until_configured
 from canbao_platform.local.broker import MockKafkaCluster
-from canbao_platform.local.postgres import PostgresCluster, application_role
+from canbao_platform.local.postgres import (
+    SERVICES_SERVER_SETTINGS,
+    PostgresCluster,
+    application_role,
+)
 from canbao_platform.migrate import service_definition
 from canbao_stack import mobile_idp, national
 from canbao_stack.dci_client import SignatureRefused
@@ -146,7 +150,9 @@ class LocalStack:
         data_dir = self.config.state_dir.resolve() / "postgres"
         # WAL archiving ready for `make backup` (canbao_platform.local.backup), a no-op till then.
         self.postgres = PostgresCluster(
-            data_dir, port=self.config.postgres_port, settings=archive_settings(data_dir)
+            data_dir,
+            port=self.config.postgres_port,
+            settings=archive_settings(data_dir) | SERVICES_SERVER_SETTINGS,
         )
         fresh = not self.postgres.initialised
         say(

@@ -40,6 +40,11 @@ def test_compose_archives_every_wal_segment_to_the_stanza_and_schedules_backups(
     db = compose["services"]["services-db"]
     settings = dict(arg.split("=", 1) for arg in db["command"] if "=" in arg)
     assert settings["archive_mode"] == "on"
+    base = yaml.safe_load((DEPLOY / "compose.yaml").read_text(encoding="utf-8"))
+    kept = dict(
+        arg.split("=", 1) for arg in base["services"]["services-db"]["command"] if "=" in arg
+    )
+    assert kept.items() <= settings.items(), "the overlay's command replaces the base's"
     assert f"--stanza={STANZA} archive-push %p" in settings["archive_command"]
     job = compose["services"]["services-db-backup"]
     assert job["entrypoint"] == ["/usr/local/bin/backup-schedule"]

@@ -254,6 +254,14 @@ async def a_source_change_reaches_a_new_verdict(sources: str, bootstrap: str) ->
         await consumer.stop()
 
 
+async def server_setting(dsn: str, name: str) -> str:
+    connection = await asyncpg.connect(dsn)
+    try:
+        return str(await connection.fetchval(f"SHOW {name}"))
+    finally:
+        await connection.close()
+
+
 async def touch_every_row(sources: str) -> None:
     """A busy day in the business systems: every row of the biggest tables updated once."""
     connection = await asyncpg.connect(sources)
@@ -460,6 +468,8 @@ def run_twice(stack_dir: Path) -> None:
         assert status["state"] == "running" and status["events"] >= 300, status
         stack.wait_for("change events published", within_s=60)  # the console shows the flow
         sources = f"postgresql://canbao@127.0.0.1:{postgres_port}/sources"
+        # The services' server vacuums identity's queues often (SERVICES_SERVER_SETTINGS).
+        assert asyncio.run(server_setting(sources, "autovacuum_naptime")) == "10s"
         bootstrap = (stack_dir / "kafka-bootstrap").read_text().strip()
         delay_ms = asyncio.run(a_source_change_reaches_a_new_verdict(sources, bootstrap))
         assert 0 < delay_ms < 60_000
