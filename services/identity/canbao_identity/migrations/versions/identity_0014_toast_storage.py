@@ -37,26 +37,17 @@ JSON: dict[str, tuple[str, ...]] = {
 
 
 def upgrade() -> None:
-    for table, columns in CIPHERTEXT.items():
-        op.execute(
-            f"ALTER TABLE {table} "
-            + ", ".join(f"ALTER COLUMN {column} SET STORAGE EXTERNAL" for column in columns)
-        )
-    for table, columns in JSON.items():
-        op.execute(
-            f"ALTER TABLE {table} "
-            + ", ".join(f"ALTER COLUMN {column} SET COMPRESSION lz4" for column in columns)
-        )
+    _alter(CIPHERTEXT, "SET STORAGE EXTERNAL")
+    _alter(JSON, "SET COMPRESSION lz4")
 
 
 def downgrade() -> None:
-    for table, columns in CIPHERTEXT.items():
+    _alter(CIPHERTEXT, "SET STORAGE EXTENDED")
+    _alter(JSON, "SET COMPRESSION DEFAULT")
+
+
+def _alter(columns_of: dict[str, tuple[str, ...]], action: str) -> None:
+    for table, columns in columns_of.items():
         op.execute(
-            f"ALTER TABLE {table} "
-            + ", ".join(f"ALTER COLUMN {column} SET STORAGE EXTENDED" for column in columns)
-        )
-    for table, columns in JSON.items():
-        op.execute(
-            f"ALTER TABLE {table} "
-            + ", ".join(f"ALTER COLUMN {column} SET COMPRESSION DEFAULT" for column in columns)
+            f"ALTER TABLE {table} " + ", ".join(f"ALTER COLUMN {c} {action}" for c in columns)
         )
