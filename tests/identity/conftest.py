@@ -184,7 +184,9 @@ class Harness:
 async def fresh_harness(migrated_database: MigratedDatabase) -> AsyncIterator[Harness]:
     """A harness on a new migrated database (for property tests: one per example)."""
     url = await migrated_database(MIGRATIONS)
-    db = Database(url, pool_size=2)
+    # Up to ten connections: property tests run up to four builder replicas on this one pool
+    # (each has a pool of its own in production) beside the harness staging changes on it.
+    db = Database(url, pool_size=5)
     try:
         yield Harness(db)
     finally:
