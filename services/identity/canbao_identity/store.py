@@ -238,7 +238,10 @@ _RETRY_SET_ASIDE = sa.text(
 # share's rows, and a row that one before it took and committed after this statement's snapshot
 # is skipped by the DELETE itself (READ COMMITTED rechecks it). A row lock each would cost a heap
 # write and a WAL record per change resolved, on top of its deletion. The chosen rows are found
-# again by `id = ANY (…)`, through the primary key's index (see take_pending).
+# again by their place in the heap (`ctid = ANY (…)`, a TID scan): a staged change is never
+# updated, and a row this statement's snapshot sees cannot be vacuumed away under it, so its
+# ctid is its address until the DELETE. By `id = ANY (…)` each was a descent of the primary
+# key's index: 3.8 of the 6.6 buffers read per change taken from a staged backlog.
 #
 # A staged change's facts and provenance go on to source_records as they are: read as text. In
 # StagedChange's field order, so a row makes one positionally: a tenth of the time by name.
@@ -247,24 +250,24 @@ _STAGED_RETURNING = ", ".join(
     for name in (f.name for f in fields(StagedChange))
 )
 TAKE_SHARES = sa.text(f"""
-    WITH RECURSIVE walk (step, ids, chosen) AS (
-        SELECT 0, CAST('{{}}' AS bigint[]), 0
+    WITH RECURSIVE walk (step, ctids, chosen) AS (
+        SELECT 0, CAST('{{}}' AS tid[]), 0
       UNION ALL
-        SELECT w.step + 1, w.ids || taken.ids, w.chosen + cardinality(taken.ids)
+        SELECT w.step + 1, w.ctids || taken.ctids, w.chosen + cardinality(taken.ctids)
         FROM walk w CROSS JOIN LATERAL (
             SELECT CASE WHEN pg_try_advisory_xact_lock({SHARE_LOCK_CLASS}, this.share)
                 THEN ARRAY(
-                    SELECT id FROM staged_changes
+                    SELECT ctid FROM staged_changes
                     WHERE share = this.share
                       AND id > (CAST(:floors AS bigint[]))[this.share + 1]
                     ORDER BY id LIMIT :limit - w.chosen)
-                ELSE CAST('{{}}' AS bigint[]) END AS ids
+                ELSE CAST('{{}}' AS tid[]) END AS ctids
             FROM (SELECT (CAST(:shares AS int[]))[w.step + 1] AS share) AS this
         ) AS taken
         WHERE w.step < cardinality(CAST(:shares AS int[])) AND w.chosen < :limit
     )
     DELETE FROM staged_changes
-    WHERE id = ANY (CAST((SELECT ids FROM walk ORDER BY step DESC LIMIT 1) AS bigint[]))
+    WHERE ctid = ANY (CAST((SELECT ctids FROM walk ORDER BY step DESC LIMIT 1) AS tid[]))
     RETURNING {_STAGED_RETURNING}, share
 """)
 
