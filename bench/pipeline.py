@@ -47,7 +47,7 @@ broker (librdkafka's mock cluster runs in-process) besides polling. Peak RSS is 
 VmHWM. The correctness guard compares identity's persons with the generator's people (one
 each) and matching's verdicts with the people the generator expects to have one (in scope or
 deceased), and counts dead letters: a fast wrong run shows there. The test broker keeps ~5 MiB
-per partition: the topics matching reads get a partition per EVENTS_PER_PARTITION change events,
+per partition: the topics matching reads get a partition per KIB_PER_PARTITION KiB expected,
 and a run where the broker evicted any event before it was read (the bridge's backpressure
 status, the beginning offsets of matching's topics) is void and says so. The load average is printed
 with each size: the machine's two cores are shared and every figure moves with it.
@@ -307,13 +307,13 @@ _REBUILD = {"IDENTITY_ROLES": "rebuild"}
 MATCHED = (PERSONS, FACTS, COLLECTIONS)  # the topics matching consumes (canbao_matching.app)
 # The test broker keeps ~5 MiB per partition and evicts the oldest (canbao_platform.local.broker);
 # a real cluster keeps days. Matching reads behind identity during a snapshot, so each topic it
-# reads gets a partition per this many of the events expected on it (a registry event is at
-# most ~1 KiB): identity publishes 1.00 person and 3.80 fact events per person of the demo
-# population (measured at 10^4 and 10^6), and no collections. More partitions than needed are
-# not free: every consumer fetch and every producer batch visits them, a cost a real cluster's
-# few dozen partitions per topic do not have. Too few void the run (`evicted`).
-EVENTS_PER_PARTITION = 4_000
-EVENTS_PER_PERSON = {PERSONS.name: 1.2, FACTS.name: 4.5, COLLECTIONS.name: 0.0}
+# reads gets a partition per this many KiB expected on it: per person of the demo population
+# identity publishes 1.00 person event (at most ~1 KiB) and 3.80 facts (at most ~1 KiB each, in
+# one FactsAsserted per rebuild; measured at 10^4 and 10^6), and no collections. More partitions
+# than needed are not free: every consumer fetch and every producer batch visits them, a cost a
+# real cluster's few dozen partitions per topic do not have. Too few void the run (`evicted`).
+KIB_PER_PARTITION = 4_000
+KIB_PER_PERSON = {PERSONS.name: 1.2, FACTS.name: 4.5, COLLECTIONS.name: 0.0}
 
 
 class MatchedTopics:
@@ -324,7 +324,7 @@ class MatchedTopics:
     def __init__(self, bootstrap: str, people: int) -> None:
         self.partitions = {
             t.name: max(
-                t.partitions, math.ceil(people * EVENTS_PER_PERSON[t.name] / EVENTS_PER_PARTITION)
+                t.partitions, math.ceil(people * KIB_PER_PERSON[t.name] / KIB_PER_PARTITION)
             )
             for t in MATCHED
         }

@@ -220,7 +220,7 @@ def _event_message(cls: type[Event]) -> Document:
     return {
         "name": cls.type,
         "title": cls.__name__,
-        "summary": doc.split("\n\n", 1)[0].replace("\n", " "),
+        "summary": " ".join(doc.split("\n\n", 1)[0].split()),  # the first paragraph, on one line
         "contentType": "application/json",
         "headers": {
             "allOf": [

@@ -37,6 +37,7 @@ from canbao_contracts.events import (
     Event,
     Fact,
     FactAsserted,
+    FactsAsserted,
     FactSource,
     FeedbackChange,
     FeedbackOutcome,
@@ -216,6 +217,14 @@ EVENTS: dict[str, Event] = {
     ),
     "person deceased": PersonDeceased(**PERSON, deceased=True, death_date=date(2026, 10, 1)),
     **{f"fact asserted: {kind}": _fact_event(fact) for kind, fact in FACTS.items()},
+    "facts asserted: a rebuild's, one retracted": FactsAsserted(
+        person_id=PERSON_ID,
+        facts=tuple(
+            fact.model_copy(update={"retracted": True}) if kind == "study" else fact
+            for kind, fact in FACTS.items()
+            if kind != "death"
+        ),
+    ),
     "statuses changed: first verdict": StatusesChanged(
         person_id=PERSON_ID, verdict=VERDICT, previous=None, evaluated_at=AT
     ),

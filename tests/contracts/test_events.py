@@ -34,6 +34,7 @@ from canbao_contracts.events import (
     Event,
     Fact,
     FactAsserted,
+    FactsAsserted,
     FeedbackReplied,
     FeedbackRequested,
     Flag,
@@ -300,6 +301,22 @@ def test_a_fact_id_not_derived_from_its_source_is_refused() -> None:
 def test_a_fact_of_another_person_is_refused() -> None:
     with pytest.raises(ValidationError, match="fact_id"):
         FactAsserted(person_id=OTHER_PERSON_ID, fact=FACTS["enrolment"])
+
+
+def test_facts_asserted_together_are_each_derived_from_their_source_and_stated_once() -> None:
+    """What one rebuild changed, in one event: each fact as FactAsserted would state it."""
+    enrolment, study = FACTS["enrolment"], FACTS["study"]
+    assert FactsAsserted(person_id=PERSON_ID, facts=(enrolment, study)).facts == (enrolment, study)
+    underived = study.model_copy(update={"fact_id": uuid4()})
+    with pytest.raises(ValidationError, match="derived from its source record"):
+        FactsAsserted(person_id=PERSON_ID, facts=(enrolment, underived))
+    with pytest.raises(ValidationError, match="fact_id"):
+        FactsAsserted(person_id=OTHER_PERSON_ID, facts=(enrolment,))
+    newer = enrolment.model_copy(update={"revision": enrolment.revision + 1})
+    with pytest.raises(ValidationError, match="stated twice"):
+        FactsAsserted(person_id=PERSON_ID, facts=(enrolment, newer))
+    with pytest.raises(ValidationError, match="at least 1"):
+        FactsAsserted(person_id=PERSON_ID, facts=())
 
 
 def test_a_retracted_fact_keeps_its_id() -> None:

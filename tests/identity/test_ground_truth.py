@@ -16,7 +16,7 @@ import pytest
 import sqlalchemy as sa
 
 from canbao_contracts.envelope import decode
-from canbao_contracts.events import FactAsserted
+from canbao_contracts.events import FactsAsserted
 from canbao_identity.builder import GoldenRecordBuilder
 from canbao_identity.store import SHARE_LOCK_CLASS
 from canbao_identity.tables import persons, review_queue, source_records
@@ -45,10 +45,11 @@ def live_facts(published: list[Any]) -> dict[Any, list[Any]]:
     fact, unless retracted, per person."""
     latest: dict[Any, Any] = {}
     for event in published:
-        if isinstance(event, FactAsserted):
-            previous = latest.get(event.fact.fact_id)
-            if previous is None or event.fact.revision > previous[1].revision:
-                latest[event.fact.fact_id] = (event.person_id, event.fact)
+        if isinstance(event, FactsAsserted):
+            for fact in event.facts:
+                previous = latest.get(fact.fact_id)
+                if previous is None or fact.revision > previous[1].revision:
+                    latest[fact.fact_id] = (event.person_id, fact)
     facts: dict[Any, list[Any]] = collections.defaultdict(list)
     for person_id, fact in latest.values():
         if not fact.retracted:

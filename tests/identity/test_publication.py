@@ -1,6 +1,6 @@
 """What identity publishes of a golden record (publication.public_state): the fields of the
 contract's PersonState, nothing personal beyond the masked name and number; and its facts as the
-contract's FactAsserted validates them (publication.fact_events)."""
+contract's FactsAsserted validates them (publication.facts_event)."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ from uuid import UUID, uuid4
 
 import pytest
 
-from canbao_contracts.events import FactAsserted, PersonRegistered
+from canbao_contracts.events import FactsAsserted, PersonRegistered
 from canbao_identity import records as r
 from canbao_identity.golden import LinkedRecord, golden_record
-from canbao_identity.publication import current_facts, fact_events, public_state
+from canbao_identity.publication import current_facts, facts_event, public_state
 from canbao_identity.records import FactDraft
 from canbao_identity.resolution import LinkKind
 from canbao_identity.store import Store
@@ -68,10 +68,11 @@ def test_nothing_published_rebuilds_the_id_number() -> None:
 
 
 def test_a_fact_is_published_as_the_contract_validates_it() -> None:
-    """fact_events builds the events of the facts it derived without the event's own validation
-    (publication._derived): over generated people, first built, then rebuilt with one source
-    table more (a changed fact asserted again) and one less (retracted), each event is the bytes
-    the validated event has, and a consumer takes it."""
+    """facts_event builds the event of the facts it derived without the event's own validation
+    (FactsAsserted.model_construct): over generated people, first built, then rebuilt with one
+    source table more (a changed fact asserted again) and one less (retracted), each event is
+    the bytes the validated event has, and a consumer takes it; a rebuild that changes no fact
+    publishes none."""
     store = Store(None, PROTECTOR)  # type: ignore[arg-type]  # only its _linked
     asserted = 0
     for person_id, rows in stored_rows(150):
@@ -80,12 +81,15 @@ def test_a_fact_is_published_as_the_contract_validates_it() -> None:
         emitted: dict[str, list[Any]] = {}
         for now in (fewer, rows, fewer):
             golden = golden_record(linked(store, now))
-            events, emitted = fact_events(person_id, current_facts(person_id, golden), emitted)
-            for event in events:
-                raw = event.model_dump_json()
-                assert FactAsserted(person_id=person_id, fact=event.fact).model_dump_json() == raw
-                assert FactAsserted.model_validate_json(raw) == event
-                asserted += not event.fact.retracted
+            event, emitted = facts_event(person_id, current_facts(person_id, golden), emitted)
+            if event is None:  # nothing changed
+                continue
+            raw = event.model_dump_json()
+            assert FactsAsserted(person_id=person_id, facts=event.facts).model_dump_json() == raw
+            assert FactsAsserted.model_validate_json(raw) == event
+            asserted += sum(not fact.retracted for fact in event.facts)
+        golden = golden_record(linked(store, fewer))
+        assert facts_event(person_id, current_facts(person_id, golden), emitted) == (None, emitted)
     assert asserted > 150 * 3
 
 

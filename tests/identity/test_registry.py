@@ -265,10 +265,10 @@ async def _converged(harness: Harness, order: list[Message], batch: int) -> dict
         entry.pop("observed_at", None)
     latest: dict[str, Any] = {}
     for event in harness.published:
-        if type(event).__name__ == "FactAsserted":
-            key = (event.fact.kind, event.fact.source.record_key)
-            if key not in latest or event.fact.revision >= latest[key].revision:
-                latest[key] = event.fact
+        for fact in event.facts if type(event).__name__ == "FactsAsserted" else ():
+            key = (fact.kind, fact.source.record_key)
+            if key not in latest or fact.revision >= latest[key].revision:
+                latest[key] = fact
     # What a consumer of registry.facts ends up believing: the live facts (a fact created and
     # deleted before it was ever published need not be retracted).
     golden["facts"] = sorted(

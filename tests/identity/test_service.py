@@ -20,7 +20,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from canbao_contracts.codes import RegistrationItem
 from canbao_contracts.envelope import KafkaRecord, decode, encode
-from canbao_contracts.events import CollectionApproved, FactAsserted, PersonRegistered
+from canbao_contracts.events import CollectionApproved, FactsAsserted, PersonRegistered
 from canbao_contracts.events.base import Event
 from canbao_contracts.events.vocabulary import Channel
 from canbao_contracts.topics import (
@@ -206,7 +206,7 @@ async def test_change_events_through_the_broker_become_one_person_and_facts(
     )
 
     def arrived(seen: list[Event]) -> bool:
-        facts = {e.fact.kind for e in person_events(seen, FactAsserted)}
+        facts = {f.kind for e in person_events(seen, FactsAsserted) for f in e.facts}
         return (
             bool(person_events(seen, PersonRegistered))
             and {"enrolment", "household_status"} <= facts
@@ -219,7 +219,7 @@ async def test_change_events_through_the_broker_become_one_person_and_facts(
     assert registered.masked_name != "王伟" and registered.masked_name.startswith("王")
     assert "王伟" not in str([e.model_dump() for e in seen]), "the clear name left identity"
     enrolment = next(
-        e.fact for e in person_events(seen, FactAsserted) if e.fact.kind == "enrolment"
+        f for e in person_events(seen, FactsAsserted) for f in e.facts if f.kind == "enrolment"
     )
     assert (enrolment.insurance.value, enrolment.scheme.value, enrolment.state) == (
         "pension",

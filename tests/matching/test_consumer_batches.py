@@ -23,6 +23,7 @@ from canbao_contracts.events import (
     CollectionApproved,
     Event,
     FactAsserted,
+    FactsAsserted,
     FactSource,
     PersonsMerged,
     PersonUpdated,
@@ -192,6 +193,31 @@ async def test_a_retraction_stays_when_an_older_revision_arrives_late(
     row = await fact_row(matching_db, fact.fact_id)
     assert (row.revision, row.retracted) == (2, True)
     assert not (await person_row(matching_db, pid)).pending
+
+
+async def test_facts_asserted_together_are_kept_as_if_each_came_alone(
+    apply_batch: Batch, matching_db: Database
+) -> None:
+    """A FactsAsserted (what identity publishes of a rebuild) and FactAsserted (what it published
+    before, still on the topic) in one batch, in any order: per fact, the highest revision."""
+    pid = uuid.uuid4()
+    pension, medical = enrolled(pid, S.RESIDENT_PENSION), enrolled(pid, S.RESIDENT_MEDICAL)
+    newer_pension = pension.model_copy(update={"revision": 2, "region_code": "520103"})
+    retracted_medical = medical.model_copy(update={"revision": 3, "retracted": True})
+    outcome = await apply_batch(
+        [
+            FactsAsserted(person_id=pid, facts=(newer_pension, medical)),
+            FactAsserted(person_id=pid, fact=pension),  # a late copy of an older revision
+            FactsAsserted(person_id=pid, facts=(retracted_medical,)),
+            FactAsserted(person_id=pid, fact=medical),
+        ]
+    )
+    assert (outcome.applied, outcome.dead_lettered) == (4, 0)
+    kept = await fact_row(matching_db, pension.fact_id)
+    assert (kept.revision, kept.retracted, kept.body["region_code"]) == (2, False, "520103")
+    kept = await fact_row(matching_db, medical.fact_id)
+    assert (kept.revision, kept.retracted) == (3, True)
+    assert (await person_row(matching_db, pid)).pending
 
 
 async def test_everyone_in_a_batch_is_marked_pending_with_their_last_state(

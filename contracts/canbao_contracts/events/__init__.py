@@ -3,7 +3,7 @@
 | topic                | events                                                         | producer |
 |----------------------|----------------------------------------------------------------|----------|
 | registry.persons     | PersonRegistered, PersonUpdated, PersonsMerged, PersonDeceased | identity |
-| registry.facts       | FactAsserted (a `Fact`: one of nine kinds)                     | identity |
+| registry.facts       | FactsAsserted (`Fact`s: nine kinds), FactAsserted (one; older) | identity |
 | registry.statuses    | StatusesChanged, StatusesWithdrawn                             | matching |
 | registry.collections | CollectionApproved                                             | survey   |
 | feedback.<system>    | FeedbackRequested (one topic per business system)              | identity |
@@ -39,7 +39,7 @@ from canbao_contracts.events.fact_kinds import (
     StudyFact,
     fact_id_for,
 )
-from canbao_contracts.events.facts import Fact, FactAsserted
+from canbao_contracts.events.facts import Fact, FactAsserted, FactsAsserted
 from canbao_contracts.events.feedback import (
     FeedbackChange,
     FeedbackOutcome,
@@ -69,6 +69,7 @@ EVENT_CLASSES: Final[tuple[type[Event], ...]] = (
     PersonsMerged,
     PersonDeceased,
     FactAsserted,
+    FactsAsserted,
     StatusesChanged,
     StatusesWithdrawn,
     CollectionApproved,
@@ -97,6 +98,7 @@ __all__ = [
     "Fact",
     "FactAsserted",
     "FactSource",
+    "FactsAsserted",
     "FeedbackChange",
     "FeedbackOutcome",
     "FeedbackReplied",

@@ -1,10 +1,14 @@
 """`registry.facts`: what the source systems say about a person, in one vocabulary whatever the
 system (canonical, source-agnostic facts), for matching to apply domain.md §5 to.
 
-One event type, `FactAsserted`, carries every kind of fact as a discriminated union on `kind`.
-That keeps consumers simple: one handler, one idempotency rule (the highest `revision` per
-`fact_id` wins; a retraction is the same fact with `retracted=True`), and a `match` on the kind
-where the rules differ. A new kind is a new union member, not a new event type or operation.
+A `Fact` is every kind of fact as a discriminated union on `kind`. That keeps consumers simple:
+one idempotency rule (the highest `revision` per `fact_id` wins; a retraction is the same fact
+with `retracted=True`), and a `match` on the kind where the rules differ. A new kind is a new
+union member, not a new event type or operation.
+
+Identity publishes what one rebuild of a person changed as one `FactsAsserted`; `FactAsserted`
+(one fact per event) is its first version, which it published before and consumers still read
+(a topic keeps what was published for its retention). Both mean the same for each fact.
 """
 
 from __future__ import annotations
@@ -69,4 +73,36 @@ class FactAsserted(Event):
                 f"fact_id {self.fact.fact_id} is not fact_id_for(person_id, {self.fact.kind!r}, "
                 f"source) = {expected}: a fact's id is derived from its source record"
             )
+        return self
+
+
+class FactsAsserted(Event):
+    """Facts about one person, each as its own `FactAsserted` would state it: what one rebuild
+    of the person changed (asserted, changed or retracted facts), in one message instead of one
+    per fact. Consumers apply each fact by the same rule (the highest `revision` per `fact_id`
+    wins, a retraction kept as a tombstone); the facts' order means nothing."""
+
+    type: ClassVar[str] = "cn.canbao.registry.facts.asserted.v1"
+    topic = FACTS
+
+    person_id: UUID
+    facts: tuple[Fact, ...] = Field(min_length=1)
+
+    @property
+    def subject(self) -> str:
+        return str(self.person_id)
+
+    @model_validator(mode="after")
+    def _fact_ids_are_derived_and_distinct(self) -> Self:
+        seen: set[UUID] = set()
+        for fact in self.facts:
+            expected = fact_id_for(self.person_id, fact.kind, fact.source)
+            if fact.fact_id != expected:
+                raise ValueError(
+                    f"fact_id {fact.fact_id} is not fact_id_for(person_id, {fact.kind!r}, "
+                    f"source) = {expected}: a fact's id is derived from its source record"
+                )
+            if fact.fact_id in seen:
+                raise ValueError(f"fact_id {fact.fact_id} is stated twice")
+            seen.add(fact.fact_id)
         return self

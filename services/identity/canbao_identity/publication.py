@@ -15,7 +15,7 @@ from pydantic import TypeAdapter
 
 from canbao_contracts.codes import HouseholdType, PersonalIdentity, SourceSystem
 from canbao_contracts.events import (
-    FactAsserted,
+    FactsAsserted,
     FactSource,
     PersonDeceased,
     PersonRegistered,
@@ -90,7 +90,7 @@ def person_event(
 def current_facts(person_id: UUID, golden: Golden) -> dict[str, tuple[int, str, dict[str, Any]]]:
     """fact_id → (revision, digest of the content, the fact as JSON) of every fact the person's
     contributing records state. Each fact_id is fact_id_for(person_id, the content's kind, the
-    content's source): `fact_events` relies on it."""
+    content's source): `facts_event` relies on it."""
     facts = {}
     for record in golden.contributing:
         system, table = record.source_table.split(".", 1)
@@ -108,49 +108,41 @@ def current_facts(person_id: UUID, golden: Golden) -> dict[str, tuple[int, str, 
     return facts
 
 
-def fact_events(
+def facts_event(
     person_id: UUID,
     current: dict[str, tuple[int, str, dict[str, Any]]],
     emitted: dict[str, list[Any]],
-) -> tuple[list[FactAsserted], dict[str, list[Any]]]:
-    """The facts to assert (new or changed) and retract (gone), and the new emitted map. A
-    revision only grows per fact_id (consumers ignore an equal or lower one). `current` is
-    `current_facts(person_id, …)`."""
-    events, now = [], dict(emitted)
+) -> tuple[FactsAsserted | None, dict[str, list[Any]]]:
+    """The facts to assert (new or changed) and retract (gone), as one event (None: nothing
+    changed), and the new emitted map. A revision only grows per fact_id (consumers ignore an
+    equal or lower one). `current` is `current_facts(person_id, …)`.
+
+    The facts are validated by their kind's rules; the event around them is built without
+    validation: beyond its fields' types, FactsAsserted checks only that each fact_id is derived
+    from the person, kind and source (a uuid5 per fact), which is how current_facts made it, and
+    stated once, which the map's keys are. Consumers validate the event in full."""
+    facts, now = [], dict(emitted)
     for fact_id, (position, digest, content) in sorted(current.items()):
         previous = emitted.get(fact_id)
         if previous is not None and previous[1] == digest and not previous[2]:
             continue
         revision = max(position, previous[0] + 1) if previous else position
-        events.append(_derived(person_id, fact_id, content, revision))
+        facts.append(_fact(fact_id, content, revision, retracted=False))
         now[fact_id] = [revision, digest, False, content]
     for fact_id in sorted(set(emitted) - set(current)):
         revision, digest, retracted, content = emitted[fact_id]
         if not retracted:
-            events.append(_asserted(person_id, fact_id, content, revision + 1, retracted=True))
+            facts.append(_fact(fact_id, content, revision + 1, retracted=True))
             now[fact_id] = [revision + 1, digest, True, content]
-    return events, now
+    if not facts:
+        return None, now
+    return FactsAsserted.model_construct(person_id=person_id, facts=tuple(facts)), now
 
 
-def _asserted(
-    person_id: UUID, fact_id: str, content: dict[str, Any], revision: int, *, retracted: bool
-) -> FactAsserted:
-    fact = _FACT.validate_python(
+def _fact(fact_id: str, content: dict[str, Any], revision: int, *, retracted: bool) -> Fact:
+    return _FACT.validate_python(
         {**content, "fact_id": fact_id, "revision": revision, "retracted": retracted}
     )
-    return FactAsserted(person_id=person_id, fact=fact)
-
-
-def _derived(person_id: UUID, fact_id: str, content: dict[str, Any], revision: int) -> FactAsserted:
-    """A fact of `current_facts`, asserted. The fact is validated as `_asserted` validates it
-    (its kind's rules); the event around it is built without validation: beyond its fields'
-    types (a UUID, a validated fact), FactAsserted checks only that the fact_id is derived from
-    the person, kind and source (_fact_id_is_derived, a uuid5 per fact), which is how
-    current_facts made it. Consumers validate the event in full."""
-    fact = _FACT.validate_python(
-        {**content, "fact_id": fact_id, "revision": revision, "retracted": False}
-    )
-    return FactAsserted.model_construct(person_id=person_id, fact=fact)
 
 
 def _code(value: str | None, codes: set[str] | frozenset[str]) -> str | None:

@@ -14,6 +14,7 @@ from uuid import UUID
 from canbao_contracts.events import (
     CollectionApproved,
     FactAsserted,
+    FactsAsserted,
     PersonDeceased,
     PersonRegistered,
     PersonsMerged,
@@ -36,8 +37,11 @@ async def handle(message: InboundMessage, uow: UnitOfWork) -> None:
             await store.retire_person(
                 uow.session, event.merged_person_id, event.surviving_person_id
             )
-        case FactAsserted():
+        case FactsAsserted():
             # A duplicate or a late copy of an older revision changes nothing.
+            for fact in event.facts:
+                store.save_fact(uow, event.person_id, fact, message.published_at)
+        case FactAsserted():  # one fact per event, as identity published them before
             store.save_fact(uow, event.person_id, event.fact, message.published_at)
         case CollectionApproved(person_id=UUID() as person_id):
             await store.save_collection(uow.session, event)
