@@ -67,12 +67,7 @@ class FactAsserted(Event):
 
     @model_validator(mode="after")
     def _fact_id_is_derived(self) -> Self:
-        expected = fact_id_for(self.person_id, self.fact.kind, self.fact.source)
-        if self.fact.fact_id != expected:
-            raise ValueError(
-                f"fact_id {self.fact.fact_id} is not fact_id_for(person_id, {self.fact.kind!r}, "
-                f"source) = {expected}: a fact's id is derived from its source record"
-            )
+        _check_derived(self.person_id, self.fact)
         return self
 
 
@@ -96,13 +91,17 @@ class FactsAsserted(Event):
     def _fact_ids_are_derived_and_distinct(self) -> Self:
         seen: set[UUID] = set()
         for fact in self.facts:
-            expected = fact_id_for(self.person_id, fact.kind, fact.source)
-            if fact.fact_id != expected:
-                raise ValueError(
-                    f"fact_id {fact.fact_id} is not fact_id_for(person_id, {fact.kind!r}, "
-                    f"source) = {expected}: a fact's id is derived from its source record"
-                )
+            _check_derived(self.person_id, fact)
             if fact.fact_id in seen:
                 raise ValueError(f"fact_id {fact.fact_id} is stated twice")
             seen.add(fact.fact_id)
         return self
+
+
+def _check_derived(person_id: UUID, fact: Fact) -> None:
+    expected = fact_id_for(person_id, fact.kind, fact.source)
+    if fact.fact_id != expected:
+        raise ValueError(
+            f"fact_id {fact.fact_id} is not fact_id_for(person_id, {fact.kind!r}, "
+            f"source) = {expected}: a fact's id is derived from its source record"
+        )
