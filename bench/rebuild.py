@@ -29,7 +29,7 @@ from canbao_contracts.envelope import encode
 from canbao_identity.golden import GoldenDocument, golden_record
 from canbao_identity.golden_records import GoldenRecords
 from canbao_identity.history import value_changes
-from canbao_identity.publication import current_facts, facts_event, person_event, public_state
+from canbao_identity.publication import current_facts, facts_events, person_event, public_state
 from canbao_identity.store import Store
 from tests.identity.generated import ORDER, PROTECTOR, StoredRow, linked, stored_rows
 
@@ -83,8 +83,8 @@ def stages(
     events = []
     for (person_id, person, _), state, current in zip(cases, states, facts, strict=True):
         event = person_event(person_id, state, person.public_state)
-        asserted, _ = facts_event(person_id, current, person.emitted_facts or {})
-        events.append([e for e in (event, asserted) if e is not None])
+        asserted, _ = facts_events(person_id, current, person.emitted_facts or {})
+        events.append(([event] if event is not None else []) + asserted)
     documents = [GoldenDocument.of(g) for g in goldens]
     previous = [
         None
@@ -114,9 +114,9 @@ def stages(
         for (person_id, _, _), g in zip(cases, goldens, strict=True):
             current_facts(person_id, g)
 
-    def run_facts_event() -> None:
+    def run_facts_events() -> None:
         for (person_id, person, _), current in zip(cases, facts, strict=True):
-            facts_event(person_id, current, person.emitted_facts or {})
+            facts_events(person_id, current, person.emitted_facts or {})
 
     def run_encode() -> None:
         for each in events:
@@ -145,7 +145,7 @@ def stages(
         "public_state": run_public_state,
         "person_event": run_person_event,
         "current_facts": run_current_facts,
-        "facts_event": run_facts_event,
+        "facts_events": run_facts_events,
         "encode": run_encode,
         "document": run_document,
         "history": run_history,

@@ -51,6 +51,7 @@ from canbao_contracts.events import (
     fact_id_for,
 )
 from canbao_contracts.events.fact_kinds import FACT_ID_NAMESPACE, FactBase
+from canbao_contracts.events.facts import MAX_FACTS_PER_EVENT
 from tests.contracts.event_examples import (
     AT,
     CONFIRMED,
@@ -317,6 +318,8 @@ def test_facts_asserted_together_are_each_derived_from_their_source_and_stated_o
         FactsAsserted(person_id=PERSON_ID, facts=(enrolment, newer))
     with pytest.raises(ValidationError, match="at least 1"):
         FactsAsserted(person_id=PERSON_ID, facts=())
+    with pytest.raises(ValidationError, match=f"at most {MAX_FACTS_PER_EVENT}"):
+        FactsAsserted(person_id=PERSON_ID, facts=(enrolment,) * (MAX_FACTS_PER_EVENT + 1))
 
 
 def test_a_retracted_fact_keeps_its_id() -> None:

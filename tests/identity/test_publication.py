@@ -1,6 +1,6 @@
 """What identity publishes of a golden record (publication.public_state): the fields of the
 contract's PersonState, nothing personal beyond the masked name and number; and its facts as the
-contract's FactsAsserted validates them (publication.facts_event)."""
+contract's FactsAsserted validates them (publication.facts_events)."""
 
 from __future__ import annotations
 
@@ -10,10 +10,11 @@ from uuid import UUID, uuid4
 
 import pytest
 
-from canbao_contracts.events import FactsAsserted, PersonRegistered
+from canbao_contracts.events import FactsAsserted, FactSource, PersonRegistered, fact_id_for
+from canbao_contracts.events.facts import MAX_FACTS_PER_EVENT
 from canbao_identity import records as r
 from canbao_identity.golden import LinkedRecord, golden_record
-from canbao_identity.publication import current_facts, facts_event, public_state
+from canbao_identity.publication import current_facts, facts_events, public_state
 from canbao_identity.records import FactDraft
 from canbao_identity.resolution import LinkKind
 from canbao_identity.store import Store
@@ -68,11 +69,11 @@ def test_nothing_published_rebuilds_the_id_number() -> None:
 
 
 def test_a_fact_is_published_as_the_contract_validates_it() -> None:
-    """facts_event builds the event of the facts it derived without the event's own validation
-    (FactsAsserted.model_construct): over generated people, first built, then rebuilt with one
-    source table more (a changed fact asserted again) and one less (retracted), each event is
-    the bytes the validated event has, and a consumer takes it; a rebuild that changes no fact
-    publishes none."""
+    """facts_events builds the events of the facts it derived without the events' own
+    validation (FactsAsserted.model_construct): over generated people, first built, then rebuilt
+    with one source table more (a changed fact asserted again) and one less (retracted), each
+    event is the bytes the validated event has, and a consumer takes it; a rebuild that changes
+    no fact publishes none."""
     store = Store(None, PROTECTOR)  # type: ignore[arg-type]  # only its _linked
     asserted = 0
     for person_id, rows in stored_rows(150):
@@ -81,16 +82,38 @@ def test_a_fact_is_published_as_the_contract_validates_it() -> None:
         emitted: dict[str, list[Any]] = {}
         for now in (fewer, rows, fewer):
             golden = golden_record(linked(store, now))
-            event, emitted = facts_event(person_id, current_facts(person_id, golden), emitted)
-            if event is None:  # nothing changed
-                continue
-            raw = event.model_dump_json()
-            assert FactsAsserted(person_id=person_id, facts=event.facts).model_dump_json() == raw
-            assert FactsAsserted.model_validate_json(raw) == event
-            asserted += sum(not fact.retracted for fact in event.facts)
+            events, emitted = facts_events(person_id, current_facts(person_id, golden), emitted)
+            assert len(events) <= 1
+            for event in events:
+                raw = event.model_dump_json()
+                facts = event.facts
+                assert FactsAsserted(person_id=person_id, facts=facts).model_dump_json() == raw
+                assert FactsAsserted.model_validate_json(raw) == event
+                asserted += sum(not fact.retracted for fact in facts)
         golden = golden_record(linked(store, fewer))
-        assert facts_event(person_id, current_facts(person_id, golden), emitted) == (None, emitted)
+        assert facts_events(person_id, current_facts(person_id, golden), emitted) == ([], emitted)
     assert asserted > 150 * 3
+
+
+def test_a_rebuild_that_changed_many_facts_publishes_them_in_events_of_at_most_a_hundred() -> None:
+    """Each event stays far below the broker's message size limit, however many records a
+    person has: 250 facts (say, a long history of employment records) are three events, each
+    fact in one of them, retracted together the same way."""
+    [(person_id, rows)] = stored_rows(1)
+    golden = golden_record(linked(Store(None, PROTECTOR), rows))  # type: ignore[arg-type]
+    kind, content = next((c["kind"], c) for _, _, c in current_facts(person_id, golden).values())
+    current = {}
+    for n in range(250):
+        source = {**content["source"], "record_key": f"row={n}"}
+        fact_id = fact_id_for(person_id, kind, FactSource(**source))
+        current[str(fact_id)] = (1, f"digest{n}", {**content, "source": source})
+    events, emitted = facts_events(person_id, current, {})
+    assert [len(e.facts) for e in events] == [MAX_FACTS_PER_EVENT, MAX_FACTS_PER_EVENT, 50]
+    validated = [FactsAsserted.model_validate_json(e.model_dump_json()) for e in events]
+    assert sorted(str(f.fact_id) for e in validated for f in e.facts) == sorted(current)
+    retractions, _ = facts_events(person_id, {}, emitted)
+    assert [len(e.facts) for e in retractions] == [100, 100, 50]
+    assert all(f.retracted for e in retractions for f in e.facts)
 
 
 def test_a_fact_whose_fields_name_another_kind_or_source_is_refused() -> None:

@@ -13,7 +13,7 @@ Identity publishes what one rebuild of a person changed as one `FactsAsserted`; 
 
 from __future__ import annotations
 
-from typing import Annotated, ClassVar, Self
+from typing import Annotated, ClassVar, Final, Self
 from uuid import UUID
 
 from pydantic import Field, model_validator
@@ -71,17 +71,23 @@ class FactAsserted(Event):
         return self
 
 
+# A FactsAsserted carries at most this many facts: a fact's JSON is at most ~1.5 KB (its strings
+# are bounded), so an event stays far below a broker's message size limit (1 MiB by default).
+MAX_FACTS_PER_EVENT: Final = 100
+
+
 class FactsAsserted(Event):
     """Facts about one person, each as its own `FactAsserted` would state it: what one rebuild
     of the person changed (asserted, changed or retracted facts), in one message instead of one
-    per fact. Consumers apply each fact by the same rule (the highest `revision` per `fact_id`
-    wins, a retraction kept as a tombstone); the facts' order means nothing."""
+    per fact (several when it changed more than `MAX_FACTS_PER_EVENT`). Consumers apply each
+    fact by the same rule (the highest `revision` per `fact_id` wins, a retraction kept as a
+    tombstone); the facts' order means nothing."""
 
     type: ClassVar[str] = "cn.canbao.registry.facts.asserted.v1"
     topic = FACTS
 
     person_id: UUID
-    facts: tuple[Fact, ...] = Field(min_length=1)
+    facts: tuple[Fact, ...] = Field(min_length=1, max_length=MAX_FACTS_PER_EVENT)
 
     @property
     def subject(self) -> str:

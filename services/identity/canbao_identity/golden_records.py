@@ -36,7 +36,7 @@ from canbao_identity import records as r
 from canbao_identity.golden import GoldenDocument, LinkedRecord, golden_record
 from canbao_identity.history import merge_changes, value_changes
 from canbao_identity.protection import Protector
-from canbao_identity.publication import current_facts, facts_event, person_event, public_state
+from canbao_identity.publication import current_facts, facts_events, person_event, public_state
 from canbao_identity.resolution import (
     CLOSED_BY_BUILDER,
     CLOSED_BY_SOURCE,
@@ -308,12 +308,12 @@ class GoldenRecords:
         if (event := person_event(person_id, state, person.public_state)) is not None:
             self.publish(event)
             self._count(type(event).__name__)
-        facts, emitted = facts_event(
+        facts, emitted = facts_events(
             person_id, current_facts(person_id, golden), person.emitted_facts or {}
         )
-        if facts is not None:
-            self.publish(facts)
-            self._count("facts", len(facts.facts))
+        for event in facts:
+            self.publish(event)
+            self._count("facts", len(event.facts))
         name, birth, gender = (golden.value(k) for k in (r.NAME, r.BIRTH_DATE, r.GENDER))
         demographic = None
         if name and birth and gender:
@@ -352,9 +352,9 @@ class GoldenRecords:
         if person is None:
             raise LookupError("no such person")
         await self.store.move_person(merged, survivor)
-        retractions, _ = facts_event(merged, {}, person.emitted_facts or {})
-        if retractions is not None:
-            self.publish(retractions)
+        retractions, _ = facts_events(merged, {}, person.emitted_facts or {})
+        for event in retractions:
+            self.publish(event)
         self.publish(PersonsMerged(merged_person_id=merged, surviving_person_id=survivor))
         await self.store.save_changes(merge_changes(self.protector, merged, survivor))
         await self.store.retire_person(merged)

@@ -23,7 +23,7 @@ from canbao_contracts.events import (
     fact_id_for,
 )
 from canbao_contracts.events.base import Event
-from canbao_contracts.events.facts import Fact
+from canbao_contracts.events.facts import MAX_FACTS_PER_EVENT, Fact
 from canbao_contracts.id_numbers import mask_name
 from canbao_identity import records as r
 from canbao_identity.adapters.values import region_code
@@ -90,7 +90,7 @@ def person_event(
 def current_facts(person_id: UUID, golden: Golden) -> dict[str, tuple[int, str, dict[str, Any]]]:
     """fact_id → (revision, digest of the content, the fact as JSON) of every fact the person's
     contributing records state. Each fact_id is fact_id_for(person_id, the content's kind, the
-    content's source): `facts_event` relies on it."""
+    content's source): `facts_events` relies on it."""
     facts = {}
     for record in golden.contributing:
         system, table = record.source_table.split(".", 1)
@@ -108,19 +108,20 @@ def current_facts(person_id: UUID, golden: Golden) -> dict[str, tuple[int, str, 
     return facts
 
 
-def facts_event(
+def facts_events(
     person_id: UUID,
     current: dict[str, tuple[int, str, dict[str, Any]]],
     emitted: dict[str, list[Any]],
-) -> tuple[FactsAsserted | None, dict[str, list[Any]]]:
-    """The facts to assert (new or changed) and retract (gone), as one event (None: nothing
-    changed), and the new emitted map. A revision only grows per fact_id (consumers ignore an
-    equal or lower one). `current` is `current_facts(person_id, …)`.
+) -> tuple[list[FactsAsserted], dict[str, list[Any]]]:
+    """The facts to assert (new or changed) and retract (gone), as one event (several beyond
+    MAX_FACTS_PER_EVENT; none when nothing changed), and the new emitted map. A revision only
+    grows per fact_id (consumers ignore an equal or lower one). `current` is
+    `current_facts(person_id, …)`.
 
-    The facts are validated by their kind's rules; the event around them is built without
+    The facts are validated by their kind's rules; the events around them are built without
     validation: beyond its fields' types, FactsAsserted checks only that each fact_id is derived
     from the person, kind and source (a uuid5 per fact), which is how current_facts made it, and
-    stated once, which the map's keys are. Consumers validate the event in full."""
+    stated once, which the map's keys are. Consumers validate the events in full."""
     facts, now = [], dict(emitted)
     for fact_id, (position, digest, content) in sorted(current.items()):
         previous = emitted.get(fact_id)
@@ -134,9 +135,13 @@ def facts_event(
         if not retracted:
             facts.append(_fact(fact_id, content, revision + 1, retracted=True))
             now[fact_id] = [revision + 1, digest, True, content]
-    if not facts:
-        return None, now
-    return FactsAsserted.model_construct(person_id=person_id, facts=tuple(facts)), now
+    events = [
+        FactsAsserted.model_construct(
+            person_id=person_id, facts=tuple(facts[start : start + MAX_FACTS_PER_EVENT])
+        )
+        for start in range(0, len(facts), MAX_FACTS_PER_EVENT)
+    ]
+    return events, now
 
 
 def _fact(fact_id: str, content: dict[str, Any], revision: int, *, retracted: bool) -> Fact:

@@ -28,7 +28,7 @@ persons = sa.Table(
     sa.Column("public_state", JSONB),  # what we last published (masked): to publish changes only
     sa.Column(
         "emitted_facts", JSONB, nullable=False, server_default="{}"
-    ),  # fact_id → [revision, digest, retracted, the fact as JSON] (publication.facts_event)
+    ),  # fact_id → [revision, digest, retracted, the fact as JSON] (publication.facts_events)
     # Who a household survey of a division visits (routes.py survey-subjects), written with
     # public_state: its region_code (in byte order, so a prefix is a range of the index), whether
     # household-registered locally and deceased; and the household as a blind index of region and
