@@ -35,6 +35,7 @@ from canbao_contracts.events import (
     Fact,
     FactAsserted,
     FactsAsserted,
+    FactSource,
     FeedbackReplied,
     FeedbackRequested,
     Flag,
@@ -320,6 +321,30 @@ def test_facts_asserted_together_are_each_derived_from_their_source_and_stated_o
         FactsAsserted(person_id=PERSON_ID, facts=())
     with pytest.raises(ValidationError, match=f"at most {MAX_FACTS_PER_EVENT}"):
         FactsAsserted(person_id=PERSON_ID, facts=(enrolment,) * (MAX_FACTS_PER_EVENT + 1))
+
+
+def test_the_largest_facts_asserted_the_contract_allows_fits_a_default_kafka_message() -> None:
+    """MAX_FACTS_PER_EVENT facts with every bounded string at its longest, of the character JSON
+    writes longest (a control character: six bytes), stay under a broker's default message size
+    limit (1 MiB): what identity publishes can always be sent."""
+    widest = "\x01"
+    facts = []
+    for n in range(MAX_FACTS_PER_EVENT):
+        key = f"{n:03}" + widest * 197
+        source = FactSource(system="employment", table="job_registration", record_key=key)
+        facts.append(
+            FACTS["employment"].model_copy(
+                update={
+                    "fact_id": fact_id_for(PERSON_ID, "employment", source),
+                    "source": source,
+                    "unit_id": widest * 64,
+                    "unit_name": widest * 100,
+                }
+            )
+        )
+    event = FactsAsserted(person_id=PERSON_ID, facts=tuple(facts))
+    assert FactsAsserted.model_validate_json(event.model_dump_json()) == event
+    assert len(event.model_dump_json().encode()) < 2**20
 
 
 def test_a_retracted_fact_keeps_its_id() -> None:

@@ -71,8 +71,9 @@ class FactAsserted(Event):
         return self
 
 
-# A FactsAsserted carries at most this many facts: a fact's JSON is at most ~1.5 KB (its strings
-# are bounded), so an event stays far below a broker's message size limit (1 MiB by default).
+# A FactsAsserted carries at most this many facts: a fact's strings are bounded, so its JSON is
+# at most ~2.5 KB and an event at most ~250 KB, below a broker's message size limit (1 MiB by
+# default; tests/contracts/test_events.py builds the largest one).
 MAX_FACTS_PER_EVENT: Final = 100
 
 
